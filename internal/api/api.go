@@ -1,0 +1,263 @@
+// Package api serves nsnet's REST API: a compatible subset of the OpenStack
+// Networking API v2.0 (same paths, envelopes, attribute names, statuses and
+// error types) plus nsnet's extensions (instances, status, waiting for the
+// agent).
+//
+// It owns HTTP: routing, authentication, request envelopes, list filters,
+// fields, sorting and pagination, and error rendering. It must not validate
+// attributes or touch the store or the kernel: the service does the former,
+// the agent the latter.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/auth"
+	"github.com/nsnet/nsnet/internal/service"
+)
+
+// MaxBodyBytes bounds a request body; larger ones get 413.
+const MaxBodyBytes = 1 << 20
+
+// Headers of nsnet's wait extension.
+const (
+	// HeaderWait on a write asks the server to answer only once the agent
+	// has programmed the change, waiting at most the given duration ("30s").
+	HeaderWait = "X-Nsnet-Wait"
+	// HeaderConverged tells whether the agent had programmed the change
+	// when the answer was sent.
+	HeaderConverged = "X-Nsnet-Converged"
+	// HeaderRevision is the store revision that holds a write.
+	HeaderRevision = "X-Nsnet-Revision"
+	// maxWait bounds HeaderWait.
+	maxWait = 5 * time.Minute
+)
+
+// Converger is the agent as the API sees it.
+type Converger interface {
+	WaitConverged(ctx context.Context, rev int64) error
+}
+
+// Authenticator resolves a token to a caller.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Caller, error)
+}
+
+// ErrUnauthorized is returned by an Authenticator for a token it rejects.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// StaticToken accepts one token, as the admin.
+type StaticToken string
+
+// Authenticate implements Authenticator, comparing in constant time.
+func (t StaticToken) Authenticate(_ context.Context, token string) (auth.Caller, error) {
+	if t == "" || subtle.ConstantTimeCompare([]byte(token), []byte(t)) != 1 {
+		return auth.Caller{}, ErrUnauthorized
+	}
+	return auth.Admin, nil
+}
+
+// Config wires a Server.
+type Config struct {
+	Service   *service.Service
+	Converger Converger
+	// Status returns the body of GET /nsnet/status.
+	Status func() any
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// TrustedHandler serves callers that are trusted by how they connected (the
+// root-only unix socket): every request is the admin's.
+func (s *Server) TrustedHandler() http.Handler {
+	return s.wrap(func(r *http.Request) (auth.Caller, error) { return auth.Admin, nil })
+}
+
+// TokenHandler serves callers that must present X-Auth-Token.
+func (s *Server) TokenHandler(a Authenticator) http.Handler {
+	return s.wrap(func(r *http.Request) (auth.Caller, error) {
+		token := r.Header.Get("X-Auth-Token")
+		if token == "" {
+			return auth.Caller{}, ErrUnauthorized
+		}
+		return a.Authenticate(r.Context(), token)
+	})
+}
+
+func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if v := recover(); v != nil {
+				s.cfg.Logger.Error("panic serving request", "method", r.Method, "path", r.URL.Path, "panic", v)
+				writeError(rec, &service.Error{Status: 500, Type: "HTTPInternalServerError",
+					Message: "Request Failed: internal server error while processing your request."})
+			}
+			s.cfg.Logger.Debug("request", "method", r.Method, "path", r.URL.Path,
+				"status", rec.status, "duration", time.Since(start))
+		}()
+		// The version document is public, as in Neutron.
+		if r.URL.Path != "/" {
+			c, err := authenticate(r)
+			if err != nil {
+				writeError(rec, &service.Error{Status: 401, Type: "HTTPUnauthorized",
+					Message: "The request you have made requires authentication."})
+				return
+			}
+			r = r.WithContext(auth.WithCaller(r.Context(), c))
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
+		s.mux.ServeHTTP(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /{$}", s.versions)
+	s.mux.HandleFunc("GET /v2.0", s.resourceIndex)
+	s.mux.HandleFunc("GET /v2.0/{$}", s.resourceIndex)
+	s.mux.HandleFunc("GET /v2.0/extensions", s.listExtensions)
+	s.mux.HandleFunc("GET /v2.0/extensions/{alias}", s.showExtension)
+	s.mux.HandleFunc("GET /nsnet/status", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.cfg.Status())
+	})
+	for _, res := range s.resources() {
+		s.register(res)
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &service.Error{Status: 404, Type: "HTTPNotFound", Message: "The resource could not be found."})
+	})
+}
+
+func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"versions": []any{map[string]any{
+		"id": "v2.0", "status": "CURRENT",
+		"links": []any{map[string]string{"href": baseURL(r) + "/v2.0/", "rel": "self"}},
+	}}})
+}
+
+func (s *Server) resourceIndex(w http.ResponseWriter, r *http.Request) {
+	var list []any
+	for _, res := range s.resources() {
+		list = append(list, map[string]any{
+			"name": res.singular, "collection": res.collection,
+			"links": []any{map[string]string{"href": baseURL(r) + "/v2.0/" + res.collection, "rel": "self"}},
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"resources": list})
+}
+
+func baseURL(r *http.Request) string {
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return "http://" + host
+}
+
+// decodeBody reads {"<singular>": {...}} into the resource's attributes.
+func decodeBody(r *http.Request, singular string) (service.Attrs, error) {
+	var envelope map[string]json.RawMessage
+	dec := json.NewDecoder(r.Body)
+	if err := dec.Decode(&envelope); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &service.Error{Status: 413, Type: "HTTPRequestEntityTooLarge",
+				Message: fmt.Sprintf("Request body is larger than %d bytes.", MaxBodyBytes)}
+		}
+		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: " + err.Error()}
+	}
+	if dec.More() {
+		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: data after the JSON object"}
+	}
+	raw, ok := envelope[singular]
+	if !ok || len(envelope) != 1 {
+		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest",
+			Message: fmt.Sprintf("Resource body required: expected one object named '%s'", singular)}
+	}
+	var attrs service.Attrs
+	if err := json.Unmarshal(raw, &attrs); err != nil || attrs == nil {
+		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest",
+			Message: fmt.Sprintf("Malformed request body: '%s' must be a JSON object", singular)}
+	}
+	return attrs, nil
+}
+
+// waitFor honours HeaderWait after a successful write at rev.
+func (s *Server) waitFor(w http.ResponseWriter, r *http.Request, rev int64) {
+	w.Header().Set(HeaderRevision, fmt.Sprint(rev))
+	v := r.Header.Get(HeaderWait)
+	if v == "" || s.cfg.Converger == nil {
+		return
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		d = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), min(d, maxWait))
+	defer cancel()
+	converged := s.cfg.Converger.WaitConverged(ctx, rev) == nil
+	w.Header().Set(HeaderConverged, fmt.Sprint(converged))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *service.Error) {
+	writeJSON(w, e.Status, map[string]any{"NeutronError": map[string]string{
+		"type": e.Type, "message": e.Message, "detail": e.Detail,
+	}})
+}
+
+// fail renders err: a service error as itself, anything else as a 500
+// whose details go to the log, not to the client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if e := service.AsError(err); e != nil {
+		writeError(w, e)
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		writeError(w, &service.Error{Status: 503, Type: "HTTPServiceUnavailable", Message: "The request was cancelled: " + err.Error()})
+		return
+	}
+	s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, &service.Error{Status: 500, Type: "HTTPInternalServerError",
+		Message: "Request Failed: internal server error while processing your request."})
+}

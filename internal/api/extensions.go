@@ -1,0 +1,43 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/nsnet/nsnet/internal/service"
+)
+
+// extension is one entry of GET /v2.0/extensions. Listing one is a promise
+// to clients that it works end to end, so only finished ones are here.
+type extension struct {
+	Alias       string   `json:"alias"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Updated     string   `json:"updated"`
+	Links       []string `json:"links"`
+}
+
+var extensions = []extension{
+	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []string{}},
+	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource; nsnet sets it on the bridge and every veth.", "2015-03-25T10:00:00-00:00", []string{}},
+	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []string{}},
+	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []string{}},
+	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []string{}},
+	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []string{}},
+	{"nsnet-instances", "nsnet instances", "Instances are named network namespaces; a port whose device_id is an instance id is plugged into it as a veth (nsnet:interface_name names it).", "2026-11-23T00:00:00-00:00", []string{}},
+	{"nsnet-wait", "nsnet wait for programming", "A write with header X-Nsnet-Wait: <duration> is answered once the agent has programmed it (X-Nsnet-Converged tells whether it had).", "2026-11-23T00:00:00-00:00", []string{}},
+}
+
+func (s *Server) listExtensions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"extensions": extensions})
+}
+
+func (s *Server) showExtension(w http.ResponseWriter, r *http.Request) {
+	alias := r.PathValue("alias")
+	for _, e := range extensions {
+		if e.Alias == alias {
+			writeJSON(w, http.StatusOK, map[string]any{"extension": e})
+			return
+		}
+	}
+	writeError(w, &service.Error{Status: 404, Type: "ExtensionNotFound", Message: "Extension with alias " + alias + " does not exist"})
+}

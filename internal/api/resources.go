@@ -1,0 +1,141 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/service"
+)
+
+// resource binds one collection of the API to the service.
+type resource struct {
+	singular, collection string
+	create               func(context.Context, service.Attrs) (any, int64, error)
+	update               func(context.Context, string, service.Attrs) (any, int64, error)
+	remove               func(context.Context, string) (int64, error)
+	get                  func(context.Context, string) (any, error)
+	list                 func(context.Context) ([]any, error)
+}
+
+// bind adapts the service's typed methods of one resource to a resource.
+func bind[T any](singular, collection string,
+	create func(context.Context, service.Attrs) (service.Result[T], error),
+	update func(context.Context, string, service.Attrs) (service.Result[T], error),
+	remove func(context.Context, string) (int64, error),
+	get func(context.Context, string) (T, error),
+	list func(context.Context) ([]T, error),
+) resource {
+	return resource{
+		singular: singular, collection: collection,
+		create: func(ctx context.Context, a service.Attrs) (any, int64, error) {
+			res, err := create(ctx, a)
+			return res.Object, res.Revision, err
+		},
+		update: func(ctx context.Context, id string, a service.Attrs) (any, int64, error) {
+			res, err := update(ctx, id, a)
+			return res.Object, res.Revision, err
+		},
+		remove: remove,
+		get: func(ctx context.Context, id string) (any, error) {
+			return get(ctx, id)
+		},
+		list: func(ctx context.Context) ([]any, error) {
+			items, err := list(ctx)
+			out := make([]any, len(items))
+			for i := range items {
+				out[i] = items[i]
+			}
+			return out, err
+		},
+	}
+}
+
+func (s *Server) resources() []resource {
+	svc := s.cfg.Service
+	return []resource{
+		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
+		bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets),
+		bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts),
+		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
+	}
+}
+
+func (s *Server) register(res resource) {
+	base := "/v2.0/" + res.collection
+	item := base + "/{id}"
+
+	s.mux.HandleFunc("GET "+base, func(w http.ResponseWriter, r *http.Request) {
+		items, err := res.list(r.Context())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		body, err := listBody(r, res.collection, items)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, body)
+	})
+	s.mux.HandleFunc("POST "+base, func(w http.ResponseWriter, r *http.Request) {
+		attrs, err := decodeBody(r, res.singular)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		obj, rev, err := res.create(r.Context(), attrs)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.respondAfterWrite(w, r, res, obj, rev, http.StatusCreated)
+	})
+	s.mux.HandleFunc("GET "+item, func(w http.ResponseWriter, r *http.Request) {
+		obj, err := res.get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		shown, err := project(obj, r.URL.Query()["fields"])
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{res.singular: shown})
+	})
+	s.mux.HandleFunc("PUT "+item, func(w http.ResponseWriter, r *http.Request) {
+		attrs, err := decodeBody(r, res.singular)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		obj, rev, err := res.update(r.Context(), r.PathValue("id"), attrs)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK)
+	})
+	s.mux.HandleFunc("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
+		rev, err := res.remove(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.waitFor(w, r, rev)
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// respondAfterWrite answers a create or update, first waiting for the agent
+// when asked to, so that the status in the answer is the programmed one.
+func (s *Server) respondAfterWrite(w http.ResponseWriter, r *http.Request, res resource, obj any, rev int64, status int) {
+	s.waitFor(w, r, rev)
+	if r.Header.Get(HeaderWait) != "" {
+		if fresh, err := res.get(r.Context(), idOf(obj)); err == nil {
+			obj = fresh
+		}
+	}
+	writeJSON(w, status, map[string]any{res.singular: obj})
+}

@@ -1,0 +1,155 @@
+// Package model defines nsnet's resources as the API shows them and the store
+// keeps them: networks, subnets, ports and instances, in the shapes of the
+// OpenStack Networking API v2.0 (plus nsnet's own extension attributes).
+//
+// It owns the resource types, their JSON form, and the rules that derive
+// kernel names (bridges, veths, namespaces) from resource ids. It must not
+// touch the store, the network or the kernel: everything here is pure data.
+package model
+
+import (
+	"time"
+)
+
+// Resource statuses, as Neutron spells them.
+const (
+	StatusActive = "ACTIVE"
+	StatusDown   = "DOWN"
+	StatusBuild  = "BUILD"
+	StatusError  = "ERROR"
+)
+
+// DeviceOwnerCompute is the device_owner of a port plugged into an nsnet
+// instance; Nova uses "compute:<zone>" and nsnet's zone is "nsnet".
+const DeviceOwnerCompute = "compute:nsnet"
+
+// DefaultMTU is the MTU of a network created without one.
+const DefaultMTU = 1500
+
+// Standard holds the attributes Neutron adds to every resource through its
+// standard-attr-* extensions.
+type Standard struct {
+	Description    string   `json:"description"`
+	Tags           []string `json:"tags"`
+	RevisionNumber int      `json:"revision_number"`
+	CreatedAt      string   `json:"created_at"`
+	UpdatedAt      string   `json:"updated_at"`
+}
+
+// Touch stamps a create (when CreatedAt is empty) or an update.
+func (s *Standard) Touch(now time.Time) {
+	ts := now.UTC().Format(time.RFC3339)
+	if s.CreatedAt == "" {
+		s.CreatedAt = ts
+	} else {
+		s.RevisionNumber++
+	}
+	s.UpdatedAt = ts
+	if s.Tags == nil {
+		s.Tags = []string{}
+	}
+}
+
+// Network is an L2 segment: one Linux bridge on every host that needs it.
+type Network struct {
+	ID                    string   `json:"id"`
+	Name                  string   `json:"name"`
+	ProjectID             string   `json:"project_id"`
+	TenantID              string   `json:"tenant_id"`
+	AdminStateUp          bool     `json:"admin_state_up"`
+	Status                string   `json:"status"`
+	Shared                bool     `json:"shared"`
+	MTU                   int      `json:"mtu"`
+	RouterExternal        bool     `json:"router:external"`
+	PortSecurityEnabled   bool     `json:"port_security_enabled"`
+	Subnets               []string `json:"subnets"`
+	AvailabilityZoneHints []string `json:"availability_zone_hints"`
+	AvailabilityZones     []string `json:"availability_zones"`
+	IPv4AddressScope      *string  `json:"ipv4_address_scope"`
+	IPv6AddressScope      *string  `json:"ipv6_address_scope"`
+	L2Adjacency           bool     `json:"l2_adjacency"`
+	Standard
+}
+
+// AllocationPool is an inclusive range of addresses IPAM may hand out.
+type AllocationPool struct {
+	Start string `json:"start"`
+	End   string `json:"end"`
+}
+
+// HostRoute is a route pushed to instances on a subnet.
+type HostRoute struct {
+	Destination string `json:"destination"`
+	NextHop     string `json:"nexthop"`
+}
+
+// Subnet is an IP range on a network, with IPAM and instance configuration.
+type Subnet struct {
+	ID              string           `json:"id"`
+	Name            string           `json:"name"`
+	ProjectID       string           `json:"project_id"`
+	TenantID        string           `json:"tenant_id"`
+	NetworkID       string           `json:"network_id"`
+	IPVersion       int              `json:"ip_version"`
+	CIDR            string           `json:"cidr"`
+	GatewayIP       *string          `json:"gateway_ip"`
+	AllocationPools []AllocationPool `json:"allocation_pools"`
+	DNSNameservers  []string         `json:"dns_nameservers"`
+	HostRoutes      []HostRoute      `json:"host_routes"`
+	EnableDHCP      bool             `json:"enable_dhcp"`
+	IPv6RAMode      *string          `json:"ipv6_ra_mode"`
+	IPv6AddressMode *string          `json:"ipv6_address_mode"`
+	SubnetPoolID    *string          `json:"subnetpool_id"`
+	ServiceTypes    []string         `json:"service_types"`
+	Standard
+}
+
+// FixedIP is one address of a port.
+type FixedIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+// AddressPair is an extra (IP or CIDR, MAC) a port may send from.
+type AddressPair struct {
+	IPAddress  string `json:"ip_address"`
+	MACAddress string `json:"mac_address"`
+}
+
+// Port is an attachment to a network. When DeviceID names an instance, the
+// agent plugs it into that instance's namespace as a veth pair.
+type Port struct {
+	ID                   string        `json:"id"`
+	Name                 string        `json:"name"`
+	ProjectID            string        `json:"project_id"`
+	TenantID             string        `json:"tenant_id"`
+	NetworkID            string        `json:"network_id"`
+	AdminStateUp         bool          `json:"admin_state_up"`
+	Status               string        `json:"status"`
+	MACAddress           string        `json:"mac_address"`
+	FixedIPs             []FixedIP     `json:"fixed_ips"`
+	DeviceID             string        `json:"device_id"`
+	DeviceOwner          string        `json:"device_owner"`
+	PortSecurityEnabled  bool          `json:"port_security_enabled"`
+	SecurityGroups       []string      `json:"security_groups"`
+	AllowedAddressPairs  []AddressPair `json:"allowed_address_pairs"`
+	InterfaceName        string        `json:"nsnet:interface_name"`
+	StatusReason         string        `json:"nsnet:status_reason,omitempty"`
+	BindingHostID        string        `json:"binding:host_id"`
+	Standard
+}
+
+// Instance is nsnet's stand-in for a VM: a named network namespace with lo
+// up, into which ports are plugged.
+type Instance struct {
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	ProjectID    string `json:"project_id"`
+	TenantID     string `json:"tenant_id"`
+	Status       string `json:"status"`
+	StatusReason string `json:"status_reason,omitempty"`
+	// Netns is the kernel name of the instance's namespace: the agent's
+	// namespace prefix followed by the instance name.
+	Netns string `json:"netns"`
+	Standard
+}

@@ -1,0 +1,73 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Kernel interface names are at most 15 bytes (IFNAMSIZ-1). nsnet follows the
+// Neutron convention: a short role prefix and the first characters of the
+// resource id, so an interface can be traced back to its resource by eye.
+const (
+	MaxIfNameLen  = 15
+	idCharsInName = 11
+
+	BridgePrefix = "nsb-"
+	TapPrefix    = "tap"
+)
+
+// BridgeName is the Linux bridge that carries network id on a host.
+func BridgeName(networkID string) string { return BridgePrefix + shortID(networkID) }
+
+// TapName is the host end of the veth pair of port id.
+func TapName(portID string) string { return TapPrefix + shortID(portID) }
+
+func shortID(id string) string {
+	if len(id) > idCharsInName {
+		return id[:idCharsInName]
+	}
+	return id
+}
+
+// MaxInstanceNameLen bounds instance names so that the namespace name
+// (prefix + instance name) stays a comfortable file name and DNS label.
+const MaxInstanceNameLen = 63
+
+// ValidateInterfaceName reports why name cannot be a Linux interface name,
+// or nil if it can.
+func ValidateInterfaceName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case len(name) > MaxIfNameLen:
+		return fmt.Errorf("%q is longer than %d bytes", name, MaxIfNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("%q is not allowed", name)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '/' || r == ':' || r >= 0x7f {
+			return fmt.Errorf("%q contains %q; use letters, digits, '-', '_' or '.'", name, r)
+		}
+	}
+	return nil
+}
+
+// ValidateInstanceName reports why name cannot name an instance (and so a
+// network namespace and a DNS label), or nil if it can.
+func ValidateInstanceName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("must not be empty")
+	case len(name) > MaxInstanceNameLen:
+		return fmt.Errorf("%q is longer than %d characters", name, MaxInstanceNameLen)
+	case strings.HasPrefix(name, ".") || strings.HasPrefix(name, "-"):
+		return fmt.Errorf("%q must start with a letter or digit", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Errorf("%q contains %q; use letters, digits, '-', '_' or '.'", name, r)
+		}
+	}
+	return nil
+}

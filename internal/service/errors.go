@@ -1,0 +1,57 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Error is a failure the API shows to its client, in Neutron's terms: an HTTP
+// status, the exception type name Neutron uses, and a message.
+type Error struct {
+	Status  int
+	Type    string
+	Message string
+	Detail  string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// AsError returns err as an *Error, or nil when it is not one (an internal
+// failure the API turns into a 500).
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return nil
+}
+
+// badValue is Neutron's answer to an attribute that fails validation.
+func badValue(field, reason string) *Error {
+	return &Error{http.StatusBadRequest, "HTTPBadRequest",
+		fmt.Sprintf("Invalid input for %s. Reason: %s.", field, reason), ""}
+}
+
+func badRequest(format string, args ...any) *Error {
+	return &Error{http.StatusBadRequest, "HTTPBadRequest", fmt.Sprintf(format, args...), ""}
+}
+
+// invalidInput is Neutron's InvalidInput: a request whose parts are each
+// valid but that does not make sense as a whole.
+func invalidInput(format string, args ...any) *Error {
+	return &Error{http.StatusBadRequest, "InvalidInput",
+		"Invalid input for operation: " + fmt.Sprintf(format, args...) + ".", ""}
+}
+
+func typed(status int, typ, format string, args ...any) *Error {
+	return &Error{status, typ, fmt.Sprintf(format, args...), ""}
+}
+
+func notFound(resource, id string) *Error {
+	return typed(http.StatusNotFound, resource+"NotFound", "%s %s could not be found.", resource, id)
+}
+
+func conflict(typ, format string, args ...any) *Error {
+	return typed(http.StatusConflict, typ, format, args...)
+}

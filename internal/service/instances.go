@@ -1,0 +1,151 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+var instanceAttrs = append([]attr[model.Instance]{
+	{name: "name", post: true, required: true, set: func(in *model.Instance, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		if err := model.ValidateInstanceName(v); err != nil {
+			return err
+		}
+		in.Name = v
+		return nil
+	}},
+	stringAttr("description", true, true, func(in *model.Instance) *string { return &in.Description }),
+}, projectAttrs(func(in *model.Instance) *string { return &in.ProjectID })...)
+
+// CreateInstance creates an instance: a named network namespace on the host.
+// Instance names are unique per daemon, because they name a namespace.
+func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.Instance], error) {
+	inst := model.Instance{ID: newID()}
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Instance]{}, err
+	}
+	if err := decode(&inst, instanceAttrs, in, opCreate); err != nil {
+		return Result[model.Instance]{}, err
+	}
+	project, err := owner(ctx, inst.ProjectID)
+	if err != nil {
+		return Result[model.Instance]{}, err
+	}
+	inst.ProjectID = project
+	inst.Touch(s.now())
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		all, err := store.List[model.Instance](tx, store.Instances)
+		if err != nil {
+			return err
+		}
+		for _, o := range all {
+			if o.Name == inst.Name {
+				return conflict("InstanceNameInUse", "Instance name %s is already in use.", inst.Name)
+			}
+		}
+		return tx.Put(store.Instances, inst.ID, inst)
+	})
+	if err != nil {
+		return Result[model.Instance]{}, err
+	}
+	return s.instanceResult(ctx, inst.ID, rev)
+}
+
+// UpdateInstance applies the attributes of a PUT. The name is fixed: it is
+// the namespace that processes inside the instance run in.
+func (s *Service) UpdateInstance(ctx context.Context, id string, in Attrs) (Result[model.Instance], error) {
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Instance]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		inst, err := loadInstance(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := decode(&inst, instanceAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		inst.Touch(s.now())
+		return tx.Put(store.Instances, id, inst)
+	})
+	if err != nil {
+		return Result[model.Instance]{}, err
+	}
+	return s.instanceResult(ctx, id, rev)
+}
+
+// DeleteInstance deletes an instance that no port is plugged into.
+func (s *Service) DeleteInstance(ctx context.Context, id string) (int64, error) {
+	if err := mustWrite(ctx); err != nil {
+		return 0, err
+	}
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		inst, err := loadInstance(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ports, err := portsOfInstance(tx, id)
+		if err != nil {
+			return err
+		}
+		if len(ports) > 0 {
+			ids := make([]string, len(ports))
+			for i, p := range ports {
+				ids[i] = p.ID
+			}
+			return conflict("InstanceInUse", "Instance %s still has ports plugged in (%s); delete them first.",
+				inst.Name, strings.Join(ids, ", "))
+		}
+		return tx.Delete(store.Instances, id)
+	})
+}
+
+// GetInstance returns one instance.
+func (s *Service) GetInstance(ctx context.Context, id string) (model.Instance, error) {
+	var inst model.Instance
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		inst, err = loadInstance(ctx, r, id)
+		return err
+	})
+	s.renderInstance(&inst)
+	return inst, err
+}
+
+// ListInstances returns the instances the caller may see.
+func (s *Service) ListInstances(ctx context.Context) ([]model.Instance, error) {
+	var out []model.Instance
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.Instance](r, store.Instances)
+		for _, inst := range all {
+			if canSee(ctx, inst.ProjectID) {
+				s.renderInstance(&inst)
+				out = append(out, inst)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) instanceResult(ctx context.Context, id string, rev int64) (Result[model.Instance], error) {
+	inst, err := s.GetInstance(ctx, id)
+	return Result[model.Instance]{inst, rev}, err
+}
+
+func (s *Service) renderInstance(inst *model.Instance) {
+	inst.TenantID = inst.ProjectID
+	inst.Netns = s.netnsPrefix + inst.Name
+	inst.Status, inst.StatusReason = s.statusOf(store.Instances, inst.ID)
+}
+
+func loadInstance(ctx context.Context, r store.Reader, id string) (model.Instance, error) {
+	return load(ctx, r, store.Instances, "Instance", id, func(in *model.Instance) string { return in.ProjectID })
+}

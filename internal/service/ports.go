@@ -1,0 +1,452 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// portInput is a port body before its references (network, subnets,
+// instance) are resolved inside the transaction.
+type portInput struct {
+	model.Port
+	fixedIPs   []fixedIPRequest // nil: not given, allocate by default
+	macSet     bool
+	deviceSet  bool
+	ifnameSet  bool
+	portSecSet bool
+}
+
+type fixedIPRequest struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
+}
+
+var portAttrs = append([]attr[portInput]{
+	stringAttr("name", true, true, func(p *portInput) *string { return &p.Name }),
+	stringAttr("description", true, true, func(p *portInput) *string { return &p.Description }),
+	boolAttr("admin_state_up", true, true, func(p *portInput) *bool { return &p.AdminStateUp }),
+	{name: "network_id", post: true, required: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		p.NetworkID = v
+		return err
+	}},
+	{name: "mac_address", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		mac, err := net.ParseMAC(v)
+		if err != nil || len(mac) != 6 || mac[0]&1 == 1 || slices.Equal(mac, make(net.HardwareAddr, 6)) {
+			return fmt.Errorf("'%s' is not a valid MAC address", v)
+		}
+		p.MACAddress, p.macSet = mac.String(), true
+		return nil
+	}},
+	{name: "fixed_ips", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		if isNull(raw) {
+			p.fixedIPs = []fixedIPRequest{}
+			return nil
+		}
+		dec := json.NewDecoder(strings.NewReader(string(raw)))
+		dec.DisallowUnknownFields()
+		var reqs []fixedIPRequest
+		if err := dec.Decode(&reqs); err != nil {
+			return fmt.Errorf("invalid data format for fixed IPs: '%s'", shown(raw))
+		}
+		for _, r := range reqs {
+			if r.SubnetID == "" && r.IPAddress == "" {
+				return fmt.Errorf("each fixed IP needs a subnet_id, an ip_address or both")
+			}
+			if r.IPAddress != "" {
+				if _, err := parseAddr(r.IPAddress); err != nil {
+					return err
+				}
+			}
+		}
+		p.fixedIPs = reqs
+		if p.fixedIPs == nil {
+			p.fixedIPs = []fixedIPRequest{}
+		}
+		return nil
+	}},
+	{name: "device_id", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		p.DeviceID, p.deviceSet = v, true
+		return err
+	}},
+	{name: "device_owner", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		p.DeviceOwner, p.deviceSet = v, true
+		return err
+	}},
+	{name: "nsnet:interface_name", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		if err := model.ValidateInterfaceName(v); err != nil {
+			return err
+		}
+		p.InterfaceName, p.ifnameSet = v, true
+		return nil
+	}},
+	{name: "port_security_enabled", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		b, err := parseBool(raw)
+		p.PortSecurityEnabled, p.portSecSet = b, true
+		return err
+	}},
+	{name: "security_groups", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		list, err := parseStringList(raw, func(string) error { return nil })
+		if err != nil {
+			return err
+		}
+		if len(list) > 0 {
+			return fmt.Errorf("security groups are not supported by nsnet yet")
+		}
+		p.SecurityGroups = []string{}
+		return nil
+	}},
+	{name: "allowed_address_pairs", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		var pairs []model.AddressPair
+		if !isNull(raw) {
+			if err := json.Unmarshal(raw, &pairs); err != nil {
+				return fmt.Errorf("'%s' is not a list of {ip_address, mac_address} pairs", shown(raw))
+			}
+		}
+		for i, pair := range pairs {
+			if _, err := parseAddr(pair.IPAddress); err != nil {
+				if _, err := parseCIDR(pair.IPAddress); err != nil {
+					return fmt.Errorf("'%s' is not a valid IP address or CIDR", pair.IPAddress)
+				}
+			}
+			if pair.MACAddress != "" {
+				mac, err := net.ParseMAC(pair.MACAddress)
+				if err != nil || len(mac) != 6 {
+					return fmt.Errorf("'%s' is not a valid MAC address", pair.MACAddress)
+				}
+				pairs[i].MACAddress = mac.String()
+			}
+		}
+		p.AllowedAddressPairs = append([]model.AddressPair{}, pairs...)
+		return nil
+	}},
+}, projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+
+// CreatePort creates a port, allocating its MAC and addresses in the same
+// transaction that stores it, so two concurrent creates never share either.
+func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port], error) {
+	p := portInput{Port: model.Port{
+		ID:                  newID(),
+		AdminStateUp:        true,
+		SecurityGroups:      []string{},
+		AllowedAddressPairs: []model.AddressPair{},
+	}}
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Port]{}, err
+	}
+	if err := decode(&p, portAttrs, in, opCreate); err != nil {
+		return Result[model.Port]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		network, err := loadNetwork(ctx, tx, p.NetworkID)
+		if err != nil {
+			return err
+		}
+		if p.ProjectID, err = owner(ctx, p.ProjectID); err != nil {
+			return err
+		}
+		if !p.portSecSet {
+			p.PortSecurityEnabled = network.PortSecurityEnabled
+		}
+		if err := s.completePort(ctx, tx, &p); err != nil {
+			return err
+		}
+		p.Touch(s.now())
+		return tx.Put(store.Ports, p.ID, p.Port)
+	})
+	if err != nil {
+		return Result[model.Port]{}, err
+	}
+	return s.portResult(ctx, p.ID, rev)
+}
+
+// UpdatePort applies the attributes of a PUT.
+func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[model.Port], error) {
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Port]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		cur, err := loadPort(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		p := portInput{Port: cur}
+		if err := decode(&p, portAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		if p.deviceSet && !p.ifnameSet && p.DeviceID != cur.DeviceID {
+			p.InterfaceName = "" // chosen afresh in the new instance
+		}
+		if err := s.completePort(ctx, tx, &p); err != nil {
+			return err
+		}
+		p.Touch(s.now())
+		return tx.Put(store.Ports, id, p.Port)
+	})
+	if err != nil {
+		return Result[model.Port]{}, err
+	}
+	return s.portResult(ctx, id, rev)
+}
+
+// completePort resolves and checks everything of p that depends on other
+// records: MAC uniqueness, addresses, and the instance it plugs into.
+func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) error {
+	neighbours, err := portsOn(tx, p.NetworkID)
+	if err != nil {
+		return err
+	}
+	neighbours = slices.DeleteFunc(neighbours, func(o model.Port) bool { return o.ID == p.ID })
+
+	macs := map[string]bool{}
+	for _, o := range neighbours {
+		macs[o.MACAddress] = true
+	}
+	switch {
+	case p.MACAddress == "":
+		mac, err := ipam.NewMAC(func(m string) bool { return macs[m] })
+		if err != nil {
+			return err
+		}
+		p.MACAddress = mac
+	case p.macSet && macs[p.MACAddress]:
+		return conflict("MacAddressInUse",
+			"Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, p.MACAddress)
+	}
+
+	if p.fixedIPs != nil || p.FixedIPs == nil {
+		ips, err := assignFixedIPs(tx, p, neighbours)
+		if err != nil {
+			return err
+		}
+		p.FixedIPs = ips
+	}
+	return s.bindDevice(ctx, tx, p)
+}
+
+// assignFixedIPs turns the client's fixed_ips request into addresses.
+// Without a request it takes one address from the network's first IPv4
+// subnet that has one free, as Neutron does.
+func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]model.FixedIP, error) {
+	subnets, err := subnetsOn(tx, p.NetworkID)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(subnets, func(i, j int) bool {
+		if subnets[i].CreatedAt != subnets[j].CreatedAt {
+			return subnets[i].CreatedAt < subnets[j].CreatedAt
+		}
+		return subnets[i].ID < subnets[j].ID
+	})
+	used := map[netip.Addr]string{} // address -> port holding it
+	for _, o := range neighbours {
+		for _, ip := range o.FixedIPs {
+			used[netip.MustParseAddr(ip.IPAddress)] = o.ID
+		}
+	}
+	taken := func(sn *model.Subnet, a netip.Addr) bool {
+		_, ok := used[a]
+		return ok || sn.GatewayIP != nil && *sn.GatewayIP == a.String()
+	}
+
+	if p.fixedIPs == nil {
+		for i := range subnets {
+			a, err := ipam.Allocate(pools(&subnets[i]), func(a netip.Addr) bool { return taken(&subnets[i], a) })
+			if err == nil {
+				return []model.FixedIP{{SubnetID: subnets[i].ID, IPAddress: a.String()}}, nil
+			}
+		}
+		if len(subnets) == 0 {
+			return []model.FixedIP{}, nil
+		}
+		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
+	}
+
+	out := []model.FixedIP{}
+	for _, req := range p.fixedIPs {
+		sn, err := subnetFor(subnets, req, p.NetworkID)
+		if err != nil {
+			return nil, err
+		}
+		var a netip.Addr
+		if req.IPAddress != "" {
+			a = netip.MustParseAddr(req.IPAddress)
+			usable, _ := ipam.Usable(netip.MustParsePrefix(sn.CIDR))
+			if !usable.Contains(a) {
+				return nil, typed(400, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", a)
+			}
+			if taken(sn, a) {
+				return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
+			}
+		} else {
+			a, err = ipam.Allocate(pools(sn), func(a netip.Addr) bool { return taken(sn, a) })
+			if err != nil {
+				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
+			}
+		}
+		used[a] = p.ID
+		out = append(out, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
+	}
+	return out, nil
+}
+
+func subnetFor(subnets []model.Subnet, req fixedIPRequest, networkID string) (*model.Subnet, error) {
+	for i := range subnets {
+		sn := &subnets[i]
+		if req.SubnetID != "" && sn.ID == req.SubnetID {
+			return sn, nil
+		}
+		if req.SubnetID == "" && netip.MustParsePrefix(sn.CIDR).Contains(netip.MustParseAddr(req.IPAddress)) {
+			return sn, nil
+		}
+	}
+	if req.SubnetID != "" {
+		return nil, invalidInput("Failed to create port on network %s, because fixed_ips included invalid subnet %s", networkID, req.SubnetID)
+	}
+	return nil, typed(400, "InvalidIpForNetwork", "IP address %s is not a valid IP for any of the subnets on the specified network.", req.IPAddress)
+}
+
+func pools(sn *model.Subnet) []ipam.Range {
+	out := make([]ipam.Range, 0, len(sn.AllocationPools))
+	for _, p := range sn.AllocationPools {
+		out = append(out, ipam.Range{Start: netip.MustParseAddr(p.Start), End: netip.MustParseAddr(p.End)})
+	}
+	return out
+}
+
+// bindDevice resolves a port's device: a device_id naming an instance plugs
+// the port into it, under an interface name unique in that instance.
+func (s *Service) bindDevice(ctx context.Context, tx store.Reader, p *portInput) error {
+	if p.DeviceID == "" || p.DeviceOwner != "" && p.DeviceOwner != model.DeviceOwnerCompute {
+		if p.ifnameSet && p.DeviceOwner != model.DeviceOwnerCompute {
+			return badValue("nsnet:interface_name", "only a port plugged into an instance has an interface name")
+		}
+		if p.DeviceOwner != model.DeviceOwnerCompute {
+			p.InterfaceName = ""
+		}
+		return nil
+	}
+	inst, err := store.Get[model.Instance](tx, store.Instances, p.DeviceID)
+	if err == store.ErrNotFound || err == nil && !canSee(ctx, inst.ProjectID) {
+		if p.DeviceOwner == model.DeviceOwnerCompute {
+			return notFound("Instance", p.DeviceID)
+		}
+		return nil // a device nsnet does not manage, as Neutron allows
+	}
+	if err != nil {
+		return err
+	}
+	p.DeviceOwner = model.DeviceOwnerCompute
+	siblings, err := portsOfInstance(tx, inst.ID)
+	if err != nil {
+		return err
+	}
+	inUse := map[string]bool{}
+	for _, o := range siblings {
+		if o.ID != p.ID {
+			inUse[o.InterfaceName] = true
+		}
+	}
+	if p.InterfaceName == "" {
+		for i := 0; ; i++ {
+			if name := fmt.Sprintf("eth%d", i); !inUse[name] {
+				p.InterfaceName = name
+				break
+			}
+		}
+	}
+	if p.InterfaceName == "lo" || inUse[p.InterfaceName] {
+		return conflict("InterfaceNameInUse", "Interface name %s is already used in instance %s.", p.InterfaceName, inst.Name)
+	}
+	return nil
+}
+
+func portsOfInstance(r store.Reader, instanceID string) ([]model.Port, error) {
+	all, err := store.List[model.Port](r, store.Ports)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(p model.Port) bool {
+		return p.DeviceID != instanceID || p.DeviceOwner != model.DeviceOwnerCompute
+	}), nil
+}
+
+// DeletePort deletes a port; its addresses and MAC return to the pool.
+func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
+	if err := mustWrite(ctx); err != nil {
+		return 0, err
+	}
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		if _, err := loadPort(ctx, tx, id); err != nil {
+			return err
+		}
+		return tx.Delete(store.Ports, id)
+	})
+}
+
+// GetPort returns one port.
+func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
+	var p model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		p, err = loadPort(ctx, r, id)
+		return err
+	})
+	s.renderPort(&p)
+	return p, err
+}
+
+// ListPorts returns the ports the caller may see.
+func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
+	var out []model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.Port](r, store.Ports)
+		for _, p := range all {
+			if canSee(ctx, p.ProjectID) {
+				s.renderPort(&p)
+				out = append(out, p)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[model.Port], error) {
+	p, err := s.GetPort(ctx, id)
+	return Result[model.Port]{p, rev}, err
+}
+
+func (s *Service) renderPort(p *model.Port) {
+	p.TenantID = p.ProjectID
+	switch {
+	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute:
+		p.Status, p.StatusReason = model.StatusDown, ""
+	default:
+		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
+	}
+}
+
+func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
+	return load(ctx, r, store.Ports, "Port", id, func(p *model.Port) string { return p.ProjectID })
+}

@@ -1,0 +1,409 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/nsnet/nsnet/internal/ipam"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Neutron's defaults for max_dns_nameservers and max_subnet_host_routes.
+const (
+	maxDNSNameservers = 5
+	maxHostRoutes     = 20
+)
+
+// subnetInput is a subnet body before the parts that depend on each other
+// (cidr, gateway, pools) are checked together.
+type subnetInput struct {
+	model.Subnet
+	gatewaySet bool
+	poolsSet   bool
+}
+
+var subnetAttrs = append([]attr[subnetInput]{
+	stringAttr("name", true, true, func(s *subnetInput) *string { return &s.Name }),
+	stringAttr("description", true, true, func(s *subnetInput) *string { return &s.Description }),
+	{name: "network_id", post: true, required: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		s.NetworkID = v
+		return err
+	}},
+	{name: "ip_version", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseInt(raw)
+		if err != nil {
+			return err
+		}
+		if v != 4 && v != 6 {
+			return fmt.Errorf("'%d' is not in [4, 6]", v)
+		}
+		s.IPVersion = v
+		return nil
+	}},
+	{name: "cidr", post: true, required: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		p, err := parseCIDR(v)
+		s.CIDR = p.String()
+		return err
+	}},
+	{name: "gateway_ip", post: true, put: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		s.gatewaySet = true
+		if isNull(raw) {
+			s.GatewayIP = nil
+			return nil
+		}
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		a, err := parseAddr(v)
+		if err != nil {
+			return err
+		}
+		gw := a.String()
+		s.GatewayIP = &gw
+		return nil
+	}},
+	{name: "allocation_pools", post: true, put: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		var pools []model.AllocationPool
+		if err := json.Unmarshal(raw, &pools); err != nil {
+			return fmt.Errorf("'%s' is not a list of {start, end} ranges", shown(raw))
+		}
+		for _, p := range pools {
+			if _, err := parseRange(p); err != nil {
+				return err
+			}
+		}
+		s.AllocationPools, s.poolsSet = pools, true
+		return nil
+	}},
+	{name: "dns_nameservers", post: true, put: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		list, err := parseStringList(raw, func(v string) error { _, err := parseAddr(v); return err })
+		if err != nil {
+			return err
+		}
+		if len(list) > maxDNSNameservers {
+			return fmt.Errorf("at most %d DNS nameservers are allowed, got %d", maxDNSNameservers, len(list))
+		}
+		s.DNSNameservers = list
+		return nil
+	}},
+	{name: "host_routes", post: true, put: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		var routes []model.HostRoute
+		if err := json.Unmarshal(raw, &routes); err != nil {
+			return fmt.Errorf("'%s' is not a list of {destination, nexthop} routes", shown(raw))
+		}
+		if len(routes) > maxHostRoutes {
+			return fmt.Errorf("at most %d host routes are allowed, got %d", maxHostRoutes, len(routes))
+		}
+		for i, r := range routes {
+			if _, err := parseCIDR(r.Destination); err != nil {
+				return err
+			}
+			if _, err := parseAddr(r.NextHop); err != nil {
+				return err
+			}
+			if slices.Contains(routes[:i], r) {
+				return fmt.Errorf("duplicate host route %s via %s", r.Destination, r.NextHop)
+			}
+		}
+		s.HostRoutes = routes
+		return nil
+	}},
+	boolAttr("enable_dhcp", true, true, func(s *subnetInput) *bool { return &s.EnableDHCP }),
+	{name: "ipv6_ra_mode", post: true, set: nullOnly},
+	{name: "ipv6_address_mode", post: true, set: nullOnly},
+	{name: "subnetpool_id", post: true, set: nullOnly},
+}, projectAttrs(func(s *subnetInput) *string { return &s.ProjectID })...)
+
+// nullOnly accepts an attribute nsnet knows but does not implement yet, as
+// long as the client leaves it unset.
+func nullOnly(_ *subnetInput, raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	return fmt.Errorf("'%s' is not supported by nsnet yet; leave it unset", shown(raw))
+}
+
+func parseRange(p model.AllocationPool) (ipam.Range, error) {
+	start, err1 := parseAddr(p.Start)
+	end, err2 := parseAddr(p.End)
+	if err1 != nil || err2 != nil || start.Is4() != end.Is4() || end.Less(start) {
+		return ipam.Range{}, &Error{400, "InvalidAllocationPool",
+			fmt.Sprintf("The allocation pool %s-%s is not valid.", p.Start, p.End), ""}
+	}
+	return ipam.Range{Start: start, End: end}, nil
+}
+
+// CreateSubnet creates a subnet from the attributes of a POST.
+func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subnet], error) {
+	sn := subnetInput{Subnet: model.Subnet{
+		ID:             newID(),
+		IPVersion:      4,
+		EnableDHCP:     true,
+		DNSNameservers: []string{},
+		HostRoutes:     []model.HostRoute{},
+		ServiceTypes:   []string{},
+	}}
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Subnet]{}, err
+	}
+	if err := decode(&sn, subnetAttrs, in, opCreate); err != nil {
+		return Result[model.Subnet]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		network, err := loadNetwork(ctx, tx, sn.NetworkID)
+		if err != nil {
+			return err
+		}
+		project, err := owner(ctx, sn.ProjectID)
+		if err != nil {
+			return err
+		}
+		if project != network.ProjectID && !caller(ctx).IsAdmin() {
+			return typed(403, "PolicyNotAuthorized", "Only the owner of network %s may add subnets to it", network.ID)
+		}
+		sn.ProjectID = project
+		siblings, err := subnetsOn(tx, sn.NetworkID)
+		if err != nil {
+			return err
+		}
+		if err := checkSubnet(&sn, siblings); err != nil {
+			return err
+		}
+		sn.Touch(s.now())
+		return tx.Put(store.Subnets, sn.ID, sn.Subnet)
+	})
+	if err != nil {
+		return Result[model.Subnet]{}, err
+	}
+	return s.subnetResult(ctx, sn.ID, rev)
+}
+
+// checkSubnet fills the defaults that depend on the CIDR and checks that the
+// CIDR, gateway and pools agree with each other and with the network's other
+// subnets.
+func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
+	prefix := netip.MustParsePrefix(sn.CIDR)
+	if (sn.IPVersion == 4) != prefix.Addr().Is4() {
+		return invalidInput("Cidr %s does not match ip_version %d", sn.CIDR, sn.IPVersion)
+	}
+	if sn.IPVersion == 6 {
+		return badValue("ip_version", "IPv6 subnets are not supported by nsnet yet")
+	}
+	if _, ok := ipam.Usable(prefix); !ok {
+		return badValue("cidr", fmt.Sprintf("'%s' has no usable host addresses; use a prefix of /30 or shorter", sn.CIDR))
+	}
+	if prefix.Bits() == 0 {
+		return badValue("cidr", fmt.Sprintf("'%s' would cover every address; use a specific prefix", sn.CIDR))
+	}
+	for _, o := range siblings {
+		if o.ID != sn.ID && netip.MustParsePrefix(o.CIDR).Overlaps(prefix) {
+			return invalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, sn.NetworkID)
+		}
+	}
+
+	var gw netip.Addr
+	if !sn.gatewaySet && sn.GatewayIP == nil {
+		gw, _ = ipam.DefaultGateway(prefix)
+		g := gw.String()
+		sn.GatewayIP = &g
+	} else if sn.GatewayIP != nil {
+		gw = netip.MustParseAddr(*sn.GatewayIP)
+		usable, _ := ipam.Usable(prefix)
+		if gw.Is4() != prefix.Addr().Is4() || !usable.Contains(gw) {
+			return invalidInput("Gateway is not valid on subnet")
+		}
+	}
+
+	if !sn.poolsSet {
+		sn.AllocationPools = nil
+		for _, r := range ipam.DefaultPools(prefix, gw) {
+			sn.AllocationPools = append(sn.AllocationPools, model.AllocationPool{Start: r.Start.String(), End: r.End.String()})
+		}
+		return nil
+	}
+	return checkPools(sn, prefix, gw)
+}
+
+func checkPools(sn *subnetInput, prefix netip.Prefix, gw netip.Addr) error {
+	usable, _ := ipam.Usable(prefix)
+	var ranges []ipam.Range
+	for _, p := range sn.AllocationPools {
+		r, err := parseRange(p)
+		if err != nil {
+			return err
+		}
+		if !usable.Contains(r.Start) || !usable.Contains(r.End) {
+			return &Error{400, "OutOfBoundsAllocationPool",
+				fmt.Sprintf("The allocation pool %s spans beyond the subnet cidr %s.", r, sn.CIDR), ""}
+		}
+		for _, o := range ranges {
+			if o.Overlaps(r) {
+				return &Error{400, "OverlappingAllocationPools",
+					fmt.Sprintf("Found overlapping allocation pools: %s and %s for subnet %s.", o, r, sn.CIDR), ""}
+			}
+		}
+		if gw.IsValid() && r.Contains(gw) {
+			return conflict("GatewayConflictWithAllocationPools",
+				"Gateway ip %s conflicts with allocation pool %s.", gw, r)
+		}
+		ranges = append(ranges, r)
+	}
+	return nil
+}
+
+// UpdateSubnet applies the attributes of a PUT.
+func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result[model.Subnet], error) {
+	if err := mustWrite(ctx); err != nil {
+		return Result[model.Subnet]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		cur, err := loadSubnet(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		// On update the gateway and pools are what they were unless the
+		// client replaces them; a new gateway must not land inside them.
+		sn := subnetInput{Subnet: cur, gatewaySet: true, poolsSet: true}
+		if err := decode(&sn, subnetAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		siblings, err := subnetsOn(tx, sn.NetworkID)
+		if err != nil {
+			return err
+		}
+		if err := checkSubnet(&sn, siblings); err != nil {
+			return err
+		}
+		if err := checkAllocationsStillValid(tx, &sn.Subnet); err != nil {
+			return err
+		}
+		sn.Touch(s.now())
+		return tx.Put(store.Subnets, id, sn.Subnet)
+	})
+	if err != nil {
+		return Result[model.Subnet]{}, err
+	}
+	return s.subnetResult(ctx, id, rev)
+}
+
+// checkAllocationsStillValid refuses a gateway change onto an address a port
+// already holds.
+func checkAllocationsStillValid(r store.Reader, sn *model.Subnet) error {
+	if sn.GatewayIP == nil {
+		return nil
+	}
+	ports, err := portsOn(r, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			if ip.SubnetID == sn.ID && ip.IPAddress == *sn.GatewayIP {
+				return conflict("GatewayIpInUse", "Gateway ip %s is in use by port %s.", ip.IPAddress, p.ID)
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteSubnet deletes a subnet no port has an address on.
+func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
+	if err := mustWrite(ctx); err != nil {
+		return 0, err
+	}
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		sn, err := loadSubnet(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		ports, err := portsOn(tx, sn.NetworkID)
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			for _, ip := range p.FixedIPs {
+				if ip.SubnetID == id {
+					return conflict("SubnetInUse",
+						"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
+				}
+			}
+		}
+		return tx.Delete(store.Subnets, id)
+	})
+}
+
+// GetSubnet returns one subnet.
+func (s *Service) GetSubnet(ctx context.Context, id string) (model.Subnet, error) {
+	var sn model.Subnet
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		sn, err = loadSubnet(ctx, r, id)
+		return err
+	})
+	renderSubnet(&sn)
+	return sn, err
+}
+
+// ListSubnets returns the subnets the caller may see: its own, and those of
+// networks shared with it.
+func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
+	var out []model.Subnet
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.Subnet](r, store.Subnets)
+		if err != nil {
+			return err
+		}
+		visible := map[string]bool{}
+		for _, sn := range all {
+			seen, ok := visible[sn.NetworkID]
+			if !ok {
+				_, err := loadNetwork(ctx, r, sn.NetworkID)
+				seen = err == nil
+				visible[sn.NetworkID] = seen
+			}
+			if seen {
+				renderSubnet(&sn)
+				out = append(out, sn)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Service) subnetResult(ctx context.Context, id string, rev int64) (Result[model.Subnet], error) {
+	sn, err := s.GetSubnet(ctx, id)
+	return Result[model.Subnet]{sn, rev}, err
+}
+
+func renderSubnet(sn *model.Subnet) {
+	sn.TenantID = sn.ProjectID
+}
+
+// loadSubnet reads a subnet the caller may see: one of its project, or one
+// on a network visible to it.
+func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, error) {
+	sn, err := store.Get[model.Subnet](r, store.Subnets, id)
+	if err == store.ErrNotFound {
+		return sn, notFound("Subnet", id)
+	}
+	if err != nil {
+		return sn, err
+	}
+	if !canSee(ctx, sn.ProjectID) {
+		if _, err := loadNetwork(ctx, r, sn.NetworkID); err != nil {
+			return sn, notFound("Subnet", id)
+		}
+	}
+	return sn, nil
+}

@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	metaBucket  = []byte("meta")
+	revisionKey = []byte("revision")
+)
+
+// Bolt is a Store in one bbolt file.
+type Bolt struct {
+	db *bolt.DB
+
+	mu       sync.Mutex
+	watchers map[chan int64]struct{}
+}
+
+// OpenBolt opens (creating if needed) the store file at path.
+func OpenBolt(path string) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	// A short lock timeout: a second daemon on the same file must fail
+	// fast with a clear message instead of hanging.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w (is another nsnet daemon using it?)", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range append([][]byte{metaBucket}, kindBuckets()...) {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialise store %s: %w", path, err)
+	}
+	return &Bolt{db: db, watchers: map[chan int64]struct{}{}}, nil
+}
+
+func kindBuckets() [][]byte {
+	out := make([][]byte, len(Kinds))
+	for i, k := range Kinds {
+		out[i] = []byte(k)
+	}
+	return out
+}
+
+// View implements Store.
+func (b *Bolt) View(ctx context.Context, fn func(Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.db.View(func(tx *bolt.Tx) error { return fn(&boltTxn{tx: tx}) })
+}
+
+// Update implements Store.
+func (b *Bolt) Update(ctx context.Context, fn func(Txn) error) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var rev int64
+	var wrote bool
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		t := &boltTxn{tx: tx}
+		if err := fn(t); err != nil {
+			return err
+		}
+		rev = t.Revision()
+		if t.dirty {
+			rev++
+			wrote = true
+			return tx.Bucket(metaBucket).Put(revisionKey, encodeRevision(rev))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if wrote {
+		b.notify(rev)
+	}
+	return rev, nil
+}
+
+// Watch implements Store.
+func (b *Bolt) Watch(ctx context.Context) <-chan int64 {
+	ch := make(chan int64, 1)
+	b.mu.Lock()
+	b.watchers[ch] = struct{}{}
+	b.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		b.mu.Lock()
+		delete(b.watchers, ch)
+		close(ch)
+		b.mu.Unlock()
+	}()
+	return ch
+}
+
+func (b *Bolt) notify(rev int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for ch := range b.watchers {
+		// Replace an unread older revision with the newer one.
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- rev
+	}
+}
+
+// Close implements Store.
+func (b *Bolt) Close() error { return b.db.Close() }
+
+type boltTxn struct {
+	tx    *bolt.Tx
+	dirty bool
+}
+
+func (t *boltTxn) Revision() int64 {
+	v := t.tx.Bucket(metaBucket).Get(revisionKey)
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func (t *boltTxn) bucket(kind Kind) (*bolt.Bucket, error) {
+	b := t.tx.Bucket([]byte(kind))
+	if b == nil {
+		return nil, fmt.Errorf("unknown kind %q", kind)
+	}
+	return b, nil
+}
+
+func (t *boltTxn) Get(kind Kind, id string, v any) error {
+	b, err := t.bucket(kind)
+	if err != nil {
+		return err
+	}
+	raw := b.Get([]byte(id))
+	if raw == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decode %s/%s: %w", kind, id, err)
+	}
+	return nil
+}
+
+func (t *boltTxn) List(kind Kind, fn func(id string, raw []byte) error) error {
+	b, err := t.bucket(kind)
+	if err != nil {
+		return err
+	}
+	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+func (t *boltTxn) Put(kind Kind, id string, v any) error {
+	b, err := t.bucket(kind)
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", kind, id, err)
+	}
+	t.dirty = true
+	return b.Put([]byte(id), raw)
+}
+
+func (t *boltTxn) Delete(kind Kind, id string) error {
+	b, err := t.bucket(kind)
+	if err != nil {
+		return err
+	}
+	t.dirty = true
+	return b.Delete([]byte(id))
+}
+
+func encodeRevision(rev int64) []byte {
+	v := make([]byte, 8)
+	binary.BigEndian.PutUint64(v, uint64(rev))
+	return v
+}

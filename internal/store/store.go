@@ -1,0 +1,85 @@
+// Package store keeps nsnet's desired state: resource records as JSON, grouped
+// by kind, changed only in serializable transactions that each advance one
+// global revision, and watched by the agent.
+//
+// It owns persistence and transactions. It must not validate resources or
+// know what they mean: that is the service's job. Implementations: bbolt (one
+// file, one host) here; etcd (many hosts) fills the same interface later.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Kind groups records of one resource type (a bbolt bucket, an etcd prefix).
+type Kind string
+
+// The kinds nsnet stores.
+const (
+	Networks  Kind = "networks"
+	Subnets   Kind = "subnets"
+	Ports     Kind = "ports"
+	Instances Kind = "instances"
+)
+
+// Kinds lists every kind, in the order a consistent dump should read them.
+var Kinds = []Kind{Networks, Subnets, Ports, Instances}
+
+// ErrNotFound is returned by Get for a missing record.
+var ErrNotFound = errors.New("not found")
+
+// Reader reads one consistent snapshot.
+type Reader interface {
+	// Get decodes the record kind/id into v, or returns ErrNotFound.
+	Get(kind Kind, id string, v any) error
+	// List calls fn for every record of kind, in id order.
+	List(kind Kind, fn func(id string, raw []byte) error) error
+	// Revision is the revision of the snapshot.
+	Revision() int64
+}
+
+// Txn is a read-write transaction. Its writes become visible, all at once,
+// only if the function that received it returns nil.
+type Txn interface {
+	Reader
+	Put(kind Kind, id string, v any) error
+	Delete(kind Kind, id string) error
+}
+
+// Store is a transactional record store with change notification.
+type Store interface {
+	// View runs fn on a consistent read-only snapshot.
+	View(ctx context.Context, fn func(Reader) error) error
+	// Update runs fn in a serializable read-write transaction and returns
+	// the revision it committed (or the current one when fn wrote nothing).
+	Update(ctx context.Context, fn func(Txn) error) (int64, error)
+	// Watch returns a channel that receives the newest revision after
+	// commits. Notifications coalesce: a slow reader sees the latest
+	// revision, never a backlog. The channel closes when ctx ends.
+	Watch(ctx context.Context) <-chan int64
+	Close() error
+}
+
+// Get decodes one record of kind into a new T.
+func Get[T any](r Reader, kind Kind, id string) (T, error) {
+	var v T
+	err := r.Get(kind, id, &v)
+	return v, err
+}
+
+// List decodes every record of kind.
+func List[T any](r Reader, kind Kind) ([]T, error) {
+	var out []T
+	err := r.List(kind, func(id string, raw []byte) error {
+		var v T
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", kind, id, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}

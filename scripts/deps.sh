@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what nsnet's build, demo and tests need on Debian 12, and nothing
+# that is already there. Sourced by demo.sh, test.sh and .ci/run.
+#
+#   ensure_packages   Debian packages: iproute2, ping, nft, curl, the OpenStack CLI …
+#   ensure_go         a Go toolchain as new as go.mod asks for; when the machine
+#                     has none, it comes from the Go module proxy (golang.org/toolchain).
+
+NSNET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# command:package pairs; a package is installed only when its command is missing.
+NSNET_PACKAGES=(
+  ip:iproute2
+  ping:iputils-ping
+  nft:nftables
+  curl:curl
+  unzip:unzip
+  openstack:python3-openstackclient
+)
+
+ensure_packages() {
+  local missing=() pair
+  for pair in "${NSNET_PACKAGES[@]}"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends ca-certificates "${missing[@]}" >/dev/null
+}
+
+go_wanted() { awk '/^go /{print $2; exit}' "$NSNET_ROOT/go.mod"; }
+
+# version_ge A B: is Go version A at least B?
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+
+ensure_go() {
+  local want have
+  want=$(go_wanted)
+  for dir in /usr/local/go/bin /usr/local/go-nsnet/bin; do
+    case ":$PATH:" in *":$dir:"*) ;; *) [ -x "$dir/go" ] && PATH="$dir:$PATH" ;; esac
+  done
+  export PATH
+  if command -v go >/dev/null 2>&1; then
+    have=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+    if [ -n "$have" ] && version_ge "$have" "$want"; then return 0; fi
+  fi
+  echo "==> fetching Go $want from the Go module proxy"
+  local proxy=${GOPROXY:-https://proxy.golang.org}
+  proxy=${proxy%%,*}
+  local zip=/tmp/go-toolchain-$want.zip
+  curl -fsSL -o "$zip" "$proxy/golang.org/toolchain/@v/v0.0.1-go$want.linux-amd64.zip"
+  rm -rf /tmp/go-toolchain-unpack /usr/local/go-nsnet
+  unzip -q "$zip" -d /tmp/go-toolchain-unpack
+  mv "/tmp/go-toolchain-unpack/golang.org/toolchain@v0.0.1-go$want.linux-amd64" /usr/local/go-nsnet
+  chmod +x /usr/local/go-nsnet/bin/* /usr/local/go-nsnet/pkg/tool/*/* 2>/dev/null || true
+  rm -rf "$zip" /tmp/go-toolchain-unpack
+  PATH=/usr/local/go-nsnet/bin:$PATH
+  export PATH
+  go version
+}
+
+require_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "nsnet needs root: it creates network namespaces, bridges and veths. Run: sudo $0 $*" >&2
+    exit 1
+  fi
+}
