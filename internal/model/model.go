@@ -119,23 +119,23 @@ type AddressPair struct {
 // Port is an attachment to a network. When DeviceID names an instance, the
 // agent plugs it into that instance's namespace as a veth pair.
 type Port struct {
-	ID                   string        `json:"id"`
-	Name                 string        `json:"name"`
-	ProjectID            string        `json:"project_id"`
-	TenantID             string        `json:"tenant_id"`
-	NetworkID            string        `json:"network_id"`
-	AdminStateUp         bool          `json:"admin_state_up"`
-	Status               string        `json:"status"`
-	MACAddress           string        `json:"mac_address"`
-	FixedIPs             []FixedIP     `json:"fixed_ips"`
-	DeviceID             string        `json:"device_id"`
-	DeviceOwner          string        `json:"device_owner"`
-	PortSecurityEnabled  bool          `json:"port_security_enabled"`
-	SecurityGroups       []string      `json:"security_groups"`
-	AllowedAddressPairs  []AddressPair `json:"allowed_address_pairs"`
-	InterfaceName        string        `json:"nsnet:interface_name"`
-	StatusReason         string        `json:"nsnet:status_reason,omitempty"`
-	BindingHostID        string        `json:"binding:host_id"`
+	ID                  string        `json:"id"`
+	Name                string        `json:"name"`
+	ProjectID           string        `json:"project_id"`
+	TenantID            string        `json:"tenant_id"`
+	NetworkID           string        `json:"network_id"`
+	AdminStateUp        bool          `json:"admin_state_up"`
+	Status              string        `json:"status"`
+	MACAddress          string        `json:"mac_address"`
+	FixedIPs            []FixedIP     `json:"fixed_ips"`
+	DeviceID            string        `json:"device_id"`
+	DeviceOwner         string        `json:"device_owner"`
+	PortSecurityEnabled bool          `json:"port_security_enabled"`
+	SecurityGroups      []string      `json:"security_groups"`
+	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
+	InterfaceName       string        `json:"nsnet:interface_name"`
+	StatusReason        string        `json:"nsnet:status_reason,omitempty"`
+	BindingHostID       string        `json:"binding:host_id"`
 	Standard
 }
 

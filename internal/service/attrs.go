@@ -30,7 +30,7 @@ type attr[T any] struct {
 	name      string
 	post, put bool
 	required  bool
-	set         func(obj *T, raw json.RawMessage) error
+	set       func(obj *T, raw json.RawMessage) error
 }
 
 // decode applies attrs to obj under the rules of fields, returning Neutron's
