@@ -135,7 +135,6 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	InterfaceName       string        `json:"nsnet:interface_name"`
 	StatusReason        string        `json:"nsnet:status_reason,omitempty"`
-	BindingHostID       string        `json:"binding:host_id"`
 	Standard
 }
 

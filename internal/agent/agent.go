@@ -1,0 +1,279 @@
+// Package agent turns the desired state in the store into kernel state on
+// one host: a bridge per network, a namespace per instance, a veth pair per
+// plugged port, with addresses and routes.
+//
+// It owns convergence. It is level-triggered and idempotent: every pass
+// compares what the store asks for with what the kernel has and changes only
+// the difference, so running it twice changes nothing the second time, and a
+// restarted agent finishes what a killed one started. It reports per-object
+// status (ACTIVE only once the kernel has the object) and lets callers wait
+// until a store revision is programmed. It must not validate API input or
+// write desired state: the service does both.
+package agent
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Config is what an Agent needs.
+type Config struct {
+	Store store.Store
+	// HostNetns names the namespace treated as the host; "" is the one
+	// the daemon runs in. A named one is created if missing.
+	HostNetns string
+	// NetnsPrefix starts the name of every namespace the agent names
+	// (instances: prefix + instance name). The agent only ever looks for
+	// leftovers among namespaces with this prefix.
+	NetnsPrefix string
+	// ResyncInterval is the period of full passes, which re-read the whole
+	// kernel state and repair drift; default 30s.
+	ResyncInterval time.Duration
+	Logger         *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultResyncInterval = 30 * time.Second
+	// workers bounds the instances programmed at once in one pass. The
+	// kernel serialises most of the work under the RTNL lock, but
+	// namespace creation and the round trips overlap usefully.
+	workers = 4
+	// deleteWorkers bounds deletions at once. Deleting a namespace
+	// mostly waits for the kernel to destroy it, which it does in
+	// batches: the more at once, the fewer batches.
+	deleteWorkers = 32
+	// minRetry is the first delay before retrying a pass that left
+	// errors; it doubles up to ResyncInterval.
+	minRetry = 500 * time.Millisecond
+)
+
+// Agent converges one host. Create it with New, start it with Run.
+type Agent struct {
+	cfg        Config
+	log        *slog.Logger
+	markerHost string // the host part of this agent's instance markers
+
+	mu          sync.Mutex
+	statuses    map[key]status
+	converged   int64         // store revision the last finished pass read
+	convergedCh chan struct{} // closed and replaced when converged moves
+	health      Health
+
+	// Owned by the Run goroutine.
+	host    *netlink.Handle
+	hostIno uint64 // inode of the host namespace host is bound to
+	records records
+	// tried is the spec each object was last programmed with, whether or
+	// not that worked: an object that leaves the store between full passes
+	// is deleted by what its spec names. good tells which of them worked;
+	// incremental passes retry the others.
+	tried map[key]any
+	good  map[key]bool
+}
+
+// Health is the agent's state for the status endpoint.
+type Health struct {
+	LastPass         time.Time `json:"last_pass,omitzero"`
+	LastPassDuration string    `json:"last_pass_duration"`
+	LastPassFull     bool      `json:"last_pass_full"`
+	LastFullPass     time.Time `json:"last_full_pass,omitzero"`
+	// Revision is the newest store revision the kernel is programmed for.
+	Revision   int64 `json:"revision"`
+	Passes     int64 `json:"passes"`
+	FullPasses int64 `json:"full_passes"`
+	// Changes counts objects a pass had to create, change or delete;
+	// a converged host adds none.
+	Changes int64 `json:"changes"`
+	// Managed counts the objects the kernel has, per kind.
+	Managed map[string]int `json:"managed"`
+	// Errors lists what is wrong right now, one line per object.
+	Errors []string `json:"errors"`
+}
+
+// New checks cfg and prepares the host namespace; Run does the work.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("agent: no store")
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HostNetns != "" {
+		if err := netns.Create(cfg.HostNetns); err != nil {
+			return nil, fmt.Errorf("host namespace: %w", err)
+		}
+	}
+	return &Agent{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		markerHost:  cmp.Or(cfg.HostNetns, dataplane.HostRoot),
+		statuses:    map[key]status{},
+		converged:   -1,
+		convergedCh: make(chan struct{}),
+		health:      Health{Managed: map[string]int{}, Errors: []string{}},
+		tried:       map[key]any{},
+		good:        map[key]bool{},
+	}, nil
+}
+
+// Run converges the host until ctx ends: a full pass at once, a pass after
+// every store change (changes during a pass cause exactly one more), a
+// full pass every ResyncInterval, and retries with backoff while objects
+// are in error.
+func (a *Agent) Run(ctx context.Context) error {
+	if err := a.openHost(); err != nil {
+		return err
+	}
+	defer func() { a.host.Close() }()
+
+	// Watch before the first pass, so that no change slips in between.
+	changes := a.cfg.Store.Watch(ctx)
+	resync := time.NewTicker(a.cfg.ResyncInterval)
+	defer resync.Stop()
+	retry := time.NewTimer(0)
+	retry.Stop()
+	backoff := time.Duration(0)
+
+	full := true
+	for {
+		clean, err := a.pass(ctx, full)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			a.log.Error("pass failed", "full", full, "err", err)
+			a.setPassError(err)
+		}
+		// A pass that failed as a whole is retried as it was; one that
+		// left objects in error is retried incrementally, which
+		// revisits exactly those.
+		full = full && err != nil
+		if clean && err == nil {
+			backoff = 0
+			retry.Stop()
+		} else {
+			backoff = min(max(2*backoff, minRetry), a.cfg.ResyncInterval)
+			retry.Reset(backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				return nil
+			}
+		case <-resync.C:
+			full = true
+		case <-retry.C:
+		}
+	}
+}
+
+// openHost (re)opens the handle on the host namespace when it is not bound
+// to the namespace now called HostNetns: someone deleted it, or replaced it
+// with another. A named host namespace that went missing is created again,
+// and the full pass that follows programs it from scratch.
+func (a *Agent) openHost() error {
+	name := a.cfg.HostNetns
+	if name != "" {
+		if err := netns.Create(name); err != nil {
+			return fmt.Errorf("host namespace: %w", err)
+		}
+	}
+	ino, err := netns.Inode(name)
+	if err != nil {
+		return fmt.Errorf("host namespace: %w", err)
+	}
+	if a.host != nil && ino == a.hostIno {
+		return nil
+	}
+	h, err := netns.NewHandle(name)
+	if err != nil {
+		return fmt.Errorf("open host namespace %q: %w", name, err)
+	}
+	if a.host != nil {
+		a.log.Warn("host namespace was replaced; programming the new one", "netns", name)
+		a.host.Close()
+	}
+	a.host, a.hostIno = h, ino
+	return nil
+}
+
+// Status is the kernel-side status of a resource: BUILD until a pass has
+// looked at it, then ACTIVE, DOWN (unplugged or administratively down) or
+// ERROR with a reason.
+func (a *Agent) Status(kind store.Kind, id string) (status, reason string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.statuses[key{kind, id}]
+	if !ok {
+		return model.StatusBuild, ""
+	}
+	return s.Status, s.Reason
+}
+
+// WaitConverged returns once a pass that read a store snapshot at revision
+// rev or later has finished, or when ctx ends.
+func (a *Agent) WaitConverged(ctx context.Context, rev int64) error {
+	for {
+		a.mu.Lock()
+		done, ch := a.converged >= rev, a.convergedCh
+		a.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Health returns a copy of the agent's state.
+func (a *Agent) Health() Health {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.health
+	h.Managed = make(map[string]int, len(a.health.Managed))
+	for k, v := range a.health.Managed {
+		h.Managed[k] = v
+	}
+	h.Errors = slices.Clone(a.health.Errors)
+	return h
+}
+
+func (a *Agent) setPassError(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.health.Errors = append(a.objectErrorsLocked(), "pass: "+err.Error())
+}
+
+// objectErrorsLocked lists the objects in ERROR, sorted.
+func (a *Agent) objectErrorsLocked() []string {
+	errs := []string{}
+	for k, s := range a.statuses {
+		if s.Status == model.StatusError {
+			errs = append(errs, k.String()+": "+s.Reason)
+		}
+	}
+	slices.Sort(errs)
+	return errs
+}

@@ -1,0 +1,375 @@
+package agent
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// key names one resource across passes.
+type key struct {
+	kind store.Kind
+	id   string
+}
+
+func (k key) String() string { return string(k.kind) + "/" + k.id }
+
+// networkSpec is what the kernel must have for a network on this host.
+type networkSpec struct {
+	Bridge dataplane.BridgeSpec
+}
+
+// instanceSpec is what the kernel must have for an instance.
+type instanceSpec struct {
+	Name   string
+	Netns  string
+	Marker string
+}
+
+// portSpec is what the kernel must have for a plugged port. It holds
+// everything the port's kernel state is derived from (the instance's
+// namespace, the network's MTU, the subnets' gateways and routes), so that
+// comparing two specs tells whether the port needs work.
+type portSpec struct {
+	InstanceID string
+	NetworkID  string
+	Netns      string
+	Veth       dataplane.PortSpec
+}
+
+// sameSpec reports whether two specs ask for the same kernel state. It runs
+// for every object on every pass, hence no reflection.
+func sameSpec(a, b any) bool {
+	switch a := a.(type) {
+	case networkSpec:
+		b, ok := b.(networkSpec)
+		return ok && a == b
+	case instanceSpec:
+		b, ok := b.(instanceSpec)
+		return ok && a == b
+	case portSpec:
+		b, ok := b.(portSpec)
+		return ok && a.InstanceID == b.InstanceID && a.NetworkID == b.NetworkID && a.Netns == b.Netns && sameVeth(a.Veth, b.Veth)
+	}
+	return false
+}
+
+func sameVeth(a, b dataplane.PortSpec) bool {
+	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
+		a.Up == b.Up && a.IfName == b.IfName && bytes.Equal(a.MAC, b.MAC) &&
+		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
+}
+
+// desired is the kernel state one store snapshot asks for on this host.
+type desired struct {
+	rev       int64
+	networks  map[string]networkSpec
+	instances map[string]instanceSpec
+	ports     map[string]portSpec // plugged ports only
+	// statuses of records that get no kernel object: unplugged ports
+	// (DOWN) and records that cannot be programmed (ERROR, with why).
+	fixed map[key]status
+}
+
+type status struct {
+	Status string
+	Reason string
+}
+
+// snapshot is the records a pass reads from the store.
+type snapshot struct {
+	rev       int64
+	networks  []model.Network
+	subnets   []model.Subnet
+	ports     []model.Port
+	instances []model.Instance
+}
+
+// records keeps the records of the previous snapshot, decoded, so that a
+// pass decodes only the records that changed: with the API writing one
+// record per request and the agent passing after each, decoding the whole
+// store every time would make a burst of N creates cost O(N²).
+type records struct {
+	networks  recordCache[model.Network]
+	subnets   recordCache[model.Subnet]
+	ports     recordCache[model.Port]
+	instances recordCache[model.Instance]
+}
+
+func (c *records) read(r store.Reader) (*snapshot, error) {
+	s := &snapshot{rev: r.Revision()}
+	var err error
+	if s.networks, err = c.networks.list(r, store.Networks); err != nil {
+		return nil, err
+	}
+	if s.subnets, err = c.subnets.list(r, store.Subnets); err != nil {
+		return nil, err
+	}
+	if s.ports, err = c.ports.list(r, store.Ports); err != nil {
+		return nil, err
+	}
+	if s.instances, err = c.instances.list(r, store.Instances); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type recordCache[T any] struct {
+	raw map[string][]byte
+	val map[string]T
+}
+
+// list returns every record of kind, decoding only those whose bytes
+// differ from the previous call's. Callers must not modify the records.
+func (c *recordCache[T]) list(r store.Reader, kind store.Kind) ([]T, error) {
+	raw, val := make(map[string][]byte, len(c.raw)), make(map[string]T, len(c.val))
+	var out []T
+	err := r.List(kind, func(id string, b []byte) error {
+		if old, ok := c.raw[id]; ok && bytes.Equal(old, b) {
+			raw[id], val[id] = old, c.val[id]
+			out = append(out, c.val[id])
+			return nil
+		}
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", kind, id, err)
+		}
+		// The store's bytes are only valid during the transaction.
+		raw[id], val[id] = bytes.Clone(b), v
+		out = append(out, v)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.raw, c.val = raw, val
+	return out, nil
+}
+
+// InstanceNetns is the name of the namespace of the instance called
+// instanceName, for an agent whose namespaces start with prefix.
+func InstanceNetns(prefix, instanceName string) string { return prefix + instanceName }
+
+// computeDesired turns a snapshot into kernel specs. It is pure: every
+// decision about what the kernel should hold is made here.
+func computeDesired(s *snapshot, prefix, host string) *desired {
+	d := &desired{
+		rev:       s.rev,
+		networks:  map[string]networkSpec{},
+		instances: map[string]instanceSpec{},
+		ports:     map[string]portSpec{},
+		fixed:     map[key]status{},
+	}
+	networks := map[string]model.Network{}
+	for _, n := range s.networks {
+		networks[n.ID] = n
+		d.networks[n.ID] = networkSpec{Bridge: dataplane.BridgeSpec{
+			Name:  model.BridgeName(n.ID),
+			Alias: dataplane.NetworkAlias(n.ID),
+			MTU:   networkMTU(n),
+			Up:    n.AdminStateUp,
+		}}
+	}
+	subnets := map[string]model.Subnet{}
+	for _, sn := range s.subnets {
+		subnets[sn.ID] = sn
+	}
+
+	byNetns := map[string]string{}
+	// Oldest first: if two instances ever want one namespace, the one
+	// that has it keeps it.
+	for _, inst := range sortedBy(s.instances, func(i model.Instance) string { return i.CreatedAt + "/" + i.ID }) {
+		ns := InstanceNetns(prefix, inst.Name)
+		if other, dup := byNetns[ns]; dup {
+			d.fixed[key{store.Instances, inst.ID}] = status{model.StatusError, fmt.Sprintf("namespace %s is already instance %s's", ns, other)}
+			continue
+		}
+		byNetns[ns] = inst.ID
+		d.instances[inst.ID] = instanceSpec{Name: inst.Name, Netns: ns, Marker: dataplane.InstanceMarker(inst.ID, host)}
+	}
+
+	plugged := map[string][]model.Port{} // by instance
+	for _, p := range s.ports {
+		k := key{store.Ports, p.ID}
+		if _, ok := d.instances[p.DeviceID]; !ok || p.DeviceOwner != model.DeviceOwnerCompute {
+			d.fixed[k] = status{model.StatusDown, ""}
+			continue
+		}
+		plugged[p.DeviceID] = append(plugged[p.DeviceID], p)
+	}
+	for instID, ports := range plugged {
+		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets)
+	}
+	return d
+}
+
+// addInstancePorts adds the specs of one instance's ports. Routes are
+// decided per instance: the default route (per address family) goes out of
+// the first port, in interface order, that has a subnet with a gateway, and
+// a destination is routed out of one port only.
+func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) {
+	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+	type plan struct {
+		id       string
+		spec     portSpec
+		defaults []dataplane.Route
+	}
+	var plans []plan
+	taken := map[netip.Prefix]bool{}
+	for _, p := range ports {
+		veth, defaults, err := portVeth(p, networks, subnets)
+		if err != nil {
+			d.fixed[key{store.Ports, p.ID}] = status{model.StatusError, err.Error()}
+			continue
+		}
+		// Explicit host routes come first: like DHCP's classless static
+		// routes, they win over the gateway for the same destination.
+		routes := veth.Routes[:0]
+		for _, r := range veth.Routes {
+			if !taken[r.Dst] {
+				taken[r.Dst] = true
+				routes = append(routes, r)
+			}
+		}
+		veth.Routes = routes
+		plans = append(plans, plan{p.ID, portSpec{InstanceID: instID, NetworkID: p.NetworkID, Netns: inst.Netns, Veth: veth}, defaults})
+	}
+	for _, pl := range plans {
+		for _, r := range pl.defaults {
+			if !taken[r.Dst] {
+				taken[r.Dst] = true
+				pl.spec.Veth.Routes = append(pl.spec.Veth.Routes, r)
+			}
+		}
+		d.ports[pl.id] = pl.spec
+	}
+}
+
+// portVeth derives a port's veth from its records, with its subnets' host
+// routes, and returns separately the default route each of its address
+// families would get from its subnets' gateways.
+func portVeth(p model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) (dataplane.PortSpec, []dataplane.Route, error) {
+	n, ok := networks[p.NetworkID]
+	if !ok {
+		return dataplane.PortSpec{}, nil, fmt.Errorf("network %s does not exist", p.NetworkID)
+	}
+	if p.InterfaceName == "" {
+		return dataplane.PortSpec{}, nil, fmt.Errorf("port has no interface name")
+	}
+	mac, err := net.ParseMAC(p.MACAddress)
+	if err != nil {
+		return dataplane.PortSpec{}, nil, fmt.Errorf("MAC address: %w", err)
+	}
+	spec := dataplane.PortSpec{
+		TapName: model.TapName(p.ID),
+		Bridge:  model.BridgeName(p.NetworkID),
+		Alias:   dataplane.PortAlias(p.ID),
+		MTU:     networkMTU(n),
+		Up:      p.AdminStateUp,
+		IfName:  p.InterfaceName,
+		MAC:     mac,
+	}
+	var defaults []dataplane.Route
+	seen := map[string]bool{}
+	for _, ip := range p.FixedIPs {
+		sn, ok := subnets[ip.SubnetID]
+		if !ok {
+			return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s does not exist", ip.SubnetID)
+		}
+		addr, err := netip.ParseAddr(ip.IPAddress)
+		if err != nil {
+			return dataplane.PortSpec{}, nil, fmt.Errorf("fixed IP %q: %w", ip.IPAddress, err)
+		}
+		cidr, err := netip.ParsePrefix(sn.CIDR)
+		if err != nil {
+			return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s CIDR %q: %w", sn.ID, sn.CIDR, err)
+		}
+		spec.Addrs = append(spec.Addrs, netip.PrefixFrom(addr, cidr.Bits()))
+		if seen[sn.ID] {
+			continue
+		}
+		seen[sn.ID] = true
+		for _, hr := range sn.HostRoutes {
+			r, err := parseRoute(hr.Destination, hr.NextHop)
+			if err != nil {
+				return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s host route: %w", sn.ID, err)
+			}
+			spec.Routes = append(spec.Routes, r)
+		}
+		if sn.GatewayIP != nil && *sn.GatewayIP != "" {
+			gw, err := netip.ParseAddr(*sn.GatewayIP)
+			if err != nil {
+				return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s gateway %q: %w", sn.ID, *sn.GatewayIP, err)
+			}
+			dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+			if gw.Is6() {
+				dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+			}
+			if !slices.ContainsFunc(defaults, func(r dataplane.Route) bool { return r.Dst == dst }) {
+				defaults = append(defaults, dataplane.Route{Dst: dst, Gw: gw})
+			}
+		}
+	}
+	return spec, defaults, nil
+}
+
+func parseRoute(dst, nexthop string) (dataplane.Route, error) {
+	d, err := netip.ParsePrefix(dst)
+	if err != nil {
+		return dataplane.Route{}, fmt.Errorf("destination %q: %w", dst, err)
+	}
+	gw, err := netip.ParseAddr(nexthop)
+	if err != nil {
+		return dataplane.Route{}, fmt.Errorf("nexthop %q: %w", nexthop, err)
+	}
+	return dataplane.Route{Dst: d.Masked(), Gw: gw}, nil
+}
+
+func networkMTU(n model.Network) int {
+	if n.MTU > 0 {
+		return n.MTU
+	}
+	return model.DefaultMTU
+}
+
+// compareIfNames orders interface names naturally: eth2 before eth10.
+func compareIfNames(a, b string) int {
+	as, an := splitNumber(a)
+	bs, bn := splitNumber(b)
+	if c := strings.Compare(as, bs); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(an, bn); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+// splitNumber splits a trailing decimal number off name (-1 if none).
+func splitNumber(name string) (string, int) {
+	i := len(name)
+	for i > 0 && name[i-1] >= '0' && name[i-1] <= '9' {
+		i--
+	}
+	n, err := strconv.Atoi(name[i:])
+	if err != nil {
+		return name, -1
+	}
+	return name[:i], n
+}
+
+func sortedBy[T any](items []T, sortKey func(T) string) []T {
+	out := slices.Clone(items)
+	slices.SortFunc(out, func(a, b T) int { return strings.Compare(sortKey(a), sortKey(b)) })
+	return out
+}

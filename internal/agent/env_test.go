@@ -1,0 +1,332 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// allPrefix starts every namespace of this test binary.
+var allPrefix = fmt.Sprintf("nsat%d-", os.Getpid())
+
+var testSeq atomic.Int32
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if os.Geteuid() == 0 {
+		names, _ := netns.List()
+		for _, n := range names {
+			if strings.HasPrefix(n, allPrefix) {
+				fmt.Println("agent: namespace left behind:", n)
+				netns.Delete(n)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// env is one test's host: its own host namespace, namespace prefix, store
+// and agent.
+type env struct {
+	t         testing.TB
+	prefix    string
+	hostNetns string
+	st        *store.Bolt
+	resync    time.Duration
+
+	agent  *Agent
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// newEnv starts an agent for t; its cleanup removes everything through the
+// agent and fails t if any namespace or link survives.
+func newEnv(t testing.TB, resync time.Duration) *env {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	e := &env{t: t, prefix: fmt.Sprintf("%s%d-", allPrefix, testSeq.Add(1)), resync: resync}
+	e.hostNetns = e.prefix + "host"
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st = st
+	t.Cleanup(e.cleanup)
+	e.start()
+	return e
+}
+
+// logger discards the agent's logs unless NSNET_TEST_LOG is set.
+func (e *env) logger() *slog.Logger {
+	if os.Getenv("NSNET_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (e *env) start() {
+	e.t.Helper()
+	a, err := New(Config{Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger()})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.agent, e.cancel, e.done = a, cancel, make(chan error, 1)
+	go func() { e.done <- a.Run(ctx) }()
+}
+
+func (e *env) stop() {
+	e.t.Helper()
+	if e.cancel == nil {
+		return
+	}
+	e.cancel()
+	if err := <-e.done; err != nil {
+		e.t.Errorf("Run: %v", err)
+	}
+	e.cancel = nil
+}
+
+func (e *env) cleanup() {
+	t := e.t
+	e.stop()
+	// Everything goes through the agent, as in production: empty the
+	// store, let a fresh agent converge, then look for survivors.
+	if _, err := e.st.Update(context.Background(), func(tx store.Txn) error {
+		for _, kind := range store.Kinds {
+			var ids []string
+			tx.List(kind, func(id string, _ []byte) error { ids = append(ids, id); return nil })
+			for _, id := range ids {
+				if err := tx.Delete(kind, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	e.start()
+	e.converge(e.revision())
+	e.stop()
+	e.st.Close()
+
+	if links := linksIn(e.hostNetns); len(links) > 0 {
+		t.Errorf("links left in host namespace: %v", links)
+	}
+	for _, n := range namespacesWithPrefix(e.prefix) {
+		if n != e.hostNetns {
+			t.Errorf("namespace %s left behind", n)
+			netns.Delete(n)
+		}
+	}
+	netns.Delete(e.hostNetns)
+}
+
+func (e *env) revision() int64 {
+	var rev int64
+	e.st.View(context.Background(), func(r store.Reader) error { rev = r.Revision(); return nil })
+	return rev
+}
+
+// put writes records (model values) in one transaction and returns its
+// revision.
+func (e *env) put(records ...any) int64 {
+	e.t.Helper()
+	rev, err := e.st.Update(context.Background(), func(tx store.Txn) error {
+		for _, r := range records {
+			kind, id := kindAndID(r)
+			if err := tx.Put(kind, id, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rev
+}
+
+func (e *env) del(records ...any) int64 {
+	e.t.Helper()
+	rev, err := e.st.Update(context.Background(), func(tx store.Txn) error {
+		for _, r := range records {
+			kind, id := kindAndID(r)
+			if err := tx.Delete(kind, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rev
+}
+
+func kindAndID(r any) (store.Kind, string) {
+	switch v := r.(type) {
+	case model.Network:
+		return store.Networks, v.ID
+	case model.Subnet:
+		return store.Subnets, v.ID
+	case model.Port:
+		return store.Ports, v.ID
+	case model.Instance:
+		return store.Instances, v.ID
+	}
+	panic(fmt.Sprintf("unknown record %T", r))
+}
+
+// converge waits until the agent has programmed revision rev.
+func (e *env) converge(rev int64) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.agent.WaitConverged(ctx, rev); err != nil {
+		e.t.Fatalf("waiting for revision %d: %v (health %+v)", rev, err, e.agent.Health())
+	}
+}
+
+// waitFullPasses waits until n more full passes have finished.
+func (e *env) waitFullPasses(n int64) {
+	e.t.Helper()
+	target := e.agent.Health().FullPasses + n
+	eventually(e.t, 20*time.Second, "full passes", func() error {
+		if got := e.agent.Health().FullPasses; got < target {
+			return fmt.Errorf("%d full passes, want %d", got, target)
+		}
+		return nil
+	})
+}
+
+func (e *env) ns(instance string) string { return InstanceNetns(e.prefix, instance) }
+
+func (e *env) ip(args ...string) string {
+	e.t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (e *env) wantStatus(kind store.Kind, id, want string) {
+	e.t.Helper()
+	if got, reason := e.agent.Status(kind, id); got != want {
+		e.t.Fatalf("status of %s/%s = %s (%s), want %s", kind, id, got, reason, want)
+	}
+}
+
+func ping(ns, addr string) error {
+	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W1", addr).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ping %s from %s: %v\n%s", addr, ns, err, out)
+	}
+	return nil
+}
+
+func eventually(t testing.TB, d time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func namespacesWithPrefix(prefix string) []string {
+	names, _ := netns.List()
+	var found []string
+	for _, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			found = append(found, n)
+		}
+	}
+	return found
+}
+
+// linksIn lists the links of a namespace other than lo, as ip shows them.
+func linksIn(ns string) []string {
+	out, err := exec.Command("ip", "-n", ns, "-o", "link", "show").Output()
+	if err != nil {
+		return nil
+	}
+	var links []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if name != "lo" {
+			links = append(links, name)
+		}
+	}
+	return links
+}
+
+// ifindex returns the index of link in namespace ns, as ip shows it.
+func (e *env) ifindex(ns, link string) string {
+	e.t.Helper()
+	// stdout only: ip may warn on stderr about peer namespace ids.
+	out, err := exec.Command("ip", "-n", ns, "-o", "link", "show", link).Output()
+	if err != nil {
+		e.t.Fatalf("ip -n %s link show %s: %v", ns, link, err)
+	}
+	idx, _, _ := strings.Cut(string(out), ":")
+	return idx + "/"
+}
+
+// Records of the usual topology: one network with 10.9.0.0/24, instances
+// red and green with a port each.
+const (
+	netID    = "0e1f6a52-9c1d-4c55-8a11-000000000001"
+	subnetID = "5b2a0c11-0000-4000-8000-000000000002"
+)
+
+func testNetwork() model.Network {
+	return model.Network{ID: netID, Name: "net1", AdminStateUp: true, MTU: 1500, Subnets: []string{subnetID}}
+}
+
+func testSubnet() model.Subnet {
+	return model.Subnet{ID: subnetID, NetworkID: netID, IPVersion: 4, CIDR: "10.9.0.0/24", GatewayIP: ptr("10.9.0.1")}
+}
+
+func testInstance(name string) model.Instance {
+	return model.Instance{ID: "inst-" + name, Name: name}
+}
+
+func testPort(instance, ifname, ip, mac string) model.Port {
+	return model.Port{
+		ID:            "port-" + instance + "-" + ifname,
+		NetworkID:     netID,
+		AdminStateUp:  true,
+		MACAddress:    mac,
+		FixedIPs:      []model.FixedIP{{SubnetID: subnetID, IPAddress: ip}},
+		DeviceID:      "inst-" + instance,
+		DeviceOwner:   model.DeviceOwnerCompute,
+		InterfaceName: ifname,
+	}
+}

@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+// resolveFrom resolves names from a fixed table, as the API would.
+func resolveFrom(t *testing.T) resolveFunc {
+	ids := map[client.Collection]map[string]string{
+		client.Networks:  {"blue-net": "net-1"},
+		client.Subnets:   {"blue-v4": "sub-1", "blue-v4b": "sub-2"},
+		client.Instances: {"red": "inst-1"},
+	}
+	return func(col client.Collection, ref string) (string, error) {
+		if id, ok := ids[col][ref]; ok {
+			return id, nil
+		}
+		return "", &client.Error{StatusCode: 404, Type: col.Kind() + "NotFound",
+			Message: fmt.Sprintf("%s %s could not be found.", col.Kind(), ref)}
+	}
+}
+
+// parsed returns a command with the flags of add, parsed from args.
+func parsed(t *testing.T, add func(*cobra.Command), args string) *cobra.Command {
+	t.Helper()
+	cmd := &cobra.Command{Use: "test"}
+	add(cmd)
+	if err := cmd.ParseFlags(strings.Fields(args)); err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	return cmd
+}
+
+// asJSON compares bodies the way the server will see them.
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+type bodyCase struct {
+	args    string
+	want    string // JSON of the body; empty when wantErr is set
+	wantErr string
+}
+
+func checkBody(t *testing.T, tt bodyCase, body map[string]any, err error) {
+	t.Helper()
+	if tt.wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Fatalf("%q: err = %v, want %q", tt.args, err, tt.wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%q: %v", tt.args, err)
+	}
+	if got := asJSON(t, body); got != tt.want {
+		t.Errorf("%q:\n got %s\nwant %s", tt.args, got, tt.want)
+	}
+}
+
+func TestNetworkBody(t *testing.T) {
+	tests := []bodyCase{
+		{args: "", want: `{}`},
+		{args: "--mtu 9000 --external --share --disable", want: `{"admin_state_up":false,"mtu":9000,"router:external":true,"shared":true}`},
+		{args: "--internal --no-share --enable --description lab", want: `{"admin_state_up":true,"description":"lab","router:external":false,"shared":false}`},
+		{args: "--disable-port-security", want: `{"port_security_enabled":false}`},
+		{args: "--description ''", want: `{"description":"''"}`},
+		{args: "--name blue", want: `{"name":"blue"}`},
+		{args: "--share --no-share", wantErr: "--share and --no-share contradict each other"},
+		{args: "--enable --disable", wantErr: "--enable and --disable contradict"},
+	}
+	for _, tt := range tests {
+		var f networkFlags
+		cmd := parsed(t, func(c *cobra.Command) { f.add(c); addRenameFlag(c) }, tt.args)
+		body, err := f.body(cmd)
+		checkBody(t, tt, body, err)
+	}
+}
+
+func TestSubnetCreateBody(t *testing.T) {
+	const base = "--network blue-net --subnet-range 192.168.24.0/24 "
+	tests := []bodyCase{
+		{
+			args: base,
+			want: `{"cidr":"192.168.24.0/24","ip_version":4,"name":"s","network_id":"net-1"}`,
+		},
+		{
+			args: base + "--gateway none --no-dhcp",
+			want: `{"cidr":"192.168.24.0/24","enable_dhcp":false,"gateway_ip":null,"ip_version":4,"name":"s","network_id":"net-1"}`,
+		},
+		{args: base + "--gateway auto", want: `{"cidr":"192.168.24.0/24","ip_version":4,"name":"s","network_id":"net-1"}`},
+		{
+			args: base + "--gateway 192.168.24.254 --dhcp --description d",
+			want: `{"cidr":"192.168.24.0/24","description":"d","enable_dhcp":true,"gateway_ip":"192.168.24.254","ip_version":4,"name":"s","network_id":"net-1"}`,
+		},
+		{
+			args: base + "--allocation-pool start=192.168.24.10,end=192.168.24.20 --allocation-pool end=192.168.24.40,start=192.168.24.30 " +
+				"--dns-nameserver 192.0.2.53 --dns-nameserver 192.0.2.54 --host-route destination=10.0.0.0/8,gateway=192.168.24.1",
+			want: `{"allocation_pools":[{"end":"192.168.24.20","start":"192.168.24.10"},{"end":"192.168.24.40","start":"192.168.24.30"}],` +
+				`"cidr":"192.168.24.0/24","dns_nameservers":["192.0.2.53","192.0.2.54"],` +
+				`"host_routes":[{"destination":"10.0.0.0/8","nexthop":"192.168.24.1"}],"ip_version":4,"name":"s","network_id":"net-1"}`,
+		},
+		{args: base + "--ip-version 6", want: `{"cidr":"192.168.24.0/24","ip_version":6,"name":"s","network_id":"net-1"}`},
+		{args: base + "--allocation-pool start=192.168.24.10", wantErr: `--allocation-pool "start=192.168.24.10": missing end=`},
+		{args: base + "--allocation-pool begin=1,end=2", wantErr: `unknown key "begin"; want start=…,end=…`},
+		{args: base + "--host-route destination=10.0.0.0/8,nexthop=1.2.3.4", wantErr: `unknown key "nexthop"; want destination=…,gateway=…`},
+		{args: base + "--dhcp --no-dhcp", wantErr: "--dhcp and --no-dhcp contradict"},
+		{args: "--network red-net --subnet-range 10.0.0.0/24", wantErr: "Network red-net could not be found."},
+	}
+	for _, tt := range tests {
+		var f subnetCreateFlags
+		cmd := parsed(t, f.add, tt.args)
+		body, err := f.body(cmd, "s", resolveFrom(t))
+		checkBody(t, tt, body, err)
+	}
+}
+
+func TestSubnetSetBody(t *testing.T) {
+	gw := "192.168.24.1"
+	cur := model.Subnet{
+		GatewayIP:       &gw,
+		AllocationPools: []model.AllocationPool{{Start: "192.168.24.2", End: "192.168.24.254"}},
+		DNSNameservers:  []string{"192.0.2.53"},
+		HostRoutes:      []model.HostRoute{{Destination: "10.0.0.0/8", NextHop: "192.168.24.1"}},
+	}
+	tests := []bodyCase{
+		{args: "", want: `{}`},
+		{args: "--name s2 --description x", want: `{"description":"x","name":"s2"}`},
+		{args: "--gateway none", want: `{"gateway_ip":null}`},
+		{args: "--gateway auto", wantErr: "--gateway auto is for create"},
+		{args: "--dns-nameserver 192.0.2.54", want: `{"dns_nameservers":["192.0.2.53","192.0.2.54"]}`},
+		{args: "--no-dns-nameservers", want: `{"dns_nameservers":[]}`},
+		{args: "--no-dns-nameservers --dns-nameserver 192.0.2.99", want: `{"dns_nameservers":["192.0.2.99"]}`},
+		{
+			args: "--allocation-pool start=192.168.24.1,end=192.168.24.1",
+			want: `{"allocation_pools":[{"end":"192.168.24.254","start":"192.168.24.2"},{"end":"192.168.24.1","start":"192.168.24.1"}]}`,
+		},
+		{args: "--no-allocation-pool", want: `{"allocation_pools":[]}`},
+		{
+			args: "--host-route destination=172.16.0.0/12,gateway=192.168.24.9",
+			want: `{"host_routes":[{"destination":"10.0.0.0/8","nexthop":"192.168.24.1"},{"destination":"172.16.0.0/12","nexthop":"192.168.24.9"}]}`,
+		},
+		{args: "--no-host-route", want: `{"host_routes":[]}`},
+		{args: "--no-dhcp", want: `{"enable_dhcp":false}`},
+	}
+	for _, tt := range tests {
+		var f subnetFlags
+		cmd := parsed(t, f.addSet, tt.args)
+		body, err := f.setBody(cmd, cur)
+		checkBody(t, tt, body, err)
+	}
+}
+
+func TestPortCreateBody(t *testing.T) {
+	const base = "--network blue-net "
+	tests := []bodyCase{
+		{args: base, want: `{"name":"p","network_id":"net-1"}`},
+		{
+			args: base + "--device red --interface-name eth1 --mac-address fa:16:3e:00:00:01 --disable",
+			want: `{"admin_state_up":false,"device_id":"inst-1","device_owner":"compute:nsnet","mac_address":"fa:16:3e:00:00:01",` +
+				`"name":"p","network_id":"net-1","nsnet:interface_name":"eth1"}`,
+		},
+		{
+			args: base + "--fixed-ip subnet=blue-v4,ip-address=192.168.24.10 --fixed-ip subnet=blue-v4b --fixed-ip ip-address=192.168.24.11",
+			want: `{"fixed_ips":[{"ip_address":"192.168.24.10","subnet_id":"sub-1"},{"subnet_id":"sub-2"},{"ip_address":"192.168.24.11"}],` +
+				`"name":"p","network_id":"net-1"}`,
+		},
+		{args: base + "--no-fixed-ip", want: `{"fixed_ips":[],"name":"p","network_id":"net-1"}`},
+		{args: base + "--disable-port-security --description d", want: `{"description":"d","name":"p","network_id":"net-1","port_security_enabled":false}`},
+		{args: base + "--interface-name eth1", wantErr: "--interface-name names the port inside an instance: give --device too"},
+		{args: base + "--fixed-ip subnet=nope", wantErr: "Subnet nope could not be found."},
+		{args: base + "--fixed-ip ip=1.2.3.4", wantErr: `--fixed-ip "ip=1.2.3.4": unknown key "ip"; want subnet=…,ip-address=…`},
+		{args: base + "--fixed-ip subnet=,ip-address=", wantErr: `give subnet=…, ip-address=… or both`},
+		{args: base + "--device blue", wantErr: "Instance blue could not be found."},
+		{args: "--network nowhere", wantErr: "Network nowhere could not be found."},
+	}
+	for _, tt := range tests {
+		var f portCreateFlags
+		cmd := parsed(t, f.add, tt.args)
+		body, err := f.body(cmd, "p", resolveFrom(t))
+		checkBody(t, tt, body, err)
+	}
+}
+
+func TestPortSetBody(t *testing.T) {
+	cur := []model.FixedIP{{SubnetID: "sub-1", IPAddress: "192.168.24.10"}}
+	tests := []bodyCase{
+		{args: "", want: `{}`},
+		{
+			args: "--fixed-ip ip-address=192.168.24.20",
+			want: `{"fixed_ips":[{"ip_address":"192.168.24.10","subnet_id":"sub-1"},{"ip_address":"192.168.24.20"}]}`,
+		},
+		{args: "--no-fixed-ip --fixed-ip subnet=blue-v4b", want: `{"fixed_ips":[{"subnet_id":"sub-2"}]}`},
+		{args: "--no-fixed-ip", want: `{"fixed_ips":[]}`},
+		{args: "--device red", want: `{"device_id":"inst-1","device_owner":"compute:nsnet"}`},
+		{args: "--no-device", want: `{"device_id":"","device_owner":""}`},
+		{args: "--device red --no-device", wantErr: "--device and --no-device contradict"},
+		{args: "--interface-name eth3 --name p2 --enable", want: `{"admin_state_up":true,"name":"p2","nsnet:interface_name":"eth3"}`},
+	}
+	for _, tt := range tests {
+		var f portFlags
+		cmd := parsed(t, f.addSet, tt.args)
+		body, err := f.body(cmd, resolveFrom(t), cur)
+		checkBody(t, tt, body, err)
+	}
+}
+
+func TestUsageErrorsAreTyped(t *testing.T) {
+	// Mistakes in flags exit 2, failures of the lookup exit 1.
+	var f portCreateFlags
+	cmd := parsed(t, f.add, "--network blue-net --interface-name eth1")
+	_, err := f.body(cmd, "p", resolveFrom(t))
+	var usage usageError
+	if !errors.As(err, &usage) {
+		t.Errorf("err = %T, want usageError", err)
+	}
+	cmd = parsed(t, f.add, "--network nowhere")
+	_, err = f.body(cmd, "p", resolveFrom(t))
+	if errors.As(err, &usage) {
+		t.Errorf("a missing network is not a usage error: %v", err)
+	}
+}
+
+func TestParseKV(t *testing.T) {
+	tests := []struct {
+		value   string
+		want    map[string]string
+		wantErr string
+	}{
+		{value: "start=1,end=2", want: map[string]string{"start": "1", "end": "2"}},
+		{value: " start=1 , end=2", want: map[string]string{"start": "1", "end": "2"}},
+		{value: "start=1", wantErr: "missing end="},
+		{value: "start=1,start=2,end=3", wantErr: `key "start" given twice`},
+		{value: "start", wantErr: "want start=…,end=…"},
+		{value: "=1", wantErr: "want start=…,end=…"},
+		{value: "size=3,start=1,end=2", wantErr: `unknown key "size"`},
+	}
+	for _, tt := range tests {
+		got, err := parseKV("allocation-pool", tt.value, []string{"start", "end"}, []string{"start", "end"})
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tt.value, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q: %v, %v", tt.value, got, err)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func (a *app) statusCommand() *cobra.Command {
+	var out outputFlag
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the daemon's and the agent's health",
+		Long: `Show the health of the daemon (version, uptime, where it keeps its state)
+and of its agent (whether the kernel matches the desired state, and what
+failed if not), as the daemon reports it at GET /nsnet/status.`,
+		Example: `  nsnet status
+  nsnet status -o json`,
+		Args: noArgs,
+	}
+	addOutputFlag(cmd, &out)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := out.check(cmd); err != nil {
+			return err
+		}
+		c, err := a.client(cmd, waitFlags{})
+		if err != nil {
+			return err
+		}
+		raw, err := c.Status(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if out.format != formatTable {
+			return printRaw(cmd.OutOrStdout(), out.format, raw)
+		}
+		return printStatus(cmd.OutOrStdout(), raw)
+	}
+	return cmd
+}
+
+// printStatus prints the status document as sections, one per top-level
+// object, with nested objects flattened to dotted keys. It knows nothing of
+// the document's fields, so that what the daemon adds shows up unchanged.
+func printStatus(w io.Writer, raw json.RawMessage) error {
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("decode status: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var scalars []string
+	var sections []string
+	for k, v := range doc {
+		if _, ok := v.(map[string]any); ok {
+			sections = append(sections, k)
+		} else {
+			scalars = append(scalars, k)
+		}
+	}
+	sort.Strings(scalars)
+	sort.Strings(sections)
+	for _, k := range scalars {
+		fmt.Fprintf(tw, "%s\t%s\n", k, strings.Join(cellLines(doc[k]), "; "))
+	}
+	for i, s := range sections {
+		if i > 0 || len(scalars) > 0 {
+			fmt.Fprintln(tw)
+		}
+		fmt.Fprintf(tw, "%s:\n", strings.ToUpper(s))
+		var rows [][2]string
+		flatten("", doc[s], &rows)
+		for _, r := range rows {
+			fmt.Fprintf(tw, "  %s\t%s\n", r[0], r[1])
+		}
+	}
+	return tw.Flush()
+}
+
+func flatten(prefix string, v any, rows *[][2]string) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		*rows = append(*rows, [2]string{prefix, strings.Join(cellLines(v), "; ")})
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		flatten(key, m[k], rows)
+	}
+}

@@ -1,0 +1,206 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/agent"
+	"github.com/nsnet/nsnet/internal/api"
+	"github.com/nsnet/nsnet/internal/service"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Version is the nsnet release, shown by the status endpoint.
+var Version = "0.1.0-dev"
+
+// Run serves the API and runs the agent until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = withDefaults(cfg)
+	log := cfg.Logger
+
+	var token api.StaticToken
+	if cfg.Listen != "" {
+		t, err := readToken(cfg.TokenFile, log)
+		if err != nil {
+			return err
+		}
+		token = api.StaticToken(t)
+	}
+
+	statePath := filepath.Join(cfg.StateDir, "state.db")
+	st, err := store.OpenBolt(statePath)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ag, err := agent.New(agent.Config{
+		Store:          st,
+		HostNetns:      cfg.HostNetns,
+		NetnsPrefix:    cfg.NetnsPrefix,
+		ResyncInterval: cfg.ResyncInterval,
+		Logger:         log.With("component", "agent"),
+	})
+	if err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
+
+	started := time.Now()
+	svc := service.New(service.Config{Store: st, Status: ag, NetnsPrefix: cfg.NetnsPrefix})
+	srv := api.New(api.Config{
+		Service:   svc,
+		Converger: ag,
+		Logger:    log.With("component", "api"),
+		Status: func() any {
+			return map[string]any{
+				"daemon": map[string]any{
+					"version":        Version,
+					"pid":            os.Getpid(),
+					"started_at":     started.UTC().Format(time.RFC3339),
+					"uptime_seconds": int(time.Since(started).Seconds()),
+					"state_file":     statePath,
+					"host_netns":     cfg.HostNetns,
+					"netns_prefix":   cfg.NetnsPrefix,
+					"socket":         cfg.Socket,
+					"listen":         cfg.Listen,
+				},
+				"agent": ag.Health(),
+			}
+		},
+	})
+
+	unixLn, err := listenUnix(cfg.Socket)
+	if err != nil {
+		return err
+	}
+	servers := []*served{{srv: &http.Server{Handler: srv.TrustedHandler()}, ln: unixLn}}
+	if cfg.Listen != "" {
+		tcpLn, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			unixLn.Close()
+			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+		servers = append(servers, &served{srv: &http.Server{Handler: srv.TokenHandler(token)}, ln: tcpLn})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(servers)+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ag.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs <- fmt.Errorf("agent: %w", err)
+		}
+	}()
+	for _, s := range servers {
+		s.srv.ReadHeaderTimeout = 10 * time.Second
+		s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
+			}
+		}()
+		log.Info("API listening", "address", s.ln.Addr().String())
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	log.Info("shutting down")
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	for _, s := range servers {
+		_ = s.srv.Shutdown(shutdownCtx)
+	}
+	cancel()
+	wg.Wait()
+	_ = os.Remove(cfg.Socket)
+	return runErr
+}
+
+type served struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.Socket == "" {
+		cfg.Socket = DefaultSocket
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// readToken reads the admin token. TCP without one would be an open door,
+// so its absence is fatal.
+func readToken(path string, log *slog.Logger) (string, error) {
+	if path == "" {
+		return "", errors.New("--listen needs --token-file: the API on TCP refuses to run without authentication")
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		log.Warn("token file is readable by other users; chmod 600 it", "path", path)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" || strings.ContainsAny(token, " \t\r\n") {
+		return "", fmt.Errorf("token file %s must hold one token on one line", path)
+	}
+	return token, nil
+}
+
+// listenUnix listens on path with mode 0600, replacing a stale socket left
+// by a daemon that died, but never one a live daemon still answers on.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("another nsnet daemon is already serving %s", path)
+	}
+	if info, err := os.Lstat(path); err == nil {
+		if info.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restrict socket: %w", err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,219 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Links reads the links of one namespace for a convergence pass. Made by
+// DumpLinks, it answers from one dump of the link table (a pass over N
+// links costs one request, not N) and asks the kernel again only for links
+// this package has changed since; made by NewLinks, it asks the kernel for
+// every link. Safe for concurrent use.
+type Links struct {
+	h *netlink.Handle
+
+	mu     sync.Mutex
+	dumped bool                    // answer from known, except stale names
+	known  map[string]netlink.Link // the dump, by name
+	stale  map[string]bool         // changed since the dump: ask the kernel
+}
+
+// NewLinks returns a Links that asks the kernel for every lookup.
+func NewLinks(h *netlink.Handle) *Links {
+	return &Links{h: h, known: map[string]netlink.Link{}, stale: map[string]bool{}}
+}
+
+// DumpLinks reads every link of h's namespace with one dump.
+func DumpLinks(h *netlink.Handle) (*Links, error) {
+	var list []netlink.Link
+	var err error
+	// A dump interrupted by a concurrent change may be incomplete: retry.
+	for range 5 {
+		list, err = h.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	l := NewLinks(h)
+	l.dumped = true
+	for _, link := range list {
+		l.known[link.Attrs().Name] = link
+	}
+	return l, nil
+}
+
+// Handle is the netlink handle the links are read and changed through.
+func (l *Links) Handle() *netlink.Handle { return l.h }
+
+// Get returns the link called name, or nil if there is none.
+func (l *Links) Get(name string) (netlink.Link, error) {
+	l.mu.Lock()
+	if l.dumped && !l.stale[name] {
+		link := l.known[name]
+		l.mu.Unlock()
+		return link, nil
+	}
+	l.mu.Unlock()
+
+	link, err := l.h.LinkByName(name)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read link %s: %w", name, err)
+	}
+	return link, nil
+}
+
+// forget makes the next Get of name ask the kernel: this package changed it.
+func (l *Links) forget(name string) {
+	l.mu.Lock()
+	if l.dumped {
+		delete(l.known, name)
+		l.stale[name] = true
+	}
+	l.mu.Unlock()
+}
+
+// Owned returns the links that carried an nsnet alias when DumpLinks read
+// them (nothing for a Links made by NewLinks), by alias. A link created by
+// nsnet but not yet labelled is not listed: the Ensure that finds it by name
+// labels it.
+func (l *Links) Owned() map[string]netlink.Link {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	owned := map[string]netlink.Link{}
+	for _, link := range l.known {
+		if link != nil && strings.HasPrefix(link.Attrs().Alias, aliasPrefix) {
+			owned[link.Attrs().Alias] = link
+		}
+	}
+	return owned
+}
+
+// ListOwnedLinks returns the links of h's namespace that carry an nsnet
+// alias, by alias.
+func ListOwnedLinks(h *netlink.Handle) (map[string]netlink.Link, error) {
+	l, err := DumpLinks(h)
+	if err != nil {
+		return nil, err
+	}
+	return l.Owned(), nil
+}
+
+// DeleteLink deletes the link called name if it is nsnet's link labelled
+// alias, and reports whether it did. A missing link is not an error; a link
+// of that name that is not nsnet's is a NotOwnedError and stays.
+func DeleteLink(l *Links, name, alias string) (bool, error) {
+	link, err := l.Get(name)
+	if err != nil || link == nil {
+		return false, err
+	}
+	if !owns(link, alias) {
+		return false, notOwnedLink(link)
+	}
+	defer l.forget(name)
+	if err := l.h.LinkDel(link); err != nil {
+		if isNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// BridgeSpec is a Linux bridge as nsnet wants it.
+type BridgeSpec struct {
+	Name  string
+	Alias string
+	MTU   int
+	Up    bool
+}
+
+// EnsureBridge makes the bridge exist as spec says: its alias, MTU and
+// administrative state.
+func EnsureBridge(l *Links, spec BridgeSpec) (changed bool, err error) {
+	link, err := l.Get(spec.Name)
+	if err != nil {
+		return false, err
+	}
+	if link == nil {
+		return true, createBridge(l, spec)
+	}
+	if !owns(link, spec.Alias) {
+		return false, notOwnedLink(link)
+	}
+	if link.Type() != "bridge" {
+		return false, fmt.Errorf("link %s is a %s, not a bridge", spec.Name, link.Type())
+	}
+	return setLinkAttrs(l, link, linkState{Alias: spec.Alias, MTU: spec.MTU, Up: spec.Up})
+}
+
+func createBridge(l *Links, spec BridgeSpec) error {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = spec.Name
+	attrs.MTU = spec.MTU
+	attrs.HardwareAddr = birthMAC(spec.Alias)
+	if spec.Up {
+		attrs.Flags = net.FlagUp
+	}
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	defer l.forget(spec.Name)
+	if err := l.h.LinkAdd(br); err != nil {
+		return fmt.Errorf("create bridge %s: %w", spec.Name, err)
+	}
+	if err := l.h.LinkSetAlias(br, spec.Alias); err != nil {
+		return fmt.Errorf("label bridge %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// linkState is what nsnet sets on a link it owns.
+type linkState struct {
+	Alias  string
+	MTU    int              // 0: leave alone
+	MAC    net.HardwareAddr // nil: leave alone
+	Up     bool
+	Master int // ifindex of the bridge; 0: leave alone
+}
+
+// setLinkAttrs changes what differs between link, as last read, and want.
+func setLinkAttrs(l *Links, link netlink.Link, want linkState) (changed bool, err error) {
+	h, a := l.h, link.Attrs()
+	step := func(what string, differs bool, set func() error) {
+		if err != nil || !differs {
+			return
+		}
+		if err = set(); err != nil {
+			err = fmt.Errorf("set %s of %s: %w", what, a.Name, err)
+			return
+		}
+		changed = true
+	}
+	step("alias", a.Alias != want.Alias, func() error { return h.LinkSetAlias(link, want.Alias) })
+	step("MTU", want.MTU > 0 && a.MTU != want.MTU, func() error { return h.LinkSetMTU(link, want.MTU) })
+	step("MAC", want.MAC != nil && a.HardwareAddr.String() != want.MAC.String(),
+		func() error { return h.LinkSetHardwareAddr(link, want.MAC) })
+	step("master", want.Master != 0 && a.MasterIndex != want.Master,
+		func() error { return h.LinkSetMasterByIndex(link, want.Master) })
+	isUp := a.Flags&net.FlagUp != 0
+	step("state", isUp != want.Up, func() error {
+		if want.Up {
+			return h.LinkSetUp(link)
+		}
+		return h.LinkSetDown(link)
+	})
+	if changed && l != nil {
+		l.forget(a.Name)
+	}
+	return changed, err
+}

@@ -1,0 +1,330 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// PortSpec is a veth pair as nsnet wants it: the host end (TapName)
+// enslaved to Bridge, the other end (IfName) in an instance namespace with
+// the port's MAC, addresses and routes. Both ends carry Alias.
+type PortSpec struct {
+	TapName string
+	Bridge  string
+	Alias   string
+	MTU     int
+	Up      bool
+	IfName  string
+	MAC     net.HardwareAddr
+	Addrs   []netip.Prefix // address with the prefix length of its subnet
+	Routes  []Route
+}
+
+// Route is a route in the instance's main table, out of the port.
+type Route struct {
+	Dst netip.Prefix
+	Gw  netip.Addr
+}
+
+func (r Route) String() string { return r.Dst.String() + " via " + r.Gw.String() }
+
+// EnsureVethPort makes the veth pair of spec exist between the host
+// namespace (host) and inst, as spec says. A pair that lost one end, or
+// whose ends are not each other's peers (the port moved to another
+// instance), is deleted and created again. A link in inst called IfName that
+// is not nsnet's is a NotOwnedError.
+func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, err error) {
+	br, err := host.Get(spec.Bridge)
+	if err != nil {
+		return false, err
+	}
+	if br == nil {
+		return false, fmt.Errorf("bridge %s does not exist", spec.Bridge)
+	}
+	if br.Type() != "bridge" {
+		return false, fmt.Errorf("link %s is a %s, not a bridge", spec.Bridge, br.Type())
+	}
+	tap, err := host.Get(spec.TapName)
+	if err != nil {
+		return false, err
+	}
+	if tap != nil && !owns(tap, spec.Alias) {
+		return false, notOwnedLink(tap)
+	}
+	inside := NewLinks(inst.Handle)
+	peer, err := inside.Get(spec.IfName)
+	if err != nil {
+		return false, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	}
+	paired := tap != nil && peer != nil && arePeers(tap, peer)
+	if peer != nil && !paired && peer.Attrs().Alias != spec.Alias {
+		return false, &NotOwnedError{Object: fmt.Sprintf("link %s in namespace %s", spec.IfName, inst.Name), Mark: peer.Attrs().Alias}
+	}
+
+	if !paired {
+		if err := removeBrokenPair(host, inside, tap, peer, spec); err != nil {
+			return false, err
+		}
+		if tap, err = createPair(host, inst, br.Attrs().Index, spec); err != nil {
+			return true, err
+		}
+		changed = true
+		if peer, err = inside.Get(spec.IfName); err == nil && peer == nil {
+			err = fmt.Errorf("link %s in namespace %s vanished after creation", spec.IfName, inst.Name)
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+
+	c, err := setLinkAttrs(host, tap, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
+	changed = changed || c
+	if err != nil {
+		return changed, err
+	}
+	c, err = setLinkAttrs(inside, peer, linkState{Alias: spec.Alias, MTU: spec.MTU, MAC: spec.MAC, Up: spec.Up})
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	}
+	c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	}
+	if !spec.Up {
+		// The kernel drops the routes of a link that goes down and
+		// refuses gateways behind one: there is nothing to program
+		// until the port is up again.
+		return changed, nil
+	}
+	c, err = ensureRoutes(inst.Handle, peer, spec.Routes)
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	}
+	return changed, nil
+}
+
+// arePeers reports whether tap and peer are the two ends of one veth pair.
+// A veth's IFLA_LINK is its peer's ifindex (in the peer's namespace).
+func arePeers(tap, peer netlink.Link) bool {
+	return tap.Type() == "veth" && peer.Type() == "veth" &&
+		tap.Attrs().ParentIndex == peer.Attrs().Index &&
+		peer.Attrs().ParentIndex == tap.Attrs().Index
+}
+
+// removeBrokenPair deletes what is left of a pair that is not whole: its
+// host end (whose peer is gone or elsewhere) and an instance end of ours
+// paired with some other link.
+func removeBrokenPair(host, inside *Links, tap, peer netlink.Link, spec PortSpec) error {
+	if tap != nil {
+		if _, err := DeleteLink(host, spec.TapName, spec.Alias); err != nil {
+			return fmt.Errorf("replace broken pair: %w", err)
+		}
+	}
+	if peer != nil {
+		if _, err := DeleteLink(inside, spec.IfName, spec.Alias); err != nil {
+			return fmt.Errorf("replace broken pair: %w", err)
+		}
+	}
+	return nil
+}
+
+// createPair creates both ends with one RTM_NEWLINK: the host end in the
+// host namespace and the peer directly in inst under its final name and
+// MAC, so no half-named link is ever visible inside the instance. It
+// returns the host end as created (enslaved, labelled, up as asked).
+func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = spec.TapName
+	attrs.MTU = spec.MTU
+	attrs.HardwareAddr = birthMAC(spec.Alias)
+	attrs.MasterIndex = bridgeIndex
+	if spec.Up {
+		attrs.Flags = net.FlagUp
+	}
+	veth := &netlink.Veth{
+		LinkAttrs:        attrs,
+		PeerName:         spec.IfName,
+		PeerHardwareAddr: spec.MAC,
+		PeerNamespace:    netlink.NsFd(inst.fd),
+		PeerTxQLen:       -1,
+	}
+	defer host.forget(spec.TapName)
+	if err := host.h.LinkAdd(veth); err != nil {
+		if veth.Index != 0 {
+			// Created but not enslaved: don't leave half a port behind.
+			host.h.LinkDel(veth)
+		}
+		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", spec.TapName, spec.IfName, inst.Name, err)
+	}
+	if err := host.h.LinkSetAlias(veth, spec.Alias); err != nil {
+		return nil, fmt.Errorf("label %s: %w", spec.TapName, err)
+	}
+	veth.Alias = spec.Alias
+	return veth, nil
+}
+
+// ensureAddrs makes link's addresses the wanted ones, keeping link-local
+// addresses (the kernel's IPv6 fe80::/64 one) that nsnet did not ask for.
+func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (changed bool, err error) {
+	have, err := listAddrs(h, link)
+	if err != nil {
+		return false, err
+	}
+	for p, addr := range have {
+		if slices.Contains(want, p) || p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		if err := h.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return changed, fmt.Errorf("remove address %s from %s: %w", p, link.Attrs().Name, err)
+		}
+		changed = true
+	}
+	if changed {
+		// Removing a primary IPv4 address can take its secondaries with
+		// it: read again rather than assume.
+		if have, err = listAddrs(h, link); err != nil {
+			return changed, err
+		}
+	}
+	for _, p := range want {
+		if _, ok := have[p]; ok {
+			continue
+		}
+		addr := &netlink.Addr{IPNet: prefixToIPNet(p)}
+		if p.Addr().Is6() {
+			// IPAM made the address unique; don't keep it unusable for
+			// the second DAD takes.
+			addr.Flags = unix.IFA_F_NODAD
+		}
+		if err := h.AddrAdd(link, addr); err != nil {
+			return changed, fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func listAddrs(h *netlink.Handle, link netlink.Link) (map[netip.Prefix]*netlink.Addr, error) {
+	list, err := h.AddrList(link, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses of %s: %w", link.Attrs().Name, err)
+	}
+	have := make(map[netip.Prefix]*netlink.Addr, len(list))
+	for i := range list {
+		if p, ok := ipNetToPrefix(list[i].IPNet); ok {
+			have[p] = &list[i]
+		}
+	}
+	return have, nil
+}
+
+// ensureRoutes makes the main-table routes nsnet owns out of link the
+// wanted ones. A wanted route whose destination is taken by one of nsnet's
+// routes out of another link (the default route moving between ports) is
+// replaced; one taken by a route nsnet did not install is a NotOwnedError.
+func ensureRoutes(h *netlink.Handle, link netlink.Link, want []Route) (changed bool, err error) {
+	routes, err := h.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return false, fmt.Errorf("list routes: %w", err)
+	}
+	ifindex := link.Attrs().Index
+	byDst := map[netip.Prefix]netlink.Route{}
+	for _, r := range routes {
+		dst := routeDst(r)
+		if r.Protocol == RouteProtocol && r.LinkIndex == ifindex && !wantsDst(want, dst) {
+			if err := h.RouteDel(&r); err != nil && !errors.Is(err, unix.ESRCH) {
+				return changed, fmt.Errorf("remove route %s: %w", dst, err)
+			}
+			changed = true
+			continue
+		}
+		if r.Priority == defaultMetric(dst) && len(r.MultiPath) == 0 {
+			byDst[dst] = r
+		}
+	}
+	for _, w := range want {
+		nr := &netlink.Route{
+			LinkIndex: ifindex,
+			Dst:       prefixToIPNet(w.Dst),
+			Gw:        net.IP(w.Gw.AsSlice()),
+			Protocol:  RouteProtocol,
+			Table:     unix.RT_TABLE_MAIN,
+		}
+		cur, exists := byDst[w.Dst]
+		switch {
+		case !exists:
+			err = h.RouteAdd(nr)
+		case cur.Protocol != RouteProtocol:
+			return changed, fmt.Errorf("route %s: %w", w.Dst, &NotOwnedError{Object: "route " + w.Dst.String(), Mark: "proto " + cur.Protocol.String()})
+		case cur.LinkIndex == ifindex && gwEqual(cur.Gw, w.Gw):
+			continue
+		default:
+			err = h.RouteReplace(nr)
+		}
+		if err != nil {
+			return changed, fmt.Errorf("add route %s: %w", w, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func wantsDst(want []Route, dst netip.Prefix) bool {
+	return slices.ContainsFunc(want, func(r Route) bool { return r.Dst == dst })
+}
+
+// defaultMetric is the metric the kernel gives a route added without one.
+func defaultMetric(dst netip.Prefix) int {
+	if dst.Addr().Is6() {
+		return 1024
+	}
+	return 0
+}
+
+// routeDst is r's destination, with the default route spelt out.
+func routeDst(r netlink.Route) netip.Prefix {
+	if p, ok := ipNetToPrefix(r.Dst); ok {
+		return p
+	}
+	if r.Family == unix.AF_INET6 {
+		return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
+	}
+	return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
+}
+
+func gwEqual(ip net.IP, a netip.Addr) bool {
+	b, ok := netip.AddrFromSlice(ip)
+	return ok && b.Unmap() == a.Unmap()
+}
+
+func ipNetToPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones, bits := n.Mask.Size()
+	if bits != a.BitLen() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones), true
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{
+		IP:   net.IP(p.Addr().AsSlice()),
+		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
+	}
+}

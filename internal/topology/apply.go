@@ -1,0 +1,178 @@
+package topology
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+// LoadState reads every resource a plan may touch or refer to.
+func LoadState(ctx context.Context, c *client.Client) (State, error) {
+	var st State
+	var err error
+	if st.Instances, err = client.List[model.Instance](ctx, c, client.Instances, nil); err != nil {
+		return st, fmt.Errorf("read instances: %w", err)
+	}
+	if st.Networks, err = client.List[model.Network](ctx, c, client.Networks, nil); err != nil {
+		return st, fmt.Errorf("read networks: %w", err)
+	}
+	if st.Subnets, err = client.List[model.Subnet](ctx, c, client.Subnets, nil); err != nil {
+		return st, fmt.Errorf("read subnets: %w", err)
+	}
+	if st.Ports, err = client.List[model.Port](ctx, c, client.Ports, nil); err != nil {
+		return st, fmt.Errorf("read ports: %w", err)
+	}
+	return st, nil
+}
+
+// Execute carries out plan through c, in order, writing one line per step
+// to out ("created network red-net") as each is done. A step that is
+// stored but not (yet) in the kernel says so on its line and does not stop
+// the plan: later steps depend on the API's state, not the kernel's. Execute
+// stops at the first failure: the steps before it stay done, and applying
+// the file again resumes from there, since a plan only does what is missing.
+func Execute(ctx context.Context, c *client.Client, plan *Plan, out io.Writer) error {
+	created := map[client.Collection]map[string]string{}
+	for _, s := range plan.Steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id, warning, err := execute(ctx, c, s, created)
+		if err != nil {
+			return fmt.Errorf("%s %s %s: %w", s.Action.Verb(), s.Collection.Singular(), s.Name, err)
+		}
+		if s.Action == Create {
+			if created[s.Collection] == nil {
+				created[s.Collection] = map[string]string{}
+			}
+			created[s.Collection][s.Name] = id
+		}
+		line := fmt.Sprintf("%-9s %s", s.Action.Past(), s)
+		if warning != "" {
+			line += "; warning: " + warning
+		}
+		fmt.Fprintln(out, line)
+	}
+	return nil
+}
+
+// execute carries out one step. It returns the id of what it created and,
+// when the kernel does not have the change, why.
+func execute(ctx context.Context, c *client.Client, s Step, created map[client.Collection]map[string]string) (id, warning string, err error) {
+	switch s.Action {
+	case Create, Update:
+		attrs, err := resolve(s.Attrs, created)
+		if err != nil {
+			return "", "", err
+		}
+		var obj json.RawMessage
+		var meta client.Meta
+		if s.Action == Create {
+			obj, meta, err = client.Create[json.RawMessage](ctx, c, s.Collection, attrs)
+		} else {
+			obj, meta, err = client.Update[json.RawMessage](ctx, c, s.Collection, s.ID, attrs)
+		}
+		if err != nil {
+			return "", "", err
+		}
+		var created struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(obj, &created); err != nil {
+			return "", "", fmt.Errorf("decode %s: %w", s.Collection.Singular(), err)
+		}
+		return created.ID, client.Unprogrammed(meta, obj), nil
+	case Delete:
+		meta, err := c.Delete(ctx, s.Collection, s.ID)
+		if client.IsNotFound(err) {
+			// Gone already, e.g. a subnet deleted with its network.
+			return "", "", nil
+		}
+		if err != nil {
+			return "", "", err
+		}
+		return "", client.Unprogrammed(meta, nil), nil
+	}
+	return "", "", nil // Unchanged, Absent
+}
+
+// resolve replaces the Refs in a request body with ids.
+func resolve(attrs map[string]any, created map[client.Collection]map[string]string) (map[string]any, error) {
+	v, err := resolveValue(attrs, created)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(map[string]any)
+	return m, nil
+}
+
+func resolveValue(v any, created map[client.Collection]map[string]string) (any, error) {
+	switch x := v.(type) {
+	case Ref:
+		if x.ID != "" {
+			return x.ID, nil
+		}
+		if id := created[x.Collection][x.Name]; id != "" {
+			return id, nil
+		}
+		// A plan orders creates before their users; reaching this is a
+		// bug in the planner, not in the file.
+		return nil, fmt.Errorf("internal error: %s %s is used before it is created", x.Collection.Singular(), x.Name)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			r, err := resolveValue(e, created)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = r
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			r, err := resolveValue(e, created)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = r
+		}
+		return out, nil
+	default:
+		return v, nil
+	}
+}
+
+// Summary is a one-line count of a plan's actions, e.g. "2 to create, 1
+// unchanged" (tense "plan") or "2 created, 1 unchanged" (tense "done").
+func Summary(plan *Plan, done bool) string {
+	n := plan.Count()
+	var parts []string
+	for _, a := range []Action{Create, Update, Delete, Unchanged, Absent} {
+		if n[a] == 0 {
+			continue
+		}
+		switch {
+		case done || a == Unchanged || a == Absent:
+			parts = append(parts, fmt.Sprintf("%d %s", n[a], a.Past()))
+		default:
+			parts = append(parts, fmt.Sprintf("%d to %s", n[a], a.Verb()))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing to do"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// WritePlan writes plan as the lines Execute would, in the future tense.
+func WritePlan(out io.Writer, plan *Plan) {
+	for _, s := range plan.Steps {
+		fmt.Fprintf(out, "%-9s %s\n", s.Action.Verb(), s)
+	}
+}

@@ -1,0 +1,73 @@
+// Package topology reads declarative topology files and turns them into
+// API calls: `nsnet apply -f FILE` makes nsnet match the file, `nsnet
+// destroy -f FILE` removes what the file names.
+//
+// It owns the file format, its validation, the plan (which resources to
+// create, update, leave alone or delete) and carrying a plan out through
+// package client. Computing a plan is a pure function of the file and of the
+// current state, so it is tested without a server. It must not talk to the
+// kernel, nor decide anything the API decides (IPAM, defaults): fields the
+// file leaves out are left to the server and never compared.
+//
+// # File format
+//
+// A topology is a YAML document with a name and four lists. Resources refer
+// to each other by name, never by id:
+//
+//	name: seed-bridge            # required; marks what this file manages
+//	instances:
+//	  - name: red
+//	networks:
+//	  - name: bridge
+//	    mtu: 1500                # optional: mtu, shared, external,
+//	                             # admin_state_up, port_security_enabled
+//	    subnets:                 # subnets may nest in their network…
+//	      - name: bridge-v4
+//	        cidr: 192.168.24.0/24
+//	        gateway_ip: 192.168.24.1   # or "none"
+//	subnets:                     # …or stand alone, naming it
+//	  - name: extra
+//	    network: bridge
+//	    cidr: 10.9.0.0/24
+//	    allocation_pools: [{start: 10.9.0.100, end: 10.9.0.199}]
+//	    dns_nameservers: [10.9.0.1]
+//	    host_routes: [{destination: 10.10.0.0/16, nexthop: 10.9.0.254}]
+//	    enable_dhcp: false
+//	ports:
+//	  - name: red-eth0
+//	    network: bridge
+//	    fixed_ips: [{subnet: bridge-v4, ip_address: 192.168.24.10}]
+//	    instance: red            # plugs the port into the instance
+//	    interface_name: eth0     # its name inside the instance
+//	    mac_address: fa:16:3e:00:00:10
+//
+// Parsing is strict: an unknown key, a key given twice or a key with no
+// value is an error naming the key and its line. A key left out means "the
+// server's default, and whatever it is now": it is neither sent nor compared.
+// A list given empty ([]) is managed and means empty.
+//
+// # What apply does
+//
+// Resources are matched to nsnet's by kind and name. apply creates what is
+// missing, in dependency order (instances, networks, subnets, ports), and
+// updates fields that differ, only with the API's updatable attributes. If
+// a field the API cannot change differs (a subnet's cidr or network, a
+// port's network), apply stops before changing anything and says which
+// resource to delete or rename: it never recreates a resource on its own,
+// because recreating drops the addresses and flows that depend on it.
+//
+// # Ownership: the description
+//
+// apply writes "nsnet:topology=<name>" into the description of every
+// resource it creates (or finds by name and takes over, which the plan
+// shows). The description, not a naming convention, marks ownership,
+// because names are the user's to choose, and nsnet's API sets tags only
+// through a separate API that it does not serve yet. So the file has no
+// description fields: apply owns them. `apply --prune` deletes only
+// resources carrying this file's mark whose names the file no longer
+// lists; hand-made resources and other topologies' are never pruned, and a
+// resource marked by another topology is an error, not a takeover.
+//
+// destroy deletes the resources the file names, ports first, instances
+// last; ones already gone are fine.
+package topology
