@@ -75,7 +75,7 @@ Explore (every object is a plain kernel object):
   alias nsnet='$NSNET'
   ip netns list                                  # red, green, blue
   ip -n $HOST_NETNS -d link show type bridge     # the network's bridge, nsb-…
-  ip -n $HOST_NETNS link show master \$(ip -n $HOST_NETNS -o link show type bridge | awk -F': ' '{print \$2}')
+  ip -n $HOST_NETNS link show type veth          # tap… ends, each "master nsb-…"
   ip -n red addr show eth0; ip -n red route
   nsnet network show bridge -o json
   nsnet status

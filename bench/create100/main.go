@@ -1,0 +1,271 @@
+// Command create100 measures how long nsnet takes to build N instances, each
+// with a port on one network, through its API — and, in the same run, how long
+// the seed walkthroughs' shell sequence of ip commands takes to build the same
+// topology. It prints both times, their ratio, and the daemon's peak RSS.
+//
+// Run as root from the repository root:
+//
+//	sudo go run ./bench/create100 [-n 100] [-rounds 3]
+//
+// Everything is built inside namespaces the benchmark creates (a host
+// namespace per side, a prefix per run) and removed at the end.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+func main() {
+	n := flag.Int("n", 100, "instances (each with one port)")
+	rounds := flag.Int("rounds", 3, "rounds per shape; the median is reported")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		log.Fatal("create100 needs root: it creates network namespaces")
+	}
+	if *n < 1 || *n > 250 {
+		log.Fatal("-n must be 1..250 (one /24)")
+	}
+	dir, err := os.MkdirTemp("", "nsnet-bench-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "nsnet")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
+		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
+	}
+
+	shapes := []shape{
+		{"wait-each", "one client, every write waits until programmed (the CLI's default)", 1, true},
+		{"wait-each-x4", "four clients in parallel, every write waits", 4, true},
+		{"burst", "one client, writes back to back, one wait at the end", 1, false},
+	}
+	times := map[string][]time.Duration{}
+	var peakRSS []int
+	for r := range *rounds {
+		times["ip-script"] = append(times["ip-script"], timeShell(dir, *n))
+		for _, s := range shapes {
+			took, rss := timeNsnet(bin, dir, *n, s)
+			times[s.name] = append(times[s.name], took)
+			peakRSS = append(peakRSS, rss)
+		}
+		log.Printf("round %d/%d done", r+1, *rounds)
+	}
+
+	base := median(times["ip-script"])
+	fmt.Printf("\n%d instances, each with a port on one network; median of %d rounds\n\n", *n, *rounds)
+	fmt.Printf("%-14s %10s %9s  %s\n", "shape", "time", "vs ip", "what")
+	fmt.Printf("%-14s %10s %9s  %s\n", "ip-script", ms(base), "1.00x", "seed-style shell: ip netns add, ip link add … type veth, set netns/master/up, addr, route")
+	for _, s := range shapes {
+		t := median(times[s.name])
+		fmt.Printf("%-14s %10s %8.2fx  %s\n", s.name, ms(t), float64(base)/float64(t), s.what)
+	}
+	fmt.Printf("\ndaemon peak RSS (VmHWM): %d KiB (max over runs)\n", slices.Max(peakRSS))
+	fmt.Printf("reproduce: sudo go run ./bench/create100 -n %d -rounds %d\n", *n, *rounds)
+}
+
+type shape struct {
+	name, what string
+	clients    int
+	waitEach   bool
+}
+
+// timeNsnet starts a daemon, builds the topology through the API in the
+// given shape, and returns the time until the kernel has all of it, and the
+// daemon's peak RSS in KiB.
+func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
+	prefix := "bn" + randomHex(3) + "-"
+	state := filepath.Join(dir, prefix+"state")
+	socket := filepath.Join(dir, prefix+"sock")
+	daemon := exec.Command(bin, "daemon", "--state-dir", state, "--socket", socket,
+		"--host-netns", prefix+"host", "--netns-prefix", prefix, "--log-level", "warn")
+	var logs bytes.Buffer
+	daemon.Stdout, daemon.Stderr = &logs, &logs
+	if err := daemon.Start(); err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	waiting, err := client.New(client.Config{Socket: socket, Wait: time.Minute})
+	check(err)
+	eager, err := client.New(client.Config{Socket: socket})
+	check(err)
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := eager.Status(ctx); err == nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			log.Fatalf("daemon did not start:\n%s", logs.String())
+		}
+	}
+
+	c := eager
+	if s.waitEach {
+		c = waiting
+	}
+	start := time.Now()
+	net, _, err := client.Create[model.Network](ctx, c, client.Networks, map[string]any{"name": "bench"})
+	check(err)
+	sn, _, err := client.Create[model.Subnet](ctx, c, client.Subnets, map[string]any{
+		"network_id": net.ID, "cidr": "10.77.0.0/24", "ip_version": 4})
+	check(err)
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range s.clients {
+		wg.Go(func() {
+			for i := range jobs {
+				inst, _, err := client.Create[model.Instance](ctx, c, client.Instances, map[string]any{"name": fmt.Sprintf("vm%d", i)})
+				check(err)
+				_, _, err = client.Create[model.Port](ctx, c, client.Ports, map[string]any{
+					"network_id": net.ID, "device_id": inst.ID,
+					"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": fmt.Sprintf("10.77.0.%d", 2+i)}},
+				})
+				check(err)
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if !s.waitEach {
+		// One waited write: the server answers once the agent has
+		// programmed its revision, which covers every write before it.
+		_, meta, err := client.Update[model.Network](ctx, waiting, client.Networks, net.ID, map[string]any{"description": "built"})
+		check(err)
+		if meta.Converged == nil || !*meta.Converged {
+			log.Fatal("the agent did not converge within a minute")
+		}
+	}
+	took := time.Since(start)
+
+	last := fmt.Sprintf("10.77.0.%d", 1+n)
+	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
+		log.Fatalf("nsnet topology does not carry traffic: %v\n%s", err, out)
+	}
+	rss := peakRSSKiB(daemon.Process.Pid)
+	teardownNsnet(ctx, waiting, prefix)
+	daemon.Process.Signal(os.Interrupt)
+	daemon.Wait()
+	exec.Command("ip", "netns", "delete", prefix+"host").Run()
+	return took, rss
+}
+
+func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
+	ports, err := client.List[model.Port](ctx, c, client.Ports, nil)
+	check(err)
+	for _, p := range ports {
+		_, err := c.Delete(ctx, client.Ports, p.ID)
+		check(err)
+	}
+	insts, err := client.List[model.Instance](ctx, c, client.Instances, nil)
+	check(err)
+	for _, in := range insts {
+		_, err := c.Delete(ctx, client.Instances, in.ID)
+		check(err)
+	}
+	for _, ns := range namespaces(prefix) {
+		if ns != prefix+"host" {
+			log.Fatalf("nsnet left namespace %s behind", ns)
+		}
+	}
+}
+
+// timeShell builds the topology the way the seeds do: one ip command per
+// step, run by a shell.
+func timeShell(dir string, n int) time.Duration {
+	prefix := "bs" + randomHex(3) + "-"
+	host := prefix + "host"
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "set -e\nip netns add %s\nip -n %s link add br0 type bridge\nip -n %s link set br0 up\n", host, host, host)
+	for i := range n {
+		vm, tap := fmt.Sprintf("%svm%d", prefix, i), fmt.Sprintf("tap%d", i)
+		fmt.Fprintf(&sb, "ip netns add %s\n", vm)
+		fmt.Fprintf(&sb, "ip -n %s link set lo up\n", vm)
+		fmt.Fprintf(&sb, "ip -n %s link add %s type veth peer name eth0-%d\n", host, tap, i)
+		fmt.Fprintf(&sb, "ip -n %s link set eth0-%d netns %s\n", host, i, vm)
+		fmt.Fprintf(&sb, "ip -n %s link set eth0-%d name eth0\n", vm, i)
+		fmt.Fprintf(&sb, "ip -n %s link set %s master br0\n", host, tap)
+		fmt.Fprintf(&sb, "ip -n %s link set %s up\n", host, tap)
+		fmt.Fprintf(&sb, "ip -n %s link set eth0 address fa:16:3e:77:00:%02x\n", vm, i)
+		fmt.Fprintf(&sb, "ip -n %s addr add 10.77.0.%d/24 dev eth0\n", vm, 2+i)
+		fmt.Fprintf(&sb, "ip -n %s link set eth0 up\n", vm)
+		fmt.Fprintf(&sb, "ip -n %s route add default via 10.77.0.1\n", vm)
+	}
+	script := filepath.Join(dir, prefix+"build.sh")
+	check(os.WriteFile(script, []byte(sb.String()), 0o700))
+	start := time.Now()
+	out, err := exec.Command("bash", script).CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		log.Fatalf("ip script: %v\n%s", err, out)
+	}
+	last := fmt.Sprintf("10.77.0.%d", 1+n)
+	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
+		log.Fatalf("ip-script topology does not carry traffic: %v\n%s", err, out)
+	}
+	for _, ns := range namespaces(prefix) {
+		exec.Command("ip", "netns", "delete", ns).Run()
+	}
+	return took
+}
+
+func namespaces(prefix string) []string {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			found = append(found, f[0])
+		}
+	}
+	return found
+}
+
+func peakRSSKiB(pid int) int {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	check(err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib
+		}
+	}
+	return 0
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func check(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
