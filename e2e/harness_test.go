@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,10 +59,31 @@ type Env struct {
 	Dir       string
 	Socket    string
 	Endpoint  string // http://127.0.0.1:PORT when started WithTCP
-	Token     string
+	Token     string // the admin's token on Endpoint
+	Tokens    string // the tokens file, when started WithTokens
 	args      []string
+	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
-	logs      *bytes.Buffer
+	logs      syncBuffer
+}
+
+// syncBuffer is the daemon's log: written by the process's copier, read
+// by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type option func(*Env)
@@ -74,10 +96,34 @@ func WithTCP() option {
 	}
 }
 
+// WithTokens serves the API on TCP with a tokens file (see auth.LoadTokens);
+// admin is the token of its admin, for the harness's own OpenStack calls.
+func WithTokens(file, admin string) option {
+	return func(e *Env) {
+		e.Endpoint = "http://" + freeLoopbackAddr(e.t)
+		e.Token = admin
+		e.Tokens = filepath.Join(e.Dir, "tokens.yaml")
+		if err := os.WriteFile(e.Tokens, []byte(file), 0o600); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// WithKeystone serves the API on TCP on addr, validating tokens with the
+// Keystone at url as service user user (password in the daemon's
+// environment, as OS_PASSWORD).
+func WithKeystone(addr, url, user, password, project string) option {
+	return func(e *Env) {
+		e.Endpoint = "http://" + addr
+		e.args = []string{"--keystone-url", url, "--keystone-username", user, "--keystone-project", project}
+		e.env = []string{"OS_PASSWORD=" + password}
+	}
+}
+
 // Start runs a daemon for t and registers its teardown and leak check.
 func Start(t *testing.T, opts ...option) *Env {
 	t.Helper()
-	e := &Env{t: t, Prefix: "nse" + randomHex(3) + "-", Dir: t.TempDir(), logs: &bytes.Buffer{}}
+	e := &Env{t: t, Prefix: "nse" + randomHex(3) + "-", Dir: t.TempDir()}
 	e.HostNetns = e.Prefix + "host"
 	e.Socket = filepath.Join(e.Dir, "nsnet.sock")
 	for _, o := range opts {
@@ -85,7 +131,12 @@ func Start(t *testing.T, opts ...option) *Env {
 	}
 	args := []string{"daemon", "--state-dir", filepath.Join(e.Dir, "state"), "--socket", e.Socket,
 		"--host-netns", e.HostNetns, "--netns-prefix", e.Prefix, "--log-level", "debug"}
-	if e.Endpoint != "" {
+	switch {
+	case e.Tokens != "":
+		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--tokens", e.Tokens)
+	case len(e.args) > 0: // WithKeystone
+		args = append(append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://")), e.args...)
+	case e.Endpoint != "":
 		tokenFile := filepath.Join(e.Dir, "token")
 		if err := os.WriteFile(tokenFile, []byte(e.Token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
@@ -102,7 +153,8 @@ func (e *Env) startDaemon() {
 	t := e.t
 	t.Helper()
 	e.daemon = exec.Command(nsnetBin, e.args...)
-	e.daemon.Stdout, e.daemon.Stderr = e.logs, e.logs
+	e.daemon.Env = append(os.Environ(), e.env...)
+	e.daemon.Stdout, e.daemon.Stderr = &e.logs, &e.logs
 	if err := e.daemon.Start(); err != nil {
 		t.Fatalf("start daemon: %v", err)
 	}
@@ -112,7 +164,7 @@ func (e *Env) startDaemon() {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not come up:\n%s", e.logs)
+			t.Fatalf("daemon did not come up:\n%s", e.logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -150,6 +202,56 @@ func (e *Env) Nsnet(args ...string) (string, error) {
 	cmd := exec.Command(nsnetBin, append([]string{"--socket", e.Socket}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// NsnetAs runs the nsnet CLI against the TCP endpoint with token, found
+// the way users set it: $NSNET_ENDPOINT and $NSNET_TOKEN.
+func (e *Env) NsnetAs(token string, args ...string) (string, error) {
+	cmd := exec.Command(nsnetBin, args...)
+	cmd.Env = append(os.Environ(), "NSNET_ENDPOINT="+e.Endpoint, "NSNET_TOKEN="+token)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// MustNsnetAs is NsnetAs that fails the test if the command fails.
+func (e *Env) MustNsnetAs(token string, args ...string) string {
+	e.t.Helper()
+	out, err := e.NsnetAs(token, args...)
+	if err != nil {
+		e.t.Fatalf("nsnet %s (token %s): %v\n%s", strings.Join(args, " "), token, err, out)
+	}
+	return out
+}
+
+// Logs is what the daemon has logged so far.
+func (e *Env) Logs() string { return e.logs.String() }
+
+// Signal sends sig to the daemon.
+func (e *Env) Signal(sig os.Signal) {
+	if err := e.daemon.Process.Signal(sig); err != nil {
+		e.t.Fatalf("signal the daemon: %v", err)
+	}
+}
+
+// APIAs sends one request to the TCP endpoint with token and returns the
+// status and decoded body.
+func (e *Env) APIAs(token, method, path string, body any) (int, map[string]any) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, e.Endpoint+path, rd)
+	req.Header.Set("X-Auth-Token", token)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
 }
 
 // MustNsnet runs the nsnet CLI and fails the test if it fails.
@@ -212,7 +314,7 @@ func (e *Env) teardown() {
 	}
 	e.stopDaemon()
 	if t.Failed() {
-		t.Logf("daemon log:\n%s", e.logs)
+		t.Logf("daemon log:\n%s", e.logs.String())
 	}
 	e.checkNoLeaks()
 }

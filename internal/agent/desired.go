@@ -157,8 +157,18 @@ func (c *recordCache[T]) list(r store.Reader, kind store.Kind) ([]T, error) {
 }
 
 // InstanceNetns is the name of the namespace of the instance called
-// instanceName, for an agent whose namespaces start with prefix.
+// instanceName, for an agent whose namespaces start with prefix: the name
+// of an instance whose record does not carry one (made before records did).
 func InstanceNetns(prefix, instanceName string) string { return prefix + instanceName }
+
+// instanceNetns is the namespace of inst: the name the service chose and
+// stored when it created the instance.
+func instanceNetns(prefix string, inst *model.Instance) string {
+	if inst.Netns != "" {
+		return inst.Netns
+	}
+	return InstanceNetns(prefix, inst.Name)
+}
 
 // computeDesired turns a snapshot into kernel specs. It is pure: every
 // decision about what the kernel should hold is made here.
@@ -189,7 +199,13 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	// Oldest first: if two instances ever want one namespace, the one
 	// that has it keeps it.
 	for _, inst := range sortedBy(s.instances, func(i model.Instance) string { return i.CreatedAt + "/" + i.ID }) {
-		ns := InstanceNetns(prefix, inst.Name)
+		ns := instanceNetns(prefix, &inst)
+		if !strings.HasPrefix(ns, prefix) {
+			// Every namespace this agent makes starts with its prefix, so
+			// that it never touches one it does not own.
+			d.fixed[key{store.Instances, inst.ID}] = status{model.StatusError, fmt.Sprintf("namespace %s does not start with this agent's prefix %q", ns, prefix)}
+			continue
+		}
 		if other, dup := byNetns[ns]; dup {
 			d.fixed[key{store.Instances, inst.ID}] = status{model.StatusError, fmt.Sprintf("namespace %s is already instance %s's", ns, other)}
 			continue

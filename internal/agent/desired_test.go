@@ -250,3 +250,29 @@ func mutate(f reflect.Value) {
 		panic("unhandled kind " + f.Kind().String())
 	}
 }
+
+// The namespace of an instance is the one its record names; the agent only
+// derives one for records made before records carried it, and refuses a
+// name outside its own prefix.
+func TestComputeDesiredInstanceNetns(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		inst       model.Instance
+		wantNetns  string
+		wantStatus string
+	}{
+		{"stored name", model.Instance{ID: "i1", Name: "red", Netns: "pfx-red@alpha"}, "pfx-red@alpha", ""},
+		{"record without a name", model.Instance{ID: "i1", Name: "red"}, "pfx-red", ""},
+		{"name outside the prefix", model.Instance{ID: "i1", Name: "red", Netns: "other-red"}, "", model.StatusError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := computeDesired(&snapshot{instances: []model.Instance{tc.inst}}, "pfx-", "")
+			if got := d.instances["i1"].Netns; got != tc.wantNetns {
+				t.Errorf("netns = %q, want %q", got, tc.wantNetns)
+			}
+			if got := d.fixed[key{store.Instances, "i1"}].Status; got != tc.wantStatus {
+				t.Errorf("status = %q, want %q", got, tc.wantStatus)
+			}
+		})
+	}
+}

@@ -45,20 +45,18 @@ type Converger interface {
 	WaitConverged(ctx context.Context, rev int64) error
 }
 
-// Authenticator resolves a token to a caller.
-type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (auth.Caller, error)
-}
+// Authenticator resolves a token to a caller (see package auth).
+type Authenticator = auth.Authenticator
 
 // ErrUnauthorized is returned by an Authenticator for a token it rejects.
-var ErrUnauthorized = errors.New("unauthorized")
+var ErrUnauthorized = auth.ErrUnauthorized
 
 // StaticToken accepts one token, as the admin.
 type StaticToken string
 
 // Authenticate implements Authenticator, comparing in constant time.
 func (t StaticToken) Authenticate(_ context.Context, token string) (auth.Caller, error) {
-	if t == "" || subtle.ConstantTimeCompare([]byte(token), []byte(t)) != 1 {
+	if t == "" || !auth.WellFormed(token) || subtle.ConstantTimeCompare([]byte(token), []byte(t)) != 1 {
 		return auth.Caller{}, ErrUnauthorized
 	}
 	return auth.Admin, nil
@@ -70,7 +68,11 @@ type Config struct {
 	Converger Converger
 	// Status returns the body of GET /nsnet/status.
 	Status func() any
-	Logger *slog.Logger
+	// Projects, when set, answers the OpenStack CLI's identity look-ups
+	// (GET /v3/projects…) from nsnet's tokens file; nil when a real
+	// Keystone does (see identity.go).
+	Projects func() []auth.Project
+	Logger   *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -99,7 +101,7 @@ func (s *Server) TrustedHandler() http.Handler {
 func (s *Server) TokenHandler(a Authenticator) http.Handler {
 	return s.wrap(func(r *http.Request) (auth.Caller, error) {
 		token := r.Header.Get("X-Auth-Token")
-		if token == "" {
+		if !auth.WellFormed(token) {
 			return auth.Caller{}, ErrUnauthorized
 		}
 		return a.Authenticate(r.Context(), token)
@@ -123,8 +125,7 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 		if r.URL.Path != "/" {
 			c, err := authenticate(r)
 			if err != nil {
-				writeError(rec, &service.Error{Status: 401, Type: "HTTPUnauthorized",
-					Message: "The request you have made requires authentication."})
+				writeError(rec, s.authError(r, err))
 				return
 			}
 			r = r.WithContext(auth.WithCaller(r.Context(), c))
@@ -132,6 +133,22 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 		s.mux.ServeHTTP(rec, r)
 	})
+}
+
+// authError answers a request whose token could not be accepted: 401 for a
+// token that is not valid, 503 when it could not be checked at all (the
+// message says why; it never contains the token).
+func (s *Server) authError(r *http.Request, err error) *service.Error {
+	if errors.Is(err, auth.ErrUnavailable) {
+		s.cfg.Logger.Warn("cannot authenticate request", "method", r.Method, "path", r.URL.Path, "err", err)
+		return &service.Error{Status: http.StatusServiceUnavailable, Type: "HTTPServiceUnavailable",
+			Message: "The identity service cannot validate the token right now: " + err.Error()}
+	}
+	if !errors.Is(err, auth.ErrUnauthorized) {
+		s.cfg.Logger.Error("authenticator failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	return &service.Error{Status: http.StatusUnauthorized, Type: "HTTPUnauthorized",
+		Message: "The request you have made requires authentication."}
 }
 
 type statusRecorder struct {
@@ -156,6 +173,10 @@ func (s *Server) routes() {
 	for _, res := range s.resources() {
 		s.register(res)
 	}
+	s.quotaRoutes()
+	if s.cfg.Projects != nil {
+		s.identityRoutes()
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &service.Error{Status: 404, Type: "HTTPNotFound", Message: "The resource could not be found."})
 	})
@@ -173,7 +194,7 @@ func (s *Server) resourceIndex(w http.ResponseWriter, r *http.Request) {
 	for _, res := range s.resources() {
 		list = append(list, map[string]any{
 			"name": res.singular, "collection": res.collection,
-			"links": []any{map[string]string{"href": baseURL(r) + "/v2.0/" + res.collection, "rel": "self"}},
+			"links": []any{map[string]string{"href": baseURL(r) + "/v2.0/" + res.urlPath(), "rel": "self"}},
 		})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"resources": list})

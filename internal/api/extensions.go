@@ -23,6 +23,10 @@ var extensions = []extension{
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []string{}},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []string{}},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []string{}},
+	{"quotas", "Quota management support", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00", []string{}},
+	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00", []string{}},
+	{"quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit", "2021-09-08T16:00:00-00:00", []string{}},
+	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources.", "2015-06-17T12:15:12-00:00", []string{}},
 	{"nsnet-instances", "nsnet instances", "Instances are named network namespaces; a port whose device_id is an instance id is plugged into it as a veth (nsnet:interface_name names it).", "2026-11-23T00:00:00-00:00", []string{}},
 	{"nsnet-wait", "nsnet wait for programming", "A write with header X-Nsnet-Wait: <duration> is answered once the agent has programmed it (X-Nsnet-Converged tells whether it had).", "2026-11-23T00:00:00-00:00", []string{}},
 }

@@ -11,11 +11,14 @@ import (
 // resource binds one collection of the API to the service.
 type resource struct {
 	singular, collection string
-	create               func(context.Context, service.Attrs) (any, int64, error)
-	update               func(context.Context, string, service.Attrs) (any, int64, error)
-	remove               func(context.Context, string) (int64, error)
-	get                  func(context.Context, string) (any, error)
-	list                 func(context.Context) ([]any, error)
+	// path is the collection's URL segment when it differs from its
+	// JSON name (rbac-policies vs rbac_policies).
+	path   string
+	create func(context.Context, service.Attrs) (any, int64, error)
+	update func(context.Context, string, service.Attrs) (any, int64, error)
+	remove func(context.Context, string) (int64, error)
+	get    func(context.Context, string) (any, error)
+	list   func(context.Context) ([]any, error)
 }
 
 // bind adapts the service's typed methods of one resource to a resource.
@@ -51,18 +54,30 @@ func bind[T any](singular, collection string,
 	}
 }
 
+// urlPath is the collection's URL segment below /v2.0/.
+func (r resource) urlPath() string {
+	if r.path != "" {
+		return r.path
+	}
+	return r.collection
+}
+
 func (s *Server) resources() []resource {
 	svc := s.cfg.Service
+	rbac := bind[model.RBACPolicy]("rbac_policy", "rbac_policies", svc.CreateRBACPolicy, svc.UpdateRBACPolicy,
+		svc.DeleteRBACPolicy, svc.GetRBACPolicy, svc.ListRBACPolicies)
+	rbac.path = "rbac-policies"
 	return []resource{
 		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
 		bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets),
 		bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts),
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
+		rbac,
 	}
 }
 
 func (s *Server) register(res resource) {
-	base := "/v2.0/" + res.collection
+	base := "/v2.0/" + res.urlPath()
 	item := base + "/{id}"
 
 	s.mux.HandleFunc("GET "+base, func(w http.ResponseWriter, r *http.Request) {

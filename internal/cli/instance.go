@@ -16,8 +16,9 @@ func (a *app) instanceCommand() *cobra.Command {
 		Aliases: []string{"inst"},
 		Short:   "Manage instances: named network namespaces that stand in for VMs",
 		Long: `An instance is nsnet's stand-in for a virtual machine: a named network
-namespace, <netns prefix><instance name>, with lo up. Plugging ports into it
-gives it interfaces; nsnet exec runs commands inside it.
+namespace with lo up: <netns prefix><instance name> for the admin project's
+instances, <netns prefix><instance name>@<project id> for other projects'.
+Plugging ports into it gives it interfaces; nsnet exec runs commands inside it.
 
 See it with:
   ip netns list
@@ -55,8 +56,9 @@ func (a *app) instanceCreateCommand() *cobra.Command {
 		Use:   "create NAME",
 		Short: "Create an instance (a named network namespace)",
 		Long: `Create an instance: a network namespace named after it, with lo up. The name
-is fixed for the instance's life: it is the namespace's name, and instance
-names are unique. Plug ports into it with nsnet port create --device NAME.`,
+is fixed for the instance's life: it is part of the namespace's name. Names
+are unique within a project; two projects may each have a red. Plug ports
+into it with nsnet port create --device NAME.`,
 		Example: `  nsnet instance create red
   nsnet exec red -- ip link`,
 		Args: exactArgs(1, "the new instance's name"),

@@ -76,7 +76,7 @@ daemon's unix socket (root only) or over TCP with a token.`,
 		&cobra.Group{ID: groupHost, Title: "Host and daemon:"},
 	)
 	for _, c := range []*cobra.Command{
-		app.networkCommand(), app.subnetCommand(), app.portCommand(), app.instanceCommand(),
+		app.networkCommand(), app.subnetCommand(), app.portCommand(), app.instanceCommand(), app.quotaCommand(),
 	} {
 		c.GroupID = groupResources
 		root.AddCommand(c)
@@ -109,12 +109,22 @@ type app struct {
 // wait is how long writes ask the server to wait for the agent, 0 for not
 // at all.
 func (a *app) client(cmd *cobra.Command, wait waitFlags) (*client.Client, error) {
-	cfg, err := a.conn.config(cmd, a.getenv)
+	conn, err := a.conn.config(cmd, a.getenv)
 	if err != nil {
 		return nil, usageError{cmd, err}
 	}
+	cfg := conn.Config
 	if wait.enabled {
 		cfg.Wait = wait.timeout
+	}
+	if conn.keystone != nil && cfg.Endpoint == "" {
+		ctx := cmd.Context()
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		if cfg.Endpoint, err = conn.keystone.NetworkEndpoint(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return client.New(cfg)
 }
@@ -166,7 +176,7 @@ func isCobraUsage(err error) bool {
 func message(err error) string {
 	msg := err.Error()
 	if e, ok := client.AsError(err); ok && e.StatusCode == 401 {
-		msg += " (pass --token or set NSNET_TOKEN; the daemon reads it from its --token-file)"
+		msg += " (pass --token or set NSNET_TOKEN, or OS_CLOUD or OS_AUTH_URL… for a Keystone login)"
 	}
 	return msg
 }

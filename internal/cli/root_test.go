@@ -49,10 +49,10 @@ func TestConnectionConfig(t *testing.T) {
 			if err := root.ParseFlags(strings.Fields(tt.args)); err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := a.conn.config(root, a.getenv)
+			conn, err := a.conn.config(root, a.getenv)
 			var c *client.Client
 			if err == nil {
-				c, err = client.New(cfg)
+				c, err = client.New(conn.Config)
 			}
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -67,8 +67,8 @@ func TestConnectionConfig(t *testing.T) {
 				t.Errorf("endpoint = %q, want %q", c.Endpoint(), tt.endpoint)
 			}
 			var token string
-			if cfg.Auth != nil {
-				token, _ = cfg.Auth.Token(context.Background())
+			if conn.Auth != nil {
+				token, _ = conn.Auth.Token(context.Background())
 			}
 			if token != tt.wantToken {
 				t.Errorf("token = %q, want %q", token, tt.wantToken)
@@ -213,5 +213,65 @@ func TestMessageHints401(t *testing.T) {
 	err = &client.Error{StatusCode: 404, Message: "Network red could not be found."}
 	if got := message(err); got != "Network red could not be found." {
 		t.Errorf("message = %q, want the server's words unchanged", got)
+	}
+}
+
+// TestKeystoneCredentials: OpenStack credentials in the environment make
+// a Keystone login, unless a token or a socket is given; incomplete ones
+// are refused before anything is contacted.
+func TestKeystoneCredentials(t *testing.T) {
+	full := map[string]string{"OS_AUTH_URL": "http://127.0.0.1:5000/v3", "OS_USERNAME": "alice",
+		"OS_PASSWORD": "pw", "OS_PROJECT_NAME": "alpha"}
+	without := func(key string) map[string]string {
+		m := map[string]string{}
+		for k, v := range full {
+			if k != key {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	with := func(k, v string) map[string]string {
+		m := without("")
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name     string
+		args     string
+		env      map[string]string
+		keystone bool
+		wantErr  string
+	}{
+		{name: "password auth", env: full, keystone: true},
+		{name: "a token wins", env: with(envToken, "T")},
+		{name: "a token flag wins", args: "--token T", env: full},
+		{name: "an explicit socket wins", args: "--socket /tmp/s.sock", env: full},
+		{name: "no password", env: without("OS_PASSWORD"), wantErr: "OS_PASSWORD is not"},
+		{name: "no user", env: without("OS_USERNAME"), wantErr: "OS_USERNAME is not"},
+		{name: "no project", env: without("OS_PROJECT_NAME"), wantErr: "OS_PROJECT_NAME is not"},
+		{name: "unknown cloud", env: map[string]string{"OS_CLOUD": "nope", "OS_CLIENT_CONFIG_FILE": "/nonexistent/clouds.yaml"}, wantErr: "OS_CLOUD=nope"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &app{getenv: func(k string) string { return tt.env[k] }}
+			root := newRootCommand(a, nil)
+			if err := root.ParseFlags(strings.Fields(tt.args)); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := a.conn.config(root, a.getenv)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := conn.keystone != nil; got != tt.keystone {
+				t.Errorf("keystone login = %v, want %v", got, tt.keystone)
+			}
+		})
 	}
 }

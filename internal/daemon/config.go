@@ -8,6 +8,8 @@ package daemon
 import (
 	"log/slog"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/auth"
 )
 
 // Defaults for a daemon started with no flags.
@@ -23,11 +25,22 @@ type Config struct {
 	// Socket is the unix socket path of the API (mode 0600, admin).
 	Socket string
 	// Listen is an optional TCP address for the API, e.g. 127.0.0.1:9696.
-	// It requires TokenFile.
+	// It requires one way to check tokens: TokensFile, TokenFile or
+	// Keystone.
 	Listen string
-	// TokenFile holds the admin token that TCP requests must present in
-	// X-Auth-Token.
+	// TokensFile lists tokens, each with its project, user and roles
+	// (see auth.LoadTokens). SIGHUP re-reads it.
+	TokensFile string
+	// TokenFile holds one admin token that TCP requests must present in
+	// X-Auth-Token: the shorthand for a tokens file of one admin.
 	TokenFile string
+	// Keystone, when its URL is set, validates tokens against Keystone.
+	Keystone auth.KeystoneConfig
+	// Quotas are the default quota limits by resource; missing ones take
+	// Neutron's defaults.
+	Quotas map[string]int
+	// Reload asks the daemon to re-read its tokens file (SIGHUP).
+	Reload <-chan struct{}
 	// HostNetns names the namespace the agent treats as the host; empty
 	// means the namespace the daemon runs in.
 	HostNetns string

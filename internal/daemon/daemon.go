@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,13 +26,12 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg = withDefaults(cfg)
 	log := cfg.Logger
 
-	var token api.StaticToken
-	if cfg.Listen != "" {
-		t, err := readToken(cfg.TokenFile, log)
-		if err != nil {
-			return err
-		}
-		token = api.StaticToken(t)
+	if err := service.CheckQuotaDefaults(cfg.Quotas); err != nil {
+		return fmt.Errorf("default quotas: %w", err)
+	}
+	ids, err := newIdentity(cfg, log)
+	if err != nil {
+		return err
 	}
 
 	statePath := filepath.Join(cfg.StateDir, "state.db")
@@ -55,10 +53,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
-	svc := service.New(service.Config{Store: st, Status: ag, NetnsPrefix: cfg.NetnsPrefix})
+	svc := service.New(service.Config{Store: st, Status: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas})
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: ag,
+		Projects:  ids.projects,
 		Logger:    log.With("component", "api"),
 		Status: func() any {
 			return map[string]any{
@@ -72,6 +71,7 @@ func Run(ctx context.Context, cfg Config) error {
 					"netns_prefix":   cfg.NetnsPrefix,
 					"socket":         cfg.Socket,
 					"listen":         cfg.Listen,
+					"identity":       ids.mode,
 				},
 				"agent": ag.Health(),
 			}
@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 			unixLn.Close()
 			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
-		servers = append(servers, &served{srv: &http.Server{Handler: srv.TokenHandler(token)}, ln: tcpLn})
+		servers = append(servers, &served{srv: &http.Server{Handler: srv.TokenHandler(ids.authenticator)}, ln: tcpLn})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -115,9 +115,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case runErr = <-errs:
+			break wait
+		case <-cfg.Reload:
+			ids.reload(log)
+		}
 	}
 	log.Info("shutting down")
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 10*time.Second)
@@ -150,30 +157,6 @@ func withDefaults(cfg Config) Config {
 		cfg.Logger = slog.Default()
 	}
 	return cfg
-}
-
-// readToken reads the admin token. TCP without one would be an open door,
-// so its absence is fatal.
-func readToken(path string, log *slog.Logger) (string, error) {
-	if path == "" {
-		return "", errors.New("--listen needs --token-file: the API on TCP refuses to run without authentication")
-	}
-	info, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
-	}
-	if info.Mode().Perm()&0o077 != 0 {
-		log.Warn("token file is readable by other users; chmod 600 it", "path", path)
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("token file: %w", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if token == "" || strings.ContainsAny(token, " \t\r\n") {
-		return "", fmt.Errorf("token file %s must hold one token on one line", path)
-	}
-	return token, nil
 }
 
 // listenUnix listens on path with mode 0600, replacing a stale socket left

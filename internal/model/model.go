@@ -147,8 +147,38 @@ type Instance struct {
 	TenantID     string `json:"tenant_id"`
 	Status       string `json:"status"`
 	StatusReason string `json:"status_reason,omitempty"`
-	// Netns is the kernel name of the instance's namespace: the agent's
-	// namespace prefix followed by the instance name.
+	// Netns is the kernel name of the instance's namespace, chosen once
+	// when the instance is created and kept for its life (see
+	// InstanceNetnsName): the agent reads it from here rather than
+	// deriving it again.
 	Netns string `json:"netns"`
 	Standard
+}
+
+// RBAC actions: what an RBAC policy grants its target project on a network.
+const (
+	ActionAccessAsShared   = "access_as_shared"
+	ActionAccessAsExternal = "access_as_external"
+)
+
+// RBACWildcard is the target_tenant of a policy that applies to every project.
+const RBACWildcard = "*"
+
+// RBACPolicy grants one project (or every project, "*") access to one
+// object of another: a network shared with it, or usable as external.
+type RBACPolicy struct {
+	ID           string `json:"id"`
+	ObjectType   string `json:"object_type"`
+	ObjectID     string `json:"object_id"`
+	Action       string `json:"action"`
+	TargetTenant string `json:"target_tenant"`
+	ProjectID    string `json:"project_id"`
+	TenantID     string `json:"tenant_id"`
+}
+
+// Quota is the stored override of a project's quota limits: only the
+// resources set for the project; the rest come from the daemon's defaults.
+type Quota struct {
+	ProjectID string         `json:"project_id"`
+	Limits    map[string]int `json:"limits"`
 }

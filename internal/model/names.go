@@ -33,6 +33,31 @@ func shortID(id string) string {
 // (prefix + instance name) stays a comfortable file name and DNS label.
 const MaxInstanceNameLen = 63
 
+// InstanceNetnsName is the namespace name of an instance, chosen when it is
+// created. Instance names are unique within a project; the namespace name
+// must be unique on the host, so it carries the project too, after an '@'
+// that instance names cannot contain: "<prefix>red@alpha". Instances of
+// homeProject (nsnet's own admin project) keep the plain "<prefix>red".
+// The project id goes in whole, so two projects can never get one name.
+func InstanceNetnsName(prefix, homeProject, projectID, name string) string {
+	if projectID == homeProject {
+		return prefix + name
+	}
+	return prefix + name + "@" + netnsSafe(projectID)
+}
+
+// netnsSafe keeps a project id to characters that are safe in a file name
+// and a shell word. Keystone's ids are hex and tokens-file ids are checked
+// on load, so this only matters for ids from elsewhere.
+func netnsSafe(id string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
 // ValidateInterfaceName reports why name cannot be a Linux interface name,
 // or nil if it can.
 func ValidateInterfaceName(name string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 
+	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -25,20 +26,22 @@ var instanceAttrs = append([]attr[model.Instance]{
 }, projectAttrs(func(in *model.Instance) *string { return &in.ProjectID })...)
 
 // CreateInstance creates an instance: a named network namespace on the host.
-// Instance names are unique per daemon, because they name a namespace.
+// Instance names are unique within a project; the namespace name, chosen
+// here once and stored, is unique on the host (see model.InstanceNetnsName).
 func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.Instance], error) {
 	inst := model.Instance{ID: newID()}
-	if err := mustWrite(ctx); err != nil {
+	if err := mustCreate(ctx, "create_instance"); err != nil {
 		return Result[model.Instance]{}, err
 	}
 	if err := decode(&inst, instanceAttrs, in, opCreate); err != nil {
 		return Result[model.Instance]{}, err
 	}
-	project, err := owner(ctx, inst.ProjectID)
+	project, err := owner(ctx, "create_instance", inst.ProjectID)
 	if err != nil {
 		return Result[model.Instance]{}, err
 	}
 	inst.ProjectID = project
+	inst.Netns = model.InstanceNetnsName(s.netnsPrefix, auth.AdminProjectID, project, inst.Name)
 	inst.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		all, err := store.List[model.Instance](tx, store.Instances)
@@ -46,8 +49,12 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 			return err
 		}
 		for _, o := range all {
-			if o.Name == inst.Name {
+			if o.ProjectID == inst.ProjectID && o.Name == inst.Name {
 				return conflict("InstanceNameInUse", "Instance name %s is already in use.", inst.Name)
+			}
+			if s.netnsOf(&o) == inst.Netns {
+				// Only ids that netnsSafe had to change can meet here.
+				return conflict("InstanceNameInUse", "Instance name %s is already in use (namespace %s).", inst.Name, inst.Netns)
 			}
 		}
 		return tx.Put(store.Instances, inst.ID, inst)
@@ -61,12 +68,12 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 // UpdateInstance applies the attributes of a PUT. The name is fixed: it is
 // the namespace that processes inside the instance run in.
 func (s *Service) UpdateInstance(ctx context.Context, id string, in Attrs) (Result[model.Instance], error) {
-	if err := mustWrite(ctx); err != nil {
-		return Result[model.Instance]{}, err
-	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		inst, err := loadInstance(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "update_instance", inst.ProjectID); err != nil {
 			return err
 		}
 		if err := decode(&inst, instanceAttrs, in, opUpdate); err != nil {
@@ -83,12 +90,12 @@ func (s *Service) UpdateInstance(ctx context.Context, id string, in Attrs) (Resu
 
 // DeleteInstance deletes an instance that no port is plugged into.
 func (s *Service) DeleteInstance(ctx context.Context, id string) (int64, error) {
-	if err := mustWrite(ctx); err != nil {
-		return 0, err
-	}
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		inst, err := loadInstance(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_instance", inst.ProjectID); err != nil {
 			return err
 		}
 		ports, err := portsOfInstance(tx, id)
@@ -142,8 +149,17 @@ func (s *Service) instanceResult(ctx context.Context, id string, rev int64) (Res
 
 func (s *Service) renderInstance(inst *model.Instance) {
 	inst.TenantID = inst.ProjectID
-	inst.Netns = s.netnsPrefix + inst.Name
+	inst.Netns = s.netnsOf(inst)
 	inst.Status, inst.StatusReason = s.statusOf(store.Instances, inst.ID)
+}
+
+// netnsOf is the namespace of an instance: the stored name, or, for an
+// instance made before names were stored, the name the agent derives.
+func (s *Service) netnsOf(inst *model.Instance) string {
+	if inst.Netns != "" {
+		return inst.Netns
+	}
+	return s.netnsPrefix + inst.Name
 }
 
 func loadInstance(ctx context.Context, r store.Reader, id string) (model.Instance, error) {

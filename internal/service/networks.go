@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/nsnet/nsnet/internal/model"
@@ -45,7 +46,9 @@ var networkAttrs = append([]attr[model.Network]{
 	}},
 }, projectAttrs(func(n *model.Network) *string { return &n.ProjectID })...)
 
-// CreateNetwork creates a network from the attributes of a POST.
+// CreateNetwork creates a network from the attributes of a POST. `shared`
+// and `router:external` are admin-only, as in Neutron; each comes with its
+// "*" RBAC policy.
 func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Network], error) {
 	n := model.Network{
 		ID:                    newID(),
@@ -55,19 +58,42 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 		AvailabilityZoneHints: []string{},
 		L2Adjacency:           true,
 	}
-	if err := mustWrite(ctx); err != nil {
+	if err := mustCreate(ctx, "create_network"); err != nil {
 		return Result[model.Network]{}, err
 	}
 	if err := decode(&n, networkAttrs, in, opCreate); err != nil {
 		return Result[model.Network]{}, err
 	}
-	project, err := owner(ctx, n.ProjectID)
+	project, err := owner(ctx, "create_network", n.ProjectID)
 	if err != nil {
 		return Result[model.Network]{}, err
 	}
 	n.ProjectID = project
+	for _, a := range []struct {
+		set  bool
+		rule string
+	}{{n.Shared, "create_network:shared"}, {n.RouterExternal, "create_network:router:external"}} {
+		if a.set && !caller(ctx).IsAdmin() {
+			return Result[model.Network]{}, denied("create_network", a.rule)
+		}
+	}
+	shared := n.Shared
+	n.Shared = false // not stored: RBAC policies say who it is shared with
 	n.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		if err := s.checkQuota(tx, n.ProjectID, quotaNetwork); err != nil {
+			return err
+		}
+		if shared {
+			if err := putPolicy(tx, wildcardPolicy(&n, model.ActionAccessAsShared)); err != nil {
+				return err
+			}
+		}
+		if n.RouterExternal {
+			if err := putPolicy(tx, wildcardPolicy(&n, model.ActionAccessAsExternal)); err != nil {
+				return err
+			}
+		}
 		return tx.Put(store.Networks, n.ID, n)
 	})
 	if err != nil {
@@ -76,19 +102,34 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 	return s.networkResult(ctx, n.ID, rev)
 }
 
+func putPolicy(tx store.Txn, p model.RBACPolicy) error { return tx.Put(store.RBACPolicies, p.ID, p) }
+
 // UpdateNetwork applies the attributes of a PUT.
 func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Result[model.Network], error) {
-	if err := mustWrite(ctx); err != nil {
-		return Result[model.Network]{}, err
-	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		n, err := loadNetwork(ctx, tx, id)
+		n, acc, err := loadNetwork(ctx, tx, id)
 		if err != nil {
 			return err
 		}
+		if err := authorize(ctx, "update_network", n.ProjectID); err != nil {
+			return err
+		}
+		for _, a := range []struct{ attr, rule string }{
+			{"shared", "update_network:shared"}, {"router:external", "update_network:router:external"},
+		} {
+			if _, given := in[a.attr]; given && !caller(ctx).IsAdmin() {
+				return denied("update_network", a.rule)
+			}
+		}
+		_, wasShared := acc.wildcard(id, model.ActionAccessAsShared)
+		n.Shared = wasShared
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
 			return err
 		}
+		if err := s.updateSharing(tx, &n, acc, wasShared); err != nil {
+			return err
+		}
+		n.Shared = false
 		n.Touch(s.now())
 		return tx.Put(store.Networks, id, n)
 	})
@@ -98,14 +139,54 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 	return s.networkResult(ctx, id, rev)
 }
 
-// DeleteNetwork deletes a network and its subnets, refusing while ports
-// other than nsnet's own service ports are on it.
-func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
-	if err := mustWrite(ctx); err != nil {
-		return 0, err
+// updateSharing turns a change of `shared` or `router:external` into the
+// RBAC policies they stand for. Unsharing a network that other projects
+// have ports on is refused, as Neutron does.
+func (s *Service) updateSharing(tx store.Txn, n *model.Network, acc access, wasShared bool) error {
+	switch wild, ok := acc.wildcard(n.ID, model.ActionAccessAsShared); {
+	case n.Shared && !ok:
+		if err := putPolicy(tx, wildcardPolicy(n, model.ActionAccessAsShared)); err != nil {
+			return err
+		}
+	case !n.Shared && wasShared:
+		err := checkDependents(tx, n, acc.without(wild.ID), func(string) error {
+			return conflict("InvalidSharedSetting",
+				"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(store.RBACPolicies, wild.ID); err != nil {
+			return err
+		}
 	}
+	_, externalToAll := acc.wildcard(n.ID, model.ActionAccessAsExternal)
+	switch {
+	case n.RouterExternal && !externalToAll:
+		return putPolicy(tx, wildcardPolicy(n, model.ActionAccessAsExternal))
+	case !n.RouterExternal:
+		// A network that is no longer external is usable as external
+		// by nobody: its access_as_external policies go with it.
+		for _, p := range acc[n.ID] {
+			if p.Action == model.ActionAccessAsExternal {
+				if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// DeleteNetwork deletes a network, its subnets and its RBAC policies,
+// refusing while ports are on it.
+func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 	return s.store.Update(ctx, func(tx store.Txn) error {
-		if _, err := loadNetwork(ctx, tx, id); err != nil {
+		n, acc, err := loadNetwork(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_network", n.ProjectID); err != nil {
 			return err
 		}
 		ports, err := portsOn(tx, id)
@@ -125,6 +206,11 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 				return err
 			}
 		}
+		for _, p := range acc[id] {
+			if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {
+				return err
+			}
+		}
 		return tx.Delete(store.Networks, id)
 	})
 }
@@ -133,12 +219,13 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 func (s *Service) GetNetwork(ctx context.Context, id string) (model.Network, error) {
 	var n model.Network
 	err := s.store.View(ctx, func(r store.Reader) error {
+		var acc access
 		var err error
-		if n, err = loadNetwork(ctx, r, id); err != nil {
+		if n, acc, err = loadNetwork(ctx, r, id); err != nil {
 			return err
 		}
 		subnets, err := subnetsOn(r, id)
-		s.renderNetwork(&n, subnets)
+		s.renderNetwork(ctx, &n, subnets, acc)
 		return err
 	})
 	return n, err
@@ -156,15 +243,19 @@ func (s *Service) ListNetworks(ctx context.Context) ([]model.Network, error) {
 		if err != nil {
 			return err
 		}
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
 		byNetwork := map[string][]model.Subnet{}
 		for _, sn := range subnets {
 			byNetwork[sn.NetworkID] = append(byNetwork[sn.NetworkID], sn)
 		}
 		for _, n := range all {
-			if !canSeeNetwork(ctx, &n) {
+			if !acc.canSeeNetwork(ctx, &n) {
 				continue
 			}
-			s.renderNetwork(&n, byNetwork[n.ID])
+			s.renderNetwork(ctx, &n, byNetwork[n.ID], acc)
 			out = append(out, n)
 		}
 		return nil
@@ -177,8 +268,12 @@ func (s *Service) networkResult(ctx context.Context, id string, rev int64) (Resu
 	return Result[model.Network]{n, rev}, err
 }
 
-func (s *Service) renderNetwork(n *model.Network, subnets []model.Subnet) {
+// renderNetwork fills the attributes that are not stored. `shared` is
+// whether the network is shared with the caller's project, as Neutron
+// computes it.
+func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets []model.Subnet, acc access) {
 	n.TenantID = n.ProjectID
+	n.Shared = acc.grants(n.ID, model.ActionAccessAsShared, caller(ctx).ProjectID)
 	n.Subnets = make([]string, 0, len(subnets))
 	for _, sn := range subnets {
 		n.Subnets = append(n.Subnets, sn.ID)
@@ -193,17 +288,24 @@ func (s *Service) renderNetwork(n *model.Network, subnets []model.Subnet) {
 	}
 }
 
-// canSeeNetwork: shared and external networks are visible to every project.
-func canSeeNetwork(ctx context.Context, n *model.Network) bool {
-	return n.Shared || n.RouterExternal || canSee(ctx, n.ProjectID)
-}
-
-func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network, error) {
+// loadNetwork reads a network the caller may see, and the RBAC policies
+// that decided it.
+func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network, access, error) {
 	n, err := store.Get[model.Network](r, store.Networks, id)
-	if err == store.ErrNotFound || err == nil && !canSeeNetwork(ctx, &n) {
-		return n, notFound("Network", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return n, nil, notFound("Network", id)
 	}
-	return n, err
+	if err != nil {
+		return n, nil, fmt.Errorf("read network %s: %w", id, err)
+	}
+	acc, err := readAccess(r)
+	if err != nil {
+		return n, nil, err
+	}
+	if !acc.canSeeNetwork(ctx, &n) {
+		return n, nil, notFound("Network", id)
+	}
+	return n, acc, nil
 }
 
 func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {

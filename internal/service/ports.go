@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"slices"
 	"sort"
@@ -151,18 +152,28 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		SecurityGroups:      []string{},
 		AllowedAddressPairs: []model.AddressPair{},
 	}}
-	if err := mustWrite(ctx); err != nil {
+	if err := mustCreate(ctx, "create_port"); err != nil {
 		return Result[model.Port]{}, err
 	}
 	if err := decode(&p, portAttrs, in, opCreate); err != nil {
 		return Result[model.Port]{}, err
 	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		network, err := loadNetwork(ctx, tx, p.NetworkID)
+		network, acc, err := loadNetwork(ctx, tx, p.NetworkID)
 		if err != nil {
 			return err
 		}
-		if p.ProjectID, err = owner(ctx, p.ProjectID); err != nil {
+		if p.ProjectID, err = owner(ctx, "create_port", p.ProjectID); err != nil {
+			return err
+		}
+		// Ports go on a project's own networks and those shared with it;
+		// a network that is only external to it takes routers' and
+		// floating IPs' ports, not an instance's.
+		if !caller(ctx).IsAdmin() && !acc.usableBy(&network, p.ProjectID) {
+			return typed(http.StatusForbidden, "ExternalNetworkAttachForbidden",
+				"It is not allowed to create an interface on external network %s", network.ID)
+		}
+		if err := s.checkQuota(tx, p.ProjectID, quotaPort); err != nil {
 			return err
 		}
 		if !p.portSecSet {
@@ -182,12 +193,12 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 
 // UpdatePort applies the attributes of a PUT.
 func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[model.Port], error) {
-	if err := mustWrite(ctx); err != nil {
-		return Result[model.Port]{}, err
-	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		cur, err := loadPort(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "update_port", cur.ProjectID); err != nil {
 			return err
 		}
 		p := portInput{Port: cur}
@@ -356,6 +367,12 @@ func (s *Service) bindDevice(ctx context.Context, tx store.Reader, p *portInput)
 	if err != nil {
 		return err
 	}
+	if inst.ProjectID != p.ProjectID {
+		// An instance's interfaces are its project's: plugging another
+		// project's port into it would join two projects' networks.
+		return invalidInput("Port of project %s cannot be plugged into instance %s of project %s",
+			p.ProjectID, inst.Name, inst.ProjectID)
+	}
 	p.DeviceOwner = model.DeviceOwnerCompute
 	siblings, err := portsOfInstance(tx, inst.ID)
 	if err != nil {
@@ -393,11 +410,12 @@ func portsOfInstance(r store.Reader, instanceID string) ([]model.Port, error) {
 
 // DeletePort deletes a port; its addresses and MAC return to the pool.
 func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
-	if err := mustWrite(ctx); err != nil {
-		return 0, err
-	}
 	return s.store.Update(ctx, func(tx store.Txn) error {
-		if _, err := loadPort(ctx, tx, id); err != nil {
+		p, err := loadPort(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_port", p.ProjectID); err != nil {
 			return err
 		}
 		return tx.Delete(store.Ports, id)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,9 +31,12 @@ type StatusSource interface {
 type Config struct {
 	Store  store.Store
 	Status StatusSource
-	// NetnsPrefix is the agent's namespace prefix, shown in each
-	// instance's netns attribute.
+	// NetnsPrefix is the agent's namespace prefix: every instance's
+	// namespace name starts with it.
 	NetnsPrefix string
+	// Quotas are the default quota limits, by resource (see
+	// QuotaResources); missing ones take Neutron's defaults.
+	Quotas map[string]int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -42,6 +46,7 @@ type Service struct {
 	store       store.Store
 	status      StatusSource
 	netnsPrefix string
+	quotas      map[string]int
 	now         func() time.Time
 }
 
@@ -51,7 +56,8 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: cfg.Store, status: cfg.Status, netnsPrefix: cfg.NetnsPrefix, now: now}
+	return &Service{store: cfg.Store, status: cfg.Status, netnsPrefix: cfg.NetnsPrefix,
+		quotas: DefaultQuotas(cfg.Quotas), now: now}
 }
 
 // Result is what a write returns: the resource as the API shows it and the
@@ -71,18 +77,43 @@ func caller(ctx context.Context) auth.Caller {
 	return auth.Admin
 }
 
+// denied is Neutron's answer to a request its policy refuses: rules names
+// the policy rules that failed, as Neutron's message lists them
+// ("rule:create_network", "rule:create_network:shared").
+func denied(rules ...string) *Error {
+	for i, r := range rules {
+		rules[i] = "rule:" + r
+	}
+	msg := strings.Join(rules, " and ")
+	if len(rules) > 1 {
+		msg = "(" + msg + ")"
+	}
+	return typed(http.StatusForbidden, "PolicyNotAuthorized", "%s is disallowed by policy", msg)
+}
+
+// mustCreate refuses creates from callers whose role does not allow
+// changes: a reader (Neutron checks the role before anything else).
+func mustCreate(ctx context.Context, action string) error {
+	if !caller(ctx).CanWrite() {
+		return denied(action)
+	}
+	return nil
+}
+
 // owner decides the project of a new resource: the caller's, or, for an
-// admin, the one named in the body.
-func owner(ctx context.Context, requested string) (string, error) {
+// admin, the one named in the body. A non-admin naming another project is
+// refused with 403, as Neutron's create_* policies do.
+func owner(ctx context.Context, action, requested string) (string, error) {
 	c := caller(ctx)
 	switch {
+	case !c.CanWrite():
+		return "", denied(action)
 	case requested == "" || requested == c.ProjectID:
 		return c.ProjectID, nil
 	case c.IsAdmin():
 		return requested, nil
 	default:
-		return "", typed(http.StatusForbidden, "PolicyNotAuthorized",
-			"Only an admin may create a resource in project %s", requested)
+		return "", denied(action)
 	}
 }
 
@@ -92,13 +123,16 @@ func canSee(ctx context.Context, project string) bool {
 	return c.IsAdmin() || c.ProjectID == project
 }
 
-// mustWrite refuses writes from callers that may only read.
-func mustWrite(ctx context.Context) error {
+// authorize refuses a change to a resource of project that the caller can
+// see but may not change: it is another project's (a shared network), or
+// the caller only reads. Callers load the resource first, so that one the
+// caller cannot see answers 404, never 403: Neutron hides existence.
+func authorize(ctx context.Context, action, project string) error {
 	c := caller(ctx)
-	if c.IsAdmin() || c.HasRole(auth.RoleMember) {
+	if c.IsAdmin() || c.CanWrite() && c.ProjectID == project {
 		return nil
 	}
-	return typed(http.StatusForbidden, "PolicyNotAuthorized", "Your role does not allow changes")
+	return denied(action)
 }
 
 // load reads kind/id for the caller, answering 404 both for a missing record

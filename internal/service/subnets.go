@@ -153,23 +153,27 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 		HostRoutes:     []model.HostRoute{},
 		ServiceTypes:   []string{},
 	}}
-	if err := mustWrite(ctx); err != nil {
+	if err := mustCreate(ctx, "create_subnet"); err != nil {
 		return Result[model.Subnet]{}, err
 	}
 	if err := decode(&sn, subnetAttrs, in, opCreate); err != nil {
 		return Result[model.Subnet]{}, err
 	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		network, err := loadNetwork(ctx, tx, sn.NetworkID)
+		network, _, err := loadNetwork(ctx, tx, sn.NetworkID)
 		if err != nil {
 			return err
 		}
-		project, err := owner(ctx, sn.ProjectID)
+		project, err := owner(ctx, "create_subnet", sn.ProjectID)
 		if err != nil {
 			return err
 		}
+		// A shared network's subnets are its owner's to make.
 		if project != network.ProjectID && !caller(ctx).IsAdmin() {
-			return typed(403, "PolicyNotAuthorized", "Only the owner of network %s may add subnets to it", network.ID)
+			return denied("create_subnet")
+		}
+		if err := s.checkQuota(tx, project, quotaSubnet); err != nil {
+			return err
 		}
 		sn.ProjectID = project
 		siblings, err := subnetsOn(tx, sn.NetworkID)
@@ -263,12 +267,12 @@ func checkPools(sn *subnetInput, prefix netip.Prefix, gw netip.Addr) error {
 
 // UpdateSubnet applies the attributes of a PUT.
 func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result[model.Subnet], error) {
-	if err := mustWrite(ctx); err != nil {
-		return Result[model.Subnet]{}, err
-	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		cur, err := loadSubnet(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "update_subnet", cur.ProjectID); err != nil {
 			return err
 		}
 		// On update the gateway and pools are what they were unless the
@@ -318,12 +322,12 @@ func checkAllocationsStillValid(r store.Reader, sn *model.Subnet) error {
 
 // DeleteSubnet deletes a subnet no port has an address on.
 func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
-	if err := mustWrite(ctx); err != nil {
-		return 0, err
-	}
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		sn, err := loadSubnet(ctx, tx, id)
 		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_subnet", sn.ProjectID); err != nil {
 			return err
 		}
 		ports, err := portsOn(tx, sn.NetworkID)
@@ -367,7 +371,7 @@ func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
 		for _, sn := range all {
 			seen, ok := visible[sn.NetworkID]
 			if !ok {
-				_, err := loadNetwork(ctx, r, sn.NetworkID)
+				_, _, err := loadNetwork(ctx, r, sn.NetworkID)
 				seen = err == nil
 				visible[sn.NetworkID] = seen
 			}
@@ -401,7 +405,7 @@ func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, e
 		return sn, err
 	}
 	if !canSee(ctx, sn.ProjectID) {
-		if _, err := loadNetwork(ctx, r, sn.NetworkID); err != nil {
+		if _, _, err := loadNetwork(ctx, r, sn.NetworkID); err != nil {
 			return sn, notFound("Subnet", id)
 		}
 	}

@@ -23,10 +23,15 @@ const (
 	Subnets   Kind = "subnets"
 	Ports     Kind = "ports"
 	Instances Kind = "instances"
+	// RBACPolicies share networks with other projects.
+	RBACPolicies Kind = "rbac_policies"
+	// Quotas are per-project overrides of the default quota limits,
+	// keyed by project id.
+	Quotas Kind = "quotas"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

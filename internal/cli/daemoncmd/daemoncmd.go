@@ -7,16 +7,20 @@
 package daemoncmd
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/daemon"
+	"github.com/nsnet/nsnet/internal/service"
 )
 
 // flags are the command line of nsnet daemon.
@@ -24,11 +28,19 @@ type flags struct {
 	stateDir       string
 	socket         string
 	listen         string
+	tokensFile     string
 	tokenFile      string
+	keystone       keystoneFlags
+	quotas         map[string]int
 	hostNetns      string
 	netnsPrefix    string
 	resyncInterval time.Duration
 	logLevel       string
+}
+
+// keystoneFlags are the service credentials nsnet validates tokens with.
+type keystoneFlags struct {
+	url, username, passwordFile, project, userDomain, projectDomain string
 }
 
 // New returns the `nsnet daemon` command.
@@ -40,7 +52,23 @@ func newCommand(f *flags) *cobra.Command {
 		Short: "Run the nsnet daemon: the API server and the agent that programs this host",
 		Long: `Run the nsnet daemon in the foreground. It serves the OpenStack Networking
 v2.0 API on a unix socket (mode 0600: root is the admin) and, with --listen,
-on TCP for callers that present the token of --token-file. Its agent turns
+on TCP for callers that present a token (X-Auth-Token). Tokens are checked
+in one of three ways:
+
+  --tokens FILE       nsnet's own: a YAML list of tokens, each with its
+                      project_id, optional project_name, user_id and roles
+                      (admin, member, reader). SIGHUP re-reads it; a file
+                      that does not parse keeps the old tokens.
+  --token-file FILE   shorthand: one token, the admin's.
+  --keystone-url URL  a Keystone v3 server validates each token
+                      (GET /v3/auth/tokens) as nsnet's service user
+                      (--keystone-username, --keystone-password-file,
+                      --keystone-project, or OS_USERNAME, OS_PASSWORD,
+                      OS_PROJECT_NAME, OS_USER_DOMAIN_NAME,
+                      OS_PROJECT_DOMAIN_NAME). Valid tokens are remembered
+                      until they expire.
+
+Its agent turns
 the stored desired state into kernel objects (namespaces, bridges, veths,
 addresses, routes) and repairs drift, every --resync-interval at
 the latest.
@@ -53,25 +81,52 @@ Every namespace the agent creates starts with --netns-prefix, so that
 several daemons (or tests) on one machine never collide.`,
 		Example: `  sudo nsnet daemon
   sudo nsnet daemon --listen 127.0.0.1:9696 --token-file /etc/nsnet/token
+  sudo nsnet daemon --listen 127.0.0.1:9696 --tokens /etc/nsnet/tokens.yaml --default-quota network=10,port=50
+  sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
+       --keystone-username nsnet --keystone-project service
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
 		Args: cobra.NoArgs,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state database, state.db")
 	fs.StringVar(&f.socket, "socket", daemon.DefaultSocket, "unix socket of the API")
-	fs.StringVar(&f.listen, "listen", "", "also serve the API on this TCP address, e.g. 127.0.0.1:9696 (needs --token-file)")
+	fs.StringVar(&f.listen, "listen", "", "also serve the API on this TCP address, e.g. 127.0.0.1:9696 (needs --tokens, --token-file or --keystone-url)")
+	fs.StringVar(&f.tokensFile, "tokens", "", "YAML file of tokens with their projects, users and roles (SIGHUP re-reads it)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token that TCP callers send as X-Auth-Token")
+	fs.StringVar(&f.keystone.url, "keystone-url", "", "validate tokens with this Keystone v3 endpoint, e.g. http://127.0.0.1:5000/v3")
+	fs.StringVar(&f.keystone.username, "keystone-username", "", "nsnet's service user in Keystone (default $OS_USERNAME)")
+	fs.StringVar(&f.keystone.passwordFile, "keystone-password-file", "", "file holding the service user's password (default $OS_PASSWORD)")
+	fs.StringVar(&f.keystone.project, "keystone-project", "", "project of the service user (default $OS_PROJECT_NAME)")
+	fs.StringVar(&f.keystone.userDomain, "keystone-user-domain", "", "domain of the service user (default $OS_USER_DOMAIN_NAME, else Default)")
+	fs.StringVar(&f.keystone.projectDomain, "keystone-project-domain", "", "domain of the service project (default $OS_PROJECT_DOMAIN_NAME, else Default)")
+	fs.StringToIntVar(&f.quotas, "default-quota", nil, "default quota limits, e.g. network=10,port=50 (-1: unlimited); resources: "+
+		strings.Join(service.QuotaResources, ", "))
 	fs.StringVar(&f.hostNetns, "host-netns", "", "named namespace the agent treats as the host (default: the daemon's own)")
 	fs.StringVar(&f.netnsPrefix, "netns-prefix", "", "prefix of every namespace name the agent creates")
 	fs.DurationVar(&f.resyncInterval, "resync-interval", 30*time.Second, "period of the full convergence pass that backs up event-driven ones")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagFilename("token-file")
+	_ = cmd.MarkFlagFilename("tokens")
+	_ = cmd.MarkFlagFilename("keystone-password-file")
 	_ = cmd.MarkFlagDirname("state-dir")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cfg, err := f.config(os.Stderr)
+		cfg, err := f.config(os.Stderr, os.Getenv)
 		if err != nil {
 			return err
 		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		reload := make(chan struct{}, 1)
+		cfg.Reload = reload
+		go func() {
+			for range hup {
+				select {
+				case reload <- struct{}{}:
+				default: // a reload is already pending
+				}
+			}
+		}()
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		go func() {
@@ -84,8 +139,9 @@ several daemons (or tests) on one machine never collide.`,
 	return cmd
 }
 
-// config maps the flags to a daemon.Config, logging to logw.
-func (f *flags) config(logw *os.File) (daemon.Config, error) {
+// config maps the flags (and, for Keystone's service credentials, the
+// environment) to a daemon.Config, logging to logw.
+func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
 		return daemon.Config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
@@ -93,14 +149,46 @@ func (f *flags) config(logw *os.File) (daemon.Config, error) {
 	if f.resyncInterval <= 0 {
 		return daemon.Config{}, fmt.Errorf("--resync-interval %s: must be positive", f.resyncInterval)
 	}
+	ks, err := f.keystone.config(getenv)
+	if err != nil {
+		return daemon.Config{}, err
+	}
 	return daemon.Config{
 		StateDir:       f.stateDir,
 		Socket:         f.socket,
 		Listen:         f.listen,
+		TokensFile:     f.tokensFile,
 		TokenFile:      f.tokenFile,
+		Keystone:       ks,
+		Quotas:         f.quotas,
 		HostNetns:      f.hostNetns,
 		NetnsPrefix:    f.netnsPrefix,
 		ResyncInterval: f.resyncInterval,
 		Logger:         slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})),
 	}, nil
+}
+
+// config resolves the service credentials: a flag beats its OS_* variable.
+// The password comes from a file or the environment, never the command
+// line, where every user of the machine could read it.
+func (k *keystoneFlags) config(getenv func(string) string) (auth.KeystoneConfig, error) {
+	if k.url == "" {
+		return auth.KeystoneConfig{}, nil
+	}
+	cfg := auth.KeystoneConfig{
+		URL:           k.url,
+		Username:      cmp.Or(k.username, getenv("OS_USERNAME")),
+		Password:      getenv("OS_PASSWORD"),
+		Project:       cmp.Or(k.project, getenv("OS_PROJECT_NAME")),
+		UserDomain:    cmp.Or(k.userDomain, getenv("OS_USER_DOMAIN_NAME")),
+		ProjectDomain: cmp.Or(k.projectDomain, getenv("OS_PROJECT_DOMAIN_NAME")),
+	}
+	if k.passwordFile != "" {
+		raw, err := os.ReadFile(k.passwordFile)
+		if err != nil {
+			return cfg, fmt.Errorf("--keystone-password-file: %w", err)
+		}
+		cfg.Password = strings.TrimRight(string(raw), "\r\n")
+	}
+	return cfg, nil
 }

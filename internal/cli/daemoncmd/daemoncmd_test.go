@@ -2,16 +2,25 @@ package daemoncmd
 
 import (
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/daemon"
 )
 
 func TestConfig(t *testing.T) {
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"OS_USERNAME": "nsnet", "OS_PASSWORD": "from-env", "OS_PROJECT_NAME": "service"}
 	tests := []struct {
 		args    string
+		env     map[string]string
 		want    daemon.Config
 		wantErr string
 	}{
@@ -25,6 +34,25 @@ func TestConfig(t *testing.T) {
 			want: daemon.Config{StateDir: "/tmp/s", Socket: "/tmp/s.sock", Listen: "127.0.0.1:9696", TokenFile: "/tmp/t",
 				HostNetns: "h1", NetnsPrefix: "t1-", ResyncInterval: 5 * time.Second},
 		},
+		{
+			args: "--tokens /tmp/tokens.yaml --default-quota network=10,port=-1 --default-quota subnet=3",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second,
+				TokensFile: "/tmp/tokens.yaml", Quotas: map[string]int{"network": 10, "port": -1, "subnet": 3}},
+		},
+		{
+			// The service credentials come from OS_* unless a flag names them.
+			args: "--keystone-url http://127.0.0.1:5000/v3 --keystone-project svc",
+			env:  env,
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second,
+				Keystone: auth.KeystoneConfig{URL: "http://127.0.0.1:5000/v3", Username: "nsnet", Password: "from-env", Project: "svc"}},
+		},
+		{
+			args: "--keystone-url http://k/v3 --keystone-password-file " + pwFile,
+			env:  env,
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second,
+				Keystone: auth.KeystoneConfig{URL: "http://k/v3", Username: "nsnet", Password: "from-file", Project: "service"}},
+		},
+		{args: "--keystone-url http://k/v3 --keystone-password-file /nonexistent", wantErr: "--keystone-password-file"},
 		{args: "--log-level loud", wantErr: `--log-level "loud": want debug, info, warn or error`},
 		{args: "--resync-interval 0s", wantErr: "--resync-interval 0s: must be positive"},
 	}
@@ -34,7 +62,7 @@ func TestConfig(t *testing.T) {
 		if err := cmd.ParseFlags(strings.Fields(tt.args)); err != nil {
 			t.Fatal(err)
 		}
-		got, err := f.config(os.Stderr)
+		got, err := f.config(os.Stderr, func(k string) string { return tt.env[k] })
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%q: err = %v, want %q", tt.args, err, tt.wantErr)
@@ -48,7 +76,7 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: no logger", tt.args)
 		}
 		got.Logger = nil
-		if got != tt.want {
+		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q:\n got %+v\nwant %+v", tt.args, got, tt.want)
 		}
 	}

@@ -1,0 +1,468 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/api"
+	"github.com/nsnet/nsnet/internal/auth"
+	"github.com/nsnet/nsnet/internal/service"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// The callers of the policy tests: a member and a reader of project alpha,
+// which owns the resources under test, a member of project beta, and an
+// admin (of project admin).
+const (
+	owner  = "owner"
+	other  = "other"
+	reader = "reader"
+	admin  = "admin"
+)
+
+const testTokens = `
+- {token: tok-admin, project_id: admin, user_id: root, roles: [admin]}
+- {token: tok-owner, project_id: alpha, project_name: Alpha, user_id: alice, roles: [member]}
+- {token: tok-reader, project_id: alpha, user_id: rita, roles: [reader]}
+- {token: tok-other, project_id: beta, project_name: Beta, user_id: bob, roles: [member]}
+`
+
+// tenants is the API behind a tokens file, over a real service and store.
+type tenants struct {
+	t   *testing.T
+	srv *httptest.Server
+}
+
+func newTenants(t *testing.T, quotas map[string]int) *tenants {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens.yaml")
+	if err := os.WriteFile(path, []byte(testTokens), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := auth.LoadTokens(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := service.New(service.Config{Store: st, NetnsPrefix: "t-", Quotas: quotas})
+	s := api.New(api.Config{Service: svc, Projects: tokens.Projects, Status: func() any { return map[string]any{} }})
+	srv := httptest.NewServer(s.TokenHandler(tokens))
+	t.Cleanup(srv.Close)
+	return &tenants{t: t, srv: srv}
+}
+
+// as sends one request as who and decodes the answer.
+func (h *tenants) as(who, method, path string, body any) response {
+	h.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
+	req.Header.Set("X-Auth-Token", "tok-"+who)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &m); err != nil {
+			h.t.Fatalf("%s %s: non-JSON body %q", method, path, raw)
+		}
+	}
+	return response{resp.StatusCode, m, resp.Header}
+}
+
+func (h *tenants) create(who, collection, singular string, attrs map[string]any) string {
+	h.t.Helper()
+	r := h.as(who, "POST", "/v2.0/"+collection, map[string]any{singular: attrs})
+	if r.status != 201 {
+		h.t.Fatalf("%s creates %s: %d %v", who, singular, r.status, r.body)
+	}
+	return r.body[singular].(map[string]any)["id"].(string)
+}
+
+// fixture is what project alpha owns when each policy case starts.
+type fixture struct {
+	netA, subnetA, instA, portA string // in use: a network with a subnet and a plugged port
+	netSpare, subnetSpare       string // deletable
+	instSpare, rbacA            string
+}
+
+func (h *tenants) alphaFixture() fixture {
+	var f fixture
+	f.netA = h.create(owner, "networks", "network", map[string]any{"name": "net-a"})
+	f.subnetA = h.create(owner, "subnets", "subnet", map[string]any{"network_id": f.netA, "cidr": "10.0.0.0/24"})
+	f.instA = h.create(owner, "instances", "instance", map[string]any{"name": "red"})
+	f.portA = h.create(owner, "ports", "port", map[string]any{"network_id": f.netA, "device_id": f.instA})
+	f.subnetSpare = h.create(owner, "subnets", "subnet", map[string]any{"network_id": f.netA, "cidr": "10.1.0.0/24"})
+	f.netSpare = h.create(owner, "networks", "network", map[string]any{"name": "spare"})
+	f.instSpare = h.create(owner, "instances", "instance", map[string]any{"name": "spare"})
+	f.rbacA = h.create(owner, "rbac-policies", "rbac_policy", map[string]any{
+		"object_type": "network", "object_id": f.netA, "action": "access_as_shared", "target_tenant": "gamma"})
+	return f
+}
+
+// TestPolicy runs every operation on every resource as each kind of caller,
+// on a resource of project alpha, and checks the status Neutron's default
+// policies give: the owner does everything, a reader of the project reads,
+// another project's member cannot even see it (404, not 403), and an admin
+// does everything everywhere.
+func TestPolicy(t *testing.T) {
+	type resource struct {
+		collection, singular string
+		target               func(fixture) string         // the resource shown, updated, deleted
+		createBody           func(fixture) map[string]any // created in the caller's own project
+		updateBody           map[string]any
+	}
+	resources := []resource{
+		{"networks", "network", func(f fixture) string { return f.netSpare },
+			func(fixture) map[string]any { return map[string]any{"name": "n"} }, map[string]any{"name": "x"}},
+		{"subnets", "subnet", func(f fixture) string { return f.subnetSpare },
+			func(f fixture) map[string]any { return map[string]any{"network_id": f.netA, "cidr": "10.2.0.0/24"} },
+			map[string]any{"name": "x"}},
+		{"ports", "port", func(f fixture) string { return f.portA },
+			func(f fixture) map[string]any { return map[string]any{"network_id": f.netA} }, map[string]any{"name": "x"}},
+		{"instances", "instance", func(f fixture) string { return f.instSpare },
+			func(fixture) map[string]any { return map[string]any{"name": "new"} }, map[string]any{"description": "x"}},
+		{"rbac-policies", "rbac_policy", func(f fixture) string { return f.rbacA },
+			func(f fixture) map[string]any {
+				return map[string]any{"object_type": "network", "object_id": f.netSpare, "action": "access_as_shared", "target_tenant": "delta"}
+			},
+			map[string]any{"target_tenant": "epsilon"}},
+	}
+	// want[op][caller] is the status; for list, 200 means "listed" and
+	// 404 "left out of the list". Creating on alpha's network fails for
+	// beta with 404: the network is not visible to it.
+	want := map[string]map[string]int{
+		"list":   {owner: 200, other: 404, reader: 200, admin: 200},
+		"show":   {owner: 200, other: 404, reader: 200, admin: 200},
+		"create": {owner: 201, other: 201, reader: 403, admin: 201},
+		"update": {owner: 200, other: 404, reader: 403, admin: 200},
+		"delete": {owner: 204, other: 404, reader: 403, admin: 204},
+	}
+	createOnAlpha := map[string]bool{"subnets": true, "ports": true, "rbac-policies": true}
+
+	for _, res := range resources {
+		for _, op := range []string{"list", "show", "create", "update", "delete"} {
+			for _, who := range []string{owner, other, reader, admin} {
+				expect := want[op][who]
+				if op == "create" && who == other && createOnAlpha[res.collection] {
+					expect = 404
+				}
+				t.Run(fmt.Sprintf("%s/%s/%s", res.collection, op, who), func(t *testing.T) {
+					h := newTenants(t, nil)
+					f := h.alphaFixture()
+					id := res.target(f)
+					var r response
+					switch op {
+					case "list":
+						r = h.as(who, "GET", "/v2.0/"+res.collection, nil)
+						if r.status != 200 {
+							t.Fatalf("list: %d %v", r.status, r.body)
+						}
+						r.status = 404
+						key := res.singular + "s"
+						if res.collection == "rbac-policies" {
+							key = "rbac_policies"
+						}
+						for _, it := range r.body[key].([]any) {
+							if it.(map[string]any)["id"] == id {
+								r.status = 200
+							}
+						}
+					case "show":
+						r = h.as(who, "GET", "/v2.0/"+res.collection+"/"+id, nil)
+					case "create":
+						r = h.as(who, "POST", "/v2.0/"+res.collection, map[string]any{res.singular: res.createBody(f)})
+					case "update":
+						r = h.as(who, "PUT", "/v2.0/"+res.collection+"/"+id, map[string]any{res.singular: res.updateBody})
+					case "delete":
+						r = h.as(who, "DELETE", "/v2.0/"+res.collection+"/"+id, nil)
+					}
+					if r.status != expect {
+						t.Fatalf("status %d, want %d: %v", r.status, expect, r.body)
+					}
+					typ, _ := neutronError(r)
+					if r.status == 403 && typ != "PolicyNotAuthorized" {
+						t.Errorf("403 of type %q, want PolicyNotAuthorized", typ)
+					}
+					if op == "create" && r.status == 201 {
+						got := r.body[res.singular].(map[string]any)
+						project := map[string]string{owner: "alpha", other: "beta", admin: "admin"}[who]
+						if got["project_id"] != project || got["tenant_id"] != project {
+							t.Errorf("created in project %v/%v, want %s", got["project_id"], got["tenant_id"], project)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSharedAndExternalNetworks: a shared network is visible to every
+// project and takes their ports, but only its owner (or an admin) changes
+// it; an external one is visible but takes no other project's ports.
+func TestSharedAndExternalNetworks(t *testing.T) {
+	h := newTenants(t, nil)
+	shared := h.create(admin, "networks", "network", map[string]any{"name": "public", "shared": true, "project_id": "alpha"})
+	external := h.create(admin, "networks", "network", map[string]any{"name": "ext", "router:external": true})
+	h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
+	inst := h.create(other, "instances", "instance", map[string]any{"name": "red"})
+
+	tests := []struct {
+		name, who, method, path string
+		body                    any
+		status                  int
+		errType                 string
+	}{
+		{"beta sees the shared network", other, "GET", "/v2.0/networks/" + shared, nil, 200, ""},
+		{"beta sees the external network", other, "GET", "/v2.0/networks/" + external, nil, 200, ""},
+		{"beta plugs a port into the shared network", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "device_id": inst}}, 201, ""},
+		{"beta may not rename it", other, "PUT", "/v2.0/networks/" + shared,
+			map[string]any{"network": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized"},
+		{"beta may not delete it", other, "DELETE", "/v2.0/networks/" + shared, nil, 403, "PolicyNotAuthorized"},
+		{"beta may not add subnets to it", other, "POST", "/v2.0/subnets",
+			map[string]any{"subnet": map[string]any{"network_id": shared, "cidr": "10.8.0.0/24"}}, 403, "PolicyNotAuthorized"},
+		{"beta may not put ports on an external network", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": external}}, 403, "ExternalNetworkAttachForbidden"},
+		{"the owner may not unshare it while beta uses it", admin, "PUT", "/v2.0/networks/" + shared,
+			map[string]any{"network": map[string]any{"shared": false}}, 409, "InvalidSharedSetting"},
+		{"a member may not share", owner, "POST", "/v2.0/networks",
+			map[string]any{"network": map[string]any{"shared": true}}, 403, "PolicyNotAuthorized"},
+		{"a member may not make a network external", owner, "POST", "/v2.0/networks",
+			map[string]any{"network": map[string]any{"router:external": true}}, 403, "PolicyNotAuthorized"},
+		{"the owner may not set shared either", owner, "PUT", "/v2.0/networks/" + shared,
+			map[string]any{"network": map[string]any{"shared": true}}, 403, "PolicyNotAuthorized"},
+		{"a member may not create in another project", owner, "POST", "/v2.0/networks",
+			map[string]any{"network": map[string]any{"project_id": "beta"}}, 403, "PolicyNotAuthorized"},
+		{"a member may not share with every project", owner, "POST", "/v2.0/rbac-policies",
+			map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": shared,
+				"action": "access_as_shared", "target_tenant": "*"}}, 403, "PolicyNotAuthorized"},
+		{"an unknown action", owner, "POST", "/v2.0/rbac-policies",
+			map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": shared,
+				"action": "access_as_owner", "target_tenant": "beta"}}, 400, "HTTPBadRequest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.as(tt.who, tt.method, tt.path, tt.body)
+			if typ, msg := neutronError(r); r.status != tt.status || typ != tt.errType {
+				t.Fatalf("got %d %s (%s), want %d %s", r.status, typ, msg, tt.status, tt.errType)
+			}
+		})
+	}
+
+	// `shared` is as the caller sees it: a network shared with one
+	// project is shared for that project only.
+	private := h.create(owner, "networks", "network", map[string]any{"name": "private"})
+	h.create(owner, "rbac-policies", "rbac_policy", map[string]any{
+		"object_type": "network", "object_id": private, "action": "access_as_shared", "target_tenant": "beta"})
+	for who, want := range map[string]bool{owner: false, other: true} {
+		r := h.as(who, "GET", "/v2.0/networks/"+private, nil)
+		if got := r.body["network"].(map[string]any)["shared"]; got != want {
+			t.Errorf("%s sees shared=%v, want %v", who, got, want)
+		}
+	}
+	if r := h.as(other, "GET", "/v2.0/networks?shared=true", nil); len(r.body["networks"].([]any)) != 2 {
+		t.Errorf("beta lists %d shared networks, want 2 (public and private): %v", len(r.body["networks"].([]any)), r.body)
+	}
+	// The project a policy targets does not see the policy.
+	if r := h.as(other, "GET", "/v2.0/rbac-policies", nil); len(r.body["rbac_policies"].([]any)) != 0 {
+		t.Errorf("beta sees RBAC policies: %v", r.body)
+	}
+}
+
+func TestQuotas(t *testing.T) {
+	h := newTenants(t, map[string]int{"network": 3})
+
+	r := h.as(owner, "GET", "/v2.0/quotas/alpha", nil)
+	q := r.body["quota"].(map[string]any)
+	if r.status != 200 || q["network"] != 3.0 || q["port"] != 500.0 || q["security_group_rule"] != 100.0 {
+		t.Fatalf("alpha's quota: %d %v", r.status, r.body)
+	}
+	for i := 0; i < 3; i++ {
+		h.create(owner, "networks", "network", map[string]any{"name": fmt.Sprint(i)})
+	}
+	r = h.as(owner, "POST", "/v2.0/networks", map[string]any{"network": map[string]any{}})
+	if typ, msg := neutronError(r); r.status != 409 || typ != "OverQuota" || msg != "Quota exceeded for resources: ['network']." {
+		t.Fatalf("over quota: %d %s %q", r.status, typ, msg)
+	}
+	if r := h.as(admin, "GET", "/v2.0/networks", nil); len(r.body["networks"].([]any)) != 3 {
+		t.Fatalf("a refused create left %d networks, want 3", len(r.body["networks"].([]any)))
+	}
+	// Another project has its own count.
+	h.create(other, "networks", "network", map[string]any{})
+
+	details := h.as(owner, "GET", "/v2.0/quotas/alpha/details", nil).body["quota"].(map[string]any)
+	if n := details["network"].(map[string]any); n["limit"] != 3.0 || n["used"] != 3.0 || n["reserved"] != 0.0 {
+		t.Errorf("details: %v", details)
+	}
+	if r := h.as(owner, "GET", "/v2.0/quotas/alpha/default", nil); r.body["quota"].(map[string]any)["network"] != 3.0 {
+		t.Errorf("default: %v", r.body)
+	}
+
+	tests := []struct {
+		name, who, method, path string
+		body                    any
+		status                  int
+		errType                 string
+	}{
+		{"a member may not read another project's quota", owner, "GET", "/v2.0/quotas/beta", nil, 403, "AdminRequired"},
+		{"a member may not set quotas", owner, "PUT", "/v2.0/quotas/alpha",
+			map[string]any{"quota": map[string]any{"network": 10}}, 403, "PolicyNotAuthorized"},
+		{"a member may not reset quotas", owner, "DELETE", "/v2.0/quotas/alpha", nil, 403, "PolicyNotAuthorized"},
+		{"negative", admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"network": -2}}, 400, "HTTPBadRequest"},
+		{"not an integer", admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"port": "lots"}}, 400, "HTTPBadRequest"},
+		{"a fraction", admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"port": 2.5}}, 400, "HTTPBadRequest"},
+		{"unknown resource", admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"volumes": 2}}, 400, "HTTPBadRequest"},
+		{"below usage with check_limit", admin, "PUT", "/v2.0/quotas/alpha",
+			map[string]any{"quota": map[string]any{"network": 1, "check_limit": true}}, 400, "HTTPBadRequest"},
+		{"no POST", admin, "POST", "/v2.0/quotas", map[string]any{"quota": map[string]any{}}, 501, "HTTPNotImplemented"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := h.as(tt.who, tt.method, tt.path, tt.body)
+			if typ, msg := neutronError(r); r.status != tt.status || typ != tt.errType {
+				t.Fatalf("got %d %s (%s), want %d %s", r.status, typ, msg, tt.status, tt.errType)
+			}
+		})
+	}
+	if r := h.as(admin, "GET", "/v2.0/quotas/alpha", nil); r.body["quota"].(map[string]any)["network"] != 3.0 {
+		t.Fatalf("a refused update changed the quota: %v", r.body)
+	}
+
+	r = h.as(admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"network": "5", "port": -1}})
+	if q := r.body["quota"].(map[string]any); r.status != 200 || q["network"] != 5.0 || q["port"] != -1.0 {
+		t.Fatalf("update: %d %v", r.status, r.body)
+	}
+	list := h.as(admin, "GET", "/v2.0/quotas", nil).body["quotas"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["project_id"] != "alpha" || list[0].(map[string]any)["network"] != 5.0 {
+		t.Errorf("list of non-default quotas: %v", list)
+	}
+	if r := h.as(admin, "DELETE", "/v2.0/quotas/alpha", nil); r.status != 204 {
+		t.Fatalf("reset: %d %v", r.status, r.body)
+	}
+	if r := h.as(admin, "GET", "/v2.0/quotas/alpha", nil); r.body["quota"].(map[string]any)["network"] != 3.0 {
+		t.Errorf("after reset: %v", r.body)
+	}
+	if r := h.as(reader, "GET", "/v2.0/quotas/tenant", nil); r.body["tenant"].(map[string]any)["tenant_id"] != "alpha" {
+		t.Errorf("quotas/tenant: %v", r.body)
+	}
+}
+
+// TestQuotaUnderConcurrentCreates: the count and the create are one
+// serializable transaction, so 50 concurrent creates against a quota of 10
+// make exactly 10.
+func TestQuotaUnderConcurrentCreates(t *testing.T) {
+	h := newTenants(t, nil)
+	netID := h.create(owner, "networks", "network", map[string]any{})
+	h.create(owner, "subnets", "subnet", map[string]any{"network_id": netID, "cidr": "10.0.0.0/24"})
+	if r := h.as(admin, "PUT", "/v2.0/quotas/alpha", map[string]any{"quota": map[string]any{"port": 10}}); r.status != 200 {
+		t.Fatalf("set quota: %d %v", r.status, r.body)
+	}
+	statuses := make(chan int, 50)
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- h.as(owner, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": netID}}).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[201] != 10 || count[409] != 40 {
+		t.Fatalf("statuses %v, want 10×201 and 40×409", count)
+	}
+	if r := h.as(owner, "GET", "/v2.0/ports", nil); len(r.body["ports"].([]any)) != 10 {
+		t.Fatalf("%d ports exist, want 10", len(r.body["ports"].([]any)))
+	}
+}
+
+func TestTokensAuthenticate(t *testing.T) {
+	h := newTenants(t, nil)
+	for _, tt := range []struct {
+		name, token string
+		status      int
+	}{
+		{"known", "tok-owner", 200},
+		{"unknown", "tok-nobody", 401},
+		{"missing", "", 401},
+		{"high bytes", "tok-owner\x80\xff", 401},
+		{"inner space", "tok owner", 401},
+		{"very long", string(bytes.Repeat([]byte("a"), 9<<10)), 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", h.srv.URL+"/v2.0/networks", nil)
+			if tt.token != "" {
+				req.Header["X-Auth-Token"] = []string{tt.token}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+		})
+	}
+}
+
+// The identity look-ups of the OpenStack CLI, answered from the tokens
+// file with Keystone's default policy.
+func TestProjectLookups(t *testing.T) {
+	h := newTenants(t, nil)
+	tests := []struct {
+		who, path string
+		status    int
+		wantID    string
+	}{
+		{admin, "/projects/alpha", 200, "alpha"},
+		{admin, "/v3/projects/beta", 200, "beta"},
+		{admin, "/projects/nope", 404, ""},
+		{owner, "/projects/alpha", 200, "alpha"},
+		{owner, "/projects/beta", 403, ""},
+		{owner, "/projects/nope", 403, ""},
+		{owner, "/projects?name=Beta", 403, ""},
+		{admin, "/projects?name=Beta", 200, "beta"},
+	}
+	for _, tt := range tests {
+		r := h.as(tt.who, "GET", tt.path, nil)
+		if r.status != tt.status {
+			t.Errorf("%s GET %s: %d, want %d: %v", tt.who, tt.path, r.status, tt.status, r.body)
+			continue
+		}
+		var id any
+		if p, ok := r.body["project"].(map[string]any); ok {
+			id = p["id"]
+		}
+		if ps, ok := r.body["projects"].([]any); ok && len(ps) == 1 {
+			id = ps[0].(map[string]any)["id"]
+		}
+		if tt.wantID != "" && id != tt.wantID {
+			t.Errorf("%s GET %s: id %v, want %s", tt.who, tt.path, id, tt.wantID)
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Networks are shared the way Neutron shares them: by RBAC policies. The
+// `shared` attribute of a network is not stored; it is true for a caller
+// when a policy grants access_as_shared to the caller's project or to "*",
+// and setting it true or false adds or removes the "*" policy. Likewise
+// `router:external` (which is stored) comes with an access_as_external
+// policy for "*", and such a policy makes a network external.
+
+// rbacActions are the actions nsnet implements, in Neutron's order.
+var rbacActions = []string{model.ActionAccessAsExternal, model.ActionAccessAsShared}
+
+// access is every RBAC policy, by network, as one transaction read them.
+type access map[string][]model.RBACPolicy
+
+func readAccess(r store.Reader) (access, error) {
+	all, err := store.List[model.RBACPolicy](r, store.RBACPolicies)
+	if err != nil {
+		return nil, err
+	}
+	a := access{}
+	for _, p := range all {
+		a[p.ObjectID] = append(a[p.ObjectID], p)
+	}
+	return a, nil
+}
+
+// grants reports whether a policy on network gives project action.
+func (a access) grants(network, action, project string) bool {
+	return slices.ContainsFunc(a[network], func(p model.RBACPolicy) bool {
+		return p.Action == action && (p.TargetTenant == model.RBACWildcard || p.TargetTenant == project)
+	})
+}
+
+// wildcard returns the "*" policy of network for action, if any.
+func (a access) wildcard(network, action string) (model.RBACPolicy, bool) {
+	for _, p := range a[network] {
+		if p.Action == action && p.TargetTenant == model.RBACWildcard {
+			return p, true
+		}
+	}
+	return model.RBACPolicy{}, false
+}
+
+// canSeeNetwork: an admin sees every network, a project its own and those
+// shared with it or external to it.
+func (a access) canSeeNetwork(ctx context.Context, n *model.Network) bool {
+	c := caller(ctx)
+	return canSee(ctx, n.ProjectID) ||
+		a.grants(n.ID, model.ActionAccessAsShared, c.ProjectID) ||
+		a.grants(n.ID, model.ActionAccessAsExternal, c.ProjectID)
+}
+
+// usableBy reports whether project may put ports on network n.
+func (a access) usableBy(n *model.Network, project string) bool {
+	return n.ProjectID == project || a.grants(n.ID, model.ActionAccessAsShared, project)
+}
+
+// checkDependents refuses a change of the policies of network n (after is
+// what they would become) that would take access away from a project that
+// has ports on it: Neutron's RbacPolicyInUse.
+func checkDependents(r store.Reader, n *model.Network, after access, fail func(project string) error) error {
+	ports, err := portsOn(r, n.ID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if !after.usableBy(n, p.ProjectID) {
+			return fail(p.ProjectID)
+		}
+	}
+	return nil
+}
+
+func (a access) without(id string) access {
+	out := access{}
+	for net, ps := range a {
+		out[net] = slices.DeleteFunc(slices.Clone(ps), func(p model.RBACPolicy) bool { return p.ID == id })
+	}
+	return out
+}
+
+func (a access) with(p model.RBACPolicy) access {
+	out := a.without(p.ID)
+	out[p.ObjectID] = append(out[p.ObjectID], p)
+	return out
+}
+
+var rbacAttrs = append([]attr[model.RBACPolicy]{
+	{name: "object_type", post: true, required: true, set: func(p *model.RBACPolicy, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		if v != "network" {
+			return fmt.Errorf("'%s' is not in ['network']", v)
+		}
+		p.ObjectType = v
+		return nil
+	}},
+	{name: "object_id", post: true, required: true, set: func(p *model.RBACPolicy, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		p.ObjectID = v
+		return err
+	}},
+	{name: "action", post: true, required: true, set: func(p *model.RBACPolicy, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(rbacActions, v) {
+			return fmt.Errorf("'%s' is not in ['%s', '%s']", v, rbacActions[0], rbacActions[1])
+		}
+		p.Action = v
+		return nil
+	}},
+	{name: "target_tenant", post: true, put: true, required: true, set: func(p *model.RBACPolicy, raw json.RawMessage) error {
+		v, err := parseString(raw, maxNameLen)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			return fmt.Errorf("'' is not a project id or '*'")
+		}
+		p.TargetTenant = v
+		return nil
+	}},
+}, projectAttrs(func(p *model.RBACPolicy) *string { return &p.ProjectID })...)
+
+// CreateRBACPolicy shares a network with a project (or every project).
+// The network's owner or an admin may; only an admin may target "*".
+func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.RBACPolicy], error) {
+	p := model.RBACPolicy{ID: newID()}
+	if err := mustCreate(ctx, "create_rbac_policy"); err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	if err := decode(&p, rbacAttrs, in, opCreate); err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	if p.TargetTenant == model.RBACWildcard && !caller(ctx).IsAdmin() {
+		return Result[model.RBACPolicy]{}, denied("create_rbac_policy", "create_rbac_policy:target_tenant")
+	}
+	project, err := owner(ctx, "create_rbac_policy", p.ProjectID)
+	if err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	p.ProjectID = project
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		n, acc, err := loadNetwork(ctx, tx, p.ObjectID)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "create_rbac_policy", n.ProjectID); err != nil {
+			return err
+		}
+		if dup(acc, p) {
+			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+		}
+		if err := s.checkQuota(tx, p.ProjectID, quotaRBACPolicy); err != nil {
+			return err
+		}
+		if p.Action == model.ActionAccessAsExternal && !n.RouterExternal {
+			// As in Neutron: a network usable as external is external.
+			n.RouterExternal = true
+			n.Touch(s.now())
+			if err := tx.Put(store.Networks, n.ID, n); err != nil {
+				return err
+			}
+		}
+		return tx.Put(store.RBACPolicies, p.ID, p)
+	})
+	if err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	return s.rbacResult(ctx, p.ID, rev)
+}
+
+func dup(a access, p model.RBACPolicy) bool {
+	return slices.ContainsFunc(a[p.ObjectID], func(o model.RBACPolicy) bool {
+		return o.ID != p.ID && o.Action == p.Action && o.TargetTenant == p.TargetTenant
+	})
+}
+
+// UpdateRBACPolicy changes a policy's target project.
+func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Result[model.RBACPolicy], error) {
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		cur, err := loadRBACPolicy(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "update_rbac_policy", cur.ProjectID); err != nil {
+			return err
+		}
+		p := cur
+		if err := decode(&p, rbacAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		if p.TargetTenant == model.RBACWildcard && cur.TargetTenant != model.RBACWildcard && !caller(ctx).IsAdmin() {
+			return denied("update_rbac_policy", "update_rbac_policy:target_tenant")
+		}
+		n, acc, err := rbacNetwork(tx, cur)
+		if err != nil {
+			return err
+		}
+		if dup(acc, p) {
+			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+		}
+		if err := checkDependents(tx, &n, acc.with(p), rbacInUse(cur)); err != nil {
+			return err
+		}
+		return tx.Put(store.RBACPolicies, id, p)
+	})
+	if err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	return s.rbacResult(ctx, id, rev)
+}
+
+// DeleteRBACPolicy deletes a policy no port depends on.
+func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error) {
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		cur, err := loadRBACPolicy(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_rbac_policy", cur.ProjectID); err != nil {
+			return err
+		}
+		n, acc, err := rbacNetwork(tx, cur)
+		if err != nil {
+			return err
+		}
+		if err := checkDependents(tx, &n, acc.without(id), rbacInUse(cur)); err != nil {
+			return err
+		}
+		return tx.Delete(store.RBACPolicies, id)
+	})
+}
+
+func rbacInUse(p model.RBACPolicy) func(string) error {
+	return func(project string) error {
+		return conflict("RbacPolicyInUse",
+			"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: project %s has ports on it",
+			p.ObjectID, project)
+	}
+}
+
+// rbacNetwork reads the network a policy is on, whoever may see it.
+func rbacNetwork(r store.Reader, p model.RBACPolicy) (model.Network, access, error) {
+	n, err := store.Get[model.Network](r, store.Networks, p.ObjectID)
+	if err != nil {
+		return n, nil, fmt.Errorf("network %s of RBAC policy %s: %w", p.ObjectID, p.ID, err)
+	}
+	acc, err := readAccess(r)
+	return n, acc, err
+}
+
+// GetRBACPolicy returns one policy: the caller's project's, or any for an
+// admin. The project a policy targets does not see it, as in Neutron.
+func (s *Service) GetRBACPolicy(ctx context.Context, id string) (model.RBACPolicy, error) {
+	var p model.RBACPolicy
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		p, err = loadRBACPolicy(ctx, r, id)
+		return err
+	})
+	p.TenantID = p.ProjectID
+	return p, err
+}
+
+// ListRBACPolicies returns the policies the caller may see.
+func (s *Service) ListRBACPolicies(ctx context.Context) ([]model.RBACPolicy, error) {
+	var out []model.RBACPolicy
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.RBACPolicy](r, store.RBACPolicies)
+		for _, p := range all {
+			if canSee(ctx, p.ProjectID) {
+				p.TenantID = p.ProjectID
+				out = append(out, p)
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) rbacResult(ctx context.Context, id string, rev int64) (Result[model.RBACPolicy], error) {
+	p, err := s.GetRBACPolicy(ctx, id)
+	return Result[model.RBACPolicy]{p, rev}, err
+}
+
+func loadRBACPolicy(ctx context.Context, r store.Reader, id string) (model.RBACPolicy, error) {
+	p, err := load(ctx, r, store.RBACPolicies, "RbacPolicy", id, func(p *model.RBACPolicy) string { return p.ProjectID })
+	if e := AsError(err); e != nil && e.Status == http.StatusNotFound {
+		// Neutron's words for it.
+		return p, typed(http.StatusNotFound, "RbacPolicyNotFound", "RBAC policy with id %s could not be found.", id)
+	}
+	return p, err
+}
+
+// wildcardPolicy is the "*" policy that `shared: true` or
+// `router:external: true` on network n stands for.
+func wildcardPolicy(n *model.Network, action string) model.RBACPolicy {
+	return model.RBACPolicy{ID: newID(), ObjectType: "network", ObjectID: n.ID, Action: action,
+		TargetTenant: model.RBACWildcard, ProjectID: n.ProjectID}
+}
