@@ -17,6 +17,7 @@ NSNET_PACKAGES=(
   curl:curl
   unzip:unzip
   openstack:python3-openstackclient
+  iptables-nft-restore:iptables
   keystone-manage:keystone
   uwsgi_python3:uwsgi-plugin-python3
 )

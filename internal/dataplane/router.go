@@ -1,0 +1,249 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// A router is a namespace like an instance's (named by the caller,
+// <prefix>qrouter-<id>, marked by the alias of its lo), forwarding, with
+// one veth port per attached subnet (qr-…) and one on the external network
+// (qg-…): the same pairs as instance ports, built by EnsureVethPort, their
+// host ends (tap…) on the networks' bridges. Its NAT is internal/nat's.
+
+const routerMarkerPrefix = aliasPrefix + "router:"
+
+// RouterMarker is the alias of lo in the namespace of router id, made by
+// the agent whose host namespace is host ("" is the root one).
+func RouterMarker(routerID, host string) string {
+	if host == "" {
+		host = HostRoot
+	}
+	return routerMarkerPrefix + routerID + ":host:" + host
+}
+
+// ParseRouterMarker is the inverse of RouterMarker.
+func ParseRouterMarker(marker string) (routerID, host string, ok bool) {
+	rest, ok := strings.CutPrefix(marker, routerMarkerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	routerID, host, ok = strings.Cut(rest, ":host:")
+	if !ok || routerID == "" || host == "" {
+		return "", "", false
+	}
+	return routerID, host, true
+}
+
+// Sysctl is a network sysctl of a namespace and the value nsnet wants.
+type Sysctl struct{ Key, Value string }
+
+// RouterSysctls are the sysctls of every router namespace.
+var RouterSysctls = []Sysctl{
+	{"net.ipv4.ip_forward", "1"},
+	// Strict reverse-path filtering: a router's routing table is the
+	// whole truth about where each source lives (its subnets, its static
+	// routes, the rest via the gateway), so a packet arriving on qg-
+	// claiming an internal source is spoofed and dropped. The kernel
+	// applies max(all, interface), so default is set too, for the
+	// interfaces plugged in later.
+	{"net.ipv4.conf.all.rp_filter", "1"},
+	{"net.ipv4.conf.default.rp_filter", "1"},
+	// No ICMP redirects: a hairpinned connection (an instance reaching a
+	// floating IP of its own subnet) leaves by the interface it came in
+	// on, which is exactly when the kernel would tell the client to go
+	// straight to the server's fixed address, and break it. The kernel
+	// sends redirects if all or the interface allows them, so both are
+	// off.
+	{"net.ipv4.conf.all.send_redirects", "0"},
+	{"net.ipv4.conf.default.send_redirects", "0"},
+}
+
+// HostNATSysctls are the sysctls of a host namespace doing host NAT (the
+// gateway of its networks on their bridges): it forwards.
+var HostNATSysctls = []Sysctl{{"net.ipv4.ip_forward", "1"}}
+
+// EnsureSysctls gives each sysctl of list its value in ns, and reports
+// whether it wrote any.
+func EnsureSysctls(ns *Namespace, list []Sysctl) (changed bool, err error) {
+	for _, s := range list {
+		c, err := netns.EnsureSysctl(ns.fd, s.Key, s.Value)
+		changed = changed || c
+		if err != nil {
+			return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
+		}
+	}
+	return changed, nil
+}
+
+// EnsureRouterNetns makes the named router namespace exist, marked with
+// marker (see RouterMarker), with lo up and RouterSysctls set, and returns
+// it open; the caller closes it. A namespace of that name without that
+// marker is a NotOwnedError and is left alone. Delete it with
+// DeleteRouterNetns.
+func EnsureRouterNetns(name, marker string) (ns *Namespace, changed bool, err error) {
+	if _, _, ok := ParseRouterMarker(marker); !ok {
+		return nil, false, fmt.Errorf("%q is not a router marker", marker)
+	}
+	// The marking and lo are an instance namespace's; only the marker's
+	// kind and the sysctls differ.
+	ns, changed, err = EnsureInstanceNetns(name, marker)
+	if err != nil {
+		return nil, false, err
+	}
+	c, err := EnsureSysctls(ns, RouterSysctls)
+	if err != nil {
+		ns.Close()
+		return nil, changed, err
+	}
+	return ns, changed || c, nil
+}
+
+// DeleteRouterNetns deletes the named router namespace if it carries
+// marker, with its qr-/qg- pairs, as DeleteInstanceNetns does for an
+// instance (whose rules it follows), and so its nft table.
+func DeleteRouterNetns(name, marker string, host *Links) error {
+	return DeleteInstanceNetns(name, marker, host)
+}
+
+// ListRouterNamespaces returns the namespaces whose names start with
+// prefix and that carry an nsnet router marker (of any host), with their
+// markers.
+func ListRouterNamespaces(prefix string) (map[string]string, error) {
+	names, err := netns.List()
+	if err != nil {
+		return nil, err
+	}
+	found := map[string]string{}
+	var errs []error
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) || !netns.Exists(name) {
+			continue
+		}
+		m, err := ReadMarker(name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			if _, _, ok := ParseRouterMarker(m); ok {
+				found[name] = m
+			}
+		}
+	}
+	return found, errors.Join(errs...)
+}
+
+// AssignRoutes returns ports with each of routes added to the port whose
+// addresses' prefixes contain the route's next hop: the interface the
+// kernel would send it out of. A route whose next hop no port reaches is
+// an error, as Neutron refuses it.
+func AssignRoutes(ports []PortSpec, routes []Route) ([]PortSpec, error) {
+	out := make([]PortSpec, len(ports))
+	for i, p := range ports {
+		out[i] = p
+		out[i].Routes = slices.Clone(p.Routes)
+	}
+	var errs []error
+	for _, r := range routes {
+		i := slices.IndexFunc(out, func(p PortSpec) bool {
+			return slices.ContainsFunc(p.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
+		})
+		if i < 0 {
+			errs = append(errs, fmt.Errorf("route %s: no interface reaches the next hop", r))
+			continue
+		}
+		out[i].Routes = append(out[i].Routes, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+// GatewaySpec is a router's gateway port as nsnet wants it.
+type GatewaySpec struct {
+	// Port is the qg- pair on the external network's bridge: its fixed
+	// IPs with their subnet's prefix length, and routes (the default
+	// route via the external gateway).
+	Port PortSpec
+	// FloatingIPs are the floating addresses the router answers for on
+	// qg-, as /32s next to the fixed IPs.
+	FloatingIPs []netip.Addr
+}
+
+// EnsureRouterGateway makes the gateway port of router exist as spec says,
+// floating addresses included, and removes floating addresses no longer
+// associated. Each IPv4 address that appears on qg- — the gateway's own
+// when the port is new, and every newly associated floating IP — is then
+// announced with a gratuitous ARP, so that upstream neighbours (the
+// external gateway above all) drop whatever MAC they had cached for it.
+// Withdrawal is the address going: the router stops answering ARP for it.
+func EnsureRouterGateway(host *Links, router *Namespace, spec GatewaySpec) (changed bool, err error) {
+	port := spec.Port
+	port.Addrs = slices.Clone(port.Addrs)
+	for _, f := range spec.FloatingIPs {
+		if !f.Is4() {
+			return false, fmt.Errorf("floating IP %v: only IPv4 floating IPs are supported", f)
+		}
+		if p := netip.PrefixFrom(f, 32); !slices.Contains(port.Addrs, p) {
+			port.Addrs = append(port.Addrs, p)
+		}
+	}
+	before, err := addrsOf(router, port.IfName, port.Alias)
+	if err != nil {
+		return false, err
+	}
+	changed, err = EnsureVethPort(host, router, port)
+	if err != nil || !port.Up {
+		return changed, err
+	}
+	for _, p := range port.Addrs {
+		if before[p] || !p.Addr().Is4() {
+			continue
+		}
+		if err := AnnounceARP(router, port.IfName, p.Addr()); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
+}
+
+// addrsOf returns the addresses of nsnet's link name (labelled alias) in
+// ns, or none if it is missing or not nsnet's (EnsureVethPort will say so).
+func addrsOf(ns *Namespace, name, alias string) (map[netip.Prefix]bool, error) {
+	link, err := NewLinks(ns.Handle).Get(name)
+	if err != nil || link == nil || link.Attrs().Alias != alias {
+		return map[netip.Prefix]bool{}, err
+	}
+	have, err := listAddrs(ns.Handle, link)
+	if err != nil {
+		return nil, fmt.Errorf("in namespace %s: %w", ns.Name, err)
+	}
+	set := make(map[netip.Prefix]bool, len(have))
+	for p := range have {
+		set[p] = true
+	}
+	return set, nil
+}
+
+// EnsureLinkAddrs makes the addresses of nsnet's link name (labelled
+// alias) in l's namespace the wanted ones: for host NAT, the gateway
+// address of a network on its bridge. A link of that name that is not
+// nsnet's is a NotOwnedError.
+func EnsureLinkAddrs(l *Links, name, alias string, addrs []netip.Prefix) (changed bool, err error) {
+	link, err := l.Get(name)
+	if err != nil {
+		return false, err
+	}
+	if link == nil {
+		return false, fmt.Errorf("link %s does not exist", name)
+	}
+	if !owns(link, alias) {
+		return false, notOwnedLink(link)
+	}
+	return ensureAddrs(l.h, link, addrs)
+}

@@ -1,0 +1,154 @@
+package nat
+
+import (
+	"fmt"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// Status is what the live table holds, read from the kernel.
+type Status struct {
+	// Exists says there is a table at all; nothing else is set if not.
+	Exists bool
+	// Generation is the namespace's ruleset generation when read.
+	Generation uint32
+	// Chains are the table's chains, in layout order, then any others.
+	Chains []ChainStatus
+	// Sets are the table's sets and maps, in layout order, then others.
+	Sets []SetStatus
+	// Spec is what the elements of the layout's sets implement.
+	Spec Spec
+	// Undecoded counts elements that implement no spec entry (someone
+	// else's, in a set of nsnet's).
+	Undecoded int
+	// Problems say how the chains and sets differ from the layout; an
+	// Apply would rebuild the table. Empty when it is the layout's.
+	Problems []string
+	// Stale are the chains whose rules differ from the layout; an Apply
+	// would rewrite them.
+	Stale []string
+}
+
+// ChainStatus is one chain.
+type ChainStatus struct {
+	Name string
+	// Hook is "prerouting", "output", … or "" for a regular chain.
+	Hook     string
+	Priority int32
+	Rules    []RuleStatus
+}
+
+// RuleStatus is one rule.
+type RuleStatus struct {
+	Handle  uint64
+	Comment string
+}
+
+// SetStatus is one set or map.
+type SetStatus struct {
+	Name     string
+	Map      bool
+	Interval bool
+	Elements int
+}
+
+// Elements returns the element count of the named set, or -1 without it.
+func (s Status) Elements(set string) int {
+	for _, st := range s.Sets {
+		if st.Name == set {
+			return st.Elements
+		}
+	}
+	return -1
+}
+
+// Inspect reads the live table. It changes nothing, and tells what an
+// Apply would have to fix.
+func (t *Table) Inspect() (Status, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.ensureSockets(); err != nil {
+		return Status{}, err
+	}
+	gen, err := t.socks.generation()
+	if err != nil {
+		return Status{}, t.fail(err)
+	}
+	l, err := t.read()
+	if err != nil {
+		return Status{}, t.fail(err)
+	}
+	st := Status{Generation: gen, Exists: l.table != nil}
+	if !st.Exists {
+		return st, nil
+	}
+	st.Problems = l.problems()
+	seen := map[string]bool{}
+	for _, def := range layoutChains {
+		if ch, ok := l.chains[def.name]; ok {
+			st.Chains = append(st.Chains, chainStatus(ch, l.rules[def.name]))
+			seen[def.name] = true
+			if !l.current(def) {
+				st.Stale = append(st.Stale, def.name)
+			}
+		}
+	}
+	for _, name := range sortedNames(l.chains) {
+		if !seen[name] {
+			st.Chains = append(st.Chains, chainStatus(l.chains[name], l.rules[name]))
+		}
+	}
+	seen = map[string]bool{}
+	for _, def := range layoutSets {
+		if s, ok := l.sets[def.name]; ok {
+			st.Sets = append(st.Sets, setStatus(s, len(l.contents[def.name])))
+			seen[def.name] = true
+		}
+	}
+	for _, name := range sortedNames(l.sets) {
+		if !seen[name] {
+			st.Sets = append(st.Sets, setStatus(l.sets[name], len(l.contents[name])))
+		}
+	}
+	ours := contents{}
+	for name := range seen {
+		ours[name] = l.contents[name]
+	}
+	st.Spec, st.Undecoded = decode(ours)
+	return st, nil
+}
+
+func chainStatus(ch *nftables.Chain, rules []*nftables.Rule) ChainStatus {
+	cs := ChainStatus{Name: ch.Name}
+	if ch.Hooknum != nil {
+		cs.Hook = hookName(*ch.Hooknum)
+	}
+	if ch.Priority != nil {
+		cs.Priority = int32(*ch.Priority)
+	}
+	for _, r := range rules {
+		cs.Rules = append(cs.Rules, RuleStatus{Handle: r.Handle, Comment: liveComment(r)})
+	}
+	return cs
+}
+
+func setStatus(s *nftables.Set, n int) SetStatus {
+	return SetStatus{Name: s.Name, Map: s.IsMap, Interval: s.Interval, Elements: n}
+}
+
+func hookName(h nftables.ChainHook) string {
+	switch h {
+	case unix.NF_INET_PRE_ROUTING:
+		return "prerouting"
+	case unix.NF_INET_LOCAL_IN:
+		return "input"
+	case unix.NF_INET_FORWARD:
+		return "forward"
+	case unix.NF_INET_LOCAL_OUT:
+		return "output"
+	case unix.NF_INET_POST_ROUTING:
+		return "postrouting"
+	}
+	return fmt.Sprintf("hook %d", h)
+}
