@@ -28,10 +28,14 @@ const (
 	// Quotas are per-project overrides of the default quota limits,
 	// keyed by project id.
 	Quotas Kind = "quotas"
+	// Routers, FloatingIPs and PortForwardings are the L3 resources.
+	Routers         Kind = "routers"
+	FloatingIPs     Kind = "floatingips"
+	PortForwardings Kind = "port_forwardings"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

@@ -1,0 +1,85 @@
+package model
+
+// Device owners of ports that routers and floating IPs own, as Neutron
+// spells them.
+const (
+	DeviceOwnerRouterInterface = "network:router_interface"
+	DeviceOwnerRouterGateway   = "network:router_gateway"
+	DeviceOwnerFloatingIP      = "network:floatingip"
+)
+
+// Interface and namespace prefixes of routers (Neutron's L3 agent names).
+const (
+	RouterInterfacePrefix = "qr-"
+	RouterGatewayPrefix   = "qg-"
+	RouterNetnsPrefix     = "qrouter-"
+)
+
+// RouterInterfaceName is the router-side end of an interface port.
+func RouterInterfaceName(portID string) string { return RouterInterfacePrefix + shortID(portID) }
+
+// RouterGatewayName is the router-side end of the gateway port.
+func RouterGatewayName(portID string) string { return RouterGatewayPrefix + shortID(portID) }
+
+// RouterNetns is the namespace of router id, under the agent's prefix.
+func RouterNetns(prefix, routerID string) string { return prefix + RouterNetnsPrefix + routerID }
+
+// ExternalGatewayInfo connects a router to an external network.
+type ExternalGatewayInfo struct {
+	NetworkID        string    `json:"network_id"`
+	EnableSNAT       bool      `json:"enable_snat"`
+	ExternalFixedIPs []FixedIP `json:"external_fixed_ips"`
+}
+
+// Router is a qrouter namespace: it routes between the subnets of its
+// interface ports (device_owner network:router_interface, device_id the
+// router) and, with a gateway, NATs them out of its qg- port (the port with
+// device_owner network:router_gateway and device_id the router, as in
+// Neutron, which keeps that port out of the router's attributes).
+type Router struct {
+	ID                  string               `json:"id"`
+	Name                string               `json:"name"`
+	ProjectID           string               `json:"project_id"`
+	TenantID            string               `json:"tenant_id"`
+	AdminStateUp        bool                 `json:"admin_state_up"`
+	Status              string               `json:"status"`
+	StatusReason        string               `json:"nsnet:status_reason,omitempty"`
+	ExternalGatewayInfo *ExternalGatewayInfo `json:"external_gateway_info"`
+	Routes              []HostRoute          `json:"routes"`
+	Standard
+}
+
+// FloatingIP is a public address on an external network, translated 1:1 to
+// a port's fixed address by the router that connects the two. The address
+// is held by a port on the external network (device_owner
+// network:floatingip, device_id the floating IP).
+type FloatingIP struct {
+	ID                string  `json:"id"`
+	ProjectID         string  `json:"project_id"`
+	TenantID          string  `json:"tenant_id"`
+	Status            string  `json:"status"`
+	FloatingNetworkID string  `json:"floating_network_id"`
+	FloatingIPAddress string  `json:"floating_ip_address"`
+	RouterID          *string `json:"router_id"`
+	PortID            *string `json:"port_id"`
+	FixedIPAddress    *string `json:"fixed_ip_address"`
+	Standard
+}
+
+// PortForwarding maps external_port(_range) of a floating IP to
+// internal_port(_range) of a port's fixed address. FloatingIPID and
+// ProjectID are kept for the store; the API, like Neutron, does not show
+// them (the floating IP is in the path).
+type PortForwarding struct {
+	ID                string `json:"id"`
+	FloatingIPID      string `json:"floatingip_id"`
+	ProjectID         string `json:"project_id"`
+	Protocol          string `json:"protocol"`
+	ExternalPort      *int   `json:"external_port"`
+	InternalPort      *int   `json:"internal_port"`
+	ExternalPortRange string `json:"external_port_range,omitempty"`
+	InternalPortRange string `json:"internal_port_range,omitempty"`
+	InternalIPAddress string `json:"internal_ip_address"`
+	InternalPortID    string `json:"internal_port_id"`
+	Description       string `json:"description"`
+}
