@@ -1,6 +1,8 @@
 // Package agent turns the desired state in the store into kernel state on
 // one host: a bridge per network, a namespace per instance, a veth pair per
-// plugged port, with addresses and routes.
+// plugged port, with addresses and routes; and per router a qrouter
+// namespace with its qr-/qg- ports, routes and nsnet nft table (default
+// SNAT, floating IPs, port forwards; see docs/NAT.md).
 //
 // It owns convergence. It is level-triggered and idempotent: every pass
 // compares what the store asks for with what the kernel has and changes only
@@ -83,6 +85,8 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// nat holds the open nft tables of routers.
+	nat natTables
 }
 
 // Health is the agent's state for the status endpoint.
@@ -130,6 +134,7 @@ func New(cfg Config) (*Agent, error) {
 		health:      Health{Managed: map[string]int{}, Errors: []string{}},
 		tried:       map[key]any{},
 		good:        map[key]bool{},
+		nat:         natTables{m: map[string]*routerNAT{}},
 	}, nil
 }
 
@@ -142,6 +147,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { a.host.Close() }()
+	defer a.nat.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

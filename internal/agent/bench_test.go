@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // BenchmarkHundredInstances programs 100 instances with a port each, every
@@ -84,4 +87,73 @@ func timeShell(b *testing.B, n int) time.Duration {
 		b.Fatalf("ip script: %v\n%s", err, out)
 	}
 	return took
+}
+
+// BenchmarkFloatingIPAdd times one floating IP added to a router that has
+// 10, 1,000 and 10,000, end to end: the store write, the agent's
+// incremental pass (the address on qg- with its gratuitous ARP, two nat
+// map elements through Update) and WaitConverged. It reports the time per
+// add and, for the larger routers, its ratio to the smallest's: the issue's
+// target is ≤ 1.5 at 10,000.
+func BenchmarkFloatingIPAdd(b *testing.B) {
+	var base float64
+	for _, n := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			e := newEnv(b, time.Hour)
+			ext := l3network(100, "100.64.0.0/16", "100.64.0.1", true)
+			in := l3network(110, "10.0.0.0/16", "10.0.0.1", false)
+			r := router(200, &ext, true)
+			recs := append(append(ext.records(), in.records()...), r,
+				in.port(201, "10.0.0.1", model.DeviceOwnerRouterInterface, r.ID),
+				ext.port(203, "100.64.0.10", model.DeviceOwnerRouterGateway, r.ID))
+			fip := func(i int) model.FloatingIP {
+				return floatingIP(100000+i, ext, fmt.Sprintf("100.64.%d.%d", 1+i/250, 1+i%250), &r, fmt.Sprintf("10.0.%d.%d", 1+i/250, 1+i%250))
+			}
+			for i := range n {
+				recs = append(recs, fip(i))
+			}
+			e.converge(e.put(recs...))
+			b.ResetTimer()
+			start := time.Now()
+			for i := range b.N {
+				e.converge(e.put(fip(n + i)))
+			}
+			per := float64(time.Since(start).Microseconds()) / float64(b.N) / 1000
+			b.StopTimer()
+			b.ReportMetric(per, "ms/add")
+			if n == 10 {
+				base = per
+			} else if base > 0 {
+				b.ReportMetric(per/base, "ratio-to-10")
+			}
+		})
+	}
+}
+
+// BenchmarkRouterCreate times a router with two interfaces and a gateway,
+// from the store write to converged (namespace, sysctls, three veth pairs,
+// routes, nft table), on networks that already exist. The target
+// is under 50 ms.
+func BenchmarkRouterCreate(b *testing.B) {
+	e := newEnv(b, time.Hour)
+	topo := newL3Topo()
+	e.converge(e.put(append(append(topo.ext.records(), topo.int1.records()...), topo.int2.records()...)...))
+	var total time.Duration
+	for i := range b.N {
+		r := router(1000+10*i, &topo.ext, true)
+		recs := []any{r,
+			topo.int1.port(1001+10*i, "10.0.0.1", model.DeviceOwnerRouterInterface, r.ID),
+			topo.int2.port(1002+10*i, "10.1.0.1", model.DeviceOwnerRouterInterface, r.ID),
+			topo.ext.port(1003+10*i, fmt.Sprintf("198.51.100.%d", 10+i%200), model.DeviceOwnerRouterGateway, r.ID)}
+		start := time.Now()
+		e.converge(e.put(recs...))
+		total += time.Since(start)
+		if st, reason := e.agent.Status(store.Routers, r.ID); st != model.StatusActive {
+			b.Fatalf("router %s: %s", st, reason)
+		}
+		b.StopTimer()
+		e.converge(e.del(recs...))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(b.N)/1000, "ms/router")
 }

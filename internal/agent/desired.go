@@ -40,11 +40,17 @@ type instanceSpec struct {
 // everything the port's kernel state is derived from (the instance's
 // namespace, the network's MTU, the subnets' gateways and routes), so that
 // comparing two specs tells whether the port needs work.
+//
+// A router's port has RouterID instead of InstanceID; its gateway port
+// (Gateway) also carries the floating addresses the router answers for.
 type portSpec struct {
 	InstanceID string
+	RouterID   string
 	NetworkID  string
 	Netns      string
 	Veth       dataplane.PortSpec
+	Gateway    bool
+	Floating   []netip.Addr
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -59,7 +65,11 @@ func sameSpec(a, b any) bool {
 		return ok && a == b
 	case portSpec:
 		b, ok := b.(portSpec)
-		return ok && a.InstanceID == b.InstanceID && a.NetworkID == b.NetworkID && a.Netns == b.Netns && sameVeth(a.Veth, b.Veth)
+		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
+			a.Netns == b.Netns && a.Gateway == b.Gateway && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
+	case routerSpec:
+		b, ok := b.(routerSpec)
+		return ok && sameRouter(a, b)
 	}
 	return false
 }
@@ -76,6 +86,7 @@ type desired struct {
 	networks  map[string]networkSpec
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
+	routers   map[string]routerSpec
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -93,6 +104,9 @@ type snapshot struct {
 	subnets   []model.Subnet
 	ports     []model.Port
 	instances []model.Instance
+	routers   []model.Router
+	fips      []model.FloatingIP
+	forwards  []model.PortForwarding
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -104,6 +118,9 @@ type records struct {
 	subnets   recordCache[model.Subnet]
 	ports     recordCache[model.Port]
 	instances recordCache[model.Instance]
+	routers   recordCache[model.Router]
+	fips      recordCache[model.FloatingIP]
+	forwards  recordCache[model.PortForwarding]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -121,6 +138,15 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 	if s.instances, err = c.instances.list(r, store.Instances); err != nil {
 		return nil, err
 	}
+	if s.routers, err = c.routers.list(r, store.Routers); err != nil {
+		return nil, err
+	}
+	if s.fips, err = c.fips.list(r, store.FloatingIPs); err != nil {
+		return nil, err
+	}
+	if s.forwards, err = c.forwards.list(r, store.PortForwardings); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -133,7 +159,7 @@ type recordCache[T any] struct {
 // differ from the previous call's. Callers must not modify the records.
 func (c *recordCache[T]) list(r store.Reader, kind store.Kind) ([]T, error) {
 	raw, val := make(map[string][]byte, len(c.raw)), make(map[string]T, len(c.val))
-	var out []T
+	out := make([]T, 0, len(c.val)+1)
 	err := r.List(kind, func(id string, b []byte) error {
 		if old, ok := c.raw[id]; ok && bytes.Equal(old, b) {
 			raw[id], val[id] = old, c.val[id]
@@ -178,6 +204,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		networks:  map[string]networkSpec{},
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
+		routers:   map[string]routerSpec{},
 		fixed:     map[key]status{},
 	}
 	networks := map[string]model.Network{}
@@ -217,6 +244,9 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	plugged := map[string][]model.Port{} // by instance
 	for _, p := range s.ports {
 		k := key{store.Ports, p.ID}
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway {
+			continue // addRouters decides
+		}
 		if _, ok := d.instances[p.DeviceID]; !ok || p.DeviceOwner != model.DeviceOwnerCompute {
 			d.fixed[k] = status{model.StatusDown, ""}
 			continue
@@ -226,6 +256,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	for instID, ports := range plugged {
 		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets)
 	}
+	interfaces, gateways := routerPortsOf(s.ports)
+	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
 	return d
 }
 

@@ -177,12 +177,16 @@ func TestCompareIfNames(t *testing.T) {
 // TestSameSpecCoversEveryField guards sameSpec against fields added to the
 // specs later: changing any one of them must make the specs differ.
 func TestSameSpecCoversEveryField(t *testing.T) {
-	base := portSpec{InstanceID: "i", NetworkID: "n", Netns: "ns", Veth: dataplane.PortSpec{
-		TapName: "tap", Bridge: "br", Alias: "a", MTU: 1500, Up: true, IfName: "eth0",
-		MAC:    []byte{1, 2, 3, 4, 5, 6},
-		Addrs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")},
-		Routes: []dataplane.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("10.0.0.254")}},
-	}}
+	base := portSpec{
+		InstanceID: "i", RouterID: "r", NetworkID: "n", Netns: "ns", Gateway: true,
+		Floating: []netip.Addr{netip.MustParseAddr("198.51.100.50")},
+		Veth: dataplane.PortSpec{
+			TapName: "tap", Bridge: "br", Alias: "a", MTU: 1500, Up: true, IfName: "eth0",
+			MAC:    []byte{1, 2, 3, 4, 5, 6},
+			Addrs:  []netip.Prefix{netip.MustParsePrefix("10.0.0.1/24")},
+			Routes: []dataplane.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("10.0.0.254")}},
+		},
+	}
 	if !sameSpec(base, base) {
 		t.Fatal("a spec differs from itself")
 	}
@@ -194,6 +198,7 @@ func TestSameSpecCoversEveryField(t *testing.T) {
 		changed.Veth.MAC = slices.Clone(base.Veth.MAC)
 		changed.Veth.Addrs = slices.Clone(base.Veth.Addrs)
 		changed.Veth.Routes = slices.Clone(base.Veth.Routes)
+		changed.Floating = slices.Clone(base.Floating)
 		mutate(fieldByPath(reflect.ValueOf(&changed).Elem(), name))
 		if sameSpec(base, changed) {
 			t.Errorf("sameSpec ignores %s", name)

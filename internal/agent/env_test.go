@@ -128,6 +128,9 @@ func (e *env) cleanup() {
 	if links := linksIn(e.hostNetns); len(links) > 0 {
 		t.Errorf("links left in host namespace: %v", links)
 	}
+	if tables := nftTables(e.hostNetns); tables != "" {
+		t.Errorf("nft tables left in host namespace:\n%s", tables)
+	}
 	for _, n := range namespacesWithPrefix(e.prefix) {
 		if n != e.hostNetns {
 			t.Errorf("namespace %s left behind", n)
@@ -189,6 +192,12 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.Ports, v.ID
 	case model.Instance:
 		return store.Instances, v.ID
+	case model.Router:
+		return store.Routers, v.ID
+	case model.FloatingIP:
+		return store.FloatingIPs, v.ID
+	case model.PortForwarding:
+		return store.PortForwardings, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }
@@ -285,6 +294,12 @@ func linksIn(ns string) []string {
 		}
 	}
 	return links
+}
+
+// nftTables lists the nft tables of a namespace, as nft shows them.
+func nftTables(ns string) string {
+	out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").Output()
+	return strings.TrimSpace(string(out))
 }
 
 // ifindex returns the index of link in namespace ns, as ip shows it.

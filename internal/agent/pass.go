@@ -75,6 +75,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.removeUnwanted()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
+	p.ensureRouters(ctx)
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -156,7 +157,7 @@ func (p *pass) removeUnwanted() {
 		dels = append(dels, p.leftovers()...)
 	}
 	seen := map[string]bool{}
-	for _, kind := range []store.Kind{store.Instances, store.Ports, store.Networks} {
+	for _, kind := range []store.Kind{store.Routers, store.Instances, store.Ports, store.Networks} {
 		var jobs []func()
 		for _, d := range dels {
 			if d.k.kind != kind || seen[d.what] {
@@ -189,6 +190,10 @@ func (p *pass) gone() []deletion {
 		case networkSpec:
 			if _, ok := p.d.networks[k.id]; !ok {
 				dels = append(dels, p.linkDeletion(k, s.Bridge.Name, s.Bridge.Alias))
+			}
+		case routerSpec:
+			if cur, ok := p.d.routers[k.id]; !ok || cur.Netns != s.Netns {
+				dels = append(dels, p.routerDeletion(k, s))
 			}
 		}
 	}
@@ -242,6 +247,9 @@ func (p *pass) leftoverNamespaces() []deletion {
 	for _, inst := range p.d.instances {
 		wanted[inst.Netns] = true
 	}
+	for _, r := range p.d.routers {
+		wanted[r.Netns] = true
+	}
 	var dels []deletion
 	for _, name := range names {
 		if wanted[name] || !strings.HasPrefix(name, p.a.cfg.NetnsPrefix) || !netns.Exists(name) {
@@ -253,6 +261,9 @@ func (p *pass) leftoverNamespaces() []deletion {
 		}
 		if id, host, ok := dataplane.ParseInstanceMarker(marker); ok && host == p.a.markerHost {
 			dels = append(dels, p.namespaceDeletion(key{store.Instances, id}, name, marker))
+		}
+		if id, host, ok := dataplane.ParseRouterMarker(marker); ok && host == p.a.markerHost {
+			dels = append(dels, p.routerDeletion(key{store.Routers, id}, routerSpec{Netns: name, Marker: marker}))
 		}
 	}
 	return dels
@@ -424,8 +435,21 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	for id := range p.d.ports {
 		keep(key{store.Ports, id})
 	}
+	for id, r := range p.d.routers {
+		keep(key{store.Routers, id})
+		for _, f := range r.FloatingIPs {
+			keep(key{store.FloatingIPs, f})
+		}
+	}
 	for k, st := range p.d.fixed {
 		statuses[k] = st
+	}
+	// Floating IPs have no kernel object of their own: they are managed
+	// once their router translates them.
+	for k, st := range statuses {
+		if k.kind == store.FloatingIPs && st.Status == model.StatusActive {
+			managed[string(k.kind)]++
+		}
 	}
 	a.statuses = statuses
 

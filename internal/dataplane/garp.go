@@ -20,16 +20,29 @@ import (
 // The packet socket is opened inside ns, through internal/netns, and used
 // from here: a socket keeps the namespace it was made in.
 func AnnounceARP(ns *Namespace, ifname string, addr netip.Addr) error {
-	if !addr.Is4() {
-		return fmt.Errorf("announce %v: ARP is IPv4 only", addr)
+	return AnnounceARPs(ns, ifname, []netip.Addr{addr})
+}
+
+// AnnounceARPs sends one gratuitous ARP for each of addrs out of ifname
+// of ns, as AnnounceARP does, through one packet socket: entering a
+// namespace to open a socket costs a thread switch, which for a router
+// gaining a thousand floating IPs at once would dominate.
+func AnnounceARPs(ns *Namespace, ifname string, addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	for _, a := range addrs {
+		if !a.Is4() {
+			return fmt.Errorf("announce %v: ARP is IPv4 only", a)
+		}
 	}
 	link, err := ns.Handle.LinkByName(ifname)
 	if err != nil {
-		return fmt.Errorf("announce %v: read %s in namespace %s: %w", addr, ifname, ns.Name, err)
+		return fmt.Errorf("announce on %s: read it in namespace %s: %w", ifname, ns.Name, err)
 	}
 	mac := link.Attrs().HardwareAddr
 	if len(mac) != 6 {
-		return fmt.Errorf("announce %v: %s has no Ethernet address", addr, ifname)
+		return fmt.Errorf("announce on %s: it has no Ethernet address", ifname)
 	}
 	var fd int
 	err = netns.Do(ns.fd, func() error {
@@ -39,17 +52,21 @@ func AnnounceARP(ns *Namespace, ifname string, addr netip.Addr) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("announce %v: packet socket in namespace %s: %w", addr, ns.Name, err)
+		return fmt.Errorf("announce on %s: packet socket in namespace %s: %w", ifname, ns.Name, err)
 	}
-	defer unix.Close(fd)
+	// Closing a packet socket waits for an RCU grace period (milliseconds)
+	// and the packets are already queued by then: nobody needs to wait.
+	defer func() { go unix.Close(fd) }()
 	to := &unix.SockaddrLinklayer{
 		Protocol: htons(unix.ETH_P_ARP),
 		Ifindex:  link.Attrs().Index,
 		Halen:    6,
 		Addr:     [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 	}
-	if err := unix.Sendto(fd, garp(mac, addr), 0, to); err != nil {
-		return fmt.Errorf("announce %v on %s in namespace %s: %w", addr, ifname, ns.Name, err)
+	for _, a := range addrs {
+		if err := unix.Sendto(fd, garp(mac, a), 0, to); err != nil {
+			return fmt.Errorf("announce %v on %s in namespace %s: %w", a, ifname, ns.Name, err)
+		}
 	}
 	return nil
 }

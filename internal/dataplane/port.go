@@ -179,8 +179,12 @@ func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (cha
 	if err != nil {
 		return false, err
 	}
+	wanted := make(map[netip.Prefix]bool, len(want))
+	for _, p := range want {
+		wanted[p] = true
+	}
 	for p, addr := range have {
-		if slices.Contains(want, p) || p.Addr().IsLinkLocalUnicast() {
+		if wanted[p] || p.Addr().IsLinkLocalUnicast() {
 			continue
 		}
 		if err := h.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -185,11 +189,17 @@ type GatewaySpec struct {
 func EnsureRouterGateway(host *Links, router *Namespace, spec GatewaySpec) (changed bool, err error) {
 	port := spec.Port
 	port.Addrs = slices.Clone(port.Addrs)
+	// A set, not a search of the list: a router may have ten thousand.
+	has := make(map[netip.Prefix]bool, len(port.Addrs)+len(spec.FloatingIPs))
+	for _, p := range port.Addrs {
+		has[p] = true
+	}
 	for _, f := range spec.FloatingIPs {
 		if !f.Is4() {
 			return false, fmt.Errorf("floating IP %v: only IPv4 floating IPs are supported", f)
 		}
-		if p := netip.PrefixFrom(f, 32); !slices.Contains(port.Addrs, p) {
+		if p := netip.PrefixFrom(f, 32); !has[p] {
+			has[p] = true
 			port.Addrs = append(port.Addrs, p)
 		}
 	}
@@ -201,15 +211,13 @@ func EnsureRouterGateway(host *Links, router *Namespace, spec GatewaySpec) (chan
 	if err != nil || !port.Up {
 		return changed, err
 	}
+	var fresh []netip.Addr
 	for _, p := range port.Addrs {
-		if before[p] || !p.Addr().Is4() {
-			continue
-		}
-		if err := AnnounceARP(router, port.IfName, p.Addr()); err != nil {
-			return changed, err
+		if !before[p] && p.Addr().Is4() {
+			fresh = append(fresh, p.Addr())
 		}
 	}
-	return changed, nil
+	return changed, AnnounceARPs(router, port.IfName, fresh)
 }
 
 // addrsOf returns the addresses of nsnet's link name (labelled alias) in
@@ -246,4 +254,54 @@ func EnsureLinkAddrs(l *Links, name, alias string, addrs []netip.Prefix) (change
 		return false, notOwnedLink(link)
 	}
 	return ensureAddrs(l.h, link, addrs)
+}
+
+// UpdateGatewayAddrs adds the floating addresses add to, and removes
+// remove from, nsnet's gateway link ifname (labelled alias) in router, as
+// /32s, and announces each added one with a gratuitous ARP. It is
+// EnsureRouterGateway for a caller that knows what changed: it touches
+// only those addresses and never lists the link's others, so its cost does
+// not grow with the number of floating IPs the router already has.
+// Adding an address that is there, or removing one that is not, is no
+// change.
+func UpdateGatewayAddrs(router *Namespace, ifname, alias string, add, remove []netip.Addr) (changed bool, err error) {
+	link, err := NewLinks(router.Handle).Get(ifname)
+	if err != nil {
+		return false, fmt.Errorf("in namespace %s: %w", router.Name, err)
+	}
+	if link == nil {
+		return false, fmt.Errorf("link %s does not exist in namespace %s", ifname, router.Name)
+	}
+	if link.Attrs().Alias != alias {
+		return false, &NotOwnedError{Object: fmt.Sprintf("link %s in namespace %s", ifname, router.Name), Mark: link.Attrs().Alias}
+	}
+	for _, a := range remove {
+		err := router.Handle.AddrDel(link, &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(a, 32))})
+		switch {
+		case errors.Is(err, unix.EADDRNOTAVAIL):
+		case err != nil:
+			return changed, fmt.Errorf("remove address %s from %s in namespace %s: %w", a, ifname, router.Name, err)
+		default:
+			changed = true
+		}
+	}
+	var fresh []netip.Addr
+	for _, a := range add {
+		if !a.Is4() {
+			return changed, fmt.Errorf("floating IP %v: only IPv4 floating IPs are supported", a)
+		}
+		err := router.Handle.AddrAdd(link, &netlink.Addr{IPNet: prefixToIPNet(netip.PrefixFrom(a, 32))})
+		switch {
+		case errors.Is(err, unix.EEXIST):
+		case err != nil:
+			return changed, fmt.Errorf("add address %s to %s in namespace %s: %w", a, ifname, router.Name, err)
+		default:
+			changed = true
+			fresh = append(fresh, a)
+		}
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		return changed, nil
+	}
+	return changed, AnnounceARPs(router, ifname, fresh)
 }

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"net/netip"
 	"reflect"
@@ -193,6 +194,60 @@ func TestRouterGatewayAndGARP(t *testing.T) {
 	e.ip("-n", up.Name, "neigh", "flush", "dev", "eth0")
 	if err := ping(up.Name, "198.51.100.20"); err == nil {
 		t.Fatal("the withdrawn floating address still answers")
+	}
+}
+
+// TestUpdateGatewayAddrs adds and removes floating addresses one change
+// at a time, as the agent does between full passes: only those addresses
+// move, each added one is announced once, repeats change nothing, and a
+// link that is not nsnet's is refused.
+func TestUpdateGatewayAddrs(t *testing.T) {
+	e := newEnv(t)
+	if _, err := EnsureBridge(e.links, BridgeSpec{Name: "nsb-ext", Alias: NetworkAlias("ext"), MTU: 1500, Up: true}); err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := EnsureInstanceNetns(e.ns("up"), e.marker("i-up"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	if _, err := EnsureVethPort(e.links, up, PortSpec{TapName: "tapup", Bridge: "nsb-ext", Alias: PortAlias("up"), MTU: 1500, Up: true,
+		IfName: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	router := ensureRouter(t, e, "r1")
+	gw := GatewaySpec{Port: PortSpec{TapName: "tapqg", Bridge: "nsb-ext", Alias: PortAlias("qg"), MTU: 1500, Up: true,
+		IfName: "qg-r1", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.10/24")}},
+		FloatingIPs: []netip.Addr{netip.MustParseAddr("198.51.100.20")}}
+	if _, err := EnsureRouterGateway(e.links, router, gw); err != nil {
+		t.Fatal(err)
+	}
+	f21, f20 := netip.MustParseAddr("198.51.100.21"), netip.MustParseAddr("198.51.100.20")
+
+	capture := captureARP(t, up.Name, "eth0")
+	if changed, err := UpdateGatewayAddrs(router, "qg-r1", PortAlias("qg"), []netip.Addr{f21}, []netip.Addr{f20}); err != nil || !changed {
+		t.Fatalf("update: changed %v, %v", changed, err)
+	}
+	if garps := capture(500 * time.Millisecond); len(garps) != 1 || garps[0].spa != f21 {
+		t.Fatalf("gratuitous ARPs: %+v", garps)
+	}
+	a := e.ip("-n", router.Name, "addr", "show", "qg-r1")
+	if !strings.Contains(a, "198.51.100.21/32") || strings.Contains(a, "198.51.100.20/32") || !strings.Contains(a, "198.51.100.10/24") {
+		t.Fatalf("qg- after update:\n%s", a)
+	}
+	if err := ping(up.Name, "198.51.100.21"); err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := UpdateGatewayAddrs(router, "qg-r1", PortAlias("qg"), []netip.Addr{f21}, []netip.Addr{f20}); err != nil || changed {
+		t.Fatalf("repeat: changed %v, %v", changed, err)
+	}
+	// The whole-port ensure agrees with what the update left.
+	gw.FloatingIPs = []netip.Addr{f21}
+	if changed, err := EnsureRouterGateway(e.links, router, gw); err != nil || changed {
+		t.Fatalf("ensure after update: changed %v, %v", changed, err)
+	}
+	if _, err := UpdateGatewayAddrs(router, "qg-r1", PortAlias("other"), []netip.Addr{f20}, nil); !errors.Is(err, ErrNotOwned) {
+		t.Fatalf("someone else's link: %v", err)
 	}
 }
 
