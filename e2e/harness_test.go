@@ -302,6 +302,7 @@ func (e *Env) unixClient() *http.Client {
 // the daemon, and fails the test for anything the daemon left behind.
 func (e *Env) teardown() {
 	t := e.t
+	e.deleteRouters()
 	for _, collection := range []string{"ports", "instances", "subnets", "networks"} {
 		_, body := e.API("GET", "/v2.0/"+collection, nil)
 		items, _ := body[collection].([]any)
@@ -317,6 +318,38 @@ func (e *Env) teardown() {
 		t.Logf("daemon log:\n%s", e.logs.String())
 	}
 	e.checkNoLeaks()
+}
+
+// deleteRouters deletes floating IPs (with their port forwardings) and
+// routers, detaching each router's subnets first, the order the API
+// requires; the ports they own go with them.
+func (e *Env) deleteRouters() {
+	t := e.t
+	del := func(path string) {
+		if status, resp := e.API("DELETE", path, nil); status != 204 {
+			t.Errorf("teardown: delete %s: %d %v", path, status, resp)
+		}
+	}
+	_, body := e.API("GET", "/v2.0/floatingips", nil)
+	fips, _ := body["floatingips"].([]any)
+	for _, f := range fips {
+		del("/v2.0/floatingips/" + f.(map[string]any)["id"].(string))
+	}
+	_, body = e.API("GET", "/v2.0/routers", nil)
+	routers, _ := body["routers"].([]any)
+	for _, r := range routers {
+		id := r.(map[string]any)["id"].(string)
+		e.API("PUT", "/v2.0/routers/"+id, map[string]any{"router": map[string]any{"routes": nil}})
+		_, body := e.API("GET", "/v2.0/ports?device_owner=network:router_interface&device_id="+id, nil)
+		ports, _ := body["ports"].([]any)
+		for _, p := range ports {
+			pid := p.(map[string]any)["id"].(string)
+			if status, resp := e.API("PUT", "/v2.0/routers/"+id+"/remove_router_interface", map[string]any{"port_id": pid}); status != 200 {
+				t.Errorf("teardown: detach port %s from router %s: %d %v", pid, id, status, resp)
+			}
+		}
+		del("/v2.0/routers/" + id)
+	}
 }
 
 // checkNoLeaks fails the test for any namespace with the test's prefix other

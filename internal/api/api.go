@@ -173,6 +173,7 @@ func (s *Server) routes() {
 	for _, res := range s.resources() {
 		s.register(res)
 	}
+	s.routerActions()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {
 		s.identityRoutes()
@@ -192,6 +193,9 @@ func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) resourceIndex(w http.ResponseWriter, r *http.Request) {
 	var list []any
 	for _, res := range s.resources() {
+		if res.nested {
+			continue
+		}
 		list = append(list, map[string]any{
 			"name": res.singular, "collection": res.collection,
 			"links": []any{map[string]string{"href": baseURL(r) + "/v2.0/" + res.urlPath(), "rel": "self"}},
@@ -208,11 +212,11 @@ func baseURL(r *http.Request) string {
 	return "http://" + host
 }
 
-// decodeBody reads {"<singular>": {...}} into the resource's attributes.
-func decodeBody(r *http.Request, singular string) (service.Attrs, error) {
-	var envelope map[string]json.RawMessage
+// decodeObject reads a request body that is one JSON object.
+func decodeObject(r *http.Request) (map[string]json.RawMessage, error) {
+	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(r.Body)
-	if err := dec.Decode(&envelope); err != nil {
+	if err := dec.Decode(&obj); err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return nil, &service.Error{Status: 413, Type: "HTTPRequestEntityTooLarge",
@@ -222,6 +226,18 @@ func decodeBody(r *http.Request, singular string) (service.Attrs, error) {
 	}
 	if dec.More() {
 		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: data after the JSON object"}
+	}
+	if obj == nil {
+		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: want a JSON object"}
+	}
+	return obj, nil
+}
+
+// decodeBody reads {"<singular>": {...}} into the resource's attributes.
+func decodeBody(r *http.Request, singular string) (service.Attrs, error) {
+	envelope, err := decodeObject(r)
+	if err != nil {
+		return nil, err
 	}
 	raw, ok := envelope[singular]
 	if !ok || len(envelope) != 1 {

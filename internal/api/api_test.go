@@ -157,12 +157,7 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 		}
 		return map[string]any{"subnet": body}
 	}
-	cases := []struct {
-		name, method, path string
-		body               any
-		status             int
-		typ, inMessage     string
-	}{
+	cases := []refusal{
 		{"malformed json", "POST", "/v2.0/networks", `{"network": `, 400, "HTTPBadRequest", "Malformed request body"},
 		{"wrong envelope", "POST", "/v2.0/networks", map[string]any{"net": map[string]any{}}, 400, "HTTPBadRequest", "'network'"},
 		{"unknown attribute", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"colour": "red"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
@@ -208,6 +203,21 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"body too large", "POST", "/v2.0/networks", `{"network": {"name": "` + strings.Repeat("x", api.MaxBodyBytes) + `"}}`, 413, "HTTPRequestEntityTooLarge", "larger than"},
 		{"unknown path", "GET", "/v2.0/widgets", nil, 404, "HTTPNotFound", "could not be found"},
 	}
+	h.checkRefusals(t, cases)
+}
+
+// refusal is a request the API must refuse with Neutron's status, type and
+// (part of its) message.
+type refusal struct {
+	name, method, path string
+	body               any
+	status             int
+	typ, inMessage     string
+}
+
+// checkRefusals sends each request and checks its refusal, and that the
+// store did not change: a refused request leaves no partial state.
+func (h *harness) checkRefusals(t *testing.T, cases []refusal) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := h.revision()

@@ -13,7 +13,9 @@ type resource struct {
 	singular, collection string
 	// path is the collection's URL segment when it differs from its
 	// JSON name (rbac-policies vs rbac_policies).
-	path   string
+	path string
+	// nested resources live below a parent's item ({parent} in path).
+	nested bool
 	create func(context.Context, service.Attrs) (any, int64, error)
 	update func(context.Context, string, service.Attrs) (any, int64, error)
 	remove func(context.Context, string) (int64, error)
@@ -73,14 +75,56 @@ func (s *Server) resources() []resource {
 		bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts),
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
 		rbac,
+		bind[model.Router]("router", "routers", svc.CreateRouter, svc.UpdateRouter, svc.DeleteRouter, svc.GetRouter, svc.ListRouters),
+		bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP, svc.GetFloatingIP, svc.ListFloatingIPs),
+		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
+			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 	}
+}
+
+type parentKey struct{}
+
+// parentOf is the id of the parent resource of a sub-resource request (the
+// floating IP of /v2.0/floatingips/{id}/port_forwardings).
+func parentOf(ctx context.Context) string { s, _ := ctx.Value(parentKey{}).(string); return s }
+
+// bindNested binds a sub-resource whose service methods take the parent's
+// id first; path is its URL below /v2.0/, with {parent} in it.
+func bindNested[T any](singular, collection, path string,
+	create func(context.Context, string, service.Attrs) (service.Result[T], error),
+	update func(context.Context, string, string, service.Attrs) (service.Result[T], error),
+	remove func(context.Context, string, string) (int64, error),
+	get func(context.Context, string, string) (T, error),
+	list func(context.Context, string) ([]T, error),
+) resource {
+	res := bind(singular, collection,
+		func(ctx context.Context, a service.Attrs) (service.Result[T], error) {
+			return create(ctx, parentOf(ctx), a)
+		},
+		func(ctx context.Context, id string, a service.Attrs) (service.Result[T], error) {
+			return update(ctx, parentOf(ctx), id, a)
+		},
+		func(ctx context.Context, id string) (int64, error) { return remove(ctx, parentOf(ctx), id) },
+		func(ctx context.Context, id string) (T, error) { return get(ctx, parentOf(ctx), id) },
+		func(ctx context.Context) ([]T, error) { return list(ctx, parentOf(ctx)) },
+	)
+	res.path, res.nested = path, true
+	return res
 }
 
 func (s *Server) register(res resource) {
 	base := "/v2.0/" + res.urlPath()
 	item := base + "/{id}"
+	handle := func(pattern string, h http.HandlerFunc) {
+		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if res.nested {
+				r = r.WithContext(context.WithValue(r.Context(), parentKey{}, r.PathValue("parent")))
+			}
+			h(w, r)
+		})
+	}
 
-	s.mux.HandleFunc("GET "+base, func(w http.ResponseWriter, r *http.Request) {
+	handle("GET "+base, func(w http.ResponseWriter, r *http.Request) {
 		items, err := res.list(r.Context())
 		if err != nil {
 			s.fail(w, r, err)
@@ -93,7 +137,7 @@ func (s *Server) register(res resource) {
 		}
 		writeJSON(w, http.StatusOK, body)
 	})
-	s.mux.HandleFunc("POST "+base, func(w http.ResponseWriter, r *http.Request) {
+	handle("POST "+base, func(w http.ResponseWriter, r *http.Request) {
 		attrs, err := decodeBody(r, res.singular)
 		if err != nil {
 			s.fail(w, r, err)
@@ -106,7 +150,7 @@ func (s *Server) register(res resource) {
 		}
 		s.respondAfterWrite(w, r, res, obj, rev, http.StatusCreated)
 	})
-	s.mux.HandleFunc("GET "+item, func(w http.ResponseWriter, r *http.Request) {
+	handle("GET "+item, func(w http.ResponseWriter, r *http.Request) {
 		obj, err := res.get(r.Context(), r.PathValue("id"))
 		if err != nil {
 			s.fail(w, r, err)
@@ -119,7 +163,7 @@ func (s *Server) register(res resource) {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{res.singular: shown})
 	})
-	s.mux.HandleFunc("PUT "+item, func(w http.ResponseWriter, r *http.Request) {
+	handle("PUT "+item, func(w http.ResponseWriter, r *http.Request) {
 		attrs, err := decodeBody(r, res.singular)
 		if err != nil {
 			s.fail(w, r, err)
@@ -132,7 +176,7 @@ func (s *Server) register(res resource) {
 		}
 		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK)
 	})
-	s.mux.HandleFunc("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
+	handle("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
 		rev, err := res.remove(r.Context(), r.PathValue("id"))
 		if err != nil {
 			s.fail(w, r, err)
@@ -153,4 +197,30 @@ func (s *Server) respondAfterWrite(w http.ResponseWriter, r *http.Request, res r
 		}
 	}
 	writeJSON(w, status, map[string]any{res.singular: obj})
+}
+
+// routerActions serves PUT /v2.0/routers/{id}/add_router_interface and
+// remove_router_interface: an unwrapped body ({"subnet_id": …} or
+// {"port_id": …}) answered with Neutron's interface info, 200.
+func (s *Server) routerActions() {
+	svc := s.cfg.Service
+	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.RouterInterface, int64, error){
+		"add_router_interface":    svc.AddRouterInterface,
+		"remove_router_interface": svc.RemoveRouterInterface,
+	} {
+		s.mux.HandleFunc("PUT /v2.0/routers/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := decodeObject(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			info, rev, err := do(r.Context(), r.PathValue("id"), attrs)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, rev)
+			writeJSON(w, http.StatusOK, info)
+		})
+	}
 }

@@ -76,7 +76,8 @@ daemon's unix socket (root only) or over TCP with a token.`,
 		&cobra.Group{ID: groupHost, Title: "Host and daemon:"},
 	)
 	for _, c := range []*cobra.Command{
-		app.networkCommand(), app.subnetCommand(), app.portCommand(), app.instanceCommand(), app.quotaCommand(),
+		app.networkCommand(), app.subnetCommand(), app.portCommand(), app.instanceCommand(),
+		app.routerCommand(), app.floatingCommand(), app.quotaCommand(),
 	} {
 		c.GroupID = groupResources
 		root.AddCommand(c)

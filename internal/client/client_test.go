@@ -474,6 +474,9 @@ func TestCollectionNames(t *testing.T) {
 		{Subnets, "subnet", "Subnet"},
 		{Ports, "port", "Port"},
 		{Instances, "instance", "Instance"},
+		{Routers, "router", "Router"},
+		{FloatingIPs, "floatingip", "Floatingip"},
+		{PortForwardings("f-1"), "port_forwarding", "Port_forwarding"},
 	} {
 		if tt.col.Singular() != tt.singular || tt.col.Kind() != tt.kind {
 			t.Errorf("%s: %q %q", tt.col, tt.col.Singular(), tt.col.Kind())
@@ -514,5 +517,35 @@ func TestUnprogrammed(t *testing.T) {
 		if got := Unprogrammed(tt.meta, obj); got != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestL3Requests: port forwardings live below their floating IP, floating
+// IPs are found by address, router actions are PUTs with a bare body.
+func TestL3Requests(t *testing.T) {
+	c, rec := newTCP(t, Config{}, func(r *http.Request, _ []byte) (int, http.Header, string) {
+		switch {
+		case r.URL.Path == "/v2.0/floatingips":
+			return 200, nil, `{"floatingips": [{"id": "f-1", "floating_ip_address": "198.51.100.7"}]}`
+		case r.URL.Path == "/v2.0/floatingips/f-1/port_forwardings":
+			return 200, nil, `{"port_forwardings": [{"id": "pf-1"}]}`
+		default:
+			return 200, nil, `{"id": "r-1", "port_id": "p-1", "subnet_id": "s-1", "subnet_ids": ["s-1"]}`
+		}
+	})
+	ctx := context.Background()
+	id, err := c.FindID(ctx, FloatingIPs, "198.51.100.7")
+	if got := rec.last(t); err != nil || id != "f-1" || got.Query != "floating_ip_address=198.51.100.7" {
+		t.Errorf("find floating IP: %q %v, query %q", id, err, got.Query)
+	}
+	pfs, err := List[map[string]any](ctx, c, PortForwardings("f-1"), nil)
+	if err != nil || len(pfs) != 1 || pfs[0]["id"] != "pf-1" {
+		t.Errorf("list port forwardings: %v %v", pfs, err)
+	}
+	info, _, err := c.AddRouterInterface(ctx, "r-1", InterfaceRef{SubnetID: "s-1"})
+	got := rec.last(t)
+	if err != nil || info.PortID != "p-1" || got.Method != "PUT" || got.Path != "/v2.0/routers/r-1/add_router_interface" ||
+		got.Body != `{"subnet_id":"s-1"}` {
+		t.Errorf("add interface: %+v %v; request %+v", info, err, got)
 	}
 }

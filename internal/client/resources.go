@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/google/uuid"
@@ -22,11 +23,33 @@ const (
 	Subnets   Collection = "subnets"
 	Ports     Collection = "ports"
 	Instances Collection = "instances"
+	Routers   Collection = "routers"
+	// FloatingIPs are floating IPs; their port forwardings are the
+	// collection PortForwardings(id).
+	FloatingIPs Collection = "floatingips"
 )
+
+// PortForwardings is the collection of the port forwardings of floating IP
+// fipID (/v2.0/floatingips/{id}/port_forwardings).
+func PortForwardings(fipID string) Collection {
+	return Collection(string(FloatingIPs) + "/" + url.PathEscape(fipID) + "/port_forwardings")
+}
+
+// nameKey is the attribute a user names a member by: floating IPs have no
+// name and go by their address, as in the OpenStack CLI.
+func (c Collection) nameKey() string {
+	if c == FloatingIPs {
+		return "floating_ip_address"
+	}
+	return "name"
+}
+
+// name is the collection's JSON name: the last segment of its path.
+func (c Collection) name() string { return path.Base(string(c)) }
 
 // Singular is the collection's member name, the key of create, show and
 // update envelopes ({"network": {…}}).
-func (c Collection) Singular() string { return strings.TrimSuffix(string(c), "s") }
+func (c Collection) Singular() string { return strings.TrimSuffix(c.name(), "s") }
 
 // Kind is the member name as Neutron writes it in messages ("Network").
 func (c Collection) Kind() string {
@@ -85,7 +108,7 @@ func List[T any](ctx context.Context, c *Client, col Collection, query url.Value
 			return nil, err
 		}
 		var items []T
-		if raw, ok := page[string(col)]; ok {
+		if raw, ok := page[col.name()]; ok {
 			if err := json.Unmarshal(raw, &items); err != nil {
 				return nil, fmt.Errorf("list %s: decode response: %w", col, err)
 			}
@@ -93,7 +116,7 @@ func List[T any](ctx context.Context, c *Client, col Collection, query url.Value
 			return nil, fmt.Errorf("list %s: response has no %q member", col, col)
 		}
 		all = append(all, items...)
-		marker, err := nextMarker(page[string(col)+"_links"])
+		marker, err := nextMarker(page[col.name()+"_links"])
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", col, err)
 		}
@@ -157,7 +180,7 @@ func Find[T any](ctx context.Context, c *Client, col Collection, ref string) (T,
 			return zero, err
 		}
 	}
-	matches, err := List[T](ctx, c, col, url.Values{"name": {ref}})
+	matches, err := List[T](ctx, c, col, url.Values{col.nameKey(): {ref}})
 	if err != nil {
 		return zero, err
 	}
@@ -232,4 +255,38 @@ func Unprogrammed(meta Meta, obj json.RawMessage) string {
 		return "the agent could not program it: " + cmp.Or(st.NsnetReason, st.Reason, "no reason given")
 	}
 	return ""
+}
+
+// RouterInterface is Neutron's answer to add_router_interface and
+// remove_router_interface.
+type RouterInterface struct {
+	ID        string   `json:"id"`
+	PortID    string   `json:"port_id"`
+	SubnetID  string   `json:"subnet_id"`
+	SubnetIDs []string `json:"subnet_ids"`
+	NetworkID string   `json:"network_id"`
+	ProjectID string   `json:"project_id"`
+}
+
+// InterfaceRef names one router interface: by subnet or by port.
+type InterfaceRef struct {
+	SubnetID string `json:"subnet_id,omitempty"`
+	PortID   string `json:"port_id,omitempty"`
+}
+
+// AddRouterInterface attaches a subnet (a new port with its gateway
+// address) or an unbound port to router routerID.
+func (c *Client) AddRouterInterface(ctx context.Context, routerID string, ref InterfaceRef) (RouterInterface, Meta, error) {
+	return c.routerInterface(ctx, routerID, "add_router_interface", ref)
+}
+
+// RemoveRouterInterface detaches a subnet or port from router routerID.
+func (c *Client) RemoveRouterInterface(ctx context.Context, routerID string, ref InterfaceRef) (RouterInterface, Meta, error) {
+	return c.routerInterface(ctx, routerID, "remove_router_interface", ref)
+}
+
+func (c *Client) routerInterface(ctx context.Context, routerID, action string, ref InterfaceRef) (RouterInterface, Meta, error) {
+	var out RouterInterface
+	meta, err := c.do(ctx, request{method: http.MethodPut, path: Routers.item(routerID) + "/" + action, body: ref, write: true}, &out)
+	return out, meta, err
 }

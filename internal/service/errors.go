@@ -55,3 +55,12 @@ func notFound(resource, id string) *Error {
 func conflict(typ, format string, args ...any) *Error {
 	return typed(http.StatusConflict, typ, format, args...)
 }
+
+// worded gives a 404 from load the message Neutron words differently for
+// some resources ("Router %s could not be found", no period).
+func worded(err error, format, id string) error {
+	if e := AsError(err); e != nil && e.Status == http.StatusNotFound {
+		return typed(e.Status, e.Type, format, id)
+	}
+	return err
+}

@@ -123,8 +123,14 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		}
 		_, wasShared := acc.wildcard(id, model.ActionAccessAsShared)
 		n.Shared = wasShared
+		wasExternal := n.RouterExternal
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
 			return err
+		}
+		if wasExternal && !n.RouterExternal {
+			if err := checkNoExternalPorts(tx, id); err != nil {
+				return err
+			}
 		}
 		if err := s.updateSharing(tx, &n, acc, wasShared); err != nil {
 			return err
@@ -137,6 +143,22 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		return Result[model.Network]{}, err
 	}
 	return s.networkResult(ctx, id, rev)
+}
+
+// checkNoExternalPorts refuses to make a network internal while routers'
+// gateways or floating IPs are on it (Neutron's ExternalNetworkInUse).
+func checkNoExternalPorts(r store.Reader, networkID string) error {
+	ports, err := portsOn(r, networkID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterGateway || p.DeviceOwner == model.DeviceOwnerFloatingIP {
+			return conflict("ExternalNetworkInUse",
+				"External network %s cannot be updated to be made non-external, since it has existing gateway ports", networkID)
+		}
+	}
+	return nil
 }
 
 // updateSharing turns a change of `shared` or `router:external` into the

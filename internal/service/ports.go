@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -54,31 +55,9 @@ var portAttrs = append([]attr[portInput]{
 		return nil
 	}},
 	{name: "fixed_ips", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
-		if isNull(raw) {
-			p.fixedIPs = []fixedIPRequest{}
-			return nil
-		}
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.DisallowUnknownFields()
-		var reqs []fixedIPRequest
-		if err := dec.Decode(&reqs); err != nil {
-			return fmt.Errorf("invalid data format for fixed IPs: '%s'", shown(raw))
-		}
-		for _, r := range reqs {
-			if r.SubnetID == "" && r.IPAddress == "" {
-				return fmt.Errorf("each fixed IP needs a subnet_id, an ip_address or both")
-			}
-			if r.IPAddress != "" {
-				if _, err := parseAddr(r.IPAddress); err != nil {
-					return err
-				}
-			}
-		}
+		reqs, err := parseFixedIPRequests(raw)
 		p.fixedIPs = reqs
-		if p.fixedIPs == nil {
-			p.fixedIPs = []fixedIPRequest{}
-		}
-		return nil
+		return err
 	}},
 	{name: "device_id", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		v, err := parseString(raw, maxNameLen)
@@ -142,6 +121,34 @@ var portAttrs = append([]attr[portInput]{
 		return nil
 	}},
 }, projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+
+// parseFixedIPRequests reads a fixed_ips list ([{subnet_id, ip_address}]);
+// null is the empty list, never nil.
+func parseFixedIPRequests(raw json.RawMessage) ([]fixedIPRequest, error) {
+	reqs := []fixedIPRequest{}
+	if isNull(raw) {
+		return reqs, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&reqs); err != nil {
+		return nil, fmt.Errorf("invalid data format for fixed IPs: '%s'", shown(raw))
+	}
+	for _, r := range reqs {
+		if r.SubnetID == "" && r.IPAddress == "" {
+			return nil, fmt.Errorf("each fixed IP needs a subnet_id, an ip_address or both")
+		}
+		if r.IPAddress != "" {
+			if _, err := parseAddr(r.IPAddress); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if reqs == nil {
+		reqs = []fixedIPRequest{}
+	}
+	return reqs, nil
+}
 
 // CreatePort creates a port, allocating its MAC and addresses in the same
 // transaction that stores it, so two concurrent creates never share either.
@@ -277,7 +284,10 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 	}
 	taken := func(sn *model.Subnet, a netip.Addr) bool {
 		_, ok := used[a]
-		return ok || sn.GatewayIP != nil && *sn.GatewayIP == a.String()
+		// A subnet's gateway address is reserved for the router
+		// interface that serves the subnet, as in Neutron.
+		isGateway := sn.GatewayIP != nil && *sn.GatewayIP == a.String()
+		return ok || isGateway && p.DeviceOwner != model.DeviceOwnerRouterInterface
 	}
 
 	if p.fixedIPs == nil {
@@ -418,36 +428,24 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err := authorize(ctx, "delete_port", p.ProjectID); err != nil {
 			return err
 		}
+		if err := checkNotServicePort(tx, &p); err != nil {
+			return err
+		}
+		if err := disassociatePort(tx, id); err != nil {
+			return err
+		}
 		return tx.Delete(store.Ports, id)
 	})
 }
 
 // GetPort returns one port.
 func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
-	var p model.Port
-	err := s.store.View(ctx, func(r store.Reader) error {
-		var err error
-		p, err = loadPort(ctx, r, id)
-		return err
-	})
-	s.renderPort(&p)
-	return p, err
+	return getOne(ctx, s.store, id, loadPort, s.renderPort)
 }
 
 // ListPorts returns the ports the caller may see.
 func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
-	var out []model.Port
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.Port](r, store.Ports)
-		for _, p := range all {
-			if canSee(ctx, p.ProjectID) {
-				s.renderPort(&p)
-				out = append(out, p)
-			}
-		}
-		return err
-	})
-	return out, err
+	return listVisible(ctx, s.store, store.Ports, func(p *model.Port) string { return p.ProjectID }, s.renderPort)
 }
 
 func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[model.Port], error) {
@@ -458,11 +456,34 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 func (s *Service) renderPort(p *model.Port) {
 	p.TenantID = p.ProjectID
 	switch {
-	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute:
+	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && !isRouterPort(p):
 		p.Status, p.StatusReason = model.StatusDown, ""
 	default:
 		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
 	}
+}
+
+// checkNotServicePort refuses to delete a port that a router or a floating
+// IP owns: it goes with its owner (remove_router_interface, clearing the
+// gateway, deleting the floating IP), as Neutron's prevent_l3_port_deletion
+// has it. A port whose owner no longer exists may go.
+func checkNotServicePort(r store.Reader, p *model.Port) error {
+	var kind store.Kind
+	switch p.DeviceOwner {
+	case model.DeviceOwnerRouterInterface, model.DeviceOwnerRouterGateway:
+		kind = store.Routers
+	case model.DeviceOwnerFloatingIP:
+		kind = store.FloatingIPs
+	default:
+		return nil
+	}
+	if _, err := store.Get[json.RawMessage](r, kind, p.DeviceID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return conflict("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
 }
 
 func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {

@@ -27,6 +27,22 @@ func LoadState(ctx context.Context, c *client.Client) (State, error) {
 	if st.Ports, err = client.List[model.Port](ctx, c, client.Ports, nil); err != nil {
 		return st, fmt.Errorf("read ports: %w", err)
 	}
+	if st.Routers, err = client.List[model.Router](ctx, c, client.Routers, nil); err != nil {
+		return st, fmt.Errorf("read routers: %w", err)
+	}
+	if st.FloatingIPs, err = client.List[model.FloatingIP](ctx, c, client.FloatingIPs, nil); err != nil {
+		return st, fmt.Errorf("read floating IPs: %w", err)
+	}
+	for _, f := range st.FloatingIPs {
+		pfs, err := client.List[model.PortForwarding](ctx, c, client.PortForwardings(f.ID), nil)
+		if err != nil {
+			return st, fmt.Errorf("read port forwardings of floating IP %s: %w", f.FloatingIPAddress, err)
+		}
+		for i := range pfs {
+			pfs[i].FloatingIPID = f.ID
+		}
+		st.PortForwardings = append(st.PortForwardings, pfs...)
+	}
 	return st, nil
 }
 
@@ -64,18 +80,32 @@ func Execute(ctx context.Context, c *client.Client, plan *Plan, out io.Writer) e
 // execute carries out one step. It returns the id of what it created and,
 // when the kernel does not have the change, why.
 func execute(ctx context.Context, c *client.Client, s Step, created map[client.Collection]map[string]string) (id, warning string, err error) {
+	col, err := collectionOf(s, created)
+	if err != nil {
+		return "", "", err
+	}
+	// A step may update what an earlier step of the plan created.
+	target := s.ID
+	if target == "" && s.Action == Update {
+		if target = created[s.Collection][s.Name]; target == "" {
+			return "", "", fmt.Errorf("internal error: %s %s is used before it is created", s.Collection.Singular(), s.Name)
+		}
+	}
 	switch s.Action {
 	case Create, Update:
 		attrs, err := resolve(s.Attrs, created)
 		if err != nil {
 			return "", "", err
 		}
+		if s.Call != "" {
+			return routerCall(ctx, c, s.Call, target, attrs)
+		}
 		var obj json.RawMessage
 		var meta client.Meta
 		if s.Action == Create {
-			obj, meta, err = client.Create[json.RawMessage](ctx, c, s.Collection, attrs)
+			obj, meta, err = client.Create[json.RawMessage](ctx, c, col, attrs)
 		} else {
-			obj, meta, err = client.Update[json.RawMessage](ctx, c, s.Collection, s.ID, attrs)
+			obj, meta, err = client.Update[json.RawMessage](ctx, c, col, target, attrs)
 		}
 		if err != nil {
 			return "", "", err
@@ -88,7 +118,7 @@ func execute(ctx context.Context, c *client.Client, s Step, created map[client.C
 		}
 		return created.ID, client.Unprogrammed(meta, obj), nil
 	case Delete:
-		meta, err := c.Delete(ctx, s.Collection, s.ID)
+		meta, err := c.Delete(ctx, col, s.ID)
 		if client.IsNotFound(err) {
 			// Gone already, e.g. a subnet deleted with its network.
 			return "", "", nil
@@ -99,6 +129,33 @@ func execute(ctx context.Context, c *client.Client, s Step, created map[client.C
 		return "", client.Unprogrammed(meta, nil), nil
 	}
 	return "", "", nil // Unchanged, Absent
+}
+
+// collectionOf is where step s sends its request: a port forwarding's
+// collection is below its floating IP.
+func collectionOf(s Step, created map[client.Collection]map[string]string) (client.Collection, error) {
+	if s.Collection != forwardings {
+		return s.Collection, nil
+	}
+	id, err := resolveValue(s.Parent, created)
+	if err != nil {
+		return "", err
+	}
+	return client.PortForwardings(id.(string)), nil
+}
+
+// routerCall attaches or detaches the subnet of attrs to router id.
+func routerCall(ctx context.Context, c *client.Client, call, id string, attrs map[string]any) (string, string, error) {
+	ref := client.InterfaceRef{SubnetID: fmt.Sprint(attrs["subnet_id"])}
+	do := c.AddRouterInterface
+	if call == callRemoveInterface {
+		do = c.RemoveRouterInterface
+	}
+	_, meta, err := do(ctx, id, ref)
+	if client.IsNotFound(err) && call == callRemoveInterface {
+		return id, "", nil // detached already
+	}
+	return id, client.Unprogrammed(meta, nil), err
 }
 
 // resolve replaces the Refs in a request body with ids.

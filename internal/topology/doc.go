@@ -40,6 +40,26 @@
 //	    instance: red            # plugs the port into the instance
 //	    interface_name: eth0     # its name inside the instance
 //	    mac_address: fa:16:3e:00:00:10
+//	routers:
+//	  - name: r1
+//	    admin_state_up: true
+//	    external_gateway:        # the qg- port; left out: left alone
+//	      network: public        # an external network
+//	      enable_snat: true
+//	      fixed_ips: [{subnet: public-v4, ip_address: 198.51.100.2}]
+//	    interfaces: [bridge-v4]  # subnets attached (qr- ports); given, managed
+//	    routes: [{destination: 10.10.0.0/16, nexthop: 192.168.24.254}]
+//	floating_ips:                # named by their address
+//	  - address: 198.51.100.10
+//	    network: public
+//	    port: red-eth0           # associates it
+//	port_forwardings:            # named by floating IP, protocol and external port
+//	  - floating_ip: 198.51.100.11
+//	    protocol: tcp
+//	    external_port: 8080
+//	    internal_port: 80
+//	    port: red-eth0
+//	    internal_ip_address: 192.168.24.10
 //
 // Parsing is strict: an unknown key, a key given twice or a key with no
 // value is an error naming the key and its line. A key left out means "the
@@ -49,7 +69,9 @@
 // # What apply does
 //
 // Resources are matched to nsnet's by kind and name. apply creates what is
-// missing, in dependency order (instances, networks, subnets, ports), and
+// missing, in dependency order (instances, networks, subnets, ports,
+// routers — each followed by the subnets it attaches and its routes —,
+// floating IPs, port forwardings), and
 // updates fields that differ, only with the API's updatable attributes. If
 // a field the API cannot change differs (a subnet's cidr or network, a
 // port's network), apply stops before changing anything and says which
@@ -68,6 +90,14 @@
 // lists; hand-made resources and other topologies' are never pruned, and a
 // resource marked by another topology is an error, not a takeover.
 //
-// destroy deletes the resources the file names, ports first, instances
-// last; ones already gone are fine.
+// Floating IPs and port forwardings have no name in the API: the file names
+// a floating IP by its address (so choosing it, the admin's in Neutron,
+// makes apply repeatable) and a port forwarding by its floating IP,
+// protocol and external port. Both carry the marker in their description.
+// Deleting a router (destroy, prune) first clears its routes and detaches
+// its subnets, as the API requires.
+//
+// destroy deletes the resources the file names, port forwardings and
+// floating IPs first, then routers, ports, and instances last; ones already
+// gone are fine.
 package topology

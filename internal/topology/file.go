@@ -22,6 +22,10 @@ type File struct {
 	Networks  []Network  `yaml:"networks"`
 	Subnets   []Subnet   `yaml:"subnets"`
 	Ports     []Port     `yaml:"ports"`
+	// The L3 resources (see l3.go).
+	Routers         []Router         `yaml:"routers"`
+	FloatingIPs     []FloatingIP     `yaml:"floating_ips"`
+	PortForwardings []PortForwarding `yaml:"port_forwardings"`
 
 	// Path is where the file was read from, for messages.
 	Path string `yaml:"-"`

@@ -112,8 +112,8 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown top-level key",
-			src:  "name: x\nrouters: []\n",
-			want: []string{`t.yaml:2: top level: unknown key "routers"; known keys: instances, name, networks, ports, subnets`},
+			src:  "name: x\nrouter: []\n",
+			want: []string{`t.yaml:2: top level: unknown key "router"; known keys: floating_ips, instances, name, networks, port_forwardings, ports, routers, subnets`},
 		},
 		{
 			name: "unknown nested key with its line",

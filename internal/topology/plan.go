@@ -22,6 +22,11 @@ type State struct {
 	Networks  []model.Network
 	Subnets   []model.Subnet
 	Ports     []model.Port
+	// Routers, FloatingIPs and PortForwardings (of every visible floating
+	// IP) are the L3 resources.
+	Routers         []model.Router
+	FloatingIPs     []model.FloatingIP
+	PortForwardings []model.PortForwarding
 }
 
 // Action is what a plan does to one resource.
@@ -77,6 +82,11 @@ type Step struct {
 	Changes []Change
 	// Note says why, when the action alone does not ("not in the file").
 	Note string
+	// Call is a router action (add_router_interface,
+	// remove_router_interface) an Update step makes instead of a PUT.
+	Call string
+	// Parent is the floating IP of a port forwarding.
+	Parent Ref
 }
 
 // String describes the step as a plan line, without the action.
@@ -132,6 +142,8 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	p := newPlanner(f, st)
 	var steps []Step
 	if opts.Prune {
+		steps = append(steps, p.prune(forwardings)...)
+		steps = append(steps, p.prune(client.FloatingIPs)...)
 		steps = append(steps, p.prune(client.Ports)...)
 	}
 	for _, in := range f.Instances {
@@ -146,11 +158,20 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	for _, pt := range f.Ports {
 		steps = append(steps, p.port(pt))
 	}
+	for _, r := range f.Routers {
+		steps = append(steps, p.router(r)...)
+	}
+	for _, fip := range f.FloatingIPs {
+		steps = append(steps, p.floatingIP(fip))
+	}
+	for _, pf := range f.PortForwardings {
+		steps = append(steps, p.forwarding(pf))
+	}
 	// Ports go first and the rest last: a pruned port may hold an address
 	// or interface name the file gives another port, while pruned subnets,
 	// networks and instances may still hold ports until those are updated.
 	if opts.Prune {
-		for _, col := range []client.Collection{client.Subnets, client.Networks, client.Instances} {
+		for _, col := range []client.Collection{client.Routers, client.Subnets, client.Networks, client.Instances} {
 			steps = append(steps, p.prune(col)...)
 		}
 	}
@@ -173,8 +194,17 @@ func PlanDestroy(f *File, st State) (*Plan, error) {
 		case id == "":
 			steps = append(steps, Step{Action: Absent, Collection: col, Name: name, Note: "already gone"})
 		default:
-			steps = append(steps, Step{Action: Delete, Collection: col, Name: name, ID: id})
+			steps = append(steps, p.deleteSteps(col, name, id, "")...)
 		}
+	}
+	for i := len(f.PortForwardings) - 1; i >= 0; i-- {
+		add(forwardings, f.PortForwardings[i].key(), f.PortForwardings[i].Line)
+	}
+	for i := len(f.FloatingIPs) - 1; i >= 0; i-- {
+		add(client.FloatingIPs, canonAddr(f.FloatingIPs[i].Address), f.FloatingIPs[i].Line)
+	}
+	for i := len(f.Routers) - 1; i >= 0; i-- {
+		add(client.Routers, f.Routers[i].Name, f.Routers[i].Line)
 	}
 	for i := len(f.Ports) - 1; i >= 0; i-- {
 		add(client.Ports, f.Ports[i].Name, f.Ports[i].Line)
@@ -207,6 +237,8 @@ type planner struct {
 	nameOf map[client.Collection]map[string]string // id -> name
 	inFile map[client.Collection]map[string]bool
 	errs   posErrors
+	// forwardingParent is the floating IP of each port forwarding, by id.
+	forwardingParent map[string]Ref
 }
 
 func newPlanner(f *File, st State) *planner {
@@ -242,6 +274,7 @@ func newPlanner(f *File, st State) *planner {
 	for _, pt := range f.Ports {
 		p.named(client.Ports, pt.Name)
 	}
+	p.indexL3()
 	return p
 }
 
@@ -387,36 +420,52 @@ func (p *planner) prune(col client.Collection) []Step {
 		}
 		for _, e := range p.byName[col][name] {
 			if e.description == p.marker {
-				steps = append(steps, Step{Action: Delete, Collection: col, Name: name, ID: e.id, Note: "not in the file"})
+				steps = append(steps, p.deleteSteps(col, name, e.id, "not in the file")...)
 			}
 		}
 	}
 	return steps
 }
 
-func (p *planner) networkByID(id string) model.Network {
-	for _, n := range p.st.Networks {
-		if n.ID == id {
-			return n
+// byID returns the item of items whose id is id, or the zero value.
+func byID[T any](items []T, id string, idOf func(*T) string) T {
+	for i := range items {
+		if idOf(&items[i]) == id {
+			return items[i]
 		}
 	}
-	return model.Network{}
+	var zero T
+	return zero
+}
+
+func (p *planner) networkByID(id string) model.Network {
+	return byID(p.st.Networks, id, func(n *model.Network) string { return n.ID })
 }
 
 func (p *planner) subnetByID(id string) model.Subnet {
-	for _, s := range p.st.Subnets {
-		if s.ID == id {
-			return s
-		}
-	}
-	return model.Subnet{}
+	return byID(p.st.Subnets, id, func(s *model.Subnet) string { return s.ID })
 }
 
 func (p *planner) portByID(id string) model.Port {
-	for _, pt := range p.st.Ports {
-		if pt.ID == id {
-			return pt
+	return byID(p.st.Ports, id, func(pt *model.Port) string { return pt.ID })
+}
+
+// deleteSteps deletes one existing resource: a router after detaching its
+// subnets, a port forwarding through its floating IP.
+func (p *planner) deleteSteps(col client.Collection, name, id, note string) []Step {
+	del := Step{Action: Delete, Collection: col, Name: name, ID: id, Note: note}
+	switch col {
+	case client.Routers:
+		var steps []Step
+		// Routes through a subnet keep it attached: clear them first.
+		if r := p.routerByID(id); len(r.Routes) > 0 {
+			rs := Step{Action: Update, Collection: client.Routers, Name: name, ID: id, Attrs: map[string]any{"routes": []any{}}}
+			rs.Changes = []Change{{"routes", showSet(showRoutes(r.Routes)), "[]"}}
+			steps = append(steps, rs)
 		}
+		return append(append(steps, p.detachAll(name, id)...), del)
+	case forwardings:
+		del.Parent = p.forwardingParent[id]
 	}
-	return model.Port{}
+	return []Step{del}
 }

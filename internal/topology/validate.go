@@ -36,6 +36,7 @@ func (f *File) Validate() error {
 	f.validateNetworks(&errs)
 	subnets := f.validateSubnets(&errs)
 	f.validatePorts(subnets, &errs)
+	f.validateL3(subnets, &errs)
 	return errs.join(f.Path)
 }
 

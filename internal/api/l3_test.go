@@ -1,0 +1,311 @@
+package api_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// l3 is a small cloud: an external network 198.51.100.0/24, private
+// networks 10.0.0.0/24 (with an instance port) and 10.1.0.0/24, a router
+// with its gateway on the external network and an interface on 10.0.0.0/24.
+type l3 struct {
+	ext, extSubnet, priv, privSubnet, other, otherSubnet string
+	port, portIP, router                                 string
+}
+
+func (h *harness) l3Fixture() l3 {
+	h.t.Helper()
+	var f l3
+	f.ext = h.create("networks", "network", map[string]any{"name": "public", "router:external": true})["id"].(string)
+	f.extSubnet = h.create("subnets", "subnet", map[string]any{"network_id": f.ext, "cidr": "198.51.100.0/24"})["id"].(string)
+	f.priv = h.create("networks", "network", map[string]any{"name": "private"})["id"].(string)
+	f.privSubnet = h.create("subnets", "subnet", map[string]any{"network_id": f.priv, "cidr": "10.0.0.0/24"})["id"].(string)
+	f.other = h.create("networks", "network", map[string]any{"name": "other"})["id"].(string)
+	f.otherSubnet = h.create("subnets", "subnet", map[string]any{"network_id": f.other, "cidr": "10.1.0.0/24"})["id"].(string)
+	inst := h.create("instances", "instance", map[string]any{"name": "vm"})
+	p := h.create("ports", "port", map[string]any{"network_id": f.priv, "device_id": inst["id"]})
+	f.port = p["id"].(string)
+	f.portIP = p["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
+	f.router = h.create("routers", "router", map[string]any{"name": "r1",
+		"external_gateway_info": map[string]any{"network_id": f.ext}})["id"].(string)
+	h.addInterface(f.router, map[string]any{"subnet_id": f.privSubnet})
+	return f
+}
+
+func (h *harness) addInterface(router string, body map[string]any) map[string]any {
+	h.t.Helper()
+	r := h.do("PUT", "/v2.0/routers/"+router+"/add_router_interface", body)
+	if r.status != 200 {
+		h.t.Fatalf("add_router_interface: %d %v", r.status, r.body)
+	}
+	return r.body
+}
+
+func TestRouterShapesMatchNeutron(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	r := h.do("GET", "/v2.0/routers/"+f.router, nil).body["router"].(map[string]any)
+	for k, v := range map[string]any{"name": "r1", "admin_state_up": true, "project_id": "admin", "tenant_id": "admin", "description": ""} {
+		if r[k] != v {
+			t.Errorf("router %s = %v, want %v", k, r[k], v)
+		}
+	}
+	if routes, ok := r["routes"].([]any); !ok || len(routes) != 0 {
+		t.Errorf("routes = %v, want []", r["routes"])
+	}
+	gw := r["external_gateway_info"].(map[string]any)
+	ips := gw["external_fixed_ips"].([]any)
+	if gw["network_id"] != f.ext || gw["enable_snat"] != true || len(ips) != 1 ||
+		ips[0].(map[string]any)["subnet_id"] != f.extSubnet || ips[0].(map[string]any)["ip_address"] != "198.51.100.2" {
+		t.Errorf("external_gateway_info = %v", gw)
+	}
+
+	// add by subnet: Neutron's answer, a port holding the gateway address.
+	info := h.addInterface(f.router, map[string]any{"subnet_id": f.otherSubnet})
+	for _, k := range []string{"id", "subnet_id", "subnet_ids", "port_id", "tenant_id", "project_id", "network_id"} {
+		if _, ok := info[k]; !ok {
+			t.Errorf("interface info has no %s: %v", k, info)
+		}
+	}
+	if info["id"] != f.router || info["subnet_id"] != f.otherSubnet || info["network_id"] != f.other {
+		t.Errorf("interface info = %v", info)
+	}
+	port := h.do("GET", "/v2.0/ports/"+info["port_id"].(string), nil).body["port"].(map[string]any)
+	if port["device_owner"] != "network:router_interface" || port["device_id"] != f.router ||
+		port["fixed_ips"].([]any)[0].(map[string]any)["ip_address"] != "10.1.0.1" {
+		t.Errorf("interface port = %v", port)
+	}
+	gws := h.do("GET", "/v2.0/ports?device_owner=network:router_gateway&device_id="+f.router, nil).body["ports"].([]any)
+	if len(gws) != 1 || gws[0].(map[string]any)["network_id"] != f.ext {
+		t.Errorf("gateway ports = %v", gws)
+	}
+
+	// routes through an interface's subnet are accepted.
+	up := h.do("PUT", "/v2.0/routers/"+f.router, map[string]any{"router": map[string]any{
+		"routes": []any{map[string]any{"destination": "192.168.0.0/16", "nexthop": "10.1.0.9"}}}})
+	if up.status != 200 || len(up.body["router"].(map[string]any)["routes"].([]any)) != 1 {
+		t.Errorf("set routes: %d %v", up.status, up.body)
+	}
+
+	// remove by port, then clearing the gateway deletes its port.
+	if r := h.do("PUT", "/v2.0/routers/"+f.router, map[string]any{"router": map[string]any{"routes": nil}}); r.status != 200 {
+		t.Fatalf("clear routes: %d %v", r.status, r.body)
+	}
+	rm := h.do("PUT", "/v2.0/routers/"+f.router+"/remove_router_interface", map[string]any{"port_id": info["port_id"]})
+	if rm.status != 200 || rm.body["port_id"] != info["port_id"] {
+		t.Errorf("remove_router_interface: %d %v", rm.status, rm.body)
+	}
+	if g := h.do("GET", "/v2.0/ports/"+info["port_id"].(string), nil); g.status != 404 {
+		t.Errorf("removed interface port still there: %d", g.status)
+	}
+	clr := h.do("PUT", "/v2.0/routers/"+f.router, map[string]any{"router": map[string]any{"external_gateway_info": nil}})
+	if clr.status != 200 || clr.body["router"].(map[string]any)["external_gateway_info"] != nil {
+		t.Errorf("clear gateway: %d %v", clr.status, clr.body)
+	}
+	if gws := h.do("GET", "/v2.0/ports?device_owner=network:router_gateway", nil).body["ports"].([]any); len(gws) != 0 {
+		t.Errorf("gateway port left behind: %v", gws)
+	}
+}
+
+func TestFloatingIPLifecycle(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	fip := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext})
+	if fip["floating_ip_address"] != "198.51.100.3" || fip["port_id"] != nil || fip["router_id"] != nil ||
+		fip["fixed_ip_address"] != nil || fip["status"] != "DOWN" {
+		t.Errorf("new floating IP = %v", fip)
+	}
+	id := fip["id"].(string)
+	up := h.do("PUT", "/v2.0/floatingips/"+id, map[string]any{"floatingip": map[string]any{"port_id": f.port}})
+	got := up.body["floatingip"].(map[string]any)
+	if up.status != 200 || got["router_id"] != f.router || got["fixed_ip_address"] != f.portIP || got["port_id"] != f.port {
+		t.Errorf("associate: %d %v", up.status, up.body)
+	}
+	// Deleting the instance port disassociates the floating IP.
+	if r := h.do("DELETE", "/v2.0/ports/"+f.port, nil); r.status != 204 {
+		t.Fatalf("delete port: %d %v", r.status, r.body)
+	}
+	got = h.do("GET", "/v2.0/floatingips/"+id, nil).body["floatingip"].(map[string]any)
+	if got["port_id"] != nil || got["router_id"] != nil || got["fixed_ip_address"] != nil {
+		t.Errorf("after port delete: %v", got)
+	}
+	if r := h.do("DELETE", "/v2.0/floatingips/"+id, nil); r.status != 204 {
+		t.Fatalf("delete floating IP: %d", r.status)
+	}
+	if ports := h.do("GET", "/v2.0/ports?device_owner=network:floatingip", nil).body["ports"].([]any); len(ports) != 0 {
+		t.Errorf("floating IP port left behind: %v", ports)
+	}
+}
+
+func TestPortForwardingLifecycle(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	fip := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext})["id"].(string)
+	base := "/v2.0/floatingips/" + fip + "/port_forwardings"
+	r := h.do("POST", base, map[string]any{"port_forwarding": map[string]any{"protocol": "tcp", "external_port": 8080,
+		"internal_port": 80, "internal_ip_address": f.portIP, "internal_port_id": f.port}})
+	if r.status != 201 {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	pf := r.body["port_forwarding"].(map[string]any)
+	if pf["external_port"] != 8080.0 || pf["internal_port"] != 80.0 || pf["protocol"] != "tcp" || pf["description"] != "" {
+		t.Errorf("port forwarding = %v", pf)
+	}
+	rng := h.do("POST", base, map[string]any{"port_forwarding": map[string]any{"protocol": "udp", "external_port_range": "5000:5009",
+		"internal_port_range": "6000:6009", "internal_ip_address": f.portIP, "internal_port_id": f.port}})
+	if rng.status != 201 || rng.body["port_forwarding"].(map[string]any)["external_port_range"] != "5000:5009" {
+		t.Errorf("range: %d %v", rng.status, rng.body)
+	}
+	if got := h.do("GET", "/v2.0/floatingips/"+fip, nil).body["floatingip"].(map[string]any); got["router_id"] != f.router || got["port_id"] != nil {
+		t.Errorf("floating IP with forwardings: %v", got)
+	}
+	if list := h.do("GET", base, nil).body["port_forwardings"].([]any); len(list) != 2 {
+		t.Errorf("list = %v", list)
+	}
+	// Deleting the floating IP deletes its forwardings.
+	if r := h.do("DELETE", "/v2.0/floatingips/"+fip, nil); r.status != 204 {
+		t.Fatalf("delete floating IP: %d %v", r.status, r.body)
+	}
+	if r := h.do("GET", base+"/"+pf["id"].(string), nil); r.status != 404 {
+		t.Errorf("forwarding outlived its floating IP: %d", r.status)
+	}
+}
+
+func TestL3BadInputIsRefusedWithoutChange(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	overlap := h.create("networks", "network", map[string]any{"name": "overlap"})["id"].(string)
+	overlapSubnet := h.create("subnets", "subnet", map[string]any{"network_id": overlap, "cidr": "10.0.0.0/25"})["id"].(string)
+	noGW := h.create("subnets", "subnet", map[string]any{"network_id": overlap, "cidr": "10.9.0.0/24", "gateway_ip": nil})["id"].(string)
+	island := h.create("networks", "network", map[string]any{"name": "island"})["id"].(string)
+	h.create("subnets", "subnet", map[string]any{"network_id": island, "cidr": "10.5.0.0/24"})
+	unrouted := h.create("ports", "port", map[string]any{"network_id": island})
+	unroutedIP := unrouted["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]
+	bound := h.create("ports", "port", map[string]any{"network_id": f.other, "device_id": "elsewhere", "device_owner": "compute:nova"})
+	associated := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext, "port_id": f.port})["id"].(string)
+	free := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext})["id"].(string)
+	pfBase := "/v2.0/floatingips/" + free + "/port_forwardings"
+	h.addInterface(f.router, map[string]any{"subnet_id": f.otherSubnet})
+	second := h.create("ports", "port", map[string]any{"network_id": f.other})
+	secondIP := second["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]
+	h.do("POST", pfBase, map[string]any{"port_forwarding": map[string]any{"protocol": "tcp", "external_port": 2222,
+		"internal_port": 22, "internal_ip_address": secondIP, "internal_port_id": second["id"]}})
+	gwPort := h.do("GET", "/v2.0/ports?device_owner=network:router_gateway", nil).body["ports"].([]any)[0].(map[string]any)["id"].(string)
+	router := "/v2.0/routers/" + f.router
+	pf := func(attrs map[string]any) map[string]any {
+		body := map[string]any{"protocol": "tcp", "internal_ip_address": secondIP, "internal_port_id": second["id"]}
+		for k, v := range attrs {
+			body[k] = v
+		}
+		return map[string]any{"port_forwarding": body}
+	}
+	gateway := func(gw map[string]any) map[string]any {
+		return map[string]any{"router": map[string]any{"external_gateway_info": gw}}
+	}
+	cases := []refusal{
+		// routers
+		{"routes on create", "POST", "/v2.0/routers", map[string]any{"router": map[string]any{"routes": []any{}}}, 400, "HTTPBadRequest", "Attribute 'routes' not allowed in POST"},
+		{"gateway on internal network", "PUT", router, gateway(map[string]any{"network_id": f.priv}), 400, "BadRequest", "Bad router request: Network " + f.priv + " is not an external network."},
+		{"gateway on unknown network", "PUT", router, gateway(map[string]any{"network_id": "nope"}), 404, "NetworkNotFound", "Network nope could not be found."},
+		{"gateway without network", "PUT", router, gateway(map[string]any{"enable_snat": false}), 400, "HTTPBadRequest", "Invalid input for external_gateway_info"},
+		{"gateway unknown key", "PUT", router, gateway(map[string]any{"network_id": f.ext, "colour": "red"}), 400, "HTTPBadRequest", "Invalid input for external_gateway_info"},
+		{"external fixed ip outside the subnet", "PUT", router, gateway(map[string]any{"network_id": f.ext,
+			"external_fixed_ips": []any{map[string]any{"subnet_id": f.extSubnet, "ip_address": "203.0.113.5"}}}), 400, "InvalidIpForSubnet", "203.0.113.5"},
+		{"external fixed ip on no subnet", "PUT", router, gateway(map[string]any{"network_id": f.ext,
+			"external_fixed_ips": []any{map[string]any{"ip_address": "203.0.113.5"}}}), 400, "InvalidIpForNetwork", "203.0.113.5"},
+		{"external fixed ip taken", "PUT", router, gateway(map[string]any{"network_id": f.ext,
+			"external_fixed_ips": []any{map[string]any{"ip_address": "198.51.100.3"}}}), 409, "IpAddressAlreadyAllocated", "198.51.100.3"},
+		{"clear gateway used by floating IPs", "PUT", router, gateway(nil), 409, "RouterExternalGatewayInUseByFloatingIp", "required by one or more floating IPs"},
+		{"route nexthop unreachable", "PUT", router, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "192.168.0.0/16", "nexthop": "172.16.0.1"}}}},
+			400, "InvalidRoutes", "the nexthop is not connected with router"},
+		{"route nexthop is the router", "PUT", router, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "192.168.0.0/16", "nexthop": "10.0.0.1"}}}},
+			400, "InvalidRoutes", "the nexthop is used by router"},
+		{"route bad destination", "PUT", router, map[string]any{"router": map[string]any{"routes": []any{map[string]any{"destination": "192.168.0.1/16", "nexthop": "10.0.0.9"}}}},
+			400, "HTTPBadRequest", "Invalid input for routes"},
+		{"interface neither subnet nor port", "PUT", router + "/add_router_interface", map[string]any{}, 400, "BadRequest", "Either subnet_id or port_id must be specified"},
+		{"interface both subnet and port", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": f.privSubnet, "port_id": f.port}, 400, "BadRequest", "Cannot specify both subnet-id and port-id"},
+		{"interface unknown attribute", "PUT", router + "/add_router_interface", map[string]any{"network_id": f.priv}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'network_id'"},
+		{"interface on the same subnet", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": f.privSubnet}, 400, "BadRequest", "Router already has a port on subnet " + f.privSubnet},
+		{"overlapping interface", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": overlapSubnet}, 400, "BadRequest",
+			"Bad router request: Cidr 10.0.0.0/25 of subnet " + overlapSubnet + " overlaps with cidr 10.0.0.0/24 of subnet " + f.privSubnet + "."},
+		{"interface on subnet without gateway", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": noGW}, 400, "BadRequest", "Subnet for router interface must have a gateway IP"},
+		{"interface on unknown subnet", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": "nope"}, 404, "SubnetNotFound", "nope"},
+		{"interface port already bound", "PUT", router + "/add_router_interface", map[string]any{"port_id": bound["id"]}, 409, "PortInUse", "Port already has an attached device elsewhere"},
+		{"interface on unknown router", "PUT", "/v2.0/routers/nope/add_router_interface", map[string]any{"subnet_id": f.privSubnet}, 404, "RouterNotFound", "Router nope could not be found"},
+		{"remove interface floating IPs need", "PUT", router + "/remove_router_interface", map[string]any{"subnet_id": f.privSubnet}, 409, "RouterInterfaceInUseByFloatingIP",
+			"Router interface for subnet " + f.privSubnet + " on router " + f.router + " cannot be deleted, as it is required by one or more floating IPs."},
+		{"remove interface port forwardings need", "PUT", router + "/remove_router_interface", map[string]any{"subnet_id": f.otherSubnet}, 409, "RouterInterfaceInUseByFloatingIP", "required by one or more floating IPs"},
+		{"remove missing interface", "PUT", router + "/remove_router_interface", map[string]any{"subnet_id": overlapSubnet}, 404, "RouterInterfaceNotFoundForSubnet", "has no interface on subnet"},
+		{"remove unknown interface port", "PUT", router + "/remove_router_interface", map[string]any{"port_id": f.port}, 404, "RouterInterfaceNotFound", "does not have an interface with id"},
+		{"delete router with interfaces", "DELETE", router, nil, 409, "RouterInUse", "Router " + f.router + " still has ports"},
+		{"delete gateway port", "DELETE", "/v2.0/ports/" + gwPort, nil, 409, "ServicePortInUse", "cannot be deleted directly via the port API: has device owner network:router_gateway"},
+		{"make the external network internal", "PUT", "/v2.0/networks/" + f.ext, map[string]any{"network": map[string]any{"router:external": false}}, 409, "ExternalNetworkInUse",
+			"cannot be updated to be made non-external, since it has existing gateway ports"},
+		// floating IPs
+		{"floating IP on internal network", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.priv}}, 400, "BadRequest",
+			"Bad floatingip request: Network " + f.priv + " is not a valid external network."},
+		{"floating IP without network", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{}}, 400, "HTTPBadRequest", "'floating_network_id' not specified"},
+		{"floating IP address in use", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "floating_ip_address": "198.51.100.2"}}, 409, "IpAddressAlreadyAllocated", "198.51.100.2"},
+		{"floating IP address off the network", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "floating_ip_address": "10.0.0.77"}}, 400, "InvalidIpForNetwork", "10.0.0.77"},
+		{"associate floating IP used by forwardings", "PUT", "/v2.0/floatingips/" + free, map[string]any{"floatingip": map[string]any{"port_id": unrouted["id"]}}, 409, "FipInUseByPortForwarding", free},
+		{"fixed ip without port", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "fixed_ip_address": "10.0.0.5"}}, 400, "BadRequest", "fixed_ip_address cannot be specified without a port_id"},
+		{"fixed ip not on port", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "port_id": f.port, "fixed_ip_address": "10.0.0.250"}}, 400, "BadRequest", "does not have fixed ip 10.0.0.250"},
+		{"floating IP on unknown port", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "port_id": unknownPort}}, 404, "PortNotFound", unknownPort},
+		{"port already has a floating IP", "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "port_id": f.port}}, 409, "FloatingIPPortAlreadyAssociated",
+			"as that fixed IP already has a floating IP on external network " + f.ext},
+		{"floating IP read-only network", "PUT", "/v2.0/floatingips/" + associated, map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext}}, 400, "HTTPBadRequest", "read-only attribute floating_network_id"},
+		{"unknown floating IP", "GET", "/v2.0/floatingips/nope", nil, 404, "FloatingIPNotFound", "Floating IP nope could not be found"},
+		{"delete floating IP port", "DELETE", "/v2.0/ports/" + fipPort(h, associated), nil, 409, "ServicePortInUse", "has device owner network:floatingip"},
+		// port forwardings
+		{"forwarding colliding external port", "POST", pfBase, pf(map[string]any{"external_port": 2222, "internal_port": 23}), 400, "BadRequest",
+			"Bad port_forwarding request: There is a port collision with the external_port_range. The following ranges collides: 2222:2222 and 2222:2222."},
+		{"forwarding colliding external range", "POST", pfBase, pf(map[string]any{"external_port_range": "2200:2300", "internal_port_range": "3200:3300"}), 400, "BadRequest", "collision with the external_port_range"},
+		{"forwarding colliding internal port", "POST", pfBase, pf(map[string]any{"external_port": 2223, "internal_port": 22}), 400, "BadRequest", "collision with the internal_port_range"},
+		{"forwarding bad protocol", "POST", pfBase, pf(map[string]any{"protocol": "icmp", "external_port": 1, "internal_port": 1}), 400, "HTTPBadRequest", "Invalid input for protocol"},
+		{"forwarding port out of range", "POST", pfBase, pf(map[string]any{"external_port": 70000, "internal_port": 1}), 400, "HTTPBadRequest", "'70000' is not in range 1 through 65535"},
+		{"forwarding ranges of different sizes", "POST", pfBase, pf(map[string]any{"external_port_range": "100:110", "internal_port_range": "200:205"}), 400, "BadRequest", "must be N-N or 1-N"},
+		{"forwarding without external port", "POST", pfBase, pf(map[string]any{"internal_port": 1}), 400, "BadRequest", "either external_port or external_port_range"},
+		{"forwarding bad range", "POST", pfBase, pf(map[string]any{"external_port_range": "20:10", "internal_port": 1}), 400, "HTTPBadRequest", "not a valid port range"},
+		{"forwarding ip not on port", "POST", pfBase, pf(map[string]any{"internal_ip_address": "10.1.0.250", "external_port": 1, "internal_port": 1}), 400, "BadRequest", "is not suitable for internal neutron port"},
+		{"forwarding to unreachable port", "POST", pfBase, map[string]any{"port_forwarding": map[string]any{"protocol": "tcp", "external_port": 3, "internal_port": 3,
+			"internal_ip_address": unroutedIP, "internal_port_id": unrouted["id"]}}, 400, "BadRequest", "Cannot set Port forwarding"},
+		{"forwarding to port with floating IP", "POST", pfBase, map[string]any{"port_forwarding": map[string]any{"protocol": "tcp", "external_port": 4, "internal_port": 4,
+			"internal_ip_address": f.portIP, "internal_port_id": f.port}}, 409, "PortHasBindingFloatingIP", "already has a binding floating IP"},
+		{"forwarding on associated floating IP", "POST", "/v2.0/floatingips/" + associated + "/port_forwardings", pf(map[string]any{"external_port": 5, "internal_port": 5}), 409, "FloatingIPPortAlreadyAssociated", associated},
+		{"forwarding of unknown floating IP", "GET", "/v2.0/floatingips/nope/port_forwardings", nil, 404, "FloatingIPNotFound", "nope"},
+		{"unknown forwarding", "GET", pfBase + "/nope", nil, 404, "PortForwardingNotFound", "Port Forwarding nope could not be found."},
+	}
+	h.checkRefusals(t, cases)
+}
+
+const unknownPort = "no-such-port"
+
+func fipPort(h *harness, fip string) string {
+	h.t.Helper()
+	ports := h.do("GET", "/v2.0/ports?device_owner=network:floatingip&device_id="+fip, nil).body["ports"].([]any)
+	if len(ports) != 1 {
+		h.t.Fatalf("floating IP %s has ports %v", fip, ports)
+	}
+	return ports[0].(map[string]any)["id"].(string)
+}
+
+func TestFloatingIPNeedsARouter(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	p := h.create("ports", "port", map[string]any{"network_id": f.other})
+	before := h.revision()
+	r := h.do("POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{"floating_network_id": f.ext, "port_id": p["id"]}})
+	typ, msg := neutronError(r)
+	want := "External network " + f.ext + " is not reachable from subnet " + f.otherSubnet + ".  Therefore, cannot associate Port " + p["id"].(string) + " with a Floating IP."
+	if r.status != 404 || typ != "ExternalGatewayForFloatingIPNotFound" || msg != want {
+		t.Errorf("got %d %s %q", r.status, typ, msg)
+	}
+	if h.revision() != before {
+		t.Error("a refused floating IP changed the store")
+	}
+	raw, _ := json.Marshal(h.do("GET", "/v2.0/floatingips", nil).body)
+	if strings.Contains(string(raw), p["id"].(string)) {
+		t.Errorf("refused floating IP exists: %s", raw)
+	}
+}

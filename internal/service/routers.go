@@ -1,0 +1,485 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// maxRoutes is Neutron's default max_routes: the extra routes of one router.
+const maxRoutes = 30
+
+// routerInput is a router body before its gateway is resolved inside the
+// transaction.
+type routerInput struct {
+	model.Router
+	gateway    *gatewayRequest // set when external_gateway_info was given
+	gatewaySet bool
+	routesSet  bool
+}
+
+// gatewayRequest is external_gateway_info as a client sends it; a nil
+// *gatewayRequest with gatewaySet clears the gateway.
+type gatewayRequest struct {
+	NetworkID        string           `json:"network_id"`
+	EnableSNAT       *bool            `json:"enable_snat"`
+	ExternalFixedIPs []fixedIPRequest `json:"external_fixed_ips"`
+	fixedIPsSet      bool
+}
+
+var routerAttrs = append([]attr[routerInput]{
+	stringAttr("name", true, true, func(r *routerInput) *string { return &r.Name }),
+	stringAttr("description", true, true, func(r *routerInput) *string { return &r.Description }),
+	boolAttr("admin_state_up", true, true, func(r *routerInput) *bool { return &r.AdminStateUp }),
+	{name: "external_gateway_info", post: true, put: true, set: func(r *routerInput, raw json.RawMessage) error {
+		gw, err := parseGateway(raw)
+		r.gateway, r.gatewaySet = gw, true
+		return err
+	}},
+	// routes are PUT-only, as in Neutron's extraroute: a new router has no
+	// interfaces, so no next hop could be valid yet.
+	{name: "routes", put: true, set: func(r *routerInput, raw json.RawMessage) error {
+		routes, err := parseRoutes(raw)
+		r.Routes, r.routesSet = routes, true
+		return err
+	}},
+}, projectAttrs(func(r *routerInput) *string { return &r.ProjectID })...)
+
+func parseGateway(raw json.RawMessage) (*gatewayRequest, error) {
+	if isNull(raw) || string(raw) == "{}" {
+		return nil, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("'%s' is not a dictionary", shown(raw))
+	}
+	gw := &gatewayRequest{}
+	for _, k := range sortedKeys(m) {
+		v := m[k]
+		switch k {
+		case "network_id":
+			s, err := parseString(v, maxNameLen)
+			if err != nil {
+				return nil, err
+			}
+			gw.NetworkID = s
+		case "enable_snat":
+			b, err := parseBool(v)
+			if err != nil {
+				return nil, err
+			}
+			gw.EnableSNAT = &b
+		case "external_fixed_ips":
+			reqs, err := parseFixedIPRequests(v)
+			if err != nil {
+				return nil, err
+			}
+			gw.ExternalFixedIPs, gw.fixedIPsSet = reqs, true
+		default:
+			return nil, fmt.Errorf("Validation of dictionary's keys failed. Expected keys: {'enable_snat', 'external_fixed_ips', 'network_id'} Provided keys: {'%s'}", k)
+		}
+	}
+	if gw.NetworkID == "" {
+		return nil, fmt.Errorf("Validation of dictionary's keys failed. Expected keys: {'network_id'}")
+	}
+	return gw, nil
+}
+
+// parseRoutes checks the form of each route; whether its next hop is
+// reachable is checked against the router's ports in the transaction.
+func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
+	routes := []model.HostRoute{}
+	if isNull(raw) {
+		return routes, nil
+	}
+	if err := json.Unmarshal(raw, &routes); err != nil {
+		return nil, fmt.Errorf("'%s' is not a list of {destination, nexthop} routes", shown(raw))
+	}
+	for i, r := range routes {
+		p, err := parseCIDR(r.Destination)
+		if err != nil {
+			return nil, err
+		}
+		a, err := parseAddr(r.NextHop)
+		if err != nil {
+			return nil, err
+		}
+		if !p.Addr().Is4() || !a.Is4() {
+			return nil, fmt.Errorf("route %s via %s: IPv6 routes are not supported by nsnet yet", r.Destination, r.NextHop)
+		}
+		if slices.Contains(routes[:i], r) {
+			return nil, fmt.Errorf("Duplicate items in the list: '%s via %s'", r.Destination, r.NextHop)
+		}
+	}
+	return routes, nil
+}
+
+// badResource is Neutron's BadRequest(resource=…, msg=…): "Bad router
+// request: …."
+func badResource(resource, format string, args ...any) *Error {
+	return typed(http.StatusBadRequest, "BadRequest", "Bad %s request: %s.", resource, fmt.Sprintf(format, args...))
+}
+
+// CreateRouter creates a router and, with external_gateway_info, its
+// gateway port on the external network.
+func (s *Service) CreateRouter(ctx context.Context, in Attrs) (Result[model.Router], error) {
+	r := routerInput{Router: model.Router{ID: newID(), AdminStateUp: true, Routes: []model.HostRoute{}}}
+	if err := mustCreate(ctx, "create_router"); err != nil {
+		return Result[model.Router]{}, err
+	}
+	if err := decode(&r, routerAttrs, in, opCreate); err != nil {
+		return Result[model.Router]{}, err
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		var err error
+		if r.ProjectID, err = owner(ctx, "create_router", r.ProjectID); err != nil {
+			return err
+		}
+		if err := s.checkQuota(tx, r.ProjectID, quotaRouter); err != nil {
+			return err
+		}
+		if err := s.setGateway(ctx, tx, &r, "create_router"); err != nil {
+			return err
+		}
+		r.Touch(s.now())
+		return tx.Put(store.Routers, r.ID, r.Router)
+	})
+	if err != nil {
+		return Result[model.Router]{}, err
+	}
+	return s.routerResult(ctx, r.ID, rev)
+}
+
+// UpdateRouter applies the attributes of a PUT: a new gateway replaces the
+// gateway port, routes are checked against the router's ports.
+func (s *Service) UpdateRouter(ctx context.Context, id string, in Attrs) (Result[model.Router], error) {
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		cur, err := loadRouter(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "update_router", cur.ProjectID); err != nil {
+			return err
+		}
+		r := routerInput{Router: cur}
+		if err := decode(&r, routerAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		if err := s.setGateway(ctx, tx, &r, "update_router"); err != nil {
+			return err
+		}
+		if err := checkRoutes(tx, &r.Router, r.Routes, ""); err != nil {
+			return err
+		}
+		r.Touch(s.now())
+		return tx.Put(store.Routers, id, r.Router)
+	})
+	if err != nil {
+		return Result[model.Router]{}, err
+	}
+	return s.routerResult(ctx, id, rev)
+}
+
+// setGateway turns a requested external_gateway_info into the gateway port
+// (device_owner network:router_gateway, device_id the router). Like
+// Neutron's, the port belongs to no project: it is the router's, not a
+// port the project manages or pays quota for.
+func (s *Service) setGateway(ctx context.Context, tx store.Txn, r *routerInput, action string) error {
+	if !r.gatewaySet {
+		return nil
+	}
+	gw := r.gateway
+	if gw != nil && !caller(ctx).IsAdmin() {
+		// Neutron's defaults: choosing SNAT or addresses on the
+		// external network is the cloud admin's call.
+		if gw.EnableSNAT != nil {
+			return denied(action, action+":external_gateway_info:enable_snat")
+		}
+		if gw.fixedIPsSet {
+			return denied(action, action+":external_gateway_info:external_fixed_ips")
+		}
+	}
+	cur, err := gatewayPort(tx, r.ID)
+	if err != nil {
+		return err
+	}
+	old := r.ExternalGatewayInfo
+	if gw == nil {
+		if old == nil {
+			return nil
+		}
+		if err := checkGatewayUnused(tx, r.ID, old.NetworkID); err != nil {
+			return err
+		}
+		r.ExternalGatewayInfo = nil
+		if cur == nil {
+			return nil
+		}
+		return tx.Delete(store.Ports, cur.ID)
+	}
+	network, _, err := loadNetwork(ctx, tx, gw.NetworkID)
+	if err != nil {
+		return err
+	}
+	if !network.RouterExternal {
+		return badResource("router", "Network %s is not an external network", network.ID)
+	}
+	if old != nil && old.NetworkID != gw.NetworkID {
+		if err := checkGatewayUnused(tx, r.ID, old.NetworkID); err != nil {
+			return err
+		}
+	}
+	info := &model.ExternalGatewayInfo{NetworkID: network.ID, EnableSNAT: true}
+	if old != nil {
+		info.EnableSNAT = old.EnableSNAT
+	}
+	if gw.EnableSNAT != nil {
+		info.EnableSNAT = *gw.EnableSNAT
+	}
+	port, err := s.gatewayPortFor(ctx, tx, r, cur, gw)
+	if err != nil {
+		return err
+	}
+	if err := checkInterfaceOverlap(tx, r.ID, port); err != nil {
+		return err
+	}
+	info.ExternalFixedIPs = port.FixedIPs
+	r.ExternalGatewayInfo = info
+	return nil
+}
+
+// gatewayPortFor writes the gateway port gw asks for: the current one kept
+// (new addresses if asked) when the network stays, a new one otherwise.
+func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInput, cur *model.Port, gw *gatewayRequest) (model.Port, error) {
+	p := portInput{Port: model.Port{
+		ID: newID(), NetworkID: gw.NetworkID, AdminStateUp: true,
+		DeviceOwner: model.DeviceOwnerRouterGateway, DeviceID: r.ID,
+		SecurityGroups: []string{}, AllowedAddressPairs: []model.AddressPair{},
+	}}
+	switch {
+	case cur != nil && cur.NetworkID == gw.NetworkID:
+		if !gw.fixedIPsSet {
+			return *cur, nil
+		}
+		p.Port = *cur
+	case cur != nil:
+		if err := tx.Delete(store.Ports, cur.ID); err != nil {
+			return model.Port{}, err
+		}
+	}
+	if gw.fixedIPsSet && len(gw.ExternalFixedIPs) > 0 {
+		p.fixedIPs = gw.ExternalFixedIPs
+	}
+	if p.fixedIPs != nil {
+		p.FixedIPs = nil
+	}
+	if err := s.completePort(ctx, tx, &p); err != nil {
+		return model.Port{}, err
+	}
+	if len(p.FixedIPs) == 0 {
+		return model.Port{}, badResource("router", "No IPv4 subnet on external network %s to take the gateway address from", gw.NetworkID)
+	}
+	p.Touch(s.now())
+	return p.Port, tx.Put(store.Ports, p.ID, p.Port)
+}
+
+// checkGatewayUnused refuses to take a router off an external network
+// while floating IPs on it are translated by the router.
+func checkGatewayUnused(r store.Reader, routerID, networkID string) error {
+	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	if err != nil {
+		return err
+	}
+	for _, f := range fips {
+		if f.RouterID != nil && *f.RouterID == routerID && f.FloatingNetworkID == networkID {
+			return conflict("RouterExternalGatewayInUseByFloatingIp",
+				"Gateway cannot be updated for router %s, since a gateway to external network %s is required by one or more floating IPs.",
+				routerID, networkID)
+		}
+	}
+	return nil
+}
+
+// checkRoutes applies Neutron's extraroute rules: at most maxRoutes, each
+// next hop on a subnet of one of the router's ports and not one of the
+// router's own addresses. without leaves out the interface of a subnet
+// being removed.
+func checkRoutes(r store.Reader, router *model.Router, routes []model.HostRoute, without string) error {
+	if len(routes) > maxRoutes {
+		return typed(http.StatusBadRequest, "RoutesExhausted",
+			"Unable to complete operation for %s. The number of routes exceeds the maximum %d.", router.ID, maxRoutes)
+	}
+	if len(routes) == 0 {
+		return nil
+	}
+	ports, err := routerPorts(r, router.ID)
+	if err != nil {
+		return err
+	}
+	var cidrs []netip.Prefix
+	own := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			if ip.SubnetID == without {
+				continue
+			}
+			sn, err := store.Get[model.Subnet](r, store.Subnets, ip.SubnetID)
+			if err != nil {
+				return fmt.Errorf("read subnet %s of router port %s: %w", ip.SubnetID, p.ID, err)
+			}
+			cidrs = append(cidrs, netip.MustParsePrefix(sn.CIDR))
+			own[netip.MustParseAddr(ip.IPAddress)] = true
+		}
+	}
+	for _, rt := range routes {
+		hop := netip.MustParseAddr(rt.NextHop)
+		switch {
+		case !slices.ContainsFunc(cidrs, func(p netip.Prefix) bool { return p.Contains(hop) }):
+			return invalidRoutes(routes, "the nexthop is not connected with router")
+		case own[hop]:
+			return invalidRoutes(routes, "the nexthop is used by router")
+		}
+	}
+	return nil
+}
+
+func invalidRoutes(routes []model.HostRoute, reason string) *Error {
+	shown := make([]string, len(routes))
+	for i, r := range routes {
+		shown[i] = fmt.Sprintf("{'destination': '%s', 'nexthop': '%s'}", r.Destination, r.NextHop)
+	}
+	return typed(http.StatusBadRequest, "InvalidRoutes", "Invalid format for routes: [%s], %s.", strings.Join(shown, ", "), reason)
+}
+
+// DeleteRouter deletes a router without interfaces, and its gateway port.
+func (s *Service) DeleteRouter(ctx context.Context, id string) (int64, error) {
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		r, err := loadRouter(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, "delete_router", r.ProjectID); err != nil {
+			return err
+		}
+		ports, err := routerPorts(tx, id)
+		if err != nil {
+			return err
+		}
+		for _, p := range ports {
+			if p.DeviceOwner == model.DeviceOwnerRouterInterface {
+				return conflict("RouterInUse", "Router %s still has ports", id)
+			}
+		}
+		if r.ExternalGatewayInfo != nil {
+			if err := checkGatewayUnused(tx, id, r.ExternalGatewayInfo.NetworkID); err != nil {
+				return err
+			}
+		}
+		for _, p := range ports {
+			if err := tx.Delete(store.Ports, p.ID); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(store.Routers, id)
+	})
+}
+
+// GetRouter returns one router.
+func (s *Service) GetRouter(ctx context.Context, id string) (model.Router, error) {
+	return getOne(ctx, s.store, id, loadRouter, s.renderRouter)
+}
+
+// ListRouters returns the routers the caller may see.
+func (s *Service) ListRouters(ctx context.Context) ([]model.Router, error) {
+	return listVisible(ctx, s.store, store.Routers, func(r *model.Router) string { return r.ProjectID }, s.renderRouter)
+}
+
+func (s *Service) routerResult(ctx context.Context, id string, rev int64) (Result[model.Router], error) {
+	r, err := s.GetRouter(ctx, id)
+	return Result[model.Router]{r, rev}, err
+}
+
+func (s *Service) renderRouter(r *model.Router) {
+	r.TenantID = r.ProjectID
+	if r.Routes == nil {
+		r.Routes = []model.HostRoute{}
+	}
+	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
+	if !r.AdminStateUp {
+		r.Status, r.StatusReason = model.StatusDown, ""
+	}
+}
+
+func loadRouter(ctx context.Context, r store.Reader, id string) (model.Router, error) {
+	rt, err := load(ctx, r, store.Routers, "Router", id, func(rt *model.Router) string { return rt.ProjectID })
+	return rt, worded(err, "Router %s could not be found", id)
+}
+
+// getOne reads one record with load (which answers 404 for what the
+// caller may not see) and renders it for the API.
+func getOne[T any](ctx context.Context, st store.Store, id string,
+	load func(context.Context, store.Reader, string) (T, error), render func(*T)) (T, error) {
+	var v T
+	err := st.View(ctx, func(r store.Reader) error {
+		var err error
+		v, err = load(ctx, r, id)
+		return err
+	})
+	render(&v)
+	return v, err
+}
+
+// listVisible lists the records of kind that the caller may see, each
+// rendered for the API.
+func listVisible[T any](ctx context.Context, st store.Store, kind store.Kind, project func(*T) string, render func(*T)) ([]T, error) {
+	var out []T
+	err := st.View(ctx, func(r store.Reader) error {
+		all, err := store.List[T](r, kind)
+		for i := range all {
+			if canSee(ctx, project(&all[i])) {
+				render(&all[i])
+				out = append(out, all[i])
+			}
+		}
+		return err
+	})
+	return out, err
+}
+
+// routerPorts returns the interface and gateway ports of a router, in a
+// stable order.
+func routerPorts(r store.Reader, routerID string) ([]model.Port, error) {
+	all, err := store.List[model.Port](r, store.Ports)
+	if err != nil {
+		return nil, err
+	}
+	out := slices.DeleteFunc(all, func(p model.Port) bool { return p.DeviceID != routerID || !isRouterPort(&p) })
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func isRouterPort(p *model.Port) bool {
+	return p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway
+}
+
+// gatewayPort returns a router's gateway port, or nil.
+func gatewayPort(r store.Reader, routerID string) (*model.Port, error) {
+	ports, err := routerPorts(r, routerID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterGateway {
+			return &p, nil
+		}
+	}
+	return nil, nil
+}
