@@ -353,12 +353,16 @@ func (e *Env) deleteRouters() {
 }
 
 // checkNoLeaks fails the test for any namespace with the test's prefix other
-// than the host namespace, and any link left in the host namespace, then
+// than the host namespace, and any link or nft table left in the host
+// namespace (the others go with their namespaces), then
 // removes them so one failure does not poison the machine.
 func (e *Env) checkNoLeaks() {
 	t := e.t
 	if links := linksIn(e.HostNetns); len(links) > 0 {
 		t.Errorf("links left in host namespace %s: %v", e.HostNetns, links)
+	}
+	if tables, _ := runOut("ip", "netns", "exec", e.HostNetns, "nft", "list", "tables"); strings.TrimSpace(tables) != "" {
+		t.Errorf("nft tables left in host namespace %s:\n%s", e.HostNetns, tables)
 	}
 	for _, ns := range namespacesWithPrefix(e.Prefix) {
 		if ns != e.HostNetns {

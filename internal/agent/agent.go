@@ -9,7 +9,10 @@
 // the difference, so running it twice changes nothing the second time, and a
 // restarted agent finishes what a killed one started. It reports per-object
 // status (ACTIVE only once the kernel has the object) and lets callers wait
-// until a store revision is programmed. It must not validate API input or
+// until a store revision is programmed. It listens for the kernel's
+// notifications of deleted links, addresses and nft objects, and repairs
+// such drift in a full pass within a fraction of a second (drift.go); the
+// periodic full pass is the fallback. It must not validate API input or
 // write desired state: the service does both.
 package agent
 
@@ -78,7 +81,12 @@ type Agent struct {
 	// Owned by the Run goroutine.
 	host    *netlink.Handle
 	hostIno uint64 // inode of the host namespace host is bound to
-	records records
+	// hostDrift watches the host namespace; routers' namespaces are
+	// watched by their routerNAT. Both send to drift.
+	hostDrift *driftWatch
+	drift     chan string
+	repair    <-chan time.Time // when the full pass that repairs drift is due
+	records   records
 	// tried is the spec each object was last programmed with, whether or
 	// not that worked: an object that leaves the store between full passes
 	// is deleted by what its spec names. good tells which of them worked;
@@ -135,6 +143,7 @@ func New(cfg Config) (*Agent, error) {
 		tried:       map[key]any{},
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
+		drift:       make(chan string, 1),
 	}, nil
 }
 
@@ -146,7 +155,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.openHost(); err != nil {
 		return err
 	}
-	defer func() { a.host.Close() }()
+	defer func() { a.host.Close(); a.hostDrift.Close() }()
 	defer a.nat.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
@@ -178,16 +187,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff = min(max(2*backoff, minRetry), a.cfg.ResyncInterval)
 			retry.Reset(backoff)
 		}
-		select {
-		case <-ctx.Done():
+		if done := a.wait(ctx, changes, resync.C, retry.C, &full); done {
 			return nil
-		case _, ok := <-changes:
-			if !ok {
-				return nil
-			}
-		case <-resync.C:
-			full = true
-		case <-retry.C:
 		}
 	}
 }
@@ -214,12 +215,60 @@ func (a *Agent) openHost() error {
 	if err != nil {
 		return fmt.Errorf("open host namespace %q: %w", name, err)
 	}
+	w, err := watchDrift(name, false, a.log, a.kick)
+	if err != nil {
+		h.Close()
+		return err
+	}
 	if a.host != nil {
 		a.log.Warn("host namespace was replaced; programming the new one", "netns", name)
 		a.host.Close()
+		a.hostDrift.Close()
 	}
-	a.host, a.hostIno = h, ino
+	a.host, a.hostIno, a.hostDrift = h, ino, w
 	return nil
+}
+
+// wait blocks until the next pass is due and sets full when it must be a
+// full one. It reports whether the agent is done. Deletions reported by the
+// drift watches schedule a full pass driftSettle later; store changes are
+// not held up meanwhile.
+func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-chan time.Time, full *bool) (done bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case _, ok := <-changes:
+			return !ok
+		case <-resync:
+			*full = true
+			return false
+		case what := <-a.drift:
+			if a.repair == nil {
+				a.log.Debug("kernel objects deleted; full pass scheduled", "first", what)
+				a.repair = time.After(driftSettle)
+			}
+		case <-a.repair:
+			a.repair = nil
+			*full = true
+			return false
+		case <-retry:
+			return false
+		}
+	}
+}
+
+// driftSettle is how long the agent lets a burst of deletions settle
+// before the full pass that repairs them: someone deleting a bridge by
+// hand deletes its ports with it, and one pass repairs all.
+const driftSettle = 200 * time.Millisecond
+
+// kick reports a deletion seen by a drift watch; one pending is enough.
+func (a *Agent) kick(what string) {
+	select {
+	case a.drift <- what:
+	default:
+	}
 }
 
 // Status is the kernel-side status of a resource: BUILD until a pass has

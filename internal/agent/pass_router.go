@@ -25,6 +25,7 @@ import (
 // the whole spec.
 type routerNAT struct {
 	table   *nat.Table
+	drift   *driftWatch
 	ino     uint64 // the namespace the table's sockets are in
 	applied nat.Spec
 	ok      bool // applied is in the kernel
@@ -62,8 +63,13 @@ func (n *natTables) close(id string) {
 	r := n.m[id]
 	delete(n.m, id)
 	n.mu.Unlock()
+	r.close()
+}
+
+func (r *routerNAT) close() {
 	if r != nil {
 		r.table.Close()
+		r.drift.Close()
 	}
 }
 
@@ -71,7 +77,7 @@ func (n *natTables) closeAll() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for id, r := range n.m {
-		r.table.Close()
+		r.close()
 		delete(n.m, id)
 	}
 }
@@ -304,7 +310,12 @@ func (p *pass) ensureNAT(id string, ns *dataplane.Namespace, spec nat.Spec) (cha
 		if err != nil {
 			return false, err
 		}
-		r = &routerNAT{table: t, ino: ino}
+		w, err := watchDrift(ns.Name, true, p.a.log, p.a.kick)
+		if err != nil {
+			t.Close()
+			return false, err
+		}
+		r = &routerNAT{table: t, drift: w, ino: ino}
 		p.a.nat.set(id, r)
 	}
 	var res nat.Result
