@@ -270,6 +270,19 @@ func DeleteTable(namespace string) (bool, error) {
 	return t.Delete()
 }
 
+// HasTable reports whether the named namespace has an nsnet table.
+func HasTable(namespace string) (bool, error) {
+	t, err := Open(namespace, nil)
+	if err != nil {
+		return false, err
+	}
+	defer t.Close()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tbl, err := t.liveTable()
+	return tbl != nil, err
+}
+
 // liveTable returns the table if it exists, or nil.
 func (t *Table) liveTable() (*nftables.Table, error) {
 	tables, err := t.socks.nft.ListTablesOfFamily(nftables.TableFamilyINet)
