@@ -175,7 +175,7 @@ func (a *app) quotaSetCommand() *cobra.Command {
 	}
 	addOutputFlag(cmd, &out)
 	for i, r := range quotaResources {
-		cmd.Flags().IntVar(&limits[i], r.flag, 0, fmt.Sprintf("limit of %ss", strings.ReplaceAll(r.resource, "_", " ")))
+		cmd.Flags().IntVar(&limits[i], r.flag, 0, "limit of "+plural(strings.ReplaceAll(r.resource, "_", " ")))
 	}
 	cmd.Flags().BoolVar(&checkLimit, "check-limit", false, "refuse a limit below the project's current use")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -228,4 +228,12 @@ Nothing the project already has is removed.`,
 			return c.ResetQuota(cmd.Context(), args[0])
 		},
 	}
+}
+
+// plural is the English plural of a quota resource's name.
+func plural(noun string) string {
+	if base, ok := strings.CutSuffix(noun, "y"); ok {
+		return base + "ies"
+	}
+	return noun + "s"
 }

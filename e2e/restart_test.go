@@ -1,0 +1,381 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestRestartTouchesNothing runs 20 routers, 200 instance ports and 200
+// floating IPs, restarts the daemon gracefully and then with SIGKILL, and
+// checks that nothing was recreated or changed: the same namespaces (inode
+// numbers), links (ifindexes), addresses and nft tables (table, chain, set
+// and rule handles, element counts); that a TCP stream through the
+// router's SNAT and a ping to a floating IP lose nothing meanwhile; and
+// that the agent's first full pass after each start changed nothing.
+func TestRestartTouchesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds 220 namespaces")
+	}
+	const networks, perNetwork = 20, 10
+	e := Start(t)
+	file := filepath.Join(e.Dir, "scale.yaml")
+	if err := os.WriteFile(file, []byte(scaleTopology(networks, perNetwork)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.MustNsnet("quota", "set", "admin", "--routers", "-1", "--floating-ips", "-1", "--ports", "-1")
+	start := time.Now()
+	e.MustNsnet("apply", "-f", file)
+	t.Logf("apply: %d routers, %d instances and ports, %d floating IPs in %v",
+		networks, networks*perNetwork, networks*perNetwork, time.Since(start).Round(time.Millisecond))
+
+	_, body := e.API("GET", "/v2.0/networks?name=public", nil)
+	public := body["networks"].([]any)[0].(map[string]any)["id"].(string)
+	up := buildUpstream(t, e, public, "198.18.0.1/16")
+
+	// vm-0-1 has no floating IP: its stream leaves by the default SNAT.
+	stream := startTCPStream(t, up.FarNS, up.Far, e.Netns("vm-0-1"))
+	pings := startPing(t, up.FarNS, "198.18.1.1") // vm-0-0's floating IP
+
+	before := snapshotKernel(t, e.Prefix)
+	t.Logf("comparing %d kernel objects (namespaces, links, addresses, nft objects)", len(before))
+	for _, how := range []string{"SIGTERM", "SIGKILL"} {
+		if how == "SIGKILL" {
+			e.Kill()
+		} else {
+			e.stopDaemon()
+		}
+		start := time.Now()
+		e.startDaemon()
+		health := e.waitFirstFullPass()
+		t.Logf("after %s: up and converged in %v; first full pass took %s and changed %v objects",
+			how, time.Since(start).Round(time.Millisecond), health["last_pass_duration"], health["changes"])
+		if health["changes"] != 0.0 {
+			t.Errorf("after %s the first full pass changed %v objects, want none", how, health["changes"])
+		}
+		if diff := before.diff(snapshotKernel(t, e.Prefix)); diff != "" {
+			t.Errorf("after %s the kernel differs:\n%s", how, diff)
+		}
+	}
+
+	sent, received, err := stream.stop()
+	if err != nil || sent == 0 || sent != received {
+		t.Errorf("TCP stream through SNAT across the restarts: sent %d, far host received %d, err %v", sent, received, err)
+	}
+	answered, missing := pings.stop()
+	t.Logf("across the restarts: TCP stream %d bytes sent, %d received; ping to a floating IP %d answered", sent, received, answered)
+	if answered < 20 || len(missing) > 0 {
+		t.Errorf("ping to a floating IP across the restarts: %d answered, unanswered seqs %v", answered, missing)
+	}
+}
+
+// scaleTopology is a public network and n private networks, each behind
+// its own router with a gateway, with per instances each with a port and,
+// but for vm-0-1, a floating IP (198.18.1.x); vm-0-1's goes unassociated.
+func scaleTopology(n, per int) string {
+	var b strings.Builder
+	b.WriteString("name: scale\ninstances:\n")
+	for i := range n {
+		for j := range per {
+			fmt.Fprintf(&b, "  - name: vm-%d-%d\n", i, j)
+		}
+	}
+	b.WriteString(`networks:
+  - name: public
+    external: true
+    subnets: [{name: public-v4, cidr: 198.18.0.0/16, gateway_ip: 198.18.0.1, enable_dhcp: false}]
+`)
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: net-%d\n    subnets: [{name: sub-%d, cidr: 10.%d.0.0/24}]\n", i, i, i)
+	}
+	b.WriteString("ports:\n")
+	for i := range n {
+		for j := range per {
+			fmt.Fprintf(&b, "  - {name: vm-%d-%d-eth0, network: net-%d, instance: vm-%d-%d}\n", i, j, i, i, j)
+		}
+	}
+	b.WriteString("routers:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: r-%d\n    external_gateway: {network: public}\n    interfaces: [sub-%d]\n", i, i)
+	}
+	b.WriteString("floating_ips:\n")
+	k := 0
+	for i := range n {
+		for j := range per {
+			k++
+			port := fmt.Sprintf(", port: vm-%d-%d-eth0", i, j)
+			if i == 0 && j == 1 {
+				port = ""
+			}
+			fmt.Fprintf(&b, "  - {address: 198.18.1.%d, network: public%s}\n", k, port)
+		}
+	}
+	return b.String()
+}
+
+// Kill stops the daemon with SIGKILL: no cleanup code runs.
+func (e *Env) Kill() {
+	e.daemon.Process.Kill()
+	e.daemon.Wait()
+}
+
+// waitFirstFullPass waits until the agent of a just started daemon has
+// finished its first (full) pass and returns its health.
+func (e *Env) waitFirstFullPass() map[string]any {
+	e.t.Helper()
+	var health map[string]any
+	eventually(e.t, 60*time.Second, "first full pass", func() error {
+		_, body := e.API("GET", "/nsnet/status", nil)
+		health, _ = body["agent"].(map[string]any)
+		if health == nil || health["full_passes"] != 1.0 || health["passes"] != 1.0 {
+			return fmt.Errorf("agent: %v", health)
+		}
+		return nil
+	})
+	return health
+}
+
+// kernelSnapshot is the identity of every kernel object under a prefix:
+// what changes if nsnet deletes and recreates it, though it looks the same.
+type kernelSnapshot map[string]string
+
+func snapshotKernel(t *testing.T, prefix string) kernelSnapshot {
+	t.Helper()
+	s := kernelSnapshot{}
+	for _, ns := range namespacesWithPrefix(prefix) {
+		var st syscall.Stat_t
+		if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
+			t.Fatal(err)
+		}
+		s["netns "+ns] = fmt.Sprint("inode ", st.Ino)
+		links, err := runOut("ip", "-n", ns, "-o", "link", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(links), "\n") {
+			f := strings.Fields(line)
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			s["link "+ns+"/"+name] = "ifindex " + strings.TrimSuffix(f[0], ":")
+		}
+		addrs, err := runOut("ip", "-n", ns, "-o", "-4", "addr", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(addrs), "\n") {
+			if f := strings.Fields(line); len(f) > 3 {
+				s["addr "+ns+"/"+f[1]+"/"+f[3]] = "present"
+			}
+		}
+		for k, v := range nftIdentity(t, ns) {
+			s[k] = v
+		}
+	}
+	return s
+}
+
+// nftIdentity is the handles of the nsnet table of ns and of its chains,
+// sets and rules, and the element count of each set.
+func nftIdentity(t *testing.T, ns string) map[string]string {
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "nsnet").Output()
+	if err != nil {
+		return nil // no table here
+	}
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nft -j in %s: %v", ns, err)
+	}
+	id := map[string]string{}
+	for _, obj := range doc.Nftables {
+		for kind, raw := range obj {
+			var o struct {
+				Name   string `json:"name"`
+				Chain  string `json:"chain"`
+				Handle int    `json:"handle"`
+				Elem   []any  `json:"elem"`
+			}
+			if kind == "metainfo" || json.Unmarshal(raw, &o) != nil {
+				continue
+			}
+			key := fmt.Sprintf("nft %s %s %s%s#%d", ns, kind, o.Chain, o.Name, o.Handle)
+			id[key] = fmt.Sprintf("handle %d, %d elements", o.Handle, len(o.Elem))
+		}
+	}
+	return id
+}
+
+func (s kernelSnapshot) diff(after kernelSnapshot) string {
+	var lines []string
+	for _, k := range slices.Sorted(maps.Keys(s)) {
+		switch v, ok := after[k]; {
+		case !ok:
+			lines = append(lines, "- "+k+": "+s[k])
+		case v != s[k]:
+			lines = append(lines, "~ "+k+": "+s[k]+" → "+v)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if _, ok := s[k]; !ok {
+			lines = append(lines, "+ "+k+": "+after[k])
+		}
+	}
+	if len(lines) > 20 {
+		lines = append(lines[:20], fmt.Sprintf("… and %d more", len(lines)-20))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// tcpStream is one long TCP connection from an instance to a server on the
+// far host, carrying a chunk every 10ms until stopped.
+type tcpStream struct {
+	client, server *exec.Cmd
+	stopFile       string
+	clientOut      *strings.Builder
+	serverOut      *lockedWriter
+}
+
+const streamServer = `
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 9000)); s.listen(1); print("listening", flush=True)
+c, _ = s.accept(); n = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    n += len(b)
+print(n, flush=True)
+`
+
+const streamClient = `
+import os, socket, sys, time
+c = socket.create_connection((sys.argv[1], 9000), timeout=5); n = 0
+while not os.path.exists(sys.argv[2]):
+    c.sendall(b"x" * 1000); n += 1000; time.sleep(0.01)
+c.shutdown(socket.SHUT_WR); c.recv(1); print(n, flush=True)
+`
+
+func startTCPStream(t *testing.T, serverNS, serverAddr, clientNS string) *tcpStream {
+	t.Helper()
+	s := &tcpStream{stopFile: filepath.Join(t.TempDir(), "stop"), clientOut: &strings.Builder{}, serverOut: &lockedWriter{w: &strings.Builder{}}}
+	s.server = exec.Command("ip", "netns", "exec", serverNS, "python3", "-c", streamServer, serverAddr)
+	s.server.Stdout = s.serverOut
+	if err := s.server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.server.Process.Kill(); s.server.Wait() })
+	eventually(t, 5*time.Second, "stream server listens", func() error {
+		if !strings.Contains(s.serverOut.String(), "listening") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	s.client = exec.Command("ip", "netns", "exec", clientNS, "python3", "-c", streamClient, serverAddr, s.stopFile)
+	s.client.Stdout = s.clientOut
+	if err := s.client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.client.Process.Kill(); s.client.Wait() })
+	return s
+}
+
+// stop ends the stream and returns the bytes the client sent and the
+// server received.
+func (s *tcpStream) stop() (sent, received int, err error) {
+	os.WriteFile(s.stopFile, nil, 0o644)
+	if err := s.client.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("client: %w", err)
+	}
+	if err := s.server.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("server: %w", err)
+	}
+	sent, _ = strconv.Atoi(strings.TrimSpace(s.clientOut.String()))
+	lines := strings.Fields(s.serverOut.String())
+	received, _ = strconv.Atoi(lines[len(lines)-1])
+	return sent, received, nil
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+// pinger is ping running until stopped, every 20ms, reporting each answer.
+type pinger struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	seqs map[int]bool
+	done chan struct{}
+}
+
+var icmpSeq = regexp.MustCompile(`icmp_seq=(\d+) ttl=`)
+
+func startPing(t *testing.T, fromNS, to string) *pinger {
+	t.Helper()
+	p := &pinger{seqs: map[int]bool{}, done: make(chan struct{})}
+	p.cmd = exec.Command("ip", "netns", "exec", fromNS, "ping", "-n", "-i", "0.02", to)
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := icmpSeq.FindStringSubmatch(sc.Text()); m != nil {
+				n, _ := strconv.Atoi(m[1])
+				p.mu.Lock()
+				p.seqs[n] = true
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return p
+}
+
+// stop ends the ping and returns how many requests were answered and which
+// sequence numbers before the last answered one were not.
+func (p *pinger) stop() (answered int, missing []int) {
+	p.cmd.Process.Signal(os.Interrupt)
+	<-p.done
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := 0
+	for n := range p.seqs {
+		last = max(last, n)
+	}
+	for n := 1; n <= last; n++ {
+		if !p.seqs[n] {
+			missing = append(missing, n)
+		}
+	}
+	return len(p.seqs), missing
+}
