@@ -270,11 +270,19 @@ func (e *Env) In(instance string, argv ...string) (string, error) {
 	return string(out), err
 }
 
+// rawBody is a request body sent as it is, not encoded as JSON.
+type rawBody string
+
 // API sends one request over the unix socket and decodes the JSON answer.
+// body is encoded as JSON unless it is a rawBody.
 func (e *Env) API(method, path string, body any) (int, map[string]any) {
 	e.t.Helper()
 	var rd io.Reader
-	if body != nil {
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd = strings.NewReader(string(b))
+	default:
 		raw, _ := json.Marshal(body)
 		rd = bytes.NewReader(raw)
 	}

@@ -252,7 +252,17 @@ func (p *pass) leftoverNamespaces() []deletion {
 	}
 	var dels []deletion
 	for _, name := range names {
-		if wanted[name] || !strings.HasPrefix(name, p.a.cfg.NetnsPrefix) || !netns.Exists(name) {
+		if wanted[name] || !strings.HasPrefix(name, p.a.cfg.NetnsPrefix) {
+			continue
+		}
+		if !netns.Exists(name) {
+			// The mount point of a creation that died (SIGKILL) before
+			// it mounted the namespace.
+			if removed, err := netns.RemoveStale(name); err != nil {
+				p.a.log.Warn("leftover mount point", "path", netns.Path(name), "err", err)
+			} else if removed {
+				p.a.log.Info("removed the mount point of an unfinished namespace", "path", netns.Path(name))
+			}
 			continue
 		}
 		marker, err := dataplane.ReadMarker(name)

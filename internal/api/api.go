@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/auth"
@@ -178,9 +179,27 @@ func (s *Server) routes() {
 	if s.cfg.Projects != nil {
 		s.identityRoutes()
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/", s.notFound)
+}
+
+// notFound answers what no route takes: 405 with the methods that the path
+// does take, as Neutron does for, say, DELETE on a collection; 404 if none.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
 		writeError(w, &service.Error{Status: 404, Type: "HTTPNotFound", Message: "The resource could not be found."})
-	})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, &service.Error{Status: 405, Type: "HTTPMethodNotAllowed",
+		Message: fmt.Sprintf("The method %s is not allowed for this resource.", r.Method)})
 }
 
 func (s *Server) versions(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +240,10 @@ func decodeObject(r *http.Request) (map[string]json.RawMessage, error) {
 		if errors.As(err, &tooLarge) {
 			return nil, &service.Error{Status: 413, Type: "HTTPRequestEntityTooLarge",
 				Message: fmt.Sprintf("Request body is larger than %d bytes.", MaxBodyBytes)}
+		}
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: want a JSON object, got " + typeErr.Value}
 		}
 		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Malformed request body: " + err.Error()}
 	}

@@ -2,8 +2,9 @@
 // recognised by nsnet's own marks alone: namespaces whose names carry the
 // agent's prefix and whose lo carries an instance or router marker of this
 // host, links in the host namespace labelled with an nsnet alias (bridges
-// and the host ends of ports), and the nsnet nft table of the host
-// namespace. It works with an empty or lost store, since it never reads
+// and the host ends of ports), the nsnet nft table of the host namespace,
+// and, under the prefix, mount points of namespace creations that died
+// before mounting (plain files no creation holds locked). It works with an empty or lost store, since it never reads
 // it, and it never touches an object without those marks: a look-alike
 // name is not enough.
 //
@@ -16,7 +17,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/nat"
@@ -34,7 +37,7 @@ type Config struct {
 
 // Object is one kernel object nsnet made.
 type Object struct {
-	Kind string `json:"kind"` // router, instance, link, nft-table
+	Kind string `json:"kind"` // router, instance, link, nft-table, mount-point
 	Name string `json:"name"`
 	// Namespace is where a link or table is; "" is the daemon's own.
 	Namespace string `json:"namespace,omitempty"`
@@ -77,6 +80,15 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 			found = append(found, Object{Kind: "instance", Name: name, Mark: instances[name]})
 		}
 	}
+	if cfg.NetnsPrefix != "" {
+		names, err := netns.List()
+		errs = append(errs, err)
+		for _, name := range names {
+			if strings.HasPrefix(name, cfg.NetnsPrefix) && !netns.Exists(name) {
+				found = append(found, Object{Kind: "mount-point", Name: netns.Path(name), Mark: "prefix, never mounted"})
+			}
+		}
+	}
 	owned := links.Owned()
 	for _, kind := range []string{"port", "network"} {
 		for _, alias := range sortedKeys(owned) {
@@ -109,6 +121,8 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 			_, err = dataplane.DeleteLink(links, o.Name, o.Mark)
 		case "nft-table":
 			_, err = nat.DeleteTable(o.Namespace)
+		case "mount-point":
+			_, err = netns.RemoveStale(filepath.Base(o.Name))
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove %s %s: %w", o.Kind, o.Name, err))

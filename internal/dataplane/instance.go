@@ -154,6 +154,10 @@ func ListInstanceNamespaces(prefix string) (map[string]string, error) {
 // hostEndTimeout (something else, a process inside, keeps the namespace
 // alive) itself.
 func DeleteInstanceNetns(name, marker string, host *Links) error {
+	// A creation that died before mounting leaves a plain file.
+	if _, err := netns.RemoveStale(name); err != nil {
+		return err
+	}
 	ns, err := OpenNamespace(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -71,13 +70,17 @@ func CreateWith(name string, setup func() error) (created bool, err error) {
 	if err := ensureSharedDir(); err != nil {
 		return false, err
 	}
-	if err := createMountPoint(path); err != nil {
+	placeholder, err := createMountPoint(path)
+	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Someone else created it between our check and now.
 			return false, nil
 		}
 		return false, err
 	}
+	// The lock on the placeholder says "creation under way" until the
+	// namespace is mounted over it, or until this process dies.
+	defer placeholder.Close()
 	err = onThread(
 		func() error { return unix.Unshare(unix.CLONE_NEWNET) },
 		func() error {
@@ -101,37 +104,81 @@ func CreateWith(name string, setup func() error) (created bool, err error) {
 
 var createMu sync.Mutex
 
-// staleAfter is how old a plain file in Dir must be to count as the
-// leftover of a creation that died, rather than one under way in another
-// process.
-const staleAfter = 5 * time.Second
-
-// createMountPoint creates the empty file a namespace is bind-mounted onto.
-// An existing plain file (not a namespace) older than staleAfter is the
-// leftover of a Create that died between creating the file and mounting it,
-// or of a failed unmount: it is replaced. An existing namespace is
-// fs.ErrExist.
-func createMountPoint(path string) error {
+// createMountPoint creates the empty file a namespace is bind-mounted onto,
+// and returns it open and locked (flock): the lock tells other processes
+// that the creation is under way, and goes when the creator closes it or
+// dies. (Between creating the file and locking it there are a few
+// instructions in which another process could take it for stale; within
+// this process createMu rules that out.)
+//
+// An existing plain file that no one holds locked is the leftover of a
+// creation that died before mounting, or of a failed unmount: it is
+// replaced. One that is locked is a creation under way in another process,
+// an error. An existing namespace is fs.ErrExist.
+func createMountPoint(path string) (*os.File, error) {
 	for range 2 {
 		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
 		if err == nil {
-			return f.Close()
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				f.Close()
+				os.Remove(path)
+				return nil, fmt.Errorf("lock %s: %w", path, err)
+			}
+			return f, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("create %s: %w", path, err)
+			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 		if isNamespace(path) {
-			return fs.ErrExist
+			return nil, fs.ErrExist
 		}
-		info, err := os.Stat(path)
-		if err == nil && time.Since(info.ModTime()) < staleAfter {
-			return fmt.Errorf("%s is being created by another process", path)
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("remove stale %s: %w", path, err)
+		if _, err := removeStale(path); err != nil {
+			return nil, err
 		}
 	}
-	return fmt.Errorf("create %s: %w", path, fs.ErrExist)
+	return nil, fmt.Errorf("create %s: %w", path, fs.ErrExist)
+}
+
+// RemoveStale removes the named entry of Dir if it is a plain file that no
+// creation holds locked: the mount point of a creation that died before
+// mounting its namespace. It reports whether it removed one; a namespace,
+// or nothing at all, is left alone. A locked one is an error: another
+// process is creating that namespace right now.
+func RemoveStale(name string) (bool, error) {
+	if err := validName(name); err != nil {
+		return false, err
+	}
+	createMu.Lock()
+	defer createMu.Unlock()
+	return removeStale(Path(name))
+}
+
+func removeStale(path string) (bool, error) {
+	if isNamespace(path) {
+		return false, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return false, fmt.Errorf("%s is being created by another process", path)
+		}
+		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// Mounted over meanwhile: a creation finished between our checks.
+	if isNamespace(path) {
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("remove stale %s: %w", path, err)
+	}
+	return true, nil
 }
 
 // ensureSharedDir makes Dir a shared mount point, as iproute2 does, so that

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // prefix starts every namespace these tests make, so that leftovers can be
@@ -207,8 +208,9 @@ func TestCreateReplacesStaleMountPoint(t *testing.T) {
 	if err := ensureSharedDir(); err != nil {
 		t.Fatal(err)
 	}
-	// What a Create that died before mounting leaves behind. A fresh one
-	// may be another process's creation under way: left alone.
+	// What a Create that died before mounting leaves behind: a plain file.
+	// While someone holds it locked, it is a creation under way in another
+	// process (flock locks of two open files conflict even in one process).
 	if err := os.WriteFile(Path(name), nil, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -218,13 +220,20 @@ func TestCreateReplacesStaleMountPoint(t *testing.T) {
 	if _, err := Open(name); err == nil {
 		t.Fatal("Open accepted a plain file")
 	}
-	if err := Create(name); err == nil || Exists(name) {
-		t.Fatalf("Create replaced a fresh mount point: %v", err)
-	}
-	old := time.Now().Add(-time.Minute)
-	if err := os.Chtimes(Path(name), old, old); err != nil {
+	creator, err := os.Open(Path(name))
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := unix.Flock(int(creator.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(name); err == nil || Exists(name) {
+		t.Fatalf("Create replaced a mount point whose creation is under way: %v", err)
+	}
+	if removed, err := RemoveStale(name); removed || err == nil {
+		t.Fatalf("RemoveStale removed a locked mount point: %v %v", removed, err)
+	}
+	creator.Close() // the creator dies
 	if err := Create(name); err != nil {
 		t.Fatal(err)
 	}
