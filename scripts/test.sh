@@ -16,3 +16,13 @@ go vet ./...
 echo "==> go test"
 # -p 2: the machines have two cores; e2e tests each run their own daemon.
 go test -count=1 -p 2 -timeout 20m "$@" ./...
+
+# Each fuzz target runs for a bounded time on top of its seed corpus (which
+# the plain `go test` above already ran). NSNET_FUZZTIME=0 skips this.
+fuzztime="${NSNET_FUZZTIME:-10s}"
+if [[ $# -eq 0 && "$fuzztime" != 0 ]]; then
+	for target in internal/api:FuzzWrites internal/ipam:FuzzPools internal/topology:FuzzParse; do
+		echo "==> fuzz ${target#*:} for $fuzztime"
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
+	done
+fi
