@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -53,10 +52,7 @@ func TestCrashConsistency(t *testing.T) {
 		// A pass may leave an object to retry (a namespace whose
 		// destruction the kernel has not finished): allow it a moment.
 		eventually(t, 5*time.Second, fmt.Sprintf("after crash %d (during %s) the kernel matches the store", i+1, verb), func() error {
-			if diff := kernelVersusStore(e); diff != "" {
-				return errors.New(diff)
-			}
-			return nil
+			return errorOrNil(kernelVersusStore(e))
 		})
 	}
 	t.Logf("%d crashes, %d of them in the middle of an apply or destroy", crashes, midway)
