@@ -131,11 +131,11 @@ var pfAttrs = append([]attr[pfInput]{
 // range of one port to the port itself, and checks that exactly one form
 // of each was given and that they relate N to N or N to 1.
 func (pf *pfInput) ports(given Attrs) (ext, in portRange, err error) {
-	ext, err = pickPorts(&pf.ExternalPort, &pf.ExternalPortRange, "external", given)
+	ext, err = pickPorts(&pf.ExternalPort, &pf.ExternalPortRange, "external", given, pfResource)
 	if err != nil {
 		return
 	}
-	in, err = pickPorts(&pf.InternalPort, &pf.InternalPortRange, "internal", given)
+	in, err = pickPorts(&pf.InternalPort, &pf.InternalPortRange, "internal", given, pfResource)
 	if err != nil {
 		return
 	}
@@ -147,12 +147,12 @@ func (pf *pfInput) ports(given Attrs) (ext, in portRange, err error) {
 
 // pickPorts settles a port/port_range pair: the one the request gave wins
 // over the stored other (an update may switch forms).
-func pickPorts(port **int, rng *string, side string, given Attrs) (portRange, error) {
+func pickPorts(port **int, rng *string, side string, given Attrs, resource string) (portRange, error) {
 	_, portGiven := given[side+"_port"]
 	_, rangeGiven := given[side+"_port_range"]
 	switch {
 	case portGiven && rangeGiven && *port != nil && *rng != "":
-		return portRange{}, badResource(pfResource, "You cannot specify both %s_port and %s_port_range", side, side)
+		return portRange{}, badResource(resource, "You cannot specify both %s_port and %s_port_range", side, side)
 	case portGiven && *port != nil:
 		*rng = ""
 	case rangeGiven && *rng != "":
@@ -166,7 +166,7 @@ func pickPorts(port **int, rng *string, side string, given Attrs) (portRange, er
 		return r, nil
 	}
 	if *port == nil {
-		return portRange{}, badResource(pfResource, "You must specify either %s_port or %s_port_range", side, side)
+		return portRange{}, badResource(resource, "You must specify either %s_port or %s_port_range", side, side)
 	}
 	return singlePort(**port), nil
 }
