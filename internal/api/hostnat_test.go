@@ -114,7 +114,8 @@ func TestHostNATBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"published without host port", "POST", pp, published(map[string]any{"host_port": nil}), 400, "BadRequest", "You must specify either host_port or host_port_range"},
 		{"published port and range", "POST", pp, published(map[string]any{"host_port_range": "9000:9001"}), 400, "BadRequest", "You cannot specify both host_port and host_port_range"},
 		{"published bad range", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "9:1"}), 400, "HTTPBadRequest", "Invalid input for host_port_range"},
-		{"published ranges differ", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "9000:9002", "internal_port": nil, "internal_port_range": "80:81"}), 400, "BadRequest", "must be N-N or 1-N"},
+		{"published ranges differ", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "9000:9002", "internal_port": nil, "internal_port_range": "80:81"}), 400, "BadRequest", "The host ports (9000:9002) and internal ports (80:81) must be as many"},
+		{"published range to one port", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "9000:9002"}), 400, "BadRequest", "must be as many"},
 		{"published without internal port", "POST", pp, published(map[string]any{"internal_port": nil}), 400, "BadRequest", "You must specify either internal_port or internal_port_range"},
 		{"published to an unknown port", "POST", pp, published(map[string]any{"internal_port_id": "nope"}), 404, "PortNotFound", "Port nope could not be found."},
 		{"published to nothing", "POST", pp, published(map[string]any{"internal_port_id": nil}), 400, "BadRequest", "You must specify either internal_port_id or internal_ip_address"},
@@ -122,7 +123,7 @@ func TestHostNATBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"published to a network the host does not gateway", "POST", pp, published(map[string]any{"internal_port_id": nil, "internal_ip_address": "10.0.0.5"}), 400, "BadRequest", "is not on a subnet of a network with nsnet:host_gateway"},
 		{"published IPv6 address", "POST", pp, published(map[string]any{"internal_ip_address": "2001:db8::5"}), 400, "HTTPBadRequest", "Invalid input for internal_ip_address"},
 		{"published host port taken", "POST", pp, published(map[string]any{"host_port": 8080}), 409, "PublishedPortInUse", "tcp 8080:8080 is already published"},
-		{"published range over a taken port", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "8000:8099", "internal_port": 80}), 409, "PublishedPortInUse", "already published"},
+		{"published range over a taken port", "POST", pp, published(map[string]any{"host_port": nil, "host_port_range": "8000:8099", "internal_port": nil, "internal_port_range": "1000:1099"}), 409, "PublishedPortInUse", "already published"},
 		{"published unknown attribute", "POST", pp, published(map[string]any{"colour": "red"}), 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
 		{"unknown published port", "DELETE", pp + "/nope", nil, 404, "PublishedPortNotFound", "Published port nope could not be found."},
 	}

@@ -165,8 +165,9 @@ func putPublished(ctx context.Context, tx store.Txn, pp *ppInput, given Attrs) e
 	if err != nil {
 		return err
 	}
-	if in.size() > 0 && in.size() != host.size() {
-		return badResource(ppResource, "Invalid ranges of internal and/or host ports. The relation between internal and host ports must be N-N or 1-N")
+	if in.size() != host.size() {
+		// Port by port, as nat publishes them: no N-to-1.
+		return badResource(ppResource, "The host ports (%s) and internal ports (%s) must be as many", host, in)
 	}
 	if err := resolveInternal(ctx, tx, pp); err != nil {
 		return err

@@ -26,6 +26,7 @@ type File struct {
 	Routers         []Router         `yaml:"routers"`
 	FloatingIPs     []FloatingIP     `yaml:"floating_ips"`
 	PortForwardings []PortForwarding `yaml:"port_forwardings"`
+	PublishedPorts  []PublishedPort  `yaml:"published_ports"`
 
 	// Path is where the file was read from, for messages.
 	Path string `yaml:"-"`
@@ -46,7 +47,13 @@ type Network struct {
 	External            *bool    `yaml:"external"`
 	AdminStateUp        *bool    `yaml:"admin_state_up"`
 	PortSecurityEnabled *bool    `yaml:"port_security_enabled"`
-	Subnets             []Subnet `yaml:"subnets"`
+	// Uplink, HostGateway and SNATAddress are nsnet's host attributes
+	// (nsnet:uplink, …; docs/NAT.md); an empty uplink or SNAT address
+	// clears it.
+	Uplink      *string  `yaml:"uplink"`
+	HostGateway *bool    `yaml:"host_gateway"`
+	SNATAddress *string  `yaml:"snat_address"`
+	Subnets     []Subnet `yaml:"subnets"`
 	Line                int      `yaml:"-"`
 }
 
