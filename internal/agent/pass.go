@@ -39,8 +39,8 @@ type pass struct {
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
-	changes int
-	errors  int
+	changes    int
+	errors     int
 }
 
 // pass runs one pass and reports whether every object ended without error.

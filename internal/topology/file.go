@@ -41,12 +41,12 @@ type Instance struct {
 // Network is a network the file wants. Nil pointers are fields left to the
 // server.
 type Network struct {
-	Name                string   `yaml:"name"`
-	MTU                 *int     `yaml:"mtu"`
-	Shared              *bool    `yaml:"shared"`
-	External            *bool    `yaml:"external"`
-	AdminStateUp        *bool    `yaml:"admin_state_up"`
-	PortSecurityEnabled *bool    `yaml:"port_security_enabled"`
+	Name                string `yaml:"name"`
+	MTU                 *int   `yaml:"mtu"`
+	Shared              *bool  `yaml:"shared"`
+	External            *bool  `yaml:"external"`
+	AdminStateUp        *bool  `yaml:"admin_state_up"`
+	PortSecurityEnabled *bool  `yaml:"port_security_enabled"`
 	// Uplink, HostGateway and SNATAddress are nsnet's host attributes
 	// (nsnet:uplink, …; docs/NAT.md); an empty uplink or SNAT address
 	// clears it.
@@ -54,7 +54,7 @@ type Network struct {
 	HostGateway *bool    `yaml:"host_gateway"`
 	SNATAddress *string  `yaml:"snat_address"`
 	Subnets     []Subnet `yaml:"subnets"`
-	Line                int      `yaml:"-"`
+	Line        int      `yaml:"-"`
 }
 
 // Subnet is a subnet the file wants. Nil pointers and nil slices are fields
