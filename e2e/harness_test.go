@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -303,9 +304,10 @@ func (e *Env) unixClient() *http.Client {
 func (e *Env) teardown() {
 	t := e.t
 	e.deleteRouters()
-	for _, collection := range []string{"ports", "instances", "subnets", "networks"} {
+	for _, collection := range []string{"nsnet/published-ports", "ports", "instances", "subnets", "networks"} {
 		_, body := e.API("GET", "/v2.0/"+collection, nil)
-		items, _ := body[collection].([]any)
+		key := strings.ReplaceAll(path.Base(collection), "-", "_")
+		items, _ := body[key].([]any)
 		for _, it := range items {
 			id := it.(map[string]any)["id"].(string)
 			if status, resp := e.API("DELETE", "/v2.0/"+collection+"/"+id, nil); status != 204 {
@@ -359,6 +361,9 @@ func (e *Env) checkNoLeaks() {
 	t := e.t
 	if links := linksIn(e.HostNetns); len(links) > 0 {
 		t.Errorf("links left in host namespace %s: %v", e.HostNetns, links)
+	}
+	if out, _ := exec.Command("ip", "netns", "exec", e.HostNetns, "nft", "list", "tables").CombinedOutput(); strings.TrimSpace(string(out)) != "" {
+		t.Errorf("nft tables left in host namespace %s:\n%s", e.HostNetns, out)
 	}
 	for _, ns := range namespacesWithPrefix(e.Prefix) {
 		if ns != e.HostNetns {
