@@ -103,3 +103,79 @@ func TestSeedHostNAT(t *testing.T) {
 		t.Errorf("after unpublishing, myspace → far host arrived from %s", src)
 	}
 }
+
+// TestSeedHostSNAT reproduces seed 001: the namespace's connections leave
+// the host from a fixed address, 192.168.38.116 (SNAT --to-source), not
+// masqueraded. The host's eth0 has 192.168.38.115 first, so a masquerade
+// would show .115: the far host must see .116.
+func TestSeedHostSNAT(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "192.168.32.1/21", "192.168.38.115/21", "192.168.38.116/21")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+	udpServer(t, up.FarNS, up.Far, "7")
+	applyExample(t, e, "seed-001-snat.yaml")
+
+	if out, err := e.In("lihui", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Errorf("lihui cannot ping the far host: %v\n%s", err, out)
+	}
+	if src := far.fetch(t, e.Netns("lihui"), "http://"+up.Far+"/"); src != "192.168.38.116" {
+		t.Errorf("lihui → far host arrived from %s, want the fixed SNAT address 192.168.38.116", src)
+	}
+	if src := udpSource(t, e.Netns("lihui"), up.Far, "7"); src != "192.168.38.116" {
+		t.Errorf("lihui → far host over UDP arrived from %q, want 192.168.38.116", src)
+	}
+	if nft := hostNft(t, e); !strings.Contains(nft, "192.168.38.116") {
+		t.Errorf("the host's table has no SNAT to 192.168.38.116:\n%s", nft)
+	}
+
+	// Back to masquerade (the default): eth0's first address.
+	e.MustNsnet("network", "set", "lihui-net", "--no-snat-address")
+	if src := far.fetch(t, e.Netns("lihui"), "http://"+up.Far+"/"); src != "192.168.38.115" {
+		t.Errorf("masqueraded lihui → far host arrived from %s, want eth0's first address 192.168.38.115", src)
+	}
+}
+
+// TestSeedBridgeHostNAT reproduces seed 002, challenges 4 and 5: red,
+// green and blue on one bridge whose address 192.168.24.1 is their
+// gateway, masqueraded out of the host's eth0 (198.51.100.32), and
+// host:8080 → red:80.
+func TestSeedBridgeHostNAT(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "198.51.100.1/24", "198.51.100.32/24")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+	applyExample(t, e, "seed-002-host-nat.yaml")
+
+	// Challenge 3 still holds: red reaches green on the bridge.
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", "192.168.24.11"); err != nil {
+		t.Errorf("red cannot ping green: %v\n%s", err, out)
+	}
+	// Challenge 4: ip addr add 192.168.24.1/24 dev linux-bridge, a
+	// default route via it, forwarding, MASQUERADE.
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", "192.168.24.1"); err != nil {
+		t.Errorf("red cannot ping its gateway on the bridge: %v\n%s", err, out)
+	}
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Errorf("red cannot ping the far host: %v\n%s", err, out)
+	}
+	for _, vm := range []string{"red", "green", "blue"} {
+		if src := far.fetch(t, e.Netns(vm), "http://"+up.Far+"/"); src != "198.51.100.32" {
+			t.Errorf("%s → far host arrived from %s, want the host's eth0 address 198.51.100.32", vm, src)
+		}
+	}
+	// Challenge 5: DNAT --dport 8080 → 192.168.24.10:80, curl <public_ip>:8080.
+	red := serveHTTP(t, e.Netns("red"), "0.0.0.0", "80")
+	if src := red.fetch(t, up.FarNS, "http://198.51.100.32:8080/"); src != up.Far {
+		t.Errorf("far host → host:8080 reached red from %s, want %s", src, up.Far)
+	}
+	// Hairpin: green reaches red through the published port on its
+	// gateway; the connection is masqueraded to the gateway, so that red
+	// answers through the host, not straight to green.
+	if src := red.fetch(t, e.Netns("green"), "http://192.168.24.1:8080/"); src != "192.168.24.1" {
+		t.Errorf("green → gateway:8080 reached red from %s, want the gateway 192.168.24.1 (hairpin)", src)
+	}
+
+	// Applying again changes nothing.
+	if out := e.MustNsnet("apply", "-f", "../examples/seed-002-host-nat.yaml"); strings.Contains(out, "created") || strings.Contains(out, "updated") {
+		t.Errorf("second apply changed something:\n%s", out)
+	}
+}
