@@ -9,7 +9,7 @@ import (
 // (192.168.24.0/24) leaving by uplink "up0", an instance port on it, and an
 // external network public bridged onto "br-up".
 type hostNAT struct {
-	lan, port, portIP, public, plain string
+	lan, port, portIP, public, plain, lan2, overlap string
 }
 
 func (h *harness) hostNATFixture() hostNAT {
@@ -23,11 +23,19 @@ func (h *harness) hostNATFixture() hostNAT {
 	f.public = h.create("networks", "network", map[string]any{"name": "public", "router:external": true, "nsnet:uplink": "br-up"})["id"].(string)
 	f.plain = h.create("networks", "network", map[string]any{"name": "plain"})["id"].(string)
 	h.create("subnets", "subnet", map[string]any{"network_id": f.plain, "cidr": "10.0.0.0/24"})
+	f.lan2 = h.create("networks", "network", map[string]any{"name": "lan2", "nsnet:host_gateway": true, "nsnet:uplink": "up0"})["id"].(string)
+	f.overlap = h.create("networks", "network", map[string]any{"name": "overlap"})["id"].(string)
+	h.create("subnets", "subnet", map[string]any{"network_id": f.overlap, "cidr": "192.168.0.0/16"})
 	return f
 }
 
 func TestHostNATShapes(t *testing.T) {
 	h := newHarness(t)
+	for _, alias := range []string{"nsnet-uplink", "nsnet-host-nat"} {
+		if r := h.do("GET", "/v2.0/extensions/"+alias, nil); r.status != 200 {
+			t.Errorf("extension %s: %d", alias, r.status)
+		}
+	}
 	f := h.hostNATFixture()
 	n := h.do("GET", "/v2.0/networks/"+f.lan, nil).body["network"].(map[string]any)
 	if n["nsnet:host_gateway"] != true || n["nsnet:uplink"] != "up0" || n["nsnet:snat_address"] != nil {
@@ -41,8 +49,8 @@ func TestHostNATShapes(t *testing.T) {
 	if r.status != 200 || r.body["network"].(map[string]any)["nsnet:snat_address"] != "198.51.100.11" {
 		t.Errorf("set snat_address: %d %v", r.status, r.body)
 	}
-	// Two host-gateway networks may leave by the same uplink.
-	h.create("networks", "network", map[string]any{"name": "lan2", "nsnet:host_gateway": true, "nsnet:uplink": "up0"})
+	// Two host-gateway networks may leave by the same uplink (lan2).
+	h.create("subnets", "subnet", map[string]any{"network_id": f.lan2, "cidr": "192.168.25.0/24"})
 
 	pp := h.create("nsnet/published-ports", "published_port", map[string]any{"protocol": "tcp", "host_port": 8080,
 		"internal_port_id": f.port, "internal_port": 80})
@@ -102,6 +110,9 @@ func TestHostNATBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"host gateway not a bool", "PUT", plain, network(map[string]any{"nsnet:host_gateway": "maybe"}), 400, "HTTPBadRequest", "Invalid input for nsnet:host_gateway. Reason: 'maybe' cannot be converted to boolean"},
 		{"host gateway on an external network", "PUT", "/v2.0/networks/" + f.public, network(map[string]any{"nsnet:host_gateway": true}), 400, "InvalidInput", "nsnet:host_gateway cannot be set on a router:external network"},
 		{"host gateway off under a published port", "PUT", lan, network(map[string]any{"nsnet:host_gateway": false, "nsnet:uplink": nil}), 409, "HostGatewayInUse", f.portIP},
+		{"host gateway subnet overlapping another's", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": f.lan2, "cidr": "192.168.24.128/25"}},
+			400, "InvalidInput", "overlaps subnet"},
+		{"host gateway on a network overlapping another's", "PUT", "/v2.0/networks/" + f.overlap, network(map[string]any{"nsnet:host_gateway": true}), 400, "InvalidInput", "overlaps subnet"},
 		// nsnet:snat_address
 		{"snat address not an address", "PUT", lan, network(map[string]any{"nsnet:snat_address": "1.2.3"}), 400, "HTTPBadRequest", "Invalid input for nsnet:snat_address. Reason: '1.2.3' is not a valid IP address"},
 		{"snat address IPv6", "PUT", lan, network(map[string]any{"nsnet:snat_address": "2001:db8::1"}), 400, "HTTPBadRequest", "Invalid input for nsnet:snat_address. Reason: '2001:db8::1' is not an IPv4 address"},

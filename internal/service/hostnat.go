@@ -110,12 +110,21 @@ func checkHostAttrs(r store.Reader, n *model.Network) error {
 	case n.SNATAddress != nil && (!n.HostGateway || n.Uplink == nil):
 		return invalidInput("%s needs %s and %s", attrSNATAddress, attrHostGateway, attrUplink)
 	}
-	if n.Uplink == nil {
-		return nil
-	}
 	all, err := store.List[model.Network](r, store.Networks)
 	if err != nil {
 		return err
+	}
+	if n.HostGateway {
+		mine, err := subnetsOn(r, n.ID)
+		if err != nil {
+			return err
+		}
+		if err := checkHostRoutes(r, all, n.ID, mine); err != nil {
+			return err
+		}
+	}
+	if n.Uplink == nil {
+		return nil
 	}
 	for _, o := range all {
 		if o.ID == n.ID || o.Uplink == nil || *o.Uplink != *n.Uplink {
@@ -147,6 +156,37 @@ func checkHostGatewayUnused(r store.Reader, id string) error {
 		for _, sn := range subnets {
 			if p, err := netip.ParsePrefix(sn.CIDR); err == nil && p.Contains(a) {
 				return conflict("HostGatewayInUse", "Network %s cannot stop having the host as its gateway: published port %s sends connections to %s on it.", id, pp.ID, a)
+			}
+		}
+	}
+	return nil
+}
+
+// checkHostRoutes refuses subnets of host-gateway network networkID that
+// overlap a subnet of another host-gateway network: the host's routing
+// table has one connected route per prefix, and its nsnet table one
+// hairpin entry.
+func checkHostRoutes(r store.Reader, networks []model.Network, networkID string, subnets []model.Subnet) error {
+	hostGateway := map[string]bool{}
+	for _, n := range networks {
+		hostGateway[n.ID] = n.HostGateway && n.ID != networkID
+	}
+	others, err := store.List[model.Subnet](r, store.Subnets)
+	if err != nil {
+		return err
+	}
+	for _, sn := range subnets {
+		p, err := netip.ParsePrefix(sn.CIDR)
+		if err != nil {
+			continue
+		}
+		for _, o := range others {
+			if !hostGateway[o.NetworkID] {
+				continue
+			}
+			if op, err := netip.ParsePrefix(o.CIDR); err == nil && op.Overlaps(p) {
+				return invalidInput("subnet %s of a network whose gateway is the host overlaps subnet %s (%s) of network %s, whose gateway is the host too",
+					sn.CIDR, o.ID, o.CIDR, o.NetworkID)
 			}
 		}
 	}
