@@ -43,6 +43,22 @@ func hostNft(t *testing.T, e *Env) string {
 	return out
 }
 
+// checkOutbound checks that instance reaches the far host (ping, HTTP,
+// UDP to a udpServer on port 7) and that both connections arrive there
+// from wantSrc.
+func checkOutbound(t *testing.T, e *Env, instance string, up *upstream, far *httpServer, wantSrc string) {
+	t.Helper()
+	if out, err := e.In(instance, "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Errorf("%s cannot ping the far host: %v\n%s", instance, err, out)
+	}
+	if src := far.fetch(t, e.Netns(instance), "http://"+up.Far+"/"); src != wantSrc {
+		t.Errorf("%s → far host arrived from %s, want %s", instance, src, wantSrc)
+	}
+	if src := udpSource(t, e.Netns(instance), up.Far, "7"); src != wantSrc {
+		t.Errorf("%s → far host over UDP arrived from %q, want %s", instance, src, wantSrc)
+	}
+}
+
 // TestSeedHostNAT reproduces seed 000: a namespace whose gateway is the
 // host (192.168.45.2 on the bridge), masqueraded out of the host's eth0
 // (192.168.1.32), and host:8080 → myspace:80 from outside. The far host's
@@ -72,15 +88,7 @@ func TestSeedHostNAT(t *testing.T) {
 	}
 
 	// Step 8: masquerade. The far host sees the host's eth0 address.
-	if out, err := e.In("myspace", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
-		t.Errorf("myspace cannot ping the far host: %v\n%s", err, out)
-	}
-	if src := far.fetch(t, e.Netns("myspace"), "http://"+up.Far+"/"); src != "192.168.1.32" {
-		t.Errorf("myspace → far host arrived from %s, want the host's eth0 address 192.168.1.32", src)
-	}
-	if src := udpSource(t, e.Netns("myspace"), up.Far, "7"); src != "192.168.1.32" {
-		t.Errorf("myspace → far host over UDP arrived from %q, want 192.168.1.32", src)
-	}
+	checkOutbound(t, e, "myspace", up, far, "192.168.1.32")
 
 	// 2.3 DNAT: the far host reaches host:8080, which is myspace:80; the
 	// server sees the real client.
@@ -115,15 +123,7 @@ func TestSeedHostSNAT(t *testing.T) {
 	udpServer(t, up.FarNS, up.Far, "7")
 	applyExample(t, e, "seed-001-snat.yaml")
 
-	if out, err := e.In("lihui", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
-		t.Errorf("lihui cannot ping the far host: %v\n%s", err, out)
-	}
-	if src := far.fetch(t, e.Netns("lihui"), "http://"+up.Far+"/"); src != "192.168.38.116" {
-		t.Errorf("lihui → far host arrived from %s, want the fixed SNAT address 192.168.38.116", src)
-	}
-	if src := udpSource(t, e.Netns("lihui"), up.Far, "7"); src != "192.168.38.116" {
-		t.Errorf("lihui → far host over UDP arrived from %q, want 192.168.38.116", src)
-	}
+	checkOutbound(t, e, "lihui", up, far, "192.168.38.116")
 	if nft := hostNft(t, e); !strings.Contains(nft, "192.168.38.116") {
 		t.Errorf("the host's table has no SNAT to 192.168.38.116:\n%s", nft)
 	}

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -26,12 +25,6 @@ are the host's, so publishing them is for an admin.
 See them with:
   nft list map inet nsnet publish`,
 	})
-	ports := func(p *int, r string) string {
-		if p != nil {
-			return strconv.Itoa(*p)
-		}
-		return r
-	}
 	cmd.AddCommand(
 		a.publishedPortCreateCommand(),
 		listCommand(a, listSpec[model.PublishedPort]{

@@ -4,11 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -27,74 +24,10 @@ type ppInput struct {
 	model.PublishedPort
 }
 
-func ppPortAttr(name string, field func(*ppInput) **int) attr[ppInput] {
-	return attr[ppInput]{name: name, post: true, put: true, set: func(pp *ppInput, raw json.RawMessage) error {
-		if isNull(raw) {
-			*field(pp) = nil
-			return nil
-		}
-		n, err := parseInt(raw)
-		if err != nil {
-			return err
-		}
-		if err := checkPortNumber(n); err != nil {
-			return err
-		}
-		*field(pp) = &n
-		return nil
-	}}
-}
-
-func ppRangeAttr(name string, field func(*ppInput) *string) attr[ppInput] {
-	return attr[ppInput]{name: name, post: true, put: true, set: func(pp *ppInput, raw json.RawMessage) error {
-		if isNull(raw) {
-			*field(pp) = ""
-			return nil
-		}
-		s, err := parseString(raw, maxNameLen)
-		if err != nil {
-			var n int
-			if json.Unmarshal(raw, &n) != nil {
-				return err
-			}
-			s = strconv.Itoa(n)
-		}
-		r, err := parsePortRange(s)
-		*field(pp) = r.String()
-		return err
-	}}
-}
-
 var ppAttrs = append([]attr[ppInput]{
 	stringAttr("description", true, true, func(pp *ppInput) *string { return &pp.Description }),
-	{name: "protocol", post: true, put: true, required: true, set: func(pp *ppInput, raw json.RawMessage) error {
-		s, err := parseString(raw, maxNameLen)
-		if err != nil {
-			return err
-		}
-		s = strings.ToLower(s)
-		if s != "tcp" && s != "udp" {
-			return fmt.Errorf("'%s' is not in ['tcp', 'udp']", s)
-		}
-		pp.Protocol = s
-		return nil
-	}},
-	{name: "internal_ip_address", post: true, put: true, set: func(pp *ppInput, raw json.RawMessage) error {
-		if isNull(raw) {
-			pp.InternalIPAddress = ""
-			return nil
-		}
-		s, err := parseString(raw, maxNameLen)
-		if err != nil {
-			return err
-		}
-		a, err := parseAddr(s)
-		if err == nil && !a.Is4() {
-			err = fmt.Errorf("'%s' is not an IPv4 address", s)
-		}
-		pp.InternalIPAddress = a.String()
-		return err
-	}},
+	protocolAttr(func(pp *ppInput) *string { return &pp.Protocol }),
+	internalIPAttr(false, func(pp *ppInput) *string { return &pp.InternalIPAddress }),
 	{name: "internal_port_id", post: true, put: true, set: func(pp *ppInput, raw json.RawMessage) error {
 		if isNull(raw) {
 			pp.InternalPortID = ""
@@ -104,10 +37,10 @@ var ppAttrs = append([]attr[ppInput]{
 		pp.InternalPortID = s
 		return err
 	}},
-	ppPortAttr("host_port", func(pp *ppInput) **int { return &pp.HostPort }),
-	ppPortAttr("internal_port", func(pp *ppInput) **int { return &pp.InternalPort }),
-	ppRangeAttr("host_port_range", func(pp *ppInput) *string { return &pp.HostPortRange }),
-	ppRangeAttr("internal_port_range", func(pp *ppInput) *string { return &pp.InternalPortRange }),
+	portAttr("host_port", func(pp *ppInput) **int { return &pp.HostPort }),
+	portAttr("internal_port", func(pp *ppInput) **int { return &pp.InternalPort }),
+	rangeAttr("host_port_range", func(pp *ppInput) *string { return &pp.HostPortRange }),
+	rangeAttr("internal_port_range", func(pp *ppInput) *string { return &pp.InternalPortRange }),
 }, projectAttrs(func(pp *ppInput) *string { return &pp.ProjectID })...)
 
 // CreatePublishedPort publishes a host port.
