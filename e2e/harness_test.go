@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -311,9 +312,10 @@ func (e *Env) unixClient() *http.Client {
 func (e *Env) teardown() {
 	t := e.t
 	e.deleteRouters()
-	for _, collection := range []string{"ports", "instances", "subnets", "networks"} {
+	for _, collection := range []string{"nsnet/published-ports", "ports", "instances", "subnets", "networks"} {
 		_, body := e.API("GET", "/v2.0/"+collection, nil)
-		items, _ := body[collection].([]any)
+		key := strings.ReplaceAll(path.Base(collection), "-", "_")
+		items, _ := body[key].([]any)
 		for _, it := range items {
 			id := it.(map[string]any)["id"].(string)
 			if status, resp := e.API("DELETE", "/v2.0/"+collection+"/"+id, nil); status != 204 {

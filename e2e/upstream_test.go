@@ -12,25 +12,42 @@ import (
 	"time"
 )
 
-// upstream is "the internet" of a test: a gateway namespace plugged into an
-// external network's bridge, and a far host behind it. Neither is nsnet's:
-// the test builds them with ip, as a user would connect a real uplink.
+// upstream is "the internet" of a test: a gateway namespace with a cable
+// to the host (the uplink, a host interface), and a far host behind it.
+// Neither is nsnet's: the test builds them with ip, as a user would cable
+// a real uplink.
 type upstream struct {
-	Gateway string // the upstream router's address on the external network
+	Uplink  string // the host's end of the cable, in the host namespace
+	Gateway string // the upstream router's address on the cable
 	Far     string // the far host's address
 	FarNS   string
 }
 
-// buildUpstream plugs a gateway namespace holding gatewayCIDR into the
-// bridge of external network networkID and puts a far host at 203.0.113.1
-// behind it. Its namespaces carry their own prefix, so the leak check of
-// the daemon's prefix does not count them; they are removed at cleanup,
-// before the daemon's teardown runs.
+// buildUpstream connects external network networkID upstream the way
+// docs/NAT.md tells users to: it cables a gateway namespace holding
+// gatewayCIDR to the host (newUpstream) and names the host's end as the
+// network's uplink (nsnet network set --uplink), which nsnet plugs into
+// the network's bridge.
 func buildUpstream(t *testing.T, e *Env, networkID, gatewayCIDR string) *upstream {
 	t.Helper()
+	up := newUpstream(t, e, "", gatewayCIDR)
+	e.MustNsnet("network", "set", networkID, "--uplink", up.Uplink)
+	return up
+}
+
+// newUpstream cables a gateway namespace holding gatewayCIDR to the host
+// (a veth whose host end, called uplink or a random name for "", is left
+// down in the host namespace) and puts a far host at 203.0.113.1 behind it. Its namespaces carry their own prefix, so
+// the leak check of the daemon's prefix does not count them; they are
+// removed at cleanup, before the daemon's teardown runs, and the host's
+// end of the cable goes with them.
+func newUpstream(t *testing.T, e *Env, uplink, gatewayCIDR string) *upstream {
+	t.Helper()
 	p := "nsu" + randomHex(3) + "-"
+	if uplink == "" {
+		uplink = p + "up"
+	}
 	gw, far := p+"gw", p+"far"
-	bridge := "nsb-" + networkID[:11]
 	gwAddr, _, _ := strings.Cut(gatewayCIDR, "/")
 	t.Cleanup(func() {
 		for _, ns := range []string{gw, far} {
@@ -39,8 +56,7 @@ func buildUpstream(t *testing.T, e *Env, networkID, gatewayCIDR string) *upstrea
 	})
 	run(t, "ip", "netns", "add", gw)
 	run(t, "ip", "netns", "add", far)
-	run(t, "ip", "-n", e.HostNetns, "link", "add", p+"up", "type", "veth", "peer", "name", "eth0", "netns", gw)
-	run(t, "ip", "-n", e.HostNetns, "link", "set", p+"up", "master", bridge, "up")
+	run(t, "ip", "-n", e.HostNetns, "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", gw)
 	run(t, "ip", "-n", gw, "link", "add", "eth1", "type", "veth", "peer", "name", "eth0", "netns", far)
 	for _, c := range [][]string{
 		{"-n", gw, "addr", "add", gatewayCIDR, "dev", "eth0"},
@@ -56,7 +72,7 @@ func buildUpstream(t *testing.T, e *Env, networkID, gatewayCIDR string) *upstrea
 		run(t, "ip", c...)
 	}
 	run(t, "ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	return &upstream{Gateway: gwAddr, Far: "203.0.113.1", FarNS: far}
+	return &upstream{Uplink: uplink, Gateway: gwAddr, Far: "203.0.113.1", FarNS: far}
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -134,4 +150,44 @@ func (s *httpServer) fetch(t *testing.T, fromNetns, url string) string {
 		return nil
 	})
 	return src
+}
+
+// udpServer answers every datagram on addr:port in netns with the source
+// address it came from: the UDP twin of httpServer's access log.
+func udpServer(t *testing.T, netns, addr, port string) {
+	t.Helper()
+	script := `import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    data, peer = s.recvfrom(512)
+    s.sendto(peer[0].encode(), peer)
+`
+	cmd := exec.Command("ip", "netns", "exec", netns, "python3", "-c", script, addr, port)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+}
+
+// udpSource sends one datagram from netns to addr:port and returns what a
+// udpServer there answered: the source address it saw.
+func udpSource(t *testing.T, fromNetns, addr, port string) string {
+	t.Helper()
+	script := `import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+for _ in range(5):
+    s.sendto(b"who am i", (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(s.recvfrom(512)[0].decode())
+        break
+    except socket.timeout:
+        pass
+`
+	out, err := exec.Command("ip", "netns", "exec", fromNetns, "python3", "-c", script, addr, port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("udp to %s:%s from %s: %v\n%s", addr, port, fromNetns, err, out)
+	}
+	return strings.TrimSpace(string(out))
 }

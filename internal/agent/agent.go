@@ -93,8 +93,13 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
-	// nat holds the open nft tables of routers.
+	// nat holds the open nft tables of routers, and the host's.
 	nat natTables
+	// hostNATApplied is the host NAT last programmed, hostNATDone whether
+	// that worked, hostNATErr why not.
+	hostNATApplied hostNATSpec
+	hostNATDone    bool
+	hostNATErr     string
 }
 
 // Health is the agent's state for the status endpoint.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -27,6 +28,15 @@ func (k key) String() string { return string(k.kind) + "/" + k.id }
 // networkSpec is what the kernel must have for a network on this host.
 type networkSpec struct {
 	Bridge dataplane.BridgeSpec
+	// Uplink is the host interface the network reaches beyond the host
+	// by (nsnet:uplink): a port of the bridge when Bridged (an external
+	// network), the interface its NATed traffic leaves by otherwise.
+	Uplink  string
+	Bridged bool
+	// HostGateway: the bridge carries Gateway, the gateway address of
+	// each of its subnets (nsnet:host_gateway).
+	HostGateway bool
+	Gateway     []netip.Prefix
 }
 
 // instanceSpec is what the kernel must have for an instance.
@@ -59,7 +69,8 @@ func sameSpec(a, b any) bool {
 	switch a := a.(type) {
 	case networkSpec:
 		b, ok := b.(networkSpec)
-		return ok && a == b
+		return ok && a.Bridge == b.Bridge && a.Uplink == b.Uplink && a.Bridged == b.Bridged &&
+			a.HostGateway == b.HostGateway && slices.Equal(a.Gateway, b.Gateway)
 	case instanceSpec:
 		b, ok := b.(instanceSpec)
 		return ok && a == b
@@ -87,6 +98,7 @@ type desired struct {
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
 	routers   map[string]routerSpec
+	hostNAT   hostNATSpec
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -107,6 +119,7 @@ type snapshot struct {
 	routers   []model.Router
 	fips      []model.FloatingIP
 	forwards  []model.PortForwarding
+	published []model.PublishedPort
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -121,6 +134,7 @@ type records struct {
 	routers   recordCache[model.Router]
 	fips      recordCache[model.FloatingIP]
 	forwards  recordCache[model.PortForwarding]
+	published recordCache[model.PublishedPort]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -145,6 +159,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.forwards, err = c.forwards.list(r, store.PortForwardings); err != nil {
+		return nil, err
+	}
+	if s.published, err = c.published.list(r, store.PublishedPorts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -207,20 +224,33 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		routers:   map[string]routerSpec{},
 		fixed:     map[key]status{},
 	}
+	subnets, subnetsOf := map[string]model.Subnet{}, map[string][]model.Subnet{}
+	for _, sn := range s.subnets {
+		subnets[sn.ID] = sn
+		subnetsOf[sn.NetworkID] = append(subnetsOf[sn.NetworkID], sn)
+	}
 	networks := map[string]model.Network{}
+	byUplink := map[string][]nat.HostNetwork{}
 	for _, n := range s.networks {
 		networks[n.ID] = n
-		d.networks[n.ID] = networkSpec{Bridge: dataplane.BridgeSpec{
+		spec := networkSpec{Bridge: dataplane.BridgeSpec{
 			Name:  model.BridgeName(n.ID),
 			Alias: dataplane.NetworkAlias(n.ID),
 			MTU:   networkMTU(n),
 			Up:    n.AdminStateUp,
 		}}
+		if n.Uplink != nil {
+			spec.Uplink, spec.Bridged = *n.Uplink, !n.HostGateway
+		}
+		if n.HostGateway {
+			var nets []nat.HostNetwork
+			spec.HostGateway = true
+			spec.Gateway, nets = hostGateway(n, spec.Bridge.Name, subnetsOf[n.ID])
+			byUplink[spec.Uplink] = append(byUplink[spec.Uplink], nets...)
+		}
+		d.networks[n.ID] = spec
 	}
-	subnets := map[string]model.Subnet{}
-	for _, sn := range s.subnets {
-		subnets[sn.ID] = sn
-	}
+	addHostNAT(d, s, byUplink)
 
 	byNetns := map[string]string{}
 	// Oldest first: if two instances ever want one namespace, the one

@@ -36,8 +36,11 @@ type pass struct {
 	tried   map[key]any    // merged into Agent.tried at the end
 	good    map[key]bool
 	forget  []key // objects whose kernel state is gone
-	changes int
-	errors  int
+	// hostNATRan: the host's table was programmed in this pass, so the
+	// host-gateway networks, whose status follows it, are visited.
+	hostNATRan bool
+	changes    int
+	errors     int
 }
 
 // pass runs one pass and reports whether every object ended without error.
@@ -73,6 +76,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 
 	p.removeUnwanted()
+	p.ensureHostNAT()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
 	p.ensureRouters(ctx)
@@ -301,12 +305,10 @@ func parallel(n int, jobs []func()) {
 func (p *pass) ensureNetworks() {
 	for _, id := range sortedKeys(p.d.networks) {
 		spec := p.d.networks[id]
-		k := key{store.Networks, id}
-		if !p.needs(k, spec) {
+		if !p.needs(key{store.Networks, id}, spec) && !(spec.HostGateway && p.hostNATRan) {
 			continue
 		}
-		changed, err := dataplane.EnsureBridge(p.links, spec.Bridge)
-		p.record(k, spec, changed, err, status{model.StatusActive, ""})
+		p.ensureNetwork(id, spec)
 	}
 }
 

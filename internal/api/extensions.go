@@ -32,6 +32,8 @@ var extensions = []extension{
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00", []string{}},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2018-04-17T10:00:00-00:00", []string{}},
 	{"nsnet-instances", "nsnet instances", "Instances are named network namespaces; a port whose device_id is an instance id is plugged into it as a veth (nsnet:interface_name names it).", "2026-11-23T00:00:00-00:00", []string{}},
+	{"nsnet-uplink", "nsnet network uplink", "Network attribute nsnet:uplink names the host interface a network reaches beyond the host by: on a router:external network nsnet plugs it into the network's bridge (and releases it, never deleting it, when unset); on an nsnet:host_gateway network it is the interface NATed traffic leaves by.", "2026-11-23T00:00:00-00:00", []string{}},
+	{"nsnet-host-nat", "nsnet host NAT", "Network attributes nsnet:host_gateway (the subnets' gateway addresses on the bridge in the host namespace, which forwards for them) and nsnet:snat_address (a fixed source address out of nsnet:uplink instead of masquerade); /v2.0/nsnet/published-ports publishes host ports to addresses on such networks.", "2026-11-23T00:00:00-00:00", []string{}},
 	{"nsnet-wait", "nsnet wait for programming", "A write with header X-Nsnet-Wait: <duration> is answered once the agent has programmed it (X-Nsnet-Converged tells whether it had).", "2026-11-23T00:00:00-00:00", []string{}},
 }
 

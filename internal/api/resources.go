@@ -69,6 +69,9 @@ func (s *Server) resources() []resource {
 	rbac := bind[model.RBACPolicy]("rbac_policy", "rbac_policies", svc.CreateRBACPolicy, svc.UpdateRBACPolicy,
 		svc.DeleteRBACPolicy, svc.GetRBACPolicy, svc.ListRBACPolicies)
 	rbac.path = "rbac-policies"
+	published := bind[model.PublishedPort]("published_port", "published_ports", svc.CreatePublishedPort, svc.UpdatePublishedPort,
+		svc.DeletePublishedPort, svc.GetPublishedPort, svc.ListPublishedPorts)
+	published.path = "nsnet/published-ports"
 	return []resource{
 		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
 		bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets),
@@ -79,6 +82,7 @@ func (s *Server) resources() []resource {
 		bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP, svc.GetFloatingIP, svc.ListFloatingIPs),
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
+		published,
 	}
 }
 

@@ -279,6 +279,14 @@ func (a *app) forwardingsOf(cmd *cobra.Command, wait waitFlags, ref string) (*cl
 	return c, client.PortForwardings(fip), nil
 }
 
+// ports shows a port, or a port range when there is no single port.
+func ports(p *int, r string) string {
+	if p != nil {
+		return strconv.Itoa(*p)
+	}
+	return r
+}
+
 // protocolPort puts a --internal/--external-protocol-port value (PORT or
 // FIRST:LAST) into body as key_port or key_port_range.
 func protocolPort(cmd *cobra.Command, body map[string]any, flag, key, v string) error {
@@ -385,12 +393,6 @@ func (a *app) portForwardingListCommand() *cobra.Command {
 			if err := json.Unmarshal(raw, &items[i]); err != nil {
 				return fmt.Errorf("decode port forwarding: %w", err)
 			}
-		}
-		ports := func(p *int, r string) string {
-			if p != nil {
-				return strconv.Itoa(*p)
-			}
-			return r
 		}
 		return printTable(cmd.OutOrStdout(), items, []column[model.PortForwarding]{
 			{"ID", func(pf model.PortForwarding) string { return pf.ID }},

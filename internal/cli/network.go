@@ -54,6 +54,8 @@ See the bridge and what is plugged into it with:
 type networkFlags struct {
 	mtu         int
 	description string
+	uplink      string
+	snatAddress string
 }
 
 func (f *networkFlags) add(cmd *cobra.Command) {
@@ -68,13 +70,20 @@ func (f *networkFlags) add(cmd *cobra.Command) {
 	fs.Bool("disable", false, "set the network administratively down")
 	fs.Bool("enable-port-security", false, "enable anti-spoofing on the network's new ports (the default)")
 	fs.Bool("disable-port-security", false, "disable anti-spoofing on the network's new ports")
+	fs.StringVar(&f.uplink, "uplink", "", "host interface connecting the network upstream: bridged into an --external network, NATed out of by a --host-gateway one (admin)")
+	fs.Bool("no-uplink", false, "release the uplink (nsnet never deletes it)")
+	fs.Bool("host-gateway", false, "make the host the network's gateway: each subnet's gateway address on the bridge, forwarding and NAT on the host (admin)")
+	fs.Bool("no-host-gateway", false, "the host is not the network's gateway (the default)")
+	fs.StringVar(&f.snatAddress, "snat-address", "", "with --host-gateway: leave the uplink from this fixed address instead of masquerading (admin)")
+	fs.Bool("no-snat-address", false, "masquerade again (the default)")
 }
 
 // body is the request body the flags ask for; only given flags appear, so
 // that the server's defaults (on create) and current values (on set) stay.
 func (f *networkFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	if err := exclusive(cmd, [2]string{"share", "no-share"}, [2]string{"external", "internal"},
-		[2]string{"enable", "disable"}, [2]string{"enable-port-security", "disable-port-security"}); err != nil {
+		[2]string{"enable", "disable"}, [2]string{"enable-port-security", "disable-port-security"},
+		[2]string{"uplink", "no-uplink"}, [2]string{"host-gateway", "no-host-gateway"}, [2]string{"snat-address", "no-snat-address"}); err != nil {
 		return nil, err
 	}
 	body := map[string]any{}
@@ -88,6 +97,9 @@ func (f *networkFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	setBoolPair(cmd, body, "router:external", "external", "internal")
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
 	setBoolPair(cmd, body, "port_security_enabled", "enable-port-security", "disable-port-security")
+	setBoolPair(cmd, body, "nsnet:host_gateway", "host-gateway", "no-host-gateway")
+	setOrClear(cmd, body, "nsnet:uplink", "uplink", f.uplink, "no-uplink")
+	setOrClear(cmd, body, "nsnet:snat_address", "snat-address", f.snatAddress, "no-snat-address")
 	putRename(cmd, body)
 	return body, nil
 }
@@ -104,7 +116,14 @@ nsb-<id prefix>, on the hosts that need it. Give it a subnet next, so that
 its ports get addresses.`,
 		Example: `  nsnet network create blue-net
   nsnet network create jumbo --mtu 9000
-  nsnet network create public --external --share`,
+  nsnet network create public --external --share
+
+  # Connect an external network upstream: eth1 becomes a port of its bridge.
+  nsnet network create public --external --uplink eth1
+
+  # Host NAT (docker's bridge network): the host is the gateway, and
+  # masquerades the network's traffic out of eth0.
+  nsnet network create lan --host-gateway --uplink eth0`,
 		Args: exactArgs(1, "the new network's name"),
 	}
 	flags.add(cmd)
@@ -141,7 +160,9 @@ func (a *app) networkSetCommand() *cobra.Command {
 MTU is set on the bridge and on every veth of the network.`,
 		Example: `  nsnet network set blue-net --name blue
   nsnet network set blue-net --mtu 9000
-  nsnet network set blue-net --disable`,
+  nsnet network set blue-net --disable
+  nsnet network set public --uplink eth2
+  nsnet network set lan --snat-address 192.0.2.10`,
 		Args:              exactArgs(1, "one network name or id"),
 		ValidArgsFunction: a.completeNames(client.Networks, 1),
 	}
@@ -173,4 +194,15 @@ MTU is set on the bridge and on every veth of the network.`,
 		})
 	}
 	return cmd
+}
+
+// setOrClear puts flag's value into body as key, or null with the flag
+// clear.
+func setOrClear(cmd *cobra.Command, body map[string]any, key, flag, value, clear string) {
+	switch {
+	case cmd.Flags().Changed(flag):
+		body[key] = value
+	case cmd.Flags().Changed(clear):
+		body[key] = nil
+	}
 }

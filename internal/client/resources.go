@@ -27,6 +27,9 @@ const (
 	// FloatingIPs are floating IPs; their port forwardings are the
 	// collection PortForwardings(id).
 	FloatingIPs Collection = "floatingips"
+	// PublishedPorts are the host's published ports (host NAT), an nsnet
+	// extension: their URL segment has a dash, their JSON name not.
+	PublishedPorts Collection = "nsnet/published-ports"
 )
 
 // PortForwardings is the collection of the port forwardings of floating IP
@@ -45,7 +48,7 @@ func (c Collection) nameKey() string {
 }
 
 // name is the collection's JSON name: the last segment of its path.
-func (c Collection) name() string { return path.Base(string(c)) }
+func (c Collection) name() string { return strings.ReplaceAll(path.Base(string(c)), "-", "_") }
 
 // Singular is the collection's member name, the key of create, show and
 // update envelopes ({"network": {…}}).

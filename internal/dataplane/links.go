@@ -217,3 +217,59 @@ func setLinkAttrs(l *Links, link netlink.Link, want linkState) (changed bool, er
 	}
 	return changed, err
 }
+
+// ErrNoUplink is AttachUplink's answer when the interface does not exist
+// (yet): the caller reports it and tries again later.
+var ErrNoUplink = errors.New("does not exist in the host namespace")
+
+// AttachUplink makes the host interface uplink a port of nsnet's bridge
+// (labelled alias) and sets it up: an external network connected upstream
+// (nsnet:uplink). The interface is the user's: nsnet never creates,
+// deletes or relabels it, and refuses one that is nsnet's own, or a port
+// of another bridge.
+func AttachUplink(l *Links, uplink, bridge, alias string) (changed bool, err error) {
+	br, err := l.Get(bridge)
+	if err != nil {
+		return false, err
+	}
+	if br == nil || !owns(br, alias) {
+		return false, fmt.Errorf("bridge %s is not nsnet's network bridge", bridge)
+	}
+	link, err := l.Get(uplink)
+	if err != nil {
+		return false, err
+	}
+	if link == nil {
+		return false, fmt.Errorf("uplink %s %w", uplink, ErrNoUplink)
+	}
+	a := link.Attrs()
+	if _, _, ours := ParseAlias(a.Alias); ours {
+		return false, fmt.Errorf("uplink %s is nsnet's own link (%s), not a host interface", uplink, a.Alias)
+	}
+	if link.Type() == "bridge" {
+		return false, fmt.Errorf("uplink %s is a bridge; name an interface to plug into the network's bridge", uplink)
+	}
+	if a.MasterIndex != 0 && a.MasterIndex != br.Attrs().Index {
+		return false, fmt.Errorf("uplink %s is already a port of another master (ifindex %d)", uplink, a.MasterIndex)
+	}
+	return setLinkAttrs(l, link, linkState{Alias: a.Alias, Master: br.Attrs().Index, Up: true})
+}
+
+// ReleaseUplink takes the host interface uplink out of nsnet's bridge, if
+// it is still a port of it (nomaster), and leaves it otherwise as it is:
+// it is not nsnet's to delete.
+func ReleaseUplink(l *Links, uplink, bridge string) (changed bool, err error) {
+	link, err := l.Get(uplink)
+	if err != nil || link == nil {
+		return false, err
+	}
+	br, err := l.Get(bridge)
+	if err != nil || br == nil || link.Attrs().MasterIndex != br.Attrs().Index {
+		return false, err
+	}
+	defer l.forget(uplink)
+	if err := l.h.LinkSetNoMaster(link); err != nil {
+		return false, fmt.Errorf("release uplink %s from %s: %w", uplink, bridge, err)
+	}
+	return true, nil
+}

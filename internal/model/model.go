@@ -68,6 +68,19 @@ type Network struct {
 	IPv4AddressScope      *string  `json:"ipv4_address_scope"`
 	IPv6AddressScope      *string  `json:"ipv6_address_scope"`
 	L2Adjacency           bool     `json:"l2_adjacency"`
+	// Uplink is the host interface by which the network reaches beyond
+	// the host (nsnet-uplink; docs/NAT.md): bridged into the network's
+	// bridge on a router:external network, the interface NATed traffic
+	// leaves by on a HostGateway one. nil: none.
+	Uplink *string `json:"nsnet:uplink"`
+	// HostGateway puts each subnet's gateway address on the network's
+	// bridge in the host namespace, which forwards and NATs for it
+	// (nsnet-host-nat).
+	HostGateway bool `json:"nsnet:host_gateway"`
+	// SNATAddress is the fixed source address of a host-gateway
+	// network's connections leaving by its uplink; nil masquerades.
+	SNATAddress  *string `json:"nsnet:snat_address"`
+	StatusReason string  `json:"nsnet:status_reason,omitempty"`
 	Standard
 }
 

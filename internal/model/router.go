@@ -83,3 +83,19 @@ type PortForwarding struct {
 	InternalPortID    string `json:"internal_port_id"`
 	Description       string `json:"description"`
 }
+
+// PublishedPort sends connections to a protocol and host port (range) on
+// any address of the host to an address and port (range) on a network
+// whose gateway is the host (nsnet:host_gateway): docker's -p 8080:80.
+type PublishedPort struct {
+	ID                string `json:"id"`
+	ProjectID         string `json:"project_id"`
+	Protocol          string `json:"protocol"`
+	HostPort          *int   `json:"host_port"`
+	HostPortRange     string `json:"host_port_range,omitempty"`
+	InternalIPAddress string `json:"internal_ip_address"`
+	InternalPortID    string `json:"internal_port_id"`
+	InternalPort      *int   `json:"internal_port"`
+	InternalPortRange string `json:"internal_port_range,omitempty"`
+	Description       string `json:"description"`
+}

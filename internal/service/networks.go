@@ -44,7 +44,7 @@ var networkAttrs = append([]attr[model.Network]{
 		n.AvailabilityZoneHints = hints
 		return err
 	}},
-}, projectAttrs(func(n *model.Network) *string { return &n.ProjectID })...)
+}, append(hostNetworkAttrs, projectAttrs(func(n *model.Network) *string { return &n.ProjectID })...)...)
 
 // CreateNetwork creates a network from the attributes of a POST. `shared`
 // and `router:external` are admin-only, as in Neutron; each comes with its
@@ -77,11 +77,17 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 			return Result[model.Network]{}, denied("create_network", a.rule)
 		}
 	}
+	if name, given := hostAttrGiven(in); given && !caller(ctx).IsAdmin() {
+		return Result[model.Network]{}, denied("create_network", "create_network:"+name)
+	}
 	shared := n.Shared
 	n.Shared = false // not stored: RBAC policies say who it is shared with
 	n.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		if err := s.checkQuota(tx, n.ProjectID, quotaNetwork); err != nil {
+			return err
+		}
+		if err := checkHostAttrs(tx, &n); err != nil {
 			return err
 		}
 		if shared {
@@ -116,6 +122,8 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		}
 		for _, a := range []struct{ attr, rule string }{
 			{"shared", "update_network:shared"}, {"router:external", "update_network:router:external"},
+			{attrUplink, "update_network:" + attrUplink}, {attrHostGateway, "update_network:" + attrHostGateway},
+			{attrSNATAddress, "update_network:" + attrSNATAddress},
 		} {
 			if _, given := in[a.attr]; given && !caller(ctx).IsAdmin() {
 				return denied("update_network", a.rule)
@@ -123,9 +131,17 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		}
 		_, wasShared := acc.wildcard(id, model.ActionAccessAsShared)
 		n.Shared = wasShared
-		wasExternal := n.RouterExternal
+		wasExternal, wasHostGateway := n.RouterExternal, n.HostGateway
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
 			return err
+		}
+		if err := checkHostAttrs(tx, &n); err != nil {
+			return err
+		}
+		if wasHostGateway && !n.HostGateway {
+			if err := checkHostGatewayUnused(tx, id); err != nil {
+				return err
+			}
 		}
 		if wasExternal && !n.RouterExternal {
 			if err := checkNoExternalPorts(tx, id); err != nil {
@@ -304,9 +320,9 @@ func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets [
 	if n.AvailabilityZoneHints == nil {
 		n.AvailabilityZoneHints = []string{}
 	}
-	n.Status, _ = s.statusOf(store.Networks, n.ID)
+	n.Status, n.StatusReason = s.statusOf(store.Networks, n.ID)
 	if !n.AdminStateUp {
-		n.Status = model.StatusDown
+		n.Status, n.StatusReason = model.StatusDown, ""
 	}
 }
 

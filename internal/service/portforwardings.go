@@ -52,8 +52,9 @@ func parsePortRange(s string) (portRange, error) {
 	return portRange{a, b}, nil
 }
 
-func portAttr(name string, field func(*pfInput) **int) attr[pfInput] {
-	return attr[pfInput]{name: name, post: true, put: true, set: func(pf *pfInput, raw json.RawMessage) error {
+// portAttr is a TCP/UDP port attribute (external_port, host_port, …).
+func portAttr[T any](name string, field func(*T) **int) attr[T] {
+	return attr[T]{name: name, post: true, put: true, set: func(pf *T, raw json.RawMessage) error {
 		if isNull(raw) {
 			*field(pf) = nil
 			return nil
@@ -70,8 +71,9 @@ func portAttr(name string, field func(*pfInput) **int) attr[pfInput] {
 	}}
 }
 
-func rangeAttr(name string, field func(*pfInput) *string) attr[pfInput] {
-	return attr[pfInput]{name: name, post: true, put: true, set: func(pf *pfInput, raw json.RawMessage) error {
+// rangeAttr is a port range attribute, "FIRST:LAST".
+func rangeAttr[T any](name string, field func(*T) *string) attr[T] {
+	return attr[T]{name: name, post: true, put: true, set: func(pf *T, raw json.RawMessage) error {
 		if isNull(raw) {
 			*field(pf) = ""
 			return nil
@@ -90,9 +92,9 @@ func rangeAttr(name string, field func(*pfInput) *string) attr[pfInput] {
 	}}
 }
 
-var pfAttrs = append([]attr[pfInput]{
-	stringAttr("description", true, true, func(pf *pfInput) *string { return &pf.Description }),
-	{name: "protocol", post: true, put: true, required: true, set: func(pf *pfInput, raw json.RawMessage) error {
+// protocolAttr is the required protocol of a forwarding: tcp or udp.
+func protocolAttr[T any](field func(*T) *string) attr[T] {
+	return attr[T]{name: "protocol", post: true, put: true, required: true, set: func(obj *T, raw json.RawMessage) error {
 		s, err := parseString(raw, maxNameLen)
 		if err != nil {
 			return err
@@ -101,10 +103,19 @@ var pfAttrs = append([]attr[pfInput]{
 		if s != "tcp" && s != "udp" {
 			return fmt.Errorf("'%s' is not in ['tcp', 'udp']", s)
 		}
-		pf.Protocol = s
+		*field(obj) = s
 		return nil
-	}},
-	{name: "internal_ip_address", post: true, put: true, required: true, set: func(pf *pfInput, raw json.RawMessage) error {
+	}}
+}
+
+// internalIPAttr is the IPv4 address a forwarding goes to; one that is
+// not required may be null ("").
+func internalIPAttr[T any](required bool, field func(*T) *string) attr[T] {
+	return attr[T]{name: "internal_ip_address", post: true, put: true, required: required, set: func(obj *T, raw json.RawMessage) error {
+		if !required && isNull(raw) {
+			*field(obj) = ""
+			return nil
+		}
 		s, err := parseString(raw, maxNameLen)
 		if err != nil {
 			return err
@@ -113,9 +124,15 @@ var pfAttrs = append([]attr[pfInput]{
 		if err == nil && !a.Is4() {
 			err = fmt.Errorf("'%s' is not an IPv4 address", s)
 		}
-		pf.InternalIPAddress = a.String()
+		*field(obj) = a.String()
 		return err
-	}},
+	}}
+}
+
+var pfAttrs = append([]attr[pfInput]{
+	stringAttr("description", true, true, func(pf *pfInput) *string { return &pf.Description }),
+	protocolAttr(func(pf *pfInput) *string { return &pf.Protocol }),
+	internalIPAttr(true, func(pf *pfInput) *string { return &pf.InternalIPAddress }),
 	{name: "internal_port_id", post: true, put: true, required: true, set: func(pf *pfInput, raw json.RawMessage) error {
 		s, err := parseString(raw, maxNameLen)
 		pf.InternalPortID = s
@@ -131,11 +148,11 @@ var pfAttrs = append([]attr[pfInput]{
 // range of one port to the port itself, and checks that exactly one form
 // of each was given and that they relate N to N or N to 1.
 func (pf *pfInput) ports(given Attrs) (ext, in portRange, err error) {
-	ext, err = pickPorts(&pf.ExternalPort, &pf.ExternalPortRange, "external", given)
+	ext, err = pickPorts(&pf.ExternalPort, &pf.ExternalPortRange, "external", given, pfResource)
 	if err != nil {
 		return
 	}
-	in, err = pickPorts(&pf.InternalPort, &pf.InternalPortRange, "internal", given)
+	in, err = pickPorts(&pf.InternalPort, &pf.InternalPortRange, "internal", given, pfResource)
 	if err != nil {
 		return
 	}
@@ -147,12 +164,12 @@ func (pf *pfInput) ports(given Attrs) (ext, in portRange, err error) {
 
 // pickPorts settles a port/port_range pair: the one the request gave wins
 // over the stored other (an update may switch forms).
-func pickPorts(port **int, rng *string, side string, given Attrs) (portRange, error) {
+func pickPorts(port **int, rng *string, side string, given Attrs, resource string) (portRange, error) {
 	_, portGiven := given[side+"_port"]
 	_, rangeGiven := given[side+"_port_range"]
 	switch {
 	case portGiven && rangeGiven && *port != nil && *rng != "":
-		return portRange{}, badResource(pfResource, "You cannot specify both %s_port and %s_port_range", side, side)
+		return portRange{}, badResource(resource, "You cannot specify both %s_port and %s_port_range", side, side)
 	case portGiven && *port != nil:
 		*rng = ""
 	case rangeGiven && *rng != "":
@@ -166,7 +183,7 @@ func pickPorts(port **int, rng *string, side string, given Attrs) (portRange, er
 		return r, nil
 	}
 	if *port == nil {
-		return portRange{}, badResource(pfResource, "You must specify either %s_port or %s_port_range", side, side)
+		return portRange{}, badResource(resource, "You must specify either %s_port or %s_port_range", side, side)
 	}
 	return singlePort(**port), nil
 }

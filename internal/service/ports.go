@@ -434,6 +434,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err := disassociatePort(tx, id); err != nil {
 			return err
 		}
+		if err := deletePublishedTo(tx, id); err != nil {
+			return err
+		}
 		return tx.Delete(store.Ports, id)
 	})
 }

@@ -183,6 +183,15 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 		if err := checkSubnet(&sn, siblings); err != nil {
 			return err
 		}
+		if network.HostGateway {
+			networks, err := store.List[model.Network](tx, store.Networks)
+			if err != nil {
+				return err
+			}
+			if err := checkHostRoutes(tx, networks, network.ID, []model.Subnet{sn.Subnet}); err != nil {
+				return err
+			}
+		}
 		sn.Touch(s.now())
 		return tx.Put(store.Subnets, sn.ID, sn.Subnet)
 	})

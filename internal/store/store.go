@@ -32,10 +32,12 @@ const (
 	Routers         Kind = "routers"
 	FloatingIPs     Kind = "floatingips"
 	PortForwardings Kind = "port_forwardings"
+	// PublishedPorts are the host's published ports (host NAT).
+	PublishedPorts Kind = "published_ports"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

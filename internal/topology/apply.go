@@ -43,6 +43,9 @@ func LoadState(ctx context.Context, c *client.Client) (State, error) {
 		}
 		st.PortForwardings = append(st.PortForwardings, pfs...)
 	}
+	if st.PublishedPorts, err = client.List[model.PublishedPort](ctx, c, client.PublishedPorts, nil); err != nil {
+		return st, fmt.Errorf("read published ports: %w", err)
+	}
 	return st, nil
 }
 

@@ -31,6 +31,9 @@ func (p *planner) network(n Network) Step {
 		putBool(s.Attrs, "router:external", n.External)
 		putBool(s.Attrs, "admin_state_up", n.AdminStateUp)
 		putBool(s.Attrs, "port_security_enabled", n.PortSecurityEnabled)
+		putBool(s.Attrs, "nsnet:host_gateway", n.HostGateway)
+		putOptional(s.Attrs, "nsnet:uplink", n.Uplink)
+		putOptional(s.Attrs, "nsnet:snat_address", n.SNATAddress)
 		return s
 	}
 	cur := p.networkByID(s.ID)
@@ -41,7 +44,35 @@ func (p *planner) network(n Network) Step {
 	setBool(&s, "router:external", cur.RouterExternal, n.External)
 	setBool(&s, "admin_state_up", cur.AdminStateUp, n.AdminStateUp)
 	setBool(&s, "port_security_enabled", cur.PortSecurityEnabled, n.PortSecurityEnabled)
+	setBool(&s, "nsnet:host_gateway", cur.HostGateway, n.HostGateway)
+	setOptional(&s, "nsnet:uplink", cur.Uplink, n.Uplink)
+	setOptional(&s, "nsnet:snat_address", cur.SNATAddress, n.SNATAddress)
 	return finish(s)
+}
+
+// putOptional puts a string attribute that the file may give empty to
+// mean "none" (null).
+func putOptional(m map[string]any, key string, v *string) {
+	switch {
+	case v == nil:
+	case *v == "":
+		m[key] = nil
+	default:
+		m[key] = *v
+	}
+}
+
+func setOptional(s *Step, field string, cur, want *string) {
+	if want == nil {
+		return
+	}
+	c := ""
+	if cur != nil {
+		c = *cur
+	}
+	if s.change(field, c, *want) {
+		putOptional(s.Attrs, field, want)
+	}
 }
 
 func (p *planner) subnet(sn Subnet) Step {

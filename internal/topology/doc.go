@@ -20,7 +20,10 @@
 //	networks:
 //	  - name: bridge
 //	    mtu: 1500                # optional: mtu, shared, external,
-//	                             # admin_state_up, port_security_enabled
+//	                             # admin_state_up, port_security_enabled,
+//	                             # uplink, host_gateway, snat_address
+//	                             # (docs/NAT.md; "" clears uplink or
+//	                             # snat_address)
 //	    subnets:                 # subnets may nest in their network…
 //	      - name: bridge-v4
 //	        cidr: 192.168.24.0/24
@@ -60,6 +63,11 @@
 //	    internal_port: 80
 //	    port: red-eth0
 //	    internal_ip_address: 192.168.24.10
+//	published_ports:             # the host's (host_gateway networks), named
+//	  - protocol: tcp            # by protocol and host port
+//	    host_port: 8080
+//	    port: red-eth0           # and/or internal_ip_address
+//	    internal_port: 80
 //
 // Parsing is strict: an unknown key, a key given twice or a key with no
 // value is an error naming the key and its line. A key left out means "the
@@ -71,7 +79,7 @@
 // Resources are matched to nsnet's by kind and name. apply creates what is
 // missing, in dependency order (instances, networks, subnets, ports,
 // routers — each followed by the subnets it attaches and its routes —,
-// floating IPs, port forwardings), and
+// floating IPs, port forwardings, published ports), and
 // updates fields that differ, only with the API's updatable attributes. If
 // a field the API cannot change differs (a subnet's cidr or network, a
 // port's network), apply stops before changing anything and says which
@@ -92,12 +100,13 @@
 //
 // Floating IPs and port forwardings have no name in the API: the file names
 // a floating IP by its address (so choosing it, the admin's in Neutron,
-// makes apply repeatable) and a port forwarding by its floating IP,
-// protocol and external port. Both carry the marker in their description.
+// makes apply repeatable), a port forwarding by its floating IP, protocol
+// and external port, and a published port by its protocol and host port.
+// All carry the marker in their description.
 // Deleting a router (destroy, prune) first clears its routes and detaches
 // its subnets, as the API requires.
 //
-// destroy deletes the resources the file names, port forwardings and
-// floating IPs first, then routers, ports, and instances last; ones already
+// destroy deletes the resources the file names, published ports, port
+// forwardings and floating IPs first, then routers, ports, and instances last; ones already
 // gone are fine.
 package topology

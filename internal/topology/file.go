@@ -26,6 +26,7 @@ type File struct {
 	Routers         []Router         `yaml:"routers"`
 	FloatingIPs     []FloatingIP     `yaml:"floating_ips"`
 	PortForwardings []PortForwarding `yaml:"port_forwardings"`
+	PublishedPorts  []PublishedPort  `yaml:"published_ports"`
 
 	// Path is where the file was read from, for messages.
 	Path string `yaml:"-"`
@@ -40,14 +41,20 @@ type Instance struct {
 // Network is a network the file wants. Nil pointers are fields left to the
 // server.
 type Network struct {
-	Name                string   `yaml:"name"`
-	MTU                 *int     `yaml:"mtu"`
-	Shared              *bool    `yaml:"shared"`
-	External            *bool    `yaml:"external"`
-	AdminStateUp        *bool    `yaml:"admin_state_up"`
-	PortSecurityEnabled *bool    `yaml:"port_security_enabled"`
-	Subnets             []Subnet `yaml:"subnets"`
-	Line                int      `yaml:"-"`
+	Name                string `yaml:"name"`
+	MTU                 *int   `yaml:"mtu"`
+	Shared              *bool  `yaml:"shared"`
+	External            *bool  `yaml:"external"`
+	AdminStateUp        *bool  `yaml:"admin_state_up"`
+	PortSecurityEnabled *bool  `yaml:"port_security_enabled"`
+	// Uplink, HostGateway and SNATAddress are nsnet's host attributes
+	// (nsnet:uplink, …; docs/NAT.md); an empty uplink or SNAT address
+	// clears it.
+	Uplink      *string  `yaml:"uplink"`
+	HostGateway *bool    `yaml:"host_gateway"`
+	SNATAddress *string  `yaml:"snat_address"`
+	Subnets     []Subnet `yaml:"subnets"`
+	Line        int      `yaml:"-"`
 }
 
 // Subnet is a subnet the file wants. Nil pointers and nil slices are fields

@@ -113,12 +113,12 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			src:  "name: x\nrouter: []\n",
-			want: []string{`t.yaml:2: top level: unknown key "router"; known keys: floating_ips, instances, name, networks, port_forwardings, ports, routers, subnets`},
+			want: []string{`t.yaml:2: top level: unknown key "router"; known keys: floating_ips, instances, name, networks, port_forwardings, ports, published_ports, routers, subnets`},
 		},
 		{
 			name: "unknown nested key with its line",
 			src:  "name: x\nnetworks:\n  - name: a\n    mtus: 1500\n",
-			want: []string{`t.yaml:4: networks[0]: unknown key "mtus"; known keys: admin_state_up, external, mtu,`},
+			want: []string{`t.yaml:4: networks[0]: unknown key "mtus"; known keys: admin_state_up, external, host_gateway, mtu,`},
 		},
 		{
 			name: "unknown key deep inside",

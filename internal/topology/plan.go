@@ -27,6 +27,8 @@ type State struct {
 	Routers         []model.Router
 	FloatingIPs     []model.FloatingIP
 	PortForwardings []model.PortForwarding
+	// PublishedPorts are the host's (host NAT).
+	PublishedPorts []model.PublishedPort
 }
 
 // Action is what a plan does to one resource.
@@ -143,6 +145,7 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	var steps []Step
 	if opts.Prune {
 		steps = append(steps, p.prune(forwardings)...)
+		steps = append(steps, p.prune(client.PublishedPorts)...)
 		steps = append(steps, p.prune(client.FloatingIPs)...)
 		steps = append(steps, p.prune(client.Ports)...)
 	}
@@ -166,6 +169,9 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	}
 	for _, pf := range f.PortForwardings {
 		steps = append(steps, p.forwarding(pf))
+	}
+	for _, pp := range f.PublishedPorts {
+		steps = append(steps, p.published(pp))
 	}
 	// Ports go first and the rest last: a pruned port may hold an address
 	// or interface name the file gives another port, while pruned subnets,
@@ -196,6 +202,9 @@ func PlanDestroy(f *File, st State) (*Plan, error) {
 		default:
 			steps = append(steps, p.deleteSteps(col, name, id, "")...)
 		}
+	}
+	for i := len(f.PublishedPorts) - 1; i >= 0; i-- {
+		add(client.PublishedPorts, f.PublishedPorts[i].key(), f.PublishedPorts[i].Line)
 	}
 	for i := len(f.PortForwardings) - 1; i >= 0; i-- {
 		add(forwardings, f.PortForwardings[i].key(), f.PortForwardings[i].Line)
@@ -275,6 +284,7 @@ func newPlanner(f *File, st State) *planner {
 		p.named(client.Ports, pt.Name)
 	}
 	p.indexL3()
+	p.indexPublished()
 	return p
 }
 

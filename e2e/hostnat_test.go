@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// hostWithUplink is the host of seeds 000–002 before nsnet: a cable eth0
+// to the outside (an upstream gateway at gatewayCIDR and the far host
+// 203.0.113.1 behind it), the host's own addresses on it and its default
+// route through the gateway. That is the admin's configuration, not
+// nsnet's; nsnet is only told that eth0 is the way out.
+func hostWithUplink(t *testing.T, e *Env, gatewayCIDR string, hostCIDRs ...string) *upstream {
+	t.Helper()
+	up := newUpstream(t, e, "eth0", gatewayCIDR)
+	for _, cidr := range hostCIDRs {
+		run(t, "ip", "-n", e.HostNetns, "addr", "add", cidr, "dev", "eth0")
+	}
+	run(t, "ip", "-n", e.HostNetns, "link", "set", "eth0", "up")
+	run(t, "ip", "-n", e.HostNetns, "route", "add", "default", "via", up.Gateway)
+	return up
+}
+
+// applyExample applies one of examples/ and logs how long it took.
+func applyExample(t *testing.T, e *Env, name string) {
+	t.Helper()
+	start := time.Now()
+	out := e.MustNsnet("apply", "-f", "../examples/"+name)
+	t.Logf("nsnet apply -f examples/%s took %v", name, time.Since(start))
+	if strings.Contains(out, "warning") {
+		t.Errorf("apply of %s left something unprogrammed:\n%s", name, out)
+	}
+}
+
+// hostNft lists the host's nsnet table.
+func hostNft(t *testing.T, e *Env) string {
+	t.Helper()
+	out, err := runOut("ip", "netns", "exec", e.HostNetns, "nft", "list", "table", "inet", "nsnet")
+	if err != nil {
+		t.Fatalf("the host has no nsnet table: %v\n%s", err, out)
+	}
+	return out
+}
+
+// checkOutbound checks that instance reaches the far host (ping, HTTP,
+// UDP to a udpServer on port 7) and that both connections arrive there
+// from wantSrc.
+func checkOutbound(t *testing.T, e *Env, instance string, up *upstream, far *httpServer, wantSrc string) {
+	t.Helper()
+	if out, err := e.In(instance, "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Errorf("%s cannot ping the far host: %v\n%s", instance, err, out)
+	}
+	if src := far.fetch(t, e.Netns(instance), "http://"+up.Far+"/"); src != wantSrc {
+		t.Errorf("%s → far host arrived from %s, want %s", instance, src, wantSrc)
+	}
+	if src := udpSource(t, e.Netns(instance), up.Far, "7"); src != wantSrc {
+		t.Errorf("%s → far host over UDP arrived from %q, want %s", instance, src, wantSrc)
+	}
+}
+
+// TestSeedHostNAT reproduces seed 000: a namespace whose gateway is the
+// host (192.168.45.2 on the bridge), masqueraded out of the host's eth0
+// (192.168.1.32), and host:8080 → myspace:80 from outside. The far host's
+// logs tell which source address arrived, as the seed's tcpdump does.
+func TestSeedHostNAT(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "192.168.1.1/24", "192.168.1.32/24")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+	udpServer(t, up.FarNS, up.Far, "7")
+	applyExample(t, e, "seed-000-host-nat.yaml")
+
+	// Steps 4, 6, 7: the gateway address on the host's side (the bridge),
+	// the namespace's default route through it, forwarding on.
+	net := jsonOf(t, e.MustNsnet("network", "show", "myspace-net", "-o", "json"))
+	bridge := "nsb-" + net["id"].(string)[:11]
+	if out, _ := runOut("ip", "-n", e.HostNetns, "-o", "addr", "show", "dev", bridge); !strings.Contains(out, "192.168.45.2/24") {
+		t.Errorf("bridge %s does not carry the gateway 192.168.45.2/24:\n%s", bridge, out)
+	}
+	if out, _ := e.In("myspace", "ip", "route", "show", "default"); !strings.Contains(out, "via 192.168.45.2") {
+		t.Errorf("myspace's default route: %s", out)
+	}
+	if out, _ := runOut("ip", "netns", "exec", e.HostNetns, "cat", "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(out) != "1" {
+		t.Errorf("host ip_forward = %q, want 1", out)
+	}
+	if net["status"] != "ACTIVE" {
+		t.Errorf("network status %v (%v)", net["status"], net["nsnet:status_reason"])
+	}
+
+	// Step 8: masquerade. The far host sees the host's eth0 address.
+	checkOutbound(t, e, "myspace", up, far, "192.168.1.32")
+
+	// 2.3 DNAT: the far host reaches host:8080, which is myspace:80; the
+	// server sees the real client.
+	inside := serveHTTP(t, e.Netns("myspace"), "0.0.0.0", "80")
+	if src := inside.fetch(t, up.FarNS, "http://192.168.1.32:8080/"); src != up.Far {
+		t.Errorf("far host → host:8080 reached myspace from %s, want %s", src, up.Far)
+	}
+
+	// Unpublishing stops it; the masquerade stays.
+	_, list := e.API("GET", "/v2.0/nsnet/published-ports", nil)
+	published, _ := list["published_ports"].([]any)
+	if len(published) != 1 {
+		t.Fatalf("published ports: %v", list)
+	}
+	e.MustNsnet("published-port", "delete", published[0].(map[string]any)["id"].(string))
+	if out, err := runOut("ip", "netns", "exec", up.FarNS, "curl", "-sS", "--max-time", "2", "http://192.168.1.32:8080/"); err == nil {
+		t.Errorf("host:8080 still reaches myspace after unpublishing:\n%s", out)
+	}
+	if src := far.fetch(t, e.Netns("myspace"), "http://"+up.Far+"/"); src != "192.168.1.32" {
+		t.Errorf("after unpublishing, myspace → far host arrived from %s", src)
+	}
+}
+
+// TestSeedHostSNAT reproduces seed 001: the namespace's connections leave
+// the host from a fixed address, 192.168.38.116 (SNAT --to-source), not
+// masqueraded. The host's eth0 has 192.168.38.115 first, so a masquerade
+// would show .115: the far host must see .116.
+func TestSeedHostSNAT(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "192.168.32.1/21", "192.168.38.115/21", "192.168.38.116/21")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+	udpServer(t, up.FarNS, up.Far, "7")
+	applyExample(t, e, "seed-001-snat.yaml")
+
+	checkOutbound(t, e, "lihui", up, far, "192.168.38.116")
+	if nft := hostNft(t, e); !strings.Contains(nft, "192.168.38.116") {
+		t.Errorf("the host's table has no SNAT to 192.168.38.116:\n%s", nft)
+	}
+
+	// Back to masquerade (the default): eth0's first address.
+	e.MustNsnet("network", "set", "lihui-net", "--no-snat-address")
+	if src := far.fetch(t, e.Netns("lihui"), "http://"+up.Far+"/"); src != "192.168.38.115" {
+		t.Errorf("masqueraded lihui → far host arrived from %s, want eth0's first address 192.168.38.115", src)
+	}
+}
+
+// TestSeedBridgeHostNAT reproduces seed 002, challenges 4 and 5: red,
+// green and blue on one bridge whose address 192.168.24.1 is their
+// gateway, masqueraded out of the host's eth0 (198.51.100.32), and
+// host:8080 → red:80.
+func TestSeedBridgeHostNAT(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "198.51.100.1/24", "198.51.100.32/24")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+	applyExample(t, e, "seed-002-host-nat.yaml")
+
+	// Challenge 3 still holds: red reaches green on the bridge.
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", "192.168.24.11"); err != nil {
+		t.Errorf("red cannot ping green: %v\n%s", err, out)
+	}
+	// Challenge 4: ip addr add 192.168.24.1/24 dev linux-bridge, a
+	// default route via it, forwarding, MASQUERADE.
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", "192.168.24.1"); err != nil {
+		t.Errorf("red cannot ping its gateway on the bridge: %v\n%s", err, out)
+	}
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Errorf("red cannot ping the far host: %v\n%s", err, out)
+	}
+	for _, vm := range []string{"red", "green", "blue"} {
+		if src := far.fetch(t, e.Netns(vm), "http://"+up.Far+"/"); src != "198.51.100.32" {
+			t.Errorf("%s → far host arrived from %s, want the host's eth0 address 198.51.100.32", vm, src)
+		}
+	}
+	// Challenge 5: DNAT --dport 8080 → 192.168.24.10:80, curl <public_ip>:8080.
+	red := serveHTTP(t, e.Netns("red"), "0.0.0.0", "80")
+	if src := red.fetch(t, up.FarNS, "http://198.51.100.32:8080/"); src != up.Far {
+		t.Errorf("far host → host:8080 reached red from %s, want %s", src, up.Far)
+	}
+	// Hairpin: green reaches red through the published port on its
+	// gateway; the connection is masqueraded to the gateway, so that red
+	// answers through the host, not straight to green.
+	if src := red.fetch(t, e.Netns("green"), "http://192.168.24.1:8080/"); src != "192.168.24.1" {
+		t.Errorf("green → gateway:8080 reached red from %s, want the gateway 192.168.24.1 (hairpin)", src)
+	}
+
+	// Applying again changes nothing.
+	if out := e.MustNsnet("apply", "-f", "../examples/seed-002-host-nat.yaml"); strings.Contains(out, "created") || strings.Contains(out, "updated") {
+		t.Errorf("second apply changed something:\n%s", out)
+	}
+}
