@@ -14,9 +14,9 @@ var ruleText = map[string]string{
 	"floating IPs, inbound": "dnat ip to ip daddr map @" + setFloatingDNAT,
 	"published ports":       "meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @" + setPublish,
 	"hairpin: DNATed back out of the subnet it came from": "ct status dnat oifname . ip saddr @" + setHairpin + " masquerade",
-	"floating IPs, outbound": "snat ip to oifname . ip saddr map @" + setFloatingSNAT,
-	"SNAT":                   "snat ip to oifname . ip saddr map @" + setSNAT + " fully-random",
-	"masquerade":             "oifname . ip saddr @" + setMasquerade + " masquerade fully-random",
+	"floating IPs, outbound":                              "snat ip to oifname . ip saddr map @" + setFloatingSNAT,
+	"SNAT":                                                "snat ip to oifname . ip saddr map @" + setSNAT + " fully-random",
+	"masquerade":                                          "oifname . ip saddr @" + setMasquerade + " masquerade fully-random",
 }
 
 // layoutRuleText is the nft syntax of the live rule with fingerprint fp
