@@ -31,6 +31,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -53,6 +54,7 @@ const (
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	dur := flag.Duration("time", 3*time.Second, "duration of one iperf3 run")
+	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
 	diagnose := flag.Bool("diagnose", false, "also measure the snat path with bridge netfilter off in the host namespace")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -87,7 +89,8 @@ func main() {
 			b.daemonPrefix + "vm-snat", serverAddr, b.bridgeNetfilterOff})
 	}
 	gbps := map[string][]float64{}
-	ratios := map[string][]float64{}
+	ratios := map[string][]float64{}   // alternating: path/baseline of the same round
+	together := map[string][]float64{} // side by side: path/baseline run at the same time
 	for r := range *rounds {
 		var line []string
 		for _, p := range paths {
@@ -101,21 +104,67 @@ func main() {
 		}
 		for _, p := range paths[1:] {
 			ratios[p.name] = append(ratios[p.name], gbps[p.name][r]/gbps["baseline"][r])
+			if *sideBySide {
+				g, base, err := measurePair(p, paths[0], *dur)
+				if err != nil {
+					b.teardown()
+					log.Fatalf("%s beside baseline: %v", p.name, err)
+				}
+				together[p.name] = append(together[p.name], g/base)
+				line = append(line, fmt.Sprintf("%s|baseline %.2f|%.2f", p.name, g, base))
+			}
 		}
 		log.Printf("round %d/%d: %s Gbit/s", r+1, *rounds, strings.Join(line, ", "))
 	}
 
-	fmt.Printf("\nTCP throughput, one iperf3 stream of %v, %d rounds (paths alternate within a round):\n\n", *dur, *rounds)
-	fmt.Printf("%-9s %13s %13s  %s\n", "path", "median Gbit/s", "vs baseline", "what")
-	for _, p := range paths {
-		ratio := "1.000"
-		if p.name != "baseline" {
-			ratio = fmt.Sprintf("%.3f", median(ratios[p.name]))
-		}
-		fmt.Printf("%-9s %13.2f %13s  %s\n", p.name, median(gbps[p.name]), ratio, p.what)
+	fmt.Printf("\nTCP throughput, one iperf3 stream of %v per path, %d rounds.\n", *dur, *rounds)
+	fmt.Printf("alternating: the paths one after another in each round; ratio = median over rounds of path/baseline.\n")
+	if *sideBySide {
+		fmt.Printf("side by side: each path and the baseline at the same time, sharing the CPUs; ratio = median of path/baseline.\n")
 	}
-	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair (ratio: median over rounds of path/baseline)\n")
-	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -diagnose=%v\n", *rounds, *dur, *diagnose)
+	fmt.Printf("(p25–p75 of the per-round ratios in brackets: the machine's noise)\n\n")
+	fmt.Printf("%-11s %13s %24s %24s  %s\n", "path", "median Gbit/s", "alternating", "side by side", "what")
+	for _, p := range paths {
+		alt, side := "1.000", "-"
+		if p.name != "baseline" {
+			alt = spread(ratios[p.name])
+			if *sideBySide {
+				side = spread(together[p.name])
+			}
+		}
+		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, median(gbps[p.name]), alt, side, p.what)
+	}
+	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
+	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v\n", *rounds, *dur, *sideBySide, *diagnose)
+}
+
+// spread is "median [p25–p75]" of fs.
+func spread(fs []float64) string {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	return fmt.Sprintf("%.3f [%.2f–%.2f]", s[len(s)/2], s[len(s)/4], s[len(s)*3/4])
+}
+
+// measurePair runs p and base at the same time and returns both
+// throughputs: whatever else the machine does then falls on both alike.
+func measurePair(p, base path, d time.Duration) (float64, float64, error) {
+	if p.setup != nil {
+		undo, err := p.setup()
+		if err != nil {
+			return 0, 0, err
+		}
+		defer undo()
+	}
+	var baseG float64
+	var baseErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		baseG, baseErr = iperf(base.client, base.server, d)
+	}()
+	g, err := iperf(p.client, p.server, d)
+	<-done
+	return g, baseG, errors.Join(err, baseErr)
 }
 
 func measure(p path, d time.Duration) (float64, error) {

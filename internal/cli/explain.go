@@ -55,7 +55,9 @@ func (a *app) explainKindCommand(kind, arg, what, example string,
 	cmd := &cobra.Command{
 		Use:     kind + " " + arg,
 		Short:   "Print the commands that build " + kind + " " + arg + " by hand",
-		Long:    "Print the commands that build " + what + ".\n\nWith -o json: {kind, name, id, steps: [{object, comment, commands: [...]}]}.",
+		Long:    "Print the commands that build " + what + ".\n\n" +
+			"The default output is a shell script; -o json (or yaml) gives the same steps as data:\n" +
+			"{kind, name, id, steps: [{object, comment, commands: [...]}]}.",
 		Example: example,
 		Args:    exactArgs(1, "one "+kind+" name or id"),
 	}
