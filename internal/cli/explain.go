@@ -53,9 +53,9 @@ func (a *app) explainKindCommand(kind, arg, what, example string,
 	run func(*explain.Explainer, context.Context, string) (explain.Explanation, error)) *cobra.Command {
 	var out outputFlag
 	cmd := &cobra.Command{
-		Use:     kind + " " + arg,
-		Short:   "Print the commands that build " + kind + " " + arg + " by hand",
-		Long:    "Print the commands that build " + what + ".\n\n" +
+		Use:   kind + " " + arg,
+		Short: "Print the commands that build " + kind + " " + arg + " by hand",
+		Long: "Print the commands that build " + what + ".\n\n" +
 			"The default output is a shell script; -o json (or yaml) gives the same steps as data:\n" +
 			"{kind, name, id, steps: [{object, comment, commands: [...]}]}.",
 		Example: example,
