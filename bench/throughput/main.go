@@ -55,7 +55,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	dur := flag.Duration("time", 3*time.Second, "duration of one iperf3 run")
 	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
-	diagnose := flag.Bool("diagnose", false, "also measure the snat path with bridge netfilter off in the host namespace")
+	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		log.Fatal("throughput needs root: it creates network namespaces")
@@ -85,6 +85,8 @@ func main() {
 		{"fip", "instance with a floating IP → router 1:1 SNAT → external network", b.daemonPrefix + "vm-fip", serverAddr, nil},
 	}
 	if *diagnose {
+		paths = append(paths, path{"l2", "instance → bridge → instance on the same network: no router, no NAT",
+			b.daemonPrefix + "vm-snat", b.neighbour, nil})
 		paths = append(paths, path{"snat-brnf0", "snat, with net.bridge.bridge-nf-call-iptables=0 in the host namespace",
 			b.daemonPrefix + "vm-snat", serverAddr, b.bridgeNetfilterOff})
 	}
@@ -215,6 +217,8 @@ type bench struct {
 	logs                         bytes.Buffer
 	c                            *client.Client
 	servers                      []*exec.Cmd
+	// neighbour is vm-fip's fixed address, on the same network as vm-snat.
+	neighbour string
 }
 
 func (b *bench) build(bin string) error {
@@ -303,7 +307,8 @@ func (b *bench) build(bin string) error {
 			return fmt.Errorf("%s: %v\n%s", line, err, out)
 		}
 	}
-	for _, s := range []struct{ ns, addr string }{{ext, serverAddr}, {z, "10.99.0.2"}} {
+	b.neighbour = ports["vm-fip"].FixedIPs[0].IPAddress
+	for _, s := range []struct{ ns, addr string }{{ext, serverAddr}, {z, "10.99.0.2"}, {b.daemonPrefix + "vm-fip", b.neighbour}} {
 		srv := exec.Command("ip", "netns", "exec", s.ns, "iperf3", "-s", "-B", s.addr, "-p", port)
 		if err := srv.Start(); err != nil {
 			return err
