@@ -8,34 +8,21 @@ import (
 // to a link-local transit network (169.254.0.0/18); an edge router on that
 // transit network masquerades it out to the public network. Two levels of
 // NAT: the far host sees the edge's public address, and the edge's own
-// access log sees the tenant router's transit address.
+// access log sees the tenant router's transit address. The topology is
+// examples/seed-003-router-chain.yaml.
 func TestSeedRouterChain(t *testing.T) {
 	e := Start(t)
-	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
-	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
-		"--gateway", "198.51.100.1", "--no-dhcp")
-	e.MustNsnet("network", "create", "transit", "--external")
-	e.MustNsnet("subnet", "create", "transit-v4", "--network", "transit", "--subnet-range", "169.254.0.0/18",
-		"--gateway", "169.254.0.1", "--no-dhcp")
-	e.MustNsnet("network", "create", "tenant")
-	e.MustNsnet("subnet", "create", "tenant-v4", "--network", "tenant", "--subnet-range", "10.0.0.0/24")
-
-	// The edge: interface on the transit network (its gateway address),
-	// gateway on the public network.
-	e.MustNsnet("router", "create", "edge")
-	e.MustNsnet("router", "set", "edge", "--external-gateway", "public")
-	e.MustNsnet("router", "add", "subnet", "edge", "transit-v4")
-	// The tenant router: gateway on the transit network.
-	e.MustNsnet("router", "create", "tenant-router")
-	e.MustNsnet("router", "set", "tenant-router", "--external-gateway", "transit")
-	e.MustNsnet("router", "add", "subnet", "tenant-router", "tenant-v4")
-	e.MustNsnet("instance", "create", "vm1")
-	e.MustNsnet("port", "create", "vm1-eth0", "--network", "tenant", "--device", "vm1")
+	// The topology is the example users apply, so that it cannot rot.
+	e.MustNsnet("apply", "-f", "../examples/seed-003-router-chain.yaml")
+	public := jsonOf(t, e.MustNsnet("network", "show", "public", "-o", "json"))
 
 	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
 	far := serveHTTP(t, up.FarNS, up.Far, "80")
 	edgeIP := gatewayAddress(t, e, "edge")
 	tenantIP := gatewayAddress(t, e, "tenant-router")
+	if edgeIP != "198.51.100.2" || tenantIP != "169.254.43.17" {
+		t.Errorf("gateway addresses %s and %s, want the file's 198.51.100.2 and 169.254.43.17", edgeIP, tenantIP)
+	}
 
 	if src := far.fetch(t, e.Netns("vm1"), "http://"+up.Far+"/"); src != edgeIP {
 		t.Errorf("far host saw %s, want the edge router's public address %s", src, edgeIP)

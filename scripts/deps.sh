@@ -2,7 +2,7 @@
 # Installs what nsnet's build, demo and tests need on Debian 12, and nothing
 # that is already there. Sourced by demo.sh, test.sh and .ci/run.
 #
-#   ensure_packages   Debian packages: iproute2, ping, nft, curl, the OpenStack CLI,
+#   ensure_packages   Debian packages: iproute2, ping, nft, curl, iperf3, the OpenStack CLI,
 #                     Keystone (for the e2e test that runs a real one) …
 #   ensure_go         a Go toolchain as new as go.mod asks for; when the machine
 #                     has none, it comes from the Go module proxy (golang.org/toolchain).
@@ -20,6 +20,7 @@ NSNET_PACKAGES=(
   iptables-nft-restore:iptables
   keystone-manage:keystone
   uwsgi_python3:uwsgi-plugin-python3
+  iperf3:iperf3
 )
 
 ensure_packages() {

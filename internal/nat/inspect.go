@@ -43,6 +43,9 @@ type ChainStatus struct {
 type RuleStatus struct {
 	Handle  uint64
 	Comment string
+	// Text is the rule in nft syntax when it is exactly one of the
+	// layout's rules, "" when it is not.
+	Text string
 }
 
 // SetStatus is one set or map.
@@ -51,6 +54,9 @@ type SetStatus struct {
 	Map      bool
 	Interval bool
 	Elements int
+	// Type is the set's type in nft syntax ("ifname . ipv4_addr :
+	// ipv4_addr") when it is the layout's set of that name, "" when not.
+	Type string
 }
 
 // Elements returns the element count of the named set, or -1 without it.
@@ -128,13 +134,22 @@ func chainStatus(ch *nftables.Chain, rules []*nftables.Rule) ChainStatus {
 		cs.Priority = int32(*ch.Priority)
 	}
 	for _, r := range rules {
-		cs.Rules = append(cs.Rules, RuleStatus{Handle: r.Handle, Comment: liveComment(r)})
+		comment := liveComment(r)
+		cs.Rules = append(cs.Rules, RuleStatus{Handle: r.Handle, Comment: comment,
+			Text: layoutRuleText(ch.Name, comment, liveFingerprint(r))})
 	}
 	return cs
 }
 
 func setStatus(s *nftables.Set, n int) SetStatus {
-	return SetStatus{Name: s.Name, Map: s.IsMap, Interval: s.Interval, Elements: n}
+	st := SetStatus{Name: s.Name, Map: s.IsMap, Interval: s.Interval, Elements: n}
+	if def, ok := layoutSet(s.Name); ok && def.matches(s) {
+		st.Type = def.key.Name
+		if def.isMap() {
+			st.Type += " : " + def.data.Name
+		}
+	}
+	return st
 }
 
 func hookName(h nftables.ChainHook) string {

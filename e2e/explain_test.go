@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestExplainReplays holds `nsnet explain` to its word: the commands it
+// prints for a router (gateway, two subnets, a floating IP, a port
+// forward), a network and an instance, run by bash under fresh namespace
+// names, build kernel state identical to what nsnet built — links (kind,
+// MAC, MTU, master, state, alias), addresses, routes, the router's
+// sysctls and its nft table as `nft list` prints it.
+func TestExplainReplays(t *testing.T) {
+	e := Start(t)
+	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
+	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
+		"--gateway", "198.51.100.1", "--no-dhcp")
+	for i, net := range []string{"blue", "green"} {
+		e.MustNsnet("network", "create", net)
+		e.MustNsnet("subnet", "create", net+"-v4", "--network", net, "--subnet-range", fmt.Sprintf("10.0.%d.0/24", i))
+	}
+	e.MustNsnet("router", "create", "r1")
+	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
+	e.MustNsnet("router", "add", "subnet", "r1", "blue-v4")
+	e.MustNsnet("router", "add", "subnet", "r1", "green-v4")
+	e.MustNsnet("router", "set", "r1", "--route", "destination=172.16.0.0/16,gateway=10.0.1.200")
+	for _, vm := range []struct{ name, net string }{{"vm1", "blue"}, {"vm2", "blue"}, {"vm3", "green"}} {
+		e.MustNsnet("instance", "create", vm.name)
+		e.MustNsnet("port", "create", vm.name+"-eth0", "--network", vm.net, "--device", vm.name)
+	}
+	buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+	fip := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "--port", "vm1-eth0", "-o", "json"))
+	fip2 := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "-o", "json"))
+	vm3IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm3-eth0", "-o", "json")))
+	e.MustNsnet("floating", "ip", "port", "forwarding", "create", fip2["floating_ip_address"].(string), "--port", "vm3-eth0",
+		"--internal-ip-address", vm3IP, "--internal-protocol-port", "80", "--external-protocol-port", "8080", "--protocol", "tcp")
+	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
+
+	script := e.MustNsnet("explain", "router", "r1")
+	for _, want := range []string{
+		"ip netns add " + routerNS,
+		"sysctl -qw net.ipv4.ip_forward=1",
+		"# floating IP " + fip["floating_ip_address"].(string) + ": translated to ",
+		"nft -f - <<'EOF'",
+		"# port forward tcp " + fip2["floating_ip_address"].(string) + ":8080 → " + vm3IP + ":80",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("explain router r1 lacks %q:\n%s", want, script)
+		}
+	}
+	replay(t, e, script, []string{routerNS}, []string{"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
+		"net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.default.send_redirects"})
+
+	// The network: its bridge and the instances on it; the router's port
+	// on it is named, not rebuilt.
+	script = e.MustNsnet("explain", "network", "blue")
+	if !strings.Contains(script, "plugs router r1 in here: see nsnet explain router r1") {
+		t.Errorf("explain network blue does not name the router's port:\n%s", script)
+	}
+	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2")}, nil)
+
+	// The instance, in JSON this time: the same commands, as data.
+	var x struct {
+		Kind  string `json:"kind"`
+		Steps []struct {
+			Object, Comment string
+			Commands        []string
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(e.MustNsnet("explain", "instance", "vm3", "-o", "json")), &x); err != nil {
+		t.Fatal(err)
+	}
+	if x.Kind != "instance" || len(x.Steps) == 0 {
+		t.Fatalf("explain instance vm3 -o json: %+v", x)
+	}
+	var cmds []string
+	for _, s := range x.Steps {
+		cmds = append(cmds, s.Commands...)
+	}
+	replay(t, e, strings.Join(cmds, "\n"), []string{e.Netns("vm3")}, nil)
+}
+
+// replay runs script with the daemon's namespace prefix rewritten to a
+// fresh one and compares each rebuilt namespace with nsnet's: the object
+// namespaces in full, the host namespace on the links the script made.
+func replay(t *testing.T, e *Env, script string, objects []string, sysctls []string) {
+	t.Helper()
+	p := "nsx" + randomHex(3) + "-"
+	rename := func(s string) string { return strings.ReplaceAll(s, e.Prefix, p) }
+	t.Cleanup(func() {
+		for _, ns := range namespacesWithPrefix(p) {
+			exec.Command("ip", "netns", "delete", ns).Run()
+		}
+		if left := namespacesWithPrefix(p); len(left) > 0 {
+			t.Errorf("replay namespaces left behind: %v", left)
+		}
+	})
+	file := filepath.Join(t.TempDir(), "replay.sh")
+	if err := os.WriteFile(file, []byte(rename(script)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "-e", file).CombinedOutput(); err != nil {
+		t.Fatalf("replaying the explanation: %v\n%s\nscript:\n%s", err, out, script)
+	}
+
+	wantSpaces := []string{p + "host"}
+	for _, ns := range objects {
+		wantSpaces = append(wantSpaces, rename(ns))
+	}
+	slices.Sort(wantSpaces)
+	spaces := namespacesWithPrefix(p)
+	slices.Sort(spaces)
+	if !slices.Equal(spaces, wantSpaces) {
+		t.Errorf("replay made namespaces %v, want %v", spaces, wantSpaces)
+	}
+	aliases := map[string]bool{}
+	for _, ns := range objects {
+		want, got := kernelState(ns, sysctls, nil), kernelState(rename(ns), sysctls, nil)
+		if want = rename(want); want != got {
+			t.Errorf("namespace %s rebuilt from the explanation differs:\n%s", ns, lineDiff(want, got))
+		}
+		for _, l := range ipLinks(t, ns) {
+			aliases[l.Alias] = true
+		}
+	}
+	// The host namespace: the host ends of the objects' ports, and the
+	// bridges they are plugged into.
+	hostLinks := map[string]bool{"lo": true}
+	for _, l := range ipLinks(t, e.HostNetns) {
+		if l.Alias != "" && aliases[l.Alias] {
+			hostLinks[l.Name], hostLinks[l.Master] = true, true
+		}
+	}
+	delete(hostLinks, "")
+	want, got := kernelState(e.HostNetns, nil, hostLinks), kernelState(p+"host", nil, nil)
+	if want = rename(want); want != got {
+		t.Errorf("host namespace rebuilt from the explanation differs:\n%s", lineDiff(want, got))
+	}
+}
+
+type ipLink struct {
+	Name     string   `json:"ifname"`
+	Flags    []string `json:"flags"`
+	MTU      int      `json:"mtu"`
+	Master   string   `json:"master"`
+	Address  string   `json:"address"`
+	Alias    string   `json:"ifalias"`
+	LinkInfo struct {
+		Kind string `json:"info_kind"`
+	} `json:"linkinfo"`
+}
+
+func ipLinks(t *testing.T, ns string) []ipLink {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", ns, "-d", "-j", "link", "show").Output()
+	if err != nil {
+		t.Fatalf("ip -n %s link: %v", ns, err)
+	}
+	var links []ipLink
+	if err := json.Unmarshal(out, &links); err != nil {
+		t.Fatal(err)
+	}
+	return links
+}
+
+// kernelState is a sorted, line-per-fact dump of ns: its links (only
+// those in only, when given), their addresses, the routes through them,
+// the sysctls named and the nft table.
+func kernelState(ns string, sysctls []string, only map[string]bool) string {
+	var lines []string
+	keep := func(dev string) bool { return only == nil || only[dev] }
+	out, _ := exec.Command("ip", "-n", ns, "-d", "-j", "link", "show").Output()
+	var links []ipLink
+	json.Unmarshal(out, &links)
+	for _, l := range links {
+		if !keep(l.Name) {
+			continue
+		}
+		up := slices.Contains(l.Flags, "UP")
+		lines = append(lines, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d master=%s up=%v alias=%s",
+			l.Name, l.LinkInfo.Kind, l.Address, l.MTU, l.Master, up, l.Alias))
+	}
+	out, _ = exec.Command("ip", "-n", ns, "-j", "addr", "show").Output()
+	var addrs []struct {
+		Name  string `json:"ifname"`
+		Addrs []struct {
+			Local     string `json:"local"`
+			Prefixlen int    `json:"prefixlen"`
+			Broadcast string `json:"broadcast"`
+			Scope     string `json:"scope"`
+		} `json:"addr_info"`
+	}
+	json.Unmarshal(out, &addrs)
+	for _, l := range addrs {
+		for _, a := range l.Addrs {
+			if keep(l.Name) && !strings.HasPrefix(a.Local, "fe80:") {
+				lines = append(lines, fmt.Sprintf("addr %s %s/%d brd=%s scope=%s", l.Name, a.Local, a.Prefixlen, a.Broadcast, a.Scope))
+			}
+		}
+	}
+	for _, family := range []string{"-4", "-6"} {
+		out, _ = exec.Command("ip", "-n", ns, family, "route", "show", "table", "all").Output()
+		for _, r := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			f := strings.Fields(r)
+			if i := slices.Index(f, "dev"); r != "" && (i < 0 || keep(f[i+1])) {
+				lines = append(lines, "route "+r)
+			}
+		}
+	}
+	for _, k := range sysctls {
+		out, _ = exec.Command("ip", "netns", "exec", ns, "sysctl", "-n", k).Output()
+		lines = append(lines, "sysctl "+k+"="+strings.TrimSpace(string(out)))
+	}
+	out, _ = exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "nsnet").Output()
+	for _, l := range strings.Split(sortElements(string(out)), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, "nft "+l)
+		}
+	}
+	// nft's lines keep their order; every other fact is sorted.
+	var facts, table []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "nft ") {
+			table = append(table, l)
+		} else {
+			facts = append(facts, l)
+		}
+	}
+	slices.Sort(facts)
+	return strings.Join(append(facts, table...), "\n")
+}
+
+var nftElements = regexp.MustCompile(`elements = \{([^}]*)\}`)
+
+// sortElements puts the elements of each set in `nft list` output in
+// order: the kernel lists them in the order they were added, which is not
+// part of what a table means.
+func sortElements(table string) string {
+	return nftElements.ReplaceAllStringFunc(table, func(m string) string {
+		body := nftElements.FindStringSubmatch(m)[1]
+		var els []string
+		for _, e := range strings.Split(body, ",") {
+			els = append(els, strings.Join(strings.Fields(e), " "))
+		}
+		slices.Sort(els)
+		return "elements = { " + strings.Join(els, ", ") + " }"
+	})
+}
+
+// lineDiff shows the lines only one of a and b has.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var d []string
+	for _, l := range al {
+		if !slices.Contains(bl, l) {
+			d = append(d, "- "+l)
+		}
+	}
+	for _, l := range bl {
+		if !slices.Contains(al, l) {
+			d = append(d, "+ "+l)
+		}
+	}
+	if len(d) == 0 {
+		return "(same lines, other order)\n" + b
+	}
+	return "nsnet's (-) vs replayed (+):\n" + strings.Join(d, "\n")
+}

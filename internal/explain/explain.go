@@ -1,0 +1,480 @@
+package explain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// Explainer explains the objects of one nsnet daemon on this host.
+type Explainer struct {
+	c *client.Client
+	// hostNetns and prefix are the daemon's: where its bridges are, and
+	// how its namespaces are named.
+	hostNetns, prefix string
+}
+
+// New asks the daemon behind c where it builds things.
+func New(ctx context.Context, c *client.Client) (*Explainer, error) {
+	raw, err := c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var st struct {
+		Daemon struct {
+			HostNetns   string `json:"host_netns"`
+			NetnsPrefix string `json:"netns_prefix"`
+		} `json:"daemon"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("decode daemon status: %w", err)
+	}
+	return &Explainer{c: c, hostNetns: st.Daemon.HostNetns, prefix: st.Daemon.NetnsPrefix}, nil
+}
+
+// names is what the store says, to name what the kernel holds.
+type names struct {
+	networks  map[string]model.Network
+	subnets   map[string]model.Subnet
+	ports     map[string]model.Port
+	routers   map[string]model.Router
+	instances map[string]model.Instance
+	floating  map[string]model.FloatingIP // by address
+}
+
+func (x *Explainer) names(ctx context.Context) (*names, error) {
+	n := &names{floating: map[string]model.FloatingIP{}}
+	var err error
+	if n.networks, err = byID(ctx, x.c, client.Networks, func(v model.Network) string { return v.ID }); err != nil {
+		return nil, err
+	}
+	if n.subnets, err = byID(ctx, x.c, client.Subnets, func(v model.Subnet) string { return v.ID }); err != nil {
+		return nil, err
+	}
+	if n.ports, err = byID(ctx, x.c, client.Ports, func(v model.Port) string { return v.ID }); err != nil {
+		return nil, err
+	}
+	if n.routers, err = byID(ctx, x.c, client.Routers, func(v model.Router) string { return v.ID }); err != nil {
+		return nil, err
+	}
+	if n.instances, err = byID(ctx, x.c, client.Instances, func(v model.Instance) string { return v.ID }); err != nil {
+		return nil, err
+	}
+	if n.floating, err = byID(ctx, x.c, client.FloatingIPs, func(v model.FloatingIP) string { return v.FloatingIPAddress }); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+func byID[T any](ctx context.Context, c *client.Client, col client.Collection, key func(T) string) (map[string]T, error) {
+	list, err := client.List[T](ctx, c, col, url.Values{})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", col, err)
+	}
+	m := make(map[string]T, len(list))
+	for _, v := range list {
+		m[key(v)] = v
+	}
+	return m, nil
+}
+
+func (n *names) network(id string) string {
+	if nw, ok := n.networks[id]; ok && nw.Name != "" {
+		return nw.Name
+	}
+	return id
+}
+
+func (n *names) subnetsOf(p model.Port) string {
+	var s []string
+	for _, ip := range p.FixedIPs {
+		sn := n.subnets[ip.SubnetID]
+		s = append(s, fmt.Sprintf("%s in %s (%s)", ip.IPAddress, cmpOr(sn.Name, ip.SubnetID), sn.CIDR))
+	}
+	return strings.Join(s, ", ")
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// build collects the steps of one explanation.
+type build struct {
+	x       *Explainer
+	names   *names
+	host    *namespace
+	steps   []Step
+	bridges map[string]bool // networks whose bridge has its step
+	spaces  map[string]bool // namespaces that have theirs
+}
+
+func (x *Explainer) start(ctx context.Context) (*build, error) {
+	n, err := x.names(ctx)
+	if err != nil {
+		return nil, err
+	}
+	host, err := readNamespace(x.hostNetns)
+	if err != nil {
+		return nil, err
+	}
+	b := &build{x: x, names: n, host: host, bridges: map[string]bool{}, spaces: map[string]bool{}}
+	if x.hostNetns != "" {
+		b.add(Step{Object: "namespace " + x.hostNetns,
+			Comment:  "the host nsnet works in: bridges and the host ends of veth pairs live here",
+			Commands: b.namespaceCommands(host)})
+	}
+	return b, nil
+}
+
+func (b *build) add(s Step) { b.steps = append(b.steps, s) }
+
+func (b *build) explanation(kind, name, id string) Explanation {
+	return Explanation{Kind: kind, Name: name, ID: id, Steps: b.steps}
+}
+
+// namespaceCommands create ns and give its lo what nsnet gave it.
+func (b *build) namespaceCommands(ns *namespace) []string {
+	cmds := []string{shellJoin([]string{"ip", "netns", "add", ns.name})}
+	if lo, ok := ns.byName["lo"]; ok && (isUp(lo) || lo.Attrs().Alias != "") {
+		cmds = append(cmds, ip(ns.name, linkSettings(ns, lo, false)...))
+	}
+	return cmds
+}
+
+// open reads the namespace of an object, which must exist.
+func (b *build) open(name, what string) (*namespace, error) {
+	if !netns.Exists(name) {
+		return nil, fmt.Errorf("%s: namespace %s: %w", what, name, errNoNamespace)
+	}
+	return readNamespace(name)
+}
+
+// bridge adds the step of network id's bridge, once.
+func (b *build) bridge(networkID string) error {
+	if b.bridges[networkID] {
+		return nil
+	}
+	b.bridges[networkID] = true
+	br := b.host.byAlias(dataplane.NetworkAlias(networkID))
+	if br == nil {
+		return fmt.Errorf("network %s has no bridge in %s", b.names.network(networkID), nsLabel(b.host.name))
+	}
+	var cidrs []string
+	for _, sn := range b.names.subnets {
+		if sn.NetworkID == networkID {
+			cidrs = append(cidrs, sn.CIDR)
+		}
+	}
+	slices.Sort(cidrs)
+	name := br.Attrs().Name
+	cmds := []string{
+		ip(b.host.name, "link", "add", name, "type", br.Type()),
+		ip(b.host.name, linkSettings(b.host, br, true)...),
+	}
+	cmds = append(cmds, addrCommands(b.host, br, nil)...)
+	b.add(Step{Object: "network " + b.names.network(networkID),
+		Comment:  fmt.Sprintf("bridge %s is its L2 segment (%s); ports plug into it", name, strings.Join(cidrs, ", ")),
+		Commands: cmds})
+	return nil
+}
+
+// portLinks are the links of ns that are nsnet ports, in index order.
+func portLinks(ns *namespace) (ports []netlink.Link, foreign []netlink.Link) {
+	for _, l := range ns.links {
+		if l.Attrs().Name == "lo" {
+			continue
+		}
+		if kind, _, ok := dataplane.ParseAlias(l.Attrs().Alias); ok && kind == "port" && l.Type() == "veth" {
+			ports = append(ports, l)
+		} else {
+			foreign = append(foreign, l)
+		}
+	}
+	return ports, foreign
+}
+
+func portID(l netlink.Link) string {
+	_, id, _ := dataplane.ParseAlias(l.Attrs().Alias)
+	return id
+}
+
+// bridgesOf adds the bridge steps of the networks ns's ports are on.
+func (b *build) bridgesOf(ns *namespace) error {
+	ports, _ := portLinks(ns)
+	for _, l := range ports {
+		p, ok := b.names.ports[portID(l)]
+		if !ok {
+			return fmt.Errorf("link %s in %s belongs to port %s, which the store does not have", l.Attrs().Name, ns.name, portID(l))
+		}
+		if err := b.bridge(p.NetworkID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// space adds the step creating ns, once.
+func (b *build) space(ns *namespace, object, comment string) {
+	if b.spaces[ns.name] {
+		return
+	}
+	b.spaces[ns.name] = true
+	b.add(Step{Object: object, Comment: comment, Commands: b.namespaceCommands(ns)})
+}
+
+// port adds the step of the veth pair whose inside end is l, in ns,
+// with the addresses keep accepts (all with a nil keep).
+func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(netlink.Addr) bool) error {
+	id := portID(l)
+	tap := b.host.byAlias(l.Attrs().Alias)
+	if tap == nil || tap.Type() != "veth" {
+		return fmt.Errorf("port %s: %s has no host end in %s", id, l.Attrs().Name, nsLabel(b.host.name))
+	}
+	cmds := []string{
+		ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name),
+		ip(b.host.name, linkSettings(b.host, tap, true)...),
+		ip(ns.name, linkSettings(ns, l, true)...),
+	}
+	cmds = append(cmds, addrCommands(ns, l, keep)...)
+	b.add(Step{Object: "port " + cmpOr(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
+	return nil
+}
+
+// foreign notes links nsnet did not make, which the explanation leaves out.
+func (b *build) foreign(ns *namespace, links []netlink.Link) {
+	for _, l := range links {
+		b.add(Step{Object: "link " + l.Attrs().Name, Comment: fmt.Sprintf("a %s in %s that is not nsnet's: left out", l.Type(), ns.name), Commands: []string{}})
+	}
+}
+
+// routes adds the step of ns's routes that keep accepts.
+func (b *build) routes(ns *namespace, comment string, keep func(netlink.Route) bool) {
+	var cmds []string
+	for _, r := range ns.routes {
+		if keep == nil || keep(r) {
+			cmds = append(cmds, routeCommand(ns, r))
+		}
+	}
+	if len(cmds) > 0 {
+		b.add(Step{Object: "routes of " + ns.name, Comment: comment, Commands: cmds})
+	}
+}
+
+// sysctls adds the step setting keys in ns to their live values.
+func (b *build) sysctls(ns *namespace, keys []string, comment string) error {
+	values, err := readSysctls(ns.name, keys)
+	if err != nil {
+		return err
+	}
+	var cmds []string
+	for _, k := range keys {
+		cmds = append(cmds, inNamespace(ns.name, "sysctl", "-qw", k+"="+values[k]))
+	}
+	b.add(Step{Object: "sysctls of " + ns.name, Comment: comment, Commands: cmds})
+	return nil
+}
+
+// table adds the step loading ns's nft table, if it has one.
+func (b *build) table(ns *namespace, comment string) error {
+	script, err := readTable(ns.name)
+	if err != nil || script == "" {
+		return err
+	}
+	b.add(Step{Object: "nft table inet nsnet of " + ns.name, Comment: comment, Commands: []string{nftCommand(ns.name, script)}})
+	return nil
+}
+
+// Router explains router ref (name or id): its namespace, sysctls, qr-
+// and qg- ports with the bridges they plug into, floating IP addresses,
+// routes and NAT table.
+func (x *Explainer) Router(ctx context.Context, ref string) (Explanation, error) {
+	r, err := client.Find[model.Router](ctx, x.c, client.Routers, ref)
+	if err != nil {
+		return Explanation{}, err
+	}
+	b, err := x.start(ctx)
+	if err != nil {
+		return Explanation{}, err
+	}
+	ns, err := b.open(model.RouterNetns(x.prefix, r.ID), "router "+r.Name)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if err := b.bridgesOf(ns); err != nil {
+		return Explanation{}, err
+	}
+	b.space(ns, "router "+r.Name, "its namespace, qrouter-<id>: a network stack of its own that routes between its ports")
+	keys := make([]string, len(dataplane.RouterSysctls))
+	for i, s := range dataplane.RouterSysctls {
+		keys[i] = s.Key
+	}
+	if err := b.sysctls(ns, keys, "it forwards; strict reverse-path filtering; no ICMP redirects (hairpin)"); err != nil {
+		return Explanation{}, err
+	}
+	ports, foreign := portLinks(ns)
+	var floating []netlink.Addr
+	var gateway netlink.Link
+	for _, l := range ports {
+		p := b.names.ports[portID(l)]
+		fixed := map[string]bool{}
+		for _, ip := range p.FixedIPs {
+			fixed[ip.IPAddress] = true
+		}
+		comment := fmt.Sprintf("%s, router %s's interface: %s, the subnet's gateway", l.Attrs().Name, r.Name, b.names.subnetsOf(p))
+		keep := func(netlink.Addr) bool { return true }
+		if p.DeviceOwner == model.DeviceOwnerRouterGateway {
+			gateway = l
+			comment = fmt.Sprintf("%s, router %s's gateway on external network %s: %s", l.Attrs().Name, r.Name, b.names.network(p.NetworkID), b.names.subnetsOf(p))
+			keep = func(a netlink.Addr) bool {
+				if !fixed[a.IP.String()] {
+					floating = append(floating, a)
+					return false
+				}
+				return true
+			}
+		}
+		if err := b.port(ns, l, comment, keep); err != nil {
+			return Explanation{}, err
+		}
+	}
+	for _, a := range floating {
+		comment := "an address on the gateway that no floating IP of the store holds"
+		if f, ok := b.names.floating[a.IP.String()]; ok {
+			comment = "not associated: answered on the gateway for its port forwards, in the nft maps below"
+			if f.FixedIPAddress != nil {
+				comment = fmt.Sprintf("translated to %s (port %s) by the nft maps below; answered on the gateway", *f.FixedIPAddress, b.portName(f.PortID))
+			}
+		}
+		b.add(Step{Object: "floating IP " + a.IP.String(), Comment: comment,
+			Commands: []string{addrCommand(ns.name, gateway.Attrs().Name, a)}})
+	}
+	b.foreign(ns, foreign)
+	b.routes(ns, "the default route through the external subnet's gateway, and the router's static routes", nil)
+	if err := b.table(ns, "default SNAT, floating IPs, port forwards and hairpin: fixed rules, and one map element per address"); err != nil {
+		return Explanation{}, err
+	}
+	return b.explanation("router", r.Name, r.ID), nil
+}
+
+func (b *build) portName(id *string) string {
+	if id == nil {
+		return ""
+	}
+	return cmpOr(b.names.ports[*id].Name, *id)
+}
+
+// Instance explains instance ref: its namespace, its ports with the
+// bridges they plug into, and its routes.
+func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, error) {
+	inst, err := client.Find[model.Instance](ctx, x.c, client.Instances, ref)
+	if err != nil {
+		return Explanation{}, err
+	}
+	b, err := x.start(ctx)
+	if err != nil {
+		return Explanation{}, err
+	}
+	ns, err := b.open(inst.Netns, "instance "+inst.Name)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if err := b.bridgesOf(ns); err != nil {
+		return Explanation{}, err
+	}
+	if err := b.instance(ns, inst, nil); err != nil {
+		return Explanation{}, err
+	}
+	return b.explanation("instance", inst.Name, inst.ID), nil
+}
+
+// instance adds the steps of inst, in ns: its namespace, its ports (those
+// only keepPort accepts, all with nil) and their routes, and its nft
+// table if it has one.
+func (b *build) instance(ns *namespace, inst model.Instance, keepPort func(netlink.Link) bool) error {
+	b.space(ns, "instance "+inst.Name, "its namespace: the stand-in for a VM")
+	ports, foreign := portLinks(ns)
+	devs := map[int]bool{}
+	for _, l := range ports {
+		if keepPort != nil && !keepPort(l) {
+			continue
+		}
+		devs[l.Attrs().Index] = true
+		p := b.names.ports[portID(l)]
+		comment := fmt.Sprintf("%s of instance %s on network %s: %s", l.Attrs().Name, inst.Name, b.names.network(p.NetworkID), b.names.subnetsOf(p))
+		if err := b.port(ns, l, comment, nil); err != nil {
+			return err
+		}
+	}
+	if keepPort == nil {
+		b.foreign(ns, foreign)
+	}
+	b.routes(ns, "routes of its subnets' gateways and host routes", func(r netlink.Route) bool { return devs[r.LinkIndex] })
+	if keepPort == nil {
+		return b.table(ns, "its NAT table")
+	}
+	return nil
+}
+
+// Network explains network ref: its bridge, and every instance port on
+// it with the instance's namespace and the port's routes. Router ports
+// on it are named, with the command that explains them.
+func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error) {
+	nw, err := client.Find[model.Network](ctx, x.c, client.Networks, ref)
+	if err != nil {
+		return Explanation{}, err
+	}
+	b, err := x.start(ctx)
+	if err != nil {
+		return Explanation{}, err
+	}
+	if err := b.bridge(nw.ID); err != nil {
+		return Explanation{}, err
+	}
+	br := b.host.byAlias(dataplane.NetworkAlias(nw.ID))
+	for _, tap := range b.host.links {
+		if tap.Attrs().MasterIndex != br.Attrs().Index {
+			continue
+		}
+		p, ok := b.names.ports[portID(tap)]
+		if !ok {
+			b.add(Step{Object: "link " + tap.Attrs().Name, Comment: "plugged into the bridge, and no port of nsnet's: left out", Commands: []string{}})
+			continue
+		}
+		switch {
+		case p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway:
+			r := b.names.routers[p.DeviceID]
+			b.add(Step{Object: "port " + cmpOr(p.Name, p.ID),
+				Comment:  fmt.Sprintf("%s plugs router %s in here: see nsnet explain router %s", tap.Attrs().Name, cmpOr(r.Name, p.DeviceID), cmpOr(r.Name, p.DeviceID)),
+				Commands: []string{}})
+		default:
+			inst, ok := b.names.instances[p.DeviceID]
+			if !ok {
+				b.add(Step{Object: "port " + cmpOr(p.Name, p.ID),
+					Comment: fmt.Sprintf("%s is plugged in for device %q (%s), which nsnet does not explain", tap.Attrs().Name, p.DeviceID, p.DeviceOwner), Commands: []string{}})
+				continue
+			}
+			ns, err := b.open(inst.Netns, "instance "+inst.Name)
+			if err != nil {
+				return Explanation{}, err
+			}
+			alias := tap.Attrs().Alias
+			if err := b.instance(ns, inst, func(l netlink.Link) bool { return l.Attrs().Alias == alias }); err != nil {
+				return Explanation{}, err
+			}
+		}
+	}
+	return b.explanation("network", nw.Name, nw.ID), nil
+}
