@@ -263,7 +263,12 @@ func (p *pass) leftoverNamespaces() []deletion {
 			// The mount point of a creation that died (SIGKILL) before
 			// it mounted the namespace.
 			if removed, err := netns.RemoveStale(name); err != nil {
-				p.a.log.Warn("leftover mount point", "path", netns.Path(name), "err", err)
+				// Maybe a creation under way; if not, a retry
+				// removes it once it is old enough to tell.
+				p.a.log.Debug("mount point without a namespace", "path", netns.Path(name), "err", err)
+				p.mu.Lock()
+				p.errors++
+				p.mu.Unlock()
 			} else if removed {
 				p.a.log.Info("removed the mount point of an unfinished namespace", "path", netns.Path(name))
 			}

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -111,10 +112,10 @@ var createMu sync.Mutex
 // instructions in which another process could take it for stale; within
 // this process createMu rules that out.)
 //
-// An existing plain file that no one holds locked is the leftover of a
-// creation that died before mounting, or of a failed unmount: it is
-// replaced. One that is locked is a creation under way in another process,
-// an error. An existing namespace is fs.ErrExist.
+// An existing plain file that is stale (see RemoveStale) is the leftover of
+// a creation that died before mounting, or of a failed unmount: it is
+// replaced. Otherwise it may be a creation under way in another process:
+// ErrCreating. An existing namespace is fs.ErrExist.
 func createMountPoint(path string) (*os.File, error) {
 	for range 2 {
 		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0)
@@ -140,10 +141,11 @@ func createMountPoint(path string) (*os.File, error) {
 }
 
 // RemoveStale removes the named entry of Dir if it is a plain file that no
-// creation holds locked: the mount point of a creation that died before
-// mounting its namespace. It reports whether it removed one; a namespace,
-// or nothing at all, is left alone. A locked one is an error: another
-// process is creating that namespace right now.
+// creation holds locked and that is older than unlockedGrace: the mount
+// point of a creation that died before mounting its namespace. It reports
+// whether it removed one; a namespace, or nothing at all, is left alone. A
+// locked or younger one is ErrCreating: another process may be creating
+// that namespace right now.
 func RemoveStale(name string) (bool, error) {
 	if err := validName(name); err != nil {
 		return false, err
@@ -152,6 +154,15 @@ func RemoveStale(name string) (bool, error) {
 	defer createMu.Unlock()
 	return removeStale(Path(name))
 }
+
+// ErrCreating says that a namespace's mount point belongs to a creation
+// that may still be under way: it is locked, or too young to tell.
+var ErrCreating = errors.New("is being created by another process")
+
+// unlockedGrace is how old an unlocked mount point must be to count as
+// stale: far longer than any creation takes between creating the file
+// and mounting the namespace on it.
+const unlockedGrace = 2 * time.Second
 
 func removeStale(path string) (bool, error) {
 	if isNamespace(path) {
@@ -167,9 +178,14 @@ func removeStale(path string) (bool, error) {
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return false, fmt.Errorf("%s is being created by another process", path)
+			return false, fmt.Errorf("%s %w", path, ErrCreating)
 		}
 		return false, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// Tools that take no lock (ip netns add) leave their file unlocked
+	// for the instant between creating and mounting it.
+	if info, err := f.Stat(); err == nil && time.Since(info.ModTime()) < unlockedGrace {
+		return false, fmt.Errorf("%s %w", path, ErrCreating)
 	}
 	// Mounted over meanwhile: a creation finished between our checks.
 	if isNamespace(path) {

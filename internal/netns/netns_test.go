@@ -234,6 +234,15 @@ func TestCreateReplacesStaleMountPoint(t *testing.T) {
 		t.Fatalf("RemoveStale removed a locked mount point: %v %v", removed, err)
 	}
 	creator.Close() // the creator dies
+	// Unlocked but fresh: maybe a tool that takes no lock (ip netns add)
+	// between creating the file and mounting on it.
+	if err := Create(name); !errors.Is(err, ErrCreating) {
+		t.Fatalf("Create on a fresh unlocked mount point: %v, want ErrCreating", err)
+	}
+	old := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(Path(name), old, old); err != nil {
+		t.Fatal(err)
+	}
 	if err := Create(name); err != nil {
 		t.Fatal(err)
 	}
