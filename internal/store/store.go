@@ -32,10 +32,14 @@ const (
 	Routers         Kind = "routers"
 	FloatingIPs     Kind = "floatingips"
 	PortForwardings Kind = "port_forwardings"
+	// SecurityGroups and SecurityGroupRules are the firewall resources;
+	// rules are records of their own so quotas count them.
+	SecurityGroups     Kind = "security_groups"
+	SecurityGroupRules Kind = "security_group_rules"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, SecurityGroups, SecurityGroupRules}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
