@@ -105,7 +105,7 @@ func (s Spec) Validate() error {
 // Counters are the packets dropped for one port, by reason.
 type Counters struct {
 	SpoofedMAC, SpoofedIP, SpoofedARP, DHCPServer, RouterAdvert uint64
-	Ingress, Egress                                            uint64
+	Ingress, Egress                                             uint64
 }
 
 // Drop reasons, the second field of the drops sets' keys.

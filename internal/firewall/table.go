@@ -26,7 +26,7 @@ type Firewall struct {
 	namespace string
 	log       *slog.Logger
 
-	mu sync.Mutex
+	mu  sync.Mutex
 	nft *nftables.Conn
 	ct  *vnl.Handle
 	// synced: the kernel holds exactly what current describes (false
