@@ -87,6 +87,8 @@ type Agent struct {
 	good  map[key]bool
 	// nat holds the open nft tables of routers.
 	nat natTables
+	// firewall is the host's security group tables.
+	firewall hostFirewall
 }
 
 // Health is the agent's state for the status endpoint.
@@ -148,6 +150,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer func() { a.host.Close() }()
 	defer a.nat.closeAll()
+	defer a.firewall.close()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

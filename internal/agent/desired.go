@@ -107,6 +107,8 @@ type snapshot struct {
 	routers   []model.Router
 	fips      []model.FloatingIP
 	forwards  []model.PortForwarding
+	groups    []model.SecurityGroup
+	rules     []model.SecurityGroupRule
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -121,6 +123,8 @@ type records struct {
 	routers   recordCache[model.Router]
 	fips      recordCache[model.FloatingIP]
 	forwards  recordCache[model.PortForwarding]
+	groups    recordCache[model.SecurityGroup]
+	rules     recordCache[model.SecurityGroupRule]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -145,6 +149,12 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.forwards, err = c.forwards.list(r, store.PortForwardings); err != nil {
+		return nil, err
+	}
+	if s.groups, err = c.groups.list(r, store.SecurityGroups); err != nil {
+		return nil, err
+	}
+	if s.rules, err = c.rules.list(r, store.SecurityGroupRules); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -401,6 +401,37 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 	return out, nil
 }
 
+// Present reports whether both tables exist: a full pass of the agent
+// checks that nobody removed them.
+func (f *Firewall) Present() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bridge, inet := tables()
+	for _, t := range []*nftables.Table{bridge, inet} {
+		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err != nil {
+			// Missing, or unreadable: either way the next Apply
+			// builds it again.
+			f.log.Debug("firewall table not found", "family", familyName(t.Family), "err", err)
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func familyName(f nftables.TableFamily) string {
+	if f == nftables.TableFamilyBridge {
+		return "bridge"
+	}
+	return "inet"
+}
+
+// Forget makes the next Apply replace both tables.
+func (f *Firewall) Forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = false
+}
+
 // Delete removes both tables, if they exist.
 func (f *Firewall) Delete() error {
 	f.mu.Lock()

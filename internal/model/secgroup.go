@@ -1,5 +1,38 @@
 package model
 
+import (
+	"strconv"
+	"strings"
+)
+
+// IPProtocols are the protocol names Neutron accepts on a rule, with their
+// IANA numbers (neutron_lib.constants.IP_PROTOCOL_MAP).
+var IPProtocols = map[string]int{
+	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1,
+	"igmp": 2, "ip": 0, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58,
+	"icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89,
+	"pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
+}
+
+// ProtocolNumber is the IP protocol number of a rule, or -1 for any.
+func (r *SecurityGroupRule) ProtocolNumber() int {
+	if r.Protocol == nil {
+		return -1
+	}
+	if n, ok := IPProtocols[strings.ToLower(*r.Protocol)]; ok {
+		return n
+	}
+	n, err := strconv.Atoi(*r.Protocol)
+	if err != nil {
+		return -1 // never stored: validated on create
+	}
+	return n
+}
+
+// IsTrusted reports whether a port belongs to the network itself (routers,
+// floating IPs, DHCP): Neutron applies no security groups to those.
+func (p *Port) IsTrusted() bool { return strings.HasPrefix(p.DeviceOwner, "network:") }
+
 // Security group rule directions and ethertypes, as Neutron spells them.
 const (
 	DirectionIngress = "ingress"
@@ -61,5 +94,4 @@ type PortFirewallCounters struct {
 	RouterAdvert uint64 `json:"router_advertisement"`
 	Ingress      uint64 `json:"ingress_denied"`
 	Egress       uint64 `json:"egress_denied"`
-	Invalid      uint64 `json:"invalid"`
 }

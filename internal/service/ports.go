@@ -462,6 +462,9 @@ func (s *Service) renderPort(p *model.Port) {
 	default:
 		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
 	}
+	if s.counters != nil && p.PortSecurityEnabled {
+		p.FirewallDrops = s.counters.FirewallCounters(p.ID)
+	}
 }
 
 // checkNotServicePort refuses to delete a port that a router or a floating

@@ -15,15 +15,6 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// ipProtocols are the protocol names Neutron accepts on a rule, with their
-// IANA numbers (neutron_lib.constants.IP_PROTOCOL_MAP).
-var ipProtocols = map[string]int{
-	"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "hopopt": 0, "icmp": 1,
-	"igmp": 2, "ip": 0, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58,
-	"icmpv6": 58, "ipv6-nonxt": 59, "ipv6-opts": 60, "ipv6-route": 43, "ospf": 89,
-	"pgm": 113, "rsvp": 46, "sctp": 132, "tcp": 6, "udp": 17, "udplite": 136, "vrrp": 112,
-}
-
 // Protocol numbers the firewall treats specially.
 const (
 	ProtoICMP   = 1
@@ -34,25 +25,6 @@ const (
 
 // portProtocols are the protocols whose rules may name ports.
 var portProtocols = []int{ProtoTCP, ProtoUDP, 33, 132, 136}
-
-// RuleProtocol is the IP protocol number of a stored rule, or -1 for any.
-func RuleProtocol(r *model.SecurityGroupRule) int {
-	if r.Protocol == nil {
-		return -1
-	}
-	if n, ok := ipProtocols[strings.ToLower(*r.Protocol)]; ok {
-		return n
-	}
-	n, err := strconv.Atoi(*r.Protocol)
-	if err != nil {
-		return -1 // never stored: validated on create
-	}
-	return n
-}
-
-// IsTrustedPort reports whether a port belongs to the network itself
-// (routers, floating IPs): Neutron applies no security groups to those.
-func IsTrustedPort(p *model.Port) bool { return strings.HasPrefix(p.DeviceOwner, "network:") }
 
 var securityGroupAttrs = append([]attr[model.SecurityGroup]{
 	stringAttr("name", true, true, func(g *model.SecurityGroup) *string { return &g.Name }),
@@ -128,14 +100,14 @@ var ruleAttrs = append([]attr[ruleInput]{
 		if s == "" || strings.EqualFold(s, "any") {
 			return nil
 		}
-		if n, ok := ipProtocols[strings.ToLower(s)]; ok {
+		if n, ok := model.IPProtocols[strings.ToLower(s)]; ok {
 			s = strings.ToLower(s)
 			r.protocol = n
 		} else if n, err := strconv.Atoi(s); err == nil && n >= 0 && n <= 255 {
 			r.protocol = n
 		} else {
-			names := make([]string, 0, len(ipProtocols))
-			for k := range ipProtocols {
+			names := make([]string, 0, len(model.IPProtocols))
+			for k := range model.IPProtocols {
 				names = append(names, k)
 			}
 			sort.Strings(names)
@@ -254,7 +226,7 @@ func sameRule(a, b *model.SecurityGroupRule) bool {
 	eqInt := func(x, y *int) bool { return x == nil && y == nil || x != nil && y != nil && *x == *y }
 	eqStr := func(x, y *string) bool { return x == nil && y == nil || x != nil && y != nil && *x == *y }
 	return a.SecurityGroupID == b.SecurityGroupID && a.Direction == b.Direction &&
-		a.EtherType == b.EtherType && RuleProtocol(a) == RuleProtocol(b) &&
+		a.EtherType == b.EtherType && a.ProtocolNumber() == b.ProtocolNumber() &&
 		eqInt(a.PortRangeMin, b.PortRangeMin) && eqInt(a.PortRangeMax, b.PortRangeMax) &&
 		eqStr(a.NormalizedCIDR, b.NormalizedCIDR) && eqStr(a.RemoteGroupID, b.RemoteGroupID)
 }
@@ -557,7 +529,7 @@ func (s *Service) UpdateSecurityGroupRule(ctx context.Context, id string, in Att
 		if err := authorize(ctx, "update_security_group_rule", cur.ProjectID); err != nil {
 			return err
 		}
-		r := ruleInput{SecurityGroupRule: cur, protocol: RuleProtocol(&cur)}
+		r := ruleInput{SecurityGroupRule: cur, protocol: cur.ProtocolNumber()}
 		if err := decode(&r, ruleAttrs, in, opUpdate); err != nil {
 			return err
 		}
@@ -611,7 +583,7 @@ func loadRule(ctx context.Context, r store.Reader, id string) (model.SecurityGro
 // security_groups; a new port without them gets its project's default
 // group when it has port security and an address.
 func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portInput, creating bool) error {
-	if p.DeviceOwner != "" && IsTrustedPort(&p.Port) {
+	if p.DeviceOwner != "" && p.Port.IsTrusted() {
 		if p.groupsSet && len(p.SecurityGroups) > 0 {
 			return invalidInput("Ports owned by %s carry no security groups", p.DeviceOwner)
 		}
