@@ -27,6 +27,10 @@ const (
 	// FloatingIPs are floating IPs; their port forwardings are the
 	// collection PortForwardings(id).
 	FloatingIPs Collection = "floatingips"
+	// SecurityGroups and SecurityGroupRules are the firewall; their URL
+	// segments use dashes, their JSON names underscores.
+	SecurityGroups     Collection = "security-groups"
+	SecurityGroupRules Collection = "security-group-rules"
 )
 
 // PortForwardings is the collection of the port forwardings of floating IP
@@ -45,15 +49,16 @@ func (c Collection) nameKey() string {
 }
 
 // name is the collection's JSON name: the last segment of its path.
-func (c Collection) name() string { return path.Base(string(c)) }
+func (c Collection) name() string { return strings.ReplaceAll(path.Base(string(c)), "-", "_") }
 
 // Singular is the collection's member name, the key of create, show and
 // update envelopes ({"network": {…}}).
 func (c Collection) Singular() string { return strings.TrimSuffix(c.name(), "s") }
 
-// Kind is the member name as Neutron writes it in messages ("Network").
+// Kind is the member name as Neutron writes it in messages ("Network",
+// "Security group").
 func (c Collection) Kind() string {
-	s := c.Singular()
+	s := strings.ReplaceAll(strings.TrimSuffix(path.Base(string(c)), "s"), "-", " ")
 	if s == "" {
 		return s
 	}
