@@ -220,7 +220,7 @@ func ruleSummaryPorts(r model.SecurityGroupRule) string {
 // OpenStack CLI names them.
 type ruleFlags struct {
 	protocol, dstPort, remoteIP, remoteGroup, ethertype, description string
-	icmpType, icmpCode                                                int
+	icmpType, icmpCode                                               int
 }
 
 func (f *ruleFlags) add(cmd *cobra.Command) {
