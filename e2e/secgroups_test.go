@@ -15,29 +15,16 @@ type sgEnv struct {
 	t *testing.T
 }
 
-func (s sgEnv) api(method, path string, body any, want int) map[string]any {
-	s.t.Helper()
-	code, m := s.API(method, path, body)
-	if code != want {
-		s.t.Fatalf("%s %s: %d, want %d: %v", method, path, code, want, m)
-	}
-	return m
-}
-
 func (s sgEnv) group(name string) string {
 	s.t.Helper()
-	return s.api("POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": name}}, 201)["security_group"].(map[string]any)["id"].(string)
+	return jsonOf(s.t, s.MustNsnet("security-group", "create", name, "-o", "json"))["id"].(string)
 }
 
-func (s sgEnv) rule(attrs map[string]any) string {
+// rule runs `nsnet security-group rule create GROUP args…` and returns the
+// rule's id.
+func (s sgEnv) rule(group string, args ...string) string {
 	s.t.Helper()
-	return s.api("POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": attrs}, 201)["security_group_rule"].(map[string]any)["id"].(string)
-}
-
-func (s sgEnv) setPort(port string, attrs map[string]any) {
-	s.t.Helper()
-	id := jsonOf(s.t, s.MustNsnet("port", "show", port, "-o", "json"))["id"].(string)
-	s.api("PUT", "/v2.0/ports/"+id, map[string]any{"port": attrs}, 200)
+	return jsonOf(s.t, s.MustNsnet(append([]string{"security-group", "rule", "create", group, "-o", "json"}, args...)...))["id"].(string)
 }
 
 func (s sgEnv) ip(vm string) string {
@@ -96,8 +83,8 @@ func TestSecurityGroups(t *testing.T) {
 	}
 	// vm3 leaves the default group for an empty one: nothing reaches it,
 	// and it reaches nobody in the default group.
-	web := s.group("web")
-	s.setPort("vm3-eth0", map[string]any{"security_groups": []string{web}})
+	s.group("web")
+	s.MustNsnet("port", "set", "vm3-eth0", "--no-security-group", "--security-group", "web")
 	s.echo("vm3", 22)
 	if s.ping("vm1", ip3) || s.tcp("vm1", ip3, 22) {
 		t.Error("a default-group member reached vm3, whose group allows no ingress")
@@ -110,12 +97,11 @@ func TestSecurityGroups(t *testing.T) {
 	}
 
 	// ICMP allowed by rule; TCP 22 only from vm2's address.
-	s.rule(map[string]any{"security_group_id": web, "direction": "ingress", "protocol": "icmp"})
+	s.rule("web", "--protocol", "icmp")
 	if !s.ping("vm1", ip3) {
 		t.Error("ICMP rule: vm1 cannot ping vm3")
 	}
-	ssh := s.rule(map[string]any{"security_group_id": web, "direction": "ingress", "protocol": "tcp",
-		"port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": ip2 + "/32"})
+	ssh := s.rule("web", "--protocol", "tcp", "--dst-port", "22", "--remote-ip", ip2+"/32")
 	if !s.tcp("vm2", ip3, 22) {
 		t.Error("TCP 22 from vm2's address is blocked")
 	}
@@ -144,21 +130,19 @@ print("alive", flush=True)
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	s.api("DELETE", "/v2.0/security-group-rules/"+ssh, nil, 204)
+	s.MustNsnet("security-group", "rule", "delete", ssh)
 	conn.Wait()
 	if !strings.Contains(out.String(), "connected") || strings.Contains(out.String(), "alive") {
 		t.Errorf("live connection after its rule was removed: %s", out.String())
 	}
 
 	// Remote group: TCP 22 from members of "admins"; vm1 joins it.
-	admins := s.group("admins")
-	s.rule(map[string]any{"security_group_id": web, "direction": "ingress", "protocol": "tcp",
-		"port_range_min": 22, "port_range_max": 22, "remote_group_id": admins})
+	s.group("admins")
+	s.rule("web", "--protocol", "tcp", "--dst-port", "22", "--remote-group", "admins")
 	if s.tcp("vm1", ip3, 22) {
 		t.Error("TCP 22 from vm1 opened before vm1 joined the remote group")
 	}
-	def := jsonOf(t, s.MustNsnet("port", "show", "vm1-eth0", "-o", "json"))["security_groups"].([]any)[0].(string)
-	s.setPort("vm1-eth0", map[string]any{"security_groups": []string{def, admins}})
+	s.MustNsnet("port", "set", "vm1-eth0", "--security-group", "admins")
 	if !s.tcp("vm1", ip3, 22) {
 		t.Error("TCP 22 from vm1 blocked after vm1 joined the remote group")
 	}
@@ -175,13 +159,13 @@ print("alive", flush=True)
 	if d := s.drops("vm2"); d == nil || d["spoofed_ip"].(float64)+d["spoofed_arp"].(float64) == 0 {
 		t.Errorf("vm2's spoofed packets not counted: %v", d)
 	}
-	s.setPort("vm2-eth0", map[string]any{"allowed_address_pairs": []map[string]any{{"ip_address": vip}}})
+	s.MustNsnet("port", "set", "vm2-eth0", "--allowed-address", "ip-address="+vip)
 	if _, err := s.In("vm2", "ping", "-c1", "-W1", "-I", vip, ip3); err != nil {
 		t.Error("vm2 cannot send from its allowed address pair")
 	}
 
 	// Port security off: everything through to vm3.
-	s.setPort("vm3-eth0", map[string]any{"security_groups": []string{}, "port_security_enabled": false})
+	s.MustNsnet("port", "set", "vm3-eth0", "--no-security-group", "--disable-port-security")
 	s.listen("vm3", 8080)
 	if !s.tcp("vm1", ip3, 8080) {
 		t.Error("port security off: TCP 8080 to vm3 blocked")
