@@ -299,7 +299,7 @@ func TestSecurityGroupsAntiSpoofing(t *testing.T) {
 	// The default group lets vm2 reach vm1 on any protocol, so whatever
 	// is dropped is dropped for spoofing.
 	cases := []struct {
-		name, counter string
+		name, counter  string
 		honest, forged string
 		honestMarker   string
 		forgedMarker   string
