@@ -148,3 +148,58 @@ func fixedIP(port map[string]any) string {
 	ip, _ := ips[0].(map[string]any)["ip_address"].(string)
 	return ip
 }
+
+// TestOpenStackSecurityGroups drives security groups with the OpenStack
+// CLI, as the walkthrough does.
+func TestOpenStackSecurityGroups(t *testing.T) {
+	if _, err := exec.LookPath("openstack"); err != nil {
+		t.Fatal("the OpenStack CLI is missing: scripts/test.sh installs python3-openstackclient")
+	}
+	e := Start(t, WithTCP())
+	e.openstackJSON("network", "create", "net1")
+	e.openstackJSON("subnet", "create", "s1", "--network", "net1", "--subnet-range", "10.20.0.0/24")
+
+	web := e.openstackJSON("security", "group", "create", "web", "--description", "front ends")
+	if web["name"] != "web" || web["description"] != "front ends" || web["stateful"] != true {
+		t.Errorf("security group create: %v", web)
+	}
+	e.openstackJSON("security", "group", "create", "admins")
+	ssh := e.openstackJSON("security", "group", "rule", "create", "web", "--protocol", "tcp", "--dst-port", "22",
+		"--remote-ip", "10.20.0.0/24")
+	if ssh["port_range_min"] != 22.0 || ssh["port_range_max"] != 22.0 || ssh["protocol"] != "tcp" ||
+		ssh["remote_ip_prefix"] != "10.20.0.0/24" || ssh["direction"] != "ingress" || ssh["ether_type"] != "IPv4" {
+		t.Errorf("rule --dst-port 22 --remote-ip: %v", ssh)
+	}
+	fromAdmins := e.openstackJSON("security", "group", "rule", "create", "web", "--protocol", "tcp", "--dst-port", "8000:8080",
+		"--remote-group", "admins")
+	admins := e.openstackJSON("security", "group", "show", "admins")
+	if fromAdmins["remote_group_id"] != admins["id"] || fromAdmins["port_range_max"] != 8080.0 {
+		t.Errorf("rule --remote-group: %v", fromAdmins)
+	}
+	if out, err := e.openstack("security", "group", "rule", "create", "web", "--protocol", "tcp", "--dst-port", "22",
+		"--remote-ip", "10.20.0.0/24"); err == nil || !strings.Contains(out, "already exists") {
+		t.Errorf("duplicate rule: err %v, output %s", err, out)
+	}
+
+	e.openstackJSON("port", "create", "p1", "--network", "net1")
+	if out, err := e.openstack("port", "set", "p1", "--security-group", "web"); err != nil {
+		t.Fatalf("port set --security-group: %v\n%s", err, out)
+	}
+	p1 := e.openstackJSON("port", "show", "p1")
+	if groups := fmt.Sprint(p1["security_group_ids"]); !strings.Contains(groups, web["id"].(string)) {
+		t.Errorf("port security groups after set: %v", p1["security_group_ids"])
+	}
+	if out, err := e.openstack("security", "group", "delete", "web"); err == nil || !strings.Contains(out, "in use") {
+		t.Errorf("deleting a group in use: err %v, output %s", err, out)
+	}
+	if out, err := e.openstack("port", "set", "p1", "--no-security-group", "--disable-port-security"); err != nil {
+		t.Fatalf("port set --no-security-group --disable-port-security: %v\n%s", err, out)
+	}
+	p1 = e.openstackJSON("port", "show", "p1")
+	if p1["port_security_enabled"] != false || fmt.Sprint(p1["security_group_ids"]) != "[]" {
+		t.Errorf("port after --no-security-group --disable-port-security: %v %v", p1["port_security_enabled"], p1["security_group_ids"])
+	}
+	if out, err := e.openstack("security", "group", "delete", "web"); err != nil {
+		t.Errorf("deleting the unused group: %v\n%s", err, out)
+	}
+}

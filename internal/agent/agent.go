@@ -100,6 +100,8 @@ type Agent struct {
 	hostNATApplied hostNATSpec
 	hostNATDone    bool
 	hostNATErr     string
+	// firewall is the host's security group tables.
+	firewall hostFirewall
 }
 
 // Health is the agent's state for the status endpoint.
@@ -162,6 +164,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer func() { a.host.Close(); a.hostDrift.Close() }()
 	defer a.nat.closeAll()
+	defer a.firewall.close()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

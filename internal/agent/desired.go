@@ -120,6 +120,8 @@ type snapshot struct {
 	fips      []model.FloatingIP
 	forwards  []model.PortForwarding
 	published []model.PublishedPort
+	groups    []model.SecurityGroup
+	rules     []model.SecurityGroupRule
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -135,6 +137,8 @@ type records struct {
 	fips      recordCache[model.FloatingIP]
 	forwards  recordCache[model.PortForwarding]
 	published recordCache[model.PublishedPort]
+	groups    recordCache[model.SecurityGroup]
+	rules     recordCache[model.SecurityGroupRule]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -162,6 +166,12 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.published, err = c.published.list(r, store.PublishedPorts); err != nil {
+		return nil, err
+	}
+	if s.groups, err = c.groups.list(r, store.SecurityGroups); err != nil {
+		return nil, err
+	}
+	if s.rules, err = c.rules.list(r, store.SecurityGroupRules); err != nil {
 		return nil, err
 	}
 	return s, nil

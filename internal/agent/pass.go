@@ -80,6 +80,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
 	p.ensureRouters(ctx)
+	p.ensureFirewall(snap)
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

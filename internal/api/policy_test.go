@@ -103,6 +103,7 @@ type fixture struct {
 	netA, subnetA, instA, portA string // in use: a network with a subnet and a plugged port
 	netSpare, subnetSpare       string // deletable
 	instSpare, rbacA            string
+	groupA, ruleA               string // a security group no port uses, and one of its rules
 }
 
 func (h *tenants) alphaFixture() fixture {
@@ -116,6 +117,9 @@ func (h *tenants) alphaFixture() fixture {
 	f.instSpare = h.create(owner, "instances", "instance", map[string]any{"name": "spare"})
 	f.rbacA = h.create(owner, "rbac-policies", "rbac_policy", map[string]any{
 		"object_type": "network", "object_id": f.netA, "action": "access_as_shared", "target_tenant": "gamma"})
+	f.groupA = h.create(owner, "security-groups", "security_group", map[string]any{"name": "web"})
+	f.ruleA = h.create(owner, "security-group-rules", "security_group_rule", map[string]any{
+		"security_group_id": f.groupA, "direction": "ingress", "protocol": "tcp", "port_range_min": 80, "port_range_max": 80})
 	return f
 }
 
@@ -146,6 +150,13 @@ func TestPolicy(t *testing.T) {
 				return map[string]any{"object_type": "network", "object_id": f.netSpare, "action": "access_as_shared", "target_tenant": "delta"}
 			},
 			map[string]any{"target_tenant": "epsilon"}},
+		{"security-groups", "security_group", func(f fixture) string { return f.groupA },
+			func(fixture) map[string]any { return map[string]any{"name": "db"} }, map[string]any{"description": "x"}},
+		{"security-group-rules", "security_group_rule", func(f fixture) string { return f.ruleA },
+			func(f fixture) map[string]any {
+				return map[string]any{"security_group_id": f.groupA, "direction": "egress", "protocol": "udp"}
+			},
+			map[string]any{"description": "x"}},
 	}
 	// want[op][caller] is the status; for list, 200 means "listed" and
 	// 404 "left out of the list". Creating on alpha's network fails for
@@ -157,7 +168,7 @@ func TestPolicy(t *testing.T) {
 		"update": {owner: 200, other: 404, reader: 403, admin: 200},
 		"delete": {owner: 204, other: 404, reader: 403, admin: 204},
 	}
-	createOnAlpha := map[string]bool{"subnets": true, "ports": true, "rbac-policies": true}
+	createOnAlpha := map[string]bool{"subnets": true, "ports": true, "rbac-policies": true, "security-group-rules": true}
 
 	for _, res := range resources {
 		for _, op := range []string{"list", "show", "create", "update", "delete"} {
@@ -206,6 +217,9 @@ func TestPolicy(t *testing.T) {
 					if op == "create" && r.status == 201 {
 						got := r.body[res.singular].(map[string]any)
 						project := map[string]string{owner: "alpha", other: "beta", admin: "admin"}[who]
+						if res.collection == "security-group-rules" {
+							project = "alpha" // a rule is its group's, whoever adds it
+						}
 						if got["project_id"] != project || got["tenant_id"] != project {
 							t.Errorf("created in project %v/%v, want %s", got["project_id"], got["tenant_id"], project)
 						}

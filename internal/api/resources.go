@@ -72,6 +72,12 @@ func (s *Server) resources() []resource {
 	published := bind[model.PublishedPort]("published_port", "published_ports", svc.CreatePublishedPort, svc.UpdatePublishedPort,
 		svc.DeletePublishedPort, svc.GetPublishedPort, svc.ListPublishedPorts)
 	published.path = "nsnet/published-ports"
+	sg := bind[model.SecurityGroup]("security_group", "security_groups", svc.CreateSecurityGroup, svc.UpdateSecurityGroup,
+		svc.DeleteSecurityGroup, svc.GetSecurityGroup, svc.ListSecurityGroups)
+	sg.path = "security-groups"
+	sgRule := bind[model.SecurityGroupRule]("security_group_rule", "security_group_rules", svc.CreateSecurityGroupRule,
+		svc.UpdateSecurityGroupRule, svc.DeleteSecurityGroupRule, svc.GetSecurityGroupRule, svc.ListSecurityGroupRules)
+	sgRule.path = "security-group-rules"
 	return []resource{
 		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
 		bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets),
@@ -80,6 +86,8 @@ func (s *Server) resources() []resource {
 		rbac,
 		bind[model.Router]("router", "routers", svc.CreateRouter, svc.UpdateRouter, svc.DeleteRouter, svc.GetRouter, svc.ListRouters),
 		bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP, svc.GetFloatingIP, svc.ListFloatingIPs),
+		sg,
+		sgRule,
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 		published,

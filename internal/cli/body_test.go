@@ -17,9 +17,10 @@ import (
 // resolveFrom resolves names from a fixed table, as the API would.
 func resolveFrom(t *testing.T) resolveFunc {
 	ids := map[client.Collection]map[string]string{
-		client.Networks:  {"blue-net": "net-1"},
-		client.Subnets:   {"blue-v4": "sub-1", "blue-v4b": "sub-2"},
-		client.Instances: {"red": "inst-1"},
+		client.Networks:       {"blue-net": "net-1"},
+		client.Subnets:        {"blue-v4": "sub-1", "blue-v4b": "sub-2"},
+		client.Instances:      {"red": "inst-1"},
+		client.SecurityGroups: {"web": "sg-web", "default": "sg-def"},
 	}
 	return func(col client.Collection, ref string) (string, error) {
 		if id, ok := ids[col][ref]; ok {
@@ -211,11 +212,20 @@ func TestPortSetBody(t *testing.T) {
 		{args: "--no-device", want: `{"device_id":"","device_owner":""}`},
 		{args: "--device red --no-device", wantErr: "--device and --no-device contradict"},
 		{args: "--interface-name eth3 --name p2 --enable", want: `{"admin_state_up":true,"name":"p2","nsnet:interface_name":"eth3"}`},
+		{args: "--security-group web", want: `{"security_groups":["sg-def","sg-web"]}`},
+		{args: "--no-security-group --security-group web", want: `{"security_groups":["sg-web"]}`},
+		{args: "--no-security-group --disable-port-security", want: `{"port_security_enabled":false,"security_groups":[]}`},
+		{args: "--security-group nope", wantErr: "Security group nope could not be found."},
+		{args: "--allowed-address ip-address=10.0.0.200", want: `{"allowed_address_pairs":[{"ip_address":"10.0.0.9","mac_address":"fa:16:3e:00:00:01"},{"ip_address":"10.0.0.200"}]}`},
+		{args: "--no-allowed-address --allowed-address ip-address=10.1.0.0/24,mac-address=fa:16:3e:00:00:02", want: `{"allowed_address_pairs":[{"ip_address":"10.1.0.0/24","mac_address":"fa:16:3e:00:00:02"}]}`},
+		{args: "--allowed-address mac-address=fa:16:3e:00:00:02", wantErr: "ip-address"},
 	}
+	port := &model.Port{FixedIPs: cur, SecurityGroups: []string{"sg-def"},
+		AllowedAddressPairs: []model.AddressPair{{IPAddress: "10.0.0.9", MACAddress: "fa:16:3e:00:00:01"}}}
 	for _, tt := range tests {
 		var f portFlags
 		cmd := parsed(t, f.addSet, tt.args)
-		body, err := f.body(cmd, resolveFrom(t), cur)
+		body, err := f.body(cmd, resolveFrom(t), port)
 		checkBody(t, tt, body, err)
 	}
 }
@@ -261,5 +271,30 @@ func TestParseKV(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q: %v, %v", tt.value, got, err)
 		}
+	}
+}
+
+func TestSecurityGroupRuleBody(t *testing.T) {
+	tests := []bodyCase{
+		{args: "", want: `{"direction":"ingress","security_group_id":"sg-web"}`},
+		{args: "--protocol tcp --dst-port 22 --remote-ip 10.0.0.0/24",
+			want: `{"direction":"ingress","port_range_max":22,"port_range_min":22,"protocol":"tcp","remote_ip_prefix":"10.0.0.0/24","security_group_id":"sg-web"}`},
+		{args: "--egress --protocol udp --dst-port 8000:8080 --remote-group default",
+			want: `{"direction":"egress","port_range_max":8080,"port_range_min":8000,"protocol":"udp","remote_group_id":"sg-def","security_group_id":"sg-web"}`},
+		{args: "--protocol icmp --icmp-type 8 --icmp-code 0",
+			want: `{"direction":"ingress","port_range_max":0,"port_range_min":8,"protocol":"icmp","security_group_id":"sg-web"}`},
+		{args: "--remote-ip 2001:db8::/64",
+			want: `{"direction":"ingress","ethertype":"IPv6","remote_ip_prefix":"2001:db8::/64","security_group_id":"sg-web"}`},
+		{args: "--ingress --egress", wantErr: "contradict"},
+		{args: "--remote-ip 10.0.0.0/8 --remote-group web", wantErr: "contradict"},
+		{args: "--dst-port 22-23", wantErr: "PORT:PORT"},
+		{args: "--icmp-code 3", wantErr: "--icmp-code needs --icmp-type"},
+		{args: "--remote-group nope", wantErr: "Security group nope could not be found."},
+	}
+	for _, tt := range tests {
+		var f ruleFlags
+		cmd := parsed(t, f.add, tt.args)
+		body, err := f.body(cmd, resolveFrom(t), "sg-web")
+		checkBody(t, tt, body, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -105,6 +106,8 @@ type portFlags struct {
 	mac           string
 	device        string
 	interfaceName string
+	groups        []string
+	pairs         []string
 }
 
 func (f *portFlags) add(cmd *cobra.Command) {
@@ -120,6 +123,12 @@ func (f *portFlags) add(cmd *cobra.Command) {
 	fs.Bool("disable", false, "set the port administratively down: its link is down")
 	fs.Bool("enable-port-security", false, "enable anti-spoofing (the network's setting by default)")
 	fs.Bool("disable-port-security", false, "disable anti-spoofing")
+	fs.StringArrayVar(&f.groups, "security-group", nil,
+		"a security group (name or id) for the port (repeatable; default: the project's default group; on set: added)")
+	fs.Bool("no-security-group", false, "no security groups (on set: remove the current ones first)")
+	fs.StringArrayVar(&f.pairs, "allowed-address", nil,
+		"ip-address=IP|CIDR[,mac-address=MAC]: another address the port may send from (repeatable; on set: added)")
+	fs.Bool("no-allowed-address", false, "no allowed address pairs (on set: remove the current ones first)")
 }
 
 // addSet adds the options only port set has.
@@ -129,9 +138,14 @@ func (f *portFlags) addSet(cmd *cobra.Command) {
 	cmd.Flags().Bool("no-device", false, "unplug the port from its instance")
 }
 
-// body maps the flags to a create or update body. cur is the port's current
-// fixed IPs on set (nil on create), which --fixed-ip adds to.
-func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, cur []model.FixedIP) (map[string]any, error) {
+// body maps the flags to a create or update body. cur is the port on set
+// (nil on create): --fixed-ip, --security-group and --allowed-address add
+// to what it has.
+func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, port *model.Port) (map[string]any, error) {
+	var cur []model.FixedIP
+	if port != nil {
+		cur = port.FixedIPs
+	}
 	if err := exclusive(cmd, [2]string{"enable", "disable"}, [2]string{"device", "no-device"},
 		[2]string{"enable-port-security", "disable-port-security"}); err != nil {
 		return nil, err
@@ -177,7 +191,52 @@ func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, cur []model.Fi
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
 	setBoolPair(cmd, body, "port_security_enabled", "enable-port-security", "disable-port-security")
 	putRename(cmd, body)
+	if err := f.securityBody(cmd, resolve, port, body); err != nil {
+		return nil, err
+	}
 	return body, nil
+}
+
+// securityBody adds security_groups and allowed_address_pairs to body.
+func (f *portFlags) securityBody(cmd *cobra.Command, resolve resolveFunc, port *model.Port, body map[string]any) error {
+	changed := cmd.Flags().Changed
+	if changed("security-group") || changed("no-security-group") {
+		groups := []string{}
+		if port != nil && !changed("no-security-group") {
+			groups = append(groups, port.SecurityGroups...)
+		}
+		for _, g := range f.groups {
+			id, err := resolve(client.SecurityGroups, g)
+			if err != nil {
+				return err
+			}
+			if !slices.Contains(groups, id) {
+				groups = append(groups, id)
+			}
+		}
+		body["security_groups"] = groups
+	}
+	if changed("allowed-address") || changed("no-allowed-address") {
+		pairs := []any{}
+		if port != nil && !changed("no-allowed-address") {
+			for _, p := range port.AllowedAddressPairs {
+				pairs = append(pairs, map[string]any{"ip_address": p.IPAddress, "mac_address": p.MACAddress})
+			}
+		}
+		for _, v := range f.pairs {
+			kv, err := parseKV("allowed-address", v, []string{"ip-address", "mac-address"}, []string{"ip-address"})
+			if err != nil {
+				return usageError{cmd, err}
+			}
+			pair := map[string]any{"ip_address": kv["ip-address"]}
+			if m := kv["mac-address"]; m != "" {
+				pair["mac_address"] = m
+			}
+			pairs = append(pairs, pair)
+		}
+		body["allowed_address_pairs"] = pairs
+	}
+	return nil
 }
 
 // fixedIP parses one --fixed-ip, resolving the subnet's name.
@@ -245,7 +304,9 @@ instance and configures it.`,
 		Example: `  nsnet port create red-eth0 --network blue-net --device red
   nsnet port create red-eth1 --network lab-net --device red --interface-name eth1 \
       --fixed-ip subnet=lab-v4,ip-address=10.0.0.10 --mac-address fa:16:3e:00:00:10
-  nsnet port create spare --network blue-net --no-fixed-ip`,
+  nsnet port create spare --network blue-net --no-fixed-ip
+  nsnet port create web-eth0 --network blue-net --device web --security-group web \
+      --allowed-address ip-address=10.0.0.200`,
 		Args: exactArgs(1, "the new port's name"),
 	}
 	flags.add(cmd)
@@ -307,7 +368,7 @@ the name), --no-device unplugs it.`,
 		if err != nil {
 			return err
 		}
-		body, err := flags.body(cmd, finder(cmd.Context(), c), cur.FixedIPs)
+		body, err := flags.body(cmd, finder(cmd.Context(), c), &cur)
 		if err != nil {
 			return err
 		}

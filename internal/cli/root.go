@@ -77,7 +77,7 @@ daemon's unix socket (root only) or over TCP with a token.`,
 	)
 	for _, c := range []*cobra.Command{
 		app.networkCommand(), app.subnetCommand(), app.portCommand(), app.instanceCommand(),
-		app.routerCommand(), app.floatingCommand(), app.publishedPortCommand(), app.quotaCommand(),
+		app.routerCommand(), app.floatingCommand(), app.publishedPortCommand(), app.securityGroupCommand(), app.quotaCommand(),
 	} {
 		c.GroupID = groupResources
 		root.AddCommand(c)

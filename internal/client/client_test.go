@@ -477,6 +477,8 @@ func TestCollectionNames(t *testing.T) {
 		{Routers, "router", "Router"},
 		{FloatingIPs, "floatingip", "Floatingip"},
 		{PortForwardings("f-1"), "port_forwarding", "Port_forwarding"},
+		{SecurityGroups, "security_group", "Security group"},
+		{SecurityGroupRules, "security_group_rule", "Security group rule"},
 	} {
 		if tt.col.Singular() != tt.singular || tt.col.Kind() != tt.kind {
 			t.Errorf("%s: %q %q", tt.col, tt.col.Singular(), tt.col.Kind())

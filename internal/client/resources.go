@@ -30,6 +30,10 @@ const (
 	// PublishedPorts are the host's published ports (host NAT), an nsnet
 	// extension: their URL segment has a dash, their JSON name not.
 	PublishedPorts Collection = "nsnet/published-ports"
+	// SecurityGroups and SecurityGroupRules are the firewall; their URL
+	// segments use dashes, their JSON names underscores.
+	SecurityGroups     Collection = "security-groups"
+	SecurityGroupRules Collection = "security-group-rules"
 )
 
 // PortForwardings is the collection of the port forwardings of floating IP
@@ -54,9 +58,10 @@ func (c Collection) name() string { return strings.ReplaceAll(path.Base(string(c
 // update envelopes ({"network": {…}}).
 func (c Collection) Singular() string { return strings.TrimSuffix(c.name(), "s") }
 
-// Kind is the member name as Neutron writes it in messages ("Network").
+// Kind is the member name as Neutron writes it in messages ("Network",
+// "Security group").
 func (c Collection) Kind() string {
-	s := c.Singular()
+	s := strings.ReplaceAll(strings.TrimSuffix(path.Base(string(c)), "s"), "-", " ")
 	if s == "" {
 		return s
 	}

@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
-	svc := service.New(service.Config{Store: st, Status: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas})
+	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas})
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: ag,

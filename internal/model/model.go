@@ -148,6 +148,9 @@ type Port struct {
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	InterfaceName       string        `json:"nsnet:interface_name"`
 	StatusReason        string        `json:"nsnet:status_reason,omitempty"`
+	// FirewallDrops are the packets the firewall dropped for the port,
+	// read from the kernel when the port is shown; never stored.
+	FirewallDrops *PortFirewallCounters `json:"nsnet:firewall_drops,omitempty"`
 	Standard
 }
 

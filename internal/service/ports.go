@@ -26,6 +26,7 @@ type portInput struct {
 	deviceSet  bool
 	ifnameSet  bool
 	portSecSet bool
+	groupsSet  bool
 }
 
 type fixedIPRequest struct {
@@ -87,14 +88,8 @@ var portAttrs = append([]attr[portInput]{
 	}},
 	{name: "security_groups", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		list, err := parseStringList(raw, func(string) error { return nil })
-		if err != nil {
-			return err
-		}
-		if len(list) > 0 {
-			return fmt.Errorf("security groups are not supported by nsnet yet")
-		}
-		p.SecurityGroups = []string{}
-		return nil
+		p.SecurityGroups, p.groupsSet = list, true
+		return err
 	}},
 	{name: "allowed_address_pairs", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		var pairs []model.AddressPair
@@ -189,6 +184,9 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		if err := s.completePort(ctx, tx, &p); err != nil {
 			return err
 		}
+		if err := s.checkPortSecurity(ctx, tx, &p, true); err != nil {
+			return err
+		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
 	})
@@ -216,6 +214,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 			p.InterfaceName = "" // chosen afresh in the new instance
 		}
 		if err := s.completePort(ctx, tx, &p); err != nil {
+			return err
+		}
+		if err := s.checkPortSecurity(ctx, tx, &p, false); err != nil {
 			return err
 		}
 		p.Touch(s.now())
@@ -463,6 +464,9 @@ func (s *Service) renderPort(p *model.Port) {
 		p.Status, p.StatusReason = model.StatusDown, ""
 	default:
 		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
+	}
+	if s.counters != nil && p.PortSecurityEnabled {
+		p.FirewallDrops = s.counters.FirewallCounters(p.ID)
 	}
 }
 

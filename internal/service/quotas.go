@@ -41,13 +41,13 @@ var neutronDefaults = map[string]int{
 	quotaSecurityGroup: 10, quotaSecurityGroupRule: 100, quotaRBACPolicy: 10,
 }
 
-// quotaKinds is where each resource's records are counted. Security
-// groups have none yet: their usage is 0. The ports of routers' gateways
+// quotaKinds is where each resource's records are counted. The ports of routers' gateways
 // and of floating IPs belong to no project, so they count for none.
 var quotaKinds = map[string]store.Kind{
 	quotaNetwork: store.Networks, quotaSubnet: store.Subnets, quotaPort: store.Ports,
 	quotaRouter: store.Routers, quotaFloatingIP: store.FloatingIPs,
-	quotaRBACPolicy: store.RBACPolicies,
+	quotaRBACPolicy: store.RBACPolicies, quotaSecurityGroup: store.SecurityGroups,
+	quotaSecurityGroupRule: store.SecurityGroupRules,
 }
 
 // maxQuota is Neutron's upper bound for a limit (its DB integer maximum).

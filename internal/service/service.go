@@ -27,10 +27,18 @@ type StatusSource interface {
 	Status(kind store.Kind, id string) (status, reason string)
 }
 
+// CounterSource tells how many packets the firewall dropped for a port:
+// the agent. Nil when the port is not filtered.
+type CounterSource interface {
+	FirewallCounters(portID string) *model.PortFirewallCounters
+}
+
 // Config wires a Service.
 type Config struct {
 	Store  store.Store
 	Status StatusSource
+	// Counters, if set, fills the ports' nsnet:firewall_drops.
+	Counters CounterSource
 	// NetnsPrefix is the agent's namespace prefix: every instance's
 	// namespace name starts with it.
 	NetnsPrefix string
@@ -45,6 +53,7 @@ type Config struct {
 type Service struct {
 	store       store.Store
 	status      StatusSource
+	counters    CounterSource
 	netnsPrefix string
 	quotas      map[string]int
 	now         func() time.Time
@@ -56,7 +65,7 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: cfg.Store, status: cfg.Status, netnsPrefix: cfg.NetnsPrefix,
+	return &Service{store: cfg.Store, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), now: now}
 }
 

@@ -34,10 +34,14 @@ const (
 	PortForwardings Kind = "port_forwardings"
 	// PublishedPorts are the host's published ports (host NAT).
 	PublishedPorts Kind = "published_ports"
+	// SecurityGroups and SecurityGroupRules are the firewall resources;
+	// rules are records of their own so quotas count them.
+	SecurityGroups     Kind = "security_groups"
+	SecurityGroupRules Kind = "security_group_rules"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

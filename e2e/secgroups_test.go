@@ -1,0 +1,357 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sgEnv is one network 10.0.0.0/24 with instances whose ports use the
+// project's default group unless a test changes them.
+type sgEnv struct {
+	*Env
+	t *testing.T
+}
+
+func (s sgEnv) group(name string) string {
+	s.t.Helper()
+	return jsonOf(s.t, s.MustNsnet("security-group", "create", name, "-o", "json"))["id"].(string)
+}
+
+// rule runs `nsnet security-group rule create GROUP args…` and returns the
+// rule's id.
+func (s sgEnv) rule(group string, args ...string) string {
+	s.t.Helper()
+	return jsonOf(s.t, s.MustNsnet(append([]string{"security-group", "rule", "create", group, "-o", "json"}, args...)...))["id"].(string)
+}
+
+func (s sgEnv) ip(vm string) string {
+	return fixedIP(jsonOf(s.t, s.MustNsnet("port", "show", vm+"-eth0", "-o", "json")))
+}
+
+// ping reports whether one ping from vm to addr is answered.
+func (s sgEnv) ping(vm, addr string) bool {
+	_, err := s.In(vm, "ping", "-c1", "-W1", addr)
+	return err == nil
+}
+
+// tcp reports whether a TCP connection from vm to addr:port opens.
+func (s sgEnv) tcp(vm, addr string, port int) bool {
+	_, err := s.In(vm, "timeout", "2", "bash", "-c", fmt.Sprintf("echo > /dev/tcp/%s/%d", addr, port))
+	return err == nil
+}
+
+func (s sgEnv) drops(vm string) map[string]any {
+	s.t.Helper()
+	d, _ := jsonOf(s.t, s.MustNsnet("port", "show", vm+"-eth0", "-o", "json"))["nsnet:firewall_drops"].(map[string]any)
+	return d
+}
+
+func (s sgEnv) listen(vm string, port int) {
+	s.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", s.Netns(vm), "python3", "-m", "http.server", fmt.Sprint(port))
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	eventually(s.t, 10*time.Second, vm+" listens", func() error {
+		return exec.Command("ip", "netns", "exec", s.Netns(vm), "bash", "-c", fmt.Sprintf("echo > /dev/tcp/127.0.0.1/%d", port)).Run()
+	})
+}
+
+// TestSecurityGroups walks Neutron's security group behaviour on one
+// network: the default group lets members reach each other and nobody
+// else in; rules open ICMP and TCP 22 from one address range; a remote
+// group follows its membership; allowed address pairs let a VIP through;
+// port security off lets everything through; removing a rule cuts a live
+// connection.
+func TestSecurityGroups(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	s.MustNsnet("network", "create", "net")
+	s.MustNsnet("subnet", "create", "net-v4", "--network", "net", "--subnet-range", "10.0.0.0/24")
+	for _, vm := range []string{"vm1", "vm2", "vm3"} {
+		s.MustNsnet("instance", "create", vm)
+		s.MustNsnet("port", "create", vm+"-eth0", "--network", "net", "--device", vm)
+	}
+	ip1, ip2, ip3 := s.ip("vm1"), s.ip("vm2"), s.ip("vm3")
+
+	// Members of the default group reach each other.
+	if !s.ping("vm1", ip2) || !s.tcpAfterListen("vm2", 80, "vm1", ip2) {
+		t.Fatal("default group: vm1 cannot reach vm2")
+	}
+	// vm3 leaves the default group for an empty one: nothing reaches it,
+	// and it reaches nobody in the default group.
+	s.group("web")
+	s.MustNsnet("port", "set", "vm3-eth0", "--no-security-group", "--security-group", "web")
+	s.echo("vm3", 22)
+	if s.ping("vm1", ip3) || s.tcp("vm1", ip3, 22) {
+		t.Error("a default-group member reached vm3, whose group allows no ingress")
+	}
+	if s.ping("vm3", ip1) {
+		t.Error("vm3, not a default-group member, reached vm1")
+	}
+	if d := s.drops("vm3"); d == nil || d["ingress_denied"].(float64) == 0 {
+		t.Errorf("vm3's ingress drops not counted: %v", d)
+	}
+
+	// ICMP allowed by rule; TCP 22 only from vm2's address.
+	s.rule("web", "--protocol", "icmp")
+	if !s.ping("vm1", ip3) {
+		t.Error("ICMP rule: vm1 cannot ping vm3")
+	}
+	ssh := s.rule("web", "--protocol", "tcp", "--dst-port", "22", "--remote-ip", ip2+"/32")
+	if !s.tcp("vm2", ip3, 22) {
+		t.Error("TCP 22 from vm2's address is blocked")
+	}
+	if s.tcp("vm1", ip3, 22) {
+		t.Error("TCP 22 from vm1, outside the rule's prefix, opened")
+	}
+
+	// Removing the rule cuts a live connection from vm2.
+	conn := exec.Command("ip", "netns", "exec", s.Netns("vm2"), "python3", "-c", fmt.Sprintf(`
+import socket, sys, time
+s = socket.create_connection(("%s", 22), timeout=1)
+print("connected", flush=True)
+for i in range(20):
+    try:
+        s.sendall(b"ping\n")
+        if s.recv(16) != b"ping\n":
+            raise OSError("bad echo")
+    except OSError as e:
+        print("cut", e, flush=True); sys.exit(0)
+    time.sleep(0.25)
+print("alive", flush=True)
+`, ip3))
+	var out strings.Builder
+	conn.Stdout, conn.Stderr = &out, &out
+	if err := conn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	s.MustNsnet("security-group", "rule", "delete", ssh)
+	conn.Wait()
+	if !strings.Contains(out.String(), "connected") || strings.Contains(out.String(), "alive") {
+		t.Errorf("live connection after its rule was removed: %s", out.String())
+	}
+
+	// Remote group: TCP 22 from members of "admins"; vm1 joins it.
+	s.group("admins")
+	s.rule("web", "--protocol", "tcp", "--dst-port", "22", "--remote-group", "admins")
+	if s.tcp("vm1", ip3, 22) {
+		t.Error("TCP 22 from vm1 opened before vm1 joined the remote group")
+	}
+	s.MustNsnet("port", "set", "vm1-eth0", "--security-group", "admins")
+	if !s.tcp("vm1", ip3, 22) {
+		t.Error("TCP 22 from vm1 blocked after vm1 joined the remote group")
+	}
+
+	// Allowed address pairs: vm2 may send from a VIP only once the pair
+	// is on its port.
+	const vip = "10.0.0.200"
+	if _, err := s.In("vm2", "ip", "addr", "add", vip+"/24", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.In("vm2", "ping", "-c1", "-W1", "-I", vip, ip3); err == nil {
+		t.Error("vm2 sent from a VIP it has no address pair for")
+	}
+	if d := s.drops("vm2"); d == nil || d["spoofed_ip"].(float64)+d["spoofed_arp"].(float64) == 0 {
+		t.Errorf("vm2's spoofed packets not counted: %v", d)
+	}
+	s.MustNsnet("port", "set", "vm2-eth0", "--allowed-address", "ip-address="+vip)
+	if _, err := s.In("vm2", "ping", "-c1", "-W1", "-I", vip, ip3); err != nil {
+		t.Error("vm2 cannot send from its allowed address pair")
+	}
+
+	// Port security off: everything through to vm3.
+	s.MustNsnet("port", "set", "vm3-eth0", "--no-security-group", "--disable-port-security")
+	s.listen("vm3", 8080)
+	if !s.tcp("vm1", ip3, 8080) {
+		t.Error("port security off: TCP 8080 to vm3 blocked")
+	}
+}
+
+// echo runs a line echo server on port in vm: one thread per connection.
+func (s sgEnv) echo(vm string, port int) {
+	s.t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", s.Netns(vm), "python3", "-c", fmt.Sprintf(`
+import socketserver
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        for line in self.rfile:
+            self.wfile.write(line)
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("0.0.0.0", %d), Echo).serve_forever()
+`, port))
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	eventually(s.t, 10*time.Second, vm+" echoes", func() error {
+		return exec.Command("ip", "netns", "exec", s.Netns(vm), "bash", "-c", fmt.Sprintf("echo > /dev/tcp/127.0.0.1/%d", port)).Run()
+	})
+}
+
+func (s sgEnv) tcpAfterListen(vm string, port int, from, addr string) bool {
+	s.listen(vm, port)
+	return s.tcp(from, addr, port)
+}
+
+// rawFrames is a small program run inside an instance: "send IFACE HEX…"
+// writes each hex-encoded Ethernet frame on IFACE through a packet socket;
+// "capture IFACE SECONDS MARKER…" prints, once, each marker (hex) found in
+// a frame IFACE receives within SECONDS, after printing "ready".
+const rawFrames = `
+import socket, sys, time
+cmd, iface = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((iface, 0))
+if cmd == "send":
+    for h in sys.argv[3:]:
+        s.send(bytes.fromhex(h))
+        time.sleep(0.05)
+    sys.exit(0)
+deadline = time.time() + float(sys.argv[3])
+markers = {bytes.fromhex(m): m for m in sys.argv[4:]}
+print("ready", flush=True)
+seen = set()
+s.settimeout(0.2)
+while time.time() < deadline:
+    try:
+        f = s.recv(2048)
+    except socket.timeout:
+        continue
+    for b, m in markers.items():
+        if b in f and m not in seen:
+            seen.add(m)
+            print(m, flush=True)
+`
+
+func macBytes(t *testing.T, mac string) []byte {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hw
+}
+
+// udp is an Ethernet+IPv4+UDP frame (checksums: IPv4 computed, UDP zero)
+// carrying payload.
+func udpFrame(t *testing.T, dstMAC, srcMAC, srcIP, dstIP string, sport, dport uint16, payload []byte) string {
+	b := append(macBytes(t, dstMAC), macBytes(t, srcMAC)...)
+	b = append(b, 0x08, 0x00)
+	ip := make([]byte, 20)
+	ip[0], ip[8], ip[9] = 0x45, 64, 17
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(payload)))
+	copy(ip[12:], netip.MustParseAddr(srcIP).AsSlice())
+	copy(ip[16:], netip.MustParseAddr(dstIP).AsSlice())
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	u := make([]byte, 8)
+	binary.BigEndian.PutUint16(u[0:], sport)
+	binary.BigEndian.PutUint16(u[2:], dport)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+len(payload)))
+	b = append(append(append(b, ip...), u...), payload...)
+	return hex.EncodeToString(b)
+}
+
+// arpReply is an Ethernet ARP reply "senderIP is at senderMAC" to target.
+func arpReply(t *testing.T, dstMAC, srcMAC, senderMAC, senderIP, targetMAC, targetIP string) string {
+	b := append(macBytes(t, dstMAC), macBytes(t, srcMAC)...)
+	b = append(b, 0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2)
+	b = append(b, macBytes(t, senderMAC)...)
+	b = append(b, netip.MustParseAddr(senderIP).AsSlice()...)
+	b = append(b, macBytes(t, targetMAC)...)
+	b = append(b, netip.MustParseAddr(targetIP).AsSlice()...)
+	return hex.EncodeToString(b)
+}
+
+// TestSecurityGroupsAntiSpoofing: an instance sends, from a packet
+// socket, a frame from a foreign MAC, one from a foreign address, a forged
+// ARP reply claiming the gateway's address, and a DHCP offer as a rogue
+// server. Its neighbour receives none of them but receives the same frames
+// sent honestly; each drop is counted on the sender's port.
+func TestSecurityGroupsAntiSpoofing(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	s.MustNsnet("network", "create", "net")
+	s.MustNsnet("subnet", "create", "net-v4", "--network", "net", "--subnet-range", "10.0.0.0/24")
+	ports := map[string]map[string]any{}
+	for _, vm := range []string{"vm1", "vm2"} {
+		s.MustNsnet("instance", "create", vm)
+		ports[vm] = jsonOf(t, s.MustNsnet("port", "create", vm+"-eth0", "--network", "net", "--device", vm, "-o", "json"))
+	}
+	mac1, mac2 := ports["vm1"]["mac_address"].(string), ports["vm2"]["mac_address"].(string)
+	ip1, ip2 := fixedIP(ports["vm1"]), fixedIP(ports["vm2"])
+	const foreignMAC, foreignIP, gateway = "fa:16:3e:99:99:99", "10.0.0.99", "10.0.0.1"
+	// The default group lets vm2 reach vm1 on any protocol, so whatever
+	// is dropped is dropped for spoofing.
+	cases := []struct {
+		name, counter  string
+		honest, forged string
+		honestMarker   string
+		forgedMarker   string
+	}{
+		{"foreign source MAC", "spoofed_mac",
+			udpFrame(t, mac1, mac2, ip2, ip1, 4000, 4000, []byte("honest-mac")),
+			udpFrame(t, mac1, foreignMAC, ip2, ip1, 4000, 4000, []byte("forged-mac")),
+			hex.EncodeToString([]byte("honest-mac")), hex.EncodeToString([]byte("forged-mac"))},
+		{"foreign source address", "spoofed_ip",
+			udpFrame(t, mac1, mac2, ip2, ip1, 4000, 4000, []byte("honest-ip")),
+			udpFrame(t, mac1, mac2, foreignIP, ip1, 4000, 4000, []byte("forged-ip")),
+			hex.EncodeToString([]byte("honest-ip")), hex.EncodeToString([]byte("forged-ip"))},
+		{"ARP reply for the gateway", "spoofed_arp",
+			arpReply(t, mac1, mac2, mac2, ip2, mac1, ip1),
+			arpReply(t, mac1, mac2, mac2, gateway, mac1, ip1),
+			hex.EncodeToString(append(macBytes(t, mac2), netip.MustParseAddr(ip2).AsSlice()...)),
+			hex.EncodeToString(append(macBytes(t, mac2), netip.MustParseAddr(gateway).AsSlice()...))},
+		{"DHCP offer from an instance", "dhcp_server",
+			udpFrame(t, "ff:ff:ff:ff:ff:ff", mac2, ip2, "255.255.255.255", 6767, 68, []byte("honest-dhcp")),
+			udpFrame(t, "ff:ff:ff:ff:ff:ff", mac2, ip2, "255.255.255.255", 67, 68, []byte("forged-dhcp")),
+			hex.EncodeToString([]byte("honest-dhcp")), hex.EncodeToString([]byte("forged-dhcp"))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := s.drops("vm2")[tc.counter].(float64)
+			capture := exec.Command("ip", "netns", "exec", s.Netns("vm1"), "python3", "-c", rawFrames,
+				"capture", "eth0", "3", tc.honestMarker, tc.forgedMarker)
+			stdout, _ := capture.StdoutPipe()
+			if err := capture.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(stdout)
+			if !sc.Scan() || sc.Text() != "ready" {
+				t.Fatal("capture did not start")
+			}
+			if out, err := s.In("vm2", "python3", "-c", rawFrames, "send", "eth0", tc.honest, tc.forged); err != nil {
+				t.Fatalf("send: %v\n%s", err, out)
+			}
+			var seen []string
+			for sc.Scan() {
+				seen = append(seen, sc.Text())
+			}
+			capture.Wait()
+			if !slices.Contains(seen, tc.honestMarker) {
+				t.Errorf("the honest frame did not arrive (seen %v)", seen)
+			}
+			if slices.Contains(seen, tc.forgedMarker) {
+				t.Error("the forged frame arrived")
+			}
+			if after := s.drops("vm2")[tc.counter].(float64); after <= before {
+				t.Errorf("%s drops of vm2: %v before, %v after; want more", tc.counter, before, after)
+			}
+		})
+	}
+}

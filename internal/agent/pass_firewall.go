@@ -1,0 +1,276 @@
+package agent
+
+import (
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// hostFirewall is the nsnet_fw tables of the host namespace, open across
+// passes, and what was last applied to them.
+type hostFirewall struct {
+	mu      sync.Mutex
+	fw      *firewall.Firewall
+	ino     uint64 // the host namespace the firewall's sockets are in
+	applied *firewall.Spec
+	ports   map[string]string // tap → port id, of applied
+
+	// counters caches the last read of the drop counters, by port id.
+	counters     map[string]model.PortFirewallCounters
+	countersRead time.Time
+}
+
+func (h *hostFirewall) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fw != nil {
+		h.fw.Close()
+		h.fw, h.applied = nil, nil
+	}
+}
+
+// ensureFirewall programs the security groups of the ports plugged on this
+// host. It runs after the ports exist, so that a port's filter and its tap
+// come up in the same pass. A failure marks every secured port in error.
+func (p *pass) ensureFirewall(snap *snapshot) {
+	spec, ports := firewallSpec(snap, p.d)
+	h := &p.a.firewall
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	err := p.applyFirewall(h, spec, ports)
+	if err == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.errors++
+	p.a.log.Error("firewall", "err", err)
+	for _, id := range ports {
+		p.results[key{store.Ports, id}] = status{model.StatusError, "firewall: " + err.Error()}
+		p.good[key{store.Ports, id}] = false
+	}
+}
+
+func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[string]string) error {
+	if h.fw != nil && h.ino != p.a.hostIno {
+		h.fw.Close()
+		h.fw, h.applied = nil, nil
+	}
+	if h.fw == nil {
+		if len(spec.Ports) == 0 {
+			return nil // nothing to filter: no tables at all
+		}
+		fw, err := firewall.Open(p.a.cfg.HostNetns, p.a.log)
+		if err != nil {
+			return err
+		}
+		h.fw, h.ino = fw, p.a.hostIno
+	}
+	if p.full && h.applied != nil {
+		present, err := h.fw.Present()
+		if err != nil {
+			return err
+		}
+		if !present {
+			h.fw.Forget() // removed behind nsnet's back: build again
+			h.applied = nil
+		}
+	}
+	if h.applied != nil && reflect.DeepEqual(*h.applied, spec) {
+		return nil
+	}
+	res, err := h.fw.Apply(spec)
+	if err != nil {
+		h.applied = nil
+		return err
+	}
+	h.applied, h.ports = &spec, ports
+	h.counters = nil
+	p.mu.Lock()
+	p.changes++
+	p.mu.Unlock()
+	p.a.log.Info("firewall programmed", "ports", len(spec.Ports), "rebuilt", res.Rebuilt,
+		"added", res.Added, "deleted", res.Deleted, "connections_forgotten", res.Forgotten)
+	return nil
+}
+
+// firewallSpec computes the firewall of the ports plugged here that have
+// port security: anti-spoofing from their MAC, fixed IPs and allowed
+// address pairs, and the rules of their groups with remote groups
+// expanded to the addresses of their members (on any host). It returns
+// the spec and the port id of each tap.
+func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string) {
+	rulesOf := map[string][]*model.SecurityGroupRule{}
+	for i := range snap.rules {
+		r := &snap.rules[i]
+		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
+	}
+	members := map[string][]netip.Addr{} // group → addresses of its ports
+	for i := range snap.ports {
+		port := &snap.ports[i]
+		if !port.PortSecurityEnabled {
+			continue
+		}
+		for _, g := range port.SecurityGroups {
+			members[g] = append(members[g], portAddresses(port)...)
+		}
+	}
+	spec := firewall.Spec{}
+	ports := map[string]string{}
+	for i := range snap.ports {
+		port := &snap.ports[i]
+		if _, plugged := d.ports[port.ID]; !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
+			continue
+		}
+		mac, err := net.ParseMAC(port.MACAddress)
+		if err != nil {
+			continue // validated by the service
+		}
+		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac}
+		for _, ip := range port.FixedIPs {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+				fp.Addresses = append(fp.Addresses, a)
+			}
+		}
+		for _, pair := range port.AllowedAddressPairs {
+			if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+				fp.Addresses = append(fp.Addresses, a)
+			} else if pr, err := netip.ParsePrefix(pair.IPAddress); err == nil {
+				fp.Networks = append(fp.Networks, pr.Masked())
+			}
+			if m, err := net.ParseMAC(pair.MACAddress); err == nil && m.String() != mac.String() {
+				fp.MACs = append(fp.MACs, m)
+			}
+		}
+		for _, g := range port.SecurityGroups {
+			for _, r := range rulesOf[g] {
+				fp.Rules = append(fp.Rules, compileRule(r, members)...)
+			}
+		}
+		spec.Ports = append(spec.Ports, fp)
+		ports[fp.Interface] = port.ID
+	}
+	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int {
+		switch {
+		case a.Interface < b.Interface:
+			return -1
+		case a.Interface > b.Interface:
+			return 1
+		}
+		return 0
+	})
+	return spec, ports
+}
+
+// portAddresses are the addresses a port may send from: what its members
+// are, for rules naming its groups as remote groups (Neutron's ipsets hold
+// allowed address pairs too).
+func portAddresses(p *model.Port) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range p.FixedIPs {
+		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+			out = append(out, a)
+		}
+	}
+	for _, pair := range p.AllowedAddressPairs {
+		if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// compileRule turns one security group rule into firewall rules: one per
+// remote address for a remote group (none when the group has no members
+// of the rule's ethertype: it then allows nothing).
+func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Addr) []firewall.Rule {
+	v6 := r.EtherType == model.EtherTypeIPv6
+	base := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
+	if r.Direction == model.DirectionEgress {
+		base.Direction = firewall.Egress
+	}
+	if n := r.ProtocolNumber(); n >= 0 {
+		base.ProtoMin, base.ProtoMax = uint8(n), uint8(n)
+		if n == 1 || n == 58 {
+			// ICMP: the "port" is type<<8 | code.
+			if r.PortRangeMin != nil {
+				t := uint16(*r.PortRangeMin) << 8
+				base.PortMin, base.PortMax = t, t|0xff
+				if r.PortRangeMax != nil {
+					base.PortMin, base.PortMax = t|uint16(*r.PortRangeMax), t|uint16(*r.PortRangeMax)
+				}
+			}
+		} else if r.PortRangeMin != nil && r.PortRangeMax != nil {
+			base.PortMin, base.PortMax = uint16(*r.PortRangeMin), uint16(*r.PortRangeMax)
+		}
+	}
+	var remotes []netip.Prefix
+	switch {
+	case r.RemoteGroupID != nil:
+		for _, a := range members[*r.RemoteGroupID] {
+			if a.Is6() == v6 {
+				remotes = append(remotes, netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+	case r.NormalizedCIDR != nil:
+		if pr, err := netip.ParsePrefix(*r.NormalizedCIDR); err == nil {
+			remotes = append(remotes, pr)
+		}
+	case v6:
+		remotes = append(remotes, netip.MustParsePrefix("::/0"))
+	default:
+		remotes = append(remotes, netip.MustParsePrefix("0.0.0.0/0"))
+	}
+	out := make([]firewall.Rule, 0, len(remotes))
+	for _, pr := range remotes {
+		fr := base
+		fr.Remote = pr
+		out = append(out, fr)
+	}
+	return out
+}
+
+// countersTTL bounds how often the drop counters are read from the kernel:
+// a port list asks for every port's.
+const countersTTL = time.Second
+
+// FirewallCounters returns the drops of port id, or nil when the port is
+// not filtered on this host.
+func (a *Agent) FirewallCounters(portID string) *model.PortFirewallCounters {
+	h := &a.firewall
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fw == nil {
+		return nil
+	}
+	if h.counters == nil || time.Since(h.countersRead) > countersTTL {
+		byTap, err := h.fw.Counters()
+		if err != nil {
+			a.log.Warn("read firewall counters", "err", err)
+			return nil
+		}
+		h.counters = map[string]model.PortFirewallCounters{}
+		for tap, c := range byTap {
+			if id, ok := h.ports[tap]; ok {
+				h.counters[id] = model.PortFirewallCounters{
+					SpoofedMAC: c.SpoofedMAC, SpoofedIP: c.SpoofedIP, SpoofedARP: c.SpoofedARP,
+					DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert,
+					Ingress: c.Ingress, Egress: c.Egress,
+				}
+			}
+		}
+		h.countersRead = time.Now()
+	}
+	c, ok := h.counters[portID]
+	if !ok {
+		return nil
+	}
+	return &c
+}

@@ -1,0 +1,154 @@
+package api_test
+
+import (
+	"testing"
+)
+
+func (h *harness) rule(group string, attrs map[string]any) map[string]any {
+	h.t.Helper()
+	attrs["security_group_id"] = group
+	return h.create("security-group-rules", "security_group_rule", attrs)
+}
+
+// TestSecurityGroupShapes: Neutron's shapes and defaults — a default group
+// per project on first use with its four rules, two egress rules on a new
+// group, and the default group on new ports.
+func TestSecurityGroupShapes(t *testing.T) {
+	h := newHarness(t)
+	groups := h.do("GET", "/v2.0/security-groups", nil).body["security_groups"].([]any)
+	if len(groups) != 1 {
+		t.Fatalf("first list: %d groups, want the default one: %v", len(groups), groups)
+	}
+	def := groups[0].(map[string]any)
+	if def["name"] != "default" || def["stateful"] != true || def["project_id"] != "admin" || def["description"] != "Default security group" {
+		t.Errorf("default group = %v", def)
+	}
+	var ingressFromSelf, egress int
+	for _, r := range def["security_group_rules"].([]any) {
+		rule := r.(map[string]any)
+		switch {
+		case rule["direction"] == "ingress" && rule["remote_group_id"] == def["id"] && rule["remote_ip_prefix"] == nil:
+			ingressFromSelf++
+		case rule["direction"] == "egress" && rule["remote_group_id"] == nil && rule["protocol"] == nil:
+			egress++
+		}
+		if rule["belongs_to_default_sg"] != true {
+			t.Errorf("default group rule has belongs_to_default_sg %v", rule["belongs_to_default_sg"])
+		}
+	}
+	if ingressFromSelf != 2 || egress != 2 {
+		t.Errorf("default rules: %d ingress-from-self, %d egress; want 2 and 2", ingressFromSelf, egress)
+	}
+
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web", "description": "front"})
+	if rules := web["security_group_rules"].([]any); len(rules) != 2 {
+		t.Errorf("new group has %d rules, want Neutron's 2 egress rules", len(rules))
+	}
+	r := h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "tcp",
+		"port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.9.8.7/24"})
+	for k, v := range map[string]any{"ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22.0, "port_range_max": 22.0,
+		"remote_ip_prefix": "10.9.8.7/24", "normalized_cidr": "10.9.8.0/24", "remote_group_id": nil,
+		"remote_address_group_id": nil, "project_id": "admin", "tenant_id": "admin", "description": ""} {
+		if r[k] != v {
+			t.Errorf("rule %s = %v, want %v", k, r[k], v)
+		}
+	}
+	byNumber := h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "132", "ethertype": "IPv6"})
+	if byNumber["protocol"] != "132" || byNumber["ethertype"] != "IPv6" {
+		t.Errorf("rule by protocol number = %v", byNumber)
+	}
+
+	n := h.create("networks", "network", map[string]any{"name": "net"})
+	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"})
+	p := h.create("ports", "port", map[string]any{"network_id": n["id"]})
+	if sgs := p["security_groups"].([]any); len(sgs) != 1 || sgs[0] != def["id"] || p["port_security_enabled"] != true {
+		t.Errorf("new port: security_groups %v, port_security_enabled %v; want the default group", sgs, p["port_security_enabled"])
+	}
+	p2 := h.create("ports", "port", map[string]any{"network_id": n["id"], "security_groups": []string{web["id"].(string)},
+		"allowed_address_pairs": []map[string]any{{"ip_address": "10.0.0.100"}}})
+	pairs := p2["allowed_address_pairs"].([]any)
+	if len(pairs) != 1 || pairs[0].(map[string]any)["mac_address"] != p2["mac_address"] {
+		t.Errorf("allowed_address_pairs = %v, want the port's MAC filled in", pairs)
+	}
+	off := h.do("PUT", "/v2.0/ports/"+p["id"].(string), map[string]any{"port": map[string]any{
+		"security_groups": []string{}, "port_security_enabled": false}})
+	if off.status != 200 || len(off.body["port"].(map[string]any)["security_groups"].([]any)) != 0 {
+		t.Errorf("disabling port security with the groups removed: %d %v", off.status, off.body)
+	}
+	noSec := h.create("networks", "network", map[string]any{"name": "open", "port_security_enabled": false})
+	h.create("subnets", "subnet", map[string]any{"network_id": noSec["id"], "cidr": "10.1.0.0/24"})
+	if p := h.create("ports", "port", map[string]any{"network_id": noSec["id"]}); p["port_security_enabled"] != false || len(p["security_groups"].([]any)) != 0 {
+		t.Errorf("port on a network without port security = %v", p)
+	}
+	if h.do("DELETE", "/v2.0/security-group-rules/"+r["id"].(string), nil).status != 204 {
+		t.Error("deleting a rule did not answer 204")
+	}
+}
+
+// TestSecurityGroupRefusals: bad rules and forbidden changes are refused
+// with Neutron's errors and leave the store as it was.
+func TestSecurityGroupRefusals(t *testing.T) {
+	h := newHarness(t)
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web"})
+	gid := web["id"].(string)
+	ssh := h.rule(gid, map[string]any{"direction": "ingress", "protocol": "tcp", "port_range_min": 22, "port_range_max": 22})
+	n := h.create("networks", "network", map[string]any{"name": "net"})
+	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"})
+	p := h.create("ports", "port", map[string]any{"network_id": n["id"], "security_groups": []string{gid}})
+	pid := p["id"].(string)
+	var def string
+	for _, g := range h.do("GET", "/v2.0/security-groups?name=default", nil).body["security_groups"].([]any) {
+		def = g.(map[string]any)["id"].(string)
+	}
+
+	rule := func(attrs map[string]any) map[string]any {
+		attrs["security_group_id"] = gid
+		if _, ok := attrs["direction"]; !ok {
+			attrs["direction"] = "ingress"
+		}
+		return map[string]any{"security_group_rule": attrs}
+	}
+	const rules = "/v2.0/security-group-rules"
+	h.checkRefusals(t, []refusal{
+		{"unknown protocol name", "POST", rules, rule(map[string]any{"protocol": "tcpx"}), 400, "SecurityGroupRuleInvalidProtocol", "tcpx not supported"},
+		{"protocol number out of range", "POST", rules, rule(map[string]any{"protocol": "256"}), 400, "SecurityGroupRuleInvalidProtocol", "256"},
+		{"bad direction", "POST", rules, rule(map[string]any{"direction": "sideways"}), 400, "HTTPBadRequest", "direction"},
+		{"bad ethertype", "POST", rules, rule(map[string]any{"ethertype": "IPX"}), 400, "SecurityGroupRuleInvalidEtherType", "IPX"},
+		{"min above max", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 90, "port_range_max": 80}), 400, "SecurityGroupInvalidPortRange", "port_range_min must be <= port_range_max"},
+		{"port zero", "POST", rules, rule(map[string]any{"protocol": "udp", "port_range_min": 0, "port_range_max": 80}), 400, "SecurityGroupInvalidPortValue", "port 0"},
+		{"port above 65535", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 1, "port_range_max": 65536}), 400, "SecurityGroupInvalidPortValue", "65536"},
+		{"ports without a protocol", "POST", rules, rule(map[string]any{"port_range_min": 22, "port_range_max": 22}), 400, "SecurityGroupProtocolRequiredWithPorts", "protocol"},
+		{"ports on GRE", "POST", rules, rule(map[string]any{"protocol": "gre", "port_range_min": 22, "port_range_max": 22}), 400, "SecurityGroupInvalidProtocolForPort", "TCP, UDP"},
+		{"ICMP type out of range", "POST", rules, rule(map[string]any{"protocol": "icmp", "port_range_min": 300}), 400, "SecurityGroupInvalidIcmpValue", "300"},
+		{"IPv6 prefix on an IPv4 rule", "POST", rules, rule(map[string]any{"remote_ip_prefix": "2001:db8::/64"}), 400, "SecurityGroupRuleParameterConflict", "Conflicting value ethertype IPv4"},
+		{"IPv4 prefix on an IPv6 rule", "POST", rules, rule(map[string]any{"ethertype": "IPv6", "remote_ip_prefix": "10.0.0.0/8"}), 400, "SecurityGroupRuleParameterConflict", "IPv6"},
+		{"bad prefix", "POST", rules, rule(map[string]any{"remote_ip_prefix": "10.0.0/33"}), 400, "HTTPBadRequest", "remote_ip_prefix"},
+		{"remote group and prefix", "POST", rules, rule(map[string]any{"remote_group_id": gid, "remote_ip_prefix": "10.0.0.0/8"}), 400, "SecurityGroupRemoteGroupAndRemoteIpPrefix", "Only remote_ip_prefix or remote_group_id"},
+		{"unknown remote group", "POST", rules, rule(map[string]any{"remote_group_id": "nope"}), 404, "SecurityGroupNotFound", "nope"},
+		{"address groups", "POST", rules, rule(map[string]any{"remote_address_group_id": "x"}), 400, "HTTPBadRequest", "remote_address_group_id"},
+		{"duplicate rule", "POST", rules, rule(map[string]any{"protocol": "6", "port_range_min": 22, "port_range_max": 22}), 409, "SecurityGroupRuleExists", ssh["id"].(string)},
+		{"unknown group", "POST", rules, map[string]any{"security_group_rule": map[string]any{"security_group_id": "nope", "direction": "ingress"}}, 404, "SecurityGroupNotFound", "nope"},
+		{"rule update of protocol", "PUT", rules + "/" + ssh["id"].(string), map[string]any{"security_group_rule": map[string]any{"protocol": "udp"}}, 400, "HTTPBadRequest", "read-only attribute protocol"},
+		{"group in use", "DELETE", "/v2.0/security-groups/" + gid, nil, 409, "SecurityGroupInUse", gid},
+		{"second default group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "default"}}, 409, "SecurityGroupDefaultAlreadyExists", "already exists"},
+		{"rename default group", "PUT", "/v2.0/security-groups/" + def, map[string]any{"security_group": map[string]any{"name": "x"}}, 409, "SecurityGroupCannotUpdateDefault", "not allowed"},
+		{"port security off with groups", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"port_security_enabled": false}}, 409, "PortSecurityPortHasSecurityGroup", "Cannot disable port security"},
+		{"groups without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{gid}}}, 400, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled"},
+		{"address pairs without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{}, "allowed_address_pairs": []map[string]any{{"ip_address": "10.0.0.9"}}}}, 409, "AddressPairAndPortSecurityRequired", "allowed address pairs"},
+		{"unknown group on a port", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"security_groups": []string{"nope"}}}, 404, "SecurityGroupNotFound", "nope"},
+	})
+}
+
+// TestSecurityGroupQuotas: groups and rules count against the project's
+// security_group and security_group_rule quotas.
+func TestSecurityGroupQuotas(t *testing.T) {
+	h := newHarness(t)
+	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 2, "security_group_rule": 7}})
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web"}) // + default: 2 groups, 6 rules
+	h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "icmp"})
+	h.checkRefusals(t, []refusal{
+		{"third group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "security_group"},
+		{"eighth rule", "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": web["id"], "direction": "ingress", "protocol": "udp"}}, 409, "OverQuota", "security_group_rule"},
+	})
+}

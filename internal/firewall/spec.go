@@ -1,0 +1,150 @@
+// Package firewall owns nsnet's security-group data plane: two nftables
+// tables in the namespace that holds the network bridges (the daemon's host
+// namespace), both named nsnet_fw.
+//
+//   - bridge nsnet_fw — stateless, per port: anti-spoofing (a frame from a
+//     port carries its MAC and one of its addresses or allowed address
+//     pairs; ARP sender checked; DHCP server replies and IPv6 router
+//     advertisements from instances dropped), and the tagging of every
+//     bridged packet with the firewall tags of its input and output ports
+//     in the packet mark (bridge-family chains have no conntrack, and
+//     br_netfilter shows the inet family the bridge, not the port).
+//   - inet nsnet_fw — stateful, through br_netfilter: established and
+//     related traffic accepted, invalid dropped, a new connection checked
+//     against the egress rules of its source port and the ingress rules of
+//     its destination port, found by one lookup each in a set whose
+//     elements are the rules (port tag . protocol . port/ICMP type .
+//     remote address range).
+//
+// Every lookup is a hash or set lookup: the cost of a packet does not grow
+// with the number of ports or rules. Changes are sent as set elements in
+// one atomic batch; removing rules also deletes the conntrack entries of
+// the connections they allowed. It must not touch any other table, and
+// never the machine's root namespace unless told to.
+package firewall
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+)
+
+// Direction is the side of a port a rule guards.
+type Direction uint8
+
+// Rule directions.
+const (
+	Ingress Direction = iota // into the port
+	Egress                   // out of the port
+)
+
+// Rule allows new connections of one shape through one side of a port.
+// ICMP rules match type and code in PortMin..PortMax as type<<8|code.
+type Rule struct {
+	Direction Direction
+	IPv6      bool
+	// ProtoMin..ProtoMax is the IP protocol range (0..255 for any).
+	ProtoMin, ProtoMax uint8
+	// PortMin..PortMax is the destination port range (0..65535 for any).
+	PortMin, PortMax uint16
+	// Remote is the peer's address range: the source of ingress traffic,
+	// the destination of egress traffic.
+	Remote netip.Prefix
+}
+
+// Port is one secured port: its host-side interface on the bridge, what it
+// may send from, and the rules of its security groups (remote groups
+// already expanded to their members' addresses).
+type Port struct {
+	// Interface is the host-side name of the port's veth (tap…).
+	Interface string
+	MAC       net.HardwareAddr
+	// Addresses the port may send from: fixed IPs, host address pairs.
+	Addresses []netip.Addr
+	// Networks the port may send from: allowed address pairs that are
+	// prefixes.
+	Networks []netip.Prefix
+	// MACs other than MAC it may send from (allowed address pairs).
+	MACs  []net.HardwareAddr
+	Rules []Rule
+}
+
+// Spec is every secured port of the namespace. Ports not in it (routers'
+// ports, ports with port security off) pass unchecked.
+type Spec struct {
+	Ports []Port
+}
+
+// Validate checks what the kernel would otherwise refuse halfway through
+// a batch.
+func (s Spec) Validate() error {
+	seen := map[string]bool{}
+	for _, p := range s.Ports {
+		if p.Interface == "" || len(p.Interface) > 15 {
+			return fmt.Errorf("port interface %q: want 1 to 15 bytes", p.Interface)
+		}
+		if seen[p.Interface] {
+			return fmt.Errorf("port interface %s appears twice", p.Interface)
+		}
+		seen[p.Interface] = true
+		if len(p.MAC) != 6 {
+			return fmt.Errorf("port %s: MAC %v is not an Ethernet address", p.Interface, p.MAC)
+		}
+		for _, r := range p.Rules {
+			if r.ProtoMin > r.ProtoMax || r.PortMin > r.PortMax {
+				return fmt.Errorf("port %s: rule %+v has an empty range", p.Interface, r)
+			}
+			if !r.Remote.IsValid() || r.Remote.Addr().Is6() != r.IPv6 {
+				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
+			}
+		}
+	}
+	return nil
+}
+
+// Counters are the packets dropped for one port, by reason.
+type Counters struct {
+	SpoofedMAC, SpoofedIP, SpoofedARP, DHCPServer, RouterAdvert uint64
+	Ingress, Egress                                             uint64
+}
+
+// Drop reasons, the second field of the drops sets' keys.
+const (
+	reasonMAC uint32 = iota + 1
+	reasonIP
+	reasonARP
+	reasonDHCP
+	reasonRA
+	reasonIngress
+	reasonEgress
+)
+
+func (c *Counters) add(reason uint32, packets uint64) {
+	switch reason {
+	case reasonMAC:
+		c.SpoofedMAC += packets
+	case reasonIP:
+		c.SpoofedIP += packets
+	case reasonARP:
+		c.SpoofedARP += packets
+	case reasonDHCP:
+		c.DHCPServer += packets
+	case reasonRA:
+		c.RouterAdvert += packets
+	case reasonIngress:
+		c.Ingress += packets
+	case reasonEgress:
+		c.Egress += packets
+	}
+}
+
+// linkLocal is the EUI-64 IPv6 link-local address the kernel gives an
+// interface with mac: instances send neighbour discovery from it.
+func linkLocal(mac net.HardwareAddr) netip.Addr {
+	var a [16]byte
+	a[0], a[1] = 0xfe, 0x80
+	a[8], a[9], a[10] = mac[0]^0x02, mac[1], mac[2]
+	a[11], a[12] = 0xff, 0xfe
+	a[13], a[14], a[15] = mac[3], mac[4], mac[5]
+	return netip.AddrFrom16(a)
+}

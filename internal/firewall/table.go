@@ -1,0 +1,502 @@
+package firewall
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// Firewall is the pair of nsnet_fw tables of one namespace, open for
+// programming. Its methods are safe for concurrent use.
+type Firewall struct {
+	namespace string
+	log       *slog.Logger
+
+	mu  sync.Mutex
+	nft *nftables.Conn
+	ct  *vnl.Handle
+	// synced: the kernel holds exactly what current describes (false
+	// before the first Apply and after a failed one: the next Apply then
+	// replaces both tables in one batch).
+	synced  bool
+	current compiled
+}
+
+// compiled is a Spec as set elements, with the port tags it used.
+type compiled struct {
+	tags  map[string]uint16 // interface → tag
+	ports map[uint16]*Port  // tag → port
+	sets  map[setKey]map[string]element
+}
+
+type setKey struct {
+	family nftables.TableFamily
+	name   string
+}
+
+type element struct {
+	key, keyEnd, val []byte
+	chain            string // vmap elements: jump target
+}
+
+func (e element) nft() nftables.SetElement {
+	el := nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val}
+	if e.chain != "" {
+		el.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.chain}
+	}
+	return el
+}
+
+// Open opens the firewall of the named namespace ("" is the process's
+// own); it creates nothing until Apply.
+func Open(namespace string, log *slog.Logger) (*Firewall, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Firewall{namespace: namespace, log: log.With("netns", namespace, "table", TableName)}
+	return f, f.dial()
+}
+
+// bufferSize bounds one batch: the first Apply of a thousand ports with
+// twenty rules each is a few megabytes.
+const bufferSize = 64 << 20
+
+func (f *Firewall) dial() error {
+	ns, err := netns.Open(f.namespace)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return netns.Do(ns, func() error {
+		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+			return errors.Join(c.SetWriteBuffer(bufferSize), c.SetReadBuffer(bufferSize/16))
+		}))
+		if err != nil {
+			return fmt.Errorf("nftables socket in %q: %w", f.namespace, err)
+		}
+		h, err := vnl.NewHandle(unix.NETLINK_NETFILTER)
+		if err != nil {
+			c.CloseLasting()
+			return fmt.Errorf("conntrack socket in %q: %w", f.namespace, err)
+		}
+		f.nft, f.ct = c, h
+		return nil
+	})
+}
+
+// Close releases the sockets; the tables stay.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ct.Close()
+	return f.nft.CloseLasting()
+}
+
+// Result says what an Apply did.
+type Result struct {
+	Rebuilt        bool // both tables replaced in one batch
+	Added, Deleted int  // set elements
+	// Forgotten counts conntrack entries deleted because the rules that
+	// allowed their connections were removed.
+	Forgotten uint
+}
+
+// Apply makes the tables implement spec. The first Apply of a Firewall
+// replaces both tables (atomically, in one batch); later ones send only
+// the elements that differ, in one batch. Removed rules take their
+// connections' conntrack entries with them.
+func (f *Firewall) Apply(spec Spec) (Result, error) {
+	if err := spec.Validate(); err != nil {
+		return Result{}, fmt.Errorf("firewall spec: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.synced {
+		want := compile(spec, nil)
+		if err := f.rebuild(want); err != nil {
+			return Result{}, err
+		}
+		f.current, f.synced = want, true
+		return Result{Rebuilt: true, Added: want.size()}, nil
+	}
+	want := compile(spec, f.current.tags)
+	res, removed, err := f.update(want)
+	if err != nil {
+		f.synced = false
+		return res, err
+	}
+	old := f.current
+	f.current = want
+	if len(removed) > 0 {
+		n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, &flowMatcher{rules: removed, old: old})
+		n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, &flowMatcher{rules: removed, old: old})
+		res.Forgotten = n + n6
+		if err := errors.Join(err, err6); err != nil {
+			return res, fmt.Errorf("forget connections of removed rules: %w", err)
+		}
+	}
+	return res, nil
+}
+
+func (c compiled) size() int {
+	n := 0
+	for _, s := range c.sets {
+		n += len(s)
+	}
+	return n
+}
+
+func tables() (bridge, inet *nftables.Table) {
+	return &nftables.Table{Name: TableName, Family: nftables.TableFamilyBridge},
+		&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+}
+
+// rebuild replaces both tables with want in one batch.
+func (f *Firewall) rebuild(want compiled) error {
+	bridge, inet := tables()
+	for _, t := range []*nftables.Table{bridge, inet} {
+		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err == nil {
+			f.nft.DelTable(t)
+		}
+	}
+	for _, tbl := range []struct {
+		t      *nftables.Table
+		sets   []setDef
+		chains []chainDef
+	}{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}} {
+		f.nft.AddTable(tbl.t)
+		// Regular chains first: base chains and vmaps jump to them.
+		chains := slices.Clone(tbl.chains)
+		if tbl.t == bridge {
+			for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
+				chains = append(chains, tagChain(tag))
+			}
+		}
+		slices.SortStableFunc(chains, func(a, b chainDef) int {
+			if (a.hook == nil) == (b.hook == nil) {
+				return 0
+			}
+			if a.hook == nil {
+				return -1
+			}
+			return 1
+		})
+		created := map[string]*nftables.Chain{}
+		for _, c := range chains {
+			created[c.name] = f.nft.AddChain(c.nft(tbl.t))
+		}
+		for _, d := range tbl.sets {
+			s := d.nft(tbl.t)
+			if err := f.nft.AddSet(s, nftElems(want.sets[setKey{tbl.t.Family, d.name}])); err != nil {
+				return fmt.Errorf("set %s: %w", d.name, err)
+			}
+		}
+		for _, c := range chains {
+			for _, r := range c.rules {
+				f.nft.AddRule(&nftables.Rule{Table: tbl.t, Chain: created[c.name], Exprs: r})
+			}
+		}
+	}
+	if err := f.nft.Flush(); err != nil {
+		return fmt.Errorf("replace %s tables in %q: %w", TableName, f.namespace, err)
+	}
+	return nil
+}
+
+func nftElems(es map[string]element) []nftables.SetElement {
+	out := make([]nftables.SetElement, 0, len(es))
+	for _, k := range slices.Sorted(maps.Keys(es)) {
+		out = append(out, es[k].nft())
+	}
+	return out
+}
+
+// update sends the difference between f.current and want in one batch and
+// returns the rule elements it removed.
+func (f *Firewall) update(want compiled) (Result, []element, error) {
+	var res Result
+	bridge, inet := tables()
+	table := map[nftables.TableFamily]*nftables.Table{bridge.Family: bridge, inet.Family: inet}
+	defs := map[setKey]setDef{}
+	for _, d := range bridgeSets {
+		defs[setKey{bridge.Family, d.name}] = d
+	}
+	for _, d := range inetSets {
+		defs[setKey{inet.Family, d.name}] = d
+	}
+	// New ports' tagging chains before the elements that jump to them.
+	for tag := range want.ports {
+		if _, ok := f.current.ports[tag]; !ok {
+			c := tagChain(tag)
+			ch := f.nft.AddChain(c.nft(bridge))
+			for _, r := range c.rules {
+				f.nft.AddRule(&nftables.Rule{Table: bridge, Chain: ch, Exprs: r})
+			}
+		}
+	}
+	var removedRules []element
+	for _, k := range slices.SortedFunc(maps.Keys(defs), func(a, b setKey) int {
+		return bytes.Compare([]byte(a.name), []byte(b.name))
+	}) {
+		if defs[k].counters {
+			continue
+		}
+		s := defs[k].nft(table[k.family])
+		cur, next := f.current.sets[k], want.sets[k]
+		var add, del []nftables.SetElement
+		for key, e := range next {
+			if old, ok := cur[key]; !ok || !sameElement(old, e) {
+				if ok {
+					del = append(del, old.nft())
+				}
+				add = append(add, e.nft())
+			}
+		}
+		for key, e := range cur {
+			if _, ok := next[key]; !ok {
+				del = append(del, e.nft())
+				if k.name == setRules4 || k.name == setRules6 {
+					removedRules = append(removedRules, e)
+				}
+			}
+		}
+		if len(del) > 0 {
+			if err := f.nft.SetDeleteElements(s, del); err != nil {
+				return res, nil, err
+			}
+		}
+		if len(add) > 0 {
+			if err := f.nft.SetAddElements(s, add); err != nil {
+				return res, nil, err
+			}
+		}
+		res.Added += len(add)
+		res.Deleted += len(del)
+	}
+	// Ports gone: their tagging chains and their drop counters (a tag or
+	// an interface name may come back for another port).
+	var gone []uint16
+	for tag := range f.current.ports {
+		if _, ok := want.ports[tag]; !ok {
+			gone = append(gone, tag)
+			f.nft.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		}
+	}
+	if len(gone) > 0 {
+		if err := f.forgetCounters(gone); err != nil {
+			return res, nil, err
+		}
+	}
+	if err := f.nft.Flush(); err != nil {
+		return res, nil, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
+	}
+	return res, removedRules, nil
+}
+
+func sameElement(a, b element) bool {
+	return bytes.Equal(a.key, b.key) && bytes.Equal(a.keyEnd, b.keyEnd) && bytes.Equal(a.val, b.val) && a.chain == b.chain
+}
+
+// forgetCounters queues the deletion of the drop counters of the ports
+// with tags gone.
+func (f *Firewall) forgetCounters(gone []uint16) error {
+	bridge, inet := tables()
+	names := map[string]bool{}
+	tags := map[uint32]bool{}
+	for _, tag := range gone {
+		names[string(ifname(f.current.ports[tag].Interface))] = true
+		tags[uint32(tag)] = true
+		tags[uint32(tag)<<16] = true
+	}
+	bset := (setDef{name: setDrops, key: typeIfReason, counters: true}).nft(bridge)
+	els, err := f.nft.GetSetElements(bset)
+	if err != nil {
+		return fmt.Errorf("read drop counters: %w", err)
+	}
+	var del []nftables.SetElement
+	for _, e := range els {
+		if len(e.Key) >= 16 && names[string(e.Key[:16])] {
+			del = append(del, nftables.SetElement{Key: e.Key})
+		}
+	}
+	if len(del) > 0 {
+		if err := f.nft.SetDeleteElements(bset, del); err != nil {
+			return err
+		}
+	}
+	iset := (setDef{name: setDrops, key: typeTagDrop, counters: true}).nft(inet)
+	els, err = f.nft.GetSetElements(iset)
+	if err != nil {
+		return fmt.Errorf("read drop counters: %w", err)
+	}
+	del = nil
+	for _, e := range els {
+		if len(e.Key) >= 4 && tags[binaryutil.NativeEndian.Uint32(e.Key[:4])] {
+			del = append(del, nftables.SetElement{Key: e.Key})
+		}
+	}
+	if len(del) > 0 {
+		return f.nft.SetDeleteElements(iset, del)
+	}
+	return nil
+}
+
+// Counters returns the drop counters of every port of the last Apply, by
+// interface name.
+func (f *Firewall) Counters() (map[string]Counters, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]Counters{}
+	for name := range f.current.tags {
+		out[name] = Counters{}
+	}
+	bridge, inet := tables()
+	els, err := f.nft.GetSetElements((setDef{name: setDrops, key: typeIfReason, counters: true}).nft(bridge))
+	if err != nil {
+		return nil, fmt.Errorf("read drop counters: %w", err)
+	}
+	for _, e := range els {
+		if len(e.Key) < 20 || e.Counter == nil {
+			continue
+		}
+		name := string(bytes.TrimRight(e.Key[:16], "\x00"))
+		c := out[name]
+		c.add(binaryutil.NativeEndian.Uint32(e.Key[16:20]), e.Counter.Packets)
+		out[name] = c
+	}
+	els, err = f.nft.GetSetElements((setDef{name: setDrops, key: typeTagDrop, counters: true}).nft(inet))
+	if err != nil {
+		return nil, fmt.Errorf("read drop counters: %w", err)
+	}
+	for _, e := range els {
+		if len(e.Key) < 8 || e.Counter == nil {
+			continue
+		}
+		tag := binaryutil.NativeEndian.Uint32(e.Key[:4])
+		if tag > maxTag {
+			tag >>= 16
+		}
+		p := f.current.ports[uint16(tag)]
+		if p == nil {
+			continue
+		}
+		c := out[p.Interface]
+		c.add(binaryutil.NativeEndian.Uint32(e.Key[4:8]), e.Counter.Packets)
+		out[p.Interface] = c
+	}
+	return out, nil
+}
+
+// Present reports whether both tables exist: a full pass of the agent
+// checks that nobody removed them.
+func (f *Firewall) Present() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bridge, inet := tables()
+	for _, t := range []*nftables.Table{bridge, inet} {
+		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err != nil {
+			// Missing, or unreadable: either way the next Apply
+			// builds it again.
+			f.log.Debug("firewall table not found", "family", familyName(t.Family), "err", err)
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func familyName(f nftables.TableFamily) string {
+	if f == nftables.TableFamilyBridge {
+		return "bridge"
+	}
+	return "inet"
+}
+
+// Forget makes the next Apply replace both tables.
+func (f *Firewall) Forget() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = false
+}
+
+// Delete removes both tables, if they exist.
+func (f *Firewall) Delete() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = false
+	bridge, inet := tables()
+	for _, t := range []*nftables.Table{bridge, inet} {
+		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err == nil {
+			f.nft.DelTable(t)
+		}
+	}
+	if err := f.nft.Flush(); err != nil {
+		return fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err)
+	}
+	return nil
+}
+
+// flowMatcher matches the conntrack entries of connections that removed
+// rule elements allowed.
+type flowMatcher struct {
+	rules []element
+	old   compiled
+}
+
+// MatchConntrackFlow implements netlink.CustomConntrackFilter.
+func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
+	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
+	dst, ok2 := netip.AddrFromSlice(fl.Forward.DstIP)
+	if !ok1 || !ok2 {
+		return false
+	}
+	src, dst = src.Unmap(), dst.Unmap()
+	for _, e := range m.rules {
+		r, tag, ok := decodeRule(e)
+		if !ok {
+			continue
+		}
+		p := m.old.ports[tag]
+		if p == nil || fl.Forward.Protocol < r.ProtoMin || fl.Forward.Protocol > r.ProtoMax {
+			continue
+		}
+		if fl.Forward.Protocol == unix.IPPROTO_TCP || fl.Forward.Protocol == unix.IPPROTO_UDP {
+			if fl.Forward.DstPort < r.PortMin || fl.Forward.DstPort > r.PortMax {
+				continue
+			}
+		}
+		own, peer := dst, src
+		if r.Direction == Egress {
+			own, peer = src, dst
+		}
+		if r.Remote.Contains(peer) && p.owns(own) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Port) owns(a netip.Addr) bool {
+	if slices.Contains(p.Addresses, a) {
+		return true
+	}
+	for _, n := range p.Networks {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
