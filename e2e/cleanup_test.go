@@ -56,9 +56,10 @@ func TestCleanupWithLostStore(t *testing.T) {
 	for _, o := range listed {
 		kinds[o["kind"].(string)]++
 	}
-	// Two instances, one router; in the host namespace two bridges and
-	// the host ends of four ports (two instance ports, qr-, qg-).
-	if want := map[string]int{"instance": 2, "router": 1, "link": 6}; !maps.Equal(kinds, want) {
+	// Two instances, one router; in the host namespace two bridges, the
+	// host ends of four ports (two instance ports, qr-, qg-) and the
+	// security group tables.
+	if want := map[string]int{"instance": 2, "router": 1, "link": 6, "nft-table": 1}; !maps.Equal(kinds, want) {
 		t.Errorf("dry run listed %v, want %v:\n%v", kinds, want, listed)
 	}
 	if n := len(namespacesWithPrefix(e.Prefix)); n != 5 {

@@ -18,8 +18,8 @@ import (
 	"time"
 )
 
-// TestRestartTouchesNothing runs 20 routers, 200 instance ports and 200
-// floating IPs, restarts the daemon gracefully and then with SIGKILL, and
+// TestRestartTouchesNothing runs 20 routers, 200 instance ports with
+// security groups and 200 floating IPs, restarts the daemon gracefully and then with SIGKILL, and
 // checks that nothing was recreated or changed: the same namespaces (inode
 // numbers), links (ifindexes), addresses and nft tables (table, chain, set
 // and rule handles, element counts); that a TCP stream through the
@@ -41,6 +41,7 @@ func TestRestartTouchesNothing(t *testing.T) {
 	t.Logf("apply: %d routers, %d instances and ports, %d floating IPs in %v",
 		networks, networks*perNetwork, networks*perNetwork, time.Since(start).Round(time.Millisecond))
 
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "icmp")
 	_, body := e.API("GET", "/v2.0/networks?name=public", nil)
 	public := body["networks"].([]any)[0].(map[string]any)["id"].(string)
 	up := buildUpstream(t, e, public, "198.18.0.1/16")

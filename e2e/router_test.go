@@ -26,6 +26,9 @@ func TestSeedRouterFloatingIP(t *testing.T) {
 		e.MustNsnet("instance", "create", vm)
 		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
 	}
+	// As in Neutron, the default security group admits only its own
+	// members; the walkthrough serves HTTP to the world.
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "tcp", "--dst-port", "80")
 	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
 	far := serveHTTP(t, up.FarNS, up.Far, "80")
 

@@ -63,10 +63,23 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 		h.fw.Close()
 		h.fw, h.applied = nil, nil
 	}
-	if h.fw == nil {
-		if len(spec.Ports) == 0 {
-			return nil // nothing to filter: no tables at all
+	if len(spec.Ports) == 0 {
+		// Nothing to filter: no tables at all, as before the first port.
+		if h.fw == nil {
+			return nil
 		}
+		if err := h.fw.Delete(); err != nil {
+			return err
+		}
+		h.fw.Close()
+		h.fw, h.applied, h.ports, h.counters = nil, nil, nil, nil
+		p.mu.Lock()
+		p.changes++
+		p.mu.Unlock()
+		p.a.log.Info("firewall removed: no port to filter")
+		return nil
+	}
+	if h.fw == nil {
 		fw, err := firewall.Open(p.a.cfg.HostNetns, p.a.log)
 		if err != nil {
 			return err

@@ -2,7 +2,8 @@
 // recognised by nsnet's own marks alone: namespaces whose names carry the
 // agent's prefix and whose lo carries an instance or router marker of this
 // host, links in the host namespace labelled with an nsnet alias (bridges
-// and the host ends of ports), the nsnet nft table of the host namespace,
+// and the host ends of ports), the nft tables of the host namespace (NAT:
+// inet nsnet; security groups: bridge and inet nsnet_fw),
 // and, under the prefix, mount points of namespace creations that died
 // before mounting (plain files no creation holds locked). It works with an empty or lost store, since it never reads
 // it, and it never touches an object without those marks: a look-alike
@@ -22,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -102,6 +104,16 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 	} else if has {
 		found = append(found, Object{Kind: "nft-table", Name: "inet " + nat.TableName, Namespace: cfg.HostNetns, Mark: "table name"})
 	}
+	if fw, err := firewall.Open(cfg.HostNetns, nil); err != nil {
+		errs = append(errs, err)
+	} else {
+		if has, err := fw.Present(); err != nil {
+			errs = append(errs, err)
+		} else if has {
+			found = append(found, Object{Kind: "nft-table", Name: "bridge+inet " + firewall.TableName, Namespace: cfg.HostNetns, Mark: "table name"})
+		}
+		fw.Close()
+	}
 	if cfg.DryRun {
 		return found, errors.Join(errs...)
 	}
@@ -120,7 +132,11 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 		case "link":
 			_, err = dataplane.DeleteLink(links, o.Name, o.Mark)
 		case "nft-table":
-			_, err = nat.DeleteTable(o.Namespace)
+			if strings.HasSuffix(o.Name, " "+firewall.TableName) {
+				err = deleteFirewall(o.Namespace)
+			} else {
+				_, err = nat.DeleteTable(o.Namespace)
+			}
 		case "mount-point":
 			_, err = netns.RemoveStale(filepath.Base(o.Name))
 		}
@@ -131,6 +147,15 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 		removed = append(removed, o)
 	}
 	return removed, errors.Join(errs...)
+}
+
+func deleteFirewall(namespace string) error {
+	fw, err := firewall.Open(namespace, nil)
+	if err != nil {
+		return err
+	}
+	defer fw.Close()
+	return fw.Delete()
 }
 
 func sortedKeys[V any](m map[string]V) []string {
