@@ -49,9 +49,11 @@ func TestCrashConsistency(t *testing.T) {
 		if problems := storeProblems(e); len(problems) > 0 {
 			t.Fatalf("after crash %d (during %s) the store is inconsistent:\n%s", i+1, verb, strings.Join(problems, "\n"))
 		}
-		// A pass may leave an object to retry (a namespace whose
-		// destruction the kernel has not finished): allow it a moment.
-		eventually(t, 5*time.Second, fmt.Sprintf("after crash %d (during %s) the kernel matches the store", i+1, verb), func() error {
+		// A pass may leave something to retry with backoff: a namespace
+		// the kernel has not finished destroying, or the mount point of
+		// a deletion killed between unmounting and removing it, which is
+		// only taken for stale once 2s old.
+		eventually(t, 15*time.Second, fmt.Sprintf("after crash %d (during %s) the kernel matches the store", i+1, verb), func() error {
 			return errorOrNil(kernelVersusStore(e))
 		})
 	}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -85,7 +86,8 @@ type Agent struct {
 	// watched by their routerNAT. Both send to drift.
 	hostDrift *driftWatch
 	drift     chan string
-	repair    <-chan time.Time // when the full pass that repairs drift is due
+	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
+	repair    <-chan time.Time             // when the full pass that repairs drift is due
 	records   records
 	// tried is the spec each object was last programmed with, whether or
 	// not that worked: an object that leaves the store between full passes
@@ -223,7 +225,7 @@ func (a *Agent) openHost() error {
 	if err != nil {
 		return fmt.Errorf("open host namespace %q: %w", name, err)
 	}
-	w, err := watchDrift(name, false, a.log, a.kick)
+	w, err := a.watchDrift(name, false)
 	if err != nil {
 		h.Close()
 		return err

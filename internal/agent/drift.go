@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 
 	"github.com/mdlayher/netlink"
@@ -15,10 +17,15 @@ import (
 // Drift is what someone else does to the objects nsnet made: an interface,
 // an address or an nft table deleted by hand. The periodic full pass
 // repairs it eventually; a driftWatch makes it prompt. It listens to the
-// kernel's notifications in one namespace and reports every deletion,
-// after which the agent runs a full pass. It does not try to tell nsnet's
-// own deletions from others': a full pass that finds nothing to repair
-// changes nothing and so notifies nothing, which ends the loop.
+// kernel's notifications in one namespace and reports the deletion of
+// anything the agent still wants — a link carrying the nsnet alias of a
+// wanted object, a wanted address, an nft table, chain, rule or set —
+// after which the agent runs a full pass. The agent's own deletions are of
+// objects it no longer wants, so they do not count: at thousands of
+// objects a full pass costs seconds, and one per deleted port would starve
+// the API's waits. (nsnet never deletes its tables' chains, rules or sets
+// but when it rebuilds a table or deletes a router, whose watch is closed
+// first; the rare rebuild costs one spare pass.)
 type driftWatch struct {
 	namespace string
 	conns     []*netlink.Conn
@@ -29,20 +36,52 @@ type driftWatch struct {
 // (NFNLGRP_NFTABLES); netlink numbers groups from 1, the bitmask from bit 0.
 const nfnlgrpNftables = 7
 
-// nftDeletions are the nf_tables messages that remove something.
+// nftDeletions are the nf_tables messages that remove part of a table's
+// structure. Elements are left out: the agent removes those all the time
+// (a floating IP disassociated), and a full pass finds any removed by hand.
 var nftDeletions = map[uint16]string{
-	unix.NFT_MSG_DELTABLE:   "nft table",
-	unix.NFT_MSG_DELCHAIN:   "nft chain",
-	unix.NFT_MSG_DELRULE:    "nft rule",
-	unix.NFT_MSG_DELSET:     "nft set",
-	unix.NFT_MSG_DELSETELEM: "nft set element",
+	unix.NFT_MSG_DELTABLE: "nft table",
+	unix.NFT_MSG_DELCHAIN: "nft chain",
+	unix.NFT_MSG_DELRULE:  "nft rule",
+	unix.NFT_MSG_DELSET:   "nft set",
+}
+
+// wantedKernel is what the agent wants of the objects its drift watches
+// see: links by their nsnet alias, and the addresses it puts on bridges and
+// router ports. A deletion matters only if it removed one of these.
+type wantedKernel struct {
+	aliases map[string]bool
+	addrs   map[netip.Addr]bool
+}
+
+func wantedOf(d *desired) *wantedKernel {
+	w := &wantedKernel{aliases: map[string]bool{}, addrs: map[netip.Addr]bool{}}
+	for _, n := range d.networks {
+		w.aliases[n.Bridge.Alias] = true
+		for _, g := range n.Gateway {
+			w.addrs[g.Addr()] = true
+		}
+	}
+	for _, p := range d.ports {
+		w.aliases[p.Veth.Alias] = true
+		if p.RouterID == "" {
+			continue // instances' addresses are not watched
+		}
+		for _, a := range p.Veth.Addrs {
+			w.addrs[a.Addr()] = true
+		}
+		for _, a := range p.Floating {
+			w.addrs[a] = true
+		}
+	}
+	return w
 }
 
 // watchDrift starts listening in the named namespace ("" is the agent's
 // own) for deleted links and IPv4 addresses and, when nft is set, deleted
-// nftables objects. kick is called, from the watch's goroutines, with what
-// was deleted; it must not block.
-func watchDrift(namespace string, nft bool, log *slog.Logger, kick func(what string)) (*driftWatch, error) {
+// nftables objects, and kicks the agent for each that was wanted.
+func (a *Agent) watchDrift(namespace string, nft bool) (*driftWatch, error) {
+	log, kick := a.log, a.kick
 	w := &driftWatch{namespace: namespace}
 	ns, err := netns.Open(namespace)
 	if err != nil {
@@ -70,7 +109,7 @@ func watchDrift(namespace string, nft bool, log *slog.Logger, kick func(what str
 	}
 	log = log.With("netns", namespace)
 	for i, c := range w.conns {
-		classify := deletedLinkOrAddr
+		classify := a.deletedLinkOrAddr
 		if i == 1 {
 			classify = deletedNftObject
 		}
@@ -86,7 +125,7 @@ func watchDrift(namespace string, nft bool, log *slog.Logger, kick func(what str
 // listen reads notifications until c is closed. A receive error other than
 // the close (an overrun: the kernel dropped notifications for us) counts as
 // drift, since a deletion may be among the lost.
-func listen(c *netlink.Conn, classify func(netlink.Header) (string, bool), log *slog.Logger, kick func(string)) {
+func listen(c *netlink.Conn, classify func(netlink.Message) (string, bool), log *slog.Logger, kick func(string)) {
 	for {
 		msgs, err := c.Receive()
 		if err != nil {
@@ -99,28 +138,58 @@ func listen(c *netlink.Conn, classify func(netlink.Header) (string, bool), log *
 			return
 		}
 		for _, m := range msgs {
-			if what, ok := classify(m.Header); ok {
+			if what, ok := classify(m); ok {
 				kick(what)
 			}
 		}
 	}
 }
 
-func deletedLinkOrAddr(h netlink.Header) (string, bool) {
-	switch h.Type {
+// deletedLinkOrAddr reports the deletion of a wanted link or address.
+func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
+	w := a.wanted.Load()
+	if w == nil {
+		return "", false
+	}
+	switch m.Header.Type {
 	case unix.RTM_DELLINK:
-		return "link", true
+		alias, ok := rtAttr(m.Data, unix.SizeofIfInfomsg, unix.IFLA_IFALIAS)
+		name := string(bytes.TrimRight(alias, "\x00"))
+		return "link " + name, ok && w.aliases[name]
 	case unix.RTM_DELADDR:
-		return "address", true
+		raw, ok := rtAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_LOCAL)
+		if !ok {
+			raw, ok = rtAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_ADDRESS)
+		}
+		addr, valid := netip.AddrFromSlice(raw)
+		return "address " + addr.String(), ok && valid && w.addrs[addr.Unmap()]
 	}
 	return "", false
 }
 
-func deletedNftObject(h netlink.Header) (string, bool) {
-	if uint16(h.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES {
+// rtAttr returns the attribute of type typ of an rtnetlink message whose
+// fixed header is hdrLen bytes.
+func rtAttr(data []byte, hdrLen int, typ uint16) ([]byte, bool) {
+	if len(data) < hdrLen {
+		return nil, false
+	}
+	ad, err := netlink.NewAttributeDecoder(data[hdrLen:])
+	if err != nil {
+		return nil, false
+	}
+	for ad.Next() {
+		if ad.Type() == typ {
+			return ad.Bytes(), true
+		}
+	}
+	return nil, false
+}
+
+func deletedNftObject(m netlink.Message) (string, bool) {
+	if uint16(m.Header.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES {
 		return "", false
 	}
-	what, ok := nftDeletions[uint16(h.Type)&0xff]
+	what, ok := nftDeletions[uint16(m.Header.Type)&0xff]
 	return what, ok
 }
 

@@ -56,9 +56,12 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("read store: %w", err)
 	}
+	d := computeDesired(snap, a.cfg.NetnsPrefix, a.markerHost)
+	// Before any deletion of this pass: what it deletes is not drift.
+	a.wanted.Store(wantedOf(d))
 	p := &pass{
 		a:       a,
-		d:       computeDesired(snap, a.cfg.NetnsPrefix, a.markerHost),
+		d:       d,
 		full:    full,
 		results: map[key]status{},
 		tried:   map[key]any{},

@@ -310,7 +310,7 @@ func (p *pass) ensureNAT(id string, ns *dataplane.Namespace, spec nat.Spec) (cha
 		if err != nil {
 			return false, err
 		}
-		w, err := watchDrift(ns.Name, true, p.a.log, p.a.kick)
+		w, err := p.a.watchDrift(ns.Name, true)
 		if err != nil {
 			t.Close()
 			return false, err
