@@ -167,3 +167,38 @@ func TestAntiSpoofing(t *testing.T) {
 		t.Errorf("spoofing not counted: %+v", c)
 	}
 }
+
+// TestPortsComeAndGo: removing a port deletes its chains, sets and
+// counters in the same batch as its elements; a port added later gets a
+// fresh tag and works.
+func TestPortsComeAndGo(t *testing.T) {
+	l := newLab(t)
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("0.0.0.0/0")}
+	full := l.spec(icmp)
+	if _, err := l.fw.Apply(full); err != nil {
+		t.Fatal(err)
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Fatal("ping a→b blocked with an ICMP rule")
+	}
+	onlyA := firewall.Spec{Ports: full.Ports[:1]}
+	if _, err := l.fw.Apply(onlyA); err != nil {
+		t.Fatalf("removing port b: %v", err)
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b blocked once b is no longer filtered")
+	}
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "table", "inet", "nsnet_fw"); strings.Count(out, "chain ingress_") != 1 {
+		t.Errorf("want one port's chains left:\n%s", out)
+	}
+	noICMP := l.spec()
+	if _, err := l.fw.Apply(noICMP); err != nil {
+		t.Fatalf("adding port b back: %v", err)
+	}
+	if l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b passed: b is back without an ICMP rule")
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}
