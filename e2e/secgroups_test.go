@@ -355,3 +355,31 @@ func TestSecurityGroupsAntiSpoofing(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityGroupsTopology applies examples/security-groups.yaml: a
+// second apply changes nothing, and the groups it describes hold — SSH to
+// web from the admins' group only, HTTP from the whole network.
+func TestSecurityGroupsTopology(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	const file = "../examples/security-groups.yaml"
+	s.MustNsnet("apply", "-f", file)
+	if out := s.MustNsnet("apply", "-f", file); strings.Contains(out, "created") || strings.Contains(out, "updated") || strings.Contains(out, "deleted") {
+		t.Errorf("second apply changed something:\n%s", out)
+	}
+	s.echo("web", 22)
+	s.echo("web", 80)
+	if !s.tcp("admin", "10.10.0.10", 22) {
+		t.Error("SSH from the admins' group to web is blocked")
+	}
+	if s.tcp("guest", "10.10.0.10", 22) {
+		t.Error("SSH from guest, not an admin, reached web")
+	}
+	if !s.tcp("guest", "10.10.0.10", 80) {
+		t.Error("HTTP from the network to web is blocked")
+	}
+	rules := jsonOf(t, `{"rules":`+s.MustNsnet("security-group", "rule", "list", "--group", "web", "-o", "json")+`}`)["rules"].([]any)
+	if len(rules) != 4 {
+		t.Errorf("web has %d rules, want the file's 4: %v", len(rules), rules)
+	}
+	s.MustNsnet("destroy", "-f", file)
+}

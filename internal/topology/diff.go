@@ -167,6 +167,7 @@ func (p *planner) port(pt Port) Step {
 		if pt.InterfaceName != "" {
 			s.Attrs["nsnet:interface_name"] = pt.InterfaceName
 		}
+		p.portSecurity(&s, pt, nil)
 		return s
 	}
 
@@ -201,6 +202,7 @@ func (p *planner) port(pt Port) Step {
 	if pt.InterfaceName != "" && (s.change("interface_name", orNone(cur.InterfaceName), pt.InterfaceName) || moved) {
 		s.Attrs["nsnet:interface_name"] = pt.InterfaceName
 	}
+	p.portSecurity(&s, pt, &cur)
 	return finish(s)
 }
 

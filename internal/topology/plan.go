@@ -27,6 +27,9 @@ type State struct {
 	Routers         []model.Router
 	FloatingIPs     []model.FloatingIP
 	PortForwardings []model.PortForwarding
+	// SecurityGroups and SecurityGroupRules are the firewall.
+	SecurityGroups     []model.SecurityGroup
+	SecurityGroupRules []model.SecurityGroupRule
 }
 
 // Action is what a plan does to one resource.
@@ -155,6 +158,14 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	for _, s := range f.Subnets {
 		steps = append(steps, p.subnet(s))
 	}
+	// Groups before their rules (which may name other groups) and the
+	// ports that use them.
+	for _, g := range f.SecurityGroups {
+		steps = append(steps, p.securityGroup(g))
+	}
+	for _, g := range f.SecurityGroups {
+		steps = append(steps, p.securityGroupRules(g)...)
+	}
 	for _, pt := range f.Ports {
 		steps = append(steps, p.port(pt))
 	}
@@ -171,7 +182,7 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	// or interface name the file gives another port, while pruned subnets,
 	// networks and instances may still hold ports until those are updated.
 	if opts.Prune {
-		for _, col := range []client.Collection{client.Routers, client.Subnets, client.Networks, client.Instances} {
+		for _, col := range []client.Collection{client.Routers, client.SecurityGroups, client.Subnets, client.Networks, client.Instances} {
 			steps = append(steps, p.prune(col)...)
 		}
 	}
@@ -208,6 +219,9 @@ func PlanDestroy(f *File, st State) (*Plan, error) {
 	}
 	for i := len(f.Ports) - 1; i >= 0; i-- {
 		add(client.Ports, f.Ports[i].Name, f.Ports[i].Line)
+	}
+	for i := len(f.SecurityGroups) - 1; i >= 0; i-- {
+		add(client.SecurityGroups, f.SecurityGroups[i].Name, f.SecurityGroups[i].Line)
 	}
 	for i := len(f.Subnets) - 1; i >= 0; i-- {
 		add(client.Subnets, f.Subnets[i].Name, f.Subnets[i].Line)
@@ -275,6 +289,7 @@ func newPlanner(f *File, st State) *planner {
 		p.named(client.Ports, pt.Name)
 	}
 	p.indexL3()
+	p.indexSecurityGroups()
 	return p
 }
 

@@ -37,6 +37,7 @@ func (f *File) Validate() error {
 	subnets := f.validateSubnets(&errs)
 	f.validatePorts(subnets, &errs)
 	f.validateL3(subnets, &errs)
+	f.validateSecurityGroups(&errs)
 	return errs.join(f.Path)
 }
 
