@@ -202,3 +202,27 @@ func TestPortsComeAndGo(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInvalidCounted: a TCP segment with SYN and FIN set is invalid to
+// conntrack; it is dropped and counted against its destination port.
+func TestInvalidCounted(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.fw.Apply(l.spec()); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+tcp = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 5 << 4, 0x03, 1024, 0, 0)
+for _ in range(3):
+    s.sendto(tcp, ("10.9.0.2", 0))
+`
+	run(t, "ip", "netns", "exec", l.a, "python3", "-c", script)
+	counters, err := l.fw.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counters[l.tapB]; c.Invalid == 0 {
+		t.Errorf("SYN+FIN to b not counted as invalid: %+v", c)
+	}
+}

@@ -375,13 +375,23 @@ var inetChains = []chainDef{
 		{&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(expr.CtStateBitINVALID), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
-			&expr.Counter{}, verdict(expr.VerdictDrop)},
+			jump("invalid")},
 		{meta(expr.MetaKeyMARK, reg1),
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskIn), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("egress")},
 		{meta(expr.MetaKeyMARK, reg1),
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("ingress")},
+	}},
+	// invalid: counted against the destination port if it is secured,
+	// else the source port (the mark is not 0 here).
+	{name: "invalid", rules: [][]expr.Any{
+		all([]expr.Any{
+			meta(expr.MetaKeyMARK, reg1),
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+		}, inetDrop(maskOut, reasonInvalid)),
+		inetDrop(maskIn, reasonInvalid),
 	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)
 	{name: "egress", rules: all2(always(68, 67), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
