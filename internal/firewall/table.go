@@ -150,7 +150,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if !f.synced {
 		want := compile(spec, compiled{})
 		if err := f.rebuild(want); err != nil {
-			return Result{}, err
+			return Result{}, f.fail(err)
 		}
 		f.current, f.synced = want, true
 		return Result{Rebuilt: true, Added: want.size()}, nil
@@ -158,8 +158,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	want := compile(spec, f.current)
 	res, removed, err := f.update(want)
 	if err != nil {
-		f.synced = false
-		return res, err
+		return res, f.fail(err)
 	}
 	old := f.current
 	f.current = want
@@ -172,6 +171,19 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// fail forgets what the Firewall believed about the kernel and its
+// sockets, which may hold half a batch or unread answers: the next Apply
+// dials again and replaces both tables.
+func (f *Firewall) fail(err error) error {
+	f.synced = false
+	f.ct.Close()
+	f.nft.CloseLasting()
+	if derr := f.dial(); derr != nil {
+		return errors.Join(err, fmt.Errorf("reopen: %w", derr))
+	}
+	return err
 }
 
 func (c compiled) size() int {
