@@ -52,6 +52,9 @@ func TestSeedRouterFloatingIP(t *testing.T) {
 
 	// A floating IP for vm1: inbound reaches it, its outbound leaves from
 	// the floating IP, vm2's still from the gateway address.
+	// As in Neutron, the default security group admits only its own
+	// members: open HTTP to the world before serving it.
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "tcp", "--dst-port", "80", "--remote-ip", "0.0.0.0/0")
 	fip := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "--port", "vm1-eth0", "-o", "json"))
 	fipAddr := fip["floating_ip_address"].(string)
 	vm1Server := serveHTTP(t, e.Netns("vm1"), "0.0.0.0", "80")

@@ -355,3 +355,62 @@ func TestSecurityGroupsAntiSpoofing(t *testing.T) {
 		})
 	}
 }
+
+// TestSecurityGroupsTopology applies examples/security-groups.yaml: a
+// second apply changes nothing, and the groups it describes hold — SSH to
+// web from the admins' group only, HTTP from the whole network.
+func TestSecurityGroupsTopology(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	const file = "../examples/security-groups.yaml"
+	s.MustNsnet("apply", "-f", file)
+	if out := s.MustNsnet("apply", "-f", file); strings.Contains(out, "created") || strings.Contains(out, "updated") || strings.Contains(out, "deleted") {
+		t.Errorf("second apply changed something:\n%s", out)
+	}
+	s.echo("web", 22)
+	s.echo("web", 80)
+	if !s.tcp("admin", "10.10.0.10", 22) {
+		t.Error("SSH from the admins' group to web is blocked")
+	}
+	if s.tcp("guest", "10.10.0.10", 22) {
+		t.Error("SSH from guest, not an admin, reached web")
+	}
+	if !s.tcp("guest", "10.10.0.10", 80) {
+		t.Error("HTTP from the network to web is blocked")
+	}
+	rules := jsonOf(t, `{"rules":`+s.MustNsnet("security-group", "rule", "list", "--group", "web", "-o", "json")+`}`)["rules"].([]any)
+	if len(rules) != 4 {
+		t.Errorf("web has %d rules, want the file's 4: %v", len(rules), rules)
+	}
+	s.MustNsnet("destroy", "-f", file)
+}
+
+// TestSecurityGroupsRouted: traffic routed between two networks is
+// filtered like traffic within one: it enters the destination's bridge from
+// the router's qr- port and meets the destination port's ingress rules.
+func TestSecurityGroupsRouted(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	for i, net := range []string{"left", "right"} {
+		s.MustNsnet("network", "create", net)
+		s.MustNsnet("subnet", "create", net+"-v4", "--network", net, "--subnet-range", fmt.Sprintf("10.%d.0.0/24", 50+i))
+	}
+	s.MustNsnet("router", "create", "r1")
+	s.MustNsnet("router", "add", "subnet", "r1", "left-v4")
+	s.MustNsnet("router", "add", "subnet", "r1", "right-v4")
+	s.MustNsnet("instance", "create", "a")
+	s.MustNsnet("port", "create", "a-eth0", "--network", "left", "--device", "a")
+	s.MustNsnet("instance", "create", "b")
+	s.MustNsnet("port", "create", "b-eth0", "--network", "right", "--device", "b")
+	ipB := s.ip("b")
+	if !s.ping("a", ipB) {
+		t.Fatal("default group: a cannot reach b across the router")
+	}
+	s.group("locked")
+	s.MustNsnet("port", "set", "b-eth0", "--no-security-group", "--security-group", "locked")
+	if s.ping("a", ipB) {
+		t.Error("routed ping reached b, whose group has no ingress rule")
+	}
+	s.rule("locked", "--protocol", "icmp", "--remote-ip", "10.50.0.0/24")
+	if !s.ping("a", ipB) {
+		t.Error("routed ping from left's subnet blocked by b's ICMP rule for it")
+	}
+}

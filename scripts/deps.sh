@@ -18,6 +18,7 @@ NSNET_PACKAGES=(
   unzip:unzip
   openstack:python3-openstackclient
   iptables-nft-restore:iptables
+  ipset:ipset
   keystone-manage:keystone
   uwsgi_python3:uwsgi-plugin-python3
   iperf3:iperf3

@@ -275,7 +275,7 @@ func (a *Agent) FirewallCounters(portID string) *model.PortFirewallCounters {
 				h.counters[id] = model.PortFirewallCounters{
 					SpoofedMAC: c.SpoofedMAC, SpoofedIP: c.SpoofedIP, SpoofedARP: c.SpoofedARP,
 					DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert,
-					Ingress: c.Ingress, Egress: c.Egress,
+					Ingress: c.Ingress, Egress: c.Egress, Invalid: c.Invalid,
 				}
 			}
 		}

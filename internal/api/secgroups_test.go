@@ -132,6 +132,7 @@ func TestSecurityGroupRefusals(t *testing.T) {
 		{"group in use", "DELETE", "/v2.0/security-groups/" + gid, nil, 409, "SecurityGroupInUse", gid},
 		{"second default group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "default"}}, 409, "SecurityGroupDefaultAlreadyExists", "already exists"},
 		{"rename default group", "PUT", "/v2.0/security-groups/" + def, map[string]any{"security_group": map[string]any{"name": "x"}}, 409, "SecurityGroupCannotUpdateDefault", "not allowed"},
+		{"stateless group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "x", "stateful": false}}, 400, "HTTPBadRequest", "stateless security groups are not supported"},
 		{"port security off with groups", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"port_security_enabled": false}}, 409, "PortSecurityPortHasSecurityGroup", "Cannot disable port security"},
 		{"groups without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{gid}}}, 400, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled"},
 		{"address pairs without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{}, "allowed_address_pairs": []map[string]any{{"ip_address": "10.0.0.9"}}}}, 409, "AddressPairAndPortSecurityRequired", "allowed address pairs"},

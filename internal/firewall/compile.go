@@ -1,70 +1,90 @@
 package firewall
 
 import (
+	"bytes"
 	"encoding/binary"
+	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
 )
 
-// compile turns spec into the elements of both tables. Ports keep the tags
-// they had in prev; new ports take tags no port of prev held, so a tag is
-// never handed over within one batch.
-func compile(spec Spec, prev map[string]uint16) compiled {
-	c := compiled{tags: map[string]uint16{}, ports: map[uint16]*Port{}, sets: map[setKey]map[string]element{}}
+// compile turns spec into the elements of both tables, port by port.
+// Ports keep the tags they had in prev; new ports take tags no port of
+// prev held, so a tag is never handed over within one batch. A port equal
+// to its compilation in prev reuses it (the same pointer), which is how an
+// update skips the ports that did not change.
+func compile(spec Spec, prev compiled) compiled {
+	c := compiled{tags: map[string]uint16{}, ports: map[uint16]*portElements{}}
 	used := map[uint16]bool{}
-	for _, t := range prev {
+	for _, t := range prev.tags {
 		used[t] = true
-	}
-	for i := range spec.Ports {
-		if t, ok := prev[spec.Ports[i].Interface]; ok {
-			c.tags[spec.Ports[i].Interface] = t
-		}
 	}
 	next := uint16(1)
 	for i := range spec.Ports {
 		p := &spec.Ports[i]
-		tag, ok := c.tags[p.Interface]
-		if !ok {
+		tag, ok := prev.tags[p.Interface]
+		if ok {
+			if old := prev.ports[tag]; old != nil && samePort(&old.port, p) {
+				c.tags[p.Interface], c.ports[tag] = tag, old
+				continue
+			}
+		} else {
 			for used[next] {
 				next++
 			}
 			tag = next
 			used[tag] = true
-			c.tags[p.Interface] = tag
 		}
-		c.ports[tag] = p
-		c.addPort(p, tag)
+		c.tags[p.Interface] = tag
+		c.ports[tag] = compilePort(p, tag)
 	}
 	return c
 }
 
-func (c compiled) add(family nftables.TableFamily, set string, e element) {
-	k := setKey{family, set}
-	if c.sets[k] == nil {
-		c.sets[k] = map[string]element{}
-	}
-	c.sets[k][string(e.key)+"/"+string(e.keyEnd)] = e
+// portElements is one port's share of the tables' elements, by set.
+type portElements struct {
+	port  Port
+	tag   uint16
+	elems map[setKey][]element
 }
 
-func (c compiled) addPort(p *Port, tag uint16) {
+func samePort(a, b *Port) bool {
+	return a.Interface == b.Interface && bytes.Equal(a.MAC, b.MAC) &&
+		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
+		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
+		slices.Equal(a.Rules, b.Rules)
+}
+
+func (pe *portElements) add(family nftables.TableFamily, set string, e element) {
+	k := setKey{family, set}
+	pe.elems[k] = append(pe.elems[k], e)
+}
+
+func compilePort(p *Port, tag uint16) *portElements {
+	pe := &portElements{port: *p, tag: tag, elems: map[setKey][]element{}}
+	pe.port.Addresses = slices.Clone(p.Addresses)
+	pe.port.Networks = slices.Clone(p.Networks)
+	pe.port.MACs = slices.Clone(p.MACs)
+	pe.port.Rules = slices.Clone(p.Rules)
 	br, inet := nftables.TableFamilyBridge, nftables.TableFamilyINet
 	name := ifname(p.Interface)
-	c.add(br, setSecured, element{key: name})
-	c.add(br, setTagOut, element{key: name, val: u32(uint32(tag))})
-	c.add(br, setTagIn, element{key: name, chain: tagChainName(tag)})
-	c.add(br, setMAC, element{key: concat(name, pad(p.MAC))})
+	pe.add(br, setSecured, element{key: name})
+	pe.add(br, setTagOut, element{key: name, val: u32(uint32(tag))})
+	pe.add(br, setTagIn, element{key: name, chain: tagChainName(tag)})
+	pe.add(br, setMAC, element{key: concat(name, pad(p.MAC))})
 	for _, m := range p.MACs {
-		c.add(br, setMAC, element{key: concat(name, pad(m))})
+		pe.add(br, setMAC, element{key: concat(name, pad(m))})
 	}
 	addrs := append([]netip.Addr{linkLocal(p.MAC)}, p.Addresses...)
 	for _, a := range addrs {
 		if a.Is4() {
-			c.add(br, setIP4, element{key: concat(name, a.AsSlice())})
+			pe.add(br, setIP4, element{key: concat(name, a.AsSlice())})
 		} else {
-			c.add(br, setIP6, element{key: concat(name, a.AsSlice())})
+			pe.add(br, setIP6, element{key: concat(name, a.AsSlice())})
 		}
 	}
 	for _, n := range p.Networks {
@@ -73,23 +93,27 @@ func (c compiled) addPort(p *Port, tag uint16) {
 		if n.Addr().Is6() {
 			set = setNet6
 		}
-		c.add(br, set, element{key: concat(name, first.AsSlice()), keyEnd: concat(name, last.AsSlice())})
+		pe.add(br, set, element{key: concat(name, first.AsSlice()), keyEnd: concat(name, last.AsSlice())})
 	}
+	pe.add(inet, setEgressPorts, element{key: u32(uint32(tag) << 16), chain: egressChainName(tag), goTo: true})
+	pe.add(inet, setIngressPorts, element{key: u32(uint32(tag)), chain: ingressChainName(tag), goTo: true})
+	set4, set6 := rulesSet4(tag), rulesSet6(tag)
 	for _, r := range p.Rules {
 		t := uint32(tag)
 		if r.Direction == Egress {
 			t <<= 16
 		}
 		first, last := bounds(r.Remote)
-		set := setRules4
+		set := set4
 		if r.IPv6 {
-			set = setRules6
+			set = set6
 		}
-		c.add(inet, set, element{
+		pe.add(inet, set, element{
 			key:    concat(u32(t), []byte{r.ProtoMin}, be16(r.PortMin), first.AsSlice()),
 			keyEnd: concat(u32(t), []byte{r.ProtoMax}, be16(r.PortMax), last.AsSlice()),
 		})
 	}
+	return pe
 }
 
 // decodeRule reads a rules4/rules6 element back into its rule and tag.

@@ -167,3 +167,62 @@ func TestAntiSpoofing(t *testing.T) {
 		t.Errorf("spoofing not counted: %+v", c)
 	}
 }
+
+// TestPortsComeAndGo: removing a port deletes its chains, sets and
+// counters in the same batch as its elements; a port added later gets a
+// fresh tag and works.
+func TestPortsComeAndGo(t *testing.T) {
+	l := newLab(t)
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("0.0.0.0/0")}
+	full := l.spec(icmp)
+	if _, err := l.fw.Apply(full); err != nil {
+		t.Fatal(err)
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Fatal("ping a→b blocked with an ICMP rule")
+	}
+	onlyA := firewall.Spec{Ports: full.Ports[:1]}
+	if _, err := l.fw.Apply(onlyA); err != nil {
+		t.Fatalf("removing port b: %v", err)
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b blocked once b is no longer filtered")
+	}
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "table", "inet", "nsnet_fw"); strings.Count(out, "chain ingress_") != 1 {
+		t.Errorf("want one port's chains left:\n%s", out)
+	}
+	noICMP := l.spec()
+	if _, err := l.fw.Apply(noICMP); err != nil {
+		t.Fatalf("adding port b back: %v", err)
+	}
+	if l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b passed: b is back without an ICMP rule")
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInvalidCounted: a TCP segment with SYN and FIN set is invalid to
+// conntrack; it is dropped and counted against its destination port.
+func TestInvalidCounted(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.fw.Apply(l.spec()); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+tcp = struct.pack("!HHIIBBHHH", 40000, 8080, 1, 0, 5 << 4, 0x03, 1024, 0, 0)
+for _ in range(3):
+    s.sendto(tcp, ("10.9.0.2", 0))
+`
+	run(t, "ip", "netns", "exec", l.a, "python3", "-c", script)
+	counters, err := l.fw.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counters[l.tapB]; c.Invalid == 0 {
+		t.Errorf("SYN+FIN to b not counted as invalid: %+v", c)
+	}
+}

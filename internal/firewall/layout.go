@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -26,11 +27,28 @@ const (
 	setDrops   = "drops"   // bridge: ifname . reason; inet: tag . reason — counters
 )
 
-// Sets of the inet table.
+// Sets of the inet table: two verdict maps from a port's tag to its
+// chains, and per port two sets of its rules (tag . proto . port . peer
+// address, ranges), so that changing one port's rules rewrites (the
+// kernel's pipapo sets are copied on commit) only that port's small sets.
 const (
-	setRules4 = "rules4" // tag . proto . port . ipv4_addr, ranges
-	setRules6 = "rules6" // tag . proto . port . ipv6_addr, ranges
+	setEgressPorts  = "egress_ports"  // mark (tag<<16) : jump egress_<tag>
+	setIngressPorts = "ingress_ports" // mark (tag) : jump ingress_<tag>
 )
+
+func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
+func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
+
+// rulesSetDef is the definition of a port's rule sets, by name.
+func rulesSetDef(name string) (setDef, bool) {
+	switch {
+	case strings.HasPrefix(name, "rules4_"):
+		return setDef{name: name, key: typeRule4, interval: true}, true
+	case strings.HasPrefix(name, "rules6_"):
+		return setDef{name: name, key: typeRule6, interval: true}, true
+	}
+	return setDef{}, false
+}
 
 // A port's tag is a number in 1..maxTag. The mark of a bridged packet
 // carries the tag of its input port in the high 16 bits and that of its
@@ -74,8 +92,8 @@ var bridgeSets = []setDef{
 }
 
 var inetSets = []setDef{
-	{name: setRules4, key: typeRule4, interval: true},
-	{name: setRules6, key: typeRule6, interval: true},
+	{name: setEgressPorts, key: nftables.TypeMark, data: &nftables.TypeVerdict},
+	{name: setIngressPorts, key: nftables.TypeMark, data: &nftables.TypeVerdict},
 	{name: setDrops, key: typeTagDrop, counters: true},
 }
 
@@ -248,7 +266,7 @@ func tagChain(tag uint16) chainDef {
 	}}}
 }
 
-func tagChainName(tag uint16) string { return fmt.Sprintf("in_%d", tag) }
+func tagChainName(tag uint16) string { return fmt.Sprintf("tag_%d", tag) }
 
 // tagged loads meta mark & mask into the first key register.
 func tagged(mask uint32) []expr.Any {
@@ -262,20 +280,36 @@ func nfproto(p byte) []expr.Any {
 	return []expr.Any{meta(expr.MetaKeyNFPROTO, reg1), cmpEq(reg1, []byte{p})}
 }
 
-// ruleLookups are the lookups of a direction's chain: the key is tag .
-// l4proto . (destination port, or ICMP type and code) . peer address.
-func ruleLookups(mask uint32, peer4, peer6 uint32) [][]expr.Any {
+// portChains are the chains of the port with tag in the inet table,
+// reached by goto from the egress and ingress chains: one lookup in the
+// port's rule sets per family and kind of protocol (the key is tag .
+// l4proto . destination port, or ICMP type and code . peer address); a
+// match returns to the forward chain, no match counts and drops.
+func portChains(tag uint16) []chainDef {
+	return []chainDef{
+		{name: egressChainName(tag), rules: all2(ruleLookups(tag, maskIn, 16, 24),
+			[][]expr.Any{inetDrop(maskIn, reasonEgress)})},
+		{name: ingressChainName(tag), rules: all2(ruleLookups(tag, maskOut, 12, 8),
+			[][]expr.Any{inetDrop(maskOut, reasonIngress)})},
+	}
+}
+
+func egressChainName(tag uint16) string  { return fmt.Sprintf("egress_%d", tag) }
+func ingressChainName(tag uint16) string { return fmt.Sprintf("ingress_%d", tag) }
+
+// ruleLookups are the lookups of one port's chain of one direction: the
+// peer is at peer4 (IPv4) or peer6 (IPv6) in the network header.
+func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
 	var out [][]expr.Any
 	for _, fam := range []struct {
-		proto     byte
-		icmp      byte
-		addrOff   uint32
-		addrLen   uint32
-		set       string
-		otherICMP byte
+		proto   byte
+		icmp    byte
+		addrOff uint32
+		addrLen uint32
+		set     string
 	}{
-		{unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, peer4, 4, setRules4, 0},
-		{unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, peer6, 16, setRules6, 0},
+		{unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, peer4, 4, rulesSet4(tag)},
+		{unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, peer6, 16, rulesSet6(tag)},
 	} {
 		key := func(portOffset uint32) []expr.Any {
 			return all(tagged(mask), []expr.Any{
@@ -293,6 +327,17 @@ func ruleLookups(mask uint32, peer4, peer6 uint32) [][]expr.Any {
 		)
 	}
 	return out
+}
+
+// toPort goes to the chain of the port whose tag is mark & mask, through
+// the verdict map ports. A goto: the port chain's return goes back to the
+// forward chain.
+func toPort(mask uint32, ports string) []expr.Any {
+	return []expr.Any{
+		meta(expr.MetaKeyMARK, reg1),
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: ports},
+	}
 }
 
 // inetDrop counts a drop of reason against the port whose tag is in mark
@@ -330,7 +375,7 @@ var inetChains = []chainDef{
 		{&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(expr.CtStateBitINVALID), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
-			&expr.Counter{}, verdict(expr.VerdictDrop)},
+			jump("invalid")},
 		{meta(expr.MetaKeyMARK, reg1),
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskIn), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("egress")},
@@ -338,10 +383,20 @@ var inetChains = []chainDef{
 			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("ingress")},
 	}},
+	// invalid: counted against the destination port if it is secured,
+	// else the source port (the mark is not 0 here).
+	{name: "invalid", rules: [][]expr.Any{
+		all([]expr.Any{
+			meta(expr.MetaKeyMARK, reg1),
+			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+		}, inetDrop(maskOut, reasonInvalid)),
+		inetDrop(maskIn, reasonInvalid),
+	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)
-	{name: "egress", rules: all2(always(68, 67), ruleLookups(maskIn, 16, 24), [][]expr.Any{inetDrop(maskIn, reasonEgress)})},
+	{name: "egress", rules: all2(always(68, 67), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
-	{name: "ingress", rules: all2(always(67, 68), ruleLookups(maskOut, 12, 8), [][]expr.Any{inetDrop(maskOut, reasonIngress)})},
+	{name: "ingress", rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
 
 func all2(parts ...[][]expr.Any) [][]expr.Any {

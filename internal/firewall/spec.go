@@ -106,6 +106,9 @@ func (s Spec) Validate() error {
 type Counters struct {
 	SpoofedMAC, SpoofedIP, SpoofedARP, DHCPServer, RouterAdvert uint64
 	Ingress, Egress                                             uint64
+	// Invalid are packets conntrack found invalid, counted against the
+	// destination port (or the source port when only it is secured).
+	Invalid uint64
 }
 
 // Drop reasons, the second field of the drops sets' keys.
@@ -117,6 +120,7 @@ const (
 	reasonRA
 	reasonIngress
 	reasonEgress
+	reasonInvalid
 )
 
 func (c *Counters) add(reason uint32, packets uint64) {
@@ -135,6 +139,8 @@ func (c *Counters) add(reason uint32, packets uint64) {
 		c.Ingress += packets
 	case reasonEgress:
 		c.Egress += packets
+	case reasonInvalid:
+		c.Invalid += packets
 	}
 }
 

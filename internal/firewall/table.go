@@ -36,11 +36,10 @@ type Firewall struct {
 	current compiled
 }
 
-// compiled is a Spec as set elements, with the port tags it used.
+// compiled is a Spec as set elements, port by port, with the tags it used.
 type compiled struct {
-	tags  map[string]uint16 // interface → tag
-	ports map[uint16]*Port  // tag → port
-	sets  map[setKey]map[string]element
+	tags  map[string]uint16        // interface → tag
+	ports map[uint16]*portElements // tag → the port's elements
 }
 
 type setKey struct {
@@ -50,13 +49,17 @@ type setKey struct {
 
 type element struct {
 	key, keyEnd, val []byte
-	chain            string // vmap elements: jump target
+	chain            string // vmap elements: jump (or goto) target
+	goTo             bool
 }
 
 func (e element) nft() nftables.SetElement {
 	el := nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val}
 	if e.chain != "" {
 		el.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.chain}
+		if e.goTo {
+			el.VerdictData.Kind = expr.VerdictGoto
+		}
 	}
 	return el
 }
@@ -82,9 +85,7 @@ func (f *Firewall) dial() error {
 	}
 	defer ns.Close()
 	return netns.Do(ns, func() error {
-		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-			return errors.Join(c.SetWriteBuffer(bufferSize), c.SetReadBuffer(bufferSize/16))
-		}))
+		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers))
 		if err != nil {
 			return fmt.Errorf("nftables socket in %q: %w", f.namespace, err)
 		}
@@ -96,6 +97,27 @@ func (f *Firewall) dial() error {
 		f.nft, f.ct = c, h
 		return nil
 	})
+}
+
+// forceBuffers raises the socket's buffers past the system maximum (which
+// needs CAP_NET_ADMIN): a batch of thousands of messages is sent at once,
+// and each is acknowledged.
+func forceBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		serr = errors.Join(
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bufferSize),
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufferSize),
+		)
+	})
+	if err := errors.Join(err, serr); err != nil {
+		return fmt.Errorf("socket buffers: %w", err)
+	}
+	return nil
 }
 
 // Close releases the sockets; the tables stay.
@@ -126,18 +148,17 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.synced {
-		want := compile(spec, nil)
+		want := compile(spec, compiled{})
 		if err := f.rebuild(want); err != nil {
-			return Result{}, err
+			return Result{}, f.fail(err)
 		}
 		f.current, f.synced = want, true
 		return Result{Rebuilt: true, Added: want.size()}, nil
 	}
-	want := compile(spec, f.current.tags)
+	want := compile(spec, f.current)
 	res, removed, err := f.update(want)
 	if err != nil {
-		f.synced = false
-		return res, err
+		return res, f.fail(err)
 	}
 	old := f.current
 	f.current = want
@@ -152,12 +173,38 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	return res, nil
 }
 
+// fail forgets what the Firewall believed about the kernel and its
+// sockets, which may hold half a batch or unread answers: the next Apply
+// dials again and replaces both tables.
+func (f *Firewall) fail(err error) error {
+	f.synced = false
+	f.ct.Close()
+	f.nft.CloseLasting()
+	if derr := f.dial(); derr != nil {
+		return errors.Join(err, fmt.Errorf("reopen: %w", derr))
+	}
+	return err
+}
+
 func (c compiled) size() int {
 	n := 0
-	for _, s := range c.sets {
-		n += len(s)
+	for _, p := range c.ports {
+		for _, es := range p.elems {
+			n += len(es)
+		}
 	}
 	return n
+}
+
+// bySet gathers the elements of ports, set by set.
+func bySet(ports map[uint16]*portElements) map[setKey][]element {
+	out := map[setKey][]element{}
+	for _, tag := range slices.Sorted(maps.Keys(ports)) {
+		for k, es := range ports[tag].elems {
+			out[k] = append(out[k], es...)
+		}
+	}
+	return out
 }
 
 func tables() (bridge, inet *nftables.Table) {
@@ -173,6 +220,7 @@ func (f *Firewall) rebuild(want compiled) error {
 			f.nft.DelTable(t)
 		}
 	}
+	elems := bySet(want.ports)
 	for _, tbl := range []struct {
 		t      *nftables.Table
 		sets   []setDef
@@ -181,9 +229,16 @@ func (f *Firewall) rebuild(want compiled) error {
 		f.nft.AddTable(tbl.t)
 		// Regular chains first: base chains and vmaps jump to them.
 		chains := slices.Clone(tbl.chains)
-		if tbl.t == bridge {
-			for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
+		sets := slices.Clone(tbl.sets)
+		for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
+			if tbl.t == bridge {
 				chains = append(chains, tagChain(tag))
+				continue
+			}
+			chains = append(chains, portChains(tag)...)
+			for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
+				d, _ := rulesSetDef(name)
+				sets = append(sets, d)
 			}
 		}
 		slices.SortStableFunc(chains, func(a, b chainDef) int {
@@ -199,9 +254,12 @@ func (f *Firewall) rebuild(want compiled) error {
 		for _, c := range chains {
 			created[c.name] = f.nft.AddChain(c.nft(tbl.t))
 		}
-		for _, d := range tbl.sets {
+		for _, d := range sets {
 			s := d.nft(tbl.t)
-			if err := f.nft.AddSet(s, nftElems(want.sets[setKey{tbl.t.Family, d.name}])); err != nil {
+			if err := f.nft.AddSet(s, nil); err != nil {
+				return fmt.Errorf("set %s: %w", d.name, err)
+			}
+			if err := f.addElements(s, nftElems(elems[setKey{tbl.t.Family, d.name}])); err != nil {
 				return fmt.Errorf("set %s: %w", d.name, err)
 			}
 		}
@@ -217,20 +275,88 @@ func (f *Firewall) rebuild(want compiled) error {
 	return nil
 }
 
-func nftElems(es map[string]element) []nftables.SetElement {
+func nftElems(es []element) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, len(es))
-	for _, k := range slices.Sorted(maps.Keys(es)) {
-		out = append(out, es[k].nft())
+	for _, e := range es {
+		out = append(out, e.nft())
 	}
 	return out
 }
 
 // update sends the difference between f.current and want in one batch and
-// returns the rule elements it removed.
+// returns the rule elements it removed. Ports whose compilation want
+// reused from f.current are skipped: the cost follows the ports that
+// changed.
 func (f *Firewall) update(want compiled) (Result, []element, error) {
 	var res Result
 	bridge, inet := tables()
 	table := map[nftables.TableFamily]*nftables.Table{bridge.Family: bridge, inet.Family: inet}
+	add, del := map[setKey][]element{}, map[setKey][]element{}
+	var removedRules []element
+	var gone []uint16
+	for tag, old := range f.current.ports {
+		if _, ok := want.ports[tag]; ok {
+			continue
+		}
+		gone = append(gone, tag)
+		for k, es := range old.elems {
+			if _, isRules := rulesSetDef(k.name); isRules {
+				removedRules = append(removedRules, es...) // the set goes whole
+				continue
+			}
+			del[k] = append(del[k], es...)
+		}
+	}
+	for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
+		next, old := want.ports[tag], f.current.ports[tag]
+		if next == old {
+			continue
+		}
+		if old == nil {
+			// A new port's chains and rule sets before the elements
+			// that refer to them.
+			for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
+				d, _ := rulesSetDef(name)
+				if err := f.nft.AddSet(d.nft(inet), nil); err != nil {
+					return res, nil, fmt.Errorf("set %s: %w", name, err)
+				}
+			}
+			f.addChains(bridge, []chainDef{tagChain(tag)})
+			f.addChains(inet, portChains(tag))
+			old = &portElements{}
+		}
+		keys := map[setKey]bool{}
+		for k := range old.elems {
+			keys[k] = true
+		}
+		for k := range next.elems {
+			keys[k] = true
+		}
+		for k := range keys {
+			was := map[string]element{}
+			for _, e := range old.elems[k] {
+				was[string(e.key)+"/"+string(e.keyEnd)] = e
+			}
+			for _, e := range next.elems[k] {
+				id := string(e.key) + "/" + string(e.keyEnd)
+				prev, ok := was[id]
+				delete(was, id)
+				if ok && sameElement(prev, e) {
+					continue
+				}
+				if ok {
+					del[k] = append(del[k], prev)
+				}
+				add[k] = append(add[k], e)
+			}
+			for _, e := range was {
+				del[k] = append(del[k], e)
+				if _, isRules := rulesSetDef(k.name); isRules {
+					removedRules = append(removedRules, e)
+				}
+			}
+		}
+	}
 	defs := map[setKey]setDef{}
 	for _, d := range bridgeSets {
 		defs[setKey{bridge.Family, d.name}] = d
@@ -238,62 +364,35 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 	for _, d := range inetSets {
 		defs[setKey{inet.Family, d.name}] = d
 	}
-	// New ports' tagging chains before the elements that jump to them.
-	for tag := range want.ports {
-		if _, ok := f.current.ports[tag]; !ok {
-			c := tagChain(tag)
-			ch := f.nft.AddChain(c.nft(bridge))
-			for _, r := range c.rules {
-				f.nft.AddRule(&nftables.Rule{Table: bridge, Chain: ch, Exprs: r})
-			}
+	def := func(k setKey) setDef {
+		if d, ok := defs[k]; ok {
+			return d
 		}
+		d, _ := rulesSetDef(k.name)
+		return d
 	}
-	var removedRules []element
-	for _, k := range slices.SortedFunc(maps.Keys(defs), func(a, b setKey) int {
-		return bytes.Compare([]byte(a.name), []byte(b.name))
-	}) {
-		if defs[k].counters {
-			continue
+	for _, k := range sortedKeys(del) {
+		if err := f.deleteElements(def(k).nft(table[k.family]), nftElems(del[k])); err != nil {
+			return res, nil, err
 		}
-		s := defs[k].nft(table[k.family])
-		cur, next := f.current.sets[k], want.sets[k]
-		var add, del []nftables.SetElement
-		for key, e := range next {
-			if old, ok := cur[key]; !ok || !sameElement(old, e) {
-				if ok {
-					del = append(del, old.nft())
-				}
-				add = append(add, e.nft())
-			}
-		}
-		for key, e := range cur {
-			if _, ok := next[key]; !ok {
-				del = append(del, e.nft())
-				if k.name == setRules4 || k.name == setRules6 {
-					removedRules = append(removedRules, e)
-				}
-			}
-		}
-		if len(del) > 0 {
-			if err := f.nft.SetDeleteElements(s, del); err != nil {
-				return res, nil, err
-			}
-		}
-		if len(add) > 0 {
-			if err := f.nft.SetAddElements(s, add); err != nil {
-				return res, nil, err
-			}
-		}
-		res.Added += len(add)
-		res.Deleted += len(del)
+		res.Deleted += len(del[k])
 	}
-	// Ports gone: their tagging chains and their drop counters (a tag or
-	// an interface name may come back for another port).
-	var gone []uint16
-	for tag := range f.current.ports {
-		if _, ok := want.ports[tag]; !ok {
-			gone = append(gone, tag)
-			f.nft.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+	for _, k := range sortedKeys(add) {
+		if err := f.addElements(def(k).nft(table[k.family]), nftElems(add[k])); err != nil {
+			return res, nil, err
+		}
+		res.Added += len(add[k])
+	}
+	// Ports gone: their chains and rule sets, after the map elements
+	// that referred to them, and their drop counters (a tag or an
+	// interface name may come back for another port).
+	for _, tag := range gone {
+		f.nft.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		for _, c := range portChains(tag) {
+			f.nft.DelChain(&nftables.Chain{Table: inet, Name: c.name})
+		}
+		for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
+			f.nft.DelSet(&nftables.Set{Table: inet, Name: name})
 		}
 	}
 	if len(gone) > 0 {
@@ -307,8 +406,48 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 	return res, removedRules, nil
 }
 
+func sortedKeys(m map[setKey][]element) []setKey {
+	return slices.SortedFunc(maps.Keys(m), func(a, b setKey) int {
+		return bytes.Compare([]byte(a.name), []byte(b.name))
+	})
+}
+
+// addChains queues chains and their rules.
+func (f *Firewall) addChains(t *nftables.Table, chains []chainDef) {
+	for _, c := range chains {
+		ch := f.nft.AddChain(c.nft(t))
+		for _, r := range c.rules {
+			f.nft.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r})
+		}
+	}
+}
+
+// elementsPerMessage bounds the elements of one netlink message: their
+// list is one netlink attribute, whose length is 16 bits. The batch, made
+// of many such messages, stays one transaction.
+const elementsPerMessage = 256
+
+func (f *Firewall) addElements(s *nftables.Set, els []nftables.SetElement) error {
+	for chunk := range slices.Chunk(els, elementsPerMessage) {
+		if err := f.nft.SetAddElements(s, chunk); err != nil {
+			return fmt.Errorf("add elements to %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func (f *Firewall) deleteElements(s *nftables.Set, els []nftables.SetElement) error {
+	for chunk := range slices.Chunk(els, elementsPerMessage) {
+		if err := f.nft.SetDeleteElements(s, chunk); err != nil {
+			return fmt.Errorf("delete elements from %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 func sameElement(a, b element) bool {
-	return bytes.Equal(a.key, b.key) && bytes.Equal(a.keyEnd, b.keyEnd) && bytes.Equal(a.val, b.val) && a.chain == b.chain
+	return bytes.Equal(a.key, b.key) && bytes.Equal(a.keyEnd, b.keyEnd) && bytes.Equal(a.val, b.val) &&
+		a.chain == b.chain && a.goTo == b.goTo
 }
 
 // forgetCounters queues the deletion of the drop counters of the ports
@@ -318,7 +457,7 @@ func (f *Firewall) forgetCounters(gone []uint16) error {
 	names := map[string]bool{}
 	tags := map[uint32]bool{}
 	for _, tag := range gone {
-		names[string(ifname(f.current.ports[tag].Interface))] = true
+		names[string(ifname(f.current.ports[tag].port.Interface))] = true
 		tags[uint32(tag)] = true
 		tags[uint32(tag)<<16] = true
 	}
@@ -333,10 +472,8 @@ func (f *Firewall) forgetCounters(gone []uint16) error {
 			del = append(del, nftables.SetElement{Key: e.Key})
 		}
 	}
-	if len(del) > 0 {
-		if err := f.nft.SetDeleteElements(bset, del); err != nil {
-			return err
-		}
+	if err := f.deleteElements(bset, del); err != nil {
+		return err
 	}
 	iset := (setDef{name: setDrops, key: typeTagDrop, counters: true}).nft(inet)
 	els, err = f.nft.GetSetElements(iset)
@@ -349,10 +486,7 @@ func (f *Firewall) forgetCounters(gone []uint16) error {
 			del = append(del, nftables.SetElement{Key: e.Key})
 		}
 	}
-	if len(del) > 0 {
-		return f.nft.SetDeleteElements(iset, del)
-	}
-	return nil
+	return f.deleteElements(iset, del)
 }
 
 // Counters returns the drop counters of every port of the last Apply, by
@@ -394,9 +528,9 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 		if p == nil {
 			continue
 		}
-		c := out[p.Interface]
+		c := out[p.port.Interface]
 		c.add(binaryutil.NativeEndian.Uint32(e.Key[4:8]), e.Counter.Packets)
-		out[p.Interface] = c
+		out[p.port.Interface] = c
 	}
 	return out, nil
 }
@@ -469,8 +603,12 @@ func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 		if !ok {
 			continue
 		}
-		p := m.old.ports[tag]
-		if p == nil || fl.Forward.Protocol < r.ProtoMin || fl.Forward.Protocol > r.ProtoMax {
+		pe := m.old.ports[tag]
+		if pe == nil {
+			continue
+		}
+		p := &pe.port
+		if fl.Forward.Protocol < r.ProtoMin || fl.Forward.Protocol > r.ProtoMax {
 			continue
 		}
 		if fl.Forward.Protocol == unix.IPPROTO_TCP || fl.Forward.Protocol == unix.IPPROTO_UDP {

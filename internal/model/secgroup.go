@@ -94,4 +94,5 @@ type PortFirewallCounters struct {
 	RouterAdvert uint64 `json:"router_advertisement"`
 	Ingress      uint64 `json:"ingress_denied"`
 	Egress       uint64 `json:"egress_denied"`
+	Invalid      uint64 `json:"invalid"`
 }

@@ -29,7 +29,16 @@ var portProtocols = []int{ProtoTCP, ProtoUDP, 33, 132, 136}
 var securityGroupAttrs = append([]attr[model.SecurityGroup]{
 	stringAttr("name", true, true, func(g *model.SecurityGroup) *string { return &g.Name }),
 	stringAttr("description", true, true, func(g *model.SecurityGroup) *string { return &g.Description }),
-	boolAttr("stateful", true, true, func(g *model.SecurityGroup) *bool { return &g.Stateful }),
+	// Stateless groups (Neutron's stateful-security-group extension) are
+	// not implemented: the firewall always tracks connections.
+	{name: "stateful", post: true, put: true, set: func(g *model.SecurityGroup, raw json.RawMessage) error {
+		b, err := parseBool(raw)
+		if err == nil && !b {
+			err = fmt.Errorf("stateless security groups are not supported by nsnet")
+		}
+		g.Stateful = true
+		return err
+	}},
 }, projectAttrs(func(g *model.SecurityGroup) *string { return &g.ProjectID })...)
 
 // ruleInput is a rule body before it is checked as a whole.
@@ -330,14 +339,6 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, in Attrs) 
 		}
 		if g.Name == model.DefaultSecurityGroupName && cur.Name != g.Name {
 			return conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
-		}
-		if g.Stateful != cur.Stateful {
-			if ports, err := portsInGroup(tx, id); err != nil || len(ports) > 0 {
-				if err != nil {
-					return err
-				}
-				return conflict("SecurityGroupInUse", "Security Group %s in use.", id)
-			}
 		}
 		g.Touch(s.now())
 		g.Rules = nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/client"
@@ -32,6 +33,12 @@ func LoadState(ctx context.Context, c *client.Client) (State, error) {
 	}
 	if st.FloatingIPs, err = client.List[model.FloatingIP](ctx, c, client.FloatingIPs, nil); err != nil {
 		return st, fmt.Errorf("read floating IPs: %w", err)
+	}
+	if st.SecurityGroups, err = client.List[model.SecurityGroup](ctx, c, client.SecurityGroups, nil); err != nil {
+		return st, fmt.Errorf("read security groups: %w", err)
+	}
+	if st.SecurityGroupRules, err = client.List[model.SecurityGroupRule](ctx, c, client.SecurityGroupRules, nil); err != nil {
+		return st, fmt.Errorf("read security group rules: %w", err)
 	}
 	for _, f := range st.FloatingIPs {
 		pfs, err := client.List[model.PortForwarding](ctx, c, client.PortForwardings(f.ID), nil)
@@ -118,6 +125,13 @@ func execute(ctx context.Context, c *client.Client, s Step, created map[client.C
 		}
 		if err := json.Unmarshal(obj, &created); err != nil {
 			return "", "", fmt.Errorf("decode %s: %w", s.Collection.Singular(), err)
+		}
+		if s.Action == Create && col == client.SecurityGroups {
+			// The file's rules are the group's rules: the plan's next
+			// steps create them.
+			if err := clearRules(ctx, c, created.ID); err != nil {
+				return created.ID, "", err
+			}
 		}
 		return created.ID, client.Unprogrammed(meta, obj), nil
 	case Delete:
@@ -206,6 +220,20 @@ func resolveValue(v any, created map[client.Collection]map[string]string) (any, 
 	default:
 		return v, nil
 	}
+}
+
+// clearRules deletes the rules nsnet gave a new security group.
+func clearRules(ctx context.Context, c *client.Client, group string) error {
+	rules, err := client.List[model.SecurityGroupRule](ctx, c, client.SecurityGroupRules, url.Values{"security_group_id": {group}})
+	if err != nil {
+		return fmt.Errorf("read the rules of the new group: %w", err)
+	}
+	for _, r := range rules {
+		if _, err := c.Delete(ctx, client.SecurityGroupRules, r.ID); err != nil && !client.IsNotFound(err) {
+			return fmt.Errorf("remove default rule %s of the new group: %w", r.ID, err)
+		}
+	}
+	return nil
 }
 
 // Summary is a one-line count of a plan's actions, e.g. "2 to create, 1

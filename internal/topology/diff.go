@@ -198,6 +198,7 @@ func (p *planner) port(pt Port) Step {
 		if pt.InterfaceName != "" {
 			s.Attrs["nsnet:interface_name"] = pt.InterfaceName
 		}
+		p.portSecurity(&s, pt, nil)
 		return s
 	}
 
@@ -232,6 +233,7 @@ func (p *planner) port(pt Port) Step {
 	if pt.InterfaceName != "" && (s.change("interface_name", orNone(cur.InterfaceName), pt.InterfaceName) || moved) {
 		s.Attrs["nsnet:interface_name"] = pt.InterfaceName
 	}
+	p.portSecurity(&s, pt, &cur)
 	return finish(s)
 }
 

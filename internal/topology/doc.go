@@ -43,6 +43,14 @@
 //	    instance: red            # plugs the port into the instance
 //	    interface_name: eth0     # its name inside the instance
 //	    mac_address: fa:16:3e:00:00:10
+//	    security_groups: [web]   # left out: the project's default group
+//	    allowed_address_pairs: [{ip_address: 192.168.24.100}]
+//	security_groups:
+//	  - name: web
+//	    rules:                   # the group's whole list: others are deleted,
+//	      - {direction: egress}  # nsnet's default egress rules included
+//	      - {protocol: tcp, port_range_min: 22, port_range_max: 22, remote_ip_prefix: 10.0.0.0/24}
+//	      - {protocol: tcp, port_range_min: 80, port_range_max: 80, remote_group: web}
 //	routers:
 //	  - name: r1
 //	    admin_state_up: true

@@ -27,6 +27,8 @@ type File struct {
 	FloatingIPs     []FloatingIP     `yaml:"floating_ips"`
 	PortForwardings []PortForwarding `yaml:"port_forwardings"`
 	PublishedPorts  []PublishedPort  `yaml:"published_ports"`
+	// SecurityGroups and their rules (see secgroups.go).
+	SecurityGroups []SecurityGroup `yaml:"security_groups"`
 
 	// Path is where the file was read from, for messages.
 	Path string `yaml:"-"`
@@ -104,7 +106,12 @@ type Port struct {
 	MACAddress          string `yaml:"mac_address"`
 	AdminStateUp        *bool  `yaml:"admin_state_up"`
 	PortSecurityEnabled *bool  `yaml:"port_security_enabled"`
-	Line                int    `yaml:"-"`
+	// SecurityGroups names the port's groups; left out, the server's
+	// default (the project's default group) stays.
+	SecurityGroups *[]string `yaml:"security_groups"`
+	// AllowedAddressPairs are other addresses the port may send from.
+	AllowedAddressPairs *[]AddressPair `yaml:"allowed_address_pairs"`
+	Line                int            `yaml:"-"`
 }
 
 // FixedIP asks for an address: a given one, one from a given subnet, or

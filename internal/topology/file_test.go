@@ -113,7 +113,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown top-level key",
 			src:  "name: x\nrouter: []\n",
-			want: []string{`t.yaml:2: top level: unknown key "router"; known keys: floating_ips, instances, name, networks, port_forwardings, ports, published_ports, routers, subnets`},
+			want: []string{`t.yaml:2: top level: unknown key "router"; known keys: floating_ips, instances, name, networks, port_forwardings, ports, published_ports, routers, security_groups, subnets`},
 		},
 		{
 			name: "unknown nested key with its line",

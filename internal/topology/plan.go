@@ -29,6 +29,9 @@ type State struct {
 	PortForwardings []model.PortForwarding
 	// PublishedPorts are the host's (host NAT).
 	PublishedPorts []model.PublishedPort
+	// SecurityGroups and SecurityGroupRules are the firewall.
+	SecurityGroups     []model.SecurityGroup
+	SecurityGroupRules []model.SecurityGroupRule
 }
 
 // Action is what a plan does to one resource.
@@ -158,6 +161,14 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	for _, s := range f.Subnets {
 		steps = append(steps, p.subnet(s))
 	}
+	// Groups before their rules (which may name other groups) and the
+	// ports that use them.
+	for _, g := range f.SecurityGroups {
+		steps = append(steps, p.securityGroup(g))
+	}
+	for _, g := range f.SecurityGroups {
+		steps = append(steps, p.securityGroupRules(g)...)
+	}
 	for _, pt := range f.Ports {
 		steps = append(steps, p.port(pt))
 	}
@@ -177,7 +188,7 @@ func PlanApply(f *File, st State, opts ApplyOptions) (*Plan, error) {
 	// or interface name the file gives another port, while pruned subnets,
 	// networks and instances may still hold ports until those are updated.
 	if opts.Prune {
-		for _, col := range []client.Collection{client.Routers, client.Subnets, client.Networks, client.Instances} {
+		for _, col := range []client.Collection{client.Routers, client.SecurityGroups, client.Subnets, client.Networks, client.Instances} {
 			steps = append(steps, p.prune(col)...)
 		}
 	}
@@ -217,6 +228,9 @@ func PlanDestroy(f *File, st State) (*Plan, error) {
 	}
 	for i := len(f.Ports) - 1; i >= 0; i-- {
 		add(client.Ports, f.Ports[i].Name, f.Ports[i].Line)
+	}
+	for i := len(f.SecurityGroups) - 1; i >= 0; i-- {
+		add(client.SecurityGroups, f.SecurityGroups[i].Name, f.SecurityGroups[i].Line)
 	}
 	for i := len(f.Subnets) - 1; i >= 0; i-- {
 		add(client.Subnets, f.Subnets[i].Name, f.Subnets[i].Line)
@@ -285,6 +299,7 @@ func newPlanner(f *File, st State) *planner {
 	}
 	p.indexL3()
 	p.indexPublished()
+	p.indexSecurityGroups()
 	return p
 }
 

@@ -38,6 +38,7 @@ func (f *File) Validate() error {
 	f.validatePorts(subnets, &errs)
 	f.validateL3(subnets, &errs)
 	validatePublished(f, &errs)
+	f.validateSecurityGroups(&errs)
 	return errs.join(f.Path)
 }
 

@@ -1,0 +1,92 @@
+package agent
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+func TestCompileRule(t *testing.T) {
+	str := func(s string) *string { return &s }
+	num := func(n int) *int { return &n }
+	any4 := netip.MustParsePrefix("0.0.0.0/0")
+	members := map[string][]netip.Addr{"g-admins": {netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("2001:db8::5")}}
+	tests := []struct {
+		name string
+		rule model.SecurityGroupRule
+		want []firewall.Rule
+	}{
+		{"egress anything", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv4"},
+			[]firewall.Rule{{Direction: firewall.Egress, ProtoMax: 255, PortMax: 65535, Remote: any4}}},
+		{"egress anything over IPv6", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv6"},
+			[]firewall.Rule{{Direction: firewall.Egress, IPv6: true, ProtoMax: 255, PortMax: 65535, Remote: netip.MustParsePrefix("::/0")}}},
+		{"tcp 22 from a prefix", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("tcp"),
+			PortRangeMin: num(22), PortRangeMax: num(22), NormalizedCIDR: str("10.0.0.0/24")},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: netip.MustParsePrefix("10.0.0.0/24")}}},
+		{"udp by number, a range", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("17"),
+			PortRangeMin: num(5000), PortRangeMax: num(5010)},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 17, ProtoMax: 17, PortMin: 5000, PortMax: 5010, Remote: any4}}},
+		{"icmp, any type", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("icmp")},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4}}},
+		{"icmp echo request, any code", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("icmp"), PortRangeMin: num(8)},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMin: 8 << 8, PortMax: 8<<8 | 0xff, Remote: any4}}},
+		{"icmp type 3 code 4", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("icmp"), PortRangeMin: num(3), PortRangeMax: num(4)},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMin: 3<<8 | 4, PortMax: 3<<8 | 4, Remote: any4}}},
+		{"remote group: one rule per member of the ethertype", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
+			Protocol: str("tcp"), PortRangeMin: num(22), PortRangeMax: num(22), RemoteGroupID: str("g-admins")},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: netip.MustParsePrefix("10.0.0.5/32")}}},
+		{"remote group without members allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: str("g-empty")},
+			[]firewall.Rule{}},
+	}
+	for _, tt := range tests {
+		if got := compileRule(&tt.rule, members); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestFirewallSpec(t *testing.T) {
+	snap := &snapshot{
+		ports: []model.Port{
+			{ID: "p-web", MACAddress: "fa:16:3e:00:00:01", PortSecurityEnabled: true, SecurityGroups: []string{"g-web"},
+				FixedIPs:            []model.FixedIP{{IPAddress: "10.0.0.10"}},
+				AllowedAddressPairs: []model.AddressPair{{IPAddress: "10.0.0.100", MACAddress: "fa:16:3e:00:00:01"}, {IPAddress: "10.1.0.0/24", MACAddress: "fa:16:3e:00:00:99"}}},
+			{ID: "p-admin", MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true, SecurityGroups: []string{"g-admins"},
+				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.20"}}},
+			{ID: "p-open", MACAddress: "fa:16:3e:00:00:03", FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.30"}}},
+			{ID: "p-router", MACAddress: "fa:16:3e:00:00:04", PortSecurityEnabled: true, DeviceOwner: model.DeviceOwnerRouterInterface,
+				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.1"}}},
+			{ID: "p-elsewhere", MACAddress: "fa:16:3e:00:00:05", PortSecurityEnabled: true, SecurityGroups: []string{"g-admins"},
+				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.40"}}},
+		},
+		rules: []model.SecurityGroupRule{{SecurityGroupID: "g-web", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("g-admins")}},
+	}
+	d := &desired{ports: map[string]portSpec{"p-web": {}, "p-admin": {}, "p-open": {}, "p-router": {}}}
+	spec, ports := firewallSpec(snap, d)
+	if len(spec.Ports) != 2 || ports[model.TapName("p-web")] != "p-web" || ports[model.TapName("p-admin")] != "p-admin" {
+		t.Fatalf("secured ports: %+v (%v); want web and admin only: not the one without port security, the router's, or one on another host", spec.Ports, ports)
+	}
+	var web firewall.Port
+	for _, p := range spec.Ports {
+		if p.Interface == model.TapName("p-web") {
+			web = p
+		}
+	}
+	if want := []netip.Addr{netip.MustParseAddr("10.0.0.10"), netip.MustParseAddr("10.0.0.100")}; !reflect.DeepEqual(web.Addresses, want) {
+		t.Errorf("web addresses %v, want %v", web.Addresses, want)
+	}
+	if len(web.Networks) != 1 || web.Networks[0].String() != "10.1.0.0/24" || len(web.MACs) != 1 || web.MACs[0].String() != "fa:16:3e:00:00:99" {
+		t.Errorf("web pairs: networks %v, MACs %v", web.Networks, web.MACs)
+	}
+	var remotes []string
+	for _, r := range web.Rules {
+		remotes = append(remotes, r.Remote.String())
+	}
+	// Members of g-admins on any host: admin here and the one elsewhere.
+	if want := []string{"10.0.0.20/32", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
+		t.Errorf("web's remote-group rule expands to %v, want %v", remotes, want)
+	}
+}
