@@ -34,7 +34,10 @@ func (p *pass) ensureNetwork(id string, spec networkSpec) {
 		changed = changed || c
 	}
 	if err != nil {
-		p.record(k, spec, changed, err, status{})
+		// The old uplink may still be attached: the retry releases it.
+		tried := spec
+		tried.Uplink, tried.Bridged = old.Uplink, old.Bridged
+		p.record(k, tried, changed, err, status{})
 		return
 	}
 	ok := hostGatewayStatus(status{model.StatusActive, ""}, spec, p.a.hostNATErr)
