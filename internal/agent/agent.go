@@ -2,7 +2,11 @@
 // one host: a bridge per network, a namespace per instance, a veth pair per
 // plugged port, with addresses and routes; and per router a qrouter
 // namespace with its qr-/qg- ports, routes and nsnet nft table (default
-// SNAT, floating IPs, port forwards; see docs/NAT.md).
+// SNAT, floating IPs, port forwards); networks' uplinks (host interfaces it
+// plugs into their bridges and releases, never deletes) and host NAT (the
+// gateway addresses of host-gateway networks on their bridges, forwarding
+// and the host namespace's nsnet table, with published ports). See
+// docs/NAT.md.
 //
 // It owns convergence. It is level-triggered and idempotent: every pass
 // compares what the store asks for with what the kernel has and changes only

@@ -198,6 +198,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.FloatingIPs, v.ID
 	case model.PortForwarding:
 		return store.PortForwardings, v.ID
+	case model.PublishedPort:
+		return store.PublishedPorts, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

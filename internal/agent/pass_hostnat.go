@@ -34,40 +34,43 @@ func (p *pass) ensureNetwork(id string, spec networkSpec) {
 		changed = changed || c
 	}
 	if err != nil {
-		p.record(k, spec, changed, err, status{})
+		// The old uplink may still be attached: the retry releases it.
+		tried := spec
+		tried.Uplink, tried.Bridged = old.Uplink, old.Bridged
+		p.record(k, tried, changed, err, status{})
 		return
 	}
 	ok := hostGatewayStatus(status{model.StatusActive, ""}, spec, p.a.hostNATErr)
-	if problem := p.ensureUplink(spec); problem != nil {
+	c, problem := p.ensureUplink(spec)
+	changed = changed || c
+	if problem != nil {
 		ok = status{model.StatusError, problem.Error()}
 		spec.Uplink = "" // not attached: look again next pass
 		p.mu.Lock()
 		p.errors++
 		p.mu.Unlock()
-	} else if spec.Bridged && spec.Uplink != "" && old.Uplink != spec.Uplink {
-		changed = true
 	}
 	p.record(k, spec, changed, nil, ok)
 }
 
 // ensureUplink attaches a bridged uplink, and checks that a routed one
 // exists, for the status to say so when it does not.
-func (p *pass) ensureUplink(spec networkSpec) error {
+func (p *pass) ensureUplink(spec networkSpec) (changed bool, err error) {
 	switch {
 	case spec.Uplink == "":
-		return nil
+		return false, nil
 	case spec.Bridged:
-		_, err := dataplane.AttachUplink(p.links, spec.Uplink, spec.Bridge.Name, spec.Bridge.Alias)
+		changed, err = dataplane.AttachUplink(p.links, spec.Uplink, spec.Bridge.Name, spec.Bridge.Alias)
 		if errors.Is(err, dataplane.ErrNoUplink) {
-			return fmt.Errorf("%w; it is attached to the bridge when it appears", err)
+			err = fmt.Errorf("%w; it is attached to the bridge when it appears", err)
 		}
-		return err
+		return changed, err
 	}
 	link, err := p.links.Get(spec.Uplink)
 	if err == nil && link == nil {
 		err = fmt.Errorf("uplink %s %w; its NAT applies when it appears", spec.Uplink, dataplane.ErrNoUplink)
 	}
-	return err
+	return false, err
 }
 
 // ensureHostNAT programs the host's share of host NAT: forwarding on, and

@@ -84,6 +84,12 @@ func TestNetworkBody(t *testing.T) {
 		{args: "--name blue", want: `{"name":"blue"}`},
 		{args: "--share --no-share", wantErr: "--share and --no-share contradict each other"},
 		{args: "--enable --disable", wantErr: "--enable and --disable contradict"},
+		{args: "--external --uplink eth1", want: `{"nsnet:uplink":"eth1","router:external":true}`},
+		{args: "--host-gateway --uplink eth0 --snat-address 192.0.2.10",
+			want: `{"nsnet:host_gateway":true,"nsnet:snat_address":"192.0.2.10","nsnet:uplink":"eth0"}`},
+		{args: "--no-uplink --no-snat-address --no-host-gateway", want: `{"nsnet:host_gateway":false,"nsnet:snat_address":null,"nsnet:uplink":null}`},
+		{args: "--uplink eth0 --no-uplink", wantErr: "--uplink and --no-uplink contradict"},
+		{args: "--host-gateway --no-host-gateway", wantErr: "--host-gateway and --no-host-gateway contradict"},
 	}
 	for _, tt := range tests {
 		var f networkFlags

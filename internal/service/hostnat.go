@@ -110,6 +110,9 @@ func checkHostAttrs(r store.Reader, n *model.Network) error {
 	case n.SNATAddress != nil && (!n.HostGateway || n.Uplink == nil):
 		return invalidInput("%s needs %s and %s", attrSNATAddress, attrHostGateway, attrUplink)
 	}
+	if n.Uplink == nil && !n.HostGateway {
+		return nil // nothing to compare: the common case costs no read
+	}
 	all, err := store.List[model.Network](r, store.Networks)
 	if err != nil {
 		return err
