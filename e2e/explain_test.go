@@ -210,6 +210,11 @@ func kernelState(ns string, sysctls []string, only map[string]bool) string {
 		out, _ = exec.Command("ip", "-n", ns, family, "route", "show", "table", "all").Output()
 		for _, r := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 			f := strings.Fields(r)
+			// The kernel adds IPv6 link-local routes by itself, once
+			// duplicate address detection is done: when, is not nsnet's.
+			if strings.Contains(r, "fe80:") {
+				continue
+			}
 			if i := slices.Index(f, "dev"); r != "" && (i < 0 || keep(f[i+1])) {
 				lines = append(lines, "route "+r)
 			}

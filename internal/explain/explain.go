@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -99,21 +100,13 @@ func (n *names) subnetsOf(p model.Port) string {
 	var s []string
 	for _, ip := range p.FixedIPs {
 		sn := n.subnets[ip.SubnetID]
-		s = append(s, fmt.Sprintf("%s in %s (%s)", ip.IPAddress, cmpOr(sn.Name, ip.SubnetID), sn.CIDR))
+		s = append(s, fmt.Sprintf("%s in %s (%s)", ip.IPAddress, cmp.Or(sn.Name, ip.SubnetID), sn.CIDR))
 	}
 	return strings.Join(s, ", ")
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // build collects the steps of one explanation.
 type build struct {
-	x       *Explainer
 	names   *names
 	host    *namespace
 	steps   []Step
@@ -130,7 +123,7 @@ func (x *Explainer) start(ctx context.Context) (*build, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &build{x: x, names: n, host: host, bridges: map[string]bool{}, spaces: map[string]bool{}}
+	b := &build{names: n, host: host, bridges: map[string]bool{}, spaces: map[string]bool{}}
 	if x.hostNetns != "" {
 		b.add(Step{Object: "namespace " + x.hostNetns,
 			Comment:  "the host nsnet works in: bridges and the host ends of veth pairs live here",
@@ -249,7 +242,7 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 		ip(ns.name, linkSettings(ns, l, true)...),
 	}
 	cmds = append(cmds, addrCommands(ns, l, keep)...)
-	b.add(Step{Object: "port " + cmpOr(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
+	b.add(Step{Object: "port " + cmp.Or(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
 	return nil
 }
 
@@ -373,7 +366,7 @@ func (b *build) portName(id *string) string {
 	if id == nil {
 		return ""
 	}
-	return cmpOr(b.names.ports[*id].Name, *id)
+	return cmp.Or(b.names.ports[*id].Name, *id)
 }
 
 // Instance explains instance ref: its namespace, its ports with the
@@ -456,13 +449,13 @@ func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error
 		switch {
 		case p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway:
 			r := b.names.routers[p.DeviceID]
-			b.add(Step{Object: "port " + cmpOr(p.Name, p.ID),
-				Comment:  fmt.Sprintf("%s plugs router %s in here: see nsnet explain router %s", tap.Attrs().Name, cmpOr(r.Name, p.DeviceID), cmpOr(r.Name, p.DeviceID)),
+			b.add(Step{Object: "port " + cmp.Or(p.Name, p.ID),
+				Comment:  fmt.Sprintf("%s plugs router %s in here: see nsnet explain router %s", tap.Attrs().Name, cmp.Or(r.Name, p.DeviceID), cmp.Or(r.Name, p.DeviceID)),
 				Commands: []string{}})
 		default:
 			inst, ok := b.names.instances[p.DeviceID]
 			if !ok {
-				b.add(Step{Object: "port " + cmpOr(p.Name, p.ID),
+				b.add(Step{Object: "port " + cmp.Or(p.Name, p.ID),
 					Comment: fmt.Sprintf("%s is plugged in for device %q (%s), which nsnet does not explain", tap.Attrs().Name, p.DeviceID, p.DeviceOwner), Commands: []string{}})
 				continue
 			}
