@@ -83,3 +83,9 @@ type PortForwarding struct {
 	InternalPortID    string `json:"internal_port_id"`
 	Description       string `json:"description"`
 }
+
+// IsRouterOwner reports whether device_owner owner makes a port one of a
+// router's: its interface on a subnet, or its gateway.
+func IsRouterOwner(owner string) bool {
+	return owner == DeviceOwnerRouterInterface || owner == DeviceOwnerRouterGateway
+}

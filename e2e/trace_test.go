@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// traceResult is the part of `nsnet trace -o json` the tests read.
+type traceResult struct {
+	Way      []traceHop `json:"way"`
+	WayBack  []traceHop `json:"way_back"`
+	Rewrites []struct {
+		Way, Kind, From, To, Netns, Node, Interface string
+	} `json:"rewrites"`
+	Answered bool   `json:"answered"`
+	Answer   string `json:"answer"`
+	Stopped  *struct {
+		Way      string    `json:"way"`
+		LastSeen *traceHop `json:"last_seen"`
+		Reasons  []string  `json:"reasons"`
+	} `json:"stopped"`
+	Notes []string `json:"notes"`
+}
+
+type traceHop struct {
+	Netns, Interface, Node, Src, Dst string
+	Seen                             bool
+}
+
+// trace runs nsnet trace with args, once for people (logged) and once as
+// JSON, and returns the JSON result.
+func (e *Env) trace(args ...string) traceResult {
+	t := e.t
+	t.Helper()
+	t.Logf("nsnet trace %s\n%s", strings.Join(args, " "), e.MustNsnet(append([]string{"trace"}, args...)...))
+	out := e.MustNsnet(append([]string{"trace", "-o", "json"}, args...)...)
+	// MustNsnet mixes in stderr, where trace says it started.
+	var r traceResult
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+		t.Fatalf("trace -o json: %v\n%s", err, out)
+	}
+	return r
+}
+
+// rewrite finds the rewrite of kind on way, or fails.
+func (r traceResult) rewrite(t *testing.T, way, kind string) (from, to, netns, iface string) {
+	t.Helper()
+	for _, rw := range r.Rewrites {
+		if rw.Way == way && rw.Kind == kind {
+			return rw.From, rw.To, rw.Netns, rw.Interface
+		}
+	}
+	t.Fatalf("no %s on the way %s; rewrites %+v", kind, way, r.Rewrites)
+	return
+}
+
+func (r traceResult) allSeen(t *testing.T) {
+	t.Helper()
+	for i, h := range append(append([]traceHop{}, r.Way...), r.WayBack...) {
+		if !h.Seen {
+			t.Errorf("hop %d (%s/%s) not seen", i+1, h.Netns, h.Interface)
+		}
+	}
+}
+
+// TestTraceRouterNAT traces seed 004's paths: out of an instance through
+// the router's default SNAT (the rewrite shows at qg-), into a floating IP
+// from the public network (DNAT on the way in, the reply's SNAT back), to
+// a port nothing listens on, and to an address no router has a route to.
+func TestTraceRouterNAT(t *testing.T) {
+	e := Start(t)
+	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
+	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
+		"--gateway", "198.51.100.1", "--no-dhcp")
+	e.MustNsnet("network", "create", "private")
+	e.MustNsnet("subnet", "create", "private-v4", "--network", "private", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnet("router", "create", "r1")
+	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
+	e.MustNsnet("router", "add", "subnet", "r1", "private-v4")
+	for _, vm := range []string{"vm1", "vm2"} {
+		e.MustNsnet("instance", "create", vm)
+		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
+	}
+	buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+	gatewayIP := gatewayAddress(t, e, "r1")
+	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
+	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
+
+	// Out through the default SNAT.
+	r := e.trace("vm1", "203.0.113.1")
+	if !r.Answered {
+		t.Errorf("no answer from the far host: %+v", r.Stopped)
+	}
+	r.allSeen(t)
+	from, to, ns, iface := r.rewrite(t, "out", "SNAT")
+	if from != vm1IP || to != gatewayIP || ns != routerNS || !strings.HasPrefix(iface, "qg-") {
+		t.Errorf("SNAT %s → %s at %s/%s, want %s → %s at %s/qg-…", from, to, ns, iface, vm1IP, gatewayIP, routerNS)
+	}
+	if from, to, ns, iface := r.rewrite(t, "back", "DNAT"); from != gatewayIP || to != vm1IP || ns != routerNS || !strings.HasPrefix(iface, "qr-") {
+		t.Errorf("the reply's DNAT %s → %s at %s/%s, want %s → %s at %s/qr-…", from, to, ns, iface, gatewayIP, vm1IP, routerNS)
+	}
+
+	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"))
+}
