@@ -224,4 +224,3 @@ func neighState(s int) string {
 	}
 	return strings.Join(names, ",")
 }
-
