@@ -82,13 +82,13 @@ func TestTraceRouterNAT(t *testing.T) {
 		e.MustNsnet("instance", "create", vm)
 		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
 	}
-	buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
 	gatewayIP := gatewayAddress(t, e, "r1")
 	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
 	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
 
 	// Out through the default SNAT.
-	r := e.trace("vm1", "203.0.113.1")
+	r := e.trace("vm1", up.Far)
 	if !r.Answered {
 		t.Errorf("no answer from the far host: %+v", r.Stopped)
 	}
@@ -101,5 +101,58 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("the reply's DNAT %s → %s at %s/%s, want %s → %s at %s/qr-…", from, to, ns, iface, gatewayIP, vm1IP, routerNS)
 	}
 
-	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"))
+	// TCP through the same SNAT: the SYN's source port changes too, and
+	// the far host's SYN-ACK comes back.
+	far := up.Far
+	serveHTTP(t, up.FarNS, far, "80")
+	r = e.trace("vm1", far, "--tcp", "80")
+	if !r.Answered || !strings.Contains(r.Answer, "TCP [S.]") {
+		t.Errorf("TCP to the far host's port 80: answered %v (%s), stopped %+v", r.Answered, r.Answer, r.Stopped)
+	}
+	if from, to, _, _ := r.rewrite(t, "out", "SNAT"); !strings.HasPrefix(from, vm1IP+":") || !strings.HasPrefix(to, gatewayIP+":") {
+		t.Errorf("TCP SNAT %s → %s, want %s:port → %s:port", from, to, vm1IP, gatewayIP)
+	}
+
+	// Inbound to a floating IP from a host on the public network: DNAT
+	// to vm1 on the way in, the reply's SNAT back to the floating IP.
+	fip := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "--port", "vm1-eth0", "-o", "json"))["floating_ip_address"].(string)
+	r = e.trace("--from-external", "public", fip)
+	if !r.Answered {
+		t.Errorf("no answer through the floating IP: %+v", r.Stopped)
+	}
+	r.allSeen(t)
+	if from, to, ns, iface := r.rewrite(t, "out", "DNAT"); from != fip || to != vm1IP || ns != routerNS || !strings.HasPrefix(iface, "qr-") {
+		t.Errorf("DNAT %s → %s at %s/%s, want %s → %s at %s/qr-…", from, to, ns, iface, fip, vm1IP, routerNS)
+	}
+	if from, to, ns, iface := r.rewrite(t, "back", "SNAT"); from != vm1IP || to != fip || ns != routerNS || !strings.HasPrefix(iface, "qg-") {
+		t.Errorf("the reply's SNAT %s → %s at %s/%s, want %s → %s at %s/qg-…", from, to, ns, iface, vm1IP, fip, routerNS)
+	}
+
+	// A closed port: vm2's kernel resets the SYN, and UDP gets ICMP
+	// port unreachable. Nothing listens, and the trace says so.
+	r = e.trace("vm1", "vm2", "--tcp", "81")
+	if r.Stopped == nil || !strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "no listener") ||
+		!strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "instance vm2") {
+		t.Errorf("TCP to a closed port: %+v", r.Stopped)
+	}
+	r = e.trace("vm1", "vm2", "--udp", "9")
+	if r.Stopped == nil || !strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "no listener") {
+		t.Errorf("UDP to a closed port: %+v", r.Stopped)
+	}
+
+	// No route: a router without a gateway answers net unreachable for
+	// anything beyond its subnets.
+	e.MustNsnet("network", "create", "island")
+	e.MustNsnet("subnet", "create", "island-v4", "--network", "island", "--subnet-range", "10.9.0.0/24")
+	e.MustNsnet("router", "create", "lonely")
+	e.MustNsnet("router", "add", "subnet", "lonely", "island-v4")
+	e.MustNsnet("instance", "create", "iso")
+	e.MustNsnet("port", "create", "iso-eth0", "--network", "island", "--device", "iso")
+	r = e.trace("iso", far)
+	if r.Stopped == nil || !strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "no route") ||
+		r.Stopped.LastSeen == nil || r.Stopped.LastSeen.Node != "router lonely" {
+		t.Errorf("trace to an address no router reaches: %+v", r.Stopped)
+	}
+
+	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"), e.Netns("vm2"))
 }

@@ -35,8 +35,7 @@ func (r *Result) Print(w io.Writer) error {
 	}
 	b.WriteString("\n")
 	if r.Answered {
-		first, last := r.Way[0], r.WayBack[len(r.WayBack)-1]
-		fmt.Fprintf(&b, "Answered in %s: %s\n", last.Time.Sub(first.Time).Round(1000), r.Answer)
+		fmt.Fprintf(&b, "Answered: %s\n", r.Answer)
 	}
 	if st := r.Stopped; st != nil {
 		way := "on its way out"

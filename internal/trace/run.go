@@ -141,6 +141,7 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 		go func() {
 			defer wg.Done()
 			defer sock.Close()
+			var sent *capture.Packet // the probe leaving the source, on hop 0
 			for {
 				f, err := sock.Read(captureCtx)
 				if err != nil {
@@ -155,7 +156,11 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 					frames[i] = append(frames[i], seenFrame{f, pk})
 				}
 				mu.Unlock()
-				if i == 0 && !f.Outgoing && probe.IsAnswer(pk, nil) || i == 0 && !f.Outgoing && probe.Proto == capture.ProtoUDP {
+				switch {
+				case i != 0:
+				case f.Outgoing && sent == nil && probe.IsProbe(pk):
+					sent = pk
+				case !f.Outgoing && probe.IsAnswer(pk, sent):
 					answerOnce.Do(func() { close(answered) })
 				}
 			}
