@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // traceResult is the part of `nsnet trace -o json` the tests read.
@@ -140,6 +143,42 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("UDP to a closed port: %+v", r.Stopped)
 	}
 
+	// A firewall inside vm2 (its own nftables, as an instance may run)
+	// drops port 8080: no answer, and nftables tracing names the rule.
+	vm2NS := e.Netns("vm2")
+	run(t, "ip", "netns", "exec", vm2NS, "nft", "add table inet blocker; "+
+		"add chain inet blocker input { type filter hook input priority 0; }; "+
+		`add rule inet blocker input tcp dport 8080 drop comment "vm2 firewall: no 8080"`)
+	r = e.trace("vm1", "vm2", "--tcp", "8080", "--timeout", "1s")
+	reasons := ""
+	if r.Stopped != nil {
+		reasons = strings.Join(r.Stopped.Reasons, "\n")
+	}
+	if r.Answered || !strings.Contains(reasons, "dropped by nftables: drop by rule handle") ||
+		!strings.Contains(reasons, `table inet blocker, instance vm2 (comment "vm2 firewall: no 8080")`) {
+		t.Errorf("trace to a port vm2's firewall drops: answered %v, stopped %+v", r.Answered, r.Stopped)
+	}
+
+	// Ctrl-C while waiting for an answer that never comes, from a
+	// temporary external host: everything it set up goes.
+	bg := e.startNsnet("trace", "--from-external", "public", "198.51.100.77", "--timeout", "60s")
+	bg.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-bg.done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+			t.Errorf("interrupted trace exited with %v, want 130\n%s", err, bg.errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("trace did not stop on Ctrl-C")
+	}
+	for _, ns := range namespacesWithPrefix(e.Prefix + "trace-") {
+		t.Errorf("trace source namespace %s left after Ctrl-C", ns)
+	}
+	if links := strings.Join(linksIn(e.HostNetns), " "); strings.Contains(links, "nstrace-") {
+		t.Errorf("trace source link left after Ctrl-C: %s", links)
+	}
+	noCaptureLeft(t, e.HostNetns, routerNS)
+
 	// No route: a router without a gateway answers net unreachable for
 	// anything beyond its subnets.
 	e.MustNsnet("network", "create", "island")
@@ -154,5 +193,5 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("trace to an address no router reaches: %+v", r.Stopped)
 	}
 
-	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"), e.Netns("vm2"))
+	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"), vm2NS, e.Netns("iso"))
 }

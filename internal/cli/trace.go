@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,6 +18,10 @@ import (
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/trace"
 )
+
+// exitInterrupted is the exit code of a trace stopped by Ctrl-C (128 +
+// SIGINT, as shells report it).
+const exitInterrupted = 130
 
 func (a *app) traceCommand() *cobra.Command {
 	var (
@@ -151,6 +156,9 @@ Ctrl-C or timeout.`,
 				capture.ProtoName(proto), src.Node, dst, len(plan.Hops))
 		}})
 		if err != nil {
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				return exitError{exitInterrupted, errors.New("trace interrupted; its captures, trace tables and source are removed")}
+			}
 			return err
 		}
 		if out.format == formatTable {

@@ -1,9 +1,52 @@
 package trace
 
-import "fmt"
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
 
-// NFTEvent is one nftables trace event about the probe: a rule (or a
-// chain's policy) that gave it a verdict, in a namespace.
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/capture"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// nftables tracing: in every namespace on the path, a table of the
+// trace's own (TraceTablePrefix + random) whose chains hook in before
+// everything else (priority -350: before raw, conntrack and NAT) and set
+// `meta nftrace` on the probe and on its answers. The kernel then reports
+// every rule and policy verdict those packets meet in any table of that
+// namespace as an NFT_MSG_TRACE message to the NFNLGRP_NFTRACE group of
+// the namespace's netfilter netlink, which a socket opened in the namespace
+// listens to. The mark does not survive leaving a namespace (the kernel
+// clears it when a packet crosses into another), hence one table per
+// namespace. The tables go when the trace ends.
+//
+// google/nftables has no trace API, so the messages are read with
+// mdlayher/netlink and decoded here.
+
+// TraceTablePrefix starts the name of the tables a trace adds.
+const TraceTablePrefix = "nsnet_trace"
+
+// Netfilter netlink constants that golang.org/x/sys does not define.
+const (
+	nfnlSubsysNFTables = 10
+	nfnlGroupNFTrace   = 9
+	traceMsgType       = nfnlSubsysNFTables<<8 | unix.NFT_MSG_TRACE
+
+	nfDrop   = 0 // NF_DROP
+	nfAccept = 1 // NF_ACCEPT
+)
+
+// NFTEvent is one nftables trace event about the probe or its answer: a
+// rule (or a chain's policy) that gave it a final verdict, in a namespace.
 type NFTEvent struct {
 	Netns   string `json:"netns"`
 	Node    string `json:"node"`
@@ -14,18 +57,298 @@ type NFTEvent struct {
 	Comment string `json:"comment,omitempty"`
 	Verdict string `json:"verdict"`
 	Policy  bool   `json:"policy,omitempty"` // the chain's policy decided, not a rule
-	IIF     string `json:"iif,omitempty"`
-	OIF     string `json:"oif,omitempty"`
 }
 
 func (e NFTEvent) String() string {
 	what := fmt.Sprintf("rule handle %d", e.Handle)
 	if e.Policy {
-		what = "policy"
+		what = "the policy"
 	}
-	s := fmt.Sprintf("%s %s in %s %s chain %s, %s", e.Verdict, what, e.Family, e.Table, e.Chain, e.Node)
+	s := fmt.Sprintf("%s by %s of chain %s in table %s %s, %s", e.Verdict, what, e.Chain, e.Family, e.Table, e.Node)
 	if e.Comment != "" {
 		s += fmt.Sprintf(" (comment %q)", e.Comment)
 	}
 	return s
+}
+
+// nfTracer is the tracing of one trace run, in every namespace on the
+// path.
+type nfTracer struct {
+	spaces   []*tracedNetns
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+	events   []NFTEvent
+}
+
+type tracedNetns struct {
+	name, node string
+	nft        *nftables.Conn
+	monitor    *netlink.Conn
+	tables     []*nftables.Table
+	mu         sync.Mutex
+	events     []NFTEvent
+}
+
+// startNFTrace marks the probe for tracing in every namespace of plan and
+// starts listening. On error nothing is left behind.
+func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error) {
+	var tag [4]byte
+	rand.Read(tag[:])
+	name := TraceTablePrefix + "_" + hex.EncodeToString(tag[:])
+	t := &nfTracer{}
+	seen := map[string]bool{}
+	for _, h := range plan.Hops {
+		if seen[h.Netns] {
+			continue
+		}
+		seen[h.Netns] = true
+		node := h.Node
+		if h.Netns == hostNetns {
+			node = "the host"
+		}
+		tn, err := traceNetns(h.Netns, node, name, probe, h.Netns == hostNetns)
+		if err != nil {
+			t.stop()
+			return nil, err
+		}
+		t.spaces = append(t.spaces, tn)
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			tn.listen()
+		}()
+	}
+	return t, nil
+}
+
+func traceNetns(ns, node, table string, probe *Probe, bridged bool) (*tracedNetns, error) {
+	fd, err := netns.Open(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	tn := &tracedNetns{name: ns, node: node}
+	err = netns.Do(fd, func() error {
+		var err error
+		if tn.nft, err = nftables.New(nftables.AsLasting()); err != nil {
+			return err
+		}
+		if tn.monitor, err = netlink.Dial(unix.NETLINK_NETFILTER, nil); err != nil {
+			tn.nft.CloseLasting()
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netfilter sockets in %s: %w", nsLabel(ns), err)
+	}
+	if err := tn.monitor.JoinGroup(nfnlGroupNFTrace); err != nil {
+		tn.close()
+		return nil, fmt.Errorf("listen to nftables trace events in %s: %w", nsLabel(ns), err)
+	}
+	families := []nftables.TableFamily{nftables.TableFamilyINet}
+	if bridged {
+		// Frames the host's bridges forward never reach its inet hooks.
+		families = append(families, nftables.TableFamilyBridge)
+	}
+	for _, fam := range families {
+		tbl := tn.nft.AddTable(&nftables.Table{Name: table, Family: fam})
+		tn.tables = append(tn.tables, tbl)
+		hooks := []*nftables.ChainHook{nftables.ChainHookPrerouting}
+		if fam == nftables.TableFamilyINet {
+			hooks = append(hooks, nftables.ChainHookOutput) // what the namespace sends itself
+		}
+		for i, hook := range hooks {
+			chain := tn.nft.AddChain(&nftables.Chain{
+				Name: fmt.Sprintf("mark%d", i), Table: tbl, Type: nftables.ChainTypeFilter,
+				Hooknum: hook, Priority: nftables.ChainPriorityRef(-350),
+			})
+			for _, match := range probeMatches(probe) {
+				tn.nft.AddRule(&nftables.Rule{Table: tbl, Chain: chain, Exprs: append(match,
+					&expr.Immediate{Register: 1, Data: []byte{1}},
+					&expr.Meta{Key: expr.MetaKeyNFTRACE, SourceRegister: true, Register: 1})})
+			}
+		}
+	}
+	if err := tn.nft.Flush(); err != nil {
+		tn.close()
+		return nil, fmt.Errorf("add trace table in %s: %w", nsLabel(ns), err)
+	}
+	return tn, nil
+}
+
+// probeMatches are the nftables matches of the probe and its answers:
+// the random part of the marker in the payload (ICMP, UDP: 8 bytes of
+// header, then "nsnet-trace-", then it), or the SYN's sequence number
+// and its acknowledgement.
+func probeMatches(p *Probe) [][]expr.Any {
+	l4 := func(proto uint8) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		}
+	}
+	field := func(offset, length uint32, value []byte) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: length},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: value},
+		}
+	}
+	if p.Proto == capture.ProtoTCP {
+		seq, ack := make([]byte, 4), make([]byte, 4)
+		binary.BigEndian.PutUint32(seq, p.Seq)
+		binary.BigEndian.PutUint32(ack, p.Seq+1)
+		return [][]expr.Any{
+			append(l4(capture.ProtoTCP), field(4, 4, seq)...),
+			append(l4(capture.ProtoTCP), field(8, 4, ack)...),
+		}
+	}
+	random := []byte(p.Marker[len(markerPrefix):])
+	return [][]expr.Any{append(l4(p.Proto), field(8+uint32(len(markerPrefix)), uint32(len(random)), random)...)}
+}
+
+// listen collects trace events until the monitor is closed.
+func (tn *tracedNetns) listen() {
+	for {
+		msgs, err := tn.monitor.Receive()
+		if err != nil {
+			return
+		}
+		for _, m := range msgs {
+			if m.Header.Type != traceMsgType || len(m.Data) < 4 {
+				continue
+			}
+			ev, ok := decodeTrace(m.Data[0], m.Data[4:])
+			if !ok || len(ev.Table) >= len(TraceTablePrefix) && ev.Table[:len(TraceTablePrefix)] == TraceTablePrefix {
+				continue
+			}
+			ev.Netns, ev.Node = tn.name, tn.node
+			tn.mu.Lock()
+			tn.events = append(tn.events, ev)
+			tn.mu.Unlock()
+		}
+	}
+}
+
+// decodeTrace reads an NFT_MSG_TRACE message; it keeps final verdicts
+// only (accept, drop), not the jumps and continues on the way to them.
+func decodeTrace(family byte, data []byte) (NFTEvent, bool) {
+	ad, err := netlink.NewAttributeDecoder(data)
+	if err != nil {
+		return NFTEvent{}, false
+	}
+	ev := NFTEvent{Family: familyName(family)}
+	var typ uint32
+	verdict := int32(-1) // NFT_CONTINUE
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_TRACE_TABLE:
+			ev.Table = ad.String()
+		case unix.NFTA_TRACE_CHAIN:
+			ev.Chain = ad.String()
+		case unix.NFTA_TRACE_RULE_HANDLE:
+			ev.Handle = binary.BigEndian.Uint64(ad.Bytes())
+		case unix.NFTA_TRACE_TYPE:
+			typ = binary.BigEndian.Uint32(ad.Bytes())
+		case unix.NFTA_TRACE_POLICY:
+			verdict = int32(binary.BigEndian.Uint32(ad.Bytes()))
+		case unix.NFTA_TRACE_VERDICT:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				for nad.Next() {
+					if nad.Type() == unix.NFTA_VERDICT_CODE {
+						verdict = int32(binary.BigEndian.Uint32(nad.Bytes()))
+					}
+				}
+				return nil
+			})
+		}
+	}
+	if ad.Err() != nil {
+		return NFTEvent{}, false
+	}
+	switch typ {
+	case unix.NFT_TRACETYPE_POLICY:
+		ev.Policy = true
+	case unix.NFT_TRACETYPE_RULE:
+	default:
+		return NFTEvent{}, false
+	}
+	switch verdict {
+	case nfDrop:
+		ev.Verdict = "drop"
+	case nfAccept:
+		ev.Verdict = "accept"
+	default:
+		return NFTEvent{}, false
+	}
+	return ev, true
+}
+
+func familyName(f byte) string {
+	switch f {
+	case unix.NFPROTO_INET:
+		return "inet"
+	case unix.NFPROTO_IPV4:
+		return "ip"
+	case unix.NFPROTO_BRIDGE:
+		return "bridge"
+	case unix.NFPROTO_NETDEV:
+		return "netdev"
+	case unix.NFPROTO_ARP:
+		return "arp"
+	}
+	return fmt.Sprintf("family-%d", f)
+}
+
+var familyByName = map[string]nftables.TableFamily{
+	"inet": nftables.TableFamilyINet, "ip": nftables.TableFamilyIPv4, "bridge": nftables.TableFamilyBridge,
+	"netdev": nftables.TableFamilyNetdev, "arp": nftables.TableFamilyARP,
+}
+
+// stop ends tracing: it stops listening, looks up the comments of the
+// rules that gave verdicts, removes the trace tables and closes the
+// sockets. It returns the events, in namespace order. It may be called
+// more than once.
+func (t *nfTracer) stop() []NFTEvent {
+	t.stopOnce.Do(func() {
+		for _, tn := range t.spaces {
+			tn.monitor.Close()
+		}
+		t.wg.Wait()
+		for _, tn := range t.spaces {
+			tn.commentRules()
+			t.events = append(t.events, tn.events...)
+			for _, tbl := range tn.tables {
+				tn.nft.DelTable(tbl)
+			}
+			tn.nft.Flush()
+			tn.nft.CloseLasting()
+		}
+	})
+	return t.events
+}
+
+// commentRules fills in the comment of each event's rule, from the rule's
+// userdata, as nft shows it.
+func (tn *tracedNetns) commentRules() {
+	for i := range tn.events {
+		ev := &tn.events[i]
+		fam, ok := familyByName[ev.Family]
+		if !ok || ev.Policy {
+			continue
+		}
+		rules, err := tn.nft.GetRules(&nftables.Table{Name: ev.Table, Family: fam}, &nftables.Chain{Name: ev.Chain})
+		if err != nil {
+			continue
+		}
+		for _, r := range rules {
+			if r.Handle == ev.Handle {
+				ev.Comment, _ = userdata.GetString(r.UserData, userdata.TypeComment)
+			}
+		}
+	}
+}
+
+func (tn *tracedNetns) close() error {
+	return errors.Join(tn.monitor.Close(), tn.nft.CloseLasting())
 }

@@ -29,6 +29,10 @@ type Probe struct {
 	Seq     uint32 `json:"tcp_seq,omitempty"`
 }
 
+// markerPrefix starts the payload of ICMP and UDP probes; random hex
+// follows.
+const markerPrefix = "nsnet-trace-"
+
 // NewProbe makes a probe of proto (capture.ProtoICMP, ProtoTCP or
 // ProtoUDP) to port (TCP and UDP), with random identifiers.
 func NewProbe(proto uint8, port uint16) *Probe {
@@ -38,10 +42,10 @@ func NewProbe(proto uint8, port uint16) *Probe {
 	switch proto {
 	case capture.ProtoICMP:
 		p.ICMPID = binary.BigEndian.Uint16(r[0:2])
-		p.Marker = "nsnet-trace-" + hex.EncodeToString(r[2:8])
+		p.Marker = markerPrefix + hex.EncodeToString(r[2:8])
 	case capture.ProtoUDP:
 		p.SrcPort = 40000 + binary.BigEndian.Uint16(r[0:2])%20000
-		p.Marker = "nsnet-trace-" + hex.EncodeToString(r[2:8])
+		p.Marker = markerPrefix + hex.EncodeToString(r[2:8])
 	case capture.ProtoTCP:
 		p.SrcPort = 40000 + binary.BigEndian.Uint16(r[0:2])%20000
 		p.Seq = binary.BigEndian.Uint32(r[2:6])

@@ -168,6 +168,12 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	}
 	defer wg.Wait() // after stopCapture, deferred later, has run
 
+	tracer, err := startNFTrace(plan, m.HostNetns, probe)
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("no nftables tracing: %v", err))
+	} else {
+		defer tracer.stop() // also when ctx ends: no trace table stays
+	}
 	if opts.Ready != nil {
 		opts.Ready()
 	}
@@ -181,6 +187,9 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 		case <-ctx.Done():
 		}
 		timer.Stop()
+	}
+	if tracer != nil {
+		res.NFTrace = tracer.stop()
 	}
 	stopCapture()
 	wg.Wait()
