@@ -73,19 +73,7 @@ func (r traceResult) allSeen(t *testing.T) {
 // a port nothing listens on, and to an address no router has a route to.
 func TestTraceRouterNAT(t *testing.T) {
 	e := Start(t)
-	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
-	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
-		"--gateway", "198.51.100.1", "--no-dhcp")
-	e.MustNsnet("network", "create", "private")
-	e.MustNsnet("subnet", "create", "private-v4", "--network", "private", "--subnet-range", "10.0.0.0/24")
-	e.MustNsnet("router", "create", "r1")
-	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
-	e.MustNsnet("router", "add", "subnet", "r1", "private-v4")
-	for _, vm := range []string{"vm1", "vm2"} {
-		e.MustNsnet("instance", "create", vm)
-		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
-	}
-	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+	up := buildSeed004(t, e)
 	gatewayIP := gatewayAddress(t, e, "r1")
 	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
 	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)

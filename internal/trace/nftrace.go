@@ -284,25 +284,17 @@ func decodeTrace(family byte, data []byte) (NFTEvent, bool) {
 	return ev, true
 }
 
-func familyName(f byte) string {
-	switch f {
-	case unix.NFPROTO_INET:
-		return "inet"
-	case unix.NFPROTO_IPV4:
-		return "ip"
-	case unix.NFPROTO_BRIDGE:
-		return "bridge"
-	case unix.NFPROTO_NETDEV:
-		return "netdev"
-	case unix.NFPROTO_ARP:
-		return "arp"
-	}
-	return fmt.Sprintf("family-%d", f)
+// families names the nftables families as nft does.
+var families = map[nftables.TableFamily]string{
+	nftables.TableFamilyINet: "inet", nftables.TableFamilyIPv4: "ip", nftables.TableFamilyBridge: "bridge",
+	nftables.TableFamilyNetdev: "netdev", nftables.TableFamilyARP: "arp",
 }
 
-var familyByName = map[string]nftables.TableFamily{
-	"inet": nftables.TableFamilyINet, "ip": nftables.TableFamilyIPv4, "bridge": nftables.TableFamilyBridge,
-	"netdev": nftables.TableFamilyNetdev, "arp": nftables.TableFamilyARP,
+func familyName(f byte) string {
+	if name, ok := families[nftables.TableFamily(f)]; ok {
+		return name
+	}
+	return fmt.Sprintf("family-%d", f)
 }
 
 // stop ends tracing: it stops listening, looks up the comments of the
@@ -333,9 +325,14 @@ func (t *nfTracer) stop() []NFTEvent {
 func (tn *tracedNetns) commentRules() {
 	for i := range tn.events {
 		ev := &tn.events[i]
-		fam, ok := familyByName[ev.Family]
-		if !ok || ev.Policy {
+		if ev.Policy {
 			continue
+		}
+		var fam nftables.TableFamily
+		for f, name := range families {
+			if name == ev.Family {
+				fam = f
+			}
 		}
 		rules, err := tn.nft.GetRules(&nftables.Table{Name: ev.Table, Family: fam}, &nftables.Chain{Name: ev.Chain})
 		if err != nil {
