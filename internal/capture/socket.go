@@ -50,6 +50,7 @@ type Socket struct {
 	file             *os.File
 	closeOnce        sync.Once
 	closeErr         error
+	buf, oob         []byte // Read's, reused
 }
 
 // snapLen is the largest frame a Socket returns whole.
@@ -113,7 +114,8 @@ func nsLabel(name string) string {
 	return name
 }
 
-// Read returns the next frame. It returns ctx's error when ctx ends first,
+// Read returns the next frame; one goroutine at a time may call it. It
+// returns ctx's error when ctx ends first,
 // and net.ErrClosed once the socket is closed.
 func (s *Socket) Read(ctx context.Context) (Frame, error) {
 	stop := context.AfterFunc(ctx, func() { s.file.SetReadDeadline(time.Unix(1, 0)) })
@@ -122,8 +124,10 @@ func (s *Socket) Read(ctx context.Context) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	buf := make([]byte, snapLen)
-	oob := make([]byte, 128)
+	if s.buf == nil {
+		s.buf, s.oob = make([]byte, snapLen), make([]byte, 128)
+	}
+	buf, oob := s.buf, s.oob
 	var (
 		n, oobn int
 		from    unix.Sockaddr
@@ -145,7 +149,8 @@ func (s *Socket) Read(ctx context.Context) (Frame, error) {
 	if rerr != nil {
 		return Frame{}, fmt.Errorf("read from %s: %w", s.Interface, rerr)
 	}
-	f := Frame{Time: stamp(oob[:oobn]), Length: n, Data: buf[:min(n, len(buf))]}
+	// A copy of its own size: a caller may keep many frames.
+	f := Frame{Time: stamp(oob[:oobn]), Length: n, Data: append([]byte(nil), buf[:min(n, len(buf))]...)}
 	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
 		f.Outgoing = ll.Pkttype == unix.PACKET_OUTGOING
 	}
