@@ -119,6 +119,21 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("the reply's SNAT %s → %s at %s/%s, want %s → %s at %s/qg-…", from, to, ns, iface, vm1IP, fip, routerNS)
 	}
 
+	// A port forward: 8080 of a second floating IP to vm2's port 80.
+	fip2 := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "-o", "json"))["floating_ip_address"].(string)
+	vm2IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm2-eth0", "-o", "json")))
+	e.MustNsnet("floating", "ip", "port", "forwarding", "create", fip2, "--port", "vm2-eth0",
+		"--internal-ip-address", vm2IP, "--internal-protocol-port", "80", "--external-protocol-port", "8080", "--protocol", "tcp")
+	serveHTTP(t, e.Netns("vm2"), "0.0.0.0", "80")
+	r = e.trace("--from-external", "public", fip2, "--tcp", "8080")
+	if !r.Answered || !strings.Contains(r.Answer, "TCP [S.]") {
+		t.Errorf("port forward: answered %v (%s), stopped %+v", r.Answered, r.Answer, r.Stopped)
+	}
+	r.allSeen(t)
+	if from, to, _, _ := r.rewrite(t, "out", "DNAT"); from != fip2+":8080" || to != vm2IP+":80" {
+		t.Errorf("port forward DNAT %s → %s, want %s:8080 → %s:80", from, to, fip2, vm2IP)
+	}
+
 	// A closed port: vm2's kernel resets the SYN, and UDP gets ICMP
 	// port unreachable. Nothing listens, and the trace says so.
 	r = e.trace("vm1", "vm2", "--tcp", "81")
