@@ -31,12 +31,10 @@ type traceHop struct {
 	Seen                             bool
 }
 
-// trace runs nsnet trace with args, once for people (logged) and once as
-// JSON, and returns the JSON result.
+// trace runs nsnet trace -o json with args and returns the result.
 func (e *Env) trace(args ...string) traceResult {
 	t := e.t
 	t.Helper()
-	t.Logf("nsnet trace %s\n%s", strings.Join(args, " "), e.MustNsnet(append([]string{"trace"}, args...)...))
 	out := e.MustNsnet(append([]string{"trace", "-o", "json"}, args...)...)
 	// MustNsnet mixes in stderr, where trace says it started.
 	var r traceResult
@@ -78,7 +76,18 @@ func TestTraceRouterNAT(t *testing.T) {
 	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
 	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
 
-	// Out through the default SNAT.
+	// Out through the default SNAT, as people read it: each hop, and the
+	// rewrite under the hop where it shows.
+	human := e.MustNsnet("trace", "vm1", up.Far)
+	t.Logf("nsnet trace vm1 %s\n%s", up.Far, human)
+	for _, want := range []string{
+		"The probe, on its way out:", "The answer, on its way back:", "Answered: " + up.Far + " > " + vm1IP + ": ICMP echo reply",
+		"↳ SNAT " + vm1IP + " → " + gatewayIP, " in router r1 (between qr-",
+	} {
+		if !strings.Contains(human, want) {
+			t.Errorf("nsnet trace output lacks %q", want)
+		}
+	}
 	r := e.trace("vm1", up.Far)
 	if !r.Answered {
 		t.Errorf("no answer from the far host: %+v", r.Stopped)
