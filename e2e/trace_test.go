@@ -101,6 +101,18 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("the reply's DNAT %s → %s at %s/%s, want %s → %s at %s/qr-…", from, to, ns, iface, gatewayIP, vm1IP, routerNS)
 	}
 
+	// The router's gateway interface, captured by name: the ping leaves
+	// it from the gateway address.
+	qg := r.Way[4].Interface
+	bg := e.startNsnet("capture", "r1", qg, "--filter", "icmp and dst host "+up.Far, "--count", "1")
+	if out, err := e.In("vm1", "ping", "-c", "1", "-W", "2", up.Far); err != nil {
+		t.Fatalf("ping the far host: %v\n%s", err, out)
+	}
+	bg.wait(t)
+	if line := bg.stdout(); !strings.Contains(line, qg+" out ") || !strings.Contains(line, gatewayIP+" > "+up.Far+": ICMP echo request") {
+		t.Errorf("capture on r1 %s printed %q", qg, line)
+	}
+
 	// TCP through the same SNAT: the SYN's source port changes too, and
 	// the far host's SYN-ACK comes back.
 	far := up.Far
@@ -173,7 +185,7 @@ func TestTraceRouterNAT(t *testing.T) {
 
 	// Ctrl-C while waiting for an answer that never comes, from a
 	// temporary external host: everything it set up goes.
-	bg := e.startNsnet("trace", "--from-external", "public", "198.51.100.77", "--timeout", "60s")
+	bg = e.startNsnet("trace", "--from-external", "public", "198.51.100.77", "--timeout", "60s")
 	bg.cmd.Process.Signal(os.Interrupt)
 	select {
 	case err := <-bg.done:

@@ -125,7 +125,6 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	}
 
 	captureCtx, stopCapture := context.WithCancel(ctx)
-	defer stopCapture()
 	frames := make([][]seenFrame, len(plan.Hops))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -166,7 +165,12 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 			}
 		}()
 	}
-	defer wg.Wait() // after stopCapture, deferred later, has run
+	// Whatever happens below, every capture goroutine ends and closes
+	// its socket before Run returns.
+	defer func() {
+		stopCapture()
+		wg.Wait()
+	}()
 
 	tracer, err := startNFTrace(plan, m.HostNetns, probe)
 	if err != nil {
