@@ -203,6 +203,13 @@ func TestTraceRouterNAT(t *testing.T) {
 	}
 	noCaptureLeft(t, e.HostNetns, routerNS)
 
+	// An address of vm1's subnet that no port holds: nobody answers ARP,
+	// so the probe never leaves vm1.
+	r = e.trace("vm1", "10.0.0.77", "--timeout", "1s")
+	if r.Answered || r.Stopped == nil || !strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "no neighbour answer: instance vm1 has no MAC address for 10.0.0.77") {
+		t.Errorf("trace to an address nobody holds: %+v", r.Stopped)
+	}
+
 	// No route: a router without a gateway answers net unreachable for
 	// anything beyond its subnets.
 	e.MustNsnet("network", "create", "island")

@@ -27,7 +27,14 @@ func (r *Result) diagnose(m *Model, plan *Plan) {
 	}
 	switch {
 	case lastOut < 0:
-		r.Stopped = &Stop{Way: "out", Reasons: []string{fmt.Sprintf("the probe was not seen anywhere, not even leaving %s", plan.Hops[0])}}
+		src := plan.Hops[0]
+		reasons := []string{fmt.Sprintf("the probe was not seen anywhere, not even leaving %s", src)}
+		if nh := plan.SourceNextHop; nh.IsValid() {
+			if state, ok := neighbourState(src.Netns, src.Interface, nh); ok && unanswered(state) {
+				reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for %s on %s (ARP %s): nothing on its network answers for it", src.Node, nh, src.Interface, state))
+			}
+		}
+		r.Stopped = &Stop{Way: "out", Reasons: reasons}
 	case lastOut < len(plan.Hops)-1:
 		last, next := plan.Hops[lastOut], plan.Hops[lastOut+1]
 		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next,
@@ -109,7 +116,7 @@ func errorAnswer(r *Result) string {
 func (r *Result) noAnswer(m *Model, plan *Plan) []string {
 	last := plan.Hops[len(plan.Hops)-1]
 	switch plan.End {
-	case EndExternal:
+	case EndExternal, EndNobody:
 		reasons := []string{fmt.Sprintf("the probe left nsnet at %s (%s); no answer came back from outside", last, plan.EndDetail)}
 		// The hop before is the interface of the namespace that routed
 		// it out: its neighbour entry for the next hop says whether
@@ -117,7 +124,7 @@ func (r *Result) noAnswer(m *Model, plan *Plan) []string {
 		if len(plan.Hops) >= 2 && plan.NextHop.IsValid() {
 			out := plan.Hops[len(plan.Hops)-2]
 			if state, ok := neighbourState(out.Netns, out.Interface, plan.NextHop); ok {
-				if state == "FAILED" || state == "INCOMPLETE" {
+				if unanswered(state) {
 					reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for the next hop %s on %s (ARP %s)", out.Node, plan.NextHop, out.Interface, state))
 				} else {
 					reasons = append(reasons, fmt.Sprintf("the next hop %s answers ARP on %s (%s): the far side did not answer", plan.NextHop, out.Interface, state))
@@ -162,7 +169,7 @@ func explainStop(last, next Hop, pk *capture.Packet) []string {
 	if gw, ok := netip.AddrFromSlice(rt.Gw); ok && rt.Gw != nil {
 		nh = gw.Unmap()
 	}
-	if state, ok := neighbourOf(h, rt.LinkIndex, nh); ok && (state == "FAILED" || state == "INCOMPLETE") {
+	if state, ok := neighbourOf(h, rt.LinkIndex, nh); ok && unanswered(state) {
 		return []string{fmt.Sprintf("no neighbour answer: %s routes %s out of %s to %s, which does not answer ARP (%s)", last.Node, pk.Dst, dev, nh, state)}
 	}
 	return []string{fmt.Sprintf("dropped in %s: it routes %s out of %s, but the packet never left (a firewall rule, reverse-path filtering, or a full queue)", last.Node, pk.Dst, dev)}
@@ -206,6 +213,9 @@ func neighbourOf(h *netlink.Handle, index int, addr netip.Addr) (string, bool) {
 	}
 	return "", false
 }
+
+// unanswered reports whether a neighbour state means ARP got no answer.
+func unanswered(state string) bool { return state == "FAILED" || state == "INCOMPLETE" }
 
 func neighState(s int) string {
 	var names []string

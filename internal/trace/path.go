@@ -71,9 +71,12 @@ type Plan struct {
 	// DNAT is the destination the probe is translated to on its way, when
 	// a floating IP or port forward applies.
 	DNAT netip.Addr
-	// NextHop is, for a path that leaves nsnet, the address its last hop
-	// hands the probe to.
+	// NextHop is, for a path that leaves nsnet or finds nobody, the
+	// address its last hop hands the probe to.
 	NextHop netip.Addr
+	// SourceNextHop is where the source sends the probe: DST or its
+	// subnet's gateway.
+	SourceNextHop netip.Addr
 }
 
 // How a planned path ends.
@@ -82,6 +85,7 @@ const (
 	EndExternal = "external" // it leaves nsnet on an external network
 	EndNoRoute  = "no-route" // a router of nsnet has no route for it
 	EndRouter   = "router"   // at an address of a router
+	EndNobody   = "nobody"   // no port of an internal network holds the address
 )
 
 // Source is where a probe starts: an interface of a namespace with an
@@ -151,15 +155,19 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 		p.End, p.EndDetail = EndNoRoute, fmt.Sprintf("%s has no route to %s: its subnet has no gateway", src.Node, dst)
 		return p, nil
 	}
+	p.SourceNextHop = nextHop
 	seen := map[string]bool{}
 	for {
 		owner := m.portHolding(network, nextHop)
 		if owner == nil {
 			net := m.networkName(network)
 			p.NextHop = nextHop
-			if nextHop == target {
+			switch {
+			case nextHop == target && !m.isExternal(network):
+				p.End, p.EndDetail = EndNobody, fmt.Sprintf("no port on network %s holds %s", net, target)
+			case nextHop == target:
 				p.End, p.EndDetail = EndExternal, fmt.Sprintf("%s is on network %s, outside nsnet", target, net)
-			} else {
+			default:
 				p.End, p.EndDetail = EndExternal, fmt.Sprintf("leaves nsnet on network %s through its gateway %s", net, nextHop)
 			}
 			return p, nil
@@ -431,6 +439,15 @@ func (m *Model) networkName(id string) string {
 		}
 	}
 	return id
+}
+
+func (m *Model) isExternal(network string) bool {
+	for _, n := range m.Networks {
+		if n.ID == network {
+			return n.RouterExternal
+		}
+	}
+	return false
 }
 
 // bridgeNode names the host side of a port: the bridge of its network.

@@ -83,6 +83,8 @@ func TestPlan(t *testing.T) {
 			wantEnd: EndInstance, wantDNAT: "10.0.0.6"},
 		{name: "inbound to an address nobody holds", dst: "169.254.0.77",
 			wantHops: "nse-trace/eth0 >nse-host/nst-1", wantEnd: EndExternal},
+		{name: "an internal address no port holds", from: "vm1", dst: "10.0.0.77",
+			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p", wantEnd: EndNobody},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
