@@ -80,6 +80,9 @@ It runs in this process, which must be root and on the daemon's host.
 		if err := out.check(cmd); err != nil {
 			return err
 		}
+		if out.format == formatYAML {
+			return usagef(cmd, "capture prints a table or JSON lines (-o json), not yaml")
+		}
 		if count < 0 {
 			return usagef(cmd, "--count must not be negative")
 		}
