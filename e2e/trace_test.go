@@ -41,6 +41,9 @@ func (e *Env) trace(args ...string) traceResult {
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
 		t.Fatalf("trace -o json: %v\n%s", err, out)
 	}
+	if len(r.Notes) > 0 {
+		t.Errorf("nsnet trace %s: %v", strings.Join(args, " "), r.Notes)
+	}
 	return r
 }
 
@@ -202,6 +205,24 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("trace source link left after Ctrl-C: %s", links)
 	}
 	noCaptureLeft(t, e.HostNetns, routerNS)
+
+	// A firewall on the host's bridge (where security groups may live)
+	// drops vm1's SYNs to vm2's port 8081: the probe enters the bridge
+	// and does not leave it, and the trace names the rule.
+	run(t, "ip", "netns", "exec", e.HostNetns, "nft", "add table bridge sgtest; "+
+		"add chain bridge sgtest forward { type filter hook forward priority 0; }; "+
+		"add rule bridge sgtest forward ip daddr "+vm2IP+` tcp dport 8081 drop comment "sg:web rule:no-8081"`)
+	r = e.trace("vm1", "vm2", "--tcp", "8081", "--timeout", "1s")
+	run(t, "ip", "netns", "exec", e.HostNetns, "nft", "delete table bridge sgtest")
+	reasons = ""
+	if r.Stopped != nil {
+		reasons = strings.Join(r.Stopped.Reasons, "\n")
+	}
+	if r.Answered || r.Stopped.LastSeen == nil || r.Stopped.LastSeen.Node != "bridge private" ||
+		!strings.Contains(reasons, "did not forward it") ||
+		!strings.Contains(reasons, `drop by rule handle`) || !strings.Contains(reasons, `chain forward in table bridge sgtest, the host (comment "sg:web rule:no-8081")`) {
+		t.Errorf("trace to a port a bridge firewall drops: answered %v, stopped %+v", r.Answered, r.Stopped)
+	}
 
 	// An address of vm1's subnet that no port holds: nobody answers ARP,
 	// so the probe never leaves vm1.

@@ -145,6 +145,11 @@ func explainStop(last, next Hop, pk *capture.Packet) []string {
 	if !last.Ingress {
 		return []string{fmt.Sprintf("it left %s by %s but never appeared on %s, the other end", last.Node, last, next)}
 	}
+	if last.Kind == KindBridge {
+		// Switched, not routed: the host's routes say nothing about it.
+		return []string{fmt.Sprintf("%s received it on %s but did not forward it to %s (a bridge firewall rule, or the bridge does not know the destination MAC %s)",
+			last.Node, last.Interface, next.Interface, pk.DstMAC)}
+	}
 	h, err := netns.NewHandle(last.Netns)
 	if err != nil {
 		return []string{fmt.Sprintf("it entered %s at %s and went no further (cannot look inside: %v)", last.Node, last.Interface, err)}

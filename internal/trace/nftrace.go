@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/google/nftables"
@@ -97,16 +98,23 @@ func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error)
 	name := TraceTablePrefix + "_" + hex.EncodeToString(tag[:])
 	t := &nfTracer{}
 	seen := map[string]bool{}
+	var hostIfaces []string
+	for _, h := range plan.Hops {
+		if h.Netns == hostNetns {
+			hostIfaces = append(hostIfaces, h.Interface)
+		}
+	}
 	for _, h := range plan.Hops {
 		if seen[h.Netns] {
 			continue
 		}
 		seen[h.Netns] = true
 		node := h.Node
+		var bridgePorts []string
 		if h.Netns == hostNetns {
-			node = "the host"
+			node, bridgePorts = "the host", hostIfaces
 		}
-		tn, err := traceNetns(h.Netns, node, name, probe, h.Netns == hostNetns)
+		tn, err := traceNetns(h.Netns, node, name, probe, bridgePorts)
 		if err != nil {
 			t.stop()
 			return nil, err
@@ -121,14 +129,24 @@ func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error)
 	return t, nil
 }
 
-func traceNetns(ns, node, table string, probe *Probe, bridged bool) (*tracedNetns, error) {
+// traceNetns marks the probe in namespace ns: in family inet, and when
+// bridgePorts (the namespace's interfaces on the path) are given, also
+// where bridged frames meet nftables: family bridge, and the netdev
+// ingress hook of each of those interfaces, which runs before the bridge.
+func traceNetns(ns, node, table string, probe *Probe, bridgePorts []string) (*tracedNetns, error) {
 	fd, err := netns.Open(ns)
 	if err != nil {
 		return nil, err
 	}
 	defer fd.Close()
 	tn := &tracedNetns{name: ns, node: node}
+	var ports []string // those of bridgePorts that exist
 	err = netns.Do(fd, func() error {
+		for _, name := range bridgePorts {
+			if _, err := net.InterfaceByName(name); err == nil {
+				ports = append(ports, name)
+			}
+		}
 		var err error
 		if tn.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 			return err
@@ -146,28 +164,38 @@ func traceNetns(ns, node, table string, probe *Probe, bridged bool) (*tracedNetn
 		tn.close()
 		return nil, fmt.Errorf("listen to nftables trace events in %s: %w", nsLabel(ns), err)
 	}
-	families := []nftables.TableFamily{nftables.TableFamilyINet}
-	if bridged {
-		// Frames the host's bridges forward never reach its inet hooks.
-		families = append(families, nftables.TableFamilyBridge)
+	// The chains that mark: family inet on prerouting and output (what
+	// the namespace sends itself) always; with bridge ports, family
+	// bridge on prerouting (bridged frames never reach the inet hooks)
+	// and netdev on each port's ingress.
+	type hookAt struct {
+		fam    nftables.TableFamily
+		hook   *nftables.ChainHook
+		device string
 	}
-	for _, fam := range families {
-		tbl := tn.nft.AddTable(&nftables.Table{Name: table, Family: fam})
-		tn.tables = append(tn.tables, tbl)
-		hooks := []*nftables.ChainHook{nftables.ChainHookPrerouting}
-		if fam == nftables.TableFamilyINet {
-			hooks = append(hooks, nftables.ChainHookOutput) // what the namespace sends itself
+	hooks := []hookAt{{nftables.TableFamilyINet, nftables.ChainHookPrerouting, ""}, {nftables.TableFamilyINet, nftables.ChainHookOutput, ""}}
+	if len(bridgePorts) > 0 {
+		hooks = append(hooks, hookAt{nftables.TableFamilyBridge, nftables.ChainHookPrerouting, ""})
+		for _, p := range ports {
+			hooks = append(hooks, hookAt{nftables.TableFamilyNetdev, nftables.ChainHookIngress, p})
 		}
-		for i, hook := range hooks {
-			chain := tn.nft.AddChain(&nftables.Chain{
-				Name: fmt.Sprintf("mark%d", i), Table: tbl, Type: nftables.ChainTypeFilter,
-				Hooknum: hook, Priority: nftables.ChainPriorityRef(-350),
-			})
-			for _, match := range probeMatches(probe) {
-				tn.nft.AddRule(&nftables.Rule{Table: tbl, Chain: chain, Exprs: append(match,
-					&expr.Immediate{Register: 1, Data: []byte{1}},
-					&expr.Meta{Key: expr.MetaKeyNFTRACE, SourceRegister: true, Register: 1})})
-			}
+	}
+	tables := map[nftables.TableFamily]*nftables.Table{}
+	for i, h := range hooks {
+		tbl := tables[h.fam]
+		if tbl == nil {
+			tbl = tn.nft.AddTable(&nftables.Table{Name: table, Family: h.fam})
+			tables[h.fam] = tbl
+			tn.tables = append(tn.tables, tbl)
+		}
+		chain := tn.nft.AddChain(&nftables.Chain{
+			Name: fmt.Sprintf("mark%d", i), Table: tbl, Type: nftables.ChainTypeFilter,
+			Hooknum: h.hook, Priority: nftables.ChainPriorityRef(-350), Device: h.device,
+		})
+		for _, match := range probeMatches(probe) {
+			tn.nft.AddRule(&nftables.Rule{Table: tbl, Chain: chain, Exprs: append(match,
+				&expr.Immediate{Register: 1, Data: []byte{1}},
+				&expr.Meta{Key: expr.MetaKeyNFTRACE, SourceRegister: true, Register: 1})})
 		}
 	}
 	if err := tn.nft.Flush(); err != nil {

@@ -40,6 +40,9 @@ type Model struct {
 type Hop struct {
 	Netns     string `json:"netns"` // "" is the root namespace
 	Interface string `json:"interface"`
+	// Kind is what the namespace is to the path: KindSource, KindBridge,
+	// KindRouter or KindInstance.
+	Kind string `json:"kind"`
 	// Node says what the interface belongs to: "instance red", "router
 	// edge", "bridge public" (a port of the network's bridge, on the
 	// host).
@@ -50,6 +53,14 @@ type Hop struct {
 	// Network is the network the interface is plugged into.
 	Network string `json:"network,omitempty"`
 }
+
+// Kinds of hops.
+const (
+	KindSource   = "source"   // where the probe starts (an instance or a temporary source)
+	KindBridge   = "bridge"   // a port of a network's bridge, on the host
+	KindRouter   = "router"   // an interface of a router
+	KindInstance = "instance" // the destination instance's interface
+)
 
 func (h Hop) String() string { return nsLabel(h.Netns) + "/" + h.Interface }
 
@@ -146,8 +157,8 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 	}
 	p := &Plan{Src: src.Addr, Dst: dst}
 	p.Hops = append(p.Hops,
-		Hop{Netns: src.Netns, Interface: src.Interface, Node: src.Node, Network: src.Network},
-		Hop{Netns: m.HostNetns, Interface: src.HostEnd, Node: m.bridgeNode(src.Network), Ingress: true, Network: src.Network})
+		Hop{Netns: src.Netns, Interface: src.Interface, Kind: KindSource, Node: src.Node, Network: src.Network},
+		Hop{Netns: m.HostNetns, Interface: src.HostEnd, Kind: KindBridge, Node: m.bridgeNode(src.Network), Ingress: true, Network: src.Network})
 	network := src.Network
 	target := dst // the destination after any DNAT
 	nextHop, ok := m.nextHopOnNetwork(network, src.Addr, target)
@@ -172,13 +183,13 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 			}
 			return p, nil
 		}
-		p.Hops = append(p.Hops, Hop{Netns: m.HostNetns, Interface: model.TapName(owner.ID), Node: m.bridgeNode(network), Network: network})
+		p.Hops = append(p.Hops, Hop{Netns: m.HostNetns, Interface: model.TapName(owner.ID), Kind: KindBridge, Node: m.bridgeNode(network), Network: network})
 		if !model.IsRouterOwner(owner.DeviceOwner) {
 			inst := m.instance(owner.DeviceID)
 			if inst == nil {
 				return nil, fmt.Errorf("port %s holds %s but is plugged into no instance", owner.ID, nextHop)
 			}
-			p.Hops = append(p.Hops, Hop{Netns: inst.Netns, Interface: owner.InterfaceName, Node: "instance " + inst.Name, Ingress: true, Network: network})
+			p.Hops = append(p.Hops, Hop{Netns: inst.Netns, Interface: owner.InterfaceName, Kind: KindInstance, Node: "instance " + inst.Name, Ingress: true, Network: network})
 			p.End, p.EndDetail = EndInstance, fmt.Sprintf("%s is instance %s", nextHop, inst.Name)
 			if nextHop != target {
 				p.EndDetail = fmt.Sprintf("instance %s holds the next hop %s but does not route", inst.Name, nextHop)
@@ -195,7 +206,7 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 		seen[r.ID] = true
 		ns := model.RouterNetns(m.Prefix, r.ID)
 		node := "router " + routerLabel(r)
-		p.Hops = append(p.Hops, Hop{Netns: ns, Interface: routerIfName(owner), Node: node, Ingress: true, Network: network})
+		p.Hops = append(p.Hops, Hop{Netns: ns, Interface: routerIfName(owner), Kind: KindRouter, Node: node, Ingress: true, Network: network})
 		if m.routerHolds(r.ID, target) {
 			p.End, p.EndDetail = EndRouter, fmt.Sprintf("%s is an address of router %s", target, routerLabel(r))
 			return p, nil
@@ -210,8 +221,8 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 			return p, nil
 		}
 		p.Hops = append(p.Hops,
-			Hop{Netns: ns, Interface: routerIfName(egress), Node: node, Network: egress.NetworkID},
-			Hop{Netns: m.HostNetns, Interface: model.TapName(egress.ID), Node: m.bridgeNode(egress.NetworkID), Ingress: true, Network: egress.NetworkID})
+			Hop{Netns: ns, Interface: routerIfName(egress), Kind: KindRouter, Node: node, Network: egress.NetworkID},
+			Hop{Netns: m.HostNetns, Interface: model.TapName(egress.ID), Kind: KindBridge, Node: m.bridgeNode(egress.NetworkID), Ingress: true, Network: egress.NetworkID})
 		network, nextHop = egress.NetworkID, hop
 	}
 }
