@@ -218,7 +218,7 @@ func TestTraceRouterNAT(t *testing.T) {
 	if r.Stopped != nil {
 		reasons = strings.Join(r.Stopped.Reasons, "\n")
 	}
-	if r.Answered || r.Stopped.LastSeen == nil || r.Stopped.LastSeen.Node != "bridge private" ||
+	if r.Answered || r.Stopped == nil || r.Stopped.LastSeen == nil || r.Stopped.LastSeen.Node != "bridge private" ||
 		!strings.Contains(reasons, "did not forward it") ||
 		!strings.Contains(reasons, `drop by rule handle`) || !strings.Contains(reasons, `chain forward in table bridge sgtest, the host (comment "sg:web rule:no-8081")`) {
 		t.Errorf("trace to a port a bridge firewall drops: answered %v, stopped %+v", r.Answered, r.Stopped)
