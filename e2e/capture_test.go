@@ -45,6 +45,18 @@ func TestCapture(t *testing.T) {
 		t.Errorf("tcpdump read %d replies from %s, want 2:\n%s", n, greenIP, read)
 	}
 
+	// The same as a pcap stream on standard output, into tcpdump -r -.
+	stream := e.startNsnet("capture", "red", "--filter", "icmp", "--count", "2", "-w", "-")
+	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", greenIP); err != nil {
+		t.Fatalf("ping green: %v\n%s", err, out)
+	}
+	stream.wait(t)
+	tcpdump := exec.Command("tcpdump", "-nr", "-")
+	tcpdump.Stdin = strings.NewReader(stream.stdout())
+	if read, err := tcpdump.CombinedOutput(); err != nil || strings.Count(string(read), "ICMP echo") != 2 {
+		t.Errorf("tcpdump -r - of nsnet capture -w -: %v\n%s", err, read)
+	}
+
 	// On the bridge, as JSON lines: the request red sends crosses it.
 	bridge := e.startNsnet("capture", "network:blue", "--filter", "icmp and dst host "+greenIP, "--count", "1", "-o", "json")
 	if out, err := e.In("red", "ping", "-c", "1", "-W", "2", greenIP); err != nil {

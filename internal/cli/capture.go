@@ -59,6 +59,8 @@ It runs in this process, which must be root and on the daemon's host.
   # Ten ICMP packets on a router's gateway interface, into a file.
   nsnet capture edge qg-4f1c2d3e-a1 --filter icmp --count 10 -w edge.pcap
   tcpdump -nr edge.pcap
+  # Straight into tcpdump.
+  nsnet capture red -w - | tcpdump -nr -
   # The public network's bridge, TCP to port 80, as JSON lines.
   nsnet capture network:public --filter 'tcp and port 80' -o json`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -68,7 +70,7 @@ It runs in this process, which must be root and on the daemon's host.
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&file, "write", "w", "", "write the packets to this pcap file instead of printing them")
+	cmd.Flags().StringVarP(&file, "write", "w", "", "write the packets to this pcap file instead of printing them (- for standard output)")
 	cmd.Flags().IntVarP(&count, "count", "c", 0, "stop after this many packets (0: until Ctrl-C)")
 	cmd.Flags().StringVarP(&filter, "filter", "f", "", "keep only packets that match this expression (see above)")
 	addOutputFlag(cmd, &out)
@@ -112,6 +114,12 @@ It runs in this process, which must be root and on the daemon's host.
 		var sink func(capture.Frame, *capture.Packet) error
 		var pcapFile *os.File
 		switch {
+		case file == "-": // a pcap stream, for tcpdump -r - or wireshark -k -i -
+			w, err := capture.NewPcapWriter(cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			sink = func(f capture.Frame, _ *capture.Packet) error { return w.Write(f) }
 		case file != "":
 			pcapFile, err = os.Create(file)
 			if err != nil {
