@@ -16,7 +16,7 @@ import (
 // the answer itself (an RST, an ICMP error), or from the kernel of the
 // namespace it was last seen in (its route to the destination, its
 // neighbour table, nftables trace events).
-func (r *Result) diagnose(m *Model, plan *Plan) {
+func (r *Result) diagnose(plan *Plan) {
 	lastOut := lastSeen(r.Way)
 	if r.Answered {
 		if reason := errorAnswer(r); reason != "" {
@@ -53,7 +53,7 @@ func (r *Result) diagnose(m *Model, plan *Plan) {
 			break
 		}
 		last := plan.Hops[lastOut]
-		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(m, plan)}
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(plan)}
 	}
 	r.addDrops()
 }
@@ -113,7 +113,7 @@ func errorAnswer(r *Result) string {
 
 // noAnswer explains a probe that went all the way the model expects and
 // got no answer.
-func (r *Result) noAnswer(m *Model, plan *Plan) []string {
+func (r *Result) noAnswer(plan *Plan) []string {
 	last := plan.Hops[len(plan.Hops)-1]
 	switch plan.End {
 	case EndExternal, EndNobody:

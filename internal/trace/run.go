@@ -201,12 +201,12 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 		return nil, err
 	}
 
-	res.analyse(m, plan, probe, frames)
+	res.analyse(plan, probe, frames)
 	if sendErr != nil {
 		res.Stopped = &Stop{Way: "out", LastSeen: nil, Reasons: []string{sendReason(src, plan.Dst, sendErr)}}
 		return res, nil
 	}
-	res.diagnose(m, plan)
+	res.diagnose(plan)
 	return res, nil
 }
 
@@ -219,7 +219,7 @@ func sendReason(src Source, dst netip.Addr, err error) string {
 
 // analyse picks, at each hop, the probe and its answer out of the frames,
 // and works out the rewrites between hops.
-func (r *Result) analyse(m *Model, plan *Plan, probe *Probe, frames [][]seenFrame) {
+func (r *Result) analyse(plan *Plan, probe *Probe, frames [][]seenFrame) {
 	r.Way = make([]HopSeen, len(plan.Hops))
 	r.WayBack = make([]HopSeen, len(plan.Hops))
 	for i, h := range plan.Hops {
