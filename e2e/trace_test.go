@@ -143,6 +143,21 @@ func TestTraceRouterNAT(t *testing.T) {
 		t.Errorf("the reply's SNAT %s → %s at %s/%s, want %s → %s at %s/qg-…", from, to, ns, iface, vm1IP, fip, routerNS)
 	}
 
+	// Hairpin: vm2 to vm1's floating IP goes into the router and back out
+	// of the same qr-, translated twice there: DNAT to vm1, and SNAT to
+	// the router's address so that vm1 answers through the router.
+	r = e.trace("vm2", fip)
+	if !r.Answered {
+		t.Errorf("hairpin: no answer: %+v", r.Stopped)
+	}
+	r.allSeen(t)
+	if from, to, ns, iface := r.rewrite(t, "out", "DNAT"); from != fip || to != vm1IP || ns != routerNS || !strings.HasPrefix(iface, "qr-") {
+		t.Errorf("hairpin DNAT %s → %s at %s/%s, want %s → %s at %s/qr-…", from, to, ns, iface, fip, vm1IP, routerNS)
+	}
+	if _, to, _, iface := r.rewrite(t, "out", "SNAT"); to != "10.0.0.1" || !strings.HasPrefix(iface, "qr-") {
+		t.Errorf("hairpin SNAT to %s at %s, want to the router's 10.0.0.1 at qr-…", to, iface)
+	}
+
 	// A port forward: 8080 of a second floating IP to vm2's port 80.
 	fip2 := jsonOf(t, e.MustNsnet("floating", "ip", "create", "public", "-o", "json"))["floating_ip_address"].(string)
 	vm2IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm2-eth0", "-o", "json")))

@@ -130,12 +130,25 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	var wg sync.WaitGroup
 	answered := make(chan struct{})
 	var answerOnce sync.Once
+	// One socket per interface: a path may cross one twice (a router
+	// hairpinning to a floating IP leaves by the interface it came in
+	// on), and its frames then belong to both hops.
+	hopsOf := map[[2]string][]int{}
+	var order [][2]string
 	for i, h := range plan.Hops {
-		sock, err := capture.Open(h.Netns, h.Interface)
+		key := [2]string{h.Netns, h.Interface}
+		if hopsOf[key] == nil {
+			order = append(order, key)
+		}
+		hopsOf[key] = append(hopsOf[key], i)
+	}
+	for _, key := range order {
+		sock, err := capture.Open(key[0], key[1])
 		if err != nil {
-			res.Notes = append(res.Notes, fmt.Sprintf("cannot capture on %s: %v", h, err))
+			res.Notes = append(res.Notes, fmt.Sprintf("cannot capture on %s: %v", plan.Hops[hopsOf[key][0]], err))
 			continue
 		}
+		hops := hopsOf[key]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -151,12 +164,14 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 					continue
 				}
 				mu.Lock()
-				if len(frames[i]) < maxFramesPerHop {
-					frames[i] = append(frames[i], seenFrame{f, pk})
+				for _, i := range hops {
+					if len(frames[i]) < maxFramesPerHop {
+						frames[i] = append(frames[i], seenFrame{f, pk})
+					}
 				}
 				mu.Unlock()
 				switch {
-				case i != 0:
+				case hops[0] != 0:
 				case f.Outgoing && sent == nil && probe.IsProbe(pk):
 					sent = pk
 				case !f.Outgoing && probe.IsAnswer(pk, sent):
@@ -226,8 +241,10 @@ func (r *Result) analyse(plan *Plan, probe *Probe, frames [][]seenFrame) {
 		r.Way[i] = HopSeen{Hop: h}
 		var fwd *capture.Packet
 		var fwdTime time.Time
+		// The probe crosses a hop in the direction of the way out, its
+		// answer in the other.
 		for _, sf := range frames[i] {
-			if probe.IsProbe(sf.pk) {
+			if sf.f.Outgoing != h.Ingress && probe.IsProbe(sf.pk) {
 				r.Way[i] = seen(h, sf)
 				fwd, fwdTime = sf.pk, sf.f.Time
 				break
@@ -235,7 +252,7 @@ func (r *Result) analyse(plan *Plan, probe *Probe, frames [][]seenFrame) {
 		}
 		back := HopSeen{Hop: h}
 		for _, sf := range frames[i] {
-			if sf.f.Time.Before(fwdTime) || sf.pk == fwd {
+			if sf.f.Time.Before(fwdTime) || sf.f.Outgoing != h.Ingress {
 				continue
 			}
 			if probe.IsAnswer(sf.pk, fwd) {
