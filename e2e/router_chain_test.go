@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +35,38 @@ func TestSeedRouterChain(t *testing.T) {
 	if src := edgeServer.fetch(t, e.Netns("vm1"), "http://169.254.0.1:8081/"); src != tenantIP {
 		t.Errorf("edge saw %s, want the tenant router's transit address %s", src, tenantIP)
 	}
+
+	// What the seed finds with tcpdump in four places, in one command:
+	// the tenant router rewrites 10.0.0.x to its transit address at its
+	// qg-, the edge rewrites that to its public address at its qg-, and
+	// the reply is translated back in the reverse order.
+	tenantNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "tenant-router", "-o", "json"))["id"].(string)
+	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
+	r := e.trace("vm1", up.Far, "--tcp", "80")
+	if !r.Answered {
+		t.Errorf("trace through two routers: no answer: %+v", r.Stopped)
+	}
+	r.allSeen(t)
+	var snats, unsnats []string
+	for _, rw := range r.Rewrites {
+		host, _, _ := strings.Cut(rw.From, ":")
+		to, _, _ := strings.Cut(rw.To, ":")
+		switch {
+		case rw.Way == "out" && rw.Kind == "SNAT":
+			snats = append(snats, host+" → "+to+" @ "+rw.Netns+"/"+rw.Interface[:3])
+		case rw.Way == "back" && rw.Kind == "DNAT":
+			unsnats = append(unsnats, host+" → "+to+" @ "+rw.Netns+"/"+rw.Interface[:3])
+		}
+	}
+	wantOut := []string{vm1IP + " → " + tenantIP + " @ " + tenantNS + "/qg-", tenantIP + " → " + edgeIP + " @ " + edgeNS + "/qg-"}
+	if !slices.Equal(snats, wantOut) {
+		t.Errorf("SNATs on the way out:\n got %q\nwant %q", snats, wantOut)
+	}
+	wantBack := []string{edgeIP + " → " + tenantIP + " @ " + edgeNS + "/qr-", tenantIP + " → " + vm1IP + " @ " + tenantNS + "/qr-"}
+	if !slices.Equal(unsnats, wantBack) {
+		t.Errorf("the reply's translations back:\n got %q\nwant %q", unsnats, wantBack)
+	}
+	noCaptureLeft(t, e.HostNetns, tenantNS, edgeNS, e.Netns("vm1"))
 }
 
 // gatewayAddress is a router's address on its external network.

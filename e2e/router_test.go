@@ -14,22 +14,7 @@ import (
 // tells which source address arrived, as the seed's tcpdump does.
 func TestSeedRouterFloatingIP(t *testing.T) {
 	e := Start(t)
-	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
-	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
-		"--gateway", "198.51.100.1", "--no-dhcp")
-	e.MustNsnet("network", "create", "private")
-	e.MustNsnet("subnet", "create", "private-v4", "--network", "private", "--subnet-range", "10.0.0.0/24")
-	e.MustNsnet("router", "create", "r1")
-	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
-	e.MustNsnet("router", "add", "subnet", "r1", "private-v4")
-	for _, vm := range []string{"vm1", "vm2"} {
-		e.MustNsnet("instance", "create", vm)
-		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
-	}
-	// As in Neutron, the default security group admits only its own
-	// members; the walkthrough serves HTTP to the world.
-	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "tcp", "--dst-port", "80")
-	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+	up := buildSeed004(t, e)
 	far := serveHTTP(t, up.FarNS, up.Far, "80")
 
 	router := jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))
@@ -96,4 +81,28 @@ func jsonOf(t *testing.T, out string) map[string]any {
 		t.Fatalf("not a JSON object: %v\n%s", err, out)
 	}
 	return m
+}
+
+// buildSeed004 builds seed 004's topology: an external network public
+// (198.51.100.0/24, its upstream at .1 leading to the far host), a private
+// network 10.0.0.0/24 behind router r1 with its gateway on public, and
+// instances vm1 and vm2 on private (ports vm1-eth0, vm2-eth0).
+func buildSeed004(t *testing.T, e *Env) *upstream {
+	t.Helper()
+	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
+	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
+		"--gateway", "198.51.100.1", "--no-dhcp")
+	e.MustNsnet("network", "create", "private")
+	e.MustNsnet("subnet", "create", "private-v4", "--network", "private", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnet("router", "create", "r1")
+	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
+	e.MustNsnet("router", "add", "subnet", "r1", "private-v4")
+	for _, vm := range []string{"vm1", "vm2"} {
+		e.MustNsnet("instance", "create", vm)
+		e.MustNsnet("port", "create", vm+"-eth0", "--network", "private", "--device", vm)
+	}
+	// As in Neutron, the default security group admits only its own
+	// members; the walkthrough serves HTTP to the world.
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "tcp", "--dst-port", "80")
+	return buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
 }

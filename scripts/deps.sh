@@ -15,6 +15,7 @@ NSNET_PACKAGES=(
   ping:iputils-ping
   nft:nftables
   curl:curl
+  tcpdump:tcpdump
   unzip:unzip
   openstack:python3-openstackclient
   iptables-nft-restore:iptables

@@ -86,7 +86,7 @@ daemon's unix socket (root only) or over TCP with a token.`,
 		c.GroupID = groupTopology
 		root.AddCommand(c)
 	}
-	hostCmds := []*cobra.Command{app.execCommand(), app.explainCommand(), app.statusCommand(), app.cleanupCommand()}
+	hostCmds := []*cobra.Command{app.execCommand(), app.explainCommand(), app.captureCommand(), app.traceCommand(), app.statusCommand(), app.cleanupCommand()}
 	if daemon != nil {
 		hostCmds = append(hostCmds, daemon)
 	}

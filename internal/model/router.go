@@ -99,3 +99,9 @@ type PublishedPort struct {
 	InternalPortRange string `json:"internal_port_range,omitempty"`
 	Description       string `json:"description"`
 }
+
+// IsRouterOwner reports whether device_owner owner makes a port one of a
+// router's: its interface on a subnet, or its gateway.
+func IsRouterOwner(owner string) bool {
+	return owner == DeviceOwnerRouterInterface || owner == DeviceOwnerRouterGateway
+}

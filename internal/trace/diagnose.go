@@ -1,0 +1,241 @@
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/capture"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// diagnose says why the probe or its answer stopped, when it did: from
+// the answer itself (an RST, an ICMP error), or from the kernel of the
+// namespace it was last seen in (its route to the destination, its
+// neighbour table, nftables trace events).
+func (r *Result) diagnose(plan *Plan) {
+	lastOut := lastSeen(r.Way)
+	if r.Answered {
+		if reason := errorAnswer(r); reason != "" {
+			r.Stopped = &Stop{Way: "out", LastSeen: hopAt(r.Way, lastOut), Reasons: []string{reason}}
+			r.addDrops()
+		}
+		return
+	}
+	switch {
+	case lastOut < 0:
+		src := plan.Hops[0]
+		reasons := []string{fmt.Sprintf("the probe was not seen anywhere, not even leaving %s", src)}
+		if nh := plan.SourceNextHop; nh.IsValid() {
+			if state, ok := neighbourState(src.Netns, src.Interface, nh); ok && unanswered(state) {
+				reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for %s on %s (ARP %s): nothing on its network answers for it", src.Node, nh, src.Interface, state))
+			}
+		}
+		r.Stopped = &Stop{Way: "out", Reasons: reasons}
+	case lastOut < len(plan.Hops)-1:
+		last, next := plan.Hops[lastOut], plan.Hops[lastOut+1]
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next,
+			Reasons: explainStop(last, next, r.Way[lastOut].packet)}
+	default:
+		back := lastSeen(r.WayBack)
+		if back >= 0 {
+			last := r.WayBack[back].Hop
+			st := &Stop{Way: "back", LastSeen: &last}
+			if back+1 < len(r.WayBack) {
+				next := r.WayBack[back+1].Hop
+				st.Missing = &next
+				st.Reasons = explainStop(flip(last), flip(next), r.WayBack[back].packet)
+			}
+			r.Stopped = st
+			break
+		}
+		last := plan.Hops[lastOut]
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(plan)}
+	}
+	r.addDrops()
+}
+
+// flip turns a hop of the way out into the same interface on the way back.
+func flip(h Hop) Hop {
+	h.Ingress = !h.Ingress
+	return h
+}
+
+func lastSeen(hops []HopSeen) int {
+	last := -1
+	for i, h := range hops {
+		if h.Seen {
+			last = i
+		}
+	}
+	return last
+}
+
+func hopAt(hops []HopSeen, i int) *Hop {
+	if i < 0 {
+		return nil
+	}
+	h := hops[i].Hop
+	return &h
+}
+
+// errorAnswer explains an answer that says the probe was refused: a TCP
+// reset, or an ICMP error, naming where it came from.
+func errorAnswer(r *Result) string {
+	var first *HopSeen // where the answer was first seen: next to whoever sent it
+	for i := range r.WayBack {
+		if r.WayBack[i].Seen {
+			first = &r.WayBack[i]
+			break
+		}
+	}
+	last := r.WayBack[len(r.WayBack)-1].packet
+	origin := fmt.Sprintf("%s (first seen at %s, %s)", first.packet.Src, first.Node, first.Hop)
+	switch {
+	case last.Proto == capture.ProtoTCP && last.TCPFlags&capture.TCPRst != 0:
+		return fmt.Sprintf("no listener: %s answered the SYN to port %d with a reset (RST)", origin, first.packet.SrcPort)
+	case last.Proto == capture.ProtoICMP && last.ICMPType == capture.ICMPUnreachable:
+		switch last.ICMPCode {
+		case 3:
+			return fmt.Sprintf("no listener: %s answered ICMP port unreachable", origin)
+		case 0, 1:
+			return fmt.Sprintf("no route: %s answered ICMP %s", origin, capture.UnreachableReason(last.ICMPCode))
+		}
+		return fmt.Sprintf("refused: %s answered ICMP %s", origin, capture.UnreachableReason(last.ICMPCode))
+	case last.Proto == capture.ProtoICMP && last.ICMPType == capture.ICMPTimeExceed:
+		return fmt.Sprintf("TTL exceeded: %s answered ICMP time exceeded (a routing loop?)", origin)
+	}
+	return ""
+}
+
+// noAnswer explains a probe that went all the way the model expects and
+// got no answer.
+func (r *Result) noAnswer(plan *Plan) []string {
+	last := plan.Hops[len(plan.Hops)-1]
+	switch plan.End {
+	case EndExternal, EndNobody:
+		reasons := []string{fmt.Sprintf("the probe left nsnet at %s (%s); no answer came back from outside", last, plan.EndDetail)}
+		// The hop before is the interface of the namespace that routed
+		// it out: its neighbour entry for the next hop says whether
+		// anybody answered ARP.
+		if len(plan.Hops) >= 2 && plan.NextHop.IsValid() {
+			out := plan.Hops[len(plan.Hops)-2]
+			if state, ok := neighbourState(out.Netns, out.Interface, plan.NextHop); ok {
+				if unanswered(state) {
+					reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for the next hop %s on %s (ARP %s)", out.Node, plan.NextHop, out.Interface, state))
+				} else {
+					reasons = append(reasons, fmt.Sprintf("the next hop %s answers ARP on %s (%s): the far side did not answer", plan.NextHop, out.Interface, state))
+				}
+			}
+		}
+		return reasons
+	case EndInstance, EndRouter:
+		return []string{fmt.Sprintf("the probe reached %s (%s), which did not answer", last, plan.EndDetail)}
+	}
+	return []string{plan.EndDetail}
+}
+
+// explainStop says why a packet seen at last was not seen at next: from
+// the routing and neighbour tables of last's namespace when last is where
+// it entered that namespace.
+func explainStop(last, next Hop, pk *capture.Packet) []string {
+	if !last.Ingress {
+		return []string{fmt.Sprintf("it left %s by %s but never appeared on %s, the other end", last.Node, last, next)}
+	}
+	if last.Kind == KindBridge {
+		// Switched, not routed: the host's routes say nothing about it.
+		return []string{fmt.Sprintf("%s received it on %s but did not forward it to %s (a bridge firewall rule, or the bridge does not know the destination MAC %s)",
+			last.Node, last.Interface, next.Interface, pk.DstMAC)}
+	}
+	h, err := netns.NewHandle(last.Netns)
+	if err != nil {
+		return []string{fmt.Sprintf("it entered %s at %s and went no further (cannot look inside: %v)", last.Node, last.Interface, err)}
+	}
+	defer h.Close()
+	routes, err := h.RouteGetWithOptions(pk.Dst.AsSlice(), &netlink.RouteGetOptions{Iif: last.Interface, SrcAddr: pk.Src.AsSlice()})
+	if err != nil || len(routes) == 0 {
+		return []string{fmt.Sprintf("no route: %s has no route to %s for a packet from %s arriving on %s (%v)", last.Node, pk.Dst, pk.Src, last.Interface, err)}
+	}
+	rt := routes[0]
+	dev := ""
+	if link, err := h.LinkByIndex(rt.LinkIndex); err == nil {
+		dev = link.Attrs().Name
+	}
+	if rt.Type == unix.RTN_LOCAL || dev == "lo" {
+		return []string{fmt.Sprintf("%s is an address of %s itself: it was delivered there and not answered", pk.Dst, last.Node)}
+	}
+	if dev != next.Interface {
+		return []string{fmt.Sprintf("%s routes %s out of %s, not %s as nsnet's model expects", last.Node, pk.Dst, dev, next.Interface)}
+	}
+	nh := pk.Dst
+	if gw, ok := netip.AddrFromSlice(rt.Gw); ok && rt.Gw != nil {
+		nh = gw.Unmap()
+	}
+	if state, ok := neighbourOf(h, rt.LinkIndex, nh); ok && unanswered(state) {
+		return []string{fmt.Sprintf("no neighbour answer: %s routes %s out of %s to %s, which does not answer ARP (%s)", last.Node, pk.Dst, dev, nh, state)}
+	}
+	return []string{fmt.Sprintf("dropped in %s: it routes %s out of %s, but the packet never left (a firewall rule, reverse-path filtering, or a full queue)", last.Node, pk.Dst, dev)}
+}
+
+// addDrops adds what nftables tracing saw drop the probe.
+func (r *Result) addDrops() {
+	if r.Stopped == nil {
+		return
+	}
+	for _, ev := range r.NFTrace {
+		if ev.Verdict == "drop" || ev.Verdict == "reject" {
+			r.Stopped.Reasons = append(r.Stopped.Reasons, "dropped by nftables: "+ev.String())
+		}
+	}
+}
+
+// neighbourState reads the neighbour entry of addr on ifname in ns.
+func neighbourState(ns, ifname string, addr netip.Addr) (string, bool) {
+	h, err := netns.NewHandle(ns)
+	if err != nil {
+		return "", false
+	}
+	defer h.Close()
+	link, err := h.LinkByName(ifname)
+	if err != nil {
+		return "", false
+	}
+	return neighbourOf(h, link.Attrs().Index, addr)
+}
+
+func neighbourOf(h *netlink.Handle, index int, addr netip.Addr) (string, bool) {
+	neighs, err := h.NeighList(index, netlink.FAMILY_V4)
+	if err != nil {
+		return "", false
+	}
+	for _, n := range neighs {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == addr {
+			return neighState(n.State), true
+		}
+	}
+	return "", false
+}
+
+// unanswered reports whether a neighbour state means ARP got no answer.
+func unanswered(state string) bool { return state == "FAILED" || state == "INCOMPLETE" }
+
+func neighState(s int) string {
+	var names []string
+	for _, st := range []struct {
+		bit  int
+		name string
+	}{{netlink.NUD_INCOMPLETE, "INCOMPLETE"}, {netlink.NUD_REACHABLE, "REACHABLE"}, {netlink.NUD_STALE, "STALE"},
+		{netlink.NUD_DELAY, "DELAY"}, {netlink.NUD_PROBE, "PROBE"}, {netlink.NUD_FAILED, "FAILED"},
+		{netlink.NUD_NOARP, "NOARP"}, {netlink.NUD_PERMANENT, "PERMANENT"}} {
+		if s&st.bit != 0 {
+			names = append(names, st.name)
+		}
+	}
+	if len(names) == 0 {
+		return "NONE"
+	}
+	return strings.Join(names, ",")
+}
