@@ -62,6 +62,7 @@ type Env struct {
 	Token     string // the admin's token on Endpoint
 	Tokens    string // the tokens file, when started WithTokens
 	args      []string
+	extra     []string // WithDaemonArgs
 	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
 	logs      syncBuffer
@@ -120,6 +121,11 @@ func WithKeystone(addr, url, user, password, project string) option {
 	}
 }
 
+// WithDaemonArgs adds flags to the daemon's command line.
+func WithDaemonArgs(args ...string) option {
+	return func(e *Env) { e.extra = append(e.extra, args...) }
+}
+
 // Start runs a daemon for t and registers its teardown and leak check.
 func Start(t *testing.T, opts ...option) *Env {
 	t.Helper()
@@ -143,7 +149,7 @@ func Start(t *testing.T, opts ...option) *Env {
 		}
 		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--token-file", tokenFile)
 	}
-	e.args = args
+	e.args = append(args, e.extra...)
 	e.startDaemon()
 	t.Cleanup(e.teardown)
 	return e
@@ -307,6 +313,9 @@ func (e *Env) teardown() {
 		_, body := e.API("GET", "/v2.0/"+collection, nil)
 		items, _ := body[collection].([]any)
 		for _, it := range items {
+			if it.(map[string]any)["device_owner"] == "network:dhcp" {
+				continue // goes with DHCP on its network's subnets
+			}
 			id := it.(map[string]any)["id"].(string)
 			if status, resp := e.API("DELETE", "/v2.0/"+collection+"/"+id, nil); status != 204 {
 				t.Errorf("teardown: delete %s %s: %d %v", collection, id, status, resp)

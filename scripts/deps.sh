@@ -20,6 +20,10 @@ NSNET_PACKAGES=(
   iptables-nft-restore:iptables
   keystone-manage:keystone
   uwsgi_python3:uwsgi-plugin-python3
+  dhclient:isc-dhcp-client
+  udhcpc:udhcpc
+  dig:bind9-dnsutils
+  dnsmasq:dnsmasq-base
 )
 
 ensure_packages() {

@@ -16,3 +16,9 @@ go vet ./...
 echo "==> go test"
 # -p 2: the machines have two cores; e2e tests each run their own daemon.
 go test -count=1 -p 2 -timeout 20m "$@" ./...
+if [ $# -eq 0 ]; then
+  echo "==> fuzz (bounded)"
+  # The DHCP packet handler must survive any datagram; the seed corpus is
+  # in the test (f.Add) and new finds land in testdata/fuzz.
+  go test -run '^$' -fuzz '^FuzzReply$' -fuzztime 10s ./internal/dhcp
+fi

@@ -26,6 +26,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dhcp"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -44,7 +45,13 @@ type Config struct {
 	// ResyncInterval is the period of full passes, which re-read the whole
 	// kernel state and repair drift; default 30s.
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
+	// DHCPLeaseTime is the lease time DHCP clients are given; default
+	// dhcp.DefaultLeaseTime.
+	DHCPLeaseTime time.Duration
+	// DNSUpstreams are the resolvers (address:port) the networks' DNS
+	// servers forward other names to; none: they answer REFUSED.
+	DNSUpstreams []string
+	Logger       *slog.Logger
 }
 
 // Defaults.
@@ -87,6 +94,8 @@ type Agent struct {
 	good  map[key]bool
 	// nat holds the open nft tables of routers.
 	nat natTables
+	// servers are the networks' DHCP servers.
+	servers networkServerSet
 }
 
 // Health is the agent's state for the status endpoint.
@@ -119,6 +128,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.DHCPLeaseTime <= 0 {
+		cfg.DHCPLeaseTime = dhcp.DefaultLeaseTime
+	}
 	if cfg.HostNetns != "" {
 		if err := netns.Create(cfg.HostNetns); err != nil {
 			return nil, fmt.Errorf("host namespace: %w", err)
@@ -135,6 +147,7 @@ func New(cfg Config) (*Agent, error) {
 		tried:       map[key]any{},
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
+		servers:     networkServerSet{m: map[string]*networkServers{}},
 	}, nil
 }
 
@@ -148,6 +161,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer func() { a.host.Close() }()
 	defer a.nat.closeAll()
+	defer a.servers.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

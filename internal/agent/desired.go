@@ -34,6 +34,12 @@ type instanceSpec struct {
 	Name   string
 	Netns  string
 	Marker string
+	// ResolvConf is the content of the instance's
+	// /etc/netns/<netns>/resolv.conf. When DHCPClient is set, a DHCP
+	// client in the instance owns the file once it exists, and nsnet
+	// only creates it.
+	ResolvConf string
+	DHCPClient bool
 }
 
 // portSpec is what the kernel must have for a plugged port. It holds
@@ -51,6 +57,8 @@ type portSpec struct {
 	Veth       dataplane.PortSpec
 	Gateway    bool
 	Floating   []netip.Addr
+	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
+	DHCP bool
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -66,17 +74,20 @@ func sameSpec(a, b any) bool {
 	case portSpec:
 		b, ok := b.(portSpec)
 		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
+			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
 	case routerSpec:
 		b, ok := b.(routerSpec)
 		return ok && sameRouter(a, b)
+	case dhcpSpec:
+		b, ok := b.(dhcpSpec)
+		return ok && a == b
 	}
 	return false
 }
 
 func sameVeth(a, b dataplane.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -87,6 +98,9 @@ type desired struct {
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
 	routers   map[string]routerSpec
+	dhcp      map[string]dhcpSpec // by network id
+	// services are the servers' configurations, by network id.
+	services map[string]networkService
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -205,6 +219,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
 		routers:   map[string]routerSpec{},
+		dhcp:      map[string]dhcpSpec{},
+		services:  map[string]networkService{},
 		fixed:     map[key]status{},
 	}
 	networks := map[string]model.Network{}
@@ -244,8 +260,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	plugged := map[string][]model.Port{} // by instance
 	for _, p := range s.ports {
 		k := key{store.Ports, p.ID}
-		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway {
-			continue // addRouters decides
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway || p.DeviceOwner == model.DeviceOwnerDHCP {
+			continue // addRouters and addDHCP decide
 		}
 		if _, ok := d.instances[p.DeviceID]; !ok || p.DeviceOwner != model.DeviceOwnerCompute {
 			d.fixed[k] = status{model.StatusDown, ""}
@@ -256,6 +272,15 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	for instID, ports := range plugged {
 		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets)
 	}
+	dhcpAddrs := dhcpAddrsOf(s.ports)
+	for id, inst := range d.instances {
+		ports := plugged[id]
+		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+		inst.ResolvConf = resolvConf(ports, networks, subnets, dhcpAddrs)
+		inst.DHCPClient = slices.ContainsFunc(ports, func(p model.Port) bool { return p.DHCPClient })
+		d.instances[id] = inst
+	}
+	addDHCP(d, s, prefix, host, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)
 	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
 	return d
@@ -279,6 +304,10 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		if err != nil {
 			d.fixed[key{store.Ports, p.ID}] = status{model.StatusError, err.Error()}
 			continue
+		}
+		if p.DHCPClient {
+			// The instance asks the network's DHCP server.
+			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil
 		}
 		// Explicit host routes come first: like DHCP's classless static
 		// routes, they win over the gateway for the same destination.

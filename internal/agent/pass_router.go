@@ -275,6 +275,9 @@ func (p *pass) ownMarker(marker string) bool {
 	if _, host, ok := dataplane.ParseRouterMarker(marker); ok {
 		return host == p.a.markerHost
 	}
+	if _, host, ok := dataplane.ParseDHCPMarker(marker); ok {
+		return host == p.a.markerHost
+	}
 	_, host, ok := dataplane.ParseInstanceMarker(marker)
 	return ok && host == p.a.markerHost
 }

@@ -54,12 +54,14 @@ See the bridge and what is plugged into it with:
 type networkFlags struct {
 	mtu         int
 	description string
+	dnsDomain   string
 }
 
 func (f *networkFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.IntVar(&f.mtu, "mtu", 0, "MTU of the bridge and of every veth on it (default 1500)")
 	fs.StringVar(&f.description, "description", "", "free text")
+	fs.StringVar(&f.dnsDomain, "dns-domain", "", "domain of the instance names nsnet's DNS serves on the network (default nsnet.internal.)")
 	fs.Bool("share", false, "share the network with every project")
 	fs.Bool("no-share", false, "do not share the network")
 	fs.Bool("external", false, "mark the network external: routers can use it as their gateway")
@@ -84,6 +86,9 @@ func (f *networkFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	if cmd.Flags().Changed("description") {
 		body["description"] = f.description
 	}
+	if cmd.Flags().Changed("dns-domain") {
+		body["dns_domain"] = f.dnsDomain
+	}
 	setBoolPair(cmd, body, "shared", "share", "no-share")
 	setBoolPair(cmd, body, "router:external", "external", "internal")
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
@@ -104,6 +109,7 @@ nsb-<id prefix>, on the hosts that need it. Give it a subnet next, so that
 its ports get addresses.`,
 		Example: `  nsnet network create blue-net
   nsnet network create jumbo --mtu 9000
+  nsnet network create lab --dns-domain lab.example.
   nsnet network create public --external --share`,
 		Args: exactArgs(1, "the new network's name"),
 	}

@@ -120,6 +120,8 @@ func (f *portFlags) add(cmd *cobra.Command) {
 	fs.Bool("disable", false, "set the port administratively down: its link is down")
 	fs.Bool("enable-port-security", false, "enable anti-spoofing (the network's setting by default)")
 	fs.Bool("disable-port-security", false, "disable anti-spoofing")
+	fs.Bool("dhcp-client", false, "let the instance configure the port's address by DHCP: nsnet sets only its link")
+	fs.Bool("no-dhcp-client", false, "nsnet sets the port's address and routes in the instance (the default)")
 }
 
 // addSet adds the options only port set has.
@@ -133,7 +135,7 @@ func (f *portFlags) addSet(cmd *cobra.Command) {
 // fixed IPs on set (nil on create), which --fixed-ip adds to.
 func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, cur []model.FixedIP) (map[string]any, error) {
 	if err := exclusive(cmd, [2]string{"enable", "disable"}, [2]string{"device", "no-device"},
-		[2]string{"enable-port-security", "disable-port-security"}); err != nil {
+		[2]string{"enable-port-security", "disable-port-security"}, [2]string{"dhcp-client", "no-dhcp-client"}); err != nil {
 		return nil, err
 	}
 	changed := cmd.Flags().Changed
@@ -176,6 +178,7 @@ func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, cur []model.Fi
 	}
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
 	setBoolPair(cmd, body, "port_security_enabled", "enable-port-security", "disable-port-security")
+	setBoolPair(cmd, body, "nsnet:dhcp_client", "dhcp-client", "no-dhcp-client")
 	putRename(cmd, body)
 	return body, nil
 }
@@ -243,6 +246,8 @@ network's first subnet with a free one. With --device it is plugged into
 that instance at once: nsnet creates the veth pair, moves one end into the
 instance and configures it.`,
 		Example: `  nsnet port create red-eth0 --network blue-net --device red
+  nsnet port create red-eth0 --network lab-net --device red --dhcp-client
+      # then, inside: nsnet exec red -- dhclient -v eth0
   nsnet port create red-eth1 --network lab-net --device red --interface-name eth1 \
       --fixed-ip subnet=lab-v4,ip-address=10.0.0.10 --mac-address fa:16:3e:00:00:10
   nsnet port create spare --network blue-net --no-fixed-ip`,

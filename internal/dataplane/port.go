@@ -24,6 +24,10 @@ type PortSpec struct {
 	MAC     net.HardwareAddr
 	Addrs   []netip.Prefix // address with the prefix length of its subnet
 	Routes  []Route
+	// DHCPClient leaves the instance end's addresses and routes to the
+	// instance (a DHCP client in it): nsnet sets only the link, and
+	// removes only the routes it installed itself.
+	DHCPClient bool
 }
 
 // Route is a route in the instance's main table, out of the port.
@@ -93,10 +97,12 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 	if err != nil {
 		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
 	}
-	c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
-	changed = changed || c
-	if err != nil {
-		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	if !spec.DHCPClient {
+		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
+		changed = changed || c
+		if err != nil {
+			return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+		}
 	}
 	if !spec.Up {
 		// The kernel drops the routes of a link that goes down and

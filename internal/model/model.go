@@ -68,6 +68,10 @@ type Network struct {
 	IPv4AddressScope      *string  `json:"ipv4_address_scope"`
 	IPv6AddressScope      *string  `json:"ipv6_address_scope"`
 	L2Adjacency           bool     `json:"l2_adjacency"`
+	// DNSDomain is the domain nsnet's DNS server answers instance names
+	// in on this network (Neutron's dns-domain-for-networks attribute);
+	// empty means DefaultDNSDomain.
+	DNSDomain string `json:"dns_domain"`
 	Standard
 }
 
@@ -134,7 +138,11 @@ type Port struct {
 	SecurityGroups      []string      `json:"security_groups"`
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	InterfaceName       string        `json:"nsnet:interface_name"`
-	StatusReason        string        `json:"nsnet:status_reason,omitempty"`
+	// DHCPClient makes nsnet plug the port into its instance with only its
+	// link (MAC, MTU, up): the instance configures its address and routes
+	// itself, by DHCP from the network's DHCP port.
+	DHCPClient   bool   `json:"nsnet:dhcp_client"`
+	StatusReason string `json:"nsnet:status_reason,omitempty"`
 	Standard
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	// Quotas are the default quota limits, by resource (see
 	// QuotaResources); missing ones take Neutron's defaults.
 	Quotas map[string]int
+	// HostID names this host in the device_id of DHCP ports
+	// (model.DHCPDeviceID).
+	HostID string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -47,6 +50,7 @@ type Service struct {
 	status      StatusSource
 	netnsPrefix string
 	quotas      map[string]int
+	hostID      string
 	now         func() time.Time
 }
 
@@ -57,7 +61,7 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{store: cfg.Store, status: cfg.Status, netnsPrefix: cfg.NetnsPrefix,
-		quotas: DefaultQuotas(cfg.Quotas), now: now}
+		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, now: now}
 }
 
 // Result is what a write returns: the resource as the API shows it and the

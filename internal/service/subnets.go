@@ -184,7 +184,10 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 			return err
 		}
 		sn.Touch(s.now())
-		return tx.Put(store.Subnets, sn.ID, sn.Subnet)
+		if err := tx.Put(store.Subnets, sn.ID, sn.Subnet); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
 		return Result[model.Subnet]{}, err
@@ -292,7 +295,10 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 			return err
 		}
 		sn.Touch(s.now())
-		return tx.Put(store.Subnets, id, sn.Subnet)
+		if err := tx.Put(store.Subnets, id, sn.Subnet); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
 		return Result[model.Subnet]{}, err
@@ -335,6 +341,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 			return err
 		}
 		for _, p := range ports {
+			if p.DeviceOwner == model.DeviceOwnerDHCP {
+				continue // syncDHCPPort releases its address
+			}
 			for _, ip := range p.FixedIPs {
 				if ip.SubnetID == id {
 					return conflict("SubnetInUse",
@@ -342,7 +351,10 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 				}
 			}
 		}
-		return tx.Delete(store.Subnets, id)
+		if err := tx.Delete(store.Subnets, id); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 }
 
