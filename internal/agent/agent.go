@@ -27,6 +27,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -94,8 +95,12 @@ type Agent struct {
 	good  map[key]bool
 	// nat holds the open nft tables of routers.
 	nat natTables
-	// servers are the networks' DHCP servers.
+	// servers are the networks' DHCP, DNS and metadata servers.
 	servers networkServerSet
+	// metadata is the metadata service; metaListeners its listeners in
+	// router namespaces.
+	metadata      *metadata.Service
+	metaListeners metadataListeners
 }
 
 // Health is the agent's state for the status endpoint.
@@ -137,17 +142,19 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	return &Agent{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		markerHost:  cmp.Or(cfg.HostNetns, dataplane.HostRoot),
-		statuses:    map[key]status{},
-		converged:   -1,
-		convergedCh: make(chan struct{}),
-		health:      Health{Managed: map[string]int{}, Errors: []string{}},
-		tried:       map[key]any{},
-		good:        map[key]bool{},
-		nat:         natTables{m: map[string]*routerNAT{}},
-		servers:     networkServerSet{m: map[string]*networkServers{}},
+		cfg:           cfg,
+		log:           cfg.Logger,
+		markerHost:    cmp.Or(cfg.HostNetns, dataplane.HostRoot),
+		statuses:      map[key]status{},
+		converged:     -1,
+		convergedCh:   make(chan struct{}),
+		health:        Health{Managed: map[string]int{}, Errors: []string{}},
+		tried:         map[key]any{},
+		good:          map[key]bool{},
+		nat:           natTables{m: map[string]*routerNAT{}},
+		servers:       networkServerSet{m: map[string]*networkServers{}},
+		metadata:      metadata.NewService(cfg.Logger.With("component", "metadata")),
+		metaListeners: metadataListeners{m: map[string]*routerListener{}},
 	}, nil
 }
 
@@ -162,6 +169,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.host.Close() }()
 	defer a.nat.closeAll()
 	defer a.servers.closeAll()
+	defer a.metaListeners.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -101,6 +102,8 @@ type desired struct {
 	dhcp      map[string]dhcpSpec // by network id
 	// services are the servers' configurations, by network id.
 	services map[string]networkService
+	// metadata is who is who for the metadata service.
+	metadata metadata.Directory
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -281,6 +284,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		d.instances[id] = inst
 	}
 	addDHCP(d, s, prefix, host, networks, subnets)
+	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)
 	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
 	return d

@@ -50,6 +50,14 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 	for _, inst := range s.instances {
 		instances[inst.ID] = inst
 	}
+	routed := map[string]bool{} // subnets a router serves
+	for _, p := range s.ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface {
+			for _, ip := range p.FixedIPs {
+				routed[ip.SubnetID] = true
+			}
+		}
+	}
 	for _, p := range sortedBy(dhcpPorts, func(p model.Port) string { return p.ID }) {
 		k := key{store.Ports, p.ID}
 		n, ok := networks[p.NetworkID]
@@ -67,11 +75,8 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 			d.fixed[k] = status{model.StatusError, err.Error()}
 			continue
 		}
-		spec := dhcpSpec{Netns: model.DHCPNetns(prefix, n.ID), Marker: dataplane.DHCPMarker(n.ID, host), PortID: p.ID}
-		d.dhcp[n.ID] = spec
-		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
 		svc := networkService{
-			DHCP: dhcpConfig(n, p, byNetwork[n.ID], subnets, instances),
+			DHCP: dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
 			DNS:  dnsZone(n, byNetwork[n.ID], subnets, instances),
 		}
 		for _, a := range veth.Addrs {
@@ -79,14 +84,22 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 				svc.Listen = append(svc.Listen, a.Addr())
 			}
 		}
+		// The metadata service's address, for the subnets no router
+		// serves.
+		veth.Addrs = append(veth.Addrs, dhcpMetadataAddr)
+		spec := dhcpSpec{Netns: model.DHCPNetns(prefix, n.ID), Marker: dataplane.DHCPMarker(n.ID, host), PortID: p.ID}
+		d.dhcp[n.ID] = spec
+		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
 		d.services[n.ID] = svc
 	}
 }
 
 // dhcpConfig is the DHCP server's view of network n, served from port
 // dhcpPort: one subnet per address of the port, and a static lease for
-// every other port with an address on one of them.
-func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance) *dhcp.Config {
+// every other port with an address on one of them. Subnets that no router
+// serves (routed lacks them) get a host route to the metadata service
+// through the DHCP port.
+func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) *dhcp.Config {
 	cfg := &dhcp.Config{Hosts: map[string]dhcp.Host{}}
 	index := map[string]int{} // subnet id → index in cfg.Subnets
 	for _, ip := range dhcpPort.FixedIPs {
@@ -112,6 +125,10 @@ func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnet
 			if r, err := parseRoute(hr.Destination, hr.NextHop); err == nil {
 				sub.Routes = append(sub.Routes, dhcp.Route{Dst: r.Dst, Gw: r.Gw})
 			}
+		}
+		if !routed[sn.ID] {
+			r := metadataRoute(server)
+			sub.Routes = append(sub.Routes, dhcp.Route{Dst: r.Dst, Gw: r.Gw})
 		}
 		index[sn.ID] = len(cfg.Subnets)
 		cfg.Subnets = append(cfg.Subnets, sub)

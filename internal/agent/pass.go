@@ -76,6 +76,8 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.removeUnwanted()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
+	// Who is who first: listeners may start answering in this pass.
+	a.metadata.SetDirectory(p.d.metadata)
 	p.ensureRouters(ctx)
 	p.ensureDHCPs(ctx)
 	if err := ctx.Err(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -33,6 +34,7 @@ type networkServers struct {
 	ifindex int
 	dhcp    *dhcp.Server
 	dns     *nameserver.Server
+	meta    *metadata.Listener
 	// dnsAddrs are the addresses dns listens on.
 	dnsAddrs []netip.Addr
 }
@@ -85,6 +87,9 @@ func (n *networkServers) close() {
 	}
 	if n.dns != nil {
 		n.dns.Close()
+	}
+	if n.meta != nil {
+		n.meta.Close()
 	}
 }
 
@@ -167,6 +172,11 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 			cur.close()
 			return false, err
 		}
+		if cur.meta, err = p.a.metadata.Listen(vnetns.NsHandle(ns.Fd()), netip.AddrPortFrom(metadata.Addr, 80)); err != nil {
+			cur.close()
+			return false, err
+		}
+		cur.meta.SetNetworks(map[netip.Addr]string{{}: networkID})
 		p.a.servers.set(networkID, cur)
 		started = true
 	}

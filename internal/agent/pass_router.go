@@ -178,6 +178,9 @@ func (p *pass) ensureRouter(w routerWork) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("nat: %w", err))
 	}
+	if err := p.a.metaListeners.ensure(p.a.metadata, w.id, ns, routerMetadataNetworks(p.d, w.id)); err != nil {
+		errs = append(errs, fmt.Errorf("metadata: %w", err))
+	}
 	p.finishRouter(k, w, changed || c, errors.Join(errs...))
 }
 
@@ -263,6 +266,7 @@ func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespa
 	}
 	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
 	p.a.nat.close(id)
+	p.a.metaListeners.close(id)
 	if err := dataplane.DeleteRouterNetns(spec.Netns, no.Mark, p.links); err != nil {
 		return nil, false, err
 	}
@@ -376,6 +380,7 @@ func isEmpty(s nat.Spec) bool {
 func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 	return deletion{k, "namespace " + spec.Netns, func() (bool, error) {
 		p.a.nat.close(k.id)
+		p.a.metaListeners.close(k.id)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
 	}}

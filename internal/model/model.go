@@ -160,6 +160,12 @@ type Instance struct {
 	// InstanceNetnsName): the agent reads it from here rather than
 	// deriving it again.
 	Netns string `json:"netns"`
+	// UserData, Meta and SSHKeys are what the metadata service
+	// (169.254.169.254) gives the instance, as Nova's user_data,
+	// metadata and key pairs.
+	UserData string            `json:"user_data"`
+	Meta     map[string]string `json:"meta"`
+	SSHKeys  []string          `json:"ssh_keys"`
 	Standard
 }
 
