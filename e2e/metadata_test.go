@@ -15,7 +15,8 @@ import (
 // router's nft table redirects to the daemon's listener in the qrouter
 // namespace, seed 003's REDIRECT --to-ports 9697), and a network with no
 // router (the qdhcp namespace answers, through the host route DHCP pushes
-// to a dhclient). An address nsnet does not know, and odd paths, get 404.
+// to a dhclient, and nsnet installs for a static port). An address nsnet
+// does not know, and odd paths, get 404.
 func TestMetadata(t *testing.T) {
 	e := Start(t)
 	dir := t.TempDir()
@@ -131,5 +132,11 @@ func TestMetadata(t *testing.T) {
 	}
 	if raw, _ := body("c1", "/openstack/latest/meta_data.json"); !strings.Contains(raw, c1["id"].(string)) {
 		t.Errorf("c1 meta_data.json through the qdhcp namespace:\n%s", raw)
+	}
+	// A statically configured neighbour gets the same route from nsnet.
+	e.MustNsnet("instance", "create", "c2")
+	e.MustNsnet("port", "create", "c2-eth0", "--network", "isolated", "--device", "c2")
+	if name, code := body("c2", "/latest/meta-data/hostname"); code != "200" || name != "c2.nsnet.internal" {
+		t.Errorf("c2 hostname %s %q", code, name)
 	}
 }

@@ -272,10 +272,11 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		}
 		plugged[p.DeviceID] = append(plugged[p.DeviceID], p)
 	}
-	for instID, ports := range plugged {
-		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets)
-	}
 	dhcpAddrs := dhcpAddrsOf(s.ports)
+	metaRoutes := isolatedMetadataRoutes(dhcpAddrs, routedSubnets(s.ports))
+	for instID, ports := range plugged {
+		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, metaRoutes)
+	}
 	for id, inst := range d.instances {
 		ports := plugged[id]
 		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
@@ -294,7 +295,11 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 // decided per instance: the default route (per address family) goes out of
 // the first port, in interface order, that has a subnet with a gateway, and
 // a destination is routed out of one port only.
-func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) {
+//
+// A port on a subnet that no router serves also gets metaRoutes' route to
+// the metadata service through the subnet's DHCP port, the one a DHCP
+// client there would get.
+func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, metaRoutes map[string]dataplane.Route) {
 	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
 	type plan struct {
 		id       string
@@ -312,6 +317,12 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		if p.DHCPClient {
 			// The instance asks the network's DHCP server.
 			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil
+		} else {
+			for _, ip := range p.FixedIPs {
+				if r, ok := metaRoutes[ip.SubnetID]; ok {
+					veth.Routes = append(veth.Routes, r)
+				}
+			}
 		}
 		// Explicit host routes come first: like DHCP's classless static
 		// routes, they win over the gateway for the same destination.

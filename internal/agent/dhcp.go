@@ -50,14 +50,7 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 	for _, inst := range s.instances {
 		instances[inst.ID] = inst
 	}
-	routed := map[string]bool{} // subnets a router serves
-	for _, p := range s.ports {
-		if p.DeviceOwner == model.DeviceOwnerRouterInterface {
-			for _, ip := range p.FixedIPs {
-				routed[ip.SubnetID] = true
-			}
-		}
-	}
+	routed := routedSubnets(s.ports)
 	for _, p := range sortedBy(dhcpPorts, func(p model.Port) string { return p.ID }) {
 		k := key{store.Ports, p.ID}
 		n, ok := networks[p.NetworkID]
@@ -226,6 +219,31 @@ func resolvConf(ports []model.Port, networks map[string]model.Network, subnets m
 
 // resolvConfMark starts every resolv.conf nsnet writes.
 const resolvConfMark = "# written by nsnet"
+
+// routedSubnets are the subnets a router interface serves.
+func routedSubnets(ports []model.Port) map[string]bool {
+	routed := map[string]bool{}
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface {
+			for _, ip := range p.FixedIPs {
+				routed[ip.SubnetID] = true
+			}
+		}
+	}
+	return routed
+}
+
+// isolatedMetadataRoutes are, by subnet, the routes to the metadata
+// service through the DHCP port of each DHCP subnet no router serves.
+func isolatedMetadataRoutes(dhcpAddrs map[string]string, routed map[string]bool) map[string]dataplane.Route {
+	out := map[string]dataplane.Route{}
+	for sn, a := range dhcpAddrs {
+		if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() && !routed[sn] {
+			out[sn] = metadataRoute(addr)
+		}
+	}
+	return out
+}
 
 // dhcpAddrsOf maps each subnet to its DHCP port's address there.
 func dhcpAddrsOf(ports []model.Port) map[string]string {

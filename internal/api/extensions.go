@@ -32,6 +32,7 @@ var extensions = []extension{
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00", []string{}},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2018-04-17T10:00:00-00:00", []string{}},
 	{"nsnet-instances", "nsnet instances", "Instances are named network namespaces; a port whose device_id is an instance id is plugged into it as a veth (nsnet:interface_name names it).", "2026-11-23T00:00:00-00:00", []string{}},
+	{"nsnet-network-services", "nsnet DHCP, DNS and metadata", "Each network with a DHCP subnet has a network:dhcp port in a qdhcp-<id> namespace where nsnet serves DHCP (static leases) and DNS for its ports' names in the network's dns_domain; ports with nsnet:dhcp_client get their link only; instances' user_data, meta and ssh_keys are served at 169.254.169.254.", "2026-11-23T00:00:00-00:00", []string{}},
 	{"nsnet-wait", "nsnet wait for programming", "A write with header X-Nsnet-Wait: <duration> is answered once the agent has programmed it (X-Nsnet-Converged tells whether it had).", "2026-11-23T00:00:00-00:00", []string{}},
 }
 
