@@ -18,7 +18,8 @@ echo "==> go test"
 go test -count=1 -p 2 -timeout 20m "$@" ./...
 if [ $# -eq 0 ]; then
   echo "==> fuzz (bounded)"
-  # The DHCP packet handler must survive any datagram; the seed corpus is
-  # in the test (f.Add) and new finds land in testdata/fuzz.
+  # The DHCP and DNS handlers must survive any datagram; the seed corpora
+  # are in the tests (f.Add) and new finds land in testdata/fuzz.
   go test -run '^$' -fuzz '^FuzzReply$' -fuzztime 10s ./internal/dhcp
+  go test -run '^$' -fuzz '^FuzzAnswer$' -fuzztime 10s ./internal/nameserver
 fi

@@ -96,11 +96,11 @@ type Agent struct {
 	// nat holds the open nft tables of routers.
 	nat natTables
 	// servers are the networks' DHCP, DNS and metadata servers.
-	servers networkServerSet
+	servers closers[*networkServers]
 	// metadata is the metadata service; metaListeners its listeners in
 	// router namespaces.
 	metadata      *metadata.Service
-	metaListeners metadataListeners
+	metaListeners closers[*routerListener]
 }
 
 // Health is the agent's state for the status endpoint.
@@ -142,19 +142,17 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	return &Agent{
-		cfg:           cfg,
-		log:           cfg.Logger,
-		markerHost:    cmp.Or(cfg.HostNetns, dataplane.HostRoot),
-		statuses:      map[key]status{},
-		converged:     -1,
-		convergedCh:   make(chan struct{}),
-		health:        Health{Managed: map[string]int{}, Errors: []string{}},
-		tried:         map[key]any{},
-		good:          map[key]bool{},
-		nat:           natTables{m: map[string]*routerNAT{}},
-		servers:       networkServerSet{m: map[string]*networkServers{}},
-		metadata:      metadata.NewService(cfg.Logger.With("component", "metadata")),
-		metaListeners: metadataListeners{m: map[string]*routerListener{}},
+		cfg:         cfg,
+		log:         cfg.Logger,
+		markerHost:  cmp.Or(cfg.HostNetns, dataplane.HostRoot),
+		statuses:    map[key]status{},
+		converged:   -1,
+		convergedCh: make(chan struct{}),
+		health:      Health{Managed: map[string]int{}, Errors: []string{}},
+		tried:       map[key]any{},
+		good:        map[key]bool{},
+		nat:         natTables{m: map[string]*routerNAT{}},
+		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 	}, nil
 }
 

@@ -168,23 +168,14 @@ func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subne
 // Neutron's host-<address>.
 func hostnameOf(p model.Port, addr netip.Addr, instances map[string]model.Instance) string {
 	if p.DeviceOwner == model.DeviceOwnerCompute {
-		if inst, ok := instances[p.DeviceID]; ok && isDNSLabel(inst.Name) {
+		if inst, ok := instances[p.DeviceID]; ok && model.CheckDNSLabel(inst.Name) == nil {
 			return strings.ToLower(inst.Name)
 		}
 	}
-	if isDNSLabel(p.Name) {
+	if model.CheckDNSLabel(p.Name) == nil {
 		return strings.ToLower(p.Name)
 	}
 	return "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(addr.String())
-}
-
-func isDNSLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	return !strings.ContainsFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
-	})
 }
 
 // resolvConf is the resolv.conf of an instance whose ports are ports (in

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 
 	vnetns "github.com/vishvananda/netns"
 
@@ -121,61 +120,33 @@ func routerMetadataNetworks(d *desired, routerID string) map[netip.Addr]string {
 	return out
 }
 
-// metadataListeners are the listeners in router namespaces, by router id.
-type metadataListeners struct {
-	mu sync.Mutex
-	m  map[string]*routerListener
-}
-
+// routerListener is the metadata listener in a router's namespace.
 type routerListener struct {
-	ino uint64
+	ino uint64 // the namespace it is in
 	l   *metadata.Listener
 }
 
-// ensure makes router id's listener run in ns, and tells it its networks.
-func (ml *metadataListeners) ensure(svc *metadata.Service, id string, ns *dataplane.Namespace, networks map[netip.Addr]string) error {
+func (r *routerListener) close() { r.l.Close() }
+
+// ensureMetadataListener makes router id's metadata listener run in ns,
+// and tells it its networks.
+func (p *pass) ensureMetadataListener(id string, ns *dataplane.Namespace) error {
 	ino, err := netns.Inode(ns.Name)
 	if err != nil {
 		return err
 	}
-	ml.mu.Lock()
-	cur := ml.m[id]
-	ml.mu.Unlock()
-	if cur == nil || cur.ino != ino {
-		ml.close(id)
-		l, err := svc.Listen(vnetns.NsHandle(ns.Fd()), netip.AddrPortFrom(netip.IPv4Unspecified(), nat.MetadataPort))
+	cur, ok := p.a.metaListeners.get(id)
+	if !ok || cur.ino != ino {
+		p.a.metaListeners.close(id)
+		l, err := p.a.metadata.Listen(vnetns.NsHandle(ns.Fd()), netip.AddrPortFrom(netip.IPv4Unspecified(), nat.MetadataPort))
 		if err != nil {
 			return err
 		}
 		cur = &routerListener{ino: ino, l: l}
-		ml.mu.Lock()
-		ml.m[id] = cur
-		ml.mu.Unlock()
+		p.a.metaListeners.set(id, cur)
 	}
-	cur.l.SetNetworks(networks)
+	cur.l.SetNetworks(routerMetadataNetworks(p.d, id))
 	return nil
-}
-
-// close stops router id's listener, if any: its socket would keep a
-// deleted namespace alive.
-func (ml *metadataListeners) close(id string) {
-	ml.mu.Lock()
-	cur := ml.m[id]
-	delete(ml.m, id)
-	ml.mu.Unlock()
-	if cur != nil {
-		cur.l.Close()
-	}
-}
-
-func (ml *metadataListeners) closeAll() {
-	ml.mu.Lock()
-	all := ml.m
-	ml.m = map[string]*routerListener{}
-	ml.mu.Unlock()
-	for _, cur := range all {
-		cur.l.Close()
-	}
 }
 
 // dhcpMetadataAddr is the metadata address on a DHCP port.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 
 	vnetns "github.com/vishvananda/netns"
@@ -19,13 +18,6 @@ import (
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
-
-// networkServerSet is the daemon's per-network servers, by network id, each with
-// its socket in the network's qdhcp namespace.
-type networkServerSet struct {
-	mu sync.Mutex
-	m  map[string]*networkServers
-}
 
 // networkServers are the servers of one network, and where their sockets
 // are: a namespace replaced or an interface recreated needs new sockets.
@@ -45,40 +37,6 @@ func (n *networkServers) configure(svc networkService, leaseTime time.Duration) 
 	cfg.LeaseTime = leaseTime
 	n.dhcp.SetConfig(&cfg)
 	n.dns.SetZone(svc.DNS)
-}
-
-func (s *networkServerSet) get(id string) *networkServers {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[id]
-}
-
-func (s *networkServerSet) set(id string, n *networkServers) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[id] = n
-}
-
-// close stops network id's servers, if running: their sockets would keep
-// a deleted namespace alive.
-func (s *networkServerSet) close(id string) {
-	s.mu.Lock()
-	n := s.m[id]
-	delete(s.m, id)
-	s.mu.Unlock()
-	if n != nil {
-		n.close()
-	}
-}
-
-func (s *networkServerSet) closeAll() {
-	s.mu.Lock()
-	all := s.m
-	s.m = map[string]*networkServers{}
-	s.mu.Unlock()
-	for _, n := range all {
-		n.close()
-	}
 }
 
 func (n *networkServers) close() {
@@ -101,7 +59,7 @@ func (p *pass) ensureDHCPs(ctx context.Context) {
 	for _, id := range sortedKeys(p.d.dhcp) {
 		spec := p.d.dhcp[id]
 		k, pk := key{dhcpKind, id}, key{store.Ports, spec.PortID}
-		if srv := p.a.servers.get(id); srv != nil && !p.needs(k, spec) && !p.needs(pk, p.d.ports[spec.PortID]) {
+		if srv, ok := p.a.servers.get(id); ok && !p.needs(k, spec) && !p.needs(pk, p.d.ports[spec.PortID]) {
 			srv.configure(p.d.services[id], p.a.cfg.DHCPLeaseTime)
 			continue
 		}
@@ -160,8 +118,8 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 		return false, err
 	}
 	svc := p.d.services[networkID]
-	cur := p.a.servers.get(networkID)
-	if cur == nil || cur.ino != ino || cur.ifindex != ifindex || !slices.Equal(cur.dnsAddrs, svc.Listen) {
+	cur, ok := p.a.servers.get(networkID)
+	if !ok || cur.ino != ino || cur.ifindex != ifindex || !slices.Equal(cur.dnsAddrs, svc.Listen) {
 		p.a.servers.close(networkID)
 		log := p.a.log.With("network", networkID)
 		cur = &networkServers{ino: ino, ifindex: ifindex, dnsAddrs: svc.Listen}

@@ -178,7 +178,7 @@ func (p *pass) ensureRouter(w routerWork) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("nat: %w", err))
 	}
-	if err := p.a.metaListeners.ensure(p.a.metadata, w.id, ns, routerMetadataNetworks(p.d, w.id)); err != nil {
+	if err := p.ensureMetadataListener(w.id, ns); err != nil {
 		errs = append(errs, fmt.Errorf("metadata: %w", err))
 	}
 	p.finishRouter(k, w, changed || c, errors.Join(errs...))

@@ -1,9 +1,6 @@
 package dataplane
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // A network's DHCP namespace (<prefix>qdhcp-<network id>) is made and
 // marked like a router's, by the alias of its lo, and holds one veth port:
@@ -15,23 +12,12 @@ const dhcpMarkerPrefix = aliasPrefix + "dhcp:"
 // DHCPMarker is the alias of lo in the DHCP namespace of network id, made
 // by the agent whose host namespace is host ("" is the root one).
 func DHCPMarker(networkID, host string) string {
-	if host == "" {
-		host = HostRoot
-	}
-	return dhcpMarkerPrefix + networkID + ":host:" + host
+	return makeMarker(dhcpMarkerPrefix, networkID, host)
 }
 
 // ParseDHCPMarker is the inverse of DHCPMarker.
 func ParseDHCPMarker(marker string) (networkID, host string, ok bool) {
-	rest, ok := strings.CutPrefix(marker, dhcpMarkerPrefix)
-	if !ok {
-		return "", "", false
-	}
-	networkID, host, ok = strings.Cut(rest, ":host:")
-	if !ok || networkID == "" || host == "" {
-		return "", "", false
-	}
-	return networkID, host, true
+	return parseMarker(dhcpMarkerPrefix, marker)
 }
 
 // EnsureDHCPNetns makes the named DHCP namespace exist, marked with marker

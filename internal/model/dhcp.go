@@ -1,6 +1,9 @@
 package model
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // DeviceOwnerDHCP is the device_owner of a network's DHCP port, as in
 // Neutron: the port nsnet's DHCP and DNS servers (and, on a network with no
@@ -38,4 +41,23 @@ func DNSDomain(n Network) string {
 		d += "."
 	}
 	return d
+}
+
+// CheckDNSLabel checks that label is one DNS label (RFC 1123): 1 to 63
+// letters, digits and hyphens, not starting or ending with a hyphen.
+func CheckDNSLabel(label string) error {
+	switch {
+	case label == "":
+		return fmt.Errorf("empty label")
+	case len(label) > 63:
+		return fmt.Errorf("label '%s' is longer than 63 characters", label)
+	case label[0] == '-' || label[len(label)-1] == '-':
+		return fmt.Errorf("label '%s' starts or ends with a hyphen", label)
+	}
+	for _, r := range label {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("label '%s' has the character '%c'", label, r)
+		}
+	}
+	return nil
 }

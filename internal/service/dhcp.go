@@ -40,25 +40,8 @@ func checkDNSDomain(d string) error {
 		return fmt.Errorf("'%s' is not a valid domain name", d)
 	}
 	for _, label := range strings.Split(name, ".") {
-		if err := checkDNSLabel(label); err != nil {
+		if err := model.CheckDNSLabel(label); err != nil {
 			return fmt.Errorf("'%s' is not a valid domain name: %w", d, err)
-		}
-	}
-	return nil
-}
-
-func checkDNSLabel(label string) error {
-	switch {
-	case label == "":
-		return fmt.Errorf("empty label")
-	case len(label) > 63:
-		return fmt.Errorf("label '%s' is longer than 63 characters", label)
-	case label[0] == '-' || label[len(label)-1] == '-':
-		return fmt.Errorf("label '%s' starts or ends with a hyphen", label)
-	}
-	for _, r := range label {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
-			return fmt.Errorf("label '%s' has the character '%c'", label, r)
 		}
 	}
 	return nil
