@@ -103,6 +103,10 @@ func TestDHCPClients(t *testing.T) {
 			t.Errorf("dhclient's lease lacks %s:\n%s", want, leases)
 		}
 	}
+	// nsnet exec shows the instance its own resolv.conf, as ip netns exec.
+	if out, err := e.Nsnet("exec", "vm2", "--", "cat", "/etc/resolv.conf"); err != nil || out != resolvOf("vm2") {
+		t.Errorf("nsnet exec vm2 -- cat /etc/resolv.conf (%v):\n%s\nwant vm2's:\n%s", err, out, resolvOf("vm2"))
+	}
 	if b, _ := os.ReadFile("/etc/resolv.conf"); !bytes.Equal(b, hostResolv) {
 		t.Errorf("the machine's /etc/resolv.conf changed:\n%s", b)
 	}
