@@ -40,6 +40,7 @@
 //	    instance: red            # plugs the port into the instance
 //	    interface_name: eth0     # its name inside the instance
 //	    mac_address: fa:16:3e:00:00:10
+//	    dhcp_client: true        # the instance configures it by DHCP
 //	routers:
 //	  - name: r1
 //	    admin_state_up: true

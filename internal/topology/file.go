@@ -97,7 +97,10 @@ type Port struct {
 	MACAddress          string `yaml:"mac_address"`
 	AdminStateUp        *bool  `yaml:"admin_state_up"`
 	PortSecurityEnabled *bool  `yaml:"port_security_enabled"`
-	Line                int    `yaml:"-"`
+	// DHCPClient leaves the port's address to a DHCP client in the
+	// instance (nsnet:dhcp_client).
+	DHCPClient *bool `yaml:"dhcp_client"`
+	Line       int   `yaml:"-"`
 }
 
 // FixedIP asks for an address: a given one, one from a given subnet, or
