@@ -42,13 +42,19 @@ func TestDHCPClients(t *testing.T) {
 		t.Fatalf("qdhcp namespace addresses (%v):\n%s", err, links)
 	}
 
-	for _, vm := range []string{"vm1", "vm2"} {
-		e.MustNsnet("instance", "create", vm)
-		e.MustNsnet("port", "create", vm+"-eth0", "--network", "lab", "--device", vm, "--dhcp-client")
+	e.MustNsnet("instance", "create", "vm1")
+	e.MustNsnet("port", "create", "vm1-eth0", "--network", "lab", "--device", "vm1")
+	if out, _ := e.In("vm1", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "inet 10.40.0.2/24") {
+		t.Fatalf("a static port has no address:\n%s", out)
 	}
-	// nsnet left the address to DHCP.
-	if out, _ := e.In("vm1", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); strings.Contains(out, "inet ") {
-		t.Fatalf("a DHCP client port has an address before DHCP:\n%s", out)
+	e.MustNsnet("port", "set", "vm1-eth0", "--dhcp-client")
+	e.MustNsnet("instance", "create", "vm2")
+	e.MustNsnet("port", "create", "vm2-eth0", "--network", "lab", "--device", "vm2", "--dhcp-client")
+	// nsnet left the address to DHCP, and took back the one it had set.
+	for _, vm := range []string{"vm1", "vm2"} {
+		if out, _ := e.In(vm, "ip", "-4", "-o", "addr", "show", "dev", "eth0"); strings.Contains(out, "inet ") {
+			t.Fatalf("%s: a DHCP client port has an address before DHCP:\n%s", vm, out)
+		}
 	}
 	resolvOf := func(vm string) string {
 		b, _ := os.ReadFile(filepath.Join("/etc/netns", e.Netns(vm), "resolv.conf"))

@@ -394,6 +394,12 @@ func (p *pass) ensureInstance(w instanceWork) {
 			continue
 		}
 		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
+		if old, ok := p.a.tried[k].(portSpec); ok && err == nil && spec.Veth.DHCPClient && !old.Veth.DHCPClient {
+			// Static until now: the addresses nsnet set go, once.
+			var c bool
+			c, err = dataplane.DropPortAddrs(ns, spec.Veth.IfName, spec.Veth.Alias, old.Veth.Addrs)
+			changed = changed || c
+		}
 		ok := status{model.StatusActive, ""}
 		if !spec.Veth.Up {
 			ok = status{model.StatusDown, ""}
