@@ -155,6 +155,21 @@ func TestDHCPClients(t *testing.T) {
 		t.Errorf("dhclient was not refused its old address:\n%s", out)
 	}
 
+	// The servers are the daemon's: a restarted daemon serves again, in
+	// the same namespace, and renewals go on.
+	acks := func() int { return strings.Count(dhclient.output(), "DHCPACK of 10.40.0.50") }
+	e.Restart()
+	before := acks()
+	eventually(t, 15*time.Second, "dhclient renews with the restarted daemon", func() error {
+		if acks() == before {
+			return fmt.Errorf("dhclient output:\n%s", dhclient.output())
+		}
+		return nil
+	})
+	if out, err := e.In("vm2", "dig", "+time=2", "+tries=1", "+short", "vm1.nsnet.internal"); err != nil || strings.TrimSpace(out) != "10.40.0.50" {
+		t.Errorf("dig vm1 after the restart (%v): %q, want its new address", err, out)
+	}
+
 	// A deleted port's lease is refused: vm1's port goes, and a port
 	// with no address (so no lease) takes its place; dhclient, started
 	// again with its lease file, asks for the old address (INIT-REBOOT)
