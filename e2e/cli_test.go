@@ -83,8 +83,8 @@ func TestCLITopology(t *testing.T) {
 	// Deleting a port removes its veth pair and nothing else.
 	e.MustNsnet("port", "delete", "pb")
 	links := linksIn(e.HostNetns)
-	if len(links) != 2 { // the bridge and pa's tap
-		t.Errorf("after deleting pb the host has %v, want the bridge and one tap", links)
+	if len(links) != 3 { // the bridge, pa's tap and the DHCP port's
+		t.Errorf("after deleting pb the host has %v, want the bridge and two taps", links)
 	}
 	if out, _ := e.In("b", "ip", "-o", "link"); strings.Contains(out, "data0") {
 		t.Errorf("b still has data0:\n%s", out)

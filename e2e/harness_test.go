@@ -63,6 +63,7 @@ type Env struct {
 	Token     string // the admin's token on Endpoint
 	Tokens    string // the tokens file, when started WithTokens
 	args      []string
+	extra     []string // WithDaemonArgs
 	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
 	logs      syncBuffer
@@ -121,6 +122,11 @@ func WithKeystone(addr, url, user, password, project string) option {
 	}
 }
 
+// WithDaemonArgs adds flags to the daemon's command line.
+func WithDaemonArgs(args ...string) option {
+	return func(e *Env) { e.extra = append(e.extra, args...) }
+}
+
 // Start runs a daemon for t and registers its teardown and leak check.
 func Start(t *testing.T, opts ...option) *Env {
 	t.Helper()
@@ -144,7 +150,7 @@ func Start(t *testing.T, opts ...option) *Env {
 		}
 		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--token-file", tokenFile)
 	}
-	e.args = args
+	e.args = append(args, e.extra...)
 	e.startDaemon()
 	t.Cleanup(e.teardown)
 	return e
@@ -317,6 +323,9 @@ func (e *Env) teardown() {
 		key := strings.ReplaceAll(path.Base(collection), "-", "_")
 		items, _ := body[key].([]any)
 		for _, it := range items {
+			if it.(map[string]any)["device_owner"] == "network:dhcp" {
+				continue // goes with DHCP on its network's subnets
+			}
 			id := it.(map[string]any)["id"].(string)
 			if status, resp := e.API("DELETE", "/v2.0/"+collection+"/"+id, nil); status != 204 {
 				t.Errorf("teardown: delete %s %s: %d %v", collection, id, status, resp)

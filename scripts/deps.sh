@@ -23,6 +23,10 @@ NSNET_PACKAGES=(
   keystone-manage:keystone
   uwsgi_python3:uwsgi-plugin-python3
   iperf3:iperf3
+  dhclient:isc-dhcp-client
+  udhcpc:udhcpc
+  dig:bind9-dnsutils
+  dnsmasq:dnsmasq-base
 )
 
 ensure_packages() {

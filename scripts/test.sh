@@ -21,7 +21,7 @@ go test -count=1 -p 2 -timeout 20m "$@" ./...
 # the plain `go test` above already ran). NSNET_FUZZTIME=0 skips this.
 fuzztime="${NSNET_FUZZTIME:-10s}"
 if [[ $# -eq 0 && "$fuzztime" != 0 ]]; then
-	for target in internal/api:FuzzWrites internal/ipam:FuzzPools internal/topology:FuzzParse; do
+	for target in internal/api:FuzzWrites internal/ipam:FuzzPools internal/topology:FuzzParse internal/dhcp:FuzzReply internal/nameserver:FuzzAnswer; do
 		echo "==> fuzz ${target#*:} for $fuzztime"
 		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
 	done

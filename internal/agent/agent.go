@@ -34,6 +34,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -52,7 +54,13 @@ type Config struct {
 	// ResyncInterval is the period of full passes, which re-read the whole
 	// kernel state and repair drift; default 30s.
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
+	// DHCPLeaseTime is the lease time DHCP clients are given; default
+	// dhcp.DefaultLeaseTime.
+	DHCPLeaseTime time.Duration
+	// DNSUpstreams are the resolvers (address:port) the networks' DNS
+	// servers forward other names to; none: they answer REFUSED.
+	DNSUpstreams []string
+	Logger       *slog.Logger
 }
 
 // Defaults.
@@ -108,6 +116,12 @@ type Agent struct {
 	hostNATErr     string
 	// firewall is the host's security group tables.
 	firewall hostFirewall
+	// servers are the networks' DHCP, DNS and metadata servers.
+	servers closers[*networkServers]
+	// metadata is the metadata service; metaListeners its listeners in
+	// router namespaces.
+	metadata      *metadata.Service
+	metaListeners closers[*routerListener]
 }
 
 // Health is the agent's state for the status endpoint.
@@ -140,6 +154,9 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.DHCPLeaseTime <= 0 {
+		cfg.DHCPLeaseTime = dhcp.DefaultLeaseTime
+	}
 	if cfg.HostNetns != "" {
 		if err := netns.Create(cfg.HostNetns); err != nil {
 			return nil, fmt.Errorf("host namespace: %w", err)
@@ -157,6 +174,7 @@ func New(cfg Config) (*Agent, error) {
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
+		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 	}, nil
 }
 
@@ -171,6 +189,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer func() { a.host.Close(); a.hostDrift.Close() }()
 	defer a.nat.closeAll()
 	defer a.firewall.close()
+	defer a.servers.closeAll()
+	defer a.metaListeners.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

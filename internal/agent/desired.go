@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/store"
@@ -44,6 +45,12 @@ type instanceSpec struct {
 	Name   string
 	Netns  string
 	Marker string
+	// ResolvConf is the content of the instance's
+	// /etc/netns/<netns>/resolv.conf. When DHCPClient is set, a DHCP
+	// client in the instance owns the file once it exists, and nsnet
+	// only creates it.
+	ResolvConf string
+	DHCPClient bool
 }
 
 // portSpec is what the kernel must have for a plugged port. It holds
@@ -61,6 +68,8 @@ type portSpec struct {
 	Veth       dataplane.PortSpec
 	Gateway    bool
 	Floating   []netip.Addr
+	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
+	DHCP bool
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -77,17 +86,20 @@ func sameSpec(a, b any) bool {
 	case portSpec:
 		b, ok := b.(portSpec)
 		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
+			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
 	case routerSpec:
 		b, ok := b.(routerSpec)
 		return ok && sameRouter(a, b)
+	case dhcpSpec:
+		b, ok := b.(dhcpSpec)
+		return ok && a == b
 	}
 	return false
 }
 
 func sameVeth(a, b dataplane.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -99,6 +111,11 @@ type desired struct {
 	ports     map[string]portSpec // plugged ports only
 	routers   map[string]routerSpec
 	hostNAT   hostNATSpec
+	dhcp      map[string]dhcpSpec // by network id
+	// services are the servers' configurations, by network id.
+	services map[string]networkService
+	// metadata is who is who for the metadata service.
+	metadata metadata.Directory
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -232,6 +249,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
 		routers:   map[string]routerSpec{},
+		dhcp:      map[string]dhcpSpec{},
+		services:  map[string]networkService{},
 		fixed:     map[key]status{},
 	}
 	subnets, subnetsOf := map[string]model.Subnet{}, map[string][]model.Subnet{}
@@ -284,8 +303,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	plugged := map[string][]model.Port{} // by instance
 	for _, p := range s.ports {
 		k := key{store.Ports, p.ID}
-		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway {
-			continue // addRouters decides
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway || p.DeviceOwner == model.DeviceOwnerDHCP {
+			continue // addRouters and addDHCP decide
 		}
 		if _, ok := d.instances[p.DeviceID]; !ok || p.DeviceOwner != model.DeviceOwnerCompute {
 			d.fixed[k] = status{model.StatusDown, ""}
@@ -293,9 +312,20 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		}
 		plugged[p.DeviceID] = append(plugged[p.DeviceID], p)
 	}
+	dhcpAddrs := dhcpAddrsOf(s.ports)
+	metaRoutes := isolatedMetadataRoutes(dhcpAddrs, routedSubnets(s.ports))
 	for instID, ports := range plugged {
-		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets)
+		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, metaRoutes)
 	}
+	for id, inst := range d.instances {
+		ports := plugged[id]
+		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+		inst.ResolvConf = resolvConf(ports, networks, subnets, dhcpAddrs)
+		inst.DHCPClient = slices.ContainsFunc(ports, func(p model.Port) bool { return p.DHCPClient })
+		d.instances[id] = inst
+	}
+	addDHCP(d, s, prefix, host, networks, subnets)
+	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)
 	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
 	return d
@@ -305,7 +335,11 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 // decided per instance: the default route (per address family) goes out of
 // the first port, in interface order, that has a subnet with a gateway, and
 // a destination is routed out of one port only.
-func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) {
+//
+// A port on a subnet that no router serves also gets metaRoutes' route to
+// the metadata service through the subnet's DHCP port, the one a DHCP
+// client there would get.
+func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, metaRoutes map[string]dataplane.Route) {
 	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
 	type plan struct {
 		id       string
@@ -319,6 +353,16 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		if err != nil {
 			d.fixed[key{store.Ports, p.ID}] = status{model.StatusError, err.Error()}
 			continue
+		}
+		if p.DHCPClient {
+			// The instance asks the network's DHCP server.
+			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil
+		} else {
+			for _, ip := range p.FixedIPs {
+				if r, ok := metaRoutes[ip.SubnetID]; ok {
+					veth.Routes = append(veth.Routes, r)
+				}
+			}
 		}
 		// Explicit host routes come first: like DHCP's classless static
 		// routes, they win over the gateway for the same destination.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -82,8 +83,11 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.ensureHostNAT()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
+	// Who is who first: listeners may start answering in this pass.
+	a.metadata.SetDirectory(p.d.metadata)
 	p.ensureRouters(ctx)
 	p.ensureFirewall(snap)
+	p.ensureDHCPs(ctx)
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -165,7 +169,7 @@ func (p *pass) removeUnwanted() {
 		dels = append(dels, p.leftovers()...)
 	}
 	seen := map[string]bool{}
-	for _, kind := range []store.Kind{store.Routers, store.Instances, store.Ports, store.Networks} {
+	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Instances, store.Ports, store.Networks} {
 		var jobs []func()
 		for _, d := range dels {
 			if d.k.kind != kind || seen[d.what] {
@@ -203,6 +207,10 @@ func (p *pass) gone() []deletion {
 			if cur, ok := p.d.routers[k.id]; !ok || cur.Netns != s.Netns {
 				dels = append(dels, p.routerDeletion(k, s))
 			}
+		case dhcpSpec:
+			if cur, ok := p.d.dhcp[k.id]; !ok || cur.Netns != s.Netns {
+				dels = append(dels, p.dhcpDeletion(k, s))
+			}
 		}
 	}
 	return dels
@@ -215,6 +223,11 @@ func (p *pass) linkDeletion(k key, name, alias string) deletion {
 func (p *pass) namespaceDeletion(k key, name, marker string) deletion {
 	return deletion{k, "namespace " + name, func() (bool, error) {
 		err := dataplane.DeleteInstanceNetns(name, marker, p.links)
+		if err == nil {
+			// The instance's resolv.conf and anything else of its
+			// own under /etc/netns go with it.
+			err = netns.RemoveEtc(name)
+		}
 		return err == nil, err
 	}}
 }
@@ -258,6 +271,9 @@ func (p *pass) leftoverNamespaces() []deletion {
 	for _, r := range p.d.routers {
 		wanted[r.Netns] = true
 	}
+	for _, s := range p.d.dhcp {
+		wanted[s.Netns] = true
+	}
 	var dels []deletion
 	for _, name := range names {
 		if wanted[name] || !strings.HasPrefix(name, p.a.cfg.NetnsPrefix) {
@@ -287,6 +303,9 @@ func (p *pass) leftoverNamespaces() []deletion {
 		}
 		if id, host, ok := dataplane.ParseRouterMarker(marker); ok && host == p.a.markerHost {
 			dels = append(dels, p.routerDeletion(key{store.Routers, id}, routerSpec{Netns: name, Marker: marker}))
+		}
+		if id, host, ok := dataplane.ParseDHCPMarker(marker); ok && host == p.a.markerHost {
+			dels = append(dels, p.dhcpDeletion(key{dhcpKind, id}, dhcpSpec{Netns: name, Marker: marker}))
 		}
 	}
 	return dels
@@ -369,6 +388,17 @@ func (p *pass) instanceWork() []instanceWork {
 // it open, and opening it verifies it is still nsnet's.
 func (p *pass) ensureInstance(w instanceWork) {
 	ns, changed, err := p.ensureNetns(w.spec)
+	if err == nil {
+		var c bool
+		c, err = netns.EnsureEtcFile(w.spec.Netns, "resolv.conf", w.spec.ResolvConf, func(cur []byte) bool {
+			// Once a DHCP client wrote it, the file is the client's.
+			return !w.spec.DHCPClient || bytes.HasPrefix(cur, []byte(resolvConfMark))
+		})
+		changed = changed || c
+		if err != nil {
+			ns.Close()
+		}
+	}
 	p.record(key{store.Instances, w.id}, w.spec, changed, err, status{model.StatusActive, ""})
 	if err != nil {
 		for _, id := range w.ports {
@@ -385,6 +415,12 @@ func (p *pass) ensureInstance(w instanceWork) {
 			continue
 		}
 		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
+		if old, ok := p.a.tried[k].(portSpec); ok && err == nil && spec.Veth.DHCPClient && !old.Veth.DHCPClient {
+			// Static until now: the addresses nsnet set go, once.
+			var c bool
+			c, err = dataplane.DropPortAddrs(ns, spec.Veth.IfName, spec.Veth.Alias, old.Veth.Addrs)
+			changed = changed || c
+		}
 		ok := status{model.StatusActive, ""}
 		if !spec.Veth.Up {
 			ok = status{model.StatusDown, ""}
@@ -455,6 +491,9 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	for id := range p.d.ports {
 		keep(key{store.Ports, id})
+	}
+	for id := range p.d.dhcp {
+		keep(key{dhcpKind, id})
 	}
 	for id, r := range p.d.routers {
 		keep(key{store.Routers, id})

@@ -184,6 +184,9 @@ func (p *pass) ensureRouter(w routerWork) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("nat: %w", err))
 	}
+	if err := p.ensureMetadataListener(w.id, ns); err != nil {
+		errs = append(errs, fmt.Errorf("metadata: %w", err))
+	}
 	p.finishRouter(k, w, changed || c, errors.Join(errs...))
 }
 
@@ -269,6 +272,7 @@ func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespa
 	}
 	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
 	p.a.nat.close(id)
+	p.a.metaListeners.close(id)
 	if err := dataplane.DeleteRouterNetns(spec.Netns, no.Mark, p.links); err != nil {
 		return nil, false, err
 	}
@@ -279,6 +283,9 @@ func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespa
 // ownMarker reports whether marker is one this agent puts on namespaces.
 func (p *pass) ownMarker(marker string) bool {
 	if _, host, ok := dataplane.ParseRouterMarker(marker); ok {
+		return host == p.a.markerHost
+	}
+	if _, host, ok := dataplane.ParseDHCPMarker(marker); ok {
 		return host == p.a.markerHost
 	}
 	_, host, ok := dataplane.ParseInstanceMarker(marker)
@@ -384,6 +391,7 @@ func isEmpty(s nat.Spec) bool {
 func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 	return deletion{k, "namespace " + spec.Netns, func() (bool, error) {
 		p.a.nat.close(k.id)
+		p.a.metaListeners.close(k.id)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
 	}}

@@ -237,7 +237,8 @@ func TestPortAllocation(t *testing.T) {
 	h := newHarness(t)
 	n := h.create("networks", "network", map[string]any{"name": "net"})
 	nid := n["id"].(string)
-	sn := h.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/29"})
+	// Without DHCP, so that no DHCP port takes an address.
+	sn := h.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/29", "enable_dhcp": false})
 	inst := h.create("instances", "instance", map[string]any{"name": "vm"})
 
 	p := h.create("ports", "port", map[string]any{"network_id": nid, "device_id": inst["id"]})
@@ -273,7 +274,7 @@ func TestPortAllocation(t *testing.T) {
 func TestConcurrentPortCreatesNeverShareAnAddress(t *testing.T) {
 	h := newHarness(t)
 	n := h.create("networks", "network", map[string]any{"name": "net"})
-	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/26"})
+	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/26", "enable_dhcp": false})
 	const workers = 80 // more than the 61 free addresses
 	var wg sync.WaitGroup
 	results := make([]response, workers)
@@ -376,5 +377,68 @@ func TestTokenAuthentication(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("version document needs no token, got %d", resp.StatusCode)
+	}
+}
+
+// TestDHCPPort: a network gets one DHCP port while a subnet of it serves
+// DHCP, with an address from the end of each DHCP subnet's pools; the port
+// goes with DHCP, cannot be deleted on its own, and a subnet that has no
+// address left for it cannot enable DHCP.
+func TestDHCPPort(t *testing.T) {
+	h := newHarness(t)
+	nid := h.create("networks", "network", map[string]any{"name": "net"})["id"].(string)
+	sn := h.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.0.0/24"})
+	dhcpPorts := func() []any {
+		r := h.do("GET", "/v2.0/ports?device_owner=network:dhcp&network_id="+nid, nil)
+		return r.body["ports"].([]any)
+	}
+	ports := dhcpPorts()
+	if len(ports) != 1 {
+		t.Fatalf("DHCP ports %v, want one", ports)
+	}
+	p := ports[0].(map[string]any)
+	ips := p["fixed_ips"].([]any)
+	if len(ips) != 1 || ips[0].(map[string]any)["ip_address"] != "10.0.0.254" {
+		t.Errorf("DHCP port fixed_ips %v, want 10.0.0.254", ips)
+	}
+	if id := p["device_id"].(string); !strings.HasPrefix(id, "dhcp") || !strings.HasSuffix(id, "-"+nid) {
+		t.Errorf("device_id %q, want dhcp<host>-%s", id, nid)
+	}
+	// Instances still get addresses from the start.
+	inst := h.create("ports", "port", map[string]any{"network_id": nid})
+	if got := inst["fixed_ips"].([]any)[0].(map[string]any)["ip_address"]; got != "10.0.0.2" {
+		t.Errorf("first instance port got %v, want 10.0.0.2", got)
+	}
+	if r := h.do("DELETE", "/v2.0/ports/"+p["id"].(string), nil); r.status != 409 {
+		t.Errorf("delete DHCP port: %d, want 409", r.status)
+	}
+	// A second DHCP subnet gives the same port a second address.
+	h.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.1.0/24"})
+	if ips := dhcpPorts()[0].(map[string]any)["fixed_ips"].([]any); len(ips) != 2 {
+		t.Errorf("DHCP port on two subnets has %v", ips)
+	}
+	// Full pool: DHCP cannot be enabled, and nothing changes.
+	full := h.create("subnets", "subnet", map[string]any{"network_id": nid, "cidr": "10.0.2.0/24", "enable_dhcp": false,
+		"allocation_pools": []any{map[string]any{"start": "10.0.2.10", "end": "10.0.2.10"}}})
+	h.create("ports", "port", map[string]any{"network_id": nid, "fixed_ips": []any{map[string]any{"subnet_id": full["id"]}}})
+	r := h.do("PUT", "/v2.0/subnets/"+full["id"].(string), map[string]any{"subnet": map[string]any{"enable_dhcp": true}})
+	if typ, msg := neutronError(r); r.status != 409 || typ != "IpAddressGenerationFailure" || !strings.Contains(msg, "DHCP port") {
+		t.Errorf("enable_dhcp on a full subnet: %d %s %s", r.status, typ, msg)
+	}
+	if got := h.do("GET", "/v2.0/subnets/"+full["id"].(string), nil).body["subnet"].(map[string]any)["enable_dhcp"]; got != false {
+		t.Errorf("refused enable_dhcp left enable_dhcp=%v", got)
+	}
+	// DHCP off everywhere: the port goes.
+	for _, id := range []string{sn["id"].(string)} {
+		h.do("PUT", "/v2.0/subnets/"+id, map[string]any{"subnet": map[string]any{"enable_dhcp": false}})
+	}
+	if ips := dhcpPorts()[0].(map[string]any)["fixed_ips"].([]any); len(ips) != 1 || ips[0].(map[string]any)["ip_address"] != "10.0.1.254" {
+		t.Errorf("after disabling DHCP on the first subnet: %v", ips)
+	}
+	r = h.do("GET", "/v2.0/subnets?cidr=10.0.1.0/24", nil)
+	second := r.body["subnets"].([]any)[0].(map[string]any)["id"].(string)
+	h.do("PUT", "/v2.0/subnets/"+second, map[string]any{"subnet": map[string]any{"enable_dhcp": false}})
+	if ports := dhcpPorts(); len(ports) != 0 {
+		t.Errorf("DHCP ports with DHCP off everywhere: %v", ports)
 	}
 }

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,9 +63,13 @@ is fixed for the instance's life: it is part of the namespace's name. Names
 are unique within a project; two projects may each have a red. Plug ports
 into it with nsnet port create --device NAME.`,
 		Example: `  nsnet instance create red
-  nsnet exec red -- ip link`,
+  nsnet exec red -- ip link
+  nsnet instance create web --user-data cloud-init.yaml --property role=web --ssh-key ~/.ssh/id_ed25519.pub
+  nsnet exec web -- curl -s http://169.254.169.254/openstack/latest/meta_data.json`,
 		Args: exactArgs(1, "the new instance's name"),
 	}
+	var meta metadataFlags
+	meta.add(cmd)
 	cmd.Flags().StringVar(&description, "description", "", "free text")
 	addOutputFlag(cmd, &out)
 	addWaitFlags(cmd, &wait)
@@ -73,6 +80,9 @@ into it with nsnet port create --device NAME.`,
 		body := map[string]any{"name": args[0]}
 		if cmd.Flags().Changed("description") {
 			body["description"] = description
+		}
+		if err := meta.put(cmd, body); err != nil {
+			return err
 		}
 		c, err := a.client(cmd, wait)
 		if err != nil {
@@ -90,14 +100,20 @@ func (a *app) instanceSetCommand() *cobra.Command {
 	var wait waitFlags
 	var description string
 	cmd := &cobra.Command{
-		Use:   "set NAME|ID --description TEXT",
-		Short: "Change an instance's description",
-		Long: `Change an instance's description. Its name cannot change: it is the name of
-the namespace that its processes run in.`,
-		Example:           `  nsnet instance set red --description "web server"`,
+		Use:   "set NAME|ID [--description TEXT] [--user-data FILE] [--property K=V] [--ssh-key FILE]",
+		Short: "Change an instance's description or metadata",
+		Long: `Change an instance's description, or what the metadata service at
+169.254.169.254 gives it (user data, properties, SSH keys; each given flag
+replaces the whole field). Its name cannot change: it is the name of the
+namespace that its processes run in.`,
+		Example: `  nsnet instance set red --description "web server"
+  nsnet instance set red --property role=db --property tier=2
+  nsnet instance set red --user-data /dev/null`,
 		Args:              exactArgs(1, "one instance name or id"),
 		ValidArgsFunction: a.completeNames(client.Instances, 1),
 	}
+	var meta metadataFlags
+	meta.add(cmd)
 	cmd.Flags().StringVar(&description, "description", "", "free text")
 	addOutputFlag(cmd, &out)
 	addWaitFlags(cmd, &wait)
@@ -105,7 +121,14 @@ the namespace that its processes run in.`,
 		if err := out.check(cmd); err != nil {
 			return err
 		}
-		if !cmd.Flags().Changed("description") {
+		body := map[string]any{}
+		if cmd.Flags().Changed("description") {
+			body["description"] = description
+		}
+		if err := meta.put(cmd, body); err != nil {
+			return err
+		}
+		if len(body) == 0 {
 			return usageError{cmd, errNothingToSet}
 		}
 		c, err := a.client(cmd, wait)
@@ -116,10 +139,60 @@ the namespace that its processes run in.`,
 		if err != nil {
 			return err
 		}
-		body := map[string]any{"description": description}
 		return write(cmd, out, client.Instances, args[0], "updated", func() (json.RawMessage, client.Meta, error) {
 			return client.Update[json.RawMessage](cmd.Context(), c, client.Instances, id, body)
 		})
 	}
 	return cmd
+}
+
+// metadataFlags are what the metadata service gives an instance.
+type metadataFlags struct {
+	userData   string
+	properties []string
+	sshKeys    []string
+}
+
+func (f *metadataFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.userData, "user-data", "", "file whose content the instance reads at /openstack/latest/user_data")
+	fs.StringArrayVar(&f.properties, "property", nil, "KEY=VALUE in the instance's metadata \"meta\" (repeat for several)")
+	fs.StringArrayVar(&f.sshKeys, "ssh-key", nil, "file holding an SSH public key for the instance (repeat for several)")
+	_ = cmd.MarkFlagFilename("user-data")
+	_ = cmd.MarkFlagFilename("ssh-key")
+}
+
+// put adds the given flags to body.
+func (f *metadataFlags) put(cmd *cobra.Command, body map[string]any) error {
+	changed := cmd.Flags().Changed
+	if changed("user-data") {
+		b, err := os.ReadFile(f.userData)
+		if err != nil {
+			return fmt.Errorf("--user-data: %w", err)
+		}
+		body["user_data"] = string(b)
+	}
+	if changed("property") {
+		meta := map[string]string{}
+		for _, p := range f.properties {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok || k == "" {
+				return usagef(cmd, "--property %q: want KEY=VALUE", p)
+			}
+			meta[k] = v
+		}
+		body["meta"] = meta
+	}
+	if changed("ssh-key") {
+		keys := []string{}
+		for _, file := range f.sshKeys {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return fmt.Errorf("--ssh-key: %w", err)
+			}
+			keys = append(keys, strings.TrimSpace(string(b)))
+		}
+		body["ssh_keys"] = keys
+	}
+	return nil
 }

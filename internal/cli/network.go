@@ -56,12 +56,14 @@ type networkFlags struct {
 	description string
 	uplink      string
 	snatAddress string
+	dnsDomain   string
 }
 
 func (f *networkFlags) add(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.IntVar(&f.mtu, "mtu", 0, "MTU of the bridge and of every veth on it (default 1500)")
 	fs.StringVar(&f.description, "description", "", "free text")
+	fs.StringVar(&f.dnsDomain, "dns-domain", "", "domain of the instance names nsnet's DNS serves on the network (default nsnet.internal.)")
 	fs.Bool("share", false, "share the network with every project")
 	fs.Bool("no-share", false, "do not share the network")
 	fs.Bool("external", false, "mark the network external: routers can use it as their gateway")
@@ -93,6 +95,9 @@ func (f *networkFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	if cmd.Flags().Changed("description") {
 		body["description"] = f.description
 	}
+	if cmd.Flags().Changed("dns-domain") {
+		body["dns_domain"] = f.dnsDomain
+	}
 	setBoolPair(cmd, body, "shared", "share", "no-share")
 	setBoolPair(cmd, body, "router:external", "external", "internal")
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
@@ -116,6 +121,7 @@ nsb-<id prefix>, on the hosts that need it. Give it a subnet next, so that
 its ports get addresses.`,
 		Example: `  nsnet network create blue-net
   nsnet network create jumbo --mtu 9000
+  nsnet network create lab --dns-domain lab.example.
   nsnet network create public --external --share
 
   # Connect an external network upstream: eth1 becomes a port of its bridge.

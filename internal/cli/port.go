@@ -129,6 +129,8 @@ func (f *portFlags) add(cmd *cobra.Command) {
 	fs.StringArrayVar(&f.pairs, "allowed-address", nil,
 		"ip-address=IP|CIDR[,mac-address=MAC]: another address the port may send from (repeatable; on set: added)")
 	fs.Bool("no-allowed-address", false, "no allowed address pairs (on set: remove the current ones first)")
+	fs.Bool("dhcp-client", false, "let the instance configure the port's address by DHCP: nsnet sets only its link")
+	fs.Bool("no-dhcp-client", false, "nsnet sets the port's address and routes in the instance (the default)")
 }
 
 // addSet adds the options only port set has.
@@ -147,7 +149,7 @@ func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, port *model.Po
 		cur = port.FixedIPs
 	}
 	if err := exclusive(cmd, [2]string{"enable", "disable"}, [2]string{"device", "no-device"},
-		[2]string{"enable-port-security", "disable-port-security"}); err != nil {
+		[2]string{"enable-port-security", "disable-port-security"}, [2]string{"dhcp-client", "no-dhcp-client"}); err != nil {
 		return nil, err
 	}
 	changed := cmd.Flags().Changed
@@ -190,6 +192,7 @@ func (f *portFlags) body(cmd *cobra.Command, resolve resolveFunc, port *model.Po
 	}
 	setBoolPair(cmd, body, "admin_state_up", "enable", "disable")
 	setBoolPair(cmd, body, "port_security_enabled", "enable-port-security", "disable-port-security")
+	setBoolPair(cmd, body, "nsnet:dhcp_client", "dhcp-client", "no-dhcp-client")
 	putRename(cmd, body)
 	if err := f.securityBody(cmd, resolve, port, body); err != nil {
 		return nil, err
@@ -302,6 +305,8 @@ network's first subnet with a free one. With --device it is plugged into
 that instance at once: nsnet creates the veth pair, moves one end into the
 instance and configures it.`,
 		Example: `  nsnet port create red-eth0 --network blue-net --device red
+  nsnet port create red-eth0 --network lab-net --device red --dhcp-client
+      # then, inside: nsnet exec red -- dhclient -v eth0
   nsnet port create red-eth1 --network lab-net --device red --interface-name eth1 \
       --fixed-ip subnet=lab-v4,ip-address=10.0.0.10 --mac-address fa:16:3e:00:00:10
   nsnet port create spare --network blue-net --no-fixed-ip

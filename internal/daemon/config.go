@@ -49,5 +49,10 @@ type Config struct {
 	// ResyncInterval is the period of the full convergence pass that
 	// backs up event-driven passes.
 	ResyncInterval time.Duration
-	Logger         *slog.Logger
+	// DHCPLeaseTime is the lease time of the networks' DHCP servers.
+	DHCPLeaseTime time.Duration
+	// DNSUpstreams are the resolvers (address:port) the networks' DNS
+	// servers forward names they do not hold to; none: REFUSED.
+	DNSUpstreams []string
+	Logger       *slog.Logger
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/service"
@@ -46,6 +48,8 @@ func Run(ctx context.Context, cfg Config) error {
 		HostNetns:      cfg.HostNetns,
 		NetnsPrefix:    cfg.NetnsPrefix,
 		ResyncInterval: cfg.ResyncInterval,
+		DHCPLeaseTime:  cfg.DHCPLeaseTime,
+		DNSUpstreams:   cfg.DNSUpstreams,
 		Logger:         log.With("component", "agent"),
 	})
 	if err != nil {
@@ -53,7 +57,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
-	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas})
+	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas, HostID: hostID(cfg.HostNetns)})
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: ag,
@@ -136,6 +140,20 @@ wait:
 	wg.Wait()
 	_ = os.Remove(cfg.Socket)
 	return runErr
+}
+
+// hostID names this host in DHCP ports' device_ids, as Neutron's DHCP
+// agent does: a UUID derived from the host name (and the host namespace,
+// which is the host when several daemons share a machine).
+func hostID(hostNetns string) string {
+	name, err := os.Hostname()
+	if err != nil {
+		name = "localhost"
+	}
+	if hostNetns != "" {
+		name += "/" + hostNetns
+	}
+	return uuid.NewSHA1(uuid.NameSpaceDNS, []byte(name)).String()
 }
 
 type served struct {

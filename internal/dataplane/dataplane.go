@@ -69,23 +69,34 @@ const instanceMarkerPrefix = aliasPrefix + "instance:"
 // keeps agents that share a machine (tests, the multi-host simulation) from
 // claiming each other's namespaces.
 func InstanceMarker(instanceID, host string) string {
-	if host == "" {
-		host = HostRoot
-	}
-	return instanceMarkerPrefix + instanceID + ":host:" + host
+	return makeMarker(instanceMarkerPrefix, instanceID, host)
 }
 
 // ParseInstanceMarker is the inverse of InstanceMarker.
 func ParseInstanceMarker(marker string) (instanceID, host string, ok bool) {
-	rest, ok := strings.CutPrefix(marker, instanceMarkerPrefix)
+	return parseMarker(instanceMarkerPrefix, marker)
+}
+
+// makeMarker is the marker of the namespace of the object id of a kind
+// (prefix), made by the agent of host ("" is the root namespace).
+func makeMarker(prefix, id, host string) string {
+	if host == "" {
+		host = HostRoot
+	}
+	return prefix + id + ":host:" + host
+}
+
+// parseMarker is the inverse of makeMarker.
+func parseMarker(prefix, marker string) (id, host string, ok bool) {
+	rest, ok := strings.CutPrefix(marker, prefix)
 	if !ok {
 		return "", "", false
 	}
-	instanceID, host, ok = strings.Cut(rest, ":host:")
-	if !ok || instanceID == "" || host == "" {
+	id, host, ok = strings.Cut(rest, ":host:")
+	if !ok || id == "" || host == "" {
 		return "", "", false
 	}
-	return instanceID, host, true
+	return id, host, true
 }
 
 // ErrNotOwned matches every NotOwnedError.

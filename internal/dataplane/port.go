@@ -24,6 +24,11 @@ type PortSpec struct {
 	MAC     net.HardwareAddr
 	Addrs   []netip.Prefix // address with the prefix length of its subnet
 	Routes  []Route
+	// DHCPClient leaves the instance end's addresses and routes to the
+	// instance (a DHCP client in it): nsnet sets only the link, and
+	// removes only the routes it installed itself (and, through
+	// DropPortAddrs, the addresses it set before).
+	DHCPClient bool
 }
 
 // Route is a route in the instance's main table, out of the port.
@@ -93,10 +98,12 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 	if err != nil {
 		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
 	}
-	c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
-	changed = changed || c
-	if err != nil {
-		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+	if !spec.DHCPClient {
+		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
+		changed = changed || c
+		if err != nil {
+			return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
+		}
 	}
 	if !spec.Up {
 		// The kernel drops the routes of a link that goes down and
@@ -213,6 +220,30 @@ func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (cha
 			return changed, fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
 		}
 		changed = true
+	}
+	return changed, nil
+}
+
+// DropPortAddrs removes addrs, those it has, from nsnet's link ifname
+// (labelled alias) in ns: the addresses nsnet set on a port that has
+// become a DHCP client's. A missing link has none.
+func DropPortAddrs(ns *Namespace, ifname, alias string, addrs []netip.Prefix) (changed bool, err error) {
+	link, err := NewLinks(ns.Handle).Get(ifname)
+	if err != nil || link == nil {
+		return false, err
+	}
+	if link.Attrs().Alias != alias {
+		return false, &NotOwnedError{Object: fmt.Sprintf("link %s in namespace %s", ifname, ns.Name), Mark: link.Attrs().Alias}
+	}
+	for _, p := range addrs {
+		err := ns.Handle.AddrDel(link, &netlink.Addr{IPNet: prefixToIPNet(p)})
+		switch {
+		case errors.Is(err, unix.EADDRNOTAVAIL):
+		case err != nil:
+			return changed, fmt.Errorf("remove address %s from %s in namespace %s: %w", p, ifname, ns.Name, err)
+		default:
+			changed = true
+		}
 	}
 	return changed, nil
 }

@@ -26,23 +26,12 @@ const routerMarkerPrefix = aliasPrefix + "router:"
 // RouterMarker is the alias of lo in the namespace of router id, made by
 // the agent whose host namespace is host ("" is the root one).
 func RouterMarker(routerID, host string) string {
-	if host == "" {
-		host = HostRoot
-	}
-	return routerMarkerPrefix + routerID + ":host:" + host
+	return makeMarker(routerMarkerPrefix, routerID, host)
 }
 
 // ParseRouterMarker is the inverse of RouterMarker.
 func ParseRouterMarker(marker string) (routerID, host string, ok bool) {
-	rest, ok := strings.CutPrefix(marker, routerMarkerPrefix)
-	if !ok {
-		return "", "", false
-	}
-	routerID, host, ok = strings.Cut(rest, ":host:")
-	if !ok || routerID == "" || host == "" {
-		return "", "", false
-	}
-	return routerID, host, true
+	return parseMarker(routerMarkerPrefix, marker)
 }
 
 // Sysctl is a network sysctl of a namespace and the value nsnet wants.

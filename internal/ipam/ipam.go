@@ -100,6 +100,21 @@ func Allocate(pools []Range, used func(netip.Addr) bool) (netip.Addr, error) {
 	return netip.Addr{}, ErrExhausted
 }
 
+// AllocateLast returns the last address in pools that used does not hold:
+// the end a network's service ports (its DHCP port) take addresses from,
+// so that they never shift the addresses instances get from the start.
+func AllocateLast(pools []Range, used func(netip.Addr) bool) (netip.Addr, error) {
+	for i := len(pools) - 1; i >= 0; i-- {
+		r := pools[i]
+		for a := r.End; a.IsValid() && a.Compare(r.Start) >= 0; a = a.Prev() {
+			if !used(a) {
+				return a, nil
+			}
+		}
+	}
+	return netip.Addr{}, ErrExhausted
+}
+
 // MACPrefix is the fixed first half of every MAC nsnet generates. It is
 // Neutron's default base_mac, so addresses look familiar to its users; the
 // locally-administered bit is set, so it never collides with real hardware.

@@ -68,6 +68,10 @@ type Network struct {
 	IPv4AddressScope      *string  `json:"ipv4_address_scope"`
 	IPv6AddressScope      *string  `json:"ipv6_address_scope"`
 	L2Adjacency           bool     `json:"l2_adjacency"`
+	// DNSDomain is the domain nsnet's DNS server answers instance names
+	// in on this network (Neutron's dns-domain-for-networks attribute);
+	// empty means DefaultDNSDomain.
+	DNSDomain string `json:"dns_domain"`
 	// Uplink is the host interface by which the network reaches beyond
 	// the host (nsnet-uplink; docs/NAT.md): bridged into the network's
 	// bridge on a router:external network, the interface NATed traffic
@@ -147,10 +151,14 @@ type Port struct {
 	SecurityGroups      []string      `json:"security_groups"`
 	AllowedAddressPairs []AddressPair `json:"allowed_address_pairs"`
 	InterfaceName       string        `json:"nsnet:interface_name"`
-	StatusReason        string        `json:"nsnet:status_reason,omitempty"`
 	// FirewallDrops are the packets the firewall dropped for the port,
 	// read from the kernel when the port is shown; never stored.
 	FirewallDrops *PortFirewallCounters `json:"nsnet:firewall_drops,omitempty"`
+	// DHCPClient makes nsnet plug the port into its instance with only its
+	// link (MAC, MTU, up): the instance configures its address and routes
+	// itself, by DHCP from the network's DHCP port.
+	DHCPClient   bool   `json:"nsnet:dhcp_client"`
+	StatusReason string `json:"nsnet:status_reason,omitempty"`
 	Standard
 }
 
@@ -168,6 +176,12 @@ type Instance struct {
 	// InstanceNetnsName): the agent reads it from here rather than
 	// deriving it again.
 	Netns string `json:"netns"`
+	// UserData, Meta and SSHKeys are what the metadata service
+	// (169.254.169.254) gives the instance, as Nova's user_data,
+	// metadata and key pairs.
+	UserData string            `json:"user_data"`
+	Meta     map[string]string `json:"meta"`
+	SSHKeys  []string          `json:"ssh_keys"`
 	Standard
 }
 

@@ -41,7 +41,7 @@
 //	                  namespace itself reaches them
 //	chain postrouting (nat, srcnat): hairpin masquerade; floating IPs out;
 //	                  SNAT to fixed addresses; masquerade
-//	chain metadata    (regular, empty): the place of the metadata redirect
+//	chain metadata    (regular): 169.254.169.254:80 from qr-* → local :9697
 //	                  (169.254.169.254:80 → local port 9697)
 //
 // Only the table named nsnet of family inet is ever read, changed or

@@ -16,11 +16,35 @@ import (
 // inet.
 const TableName = "nsnet"
 
-// MetadataChain is the regular chain prerouting jumps to first, empty
-// until the metadata service (issue 4) puts its redirect of
-// 169.254.169.254:80 to local port 9697 there. Being jumped to before any
-// DNAT, it sees metadata requests before a port forward could claim them.
+// MetadataChain is the regular chain prerouting jumps to first: it
+// redirects requests to the metadata service (169.254.169.254:80) that
+// come in on a router's internal (qr-) interface to the router's own port
+// MetadataPort, where the daemon listens, as Neutron's
+// "-d 169.254.169.254/32 -p tcp --dport 80 -j REDIRECT --to-ports 9697"
+// does. Being jumped to before any DNAT, it sees metadata requests before
+// a port forward could claim them; the redirect keeps the source address,
+// by which the service knows the caller.
 const MetadataChain = "metadata"
+
+// MetadataPort is the local port metadata requests are redirected to.
+const MetadataPort = 9697
+
+// routerInterfacePrefix starts the name of every router interface
+// (model.RouterInterfacePrefix).
+const routerInterfacePrefix = "qr-"
+
+var ruleMetadata = ruleDef{"metadata service: 169.254.169.254:80 from qr- to local port 9697", concatExprs(ipv4(), []expr.Any{
+	&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(routerInterfacePrefix)},
+	&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{169, 254, 169, 254}},
+	&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+	&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+	&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(80)},
+	&expr.Immediate{Register: 1, Data: binaryutil.BigEndian.PutUint16(MetadataPort)},
+	&expr.Redir{RegisterProtoMin: 1},
+})}
 
 const (
 	setFloatingDNAT = "floating_dnat"
@@ -103,7 +127,7 @@ type ruleDef struct {
 }
 
 var layoutChains = []chainDef{
-	{name: MetadataChain},
+	{name: MetadataChain, rules: []ruleDef{ruleMetadata}},
 	{name: "prerouting", hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityNATDest, rules: []ruleDef{
 		{"metadata service", []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: MetadataChain}}},
 		ruleForwardDNAT,

@@ -10,6 +10,7 @@ import (
 // that a table built from Script lists exactly as the one Apply builds.
 var ruleText = map[string]string{
 	"metadata service":      "jump " + MetadataChain,
+	ruleMetadata.comment:    fmt.Sprintf(`meta nfproto ipv4 iifname "qr-*" ip daddr 169.254.169.254 meta l4proto tcp th dport 80 redirect to :%d`, MetadataPort),
 	"port forwarding":       "dnat ip to ip daddr . meta l4proto . th dport map @" + setPortForward,
 	"floating IPs, inbound": "dnat ip to ip daddr map @" + setFloatingDNAT,
 	"published ports":       "meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @" + setPublish,

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/auth"
@@ -23,7 +24,42 @@ var instanceAttrs = append([]attr[model.Instance]{
 		return nil
 	}},
 	stringAttr("description", true, true, func(in *model.Instance) *string { return &in.Description }),
+	{name: "user_data", post: true, put: true, set: func(in *model.Instance, raw json.RawMessage) error {
+		v, err := parseString(raw, maxUserData)
+		in.UserData = v
+		return err
+	}},
+	{name: "meta", post: true, put: true, set: func(in *model.Instance, raw json.RawMessage) error {
+		var m map[string]string
+		if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+			return fmt.Errorf("'%s' is not an object of strings", shown(raw))
+		}
+		for k, v := range m {
+			if k == "" || len(k) > maxNameLen || len(v) > maxNameLen {
+				return fmt.Errorf("meta keys must be 1 to %d characters and values at most %d", maxNameLen, maxNameLen)
+			}
+		}
+		in.Meta = m
+		return nil
+	}},
+	{name: "ssh_keys", post: true, put: true, set: func(in *model.Instance, raw json.RawMessage) error {
+		keys, err := parseStringList(raw, func(k string) error {
+			if k == "" || len(k) > maxSSHKey || strings.ContainsAny(k, "\r\n") {
+				return fmt.Errorf("'%s' is not one line of at most %d characters", k, maxSSHKey)
+			}
+			return nil
+		})
+		in.SSHKeys = keys
+		return err
+	}},
 }, projectAttrs(func(in *model.Instance) *string { return &in.ProjectID })...)
+
+// Limits of the metadata fields: Nova's 64 KiB of user data, and an
+// OpenSSH public key line with room to spare.
+const (
+	maxUserData = 65535
+	maxSSHKey   = 16384
+)
 
 // CreateInstance creates an instance: a named network namespace on the host.
 // Instance names are unique within a project; the namespace name, chosen
@@ -149,6 +185,12 @@ func (s *Service) instanceResult(ctx context.Context, id string, rev int64) (Res
 
 func (s *Service) renderInstance(inst *model.Instance) {
 	inst.TenantID = inst.ProjectID
+	if inst.Meta == nil {
+		inst.Meta = map[string]string{}
+	}
+	if inst.SSHKeys == nil {
+		inst.SSHKeys = []string{}
+	}
 	inst.Netns = s.netnsOf(inst)
 	inst.Status, inst.StatusReason = s.statusOf(store.Instances, inst.ID)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -32,6 +33,17 @@ var networkAttrs = append([]attr[model.Network]{
 			return fmt.Errorf("'%d' is not in range %d through %d", mtu, minMTU, maxMTU)
 		}
 		n.MTU = mtu
+		return nil
+	}},
+	{name: "dns_domain", post: true, put: true, set: func(n *model.Network, raw json.RawMessage) error {
+		v, err := parseString(raw, maxDNSDomainLen)
+		if err != nil {
+			return err
+		}
+		if err := checkDNSDomain(v); err != nil {
+			return err
+		}
+		n.DNSDomain = v
 		return nil
 	}},
 	{name: "availability_zone_hints", post: true, set: func(n *model.Network, raw json.RawMessage) error {
@@ -231,6 +243,7 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 		if err != nil {
 			return err
 		}
+		ports = slices.DeleteFunc(ports, func(p model.Port) bool { return p.DeviceOwner == model.DeviceOwnerDHCP })
 		if len(ports) > 0 {
 			return conflict("NetworkInUse",
 				"Unable to complete operation on network %s. There are one or more ports still in use on the network.", id)
@@ -243,6 +256,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 			if err := tx.Delete(store.Subnets, sn.ID); err != nil {
 				return err
 			}
+		}
+		if err := s.syncDHCPPort(tx, id); err != nil {
+			return err
 		}
 		for _, p := range acc[id] {
 			if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {

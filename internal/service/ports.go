@@ -81,6 +81,7 @@ var portAttrs = append([]attr[portInput]{
 		p.InterfaceName, p.ifnameSet = v, true
 		return nil
 	}},
+	boolAttr("nsnet:dhcp_client", true, true, func(p *portInput) *bool { return &p.DHCPClient }),
 	{name: "port_security_enabled", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		b, err := parseBool(raw)
 		p.PortSecurityEnabled, p.portSecSet = b, true
@@ -460,7 +461,7 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 func (s *Service) renderPort(p *model.Port) {
 	p.TenantID = p.ProjectID
 	switch {
-	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && !isRouterPort(p):
+	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p):
 		p.Status, p.StatusReason = model.StatusDown, ""
 	default:
 		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
@@ -477,6 +478,9 @@ func (s *Service) renderPort(p *model.Port) {
 func checkNotServicePort(r store.Reader, p *model.Port) error {
 	var kind store.Kind
 	switch p.DeviceOwner {
+	case model.DeviceOwnerDHCP:
+		return conflict("ServicePortInUse",
+			"Port %s cannot be deleted directly via the port API: it is the DHCP port of network %s; disable DHCP on the network's subnets (enable_dhcp=false) or delete them.", p.ID, p.NetworkID)
 	case model.DeviceOwnerRouterInterface, model.DeviceOwnerRouterGateway:
 		kind = store.Routers
 	case model.DeviceOwnerFloatingIP:

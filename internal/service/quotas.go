@@ -130,11 +130,14 @@ func usage(r store.Reader, project, resource string) (int, error) {
 		return 0, nil
 	}
 	owned, err := store.List[struct {
-		ProjectID string `json:"project_id"`
+		ProjectID   string `json:"project_id"`
+		DeviceOwner string `json:"device_owner"`
 	}](r, kind)
 	n := 0
 	for _, o := range owned {
-		if o.ProjectID == project {
+		// A network's DHCP port is nsnet's, made for the network, not
+		// a port the project asked for.
+		if o.ProjectID == project && o.DeviceOwner != model.DeviceOwnerDHCP {
 			n++
 		}
 	}

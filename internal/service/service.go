@@ -45,6 +45,9 @@ type Config struct {
 	// Quotas are the default quota limits, by resource (see
 	// QuotaResources); missing ones take Neutron's defaults.
 	Quotas map[string]int
+	// HostID names this host in the device_id of DHCP ports
+	// (model.DHCPDeviceID).
+	HostID string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -56,6 +59,7 @@ type Service struct {
 	counters    CounterSource
 	netnsPrefix string
 	quotas      map[string]int
+	hostID      string
 	now         func() time.Time
 }
 
@@ -66,7 +70,7 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{store: cfg.Store, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
-		quotas: DefaultQuotas(cfg.Quotas), now: now}
+		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, now: now}
 }
 
 // Result is what a write returns: the resource as the API shows it and the

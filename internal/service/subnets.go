@@ -193,7 +193,10 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 			}
 		}
 		sn.Touch(s.now())
-		return tx.Put(store.Subnets, sn.ID, sn.Subnet)
+		if err := tx.Put(store.Subnets, sn.ID, sn.Subnet); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
 		return Result[model.Subnet]{}, err
@@ -301,7 +304,10 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 			return err
 		}
 		sn.Touch(s.now())
-		return tx.Put(store.Subnets, id, sn.Subnet)
+		if err := tx.Put(store.Subnets, id, sn.Subnet); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
 		return Result[model.Subnet]{}, err
@@ -344,6 +350,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 			return err
 		}
 		for _, p := range ports {
+			if p.DeviceOwner == model.DeviceOwnerDHCP {
+				continue // syncDHCPPort releases its address
+			}
 			for _, ip := range p.FixedIPs {
 				if ip.SubnetID == id {
 					return conflict("SubnetInUse",
@@ -351,7 +360,10 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 				}
 			}
 		}
-		return tx.Delete(store.Subnets, id)
+		if err := tx.Delete(store.Subnets, id); err != nil {
+			return err
+		}
+		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 }
 

@@ -191,6 +191,7 @@ func (p *planner) port(pt Port) Step {
 		}
 		putBool(s.Attrs, "admin_state_up", pt.AdminStateUp)
 		putBool(s.Attrs, "port_security_enabled", pt.PortSecurityEnabled)
+		putBool(s.Attrs, "nsnet:dhcp_client", pt.DHCPClient)
 		if pt.Instance != "" {
 			s.Attrs["device_id"] = inst
 			s.Attrs["device_owner"] = model.DeviceOwnerCompute
@@ -212,6 +213,7 @@ func (p *planner) port(pt Port) Step {
 	}
 	setBool(&s, "admin_state_up", cur.AdminStateUp, pt.AdminStateUp)
 	setBool(&s, "port_security_enabled", cur.PortSecurityEnabled, pt.PortSecurityEnabled)
+	setBool(&s, "nsnet:dhcp_client", cur.DHCPClient, pt.DHCPClient)
 	if pt.FixedIPs != nil {
 		if body, same := matchFixedIPs(cur.FixedIPs, want); !same {
 			s.change("fixed_ips", p.showFixedIPs(cur.FixedIPs), showWantIPs(want))

@@ -43,6 +43,7 @@
 //	    instance: red            # plugs the port into the instance
 //	    interface_name: eth0     # its name inside the instance
 //	    mac_address: fa:16:3e:00:00:10
+//	    dhcp_client: true        # the instance configures it by DHCP
 //	    security_groups: [web]   # left out: the project's default group
 //	    allowed_address_pairs: [{ip_address: 192.168.24.100}]
 //	security_groups:

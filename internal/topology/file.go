@@ -111,7 +111,10 @@ type Port struct {
 	SecurityGroups *[]string `yaml:"security_groups"`
 	// AllowedAddressPairs are other addresses the port may send from.
 	AllowedAddressPairs *[]AddressPair `yaml:"allowed_address_pairs"`
-	Line                int            `yaml:"-"`
+	// DHCPClient leaves the port's address to a DHCP client in the
+	// instance (nsnet:dhcp_client).
+	DHCPClient *bool `yaml:"dhcp_client"`
+	Line       int   `yaml:"-"`
 }
 
 // FixedIP asks for an address: a given one, one from a given subnet, or

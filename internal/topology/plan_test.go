@@ -240,6 +240,14 @@ func TestPlanUpdates(t *testing.T) {
 			attrs: map[string]any{"mac_address": "fa:16:3e:00:00:aa"},
 		},
 		{
+			name: "port configured by DHCP",
+			file: func(s string) string {
+				return strings.Replace(s, "interface_name: eth0", "interface_name: eth0\n    dhcp_client: true", 1)
+			},
+			want:  []string{"update port red-eth0: nsnet:dhcp_client false → true"},
+			attrs: map[string]any{"nsnet:dhcp_client": true},
+		},
+		{
 			name: "fields the file leaves out are not compared",
 			mutate: func(s *State) {
 				s.Networks[0].Shared = true

@@ -10,6 +10,8 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"math"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -35,6 +37,8 @@ type flags struct {
 	hostNetns      string
 	netnsPrefix    string
 	resyncInterval time.Duration
+	dhcpLeaseTime  time.Duration
+	dnsUpstreams   []string
 	logLevel       string
 }
 
@@ -77,6 +81,12 @@ Desired state lives in <state-dir>/state.db; the kernel holds the rest, so
 the daemon can be stopped and started again at any time. SIGINT or SIGTERM
 stop it cleanly; the kernel objects stay, and traffic keeps flowing.
 
+Every network with a DHCP-enabled subnet is served from its namespace
+<prefix>qdhcp-<network id>, by the daemon itself: DHCP (static leases for
+the network's ports, --dhcp-lease-time) and DNS on the DHCP port's
+address (instance names in the network's dns_domain; other names go to
+--dns-upstream servers, or are REFUSED when there are none).
+
 Every namespace the agent creates starts with --netns-prefix, so that
 several daemons (or tests) on one machine never collide.`,
 		Example: `  sudo nsnet daemon
@@ -84,6 +94,7 @@ several daemons (or tests) on one machine never collide.`,
   sudo nsnet daemon --listen 127.0.0.1:9696 --tokens /etc/nsnet/tokens.yaml --default-quota network=10,port=50
   sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
        --keystone-username nsnet --keystone-project service
+  sudo nsnet daemon --dhcp-lease-time 1h --dns-upstream 192.0.2.53,192.0.2.54
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
 		Args: cobra.NoArgs,
 	}
@@ -104,6 +115,8 @@ several daemons (or tests) on one machine never collide.`,
 	fs.StringVar(&f.hostNetns, "host-netns", "", "named namespace the agent treats as the host (default: the daemon's own)")
 	fs.StringVar(&f.netnsPrefix, "netns-prefix", "", "prefix of every namespace name the agent creates")
 	fs.DurationVar(&f.resyncInterval, "resync-interval", 30*time.Second, "period of the full convergence pass that backs up event-driven ones")
+	fs.DurationVar(&f.dhcpLeaseTime, "dhcp-lease-time", 24*time.Hour, "lease time DHCP clients are given (they renew at half of it)")
+	fs.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers (address or address:port) that the networks' DNS servers forward other names to; none: such queries are REFUSED")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	_ = cmd.MarkFlagFilename("token-file")
 	_ = cmd.MarkFlagFilename("tokens")
@@ -149,6 +162,13 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 	if f.resyncInterval <= 0 {
 		return daemon.Config{}, fmt.Errorf("--resync-interval %s: must be positive", f.resyncInterval)
 	}
+	if f.dhcpLeaseTime < 2*time.Second || f.dhcpLeaseTime > math.MaxUint32*time.Second {
+		return daemon.Config{}, fmt.Errorf("--dhcp-lease-time %s: must be between 2s and 136 years", f.dhcpLeaseTime)
+	}
+	upstreams, err := parseUpstreams(f.dnsUpstreams)
+	if err != nil {
+		return daemon.Config{}, err
+	}
 	ks, err := f.keystone.config(getenv)
 	if err != nil {
 		return daemon.Config{}, err
@@ -164,6 +184,8 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		HostNetns:      f.hostNetns,
 		NetnsPrefix:    f.netnsPrefix,
 		ResyncInterval: f.resyncInterval,
+		DHCPLeaseTime:  f.dhcpLeaseTime,
+		DNSUpstreams:   upstreams,
 		Logger:         slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})),
 	}, nil
 }
@@ -191,4 +213,22 @@ func (k *keystoneFlags) config(getenv func(string) string) (auth.KeystoneConfig,
 		cfg.Password = strings.TrimRight(string(raw), "\r\n")
 	}
 	return cfg, nil
+}
+
+// parseUpstreams reads --dns-upstream: addresses, with port 53 unless one
+// is given.
+func parseUpstreams(list []string) ([]string, error) {
+	var out []string
+	for _, u := range list {
+		if a, err := netip.ParseAddr(u); err == nil {
+			out = append(out, netip.AddrPortFrom(a, 53).String())
+			continue
+		}
+		ap, err := netip.ParseAddrPort(u)
+		if err != nil {
+			return nil, fmt.Errorf("--dns-upstream %q: want an address or address:port", u)
+		}
+		out = append(out, ap.String())
+	}
+	return out, nil
 }

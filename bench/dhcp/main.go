@@ -1,0 +1,464 @@
+// Command dhcp measures nsnet's network services against dnsmasq, the
+// server Neutron runs in its qdhcp namespaces, in the same run:
+//
+//	(a) N instances on one network start udhcpc (busybox) at once: the
+//	    time until every one is bound, for nsnet's DHCP server and for
+//	    dnsmasq (Debian's dnsmasq-base) serving the same network with
+//	    the same static host entries (--dhcp-host) from a namespace of
+//	    the same layout (one veth on the network's bridge);
+//	(b) DNS queries per second for one instance name, answered by nsnet
+//	    and by dnsmasq, from a load generator (miekg/dns, W workers) in a
+//	    client namespace on the same network.
+//
+// Rounds alternate which server goes first; medians and ratios
+// (dnsmasq time / nsnet time, nsnet qps / dnsmasq qps: above 1 means
+// nsnet is faster) are printed. Run as root from the repository root:
+//
+//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-qps-for 2s] [-workers 16]
+//
+// Everything lives in namespaces the benchmark creates under one prefix
+// (the daemon's host namespace, its instances and qdhcp namespace,
+// dnsmasq's namespace, the client) and is removed at the end.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// The network: instances from the start of a /16, the servers and the
+// client at its end.
+const (
+	cidr        = "10.60.0.0/16"
+	dnsmasqAddr = "10.60.255.254"
+	clientAddr  = "10.60.255.253"
+	domain      = "nsnet.internal"
+)
+
+func main() {
+	n := flag.Int("n", 200, "instances, each running udhcpc")
+	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
+	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
+	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		log.Fatal("dhcp needs root: it creates network namespaces")
+	}
+	if *n < 1 || *n > 1000 {
+		log.Fatal("-n must be 1..1000")
+	}
+	for _, tool := range []string{"udhcpc", "dnsmasq", "nsenter", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			log.Fatalf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base)", tool)
+		}
+	}
+	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
+	check(err)
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "nsnet")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
+		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
+	}
+
+	w := &world{dir: dir, prefix: "bd" + randomHex(3) + "-"}
+	defer w.teardown()
+	cleanup = func() { w.teardown(); os.RemoveAll(dir) }
+	check(w.start(bin, *n))
+
+	bound := map[string][]time.Duration{}
+	qps := map[string][]float64{}
+	for r := range *rounds {
+		order := []string{"nsnet", "dnsmasq"}
+		if r%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, server := range order {
+			addr, stop, err := w.serve(server)
+			check(err)
+			took, err := w.timeClients()
+			if err != nil {
+				stop()
+				check(fmt.Errorf("%s: %w", server, err))
+			}
+			rate, err := w.dnsRate(addr, *qpsFor, *workers)
+			stop()
+			check(err)
+			bound[server] = append(bound[server], took)
+			qps[server] = append(qps[server], rate)
+			log.Printf("round %d: %-7s all %d bound in %v, DNS %.0f queries/s", r+1, server, *n, took.Round(time.Millisecond), rate)
+		}
+	}
+
+	bn, bd := median(bound["nsnet"]), median(bound["dnsmasq"])
+	qn, qd := medianF(qps["nsnet"]), medianF(qps["dnsmasq"])
+	fmt.Printf("\n%d instances start udhcpc at once on one network; median of %d rounds\n\n", *n, *rounds)
+	fmt.Printf("%-28s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
+	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
+	fmt.Printf("%-28s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
+	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -qps-for %s -workers %d\n", *n, *rounds, *qpsFor, *workers)
+}
+
+// world is the daemon, its network and instances, and the benchmark's own
+// namespaces.
+type world struct {
+	dir, prefix string
+	daemon      *exec.Cmd
+	logs        bytes.Buffer
+	c           *client.Client
+	networkID   string
+	subnetID    string
+	instances   []instance
+}
+
+type instance struct {
+	netns, name, mac, ip string
+}
+
+func (w *world) start(bin string, n int) error {
+	socket := filepath.Join(w.dir, "sock")
+	w.daemon = exec.Command(bin, "daemon", "--state-dir", filepath.Join(w.dir, "state"), "--socket", socket,
+		"--host-netns", w.prefix+"host", "--netns-prefix", w.prefix, "--log-level", "warn")
+	w.daemon.Stdout, w.daemon.Stderr = &w.logs, &w.logs
+	if err := w.daemon.Start(); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	var err error
+	if w.c, err = client.New(client.Config{Socket: socket, Wait: 2 * time.Minute}); err != nil {
+		return err
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := w.c.Status(ctx); err == nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			return fmt.Errorf("daemon did not start:\n%s", w.logs.String())
+		}
+	}
+	network, _, err := client.Create[model.Network](ctx, w.c, client.Networks, map[string]any{"name": "bench"})
+	if err != nil {
+		return err
+	}
+	w.networkID = network.ID
+	subnet, _, err := client.Create[model.Subnet](ctx, w.c, client.Subnets, map[string]any{
+		"network_id": network.ID, "cidr": cidr, "enable_dhcp": false,
+		"allocation_pools": []any{map[string]any{"start": "10.60.0.10", "end": "10.60.15.254"}}})
+	if err != nil {
+		return err
+	}
+	w.subnetID = subnet.ID
+	log.Printf("creating %d instances with DHCP client ports", n)
+	jobs := make(chan int)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for i := range jobs {
+				name := fmt.Sprintf("vm%d", i)
+				inst, _, err := client.Create[model.Instance](ctx, w.c, client.Instances, map[string]any{"name": name})
+				var port model.Port
+				if err == nil {
+					port, _, err = client.Create[model.Port](ctx, w.c, client.Ports, map[string]any{
+						"network_id": network.ID, "device_id": inst.ID, "nsnet:dhcp_client": true})
+				}
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else {
+					w.instances = append(w.instances, instance{inst.Netns, name, port.MACAddress, port.FixedIPs[0].IPAddress})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// The client: a namespace of the benchmark's own on the bridge.
+	return w.plug("client", clientAddr)
+}
+
+// plug makes namespace prefix+name with a veth on the network's bridge
+// holding addr.
+func (w *world) plug(name, addr string) error {
+	ns := w.prefix + name
+	host, peer := vethName(name), "bv0"
+	return run("ip", "netns", "add", ns).
+		then("ip", "-n", w.prefix+"host", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns).
+		then("ip", "-n", w.prefix+"host", "link", "set", host, "master", model.BridgeName(w.networkID), "up").
+		then("ip", "-n", ns, "addr", "add", addr+"/16", "dev", peer).
+		then("ip", "-n", ns, "link", "set", peer, "up").
+		then("ip", "-n", ns, "link", "set", "lo", "up").err
+}
+
+// vethName is the host end of namespace name's veth.
+func vethName(name string) string { return "bv" + name[:min(len(name), 6)] + "h" }
+
+// serve starts server ("nsnet" or "dnsmasq") on the network and returns
+// the address it answers DNS on and how to stop it.
+func (w *world) serve(server string) (netip.Addr, func(), error) {
+	ctx := context.Background()
+	if server == "nsnet" {
+		if _, _, err := client.Update[model.Subnet](ctx, w.c, client.Subnets, w.subnetID, map[string]any{"enable_dhcp": true}); err != nil {
+			return netip.Addr{}, nil, err
+		}
+		ports, err := client.List[model.Port](ctx, w.c, client.Ports, map[string][]string{"device_owner": {model.DeviceOwnerDHCP}})
+		if err != nil || len(ports) != 1 {
+			return netip.Addr{}, nil, fmt.Errorf("DHCP port: %v %v", ports, err)
+		}
+		stop := func() {
+			_, _, err := client.Update[model.Subnet](ctx, w.c, client.Subnets, w.subnetID, map[string]any{"enable_dhcp": false})
+			check(err)
+		}
+		addr := netip.MustParseAddr(ports[0].FixedIPs[0].IPAddress)
+		return addr, stop, w.awaitDNS(addr)
+	}
+	if err := w.plug("dnsmasq", dnsmasqAddr); err != nil {
+		return netip.Addr{}, nil, err
+	}
+	var hosts bytes.Buffer
+	for _, in := range w.instances {
+		fmt.Fprintf(&hosts, "%s,%s,%s\n", in.mac, in.ip, in.name)
+	}
+	hostsFile := filepath.Join(w.dir, "dhcp-hosts")
+	if err := os.WriteFile(hostsFile, hosts.Bytes(), 0o644); err != nil {
+		return netip.Addr{}, nil, err
+	}
+	// Neutron's dnsmasq options, as far as they matter here: static
+	// leases only, authoritative, the domain, names of the hosts.
+	cmd := exec.Command("ip", "netns", "exec", w.prefix+"dnsmasq", "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+		"--no-hosts", "--no-resolv", "--bind-interfaces", "--interface=bv0", "--except-interface=lo",
+		"--dhcp-range=set:bench,10.60.0.0,static,255.255.0.0,24h", "--dhcp-hostsfile="+hostsFile, "--dhcp-authoritative",
+		"--dhcp-lease-max=16777216", "--dhcp-leasefile="+filepath.Join(w.dir, "dnsmasq.leases"), "--domain="+domain,
+		"--host-record="+w.instances[0].name+"."+domain+","+w.instances[0].ip,
+		"--user=root", "--group=root", "--pid-file", "--log-facility=/dev/null")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return netip.Addr{}, nil, err
+	}
+	stop := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.Remove(filepath.Join(w.dir, "dnsmasq.leases"))
+		// The kernel destroys a deleted namespace's veths later: delete
+		// the pair now, so that the next round can make it again.
+		check(run("ip", "-n", w.prefix+"host", "link", "del", vethName("dnsmasq")).
+			then("ip", "netns", "delete", w.prefix+"dnsmasq").err)
+	}
+	addr := netip.MustParseAddr(dnsmasqAddr)
+	if err := w.awaitDNS(addr); err != nil {
+		stop()
+		return netip.Addr{}, nil, fmt.Errorf("%w\n%s", err, out.String())
+	}
+	return addr, stop, nil
+}
+
+// awaitDNS waits until addr answers the benchmark's name from the client.
+func (w *world) awaitDNS(addr netip.Addr) error {
+	// The server's address may have had another MAC in the previous
+	// round (a new DHCP port, a new veth): forget it.
+	if err := run("ip", "-n", w.prefix+"client", "neigh", "flush", "all").err; err != nil {
+		return err
+	}
+	var last error
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(50 * time.Millisecond) {
+		rate, err := w.dnsRate(addr, 100*time.Millisecond, 1)
+		if err == nil && rate > 0 {
+			return nil
+		}
+		last = err
+	}
+	return fmt.Errorf("DNS at %s does not answer: %v", addr, last)
+}
+
+// timeClients starts udhcpc in every instance at once and returns the
+// time until the last one is bound. udhcpc runs with a script that does
+// nothing, so no address is configured and every round starts alike.
+func (w *world) timeClients() (time.Duration, error) {
+	var wg sync.WaitGroup
+	errs := make([]error, len(w.instances))
+	start := time.Now()
+	for i, in := range w.instances {
+		wg.Go(func() {
+			out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+				"-t", "30", "-T", "1", "-A", "1", "-s", "/bin/true").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "lease of "+in.ip+" obtained") {
+				errs[i] = fmt.Errorf("udhcpc in %s: %v\n%s", in.name, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), errors.Join(errs...)
+}
+
+// dnsRate sends A queries for the first instance's name to addr from the
+// client namespace, workers at a time, for d, and returns correct answers
+// per second.
+func (w *world) dnsRate(addr netip.Addr, d time.Duration, workers int) (float64, error) {
+	fd, err := netns.Open(w.prefix + "client")
+	if err != nil {
+		return 0, err
+	}
+	defer fd.Close()
+	conns := make([]*dns.Conn, workers)
+	err = netns.Do(fd, func() error {
+		for i := range conns {
+			c, err := net.Dial("udp", netip.AddrPortFrom(addr, 53).String())
+			if err != nil {
+				return err
+			}
+			conns[i] = &dns.Conn{Conn: c}
+		}
+		return nil
+	})
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if err != nil {
+		return 0, err
+	}
+	name, want := dns.Fqdn(w.instances[0].name+"."+domain), net.ParseIP(w.instances[0].ip)
+	var answered atomic.Int64
+	var firstErr atomic.Value
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			q := new(dns.Msg).SetQuestion(name, dns.TypeA)
+			for n := uint16(0); time.Now().Before(deadline); n++ {
+				q.Id = uint16(i)<<10 | n&0x3ff
+				c.SetDeadline(time.Now().Add(time.Second))
+				if err := c.WriteMsg(q); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				r, err := c.ReadMsg()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				if r.Id == q.Id && len(r.Answer) == 1 {
+					if a, ok := r.Answer[0].(*dns.A); ok && a.A.Equal(want) {
+						answered.Add(1)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if answered.Load() == 0 {
+		if err, _ := firstErr.Load().(error); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("no correct answer from %s", addr)
+	}
+	return float64(answered.Load()) / d.Seconds(), nil
+}
+
+func (w *world) teardown() {
+	if w.daemon != nil && w.daemon.Process != nil {
+		ctx := context.Background()
+		if ports, err := client.List[model.Port](ctx, w.c, client.Ports, nil); err == nil {
+			for _, p := range ports {
+				if p.DeviceOwner != model.DeviceOwnerDHCP {
+					w.c.Delete(ctx, client.Ports, p.ID)
+				}
+			}
+		}
+		if insts, err := client.List[model.Instance](ctx, w.c, client.Instances, nil); err == nil {
+			for _, in := range insts {
+				w.c.Delete(ctx, client.Instances, in.ID)
+			}
+		}
+		if w.networkID != "" {
+			w.c.Delete(ctx, client.Networks, w.networkID)
+		}
+		w.daemon.Process.Signal(os.Interrupt)
+		w.daemon.Wait()
+		w.daemon = nil
+	}
+	names, _ := netns.List()
+	for _, ns := range names {
+		if strings.HasPrefix(ns, w.prefix) {
+			exec.Command("ip", "netns", "delete", ns).Run()
+		}
+	}
+}
+
+// step chains commands, stopping at the first failure.
+type step struct{ err error }
+
+func run(name string, args ...string) step { return step{}.then(name, args...) }
+
+func (s step) then(name string, args ...string) step {
+	if s.err != nil {
+		return s
+	}
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		return step{fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)}
+	}
+	return s
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func medianF(fs []float64) float64 {
+	s := slices.Clone(fs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// cleanup removes what the benchmark made, before a fatal error exits.
+var cleanup = func() {}
+
+func check(err error) {
+	if err != nil {
+		cleanup()
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,48 @@
+package agent
+
+import "sync"
+
+// closers are running things of one kind (a network's servers, a router's
+// metadata listener) by object id. Each holds sockets in a namespace, which
+// would keep the namespace alive: they are closed before it is deleted.
+type closers[T interface{ close() }] struct {
+	mu sync.Mutex
+	m  map[string]T
+}
+
+func (c *closers[T]) get(id string) (T, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[id]
+	return v, ok
+}
+
+func (c *closers[T]) set(id string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]T{}
+	}
+	c.m[id] = v
+}
+
+// close closes and forgets id's, if any.
+func (c *closers[T]) close(id string) {
+	c.mu.Lock()
+	v, ok := c.m[id]
+	delete(c.m, id)
+	c.mu.Unlock()
+	if ok {
+		v.close()
+	}
+}
+
+func (c *closers[T]) closeAll() {
+	c.mu.Lock()
+	all := c.m
+	c.m = nil
+	c.mu.Unlock()
+	for _, v := range all {
+		v.close()
+	}
+}

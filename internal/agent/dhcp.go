@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nameserver"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// dhcpKind keys a network's DHCP namespace in the agent's bookkeeping (the
+// network's own key is its bridge's).
+const dhcpKind store.Kind = "dhcp"
+
+// dhcpSpec is what the kernel must have to serve a network: its qdhcp
+// namespace, holding the DHCP port (a portSpec with DHCP set).
+type dhcpSpec struct {
+	Netns  string
+	Marker string
+	PortID string
+}
+
+// networkService is what the daemon's servers answer for one network,
+// computed with the kernel specs but not part of them: handing servers a
+// new configuration costs nothing, so it is not diffed.
+type networkService struct {
+	DHCP *dhcp.Config
+	DNS  *nameserver.Zone
+	// Listen are the DHCP port's addresses, which DNS answers on.
+	Listen []netip.Addr
+}
+
+// addDHCP adds the qdhcp namespace and DHCP port of every network that has
+// one, and the static leases of its ports.
+func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]model.Network, subnets map[string]model.Subnet) {
+	byNetwork := map[string][]model.Port{}
+	var dhcpPorts []model.Port
+	for _, p := range s.ports {
+		byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
+		if p.DeviceOwner == model.DeviceOwnerDHCP {
+			dhcpPorts = append(dhcpPorts, p)
+		}
+	}
+	instances := map[string]model.Instance{}
+	for _, inst := range s.instances {
+		instances[inst.ID] = inst
+	}
+	routed := routedSubnets(s.ports)
+	for _, p := range sortedBy(dhcpPorts, func(p model.Port) string { return p.ID }) {
+		k := key{store.Ports, p.ID}
+		n, ok := networks[p.NetworkID]
+		if !ok {
+			d.fixed[k] = status{model.StatusDown, ""}
+			continue
+		}
+		if _, dup := d.dhcp[n.ID]; dup {
+			d.fixed[k] = status{model.StatusError, fmt.Sprintf("network %s already has DHCP port %s", n.ID, d.dhcp[n.ID].PortID)}
+			continue
+		}
+		p.InterfaceName = model.DHCPInterfaceName(p.ID)
+		veth, _, err := portVeth(p, networks, subnets)
+		if err != nil {
+			d.fixed[k] = status{model.StatusError, err.Error()}
+			continue
+		}
+		svc := networkService{
+			DHCP: dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
+			DNS:  dnsZone(n, byNetwork[n.ID], subnets, instances),
+		}
+		for _, a := range veth.Addrs {
+			if a.Addr().Is4() {
+				svc.Listen = append(svc.Listen, a.Addr())
+			}
+		}
+		// The metadata service's address, for the subnets no router
+		// serves.
+		veth.Addrs = append(veth.Addrs, dhcpMetadataAddr)
+		spec := dhcpSpec{Netns: model.DHCPNetns(prefix, n.ID), Marker: dataplane.DHCPMarker(n.ID, host), PortID: p.ID}
+		d.dhcp[n.ID] = spec
+		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
+		d.services[n.ID] = svc
+	}
+}
+
+// dhcpConfig is the DHCP server's view of network n, served from port
+// dhcpPort: one subnet per address of the port, and a static lease for
+// every other port with an address on one of them. Subnets that no router
+// serves (routed lacks them) get a host route to the metadata service
+// through the DHCP port.
+func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) *dhcp.Config {
+	cfg := &dhcp.Config{Hosts: map[string]dhcp.Host{}}
+	index := map[string]int{} // subnet id → index in cfg.Subnets
+	for _, ip := range dhcpPort.FixedIPs {
+		sn, ok := subnets[ip.SubnetID]
+		server, err1 := netip.ParseAddr(ip.IPAddress)
+		prefix, err2 := netip.ParsePrefix(sn.CIDR)
+		if !ok || !sn.EnableDHCP || err1 != nil || err2 != nil || !server.Is4() {
+			continue
+		}
+		sub := dhcp.Subnet{Prefix: prefix.Masked(), ServerIP: server, Domain: model.DNSDomain(n), MTU: networkMTU(n)}
+		if sn.GatewayIP != nil {
+			sub.Router, _ = netip.ParseAddr(*sn.GatewayIP)
+		}
+		for _, a := range sn.DNSNameservers {
+			if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() {
+				sub.DNS = append(sub.DNS, addr)
+			}
+		}
+		if len(sub.DNS) == 0 {
+			sub.DNS = []netip.Addr{server} // nsnet's own DNS server
+		}
+		for _, hr := range sn.HostRoutes {
+			if r, err := parseRoute(hr.Destination, hr.NextHop); err == nil {
+				sub.Routes = append(sub.Routes, dhcp.Route{Dst: r.Dst, Gw: r.Gw})
+			}
+		}
+		if !routed[sn.ID] {
+			r := metadataRoute(server)
+			sub.Routes = append(sub.Routes, dhcp.Route{Dst: r.Dst, Gw: r.Gw})
+		}
+		index[sn.ID] = len(cfg.Subnets)
+		cfg.Subnets = append(cfg.Subnets, sub)
+	}
+	for _, p := range ports {
+		if p.ID == dhcpPort.ID || p.MACAddress == "" {
+			continue
+		}
+		for _, ip := range p.FixedIPs {
+			i, ok := index[ip.SubnetID]
+			addr, err := netip.ParseAddr(ip.IPAddress)
+			if !ok || err != nil {
+				continue
+			}
+			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(p, addr, instances), Subnet: i}
+			break
+		}
+	}
+	return cfg
+}
+
+// dnsZone is the DNS server's view of network n: a name for every IPv4
+// address of its ports.
+func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance) *nameserver.Zone {
+	z := nameserver.NewZone(model.DNSDomain(n))
+	for _, sn := range subnets {
+		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && sn.NetworkID == n.ID && p.Addr().Is4() {
+			z.Subnets = append(z.Subnets, p.Masked())
+		}
+	}
+	slices.SortFunc(z.Subnets, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
+		for _, ip := range p.FixedIPs {
+			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil && addr.Is4() {
+				z.Add(hostnameOf(p, addr, instances), addr)
+			}
+		}
+	}
+	return z
+}
+
+// hostnameOf is the name a port's DHCP lease and DNS records carry: its
+// instance's name, else the port's name when it is a DNS label, else
+// Neutron's host-<address>.
+func hostnameOf(p model.Port, addr netip.Addr, instances map[string]model.Instance) string {
+	if p.DeviceOwner == model.DeviceOwnerCompute {
+		if inst, ok := instances[p.DeviceID]; ok && model.CheckDNSLabel(inst.Name) == nil {
+			return strings.ToLower(inst.Name)
+		}
+	}
+	if model.CheckDNSLabel(p.Name) == nil {
+		return strings.ToLower(p.Name)
+	}
+	return "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(addr.String())
+}
+
+// resolvConf is the resolv.conf of an instance whose ports are ports (in
+// interface order): the search domain and DNS servers of the first port on
+// a subnet that has DNS servers or DHCP (whose port is nsnet's DNS
+// server), as a DHCP client there would write it.
+func resolvConf(ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, dhcpAddrs map[string]string) string {
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			sn, ok := subnets[ip.SubnetID]
+			if !ok {
+				continue
+			}
+			servers := slices.Clone(sn.DNSNameservers)
+			if len(servers) == 0 && dhcpAddrs[sn.ID] != "" {
+				servers = []string{dhcpAddrs[sn.ID]}
+			}
+			if len(servers) == 0 {
+				continue
+			}
+			var b strings.Builder
+			b.WriteString(resolvConfMark + " for this instance\n")
+			fmt.Fprintf(&b, "search %s\n", strings.TrimSuffix(model.DNSDomain(networks[p.NetworkID]), "."))
+			for _, s := range servers {
+				fmt.Fprintf(&b, "nameserver %s\n", s)
+			}
+			return b.String()
+		}
+	}
+	return resolvConfMark + ": no DNS server on this instance's subnets\n"
+}
+
+// resolvConfMark starts every resolv.conf nsnet writes.
+const resolvConfMark = "# written by nsnet"
+
+// routedSubnets are the subnets a router interface serves.
+func routedSubnets(ports []model.Port) map[string]bool {
+	routed := map[string]bool{}
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface {
+			for _, ip := range p.FixedIPs {
+				routed[ip.SubnetID] = true
+			}
+		}
+	}
+	return routed
+}
+
+// isolatedMetadataRoutes are, by subnet, the routes to the metadata
+// service through the DHCP port of each DHCP subnet no router serves.
+func isolatedMetadataRoutes(dhcpAddrs map[string]string, routed map[string]bool) map[string]dataplane.Route {
+	out := map[string]dataplane.Route{}
+	for sn, a := range dhcpAddrs {
+		if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() && !routed[sn] {
+			out[sn] = metadataRoute(addr)
+		}
+	}
+	return out
+}
+
+// dhcpAddrsOf maps each subnet to its DHCP port's address there.
+func dhcpAddrsOf(ports []model.Port) map[string]string {
+	out := map[string]string{}
+	for _, p := range ports {
+		if p.DeviceOwner != model.DeviceOwnerDHCP {
+			continue
+		}
+		for _, ip := range p.FixedIPs {
+			out[ip.SubnetID] = ip.IPAddress
+		}
+	}
+	return out
+}

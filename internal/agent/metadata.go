@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	vnetns "github.com/vishvananda/netns"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/metadata"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nat"
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// The metadata service answers in two places: in each router namespace on
+// port nat.MetadataPort, where the router's nft table redirects
+// 169.254.169.254:80 arriving on its qr- interfaces, and in each qdhcp
+// namespace on port 80 of 169.254.169.254, an address of the DHCP port,
+// for subnets no router serves (DHCP pushes the host route there).
+
+// metadataRoute is the host route to the metadata service through a DHCP
+// port on subnets without a router, as Neutron's isolated metadata.
+func metadataRoute(dhcpAddr netip.Addr) dataplane.Route {
+	return dataplane.Route{Dst: netip.PrefixFrom(metadata.Addr, 32), Gw: dhcpAddr}
+}
+
+// metadataDirectory maps every IPv4 address of an instance port to the
+// instance's metadata.
+func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets map[string]model.Subnet) metadata.Directory {
+	instances := map[string]model.Instance{}
+	for _, inst := range s.instances {
+		instances[inst.ID] = inst
+	}
+	floating := map[string]netip.Addr{} // port id + fixed address → floating address
+	for _, f := range s.fips {
+		if f.PortID != nil && f.FixedIPAddress != nil {
+			if a, err := netip.ParseAddr(f.FloatingIPAddress); err == nil {
+				floating[*f.PortID+"/"+*f.FixedIPAddress] = a
+			}
+		}
+	}
+	dhcpAddrs := dhcpAddrsOf(s.ports)
+	byInstance := map[string][]model.Port{}
+	for _, p := range s.ports {
+		if _, ok := instances[p.DeviceID]; ok && p.DeviceOwner == model.DeviceOwnerCompute {
+			byInstance[p.DeviceID] = append(byInstance[p.DeviceID], p)
+		}
+	}
+	dir := metadata.Directory{}
+	for id, ports := range byInstance {
+		inst := instances[id]
+		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+		var links []metadata.Port
+		var dns []netip.Addr
+		for _, p := range ports {
+			link := metadata.Port{ID: p.ID, MAC: p.MACAddress, MTU: networkMTU(networks[p.NetworkID]), NetworkID: p.NetworkID}
+			for _, ip := range p.FixedIPs {
+				sn := subnets[ip.SubnetID]
+				a, err1 := netip.ParseAddr(ip.IPAddress)
+				cidr, err2 := netip.ParsePrefix(sn.CIDR)
+				if err1 != nil || err2 != nil || !a.Is4() {
+					continue
+				}
+				link.Addrs = append(link.Addrs, netip.PrefixFrom(a, cidr.Bits()))
+				if sn.GatewayIP != nil && !link.Gateway.IsValid() {
+					link.Gateway, _ = netip.ParseAddr(*sn.GatewayIP)
+				}
+				if len(dns) == 0 {
+					for _, d := range sn.DNSNameservers {
+						if da, err := netip.ParseAddr(d); err == nil {
+							dns = append(dns, da)
+						}
+					}
+					if da, err := netip.ParseAddr(dhcpAddrs[sn.ID]); len(dns) == 0 && err == nil {
+						dns = append(dns, da)
+					}
+				}
+			}
+			links = append(links, link)
+		}
+		for _, p := range ports {
+			n := networks[p.NetworkID]
+			for _, ip := range p.FixedIPs {
+				a, err := netip.ParseAddr(ip.IPAddress)
+				if err != nil || !a.Is4() {
+					continue
+				}
+				dir[metadata.Key{NetworkID: p.NetworkID, Addr: a}] = &metadata.Instance{
+					ID: inst.ID, Name: inst.Name, ProjectID: inst.ProjectID,
+					Hostname:   hostnameOf(p, a, instances),
+					Domain:     strings.TrimSuffix(model.DNSDomain(n), "."),
+					UserData:   inst.UserData,
+					Meta:       inst.Meta,
+					SSHKeys:    inst.SSHKeys,
+					LocalIPv4:  a,
+					PublicIPv4: floating[p.ID+"/"+ip.IPAddress],
+					Ports:      links,
+					DNS:        dns,
+				}
+			}
+		}
+	}
+	return dir
+}
+
+// routerMetadataNetworks maps each IPv4 address of a router's qr- ports to
+// the network of the port: where a redirected request came from.
+func routerMetadataNetworks(d *desired, routerID string) map[netip.Addr]string {
+	out := map[netip.Addr]string{}
+	for _, ps := range d.ports {
+		if ps.RouterID != routerID || ps.Gateway {
+			continue
+		}
+		for _, a := range ps.Veth.Addrs {
+			out[a.Addr()] = ps.NetworkID
+		}
+	}
+	return out
+}
+
+// routerListener is the metadata listener in a router's namespace.
+type routerListener struct {
+	ino uint64 // the namespace it is in
+	l   *metadata.Listener
+}
+
+func (r *routerListener) close() { r.l.Close() }
+
+// ensureMetadataListener makes router id's metadata listener run in ns,
+// and tells it its networks.
+func (p *pass) ensureMetadataListener(id string, ns *dataplane.Namespace) error {
+	ino, err := netns.Inode(ns.Name)
+	if err != nil {
+		return err
+	}
+	cur, ok := p.a.metaListeners.get(id)
+	if !ok || cur.ino != ino {
+		p.a.metaListeners.close(id)
+		l, err := p.a.metadata.Listen(vnetns.NsHandle(ns.Fd()), netip.AddrPortFrom(netip.IPv4Unspecified(), nat.MetadataPort))
+		if err != nil {
+			return err
+		}
+		cur = &routerListener{ino: ino, l: l}
+		p.a.metaListeners.set(id, cur)
+	}
+	cur.l.SetNetworks(routerMetadataNetworks(p.d, id))
+	return nil
+}
+
+// dhcpMetadataAddr is the metadata address on a DHCP port.
+var dhcpMetadataAddr = netip.PrefixFrom(metadata.Addr, 32)

@@ -1,0 +1,133 @@
+// Package nameserver is nsnet's DNS server for one network: it answers A
+// and PTR queries for the names of the network's instances and ports in
+// the network's dns_domain, from the DHCP port's addresses in the qdhcp
+// namespace, and forwards any other question to the upstream resolvers the
+// daemon was given (or refuses it when there are none).
+//
+// It owns the DNS protocol side: deciding the answer (Zone.Answer, pure)
+// and the sockets (Server), opened inside the network's namespace through
+// internal/netns. Forwarded queries leave from the daemon's own namespace,
+// where the host's resolvers are reachable. It must not read the store or
+// program the kernel: the agent hands it a Zone whenever the network's
+// ports change.
+package nameserver
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// TTL of the answers nsnet is authoritative for: short, since ports come
+// and go.
+const TTL = 30
+
+// Zone is what one network's server knows.
+type Zone struct {
+	// Domain is the network's DNS domain, fully qualified, lower case.
+	Domain string
+	// A holds the addresses of each fully qualified, lower-case name.
+	A map[string][]netip.Addr
+	// PTR holds the names of each address.
+	PTR map[netip.Addr][]string
+	// Subnets are the network's IPv4 subnets: reverse names in them are
+	// nsnet's to answer (NXDOMAIN when unknown), never forwarded.
+	Subnets []netip.Prefix
+}
+
+// NewZone returns an empty zone for domain.
+func NewZone(domain string) *Zone {
+	return &Zone{Domain: dns.Fqdn(strings.ToLower(domain)), A: map[string][]netip.Addr{}, PTR: map[netip.Addr][]string{}}
+}
+
+// Add records that host (a single label) in the zone's domain has addr.
+func (z *Zone) Add(host string, addr netip.Addr) {
+	name := strings.ToLower(host) + "." + z.Domain
+	z.A[name] = append(z.A[name], addr)
+	z.PTR[addr] = append(z.PTR[addr], name)
+}
+
+// Answer returns the reply to req, or nil when the question is not the
+// zone's and must be forwarded.
+func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
+	reply := new(dns.Msg)
+	if req.Opcode != dns.OpcodeQuery {
+		return reply.SetRcode(req, dns.RcodeNotImplemented)
+	}
+	if len(req.Question) != 1 {
+		return reply.SetRcode(req, dns.RcodeFormatError)
+	}
+	q := req.Question[0]
+	name := strings.ToLower(q.Name)
+	if q.Qclass != dns.ClassINET {
+		return nil
+	}
+	if addr, ok := reverseAddr(name); ok {
+		return z.answerPTR(req, q, addr)
+	}
+	if name != z.Domain && !strings.HasSuffix(name, "."+z.Domain) {
+		return nil
+	}
+	reply.SetReply(req)
+	reply.Authoritative = true
+	addrs, exists := z.A[name]
+	if !exists && name != z.Domain {
+		reply.Rcode = dns.RcodeNameError
+		return reply
+	}
+	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
+		for _, a := range addrs {
+			reply.Answer = append(reply.Answer, &dns.A{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: TTL},
+				A:   a.AsSlice(),
+			})
+		}
+	}
+	return reply // other types: the name exists, with no such data
+}
+
+func (z *Zone) answerPTR(req *dns.Msg, q dns.Question, addr netip.Addr) *dns.Msg {
+	names, ok := z.PTR[addr]
+	if !ok {
+		inside := false
+		for _, p := range z.Subnets {
+			inside = inside || p.Contains(addr)
+		}
+		if !inside {
+			return nil
+		}
+	}
+	reply := new(dns.Msg).SetReply(req)
+	reply.Authoritative = true
+	if !ok {
+		reply.Rcode = dns.RcodeNameError
+		return reply
+	}
+	if q.Qtype == dns.TypePTR || q.Qtype == dns.TypeANY {
+		for _, n := range names {
+			reply.Answer = append(reply.Answer, &dns.PTR{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: TTL},
+				Ptr: n,
+			})
+		}
+	}
+	return reply
+}
+
+// reverseAddr parses an IPv4 reverse name, d.c.b.a.in-addr.arpa.
+func reverseAddr(name string) (netip.Addr, bool) {
+	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
+	if !ok {
+		return netip.Addr{}, false
+	}
+	labels := strings.Split(rest, ".")
+	if len(labels) != 4 {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(labels[3] + "." + labels[2] + "." + labels[1] + "." + labels[0])
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
