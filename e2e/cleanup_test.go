@@ -56,14 +56,14 @@ func TestCleanupWithLostStore(t *testing.T) {
 	for _, o := range listed {
 		kinds[o["kind"].(string)]++
 	}
-	// Two instances, one router; in the host namespace two bridges, the
-	// host ends of four ports (two instance ports, qr-, qg-) and the
-	// security group tables.
-	if want := map[string]int{"instance": 2, "router": 1, "link": 6, "nft-table": 1}; !maps.Equal(kinds, want) {
+	// Two instances, one router, private's DHCP namespace; in the host
+	// namespace two bridges, the host ends of five ports (two instance
+	// ports, qr-, qg-, the DHCP port) and the security group tables.
+	if want := map[string]int{"instance": 2, "router": 1, "dhcp": 1, "link": 7, "nft-table": 1}; !maps.Equal(kinds, want) {
 		t.Errorf("dry run listed %v, want %v:\n%v", kinds, want, listed)
 	}
-	if n := len(namespacesWithPrefix(e.Prefix)); n != 5 {
-		t.Errorf("the dry run removed something: %d namespaces with the prefix, want 5", n)
+	if n := len(namespacesWithPrefix(e.Prefix)); n != 6 {
+		t.Errorf("the dry run removed something: %d namespaces with the prefix, want 6", n)
 	}
 
 	var removed []map[string]any

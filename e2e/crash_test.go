@@ -152,6 +152,10 @@ func kernelVersusStore(e *Env) string {
 	for _, it := range body["routers"].([]any) {
 		want = append(want, e.Prefix+"qrouter-"+it.(map[string]any)["id"].(string))
 	}
+	_, body = e.API("GET", "/v2.0/ports?device_owner=network:dhcp", nil)
+	for _, it := range body["ports"].([]any) {
+		want = append(want, e.Prefix+"qdhcp-"+it.(map[string]any)["network_id"].(string))
+	}
 	have := namespacesWithPrefix(e.Prefix)
 	slices.Sort(want)
 	slices.Sort(have)

@@ -19,18 +19,22 @@ import (
 )
 
 // TestRestartTouchesNothing runs 20 routers, 200 instance ports with
-// security groups and 200 floating IPs, restarts the daemon gracefully and then with SIGKILL, and
-// checks that nothing was recreated or changed: the same namespaces (inode
-// numbers), links (ifindexes), addresses and nft tables (table, chain, set
-// and rule handles, element counts); that a TCP stream through the
-// router's SNAT and a ping to a floating IP lose nothing meanwhile; and
-// that the agent's first full pass after each start changed nothing.
+// security groups, 200 floating IPs and 20 DHCP namespaces, restarts the
+// daemon gracefully and then with SIGKILL, and checks that nothing was
+// recreated or changed: the same namespaces (inode numbers), links
+// (ifindexes), addresses and nft tables (table, chain, set and rule
+// handles, element counts); that a TCP stream through the router's SNAT
+// and a ping to a floating IP lose nothing meanwhile; that a DHCP client
+// renews its lease with the restarted daemon; and that the agent's first
+// full pass after each start changed nothing.
 func TestRestartTouchesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 220 namespaces")
 	}
 	const networks, perNetwork = 20, 10
-	e := Start(t)
+	// Leases short enough that the DHCP client renews across both
+	// restarts.
+	e := Start(t, WithDaemonArgs("--dhcp-lease-time", "4s"))
 	file := filepath.Join(e.Dir, "scale.yaml")
 	if err := os.WriteFile(file, []byte(scaleTopology(networks, perNetwork)), 0o644); err != nil {
 		t.Fatal(err)
@@ -45,6 +49,20 @@ func TestRestartTouchesNothing(t *testing.T) {
 	_, body := e.API("GET", "/v2.0/networks?name=public", nil)
 	public := body["networks"].([]any)[0].(map[string]any)["id"].(string)
 	up := buildUpstream(t, e, public, "198.18.0.1/16")
+
+	// A DHCP client in its own instance on net-0, bound before the
+	// restarts.
+	e.MustNsnet("instance", "create", "dhcp-vm")
+	e.MustNsnet("port", "create", "dhcp-vm-eth0", "--network", "net-0", "--device", "dhcp-vm", "--dhcp-client")
+	lease := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "dhcp-vm-eth0", "-o", "json")))
+	udhcpc := startDHCPClient(t, e, "dhcp-vm", "udhcpc", "-f", "-i", "eth0", "-s", "/etc/udhcpc/default.script")
+	acks := func() int { return strings.Count(udhcpc.output(), "lease of "+lease+" obtained") }
+	eventually(t, 15*time.Second, "udhcpc bound", func() error {
+		if acks() == 0 {
+			return fmt.Errorf("udhcpc output:\n%s", udhcpc.output())
+		}
+		return nil
+	})
 
 	// vm-0-1 has no floating IP: its stream leaves by the default SNAT.
 	stream := startTCPStream(t, up.FarNS, up.Far, e.Netns("vm-0-1"))
@@ -71,12 +89,28 @@ func TestRestartTouchesNothing(t *testing.T) {
 		}
 	}
 
+	// The client renews with the restarted daemon, keeping its address.
+	renewals := acks()
+	eventually(t, 15*time.Second, "udhcpc renews after the restarts", func() error {
+		if acks() == renewals {
+			return fmt.Errorf("udhcpc output:\n%s", udhcpc.output())
+		}
+		return nil
+	})
+	if out := udhcpc.output(); strings.Contains(out, "deconfig") || strings.Contains(out, "lease lost") {
+		t.Errorf("the DHCP client lost its lease across the restarts:\n%s", out)
+	}
+	if out, _ := e.In("dhcp-vm", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "inet "+lease+"/24 ") {
+		t.Errorf("dhcp-vm's address after the restarts:\n%s", out)
+	}
+
 	sent, received, err := stream.stop()
 	if err != nil || sent == 0 || sent != received {
 		t.Errorf("TCP stream through SNAT across the restarts: sent %d, far host received %d, err %v", sent, received, err)
 	}
 	answered, missing := pings.stop()
-	t.Logf("across the restarts: TCP stream %d bytes sent, %d received; ping to a floating IP %d answered", sent, received, answered)
+	t.Logf("across the restarts: TCP stream %d bytes sent, %d received; ping to a floating IP %d answered; DHCP client renewed %d times, always %s",
+		sent, received, answered, acks()-1, lease)
 	if answered < 20 || len(missing) > 0 {
 		t.Errorf("ping to a floating IP across the restarts: %d answered, unanswered seqs %v", answered, missing)
 	}
@@ -186,12 +220,13 @@ func snapshotKernel(t *testing.T, prefix string) kernelSnapshot {
 	return s
 }
 
-// nftIdentity is the handles of the nsnet table of ns and of its chains,
-// sets and rules, and the element count of each set.
+// nftIdentity is the handles of every nft table of ns (NAT, security
+// groups) and of its chains, sets and rules, and the element count of each
+// set.
 func nftIdentity(t *testing.T, ns string) map[string]string {
-	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "nsnet").Output()
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset").Output()
 	if err != nil {
-		return nil // no table here
+		t.Fatalf("nft list ruleset in %s: %v", ns, err)
 	}
 	var doc struct {
 		Nftables []map[string]json.RawMessage `json:"nftables"`
@@ -203,6 +238,8 @@ func nftIdentity(t *testing.T, ns string) map[string]string {
 	for _, obj := range doc.Nftables {
 		for kind, raw := range obj {
 			var o struct {
+				Family string `json:"family"`
+				Table  string `json:"table"`
 				Name   string `json:"name"`
 				Chain  string `json:"chain"`
 				Handle int    `json:"handle"`
@@ -211,7 +248,7 @@ func nftIdentity(t *testing.T, ns string) map[string]string {
 			if kind == "metainfo" || json.Unmarshal(raw, &o) != nil {
 				continue
 			}
-			key := fmt.Sprintf("nft %s %s %s%s#%d", ns, kind, o.Chain, o.Name, o.Handle)
+			key := fmt.Sprintf("nft %s %s %s %s %s%s#%d", ns, o.Family, o.Table, kind, o.Chain, o.Name, o.Handle)
 			id[key] = fmt.Sprintf("handle %d, %d elements", o.Handle, len(o.Elem))
 		}
 	}

@@ -23,7 +23,16 @@ type traceResult struct {
 		LastSeen *traceHop `json:"last_seen"`
 		Reasons  []string  `json:"reasons"`
 	} `json:"stopped"`
-	Notes []string `json:"notes"`
+	NFTrace []traceEvent `json:"nftrace"`
+	Notes   []string     `json:"notes"`
+}
+
+// traceEvent is an nftables verdict on the probe; Port, Direction and
+// SecurityGroups are set when a port's security groups gave it.
+type traceEvent struct {
+	Table, Chain, Verdict string
+	Port, Direction       string
+	SecurityGroups        []string `json:"security_groups"`
 }
 
 type traceHop struct {
@@ -75,6 +84,9 @@ func (r traceResult) allSeen(t *testing.T) {
 func TestTraceRouterNAT(t *testing.T) {
 	e := Start(t)
 	up := buildSeed004(t, e)
+	// Pings from outside the default group (the far host, a floating
+	// IP's external client, the router's hairpin SNAT) are let in.
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "icmp")
 	gatewayIP := gatewayAddress(t, e, "r1")
 	vm1IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json")))
 	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
@@ -237,6 +249,30 @@ func TestTraceRouterNAT(t *testing.T) {
 		!strings.Contains(reasons, "did not forward it") ||
 		!strings.Contains(reasons, `drop by rule handle`) || !strings.Contains(reasons, `chain forward in table bridge sgtest, the host (comment "sg:web rule:no-8081")`) {
 		t.Errorf("trace to a port a bridge firewall drops: answered %v, stopped %+v", r.Answered, r.Stopped)
+	}
+
+	// vm1's security groups (the default group: ICMP, HTTP and its own
+	// members) do not admit SSH from outside: the probe to its floating
+	// IP is DNATed, crosses the bridge's firewall, and is dropped there
+	// for vm1's port; the trace names the port and its group.
+	defaultSG := jsonOf(t, e.MustNsnet("security-group", "show", "default", "-o", "json"))["id"].(string)
+	r = e.trace("--from-external", "public", fip, "--tcp", "22", "--timeout", "1s")
+	reasons = ""
+	if r.Stopped != nil {
+		reasons = strings.Join(r.Stopped.Reasons, "\n")
+	}
+	if r.Answered || !strings.Contains(reasons, "drop by rule handle") ||
+		!strings.Contains(reasons, "port vm1-eth0's security groups (default ("+defaultSG+")) have no ingress rule that admits it") {
+		t.Errorf("trace to a port its security group blocks: answered %v, stopped %+v", r.Answered, r.Stopped)
+	}
+	var sgDrop *traceEvent
+	for i, ev := range r.NFTrace {
+		if ev.Verdict == "drop" && ev.Port == "vm1-eth0" {
+			sgDrop = &r.NFTrace[i]
+		}
+	}
+	if sgDrop == nil || sgDrop.Direction != "ingress" || len(sgDrop.SecurityGroups) != 1 {
+		t.Errorf("trace JSON: no ingress drop naming vm1-eth0 and its one group in %+v", r.NFTrace)
 	}
 
 	// An address of vm1's subnet that no port holds: nobody answers ARP,

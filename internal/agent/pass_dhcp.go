@@ -102,7 +102,12 @@ func (p *pass) ensureDHCP(networkID string, spec dhcpSpec) {
 		return
 	}
 	started, err := p.ensureServers(networkID, ns, port.Veth)
-	p.record(k, spec, changed || c || started, err, status{model.StatusActive, ""})
+	if started {
+		p.a.log.Info("DHCP and DNS servers started", "network", networkID, "netns", spec.Netns)
+	}
+	// Starting the daemon's own servers changes nothing in the kernel: a
+	// restart that finds the namespace as it left it changed nothing.
+	p.record(k, spec, changed || c, err, status{model.StatusActive, ""})
 }
 
 // ensureServers starts network id's servers in ns on the DHCP port's

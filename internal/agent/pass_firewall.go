@@ -87,12 +87,12 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 		h.fw, h.ino = fw, p.a.hostIno
 	}
 	if p.full && h.applied != nil {
-		present, err := h.fw.Present()
+		intact, err := h.fw.Verify()
 		if err != nil {
 			return err
 		}
-		if !present {
-			h.fw.Forget() // removed behind nsnet's back: build again
+		if !intact {
+			h.fw.Forget() // changed behind nsnet's back: build again
 			h.applied = nil
 		}
 	}
@@ -106,6 +106,10 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	}
 	h.applied, h.ports = &spec, ports
 	h.counters = nil
+	if res.Adopted {
+		p.a.log.Info("firewall adopted as found", "ports", len(spec.Ports))
+		return nil
+	}
 	p.mu.Lock()
 	p.changes++
 	p.mu.Unlock()

@@ -1,12 +1,12 @@
 // Package cleanup removes from one host every kernel object nsnet made,
 // recognised by nsnet's own marks alone: namespaces whose names carry the
-// agent's prefix and whose lo carries an instance or router marker of this
-// host, links in the host namespace labelled with an nsnet alias (bridges
-// and the host ends of ports), the nft tables of the host namespace (NAT:
-// inet nsnet; security groups: bridge and inet nsnet_fw),
+// agent's prefix and whose lo carries an instance, router or DHCP marker of
+// this host, links in the host namespace labelled with an nsnet alias
+// (bridges and the host ends of ports), the nft tables of the host
+// namespace (NAT: inet nsnet; security groups: bridge and inet nsnet_fw),
 // and, under the prefix, mount points of namespace creations that died
-// before mounting (plain files no creation holds locked). It works with an empty or lost store, since it never reads
-// it, and it never touches an object without those marks: a look-alike
+// before mounting (plain files no creation holds locked). It works with an
+// empty or lost store, since it never reads it, and it never touches an object without those marks: a look-alike
 // name is not enough.
 //
 // It must not write the store, and must not run while a daemon programs the
@@ -39,7 +39,7 @@ type Config struct {
 
 // Object is one kernel object nsnet made.
 type Object struct {
-	Kind string `json:"kind"` // router, instance, link, nft-table, mount-point
+	Kind string `json:"kind"` // router, instance, dhcp, link, nft-table, mount-point
 	Name string `json:"name"`
 	// Namespace is where a link or table is; "" is the daemon's own.
 	Namespace string `json:"namespace,omitempty"`
@@ -80,6 +80,13 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 	for _, name := range sortedKeys(instances) {
 		if _, h, _ := dataplane.ParseInstanceMarker(instances[name]); h == markerHost && name != cfg.HostNetns {
 			found = append(found, Object{Kind: "instance", Name: name, Mark: instances[name]})
+		}
+	}
+	dhcps, err := dataplane.ListDHCPNamespaces(cfg.NetnsPrefix)
+	errs = append(errs, err)
+	for _, name := range sortedKeys(dhcps) {
+		if _, h, _ := dataplane.ParseDHCPMarker(dhcps[name]); h == markerHost {
+			found = append(found, Object{Kind: "dhcp", Name: name, Mark: dhcps[name]})
 		}
 	}
 	if cfg.NetnsPrefix != "" {
@@ -127,7 +134,7 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 		switch o.Kind {
 		case "router":
 			err = dataplane.DeleteRouterNetns(o.Name, o.Mark, links)
-		case "instance":
+		case "instance", "dhcp":
 			err = dataplane.DeleteInstanceNetns(o.Name, o.Mark, links)
 		case "link":
 			_, err = dataplane.DeleteLink(links, o.Name, o.Mark)

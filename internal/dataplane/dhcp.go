@@ -20,6 +20,12 @@ func ParseDHCPMarker(marker string) (networkID, host string, ok bool) {
 	return parseMarker(dhcpMarkerPrefix, marker)
 }
 
+// ListDHCPNamespaces returns the namespaces whose names start with prefix
+// and that carry an nsnet DHCP marker (of any host), with their markers.
+func ListDHCPNamespaces(prefix string) (map[string]string, error) {
+	return listMarked(prefix, ParseDHCPMarker)
+}
+
 // EnsureDHCPNetns makes the named DHCP namespace exist, marked with marker
 // (see DHCPMarker), with lo up, and returns it open; the caller closes it.
 // A namespace of that name without that marker is a NotOwnedError. Delete

@@ -117,6 +117,12 @@ func (n *Namespace) marker() (string, error) {
 // prefix and that carry an nsnet instance marker (of any host), with their
 // markers. Names that are not namespaces, or vanish meanwhile, are skipped.
 func ListInstanceNamespaces(prefix string) (map[string]string, error) {
+	return listMarked(prefix, ParseInstanceMarker)
+}
+
+// listMarked returns the namespaces whose names start with prefix and
+// whose marker parse accepts, with their markers.
+func listMarked(prefix string, parse func(string) (string, string, bool)) (map[string]string, error) {
 	names, err := netns.List()
 	if err != nil {
 		return nil, err
@@ -133,7 +139,7 @@ func ListInstanceNamespaces(prefix string) (map[string]string, error) {
 		case err != nil:
 			errs = append(errs, err)
 		default:
-			if _, _, ok := ParseInstanceMarker(m); ok {
+			if _, _, ok := parse(m); ok {
 				found[name] = m
 			}
 		}

@@ -3,11 +3,9 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -109,28 +107,7 @@ func DeleteRouterNetns(name, marker string, host *Links) error {
 // prefix and that carry an nsnet router marker (of any host), with their
 // markers.
 func ListRouterNamespaces(prefix string) (map[string]string, error) {
-	names, err := netns.List()
-	if err != nil {
-		return nil, err
-	}
-	found := map[string]string{}
-	var errs []error
-	for _, name := range names {
-		if !strings.HasPrefix(name, prefix) || !netns.Exists(name) {
-			continue
-		}
-		m, err := ReadMarker(name)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			if _, _, ok := ParseRouterMarker(m); ok {
-				found[name] = m
-			}
-		}
-	}
-	return found, errors.Join(errs...)
+	return listMarked(prefix, ParseRouterMarker)
 }
 
 // AssignRoutes returns ports with each of routes added to the port whose

@@ -226,3 +226,60 @@ for _ in range(3):
 		t.Errorf("SYN+FIN to b not counted as invalid: %+v", c)
 	}
 }
+
+// TestAdoptsWhatItFinds: a new Firewall (a restarted daemon) whose spec
+// the tables already implement takes them over without writing anything,
+// so their handles stay; one whose spec differs, or that finds an element
+// removed by hand, rebuilds them. Verify notices an element removed by
+// hand.
+func TestAdoptsWhatItFinds(t *testing.T) {
+	l := newLab(t)
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.9.0.0/24")}
+	spec := l.spec(icmp)
+	if res, err := l.fw.Apply(spec); err != nil || !res.Rebuilt {
+		t.Fatalf("first Apply: %+v, %v; want the tables built", res, err)
+	}
+	handles := func() string {
+		return run(t, "ip", "netns", "exec", l.host, "nft", "-a", "list", "ruleset")
+	}
+	before := handles()
+	if ok, err := l.fw.Verify(); err != nil || !ok {
+		t.Fatalf("Verify of untouched tables: %v, %v", ok, err)
+	}
+
+	reopen := func() {
+		t.Helper()
+		l.fw.Close()
+		fw, err := firewall.Open(l.host, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.fw = fw
+	}
+	reopen()
+	if res, err := l.fw.Apply(spec); err != nil || !res.Adopted || res.Added != 0 {
+		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
+	}
+	if after := handles(); after != before {
+		t.Errorf("adopting changed the tables:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b blocked after adopting")
+	}
+	// An update after adopting sends only the difference.
+	if res, err := l.fw.Apply(l.spec()); err != nil || res.Rebuilt || res.Deleted != 1 {
+		t.Errorf("removing the ICMP rule after adopting: %+v, %v; want one element deleted", res, err)
+	}
+
+	run(t, "ip", "netns", "exec", l.host, "nft", "flush", "set", "bridge", "nsnet_fw", "mac_ok")
+	if ok, err := l.fw.Verify(); err != nil || ok {
+		t.Errorf("Verify after an element was removed by hand: %v, %v; want false", ok, err)
+	}
+	reopen()
+	if res, err := l.fw.Apply(l.spec()); err != nil || !res.Rebuilt {
+		t.Errorf("Apply by a new Firewall over damaged tables: %+v, %v; want them rebuilt", res, err)
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}

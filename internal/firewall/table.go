@@ -13,11 +13,11 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // Firewall is the pair of nsnet_fw tables of one namespace, open for
@@ -27,7 +27,7 @@ type Firewall struct {
 	log       *slog.Logger
 
 	mu  sync.Mutex
-	nft *nftables.Conn
+	nft *nfsock.Conn
 	ct  *vnl.Handle
 	// synced: the kernel holds exactly what current describes (false
 	// before the first Apply and after a failed one: the next Apply then
@@ -85,13 +85,13 @@ func (f *Firewall) dial() error {
 	}
 	defer ns.Close()
 	return netns.Do(ns, func() error {
-		c, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers))
+		c, err := nfsock.Open(bufferSize, bufferSize)
 		if err != nil {
-			return fmt.Errorf("nftables socket in %q: %w", f.namespace, err)
+			return fmt.Errorf("open firewall in %q: %w", f.namespace, err)
 		}
 		h, err := vnl.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {
-			c.CloseLasting()
+			c.Close()
 			return fmt.Errorf("conntrack socket in %q: %w", f.namespace, err)
 		}
 		f.nft, f.ct = c, h
@@ -99,37 +99,17 @@ func (f *Firewall) dial() error {
 	})
 }
 
-// forceBuffers raises the socket's buffers past the system maximum (which
-// needs CAP_NET_ADMIN): a batch of thousands of messages is sent at once,
-// and each is acknowledged.
-func forceBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		serr = errors.Join(
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bufferSize),
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufferSize),
-		)
-	})
-	if err := errors.Join(err, serr); err != nil {
-		return fmt.Errorf("socket buffers: %w", err)
-	}
-	return nil
-}
-
 // Close releases the sockets; the tables stay.
 func (f *Firewall) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.ct.Close()
-	return f.nft.CloseLasting()
+	return f.nft.Close()
 }
 
 // Result says what an Apply did.
 type Result struct {
+	Adopted        bool // the tables already implemented the spec: nothing written
 	Rebuilt        bool // both tables replaced in one batch
 	Added, Deleted int  // set elements
 	// Forgotten counts conntrack entries deleted because the rules that
@@ -138,8 +118,9 @@ type Result struct {
 }
 
 // Apply makes the tables implement spec. The first Apply of a Firewall
-// replaces both tables (atomically, in one batch); later ones send only
-// the elements that differ, in one batch. Removed rules take their
+// adopts the tables a previous daemon left if they implement spec exactly,
+// and otherwise replaces both (atomically, in one batch); later ones send
+// only the elements that differ, in one batch. Removed rules take their
 // connections' conntrack entries with them.
 func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
@@ -148,6 +129,10 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.synced {
+		if want, ok := f.adopt(spec); ok {
+			f.current, f.synced = want, true
+			return Result{Adopted: true}, nil
+		}
 		want := compile(spec, compiled{})
 		if err := f.rebuild(want); err != nil {
 			return Result{}, f.fail(err)
@@ -179,7 +164,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 func (f *Firewall) fail(err error) error {
 	f.synced = false
 	f.ct.Close()
-	f.nft.CloseLasting()
+	f.nft.Close()
 	if derr := f.dial(); derr != nil {
 		return errors.Join(err, fmt.Errorf("reopen: %w", derr))
 	}

@@ -5,21 +5,21 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // sockets are the two netfilter netlink sockets of a Table, both created
 // inside its namespace (a socket keeps the namespace it was created in,
 // whichever thread uses it later).
 type sockets struct {
-	nft *nftables.Conn // lasting: rules, sets, elements, batches
-	gen *netlink.Conn  // the ruleset generation
-	ct  *vnl.Handle    // conntrack
+	nft *nfsock.Conn  // lasting: rules, sets, elements, batches
+	gen *netlink.Conn // the ruleset generation
+	ct  *vnl.Handle   // conntrack
 }
 
 // bufferSize bounds one batch. The first Apply of a router with ten
@@ -37,20 +37,22 @@ func dial(namespace string) (*sockets, error) {
 	var s sockets
 	err = netns.Do(ns, func() error {
 		var err error
-		s.nft, err = nftables.New(nftables.AsLasting(), nftables.WithSockOptions(forceBuffers))
+		// Answers are few (errors, and the generation): a sixteenth of
+		// the send buffer.
+		s.nft, err = nfsock.Open(bufferSize, bufferSize/16)
 		if err != nil {
-			return fmt.Errorf("nftables socket: %w", err)
+			return err
 		}
 		s.gen, err = netlink.Dial(unix.NETLINK_NETFILTER, nil)
 		if err != nil {
-			s.nft.CloseLasting()
+			s.nft.Close()
 			return fmt.Errorf("netfilter socket: %w", err)
 		}
 		// A handle's sockets are made now, here, for the families it is
 		// given; it never opens one later on whatever thread it runs.
 		s.ct, err = vnl.NewHandle(unix.NETLINK_NETFILTER)
 		if err != nil {
-			s.nft.CloseLasting()
+			s.nft.Close()
 			s.gen.Close()
 			return fmt.Errorf("conntrack socket: %w", err)
 		}
@@ -64,27 +66,7 @@ func dial(namespace string) (*sockets, error) {
 
 func (s *sockets) close() error {
 	s.ct.Close()
-	return errors.Join(s.nft.CloseLasting(), s.gen.Close())
-}
-
-// forceBuffers raises the socket's buffers past the system maximum, which
-// needs CAP_NET_ADMIN, as nftables itself does.
-func forceBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		serr = errors.Join(
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bufferSize),
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufferSize/16),
-		)
-	})
-	if err := errors.Join(err, serr); err != nil {
-		return fmt.Errorf("socket buffers: %w", err)
-	}
-	return nil
+	return errors.Join(s.nft.Close(), s.gen.Close())
 }
 
 // generation asks the kernel for the namespace's nftables ruleset

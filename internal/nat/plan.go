@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // delta is a change of set elements, by set: deletions, applied first,
@@ -271,7 +273,7 @@ func (t *Table) send(p plan, want contents) error {
 // addRules queues the rules of def. Lookups of sets created in the same
 // batch name them by ID too; the shared layout expressions are copied, not
 // changed.
-func addRules(c *nftables.Conn, tbl *nftables.Table, def chainDef, ids map[string]uint32) {
+func addRules(c *nfsock.Conn, tbl *nftables.Table, def chainDef, ids map[string]uint32) {
 	ch := def.nft(tbl)
 	for _, r := range def.rules {
 		exprs := make([]expr.Any, len(r.exprs))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -58,6 +59,12 @@ type NFTEvent struct {
 	Comment string `json:"comment,omitempty"`
 	Verdict string `json:"verdict"`
 	Policy  bool   `json:"policy,omitempty"` // the chain's policy decided, not a rule
+	// Port and SecurityGroups are set when the verdict is a port's
+	// security groups': its name (or id) and direction, and its groups as
+	// "name (id)".
+	Port           string   `json:"port,omitempty"`
+	Direction      string   `json:"direction,omitempty"`
+	SecurityGroups []string `json:"security_groups,omitempty"`
 }
 
 func (e NFTEvent) String() string {
@@ -68,6 +75,10 @@ func (e NFTEvent) String() string {
 	s := fmt.Sprintf("%s by %s of chain %s in table %s %s, %s", e.Verdict, what, e.Chain, e.Family, e.Table, e.Node)
 	if e.Comment != "" {
 		s += fmt.Sprintf(" (comment %q)", e.Comment)
+	}
+	if e.Port != "" {
+		s += fmt.Sprintf(": port %s's security groups (%s) have no %s rule that admits it",
+			e.Port, strings.Join(e.SecurityGroups, ", "), e.Direction)
 	}
 	return s
 }

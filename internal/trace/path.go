@@ -34,6 +34,7 @@ type Model struct {
 	Routers         []model.Router
 	FloatingIPs     []model.FloatingIP
 	PortForwardings map[string][]model.PortForwarding // by floating IP id
+	SecurityGroups  []model.SecurityGroup             // to name the groups that drop a probe
 }
 
 // Hop is one interface a probe crosses, in the order of the way out.

@@ -3,6 +3,7 @@ package trace
 import (
 	"encoding/binary"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/mdlayher/netlink"
@@ -124,7 +125,7 @@ func TestDecodeTrace(t *testing.T) {
 	}
 	for _, tc := range tests {
 		got, ok := decodeTrace(unix.NFPROTO_INET, tc.data)
-		if ok != tc.ok || got != tc.want {
+		if ok != tc.ok || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: decodeTrace = %+v, %v; want %+v, %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}

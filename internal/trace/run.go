@@ -209,6 +209,7 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	}
 	if tracer != nil {
 		res.NFTrace = tracer.stop()
+		m.nameSecurityGroups(res.NFTrace)
 	}
 	stopCapture()
 	wg.Wait()

@@ -1,0 +1,201 @@
+package firewall
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// adopt takes over tables a previous daemon left, when they implement
+// spec exactly: ports keep the tags the kernel gave them, and nothing is
+// written, so a restart recreates no table, chain or set. ok is false when
+// the tables are missing or differ; the caller then rebuilds them.
+func (f *Firewall) adopt(spec Spec) (want compiled, ok bool) {
+	tags, err := f.kernelTags()
+	if err != nil {
+		return compiled{}, false
+	}
+	want = compile(spec, compiled{tags: tags})
+	if same, err := f.matches(want); err != nil || !same {
+		f.log.Debug("existing firewall tables not adopted", "err", err)
+		return compiled{}, false
+	}
+	return want, true
+}
+
+// Verify reports whether the kernel's tables still hold exactly what the
+// last Apply programmed: every chain and set of the layout, and every
+// element. Rules are not compared, only their chains. It is false before
+// the first Apply.
+func (f *Firewall) Verify() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.synced {
+		return false, nil
+	}
+	return f.matches(f.current)
+}
+
+// kernelTags reads the tag of each port interface from the bridge table.
+func (f *Firewall) kernelTags() (map[string]uint16, error) {
+	bridge, _ := tables()
+	set, err := f.nft.GetSetByName(bridge, setTagOut)
+	if err != nil {
+		return nil, err
+	}
+	els, err := f.nft.GetSetElements(set)
+	if err != nil {
+		return nil, err
+	}
+	tags := map[string]uint16{}
+	for _, e := range els {
+		if len(e.Val) != 4 {
+			return nil, fmt.Errorf("tag of %q: %d bytes", e.Key, len(e.Val))
+		}
+		tag := binary.NativeEndian.Uint32(e.Val)
+		if tag == 0 || tag > maxTag {
+			return nil, fmt.Errorf("tag of %q: %d", e.Key, tag)
+		}
+		tags[string(trimIfname(e.Key))] = uint16(tag)
+	}
+	return tags, nil
+}
+
+// matches compares the kernel's tables with want: chain names, set names,
+// and the elements of every set but the drop counters.
+func (f *Firewall) matches(want compiled) (bool, error) {
+	bridge, inet := tables()
+	elems := bySet(want.ports)
+	for _, tbl := range []struct {
+		t      *nftables.Table
+		sets   []setDef
+		chains []chainDef
+	}{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}} {
+		wantChains := map[string]bool{}
+		wantSets := map[string]bool{}
+		for _, c := range tbl.chains {
+			wantChains[c.name] = true
+		}
+		for _, d := range tbl.sets {
+			wantSets[d.name] = true
+		}
+		for tag := range want.ports {
+			if tbl.t == bridge {
+				wantChains[tagChainName(tag)] = true
+				continue
+			}
+			wantChains[egressChainName(tag)], wantChains[ingressChainName(tag)] = true, true
+			wantSets[rulesSet4(tag)], wantSets[rulesSet6(tag)] = true, true
+		}
+
+		chains, err := f.nft.ListChainsOfTableFamily(tbl.t.Family)
+		if err != nil {
+			return false, err
+		}
+		haveChains := map[string]bool{}
+		for _, c := range chains {
+			if c.Table.Name == TableName {
+				haveChains[c.Name] = true
+			}
+		}
+		if !maps.Equal(haveChains, wantChains) {
+			return false, nil
+		}
+
+		sets, err := f.nft.GetSets(tbl.t)
+		if err != nil {
+			return false, err
+		}
+		haveSets := map[string]bool{}
+		for _, s := range sets {
+			haveSets[s.Name] = true
+		}
+		if !maps.Equal(haveSets, wantSets) {
+			return false, nil
+		}
+		for _, s := range sets {
+			if s.Name == setDrops {
+				continue
+			}
+			have, err := f.nft.GetSetElements(s)
+			if err != nil {
+				return false, err
+			}
+			if !sameElements(have, elems[setKey{tbl.t.Family, s.Name}], isVerdictMap(s.Name)) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// sameElements compares a set's elements as the kernel lists them with
+// the ones nsnet would add.
+func sameElements(have []nftables.SetElement, want []element, verdicts bool) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	h := make([]string, 0, len(have))
+	for _, e := range have {
+		h = append(h, listedElementKey(e, verdicts))
+	}
+	w := make([]string, 0, len(want))
+	for _, e := range want {
+		w = append(w, elementKey(e))
+	}
+	slices.Sort(h)
+	slices.Sort(w)
+	return slices.Equal(h, w)
+}
+
+func elementKey(e element) string {
+	return fmt.Sprintf("%x/%x/%x/%s/%v", e.key, e.keyEnd, e.val, e.chain, e.chain != "" && e.goTo)
+}
+
+// listedElementKey is elementKey of an element the kernel listed. A
+// verdict map's data comes back as the verdict's attributes (code and
+// chain), which google/nftables leaves undecoded.
+func listedElementKey(e nftables.SetElement, verdict bool) string {
+	el := element{key: e.Key, keyEnd: e.KeyEnd, val: e.Val}
+	if verdict {
+		code, chain := decodeVerdict(e.Val)
+		el.val, el.chain = nil, chain
+		el.goTo = int32(code) == unix.NFT_GOTO
+	}
+	return elementKey(el)
+}
+
+func isVerdictMap(set string) bool {
+	return set == setTagIn || set == setEgressPorts || set == setIngressPorts
+}
+
+func decodeVerdict(b []byte) (code uint32, chain string) {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return 0, ""
+	}
+	ad.ByteOrder = binary.BigEndian
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_VERDICT_CODE:
+			code = ad.Uint32()
+		case unix.NFTA_VERDICT_CHAIN:
+			chain = ad.String()
+		}
+	}
+	return code, chain
+}
+
+func trimIfname(b []byte) []byte {
+	for i, c := range b {
+		if c == 0 {
+			return b[:i]
+		}
+	}
+	return b
+}
