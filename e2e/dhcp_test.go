@@ -136,22 +136,28 @@ func TestDHCPClients(t *testing.T) {
 		}
 	}
 
-	// A new fixed IP: port security now drops the clients' renewals from
-	// their old addresses, as Neutron's anti-spoofing does, so their
-	// leases run out; they start over from 0.0.0.0, which is let through,
-	// and are offered the new addresses.
+	// A new fixed IP is handed out at the next renewal: the renewal of
+	// the old address is refused, and the client starts over. Port
+	// security lets DHCP from the old address through, but not ARP, so a
+	// unicast renewal may never leave (the client cannot learn the
+	// server's MAC as the old address): udhcpc's broadcast renewal is
+	// refused, dhclient may instead wait out its lease; both end bound to
+	// the new address.
 	for i, vm := range []string{"vm1", "vm2"} {
 		e.MustNsnet("port", "set", vm+"-eth0", "--no-fixed-ip", "--fixed-ip", fmt.Sprintf("ip-address=10.40.0.%d", 50+i))
 	}
 	for i, c := range []*dhcpClient{dhclient, udhcpc} {
 		want := fmt.Sprintf("inet 10.40.0.%d/24 ", 50+i)
-		eventually(t, 40*time.Second, c.vm+" bound to its new address", func() error {
+		eventually(t, 20*time.Second, c.vm+" renewed to its new address", func() error {
 			out, _ := e.In(c.vm, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
 			if !strings.Contains(out, want) {
 				return fmt.Errorf("eth0: %s\n%s", out, c.output())
 			}
 			return nil
 		})
+	}
+	if out := udhcpc.output(); !strings.Contains(out, "received DHCP NAK") {
+		t.Errorf("udhcpc was not refused its old address:\n%s", out)
 	}
 
 	// The servers are the daemon's: a restarted daemon serves again, in
@@ -172,12 +178,21 @@ func TestDHCPClients(t *testing.T) {
 	// A deleted port's lease is refused: vm1's port goes, and a port
 	// with no address (so no lease) takes its place; dhclient, started
 	// again with its lease file, asks for the old address (INIT-REBOOT)
-	// and is told no.
-	// The lease file must hold a lease that has not run out (6s): stop
-	// dhclient right after a renewal.
-	before = acks()
-	eventually(t, 15*time.Second, "dhclient renews once more", func() error {
-		if acks() == before {
+	// and is told no. The lease file must hold a lease that has not run
+	// out (6s), and
+	// dhclient writes one at most every 15 seconds (MIN_LEASE_WRITE): stop
+	// it right after it has written one.
+	leaseFile := filepath.Join(dir, "vm1.leases")
+	sizeOf := func() int64 {
+		st, err := os.Stat(leaseFile)
+		if err != nil {
+			return 0
+		}
+		return st.Size()
+	}
+	written := sizeOf()
+	eventually(t, 30*time.Second, "dhclient writes its lease", func() error {
+		if sizeOf() == written {
 			return fmt.Errorf("dhclient output:\n%s", dhclient.output())
 		}
 		return nil
@@ -186,7 +201,7 @@ func TestDHCPClients(t *testing.T) {
 	e.MustNsnet("port", "delete", "vm1-eth0")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "lab", "--device", "vm1", "--no-fixed-ip", "--dhcp-client")
 	again := startDHCPClient(t, e, "vm1", "dhclient", "-d", "-v", "-sf", "/sbin/dhclient-script",
-		"-pf", filepath.Join(dir, "vm1.pid"), "-lf", filepath.Join(dir, "vm1.leases"), "eth0")
+		"-pf", filepath.Join(dir, "vm1.pid"), "-lf", leaseFile, "eth0")
 	eventually(t, 15*time.Second, "dhclient refused the deleted port's address", func() error {
 		out := again.output()
 		if !strings.Contains(out, "DHCPREQUEST for 10.40.0.50") || !strings.Contains(out, "DHCPNAK from 10.40.0.254") {

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nsnet/nsnet/bench/internal/stats"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -68,12 +69,12 @@ func main() {
 		log.Printf("round %d/%d done", r+1, *rounds)
 	}
 
-	base := median(times["ip-script"])
+	base := stats.Median(times["ip-script"])
 	fmt.Printf("\n%d instances, each with a port on one network; median of %d rounds\n\n", *n, *rounds)
 	fmt.Printf("%-14s %10s %9s  %s\n", "shape", "time", "vs ip", "what")
 	fmt.Printf("%-14s %10s %9s  %s\n", "ip-script", ms(base), "1.00x", "seed-style shell: ip netns add, ip link add … type veth, set netns/master/up, addr, route")
 	for _, s := range shapes {
-		t := median(times[s.name])
+		t := stats.Median(times[s.name])
 		fmt.Printf("%-14s %10s %8.2fx  %s\n", s.name, ms(t), float64(base)/float64(t), s.what)
 	}
 	fmt.Printf("\ndaemon peak RSS (VmHWM): %d KiB (max over runs)\n", slices.Max(peakRSS))
@@ -248,12 +249,6 @@ func peakRSSKiB(pid int) int {
 		}
 	}
 	return 0
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }

@@ -43,6 +43,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/nsnet/nsnet/bench/internal/stats"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -111,8 +112,8 @@ func main() {
 		}
 	}
 
-	bn, bd := median(bound["nsnet"]), median(bound["dnsmasq"])
-	qn, qd := medianF(qps["nsnet"]), medianF(qps["dnsmasq"])
+	bn, bd := stats.Median(bound["nsnet"]), stats.Median(bound["dnsmasq"])
+	qn, qd := stats.Median(qps["nsnet"]), stats.Median(qps["dnsmasq"])
 	fmt.Printf("\n%d instances start udhcpc at once on one network; median of %d rounds\n\n", *n, *rounds)
 	fmt.Printf("%-28s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
 	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
@@ -431,18 +432,6 @@ func (s step) then(name string, args ...string) step {
 		return step{fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)}
 	}
 	return s
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianF(fs []float64) float64 {
-	s := slices.Clone(fs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }

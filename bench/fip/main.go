@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsnet/nsnet/bench/internal/stats"
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -135,7 +136,7 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 					took = append(took, d)
 				}
 			}
-			res.add[name][n] = median(took)
+			res.add[name][n] = stats.Median(took)
 			if nl, ok := a.(*nsnetLayout); ok {
 				d, err := nl.applyOne(n, adds)
 				if err != nil {
@@ -156,8 +157,8 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 		for i := range rates[0] {
 			ratios = append(ratios, rates[1][i]/rates[0][i])
 		}
-		res.rate[name] = map[int]float64{small: medianF(rates[0]), large: medianF(rates[1])}
-		res.ratio[name] = medianF(ratios)
+		res.rate[name] = map[int]float64{small: stats.Median(rates[0]), large: stats.Median(rates[1])}
+		res.ratio[name] = stats.Median(ratios)
 		log.Printf("%s: connections/s at %d %.0f, at %d %.0f; ratio per round %.3f", name, small, rates[0], large, rates[1], ratios)
 		a.close()
 		b.close()
@@ -318,7 +319,7 @@ func (l *nsnetLayout) applyOne(n, adds int) (time.Duration, error) {
 			return 0, fmt.Errorf("applying one more floating IP did %+v", res)
 		}
 	}
-	return median(took), nil
+	return stats.Median(took), nil
 }
 
 // iptablesLayout is Neutron's L3 agent's nat table, restored whole.
@@ -646,18 +647,6 @@ func inNS(name string, fn func() error) error {
 	}
 	defer fd.Close()
 	return netns.Do(fd, fn)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianF(fs []float64) float64 {
-	s := slices.Clone(fs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsnet/nsnet/bench/internal/stats"
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -116,7 +117,7 @@ func main() {
 				took = append(took, d)
 			}
 		}
-		r.addOne = median(took)
+		r.addOne = stats.Median(took)
 		if _, err := l.update(large, largePorts); err != nil {
 			log.Fatal(err)
 		}
@@ -131,7 +132,7 @@ func main() {
 		for i := range rates[0] {
 			ratios = append(ratios, rates[1][i]/rates[0][i])
 		}
-		r.rateSmall, r.rateLarge, r.ratio = medianF(rates[0]), medianF(rates[1]), medianF(ratios)
+		r.rateSmall, r.rateLarge, r.ratio = stats.Median(rates[0]), stats.Median(rates[1]), stats.Median(ratios)
 		log.Printf("%s: program %v, add one rule %v, conn/s %.0f (20 rules) vs %.0f (%d rules), per round %.3f",
 			l.name(), r.program, r.addOne, r.rateSmall, r.rateLarge, *nPorts*rulesPerPort, ratios)
 		results[l.name()] = r
@@ -578,18 +579,6 @@ func errorsJoin(errs ...error) error {
 		return nil
 	}
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianF(fs []float64) float64 {
-	s := slices.Clone(fs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

@@ -42,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nsnet/nsnet/bench/internal/stats"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -134,7 +135,7 @@ func main() {
 				side = spread(together[p.name])
 			}
 		}
-		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, median(gbps[p.name]), alt, side, p.what)
+		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, stats.Median(gbps[p.name]), alt, side, p.what)
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
 	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v\n", *rounds, *dur, *sideBySide, *diagnose)
@@ -423,12 +424,6 @@ func namespaces(prefix string) []string {
 		}
 	}
 	return found
-}
-
-func median(fs []float64) float64 {
-	s := slices.Clone(fs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func randomHex(n int) string {

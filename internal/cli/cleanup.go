@@ -19,9 +19,10 @@ func (a *app) cleanupCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove every kernel object nsnet made on this host, store or no store",
-		Long: `Remove every kernel object nsnet made on this host: router and instance
-namespaces (with their veths), bridges and port veths in the host namespace,
-and the host's nsnet nft table. It recognises them by nsnet's own marks (the
+		Long: `Remove every kernel object nsnet made on this host: router, DHCP and
+instance namespaces (with their veths), bridges and port veths in the host
+namespace, and the host's nft tables (NAT: inet nsnet; security groups:
+bridge and inet nsnet_fw). It recognises them by nsnet's own marks (the
 marker on a namespace's lo, the nsnet: alias on a link, the table name), not
 by the store, so it works when the store is empty or lost; and it never
 touches anything without those marks, whatever its name.

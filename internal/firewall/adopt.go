@@ -1,12 +1,16 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +43,55 @@ func (f *Firewall) Verify() (bool, error) {
 		return false, nil
 	}
 	return f.matches(f.current)
+}
+
+// layoutComment marks tables with the layout that built them: it is the
+// comment of the first rule of the bridge table's prerouting chain, with a
+// hash of every chain, rule and set definition. Tables are adopted only
+// from a daemon of the same layout, so an upgrade that changes the layout
+// rebuilds them rather than keeping the old rules.
+var layoutComment = "nsnet_fw layout " + layoutHash()
+
+const layoutMarkChain = "prerouting"
+
+func layoutHash() string {
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	for _, chains := range [][]chainDef{bridgeChains, inetChains, portChains(1), {tagChain(1)}} {
+		for _, c := range chains {
+			fmt.Fprintln(h, c.name, c.hook != nil && c.priority != nil)
+			if c.hook != nil && c.priority != nil {
+				fmt.Fprintln(h, *c.hook, *c.priority)
+			}
+			if err := enc.Encode(c.rules); err != nil {
+				panic(fmt.Sprintf("firewall layout of chain %s: %v", c.name, err))
+			}
+		}
+	}
+	for _, d := range append(append(slices.Clone(bridgeSets), inetSets...), setDef{name: "rules4"}, setDef{name: "rules6"}) {
+		if r, ok := rulesSetDef(d.name + "_1"); ok {
+			d = r
+		}
+		data := ""
+		if d.data != nil {
+			data = d.data.Name
+		}
+		fmt.Fprintln(h, d.name, d.key.Name, d.key.Bytes, data, d.interval, d.counters)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// sameLayout reports whether the bridge table was built by this layout.
+func (f *Firewall) sameLayout(bridge *nftables.Table) (bool, error) {
+	rules, err := f.nft.GetRules(bridge, &nftables.Chain{Name: layoutMarkChain, Table: bridge})
+	if err != nil {
+		return false, err
+	}
+	if len(rules) == 0 {
+		return false, nil
+	}
+	comment, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
+	return comment == layoutComment, nil
 }
 
 // kernelTags reads the tag of each port interface from the bridge table.
@@ -105,6 +158,11 @@ func (f *Firewall) matches(want compiled) (bool, error) {
 		}
 		if !maps.Equal(haveChains, wantChains) {
 			return false, nil
+		}
+		if tbl.t == bridge {
+			if ok, err := f.sameLayout(bridge); err != nil || !ok {
+				return false, err
+			}
 		}
 
 		sets, err := f.nft.GetSets(tbl.t)

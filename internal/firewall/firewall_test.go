@@ -229,9 +229,9 @@ for _ in range(3):
 
 // TestAdoptsWhatItFinds: a new Firewall (a restarted daemon) whose spec
 // the tables already implement takes them over without writing anything,
-// so their handles stay; one whose spec differs, or that finds an element
-// removed by hand, rebuilds them. Verify notices an element removed by
-// hand.
+// so their handles stay; one that finds an element removed by hand, or
+// rules of another layout, rebuilds them. Verify notices an element
+// removed by hand.
 func TestAdoptsWhatItFinds(t *testing.T) {
 	l := newLab(t)
 	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.9.0.0/24")}
@@ -278,6 +278,14 @@ func TestAdoptsWhatItFinds(t *testing.T) {
 	reopen()
 	if res, err := l.fw.Apply(l.spec()); err != nil || !res.Rebuilt {
 		t.Errorf("Apply by a new Firewall over damaged tables: %+v, %v; want them rebuilt", res, err)
+	}
+
+	// Tables whose rules are not this layout's (another nsnet version, a
+	// rule inserted by hand) are not adopted either.
+	run(t, "ip", "netns", "exec", l.host, "nft", "insert", "rule", "bridge", "nsnet_fw", "prerouting", "counter")
+	reopen()
+	if res, err := l.fw.Apply(l.spec()); err != nil || !res.Rebuilt {
+		t.Errorf("Apply by a new Firewall over tables of another layout: %+v, %v; want them rebuilt", res, err)
 	}
 	if err := l.fw.Delete(); err != nil {
 		t.Fatal(err)

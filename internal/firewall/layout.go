@@ -229,8 +229,11 @@ var bridgeChains = []chainDef{
 	}},
 	{name: "ip4", rules: [][]expr.Any{
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(67)), bridgeDrop(reasonDHCP)),
-		all([]expr.Any{payload(expr.PayloadBaseNetworkHeader, 12, 4, reg1), cmpEq(reg1, make([]byte, 4))},
-			l4(unix.IPPROTO_UDP), transport(0, be16(68)), transport(2, be16(67)), []expr.Any{verdict(expr.VerdictReturn)}),
+		// DHCP client traffic from the port's MAC, whatever its source
+		// address, as Neutron's OVS firewall allows: before the port has
+		// an address (0.0.0.0), and from an address the port no longer
+		// holds, so that its renewal reaches the server and is refused.
+		all(l4(unix.IPPROTO_UDP), transport(0, be16(68)), transport(2, be16(67)), []expr.Any{verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),

@@ -13,6 +13,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -249,8 +250,12 @@ func (f *Firewall) rebuild(want compiled) error {
 			}
 		}
 		for _, c := range chains {
-			for _, r := range c.rules {
-				f.nft.AddRule(&nftables.Rule{Table: tbl.t, Chain: created[c.name], Exprs: r})
+			for i, r := range c.rules {
+				rule := &nftables.Rule{Table: tbl.t, Chain: created[c.name], Exprs: r}
+				if tbl.t == bridge && c.name == layoutMarkChain && i == 0 {
+					rule.UserData = userdata.AppendString(nil, userdata.TypeComment, layoutComment)
+				}
+				f.nft.AddRule(rule)
 			}
 		}
 	}
