@@ -10,7 +10,9 @@
 // It reads the model, never the store, and changes nothing in the kernel
 // but what it removes again before returning: its capture sockets, the
 // temporary namespace of an external source, and the nftables table that
-// marks the probe for tracing (see nftrace.go).
+// marks the probe for tracing (see nftrace.go). It reads the firewall's
+// tables, through package firewall, to name the port whose security
+// groups dropped a probe.
 package trace
 
 import (
