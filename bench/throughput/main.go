@@ -56,6 +56,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	dur := flag.Duration("time", 3*time.Second, "duration of one iperf3 run")
 	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
+	portSecurity := flag.Bool("port-security", true, "the instances' ports have port security and the default security group, as a user's get; false measures the path without the firewall")
 	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -74,7 +75,7 @@ func main() {
 		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
 	}
 
-	b := &bench{daemonPrefix: "btd" + randomHex(3) + "-", ownPrefix: "btx" + randomHex(3) + "-", dir: dir}
+	b := &bench{daemonPrefix: "btd" + randomHex(3) + "-", ownPrefix: "btx" + randomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
 	defer b.teardown()
 	if err := b.build(bin); err != nil {
 		b.teardown()
@@ -138,7 +139,7 @@ func main() {
 		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, stats.Median(gbps[p.name]), alt, side, p.what)
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
-	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v\n", *rounds, *dur, *sideBySide, *diagnose)
+	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -port-security=%v\n", *rounds, *dur, *sideBySide, *diagnose, *portSecurity)
 }
 
 // spread is "median [p25–p75]" of fs.
@@ -220,6 +221,8 @@ type bench struct {
 	servers                      []*exec.Cmd
 	// neighbour is vm-fip's fixed address, on the same network as vm-snat.
 	neighbour string
+	// portSecurity: the instances' ports are filtered (security groups).
+	portSecurity bool
 }
 
 func (b *bench) build(bin string) error {
@@ -273,7 +276,11 @@ func (b *bench) build(bin string) error {
 		if err != nil {
 			return err
 		}
-		if ports[vm], err = create[model.Port](ctx, b.c, client.Ports, map[string]any{"network_id": private.ID, "device_id": inst.ID}); err != nil {
+		port := map[string]any{"network_id": private.ID, "device_id": inst.ID}
+		if !b.portSecurity {
+			port["port_security_enabled"], port["security_groups"] = false, []string{}
+		}
+		if ports[vm], err = create[model.Port](ctx, b.c, client.Ports, port); err != nil {
 			return err
 		}
 	}
@@ -406,6 +413,15 @@ func deleteAll(c *client.Client) {
 	insts, _ := client.List[model.Instance](ctx, c, client.Instances, nil)
 	for _, in := range insts {
 		logErr(c.Delete(ctx, client.Instances, in.ID))
+	}
+	// The networks take their DHCP ports and namespaces with them.
+	subnets, _ := client.List[model.Subnet](ctx, c, client.Subnets, nil)
+	for _, sn := range subnets {
+		logErr(c.Delete(ctx, client.Subnets, sn.ID))
+	}
+	networks, _ := client.List[model.Network](ctx, c, client.Networks, nil)
+	for _, n := range networks {
+		logErr(c.Delete(ctx, client.Networks, n.ID))
 	}
 }
 
