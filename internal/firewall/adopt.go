@@ -33,9 +33,9 @@ func (f *Firewall) adopt(spec Spec) (want compiled, ok bool) {
 }
 
 // Verify reports whether the kernel's tables still hold exactly what the
-// last Apply programmed: every chain and set of the layout, and every
-// element. Rules are not compared, only their chains. It is false before
-// the first Apply.
+// last Apply programmed: every chain and set of the layout, every
+// element, and the layout's mark (see layoutComment). The rules inside the
+// chains are not compared one by one. It is false before the first Apply.
 func (f *Firewall) Verify() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -119,8 +119,9 @@ func (f *Firewall) kernelTags() (map[string]uint16, error) {
 	return tags, nil
 }
 
-// matches compares the kernel's tables with want: chain names, set names,
-// and the elements of every set but the drop counters.
+// matches compares the kernel's tables with want: chain names, the
+// layout's mark, set names, and the elements of every set but the drop
+// counters.
 func (f *Firewall) matches(want compiled) (bool, error) {
 	bridge, inet := tables()
 	elems := bySet(want.ports)
