@@ -11,7 +11,7 @@ import (
 
 // TestDriftRepair deletes by hand, with ip and nft, objects nsnet made — a
 // port's veth, a qr- interface, a router's nft table, a floating IP's
-// address on qg-, a bridge — and expects each back within two seconds,
+// address on qg-, a bridge, the security group tables — and expects each back within two seconds,
 // well before the daemon's periodic full pass (30s): the agent hears the
 // kernel's deletion notifications. Look-alike objects nsnet did not make
 // sit next to them and must survive every repair.
@@ -79,6 +79,14 @@ func TestDriftRepair(t *testing.T) {
 		return nil
 	}
 
+	hasFirewall := func() error {
+		out, err := runOut("ip", "netns", "exec", e.HostNetns, "nft", "list", "set", "bridge", "nsnet_fw", "secured")
+		if err != nil || !strings.Contains(out, "tap") {
+			return fmt.Errorf("no secured port in bridge nsnet_fw (%v):\n%s", err, out)
+		}
+		return nil
+	}
+
 	for _, tc := range []struct {
 		what     string
 		deletion []string
@@ -89,6 +97,7 @@ func TestDriftRepair(t *testing.T) {
 		{"a router's nft table", []string{"ip", "netns", "exec", qrouter, "nft", "delete", "table", "inet", "nsnet"}, hasNATTable},
 		{"a floating IP's address on qg-", []string{"ip", "-n", qrouter, "addr", "del", fip + "/32", "dev", qg}, hasAddr(qrouter, qg, fip)},
 		{"a bridge", []string{"ip", "-n", e.HostNetns, "link", "del", privateBridge}, hasLink(e.HostNetns, privateBridge)},
+		{"the security group tables", []string{"ip", "netns", "exec", e.HostNetns, "nft", "delete", "table", "bridge", "nsnet_fw"}, hasFirewall},
 	} {
 		if err := tc.back(); err != nil {
 			t.Fatalf("before deleting %s: %v", tc.what, err)

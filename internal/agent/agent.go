@@ -249,7 +249,7 @@ func (a *Agent) openHost() error {
 	if err != nil {
 		return fmt.Errorf("open host namespace %q: %w", name, err)
 	}
-	w, err := a.watchDrift(name, false)
+	w, err := a.watchDrift(name, hostTables)
 	if err != nil {
 		h.Close()
 		return err

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -19,13 +22,14 @@ import (
 // repairs it eventually; a driftWatch makes it prompt. It listens to the
 // kernel's notifications in one namespace and reports the deletion of
 // anything the agent still wants — a link carrying the nsnet alias of a
-// wanted object, a wanted address, an nft table, chain, rule or set —
-// after which the agent runs a full pass. The agent's own deletions are of
-// objects it no longer wants, so they do not count: at thousands of
-// objects a full pass costs seconds, and one per deleted port would starve
-// the API's waits. (nsnet never deletes its tables' chains, rules or sets
-// but when it rebuilds a table or deletes a router, whose watch is closed
-// first; the rare rebuild costs one spare pass.)
+// wanted object, a wanted address, a table of nsnet's (in a router, also a
+// chain, rule or set of it) — after which the agent runs a full pass. The
+// agent's own deletions are of objects it no longer wants, so they do not
+// count: at thousands of objects a full pass costs seconds, and one per
+// deleted port would starve the API's waits. (nsnet deletes a router
+// table's chains, rules or sets only when it rebuilds the table or deletes
+// the router, whose watch is closed first, and the host's tables only when
+// the last secured port goes; those rare cases cost one spare pass.)
 type driftWatch struct {
 	namespace string
 	conns     []*netlink.Conn
@@ -77,10 +81,28 @@ func wantedOf(d *desired) *wantedKernel {
 	return w
 }
 
+// nftWatch says which nftables deletions in a namespace are drift.
+type nftWatch struct {
+	// tables are the names of nsnet's tables there; deletions in other
+	// tables (a trace's, a user's) are not drift.
+	tables []string
+	// wholeTables counts only the deletion of a whole table: in the host
+	// namespace the firewall deletes a port's chains and sets as the port
+	// goes, which a structural watch would take for drift.
+	wholeTables bool
+}
+
+// routerTables and hostTables are what a router's and the host's drift
+// watches look at.
+var (
+	routerTables = &nftWatch{tables: []string{nat.TableName}}
+	hostTables   = &nftWatch{tables: []string{nat.TableName, firewall.TableName}, wholeTables: true}
+)
+
 // watchDrift starts listening in the named namespace ("" is the agent's
 // own) for deleted links and IPv4 addresses and, when nft is set, deleted
 // nftables objects, and kicks the agent for each that was wanted.
-func (a *Agent) watchDrift(namespace string, nft bool) (*driftWatch, error) {
+func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error) {
 	log, kick := a.log, a.kick
 	w := &driftWatch{namespace: namespace}
 	ns, err := netns.Open(namespace)
@@ -94,7 +116,7 @@ func (a *Agent) watchDrift(namespace string, nft bool) (*driftWatch, error) {
 			return fmt.Errorf("rtnetlink: %w", err)
 		}
 		w.conns = append(w.conns, route)
-		if nft {
+		if nft != nil {
 			c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{Groups: 1 << (nfnlgrpNftables - 1)})
 			if err != nil {
 				return fmt.Errorf("nftables notifications: %w", err)
@@ -111,7 +133,7 @@ func (a *Agent) watchDrift(namespace string, nft bool) (*driftWatch, error) {
 	for i, c := range w.conns {
 		classify := a.deletedLinkOrAddr
 		if i == 1 {
-			classify = deletedNftObject
+			classify = nft.deleted
 		}
 		w.done.Add(1)
 		go func() {
@@ -153,13 +175,13 @@ func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
 	}
 	switch m.Header.Type {
 	case unix.RTM_DELLINK:
-		alias, ok := rtAttr(m.Data, unix.SizeofIfInfomsg, unix.IFLA_IFALIAS)
+		alias, ok := msgAttr(m.Data, unix.SizeofIfInfomsg, unix.IFLA_IFALIAS)
 		name := string(bytes.TrimRight(alias, "\x00"))
 		return "link " + name, ok && w.aliases[name]
 	case unix.RTM_DELADDR:
-		raw, ok := rtAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_LOCAL)
+		raw, ok := msgAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_LOCAL)
 		if !ok {
-			raw, ok = rtAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_ADDRESS)
+			raw, ok = msgAttr(m.Data, unix.SizeofIfAddrmsg, unix.IFA_ADDRESS)
 		}
 		addr, valid := netip.AddrFromSlice(raw)
 		return "address " + addr.String(), ok && valid && w.addrs[addr.Unmap()]
@@ -167,9 +189,9 @@ func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
 	return "", false
 }
 
-// rtAttr returns the attribute of type typ of an rtnetlink message whose
+// msgAttr returns the attribute of type typ of a netlink message whose
 // fixed header is hdrLen bytes.
-func rtAttr(data []byte, hdrLen int, typ uint16) ([]byte, bool) {
+func msgAttr(data []byte, hdrLen int, typ uint16) ([]byte, bool) {
 	if len(data) < hdrLen {
 		return nil, false
 	}
@@ -185,12 +207,25 @@ func rtAttr(data []byte, hdrLen int, typ uint16) ([]byte, bool) {
 	return nil, false
 }
 
-func deletedNftObject(m netlink.Message) (string, bool) {
+// deleted reports the deletion of a table of nsnet's, or of part of one.
+// Every nf_tables deletion message names its table first (NFTA_TABLE_NAME,
+// NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE are all attribute 1),
+// after the 4-byte nfgenmsg.
+func (w *nftWatch) deleted(m netlink.Message) (string, bool) {
 	if uint16(m.Header.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES {
 		return "", false
 	}
-	what, ok := nftDeletions[uint16(m.Header.Type)&0xff]
-	return what, ok
+	msg := uint16(m.Header.Type) & 0xff
+	what, ok := nftDeletions[msg]
+	if !ok || (w.wholeTables && msg != unix.NFT_MSG_DELTABLE) {
+		return "", false
+	}
+	name, ok := msgAttr(m.Data, 4, 1)
+	table := string(bytes.TrimRight(name, "\x00"))
+	if !ok || !slices.Contains(w.tables, table) {
+		return "", false
+	}
+	return what + " in table " + table, true
 }
 
 // Close stops the watch and releases its sockets, which would otherwise

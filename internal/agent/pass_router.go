@@ -317,7 +317,7 @@ func (p *pass) ensureNAT(id string, ns *dataplane.Namespace, spec nat.Spec) (cha
 		if err != nil {
 			return false, err
 		}
-		w, err := p.a.watchDrift(ns.Name, true)
+		w, err := p.a.watchDrift(ns.Name, routerTables)
 		if err != nil {
 			t.Close()
 			return false, err

@@ -106,6 +106,11 @@ func (d setDef) nft(t *nftables.Table) *nftables.Set {
 		Concatenation: len(nftables.ConcatSetTypeElements(d.key)) > 1,
 		KeyByteOrder:  binaryutil.BigEndian,
 	}
+	if d.key.Name == nftables.TypeIFName.Name {
+		// An interface name is a string, in host order to nft(8): big
+		// endian, `nft list` would print every one as "".
+		s.KeyByteOrder = binaryutil.NativeEndian
+	}
 	if d.data != nil {
 		s.IsMap, s.DataType = true, *d.data
 	}
