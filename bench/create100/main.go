@@ -14,8 +14,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log"
@@ -27,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/stats"
+	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -69,12 +67,12 @@ func main() {
 		log.Printf("round %d/%d done", r+1, *rounds)
 	}
 
-	base := stats.Median(times["ip-script"])
+	base := lab.Median(times["ip-script"])
 	fmt.Printf("\n%d instances, each with a port on one network; median of %d rounds\n\n", *n, *rounds)
 	fmt.Printf("%-14s %10s %9s  %s\n", "shape", "time", "vs ip", "what")
 	fmt.Printf("%-14s %10s %9s  %s\n", "ip-script", ms(base), "1.00x", "seed-style shell: ip netns add, ip link add … type veth, set netns/master/up, addr, route")
 	for _, s := range shapes {
-		t := stats.Median(times[s.name])
+		t := lab.Median(times[s.name])
 		fmt.Printf("%-14s %10s %8.2fx  %s\n", s.name, ms(t), float64(base)/float64(t), s.what)
 	}
 	fmt.Printf("\ndaemon peak RSS (VmHWM): %d KiB (max over runs)\n", slices.Max(peakRSS))
@@ -91,7 +89,7 @@ type shape struct {
 // given shape, and returns the time until the kernel has all of it, and the
 // daemon's peak RSS in KiB.
 func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
-	prefix := "bn" + randomHex(3) + "-"
+	prefix := "bn" + lab.RandomHex(3) + "-"
 	state := filepath.Join(dir, prefix+"state")
 	socket := filepath.Join(dir, prefix+"sock")
 	daemon := exec.Command(bin, "daemon", "--state-dir", state, "--socket", socket,
@@ -181,7 +179,7 @@ func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
 		_, err := c.Delete(ctx, client.Instances, in.ID)
 		check(err)
 	}
-	for _, ns := range namespaces(prefix) {
+	for _, ns := range lab.Namespaces(prefix) {
 		if ns != prefix+"host" {
 			log.Fatalf("nsnet left namespace %s behind", ns)
 		}
@@ -191,7 +189,7 @@ func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
 // timeShell builds the topology the way the seeds do: one ip command per
 // step, run by a shell.
 func timeShell(dir string, n int) time.Duration {
-	prefix := "bs" + randomHex(3) + "-"
+	prefix := "bs" + lab.RandomHex(3) + "-"
 	host := prefix + "host"
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "set -e\nip netns add %s\nip -n %s link add br0 type bridge\nip -n %s link set br0 up\n", host, host, host)
@@ -221,21 +219,10 @@ func timeShell(dir string, n int) time.Duration {
 	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
 		log.Fatalf("ip-script topology does not carry traffic: %v\n%s", err, out)
 	}
-	for _, ns := range namespaces(prefix) {
+	for _, ns := range lab.Namespaces(prefix) {
 		exec.Command("ip", "netns", "delete", ns).Run()
 	}
 	return took
-}
-
-func namespaces(prefix string) []string {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	var found []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-			found = append(found, f[0])
-		}
-	}
-	return found
 }
 
 func peakRSSKiB(pid int) int {
@@ -252,12 +239,6 @@ func peakRSSKiB(pid int) int {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 func check(err error) {
 	if err != nil {

@@ -24,8 +24,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -43,7 +41,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/nsnet/nsnet/bench/internal/stats"
+	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -83,7 +81,7 @@ func main() {
 		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
 	}
 
-	w := &world{dir: dir, prefix: "bd" + randomHex(3) + "-"}
+	w := &world{dir: dir, prefix: "bd" + lab.RandomHex(3) + "-"}
 	defer w.teardown()
 	cleanup = func() { w.teardown(); os.RemoveAll(dir) }
 	check(w.start(bin, *n))
@@ -112,8 +110,8 @@ func main() {
 		}
 	}
 
-	bn, bd := stats.Median(bound["nsnet"]), stats.Median(bound["dnsmasq"])
-	qn, qd := stats.Median(qps["nsnet"]), stats.Median(qps["dnsmasq"])
+	bn, bd := lab.Median(bound["nsnet"]), lab.Median(bound["dnsmasq"])
+	qn, qd := lab.Median(qps["nsnet"]), lab.Median(qps["dnsmasq"])
 	fmt.Printf("\n%d instances start udhcpc at once on one network; median of %d rounds\n\n", *n, *rounds)
 	fmt.Printf("%-28s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
 	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
@@ -435,12 +433,6 @@ func (s step) then(name string, args ...string) step {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
 
 // cleanup removes what the benchmark made, before a fatal error exits.
 var cleanup = func() {}

@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/stats"
+	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -136,7 +136,7 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 					took = append(took, d)
 				}
 			}
-			res.add[name][n] = stats.Median(took)
+			res.add[name][n] = lab.Median(took)
 			if nl, ok := a.(*nsnetLayout); ok {
 				d, err := nl.applyOne(n, adds)
 				if err != nil {
@@ -157,8 +157,8 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 		for i := range rates[0] {
 			ratios = append(ratios, rates[1][i]/rates[0][i])
 		}
-		res.rate[name] = map[int]float64{small: stats.Median(rates[0]), large: stats.Median(rates[1])}
-		res.ratio[name] = stats.Median(ratios)
+		res.rate[name] = map[int]float64{small: lab.Median(rates[0]), large: lab.Median(rates[1])}
+		res.ratio[name] = lab.Median(ratios)
 		log.Printf("%s: connections/s at %d %.0f, at %d %.0f; ratio per round %.3f", name, small, rates[0], large, rates[1], ratios)
 		a.close()
 		b.close()
@@ -319,7 +319,7 @@ func (l *nsnetLayout) applyOne(n, adds int) (time.Duration, error) {
 			return 0, fmt.Errorf("applying one more floating IP did %+v", res)
 		}
 	}
-	return stats.Median(took), nil
+	return lab.Median(took), nil
 }
 
 // iptablesLayout is Neutron's L3 agent's nat table, restored whole.

@@ -38,7 +38,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/stats"
+	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -117,7 +117,7 @@ func main() {
 				took = append(took, d)
 			}
 		}
-		r.addOne = stats.Median(took)
+		r.addOne = lab.Median(took)
 		if _, err := l.update(large, largePorts); err != nil {
 			log.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func main() {
 		for i := range rates[0] {
 			ratios = append(ratios, rates[1][i]/rates[0][i])
 		}
-		r.rateSmall, r.rateLarge, r.ratio = stats.Median(rates[0]), stats.Median(rates[1]), stats.Median(ratios)
+		r.rateSmall, r.rateLarge, r.ratio = lab.Median(rates[0]), lab.Median(rates[1]), lab.Median(ratios)
 		log.Printf("%s: program %v, add one rule %v, conn/s %.0f (20 rules) vs %.0f (%d rules), per round %.3f",
 			l.name(), r.program, r.addOne, r.rateSmall, r.rateLarge, *nPorts*rulesPerPort, ratios)
 		results[l.name()] = r

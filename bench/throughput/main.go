@@ -28,8 +28,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -42,7 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/stats"
+	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -75,7 +73,7 @@ func main() {
 		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
 	}
 
-	b := &bench{daemonPrefix: "btd" + randomHex(3) + "-", ownPrefix: "btx" + randomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
+	b := &bench{daemonPrefix: "btd" + lab.RandomHex(3) + "-", ownPrefix: "btx" + lab.RandomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
 	defer b.teardown()
 	if err := b.build(bin); err != nil {
 		b.teardown()
@@ -136,7 +134,7 @@ func main() {
 				side = spread(together[p.name])
 			}
 		}
-		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, stats.Median(gbps[p.name]), alt, side, p.what)
+		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, lab.Median(gbps[p.name]), alt, side, p.what)
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
 	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -port-security=%v\n", *rounds, *dur, *sideBySide, *diagnose, *portSecurity)
@@ -364,7 +362,7 @@ func (b *bench) teardown() {
 		s.Wait()
 	}
 	b.servers = nil
-	for _, ns := range namespaces(b.ownPrefix) {
+	for _, ns := range lab.Namespaces(b.ownPrefix) {
 		exec.Command("ip", "netns", "delete", ns).Run()
 	}
 	if b.c != nil {
@@ -376,7 +374,7 @@ func (b *bench) teardown() {
 		b.daemon.Wait()
 		b.daemon = nil
 	}
-	for _, ns := range namespaces(b.daemonPrefix) {
+	for _, ns := range lab.Namespaces(b.daemonPrefix) {
 		if ns != b.daemonPrefix+"host" {
 			log.Printf("nsnet left namespace %s behind (removed)", ns)
 		}
@@ -429,21 +427,4 @@ func logErr(_ client.Meta, err error) {
 	if err != nil {
 		log.Print(err)
 	}
-}
-
-func namespaces(prefix string) []string {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	var found []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-			found = append(found, f[0])
-		}
-	}
-	return found
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
