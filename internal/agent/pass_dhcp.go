@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -147,21 +146,11 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 	return started, nil
 }
 
-// ensureDHCPNetns ensures a network's qdhcp namespace, replacing one of
-// this agent's that carries another object's marker (a leftover).
+// ensureDHCPNetns ensures a network's qdhcp namespace, replacing a
+// leftover.
 func (p *pass) ensureDHCPNetns(networkID string, spec dhcpSpec) (*dataplane.Namespace, bool, error) {
-	ns, changed, err := dataplane.EnsureDHCPNetns(spec.Netns, spec.Marker)
-	var no *dataplane.NotOwnedError
-	if !errors.As(err, &no) || !p.ownMarker(no.Mark) {
-		return ns, changed, err
-	}
-	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
-	p.a.servers.close(networkID)
-	if err := dataplane.DeleteInstanceNetns(spec.Netns, no.Mark, p.links); err != nil {
-		return nil, false, err
-	}
-	ns, _, err = dataplane.EnsureDHCPNetns(spec.Netns, spec.Marker)
-	return ns, true, err
+	ensure := func() (*dataplane.Namespace, bool, error) { return dataplane.EnsureDHCPNetns(spec.Netns, spec.Marker) }
+	return p.ensureOwnNetns(spec.Netns, ensure, func() { p.a.servers.close(networkID) })
 }
 
 func (p *pass) dhcpDeletion(k key, spec dhcpSpec) deletion {

@@ -262,21 +262,33 @@ func (p *pass) floatingOnly(k key, spec portSpec) (add, remove []netip.Addr, ok 
 	return add, remove, true
 }
 
-// ensureRouterNetns ensures a router's namespace, replacing one of this
-// agent's that carries the marker of another object (a leftover).
+// ensureRouterNetns ensures a router's namespace, replacing a leftover.
 func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespace, bool, error) {
-	ns, changed, err := dataplane.EnsureRouterNetns(spec.Netns, spec.Marker)
+	ensure := func() (*dataplane.Namespace, bool, error) {
+		return dataplane.EnsureRouterNetns(spec.Netns, spec.Marker)
+	}
+	return p.ensureOwnNetns(spec.Netns, ensure, func() {
+		p.a.nat.close(id)
+		p.a.metaListeners.close(id)
+	})
+}
+
+// ensureOwnNetns ensures a namespace with ensure, replacing one of this
+// agent's that carries the marker of another object (a leftover: an
+// object deleted, another created under its name); release first lets go
+// of what the agent holds in the old one.
+func (p *pass) ensureOwnNetns(name string, ensure func() (*dataplane.Namespace, bool, error), release func()) (*dataplane.Namespace, bool, error) {
+	ns, changed, err := ensure()
 	var no *dataplane.NotOwnedError
 	if !errors.As(err, &no) || !p.ownMarker(no.Mark) {
 		return ns, changed, err
 	}
-	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
-	p.a.nat.close(id)
-	p.a.metaListeners.close(id)
-	if err := dataplane.DeleteRouterNetns(spec.Netns, no.Mark, p.links); err != nil {
+	p.a.log.Info("replacing leftover namespace", "namespace", name, "marker", no.Mark)
+	release()
+	if err := dataplane.DeleteInstanceNetns(name, no.Mark, p.links); err != nil {
 		return nil, false, err
 	}
-	ns, _, err = dataplane.EnsureRouterNetns(spec.Netns, spec.Marker)
+	ns, _, err = ensure()
 	return ns, true, err
 }
 

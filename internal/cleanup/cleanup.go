@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,21 +71,21 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 	markerHost := cmp.Or(cfg.HostNetns, dataplane.HostRoot)
 	routers, err := dataplane.ListRouterNamespaces(cfg.NetnsPrefix)
 	errs = append(errs, err)
-	for _, name := range sortedKeys(routers) {
+	for _, name := range slices.Sorted(maps.Keys(routers)) {
 		if _, h, _ := dataplane.ParseRouterMarker(routers[name]); h == markerHost {
 			found = append(found, Object{Kind: "router", Name: name, Mark: routers[name]})
 		}
 	}
 	instances, err := dataplane.ListInstanceNamespaces(cfg.NetnsPrefix)
 	errs = append(errs, err)
-	for _, name := range sortedKeys(instances) {
+	for _, name := range slices.Sorted(maps.Keys(instances)) {
 		if _, h, _ := dataplane.ParseInstanceMarker(instances[name]); h == markerHost && name != cfg.HostNetns {
 			found = append(found, Object{Kind: "instance", Name: name, Mark: instances[name]})
 		}
 	}
 	dhcps, err := dataplane.ListDHCPNamespaces(cfg.NetnsPrefix)
 	errs = append(errs, err)
-	for _, name := range sortedKeys(dhcps) {
+	for _, name := range slices.Sorted(maps.Keys(dhcps)) {
 		if _, h, _ := dataplane.ParseDHCPMarker(dhcps[name]); h == markerHost {
 			found = append(found, Object{Kind: "dhcp", Name: name, Mark: dhcps[name]})
 		}
@@ -100,7 +101,7 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 	}
 	owned := links.Owned()
 	for _, kind := range []string{"port", "network"} {
-		for _, alias := range sortedKeys(owned) {
+		for _, alias := range slices.Sorted(maps.Keys(owned)) {
 			if k, _, _ := dataplane.ParseAlias(alias); k == kind {
 				found = append(found, Object{Kind: "link", Name: owned[alias].Attrs().Name, Namespace: cfg.HostNetns, Mark: alias})
 			}
@@ -163,13 +164,4 @@ func deleteFirewall(namespace string) error {
 	}
 	defer fw.Close()
 	return fw.Delete()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
