@@ -123,28 +123,17 @@ func (f *Firewall) kernelTags() (map[string]uint16, error) {
 // layout's mark, set names, and the elements of every set but the drop
 // counters.
 func (f *Firewall) matches(want compiled) (bool, error) {
-	bridge, inet := tables()
 	elems := bySet(want.ports)
-	for _, tbl := range []struct {
-		t      *nftables.Table
-		sets   []setDef
-		chains []chainDef
-	}{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}} {
+	tags := slices.Collect(maps.Keys(want.ports))
+	for _, tbl := range layouts() {
+		setDefs, chainDefs := tbl.withPorts(tags)
 		wantChains := map[string]bool{}
 		wantSets := map[string]bool{}
-		for _, c := range tbl.chains {
+		for _, c := range chainDefs {
 			wantChains[c.name] = true
 		}
-		for _, d := range tbl.sets {
+		for _, d := range setDefs {
 			wantSets[d.name] = true
-		}
-		for tag := range want.ports {
-			if tbl.t == bridge {
-				wantChains[tagChainName(tag)] = true
-				continue
-			}
-			wantChains[egressChainName(tag)], wantChains[ingressChainName(tag)] = true, true
-			wantSets[rulesSet4(tag)], wantSets[rulesSet6(tag)] = true, true
 		}
 
 		chains, err := f.nft.ListChainsOfTableFamily(tbl.t.Family)
@@ -160,8 +149,8 @@ func (f *Firewall) matches(want compiled) (bool, error) {
 		if !maps.Equal(haveChains, wantChains) {
 			return false, nil
 		}
-		if tbl.t == bridge {
-			if ok, err := f.sameLayout(bridge); err != nil || !ok {
+		if tbl.t.Family == nftables.TableFamilyBridge {
+			if ok, err := f.sameLayout(tbl.t); err != nil || !ok {
 				return false, err
 			}
 		}

@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,19 +33,13 @@ func PortChain(chain string) (dir Direction, tag uint16, ok bool) {
 func (f *Firewall) InterfaceOfTag(tag uint16) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	bridge, _ := tables()
-	set, err := f.nft.GetSetByName(bridge, setTagOut)
+	tags, err := f.kernelTags()
 	if err != nil {
-		return "", fmt.Errorf("read set %s of bridge %s: %w", setTagOut, TableName, err)
+		return "", fmt.Errorf("read the port tags of bridge %s: %w", TableName, err)
 	}
-	els, err := f.nft.GetSetElements(set)
-	if err != nil {
-		return "", fmt.Errorf("read set %s of bridge %s: %w", setTagOut, TableName, err)
-	}
-	want := u32(uint32(tag))
-	for _, e := range els {
-		if bytes.Equal(e.Val, want) {
-			return string(bytes.TrimRight(e.Key, "\x00")), nil
+	for ifname, t := range tags {
+		if t == tag {
+			return ifname, nil
 		}
 	}
 	return "", fmt.Errorf("no port has tag %d", tag)

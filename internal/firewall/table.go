@@ -198,6 +198,37 @@ func tables() (bridge, inet *nftables.Table) {
 		&nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 }
 
+// tableLayout is one of the two tables with its fixed sets and chains.
+type tableLayout struct {
+	t      *nftables.Table
+	sets   []setDef
+	chains []chainDef
+}
+
+func layouts() []tableLayout {
+	bridge, inet := tables()
+	return []tableLayout{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}}
+}
+
+// withPorts is the table's sets and chains once the ports with tags are
+// in it: a tagging chain each in the bridge table; two chains and two rule
+// sets each in the inet table.
+func (l tableLayout) withPorts(tags []uint16) (sets []setDef, chains []chainDef) {
+	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
+	for _, tag := range tags {
+		if l.t.Family == nftables.TableFamilyBridge {
+			chains = append(chains, tagChain(tag))
+			continue
+		}
+		chains = append(chains, portChains(tag)...)
+		for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
+			d, _ := rulesSetDef(name)
+			sets = append(sets, d)
+		}
+	}
+	return sets, chains
+}
+
 // rebuild replaces both tables with want in one batch.
 func (f *Firewall) rebuild(want compiled) error {
 	bridge, inet := tables()
@@ -207,26 +238,11 @@ func (f *Firewall) rebuild(want compiled) error {
 		}
 	}
 	elems := bySet(want.ports)
-	for _, tbl := range []struct {
-		t      *nftables.Table
-		sets   []setDef
-		chains []chainDef
-	}{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}} {
+	tags := slices.Sorted(maps.Keys(want.ports))
+	for _, tbl := range layouts() {
 		f.nft.AddTable(tbl.t)
+		sets, chains := tbl.withPorts(tags)
 		// Regular chains first: base chains and vmaps jump to them.
-		chains := slices.Clone(tbl.chains)
-		sets := slices.Clone(tbl.sets)
-		for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
-			if tbl.t == bridge {
-				chains = append(chains, tagChain(tag))
-				continue
-			}
-			chains = append(chains, portChains(tag)...)
-			for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
-				d, _ := rulesSetDef(name)
-				sets = append(sets, d)
-			}
-		}
 		slices.SortStableFunc(chains, func(a, b chainDef) int {
 			if (a.hook == nil) == (b.hook == nil) {
 				return 0
@@ -252,7 +268,7 @@ func (f *Firewall) rebuild(want compiled) error {
 		for _, c := range chains {
 			for i, r := range c.rules {
 				rule := &nftables.Rule{Table: tbl.t, Chain: created[c.name], Exprs: r}
-				if tbl.t == bridge && c.name == layoutMarkChain && i == 0 {
+				if tbl.t.Family == nftables.TableFamilyBridge && c.name == layoutMarkChain && i == 0 {
 					rule.UserData = userdata.AppendString(nil, userdata.TypeComment, layoutComment)
 				}
 				f.nft.AddRule(rule)
