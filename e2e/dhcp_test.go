@@ -71,10 +71,13 @@ func TestDHCPClients(t *testing.T) {
 
 	for _, c := range []*dhcpClient{dhclient, udhcpc} {
 		want := fixedIP(jsonOf(t, e.MustNsnet("port", "show", c.vm+"-eth0", "-o", "json"))) + "/24"
+		// Bound means configured: the client's script sets the address
+		// first and the routes after it.
 		eventually(t, 15*time.Second, c.vm+" bound by "+c.name, func() error {
 			out, _ := e.In(c.vm, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
-			if !strings.Contains(out, "inet "+want+" ") {
-				return fmt.Errorf("eth0: %s\n%s", out, c.output())
+			routes, _ := e.In(c.vm, "ip", "-4", "route")
+			if !strings.Contains(out, "inet "+want+" ") || !strings.Contains(routes, "default ") {
+				return fmt.Errorf("eth0: %s\nroutes: %s\n%s", out, routes, c.output())
 			}
 			return nil
 		})
