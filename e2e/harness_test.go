@@ -334,9 +334,31 @@ func (e *Env) teardown() {
 	}
 	e.stopDaemon()
 	if t.Failed() {
-		t.Logf("daemon log:\n%s", e.logs.String())
+		e.reportDaemonLog()
 	}
 	e.checkNoLeaks()
+}
+
+// daemonLogTail is how many lines of a failed test's daemon log go into the
+// test output; the whole log is kept in a file, since CI shows only the end
+// of the output and a debug log of thousands of lines would bury the
+// failure itself.
+const daemonLogTail = 60
+
+// reportDaemonLog saves the daemon's log where it outlives the test's
+// directory and logs its path and its last lines.
+func (e *Env) reportDaemonLog() {
+	t := e.t
+	log := e.logs.String()
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	saved := "(not saved)"
+	if f, err := os.CreateTemp("", "nsnet-e2e-"+strings.ReplaceAll(t.Name(), "/", "_")+"-*.log"); err == nil {
+		f.WriteString(log)
+		f.Close()
+		saved = f.Name()
+	}
+	tail := lines[max(0, len(lines)-daemonLogTail):]
+	t.Logf("daemon log: %d lines in %s; the last %d:\n%s", len(lines), saved, len(tail), strings.Join(tail, "\n"))
 }
 
 // deleteRouters deletes floating IPs (with their port forwardings) and

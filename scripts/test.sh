@@ -15,7 +15,16 @@ echo "==> go vet"
 go vet ./...
 echo "==> go test"
 # -p 2: the machines have two cores; e2e tests each run their own daemon.
-go test -count=1 -p 2 -timeout 20m "$@" ./...
+# The output is kept, and on failure its failures are repeated at the end:
+# CI shows only the last lines, and a failed test's daemon log comes after
+# the assertion that failed it.
+out="$(mktemp -t nsnet-test.XXXXXX)"
+if ! go test -count=1 -p 2 -timeout 20m "$@" ./... 2>&1 | tee "$out"; then
+	echo "==> failures (the whole output is in $out)"
+	grep -E -- '^\s*--- FAIL|^FAIL|^panic:|^\s+[a-z_0-9]+_test\.go:[0-9]+: ' "$out" |
+		grep -v -- '_test\.go:[0-9]*: daemon log: ' | cut -c1-500 | tail -n 100
+	exit 1
+fi
 
 # Each fuzz target runs for a bounded number of inputs on top of its seed
 # corpus (which the plain `go test` above already ran): a count, not a

@@ -446,9 +446,24 @@ func whoamiWithin(ns *dataplane.Namespace, proto, to string, timeout time.Durati
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	if proto == "udp" {
-		if _, err := c.Write([]byte("who\n")); err != nil {
-			return netip.Addr{}, err
-		}
+		// Resend, as a UDP client does: a datagram can be lost to
+		// something other than NAT (the CPU's backlog overflows while
+		// other tests flood their veths), and one loss must not read
+		// as a translation that does not work.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				if _, err := c.Write([]byte("who\n")); err != nil {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(timeout / 5):
+				}
+			}
+		}()
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
