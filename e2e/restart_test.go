@@ -33,8 +33,11 @@ func TestRestartTouchesNothing(t *testing.T) {
 	}
 	const networks, perNetwork = 20, 10
 	// Leases short enough that the DHCP client renews across both
-	// restarts.
-	e := Start(t, WithDaemonArgs("--dhcp-lease-time", "4s"))
+	// restarts, and long enough to outlive a daemon that is down for a
+	// moment: udhcpc renews at half the lease and gives it up at its end,
+	// so a 10s lease leaves 5s for the server to answer; 4s left 2s,
+	// about what a restart takes on a loaded machine.
+	e := Start(t, WithDaemonArgs("--dhcp-lease-time", "10s"))
 	file := filepath.Join(e.Dir, "scale.yaml")
 	if err := os.WriteFile(file, []byte(scaleTopology(networks, perNetwork)), 0o644); err != nil {
 		t.Fatal(err)
