@@ -25,6 +25,7 @@ if ! go test -count=1 -p 2 -timeout 20m "$@" ./... 2>&1 | tee "$out"; then
 		grep -v -- '_test\.go:[0-9]*: daemon log: ' | cut -c1-500 | tail -n 100
 	exit 1
 fi
+rm -f "$out"
 
 # Each fuzz target runs for a bounded number of inputs on top of its seed
 # corpus (which the plain `go test` above already ran): a count, not a
