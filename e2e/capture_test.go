@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestCapture captures a ping between two instances, as the seeds do with
@@ -82,7 +84,7 @@ func TestCapture(t *testing.T) {
 // bgNsnet is an nsnet command running in the background.
 type bgNsnet struct {
 	cmd         *exec.Cmd
-	out, errOut syncBuffer
+	out, errOut lab.SyncBuffer
 	done        chan error
 }
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestCleanupWithLostStore builds a router with a gateway, a floating IP
@@ -62,7 +64,7 @@ func TestCleanupWithLostStore(t *testing.T) {
 	if want := map[string]int{"instance": 2, "router": 1, "dhcp": 1, "link": 7, "nft-table": 1}; !maps.Equal(kinds, want) {
 		t.Errorf("dry run listed %v, want %v:\n%v", kinds, want, listed)
 	}
-	if n := len(namespacesWithPrefix(e.Prefix)); n != 6 {
+	if n := len(lab.Namespaces(e.Prefix)); n != 6 {
 		t.Errorf("the dry run removed something: %d namespaces with the prefix, want 6", n)
 	}
 
@@ -73,7 +75,7 @@ func TestCleanupWithLostStore(t *testing.T) {
 	if len(removed) != len(listed) {
 		t.Errorf("removed %d objects, listed %d", len(removed), len(listed))
 	}
-	left := namespacesWithPrefix(e.Prefix)
+	left := lab.Namespaces(e.Prefix)
 	slices.Sort(left)
 	if want := []string{e.HostNetns, lookalikeNS}; !slices.Equal(left, want) {
 		t.Errorf("namespaces left: %v, want only %v", left, want)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestCLITopology builds a topology with the nsnet CLI, proves it with
@@ -112,7 +114,7 @@ func TestForeignNamespaceIsNeverTouched(t *testing.T) {
 	})
 	e.MustNsnet("instance", "delete", "c")
 	waitConverged(t, e)
-	if !exists(namespacesWithPrefix(e.Prefix), foreign) {
+	if !exists(lab.Namespaces(e.Prefix), foreign) {
 		t.Fatalf("nsnet deleted namespace %s, which it did not make", foreign)
 	}
 }

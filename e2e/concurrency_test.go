@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestConcurrentPortCreates sends 500 port creates at once to one subnet
@@ -89,7 +91,7 @@ func TestTenThousandConnectionsThroughSNAT(t *testing.T) {
 	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
 
 	server := exec.Command("ip", "netns", "exec", up.FarNS, "python3", "-c", holdServer, up.Far)
-	serverOut := &lockedWriter{w: &strings.Builder{}}
+	serverOut := &lab.SyncBuffer{}
 	server.Stdout = serverOut
 	if err := server.Start(); err != nil {
 		t.Fatal(err)

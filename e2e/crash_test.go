@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestCrashConsistency kills the daemon with SIGKILL at 30 random moments
@@ -156,7 +158,7 @@ func kernelVersusStore(e *Env) string {
 	for _, it := range body["ports"].([]any) {
 		want = append(want, e.Prefix+"qdhcp-"+it.(map[string]any)["network_id"].(string))
 	}
-	have := namespacesWithPrefix(e.Prefix)
+	have := lab.Namespaces(e.Prefix)
 	slices.Sort(want)
 	slices.Sort(have)
 	var diffs []string

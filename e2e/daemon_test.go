@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestDaemonRefusesTCPWithoutToken: the API on TCP without authentication
@@ -17,7 +19,7 @@ func TestDaemonRefusesTCPWithoutToken(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "--token-file") {
 		t.Fatalf("daemon --listen without --token-file: err=%v\n%s", err, out)
 	}
-	if ns := namespacesWithPrefix("nse-never-made"); len(ns) > 0 {
+	if ns := lab.Namespaces("nse-never-made"); len(ns) > 0 {
 		t.Errorf("a daemon that refused to start made %v", ns)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestDHCPClients reproduces seed 004's qdhcp namespace with real Debian
@@ -224,7 +226,7 @@ func startUpstreamDNS(t *testing.T, name, addr string) string {
 	cmd := exec.Command("dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
 		"--bind-interfaces", "--listen-address="+host, "--port="+port, "--user=root", "--pid-file",
 		"--address=/"+name+"/"+addr)
-	out := &syncBuffer{}
+	out := &lab.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start upstream dnsmasq: %v", err)
@@ -252,12 +254,12 @@ func startUpstreamDNS(t *testing.T, name, addr string) string {
 type dhcpClient struct {
 	vm, name string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *lab.SyncBuffer
 }
 
 func startDHCPClient(t *testing.T, e *Env, vm string, argv ...string) *dhcpClient {
 	t.Helper()
-	c := &dhcpClient{vm: vm, name: argv[0], out: &syncBuffer{}}
+	c := &dhcpClient{vm: vm, name: argv[0], out: &lab.SyncBuffer{}}
 	c.cmd = exec.Command("ip", append([]string{"netns", "exec", e.Netns(vm)}, argv...)...)
 	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
 	if err := c.cmd.Start(); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestDriftRepair deletes by hand, with ip and nft, objects nsnet made — a
@@ -120,7 +122,7 @@ func TestDriftRepair(t *testing.T) {
 	if err := exec.Command("ip", "netns", "exec", qrouter, "nft", "list", "table", "inet", "nsnet_lookalike").Run(); err != nil {
 		t.Errorf("look-alike table inet nsnet_lookalike was touched: %v", err)
 	}
-	if !slices.Contains(namespacesWithPrefix(e.Prefix), lookalikeNS) {
+	if !slices.Contains(lab.Namespaces(e.Prefix), lookalikeNS) {
 		t.Errorf("look-alike namespace %s was deleted", lookalikeNS)
 	}
 	exec.Command("ip", "netns", "delete", lookalikeNS).Run()

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestExplainReplays holds `nsnet explain` to its word: the commands it
@@ -93,13 +95,13 @@ func TestExplainReplays(t *testing.T) {
 // namespaces in full, the host namespace on the links the script made.
 func replay(t *testing.T, e *Env, script string, objects []string, sysctls []string) {
 	t.Helper()
-	p := "nsx" + randomHex(3) + "-"
+	p := "nsx" + lab.RandomHex(3) + "-"
 	rename := func(s string) string { return strings.ReplaceAll(s, e.Prefix, p) }
 	t.Cleanup(func() {
-		for _, ns := range namespacesWithPrefix(p) {
+		for _, ns := range lab.Namespaces(p) {
 			exec.Command("ip", "netns", "delete", ns).Run()
 		}
-		if left := namespacesWithPrefix(p); len(left) > 0 {
+		if left := lab.Namespaces(p); len(left) > 0 {
 			t.Errorf("replay namespaces left behind: %v", left)
 		}
 	})
@@ -116,7 +118,7 @@ func replay(t *testing.T, e *Env, script string, objects []string, sysctls []str
 		wantSpaces = append(wantSpaces, rename(ns))
 	}
 	slices.Sort(wantSpaces)
-	spaces := namespacesWithPrefix(p)
+	spaces := lab.Namespaces(p)
 	slices.Sort(spaces)
 	if !slices.Equal(spaces, wantSpaces) {
 		t.Errorf("replay made namespaces %v, want %v", spaces, wantSpaces)

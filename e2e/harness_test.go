@@ -10,8 +10,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,10 +20,11 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // nsnetBin is the nsnet binary built once for the whole run.
@@ -66,26 +65,7 @@ type Env struct {
 	extra     []string // WithDaemonArgs
 	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
-	logs      syncBuffer
-}
-
-// syncBuffer is the daemon's log: written by the process's copier, read
-// by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs      lab.SyncBuffer
 }
 
 type option func(*Env)
@@ -94,7 +74,7 @@ type option func(*Env)
 func WithTCP() option {
 	return func(e *Env) {
 		e.Endpoint = "http://" + freeLoopbackAddr(e.t)
-		e.Token = randomHex(16)
+		e.Token = lab.RandomHex(16)
 	}
 }
 
@@ -130,7 +110,7 @@ func WithDaemonArgs(args ...string) option {
 // Start runs a daemon for t and registers its teardown and leak check.
 func Start(t *testing.T, opts ...option) *Env {
 	t.Helper()
-	e := &Env{t: t, Prefix: "nse" + randomHex(3) + "-", Dir: t.TempDir()}
+	e := &Env{t: t, Prefix: "nse" + lab.RandomHex(3) + "-", Dir: t.TempDir()}
 	e.HostNetns = e.Prefix + "host"
 	e.Socket = filepath.Join(e.Dir, "nsnet.sock")
 	for _, o := range opts {
@@ -405,13 +385,13 @@ func (e *Env) checkNoLeaks() {
 	if tables, _ := runOut("ip", "netns", "exec", e.HostNetns, "nft", "list", "tables"); strings.TrimSpace(tables) != "" {
 		t.Errorf("nft tables left in host namespace %s:\n%s", e.HostNetns, tables)
 	}
-	for _, ns := range namespacesWithPrefix(e.Prefix) {
+	for _, ns := range lab.Namespaces(e.Prefix) {
 		if ns != e.HostNetns {
 			t.Errorf("namespace %s left behind", ns)
 		}
 		exec.Command("ip", "netns", "delete", ns).Run()
 	}
-	if left := namespacesWithPrefix(e.Prefix); len(left) > 0 {
+	if left := lab.Namespaces(e.Prefix); len(left) > 0 {
 		t.Errorf("could not remove namespaces %v", left)
 	}
 }
@@ -434,23 +414,6 @@ func linksIn(ns string) []string {
 		}
 	}
 	return links
-}
-
-func namespacesWithPrefix(prefix string) []string {
-	out, _ := exec.Command("ip", "netns", "list").Output()
-	var found []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-			found = append(found, f[0])
-		}
-	}
-	return found
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func freeLoopbackAddr(t *testing.T) string {

@@ -19,6 +19,8 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/roles"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/services"
 	"github.com/gophercloud/gophercloud/v2/openstack/identity/v3/users"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // keystone is a real Keystone (Debian's package) run by a test: a uwsgi
@@ -27,7 +29,7 @@ type keystone struct {
 	URL           string // http://127.0.0.1:PORT/v3
 	AdminPassword string
 	cmd           *exec.Cmd
-	log           syncBuffer
+	log           lab.SyncBuffer
 }
 
 // startKeystone sets up and starts Keystone as a plain process (the test
@@ -41,7 +43,7 @@ func startKeystone(t *testing.T) *keystone {
 	}
 	dir := t.TempDir()
 	addr := freeLoopbackAddr(t)
-	k := &keystone{URL: "http://" + addr + "/v3", AdminPassword: randomHex(8)}
+	k := &keystone{URL: "http://" + addr + "/v3", AdminPassword: lab.RandomHex(8)}
 	conf := filepath.Join(dir, "keystone.conf")
 	err := os.WriteFile(conf, []byte(fmt.Sprintf(`[DEFAULT]
 use_stderr = true
@@ -203,7 +205,7 @@ func TestKeystone(t *testing.T) {
 			t.Fatalf("give %s %s: %v", name, role, err)
 		}
 	}
-	servicePassword, password := randomHex(8), randomHex(8)
+	servicePassword, password := lab.RandomHex(8), lab.RandomHex(8)
 	user("nsnet", servicePassword, project("service"), "admin")
 	alpha, beta := project("alpha"), project("beta")
 	user("alice", password, alpha, "member")

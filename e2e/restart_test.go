@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestRestartTouchesNothing runs 20 routers, 200 instance ports with
@@ -195,7 +197,7 @@ type kernelSnapshot map[string]string
 func snapshotKernel(t *testing.T, prefix string) kernelSnapshot {
 	t.Helper()
 	s := kernelSnapshot{}
-	for _, ns := range namespacesWithPrefix(prefix) {
+	for _, ns := range lab.Namespaces(prefix) {
 		var st syscall.Stat_t
 		if err := syscall.Stat("/run/netns/"+ns, &st); err != nil {
 			t.Fatal(err)
@@ -288,7 +290,7 @@ type tcpStream struct {
 	client, server *exec.Cmd
 	stopFile       string
 	clientOut      *strings.Builder
-	serverOut      *lockedWriter
+	serverOut      *lab.SyncBuffer
 }
 
 const streamServer = `
@@ -313,7 +315,7 @@ c.shutdown(socket.SHUT_WR); c.recv(1); print(n, flush=True)
 
 func startTCPStream(t *testing.T, serverNS, serverAddr, clientNS string) *tcpStream {
 	t.Helper()
-	s := &tcpStream{stopFile: filepath.Join(t.TempDir(), "stop"), clientOut: &strings.Builder{}, serverOut: &lockedWriter{w: &strings.Builder{}}}
+	s := &tcpStream{stopFile: filepath.Join(t.TempDir(), "stop"), clientOut: &strings.Builder{}, serverOut: &lab.SyncBuffer{}}
 	s.server = exec.Command("ip", "netns", "exec", serverNS, "python3", "-c", streamServer, serverAddr)
 	s.server.Stdout = s.serverOut
 	if err := s.server.Start(); err != nil {
@@ -349,23 +351,6 @@ func (s *tcpStream) stop() (sent, received int, err error) {
 	lines := strings.Fields(s.serverOut.String())
 	received, _ = strconv.Atoi(lines[len(lines)-1])
 	return sent, received, nil
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.String()
 }
 
 // pinger is ping running until stopped, every 20ms, reporting each answer.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // TestSeedBridge reproduces seed 002 (linux namespaces on one bridge),
@@ -63,7 +65,7 @@ func TestSeedBridge(t *testing.T) {
 		if links := linksIn(e.HostNetns); len(links) > 0 {
 			return fmt.Errorf("links left: %v", links)
 		}
-		if ns := namespacesWithPrefix(e.Prefix); len(ns) != 1 {
+		if ns := lab.Namespaces(e.Prefix); len(ns) != 1 {
 			return fmt.Errorf("namespaces left: %v", ns)
 		}
 		return nil

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // Three callers: nsnet's admin, and a member of each of two projects.
@@ -272,7 +274,7 @@ func TestDaemonRefusesBadTokensFile(t *testing.T) {
 			if err := os.WriteFile(file, []byte(tt.file), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			prefix := "nse" + randomHex(3) + "-"
+			prefix := "nse" + lab.RandomHex(3) + "-"
 			cmd := exec.Command(nsnetBin, "daemon", "--state-dir", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "sock"),
 				"--host-netns", prefix+"host", "--netns-prefix", prefix, "--listen", freeLoopbackAddr(t), "--tokens", file)
 			done := make(chan struct{})
@@ -289,7 +291,7 @@ func TestDaemonRefusesBadTokensFile(t *testing.T) {
 			if err == nil || !strings.Contains(string(out), tt.want) {
 				t.Errorf("err=%v, output %q, want it to say %q", err, out, tt.want)
 			}
-			if left := namespacesWithPrefix(prefix); len(left) > 0 {
+			if left := lab.Namespaces(prefix); len(left) > 0 {
 				t.Errorf("a daemon that refused to start made namespaces %v", left)
 				for _, ns := range left {
 					exec.Command("ip", "netns", "delete", ns).Run()

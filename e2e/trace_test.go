@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // traceResult is the part of `nsnet trace -o json` the tests read.
@@ -225,7 +227,7 @@ func TestTraceRouterNAT(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("trace did not stop on Ctrl-C")
 	}
-	for _, ns := range namespacesWithPrefix(e.Prefix + "trace-") {
+	for _, ns := range lab.Namespaces(e.Prefix + "trace-") {
 		t.Errorf("trace source namespace %s left after Ctrl-C", ns)
 	}
 	if links := strings.Join(linksIn(e.HostNetns), " "); strings.Contains(links, "nstrace-") {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nsnet/nsnet/internal/lab"
 )
 
 // upstream is "the internet" of a test: a gateway namespace with a cable
@@ -43,7 +45,7 @@ func buildUpstream(t *testing.T, e *Env, networkID, gatewayCIDR string) *upstrea
 // end of the cable goes with them.
 func newUpstream(t *testing.T, e *Env, uplink, gatewayCIDR string) *upstream {
 	t.Helper()
-	p := "nsu" + randomHex(3) + "-"
+	p := "nsu" + lab.RandomHex(3) + "-"
 	if uplink == "" {
 		uplink = p + "up"
 	}

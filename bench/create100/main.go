@@ -12,7 +12,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -25,8 +24,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -45,9 +44,9 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "nsnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
-		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
+	bin, err := lab.BuildNsnet(dir)
+	if err != nil {
+		log.Fatal(err)
 	}
 
 	shapes := []shape{
@@ -90,28 +89,13 @@ type shape struct {
 // daemon's peak RSS in KiB.
 func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
 	prefix := "bn" + lab.RandomHex(3) + "-"
-	state := filepath.Join(dir, prefix+"state")
-	socket := filepath.Join(dir, prefix+"sock")
-	daemon := exec.Command(bin, "daemon", "--state-dir", state, "--socket", socket,
-		"--host-netns", prefix+"host", "--netns-prefix", prefix, "--log-level", "warn")
-	var logs bytes.Buffer
-	daemon.Stdout, daemon.Stderr = &logs, &logs
-	if err := daemon.Start(); err != nil {
-		log.Fatal(err)
-	}
+	daemon, err := lab.StartDaemon(bin, dir, prefix)
+	check(err)
 	ctx := context.Background()
-	waiting, err := client.New(client.Config{Socket: socket, Wait: time.Minute})
+	waiting, err := client.New(client.Config{Socket: daemon.Socket, Wait: time.Minute})
 	check(err)
-	eager, err := client.New(client.Config{Socket: socket})
+	eager, err := client.New(client.Config{Socket: daemon.Socket})
 	check(err)
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := eager.Status(ctx); err == nil {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			log.Fatalf("daemon did not start:\n%s", logs.String())
-		}
-	}
 
 	c := eager
 	if s.waitEach {
@@ -158,10 +142,9 @@ func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
 	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
 		log.Fatalf("nsnet topology does not carry traffic: %v\n%s", err, out)
 	}
-	rss := peakRSSKiB(daemon.Process.Pid)
+	rss := peakRSSKiB(daemon.Pid())
 	teardownNsnet(ctx, waiting, prefix)
-	daemon.Process.Signal(os.Interrupt)
-	daemon.Wait()
+	daemon.Stop()
 	exec.Command("ip", "netns", "delete", prefix+"host").Run()
 	return took, rss
 }

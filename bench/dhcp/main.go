@@ -41,8 +41,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -76,10 +76,8 @@ func main() {
 	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
 	check(err)
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "nsnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
-		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
-	}
+	bin, err := lab.BuildNsnet(dir)
+	check(err)
 
 	w := &world{dir: dir, prefix: "bd" + lab.RandomHex(3) + "-"}
 	defer w.teardown()
@@ -123,8 +121,7 @@ func main() {
 // namespaces.
 type world struct {
 	dir, prefix string
-	daemon      *exec.Cmd
-	logs        bytes.Buffer
+	daemon      *lab.Daemon
 	c           *client.Client
 	networkID   string
 	subnetID    string
@@ -136,25 +133,13 @@ type instance struct {
 }
 
 func (w *world) start(bin string, n int) error {
-	socket := filepath.Join(w.dir, "sock")
-	w.daemon = exec.Command(bin, "daemon", "--state-dir", filepath.Join(w.dir, "state"), "--socket", socket,
-		"--host-netns", w.prefix+"host", "--netns-prefix", w.prefix, "--log-level", "warn")
-	w.daemon.Stdout, w.daemon.Stderr = &w.logs, &w.logs
-	if err := w.daemon.Start(); err != nil {
-		return err
-	}
 	ctx := context.Background()
 	var err error
-	if w.c, err = client.New(client.Config{Socket: socket, Wait: 2 * time.Minute}); err != nil {
+	if w.daemon, err = lab.StartDaemon(bin, w.dir, w.prefix); err != nil {
 		return err
 	}
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := w.c.Status(ctx); err == nil {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			return fmt.Errorf("daemon did not start:\n%s", w.logs.String())
-		}
+	if w.c, err = client.New(client.Config{Socket: w.daemon.Socket, Wait: 2 * time.Minute}); err != nil {
+		return err
 	}
 	network, _, err := client.Create[model.Network](ctx, w.c, client.Networks, map[string]any{"name": "bench"})
 	if err != nil {
@@ -388,7 +373,7 @@ func (w *world) dnsRate(addr netip.Addr, d time.Duration, workers int) (float64,
 }
 
 func (w *world) teardown() {
-	if w.daemon != nil && w.daemon.Process != nil {
+	if w.daemon != nil {
 		ctx := context.Background()
 		if ports, err := client.List[model.Port](ctx, w.c, client.Ports, nil); err == nil {
 			for _, p := range ports {
@@ -405,8 +390,7 @@ func (w *world) teardown() {
 		if w.networkID != "" {
 			w.c.Delete(ctx, client.Networks, w.networkID)
 		}
-		w.daemon.Process.Signal(os.Interrupt)
-		w.daemon.Wait()
+		w.daemon.Stop()
 		w.daemon = nil
 	}
 	names, _ := netns.List()

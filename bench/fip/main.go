@@ -38,8 +38,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )

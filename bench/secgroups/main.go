@@ -38,9 +38,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 

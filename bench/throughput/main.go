@@ -26,7 +26,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,13 +34,12 @@ import (
 	"log"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nsnet/nsnet/bench/internal/lab"
 	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -68,9 +66,9 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "nsnet")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
-		log.Fatalf("build nsnet (run from the repository root): %v\n%s", err, out)
+	bin, err := lab.BuildNsnet(dir)
+	if err != nil {
+		log.Fatal(err)
 	}
 
 	b := &bench{daemonPrefix: "btd" + lab.RandomHex(3) + "-", ownPrefix: "btx" + lab.RandomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
@@ -213,8 +211,7 @@ type path struct {
 // the benchmark made itself.
 type bench struct {
 	daemonPrefix, ownPrefix, dir string
-	daemon                       *exec.Cmd
-	logs                         bytes.Buffer
+	daemon                       *lab.Daemon
 	c                            *client.Client
 	servers                      []*exec.Cmd
 	// neighbour is vm-fip's fixed address, on the same network as vm-snat.
@@ -224,26 +221,14 @@ type bench struct {
 }
 
 func (b *bench) build(bin string) error {
-	socket := filepath.Join(b.dir, "sock")
-	b.daemon = exec.Command(bin, "daemon", "--state-dir", filepath.Join(b.dir, "state"), "--socket", socket,
-		"--host-netns", b.daemonPrefix+"host", "--netns-prefix", b.daemonPrefix, "--log-level", "warn")
-	b.daemon.Stdout, b.daemon.Stderr = &b.logs, &b.logs
-	if err := b.daemon.Start(); err != nil {
+	var err error
+	if b.daemon, err = lab.StartDaemon(bin, b.dir, b.daemonPrefix); err != nil {
 		return err
 	}
-	var err error
-	if b.c, err = client.New(client.Config{Socket: socket, Wait: time.Minute}); err != nil {
+	if b.c, err = client.New(client.Config{Socket: b.daemon.Socket, Wait: time.Minute}); err != nil {
 		return err
 	}
 	ctx := context.Background()
-	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
-		if _, err := b.c.Status(ctx); err == nil {
-			break
-		}
-		if time.Since(start) > 10*time.Second {
-			return fmt.Errorf("daemon did not start:\n%s", b.logs.String())
-		}
-	}
 	public, err := create[model.Network](ctx, b.c, client.Networks, map[string]any{"name": "public", "router:external": true})
 	if err != nil {
 		return err
@@ -369,9 +354,8 @@ func (b *bench) teardown() {
 		deleteAll(b.c)
 		b.c = nil
 	}
-	if b.daemon != nil && b.daemon.Process != nil {
-		b.daemon.Process.Signal(os.Interrupt)
-		b.daemon.Wait()
+	if b.daemon != nil {
+		b.daemon.Stop()
 		b.daemon = nil
 	}
 	for _, ns := range lab.Namespaces(b.daemonPrefix) {

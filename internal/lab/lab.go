@@ -1,0 +1,123 @@
+// Package lab holds what nsnet's benchmarks and end-to-end tests share:
+// building and running the nsnet daemon they measure, finding and naming
+// the namespaces they make, and summarising their rounds. It measures
+// nothing itself, and is never part of the product.
+package lab
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/client"
+)
+
+// Median is the middle value of xs (the upper one of an even count), which
+// one slow round on a noisy machine does not move. xs must not be empty.
+func Median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// Namespaces lists the named namespaces whose names start with prefix.
+func Namespaces(prefix string) []string {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	var found []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
+			found = append(found, f[0])
+		}
+	}
+	return found
+}
+
+// RandomHex is n random bytes in hex: a run's unique name prefix.
+func RandomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// BuildNsnet compiles cmd/nsnet into dir and returns the binary's path. It
+// must run from the repository root.
+func BuildNsnet(dir string) (string, error) {
+	bin := filepath.Join(dir, "nsnet")
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nsnet").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build nsnet (run from the repository root): %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Daemon is an nsnet daemon a benchmark runs: its state and socket in a
+// directory of the benchmark's, its namespaces named Prefix….
+type Daemon struct {
+	Socket, Prefix string
+	cmd            *exec.Cmd
+	logs           SyncBuffer
+}
+
+// StartDaemon starts bin as a daemon keeping its state and socket in dir
+// (several daemons may share it: the names carry prefix), and waits until
+// its API answers.
+func StartDaemon(bin, dir, prefix string) (*Daemon, error) {
+	d := &Daemon{Socket: filepath.Join(dir, prefix+"sock"), Prefix: prefix}
+	d.cmd = exec.Command(bin, "daemon", "--state-dir", filepath.Join(dir, prefix+"state"), "--socket", d.Socket,
+		"--host-netns", prefix+"host", "--netns-prefix", prefix, "--log-level", "warn")
+	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start daemon: %w", err)
+	}
+	c, err := client.New(client.Config{Socket: d.Socket})
+	if err != nil {
+		d.Stop()
+		return nil, err
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := c.Status(context.Background()); err == nil {
+			return d, nil
+		}
+		if time.Since(start) > 10*time.Second {
+			d.Stop()
+			return nil, fmt.Errorf("daemon did not start:\n%s", d.logs.String())
+		}
+	}
+}
+
+// Pid is the daemon's process id.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// Stop interrupts the daemon and waits for it to exit. What it built stays:
+// deleting that is the benchmark's teardown.
+func (d *Daemon) Stop() {
+	d.cmd.Process.Signal(os.Interrupt)
+	d.cmd.Wait()
+}
+
+// SyncBuffer collects what a process writes (its output copied by os/exec's
+// goroutine) for a reader in another goroutine.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *SyncBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *SyncBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
