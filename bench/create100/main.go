@@ -153,6 +153,9 @@ func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
 	ports, err := client.List[model.Port](ctx, c, client.Ports, nil)
 	check(err)
 	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerDHCP {
+			continue // goes with its network
+		}
 		_, err := c.Delete(ctx, client.Ports, p.ID)
 		check(err)
 	}
@@ -160,6 +163,12 @@ func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
 	check(err)
 	for _, in := range insts {
 		_, err := c.Delete(ctx, client.Instances, in.ID)
+		check(err)
+	}
+	nets, err := client.List[model.Network](ctx, c, client.Networks, nil)
+	check(err)
+	for _, n := range nets {
+		_, err := c.Delete(ctx, client.Networks, n.ID)
 		check(err)
 	}
 	for _, ns := range lab.Namespaces(prefix) {
