@@ -393,11 +393,8 @@ func (w *world) teardown() {
 		w.daemon.Stop()
 		w.daemon = nil
 	}
-	names, _ := netns.List()
-	for _, ns := range names {
-		if strings.HasPrefix(ns, w.prefix) {
-			exec.Command("ip", "netns", "delete", ns).Run()
-		}
+	for _, ns := range lab.Namespaces(w.prefix) {
+		exec.Command("ip", "netns", "delete", ns).Run()
 	}
 }
 

@@ -631,12 +631,9 @@ func (w *world) teardown() {
 		w.links = nil
 	}
 	netns.Delete(w.host)
-	names, _ := netns.List()
-	for _, n := range names {
-		if strings.HasPrefix(n, w.prefix) {
-			log.Printf("left behind: namespace %s (removed)", n)
-			netns.Delete(n)
-		}
+	for _, n := range lab.Namespaces(w.prefix) {
+		log.Printf("left behind: namespace %s (removed)", n)
+		netns.Delete(n)
 	}
 }
 

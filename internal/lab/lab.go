@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // Median is the middle value of xs (the upper one of an even count), which
@@ -31,11 +32,11 @@ func Median[T cmp.Ordered](xs []T) T {
 
 // Namespaces lists the named namespaces whose names start with prefix.
 func Namespaces(prefix string) []string {
-	out, _ := exec.Command("ip", "netns", "list").Output()
+	names, _ := netns.List()
 	var found []string
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], prefix) {
-			found = append(found, f[0])
+	for _, name := range names {
+		if strings.HasPrefix(name, prefix) {
+			found = append(found, name)
 		}
 	}
 	return found
