@@ -444,28 +444,7 @@ func whoamiWithin(ns *dataplane.Namespace, proto, to string, timeout time.Durati
 		return netip.Addr{}, fmt.Errorf("%s from %s to %s: %w", proto, ns.Name, to, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if proto == "udp" {
-		// Resend, as a UDP client does: a datagram can be lost to
-		// something other than NAT (the CPU's backlog overflows while
-		// other tests flood their veths), and one loss must not read
-		// as a translation that does not work.
-		stop := make(chan struct{})
-		defer close(stop)
-		go func() {
-			for {
-				if _, err := c.Write([]byte("who\n")); err != nil {
-					return
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(timeout / 5):
-				}
-			}
-		}()
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	line, err := answer(c, proto, timeout)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("%s from %s to %s: %w", proto, ns.Name, to, err)
 	}
@@ -474,6 +453,31 @@ func whoamiWithin(ns *dataplane.Namespace, proto, to string, timeout time.Durati
 		return netip.Addr{}, fmt.Errorf("%s from %s to %s: answer %q: %w", proto, ns.Name, to, line, err)
 	}
 	return p.Addr(), nil
+}
+
+// answer reads the servers' one-line answer within timeout. Over UDP it
+// asks five times, as a UDP client does: a datagram can be lost to
+// something other than NAT (the CPU's backlog overflows while other tests
+// flood their veths), and one loss must not read as a translation that
+// does not work.
+func answer(c net.Conn, proto string, timeout time.Duration) (string, error) {
+	if proto != "udp" {
+		c.SetDeadline(time.Now().Add(timeout))
+		return bufio.NewReader(c).ReadString('\n')
+	}
+	buf := make([]byte, 512)
+	var err error
+	for range 5 {
+		if _, err = c.Write([]byte("who\n")); err != nil {
+			continue
+		}
+		c.SetReadDeadline(time.Now().Add(timeout / 5))
+		var n int
+		if n, err = c.Read(buf); err == nil {
+			return string(buf[:n]), nil
+		}
+	}
+	return "", err
 }
 
 // mustSee checks that a connection from ns to `to` arrives from want.
