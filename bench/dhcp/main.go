@@ -308,13 +308,8 @@ func (w *world) timeClients() (time.Duration, error) {
 // client namespace, workers at a time, for d, and returns correct answers
 // per second.
 func (w *world) dnsRate(addr netip.Addr, d time.Duration, workers int) (float64, error) {
-	fd, err := netns.Open(w.prefix + "client")
-	if err != nil {
-		return 0, err
-	}
-	defer fd.Close()
 	conns := make([]*dns.Conn, workers)
-	err = netns.Do(fd, func() error {
+	err := netns.DoNamed(w.prefix+"client", func() error {
 		for i := range conns {
 			c, err := net.Dial("udp", netip.AddrPortFrom(addr, 53).String())
 			if err != nil {

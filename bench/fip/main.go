@@ -378,13 +378,8 @@ func (l *iptablesLayout) addOne(n, k int) (time.Duration, error) {
 // is started from a thread inside the namespace (a child process starts
 // in its parent thread's namespace), so no `ip netns exec` is timed.
 func (l *iptablesLayout) run(text []byte) (time.Duration, error) {
-	fd, err := netns.Open(l.r.ns.Name)
-	if err != nil {
-		return 0, err
-	}
-	defer fd.Close()
 	var took time.Duration
-	err = netns.Do(fd, func() error {
+	err := netns.DoNamed(l.r.ns.Name, func() error {
 		cmd := exec.Command(l.restore)
 		cmd.Stdin = bytes.NewReader(text)
 		var out bytes.Buffer
@@ -480,7 +475,7 @@ func newWorld(prefix string) (w *world, err error) {
 // packets.
 func (w *world) serve(vm *dataplane.Namespace) error {
 	var ln net.Listener
-	err := inNS(vm.Name, func() (err error) {
+	err := netns.DoNamed(vm.Name, func() (err error) {
 		ln, err = net.Listen("tcp4", ":80")
 		return err
 	})
@@ -575,7 +570,7 @@ func (w *world) alternate(a, b netip.Addr, connFor time.Duration, rounds int) ([
 		io.Copy(io.Discard, c)
 		return c.Close()
 	}
-	err := inNS(w.far.Name, func() error {
+	err := netns.DoNamed(w.far.Name, func() error {
 		for _, t := range targets {
 			for warm := time.Now().Add(200 * time.Millisecond); time.Now().Before(warm); {
 				if err := one(t); err != nil {
@@ -635,15 +630,6 @@ func (w *world) teardown() {
 		log.Printf("left behind: namespace %s (removed)", n)
 		netns.Delete(n)
 	}
-}
-
-func inNS(name string, fn func() error) error {
-	fd, err := netns.Open(name)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	return netns.Do(fd, fn)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

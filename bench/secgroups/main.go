@@ -446,7 +446,7 @@ func newHost(name string) (h *host, err error) {
 			return nil, err
 		}
 	}
-	err = inNS(h.server.Name, func() (err error) {
+	err = netns.DoNamed(h.server.Name, func() (err error) {
 		h.ln, err = net.Listen("tcp4", serverAddr+":80")
 		return err
 	})
@@ -468,7 +468,7 @@ func newHost(name string) (h *host, err error) {
 // run runs a command with stdin inside the host namespace and times it.
 func (h *host) run(stdin []byte, argv ...string) (time.Duration, error) {
 	var took time.Duration
-	err := inNS(h.name, func() error {
+	err := netns.DoNamed(h.name, func() error {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin = bytes.NewReader(stdin)
 		var out bytes.Buffer
@@ -521,7 +521,7 @@ func alternate(a, b *host, connFor time.Duration, rounds int) ([2][]float64, err
 	runSlice := func(h *host, d time.Duration) (int, time.Duration, error) {
 		n := 0
 		var took time.Duration
-		err := inNS(h.client.Name, func() error {
+		err := netns.DoNamed(h.client.Name, func() error {
 			start := time.Now()
 			for time.Since(start) < d {
 				if err := one(); err != nil {
@@ -557,15 +557,6 @@ func alternate(a, b *host, connFor time.Duration, rounds int) ([2][]float64, err
 		}
 	}
 	return rates, nil
-}
-
-func inNS(name string, fn func() error) error {
-	fd, err := netns.Open(name)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	return netns.Do(fd, fn)
 }
 
 func errorsJoin(errs ...error) error {

@@ -105,12 +105,7 @@ var (
 func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error) {
 	log, kick := a.log, a.kick
 	w := &driftWatch{namespace: namespace}
-	ns, err := netns.Open(namespace)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	err = netns.Do(ns, func() error {
+	err := netns.DoNamed(namespace, func() error {
 		route, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR})
 		if err != nil {
 			return fmt.Errorf("rtnetlink: %w", err)

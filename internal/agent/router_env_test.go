@@ -138,7 +138,7 @@ func (e *env) serve(ns string, port int) *servers {
 	e.t.Helper()
 	s := &servers{}
 	var ln net.Listener
-	if err := inNS(ns, func() (err error) {
+	if err := netns.DoNamed(ns, func() (err error) {
 		ln, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
 		return err
 	}); err != nil {
@@ -164,20 +164,11 @@ func (e *env) serve(ns string, port int) *servers {
 	return s
 }
 
-func inNS(name string, fn func() error) error {
-	fd, err := netns.Open(name)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	return netns.Do(fd, fn)
-}
-
 // whoami connects from ns to `to` and returns the source address the
 // server saw.
 func whoami(ns, to string) (netip.Addr, error) {
 	var c net.Conn
-	err := inNS(ns, func() (err error) {
+	err := netns.DoNamed(ns, func() (err error) {
 		c, err = net.DialTimeout("tcp4", to, 2*time.Second)
 		return err
 	})

@@ -61,13 +61,8 @@ const snapLen = 65535
 // for as long as the socket is open, as tcpdump does: on a bridge, that is
 // what makes it see the frames it forwards between its ports.
 func Open(netnsName, ifname string) (*Socket, error) {
-	ns, err := netns.Open(netnsName)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
 	var fd int
-	err = netns.Do(ns, func() error {
+	err := netns.DoNamed(netnsName, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

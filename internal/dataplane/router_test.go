@@ -280,13 +280,8 @@ type arpSeen struct {
 // target address) it receives for a while.
 func captureARP(t *testing.T, ns, ifname string) func(time.Duration) []arpSeen {
 	t.Helper()
-	fdNS, err := netns.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fdNS.Close()
 	var sock int
-	err = netns.Do(fdNS, func() error {
+	err := netns.DoNamed(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

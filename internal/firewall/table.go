@@ -80,12 +80,7 @@ func Open(namespace string, log *slog.Logger) (*Firewall, error) {
 const bufferSize = 64 << 20
 
 func (f *Firewall) dial() error {
-	ns, err := netns.Open(f.namespace)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-	return netns.Do(ns, func() error {
+	return netns.DoNamed(f.namespace, func() error {
 		c, err := nfsock.Open(bufferSize, bufferSize)
 		if err != nil {
 			return fmt.Errorf("open firewall in %q: %w", f.namespace, err)

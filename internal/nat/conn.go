@@ -29,13 +29,8 @@ type sockets struct {
 const bufferSize = 64 << 20
 
 func dial(namespace string) (*sockets, error) {
-	ns, err := netns.Open(namespace)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
 	var s sockets
-	err = netns.Do(ns, func() error {
+	err := netns.DoNamed(namespace, func() error {
 		var err error
 		// Answers are few (errors, and the generation): a sixteenth of
 		// the send buffer.

@@ -368,24 +368,15 @@ func unmap(p netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(p.Addr()
 // in runs fn inside the named namespace; sockets it opens stay there.
 func in(t *testing.T, name string, fn func() error) {
 	t.Helper()
-	if err := inNS(name, fn); err != nil {
+	if err := netns.DoNamed(name, fn); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func inNS(name string, fn func() error) error {
-	fd, err := netns.Open(name)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	return netns.Do(fd, fn)
 }
 
 // dial opens a TCP connection from inside ns.
 func dial(ns *dataplane.Namespace, to string) (net.Conn, error) {
 	var c net.Conn
-	err := inNS(ns.Name, func() (err error) {
+	err := netns.DoNamed(ns.Name, func() (err error) {
 		c, err = net.DialTimeout("tcp4", to, 2*time.Second)
 		return err
 	})
@@ -436,7 +427,7 @@ func whoami(ns *dataplane.Namespace, proto, to string) (netip.Addr, error) {
 
 func whoamiWithin(ns *dataplane.Namespace, proto, to string, timeout time.Duration) (netip.Addr, error) {
 	var c net.Conn
-	err := inNS(ns.Name, func() (err error) {
+	err := netns.DoNamed(ns.Name, func() (err error) {
 		c, err = net.DialTimeout(proto+"4", to, timeout)
 		return err
 	})

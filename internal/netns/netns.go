@@ -315,6 +315,17 @@ func Do(ns netns.NsHandle, fn func() error) error {
 	return onThread(func() error { return netns.Set(ns) }, fn)
 }
 
+// DoNamed runs fn inside the named namespace ("" is the process's), as Do
+// does.
+func DoNamed(name string, fn func() error) error {
+	ns, err := Open(name)
+	if err != nil {
+		return err
+	}
+	defer ns.Close()
+	return Do(ns, fn)
+}
+
 // NewHandle returns a netlink (rtnetlink) handle bound to the named
 // namespace; the empty name means the namespace of the calling thread. The
 // handle keeps its namespace wherever it is used from, and must be closed.

@@ -145,14 +145,9 @@ func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error)
 // where bridged frames meet nftables: family bridge, and the netdev
 // ingress hook of each of those interfaces, which runs before the bridge.
 func traceNetns(ns, node, table string, probe *Probe, bridgePorts []string) (*tracedNetns, error) {
-	fd, err := netns.Open(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer fd.Close()
 	tn := &tracedNetns{name: ns, node: node}
 	var ports []string // those of bridgePorts that exist
-	err = netns.Do(fd, func() error {
+	err := netns.DoNamed(ns, func() error {
 		for _, name := range bridgePorts {
 			if _, err := net.InterfaceByName(name); err == nil {
 				ports = append(ports, name)

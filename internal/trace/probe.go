@@ -117,13 +117,8 @@ func (p *Probe) IsAnswer(pk, fwd *capture.Packet) bool {
 // are made inside the namespace (internal/netns) and closed before it
 // returns.
 func (p *Probe) Send(ns string, src, dst netip.Addr) error {
-	h, err := netns.Open(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
 	var fd int
-	err = netns.Do(h, func() error {
+	err := netns.DoNamed(ns, func() error {
 		var err error
 		switch p.Proto {
 		case capture.ProtoICMP:
