@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +115,7 @@ func TestForeignNamespaceIsNeverTouched(t *testing.T) {
 	})
 	e.MustNsnet("instance", "delete", "c")
 	waitConverged(t, e)
-	if !exists(lab.Namespaces(e.Prefix), foreign) {
+	if !slices.Contains(lab.Namespaces(e.Prefix), foreign) {
 		t.Fatalf("nsnet deleted namespace %s, which it did not make", foreign)
 	}
 }
@@ -149,13 +150,4 @@ func waitConverged(t *testing.T, e *Env) {
 		}
 		return nil
 	})
-}
-
-func exists(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
