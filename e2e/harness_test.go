@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/lab"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // nsnetBin is the nsnet binary built once for the whole run.
@@ -374,9 +375,10 @@ func (e *Env) deleteRouters() {
 }
 
 // checkNoLeaks fails the test for any namespace with the test's prefix other
-// than the host namespace, and any link or nft table left in the host
-// namespace (the others go with their namespaces), then
-// removes them so one failure does not poison the machine.
+// than the host namespace, any of their files under /etc/netns, and any
+// link or nft table left in the host namespace (the others go with their
+// namespaces), then removes them so one failure does not poison the
+// machine.
 func (e *Env) checkNoLeaks() {
 	t := e.t
 	if links := linksIn(e.HostNetns); len(links) > 0 {
@@ -393,6 +395,10 @@ func (e *Env) checkNoLeaks() {
 	}
 	if left := lab.Namespaces(e.Prefix); len(left) > 0 {
 		t.Errorf("could not remove namespaces %v", left)
+	}
+	for _, name := range lab.EtcEntries(e.Prefix) {
+		t.Errorf("%s left behind", filepath.Join(netns.EtcDir, name))
+		netns.RemoveEtc(name)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -116,7 +117,7 @@ func TestAgentLifecycle(t *testing.T) {
 		if l := linksIn(e.hostNetns); len(l) != 0 {
 			t.Fatalf("host still has %v", l)
 		}
-		if n := namespacesWithPrefix(e.prefix); len(n) != 1 {
+		if n := lab.Namespaces(e.prefix); len(n) != 1 {
 			t.Fatalf("namespaces left: %v", n)
 		}
 	}
@@ -161,8 +162,13 @@ func TestAgentLeavesForeignNamespace(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	blue := e.ns("blue")
 	e.ip("netns", "add", blue)
-	defer netns.Delete(blue)
 	ino, _ := netns.Inode(blue)
+	defer func() {
+		// Only the test's own: once nsnet's, the agent deletes it.
+		if now, _ := netns.Inode(blue); now == ino {
+			netns.Delete(blue)
+		}
+	}()
 
 	bluePort := testPort("blue", "eth0", "10.9.0.13", "fa:16:3e:00:00:13")
 	redPort := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")

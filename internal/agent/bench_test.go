@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -80,7 +81,7 @@ func timeShell(b *testing.B, n int) time.Duration {
 	start := time.Now()
 	out, err := exec.Command("sh", "-c", script.String()).CombinedOutput()
 	took := time.Since(start)
-	for _, ns := range namespacesWithPrefix(prefix) {
+	for _, ns := range lab.Namespaces(prefix) {
 		exec.Command("ip", "netns", "delete", ns).Run()
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
@@ -131,11 +132,15 @@ func (e *env) cleanup() {
 	if tables := nftTables(e.hostNetns); tables != "" {
 		t.Errorf("nft tables left in host namespace:\n%s", tables)
 	}
-	for _, n := range namespacesWithPrefix(e.prefix) {
+	for _, n := range lab.Namespaces(e.prefix) {
 		if n != e.hostNetns {
 			t.Errorf("namespace %s left behind", n)
 			netns.Delete(n)
 		}
+	}
+	for _, n := range lab.EtcEntries(e.prefix) {
+		t.Errorf("%s left behind", filepath.Join(netns.EtcDir, n))
+		netns.RemoveEtc(n)
 	}
 	netns.Delete(e.hostNetns)
 }
@@ -265,17 +270,6 @@ func eventually(t testing.TB, d time.Duration, what string, check func() error) 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func namespacesWithPrefix(prefix string) []string {
-	names, _ := netns.List()
-	var found []string
-	for _, n := range names {
-		if strings.HasPrefix(n, prefix) {
-			found = append(found, n)
-		}
-	}
-	return found
 }
 
 // linksIn lists the links of a namespace other than lo, as ip shows them.

@@ -223,11 +223,6 @@ func (p *pass) linkDeletion(k key, name, alias string) deletion {
 func (p *pass) namespaceDeletion(k key, name, marker string) deletion {
 	return deletion{k, "namespace " + name, func() (bool, error) {
 		err := dataplane.DeleteInstanceNetns(name, marker, p.links)
-		if err == nil {
-			// The instance's resolv.conf and anything else of its
-			// own under /etc/netns go with it.
-			err = netns.RemoveEtc(name)
-		}
 		return err == nil, err
 	}}
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -103,7 +104,7 @@ func (e *testEnv) cleanup() {
 	if left := linksIn(e.hostName); len(left) > 0 {
 		t.Errorf("links left in host namespace: %v", left)
 	}
-	for _, n := range namespacesWithPrefix(e.prefix) {
+	for _, n := range lab.Namespaces(e.prefix) {
 		if n != e.hostName {
 			t.Errorf("namespace %s left behind", n)
 			netns.Delete(n)
@@ -113,20 +114,9 @@ func (e *testEnv) cleanup() {
 	if err := netns.Delete(e.hostName); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
-	if left := namespacesWithPrefix(e.prefix); len(left) > 0 {
+	if left := lab.Namespaces(e.prefix); len(left) > 0 {
 		t.Errorf("namespaces survived cleanup: %v", left)
 	}
-}
-
-func namespacesWithPrefix(prefix string) []string {
-	names, _ := netns.List()
-	var found []string
-	for _, n := range names {
-		if strings.HasPrefix(n, prefix) {
-			found = append(found, n)
-		}
-	}
-	return found
 }
 
 // linksIn lists the links of a namespace other than lo, as ip shows them.

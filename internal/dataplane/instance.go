@@ -158,7 +158,8 @@ func listMarked(prefix string, parse func(string) (string, string, bool)) (map[s
 // namespace is only unmounted here; when host is not nil, DeleteInstanceNetns
 // then waits for the host ends to go, and deletes those still there after
 // hostEndTimeout (something else, a process inside, keeps the namespace
-// alive) itself.
+// alive) itself. The namespace's own files under /etc/netns (an instance's
+// resolv.conf) go with it, also when the namespace itself is already gone.
 func DeleteInstanceNetns(name, marker string, host *Links) error {
 	// A creation that died before mounting leaves a plain file.
 	if _, err := netns.RemoveStale(name); err != nil {
@@ -166,7 +167,7 @@ func DeleteInstanceNetns(name, marker string, host *Links) error {
 	}
 	ns, err := OpenNamespace(name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return netns.RemoveEtc(name)
 	}
 	if err != nil {
 		return err
@@ -178,6 +179,9 @@ func DeleteInstanceNetns(name, marker string, host *Links) error {
 		return err
 	}
 	if err := netns.Delete(name); err != nil {
+		return err
+	}
+	if err := netns.RemoveEtc(name); err != nil {
 		return err
 	}
 	if host == nil {

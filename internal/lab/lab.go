@@ -42,6 +42,20 @@ func Namespaces(prefix string) []string {
 	return found
 }
 
+// EtcEntries lists the entries of /etc/netns (the files `ip netns exec`
+// puts in place for a namespace, like an instance's resolv.conf) whose
+// names start with prefix.
+func EtcEntries(prefix string) []string {
+	entries, _ := os.ReadDir(netns.EtcDir)
+	var found []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			found = append(found, e.Name())
+		}
+	}
+	return found
+}
+
 // RandomHex is n random bytes in hex: a run's unique name prefix.
 func RandomHex(n int) string {
 	b := make([]byte, n)

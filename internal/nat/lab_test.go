@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	testlab "github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -31,7 +32,7 @@ var allPrefix = fmt.Sprintf("nsnat%d-", os.Getpid())
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if os.Geteuid() == 0 {
-		for _, n := range namespacesWithPrefix(allPrefix) {
+		for _, n := range testlab.Namespaces(allPrefix) {
 			fmt.Println("nat: namespace left behind:", n)
 			netns.Delete(n)
 			code = 1
@@ -123,7 +124,7 @@ func (l *lab) cleanup() {
 	if left := linksIn(l.host); len(left) > 0 {
 		t.Errorf("links left in the host namespace: %v", left)
 	}
-	for _, n := range namespacesWithPrefix(l.prefix) {
+	for _, n := range testlab.Namespaces(l.prefix) {
 		if n != l.host {
 			t.Errorf("namespace %s left behind", n)
 			netns.Delete(n)
@@ -133,17 +134,6 @@ func (l *lab) cleanup() {
 	if err := netns.Delete(l.host); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
-}
-
-func namespacesWithPrefix(prefix string) []string {
-	names, _ := netns.List()
-	var found []string
-	for _, n := range names {
-		if strings.HasPrefix(n, prefix) {
-			found = append(found, n)
-		}
-	}
-	return found
 }
 
 // linksIn lists the links of a namespace other than lo, as ip shows them.
