@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"slices"
@@ -75,75 +74,125 @@ func compilePort(p *Port, tag uint16) *portElements {
 	pe.add(br, setSecured, element{key: name})
 	pe.add(br, setTagOut, element{key: name, val: u32(uint32(tag))})
 	pe.add(br, setTagIn, element{key: name, chain: tagChainName(tag)})
-	pe.add(br, setMAC, element{key: concat(name, pad(p.MAC))})
-	for _, m := range p.MACs {
-		pe.add(br, setMAC, element{key: concat(name, pad(m))})
+	// The hash sets: each key once (a pair may repeat the port's MAC or
+	// a fixed IP, or name a MAC twice).
+	seen := map[string]bool{}
+	once := func(set string, key []byte) {
+		if id := set + string(key); !seen[id] {
+			seen[id] = true
+			pe.add(br, set, element{key: key})
+		}
 	}
-	addrs := append([]netip.Addr{linkLocal(p.MAC)}, p.Addresses...)
-	for _, a := range addrs {
+	for _, m := range append([]net.HardwareAddr{p.MAC}, p.MACs...) {
+		once(setMAC, concat(name, pad(m)))
+	}
+	for _, a := range append([]netip.Addr{linkLocal(p.MAC)}, p.Addresses...) {
 		if a.Is4() {
-			pe.add(br, setIP4, element{key: concat(name, a.AsSlice())})
+			once(setIP4, concat(name, a.AsSlice()))
 		} else {
-			pe.add(br, setIP6, element{key: concat(name, a.AsSlice())})
+			once(setIP6, concat(name, a.AsSlice()))
 		}
 	}
-	for _, n := range p.Networks {
-		first, last := bounds(n)
-		set := setNet4
-		if n.Addr().Is6() {
-			set = setNet6
+	// The interval sets: the union of what was asked, as disjoint pieces.
+	for _, fam := range []struct {
+		v6   bool
+		set  string
+		addr int // bytes
+	}{{false, setNet4, 4}, {true, setNet6, 16}} {
+		var nets []box
+		for _, n := range p.Networks {
+			if n.Addr().Is6() == fam.v6 {
+				nets = append(nets, box{addressSpan(n)})
+			}
 		}
-		pe.add(br, set, element{key: concat(name, first.AsSlice()), keyEnd: concat(name, last.AsSlice())})
+		for _, b := range disjoint(nets, []num{maxOf(fam.addr)}) {
+			pe.add(br, fam.set, element{key: concat(name, b[0].lo.bytes(fam.addr)), keyEnd: concat(name, b[0].hi.bytes(fam.addr))})
+		}
 	}
 	pe.add(inet, setEgressPorts, element{key: u32(uint32(tag) << 16), chain: egressChainName(tag), goTo: true})
 	pe.add(inet, setIngressPorts, element{key: u32(uint32(tag)), chain: ingressChainName(tag), goTo: true})
-	set4, set6 := rulesSet4(tag), rulesSet6(tag)
-	for _, r := range p.Rules {
-		t := uint32(tag)
-		if r.Direction == Egress {
-			t <<= 16
+	for _, v6 := range []bool{false, true} {
+		set, addr := rulesSet4(tag), 4
+		if v6 {
+			set, addr = rulesSet6(tag), 16
 		}
-		first, last := bounds(r.Remote)
-		set := set4
-		if r.IPv6 {
-			set = set6
+		for _, dir := range []Direction{Ingress, Egress} {
+			var boxes []box
+			for _, r := range p.Rules {
+				if r.IPv6 == v6 && r.Direction == dir {
+					boxes = append(boxes, box{
+						{n8(r.ProtoMin), n8(r.ProtoMax)},
+						{n16(r.PortMin), n16(r.PortMax)},
+						addressSpan(r.Remote),
+					})
+				}
+			}
+			t := u32(ruleTag(tag, dir))
+			for _, b := range disjoint(boxes, ruleFields(addr)) {
+				pe.add(inet, set, element{
+					key:    concat(t, b[0].lo.bytes(1), b[1].lo.bytes(2), b[2].lo.bytes(addr)),
+					keyEnd: concat(t, b[0].hi.bytes(1), b[1].hi.bytes(2), b[2].hi.bytes(addr)),
+				})
+			}
 		}
-		pe.add(inet, set, element{
-			key:    concat(u32(t), []byte{r.ProtoMin}, be16(r.PortMin), first.AsSlice()),
-			keyEnd: concat(u32(t), []byte{r.ProtoMax}, be16(r.PortMax), last.AsSlice()),
-		})
 	}
 	return pe
 }
 
-// decodeRule reads a rules4/rules6 element back into its rule and tag.
-func decodeRule(e element) (Rule, uint16, bool) {
-	if len(e.key) != len(e.keyEnd) || len(e.key) != 16 && len(e.key) != 28 {
-		return Rule{}, 0, false
+// ruleTag is the first field of a rule element's key: egress rules are
+// keyed by the tag in the mark's high half, ingress ones by the tag.
+func ruleTag(tag uint16, dir Direction) uint32 {
+	if dir == Egress {
+		return uint32(tag) << 16
 	}
-	t := binaryutil.NativeEndian.Uint32(e.key[:4])
-	r := Rule{Direction: Ingress, IPv6: len(e.key) == 28,
-		ProtoMin: e.key[4], ProtoMax: e.keyEnd[4],
-		PortMin: binary.BigEndian.Uint16(e.key[8:10]), PortMax: binary.BigEndian.Uint16(e.keyEnd[8:10])}
-	if t > maxTag {
-		r.Direction, t = Egress, t>>16
-	}
-	first, _ := netip.AddrFromSlice(e.key[12:])
-	last, _ := netip.AddrFromSlice(e.keyEnd[12:])
-	r.Remote = prefixBetween(first, last)
-	return r, uint16(t), true
+	return uint32(tag)
 }
 
-// prefixBetween is the smallest prefix holding first..last (they always
-// bound one prefix here).
-func prefixBetween(first, last netip.Addr) netip.Prefix {
-	for bits := first.BitLen(); bits >= 0; bits-- {
-		p := netip.PrefixFrom(first, bits).Masked()
-		if p.Contains(last) {
-			return p
-		}
+// ruleFields are the largest values of a rule element's fields after the
+// tag: protocol, port, peer address of addr bytes.
+func ruleFields(addr int) []num { return []num{maxOf(1), maxOf(2), maxOf(addr)} }
+
+func n8(v uint8) num   { return num{lo: uint64(v)} }
+func n16(v uint16) num { return num{lo: uint64(v)} }
+
+func addressSpan(p netip.Prefix) span {
+	first, last := bounds(p)
+	return span{numOf(first.AsSlice()), numOf(last.AsSlice())}
+}
+
+// ruleElement is a rules4/rules6 element read back: the tag and direction
+// of its key, and its box of protocol, port and peer address.
+type ruleElement struct {
+	tag uint16
+	dir Direction
+	v6  bool
+	box box
+}
+
+func decodeRule(e element) (ruleElement, bool) {
+	if len(e.key) != len(e.keyEnd) || len(e.key) != 16 && len(e.key) != 28 {
+		return ruleElement{}, false
 	}
-	return netip.PrefixFrom(first, 0).Masked()
+	t := binaryutil.NativeEndian.Uint32(e.key[:4])
+	r := ruleElement{dir: Ingress, v6: len(e.key) == 28, box: box{
+		{n8(e.key[4]), n8(e.keyEnd[4])},
+		{numOf(e.key[8:10]), numOf(e.keyEnd[8:10])},
+		{numOf(e.key[12:]), numOf(e.keyEnd[12:])},
+	}}
+	if t > maxTag {
+		r.dir, t = Egress, t>>16
+	}
+	r.tag = uint16(t)
+	return r, true
+}
+
+// allows reports whether the element admits a new connection of proto to
+// port with peer: the port is compared for TCP and UDP only.
+func (r ruleElement) allows(proto uint8, port uint16, peer netip.Addr) bool {
+	if peer.Is6() != r.v6 || !r.box[0].contains(n8(proto)) || !r.box[2].contains(numOf(peer.AsSlice())) {
+		return false
+	}
+	return proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP || r.box[1].contains(n16(port))
 }
 
 // bounds returns the first and last address of p.

@@ -291,3 +291,182 @@ func TestAdoptsWhatItFinds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOverlapsAndDuplicates: whatever the spec says — the same rule twice
+// (a port in two groups with the same rules), a rule inside another (an
+// any-source rule and the same rule for a remote group's members),
+// overlapping port ranges, address pairs inside one another or equal to a
+// fixed IP, the same MAC twice — the tables take it, whether built at
+// once, updated from another spec (deleting elements the new ones overlap,
+// in the same batch), or adopted by a new Firewall; and Verify finds the
+// untouched tables intact, so a full pass never rebuilds them.
+func TestOverlapsAndDuplicates(t *testing.T) {
+	l := newLab(t)
+	l.serve(8022)
+	rule := func(dir firewall.Direction, proto uint8, ports [2]uint16, remote string) firewall.Rule {
+		r := firewall.Rule{Direction: dir, ProtoMin: proto, ProtoMax: proto, PortMin: ports[0], PortMax: ports[1], Remote: netip.MustParsePrefix(remote)}
+		if proto == 0 {
+			r.ProtoMax = 255
+		}
+		return r
+	}
+	rule6 := func(dir firewall.Direction, proto uint8, ports [2]uint16, remote string) firewall.Rule {
+		r := rule(dir, proto, ports, remote)
+		r.IPv6 = true
+		return r
+	}
+	anyPort := [2]uint16{0, 65535}
+	ssh := [2]uint16{8022, 8022}
+	egressAll := rule(firewall.Egress, 0, anyPort, "0.0.0.0/0")
+	mac := func(s string) net.HardwareAddr { m, _ := net.ParseMAC(s); return m }
+	a := netip.MustParseAddr("10.9.0.1")
+	type step struct {
+		rulesB []firewall.Rule
+		// pairs of port a
+		addrs []netip.Addr
+		nets  []netip.Prefix
+		macs  []net.HardwareAddr
+	}
+	tests := []struct {
+		name          string
+		before, after step
+		open          bool // a reaches b:8022 after
+	}{
+		{name: "same rules twice (a port in two groups)",
+			before: step{rulesB: []firewall.Rule{egressAll}},
+			after:  step{rulesB: []firewall.Rule{egressAll, egressAll, rule(firewall.Ingress, 6, ssh, "10.9.0.0/24"), rule(firewall.Ingress, 6, ssh, "10.9.0.0/24")}},
+			open:   true},
+		{name: "rule inside another (any source and a remote group)",
+			before: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, ssh, "0.0.0.0/0")}},
+			after: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, ssh, "0.0.0.0/0"),
+				rule(firewall.Ingress, 6, ssh, "10.9.0.1/32"), rule(firewall.Ingress, 6, ssh, "10.9.0.2/32")}},
+			open: true},
+		{name: "overlapping port ranges and prefixes",
+			before: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, [2]uint16{8000, 8030}, "10.9.0.0/24")}},
+			after: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, [2]uint16{8020, 8040}, "10.9.0.0/16"),
+				rule(firewall.Ingress, 6, [2]uint16{8010, 8025}, "10.9.0.0/25"), rule(firewall.Ingress, 0, anyPort, "10.9.0.1/32")}},
+			open: true},
+		{name: "new rules overlap the removed ones",
+			before: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, [2]uint16{8000, 8030}, "10.9.0.0/24")}},
+			after:  step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, [2]uint16{8020, 8040}, "10.9.0.0/16")}},
+			open:   true},
+		{name: "rule narrowed",
+			before: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 0, anyPort, "0.0.0.0/0")}},
+			after:  step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, [2]uint16{8023, 8023}, "10.9.0.1/32")}},
+			open:   false},
+		{name: "remote group members in a row, IPv6 rules inside others",
+			before: step{rulesB: []firewall.Rule{egressAll}},
+			after: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, ssh, "10.9.0.3/32"),
+				rule(firewall.Ingress, 6, ssh, "10.9.0.1/32"), rule(firewall.Ingress, 6, ssh, "10.9.0.2/32"),
+				rule6(firewall.Egress, 0, anyPort, "::/0"), rule6(firewall.Egress, 17, [2]uint16{53, 53}, "2001:db8::/64"),
+				rule6(firewall.Ingress, 6, ssh, "2001:db8::/64"), rule6(firewall.Ingress, 6, ssh, "2001:db8::1/128")}},
+			open: true},
+		{name: "address pair inside another",
+			before: step{rulesB: []firewall.Rule{egressAll}, nets: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}},
+			after: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, ssh, "10.9.0.0/24")},
+				nets: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.9.0.0/16")}},
+			open: true},
+		{name: "address pair equal to the fixed IP, MAC pair twice",
+			before: step{rulesB: []firewall.Rule{egressAll}},
+			after: step{rulesB: []firewall.Rule{egressAll, rule(firewall.Ingress, 6, ssh, "10.9.0.0/24")},
+				addrs: []netip.Addr{a, a}, macs: []net.HardwareAddr{mac("fa:16:3e:00:00:99"), mac("fa:16:3e:00:00:99")}},
+			open: true},
+	}
+	specOf := func(s step) firewall.Spec {
+		spec := l.spec(s.rulesB...)
+		spec.Ports[1].Rules = s.rulesB
+		pa := &spec.Ports[0]
+		pa.Addresses = append(pa.Addresses, s.addrs...)
+		pa.Networks, pa.MACs = s.nets, s.macs
+		return spec
+	}
+	reopen := func() {
+		t.Helper()
+		l.fw.Close()
+		fw, err := firewall.Open(l.host, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.fw = fw
+	}
+	for _, tt := range tests {
+		before, after := specOf(tt.before), specOf(tt.after)
+		// Built from nothing, then updated.
+		if err := l.fw.Delete(); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := l.fw.Apply(before); err != nil || !res.Rebuilt {
+			t.Errorf("%s: building the tables before: %+v, %v", tt.name, res, err)
+			continue
+		}
+		if _, err := l.fw.Apply(after); err != nil {
+			t.Errorf("%s: updating the tables: %v", tt.name, err)
+			continue
+		}
+		if ok, err := l.fw.Verify(); err != nil || !ok {
+			t.Errorf("%s: Verify of untouched tables after an update: %v, %v; want true", tt.name, ok, err)
+		}
+		if got := l.tcpOpen(8022); got != tt.open {
+			t.Errorf("%s: a→b:8022 open %v, want %v", tt.name, got, tt.open)
+		}
+		// Built at once by a new Firewall, then adopted by another.
+		reopen()
+		if err := l.fw.Delete(); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := l.fw.Apply(after); err != nil || !res.Rebuilt {
+			t.Errorf("%s: building the tables at once: %+v, %v", tt.name, res, err)
+			continue
+		}
+		if ok, err := l.fw.Verify(); err != nil || !ok {
+			t.Errorf("%s: Verify of untouched tables after building them: %v, %v; want true", tt.name, ok, err)
+		}
+		reopen()
+		if res, err := l.fw.Apply(after); err != nil || !res.Adopted {
+			t.Errorf("%s: Apply by a new Firewall of the spec the tables hold: %+v, %v; want them adopted", tt.name, res, err)
+		}
+		// And back.
+		if _, err := l.fw.Apply(before); err != nil {
+			t.Errorf("%s: updating the tables back: %v", tt.name, err)
+		}
+		if ok, err := l.fw.Verify(); err != nil || !ok {
+			t.Errorf("%s: Verify after updating back: %v, %v; want true", tt.name, ok, err)
+		}
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReshapedRulesKeepConnections: a rule added next to another can
+// replace the element that allowed a connection by a bigger one; the
+// connection, still allowed, keeps its conntrack entry. Removing the rules
+// that allow it forgets it.
+func TestReshapedRulesKeepConnections(t *testing.T) {
+	l := newLab(t)
+	l.serve(8022)
+	from := func(remote string) firewall.Rule {
+		return firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8022, PortMax: 8022, Remote: netip.MustParsePrefix(remote)}
+	}
+	if _, err := l.fw.Apply(l.spec(from("10.9.0.1/32"))); err != nil {
+		t.Fatal(err)
+	}
+	if !l.tcpOpen(8022) {
+		t.Fatal("a→b:8022 blocked by a rule allowing it")
+	}
+	// 10.9.0.0/32 and 10.9.0.1/32 make one element 10.9.0.0-10.9.0.1.
+	res, err := l.fw.Apply(l.spec(from("10.9.0.1/32"), from("10.9.0.0/32")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deleted != 1 || res.Added != 1 || res.Forgotten != 0 {
+		t.Errorf("adding a rule beside the connection's: %+v, want one element replaced and no connection forgotten", res)
+	}
+	res, err = l.fw.Apply(l.spec(from("10.9.0.0/32")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forgotten == 0 {
+		t.Errorf("removing the rule that allowed the connection: %+v, want it forgotten", res)
+	}
+}

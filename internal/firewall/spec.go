@@ -14,7 +14,8 @@
 //     against the egress rules of its source port and the ingress rules of
 //     its destination port, found by one lookup each in a set whose
 //     elements are the rules (port tag . protocol . port/ICMP type .
-//     remote address range).
+//     remote address range) — the union of the port's rules cut into
+//     disjoint pieces, since the kernel refuses overlapping elements.
 //
 // Every lookup is a hash or set lookup: the cost of a packet does not grow
 // with the number of ports or rules. Changes are sent as set elements in

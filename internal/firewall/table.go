@@ -144,8 +144,9 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	old := f.current
 	f.current = want
 	if len(removed) > 0 {
-		n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, &flowMatcher{rules: removed, old: old})
-		n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, &flowMatcher{rules: removed, old: old})
+		m := newFlowMatcher(removed, old, want)
+		n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, m)
+		n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, m)
 		res.Forgotten = n + n6
 		if err := errors.Join(err, err6); err != nil {
 			return res, fmt.Errorf("forget connections of removed rules: %w", err)
@@ -372,6 +373,10 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 		d, _ := rulesSetDef(k.name)
 		return d
 	}
+	// Deletions first: an interval set refuses an element that overlaps
+	// one it holds, even one the same batch deletes later; a deletion
+	// earlier in the batch frees the keys (tested on 6.18). The elements
+	// want keeps are disjoint from the ones it adds.
 	for _, k := range sortedKeys(del) {
 		if err := f.deleteElements(def(k).nft(table[k.family]), nftElems(del[k])); err != nil {
 			return res, nil, err
@@ -585,10 +590,43 @@ func (f *Firewall) Delete() error {
 }
 
 // flowMatcher matches the conntrack entries of connections that removed
-// rule elements allowed.
+// rule elements allowed and the port's rules allow no longer. (Elements
+// are pieces of the union of a port's rules: a change elsewhere in the
+// union may remove an element and add another that still allows the
+// connection.)
 type flowMatcher struct {
-	rules []element
-	old   compiled
+	removed []ruleElement
+	old     compiled
+	// rules are the rule elements of the ports of removed, as they are
+	// now, by tag.
+	rules map[uint16][]ruleElement
+}
+
+func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
+	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}}
+	for _, e := range removed {
+		r, ok := decodeRule(e)
+		if !ok || old.ports[r.tag] == nil {
+			continue
+		}
+		m.removed = append(m.removed, r)
+		pe := next.ports[r.tag]
+		if _, done := m.rules[r.tag]; done || pe == nil {
+			continue
+		}
+		var now []ruleElement
+		for k, es := range pe.elems {
+			if _, isRules := rulesSetDef(k.name); isRules {
+				for _, e := range es {
+					if n, ok := decodeRule(e); ok {
+						now = append(now, n)
+					}
+				}
+			}
+		}
+		m.rules[r.tag] = now
+	}
+	return m
 }
 
 // MatchConntrackFlow implements netlink.CustomConntrackFilter.
@@ -599,29 +637,19 @@ func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 		return false
 	}
 	src, dst = src.Unmap(), dst.Unmap()
-	for _, e := range m.rules {
-		r, tag, ok := decodeRule(e)
-		if !ok {
-			continue
-		}
-		pe := m.old.ports[tag]
-		if pe == nil {
-			continue
-		}
-		p := &pe.port
-		if fl.Forward.Protocol < r.ProtoMin || fl.Forward.Protocol > r.ProtoMax {
-			continue
-		}
-		if fl.Forward.Protocol == unix.IPPROTO_TCP || fl.Forward.Protocol == unix.IPPROTO_UDP {
-			if fl.Forward.DstPort < r.PortMin || fl.Forward.DstPort > r.PortMax {
-				continue
-			}
-		}
+	proto, port := fl.Forward.Protocol, fl.Forward.DstPort
+	for _, r := range m.removed {
 		own, peer := dst, src
-		if r.Direction == Egress {
+		if r.dir == Egress {
 			own, peer = src, dst
 		}
-		if r.Remote.Contains(peer) && p.owns(own) {
+		if !r.allows(proto, port, peer) || !m.old.ports[r.tag].port.owns(own) {
+			continue
+		}
+		still := slices.ContainsFunc(m.rules[r.tag], func(n ruleElement) bool {
+			return n.dir == r.dir && n.allows(proto, port, peer)
+		})
+		if !still {
 			return true
 		}
 	}
