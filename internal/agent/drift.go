@@ -15,6 +15,7 @@ import (
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // Drift is what someone else does to the objects nsnet made: an interface,
@@ -24,12 +25,12 @@ import (
 // anything the agent still wants — a link carrying the nsnet alias of a
 // wanted object, a wanted address, a table of nsnet's (in a router, also a
 // chain, rule or set of it) — after which the agent runs a full pass. The
-// agent's own deletions are of objects it no longer wants, so they do not
-// count: at thousands of objects a full pass costs seconds, and one per
-// deleted port would starve the API's waits. (nsnet deletes a router
-// table's chains, rules or sets only when it rebuilds the table or deletes
-// the router, whose watch is closed first, and the host's tables only when
-// the last secured port goes; those rare cases cost one spare pass.)
+// agent's own deletions do not count: at thousands of objects a full pass
+// costs seconds, and one per deleted port would starve the API's waits.
+// Links and addresses it deletes are ones it no longer wants; nft objects
+// it deletes (a table rebuilt, the host's tables when the last secured
+// port goes) are told by the socket that sent them (nfsock.Ours), so that
+// a rebuild never schedules a full pass that could rebuild again.
 type driftWatch struct {
 	namespace string
 	conns     []*netlink.Conn
@@ -105,7 +106,11 @@ var (
 func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error) {
 	log, kick := a.log, a.kick
 	w := &driftWatch{namespace: namespace}
-	err := netns.DoNamed(namespace, func() error {
+	ino, err := netns.Inode(namespace)
+	if err != nil {
+		return nil, fmt.Errorf("watch namespace %q for drift: %w", namespace, err)
+	}
+	err = netns.DoNamed(namespace, func() error {
 		route, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR})
 		if err != nil {
 			return fmt.Errorf("rtnetlink: %w", err)
@@ -128,7 +133,7 @@ func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error)
 	for i, c := range w.conns {
 		classify := a.deletedLinkOrAddr
 		if i == 1 {
-			classify = nft.deleted
+			classify = func(m netlink.Message) (string, bool) { return nft.deleted(ino, m) }
 		}
 		w.done.Add(1)
 		go func() {
@@ -202,12 +207,13 @@ func msgAttr(data []byte, hdrLen int, typ uint16) ([]byte, bool) {
 	return nil, false
 }
 
-// deleted reports the deletion of a table of nsnet's, or of part of one.
-// Every nf_tables deletion message names its table first (NFTA_TABLE_NAME,
-// NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE are all attribute 1),
-// after the 4-byte nfgenmsg.
-func (w *nftWatch) deleted(m netlink.Message) (string, bool) {
-	if uint16(m.Header.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES {
+// deleted reports the deletion of a table of nsnet's, or of part of one,
+// by someone other than the agent, heard in the namespace with inode
+// nsIno. Every nf_tables deletion message names its table first
+// (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE are
+// all attribute 1), after the 4-byte nfgenmsg.
+func (w *nftWatch) deleted(nsIno uint64, m netlink.Message) (string, bool) {
+	if uint16(m.Header.Type)>>8 != unix.NFNL_SUBSYS_NFTABLES || nfsock.Ours(nsIno, m.Header.PID) {
 		return "", false
 	}
 	msg := uint16(m.Header.Type) & 0xff

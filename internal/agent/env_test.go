@@ -205,6 +205,10 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.PortForwardings, v.ID
 	case model.PublishedPort:
 		return store.PublishedPorts, v.ID
+	case model.SecurityGroup:
+		return store.SecurityGroups, v.ID
+	case model.SecurityGroupRule:
+		return store.SecurityGroupRules, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

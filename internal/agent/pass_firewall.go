@@ -63,20 +63,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 		h.fw.Close()
 		h.fw, h.applied = nil, nil
 	}
-	if len(spec.Ports) == 0 {
-		// Nothing to filter: no tables at all, as before the first port.
-		if h.fw == nil {
-			return nil
-		}
-		if err := h.fw.Delete(); err != nil {
-			return err
-		}
-		h.fw.Close()
-		h.fw, h.applied, h.ports, h.counters = nil, nil, nil, nil
-		p.mu.Lock()
-		p.changes++
-		p.mu.Unlock()
-		p.a.log.Info("firewall removed: no port to filter")
+	if len(spec.Ports) == 0 && h.fw == nil && !p.full {
 		return nil
 	}
 	if h.fw == nil {
@@ -85,6 +72,27 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 			return err
 		}
 		h.fw, h.ino = fw, p.a.hostIno
+	}
+	if len(spec.Ports) == 0 {
+		// Nothing to filter: no tables at all, as before the first port.
+		// A full pass also removes tables this agent did not program (a
+		// previous daemon's, whose last secured port went meanwhile).
+		present, err := h.fw.Present()
+		if err != nil {
+			return err
+		}
+		if err := h.fw.Delete(); err != nil {
+			return err
+		}
+		h.fw.Close()
+		h.fw, h.applied, h.ports, h.counters = nil, nil, nil, nil
+		if present {
+			p.mu.Lock()
+			p.changes++
+			p.mu.Unlock()
+			p.a.log.Info("firewall removed: no port to filter")
+		}
+		return nil
 	}
 	if p.full && h.applied != nil {
 		intact, err := h.fw.Verify()
@@ -109,6 +117,9 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	if res.Adopted {
 		p.a.log.Info("firewall adopted as found", "ports", len(spec.Ports))
 		return nil
+	}
+	if !res.Rebuilt && res.Added == 0 && res.Deleted == 0 {
+		return nil // another spec with the same elements (rules repeated or reordered)
 	}
 	p.mu.Lock()
 	p.changes++

@@ -4,6 +4,9 @@
 // bounded wait for the kernel's answers, so that a lost acknowledgement
 // fails one batch instead of stalling the agent forever.
 //
+// It also keeps which sockets are nsnet's own, so that a watcher of
+// nf_tables notifications tells nsnet's changes from others' (Ours).
+//
 // It opens sockets in the calling thread's namespace and must not switch
 // namespaces itself (callers use internal/netns), nor know any table.
 package nfsock
@@ -11,6 +14,7 @@ package nfsock
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
@@ -26,6 +30,30 @@ const FlushTimeout = 30 * time.Second
 type Conn struct {
 	*nftables.Conn
 	sock *netlink.Conn
+	id   sockID
+}
+
+// sockID names a netlink socket: the inode of its network namespace and
+// its port id, unique in that namespace while the socket is open.
+type sockID struct {
+	netns  uint64
+	portID uint32
+}
+
+// open holds the sockets of the open Conns.
+var open = struct {
+	sync.Mutex
+	ids map[sockID]bool
+}{ids: map[sockID]bool{}}
+
+// Ours reports whether an nf_tables notification heard in the namespace
+// with inode netns, carrying portID (its netlink header's pid), is of a
+// change sent on an open Conn of this process: the kernel stamps each
+// notification of a batch with the port id of the socket that sent it.
+func Ours(netns uint64, portID uint32) bool {
+	open.Lock()
+	defer open.Unlock()
+	return open.ids[sockID{netns, portID}]
 }
 
 // Open opens a Conn in the calling thread's namespace whose socket's send
@@ -41,7 +69,37 @@ func Open(sndBuf, rcvBuf int) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables socket: %w", err)
 	}
+	if c.id, err = idOf(c.sock); err != nil {
+		c.Conn.CloseLasting()
+		return nil, err
+	}
+	open.Lock()
+	open.ids[c.id] = true
+	open.Unlock()
 	return c, nil
+}
+
+// idOf reads the namespace of the calling thread (the socket's) and the
+// port id the kernel bound the socket to.
+func idOf(s *netlink.Conn) (sockID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err != nil {
+		return sockID{}, fmt.Errorf("namespace of the nftables socket: %w", err)
+	}
+	raw, err := s.SyscallConn()
+	if err != nil {
+		return sockID{}, err
+	}
+	var sa unix.Sockaddr
+	var serr error
+	if err := raw.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return sockID{}, err
+	}
+	nl, ok := sa.(*unix.SockaddrNetlink)
+	if serr != nil || !ok {
+		return sockID{}, fmt.Errorf("port id of the nftables socket: %v %w", sa, serr)
+	}
+	return sockID{st.Ino, nl.Pid}, nil
 }
 
 // Flush sends the queued batch and waits, at most FlushTimeout, for the
@@ -55,8 +113,14 @@ func (c *Conn) Flush() error {
 	return c.Conn.Flush()
 }
 
-// Close closes the connection's socket.
-func (c *Conn) Close() error { return c.Conn.CloseLasting() }
+// Close closes the connection's socket. A notification of its last batch
+// that a watcher reads after this no longer counts as ours.
+func (c *Conn) Close() error {
+	open.Lock()
+	delete(open.ids, c.id)
+	open.Unlock()
+	return c.Conn.CloseLasting()
+}
 
 // forceBuffers raises the socket's buffers past the system maximum, which
 // needs CAP_NET_ADMIN, as nft(8) does.
