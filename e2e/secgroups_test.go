@@ -414,3 +414,66 @@ func TestSecurityGroupsRouted(t *testing.T) {
 		t.Error("routed ping from left's subnet blocked by b's ICMP rule for it")
 	}
 }
+
+// TestSecurityGroupsOverlaps: what users do that makes rules and address
+// pairs say the same thing twice — a port in two groups with the same
+// egress rules, a rule for any source beside the same rule for a remote
+// group, an address pair inside another — leaves every port ACTIVE and
+// the firewall quiet: the full passes that follow change nothing (they
+// rebuilt the tables four times a second, or failed every batch with "file
+// exists", before).
+func TestSecurityGroupsOverlaps(t *testing.T) {
+	s := sgEnv{Start(t, WithDaemonArgs("--resync-interval", "500ms")), t}
+	s.MustNsnet("network", "create", "net")
+	s.MustNsnet("subnet", "create", "net-v4", "--network", "net", "--subnet-range", "10.0.0.0/24")
+	vms := []string{"vm1", "vm2"}
+	for _, vm := range vms {
+		s.MustNsnet("instance", "create", vm)
+		s.MustNsnet("port", "create", vm+"-eth0", "--network", "net", "--device", vm)
+	}
+	ip1 := s.ip("vm1")
+	quiet := func(step string) {
+		t.Helper()
+		for _, vm := range vms {
+			if p := jsonOf(t, s.MustNsnet("port", "show", vm+"-eth0", "-o", "json")); p["status"] != "ACTIVE" {
+				t.Errorf("%s: port %s is %v (%v)", step, vm, p["status"], p["nsnet:status_reason"])
+			}
+		}
+		agent := func() map[string]any {
+			_, body := s.API("GET", "/nsnet/status", nil)
+			a, _ := body["agent"].(map[string]any)
+			return a
+		}
+		before := agent()
+		eventually(t, 60*time.Second, step+": two full passes", func() error {
+			if now := agent(); now["full_passes"].(float64) < before["full_passes"].(float64)+2 {
+				return fmt.Errorf("agent: %v", now)
+			}
+			return nil
+		})
+		if after := agent(); after["changes"] != before["changes"] || len(after["errors"].([]any)) > 0 {
+			t.Errorf("%s: quiet full passes changed %v objects and left errors %v, want none",
+				step, after["changes"].(float64)-before["changes"].(float64), after["errors"])
+		}
+	}
+
+	s.group("admins")
+	s.MustNsnet("port", "set", "vm2-eth0", "--security-group", "admins")
+	quiet("vm2 in two groups with the same egress rules")
+
+	s.rule("default", "--protocol", "tcp", "--dst-port", "22")
+	s.rule("default", "--protocol", "tcp", "--dst-port", "22", "--remote-group", "default")
+	quiet("TCP 22 from anywhere and from the group's members")
+	s.MustNsnet("instance", "create", "vm3")
+	s.MustNsnet("port", "create", "vm3-eth0", "--network", "net", "--device", "vm3")
+	vms = append(vms, "vm3")
+	if !s.ping("vm3", ip1) {
+		t.Error("a new port in the default group cannot reach vm1")
+	}
+
+	s.MustNsnet("port", "set", "vm1-eth0", "--allowed-address", "ip-address=0.0.0.0/0")
+	s.MustNsnet("port", "set", "vm1-eth0", "--allowed-address", "ip-address=10.9.0.0/16")
+	quiet("address pairs 0.0.0.0/0 and 10.9.0.0/16")
+	s.MustNsnet("port", "set", "vm1-eth0", "--no-allowed-address")
+	quiet("address pairs removed")
+}
