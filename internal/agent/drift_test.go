@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"testing"
 	"time"
 
@@ -17,8 +19,10 @@ import (
 )
 
 // TestOwnDeletionsAreNotDrift: a table the agent deletes itself (a
-// firewall rebuilt, the last secured port gone) is not drift; the same
-// deletion by someone else is. The watch hears both, the agent's first.
+// firewall rebuilt, the last secured port gone) is not drift, even when
+// the socket that sent the deletion is closed by the time the watch reads
+// it; the same deletion by someone else is. The watch hears both, the
+// agent's first.
 func TestOwnDeletionsAreNotDrift(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
@@ -52,9 +56,13 @@ func TestOwnDeletionsAreNotDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer own.Close()
+	// Closed at once, as the agent does with the host's firewall when the
+	// last secured port goes: the watch reads the deletion later (one
+	// thread for goroutines makes sure of it: the watch's goroutine waits
+	// for this one to block).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	own.DelTable(&nftables.Table{Name: nat.TableName, Family: nftables.TableFamilyINet})
-	if err := own.Flush(); err != nil {
+	if err := errors.Join(own.Flush(), own.Close()); err != nil {
 		t.Fatal(err)
 	}
 	nft("delete", "table", "bridge", firewall.TableName)

@@ -93,23 +93,29 @@ func TestDisjointRandom(t *testing.T) {
 	}
 }
 
-// sameKeys walks every point of the fields.
+// checkPoint: point is in one box of out if it is in a box of in, else in
+// none.
+func checkPoint(in, out []box, point []num) error {
+	want := slices.ContainsFunc(in, func(b box) bool { return b.contains(point) })
+	holders := 0
+	for _, b := range out {
+		if b.contains(point) {
+			holders++
+		}
+	}
+	if holders > 1 || (holders == 1) != want {
+		return fmt.Errorf("point %v: in %d boxes of the result, in the given boxes %v", point, holders, want)
+	}
+	return nil
+}
+
+// sameKeys checks every point of the fields.
 func sameKeys(in, out []box, max []num) error {
 	point := make([]num, len(max))
 	var walk func(f int) error
 	walk = func(f int) error {
 		if f == len(max) {
-			want := slices.ContainsFunc(in, func(b box) bool { return b.contains(point) })
-			holders := 0
-			for _, b := range out {
-				if b.contains(point) {
-					holders++
-				}
-			}
-			if holders > 1 || (holders == 1) != want {
-				return fmt.Errorf("point %v: in %d boxes of the result, in the given boxes %v", point, holders, want)
-			}
-			return nil
+			return checkPoint(in, out, point)
 		}
 		for v := uint64(0); v <= max[f].lo; v++ {
 			point[f] = nv(v)
@@ -173,16 +179,8 @@ func TestDisjointWideFields(t *testing.T) {
 		for _, p0 := range probes[0] {
 			for _, p1 := range probes[1] {
 				for _, p2 := range probes[2] {
-					point := []num{p0, p1, p2}
-					want := slices.ContainsFunc(in, func(b box) bool { return b.contains(point) })
-					holders := 0
-					for _, b := range out {
-						if b.contains(point) {
-							holders++
-						}
-					}
-					if holders > 1 || (holders == 1) != want {
-						t.Fatalf("seed %d: disjoint(%v) = %v: point %v in %d pieces, in the boxes %v", seed, in, out, point, holders, want)
+					if err := checkPoint(in, out, []num{p0, p1, p2}); err != nil {
+						t.Fatalf("seed %d: disjoint(%v) = %v: %v", seed, in, out, err)
 					}
 				}
 			}

@@ -74,6 +74,18 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
+// reopen closes the Firewall and opens another, as a restarted daemon
+// would.
+func (l *lab) reopen() {
+	l.t.Helper()
+	l.fw.Close()
+	fw, err := firewall.Open(l.host, nil)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.fw = fw
+}
+
 // tcpOpen reports whether a TCP connection from a to b's port opens.
 func (l *lab) tcpOpen(port int) bool {
 	l.t.Helper()
@@ -247,16 +259,7 @@ func TestAdoptsWhatItFinds(t *testing.T) {
 		t.Fatalf("Verify of untouched tables: %v, %v", ok, err)
 	}
 
-	reopen := func() {
-		t.Helper()
-		l.fw.Close()
-		fw, err := firewall.Open(l.host, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.fw = fw
-	}
-	reopen()
+	l.reopen()
 	if res, err := l.fw.Apply(spec); err != nil || !res.Adopted || res.Added != 0 {
 		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
 	}
@@ -275,7 +278,7 @@ func TestAdoptsWhatItFinds(t *testing.T) {
 	if ok, err := l.fw.Verify(); err != nil || ok {
 		t.Errorf("Verify after an element was removed by hand: %v, %v; want false", ok, err)
 	}
-	reopen()
+	l.reopen()
 	if res, err := l.fw.Apply(l.spec()); err != nil || !res.Rebuilt {
 		t.Errorf("Apply by a new Firewall over damaged tables: %+v, %v; want them rebuilt", res, err)
 	}
@@ -283,7 +286,7 @@ func TestAdoptsWhatItFinds(t *testing.T) {
 	// Tables whose rules are not this layout's (another nsnet version, a
 	// rule inserted by hand) are not adopted either.
 	run(t, "ip", "netns", "exec", l.host, "nft", "insert", "rule", "bridge", "nsnet_fw", "prerouting", "counter")
-	reopen()
+	l.reopen()
 	if res, err := l.fw.Apply(l.spec()); err != nil || !res.Rebuilt {
 		t.Errorf("Apply by a new Firewall over tables of another layout: %+v, %v; want them rebuilt", res, err)
 	}
@@ -380,15 +383,6 @@ func TestOverlapsAndDuplicates(t *testing.T) {
 		pa.Networks, pa.MACs = s.nets, s.macs
 		return spec
 	}
-	reopen := func() {
-		t.Helper()
-		l.fw.Close()
-		fw, err := firewall.Open(l.host, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.fw = fw
-	}
 	for _, tt := range tests {
 		before, after := specOf(tt.before), specOf(tt.after)
 		// Built from nothing, then updated.
@@ -410,7 +404,7 @@ func TestOverlapsAndDuplicates(t *testing.T) {
 			t.Errorf("%s: a→b:8022 open %v, want %v", tt.name, got, tt.open)
 		}
 		// Built at once by a new Firewall, then adopted by another.
-		reopen()
+		l.reopen()
 		if err := l.fw.Delete(); err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +415,7 @@ func TestOverlapsAndDuplicates(t *testing.T) {
 		if ok, err := l.fw.Verify(); err != nil || !ok {
 			t.Errorf("%s: Verify of untouched tables after building them: %v, %v; want true", tt.name, ok, err)
 		}
-		reopen()
+		l.reopen()
 		if res, err := l.fw.Apply(after); err != nil || !res.Adopted {
 			t.Errorf("%s: Apply by a new Firewall of the spec the tables hold: %+v, %v; want them adopted", tt.name, res, err)
 		}

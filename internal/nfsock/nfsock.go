@@ -40,20 +40,27 @@ type sockID struct {
 	portID uint32
 }
 
-// open holds the sockets of the open Conns.
-var open = struct {
+// ours holds the sockets of the Conns: when each was closed, the zero
+// time while it is open. A closed one is kept closedKept: the kernel
+// queues the notifications of a batch to the watchers before Flush
+// returns, but a watcher may read them after the Conn is closed (the
+// host's tables deleted with the last secured port, then closed).
+var ours = struct {
 	sync.Mutex
-	ids map[sockID]bool
-}{ids: map[sockID]bool{}}
+	ids map[sockID]time.Time
+}{ids: map[sockID]time.Time{}}
+
+const closedKept = time.Minute
 
 // Ours reports whether an nf_tables notification heard in the namespace
 // with inode netns, carrying portID (its netlink header's pid), is of a
-// change sent on an open Conn of this process: the kernel stamps each
+// change sent on a Conn of this process: the kernel stamps each
 // notification of a batch with the port id of the socket that sent it.
 func Ours(netns uint64, portID uint32) bool {
-	open.Lock()
-	defer open.Unlock()
-	return open.ids[sockID{netns, portID}]
+	ours.Lock()
+	defer ours.Unlock()
+	_, ok := ours.ids[sockID{netns, portID}]
+	return ok
 }
 
 // Open opens a Conn in the calling thread's namespace whose socket's send
@@ -73,9 +80,9 @@ func Open(sndBuf, rcvBuf int) (*Conn, error) {
 		c.Conn.CloseLasting()
 		return nil, err
 	}
-	open.Lock()
-	open.ids[c.id] = true
-	open.Unlock()
+	ours.Lock()
+	ours.ids[c.id] = time.Time{}
+	ours.Unlock()
 	return c, nil
 }
 
@@ -95,9 +102,12 @@ func idOf(s *netlink.Conn) (sockID, error) {
 	if err := raw.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
 		return sockID{}, err
 	}
+	if serr != nil {
+		return sockID{}, fmt.Errorf("port id of the nftables socket: %w", serr)
+	}
 	nl, ok := sa.(*unix.SockaddrNetlink)
-	if serr != nil || !ok {
-		return sockID{}, fmt.Errorf("port id of the nftables socket: %v %w", sa, serr)
+	if !ok {
+		return sockID{}, fmt.Errorf("port id of the nftables socket: address %T", sa)
 	}
 	return sockID{st.Ino, nl.Pid}, nil
 }
@@ -113,12 +123,17 @@ func (c *Conn) Flush() error {
 	return c.Conn.Flush()
 }
 
-// Close closes the connection's socket. A notification of its last batch
-// that a watcher reads after this no longer counts as ours.
+// Close closes the connection's socket.
 func (c *Conn) Close() error {
-	open.Lock()
-	delete(open.ids, c.id)
-	open.Unlock()
+	now := time.Now()
+	ours.Lock()
+	ours.ids[c.id] = now
+	for id, closed := range ours.ids {
+		if !closed.IsZero() && now.Sub(closed) > closedKept {
+			delete(ours.ids, id)
+		}
+	}
+	ours.Unlock()
 	return c.Conn.CloseLasting()
 }
 
