@@ -386,7 +386,7 @@ func (f *Firewall) forgetCounters(c *nfsock.Conn, gone []uint16) error {
 func (f *Firewall) Counters() (map[string]Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c, err := f.own.Conn()
+	conn, err := f.own.Conn()
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 		out[name] = Counters{}
 	}
 	bridge, inet := tables()
-	els, err := c.GetSetElements(&nftables.Set{Table: bridge, Name: setDrops})
+	els, err := conn.GetSetElements(&nftables.Set{Table: bridge, Name: setDrops})
 	if err != nil {
 		return nil, fmt.Errorf("read drop counters: %w", err)
 	}
@@ -408,7 +408,7 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 		c.add(binaryutil.NativeEndian.Uint32(e.Key[16:20]), e.Counter.Packets)
 		out[name] = c
 	}
-	els, err = c.GetSetElements(&nftables.Set{Table: inet, Name: setDrops})
+	els, err = conn.GetSetElements(&nftables.Set{Table: inet, Name: setDrops})
 	if err != nil {
 		return nil, fmt.Errorf("read drop counters: %w", err)
 	}
