@@ -107,6 +107,10 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// resweep: the last full pass left leftovers behind (a mount point
+	// too young to tell from a creation under way, a deletion that
+	// failed), so the passes that retry it are full ones.
+	resweep bool
 	// nat holds the open nft tables of routers, and the host's.
 	nat natTables
 	// hostNATApplied is the host NAT last programmed, hostNATDone whether
@@ -212,8 +216,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
-		// revisits exactly those.
-		full = full && err != nil
+		// revisits exactly those, unless leftovers remain, which only
+		// a full pass looks for.
+		full = full && err != nil || a.resweep
 		if clean && err == nil {
 			backoff = 0
 			retry.Stop()

@@ -154,7 +154,7 @@ func (p *pass) ensureDHCPNetns(networkID string, spec dhcpSpec) (*dataplane.Name
 }
 
 func (p *pass) dhcpDeletion(k key, spec dhcpSpec) deletion {
-	return deletion{k, "namespace " + spec.Netns, func() (bool, error) {
+	return deletion{k: k, what: "namespace " + spec.Netns, run: func() (bool, error) {
 		p.a.servers.close(k.id)
 		err := dataplane.DeleteInstanceNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
