@@ -316,11 +316,24 @@ func (a *Agent) kick(what string) {
 func (a *Agent) Status(kind store.Kind, id string) (status, reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s, ok := a.statuses[key{kind, id}]
-	if !ok {
-		return model.StatusBuild, ""
-	}
+	s := a.statusLocked(key{kind, id})
 	return s.Status, s.Reason
+}
+
+// statusLocked is k's status as the API shows it. A network's includes
+// its services (its qdhcp namespace and the servers there), which have no
+// resource of their own: one that fails puts the network in ERROR.
+func (a *Agent) statusLocked(k key) status {
+	s, ok := a.statuses[k]
+	if !ok {
+		return status{Status: model.StatusBuild}
+	}
+	if k.kind == store.Networks && s.Status != model.StatusError {
+		if svc := a.statuses[key{dhcpKind, k.id}]; svc.Status == model.StatusError {
+			return svc
+		}
+	}
+	return s
 }
 
 // WaitConverged returns once a pass that read a store snapshot at revision
