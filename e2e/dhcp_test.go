@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -315,6 +316,20 @@ func TestSubnetServiceFailureStaysWithIt(t *testing.T) {
 		!strings.Contains(network.StatusReason, "address already in use") {
 		t.Errorf("network with s2's DNS failing: %s %q, want ERROR naming s2 and the bind failure", network.Status, network.StatusReason)
 	}
+	// nsnet status lists it by name, in JSON and in the table.
+	var status struct {
+		Agent struct {
+			Errors []struct{ Type, ID, Name, Reason string } `json:"errors"`
+		} `json:"agent"`
+	}
+	decodeJSON(t, e.MustNsnet("status", "-o", "json"), &status)
+	if errs := status.Agent.Errors; len(errs) != 1 || errs[0].Type != "network" || errs[0].Name != "lab" ||
+		errs[0].ID != network.ID || errs[0].Reason != network.StatusReason {
+		t.Errorf("nsnet status -o json lists %+v, want network lab with its reason", errs)
+	}
+	if table := e.MustNsnet("status"); !regexp.MustCompile(`(?m)^IN ERROR:\n\s+TYPE\s+NAME\s+ID\s+REASON\n\s+network\s+lab\s+` + network.ID + `\s+subnet s2 `).MatchString(table) {
+		t.Errorf("nsnet status does not list network lab in error:\n%s", table)
+	}
 
 	e.MustNsnet("instance", "create", "vm1")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "lab", "--device", "vm1", "--dhcp-client",
@@ -338,6 +353,10 @@ func TestSubnetServiceFailureStaysWithIt(t *testing.T) {
 		}
 		return nil
 	})
+	decodeJSON(t, e.MustNsnet("status", "-o", "json"), &status)
+	if len(status.Agent.Errors) > 0 {
+		t.Errorf("nsnet status still lists %+v", status.Agent.Errors)
+	}
 	if out, err := runOut("ip", "netns", "exec", qdhcp, "dig", "+time=2", "+tries=1", "+short", "@10.42.2.254", "vm1.nsnet.internal"); err != nil || strings.TrimSpace(out) != "10.42.1.10" {
 		t.Errorf("DNS on s2 after the retry (%v): %q", err, out)
 	}

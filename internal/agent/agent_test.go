@@ -185,8 +185,11 @@ func TestAgentLeavesForeignNamespace(t *testing.T) {
 	}
 	e.wantStatus(store.Instances, "inst-red", model.StatusActive)
 	e.wantStatus(store.Ports, redPort.ID, model.StatusActive)
-	if h := e.agent.Health(); len(h.Errors) != 2 {
-		t.Fatalf("health errors = %v", h.Errors)
+	// Listed by type and name, with the reasons the API shows.
+	if h := e.agent.Health(); len(h.Errors) != 2 || h.Errors[0].Type != "instance" || h.Errors[0].Name != "blue" ||
+		h.Errors[0].ID != "inst-blue" || !strings.Contains(h.Errors[0].Reason, "is not nsnet's") ||
+		h.Errors[1].Type != "port" || h.Errors[1].ID != bluePort.ID || !strings.Contains(h.Errors[1].Reason, "instance blue") {
+		t.Fatalf("health errors = %+v", h.Errors)
 	}
 	if again, _ := netns.Inode(blue); again != ino {
 		t.Fatal("foreign namespace replaced")

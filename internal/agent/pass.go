@@ -527,6 +527,7 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 	}
 	a.statuses = statuses
+	a.names = p.d.names
 
 	now := time.Now()
 	h := &a.health
