@@ -242,8 +242,6 @@ func instanceNetns(prefix string, inst *model.Instance) string {
 	return InstanceNetns(prefix, inst.Name)
 }
 
-// computeDesired turns a snapshot into kernel specs. It is pure: every
-// decision about what the kernel should hold is made here.
 // namesOf is what the API calls each record that has a status: its name,
 // a floating IP's address.
 func namesOf(s *snapshot) map[key]string {
@@ -266,6 +264,8 @@ func namesOf(s *snapshot) map[key]string {
 	return names
 }
 
+// computeDesired turns a snapshot into kernel specs. It is pure: every
+// decision about what the kernel should hold is made here.
 func computeDesired(s *snapshot, prefix, host string) *desired {
 	d := &desired{
 		rev:       s.rev,

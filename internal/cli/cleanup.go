@@ -29,9 +29,9 @@ touches anything without those marks, whatever its name.
 
 Run it with the daemon stopped: a running agent would build everything again
 from its store. It refuses while a daemon programs the host namespace (it
-holds the host's lock), naming its pid, unless --force. The store itself is left alone; delete <state-dir>/state.db
-to start from nothing. Pass the daemon's --host-netns and --netns-prefix if
-it ran with them.`,
+holds the host's lock), naming its pid, unless --force. The store itself is
+left alone; delete <state-dir>/state.db to start from nothing. Pass the
+daemon's --host-netns and --netns-prefix if it ran with them.`,
 		Example: `  sudo nsnet cleanup --dry-run
   sudo nsnet cleanup
   sudo nsnet cleanup --host-netns lab-host --netns-prefix lab- -o json`,

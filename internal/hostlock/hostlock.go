@@ -46,7 +46,7 @@ func (e *HeldError) Error() string {
 	if e.PID > 0 {
 		who = fmt.Sprintf("another nsnet process (pid %d)", e.PID)
 	}
-	host := "the host namespace (the daemon's own)"
+	host := "the namespace it runs in as the host"
 	if e.Host != "" {
 		host = fmt.Sprintf("host namespace %q", e.Host)
 	}

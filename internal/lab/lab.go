@@ -1,7 +1,8 @@
 // Package lab holds what nsnet's benchmarks and end-to-end tests share:
-// building and running the nsnet daemon they measure, finding and naming
-// the namespaces they make, and summarising their rounds. It measures
-// nothing itself, and is never part of the product.
+// building and running the nsnet daemon they measure, finding, naming and
+// removing the namespaces they make, running a benchmark so that it always
+// tears down, and summarising their rounds. It measures nothing itself,
+// and is never part of the product.
 package lab
 
 import (
