@@ -67,6 +67,15 @@ type Port struct {
 	// MACs other than MAC it may send from (allowed address pairs).
 	MACs  []net.HardwareAddr
 	Rules []Rule
+	// Routed are the IPv4 destinations the host's own stack sends to
+	// this port through Bridge, the bridge it is plugged into, when the
+	// host routes for the port's network (its gateway address is on the
+	// bridge): a new connection the host sends into Bridge towards one
+	// of them meets this port's ingress rules. Single addresses are /32s.
+	// Ports of one bridge hold distinct single addresses and disjoint
+	// ranges; a single address wins over a range holding it.
+	Bridge string
+	Routed []netip.Prefix
 }
 
 // Spec is every secured port of the namespace. Ports not in it (routers'
@@ -78,7 +87,11 @@ type Spec struct {
 // Validate checks what the kernel would otherwise refuse halfway through
 // a batch.
 func (s Spec) Validate() error {
+	if len(s.Ports) > maxTag {
+		return fmt.Errorf("%d ports: at most %d can be secured", len(s.Ports), maxTag)
+	}
 	seen := map[string]bool{}
+	routed := map[string][]netip.Prefix{} // bridge → what its ports hold
 	for _, p := range s.Ports {
 		if p.Interface == "" || len(p.Interface) > 15 {
 			return fmt.Errorf("port interface %q: want 1 to 15 bytes", p.Interface)
@@ -98,6 +111,20 @@ func (s Spec) Validate() error {
 				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
 			}
 		}
+		if len(p.Routed) > 0 && (p.Bridge == "" || len(p.Bridge) > 15) {
+			return fmt.Errorf("port %s: bridge %q: want 1 to 15 bytes", p.Interface, p.Bridge)
+		}
+		for _, d := range p.Routed {
+			if !d.IsValid() || !d.Addr().Is4() || d != d.Masked() {
+				return fmt.Errorf("port %s: routed destination %v is not an IPv4 prefix", p.Interface, d)
+			}
+			for _, other := range routed[p.Bridge] {
+				if d.IsSingleIP() == other.IsSingleIP() && d.Overlaps(other) {
+					return fmt.Errorf("port %s: routed destination %v overlaps %v of another port on bridge %s", p.Interface, d, other, p.Bridge)
+				}
+			}
+		}
+		routed[p.Bridge] = append(routed[p.Bridge], p.Routed...)
 	}
 	return nil
 }

@@ -591,10 +591,13 @@ type flowMatcher struct {
 	old   compiled
 }
 
-// MatchConntrackFlow implements netlink.CustomConntrackFilter.
+// MatchConntrackFlow implements netlink.CustomConntrackFilter. The rules
+// judged the connection's first packet as the forward hook sees it: after
+// its destination was translated (a published port), before its source
+// was (masquerade): from the original source to the reply's source.
 func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
-	dst, ok2 := netip.AddrFromSlice(fl.Forward.DstIP)
+	dst, ok2 := netip.AddrFromSlice(fl.Reverse.SrcIP)
 	if !ok1 || !ok2 {
 		return false
 	}
@@ -613,7 +616,7 @@ func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 			continue
 		}
 		if fl.Forward.Protocol == unix.IPPROTO_TCP || fl.Forward.Protocol == unix.IPPROTO_UDP {
-			if fl.Forward.DstPort < r.PortMin || fl.Forward.DstPort > r.PortMax {
+			if fl.Reverse.SrcPort < r.PortMin || fl.Reverse.SrcPort > r.PortMax {
 				continue
 			}
 		}
