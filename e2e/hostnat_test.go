@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -241,6 +242,25 @@ func TestHostGatewaySecurityGroups(t *testing.T) {
 				t.Errorf("%s → %s reached web from %s, want the gateway 192.168.60.1 (hairpin)", vm, url, src)
 			}
 		}
+	}
+
+	// The network's services, in the qdhcp namespace, still answer ports
+	// that admit nothing: metadata for web, whose route to it nsnet set,
+	// and DHCP and DNS for an instance whose address DHCP gives.
+	if out, err := s.In("web", "curl", "-sS", "--max-time", "5", "http://169.254.169.254/openstack/latest/meta_data.json"); err != nil || !strings.Contains(out, `"name": "web"`) {
+		t.Errorf("web's metadata (%v):\n%s", err, out)
+	}
+	s.MustNsnet("instance", "create", "dyn")
+	s.MustNsnet("port", "create", "dyn-eth0", "--network", "lan", "--device", "dyn", "--dhcp-client", "--security-group", "locked")
+	udhcpc := startDHCPClient(t, s.Env, "dyn", "udhcpc", "-f", "-i", "eth0", "-s", "/etc/udhcpc/default.script")
+	eventually(t, 15*time.Second, "dyn bound by udhcpc", func() error {
+		if routes, _ := s.In("dyn", "ip", "-4", "route"); !strings.Contains(routes, "default via 192.168.60.1") {
+			return fmt.Errorf("routes: %s\n%s", routes, udhcpc.output())
+		}
+		return nil
+	})
+	if out, err := s.In("dyn", "getent", "hosts", "web"); err != nil || !strings.HasPrefix(out, "192.168.60.10 ") {
+		t.Errorf("getent hosts web in dyn (%v): %q", err, out)
 	}
 
 	// Egress: without egress rules web reaches neither the outside nor
