@@ -244,6 +244,10 @@ func TestHostGatewaySecurityGroups(t *testing.T) {
 		}
 	}
 
+	if out := s.MustNsnet("explain", "instance", "web"); !strings.Contains(out, "type bridge_slave hairpin on") {
+		t.Errorf("explain instance web does not put its tap in hairpin mode:\n%s", out)
+	}
+
 	// The network's services, in the qdhcp namespace, still answer ports
 	// that admit nothing: metadata for web, whose route to it nsnet set,
 	// and DHCP and DNS for an instance whose address DHCP gives.

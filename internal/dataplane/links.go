@@ -59,7 +59,7 @@ func (l *Links) hairpin(link netlink.Link) (bool, error) {
 		}
 		return pi.Hairpin, nil
 	}
-	modes, err := dumpHairpins(*ns)
+	modes, err := BridgePortHairpins(*ns)
 	if err != nil {
 		return false, err
 	}
@@ -81,10 +81,10 @@ func (l *Links) setHairpin(link netlink.Link, on bool) error {
 	return nil
 }
 
-// dumpHairpins reads the hairpin mode of every bridge port of the named
-// namespace with one AF_BRIDGE dump: its answers carry the ports' flags,
-// which netlink.Handle reads for one port at a time.
-func dumpHairpins(name string) (map[int]bool, error) {
+// BridgePortHairpins reads the hairpin mode of every bridge port of the
+// named namespace, by ifindex, with one AF_BRIDGE dump: its answers carry
+// the ports' flags, which netlink.Handle reads for one port at a time.
+func BridgePortHairpins(name string) (map[int]bool, error) {
 	var msgs [][]byte
 	err := netns.DoNamed(name, func() error {
 		var err error
