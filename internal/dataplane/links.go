@@ -26,10 +26,10 @@ type Links struct {
 	dumped bool                    // answer from known, except stale names
 	known  map[string]netlink.Link // the dump, by name
 	stale  map[string]bool         // changed since the dump: ask the kernel
-	// netns is the namespace h is bound to, if known (SetNamespace);
+	// nsName is the namespace h is bound to, if known (SetNamespace);
 	// hairpins its bridge ports' hairpin mode by ifindex, read with one
 	// dump when first asked.
-	netns    *string
+	nsName   *string
 	hairpins map[int]bool
 }
 
@@ -40,14 +40,14 @@ type Links struct {
 func (l *Links) SetNamespace(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.netns = &name
+	l.nsName = &name
 }
 
 // hairpin reports whether the bridge port link sends frames back out of
 // the port they came in by (IFLA_BRPORT_MODE).
 func (l *Links) hairpin(link netlink.Link) (bool, error) {
 	l.mu.Lock()
-	ns, modes := l.netns, l.hairpins
+	ns, modes := l.nsName, l.hairpins
 	l.mu.Unlock()
 	switch {
 	case modes != nil:

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/nftables"
-
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )

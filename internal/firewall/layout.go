@@ -276,8 +276,8 @@ var bridgeChains = []chainDef{
 	{name: "forward", hook: nftables.ChainHookForward, priority: nftables.ChainPriorityRef(-200), rules: [][]expr.Any{
 		// A port in hairpin mode (host-gateway networks, so that an
 		// instance reaches its own published port) gets its own
-		// broadcasts and multicasts back: not from a secured port,
-		// whose MAC is not another's.
+		// broadcasts and multicasts back: a flooded frame going out to
+		// the secured port whose MAC sent it is dropped, uncounted.
 		{meta(expr.MetaKeyPKTTYPE, reg1),
 			&expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: []byte{unix.PACKET_BROADCAST}, ToData: []byte{unix.PACKET_MULTICAST}},
 			meta(expr.MetaKeyOIFNAME, reg1), payload(expr.PayloadBaseLLHeader, 6, 6, reg2),
@@ -393,7 +393,7 @@ func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
 				verdict(expr.VerdictReturn),
 			})
 		}
-		notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{fam.icmp}}}
+		notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), cmpNeq(reg1, []byte{fam.icmp})}
 		out = append(out,
 			all(nfproto(fam.proto), notICMP, key(2)),
 			all(nfproto(fam.proto), l4(fam.icmp), key(0)),
@@ -537,6 +537,10 @@ var inetChains = []chainDef{
 	}},
 	{name: "output", hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityFilter, rules: [][]expr.Any{
 		all(isBridge(metaOIFKIND), ctState(ctSeen), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
+		// The bridge's own IGMP reports (it joins multicast groups,
+		// with or without an address) pass like its MLD ones, which
+		// conntrack leaves untracked.
+		all(isBridge(metaOIFKIND), l4(unix.IPPROTO_IGMP), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
 		all(isBridge(metaOIFKIND), []expr.Any{goTo("to_bridge")}),
 	}},
 	// invalid: counted against the destination port if it is secured,

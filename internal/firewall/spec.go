@@ -16,6 +16,14 @@
 //     elements are the rules (port tag . protocol . port/ICMP type .
 //     remote address range).
 //
+// Where the host's own stack is a party (a bridge carrying the host's
+// address, as on host-gateway networks), the bridge table tags what goes
+// up from a port to the host, the inet table finds the port that a packet
+// routed or sent into a bridge is for from its destination address
+// (Port.Routed), and the bridge table lets such a packet reach a secured
+// port only once the inet table admitted it: the same rules hold for
+// routed traffic as for bridged.
+//
 // Every lookup is a hash or set lookup: the cost of a packet does not grow
 // with the number of ports or rules. Changes are sent as set elements in
 // one atomic batch; removing rules also deletes the conntrack entries of
