@@ -99,7 +99,7 @@ func sameSpec(a, b any) bool {
 
 func sameVeth(a, b dataplane.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -379,6 +379,9 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 			d.fixed[key{store.Ports, p.ID}] = status{model.StatusError, err.Error()}
 			continue
 		}
+		// The host translates an instance's connection to its own
+		// published port back to it, out of the tap it came in by.
+		veth.Hairpin = networks[p.NetworkID].HostGateway
 		if p.DHCPClient {
 			// The instance asks the network's DHCP server.
 			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil

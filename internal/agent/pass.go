@@ -81,6 +81,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	} else {
 		p.links = dataplane.NewLinks(a.host)
 	}
+	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
 	p.ensureHostNAT()

@@ -55,7 +55,7 @@ func samePort(a, b *Port) bool {
 	return a.Interface == b.Interface && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
-		slices.Equal(a.Rules, b.Rules)
+		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed)
 }
 
 func (pe *portElements) add(family nftables.TableFamily, set string, e element) {
@@ -69,6 +69,7 @@ func compilePort(p *Port, tag uint16) *portElements {
 	pe.port.Networks = slices.Clone(p.Networks)
 	pe.port.MACs = slices.Clone(p.MACs)
 	pe.port.Rules = slices.Clone(p.Rules)
+	pe.port.Routed = slices.Clone(p.Routed)
 	br, inet := nftables.TableFamilyBridge, nftables.TableFamilyINet
 	name := ifname(p.Interface)
 	pe.add(br, setSecured, element{key: name})
@@ -108,6 +109,15 @@ func compilePort(p *Port, tag uint16) *portElements {
 		for _, b := range disjoint(nets, []num{maxOf(fam.addr)}) {
 			pe.add(br, fam.set, element{key: concat(name, b[0].lo.bytes(fam.addr)), keyEnd: concat(name, b[0].hi.bytes(fam.addr))})
 		}
+	}
+	bridge := ifname(p.Bridge)
+	for _, d := range p.Routed {
+		first, last := bounds(d)
+		if d.IsSingleIP() {
+			pe.add(inet, setDest4, element{key: concat(bridge, first.AsSlice()), val: u32(uint32(tag))})
+			continue
+		}
+		pe.add(inet, setDest4Net, element{key: concat(bridge, first.AsSlice()), keyEnd: concat(bridge, last.AsSlice()), val: u32(uint32(tag))})
 	}
 	pe.add(inet, setEgressPorts, element{key: u32(uint32(tag) << 16), chain: egressChainName(tag), goTo: true})
 	pe.add(inet, setIngressPorts, element{key: u32(uint32(tag)), chain: ingressChainName(tag), goTo: true})

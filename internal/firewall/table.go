@@ -629,15 +629,19 @@ func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
 	return m
 }
 
-// MatchConntrackFlow implements netlink.CustomConntrackFilter.
+// MatchConntrackFlow implements netlink.CustomConntrackFilter. The rules
+// judged the connection's first packet as the forward hook sees it: after
+// its destination was translated (a published port), before its source
+// was (masquerade): from the original source to the reply's source.
 func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
-	dst, ok2 := netip.AddrFromSlice(fl.Forward.DstIP)
+	dst, ok2 := netip.AddrFromSlice(fl.Reverse.SrcIP)
 	if !ok1 || !ok2 {
 		return false
 	}
 	src, dst = src.Unmap(), dst.Unmap()
-	proto, port := fl.Forward.Protocol, fl.Forward.DstPort
+	// The rules judged the translated destination port (the reply's source).
+	proto, port := fl.Forward.Protocol, fl.Reverse.SrcPort
 	for _, r := range m.removed {
 		own, peer := dst, src
 		if r.dir == Egress {
