@@ -660,11 +660,17 @@ func (r *sgRun) opSetGroups() string {
 	return r.putPort(p, map[string]any{"security_groups": append([]string{}, ids...)}, fmt.Sprintf("groups %v", names))
 }
 
-// opAddressPairs sets a port's allowed address pairs to a random few, or
-// none.
+// opAddressPairs adds an allowed address pair to a port's (as `port set
+// --allowed-address` does), or sets its pairs to a random few, or none.
 func (r *sgRun) opAddressPairs() string {
 	p := pick(r.rng, r.ports)
 	pairs, addrs := []any{}, []string{}
+	if r.rng.IntN(3) == 0 {
+		for _, pair := range r.port(p).AllowedAddressPairs {
+			addrs = append(addrs, pair.IPAddress)
+			pairs = append(pairs, map[string]any{"ip_address": pair.IPAddress})
+		}
+	}
 	if r.rng.IntN(4) > 0 {
 		for range 1 + r.rng.IntN(3) {
 			a := pick(r.rng, pairAddresses)
