@@ -135,10 +135,7 @@ func (r *sgRun) list(path, key string, out any) {
 func (r *sgRun) build() {
 	subnets := map[string]string{}
 	for _, n := range []struct{ name, cidr string }{{"A", "10.5.0.0/24"}, {"B", "10.5.0.0/24"}, {"C", "10.6.0.0/24"}} {
-		net := r.mustCreate("POST", "/v2.0/networks", "network", map[string]any{"network": map[string]any{"name": n.name}})
-		subnets[n.name] = r.mustCreate("POST", "/v2.0/subnets", "subnet", map[string]any{"subnet": map[string]any{
-			"name": n.name, "network_id": net, "cidr": n.cidr, "ip_version": 4, "enable_dhcp": false}})
-		subnets[n.name+"-net"] = net
+		subnets[n.name+"-net"], subnets[n.name] = r.network(n.name, n.cidr)
 	}
 	router := r.mustCreate("POST", "/v2.0/routers", "router", map[string]any{"router": map[string]any{"name": "r"}})
 	for _, s := range []string{"A", "C"} {
@@ -175,6 +172,33 @@ func (r *sgRun) build() {
 		s := startServers(r.t, r.e.Netns(inst.name), inst.name)
 		r.t.Cleanup(s.close)
 	}
+}
+
+// network creates a network with one subnet cidr without DHCP and returns
+// the ids of both.
+func (r *sgRun) network(name, cidr string) (net, subnet string) {
+	r.t.Helper()
+	net = r.mustCreate("POST", "/v2.0/networks", "network", map[string]any{"network": map[string]any{"name": name}})
+	subnet = r.mustCreate("POST", "/v2.0/subnets", "subnet", map[string]any{"subnet": map[string]any{
+		"network_id": net, "cidr": cidr, "ip_version": 4, "enable_dhcp": false}})
+	return net, subnet
+}
+
+// instance creates instance vm with a port of its name at ip on net and
+// the probe servers in its namespace; port holds the port's attributes
+// beyond those. It returns vm's namespace.
+func (r *sgRun) instance(vm, net, subnet, ip string, port map[string]any) string {
+	r.t.Helper()
+	inst := r.mustCreate("POST", "/v2.0/instances", "instance", map[string]any{"instance": map[string]any{"name": vm}})
+	attrs := map[string]any{"name": vm, "network_id": net, "device_id": inst,
+		"fixed_ips": []any{map[string]any{"subnet_id": subnet, "ip_address": ip}}}
+	for k, v := range port {
+		attrs[k] = v
+	}
+	r.mustCreate("POST", "/v2.0/ports", "port", map[string]any{"port": attrs})
+	s := startServers(r.t, r.e.Netns(vm), vm)
+	r.t.Cleanup(s.close)
+	return r.e.Netns(vm)
 }
 
 // snapshot reads the API's state for the model.
