@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // sgEnv is one network 10.0.0.0/24 with instances whose ports use the
@@ -440,25 +438,11 @@ func TestSecurityGroupsSameCIDRConnections(t *testing.T) {
 	dst := netip.MustParseAddr("10.5.0.11")
 	send := func(from string) string {
 		t.Helper()
-		var c *net.UDPConn
-		err := netns.DoNamed(ns[from], func() error {
-			var err error
-			c, err = net.DialUDP("udp4", &net.UDPAddr{Port: 40000}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 53)))
-			return err
-		})
+		got, err := probeUDP(ns[from], dst, 53, 40000)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
-		buf := make([]byte, 64)
-		for range probeTries {
-			c.Write([]byte("who"))
-			c.SetReadDeadline(time.Now().Add(probeResend))
-			if n, err := c.Read(buf); err == nil {
-				return string(buf[:n])
-			}
-		}
-		return ""
+		return got
 	}
 	if got := send("b1"); got != "" {
 		t.Fatalf("before any traffic on a, b2 (group closed) answered b1: %q", got)

@@ -32,10 +32,10 @@ var probeServices = []probeService{
 	{name: "icmp/timestamp", proto: 1, icmpType: 13, icmpCode: 0, icmpExpect: 14},
 }
 
-// probeTimeout bounds one attempt: a TCP SYN (and its first retransmission,
-// at 1 s) or a UDP or ICMP request; those are sent probeTries times, as
-// packets are dropped on this machine under load (see the softnet note in
-// scripts/test.sh's history).
+// probeTimeout bounds a TCP connection attempt: the SYN and its first
+// retransmission, at 1 s. UDP and ICMP requests are sent up to probeTries
+// times, probeResend apart: a busy machine drops packets (its softnet
+// backlog overflows), and a lost packet must not read as a policy.
 const (
 	probeTimeout = 1500 * time.Millisecond
 	probeTries   = 4
@@ -112,7 +112,7 @@ func probe(ns string, addr netip.Addr, svc probeService) (string, error) {
 	case 6:
 		return probeTCP(ns, addr, svc.port)
 	case 17:
-		return probeUDP(ns, addr, svc.port)
+		return probeUDP(ns, addr, svc.port, 0)
 	default:
 		return probeICMP(ns, addr, svc)
 	}
@@ -139,11 +139,13 @@ func probeTCP(ns string, addr netip.Addr, port int) (string, error) {
 	return strings.TrimSpace(string(buf[:n])), nil
 }
 
-func probeUDP(ns string, addr netip.Addr, port int) (string, error) {
+// probeUDP asks addr:port who it is from source port sport (0: any),
+// resending as a UDP client does.
+func probeUDP(ns string, addr netip.Addr, port, sport int) (string, error) {
 	var c net.Conn
 	err := netns.DoNamed(ns, func() error {
 		var err error
-		c, err = net.Dial("udp4", netip.AddrPortFrom(addr, uint16(port)).String())
+		c, err = net.DialUDP("udp4", &net.UDPAddr{Port: sport}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
 		return err
 	})
 	if err != nil {
