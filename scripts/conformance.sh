@@ -6,6 +6,7 @@
 #   sudo scripts/conformance.sh tempest plugin     some of them
 #   sudo scripts/conformance.sh --filter REGEX     only the tests whose ids match
 #   sudo scripts/conformance.sh --update           rewrite conformance/*.pass
+#   sudo scripts/conformance.sh --keep             keep the logs and results, passed or not
 #
 # It builds, as plain processes on 127.0.0.1 that it starts and stops itself
 # (the machines have no systemd), a small cloud: MariaDB, Keystone (Debian's,
@@ -31,10 +32,11 @@ set -euo pipefail
 source "$(dirname "$0")/deps.sh"
 require_root "$@"
 
-update= filter= suites=()
+update= filter= keep= suites=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--update) update=1 ;;
+	--keep) keep=1 ;;
 	--filter) filter=$2; shift ;;
 	tempest | plugin | gophercloud) suites+=("$1") ;;
 	*) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
@@ -100,17 +102,17 @@ cleanup() {
 			;;
 		esac
 	done
-	if [ "$rc" -ne 0 ] || [ -n "$failed" ]; then
-		local keep
-		keep=$(mktemp -d -t nsnet-conformance-logs.XXXXXX)
-		cp "$work"/*.log "$keep"/ 2>/dev/null
+	if [ "$rc" -ne 0 ] || [ -n "$failed" ] || [ -n "$keep" ]; then
+		local logs
+		logs=$(mktemp -d -t nsnet-conformance-logs.XXXXXX)
+		cp "$work"/*.log "$work"/*.results "$logs"/ 2>/dev/null
 		for suite in tempest plugin; do
 			for f in tempest.log run.out results.subunit; do
-				[ -f "$work/$suite/$f" ] && cp "$work/$suite/$f" "$keep/$suite-$f"
+				[ -f "$work/$suite/$f" ] && cp "$work/$suite/$f" "$logs/$suite-$f"
 			done
 		done
-		cp "$work/gophercloud.json" "$keep"/ 2>/dev/null
-		echo "conformance: the logs (nsnet, keystone, mariadb, the suites' results) are in $keep" >&2
+		cp "$work/gophercloud.json" "$logs"/ 2>/dev/null
+		echo "conformance: the logs (nsnet, keystone, mariadb, the suites' results) are in $logs" >&2
 	fi
 	rm -rf "$work"
 	exit "$rc"

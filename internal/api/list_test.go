@@ -223,3 +223,41 @@ func TestListExtensionsPromiseListing(t *testing.T) {
 		}
 	}
 }
+
+// TestPortsFilterByFixedIPs: fixed_ips=ip_address=…, subnet_id=… and
+// ip_address_substr=… (ip-substring-filtering) match one address of a
+// port that meets every condition given.
+func TestPortsFilterByFixedIPs(t *testing.T) {
+	h := newHarness(t)
+	if r := h.do("GET", "/v2.0/extensions/ip-substring-filtering", nil); r.status != 200 {
+		t.Errorf("extension ip-substring-filtering: %d", r.status)
+	}
+	net := h.create("networks", "network", map[string]any{"name": "n"})["id"].(string)
+	a := h.create("subnets", "subnet", map[string]any{"network_id": net, "cidr": "10.0.0.0/24", "enable_dhcp": false})["id"].(string)
+	b := h.create("subnets", "subnet", map[string]any{"network_id": net, "cidr": "10.0.1.0/24", "enable_dhcp": false})["id"].(string)
+	for name, ips := range map[string][]string{"p5": {"10.0.0.5"}, "p50": {"10.0.0.50"}, "p15": {"10.0.0.15", "10.0.1.7"}} {
+		var fixed []any
+		for _, ip := range ips {
+			fixed = append(fixed, map[string]any{"ip_address": ip})
+		}
+		h.create("ports", "port", map[string]any{"name": name, "network_id": net, "fixed_ips": fixed})
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"fixed_ips=ip_address%3D10.0.0.5", "p5"},
+		{"fixed_ips=ip_address_substr%3D10.0.0.5", "p5 p50"},
+		{"fixed_ips=ip_address_substr%3D5", "p15 p5 p50"},
+		{"fixed_ips=ip_address_substr%3D5&fixed_ips=subnet_id%3D" + b, ""},
+		{"fixed_ips=ip_address_substr%3D7&fixed_ips=subnet_id%3D" + b, "p15"},
+		{"fixed_ips=subnet_id%3D" + a, "p15 p5 p50"},
+		{"fixed_ips=ip_address%3D10.0.0.5&fixed_ips=ip_address%3D10.0.1.7", "p15 p5"},
+	} {
+		r := h.do("GET", "/v2.0/ports?"+tc.query+"&sort_key=name&sort_dir=asc", nil)
+		var names []string
+		for _, p := range r.body["ports"].([]any) {
+			names = append(names, p.(map[string]any)["name"].(string))
+		}
+		if got := strings.Join(names, " "); got != tc.want {
+			t.Errorf("ports?%s: %q, want %q", tc.query, got, tc.want)
+		}
+	}
+}
