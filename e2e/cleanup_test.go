@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -44,11 +45,22 @@ func TestCleanupWithLostStore(t *testing.T) {
 		run(t, "ip", "-n", e.HostNetns, "link", "add", l, "type", "bridge")
 	}
 
+	flags := []string{"cleanup", "--host-netns", e.HostNetns, "--netns-prefix", e.Prefix, "-o", "json"}
+	// While the daemon programs the host, cleanup refuses, naming it,
+	// even when pointed at a socket where no daemon answers.
+	elsewhere := append([]string{"--socket", filepath.Join(e.Dir, "none.sock")}, flags...)
+	if out, err := exec.Command(nsnetBin, elsewhere...).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), fmt.Sprintf("pid %d", e.daemon.Process.Pid)) {
+		t.Fatalf("cleanup with the daemon running (%v):\n%s", err, out)
+	}
+	if n := len(lab.Namespaces(e.Prefix)); n != 6 {
+		t.Fatalf("the refused cleanup removed something: %d namespaces with the prefix, want 6", n)
+	}
+
 	e.stopDaemon()
 	if err := os.Remove(filepath.Join(e.Dir, "state", "state.db")); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"cleanup", "--host-netns", e.HostNetns, "--netns-prefix", e.Prefix, "-o", "json"}
 
 	var listed []map[string]any
 	if err := json.Unmarshal([]byte(e.MustNsnet(append(flags, "--dry-run")...)), &listed); err != nil {

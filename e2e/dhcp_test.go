@@ -2,15 +2,24 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsnet/nsnet/internal/lab"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // TestDHCPClients reproduces seed 004's qdhcp namespace with real Debian
@@ -280,4 +289,96 @@ func (c *dhcpClient) output() string { return c.out.String() }
 func (c *dhcpClient) stop() {
 	c.cmd.Process.Kill()
 	c.cmd.Wait()
+}
+
+// TestSubnetServiceFailureStaysWithIt: when one subnet's service cannot
+// start (here its DNS socket: the test holds 10.42.2.254:53 in the qdhcp
+// namespace before the subnet exists), the network shows ERROR naming
+// that subnet, and the network's other subnet goes on serving: a real
+// DHCP client there gets its lease, and DNS there answers. Once the socket
+// is free, the agent's retries start the missing server and the network is
+// ACTIVE again.
+func TestSubnetServiceFailureStaysWithIt(t *testing.T) {
+	e := Start(t, WithDaemonArgs("--resync-interval", "5s"))
+	var network model.Network
+	decodeJSON(t, e.MustNsnet("network", "create", "lab", "-o", "json"), &network)
+	e.MustNsnet("subnet", "create", "s1", "--network", "lab", "--subnet-range", "10.42.1.0/24")
+	qdhcp := e.Prefix + "qdhcp-" + network.ID
+
+	// The DHCP port takes the last address of each subnet's pools.
+	blocker := holdUDP(t, qdhcp, "10.42.2.254:53")
+	e.MustNsnet("subnet", "create", "s2", "--network", "lab", "--subnet-range", "10.42.2.0/24")
+	if addrs, _ := runOut("ip", "-n", qdhcp, "-o", "-4", "addr"); !strings.Contains(addrs, "10.42.2.254/24") {
+		t.Fatalf("the DHCP port has no 10.42.2.254 on s2:\n%s", addrs)
+	}
+	decodeJSON(t, e.MustNsnet("network", "show", "lab", "-o", "json"), &network)
+	if network.Status != "ERROR" || !strings.Contains(network.StatusReason, "subnet s2 (10.42.2.0/24)") ||
+		!strings.Contains(network.StatusReason, "address already in use") {
+		t.Errorf("network with s2's DNS failing: %s %q, want ERROR naming s2 and the bind failure", network.Status, network.StatusReason)
+	}
+	// nsnet status lists it by name, in JSON and in the table.
+	var status struct {
+		Agent struct {
+			Errors []struct{ Type, ID, Name, Reason string } `json:"errors"`
+		} `json:"agent"`
+	}
+	decodeJSON(t, e.MustNsnet("status", "-o", "json"), &status)
+	if errs := status.Agent.Errors; len(errs) != 1 || errs[0].Type != "network" || errs[0].Name != "lab" ||
+		errs[0].ID != network.ID || errs[0].Reason != network.StatusReason {
+		t.Errorf("nsnet status -o json lists %+v, want network lab with its reason", errs)
+	}
+	if table := e.MustNsnet("status"); !regexp.MustCompile(`(?m)^IN ERROR:\n\s+TYPE\s+NAME\s+ID\s+REASON\n\s+network\s+lab\s+` + network.ID + `\s+subnet s2 `).MatchString(table) {
+		t.Errorf("nsnet status does not list network lab in error:\n%s", table)
+	}
+
+	e.MustNsnet("instance", "create", "vm1")
+	e.MustNsnet("port", "create", "vm1-eth0", "--network", "lab", "--device", "vm1", "--dhcp-client",
+		"--fixed-ip", "subnet=s1,ip-address=10.42.1.10")
+	udhcpc := startDHCPClient(t, e, "vm1", "udhcpc", "-f", "-i", "eth0", "-s", "/etc/udhcpc/default.script")
+	eventually(t, 15*time.Second, "vm1 bound on s1", func() error {
+		if out, _ := e.In("vm1", "ip", "-4", "-o", "addr", "show", "dev", "eth0"); !strings.Contains(out, "inet 10.42.1.10/24 ") {
+			return fmt.Errorf("eth0: %s\n%s", out, udhcpc.output())
+		}
+		return nil
+	})
+	if out, err := e.In("vm1", "dig", "+time=2", "+tries=1", "+short", "@10.42.1.254", "vm1.nsnet.internal"); err != nil || strings.TrimSpace(out) != "10.42.1.10" {
+		t.Errorf("DNS on s1 while s2's fails (%v): %q", err, out)
+	}
+
+	blocker.Close()
+	eventually(t, 20*time.Second, "the network ACTIVE once s2's socket is free", func() error {
+		decodeJSON(t, e.MustNsnet("network", "show", "lab", "-o", "json"), &network)
+		if network.Status != "ACTIVE" {
+			return fmt.Errorf("%s %q", network.Status, network.StatusReason)
+		}
+		return nil
+	})
+	decodeJSON(t, e.MustNsnet("status", "-o", "json"), &status)
+	if len(status.Agent.Errors) > 0 {
+		t.Errorf("nsnet status still lists %+v", status.Agent.Errors)
+	}
+	if out, err := runOut("ip", "netns", "exec", qdhcp, "dig", "+time=2", "+tries=1", "+short", "@10.42.2.254", "vm1.nsnet.internal"); err != nil || strings.TrimSpace(out) != "10.42.1.10" {
+		t.Errorf("DNS on s2 after the retry (%v): %q", err, out)
+	}
+}
+
+// holdUDP binds addr (host:port) for UDP inside namespace ns, whether or
+// not the address is there yet (IP_FREEBIND), until the test ends.
+func holdUDP(t *testing.T, ns, addr string) net.PacketConn {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, unix.IP_FREEBIND, 1) })
+		return errors.Join(err, serr)
+	}}
+	var pc net.PacketConn
+	err := netns.DoNamed(ns, func() (err error) {
+		pc, err = lc.ListenPacket(context.Background(), "udp4", addr)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("hold %s in %s: %v", addr, ns, err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc
 }

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +180,124 @@ func TestSeedBridgeHostNAT(t *testing.T) {
 	// Applying again changes nothing.
 	if out := e.MustNsnet("apply", "-f", "../examples/seed-002-host-nat.yaml"); strings.Contains(out, "created") || strings.Contains(out, "updated") {
 		t.Errorf("second apply changed something:\n%s", out)
+	}
+}
+
+// reaches reports whether an HTTP GET of url from netns is answered.
+func reaches(fromNetns, url string) bool {
+	return exec.Command("ip", "netns", "exec", fromNetns, "curl", "-sS", "-o", "/dev/null", "--max-time", "2", url).Run() == nil
+}
+
+// TestHostGatewaySecurityGroups: on a network whose gateway is the host,
+// the host routes between its uplink and the instances, and security
+// groups hold there as on a router's network. web, in a group that admits
+// nothing, publishes port 80 as the host's 8080; the upstream also routes
+// the subnet to the host, so the far host can try web's fixed address
+// directly. Neither way in opens until web's group admits TCP 80, as
+// Neutron's port forwardings need; egress rules hold for traffic to the
+// outside and to the host itself; and web and its neighbour reach web's
+// published port through the gateway (hairpin).
+func TestHostGatewaySecurityGroups(t *testing.T) {
+	s := sgEnv{Start(t), t}
+	up := hostWithUplink(t, s.Env, "198.51.100.1/24", "198.51.100.32/24")
+	run(t, "ip", "-n", up.GatewayNS, "route", "add", "192.168.60.0/24", "via", "198.51.100.32")
+	far := serveHTTP(t, up.FarNS, up.Far, "80")
+
+	s.MustNsnet("network", "create", "lan", "--host-gateway", "--uplink", "eth0")
+	s.MustNsnet("subnet", "create", "lan-v4", "--network", "lan", "--subnet-range", "192.168.60.0/24")
+	s.group("locked") // a new group: egress anywhere, no ingress
+	for vm, ip := range map[string]string{"web": "192.168.60.10", "peer": "192.168.60.11"} {
+		s.MustNsnet("instance", "create", vm)
+		s.MustNsnet("port", "create", vm+"-eth0", "--network", "lan", "--device", vm, "--fixed-ip", "ip-address="+ip)
+	}
+	s.MustNsnet("port", "set", "web-eth0", "--no-security-group", "--security-group", "locked")
+	s.MustNsnet("published-port", "create", "--protocol", "tcp", "--host-port", "8080", "--port", "web-eth0", "--internal-port", "80")
+	web := serveHTTP(t, s.Netns("web"), "0.0.0.0", "80")
+
+	const published, direct = "http://198.51.100.32:8080/", "http://192.168.60.10:80/"
+	if reaches(up.FarNS, published) {
+		t.Error("far host → host:8080 reached web, whose group admits nothing")
+	}
+	if reaches(up.FarNS, direct) {
+		t.Error("far host → web's fixed address, routed by the host, reached web, whose group admits nothing")
+	}
+	if d := s.drops("web"); d == nil || d["ingress_denied"].(float64) == 0 {
+		t.Errorf("web's ingress drops not counted: %v", d)
+	}
+
+	// Admitting TCP 80 opens both ways in; web sees the real client.
+	s.rule("locked", "--protocol", "tcp", "--dst-port", "80")
+	for _, url := range []string{published, direct} {
+		if src := web.fetch(t, up.FarNS, url); src != up.Far {
+			t.Errorf("far host → %s reached web from %s, want %s", url, src, up.Far)
+		}
+	}
+
+	// Hairpin: web and its neighbour reach web's published port through
+	// the gateway and through the host's uplink address, masqueraded to
+	// the gateway so that web answers through the host.
+	for _, vm := range []string{"web", "peer"} {
+		for _, url := range []string{"http://192.168.60.1:8080/", published} {
+			if src := web.fetch(t, s.Netns(vm), url); src != "192.168.60.1" {
+				t.Errorf("%s → %s reached web from %s, want the gateway 192.168.60.1 (hairpin)", vm, url, src)
+			}
+		}
+	}
+
+	if out := s.MustNsnet("explain", "instance", "web"); !strings.Contains(out, "type bridge_slave hairpin on") {
+		t.Errorf("explain instance web does not put its tap in hairpin mode:\n%s", out)
+	}
+
+	// The network's services, in the qdhcp namespace, still answer ports
+	// that admit nothing: metadata for web, whose route to it nsnet set,
+	// and DHCP and DNS for an instance whose address DHCP gives.
+	if out, err := s.In("web", "curl", "-sS", "--max-time", "5", "http://169.254.169.254/openstack/latest/meta_data.json"); err != nil || !strings.Contains(out, `"name": "web"`) {
+		t.Errorf("web's metadata (%v):\n%s", err, out)
+	}
+	s.MustNsnet("instance", "create", "dyn")
+	s.MustNsnet("port", "create", "dyn-eth0", "--network", "lan", "--device", "dyn", "--dhcp-client", "--security-group", "locked")
+	udhcpc := startDHCPClient(t, s.Env, "dyn", "udhcpc", "-f", "-i", "eth0", "-s", "/etc/udhcpc/default.script")
+	eventually(t, 15*time.Second, "dyn bound by udhcpc", func() error {
+		if routes, _ := s.In("dyn", "ip", "-4", "route"); !strings.Contains(routes, "default via 192.168.60.1") {
+			return fmt.Errorf("routes: %s\n%s", routes, udhcpc.output())
+		}
+		return nil
+	})
+	if out, err := s.In("dyn", "getent", "hosts", "web"); err != nil || !strings.HasPrefix(out, "192.168.60.10 ") {
+		t.Errorf("getent hosts web in dyn (%v): %q", err, out)
+	}
+
+	// Egress: without egress rules web reaches neither the outside nor
+	// the host, yet still answers the connections its ingress rule admits.
+	var rules []struct {
+		ID        string `json:"id"`
+		Direction string `json:"direction"`
+	}
+	if err := json.Unmarshal([]byte(s.MustNsnet("security-group", "rule", "list", "--group", "locked", "-o", "json")), &rules); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Direction == "egress" {
+			s.MustNsnet("security-group", "rule", "delete", r.ID)
+		}
+	}
+	if reaches(s.Netns("web"), "http://"+up.Far+"/") {
+		t.Error("web reached the far host without egress rules")
+	}
+	if s.ping("web", "192.168.60.1") {
+		t.Error("web pinged its gateway, the host, without egress rules")
+	}
+	if d := s.drops("web"); d == nil || d["egress_denied"].(float64) == 0 {
+		t.Errorf("web's egress drops not counted: %v", d)
+	}
+	if src := web.fetch(t, up.FarNS, published); src != up.Far {
+		t.Errorf("without egress rules, far host → host:8080 reached web from %s, want %s", src, up.Far)
+	}
+	s.rule("locked", "--egress", "--protocol", "tcp", "--dst-port", "80", "--remote-ip", up.Far+"/32")
+	if src := far.fetch(t, s.Netns("web"), "http://"+up.Far+"/"); src != "198.51.100.32" {
+		t.Errorf("web → far host arrived from %s, want the host's address 198.51.100.32", src)
+	}
+	if s.ping("web", up.Far) {
+		t.Error("web pinged the far host; its only egress rule is TCP 80")
 	}
 }

@@ -477,3 +477,71 @@ func TestSecurityGroupsOverlaps(t *testing.T) {
 	s.MustNsnet("port", "set", "vm1-eth0", "--no-allowed-address")
 	quiet("address pairs removed")
 }
+
+// TestSecurityGroupsSameCIDRConnections: two networks with the same CIDR
+// and instances at the same addresses on both. A UDP exchange allowed on
+// the first network must not open the same 5-tuple on the second, where
+// the destination's group admits nothing: the connections of one network
+// are not the other's.
+func TestSecurityGroupsSameCIDRConnections(t *testing.T) {
+	r := &sgRun{t: t, e: Start(t)}
+	closed := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": "closed"}})
+	ns := map[string]string{}
+	for _, n := range []string{"a", "b"} {
+		net, sub := r.network(n, "10.5.0.0/24")
+		port := map[string]any{}
+		if n == "b" {
+			// Not the default group: its remote-group rule would list
+			// 10.5.0.10 and .11 twice, once per network.
+			port["security_groups"] = []string{closed}
+		}
+		ns[n+"1"] = r.instance(n+"1", net, sub, "10.5.0.10", port)
+		ns[n+"2"] = r.instance(n+"2", net, sub, "10.5.0.11", port)
+	}
+	dst := netip.MustParseAddr("10.5.0.11")
+	send := func(from string) string {
+		t.Helper()
+		got, err := probeUDP(ns[from], dst, 53, 40000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := send("b1"); got != "" {
+		t.Fatalf("before any traffic on a, b2 (group closed) answered b1: %q", got)
+	}
+	if got := send("a1"); got != "a2" {
+		t.Fatalf("a1 → a2 udp/53 (default group): answered by %q, want a2", got)
+	}
+	if got := send("b1"); got != "" {
+		t.Errorf("b1 → b2 udp/53 from the source port a1 used on a: answered by %q; b2's group admits nothing", got)
+	}
+}
+
+// TestSecurityGroupsRemoteGroupAddressPairCIDR: a remote group stands for
+// its members' fixed IPs and allowed address pairs, CIDRs included, as in
+// Neutron (_select_ips_for_remote_group; the consequence of 0.0.0.0/0 is
+// Launchpad bug 1867119). vm2, in admins, may send from 10.0.0.8/29; vm3
+// admits ICMP from admins; so vm1 at 10.0.0.10, in no such group, reaches
+// vm3, and vm4 at 10.0.0.40 does not.
+func TestSecurityGroupsRemoteGroupAddressPairCIDR(t *testing.T) {
+	r := &sgRun{t: t, e: Start(t)}
+	admins := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": "admins"}})
+	web := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": "web"}})
+	r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": web, "direction": "ingress", "protocol": "icmp", "remote_group_id": admins}})
+	net, sub := r.network("net", "10.0.0.0/24")
+	vm1 := r.instance("vm1", net, sub, "10.0.0.10", nil)
+	r.instance("vm2", net, sub, "10.0.0.20", map[string]any{"security_groups": []string{admins},
+		"allowed_address_pairs": []any{map[string]any{"ip_address": "10.0.0.8/29"}}})
+	r.instance("vm3", net, sub, "10.0.0.30", map[string]any{"security_groups": []string{web}})
+	vm4 := r.instance("vm4", net, sub, "10.0.0.40", nil)
+	echo := probeServices[slices.IndexFunc(probeServices, func(s probeService) bool { return s.name == "icmp/echo" })]
+	vm3 := netip.MustParseAddr("10.0.0.30")
+	if got, err := probe(vm4, vm3, echo); err != nil || got != "" {
+		t.Errorf("vm4, outside admins and its members' pairs, pinged vm3: %q %v", got, err)
+	}
+	if got, err := probe(vm1, vm3, echo); err != nil || got != "icmp" {
+		t.Errorf("vm1, inside admins member vm2's address pair 10.0.0.8/29, cannot ping vm3: %q %v", got, err)
+	}
+}

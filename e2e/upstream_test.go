@@ -23,6 +23,8 @@ type upstream struct {
 	Gateway string // the upstream router's address on the cable
 	Far     string // the far host's address
 	FarNS   string
+	// GatewayNS is the upstream router's namespace.
+	GatewayNS string
 }
 
 // buildUpstream connects external network networkID upstream the way
@@ -74,7 +76,7 @@ func newUpstream(t *testing.T, e *Env, uplink, gatewayCIDR string) *upstream {
 		run(t, "ip", c...)
 	}
 	run(t, "ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	return &upstream{Uplink: uplink, Gateway: gwAddr, Far: "203.0.113.1", FarNS: far}
+	return &upstream{Uplink: uplink, Gateway: gwAddr, Far: "203.0.113.1", FarNS: far, GatewayNS: gw}
 }
 
 func run(t *testing.T, name string, args ...string) {

@@ -8,11 +8,13 @@
 //	sudo go run ./bench/create100 [-n 100] [-rounds 3]
 //
 // Everything is built inside namespaces the benchmark creates (a host
-// namespace per side, a prefix per run) and removed at the end.
+// namespace per side, a prefix per run) and removed at the end, also when
+// it fails or is interrupted (Ctrl-C).
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -21,32 +23,35 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
-func main() {
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) error {
 	n := flag.Int("n", 100, "instances (each with one port)")
 	rounds := flag.Int("rounds", 3, "rounds per shape; the median is reported")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		log.Fatal("create100 needs root: it creates network namespaces")
+		return errors.New("create100 needs root: it creates network namespaces")
 	}
 	if *n < 1 || *n > 250 {
-		log.Fatal("-n must be 1..250 (one /24)")
+		return errors.New("-n must be 1..250 (one /24)")
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer os.RemoveAll(dir)
 	bin, err := lab.BuildNsnet(dir)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	shapes := []shape{
@@ -57,9 +62,16 @@ func main() {
 	times := map[string][]time.Duration{}
 	var peakRSS []int
 	for r := range *rounds {
-		times["ip-script"] = append(times["ip-script"], timeShell(dir, *n))
+		took, err := timeShell(ctx, dir, *n)
+		if err != nil {
+			return fmt.Errorf("ip-script: %w", err)
+		}
+		times["ip-script"] = append(times["ip-script"], took)
 		for _, s := range shapes {
-			took, rss := timeNsnet(bin, dir, *n, s)
+			took, rss, err := timeNsnet(ctx, bin, dir, *n, s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
 			times[s.name] = append(times[s.name], took)
 			peakRSS = append(peakRSS, rss)
 		}
@@ -76,6 +88,7 @@ func main() {
 	}
 	fmt.Printf("\ndaemon peak RSS (VmHWM): %d KiB (max over runs)\n", slices.Max(peakRSS))
 	fmt.Printf("reproduce: sudo go run ./bench/create100 -n %d -rounds %d\n", *n, *rounds)
+	return nil
 }
 
 type shape struct {
@@ -86,16 +99,25 @@ type shape struct {
 
 // timeNsnet starts a daemon, builds the topology through the API in the
 // given shape, and returns the time until the kernel has all of it, and the
-// daemon's peak RSS in KiB.
-func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
+// daemon's peak RSS in KiB. Whatever happens, it deletes the topology
+// through the API and stops the daemon before it returns.
+func timeNsnet(ctx context.Context, bin, dir string, n int, s shape) (took time.Duration, rss int, err error) {
 	prefix := "bn" + lab.RandomHex(3) + "-"
+	defer lab.RemoveNamespaces(prefix)
 	daemon, err := lab.StartDaemon(bin, dir, prefix)
-	check(err)
-	ctx := context.Background()
+	if err != nil {
+		return 0, 0, err
+	}
+	defer daemon.Stop()
 	waiting, err := client.New(client.Config{Socket: daemon.Socket, Wait: time.Minute})
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, teardownNsnet(waiting, prefix)) }()
 	eager, err := client.New(client.Config{Socket: daemon.Socket})
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
 
 	c := eager
 	if s.waitEach {
@@ -103,85 +125,109 @@ func timeNsnet(bin, dir string, n int, s shape) (time.Duration, int) {
 	}
 	start := time.Now()
 	net, _, err := client.Create[model.Network](ctx, c, client.Networks, map[string]any{"name": "bench"})
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
 	sn, _, err := client.Create[model.Subnet](ctx, c, client.Subnets, map[string]any{
 		"network_id": net.ID, "cidr": "10.77.0.0/24", "ip_version": 4})
-	check(err)
+	if err != nil {
+		return 0, 0, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan int)
-	var wg sync.WaitGroup
+	g.Go(func() error {
+		defer close(jobs)
+		for i := range n {
+			select {
+			case jobs <- i:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
 	for range s.clients {
-		wg.Go(func() {
+		g.Go(func() error {
 			for i := range jobs {
-				inst, _, err := client.Create[model.Instance](ctx, c, client.Instances, map[string]any{"name": fmt.Sprintf("vm%d", i)})
-				check(err)
-				_, _, err = client.Create[model.Port](ctx, c, client.Ports, map[string]any{
+				inst, _, err := client.Create[model.Instance](gctx, c, client.Instances, map[string]any{"name": fmt.Sprintf("vm%d", i)})
+				if err != nil {
+					return err
+				}
+				_, _, err = client.Create[model.Port](gctx, c, client.Ports, map[string]any{
 					"network_id": net.ID, "device_id": inst.ID,
 					"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": fmt.Sprintf("10.77.0.%d", 2+i)}},
 				})
-				check(err)
+				if err != nil {
+					return err
+				}
 			}
+			return nil
 		})
 	}
-	for i := range n {
-		jobs <- i
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
 	}
-	close(jobs)
-	wg.Wait()
 	if !s.waitEach {
 		// One waited write: the server answers once the agent has
 		// programmed its revision, which covers every write before it.
 		_, meta, err := client.Update[model.Network](ctx, waiting, client.Networks, net.ID, map[string]any{"description": "built"})
-		check(err)
+		if err != nil {
+			return 0, 0, err
+		}
 		if meta.Converged == nil || !*meta.Converged {
-			log.Fatal("the agent did not converge within a minute")
+			return 0, 0, errors.New("the agent did not converge within a minute")
 		}
 	}
-	took := time.Since(start)
+	took = time.Since(start)
 
 	last := fmt.Sprintf("10.77.0.%d", 1+n)
-	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
-		log.Fatalf("nsnet topology does not carry traffic: %v\n%s", err, out)
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("nsnet topology does not carry traffic: %v\n%s", err, out)
 	}
-	rss := peakRSSKiB(daemon.Pid())
-	teardownNsnet(ctx, waiting, prefix)
-	daemon.Stop()
-	exec.Command("ip", "netns", "delete", prefix+"host").Run()
-	return took, rss
+	rss, err = peakRSSKiB(daemon.Pid())
+	return took, rss, err
 }
 
-func teardownNsnet(ctx context.Context, c *client.Client, prefix string) {
+// teardownNsnet deletes everything through the API, as a user would, and
+// fails if the daemon left a namespace behind. It does not stop at the
+// first failure, and runs when the benchmark's context has ended.
+func teardownNsnet(c *client.Client, prefix string) error {
+	ctx := context.Background()
+	var errs []error
+	del := func(kind client.Collection, id string) {
+		_, err := c.Delete(ctx, kind, id)
+		errs = append(errs, err)
+	}
 	ports, err := client.List[model.Port](ctx, c, client.Ports, nil)
-	check(err)
+	errs = append(errs, err)
 	for _, p := range ports {
-		if p.DeviceOwner == model.DeviceOwnerDHCP {
-			continue // goes with its network
+		if p.DeviceOwner != model.DeviceOwnerDHCP { // goes with its network
+			del(client.Ports, p.ID)
 		}
-		_, err := c.Delete(ctx, client.Ports, p.ID)
-		check(err)
 	}
 	insts, err := client.List[model.Instance](ctx, c, client.Instances, nil)
-	check(err)
+	errs = append(errs, err)
 	for _, in := range insts {
-		_, err := c.Delete(ctx, client.Instances, in.ID)
-		check(err)
+		del(client.Instances, in.ID)
 	}
 	nets, err := client.List[model.Network](ctx, c, client.Networks, nil)
-	check(err)
+	errs = append(errs, err)
 	for _, n := range nets {
-		_, err := c.Delete(ctx, client.Networks, n.ID)
-		check(err)
+		del(client.Networks, n.ID)
 	}
 	for _, ns := range lab.Namespaces(prefix) {
 		if ns != prefix+"host" {
-			log.Fatalf("nsnet left namespace %s behind", ns)
+			errs = append(errs, fmt.Errorf("nsnet left namespace %s behind", ns))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // timeShell builds the topology the way the seeds do: one ip command per
-// step, run by a shell.
-func timeShell(dir string, n int) time.Duration {
+// step, run by a shell; then removes it.
+func timeShell(ctx context.Context, dir string, n int) (time.Duration, error) {
 	prefix := "bs" + lab.RandomHex(3) + "-"
+	defer lab.RemoveNamespaces(prefix)
 	host := prefix + "host"
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "set -e\nip netns add %s\nip -n %s link add br0 type bridge\nip -n %s link set br0 up\n", host, host, host)
@@ -200,40 +246,35 @@ func timeShell(dir string, n int) time.Duration {
 		fmt.Fprintf(&sb, "ip -n %s route add default via 10.77.0.1\n", vm)
 	}
 	script := filepath.Join(dir, prefix+"build.sh")
-	check(os.WriteFile(script, []byte(sb.String()), 0o700))
+	if err := os.WriteFile(script, []byte(sb.String()), 0o700); err != nil {
+		return 0, err
+	}
 	start := time.Now()
-	out, err := exec.Command("bash", script).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "bash", script).CombinedOutput()
 	took := time.Since(start)
 	if err != nil {
-		log.Fatalf("ip script: %v\n%s", err, out)
+		return 0, fmt.Errorf("ip script: %v\n%s", err, out)
 	}
 	last := fmt.Sprintf("10.77.0.%d", 1+n)
-	if out, err := exec.Command("ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
-		log.Fatalf("ip-script topology does not carry traffic: %v\n%s", err, out)
+	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("ip-script topology does not carry traffic: %v\n%s", err, out)
 	}
-	for _, ns := range lab.Namespaces(prefix) {
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
-	return took
+	return took, nil
 }
 
-func peakRSSKiB(pid int) int {
+func peakRSSKiB(pid int) (int, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	check(err)
+	if err != nil {
+		return 0, err
+	}
 	for _, line := range strings.Split(string(raw), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
 			var kib int
 			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
-			return kib
+			return kib, nil
 		}
 	}
-	return 0
+	return 0, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}

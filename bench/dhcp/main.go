@@ -18,7 +18,8 @@
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
-// dnsmasq's namespace, the client) and is removed at the end.
+// dnsmasq's namespace, the client) and is removed at the end, also when it
+// fails or is interrupted (Ctrl-C).
 package main
 
 import (
@@ -56,33 +57,40 @@ const (
 	domain      = "nsnet.internal"
 )
 
-func main() {
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) (err error) {
 	n := flag.Int("n", 200, "instances, each running udhcpc")
 	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		log.Fatal("dhcp needs root: it creates network namespaces")
+		return errors.New("dhcp needs root: it creates network namespaces")
 	}
 	if *n < 1 || *n > 1000 {
-		log.Fatal("-n must be 1..1000")
+		return errors.New("-n must be 1..1000")
 	}
 	for _, tool := range []string{"udhcpc", "dnsmasq", "nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			log.Fatalf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base)", tool)
+			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base)", tool)
 		}
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
-	check(err)
+	if err != nil {
+		return err
+	}
 	defer os.RemoveAll(dir)
 	bin, err := lab.BuildNsnet(dir)
-	check(err)
+	if err != nil {
+		return err
+	}
 
 	w := &world{dir: dir, prefix: "bd" + lab.RandomHex(3) + "-"}
-	defer w.teardown()
-	cleanup = func() { w.teardown(); os.RemoveAll(dir) }
-	check(w.start(bin, *n))
+	defer func() { err = errors.Join(err, w.teardown()) }()
+	if err := w.start(ctx, bin, *n); err != nil {
+		return err
+	}
 
 	bound := map[string][]time.Duration{}
 	qps := map[string][]float64{}
@@ -92,16 +100,13 @@ func main() {
 			slices.Reverse(order)
 		}
 		for _, server := range order {
-			addr, stop, err := w.serve(server)
-			check(err)
-			took, err := w.timeClients()
-			if err != nil {
-				stop()
-				check(fmt.Errorf("%s: %w", server, err))
+			if err := ctx.Err(); err != nil {
+				return err
 			}
-			rate, err := w.dnsRate(addr, *qpsFor, *workers)
-			stop()
-			check(err)
+			took, rate, err := w.round(server, *qpsFor, *workers)
+			if err != nil {
+				return fmt.Errorf("%s: %w", server, err)
+			}
 			bound[server] = append(bound[server], took)
 			qps[server] = append(qps[server], rate)
 			log.Printf("round %d: %-7s all %d bound in %v, DNS %.0f queries/s", r+1, server, *n, took.Round(time.Millisecond), rate)
@@ -115,6 +120,22 @@ func main() {
 	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
 	fmt.Printf("%-28s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
 	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -qps-for %s -workers %d\n", *n, *rounds, *qpsFor, *workers)
+	return nil
+}
+
+// round serves the network with server, times its clients and its DNS,
+// and stops it.
+func (w *world) round(server string, qpsFor time.Duration, workers int) (took time.Duration, rate float64, err error) {
+	addr, stop, err := w.serve(server)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer func() { err = errors.Join(err, stop()) }()
+	if took, err = w.timeClients(); err != nil {
+		return 0, 0, err
+	}
+	rate, err = w.dnsRate(addr, qpsFor, workers)
+	return took, rate, err
 }
 
 // world is the daemon, its network and instances, and the benchmark's own
@@ -132,8 +153,7 @@ type instance struct {
 	netns, name, mac, ip string
 }
 
-func (w *world) start(bin string, n int) error {
-	ctx := context.Background()
+func (w *world) start(ctx context.Context, bin string, n int) error {
 	var err error
 	if w.daemon, err = lab.StartDaemon(bin, w.dir, w.prefix); err != nil {
 		return err
@@ -195,7 +215,7 @@ func (w *world) start(bin string, n int) error {
 func (w *world) plug(name, addr string) error {
 	ns := w.prefix + name
 	host, peer := vethName(name), "bv0"
-	return run("ip", "netns", "add", ns).
+	return command("ip", "netns", "add", ns).
 		then("ip", "-n", w.prefix+"host", "link", "add", host, "type", "veth", "peer", "name", peer, "netns", ns).
 		then("ip", "-n", w.prefix+"host", "link", "set", host, "master", model.BridgeName(w.networkID), "up").
 		then("ip", "-n", ns, "addr", "add", addr+"/16", "dev", peer).
@@ -208,7 +228,7 @@ func vethName(name string) string { return "bv" + name[:min(len(name), 6)] + "h"
 
 // serve starts server ("nsnet" or "dnsmasq") on the network and returns
 // the address it answers DNS on and how to stop it.
-func (w *world) serve(server string) (netip.Addr, func(), error) {
+func (w *world) serve(server string) (netip.Addr, func() error, error) {
 	ctx := context.Background()
 	if server == "nsnet" {
 		if _, _, err := client.Update[model.Subnet](ctx, w.c, client.Subnets, w.subnetID, map[string]any{"enable_dhcp": true}); err != nil {
@@ -218,9 +238,9 @@ func (w *world) serve(server string) (netip.Addr, func(), error) {
 		if err != nil || len(ports) != 1 {
 			return netip.Addr{}, nil, fmt.Errorf("DHCP port: %v %v", ports, err)
 		}
-		stop := func() {
+		stop := func() error {
 			_, _, err := client.Update[model.Subnet](ctx, w.c, client.Subnets, w.subnetID, map[string]any{"enable_dhcp": false})
-			check(err)
+			return err
 		}
 		addr := netip.MustParseAddr(ports[0].FixedIPs[0].IPAddress)
 		return addr, stop, w.awaitDNS(addr)
@@ -249,19 +269,18 @@ func (w *world) serve(server string) (netip.Addr, func(), error) {
 	if err := cmd.Start(); err != nil {
 		return netip.Addr{}, nil, err
 	}
-	stop := func() {
+	stop := func() error {
 		cmd.Process.Kill()
 		cmd.Wait()
 		os.Remove(filepath.Join(w.dir, "dnsmasq.leases"))
 		// The kernel destroys a deleted namespace's veths later: delete
 		// the pair now, so that the next round can make it again.
-		check(run("ip", "-n", w.prefix+"host", "link", "del", vethName("dnsmasq")).
-			then("ip", "netns", "delete", w.prefix+"dnsmasq").err)
+		return command("ip", "-n", w.prefix+"host", "link", "del", vethName("dnsmasq")).
+			then("ip", "netns", "delete", w.prefix+"dnsmasq").err
 	}
 	addr := netip.MustParseAddr(dnsmasqAddr)
 	if err := w.awaitDNS(addr); err != nil {
-		stop()
-		return netip.Addr{}, nil, fmt.Errorf("%w\n%s", err, out.String())
+		return netip.Addr{}, nil, errors.Join(fmt.Errorf("%w\n%s", err, out.String()), stop())
 	}
 	return addr, stop, nil
 }
@@ -270,7 +289,7 @@ func (w *world) serve(server string) (netip.Addr, func(), error) {
 func (w *world) awaitDNS(addr netip.Addr) error {
 	// The server's address may have had another MAC in the previous
 	// round (a new DHCP port, a new veth): forget it.
-	if err := run("ip", "-n", w.prefix+"client", "neigh", "flush", "all").err; err != nil {
+	if err := command("ip", "-n", w.prefix+"client", "neigh", "flush", "all").err; err != nil {
 		return err
 	}
 	var last error
@@ -367,7 +386,10 @@ func (w *world) dnsRate(addr netip.Addr, d time.Duration, workers int) (float64,
 	return float64(answered.Load()) / d.Seconds(), nil
 }
 
-func (w *world) teardown() {
+// teardown deletes what the daemon built through its API, stops it, and
+// removes every namespace under the prefix; what nsnet left behind is an
+// error.
+func (w *world) teardown() error {
 	if w.daemon != nil {
 		ctx := context.Background()
 		if ports, err := client.List[model.Port](ctx, w.c, client.Ports, nil); err == nil {
@@ -388,15 +410,22 @@ func (w *world) teardown() {
 		w.daemon.Stop()
 		w.daemon = nil
 	}
-	for _, ns := range lab.Namespaces(w.prefix) {
-		exec.Command("ip", "netns", "delete", ns).Run()
+	var left []string
+	for _, ns := range lab.RemoveNamespaces(w.prefix) {
+		if !slices.Contains([]string{"host", "client", "dnsmasq"}, strings.TrimPrefix(ns, w.prefix)) {
+			left = append(left, ns)
+		}
 	}
+	if len(left) > 0 {
+		return fmt.Errorf("left behind (removed): namespaces %v", left)
+	}
+	return nil
 }
 
 // step chains commands, stopping at the first failure.
 type step struct{ err error }
 
-func run(name string, args ...string) step { return step{}.then(name, args...) }
+func command(name string, args ...string) step { return step{}.then(name, args...) }
 
 func (s step) then(name string, args ...string) step {
 	if s.err != nil {
@@ -409,13 +438,3 @@ func (s step) then(name string, args ...string) step {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
-
-// cleanup removes what the benchmark made, before a fatal error exits.
-var cleanup = func() {}
-
-func check(err error) {
-	if err != nil {
-		cleanup()
-		log.Fatal(err)
-	}
-}

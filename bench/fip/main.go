@@ -17,13 +17,15 @@
 //	sudo go run ./bench/fip [-sizes 10,1000,10000] [-adds 25] [-conn 2s] [-rounds 3]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
-// and removes at the end: a host namespace with the bridges, an upstream
-// router that routes 100.64.0.0/10 (the floating range) to the router under
-// test, a far host running the client, an instance running the server.
+// and removes at the end, also when it fails or is interrupted (Ctrl-C):
+// a host namespace with the bridges, an upstream router that routes
+// 100.64.0.0/10 (the floating range) to the router under test, a far host
+// running the client, an instance running the server.
 package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -44,7 +46,9 @@ import (
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
-func main() {
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) (err error) {
 	sizesFlag := flag.String("sizes", "10,1000,10000", "numbers of floating IPs (the first and last also get connection rates)")
 	adds := flag.Int("adds", 25, "additions timed per size and layout; the median is reported")
 	connFor := flag.Duration("conn", time.Second, "duration of one connection-rate run")
@@ -52,13 +56,13 @@ func main() {
 	legacy := flag.Bool("legacy", true, "also measure iptables-legacy-restore")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		log.Fatal("fip needs root: it creates network namespaces")
+		return errors.New("fip needs root: it creates network namespaces")
 	}
 	var sizes []int
 	for _, s := range strings.Split(*sizesFlag, ",") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 60000 {
-			log.Fatalf("bad size %q (1..60000: one /16 of floating IPs)", s)
+			return fmt.Errorf("bad size %q (1..60000: one /16 of floating IPs)", s)
 		}
 		sizes = append(sizes, n)
 	}
@@ -72,22 +76,22 @@ func main() {
 	for _, newLayout := range layouts {
 		if ipt, ok := newLayout().(*iptablesLayout); ok {
 			if _, err := exec.LookPath(ipt.restore); err != nil {
-				log.Fatalf("%s not found: install Debian's iptables package", ipt.restore)
+				return fmt.Errorf("%s not found: install Debian's iptables package", ipt.restore)
 			}
 		}
 	}
 
 	w, err := newWorld(fmt.Sprintf("nsbf%d-", os.Getpid()))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer w.teardown()
-	res, err := measure(w, layouts, sizes, *adds, *connFor, *rounds)
+	defer func() { err = errors.Join(err, w.teardown()) }()
+	res, err := measure(ctx, w, layouts, sizes, *adds, *connFor, *rounds)
 	if err != nil {
-		w.teardown()
-		log.Fatal(err)
+		return err
 	}
 	report(res, layouts, sizes, *adds, *connFor, *rounds, *legacy)
+	return nil
 }
 
 // results are the medians, by layout name and size.
@@ -97,10 +101,13 @@ type results struct {
 	ratio map[string]float64 // median over pairs of rate(largest)/rate(smallest)
 }
 
-func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor time.Duration, rounds int) (*results, error) {
+func measure(ctx context.Context, w *world, layouts []func() layout, sizes []int, adds int, connFor time.Duration, rounds int) (*results, error) {
 	res := &results{add: map[string]map[int]time.Duration{}, rate: map[string]map[int]float64{}, ratio: map[string]float64{}}
 	small, large := sizes[0], sizes[len(sizes)-1]
 	for _, newLayout := range layouts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		// Two routers of this layout side by side, each with its own
 		// instance: a holds the smallest size, b the largest, so that
 		// their connection rates are measured in alternating slices of
@@ -123,6 +130,9 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 			res.add[nl.applyName()] = map[int]time.Duration{}
 		}
 		for _, n := range sizes {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			if err := a.program(n); err != nil {
 				return nil, fmt.Errorf("%s with %d floating IPs: %w", name, n, err)
 			}
@@ -149,7 +159,7 @@ func measure(w *world, layouts []func() layout, sizes []int, adds int, connFor t
 		if err := errors.Join(a.program(small), b.program(large)); err != nil {
 			return nil, err
 		}
-		rates, err := w.alternate(fip(0, small-1), fip(1, large-1), connFor, rounds)
+		rates, err := w.alternate(ctx, fip(0, small-1), fip(1, large-1), connFor, rounds)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
@@ -419,7 +429,7 @@ func newWorld(prefix string) (w *world, err error) {
 	w = &world{prefix: prefix, host: prefix + "host"}
 	defer func() {
 		if err != nil {
-			w.teardown()
+			err = errors.Join(err, w.teardown())
 		}
 	}()
 	if err := netns.Create(w.host); err != nil {
@@ -558,7 +568,7 @@ const slice = 50 * time.Millisecond
 // completed to each. Every socket is made on a thread inside the far
 // host's namespace. The client resets its end, so the routers' conntrack
 // does not fill with TIME_WAIT entries.
-func (w *world) alternate(a, b netip.Addr, connFor time.Duration, rounds int) ([2][]float64, error) {
+func (w *world) alternate(ctx context.Context, a, b netip.Addr, connFor time.Duration, rounds int) ([2][]float64, error) {
 	var rates [2][]float64
 	targets := [2]string{netip.AddrPortFrom(a, 80).String(), netip.AddrPortFrom(b, 80).String()}
 	one := func(target string) error {
@@ -579,6 +589,9 @@ func (w *world) alternate(a, b netip.Addr, connFor time.Duration, rounds int) ([
 			}
 		}
 		for range rounds {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			var n [2]int
 			var took [2]time.Duration
 			for took[0] < connFor || took[1] < connFor {
@@ -603,8 +616,10 @@ func (w *world) alternate(a, b netip.Addr, connFor time.Duration, rounds int) ([
 }
 
 // teardown removes everything under the prefix, through the same delete
-// functions nsnet uses, and reports anything that survived.
-func (w *world) teardown() {
+// functions nsnet uses; anything that survived them is removed and is an
+// error.
+func (w *world) teardown() error {
+	var errs []error
 	for _, ln := range w.servers {
 		ln.Close()
 	}
@@ -617,19 +632,17 @@ func (w *world) teardown() {
 		for _, list := range []func(string) (map[string]string, error){dataplane.ListRouterNamespaces, dataplane.ListInstanceNamespaces} {
 			found, _ := list(w.prefix)
 			for name, m := range found {
-				if err := dataplane.DeleteInstanceNetns(name, m, w.links); err != nil {
-					log.Print(err)
-				}
+				errs = append(errs, dataplane.DeleteInstanceNetns(name, m, w.links))
 			}
 		}
 		w.hostNS.Close()
 		w.links = nil
 	}
-	netns.Delete(w.host)
-	for _, n := range lab.Namespaces(w.prefix) {
-		log.Printf("left behind: namespace %s (removed)", n)
-		netns.Delete(n)
+	errs = append(errs, netns.Delete(w.host))
+	if left := lab.RemoveNamespaces(w.prefix); len(left) > 0 {
+		errs = append(errs, fmt.Errorf("left behind (removed): namespaces %v", left))
 	}
+	return errors.Join(errs...)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

@@ -19,13 +19,16 @@
 //	sudo go run ./bench/secgroups [-ports 1000] [-adds 15] [-conn 1s] [-rounds 5] [-legacy]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
-// and removes at the end: per host, a bridge with a client and a server
-// instance plugged in; the other 998 ports exist only as rules (neither
-// layout needs their links to exist).
+// and removes at the end, also when it fails or is interrupted (Ctrl-C):
+// per host, a bridge with a client and a server instance plugged in; the
+// other 998 ports exist only as rules (neither layout needs their links to
+// exist).
 package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -58,7 +61,9 @@ var (
 	clientMAC = net.HardwareAddr{0xfa, 0x16, 0x3e, 0, 0xc8, 1}
 )
 
-func main() {
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) (err error) {
 	nPorts := flag.Int("ports", 1000, "ports on the large host")
 	adds := flag.Int("adds", 15, "rule additions timed per layout; the median is reported")
 	connFor := flag.Duration("conn", time.Second, "duration of one connection-rate run")
@@ -66,10 +71,10 @@ func main() {
 	legacy := flag.Bool("legacy", false, "also measure iptables-legacy-restore")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		log.Fatal("secgroups needs root: it creates network namespaces")
+		return errors.New("secgroups needs root: it creates network namespaces")
 	}
 	if *nPorts < 2 || *nPorts > 60000 {
-		log.Fatal("-ports: 2..60000")
+		return errors.New("-ports: 2..60000")
 	}
 	layouts := []layout{&nsnetLayout{}, &iptablesLayout{restore: "iptables-nft-restore"}}
 	if *legacy {
@@ -77,18 +82,23 @@ func main() {
 	}
 	for _, tool := range []string{"iptables-nft-restore", "ipset"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			log.Fatalf("%s not found: install Debian's iptables and ipset packages (scripts/deps.sh)", tool)
+			return fmt.Errorf("%s not found: install Debian's iptables and ipset packages (scripts/deps.sh)", tool)
 		}
 	}
 	prefix := fmt.Sprintf("nsbs%d-", os.Getpid())
+	defer func() {
+		if left := lab.RemoveNamespaces(prefix); len(left) > 0 {
+			err = errors.Join(err, fmt.Errorf("left behind (removed): namespaces %v", left))
+		}
+	}()
 	small, err := newHost(prefix + "a")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer small.teardown()
 	large, err := newHost(prefix + "b")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer large.teardown()
 
@@ -99,11 +109,14 @@ func main() {
 	}
 	results := map[string]result{}
 	for _, l := range layouts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var r result
 		smallPorts, largePorts := ports(2), ports(*nPorts)
 		var err error
 		if r.program, err = l.program(large, largePorts); err != nil {
-			log.Fatalf("%s: program %d ports: %v", l.name(), *nPorts, err)
+			return fmt.Errorf("%s: program %d ports: %w", l.name(), *nPorts, err)
 		}
 		var took []time.Duration
 		for k := range 3 + *adds {
@@ -111,7 +124,7 @@ func main() {
 			extra[len(extra)/2] = withExtraRules(extra[len(extra)/2], k+1)
 			d, err := l.update(large, extra)
 			if err != nil {
-				log.Fatalf("%s: add a rule: %v", l.name(), err)
+				return fmt.Errorf("%s: add a rule: %w", l.name(), err)
 			}
 			if k >= 3 {
 				took = append(took, d)
@@ -119,14 +132,14 @@ func main() {
 		}
 		r.addOne = lab.Median(took)
 		if _, err := l.update(large, largePorts); err != nil {
-			log.Fatal(err)
+			return err
 		}
 		if _, err := l.program(small, smallPorts); err != nil {
-			log.Fatalf("%s: program 2 ports: %v", l.name(), err)
+			return fmt.Errorf("%s: program 2 ports: %w", l.name(), err)
 		}
-		rates, err := alternate(small, large, *connFor, *rounds)
+		rates, err := alternate(ctx, small, large, *connFor, *rounds)
 		if err != nil {
-			log.Fatalf("%s: %v", l.name(), err)
+			return fmt.Errorf("%s: %w", l.name(), err)
 		}
 		var ratios []float64
 		for i := range rates[0] {
@@ -136,8 +149,8 @@ func main() {
 		log.Printf("%s: program %v, add one rule %v, conn/s %.0f (20 rules) vs %.0f (%d rules), per round %.3f",
 			l.name(), r.program, r.addOne, r.rateSmall, r.rateLarge, *nPorts*rulesPerPort, ratios)
 		results[l.name()] = r
-		if err := errorsJoin(l.clear(small), l.clear(large)); err != nil {
-			log.Fatal(err)
+		if err := errors.Join(l.clear(small), l.clear(large)); err != nil {
+			return err
 		}
 	}
 
@@ -159,6 +172,7 @@ func main() {
 	for _, l := range layouts[1:] {
 		fmt.Printf("%s conn/s with %d rules / with 20: %.3f\n", l.name(), *nPorts*rulesPerPort, results[l.name()].ratio)
 	}
+	return nil
 }
 
 // benchPort is one port of the benchmark and its rules, in terms both
@@ -279,7 +293,7 @@ func (l *nsnetLayout) clear(h *host) error {
 		return nil
 	}
 	delete(l.fws, h.name)
-	return errorsJoin(fw.Delete(), fw.Close())
+	return errors.Join(fw.Delete(), fw.Close())
 }
 
 // iptablesLayout is Neutron's iptables firewall driver (the hybrid and
@@ -503,7 +517,7 @@ const slice = 100 * time.Millisecond
 
 // alternate measures new TCP connections per second from each host's
 // client to its server, in alternating slices, for rounds rounds.
-func alternate(a, b *host, connFor time.Duration, rounds int) ([2][]float64, error) {
+func alternate(ctx context.Context, a, b *host, connFor time.Duration, rounds int) ([2][]float64, error) {
 	var rates [2][]float64
 	target := serverAddr + ":80"
 	one := func() error {
@@ -540,6 +554,9 @@ func alternate(a, b *host, connFor time.Duration, rounds int) ([2][]float64, err
 		}
 	}
 	for range rounds {
+		if err := ctx.Err(); err != nil {
+			return rates, err
+		}
 		var n [2]int
 		var took [2]time.Duration
 		for took[0] < connFor || took[1] < connFor {
@@ -557,19 +574,6 @@ func alternate(a, b *host, connFor time.Duration, rounds int) ([2][]float64, err
 		}
 	}
 	return rates, nil
-}
-
-func errorsJoin(errs ...error) error {
-	var msgs []string
-	for _, e := range errs {
-		if e != nil {
-			msgs = append(msgs, e.Error())
-		}
-	}
-	if len(msgs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3fms", float64(d.Microseconds())/1000) }

@@ -22,7 +22,8 @@
 //	sudo go run ./bench/throughput [-rounds 5] [-time 3s]
 //
 // Everything lives in namespaces under two prefixes of its own (one for the
-// daemon's, one for the rest) and is removed at the end.
+// daemon's, one for the rest) and is removed at the end, also when it
+// fails or is interrupted (Ctrl-C).
 package main
 
 import (
@@ -48,7 +49,9 @@ const (
 	port       = "5201"
 )
 
-func main() {
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	dur := flag.Duration("time", 3*time.Second, "duration of one iperf3 run")
 	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
@@ -56,26 +59,25 @@ func main() {
 	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off")
 	flag.Parse()
 	if os.Geteuid() != 0 {
-		log.Fatal("throughput needs root: it creates network namespaces")
+		return errors.New("throughput needs root: it creates network namespaces")
 	}
 	if _, err := exec.LookPath("iperf3"); err != nil {
-		log.Fatal("iperf3 not found: install Debian's iperf3 package (scripts/deps.sh does)")
+		return errors.New("iperf3 not found: install Debian's iperf3 package (scripts/deps.sh does)")
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer os.RemoveAll(dir)
 	bin, err := lab.BuildNsnet(dir)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 
 	b := &bench{daemonPrefix: "btd" + lab.RandomHex(3) + "-", ownPrefix: "btx" + lab.RandomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
-	defer b.teardown()
-	if err := b.build(bin); err != nil {
-		b.teardown()
-		log.Fatal(err)
+	defer func() { err = errors.Join(err, b.teardown()) }()
+	if err := b.build(ctx, bin); err != nil {
+		return err
 	}
 	paths := []path{
 		{"baseline", "plain veth pair, namespace to namespace", b.ownPrefix + "a", "10.99.0.2", nil},
@@ -92,12 +94,14 @@ func main() {
 	ratios := map[string][]float64{}   // alternating: path/baseline of the same round
 	together := map[string][]float64{} // side by side: path/baseline run at the same time
 	for r := range *rounds {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var line []string
 		for _, p := range paths {
 			g, err := measure(p, *dur)
 			if err != nil {
-				b.teardown()
-				log.Fatalf("%s: %v", p.name, err)
+				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			gbps[p.name] = append(gbps[p.name], g)
 			line = append(line, fmt.Sprintf("%s %.2f", p.name, g))
@@ -107,8 +111,7 @@ func main() {
 			if *sideBySide {
 				g, base, err := measurePair(p, paths[0], *dur)
 				if err != nil {
-					b.teardown()
-					log.Fatalf("%s beside baseline: %v", p.name, err)
+					return fmt.Errorf("%s beside baseline: %w", p.name, err)
 				}
 				together[p.name] = append(together[p.name], g/base)
 				line = append(line, fmt.Sprintf("%s|baseline %.2f|%.2f", p.name, g, base))
@@ -136,6 +139,7 @@ func main() {
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
 	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -port-security=%v\n", *rounds, *dur, *sideBySide, *diagnose, *portSecurity)
+	return nil
 }
 
 // spread is "median [p25–p75]" of fs.
@@ -220,7 +224,7 @@ type bench struct {
 	portSecurity bool
 }
 
-func (b *bench) build(bin string) error {
+func (b *bench) build(ctx context.Context, bin string) error {
 	var err error
 	if b.daemon, err = lab.StartDaemon(bin, b.dir, b.daemonPrefix); err != nil {
 		return err
@@ -228,7 +232,6 @@ func (b *bench) build(bin string) error {
 	if b.c, err = client.New(client.Config{Socket: b.daemon.Socket, Wait: time.Minute}); err != nil {
 		return err
 	}
-	ctx := context.Background()
 	public, err := create[model.Network](ctx, b.c, client.Networks, map[string]any{"name": "public", "router:external": true})
 	if err != nil {
 		return err
@@ -340,16 +343,15 @@ func iperf(ns, server string, d time.Duration) (float64, error) {
 }
 
 // teardown stops the servers, deletes what the daemon built through its
-// API, stops it, and removes every namespace under both prefixes.
-func (b *bench) teardown() {
+// API, stops it, and removes every namespace under both prefixes; what
+// nsnet left behind is an error.
+func (b *bench) teardown() error {
 	for _, s := range b.servers {
 		s.Process.Kill()
 		s.Wait()
 	}
 	b.servers = nil
-	for _, ns := range lab.Namespaces(b.ownPrefix) {
-		exec.Command("ip", "netns", "delete", ns).Run()
-	}
+	lab.RemoveNamespaces(b.ownPrefix)
 	if b.c != nil {
 		deleteAll(b.c)
 		b.c = nil
@@ -358,12 +360,16 @@ func (b *bench) teardown() {
 		b.daemon.Stop()
 		b.daemon = nil
 	}
-	for _, ns := range lab.Namespaces(b.daemonPrefix) {
+	var left []string
+	for _, ns := range lab.RemoveNamespaces(b.daemonPrefix) {
 		if ns != b.daemonPrefix+"host" {
-			log.Printf("nsnet left namespace %s behind (removed)", ns)
+			left = append(left, ns)
 		}
-		exec.Command("ip", "netns", "delete", ns).Run()
 	}
+	if len(left) > 0 {
+		return fmt.Errorf("nsnet left namespaces behind (removed): %v", left)
+	}
+	return nil
 }
 
 // deleteAll deletes, in dependency order, everything the benchmark made

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,8 +86,10 @@ type Agent struct {
 	log        *slog.Logger
 	markerHost string // the host part of this agent's instance markers
 
-	mu          sync.Mutex
-	statuses    map[key]status
+	mu       sync.Mutex
+	statuses map[key]status
+	// names are what the API calls the objects, for Health.Errors.
+	names       map[key]string
 	converged   int64         // store revision the last finished pass read
 	convergedCh chan struct{} // closed and replaced when converged moves
 	health      Health
@@ -107,6 +110,10 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// resweep: the last full pass left leftovers behind (a mount point
+	// too young to tell from a creation under way, a deletion that
+	// failed), so the passes that retry it are full ones.
+	resweep bool
 	// nat holds the open nft tables of routers, and the host's.
 	nat natTables
 	// hostNATApplied is the host NAT last programmed, hostNATDone whether
@@ -139,8 +146,21 @@ type Health struct {
 	Changes int64 `json:"changes"`
 	// Managed counts the objects the kernel has, per kind.
 	Managed map[string]int `json:"managed"`
-	// Errors lists what is wrong right now, one line per object.
-	Errors []string `json:"errors"`
+	// Errors lists what is wrong right now: the objects in ERROR, and
+	// the last pass when it failed as a whole.
+	Errors []ObjectError `json:"errors"`
+}
+
+// ObjectError is an object in ERROR, named as the API names it.
+type ObjectError struct {
+	// Type is the resource: network, port, instance, router or
+	// floatingip; "pass" for a pass that failed as a whole.
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+	// Name is the resource's name (a floating IP's address); "" when it
+	// has none.
+	Name   string `json:"name,omitempty"`
+	Reason string `json:"reason"`
 }
 
 // New checks cfg and prepares the host namespace; Run does the work.
@@ -169,7 +189,7 @@ func New(cfg Config) (*Agent, error) {
 		statuses:    map[key]status{},
 		converged:   -1,
 		convergedCh: make(chan struct{}),
-		health:      Health{Managed: map[string]int{}, Errors: []string{}},
+		health:      Health{Managed: map[string]int{}, Errors: []ObjectError{}},
 		tried:       map[key]any{},
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
@@ -212,8 +232,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
-		// revisits exactly those.
-		full = full && err != nil
+		// revisits exactly those, unless leftovers remain, which only
+		// a full pass looks for.
+		full = full && err != nil || a.resweep
 		if clean && err == nil {
 			backoff = 0
 			retry.Stop()
@@ -311,11 +332,24 @@ func (a *Agent) kick(what string) {
 func (a *Agent) Status(kind store.Kind, id string) (status, reason string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s, ok := a.statuses[key{kind, id}]
-	if !ok {
-		return model.StatusBuild, ""
-	}
+	s := a.statusLocked(key{kind, id})
 	return s.Status, s.Reason
+}
+
+// statusLocked is k's status as the API shows it. A network's includes
+// its services (its qdhcp namespace and the servers there), which have no
+// resource of their own: one that fails puts the network in ERROR.
+func (a *Agent) statusLocked(k key) status {
+	s, ok := a.statuses[k]
+	if !ok {
+		return status{Status: model.StatusBuild}
+	}
+	if k.kind == store.Networks && s.Status != model.StatusError {
+		if svc := a.statuses[key{dhcpKind, k.id}]; svc.Status == model.StatusError {
+			return svc
+		}
+	}
+	return s
 }
 
 // WaitConverged returns once a pass that read a store snapshot at revision
@@ -352,17 +386,22 @@ func (a *Agent) Health() Health {
 func (a *Agent) setPassError(err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.health.Errors = append(a.objectErrorsLocked(), "pass: "+err.Error())
+	a.health.Errors = append(a.objectErrorsLocked(), ObjectError{Type: "pass", Reason: err.Error()})
 }
 
-// objectErrorsLocked lists the objects in ERROR, sorted.
-func (a *Agent) objectErrorsLocked() []string {
-	errs := []string{}
-	for k, s := range a.statuses {
-		if s.Status == model.StatusError {
-			errs = append(errs, k.String()+": "+s.Reason)
+// objectErrorsLocked lists the objects in ERROR, by type and name.
+func (a *Agent) objectErrorsLocked() []ObjectError {
+	errs := []ObjectError{}
+	for k := range a.statuses {
+		if k.kind == dhcpKind {
+			continue // shown as its network's status
+		}
+		if s := a.statusLocked(k); s.Status == model.StatusError {
+			errs = append(errs, ObjectError{Type: strings.TrimSuffix(string(k.kind), "s"), ID: k.id, Name: a.names[k], Reason: s.Reason})
 		}
 	}
-	slices.Sort(errs)
+	slices.SortFunc(errs, func(x, y ObjectError) int {
+		return cmp.Or(cmp.Compare(x.Type, y.Type), cmp.Compare(x.Name, y.Name), cmp.Compare(x.ID, y.ID))
+	})
 	return errs
 }

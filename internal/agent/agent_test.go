@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -183,8 +185,11 @@ func TestAgentLeavesForeignNamespace(t *testing.T) {
 	}
 	e.wantStatus(store.Instances, "inst-red", model.StatusActive)
 	e.wantStatus(store.Ports, redPort.ID, model.StatusActive)
-	if h := e.agent.Health(); len(h.Errors) != 2 {
-		t.Fatalf("health errors = %v", h.Errors)
+	// Listed by type and name, with the reasons the API shows.
+	if h := e.agent.Health(); len(h.Errors) != 2 || h.Errors[0].Type != "instance" || h.Errors[0].Name != "blue" ||
+		h.Errors[0].ID != "inst-blue" || !strings.Contains(h.Errors[0].Reason, "is not nsnet's") ||
+		h.Errors[1].Type != "port" || h.Errors[1].ID != bluePort.ID || !strings.Contains(h.Errors[1].Reason, "instance blue") {
+		t.Fatalf("health errors = %+v", h.Errors)
 	}
 	if again, _ := netns.Inode(blue); again != ino {
 		t.Fatal("foreign namespace replaced")
@@ -281,4 +286,26 @@ func TestWaitConvergedHonoursContext(t *testing.T) {
 	if err := e.agent.WaitConverged(ctx, e.revision()+100); err != context.DeadlineExceeded {
 		t.Fatalf("WaitConverged for a future revision = %v", err)
 	}
+}
+
+// TestAgentRemovesFreshStaleMountPoint: the mount point of a namespace
+// creation killed before it mounted (a plain file with the agent's
+// prefix) that is too young to tell from a creation under way when the
+// first pass sees it is removed by the retries that follow, not left to
+// the next periodic full pass (an hour away here).
+func TestAgentRemovesFreshStaleMountPoint(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.stop()
+	stale := netns.Path(e.ns("killed"))
+	t.Cleanup(func() { os.Remove(stale) })
+	if err := os.WriteFile(stale, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	eventually(t, 20*time.Second, "the stale mount point removed", func() error {
+		if _, err := os.Stat(stale); err == nil {
+			return fmt.Errorf("%s still there (health %+v)", stale, e.agent.Health())
+		}
+		return nil
+	})
 }

@@ -99,7 +99,7 @@ func sameSpec(a, b any) bool {
 
 func sameVeth(a, b dataplane.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -119,6 +119,8 @@ type desired struct {
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
+	// names are what the API calls the records that have a status.
+	names map[key]string
 }
 
 type status struct {
@@ -240,6 +242,28 @@ func instanceNetns(prefix string, inst *model.Instance) string {
 	return InstanceNetns(prefix, inst.Name)
 }
 
+// namesOf is what the API calls each record that has a status: its name,
+// a floating IP's address.
+func namesOf(s *snapshot) map[key]string {
+	names := map[key]string{}
+	for _, n := range s.networks {
+		names[key{store.Networks, n.ID}] = n.Name
+	}
+	for _, p := range s.ports {
+		names[key{store.Ports, p.ID}] = p.Name
+	}
+	for _, inst := range s.instances {
+		names[key{store.Instances, inst.ID}] = inst.Name
+	}
+	for _, r := range s.routers {
+		names[key{store.Routers, r.ID}] = r.Name
+	}
+	for _, f := range s.fips {
+		names[key{store.FloatingIPs, f.ID}] = f.FloatingIPAddress
+	}
+	return names
+}
+
 // computeDesired turns a snapshot into kernel specs. It is pure: every
 // decision about what the kernel should hold is made here.
 func computeDesired(s *snapshot, prefix, host string) *desired {
@@ -252,6 +276,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		dhcp:      map[string]dhcpSpec{},
 		services:  map[string]networkService{},
 		fixed:     map[key]status{},
+		names:     namesOf(s),
 	}
 	subnets, subnetsOf := map[string]model.Subnet{}, map[string][]model.Subnet{}
 	for _, sn := range s.subnets {
@@ -354,6 +379,9 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 			d.fixed[key{store.Ports, p.ID}] = status{model.StatusError, err.Error()}
 			continue
 		}
+		// The host translates an instance's connection to its own
+		// published port back to it, out of the tap it came in by.
+		veth.Hairpin = networks[p.NetworkID].HostGateway
 		if p.DHCPClient {
 			// The instance asks the network's DHCP server.
 			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil

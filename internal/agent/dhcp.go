@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -31,8 +32,16 @@ type dhcpSpec struct {
 type networkService struct {
 	DHCP *dhcp.Config
 	DNS  *nameserver.Zone
-	// Listen are the DHCP port's addresses, which DNS answers on.
-	Listen []netip.Addr
+	// Listen are the DHCP port's addresses, which DNS answers on, one
+	// per DHCP subnet.
+	Listen []dnsAddr
+}
+
+// dnsAddr is an address DNS answers on, and the subnet it serves, as a
+// status reason names it.
+type dnsAddr struct {
+	Addr   netip.Addr
+	Subnet string
 }
 
 // addDHCP adds the qdhcp namespace and DHCP port of every network that has
@@ -72,9 +81,10 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 			DHCP: dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
 			DNS:  dnsZone(n, byNetwork[n.ID], subnets, instances),
 		}
-		for _, a := range veth.Addrs {
-			if a.Addr().Is4() {
-				svc.Listen = append(svc.Listen, a.Addr())
+		for _, ip := range p.FixedIPs {
+			// portVeth checked the addresses and their subnets.
+			if a := netip.MustParseAddr(ip.IPAddress); a.Is4() {
+				svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
 			}
 		}
 		// The metadata service's address, for the subnets no router
@@ -85,6 +95,12 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
 		d.services[n.ID] = svc
 	}
+}
+
+// subnetLabel names a subnet in status reasons: "name (cidr)", or its id
+// when it has no name.
+func subnetLabel(sn model.Subnet) string {
+	return cmp.Or(sn.Name, sn.ID) + " (" + sn.CIDR + ")"
 }
 
 // dhcpConfig is the DHCP server's view of network n, served from port

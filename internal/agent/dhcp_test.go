@@ -50,7 +50,7 @@ func TestDesiredNetworkServices(t *testing.T) {
 		t.Errorf("DHCP port spec %+v", port)
 	}
 	svc := d.services["net-1"]
-	if want := []netip.Addr{netip.MustParseAddr("10.1.0.254"), netip.MustParseAddr("10.2.0.254")}; !slices.Equal(svc.Listen, want) {
+	if want := []dnsAddr{{netip.MustParseAddr("10.1.0.254"), "sub-r (10.1.0.0/24)"}, {netip.MustParseAddr("10.2.0.254"), "sub-i (10.2.0.0/24)"}}; !slices.Equal(svc.Listen, want) {
 		t.Errorf("DNS listens on %v, want %v (not the metadata address)", svc.Listen, want)
 	}
 

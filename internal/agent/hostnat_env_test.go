@@ -68,3 +68,37 @@ func TestHostNATStatus(t *testing.T) {
 		t.Errorf("host table outlived the last host-gateway network:\n%s", tables)
 	}
 }
+
+// TestHostGatewayHairpin: the instance ports of a host-gateway network
+// are in hairpin mode (the bridge sends an instance's connection to its
+// own published port back out of its tap); a full pass puts it back when
+// someone turns it off, and the ports leave it when the network stops
+// being one.
+func TestHostGatewayHairpin(t *testing.T) {
+	e := newEnv(t, 100*time.Millisecond)
+	lan := l3network(1, "192.168.24.0/24", "192.168.24.1", false)
+	lan.net.HostGateway = true
+	vm := lan.vm(10, "red", "192.168.24.10")
+	e.converge(e.put(append(lan.records(), vm...)...))
+	tap := model.TapName(vm[1].(model.Port).ID)
+	hairpin := func() string {
+		out := e.ip("-n", e.hostNetns, "-d", "link", "show", tap)
+		if strings.Contains(out, "hairpin on") {
+			return "on"
+		}
+		return "off"
+	}
+	if got := hairpin(); got != "on" {
+		t.Fatalf("hairpin of %s on a host-gateway network: %s", tap, got)
+	}
+	e.ip("-n", e.hostNetns, "link", "set", tap, "type", "bridge_slave", "hairpin", "off")
+	e.waitFullPasses(2)
+	if got := hairpin(); got != "on" {
+		t.Errorf("hairpin turned off by hand, after two full passes: %s", got)
+	}
+	lan.net.HostGateway = false
+	e.converge(e.put(lan.net))
+	if got := hairpin(); got != "off" {
+		t.Errorf("hairpin once the network is no longer a host-gateway one: %s", got)
+	}
+}

@@ -12,14 +12,20 @@ import (
 // TestComputeHostNAT: the host's table holds, per uplink, the masquerade or
 // fixed SNAT of its host-gateway networks, the hairpin of every
 // host-gateway subnet (also without uplink), and the published ports that
-// reach one; bridges carry the gateways; a bridged uplink is not NATed.
+// reach one; bridges carry the gateways; a bridged uplink is not NATed;
+// instance ports of host-gateway networks are in hairpin mode.
 func TestComputeHostNAT(t *testing.T) {
 	lan := model.Network{ID: "lan", AdminStateUp: true, HostGateway: true, Uplink: ptr("eth0")}
 	fixed := model.Network{ID: "fixed", AdminStateUp: true, HostGateway: true, Uplink: ptr("eth0"), SNATAddress: ptr("192.0.2.9")}
 	island := model.Network{ID: "island", AdminStateUp: true, HostGateway: true}
 	public := model.Network{ID: "public", AdminStateUp: true, RouterExternal: true, Uplink: ptr("eth1")}
 	s := &snapshot{
-		networks: []model.Network{lan, fixed, island, public},
+		networks:  []model.Network{lan, fixed, island, public},
+		instances: []model.Instance{{ID: "vm", Name: "vm"}},
+		ports: []model.Port{
+			{ID: "p-lan", NetworkID: "lan", DeviceID: "vm", DeviceOwner: model.DeviceOwnerCompute, InterfaceName: "eth0", MACAddress: "fa:16:3e:00:00:01"},
+			{ID: "p-public", NetworkID: "public", DeviceID: "vm", DeviceOwner: model.DeviceOwnerCompute, InterfaceName: "eth1", MACAddress: "fa:16:3e:00:00:02"},
+		},
 		subnets: []model.Subnet{
 			{ID: "s-lan", NetworkID: "lan", CIDR: "192.168.24.0/24", GatewayIP: ptr("192.168.24.1")},
 			{ID: "s-lan6", NetworkID: "lan", CIDR: "2001:db8::/64", GatewayIP: ptr("2001:db8::1")},
@@ -65,6 +71,12 @@ func TestComputeHostNAT(t *testing.T) {
 		if !sameSpec(got, w) {
 			t.Errorf("network %s = %+v, want %+v", id, got, w)
 		}
+	}
+
+	// An instance's port reaches its own published port through the
+	// host only on a host-gateway network: its tap is in hairpin mode.
+	if !d.ports["p-lan"].Veth.Hairpin || d.ports["p-public"].Veth.Hairpin {
+		t.Errorf("hairpin: lan's port %v, public's %v; want only lan's", d.ports["p-lan"].Veth.Hairpin, d.ports["p-public"].Veth.Hairpin)
 	}
 
 	// Without host-gateway networks the host has no table.

@@ -40,8 +40,11 @@ type pass struct {
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
-	changes    int
-	errors     int
+	// sweepFailed: something left over (see leftovers) is still there;
+	// only full passes look for leftovers, so the retry must be one.
+	sweepFailed bool
+	changes     int
+	errors      int
 }
 
 // pass runs one pass and reports whether every object ended without error.
@@ -78,6 +81,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	} else {
 		p.links = dataplane.NewLinks(a.host)
 	}
+	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
 	p.ensureHostNAT()
@@ -128,10 +132,11 @@ func (p *pass) record(k key, spec any, changed bool, err error, ok status) {
 	p.results[k] = ok
 }
 
-// recordDelete notes the outcome of deleting k's kernel state.
-func (p *pass) recordDelete(k key, what string, deleted bool, err error) {
+// recordDelete notes the outcome of deleting d's kernel state.
+func (p *pass) recordDelete(d deletion, deleted bool, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	k, what := d.k, d.what
 	switch {
 	case errors.Is(err, dataplane.ErrNotOwned):
 		// Someone else's object took the name: nsnet has nothing
@@ -139,8 +144,10 @@ func (p *pass) recordDelete(k key, what string, deleted bool, err error) {
 		p.a.log.Warn("not deleting what is not nsnet's", "object", k.String(), "err", err)
 		p.forget = append(p.forget, k)
 	case err != nil:
-		// Stays in tried, so the next pass tries again.
+		// Stays in tried, so the next pass tries again; a leftover
+		// is found again by the next full pass.
 		p.errors++
+		p.sweepFailed = p.sweepFailed || d.leftover
 		p.a.log.Error("delete failed", "object", k.String(), "kernel", what, "err", err)
 	default:
 		if deleted {
@@ -156,6 +163,9 @@ type deletion struct {
 	k    key
 	what string // the kernel object: "link tap0123", "namespace red"
 	run  func() (deleted bool, err error)
+	// leftover: found in the kernel by a full pass (leftovers), not
+	// remembered in tried.
+	leftover bool
 }
 
 // removeUnwanted deletes the kernel state the store no longer wants.
@@ -178,7 +188,7 @@ func (p *pass) removeUnwanted() {
 			seen[d.what] = true
 			jobs = append(jobs, func() {
 				deleted, err := d.run()
-				p.recordDelete(d.k, d.what, deleted, err)
+				p.recordDelete(d, deleted, err)
 			})
 		}
 		parallel(deleteWorkers, jobs)
@@ -217,11 +227,11 @@ func (p *pass) gone() []deletion {
 }
 
 func (p *pass) linkDeletion(k key, name, alias string) deletion {
-	return deletion{k, "link " + name, func() (bool, error) { return dataplane.DeleteLink(p.links, name, alias) }}
+	return deletion{k: k, what: "link " + name, run: func() (bool, error) { return dataplane.DeleteLink(p.links, name, alias) }}
 }
 
 func (p *pass) namespaceDeletion(k key, name, marker string) deletion {
-	return deletion{k, "namespace " + name, func() (bool, error) {
+	return deletion{k: k, what: "namespace " + name, run: func() (bool, error) {
 		err := dataplane.DeleteInstanceNetns(name, marker, p.links)
 		return err == nil, err
 	}}
@@ -247,15 +257,17 @@ func (p *pass) leftovers() []deletion {
 			}
 		}
 	}
-	return append(dels, p.leftoverNamespaces()...)
+	dels = append(dels, p.leftoverNamespaces()...)
+	for i := range dels {
+		dels[i].leftover = true
+	}
+	return dels
 }
 
 func (p *pass) leftoverNamespaces() []deletion {
 	names, err := netns.List()
 	if err != nil {
-		p.mu.Lock()
-		p.errors++
-		p.mu.Unlock()
+		p.sweepFailedOn()
 		p.a.log.Error("list namespaces", "err", err)
 		return nil
 	}
@@ -281,9 +293,7 @@ func (p *pass) leftoverNamespaces() []deletion {
 				// Maybe a creation under way; if not, a retry
 				// removes it once it is old enough to tell.
 				p.a.log.Debug("mount point without a namespace", "path", netns.Path(name), "err", err)
-				p.mu.Lock()
-				p.errors++
-				p.mu.Unlock()
+				p.sweepFailedOn()
 			} else if removed {
 				p.a.log.Info("removed the mount point of an unfinished namespace", "path", netns.Path(name))
 			}
@@ -304,6 +314,14 @@ func (p *pass) leftoverNamespaces() []deletion {
 		}
 	}
 	return dels
+}
+
+// sweepFailedOn notes a leftover the sweep could not look at or remove.
+func (p *pass) sweepFailedOn() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.errors++
+	p.sweepFailed = true
 }
 
 // parallel runs jobs, at most n at a time, and waits for them.
@@ -457,6 +475,9 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 			delete(a.good, k)
 		}
 	}
+	if p.full {
+		a.resweep = p.sweepFailed
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -507,6 +528,7 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 	}
 	a.statuses = statuses
+	a.names = p.d.names
 
 	now := time.Now()
 	h := &a.health

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	vnetns "github.com/vishvananda/netns"
@@ -20,30 +22,37 @@ import (
 
 // networkServers are the servers of one network, and where their sockets
 // are: a namespace replaced or an interface recreated needs new sockets.
+// Each server starts on its own, so that one that cannot (a socket that
+// does not bind) leaves the others serving, and is tried again on the
+// next pass; nil is one not running.
 type networkServers struct {
 	ino     uint64
 	ifindex int
 	dhcp    *dhcp.Server
-	dns     *nameserver.Server
 	meta    *metadata.Listener
-	// dnsAddrs are the addresses dns listens on.
-	dnsAddrs []netip.Addr
+	// dns are the DNS servers by the address they answer on: one per
+	// DHCP subnet.
+	dns map[netip.Addr]*nameserver.Server
 }
 
 // configure hands the servers this pass's view of their network.
 func (n *networkServers) configure(svc networkService, leaseTime time.Duration) {
-	cfg := *svc.DHCP
-	cfg.LeaseTime = leaseTime
-	n.dhcp.SetConfig(&cfg)
-	n.dns.SetZone(svc.DNS)
+	if n.dhcp != nil {
+		cfg := *svc.DHCP
+		cfg.LeaseTime = leaseTime
+		n.dhcp.SetConfig(&cfg)
+	}
+	for _, s := range n.dns {
+		s.SetZone(svc.DNS)
+	}
 }
 
 func (n *networkServers) close() {
 	if n.dhcp != nil {
 		n.dhcp.Close()
 	}
-	if n.dns != nil {
-		n.dns.Close()
+	for _, s := range n.dns {
+		s.Close()
 	}
 	if n.meta != nil {
 		n.meta.Close()
@@ -101,48 +110,75 @@ func (p *pass) ensureDHCP(networkID string, spec dhcpSpec) {
 		return
 	}
 	started, err := p.ensureServers(networkID, ns, port.Veth)
-	if started {
-		p.a.log.Info("DHCP and DNS servers started", "network", networkID, "netns", spec.Netns)
+	if len(started) > 0 {
+		p.a.log.Info("servers started", "network", networkID, "netns", spec.Netns, "servers", started)
 	}
 	// Starting the daemon's own servers changes nothing in the kernel: a
 	// restart that finds the namespace as it left it changed nothing.
 	p.record(k, spec, changed || c, err, status{model.StatusActive, ""})
 }
 
-// ensureServers starts network id's servers in ns on the DHCP port's
-// interface, unless they already run there, and hands them this pass's
-// configuration.
-func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dataplane.PortSpec) (started bool, err error) {
+// ensureServers starts those of network id's servers that do not run yet
+// in ns on the DHCP port's interface, stops the DNS servers of addresses
+// the port no longer has, and hands the servers this pass's
+// configuration. It reports what it started, and why a server could not
+// start: one subnet's DNS, say, leaving the other subnets served.
+func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dataplane.PortSpec) (started []string, err error) {
 	ino, err := netns.Inode(ns.Name)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	ifindex, err := dataplane.LinkIndex(ns, veth.IfName, veth.Alias)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	svc := p.d.services[networkID]
 	cur, ok := p.a.servers.get(networkID)
-	if !ok || cur.ino != ino || cur.ifindex != ifindex || !slices.Equal(cur.dnsAddrs, svc.Listen) {
+	if !ok || cur.ino != ino || cur.ifindex != ifindex {
 		p.a.servers.close(networkID)
-		log := p.a.log.With("network", networkID)
-		cur = &networkServers{ino: ino, ifindex: ifindex, dnsAddrs: svc.Listen}
-		if cur.dhcp, err = dhcp.Listen(vnetns.NsHandle(ns.Fd()), veth.IfName, log); err != nil {
-			return false, err
-		}
-		if cur.dns, err = nameserver.Listen(vnetns.NsHandle(ns.Fd()), svc.Listen, p.a.cfg.DNSUpstreams, log); err != nil {
-			cur.close()
-			return false, err
-		}
-		if cur.meta, err = p.a.metadata.Listen(vnetns.NsHandle(ns.Fd()), netip.AddrPortFrom(metadata.Addr, 80)); err != nil {
-			cur.close()
-			return false, err
-		}
-		cur.meta.SetNetworks(map[netip.Addr]string{{}: networkID})
+		cur = &networkServers{ino: ino, ifindex: ifindex, dns: map[netip.Addr]*nameserver.Server{}}
 		p.a.servers.set(networkID, cur)
-		started = true
+	}
+	log := p.a.log.With("network", networkID)
+	handle := vnetns.NsHandle(ns.Fd())
+	var failed []string
+	if cur.dhcp == nil {
+		if cur.dhcp, err = dhcp.Listen(handle, veth.IfName, log); err != nil {
+			failed = append(failed, "DHCP: "+err.Error())
+		} else {
+			started = append(started, "DHCP")
+		}
+	}
+	if cur.meta == nil {
+		if cur.meta, err = p.a.metadata.Listen(handle, netip.AddrPortFrom(metadata.Addr, 80)); err != nil {
+			failed = append(failed, "metadata: "+err.Error())
+		} else {
+			cur.meta.SetNetworks(map[netip.Addr]string{{}: networkID})
+			started = append(started, "metadata")
+		}
+	}
+	for a, s := range cur.dns {
+		if !slices.ContainsFunc(svc.Listen, func(l dnsAddr) bool { return l.Addr == a }) {
+			s.Close()
+			delete(cur.dns, a)
+		}
+	}
+	for _, l := range svc.Listen {
+		if cur.dns[l.Addr] != nil {
+			continue
+		}
+		s, err := nameserver.Listen(handle, l.Addr, p.a.cfg.DNSUpstreams, log)
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("subnet %s: DNS on %s: %v", l.Subnet, l.Addr, err))
+			continue
+		}
+		cur.dns[l.Addr] = s
+		started = append(started, "DNS on "+l.Addr.String())
 	}
 	cur.configure(svc, p.a.cfg.DHCPLeaseTime)
+	if len(failed) > 0 {
+		return started, errors.New(strings.Join(failed, "; "))
+	}
 	return started, nil
 }
 
@@ -154,7 +190,7 @@ func (p *pass) ensureDHCPNetns(networkID string, spec dhcpSpec) (*dataplane.Name
 }
 
 func (p *pass) dhcpDeletion(k key, spec dhcpSpec) deletion {
-	return deletion{k, "namespace " + spec.Netns, func() (bool, error) {
+	return deletion{k: k, what: "namespace " + spec.Netns, run: func() (bool, error) {
 		p.a.servers.close(k.id)
 		err := dataplane.DeleteInstanceNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err

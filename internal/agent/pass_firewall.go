@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,6 +146,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 	}
 	spec := firewall.Spec{}
 	ports := map[string]string{}
+	secured := map[string]*model.Port{} // by tap
 	for i := range snap.ports {
 		port := &snap.ports[i]
 		if _, plugged := d.ports[port.ID]; !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
@@ -177,17 +179,71 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		}
 		spec.Ports = append(spec.Ports, fp)
 		ports[fp.Interface] = port.ID
+		secured[fp.Interface] = port
 	}
-	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int {
-		switch {
-		case a.Interface < b.Interface:
-			return -1
-		case a.Interface > b.Interface:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int { return strings.Compare(a.Interface, b.Interface) })
+	addRouted(spec.Ports, secured, d)
 	return spec, ports
+}
+
+// addRouted tells the firewall, for each secured port of a network whose
+// gateway is the host, which IPv4 destinations the host routes to it
+// through the network's bridge (firewall.Port.Routed): its fixed IPs and
+// allowed address pairs. The firewall takes one port per destination, so
+// an address several ports may hold goes to the one whose fixed IP it is,
+// else to the first by interface name, and a range overlapping a range
+// of an earlier port is left out: the ingress rules of that port judge
+// what the host routes there, and a port left out gets only what belongs
+// to connections admitted.
+func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
+	type bridgeAddr struct {
+		bridge string
+		addr   netip.Addr
+	}
+	taken := map[bridgeAddr]bool{}
+	ranges := map[string][]netip.Prefix{} // by bridge
+	bridgeOf := func(p *model.Port) string {
+		ps, plugged := d.ports[p.ID]
+		if !plugged || !d.networks[ps.NetworkID].HostGateway {
+			return ""
+		}
+		return ps.Veth.Bridge
+	}
+	claim := func(fp *firewall.Port, p netip.Prefix) {
+		switch {
+		case !p.Addr().Is4():
+		case p.IsSingleIP() && !taken[bridgeAddr{fp.Bridge, p.Addr()}]:
+			taken[bridgeAddr{fp.Bridge, p.Addr()}] = true
+			fp.Routed = append(fp.Routed, p)
+		case !p.IsSingleIP() && !slices.ContainsFunc(ranges[fp.Bridge], p.Overlaps):
+			ranges[fp.Bridge] = append(ranges[fp.Bridge], p)
+			fp.Routed = append(fp.Routed, p)
+		}
+	}
+	for i := range fps {
+		fp := &fps[i]
+		if fp.Bridge = bridgeOf(byTap[fp.Interface]); fp.Bridge == "" {
+			continue
+		}
+		for _, ip := range byTap[fp.Interface].FixedIPs {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+				claim(fp, netip.PrefixFrom(a, a.BitLen()))
+			}
+		}
+	}
+	for i := range fps {
+		fp := &fps[i]
+		if fp.Bridge == "" {
+			continue
+		}
+		for _, pair := range byTap[fp.Interface].AllowedAddressPairs {
+			if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+				claim(fp, netip.PrefixFrom(a, a.BitLen()))
+			} else if p, err := netip.ParsePrefix(pair.IPAddress); err == nil {
+				claim(fp, p.Masked())
+			}
+		}
+	}
 }
 
 // portAddresses are the addresses a port may send from: what its members

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -88,5 +89,68 @@ func TestFirewallSpec(t *testing.T) {
 	// Members of g-admins on any host: admin here and the one elsewhere.
 	if want := []string{"10.0.0.20/32", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
 		t.Errorf("web's remote-group rule expands to %v, want %v", remotes, want)
+	}
+}
+
+// TestFirewallSpecRouted: the ports of a host-gateway network tell the
+// firewall which destinations the host routes to them, one port per
+// destination: fixed IPs first, then allowed address pairs in interface
+// order, a range overlapping an earlier port's range left out; IPv6
+// (the host routes IPv4 only) and ports of other networks have none.
+func TestFirewallSpecRouted(t *testing.T) {
+	pairs := func(addrs ...string) []model.AddressPair {
+		var out []model.AddressPair
+		for _, a := range addrs {
+			out = append(out, model.AddressPair{IPAddress: a})
+		}
+		return out
+	}
+	fixed := func(addrs ...string) []model.FixedIP {
+		var out []model.FixedIP
+		for _, a := range addrs {
+			out = append(out, model.FixedIP{IPAddress: a})
+		}
+		return out
+	}
+	snap := &snapshot{ports: []model.Port{
+		{ID: "p-a", MACAddress: "fa:16:3e:00:00:01", PortSecurityEnabled: true, FixedIPs: fixed("10.0.0.10", "2001:db8::10"),
+			AllowedAddressPairs: pairs("10.0.0.100", "10.0.0.0/28")},
+		{ID: "p-b", MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true, FixedIPs: fixed("10.0.0.11"),
+			AllowedAddressPairs: pairs("10.0.0.100", "10.0.0.10", "10.0.0.0/24", "10.1.0.0/24", "10.2.0.1/32")},
+		{ID: "p-c", MACAddress: "fa:16:3e:00:00:03", PortSecurityEnabled: true, FixedIPs: fixed("10.5.0.10")},
+	}}
+	d := &desired{
+		networks: map[string]networkSpec{"n-hg": {HostGateway: true}, "n-plain": {}},
+		ports: map[string]portSpec{
+			"p-a": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
+			"p-b": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
+			"p-c": {NetworkID: "n-plain", Veth: dataplane.PortSpec{Bridge: "nsb-plain"}},
+		},
+	}
+	spec, _ := firewallSpec(snap, d)
+	if err := spec.Validate(); err != nil {
+		t.Fatalf("spec does not validate: %v", err)
+	}
+	want := map[string]struct {
+		bridge string
+		routed []string
+	}{
+		"p-a": {"nsb-hg", []string{"10.0.0.10/32", "10.0.0.100/32", "10.0.0.0/28"}},
+		"p-b": {"nsb-hg", []string{"10.0.0.11/32", "10.1.0.0/24", "10.2.0.1/32"}},
+		"p-c": {"", nil},
+	}
+	for _, p := range spec.Ports {
+		for id, w := range want {
+			if p.Interface != model.TapName(id) {
+				continue
+			}
+			var routed []string
+			for _, r := range p.Routed {
+				routed = append(routed, r.String())
+			}
+			if p.Bridge != w.bridge || !reflect.DeepEqual(routed, w.routed) {
+				t.Errorf("%s: bridge %q routed %v, want %q %v", id, p.Bridge, routed, w.bridge, w.routed)
+			}
+		}
 	}
 }

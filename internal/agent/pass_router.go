@@ -401,7 +401,7 @@ func isEmpty(s nat.Spec) bool {
 }
 
 func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
-	return deletion{k, "namespace " + spec.Netns, func() (bool, error) {
+	return deletion{k: k, what: "namespace " + spec.Netns, run: func() (bool, error) {
 		p.a.nat.close(k.id)
 		p.a.metaListeners.close(k.id)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)

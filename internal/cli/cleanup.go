@@ -2,12 +2,12 @@ package cli
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nsnet/nsnet/internal/cleanup"
+	"github.com/nsnet/nsnet/internal/hostlock"
 )
 
 func (a *app) cleanupCommand() *cobra.Command {
@@ -28,9 +28,10 @@ by the store, so it works when the store is empty or lost; and it never
 touches anything without those marks, whatever its name.
 
 Run it with the daemon stopped: a running agent would build everything again
-from its store. The store itself is left alone; delete <state-dir>/state.db
-to start from nothing. Pass the daemon's --host-netns and --netns-prefix if
-it ran with them.`,
+from its store. It refuses while a daemon programs the host namespace (it
+holds the host's lock), naming its pid, unless --force. The store itself is
+left alone; delete <state-dir>/state.db to start from nothing. Pass the
+daemon's --host-netns and --netns-prefix if it ran with them.`,
 		Example: `  sudo nsnet cleanup --dry-run
   sudo nsnet cleanup
   sudo nsnet cleanup --host-netns lab-host --netns-prefix lab- -o json`,
@@ -41,13 +42,17 @@ it ran with them.`,
 	fs.StringVar(&target.HostNetns, "host-netns", "", "the daemon's --host-netns (default: this namespace)")
 	fs.StringVar(&target.NetnsPrefix, "netns-prefix", "", "the daemon's --netns-prefix")
 	fs.BoolVar(&target.DryRun, "dry-run", false, "list what would be removed, remove nothing")
-	fs.BoolVar(&force, "force", false, "clean up even though a daemon answers on the API socket")
+	fs.BoolVar(&force, "force", false, "clean up even though a daemon programs this host")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := out.check(cmd); err != nil {
 			return err
 		}
-		if !force && !target.DryRun && a.daemonAnswers(cmd) {
-			return errors.New("a daemon answers on the API socket; stop it first (its agent would rebuild everything), or pass --force")
+		if !force && !target.DryRun {
+			lock, err := hostlock.Acquire(hostlock.Dir, target.HostNetns)
+			if err != nil {
+				return fmt.Errorf("%w; stop it first (its agent would rebuild everything), or pass --force", err)
+			}
+			defer lock.Release()
 		}
 		objs, err := cleanup.Run(cmd.Context(), target)
 		if out.format != formatTable {
@@ -73,15 +78,4 @@ it ran with them.`,
 		return err
 	}
 	return cmd
-}
-
-// daemonAnswers reports whether a daemon answers on the configured API
-// endpoint.
-func (a *app) daemonAnswers(cmd *cobra.Command) bool {
-	c, err := a.client(cmd, waitFlags{})
-	if err != nil {
-		return false
-	}
-	_, err = c.Status(cmd.Context())
-	return err == nil
 }

@@ -184,3 +184,31 @@ DAEMON:
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
 	}
 }
+
+// TestPrintStatusInError: the agent's errors are counted in its section
+// and listed below it by type, name and id, with the reason.
+func TestPrintStatusInError(t *testing.T) {
+	raw := json.RawMessage(`{
+		"agent": {"revision": 7, "errors": [
+			{"type": "network", "id": "0e1f", "name": "lab", "reason": "subnet s2 (10.42.2.0/24): DNS on 10.42.2.254: address already in use"},
+			{"type": "port", "id": "9c3a", "reason": "instance blue: namespace exists"},
+			{"type": "pass", "reason": "read store: timeout"}]}
+	}`)
+	var buf bytes.Buffer
+	if err := printStatus(&buf, raw); err != nil {
+		t.Fatal(err)
+	}
+	want := `AGENT:
+  errors    3
+  revision  7
+
+IN ERROR:
+  TYPE     NAME  ID    REASON
+  network  lab   0e1f  subnet s2 (10.42.2.0/24): DNS on 10.42.2.254: address already in use
+  port           9c3a  instance blue: namespace exists
+  pass                 read store: timeout
+`
+	if buf.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -18,7 +19,9 @@ func (a *app) statusCommand() *cobra.Command {
 		Short: "Show the daemon's and the agent's health",
 		Long: `Show the health of the daemon (version, uptime, where it keeps its state)
 and of its agent (whether the kernel matches the desired state, and what
-failed if not), as the daemon reports it at GET /nsnet/status.`,
+failed if not), as the daemon reports it at GET /nsnet/status. Objects in
+ERROR are listed by type, name and id, with the reason (in -o json:
+agent.errors, a list of {type, id, name, reason}).`,
 		Example: `  nsnet status
   nsnet status -o json`,
 		Args: noArgs,
@@ -44,13 +47,33 @@ failed if not), as the daemon reports it at GET /nsnet/status.`,
 	return cmd
 }
 
+// objectError is one of the agent's errors (agent.errors): an object in
+// ERROR, or a pass that failed.
+type objectError struct {
+	Type   string `json:"type"`
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Reason string `json:"reason"`
+}
+
 // printStatus prints the status document as sections, one per top-level
-// object, with nested objects flattened to dotted keys. It knows nothing of
-// the document's fields, so that what the daemon adds shows up unchanged.
+// object, with nested objects flattened to dotted keys, and then the
+// agent's errors as a table of their own (the agent section counts them).
+// It knows nothing of the document's other fields, so that what the daemon
+// adds shows up unchanged.
 func printStatus(w io.Writer, raw json.RawMessage) error {
 	var doc map[string]any
-	if err := json.Unmarshal(raw, &doc); err != nil {
+	var errs struct {
+		Agent struct {
+			Errors []objectError `json:"errors"`
+		} `json:"agent"`
+	}
+	if err := errors.Join(json.Unmarshal(raw, &doc), json.Unmarshal(raw, &errs)); err != nil {
 		return fmt.Errorf("decode status: %w", err)
+	}
+	inError := errs.Agent.Errors
+	if agent, ok := doc["agent"].(map[string]any); ok && agent["errors"] != nil {
+		agent["errors"] = len(inError)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	var scalars []string
@@ -77,6 +100,15 @@ func printStatus(w io.Writer, raw json.RawMessage) error {
 		for _, r := range rows {
 			fmt.Fprintf(tw, "  %s\t%s\n", r[0], r[1])
 		}
+	}
+	if err := tw.Flush(); err != nil || len(inError) == 0 {
+		return err
+	}
+	fmt.Fprint(w, "\nIN ERROR:\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  TYPE\tNAME\tID\tREASON")
+	for _, e := range inError {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Type, e.Name, e.ID, e.Reason)
 	}
 	return tw.Flush()
 }

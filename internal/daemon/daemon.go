@@ -16,6 +16,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
+	"github.com/nsnet/nsnet/internal/hostlock"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -31,6 +32,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := service.CheckQuotaDefaults(cfg.Quotas); err != nil {
 		return fmt.Errorf("default quotas: %w", err)
 	}
+	// Before anything touches the kernel: a second agent on this host
+	// would delete the first one's objects as leftovers of its own.
+	lock, err := hostlock.Acquire(hostlock.Dir, cfg.HostNetns)
+	if err != nil {
+		return fmt.Errorf("%w; one daemon per host namespace, whatever their prefixes", err)
+	}
+	defer lock.Release()
 	ids, err := newIdentity(cfg, log)
 	if err != nil {
 		return err

@@ -8,6 +8,10 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // Links reads the links of one namespace for a convergence pass. Made by
@@ -22,6 +26,105 @@ type Links struct {
 	dumped bool                    // answer from known, except stale names
 	known  map[string]netlink.Link // the dump, by name
 	stale  map[string]bool         // changed since the dump: ask the kernel
+	// nsName is the namespace h is bound to, if known (SetNamespace);
+	// hairpins its bridge ports' hairpin mode by ifindex, read with one
+	// dump when first asked.
+	nsName   *string
+	hairpins map[int]bool
+}
+
+// SetNamespace tells l the name of the namespace its handle is bound to
+// ("" the process's). l then reads the flags of all the namespace's bridge
+// ports with one dump, when first asked, rather than one dump per port
+// (the handle can only ask about one).
+func (l *Links) SetNamespace(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nsName = &name
+}
+
+// hairpin reports whether the bridge port link sends frames back out of
+// the port they came in by (IFLA_BRPORT_MODE).
+func (l *Links) hairpin(link netlink.Link) (bool, error) {
+	l.mu.Lock()
+	ns, modes := l.nsName, l.hairpins
+	l.mu.Unlock()
+	switch {
+	case modes != nil:
+		return modes[link.Attrs().Index], nil
+	case ns == nil:
+		pi, err := l.h.LinkGetProtinfo(link)
+		if err != nil {
+			return false, fmt.Errorf("read bridge port flags of %s: %w", link.Attrs().Name, err)
+		}
+		return pi.Hairpin, nil
+	}
+	modes, err := BridgePortHairpins(*ns)
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.hairpins = modes
+	l.mu.Unlock()
+	return modes[link.Attrs().Index], nil
+}
+
+func (l *Links) setHairpin(link netlink.Link, on bool) error {
+	if err := l.h.LinkSetHairpin(link, on); err != nil {
+		return fmt.Errorf("set hairpin mode of %s: %w", link.Attrs().Name, err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hairpins != nil {
+		l.hairpins[link.Attrs().Index] = on
+	}
+	return nil
+}
+
+// BridgePortHairpins reads the hairpin mode of every bridge port of the
+// named namespace, by ifindex, with one AF_BRIDGE dump: its answers carry
+// the ports' flags, which netlink.Handle reads for one port at a time.
+func BridgePortHairpins(name string) (map[int]bool, error) {
+	var msgs [][]byte
+	err := netns.DoNamed(name, func() error {
+		var err error
+		// A dump interrupted by a concurrent change may be incomplete.
+		for range 5 {
+			req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+			req.AddData(nl.NewIfInfomsg(unix.AF_BRIDGE))
+			msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+			if !errors.Is(err, nl.ErrDumpInterrupted) {
+				break
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bridge ports of %q: %w", name, err)
+	}
+	modes := map[int]bool{}
+	for _, m := range msgs {
+		ifi := nl.DeserializeIfInfomsg(m)
+		attrs, err := nl.ParseRouteAttr(m[ifi.Len():])
+		if err != nil {
+			return nil, fmt.Errorf("list bridge ports of %q: %w", name, err)
+		}
+		for _, a := range attrs {
+			if a.Attr.Type != unix.IFLA_PROTINFO|unix.NLA_F_NESTED {
+				continue
+			}
+			flags, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return nil, fmt.Errorf("list bridge ports of %q: %w", name, err)
+			}
+			for _, f := range flags {
+				if f.Attr.Type == nl.IFLA_BRPORT_MODE && len(f.Value) > 0 {
+					modes[int(ifi.Index)] = f.Value[0] != 0
+				}
+			}
+		}
+	}
+	return modes, nil
 }
 
 // NewLinks returns a Links that asks the kernel for every lookup.

@@ -29,6 +29,10 @@ type PortSpec struct {
 	// removes only the routes it installed itself (and, through
 	// DropPortAddrs, the addresses it set before).
 	DHCPClient bool
+	// Hairpin makes the bridge send frames back out of the tap they came
+	// in by: on a network whose gateway is the host, an instance reaching
+	// its own published port is translated back to itself.
+	Hairpin bool
 }
 
 // Route is a route in the instance's main table, out of the port.
@@ -90,6 +94,14 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 
 	c, err := setLinkAttrs(host, tap, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
 	changed = changed || c
+	if err != nil {
+		return changed, err
+	}
+	hairpin, err := host.hairpin(tap)
+	if err == nil && hairpin != spec.Hairpin {
+		err = host.setHairpin(tap, spec.Hairpin)
+		changed = true
+	}
 	if err != nil {
 		return changed, err
 	}

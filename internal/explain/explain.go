@@ -241,6 +241,11 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 		ip(b.host.name, linkSettings(b.host, tap, true)...),
 		ip(ns.name, linkSettings(ns, l, true)...),
 	}
+	if b.host.hairpin[tap.Attrs().Index] {
+		// A host-gateway network's port: its instance reaches its own
+		// published port through the host.
+		cmds = append(cmds, ip(b.host.name, "link", "set", tap.Attrs().Name, "type", "bridge_slave", "hairpin", "on"))
+	}
 	cmds = append(cmds, addrCommands(ns, l, keep)...)
 	b.add(Step{Object: "port " + cmp.Or(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
 	return nil

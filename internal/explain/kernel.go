@@ -22,6 +22,8 @@ type namespace struct {
 	routes []netlink.Route        // main table, not the kernel's own
 	byName map[string]netlink.Link
 	byIdx  map[int]netlink.Link
+	// hairpin: the bridge ports in hairpin mode, by index
+	hairpin map[int]bool
 }
 
 // readNamespace reads links, addresses and main-table routes of name.
@@ -52,6 +54,9 @@ func readNamespace(name string) (*namespace, error) {
 	routes, err := ns.Handle.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("list routes in %s: %w", nsLabel(name), err)
+	}
+	if n.hairpin, err = dataplane.BridgePortHairpins(name); err != nil {
+		return nil, err
 	}
 	for _, r := range routes {
 		// The kernel's own routes (connected subnets, IPv6 link-local and

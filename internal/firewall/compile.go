@@ -57,7 +57,7 @@ func samePort(a, b *Port) bool {
 	return a.Interface == b.Interface && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
-		slices.Equal(a.Rules, b.Rules)
+		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed)
 }
 
 func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.Element) {
@@ -71,6 +71,7 @@ func compilePort(p *Port, tag uint16) *portElements {
 	pe.port.Networks = slices.Clone(p.Networks)
 	pe.port.MACs = slices.Clone(p.MACs)
 	pe.port.Rules = slices.Clone(p.Rules)
+	pe.port.Routed = slices.Clone(p.Routed)
 	br, inet := nftables.TableFamilyBridge, nftables.TableFamilyINet
 	name := nfsock.IfName(p.Interface)
 	pe.add(br, setSecured, nfsock.Element{Key: name})
@@ -110,6 +111,16 @@ func compilePort(p *Port, tag uint16) *portElements {
 		for _, b := range nfsock.Disjoint(nets, []nfsock.Num{nfsock.MaxOf(fam.addr)}) {
 			pe.add(br, fam.set, nfsock.Element{Key: nfsock.Concat(name, b[0].Lo.Bytes(fam.addr)), KeyEnd: nfsock.Concat(name, b[0].Hi.Bytes(fam.addr))})
 		}
+	}
+	bridge := nfsock.IfName(p.Bridge)
+	for _, d := range p.Routed {
+		s, width := nfsock.PrefixSpan(d), d.Addr().BitLen()/8
+		if d.IsSingleIP() {
+			pe.add(inet, setDest4, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)), Val: u32(uint32(tag))})
+			continue
+		}
+		pe.add(inet, setDest4Net, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)),
+			KeyEnd: nfsock.Concat(bridge, s.Hi.Bytes(width)), Val: u32(uint32(tag))})
 	}
 	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(tag), GoTo: true})
 	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(tag), GoTo: true})

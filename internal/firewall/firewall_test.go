@@ -465,6 +465,147 @@ func TestReshapedRulesKeepConnections(t *testing.T) {
 	}
 }
 
+// routedLab is the lab with the host as the instances' gateway, as on a
+// host-gateway network: 10.9.0.254 on br0, forwarding on, and an upstream
+// namespace up (192.0.2.1) behind the host's up0 (192.0.2.254). b also
+// answers for 10.9.2.5, on its loopback, which the host routes via b.
+func routedLab(t *testing.T) (*lab, string) {
+	l := newLab(t)
+	up := l.host[:len(l.host)-1] + "u"
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", up).Run() })
+	for _, c := range [][]string{
+		{"netns", "add", up},
+		{"-n", up, "link", "set", "lo", "up"},
+		{"-n", l.host, "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", up},
+		{"-n", l.host, "addr", "add", "192.0.2.254/24", "dev", "up0"},
+		{"-n", l.host, "link", "set", "up0", "up"},
+		{"-n", up, "addr", "add", "192.0.2.1/24", "dev", "eth0"},
+		{"-n", up, "link", "set", "eth0", "up"},
+		{"-n", up, "route", "add", "default", "via", "192.0.2.254"},
+		{"-n", l.host, "addr", "add", "10.9.0.254/24", "dev", "br0"},
+		{"-n", l.host, "route", "add", "10.9.2.0/24", "via", "10.9.0.2"},
+		{"-n", l.a, "route", "add", "default", "via", "10.9.0.254"},
+		{"-n", l.b, "route", "add", "default", "via", "10.9.0.254"},
+		{"-n", l.b, "addr", "add", "10.9.2.5/32", "dev", "lo"},
+	} {
+		run(t, append([]string{"ip"}, c...)...)
+	}
+	run(t, "ip", "netns", "exec", l.host, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	cmd := exec.Command("ip", "netns", "exec", l.b, "python3", "-m", "http.server", "8080")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for !tcpOpen(l.b, "127.0.0.1", 8080) {
+		if time.Now().After(deadline) {
+			t.Fatal("server did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return l, up
+}
+
+func tcpOpen(from, addr string, port int) bool {
+	return exec.Command("ip", "netns", "exec", from, "timeout", "1",
+		"bash", "-c", fmt.Sprintf("echo > /dev/tcp/%s/%d", addr, port)).Run() == nil
+}
+
+// TestRoutedThroughHost: traffic the host routes between its uplink and
+// the ports of a bridge that carries its gateway address, or sends from
+// its own stack, meets the ports' rules as bridged traffic does. The host
+// finds the destination port from the ports' Routed destinations; a
+// packet that no port's rules admitted reaches no secured port.
+func TestRoutedThroughHost(t *testing.T) {
+	l, up := routedLab(t)
+	fromUp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Remote: netip.MustParsePrefix("192.0.2.0/24")}
+	spec := func(egressA bool, rulesB []firewall.Rule, routedB ...string) firewall.Spec {
+		s := l.spec(rulesB...)
+		if !egressA {
+			s.Ports[0].Rules = nil
+		}
+		s.Ports[0].Bridge, s.Ports[0].Routed = "br0", []netip.Prefix{netip.MustParsePrefix("10.9.0.1/32")}
+		s.Ports[1].Bridge = "br0"
+		s.Ports[1].Networks = []netip.Prefix{netip.MustParsePrefix("10.9.2.0/24")}
+		for _, r := range routedB {
+			s.Ports[1].Routed = append(s.Ports[1].Routed, netip.MustParsePrefix(r))
+		}
+		return s
+	}
+	steps := []struct {
+		name string
+		spec firewall.Spec
+		// whether each probe gets through
+		upToB, upToBehindB, hostToB, aToUp, aToHost bool
+	}{
+		{"b admits nothing, a sends nowhere", spec(false, nil, "10.9.0.2/32", "10.9.2.0/24"),
+			false, false, false, false, false},
+		{"b admits TCP 8080 from up, a egress anywhere", spec(true, []firewall.Rule{fromUp}, "10.9.0.2/32", "10.9.2.0/24"),
+			true, true, false, true, true},
+		{"b not known to hold 10.9.2.0/24", spec(true, []firewall.Rule{fromUp}, "10.9.0.2/32"),
+			true, false, false, true, true},
+	}
+	for _, st := range steps {
+		if _, err := l.fw.Apply(st.spec); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		for _, p := range []struct {
+			what string
+			got  bool
+			want bool
+		}{
+			{"up → b:8080", tcpOpen(up, "10.9.0.2", 8080), st.upToB},
+			{"up → 10.9.2.5:8080 via b", tcpOpen(up, "10.9.2.5", 8080), st.upToBehindB},
+			{"host → b:8080", tcpOpen(l.host, "10.9.0.2", 8080), st.hostToB},
+			{"a → up (ping)", l.ping(l.a, "192.0.2.1"), st.aToUp},
+			{"a → host (ping)", l.ping(l.a, "10.9.0.254"), st.aToHost},
+		} {
+			if p.got != p.want {
+				t.Errorf("%s: %s passes: %v, want %v", st.name, p.what, p.got, p.want)
+			}
+		}
+	}
+	counters, err := l.fw.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counters[l.tapB]; c.Ingress == 0 {
+		t.Errorf("b's ingress drops not counted: %+v", c)
+	}
+	if c := counters[l.tapA]; c.Egress == 0 {
+		t.Errorf("a's egress drops not counted: %+v", c)
+	}
+}
+
+// TestHairpinReflection: a port in hairpin mode (so that its instance
+// reaches its own published port through the host) gets its own
+// broadcasts back from the bridge; the firewall drops them before they
+// meet the port's rules, so they are not counted as denied.
+func TestHairpinReflection(t *testing.T) {
+	l := newLab(t)
+	if _, err := l.fw.Apply(l.spec()); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "-n", l.host, "link", "set", l.tapA, "type", "bridge_slave", "hairpin", "on")
+	run(t, "ip", "netns", "exec", l.a, "python3", "-c", `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for _ in range(3):
+    s.sendto(b"hello", ("10.9.0.255", 9999))
+`)
+	counters, err := l.fw.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := counters[l.tapB]; c.Ingress == 0 {
+		t.Errorf("b's ingress drops of a's broadcasts not counted: %+v", c)
+	}
+	if c := counters[l.tapA]; c != (firewall.Counters{}) {
+		t.Errorf("a's own broadcasts came back to it: %+v", c)
+	}
+}
+
 // TestGenerationProof: an Apply after the Firewall's own last commit reads
 // nothing back, the ruleset generation proving the tables unchanged; after
 // anyone else's commit, in another table too, it reads them back and,

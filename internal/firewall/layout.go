@@ -36,6 +36,12 @@ const (
 const (
 	setEgressPorts  = "egress_ports"  // mark (tag<<16) : jump egress_<tag>
 	setIngressPorts = "ingress_ports" // mark (tag) : jump ingress_<tag>
+	// The port the host routes an IPv4 destination to, through a bridge
+	// (Port.Routed): bridge . address : mark (the port's tag), single
+	// addresses in dest4 and ranges in dest4_net, which is asked only
+	// when dest4 has no answer.
+	setDest4    = "dest4"
+	setDest4Net = "dest4_net"
 )
 
 func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
@@ -53,13 +59,24 @@ func rulesSetDef(name string) (nfsock.SetDef, bool) {
 }
 
 // A port's tag is a number in 1..maxTag. The mark of a bridged packet
-// carries the tag of its input port in the high 16 bits and that of its
-// output port in the low 16: rules of egress direction are keyed by
-// tag<<16, ingress ones by tag, so one set holds both.
+// carries the tag of its input port in bits 16..30 and that of its output
+// port in bits 0..14: rules of egress direction are keyed by tag<<16,
+// ingress ones by tag, so one set holds both. The two bits left say how a
+// packet met the host's own stack (see the input and output chains of
+// both tables):
+//
+//   - markRouted: the packet went up from a bridge port to the host (to
+//     be routed, or delivered to it). Its mark is the bridge input
+//     chain's: the input port's tag, and no output port yet.
+//   - markAdmitted: the host sends the packet into a bridge (routed or
+//     its own) and the inet table admitted it for the port it goes to;
+//     without it, the bridge output chain lets it reach no secured port.
 const (
-	maxTag  = 0xffff
-	maskIn  = 0xffff0000
-	maskOut = 0x0000ffff
+	maxTag       = 0x7fff
+	maskIn       = 0x7fff0000
+	maskOut      = 0x00007fff
+	markRouted   = 0x00008000
+	markAdmitted = 0x80000000
 )
 
 var (
@@ -87,6 +104,8 @@ var bridgeSets = []nfsock.SetDef{
 var inetSets = []nfsock.SetDef{
 	{Name: setEgressPorts, Key: nftables.TypeMark, Data: &nftables.TypeVerdict},
 	{Name: setIngressPorts, Key: nftables.TypeMark, Data: &nftables.TypeVerdict},
+	{Name: setDest4, Key: typeIfAddr4, Data: &nftables.TypeMark},
+	{Name: setDest4Net, Key: typeIfAddr4, Data: &nftables.TypeMark, Interval: true},
 	{Name: setDrops, Key: typeTagDrop, Counters: true},
 }
 
@@ -217,21 +236,67 @@ var bridgeChains = []nfsock.ChainDef{
 	// Before br_netfilter hands the packet to the inet family (priority
 	// 0): the mark carries the ports' tags there.
 	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
-		{&expr.Immediate{Register: reg1, Data: u32(0)}, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1}},
+		// A port in hairpin mode (host-gateway networks, so that an
+		// instance reaches its own published port) gets its own
+		// broadcasts and multicasts back: a flooded frame going out to
+		// the secured port whose MAC sent it is dropped, uncounted.
+		{meta(expr.MetaKeyPKTTYPE, reg1),
+			&expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: []byte{unix.PACKET_BROADCAST}, ToData: []byte{unix.PACKET_MULTICAST}},
+			meta(expr.MetaKeyOIFNAME, reg1), payload(expr.PayloadBaseLLHeader, 6, 6, reg2),
+			lookup(setMAC, false), verdict(expr.VerdictDrop)},
+		setMark(0),
 		{meta(expr.MetaKeyOIFNAME, reg1),
 			&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: setTagOut},
 			&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1}},
 		{meta(expr.MetaKeyIIFNAME, reg1),
 			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setTagIn}},
 	}},
+	// A frame going up from a port to the host's own stack (a host-gateway
+	// network's traffic to the gateway, routed or not): the input port's
+	// tag, and markRouted, so that the inet chains know the mark is ours
+	// and check the packet's way out themselves.
+	{Name: "input", Hook: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
+		setMark(markRouted),
+		{meta(expr.MetaKeyIIFNAME, reg1),
+			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setTagIn}},
+	}},
+	// A packet the host's stack sends into a bridge (routed into it, or
+	// the host's own) has passed the inet family's forward or output hook
+	// before the bridge chose the port: it reaches a secured port only if
+	// the inet table admitted it (markAdmitted). Other frames (ARP) pass.
+	{Name: "output", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
+		{meta(expr.MetaKeyOIFNAME, reg1), lookup(setSecured, true), verdict(expr.VerdictAccept)},
+		all(markAnd(markAdmitted, expr.CmpOpNeq), []expr.Any{verdict(expr.VerdictAccept)}),
+		{meta(expr.MetaKeyPROTOCOL, reg1), cmpNeq(reg1, be16(ethIPv4)), cmpNeq(reg1, be16(ethIPv6)), verdict(expr.VerdictAccept)},
+		countDrop([]expr.Any{meta(expr.MetaKeyOIFNAME, reg1)}, reg2, reasonIngress),
+	}},
 }
 
-// tagChain is the chain of the port with tag: it ors the tag into the high
-// half of the mark (mask and xor: (mark & 0xffff) ^ tag<<16).
+// setMark sets the packet mark to v.
+func setMark(v uint32) []expr.Any {
+	return []expr.Any{&expr.Immediate{Register: reg1, Data: u32(v)}, &expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1}}
+}
+
+// markAnd compares mark & mask with 0 by op (CmpOpEq: none of mask's
+// bits set, CmpOpNeq: some).
+func markAnd(mask uint32, op expr.CmpOp) []expr.Any {
+	return []expr.Any{
+		meta(expr.MetaKeyMARK, reg1),
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		&expr.Cmp{Op: op, Register: reg1, Data: u32(0)},
+	}
+}
+
+func cmpNeq(reg uint32, data []byte) *expr.Cmp {
+	return &expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: data}
+}
+
+// tagChain is the chain of the port with tag: it puts the tag in the
+// input port's bits of the mark (mask and xor: (mark & ^maskIn) ^ tag<<16).
 func tagChain(tag uint16) nfsock.ChainDef {
 	return nfsock.ChainDef{Name: tagChainName(tag), Rules: [][]expr.Any{{
 		meta(expr.MetaKeyMARK, reg1),
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(uint32(tag) << 16)},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(^uint32(maskIn)), Xor: u32(uint32(tag) << 16)},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
 	}}}
 }
@@ -290,7 +355,7 @@ func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
 				verdict(expr.VerdictReturn),
 			})
 		}
-		notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), &expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: []byte{fam.icmp}}}
+		notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), cmpNeq(reg1, []byte{fam.icmp})}
 		out = append(out,
 			all(nfproto(fam.proto), notICMP, key(2)),
 			all(nfproto(fam.proto), l4(fam.icmp), key(0)),
@@ -334,33 +399,116 @@ func always(dhcpSport, dhcpDport uint16) [][]expr.Any {
 	}
 }
 
+// ctState matches the packet's conntrack state against any of bits.
+func ctState(bits uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(bits), Xor: u32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
+	}
+}
+
+const ctSeen = expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED | expr.CtStateBitUNTRACKED
+
+// Link kinds (meta iifkind/oifkind, which google/nftables does not name):
+// a packet that comes from or goes to a bridge device itself, rather than
+// one of its ports.
+const (
+	metaIIFKIND expr.MetaKey = 26 // NFT_META_IIFKIND
+	metaOIFKIND expr.MetaKey = 27 // NFT_META_OIFKIND
+)
+
+// isBridge matches a packet whose input (key metaIIFKIND) or output
+// (metaOIFKIND) device is a bridge. A device without a kind (a physical
+// NIC) matches neither this nor anything else: rules use it positively.
+func isBridge(key expr.MetaKey) []expr.Any {
+	return []expr.Any{meta(key, reg1), cmpEq(reg1, []byte("bridge\x00"))}
+}
+
+// Goto another chain of the table.
+func goTo(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain} }
+
+// destLookup sets the mark to the tag of the port that the host routes
+// the packet's IPv4 destination to, through its output bridge, from map
+// set (no match: the mark stays).
+func destLookup(set string) []expr.Any {
+	return all(nfproto(unix.NFPROTO_IPV4), []expr.Any{
+		meta(expr.MetaKeyOIFNAME, reg1), payload(expr.PayloadBaseNetworkHeader, 16, 4, reg2),
+		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: set},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+	})
+}
+
+// The inet table checks each new connection against the rules of the
+// ports it leaves and enters. Bridged between two ports, br_netfilter
+// hands it to forward with both ports' tags in the mark. Between a port
+// and the host's own stack (a host-gateway network, whose gateway address
+// is on the bridge), it meets forward, input or output with only what the
+// bridge knew before: the input port's tag (bridge input chain); the port
+// it goes to is found from its destination (dest4), and the bridge output
+// chain lets it reach that port only once admitted here.
 var inetChains = []nfsock.ChainDef{
 	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
-		{&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
-				Mask: u32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED | expr.CtStateBitUNTRACKED), Xor: u32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
-			verdict(expr.VerdictAccept)},
+		all(isBridge(metaIIFKIND), markAnd(markRouted, expr.CmpOpEq), []expr.Any{goTo("bridged")}),
+		all(isBridge(metaIIFKIND), []expr.Any{goTo("routed")}),
+		// From elsewhere (the uplink) into a bridge: whatever mark the
+		// packet has is not the firewall's.
+		all(isBridge(metaOIFKIND), setMark(0), []expr.Any{goTo("routed")}),
+	}},
+	{Name: "bridged", Rules: [][]expr.Any{
+		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0)), verdict(expr.VerdictAccept)},
-		{&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(expr.CtStateBitINVALID), Xor: u32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
-			jump("invalid")},
-		{meta(expr.MetaKeyMARK, reg1),
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskIn), Xor: u32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("egress")},
-		{meta(expr.MetaKeyMARK, reg1),
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)}, jump("ingress")},
+		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
+		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("egress")}),
+		all(markAnd(maskOut, expr.CmpOpNeq), []expr.Any{jump("ingress")}),
+	}},
+	// routed: forwarded by the host, from a port (markRouted, its tag in
+	// the mark), into a bridge, or both.
+	{Name: "routed", Rules: [][]expr.Any{
+		all(ctState(ctSeen), []expr.Any{goTo("routed_seen")}),
+		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("from_port")}),
+		all(isBridge(metaOIFKIND), []expr.Any{goTo("to_bridge")}),
+		setMark(0), // leaving the bridges: the firewall's mark stays behind
+	}},
+	{Name: "routed_seen", Rules: [][]expr.Any{
+		all(isBridge(metaOIFKIND), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
+		setMark(0),
+	}},
+	// to_bridge: a new connection the host sends into a bridge meets the
+	// ingress rules of the port holding its destination, if a secured
+	// one does; the bridge output chain drops it at any other secured
+	// port.
+	{Name: "to_bridge", Rules: [][]expr.Any{
+		setMark(0),
+		destLookup(setDest4),
+		all([]expr.Any{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0))}, destLookup(setDest4Net)),
+		{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0)), verdict(expr.VerdictAccept)},
+		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
+		{jump("ingress")},
+		setMark(markAdmitted),
+	}},
+	// from_port: a new connection from a port to the host's stack meets
+	// the port's egress rules.
+	{Name: "from_port", Rules: [][]expr.Any{
+		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
+		{jump("egress")},
+	}},
+	{Name: "input", Hook: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
+		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
+		all(isBridge(metaIIFKIND), markAnd(maskIn, expr.CmpOpNeq), []expr.Any{goTo("from_port")}),
+	}},
+	{Name: "output", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
+		all(isBridge(metaOIFKIND), ctState(ctSeen), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
+		// The bridge's own IGMP reports (it joins multicast groups,
+		// with or without an address) pass like its MLD ones, which
+		// conntrack leaves untracked.
+		all(isBridge(metaOIFKIND), l4(unix.IPPROTO_IGMP), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
+		all(isBridge(metaOIFKIND), []expr.Any{goTo("to_bridge")}),
 	}},
 	// invalid: counted against the destination port if it is secured,
 	// else the source port (the mark is not 0 here).
 	{Name: "invalid", Rules: [][]expr.Any{
-		all([]expr.Any{
-			meta(expr.MetaKeyMARK, reg1),
-			&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(maskOut), Xor: u32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: u32(0)},
-		}, inetDrop(maskOut, reasonInvalid)),
+		all(markAnd(maskOut, expr.CmpOpNeq), inetDrop(maskOut, reasonInvalid)),
 		inetDrop(maskIn, reasonInvalid),
 	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)

@@ -17,6 +17,14 @@
 //     remote address range) — the union of the port's rules cut into
 //     disjoint pieces, since the kernel refuses overlapping elements.
 //
+// Where the host's own stack is a party (a bridge carrying the host's
+// address, as on host-gateway networks), the bridge table tags what goes
+// up from a port to the host, the inet table finds the port that a packet
+// routed or sent into a bridge is for from its destination address
+// (Port.Routed), and the bridge table lets such a packet reach a secured
+// port only once the inet table admitted it: the same rules hold for
+// routed traffic as for bridged.
+//
 // Every lookup is a hash or set lookup: the cost of a packet does not grow
 // with the number of ports or rules. Changes are sent as set elements in
 // one atomic batch; removing rules also deletes the conntrack entries of
@@ -68,6 +76,15 @@ type Port struct {
 	// MACs other than MAC it may send from (allowed address pairs).
 	MACs  []net.HardwareAddr
 	Rules []Rule
+	// Routed are the IPv4 destinations the host's own stack sends to
+	// this port through Bridge, the bridge it is plugged into, when the
+	// host routes for the port's network (its gateway address is on the
+	// bridge): a new connection the host sends into Bridge towards one
+	// of them meets this port's ingress rules. Single addresses are /32s.
+	// Ports of one bridge hold distinct single addresses and disjoint
+	// ranges; a single address wins over a range holding it.
+	Bridge string
+	Routed []netip.Prefix
 }
 
 // Spec is every secured port of the namespace. Ports not in it (routers'
@@ -79,7 +96,11 @@ type Spec struct {
 // Validate checks what the kernel would otherwise refuse halfway through
 // a batch.
 func (s Spec) Validate() error {
+	if len(s.Ports) > maxTag {
+		return fmt.Errorf("%d ports: at most %d can be secured", len(s.Ports), maxTag)
+	}
 	seen := map[string]bool{}
+	routed := map[string][]netip.Prefix{} // bridge → what its ports hold
 	for _, p := range s.Ports {
 		if p.Interface == "" || len(p.Interface) > 15 {
 			return fmt.Errorf("port interface %q: want 1 to 15 bytes", p.Interface)
@@ -99,6 +120,20 @@ func (s Spec) Validate() error {
 				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
 			}
 		}
+		if len(p.Routed) > 0 && (p.Bridge == "" || len(p.Bridge) > 15) {
+			return fmt.Errorf("port %s: bridge %q: want 1 to 15 bytes", p.Interface, p.Bridge)
+		}
+		for _, d := range p.Routed {
+			if !d.IsValid() || !d.Addr().Is4() || d != d.Masked() {
+				return fmt.Errorf("port %s: routed destination %v is not an IPv4 prefix", p.Interface, d)
+			}
+			for _, other := range routed[p.Bridge] {
+				if d.IsSingleIP() == other.IsSingleIP() && d.Overlaps(other) {
+					return fmt.Errorf("port %s: routed destination %v overlaps %v of another port on bridge %s", p.Interface, d, other, p.Bridge)
+				}
+			}
+		}
+		routed[p.Bridge] = append(routed[p.Bridge], p.Routed...)
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	old := f.current
 	f.current = want
 	if len(removed) > 0 {
-		n, err := c.Forget(removedFlows(removed, old, want))
+		n, err := c.Forget(newFlowMatcher(removed, old, want))
 		res.Forgotten = n
 		if err != nil {
 			return res, fmt.Errorf("forget connections of removed rules: %w", err)
@@ -470,12 +470,12 @@ func (f *Firewall) Delete() error {
 	return nil
 }
 
-// removedFlows matches the conntrack entries of connections that removed
+// newFlowMatcher matches the conntrack entries of connections that removed
 // rule elements allowed and the port's rules allow no longer. (Elements
 // are pieces of the union of a port's rules: a change elsewhere in the
 // union may remove an element and add another that still allows the
 // connection.)
-func removedFlows(removedElems []nfsock.Element, old, next compiled) nfsock.FlowMatch {
+func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) nfsock.FlowMatch {
 	var removed []ruleElement
 	rules := map[uint16][]ruleElement{} // of the ports of removed, as they are now
 	for _, e := range removedElems {
@@ -500,9 +500,13 @@ func removedFlows(removedElems []nfsock.Element, old, next compiled) nfsock.Flow
 		}
 		rules[r.tag] = now
 	}
+	// The rules judged the connection's first packet as the forward hook
+	// sees it: after its destination was translated (a published port),
+	// before its source was (masquerade): from the original source to the
+	// reply's source and port.
 	return func(fl nfsock.Flow) bool {
-		src, dst := fl.Orig.Src, fl.Orig.Dst
-		proto, port := fl.Proto, fl.Orig.DstPort
+		src, dst := fl.Orig.Src, fl.Reply.Src
+		proto, port := fl.Proto, fl.Reply.SrcPort
 		for _, r := range removed {
 			own, peer := dst, src
 			if r.dir == Egress {

@@ -59,6 +59,35 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
+// SpecialRange is an IPv4 range of special use (RFC 6890) that a subnet's
+// hosts cannot simply have addresses in.
+type SpecialRange struct {
+	Prefix netip.Prefix
+	Name   string
+}
+
+// Special-use IPv4 ranges.
+var (
+	ThisNetwork = SpecialRange{netip.MustParsePrefix("0.0.0.0/8"), `"this network"`}
+	Loopback    = SpecialRange{netip.MustParsePrefix("127.0.0.0/8"), "loopback"}
+	LinkLocal   = SpecialRange{netip.MustParsePrefix("169.254.0.0/16"), "link-local"}
+	Multicast   = SpecialRange{netip.MustParsePrefix("224.0.0.0/4"), "multicast"}
+	// Reserved holds the limited broadcast address, 255.255.255.255.
+	Reserved = SpecialRange{netip.MustParsePrefix("240.0.0.0/4"), "reserved"}
+)
+
+// Special returns the special-use ranges p shares addresses with, in
+// address order.
+func Special(p netip.Prefix) []SpecialRange {
+	var out []SpecialRange
+	for _, r := range []SpecialRange{ThisNetwork, Loopback, LinkLocal, Multicast, Reserved} {
+		if r.Prefix.Overlaps(p) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // DefaultGateway is Neutron's default gateway: the first host address.
 func DefaultGateway(p netip.Prefix) (netip.Addr, bool) {
 	r, ok := Usable(p)

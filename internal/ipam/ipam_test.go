@@ -66,3 +66,28 @@ func TestNewMACIsLocalUnicastUnderPrefix(t *testing.T) {
 		seen[mac] = true
 	}
 }
+
+func TestSpecial(t *testing.T) {
+	cases := []struct {
+		cidr string
+		want []SpecialRange
+	}{
+		{"10.0.0.0/8", nil},
+		{"100.64.0.0/10", nil},
+		{"223.255.255.0/24", nil},
+		{"0.0.0.0/24", []SpecialRange{ThisNetwork}},
+		{"127.0.0.0/24", []SpecialRange{Loopback}},
+		{"169.254.169.0/24", []SpecialRange{LinkLocal}},
+		{"169.0.0.0/8", []SpecialRange{LinkLocal}},
+		{"224.0.0.0/24", []SpecialRange{Multicast}},
+		{"239.255.0.0/16", []SpecialRange{Multicast}},
+		{"255.255.255.0/24", []SpecialRange{Reserved}},
+		{"0.0.0.0/1", []SpecialRange{ThisNetwork, Loopback}},
+		{"128.0.0.0/1", []SpecialRange{LinkLocal, Multicast, Reserved}},
+	}
+	for _, tc := range cases {
+		if got := Special(netip.MustParsePrefix(tc.cidr)); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("Special(%s) = %v, want %v", tc.cidr, got, tc.want)
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package lab holds what nsnet's benchmarks and end-to-end tests share:
-// building and running the nsnet daemon they measure, finding and naming
-// the namespaces they make, and summarising their rounds. It measures
-// nothing itself, and is never part of the product.
+// building and running the nsnet daemon they measure, finding, naming and
+// removing the namespaces they make, running a benchmark so that it always
+// tears down, and summarising their rounds. It measures nothing itself,
+// and is never part of the product.
 package lab
 
 import (
@@ -10,12 +11,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/client"
@@ -40,6 +44,39 @@ func Namespaces(prefix string) []string {
 		}
 	}
 	return found
+}
+
+// RemoveNamespaces deletes every named namespace whose name starts with
+// prefix, with its /etc/netns files, and returns the names it found: a
+// benchmark's last resort when what it built could not be deleted the way
+// it was made (its daemon died, a step failed half-way).
+func RemoveNamespaces(prefix string) []string {
+	found := Namespaces(prefix)
+	for _, name := range found {
+		netns.Delete(name)
+	}
+	for _, name := range EtcEntries(prefix) {
+		netns.RemoveEtc(name)
+	}
+	return found
+}
+
+// Main runs a benchmark and exits 1 when it fails. run's context ends at
+// the first SIGINT or SIGTERM (a second one kills at once), and run must
+// remove what it made before it returns, whatever happened: a log.Fatal
+// inside it would skip the deferred teardown and leave namespaces behind.
+func Main(run func(context.Context) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	err := run(ctx)
+	stop()
+	if err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
 }
 
 // EtcEntries lists the entries of /etc/netns (the files `ip netns exec`
@@ -89,6 +126,9 @@ func StartDaemon(bin, dir, prefix string) (*Daemon, error) {
 	d.cmd = exec.Command(bin, "daemon", "--state-dir", filepath.Join(dir, prefix+"state"), "--socket", d.Socket,
 		"--host-netns", prefix+"host", "--netns-prefix", prefix, "--log-level", "warn")
 	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	// A process group of its own: a Ctrl-C at the terminal goes to the
+	// benchmark alone, which still needs the daemon for its teardown.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start daemon: %w", err)
 	}

@@ -22,7 +22,7 @@ const Port = 53
 // forwardTimeout bounds one forwarded query, all upstreams together.
 const forwardTimeout = 4 * time.Second
 
-// Server answers DNS on UDP and TCP port 53 of a set of addresses in one
+// Server answers DNS on UDP and TCP port 53 of one address in one
 // namespace. Before SetZone it refuses everything.
 type Server struct {
 	servers   []*dns.Server
@@ -31,25 +31,23 @@ type Server struct {
 	log       *slog.Logger
 }
 
-// Listen opens the server's sockets on each of addrs inside ns and starts
-// serving. upstreams (address:port) get the questions that are not the
-// zone's; with none, such questions are REFUSED.
-func Listen(ns vnetns.NsHandle, addrs []netip.Addr, upstreams []string, log *slog.Logger) (*Server, error) {
+// Listen opens the server's sockets on addr inside ns and starts serving.
+// upstreams (address:port) get the questions that are not the zone's; with
+// none, such questions are REFUSED.
+func Listen(ns vnetns.NsHandle, addr netip.Addr, upstreams []string, log *slog.Logger) (*Server, error) {
 	s := &Server{upstreams: upstreams, log: log}
 	err := netns.Do(ns, func() error {
-		for _, a := range addrs {
-			ap := netip.AddrPortFrom(a, Port).String()
-			pc, err := net.ListenPacket("udp", ap)
-			if err != nil {
-				return err
-			}
-			s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s})
-			ln, err := net.Listen("tcp", ap)
-			if err != nil {
-				return err
-			}
-			s.servers = append(s.servers, &dns.Server{Listener: ln, Handler: s})
+		ap := netip.AddrPortFrom(addr, Port).String()
+		pc, err := net.ListenPacket("udp", ap)
+		if err != nil {
+			return err
 		}
+		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s})
+		ln, err := net.Listen("tcp", ap)
+		if err != nil {
+			return err
+		}
+		s.servers = append(s.servers, &dns.Server{Listener: ln, Handler: s})
 		return nil
 	})
 	if err != nil {

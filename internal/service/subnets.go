@@ -221,6 +221,9 @@ func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 	if prefix.Bits() == 0 {
 		return badValue("cidr", fmt.Sprintf("'%s' would cover every address; use a specific prefix", sn.CIDR))
 	}
+	if err := checkSpecialUse(sn); err != nil {
+		return err
+	}
 	for _, o := range siblings {
 		if o.ID != sn.ID && netip.MustParsePrefix(o.CIDR).Overlaps(prefix) {
 			return invalidInput("Requested subnet with cidr: %s for network: %s overlaps with another subnet", sn.CIDR, sn.NetworkID)
@@ -248,6 +251,28 @@ func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 		return nil
 	}
 	return checkPools(sn, prefix, gw)
+}
+
+// checkSpecialUse refuses a CIDR in a range whose addresses hosts cannot
+// have: multicast, loopback, "this network" and reserved addresses are
+// never a host's on the wire (the kernel drops them as martians), and a
+// link-local subnet with DHCP would share its range with the metadata
+// address nsnet serves on DHCP subnets, 169.254.169.254. Neutron refuses
+// multicast, loopback and 0.0.0.0 only with enable_dhcp; nsnet refuses
+// them always, since nothing on such a subnet could work. The gateway and
+// pools lie inside the CIDR, so they never land in these ranges either.
+func checkSpecialUse(sn *subnetInput) error {
+	for _, r := range ipam.Special(netip.MustParsePrefix(sn.CIDR)) {
+		switch {
+		case r == ipam.LinkLocal && !sn.EnableDHCP:
+		case r == ipam.LinkLocal:
+			return invalidInput("cidr %s overlaps the link-local range %s, which is not supported if enable_dhcp is True: "+
+				"nsnet serves metadata at 169.254.169.254 on DHCP subnets", sn.CIDR, r.Prefix)
+		default:
+			return invalidInput("cidr %s overlaps the %s range %s, where hosts cannot have addresses", sn.CIDR, r.Name, r.Prefix)
+		}
+	}
+	return nil
 }
 
 func checkPools(sn *subnetInput, prefix netip.Prefix, gw netip.Addr) error {

@@ -88,7 +88,10 @@ address (instance names in the network's dns_domain; other names go to
 --dns-upstream servers, or are REFUSED when there are none).
 
 Every namespace the agent creates starts with --netns-prefix, so that
-several daemons (or tests) on one machine never collide.`,
+several daemons (or tests) on one machine never collide, as long as each has
+a --host-netns of its own: one daemon programs a host namespace at a time (a
+lock under /run/nsnet/locks), and a second one refuses to start, naming the
+first one's pid, before it touches the kernel.`,
 		Example: `  sudo nsnet daemon
   sudo nsnet daemon --listen 127.0.0.1:9696 --token-file /etc/nsnet/token
   sudo nsnet daemon --listen 127.0.0.1:9696 --tokens /etc/nsnet/tokens.yaml --default-quota network=10,port=50

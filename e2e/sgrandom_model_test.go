@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"net/netip"
+	"slices"
+	"strconv"
+)
+
+// The reference model of TestSecurityGroupsRandomized: what Neutron's
+// documented semantics say a probe between two instances does, computed
+// from the API's view of ports, rules, subnets and routers alone. It shares
+// no code with internal/firewall or the agent on purpose: it is the
+// second opinion the firewall is checked against.
+
+// apiPort, apiRule and apiSubnet are the attributes of the API's ports,
+// security group rules and subnets that the model reads.
+type apiPort struct {
+	ID                  string `json:"id"`
+	Name                string `json:"name"`
+	NetworkID           string `json:"network_id"`
+	DeviceID            string `json:"device_id"`
+	DeviceOwner         string `json:"device_owner"`
+	Status              string `json:"status"`
+	PortSecurityEnabled bool   `json:"port_security_enabled"`
+	FixedIPs            []struct {
+		SubnetID  string `json:"subnet_id"`
+		IPAddress string `json:"ip_address"`
+	} `json:"fixed_ips"`
+	SecurityGroups      []string `json:"security_groups"`
+	AllowedAddressPairs []struct {
+		IPAddress  string `json:"ip_address"`
+		MACAddress string `json:"mac_address"`
+	} `json:"allowed_address_pairs"`
+}
+
+type apiRule struct {
+	ID              string  `json:"id"`
+	SecurityGroupID string  `json:"security_group_id"`
+	Direction       string  `json:"direction"`
+	EtherType       string  `json:"ethertype"`
+	Protocol        *string `json:"protocol"`
+	PortRangeMin    *int    `json:"port_range_min"`
+	PortRangeMax    *int    `json:"port_range_max"`
+	RemoteIPPrefix  *string `json:"remote_ip_prefix"`
+	RemoteGroupID   *string `json:"remote_group_id"`
+}
+
+type apiSubnet struct {
+	ID        string `json:"id"`
+	NetworkID string `json:"network_id"`
+	CIDR      string `json:"cidr"`
+}
+
+// probeService is what one probe sends: TCP or UDP to a port, or an ICMP
+// message of a type and code.
+type probeService struct {
+	name       string
+	proto      int // IP protocol number
+	port       int // TCP and UDP
+	icmpType   int
+	icmpCode   int
+	icmpExpect int // the reply's type
+}
+
+// sgModel is one snapshot of the API.
+type sgModel struct {
+	ports   []apiPort
+	rules   []apiRule
+	subnets []apiSubnet
+}
+
+func (m *sgModel) address(p *apiPort) netip.Addr {
+	return netip.MustParseAddr(p.FixedIPs[0].IPAddress)
+}
+
+func (m *sgModel) subnetOf(p *apiPort) *apiSubnet {
+	for i := range m.subnets {
+		if m.subnets[i].ID == p.FixedIPs[0].SubnetID {
+			return &m.subnets[i]
+		}
+	}
+	return nil
+}
+
+// answerer is the instance port that receives what src sends to addr: the
+// port with that fixed IP on src's own network when addr is in src's
+// subnet (instances on another network with the same CIDR are out of
+// reach), else on a subnet that a router joins to src's. Allowed address
+// pairs only permit sending from an address; no instance holds one.
+func (m *sgModel) answerer(src *apiPort, addr netip.Addr) *apiPort {
+	own := m.subnetOf(src)
+	var via []string // subnets reachable from src's
+	if netip.MustParsePrefix(own.CIDR).Contains(addr) {
+		via = []string{own.ID}
+	} else {
+		for _, r := range m.routersOf(own.ID) {
+			via = append(via, m.routerSubnets(r)...)
+		}
+	}
+	for i := range m.ports {
+		p := &m.ports[i]
+		if p.DeviceOwner == "compute:nsnet" && slices.Contains(via, p.FixedIPs[0].SubnetID) && m.address(p) == addr {
+			return p
+		}
+	}
+	return nil
+}
+
+func (m *sgModel) routersOf(subnet string) []string {
+	var out []string
+	for _, p := range m.ports {
+		if p.DeviceOwner == "network:router_interface" && p.FixedIPs[0].SubnetID == subnet {
+			out = append(out, p.DeviceID)
+		}
+	}
+	return out
+}
+
+func (m *sgModel) routerSubnets(router string) []string {
+	var out []string
+	for _, p := range m.ports {
+		if p.DeviceOwner == "network:router_interface" && p.DeviceID == router {
+			out = append(out, p.FixedIPs[0].SubnetID)
+		}
+	}
+	return out
+}
+
+// allows reports whether a new connection of svc from src to dst gets
+// through: src's egress rules admit it to dst's address and dst's ingress
+// rules admit it from src's. Groups are stateful, so the answer passes.
+func (m *sgModel) allows(src, dst *apiPort, svc probeService) bool {
+	return m.admits(src, "egress", svc, m.address(dst)) && m.admits(dst, "ingress", svc, m.address(src))
+}
+
+// admits: a port without port security filters nothing; one with it
+// passes what at least one rule of its groups matches, nothing else.
+func (m *sgModel) admits(p *apiPort, direction string, svc probeService, peer netip.Addr) bool {
+	if !p.PortSecurityEnabled {
+		return true
+	}
+	for _, r := range m.rules {
+		if r.Direction == direction && slices.Contains(p.SecurityGroups, r.SecurityGroupID) && m.matches(r, svc, peer) {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *sgModel) matches(r apiRule, svc probeService, peer netip.Addr) bool {
+	if r.EtherType != "IPv4" {
+		return false
+	}
+	if r.Protocol != nil && protocolNumber(*r.Protocol) != svc.proto {
+		return false
+	}
+	if r.PortRangeMin != nil {
+		if svc.proto == 1 {
+			// ICMP: min is the type, max (if any) the code.
+			if *r.PortRangeMin != svc.icmpType || r.PortRangeMax != nil && *r.PortRangeMax != svc.icmpCode {
+				return false
+			}
+		} else if svc.port < *r.PortRangeMin || svc.port > *r.PortRangeMax {
+			return false
+		}
+	}
+	switch {
+	case r.RemoteGroupID != nil:
+		return m.member(*r.RemoteGroupID, peer)
+	case r.RemoteIPPrefix != nil:
+		return parsePrefix(*r.RemoteIPPrefix).Contains(peer)
+	}
+	return true
+}
+
+// member reports whether addr is an address of group's members: their
+// fixed IPs and their allowed address pairs, addresses or CIDRs alike
+// (Neutron's _select_ips_for_remote_group).
+func (m *sgModel) member(group string, addr netip.Addr) bool {
+	for _, p := range m.ports {
+		if !slices.Contains(p.SecurityGroups, group) {
+			continue
+		}
+		for _, ip := range p.FixedIPs {
+			if netip.MustParseAddr(ip.IPAddress) == addr {
+				return true
+			}
+		}
+		for _, pair := range p.AllowedAddressPairs {
+			if parsePrefix(pair.IPAddress).Contains(addr) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parsePrefix reads an address or a CIDR (a host route when an address).
+func parsePrefix(s string) netip.Prefix {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked()
+	}
+	a := netip.MustParseAddr(s)
+	return netip.PrefixFrom(a, a.BitLen())
+}
+
+// protocolNumber is the IP protocol a rule names, by name or number; -1
+// for the names the probes never send.
+func protocolNumber(p string) int {
+	switch p {
+	case "tcp":
+		return 6
+	case "udp":
+		return 17
+	case "icmp":
+		return 1
+	}
+	if n, err := strconv.Atoi(p); err == nil {
+		return n
+	}
+	return -1
+}

@@ -1,0 +1,49 @@
+package firewall
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/nftables"
+	vnl "github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TestFlowMatcherTranslated: removing a rule forgets the connections it
+// admitted as the forward hook judged them, after the destination was
+// translated — a published port's connections too — and before the
+// source was.
+func TestFlowMatcherTranslated(t *testing.T) {
+	mac, _ := net.ParseMAC("fa:16:3e:00:00:02")
+	web := netip.MustParseAddr("10.9.0.2")
+	http := Rule{Direction: Ingress, ProtoMin: unix.IPPROTO_TCP, ProtoMax: unix.IPPROTO_TCP, PortMin: 80, PortMax: 80, Remote: netip.MustParsePrefix("192.0.2.0/24")}
+	c := compile(Spec{Ports: []Port{{Interface: "tapweb", MAC: mac, Addresses: []netip.Addr{web}, Rules: []Rule{http}}}}, compiled{})
+	// The rule is removed: the port's rules allow nothing now.
+	removed := c.ports[c.tags["tapweb"]].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet4(c.tags["tapweb"])}]
+	if len(removed) != 1 {
+		t.Fatalf("want the rule's one element, got %d", len(removed))
+	}
+	next := compile(Spec{Ports: []Port{{Interface: "tapweb", MAC: mac, Addresses: []netip.Addr{web}}}}, c)
+	m := newFlowMatcher(removed, c, next)
+	flow := func(src, dst, replySrc string, dport, replySport uint16) *vnl.ConntrackFlow {
+		return &vnl.ConntrackFlow{
+			Forward: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst), SrcPort: 40000, DstPort: dport},
+			Reverse: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(replySrc), DstIP: net.ParseIP(src), SrcPort: replySport, DstPort: 40000},
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		flow *vnl.ConntrackFlow
+		want bool
+	}{
+		{"to web:80", flow("192.0.2.1", "10.9.0.2", "10.9.0.2", 80, 80), true},
+		{"to the host's 8080, published as web:80", flow("192.0.2.1", "198.51.100.32", "10.9.0.2", 8080, 80), true},
+		{"to web:8080", flow("192.0.2.1", "10.9.0.2", "10.9.0.2", 8080, 8080), false},
+		{"from outside the rule's range", flow("198.51.100.7", "10.9.0.2", "10.9.0.2", 80, 80), false},
+	} {
+		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
+			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
