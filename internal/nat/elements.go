@@ -17,6 +17,7 @@ type elements map[string]nfsock.Element
 
 func (es elements) add(e nfsock.Element) { es[string(e.Key)] = e }
 
+// byKey indexes the elements of a set, as the kernel lists them, by key.
 func byKey(list []nfsock.Element) elements {
 	es := make(elements, len(list))
 	for _, e := range list {

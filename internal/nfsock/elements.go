@@ -30,8 +30,8 @@ func (e Element) Equal(o Element) bool {
 		e.Chain == o.Chain && e.GoTo == o.GoTo
 }
 
-// NFT is e as google/nftables sends it.
-func (e Element) NFT() nftables.SetElement {
+// nft is e as google/nftables sends it.
+func (e Element) nft() nftables.SetElement {
 	el := nftables.SetElement{Key: e.Key, KeyEnd: e.KeyEnd, Val: e.Val}
 	if e.Chain != "" {
 		el.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.Chain}
@@ -119,7 +119,7 @@ func (c *Conn) DeleteElements(s *nftables.Set, els []Element) error {
 func nftElements(els []Element) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(els))
 	for i, e := range els {
-		out[i] = e.NFT()
+		out[i] = e.nft()
 	}
 	return out
 }

@@ -87,20 +87,20 @@ func Ours(netns uint64, portID uint32) bool {
 	return ok
 }
 
-// BatchBuffer bounds one batch. The first Apply of a router with ten
+// batchBuffer bounds one batch. The first Apply of a router with ten
 // thousand floating IPs, or of a thousand ports with twenty rules each,
 // sends megabytes in one sendmsg, and a netlink socket refuses a message
 // larger than its send buffer, whose default is 208 KiB. It is a limit,
 // not an allocation.
-const BatchBuffer = 64 << 20
+const batchBuffer = 64 << 20
 
 // Dial opens a Conn in the named namespace ("" is the process's own),
-// with buffers of BatchBuffer.
+// with buffers of batchBuffer.
 func Dial(namespace string) (*Conn, error) {
 	var c *Conn
 	err := netns.DoNamed(namespace, func() error {
 		var err error
-		c, err = Open(BatchBuffer, BatchBuffer)
+		c, err = Open(batchBuffer, batchBuffer)
 		return err
 	})
 	if err != nil {
