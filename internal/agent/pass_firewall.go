@@ -141,7 +141,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		r := &snap.rules[i]
 		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
 	}
-	members := map[string][]netip.Addr{} // group → addresses of its ports
+	members := map[string][]netip.Prefix{} // group → what its ports may send from
 	for i := range snap.ports {
 		port := &snap.ports[i]
 		if !port.PortSecurityEnabled {
@@ -244,37 +244,50 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 			continue
 		}
 		for _, pair := range byTap[fp.Interface].AllowedAddressPairs {
-			if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
-				claim(fp, netip.PrefixFrom(a, a.BitLen()))
-			} else if p, err := netip.ParsePrefix(pair.IPAddress); err == nil {
-				claim(fp, p.Masked())
+			if p, ok := pairPrefix(pair); ok {
+				claim(fp, p)
 			}
 		}
 	}
 }
 
-// portAddresses are the addresses a port may send from: what its members
-// are, for rules naming its groups as remote groups (Neutron's ipsets hold
-// allowed address pairs too).
-func portAddresses(p *model.Port) []netip.Addr {
-	var out []netip.Addr
+// portAddresses are the addresses a port may send from — its fixed IPs
+// and its allowed address pairs, CIDRs included — which is what it stands
+// for as a member of the groups that rules name as remote groups. So does
+// Neutron (_select_ips_for_remote_group, whose ipsets are hash:net): a
+// member's pair 0.0.0.0/0 opens every rule naming its group to everyone
+// (Launchpad bug 1867119, kept as designed).
+func portAddresses(p *model.Port) []netip.Prefix {
+	var out []netip.Prefix
 	for _, ip := range p.FixedIPs {
 		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-			out = append(out, a)
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
 	for _, pair := range p.AllowedAddressPairs {
-		if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
-			out = append(out, a)
+		if pr, ok := pairPrefix(pair); ok {
+			out = append(out, pr)
 		}
 	}
 	return out
 }
 
+// pairPrefix is an allowed address pair's ip_address, an address or a
+// CIDR, as a prefix (an address as a host prefix).
+func pairPrefix(pair model.AddressPair) (netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	if p, err := netip.ParsePrefix(pair.IPAddress); err == nil {
+		return p.Masked(), true
+	}
+	return netip.Prefix{}, false
+}
+
 // compileRule turns one security group rule into firewall rules: one per
-// remote address for a remote group (none when the group has no members
-// of the rule's ethertype: it then allows nothing).
-func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Addr) []firewall.Rule {
+// member address or range for a remote group (none when the group has no
+// members of the rule's ethertype: it then allows nothing).
+func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Prefix) []firewall.Rule {
 	v6 := r.EtherType == model.EtherTypeIPv6
 	base := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
 	if r.Direction == model.DirectionEgress {
@@ -299,8 +312,8 @@ func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Addr) []
 	switch {
 	case r.RemoteGroupID != nil:
 		for _, a := range members[*r.RemoteGroupID] {
-			if a.Is6() == v6 {
-				remotes = append(remotes, netip.PrefixFrom(a, a.BitLen()))
+			if a.Addr().Is6() == v6 {
+				remotes = append(remotes, a)
 			}
 		}
 	case r.NormalizedCIDR != nil:
