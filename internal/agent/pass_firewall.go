@@ -163,7 +163,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		if err != nil {
 			continue // validated by the service
 		}
-		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac}
+		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac, Bridge: d.ports[port.ID].Veth.Bridge}
 		for _, ip := range port.FixedIPs {
 			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
 				fp.Addresses = append(fp.Addresses, a)
@@ -190,6 +190,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 	}
 	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int { return strings.Compare(a.Interface, b.Interface) })
 	addRouted(spec.Ports, secured, d)
+	// Every bridge the host does not route for gets a conntrack zone, not
+	// only those with secured ports: a network without any still must
+	// not share connections with one that has some and the same CIDR.
+	for _, n := range d.networks {
+		if !n.HostGateway {
+			spec.Zoned = append(spec.Zoned, n.Bridge.Name)
+		}
+	}
+	slices.Sort(spec.Zoned)
 	return spec, ports
 }
 
@@ -209,12 +218,8 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	taken := map[bridgeAddr]bool{}
 	ranges := map[string][]netip.Prefix{} // by bridge
-	bridgeOf := func(p *model.Port) string {
-		ps, plugged := d.ports[p.ID]
-		if !plugged || !d.networks[ps.NetworkID].HostGateway {
-			return ""
-		}
-		return ps.Veth.Bridge
+	hostRouted := func(fp *firewall.Port) bool {
+		return d.networks[d.ports[byTap[fp.Interface].ID].NetworkID].HostGateway
 	}
 	claim := func(fp *firewall.Port, p netip.Prefix) {
 		switch {
@@ -229,7 +234,7 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	for i := range fps {
 		fp := &fps[i]
-		if fp.Bridge = bridgeOf(byTap[fp.Interface]); fp.Bridge == "" {
+		if !hostRouted(fp) {
 			continue
 		}
 		for _, ip := range byTap[fp.Interface].FixedIPs {
@@ -240,7 +245,7 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	for i := range fps {
 		fp := &fps[i]
-		if fp.Bridge == "" {
+		if !hostRouted(fp) {
 			continue
 		}
 		for _, pair := range byTap[fp.Interface].AllowedAddressPairs {

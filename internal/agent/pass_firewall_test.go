@@ -109,6 +109,8 @@ func TestFirewallSpec(t *testing.T) {
 // destination: fixed IPs first, then allowed address pairs in interface
 // order, a range overlapping an earlier port's range left out; IPv6
 // (the host routes IPv4 only) and ports of other networks have none.
+// Every port names its bridge; the bridges the host does not route for,
+// whether they have secured ports or not, get conntrack zones.
 func TestFirewallSpecRouted(t *testing.T) {
 	pairs := func(addrs ...string) []model.AddressPair {
 		var out []model.AddressPair
@@ -132,7 +134,11 @@ func TestFirewallSpecRouted(t *testing.T) {
 		{ID: "p-c", MACAddress: "fa:16:3e:00:00:03", PortSecurityEnabled: true, FixedIPs: fixed("10.5.0.10")},
 	}}
 	d := &desired{
-		networks: map[string]networkSpec{"n-hg": {HostGateway: true}, "n-plain": {}},
+		networks: map[string]networkSpec{
+			"n-hg":    {HostGateway: true, Bridge: dataplane.BridgeSpec{Name: "nsb-hg"}},
+			"n-plain": {Bridge: dataplane.BridgeSpec{Name: "nsb-plain"}},
+			"n-empty": {Bridge: dataplane.BridgeSpec{Name: "nsb-empty"}},
+		},
 		ports: map[string]portSpec{
 			"p-a": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
 			"p-b": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
@@ -149,7 +155,7 @@ func TestFirewallSpecRouted(t *testing.T) {
 	}{
 		"p-a": {"nsb-hg", []string{"10.0.0.10/32", "10.0.0.100/32", "10.0.0.0/28"}},
 		"p-b": {"nsb-hg", []string{"10.0.0.11/32", "10.1.0.0/24", "10.2.0.1/32"}},
-		"p-c": {"", nil},
+		"p-c": {"nsb-plain", nil},
 	}
 	for _, p := range spec.Ports {
 		for id, w := range want {
@@ -164,5 +170,8 @@ func TestFirewallSpecRouted(t *testing.T) {
 				t.Errorf("%s: bridge %q routed %v, want %q %v", id, p.Bridge, routed, w.bridge, w.routed)
 			}
 		}
+	}
+	if want := []string{"nsb-empty", "nsb-plain"}; !reflect.DeepEqual(spec.Zoned, want) {
+		t.Errorf("zoned bridges %v, want %v", spec.Zoned, want)
 	}
 }

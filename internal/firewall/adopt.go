@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
@@ -16,15 +18,16 @@ import (
 )
 
 // adopt takes over tables a previous daemon left, when they implement
-// spec exactly: ports keep the tags the kernel gave them, and nothing is
-// written, so a restart recreates no table, chain or set. ok is false when
-// the tables are missing or differ; the caller then rebuilds them.
-func (f *Firewall) adopt(spec Spec) (want compiled, ok bool) {
+// spec exactly: ports keep the tags the kernel gave them and bridges the
+// zones (kernelZones), and nothing is written, so a restart recreates no
+// table, chain or set. ok is false when the tables are missing or differ;
+// the caller then rebuilds them.
+func (f *Firewall) adopt(spec Spec, kernelZones map[string]uint16) (want compiled, ok bool) {
 	tags, err := f.kernelTags()
 	if err != nil {
 		return compiled{}, false
 	}
-	want = compile(spec, compiled{tags: tags})
+	want = compile(spec, compiled{tags: tags, zones: kernelZones})
 	if same, err := f.matches(want); err != nil || !same {
 		f.log.Debug("existing firewall tables not adopted", "err", err)
 		return compiled{}, false
@@ -57,7 +60,7 @@ const layoutMarkChain = "prerouting"
 func layoutHash() string {
 	h := sha256.New()
 	enc := json.NewEncoder(h)
-	for _, chains := range [][]chainDef{bridgeChains, inetChains, portChains(1), {tagChain(1)}} {
+	for _, chains := range [][]chainDef{bridgeChains, inetChains, portChains(1), {tagChain(1)}, {zoneChain(1)}} {
 		for _, c := range chains {
 			fmt.Fprintln(h, c.name, c.hook != nil && c.priority != nil)
 			if c.hook != nil && c.priority != nil {
@@ -119,14 +122,39 @@ func (f *Firewall) kernelTags() (map[string]uint16, error) {
 	return tags, nil
 }
 
+// kernelZones reads the zone of each bridge from the inet table.
+func (f *Firewall) kernelZones() (map[string]uint16, error) {
+	_, inet := tables()
+	set, err := f.nft.GetSetByName(inet, setZones)
+	if err != nil {
+		return nil, err
+	}
+	els, err := f.nft.GetSetElements(set)
+	if err != nil {
+		return nil, err
+	}
+	zones := map[string]uint16{}
+	seen := map[uint16]bool{}
+	for _, e := range els {
+		_, chain := decodeVerdict(e.Val)
+		rest, ok := strings.CutPrefix(chain, "zone_")
+		z, err := strconv.ParseUint(rest, 10, 16)
+		if !ok || err != nil || z == 0 || seen[uint16(z)] {
+			return nil, fmt.Errorf("zone of %q: chain %q, not a zone's or another bridge's", e.Key, chain)
+		}
+		seen[uint16(z)] = true
+		zones[string(trimIfname(e.Key))] = uint16(z)
+	}
+	return zones, nil
+}
+
 // matches compares the kernel's tables with want: chain names, the
 // layout's mark, set names, and the elements of every set but the drop
 // counters.
 func (f *Firewall) matches(want compiled) (bool, error) {
-	elems := bySet(want.ports)
-	tags := slices.Collect(maps.Keys(want.ports))
+	elems := want.elements()
 	for _, tbl := range layouts() {
-		setDefs, chainDefs := tbl.withPorts(tags)
+		setDefs, chainDefs := tbl.with(want)
 		wantChains := map[string]bool{}
 		wantSets := map[string]bool{}
 		for _, c := range chainDefs {
@@ -219,7 +247,7 @@ func listedElementKey(e nftables.SetElement, verdict bool) string {
 }
 
 func isVerdictMap(set string) bool {
-	return set == setTagIn || set == setEgressPorts || set == setIngressPorts
+	return set == setTagIn || set == setEgressPorts || set == setIngressPorts || set == setZones
 }
 
 func decodeVerdict(b []byte) (code uint32, chain string) {

@@ -40,7 +40,16 @@ const (
 	// when dest4 has no answer.
 	setDest4    = "dest4"
 	setDest4Net = "dest4_net"
+	// The conntrack zone of each bridge of Spec.Zoned: ifname : jump
+	// zone_<zone>, a chain that sets it (a map to the number itself would
+	// need a data byte order nft(8) is told only by user data, which
+	// google/nftables cannot write: `nft list` would show it byte-swapped).
+	setZones = "zones"
 )
+
+// Conntrack zones are 16 bits; zone 0, the default, is every interface's
+// but the zoned bridges'.
+const maxZone = 0xffff
 
 func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
 func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
@@ -113,6 +122,7 @@ var inetSets = []setDef{
 	{name: setIngressPorts, key: nftables.TypeMark, data: &nftables.TypeVerdict},
 	{name: setDest4, key: typeIfAddr4, data: &nftables.TypeMark},
 	{name: setDest4Net, key: typeIfAddr4, data: &nftables.TypeMark, interval: true},
+	{name: setZones, key: nftables.TypeIFName, data: &nftables.TypeVerdict},
 	{name: setDrops, key: typeTagDrop, counters: true},
 }
 
@@ -486,6 +496,16 @@ func destLookup(set string) []expr.Any {
 // it goes to is found from its destination (dest4), and the bridge output
 // chain lets it reach that port only once admitted here.
 var inetChains = []chainDef{
+	// Before conntrack (priority raw): a packet from a zoned bridge
+	// (bridged, through br_netfilter, whose iifname is the bridge) or
+	// sent by the host into one is tracked in the bridge's zone, both
+	// directions of a bridged connection alike. Any other stays in zone 0.
+	{name: "zone_in", hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityRaw, rules: [][]expr.Any{
+		{meta(expr.MetaKeyIIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
+	}},
+	{name: "zone_out", hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityRaw, rules: [][]expr.Any{
+		{meta(expr.MetaKeyOIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
+	}},
 	{name: "forward", hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter, rules: [][]expr.Any{
 		all(isBridge(metaIIFKIND), markAnd(markRouted, expr.CmpOpEq), []expr.Any{goTo("bridged")}),
 		all(isBridge(metaIIFKIND), []expr.Any{goTo("routed")}),
@@ -554,6 +574,18 @@ var inetChains = []chainDef{
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
 	{name: "ingress", rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
+
+// zoneChain is the chain of conntrack zone z, reached through the zones
+// map: it sets the zone of a packet not tracked yet (the kernel leaves a
+// tracked one's alone).
+func zoneChain(z uint16) chainDef {
+	return chainDef{name: zoneChainName(z), rules: [][]expr.Any{{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint16(z)},
+		&expr.Ct{Key: expr.CtKeyZONE, Register: reg1, SourceRegister: true},
+	}}}
+}
+
+func zoneChainName(z uint16) string { return fmt.Sprintf("zone_%d", z) }
 
 func all2(parts ...[][]expr.Any) [][]expr.Any {
 	var out [][]expr.Any

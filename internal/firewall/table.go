@@ -37,10 +37,12 @@ type Firewall struct {
 	current compiled
 }
 
-// compiled is a Spec as set elements, port by port, with the tags it used.
+// compiled is a Spec as set elements, port by port, with the tags it
+// used, and the zones of its bridges.
 type compiled struct {
 	tags  map[string]uint16        // interface → tag
 	ports map[uint16]*portElements // tag → the port's elements
+	zones map[string]uint16        // zoned bridge → conntrack zone
 }
 
 type setKey struct {
@@ -109,15 +111,18 @@ type Result struct {
 	Rebuilt        bool // both tables replaced in one batch
 	Added, Deleted int  // set elements
 	// Forgotten counts conntrack entries deleted because the rules that
-	// allowed their connections were removed.
+	// allowed their connections were removed, or their bridge's zone
+	// was.
 	Forgotten uint
 }
 
 // Apply makes the tables implement spec. The first Apply of a Firewall
 // adopts the tables a previous daemon left if they implement spec exactly,
-// and otherwise replaces both (atomically, in one batch); later ones send
-// only the elements that differ, in one batch. Removed rules take their
-// connections' conntrack entries with them.
+// and otherwise replaces both (atomically, in one batch, bridges keeping
+// the zones the kernel gave them); later ones send only the elements that
+// differ, in one batch. Removed rules take their connections' conntrack
+// entries with them, and a bridge's zone going takes its entries (a later
+// bridge may get the number).
 func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, fmt.Errorf("firewall spec: %w", err)
@@ -125,16 +130,23 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.synced {
-		if want, ok := f.adopt(spec); ok {
+		kernelZones, err := f.kernelZones()
+		if err != nil {
+			kernelZones = f.current.zones // no table (or an unreadable one)
+		}
+		if want, ok := f.adopt(spec, kernelZones); ok {
 			f.current, f.synced = want, true
 			return Result{Adopted: true}, nil
 		}
-		want := compile(spec, compiled{})
+		old := compiled{zones: kernelZones}
+		want := compile(spec, old)
 		if err := f.rebuild(want); err != nil {
 			return Result{}, f.fail(err)
 		}
 		f.current, f.synced = want, true
-		return Result{Rebuilt: true, Added: want.size()}, nil
+		res := Result{Rebuilt: true, Added: want.size()}
+		res.Forgotten, err = f.forget(newFlowMatcher(nil, old, want))
+		return res, err
 	}
 	want := compile(spec, f.current)
 	res, removed, err := f.update(want)
@@ -143,16 +155,21 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	}
 	old := f.current
 	f.current = want
-	if len(removed) > 0 {
-		m := newFlowMatcher(removed, old, want)
-		n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, m)
-		n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, m)
-		res.Forgotten = n + n6
-		if err := errors.Join(err, err6); err != nil {
-			return res, fmt.Errorf("forget connections of removed rules: %w", err)
-		}
+	res.Forgotten, err = f.forget(newFlowMatcher(removed, old, want))
+	return res, err
+}
+
+// forget deletes the conntrack entries m matches, if it can match any.
+func (f *Firewall) forget(m *flowMatcher) (uint, error) {
+	if len(m.removed) == 0 && len(m.released) == 0 {
+		return 0, nil
 	}
-	return res, nil
+	n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, m)
+	n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, m)
+	if err := errors.Join(err, err6); err != nil {
+		return n + n6, fmt.Errorf("forget connections of removed rules and zones: %w", err)
+	}
+	return n + n6, nil
 }
 
 // fail forgets what the Firewall believed about the kernel and its
@@ -206,12 +223,17 @@ func layouts() []tableLayout {
 	return []tableLayout{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}}
 }
 
-// withPorts is the table's sets and chains once the ports with tags are
-// in it: a tagging chain each in the bridge table; two chains and two rule
-// sets each in the inet table.
-func (l tableLayout) withPorts(tags []uint16) (sets []setDef, chains []chainDef) {
+// with is the table's sets and chains once c's ports and zones are in it:
+// a tagging chain per port in the bridge table; two chains and two rule
+// sets per port, and a chain per zone, in the inet table.
+func (l tableLayout) with(c compiled) (sets []setDef, chains []chainDef) {
 	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
-	for _, tag := range tags {
+	if l.t.Family == nftables.TableFamilyINet {
+		for _, z := range c.zones {
+			chains = append(chains, zoneChain(z))
+		}
+	}
+	for _, tag := range slices.Sorted(maps.Keys(c.ports)) {
 		if l.t.Family == nftables.TableFamilyBridge {
 			chains = append(chains, tagChain(tag))
 			continue
@@ -233,11 +255,10 @@ func (f *Firewall) rebuild(want compiled) error {
 			f.nft.DelTable(t)
 		}
 	}
-	elems := bySet(want.ports)
-	tags := slices.Sorted(maps.Keys(want.ports))
+	elems := want.elements()
 	for _, tbl := range layouts() {
 		f.nft.AddTable(tbl.t)
-		sets, chains := tbl.withPorts(tags)
+		sets, chains := tbl.with(want)
 		// Regular chains first: base chains and vmaps jump to them.
 		slices.SortStableFunc(chains, func(a, b chainDef) int {
 			if (a.hook == nil) == (b.hook == nil) {
@@ -335,29 +356,21 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 			keys[k] = true
 		}
 		for k := range keys {
-			was := map[string]element{}
-			for _, e := range old.elems[k] {
-				was[string(e.key)+"/"+string(e.keyEnd)] = e
-			}
-			for _, e := range next.elems[k] {
-				id := string(e.key) + "/" + string(e.keyEnd)
-				prev, ok := was[id]
-				delete(was, id)
-				if ok && sameElement(prev, e) {
-					continue
-				}
-				if ok {
-					del[k] = append(del[k], prev)
-				}
-				add[k] = append(add[k], e)
-			}
-			for _, e := range was {
-				del[k] = append(del[k], e)
-				if _, isRules := rulesSetDef(k.name); isRules {
-					removedRules = append(removedRules, e)
-				}
+			a, d := diffElements(old.elems[k], next.elems[k])
+			add[k], del[k] = append(add[k], a...), append(del[k], d...)
+			if _, isRules := rulesSetDef(k.name); isRules {
+				// Rule elements have no data: what goes, goes.
+				removedRules = append(removedRules, d...)
 			}
 		}
+	}
+	zones := setKey{inet.Family, setZones}
+	add[zones], del[zones] = diffElements(f.current.zoneElements(), want.zoneElements())
+	// A new zone's chain before the element that jumps to it; a zone
+	// gone takes its chain after its element.
+	newZones, goneZones := zoneChanges(f.current.zones, want.zones)
+	for _, z := range newZones {
+		f.addChains(inet, []chainDef{zoneChain(z)})
 	}
 	defs := map[setKey]setDef{}
 	for _, d := range bridgeSets {
@@ -406,10 +419,65 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 			return res, nil, err
 		}
 	}
+	for _, z := range goneZones {
+		f.nft.DelChain(&nftables.Chain{Table: inet, Name: zoneChainName(z)})
+	}
 	if err := f.nft.Flush(); err != nil {
 		return res, nil, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	return res, removedRules, nil
+}
+
+// zoneChanges returns the zones of next that prev lacks, and those of
+// prev that next lacks.
+func zoneChanges(prev, next map[string]uint16) (added, gone []uint16) {
+	in := func(zones map[string]uint16) map[uint16]bool {
+		out := map[uint16]bool{}
+		for _, z := range zones {
+			out[z] = true
+		}
+		return out
+	}
+	p, n := in(prev), in(next)
+	for z := range n {
+		if !p[z] {
+			added = append(added, z)
+		}
+	}
+	for z := range p {
+		if !n[z] {
+			gone = append(gone, z)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(gone)
+	return added, gone
+}
+
+// diffElements returns what a set holding old needs to hold next: the
+// elements to add (new keys, and keys whose data changed) and to delete
+// (keys gone, and the old versions of the changed ones).
+func diffElements(old, next []element) (add, del []element) {
+	was := map[string]element{}
+	for _, e := range old {
+		was[string(e.key)+"/"+string(e.keyEnd)] = e
+	}
+	for _, e := range next {
+		id := string(e.key) + "/" + string(e.keyEnd)
+		prev, ok := was[id]
+		delete(was, id)
+		if ok && sameElement(prev, e) {
+			continue
+		}
+		if ok {
+			del = append(del, prev)
+		}
+		add = append(add, e)
+	}
+	for _, e := range was {
+		del = append(del, e)
+	}
+	return add, del
 }
 
 func sortedKeys(m map[setKey][]element) []setKey {
@@ -572,11 +640,17 @@ func (f *Firewall) Forget() {
 	f.synced = false
 }
 
-// Delete removes both tables, if they exist.
+// Delete removes both tables, if they exist, and the conntrack entries of
+// their zones: the bridges' traffic is tracked in zone 0 again, and a
+// later Apply may number the bridges otherwise.
 func (f *Firewall) Delete() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.synced = false
+	zones, err := f.kernelZones()
+	if err != nil {
+		zones = nil // no inet table: no zones either
+	}
 	bridge, inet := tables()
 	for _, t := range []*nftables.Table{bridge, inet} {
 		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err == nil {
@@ -586,24 +660,30 @@ func (f *Firewall) Delete() error {
 	if err := f.nft.Flush(); err != nil {
 		return fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err)
 	}
-	return nil
+	_, err = f.forget(newFlowMatcher(nil, compiled{zones: zones}, compiled{}))
+	return err
 }
 
 // flowMatcher matches the conntrack entries of connections that removed
-// rule elements allowed and the port's rules allow no longer. (Elements
+// rule elements allowed and the port's rules allow no longer (elements
 // are pieces of the union of a port's rules: a change elsewhere in the
 // union may remove an element and add another that still allows the
-// connection.)
+// connection), and every entry of a zone that no bridge has any more.
 type flowMatcher struct {
 	removed []ruleElement
 	old     compiled
 	// rules are the rule elements of the ports of removed, as they are
 	// now, by tag.
-	rules map[uint16][]ruleElement
+	rules    map[uint16][]ruleElement
+	released map[uint16]bool
 }
 
 func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
-	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}}
+	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}, released: map[uint16]bool{}}
+	_, gone := zoneChanges(old.zones, next.zones)
+	for _, z := range gone {
+		m.released[z] = true
+	}
 	for _, e := range removed {
 		r, ok := decodeRule(e)
 		if !ok || old.ports[r.tag] == nil {
@@ -634,6 +714,9 @@ func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
 // its destination was translated (a published port), before its source
 // was (masquerade): from the original source to the reply's source.
 func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
+	if m.released[fl.Zone] {
+		return true
+	}
 	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
 	dst, ok2 := netip.AddrFromSlice(fl.Reverse.SrcIP)
 	if !ok1 || !ok2 {
@@ -647,7 +730,10 @@ func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
 		if r.dir == Egress {
 			own, peer = src, dst
 		}
-		if !r.allows(proto, port, peer) || !m.old.ports[r.tag].port.owns(own) {
+		// The port's connections are in its bridge's zone (0 if the
+		// bridge has none); another network may have the same addresses.
+		p := &m.old.ports[r.tag].port
+		if !r.allows(proto, port, peer) || m.old.zones[p.Bridge] != fl.Zone || !p.owns(own) {
 			continue
 		}
 		still := slices.ContainsFunc(m.rules[r.tag], func(n ruleElement) bool {
