@@ -100,11 +100,7 @@ func (f *Firewall) sameLayout(bridge *nftables.Table) (bool, error) {
 // kernelTags reads the tag of each port interface from the bridge table.
 func (f *Firewall) kernelTags() (map[string]uint16, error) {
 	bridge, _ := tables()
-	set, err := f.nft.GetSetByName(bridge, setTagOut)
-	if err != nil {
-		return nil, err
-	}
-	els, err := f.nft.GetSetElements(set)
+	els, err := f.elementsOf(bridge, setTagOut)
 	if err != nil {
 		return nil, err
 	}
@@ -125,11 +121,7 @@ func (f *Firewall) kernelTags() (map[string]uint16, error) {
 // kernelZones reads the zone of each bridge from the inet table.
 func (f *Firewall) kernelZones() (map[string]uint16, error) {
 	_, inet := tables()
-	set, err := f.nft.GetSetByName(inet, setZones)
-	if err != nil {
-		return nil, err
-	}
-	els, err := f.nft.GetSetElements(set)
+	els, err := f.elementsOf(inet, setZones)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +138,15 @@ func (f *Firewall) kernelZones() (map[string]uint16, error) {
 		zones[string(trimIfname(e.Key))] = uint16(z)
 	}
 	return zones, nil
+}
+
+// elementsOf lists the elements of table t's set name.
+func (f *Firewall) elementsOf(t *nftables.Table, name string) ([]nftables.SetElement, error) {
+	set, err := f.nft.GetSetByName(t, name)
+	if err != nil {
+		return nil, err
+	}
+	return f.nft.GetSetElements(set)
 }
 
 // matches compares the kernel's tables with want: chain names, the
