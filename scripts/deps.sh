@@ -3,13 +3,15 @@
 # that is already there. Sourced by demo.sh, test.sh and .ci/run.
 #
 #   ensure_packages   Debian packages: iproute2, ping, nft, curl, iperf3, the OpenStack CLI,
-#                     Keystone (for the e2e test that runs a real one) …
+#                     Keystone (for the e2e test that runs a real one) …; given
+#                     command:package pairs, those instead (conformance.sh's)
 #   ensure_go         a Go toolchain as new as go.mod asks for; when the machine
 #                     has none, it comes from the Go module proxy (golang.org/toolchain).
 
 NSNET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# command:package pairs; a package is installed only when its command is missing.
+# command:package pairs; a package is installed only when its command is
+# missing (a command that is an absolute path is a file that must exist).
 NSNET_PACKAGES=(
   ip:iproute2
   ping:iputils-ping
@@ -32,8 +34,12 @@ NSNET_PACKAGES=(
 
 ensure_packages() {
   local missing=() pair
-  for pair in "${NSNET_PACKAGES[@]}"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  [ $# -gt 0 ] || set -- "${NSNET_PACKAGES[@]}"
+  for pair in "$@"; do
+    case "$pair" in
+      /*) [ -e "${pair%%:*}" ] || missing+=("${pair#*:}") ;;
+      *) command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "==> installing Debian packages: ${missing[*]}"
@@ -45,7 +51,8 @@ ensure_packages() {
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
   fi
   local rc=0
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends ca-certificates "${missing[@]}" >/dev/null; } || rc=$?
+  # Several checkouts may install at once on one machine: wait for dpkg's lock.
+  { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends ca-certificates "${missing[@]}" >/dev/null; } || rc=$?
   if [ -n "$made_policy" ]; then rm -f "$policy"; fi
   return $rc
 }

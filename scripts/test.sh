@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs nsnet's whole test suite: unit tests, then the end-to-end tests, which
-# need root and build real topologies inside namespaces they create and remove.
+# need root and build real topologies inside namespaces they create and remove,
+# then the conformance gate (scripts/conformance.sh: OpenStack's own API suites).
 #
 #   sudo scripts/test.sh            everything
-#   sudo scripts/test.sh -run Seed  extra arguments go to `go test`
+#   sudo scripts/test.sh -run Seed  extra arguments go to `go test`, and only it runs
 set -euo pipefail
 source "$(dirname "$0")/deps.sh"
 require_root "$@"
@@ -38,4 +39,12 @@ if [[ $# -eq 0 && "$fuzztime" != 0 ]]; then
 		echo "==> fuzz ${target#*:} for $fuzztime"
 		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
 	done
+fi
+
+# OpenStack's tempest, neutron-tempest-plugin and gophercloud acceptance
+# suites against a real Keystone: the gate of the Networking API.
+# NSNET_CONFORMANCE=0 skips it.
+if [[ $# -eq 0 && "${NSNET_CONFORMANCE:-1}" != 0 ]]; then
+	echo "==> conformance"
+	bash scripts/conformance.sh
 fi

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -341,7 +342,6 @@ func TestListFiltersFieldsAndPages(t *testing.T) {
 		{"?name=red&name=blue&sort_key=name", "[blue red]"},
 		{"?shared=true", "[blue]"},
 		{"?shared=False&sort_key=name&sort_dir=desc", "[red green]"},
-		{"?colour=purple&sort_key=name", "[blue green red]"},
 		{"?sort_key=name&limit=2", "[blue green]"},
 	}
 	for _, tc := range cases {
@@ -357,7 +357,7 @@ func TestListFiltersFieldsAndPages(t *testing.T) {
 	}
 	page := h.do("GET", "/v2.0/networks?sort_key=name&limit=2", nil)
 	links, _ := page.body["networks_links"].([]any)
-	if len(links) != 1 {
+	if !slices.ContainsFunc(links, func(l any) bool { return l.(map[string]any)["rel"] == "next" }) {
 		t.Fatalf("no next link: %v", page.body)
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"reflect"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
@@ -16,11 +17,15 @@ type resource struct {
 	path string
 	// nested resources live below a parent's item ({parent} in path).
 	nested bool
-	create func(context.Context, service.Attrs) (any, int64, error)
-	update func(context.Context, string, service.Attrs) (any, int64, error)
-	remove func(context.Context, string) (int64, error)
-	get    func(context.Context, string) (any, error)
-	list   func(context.Context) ([]any, error)
+	// schema names the attributes lists may filter and sort by;
+	// derived, the filter-only ones.
+	schema  schema
+	derived map[string]derived
+	create  func(context.Context, service.Attrs) (any, int64, error)
+	update  func(context.Context, string, service.Attrs) (any, int64, error)
+	remove  func(context.Context, string) (int64, error)
+	get     func(context.Context, string) (any, error)
+	list    func(context.Context) ([]any, error)
 }
 
 // bind adapts the service's typed methods of one resource to a resource.
@@ -32,7 +37,7 @@ func bind[T any](singular, collection string,
 	list func(context.Context) ([]T, error),
 ) resource {
 	return resource{
-		singular: singular, collection: collection,
+		singular: singular, collection: collection, schema: schemaOf(reflect.TypeFor[T]()),
 		create: func(ctx context.Context, a service.Attrs) (any, int64, error) {
 			res, err := create(ctx, a)
 			return res.Object, res.Revision, err
@@ -78,9 +83,11 @@ func (s *Server) resources() []resource {
 	sgRule := bind[model.SecurityGroupRule]("security_group_rule", "security_group_rules", svc.CreateSecurityGroupRule,
 		svc.UpdateSecurityGroupRule, svc.DeleteSecurityGroupRule, svc.GetSecurityGroupRule, svc.ListSecurityGroupRules)
 	sgRule.path = "security-group-rules"
+	subnets := bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets)
+	subnets.derived = map[string]derived{"shared": s.subnetShared}
 	return []resource{
 		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
-		bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets),
+		subnets,
 		bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts),
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
 		rbac,
@@ -92,6 +99,23 @@ func (s *Server) resources() []resource {
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 		published,
 	}
+}
+
+// subnetShared is Neutron's hidden shared attribute of subnets, which lists
+// filter by: whether the subnet's network is shared with the caller.
+func (s *Server) subnetShared(ctx context.Context) (func(map[string]any) any, error) {
+	nets, err := s.cfg.Service.ListNetworks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	shared := make(map[string]bool, len(nets))
+	for _, n := range nets {
+		shared[n.ID] = n.Shared
+	}
+	return func(subnet map[string]any) any {
+		id, _ := subnet["network_id"].(string)
+		return shared[id]
+	}, nil
 }
 
 type parentKey struct{}
@@ -142,7 +166,7 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		body, err := listBody(r, res.collection, items)
+		body, err := listBody(r, res, items)
 		if err != nil {
 			s.fail(w, r, err)
 			return
