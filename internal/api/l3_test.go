@@ -309,3 +309,24 @@ func TestFloatingIPNeedsARouter(t *testing.T) {
 		t.Errorf("refused floating IP exists: %s", raw)
 	}
 }
+
+// A router interface holds its subnet's gateway address: updating anything
+// else of the subnet is no gateway change and must not trip GatewayIpInUse,
+// while moving the gateway onto another port's address still does.
+func TestSubnetUpdateWithGatewayOnARouter(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	up := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"description": "x"}})
+	if up.status != 200 || up.body["subnet"].(map[string]any)["description"] != "x" {
+		t.Errorf("description update: %d %v", up.status, up.body)
+	}
+	same := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"gateway_ip": "10.0.0.1"}})
+	if same.status != 200 {
+		t.Errorf("gateway update to the same address: %d %v", same.status, same.body)
+	}
+	moved := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"gateway_ip": f.portIP,
+		"allocation_pools": []any{map[string]any{"start": "10.0.0.3", "end": "10.0.0.254"}}}})
+	if typ, _ := neutronError(moved); moved.status != 409 || typ != "GatewayIpInUse" {
+		t.Errorf("gateway onto a port's address: %d %v", moved.status, moved.body)
+	}
+}

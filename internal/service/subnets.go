@@ -325,7 +325,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 		if err := checkSubnet(&sn, siblings); err != nil {
 			return err
 		}
-		if err := checkAllocationsStillValid(tx, &sn.Subnet); err != nil {
+		if err := checkAllocationsStillValid(tx, &cur, &sn.Subnet); err != nil {
 			return err
 		}
 		sn.Touch(s.now())
@@ -341,9 +341,10 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 }
 
 // checkAllocationsStillValid refuses a gateway change onto an address a port
-// already holds.
-func checkAllocationsStillValid(r store.Reader, sn *model.Subnet) error {
-	if sn.GatewayIP == nil {
+// already holds. An unchanged gateway is no change: the router interface
+// that usually holds it is the gateway.
+func checkAllocationsStillValid(r store.Reader, cur, sn *model.Subnet) error {
+	if sn.GatewayIP == nil || (cur.GatewayIP != nil && *cur.GatewayIP == *sn.GatewayIP) {
 		return nil
 	}
 	ports, err := portsOn(r, sn.NetworkID)
