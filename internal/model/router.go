@@ -63,7 +63,21 @@ type FloatingIP struct {
 	RouterID          *string `json:"router_id"`
 	PortID            *string `json:"port_id"`
 	FixedIPAddress    *string `json:"fixed_ip_address"`
+	// PortForwardings are the floating IP's port forwardings as its body
+	// shows them (expose-port-forwarding-in-fip); rendered, never stored.
+	PortForwardings []FIPPortForwarding `json:"port_forwardings"`
 	Standard
+}
+
+// FIPPortForwarding is a port forwarding in a floating IP's body: Neutron's
+// short form, the ports or (for a range) the port ranges.
+type FIPPortForwarding struct {
+	Protocol          string `json:"protocol"`
+	InternalIPAddress string `json:"internal_ip_address"`
+	InternalPort      *int   `json:"internal_port,omitempty"`
+	ExternalPort      *int   `json:"external_port,omitempty"`
+	InternalPortRange string `json:"internal_port_range,omitempty"`
+	ExternalPortRange string `json:"external_port_range,omitempty"`
 }
 
 // PortForwarding maps external_port(_range) of a floating IP to

@@ -239,6 +239,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 		if err := authorize(ctx, "delete_network", n.ProjectID); err != nil {
 			return err
 		}
+		if err := deleteDisassociatedFloatingIPs(ctx, tx, id); err != nil {
+			return err
+		}
 		ports, err := portsOn(tx, id)
 		if err != nil {
 			return err
