@@ -237,7 +237,8 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	h := newTenants(t, nil)
 	shared := h.create(admin, "networks", "network", map[string]any{"name": "public", "shared": true, "project_id": "alpha"})
 	external := h.create(admin, "networks", "network", map[string]any{"name": "ext", "router:external": true})
-	h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
+	sharedSubnet := h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
+	extSubnet := h.create(admin, "subnets", "subnet", map[string]any{"network_id": external, "cidr": "198.51.100.0/24"})
 	inst := h.create(other, "instances", "instance", map[string]any{"name": "red"})
 
 	tests := []struct {
@@ -248,6 +249,8 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	}{
 		{"beta sees the shared network", other, "GET", "/v2.0/networks/" + shared, nil, 200, ""},
 		{"beta sees the external network", other, "GET", "/v2.0/networks/" + external, nil, 200, ""},
+		{"beta sees the shared network's subnet", other, "GET", "/v2.0/subnets/" + sharedSubnet, nil, 200, ""},
+		{"but not the external network's", other, "GET", "/v2.0/subnets/" + extSubnet, nil, 404, "SubnetNotFound"},
 		{"beta plugs a port into the shared network", other, "POST", "/v2.0/ports",
 			map[string]any{"port": map[string]any{"network_id": shared, "device_id": inst}}, 201, ""},
 		{"beta may not rename it", other, "PUT", "/v2.0/networks/" + shared,
@@ -296,6 +299,9 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	}
 	if r := h.as(other, "GET", "/v2.0/networks?shared=true", nil); len(r.body["networks"].([]any)) != 2 {
 		t.Errorf("beta lists %d shared networks, want 2 (public and private): %v", len(r.body["networks"].([]any)), r.body)
+	}
+	if r := h.as(other, "GET", "/v2.0/subnets?network_id="+external, nil); len(r.body["subnets"].([]any)) != 0 {
+		t.Errorf("beta lists the external network's subnets: %v", r.body)
 	}
 	// The project a policy targets does not see the policy.
 	if r := h.as(other, "GET", "/v2.0/rbac-policies", nil); len(r.body["rbac_policies"].([]any)) != 0 {
