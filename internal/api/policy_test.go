@@ -286,6 +286,34 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 		})
 	}
 
+	// The network's owner sees beta's port on it and may delete it, not
+	// change it (Neutron's get_port and delete_port:
+	// admin_owner_or_network_owner).
+	betaPorts := h.as(admin, "GET", "/v2.0/ports?network_id="+shared+"&project_id=beta", nil).body["ports"].([]any)
+	if len(betaPorts) != 1 {
+		t.Fatalf("beta's ports on the shared network: %v", betaPorts)
+	}
+	betaPort := betaPorts[0].(map[string]any)["id"].(string)
+	if r := h.as(owner, "GET", "/v2.0/ports?network_id="+shared+"&project_id=beta", nil); len(r.body["ports"].([]any)) != 1 {
+		t.Errorf("the network's owner lists %v, want beta's port", r.body)
+	}
+	for _, c := range []struct {
+		method string
+		body   any
+		status int
+	}{
+		{"GET", nil, 200},
+		{"PUT", map[string]any{"port": map[string]any{"name": "x"}}, 403},
+		{"DELETE", nil, 204},
+	} {
+		if r := h.as(owner, c.method, "/v2.0/ports/"+betaPort, c.body); r.status != c.status {
+			t.Errorf("the network's owner: %s beta's port: %d %v, want %d", c.method, r.status, r.body, c.status)
+		}
+	}
+	if r := h.as(reader, "GET", "/v2.0/ports/"+betaPort, nil); r.status != 404 {
+		t.Errorf("deleted port: %d", r.status)
+	}
+
 	// `shared` is as the caller sees it: a network shared with one
 	// project is shared for that project only.
 	private := h.create(owner, "networks", "network", map[string]any{"name": "private"})

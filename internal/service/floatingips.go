@@ -166,7 +166,7 @@ func (s *Service) associate(ctx context.Context, tx store.Reader, f *fipInput, c
 	}
 	// Another project's port is refused with 400 as Neutron does (it
 	// looks the port up elevated), not hidden behind a 404.
-	port, err := loadPort(auth.WithCaller(ctx, auth.Admin), tx, *f.PortID)
+	port, err := loadOwnPort(auth.WithCaller(ctx, auth.Admin), tx, *f.PortID)
 	if err != nil {
 		return err
 	}

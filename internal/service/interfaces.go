@@ -125,7 +125,7 @@ func (s *Service) interfaceBySubnet(ctx context.Context, tx store.Txn, r *model.
 
 // interfaceByPort takes an existing port as the router's interface.
 func (s *Service) interfaceByPort(ctx context.Context, tx store.Txn, r *model.Router, portID string) (model.Port, error) {
-	p, err := loadPort(ctx, tx, portID)
+	p, err := loadOwnPort(ctx, tx, portID)
 	if err != nil {
 		return model.Port{}, err
 	}

@@ -249,7 +249,7 @@ func (s *Service) putForwarding(ctx context.Context, tx store.Txn, fip *model.Fl
 			"Cannot associate floating IP %s (%s) with port %s using fixed IP %s, as that fixed IP already has a floating IP on external network %s.",
 			fip.FloatingIPAddress, fip.ID, pf.InternalPortID, pf.InternalIPAddress, fip.FloatingNetworkID)
 	}
-	port, err := loadPort(ctx, tx, pf.InternalPortID)
+	port, err := loadOwnPort(ctx, tx, pf.InternalPortID)
 	if err != nil {
 		return err
 	}

@@ -427,7 +427,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "delete_port", p.ProjectID); err != nil {
+		if err := authorizeOnNetwork(ctx, tx, "delete_port", &p); err != nil {
 			return err
 		}
 		if err := checkNotServicePort(tx, &p); err != nil {
@@ -448,9 +448,55 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 	return getOne(ctx, s.store, id, loadPort, s.renderPort)
 }
 
-// ListPorts returns the ports the caller may see.
+// ListPorts returns the ports the caller may see: its own and those on its
+// networks.
 func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
-	return listVisible(ctx, s.store, store.Ports, func(p *model.Port) string { return p.ProjectID }, s.renderPort)
+	var out []model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.Port](r, store.Ports)
+		if err != nil {
+			return err
+		}
+		owners := map[string]bool{} // network id: the caller owns it
+		for i := range all {
+			p := &all[i]
+			own, ok := owners[p.NetworkID]
+			if !ok && !canSee(ctx, p.ProjectID) {
+				if own, err = ownsNetwork(ctx, r, p.NetworkID); err != nil {
+					return err
+				}
+				owners[p.NetworkID] = own
+			}
+			if own || canSee(ctx, p.ProjectID) {
+				s.renderPort(p)
+				out = append(out, *p)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ownsNetwork reports whether the caller owns network id (or is an admin).
+func ownsNetwork(ctx context.Context, r store.Reader, id string) (bool, error) {
+	n, err := store.Get[model.Network](r, store.Networks, id)
+	if err != nil {
+		return false, fmt.Errorf("read network %s: %w", id, err)
+	}
+	return canSee(ctx, n.ProjectID), nil
+}
+
+// authorizeOnNetwork is authorize for an action Neutron's policy also gives
+// the owner of the port's network (admin_owner_or_network_owner): a network
+// owner may delete other projects' ports on its network.
+func authorizeOnNetwork(ctx context.Context, r store.Reader, action string, p *model.Port) error {
+	if caller(ctx).CanWrite() && !canSee(ctx, p.ProjectID) {
+		own, err := ownsNetwork(ctx, r, p.NetworkID)
+		if err != nil || own {
+			return err
+		}
+	}
+	return authorize(ctx, action, p.ProjectID)
 }
 
 func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[model.Port], error) {
@@ -497,6 +543,28 @@ func checkNotServicePort(r store.Reader, p *model.Port) error {
 	return conflict("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
 }
 
-func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
+// loadOwnPort reads a port of the caller's project (any, for an admin):
+// the ports a caller may use in routers, floating IPs and forwardings.
+func loadOwnPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
 	return load(ctx, r, store.Ports, "Port", id, func(p *model.Port) string { return p.ProjectID })
+}
+
+// loadPort reads a port the caller may see: its own, or one on a network
+// it owns (Neutron's get_port: admin_owner_or_network_owner).
+func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
+	p, err := store.Get[model.Port](r, store.Ports, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, notFound("Port", id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("read port %s: %w", id, err)
+	}
+	if canSee(ctx, p.ProjectID) {
+		return p, nil
+	}
+	own, err := ownsNetwork(ctx, r, p.NetworkID)
+	if err == nil && !own {
+		err = notFound("Port", id)
+	}
+	return p, err
 }
