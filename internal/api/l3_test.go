@@ -162,8 +162,15 @@ func TestPortForwardingLifecycle(t *testing.T) {
 	if got := h.do("GET", "/v2.0/floatingips/"+fip, nil).body["floatingip"].(map[string]any); got["router_id"] != f.router || got["port_id"] != nil {
 		t.Errorf("floating IP with forwardings: %v", got)
 	}
-	if list := h.do("GET", base, nil).body["port_forwardings"].([]any); len(list) != 2 {
+	list := h.do("GET", base, nil).body["port_forwardings"].([]any)
+	if len(list) != 2 {
 		t.Errorf("list = %v", list)
+	}
+	// The floating IP is in the path, not in the bodies (as in Neutron).
+	for _, got := range append(list, h.do("GET", base+"/"+pf["id"].(string), nil).body["port_forwarding"], pf) {
+		if _, ok := got.(map[string]any)["floatingip_id"]; ok {
+			t.Errorf("a port forwarding body shows floatingip_id: %v", got)
+		}
 	}
 	// The floating IP's body shows them in Neutron's short form.
 	var shown struct {

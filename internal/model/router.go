@@ -81,12 +81,12 @@ type FIPPortForwarding struct {
 }
 
 // PortForwarding maps external_port(_range) of a floating IP to
-// internal_port(_range) of a port's fixed address. FloatingIPID and
-// ProjectID are kept for the store; the API, like Neutron, does not show
-// them (the floating IP is in the path).
+// internal_port(_range) of a port's fixed address. FloatingIPID is kept
+// for the store; the API, like Neutron, does not show it (the floating IP
+// is in the path), so the service clears it.
 type PortForwarding struct {
 	ID                string `json:"id"`
-	FloatingIPID      string `json:"floatingip_id"`
+	FloatingIPID      string `json:"floatingip_id,omitempty"`
 	ProjectID         string `json:"project_id"`
 	Protocol          string `json:"protocol"`
 	ExternalPort      *int   `json:"external_port"`

@@ -394,6 +394,7 @@ func (s *Service) GetPortForwarding(ctx context.Context, fipID, id string) (mode
 		_, pf, err = loadForwarding(ctx, r, fipID, id)
 		return err
 	})
+	pf.FloatingIPID = "" // in the path, not in the body
 	return pf, err
 }
 
@@ -408,6 +409,9 @@ func (s *Service) ListPortForwardings(ctx context.Context, fipID string) ([]mode
 		out, err = forwardingsOf(r, fipID)
 		return err
 	})
+	for i := range out {
+		out[i].FloatingIPID = "" // in the path, not in the body
+	}
 	return out, err
 }
 
