@@ -253,6 +253,10 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 		{"but not the external network's", other, "GET", "/v2.0/subnets/" + extSubnet, nil, 404, "SubnetNotFound"},
 		{"beta plugs a port into the shared network", other, "POST", "/v2.0/ports",
 			map[string]any{"port": map[string]any{"network_id": shared, "device_id": inst}}, 201, ""},
+		{"beta may not turn port security off on it", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "port_security_enabled": false}}, 403, "PolicyNotAuthorized"},
+		{"nor give a port address pairs there", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "allowed_address_pairs": []any{map[string]any{"ip_address": "10.9.0.200"}}}}, 403, "PolicyNotAuthorized"},
 		{"beta may not rename it", other, "PUT", "/v2.0/networks/" + shared,
 			map[string]any{"network": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized"},
 		{"beta may not delete it", other, "DELETE", "/v2.0/networks/" + shared, nil, 403, "PolicyNotAuthorized"},
@@ -294,6 +298,15 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 		t.Fatalf("beta's ports on the shared network: %v", betaPorts)
 	}
 	betaPort := betaPorts[0].(map[string]any)["id"].(string)
+	for _, attrs := range []map[string]any{{"port_security_enabled": true}, {"allowed_address_pairs": []any{}}} {
+		r := h.as(other, "PUT", "/v2.0/ports/"+betaPort, map[string]any{"port": attrs})
+		if typ, _ := neutronError(r); r.status != 403 || typ != "PolicyNotAuthorized" {
+			t.Errorf("beta updates %v on the shared network: %d %v, want 403", attrs, r.status, r.body)
+		}
+	}
+	if r := h.as(owner, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": shared, "port_security_enabled": false}}); r.status != 201 {
+		t.Errorf("the network's owner turns port security off: %d %v", r.status, r.body)
+	}
 	if r := h.as(owner, "GET", "/v2.0/ports?network_id="+shared+"&project_id=beta", nil); len(r.body["ports"].([]any)) != 1 {
 		t.Errorf("the network's owner lists %v, want beta's port", r.body)
 	}

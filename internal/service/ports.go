@@ -27,6 +27,7 @@ type portInput struct {
 	ifnameSet  bool
 	portSecSet bool
 	groupsSet  bool
+	pairsSet   bool
 }
 
 type fixedIPRequest struct {
@@ -113,10 +114,27 @@ var portAttrs = append([]attr[portInput]{
 				pairs[i].MACAddress = mac.String()
 			}
 		}
-		p.AllowedAddressPairs = append([]model.AddressPair{}, pairs...)
+		p.AllowedAddressPairs, p.pairsSet = append([]model.AddressPair{}, pairs...), true
 		return nil
 	}},
 }, projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+
+// checkNetworkOwnerAttrs refuses, on another project's network (a shared
+// one), the port attributes Neutron's policy keeps for the network's owner
+// and the admin: turning port security off and allowed address pairs
+// would let a port of one project spoof addresses on another's network.
+func checkNetworkOwnerAttrs(ctx context.Context, action string, network *model.Network, p *portInput) error {
+	c := caller(ctx)
+	switch {
+	case c.IsAdmin() || network.ProjectID == c.ProjectID:
+		return nil
+	case p.portSecSet:
+		return denied(action, action+":port_security_enabled")
+	case p.pairsSet:
+		return denied(action, action+":allowed_address_pairs")
+	}
+	return nil
+}
 
 // parseFixedIPRequests reads a fixed_ips list ([{subnet_id, ip_address}]);
 // null is the empty list, never nil.
@@ -176,6 +194,9 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 			return typed(http.StatusForbidden, "ExternalNetworkAttachForbidden",
 				"It is not allowed to create an interface on external network %s", network.ID)
 		}
+		if err := checkNetworkOwnerAttrs(ctx, "create_port", &network, &p); err != nil {
+			return err
+		}
 		if err := s.checkQuota(tx, p.ProjectID, quotaPort); err != nil {
 			return err
 		}
@@ -209,6 +230,13 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		}
 		p := portInput{Port: cur}
 		if err := decode(&p, portAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		network, err := store.Get[model.Network](tx, store.Networks, cur.NetworkID)
+		if err != nil {
+			return fmt.Errorf("read network %s: %w", cur.NetworkID, err)
+		}
+		if err := checkNetworkOwnerAttrs(ctx, "update_port", &network, &p); err != nil {
 			return err
 		}
 		if p.deviceSet && !p.ifnameSet && p.DeviceID != cur.DeviceID {
