@@ -531,3 +531,53 @@ func TestProjectLookups(t *testing.T) {
 		}
 	}
 }
+
+// TestExternalAccessPolicies: an access_as_external policy that a
+// project's router or floating IP depends on cannot go (409
+// RbacPolicyInUse) unless another policy still grants that project
+// access, and deleting the last one makes the network non-external, as in
+// Neutron.
+func TestExternalAccessPolicies(t *testing.T) {
+	h := newTenants(t, nil)
+	net := h.create(admin, "networks", "network", map[string]any{"name": "soon-external"})
+	h.create(admin, "subnets", "subnet", map[string]any{"network_id": net, "cidr": "203.0.113.0/24"})
+	policy := func(target string) string {
+		return h.create(admin, "rbac-policies", "rbac_policy", map[string]any{
+			"object_type": "network", "object_id": net, "action": "access_as_external", "target_tenant": target})
+	}
+	external := func() any {
+		return h.as(admin, "GET", "/v2.0/networks/"+net, nil).body["network"].(map[string]any)["router:external"]
+	}
+	del := func(id string, status int) {
+		t.Helper()
+		r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+id, nil)
+		if typ, _ := neutronError(r); r.status != status || status == 409 && typ != "RbacPolicyInUse" {
+			t.Errorf("delete policy: %d %v, want %d", r.status, r.body, status)
+		}
+	}
+
+	wildcard := policy("*")
+	if external() != true {
+		t.Fatalf("an access_as_external policy did not make the network external")
+	}
+	router := h.create(other, "routers", "router", map[string]any{"external_gateway_info": map[string]any{"network_id": net}})
+	del(wildcard, 409) // beta's router needs it
+	beta := policy("beta")
+	del(wildcard, 204) // beta keeps access by its own policy
+	del(beta, 409)
+	if r := h.as(other, "DELETE", "/v2.0/routers/"+router, nil); r.status != 204 {
+		t.Fatalf("delete router: %d %v", r.status, r.body)
+	}
+	fip := h.create(other, "floatingips", "floatingip", map[string]any{"floating_network_id": net})
+	del(beta, 409) // and now its floating IP
+	if r := h.as(other, "DELETE", "/v2.0/floatingips/"+fip, nil); r.status != 204 {
+		t.Fatalf("delete floating IP: %d %v", r.status, r.body)
+	}
+	if external() != true {
+		t.Errorf("the network stopped being external while a policy remains")
+	}
+	del(beta, 204)
+	if external() != false {
+		t.Errorf("router:external = %v after its last access_as_external policy went, want false", external())
+	}
+}

@@ -199,7 +199,7 @@ func (s *Service) updateSharing(tx store.Txn, n *model.Network, acc access, wasS
 			return err
 		}
 	case !n.Shared && wasShared:
-		err := checkDependents(tx, n, acc.without(wild.ID), func(string) error {
+		err := checkDependents(tx, n, acc.without(wild.ID), func(string, string) error {
 			return conflict("InvalidSharedSetting",
 				"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 		})
