@@ -164,6 +164,7 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 	cases := []refusal{
 		{"malformed json", "POST", "/v2.0/networks", `{"network": `, 400, "HTTPBadRequest", "Malformed request body"},
 		{"wrong envelope", "POST", "/v2.0/networks", map[string]any{"net": map[string]any{}}, 400, "HTTPBadRequest", "'network'"},
+		{"project_id and tenant_id differ", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": "alpha", "tenant_id": "beta"}}, 400, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match"},
 		{"unknown attribute", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"colour": "red"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
 		{"read-only on create", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"status": "ACTIVE"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'status'"},
 		{"mtu not integer", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": "big"}}, 400, "HTTPBadRequest", "Invalid input for mtu"},
