@@ -153,3 +153,27 @@ func TestSecurityGroupQuotas(t *testing.T) {
 			"security_group_id": web["id"], "direction": "ingress", "protocol": "udp"}}, 409, "OverQuota", "security_group_rule"},
 	})
 }
+
+// TestSecurityGroupsOnAPortWithoutAddresses: a port with port security and
+// no fixed IP (a network without subnets) takes the groups it names, as in
+// Neutron; without any named it gets none, not the default group.
+func TestSecurityGroupsOnAPortWithoutAddresses(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "bare"})
+	g := h.create("security-groups", "security_group", map[string]any{"name": "web"})["id"].(string)
+	named := h.create("ports", "port", map[string]any{"network_id": n["id"], "security_groups": []string{g}})
+	if groups := named["security_groups"].([]any); len(groups) != 1 || groups[0] != g {
+		t.Errorf("named groups: %v, want [%s]", groups, g)
+	}
+	plain := h.create("ports", "port", map[string]any{"network_id": n["id"]})
+	if groups := plain["security_groups"].([]any); len(groups) != 0 {
+		t.Errorf("unnamed groups: %v, want []", groups)
+	}
+	up := h.do("PUT", "/v2.0/ports/"+plain["id"].(string), map[string]any{"port": map[string]any{"security_groups": []string{g}}})
+	if up.status != 200 {
+		t.Errorf("update with groups: %d %v", up.status, up.body)
+	}
+	if r := h.do("DELETE", "/v2.0/security-groups/"+g, nil); r.status != 409 {
+		t.Errorf("delete a group ports use: %d %v", r.status, r.body)
+	}
+}

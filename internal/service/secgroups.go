@@ -613,10 +613,9 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 		}
 		p.SecurityGroups = []string{id}
 	}
-	if p.groupsSet && len(p.SecurityGroups) > 0 && len(p.FixedIPs) == 0 {
-		return typed(http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups",
-			"Port security must be enabled and port must have an IP address in order to use security groups.")
-	}
+	// Groups on a port without an address are accepted, as in Neutron since
+	// its addresses may come later; it gets the default group only with
+	// one.
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
 		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() {
