@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -579,5 +580,38 @@ func TestExternalAccessPolicies(t *testing.T) {
 	del(beta, 204)
 	if external() != false {
 		t.Errorf("router:external = %v after its last access_as_external policy went, want false", external())
+	}
+}
+
+// TestAdminRuleInAMembersGroup: an admin may add a rule of its own project
+// to a member's group (Neutron allows it); the group's owner sees it, in
+// lists and in the group, and may delete it; other projects do not see it.
+func TestAdminRuleInAMembersGroup(t *testing.T) {
+	h := newTenants(t, nil)
+	group := h.create(owner, "security-groups", "security_group", map[string]any{"name": "web"})
+	rule := h.create(admin, "security-group-rules", "security_group_rule", map[string]any{
+		"security_group_id": group, "direction": "ingress", "protocol": "tcp", "project_id": "admin"})
+	if r := h.as(admin, "GET", "/v2.0/security-group-rules/"+rule, nil); r.body["security_group_rule"].(map[string]any)["project_id"] != "admin" {
+		t.Errorf("the rule's project: %v, want admin", r.body)
+	}
+	var listed []string
+	for _, r := range h.as(owner, "GET", "/v2.0/security-group-rules", nil).body["security_group_rules"].([]any) {
+		listed = append(listed, r.(map[string]any)["id"].(string))
+	}
+	if !slices.Contains(listed, rule) {
+		t.Errorf("the group's owner does not list the admin's rule in its group")
+	}
+	for _, c := range []struct {
+		who, method string
+		status      int
+	}{
+		{other, "GET", 404},
+		{other, "DELETE", 404},
+		{owner, "GET", 200},
+		{owner, "DELETE", 204},
+	} {
+		if r := h.as(c.who, c.method, "/v2.0/security-group-rules/"+rule, nil); r.status != c.status {
+			t.Errorf("%s %s the rule: %d %v, want %d", c.who, c.method, r.status, r.body, c.status)
+		}
 	}
 }

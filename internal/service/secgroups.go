@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -485,10 +486,14 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, in Attrs) (Result
 		if err := authorize(ctx, "create_security_group_rule", g.ProjectID); err != nil {
 			return err
 		}
-		if r.ProjectID != "" && r.ProjectID != g.ProjectID {
+		// An admin may add a rule of its own (or any) project to another
+		// project's group, as in Neutron; the group's owner sees it.
+		if r.ProjectID != "" && r.ProjectID != g.ProjectID && !caller(ctx).IsAdmin() {
 			return invalidInput("Rule project %s does not match the project %s of security group %s", r.ProjectID, g.ProjectID, g.ID)
 		}
-		r.ProjectID = g.ProjectID
+		if r.ProjectID == "" {
+			r.ProjectID = g.ProjectID
+		}
 		r.BelongsToDefaultSG = g.Name == model.DefaultSecurityGroupName
 		if r.RemoteGroupID != nil {
 			if _, err := loadGroup(ctx, tx, *r.RemoteGroupID); err != nil {
@@ -504,7 +509,7 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, in Attrs) (Result
 				return conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
 			}
 		}
-		if err := s.checkQuota(tx, g.ProjectID, quotaSecurityGroupRule); err != nil {
+		if err := s.checkQuota(tx, r.ProjectID, quotaSecurityGroupRule); err != nil {
 			return err
 		}
 		now := s.now()
@@ -527,7 +532,7 @@ func (s *Service) UpdateSecurityGroupRule(ctx context.Context, id string, in Att
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "update_security_group_rule", cur.ProjectID); err != nil {
+		if err := authorizeRule(ctx, tx, "update_security_group_rule", &cur); err != nil {
 			return err
 		}
 		r := ruleInput{SecurityGroupRule: cur, protocol: cur.ProtocolNumber()}
@@ -552,7 +557,7 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, id string) (int64
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "delete_security_group_rule", r.ProjectID); err != nil {
+		if err := authorizeRule(ctx, tx, "delete_security_group_rule", &r); err != nil {
 			return err
 		}
 		return tx.Delete(store.SecurityGroupRules, id)
@@ -564,9 +569,53 @@ func (s *Service) GetSecurityGroupRule(ctx context.Context, id string) (model.Se
 	return getOne(ctx, s.store, id, loadRule, renderRule)
 }
 
-// ListSecurityGroupRules lists the rules the caller may see.
+// ListSecurityGroupRules lists the rules the caller may see: its own and
+// those of its groups.
 func (s *Service) ListSecurityGroupRules(ctx context.Context) ([]model.SecurityGroupRule, error) {
-	return listVisible(ctx, s.store, store.SecurityGroupRules, func(r *model.SecurityGroupRule) string { return r.ProjectID }, renderRule)
+	var out []model.SecurityGroupRule
+	err := s.store.View(ctx, func(r store.Reader) error {
+		all, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
+		if err != nil {
+			return err
+		}
+		for i := range all {
+			ok, err := canSeeRule(ctx, r, &all[i])
+			if err != nil {
+				return err
+			}
+			if ok {
+				renderRule(&all[i])
+				out = append(out, all[i])
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// canSeeRule: a rule is its project's and its group's owner's to see
+// (Neutron's get_security_group_rule: admin_or_owner or sg_owner).
+func canSeeRule(ctx context.Context, r store.Reader, rule *model.SecurityGroupRule) (bool, error) {
+	if canSee(ctx, rule.ProjectID) {
+		return true, nil
+	}
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, rule.SecurityGroupID)
+	if err != nil {
+		return false, fmt.Errorf("read security group %s: %w", rule.SecurityGroupID, err)
+	}
+	return canSee(ctx, g.ProjectID), nil
+}
+
+// authorizeRule lets the rule's project and its group's owner change it.
+func authorizeRule(ctx context.Context, r store.Reader, action string, rule *model.SecurityGroupRule) error {
+	if err := authorize(ctx, action, rule.ProjectID); err == nil {
+		return nil
+	}
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, rule.SecurityGroupID)
+	if err != nil {
+		return fmt.Errorf("read security group %s: %w", rule.SecurityGroupID, err)
+	}
+	return authorize(ctx, action, g.ProjectID)
 }
 
 func (s *Service) ruleResult(ctx context.Context, id string, rev int64) (Result[model.SecurityGroupRule], error) {
@@ -575,7 +624,18 @@ func (s *Service) ruleResult(ctx context.Context, id string, rev int64) (Result[
 }
 
 func loadRule(ctx context.Context, r store.Reader, id string) (model.SecurityGroupRule, error) {
-	return load(ctx, r, store.SecurityGroupRules, "SecurityGroupRule", id, func(r *model.SecurityGroupRule) string { return r.ProjectID })
+	rule, err := store.Get[model.SecurityGroupRule](r, store.SecurityGroupRules, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return rule, notFound("SecurityGroupRule", id)
+	}
+	if err != nil {
+		return rule, fmt.Errorf("read security group rule %s: %w", id, err)
+	}
+	ok, err := canSeeRule(ctx, r, &rule)
+	if err == nil && !ok {
+		err = notFound("SecurityGroupRule", id)
+	}
+	return rule, err
 }
 
 // checkPortSecurity resolves and checks a port's security groups, address
