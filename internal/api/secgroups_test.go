@@ -144,13 +144,20 @@ func TestSecurityGroupRefusals(t *testing.T) {
 // security_group and security_group_rule quotas.
 func TestSecurityGroupQuotas(t *testing.T) {
 	h := newHarness(t)
-	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 2, "security_group_rule": 7}})
-	web := h.create("security-groups", "security_group", map[string]any{"name": "web"}) // + default: 2 groups, 6 rules
+	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 1, "security_group_rule": 7}})
+	// The automatic default group does not count against a quota of 1, as
+	// in Neutron; its four rules do.
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web"}) // 1 group (+ default), 6 rules
 	h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "icmp"})
 	h.checkRefusals(t, []refusal{
-		{"third group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "security_group"},
+		{"second group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "['security_group']"},
 		{"eighth rule", "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
 			"security_group_id": web["id"], "direction": "ingress", "protocol": "udp"}}, 409, "OverQuota", "security_group_rule"},
+	})
+	// A group whose two egress rules do not fit is refused whole.
+	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 5, "security_group_rule": 8}})
+	h.checkRefusals(t, []refusal{
+		{"group without room for its rules", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "security_group_rule"},
 	})
 }
 

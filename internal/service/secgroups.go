@@ -266,6 +266,10 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, in Attrs) (Result[mod
 		if err := s.checkQuota(tx, g.ProjectID, quotaSecurityGroup); err != nil {
 			return err
 		}
+		// Its two egress rules count too.
+		if err := s.checkQuotaFor(tx, g.ProjectID, quotaSecurityGroupRule, 2); err != nil {
+			return err
+		}
 		return s.putGroup(tx, &g, false)
 	})
 	if err != nil {
