@@ -214,16 +214,14 @@ func checkRule(r *ruleInput) error {
 		return typed(http.StatusBadRequest, "SecurityGroupInvalidProtocolForPort",
 			"Invalid protocol %s for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.", *r.Protocol)
 	}
-	if lo == nil || hi == nil {
-		return badValue("port_range_min", "port_range_min and port_range_max must be given together")
-	}
-	for _, v := range []int{*lo, *hi} {
-		if v < 1 || v > 65535 {
+	for _, v := range []*int{lo, hi} {
+		if v != nil && (*v < 1 || *v > 65535) {
 			return typed(http.StatusBadRequest, "SecurityGroupInvalidPortValue",
-				"Invalid value for port %d. It must be 1 to 65535.", v)
+				"Invalid value for port %d. It must be 1 to 65535.", *v)
 		}
 	}
-	if *lo > *hi {
+	// One end missing is a range Neutron refuses as it refuses min > max.
+	if lo == nil || hi == nil || *lo > *hi {
 		return typed(http.StatusBadRequest, "SecurityGroupInvalidPortRange",
 			"For TCP/UDP protocols, port_range_min must be <= port_range_max")
 	}
