@@ -166,6 +166,11 @@ var ruleAttrs = append([]attr[ruleInput]{
 	stringAttr("description", true, true, func(r *ruleInput) *string { return &r.Description }),
 }, projectAttrs(func(r *ruleInput) *string { return &r.ProjectID })...)
 
+// ipv6OnlyProtocols are the IPv6 extension headers and ICMPv6 (ipv6-encap,
+// -route, -frag, -icmp, -nonxt, -opts): Neutron refuses them, by name or
+// number, on an IPv4 rule.
+var ipv6OnlyProtocols = []int{41, 43, 44, ProtoICMPv6, 59, 60}
+
 // checkRule checks a decoded rule as a whole, the way Neutron's
 // _validate_security_group_rule does, and fills normalized_cidr.
 func checkRule(r *ruleInput) error {
@@ -185,7 +190,8 @@ func checkRule(r *ruleInput) error {
 		normalized := p.Masked().String()
 		r.NormalizedCIDR = &normalized
 	}
-	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 || r.protocol == ProtoICMPv6 && r.EtherType == model.EtherTypeIPv4 {
+	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 ||
+		slices.Contains(ipv6OnlyProtocols, r.protocol) && r.EtherType == model.EtherTypeIPv4 {
 		return typed(http.StatusBadRequest, "SecurityGroupEthertypeConflictWithProtocol",
 			"Invalid ethertype %s for protocol %s.", r.EtherType, *r.Protocol)
 	}
