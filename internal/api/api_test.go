@@ -455,3 +455,20 @@ func TestDHCPPort(t *testing.T) {
 		t.Errorf("DHCP ports with DHCP off everywhere: %v", ports)
 	}
 }
+
+// TestJSONFormatSuffix: Neutron accepts ".json" after any path, and
+// tempest's quota client uses it.
+func TestJSONFormatSuffix(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "n"})
+	for path, key := range map[string]string{
+		"/v2.0/quotas/admin/details.json":              "quota",
+		"/v2.0/networks.json":                          "networks",
+		"/v2.0/networks/" + n["id"].(string) + ".json": "network",
+	} {
+		r := h.do("GET", path, nil)
+		if _, ok := r.body[key]; r.status != 200 || !ok {
+			t.Errorf("GET %s: %d %v, want 200 with %q", path, r.status, r.body, key)
+		}
+	}
+}
