@@ -4,7 +4,7 @@
 # then the conformance gate (scripts/conformance.sh: OpenStack's own API suites).
 #
 #   sudo scripts/test.sh            everything
-#   sudo scripts/test.sh -run Seed  extra arguments go to `go test` (and only it runs)
+#   sudo scripts/test.sh -run Seed  extra arguments go to `go test`, and only it runs
 set -euo pipefail
 source "$(dirname "$0")/deps.sh"
 require_root "$@"
