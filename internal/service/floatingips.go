@@ -377,24 +377,9 @@ func (s *Service) GetFloatingIP(ctx context.Context, id string) (model.FloatingI
 
 // ListFloatingIPs returns the floating IPs the caller may see.
 func (s *Service) ListFloatingIPs(ctx context.Context) ([]model.FloatingIP, error) {
-	var out []model.FloatingIP
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.FloatingIP](r, store.FloatingIPs)
-		if err != nil {
-			return err
-		}
-		for i := range all {
-			if !canSee(ctx, all[i].ProjectID) {
-				continue
-			}
-			if err := s.renderFloatingIP(r, &all[i]); err != nil {
-				return err
-			}
-			out = append(out, all[i])
-		}
-		return nil
-	})
-	return out, err
+	return listWhere(ctx, s.store, store.FloatingIPs,
+		func(_ store.Reader, f *model.FloatingIP) (bool, error) { return canSee(ctx, f.ProjectID), nil },
+		s.renderFloatingIP)
 }
 
 func (s *Service) fipResult(ctx context.Context, id string, rev int64) (Result[model.FloatingIP], error) {

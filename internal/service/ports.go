@@ -479,30 +479,23 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 // ListPorts returns the ports the caller may see: its own and those on its
 // networks.
 func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
-	var out []model.Port
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.Port](r, store.Ports)
-		if err != nil {
-			return err
-		}
-		owners := map[string]bool{} // network id: the caller owns it
-		for i := range all {
-			p := &all[i]
+	owners := map[string]bool{} // network id: the caller owns it
+	return listWhere(ctx, s.store, store.Ports,
+		func(r store.Reader, p *model.Port) (bool, error) {
+			if canSee(ctx, p.ProjectID) {
+				return true, nil
+			}
 			own, ok := owners[p.NetworkID]
-			if !ok && !canSee(ctx, p.ProjectID) {
+			if !ok {
+				var err error
 				if own, err = ownsNetwork(ctx, r, p.NetworkID); err != nil {
-					return err
+					return false, err
 				}
 				owners[p.NetworkID] = own
 			}
-			if own || canSee(ctx, p.ProjectID) {
-				s.renderPort(p)
-				out = append(out, *p)
-			}
-		}
-		return nil
-	})
-	return out, err
+			return own, nil
+		},
+		func(_ store.Reader, p *model.Port) error { s.renderPort(p); return nil })
 }
 
 // ownsNetwork reports whether the caller owns network id (or is an admin).

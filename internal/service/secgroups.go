@@ -580,25 +580,9 @@ func (s *Service) GetSecurityGroupRule(ctx context.Context, id string) (model.Se
 // ListSecurityGroupRules lists the rules the caller may see: its own and
 // those of its groups.
 func (s *Service) ListSecurityGroupRules(ctx context.Context) ([]model.SecurityGroupRule, error) {
-	var out []model.SecurityGroupRule
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
-		if err != nil {
-			return err
-		}
-		for i := range all {
-			ok, err := canSeeRule(ctx, r, &all[i])
-			if err != nil {
-				return err
-			}
-			if ok {
-				renderRule(&all[i])
-				out = append(out, all[i])
-			}
-		}
-		return nil
-	})
-	return out, err
+	return listWhere(ctx, s.store, store.SecurityGroupRules,
+		func(r store.Reader, rule *model.SecurityGroupRule) (bool, error) { return canSeeRule(ctx, r, rule) },
+		func(_ store.Reader, rule *model.SecurityGroupRule) error { renderRule(rule); return nil })
 }
 
 // canSeeRule: a rule is its project's and its group's owner's to see
