@@ -415,9 +415,9 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 	}
 }
 
-// portVeth derives a port's veth from its records, with its subnets' host
-// routes that it can reach, and returns separately the default route each of its address
-// families would get from its subnets' gateways.
+// portVeth derives a port's veth from its records, with the host routes of
+// its subnets that it can reach, and returns separately the default route
+// each of its address families would get from its subnets' gateways.
 func portVeth(p model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) (dataplane.PortSpec, []dataplane.Route, error) {
 	n, ok := networks[p.NetworkID]
 	if !ok {
