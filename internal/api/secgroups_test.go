@@ -57,6 +57,11 @@ func TestSecurityGroupShapes(t *testing.T) {
 	if byNumber["protocol"] != "132" || byNumber["ethertype"] != "IPv6" {
 		t.Errorf("rule by protocol number = %v", byNumber)
 	}
+	// "icmp" on an IPv6 rule is Neutron's legacy name for ICMPv6.
+	legacy := h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "icmp", "ethertype": "IPv6"})
+	if legacy["protocol"] != "ipv6-icmp" {
+		t.Errorf("icmp on an IPv6 rule = %v, want ipv6-icmp", legacy["protocol"])
+	}
 
 	n := h.create("networks", "network", map[string]any{"name": "net"})
 	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"})
@@ -115,6 +120,7 @@ func TestSecurityGroupRefusals(t *testing.T) {
 		{"bad direction", "POST", rules, rule(map[string]any{"direction": "sideways"}), 400, "HTTPBadRequest", "direction"},
 		{"bad ethertype", "POST", rules, rule(map[string]any{"ethertype": "IPX"}), 400, "SecurityGroupRuleInvalidEtherType", "IPX"},
 		{"min above max", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 90, "port_range_max": 80}), 400, "SecurityGroupInvalidPortRange", "port_range_min must be <= port_range_max"},
+		{"ICMP by number on an IPv6 rule", "POST", rules, rule(map[string]any{"protocol": "1", "ethertype": "IPv6"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv6"},
 		{"IPv6 extension header by name on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": "ipv6-frag"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype IPv4 for protocol ipv6-frag"},
 		{"IPv6 extension header by number on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": 43}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv4"},
 		{"ICMPv6 by number on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": "58"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv4"},

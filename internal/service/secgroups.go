@@ -190,6 +190,12 @@ func checkRule(r *ruleInput) error {
 		normalized := p.Masked().String()
 		r.NormalizedCIDR = &normalized
 	}
+	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 && *r.Protocol == "icmp" {
+		// Neutron takes the name icmp on an IPv6 rule as the legacy
+		// spelling of ICMPv6; stored as such, it filters ICMPv6.
+		name := "ipv6-icmp"
+		r.Protocol, r.protocol = &name, ProtoICMPv6
+	}
 	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 ||
 		slices.Contains(ipv6OnlyProtocols, r.protocol) && r.EtherType == model.EtherTypeIPv4 {
 		return typed(http.StatusBadRequest, "SecurityGroupEthertypeConflictWithProtocol",
