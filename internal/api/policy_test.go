@@ -615,3 +615,47 @@ func TestAdminRuleInAMembersGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultExternalNetwork: is_default is the admin's to set, on one
+// external network at a time, and that network's wildcard
+// access_as_external policy cannot go while it is the default.
+func TestDefaultExternalNetwork(t *testing.T) {
+	h := newTenants(t, nil)
+	ext := h.create(admin, "networks", "network", map[string]any{"name": "public", "router:external": true})
+	ext2 := h.create(admin, "networks", "network", map[string]any{"name": "public2", "router:external": true})
+	internal := h.create(admin, "networks", "network", map[string]any{"name": "internal", "is_default": true})
+	setDefault := func(who, id string, v bool) response {
+		return h.as(who, "PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"is_default": v}})
+	}
+	isDefault := func(id string) any {
+		return h.as(admin, "GET", "/v2.0/networks/"+id, nil).body["network"].(map[string]any)["is_default"]
+	}
+	if isDefault(internal) != false {
+		t.Errorf("a network that is not external is default")
+	}
+	if r := setDefault(owner, ext, true); r.status != 403 {
+		t.Errorf("a member sets is_default: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext, true); r.status != 200 || isDefault(ext) != true {
+		t.Fatalf("the admin sets is_default: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext2, true); r.status != 409 {
+		t.Errorf("a second default: %d %v", r.status, r.body)
+	} else if typ, _ := neutronError(r); typ != "DefaultExternalNetworkExists" {
+		t.Errorf("a second default: %s", typ)
+	}
+	policies := h.as(admin, "GET", "/v2.0/rbac-policies?object_id="+ext+"&action=access_as_external&target_tenant=*", nil).body["rbac_policies"].([]any)
+	if len(policies) != 1 {
+		t.Fatalf("wildcard policies of the external network: %v", policies)
+	}
+	wildcard := policies[0].(map[string]any)["id"].(string)
+	if r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+wildcard, nil); r.status != 409 {
+		t.Errorf("delete the default's wildcard policy: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext, false); r.status != 200 {
+		t.Fatalf("unset is_default: %d %v", r.status, r.body)
+	}
+	if r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+wildcard, nil); r.status != 204 {
+		t.Errorf("delete the wildcard policy of a network no longer default: %d %v", r.status, r.body)
+	}
+}

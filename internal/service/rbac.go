@@ -241,6 +241,11 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if dup(acc, p) {
 			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
 		}
+		if p.TargetTenant != cur.TargetTenant {
+			if err := checkDefaultShared(&n, cur); err != nil {
+				return err
+			}
+		}
 		if err := checkDependents(tx, &n, acc.with(p), rbacInUse(cur)); err != nil {
 			return err
 		}
@@ -267,6 +272,9 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 			return err
 		}
 		after := acc.without(id)
+		if err := checkDefaultShared(&n, cur); err != nil {
+			return err
+		}
 		if err := checkDependents(tx, &n, after, rbacInUse(cur)); err != nil {
 			return err
 		}
@@ -286,6 +294,16 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 		}
 		return tx.Delete(store.RBACPolicies, id)
 	})
+}
+
+// checkDefaultShared refuses to take away the wildcard access_as_external
+// policy of the default external network, as Neutron does.
+func checkDefaultShared(n *model.Network, p model.RBACPolicy) error {
+	if n.IsDefault && p.Action == model.ActionAccessAsExternal && p.TargetTenant == model.RBACWildcard {
+		return conflict("RbacPolicyInUse",
+			"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: Default external networks must be shared to everyone.", n.ID)
+	}
+	return nil
 }
 
 func rbacInUse(p model.RBACPolicy) func(project, has string) error {
