@@ -286,6 +286,17 @@ func (e *Env) API(method, path string, body any) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// MustAPI is API for a request that must succeed: it fails the test
+// otherwise and returns the answer's body.
+func (e *Env) MustAPI(method, path string, body any) map[string]any {
+	e.t.Helper()
+	status, resp := e.API(method, path, body)
+	if status >= 300 {
+		e.t.Fatalf("%s %s: %d %v", method, path, status, resp)
+	}
+	return resp
+}
+
 func (e *Env) unixClient() *http.Client {
 	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
