@@ -186,8 +186,10 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "create_rbac_policy", n.ProjectID); err != nil {
-			return err
+		if c := caller(ctx); !c.IsAdmin() && n.ProjectID != c.ProjectID {
+			// Neutron's answer to a member sharing a network it sees but
+			// does not own (one shared with it).
+			return invalidInput("Only admins can manipulate policies on networks they do not own")
 		}
 		if dup(acc, p) {
 			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
