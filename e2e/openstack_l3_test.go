@@ -103,7 +103,13 @@ func TestOpenStackCLIRouters(t *testing.T) {
 		return nil
 	})
 
+	// A floating IP with port forwardings is in use (409), as in Neutron:
+	// the forwarding goes first.
+	if out, err := e.openstack("floating", "ip", "delete", fwd); err == nil || !strings.Contains(out, "in use by Port Forwarding") {
+		t.Errorf("deleting a floating IP with a port forwarding: err=%v\n%s", err, out)
+	}
 	for _, args := range [][]string{
+		{"floating", "ip", "port", "forwarding", "delete", fwd, pf["id"].(string)},
 		{"floating", "ip", "delete", addr, fwd},
 		{"router", "remove", "subnet", "r1", fmt.Sprint(privSubnet)},
 		{"router", "delete", "r1"},
