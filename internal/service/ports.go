@@ -149,6 +149,15 @@ func parseFixedIPRequests(raw json.RawMessage) ([]fixedIPRequest, error) {
 // CreatePort creates a port, allocating its MAC and addresses in the same
 // transaction that stores it, so two concurrent creates never share either.
 func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port], error) {
+	return createOne(ctx, s, in, s.preparePort, s.GetPort)
+}
+
+// CreatePorts creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreatePorts(ctx context.Context, in []Attrs) (Results[model.Port], error) {
+	return createMany(ctx, s, in, s.preparePort, s.GetPort)
+}
+
+func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 	p := portInput{Port: model.Port{
 		ID:                  newID(),
 		AdminStateUp:        true,
@@ -156,12 +165,12 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		AllowedAddressPairs: []model.AddressPair{},
 	}}
 	if err := mustCreate(ctx, "create_port"); err != nil {
-		return Result[model.Port]{}, err
+		return pending{}, err
 	}
 	if err := decode(&p, portAttrs, in, opCreate); err != nil {
-		return Result[model.Port]{}, err
+		return pending{}, err
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: p.ID, apply: func(tx store.Txn) error {
 		network, acc, err := loadNetwork(ctx, tx, p.NetworkID)
 		if err != nil {
 			return err
@@ -190,11 +199,7 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
-	})
-	if err != nil {
-		return Result[model.Port]{}, err
-	}
-	return s.portResult(ctx, p.ID, rev)
+	}}, nil
 }
 
 // UpdatePort applies the attributes of a PUT.
