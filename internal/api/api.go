@@ -175,6 +175,7 @@ func (s *Server) routes() {
 		s.register(res)
 	}
 	s.routerActions()
+	s.tagRoutes()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {
 		s.identityRoutes()

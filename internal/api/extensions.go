@@ -22,6 +22,8 @@ var extensions = []extension{
 	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []string{}},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []string{}},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []string{}},
+	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, port, router, floatingip, security_group", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00", []string{}},
+	{"tag", "Tag support", "Enables to set tag on resources.", "2016-01-01T00:00:00-00:00", []string{}},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []string{}},
 	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled: limit, marker and page_reverse, with next and previous links.", "2016-06-12T00:00:00-00:00", []string{}},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled: sort_key and sort_dir.", "2016-06-12T00:00:00-00:00", []string{}},
