@@ -25,6 +25,7 @@ var extensions = []extension{
 	{"standard-attr-tag", "Tag support for resources with standard attribute: network, subnet, port, router, floatingip, security_group", "Enables to set tag on resources with standard attribute.", "2017-01-01T00:00:00-00:00", []string{}},
 	{"tag", "Tag support", "Enables to set tag on resources.", "2016-01-01T00:00:00-00:00", []string{}},
 	{"standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources.", "2016-04-11T10:00:00-00:00", []string{}},
+	{"revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported.", "2016-12-11T00:00:00-00:00", []string{}},
 	{"pagination", "Pagination support", "Extension that indicates that pagination is enabled: limit, marker and page_reverse, with next and previous links.", "2016-06-12T00:00:00-00:00", []string{}},
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled: sort_key and sort_dir.", "2016-06-12T00:00:00-00:00", []string{}},
 	{"filter-validation", "Filter parameters validation", "Provides validation on filtering parameters: a filter that names no attribute of the resource answers 400.", "2018-03-21T10:00:00-00:00", []string{}},

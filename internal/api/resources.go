@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
@@ -237,7 +240,12 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		obj, rev, err := res.update(r.Context(), r.PathValue("id"), attrs)
+		ctx, err := ifMatch(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		obj, rev, err := res.update(ctx, r.PathValue("id"), attrs)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -245,7 +253,12 @@ func (s *Server) register(res resource) {
 		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK)
 	})
 	handle("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
-		rev, err := res.remove(r.Context(), r.PathValue("id"))
+		ctx, err := ifMatch(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rev, err := res.remove(ctx, r.PathValue("id"))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -253,6 +266,26 @@ func (s *Server) register(res resource) {
 		s.waitFor(w, r, rev)
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// ifMatch is Neutron's revision-if-match: a PUT or DELETE of an item with
+// "If-Match: revision_number=N" changes it only at that revision (412
+// otherwise). Other If-Match constraints are not Neutron's and are ignored,
+// as Neutron does.
+func ifMatch(r *http.Request) (context.Context, error) {
+	for _, c := range strings.Split(r.Header.Get("If-Match"), ",") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(c), "revision_number=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, &service.Error{Status: http.StatusBadRequest, Type: "HTTPBadRequest",
+				Message: fmt.Sprintf("If-Match header revision_number=%s is not an integer", v)}
+		}
+		return service.WithRevisionConstraint(r.Context(), r.PathValue("id"), n), nil
+	}
+	return r.Context(), nil
 }
 
 // respondAfterWrite answers a create or update, first waiting for the agent

@@ -364,7 +364,7 @@ func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network,
 	if !acc.canSeeNetwork(ctx, &n) {
 		return n, nil, notFound("Network", id)
 	}
-	return n, acc, nil
+	return n, acc, checkRevision(ctx, r, id, &n)
 }
 
 func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {

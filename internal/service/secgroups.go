@@ -525,7 +525,10 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 		std := model.Standard{}
 		std.Touch(now)
 		r.CreatedAt, r.UpdatedAt = std.CreatedAt, std.UpdatedAt
-		return tx.Put(store.SecurityGroupRules, r.ID, r.SecurityGroupRule)
+		if err := tx.Put(store.SecurityGroupRules, r.ID, r.SecurityGroupRule); err != nil {
+			return err
+		}
+		return bumpRevision[model.SecurityGroup](s, tx, store.SecurityGroups, r.SecurityGroupID)
 	}}, nil
 }
 
@@ -565,7 +568,10 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, id string) (int64
 		if err := authorize(ctx, "delete_security_group_rule", r.ProjectID); err != nil {
 			return err
 		}
-		return tx.Delete(store.SecurityGroupRules, id)
+		if err := tx.Delete(store.SecurityGroupRules, id); err != nil {
+			return err
+		}
+		return bumpRevision[model.SecurityGroup](s, tx, store.SecurityGroups, r.SecurityGroupID)
 	})
 }
 

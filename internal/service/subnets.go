@@ -205,6 +205,9 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 		if err := tx.Put(store.Subnets, sn.ID, sn.Subnet); err != nil {
 			return err
 		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
+			return err
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
 	}}, nil
 }
@@ -337,6 +340,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 		if err := tx.Put(store.Subnets, id, sn.Subnet); err != nil {
 			return err
 		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
+			return err
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
@@ -391,6 +397,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 			}
 		}
 		if err := tx.Delete(store.Subnets, id); err != nil {
+			return err
+		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
 			return err
 		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
@@ -460,5 +469,5 @@ func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, e
 			return sn, notFound("Subnet", id)
 		}
 	}
-	return sn, nil
+	return sn, checkRevision(ctx, r, id, &sn)
 }
