@@ -175,3 +175,35 @@ func TestTagFilters(t *testing.T) {
 		t.Errorf("a tag filter on a collection without tags: %d, want 400", r.status)
 	}
 }
+
+// TestPortTagsOnCreate: tag-ports-during-bulk-creation, ports take tags in
+// their create body, one by one or in bulk.
+func TestPortTagsOnCreate(t *testing.T) {
+	h := newHarness(t)
+	if r := h.do("GET", "/v2.0/extensions/tag-ports-during-bulk-creation", nil); r.status != 200 {
+		t.Errorf("extension tag-ports-during-bulk-creation: %d", r.status)
+	}
+	net := h.create("networks", "network", map[string]any{})["id"]
+	p := h.create("ports", "port", map[string]any{"network_id": net, "tags": []string{"a", "b"}})
+	if got := h.tags("/v2.0/ports/" + p["id"].(string)); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("tags of a port created with them: %v", got)
+	}
+	r := h.do("POST", "/v2.0/ports", map[string]any{"ports": []any{
+		map[string]any{"network_id": net, "tags": []string{"x"}}, map[string]any{"network_id": net}}})
+	if r.status != 201 {
+		t.Fatalf("bulk: %d %v", r.status, r.body)
+	}
+	for i, want := range [][]any{{"x"}, {}} {
+		if got := r.body["ports"].([]any)[i].(map[string]any)["tags"].([]any); !slices.Equal(got, want) {
+			t.Errorf("bulk port %d: tags %v, want %v", i, got, want)
+		}
+	}
+	before := h.revision()
+	r = h.do("POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "tags": []string{"a", "a"}}})
+	if _, msg := neutronError(r); r.status != 400 || !strings.Contains(msg, "tags") {
+		t.Errorf("duplicate tags: %d %q", r.status, msg)
+	}
+	if h.revision() != before {
+		t.Errorf("a refused port changed the store")
+	}
+}

@@ -38,6 +38,12 @@ var portAttrs = append([]attr[portInput]{
 	stringAttr("name", true, true, func(p *portInput) *string { return &p.Name }),
 	stringAttr("description", true, true, func(p *portInput) *string { return &p.Description }),
 	boolAttr("admin_state_up", true, true, func(p *portInput) *bool { return &p.AdminStateUp }),
+	// Ports take their tags on create too (tag-ports-during-bulk-creation).
+	{name: "tags", post: true, set: func(p *portInput, raw json.RawMessage) error {
+		tags, err := parseStringList(raw, tagLength)
+		p.Tags = tags
+		return err
+	}},
 	{name: "network_id", post: true, required: true, set: func(p *portInput, raw json.RawMessage) error {
 		v, err := parseString(raw, maxNameLen)
 		p.NetworkID = v

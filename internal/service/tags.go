@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -21,15 +22,15 @@ type tagTarget struct {
 	load func(ctx context.Context, r store.Reader, id string) (project string, std *model.Standard, save func(store.Txn) error, err error)
 }
 
-func tagTargetOf[T any](kind store.Kind, load func(context.Context, store.Reader, string) (T, error),
-	std func(*T) *model.Standard, project func(*T) string,
+func tagTargetOf[T any, P standardPtr[T]](kind store.Kind, load func(context.Context, store.Reader, string) (T, error),
+	project func(*T) string,
 ) tagTarget {
 	return tagTarget{kind: kind, load: func(ctx context.Context, r store.Reader, id string) (string, *model.Standard, func(store.Txn) error, error) {
 		v, err := load(ctx, r, id)
 		if err != nil {
 			return "", nil, nil, err
 		}
-		return project(&v), std(&v), func(tx store.Txn) error { return tx.Put(kind, id, v) }, nil
+		return project(&v), P(&v).StandardAttrs(), func(tx store.Txn) error { return tx.Put(kind, id, v) }, nil
 	}}
 }
 
@@ -39,17 +40,17 @@ var tagTargets = map[string]tagTarget{
 	"networks": tagTargetOf(store.Networks, func(ctx context.Context, r store.Reader, id string) (model.Network, error) {
 		n, _, err := loadNetwork(ctx, r, id)
 		return n, err
-	}, func(n *model.Network) *model.Standard { return &n.Standard }, func(n *model.Network) string { return n.ProjectID }),
+	}, func(n *model.Network) string { return n.ProjectID }),
 	"subnets": tagTargetOf(store.Subnets, loadSubnet,
-		func(s *model.Subnet) *model.Standard { return &s.Standard }, func(s *model.Subnet) string { return s.ProjectID }),
+		func(s *model.Subnet) string { return s.ProjectID }),
 	"ports": tagTargetOf(store.Ports, loadPort,
-		func(p *model.Port) *model.Standard { return &p.Standard }, func(p *model.Port) string { return p.ProjectID }),
+		func(p *model.Port) string { return p.ProjectID }),
 	"routers": tagTargetOf(store.Routers, loadRouter,
-		func(r *model.Router) *model.Standard { return &r.Standard }, func(r *model.Router) string { return r.ProjectID }),
+		func(r *model.Router) string { return r.ProjectID }),
 	"floatingips": tagTargetOf(store.FloatingIPs, loadFloatingIP,
-		func(f *model.FloatingIP) *model.Standard { return &f.Standard }, func(f *model.FloatingIP) string { return f.ProjectID }),
+		func(f *model.FloatingIP) string { return f.ProjectID }),
 	"security-groups": tagTargetOf(store.SecurityGroups, loadGroup,
-		func(g *model.SecurityGroup) *model.Standard { return &g.Standard }, func(g *model.SecurityGroup) string { return g.ProjectID }),
+		func(g *model.SecurityGroup) string { return g.ProjectID }),
 }
 
 // TagCollections are the URL paths of the collections whose resources
@@ -169,8 +170,15 @@ func (s *Service) changeTags(ctx context.Context, collection, id string, change 
 
 // checkTag is Neutron's validate_tag: a string of at most 255 characters.
 func checkTag(tag string) error {
+	if err := tagLength(tag); err != nil {
+		return invalidInput("%s", err)
+	}
+	return nil
+}
+
+func tagLength(tag string) error {
 	if n := len([]rune(tag)); n > maxTagLen {
-		return invalidInput("'%s' exceeds maximum length of %d", tag, maxTagLen)
+		return fmt.Errorf("'%s' exceeds maximum length of %d", tag, maxTagLen)
 	}
 	return nil
 }
