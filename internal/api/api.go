@@ -312,6 +312,13 @@ func decodeCreate(r *http.Request, res resource) (items []service.Attrs, bulk bo
 		if err != nil {
 			return nil, true, err
 		}
+		// Neutron takes each item bare or in its own envelope
+		// ({"ports": [{"port": {...}}]}, as tempest's clients send).
+		if inner, ok := attrs[res.singular]; ok {
+			if attrs, err = attrsOf(inner, res.singular); err != nil {
+				return nil, true, err
+			}
+		}
 		items = append(items, attrs)
 	}
 	return items, true, nil

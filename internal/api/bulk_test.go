@@ -98,6 +98,7 @@ func TestBulkCreateRefusals(t *testing.T) {
 		{"networks", map[string]any{"networks": map[string]any{"name": "x"}}, "Malformed request body: 'networks' must be a list of objects"},
 		{"networks", map[string]any{"networks": []any{"x"}}, "Malformed request body: 'network' must be a JSON object"},
 		{"instances", map[string]any{"instances": []any{map[string]any{}}}, "Bulk operation not supported"},
+		{"networks", map[string]any{"networks": []any{map[string]any{"network": "x"}}}, "Malformed request body: 'network' must be a JSON object"},
 	} {
 		r := h.do("POST", "/v2.0/"+c.path, c.body)
 		if typ, msg := neutronError(r); r.status != 400 || typ != "HTTPBadRequest" || msg != c.msg {
@@ -106,6 +107,23 @@ func TestBulkCreateRefusals(t *testing.T) {
 	}
 	if after := h.revision(); after != before {
 		t.Errorf("refusals changed the store (revision %d → %d)", before, after)
+	}
+}
+
+// TestBulkCreateItemsInEnvelopes: Neutron also takes each item in its own
+// envelope, as tempest's clients send them.
+func TestBulkCreateItemsInEnvelopes(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("POST", "/v2.0/security-groups", map[string]any{"security_groups": []any{
+		map[string]any{"security_group": map[string]any{"name": "a"}}, map[string]any{"name": "b"}}})
+	items, _ := r.body["security_groups"].([]any)
+	if r.status != 201 || len(items) != 2 {
+		t.Fatalf("bulk create: %d %v", r.status, r.body)
+	}
+	for i, want := range []string{"a", "b"} {
+		if got := items[i].(map[string]any)["name"]; got != want {
+			t.Errorf("item %d: name %v, want %s", i, got, want)
+		}
 	}
 }
 
