@@ -164,13 +164,17 @@ func TestAgentLeavesForeignNamespace(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	blue := e.ns("blue")
 	e.ip("netns", "add", blue)
-	ino, _ := netns.Inode(blue)
+	// The test deletes its own namespace, and only that: once the operator
+	// removed it below, the one under that name is nsnet's (its inode may
+	// even be the same: the kernel reuses namespace inode numbers), which
+	// the agent deletes with its /etc/netns files.
+	ours := true
 	defer func() {
-		// Only the test's own: once nsnet's, the agent deletes it.
-		if now, _ := netns.Inode(blue); now == ino {
+		if ours {
 			netns.Delete(blue)
 		}
 	}()
+	ino, _ := netns.Inode(blue)
 
 	bluePort := testPort("blue", "eth0", "10.9.0.13", "fa:16:3e:00:00:13")
 	redPort := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
@@ -204,6 +208,7 @@ func TestAgentLeavesForeignNamespace(t *testing.T) {
 	// Once the operator removes it, the agent's retries take over, with no
 	// store change and no full pass.
 	netns.Delete(blue)
+	ours = false
 	eventually(t, 10*time.Second, "blue programmed after the foreign namespace went", func() error {
 		if st, reason := e.agent.Status(store.Ports, bluePort.ID); st != model.StatusActive {
 			return &statusError{st, reason}

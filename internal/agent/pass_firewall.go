@@ -95,17 +95,10 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 		}
 		return nil
 	}
-	if p.full && h.applied != nil {
-		intact, err := h.fw.Verify()
-		if err != nil {
-			return err
-		}
-		if !intact {
-			h.fw.Forget() // changed behind nsnet's back: build again
-			h.applied = nil
-		}
-	}
-	if h.applied != nil && reflect.DeepEqual(*h.applied, spec) {
+	// A full pass applies even an unchanged spec: Apply reads the tables
+	// back when the ruleset generation moved (someone committed), and
+	// repairs them.
+	if !p.full && h.applied != nil && reflect.DeepEqual(*h.applied, spec) {
 		return nil
 	}
 	res, err := h.fw.Apply(spec)

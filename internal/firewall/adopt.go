@@ -1,107 +1,67 @@
 package firewall
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/userdata"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // adopt takes over tables a previous daemon left, when they implement
 // spec exactly: ports keep the tags the kernel gave them, and nothing is
 // written, so a restart recreates no table, chain or set. ok is false when
 // the tables are missing or differ; the caller then rebuilds them.
-func (f *Firewall) adopt(spec Spec) (want compiled, ok bool) {
-	tags, err := f.kernelTags()
+func (f *Firewall) adopt(c *nfsock.Conn, spec Spec) (want compiled, ok bool) {
+	tags, err := f.kernelTags(c)
 	if err != nil {
 		return compiled{}, false
 	}
 	want = compile(spec, compiled{tags: tags})
-	if same, err := f.matches(want); err != nil || !same {
+	if same, err := f.matches(c, want); err != nil || !same {
 		f.log.Debug("existing firewall tables not adopted", "err", err)
 		return compiled{}, false
 	}
 	return want, true
 }
 
+// intact reports whether the kernel still holds exactly what the last
+// Apply programmed, and the ruleset generation it read: proven by the
+// generation, or else (not proven) read back and compared.
+func (f *Firewall) intact() (gen uint32, proven, ok bool, err error) {
+	gen, proven, err = f.own.Generation()
+	if err != nil || proven || f.current.tags == nil {
+		return gen, proven, proven, err
+	}
+	c, _ := f.own.Conn()
+	if ok, err = f.matches(c, f.current); ok {
+		f.own.Prove(gen)
+	}
+	return gen, false, ok, err
+}
+
 // Verify reports whether the kernel's tables still hold exactly what the
-// last Apply programmed: every chain and set of the layout, every
-// element, and the layout's mark (see layoutComment). The rules inside the
-// chains are not compared one by one. It is false before the first Apply.
+// last Apply programmed; false before the first. Unless the ruleset
+// generation proves it, it reads them back (see matches).
 func (f *Firewall) Verify() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.synced {
-		return false, nil
-	}
-	return f.matches(f.current)
-}
-
-// layoutComment marks tables with the layout that built them: it is the
-// comment of the first rule of the bridge table's prerouting chain, with a
-// hash of every chain, rule and set definition. Tables are adopted only
-// from a daemon of the same layout, so an upgrade that changes the layout
-// rebuilds them rather than keeping the old rules.
-var layoutComment = "nsnet_fw layout " + layoutHash()
-
-const layoutMarkChain = "prerouting"
-
-func layoutHash() string {
-	h := sha256.New()
-	enc := json.NewEncoder(h)
-	for _, chains := range [][]chainDef{bridgeChains, inetChains, portChains(1), {tagChain(1)}} {
-		for _, c := range chains {
-			fmt.Fprintln(h, c.name, c.hook != nil && c.priority != nil)
-			if c.hook != nil && c.priority != nil {
-				fmt.Fprintln(h, *c.hook, *c.priority)
-			}
-			if err := enc.Encode(c.rules); err != nil {
-				panic(fmt.Sprintf("firewall layout of chain %s: %v", c.name, err))
-			}
-		}
-	}
-	for _, d := range append(append(slices.Clone(bridgeSets), inetSets...), setDef{name: "rules4"}, setDef{name: "rules6"}) {
-		if r, ok := rulesSetDef(d.name + "_1"); ok {
-			d = r
-		}
-		data := ""
-		if d.data != nil {
-			data = d.data.Name
-		}
-		fmt.Fprintln(h, d.name, d.key.Name, d.key.Bytes, data, d.interval, d.counters)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
-
-// sameLayout reports whether the bridge table was built by this layout.
-func (f *Firewall) sameLayout(bridge *nftables.Table) (bool, error) {
-	rules, err := f.nft.GetRules(bridge, &nftables.Chain{Name: layoutMarkChain, Table: bridge})
+	_, _, ok, err := f.intact()
 	if err != nil {
-		return false, err
+		return false, f.own.Fail(err)
 	}
-	if len(rules) == 0 {
-		return false, nil
-	}
-	comment, _ := userdata.GetString(rules[0].UserData, userdata.TypeComment)
-	return comment == layoutComment, nil
+	return ok, nil
 }
 
 // kernelTags reads the tag of each port interface from the bridge table.
-func (f *Firewall) kernelTags() (map[string]uint16, error) {
+func (f *Firewall) kernelTags(c *nfsock.Conn) (map[string]uint16, error) {
 	bridge, _ := tables()
-	set, err := f.nft.GetSetByName(bridge, setTagOut)
+	set, err := c.GetSetByName(bridge, setTagOut)
 	if err != nil {
 		return nil, err
 	}
-	els, err := f.nft.GetSetElements(set)
+	els, err := c.GetSetElements(set)
 	if err != nil {
 		return nil, err
 	}
@@ -114,67 +74,47 @@ func (f *Firewall) kernelTags() (map[string]uint16, error) {
 		if tag == 0 || tag > maxTag {
 			return nil, fmt.Errorf("tag of %q: %d", e.Key, tag)
 		}
-		tags[string(trimIfname(e.Key))] = uint16(tag)
+		tags[nfsock.NameOf(e.Key)] = uint16(tag)
 	}
 	return tags, nil
 }
 
-// matches compares the kernel's tables with want: chain names, the
-// layout's mark, set names, and the elements of every set but the drop
-// counters.
-func (f *Firewall) matches(want compiled) (bool, error) {
+// matches compares the kernel's tables with want: their chains and sets
+// (names, types, hooks), the rules of the fixed chains and of one port's
+// chains (every port's are made alike: another layout, of another nsnet
+// version, shows there), and the elements of every set but the drop
+// counters. Reading every port's rules would cost a dump per chain, each
+// as long as the table.
+func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 	elems := bySet(want.ports)
-	tags := slices.Collect(maps.Keys(want.ports))
+	tags := slices.Sorted(maps.Keys(want.ports))
 	for _, tbl := range layouts() {
-		setDefs, chainDefs := tbl.withPorts(tags)
-		wantChains := map[string]bool{}
-		wantSets := map[string]bool{}
-		for _, c := range chainDefs {
-			wantChains[c.name] = true
+		sets, chains := tbl.withPorts(tags)
+		_, sample := tbl.withPorts(tags[:min(1, len(tags))])
+		read := map[string]bool{}
+		for _, def := range sample {
+			read[def.Name] = true
 		}
-		for _, d := range setDefs {
-			wantSets[d.name] = true
-		}
-
-		chains, err := f.nft.ListChainsOfTableFamily(tbl.t.Family)
+		l, err := c.Read(tbl.t, func(chain string) bool { return read[chain] })
 		if err != nil {
 			return false, err
 		}
-		haveChains := map[string]bool{}
-		for _, c := range chains {
-			if c.Table.Name == TableName {
-				haveChains[c.Name] = true
-			}
-		}
-		if !maps.Equal(haveChains, wantChains) {
+		if l.Table == nil {
 			return false, nil
 		}
-		if tbl.t.Family == nftables.TableFamilyBridge {
-			if ok, err := f.sameLayout(tbl.t); err != nil || !ok {
-				return false, err
-			}
-		}
-
-		sets, err := f.nft.GetSets(tbl.t)
-		if err != nil {
-			return false, err
-		}
-		haveSets := map[string]bool{}
-		for _, s := range sets {
-			haveSets[s.Name] = true
-		}
-		if !maps.Equal(haveSets, wantSets) {
+		if why := l.Problems(sets, chains); len(why) > 0 {
+			f.log.Debug("firewall tables differ", "family", tbl.t.Family, "why", why)
 			return false, nil
 		}
-		for _, s := range sets {
-			if s.Name == setDrops {
-				continue
+		for _, def := range sample {
+			if !l.Current(def) {
+				f.log.Debug("firewall chain differs", "family", tbl.t.Family, "chain", def.Name)
+				return false, nil
 			}
-			have, err := f.nft.GetSetElements(s)
-			if err != nil {
-				return false, err
-			}
-			if !sameElements(have, elems[setKey{tbl.t.Family, s.Name}], isVerdictMap(s.Name)) {
+		}
+		for _, d := range sets {
+			if !d.Counters && !sameElements(l.Elements[d.Name], elems[setKey{tbl.t.Family, d.Name}]) {
+				f.log.Debug("firewall set differs", "family", tbl.t.Family, "set", d.Name)
 				return false, nil
 			}
 		}
@@ -182,68 +122,18 @@ func (f *Firewall) matches(want compiled) (bool, error) {
 	return true, nil
 }
 
-// sameElements compares a set's elements as the kernel lists them with
-// the ones nsnet would add.
-func sameElements(have []nftables.SetElement, want []element, verdicts bool) bool {
+// sameElements reports whether have and want hold the same elements.
+func sameElements(have, want []nfsock.Element) bool {
 	if len(have) != len(want) {
 		return false
 	}
-	h := make([]string, 0, len(have))
-	for _, e := range have {
-		h = append(h, listedElementKey(e, verdicts))
-	}
-	w := make([]string, 0, len(want))
-	for _, e := range want {
-		w = append(w, elementKey(e))
-	}
-	slices.Sort(h)
-	slices.Sort(w)
-	return slices.Equal(h, w)
-}
-
-func elementKey(e element) string {
-	return fmt.Sprintf("%x/%x/%x/%s/%v", e.key, e.keyEnd, e.val, e.chain, e.chain != "" && e.goTo)
-}
-
-// listedElementKey is elementKey of an element the kernel listed. A
-// verdict map's data comes back as the verdict's attributes (code and
-// chain), which google/nftables leaves undecoded.
-func listedElementKey(e nftables.SetElement, verdict bool) string {
-	el := element{key: e.Key, keyEnd: e.KeyEnd, val: e.Val}
-	if verdict {
-		code, chain := decodeVerdict(e.Val)
-		el.val, el.chain = nil, chain
-		el.goTo = int32(code) == unix.NFT_GOTO
-	}
-	return elementKey(el)
-}
-
-func isVerdictMap(set string) bool {
-	return set == setTagIn || set == setEgressPorts || set == setIngressPorts
-}
-
-func decodeVerdict(b []byte) (code uint32, chain string) {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return 0, ""
-	}
-	ad.ByteOrder = binary.BigEndian
-	for ad.Next() {
-		switch ad.Type() {
-		case unix.NFTA_VERDICT_CODE:
-			code = ad.Uint32()
-		case unix.NFTA_VERDICT_CHAIN:
-			chain = ad.String()
+	ids := func(es []nfsock.Element) []string {
+		out := make([]string, 0, len(es))
+		for _, e := range es {
+			out = append(out, fmt.Sprintf("%x/%x/%x/%s/%v", e.Key, e.KeyEnd, e.Val, e.Chain, e.GoTo))
 		}
+		slices.Sort(out)
+		return out
 	}
-	return code, chain
-}
-
-func trimIfname(b []byte) []byte {
-	for i, c := range b {
-		if c == 0 {
-			return b[:i]
-		}
-	}
-	return b
+	return slices.Equal(ids(have), ids(want))
 }

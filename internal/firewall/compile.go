@@ -9,6 +9,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // compile turns spec into the elements of both tables, port by port.
@@ -48,7 +50,7 @@ func compile(spec Spec, prev compiled) compiled {
 type portElements struct {
 	port  Port
 	tag   uint16
-	elems map[setKey][]element
+	elems map[setKey][]nfsock.Element
 }
 
 func samePort(a, b *Port) bool {
@@ -58,40 +60,40 @@ func samePort(a, b *Port) bool {
 		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed)
 }
 
-func (pe *portElements) add(family nftables.TableFamily, set string, e element) {
+func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.Element) {
 	k := setKey{family, set}
 	pe.elems[k] = append(pe.elems[k], e)
 }
 
 func compilePort(p *Port, tag uint16) *portElements {
-	pe := &portElements{port: *p, tag: tag, elems: map[setKey][]element{}}
+	pe := &portElements{port: *p, tag: tag, elems: map[setKey][]nfsock.Element{}}
 	pe.port.Addresses = slices.Clone(p.Addresses)
 	pe.port.Networks = slices.Clone(p.Networks)
 	pe.port.MACs = slices.Clone(p.MACs)
 	pe.port.Rules = slices.Clone(p.Rules)
 	pe.port.Routed = slices.Clone(p.Routed)
 	br, inet := nftables.TableFamilyBridge, nftables.TableFamilyINet
-	name := ifname(p.Interface)
-	pe.add(br, setSecured, element{key: name})
-	pe.add(br, setTagOut, element{key: name, val: u32(uint32(tag))})
-	pe.add(br, setTagIn, element{key: name, chain: tagChainName(tag)})
+	name := nfsock.IfName(p.Interface)
+	pe.add(br, setSecured, nfsock.Element{Key: name})
+	pe.add(br, setTagOut, nfsock.Element{Key: name, Val: u32(uint32(tag))})
+	pe.add(br, setTagIn, nfsock.Element{Key: name, Chain: tagChainName(tag)})
 	// The hash sets: each key once (a pair may repeat the port's MAC or
 	// a fixed IP, or name a MAC twice).
 	seen := map[string]bool{}
 	once := func(set string, key []byte) {
 		if id := set + string(key); !seen[id] {
 			seen[id] = true
-			pe.add(br, set, element{key: key})
+			pe.add(br, set, nfsock.Element{Key: key})
 		}
 	}
 	for _, m := range append([]net.HardwareAddr{p.MAC}, p.MACs...) {
-		once(setMAC, concat(name, pad(m)))
+		once(setMAC, nfsock.Concat(name, m))
 	}
 	for _, a := range append([]netip.Addr{linkLocal(p.MAC)}, p.Addresses...) {
 		if a.Is4() {
-			once(setIP4, concat(name, a.AsSlice()))
+			once(setIP4, nfsock.Concat(name, a.AsSlice()))
 		} else {
-			once(setIP6, concat(name, a.AsSlice()))
+			once(setIP6, nfsock.Concat(name, a.AsSlice()))
 		}
 	}
 	// The interval sets: the union of what was asked, as disjoint pieces.
@@ -100,48 +102,49 @@ func compilePort(p *Port, tag uint16) *portElements {
 		set  string
 		addr int // bytes
 	}{{false, setNet4, 4}, {true, setNet6, 16}} {
-		var nets []box
+		var nets []nfsock.Box
 		for _, n := range p.Networks {
 			if n.Addr().Is6() == fam.v6 {
-				nets = append(nets, box{addressSpan(n)})
+				nets = append(nets, nfsock.Box{nfsock.PrefixSpan(n)})
 			}
 		}
-		for _, b := range disjoint(nets, []num{maxOf(fam.addr)}) {
-			pe.add(br, fam.set, element{key: concat(name, b[0].lo.bytes(fam.addr)), keyEnd: concat(name, b[0].hi.bytes(fam.addr))})
+		for _, b := range nfsock.Disjoint(nets, []nfsock.Num{nfsock.MaxOf(fam.addr)}) {
+			pe.add(br, fam.set, nfsock.Element{Key: nfsock.Concat(name, b[0].Lo.Bytes(fam.addr)), KeyEnd: nfsock.Concat(name, b[0].Hi.Bytes(fam.addr))})
 		}
 	}
-	bridge := ifname(p.Bridge)
+	bridge := nfsock.IfName(p.Bridge)
 	for _, d := range p.Routed {
-		first, last := bounds(d)
+		s, width := nfsock.PrefixSpan(d), d.Addr().BitLen()/8
 		if d.IsSingleIP() {
-			pe.add(inet, setDest4, element{key: concat(bridge, first.AsSlice()), val: u32(uint32(tag))})
+			pe.add(inet, setDest4, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)), Val: u32(uint32(tag))})
 			continue
 		}
-		pe.add(inet, setDest4Net, element{key: concat(bridge, first.AsSlice()), keyEnd: concat(bridge, last.AsSlice()), val: u32(uint32(tag))})
+		pe.add(inet, setDest4Net, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)),
+			KeyEnd: nfsock.Concat(bridge, s.Hi.Bytes(width)), Val: u32(uint32(tag))})
 	}
-	pe.add(inet, setEgressPorts, element{key: u32(uint32(tag) << 16), chain: egressChainName(tag), goTo: true})
-	pe.add(inet, setIngressPorts, element{key: u32(uint32(tag)), chain: ingressChainName(tag), goTo: true})
+	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(tag), GoTo: true})
+	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(tag), GoTo: true})
 	for _, v6 := range []bool{false, true} {
 		set, addr := rulesSet4(tag), 4
 		if v6 {
 			set, addr = rulesSet6(tag), 16
 		}
 		for _, dir := range []Direction{Ingress, Egress} {
-			var boxes []box
+			var boxes []nfsock.Box
 			for _, r := range p.Rules {
 				if r.IPv6 == v6 && r.Direction == dir {
-					boxes = append(boxes, box{
-						{n8(r.ProtoMin), n8(r.ProtoMax)},
-						{n16(r.PortMin), n16(r.PortMax)},
-						addressSpan(r.Remote),
+					boxes = append(boxes, nfsock.Box{
+						{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
+						{Lo: n16(r.PortMin), Hi: n16(r.PortMax)},
+						nfsock.PrefixSpan(r.Remote),
 					})
 				}
 			}
 			t := u32(ruleTag(tag, dir))
-			for _, b := range disjoint(boxes, ruleFields(addr)) {
-				pe.add(inet, set, element{
-					key:    concat(t, b[0].lo.bytes(1), b[1].lo.bytes(2), b[2].lo.bytes(addr)),
-					keyEnd: concat(t, b[0].hi.bytes(1), b[1].hi.bytes(2), b[2].hi.bytes(addr)),
+			for _, b := range nfsock.Disjoint(boxes, ruleFields(addr)) {
+				pe.add(inet, set, nfsock.Element{
+					Key:    nfsock.Concat(t, b[0].Lo.Bytes(1), b[1].Lo.Bytes(2), b[2].Lo.Bytes(addr)),
+					KeyEnd: nfsock.Concat(t, b[0].Hi.Bytes(1), b[1].Hi.Bytes(2), b[2].Hi.Bytes(addr)),
 				})
 			}
 		}
@@ -160,15 +163,12 @@ func ruleTag(tag uint16, dir Direction) uint32 {
 
 // ruleFields are the largest values of a rule element's fields after the
 // tag: protocol, port, peer address of addr bytes.
-func ruleFields(addr int) []num { return []num{maxOf(1), maxOf(2), maxOf(addr)} }
-
-func n8(v uint8) num   { return num{lo: uint64(v)} }
-func n16(v uint16) num { return num{lo: uint64(v)} }
-
-func addressSpan(p netip.Prefix) span {
-	first, last := bounds(p)
-	return span{numOf(first.AsSlice()), numOf(last.AsSlice())}
+func ruleFields(addr int) []nfsock.Num {
+	return []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2), nfsock.MaxOf(addr)}
 }
+
+func n8(v uint8) nfsock.Num   { return nfsock.Num{Lo: uint64(v)} }
+func n16(v uint16) nfsock.Num { return nfsock.Num{Lo: uint64(v)} }
 
 // ruleElement is a rules4/rules6 element read back: the tag and direction
 // of its key, and its box of protocol, port and peer address.
@@ -176,18 +176,18 @@ type ruleElement struct {
 	tag uint16
 	dir Direction
 	v6  bool
-	box box
+	box nfsock.Box
 }
 
-func decodeRule(e element) (ruleElement, bool) {
-	if len(e.key) != len(e.keyEnd) || len(e.key) != 16 && len(e.key) != 28 {
+func decodeRule(e nfsock.Element) (ruleElement, bool) {
+	if len(e.Key) != len(e.KeyEnd) || len(e.Key) != 16 && len(e.Key) != 28 {
 		return ruleElement{}, false
 	}
-	t := binaryutil.NativeEndian.Uint32(e.key[:4])
-	r := ruleElement{dir: Ingress, v6: len(e.key) == 28, box: box{
-		{n8(e.key[4]), n8(e.keyEnd[4])},
-		{numOf(e.key[8:10]), numOf(e.keyEnd[8:10])},
-		{numOf(e.key[12:]), numOf(e.keyEnd[12:])},
+	t := binaryutil.NativeEndian.Uint32(e.Key[:4])
+	r := ruleElement{dir: Ingress, v6: len(e.Key) == 28, box: nfsock.Box{
+		{Lo: n8(e.Key[4]), Hi: n8(e.KeyEnd[4])},
+		{Lo: nfsock.NumOf(e.Key[8:10]), Hi: nfsock.NumOf(e.KeyEnd[8:10])},
+		{Lo: nfsock.NumOf(e.Key[12:]), Hi: nfsock.NumOf(e.KeyEnd[12:])},
 	}}
 	if t > maxTag {
 		r.dir, t = Egress, t>>16
@@ -199,45 +199,8 @@ func decodeRule(e element) (ruleElement, bool) {
 // allows reports whether the element admits a new connection of proto to
 // port with peer: the port is compared for TCP and UDP only.
 func (r ruleElement) allows(proto uint8, port uint16, peer netip.Addr) bool {
-	if peer.Is6() != r.v6 || !r.box[0].contains(n8(proto)) || !r.box[2].contains(numOf(peer.AsSlice())) {
+	if peer.Is6() != r.v6 || !r.box[0].Contains(n8(proto)) || !r.box[2].Contains(nfsock.NumOf(peer.AsSlice())) {
 		return false
 	}
-	return proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP || r.box[1].contains(n16(port))
-}
-
-// bounds returns the first and last address of p.
-func bounds(p netip.Prefix) (netip.Addr, netip.Addr) {
-	p = p.Masked()
-	first := p.Addr().AsSlice()
-	last := make([]byte, len(first))
-	copy(last, first)
-	for i := p.Bits(); i < len(last)*8; i++ {
-		last[i/8] |= 0x80 >> (i % 8)
-	}
-	a, _ := netip.AddrFromSlice(last)
-	return p.Addr(), a
-}
-
-// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
-// zero padded.
-func ifname(name string) []byte {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return b
-}
-
-// pad rounds b up to a multiple of 4 bytes, as fields of a concatenated
-// key are.
-func pad(b []byte) []byte {
-	out := make([]byte, (len(b)+3)/4*4)
-	copy(out, b)
-	return out
-}
-
-func concat(fields ...[]byte) []byte {
-	var out []byte
-	for _, f := range fields {
-		out = append(out, pad(f)...)
-	}
-	return out
+	return proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP || r.box[1].Contains(n16(port))
 }

@@ -33,7 +33,11 @@ func PortChain(chain string) (dir Direction, tag uint16, ok bool) {
 func (f *Firewall) InterfaceOfTag(tag uint16) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	tags, err := f.kernelTags()
+	c, err := f.own.Conn()
+	if err != nil {
+		return "", err
+	}
+	tags, err := f.kernelTags(c)
 	if err != nil {
 		return "", fmt.Errorf("read the port tags of bridge %s: %w", TableName, err)
 	}

@@ -8,6 +8,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // TableName is the name of both firewall tables (families bridge and
@@ -46,14 +48,14 @@ func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
 func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
 
 // rulesSetDef is the definition of a port's rule sets, by name.
-func rulesSetDef(name string) (setDef, bool) {
+func rulesSetDef(name string) (nfsock.SetDef, bool) {
 	switch {
 	case strings.HasPrefix(name, "rules4_"):
-		return setDef{name: name, key: typeRule4, interval: true}, true
+		return nfsock.SetDef{Name: name, Key: typeRule4, Interval: true}, true
 	case strings.HasPrefix(name, "rules6_"):
-		return setDef{name: name, key: typeRule6, interval: true}, true
+		return nfsock.SetDef{Name: name, Key: typeRule6, Interval: true}, true
 	}
-	return setDef{}, false
+	return nfsock.SetDef{}, false
 }
 
 // A port's tag is a number in 1..maxTag. The mark of a bridged packet
@@ -87,56 +89,24 @@ var (
 	typeRule6    = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIP6Addr)
 )
 
-// setDef is one set or map of a table.
-type setDef struct {
-	name     string
-	key      nftables.SetDatatype
-	data     *nftables.SetDatatype
-	interval bool
-	counters bool // dynamic, a counter per element: the drop counters
+var bridgeSets = []nfsock.SetDef{
+	{Name: setSecured, Key: nftables.TypeIFName},
+	{Name: setMAC, Key: typeIfEther},
+	{Name: setIP4, Key: typeIfAddr4},
+	{Name: setNet4, Key: typeIfAddr4, Interval: true},
+	{Name: setIP6, Key: typeIfAddr6},
+	{Name: setNet6, Key: typeIfAddr6, Interval: true},
+	{Name: setTagOut, Key: nftables.TypeIFName, Data: &nftables.TypeMark},
+	{Name: setTagIn, Key: nftables.TypeIFName, Data: &nftables.TypeVerdict},
+	{Name: setDrops, Key: typeIfReason, Counters: true},
 }
 
-var bridgeSets = []setDef{
-	{name: setSecured, key: nftables.TypeIFName},
-	{name: setMAC, key: typeIfEther},
-	{name: setIP4, key: typeIfAddr4},
-	{name: setNet4, key: typeIfAddr4, interval: true},
-	{name: setIP6, key: typeIfAddr6},
-	{name: setNet6, key: typeIfAddr6, interval: true},
-	{name: setTagOut, key: nftables.TypeIFName, data: &nftables.TypeMark},
-	{name: setTagIn, key: nftables.TypeIFName, data: &nftables.TypeVerdict},
-	{name: setDrops, key: typeIfReason, counters: true},
-}
-
-var inetSets = []setDef{
-	{name: setEgressPorts, key: nftables.TypeMark, data: &nftables.TypeVerdict},
-	{name: setIngressPorts, key: nftables.TypeMark, data: &nftables.TypeVerdict},
-	{name: setDest4, key: typeIfAddr4, data: &nftables.TypeMark},
-	{name: setDest4Net, key: typeIfAddr4, data: &nftables.TypeMark, interval: true},
-	{name: setDrops, key: typeTagDrop, counters: true},
-}
-
-func (d setDef) nft(t *nftables.Table) *nftables.Set {
-	s := &nftables.Set{
-		Table:         t,
-		Name:          d.name,
-		KeyType:       d.key,
-		Interval:      d.interval,
-		Concatenation: len(nftables.ConcatSetTypeElements(d.key)) > 1,
-		KeyByteOrder:  binaryutil.BigEndian,
-	}
-	if d.key.Name == nftables.TypeIFName.Name {
-		// An interface name is a string, in host order to nft(8): big
-		// endian, `nft list` would print every one as "".
-		s.KeyByteOrder = binaryutil.NativeEndian
-	}
-	if d.data != nil {
-		s.IsMap, s.DataType = true, *d.data
-	}
-	if d.counters {
-		s.Dynamic, s.Counter, s.Size = true, true, 1<<20
-	}
-	return s
+var inetSets = []nfsock.SetDef{
+	{Name: setEgressPorts, Key: nftables.TypeMark, Data: &nftables.TypeVerdict},
+	{Name: setIngressPorts, Key: nftables.TypeMark, Data: &nftables.TypeVerdict},
+	{Name: setDest4, Key: typeIfAddr4, Data: &nftables.TypeMark},
+	{Name: setDest4Net, Key: typeIfAddr4, Data: &nftables.TypeMark, Interval: true},
+	{Name: setDrops, Key: typeTagDrop, Counters: true},
 }
 
 // Registers: 1..4 are the 16-byte ones; 8..23 the 4-byte ones, 8..11
@@ -218,31 +188,23 @@ func ifAnd(base expr.PayloadBase, offset, length uint32) []expr.Any {
 	return []expr.Any{meta(expr.MetaKeyIIFNAME, reg1), payload(base, offset, length, reg2)}
 }
 
-// chainDef is one chain: a base chain when hook is set.
-type chainDef struct {
-	name     string
-	hook     *nftables.ChainHook
-	priority *nftables.ChainPriority
-	rules    [][]expr.Any
-}
-
 const (
 	ethARP  = 0x0806
 	ethIPv4 = 0x0800
 	ethIPv6 = 0x86dd
 )
 
-var bridgeChains = []chainDef{
-	{name: "prerouting", hook: nftables.ChainHookPrerouting, priority: nftables.ChainPriorityRef(-300), rules: [][]expr.Any{
+var bridgeChains = []nfsock.ChainDef{
+	{Name: "prerouting", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300), Rules: [][]expr.Any{
 		{meta(expr.MetaKeyIIFNAME, reg1), lookup(setSecured, false), jump("antispoof")},
 	}},
-	{name: "antispoof", rules: [][]expr.Any{
+	{Name: "antispoof", Rules: [][]expr.Any{
 		all(ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setMAC, true)}, bridgeDrop(reasonMAC)),
 		all(etherType(ethARP), []expr.Any{jump("arp")}),
 		all(etherType(ethIPv4), []expr.Any{jump("ip4")}),
 		all(etherType(ethIPv6), []expr.Any{jump("ip6")}),
 	}},
-	{name: "arp", rules: [][]expr.Any{
+	{Name: "arp", Rules: [][]expr.Any{
 		// sender hardware address (offset 8) and sender IP (offset 14) of
 		// an Ethernet/IPv4 ARP packet
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 6), []expr.Any{lookup(setMAC, true)}, bridgeDrop(reasonARP)),
@@ -251,7 +213,7 @@ var bridgeChains = []chainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonARP),
 	}},
-	{name: "ip4", rules: [][]expr.Any{
+	{Name: "ip4", Rules: [][]expr.Any{
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(67)), bridgeDrop(reasonDHCP)),
 		// DHCP client traffic from the port's MAC, whatever its source
 		// address, as Neutron's OVS firewall allows: before the port has
@@ -262,7 +224,7 @@ var bridgeChains = []chainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
 	}},
-	{name: "ip6", rules: [][]expr.Any{
+	{Name: "ip6", Rules: [][]expr.Any{
 		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{134}), bridgeDrop(reasonRA)),
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(547)), bridgeDrop(reasonDHCP)),
 		all([]expr.Any{payload(expr.PayloadBaseNetworkHeader, 8, 16, reg1), cmpEq(reg1, make([]byte, 16))},
@@ -273,7 +235,7 @@ var bridgeChains = []chainDef{
 	}},
 	// Before br_netfilter hands the packet to the inet family (priority
 	// 0): the mark carries the ports' tags there.
-	{name: "forward", hook: nftables.ChainHookForward, priority: nftables.ChainPriorityRef(-200), rules: [][]expr.Any{
+	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
 		// A port in hairpin mode (host-gateway networks, so that an
 		// instance reaches its own published port) gets its own
 		// broadcasts and multicasts back: a flooded frame going out to
@@ -293,7 +255,7 @@ var bridgeChains = []chainDef{
 	// network's traffic to the gateway, routed or not): the input port's
 	// tag, and markRouted, so that the inet chains know the mark is ours
 	// and check the packet's way out themselves.
-	{name: "input", hook: nftables.ChainHookInput, priority: nftables.ChainPriorityRef(-200), rules: [][]expr.Any{
+	{Name: "input", Hook: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
 		setMark(markRouted),
 		{meta(expr.MetaKeyIIFNAME, reg1),
 			&expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setTagIn}},
@@ -302,7 +264,7 @@ var bridgeChains = []chainDef{
 	// the host's own) has passed the inet family's forward or output hook
 	// before the bridge chose the port: it reaches a secured port only if
 	// the inet table admitted it (markAdmitted). Other frames (ARP) pass.
-	{name: "output", hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityRef(-200), rules: [][]expr.Any{
+	{Name: "output", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
 		{meta(expr.MetaKeyOIFNAME, reg1), lookup(setSecured, true), verdict(expr.VerdictAccept)},
 		all(markAnd(markAdmitted, expr.CmpOpNeq), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyPROTOCOL, reg1), cmpNeq(reg1, be16(ethIPv4)), cmpNeq(reg1, be16(ethIPv6)), verdict(expr.VerdictAccept)},
@@ -331,8 +293,8 @@ func cmpNeq(reg uint32, data []byte) *expr.Cmp {
 
 // tagChain is the chain of the port with tag: it puts the tag in the
 // input port's bits of the mark (mask and xor: (mark & ^maskIn) ^ tag<<16).
-func tagChain(tag uint16) chainDef {
-	return chainDef{name: tagChainName(tag), rules: [][]expr.Any{{
+func tagChain(tag uint16) nfsock.ChainDef {
+	return nfsock.ChainDef{Name: tagChainName(tag), Rules: [][]expr.Any{{
 		meta(expr.MetaKeyMARK, reg1),
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(^uint32(maskIn)), Xor: u32(uint32(tag) << 16)},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
@@ -358,11 +320,11 @@ func nfproto(p byte) []expr.Any {
 // port's rule sets per family and kind of protocol (the key is tag .
 // l4proto . destination port, or ICMP type and code . peer address); a
 // match returns to the forward chain, no match counts and drops.
-func portChains(tag uint16) []chainDef {
-	return []chainDef{
-		{name: egressChainName(tag), rules: all2(ruleLookups(tag, maskIn, 16, 24),
+func portChains(tag uint16) []nfsock.ChainDef {
+	return []nfsock.ChainDef{
+		{Name: egressChainName(tag), Rules: all2(ruleLookups(tag, maskIn, 16, 24),
 			[][]expr.Any{inetDrop(maskIn, reasonEgress)})},
-		{name: ingressChainName(tag), rules: all2(ruleLookups(tag, maskOut, 12, 8),
+		{Name: ingressChainName(tag), Rules: all2(ruleLookups(tag, maskOut, 12, 8),
 			[][]expr.Any{inetDrop(maskOut, reasonIngress)})},
 	}
 }
@@ -485,15 +447,15 @@ func destLookup(set string) []expr.Any {
 // bridge knew before: the input port's tag (bridge input chain); the port
 // it goes to is found from its destination (dest4), and the bridge output
 // chain lets it reach that port only once admitted here.
-var inetChains = []chainDef{
-	{name: "forward", hook: nftables.ChainHookForward, priority: nftables.ChainPriorityFilter, rules: [][]expr.Any{
+var inetChains = []nfsock.ChainDef{
+	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
 		all(isBridge(metaIIFKIND), markAnd(markRouted, expr.CmpOpEq), []expr.Any{goTo("bridged")}),
 		all(isBridge(metaIIFKIND), []expr.Any{goTo("routed")}),
 		// From elsewhere (the uplink) into a bridge: whatever mark the
 		// packet has is not the firewall's.
 		all(isBridge(metaOIFKIND), setMark(0), []expr.Any{goTo("routed")}),
 	}},
-	{name: "bridged", rules: [][]expr.Any{
+	{Name: "bridged", Rules: [][]expr.Any{
 		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0)), verdict(expr.VerdictAccept)},
 		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
@@ -502,13 +464,13 @@ var inetChains = []chainDef{
 	}},
 	// routed: forwarded by the host, from a port (markRouted, its tag in
 	// the mark), into a bridge, or both.
-	{name: "routed", rules: [][]expr.Any{
+	{Name: "routed", Rules: [][]expr.Any{
 		all(ctState(ctSeen), []expr.Any{goTo("routed_seen")}),
 		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("from_port")}),
 		all(isBridge(metaOIFKIND), []expr.Any{goTo("to_bridge")}),
 		setMark(0), // leaving the bridges: the firewall's mark stays behind
 	}},
-	{name: "routed_seen", rules: [][]expr.Any{
+	{Name: "routed_seen", Rules: [][]expr.Any{
 		all(isBridge(metaOIFKIND), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
 		setMark(0),
 	}},
@@ -516,7 +478,7 @@ var inetChains = []chainDef{
 	// ingress rules of the port holding its destination, if a secured
 	// one does; the bridge output chain drops it at any other secured
 	// port.
-	{name: "to_bridge", rules: [][]expr.Any{
+	{Name: "to_bridge", Rules: [][]expr.Any{
 		setMark(0),
 		destLookup(setDest4),
 		all([]expr.Any{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0))}, destLookup(setDest4Net)),
@@ -527,15 +489,15 @@ var inetChains = []chainDef{
 	}},
 	// from_port: a new connection from a port to the host's stack meets
 	// the port's egress rules.
-	{name: "from_port", rules: [][]expr.Any{
+	{Name: "from_port", Rules: [][]expr.Any{
 		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
 		{jump("egress")},
 	}},
-	{name: "input", hook: nftables.ChainHookInput, priority: nftables.ChainPriorityFilter, rules: [][]expr.Any{
+	{Name: "input", Hook: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
 		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
 		all(isBridge(metaIIFKIND), markAnd(maskIn, expr.CmpOpNeq), []expr.Any{goTo("from_port")}),
 	}},
-	{name: "output", hook: nftables.ChainHookOutput, priority: nftables.ChainPriorityFilter, rules: [][]expr.Any{
+	{Name: "output", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
 		all(isBridge(metaOIFKIND), ctState(ctSeen), setMark(markAdmitted), []expr.Any{verdict(expr.VerdictAccept)}),
 		// The bridge's own IGMP reports (it joins multicast groups,
 		// with or without an address) pass like its MLD ones, which
@@ -545,14 +507,14 @@ var inetChains = []chainDef{
 	}},
 	// invalid: counted against the destination port if it is secured,
 	// else the source port (the mark is not 0 here).
-	{name: "invalid", rules: [][]expr.Any{
+	{Name: "invalid", Rules: [][]expr.Any{
 		all(markAnd(maskOut, expr.CmpOpNeq), inetDrop(maskOut, reasonInvalid)),
 		inetDrop(maskIn, reasonInvalid),
 	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)
-	{name: "egress", rules: all2(always(68, 67), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
+	{Name: "egress", Rules: all2(always(68, 67), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
-	{name: "ingress", rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+	{Name: "ingress", Rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
 
 func all2(parts ...[][]expr.Any) [][]expr.Any {
@@ -561,13 +523,4 @@ func all2(parts ...[][]expr.Any) [][]expr.Any {
 		out = append(out, p...)
 	}
 	return out
-}
-
-func (c chainDef) nft(t *nftables.Table) *nftables.Chain {
-	ch := &nftables.Chain{Table: t, Name: c.name}
-	if c.hook != nil {
-		accept := nftables.ChainPolicyAccept
-		ch.Hooknum, ch.Priority, ch.Type, ch.Policy = c.hook, c.priority, nftables.ChainTypeFilter, &accept
-	}
-	return ch
 }

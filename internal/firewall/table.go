@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -12,12 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
-	vnl "github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
-	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
@@ -28,12 +22,9 @@ type Firewall struct {
 	log       *slog.Logger
 
 	mu  sync.Mutex
-	nft *nfsock.Conn
-	ct  *vnl.Handle
-	// synced: the kernel holds exactly what current describes (false
-	// before the first Apply and after a failed one: the next Apply then
-	// replaces both tables in one batch).
-	synced  bool
+	own *nfsock.Owner // proves (by the generation) the kernel holds current
+	// current is what the last successful Apply programmed or adopted
+	// (no tags before the first).
 	current compiled
 }
 
@@ -48,59 +39,24 @@ type setKey struct {
 	name   string
 }
 
-type element struct {
-	key, keyEnd, val []byte
-	chain            string // vmap elements: jump (or goto) target
-	goTo             bool
-}
-
-func (e element) nft() nftables.SetElement {
-	el := nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val}
-	if e.chain != "" {
-		el.VerdictData = &expr.Verdict{Kind: expr.VerdictJump, Chain: e.chain}
-		if e.goTo {
-			el.VerdictData.Kind = expr.VerdictGoto
-		}
-	}
-	return el
-}
-
 // Open opens the firewall of the named namespace ("" is the process's
 // own); it creates nothing until Apply.
 func Open(namespace string, log *slog.Logger) (*Firewall, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Firewall{namespace: namespace, log: log.With("netns", namespace, "table", TableName)}
-	return f, f.dial()
-}
-
-// bufferSize bounds one batch: the first Apply of a thousand ports with
-// twenty rules each is a few megabytes.
-const bufferSize = 64 << 20
-
-func (f *Firewall) dial() error {
-	return netns.DoNamed(f.namespace, func() error {
-		c, err := nfsock.Open(bufferSize, bufferSize)
-		if err != nil {
-			return fmt.Errorf("open firewall in %q: %w", f.namespace, err)
-		}
-		h, err := vnl.NewHandle(unix.NETLINK_NETFILTER)
-		if err != nil {
-			c.Close()
-			return fmt.Errorf("conntrack socket in %q: %w", f.namespace, err)
-		}
-		f.nft, f.ct = c, h
-		return nil
-	})
+	own, err := nfsock.Own(namespace)
+	if err != nil {
+		return nil, fmt.Errorf("open firewall: %w", err)
+	}
+	return &Firewall{namespace: namespace, own: own, log: log.With("netns", namespace, "table", TableName)}, nil
 }
 
 // Close releases the sockets; the tables stay.
 func (f *Firewall) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.ct.Close()
-	return f.nft.Close()
+	return f.own.Close()
 }
 
 // Result says what an Apply did.
@@ -111,61 +67,72 @@ type Result struct {
 	// Forgotten counts conntrack entries deleted because the rules that
 	// allowed their connections were removed.
 	Forgotten uint
+	// Read: the tables were read back, because the ruleset generation
+	// did not prove them unchanged since the last Apply.
+	Read bool
 }
 
 // Apply makes the tables implement spec. The first Apply of a Firewall
 // adopts the tables a previous daemon left if they implement spec exactly,
 // and otherwise replaces both (atomically, in one batch); later ones send
-// only the elements that differ, in one batch. Removed rules take their
-// connections' conntrack entries with them.
+// only the elements that differ, in one batch, once the ruleset generation
+// proves, or a read back shows, that the tables still hold what the last
+// Apply programmed (else they adopt or replace them again). Removed rules
+// take their connections' conntrack entries with them.
 func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, fmt.Errorf("firewall spec: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.synced {
-		if want, ok := f.adopt(spec); ok {
-			f.current, f.synced = want, true
-			return Result{Adopted: true}, nil
+	gen, proven, intact, err := f.intact()
+	if err != nil {
+		return Result{}, f.own.Fail(err)
+	}
+	c, _ := f.own.Conn() // open: intact used it
+	res := Result{Read: !proven}
+	if !intact {
+		if want, ok := f.adopt(c, spec); ok {
+			f.current = want
+			f.own.Prove(gen)
+			res.Adopted = true
+			return res, nil
 		}
 		want := compile(spec, compiled{})
-		if err := f.rebuild(want); err != nil {
-			return Result{}, f.fail(err)
+		if err := f.rebuild(c, want); err != nil {
+			return res, f.own.Fail(err)
 		}
-		f.current, f.synced = want, true
-		return Result{Rebuilt: true, Added: want.size()}, nil
+		if _, err := f.own.Commit(gen); err != nil {
+			return res, fmt.Errorf("replace %s tables in %q: %w", TableName, f.namespace, err)
+		}
+		f.current = want
+		res.Rebuilt, res.Added = true, want.size()
+		return res, nil
 	}
 	want := compile(spec, f.current)
-	res, removed, err := f.update(want)
+	removed, err := f.update(c, want, &res)
 	if err != nil {
-		return res, f.fail(err)
+		return res, f.own.Fail(err)
+	}
+	if res.Added+res.Deleted == 0 {
+		// Nothing queued: another spec with the same elements. The
+		// proof stands.
+		f.current = want
+		return res, nil
+	}
+	if _, err := f.own.Commit(gen); err != nil {
+		return res, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	old := f.current
 	f.current = want
 	if len(removed) > 0 {
-		m := newFlowMatcher(removed, old, want)
-		n, err := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, m)
-		n6, err6 := f.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, m)
-		res.Forgotten = n + n6
-		if err := errors.Join(err, err6); err != nil {
+		n, err := c.Forget(newFlowMatcher(removed, old, want))
+		res.Forgotten = n
+		if err != nil {
 			return res, fmt.Errorf("forget connections of removed rules: %w", err)
 		}
 	}
 	return res, nil
-}
-
-// fail forgets what the Firewall believed about the kernel and its
-// sockets, which may hold half a batch or unread answers: the next Apply
-// dials again and replaces both tables.
-func (f *Firewall) fail(err error) error {
-	f.synced = false
-	f.ct.Close()
-	f.nft.Close()
-	if derr := f.dial(); derr != nil {
-		return errors.Join(err, fmt.Errorf("reopen: %w", derr))
-	}
-	return err
 }
 
 func (c compiled) size() int {
@@ -179,8 +146,8 @@ func (c compiled) size() int {
 }
 
 // bySet gathers the elements of ports, set by set.
-func bySet(ports map[uint16]*portElements) map[setKey][]element {
-	out := map[setKey][]element{}
+func bySet(ports map[uint16]*portElements) map[setKey][]nfsock.Element {
+	out := map[setKey][]nfsock.Element{}
 	for _, tag := range slices.Sorted(maps.Keys(ports)) {
 		for k, es := range ports[tag].elems {
 			out[k] = append(out[k], es...)
@@ -197,8 +164,8 @@ func tables() (bridge, inet *nftables.Table) {
 // tableLayout is one of the two tables with its fixed sets and chains.
 type tableLayout struct {
 	t      *nftables.Table
-	sets   []setDef
-	chains []chainDef
+	sets   []nfsock.SetDef
+	chains []nfsock.ChainDef
 }
 
 func layouts() []tableLayout {
@@ -209,7 +176,7 @@ func layouts() []tableLayout {
 // withPorts is the table's sets and chains once the ports with tags are
 // in it: a tagging chain each in the bridge table; two chains and two rule
 // sets each in the inet table.
-func (l tableLayout) withPorts(tags []uint16) (sets []setDef, chains []chainDef) {
+func (l tableLayout) withPorts(tags []uint16) (sets []nfsock.SetDef, chains []nfsock.ChainDef) {
 	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
 	for _, tag := range tags {
 		if l.t.Family == nftables.TableFamilyBridge {
@@ -225,76 +192,38 @@ func (l tableLayout) withPorts(tags []uint16) (sets []setDef, chains []chainDef)
 	return sets, chains
 }
 
-// rebuild replaces both tables with want in one batch.
-func (f *Firewall) rebuild(want compiled) error {
-	bridge, inet := tables()
-	for _, t := range []*nftables.Table{bridge, inet} {
-		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err == nil {
-			f.nft.DelTable(t)
-		}
-	}
+// rebuild queues the replacement of both tables by want.
+func (f *Firewall) rebuild(c *nfsock.Conn, want compiled) error {
 	elems := bySet(want.ports)
 	tags := slices.Sorted(maps.Keys(want.ports))
 	for _, tbl := range layouts() {
-		f.nft.AddTable(tbl.t)
+		if ok, err := c.Exists(tbl.t); err != nil {
+			return err
+		} else if ok {
+			c.DelTable(tbl.t)
+		}
 		sets, chains := tbl.withPorts(tags)
-		// Regular chains first: base chains and vmaps jump to them.
-		slices.SortStableFunc(chains, func(a, b chainDef) int {
-			if (a.hook == nil) == (b.hook == nil) {
-				return 0
-			}
-			if a.hook == nil {
-				return -1
-			}
-			return 1
-		})
-		created := map[string]*nftables.Chain{}
-		for _, c := range chains {
-			created[c.name] = f.nft.AddChain(c.nft(tbl.t))
+		if err := c.Create(tbl.t, sets, chains); err != nil {
+			return err
 		}
 		for _, d := range sets {
-			s := d.nft(tbl.t)
-			if err := f.nft.AddSet(s, nil); err != nil {
-				return fmt.Errorf("set %s: %w", d.name, err)
-			}
-			if err := f.addElements(s, nftElems(elems[setKey{tbl.t.Family, d.name}])); err != nil {
-				return fmt.Errorf("set %s: %w", d.name, err)
+			if err := c.AddElements(d.NFT(tbl.t), elems[setKey{tbl.t.Family, d.Name}]); err != nil {
+				return err
 			}
 		}
-		for _, c := range chains {
-			for i, r := range c.rules {
-				rule := &nftables.Rule{Table: tbl.t, Chain: created[c.name], Exprs: r}
-				if tbl.t.Family == nftables.TableFamilyBridge && c.name == layoutMarkChain && i == 0 {
-					rule.UserData = userdata.AppendString(nil, userdata.TypeComment, layoutComment)
-				}
-				f.nft.AddRule(rule)
-			}
-		}
-	}
-	if err := f.nft.Flush(); err != nil {
-		return fmt.Errorf("replace %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	return nil
 }
 
-func nftElems(es []element) []nftables.SetElement {
-	out := make([]nftables.SetElement, 0, len(es))
-	for _, e := range es {
-		out = append(out, e.nft())
-	}
-	return out
-}
-
-// update sends the difference between f.current and want in one batch and
-// returns the rule elements it removed. Ports whose compilation want
-// reused from f.current are skipped: the cost follows the ports that
+// update queues the difference between f.current and want, counts it in
+// res, and returns the rule elements it removes. Ports whose compilation
+// want reused from f.current are skipped: the cost follows the ports that
 // changed.
-func (f *Firewall) update(want compiled) (Result, []element, error) {
-	var res Result
+func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.Element, error) {
 	bridge, inet := tables()
 	table := map[nftables.TableFamily]*nftables.Table{bridge.Family: bridge, inet.Family: inet}
-	add, del := map[setKey][]element{}, map[setKey][]element{}
-	var removedRules []element
+	add, del := map[setKey][]nfsock.Element{}, map[setKey][]nfsock.Element{}
+	var removedRules []nfsock.Element
 	var gone []uint16
 	for tag, old := range f.current.ports {
 		if _, ok := want.ports[tag]; ok {
@@ -319,12 +248,12 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 			// that refer to them.
 			for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
 				d, _ := rulesSetDef(name)
-				if err := f.nft.AddSet(d.nft(inet), nil); err != nil {
-					return res, nil, fmt.Errorf("set %s: %w", name, err)
+				if err := c.CreateSet(d, inet); err != nil {
+					return nil, err
 				}
 			}
-			f.addChains(bridge, []chainDef{tagChain(tag)})
-			f.addChains(inet, portChains(tag))
+			c.AddChains(bridge, []nfsock.ChainDef{tagChain(tag)})
+			c.AddChains(inet, portChains(tag))
 			old = &portElements{}
 		}
 		keys := map[setKey]bool{}
@@ -335,15 +264,15 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 			keys[k] = true
 		}
 		for k := range keys {
-			was := map[string]element{}
+			was := map[string]nfsock.Element{}
 			for _, e := range old.elems[k] {
-				was[string(e.key)+"/"+string(e.keyEnd)] = e
+				was[string(e.Key)+"/"+string(e.KeyEnd)] = e
 			}
 			for _, e := range next.elems[k] {
-				id := string(e.key) + "/" + string(e.keyEnd)
+				id := string(e.Key) + "/" + string(e.KeyEnd)
 				prev, ok := was[id]
 				delete(was, id)
-				if ok && sameElement(prev, e) {
+				if ok && prev.Equal(e) {
 					continue
 				}
 				if ok {
@@ -359,14 +288,14 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 			}
 		}
 	}
-	defs := map[setKey]setDef{}
+	defs := map[setKey]nfsock.SetDef{}
 	for _, d := range bridgeSets {
-		defs[setKey{bridge.Family, d.name}] = d
+		defs[setKey{bridge.Family, d.Name}] = d
 	}
 	for _, d := range inetSets {
-		defs[setKey{inet.Family, d.name}] = d
+		defs[setKey{inet.Family, d.Name}] = d
 	}
-	def := func(k setKey) setDef {
+	def := func(k setKey) nfsock.SetDef {
 		if d, ok := defs[k]; ok {
 			return d
 		}
@@ -378,14 +307,14 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 	// earlier in the batch frees the keys (tested on 6.18). The elements
 	// want keeps are disjoint from the ones it adds.
 	for _, k := range sortedKeys(del) {
-		if err := f.deleteElements(def(k).nft(table[k.family]), nftElems(del[k])); err != nil {
-			return res, nil, err
+		if err := c.DeleteElements(def(k).NFT(table[k.family]), del[k]); err != nil {
+			return nil, err
 		}
 		res.Deleted += len(del[k])
 	}
 	for _, k := range sortedKeys(add) {
-		if err := f.addElements(def(k).nft(table[k.family]), nftElems(add[k])); err != nil {
-			return res, nil, err
+		if err := c.AddElements(def(k).NFT(table[k.family]), add[k]); err != nil {
+			return nil, err
 		}
 		res.Added += len(add[k])
 	}
@@ -393,106 +322,63 @@ func (f *Firewall) update(want compiled) (Result, []element, error) {
 	// that referred to them, and their drop counters (a tag or an
 	// interface name may come back for another port).
 	for _, tag := range gone {
-		f.nft.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
-		for _, c := range portChains(tag) {
-			f.nft.DelChain(&nftables.Chain{Table: inet, Name: c.name})
+		c.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		for _, ch := range portChains(tag) {
+			c.DelChain(&nftables.Chain{Table: inet, Name: ch.Name})
 		}
 		for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
-			f.nft.DelSet(&nftables.Set{Table: inet, Name: name})
+			c.DelSet(&nftables.Set{Table: inet, Name: name})
 		}
 	}
 	if len(gone) > 0 {
-		if err := f.forgetCounters(gone); err != nil {
-			return res, nil, err
+		if err := f.forgetCounters(c, gone); err != nil {
+			return nil, err
 		}
 	}
-	if err := f.nft.Flush(); err != nil {
-		return res, nil, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
-	}
-	return res, removedRules, nil
+	return removedRules, nil
 }
 
-func sortedKeys(m map[setKey][]element) []setKey {
+func sortedKeys(m map[setKey][]nfsock.Element) []setKey {
 	return slices.SortedFunc(maps.Keys(m), func(a, b setKey) int {
 		return bytes.Compare([]byte(a.name), []byte(b.name))
 	})
 }
 
-// addChains queues chains and their rules.
-func (f *Firewall) addChains(t *nftables.Table, chains []chainDef) {
-	for _, c := range chains {
-		ch := f.nft.AddChain(c.nft(t))
-		for _, r := range c.rules {
-			f.nft.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r})
-		}
-	}
-}
-
-// elementsPerMessage bounds the elements of one netlink message: their
-// list is one netlink attribute, whose length is 16 bits. The batch, made
-// of many such messages, stays one transaction.
-const elementsPerMessage = 256
-
-func (f *Firewall) addElements(s *nftables.Set, els []nftables.SetElement) error {
-	for chunk := range slices.Chunk(els, elementsPerMessage) {
-		if err := f.nft.SetAddElements(s, chunk); err != nil {
-			return fmt.Errorf("add elements to %s: %w", s.Name, err)
-		}
-	}
-	return nil
-}
-
-func (f *Firewall) deleteElements(s *nftables.Set, els []nftables.SetElement) error {
-	for chunk := range slices.Chunk(els, elementsPerMessage) {
-		if err := f.nft.SetDeleteElements(s, chunk); err != nil {
-			return fmt.Errorf("delete elements from %s: %w", s.Name, err)
-		}
-	}
-	return nil
-}
-
-func sameElement(a, b element) bool {
-	return bytes.Equal(a.key, b.key) && bytes.Equal(a.keyEnd, b.keyEnd) && bytes.Equal(a.val, b.val) &&
-		a.chain == b.chain && a.goTo == b.goTo
-}
-
 // forgetCounters queues the deletion of the drop counters of the ports
 // with tags gone.
-func (f *Firewall) forgetCounters(gone []uint16) error {
+func (f *Firewall) forgetCounters(c *nfsock.Conn, gone []uint16) error {
 	bridge, inet := tables()
 	names := map[string]bool{}
 	tags := map[uint32]bool{}
 	for _, tag := range gone {
-		names[string(ifname(f.current.ports[tag].port.Interface))] = true
+		names[string(nfsock.IfName(f.current.ports[tag].port.Interface))] = true
 		tags[uint32(tag)] = true
 		tags[uint32(tag)<<16] = true
 	}
-	bset := (setDef{name: setDrops, key: typeIfReason, counters: true}).nft(bridge)
-	els, err := f.nft.GetSetElements(bset)
-	if err != nil {
-		return fmt.Errorf("read drop counters: %w", err)
-	}
-	var del []nftables.SetElement
-	for _, e := range els {
-		if len(e.Key) >= 16 && names[string(e.Key[:16])] {
-			del = append(del, nftables.SetElement{Key: e.Key})
+	for _, d := range []struct {
+		set  *nftables.Set
+		gone func(key []byte) bool
+	}{
+		{&nftables.Set{Table: bridge, Name: setDrops}, func(k []byte) bool { return len(k) >= 16 && names[string(k[:16])] }},
+		{&nftables.Set{Table: inet, Name: setDrops}, func(k []byte) bool {
+			return len(k) >= 4 && tags[binaryutil.NativeEndian.Uint32(k[:4])]
+		}},
+	} {
+		els, err := c.GetSetElements(d.set)
+		if err != nil {
+			return fmt.Errorf("read drop counters: %w", err)
+		}
+		var del []nfsock.Element
+		for _, e := range els {
+			if d.gone(e.Key) {
+				del = append(del, nfsock.Element{Key: e.Key})
+			}
+		}
+		if err := c.DeleteElements(d.set, del); err != nil {
+			return err
 		}
 	}
-	if err := f.deleteElements(bset, del); err != nil {
-		return err
-	}
-	iset := (setDef{name: setDrops, key: typeTagDrop, counters: true}).nft(inet)
-	els, err = f.nft.GetSetElements(iset)
-	if err != nil {
-		return fmt.Errorf("read drop counters: %w", err)
-	}
-	del = nil
-	for _, e := range els {
-		if len(e.Key) >= 4 && tags[binaryutil.NativeEndian.Uint32(e.Key[:4])] {
-			del = append(del, nftables.SetElement{Key: e.Key})
-		}
-	}
-	return f.deleteElements(iset, del)
+	return nil
 }
 
 // Counters returns the drop counters of every port of the last Apply, by
@@ -500,12 +386,16 @@ func (f *Firewall) forgetCounters(gone []uint16) error {
 func (f *Firewall) Counters() (map[string]Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	conn, err := f.own.Conn()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]Counters{}
 	for name := range f.current.tags {
 		out[name] = Counters{}
 	}
 	bridge, inet := tables()
-	els, err := f.nft.GetSetElements((setDef{name: setDrops, key: typeIfReason, counters: true}).nft(bridge))
+	els, err := conn.GetSetElements(&nftables.Set{Table: bridge, Name: setDrops})
 	if err != nil {
 		return nil, fmt.Errorf("read drop counters: %w", err)
 	}
@@ -513,12 +403,12 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 		if len(e.Key) < 20 || e.Counter == nil {
 			continue
 		}
-		name := string(bytes.TrimRight(e.Key[:16], "\x00"))
+		name := nfsock.NameOf(e.Key[:16])
 		c := out[name]
 		c.add(binaryutil.NativeEndian.Uint32(e.Key[16:20]), e.Counter.Packets)
 		out[name] = c
 	}
-	els, err = f.nft.GetSetElements((setDef{name: setDrops, key: typeTagDrop, counters: true}).nft(inet))
+	els, err = conn.GetSetElements(&nftables.Set{Table: inet, Name: setDrops})
 	if err != nil {
 		return nil, fmt.Errorf("read drop counters: %w", err)
 	}
@@ -546,72 +436,56 @@ func (f *Firewall) Counters() (map[string]Counters, error) {
 func (f *Firewall) Present() (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	bridge, inet := tables()
-	for _, t := range []*nftables.Table{bridge, inet} {
-		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err != nil {
-			// Missing, or unreadable: either way the next Apply
-			// builds it again.
-			f.log.Debug("firewall table not found", "family", familyName(t.Family), "err", err)
-			return false, nil
+	c, err := f.own.Conn()
+	if err != nil {
+		return false, err
+	}
+	for _, tbl := range layouts() {
+		if ok, err := c.Exists(tbl.t); err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil
-}
-
-func familyName(f nftables.TableFamily) string {
-	if f == nftables.TableFamilyBridge {
-		return "bridge"
-	}
-	return "inet"
-}
-
-// Forget makes the next Apply replace both tables.
-func (f *Firewall) Forget() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.synced = false
 }
 
 // Delete removes both tables, if they exist.
 func (f *Firewall) Delete() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.synced = false
-	bridge, inet := tables()
-	for _, t := range []*nftables.Table{bridge, inet} {
-		if _, err := f.nft.ListTableOfFamily(TableName, t.Family); err == nil {
-			f.nft.DelTable(t)
+	c, err := f.own.Conn()
+	if err != nil {
+		return err
+	}
+	f.own.Forget()
+	for _, tbl := range layouts() {
+		if ok, err := c.Exists(tbl.t); err != nil {
+			return f.own.Fail(err)
+		} else if ok {
+			c.DelTable(tbl.t)
 		}
 	}
-	if err := f.nft.Flush(); err != nil {
-		return fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err)
+	if err := c.Flush(); err != nil {
+		return f.own.Fail(fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err))
 	}
 	return nil
 }
 
-// flowMatcher matches the conntrack entries of connections that removed
+// newFlowMatcher matches the conntrack entries of connections that removed
 // rule elements allowed and the port's rules allow no longer. (Elements
 // are pieces of the union of a port's rules: a change elsewhere in the
 // union may remove an element and add another that still allows the
 // connection.)
-type flowMatcher struct {
-	removed []ruleElement
-	old     compiled
-	// rules are the rule elements of the ports of removed, as they are
-	// now, by tag.
-	rules map[uint16][]ruleElement
-}
-
-func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
-	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}}
-	for _, e := range removed {
+func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) nfsock.FlowMatch {
+	var removed []ruleElement
+	rules := map[uint16][]ruleElement{} // of the ports of removed, as they are now
+	for _, e := range removedElems {
 		r, ok := decodeRule(e)
 		if !ok || old.ports[r.tag] == nil {
 			continue
 		}
-		m.removed = append(m.removed, r)
+		removed = append(removed, r)
 		pe := next.ports[r.tag]
-		if _, done := m.rules[r.tag]; done || pe == nil {
+		if _, done := rules[r.tag]; done || pe == nil {
 			continue
 		}
 		var now []ruleElement
@@ -624,40 +498,32 @@ func newFlowMatcher(removed []element, old, next compiled) *flowMatcher {
 				}
 			}
 		}
-		m.rules[r.tag] = now
+		rules[r.tag] = now
 	}
-	return m
-}
-
-// MatchConntrackFlow implements netlink.CustomConntrackFilter. The rules
-// judged the connection's first packet as the forward hook sees it: after
-// its destination was translated (a published port), before its source
-// was (masquerade): from the original source to the reply's source.
-func (m *flowMatcher) MatchConntrackFlow(fl *vnl.ConntrackFlow) bool {
-	src, ok1 := netip.AddrFromSlice(fl.Forward.SrcIP)
-	dst, ok2 := netip.AddrFromSlice(fl.Reverse.SrcIP)
-	if !ok1 || !ok2 {
+	// The rules judged the connection's first packet as the forward hook
+	// sees it: after its destination was translated (a published port),
+	// before its source was (masquerade): from the original source to the
+	// reply's source and port.
+	return func(fl nfsock.Flow) bool {
+		src, dst := fl.Orig.Src, fl.Reply.Src
+		proto, port := fl.Proto, fl.Reply.SrcPort
+		for _, r := range removed {
+			own, peer := dst, src
+			if r.dir == Egress {
+				own, peer = src, dst
+			}
+			if !r.allows(proto, port, peer) || !old.ports[r.tag].port.owns(own) {
+				continue
+			}
+			still := slices.ContainsFunc(rules[r.tag], func(n ruleElement) bool {
+				return n.dir == r.dir && n.allows(proto, port, peer)
+			})
+			if !still {
+				return true
+			}
+		}
 		return false
 	}
-	src, dst = src.Unmap(), dst.Unmap()
-	// The rules judged the translated destination port (the reply's source).
-	proto, port := fl.Forward.Protocol, fl.Reverse.SrcPort
-	for _, r := range m.removed {
-		own, peer := dst, src
-		if r.dir == Egress {
-			own, peer = src, dst
-		}
-		if !r.allows(proto, port, peer) || !m.old.ports[r.tag].port.owns(own) {
-			continue
-		}
-		still := slices.ContainsFunc(m.rules[r.tag], func(n ruleElement) bool {
-			return n.dir == r.dir && n.allows(proto, port, peer)
-		})
-		if !still {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *Port) owns(a netip.Addr) bool {

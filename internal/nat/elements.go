@@ -8,23 +8,23 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
-// An element is one entry of a set or map as the kernel holds it: its key
-// (and, in interval sets, the last key of the interval) and, in maps, its
-// value. In a concatenation every field is padded to 4 bytes, as nft does.
-type element struct {
-	key, keyEnd, val []byte
-}
-
-func (e element) equal(o element) bool {
-	return bytes.Equal(e.key, o.key) && bytes.Equal(e.keyEnd, o.keyEnd) && bytes.Equal(e.val, o.val)
-}
-
 // elements are the entries of one set, by key.
-type elements map[string]element
+type elements map[string]nfsock.Element
 
-func (es elements) add(e element) { es[string(e.key)] = e }
+func (es elements) add(e nfsock.Element) { es[string(e.Key)] = e }
+
+// byKey indexes the elements of a set, as the kernel lists them, by key.
+func byKey(list []nfsock.Element) elements {
+	es := make(elements, len(list))
+	for _, e := range list {
+		es.add(e)
+	}
+	return es
+}
 
 // contents are the entries of every set of the layout, by set name.
 type contents map[string]elements
@@ -32,7 +32,7 @@ type contents map[string]elements
 func newContents() contents {
 	c := contents{}
 	for _, s := range layoutSets {
-		c[s.name] = elements{}
+		c[s.Name] = elements{}
 	}
 	return c
 }
@@ -58,22 +58,22 @@ func compile(s Spec) contents {
 		c[setHairpin].add(intervalElem(h.Interface, h.Prefix, nil))
 	}
 	for _, f := range s.FloatingIPs {
-		c[setFloatingDNAT].add(element{key: addr4(f.Floating), val: addr4(f.Fixed)})
-		c[setFloatingSNAT].add(element{key: concat(ifname(f.Out), addr4(f.Fixed)), val: addr4(f.Floating)})
+		c[setFloatingDNAT].add(nfsock.Element{Key: addr4(f.Floating), Val: addr4(f.Fixed)})
+		c[setFloatingSNAT].add(nfsock.Element{Key: nfsock.Concat(nfsock.IfName(f.Out), addr4(f.Fixed)), Val: addr4(f.Floating)})
 	}
 	for _, f := range s.PortForwards {
 		for i := range f.ExternalPorts.Size() {
-			c[setPortForward].add(element{
-				key: concat(addr4(f.External), proto(f.Protocol), port(f.ExternalPorts.First+uint16(i))),
-				val: concat(addr4(f.Internal), port(f.InternalPorts.First+uint16(i))),
+			c[setPortForward].add(nfsock.Element{
+				Key: nfsock.Concat(addr4(f.External), proto(f.Protocol), port(f.ExternalPorts.First+uint16(i))),
+				Val: nfsock.Concat(addr4(f.Internal), port(f.InternalPorts.First+uint16(i))),
 			})
 		}
 	}
 	for _, p := range s.Publish {
 		for i := range p.Ports.Size() {
-			c[setPublish].add(element{
-				key: concat(proto(p.Protocol), port(p.Ports.First+uint16(i))),
-				val: concat(addr4(p.Internal), port(p.InternalPorts.First+uint16(i))),
+			c[setPublish].add(nfsock.Element{
+				Key: nfsock.Concat(proto(p.Protocol), port(p.Ports.First+uint16(i))),
+				Val: nfsock.Concat(addr4(p.Internal), port(p.InternalPorts.First+uint16(i))),
 			})
 		}
 	}
@@ -82,46 +82,20 @@ func compile(s Spec) contents {
 
 // intervalElem is the element of an ifname . ipv4_addr interval set for
 // every address of p on interface name.
-func intervalElem(name string, p netip.Prefix, val []byte) element {
-	return element{
-		key:    concat(ifname(name), addr4(p.Masked().Addr())),
-		keyEnd: concat(ifname(name), addr4(lastAddr(p))),
-		val:    val,
+func intervalElem(name string, p netip.Prefix, val []byte) nfsock.Element {
+	s := nfsock.PrefixSpan(p)
+	return nfsock.Element{
+		Key:    nfsock.Concat(nfsock.IfName(name), s.Lo.Bytes(4)),
+		KeyEnd: nfsock.Concat(nfsock.IfName(name), s.Hi.Bytes(4)),
+		Val:    val,
 	}
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := binary.BigEndian.Uint32(a[:]) | (1<<(32-p.Bits()) - 1)
-	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, v)))
 }
 
 func addr4(a netip.Addr) []byte { b := a.As4(); return b[:] }
 
-// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
-// zero padded.
-func ifname(name string) []byte {
-	b := make([]byte, unix.IFNAMSIZ)
-	copy(b, name)
-	return b
-}
-
 func proto(p Protocol) []byte { return []byte{byte(p)} }
 
 func port(p uint16) []byte { return binary.BigEndian.AppendUint16(nil, p) }
-
-// concat joins fields the way the kernel lays out a concatenation: each
-// field starts on a 4-byte register boundary.
-func concat(fields ...[]byte) []byte {
-	var b []byte
-	for _, f := range fields {
-		b = append(b, f...)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-	}
-	return b
-}
 
 // decode turns the elements of the live sets back into the spec they
 // implement, so that a reader sees what the kernel really does. Port
@@ -132,11 +106,11 @@ func concat(fields ...[]byte) []byte {
 func decode(c contents) (s Spec, undecoded int) {
 	for _, e := range c[setSNAT] {
 		name, p, ok := decodeInterval(e)
-		if !ok || len(e.val) != 4 {
+		if !ok || len(e.Val) != 4 {
 			undecoded++
 			continue
 		}
-		s.SNAT = append(s.SNAT, SNAT{Out: name, From: p, To: addrFrom(e.val)})
+		s.SNAT = append(s.SNAT, SNAT{Out: name, From: p, To: addrFrom(e.Val)})
 	}
 	for _, e := range c[setMasquerade] {
 		name, p, ok := decodeInterval(e)
@@ -166,20 +140,20 @@ func decode(c contents) (s Spec, undecoded int) {
 func decodeFloating(c contents, undecoded int) ([]FloatingIP, int) {
 	out := map[netip.Addr]FloatingIP{} // by floating address
 	for _, e := range c[setFloatingSNAT] {
-		if len(e.key) != unix.IFNAMSIZ+4 || len(e.val) != 4 {
+		if len(e.Key) != unix.IFNAMSIZ+4 || len(e.Val) != 4 {
 			undecoded++
 			continue
 		}
-		f := FloatingIP{Out: nameFrom(e.key[:unix.IFNAMSIZ]), Fixed: addrFrom(e.key[unix.IFNAMSIZ:]), Floating: addrFrom(e.val)}
+		f := FloatingIP{Out: nfsock.NameOf(e.Key[:unix.IFNAMSIZ]), Fixed: addrFrom(e.Key[unix.IFNAMSIZ:]), Floating: addrFrom(e.Val)}
 		out[f.Floating] = f
 	}
 	var list []FloatingIP
 	for _, e := range c[setFloatingDNAT] {
-		if len(e.key) != 4 || len(e.val) != 4 {
+		if len(e.Key) != 4 || len(e.Val) != 4 {
 			undecoded++
 			continue
 		}
-		fl, fx := addrFrom(e.key), addrFrom(e.val)
+		fl, fx := addrFrom(e.Key), addrFrom(e.Val)
 		f, ok := out[fl]
 		if !ok || f.Fixed != fx {
 			list = append(list, FloatingIP{Floating: fl, Fixed: fx}) // DNAT only
@@ -205,20 +179,20 @@ type portMap struct {
 func decodeForwards(c contents, undecoded int) ([]PortForward, []Publish, int) {
 	var fwd, pub []portMap
 	for _, e := range c[setPortForward] {
-		if len(e.key) != 12 || len(e.val) != 8 {
+		if len(e.Key) != 12 || len(e.Val) != 8 {
 			undecoded++
 			continue
 		}
-		fwd = append(fwd, portMap{addrFrom(e.key[:4]), Protocol(e.key[4]), binary.BigEndian.Uint16(e.key[8:]),
-			addrFrom(e.val[:4]), binary.BigEndian.Uint16(e.val[4:])})
+		fwd = append(fwd, portMap{addrFrom(e.Key[:4]), Protocol(e.Key[4]), binary.BigEndian.Uint16(e.Key[8:]),
+			addrFrom(e.Val[:4]), binary.BigEndian.Uint16(e.Val[4:])})
 	}
 	for _, e := range c[setPublish] {
-		if len(e.key) != 8 || len(e.val) != 8 {
+		if len(e.Key) != 8 || len(e.Val) != 8 {
 			undecoded++
 			continue
 		}
-		pub = append(pub, portMap{netip.Addr{}, Protocol(e.key[0]), binary.BigEndian.Uint16(e.key[4:]),
-			addrFrom(e.val[:4]), binary.BigEndian.Uint16(e.val[4:])})
+		pub = append(pub, portMap{netip.Addr{}, Protocol(e.Key[0]), binary.BigEndian.Uint16(e.Key[4:]),
+			addrFrom(e.Val[:4]), binary.BigEndian.Uint16(e.Val[4:])})
 	}
 	var forwards []PortForward
 	for _, r := range mergePorts(fwd) {
@@ -259,13 +233,13 @@ func mergePorts(list []portMap) []portRun {
 
 // decodeInterval reads an ifname . ipv4_addr interval element that covers
 // exactly one prefix.
-func decodeInterval(e element) (string, netip.Prefix, bool) {
-	if len(e.key) != unix.IFNAMSIZ+4 || len(e.keyEnd) != unix.IFNAMSIZ+4 ||
-		!bytes.Equal(e.key[:unix.IFNAMSIZ], e.keyEnd[:unix.IFNAMSIZ]) {
+func decodeInterval(e nfsock.Element) (string, netip.Prefix, bool) {
+	if len(e.Key) != unix.IFNAMSIZ+4 || len(e.KeyEnd) != unix.IFNAMSIZ+4 ||
+		!bytes.Equal(e.Key[:unix.IFNAMSIZ], e.KeyEnd[:unix.IFNAMSIZ]) {
 		return "", netip.Prefix{}, false
 	}
-	first := binary.BigEndian.Uint32(e.key[unix.IFNAMSIZ:])
-	last := binary.BigEndian.Uint32(e.keyEnd[unix.IFNAMSIZ:])
+	first := binary.BigEndian.Uint32(e.Key[unix.IFNAMSIZ:])
+	last := binary.BigEndian.Uint32(e.KeyEnd[unix.IFNAMSIZ:])
 	span := last - first + 1 // 0 when the interval is the whole space
 	if last < first || span&(span-1) != 0 || first&(span-1) != 0 {
 		return "", netip.Prefix{}, false
@@ -277,17 +251,10 @@ func decodeInterval(e element) (string, netip.Prefix, bool) {
 	if span == 0 {
 		bits = 0
 	}
-	return nameFrom(e.key[:unix.IFNAMSIZ]), netip.PrefixFrom(addrFrom(e.key[unix.IFNAMSIZ:]), bits), true
+	return nfsock.NameOf(e.Key[:unix.IFNAMSIZ]), netip.PrefixFrom(addrFrom(e.Key[unix.IFNAMSIZ:]), bits), true
 }
 
 func addrFrom(b []byte) netip.Addr { return netip.AddrFrom4([4]byte(b[:4])) }
-
-func nameFrom(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
 
 // sortSpec orders every list of s, so that specs compare with
 // reflect.DeepEqual and print the same way twice.

@@ -5,6 +5,8 @@ import (
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // Status is what the live table holds, read from the kernel.
@@ -74,52 +76,50 @@ func (s Status) Elements(set string) int {
 func (t *Table) Inspect() (Status, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.ensureSockets(); err != nil {
+	gen, _, err := t.own.Generation()
+	if err != nil {
 		return Status{}, err
 	}
-	gen, err := t.socks.generation()
+	c, _ := t.own.Conn()
+	l, err := c.Read(table, nil)
 	if err != nil {
-		return Status{}, t.fail(err)
+		return Status{}, t.own.Fail(err)
 	}
-	l, err := t.read()
-	if err != nil {
-		return Status{}, t.fail(err)
-	}
-	st := Status{Generation: gen, Exists: l.table != nil}
+	st := Status{Generation: gen, Exists: l.Table != nil}
 	if !st.Exists {
 		return st, nil
 	}
-	st.Problems = l.problems()
+	st.Problems = l.Problems(layoutSets, layoutChains)
 	seen := map[string]bool{}
 	for _, def := range layoutChains {
-		if ch, ok := l.chains[def.name]; ok {
-			st.Chains = append(st.Chains, chainStatus(ch, l.rules[def.name]))
-			seen[def.name] = true
-			if !l.current(def) {
-				st.Stale = append(st.Stale, def.name)
+		if ch, ok := l.Chains[def.Name]; ok {
+			st.Chains = append(st.Chains, chainStatus(ch, l.Rules[def.Name]))
+			seen[def.Name] = true
+			if !l.Current(def) {
+				st.Stale = append(st.Stale, def.Name)
 			}
 		}
 	}
-	for _, name := range sortedNames(l.chains) {
+	for _, name := range sortedNames(l.Chains) {
 		if !seen[name] {
-			st.Chains = append(st.Chains, chainStatus(l.chains[name], l.rules[name]))
+			st.Chains = append(st.Chains, chainStatus(l.Chains[name], l.Rules[name]))
 		}
 	}
 	seen = map[string]bool{}
 	for _, def := range layoutSets {
-		if s, ok := l.sets[def.name]; ok {
-			st.Sets = append(st.Sets, setStatus(s, len(l.contents[def.name])))
-			seen[def.name] = true
+		if s, ok := l.Sets[def.Name]; ok {
+			st.Sets = append(st.Sets, setStatus(s, len(l.Elements[def.Name])))
+			seen[def.Name] = true
 		}
 	}
-	for _, name := range sortedNames(l.sets) {
+	for _, name := range sortedNames(l.Sets) {
 		if !seen[name] {
-			st.Sets = append(st.Sets, setStatus(l.sets[name], len(l.contents[name])))
+			st.Sets = append(st.Sets, setStatus(l.Sets[name], len(l.Elements[name])))
 		}
 	}
 	ours := contents{}
 	for name := range seen {
-		ours[name] = l.contents[name]
+		ours[name] = byKey(l.Elements[name])
 	}
 	st.Spec, st.Undecoded = decode(ours)
 	return st, nil
@@ -134,19 +134,19 @@ func chainStatus(ch *nftables.Chain, rules []*nftables.Rule) ChainStatus {
 		cs.Priority = int32(*ch.Priority)
 	}
 	for _, r := range rules {
-		comment := liveComment(r)
+		comment := nfsock.LiveComment(r)
 		cs.Rules = append(cs.Rules, RuleStatus{Handle: r.Handle, Comment: comment,
-			Text: layoutRuleText(ch.Name, comment, liveFingerprint(r))})
+			Text: layoutRuleText(ch.Name, comment, nfsock.LiveFingerprint(r))})
 	}
 	return cs
 }
 
 func setStatus(s *nftables.Set, n int) SetStatus {
 	st := SetStatus{Name: s.Name, Map: s.IsMap, Interval: s.Interval, Elements: n}
-	if def, ok := layoutSet(s.Name); ok && def.matches(s) {
-		st.Type = def.key.Name
-		if def.isMap() {
-			st.Type += " : " + def.data.Name
+	if def, ok := layoutSet(s.Name); ok && def.Matches(s) {
+		st.Type = def.Key.Name
+		if def.Data != nil {
+			st.Type += " : " + def.Data.Name
 		}
 	}
 	return st

@@ -6,9 +6,6 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
-
 	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
@@ -16,17 +13,17 @@ import (
 // and additions. A changed value is a deletion and an addition of the same
 // key, in that order, in the same batch.
 type delta struct {
-	del, add map[string][]element
+	del, add map[string][]nfsock.Element
 }
 
-func (d *delta) put(into *map[string][]element, set string, e element) {
+func (d *delta) put(into *map[string][]nfsock.Element, set string, e nfsock.Element) {
 	if *into == nil {
-		*into = map[string][]element{}
+		*into = map[string][]nfsock.Element{}
 	}
 	(*into)[set] = append((*into)[set], e)
 }
 
-func count(m map[string][]element) int {
+func count(m map[string][]nfsock.Element) int {
 	n := 0
 	for _, els := range m {
 		n += len(els)
@@ -38,15 +35,15 @@ func count(m map[string][]element) int {
 func diff(have, want contents) delta {
 	var d delta
 	for _, def := range layoutSets {
-		h, w := have[def.name], want[def.name]
+		h, w := have[def.Name], want[def.Name]
 		for k, e := range h {
-			if we, ok := w[k]; !ok || !we.equal(e) {
-				d.put(&d.del, def.name, e)
+			if we, ok := w[k]; !ok || !we.Equal(e) {
+				d.put(&d.del, def.Name, e)
 			}
 		}
 		for k, e := range w {
-			if he, ok := h[k]; !ok || !he.equal(e) {
-				d.put(&d.add, def.name, e)
+			if he, ok := h[k]; !ok || !he.Equal(e) {
+				d.put(&d.add, def.Name, e)
 			}
 		}
 	}
@@ -60,35 +57,35 @@ func (c contents) delta(rm, ad contents) (delta, error) {
 	var d delta
 	removed := map[string]map[string]bool{}
 	for _, def := range layoutSets {
-		removed[def.name] = map[string]bool{}
-		for k, e := range rm[def.name] {
-			cur, ok := c[def.name][k]
+		removed[def.Name] = map[string]bool{}
+		for k, e := range rm[def.Name] {
+			cur, ok := c[def.Name][k]
 			if !ok {
 				continue
 			}
-			if !cur.equal(e) {
-				return delta{}, fmt.Errorf("cannot remove %s: the spec has %s", describe(def.name, e), describe(def.name, cur))
+			if !cur.Equal(e) {
+				return delta{}, fmt.Errorf("cannot remove %s: the spec has %s", describe(def.Name, e), describe(def.Name, cur))
 			}
-			d.put(&d.del, def.name, cur)
-			removed[def.name][k] = true
+			d.put(&d.del, def.Name, cur)
+			removed[def.Name][k] = true
 		}
 	}
 	for _, def := range layoutSets {
-		for k, e := range ad[def.name] {
-			cur, ok := c[def.name][k]
+		for k, e := range ad[def.Name] {
+			cur, ok := c[def.Name][k]
 			switch {
-			case ok && removed[def.name][k]:
-			case ok && cur.equal(e):
+			case ok && removed[def.Name][k]:
+			case ok && cur.Equal(e):
 				continue
 			case ok:
-				return delta{}, fmt.Errorf("cannot add %s: the spec has %s", describe(def.name, e), describe(def.name, cur))
+				return delta{}, fmt.Errorf("cannot add %s: the spec has %s", describe(def.Name, e), describe(def.Name, cur))
 			}
-			if def.interval {
-				if other, ok := c.overlapping(def.name, e, removed[def.name]); ok {
-					return delta{}, fmt.Errorf("cannot add %s: it overlaps %s", describe(def.name, e), describe(def.name, other))
+			if def.Interval {
+				if other, ok := c.overlapping(def.Name, e, removed[def.Name]); ok {
+					return delta{}, fmt.Errorf("cannot add %s: it overlaps %s", describe(def.Name, e), describe(def.Name, other))
 				}
 			}
-			d.put(&d.add, def.name, e)
+			d.put(&d.add, def.Name, e)
 		}
 	}
 	return d, nil
@@ -96,23 +93,23 @@ func (c contents) delta(rm, ad contents) (delta, error) {
 
 // overlapping finds an element of interval set name, other than those in
 // skip, that shares an interface and addresses with e.
-func (c contents) overlapping(name string, e element, skip map[string]bool) (element, bool) {
+func (c contents) overlapping(name string, e nfsock.Element, skip map[string]bool) (nfsock.Element, bool) {
 	for k, o := range c[name] {
-		if skip[k] || !bytes.Equal(o.key[:16], e.key[:16]) {
+		if skip[k] || !bytes.Equal(o.Key[:16], e.Key[:16]) {
 			continue
 		}
-		if bytes.Compare(o.key, e.keyEnd) <= 0 && bytes.Compare(e.key, o.keyEnd) <= 0 {
+		if bytes.Compare(o.Key, e.KeyEnd) <= 0 && bytes.Compare(e.Key, o.KeyEnd) <= 0 {
 			return o, true
 		}
 	}
-	return element{}, false
+	return nfsock.Element{}, false
 }
 
 // apply changes c by d, in place, and returns it.
 func (c contents) apply(d delta) contents {
 	for set, els := range d.del {
 		for _, e := range els {
-			delete(c[set], string(e.key))
+			delete(c[set], string(e.Key))
 		}
 	}
 	for set, els := range d.add {
@@ -127,7 +124,7 @@ func (c contents) apply(d delta) contents {
 func (c contents) revert(d delta) {
 	for set, els := range d.add {
 		for _, e := range els {
-			delete(c[set], string(e.key))
+			delete(c[set], string(e.Key))
 		}
 	}
 	for set, els := range d.del {
@@ -138,8 +135,8 @@ func (c contents) revert(d delta) {
 }
 
 // describe names one element for an error message, as a spec entry.
-func describe(set string, e element) string {
-	s, _ := decode(contents{set: elements{string(e.key): e}})
+func describe(set string, e nfsock.Element) string {
+	s, _ := decode(contents{set: elements{string(e.Key): e}})
 	var items []any
 	for _, x := range s.SNAT {
 		items = append(items, fmt.Sprintf("SNAT of %v out of %s to %v", x.From, x.Out, x.To))
@@ -177,124 +174,65 @@ type plan struct {
 	create  bool     // the table is missing: make all of it
 	rebuild bool     // delete the table, then make all of it
 	why     []string // why it is rebuilt
-	rewrite []chainDef
+	rewrite []nfsock.ChainDef
 	delta   delta
 }
 
 // planFrom is the batch that turns the live table l into one holding want.
-func planFrom(l *live, want contents) plan {
-	if l.table == nil {
+func planFrom(l *nfsock.Live, want contents) plan {
+	if l.Table == nil {
 		return plan{create: true, delta: diff(newContents(), want)}
 	}
-	if why := l.problems(); len(why) > 0 {
+	if why := l.Problems(layoutSets, layoutChains); len(why) > 0 {
 		return plan{rebuild: true, why: why, delta: diff(newContents(), want)}
 	}
 	var p plan
 	for _, def := range layoutChains {
-		if !l.current(def) {
+		if !l.Current(def) {
 			p.rewrite = append(p.rewrite, def)
 		}
 	}
-	p.delta = diff(l.contents, want)
+	have := contents{}
+	for name, els := range l.Elements {
+		have[name] = byKey(els)
+	}
+	p.delta = diff(have, want)
 	return p
 }
 
 func (p plan) fill(r *Result) {
 	r.Created, r.Rebuilt = p.create, p.rebuild
 	for _, def := range p.rewrite {
-		r.Rewritten = append(r.Rewritten, def.name)
+		r.Rewritten = append(r.Rewritten, def.Name)
 	}
 	r.Added, r.Deleted = count(p.delta.add), count(p.delta.del)
 }
 
-// elementsPerMessage bounds the elements of one netlink message: their
-// list is a netlink attribute, whose length is 16 bits, so one message
-// cannot carry more than 64 KiB of them. The batch, made of many such
-// messages, stays one transaction.
-const elementsPerMessage = 512
-
-// send queues p as one batch and commits it.
-func (t *Table) send(p plan, want contents) error {
-	c := t.socks.nft
-	tbl := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-	ids := map[string]uint32{}
+// queue queues p on c as one batch.
+func (p plan) queue(c *nfsock.Conn) error {
 	if p.rebuild {
-		c.DelTable(tbl)
+		c.DelTable(table)
 	}
 	if p.create || p.rebuild {
-		c.AddTable(tbl)
-		for i, def := range layoutSets {
-			s := def.nft(tbl)
-			// Set IDs name sets created in this batch; they only need
-			// to be unique within it. Setting them here keeps
-			// google/nftables from counting them in a global variable.
-			s.ID = uint32(i + 1)
-			ids[def.name] = s.ID
-			if err := c.AddSet(s, nil); err != nil {
-				return fmt.Errorf("add set %s: %w", def.name, err)
-			}
-		}
-		for _, def := range layoutChains {
-			c.AddChain(def.nft(tbl))
-		}
-		for _, def := range layoutChains {
-			addRules(c, tbl, def, ids)
+		if err := c.Create(table, layoutSets, layoutChains); err != nil {
+			return err
 		}
 	}
 	for _, def := range p.rewrite {
-		ch := def.nft(tbl)
-		c.FlushChain(ch)
-		addRules(c, tbl, def, ids)
+		c.FlushChain(def.NFT(table))
+		c.AddRules(table, def)
 	}
 	for _, def := range layoutSets {
-		s := def.nft(tbl)
-		s.ID = ids[def.name]
-		for chunk := range slices.Chunk(p.delta.del[def.name], elementsPerMessage) {
-			if err := c.SetDeleteElements(s, toNFT(chunk)); err != nil {
-				return fmt.Errorf("delete elements of %s: %w", def.name, err)
-			}
+		if err := c.DeleteElements(def.NFT(table), p.delta.del[def.Name]); err != nil {
+			return err
 		}
 	}
 	for _, def := range layoutSets {
-		s := def.nft(tbl)
-		s.ID = ids[def.name]
-		for chunk := range slices.Chunk(p.delta.add[def.name], elementsPerMessage) {
-			if err := c.SetAddElements(s, toNFT(chunk)); err != nil {
-				return fmt.Errorf("add elements to %s: %w", def.name, err)
-			}
+		if err := c.AddElements(def.NFT(table), p.delta.add[def.Name]); err != nil {
+			return err
 		}
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("commit nat batch: %w", err)
 	}
 	return nil
-}
-
-// addRules queues the rules of def. Lookups of sets created in the same
-// batch name them by ID too; the shared layout expressions are copied, not
-// changed.
-func addRules(c *nfsock.Conn, tbl *nftables.Table, def chainDef, ids map[string]uint32) {
-	ch := def.nft(tbl)
-	for _, r := range def.rules {
-		exprs := make([]expr.Any, len(r.exprs))
-		for i, e := range r.exprs {
-			if l, ok := e.(*expr.Lookup); ok {
-				cp := *l
-				cp.SetID = ids[l.SetName]
-				e = &cp
-			}
-			exprs[i] = e
-		}
-		c.AddRule(&nftables.Rule{Table: tbl, Chain: ch, Exprs: exprs, UserData: r.userData()})
-	}
-}
-
-func toNFT(els []element) []nftables.SetElement {
-	out := make([]nftables.SetElement, len(els))
-	for i, e := range els {
-		out[i] = nftables.SetElement{Key: e.key, KeyEnd: e.keyEnd, Val: e.val}
-	}
-	return out
 }
 
 // sortedNames returns the keys of m in order, for stable output.

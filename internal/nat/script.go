@@ -3,6 +3,8 @@ package nat
 import (
 	"fmt"
 	"strings"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // ruleText is the nft(8) syntax of each layout rule, by its comment: what
@@ -10,7 +12,7 @@ import (
 // that a table built from Script lists exactly as the one Apply builds.
 var ruleText = map[string]string{
 	"metadata service":      "jump " + MetadataChain,
-	ruleMetadata.comment:    fmt.Sprintf(`meta nfproto ipv4 iifname "qr-*" ip daddr 169.254.169.254 meta l4proto tcp th dport 80 redirect to :%d`, MetadataPort),
+	commentMetadata:         fmt.Sprintf(`meta nfproto ipv4 iifname "qr-*" ip daddr 169.254.169.254 meta l4proto tcp th dport 80 redirect to :%d`, MetadataPort),
 	"port forwarding":       "dnat ip to ip daddr . meta l4proto . th dport map @" + setPortForward,
 	"floating IPs, inbound": "dnat ip to ip daddr map @" + setFloatingDNAT,
 	"published ports":       "meta nfproto ipv4 fib daddr type local dnat ip to meta l4proto . th dport map @" + setPublish,
@@ -25,11 +27,11 @@ var ruleText = map[string]string{
 // exactly (someone edited it, or another nsnet version wrote it).
 func layoutRuleText(chain, comment, fp string) string {
 	for _, c := range layoutChains {
-		if c.name != chain {
+		if c.Name != chain {
 			continue
 		}
-		for _, r := range c.rules {
-			if r.comment == comment && r.fingerprint() == fp {
+		for i, r := range c.Rules {
+			if c.Comment(i) == comment && nfsock.Fingerprint(r) == fp {
 				return ruleText[comment]
 			}
 		}
@@ -92,13 +94,13 @@ func (s Status) Script() string {
 	return b.String()
 }
 
-func layoutSet(name string) (setDef, bool) {
+func layoutSet(name string) (nfsock.SetDef, bool) {
 	for _, d := range layoutSets {
-		if d.name == name {
+		if d.Name == name {
 			return d, true
 		}
 	}
-	return setDef{}, false
+	return nfsock.SetDef{}, false
 }
 
 // elementGroup is the set elements that implement one entry of a Spec.

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	vnl "github.com/vishvananda/netlink"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 var (
@@ -118,11 +120,11 @@ func TestCompileDecode(t *testing.T) {
 	if n := len(c[setPortForward]); n != 102 {
 		t.Fatalf("port_forward has %d elements, want one per port (102)", n)
 	}
-	e := c[setPortForward][string(concat(addr4(a("198.51.100.30")), proto(TCP), port(8080)))]
+	e := c[setPortForward][string(nfsock.Concat(addr4(a("198.51.100.30")), proto(TCP), port(8080)))]
 	wantKey := []byte{198, 51, 100, 30, 6, 0, 0, 0, 0x1f, 0x90, 0, 0}
 	wantVal := []byte{10, 0, 0, 5, 0, 80, 0, 0}
-	if !reflect.DeepEqual(e.key, wantKey) || !reflect.DeepEqual(e.val, wantVal) {
-		t.Fatalf("8080 element = %v : %v, want %v : %v", e.key, e.val, wantKey, wantVal)
+	if !reflect.DeepEqual(e.Key, wantKey) || !reflect.DeepEqual(e.Val, wantVal) {
+		t.Fatalf("8080 element = %v : %v, want %v : %v", e.Key, e.Val, wantKey, wantVal)
 	}
 	got, undecoded := decode(c)
 	sortSpec(&spec)
@@ -171,12 +173,12 @@ func TestDelta(t *testing.T) {
 func TestLayoutFingerprintsDiffer(t *testing.T) {
 	seen := map[string]string{}
 	for _, ch := range layoutChains {
-		for _, r := range ch.rules {
-			fp := r.fingerprint()
-			if other, ok := seen[fp]; ok && other != r.comment {
-				t.Errorf("rules %q and %q share fingerprint %s", other, r.comment, fp)
+		for i, r := range ch.Rules {
+			fp := nfsock.Fingerprint(r)
+			if other, ok := seen[fp]; ok && other != ch.Comment(i) {
+				t.Errorf("rules %q and %q share fingerprint %s", other, ch.Comment(i), fp)
 			}
-			seen[fp] = r.comment
+			seen[fp] = ch.Comment(i)
 		}
 	}
 }

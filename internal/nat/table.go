@@ -4,28 +4,27 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 
 	"github.com/google/nftables"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // Table is the nsnet table of one namespace, open for programming. Its
 // methods are safe for concurrent use and run one at a time.
 type Table struct {
-	namespace string
-	log       *slog.Logger
+	log *slog.Logger
 
-	mu    sync.Mutex
-	socks *sockets // nil after a failure: dialled again on next use
+	mu  sync.Mutex
+	own *nfsock.Owner // proves (by the generation) the kernel holds desired
 	// desired is what the last successful Apply or Update asked for (nil
 	// before the first).
 	desired contents
-	// proven says the kernel held exactly desired, in the layout's
-	// structure, at ruleset generation provenGen.
-	proven    bool
-	provenGen uint32
 }
+
+// table is the nsnet table, as google/nftables names it.
+var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
 // Open opens the nsnet table of the named namespace ("" is the process's
 // own) for programming; it does not create it. log may be nil.
@@ -33,46 +32,18 @@ func Open(namespace string, log *slog.Logger) (*Table, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &Table{namespace: namespace, log: log.With("netns", namespace, "table", "inet "+TableName)}
-	if err := t.ensureSockets(); err != nil {
+	own, err := nfsock.Own(namespace)
+	if err != nil {
 		return nil, err
 	}
-	return t, nil
+	return &Table{own: own, log: log.With("netns", namespace, "table", "inet "+TableName)}, nil
 }
 
 // Close releases the table's sockets; the table itself stays.
 func (t *Table) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.socks == nil {
-		return nil
-	}
-	err := t.socks.close()
-	t.socks = nil
-	return err
-}
-
-func (t *Table) ensureSockets() error {
-	if t.socks != nil {
-		return nil
-	}
-	s, err := dial(t.namespace)
-	if err != nil {
-		return err
-	}
-	t.socks = s
-	return nil
-}
-
-// fail forgets everything the Table believed about the kernel, and its
-// sockets, which may hold half a batch or unread answers, and returns err.
-func (t *Table) fail(err error) error {
-	t.proven = false
-	if t.socks != nil {
-		t.socks.close()
-		t.socks = nil
-	}
-	return err
+	return t.own.Close()
 }
 
 // Result says what an Apply or Update did.
@@ -181,52 +152,45 @@ func (t *Table) converge(want contents, d *delta) (Result, error) {
 
 func (t *Table) convergeOnce(want contents, d *delta) (Result, error) {
 	var res Result
-	if err := t.ensureSockets(); err != nil {
+	gen, proven, err := t.own.Generation()
+	if err != nil {
 		return res, err
 	}
-	gen, err := t.socks.generation()
-	if err != nil {
-		return res, t.fail(err)
-	}
+	c, _ := t.own.Conn() // open: Generation used it
 	var p plan
 	switch {
-	case t.proven && t.provenGen == gen && d != nil:
+	case proven && d != nil:
 		p.delta = *d
-	case t.proven && t.provenGen == gen:
+	case proven:
 		p.delta = diff(t.desired, want)
 	default:
 		res.Read = true
-		l, err := t.read()
+		l, err := c.Read(table, nil)
 		if err != nil {
-			return res, t.fail(err)
+			return res, t.own.Fail(err)
 		}
 		p = planFrom(l, want)
 	}
 	p.fill(&res)
 	if !res.Changed() {
-		t.proven, t.provenGen = true, gen
+		t.own.Prove(gen)
 		res.Generation = gen
 		return res, nil
 	}
 	if p.rebuild {
 		t.log.Warn("nat table differs from the layout; replacing it in one batch", "why", p.why)
 	}
-	if err := t.send(p, want); err != nil {
-		return res, t.fail(err)
+	if err := p.queue(c); err != nil {
+		return res, t.own.Fail(err)
 	}
-	after, err := t.socks.generation()
-	if err != nil {
-		return res, t.fail(err)
+	if res.Generation, err = t.own.Commit(gen); err != nil {
+		return res, fmt.Errorf("commit nat batch: %w", err)
 	}
-	res.Generation = after
-	// Exactly one commit since gen, ours: the kernel holds want. Anything
-	// else means someone else committed too, and the next call reads.
-	t.proven, t.provenGen = after == gen+1, after
 	if m := removedFlows(p.delta); m != nil {
 		// The table is right whatever happens here; a failure leaves
 		// old connections to time out, which is worth a warning, not a
 		// failed Apply that a retry could not repeat.
-		n, err := t.socks.forgetFlows(m)
+		n, err := c.Forget(m)
 		res.Forgotten = n
 		if err != nil {
 			t.log.Warn("nat mappings removed but their connections kept", "err", err)
@@ -242,20 +206,22 @@ func (t *Table) convergeOnce(want contents, d *delta) (Result, error) {
 func (t *Table) Delete() (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if err := t.ensureSockets(); err != nil {
+	c, err := t.own.Conn()
+	if err != nil {
 		return false, err
 	}
-	tbl, err := t.liveTable()
+	t.own.Forget()
+	t.desired = nil
+	ok, err := c.Exists(table)
 	if err != nil {
-		return false, t.fail(err)
+		return false, t.own.Fail(err)
 	}
-	t.proven, t.desired = false, nil
-	if tbl == nil {
+	if !ok {
 		return false, nil
 	}
-	t.socks.nft.DelTable(tbl)
-	if err := t.socks.nft.Flush(); err != nil {
-		return false, t.fail(fmt.Errorf("delete table inet %s: %w", TableName, err))
+	c.DelTable(table)
+	if err := c.Flush(); err != nil {
+		return false, t.own.Fail(fmt.Errorf("delete table inet %s: %w", TableName, err))
 	}
 	return true, nil
 }
@@ -272,144 +238,10 @@ func DeleteTable(namespace string) (bool, error) {
 
 // HasTable reports whether the named namespace has an nsnet table.
 func HasTable(namespace string) (bool, error) {
-	t, err := Open(namespace, nil)
+	c, err := nfsock.Dial(namespace)
 	if err != nil {
 		return false, err
 	}
-	defer t.Close()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tbl, err := t.liveTable()
-	return tbl != nil, err
-}
-
-// liveTable returns the table if it exists, or nil.
-func (t *Table) liveTable() (*nftables.Table, error) {
-	tables, err := t.socks.nft.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	for _, tbl := range tables {
-		if tbl.Name == TableName {
-			return tbl, nil
-		}
-	}
-	return nil, nil
-}
-
-// live is the table as read from the kernel.
-type live struct {
-	table    *nftables.Table // nil: no table
-	chains   map[string]*nftables.Chain
-	rules    map[string][]*nftables.Rule
-	sets     map[string]*nftables.Set
-	contents contents // elements of the sets the layout has
-}
-
-// read reads the whole table: chains, rules, sets and elements.
-func (t *Table) read() (*live, error) {
-	c := t.socks.nft
-	tbl, err := t.liveTable()
-	if err != nil || tbl == nil {
-		return &live{}, err
-	}
-	l := &live{table: tbl, chains: map[string]*nftables.Chain{}, rules: map[string][]*nftables.Rule{},
-		sets: map[string]*nftables.Set{}, contents: contents{}}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
-	}
-	for _, ch := range chains {
-		if ch.Table != nil && ch.Table.Name == TableName {
-			l.chains[ch.Name] = ch
-		}
-	}
-	for name, ch := range l.chains {
-		rules, err := c.GetRules(tbl, ch)
-		if err != nil {
-			return nil, fmt.Errorf("list rules of chain %s: %w", name, err)
-		}
-		l.rules[name] = rules
-	}
-	sets, err := c.GetSets(tbl)
-	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
-	}
-	for _, s := range sets {
-		l.sets[s.Name] = s
-		els, err := c.GetSetElements(s)
-		if err != nil {
-			return nil, fmt.Errorf("list elements of %s: %w", s.Name, err)
-		}
-		l.contents[s.Name] = fromNFT(els, s.Interval)
-	}
-	return l, nil
-}
-
-// problems lists how l's structure differs from the layout: missing,
-// extra or different chains and sets. Rules are compared per chain.
-func (l *live) problems() []string {
-	var why []string
-	for _, def := range layoutSets {
-		switch s, ok := l.sets[def.name]; {
-		case !ok:
-			why = append(why, "set "+def.name+" missing")
-		case !def.matches(s):
-			why = append(why, "set "+def.name+" has another type")
-		}
-	}
-	for _, def := range layoutChains {
-		switch ch, ok := l.chains[def.name]; {
-		case !ok:
-			why = append(why, "chain "+def.name+" missing")
-		case !def.matches(ch):
-			why = append(why, "chain "+def.name+" has another type, hook or priority")
-		}
-	}
-	for name := range l.sets {
-		if !slices.ContainsFunc(layoutSets, func(d setDef) bool { return d.name == name }) {
-			why = append(why, "set "+name+" is not nsnet's")
-		}
-	}
-	for name := range l.chains {
-		if !slices.ContainsFunc(layoutChains, func(d chainDef) bool { return d.name == name }) {
-			why = append(why, "chain "+name+" is not nsnet's")
-		}
-	}
-	slices.Sort(why)
-	return why
-}
-
-// current reports whether the live rules of chain def are def's rules.
-func (l *live) current(def chainDef) bool {
-	rules := l.rules[def.name]
-	if len(rules) != len(def.rules) {
-		return false
-	}
-	for i, r := range rules {
-		if liveFingerprint(r) != def.rules[i].fingerprint() || liveComment(r) != def.rules[i].comment {
-			return false
-		}
-	}
-	return true
-}
-
-// fromNFT turns elements as google/nftables reads them into ours. The
-// kernel leaves out the end of an interval element that is a single key.
-func fromNFT(els []nftables.SetElement, interval bool) elements {
-	es := elements{}
-	for _, e := range els {
-		el := element{key: e.Key, keyEnd: e.KeyEnd, val: e.Val}
-		if interval && el.keyEnd == nil {
-			el.keyEnd = el.key
-		}
-		if !interval {
-			el.keyEnd = nil
-		}
-		if len(el.val) == 0 {
-			el.val = nil
-		}
-		es.add(el)
-	}
-	return es
+	defer c.Close()
+	return c.Exists(table)
 }

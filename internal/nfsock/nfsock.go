@@ -1,17 +1,32 @@
-// Package nfsock opens the nftables connections nsnet's table owners
-// (internal/nat, internal/firewall) send their batches on: lasting, with
-// buffers big enough for a batch of thousands of messages, and with a
-// bounded wait for the kernel's answers, so that a lost acknowledgement
-// fails one batch instead of stalling the agent forever.
+// Package nfsock is the nftables toolkit of nsnet's table owners
+// (internal/nat, internal/firewall), so that what they share is written
+// once:
+//
+//   - Conn: the sockets a table owner needs in one namespace (opened there
+//     by internal/netns): a lasting nftables connection with buffers big
+//     enough for a batch of thousands of messages and a bounded wait for
+//     the kernel's answers, so that a lost acknowledgement fails one batch
+//     instead of stalling the agent forever; the ruleset generation; and
+//     conntrack, to forget the connections of removed translations or
+//     rules (Flow).
+//   - Owner: the proof by the ruleset generation that the kernel still
+//     holds exactly what a table owner last committed, so that it reads
+//     its tables back only when someone committed since.
+//   - SetDef and ChainDef: declarative tables, how to create them, and
+//     how they compare with what the kernel holds (Live).
+//   - Element: set elements as the kernel holds them — interface names,
+//     concatenations, big-endian fields — and Disjoint, which cuts what an
+//     interval set should hold into the disjoint pieces the kernel takes.
 //
 // It also keeps which sockets are nsnet's own, so that a watcher of
 // nf_tables notifications tells nsnet's changes from others' (Ours).
 //
-// It opens sockets in the calling thread's namespace and must not switch
-// namespaces itself (callers use internal/netns), nor know any table.
+// It must not know any table of its owners, nor switch namespaces but
+// through internal/netns.
 package nfsock
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -19,18 +34,27 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // FlushTimeout bounds how long Flush waits for the kernel's answers. A
 // batch of a thousand ports' rules is committed in well under a second.
 const FlushTimeout = 30 * time.Second
 
-// Conn is a lasting nftables connection.
+// Conn is a lasting nftables connection, with the two other netfilter
+// sockets of its namespace a table owner needs: one to ask the ruleset
+// generation, and conntrack. A socket keeps the namespace it was created
+// in, whichever thread uses it later.
 type Conn struct {
 	*nftables.Conn
-	sock *netlink.Conn
-	id   sockID
+	sock  *netlink.Conn
+	id    sockID
+	gen   *netlink.Conn
+	ct    *vnl.Handle
+	setID uint32 // the last set id CreateSet gave
 }
 
 // sockID names a netlink socket: the inode of its network namespace and
@@ -63,9 +87,31 @@ func Ours(netns uint64, portID uint32) bool {
 	return ok
 }
 
-// Open opens a Conn in the calling thread's namespace whose socket's send
-// buffer holds sndBuf bytes and receive buffer rcvBuf: one batch is one
-// sendmsg, and each of its messages may be acknowledged.
+// batchBuffer bounds one batch. The first Apply of a router with ten
+// thousand floating IPs, or of a thousand ports with twenty rules each,
+// sends megabytes in one sendmsg, and a netlink socket refuses a message
+// larger than its send buffer, whose default is 208 KiB. It is a limit,
+// not an allocation.
+const batchBuffer = 64 << 20
+
+// Dial opens a Conn in the named namespace ("" is the process's own),
+// with buffers of batchBuffer.
+func Dial(namespace string) (*Conn, error) {
+	var c *Conn
+	err := netns.DoNamed(namespace, func() error {
+		var err error
+		c, err = Open(batchBuffer, batchBuffer)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open nftables in namespace %q: %w", namespace, err)
+	}
+	return c, nil
+}
+
+// Open opens a Conn in the calling thread's namespace whose nftables
+// socket's send buffer holds sndBuf bytes and receive buffer rcvBuf: one
+// batch is one sendmsg, and each of its messages may be acknowledged.
 func Open(sndBuf, rcvBuf int) (*Conn, error) {
 	c := &Conn{}
 	var err error
@@ -79,6 +125,17 @@ func Open(sndBuf, rcvBuf int) (*Conn, error) {
 	if c.id, err = idOf(c.sock); err != nil {
 		c.Conn.CloseLasting()
 		return nil, err
+	}
+	if c.gen, err = netlink.Dial(unix.NETLINK_NETFILTER, nil); err != nil {
+		c.Conn.CloseLasting()
+		return nil, fmt.Errorf("netfilter socket: %w", err)
+	}
+	// A handle's sockets are made now, here, for the families it is
+	// given; it never opens one later on whatever thread it runs.
+	if c.ct, err = vnl.NewHandle(unix.NETLINK_NETFILTER); err != nil {
+		c.Conn.CloseLasting()
+		c.gen.Close()
+		return nil, fmt.Errorf("conntrack socket: %w", err)
 	}
 	ours.Lock()
 	ours.ids[c.id] = time.Time{}
@@ -123,7 +180,7 @@ func (c *Conn) Flush() error {
 	return c.Conn.Flush()
 }
 
-// Close closes the connection's socket.
+// Close closes the connection's sockets.
 func (c *Conn) Close() error {
 	now := time.Now()
 	ours.Lock()
@@ -134,7 +191,41 @@ func (c *Conn) Close() error {
 		}
 	}
 	ours.Unlock()
-	return c.Conn.CloseLasting()
+	c.ct.Close()
+	return errors.Join(c.gen.Close(), c.Conn.CloseLasting())
+}
+
+// Generation asks the kernel for the namespace's nftables ruleset
+// generation, which every committed batch (by anyone, in any table)
+// increments by one.
+func (c *Conn) Generation() (uint32, error) {
+	msgs, err := c.gen.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
+			Flags: netlink.Request,
+		},
+		// struct nfgenmsg: family, version, resource id.
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read nftables generation: %w", err)
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, fmt.Errorf("read nftables generation: %w", err)
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return ad.Uint32(), nil
+			}
+		}
+	}
+	return 0, errors.New("read nftables generation: no generation in the answer")
 }
 
 // forceBuffers raises the socket's buffers past the system maximum, which
