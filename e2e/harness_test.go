@@ -286,6 +286,17 @@ func (e *Env) API(method, path string, body any) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
+// MustAPI is API for a request that must succeed: it fails the test
+// otherwise and returns the answer's body.
+func (e *Env) MustAPI(method, path string, body any) map[string]any {
+	e.t.Helper()
+	status, resp := e.API(method, path, body)
+	if status >= 300 {
+		e.t.Fatalf("%s %s: %d %v", method, path, status, resp)
+	}
+	return resp
+}
+
 func (e *Env) unixClient() *http.Client {
 	return &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -342,7 +353,7 @@ func (e *Env) reportDaemonLog() {
 	t.Logf("daemon log: %d lines in %s; the last %d:\n%s", len(lines), saved, len(tail), strings.Join(tail, "\n"))
 }
 
-// deleteRouters deletes floating IPs (with their port forwardings) and
+// deleteRouters deletes port forwardings, floating IPs and
 // routers, detaching each router's subnets first, the order the API
 // requires; the ports they own go with them.
 func (e *Env) deleteRouters() {
@@ -355,7 +366,14 @@ func (e *Env) deleteRouters() {
 	_, body := e.API("GET", "/v2.0/floatingips", nil)
 	fips, _ := body["floatingips"].([]any)
 	for _, f := range fips {
-		del("/v2.0/floatingips/" + f.(map[string]any)["id"].(string))
+		fip := f.(map[string]any)["id"].(string)
+		// A floating IP that port forwardings use cannot be deleted.
+		_, body := e.API("GET", "/v2.0/floatingips/"+fip+"/port_forwardings", nil)
+		forwards, _ := body["port_forwardings"].([]any)
+		for _, pf := range forwards {
+			del("/v2.0/floatingips/" + fip + "/port_forwardings/" + pf.(map[string]any)["id"].(string))
+		}
+		del("/v2.0/floatingips/" + fip)
 	}
 	_, body = e.API("GET", "/v2.0/routers", nil)
 	routers, _ := body["routers"].([]any)

@@ -15,14 +15,7 @@ import (
 // objects) are exactly as before.
 func TestHostileInput(t *testing.T) {
 	e := Start(t)
-	must := func(method, path string, body any) map[string]any {
-		t.Helper()
-		status, resp := e.API(method, path, body)
-		if status >= 300 {
-			t.Fatalf("%s %s: %d %v", method, path, status, resp)
-		}
-		return resp
-	}
+	must := e.MustAPI
 	id := func(resp map[string]any, singular string) string {
 		return resp[singular].(map[string]any)["id"].(string)
 	}

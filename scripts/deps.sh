@@ -29,6 +29,7 @@ NSNET_PACKAGES=(
   udhcpc:udhcpc
   dig:bind9-dnsutils
   dnsmasq:dnsmasq-base
+  conntrack:conntrack
 )
 
 ensure_packages() {

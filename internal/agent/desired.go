@@ -415,9 +415,9 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 	}
 }
 
-// portVeth derives a port's veth from its records, with its subnets' host
-// routes, and returns separately the default route each of its address
-// families would get from its subnets' gateways.
+// portVeth derives a port's veth from its records, with the host routes of
+// its subnets that it can reach, and returns separately the default route
+// each of its address families would get from its subnets' gateways.
 func portVeth(p model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) (dataplane.PortSpec, []dataplane.Route, error) {
 	n, ok := networks[p.NetworkID]
 	if !ok {
@@ -480,6 +480,12 @@ func portVeth(p model.Port, networks map[string]model.Network, subnets map[strin
 			}
 		}
 	}
+	// A host route whose next hop is on none of the port's subnets
+	// (Neutron accepts one) cannot be a kernel route (ENETUNREACH): it is
+	// left out, as a DHCP client leaves it out.
+	spec.Routes = slices.DeleteFunc(spec.Routes, func(r dataplane.Route) bool {
+		return r.Gw.IsValid() && !slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
+	})
 	return spec, defaults, nil
 }
 

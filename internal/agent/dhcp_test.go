@@ -113,3 +113,36 @@ func TestDesiredNetworkServices(t *testing.T) {
 		t.Error("the router port has metadata")
 	}
 }
+
+// TestHostRouteWithAnUnreachableNextHop: Neutron accepts a host route
+// whose next hop is on no subnet of the network. The DHCP server still
+// serves it (a client ignores what it cannot use), but no port gets it as
+// a kernel route, which the kernel would refuse (ENETUNREACH) and leave
+// qdhcp in ERROR.
+func TestHostRouteWithAnUnreachableNextHop(t *testing.T) {
+	n := model.Network{ID: "net-1", AdminStateUp: true, MTU: 1500}
+	sn := model.Subnet{ID: "sub-1", NetworkID: "net-1", CIDR: "10.2.0.0/24", GatewayIP: ptr("10.2.0.1"), EnableDHCP: true,
+		HostRoutes: []model.HostRoute{{Destination: "192.168.9.0/24", NextHop: "10.2.0.9"}, {Destination: "172.16.0.0/12", NextHop: "192.0.2.1"}}}
+	dhcpPort := model.Port{ID: "dhcp-port", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:fe",
+		DeviceOwner: model.DeviceOwnerDHCP, DeviceID: "dhcphost-net-1", FixedIPs: []model.FixedIP{{SubnetID: "sub-1", IPAddress: "10.2.0.254"}}}
+	static := model.Port{ID: "p-static", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
+		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-a", InterfaceName: "eth0", FixedIPs: []model.FixedIP{{SubnetID: "sub-1", IPAddress: "10.2.0.5"}}}
+	d := computeDesired(&snapshot{
+		networks: []model.Network{n}, subnets: []model.Subnet{sn}, ports: []model.Port{dhcpPort, static},
+		instances: []model.Instance{{ID: "inst-a", Name: "web"}},
+	}, "t-", "h")
+
+	reachable := dataplane.Route{Dst: netip.MustParsePrefix("192.168.9.0/24"), Gw: netip.MustParseAddr("10.2.0.9")}
+	for _, id := range []string{"dhcp-port", "p-static"} {
+		if st, ok := d.fixed[key{"ports", id}]; ok {
+			t.Errorf("port %s: %+v, want it programmed", id, st)
+		}
+		routes := d.ports[id].Veth.Routes
+		if !slices.Contains(routes, reachable) || slices.ContainsFunc(routes, func(r dataplane.Route) bool { return r.Gw == netip.MustParseAddr("192.0.2.1") }) {
+			t.Errorf("port %s routes %v, want %v and not the one via 192.0.2.1", id, routes, reachable)
+		}
+	}
+	if r := d.services["net-1"].DHCP.Subnets[0].Routes; len(r) != 3 {
+		t.Errorf("DHCP serves routes %v, want both host routes and the metadata route", r)
+	}
+}

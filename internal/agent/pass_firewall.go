@@ -134,7 +134,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		r := &snap.rules[i]
 		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
 	}
-	members := map[string][]netip.Addr{} // group → addresses of its ports
+	members := map[string][]netip.Prefix{} // group → what its ports may send from
 	for i := range snap.ports {
 		port := &snap.ports[i]
 		if !port.PortSecurityEnabled {
@@ -156,7 +156,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		if err != nil {
 			continue // validated by the service
 		}
-		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac}
+		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac, Bridge: d.ports[port.ID].Veth.Bridge}
 		for _, ip := range port.FixedIPs {
 			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
 				fp.Addresses = append(fp.Addresses, a)
@@ -183,6 +183,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 	}
 	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int { return strings.Compare(a.Interface, b.Interface) })
 	addRouted(spec.Ports, secured, d)
+	// Every bridge the host does not route for gets a conntrack zone, not
+	// only those with secured ports: a network without any still must
+	// not share connections with one that has some and the same CIDR.
+	for _, n := range d.networks {
+		if !n.HostGateway {
+			spec.Zoned = append(spec.Zoned, n.Bridge.Name)
+		}
+	}
+	slices.Sort(spec.Zoned)
 	return spec, ports
 }
 
@@ -202,12 +211,8 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	taken := map[bridgeAddr]bool{}
 	ranges := map[string][]netip.Prefix{} // by bridge
-	bridgeOf := func(p *model.Port) string {
-		ps, plugged := d.ports[p.ID]
-		if !plugged || !d.networks[ps.NetworkID].HostGateway {
-			return ""
-		}
-		return ps.Veth.Bridge
+	hostRouted := func(fp *firewall.Port) bool {
+		return d.networks[d.ports[byTap[fp.Interface].ID].NetworkID].HostGateway
 	}
 	claim := func(fp *firewall.Port, p netip.Prefix) {
 		switch {
@@ -222,7 +227,7 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	for i := range fps {
 		fp := &fps[i]
-		if fp.Bridge = bridgeOf(byTap[fp.Interface]); fp.Bridge == "" {
+		if !hostRouted(fp) {
 			continue
 		}
 		for _, ip := range byTap[fp.Interface].FixedIPs {
@@ -233,41 +238,54 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	}
 	for i := range fps {
 		fp := &fps[i]
-		if fp.Bridge == "" {
+		if !hostRouted(fp) {
 			continue
 		}
 		for _, pair := range byTap[fp.Interface].AllowedAddressPairs {
-			if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
-				claim(fp, netip.PrefixFrom(a, a.BitLen()))
-			} else if p, err := netip.ParsePrefix(pair.IPAddress); err == nil {
-				claim(fp, p.Masked())
+			if p, ok := pairPrefix(pair); ok {
+				claim(fp, p)
 			}
 		}
 	}
 }
 
-// portAddresses are the addresses a port may send from: what its members
-// are, for rules naming its groups as remote groups (Neutron's ipsets hold
-// allowed address pairs too).
-func portAddresses(p *model.Port) []netip.Addr {
-	var out []netip.Addr
+// portAddresses are the addresses a port may send from — its fixed IPs
+// and its allowed address pairs, CIDRs included — which is what it stands
+// for as a member of the groups that rules name as remote groups. So does
+// Neutron (_select_ips_for_remote_group, whose ipsets are hash:net): a
+// member's pair 0.0.0.0/0 opens every rule naming its group to everyone
+// (Launchpad bug 1867119, kept as designed).
+func portAddresses(p *model.Port) []netip.Prefix {
+	var out []netip.Prefix
 	for _, ip := range p.FixedIPs {
 		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-			out = append(out, a)
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
 	for _, pair := range p.AllowedAddressPairs {
-		if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
-			out = append(out, a)
+		if pr, ok := pairPrefix(pair); ok {
+			out = append(out, pr)
 		}
 	}
 	return out
 }
 
+// pairPrefix is an allowed address pair's ip_address, an address or a
+// CIDR, as a prefix (an address as a host prefix).
+func pairPrefix(pair model.AddressPair) (netip.Prefix, bool) {
+	if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	if p, err := netip.ParsePrefix(pair.IPAddress); err == nil {
+		return p.Masked(), true
+	}
+	return netip.Prefix{}, false
+}
+
 // compileRule turns one security group rule into firewall rules: one per
-// remote address for a remote group (none when the group has no members
-// of the rule's ethertype: it then allows nothing).
-func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Addr) []firewall.Rule {
+// member address or range for a remote group (none when the group has no
+// members of the rule's ethertype: it then allows nothing).
+func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Prefix) []firewall.Rule {
 	v6 := r.EtherType == model.EtherTypeIPv6
 	base := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
 	if r.Direction == model.DirectionEgress {
@@ -292,8 +310,8 @@ func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Addr) []
 	switch {
 	case r.RemoteGroupID != nil:
 		for _, a := range members[*r.RemoteGroupID] {
-			if a.Is6() == v6 {
-				remotes = append(remotes, netip.PrefixFrom(a, a.BitLen()))
+			if a.Addr().Is6() == v6 {
+				remotes = append(remotes, a)
 			}
 		}
 	case r.NormalizedCIDR != nil:

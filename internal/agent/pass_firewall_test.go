@@ -14,7 +14,10 @@ func TestCompileRule(t *testing.T) {
 	str := func(s string) *string { return &s }
 	num := func(n int) *int { return &n }
 	any4 := netip.MustParsePrefix("0.0.0.0/0")
-	members := map[string][]netip.Addr{"g-admins": {netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("2001:db8::5")}}
+	members := map[string][]netip.Prefix{
+		"g-admins": {netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("2001:db8::5/128")},
+		"g-vip":    {netip.MustParsePrefix("10.0.0.6/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0")},
+	}
 	tests := []struct {
 		name string
 		rule model.SecurityGroupRule
@@ -39,6 +42,13 @@ func TestCompileRule(t *testing.T) {
 		{"remote group: one rule per member of the ethertype", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
 			Protocol: str("tcp"), PortRangeMin: num(22), PortRangeMax: num(22), RemoteGroupID: str("g-admins")},
 			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: netip.MustParsePrefix("10.0.0.5/32")}}},
+		{"remote group: a member's address pair CIDRs, 0.0.0.0/0 too, as Neutron", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
+			Protocol: str("icmp"), RemoteGroupID: str("g-vip")},
+			[]firewall.Rule{
+				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.0.0.6/32")},
+				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.0.8.0/29")},
+				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4},
+			}},
 		{"remote group without members allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: str("g-empty")},
 			[]firewall.Rule{}},
 	}
@@ -56,7 +66,8 @@ func TestFirewallSpec(t *testing.T) {
 				FixedIPs:            []model.FixedIP{{IPAddress: "10.0.0.10"}},
 				AllowedAddressPairs: []model.AddressPair{{IPAddress: "10.0.0.100", MACAddress: "fa:16:3e:00:00:01"}, {IPAddress: "10.1.0.0/24", MACAddress: "fa:16:3e:00:00:99"}}},
 			{ID: "p-admin", MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true, SecurityGroups: []string{"g-admins"},
-				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.20"}}},
+				FixedIPs:            []model.FixedIP{{IPAddress: "10.0.0.20"}},
+				AllowedAddressPairs: []model.AddressPair{{IPAddress: "10.0.0.21"}, {IPAddress: "10.0.0.64/29"}}},
 			{ID: "p-open", MACAddress: "fa:16:3e:00:00:03", FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.30"}}},
 			{ID: "p-router", MACAddress: "fa:16:3e:00:00:04", PortSecurityEnabled: true, DeviceOwner: model.DeviceOwnerRouterInterface,
 				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.1"}}},
@@ -86,8 +97,9 @@ func TestFirewallSpec(t *testing.T) {
 	for _, r := range web.Rules {
 		remotes = append(remotes, r.Remote.String())
 	}
-	// Members of g-admins on any host: admin here and the one elsewhere.
-	if want := []string{"10.0.0.20/32", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
+	// Members of g-admins on any host, admin here (its fixed IP and
+	// address pairs, the CIDR too) and the one elsewhere.
+	if want := []string{"10.0.0.20/32", "10.0.0.21/32", "10.0.0.64/29", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
 		t.Errorf("web's remote-group rule expands to %v, want %v", remotes, want)
 	}
 }
@@ -97,6 +109,8 @@ func TestFirewallSpec(t *testing.T) {
 // destination: fixed IPs first, then allowed address pairs in interface
 // order, a range overlapping an earlier port's range left out; IPv6
 // (the host routes IPv4 only) and ports of other networks have none.
+// Every port names its bridge; the bridges the host does not route for,
+// whether they have secured ports or not, get conntrack zones.
 func TestFirewallSpecRouted(t *testing.T) {
 	pairs := func(addrs ...string) []model.AddressPair {
 		var out []model.AddressPair
@@ -120,7 +134,11 @@ func TestFirewallSpecRouted(t *testing.T) {
 		{ID: "p-c", MACAddress: "fa:16:3e:00:00:03", PortSecurityEnabled: true, FixedIPs: fixed("10.5.0.10")},
 	}}
 	d := &desired{
-		networks: map[string]networkSpec{"n-hg": {HostGateway: true}, "n-plain": {}},
+		networks: map[string]networkSpec{
+			"n-hg":    {HostGateway: true, Bridge: dataplane.BridgeSpec{Name: "nsb-hg"}},
+			"n-plain": {Bridge: dataplane.BridgeSpec{Name: "nsb-plain"}},
+			"n-empty": {Bridge: dataplane.BridgeSpec{Name: "nsb-empty"}},
+		},
 		ports: map[string]portSpec{
 			"p-a": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
 			"p-b": {NetworkID: "n-hg", Veth: dataplane.PortSpec{Bridge: "nsb-hg"}},
@@ -137,7 +155,7 @@ func TestFirewallSpecRouted(t *testing.T) {
 	}{
 		"p-a": {"nsb-hg", []string{"10.0.0.10/32", "10.0.0.100/32", "10.0.0.0/28"}},
 		"p-b": {"nsb-hg", []string{"10.0.0.11/32", "10.1.0.0/24", "10.2.0.1/32"}},
-		"p-c": {"", nil},
+		"p-c": {"nsb-plain", nil},
 	}
 	for _, p := range spec.Ports {
 		for id, w := range want {
@@ -152,5 +170,8 @@ func TestFirewallSpecRouted(t *testing.T) {
 				t.Errorf("%s: bridge %q routed %v, want %q %v", id, p.Bridge, routed, w.bridge, w.routed)
 			}
 		}
+	}
+	if want := []string{"nsb-empty", "nsb-plain"}; !reflect.DeepEqual(spec.Zoned, want) {
+		t.Errorf("zoned bridges %v, want %v", spec.Zoned, want)
 	}
 }

@@ -152,6 +152,12 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 			problems = append(problems, fmt.Sprintf("route %s via %s: %v", hr.Destination, hr.NextHop, err))
 			continue
 		}
+		// A route to a subnet the router is attached to (Neutron accepts
+		// one) is left out: the kernel's connected route holds that
+		// destination, and replacing it would cut the subnet off.
+		if connected(specs, r.Dst) {
+			continue
+		}
 		routes = append(routes, r)
 	}
 	assigned, err := dataplane.AssignRoutes(specs, routes)
@@ -179,6 +185,14 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 		d.ports[id] = portSpec{RouterID: pl.id, NetworkID: networks[i], Netns: pl.spec.Netns, Veth: veth, Gateway: id == pl.gateway}
 	}
 	pl.spec.Problem = strings.Join(problems, "; ")
+}
+
+// connected reports whether dst is the prefix of an address of one of
+// ports: a destination the kernel routes out of that port by itself.
+func connected(ports []dataplane.PortSpec, dst netip.Prefix) bool {
+	return slices.ContainsFunc(ports, func(p dataplane.PortSpec) bool {
+		return slices.ContainsFunc(p.Addrs, func(a netip.Prefix) bool { return a.Masked() == dst })
+	})
 }
 
 // appendRouted adds to internal the destinations of the routes out of qr-

@@ -62,6 +62,17 @@ func TestComputeDesiredRouters(t *testing.T) {
 			wantRoutes: map[string][]string{qr1: {"172.16.0.0/16 via 10.0.0.254"}, qr2: nil, qg: {"0.0.0.0/0 via 198.51.100.2"}},
 		},
 		{
+			// Neutron accepts it; the kernel's connected route for the
+			// subnet holds that destination and stays.
+			name: "a route to an attached subnet is left out, no error",
+			edit: func(r *model.Router) {
+				r.Routes = []model.HostRoute{{Destination: "10.1.0.0/24", NextHop: "10.0.0.254"}, {Destination: "172.16.0.0/16", NextHop: "10.0.0.254"}}
+			},
+			wantNAT: nat.Router{Gateway: qg, GatewayAddr: addr("198.51.100.10"), EnableSNAT: true,
+				Internal: []nat.Subnet{sub(qr1, "10.0.0.0/24"), sub(qr2, "10.1.0.0/24"), sub(qr1, "172.16.0.0/16")}},
+			wantRoutes: map[string][]string{qr1: {"172.16.0.0/16 via 10.0.0.254"}, qr2: nil, qg: {"0.0.0.0/0 via 198.51.100.1"}},
+		},
+		{
 			name: "unreachable next hop: programmed without it, ERROR",
 			edit: func(r *model.Router) {
 				r.Routes = []model.HostRoute{{Destination: "172.16.0.0/16", NextHop: "192.0.2.9"}}

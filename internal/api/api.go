@@ -131,6 +131,13 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 			}
 			r = r.WithContext(auth.WithCaller(r.Context(), c))
 		}
+		// Neutron takes a ".json" format suffix on any path (tempest's
+		// quota client asks for /v2.0/quotas/ID/details.json); JSON is
+		// the only format there is.
+		if p, ok := strings.CutSuffix(r.URL.Path, ".json"); ok && strings.HasPrefix(p, "/v2.0/") {
+			r = r.Clone(r.Context())
+			r.URL.Path, r.URL.RawPath = p, ""
+		}
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 		s.mux.ServeHTTP(rec, r)
 	})

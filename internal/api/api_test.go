@@ -173,6 +173,7 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 	cases := []refusal{
 		{"malformed json", "POST", "/v2.0/networks", `{"network": `, 400, "HTTPBadRequest", "Malformed request body"},
 		{"wrong envelope", "POST", "/v2.0/networks", map[string]any{"net": map[string]any{}}, 400, "HTTPBadRequest", "'network'"},
+		{"project_id and tenant_id differ", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"project_id": "alpha", "tenant_id": "beta"}}, 400, "HTTPBadRequest", "'project_id' and 'tenant_id' do not match"},
 		{"unknown attribute", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"colour": "red"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'colour'"},
 		{"read-only on create", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"status": "ACTIVE"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'status'"},
 		{"mtu not integer", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": "big"}}, 400, "HTTPBadRequest", "Invalid input for mtu"},
@@ -461,5 +462,22 @@ func TestDHCPPort(t *testing.T) {
 	h.do("PUT", "/v2.0/subnets/"+second, map[string]any{"subnet": map[string]any{"enable_dhcp": false}})
 	if ports := dhcpPorts(); len(ports) != 0 {
 		t.Errorf("DHCP ports with DHCP off everywhere: %v", ports)
+	}
+}
+
+// TestJSONFormatSuffix: Neutron accepts ".json" after any path, and
+// tempest's quota client uses it.
+func TestJSONFormatSuffix(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "n"})
+	for path, key := range map[string]string{
+		"/v2.0/quotas/admin/details.json":              "quota",
+		"/v2.0/networks.json":                          "networks",
+		"/v2.0/networks/" + n["id"].(string) + ".json": "network",
+	} {
+		r := h.do("GET", path, nil)
+		if _, ok := r.body[key]; r.status != 200 || !ok {
+			t.Errorf("GET %s: %d %v, want 200 with %q", path, r.status, r.body, key)
+		}
 	}
 }

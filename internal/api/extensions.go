@@ -39,6 +39,7 @@ var extensions = []extension{
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00", []string{}},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00", []string{}},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2018-04-17T10:00:00-00:00", []string{}},
+	{"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP", "A floating IP's body lists its port forwardings (port_forwardings).", "2019-04-09T10:00:00-00:00", []string{}},
 	{"security-group", "security-group", "The security groups extension; nsnet filters every port on the host's nsnet_fw nftables tables (see docs/SECURITY_GROUPS.md).", "2012-10-05T10:00:00-00:00", []string{}},
 	{"port-security", "Port Security", "Provides port security: anti-spoofing of MAC, addresses, ARP, DHCP and router advertisements.", "2012-07-23T10:00:00-00:00", []string{}},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []string{}},

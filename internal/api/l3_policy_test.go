@@ -20,6 +20,8 @@ func TestL3Policy(t *testing.T) {
 		t.Fatalf("add interface: %d %v", r.status, r.body)
 	}
 	fip := h.create(owner, "floatingips", "floatingip", map[string]any{"floating_network_id": ext, "port_id": port})
+	// The admin's port for project beta on alpha's network: alpha cannot see it.
+	betaPort := h.create(admin, "ports", "port", map[string]any{"network_id": net, "project_id": "beta"})
 
 	cases := []struct {
 		name, who, method, path string
@@ -29,6 +31,7 @@ func TestL3Policy(t *testing.T) {
 	}{
 		{"another project's router is invisible", other, "GET", "/v2.0/routers/" + router, nil, 404, "RouterNotFound"},
 		{"another project cannot add to it", other, "PUT", "/v2.0/routers/" + router + "/add_router_interface", map[string]any{"subnet_id": subnet}, 404, "RouterNotFound"},
+		{"another project's port is refused, not hidden", owner, "PUT", "/v2.0/floatingips/" + fip, map[string]any{"floatingip": map[string]any{"port_id": betaPort}}, 400, "BadRequest"},
 		{"another project's floating IP is invisible", other, "PUT", "/v2.0/floatingips/" + fip, map[string]any{"floatingip": map[string]any{"port_id": nil}}, 404, "FloatingIPNotFound"},
 		{"a reader cannot create routers", reader, "POST", "/v2.0/routers", map[string]any{"router": map[string]any{}}, 403, "PolicyNotAuthorized"},
 		{"a reader sees the router", reader, "GET", "/v2.0/routers/" + router, nil, 200, ""},

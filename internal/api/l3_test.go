@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -160,15 +162,116 @@ func TestPortForwardingLifecycle(t *testing.T) {
 	if got := h.do("GET", "/v2.0/floatingips/"+fip, nil).body["floatingip"].(map[string]any); got["router_id"] != f.router || got["port_id"] != nil {
 		t.Errorf("floating IP with forwardings: %v", got)
 	}
-	if list := h.do("GET", base, nil).body["port_forwardings"].([]any); len(list) != 2 {
+	list := h.do("GET", base, nil).body["port_forwardings"].([]any)
+	if len(list) != 2 {
 		t.Errorf("list = %v", list)
 	}
-	// Deleting the floating IP deletes its forwardings.
+	// The floating IP is in the path, not in the bodies (as in Neutron).
+	for _, got := range append(list, h.do("GET", base+"/"+pf["id"].(string), nil).body["port_forwarding"], pf) {
+		if _, ok := got.(map[string]any)["floatingip_id"]; ok {
+			t.Errorf("a port forwarding body shows floatingip_id: %v", got)
+		}
+	}
+	// The floating IP's body shows them in Neutron's short form.
+	var shown struct {
+		FloatingIP struct {
+			PortForwardings []map[string]any `json:"port_forwardings"`
+		} `json:"floatingip"`
+	}
+	raw, _ := json.Marshal(h.do("GET", "/v2.0/floatingips/"+fip, nil).body)
+	json.Unmarshal(raw, &shown)
+	want := []map[string]any{
+		{"protocol": "tcp", "internal_ip_address": f.portIP, "internal_port": 80.0, "external_port": 8080.0},
+		{"protocol": "udp", "internal_ip_address": f.portIP, "internal_port_range": "6000:6009", "external_port_range": "5000:5009"},
+	}
+	if got := shown.FloatingIP.PortForwardings; len(got) != 2 || !slices.ContainsFunc(got, func(m map[string]any) bool { return maps.Equal(m, want[0]) }) ||
+		!slices.ContainsFunc(got, func(m map[string]any) bool { return maps.Equal(m, want[1]) }) {
+		t.Errorf("port_forwardings = %v, want %v", got, want)
+	}
+	// A floating IP that forwardings use cannot be deleted: they go first.
+	del := h.do("DELETE", "/v2.0/floatingips/"+fip, nil)
+	if typ, _ := neutronError(del); del.status != 409 || typ != "FipInUseByPortForwarding" {
+		t.Errorf("delete floating IP with forwardings: %d %v", del.status, del.body)
+	}
+	for _, id := range []string{pf["id"].(string), rng.body["port_forwarding"].(map[string]any)["id"].(string)} {
+		if r := h.do("DELETE", base+"/"+id, nil); r.status != 204 {
+			t.Fatalf("delete forwarding: %d %v", r.status, r.body)
+		}
+	}
+	if got := h.do("GET", "/v2.0/floatingips/"+fip, nil).body["floatingip"].(map[string]any)["port_forwardings"]; got == nil || len(got.([]any)) != 0 {
+		t.Errorf("port_forwardings after deleting them = %v, want []", got)
+	}
 	if r := h.do("DELETE", "/v2.0/floatingips/"+fip, nil); r.status != 204 {
 		t.Fatalf("delete floating IP: %d %v", r.status, r.body)
 	}
-	if r := h.do("GET", base+"/"+pf["id"].(string), nil); r.status != 404 {
-		t.Errorf("forwarding outlived its floating IP: %d", r.status)
+}
+
+// TestFloatingIPUpdates: a floating IP moved to another port takes that
+// port's address; an update of other attributes keeps the association;
+// an empty body disassociates, as Neutron has always done.
+func TestFloatingIPUpdates(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	fip := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext, "port_id": f.port})["id"].(string)
+	p2 := h.create("ports", "port", map[string]any{"network_id": f.priv})
+	p2IP := p2["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
+	steps := []struct {
+		name        string
+		body        map[string]any
+		port, fixed any
+	}{
+		{"move to another port", map[string]any{"port_id": p2["id"]}, p2["id"], p2IP},
+		{"description only", map[string]any{"description": "d2"}, p2["id"], p2IP},
+		{"empty body", map[string]any{}, nil, nil},
+		{"back on the first port", map[string]any{"port_id": f.port, "fixed_ip_address": f.portIP}, f.port, f.portIP},
+		{"port_id null", map[string]any{"port_id": nil}, nil, nil},
+	}
+	for _, st := range steps {
+		r := h.do("PUT", "/v2.0/floatingips/"+fip, map[string]any{"floatingip": st.body})
+		if r.status != 200 {
+			t.Fatalf("%s: %d %v", st.name, r.status, r.body)
+		}
+		got := r.body["floatingip"].(map[string]any)
+		if got["port_id"] != st.port || got["fixed_ip_address"] != st.fixed {
+			t.Errorf("%s: port_id %v fixed_ip_address %v, want %v %v", st.name, got["port_id"], got["fixed_ip_address"], st.port, st.fixed)
+		}
+	}
+}
+
+// TestExternalNetworkDeleteTakesItsFreeFloatingIPs: floating IPs that
+// nothing uses go with their external network (Neutron's
+// delete_disassociated_floatingips); an associated one keeps it in use.
+func TestExternalNetworkDeleteTakesItsFreeFloatingIPs(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	free := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext})["id"].(string)
+	used := h.create("floatingips", "floatingip", map[string]any{"floating_network_id": f.ext, "port_id": f.port})["id"].(string)
+	del := h.do("DELETE", "/v2.0/networks/"+f.ext, nil)
+	if typ, _ := neutronError(del); del.status != 409 || typ != "NetworkInUse" {
+		t.Errorf("delete with a router and an associated floating IP on it: %d %v", del.status, del.body)
+	}
+	if r := h.do("GET", "/v2.0/floatingips/"+free, nil); r.status != 200 {
+		t.Errorf("a refused delete took a floating IP: %d", r.status)
+	}
+	for _, up := range []struct{ path, body string }{
+		{"/v2.0/floatingips/" + used, `{"floatingip": {"port_id": null}}`},
+		{"/v2.0/routers/" + f.router + "/remove_router_interface", `{"subnet_id": "` + f.privSubnet + `"}`},
+		{"/v2.0/routers/" + f.router, `{"router": {"external_gateway_info": null}}`},
+	} {
+		if r := h.do("PUT", up.path, up.body); r.status != 200 {
+			t.Fatalf("PUT %s: %d %v", up.path, r.status, r.body)
+		}
+	}
+	if r := h.do("DELETE", "/v2.0/networks/"+f.ext, nil); r.status != 204 {
+		t.Fatalf("delete with free floating IPs: %d %v", r.status, r.body)
+	}
+	for _, id := range []string{free, used} {
+		if r := h.do("GET", "/v2.0/floatingips/"+id, nil); r.status != 404 {
+			t.Errorf("floating IP %s outlived its network: %d", id, r.status)
+		}
+	}
+	if ports := h.do("GET", "/v2.0/ports?device_owner=network:floatingip", nil).body["ports"].([]any); len(ports) != 0 {
+		t.Errorf("floating IP ports left behind: %v", ports)
 	}
 }
 
@@ -230,7 +333,9 @@ func TestL3BadInputIsRefusedWithoutChange(t *testing.T) {
 		{"overlapping interface", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": overlapSubnet}, 400, "BadRequest",
 			"Bad router request: Cidr 10.0.0.0/25 of subnet " + overlapSubnet + " overlaps with cidr 10.0.0.0/24 of subnet " + f.privSubnet + "."},
 		{"interface on subnet without gateway", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": noGW}, 400, "BadRequest", "Subnet for router interface must have a gateway IP"},
-		{"interface on unknown subnet", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": "nope"}, 404, "SubnetNotFound", "nope"},
+		{"interface on unknown subnet", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": "5a0e5f6c-0000-4000-8000-000000000000"}, 404, "SubnetNotFound", "5a0e5f6c"},
+		{"interface on a malformed subnet id", "PUT", router + "/add_router_interface", map[string]any{"subnet_id": "nope"}, 400, "BadRequest", "'nope' is not a valid UUID"},
+		{"interface on a malformed port id", "PUT", router + "/add_router_interface", map[string]any{"port_id": "port-1"}, 400, "BadRequest", "'port-1' is not a valid UUID"},
 		{"interface port already bound", "PUT", router + "/add_router_interface", map[string]any{"port_id": bound["id"]}, 409, "PortInUse", "Port already has an attached device elsewhere"},
 		{"interface on unknown router", "PUT", "/v2.0/routers/nope/add_router_interface", map[string]any{"subnet_id": f.privSubnet}, 404, "RouterNotFound", "Router nope could not be found"},
 		{"remove interface floating IPs need", "PUT", router + "/remove_router_interface", map[string]any{"subnet_id": f.privSubnet}, 409, "RouterInterfaceInUseByFloatingIP",
@@ -307,5 +412,26 @@ func TestFloatingIPNeedsARouter(t *testing.T) {
 	raw, _ := json.Marshal(h.do("GET", "/v2.0/floatingips", nil).body)
 	if strings.Contains(string(raw), p["id"].(string)) {
 		t.Errorf("refused floating IP exists: %s", raw)
+	}
+}
+
+// A router interface holds its subnet's gateway address: updating anything
+// else of the subnet is no gateway change and must not trip GatewayIpInUse,
+// while moving the gateway onto another port's address still does.
+func TestSubnetUpdateWithGatewayOnARouter(t *testing.T) {
+	h := newHarness(t)
+	f := h.l3Fixture()
+	up := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"description": "x"}})
+	if up.status != 200 || up.body["subnet"].(map[string]any)["description"] != "x" {
+		t.Errorf("description update: %d %v", up.status, up.body)
+	}
+	same := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"gateway_ip": "10.0.0.1"}})
+	if same.status != 200 {
+		t.Errorf("gateway update to the same address: %d %v", same.status, same.body)
+	}
+	moved := h.do("PUT", "/v2.0/subnets/"+f.privSubnet, map[string]any{"subnet": map[string]any{"gateway_ip": f.portIP,
+		"allocation_pools": []any{map[string]any{"start": "10.0.0.3", "end": "10.0.0.254"}}}})
+	if typ, _ := neutronError(moved); moved.status != 409 || typ != "GatewayIpInUse" {
+		t.Errorf("gateway onto a port's address: %d %v", moved.status, moved.body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -237,7 +238,8 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	h := newTenants(t, nil)
 	shared := h.create(admin, "networks", "network", map[string]any{"name": "public", "shared": true, "project_id": "alpha"})
 	external := h.create(admin, "networks", "network", map[string]any{"name": "ext", "router:external": true})
-	h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
+	sharedSubnet := h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
+	extSubnet := h.create(admin, "subnets", "subnet", map[string]any{"network_id": external, "cidr": "198.51.100.0/24"})
 	inst := h.create(other, "instances", "instance", map[string]any{"name": "red"})
 
 	tests := []struct {
@@ -248,8 +250,14 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	}{
 		{"beta sees the shared network", other, "GET", "/v2.0/networks/" + shared, nil, 200, ""},
 		{"beta sees the external network", other, "GET", "/v2.0/networks/" + external, nil, 200, ""},
+		{"beta sees the shared network's subnet", other, "GET", "/v2.0/subnets/" + sharedSubnet, nil, 200, ""},
+		{"but not the external network's", other, "GET", "/v2.0/subnets/" + extSubnet, nil, 404, "SubnetNotFound"},
 		{"beta plugs a port into the shared network", other, "POST", "/v2.0/ports",
 			map[string]any{"port": map[string]any{"network_id": shared, "device_id": inst}}, 201, ""},
+		{"beta may not turn port security off on it", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "port_security_enabled": false}}, 403, "PolicyNotAuthorized"},
+		{"nor give a port address pairs there", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "allowed_address_pairs": []any{map[string]any{"ip_address": "10.9.0.200"}}}}, 403, "PolicyNotAuthorized"},
 		{"beta may not rename it", other, "PUT", "/v2.0/networks/" + shared,
 			map[string]any{"network": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized"},
 		{"beta may not delete it", other, "DELETE", "/v2.0/networks/" + shared, nil, 403, "PolicyNotAuthorized"},
@@ -266,10 +274,15 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 		{"the owner may not set shared either", owner, "PUT", "/v2.0/networks/" + shared,
 			map[string]any{"network": map[string]any{"shared": true}}, 403, "PolicyNotAuthorized"},
 		{"a member may not create in another project", owner, "POST", "/v2.0/networks",
-			map[string]any{"network": map[string]any{"project_id": "beta"}}, 403, "PolicyNotAuthorized"},
+			map[string]any{"network": map[string]any{"project_id": "beta"}}, 400, "HTTPBadRequest"},
+		{"nor put a port of another project on its network", owner, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "project_id": "gamma"}}, 400, "HTTPBadRequest"},
 		{"a member may not share with every project", owner, "POST", "/v2.0/rbac-policies",
 			map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": shared,
 				"action": "access_as_shared", "target_tenant": "*"}}, 403, "PolicyNotAuthorized"},
+		{"beta may not share alpha's network on", other, "POST", "/v2.0/rbac-policies",
+			map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": shared,
+				"action": "access_as_shared", "target_tenant": "beta"}}, 400, "InvalidInput"},
 		{"an unknown action", owner, "POST", "/v2.0/rbac-policies",
 			map[string]any{"rbac_policy": map[string]any{"object_type": "network", "object_id": shared,
 				"action": "access_as_owner", "target_tenant": "beta"}}, 400, "HTTPBadRequest"},
@@ -281,6 +294,43 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 				t.Fatalf("got %d %s (%s), want %d %s", r.status, typ, msg, tt.status, tt.errType)
 			}
 		})
+	}
+
+	// The network's owner sees beta's port on it and may delete it, not
+	// change it (Neutron's get_port and delete_port:
+	// admin_owner_or_network_owner).
+	betaPorts := h.as(admin, "GET", "/v2.0/ports?network_id="+shared+"&project_id=beta", nil).body["ports"].([]any)
+	if len(betaPorts) != 1 {
+		t.Fatalf("beta's ports on the shared network: %v", betaPorts)
+	}
+	betaPort := betaPorts[0].(map[string]any)["id"].(string)
+	for _, attrs := range []map[string]any{{"port_security_enabled": true}, {"allowed_address_pairs": []any{}}} {
+		r := h.as(other, "PUT", "/v2.0/ports/"+betaPort, map[string]any{"port": attrs})
+		if typ, _ := neutronError(r); r.status != 403 || typ != "PolicyNotAuthorized" {
+			t.Errorf("beta updates %v on the shared network: %d %v, want 403", attrs, r.status, r.body)
+		}
+	}
+	if r := h.as(owner, "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": shared, "port_security_enabled": false}}); r.status != 201 {
+		t.Errorf("the network's owner turns port security off: %d %v", r.status, r.body)
+	}
+	if r := h.as(owner, "GET", "/v2.0/ports?network_id="+shared+"&project_id=beta", nil); len(r.body["ports"].([]any)) != 1 {
+		t.Errorf("the network's owner lists %v, want beta's port", r.body)
+	}
+	for _, c := range []struct {
+		method string
+		body   any
+		status int
+	}{
+		{"GET", nil, 200},
+		{"PUT", map[string]any{"port": map[string]any{"name": "x"}}, 403},
+		{"DELETE", nil, 204},
+	} {
+		if r := h.as(owner, c.method, "/v2.0/ports/"+betaPort, c.body); r.status != c.status {
+			t.Errorf("the network's owner: %s beta's port: %d %v, want %d", c.method, r.status, r.body, c.status)
+		}
+	}
+	if r := h.as(reader, "GET", "/v2.0/ports/"+betaPort, nil); r.status != 404 {
+		t.Errorf("deleted port: %d", r.status)
 	}
 
 	// `shared` is as the caller sees it: a network shared with one
@@ -296,6 +346,9 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	}
 	if r := h.as(other, "GET", "/v2.0/networks?shared=true", nil); len(r.body["networks"].([]any)) != 2 {
 		t.Errorf("beta lists %d shared networks, want 2 (public and private): %v", len(r.body["networks"].([]any)), r.body)
+	}
+	if r := h.as(other, "GET", "/v2.0/subnets?network_id="+external, nil); len(r.body["subnets"].([]any)) != 0 {
+		t.Errorf("beta lists the external network's subnets: %v", r.body)
 	}
 	// The project a policy targets does not see the policy.
 	if r := h.as(other, "GET", "/v2.0/rbac-policies", nil); len(r.body["rbac_policies"].([]any)) != 0 {
@@ -482,5 +535,132 @@ func TestProjectLookups(t *testing.T) {
 		if tt.wantID != "" && id != tt.wantID {
 			t.Errorf("%s GET %s: id %v, want %s", tt.who, tt.path, id, tt.wantID)
 		}
+	}
+}
+
+// TestExternalAccessPolicies: an access_as_external policy that a
+// project's router or floating IP depends on cannot go (409
+// RbacPolicyInUse) unless another policy still grants that project
+// access, and deleting the last one makes the network non-external, as in
+// Neutron.
+func TestExternalAccessPolicies(t *testing.T) {
+	h := newTenants(t, nil)
+	net := h.create(admin, "networks", "network", map[string]any{"name": "soon-external"})
+	h.create(admin, "subnets", "subnet", map[string]any{"network_id": net, "cidr": "203.0.113.0/24"})
+	policy := func(target string) string {
+		return h.create(admin, "rbac-policies", "rbac_policy", map[string]any{
+			"object_type": "network", "object_id": net, "action": "access_as_external", "target_tenant": target})
+	}
+	external := func() any {
+		return h.as(admin, "GET", "/v2.0/networks/"+net, nil).body["network"].(map[string]any)["router:external"]
+	}
+	del := func(id string, status int) {
+		t.Helper()
+		r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+id, nil)
+		if typ, _ := neutronError(r); r.status != status || status == 409 && typ != "RbacPolicyInUse" {
+			t.Errorf("delete policy: %d %v, want %d", r.status, r.body, status)
+		}
+	}
+
+	wildcard := policy("*")
+	if external() != true {
+		t.Fatalf("an access_as_external policy did not make the network external")
+	}
+	router := h.create(other, "routers", "router", map[string]any{"external_gateway_info": map[string]any{"network_id": net}})
+	del(wildcard, 409) // beta's router needs it
+	beta := policy("beta")
+	del(wildcard, 204) // beta keeps access by its own policy
+	del(beta, 409)
+	if r := h.as(other, "DELETE", "/v2.0/routers/"+router, nil); r.status != 204 {
+		t.Fatalf("delete router: %d %v", r.status, r.body)
+	}
+	fip := h.create(other, "floatingips", "floatingip", map[string]any{"floating_network_id": net})
+	del(beta, 409) // and now its floating IP
+	if r := h.as(other, "DELETE", "/v2.0/floatingips/"+fip, nil); r.status != 204 {
+		t.Fatalf("delete floating IP: %d %v", r.status, r.body)
+	}
+	if external() != true {
+		t.Errorf("the network stopped being external while a policy remains")
+	}
+	del(beta, 204)
+	if external() != false {
+		t.Errorf("router:external = %v after its last access_as_external policy went, want false", external())
+	}
+}
+
+// TestAdminRuleInAMembersGroup: an admin may add a rule of its own project
+// to a member's group (Neutron allows it); the group's owner sees it, in
+// lists and in the group, and may delete it; other projects do not see it.
+func TestAdminRuleInAMembersGroup(t *testing.T) {
+	h := newTenants(t, nil)
+	group := h.create(owner, "security-groups", "security_group", map[string]any{"name": "web"})
+	rule := h.create(admin, "security-group-rules", "security_group_rule", map[string]any{
+		"security_group_id": group, "direction": "ingress", "protocol": "tcp", "project_id": "admin"})
+	if r := h.as(admin, "GET", "/v2.0/security-group-rules/"+rule, nil); r.body["security_group_rule"].(map[string]any)["project_id"] != "admin" {
+		t.Errorf("the rule's project: %v, want admin", r.body)
+	}
+	var listed []string
+	for _, r := range h.as(owner, "GET", "/v2.0/security-group-rules", nil).body["security_group_rules"].([]any) {
+		listed = append(listed, r.(map[string]any)["id"].(string))
+	}
+	if !slices.Contains(listed, rule) {
+		t.Errorf("the group's owner does not list the admin's rule in its group")
+	}
+	for _, c := range []struct {
+		who, method string
+		status      int
+	}{
+		{other, "GET", 404},
+		{other, "DELETE", 404},
+		{owner, "GET", 200},
+		{owner, "DELETE", 204},
+	} {
+		if r := h.as(c.who, c.method, "/v2.0/security-group-rules/"+rule, nil); r.status != c.status {
+			t.Errorf("%s %s the rule: %d %v, want %d", c.who, c.method, r.status, r.body, c.status)
+		}
+	}
+}
+
+// TestDefaultExternalNetwork: is_default is the admin's to set, on one
+// external network at a time, and that network's wildcard
+// access_as_external policy cannot go while it is the default.
+func TestDefaultExternalNetwork(t *testing.T) {
+	h := newTenants(t, nil)
+	ext := h.create(admin, "networks", "network", map[string]any{"name": "public", "router:external": true})
+	ext2 := h.create(admin, "networks", "network", map[string]any{"name": "public2", "router:external": true})
+	internal := h.create(admin, "networks", "network", map[string]any{"name": "internal", "is_default": true})
+	setDefault := func(who, id string, v bool) response {
+		return h.as(who, "PUT", "/v2.0/networks/"+id, map[string]any{"network": map[string]any{"is_default": v}})
+	}
+	isDefault := func(id string) any {
+		return h.as(admin, "GET", "/v2.0/networks/"+id, nil).body["network"].(map[string]any)["is_default"]
+	}
+	if isDefault(internal) != false {
+		t.Errorf("a network that is not external is default")
+	}
+	if r := setDefault(owner, ext, true); r.status != 403 {
+		t.Errorf("a member sets is_default: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext, true); r.status != 200 || isDefault(ext) != true {
+		t.Fatalf("the admin sets is_default: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext2, true); r.status != 409 {
+		t.Errorf("a second default: %d %v", r.status, r.body)
+	} else if typ, _ := neutronError(r); typ != "DefaultExternalNetworkExists" {
+		t.Errorf("a second default: %s", typ)
+	}
+	policies := h.as(admin, "GET", "/v2.0/rbac-policies?object_id="+ext+"&action=access_as_external&target_tenant=*", nil).body["rbac_policies"].([]any)
+	if len(policies) != 1 {
+		t.Fatalf("wildcard policies of the external network: %v", policies)
+	}
+	wildcard := policies[0].(map[string]any)["id"].(string)
+	if r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+wildcard, nil); r.status != 409 {
+		t.Errorf("delete the default's wildcard policy: %d %v", r.status, r.body)
+	}
+	if r := setDefault(admin, ext, false); r.status != 200 {
+		t.Fatalf("unset is_default: %d %v", r.status, r.body)
+	}
+	if r := h.as(admin, "DELETE", "/v2.0/rbac-policies/"+wildcard, nil); r.status != 204 {
+		t.Errorf("delete the wildcard policy of a network no longer default: %d %v", r.status, r.body)
 	}
 }

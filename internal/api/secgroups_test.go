@@ -57,6 +57,11 @@ func TestSecurityGroupShapes(t *testing.T) {
 	if byNumber["protocol"] != "132" || byNumber["ethertype"] != "IPv6" {
 		t.Errorf("rule by protocol number = %v", byNumber)
 	}
+	// "icmp" on an IPv6 rule is Neutron's legacy name for ICMPv6.
+	legacy := h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "icmp", "ethertype": "IPv6"})
+	if legacy["protocol"] != "ipv6-icmp" {
+		t.Errorf("icmp on an IPv6 rule = %v, want ipv6-icmp", legacy["protocol"])
+	}
 
 	n := h.create("networks", "network", map[string]any{"name": "net"})
 	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"})
@@ -115,6 +120,13 @@ func TestSecurityGroupRefusals(t *testing.T) {
 		{"bad direction", "POST", rules, rule(map[string]any{"direction": "sideways"}), 400, "HTTPBadRequest", "direction"},
 		{"bad ethertype", "POST", rules, rule(map[string]any{"ethertype": "IPX"}), 400, "SecurityGroupRuleInvalidEtherType", "IPX"},
 		{"min above max", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 90, "port_range_max": 80}), 400, "SecurityGroupInvalidPortRange", "port_range_min must be <= port_range_max"},
+		{"ICMP by number on an IPv6 rule", "POST", rules, rule(map[string]any{"protocol": "1", "ethertype": "IPv6"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv6"},
+		{"IPv6 extension header by name on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": "ipv6-frag"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "Invalid ethertype IPv4 for protocol ipv6-frag"},
+		{"IPv6 extension header by number on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": 43}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv4"},
+		{"ICMPv6 by number on an IPv4 rule", "POST", rules, rule(map[string]any{"protocol": "58"}), 400, "SecurityGroupEthertypeConflictWithProtocol", "IPv4"},
+		{"max without min", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_max": 6}), 400, "SecurityGroupInvalidPortRange", "port_range_min must be <= port_range_max"},
+		{"min without max", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 6}), 400, "SecurityGroupInvalidPortRange", "port_range_min must be <= port_range_max"},
+		{"bad min and no max", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": -16}), 400, "SecurityGroupInvalidPortValue", "Invalid value for port -16"},
 		{"port zero", "POST", rules, rule(map[string]any{"protocol": "udp", "port_range_min": 0, "port_range_max": 80}), 400, "SecurityGroupInvalidPortValue", "port 0"},
 		{"port above 65535", "POST", rules, rule(map[string]any{"protocol": "tcp", "port_range_min": 1, "port_range_max": 65536}), 400, "SecurityGroupInvalidPortValue", "65536"},
 		{"ports without a protocol", "POST", rules, rule(map[string]any{"port_range_min": 22, "port_range_max": 22}), 400, "SecurityGroupProtocolRequiredWithPorts", "protocol"},
@@ -144,12 +156,43 @@ func TestSecurityGroupRefusals(t *testing.T) {
 // security_group and security_group_rule quotas.
 func TestSecurityGroupQuotas(t *testing.T) {
 	h := newHarness(t)
-	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 2, "security_group_rule": 7}})
-	web := h.create("security-groups", "security_group", map[string]any{"name": "web"}) // + default: 2 groups, 6 rules
+	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 1, "security_group_rule": 7}})
+	// The automatic default group does not count against a quota of 1, as
+	// in Neutron; its four rules do.
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web"}) // 1 group (+ default), 6 rules
 	h.rule(web["id"].(string), map[string]any{"direction": "ingress", "protocol": "icmp"})
 	h.checkRefusals(t, []refusal{
-		{"third group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "security_group"},
+		{"second group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "['security_group']"},
 		{"eighth rule", "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
 			"security_group_id": web["id"], "direction": "ingress", "protocol": "udp"}}, 409, "OverQuota", "security_group_rule"},
 	})
+	// A group whose two egress rules do not fit is refused whole.
+	h.do("PUT", "/v2.0/quotas/admin", map[string]any{"quota": map[string]any{"security_group": 5, "security_group_rule": 8}})
+	h.checkRefusals(t, []refusal{
+		{"group without room for its rules", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "db"}}, 409, "OverQuota", "security_group_rule"},
+	})
+}
+
+// TestSecurityGroupsOnAPortWithoutAddresses: a port with port security and
+// no fixed IP (a network without subnets) takes the groups it names, as in
+// Neutron; without any named it gets none, not the default group.
+func TestSecurityGroupsOnAPortWithoutAddresses(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "bare"})
+	g := h.create("security-groups", "security_group", map[string]any{"name": "web"})["id"].(string)
+	named := h.create("ports", "port", map[string]any{"network_id": n["id"], "security_groups": []string{g}})
+	if groups := named["security_groups"].([]any); len(groups) != 1 || groups[0] != g {
+		t.Errorf("named groups: %v, want [%s]", groups, g)
+	}
+	plain := h.create("ports", "port", map[string]any{"network_id": n["id"]})
+	if groups := plain["security_groups"].([]any); len(groups) != 0 {
+		t.Errorf("unnamed groups: %v, want []", groups)
+	}
+	up := h.do("PUT", "/v2.0/ports/"+plain["id"].(string), map[string]any{"port": map[string]any{"security_groups": []string{g}}})
+	if up.status != 200 {
+		t.Errorf("update with groups: %d %v", up.status, up.body)
+	}
+	if r := h.do("DELETE", "/v2.0/security-groups/"+g, nil); r.status != 409 {
+		t.Errorf("delete a group ports use: %d %v", r.status, r.body)
+	}
 }

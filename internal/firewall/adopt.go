@@ -5,20 +5,23 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
 // adopt takes over tables a previous daemon left, when they implement
-// spec exactly: ports keep the tags the kernel gave them, and nothing is
-// written, so a restart recreates no table, chain or set. ok is false when
-// the tables are missing or differ; the caller then rebuilds them.
-func (f *Firewall) adopt(c *nfsock.Conn, spec Spec) (want compiled, ok bool) {
+// spec exactly: ports keep the tags the kernel gave them and bridges the
+// zones (kernelZones), and nothing is written, so a restart recreates no
+// table, chain or set. ok is false when the tables are missing or differ;
+// the caller then rebuilds them.
+func (f *Firewall) adopt(c *nfsock.Conn, spec Spec, kernelZones map[string]uint16) (want compiled, ok bool) {
 	tags, err := f.kernelTags(c)
 	if err != nil {
 		return compiled{}, false
 	}
-	want = compile(spec, compiled{tags: tags})
+	want = compile(spec, compiled{tags: tags, zones: kernelZones})
 	if same, err := f.matches(c, want); err != nil || !same {
 		f.log.Debug("existing firewall tables not adopted", "err", err)
 		return compiled{}, false
@@ -79,6 +82,32 @@ func (f *Firewall) kernelTags(c *nfsock.Conn) (map[string]uint16, error) {
 	return tags, nil
 }
 
+// kernelZones reads the zone of each bridge from the inet table's zones
+// map: the number of the chain its element jumps to.
+func (f *Firewall) kernelZones(c *nfsock.Conn) (map[string]uint16, error) {
+	_, inet := tables()
+	set, err := c.GetSetByName(inet, setZones)
+	if err != nil {
+		return nil, err
+	}
+	els, err := c.Elements(set)
+	if err != nil {
+		return nil, err
+	}
+	zones := map[string]uint16{}
+	seen := map[uint16]bool{}
+	for _, e := range els {
+		rest, ok := strings.CutPrefix(e.Chain, "zone_")
+		z, err := strconv.ParseUint(rest, 10, 16)
+		if !ok || err != nil || z == 0 || seen[uint16(z)] {
+			return nil, fmt.Errorf("zone of %q: chain %q, not a zone's or another bridge's", nfsock.NameOf(e.Key), e.Chain)
+		}
+		seen[uint16(z)] = true
+		zones[nfsock.NameOf(e.Key)] = uint16(z)
+	}
+	return zones, nil
+}
+
 // matches compares the kernel's tables with want: their chains and sets
 // (names, types, hooks), the rules of the fixed chains and of one port's
 // chains (every port's are made alike: another layout, of another nsnet
@@ -86,11 +115,10 @@ func (f *Firewall) kernelTags(c *nfsock.Conn) (map[string]uint16, error) {
 // counters. Reading every port's rules would cost a dump per chain, each
 // as long as the table.
 func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
-	elems := bySet(want.ports)
-	tags := slices.Sorted(maps.Keys(want.ports))
+	elems := want.elements()
 	for _, tbl := range layouts() {
-		sets, chains := tbl.withPorts(tags)
-		_, sample := tbl.withPorts(tags[:min(1, len(tags))])
+		sets, chains := tbl.with(want)
+		_, sample := tbl.with(want.sample())
 		read := map[string]bool{}
 		for _, def := range sample {
 			read[def.Name] = true
@@ -120,6 +148,19 @@ func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// sample is c with one port and one zone at most: the chains whose rules
+// matches reads.
+func (c compiled) sample() compiled {
+	s := compiled{ports: map[uint16]*portElements{}, zones: map[string]uint16{}}
+	if tags := slices.Sorted(maps.Keys(c.ports)); len(tags) > 0 {
+		s.ports[tags[0]] = c.ports[tags[0]]
+	}
+	if bridges := slices.Sorted(maps.Keys(c.zones)); len(bridges) > 0 {
+		s.zones[bridges[0]] = c.zones[bridges[0]]
+	}
+	return s
 }
 
 // sameElements reports whether have and want hold the same elements.

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"bytes"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -43,7 +44,51 @@ func compile(spec Spec, prev compiled) compiled {
 		c.tags[p.Interface] = tag
 		c.ports[tag] = compilePort(p, tag)
 	}
+	c.zones = zones(spec.Zoned, prev.zones)
 	return c
+}
+
+// zones numbers the bridges: each keeps its zone in prev (a live
+// connection's packets must go on finding its entry), a new one takes
+// the lowest number no bridge of prev held, so that a zone is never
+// handed over within one batch (the entries of a released zone are
+// deleted after it).
+func zones(bridges []string, prev map[string]uint16) map[string]uint16 {
+	out := make(map[string]uint16, len(bridges))
+	used := map[uint16]bool{}
+	for _, z := range prev {
+		used[z] = true
+	}
+	next := uint16(1)
+	for _, b := range bridges {
+		if z, ok := prev[b]; ok {
+			out[b] = z
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		out[b], used[next] = next, true
+	}
+	return out
+}
+
+// zoneElements are the zones map's elements.
+func (c compiled) zoneElements() []nfsock.Element {
+	out := make([]nfsock.Element, 0, len(c.zones))
+	for _, b := range slices.Sorted(maps.Keys(c.zones)) {
+		out = append(out, nfsock.Element{Key: nfsock.IfName(b), Chain: zoneChainName(c.zones[b])})
+	}
+	return out
+}
+
+// elements are every element of both tables, by set.
+func (c compiled) elements() map[setKey][]nfsock.Element {
+	out := bySet(c.ports)
+	if len(c.zones) > 0 {
+		out[setKey{nftables.TableFamilyINet, setZones}] = c.zoneElements()
+	}
+	return out
 }
 
 // portElements is one port's share of the tables' elements, by set.

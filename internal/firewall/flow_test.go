@@ -8,26 +8,35 @@ import (
 	"github.com/google/nftables"
 	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/nfsock"
 )
+
+func inZone(f *vnl.ConntrackFlow, zone uint16) *vnl.ConntrackFlow {
+	f.Zone = zone
+	return f
+}
 
 // TestFlowMatcherTranslated: removing a rule forgets the connections it
 // admitted as the forward hook judged them, after the destination was
 // translated — a published port's connections too — and before the
-// source was.
+// source was; in the zone of the port's bridge only.
 func TestFlowMatcherTranslated(t *testing.T) {
 	mac, _ := net.ParseMAC("fa:16:3e:00:00:02")
 	web := netip.MustParseAddr("10.9.0.2")
 	http := Rule{Direction: Ingress, ProtoMin: unix.IPPROTO_TCP, ProtoMax: unix.IPPROTO_TCP, PortMin: 80, PortMax: 80, Remote: netip.MustParsePrefix("192.0.2.0/24")}
-	c := compile(Spec{Ports: []Port{{Interface: "tapweb", MAC: mac, Addresses: []netip.Addr{web}, Rules: []Rule{http}}}}, compiled{})
+	zoned := []string{"nsb-other", "nsb-web"}
+	c := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: []Rule{http}}}}, compiled{})
 	// The rule is removed: the port's rules allow nothing now.
 	removed := c.ports[c.tags["tapweb"]].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet4(c.tags["tapweb"])}]
 	if len(removed) != 1 {
 		t.Fatalf("want the rule's one element, got %d", len(removed))
 	}
-	next := compile(Spec{Ports: []Port{{Interface: "tapweb", MAC: mac, Addresses: []netip.Addr{web}}}}, c)
-	m := newFlowMatcher(removed, c, next)
+	next := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}}}}, c)
+	m := nfsock.FlowMatch(newFlowMatcher(removed, c, next).match)
+	zone := c.zones["nsb-web"]
 	flow := func(src, dst, replySrc string, dport, replySport uint16) *vnl.ConntrackFlow {
-		return &vnl.ConntrackFlow{
+		return &vnl.ConntrackFlow{Zone: zone,
 			Forward: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst), SrcPort: 40000, DstPort: dport},
 			Reverse: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(replySrc), DstIP: net.ParseIP(src), SrcPort: replySport, DstPort: 40000},
 		}
@@ -41,6 +50,8 @@ func TestFlowMatcherTranslated(t *testing.T) {
 		{"to the host's 8080, published as web:80", flow("192.0.2.1", "198.51.100.32", "10.9.0.2", 8080, 80), true},
 		{"to web:8080", flow("192.0.2.1", "10.9.0.2", "10.9.0.2", 8080, 8080), false},
 		{"from outside the rule's range", flow("198.51.100.7", "10.9.0.2", "10.9.0.2", 80, 80), false},
+		{"to web:80 on another network with the same addresses", inZone(flow("192.0.2.1", "10.9.0.2", "10.9.0.2", 80, 80), c.zones["nsb-other"]), false},
+		{"to web:80 through the host (zone 0)", inZone(flow("192.0.2.1", "10.9.0.2", "10.9.0.2", 80, 80), 0), false},
 	} {
 		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
 			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)

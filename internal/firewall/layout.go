@@ -42,7 +42,16 @@ const (
 	// when dest4 has no answer.
 	setDest4    = "dest4"
 	setDest4Net = "dest4_net"
+	// The conntrack zone of each bridge of Spec.Zoned: ifname : jump
+	// zone_<zone>, a chain that sets it (a map to the number itself would
+	// need a data byte order nft(8) is told only by user data, which
+	// google/nftables cannot write: `nft list` would show it byte-swapped).
+	setZones = "zones"
 )
+
+// Conntrack zones are 16 bits; zone 0, the default, is every interface's
+// but the zoned bridges'.
+const maxZone = 0xffff
 
 func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
 func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
@@ -106,6 +115,7 @@ var inetSets = []nfsock.SetDef{
 	{Name: setIngressPorts, Key: nftables.TypeMark, Data: &nftables.TypeVerdict},
 	{Name: setDest4, Key: typeIfAddr4, Data: &nftables.TypeMark},
 	{Name: setDest4Net, Key: typeIfAddr4, Data: &nftables.TypeMark, Interval: true},
+	{Name: setZones, Key: nftables.TypeIFName, Data: &nftables.TypeVerdict},
 	{Name: setDrops, Key: typeTagDrop, Counters: true},
 }
 
@@ -448,6 +458,16 @@ func destLookup(set string) []expr.Any {
 // it goes to is found from its destination (dest4), and the bridge output
 // chain lets it reach that port only once admitted here.
 var inetChains = []nfsock.ChainDef{
+	// Before conntrack (priority raw): a packet from a zoned bridge
+	// (bridged, through br_netfilter, whose iifname is the bridge) or
+	// sent by the host into one is tracked in the bridge's zone, both
+	// directions of a bridged connection alike. Any other stays in zone 0.
+	{Name: "zone_in", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
+		{meta(expr.MetaKeyIIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
+	}},
+	{Name: "zone_out", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
+		{meta(expr.MetaKeyOIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
+	}},
 	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Rules: [][]expr.Any{
 		all(isBridge(metaIIFKIND), markAnd(markRouted, expr.CmpOpEq), []expr.Any{goTo("bridged")}),
 		all(isBridge(metaIIFKIND), []expr.Any{goTo("routed")}),
@@ -516,6 +536,18 @@ var inetChains = []nfsock.ChainDef{
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
 	{Name: "ingress", Rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
+
+// zoneChain is the chain of conntrack zone z, reached through the zones
+// map: it sets the zone of a packet not tracked yet (the kernel leaves a
+// tracked one's alone).
+func zoneChain(z uint16) nfsock.ChainDef {
+	return nfsock.ChainDef{Name: zoneChainName(z), Rules: [][]expr.Any{{
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint16(z)},
+		&expr.Ct{Key: expr.CtKeyZONE, Register: reg1, SourceRegister: true},
+	}}}
+}
+
+func zoneChainName(z uint16) string { return fmt.Sprintf("zone_%d", z) }
 
 func all2(parts ...[][]expr.Any) [][]expr.Any {
 	var out [][]expr.Any

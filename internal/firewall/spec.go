@@ -16,6 +16,9 @@
 //     elements are the rules (port tag . protocol . port/ICMP type .
 //     remote address range) — the union of the port's rules cut into
 //     disjoint pieces, since the kernel refuses overlapping elements.
+//     Before conntrack, it puts each bridge the host only bridges for in
+//     a conntrack zone of its own (Spec.Zoned), so that networks with the
+//     same addresses share no connection.
 //
 // Where the host's own stack is a party (a bridge carrying the host's
 // address, as on host-gateway networks), the bridge table tags what goes
@@ -28,8 +31,9 @@
 // Every lookup is a hash or set lookup: the cost of a packet does not grow
 // with the number of ports or rules. Changes are sent as set elements in
 // one atomic batch; removing rules also deletes the conntrack entries of
-// the connections they allowed. It must not touch any other table, and
-// never the machine's root namespace unless told to.
+// the connections they allowed, and a zone going deletes its entries. It
+// must not touch any other table, and never the machine's root namespace
+// unless told to.
 package firewall
 
 import (
@@ -76,14 +80,17 @@ type Port struct {
 	// MACs other than MAC it may send from (allowed address pairs).
 	MACs  []net.HardwareAddr
 	Rules []Rule
-	// Routed are the IPv4 destinations the host's own stack sends to
-	// this port through Bridge, the bridge it is plugged into, when the
-	// host routes for the port's network (its gateway address is on the
-	// bridge): a new connection the host sends into Bridge towards one
-	// of them meets this port's ingress rules. Single addresses are /32s.
-	// Ports of one bridge hold distinct single addresses and disjoint
-	// ranges; a single address wins over a range holding it.
+	// Bridge is the bridge the port is plugged into: its connections
+	// are tracked in that bridge's conntrack zone (Spec.Zoned), where
+	// removing a rule looks for the ones to forget.
 	Bridge string
+	// Routed are the IPv4 destinations the host's own stack sends to
+	// this port through Bridge when the host routes for the port's
+	// network (its gateway address is on the bridge): a new connection
+	// the host sends into Bridge towards one of them meets this port's
+	// ingress rules. Single addresses are /32s. Ports of one bridge hold
+	// distinct single addresses and disjoint ranges; a single address
+	// wins over a range holding it.
 	Routed []netip.Prefix
 }
 
@@ -91,6 +98,16 @@ type Port struct {
 // ports, ports with port security off) pass unchecked.
 type Spec struct {
 	Ports []Port
+	// Zoned are the bridges whose traffic the host only bridges: each
+	// gets a conntrack zone of its own, so that networks with the same
+	// addresses never share a connection (conntrack's tuples name no
+	// interface: without zones, a flow on one network admits the same
+	// 5-tuple on another as established). A bridge keeps its zone while
+	// it is listed. Bridges the host routes for (its address on them)
+	// must not be listed: a routed connection crosses the bridge one way
+	// and another interface the other, and conntrack must find both
+	// directions in one zone, the default one.
+	Zoned []string
 }
 
 // Validate checks what the kernel would otherwise refuse halfway through
@@ -98,6 +115,19 @@ type Spec struct {
 func (s Spec) Validate() error {
 	if len(s.Ports) > maxTag {
 		return fmt.Errorf("%d ports: at most %d can be secured", len(s.Ports), maxTag)
+	}
+	if len(s.Zoned) > maxZone {
+		return fmt.Errorf("%d zoned bridges: at most %d", len(s.Zoned), maxZone)
+	}
+	zoned := map[string]bool{}
+	for _, b := range s.Zoned {
+		if b == "" || len(b) > 15 {
+			return fmt.Errorf("zoned bridge %q: want 1 to 15 bytes", b)
+		}
+		if zoned[b] {
+			return fmt.Errorf("zoned bridge %s appears twice", b)
+		}
+		zoned[b] = true
 	}
 	seen := map[string]bool{}
 	routed := map[string][]netip.Prefix{} // bridge → what its ports hold
@@ -120,8 +150,11 @@ func (s Spec) Validate() error {
 				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
 			}
 		}
-		if len(p.Routed) > 0 && (p.Bridge == "" || len(p.Bridge) > 15) {
+		if len(p.Bridge) > 15 || len(p.Routed) > 0 && p.Bridge == "" {
 			return fmt.Errorf("port %s: bridge %q: want 1 to 15 bytes", p.Interface, p.Bridge)
+		}
+		if len(p.Routed) > 0 && zoned[p.Bridge] {
+			return fmt.Errorf("port %s: the host routes to it through bridge %s, which is zoned", p.Interface, p.Bridge)
 		}
 		for _, d := range p.Routed {
 			if !d.IsValid() || !d.Addr().Is4() || d != d.Masked() {

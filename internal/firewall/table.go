@@ -28,10 +28,12 @@ type Firewall struct {
 	current compiled
 }
 
-// compiled is a Spec as set elements, port by port, with the tags it used.
+// compiled is a Spec as set elements, port by port, with the tags it
+// used, and the zones of its bridges.
 type compiled struct {
 	tags  map[string]uint16        // interface → tag
 	ports map[uint16]*portElements // tag → the port's elements
+	zones map[string]uint16        // zoned bridge → conntrack zone
 }
 
 type setKey struct {
@@ -65,7 +67,8 @@ type Result struct {
 	Rebuilt        bool // both tables replaced in one batch
 	Added, Deleted int  // set elements
 	// Forgotten counts conntrack entries deleted because the rules that
-	// allowed their connections were removed.
+	// allowed their connections were removed, or their bridge's zone
+	// was.
 	Forgotten uint
 	// Read: the tables were read back, because the ruleset generation
 	// did not prove them unchanged since the last Apply.
@@ -74,11 +77,13 @@ type Result struct {
 
 // Apply makes the tables implement spec. The first Apply of a Firewall
 // adopts the tables a previous daemon left if they implement spec exactly,
-// and otherwise replaces both (atomically, in one batch); later ones send
-// only the elements that differ, in one batch, once the ruleset generation
-// proves, or a read back shows, that the tables still hold what the last
-// Apply programmed (else they adopt or replace them again). Removed rules
-// take their connections' conntrack entries with them.
+// and otherwise replaces both (atomically, in one batch, bridges keeping
+// the zones the kernel gave them); later ones send only the elements that
+// differ, in one batch, once the ruleset generation proves, or a read back
+// shows, that the tables still hold what the last Apply programmed (else
+// they adopt or replace them again). Removed rules take their
+// connections' conntrack entries with them, and a bridge's zone going
+// takes its entries (a later bridge may get the number).
 func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if err := spec.Validate(); err != nil {
 		return Result{}, fmt.Errorf("firewall spec: %w", err)
@@ -92,13 +97,18 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	c, _ := f.own.Conn() // open: intact used it
 	res := Result{Read: !proven}
 	if !intact {
-		if want, ok := f.adopt(c, spec); ok {
+		kernelZones, err := f.kernelZones(c)
+		if err != nil {
+			kernelZones = f.current.zones // no table (or an unreadable one)
+		}
+		if want, ok := f.adopt(c, spec, kernelZones); ok {
 			f.current = want
 			f.own.Prove(gen)
 			res.Adopted = true
 			return res, nil
 		}
-		want := compile(spec, compiled{})
+		old := compiled{zones: kernelZones}
+		want := compile(spec, old)
 		if err := f.rebuild(c, want); err != nil {
 			return res, f.own.Fail(err)
 		}
@@ -107,7 +117,8 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		}
 		f.current = want
 		res.Rebuilt, res.Added = true, want.size()
-		return res, nil
+		res.Forgotten, err = forget(c, newFlowMatcher(nil, old, want))
+		return res, err
 	}
 	want := compile(spec, f.current)
 	removed, err := f.update(c, want, &res)
@@ -125,14 +136,20 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	}
 	old := f.current
 	f.current = want
-	if len(removed) > 0 {
-		n, err := c.Forget(newFlowMatcher(removed, old, want))
-		res.Forgotten = n
-		if err != nil {
-			return res, fmt.Errorf("forget connections of removed rules: %w", err)
-		}
+	res.Forgotten, err = forget(c, newFlowMatcher(removed, old, want))
+	return res, err
+}
+
+// forget deletes the conntrack entries m matches, if it can match any.
+func forget(c *nfsock.Conn, m *flowMatcher) (uint, error) {
+	if len(m.removed) == 0 && len(m.released) == 0 {
+		return 0, nil
 	}
-	return res, nil
+	n, err := c.Forget(m.match)
+	if err != nil {
+		return n, fmt.Errorf("forget connections of removed rules and zones: %w", err)
+	}
+	return n, nil
 }
 
 func (c compiled) size() int {
@@ -173,12 +190,17 @@ func layouts() []tableLayout {
 	return []tableLayout{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}}
 }
 
-// withPorts is the table's sets and chains once the ports with tags are
-// in it: a tagging chain each in the bridge table; two chains and two rule
-// sets each in the inet table.
-func (l tableLayout) withPorts(tags []uint16) (sets []nfsock.SetDef, chains []nfsock.ChainDef) {
+// with is the table's sets and chains once c's ports and zones are in it:
+// a tagging chain per port in the bridge table; two chains and two rule
+// sets per port, and a chain per zone, in the inet table.
+func (l tableLayout) with(c compiled) (sets []nfsock.SetDef, chains []nfsock.ChainDef) {
 	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
-	for _, tag := range tags {
+	if l.t.Family == nftables.TableFamilyINet {
+		for _, b := range slices.Sorted(maps.Keys(c.zones)) {
+			chains = append(chains, zoneChain(c.zones[b]))
+		}
+	}
+	for _, tag := range slices.Sorted(maps.Keys(c.ports)) {
 		if l.t.Family == nftables.TableFamilyBridge {
 			chains = append(chains, tagChain(tag))
 			continue
@@ -194,15 +216,14 @@ func (l tableLayout) withPorts(tags []uint16) (sets []nfsock.SetDef, chains []nf
 
 // rebuild queues the replacement of both tables by want.
 func (f *Firewall) rebuild(c *nfsock.Conn, want compiled) error {
-	elems := bySet(want.ports)
-	tags := slices.Sorted(maps.Keys(want.ports))
+	elems := want.elements()
 	for _, tbl := range layouts() {
 		if ok, err := c.Exists(tbl.t); err != nil {
 			return err
 		} else if ok {
 			c.DelTable(tbl.t)
 		}
-		sets, chains := tbl.withPorts(tags)
+		sets, chains := tbl.with(want)
 		if err := c.Create(tbl.t, sets, chains); err != nil {
 			return err
 		}
@@ -264,29 +285,21 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.
 			keys[k] = true
 		}
 		for k := range keys {
-			was := map[string]nfsock.Element{}
-			for _, e := range old.elems[k] {
-				was[string(e.Key)+"/"+string(e.KeyEnd)] = e
-			}
-			for _, e := range next.elems[k] {
-				id := string(e.Key) + "/" + string(e.KeyEnd)
-				prev, ok := was[id]
-				delete(was, id)
-				if ok && prev.Equal(e) {
-					continue
-				}
-				if ok {
-					del[k] = append(del[k], prev)
-				}
-				add[k] = append(add[k], e)
-			}
-			for _, e := range was {
-				del[k] = append(del[k], e)
-				if _, isRules := rulesSetDef(k.name); isRules {
-					removedRules = append(removedRules, e)
-				}
+			a, d := diffElements(old.elems[k], next.elems[k])
+			add[k], del[k] = append(add[k], a...), append(del[k], d...)
+			if _, isRules := rulesSetDef(k.name); isRules {
+				// Rule elements have no data: what goes, goes.
+				removedRules = append(removedRules, d...)
 			}
 		}
+	}
+	zones := setKey{inet.Family, setZones}
+	add[zones], del[zones] = diffElements(f.current.zoneElements(), want.zoneElements())
+	// A new zone's chain before the element that jumps to it; a zone
+	// gone takes its chain after its element.
+	newZones, goneZones := zoneChanges(f.current.zones, want.zones)
+	for _, z := range newZones {
+		c.AddChains(inet, []nfsock.ChainDef{zoneChain(z)})
 	}
 	defs := map[setKey]nfsock.SetDef{}
 	for _, d := range bridgeSets {
@@ -335,7 +348,62 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.
 			return nil, err
 		}
 	}
+	for _, z := range goneZones {
+		c.DelChain(&nftables.Chain{Table: inet, Name: zoneChainName(z)})
+	}
 	return removedRules, nil
+}
+
+// zoneChanges returns the zones of next that prev lacks, and those of
+// prev that next lacks.
+func zoneChanges(prev, next map[string]uint16) (added, gone []uint16) {
+	in := func(zones map[string]uint16) map[uint16]bool {
+		out := map[uint16]bool{}
+		for _, z := range zones {
+			out[z] = true
+		}
+		return out
+	}
+	p, n := in(prev), in(next)
+	for z := range n {
+		if !p[z] {
+			added = append(added, z)
+		}
+	}
+	for z := range p {
+		if !n[z] {
+			gone = append(gone, z)
+		}
+	}
+	slices.Sort(added)
+	slices.Sort(gone)
+	return added, gone
+}
+
+// diffElements returns what a set holding old needs to hold next: the
+// elements to add (new keys, and keys whose data changed) and to delete
+// (keys gone, and the old versions of the changed ones).
+func diffElements(old, next []nfsock.Element) (add, del []nfsock.Element) {
+	was := map[string]nfsock.Element{}
+	for _, e := range old {
+		was[string(e.Key)+"/"+string(e.KeyEnd)] = e
+	}
+	for _, e := range next {
+		id := string(e.Key) + "/" + string(e.KeyEnd)
+		prev, ok := was[id]
+		delete(was, id)
+		if ok && prev.Equal(e) {
+			continue
+		}
+		if ok {
+			del = append(del, prev)
+		}
+		add = append(add, e)
+	}
+	for _, e := range was {
+		del = append(del, e)
+	}
+	return add, del
 }
 
 func sortedKeys(m map[setKey][]nfsock.Element) []setKey {
@@ -448,7 +516,9 @@ func (f *Firewall) Present() (bool, error) {
 	return true, nil
 }
 
-// Delete removes both tables, if they exist.
+// Delete removes both tables, if they exist, and the conntrack entries of
+// their zones: the bridges' traffic is tracked in zone 0 again, and a
+// later Apply may number the bridges otherwise.
 func (f *Firewall) Delete() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -457,6 +527,10 @@ func (f *Firewall) Delete() error {
 		return err
 	}
 	f.own.Forget()
+	zones, err := f.kernelZones(c)
+	if err != nil {
+		zones = nil // no inet table: no zones either
+	}
 	for _, tbl := range layouts() {
 		if ok, err := c.Exists(tbl.t); err != nil {
 			return f.own.Fail(err)
@@ -467,25 +541,38 @@ func (f *Firewall) Delete() error {
 	if err := c.Flush(); err != nil {
 		return f.own.Fail(fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err))
 	}
-	return nil
+	_, err = forget(c, newFlowMatcher(nil, compiled{zones: zones}, compiled{}))
+	return err
 }
 
-// newFlowMatcher matches the conntrack entries of connections that removed
-// rule elements allowed and the port's rules allow no longer. (Elements
+// flowMatcher matches the conntrack entries of connections that removed
+// rule elements allowed and the port's rules allow no longer (elements
 // are pieces of the union of a port's rules: a change elsewhere in the
 // union may remove an element and add another that still allows the
-// connection.)
-func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) nfsock.FlowMatch {
-	var removed []ruleElement
-	rules := map[uint16][]ruleElement{} // of the ports of removed, as they are now
+// connection), and every entry of a zone that no bridge has any more.
+type flowMatcher struct {
+	removed []ruleElement
+	old     compiled
+	// rules are the rule elements of the ports of removed, as they are
+	// now, by tag.
+	rules    map[uint16][]ruleElement
+	released map[uint16]bool
+}
+
+func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) *flowMatcher {
+	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}, released: map[uint16]bool{}}
+	_, gone := zoneChanges(old.zones, next.zones)
+	for _, z := range gone {
+		m.released[z] = true
+	}
 	for _, e := range removedElems {
 		r, ok := decodeRule(e)
 		if !ok || old.ports[r.tag] == nil {
 			continue
 		}
-		removed = append(removed, r)
+		m.removed = append(m.removed, r)
 		pe := next.ports[r.tag]
-		if _, done := rules[r.tag]; done || pe == nil {
+		if _, done := m.rules[r.tag]; done || pe == nil {
 			continue
 		}
 		var now []ruleElement
@@ -498,32 +585,40 @@ func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) nfsock.Fl
 				}
 			}
 		}
-		rules[r.tag] = now
+		m.rules[r.tag] = now
 	}
-	// The rules judged the connection's first packet as the forward hook
-	// sees it: after its destination was translated (a published port),
-	// before its source was (masquerade): from the original source to the
-	// reply's source and port.
-	return func(fl nfsock.Flow) bool {
-		src, dst := fl.Orig.Src, fl.Reply.Src
-		proto, port := fl.Proto, fl.Reply.SrcPort
-		for _, r := range removed {
-			own, peer := dst, src
-			if r.dir == Egress {
-				own, peer = src, dst
-			}
-			if !r.allows(proto, port, peer) || !old.ports[r.tag].port.owns(own) {
-				continue
-			}
-			still := slices.ContainsFunc(rules[r.tag], func(n ruleElement) bool {
-				return n.dir == r.dir && n.allows(proto, port, peer)
-			})
-			if !still {
-				return true
-			}
+	return m
+}
+
+// match is the matcher as an nfsock.FlowMatch. The rules judged the
+// connection's first packet as the forward hook sees it: after its
+// destination was translated (a published port), before its source was
+// (masquerade): from the original source to the reply's source and port.
+func (m *flowMatcher) match(fl nfsock.Flow) bool {
+	if m.released[fl.Zone] {
+		return true
+	}
+	src, dst := fl.Orig.Src, fl.Reply.Src
+	proto, port := fl.Proto, fl.Reply.SrcPort
+	for _, r := range m.removed {
+		own, peer := dst, src
+		if r.dir == Egress {
+			own, peer = src, dst
 		}
-		return false
+		// The port's connections are in its bridge's zone (0 if the
+		// bridge has none); another network may have the same addresses.
+		p := &m.old.ports[r.tag].port
+		if !r.allows(proto, port, peer) || m.old.zones[p.Bridge] != fl.Zone || !p.owns(own) {
+			continue
+		}
+		still := slices.ContainsFunc(m.rules[r.tag], func(n ruleElement) bool {
+			return n.dir == r.dir && n.allows(proto, port, peer)
+		})
+		if !still {
+			return true
+		}
 	}
+	return false
 }
 
 func (p *Port) owns(a netip.Addr) bool {

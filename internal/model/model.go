@@ -56,15 +56,18 @@ func (s *Standard) Touch(now time.Time) {
 
 // Network is an L2 segment: one Linux bridge on every host that needs it.
 type Network struct {
-	ID                    string   `json:"id"`
-	Name                  string   `json:"name"`
-	ProjectID             string   `json:"project_id"`
-	TenantID              string   `json:"tenant_id"`
-	AdminStateUp          bool     `json:"admin_state_up"`
-	Status                string   `json:"status"`
-	Shared                bool     `json:"shared"`
-	MTU                   int      `json:"mtu"`
-	RouterExternal        bool     `json:"router:external"`
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	ProjectID      string `json:"project_id"`
+	TenantID       string `json:"tenant_id"`
+	AdminStateUp   bool   `json:"admin_state_up"`
+	Status         string `json:"status"`
+	Shared         bool   `json:"shared"`
+	MTU            int    `json:"mtu"`
+	RouterExternal bool   `json:"router:external"`
+	// IsDefault marks the default external network (Neutron's is_default);
+	// only an external network is one.
+	IsDefault             bool     `json:"is_default"`
 	PortSecurityEnabled   bool     `json:"port_security_enabled"`
 	Subnets               []string `json:"subnets"`
 	AvailabilityZoneHints []string `json:"availability_zone_hints"`

@@ -63,16 +63,30 @@ type FloatingIP struct {
 	RouterID          *string `json:"router_id"`
 	PortID            *string `json:"port_id"`
 	FixedIPAddress    *string `json:"fixed_ip_address"`
+	// PortForwardings are the floating IP's port forwardings as its body
+	// shows them (expose-port-forwarding-in-fip); rendered, never stored.
+	PortForwardings []FIPPortForwarding `json:"port_forwardings"`
 	Standard
 }
 
+// FIPPortForwarding is a port forwarding in a floating IP's body: Neutron's
+// short form, the ports or (for a range) the port ranges.
+type FIPPortForwarding struct {
+	Protocol          string `json:"protocol"`
+	InternalIPAddress string `json:"internal_ip_address"`
+	InternalPort      *int   `json:"internal_port,omitempty"`
+	ExternalPort      *int   `json:"external_port,omitempty"`
+	InternalPortRange string `json:"internal_port_range,omitempty"`
+	ExternalPortRange string `json:"external_port_range,omitempty"`
+}
+
 // PortForwarding maps external_port(_range) of a floating IP to
-// internal_port(_range) of a port's fixed address. FloatingIPID and
-// ProjectID are kept for the store; the API, like Neutron, does not show
-// them (the floating IP is in the path).
+// internal_port(_range) of a port's fixed address. FloatingIPID is kept
+// for the store; the API, like Neutron, does not show it (the floating IP
+// is in the path), so the service clears it.
 type PortForwarding struct {
 	ID                string `json:"id"`
-	FloatingIPID      string `json:"floatingip_id"`
+	FloatingIPID      string `json:"floatingip_id,omitempty"`
 	ProjectID         string `json:"project_id"`
 	Protocol          string `json:"protocol"`
 	ExternalPort      *int   `json:"external_port"`

@@ -162,10 +162,12 @@ type Tuple struct {
 // Flow is a conntrack entry: its protocol, its original direction and its
 // reply's, where the translations show (the reply of a DNATed connection
 // comes from the translated destination, that of a SNATed one goes to the
-// translated source).
+// translated source), and its conntrack zone (0, the default, unless a
+// rule set another).
 type Flow struct {
 	Proto       uint8
 	Orig, Reply Tuple
+	Zone        uint16
 }
 
 // FlowMatch selects conntrack entries: those of connections that a
@@ -188,7 +190,7 @@ func (m FlowMatch) MatchConntrackFlow(f *vnl.ConntrackFlow) bool {
 		}
 		*t.to = Tuple{src.Unmap(), dst.Unmap(), t.from.SrcPort, t.from.DstPort}
 	}
-	fl.Proto = f.Forward.Protocol
+	fl.Proto, fl.Zone = f.Forward.Protocol, f.Zone
 	return m(fl)
 }
 

@@ -190,7 +190,7 @@ func projectAttrs[T any](field func(*T) *string) []attr[T] {
 			return err
 		}
 		if cur := *field(obj); cur != "" && cur != s {
-			return invalidInput("project_id and tenant_id do not match")
+			return badRequest("'project_id' and 'tenant_id' do not match")
 		}
 		*field(obj) = s
 		return nil

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 
+	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -145,6 +146,11 @@ func (s *Service) allocateFloatingIP(ctx context.Context, tx store.Txn, f *fipIn
 // into f) to the fixed address and the router that translates it. cur is
 // the stored floating IP on update, nil on create.
 func (s *Service) associate(ctx context.Context, tx store.Reader, f *fipInput, cur *model.FloatingIP) error {
+	if f.portSet && !f.fixedSet {
+		// A port named without a fixed IP means that port's own address,
+		// never the one the floating IP had on its previous port.
+		f.FixedIPAddress = nil
+	}
 	if !f.portSet {
 		if f.fixedSet && cur != nil && cur.PortID != nil {
 			f.PortID, f.portSet = cur.PortID, true // a new fixed IP on the same port
@@ -163,7 +169,9 @@ func (s *Service) associate(ctx context.Context, tx store.Reader, f *fipInput, c
 		f.FixedIPAddress = nil
 		return err
 	}
-	port, err := loadPort(ctx, tx, *f.PortID)
+	// Another project's port is refused with 400 as Neutron does (it
+	// looks the port up elevated), not hidden behind a 404.
+	port, err := loadOwnPort(auth.WithCaller(ctx, auth.Admin), tx, *f.PortID)
 	if err != nil {
 		return err
 	}
@@ -283,6 +291,11 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, in Attrs) (Re
 		if err := decode(&f, fipAttrs, in, opUpdate); err != nil {
 			return err
 		}
+		if len(in) == 0 {
+			// An empty body disassociates: the floating IP's original API
+			// had no other attribute to update (Neutron keeps that).
+			f.PortID, f.portSet = nil, true
+		}
 		if err := s.associate(ctx, tx, &f, &cur); err != nil {
 			return err
 		}
@@ -295,8 +308,9 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, in Attrs) (Re
 	return s.fipResult(ctx, id, rev)
 }
 
-// DeleteFloatingIP deletes a floating IP, the port holding its address and
-// its port forwardings.
+// DeleteFloatingIP deletes a floating IP and the port holding its address;
+// one that port forwardings use is refused, as Neutron's port forwarding
+// plugin does: they are deleted first.
 func (s *Service) DeleteFloatingIP(ctx context.Context, id string) (int64, error) {
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		f, err := loadFloatingIP(ctx, tx, id)
@@ -306,20 +320,39 @@ func (s *Service) DeleteFloatingIP(ctx context.Context, id string) (int64, error
 		if err := authorize(ctx, "delete_floatingip", f.ProjectID); err != nil {
 			return err
 		}
+		forwards, err := forwardingsOf(tx, id)
+		if err != nil {
+			return err
+		}
+		if len(forwards) > 0 {
+			return conflict("FipInUseByPortForwarding", "Floating IP %s in use by Port Forwarding resources.", id)
+		}
 		return deleteFloatingIP(tx, id)
 	})
 }
 
-func deleteFloatingIP(tx store.Txn, id string) error {
-	forwards, err := forwardingsOf(tx, id)
+// deleteDisassociatedFloatingIPs deletes the floating IPs on an external
+// network that is being deleted which the caller may see and nothing
+// uses: no port, no router (Neutron's delete_disassociated_floatingips). A
+// floating IP in use keeps its port, so the network stays in use.
+func deleteDisassociatedFloatingIPs(ctx context.Context, tx store.Txn, networkID string) error {
+	fips, err := store.List[model.FloatingIP](tx, store.FloatingIPs)
 	if err != nil {
 		return err
 	}
-	for _, pf := range forwards {
-		if err := tx.Delete(store.PortForwardings, pf.ID); err != nil {
-			return err
+	for _, f := range fips {
+		if f.FloatingNetworkID == networkID && f.PortID == nil && f.RouterID == nil && canSee(ctx, f.ProjectID) {
+			if err := deleteFloatingIP(tx, f.ID); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// deleteFloatingIP deletes a floating IP that no port forwarding uses and
+// the port holding its address.
+func deleteFloatingIP(tx store.Txn, id string) error {
 	ports, err := store.List[model.Port](tx, store.Ports)
 	if err != nil {
 		return err
@@ -336,12 +369,22 @@ func deleteFloatingIP(tx store.Txn, id string) error {
 
 // GetFloatingIP returns one floating IP.
 func (s *Service) GetFloatingIP(ctx context.Context, id string) (model.FloatingIP, error) {
-	return getOne(ctx, s.store, id, loadFloatingIP, s.renderFloatingIP)
+	var f model.FloatingIP
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		if f, err = loadFloatingIP(ctx, r, id); err != nil {
+			return err
+		}
+		return s.renderFloatingIP(r, &f)
+	})
+	return f, err
 }
 
 // ListFloatingIPs returns the floating IPs the caller may see.
 func (s *Service) ListFloatingIPs(ctx context.Context) ([]model.FloatingIP, error) {
-	return listVisible(ctx, s.store, store.FloatingIPs, func(f *model.FloatingIP) string { return f.ProjectID }, s.renderFloatingIP)
+	return listWhere(ctx, s.store, store.FloatingIPs,
+		func(_ store.Reader, f *model.FloatingIP) (bool, error) { return canSee(ctx, f.ProjectID), nil },
+		s.renderFloatingIP)
 }
 
 func (s *Service) fipResult(ctx context.Context, id string, rev int64) (Result[model.FloatingIP], error) {
@@ -352,13 +395,28 @@ func (s *Service) fipResult(ctx context.Context, id string, rev int64) (Result[m
 // renderFloatingIP: a floating IP translated by a router (associated, or
 // carrying port forwardings) has the agent's status; one that is not is
 // DOWN, as in Neutron.
-func (s *Service) renderFloatingIP(f *model.FloatingIP) {
+// Its body lists its port forwardings (expose-port-forwarding-in-fip).
+func (s *Service) renderFloatingIP(r store.Reader, f *model.FloatingIP) error {
 	f.TenantID = f.ProjectID
 	if f.RouterID == nil {
 		f.Status = model.StatusDown
-		return
+	} else {
+		f.Status, _ = s.statusOf(store.FloatingIPs, f.ID)
 	}
-	f.Status, _ = s.statusOf(store.FloatingIPs, f.ID)
+	forwards, err := forwardingsOf(r, f.ID)
+	if err != nil {
+		return err
+	}
+	sort.Slice(forwards, func(i, j int) bool { return forwards[i].ID < forwards[j].ID })
+	f.PortForwardings = make([]model.FIPPortForwarding, 0, len(forwards))
+	for _, pf := range forwards {
+		f.PortForwardings = append(f.PortForwardings, model.FIPPortForwarding{
+			Protocol: pf.Protocol, InternalIPAddress: pf.InternalIPAddress,
+			InternalPort: pf.InternalPort, ExternalPort: pf.ExternalPort,
+			InternalPortRange: pf.InternalPortRange, ExternalPortRange: pf.ExternalPortRange,
+		})
+	}
+	return nil
 }
 
 func loadFloatingIP(ctx context.Context, r store.Reader, id string) (model.FloatingIP, error) {

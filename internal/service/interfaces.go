@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/google/uuid"
+
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -34,6 +36,11 @@ func parseInterfaceRequest(in Attrs) (interfaceRequest, error) {
 		var s string
 		if err := json.Unmarshal(in[k], &s); err != nil {
 			return req, badValue(k, "'"+shown(in[k])+"' is not a valid UUID")
+		}
+		// Neutron checks the ids' form first: a malformed one is 400, not
+		// a 404 for a port or subnet that cannot exist.
+		if _, err := uuid.Parse(s); err != nil && (k == "subnet_id" || k == "port_id") {
+			return req, badResource("router", "'%s' is not a valid UUID", s)
 		}
 		switch k {
 		case "subnet_id":
@@ -125,7 +132,7 @@ func (s *Service) interfaceBySubnet(ctx context.Context, tx store.Txn, r *model.
 
 // interfaceByPort takes an existing port as the router's interface.
 func (s *Service) interfaceByPort(ctx context.Context, tx store.Txn, r *model.Router, portID string) (model.Port, error) {
-	p, err := loadPort(ctx, tx, portID)
+	p, err := loadOwnPort(ctx, tx, portID)
 	if err != nil {
 		return model.Port{}, err
 	}

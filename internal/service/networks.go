@@ -23,6 +23,7 @@ var networkAttrs = append([]attr[model.Network]{
 	boolAttr("admin_state_up", true, true, func(n *model.Network) *bool { return &n.AdminStateUp }),
 	boolAttr("shared", true, true, func(n *model.Network) *bool { return &n.Shared }),
 	boolAttr("router:external", true, true, func(n *model.Network) *bool { return &n.RouterExternal }),
+	boolAttr("is_default", true, true, func(n *model.Network) *bool { return &n.IsDefault }),
 	boolAttr("port_security_enabled", true, true, func(n *model.Network) *bool { return &n.PortSecurityEnabled }),
 	{name: "mtu", post: true, put: true, set: func(n *model.Network, raw json.RawMessage) error {
 		mtu, err := parseInt(raw)
@@ -93,7 +94,7 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	for _, a := range []struct {
 		set  bool
 		rule string
-	}{{n.Shared, "create_network:shared"}, {n.RouterExternal, "create_network:router:external"}} {
+	}{{n.Shared, "create_network:shared"}, {n.RouterExternal, "create_network:router:external"}, {n.IsDefault, "create_network:is_default"}} {
 		if a.set && !caller(ctx).IsAdmin() {
 			return pending{}, denied("create_network", a.rule)
 		}
@@ -106,6 +107,9 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	n.Touch(s.now())
 	return pending{id: n.ID, apply: func(tx store.Txn) error {
 		if err := s.checkQuota(tx, n.ProjectID, quotaNetwork); err != nil {
+			return err
+		}
+		if err := checkDefaultExternal(tx, &n); err != nil {
 			return err
 		}
 		if err := checkHostAttrs(tx, &n); err != nil {
@@ -139,6 +143,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		}
 		for _, a := range []struct{ attr, rule string }{
 			{"shared", "update_network:shared"}, {"router:external", "update_network:router:external"},
+			{"is_default", "update_network:is_default"},
 			{attrUplink, "update_network:" + attrUplink}, {attrHostGateway, "update_network:" + attrHostGateway},
 			{attrSNATAddress, "update_network:" + attrSNATAddress},
 		} {
@@ -165,6 +170,9 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 				return err
 			}
 		}
+		if err := checkDefaultExternal(tx, &n); err != nil {
+			return err
+		}
 		if err := s.updateSharing(tx, &n, acc, wasShared); err != nil {
 			return err
 		}
@@ -176,6 +184,28 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		return Result[model.Network]{}, err
 	}
 	return s.networkResult(ctx, id, rev)
+}
+
+// checkDefaultExternal keeps is_default to external networks (on another,
+// Neutron ignores it) and to one of them at a time (409
+// DefaultExternalNetworkExists).
+func checkDefaultExternal(r store.Reader, n *model.Network) error {
+	if !n.RouterExternal {
+		n.IsDefault = false
+	}
+	if !n.IsDefault {
+		return nil
+	}
+	all, err := store.List[model.Network](r, store.Networks)
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.ID != n.ID && o.IsDefault {
+			return conflict("DefaultExternalNetworkExists", "Unable to mark network %s default: default external network %s already exists.", n.ID, o.ID)
+		}
+	}
+	return nil
 }
 
 // checkNoExternalPorts refuses to make a network internal while routers'
@@ -204,7 +234,7 @@ func (s *Service) updateSharing(tx store.Txn, n *model.Network, acc access, wasS
 			return err
 		}
 	case !n.Shared && wasShared:
-		err := checkDependents(tx, n, acc.without(wild.ID), func(string) error {
+		err := checkDependents(tx, n, acc.without(wild.ID), func(string, string) error {
 			return conflict("InvalidSharedSetting",
 				"Unable to reconfigure sharing settings for network %s. Multiple tenants are using it.", n.ID)
 		})
@@ -242,6 +272,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string) (int64, error) {
 			return err
 		}
 		if err := authorize(ctx, "delete_network", n.ProjectID); err != nil {
+			return err
+		}
+		if err := deleteDisassociatedFloatingIPs(ctx, tx, id); err != nil {
 			return err
 		}
 		ports, err := portsOn(tx, id)

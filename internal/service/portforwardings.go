@@ -249,7 +249,7 @@ func (s *Service) putForwarding(ctx context.Context, tx store.Txn, fip *model.Fl
 			"Cannot associate floating IP %s (%s) with port %s using fixed IP %s, as that fixed IP already has a floating IP on external network %s.",
 			fip.FloatingIPAddress, fip.ID, pf.InternalPortID, pf.InternalIPAddress, fip.FloatingNetworkID)
 	}
-	port, err := loadPort(ctx, tx, pf.InternalPortID)
+	port, err := loadOwnPort(ctx, tx, pf.InternalPortID)
 	if err != nil {
 		return err
 	}
@@ -394,6 +394,7 @@ func (s *Service) GetPortForwarding(ctx context.Context, fipID, id string) (mode
 		_, pf, err = loadForwarding(ctx, r, fipID, id)
 		return err
 	})
+	pf.FloatingIPID = "" // in the path, not in the body
 	return pf, err
 }
 
@@ -408,6 +409,9 @@ func (s *Service) ListPortForwardings(ctx context.Context, fipID string) ([]mode
 		out, err = forwardingsOf(r, fipID)
 		return err
 	})
+	for i := range out {
+		out[i].FloatingIPID = "" // in the path, not in the body
+	}
 	return out, err
 }
 

@@ -27,6 +27,7 @@ type portInput struct {
 	ifnameSet  bool
 	portSecSet bool
 	groupsSet  bool
+	pairsSet   bool
 }
 
 type fixedIPRequest struct {
@@ -119,10 +120,27 @@ var portAttrs = append([]attr[portInput]{
 				pairs[i].MACAddress = mac.String()
 			}
 		}
-		p.AllowedAddressPairs = append([]model.AddressPair{}, pairs...)
+		p.AllowedAddressPairs, p.pairsSet = append([]model.AddressPair{}, pairs...), true
 		return nil
 	}},
 }, projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+
+// checkNetworkOwnerAttrs refuses, on another project's network (a shared
+// one), the port attributes Neutron's policy keeps for the network's owner
+// and the admin: turning port security off and allowed address pairs
+// would let a port of one project spoof addresses on another's network.
+func checkNetworkOwnerAttrs(ctx context.Context, action string, network *model.Network, p *portInput) error {
+	c := caller(ctx)
+	switch {
+	case c.IsAdmin() || network.ProjectID == c.ProjectID:
+		return nil
+	case p.portSecSet:
+		return denied(action, action+":port_security_enabled")
+	case p.pairsSet:
+		return denied(action, action+":allowed_address_pairs")
+	}
+	return nil
+}
 
 // parseFixedIPRequests reads a fixed_ips list ([{subnet_id, ip_address}]);
 // null is the empty list, never nil.
@@ -191,6 +209,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 			return typed(http.StatusForbidden, "ExternalNetworkAttachForbidden",
 				"It is not allowed to create an interface on external network %s", network.ID)
 		}
+		if err := checkNetworkOwnerAttrs(ctx, "create_port", &network, &p); err != nil {
+			return err
+		}
 		if err := s.checkQuota(tx, p.ProjectID, quotaPort); err != nil {
 			return err
 		}
@@ -220,6 +241,13 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		}
 		p := portInput{Port: cur}
 		if err := decode(&p, portAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		network, err := store.Get[model.Network](tx, store.Networks, cur.NetworkID)
+		if err != nil {
+			return fmt.Errorf("read network %s: %w", cur.NetworkID, err)
+		}
+		if err := checkNetworkOwnerAttrs(ctx, "update_port", &network, &p); err != nil {
 			return err
 		}
 		if p.deviceSet && !p.ifnameSet && p.DeviceID != cur.DeviceID {
@@ -438,7 +466,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "delete_port", p.ProjectID); err != nil {
+		if err := authorizeOnNetwork(ctx, tx, "delete_port", &p); err != nil {
 			return err
 		}
 		if err := checkNotServicePort(tx, &p); err != nil {
@@ -459,9 +487,48 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 	return getOne(ctx, s.store, id, loadPort, s.renderPort)
 }
 
-// ListPorts returns the ports the caller may see.
+// ListPorts returns the ports the caller may see: its own and those on its
+// networks.
 func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
-	return listVisible(ctx, s.store, store.Ports, func(p *model.Port) string { return p.ProjectID }, s.renderPort)
+	owners := map[string]bool{} // network id: the caller owns it
+	return listWhere(ctx, s.store, store.Ports,
+		func(r store.Reader, p *model.Port) (bool, error) {
+			if canSee(ctx, p.ProjectID) {
+				return true, nil
+			}
+			own, ok := owners[p.NetworkID]
+			if !ok {
+				var err error
+				if own, err = ownsNetwork(ctx, r, p.NetworkID); err != nil {
+					return false, err
+				}
+				owners[p.NetworkID] = own
+			}
+			return own, nil
+		},
+		func(_ store.Reader, p *model.Port) error { s.renderPort(p); return nil })
+}
+
+// ownsNetwork reports whether the caller owns network id (or is an admin).
+func ownsNetwork(ctx context.Context, r store.Reader, id string) (bool, error) {
+	n, err := store.Get[model.Network](r, store.Networks, id)
+	if err != nil {
+		return false, fmt.Errorf("read network %s: %w", id, err)
+	}
+	return canSee(ctx, n.ProjectID), nil
+}
+
+// authorizeOnNetwork is authorize for an action Neutron's policy also gives
+// the owner of the port's network (admin_owner_or_network_owner): a network
+// owner may delete other projects' ports on its network.
+func authorizeOnNetwork(ctx context.Context, r store.Reader, action string, p *model.Port) error {
+	if caller(ctx).CanWrite() && !canSee(ctx, p.ProjectID) {
+		own, err := ownsNetwork(ctx, r, p.NetworkID)
+		if err != nil || own {
+			return err
+		}
+	}
+	return authorize(ctx, action, p.ProjectID)
 }
 
 func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[model.Port], error) {
@@ -508,6 +575,30 @@ func checkNotServicePort(r store.Reader, p *model.Port) error {
 	return conflict("ServicePortInUse", "Port %s cannot be deleted directly via the port API: has device owner %s.", p.ID, p.DeviceOwner)
 }
 
-func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
+// loadOwnPort reads a port of the caller's project (any, for an admin):
+// the ports a caller may use in routers, floating IPs and forwardings.
+func loadOwnPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
 	return load(ctx, r, store.Ports, "Port", id, func(p *model.Port) string { return p.ProjectID })
+}
+
+// loadPort reads a port the caller may see: its own, or one on a network
+// it owns (Neutron's get_port: admin_owner_or_network_owner).
+func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error) {
+	p, err := store.Get[model.Port](r, store.Ports, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, notFound("Port", id)
+	}
+	if err != nil {
+		return p, fmt.Errorf("read port %s: %w", id, err)
+	}
+	if !canSee(ctx, p.ProjectID) {
+		own, err := ownsNetwork(ctx, r, p.NetworkID)
+		if err == nil && !own {
+			err = notFound("Port", id)
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+	return p, checkRevision(ctx, r, id, &p)
 }

@@ -126,7 +126,7 @@ func putPublished(ctx context.Context, tx store.Txn, pp *ppInput, given Attrs) e
 // network whose gateway is the host, which is what translates it.
 func resolveInternal(ctx context.Context, r store.Reader, pp *ppInput) error {
 	if pp.InternalPortID != "" {
-		port, err := loadPort(ctx, r, pp.InternalPortID)
+		port, err := loadOwnPort(ctx, r, pp.InternalPortID)
 		if err != nil {
 			return err
 		}

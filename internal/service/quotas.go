@@ -89,6 +89,12 @@ type QuotaDetail struct {
 // reached. It runs inside the transaction that creates the resource, which
 // is serializable, so concurrent creates cannot overshoot together.
 func (s *Service) checkQuota(r store.Reader, project, resource string) error {
+	return s.checkQuotaFor(r, project, resource, 1)
+}
+
+// checkQuotaFor refuses a create of more resources at once that would
+// take project over its quota.
+func (s *Service) checkQuotaFor(r store.Reader, project, resource string, more int) error {
 	limits, err := s.limits(r, project)
 	if err != nil {
 		return err
@@ -101,7 +107,7 @@ func (s *Service) checkQuota(r store.Reader, project, resource string) error {
 	if err != nil {
 		return err
 	}
-	if used+1 > limit {
+	if used+more > limit {
 		return conflict("OverQuota", "Quota exceeded for resources: ['%s'].", resource)
 	}
 	return nil
@@ -132,12 +138,15 @@ func usage(r store.Reader, project, resource string) (int, error) {
 	owned, err := store.List[struct {
 		ProjectID   string `json:"project_id"`
 		DeviceOwner string `json:"device_owner"`
+		Name        string `json:"name"`
 	}](r, kind)
 	n := 0
 	for _, o := range owned {
 		// A network's DHCP port is nsnet's, made for the network, not
-		// a port the project asked for.
-		if o.ProjectID == project && o.DeviceOwner != model.DeviceOwnerDHCP {
+		// a port the project asked for; nor did it ask for its default
+		// security group, which Neutron does not count either.
+		if o.ProjectID == project && o.DeviceOwner != model.DeviceOwnerDHCP &&
+			!(kind == store.SecurityGroups && o.Name == model.DefaultSecurityGroupName) {
 			n++
 		}
 	}

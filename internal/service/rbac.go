@@ -69,15 +69,40 @@ func (a access) usableBy(n *model.Network, project string) bool {
 
 // checkDependents refuses a change of the policies of network n (after is
 // what they would become) that would take access away from a project that
-// has ports on it: Neutron's RbacPolicyInUse.
-func checkDependents(r store.Reader, n *model.Network, after access, fail func(project string) error) error {
+// uses it: one with ports on it (access_as_shared), or with a router's
+// gateway or a floating IP on it (access_as_external). fail words the
+// refusal (Neutron's RbacPolicyInUse) with the project and what it has.
+func checkDependents(r store.Reader, n *model.Network, after access, fail func(project, has string) error) error {
 	ports, err := portsOn(r, n.ID)
 	if err != nil {
 		return err
 	}
 	for _, p := range ports {
-		if !after.usableBy(n, p.ProjectID) {
-			return fail(p.ProjectID)
+		// Gateway and floating IP ports are no project's: their routers
+		// and floating IPs are checked below.
+		if p.ProjectID != "" && !after.usableBy(n, p.ProjectID) {
+			return fail(p.ProjectID, "ports")
+		}
+	}
+	external := func(project string) bool {
+		return project == n.ProjectID || after.grants(n.ID, model.ActionAccessAsExternal, project)
+	}
+	routers, err := store.List[model.Router](r, store.Routers)
+	if err != nil {
+		return err
+	}
+	for _, rt := range routers {
+		if rt.ExternalGatewayInfo != nil && rt.ExternalGatewayInfo.NetworkID == n.ID && !external(rt.ProjectID) {
+			return fail(rt.ProjectID, "routers")
+		}
+	}
+	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	if err != nil {
+		return err
+	}
+	for _, f := range fips {
+		if f.FloatingNetworkID == n.ID && !external(f.ProjectID) {
+			return fail(f.ProjectID, "floating IPs")
 		}
 	}
 	return nil
@@ -161,8 +186,10 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "create_rbac_policy", n.ProjectID); err != nil {
-			return err
+		if c := caller(ctx); !c.IsAdmin() && n.ProjectID != c.ProjectID {
+			// Neutron's answer to a member sharing a network it sees but
+			// does not own (one shared with it).
+			return invalidInput("Only admins can manipulate policies on networks they do not own")
 		}
 		if dup(acc, p) {
 			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
@@ -219,6 +246,11 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if dup(acc, p) {
 			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
 		}
+		if p.TargetTenant != cur.TargetTenant {
+			if err := checkDefaultShared(&n, cur); err != nil {
+				return err
+			}
+		}
 		if err := checkDependents(tx, &n, acc.with(p), rbacInUse(cur)); err != nil {
 			return err
 		}
@@ -247,8 +279,26 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 		if err != nil {
 			return err
 		}
-		if err := checkDependents(tx, &n, acc.without(id), rbacInUse(cur)); err != nil {
+		after := acc.without(id)
+		if err := checkDefaultShared(&n, cur); err != nil {
 			return err
+		}
+		if err := checkDependents(tx, &n, after, rbacInUse(cur)); err != nil {
+			return err
+		}
+		if cur.Action == model.ActionAccessAsExternal && !slices.ContainsFunc(after[n.ID], func(p model.RBACPolicy) bool {
+			return p.Action == model.ActionAccessAsExternal
+		}) {
+			// As in Neutron: a network usable as external by nobody is
+			// not external.
+			if err := checkNoExternalPorts(tx, n.ID); err != nil {
+				return err
+			}
+			n.RouterExternal = false
+			n.Touch(s.now())
+			if err := tx.Put(store.Networks, n.ID, n); err != nil {
+				return err
+			}
 		}
 		if err := tx.Delete(store.RBACPolicies, id); err != nil {
 			return err
@@ -257,11 +307,21 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 	})
 }
 
-func rbacInUse(p model.RBACPolicy) func(string) error {
-	return func(project string) error {
+// checkDefaultShared refuses to take away the wildcard access_as_external
+// policy of the default external network, as Neutron does.
+func checkDefaultShared(n *model.Network, p model.RBACPolicy) error {
+	if n.IsDefault && p.Action == model.ActionAccessAsExternal && p.TargetTenant == model.RBACWildcard {
 		return conflict("RbacPolicyInUse",
-			"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: project %s has ports on it",
-			p.ObjectID, project)
+			"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: Default external networks must be shared to everyone.", n.ID)
+	}
+	return nil
+}
+
+func rbacInUse(p model.RBACPolicy) func(project, has string) error {
+	return func(project, has string) error {
+		return conflict("RbacPolicyInUse",
+			"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: project %s has %s on it",
+			p.ObjectID, project, has)
 	}
 }
 

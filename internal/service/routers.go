@@ -445,16 +445,32 @@ func getOne[T any](ctx context.Context, st store.Store, id string,
 // listVisible lists the records of kind that the caller may see, each
 // rendered for the API.
 func listVisible[T any](ctx context.Context, st store.Store, kind store.Kind, project func(*T) string, render func(*T)) ([]T, error) {
+	return listWhere(ctx, st, kind,
+		func(_ store.Reader, v *T) (bool, error) { return canSee(ctx, project(v)), nil },
+		func(_ store.Reader, v *T) error { render(v); return nil })
+}
+
+// listWhere lists the records of kind that visible admits, each rendered
+// for the API; both may read other records of the same snapshot.
+func listWhere[T any](ctx context.Context, st store.Store, kind store.Kind,
+	visible func(store.Reader, *T) (bool, error), render func(store.Reader, *T) error) ([]T, error) {
 	var out []T
 	err := st.View(ctx, func(r store.Reader) error {
 		all, err := store.List[T](r, kind)
+		if err != nil {
+			return err
+		}
 		for i := range all {
-			if canSee(ctx, project(&all[i])) {
-				render(&all[i])
+			ok, err := visible(r, &all[i])
+			if err == nil && ok {
+				err = render(r, &all[i])
 				out = append(out, all[i])
 			}
+			if err != nil {
+				return err
+			}
 		}
-		return err
+		return nil
 	})
 	return out, err
 }

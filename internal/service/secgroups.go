@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -165,6 +166,11 @@ var ruleAttrs = append([]attr[ruleInput]{
 	stringAttr("description", true, true, func(r *ruleInput) *string { return &r.Description }),
 }, projectAttrs(func(r *ruleInput) *string { return &r.ProjectID })...)
 
+// ipv6OnlyProtocols are the IPv6 extension headers and ICMPv6 (ipv6-encap,
+// -route, -frag, -icmp, -nonxt, -opts): Neutron refuses them, by name or
+// number, on an IPv4 rule.
+var ipv6OnlyProtocols = []int{41, 43, 44, ProtoICMPv6, 59, 60}
+
 // checkRule checks a decoded rule as a whole, the way Neutron's
 // _validate_security_group_rule does, and fills normalized_cidr.
 func checkRule(r *ruleInput) error {
@@ -184,7 +190,14 @@ func checkRule(r *ruleInput) error {
 		normalized := p.Masked().String()
 		r.NormalizedCIDR = &normalized
 	}
-	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 || r.protocol == ProtoICMPv6 && r.EtherType == model.EtherTypeIPv4 {
+	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 && *r.Protocol == "icmp" {
+		// Neutron takes the name icmp on an IPv6 rule as the legacy
+		// spelling of ICMPv6; stored as such, it filters ICMPv6.
+		name := "ipv6-icmp"
+		r.Protocol, r.protocol = &name, ProtoICMPv6
+	}
+	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 ||
+		slices.Contains(ipv6OnlyProtocols, r.protocol) && r.EtherType == model.EtherTypeIPv4 {
 		return typed(http.StatusBadRequest, "SecurityGroupEthertypeConflictWithProtocol",
 			"Invalid ethertype %s for protocol %s.", r.EtherType, *r.Protocol)
 	}
@@ -213,16 +226,14 @@ func checkRule(r *ruleInput) error {
 		return typed(http.StatusBadRequest, "SecurityGroupInvalidProtocolForPort",
 			"Invalid protocol %s for port range, only supported for TCP, UDP, UDPLITE, SCTP and DCCP.", *r.Protocol)
 	}
-	if lo == nil || hi == nil {
-		return badValue("port_range_min", "port_range_min and port_range_max must be given together")
-	}
-	for _, v := range []int{*lo, *hi} {
-		if v < 1 || v > 65535 {
+	for _, v := range []*int{lo, hi} {
+		if v != nil && (*v < 1 || *v > 65535) {
 			return typed(http.StatusBadRequest, "SecurityGroupInvalidPortValue",
-				"Invalid value for port %d. It must be 1 to 65535.", v)
+				"Invalid value for port %d. It must be 1 to 65535.", *v)
 		}
 	}
-	if *lo > *hi {
+	// One end missing is a range Neutron refuses as it refuses min > max.
+	if lo == nil || hi == nil || *lo > *hi {
 		return typed(http.StatusBadRequest, "SecurityGroupInvalidPortRange",
 			"For TCP/UDP protocols, port_range_min must be <= port_range_max")
 	}
@@ -272,6 +283,10 @@ func (s *Service) prepareSecurityGroup(ctx context.Context, in Attrs) (pending, 
 			return err
 		}
 		if err := s.checkQuota(tx, g.ProjectID, quotaSecurityGroup); err != nil {
+			return err
+		}
+		// Its two egress rules count too.
+		if err := s.checkQuotaFor(tx, g.ProjectID, quotaSecurityGroupRule, 2); err != nil {
 			return err
 		}
 		return s.putGroup(tx, &g, false)
@@ -499,10 +514,14 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 		if err := authorize(ctx, "create_security_group_rule", g.ProjectID); err != nil {
 			return err
 		}
-		if r.ProjectID != "" && r.ProjectID != g.ProjectID {
+		// An admin may add a rule of its own (or any) project to another
+		// project's group, as in Neutron; the group's owner sees it.
+		if r.ProjectID != "" && r.ProjectID != g.ProjectID && !caller(ctx).IsAdmin() {
 			return invalidInput("Rule project %s does not match the project %s of security group %s", r.ProjectID, g.ProjectID, g.ID)
 		}
-		r.ProjectID = g.ProjectID
+		if r.ProjectID == "" {
+			r.ProjectID = g.ProjectID
+		}
 		r.BelongsToDefaultSG = g.Name == model.DefaultSecurityGroupName
 		if r.RemoteGroupID != nil {
 			if _, err := loadGroup(ctx, tx, *r.RemoteGroupID); err != nil {
@@ -518,7 +537,7 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 				return conflict("SecurityGroupRuleExists", "Security group rule already exists. Rule id is %s.", existing[i].ID)
 			}
 		}
-		if err := s.checkQuota(tx, g.ProjectID, quotaSecurityGroupRule); err != nil {
+		if err := s.checkQuota(tx, r.ProjectID, quotaSecurityGroupRule); err != nil {
 			return err
 		}
 		now := s.now()
@@ -540,7 +559,7 @@ func (s *Service) UpdateSecurityGroupRule(ctx context.Context, id string, in Att
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "update_security_group_rule", cur.ProjectID); err != nil {
+		if err := authorizeRule(ctx, tx, "update_security_group_rule", &cur); err != nil {
 			return err
 		}
 		r := ruleInput{SecurityGroupRule: cur, protocol: cur.ProtocolNumber()}
@@ -565,7 +584,7 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, id string) (int64
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "delete_security_group_rule", r.ProjectID); err != nil {
+		if err := authorizeRule(ctx, tx, "delete_security_group_rule", &r); err != nil {
 			return err
 		}
 		if err := tx.Delete(store.SecurityGroupRules, id); err != nil {
@@ -580,9 +599,37 @@ func (s *Service) GetSecurityGroupRule(ctx context.Context, id string) (model.Se
 	return getOne(ctx, s.store, id, loadRule, renderRule)
 }
 
-// ListSecurityGroupRules lists the rules the caller may see.
+// ListSecurityGroupRules lists the rules the caller may see: its own and
+// those of its groups.
 func (s *Service) ListSecurityGroupRules(ctx context.Context) ([]model.SecurityGroupRule, error) {
-	return listVisible(ctx, s.store, store.SecurityGroupRules, func(r *model.SecurityGroupRule) string { return r.ProjectID }, renderRule)
+	return listWhere(ctx, s.store, store.SecurityGroupRules,
+		func(r store.Reader, rule *model.SecurityGroupRule) (bool, error) { return canSeeRule(ctx, r, rule) },
+		func(_ store.Reader, rule *model.SecurityGroupRule) error { renderRule(rule); return nil })
+}
+
+// canSeeRule: a rule is its project's and its group's owner's to see
+// (Neutron's get_security_group_rule: admin_or_owner or sg_owner).
+func canSeeRule(ctx context.Context, r store.Reader, rule *model.SecurityGroupRule) (bool, error) {
+	if canSee(ctx, rule.ProjectID) {
+		return true, nil
+	}
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, rule.SecurityGroupID)
+	if err != nil {
+		return false, fmt.Errorf("read security group %s: %w", rule.SecurityGroupID, err)
+	}
+	return canSee(ctx, g.ProjectID), nil
+}
+
+// authorizeRule lets the rule's project and its group's owner change it.
+func authorizeRule(ctx context.Context, r store.Reader, action string, rule *model.SecurityGroupRule) error {
+	if err := authorize(ctx, action, rule.ProjectID); err == nil {
+		return nil
+	}
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, rule.SecurityGroupID)
+	if err != nil {
+		return fmt.Errorf("read security group %s: %w", rule.SecurityGroupID, err)
+	}
+	return authorize(ctx, action, g.ProjectID)
 }
 
 func (s *Service) ruleResult(ctx context.Context, id string, rev int64) (Result[model.SecurityGroupRule], error) {
@@ -591,7 +638,18 @@ func (s *Service) ruleResult(ctx context.Context, id string, rev int64) (Result[
 }
 
 func loadRule(ctx context.Context, r store.Reader, id string) (model.SecurityGroupRule, error) {
-	return load(ctx, r, store.SecurityGroupRules, "SecurityGroupRule", id, func(r *model.SecurityGroupRule) string { return r.ProjectID })
+	rule, err := store.Get[model.SecurityGroupRule](r, store.SecurityGroupRules, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return rule, notFound("SecurityGroupRule", id)
+	}
+	if err != nil {
+		return rule, fmt.Errorf("read security group rule %s: %w", id, err)
+	}
+	ok, err := canSeeRule(ctx, r, &rule)
+	if err == nil && !ok {
+		err = notFound("SecurityGroupRule", id)
+	}
+	return rule, err
 }
 
 // checkPortSecurity resolves and checks a port's security groups, address
@@ -629,10 +687,9 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 		}
 		p.SecurityGroups = []string{id}
 	}
-	if p.groupsSet && len(p.SecurityGroups) > 0 && len(p.FixedIPs) == 0 {
-		return typed(http.StatusBadRequest, "PortSecurityAndIPRequiredForSecurityGroups",
-			"Port security must be enabled and port must have an IP address in order to use security groups.")
-	}
+	// Groups on a port without an address are accepted, as in Neutron since
+	// its addresses may come later; it gets the default group only with
+	// one.
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
 		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() {

@@ -115,7 +115,7 @@ func mustCreate(ctx context.Context, action string) error {
 
 // owner decides the project of a new resource: the caller's, or, for an
 // admin, the one named in the body. A non-admin naming another project is
-// refused with 403, as Neutron's create_* policies do.
+// refused with 400, as Neutron's API layer does before any policy.
 func owner(ctx context.Context, action, requested string) (string, error) {
 	c := caller(ctx)
 	switch {
@@ -126,7 +126,7 @@ func owner(ctx context.Context, action, requested string) (string, error) {
 	case c.IsAdmin():
 		return requested, nil
 	default:
-		return "", denied(action)
+		return "", badRequest("Specifying 'project_id' or 'tenant_id' other than the authenticated project in request requires admin privileges")
 	}
 }
 

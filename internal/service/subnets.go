@@ -333,7 +333,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 		if err := checkSubnet(&sn, siblings); err != nil {
 			return err
 		}
-		if err := checkAllocationsStillValid(tx, &sn.Subnet); err != nil {
+		if err := checkAllocationsStillValid(tx, &cur, &sn.Subnet); err != nil {
 			return err
 		}
 		sn.Touch(s.now())
@@ -352,9 +352,10 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 }
 
 // checkAllocationsStillValid refuses a gateway change onto an address a port
-// already holds.
-func checkAllocationsStillValid(r store.Reader, sn *model.Subnet) error {
-	if sn.GatewayIP == nil {
+// already holds. An unchanged gateway is no change: the router interface
+// that usually holds it is the gateway.
+func checkAllocationsStillValid(r store.Reader, cur, sn *model.Subnet) error {
+	if sn.GatewayIP == nil || (cur.GatewayIP != nil && *cur.GatewayIP == *sn.GatewayIP) {
 		return nil
 	}
 	ports, err := portsOn(r, sn.NetworkID)
@@ -427,15 +428,16 @@ func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
 		if err != nil {
 			return err
 		}
-		visible := map[string]bool{}
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
 		for _, sn := range all {
-			seen, ok := visible[sn.NetworkID]
-			if !ok {
-				_, _, err := loadNetwork(ctx, r, sn.NetworkID)
-				seen = err == nil
-				visible[sn.NetworkID] = seen
+			ok, err := canSeeSubnet(ctx, r, acc, &sn)
+			if err != nil {
+				return err
 			}
-			if seen {
+			if ok {
 				renderSubnet(&sn)
 				out = append(out, sn)
 			}
@@ -443,6 +445,22 @@ func (s *Service) ListSubnets(ctx context.Context) ([]model.Subnet, error) {
 		return nil
 	})
 	return out, err
+}
+
+// canSeeSubnet: an admin sees every subnet, a project its own, those of
+// its networks and those of networks shared with it, but not those of
+// networks that are only external to it (Neutron's get_subnet policy: a
+// member takes floating IPs and gateways from an external network without
+// seeing its addressing).
+func canSeeSubnet(ctx context.Context, r store.Reader, acc access, sn *model.Subnet) (bool, error) {
+	if canSee(ctx, sn.ProjectID) {
+		return true, nil
+	}
+	n, err := store.Get[model.Network](r, store.Networks, sn.NetworkID)
+	if err != nil {
+		return false, fmt.Errorf("read network %s: %w", sn.NetworkID, err)
+	}
+	return canSee(ctx, n.ProjectID) || acc.grants(n.ID, model.ActionAccessAsShared, caller(ctx).ProjectID), nil
 }
 
 func (s *Service) subnetResult(ctx context.Context, id string, rev int64) (Result[model.Subnet], error) {
@@ -454,8 +472,7 @@ func renderSubnet(sn *model.Subnet) {
 	sn.TenantID = sn.ProjectID
 }
 
-// loadSubnet reads a subnet the caller may see: one of its project, or one
-// on a network visible to it.
+// loadSubnet reads a subnet the caller may see (canSeeSubnet).
 func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, error) {
 	sn, err := store.Get[model.Subnet](r, store.Subnets, id)
 	if err == store.ErrNotFound {
@@ -464,10 +481,16 @@ func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, e
 	if err != nil {
 		return sn, err
 	}
-	if !canSee(ctx, sn.ProjectID) {
-		if _, _, err := loadNetwork(ctx, r, sn.NetworkID); err != nil {
-			return sn, notFound("Subnet", id)
-		}
+	acc, err := readAccess(r)
+	if err != nil {
+		return sn, err
+	}
+	ok, err := canSeeSubnet(ctx, r, acc, &sn)
+	if err == nil && !ok {
+		err = notFound("Subnet", id)
+	}
+	if err != nil {
+		return sn, err
 	}
 	return sn, checkRevision(ctx, r, id, &sn)
 }
