@@ -182,6 +182,7 @@ func (s *Server) routes() {
 		s.register(res)
 	}
 	s.routerActions()
+	s.tagRoutes()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {
 		s.identityRoutes()
@@ -269,17 +270,65 @@ func decodeBody(r *http.Request, singular string) (service.Attrs, error) {
 	if err != nil {
 		return nil, err
 	}
+	return unwrapOne(envelope, singular)
+}
+
+func unwrapOne(envelope map[string]json.RawMessage, singular string) (service.Attrs, error) {
 	raw, ok := envelope[singular]
 	if !ok || len(envelope) != 1 {
 		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest",
 			Message: fmt.Sprintf("Resource body required: expected one object named '%s'", singular)}
 	}
+	return attrsOf(raw, singular)
+}
+
+func attrsOf(raw json.RawMessage, singular string) (service.Attrs, error) {
 	var attrs service.Attrs
 	if err := json.Unmarshal(raw, &attrs); err != nil || attrs == nil {
 		return nil, &service.Error{Status: 400, Type: "HTTPBadRequest",
 			Message: fmt.Sprintf("Malformed request body: '%s' must be a JSON object", singular)}
 	}
 	return attrs, nil
+}
+
+// decodeCreate reads a POST body: {"<singular>": {...}} or, where the
+// resource allows it, Neutron's bulk form {"<collection>": [{...}, ...]}.
+func decodeCreate(r *http.Request, res resource) (items []service.Attrs, bulk bool, err error) {
+	envelope, err := decodeObject(r)
+	if err != nil {
+		return nil, false, err
+	}
+	raw, ok := envelope[res.collection]
+	if !ok || len(envelope) != 1 {
+		attrs, err := unwrapOne(envelope, res.singular)
+		return []service.Attrs{attrs}, false, err
+	}
+	if res.bulk == nil {
+		return nil, true, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Bulk operation not supported"}
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, true, &service.Error{Status: 400, Type: "HTTPBadRequest",
+			Message: fmt.Sprintf("Malformed request body: '%s' must be a list of objects", res.collection)}
+	}
+	if len(list) == 0 {
+		return nil, true, &service.Error{Status: 400, Type: "HTTPBadRequest", Message: "Resources required"}
+	}
+	for _, item := range list {
+		attrs, err := attrsOf(item, res.singular)
+		if err != nil {
+			return nil, true, err
+		}
+		// Neutron takes each item bare or in its own envelope
+		// ({"ports": [{"port": {...}}]}, as tempest's clients send).
+		if inner, ok := attrs[res.singular]; ok {
+			if attrs, err = attrsOf(inner, res.singular); err != nil {
+				return nil, true, err
+			}
+		}
+		items = append(items, attrs)
+	}
+	return items, true, nil
 }
 
 // waitFor honours HeaderWait after a successful write at rev.

@@ -49,6 +49,12 @@ type response struct {
 
 func (h *harness) do(method, path string, body any) response {
 	h.t.Helper()
+	return h.doWith(method, path, body, nil)
+}
+
+// doWith sends a request with extra headers.
+func (h *harness) doWith(method, path string, body any, header http.Header) response {
+	h.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -59,6 +65,9 @@ func (h *harness) do(method, path string, body any) response {
 		rd = bytes.NewReader(raw)
 	}
 	req, _ := http.NewRequest(method, h.srv.URL+path, rd)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)

@@ -71,7 +71,7 @@ func listBody(r *http.Request, res resource, items []any) (map[string]any, error
 	q := r.URL.Query()
 	var unknown []string
 	for key := range q {
-		if _, ok := res.schema[key]; !ok && !listControls[key] && res.derived[key] == nil {
+		if _, ok := res.schema[key]; !ok && !listControls[key] && res.derived[key] == nil && !(tagFilters[key] != nil && res.taggable()) {
 			unknown = append(unknown, key)
 		}
 	}
@@ -181,6 +181,12 @@ func matches(obj map[string]any, q url.Values, extra map[string]func(map[string]
 		if f := extra[key]; f != nil {
 			have = f(obj)
 		}
+		if match := tagFilters[key]; match != nil {
+			if !match(obj["tags"], wants) {
+				return false
+			}
+			continue
+		}
 		if key == "fixed_ips" {
 			if !matchFixedIPs(have, wants) {
 				return false
@@ -192,6 +198,28 @@ func matches(obj map[string]any, q url.Values, extra map[string]func(map[string]
 		}
 	}
 	return true
+}
+
+// tagFilters are Neutron's tag filters: each value a comma-separated list
+// of tags, all of which (tags, not-tags) or any of which (tags-any,
+// not-tags-any) the resource must have, or, for the not- ones, not have.
+var tagFilters = map[string]func(tags any, wants []string) bool{
+	"tags":         func(tags any, wants []string) bool { return hasTags(tags, wants, true) },
+	"tags-any":     func(tags any, wants []string) bool { return hasTags(tags, wants, false) },
+	"not-tags":     func(tags any, wants []string) bool { return !hasTags(tags, wants, true) },
+	"not-tags-any": func(tags any, wants []string) bool { return !hasTags(tags, wants, false) },
+}
+
+func hasTags(tags any, wants []string, all bool) bool {
+	have, _ := tags.([]any)
+	for _, w := range wants {
+		for _, tag := range strings.Split(w, ",") {
+			if slices.Contains(have, any(tag)) != all {
+				return !all
+			}
+		}
+	}
+	return all
 }
 
 func matchAny(have any, wants []string) bool {

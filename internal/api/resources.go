@@ -2,8 +2,11 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
@@ -22,10 +25,12 @@ type resource struct {
 	schema  schema
 	derived map[string]derived
 	create  func(context.Context, service.Attrs) (any, int64, error)
-	update  func(context.Context, string, service.Attrs) (any, int64, error)
-	remove  func(context.Context, string) (int64, error)
-	get     func(context.Context, string) (any, error)
-	list    func(context.Context) ([]any, error)
+	// bulk, when set, creates several in one transaction, all or none.
+	bulk   func(context.Context, []service.Attrs) ([]any, int64, error)
+	update func(context.Context, string, service.Attrs) (any, int64, error)
+	remove func(context.Context, string) (int64, error)
+	get    func(context.Context, string) (any, error)
+	list   func(context.Context) ([]any, error)
 }
 
 // bind adapts the service's typed methods of one resource to a resource.
@@ -61,6 +66,20 @@ func bind[T any](singular, collection string,
 	}
 }
 
+// withBulk lets res be created in bulk, as Neutron allows for its core
+// and security group resources.
+func withBulk[T any](res resource, bulk func(context.Context, []service.Attrs) (service.Results[T], error)) resource {
+	res.bulk = func(ctx context.Context, in []service.Attrs) ([]any, int64, error) {
+		out, err := bulk(ctx, in)
+		objs := make([]any, len(out.Objects))
+		for i := range out.Objects {
+			objs[i] = out.Objects[i]
+		}
+		return objs, out.Revision, err
+	}
+	return res
+}
+
 // urlPath is the collection's URL segment below /v2.0/.
 func (r resource) urlPath() string {
 	if r.path != "" {
@@ -80,19 +99,25 @@ func (s *Server) resources() []resource {
 	sg := bind[model.SecurityGroup]("security_group", "security_groups", svc.CreateSecurityGroup, svc.UpdateSecurityGroup,
 		svc.DeleteSecurityGroup, svc.GetSecurityGroup, svc.ListSecurityGroups)
 	sg.path = "security-groups"
+	sg = withBulk(sg, svc.CreateSecurityGroups)
 	sgRule := bind[model.SecurityGroupRule]("security_group_rule", "security_group_rules", svc.CreateSecurityGroupRule,
 		svc.UpdateSecurityGroupRule, svc.DeleteSecurityGroupRule, svc.GetSecurityGroupRule, svc.ListSecurityGroupRules)
 	sgRule.path = "security-group-rules"
+	sgRule = withBulk(sgRule, svc.CreateSecurityGroupRules)
 	subnets := bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets)
+	subnets = withBulk(subnets, svc.CreateSubnets)
 	subnets.derived = map[string]derived{"shared": s.subnetShared}
 	return []resource{
-		bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
+		withBulk(bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
+			svc.CreateNetworks),
 		subnets,
-		bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts),
+		withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts),
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
 		rbac,
-		bind[model.Router]("router", "routers", svc.CreateRouter, svc.UpdateRouter, svc.DeleteRouter, svc.GetRouter, svc.ListRouters),
-		bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP, svc.GetFloatingIP, svc.ListFloatingIPs),
+		withBulk(bind[model.Router]("router", "routers", svc.CreateRouter, svc.UpdateRouter, svc.DeleteRouter, svc.GetRouter, svc.ListRouters),
+			svc.CreateRouters),
+		withBulk(bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP,
+			svc.GetFloatingIP, svc.ListFloatingIPs), svc.CreateFloatingIPs),
 		sg,
 		sgRule,
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
@@ -174,12 +199,22 @@ func (s *Server) register(res resource) {
 		writeJSON(w, http.StatusOK, body)
 	})
 	handle("POST "+base, func(w http.ResponseWriter, r *http.Request) {
-		attrs, err := decodeBody(r, res.singular)
+		items, bulk, err := decodeCreate(r, res)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		obj, rev, err := res.create(r.Context(), attrs)
+		if bulk {
+			objs, rev, err := res.bulk(r.Context(), items)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, rev)
+			writeJSON(w, http.StatusCreated, map[string]any{res.collection: s.fresh(r, res, objs...)})
+			return
+		}
+		obj, rev, err := res.create(r.Context(), items[0])
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -205,7 +240,12 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		obj, rev, err := res.update(r.Context(), r.PathValue("id"), attrs)
+		ctx, err := ifMatch(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		obj, rev, err := res.update(ctx, r.PathValue("id"), attrs)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -213,7 +253,12 @@ func (s *Server) register(res resource) {
 		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK)
 	})
 	handle("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
-		rev, err := res.remove(r.Context(), r.PathValue("id"))
+		ctx, err := ifMatch(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		rev, err := res.remove(ctx, r.PathValue("id"))
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -223,16 +268,45 @@ func (s *Server) register(res resource) {
 	})
 }
 
+// ifMatch is Neutron's revision-if-match: a PUT or DELETE of an item with
+// "If-Match: revision_number=N" changes it only at that revision (412
+// otherwise). Other If-Match constraints are not Neutron's and are ignored,
+// as Neutron does.
+func ifMatch(r *http.Request) (context.Context, error) {
+	for _, c := range strings.Split(r.Header.Get("If-Match"), ",") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(c), "revision_number=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, &service.Error{Status: http.StatusBadRequest, Type: "HTTPBadRequest",
+				Message: fmt.Sprintf("If-Match header revision_number=%s is not an integer", v)}
+		}
+		return service.WithRevisionConstraint(r.Context(), r.PathValue("id"), n), nil
+	}
+	return r.Context(), nil
+}
+
 // respondAfterWrite answers a create or update, first waiting for the agent
 // when asked to, so that the status in the answer is the programmed one.
 func (s *Server) respondAfterWrite(w http.ResponseWriter, r *http.Request, res resource, obj any, rev int64, status int) {
 	s.waitFor(w, r, rev)
-	if r.Header.Get(HeaderWait) != "" {
-		if fresh, err := res.get(r.Context(), idOf(obj)); err == nil {
-			obj = fresh
+	writeJSON(w, status, map[string]any{res.singular: s.fresh(r, res, obj)[0]})
+}
+
+// fresh reads objs again after a wait for the agent, so that their status
+// is the programmed one.
+func (s *Server) fresh(r *http.Request, res resource, objs ...any) []any {
+	if r.Header.Get(HeaderWait) == "" {
+		return objs
+	}
+	for i, obj := range objs {
+		if again, err := res.get(r.Context(), idOf(obj)); err == nil {
+			objs[i] = again
 		}
 	}
-	writeJSON(w, status, map[string]any{res.singular: obj})
+	return objs
 }
 
 // routerActions serves PUT /v2.0/routers/{id}/add_router_interface and

@@ -36,6 +36,10 @@ type Standard struct {
 	UpdatedAt      string   `json:"updated_at"`
 }
 
+// StandardAttrs returns s: through embedding, every resource that has
+// standard attributes answers it, for code generic over resources.
+func (s *Standard) StandardAttrs() *Standard { return s }
+
 // Touch stamps a create (when CreatedAt is empty) or an update.
 func (s *Standard) Touch(now time.Time) {
 	ts := now.UTC().Format(time.RFC3339)

@@ -76,17 +76,26 @@ var fipAttrs = append([]attr[fipInput]{
 // with device_owner network:floatingip holds it) and, with port_id,
 // associates it at once.
 func (s *Service) CreateFloatingIP(ctx context.Context, in Attrs) (Result[model.FloatingIP], error) {
+	return createOne(ctx, s, in, s.prepareFloatingIP, s.GetFloatingIP)
+}
+
+// CreateFloatingIPs creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateFloatingIPs(ctx context.Context, in []Attrs) (Results[model.FloatingIP], error) {
+	return createMany(ctx, s, in, s.prepareFloatingIP, s.GetFloatingIP)
+}
+
+func (s *Service) prepareFloatingIP(ctx context.Context, in Attrs) (pending, error) {
 	f := fipInput{FloatingIP: model.FloatingIP{ID: newID()}}
 	if err := mustCreate(ctx, "create_floatingip"); err != nil {
-		return Result[model.FloatingIP]{}, err
+		return pending{}, err
 	}
 	if err := decode(&f, fipAttrs, in, opCreate); err != nil {
-		return Result[model.FloatingIP]{}, err
+		return pending{}, err
 	}
 	if f.FloatingIPAddress != "" && !caller(ctx).IsAdmin() {
-		return Result[model.FloatingIP]{}, denied("create_floatingip", "create_floatingip:floating_ip_address")
+		return pending{}, denied("create_floatingip", "create_floatingip:floating_ip_address")
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: f.ID, apply: func(tx store.Txn) error {
 		network, _, err := loadNetwork(ctx, tx, f.FloatingNetworkID)
 		if err != nil {
 			return err
@@ -108,11 +117,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, in Attrs) (Result[model.
 		}
 		f.Touch(s.now())
 		return tx.Put(store.FloatingIPs, f.ID, f.FloatingIP)
-	})
-	if err != nil {
-		return Result[model.FloatingIP]{}, err
-	}
-	return s.fipResult(ctx, f.ID, rev)
+	}}, nil
 }
 
 // allocateFloatingIP writes the port that holds f's address: the one asked

@@ -92,7 +92,7 @@ func (s *Service) AddRouterInterface(ctx context.Context, routerID string, in At
 			return err
 		}
 		out = interfaceInfo(&r, &port)
-		return nil
+		return bumpRevision[model.Router](s, tx, store.Routers, r.ID)
 	})
 	return out, rev, err
 }
@@ -224,7 +224,10 @@ func (s *Service) RemoveRouterInterface(ctx context.Context, routerID string, in
 			return err
 		}
 		out = interfaceInfo(&r, &port)
-		return tx.Delete(store.Ports, port.ID)
+		if err := tx.Delete(store.Ports, port.ID); err != nil {
+			return err
+		}
+		return bumpRevision[model.Router](s, tx, store.Routers, r.ID)
 	})
 	return out, rev, err
 }

@@ -63,6 +63,15 @@ var networkAttrs = append([]attr[model.Network]{
 // and `router:external` are admin-only, as in Neutron; each comes with its
 // "*" RBAC policy.
 func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Network], error) {
+	return createOne(ctx, s, in, s.prepareNetwork, s.GetNetwork)
+}
+
+// CreateNetworks creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateNetworks(ctx context.Context, in []Attrs) (Results[model.Network], error) {
+	return createMany(ctx, s, in, s.prepareNetwork, s.GetNetwork)
+}
+
+func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error) {
 	n := model.Network{
 		ID:                    newID(),
 		AdminStateUp:          true,
@@ -72,14 +81,14 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 		L2Adjacency:           true,
 	}
 	if err := mustCreate(ctx, "create_network"); err != nil {
-		return Result[model.Network]{}, err
+		return pending{}, err
 	}
 	if err := decode(&n, networkAttrs, in, opCreate); err != nil {
-		return Result[model.Network]{}, err
+		return pending{}, err
 	}
 	project, err := owner(ctx, "create_network", n.ProjectID)
 	if err != nil {
-		return Result[model.Network]{}, err
+		return pending{}, err
 	}
 	n.ProjectID = project
 	for _, a := range []struct {
@@ -87,16 +96,16 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 		rule string
 	}{{n.Shared, "create_network:shared"}, {n.RouterExternal, "create_network:router:external"}, {n.IsDefault, "create_network:is_default"}} {
 		if a.set && !caller(ctx).IsAdmin() {
-			return Result[model.Network]{}, denied("create_network", a.rule)
+			return pending{}, denied("create_network", a.rule)
 		}
 	}
 	if name, given := hostAttrGiven(in); given && !caller(ctx).IsAdmin() {
-		return Result[model.Network]{}, denied("create_network", "create_network:"+name)
+		return pending{}, denied("create_network", "create_network:"+name)
 	}
 	shared := n.Shared
 	n.Shared = false // not stored: RBAC policies say who it is shared with
 	n.Touch(s.now())
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: n.ID, apply: func(tx store.Txn) error {
 		if err := s.checkQuota(tx, n.ProjectID, quotaNetwork); err != nil {
 			return err
 		}
@@ -117,11 +126,7 @@ func (s *Service) CreateNetwork(ctx context.Context, in Attrs) (Result[model.Net
 			}
 		}
 		return tx.Put(store.Networks, n.ID, n)
-	})
-	if err != nil {
-		return Result[model.Network]{}, fmt.Errorf("create network: %w", err)
-	}
-	return s.networkResult(ctx, n.ID, rev)
+	}}, nil
 }
 
 func putPolicy(tx store.Txn, p model.RBACPolicy) error { return tx.Put(store.RBACPolicies, p.ID, p) }
@@ -392,7 +397,7 @@ func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network,
 	if !acc.canSeeNetwork(ctx, &n) {
 		return n, nil, notFound("Network", id)
 	}
-	return n, acc, nil
+	return n, acc, checkRevision(ctx, r, id, &n)
 }
 
 func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {

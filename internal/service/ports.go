@@ -39,6 +39,12 @@ var portAttrs = append([]attr[portInput]{
 	stringAttr("name", true, true, func(p *portInput) *string { return &p.Name }),
 	stringAttr("description", true, true, func(p *portInput) *string { return &p.Description }),
 	boolAttr("admin_state_up", true, true, func(p *portInput) *bool { return &p.AdminStateUp }),
+	// Ports take their tags on create too (tag-ports-during-bulk-creation).
+	{name: "tags", post: true, set: func(p *portInput, raw json.RawMessage) error {
+		tags, err := parseStringList(raw, tagLength)
+		p.Tags = tags
+		return err
+	}},
 	{name: "network_id", post: true, required: true, set: func(p *portInput, raw json.RawMessage) error {
 		v, err := parseString(raw, maxNameLen)
 		p.NetworkID = v
@@ -167,6 +173,15 @@ func parseFixedIPRequests(raw json.RawMessage) ([]fixedIPRequest, error) {
 // CreatePort creates a port, allocating its MAC and addresses in the same
 // transaction that stores it, so two concurrent creates never share either.
 func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port], error) {
+	return createOne(ctx, s, in, s.preparePort, s.GetPort)
+}
+
+// CreatePorts creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreatePorts(ctx context.Context, in []Attrs) (Results[model.Port], error) {
+	return createMany(ctx, s, in, s.preparePort, s.GetPort)
+}
+
+func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 	p := portInput{Port: model.Port{
 		ID:                  newID(),
 		AdminStateUp:        true,
@@ -174,12 +189,12 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		AllowedAddressPairs: []model.AddressPair{},
 	}}
 	if err := mustCreate(ctx, "create_port"); err != nil {
-		return Result[model.Port]{}, err
+		return pending{}, err
 	}
 	if err := decode(&p, portAttrs, in, opCreate); err != nil {
-		return Result[model.Port]{}, err
+		return pending{}, err
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: p.ID, apply: func(tx store.Txn) error {
 		network, acc, err := loadNetwork(ctx, tx, p.NetworkID)
 		if err != nil {
 			return err
@@ -211,11 +226,7 @@ func (s *Service) CreatePort(ctx context.Context, in Attrs) (Result[model.Port],
 		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
-	})
-	if err != nil {
-		return Result[model.Port]{}, err
-	}
-	return s.portResult(ctx, p.ID, rev)
+	}}, nil
 }
 
 // UpdatePort applies the attributes of a PUT.
@@ -580,12 +591,14 @@ func loadPort(ctx context.Context, r store.Reader, id string) (model.Port, error
 	if err != nil {
 		return p, fmt.Errorf("read port %s: %w", id, err)
 	}
-	if canSee(ctx, p.ProjectID) {
-		return p, nil
+	if !canSee(ctx, p.ProjectID) {
+		own, err := ownsNetwork(ctx, r, p.NetworkID)
+		if err == nil && !own {
+			err = notFound("Port", id)
+		}
+		if err != nil {
+			return p, err
+		}
 	}
-	own, err := ownsNetwork(ctx, r, p.NetworkID)
-	if err == nil && !own {
-		err = notFound("Port", id)
-	}
-	return p, err
+	return p, checkRevision(ctx, r, id, &p)
 }

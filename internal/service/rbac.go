@@ -205,7 +205,10 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 				return err
 			}
 		}
-		return tx.Put(store.RBACPolicies, p.ID, p)
+		if err := tx.Put(store.RBACPolicies, p.ID, p); err != nil {
+			return err
+		}
+		return bumpRevision[model.Network](s, tx, store.Networks, n.ID)
 	})
 	if err != nil {
 		return Result[model.RBACPolicy]{}, err
@@ -251,7 +254,10 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if err := checkDependents(tx, &n, acc.with(p), rbacInUse(cur)); err != nil {
 			return err
 		}
-		return tx.Put(store.RBACPolicies, id, p)
+		if err := tx.Put(store.RBACPolicies, id, p); err != nil {
+			return err
+		}
+		return bumpRevision[model.Network](s, tx, store.Networks, n.ID)
 	})
 	if err != nil {
 		return Result[model.RBACPolicy]{}, err
@@ -294,7 +300,10 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 				return err
 			}
 		}
-		return tx.Delete(store.RBACPolicies, id)
+		if err := tx.Delete(store.RBACPolicies, id); err != nil {
+			return err
+		}
+		return bumpRevision[model.Network](s, tx, store.Networks, n.ID)
 	})
 }
 

@@ -131,14 +131,23 @@ func badResource(resource, format string, args ...any) *Error {
 // CreateRouter creates a router and, with external_gateway_info, its
 // gateway port on the external network.
 func (s *Service) CreateRouter(ctx context.Context, in Attrs) (Result[model.Router], error) {
+	return createOne(ctx, s, in, s.prepareRouter, s.GetRouter)
+}
+
+// CreateRouters creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateRouters(ctx context.Context, in []Attrs) (Results[model.Router], error) {
+	return createMany(ctx, s, in, s.prepareRouter, s.GetRouter)
+}
+
+func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) {
 	r := routerInput{Router: model.Router{ID: newID(), AdminStateUp: true, Routes: []model.HostRoute{}}}
 	if err := mustCreate(ctx, "create_router"); err != nil {
-		return Result[model.Router]{}, err
+		return pending{}, err
 	}
 	if err := decode(&r, routerAttrs, in, opCreate); err != nil {
-		return Result[model.Router]{}, err
+		return pending{}, err
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: r.ID, apply: func(tx store.Txn) error {
 		var err error
 		if r.ProjectID, err = owner(ctx, "create_router", r.ProjectID); err != nil {
 			return err
@@ -151,11 +160,7 @@ func (s *Service) CreateRouter(ctx context.Context, in Attrs) (Result[model.Rout
 		}
 		r.Touch(s.now())
 		return tx.Put(store.Routers, r.ID, r.Router)
-	})
-	if err != nil {
-		return Result[model.Router]{}, err
-	}
-	return s.routerResult(ctx, r.ID, rev)
+	}}, nil
 }
 
 // UpdateRouter applies the attributes of a PUT: a new gateway replaces the

@@ -254,18 +254,27 @@ func sameRule(a, b *model.SecurityGroupRule) bool {
 // CreateSecurityGroup creates a group with Neutron's two default egress
 // rules (any IPv4, any IPv6).
 func (s *Service) CreateSecurityGroup(ctx context.Context, in Attrs) (Result[model.SecurityGroup], error) {
+	return createOne(ctx, s, in, s.prepareSecurityGroup, s.GetSecurityGroup)
+}
+
+// CreateSecurityGroups creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateSecurityGroups(ctx context.Context, in []Attrs) (Results[model.SecurityGroup], error) {
+	return createMany(ctx, s, in, s.prepareSecurityGroup, s.GetSecurityGroup)
+}
+
+func (s *Service) prepareSecurityGroup(ctx context.Context, in Attrs) (pending, error) {
 	g := model.SecurityGroup{ID: newID(), Stateful: true}
 	if err := mustCreate(ctx, "create_security_group"); err != nil {
-		return Result[model.SecurityGroup]{}, err
+		return pending{}, err
 	}
 	if err := decode(&g, securityGroupAttrs, in, opCreate); err != nil {
-		return Result[model.SecurityGroup]{}, err
+		return pending{}, err
 	}
 	if g.Name == model.DefaultSecurityGroupName {
-		return Result[model.SecurityGroup]{}, typed(http.StatusConflict, "SecurityGroupDefaultAlreadyExists",
+		return pending{}, typed(http.StatusConflict, "SecurityGroupDefaultAlreadyExists",
 			"Default security group already exists.")
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: g.ID, apply: func(tx store.Txn) error {
 		var err error
 		if g.ProjectID, err = owner(ctx, "create_security_group", g.ProjectID); err != nil {
 			return err
@@ -281,11 +290,7 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, in Attrs) (Result[mod
 			return err
 		}
 		return s.putGroup(tx, &g, false)
-	})
-	if err != nil {
-		return Result[model.SecurityGroup]{}, err
-	}
-	return s.groupResult(ctx, g.ID, rev)
+	}}, nil
 }
 
 // putGroup writes a new group and its default rules: egress to anywhere
@@ -482,17 +487,26 @@ func loadGroup(ctx context.Context, r store.Reader, id string) (model.SecurityGr
 
 // CreateSecurityGroupRule adds a rule to a group the caller may change.
 func (s *Service) CreateSecurityGroupRule(ctx context.Context, in Attrs) (Result[model.SecurityGroupRule], error) {
+	return createOne(ctx, s, in, s.prepareSecurityGroupRule, s.GetSecurityGroupRule)
+}
+
+// CreateSecurityGroupRules creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateSecurityGroupRules(ctx context.Context, in []Attrs) (Results[model.SecurityGroupRule], error) {
+	return createMany(ctx, s, in, s.prepareSecurityGroupRule, s.GetSecurityGroupRule)
+}
+
+func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pending, error) {
 	r := ruleInput{SecurityGroupRule: model.SecurityGroupRule{ID: newID()}, protocol: -1}
 	if err := mustCreate(ctx, "create_security_group_rule"); err != nil {
-		return Result[model.SecurityGroupRule]{}, err
+		return pending{}, err
 	}
 	if err := decode(&r, ruleAttrs, in, opCreate); err != nil {
-		return Result[model.SecurityGroupRule]{}, err
+		return pending{}, err
 	}
 	if err := checkRule(&r); err != nil {
-		return Result[model.SecurityGroupRule]{}, err
+		return pending{}, err
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: r.ID, apply: func(tx store.Txn) error {
 		g, err := loadGroup(ctx, tx, r.SecurityGroupID)
 		if err != nil {
 			return err
@@ -530,12 +544,11 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, in Attrs) (Result
 		std := model.Standard{}
 		std.Touch(now)
 		r.CreatedAt, r.UpdatedAt = std.CreatedAt, std.UpdatedAt
-		return tx.Put(store.SecurityGroupRules, r.ID, r.SecurityGroupRule)
-	})
-	if err != nil {
-		return Result[model.SecurityGroupRule]{}, err
-	}
-	return s.ruleResult(ctx, r.ID, rev)
+		if err := tx.Put(store.SecurityGroupRules, r.ID, r.SecurityGroupRule); err != nil {
+			return err
+		}
+		return bumpRevision[model.SecurityGroup](s, tx, store.SecurityGroups, r.SecurityGroupID)
+	}}, nil
 }
 
 // UpdateSecurityGroupRule changes a rule's description, the only attribute
@@ -574,7 +587,10 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, id string) (int64
 		if err := authorizeRule(ctx, tx, "delete_security_group_rule", &r); err != nil {
 			return err
 		}
-		return tx.Delete(store.SecurityGroupRules, id)
+		if err := tx.Delete(store.SecurityGroupRules, id); err != nil {
+			return err
+		}
+		return bumpRevision[model.SecurityGroup](s, tx, store.SecurityGroups, r.SecurityGroupID)
 	})
 }
 

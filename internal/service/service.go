@@ -69,7 +69,7 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: cfg.Store, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
+	return &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, now: now}
 }
 
@@ -158,7 +158,7 @@ func load[T any](ctx context.Context, r store.Reader, kind store.Kind, resource,
 	if err != nil {
 		return v, fmt.Errorf("read %s %s: %w", resource, id, err)
 	}
-	return v, nil
+	return v, checkRevision(ctx, r, id, &v)
 }
 
 func (s *Service) statusOf(kind store.Kind, id string) (string, string) {

@@ -145,6 +145,15 @@ func parseRange(p model.AllocationPool) (ipam.Range, error) {
 
 // CreateSubnet creates a subnet from the attributes of a POST.
 func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subnet], error) {
+	return createOne(ctx, s, in, s.prepareSubnet, s.GetSubnet)
+}
+
+// CreateSubnets creates several in one transaction (Neutron's bulk create).
+func (s *Service) CreateSubnets(ctx context.Context, in []Attrs) (Results[model.Subnet], error) {
+	return createMany(ctx, s, in, s.prepareSubnet, s.GetSubnet)
+}
+
+func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) {
 	sn := subnetInput{Subnet: model.Subnet{
 		ID:             newID(),
 		IPVersion:      4,
@@ -154,12 +163,12 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 		ServiceTypes:   []string{},
 	}}
 	if err := mustCreate(ctx, "create_subnet"); err != nil {
-		return Result[model.Subnet]{}, err
+		return pending{}, err
 	}
 	if err := decode(&sn, subnetAttrs, in, opCreate); err != nil {
-		return Result[model.Subnet]{}, err
+		return pending{}, err
 	}
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+	return pending{id: sn.ID, apply: func(tx store.Txn) error {
 		network, _, err := loadNetwork(ctx, tx, sn.NetworkID)
 		if err != nil {
 			return err
@@ -196,12 +205,11 @@ func (s *Service) CreateSubnet(ctx context.Context, in Attrs) (Result[model.Subn
 		if err := tx.Put(store.Subnets, sn.ID, sn.Subnet); err != nil {
 			return err
 		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
+			return err
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
-	})
-	if err != nil {
-		return Result[model.Subnet]{}, err
-	}
-	return s.subnetResult(ctx, sn.ID, rev)
+	}}, nil
 }
 
 // checkSubnet fills the defaults that depend on the CIDR and checks that the
@@ -332,6 +340,9 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 		if err := tx.Put(store.Subnets, id, sn.Subnet); err != nil {
 			return err
 		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
+			return err
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
 	})
 	if err != nil {
@@ -387,6 +398,9 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 			}
 		}
 		if err := tx.Delete(store.Subnets, id); err != nil {
+			return err
+		}
+		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
 			return err
 		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
@@ -475,5 +489,8 @@ func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, e
 	if err == nil && !ok {
 		err = notFound("Subnet", id)
 	}
-	return sn, err
+	if err != nil {
+		return sn, err
+	}
+	return sn, checkRevision(ctx, r, id, &sn)
 }
