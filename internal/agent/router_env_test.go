@@ -185,12 +185,22 @@ func whoami(ns, to string) (netip.Addr, error) {
 }
 
 // mustArriveFrom checks that a connection from ns to `to` arrives from
-// want.
+// want. Like ping, it tries three times: a connect that sends two SYNs in
+// its two seconds can lose both to the softnet backlog of a busy 2-core
+// machine, or to a veth the kernel has not finished bringing up (a
+// router set up again: its qdisc stays noop until linkwatch runs). A
+// closed path still fails, after three tries.
 func (e *env) mustArriveFrom(ns, to, want string) {
 	e.t.Helper()
-	got, err := whoami(ns, to)
+	var got netip.Addr
+	var err error
+	for range 3 {
+		if got, err = whoami(ns, to); err == nil {
+			break
+		}
+	}
 	if err != nil {
-		e.t.Fatal(err)
+		e.t.Fatalf("three times: %v", err)
 	}
 	if got.String() != want {
 		e.t.Fatalf("%s → %s arrived from %s, want %s", ns, to, got, want)
