@@ -99,7 +99,7 @@ func sameSpec(a, b any) bool {
 
 func sameVeth(a, b dataplane.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && a.AcceptRA == b.AcceptRA && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -382,6 +382,24 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		// The host translates an instance's connection to its own
 		// published port back to it, out of the tap it came in by.
 		veth.Hairpin = networks[p.NetworkID].HostGateway
+		v6 := ipv6Config(p, subnets)
+		veth.AcceptRA = v6.acceptRA
+		if v6.raDefault {
+			// The router's advertisements give the IPv6 default route,
+			// via its link-local address, as they would to a VM.
+			defaults = slices.DeleteFunc(defaults, func(r dataplane.Route) bool { return r.Dst.Addr().Is6() })
+		}
+		if len(v6.autoconf) > 0 {
+			// The instance's kernel makes these addresses from the
+			// prefix advertised: nsnet leaves them to it, and with them
+			// the routes whose next hop only they would reach.
+			veth.Addrs = slices.DeleteFunc(veth.Addrs, func(a netip.Prefix) bool {
+				return slices.Contains(v6.autoconf, a.Masked())
+			})
+			veth.Routes = slices.DeleteFunc(veth.Routes, func(r dataplane.Route) bool {
+				return !slices.ContainsFunc(veth.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
+			})
+		}
 		if p.DHCPClient {
 			// The instance asks the network's DHCP server.
 			veth.Addrs, veth.Routes, veth.DHCPClient, defaults = nil, nil, true, nil
@@ -487,6 +505,59 @@ func portVeth(p model.Port, networks map[string]model.Network, subnets map[strin
 		return r.Gw.IsValid() && !slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
 	})
 	return spec, defaults, nil
+}
+
+// Neutron's IPv6 modes: the values of a subnet's ipv6_ra_mode and
+// ipv6_address_mode.
+const (
+	ipv6SLAAC     = "slaac"
+	ipv6Stateful  = "dhcpv6-stateful"
+	ipv6Stateless = "dhcpv6-stateless"
+)
+
+// portIPv6 is how an instance's port gets its IPv6 configuration.
+type portIPv6 struct {
+	// acceptRA: some subnet of the port is advertised (it has an RA
+	// mode, or an address mode that only an advertisement can start,
+	// sent by a router outside nsnet), so the instance's kernel listens.
+	acceptRA bool
+	// raDefault: the IPv6 default route comes from nsnet's router's
+	// advertisements (a subnet with an RA mode), not from nsnet.
+	raDefault bool
+	// autoconf are the prefixes whose addresses the instance's kernel
+	// configures itself (SLAAC and DHCPv6-stateless subnets).
+	autoconf []netip.Prefix
+}
+
+// ipv6Config reads a port's IPv6 subnets' modes. Unset modes, and
+// dhcpv6-stateful, leave the address to nsnet (or the port's DHCP
+// client), as for IPv4.
+func ipv6Config(p model.Port, subnets map[string]model.Subnet) portIPv6 {
+	var c portIPv6
+	for _, ip := range p.FixedIPs {
+		sn, ok := subnets[ip.SubnetID]
+		if !ok || sn.IPVersion != 6 {
+			continue
+		}
+		ra, addr := deref(sn.IPv6RAMode), deref(sn.IPv6AddressMode)
+		if ra != "" {
+			c.acceptRA, c.raDefault = true, true
+		}
+		if addr == ipv6SLAAC || addr == ipv6Stateless {
+			c.acceptRA = true
+			if cidr, err := netip.ParsePrefix(sn.CIDR); err == nil && !slices.Contains(c.autoconf, cidr.Masked()) {
+				c.autoconf = append(c.autoconf, cidr.Masked())
+			}
+		}
+	}
+	return c
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func parseRoute(dst, nexthop string) (dataplane.Route, error) {

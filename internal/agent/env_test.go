@@ -259,11 +259,16 @@ func (e *env) wantStatus(kind store.Kind, id, want string) {
 // /proc/net/softnet_stat grows by hundreds of thousands over a suite), so
 // one lost echo says nothing about the path. Every caller expects the
 // path open; a closed one still fails, after three tries.
-func ping(ns, addr string) error {
+func ping(ns, addr string) error { return pingFamily(ns, "-4", addr) }
+
+// ping6 is ping over IPv6.
+func ping6(ns, addr string) error { return pingFamily(ns, "-6", addr) }
+
+func pingFamily(ns, family, addr string) error {
 	var err error
 	var out []byte
 	for range 3 {
-		out, err = exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W1", addr).CombinedOutput()
+		out, err = exec.Command("ip", "netns", "exec", ns, "ping", family, "-c1", "-W1", addr).CombinedOutput()
 		if err == nil {
 			return nil
 		}

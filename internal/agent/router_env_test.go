@@ -136,10 +136,22 @@ func (s *servers) last() netip.Addr {
 // serve listens on port in namespace ns until the test ends.
 func (e *env) serve(ns string, port int) *servers {
 	e.t.Helper()
+	return e.serveOn(ns, "tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+}
+
+// serve6 is serve for IPv6: it listens on [::]:port, IPv6 only, beside
+// an IPv4 server on the same port.
+func (e *env) serve6(ns string, port int) *servers {
+	e.t.Helper()
+	return e.serveOn(ns, "tcp6", fmt.Sprintf("[::]:%d", port))
+}
+
+func (e *env) serveOn(ns, network, addr string) *servers {
+	e.t.Helper()
 	s := &servers{}
 	var ln net.Listener
 	if err := netns.DoNamed(ns, func() (err error) {
-		ln, err = net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
+		ln, err = net.Listen(network, addr)
 		return err
 	}); err != nil {
 		e.t.Fatal(err)
@@ -164,12 +176,13 @@ func (e *env) serve(ns string, port int) *servers {
 	return s
 }
 
-// whoami connects from ns to `to` and returns the source address the
+// whoami connects from ns to `to` (an IPv4 or a bracketed IPv6 address
+// and port) and returns the source address the
 // server saw.
 func whoami(ns, to string) (netip.Addr, error) {
 	var c net.Conn
 	err := netns.DoNamed(ns, func() (err error) {
-		c, err = net.DialTimeout("tcp4", to, 2*time.Second)
+		c, err = net.DialTimeout("tcp", to, 2*time.Second)
 		return err
 	})
 	if err != nil {

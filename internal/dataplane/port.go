@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // PortSpec is a veth pair as nsnet wants it: the host end (TapName)
@@ -33,6 +35,14 @@ type PortSpec struct {
 	// in by: on a network whose gateway is the host, an instance reaching
 	// its own published port is translated back to itself.
 	Hairpin bool
+	// AcceptRA leaves IPv6 autoconfiguration to the namespace's kernel, as
+	// a VM's: router advertisements are accepted (accept_ra, autoconf),
+	// so the kernel makes the SLAAC address and the default route, and
+	// nsnet leaves the addresses it made (dynamic ones, with lifetimes)
+	// alone. Off, both sysctls are off: nsnet sets every address and
+	// route itself, and a router's interface never takes a route from a
+	// neighbour's advertisement.
+	AcceptRA bool
 }
 
 // Route is a route in the instance's main table, out of the port.
@@ -105,13 +115,20 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 	if err != nil {
 		return changed, err
 	}
+	// Before the link comes up: the router solicitation the kernel sends
+	// once the link-local address is ready already follows AcceptRA.
+	c, err = ensureAcceptRA(inst, spec.IfName, spec.AcceptRA)
+	changed = changed || c
+	if err != nil {
+		return changed, err
+	}
 	c, err = setLinkAttrs(inside, peer, linkState{Alias: spec.Alias, MTU: spec.MTU, MAC: spec.MAC, Up: spec.Up})
 	changed = changed || c
 	if err != nil {
 		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
 	}
 	if !spec.DHCPClient {
-		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs)
+		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs, spec.AcceptRA)
 		changed = changed || c
 		if err != nil {
 			return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
@@ -191,9 +208,30 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	return veth, nil
 }
 
+// ensureAcceptRA sets the IPv6 autoconfiguration sysctls of link ifname
+// in ns (see PortSpec.AcceptRA).
+func ensureAcceptRA(ns *Namespace, ifname string, on bool) (changed bool, err error) {
+	v := "0"
+	if on {
+		v = "1"
+	}
+	// Slashed keys: an interface name may hold dots.
+	for _, key := range []string{"net/ipv6/conf/" + ifname + "/accept_ra", "net/ipv6/conf/" + ifname + "/autoconf"} {
+		c, err := netns.EnsureSysctl(ns.fd, key, v)
+		changed = changed || c
+		if err != nil {
+			return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
+		}
+	}
+	return changed, nil
+}
+
 // ensureAddrs makes link's addresses the wanted ones, keeping link-local
-// addresses (the kernel's IPv6 fe80::/64 one) that nsnet did not ask for.
-func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (changed bool, err error) {
+// addresses (the kernel's IPv6 fe80::/64 one) that nsnet did not ask for
+// and, when autoconf, the IPv6 addresses the kernel configured from router
+// advertisements: those are not permanent (they have lifetimes), and
+// every address nsnet adds is.
+func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, autoconf bool) (changed bool, err error) {
 	have, err := listAddrs(h, link)
 	if err != nil {
 		return false, err
@@ -204,6 +242,9 @@ func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix) (cha
 	}
 	for p, addr := range have {
 		if wanted[p] || p.Addr().IsLinkLocalUnicast() {
+			continue
+		}
+		if autoconf && p.Addr().Is6() && addr.Flags&unix.IFA_F_PERMANENT == 0 {
 			continue
 		}
 		if err := h.AddrDel(link, addr); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {

@@ -54,6 +54,14 @@ var RouterSysctls = []Sysctl{
 	// off.
 	{"net.ipv4.conf.all.send_redirects", "0"},
 	{"net.ipv4.conf.default.send_redirects", "0"},
+	// IPv6 is routed, never translated. Writing all.forwarding turns it
+	// on for every interface and for default, so for those plugged in
+	// later. A forwarding interface ignores router advertisements unless
+	// accept_ra is 2; nsnet never sets 2, and sets accept_ra 0 on every
+	// router port itself (PortSpec.AcceptRA), so a router's routes are
+	// only those nsnet programs.
+	{"net.ipv6.conf.all.forwarding", "1"},
+	{"net.ipv6.conf.default.accept_ra", "0"},
 }
 
 // HostNATSysctls are the sysctls of a host namespace doing host NAT (the
@@ -219,7 +227,7 @@ func EnsureLinkAddrs(l *Links, name, alias string, addrs []netip.Prefix) (change
 	if !owns(link, alias) {
 		return false, notOwnedLink(link)
 	}
-	return ensureAddrs(l.h, link, addrs)
+	return ensureAddrs(l.h, link, addrs, false)
 }
 
 // UpdateGatewayAddrs adds the floating addresses add to, and removes

@@ -1,0 +1,76 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+// TestDesiredIPv6Modes: how each of Neutron's IPv6 mode combinations
+// configures an instance's port. The address is nsnet's unless the
+// instance's kernel makes it (SLAAC, DHCPv6-stateless) or a DHCP client
+// asks for it; the default route is nsnet's unless the router advertises
+// it.
+func TestDesiredIPv6Modes(t *testing.T) {
+	const addr4, addr6 = "10.8.0.5/24", "2001:db8::f816:3eff:fe00:1/64"
+	def4 := dataplane.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("10.8.0.1")}
+	def6 := dataplane.Route{Dst: netip.MustParsePrefix("::/0"), Gw: netip.MustParseAddr("2001:db8::1")}
+	hr6 := dataplane.Route{Dst: netip.MustParsePrefix("2001:db8:99::/64"), Gw: netip.MustParseAddr("2001:db8::fe")}
+	for _, tc := range []struct {
+		name       string
+		ra, amode  string
+		dhcpClient bool
+		wantAddrs  []string
+		wantRoutes []dataplane.Route
+		acceptRA   bool
+	}{
+		{name: "no modes: static, as IPv4", wantAddrs: []string{addr4, addr6}, wantRoutes: []dataplane.Route{hr6, def4, def6}},
+		{name: "slaac/slaac", ra: "slaac", amode: "slaac", wantAddrs: []string{addr4}, wantRoutes: []dataplane.Route{def4}, acceptRA: true},
+		{name: "stateless/stateless", ra: "dhcpv6-stateless", amode: "dhcpv6-stateless", wantAddrs: []string{addr4}, wantRoutes: []dataplane.Route{def4}, acceptRA: true},
+		{name: "stateful/stateful: address static, route advertised", ra: "dhcpv6-stateful", amode: "dhcpv6-stateful", wantAddrs: []string{addr4, addr6}, wantRoutes: []dataplane.Route{hr6, def4}, acceptRA: true},
+		{name: "address mode slaac, RA from a router outside nsnet", amode: "slaac", wantAddrs: []string{addr4}, wantRoutes: []dataplane.Route{def4, def6}, acceptRA: true},
+		{name: "address mode stateful, no RA", amode: "dhcpv6-stateful", wantAddrs: []string{addr4, addr6}, wantRoutes: []dataplane.Route{hr6, def4, def6}},
+		{name: "DHCP client on stateful", ra: "dhcpv6-stateful", amode: "dhcpv6-stateful", dhcpClient: true, acceptRA: true},
+		{name: "DHCP client on slaac", ra: "slaac", amode: "slaac", dhcpClient: true, acceptRA: true},
+		{name: "DHCP client, no modes", dhcpClient: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			nw := model.Network{ID: "net-1", AdminStateUp: true}
+			sn4 := model.Subnet{ID: "sub-4", NetworkID: nw.ID, IPVersion: 4, CIDR: "10.8.0.0/24", GatewayIP: ptr("10.8.0.1")}
+			sn6 := model.Subnet{ID: "sub-6", NetworkID: nw.ID, IPVersion: 6, CIDR: "2001:db8::/64", GatewayIP: ptr("2001:db8::1"),
+				HostRoutes: []model.HostRoute{{Destination: "2001:db8:99::/64", NextHop: "2001:db8::fe"}}}
+			if tc.ra != "" {
+				sn6.IPv6RAMode = ptr(tc.ra)
+			}
+			if tc.amode != "" {
+				sn6.IPv6AddressMode = ptr(tc.amode)
+			}
+			p := model.Port{ID: "p1", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
+				DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: "eth0", DHCPClient: tc.dhcpClient,
+				FixedIPs: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}, {SubnetID: sn6.ID, IPAddress: "2001:db8::f816:3eff:fe00:1"}}}
+			d := computeDesired(&snapshot{
+				networks:  []model.Network{nw},
+				subnets:   []model.Subnet{sn4, sn6},
+				instances: []model.Instance{{ID: "inst-red", Name: "red"}},
+				ports:     []model.Port{p},
+			}, "t-", "")
+			veth := d.ports["p1"].Veth
+			var addrs []string
+			for _, a := range veth.Addrs {
+				addrs = append(addrs, a.String())
+			}
+			if !slices.Equal(addrs, tc.wantAddrs) {
+				t.Errorf("addresses = %v, want %v", addrs, tc.wantAddrs)
+			}
+			if !slices.Equal(veth.Routes, tc.wantRoutes) {
+				t.Errorf("routes = %v, want %v", veth.Routes, tc.wantRoutes)
+			}
+			if veth.AcceptRA != tc.acceptRA {
+				t.Errorf("AcceptRA = %v, want %v", veth.AcceptRA, tc.acceptRA)
+			}
+		})
+	}
+}
