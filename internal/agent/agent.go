@@ -129,6 +129,8 @@ type Agent struct {
 	// router namespaces.
 	metadata      *metadata.Service
 	metaListeners closers[*routerListener]
+	// adverts are the routers' IPv6 router advertisement servers.
+	adverts closers[*routerAdverts]
 }
 
 // Health is the agent's state for the status endpoint.
@@ -211,6 +213,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.firewall.close()
 	defer a.servers.closeAll()
 	defer a.metaListeners.closeAll()
+	defer a.adverts.closeAll()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

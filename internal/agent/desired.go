@@ -110,8 +110,11 @@ type desired struct {
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
 	routers   map[string]routerSpec
-	hostNAT   hostNATSpec
-	dhcp      map[string]dhcpSpec // by network id
+	// adverts are the router advertisements of each router's qr- ports,
+	// by router id and interface name.
+	adverts map[string]map[string]advertSpec
+	hostNAT hostNATSpec
+	dhcp    map[string]dhcpSpec // by network id
 	// services are the servers' configurations, by network id.
 	services map[string]networkService
 	// metadata is who is who for the metadata service.
@@ -273,6 +276,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
 		routers:   map[string]routerSpec{},
+		adverts:   map[string]map[string]advertSpec{},
 		dhcp:      map[string]dhcpSpec{},
 		services:  map[string]networkService{},
 		fixed:     map[key]status{},

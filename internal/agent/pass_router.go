@@ -134,7 +134,7 @@ func (p *pass) routerWork() []routerWork {
 	var work []routerWork
 	for _, id := range sortedKeys(p.d.routers) {
 		spec := p.d.routers[id]
-		if len(ports[id]) == 0 && !p.needs(key{store.Routers, id}, spec) {
+		if len(ports[id]) == 0 && !p.needs(key{store.Routers, id}, spec) && p.configureAdverts(id) {
 			continue
 		}
 		ids := ports[id]
@@ -186,6 +186,9 @@ func (p *pass) ensureRouter(w routerWork) {
 	}
 	if err := p.ensureMetadataListener(w.id, ns); err != nil {
 		errs = append(errs, fmt.Errorf("metadata: %w", err))
+	}
+	if err := p.ensureAdverts(w.id, ns); err != nil {
+		errs = append(errs, err)
 	}
 	p.finishRouter(k, w, changed || c, errors.Join(errs...))
 }
@@ -270,6 +273,7 @@ func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespa
 	return p.ensureOwnNetns(spec.Netns, ensure, func() {
 		p.a.nat.close(id)
 		p.a.metaListeners.close(id)
+		p.a.adverts.close(id)
 	})
 }
 
@@ -404,6 +408,7 @@ func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 	return deletion{k: k, what: "namespace " + spec.Netns, run: func() (bool, error) {
 		p.a.nat.close(k.id)
 		p.a.metaListeners.close(k.id)
+		p.a.adverts.close(k.id)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
 	}}

@@ -124,6 +124,12 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 			continue
 		}
 		specs, ids, networks = append(specs, veth), append(ids, p.ID), append(networks, p.NetworkID)
+		if a := advertFor(p, veth, in.networks[p.NetworkID], in.subnets); a != nil {
+			if d.adverts[pl.id] == nil {
+				d.adverts[pl.id] = map[string]advertSpec{}
+			}
+			d.adverts[pl.id][a.IfName] = *a
+		}
 		for _, a := range veth.Addrs {
 			if a.Addr().Is4() {
 				pl.internal = append(pl.internal, nat.Subnet{Interface: veth.IfName, Prefix: a.Masked()})
