@@ -110,13 +110,13 @@ type desired struct {
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
 	routers   map[string]routerSpec
-	// adverts are the router advertisements of each router's qr- ports,
-	// by router id and interface name.
-	adverts map[string]map[string]advertSpec
-	hostNAT hostNATSpec
-	dhcp    map[string]dhcpSpec // by network id
+	hostNAT   hostNATSpec
+	dhcp      map[string]dhcpSpec // by network id
 	// services are the servers' configurations, by network id.
 	services map[string]networkService
+	// adverts are the router advertisements of each router's qr- ports,
+	// by router id and interface name: like services, configurations.
+	adverts map[string]map[string]advertSpec
 	// metadata is who is who for the metadata service.
 	metadata metadata.Directory
 	// statuses of records that get no kernel object: unplugged ports
