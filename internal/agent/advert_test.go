@@ -118,10 +118,16 @@ func TestRouterAdvertisements(t *testing.T) {
 				}
 				return nil
 			})
-			out, err := exec.Command("ip", "netns", "exec", ns1, "rdisc6", "-1", "-r", "5", "eth0").CombinedOutput()
-			if err != nil {
-				t.Fatalf("rdisc6: %v\n%s", err, out)
-			}
+			// rdisc6 cannot send until the instance's link-local address
+			// has passed duplicate address detection.
+			var out []byte
+			eventually(t, 20*time.Second, "rdisc6", func() (err error) {
+				out, err = exec.Command("ip", "netns", "exec", ns1, "rdisc6", "-1", "-r", "5", "eth0").CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("%w\n%s", err, out)
+				}
+				return nil
+			})
 			got := rdisc6Fields(string(out))
 			for k, v := range map[string]string{
 				"Stateful address conf.":   tc.managed,
@@ -141,6 +147,15 @@ func TestRouterAdvertisements(t *testing.T) {
 			}
 			if err := ping6(ns1, "2001:db8:1::1"); err != nil {
 				t.Fatal(err)
+			}
+
+			// The host itself listens to no tenant's router: its bridge
+			// carries the advertisements without configuring from them.
+			if a := e.ip("-n", e.hostNetns, "-6", "addr", "show", "scope", "global"); a != "" {
+				t.Fatalf("host namespace configured IPv6 addresses from a tenant's advertisement:\n%s", a)
+			}
+			if r := e.ip("-n", e.hostNetns, "-6", "route", "show", "default"); r != "" {
+				t.Fatalf("host namespace took a default route from a tenant's advertisement:\n%s", r)
 			}
 
 			// A converged host does not change: the kernel's own

@@ -296,6 +296,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 			Alias: dataplane.NetworkAlias(n.ID),
 			MTU:   networkMTU(n),
 			Up:    n.AdminStateUp,
+			// The host switches tenants' IPv6 and takes no part in it.
+			NoIPv6: true,
 		}}
 		if n.Uplink != nil {
 			spec.Uplink, spec.Bridged = *n.Uplink, !n.HostGateway

@@ -150,12 +150,19 @@ func (e *testEnv) ip(args ...string) string {
 }
 
 // ping pings addr once from inside namespace ns.
+// ping asks up to three times, as the agent tests' ping does: a busy
+// 2-core machine drops echoes (softnet backlog), and a veth just brought
+// up may not pass frames until linkwatch has run. A closed path still
+// fails.
 func ping(ns, addr string) error {
-	out, err := exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W1", addr).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("ping %s from %s: %v\n%s", addr, ns, err, out)
+	var out []byte
+	var err error
+	for range 3 {
+		if out, err = exec.Command("ip", "netns", "exec", ns, "ping", "-c1", "-W1", addr).CombinedOutput(); err == nil {
+			return nil
+		}
 	}
-	return nil
+	return fmt.Errorf("ping %s from %s, three times: %v\n%s", addr, ns, err, out)
 }
 
 func mustNotOwned(t *testing.T, err error) {

@@ -240,17 +240,27 @@ type BridgeSpec struct {
 	Alias string
 	MTU   int
 	Up    bool
+	// NoIPv6 turns IPv6 off on the bridge itself (disable_ipv6), as
+	// Neutron's Linux bridge agent does: the host only switches the
+	// network's IPv6, and never configures an address or a default route
+	// from a tenant router's advertisements, nor announces itself there.
+	// Links must know their namespace (SetNamespace).
+	NoIPv6 bool
 }
 
-// EnsureBridge makes the bridge exist as spec says: its alias, MTU and
-// administrative state.
+// EnsureBridge makes the bridge exist as spec says: its alias, MTU,
+// administrative state and IPv6 (NoIPv6).
 func EnsureBridge(l *Links, spec BridgeSpec) (changed bool, err error) {
 	link, err := l.Get(spec.Name)
 	if err != nil {
 		return false, err
 	}
 	if link == nil {
-		return true, createBridge(l, spec)
+		if err := createBridge(l, spec); err != nil {
+			return true, err
+		}
+		_, err := l.ensureNoIPv6(spec)
+		return true, err
 	}
 	if !owns(link, spec.Alias) {
 		return false, notOwnedLink(link)
@@ -258,7 +268,32 @@ func EnsureBridge(l *Links, spec BridgeSpec) (changed bool, err error) {
 	if link.Type() != "bridge" {
 		return false, fmt.Errorf("link %s is a %s, not a bridge", spec.Name, link.Type())
 	}
-	return setLinkAttrs(l, link, linkState{Alias: spec.Alias, MTU: spec.MTU, Up: spec.Up})
+	changed, err = setLinkAttrs(l, link, linkState{Alias: spec.Alias, MTU: spec.MTU, Up: spec.Up})
+	if err != nil {
+		return changed, err
+	}
+	c, err := l.ensureNoIPv6(spec)
+	return changed || c, err
+}
+
+// ensureNoIPv6 sets the bridge's disable_ipv6 when spec asks for it.
+func (l *Links) ensureNoIPv6(spec BridgeSpec) (changed bool, err error) {
+	if !spec.NoIPv6 {
+		return false, nil
+	}
+	l.mu.Lock()
+	name := l.nsName
+	l.mu.Unlock()
+	if name == nil {
+		return false, fmt.Errorf("bridge %s: IPv6 off needs the links' namespace", spec.Name)
+	}
+	fd, err := netns.Open(*name)
+	if err != nil {
+		return false, err
+	}
+	defer fd.Close()
+	// A slashed key: a bridge name may hold dots.
+	return netns.EnsureSysctl(fd, "net/ipv6/conf/"+spec.Name+"/disable_ipv6", "1")
 }
 
 func createBridge(l *Links, spec BridgeSpec) error {
