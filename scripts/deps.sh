@@ -26,6 +26,7 @@ NSNET_PACKAGES=(
   uwsgi_python3:uwsgi-plugin-python3
   iperf3:iperf3
   dhclient:isc-dhcp-client
+  rdisc6:ndisc6
   udhcpc:udhcpc
   dig:bind9-dnsutils
   dnsmasq:dnsmasq-base

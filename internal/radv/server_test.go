@@ -1,0 +1,206 @@
+package radv
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// uniquePrefix is a documentation prefix of the test's own, so that two
+// runs' clients can never take each other's addresses for theirs.
+func uniquePrefix(n int) netip.Prefix {
+	return netip.MustParsePrefix(fmt.Sprintf("2001:db8:%x:%x::/64", time.Now().UnixNano()&0xffff, n))
+}
+
+// rdisc6 solicits on the client's interface, as a host does, and returns
+// the first advertisement it prints.
+func (l *testLink) rdisc6() (string, error) {
+	out, err := exec.Command("ip", "netns", "exec", l.cli, "rdisc6", "-1", "-w", "1000", "-r", "3", l.cliIf).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("rdisc6: %v\n%s", err, out)
+	}
+	return string(out), nil
+}
+
+// field is the value rdisc6 prints after "name :", spaces squeezed.
+func field(out, name string) []string {
+	var vals []string
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == name {
+			vals = append(vals, strings.Join(strings.Fields(v), " "))
+		}
+	}
+	return vals
+}
+
+func (l *testLink) cliAddrs() string {
+	return l.run("ip", "-n", l.cli, "-6", "-o", "addr", "show", "dev", l.cliIf)
+}
+
+func (l *testLink) cliDefaultRoute() string {
+	return strings.TrimSpace(l.run("ip", "-n", l.cli, "-6", "route", "show", "default"))
+}
+
+func (l *testLink) srvLinkLocal() netip.Addr {
+	out := l.run("ip", "-n", l.srv, "-6", "-o", "addr", "show", "dev", l.srvIf, "scope", "link")
+	f := strings.Fields(out)
+	for i, w := range f {
+		if w == "inet6" {
+			p, err := netip.ParsePrefix(f[i+1])
+			if err == nil {
+				return p.Addr()
+			}
+		}
+	}
+	l.t.Fatalf("no link-local address on %s: %q", l.srvIf, out)
+	return netip.Addr{}
+}
+
+// TestHostsConfigureFromAdvertisements: real clients are the judge —
+// rdisc6 sees what the Config says, the client's kernel configures its
+// EUI-64 address and a default route through the server's link-local
+// address, a new Config reaches it at once, and Close's final
+// advertisement takes the default route away.
+func TestHostsConfigureFromAdvertisements(t *testing.T) {
+	l := newLink(t)
+	p1, p2 := uniquePrefix(1), uniquePrefix(2)
+	dns := p1.Addr().Next()
+	// Listen right after the interface came up: its link-local address
+	// is still tentative, and the server must wait for it, not fail.
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			srv.Close()
+		}
+	}()
+	srv.SetConfig(&Config{
+		Other:          true,
+		RouterLifetime: 1800 * time.Second,
+		MTU:            1400,
+		Prefixes:       []Prefix{{Prefix: p1, OnLink: true, Autonomous: true}},
+		RDNSS:          []netip.Addr{dns},
+		DNSSL:          []string{"nsnet.test"},
+		MinInterval:    3 * time.Second,
+		MaxInterval:    4 * time.Second,
+	})
+
+	var out string
+	eventually(t, "rdisc6 sees an advertisement", func() (err error) {
+		out, err = l.rdisc6()
+		return err
+	})
+	t.Logf("rdisc6:\n%s", out)
+	want := map[string]string{
+		"Stateful address conf.":    "No",
+		"Stateful other conf.":      "Yes",
+		"Router lifetime":           "1800 (0x00000708) seconds",
+		"Prefix":                    p1.String(),
+		"On-link":                   "Yes",
+		"Autonomous address conf.":  "Yes",
+		"MTU":                       "1400 bytes (valid)",
+		"Recursive DNS server":      dns.String(),
+		"DNS search list":           "nsnet.test",
+		"Hop limit":                 "64 ( 0x40)",
+		"Valid time":                "86400 (0x00015180) seconds",
+		"Pref. time":                "14400 (0x00003840) seconds",
+		"Source link-layer address": "",
+	}
+	if from := "from " + l.srvLinkLocal().String(); !strings.Contains(out, from+"\n") {
+		t.Errorf("rdisc6 did not hear the advertisement %s", from)
+	}
+	for k, v := range want {
+		got := field(out, k)
+		if len(got) != 1 || (v != "" && got[0] != v) {
+			t.Errorf("rdisc6 %q = %q, want %q", k, got, v)
+		}
+	}
+
+	addr := eui64(p1, l.cliMAC)
+	eventually(t, "the client configures its SLAAC address", func() error {
+		if a := l.cliAddrs(); !strings.Contains(a, addr.String()+"/64") {
+			return fmt.Errorf("no %s on the client:\n%s", addr, a)
+		}
+		return nil
+	})
+	gw := l.srvLinkLocal()
+	eventually(t, "the client routes through the server", func() error {
+		if r := l.cliDefaultRoute(); !strings.HasPrefix(r, "default via "+gw.String()+" dev "+l.cliIf) {
+			return fmt.Errorf("default route %q, want via %s", r, gw)
+		}
+		return nil
+	})
+
+	// A new Config goes out at once: the client gets the new prefix, and
+	// the removed one is deprecated.
+	srv.SetConfig(&Config{
+		RouterLifetime: 1800 * time.Second,
+		Prefixes:       []Prefix{{Prefix: p2, OnLink: true, Autonomous: true}},
+		MinInterval:    3 * time.Second,
+		MaxInterval:    4 * time.Second,
+	})
+	addr2 := eui64(p2, l.cliMAC)
+	eventually(t, "the client takes the new prefix and deprecates the old one", func() error {
+		a := l.cliAddrs()
+		if !strings.Contains(a, addr2.String()+"/64") {
+			return fmt.Errorf("no %s on the client:\n%s", addr2, a)
+		}
+		for _, line := range strings.Split(a, "\n") {
+			if strings.Contains(line, addr.String()+"/64") && !strings.Contains(line, "deprecated") {
+				return fmt.Errorf("%s not deprecated:\n%s", addr, a)
+			}
+		}
+		return nil
+	})
+
+	srv.Close()
+	closed = true
+	eventually(t, "the final advertisement removes the default route", func() error {
+		if r := l.cliDefaultRoute(); r != "" {
+			return fmt.Errorf("default route %q still there", r)
+		}
+		return nil
+	})
+}
+
+// TestNoAdvertisementBeforeConfig: a server without a Config answers
+// nobody, and SetConfig(nil) withdraws the router as Close does.
+func TestWithdrawByNilConfig(t *testing.T) {
+	l := newLink(t)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if out, err := l.rdisc6(); err == nil {
+		t.Fatalf("rdisc6 saw an advertisement from a server without a config:\n%s", out)
+	}
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, Prefixes: []Prefix{{Prefix: uniquePrefix(3), OnLink: true}}})
+	eventually(t, "the client routes through the server", func() error {
+		if r := l.cliDefaultRoute(); r == "" {
+			return fmt.Errorf("no default route")
+		}
+		return nil
+	})
+	srv.SetConfig(nil)
+	eventually(t, "the withdrawal removes the default route", func() error {
+		if r := l.cliDefaultRoute(); r != "" {
+			return fmt.Errorf("default route %q still there", r)
+		}
+		return nil
+	})
+}
+
+func TestListenWithoutInterface(t *testing.T) {
+	l := newLink(t)
+	if _, err := Listen(l.srvNS, "nosuch0", testLog(t)); err == nil {
+		t.Fatal("Listen on a missing interface succeeded")
+	}
+}
