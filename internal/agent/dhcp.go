@@ -3,12 +3,14 @@ package agent
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
 	"github.com/nsnet/nsnet/internal/store"
@@ -31,7 +33,10 @@ type dhcpSpec struct {
 // new configuration costs nothing, so it is not diffed.
 type networkService struct {
 	DHCP *dhcp.Config
-	DNS  *nameserver.Zone
+	// DHCP6 is the DHCPv6 server's configuration, nil when no subnet of
+	// the network is served by DHCPv6.
+	DHCP6 *dhcp6.Config
+	DNS   *nameserver.Zone
 	// Listen are the DHCP port's addresses, which DNS answers on, one
 	// per DHCP subnet.
 	Listen []dnsAddr
@@ -78,13 +83,17 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 			continue
 		}
 		svc := networkService{
-			DHCP: dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
-			DNS:  dnsZone(n, byNetwork[n.ID], subnets, instances),
+			DHCP:  dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
+			DHCP6: dhcp6Config(n, p, byNetwork[n.ID], subnets),
+			DNS:   dnsZone(n, byNetwork[n.ID], subnets, instances),
 		}
 		for _, ip := range p.FixedIPs {
-			// portVeth checked the addresses and their subnets.
-			if a := netip.MustParseAddr(ip.IPAddress); a.Is4() {
-				svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
+			// portVeth checked the addresses and their subnets. DNS
+			// answers on the port's IPv6 addresses where DHCPv6 names
+			// them as the DNS server.
+			sn := subnets[ip.SubnetID]
+			if a := netip.MustParseAddr(ip.IPAddress); a.Is4() || (sn.EnableDHCP && dhcpv6Mode(sn) != "") {
+				svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(sn)})
 			}
 		}
 		// The metadata service's address, for the subnets no router
@@ -154,6 +163,78 @@ func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnet
 			}
 			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(p, addr, instances), Subnet: i}
 			break
+		}
+	}
+	return cfg
+}
+
+// dhcpv6Mode is how Neutron's dnsmasq serves IPv6 subnet sn:
+// dhcpv6-stateful (addresses and options), dhcpv6-stateless (options
+// only), or "" (not at all: SLAAC, or addresses left to a router outside
+// nsnet). A subnet without either IPv6 mode is served statefully, as
+// Neutron does to keep the behaviour that predates the modes.
+func dhcpv6Mode(sn model.Subnet) string {
+	addr, ra := deref(sn.IPv6AddressMode), deref(sn.IPv6RAMode)
+	switch {
+	case sn.IPVersion != 6:
+		return ""
+	case addr == ipv6Stateful, addr == "" && ra == "":
+		return ipv6Stateful
+	case addr == ipv6Stateless:
+		return ipv6Stateless
+	}
+	return ""
+}
+
+// dhcp6Config is the DHCPv6 server's view of network n, served from
+// dhcpPort: one subnet per IPv6 address of the port on a subnet with DHCP
+// that DHCPv6 serves (dhcpv6Mode), its DNS servers those of the subnet or
+// else the port's own address (nsnet's DNS server, as Neutron's dnsmasq
+// names itself); and a binding by MAC for every other port on those
+// subnets, with its addresses on the stateful ones. nil when no subnet is
+// served.
+func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet) *dhcp6.Config {
+	cfg := &dhcp6.Config{Domain: strings.TrimSuffix(model.DNSDomain(n), "."), Hosts: map[string]dhcp6.Host{}}
+	stateful := map[string]bool{} // served subnets → whether they hand out addresses
+	for _, ip := range dhcpPort.FixedIPs {
+		sn, ok := subnets[ip.SubnetID]
+		server, err1 := netip.ParseAddr(ip.IPAddress)
+		prefix, err2 := netip.ParsePrefix(sn.CIDR)
+		mode := dhcpv6Mode(sn)
+		if _, dup := stateful[sn.ID]; !ok || !sn.EnableDHCP || mode == "" || dup || err1 != nil || err2 != nil || !server.Is6() {
+			continue
+		}
+		sub := dhcp6.Subnet{Prefix: prefix.Masked()}
+		for _, a := range sn.DNSNameservers {
+			if addr, err := netip.ParseAddr(a); err == nil && addr.Is6() {
+				sub.DNS = append(sub.DNS, addr)
+			}
+		}
+		if len(sub.DNS) == 0 {
+			sub.DNS = []netip.Addr{server}
+		}
+		stateful[sn.ID] = mode == ipv6Stateful
+		cfg.Subnets = append(cfg.Subnets, sub)
+	}
+	if len(cfg.Subnets) == 0 {
+		return nil
+	}
+	for _, p := range ports {
+		mac, err := net.ParseMAC(p.MACAddress)
+		if p.ID == dhcpPort.ID || err != nil {
+			continue
+		}
+		var h dhcp6.Host
+		served := false
+		for _, ip := range p.FixedIPs {
+			full, ok := stateful[ip.SubnetID]
+			served = served || ok
+			if addr, err := netip.ParseAddr(ip.IPAddress); full && err == nil {
+				h.Addrs = append(h.Addrs, addr)
+			}
+		}
+		if served {
+			cfg.Hosts[mac.String()] = h
 		}
 	}
 	return cfg

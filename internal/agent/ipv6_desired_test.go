@@ -2,10 +2,12 @@ package agent
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -72,5 +74,89 @@ func TestDesiredIPv6Modes(t *testing.T) {
 				t.Errorf("AcceptRA = %v, want %v", veth.AcceptRA, tc.acceptRA)
 			}
 		})
+	}
+}
+
+// TestDesiredDHCPv6: which subnets the network's DHCPv6 server serves and
+// how, as Neutron's dnsmasq: stateful and mode-less subnets with
+// addresses, stateless ones with options only, SLAAC ones not at all;
+// bindings by MAC; DNS the subnet's servers, else the DHCP port's own
+// address, where nsnet's DNS server then answers.
+func TestDesiredDHCPv6(t *testing.T) {
+	nw := model.Network{ID: "net-1", AdminStateUp: true}
+	sub := func(id, cidr, mode string, dns ...string) model.Subnet {
+		s := model.Subnet{ID: id, NetworkID: nw.ID, IPVersion: 6, CIDR: cidr, EnableDHCP: true, DNSNameservers: dns}
+		if mode != "" {
+			s.IPv6RAMode, s.IPv6AddressMode = ptr(mode), ptr(mode)
+		}
+		return s
+	}
+	stateful := sub("s-full", "2001:db8:1::/64", "dhcpv6-stateful", "2001:db8:53::1")
+	stateless := sub("s-info", "2001:db8:2::/64", "dhcpv6-stateless")
+	slaac := sub("s-slaac", "2001:db8:3::/64", "slaac")
+	plain := sub("s-plain", "2001:db8:4::/64", "")
+	off := sub("s-off", "2001:db8:5::/64", "dhcpv6-stateful")
+	off.EnableDHCP = false
+	v4 := model.Subnet{ID: "s-4", NetworkID: nw.ID, IPVersion: 4, CIDR: "10.0.0.0/24", EnableDHCP: true}
+	ips := func(last string) []model.FixedIP {
+		return []model.FixedIP{
+			{SubnetID: v4.ID, IPAddress: "10.0.0." + last},
+			{SubnetID: stateful.ID, IPAddress: "2001:db8:1::" + last},
+			{SubnetID: stateless.ID, IPAddress: "2001:db8:2::" + last},
+			{SubnetID: slaac.ID, IPAddress: "2001:db8:3::" + last},
+			{SubnetID: plain.ID, IPAddress: "2001:db8:4::" + last},
+			{SubnetID: off.ID, IPAddress: "2001:db8:5::" + last},
+		}
+	}
+	dhcpPort := model.Port{ID: "p-dhcp", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:02",
+		DeviceOwner: model.DeviceOwnerDHCP, DeviceID: "dhcp", FixedIPs: ips("2")}
+	vm := model.Port{ID: "p-vm", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "FA:16:3E:00:00:11",
+		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: "eth0", FixedIPs: ips("11")}
+	other := model.Port{ID: "p-slaac-only", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:12",
+		FixedIPs: []model.FixedIP{{SubnetID: slaac.ID, IPAddress: "2001:db8:3::12"}}}
+	d := computeDesired(&snapshot{
+		networks:  []model.Network{nw},
+		subnets:   []model.Subnet{v4, stateful, stateless, slaac, plain, off},
+		instances: []model.Instance{{ID: "inst-red", Name: "red"}},
+		ports:     []model.Port{dhcpPort, vm, other},
+	}, "t-", "")
+	svc := d.services[nw.ID]
+	cfg := svc.DHCP6
+	if cfg == nil {
+		t.Fatal("no DHCPv6 configuration")
+	}
+	a := netip.MustParseAddr
+	wantSubnets := []dhcp6.Subnet{
+		{Prefix: netip.MustParsePrefix("2001:db8:1::/64"), DNS: []netip.Addr{a("2001:db8:53::1")}},
+		{Prefix: netip.MustParsePrefix("2001:db8:2::/64"), DNS: []netip.Addr{a("2001:db8:2::2")}},
+		{Prefix: netip.MustParsePrefix("2001:db8:4::/64"), DNS: []netip.Addr{a("2001:db8:4::2")}},
+	}
+	if !reflect.DeepEqual(cfg.Subnets, wantSubnets) {
+		t.Errorf("subnets = %+v, want %+v", cfg.Subnets, wantSubnets)
+	}
+	wantHosts := map[string]dhcp6.Host{"fa:16:3e:00:00:11": {Addrs: []netip.Addr{a("2001:db8:1::11"), a("2001:db8:4::11")}}}
+	if !reflect.DeepEqual(cfg.Hosts, wantHosts) {
+		t.Errorf("hosts = %+v, want %+v", cfg.Hosts, wantHosts)
+	}
+	if cfg.Domain != "nsnet.internal" {
+		t.Errorf("domain = %q", cfg.Domain)
+	}
+	var listen []string
+	for _, l := range svc.Listen {
+		listen = append(listen, l.Addr.String())
+	}
+	if want := []string{"10.0.0.2", "2001:db8:1::2", "2001:db8:2::2", "2001:db8:4::2"}; !slices.Equal(listen, want) {
+		t.Errorf("DNS listens on %v, want %v", listen, want)
+	}
+
+	// A network with SLAAC only has no DHCPv6 server.
+	d = computeDesired(&snapshot{
+		networks: []model.Network{nw},
+		subnets:  []model.Subnet{slaac},
+		ports: []model.Port{{ID: "p-dhcp", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:02",
+			DeviceOwner: model.DeviceOwnerDHCP, FixedIPs: []model.FixedIP{{SubnetID: slaac.ID, IPAddress: "2001:db8:3::2"}}}},
+	}, "t-", "")
+	if cfg := d.services[nw.ID].DHCP6; cfg != nil {
+		t.Errorf("SLAAC-only network: DHCPv6 %+v", cfg)
 	}
 }

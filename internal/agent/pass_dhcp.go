@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
@@ -29,6 +30,7 @@ type networkServers struct {
 	ino     uint64
 	ifindex int
 	dhcp    *dhcp.Server
+	dhcp6   *dhcp6.Server
 	meta    *metadata.Listener
 	// dns are the DNS servers by the address they answer on: one per
 	// DHCP subnet.
@@ -42,6 +44,11 @@ func (n *networkServers) configure(svc networkService, leaseTime time.Duration) 
 		cfg.LeaseTime = leaseTime
 		n.dhcp.SetConfig(&cfg)
 	}
+	if n.dhcp6 != nil && svc.DHCP6 != nil {
+		cfg := *svc.DHCP6
+		cfg.LeaseTime = leaseTime
+		n.dhcp6.SetConfig(&cfg)
+	}
 	for _, s := range n.dns {
 		s.SetZone(svc.DNS)
 	}
@@ -50,6 +57,9 @@ func (n *networkServers) configure(svc networkService, leaseTime time.Duration) 
 func (n *networkServers) close() {
 	if n.dhcp != nil {
 		n.dhcp.Close()
+	}
+	if n.dhcp6 != nil {
+		n.dhcp6.Close()
 	}
 	for _, s := range n.dns {
 		s.Close()
@@ -147,6 +157,18 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 			failed = append(failed, "DHCP: "+err.Error())
 		} else {
 			started = append(started, "DHCP")
+		}
+	}
+	switch {
+	case svc.DHCP6 == nil && cur.dhcp6 != nil:
+		// The network's last DHCPv6 subnet went.
+		cur.dhcp6.Close()
+		cur.dhcp6 = nil
+	case svc.DHCP6 != nil && cur.dhcp6 == nil:
+		if cur.dhcp6, err = dhcp6.Listen(handle, veth.IfName, log); err != nil {
+			failed = append(failed, "DHCPv6: "+err.Error())
+		} else {
+			started = append(started, "DHCPv6")
 		}
 	}
 	if cur.meta == nil {
