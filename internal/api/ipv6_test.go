@@ -505,3 +505,69 @@ func TestIPv6PortFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6SecurityGroupRules: ICMPv6's legacy names become ipv6-icmp on an
+// IPv6 rule (Neutron's _make_canonical_ipv6_icmp_protocol), as duplicates
+// of each other; IPv6-only protocols and prefixes stay off IPv4 rules.
+func TestIPv6SecurityGroupRules(t *testing.T) {
+	h := newHarness(t)
+	group := h.create("security-groups", "security_group", map[string]any{"name": "g"})["id"].(string)
+	cases := []struct {
+		protocol, ethertype, want string
+	}{
+		{"icmp", "IPv6", "ipv6-icmp"},
+		{"icmpv6", "IPv6", "ipv6-icmp"},
+		{"ipv6-icmp", "IPv6", "ipv6-icmp"},
+		{"58", "IPv6", "58"},
+		{"icmp", "IPv4", "icmp"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.protocol+"-"+tc.ethertype, func(t *testing.T) {
+			r := h.do("POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+				"security_group_id": group, "direction": "egress", "protocol": tc.protocol, "ethertype": tc.ethertype,
+				"remote_ip_prefix": map[string]any{"IPv4": "10.0.0.0/8", "IPv6": "2001:db8::/32"}[tc.ethertype]}})
+			switch r.status {
+			case 201:
+				rule := as[model.SecurityGroupRule](t, r.body["security_group_rule"])
+				if rule.Protocol == nil || *rule.Protocol != tc.want {
+					t.Errorf("protocol shown %v, want %s", rule.Protocol, tc.want)
+				}
+				h.do("DELETE", "/v2.0/security-group-rules/"+rule.ID, nil)
+			default:
+				t.Errorf("create: %d %v", r.status, r.body)
+			}
+		})
+	}
+	first := h.rule(group, map[string]any{"direction": "ingress", "protocol": "icmpv6", "ethertype": "IPv6"})
+	rule := func(attrs map[string]any) map[string]any {
+		attrs["security_group_id"] = group
+		return map[string]any{"security_group_rule": attrs}
+	}
+	h.checkRefusals(t, []refusal{
+		{"icmp duplicates icmpv6", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "protocol": "icmp", "ethertype": "IPv6"}), 409, "SecurityGroupRuleExists",
+			first["id"].(string)},
+		{"IPv4 prefix on an IPv6 rule", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "ethertype": "IPv6", "remote_ip_prefix": "10.0.0.0/8"}), 400, "SecurityGroupRuleParameterConflict",
+			"Conflicting value ethertype IPv6 for CIDR 10.0.0.0/8"},
+		{"IPv6 prefix on an IPv4 rule", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "ethertype": "IPv4", "remote_ip_prefix": "2001:db8::/32"}), 400, "SecurityGroupRuleParameterConflict",
+			"Conflicting value ethertype IPv4 for CIDR 2001:db8::/32"},
+		{"ipv6-frag on IPv4", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "ethertype": "IPv4", "protocol": "ipv6-frag"}), 400, "SecurityGroupEthertypeConflictWithProtocol",
+			"Invalid ethertype IPv4 for protocol ipv6-frag."},
+		{"43 on IPv4", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "ethertype": "IPv4", "protocol": "43"}), 400, "SecurityGroupEthertypeConflictWithProtocol",
+			"Invalid ethertype IPv4 for protocol 43."},
+		{"icmpv6 on IPv4", "POST", "/v2.0/security-group-rules", rule(map[string]any{"direction": "ingress", "ethertype": "IPv4", "protocol": "icmpv6"}), 400, "SecurityGroupEthertypeConflictWithProtocol",
+			"Invalid ethertype IPv4 for protocol icmpv6."},
+	})
+}
+
+// TestIPv6AllowedAddressPairs: pairs take IPv6 addresses and prefixes.
+func TestIPv6AllowedAddressPairs(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "n"})["id"].(string)
+	h.subnet6(n, map[string]any{"cidr": "2001:db8::/64"})
+	p := h.port(map[string]any{"network_id": n, "allowed_address_pairs": []any{
+		map[string]any{"ip_address": "2001:db8::100"}, map[string]any{"ip_address": "2001:db8:1::/64", "mac_address": "fa:16:3e:aa:bb:cc"}}})
+	want := []model.AddressPair{{IPAddress: "2001:db8::100", MACAddress: p.MACAddress}, {IPAddress: "2001:db8:1::/64", MACAddress: "fa:16:3e:aa:bb:cc"}}
+	if !slices.Equal(p.AllowedAddressPairs, want) {
+		t.Errorf("allowed_address_pairs %v, want %v", p.AllowedAddressPairs, want)
+	}
+}
