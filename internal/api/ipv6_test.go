@@ -571,3 +571,47 @@ func TestIPv6AllowedAddressPairs(t *testing.T) {
 		t.Errorf("allowed_address_pairs %v, want %v", p.AllowedAddressPairs, want)
 	}
 }
+
+// TestIPv6SubnetAddedToExternalNetwork: routers already on an external
+// network get an address on an IPv6 subnet added to it (Neutron's
+// _update_router_gw_ports), shown in their external_fixed_ips, and lose an
+// auto-address one when it goes.
+func TestIPv6SubnetAddedToExternalNetwork(t *testing.T) {
+	h := newHarness(t)
+	ext := h.create("networks", "network", map[string]any{"name": "public", "router:external": true})["id"].(string)
+	v4 := h.create("subnets", "subnet", map[string]any{"network_id": ext, "cidr": "198.51.100.0/24", "enable_dhcp": false})["id"].(string)
+	id := h.create("routers", "router", map[string]any{"name": "r", "external_gateway_info": map[string]any{"network_id": ext}})["id"].(string)
+	gatewayIPs := func() map[string]string {
+		t.Helper()
+		r := as[model.Router](t, h.do("GET", "/v2.0/routers/"+id, nil).body["router"])
+		out := map[string]string{}
+		for _, ip := range r.ExternalGatewayInfo.ExternalFixedIPs {
+			out[ip.SubnetID] = ip.IPAddress
+		}
+		ports := as[[]model.Port](t, h.do("GET", "/v2.0/ports?device_owner=network:router_gateway", nil).body["ports"])
+		if len(ports) != 1 || fmt.Sprint(ips(ports[0])) != fmt.Sprint(out) {
+			t.Errorf("router shows %v, its gateway port %v", out, ports)
+		}
+		return out
+	}
+	stateful := h.subnet6(ext, map[string]any{"cidr": "2001:db8:ff::/64", "enable_dhcp": false})
+	if got := gatewayIPs(); got[v4] != "198.51.100.2" || got[stateful.ID] != "2001:db8:ff::2" || len(got) != 2 {
+		t.Errorf("after an IPv6 subnet: %v", got)
+	}
+	// A second stateful IPv6 subnet adds nothing: the router has one.
+	second := h.subnet6(ext, map[string]any{"cidr": "2001:db8:fe::/64", "enable_dhcp": false})
+	if got := gatewayIPs(); got[second.ID] != "" {
+		t.Errorf("after a second IPv6 subnet: %v", got)
+	}
+	slaac := h.subnet6(ext, map[string]any{"cidr": "2001:db8:fd::/64", "ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"})
+	ports := as[[]model.Port](t, h.do("GET", "/v2.0/ports?device_owner=network:router_gateway", nil).body["ports"])
+	if got := gatewayIPs(); got[slaac.ID] != eui64(t, "2001:db8:fd::/64", ports[0].MACAddress) {
+		t.Errorf("after a SLAAC subnet: %v", got)
+	}
+	if r := h.do("DELETE", "/v2.0/subnets/"+slaac.ID, nil); r.status != 204 {
+		t.Fatalf("delete SLAAC subnet: %d %v", r.status, r.body)
+	}
+	if got := gatewayIPs(); got[slaac.ID] != "" || len(got) != 2 {
+		t.Errorf("after the SLAAC subnet went: %v", got)
+	}
+}

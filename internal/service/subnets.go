@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -240,8 +241,91 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 		if err := s.addAutoAddresses(tx, &sn.Subnet); err != nil {
 			return err
 		}
+		if network.RouterExternal {
+			if err := s.addGatewayAddresses(tx, &sn.Subnet); err != nil {
+				return err
+			}
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
 	}}, nil
+}
+
+// addGatewayAddresses gives the routers' gateway ports on an external
+// network an address on its new subnet when they have none of its IP
+// version yet (Neutron's _update_router_gw_ports): a router that had only
+// IPv4 outside gets IPv6 once the admin adds it. Auto-address subnets
+// gave their EUI-64 addresses in addAutoAddresses already.
+func (s *Service) addGatewayAddresses(tx store.Txn, sn *model.Subnet) error {
+	if sn.IsAutoAddress() {
+		return nil
+	}
+	ports, err := portsOn(tx, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	subnets, err := subnetsOn(tx, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	auto := map[string]bool{}
+	for _, o := range subnets {
+		auto[o.ID] = o.IsAutoAddress()
+	}
+	used := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			used[netip.MustParseAddr(ip.IPAddress)] = true
+		}
+	}
+	for _, p := range ports {
+		if p.DeviceOwner != model.DeviceOwnerRouterGateway {
+			continue
+		}
+		var stateful []netip.Addr
+		for _, ip := range p.FixedIPs {
+			if !auto[ip.SubnetID] {
+				stateful = append(stateful, netip.MustParseAddr(ip.IPAddress))
+			}
+		}
+		if len(stateful) > 1 || len(stateful) == 1 && stateful[0].Is4() == (sn.IPVersion == 4) {
+			continue
+		}
+		a, err := ipam.Allocate(pools(sn), func(a netip.Addr) bool {
+			return used[a] || sn.GatewayIP != nil && *sn.GatewayIP == a.String()
+		})
+		if err != nil {
+			continue // as in Neutron, the router keeps the addresses it has
+		}
+		used[a] = true
+		p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
+		if err := s.putGatewayPort(tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putGatewayPort stores a port whose addresses changed outside a router
+// update; a router's gateway port carries its router's
+// external_fixed_ips along.
+func (s *Service) putGatewayPort(tx store.Txn, p model.Port) error {
+	p.Touch(s.now())
+	if err := tx.Put(store.Ports, p.ID, p); err != nil {
+		return err
+	}
+	if p.DeviceOwner != model.DeviceOwnerRouterGateway {
+		return nil
+	}
+	r, err := store.Get[model.Router](tx, store.Routers, p.DeviceID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.ExternalGatewayInfo == nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read router %s of gateway port %s: %w", p.DeviceID, p.ID, err)
+	}
+	r.ExternalGatewayInfo.ExternalFixedIPs = p.FixedIPs
+	r.Touch(s.now())
+	return tx.Put(store.Routers, r.ID, r)
 }
 
 // addAutoAddresses gives every port already on the network of a new
@@ -272,8 +356,7 @@ func (s *Service) addAutoAddresses(tx store.Txn, sn *model.Subnet) error {
 		}
 		used[netip.MustParseAddr(ip.IPAddress)] = p.ID
 		p.FixedIPs = append(p.FixedIPs, ip)
-		p.Touch(s.now())
-		if err := tx.Put(store.Ports, p.ID, p); err != nil {
+		if err := s.putGatewayPort(tx, p); err != nil {
 			return err
 		}
 	}
@@ -564,8 +647,7 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 			released = append(released, p)
 		}
 		for _, p := range released {
-			p.Touch(s.now())
-			if err := tx.Put(store.Ports, p.ID, p); err != nil {
+			if err := s.putGatewayPort(tx, p); err != nil {
 				return err
 			}
 		}
