@@ -513,14 +513,6 @@ func portVeth(p model.Port, networks map[string]model.Network, subnets map[strin
 	return spec, defaults, nil
 }
 
-// Neutron's IPv6 modes: the values of a subnet's ipv6_ra_mode and
-// ipv6_address_mode.
-const (
-	ipv6SLAAC     = "slaac"
-	ipv6Stateful  = "dhcpv6-stateful"
-	ipv6Stateless = "dhcpv6-stateless"
-)
-
 // portIPv6 is how an instance's port gets its IPv6 configuration.
 type portIPv6 struct {
 	// acceptRA: some subnet of the port is advertised (it has an RA
@@ -545,11 +537,12 @@ func ipv6Config(p model.Port, subnets map[string]model.Subnet) portIPv6 {
 		if !ok || sn.IPVersion != 6 {
 			continue
 		}
-		ra, addr := deref(sn.IPv6RAMode), deref(sn.IPv6AddressMode)
-		if ra != "" {
+		if deref(sn.IPv6RAMode) != "" {
 			c.acceptRA, c.raDefault = true, true
 		}
-		if addr == ipv6SLAAC || addr == ipv6Stateless {
+		// Either mode asking for SLAAC makes the address the EUI-64 one
+		// the API computed (model.IsAutoAddress): the kernel's to make.
+		if sn.IsAutoAddress() {
 			c.acceptRA = true
 			if cidr, err := netip.ParsePrefix(sn.CIDR); err == nil && !slices.Contains(c.autoconf, cidr.Masked()) {
 				c.autoconf = append(c.autoconf, cidr.Masked())

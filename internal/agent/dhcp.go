@@ -178,10 +178,10 @@ func dhcpv6Mode(sn model.Subnet) string {
 	switch {
 	case sn.IPVersion != 6:
 		return ""
-	case addr == ipv6Stateful, addr == "" && ra == "":
-		return ipv6Stateful
-	case addr == ipv6Stateless:
-		return ipv6Stateless
+	case addr == model.IPv6DHCPv6Stateful, addr == "" && ra == "":
+		return model.IPv6DHCPv6Stateful
+	case addr == model.IPv6DHCPv6Stateless:
+		return model.IPv6DHCPv6Stateless
 	}
 	return ""
 }
@@ -213,7 +213,7 @@ func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subne
 		if len(sub.DNS) == 0 {
 			sub.DNS = []netip.Addr{server}
 		}
-		stateful[sn.ID] = mode == ipv6Stateful
+		stateful[sn.ID] = mode == model.IPv6DHCPv6Stateful
 		cfg.Subnets = append(cfg.Subnets, sub)
 	}
 	if len(cfg.Subnets) == 0 {
