@@ -392,8 +392,10 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		veth.AcceptRA = v6.acceptRA
 		if v6.raDefault {
 			// The router's advertisements give the IPv6 default route,
-			// via its link-local address, as they would to a VM.
+			// via its link-local address, as they would to a VM; no
+			// other port gets one from nsnet beside it.
 			defaults = slices.DeleteFunc(defaults, func(r dataplane.Route) bool { return r.Dst.Addr().Is6() })
+			taken[netip.PrefixFrom(netip.IPv6Unspecified(), 0)] = true
 		}
 		if len(v6.autoconf) > 0 {
 			// The instance's kernel makes these addresses from the

@@ -162,3 +162,32 @@ func TestDesiredDHCPv6(t *testing.T) {
 		t.Errorf("SLAAC-only network: DHCPv6 %+v", cfg)
 	}
 }
+
+// TestDesiredIPv6DefaultFromAdvertisement: an instance whose first port
+// is on an advertised subnet takes its IPv6 default route from the
+// router's advertisements; nsnet adds none on its other ports beside it,
+// as it adds one IPv4 default route only.
+func TestDesiredIPv6DefaultFromAdvertisement(t *testing.T) {
+	nw := model.Network{ID: "net-1", AdminStateUp: true}
+	ra := model.Subnet{ID: "s-ra", NetworkID: nw.ID, IPVersion: 6, CIDR: "2001:db8:1::/64", GatewayIP: ptr("2001:db8:1::1"),
+		IPv6RAMode: ptr("slaac"), IPv6AddressMode: ptr("slaac")}
+	static := model.Subnet{ID: "s-static", NetworkID: nw.ID, IPVersion: 6, CIDR: "2001:db8:2::/64", GatewayIP: ptr("2001:db8:2::1")}
+	port := func(id, ifname string, ip model.FixedIP) model.Port {
+		return model.Port{ID: id, NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
+			DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: ifname, FixedIPs: []model.FixedIP{ip}}
+	}
+	d := computeDesired(&snapshot{
+		networks:  []model.Network{nw},
+		subnets:   []model.Subnet{ra, static},
+		instances: []model.Instance{{ID: "inst-red", Name: "red"}},
+		ports: []model.Port{
+			port("p0", "eth0", model.FixedIP{SubnetID: ra.ID, IPAddress: "2001:db8:1::f816:3eff:fe00:1"}),
+			port("p1", "eth1", model.FixedIP{SubnetID: static.ID, IPAddress: "2001:db8:2::5"}),
+		},
+	}, "t-", "")
+	for _, id := range []string{"p0", "p1"} {
+		if r := d.ports[id].Veth.Routes; len(r) != 0 {
+			t.Errorf("port %s routes = %v, want none: the advertisement brings the default route", id, r)
+		}
+	}
+}
