@@ -58,6 +58,22 @@ func rdisc6Fields(out string) map[string]string {
 	return fields
 }
 
+// rdisc6Of solicits an advertisement on eth0 of namespace ns with rdisc6,
+// once the link-local address it sends from has passed duplicate address
+// detection, and returns the fields of the answer and the whole of it.
+func rdisc6Of(t *testing.T, e *env, ns string) (map[string]string, string) {
+	t.Helper()
+	var out []byte
+	eventually(t, 20*time.Second, "rdisc6", func() (err error) {
+		out, err = exec.Command("ip", "netns", "exec", ns, "rdisc6", "-1", "-r", "5", "eth0").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		return nil
+	})
+	return rdisc6Fields(string(out)), string(out)
+}
+
 // TestRouterAdvertisements: a router advertises each of its subnets' RA
 // modes from its qr- port, and instances configure themselves from it as
 // VMs would: with SLAAC and DHCPv6-stateless, the instance's own kernel
@@ -118,17 +134,7 @@ func TestRouterAdvertisements(t *testing.T) {
 				}
 				return nil
 			})
-			// rdisc6 cannot send until the instance's link-local address
-			// has passed duplicate address detection.
-			var out []byte
-			eventually(t, 20*time.Second, "rdisc6", func() (err error) {
-				out, err = exec.Command("ip", "netns", "exec", ns1, "rdisc6", "-1", "-r", "5", "eth0").CombinedOutput()
-				if err != nil {
-					return fmt.Errorf("%w\n%s", err, out)
-				}
-				return nil
-			})
-			got := rdisc6Fields(string(out))
+			got, raw := rdisc6Of(t, e, ns1)
 			for k, v := range map[string]string{
 				"Stateful address conf.":   tc.managed,
 				"Stateful other conf.":     tc.other,
@@ -139,7 +145,7 @@ func TestRouterAdvertisements(t *testing.T) {
 				"from":                     qrLL.String(),
 			} {
 				if got[k] != v {
-					t.Errorf("rdisc6 %s = %q, want %q:\n%s", k, got[k], v, out)
+					t.Errorf("rdisc6 %s = %q, want %q:\n%s", k, got[k], v, raw)
 				}
 			}
 			if err := ping6(ns1, addr2.String()); err != nil {
@@ -167,6 +173,16 @@ func TestRouterAdvertisements(t *testing.T) {
 			}
 			if got := e.globalAddrs6(ns1, "eth0"); len(got) != 1 {
 				t.Fatalf("after converged passes: %q", got)
+			}
+
+			// Drift: the qr- veth deleted behind the agent's back comes
+			// back, and the router advertises on the new link (rdisc6
+			// solicits: only a server listening there answers).
+			e.ip("-n", e.routerNS(r), "link", "del", model.RouterInterfaceName(qr.ID))
+			e.waitFullPasses(2)
+			e.wantStatus(store.Routers, r.ID, model.StatusActive)
+			if got, raw := rdisc6Of(t, e, ns1); got["Prefix"] != "2001:db8:1::/64" {
+				t.Fatalf("no advertisement after the qr- port came back:\n%s", raw)
 			}
 
 			// The router goes: its last advertisement withdraws the
