@@ -39,9 +39,9 @@ type PortSpec struct {
 	// a VM's: router advertisements are accepted (accept_ra, autoconf),
 	// so the kernel makes the SLAAC address and the default route, and
 	// nsnet leaves the addresses it made (dynamic ones, with lifetimes)
-	// alone. Off, both sysctls are off: nsnet sets every address and
-	// route itself, and a router's interface never takes a route from a
-	// neighbour's advertisement.
+	// alone. Off, on a port with IPv6 addresses, both sysctls are off:
+	// nsnet sets every address and route itself, and a router's
+	// interface never takes a route from a neighbour's advertisement.
 	AcceptRA bool
 }
 
@@ -117,7 +117,7 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 	}
 	// Before the link comes up: the router solicitation the kernel sends
 	// once the link-local address is ready already follows AcceptRA.
-	c, err = ensureAcceptRA(inst, spec.IfName, spec.AcceptRA)
+	c, err = ensureAcceptRA(inst, spec)
 	changed = changed || c
 	if err != nil {
 		return changed, err
@@ -209,19 +209,22 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 }
 
 // ensureAcceptRA sets the IPv6 autoconfiguration sysctls of link ifname
-// in ns (see PortSpec.AcceptRA).
-func ensureAcceptRA(ns *Namespace, ifname string, on bool) (changed bool, err error) {
+// in ns (see PortSpec.AcceptRA), for a port that has IPv6: an IPv4-only
+// port's are left as the kernel made them, nothing advertising to it (and
+// entering the namespace for them would cost every port of a large host).
+func ensureAcceptRA(ns *Namespace, spec PortSpec) (changed bool, err error) {
+	if !spec.AcceptRA && !slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Addr().Is6() }) {
+		return false, nil
+	}
 	v := "0"
-	if on {
+	if spec.AcceptRA {
 		v = "1"
 	}
 	// Slashed keys: an interface name may hold dots.
-	for _, key := range []string{"net/ipv6/conf/" + ifname + "/accept_ra", "net/ipv6/conf/" + ifname + "/autoconf"} {
-		c, err := netns.EnsureSysctl(ns.fd, key, v)
-		changed = changed || c
-		if err != nil {
-			return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
-		}
+	conf := "net/ipv6/conf/" + spec.IfName + "/"
+	changed, err = netns.EnsureSysctls(ns.fd, netns.Sysctl{Key: conf + "accept_ra", Value: v}, netns.Sysctl{Key: conf + "autoconf", Value: v})
+	if err != nil {
+		return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
 	}
 	return changed, nil
 }

@@ -71,12 +71,13 @@ var HostNATSysctls = []Sysctl{{"net.ipv4.ip_forward", "1"}}
 // EnsureSysctls gives each sysctl of list its value in ns, and reports
 // whether it wrote any.
 func EnsureSysctls(ns *Namespace, list []Sysctl) (changed bool, err error) {
-	for _, s := range list {
-		c, err := netns.EnsureSysctl(ns.fd, s.Key, s.Value)
-		changed = changed || c
-		if err != nil {
-			return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
-		}
+	kv := make([]netns.Sysctl, len(list))
+	for i, s := range list {
+		kv[i] = netns.Sysctl{Key: s.Key, Value: s.Value}
+	}
+	changed, err = netns.EnsureSysctls(ns.fd, kv...)
+	if err != nil {
+		return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
 	}
 	return changed, nil
 }

@@ -37,32 +37,57 @@ func ReadSysctl(ns netns.NsHandle, key string) (string, error) {
 // EnsureSysctl sets the sysctl key in ns to value unless it already has it,
 // and reports whether it wrote.
 func EnsureSysctl(ns netns.NsHandle, key, value string) (changed bool, err error) {
-	path, err := sysctlPath(key)
+	return EnsureSysctls(ns, Sysctl{key, value})
+}
+
+// Sysctl is a network sysctl key and a value for it.
+type Sysctl struct{ Key, Value string }
+
+// EnsureSysctls sets each sysctl in ns to its value unless it already has
+// it, in order, and reports whether it wrote any. It enters ns once for
+// all of them: switching namespaces costs far more than the files.
+func EnsureSysctls(ns netns.NsHandle, list ...Sysctl) (changed bool, err error) {
+	paths := make([]string, len(list))
+	for i, s := range list {
+		if paths[i], err = sysctlPath(s.Key); err != nil {
+			return false, err
+		}
+	}
+	var failed Sysctl
+	err = Do(ns, func() error {
+		for i, s := range list {
+			c, err := ensureFile(paths[i], s.Value)
+			changed = changed || c
+			if err != nil {
+				failed = s
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return changed, fmt.Errorf("set sysctl %s=%s: %w", failed.Key, failed.Value, err)
+	}
+	return changed, nil
+}
+
+// ensureFile writes value to the sysctl file at path unless it holds it.
+func ensureFile(path, value string) (changed bool, err error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return false, err
 	}
-	err = Do(ns, func() error {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(string(b)) == value {
-			return nil
-		}
-		changed = true
-		// O_WRONLY without O_CREATE or O_TRUNC: a sysctl file is written,
-		// never created.
-		f, err := os.OpenFile(path, os.O_WRONLY, 0)
-		if err != nil {
-			return err
-		}
-		_, werr := f.WriteString(value + "\n")
-		return errors.Join(werr, f.Close())
-	})
-	if err != nil {
-		return changed, fmt.Errorf("set sysctl %s=%s: %w", key, value, err)
+	if strings.TrimSpace(string(b)) == value {
+		return false, nil
 	}
-	return changed, nil
+	// O_WRONLY without O_CREATE or O_TRUNC: a sysctl file is written,
+	// never created.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return true, err
+	}
+	_, werr := f.WriteString(value + "\n")
+	return true, errors.Join(werr, f.Close())
 }
 
 // sysctlPath maps a network sysctl key to its file. The key is dotted

@@ -50,3 +50,40 @@ func TestSysctlPerNamespace(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureSysctls sets several sysctls of a namespace at once: each
+// written once, none the second time, and a failing key named with what
+// came before it kept.
+func TestEnsureSysctls(t *testing.T) {
+	home := threadNamespaces(t)
+	name := testName(t, "sysctls")
+	if err := Create(name); err != nil {
+		t.Fatal(err)
+	}
+	defer Delete(name)
+	ns, err := Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	list := []Sysctl{{"net.ipv6.conf.all.forwarding", "1"}, {"net/ipv6/conf/lo/accept_ra", "0"}}
+	for i, wantChanged := range []bool{true, false} {
+		changed, err := EnsureSysctls(ns, list...)
+		if err != nil || changed != wantChanged {
+			t.Fatalf("pass %d: changed %v, %v; want changed %v", i, changed, err, wantChanged)
+		}
+	}
+	for _, s := range list {
+		if got, err := ReadSysctl(ns, s.Key); err != nil || got != s.Value {
+			t.Errorf("%s = %q, %v; want %q", s.Key, got, err, s.Value)
+		}
+	}
+	_, err = EnsureSysctls(ns, Sysctl{"net.ipv4.ip_forward", "1"}, Sysctl{"net/ipv6/conf/nosuchlink/accept_ra", "0"})
+	if err == nil || !strings.Contains(err.Error(), "nosuchlink") {
+		t.Errorf("a missing interface's sysctl: %v", err)
+	}
+	if got, _ := ReadSysctl(ns, "net.ipv4.ip_forward"); got != "1" {
+		t.Errorf("the sysctl before the failing one: ip_forward = %q", got)
+	}
+	assertThreadsHome(t, home)
+}
