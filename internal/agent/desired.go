@@ -521,8 +521,9 @@ type portIPv6 struct {
 	// mode, or an address mode that only an advertisement can start,
 	// sent by a router outside nsnet), so the instance's kernel listens.
 	acceptRA bool
-	// raDefault: the IPv6 default route comes from nsnet's router's
-	// advertisements (a subnet with an RA mode), not from nsnet.
+	// raDefault: the IPv6 default route comes from router
+	// advertisements (a subnet with an RA mode, or autoconfigured), not
+	// from nsnet.
 	raDefault bool
 	// autoconf are the prefixes whose addresses the instance's kernel
 	// configures itself (SLAAC and DHCPv6-stateless subnets).
@@ -545,7 +546,12 @@ func ipv6Config(p model.Port, subnets map[string]model.Subnet) portIPv6 {
 		// Either mode asking for SLAAC makes the address the EUI-64 one
 		// the API computed (model.IsAutoAddress): the kernel's to make.
 		if sn.IsAutoAddress() {
-			c.acceptRA = true
+			// Whoever advertises the prefix (nsnet's router, or one
+			// outside nsnet when only the address mode is set) gives
+			// the default route with it; nsnet could not install one
+			// via the gateway before the kernel has an address on the
+			// prefix anyway.
+			c.acceptRA, c.raDefault = true, true
 			if cidr, err := netip.ParsePrefix(sn.CIDR); err == nil && !slices.Contains(c.autoconf, cidr.Masked()) {
 				c.autoconf = append(c.autoconf, cidr.Masked())
 			}
