@@ -93,15 +93,17 @@ func (s *Server) SetConfig(c *Config) {
 	if old == nil && c != nil {
 		s.restart = true
 	}
-	if old != nil && c != nil {
+	if c != nil {
 		kept := map[netip.Prefix]bool{}
 		for _, p := range c.Prefixes {
 			kept[p.Prefix.Masked()] = true
-			delete(s.withdrawn, p.Prefix.Masked())
+			delete(s.withdrawn, p.Prefix.Masked()) // advertised again
 		}
-		for _, p := range old.Prefixes {
-			if !kept[p.Prefix.Masked()] {
-				s.withdrawn[p.Prefix.Masked()] = maxInitialAdvertisements
+		if old != nil {
+			for _, p := range old.Prefixes {
+				if !kept[p.Prefix.Masked()] {
+					s.withdrawn[p.Prefix.Masked()] = maxInitialAdvertisements
+				}
 			}
 		}
 	}
@@ -142,8 +144,13 @@ func (s *Server) run() {
 		sent       int     // unsolicited advertisements since advertising started
 		lastMulti  time.Time
 		timer      = time.NewTimer(0) // the first advertisement goes out at once
+		next       = time.Now()       // when timer fires; zero when it is stopped
 	)
 	defer timer.Stop()
+	schedule := func(d time.Duration) {
+		timer.Reset(d)
+		next = time.Now().Add(d)
+	}
 	for {
 		select {
 		case <-s.closing:
@@ -159,10 +166,13 @@ func (s *Server) run() {
 			changed := s.cfg != advertised
 			s.mu.Unlock()
 			if wait := minDelayBetweenRAs - time.Since(lastMulti); !changed && wait > 0 {
-				timer.Reset(wait)
+				if next.IsZero() || time.Now().Add(wait).Before(next) {
+					schedule(wait)
+				}
 				continue
 			}
 		case <-timer.C:
+			next = time.Time{}
 		}
 
 		s.mu.Lock()
@@ -181,7 +191,7 @@ func (s *Server) run() {
 		s.send(l, cfg.Advertisement(l.mac, s.takeWithdrawn(true)...), allNodes)
 		advertised, lastMulti = cfg, time.Now()
 		sent++
-		timer.Reset(nextInterval(cfg, sent))
+		schedule(nextInterval(cfg, sent))
 	}
 }
 

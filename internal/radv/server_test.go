@@ -69,8 +69,6 @@ func TestHostsConfigureFromAdvertisements(t *testing.T) {
 	l := newLink(t)
 	p1, p2 := uniquePrefix(1), uniquePrefix(2)
 	dns := p1.Addr().Next()
-	// Listen right after the interface came up: its link-local address
-	// is still tentative, and the server must wait for it, not fail.
 	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +201,37 @@ func TestListenWithoutInterface(t *testing.T) {
 	if _, err := Listen(l.srvNS, "nosuch0", testLog(t)); err == nil {
 		t.Fatal("Listen on a missing interface succeeded")
 	}
+}
+
+// TestWaitsForLinkLocal: an interface without a link-local address (not
+// yet, or not any more) does not fail the server: it opens its socket once
+// the address is there, and advertises from it.
+func TestWaitsForLinkLocal(t *testing.T) {
+	l := newLink(t)
+	l.run("ip", "-n", l.srv, "link", "set", "dev", l.srvIf, "addrgenmode", "none")
+	l.run("ip", "-n", l.srv, "-6", "addr", "flush", "dev", l.srvIf)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatalf("Listen without a link-local address: %v", err)
+	}
+	defer srv.Close()
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, Prefixes: []Prefix{{Prefix: uniquePrefix(4), OnLink: true, Autonomous: true}}})
+	if out, err := l.rdisc6(); err == nil {
+		t.Fatalf("an advertisement without a link-local address to send it from:\n%s", out)
+	} else {
+		t.Logf("before the link-local address: %v", err)
+	}
+	// With duplicate address detection: tentative for a moment first.
+	ll := netip.MustParseAddr("fe80::1:2:3:4")
+	l.run("ip", "-n", l.srv, "addr", "add", ll.String()+"/64", "dev", l.srvIf)
+	eventually(t, "an advertisement from the new link-local address", func() error {
+		out, err := l.rdisc6()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "from "+ll.String()+"\n") {
+			return fmt.Errorf("advertisement not from %s:\n%s", ll, out)
+		}
+		return nil
+	})
 }
