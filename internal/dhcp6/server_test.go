@@ -163,8 +163,10 @@ func (l *testLink) startDHClient(t *testing.T, extra ...string) *dhclient {
 	t.Helper()
 	c := &dhclient{dir: t.TempDir()}
 	script := filepath.Join(c.dir, "script")
-	body := fmt.Sprintf("#!/bin/sh\nenv > %q.tmp && mv %q.tmp %q.\"$reason\"\n",
-		filepath.Join(c.dir, "env"), filepath.Join(c.dir, "env"), filepath.Join(c.dir, "env"))
+	// One file per call (dhclient calls it once per address of a
+	// reply), written whole before it appears.
+	env := filepath.Join(c.dir, "env")
+	body := fmt.Sprintf("#!/bin/sh\nenv > %q.$$.tmp && mv %q.$$.tmp %q.\"$reason\".$$\n", env, env, env)
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -195,27 +197,42 @@ func (l *testLink) startDHClient(t *testing.T, extra ...string) *dhclient {
 
 func (c *dhclient) output() string { return c.out.String() }
 
-// env waits for dhclient to call its script for one of reasons and
-// returns the environment it was given.
-func (c *dhclient) env(t *testing.T, reasons ...string) map[string]string {
-	t.Helper()
-	var b []byte
-	eventually(t, "dhclient "+strings.Join(reasons, " or "), func() (err error) {
-		for _, r := range reasons {
-			if b, err = os.ReadFile(filepath.Join(c.dir, "env."+r)); err == nil {
-				return nil
+// calls returns the environments dhclient ran its script with for one of
+// reasons so far: what it received.
+func (c *dhclient) calls(reasons ...string) []map[string]string {
+	var out []map[string]string
+	for _, r := range reasons {
+		files, _ := filepath.Glob(filepath.Join(c.dir, "env."+r+".*"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil || strings.HasSuffix(f, ".tmp") {
+				continue
 			}
-		}
-		return err
-	})
-	env := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-			env[k] = v
+			env := map[string]string{}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+					env[k] = strings.Trim(v, "'")
+				}
+			}
+			out = append(out, env)
 		}
 	}
-	return env
+	return out
+}
+
+// waitCalls waits until dhclient ran its script for one of reasons and
+// returns those calls.
+func (c *dhclient) waitCalls(t *testing.T, reasons ...string) []map[string]string {
+	t.Helper()
+	var calls []map[string]string
+	eventually(t, "dhclient "+strings.Join(reasons, " or "), func() error {
+		if calls = c.calls(reasons...); len(calls) == 0 {
+			return fmt.Errorf("no call yet")
+		}
+		return nil
+	})
+	return calls
 }
 
 // uniquePrefix is a documentation prefix of the test's own.
@@ -252,7 +269,7 @@ func TestDHClientStateful(t *testing.T) {
 		},
 	})
 	c := l.startDHClient(t)
-	env := c.env(t, "BOUND6")
+	bound := c.waitCalls(t, "BOUND6")
 	want := map[string]string{
 		"new_ip6_address":         addr.String(),
 		"new_dhcp6_name_servers":  dns.String(),
@@ -261,13 +278,17 @@ func TestDHClientStateful(t *testing.T) {
 		"new_preferred_life":      "3600",
 		"interface":               l.cliIf,
 	}
+	// Exactly the port's address: one call, for it.
+	if len(bound) != 1 {
+		t.Fatalf("dhclient bound %d addresses, want 1: %v", len(bound), bound)
+	}
 	for k, v := range want {
-		if got := strings.Trim(env[k], "'"); got != v {
+		if got := bound[0][k]; got != v {
 			t.Errorf("dhclient %s = %q, want %q", k, got, v)
 		}
 	}
-	if env["new_dhcp6_server_id"] == "" {
-		t.Errorf("no server identifier in dhclient's environment: %v", env)
+	if bound[0]["new_dhcp6_server_id"] == "" {
+		t.Errorf("no server identifier in dhclient's environment: %v", bound[0])
 	}
 }
 
@@ -290,15 +311,16 @@ func TestDHClientStateless(t *testing.T) {
 	c := l.startDHClient(t, "-S")
 	// dhclient 4.4 runs its script with RENEW6 for an answered
 	// Information-request (its manual page says INFORM6).
-	env := c.env(t, "RENEW6", "INFORM6")
-	if got := strings.Trim(env["new_dhcp6_name_servers"], "'"); got != dns.String() {
-		t.Errorf("dhclient DNS servers %q, want %s", got, dns)
-	}
-	if got := strings.Trim(env["new_dhcp6_domain_search"], "'"); got != "nsnet.test." {
-		t.Errorf("dhclient domain search %q, want nsnet.test.", got)
-	}
-	if a, ok := env["new_ip6_address"]; ok {
-		t.Errorf("stateless dhclient got an address: %s", a)
+	for _, env := range c.waitCalls(t, "RENEW6", "INFORM6") {
+		if got := env["new_dhcp6_name_servers"]; got != dns.String() {
+			t.Errorf("dhclient DNS servers %q, want %s", got, dns)
+		}
+		if got := env["new_dhcp6_domain_search"]; got != "nsnet.test." {
+			t.Errorf("dhclient domain search %q, want nsnet.test.", got)
+		}
+		if a, ok := env["new_ip6_address"]; ok {
+			t.Errorf("stateless dhclient got an address: %s", a)
+		}
 	}
 }
 
@@ -307,4 +329,43 @@ func TestListenWithoutInterface(t *testing.T) {
 	if _, err := Listen(l.srvNS, "nosuch0", testLog(t)); err == nil {
 		t.Fatal("Listen on a missing interface succeeded")
 	}
+}
+
+// TestDHClientRenews: at T1 dhclient renews with this server (our server
+// identifier, its address in the IA) and is answered; when the port's
+// address changed in between, the renewal brings the new one.
+func TestDHClientRenews(t *testing.T) {
+	l := newLink(t)
+	p := uniquePrefix(testSeq.Load())
+	addr, moved := hostAddr(p, 0x42), hostAddr(p, 0x43)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := func(a netip.Addr) *Config {
+		return &Config{
+			LeaseTime: 8 * time.Second, // T1 4 s
+			Subnets:   []Subnet{{Prefix: p}},
+			Hosts:     map[string]Host{l.cliMAC.String(): {Addrs: []netip.Addr{a}}},
+		}
+	}
+	srv.SetConfig(cfg(addr))
+	c := l.startDHClient(t)
+	if bound := c.waitCalls(t, "BOUND6"); len(bound) != 1 || bound[0]["new_ip6_address"] != addr.String() {
+		t.Fatalf("bound %v, want %s alone", bound, addr)
+	}
+	srv.SetConfig(cfg(moved))
+	// The renewal's reply carries the new address with the lease's
+	// lifetime and the old one with none: the client drops it now.
+	eventually(t, "dhclient renews onto the port's new address", func() error {
+		life := map[string]string{}
+		for _, env := range c.calls("RENEW6") {
+			life[env["new_ip6_address"]] = env["new_max_life"]
+		}
+		if life[moved.String()] != "8" || life[addr.String()] != "0" {
+			return fmt.Errorf("renewals (address: valid lifetime) %v, want %s: 8 and %s: 0", life, moved, addr)
+		}
+		return nil
+	})
 }

@@ -344,6 +344,8 @@ func (s *Server) answer(l *link, done chan<- struct{}) {
 		if cm != nil {
 			hop = cm.HopLimit
 		}
+		// Without the zone Go names from a process-wide cache that may
+		// hold another namespace's interfaces.
 		var src netip.Addr
 		if ipa, ok := from.(*net.IPAddr); ok {
 			src, _ = netip.AddrFromSlice(ipa.IP)
