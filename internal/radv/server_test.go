@@ -235,3 +235,37 @@ func TestWaitsForLinkLocal(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPeriodicAdvertisements: a host that never solicits still learns the
+// router, from the unsolicited advertisements sent every MinInterval to
+// MaxInterval. The client ignores advertisements until the first one has
+// gone, so only a later, periodic one can configure it.
+func TestPeriodicAdvertisements(t *testing.T) {
+	l := newLink(t)
+	for _, kv := range []string{"router_solicitations=0", "accept_ra=0"} {
+		l.run("ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+l.cliIf+"."+kv)
+	}
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, MinInterval: time.Second, MaxInterval: 2 * time.Second,
+		Prefixes: []Prefix{{Prefix: uniquePrefix(5), OnLink: true, Autonomous: true}}})
+	eventually(t, "the first advertisement", func() error {
+		if srv.advertisements.Load() == 0 {
+			return fmt.Errorf("none sent yet")
+		}
+		return nil
+	})
+	if r := l.cliDefaultRoute(); r != "" {
+		t.Fatalf("default route %q while the client ignores advertisements", r)
+	}
+	l.run("ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+l.cliIf+".accept_ra=1")
+	eventually(t, "a periodic advertisement configures the client", func() error {
+		if r := l.cliDefaultRoute(); !strings.HasPrefix(r, "default via "+l.srvLinkLocal().String()) {
+			return fmt.Errorf("default route %q", r)
+		}
+		return nil
+	})
+}
