@@ -269,3 +269,60 @@ func TestPeriodicAdvertisements(t *testing.T) {
 		return nil
 	})
 }
+
+// TestModesAsRdisc6SeesThem: Neutron's ipv6_ra_mode values, through
+// ForSubnets, reach a real client as Neutron's radvd template sends them.
+func TestModesAsRdisc6SeesThem(t *testing.T) {
+	l := newLink(t)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p := uniquePrefix(6)
+	dns := p.Addr().Next()
+	tests := []struct {
+		mode                 string
+		managed, other, auto string
+		rdnss                bool
+	}{
+		{ModeSLAAC, "No", "No", "Yes", true},
+		{ModeStateful, "Yes", "No", "No", false},
+		{ModeStateless, "No", "Yes", "Yes", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			srv.SetConfig(ForSubnets([]Subnet{{Prefix: p, RAMode: tt.mode, DNS: []netip.Addr{dns}}}, 1450, NeutronRouterLifetime))
+			// rdisc6 shows the first advertisement it hears: wait for
+			// the one of this mode.
+			var out string
+			eventually(t, "rdisc6 sees the "+tt.mode+" advertisement", func() (err error) {
+				if out, err = l.rdisc6(); err != nil {
+					return err
+				}
+				if got := field(out, "Stateful address conf."); len(got) != 1 || got[0] != tt.managed {
+					return fmt.Errorf("M flag %q, want %s:\n%s", got, tt.managed, out)
+				}
+				if got := field(out, "Stateful other conf."); len(got) != 1 || got[0] != tt.other {
+					return fmt.Errorf("O flag %q, want %s:\n%s", got, tt.other, out)
+				}
+				return nil
+			})
+			want := map[string]string{
+				"Prefix":                   p.String(),
+				"On-link":                  "Yes",
+				"Autonomous address conf.": tt.auto,
+				"MTU":                      "1450 bytes (valid)",
+				"Router lifetime":          "300 (0x0000012c) seconds",
+			}
+			for k, v := range want {
+				if got := field(out, k); len(got) != 1 || got[0] != v {
+					t.Errorf("rdisc6 %q = %q, want %q", k, got, v)
+				}
+			}
+			if got := field(out, "Recursive DNS server"); (len(got) == 1 && got[0] == dns.String()) != tt.rdnss {
+				t.Errorf("rdisc6 RDNSS %q, want it: %v", got, tt.rdnss)
+			}
+		})
+	}
+}
