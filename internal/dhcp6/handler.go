@@ -27,8 +27,9 @@
 //	Request, Renew      → Reply with the port's addresses; an address the port no
 //	                      longer has is returned with zero lifetimes; NoAddrsAvail
 //	                      (Request) or NoBinding (Renew) for an unknown client
-//	Rebind              → as Renew, but silence for an unknown client whose
-//	                      addresses are not the network's
+//	Rebind              → as Renew; an unknown client's addresses in the
+//	                      network's prefixes come back with zero lifetimes,
+//	                      and silence when they are not the network's
 //	Confirm             → Reply Success, or NotOnLink when an address is off the
 //	                      network's prefixes
 //	Information-request → Reply with DNS servers (option 23) and the domain
@@ -197,7 +198,9 @@ func (c *Config) host(req *dhcpv6.Message, src netip.Addr) (Host, bool) {
 //
 // The first candidate that is a known port wins: a DUID-LLT made once from
 // another interface of the same instance (on another network) does not
-// hide the MAC the source address shows.
+// hide the MAC the source address shows. (Two interfaces of one instance on
+// the same network, sharing a DUID made from one of them, are told that
+// one's addresses on both: the client's DUID says they are one client.)
 func clientMACs(req *dhcpv6.Message, src netip.Addr) []net.HardwareAddr {
 	var out []net.HardwareAddr
 	switch d := req.Options.ClientID().(type) {

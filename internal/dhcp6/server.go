@@ -101,14 +101,15 @@ func (s *Server) serve() {
 			s.log.Warn("DHCPv6 read", "interface", s.ifname, "err", err)
 			continue
 		}
-		reply := s.handle(buf[:n], from.Addr())
+		// The zone Go reports is the interface's index turned into a
+		// name through a process-wide cache, filled from whichever
+		// namespace a thread was in: meaningless here, and dropped.
+		reply := s.handle(buf[:n], from.Addr().WithZone(""))
 		if reply == nil {
 			continue
 		}
-		// Back to where the client sent from, on this interface: the
-		// zone is the interface's index, which (unlike its name) Go
-		// does not resolve through a process-wide cache filled from
-		// another namespace.
+		// Back to where the client sent from, on this interface, named
+		// by its index, which Go passes to the kernel as it is.
 		to := &net.UDPAddr{IP: from.Addr().AsSlice(), Port: int(from.Port()), Zone: strconv.Itoa(s.index)}
 		if _, err := s.conn.WriteToUDP(reply.ToBytes(), to); err != nil {
 			s.log.Warn("DHCPv6 reply", "interface", s.ifname, "to", to, "err", err)

@@ -90,6 +90,16 @@ func newLink(t *testing.T) *testLink {
 		t.Fatal(err)
 	}
 	l.srvNS = ns
+	// The client solicits from its link-local address, which duplicate
+	// address detection keeps tentative for a moment after the link
+	// comes up. (The server's may still be: it must cope.)
+	eventually(t, "the client's link-local address", func() error {
+		a := l.run("ip", "-n", l.cli, "-6", "-o", "addr", "show", "dev", l.cliIf, "scope", "link")
+		if !strings.Contains(a, "fe80::") || strings.Contains(a, "tentative") {
+			return fmt.Errorf("not ready: %q", a)
+		}
+		return nil
+	})
 	return l
 }
 

@@ -18,7 +18,7 @@
 //	srv.Close()                                // final advertisement, socket closed
 //
 //	mode, ok := radv.ModeOf("dhcpv6-stateless") // Neutron's ipv6_ra_mode → flags
-//	cfg := radv.ForSubnets(subnets, mtu, routerLifetime)
+//	cfg := radv.ForSubnets(subnets, mtu, radv.NeutronRouterLifetime) // or 0: not a default router
 //
 // Neutron's modes, as its radvd template (neutron/agent/linux/ra.py) has
 // them: every prefix is on-link (L); "slaac" and "dhcpv6-stateless"
@@ -57,6 +57,15 @@ const (
 	// DefaultHopLimit is the Cur Hop Limit advertised (radvd's
 	// AdvCurHopLimit).
 	DefaultHopLimit = 64
+)
+
+// Neutron's L3 agent defaults (min_rtr_adv_interval, max_rtr_adv_interval),
+// which ForSubnets uses, and the router lifetime radvd derives from them
+// (AdvDefaultLifetime: three times MaxRtrAdvInterval).
+const (
+	NeutronMinInterval    = 30 * time.Second
+	NeutronMaxInterval    = 100 * time.Second
+	NeutronRouterLifetime = 3 * NeutronMaxInterval
 )
 
 // RFC 4861 section 10's router constants.
@@ -144,12 +153,13 @@ type Subnet struct {
 }
 
 // ForSubnets is the Config of an interface carrying subnets, as Neutron's
-// radvd template builds it (see the package comment). Subnets whose
-// RAMode asks for no advertisement are left out; with none left the result
-// is nil: nothing to advertise. routerLifetime is 0 when the interface is
-// not a default router.
+// radvd template builds it (see the package comment), advertised at
+// Neutron's intervals. Subnets whose RAMode asks for no advertisement are
+// left out; with none left the result is nil: nothing to advertise.
+// routerLifetime is 0 when the interface is not a default router, else
+// usually NeutronRouterLifetime.
 func ForSubnets(subnets []Subnet, mtu int, routerLifetime time.Duration) *Config {
-	c := &Config{RouterLifetime: routerLifetime, MTU: mtu}
+	c := &Config{RouterLifetime: routerLifetime, MTU: mtu, MinInterval: NeutronMinInterval, MaxInterval: NeutronMaxInterval}
 	for _, sn := range subnets {
 		m, ok := ModeOf(sn.RAMode)
 		if !ok || !sn.Prefix.Addr().Is6() || sn.Prefix.Addr().Is4In6() {

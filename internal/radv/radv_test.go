@@ -71,6 +71,9 @@ func TestForSubnets(t *testing.T) {
 			if got == nil {
 				return
 			}
+			if got.MinInterval != NeutronMinInterval || got.MaxInterval != NeutronMaxInterval {
+				t.Errorf("intervals %v–%v, want Neutron's", got.MinInterval, got.MaxInterval)
+			}
 			if got.Managed != tt.want.Managed || got.Other != tt.want.Other || got.MTU != tt.want.MTU ||
 				got.RouterLifetime != tt.want.RouterLifetime || !slices.Equal(got.Prefixes, tt.want.Prefixes) ||
 				!slices.Equal(got.RDNSS, tt.want.RDNSS) {

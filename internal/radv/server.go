@@ -7,8 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -37,7 +39,12 @@ type Server struct {
 	// initial, faster advertisements follow.
 	restart bool
 
-	kick    chan struct{} // SetConfig or a multicast solicitation: advertise now
+	// advertisements counts what went out, for tests to tell the first
+	// advertisement from later ones.
+	advertisements atomic.Int64
+
+	update  chan struct{} // SetConfig: advertise the new Config now
+	solicit chan struct{} // a multicast solicitation: advertise soon
 	closing chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -74,7 +81,8 @@ func Listen(ns vnetns.NsHandle, ifname string, log *slog.Logger) (*Server, error
 		ifname:    ifname,
 		log:       log,
 		withdrawn: map[netip.Prefix]int{},
-		kick:      make(chan struct{}, 1),
+		update:    make(chan struct{}, 1),
+		solicit:   make(chan struct{}, 1),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -86,27 +94,35 @@ func Listen(ns vnetns.NsHandle, ifname string, log *slog.Logger) (*Server, error
 // once. Prefixes the previous Config had and c has not are advertised
 // with zero lifetimes a few times. A nil c stops advertising: one final
 // advertisement (router lifetime 0, zero prefix lifetimes), then silence.
+// A Config equal to the current one changes nothing, so the agent may set
+// it on every pass; c must not be modified afterwards.
 func (s *Server) SetConfig(c *Config) {
 	s.mu.Lock()
 	old := s.cfg
+	if old != nil && c != nil && reflect.DeepEqual(old, c) {
+		s.mu.Unlock()
+		return
+	}
 	s.cfg = c
 	if old == nil && c != nil {
 		s.restart = true
 	}
-	if old != nil && c != nil {
+	if c != nil {
 		kept := map[netip.Prefix]bool{}
 		for _, p := range c.Prefixes {
 			kept[p.Prefix.Masked()] = true
-			delete(s.withdrawn, p.Prefix.Masked())
+			delete(s.withdrawn, p.Prefix.Masked()) // advertised again
 		}
-		for _, p := range old.Prefixes {
-			if !kept[p.Prefix.Masked()] {
-				s.withdrawn[p.Prefix.Masked()] = maxInitialAdvertisements
+		if old != nil {
+			for _, p := range old.Prefixes {
+				if !kept[p.Prefix.Masked()] {
+					s.withdrawn[p.Prefix.Masked()] = maxInitialAdvertisements
+				}
 			}
 		}
 	}
 	s.mu.Unlock()
-	s.poke()
+	poke(s.update)
 }
 
 // Close sends the final advertisement, closes the socket and waits for the
@@ -116,9 +132,9 @@ func (s *Server) Close() {
 	<-s.done
 }
 
-func (s *Server) poke() {
+func poke(ch chan struct{}) {
 	select {
-	case s.kick <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -142,8 +158,13 @@ func (s *Server) run() {
 		sent       int     // unsolicited advertisements since advertising started
 		lastMulti  time.Time
 		timer      = time.NewTimer(0) // the first advertisement goes out at once
+		next       = time.Now()       // when timer fires; zero when it is stopped
 	)
 	defer timer.Stop()
+	schedule := func(d time.Duration) {
+		timer.Reset(d)
+		next = time.Now().Add(d)
+	}
 	for {
 		select {
 		case <-s.closing:
@@ -151,18 +172,27 @@ func (s *Server) run() {
 				s.send(l, advertised.Final(l.mac, s.takeWithdrawn(false)...), allNodes)
 			}
 			return
-		case <-s.kick:
-			// RFC 4861 6.2.6: multicast advertisements at least
-			// MIN_DELAY_BETWEEN_RAS apart; a new Config is worth one
-			// at once all the same, as radvd sends on reload.
+		case <-s.update:
+			// A new Config goes out at once, as radvd sends on
+			// reload; one already advertised (the periodic timer was
+			// first) needs nothing more.
 			s.mu.Lock()
 			changed := s.cfg != advertised
 			s.mu.Unlock()
-			if wait := minDelayBetweenRAs - time.Since(lastMulti); !changed && wait > 0 {
-				timer.Reset(wait)
+			if !changed {
+				continue
+			}
+		case <-s.solicit:
+			// RFC 4861 6.2.6: multicast advertisements at least
+			// MIN_DELAY_BETWEEN_RAS apart.
+			if wait := minDelayBetweenRAs - time.Since(lastMulti); wait > 0 {
+				if next.IsZero() || time.Now().Add(wait).Before(next) {
+					schedule(wait)
+				}
 				continue
 			}
 		case <-timer.C:
+			next = time.Time{}
 		}
 
 		s.mu.Lock()
@@ -181,7 +211,7 @@ func (s *Server) run() {
 		s.send(l, cfg.Advertisement(l.mac, s.takeWithdrawn(true)...), allNodes)
 		advertised, lastMulti = cfg, time.Now()
 		sent++
-		timer.Reset(nextInterval(cfg, sent))
+		schedule(nextInterval(cfg, sent))
 	}
 }
 
@@ -334,6 +364,8 @@ func (s *Server) answer(l *link, done chan<- struct{}) {
 		if cm != nil {
 			hop = cm.HopLimit
 		}
+		// Without the zone Go names from a process-wide cache that may
+		// hold another namespace's interfaces.
 		var src netip.Addr
 		if ipa, ok := from.(*net.IPAddr); ok {
 			src, _ = netip.AddrFromSlice(ipa.IP)
@@ -344,7 +376,7 @@ func (s *Server) answer(l *link, done chan<- struct{}) {
 			continue
 		}
 		if dst == allNodes {
-			s.poke()
+			poke(s.solicit)
 			continue
 		}
 		s.mu.Lock()
@@ -366,5 +398,7 @@ func (s *Server) send(l *link, ra *ndp.RouterAdvertisement, dst netip.Addr) {
 	to := &net.IPAddr{IP: dst.AsSlice(), Zone: strconv.Itoa(l.index)}
 	if _, err := l.pc.WriteTo(b, cm, to); err != nil {
 		s.log.Warn("router advertisement", "interface", s.ifname, "to", dst, "err", err)
+		return
 	}
+	s.advertisements.Add(1)
 }

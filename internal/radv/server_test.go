@@ -69,8 +69,6 @@ func TestHostsConfigureFromAdvertisements(t *testing.T) {
 	l := newLink(t)
 	p1, p2 := uniquePrefix(1), uniquePrefix(2)
 	dns := p1.Addr().Next()
-	// Listen right after the interface came up: its link-local address
-	// is still tentative, and the server must wait for it, not fail.
 	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
 	if err != nil {
 		t.Fatal(err)
@@ -202,5 +200,129 @@ func TestListenWithoutInterface(t *testing.T) {
 	l := newLink(t)
 	if _, err := Listen(l.srvNS, "nosuch0", testLog(t)); err == nil {
 		t.Fatal("Listen on a missing interface succeeded")
+	}
+}
+
+// TestWaitsForLinkLocal: an interface without a link-local address (not
+// yet, or not any more) does not fail the server: it opens its socket once
+// the address is there, and advertises from it.
+func TestWaitsForLinkLocal(t *testing.T) {
+	l := newLink(t)
+	l.run("ip", "-n", l.srv, "link", "set", "dev", l.srvIf, "addrgenmode", "none")
+	l.run("ip", "-n", l.srv, "-6", "addr", "flush", "dev", l.srvIf)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatalf("Listen without a link-local address: %v", err)
+	}
+	defer srv.Close()
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, Prefixes: []Prefix{{Prefix: uniquePrefix(4), OnLink: true, Autonomous: true}}})
+	if out, err := l.rdisc6(); err == nil {
+		t.Fatalf("an advertisement without a link-local address to send it from:\n%s", out)
+	} else {
+		t.Logf("before the link-local address: %v", err)
+	}
+	// With duplicate address detection: tentative for a moment first.
+	ll := netip.MustParseAddr("fe80::1:2:3:4")
+	l.run("ip", "-n", l.srv, "addr", "add", ll.String()+"/64", "dev", l.srvIf)
+	eventually(t, "an advertisement from the new link-local address", func() error {
+		out, err := l.rdisc6()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "from "+ll.String()+"\n") {
+			return fmt.Errorf("advertisement not from %s:\n%s", ll, out)
+		}
+		return nil
+	})
+}
+
+// TestPeriodicAdvertisements: a host that never solicits still learns the
+// router, from the unsolicited advertisements sent every MinInterval to
+// MaxInterval. The client ignores advertisements until the first one has
+// gone, so only a later, periodic one can configure it.
+func TestPeriodicAdvertisements(t *testing.T) {
+	l := newLink(t)
+	for _, kv := range []string{"router_solicitations=0", "accept_ra=0"} {
+		l.run("ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+l.cliIf+"."+kv)
+	}
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, MinInterval: time.Second, MaxInterval: 2 * time.Second,
+		Prefixes: []Prefix{{Prefix: uniquePrefix(5), OnLink: true, Autonomous: true}}})
+	eventually(t, "the first advertisement", func() error {
+		if srv.advertisements.Load() == 0 {
+			return fmt.Errorf("none sent yet")
+		}
+		return nil
+	})
+	if r := l.cliDefaultRoute(); r != "" {
+		t.Fatalf("default route %q while the client ignores advertisements", r)
+	}
+	l.run("ip", "netns", "exec", l.cli, "sysctl", "-qw", "net.ipv6.conf."+l.cliIf+".accept_ra=1")
+	eventually(t, "a periodic advertisement configures the client", func() error {
+		if r := l.cliDefaultRoute(); !strings.HasPrefix(r, "default via "+l.srvLinkLocal().String()) {
+			return fmt.Errorf("default route %q", r)
+		}
+		return nil
+	})
+}
+
+// TestModesAsRdisc6SeesThem: Neutron's ipv6_ra_mode values, through
+// ForSubnets, reach a real client as Neutron's radvd template sends them.
+func TestModesAsRdisc6SeesThem(t *testing.T) {
+	l := newLink(t)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	p := uniquePrefix(6)
+	dns := p.Addr().Next()
+	tests := []struct {
+		mode                 string
+		managed, other, auto string
+		rdnss                bool
+	}{
+		{ModeSLAAC, "No", "No", "Yes", true},
+		{ModeStateful, "Yes", "No", "No", false},
+		{ModeStateless, "No", "Yes", "Yes", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			srv.SetConfig(ForSubnets([]Subnet{{Prefix: p, RAMode: tt.mode, DNS: []netip.Addr{dns}}}, 1450, NeutronRouterLifetime))
+			// rdisc6 shows the first advertisement it hears: wait for
+			// the one of this mode.
+			var out string
+			eventually(t, "rdisc6 sees the "+tt.mode+" advertisement", func() (err error) {
+				if out, err = l.rdisc6(); err != nil {
+					return err
+				}
+				if got := field(out, "Stateful address conf."); len(got) != 1 || got[0] != tt.managed {
+					return fmt.Errorf("M flag %q, want %s:\n%s", got, tt.managed, out)
+				}
+				if got := field(out, "Stateful other conf."); len(got) != 1 || got[0] != tt.other {
+					return fmt.Errorf("O flag %q, want %s:\n%s", got, tt.other, out)
+				}
+				return nil
+			})
+			want := map[string]string{
+				"Prefix":                   p.String(),
+				"On-link":                  "Yes",
+				"Autonomous address conf.": tt.auto,
+				"MTU":                      "1450 bytes (valid)",
+				"Router lifetime":          "300 (0x0000012c) seconds",
+			}
+			for k, v := range want {
+				if got := field(out, k); len(got) != 1 || got[0] != v {
+					t.Errorf("rdisc6 %q = %q, want %q", k, got, v)
+				}
+			}
+			if got := field(out, "Recursive DNS server"); (len(got) == 1 && got[0] == dns.String()) != tt.rdnss {
+				t.Errorf("rdisc6 RDNSS %q, want it: %v", got, tt.rdnss)
+			}
+		})
 	}
 }
