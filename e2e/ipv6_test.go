@@ -131,7 +131,8 @@ func whoFrom(t *testing.T, ns, addr string, port int) string {
 // TestDualStackClients is examples/dual-stack.yaml judged by real clients:
 // on the SLAAC subnet each instance's kernel configures exactly the
 // address the API shows (its EUI-64), rdisc6 sees the router's
-// advertisement (prefix, flags, MTU, RDNSS), ping -6 crosses the
+// advertisement (prefix, flags, MTU, lifetime, and a DNS server given
+// to the subnet afterwards, RDNSS), ping -6 crosses the
 // network; the instance reaches a dual-stack upstream over IPv4, SNATed
 // to the router's gateway address, and over IPv6, routed with its own
 // address. Then a dhcpv6-stateful subnet on the same router: dhclient -6
@@ -158,12 +159,21 @@ func TestDualStackClients(t *testing.T) {
 		"Prefix":                   "2001:db8:10::/64",
 		"Autonomous address conf.": "Yes",
 		"MTU":                      "1500 bytes (valid)",
-		"Recursive DNS server":     "2001:db8:10::1",
+		"Router lifetime":          "300 (0x0000012c) seconds",
 	} {
 		if ra[k] != v {
 			t.Errorf("rdisc6 %s = %q, want %q\n%s", k, ra[k], v, raw)
 		}
 	}
+	// A DNS server given to the subnet is advertised (RDNSS) at once,
+	// by the running server.
+	e.MustNsnet("subnet", "set", "private-v6", "--dns-nameserver", "2001:db8:10::53")
+	eventually(t, 20*time.Second, "RDNSS advertised", func() error {
+		if ra, raw := rdisc6Of(t, e, "vm1"); ra["Recursive DNS server"] != "2001:db8:10::53" {
+			return fmt.Errorf("rdisc6:\n%s", raw)
+		}
+		return nil
+	})
 	if out, err := e.In("vm1", "ping", "-6", "-c1", "-W2", vm2v6); err != nil {
 		// One more try: a busy machine loses an echo now and then.
 		if out, err = e.In("vm1", "ping", "-6", "-c1", "-W2", vm2v6); err != nil {

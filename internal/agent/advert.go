@@ -3,7 +3,6 @@ package agent
 import (
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
@@ -13,14 +12,9 @@ import (
 // Router advertisements, as Neutron's L3 agent has radvd send them: from
 // every qr- port on a subnet with an ipv6_ra_mode, advertising the
 // prefixes of all such subnets of the port, the network's MTU and, for
-// SLAAC subnets, their DNS servers. The intervals are the L3 agent's
-// defaults (min_rtr_adv_interval, max_rtr_adv_interval), the router
-// lifetime radvd's default for them (three times the maximum).
-const (
-	advertMinInterval    = 30 * time.Second
-	advertMaxInterval    = 100 * time.Second
-	advertRouterLifetime = 3 * advertMaxInterval
-)
+// SLAAC subnets, their DNS servers, at the L3 agent's intervals with
+// radvd's router lifetime for them (radv.ForSubnets,
+// radv.NeutronRouterLifetime).
 
 // advertSpec is what one qr- port advertises. Like networkService, it is
 // handed to a running server each pass rather than diffed: a server
@@ -58,11 +52,10 @@ func advertFor(p model.Port, veth dataplane.PortSpec, n model.Network, subnets m
 		}
 		subs = append(subs, s)
 	}
-	cfg := radv.ForSubnets(subs, networkMTU(n), advertRouterLifetime)
+	cfg := radv.ForSubnets(subs, networkMTU(n), radv.NeutronRouterLifetime)
 	if cfg == nil {
 		return nil
 	}
-	cfg.MinInterval, cfg.MaxInterval = advertMinInterval, advertMaxInterval
 	return &advertSpec{IfName: veth.IfName, Alias: veth.Alias, Config: cfg}
 }
 
