@@ -89,12 +89,11 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 		}
 		for _, ip := range p.FixedIPs {
 			// portVeth checked the addresses and their subnets. DNS
-			// answers on the port's IPv6 addresses where DHCPv6 names
-			// them as the DNS server.
-			sn := subnets[ip.SubnetID]
-			if a := netip.MustParseAddr(ip.IPAddress); a.Is4() || (sn.EnableDHCP && dhcpv6Mode(sn) != "") {
-				svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(sn)})
-			}
+			// answers on every address of the port, IPv6 ones too:
+			// DHCPv6 names them as the DNS server, and an instance's
+			// resolv.conf may.
+			a := netip.MustParseAddr(ip.IPAddress)
+			svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
 		}
 		// The metadata service's address, for the subnets no router
 		// serves.

@@ -83,7 +83,7 @@ func TestDesiredIPv6Modes(t *testing.T) {
 // how, as Neutron's dnsmasq: stateful and mode-less subnets with
 // addresses, stateless ones with options only, SLAAC ones not at all;
 // bindings by MAC; DNS the subnet's servers, else the DHCP port's own
-// address, where nsnet's DNS server then answers.
+// address; nsnet's DNS server answers on every address of the port.
 func TestDesiredDHCPv6(t *testing.T) {
 	nw := model.Network{ID: "net-1", AdminStateUp: true}
 	sub := func(id, cidr, mode string, dns ...string) model.Subnet {
@@ -147,7 +147,7 @@ func TestDesiredDHCPv6(t *testing.T) {
 	for _, l := range svc.Listen {
 		listen = append(listen, l.Addr.String())
 	}
-	if want := []string{"10.0.0.2", "2001:db8:1::2", "2001:db8:2::2", "2001:db8:4::2"}; !slices.Equal(listen, want) {
+	if want := []string{"10.0.0.2", "2001:db8:1::2", "2001:db8:2::2", "2001:db8:3::2", "2001:db8:4::2", "2001:db8:5::2"}; !slices.Equal(listen, want) {
 		t.Errorf("DNS listens on %v, want %v", listen, want)
 	}
 
