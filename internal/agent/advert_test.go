@@ -175,6 +175,26 @@ func TestRouterAdvertisements(t *testing.T) {
 				t.Fatalf("after converged passes: %q", got)
 			}
 
+			// A restarted agent changes nothing in the kernel and
+			// advertises again at once: the instance keeps (or, after
+			// the old agent's last advertisement, regains) its default
+			// route and its address.
+			e.stop()
+			e.start()
+			e.converge(e.revision())
+			if c := e.agent.Health().Changes; c != 0 {
+				t.Fatalf("restart of a converged host made %d changes", c)
+			}
+			eventually(t, 20*time.Second, "vm1's default route after a restart", func() error {
+				if r := e.ip("-n", ns1, "-6", "route", "show", "default"); !strings.Contains(r, "via "+qrLL.String()+" dev eth0 proto ra") {
+					return fmt.Errorf("default route %q", r)
+				}
+				return nil
+			})
+			if got := e.globalAddrs6(ns1, "eth0"); len(got) != 1 || !strings.HasPrefix(got[0], want+" ") {
+				t.Fatalf("after a restart: %q", got)
+			}
+
 			// Drift: the qr- veth deleted behind the agent's back comes
 			// back, and the router advertises on the new link (rdisc6
 			// solicits: only a server listening there answers).

@@ -126,8 +126,8 @@ func (t l3topo6) all() []any {
 // host sees the instance's own address), while IPv4 leaves SNATed to the
 // gateway address; router ports never accept advertisements; a converged
 // host does not change; an IPv6 address removed behind the agent's back
-// comes back; an IPv6 address that leaves the port's records leaves the
-// kernel.
+// comes back; a restarted agent changes nothing; an IPv6 address that
+// leaves the port's records leaves the kernel.
 func TestRouterDualStack(t *testing.T) {
 	e := newEnv(t, 100*time.Millisecond)
 	topo := newL3Topo6()
@@ -186,6 +186,14 @@ func TestRouterDualStack(t *testing.T) {
 	e.waitFullPasses(2)
 	if got := e.agent.Health().Changes; got != changes {
 		t.Fatalf("converged passes made %d changes", got-changes)
+	}
+
+	// A restarted agent finds it all as it wants it.
+	e.stop()
+	e.start()
+	e.converge(e.revision())
+	if c := e.agent.Health().Changes; c != 0 {
+		t.Fatalf("restart of a converged dual-stack host made %d changes", c)
 	}
 
 	// Drift: IPv6 addresses removed behind the agent's back come back.
