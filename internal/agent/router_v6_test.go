@@ -209,6 +209,23 @@ func TestRouterDualStack(t *testing.T) {
 	}
 	e.mustArriveFrom(vm1, "[2001:db8:f0::1]:7", "2001:db8:1::11")
 
+	// Router administratively down and up again: the kernel flushes a
+	// down link's IPv6 addresses (keep_addr_on_down is 0), the agent
+	// puts them back.
+	down := topo.r
+	down.AdminStateUp = false
+	e.converge(e.put(down))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusDown)
+	e.converge(e.put(topo.r))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
+	if addr := e.ip("-n", rns, "addr", "show", qr1); !strings.Contains(addr, "inet6 2001:db8:1::1/64") {
+		t.Fatalf("qr- after the router came back up:\n%s", addr)
+	}
+	if r := e.ip("-n", rns, "-6", "route", "show", "default"); !strings.Contains(r, "via 2001:db8:ff::1 dev "+qg+" proto 78") {
+		t.Fatalf("router IPv6 default route after the router came back up:\n%s", r)
+	}
+	e.mustArriveFrom(vm1, "[2001:db8:f0::1]:7", "2001:db8:1::11")
+
 	// vm3 leaves the IPv6 subnet: its address goes, IPv4 stays.
 	vm3Port := topo.vm3[1].(model.Port)
 	vm3Port.FixedIPs = vm3Port.FixedIPs[:1]
