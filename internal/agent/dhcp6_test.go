@@ -172,6 +172,28 @@ func TestDHCPv6Clients(t *testing.T) {
 			if got := e.agent.Health().Changes; got != changes {
 				t.Fatalf("converged passes made %d changes", got-changes)
 			}
+
+			// The IPv6 subnet goes (its addresses first, as the API
+			// removes them): the DHCPv6 server with it, DHCPv4 stays.
+			qdhcp := model.DHCPNetns(e.prefix, in.net.ID)
+			listening := func() string {
+				out, err := exec.Command("ip", "netns", "exec", qdhcp, "ss", "-Hnul").CombinedOutput()
+				if err != nil {
+					t.Fatalf("ss in %s: %v\n%s", qdhcp, err, out)
+				}
+				return string(out)
+			}
+			if l := listening(); !strings.Contains(l, ":547 ") || !strings.Contains(l, ":67 ") {
+				t.Fatalf("DHCP servers before:\n%s", l)
+			}
+			dhcpPort.FixedIPs, port.FixedIPs, qr.FixedIPs = dhcpPort.FixedIPs[:1], port.FixedIPs[:1], qr.FixedIPs[:1]
+			net4 := in.net
+			net4.Subnets = net4.Subnets[:1]
+			e.put(dhcpPort, port, qr, net4)
+			e.converge(e.del(in.v6))
+			if l := listening(); strings.Contains(l, ":547 ") || !strings.Contains(l, ":67 ") {
+				t.Fatalf("DHCP servers after the IPv6 subnet went:\n%s", l)
+			}
 		})
 	}
 }
