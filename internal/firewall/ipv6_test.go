@@ -513,3 +513,71 @@ func TestDHCPv6Always(t *testing.T) {
 		}
 	}
 }
+
+// TestIPv6RogueRouterAndNeighbour: b's own kernel is the judge. A router
+// advertisement from a, with a prefix to autoconfigure and a default
+// route, and an unsolicited neighbour advertisement from a taking over
+// another address b knows, change nothing in b while a is secured; once
+// a is not (port security off), the same frames give b the prefix and
+// the poisoned neighbour entry — so they were good forgeries.
+func TestIPv6RogueRouterAndNeighbour(t *testing.T) {
+	l := newLab6(t)
+	other := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x03}
+	run(t, "ip", "-n", l.b, "neigh", "replace", v6C.String(), "lladdr", other.String(), "dev", "eth0", "nud", "stale")
+	rawA, rawB := openRaw(t, l.a), openRaw(t, l.b)
+	llA := eui64(l.macA)
+	allNodes := netip.MustParseAddr("ff02::1")
+	rogue := netip.MustParsePrefix("2001:db8:bad::/64")
+	ra := frame6{mcastMAC(allNodes), l.macA, llA, allNodes, unix.IPPROTO_ICMPV6, icmp6Msg(134,
+		[]byte{64, 0, 0x07, 0x08}, make([]byte, 8), // hop limit, flags, router lifetime 1800 s, timers
+		[]byte{3, 4, 64, 0xc0}, []byte{0, 0, 0x0e, 0x10, 0, 0, 0x0e, 0x10}, make([]byte, 4), rogue.Addr().AsSlice(), // prefix: on-link, autonomous, 3600 s
+		[]byte{1, 1}, l.macA)}.bytes()
+	na := frame6{mcastMAC(allNodes), l.macA, llA, allNodes, unix.IPPROTO_ICMPV6,
+		icmp6Msg(136, []byte{0x20, 0, 0, 0}, v6C.AsSlice(), []byte{2, 1}, l.macA)}.bytes() // unsolicited, override
+	rogueAddress := func() bool {
+		return strings.Contains(run(t, "ip", "-n", l.b, "-6", "addr", "show", "dev", "eth0"), "2001:db8:bad:")
+	}
+	defaultVia := func() bool {
+		return strings.Contains(run(t, "ip", "-n", l.b, "-6", "route", "show", "default"), llA.String())
+	}
+	neighbourTaken := func() bool {
+		return strings.Contains(run(t, "ip", "-n", l.b, "-6", "neigh", "show", v6C.String()), l.macA.String())
+	}
+	secured := l.spec6(firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: unix.IPPROTO_ICMPV6, ProtoMax: unix.IPPROTO_ICMPV6, PortMax: 65535, Remote: any6})
+	if _, err := l.fw.Apply(secured); err != nil {
+		t.Fatal(err)
+	}
+	before := l.counters(l.tapA)
+	for _, f := range [][]byte{ra, na} {
+		rawA.send(t, f)
+		if !arrives(t, rawA, rawB, frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6(fmt.Sprint("after ", f[54]))}.bytes()) {
+			t.Fatal("a's echo sent after a forged frame did not arrive")
+		}
+	}
+	if rogueAddress() || defaultVia() || neighbourTaken() {
+		t.Errorf("a secured port's forgeries took effect in b: address %v, default route %v, neighbour %v", rogueAddress(), defaultVia(), neighbourTaken())
+	}
+	if after := l.counters(l.tapA); after.RouterAdvert == before.RouterAdvert || after.SpoofedND == before.SpoofedND {
+		t.Errorf("forgeries not counted: before %+v, after %+v", before, after)
+	}
+	// a without port security: the same frames work.
+	unsecured := firewall.Spec{Ports: secured.Ports[1:]}
+	if _, err := l.fw.Apply(unsecured); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what  string
+		frame []byte
+		done  func() bool
+	}{{"the rogue prefix's address", ra, rogueAddress}, {"the default route", ra, defaultVia}, {"the neighbour entry", na, neighbourTaken}} {
+		took := false
+		for i := 0; i < 50 && !took; i++ {
+			rawA.send(t, c.frame)
+			time.Sleep(20 * time.Millisecond)
+			took = c.done()
+		}
+		if !took {
+			t.Errorf("from an unsecured port, %s did not take effect in b: the forgery is not one", c.what)
+		}
+	}
+}
