@@ -236,12 +236,19 @@ func TestIPv6ConnectionsForgotten(t *testing.T) {
 type frame6 struct {
 	dst, src     net.HardwareAddr
 	saddr, daddr netip.Addr
-	proto        uint8
-	payload      []byte // ICMPv6 message or UDP datagram, checksum zero
+	// proto is the IPv6 next header: the ICMPv6 message or UDP datagram
+	// of payload (checksum zero), or 0 for a hop-by-hop header of 8
+	// bytes in front of it (see hbh).
+	proto   uint8
+	payload []byte
 }
 
 func (f frame6) bytes() []byte {
-	p := bytes.Clone(f.payload)
+	next, ext, p := f.proto, []byte(nil), bytes.Clone(f.payload)
+	if next == 0 {
+		ext, p = p[:8], p[8:]
+		f.proto = ext[0]
+	}
 	// The upper-layer checksum over the pseudo-header (RFC 8200 8.1).
 	var sum uint32
 	add := func(b []byte) {
@@ -267,10 +274,19 @@ func (f frame6) bytes() []byte {
 	binary.BigEndian.PutUint16(p[at:], ^uint16(sum))
 	b := append(append(bytes.Clone(f.dst), f.src...), 0x86, 0xdd)
 	b = append(b, 0x60, 0, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(p)))
-	b = append(b, f.proto, 255)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ext)+len(p)))
+	b = append(b, next, 255)
 	b = append(append(b, f.saddr.AsSlice()...), f.daddr.AsSlice()...)
-	return append(b, p...)
+	return append(append(b, ext...), p...)
+}
+
+// hbh is f behind a hop-by-hop options header with a router alert, as
+// MLD messages carry (and as an attacker may, to hide a message from a
+// filter that reads only the IPv6 header's next header).
+func hbh(f frame6) frame6 {
+	f.payload = append([]byte{f.proto, 0, 5, 2, 0, 0, 1, 0}, f.payload...) // router alert, PadN
+	f.proto = 0
+	return f
 }
 
 func icmp6Msg(typ uint8, body ...[]byte) []byte {
@@ -452,13 +468,17 @@ func TestIPv6AntiSpoofing(t *testing.T) {
 		{"UDP from the unspecified address", frame6{l.macB, l.macA, netip.IPv6Unspecified(), v6B, unix.IPPROTO_UDP, udpMsg(4000, 4000, "unspecified")}, spoofedIP},
 		{"duplicate address detection's solicitation, from ::", frame6{dadMAC, l.macA, netip.IPv6Unspecified(), dadGroup, unix.IPPROTO_ICMPV6,
 			icmp6Msg(135, make([]byte, 4), v6A.AsSlice())}, nil},
-		{"MLDv2 report from ::", frame6{mcastMAC(mldRouters), l.macA, netip.IPv6Unspecified(), mldRouters, unix.IPPROTO_ICMPV6, icmp6Msg(143, make([]byte, 4))}, nil},
+		{"MLDv2 report from ::", hbh(frame6{mcastMAC(mldRouters), l.macA, netip.IPv6Unspecified(), mldRouters, unix.IPPROTO_ICMPV6, icmp6Msg(143, make([]byte, 4))}), nil},
+		{"MLDv2 report from its link-local address", hbh(frame6{mcastMAC(mldRouters), l.macA, llA, mldRouters, unix.IPPROTO_ICMPV6, icmp6Msg(143, make([]byte, 4))}), nil},
+		{"MLD query from ::", hbh(frame6{mcastMAC(allNodes), l.macA, netip.IPv6Unspecified(), allNodes, unix.IPPROTO_ICMPV6, icmp6Msg(130, make([]byte, 20))}), spoofedIP},
 		{"neighbour advertisement for its address", frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, na6(v6A, l.macA)}, nil},
 		{"neighbour advertisement for its link-local address", frame6{l.macB, l.macA, llA, llB, unix.IPPROTO_ICMPV6, na6(llA, l.macA)}, nil},
 		{"neighbour advertisement for an address of its pair's prefix", frame6{l.macB, l.macA, inPair, v6B, unix.IPPROTO_ICMPV6, na6(inPair, l.macA)}, nil},
 		{"neighbour advertisement for b's address", frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, na6(v6B, l.macA)}, spoofedND},
 		{"unsolicited advertisement for another's address, to all nodes", frame6{mcastMAC(allNodes), l.macA, llA, allNodes, unix.IPPROTO_ICMPV6, na6(v6C, l.macA)}, spoofedND},
 		{"router advertisement", frame6{mcastMAC(allNodes), l.macA, llA, allNodes, unix.IPPROTO_ICMPV6, ra}, raGuard},
+		{"router advertisement behind a hop-by-hop header", hbh(frame6{mcastMAC(allNodes), l.macA, llA, allNodes, unix.IPPROTO_ICMPV6, ra}), raGuard},
+		{"neighbour advertisement for b's address behind a hop-by-hop header", hbh(frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, na6(v6B, l.macA)}), spoofedND},
 		{"DHCPv6 server reply", frame6{l.macB, l.macA, llA, llB, unix.IPPROTO_UDP, udpMsg(547, 546, "reply")}, dhcp},
 		{"DHCPv6 client solicit", frame6{mcastMAC(dhcpServers), l.macA, llA, dhcpServers, unix.IPPROTO_UDP, udpMsg(546, 547, "solicit")}, nil},
 	} {
