@@ -502,6 +502,10 @@ func TestIPv6AntiSpoofing(t *testing.T) {
 			t.Errorf("%s: dropped but not counted under its reason: before %+v, after %+v", tt.name, before, after)
 		}
 	}
+	// nsnet trace shows the comment of the rule a packet died at.
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "chain", "bridge", firewall.TableName, "nd_target"); !strings.Contains(out, `comment "spoofed_nd: `) {
+		t.Errorf("the forged NA's drop rule is not named for trace:\n%s", out)
+	}
 }
 
 // TestDHCPv6Always: DHCPv6 between an instance and the server (an

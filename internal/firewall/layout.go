@@ -241,7 +241,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(etherType(ethARP), []expr.Any{jump("arp")}),
 		all(etherType(ethIPv4), []expr.Any{jump("ip4")}),
 		all(etherType(ethIPv6), []expr.Any{jump("ip6")}),
-	}},
+	}, Comments: []string{"spoofed_mac: source MAC not the port's"}},
 	{Name: "arp", Rules: [][]expr.Any{
 		// sender hardware address (offset 8) and sender IP (offset 14) of
 		// an Ethernet/IPv4 ARP packet
@@ -250,7 +250,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonARP),
-	}},
+	}, Comments: []string{"spoofed_arp: sender MAC not the port's", "", "", "", "spoofed_arp: sender address not the port's"}},
 	{Name: "ip4", Rules: [][]expr.Any{
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp4ServerPort)), bridgeDrop(reasonDHCP)),
 		// DHCP client traffic from the port's MAC, whatever its source
@@ -261,7 +261,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
-	}},
+	}, Comments: []string{"dhcp_server: DHCP server traffic from an instance", "", "", "", "spoofed_ip: source address not the port's"}},
 	// IPv6 as Neutron's firewalls have it: router advertisements (RA
 	// guard) and DHCPv6 server traffic from an instance dropped; a
 	// neighbour advertisement only for an address the port owns (the
@@ -279,14 +279,15 @@ var bridgeChains = []nfsock.ChainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
-	})},
+	}), Comments: []string{"router_advertisement: RA from an instance (RA guard)", "dhcp_server: DHCPv6 server traffic from an instance",
+		"", "", "", "", "", "", "spoofed_ip: source address not the port's"}},
 	// nd_target: the target address of a neighbour advertisement (at
 	// offset 8 of the ICMPv6 header) is one the port may send from.
 	{Name: "nd_target", Rules: [][]expr.Any{
 		all(ifAnd(expr.PayloadBaseTransportHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseTransportHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonND),
-	}},
+	}, Comments: []string{"", "", "spoofed_nd: neighbour advertisement for an address the port does not own"}},
 	// Before br_netfilter hands the packet to the inet family (priority
 	// 0): the mark carries the ports' tags there.
 	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
@@ -323,7 +324,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(markAnd(markAdmitted, expr.CmpOpNeq), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyPROTOCOL, reg1), cmpNeq(reg1, be16(ethIPv4)), cmpNeq(reg1, be16(ethIPv6)), verdict(expr.VerdictAccept)},
 		countDrop([]expr.Any{meta(expr.MetaKeyOIFNAME, reg1)}, reg2, reasonIngress),
-	}},
+	}, Comments: []string{"", "", "", "ingress_denied: from the host, not admitted by the port's rules"}},
 }
 
 // setMark sets the packet mark to v.
