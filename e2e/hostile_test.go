@@ -93,7 +93,7 @@ func TestHostileInput(t *testing.T) {
 		{"IPv6 next hop", "PUT", "/v2.0/routers/" + router, obj("router", map[string]any{"routes": []any{map[string]any{"destination": "10.5.0.0/16", "nexthop": "2001:db8::1"}}}), 400, "HTTPBadRequest", "routes"},
 		{"IPv6 floating address", "POST", "/v2.0/floatingips", obj("floatingip", map[string]any{"floating_network_id": pub, "floating_ip_address": "2001:db8::10"}), 400, "", "2001:db8::10"},
 		{"IPv6 forward target", "POST", "/v2.0/floatingips/" + fwdFIP + "/port_forwardings", obj("port_forwarding", map[string]any{"protocol": "tcp", "external_port": 8081, "internal_port": 80, "internal_port_id": port2, "internal_ip_address": "2001:db8::5"}), 400, "", "internal_ip_address"},
-		{"ip_version 6 with IPv4 cidr", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "10.8.0.0/24", "ip_version": 6}), 400, "InvalidInput", "does not match ip_version 6"},
+		{"ip_version 6 with IPv4 cidr", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "10.8.0.0/24", "ip_version": 6}), 400, "InvalidInput", "does not match the ip_version '6'"},
 
 		// Names: shell metacharacters, newlines, 300 characters.
 		{"instance name with shell metacharacters", "POST", "/v2.0/instances", obj("instance", map[string]any{"name": "vm2; rm -rf /"}), 400, "HTTPBadRequest", "Invalid input for name"},

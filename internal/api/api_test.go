@@ -184,7 +184,7 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"cidr with host bits", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.5.0.1/24"}), 400, "HTTPBadRequest", "'10.5.0.0/24' should be specified instead"},
 		{"cidr /32", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.5.0.1/32"}), 400, "HTTPBadRequest", "no usable host addresses"},
 		{"missing cidr", "POST", "/v2.0/subnets", subnet(nil), 400, "HTTPBadRequest", "'cidr' not specified"},
-		{"ip_version mismatch", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "2001:db8::/64", "ip_version": 4}), 400, "InvalidInput", "does not match ip_version 4"},
+		{"ip_version mismatch", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "2001:db8::/64", "ip_version": 4}), 400, "InvalidInput", "does not match the ip_version '4'"},
 		{"gateway outside", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.6.0.0/24", "gateway_ip": "10.7.0.1"}), 400, "InvalidInput", "Gateway is not valid on subnet"},
 		{"gateway is broadcast", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.6.0.0/24", "gateway_ip": "10.6.0.255"}), 400, "InvalidInput", "Gateway is not valid on subnet"},
 		{"pool outside", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.6.0.0/24", "allocation_pools": []any{map[string]any{"start": "10.6.0.10", "end": "10.6.1.20"}}}), 400, "OutOfBoundsAllocationPool", "spans beyond"},

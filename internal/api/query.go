@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"reflect"
 	"slices"
@@ -260,6 +261,9 @@ func matchFixedIPs(have any, wants []string) bool {
 		k, v, ok := strings.Cut(w, "=")
 		if !ok {
 			return false
+		}
+		if a, err := netip.ParseAddr(v); err == nil && k == "ip_address" {
+			v = a.String() // IPv6 has many spellings; the port shows the canonical one
 		}
 		conds[k] = append(conds[k], v)
 	}

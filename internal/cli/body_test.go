@@ -123,6 +123,14 @@ func TestSubnetCreateBody(t *testing.T) {
 				`"host_routes":[{"destination":"10.0.0.0/8","nexthop":"192.168.24.1"}],"ip_version":4,"name":"s","network_id":"net-1"}`,
 		},
 		{args: base + "--ip-version 6", want: `{"cidr":"192.168.24.0/24","ip_version":6,"name":"s","network_id":"net-1"}`},
+		// An IPv6 range implies --ip-version 6; the modes go as given
+		// (the server checks them).
+		{args: "--network blue-net --subnet-range 2001:db8::/64 --ipv6-ra-mode slaac --ipv6-address-mode slaac",
+			want: `{"cidr":"2001:db8::/64","ip_version":6,"ipv6_address_mode":"slaac","ipv6_ra_mode":"slaac","name":"s","network_id":"net-1"}`},
+		{args: "--network blue-net --subnet-range 2001:db8::/64 --ip-version 4",
+			want: `{"cidr":"2001:db8::/64","ip_version":4,"name":"s","network_id":"net-1"}`},
+		{args: "--network blue-net --ip-version 6 --subnet-range 2001:db8::/64 --ipv6-address-mode dhcpv6-stateful --dns-nameserver 2001:db8::53",
+			want: `{"cidr":"2001:db8::/64","dns_nameservers":["2001:db8::53"],"ip_version":6,"ipv6_address_mode":"dhcpv6-stateful","name":"s","network_id":"net-1"}`},
 		{args: base + "--allocation-pool start=192.168.24.10", wantErr: `--allocation-pool "start=192.168.24.10": missing end=`},
 		{args: base + "--allocation-pool begin=1,end=2", wantErr: `unknown key "begin"; want start=…,end=…`},
 		{args: base + "--host-route destination=10.0.0.0/8,nexthop=1.2.3.4", wantErr: `unknown key "nexthop"; want destination=…,gateway=…`},

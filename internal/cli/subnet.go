@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -135,9 +136,11 @@ func gatewayValue(v string) (value any, set bool) {
 
 type subnetCreateFlags struct {
 	subnetFlags
-	network   string
-	cidr      string
-	ipVersion int
+	network     string
+	cidr        string
+	ipVersion   int
+	raMode      string
+	addressMode string
 }
 
 func (a *app) subnetCreateCommand() *cobra.Command {
@@ -148,12 +151,29 @@ func (a *app) subnetCreateCommand() *cobra.Command {
 		Use:   "create NAME --network NETWORK --subnet-range CIDR",
 		Short: "Create a subnet on a network",
 		Long: `Create a subnet: an address range on a network. Without options, the gateway
-is the range's first address and the allocation pool is the rest.`,
+is the range's first address and the allocation pool is the rest.
+
+An IPv6 range (--ip-version 6, implied by an IPv6 --subnet-range) takes two
+more options, as in OpenStack; both are fixed once the subnet exists:
+
+  --ipv6-address-mode  how instances get their addresses:
+      slaac             each port's address is its EUI-64 address, made from
+                        its MAC on the /64 the router advertises
+      dhcpv6-stateless  the same address, other options (DNS) by DHCPv6
+      dhcpv6-stateful   an address from the allocation pool, by DHCPv6
+  --ipv6-ra-mode       what the subnet's router advertises (same values);
+                        leave it unset when a router outside nsnet advertises
+
+Set both, to the same value, for a subnet nsnet routes: slaac is the usual
+choice. SLAAC and dhcpv6-stateless need a /64. A network can have an IPv4
+and an IPv6 subnet (dual stack): a port gets an address on each.`,
 		Example: `  nsnet subnet create blue-v4 --network blue-net --subnet-range 192.168.24.0/24
   nsnet subnet create lab --network lab-net --subnet-range 10.0.0.0/24 \
       --gateway 10.0.0.254 --allocation-pool start=10.0.0.100,end=10.0.0.199 \
       --dns-nameserver 10.0.0.53 --host-route destination=10.9.0.0/16,gateway=10.0.0.1
-  nsnet subnet create transit --network t-net --subnet-range 169.254.0.0/28 --gateway none --no-dhcp`,
+  nsnet subnet create transit --network t-net --subnet-range 169.254.0.0/28 --gateway none --no-dhcp
+  nsnet subnet create blue-v6 --network blue-net --ip-version 6 --subnet-range 2001:db8:24::/64 \
+      --ipv6-ra-mode slaac --ipv6-address-mode slaac --dns-nameserver 2001:db8::53`,
 		Args: exactArgs(1, "the new subnet's name"),
 	}
 	flags.add(cmd)
@@ -183,7 +203,9 @@ func (f *subnetCreateFlags) add(cmd *cobra.Command) {
 	f.subnetFlags.add(cmd, "gateway address, 'auto' (the first address) or 'none' (default auto)")
 	cmd.Flags().StringVar(&f.network, "network", "", "the network to add the subnet to (name or id; required)")
 	cmd.Flags().StringVar(&f.cidr, "subnet-range", "", "the subnet's range, e.g. 192.168.24.0/24 (required)")
-	cmd.Flags().IntVar(&f.ipVersion, "ip-version", 4, "IP version; nsnet serves 4")
+	cmd.Flags().IntVar(&f.ipVersion, "ip-version", 4, "IP version, 4 or 6 (default 4, or 6 for an IPv6 --subnet-range)")
+	cmd.Flags().StringVar(&f.raMode, "ipv6-ra-mode", "", "IPv6: what the router advertises: slaac, dhcpv6-stateful or dhcpv6-stateless")
+	cmd.Flags().StringVar(&f.addressMode, "ipv6-address-mode", "", "IPv6: how ports get addresses: slaac, dhcpv6-stateful or dhcpv6-stateless")
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.MarkFlagRequired("subnet-range")
 }
@@ -200,11 +222,21 @@ func (f *subnetCreateFlags) body(cmd *cobra.Command, name string, resolve resolv
 	if err != nil {
 		return nil, err
 	}
+	version := f.ipVersion
+	if !cmd.Flags().Changed("ip-version") && strings.Contains(f.cidr, ":") {
+		version = 6
+	}
 	body := map[string]any{
 		"name":       name,
 		"network_id": networkID,
 		"cidr":       f.cidr,
-		"ip_version": f.ipVersion,
+		"ip_version": version,
+	}
+	if f.raMode != "" {
+		body["ipv6_ra_mode"] = f.raMode
+	}
+	if f.addressMode != "" {
+		body["ipv6_address_mode"] = f.addressMode
 	}
 	if cmd.Flags().Changed("description") {
 		body["description"] = f.description

@@ -31,8 +31,10 @@ func (r Range) Overlaps(o Range) bool {
 	return r.Start.Compare(o.End) <= 0 && o.Start.Compare(r.End) <= 0
 }
 
-// Usable is the range of host addresses of an IPv4 prefix: everything but the
-// network and broadcast addresses. ok is false when there are none.
+// Usable is the range of host addresses of a prefix: for IPv4 everything
+// but the network and broadcast addresses, for IPv6 everything but the
+// prefix itself (IPv6 has no broadcast, so its last address is a host's,
+// as in Neutron's generate_pools). ok is false when there are none.
 func Usable(p netip.Prefix) (r Range, ok bool) {
 	p = p.Masked()
 	first := p.Addr()
@@ -59,8 +61,8 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// SpecialRange is an IPv4 range of special use (RFC 6890) that a subnet's
-// hosts cannot simply have addresses in.
+// SpecialRange is a range of special use (RFC 6890) that a subnet's hosts
+// cannot simply have addresses in.
 type SpecialRange struct {
 	Prefix netip.Prefix
 	Name   string
@@ -76,11 +78,20 @@ var (
 	Reserved = SpecialRange{netip.MustParsePrefix("240.0.0.0/4"), "reserved"}
 )
 
+// Special-use IPv6 ranges. The loopback and unspecified addresses are
+// single /128s, which have no host addresses anyway.
+var (
+	// LinkLocal6 is every interface's own: the kernel gives each link
+	// its fe80:: address, and nsnet serves metadata at fe80::a9fe:a9fe.
+	LinkLocal6 = SpecialRange{netip.MustParsePrefix("fe80::/10"), "link-local"}
+	Multicast6 = SpecialRange{netip.MustParsePrefix("ff00::/8"), "multicast"}
+)
+
 // Special returns the special-use ranges p shares addresses with, in
 // address order.
 func Special(p netip.Prefix) []SpecialRange {
 	var out []SpecialRange
-	for _, r := range []SpecialRange{ThisNetwork, Loopback, LinkLocal, Multicast, Reserved} {
+	for _, r := range []SpecialRange{ThisNetwork, Loopback, LinkLocal, Multicast, Reserved, LinkLocal6, Multicast6} {
 		if r.Prefix.Overlaps(p) {
 			out = append(out, r)
 		}
@@ -162,4 +173,21 @@ func NewMAC(taken func(string) bool) (string, error) {
 		}
 	}
 	return "", errors.New("no free MAC address after 64 attempts")
+}
+
+// EUI64 is the address a host with MAC mac configures on the /64 prefix p
+// by SLAAC (RFC 4291 appendix A): the MAC with ff:fe in its middle and the
+// universal/local bit flipped, as the interface identifier.
+func EUI64(p netip.Prefix, mac string) (netip.Addr, error) {
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 {
+		return netip.Addr{}, fmt.Errorf("%q is not a 48-bit MAC address", mac)
+	}
+	if !p.Addr().Is6() || p.Bits() > 64 {
+		return netip.Addr{}, fmt.Errorf("%s is not an IPv6 prefix of /64 or shorter", p)
+	}
+	b := p.Masked().Addr().As16()
+	id := [8]byte{hw[0] ^ 0x02, hw[1], hw[2], 0xff, 0xfe, hw[3], hw[4], hw[5]}
+	copy(b[8:], id[:])
+	return netip.AddrFrom16(b), nil
 }

@@ -126,6 +126,20 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 			ips = append(ips, port.FixedIPs[i])
 			continue
 		}
+		if sn.IsAutoAddress() {
+			// On an auto-address subnet the DHCP port has its EUI-64
+			// address, as every port but a router's.
+			holders := map[netip.Addr]string{}
+			for a := range used {
+				holders[a] = "another port"
+			}
+			ip, err := eui64Address(&sn, port.MACAddress, holders, port.ID)
+			if err != nil {
+				return err
+			}
+			ips = append(ips, ip)
+			continue
+		}
 		a, err := ipam.AllocateLast(pools(&sn), func(a netip.Addr) bool {
 			return used[a] || sn.GatewayIP != nil && *sn.GatewayIP == a.String()
 		})

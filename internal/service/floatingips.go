@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/nsnet/nsnet/internal/auth"
@@ -134,10 +135,13 @@ func (s *Service) allocateFloatingIP(ctx context.Context, tx store.Txn, f *fipIn
 	if err := s.completePort(ctx, tx, &p); err != nil {
 		return err
 	}
-	if len(p.FixedIPs) == 0 {
-		return badResource("floatingip", "Network %s has no subnet to allocate a floating IP from", f.FloatingNetworkID)
+	// The port may hold IPv6 addresses of the network too (Neutron's
+	// IPAM gives them); the floating IP is its IPv4 one.
+	i := slices.IndexFunc(p.FixedIPs, func(ip model.FixedIP) bool { return netip.MustParseAddr(ip.IPAddress).Is4() })
+	if i < 0 {
+		return badResource("floatingip", "Network %s does not contain any IPv4 subnet", f.FloatingNetworkID)
 	}
-	f.FloatingIPAddress = p.FixedIPs[0].IPAddress
+	f.FloatingIPAddress = p.FixedIPs[i].IPAddress
 	p.Touch(s.now())
 	return tx.Put(store.Ports, p.ID, p.Port)
 }
@@ -195,9 +199,14 @@ func (s *Service) associate(ctx context.Context, tx store.Reader, f *fipInput, c
 }
 
 // fixedIPFor picks the fixed IP of port that a floating IP translates to:
-// the one asked for, or the port's only IPv4 address.
+// the one asked for, or the port's only IPv4 address. Floating IPs are
+// IPv4 only, as in Neutron: IPv6 is routed, not translated.
 func fixedIPFor(port *model.Port, want *string) (model.FixedIP, error) {
 	if want != nil {
+		if a, err := netip.ParseAddr(*want); err == nil && !a.Is4() {
+			return model.FixedIP{}, badResource("floatingip",
+				"Cannot process floating IP association with %s, since that is not an IPv4 address", *want)
+		}
 		for _, ip := range port.FixedIPs {
 			if ip.IPAddress == *want {
 				return ip, nil
@@ -205,11 +214,12 @@ func fixedIPFor(port *model.Port, want *string) (model.FixedIP, error) {
 		}
 		return model.FixedIP{}, badResource("floatingip", "Port %s does not have fixed ip %s", port.ID, *want)
 	}
-	switch len(port.FixedIPs) {
+	v4 := slices.DeleteFunc(slices.Clone(port.FixedIPs), func(ip model.FixedIP) bool { return !netip.MustParseAddr(ip.IPAddress).Is4() })
+	switch len(v4) {
 	case 0:
 		return model.FixedIP{}, badResource("floatingip", "Cannot add floating IP to port %s that has no fixed IPv4 addresses", port.ID)
 	case 1:
-		return port.FixedIPs[0], nil
+		return v4[0], nil
 	default:
 		return model.FixedIP{}, badResource("floatingip",
 			"Port %s has multiple fixed IPv4 addresses.  Must provide a specific IPv4 address when assigning a floating IP", port.ID)
@@ -267,7 +277,8 @@ func routerFor(r store.Reader, networkID string, port *model.Port, fixed model.F
 			return "", err
 		}
 		for _, p := range ports {
-			if p.DeviceOwner == model.DeviceOwnerRouterInterface && len(p.FixedIPs) > 0 && p.FixedIPs[0].SubnetID == fixed.SubnetID {
+			if p.DeviceOwner == model.DeviceOwnerRouterInterface &&
+				slices.ContainsFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == fixed.SubnetID }) {
 				return rt.ID, nil
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/netip"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -92,6 +93,11 @@ func (s *Service) AddRouterInterface(ctx context.Context, routerID string, in At
 			return err
 		}
 		out = interfaceInfo(&r, &port)
+		if req.SubnetID != "" {
+			// Neutron answers with the subnet added, also when it
+			// joined the router's IPv6 port on its network.
+			out.SubnetID, out.SubnetIDs = req.SubnetID, []string{req.SubnetID}
+		}
 		return bumpRevision[model.Router](s, tx, store.Routers, r.ID)
 	})
 	return out, rev, err
@@ -109,6 +115,35 @@ func (s *Service) interfaceBySubnet(ctx context.Context, tx store.Txn, r *model.
 	}
 	if sn.ProjectID != caller(ctx).ProjectID && !caller(ctx).IsAdmin() {
 		return model.Port{}, badResource("router", "Cannot add interface to router because subnet %s is not owned by project making the request", sn.ID)
+	}
+	if sn.IPVersion == 6 && sn.IPv6RAMode == nil && sn.IPv6AddressMode != nil {
+		return model.Port{}, badResource("router",
+			"IPv6 subnet %s configured to receive RAs from an external router cannot be added to Neutron Router", sn.ID)
+	}
+	if sn.IPVersion == 6 {
+		// A router has one port per network for all its IPv6 subnets
+		// there, as in Neutron: one link, one interface advertising
+		// every prefix.
+		if port, err := v6InterfaceOn(tx, r.ID, sn.NetworkID); err != nil || port != nil {
+			if err != nil {
+				return model.Port{}, err
+			}
+			if slices.ContainsFunc(port.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == sn.ID }) {
+				return model.Port{}, badResource("router", "Router already has a port on subnet %s", sn.ID)
+			}
+			if err := checkInterfaceOverlap(tx, r.ID, model.Port{ID: port.ID, DeviceOwner: port.DeviceOwner, FixedIPs: []model.FixedIP{{SubnetID: sn.ID}}}); err != nil {
+				return model.Port{}, err
+			}
+			p := portInput{Port: *port, fixedIPs: []fixedIPRequest{}}
+			for _, ip := range port.FixedIPs {
+				p.fixedIPs = append(p.fixedIPs, fixedIPRequest{SubnetID: ip.SubnetID, IPAddress: ip.IPAddress})
+			}
+			p.fixedIPs = append(p.fixedIPs, fixedIPRequest{SubnetID: sn.ID, IPAddress: *sn.GatewayIP})
+			if err := s.completePort(ctx, tx, &p); err != nil {
+				return model.Port{}, err
+			}
+			return p.Port, nil
+		}
 	}
 	if err := s.checkQuota(tx, r.ProjectID, quotaPort); err != nil {
 		return model.Port{}, err
@@ -130,6 +165,26 @@ func (s *Service) interfaceBySubnet(ctx context.Context, tx store.Txn, r *model.
 	return p.Port, nil
 }
 
+// v6InterfaceOn finds the interface port of router on network that has an
+// IPv6 address, if any.
+func v6InterfaceOn(r store.Reader, routerID, networkID string) (*model.Port, error) {
+	ports, err := routerPorts(r, routerID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ports {
+		if p.DeviceOwner != model.DeviceOwnerRouterInterface || p.NetworkID != networkID {
+			continue
+		}
+		for _, ip := range p.FixedIPs {
+			if netip.MustParseAddr(ip.IPAddress).Is6() {
+				return &p, nil
+			}
+		}
+	}
+	return nil, nil
+}
+
 // interfaceByPort takes an existing port as the router's interface.
 func (s *Service) interfaceByPort(ctx context.Context, tx store.Txn, r *model.Router, portID string) (model.Port, error) {
 	p, err := loadOwnPort(ctx, tx, portID)
@@ -141,11 +196,16 @@ func (s *Service) interfaceByPort(ctx context.Context, tx store.Txn, r *model.Ro
 			"Unable to complete operation on port %s for network %s. Port already has an attached device %s.",
 			p.ID, p.NetworkID, p.DeviceID)
 	}
-	switch len(p.FixedIPs) {
-	case 0:
+	if len(p.FixedIPs) == 0 {
 		return model.Port{}, badResource("router", "Router port must have at least one fixed IP")
-	case 1:
-	default:
+	}
+	v4 := 0
+	for _, ip := range p.FixedIPs {
+		if netip.MustParseAddr(ip.IPAddress).Is4() {
+			v4++
+		}
+	}
+	if v4 > 1 {
 		return model.Port{}, badResource("router", "Cannot have multiple IPv4 subnets on router port")
 	}
 	p.DeviceOwner, p.DeviceID, p.InterfaceName = model.DeviceOwnerRouterInterface, r.ID, ""
@@ -219,12 +279,27 @@ func (s *Service) RemoveRouterInterface(ctx context.Context, routerID string, in
 		if err != nil {
 			return err
 		}
-		subnetID := port.FixedIPs[0].SubnetID
-		if err := checkInterfaceUnused(tx, &r, subnetID); err != nil {
-			return err
+		// By subnet, only that subnet goes; the port with it when it
+		// was its last (an IPv6 port carries all the router's IPv6
+		// subnets of its network).
+		gone := port.FixedIPs
+		if req.SubnetID != "" {
+			gone = slices.DeleteFunc(slices.Clone(port.FixedIPs), func(ip model.FixedIP) bool { return ip.SubnetID != req.SubnetID })
+		}
+		for _, ip := range gone {
+			if err := checkInterfaceUnused(tx, &r, ip.SubnetID); err != nil {
+				return err
+			}
 		}
 		out = interfaceInfo(&r, &port)
-		if err := tx.Delete(store.Ports, port.ID); err != nil {
+		if len(gone) < len(port.FixedIPs) {
+			out.SubnetID, out.SubnetIDs = req.SubnetID, []string{req.SubnetID}
+			port.FixedIPs = slices.DeleteFunc(port.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == req.SubnetID })
+			port.Touch(s.now())
+			if err := tx.Put(store.Ports, port.ID, port); err != nil {
+				return err
+			}
+		} else if err := tx.Delete(store.Ports, port.ID); err != nil {
 			return err
 		}
 		return bumpRevision[model.Router](s, tx, store.Routers, r.ID)
@@ -242,7 +317,7 @@ func findInterface(r store.Reader, router *model.Router, req interfaceRequest) (
 		if p.DeviceOwner != model.DeviceOwnerRouterInterface || len(p.FixedIPs) == 0 {
 			continue
 		}
-		onSubnet := req.SubnetID == "" || p.FixedIPs[0].SubnetID == req.SubnetID
+		onSubnet := req.SubnetID == "" || slices.ContainsFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == req.SubnetID })
 		if (req.PortID == "" || p.ID == req.PortID) && onSubnet {
 			return p, nil
 		}
@@ -305,7 +380,7 @@ func interfaceInfo(r *model.Router, p *model.Port) RouterInterface {
 		info.SubnetIDs = append(info.SubnetIDs, ip.SubnetID)
 	}
 	if len(info.SubnetIDs) > 0 {
-		info.SubnetID = info.SubnetIDs[0]
+		info.SubnetID = info.SubnetIDs[len(info.SubnetIDs)-1]
 	}
 	return info
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -22,6 +21,7 @@ import (
 type portInput struct {
 	model.Port
 	fixedIPs   []fixedIPRequest // nil: not given, allocate by default
+	oldMAC     string           // the stored MAC, on update
 	macSet     bool
 	deviceSet  bool
 	ifnameSet  bool
@@ -239,7 +239,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		if err := authorize(ctx, "update_port", cur.ProjectID); err != nil {
 			return err
 		}
-		p := portInput{Port: cur}
+		p := portInput{Port: cur, oldMAC: cur.MACAddress}
 		if err := decode(&p, portAttrs, in, opUpdate); err != nil {
 			return err
 		}
@@ -293,7 +293,9 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 			"Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, p.MACAddress)
 	}
 
-	if p.fixedIPs != nil || p.FixedIPs == nil {
+	// A new MAC means new EUI-64 addresses on auto-address subnets.
+	macChanged := p.oldMAC != "" && p.oldMAC != p.MACAddress
+	if p.fixedIPs != nil || p.FixedIPs == nil || macChanged {
 		ips, err := assignFixedIPs(tx, p, neighbours)
 		if err != nil {
 			return err
@@ -303,20 +305,31 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	return s.bindDevice(ctx, tx, p)
 }
 
-// assignFixedIPs turns the client's fixed_ips request into addresses.
-// Without a request it takes one address from the network's first IPv4
-// subnet that has one free, as Neutron does.
+// assignFixedIPs turns the client's fixed_ips request into addresses, as
+// Neutron's IPAM does:
+//
+//   - Without a request (a new port), one address from the first IPv4
+//     subnet that has one free and one from the first IPv6 subnet whose
+//     addresses come from the pools (no mode, or dhcpv6-stateful).
+//   - With one, the addresses asked for; an address of the port's own
+//     it asks for again stays the port's.
+//   - Either way, on every auto-address subnet (SLAAC, dhcpv6-stateless)
+//     the port's EUI-64 address, computed from its MAC, not taken from
+//     the pools and not for the client to choose; router interfaces are
+//     the exception: they hold the subnet's gateway address instead.
+//
+// Without a request on an update (only the MAC changed), the port keeps
+// its addresses but for the EUI-64 ones, which follow the new MAC.
 func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]model.FixedIP, error) {
 	subnets, err := subnetsOn(tx, p.NetworkID)
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(subnets, func(i, j int) bool {
-		if subnets[i].CreatedAt != subnets[j].CreatedAt {
-			return subnets[i].CreatedAt < subnets[j].CreatedAt
-		}
-		return subnets[i].ID < subnets[j].ID
-	})
+	subnets = sortedSubnets(subnets)
+	byID := map[string]*model.Subnet{}
+	for i := range subnets {
+		byID[subnets[i].ID] = &subnets[i]
+	}
 	used := map[netip.Addr]string{} // address -> port holding it
 	for _, o := range neighbours {
 		for _, ip := range o.FixedIPs {
@@ -330,46 +343,118 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		isGateway := sn.GatewayIP != nil && *sn.GatewayIP == a.String()
 		return ok || isGateway && p.DeviceOwner != model.DeviceOwnerRouterInterface
 	}
-
-	if p.fixedIPs == nil {
-		for i := range subnets {
-			a, err := ipam.Allocate(pools(&subnets[i]), func(a netip.Addr) bool { return taken(&subnets[i], a) })
-			if err == nil {
-				return []model.FixedIP{{SubnetID: subnets[i].ID, IPAddress: a.String()}}, nil
-			}
-		}
-		if len(subnets) == 0 {
-			return []model.FixedIP{}, nil
-		}
-		return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
-	}
+	// A router interface holds the gateway address of an auto-address
+	// subnet; every other port its EUI-64 address there.
+	eui64 := p.DeviceOwner != model.DeviceOwnerRouterInterface
+	auto := func(sn *model.Subnet) bool { return eui64 && sn.IsAutoAddress() }
 
 	out := []model.FixedIP{}
-	for _, req := range p.fixedIPs {
-		sn, err := subnetFor(subnets, req, p.NetworkID)
+	switch {
+	case p.fixedIPs == nil && p.FixedIPs == nil:
+		v4 := slices.DeleteFunc(slices.Clone(subnets), func(sn model.Subnet) bool { return sn.IPVersion != 4 })
+		v6 := slices.DeleteFunc(slices.Clone(subnets), func(sn model.Subnet) bool { return sn.IPVersion != 6 || sn.IsAutoAddress() })
+		for _, group := range [][]model.Subnet{v4, v6} {
+			if len(group) == 0 {
+				continue
+			}
+			ip, ok := model.FixedIP{}, false
+			for i := range group {
+				a, err := ipam.Allocate(pools(&group[i]), func(a netip.Addr) bool { return taken(&group[i], a) })
+				if err == nil {
+					ip, ok = model.FixedIP{SubnetID: group[i].ID, IPAddress: a.String()}, true
+					break
+				}
+			}
+			if !ok {
+				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
+			}
+			used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+			out = append(out, ip)
+		}
+	case p.fixedIPs == nil:
+		for _, ip := range p.FixedIPs {
+			if sn := byID[ip.SubnetID]; sn == nil || !auto(sn) {
+				out = append(out, ip)
+			}
+		}
+	default:
+		own := map[string]bool{}
+		for _, ip := range p.FixedIPs {
+			own[ip.IPAddress] = true
+		}
+		for _, req := range p.fixedIPs {
+			sn, err := subnetFor(subnets, req, p.NetworkID)
+			if err != nil {
+				return nil, err
+			}
+			var a netip.Addr
+			switch {
+			case req.IPAddress != "" && auto(sn) && own[netip.MustParseAddr(req.IPAddress).String()]:
+				continue // the port's EUI-64 address, added below
+			case req.IPAddress != "" && auto(sn):
+				return nil, typed(http.StatusBadRequest, "AllocationOnAutoAddressSubnet",
+					"IPv6 address %s cannot be directly assigned to a port on subnet %s as the subnet is configured for automatic addresses",
+					req.IPAddress, sn.ID)
+			case req.IPAddress != "":
+				a = netip.MustParseAddr(req.IPAddress)
+				if !validOnSubnet(sn, a, p.DeviceOwner) {
+					return nil, typed(400, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", a)
+				}
+				if taken(sn, a) {
+					return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
+				}
+			case auto(sn):
+				continue // the port's EUI-64 address, added below
+			default:
+				a, err = ipam.Allocate(pools(sn), func(a netip.Addr) bool { return taken(sn, a) })
+				if err != nil {
+					return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
+				}
+			}
+			used[a] = p.ID
+			out = append(out, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
+		}
+	}
+
+	for i := range subnets {
+		sn := &subnets[i]
+		if !auto(sn) {
+			continue
+		}
+		ip, err := eui64Address(sn, p.MACAddress, used, p.ID)
 		if err != nil {
 			return nil, err
 		}
-		var a netip.Addr
-		if req.IPAddress != "" {
-			a = netip.MustParseAddr(req.IPAddress)
-			usable, _ := ipam.Usable(netip.MustParsePrefix(sn.CIDR))
-			if !usable.Contains(a) {
-				return nil, typed(400, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", a)
-			}
-			if taken(sn, a) {
-				return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
-			}
-		} else {
-			a, err = ipam.Allocate(pools(sn), func(a netip.Addr) bool { return taken(sn, a) })
-			if err != nil {
-				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
-			}
-		}
-		used[a] = p.ID
-		out = append(out, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
+		used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// eui64Address is the address of the port with MAC mac on the
+// auto-address subnet sn, refused when another port (of used) holds it.
+func eui64Address(sn *model.Subnet, mac string, used map[netip.Addr]string, portID string) (model.FixedIP, error) {
+	a, err := ipam.EUI64(netip.MustParsePrefix(sn.CIDR), mac)
+	if err != nil {
+		return model.FixedIP{}, fmt.Errorf("EUI-64 address of MAC %s on subnet %s: %w", mac, sn.ID, err)
+	}
+	if holder, ok := used[a]; ok && holder != portID {
+		return model.FixedIP{}, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
+	}
+	return model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()}, nil
+}
+
+// validOnSubnet is Neutron's check_subnet_ip: a host address of an IPv4
+// subnet; any address of an IPv6 prefix but the prefix itself (the
+// subnet-router anycast address), which only a router's port may hold.
+func validOnSubnet(sn *model.Subnet, a netip.Addr, owner string) bool {
+	prefix := netip.MustParsePrefix(sn.CIDR)
+	if prefix.Addr().Is6() {
+		router := owner == model.DeviceOwnerRouterInterface || owner == model.DeviceOwnerRouterGateway || owner == ""
+		return prefix.Contains(a) && (router || a != prefix.Masked().Addr())
+	}
+	usable, _ := ipam.Usable(prefix)
+	return usable.Contains(a)
 }
 
 func subnetFor(subnets []model.Subnet, req fixedIPRequest, networkID string) (*model.Subnet, error) {

@@ -112,8 +112,10 @@ func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !p.Addr().Is4() || !a.Is4() {
-			return nil, fmt.Errorf("route %s via %s: IPv6 routes are not supported by nsnet yet", r.Destination, r.NextHop)
+		if p.Addr().Is4() != a.Is4() {
+			// Neutron takes it and its agent fails to install it;
+			// nsnet says so at once.
+			return nil, fmt.Errorf("route %s via %s: the destination and the nexthop are of different IP versions", r.Destination, r.NextHop)
 		}
 		if slices.Contains(routes[:i], r) {
 			return nil, fmt.Errorf("Duplicate items in the list: '%s via %s'", r.Destination, r.NextHop)
@@ -290,7 +292,7 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 		return model.Port{}, err
 	}
 	if len(p.FixedIPs) == 0 {
-		return model.Port{}, badResource("router", "No IPv4 subnet on external network %s to take the gateway address from", gw.NetworkID)
+		return model.Port{}, badResource("router", "No subnet on external network %s to take the gateway address from", gw.NetworkID)
 	}
 	p.Touch(s.now())
 	return p.Port, tx.Put(store.Ports, p.ID, p.Port)

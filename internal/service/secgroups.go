@@ -190,9 +190,10 @@ func checkRule(r *ruleInput) error {
 		normalized := p.Masked().String()
 		r.NormalizedCIDR = &normalized
 	}
-	if r.protocol == ProtoICMP && r.EtherType == model.EtherTypeIPv6 && *r.Protocol == "icmp" {
-		// Neutron takes the name icmp on an IPv6 rule as the legacy
-		// spelling of ICMPv6; stored as such, it filters ICMPv6.
+	if r.EtherType == model.EtherTypeIPv6 && r.Protocol != nil && (*r.Protocol == "icmp" || *r.Protocol == "icmpv6") {
+		// Neutron takes the names icmp and icmpv6 on an IPv6 rule as
+		// legacy spellings of ipv6-icmp and stores that name: the rule
+		// filters ICMPv6.
 		name := "ipv6-icmp"
 		r.Protocol, r.protocol = &name, ProtoICMPv6
 	}

@@ -3,9 +3,11 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
 	"github.com/nsnet/nsnet/internal/model"
@@ -24,6 +26,8 @@ type subnetInput struct {
 	model.Subnet
 	gatewaySet bool
 	poolsSet   bool
+	// cur is the stored subnet on update, nil on create.
+	cur *model.Subnet
 }
 
 var subnetAttrs = append([]attr[subnetInput]{
@@ -119,8 +123,18 @@ var subnetAttrs = append([]attr[subnetInput]{
 		return nil
 	}},
 	boolAttr("enable_dhcp", true, true, func(s *subnetInput) *bool { return &s.EnableDHCP }),
-	{name: "ipv6_ra_mode", post: true, set: nullOnly},
-	{name: "ipv6_address_mode", post: true, set: nullOnly},
+	// The modes are fixed at create, as in Neutron: the ports' addresses
+	// (EUI-64 or from the pools) follow from them.
+	{name: "ipv6_ra_mode", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseIPv6Mode(raw)
+		s.IPv6RAMode = v
+		return err
+	}},
+	{name: "ipv6_address_mode", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseIPv6Mode(raw)
+		s.IPv6AddressMode = v
+		return err
+	}},
 	{name: "subnetpool_id", post: true, set: nullOnly},
 }, projectAttrs(func(s *subnetInput) *string { return &s.ProjectID })...)
 
@@ -131,6 +145,22 @@ func nullOnly(_ *subnetInput, raw json.RawMessage) error {
 		return nil
 	}
 	return fmt.Errorf("'%s' is not supported by nsnet yet; leave it unset", shown(raw))
+}
+
+// parseIPv6Mode reads an ipv6_ra_mode or ipv6_address_mode: one of
+// Neutron's three modes, or null for none.
+func parseIPv6Mode(raw json.RawMessage) (*string, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	v, err := parseString(raw, maxNameLen)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(model.IPv6Modes, v) {
+		return nil, fmt.Errorf("%s is not in ['%s']", v, strings.Join(model.IPv6Modes, "', '"))
+	}
+	return &v, nil
 }
 
 func parseRange(p model.AllocationPool) (ipam.Range, error) {
@@ -208,23 +238,151 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 		if err := bumpRevision[model.Network](s, tx, store.Networks, sn.NetworkID); err != nil {
 			return err
 		}
+		if err := s.addAutoAddresses(tx, &sn.Subnet); err != nil {
+			return err
+		}
+		if network.RouterExternal {
+			if err := s.addGatewayAddresses(tx, &sn.Subnet); err != nil {
+				return err
+			}
+		}
 		return s.syncDHCPPort(tx, sn.NetworkID)
 	}}, nil
 }
 
+// addGatewayAddresses gives the routers' gateway ports on an external
+// network an address on its new subnet when they have none of its IP
+// version yet (Neutron's _update_router_gw_ports): a router that had only
+// IPv4 outside gets IPv6 once the admin adds it. Auto-address subnets
+// gave their EUI-64 addresses in addAutoAddresses already.
+func (s *Service) addGatewayAddresses(tx store.Txn, sn *model.Subnet) error {
+	if sn.IsAutoAddress() {
+		return nil
+	}
+	ports, err := portsOn(tx, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	subnets, err := subnetsOn(tx, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	auto := map[string]bool{}
+	for _, o := range subnets {
+		auto[o.ID] = o.IsAutoAddress()
+	}
+	used := map[netip.Addr]bool{}
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			used[netip.MustParseAddr(ip.IPAddress)] = true
+		}
+	}
+	for _, p := range ports {
+		if p.DeviceOwner != model.DeviceOwnerRouterGateway {
+			continue
+		}
+		var stateful []netip.Addr
+		for _, ip := range p.FixedIPs {
+			if !auto[ip.SubnetID] {
+				stateful = append(stateful, netip.MustParseAddr(ip.IPAddress))
+			}
+		}
+		if len(stateful) > 1 || len(stateful) == 1 && stateful[0].Is4() == (sn.IPVersion == 4) {
+			continue
+		}
+		a, err := ipam.Allocate(pools(sn), func(a netip.Addr) bool {
+			return used[a] || sn.GatewayIP != nil && *sn.GatewayIP == a.String()
+		})
+		if err != nil {
+			continue // as in Neutron, the router keeps the addresses it has
+		}
+		used[a] = true
+		p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
+		if err := s.putGatewayPort(tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// putGatewayPort stores a port whose addresses changed outside a router
+// update; a router's gateway port carries its router's
+// external_fixed_ips along.
+func (s *Service) putGatewayPort(tx store.Txn, p model.Port) error {
+	p.Touch(s.now())
+	if err := tx.Put(store.Ports, p.ID, p); err != nil {
+		return err
+	}
+	if p.DeviceOwner != model.DeviceOwnerRouterGateway {
+		return nil
+	}
+	r, err := store.Get[model.Router](tx, store.Routers, p.DeviceID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.ExternalGatewayInfo == nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read router %s of gateway port %s: %w", p.DeviceID, p.ID, err)
+	}
+	r.ExternalGatewayInfo.ExternalFixedIPs = p.FixedIPs
+	r.Touch(s.now())
+	return tx.Put(store.Routers, r.ID, r)
+}
+
+// addAutoAddresses gives every port already on the network of a new
+// auto-address subnet its EUI-64 address there, as Neutron does on subnet
+// create, but for router interfaces (which take the gateway address when
+// the subnet is added to their router) and the DHCP port (syncDHCPPort's).
+func (s *Service) addAutoAddresses(tx store.Txn, sn *model.Subnet) error {
+	if !sn.IsAutoAddress() {
+		return nil
+	}
+	ports, err := portsOn(tx, sn.NetworkID)
+	if err != nil {
+		return err
+	}
+	used := map[netip.Addr]string{}
+	for _, p := range ports {
+		for _, ip := range p.FixedIPs {
+			used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+		}
+	}
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerDHCP {
+			continue
+		}
+		ip, err := eui64Address(sn, p.MACAddress, used, p.ID)
+		if err != nil {
+			return err
+		}
+		used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+		p.FixedIPs = append(p.FixedIPs, ip)
+		if err := s.putGatewayPort(tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkSubnet fills the defaults that depend on the CIDR and checks that the
-// CIDR, gateway and pools agree with each other and with the network's other
-// subnets.
+// CIDR, gateway, pools, DNS servers, host routes and IPv6 modes agree with
+// each other and with the network's other subnets, in the order Neutron's
+// _validate_subnet checks them (so that a request with several faults gets
+// Neutron's error).
 func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 	prefix := netip.MustParsePrefix(sn.CIDR)
-	if (sn.IPVersion == 4) != prefix.Addr().Is4() {
-		return invalidInput("Cidr %s does not match ip_version %d", sn.CIDR, sn.IPVersion)
+	if err := checkVersion(sn.IPVersion, "cidr", sn.CIDR, prefix.Addr()); err != nil {
+		return err
 	}
-	if sn.IPVersion == 6 {
-		return badValue("ip_version", "IPv6 subnets are not supported by nsnet yet")
+	dhcpWasEnabled := sn.cur != nil && sn.cur.EnableDHCP
+	if sn.IPVersion == 6 && sn.EnableDHCP && !dhcpWasEnabled && prefix.Bits() > 126 {
+		return invalidInput("Subnet has a prefix length that is incompatible with DHCP service enabled")
 	}
 	if _, ok := ipam.Usable(prefix); !ok {
-		return badValue("cidr", fmt.Sprintf("'%s' has no usable host addresses; use a prefix of /30 or shorter", sn.CIDR))
+		shortest := "/30"
+		if sn.IPVersion == 6 {
+			shortest = "/127"
+		}
+		return badValue("cidr", fmt.Sprintf("'%s' has no usable host addresses; use a prefix of %s or shorter", sn.CIDR, shortest))
 	}
 	if prefix.Bits() == 0 {
 		return badValue("cidr", fmt.Sprintf("'%s' would cover every address; use a specific prefix", sn.CIDR))
@@ -245,10 +403,28 @@ func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 		sn.GatewayIP = &g
 	} else if sn.GatewayIP != nil {
 		gw = netip.MustParseAddr(*sn.GatewayIP)
-		usable, _ := ipam.Usable(prefix)
-		if gw.Is4() != prefix.Addr().Is4() || !usable.Contains(gw) {
+		if err := checkVersion(sn.IPVersion, "gateway_ip", *sn.GatewayIP, gw); err != nil {
+			return err
+		}
+		if !gatewayValid(prefix, gw) {
 			return invalidInput("Gateway is not valid on subnet")
 		}
+	}
+	for _, d := range sn.DNSNameservers {
+		if err := checkVersion(sn.IPVersion, "dns_nameserver", d, netip.MustParseAddr(d)); err != nil {
+			return err
+		}
+	}
+	for _, r := range sn.HostRoutes {
+		if err := checkVersion(sn.IPVersion, "nexthop", r.NextHop, netip.MustParseAddr(r.NextHop)); err != nil {
+			return err
+		}
+		if err := checkVersion(sn.IPVersion, "destination", r.Destination, netip.MustParsePrefix(r.Destination).Addr()); err != nil {
+			return err
+		}
+	}
+	if err := checkIPv6Modes(sn, prefix); err != nil {
+		return err
 	}
 
 	if !sn.poolsSet {
@@ -261,6 +437,66 @@ func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 	return checkPools(sn, prefix, gw)
 }
 
+// checkVersion is Neutron's _validate_ip_version: an address of a subnet
+// (its cidr, gateway, DNS servers, routes) is of the subnet's IP version.
+func checkVersion(version int, name, shown string, a netip.Addr) error {
+	if a.Is4() != (version == 4) {
+		return invalidInput("%s '%s' does not match the ip_version '%d'", name, shown, version)
+	}
+	return nil
+}
+
+// gatewayValid: an IPv4 gateway is a host address of the subnet; an IPv6
+// one any address of the prefix (the prefix itself, the subnet-router
+// anycast address, is a router's to have) or a link-local address, the
+// address routers advertise themselves from. nsnet, unlike Neutron since
+// force_gateway_on_subnet went, refuses other gateways outside the
+// subnet: the router's interface on the subnet takes the gateway address,
+// and hosts could not reach a gateway off their link.
+func gatewayValid(prefix netip.Prefix, gw netip.Addr) bool {
+	if prefix.Addr().Is6() {
+		return prefix.Contains(gw) || gw.IsLinkLocalUnicast()
+	}
+	usable, _ := ipam.Usable(prefix)
+	return usable.Contains(gw)
+}
+
+// checkIPv6Modes applies Neutron's rules for ipv6_ra_mode and
+// ipv6_address_mode: none on IPv4; on IPv6 only with DHCP enabled, the
+// same value when both are set, and a /64 when the hosts make their
+// addresses from it (EUI-64). On update the modes stay (they are not
+// updatable), and DHCP cannot be turned off under them.
+func checkIPv6Modes(sn *subnetInput, prefix netip.Prefix) error {
+	ra, addr := sn.IPv6RAMode, sn.IPv6AddressMode
+	if sn.IPVersion == 4 {
+		if ra != nil {
+			return invalidInput("ipv6_ra_mode is not valid when ip_version is 4")
+		}
+		if addr != nil {
+			return invalidInput("ipv6_address_mode is not valid when ip_version is 4")
+		}
+		return nil
+	}
+	if sn.cur != nil {
+		if !sn.EnableDHCP && (ra != nil || addr != nil) {
+			return invalidInput("Cannot disable enable_dhcp with ipv6 attributes set")
+		}
+		return nil
+	}
+	if (ra != nil || addr != nil) && !sn.EnableDHCP {
+		return invalidInput("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False")
+	}
+	if ra != nil && addr != nil && *ra != *addr {
+		return invalidInput("ipv6_ra_mode set to '%s' with ipv6_address_mode set to '%s' is not valid. "+
+			"If both attributes are set, they must be the same value", *ra, *addr)
+	}
+	if sn.IsAutoAddress() && prefix.Bits() != 64 {
+		return invalidInput("Invalid CIDR %s for IPv6 address mode. "+
+			"OpenStack uses the EUI-64 address format, which requires the prefix to be /64", sn.CIDR)
+	}
+	return nil
+}
+
 // checkSpecialUse refuses a CIDR in a range whose addresses hosts cannot
 // have: multicast, loopback, "this network" and reserved addresses are
 // never a host's on the wire (the kernel drops them as martians), and a
@@ -269,6 +505,8 @@ func checkSubnet(sn *subnetInput, siblings []model.Subnet) error {
 // multicast, loopback and 0.0.0.0 only with enable_dhcp; nsnet refuses
 // them always, since nothing on such a subnet could work. The gateway and
 // pools lie inside the CIDR, so they never land in these ranges either.
+// IPv6 link-local addresses are refused always: every interface has its
+// own from the kernel, and nsnet serves metadata at fe80::a9fe:a9fe.
 func checkSpecialUse(sn *subnetInput) error {
 	for _, r := range ipam.Special(netip.MustParsePrefix(sn.CIDR)) {
 		switch {
@@ -276,6 +514,9 @@ func checkSpecialUse(sn *subnetInput) error {
 		case r == ipam.LinkLocal:
 			return invalidInput("cidr %s overlaps the link-local range %s, which is not supported if enable_dhcp is True: "+
 				"nsnet serves metadata at 169.254.169.254 on DHCP subnets", sn.CIDR, r.Prefix)
+		case r == ipam.LinkLocal6:
+			return invalidInput("cidr %s overlaps the link-local range %s: the kernel gives every interface its own "+
+				"link-local address there, and nsnet serves metadata at fe80::a9fe:a9fe", sn.CIDR, r.Prefix)
 		default:
 			return invalidInput("cidr %s overlaps the %s range %s, where hosts cannot have addresses", sn.CIDR, r.Name, r.Prefix)
 		}
@@ -322,7 +563,7 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, in Attrs) (Result
 		}
 		// On update the gateway and pools are what they were unless the
 		// client replaces them; a new gateway must not land inside them.
-		sn := subnetInput{Subnet: cur, gatewaySet: true, poolsSet: true}
+		sn := subnetInput{Subnet: cur, gatewaySet: true, poolsSet: true, cur: &cur}
 		if err := decode(&sn, subnetAttrs, in, opUpdate); err != nil {
 			return err
 		}
@@ -386,15 +627,28 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string) (int64, error) {
 		if err != nil {
 			return err
 		}
+		// Ports lose their addresses on an auto-address subnet with it,
+		// as in Neutron; addresses from the pools, and router interfaces
+		// anywhere, keep it.
+		var released []model.Port
 		for _, p := range ports {
 			if p.DeviceOwner == model.DeviceOwnerDHCP {
 				continue // syncDHCPPort releases its address
 			}
-			for _, ip := range p.FixedIPs {
-				if ip.SubnetID == id {
-					return conflict("SubnetInUse",
-						"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
-				}
+			i := slices.IndexFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == id })
+			if i < 0 {
+				continue
+			}
+			if !sn.IsAutoAddress() || p.DeviceOwner == model.DeviceOwnerRouterInterface {
+				return conflict("SubnetInUse",
+					"Unable to complete operation on subnet %s: One or more ports have an IP allocation from this subnet.", id)
+			}
+			p.FixedIPs = slices.DeleteFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == id })
+			released = append(released, p)
+		}
+		for _, p := range released {
+			if err := s.putGatewayPort(tx, p); err != nil {
+				return err
 			}
 		}
 		if err := tx.Delete(store.Subnets, id); err != nil {

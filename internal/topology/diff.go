@@ -86,6 +86,15 @@ func (p *planner) subnet(sn Subnet) Step {
 		s.Attrs["network_id"] = netRef
 		s.Attrs["cidr"] = prefix.String()
 		putInt(s.Attrs, "ip_version", sn.IPVersion)
+		if sn.IPVersion == nil && prefix.Addr().Is6() {
+			s.Attrs["ip_version"] = 6 // the API's default is 4
+		}
+		if sn.IPv6RAMode != nil {
+			s.Attrs["ipv6_ra_mode"] = *sn.IPv6RAMode
+		}
+		if sn.IPv6AddressMode != nil {
+			s.Attrs["ipv6_address_mode"] = *sn.IPv6AddressMode
+		}
 		if sn.GatewayIP != nil {
 			s.Attrs["gateway_ip"] = gatewayValue(*sn.GatewayIP)
 		}
@@ -111,6 +120,14 @@ func (p *planner) subnet(sn Subnet) Step {
 	}
 	if sn.IPVersion != nil && *sn.IPVersion != cur.IPVersion {
 		p.fixed(s, sn.Line, "ip_version", strconv.Itoa(cur.IPVersion), strconv.Itoa(*sn.IPVersion))
+	}
+	for _, m := range []struct {
+		key       string
+		cur, want *string
+	}{{"ipv6_ra_mode", cur.IPv6RAMode, sn.IPv6RAMode}, {"ipv6_address_mode", cur.IPv6AddressMode, sn.IPv6AddressMode}} {
+		if m.want != nil && (m.cur == nil || *m.cur != *m.want) {
+			p.fixed(s, sn.Line, m.key, showMode(m.cur), *m.want)
+		}
 	}
 	if sn.GatewayIP != nil {
 		want := gatewayValue(*sn.GatewayIP)
@@ -152,6 +169,14 @@ func (p *planner) subnet(sn Subnet) Step {
 	}
 	setBool(&s, "enable_dhcp", cur.EnableDHCP, sn.EnableDHCP)
 	return finish(s)
+}
+
+// showMode shows an IPv6 mode, or its absence.
+func showMode(m *string) string {
+	if m == nil {
+		return "unset"
+	}
+	return *m
 }
 
 func (p *planner) port(pt Port) Step {

@@ -28,6 +28,10 @@
 //	      - name: bridge-v4
 //	        cidr: 192.168.24.0/24
 //	        gateway_ip: 192.168.24.1   # or "none"
+//	      - name: bridge-v6      # IPv6 (ip_version follows the cidr)
+//	        cidr: 2001:db8:24::/64
+//	        ipv6_ra_mode: slaac        # slaac, dhcpv6-stateful or
+//	        ipv6_address_mode: slaac   # dhcpv6-stateless; fixed once made
 //	subnets:                     # …or stand alone, naming it
 //	  - name: extra
 //	    network: bridge

@@ -65,8 +65,12 @@ type Subnet struct {
 	Name    string `yaml:"name"`
 	Network string `yaml:"network"`
 	CIDR    string `yaml:"cidr"`
-	// IPVersion is 4; nsnet does not serve IPv6 subnets yet.
+	// IPVersion is 4 or 6; left out, the CIDR's.
 	IPVersion *int `yaml:"ip_version"`
+	// IPv6RAMode and IPv6AddressMode are an IPv6 subnet's modes (slaac,
+	// dhcpv6-stateful, dhcpv6-stateless), fixed once it exists.
+	IPv6RAMode      *string `yaml:"ipv6_ra_mode"`
+	IPv6AddressMode *string `yaml:"ipv6_address_mode"`
 	// GatewayIP is an address in CIDR, or "none" for no gateway.
 	GatewayIP       *string          `yaml:"gateway_ip"`
 	AllocationPools []AllocationPool `yaml:"allocation_pools"`

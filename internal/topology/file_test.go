@@ -234,14 +234,34 @@ func TestValidate(t *testing.T) {
 		},
 		{name: "missing cidr", src: head + "subnets: [{name: s, network: n}]\n", want: []string{"subnet s: cidr: missing"}},
 		{
-			name: "ipv6",
-			src:  head + "subnets: [{name: s, network: n, cidr: 'fd00::/64'}]\n",
-			want: []string{"cidr fd00::/64: nsnet serves IPv4 subnets only"},
+			name: "ip_version against the cidr",
+			src:  head + "subnets: [{name: s, network: n, cidr: 10.0.0.0/24, ip_version: 6}]\n",
+			want: []string{"cidr 10.0.0.0/24 is an IPv4 prefix but ip_version is 6"},
 		},
 		{
-			name: "ip_version 6",
-			src:  head + "subnets: [{name: s, network: n, cidr: 10.0.0.0/24, ip_version: 6}]\n",
-			want: []string{"ip_version 6: nsnet serves IPv4 subnets only"},
+			name: "ip_version 5",
+			src:  head + "subnets: [{name: s, network: n, cidr: 'fd00::/64', ip_version: 5}]\n",
+			want: []string{"ip_version 5: subnets are IPv4 (4) or IPv6 (6)"},
+		},
+		{
+			name: "IPv6 mode on IPv4",
+			src:  head + "subnets: [{name: s, network: n, cidr: 10.0.0.0/24, ipv6_ra_mode: slaac}]\n",
+			want: []string{"ipv6_ra_mode: only IPv6 subnets have one"},
+		},
+		{
+			name: "unknown IPv6 mode",
+			src:  head + "subnets: [{name: s, network: n, cidr: 'fd00::/64', ipv6_address_mode: dhcp}]\n",
+			want: []string{`ipv6_address_mode "dhcp": want one of dhcpv6-stateful, dhcpv6-stateless, slaac`},
+		},
+		{
+			name: "IPv6 modes disagree",
+			src:  head + "subnets: [{name: s, network: n, cidr: 'fd00::/64', ipv6_ra_mode: slaac, ipv6_address_mode: dhcpv6-stateful}]\n",
+			want: []string{"ipv6_ra_mode slaac and ipv6_address_mode dhcpv6-stateful: when both are set they must be the same"},
+		},
+		{
+			name: "IPv6 gateway outside",
+			src:  head + "subnets: [{name: s, network: n, cidr: 'fd00::/64', gateway_ip: 'fd01::1'}]\n",
+			want: []string{"gateway_ip"},
 		},
 		{
 			name: "gateway outside",

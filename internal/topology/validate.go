@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -99,17 +101,35 @@ func (f *File) validateSubnets(errs *posErrors) map[string]subnetInfo {
 		case s.Network == "":
 			at("needs a network (or nest it under one in networks)")
 		}
-		if s.IPVersion != nil && *s.IPVersion != 4 {
-			at("ip_version %d: nsnet serves IPv4 subnets only, for now", *s.IPVersion)
+		if s.IPVersion != nil && *s.IPVersion != 4 && *s.IPVersion != 6 {
+			at("ip_version %d: subnets are IPv4 (4) or IPv6 (6)", *s.IPVersion)
 		}
 		prefix, err := parseCIDR(s.CIDR)
 		if err != nil {
 			at("cidr: %s", err)
 			continue
 		}
-		if !prefix.Addr().Is4() {
-			at("cidr %s: nsnet serves IPv4 subnets only, for now", s.CIDR)
-			continue
+		version := 4
+		if prefix.Addr().Is6() {
+			version = 6
+		}
+		if s.IPVersion != nil && (*s.IPVersion == 4 || *s.IPVersion == 6) && *s.IPVersion != version {
+			at("cidr %s is an IPv%d prefix but ip_version is %d; drop ip_version (the cidr says it)", s.CIDR, version, *s.IPVersion)
+		}
+		for _, m := range []struct {
+			key  string
+			mode *string
+		}{{"ipv6_ra_mode", s.IPv6RAMode}, {"ipv6_address_mode", s.IPv6AddressMode}} {
+			switch {
+			case m.mode == nil:
+			case version == 4:
+				at("%s: only IPv6 subnets have one", m.key)
+			case !slices.Contains(model.IPv6Modes, *m.mode):
+				at("%s %q: want one of %s", m.key, *m.mode, strings.Join(model.IPv6Modes, ", "))
+			}
+		}
+		if s.IPv6RAMode != nil && s.IPv6AddressMode != nil && *s.IPv6RAMode != *s.IPv6AddressMode {
+			at("ipv6_ra_mode %s and ipv6_address_mode %s: when both are set they must be the same", *s.IPv6RAMode, *s.IPv6AddressMode)
 		}
 		out[s.Name] = subnetInfo{network: s.Network, prefix: prefix}
 		if s.GatewayIP != nil && *s.GatewayIP != NoGateway {
