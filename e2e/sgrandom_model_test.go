@@ -15,22 +15,24 @@ import (
 // apiPort, apiRule and apiSubnet are the attributes of the API's ports,
 // security group rules and subnets that the model reads.
 type apiPort struct {
-	ID                  string `json:"id"`
-	Name                string `json:"name"`
-	NetworkID           string `json:"network_id"`
-	DeviceID            string `json:"device_id"`
-	DeviceOwner         string `json:"device_owner"`
-	Status              string `json:"status"`
-	PortSecurityEnabled bool   `json:"port_security_enabled"`
-	FixedIPs            []struct {
-		SubnetID  string `json:"subnet_id"`
-		IPAddress string `json:"ip_address"`
-	} `json:"fixed_ips"`
-	SecurityGroups      []string `json:"security_groups"`
+	ID                  string       `json:"id"`
+	Name                string       `json:"name"`
+	NetworkID           string       `json:"network_id"`
+	DeviceID            string       `json:"device_id"`
+	DeviceOwner         string       `json:"device_owner"`
+	Status              string       `json:"status"`
+	PortSecurityEnabled bool         `json:"port_security_enabled"`
+	FixedIPs            []apiFixedIP `json:"fixed_ips"`
+	SecurityGroups      []string     `json:"security_groups"`
 	AllowedAddressPairs []struct {
 		IPAddress  string `json:"ip_address"`
 		MACAddress string `json:"mac_address"`
 	} `json:"allowed_address_pairs"`
+}
+
+type apiFixedIP struct {
+	SubnetID  string `json:"subnet_id"`
+	IPAddress string `json:"ip_address"`
 }
 
 type apiRule struct {
@@ -52,10 +54,10 @@ type apiSubnet struct {
 }
 
 // probeService is what one probe sends: TCP or UDP to a port, or an ICMP
-// message of a type and code.
+// (ICMPv6) message of a type and code.
 type probeService struct {
 	name       string
-	proto      int // IP protocol number
+	proto      int // IP protocol number: 6, 17, 1, or 58 for ICMPv6
 	port       int // TCP and UDP
 	icmpType   int
 	icmpCode   int
@@ -69,13 +71,30 @@ type sgModel struct {
 	subnets []apiSubnet
 }
 
-func (m *sgModel) address(p *apiPort) netip.Addr {
-	return netip.MustParseAddr(p.FixedIPs[0].IPAddress)
+// address is p's fixed IP of addr's family (IPv4 or IPv6), and its
+// subnet's id; ok is false when p has none. Instance ports here have one
+// of each.
+func (m *sgModel) address(p *apiPort, family netip.Addr) (netip.Addr, string, bool) {
+	for _, ip := range p.FixedIPs {
+		if a := netip.MustParseAddr(ip.IPAddress); a.Is6() == family.Is6() {
+			return a, ip.SubnetID, true
+		}
+	}
+	return netip.Addr{}, "", false
 }
 
-func (m *sgModel) subnetOf(p *apiPort) *apiSubnet {
+// addresses are p's fixed IPs, both families.
+func (m *sgModel) addresses(p *apiPort) []netip.Addr {
+	var out []netip.Addr
+	for _, ip := range p.FixedIPs {
+		out = append(out, netip.MustParseAddr(ip.IPAddress))
+	}
+	return out
+}
+
+func (m *sgModel) subnet(id string) *apiSubnet {
 	for i := range m.subnets {
-		if m.subnets[i].ID == p.FixedIPs[0].SubnetID {
+		if m.subnets[i].ID == id {
 			return &m.subnets[i]
 		}
 	}
@@ -84,11 +103,16 @@ func (m *sgModel) subnetOf(p *apiPort) *apiSubnet {
 
 // answerer is the instance port that receives what src sends to addr: the
 // port with that fixed IP on src's own network when addr is in src's
-// subnet (instances on another network with the same CIDR are out of
-// reach), else on a subnet that a router joins to src's. Allowed address
-// pairs only permit sending from an address; no instance holds one.
+// subnet of its family (instances on another network with the same CIDR
+// are out of reach), else on a subnet that a router joins to src's.
+// Allowed address pairs only permit sending from an address; no instance
+// holds one.
 func (m *sgModel) answerer(src *apiPort, addr netip.Addr) *apiPort {
-	own := m.subnetOf(src)
+	_, ownID, ok := m.address(src, addr)
+	if !ok {
+		return nil
+	}
+	own := m.subnet(ownID)
 	var via []string // subnets reachable from src's
 	if netip.MustParsePrefix(own.CIDR).Contains(addr) {
 		via = []string{own.ID}
@@ -99,38 +123,47 @@ func (m *sgModel) answerer(src *apiPort, addr netip.Addr) *apiPort {
 	}
 	for i := range m.ports {
 		p := &m.ports[i]
-		if p.DeviceOwner == "compute:nsnet" && slices.Contains(via, p.FixedIPs[0].SubnetID) && m.address(p) == addr {
+		if p.DeviceOwner != "compute:nsnet" {
+			continue
+		}
+		if a, sub, ok := m.address(p, addr); ok && a == addr && slices.Contains(via, sub) {
 			return p
 		}
 	}
 	return nil
 }
 
+// routersOf are the routers with an interface on subnet.
 func (m *sgModel) routersOf(subnet string) []string {
 	var out []string
 	for _, p := range m.ports {
-		if p.DeviceOwner == "network:router_interface" && p.FixedIPs[0].SubnetID == subnet {
+		if p.DeviceOwner == "network:router_interface" && slices.ContainsFunc(p.FixedIPs, func(ip apiFixedIP) bool { return ip.SubnetID == subnet }) {
 			out = append(out, p.DeviceID)
 		}
 	}
 	return out
 }
 
+// routerSubnets are the subnets router has interfaces on.
 func (m *sgModel) routerSubnets(router string) []string {
 	var out []string
 	for _, p := range m.ports {
 		if p.DeviceOwner == "network:router_interface" && p.DeviceID == router {
-			out = append(out, p.FixedIPs[0].SubnetID)
+			for _, ip := range p.FixedIPs {
+				out = append(out, ip.SubnetID)
+			}
 		}
 	}
 	return out
 }
 
-// allows reports whether a new connection of svc from src to dst gets
-// through: src's egress rules admit it to dst's address and dst's ingress
-// rules admit it from src's. Groups are stateful, so the answer passes.
-func (m *sgModel) allows(src, dst *apiPort, svc probeService) bool {
-	return m.admits(src, "egress", svc, m.address(dst)) && m.admits(dst, "ingress", svc, m.address(src))
+// allows reports whether a new connection of svc from src to addr, dst's,
+// gets through: src's egress rules admit it to addr and dst's ingress
+// rules admit it from src's address of addr's family. Groups are
+// stateful, so the answer passes.
+func (m *sgModel) allows(src, dst *apiPort, svc probeService, addr netip.Addr) bool {
+	from, _, ok := m.address(src, addr)
+	return ok && m.admits(src, "egress", svc, addr) && m.admits(dst, "ingress", svc, from)
 }
 
 // admits: a port without port security filters nothing; one with it
@@ -148,14 +181,14 @@ func (m *sgModel) admits(p *apiPort, direction string, svc probeService, peer ne
 }
 
 func (m *sgModel) matches(r apiRule, svc probeService, peer netip.Addr) bool {
-	if r.EtherType != "IPv4" {
+	if r.EtherType != map[bool]string{false: "IPv4", true: "IPv6"}[peer.Is6()] {
 		return false
 	}
-	if r.Protocol != nil && protocolNumber(*r.Protocol) != svc.proto {
+	if r.Protocol != nil && protocolNumber(*r.Protocol, peer.Is6()) != svc.proto {
 		return false
 	}
 	if r.PortRangeMin != nil {
-		if svc.proto == 1 {
+		if svc.proto == 1 || svc.proto == 58 {
 			// ICMP: min is the type, max (if any) the code.
 			if *r.PortRangeMin != svc.icmpType || r.PortRangeMax != nil && *r.PortRangeMax != svc.icmpCode {
 				return false
@@ -204,19 +237,27 @@ func parsePrefix(s string) netip.Prefix {
 	return netip.PrefixFrom(a, a.BitLen())
 }
 
-// protocolNumber is the IP protocol a rule names, by name or number; -1
-// for the names the probes never send.
-func protocolNumber(p string) int {
+// protocolNumber is the IP protocol a rule of an ethertype names, by name
+// or number; -1 for the names the probes never send. On an IPv6 rule,
+// Neutron takes ICMP as ICMPv6.
+func protocolNumber(p string, v6 bool) int {
+	n := -1
 	switch p {
 	case "tcp":
-		return 6
+		n = 6
 	case "udp":
-		return 17
+		n = 17
 	case "icmp":
-		return 1
+		n = 1
+	case "ipv6-icmp", "icmpv6":
+		n = 58
+	default:
+		if i, err := strconv.Atoi(p); err == nil {
+			n = i
+		}
 	}
-	if n, err := strconv.Atoi(p); err == nil {
-		return n
+	if v6 && n == 1 {
+		n = 58
 	}
-	return -1
+	return n
 }

@@ -21,8 +21,9 @@ import (
 // on a thread switched into the namespace and keep it), so that a whole
 // matrix is probed at once without a process per probe.
 
-// probeServices are what every cell of the matrix is probed with. The
-// rules the test makes draw their ports and ICMP types around these.
+// probeServices are what every cell of the matrix is probed with, over
+// IPv4; probeServices6 over IPv6. The rules the test makes draw their
+// ports and ICMP types around these.
 var probeServices = []probeService{
 	{name: "tcp/22", proto: 6, port: 22},
 	{name: "tcp/8080", proto: 6, port: 8080},
@@ -30,6 +31,22 @@ var probeServices = []probeService{
 	{name: "udp/5353", proto: 17, port: 5353},
 	{name: "icmp/echo", proto: 1, icmpType: 8, icmpCode: 0, icmpExpect: 0},
 	{name: "icmp/timestamp", proto: 1, icmpType: 13, icmpCode: 0, icmpExpect: 14},
+}
+
+var probeServices6 = []probeService{
+	{name: "tcp/22", proto: 6, port: 22},
+	{name: "tcp/8080", proto: 6, port: 8080},
+	{name: "udp/53", proto: 17, port: 53},
+	{name: "udp/5353", proto: 17, port: 5353},
+	{name: "icmp6/echo", proto: 58, icmpType: 128, icmpCode: 0, icmpExpect: 129},
+}
+
+// servicesOf are the services probed towards addr.
+func servicesOf(addr netip.Addr) []probeService {
+	if addr.Is6() {
+		return probeServices6
+	}
+	return probeServices
 }
 
 // probeTimeout bounds a TCP connection attempt: the SYN and its first
@@ -55,7 +72,8 @@ func startServers(t *testing.T, ns, name string) *instanceServers {
 		for _, svc := range probeServices {
 			switch svc.proto {
 			case 6:
-				ln, err := net.Listen("tcp4", fmt.Sprintf(":%d", svc.port))
+				// Both families: [::] takes IPv4 too.
+				ln, err := net.Listen("tcp", fmt.Sprintf(":%d", svc.port))
 				if err != nil {
 					return err
 				}
@@ -72,7 +90,7 @@ func startServers(t *testing.T, ns, name string) *instanceServers {
 					}
 				}()
 			case 17:
-				pc, err := net.ListenPacket("udp4", fmt.Sprintf(":%d", svc.port))
+				pc, err := net.ListenPacket("udp", fmt.Sprintf(":%d", svc.port))
 				if err != nil {
 					return err
 				}
@@ -122,7 +140,7 @@ func probeTCP(ns string, addr netip.Addr, port int) (string, error) {
 	var c net.Conn
 	err := netns.DoNamed(ns, func() error {
 		var err error
-		c, err = net.DialTimeout("tcp4", netip.AddrPortFrom(addr, uint16(port)).String(), probeTimeout)
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(addr, uint16(port)).String(), probeTimeout)
 		return err
 	})
 	var nerr net.Error
@@ -145,7 +163,11 @@ func probeUDP(ns string, addr netip.Addr, port, sport int) (string, error) {
 	var c net.Conn
 	err := netns.DoNamed(ns, func() error {
 		var err error
-		c, err = net.DialUDP("udp4", &net.UDPAddr{Port: sport}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
+		network := "udp4"
+		if addr.Is6() {
+			network = "udp6"
+		}
+		c, err = net.DialUDP(network, &net.UDPAddr{Port: sport}, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, uint16(port))))
 		return err
 	})
 	if err != nil {
@@ -163,14 +185,19 @@ func probeUDP(ns string, addr netip.Addr, port, sport int) (string, error) {
 	return "", nil
 }
 
-// probeICMP sends an ICMP request of svc's type and code with a random
-// identifier from a raw socket and waits for the reply type that answers
-// it, from addr, with that identifier.
+// probeICMP sends an ICMP (ICMPv6) request of svc's type and code with a
+// random identifier from a raw socket and waits for the reply type that
+// answers it, from addr, with that identifier.
 func probeICMP(ns string, addr netip.Addr, svc probeService) (string, error) {
 	var c net.PacketConn
 	err := netns.DoNamed(ns, func() error {
 		var err error
-		c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
+		if addr.Is6() {
+			// The kernel sums ICMPv6 messages of raw sockets itself.
+			c, err = net.ListenPacket("ip6:ipv6-icmp", "::")
+		} else {
+			c, err = net.ListenPacket("ip4:icmp", "0.0.0.0")
+		}
 		return err
 	})
 	if err != nil {

@@ -130,12 +130,18 @@ func (r *sgRun) list(path, key string, out any) {
 	}
 }
 
-// build makes the topology: A and B 10.5.0.0/24, C 10.6.0.0/24, a router
-// joining A and C, eight instances, six ports.
+// build makes the topology: A and B 10.5.0.0/24 and 2001:db8:5::/64, C
+// 10.6.0.0/24 and 2001:db8:6::/64, a router joining A and C over IPv4
+// (only: their IPv6 subnets stay apart), eight instances, six dual-stack
+// ports.
 func (r *sgRun) build() {
 	subnets := map[string]string{}
-	for _, n := range []struct{ name, cidr string }{{"A", "10.5.0.0/24"}, {"B", "10.5.0.0/24"}, {"C", "10.6.0.0/24"}} {
+	for _, n := range []struct{ name, cidr, cidr6 string }{
+		{"A", "10.5.0.0/24", "2001:db8:5::/64"}, {"B", "10.5.0.0/24", "2001:db8:5::/64"}, {"C", "10.6.0.0/24", "2001:db8:6::/64"},
+	} {
 		subnets[n.name+"-net"], subnets[n.name] = r.network(n.name, n.cidr)
+		subnets[n.name+"6"] = r.mustCreate("POST", "/v2.0/subnets", "subnet", map[string]any{"subnet": map[string]any{
+			"network_id": subnets[n.name+"-net"], "cidr": n.cidr6, "ip_version": 6, "enable_dhcp": false}})
 	}
 	router := r.mustCreate("POST", "/v2.0/routers", "router", map[string]any{"router": map[string]any{"name": "r"}})
 	for _, s := range []string{"A", "C"} {
@@ -148,13 +154,16 @@ func (r *sgRun) build() {
 		r.instances = append(r.instances, named{name, r.mustCreate("POST", "/v2.0/instances", "instance",
 			map[string]any{"instance": map[string]any{"name": name}})})
 	}
-	for i, p := range []struct{ name, net, ip string }{
-		{"a1", "A", "10.5.0.10"}, {"a2", "A", "10.5.0.11"}, {"a3", "A", "10.5.0.12"},
-		{"b1", "B", "10.5.0.10"}, {"b2", "B", "10.5.0.11"}, {"c1", "C", "10.6.0.10"},
+	for i, p := range []struct{ name, net, ip, ip6 string }{
+		{"a1", "A", "10.5.0.10", "2001:db8:5::10"}, {"a2", "A", "10.5.0.11", "2001:db8:5::11"}, {"a3", "A", "10.5.0.12", "2001:db8:5::12"},
+		{"b1", "B", "10.5.0.10", "2001:db8:5::10"}, {"b2", "B", "10.5.0.11", "2001:db8:5::11"}, {"c1", "C", "10.6.0.10", "2001:db8:6::10"},
 	} {
 		r.ports = append(r.ports, named{p.name, r.mustCreate("POST", "/v2.0/ports", "port", map[string]any{"port": map[string]any{
 			"name": p.name, "network_id": subnets[p.net+"-net"], "device_id": r.instances[i].id,
-			"fixed_ips": []any{map[string]any{"subnet_id": subnets[p.net], "ip_address": p.ip}}}})})
+			"fixed_ips": []any{
+				map[string]any{"subnet_id": subnets[p.net], "ip_address": p.ip},
+				map[string]any{"subnet_id": subnets[p.net+"6"], "ip_address": p.ip6},
+			}}})})
 	}
 	var groups []struct{ ID, Name string }
 	r.list("/v2.0/security-groups", "security_groups", &groups)
@@ -314,8 +323,10 @@ func (r *sgRun) expectations(m *sgModel) ([]probeCell, []string) {
 			continue
 		}
 		srcs = append(srcs, p)
-		if a := m.address(p); !slices.Contains(targets, a) {
-			targets = append(targets, a)
+		for _, a := range m.addresses(p) {
+			if !slices.Contains(targets, a) {
+				targets = append(targets, a)
+			}
 		}
 	}
 	slices.SortFunc(targets, netip.Addr.Compare)
@@ -324,16 +335,16 @@ func (r *sgRun) expectations(m *sgModel) ([]probeCell, []string) {
 	var want []string
 	for _, src := range srcs {
 		for _, addr := range targets {
-			if addr == m.address(src) {
+			if slices.Contains(m.addresses(src), addr) {
 				continue
 			}
 			dst := m.answerer(src, addr)
-			for _, svc := range probeServices {
+			for _, svc := range servicesOf(addr) {
 				cells = append(cells, probeCell{src: src.Name, ns: r.e.Netns(instanceOf[src.DeviceID]), addr: addr, svc: svc})
 				switch {
-				case dst == nil || !m.allows(src, dst, svc):
+				case dst == nil || !m.allows(src, dst, svc, addr):
 					want = append(want, "")
-				case svc.proto == 1:
+				case svc.proto == 1 || svc.proto == 58:
 					want = append(want, "icmp")
 				default:
 					want = append(want, instanceOf[dst.DeviceID])
@@ -356,8 +367,9 @@ func (r *sgRun) explain(m *sgModel, c probeCell) string {
 	if dst == nil {
 		return "model: no instance there"
 	}
-	return fmt.Sprintf("model: to %s; egress of %s admits %v, ingress of %s admits %v", dst.Name,
-		src.Name, m.admits(src, "egress", c.svc, m.address(dst)), dst.Name, m.admits(dst, "ingress", c.svc, m.address(src)))
+	from, _, _ := m.address(src, c.addr)
+	return fmt.Sprintf("model: to %s; egress of %s admits %v, ingress of %s admits %v from %s", dst.Name,
+		src.Name, m.admits(src, "egress", c.svc, c.addr), dst.Name, m.admits(dst, "ingress", c.svc, from), from)
 }
 
 // fail ends the test with everything needed to reproduce and read the
@@ -393,7 +405,7 @@ func (r *sgRun) describeState() string {
 			pairs = append(pairs, pair.IPAddress)
 		}
 		fmt.Fprintf(&b, "  port %s on %s at %s: port security %v, groups %v, pairs %v\n",
-			p.Name, names[p.DeviceID], p.FixedIPs[0].IPAddress, p.PortSecurityEnabled, groups, pairs)
+			p.Name, names[p.DeviceID], m.addresses(&p), p.PortSecurityEnabled, groups, pairs)
 	}
 	for _, g := range r.groups {
 		fmt.Fprintf(&b, "  group %s:\n", g.name)
@@ -554,14 +566,22 @@ var (
 	rulePrefixes  = []string{"0.0.0.0/0", "10.5.0.0/24", "10.5.0.10/32", "10.5.0.11", "10.5.0.8/29", "10.5.0.12/30",
 		"10.6.0.0/24", "10.6.0.10/32", "10.0.0.0/8", "10.5.0.128/25"}
 	pairAddresses = []string{"10.5.0.10", "10.5.0.11", "10.5.0.12", "10.5.0.200", "10.5.0.0/24", "0.0.0.0/0",
-		"10.9.0.0/16", "10.5.0.128/25", "10.5.0.10/32", "10.6.0.10", "10.6.0.0/24"}
+		"10.9.0.0/16", "10.5.0.128/25", "10.5.0.10/32", "10.6.0.10", "10.6.0.0/24",
+		"2001:db8:5::10", "2001:db8:5::200", "2001:db8:5::/64", "::/0", "2001:db8:6::10", "2001:db8:5::8/125"}
+
+	// IPv6 rules: ICMP by its legacy name too (stored as ipv6-icmp).
+	ruleProtocols6 = []any{nil, "tcp", "udp", "udp", "icmp", "ipv6-icmp", "58", "6", "17", "sctp"}
+	ruleICMPTypes6 = []int{128, 128, 129, 1}
+	rulePrefixes6  = []string{"::/0", "2001:db8:5::/64", "2001:db8:5::10/128", "2001:db8:5::11", "2001:db8:5::8/125",
+		"2001:db8:6::/64", "2001:db8::/32", "2001:db8:5::80/121", "2001:db8:6::10"}
 )
 
 // opAddRule adds a random rule, or one like an existing rule: the same
 // (a duplicate), or the same with another remote (any, a group).
 func (r *sgRun) opAddRule() string {
 	g := pick(r.rng, r.groups)
-	body := map[string]any{"security_group_id": g.id, "ethertype": "IPv4"}
+	v6 := r.rng.IntN(3) == 0
+	body := map[string]any{"security_group_id": g.id, "ethertype": map[bool]string{false: "IPv4", true: "IPv6"}[v6]}
 	if len(r.rules) > 0 && r.rng.IntN(4) == 0 {
 		like := pick(r.rng, r.rules)
 		var rule apiRule
@@ -570,8 +590,8 @@ func (r *sgRun) opAddRule() string {
 				rule = known
 			}
 		}
-		if rule.ID != "" && rule.EtherType == "IPv4" {
-			body["security_group_id"] = rule.SecurityGroupID
+		if rule.ID != "" {
+			body["security_group_id"], body["ethertype"] = rule.SecurityGroupID, rule.EtherType
 			body["direction"] = rule.Direction
 			for k, v := range map[string]any{"protocol": rule.Protocol, "port_range_min": rule.PortRangeMin, "port_range_max": rule.PortRangeMax} {
 				body[k] = v
@@ -588,7 +608,11 @@ func (r *sgRun) opAddRule() string {
 	}
 	// Mostly ingress: every new group allows all egress already.
 	body["direction"] = pick(r.rng, []string{"ingress", "ingress", "egress"})
-	proto := pick(r.rng, ruleProtocols)
+	protocols, icmpTypes, prefixes := ruleProtocols, ruleICMPTypes, rulePrefixes
+	if v6 {
+		protocols, icmpTypes, prefixes = ruleProtocols6, ruleICMPTypes6, rulePrefixes6
+	}
+	proto := pick(r.rng, protocols)
 	body["protocol"] = proto
 	switch proto {
 	case "tcp", "udp", "6", "17", "sctp", "132":
@@ -596,9 +620,9 @@ func (r *sgRun) opAddRule() string {
 			lo, hi := pick(r.rng, rulePorts), pick(r.rng, rulePorts)
 			body["port_range_min"], body["port_range_max"] = min(lo, hi), max(lo, hi)
 		}
-	case "icmp", "1":
+	case "icmp", "1", "ipv6-icmp", "58":
 		if r.rng.IntN(3) > 0 {
-			body["port_range_min"] = pick(r.rng, ruleICMPTypes)
+			body["port_range_min"] = pick(r.rng, icmpTypes)
 			if r.rng.IntN(2) == 0 {
 				body["port_range_max"] = pick(r.rng, ruleICMPCodes)
 			}
@@ -606,7 +630,7 @@ func (r *sgRun) opAddRule() string {
 	}
 	switch r.rng.IntN(3) {
 	case 1:
-		body["remote_ip_prefix"] = pick(r.rng, rulePrefixes)
+		body["remote_ip_prefix"] = pick(r.rng, prefixes)
 	case 2:
 		body["remote_group_id"] = pick(r.rng, r.groups).id
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -292,6 +294,12 @@ func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Prefix) 
 		base.Direction = firewall.Egress
 	}
 	if n := r.ProtocolNumber(); n >= 0 {
+		if v6 && n == unix.IPPROTO_ICMP {
+			// ICMP on an IPv6 rule is ICMPv6, as in Neutron's agents:
+			// the service stores the legacy name icmp as ipv6-icmp,
+			// but rules stored before it did still say icmp.
+			n = unix.IPPROTO_ICMPV6
+		}
 		base.ProtoMin, base.ProtoMax = uint8(n), uint8(n)
 		if n == 1 || n == 58 {
 			// ICMP: the "port" is type<<8 | code.
@@ -356,7 +364,7 @@ func (a *Agent) FirewallCounters(portID string) *model.PortFirewallCounters {
 			if id, ok := h.ports[tap]; ok {
 				h.counters[id] = model.PortFirewallCounters{
 					SpoofedMAC: c.SpoofedMAC, SpoofedIP: c.SpoofedIP, SpoofedARP: c.SpoofedARP,
-					DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert,
+					SpoofedND: c.SpoofedND, DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert,
 					Ingress: c.Ingress, Egress: c.Egress, Invalid: c.Invalid,
 				}
 			}

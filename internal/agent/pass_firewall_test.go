@@ -14,6 +14,7 @@ func TestCompileRule(t *testing.T) {
 	str := func(s string) *string { return &s }
 	num := func(n int) *int { return &n }
 	any4 := netip.MustParsePrefix("0.0.0.0/0")
+	any6 := netip.MustParsePrefix("::/0")
 	members := map[string][]netip.Prefix{
 		"g-admins": {netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("2001:db8::5/128")},
 		"g-vip":    {netip.MustParsePrefix("10.0.0.6/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0")},
@@ -49,6 +50,24 @@ func TestCompileRule(t *testing.T) {
 				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.0.8.0/29")},
 				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4},
 			}},
+		{"icmp on an IPv6 rule is ICMPv6 (stored before the service renamed it ipv6-icmp), by type", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
+			Protocol: str("icmp"), PortRangeMin: num(128)},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMin: 128 << 8, PortMax: 128<<8 | 0xff, Remote: any6}}},
+		{"protocol 1 on an IPv6 rule is ICMPv6", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv6", Protocol: str("1")},
+			[]firewall.Rule{{Direction: firewall.Egress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Remote: any6}}},
+		{"ipv6-icmp type 1 code 4", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6", Protocol: str("ipv6-icmp"), PortRangeMin: num(1), PortRangeMax: num(4)},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMin: 1<<8 | 4, PortMax: 1<<8 | 4, Remote: any6}}},
+		{"icmpv6 by number, from a prefix", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6", Protocol: str("58"), NormalizedCIDR: str("2001:db8::/64")},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Remote: netip.MustParsePrefix("2001:db8::/64")}}},
+		{"tcp over IPv6 by number, a port", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6", Protocol: str("6"), PortRangeMin: num(22), PortRangeMax: num(22)},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: any6}}},
+		{"ICMP on an IPv4 rule stays ICMP", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("1")},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4}}},
+		{"IPv6 remote group: the members' IPv6 addresses only", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
+			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteGroupID: str("g-admins")},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Remote: netip.MustParsePrefix("2001:db8::5/128")}}},
+		{"IPv6 remote group whose members have IPv4 addresses only allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6", RemoteGroupID: str("g-vip")},
+			[]firewall.Rule{}},
 		{"remote group without members allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: str("g-empty")},
 			[]firewall.Rule{}},
 	}

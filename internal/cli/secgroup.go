@@ -25,8 +25,8 @@ with port security (the default) accepts only the connections an ingress
 rule of one of its groups allows and opens only those an egress rule
 allows; replies of allowed connections always pass. It may send only from
 its own MAC and addresses (and its allowed address pairs): nsnet drops
-spoofed frames, forged ARP, DHCP server replies and router advertisements
-from it, and counts each drop ("nsnet port show", nsnet:firewall_drops).
+spoofed frames, forged ARP and IPv6 neighbour advertisements, DHCP and
+DHCPv6 server replies and router advertisements from it, and counts each drop ("nsnet port show", nsnet:firewall_drops).
 
 Every project has a group named default, made on first use: it allows all
 egress and ingress from its own members. New ports join it unless given

@@ -134,7 +134,14 @@ func compilePort(p *Port, tag uint16) *portElements {
 	for _, m := range append([]net.HardwareAddr{p.MAC}, p.MACs...) {
 		once(setMAC, nfsock.Concat(name, m))
 	}
-	for _, a := range append([]netip.Addr{linkLocal(p.MAC)}, p.Addresses...) {
+	// An interface takes the EUI-64 link-local address of its MAC, and
+	// sends neighbour discovery from it: each MAC the port may send from
+	// brings its own, as Neutron's firewalls allow for address pairs.
+	var lla []netip.Addr
+	for _, m := range append([]net.HardwareAddr{p.MAC}, p.MACs...) {
+		lla = append(lla, linkLocal(m))
+	}
+	for _, a := range append(lla, p.Addresses...) {
 		if a.Is4() {
 			once(setIP4, nfsock.Concat(name, a.AsSlice()))
 		} else {

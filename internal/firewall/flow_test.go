@@ -58,3 +58,46 @@ func TestFlowMatcherTranslated(t *testing.T) {
 		}
 	}
 }
+
+// TestFlowMatcherIPv6: removing an IPv6 rule forgets the IPv6 connections
+// it admitted — to the port's addresses and to its EUI-64 link-local
+// address, which instances on one link may connect to — and no others.
+func TestFlowMatcherIPv6(t *testing.T) {
+	mac, _ := net.ParseMAC("fa:16:3e:00:00:02")
+	web := netip.MustParseAddr("2001:db8:9::2")
+	ssh := Rule{Direction: Ingress, IPv6: true, ProtoMin: unix.IPPROTO_TCP, ProtoMax: unix.IPPROTO_TCP, PortMin: 22, PortMax: 22, Remote: netip.MustParsePrefix("::/0")}
+	echo := Rule{Direction: Ingress, IPv6: true, ProtoMin: unix.IPPROTO_ICMPV6, ProtoMax: unix.IPPROTO_ICMPV6, PortMin: 128 << 8, PortMax: 128<<8 | 0xff, Remote: netip.MustParsePrefix("fe80::/64")}
+	port := func(rules ...Rule) Spec {
+		return Spec{Zoned: []string{"nsb-web"}, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: rules}}}
+	}
+	c := compile(port(ssh, echo), compiled{})
+	tag := c.tags["tapweb"]
+	removed := c.ports[tag].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet6(tag)}]
+	next := compile(port(), c)
+	m := nfsock.FlowMatch(newFlowMatcher(removed, c, next).match)
+	zone := c.zones["nsb-web"]
+	flow := func(proto uint8, src, dst string, dport uint16) *vnl.ConntrackFlow {
+		return &vnl.ConntrackFlow{Zone: zone,
+			Forward: vnl.IPTuple{Protocol: proto, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst), SrcPort: 40000, DstPort: dport},
+			Reverse: vnl.IPTuple{Protocol: proto, SrcIP: net.ParseIP(dst), DstIP: net.ParseIP(src), SrcPort: dport, DstPort: 40000},
+		}
+	}
+	lla := "fe80::f816:3eff:fe00:2"
+	for _, tt := range []struct {
+		name string
+		flow *vnl.ConntrackFlow
+		want bool
+	}{
+		{"ssh to its address", flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::2", 22), true},
+		{"ssh to its link-local address", flow(unix.IPPROTO_TCP, "fe80::1", lla, 22), true},
+		{"echo to its link-local address", flow(unix.IPPROTO_ICMPV6, "fe80::1", lla, 0), true},
+		{"ssh to another's address", flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::3", 22), false},
+		{"https to its address", flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::2", 443), false},
+		{"echo from outside the rule's prefix", flow(unix.IPPROTO_ICMPV6, "2001:db8:9::1", "2001:db8:9::2", 0), false},
+		{"ssh to its address in another zone", inZone(flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::2", 22), 0), false},
+	} {
+		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
+			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

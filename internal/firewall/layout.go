@@ -204,6 +204,34 @@ const (
 	ethIPv6 = 0x86dd
 )
 
+// ICMPv6 types the firewall names.
+const (
+	icmp6MLDReport  = 131
+	icmp6RA         = 134
+	icmp6NS         = 135
+	icmp6NA         = 136
+	icmp6MLD2Report = 143
+	dhcp6ClientPort = 546
+	dhcp6ServerPort = 547
+	dhcp4ClientPort = 68
+	dhcp4ServerPort = 67
+)
+
+// unspecified are the rules of the ip6 chain for a packet from ::, which
+// only duplicate address detection sends: an MLD report or a neighbour
+// solicitation to a link-scope multicast group (ff02::/16) passes, any
+// other packet from :: is a spoofed source.
+func unspecified() [][]expr.Any {
+	var out [][]expr.Any
+	for _, t := range []byte{icmp6MLDReport, icmp6NS, icmp6MLD2Report} {
+		out = append(out, all(
+			[]expr.Any{payload(expr.PayloadBaseNetworkHeader, 8, 16, reg1), cmpEq(reg1, make([]byte, 16))},
+			[]expr.Any{payload(expr.PayloadBaseNetworkHeader, 24, 2, reg1), cmpEq(reg1, be16(0xff02))},
+			l4(unix.IPPROTO_ICMPV6), transport(0, []byte{t}), []expr.Any{verdict(expr.VerdictReturn)}))
+	}
+	return out
+}
+
 var bridgeChains = []nfsock.ChainDef{
 	{Name: "prerouting", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-300), Rules: [][]expr.Any{
 		{meta(expr.MetaKeyIIFNAME, reg1), lookup(setSecured, false), jump("antispoof")},
@@ -213,7 +241,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(etherType(ethARP), []expr.Any{jump("arp")}),
 		all(etherType(ethIPv4), []expr.Any{jump("ip4")}),
 		all(etherType(ethIPv6), []expr.Any{jump("ip6")}),
-	}},
+	}, Comments: []string{"spoofed_mac: source MAC not the port's"}},
 	{Name: "arp", Rules: [][]expr.Any{
 		// sender hardware address (offset 8) and sender IP (offset 14) of
 		// an Ethernet/IPv4 ARP packet
@@ -222,27 +250,44 @@ var bridgeChains = []nfsock.ChainDef{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonARP),
-	}},
+	}, Comments: []string{"spoofed_arp: sender MAC not the port's", "", "", "", "spoofed_arp: sender address not the port's"}},
 	{Name: "ip4", Rules: [][]expr.Any{
-		all(l4(unix.IPPROTO_UDP), transport(0, be16(67)), bridgeDrop(reasonDHCP)),
+		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp4ServerPort)), bridgeDrop(reasonDHCP)),
 		// DHCP client traffic from the port's MAC, whatever its source
 		// address, as Neutron's OVS firewall allows: before the port has
 		// an address (0.0.0.0), and from an address the port no longer
 		// holds, so that its renewal reaches the server and is refused.
-		all(l4(unix.IPPROTO_UDP), transport(0, be16(68)), transport(2, be16(67)), []expr.Any{verdict(expr.VerdictReturn)}),
+		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp4ClientPort)), transport(2, be16(dhcp4ServerPort)), []expr.Any{verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
-	}},
-	{Name: "ip6", Rules: [][]expr.Any{
-		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{134}), bridgeDrop(reasonRA)),
-		all(l4(unix.IPPROTO_UDP), transport(0, be16(547)), bridgeDrop(reasonDHCP)),
-		all([]expr.Any{payload(expr.PayloadBaseNetworkHeader, 8, 16, reg1), cmpEq(reg1, make([]byte, 16))},
-			l4(unix.IPPROTO_ICMPV6), []expr.Any{verdict(expr.VerdictReturn)}),
+	}, Comments: []string{"dhcp_server: DHCP server traffic from an instance", "", "", "", "spoofed_ip: source address not the port's"}},
+	// IPv6 as Neutron's firewalls have it: router advertisements (RA
+	// guard) and DHCPv6 server traffic from an instance dropped; a
+	// neighbour advertisement only for an address the port owns (the
+	// IPv6 form of a forged ARP reply, which would steal another's
+	// traffic); from the unspecified address only what duplicate
+	// address detection sends (Neutron's ICMPV6_ALLOWED_UNSPEC_ADDR_TYPES:
+	// MLD reports and neighbour solicitations, to link-scope multicast);
+	// else the source is one of the port's addresses, its pairs or the
+	// EUI-64 link-local address of one of its MACs.
+	{Name: "ip6", Rules: all2([][]expr.Any{
+		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6RA}), bridgeDrop(reasonRA)),
+		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp6ServerPort)), bridgeDrop(reasonDHCP)),
+		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6NA}), []expr.Any{jump("nd_target")}),
+	}, unspecified(), [][]expr.Any{
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
 		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
-	}},
+	}), Comments: []string{"router_advertisement: RA from an instance (RA guard)", "dhcp_server: DHCPv6 server traffic from an instance",
+		"", "", "", "", "", "", "spoofed_ip: source address not the port's"}},
+	// nd_target: the target address of a neighbour advertisement (at
+	// offset 8 of the ICMPv6 header) is one the port may send from.
+	{Name: "nd_target", Rules: [][]expr.Any{
+		all(ifAnd(expr.PayloadBaseTransportHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
+		all(ifAnd(expr.PayloadBaseTransportHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
+		bridgeDrop(reasonND),
+	}, Comments: []string{"", "", "spoofed_nd: neighbour advertisement for an address the port does not own"}},
 	// Before br_netfilter hands the packet to the inet family (priority
 	// 0): the mark carries the ports' tags there.
 	{Name: "forward", Hook: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-200), Rules: [][]expr.Any{
@@ -279,7 +324,7 @@ var bridgeChains = []nfsock.ChainDef{
 		all(markAnd(markAdmitted, expr.CmpOpNeq), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyPROTOCOL, reg1), cmpNeq(reg1, be16(ethIPv4)), cmpNeq(reg1, be16(ethIPv6)), verdict(expr.VerdictAccept)},
 		countDrop([]expr.Any{meta(expr.MetaKeyOIFNAME, reg1)}, reg2, reasonIngress),
-	}},
+	}, Comments: []string{"", "", "", "ingress_denied: from the host, not admitted by the port's rules"}},
 }
 
 // setMark sets the packet mark to v.
@@ -396,16 +441,29 @@ func inetDrop(mask uint32, reason uint32) []expr.Any {
 }
 
 // always are what every port may exchange whatever its rules, as in
-// Neutron's iptables firewall: DHCP and IPv6 neighbour discovery and MLD.
-func always(dhcpSport, dhcpDport uint16) [][]expr.Any {
+// Neutron's firewalls: DHCP and DHCPv6 between client and server (egress
+// from the client's port to the server's, ingress the other way: a
+// server's answer to a multicast solicitation is no reply to conntrack),
+// and IPv6 neighbour discovery and MLD (which conntrack leaves untracked,
+// so that they pass before these: kept for a kernel that tracks them).
+// Servers among the instances are dropped by the bridge table before.
+func always(dir Direction) [][]expr.Any {
 	ret := []expr.Any{verdict(expr.VerdictReturn)}
+	dhcp := func(family byte, client, server uint16) []expr.Any {
+		sport, dport := client, server
+		if dir == Ingress {
+			sport, dport = server, client
+		}
+		return all(nfproto(family), l4(unix.IPPROTO_UDP), transport(0, be16(sport)), transport(2, be16(dport)), ret)
+	}
 	return [][]expr.Any{
-		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcpSport)), transport(2, be16(dhcpDport)), ret),
+		dhcp(unix.NFPROTO_IPV4, dhcp4ClientPort, dhcp4ServerPort),
+		dhcp(unix.NFPROTO_IPV6, dhcp6ClientPort, dhcp6ServerPort),
 		all(l4(unix.IPPROTO_ICMPV6), []expr.Any{
 			payload(expr.PayloadBaseTransportHeader, 0, 1, reg1),
 			&expr.Range{Op: expr.CmpOpEq, Register: reg1, FromData: []byte{130}, ToData: []byte{136}},
 		}, ret),
-		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{143}), ret),
+		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6MLD2Report}), ret),
 	}
 }
 
@@ -532,9 +590,9 @@ var inetChains = []nfsock.ChainDef{
 		inetDrop(maskIn, reasonInvalid),
 	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)
-	{Name: "egress", Rules: all2(always(68, 67), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
+	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
-	{Name: "ingress", Rules: all2(always(67, 68), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
 
 // zoneChain is the chain of conntrack zone z, reached through the zones

@@ -4,8 +4,10 @@
 //
 //   - bridge nsnet_fw — stateless, per port: anti-spoofing (a frame from a
 //     port carries its MAC and one of its addresses or allowed address
-//     pairs; ARP sender checked; DHCP server replies and IPv6 router
-//     advertisements from instances dropped), and the tagging of every
+//     pairs, or for IPv6 the EUI-64 link-local address of one of its
+//     MACs; ARP sender and IPv6 neighbour advertisement target checked;
+//     DHCP and DHCPv6 server replies and IPv6 router advertisements from
+//     instances dropped), and the tagging of every
 //     bridged packet with the firewall tags of its input and output ports
 //     in the packet mark (bridge-family chains have no conntrack, and
 //     br_netfilter shows the inet family the bridge, not the port).
@@ -174,7 +176,10 @@ func (s Spec) Validate() error {
 // Counters are the packets dropped for one port, by reason.
 type Counters struct {
 	SpoofedMAC, SpoofedIP, SpoofedARP, DHCPServer, RouterAdvert uint64
-	Ingress, Egress                                             uint64
+	// SpoofedND are neighbour advertisements for an address the port
+	// does not own: IPv6's forged ARP.
+	SpoofedND       uint64
+	Ingress, Egress uint64
 	// Invalid are packets conntrack found invalid, counted against the
 	// destination port (or the source port when only it is secured).
 	Invalid uint64
@@ -190,6 +195,7 @@ const (
 	reasonIngress
 	reasonEgress
 	reasonInvalid
+	reasonND
 )
 
 func (c *Counters) add(reason uint32, packets uint64) {
@@ -210,6 +216,8 @@ func (c *Counters) add(reason uint32, packets uint64) {
 		c.Egress += packets
 	case reasonInvalid:
 		c.Invalid += packets
+	case reasonND:
+		c.SpoofedND += packets
 	}
 }
 

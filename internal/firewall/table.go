@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -621,9 +622,17 @@ func (m *flowMatcher) match(fl nfsock.Flow) bool {
 	return false
 }
 
+// owns reports whether the port may send from a: what the anti-spoofing
+// lets it, link-local addresses included (instances on one link may
+// connect to each other's).
 func (p *Port) owns(a netip.Addr) bool {
 	if slices.Contains(p.Addresses, a) {
 		return true
+	}
+	if a.Is6() && a.IsLinkLocalUnicast() {
+		if a == linkLocal(p.MAC) || slices.ContainsFunc(p.MACs, func(m net.HardwareAddr) bool { return a == linkLocal(m) }) {
+			return true
+		}
 	}
 	for _, n := range p.Networks {
 		if n.Contains(a) {

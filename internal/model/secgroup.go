@@ -87,9 +87,12 @@ type SecurityGroupRule struct {
 // PortFirewallCounters are the packets nsnet's firewall dropped for one
 // port, by reason. The agent reads them from the kernel's named counters.
 type PortFirewallCounters struct {
-	SpoofedMAC   uint64 `json:"spoofed_mac"`
-	SpoofedIP    uint64 `json:"spoofed_ip"`
-	SpoofedARP   uint64 `json:"spoofed_arp"`
+	SpoofedMAC uint64 `json:"spoofed_mac"`
+	SpoofedIP  uint64 `json:"spoofed_ip"`
+	SpoofedARP uint64 `json:"spoofed_arp"`
+	// SpoofedND are IPv6 neighbour advertisements for an address the
+	// port does not own.
+	SpoofedND    uint64 `json:"spoofed_nd"`
 	DHCPServer   uint64 `json:"dhcp_server"`
 	RouterAdvert uint64 `json:"router_advertisement"`
 	Ingress      uint64 `json:"ingress_denied"`
