@@ -160,7 +160,7 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 					return
 				}
 				pk := capture.Decode(f.Data)
-				if !pk.IsIPv4() {
+				if !pk.IsIP() {
 					continue
 				}
 				mu.Lock()
@@ -275,10 +275,10 @@ func seen(h Hop, sf seenFrame) HopSeen {
 	s := HopSeen{Hop: h, Seen: true, Time: sf.f.Time.UTC(), Direction: sf.f.Direction(),
 		SrcMAC: pk.SrcMAC.String(), DstMAC: pk.DstMAC.String(), Src: pk.Src.String(), Dst: pk.Dst.String(),
 		Summary: pk.Summary(), packet: pk}
-	switch pk.Proto {
-	case capture.ProtoTCP, capture.ProtoUDP:
+	switch {
+	case pk.Proto == capture.ProtoTCP || pk.Proto == capture.ProtoUDP:
 		s.SrcPort, s.DstPort = pk.SrcPort, pk.DstPort
-	case capture.ProtoICMP:
+	case pk.IsICMP():
 		s.ICMPID = pk.ICMPID
 	}
 	return s
