@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/capture"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -242,4 +243,63 @@ func seenCount(hops []HopSeen) int {
 		}
 	}
 	return n
+}
+
+// TestExternalSourceIPv6: a temporary source on an external network with
+// an IPv6 address, usable at once (no duplicate address detection), its
+// default route via the subnet's gateway and a route to the tenant
+// address through the router that holds it; Remove takes it all away.
+func TestExternalSourceIPv6(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	m := chainModel()
+	m.HostNetns, m.Prefix = testPrefix+"host", testPrefix
+	if err := netns.Create(m.HostNetns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Delete(m.HostNetns); err != nil {
+			t.Error(err)
+		}
+	})
+	bridge := model.BridgeName("public")
+	run(t, "ip", "-n", m.HostNetns, "link", "add", bridge, "type", "bridge")
+	run(t, "ip", "-n", m.HostNetns, "link", "set", bridge, "up")
+
+	ext, err := m.ExternalSource("public", netip.MustParseAddr("2001:db8:1::6"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	defer func() {
+		if !removed {
+			ext.Remove()
+		}
+	}()
+	if ext.Addr.String() != "2001:db8:ff:0:ffff:ffff:ffff:ffff" || ext.Via.String() != "2001:db8:ff::10" {
+		t.Errorf("source %s via %s, want the subnet's last address via the edge's gateway 2001:db8:ff::10", ext.Addr, ext.Via)
+	}
+	addrs := run(t, "ip", "-n", ext.Netns, "-6", "addr", "show", "dev", "eth0")
+	// The global address is usable at once; the link-local one may be
+	// tentative for the instant the kernel takes to skip its DAD.
+	if !strings.Contains(addrs, "inet6 2001:db8:ff:0:ffff:ffff:ffff:ffff/64 scope global nodad") {
+		t.Errorf("addresses of the source:\n%s", addrs)
+	}
+	routes := run(t, "ip", "-n", ext.Netns, "-6", "route", "show")
+	for _, want := range []string{"2001:db8:1::6 via 2001:db8:ff::10 dev eth0", "default via 2001:db8:ff::1 dev eth0"} {
+		if !strings.Contains(routes, want) {
+			t.Errorf("routes of the source lack %q:\n%s", want, routes)
+		}
+	}
+	removed = true
+	if err := ext.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if netns.Exists(ext.Netns) {
+		t.Errorf("namespace %s survives Remove", ext.Netns)
+	}
+	if links := run(t, "ip", "-n", m.HostNetns, "-o", "link", "show"); strings.Contains(links, ext.HostEnd) {
+		t.Errorf("%s survives Remove:\n%s", ext.HostEnd, links)
+	}
 }
