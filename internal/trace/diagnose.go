@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -41,11 +42,12 @@ func (r *Result) diagnose(plan *Plan) {
 				reasons = append(reasons, fmt.Sprintf("%s: %s has no MAC address for %s on %s (%s %s): nothing on its network answers for it", noNeighbour(nh), src.Node, nh, src.Interface, resolution(nh), state))
 			}
 		}
+		reasons = append(reasons, r.unansweredND(plan, 0)...)
 		r.Stopped = &Stop{Way: "out", Reasons: reasons}
 	case lastOut < len(plan.Hops)-1:
 		last, next := plan.Hops[lastOut], plan.Hops[lastOut+1]
 		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next,
-			Reasons: explainStop(last, next, r.Way[lastOut].packet)}
+			Reasons: append(explainStop(last, next, r.Way[lastOut].packet), r.unansweredND(plan, lastOut+1)...)}
 	default:
 		back := lastSeen(r.WayBack)
 		if back >= 0 {
@@ -60,9 +62,37 @@ func (r *Result) diagnose(plan *Plan) {
 			break
 		}
 		last := plan.Hops[lastOut]
-		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(plan)}
+		reasons := r.noAnswer(plan)
+		if len(plan.Hops) >= 2 {
+			reasons = append(reasons, r.unansweredND(plan, len(plan.Hops)-2)...)
+		}
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: reasons}
 	}
 	r.addDrops()
+}
+
+// unansweredND is what the capture on hop i saw of IPv6 neighbour
+// discovery going wrong: solicitations for a target that no
+// advertisement answered while the trace ran. It is the wire's word for
+// a failed neighbour discovery, beside the neighbour table's.
+func (r *Result) unansweredND(plan *Plan, i int) []string {
+	if i < 0 || i >= len(r.nd) {
+		return nil
+	}
+	nd := r.nd[i]
+	var targets []netip.Addr
+	for t, n := range nd.solicited {
+		if n > 0 && !nd.advertised[t] {
+			targets = append(targets, t)
+		}
+	}
+	slices.SortFunc(targets, netip.Addr.Compare)
+	var out []string
+	for _, t := range targets {
+		out = append(out, fmt.Sprintf("neighbour discovery failed: %d neighbour solicitation(s) for %s on %s (%s), and no advertisement",
+			nd.solicited[t], t, plan.Hops[i], plan.Hops[i].Node))
+	}
+	return out
 }
 
 // flip turns a hop of the way out into the same interface on the way back.

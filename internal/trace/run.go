@@ -32,6 +32,16 @@ type Result struct {
 	// Notes are things nsnet could not do (an interface it could not
 	// capture on) that make the picture less complete.
 	Notes []string `json:"notes,omitempty"`
+
+	// nd is, per hop, the IPv6 neighbour discovery seen there: how often
+	// each target was solicited, and which were advertised.
+	nd []ndSeen
+}
+
+// ndSeen is the neighbour discovery one interface carried during a trace.
+type ndSeen struct {
+	solicited  map[netip.Addr]int
+	advertised map[netip.Addr]bool
 }
 
 // Expected is the plan as the result reports it.
@@ -238,6 +248,23 @@ func sendReason(src Source, dst netip.Addr, err error) string {
 func (r *Result) analyse(plan *Plan, probe *Probe, frames [][]seenFrame) {
 	r.Way = make([]HopSeen, len(plan.Hops))
 	r.WayBack = make([]HopSeen, len(plan.Hops))
+	r.nd = make([]ndSeen, len(plan.Hops))
+	for i := range plan.Hops {
+		nd := ndSeen{solicited: map[netip.Addr]int{}, advertised: map[netip.Addr]bool{}}
+		for _, sf := range frames[i] {
+			pk := sf.pk
+			if !pk.IsIPv6() || pk.Proto != capture.ProtoICMPv6 || pk.ND == nil || !pk.ND.Target.IsValid() {
+				continue
+			}
+			switch pk.ICMPType {
+			case capture.ICMPv6NeighborSolic:
+				nd.solicited[pk.ND.Target]++
+			case capture.ICMPv6NeighborAdvert:
+				nd.advertised[pk.ND.Target] = true
+			}
+		}
+		r.nd[i] = nd
+	}
 	for i, h := range plan.Hops {
 		r.Way[i] = HopSeen{Hop: h}
 		var fwd *capture.Packet
