@@ -158,10 +158,10 @@ func TestRunIPv6(t *testing.T) {
 		plan     *Plan
 		timeout  time.Duration
 		answered bool
-		seenOut  int    // interfaces the probe was seen at
-		reason   string // the first reason starts so; "" for none
+		seenOut  int      // interfaces the probe was seen at
+		reason   string   // the first reason starts so; "" for none
 		also     []string // other reasons start so
-		drop     string // a reason holds this nftables drop
+		drop     string   // a reason holds this nftables drop
 	}{
 		{name: "ICMPv6 echo answered", proto: capture.ProtoICMPv6, plan: l.plan("2001:db8:2::6", 4, EndInstance),
 			answered: true, seenOut: 4},
