@@ -1,9 +1,12 @@
 package trace
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/capture"
 )
@@ -146,6 +149,23 @@ func TestErrorAnswer(t *testing.T) {
 		}}
 		if got := errorAnswer(r); got != tc.want {
 			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSendReason(t *testing.T) {
+	src := Source{Node: "instance vm1", Addr: netip.MustParseAddr("2001:db8:1::5")}
+	dst := netip.MustParseAddr("2001:db8:ff::1")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("bind: %w", unix.EADDRNOTAVAIL), "instance vm1 does not hold 2001:db8:1::5 (yet): an IPv6 address from router advertisements or DHCPv6 is not configured, or still tentative"},
+		{fmt.Errorf("send: %w", unix.ENETUNREACH), "instance vm1 has no route to 2001:db8:ff::1: the probe could not be sent"},
+		{fmt.Errorf("send: %w", unix.EPERM), "the probe could not be sent: send: operation not permitted"},
+	} {
+		if got := sendReason(src, dst, tc.err); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("sendReason(%v) = %q, want it to start %q", tc.err, got, tc.want)
 		}
 	}
 }

@@ -240,6 +240,12 @@ func sendReason(src Source, dst netip.Addr, err error) string {
 	if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
 		return fmt.Sprintf("%s has no route to %s: the probe could not be sent (%v)", src.Node, dst, err)
 	}
+	if errors.Is(err, unix.EADDRNOTAVAIL) && src.Addr.Is6() {
+		// The model's address, not (yet) the kernel's: SLAAC and
+		// DHCPv6 addresses come from the network, and a new address is
+		// tentative until duplicate address detection ends.
+		return fmt.Sprintf("%s does not hold %s (yet): an IPv6 address from router advertisements or DHCPv6 is not configured, or still tentative (%v)", src.Node, src.Addr, err)
+	}
 	return fmt.Sprintf("the probe could not be sent: %v", err)
 }
 
