@@ -3,7 +3,6 @@ package trace
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -42,12 +41,20 @@ func (r *Result) diagnose(plan *Plan) {
 				reasons = append(reasons, fmt.Sprintf("%s: %s has no MAC address for %s on %s (%s %s): nothing on its network answers for it", noNeighbour(nh), src.Node, nh, src.Interface, resolution(nh), state))
 			}
 		}
-		reasons = append(reasons, r.unansweredND(plan, 0)...)
+		reasons = append(reasons, r.unansweredND(plan, 0, nh)...)
 		r.Stopped = &Stop{Way: "out", Reasons: reasons}
 	case lastOut < len(plan.Hops)-1:
 		last, next := plan.Hops[lastOut], plan.Hops[lastOut+1]
-		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next,
-			Reasons: append(explainStop(last, next, r.Way[lastOut].packet), r.unansweredND(plan, lastOut+1)...)}
+		pk := r.Way[lastOut].packet
+		reasons := explainStop(last, next, pk)
+		if last.Ingress && last.Kind != KindBridge {
+			// A namespace that routes: its solicitations for the next
+			// hop, on the interface it should have left by.
+			if nh, ok := kernelNextHop(last.Netns, pk.Src, pk.Dst); ok {
+				reasons = append(reasons, r.unansweredND(plan, lastOut+1, nh)...)
+			}
+		}
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next, Reasons: reasons}
 	default:
 		back := lastSeen(r.WayBack)
 		if back >= 0 {
@@ -62,37 +69,29 @@ func (r *Result) diagnose(plan *Plan) {
 			break
 		}
 		last := plan.Hops[lastOut]
-		reasons := r.noAnswer(plan)
-		if len(plan.Hops) >= 2 {
-			reasons = append(reasons, r.unansweredND(plan, len(plan.Hops)-2)...)
-		}
-		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: reasons}
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(plan)}
 	}
 	r.addDrops()
 }
 
 // unansweredND is what the capture on hop i saw of IPv6 neighbour
-// discovery going wrong: solicitations for a target that no
-// advertisement answered while the trace ran. It is the wire's word for
-// a failed neighbour discovery, beside the neighbour table's.
-func (r *Result) unansweredND(plan *Plan, i int) []string {
-	if i < 0 || i >= len(r.nd) {
+// discovery for target, the next hop the stop is about, going wrong:
+// solicitations that no advertisement answered while the trace ran. It
+// is the wire's word for a failed neighbour discovery, beside the
+// neighbour table's. Other targets are left out: a solicitation of
+// routine reachability checking, caught at the end of the capture
+// without its answer, says nothing about the probe.
+func (r *Result) unansweredND(plan *Plan, i int, target netip.Addr) []string {
+	if i < 0 || i >= len(r.nd) || !target.Is6() {
 		return nil
 	}
 	nd := r.nd[i]
-	var targets []netip.Addr
-	for t, n := range nd.solicited {
-		if n > 0 && !nd.advertised[t] {
-			targets = append(targets, t)
-		}
+	n := nd.solicited[target]
+	if n == 0 || nd.advertised[target] {
+		return nil
 	}
-	slices.SortFunc(targets, netip.Addr.Compare)
-	var out []string
-	for _, t := range targets {
-		out = append(out, fmt.Sprintf("neighbour discovery failed: %d neighbour solicitation(s) for %s on %s (%s), and no advertisement",
-			nd.solicited[t], t, plan.Hops[i], plan.Hops[i].Node))
-	}
-	return out
+	return []string{fmt.Sprintf("neighbour discovery failed: %d neighbour solicitation(s) for %s on %s (%s), and no advertisement",
+		n, target, plan.Hops[i], plan.Hops[i].Node)}
 }
 
 // flip turns a hop of the way out into the same interface on the way back.
@@ -190,6 +189,7 @@ func (r *Result) noAnswer(plan *Plan) []string {
 					reasons = append(reasons, fmt.Sprintf("the next hop %s answers %s on %s (%s): the far side did not answer", nh, resolution(nh), out.Interface, state))
 				}
 			}
+			reasons = append(reasons, r.unansweredND(plan, len(plan.Hops)-2, nh)...)
 		}
 		return reasons
 	case EndInstance, EndRouter:

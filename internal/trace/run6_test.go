@@ -309,3 +309,91 @@ func TestExternalSourceIPv6(t *testing.T) {
 		t.Errorf("%s survives Remove:\n%s", ext.HostEnd, links)
 	}
 }
+
+// TestRunIPv6Bridged: the instance's side of the path as nsnet builds it,
+// through a bridge in a host namespace (tap ports), where the trace also
+// marks IPv6 in the bridge and netdev families: an answered echo is seen at
+// all six interfaces both ways, and a bridge family drop is named.
+func TestRunIPv6Bridged(t *testing.T) {
+	l := newV6Lab(t)
+	host := testPrefix + "host"
+	if err := netns.Create(host); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Delete(host); err != nil {
+			t.Error(err)
+		}
+	})
+	// Rewire vm1 ── router through the host's bridge: vm1's eth0 to tapA,
+	// the router's qr0 to tapR.
+	run(t, "ip", "-n", l.vm1, "link", "del", "eth0")
+	run(t, "ip", "-n", host, "link", "add", "br0", "type", "bridge")
+	run(t, "ip", "-n", host, "link", "set", "br0", "up")
+	run(t, "ip", "-n", host, "link", "add", "tapA", "master", "br0", "type", "veth", "peer", "name", "eth0", "netns", l.vm1)
+	run(t, "ip", "-n", host, "link", "add", "tapR", "master", "br0", "type", "veth", "peer", "name", "qr0", "netns", l.r)
+	for _, a := range []struct{ ns, dev, addr string }{{l.vm1, "eth0", "2001:db8:1::5/64"}, {l.r, "qr0", "2001:db8:1::1/64"}} {
+		run(t, "ip", "-n", a.ns, "addr", "add", a.addr, "dev", a.dev, "nodad")
+		run(t, "ip", "-n", a.ns, "link", "set", a.dev, "up")
+	}
+	for _, dev := range []string{"tapA", "tapR"} {
+		run(t, "ip", "-n", host, "link", "set", dev, "up")
+	}
+	run(t, "ip", "-n", l.vm1, "-6", "route", "add", "default", "via", "2001:db8:1::1")
+	nft := exec.Command("ip", "netns", "exec", host, "nft", "-f", "-")
+	nft.Stdin = strings.NewReader(`table bridge blocker {
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		ip6 nexthdr tcp tcp dport 8083 drop comment "bridge drop"
+	}
+}`)
+	if out, err := nft.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v\n%s", err, out)
+	}
+
+	m := &Model{HostNetns: host}
+	plan := func(dst string) *Plan {
+		return &Plan{Src: netip.MustParseAddr("2001:db8:1::5"), Dst: netip.MustParseAddr(dst), End: EndInstance, EndDetail: "vm2",
+			SourceNextHop: netip.MustParseAddr("2001:db8:1::1"), Hops: []Hop{
+				{Netns: l.vm1, Interface: "eth0", Kind: KindSource, Node: "instance vm1"},
+				{Netns: host, Interface: "tapA", Kind: KindBridge, Node: "bridge br0", Ingress: true},
+				{Netns: host, Interface: "tapR", Kind: KindBridge, Node: "bridge br0"},
+				{Netns: l.r, Interface: "qr0", Kind: KindRouter, Node: "router r", Ingress: true},
+				{Netns: l.r, Interface: "qg0", Kind: KindRouter, Node: "router r"},
+				{Netns: l.vm2, Interface: "eth0", Kind: KindInstance, Node: "instance vm2", Ingress: true},
+			}}
+	}
+
+	res, err := Run(context.Background(), m, plan("2001:db8:2::6"), l.source(), NewProbe(capture.ProtoICMPv6, 0), Options{Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	res.Print(&out)
+	if !res.Answered || seenCount(res.Way) != 6 || seenCount(res.WayBack) != 6 || res.Stopped != nil || len(res.Notes) > 0 {
+		t.Errorf("echo through the bridge:\n%s", out.String())
+	}
+
+	res, err = Run(context.Background(), m, plan("2001:db8:2::6"), l.source(), NewProbe(capture.ProtoTCP, 8083), Options{Timeout: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	res.Print(&out)
+	drop := `dropped by nftables: drop by rule handle 2 of chain forward in table bridge blocker, the host (comment "bridge drop")`
+	if res.Answered || seenCount(res.Way) != 2 || res.Stopped == nil ||
+		!strings.HasPrefix(res.Stopped.Reasons[0], "bridge br0 received it on tapA but did not forward it to tapR") ||
+		!slices.Contains(res.Stopped.Reasons, drop) {
+		t.Errorf("a bridge drop: want the stop at tapA and %q\n%s", drop, out.String())
+	}
+	// Whatever neighbour discovery went on meanwhile is not the probe's
+	// story: a bridge does not resolve neighbours.
+	if strings.Contains(out.String(), "neighbour discovery failed") {
+		t.Errorf("a bridge drop blamed on neighbour discovery:\n%s", out.String())
+	}
+	for _, ns := range []string{host, l.vm1, l.r, l.vm2} {
+		if tables := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); strings.Contains(tables, TraceTablePrefix) {
+			t.Errorf("%s keeps a trace table:\n%s", ns, tables)
+		}
+	}
+}
