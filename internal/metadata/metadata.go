@@ -87,6 +87,31 @@ type Port struct {
 	Modes map[netip.Addr]string
 }
 
+// Keys are the Directory keys of a port on networkID with MAC mac and
+// fixed addresses addrs: each address, and, when it has an IPv6 one, the
+// EUI-64 link-local address its instance's kernel derives from the MAC
+// (the usual source of a request to Addr6).
+func Keys(networkID, mac string, addrs []netip.Addr) ([]Key, error) {
+	var keys []Key
+	v6 := false
+	for _, a := range addrs {
+		keys = append(keys, Key{NetworkID: networkID, Addr: a.Unmap().WithZone("")})
+		v6 = v6 || a.Is6() && !a.Is4In6()
+	}
+	if v6 {
+		hw, err := net.ParseMAC(mac)
+		if err != nil {
+			return nil, fmt.Errorf("port MAC %q: %w", mac, err)
+		}
+		ll, err := LinkLocal(hw)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, Key{NetworkID: networkID, Addr: ll})
+	}
+	return keys, nil
+}
+
 // LinkLocal is the IPv6 link-local address the kernel of an instance
 // gives an interface with MAC mac (modified EUI-64, RFC 4291 appendix A):
 // the source of its requests to Addr6, and so a Directory key of the

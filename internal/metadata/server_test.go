@@ -56,6 +56,29 @@ func TestLinkLocal(t *testing.T) {
 	}
 }
 
+func TestKeys(t *testing.T) {
+	a := netip.MustParseAddr
+	for _, tc := range []struct {
+		name  string
+		addrs []netip.Addr
+		want  string
+	}{
+		{"IPv4 only: no link-local", []netip.Addr{a("10.0.0.5")}, "[{n 10.0.0.5}]"},
+		{"dual stack: the link-local too", []netip.Addr{a("10.0.0.5"), a("2001:db8:1::5")},
+			"[{n 10.0.0.5} {n 2001:db8:1::5} {n fe80::f816:3eff:fe00:5}]"},
+		{"zones and mapped forms are dropped", []netip.Addr{a("::ffff:10.0.0.5"), a("2001:db8:1::5%eth0")},
+			"[{n 10.0.0.5} {n 2001:db8:1::5} {n fe80::f816:3eff:fe00:5}]"},
+	} {
+		keys, err := Keys("n", "fa:16:3e:00:00:05", tc.addrs)
+		if err != nil || fmt.Sprint(keys) != tc.want {
+			t.Errorf("%s: Keys = %v, %v; want %s", tc.name, keys, err, tc.want)
+		}
+	}
+	if _, err := Keys("n", "not-a-mac", []netip.Addr{a("2001:db8:1::5")}); err == nil {
+		t.Error("Keys with a bad MAC: no error")
+	}
+}
+
 func TestNetworkDataIPv6(t *testing.T) {
 	a := netip.MustParseAddr
 	inst := &Instance{ID: "i", Ports: []Port{{
