@@ -38,7 +38,8 @@ const (
 )
 
 // Packet is an Ethernet frame decoded as far as nsnet needs: Ethernet,
-// ARP, IPv4 and its ICMP, TCP or UDP header. Fields of layers the frame
+// ARP, IPv4 and its ICMP, TCP or UDP header, IPv6 (through its extension
+// headers) and its ICMPv6 (neighbour discovery too), TCP or UDP header. Fields of layers the frame
 // does not have are zero. An ICMP error carries the packet it quotes in
 // Quoted.
 type Packet struct {
@@ -49,7 +50,7 @@ type Packet struct {
 	ARPOp                uint16
 	ARPSender, ARPTarget netip.Addr
 
-	// IPv4
+	// IPv4 or IPv6 (TTL is IPv6's hop limit)
 	Src, Dst netip.Addr
 	Proto    uint8
 	TTL      uint8
@@ -61,10 +62,22 @@ type Packet struct {
 	TCPFlags         uint8
 	Seq, Ack         uint32
 
-	// ICMP
+	// IPv6: the flow label, the extension headers crossed on the way to
+	// the transport (Proto is the transport's next-header value), and a
+	// fragment's offset (IPID holds the low 16 bits of its
+	// identification).
+	FlowLabel  uint32
+	ExtHeaders []uint8
+	FragOffset uint16
+
+	// ICMP and ICMPv6
 	ICMPType, ICMPCode uint8
 	ICMPID, ICMPSeq    uint16
 	Quoted             *Packet
+	// MTU is an ICMPv6 packet too big's MTU.
+	MTU uint32
+	// ND is what an ICMPv6 neighbour discovery message says.
+	ND *ND
 
 	// Payload is what follows the transport header (the ICMP echo data,
 	// the UDP or TCP payload).
@@ -91,6 +104,8 @@ func Decode(frame []byte) *Packet {
 		p.decodeARP(rest)
 	case EtherTypeIPv4:
 		p.decodeIPv4(rest)
+	case EtherTypeIPv6:
+		p.decodeIPv6(rest)
 	}
 	return p
 }
@@ -131,28 +146,8 @@ func (p *Packet) decodeIPv4(b []byte) {
 		return
 	}
 	switch p.Proto {
-	case ProtoTCP:
-		if len(l4) < 8 {
-			return
-		}
-		p.SrcPort = binary.BigEndian.Uint16(l4[0:2])
-		p.DstPort = binary.BigEndian.Uint16(l4[2:4])
-		p.Seq = binary.BigEndian.Uint32(l4[4:8])
-		if len(l4) < 20 {
-			return // a quoted header: ports and sequence are all there is
-		}
-		p.Ack = binary.BigEndian.Uint32(l4[8:12])
-		p.TCPFlags = l4[13]
-		if off := int(l4[12]>>4) * 4; off >= 20 && off <= len(l4) {
-			p.Payload = l4[off:]
-		}
-	case ProtoUDP:
-		if len(l4) < 8 {
-			return
-		}
-		p.SrcPort = binary.BigEndian.Uint16(l4[0:2])
-		p.DstPort = binary.BigEndian.Uint16(l4[2:4])
-		p.Payload = l4[8:]
+	case ProtoTCP, ProtoUDP:
+		p.decodeL4(l4)
 	case ProtoICMP:
 		if len(l4) < 8 {
 			return
@@ -187,8 +182,10 @@ func (p *Packet) Summary() string {
 		return fmt.Sprintf("ARP, Reply %s is-at %s", p.ARPSender, p.SrcMAC)
 	case p.IsIPv4():
 		return p.ipSummary()
+	case p.IsIPv6():
+		return p.ip6Summary()
 	case p.EtherType == EtherTypeIPv6:
-		return "IP6"
+		return "IP6, truncated"
 	}
 	return fmt.Sprintf("ethertype 0x%04x", p.EtherType)
 }
@@ -264,6 +261,8 @@ func ProtoName(proto uint8) string {
 		return "tcp"
 	case ProtoUDP:
 		return "udp"
+	case ProtoICMPv6:
+		return "icmp6"
 	}
 	return fmt.Sprintf("proto-%d", proto)
 }

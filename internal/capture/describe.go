@@ -23,7 +23,10 @@ type Record struct {
 	ICMPCode  *uint8    `json:"icmp_code,omitempty"`
 	ICMPID    uint16    `json:"icmp_id,omitempty"`
 	ICMPSeq   uint16    `json:"icmp_seq,omitempty"`
-	Summary   string    `json:"summary"`
+	// NDTarget is the address a neighbour solicitation asks about or an
+	// advertisement answers for.
+	NDTarget string `json:"nd_target,omitempty"`
+	Summary  string `json:"summary"`
 }
 
 // Describe makes the Record of frame f (decoded as p) seen on ifname of
@@ -37,16 +40,19 @@ func Describe(netns, ifname string, f Frame, p *Packet) Record {
 	if p.EtherType == EtherTypeARP && p.ARPSender.IsValid() {
 		r.Src, r.Dst, r.Protocol = p.ARPSender.String(), p.ARPTarget.String(), "arp"
 	}
-	if p.IsIPv4() {
+	if p.IsIP() {
 		r.Src, r.Dst, r.Protocol = p.Src.String(), p.Dst.String(), ProtoName(p.Proto)
-		switch p.Proto {
-		case ProtoTCP:
+		switch {
+		case p.Proto == ProtoTCP:
 			r.SrcPort, r.DstPort, r.TCPFlags = p.SrcPort, p.DstPort, TCPFlagString(p.TCPFlags)
-		case ProtoUDP:
+		case p.Proto == ProtoUDP:
 			r.SrcPort, r.DstPort = p.SrcPort, p.DstPort
-		case ProtoICMP:
+		case p.IsICMP():
 			t, c := p.ICMPType, p.ICMPCode
 			r.ICMPType, r.ICMPCode, r.ICMPID, r.ICMPSeq = &t, &c, p.ICMPID, p.ICMPSeq
+			if p.ND != nil && p.ND.Target.IsValid() {
+				r.NDTarget = p.ND.Target.String()
+			}
 		}
 	}
 	return r

@@ -14,16 +14,19 @@ type Filter func(*Packet) bool
 const FilterHelp = `A filter is a small subset of tcpdump's language, evaluated by nsnet on
 decoded packets (not compiled to BPF):
 
-  protocol      ip, arp, icmp, tcp, udp
-  host ADDR     IPv4 source or destination (ARP: sender or target) is ADDR
-  net CIDR      source or destination is in CIDR
+  protocol      ip (IPv4), ip6, arp, icmp (over IPv4), icmp6, tcp, udp
+                (tcp and udp over either IP version)
+  host ADDR     IPv4 or IPv6 source or destination (ARP: sender or
+                target) is ADDR
+  net CIDR      source or destination is in CIDR (IPv4 or IPv6)
   port N        TCP or UDP source or destination port is N
   src/dst       before host, net or port: only that side ("src host 10.0.0.5")
   not, and, or  with the usual precedence (not, then and, then or);
                 !, && and || too, and parentheses to group
 
 Examples: "icmp", "tcp and port 80", "host 10.0.0.5 and not arp",
-"udp and (dst port 53 or dst port 5353)".`
+"udp and (dst port 53 or dst port 5353)", "icmp6 and net fe80::/10",
+"ip6 and port 547".`
 
 // ParseFilter compiles expr. The empty expression keeps everything.
 func ParseFilter(expr string) (Filter, error) {
@@ -139,10 +142,14 @@ func (p *filterParser) primitive(t string) (Filter, error) {
 	switch t {
 	case "ip":
 		return func(pk *Packet) bool { return pk.IsIPv4() }, nil
+	case "ip6":
+		return func(pk *Packet) bool { return pk.IsIPv6() }, nil
 	case "arp":
 		return func(pk *Packet) bool { return pk.EtherType == EtherTypeARP }, nil
 	case "icmp":
-		return protoIs(ProtoICMP), nil
+		return func(pk *Packet) bool { return pk.IsIPv4() && pk.Proto == ProtoICMP }, nil
+	case "icmp6":
+		return func(pk *Packet) bool { return pk.IsIPv6() && pk.Proto == ProtoICMPv6 }, nil
 	case "tcp":
 		return protoIs(ProtoTCP), nil
 	case "udp":
@@ -155,6 +162,12 @@ func (p *filterParser) primitive(t string) (Filter, error) {
 	case "dst":
 		s, t = dstSide, p.next()
 	}
+	if t == "" {
+		return nil, fmt.Errorf("expression ends too early")
+	}
+	if t != "host" && t != "net" && t != "port" {
+		return nil, fmt.Errorf("unknown word %q (want ip, ip6, arp, icmp, icmp6, tcp, udp, host, net, port, src, dst, not, and, or)", t)
+	}
 	arg := p.next()
 	if arg == "" {
 		return nil, fmt.Errorf("%q needs a value", t)
@@ -162,14 +175,15 @@ func (p *filterParser) primitive(t string) (Filter, error) {
 	switch t {
 	case "host":
 		a, err := netip.ParseAddr(arg)
-		if err != nil || !a.Is4() {
-			return nil, fmt.Errorf("host %q: want an IPv4 address", arg)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("host %q: want an IPv4 or IPv6 address", arg)
 		}
+		a = a.Unmap()
 		return addrMatch(s, func(x netip.Addr) bool { return x == a }), nil
 	case "net":
 		n, err := netip.ParsePrefix(arg)
-		if err != nil || !n.Addr().Is4() {
-			return nil, fmt.Errorf("net %q: want an IPv4 prefix such as 10.0.0.0/24", arg)
+		if err != nil {
+			return nil, fmt.Errorf("net %q: want an IPv4 or IPv6 prefix such as 10.0.0.0/24 or 2001:db8::/64", arg)
 		}
 		n = n.Masked()
 		return addrMatch(s, n.Contains), nil
@@ -180,17 +194,19 @@ func (p *filterParser) primitive(t string) (Filter, error) {
 		}
 		port := uint16(v)
 		return func(pk *Packet) bool {
-			if pk.Proto != ProtoTCP && pk.Proto != ProtoUDP || !pk.IsIPv4() {
+			if pk.Proto != ProtoTCP && pk.Proto != ProtoUDP || !pk.IsIP() {
 				return false
 			}
 			return s != dstSide && pk.SrcPort == port || s != srcSide && pk.DstPort == port
 		}, nil
 	}
-	return nil, fmt.Errorf("unknown word %q (want ip, arp, icmp, tcp, udp, host, net, port, src, dst, not, and, or)", t)
+	return nil, fmt.Errorf("unknown word %q", t)
 }
 
+// protoIs matches a transport over either IP version, as tcpdump's tcp
+// and udp do.
 func protoIs(proto uint8) Filter {
-	return func(pk *Packet) bool { return pk.IsIPv4() && pk.Proto == proto }
+	return func(pk *Packet) bool { return pk.IsIP() && pk.Proto == proto }
 }
 
 func addrMatch(s side, match func(netip.Addr) bool) Filter {

@@ -107,15 +107,18 @@ func TestFilter(t *testing.T) {
 
 func TestFilterErrors(t *testing.T) {
 	for expr, want := range map[string]string{
-		"tcp and":          "ends too early",
-		"host":             `"host" needs a value`,
-		"host 10.0.0":      "want an IPv4 address",
-		"port http":        "want a number",
-		"net 10.0.0.0":     "want an IPv4 prefix",
-		"(tcp or udp":      "missing )",
-		"tcp udp":          `unexpected "udp"`,
-		"vlan 5":           `unknown word "vlan"`,
-		"src hots 1.2.3.4": `unknown word "hots"`,
+		"tcp and":           "ends too early",
+		"host":              `"host" needs a value`,
+		"host 10.0.0":       "want an IPv4 or IPv6 address",
+		"host fe80::1%eth0": "want an IPv4 or IPv6 address",
+		"port http":         "want a number",
+		"net 10.0.0.0":      "want an IPv4 or IPv6 prefix",
+		"net 2001:db8::":    "want an IPv4 or IPv6 prefix",
+		"(tcp or udp":       "missing )",
+		"tcp udp":           `unexpected "udp"`,
+		"vlan 5":            `unknown word "vlan"`,
+		"icmpv6":            `unknown word "icmpv6"`,
+		"src hots 1.2.3.4":  `unknown word "hots"`,
 	} {
 		_, err := ParseFilter(expr)
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -142,6 +145,49 @@ func TestDecodeSummary(t *testing.T) {
 	for _, tc := range tests {
 		if got := Decode(tc.frame).Summary(); got != tc.want {
 			t.Errorf("Summary = %q, want %q", got, tc.want)
+		}
+	}
+}
+
+func TestFilterIPv6(t *testing.T) {
+	syn := ports(40000, 80, 20)
+	syn[12], syn[13] = 5<<4, TCPSyn
+	syn6 := ipv6Frame("2001:db8:1::5", "2001:db8:9::1", nil, ProtoTCP, syn)
+	dhcp6 := ipv6Frame("fe80::5", "ff02::1:2", nil, ProtoUDP, ports(546, 547, 8))
+	ns := ipv6Frame("2001:db8:1::5", "ff02::1:ff00:1", nil, ProtoICMPv6, icmp6(ICMPv6NeighborSolic, 0, append(u32(0), addr16("2001:db8:1::1")...)))
+	syn4 := tcpSyn("10.0.0.5", "203.0.113.1", 40000, 80, 7)
+	ping4 := icmpEcho("10.0.0.5", "203.0.113.1", 9, 1, "hi")
+	tests := []struct {
+		expr string
+		want []bool // syn6, dhcp6, ns, syn4, ping4
+	}{
+		{"ip6", []bool{true, true, true, false, false}},
+		{"ip", []bool{false, false, false, true, true}},
+		{"icmp6", []bool{false, false, true, false, false}},
+		{"icmp", []bool{false, false, false, false, true}},
+		{"tcp", []bool{true, false, false, true, false}},
+		{"tcp and port 80", []bool{true, false, false, true, false}},
+		{"udp and dst port 547", []bool{false, true, false, false, false}},
+		{"host 2001:db8:1::5", []bool{true, false, true, false, false}},
+		{"dst host 2001:db8:9::1", []bool{true, false, false, false, false}},
+		{"net 2001:db8::/32", []bool{true, false, true, false, false}},
+		{"src net fe80::/10", []bool{false, true, false, false, false}},
+		{"dst net ff02::/16", []bool{false, true, true, false, false}},
+		{"net 2001:db8:1::5/64", []bool{true, false, true, false, false}},
+		{"ip6 and not icmp6", []bool{true, true, false, false, false}},
+		{"host 10.0.0.5 or host 2001:db8:9::1", []bool{true, false, false, true, true}},
+	}
+	frames := [][]byte{syn6, dhcp6, ns, syn4, ping4}
+	for _, tc := range tests {
+		f, err := ParseFilter(tc.expr)
+		if err != nil {
+			t.Errorf("ParseFilter(%q): %v", tc.expr, err)
+			continue
+		}
+		for i, fr := range frames {
+			if got := f(Decode(fr)); got != tc.want[i] {
+				t.Errorf("%q on %s = %v, want %v", tc.expr, Decode(fr).Summary(), got, tc.want[i])
+			}
 		}
 	}
 }

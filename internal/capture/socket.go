@@ -113,8 +113,21 @@ func nsLabel(name string) string {
 // returns ctx's error when ctx ends first,
 // and net.ErrClosed once the socket is closed.
 func (s *Socket) Read(ctx context.Context) (Frame, error) {
-	stop := context.AfterFunc(ctx, func() { s.file.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	// A Read ended by its context leaves the deadline in the past: clear
+	// it, or every later Read would fail at once. The ending function of
+	// this Read is waited for, so that it cannot set the deadline of the
+	// next one.
+	s.file.SetReadDeadline(time.Time{})
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		s.file.SetReadDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
 	rc, err := s.file.SyscallConn()
 	if err != nil {
 		return Frame{}, err

@@ -32,6 +32,7 @@ func (a *app) traceCommand() *cobra.Command {
 		timeout      time.Duration
 		out          outputFlag
 		asJSON       bool
+		ipv6         bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace SRC DST",
@@ -49,7 +50,10 @@ comes from a temporary host on that external network (a namespace plugged
 into its bridge, with a free address of its subnet, removed afterwards), to
 trace inbound traffic to a floating IP or a port forward.
 
-DST is an IPv4 address or an instance (its first address).
+DST is an IPv4 or IPv6 address, or an instance (its first IPv4 address, or
+with -6 its first IPv6 one). IPv6 is traced the same way: ICMPv6 echo, TCP or
+UDP, routed (never NATed) through routers; a stop names failed neighbour
+discovery (ND) and ICMPv6 errors.
 
 How: nsnet works out from its model which interfaces the probe should cross
 (instance port → bridge → qr- → router → qg- → external network → …),
@@ -65,6 +69,10 @@ Ctrl-C or timeout.`,
   nsnet trace vm1 vm2 --tcp 80
   # Inbound to a floating IP, from a host on the public network.
   nsnet trace --from-external public 198.51.100.20 --tcp 80
+  # The same instance over IPv6 (its first IPv6 address).
+  nsnet trace vm1 vm2 -6 --tcp 80
+  # Routed IPv6 to the outside.
+  nsnet trace vm1 2001:db8:ff::1
   # For scripts.
   nsnet trace vm1 203.0.113.1 -o json`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -89,6 +97,7 @@ Ctrl-C or timeout.`,
 	f.DurationVar(&timeout, "timeout", 3*time.Second, "how long to wait for the answer")
 	addOutputFlag(cmd, &out)
 	f.BoolVar(&asJSON, "json", false, "same as -o json")
+	f.BoolVarP(&ipv6, "ipv6", "6", false, "with an instance as DST, trace to its first IPv6 address")
 	cmd.MarkFlagsMutuallyExclusive("icmp", "tcp", "udp")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if asJSON {
@@ -121,7 +130,7 @@ Ctrl-C or timeout.`,
 			return err
 		}
 		dstRef := args[len(args)-1]
-		dst, err := resolveDestination(ctx, c, m, dstRef)
+		dst, err := resolveDestination(ctx, c, m, dstRef, ipv6)
 		if err != nil {
 			return err
 		}
@@ -131,7 +140,7 @@ Ctrl-C or timeout.`,
 			if err != nil {
 				return err
 			}
-			ext, err := m.ExternalSource(n.ID)
+			ext, err := m.ExternalSource(n.ID, dst)
 			if err != nil {
 				return err
 			}
@@ -150,6 +159,7 @@ Ctrl-C or timeout.`,
 		if err != nil {
 			return err
 		}
+		proto = trace.ProbeProto(proto, dst)
 		probe := trace.NewProbe(proto, uint16(port))
 		res, err := trace.Run(ctx, m, plan, src, probe, trace.Options{Timeout: timeout, Ready: func() {
 			fmt.Fprintf(cmd.ErrOrStderr(), "tracing %s from %s to %s: capturing on %d interfaces\n",
@@ -211,27 +221,32 @@ func loadTraceModel(ctx context.Context, c *client.Client) (*trace.Model, error)
 	return m, nil
 }
 
-// resolveDestination is DST: an IPv4 address, or an instance's first one.
-func resolveDestination(ctx context.Context, c *client.Client, m *trace.Model, ref string) (netip.Addr, error) {
+// resolveDestination is DST: an address, or an instance's first IPv4 one
+// (IPv6 with v6).
+func resolveDestination(ctx context.Context, c *client.Client, m *trace.Model, ref string, v6 bool) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(ref); err == nil {
-		if !a.Is4() {
-			return netip.Addr{}, fmt.Errorf("destination %s: only IPv4 is traced", a)
+		if a.Zone() != "" || a.Is6() && a.IsLinkLocalUnicast() {
+			return netip.Addr{}, fmt.Errorf("destination %s: a link-local address is not traced (it names no port of the model)", a)
 		}
-		return a, nil
+		return a.Unmap(), nil
 	}
 	inst, err := client.Find[model.Instance](ctx, c, client.Instances, ref)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("destination %q is neither an IPv4 address nor an instance: %w", ref, err)
+		return netip.Addr{}, fmt.Errorf("destination %q is neither an IP address nor an instance: %w", ref, err)
+	}
+	version := "IPv4"
+	if v6 {
+		version = "IPv6"
 	}
 	for _, p := range m.Ports {
 		if p.DeviceID != inst.ID {
 			continue
 		}
 		for _, ip := range p.FixedIPs {
-			if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is4() {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is6() == v6 {
 				return a, nil
 			}
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("instance %s has no IPv4 address", inst.Name)
+	return netip.Addr{}, fmt.Errorf("instance %s has no %s address", inst.Name, version)
 }

@@ -98,12 +98,11 @@ func linkSettings(ns *namespace, l netlink.Link, withMAC bool) []string {
 }
 
 // addrCommands are the `ip addr add` of l's addresses that keep is true
-// for, leaving out what the kernel adds by itself (IPv6 link-local,
-// loopback's).
+// for, leaving out what the kernel adds by itself (see kernelMade).
 func addrCommands(ns *namespace, l netlink.Link, keep func(netlink.Addr) bool) []string {
 	var cmds []string
 	for _, a := range ns.addrs[l.Attrs().Index] {
-		if a.IP.IsLinkLocalUnicast() || a.IP.IsLoopback() || keep != nil && !keep(a) {
+		if kernelMade(l, a) || keep != nil && !keep(a) {
 			continue
 		}
 		cmds = append(cmds, addrCommand(ns.name, l.Attrs().Name, a))
@@ -111,8 +110,57 @@ func addrCommands(ns *namespace, l netlink.Link, keep func(netlink.Addr) bool) [
 	return cmds
 }
 
+// kernelMade reports whether the kernel configured a of l by itself:
+// loopback's, the IPv6 link-local address it derives from the MAC
+// (modified EUI-64), and addresses from router advertisements (SLAAC) or
+// any other with a lifetime (not permanent: a DHCPv6 client's, say). A
+// link-local address nsnet adds, as the metadata service's
+// fe80::a9fe:a9fe, is not.
+func kernelMade(l netlink.Link, a netlink.Addr) bool {
+	if a.IP.IsLoopback() {
+		return true
+	}
+	if a.IP.To4() != nil {
+		return false
+	}
+	if a.Flags&unix.IFA_F_PERMANENT == 0 {
+		return true
+	}
+	return a.IP.IsLinkLocalUnicast() && a.IP.Equal(eui64LinkLocal(l.Attrs().HardwareAddr))
+}
+
+// dynamicAddrs are l's IPv6 addresses with a lifetime: what router
+// advertisements or a DHCPv6 client configured, not nsnet's commands.
+func dynamicAddrs(ns *namespace, l netlink.Link) []string {
+	var out []string
+	for _, a := range ns.addrs[l.Attrs().Index] {
+		if a.IP.To4() == nil && !a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_PERMANENT == 0 {
+			out = append(out, a.IPNet.String())
+		}
+	}
+	return out
+}
+
+// eui64LinkLocal is fe80:: and the modified EUI-64 of a 6-byte MAC (RFC
+// 4291 appendix A); nil for other addresses.
+func eui64LinkLocal(mac net.HardwareAddr) net.IP {
+	if len(mac) != 6 {
+		return nil
+	}
+	ip := make(net.IP, 16)
+	ip[0], ip[1] = 0xfe, 0x80
+	ip[8], ip[9], ip[10] = mac[0]^0x02, mac[1], mac[2]
+	ip[11], ip[12] = 0xff, 0xfe
+	ip[13], ip[14], ip[15] = mac[3], mac[4], mac[5]
+	return ip
+}
+
 func addrCommand(ns, dev string, a netlink.Addr) string {
-	args := []string{"addr", "add", a.IPNet.String()}
+	var args []string
+	if a.IP.To4() == nil {
+		args = append(args, "-6")
+	}
+	args = append(args, "addr", "add", a.IPNet.String())
 	if a.Broadcast != nil && a.IP.To4() != nil {
 		args = append(args, "brd", a.Broadcast.String())
 	}
@@ -146,17 +194,19 @@ func routeCommand(ns *namespace, r netlink.Route) string {
 	if r.Protocol != unix.RTPROT_BOOT {
 		args = append(args, "proto", fmt.Sprint(int(r.Protocol)))
 	}
-	switch r.Scope {
-	case netlink.SCOPE_UNIVERSE:
+	switch {
+	case r.Family == unix.AF_INET6:
+		// IPv6 routes have no scope: the kernel ignores ip(8)'s.
+	case r.Scope == netlink.SCOPE_UNIVERSE:
 		if r.Gw == nil {
 			// ip(8) gives a route without a gateway link scope unless told.
 			args = append(args, "scope", "global")
 		}
-	case netlink.SCOPE_LINK:
+	case r.Scope == netlink.SCOPE_LINK:
 		if r.Gw != nil {
 			args = append(args, "scope", "link")
 		}
-	case netlink.SCOPE_HOST:
+	case r.Scope == netlink.SCOPE_HOST:
 		args = append(args, "scope", "host")
 	}
 	if r.Src != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -247,9 +248,37 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 		cmds = append(cmds, ip(b.host.name, "link", "set", tap.Attrs().Name, "type", "bridge_slave", "hairpin", "on"))
 	}
 	cmds = append(cmds, addrCommands(ns, l, keep)...)
+	if dyn := dynamicAddrs(ns, l); len(dyn) > 0 || hasIPv6(b.names.ports[id]) && !isRouterPort(b.names.ports[id]) {
+		// What makes the kernel configure IPv6 by itself: router
+		// advertisements (SLAAC, and the default route via the
+		// router's link-local address).
+		keys := []string{"net.ipv6.conf." + l.Attrs().Name + ".accept_ra", "net.ipv6.conf." + l.Attrs().Name + ".autoconf"}
+		values, err := readSysctls(ns.name, keys)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			cmds = append(cmds, inNamespace(ns.name, "sysctl", "-qw", k+"="+values[k]))
+		}
+		if len(dyn) > 0 {
+			comment += fmt.Sprintf("; %s from router advertisements or DHCPv6, not a command: the kernel configures it as these sysctls allow", strings.Join(dyn, ", "))
+		}
+	}
 	b.add(Step{Object: "port " + cmp.Or(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
 	return nil
 }
+
+// hasIPv6 reports whether p has an IPv6 fixed address.
+func hasIPv6(p model.Port) bool {
+	for _, ip := range p.FixedIPs {
+		if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+func isRouterPort(p model.Port) bool { return model.IsRouterOwner(p.DeviceOwner) }
 
 // foreign notes links nsnet did not make, which the explanation leaves out.
 func (b *build) foreign(ns *namespace, links []netlink.Link) {
@@ -319,10 +348,15 @@ func (x *Explainer) Router(ctx context.Context, ref string) (Explanation, error)
 	for i, s := range dataplane.RouterSysctls {
 		keys[i] = s.Key
 	}
-	if err := b.sysctls(ns, keys, "it forwards; strict reverse-path filtering; no ICMP redirects (hairpin)"); err != nil {
+	ports, foreign := portLinks(ns)
+	comment := "it forwards; strict reverse-path filtering; no ICMP redirects (hairpin)"
+	if v6 := "net.ipv6.conf.all.forwarding"; routesIPv6(b.names, ports) && !slices.Contains(keys, v6) {
+		keys = append(keys, v6)
+		comment += "; it forwards IPv6 (routed, never NATed)"
+	}
+	if err := b.sysctls(ns, keys, comment); err != nil {
 		return Explanation{}, err
 	}
-	ports, foreign := portLinks(ns)
 	var floating []netlink.Addr
 	var gateway netlink.Link
 	for _, l := range ports {
@@ -365,6 +399,16 @@ func (x *Explainer) Router(ctx context.Context, ref string) (Explanation, error)
 		return Explanation{}, err
 	}
 	return b.explanation("router", r.Name, r.ID), nil
+}
+
+// routesIPv6 reports whether any of a router's ports has an IPv6 address.
+func routesIPv6(n *names, ports []netlink.Link) bool {
+	for _, l := range ports {
+		if hasIPv6(n.ports[portID(l)]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *build) portName(id *string) string {

@@ -10,9 +10,11 @@ import (
 	"net/netip"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -50,6 +52,53 @@ func (s *Service) Listen(ns vnetns.NsHandle, addr netip.AddrPort) (*Listener, er
 	if err != nil {
 		return nil, fmt.Errorf("open metadata listener on %s: %w", addr, err)
 	}
+	return s.serve(ln, addr.String()), nil
+}
+
+// ListenLinkLocal opens the IPv6 listener of network networkID on
+// [Addr6%ifname]:Port6 inside ns, as Neutron's since Victoria: ifname is
+// the interface that serves the network there (the qdhcp port's, or a
+// router's qr- on it), where the dataplane configures Prefix6. A link-
+// local address is only unique with its interface, so there is one
+// listener per interface, and it knows its network.
+//
+// The socket is bound with IPV6_FREEBIND: it opens before the address
+// is configured and keeps working when the dataplane removes the address
+// and adds it again (a repair), so the agent need not order the two.
+func (s *Service) ListenLinkLocal(ns vnetns.NsHandle, ifname, networkID string) (*Listener, error) {
+	var ln net.Listener
+	where := fmt.Sprintf("[%s%%%s]:%d", Addr6, ifname, Port6)
+	err := netns.Do(ns, func() error {
+		// The zone is the interface's index in ns, numeric: Go resolves
+		// a zone name through a process-wide cache of the interfaces,
+		// which may hold another namespace's.
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return err
+		}
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}}
+		addr := netip.AddrPortFrom(Addr6.WithZone(strconv.Itoa(ifi.Index)), Port6)
+		ln, err = lc.Listen(context.Background(), "tcp6", addr.String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open metadata listener on %s: %w", where, err)
+	}
+	l := s.serve(ln, where)
+	l.SetNetworks(map[netip.Addr]string{{}: networkID})
+	return l, nil
+}
+
+// serve answers on ln until the listener is closed.
+func (s *Service) serve(ln net.Listener, addr string) *Listener {
 	l := &Listener{svc: s, done: make(chan struct{})}
 	l.networks.Store(&map[netip.Addr]string{})
 	l.srv = &http.Server{Handler: l, ReadHeaderTimeout: 10 * time.Second}
@@ -59,7 +108,7 @@ func (s *Service) Listen(ns vnetns.NsHandle, addr netip.AddrPort) (*Listener, er
 			s.log.Warn("metadata listener stopped", "address", addr, "err", err)
 		}
 	}()
-	return l, nil
+	return l
 }
 
 // SetNetworks tells the listener which network each of its local
@@ -90,7 +139,9 @@ func (l *Listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // caller is the instance whose port holds the request's source address on
-// the network it came from, or nil.
+// the network it came from, or nil. An IPv6 link-local source carries its
+// interface as a zone, which the network already says: the directory
+// holds it without.
 func (l *Listener) caller(r *http.Request) *Instance {
 	src, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
@@ -106,7 +157,7 @@ func (l *Listener) caller(r *http.Request) *Instance {
 	if !ok || dir == nil {
 		return nil
 	}
-	return (*dir)[Key{NetworkID: network, Addr: src.Addr().Unmap()}]
+	return (*dir)[Key{NetworkID: network, Addr: src.Addr().Unmap().WithZone("")}]
 }
 
 func localAddr(ctx context.Context) netip.Addr {
@@ -118,5 +169,5 @@ func localAddr(ctx context.Context) netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return ap.Addr().Unmap().WithZone("")
 }

@@ -1,6 +1,7 @@
-// Package nameserver is nsnet's DNS server for one network: it answers A
-// and PTR queries for the names of the network's instances and ports in
-// the network's dns_domain, from the DHCP port's addresses in the qdhcp
+// Package nameserver is nsnet's DNS server for one network: it answers A,
+// AAAA and PTR (in-addr.arpa and ip6.arpa) queries for the names of the
+// network's instances and ports in the network's dns_domain, as Neutron's
+// dnsmasq does, from the DHCP port's addresses in the qdhcp
 // namespace, and forwards any other question to the upstream resolvers the
 // daemon was given (or refuses it when there are none).
 //
@@ -27,12 +28,14 @@ const TTL = 30
 type Zone struct {
 	// Domain is the network's DNS domain, fully qualified, lower case.
 	Domain string
-	// A holds the addresses of each fully qualified, lower-case name.
+	// A holds the addresses of each fully qualified, lower-case name:
+	// IPv4 ones are its A records, IPv6 ones its AAAA records.
 	A map[string][]netip.Addr
 	// PTR holds the names of each address.
 	PTR map[netip.Addr][]string
-	// Subnets are the network's IPv4 subnets: reverse names in them are
-	// nsnet's to answer (NXDOMAIN when unknown), never forwarded.
+	// Subnets are the network's subnets, IPv4 and IPv6: reverse names in
+	// them are nsnet's to answer (NXDOMAIN when unknown), never
+	// forwarded.
 	Subnets []netip.Prefix
 }
 
@@ -41,8 +44,10 @@ func NewZone(domain string) *Zone {
 	return &Zone{Domain: dns.Fqdn(strings.ToLower(domain)), A: map[string][]netip.Addr{}, PTR: map[netip.Addr][]string{}}
 }
 
-// Add records that host (a single label) in the zone's domain has addr.
+// Add records that host (a single label) in the zone's domain has addr,
+// an IPv4 address (answered as A) or an IPv6 one (AAAA).
 func (z *Zone) Add(host string, addr netip.Addr) {
+	addr = addr.Unmap().WithZone("")
 	name := strings.ToLower(host) + "." + z.Domain
 	z.A[name] = append(z.A[name], addr)
 	z.PTR[addr] = append(z.PTR[addr], name)
@@ -76,11 +81,17 @@ func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
 		reply.Rcode = dns.RcodeNameError
 		return reply
 	}
-	if q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY {
-		for _, a := range addrs {
+	for _, a := range addrs {
+		switch {
+		case a.Is4() && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeANY):
 			reply.Answer = append(reply.Answer, &dns.A{
 				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: TTL},
 				A:   a.AsSlice(),
+			})
+		case a.Is6() && (q.Qtype == dns.TypeAAAA || q.Qtype == dns.TypeANY):
+			reply.Answer = append(reply.Answer, &dns.AAAA{
+				Hdr:  dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: TTL},
+				AAAA: a.AsSlice(),
 			})
 		}
 	}
@@ -115,8 +126,13 @@ func (z *Zone) answerPTR(req *dns.Msg, q dns.Question, addr netip.Addr) *dns.Msg
 	return reply
 }
 
-// reverseAddr parses an IPv4 reverse name, d.c.b.a.in-addr.arpa.
+// reverseAddr parses a reverse name of a whole address: an IPv4 one,
+// d.c.b.a.in-addr.arpa., or an IPv6 one, 32 nibbles (least significant
+// first) under ip6.arpa. (lower case).
 func reverseAddr(name string) (netip.Addr, bool) {
+	if rest, ok := strings.CutSuffix(name, ".ip6.arpa."); ok {
+		return reverseAddr6(rest)
+	}
 	rest, ok := strings.CutSuffix(name, ".in-addr.arpa.")
 	if !ok {
 		return netip.Addr{}, false
@@ -130,4 +146,35 @@ func reverseAddr(name string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a, true
+}
+
+func reverseAddr6(nibbles string) (netip.Addr, bool) {
+	// "b.a.9.8.….8.b.d.0.1.0.0.2": 32 hex digits, one per label.
+	if len(nibbles) != 63 {
+		return netip.Addr{}, false
+	}
+	var b [16]byte
+	for i := 0; i < 32; i++ {
+		c := nibbles[2*i]
+		if i < 31 && nibbles[2*i+1] != '.' {
+			return netip.Addr{}, false
+		}
+		var v byte
+		switch {
+		case c >= '0' && c <= '9':
+			v = c - '0'
+		case c >= 'a' && c <= 'f':
+			v = c - 'a' + 10
+		default:
+			return netip.Addr{}, false
+		}
+		// Label i is nibble 31-i of the address.
+		n := 31 - i
+		if n%2 == 0 {
+			b[n/2] |= v << 4
+		} else {
+			b[n/2] |= v
+		}
+	}
+	return netip.AddrFrom16(b), true
 }

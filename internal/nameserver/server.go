@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -34,16 +36,33 @@ type Server struct {
 // Listen opens the server's sockets on addr inside ns and starts serving.
 // upstreams (address:port) get the questions that are not the zone's; with
 // none, such questions are REFUSED.
+//
+// An IPv6 address is bound with IPV6_FREEBIND: until its duplicate
+// address detection ends, an address is tentative and cannot be bound,
+// and the DHCP port's IPv6 addresses are new whenever the port is; the
+// server answers from the moment the address is usable.
 func Listen(ns vnetns.NsHandle, addr netip.Addr, upstreams []string, log *slog.Logger) (*Server, error) {
 	s := &Server{upstreams: upstreams, log: log}
+	var lc net.ListenConfig
+	if addr.Is6() {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
 	err := netns.Do(ns, func() error {
 		ap := netip.AddrPortFrom(addr, Port).String()
-		pc, err := net.ListenPacket("udp", ap)
+		pc, err := lc.ListenPacket(context.Background(), "udp", ap)
 		if err != nil {
 			return err
 		}
 		s.servers = append(s.servers, &dns.Server{PacketConn: pc, Handler: s})
-		ln, err := net.Listen("tcp", ap)
+		ln, err := lc.Listen(context.Background(), "tcp", ap)
 		if err != nil {
 			return err
 		}

@@ -29,16 +29,32 @@ func (r *Result) diagnose(plan *Plan) {
 	case lastOut < 0:
 		src := plan.Hops[0]
 		reasons := []string{fmt.Sprintf("the probe was not seen anywhere, not even leaving %s", src)}
-		if nh := plan.SourceNextHop; nh.IsValid() {
+		// The kernel's next hop, not the model's: an IPv6 default route
+		// learnt from router advertisements goes via the router's
+		// link-local address, not the subnet's gateway_ip.
+		nh := plan.SourceNextHop
+		if k, ok := kernelNextHop(src.Netns, plan.Src, plan.Dst); ok {
+			nh = k
+		}
+		if nh.IsValid() {
 			if state, ok := neighbourState(src.Netns, src.Interface, nh); ok && unanswered(state) {
-				reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for %s on %s (ARP %s): nothing on its network answers for it", src.Node, nh, src.Interface, state))
+				reasons = append(reasons, fmt.Sprintf("%s: %s has no MAC address for %s on %s (%s %s): nothing on its network answers for it", noNeighbour(nh), src.Node, nh, src.Interface, resolution(nh), state))
 			}
 		}
+		reasons = append(reasons, r.unansweredND(plan, 0, nh)...)
 		r.Stopped = &Stop{Way: "out", Reasons: reasons}
 	case lastOut < len(plan.Hops)-1:
 		last, next := plan.Hops[lastOut], plan.Hops[lastOut+1]
-		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next,
-			Reasons: explainStop(last, next, r.Way[lastOut].packet)}
+		pk := r.Way[lastOut].packet
+		reasons := explainStop(last, next, pk)
+		if last.Ingress && last.Kind != KindBridge {
+			// A namespace that routes: its solicitations for the next
+			// hop, on the interface it should have left by.
+			if nh, ok := kernelNextHop(last.Netns, pk.Src, pk.Dst); ok {
+				reasons = append(reasons, r.unansweredND(plan, lastOut+1, nh)...)
+			}
+		}
+		r.Stopped = &Stop{Way: "out", LastSeen: &last, Missing: &next, Reasons: reasons}
 	default:
 		back := lastSeen(r.WayBack)
 		if back >= 0 {
@@ -56,6 +72,26 @@ func (r *Result) diagnose(plan *Plan) {
 		r.Stopped = &Stop{Way: "out", LastSeen: &last, Reasons: r.noAnswer(plan)}
 	}
 	r.addDrops()
+}
+
+// unansweredND is what the capture on hop i saw of IPv6 neighbour
+// discovery for target, the next hop the stop is about, going wrong:
+// solicitations that no advertisement answered while the trace ran. It
+// is the wire's word for a failed neighbour discovery, beside the
+// neighbour table's. Other targets are left out: a solicitation of
+// routine reachability checking, caught at the end of the capture
+// without its answer, says nothing about the probe.
+func (r *Result) unansweredND(plan *Plan, i int, target netip.Addr) []string {
+	if i < 0 || i >= len(r.nd) || !target.Is6() {
+		return nil
+	}
+	nd := r.nd[i]
+	n := nd.solicited[target]
+	if n == 0 || nd.advertised[target] {
+		return nil
+	}
+	return []string{fmt.Sprintf("neighbour discovery failed: %d neighbour solicitation(s) for %s on %s (%s), and no advertisement",
+		n, target, plan.Hops[i], plan.Hops[i].Node)}
 }
 
 // flip turns a hop of the way out into the same interface on the way back.
@@ -94,18 +130,32 @@ func errorAnswer(r *Result) string {
 	}
 	last := r.WayBack[len(r.WayBack)-1].packet
 	origin := fmt.Sprintf("%s (first seen at %s, %s)", first.packet.Src, first.Node, first.Hop)
+	icmp := "ICMP"
+	if last.IsIPv6() {
+		icmp = "ICMPv6"
+	}
 	switch {
 	case last.Proto == capture.ProtoTCP && last.TCPFlags&capture.TCPRst != 0:
 		return fmt.Sprintf("no listener: %s answered the SYN to port %d with a reset (RST)", origin, first.packet.SrcPort)
-	case last.Proto == capture.ProtoICMP && last.ICMPType == capture.ICMPUnreachable:
-		switch last.ICMPCode {
-		case 3:
-			return fmt.Sprintf("no listener: %s answered ICMP port unreachable", origin)
-		case 0, 1:
-			return fmt.Sprintf("no route: %s answered ICMP %s", origin, capture.UnreachableReason(last.ICMPCode))
+	case last.IsUnreachable() && last.IsIPv6() && last.ICMPCode == 3 && last.Quoted != nil:
+		// A router that got no neighbour advertisement for the
+		// destination (RFC 4443 3.1: address unreachable).
+		return fmt.Sprintf("neighbour discovery failed: %s answered ICMPv6 address unreachable: nothing on its link answered neighbour discovery (ND) for %s",
+			origin, last.Quoted.Dst)
+	case last.IsUnreachable():
+		reason := last.UnreachableString()
+		switch kind := last.UnreachableKind(); kind {
+		case "no listener":
+			return fmt.Sprintf("no listener: %s answered %s port unreachable", origin, icmp)
+		case "no route":
+			return fmt.Sprintf("no route: %s answered %s %s", origin, icmp, reason)
 		}
-		return fmt.Sprintf("refused: %s answered ICMP %s", origin, capture.UnreachableReason(last.ICMPCode))
-	case last.Proto == capture.ProtoICMP && last.ICMPType == capture.ICMPTimeExceed:
+		return fmt.Sprintf("refused: %s answered %s %s", origin, icmp, reason)
+	case last.IsIPv6() && last.Proto == capture.ProtoICMPv6 && last.ICMPType == capture.ICMPv6PacketTooBig:
+		return fmt.Sprintf("too big: %s answered ICMPv6 packet too big, mtu %d (IPv6 routers do not fragment)", origin, last.MTU)
+	case last.IsTimeExceeded() && last.IsIPv6():
+		return fmt.Sprintf("hop limit exceeded: %s answered ICMPv6 time exceeded (a routing loop?)", origin)
+	case last.IsTimeExceeded():
 		return fmt.Sprintf("TTL exceeded: %s answered ICMP time exceeded (a routing loop?)", origin)
 	}
 	return ""
@@ -120,16 +170,26 @@ func (r *Result) noAnswer(plan *Plan) []string {
 		reasons := []string{fmt.Sprintf("the probe left nsnet at %s (%s); no answer came back from outside", last, plan.EndDetail)}
 		// The hop before is the interface of the namespace that routed
 		// it out: its neighbour entry for the next hop says whether
-		// anybody answered ARP.
+		// anybody answered ARP (or ND). The kernel's next hop, when it
+		// has a route, else the model's.
 		if len(plan.Hops) >= 2 && plan.NextHop.IsValid() {
 			out := plan.Hops[len(plan.Hops)-2]
-			if state, ok := neighbourState(out.Netns, out.Interface, plan.NextHop); ok {
+			nh := plan.NextHop
+			target := plan.Dst
+			if plan.DNAT.IsValid() {
+				target = plan.DNAT
+			}
+			if k, ok := kernelNextHop(out.Netns, netip.Addr{}, target); ok && out.Kind != KindBridge {
+				nh = k
+			}
+			if state, ok := neighbourState(out.Netns, out.Interface, nh); ok {
 				if unanswered(state) {
-					reasons = append(reasons, fmt.Sprintf("no neighbour answer: %s has no MAC address for the next hop %s on %s (ARP %s)", out.Node, plan.NextHop, out.Interface, state))
+					reasons = append(reasons, fmt.Sprintf("%s: %s has no MAC address for the next hop %s on %s (%s %s)", noNeighbour(nh), out.Node, nh, out.Interface, resolution(nh), state))
 				} else {
-					reasons = append(reasons, fmt.Sprintf("the next hop %s answers ARP on %s (%s): the far side did not answer", plan.NextHop, out.Interface, state))
+					reasons = append(reasons, fmt.Sprintf("the next hop %s answers %s on %s (%s): the far side did not answer", nh, resolution(nh), out.Interface, state))
 				}
 			}
+			reasons = append(reasons, r.unansweredND(plan, len(plan.Hops)-2, nh)...)
 		}
 		return reasons
 	case EndInstance, EndRouter:
@@ -175,7 +235,7 @@ func explainStop(last, next Hop, pk *capture.Packet) []string {
 		nh = gw.Unmap()
 	}
 	if state, ok := neighbourOf(h, rt.LinkIndex, nh); ok && unanswered(state) {
-		return []string{fmt.Sprintf("no neighbour answer: %s routes %s out of %s to %s, which does not answer ARP (%s)", last.Node, pk.Dst, dev, nh, state)}
+		return []string{fmt.Sprintf("%s: %s routes %s out of %s to %s, which does not answer %s (%s)", noNeighbour(nh), last.Node, pk.Dst, dev, nh, resolution(nh), state)}
 	}
 	return []string{fmt.Sprintf("dropped in %s: it routes %s out of %s, but the packet never left (a firewall rule, reverse-path filtering, or a full queue)", last.Node, pk.Dst, dev)}
 }
@@ -207,7 +267,12 @@ func neighbourState(ns, ifname string, addr netip.Addr) (string, bool) {
 }
 
 func neighbourOf(h *netlink.Handle, index int, addr netip.Addr) (string, bool) {
-	neighs, err := h.NeighList(index, netlink.FAMILY_V4)
+	family := netlink.FAMILY_V4
+	if addr.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	addr = addr.WithZone("")
+	neighs, err := h.NeighList(index, family)
 	if err != nil {
 		return "", false
 	}
@@ -219,8 +284,48 @@ func neighbourOf(h *netlink.Handle, index int, addr netip.Addr) (string, bool) {
 	return "", false
 }
 
-// unanswered reports whether a neighbour state means ARP got no answer.
+// unanswered reports whether a neighbour state means ARP (or ND) got no
+// answer.
 func unanswered(state string) bool { return state == "FAILED" || state == "INCOMPLETE" }
+
+// resolution names how a neighbour's MAC address is found: ARP for IPv4,
+// neighbour discovery for IPv6.
+func resolution(a netip.Addr) string {
+	if a.Is6() {
+		return "ND"
+	}
+	return "ARP"
+}
+
+// noNeighbour starts the reason of a next hop that did not answer it.
+func noNeighbour(a netip.Addr) string {
+	if a.Is6() {
+		return "neighbour discovery failed"
+	}
+	return "no neighbour answer"
+}
+
+// kernelNextHop is where namespace ns sends a packet for dst (from src,
+// when valid): the route's gateway, or dst itself on a connected route.
+func kernelNextHop(ns string, src, dst netip.Addr) (netip.Addr, bool) {
+	h, err := netns.NewHandle(ns)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	defer h.Close()
+	opts := &netlink.RouteGetOptions{}
+	if src.IsValid() {
+		opts.SrcAddr = src.AsSlice()
+	}
+	routes, err := h.RouteGetWithOptions(dst.AsSlice(), opts)
+	if err != nil || len(routes) == 0 {
+		return netip.Addr{}, false
+	}
+	if gw, ok := netip.AddrFromSlice(routes[0].Gw); ok && routes[0].Gw != nil {
+		return gw.Unmap(), true
+	}
+	return dst, true
+}
 
 func neighState(s int) string {
 	var names []string

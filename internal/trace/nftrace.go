@@ -212,9 +212,12 @@ func traceNetns(ns, node, table string, probe *Probe, bridgePorts []string) (*tr
 }
 
 // probeMatches are the nftables matches of the probe and its answers:
-// the random part of the marker in the payload (ICMP, UDP: 8 bytes of
-// header, then "nsnet-trace-", then it), or the SYN's sequence number
-// and its acknowledgement.
+// the random part of the marker in the payload (ICMP, ICMPv6, UDP: 8
+// bytes of header, then "nsnet-trace-", then it), or the SYN's sequence
+// number and its acknowledgement. meta l4proto and the transport header
+// base are the transport's past any IPv6 extension headers, in every
+// family (inet, bridge and netdev parse IPv6 too), so the same rules mark
+// IPv6 probes.
 func probeMatches(p *Probe) [][]expr.Any {
 	l4 := func(proto uint8) []expr.Any {
 		return []expr.Any{
@@ -320,7 +323,7 @@ func decodeTrace(family byte, data []byte) (NFTEvent, bool) {
 
 // families names the nftables families as nft does.
 var families = map[nftables.TableFamily]string{
-	nftables.TableFamilyINet: "inet", nftables.TableFamilyIPv4: "ip", nftables.TableFamilyBridge: "bridge",
+	nftables.TableFamilyINet: "inet", nftables.TableFamilyIPv4: "ip", nftables.TableFamilyIPv6: "ip6", nftables.TableFamilyBridge: "bridge",
 	nftables.TableFamilyNetdev: "netdev", nftables.TableFamilyARP: "arp",
 }
 

@@ -112,11 +112,53 @@ type Source struct {
 	// HostEnd is the interface on the network's bridge that the source's
 	// frames arrive on.
 	HostEnd string
+	// Via, when valid, is where the source sends the probe instead of
+	// its subnet's gateway: an external source's route to an IPv6 tenant
+	// prefix through the router that holds it (see ExternalVia).
+	Via netip.Addr
 }
 
-// InstanceSource picks the port of instance inst that a packet to dst
-// leaves from: one on a subnet holding dst, or else the first with a
-// gateway.
+// ExternalVia is the address a host on external network sends IPv6
+// traffic for dst to, when dst is not on the network itself: the gateway
+// address of the router whose gateway port is on network and that routes
+// dst to one of its internal subnets. IPv6 is routed, not NATed, so the
+// outside reaches tenant prefixes only through such a route, which the
+// admin configures upstream (see docs/ROUTERS.md); a trace source plays
+// that upstream. The router with the smallest id wins a tie.
+func (m *Model) ExternalVia(network string, dst netip.Addr) (netip.Addr, bool) {
+	if !dst.Is6() {
+		return netip.Addr{}, false
+	}
+	for i := range m.Subnets {
+		if s := &m.Subnets[i]; s.NetworkID == network && prefixOf(s).Contains(dst) {
+			return netip.Addr{}, false // on the link: no router needed
+		}
+	}
+	var best *model.Router
+	var via netip.Addr
+	for i := range m.Routers {
+		r := &m.Routers[i]
+		gw := m.gatewayPort(r.ID)
+		if gw == nil || gw.NetworkID != network {
+			continue
+		}
+		egress, _, ok := m.route(r, dst)
+		if !ok || egress.DeviceOwner != model.DeviceOwnerRouterInterface {
+			continue
+		}
+		for _, ip := range gw.FixedIPs {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is6() && (best == nil || r.ID < best.ID) {
+				best, via = r, a
+				break
+			}
+		}
+	}
+	return via, best != nil
+}
+
+// InstanceSource picks the port address of instance inst that a packet
+// to dst leaves from, of dst's IP version: one on a subnet holding dst, or
+// else the first with a gateway.
 func (m *Model) InstanceSource(inst model.Instance, dst netip.Addr) (Source, error) {
 	var fallback *Source
 	for _, p := range m.Ports {
@@ -126,7 +168,7 @@ func (m *Model) InstanceSource(inst model.Instance, dst netip.Addr) (Source, err
 		for _, ip := range p.FixedIPs {
 			addr, err := netip.ParseAddr(ip.IPAddress)
 			sub := m.subnet(ip.SubnetID)
-			if err != nil || !addr.Is4() || sub == nil {
+			if err != nil || addr.Is4() != dst.Is4() || sub == nil {
 				continue
 			}
 			src := Source{Netns: inst.Netns, Interface: p.InterfaceName, Node: "instance " + inst.Name,
@@ -140,7 +182,7 @@ func (m *Model) InstanceSource(inst model.Instance, dst netip.Addr) (Source, err
 		}
 	}
 	if fallback == nil {
-		return Source{}, fmt.Errorf("instance %s has no IPv4 port on a subnet that holds %s or has a gateway", inst.Name, dst)
+		return Source{}, fmt.Errorf("instance %s has no %s port on a subnet that holds %s or has a gateway", inst.Name, ipVersion(dst), dst)
 	}
 	return *fallback, nil
 }
@@ -155,8 +197,8 @@ const maxRouters = 8
 // edge of nsnet, or a router without a route. proto and port (the
 // destination port of TCP or UDP; 0 for ICMP) select port forwards.
 func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Plan, error) {
-	if !dst.Is4() {
-		return nil, fmt.Errorf("destination %s: only IPv4 is traced", dst)
+	if src.Addr.Is4() != dst.Is4() {
+		return nil, fmt.Errorf("destination %s: the source %s is %s", dst, src.Addr, ipVersion(src.Addr))
 	}
 	p := &Plan{Src: src.Addr, Dst: dst}
 	p.Hops = append(p.Hops,
@@ -165,6 +207,9 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 	network := src.Network
 	target := dst // the destination after any DNAT
 	nextHop, ok := m.nextHopOnNetwork(network, src.Addr, target)
+	if src.Via.IsValid() {
+		nextHop, ok = src.Via, true
+	}
 	if !ok {
 		p.End, p.EndDetail = EndNoRoute, fmt.Sprintf("%s has no route to %s: its subnet has no gateway", src.Node, dst)
 		return p, nil
@@ -306,7 +351,8 @@ func (m *Model) fipRouter(f model.FloatingIP) string {
 }
 
 // dnat is the address router r translates dst to: a port forward of one
-// of its floating IPs for proto/port, or an associated floating IP.
+// of its floating IPs for proto/port, or an associated floating IP. Both
+// are IPv4 only, as in Neutron: an IPv6 destination is routed as it is.
 func (m *Model) dnat(r *model.Router, dst netip.Addr, proto uint8, port uint16) (netip.Addr, bool) {
 	for _, f := range m.FloatingIPs {
 		if f.FloatingIPAddress != dst.String() || m.fipRouter(f) != r.ID {
@@ -330,7 +376,8 @@ func (m *Model) dnat(r *model.Router, dst netip.Addr, proto uint8, port uint16) 
 
 // route is router r's choice for dst: the port it leaves by and the next
 // hop, by longest prefix over its connected subnets, its static routes,
-// and the default route via its gateway's subnet.
+// and the default route via its gateway's subnet of dst's IP version
+// (IPv6 is routed, never NATed, through the same gateway port).
 func (m *Model) route(r *model.Router, dst netip.Addr) (egress *model.Port, nextHop netip.Addr, ok bool) {
 	best := -1
 	consider := func(port *model.Port, prefix netip.Prefix, hop netip.Addr) {
@@ -360,14 +407,14 @@ func (m *Model) route(r *model.Router, dst netip.Addr) (egress *model.Port, next
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		hasDefault = hasDefault || prefix.Bits() == 0
+		hasDefault = hasDefault || prefix.Bits() == 0 && prefix.Addr().Is4() == dst.Is4()
 		consider(m.routerPortOnLink(r.ID, hop), prefix, hop)
 	}
 	if gw != nil && !hasDefault {
 		for _, ip := range gw.FixedIPs {
 			if s := m.subnet(ip.SubnetID); s != nil && s.GatewayIP != nil {
-				if hop, err := netip.ParseAddr(*s.GatewayIP); err == nil {
-					consider(gw, netip.PrefixFrom(netip.IPv4Unspecified(), 0), hop)
+				if hop, err := netip.ParseAddr(*s.GatewayIP); err == nil && hop.Is4() == dst.Is4() {
+					consider(gw, netip.PrefixFrom(unspecified(dst), 0), hop)
 				}
 			}
 		}
@@ -383,7 +430,7 @@ func (m *Model) routerHolds(id string, addr netip.Addr) bool {
 			continue
 		}
 		for _, ip := range p.FixedIPs {
-			if ip.IPAddress == addr.String() {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a == addr {
 				return true
 			}
 		}
@@ -487,6 +534,21 @@ func prefixOf(s *model.Subnet) netip.Prefix {
 		return netip.Prefix{}
 	}
 	return p.Masked()
+}
+
+func ipVersion(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
+}
+
+// unspecified is 0.0.0.0 or :: as a is IPv4 or IPv6.
+func unspecified(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
 }
 
 func protoName(proto uint8) string {

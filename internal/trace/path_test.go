@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/capture"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -50,6 +51,32 @@ func chainModel() *Model {
 	port("fip-p", "transit", "transit-v4", "169.254.0.20", model.DeviceOwnerFloatingIP, "fip")
 	m.FloatingIPs = []model.FloatingIP{{ID: "fip", FloatingNetworkID: "transit", FloatingIPAddress: "169.254.0.20",
 		RouterID: str("tr"), FixedIPAddress: str("10.0.0.6")}}
+
+	// Dual stack: IPv6 on public, transit, tenant and island; routed,
+	// never NATed. Only the tenant and edge routers have IPv6 default
+	// routes (their gateways are on subnets with IPv6 gateways); the
+	// lonely one has none.
+	sub("public-v6", "public", "2001:db8:ff::/64", "2001:db8:ff::1")
+	sub("transit-v6", "transit", "2001:db8:100::/64", "2001:db8:100::1")
+	sub("tenant-v6", "tenant", "2001:db8:1::/64", "2001:db8:1::1")
+	sub("island-v6", "island", "2001:db8:9::/64", "2001:db8:9::1")
+	v6 := func(portID, subnet, ip string) {
+		for i := range m.Ports {
+			if m.Ports[i].ID == portID {
+				m.Ports[i].FixedIPs = append(m.Ports[i].FixedIPs, model.FixedIP{SubnetID: subnet, IPAddress: ip})
+			}
+		}
+	}
+	v6("edge-gw", "public-v6", "2001:db8:ff::10")
+	v6("edge-if", "transit-v6", "2001:db8:100::1")
+	v6("tr-gw", "transit-v6", "2001:db8:100::2")
+	v6("tr-if", "tenant-v6", "2001:db8:1::1")
+	v6("lonely-if", "island-v6", "2001:db8:9::1")
+	v6("vm1-p", "tenant-v6", "2001:db8:1::5")
+	v6("vm2-p", "tenant-v6", "2001:db8:1::6")
+	v6("iso-p", "island-v6", "2001:db8:9::5")
+	// The edge routes the tenant's IPv6 prefix to the tenant router.
+	m.Routers[0].Routes = []model.HostRoute{{Destination: "2001:db8:1::/64", NextHop: "2001:db8:100::2"}}
 	return m
 }
 
@@ -60,6 +87,7 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name     string
 		from     string // instance; "" for the external source
+		from6    string // the network of an external source with an IPv6 address
 		dst      string
 		wantHops string // netns/interface, > for ingress
 		wantEnd  string
@@ -85,11 +113,41 @@ func TestPlan(t *testing.T) {
 			wantHops: "nse-trace/eth0 >nse-host/nst-1", wantEnd: EndExternal},
 		{name: "an internal address no port holds", from: "vm1", dst: "10.0.0.77",
 			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p", wantEnd: EndNobody},
+		{name: "IPv6 on the same network", from: "vm1", dst: "2001:db8:1::6",
+			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p nse-host/tapvm2-p >nse-vm2/eth0", wantEnd: EndInstance},
+		{name: "IPv6 routed out through both routers", from: "vm1", dst: "2001:db8:ffff::1",
+			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p nse-host/taptr-if >nse-qrouter-tr/qr-tr-if nse-qrouter-tr/qg-tr-gw " +
+				">nse-host/taptr-gw nse-host/tapedge-if >nse-qrouter-edge/qr-edge-if nse-qrouter-edge/qg-edge-gw >nse-host/tapedge-gw",
+			wantEnd: EndExternal},
+		{name: "IPv6 to a router's own address", from: "vm1", dst: "2001:db8:100::1",
+			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p nse-host/taptr-if >nse-qrouter-tr/qr-tr-if nse-qrouter-tr/qg-tr-gw " +
+				">nse-host/taptr-gw nse-host/tapedge-if >nse-qrouter-edge/qr-edge-if",
+			wantEnd: EndRouter},
+		{name: "IPv6 through a router without a gateway", from: "iso", dst: "2001:db8:ffff::1",
+			wantHops: "nse-iso/eth0 >nse-host/tapiso-p nse-host/taplonely-if >nse-qrouter-lonely/qr-lonely-if", wantEnd: EndNoRoute},
+		{name: "IPv6 inbound to an instance: routed through the tenant router, no DNAT", from6: "transit", dst: "2001:db8:1::6",
+			wantHops: "nse-trace/eth0 >nse-host/nst-1 nse-host/taptr-gw >nse-qrouter-tr/qg-tr-gw nse-qrouter-tr/qr-tr-if " +
+				">nse-host/taptr-if nse-host/tapvm2-p >nse-vm2/eth0",
+			wantEnd: EndInstance},
+		{name: "IPv6 inbound from public: the edge's static route, then the tenant router", from6: "public", dst: "2001:db8:1::6",
+			wantHops: "nse-trace/eth0 >nse-host/nst-1 nse-host/tapedge-gw >nse-qrouter-edge/qg-edge-gw nse-qrouter-edge/qr-edge-if " +
+				">nse-host/tapedge-if nse-host/taptr-gw >nse-qrouter-tr/qg-tr-gw nse-qrouter-tr/qr-tr-if " +
+				">nse-host/taptr-if nse-host/tapvm2-p >nse-vm2/eth0",
+			wantEnd: EndInstance},
+		{name: "IPv6 inbound to a prefix no router holds", from6: "public", dst: "2001:db8:77::1",
+			wantHops: "nse-trace/eth0 >nse-host/nst-1", wantEnd: EndExternal},
+		{name: "IPv6 to an address nobody holds", from: "vm1", dst: "2001:db8:1::77",
+			wantHops: "nse-vm1/eth0 >nse-host/tapvm1-p", wantEnd: EndNobody},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := netip.MustParseAddr(tc.dst)
 			src := external
+			if tc.from6 != "" {
+				_, src.Addr, _ = m.freeAddress(tc.from6, true)
+				src.Network = tc.from6
+				src.Via, _ = m.ExternalVia(tc.from6, dst)
+			}
 			if tc.from != "" {
 				var err error
 				if src, err = m.InstanceSource(*m.instance(tc.from), dst); err != nil {
@@ -129,5 +187,60 @@ func TestPlanLoop(t *testing.T) {
 	src, _ := m.InstanceSource(*m.instance("vm1"), netip.MustParseAddr("203.0.113.1"))
 	if _, err := m.Plan(src, netip.MustParseAddr("203.0.113.1"), 1, 0); err == nil || !strings.Contains(err.Error(), "routing loop") {
 		t.Errorf("Plan with a loop: %v", err)
+	}
+	// The IPv4 default route is no IPv6 one: IPv6 still leaves by the
+	// edge's gateway.
+	dst6 := netip.MustParseAddr("2001:db8:ffff::1")
+	src6, err := m.InstanceSource(*m.instance("vm1"), dst6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := m.Plan(src6, dst6, capture.ProtoICMPv6, 0); err != nil || p.End != EndExternal {
+		t.Errorf("IPv6 beside an IPv4 loop: %v, %v", p, err)
+	}
+}
+
+func TestInstanceSourceVersion(t *testing.T) {
+	m := chainModel()
+	for _, tc := range []struct{ inst, dst, want, err string }{
+		{"vm1", "203.0.113.1", "10.0.0.5", ""},
+		{"vm1", "2001:db8:ffff::1", "2001:db8:1::5", ""},
+		{"vm1", "2001:db8:1::6", "2001:db8:1::5", ""},
+		{"vm1", "10.0.0.6", "10.0.0.5", ""},
+	} {
+		src, err := m.InstanceSource(*m.instance(tc.inst), netip.MustParseAddr(tc.dst))
+		if err != nil || src.Addr.String() != tc.want {
+			t.Errorf("InstanceSource(%s, %s) = %v, %v; want %s", tc.inst, tc.dst, src.Addr, err, tc.want)
+		}
+	}
+	// An IPv4-only instance has no IPv6 source.
+	m.Instances = append(m.Instances, model.Instance{ID: "v4", Name: "v4only", Netns: "nse-v4"})
+	m.Ports = append(m.Ports, model.Port{ID: "v4-p", NetworkID: "tenant", DeviceOwner: "compute:nsnet", DeviceID: "v4",
+		InterfaceName: "eth0", FixedIPs: []model.FixedIP{{SubnetID: "tenant-v4", IPAddress: "10.0.0.9"}}})
+	if _, err := m.InstanceSource(*m.instance("v4"), netip.MustParseAddr("2001:db8:1::6")); err == nil || !strings.Contains(err.Error(), "no IPv6 port") {
+		t.Errorf("IPv6 source of an IPv4-only instance: %v", err)
+	}
+}
+
+func TestFreeAddress(t *testing.T) {
+	m := chainModel()
+	for _, tc := range []struct {
+		network string
+		v6      bool
+		want    string
+	}{
+		{"transit", false, "169.254.63.254"},
+		{"transit", true, "2001:db8:100:0:ffff:ffff:ffff:ffff"},
+		{"tenant", true, "2001:db8:1:0:ffff:ffff:ffff:ffff"},
+	} {
+		_, a, err := m.freeAddress(tc.network, tc.v6)
+		if err != nil || a.String() != tc.want {
+			t.Errorf("freeAddress(%s, v6 %v) = %v, %v; want %s", tc.network, tc.v6, a, err, tc.want)
+		}
+	}
+	// The last address taken: the one below.
+	m.Ports = append(m.Ports, model.Port{ID: "x", NetworkID: "transit", FixedIPs: []model.FixedIP{{SubnetID: "transit-v6", IPAddress: "2001:db8:100:0:ffff:ffff:ffff:ffff"}}})
+	if _, a, _ := m.freeAddress("transit", true); a.String() != "2001:db8:100:0:ffff:ffff:ffff:fffe" {
+		t.Errorf("freeAddress past a used address = %v", a)
 	}
 }

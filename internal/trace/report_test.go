@@ -1,9 +1,12 @@
 package trace
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/capture"
 )
@@ -93,5 +96,76 @@ func TestPrintStopped(t *testing.T) {
 	}
 	if strings.Contains(out, "on its way back") {
 		t.Errorf("an answer nobody saw is printed:\n%s", out)
+	}
+}
+
+func TestErrorAnswer(t *testing.T) {
+	a := netip.MustParseAddr
+	quoted6 := &capture.Packet{EtherType: capture.EtherTypeIPv6, Src: a("2001:db8:1::5"), Dst: a("2001:db8:2::9"), Proto: capture.ProtoICMPv6,
+		ICMPType: capture.ICMPv6EchoRequest}
+	quoted4 := &capture.Packet{EtherType: capture.EtherTypeIPv4, Src: a("10.0.0.5"), Dst: a("10.9.0.9"), Proto: capture.ProtoICMP,
+		ICMPType: capture.ICMPEchoRequest}
+	icmpErr := func(from string, typ, code uint8) *capture.Packet {
+		p := &capture.Packet{EtherType: capture.EtherTypeIPv6, Src: a(from), Dst: a("2001:db8:1::5"), Proto: capture.ProtoICMPv6,
+			ICMPType: typ, ICMPCode: code, Quoted: quoted6, MTU: 1280}
+		if a(from).Is4() {
+			p.EtherType, p.Dst, p.Proto, p.Quoted = capture.EtherTypeIPv4, a("10.0.0.5"), capture.ProtoICMP, quoted4
+		}
+		return p
+	}
+	rst6 := &capture.Packet{EtherType: capture.EtherTypeIPv6, Src: a("2001:db8:2::9"), Dst: a("2001:db8:1::5"), Proto: capture.ProtoTCP,
+		SrcPort: 8080, TCPFlags: capture.TCPRst | capture.TCPAck}
+	for _, tc := range []struct {
+		name   string
+		answer *capture.Packet
+		want   string
+	}{
+		{"ICMPv6 no route", icmpErr("2001:db8:1::1", capture.ICMPv6Unreachable, 0),
+			"no route: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 no route"},
+		{"ICMPv6 administratively prohibited", icmpErr("2001:db8:1::1", capture.ICMPv6Unreachable, 1),
+			"refused: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 administratively prohibited"},
+		{"ICMPv6 address unreachable is failed neighbour discovery", icmpErr("2001:db8:1::1", capture.ICMPv6Unreachable, 3),
+			"neighbour discovery failed: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 address unreachable: nothing on its link answered neighbour discovery (ND) for 2001:db8:2::9"},
+		{"ICMPv6 port unreachable", icmpErr("2001:db8:2::9", capture.ICMPv6Unreachable, 4),
+			"no listener: 2001:db8:2::9 (first seen at router r, qr/qr-1) answered ICMPv6 port unreachable"},
+		{"ICMPv6 reject route", icmpErr("2001:db8:1::1", capture.ICMPv6Unreachable, 6),
+			"refused: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 reject route"},
+		{"ICMPv6 packet too big", icmpErr("2001:db8:1::1", capture.ICMPv6PacketTooBig, 0),
+			"too big: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 packet too big, mtu 1280 (IPv6 routers do not fragment)"},
+		{"ICMPv6 time exceeded", icmpErr("2001:db8:1::1", capture.ICMPv6TimeExceeded, 0),
+			"hop limit exceeded: 2001:db8:1::1 (first seen at router r, qr/qr-1) answered ICMPv6 time exceeded (a routing loop?)"},
+		{"IPv6 reset", rst6, "no listener: 2001:db8:2::9 (first seen at router r, qr/qr-1) answered the SYN to port 8080 with a reset (RST)"},
+		{"ICMP host unreachable, as before", icmpErr("10.0.0.1", capture.ICMPUnreachable, 1),
+			"no route: 10.0.0.1 (first seen at router r, qr/qr-1) answered ICMP host unreachable"},
+		{"ICMP port unreachable, as before", icmpErr("10.9.0.9", capture.ICMPUnreachable, 3),
+			"no listener: 10.9.0.9 (first seen at router r, qr/qr-1) answered ICMP port unreachable"},
+		{"ICMP prohibited, as before", icmpErr("10.0.0.1", capture.ICMPUnreachable, 13),
+			"refused: 10.0.0.1 (first seen at router r, qr/qr-1) answered ICMP administratively prohibited"},
+	} {
+		r := &Result{WayBack: []HopSeen{
+			{Hop: Hop{Netns: "host", Interface: "tap-x"}},
+			{Hop: Hop{Netns: "qr", Interface: "qr-1", Node: "router r"}, Seen: true, packet: tc.answer},
+			{Hop: Hop{Netns: "vm", Interface: "eth0", Node: "instance vm"}, Seen: true, packet: tc.answer},
+		}}
+		if got := errorAnswer(r); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestSendReason(t *testing.T) {
+	src := Source{Node: "instance vm1", Addr: netip.MustParseAddr("2001:db8:1::5")}
+	dst := netip.MustParseAddr("2001:db8:ff::1")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("bind: %w", unix.EADDRNOTAVAIL), "instance vm1 does not hold 2001:db8:1::5 (yet): an IPv6 address from router advertisements or DHCPv6 is not configured, or still tentative"},
+		{fmt.Errorf("send: %w", unix.ENETUNREACH), "instance vm1 has no route to 2001:db8:ff::1: the probe could not be sent"},
+		{fmt.Errorf("send: %w", unix.EPERM), "the probe could not be sent: send: operation not permitted"},
+	} {
+		if got := sendReason(src, dst, tc.err); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("sendReason(%v) = %q, want it to start %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -32,6 +32,16 @@ type Result struct {
 	// Notes are things nsnet could not do (an interface it could not
 	// capture on) that make the picture less complete.
 	Notes []string `json:"notes,omitempty"`
+
+	// nd is, per hop, the IPv6 neighbour discovery seen there: how often
+	// each target was solicited, and which were advertised.
+	nd []ndSeen
+}
+
+// ndSeen is the neighbour discovery one interface carried during a trace.
+type ndSeen struct {
+	solicited  map[netip.Addr]int
+	advertised map[netip.Addr]bool
 }
 
 // Expected is the plan as the result reports it.
@@ -160,7 +170,7 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 					return
 				}
 				pk := capture.Decode(f.Data)
-				if !pk.IsIPv4() {
+				if !pk.IsIP() {
 					continue
 				}
 				mu.Lock()
@@ -230,6 +240,12 @@ func sendReason(src Source, dst netip.Addr, err error) string {
 	if errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.EHOSTUNREACH) {
 		return fmt.Sprintf("%s has no route to %s: the probe could not be sent (%v)", src.Node, dst, err)
 	}
+	if errors.Is(err, unix.EADDRNOTAVAIL) && src.Addr.Is6() {
+		// The model's address, not (yet) the kernel's: SLAAC and
+		// DHCPv6 addresses come from the network, and a new address is
+		// tentative until duplicate address detection ends.
+		return fmt.Sprintf("%s does not hold %s (yet): an IPv6 address from router advertisements or DHCPv6 is not configured, or still tentative (%v)", src.Node, src.Addr, err)
+	}
 	return fmt.Sprintf("the probe could not be sent: %v", err)
 }
 
@@ -238,6 +254,23 @@ func sendReason(src Source, dst netip.Addr, err error) string {
 func (r *Result) analyse(plan *Plan, probe *Probe, frames [][]seenFrame) {
 	r.Way = make([]HopSeen, len(plan.Hops))
 	r.WayBack = make([]HopSeen, len(plan.Hops))
+	r.nd = make([]ndSeen, len(plan.Hops))
+	for i := range plan.Hops {
+		nd := ndSeen{solicited: map[netip.Addr]int{}, advertised: map[netip.Addr]bool{}}
+		for _, sf := range frames[i] {
+			pk := sf.pk
+			if !pk.IsIPv6() || pk.Proto != capture.ProtoICMPv6 || pk.ND == nil || !pk.ND.Target.IsValid() {
+				continue
+			}
+			switch pk.ICMPType {
+			case capture.ICMPv6NeighborSolic:
+				nd.solicited[pk.ND.Target]++
+			case capture.ICMPv6NeighborAdvert:
+				nd.advertised[pk.ND.Target] = true
+			}
+		}
+		r.nd[i] = nd
+	}
 	for i, h := range plan.Hops {
 		r.Way[i] = HopSeen{Hop: h}
 		var fwd *capture.Packet
@@ -275,10 +308,10 @@ func seen(h Hop, sf seenFrame) HopSeen {
 	s := HopSeen{Hop: h, Seen: true, Time: sf.f.Time.UTC(), Direction: sf.f.Direction(),
 		SrcMAC: pk.SrcMAC.String(), DstMAC: pk.DstMAC.String(), Src: pk.Src.String(), Dst: pk.Dst.String(),
 		Summary: pk.Summary(), packet: pk}
-	switch pk.Proto {
-	case capture.ProtoTCP, capture.ProtoUDP:
+	switch {
+	case pk.Proto == capture.ProtoTCP || pk.Proto == capture.ProtoUDP:
 		s.SrcPort, s.DstPort = pk.SrcPort, pk.DstPort
-	case capture.ProtoICMP:
+	case pk.IsICMP():
 		s.ICMPID = pk.ICMPID
 	}
 	return s

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -24,21 +25,27 @@ type External struct {
 	hostNetns string
 }
 
-// ExternalSource builds an External on network (an id): namespace
-// <prefix>trace-<random>, interface eth0, holding the highest address of
-// the network's first IPv4 subnet that no port holds and that is not the
-// gateway, with a default route via the gateway.
-func (m *Model) ExternalSource(network string) (ext *External, err error) {
-	sub, addr, err := m.freeAddress(network)
+// ExternalSource builds an External on network (an id) to send to dst:
+// namespace <prefix>trace-<random>, interface eth0, holding the highest
+// address of the network's first subnet of dst's IP version that no port
+// holds and that is not the gateway, with a default route via the
+// gateway. An IPv6 address is added without duplicate address detection,
+// so that the probe can leave at once; for an IPv6 dst that a router on
+// the network routes inside nsnet (ExternalVia), the source also routes
+// dst through that router, as an upstream router the admin configured
+// would.
+func (m *Model) ExternalSource(network string, dst netip.Addr) (ext *External, err error) {
+	sub, addr, err := m.freeAddress(network, dst.Is6())
 	if err != nil {
 		return nil, err
 	}
+	via, _ := m.ExternalVia(network, dst)
 	var r [3]byte
 	rand.Read(r[:])
 	tag := hex.EncodeToString(r[:])
 	ext = &External{hostNetns: m.HostNetns, Source: Source{
 		Netns: m.Prefix + "trace-" + tag, Interface: "eth0", Node: "external source " + addr.String(),
-		Addr: addr, Network: network, HostEnd: "nstrace-" + tag,
+		Addr: addr, Network: network, HostEnd: "nstrace-" + tag, Via: via,
 	}}
 	defer func() {
 		if err != nil {
@@ -80,8 +87,16 @@ func (m *Model) ExternalSource(network string) (ext *External, err error) {
 			return ext, err
 		}
 		if name == ext.Interface {
-			prefix := netip.PrefixFrom(addr, prefixOf(sub).Bits())
-			if err := inside.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(prefix.Bits(), 32)}}); err != nil {
+			a := &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(prefixOf(sub).Bits(), addr.BitLen())}}
+			if addr.Is6() {
+				a.Flags = unix.IFA_F_NODAD
+				// Its link-local address too: neighbour discovery
+				// speaks from it.
+				if _, err := netns.EnsureSysctl(fd, "net.ipv6.conf."+ext.Interface+".accept_dad", "0"); err != nil {
+					return ext, fmt.Errorf("trace source: %w", err)
+				}
+			}
+			if err := inside.AddrAdd(link, a); err != nil {
 				return ext, fmt.Errorf("address the trace source: %w", err)
 			}
 		}
@@ -94,6 +109,13 @@ func (m *Model) ExternalSource(network string) (ext *External, err error) {
 				if err := inside.RouteAdd(rt); err != nil {
 					return ext, fmt.Errorf("default route of the trace source: %w", err)
 				}
+			}
+		}
+		if name == ext.Interface && via.IsValid() {
+			rt := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: via.AsSlice(),
+				Dst: &net.IPNet{IP: dst.AsSlice(), Mask: net.CIDRMask(dst.BitLen(), dst.BitLen())}}
+			if err := inside.RouteAdd(rt); err != nil {
+				return ext, fmt.Errorf("route of the trace source to %s via %s: %w", dst, via, err)
 			}
 		}
 	}
@@ -120,9 +142,9 @@ func (e *External) Remove() error {
 }
 
 // freeAddress picks the address of an external source on network: the
-// highest of its first IPv4 subnet that is not the gateway and that no
-// port holds.
-func (m *Model) freeAddress(network string) (*model.Subnet, netip.Addr, error) {
+// highest of its first IPv4 (or IPv6) subnet that is not the gateway and
+// that no port holds.
+func (m *Model) freeAddress(network string, v6 bool) (*model.Subnet, netip.Addr, error) {
 	used := map[netip.Addr]bool{}
 	for _, p := range m.Ports {
 		for _, ip := range p.FixedIPs {
@@ -139,7 +161,7 @@ func (m *Model) freeAddress(network string) (*model.Subnet, netip.Addr, error) {
 	for i := range m.Subnets {
 		s := &m.Subnets[i]
 		prefix := prefixOf(s)
-		if s.NetworkID != network || !prefix.Addr().Is4() {
+		if s.NetworkID != network || !prefix.IsValid() || prefix.Addr().Is6() != v6 {
 			continue
 		}
 		if s.GatewayIP != nil {
@@ -147,20 +169,31 @@ func (m *Model) freeAddress(network string) (*model.Subnet, netip.Addr, error) {
 				used[gw] = true
 			}
 		}
-		// The broadcast address, then down.
-		a := lastAddr(prefix).Prev()
+		// Below the broadcast address (IPv4), or the last address
+		// (IPv6, which has no broadcast), then down.
+		a := lastAddr(prefix)
+		if a.Is4() {
+			a = a.Prev()
+		}
 		for ; prefix.Contains(a) && a != prefix.Addr(); a = a.Prev() {
 			if !used[a] {
 				return s, a, nil
 			}
 		}
 	}
-	return nil, netip.Addr{}, fmt.Errorf("network %s has no IPv4 subnet with a free address for a trace source", m.networkName(network))
+	version := "IPv4"
+	if v6 {
+		version = "IPv6"
+	}
+	return nil, netip.Addr{}, fmt.Errorf("network %s has no %s subnet with a free address for a trace source", m.networkName(network), version)
 }
 
+// lastAddr is the highest address of p (p masked).
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Addr().As4()
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-	v |= (1 << (32 - p.Bits())) - 1
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
