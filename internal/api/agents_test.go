@@ -192,8 +192,14 @@ func TestAgentsPolicyAndUpdates(t *testing.T) {
 		t.Errorf("updated L3 agent: %+v", a)
 	}
 	// Registration keeps what the admin set.
-	if _, err := w.svc.RegisterAgents(context.Background(), w.started.Add(time.Minute)); err != nil {
+	rev, err := w.svc.RegisterAgents(context.Background(), w.started.Add(time.Minute))
+	if err != nil {
 		t.Fatal(err)
+	}
+	// Registering again what is registered writes nothing: the daemon's
+	// periodic registration does not wake the agent.
+	if again, err := w.svc.RegisterAgents(context.Background(), w.started.Add(time.Minute)); err != nil || again != rev {
+		t.Errorf("second registration: revision %d (was %d), %v", again, rev, err)
 	}
 	if a := w.agents()[model.AgentTypeL3]; a.AdminStateUp || *a.Description != "rack 4" || a.StartedAt != "2026-12-06 11:01:00" {
 		t.Errorf("re-registered L3 agent: %+v", a)
