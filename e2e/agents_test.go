@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"slices"
@@ -114,4 +115,76 @@ func hasNetns(t *testing.T, name string) bool {
 		f := strings.Fields(l) // "name (id: N)"
 		return len(f) > 0 && f[0] == name
 	})
+}
+
+// TestOpenStackCLIAgents: the OpenStack CLI's agent, scheduler and zone
+// commands work against nsnet as against Neutron.
+func TestOpenStackCLIAgents(t *testing.T) {
+	if _, err := exec.LookPath("openstack"); err != nil {
+		t.Fatal("the OpenStack CLI is missing: scripts/test.sh installs python3-openstackclient")
+	}
+	e := Start(t, WithTCP())
+	list := func(args ...string) []map[string]any {
+		t.Helper()
+		out, err := e.openstack(append(args, "-f", "json")...)
+		if err != nil {
+			t.Fatalf("openstack %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		var rows []map[string]any
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			t.Fatalf("openstack %s: not a JSON list: %s", strings.Join(args, " "), out)
+		}
+		return rows
+	}
+	var l3 string
+	eventually(t, time.Minute, "four agents alive", func() error {
+		rows := list("network", "agent", "list")
+		var alive []string
+		for _, r := range rows {
+			if r["Alive"] == true && r["State"] == true && r["Binary"] == "nsnet-agent" {
+				alive = append(alive, r["Agent Type"].(string))
+			}
+			if r["Agent Type"] == "L3 agent" {
+				l3 = r["ID"].(string)
+			}
+		}
+		if len(alive) != 4 {
+			return fmt.Errorf("alive: %v of %v", alive, rows)
+		}
+		return nil
+	})
+	// One row per zone and resource (network, router): the one zone.
+	zones := list("availability", "zone", "list", "--network", "--long")
+	var resources []string
+	for _, z := range zones {
+		if z["Zone Name"] != "nova" || z["Zone Status"] != "available" {
+			t.Errorf("zone %v", z)
+		}
+		resources = append(resources, fmt.Sprint(z["Zone Resource"]))
+	}
+	if slices.Sort(resources); !slices.Equal(resources, []string{"network", "router"}) {
+		t.Errorf("zones' resources %v", resources)
+	}
+	router := e.openstackJSON("router", "create", "r1", "--availability-zone-hint", "nova")
+	if fmt.Sprint(router["availability_zone_hints"]) != "[nova]" {
+		t.Errorf("router hints %v", router["availability_zone_hints"])
+	}
+	if out, err := e.openstack("router", "create", "r2", "--availability-zone-hint", "mars"); err == nil || !strings.Contains(out, "AvailabilityZone mars could not be found") {
+		t.Errorf("router in an unknown zone: %v\n%s", err, out)
+	}
+	if rows := list("network", "agent", "list", "--router", "r1"); len(rows) != 1 || rows[0]["ID"] != l3 {
+		t.Errorf("agents of r1: %v", rows)
+	}
+	if out, err := e.openstack("network", "agent", "remove", "router", "--l3", l3, "r1"); err != nil {
+		t.Fatalf("remove router: %v\n%s", err, out)
+	}
+	if rows := list("network", "agent", "list", "--router", "r1"); len(rows) != 0 {
+		t.Errorf("agents of r1 once removed: %v", rows)
+	}
+	if out, err := e.openstack("network", "agent", "add", "router", "--l3", l3, "r1"); err != nil {
+		t.Fatalf("add router: %v\n%s", err, out)
+	}
+	if rows := list("router", "list", "--agent", l3); len(rows) != 1 || rows[0]["Name"] != "r1" {
+		t.Errorf("routers of the L3 agent: %v", rows)
+	}
 }
