@@ -351,6 +351,10 @@ floating_network_name = public
 api_extensions = $extensions
 port_security = $port_security
 ipv6_subnet_attributes = true
+[neutron_plugin_options]
+# nsnet's one availability zone (docs/AGENTS.md), as devstack configures a
+# single-zone cloud.
+agent_availability_zone = nova
 [validation]
 run_validation = false
 [oslo_concurrency]

@@ -69,6 +69,12 @@ type routerPlan struct {
 func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 	plans := map[string]*routerPlan{}
 	for _, r := range sortedBy(s.routers, func(r model.Router) string { return r.ID }) {
+		if r.L3Unscheduled {
+			// An admin removed it from this host's L3 agent: no
+			// qrouter here, and its ports get no kernel object.
+			d.fixed[key{store.Routers, r.ID}] = status{model.StatusDown, "not hosted by any L3 agent"}
+			continue
+		}
 		pl := &routerPlan{id: r.ID, router: r, spec: routerSpec{
 			Netns:  model.RouterNetns(prefix, r.ID),
 			Marker: dataplane.RouterMarker(r.ID, host),

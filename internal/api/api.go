@@ -178,9 +178,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /nsnet/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg.Status())
 	})
-	for _, res := range s.resources() {
+	for _, res := range append(s.resources(), s.agentResources()...) {
 		s.register(res)
 	}
+	s.schedulerRoutes()
 	s.routerActions()
 	s.tagRoutes()
 	s.quotaRoutes()

@@ -198,6 +198,15 @@ func (s *Server) register(res resource) {
 		}
 		writeJSON(w, http.StatusOK, body)
 	})
+	// Collections without create (agents, availability zones) answer a
+	// POST 405, as do those without items a GET, PUT or DELETE of one.
+	if res.create == nil {
+		handle = func(pattern string, h http.HandlerFunc) {
+			if !strings.HasPrefix(pattern, "POST ") && (pattern == "GET "+base || res.get != nil) {
+				s.mux.HandleFunc(pattern, h)
+			}
+		}
+	}
 	handle("POST "+base, func(w http.ResponseWriter, r *http.Request) {
 		items, bulk, err := decodeCreate(r, res)
 		if err != nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -65,7 +66,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
-	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas, HostID: hostID(cfg.HostNetns)})
+	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
+	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
+		HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
+		// The agent's heartbeat is its last full pass, which comes every
+		// resync: it is dead when it missed two of them and then some.
+		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),
+		AgentDownTime: max(service.DefaultAgentDownTime, 5*resync/2),
+	})
+	// The agent's roles are registered before the API serves, and again
+	// on every resync, so that a deleted one comes back as a Neutron
+	// agent does at its next state report.
+	if _, err := svc.RegisterAgents(ctx, started); err != nil {
+		return fmt.Errorf("register agents: %w", err)
+	}
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: ag,
@@ -115,6 +129,22 @@ func Run(ctx context.Context, cfg Config) error {
 			errs <- fmt.Errorf("agent: %w", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(resync)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := svc.RegisterAgents(ctx, started); err != nil && ctx.Err() == nil {
+					log.Warn("cannot register agents", "err", err)
+				}
+			}
+		}
+	}()
 	for _, s := range servers {
 		s.srv.ReadHeaderTimeout = 10 * time.Second
 		s.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -148,6 +178,20 @@ wait:
 	wg.Wait()
 	_ = os.Remove(cfg.Socket)
 	return runErr
+}
+
+// hostName names this host in its agents and port bindings, as Neutron's
+// host option does: the host name, and the host namespace when there is
+// one (several daemons on one machine are several hosts).
+func hostName(hostNetns string) string {
+	name, err := os.Hostname()
+	if err != nil {
+		name = "localhost"
+	}
+	if hostNetns != "" {
+		name += "/" + hostNetns
+	}
+	return name
 }
 
 // hostID names this host in DHCP ports' device_ids, as Neutron's DHCP

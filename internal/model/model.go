@@ -92,6 +92,11 @@ type Network struct {
 	// network's connections leaving by its uplink; nil masquerades.
 	SNATAddress  *string `json:"nsnet:snat_address"`
 	StatusReason string  `json:"nsnet:status_reason,omitempty"`
+	// DHCPHosted is an admin's choice of whether the host's DHCP agent
+	// serves the network (dhcp_agent_scheduler): nil leaves it to the
+	// subnets (hosted while one enables DHCP), true hosts it even
+	// without, false keeps DHCP off it. Stored, never shown.
+	DHCPHosted *bool `json:"nsnet:dhcp_hosted,omitzero"`
 	Standard
 }
 
@@ -166,7 +171,20 @@ type Port struct {
 	// itself, by DHCP from the network's DHCP port.
 	DHCPClient   bool   `json:"nsnet:dhcp_client"`
 	StatusReason string `json:"nsnet:status_reason,omitempty"`
+	PortBinding
 	Standard
+}
+
+// PortBinding is Neutron's binding extension on a port. HostID, VNICType
+// and Profile are stored as requested; the host a port is bound to and
+// its VIF are rendered (see the service's bindings.go). The admin-only
+// ones are nil for other callers, which omits them.
+type PortBinding struct {
+	HostID     *string        `json:"binding:host_id,omitzero"`
+	VNICType   string         `json:"binding:vnic_type,omitzero"`
+	Profile    map[string]any `json:"binding:profile,omitzero"`
+	VIFType    string         `json:"binding:vif_type,omitzero"`
+	VIFDetails map[string]any `json:"binding:vif_details,omitzero"`
 }
 
 // Instance is nsnet's stand-in for a VM: a named network namespace with lo

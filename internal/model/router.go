@@ -46,6 +46,14 @@ type Router struct {
 	StatusReason        string               `json:"nsnet:status_reason,omitempty"`
 	ExternalGatewayInfo *ExternalGatewayInfo `json:"external_gateway_info"`
 	Routes              []HostRoute          `json:"routes"`
+	// AvailabilityZoneHints are the zones the router may be hosted in;
+	// AvailabilityZones those of the L3 agents hosting it (rendered).
+	AvailabilityZoneHints []string `json:"availability_zone_hints"`
+	AvailabilityZones     []string `json:"availability_zones"`
+	// L3Unscheduled records that an admin removed the router from its
+	// host's L3 agent (l3_agent_scheduler): the agent builds no qrouter
+	// namespace for it until it is added again. Stored, never shown.
+	L3Unscheduled bool `json:"nsnet:l3_unscheduled,omitzero"`
 	Standard
 }
 

@@ -79,6 +79,21 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 	if err != nil {
 		return err
 	}
+	// An admin's dhcp_agent_scheduler choice overrides the subnets: a
+	// network removed from the DHCP agent has no DHCP port; and one not
+	// yet hosted is not given to a DHCP agent an admin set down.
+	switch {
+	case network.DHCPHosted != nil && !*network.DHCPHosted:
+		subnets = nil
+	case network.DHCPHosted == nil && port == nil && len(subnets) > 0:
+		ok, err := s.schedulable(tx, model.AgentTypeDHCP)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			subnets = nil
+		}
+	}
 	if len(subnets) == 0 {
 		if port == nil {
 			return nil

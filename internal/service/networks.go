@@ -48,12 +48,7 @@ var networkAttrs = append([]attr[model.Network]{
 		return nil
 	}},
 	{name: "availability_zone_hints", post: true, set: func(n *model.Network, raw json.RawMessage) error {
-		hints, err := parseStringList(raw, func(z string) error {
-			if z != "nova" && z != "nsnet" {
-				return fmt.Errorf("availability zone '%s' does not exist", z)
-			}
-			return nil
-		})
+		hints, err := parseZoneHints(raw)
 		n.AvailabilityZoneHints = hints
 		return err
 	}},
@@ -113,6 +108,9 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 			return err
 		}
 		if err := checkHostAttrs(tx, &n); err != nil {
+			return err
+		}
+		if err := checkZones(tx, "network", n.AvailabilityZoneHints); err != nil {
 			return err
 		}
 		if shared {
@@ -370,7 +368,18 @@ func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets [
 	for _, sn := range subnets {
 		n.Subnets = append(n.Subnets, sn.ID)
 	}
-	n.AvailabilityZones = []string{"nsnet"}
+	// The zones of the DHCP agents hosting it: this host's, while it
+	// does (see dhcpHostedNetworks; a network's DHCP port exists while a
+	// subnet enables DHCP unless an admin chose otherwise).
+	hosted := slices.ContainsFunc(subnets, func(sn model.Subnet) bool { return sn.EnableDHCP })
+	if n.DHCPHosted != nil {
+		hosted = *n.DHCPHosted
+	}
+	n.DHCPHosted = nil // stored, not shown
+	n.AvailabilityZones = []string{}
+	if hosted {
+		n.AvailabilityZones = []string{model.DefaultAvailabilityZone}
+	}
 	if n.AvailabilityZoneHints == nil {
 		n.AvailabilityZoneHints = []string{}
 	}

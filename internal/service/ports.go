@@ -28,6 +28,7 @@ type portInput struct {
 	portSecSet bool
 	groupsSet  bool
 	pairsSet   bool
+	binding    bindingSet
 }
 
 type fixedIPRequest struct {
@@ -35,7 +36,7 @@ type fixedIPRequest struct {
 	IPAddress string `json:"ip_address"`
 }
 
-var portAttrs = append([]attr[portInput]{
+var portAttrs = append(append([]attr[portInput]{
 	stringAttr("name", true, true, func(p *portInput) *string { return &p.Name }),
 	stringAttr("description", true, true, func(p *portInput) *string { return &p.Description }),
 	boolAttr("admin_state_up", true, true, func(p *portInput) *bool { return &p.AdminStateUp }),
@@ -123,7 +124,7 @@ var portAttrs = append([]attr[portInput]{
 		p.AllowedAddressPairs, p.pairsSet = append([]model.AddressPair{}, pairs...), true
 		return nil
 	}},
-}, projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+}, bindingAttrs...), projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
 
 // checkNetworkOwnerAttrs refuses, on another project's network (a shared
 // one), the port attributes Neutron's policy keeps for the network's owner
@@ -221,6 +222,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		if err := s.completePort(ctx, tx, &p); err != nil {
 			return err
 		}
+		if err := s.checkBinding(ctx, "create_port", &p); err != nil {
+			return err
+		}
 		if err := s.checkPortSecurity(ctx, tx, &p, true); err != nil {
 			return err
 		}
@@ -254,6 +258,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 			p.InterfaceName = "" // chosen afresh in the new instance
 		}
 		if err := s.completePort(ctx, tx, &p); err != nil {
+			return err
+		}
+		if err := s.checkBinding(ctx, "update_port", &p); err != nil {
 			return err
 		}
 		if err := s.checkPortSecurity(ctx, tx, &p, false); err != nil {
@@ -569,7 +576,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 
 // GetPort returns one port.
 func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
-	return getOne(ctx, s.store, id, loadPort, s.renderPort)
+	return getOne(ctx, s.store, id, loadPort, func(p *model.Port) { s.renderPort(ctx, p) })
 }
 
 // ListPorts returns the ports the caller may see: its own and those on its
@@ -591,7 +598,7 @@ func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
 			}
 			return own, nil
 		},
-		func(_ store.Reader, p *model.Port) error { s.renderPort(p); return nil })
+		func(_ store.Reader, p *model.Port) error { s.renderPort(ctx, p); return nil })
 }
 
 // ownsNetwork reports whether the caller owns network id (or is an admin).
@@ -621,8 +628,9 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 	return Result[model.Port]{p, rev}, err
 }
 
-func (s *Service) renderPort(p *model.Port) {
+func (s *Service) renderPort(ctx context.Context, p *model.Port) {
 	p.TenantID = p.ProjectID
+	s.renderBinding(ctx, p)
 	switch {
 	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p):
 		p.Status, p.StatusReason = model.StatusDown, ""

@@ -51,6 +51,11 @@ var routerAttrs = append([]attr[routerInput]{
 		r.Routes, r.routesSet = routes, true
 		return err
 	}},
+	{name: "availability_zone_hints", post: true, set: func(r *routerInput, raw json.RawMessage) error {
+		hints, err := parseZoneHints(raw)
+		r.AvailabilityZoneHints = hints
+		return err
+	}},
 }, projectAttrs(func(r *routerInput) *string { return &r.ProjectID })...)
 
 func parseGateway(raw json.RawMessage) (*gatewayRequest, error) {
@@ -160,6 +165,16 @@ func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) 
 		if err := s.setGateway(ctx, tx, &r, "create_router"); err != nil {
 			return err
 		}
+		if err := checkZones(tx, "router", r.AvailabilityZoneHints); err != nil {
+			return err
+		}
+		// A new router goes to this host's L3 agent unless an admin set
+		// it down (l3_agent_scheduler).
+		ok, err := s.schedulable(tx, model.AgentTypeL3)
+		if err != nil {
+			return err
+		}
+		r.L3Unscheduled = !ok
 		r.Touch(s.now())
 		return tx.Put(store.Routers, r.ID, r.Router)
 	}}, nil
@@ -419,6 +434,16 @@ func (s *Service) renderRouter(r *model.Router) {
 	if r.Routes == nil {
 		r.Routes = []model.HostRoute{}
 	}
+	if r.AvailabilityZoneHints == nil {
+		r.AvailabilityZoneHints = []string{}
+	}
+	// The zones of the L3 agents hosting it: this host's, unless an
+	// admin removed it from its L3 agent.
+	r.AvailabilityZones = []string{}
+	if !r.L3Unscheduled {
+		r.AvailabilityZones = []string{model.DefaultAvailabilityZone}
+	}
+	r.L3Unscheduled = false // stored, not shown
 	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""

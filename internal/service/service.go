@@ -8,6 +8,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,15 @@ type Config struct {
 	// HostID names this host in the device_id of DHCP ports
 	// (model.DHCPDeviceID).
 	HostID string
+	// Host names this host in its agents and port bindings (Neutron's
+	// host: the host name).
+	Host string
+	// Heartbeat, if set, is the running agent's proof of life, which
+	// makes this host's agents alive (see agents.go).
+	Heartbeat HeartbeatSource
+	// AgentDownTime is how old a heartbeat may be for its agent to be
+	// alive; zero means DefaultAgentDownTime.
+	AgentDownTime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -60,7 +70,11 @@ type Service struct {
 	netnsPrefix string
 	quotas      map[string]int
 	hostID      string
-	now         func() time.Time
+	host        string
+	heartbeat   HeartbeatSource
+	// agentDownTime: see Config.AgentDownTime.
+	agentDownTime time.Duration
+	now           func() time.Time
 }
 
 // New returns a Service.
@@ -70,7 +84,8 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
-		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, now: now}
+		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
+		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now}
 }
 
 // Result is what a write returns: the resource as the API shows it and the
