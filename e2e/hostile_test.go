@@ -87,7 +87,7 @@ func TestHostileInput(t *testing.T) {
 		{"cidr with leading zeros", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "010.9.0.0/24"}), 400, "HTTPBadRequest", "Invalid input for cidr"},
 
 		// IPv6 values in IPv4 fields.
-		{"IPv6 gateway on IPv4 subnet", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "10.8.0.0/24", "gateway_ip": "2001:db8::1"}), 400, "InvalidInput", "Gateway is not valid on subnet"},
+		{"IPv6 gateway on IPv4 subnet", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "10.8.0.0/24", "gateway_ip": "2001:db8::1"}), 400, "InvalidInput", "does not match the ip_version '4'"},
 		{"IPv6 pool on IPv4 subnet", "POST", "/v2.0/subnets", subnetWith(map[string]any{"cidr": "10.8.0.0/24", "allocation_pools": []any{map[string]any{"start": "2001:db8::1", "end": "2001:db8::9"}}}), 400, "", "2001:db8::1"},
 		{"IPv6 fixed IP on IPv4 network", "POST", "/v2.0/ports", obj("port", map[string]any{"network_id": net, "fixed_ips": []any{map[string]any{"ip_address": "2001:db8::5"}}}), 400, "InvalidIpForNetwork", "2001:db8::5"},
 		{"IPv6 next hop", "PUT", "/v2.0/routers/" + router, obj("router", map[string]any{"routes": []any{map[string]any{"destination": "10.5.0.0/16", "nexthop": "2001:db8::1"}}}), 400, "HTTPBadRequest", "routes"},

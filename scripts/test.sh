@@ -20,7 +20,7 @@ echo "==> go test"
 # CI shows only the last lines, and a failed test's daemon log comes after
 # the assertion that failed it.
 out="$(mktemp -t nsnet-test.XXXXXX)"
-if ! go test -count=1 -p 2 -timeout 20m "$@" ./... 2>&1 | tee "$out"; then
+if ! go test -count=1 -p 2 -timeout 25m "$@" ./... 2>&1 | tee "$out"; then
 	echo "==> failures (the whole output is in $out)"
 	grep -E -- '^\s*--- FAIL|^FAIL|^panic:|^\s+[a-z_0-9]+_test\.go:[0-9]+: ' "$out" |
 		grep -v -- '_test\.go:[0-9]*: daemon log: ' | cut -c1-500 | tail -n 100

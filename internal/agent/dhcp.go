@@ -239,19 +239,19 @@ func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subne
 	return cfg
 }
 
-// dnsZone is the DNS server's view of network n: a name for every IPv4
-// address of its ports.
+// dnsZone is the DNS server's view of network n: a name for every
+// address of its ports, IPv4 (A, in-addr.arpa) and IPv6 (AAAA, ip6.arpa).
 func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance) *nameserver.Zone {
 	z := nameserver.NewZone(model.DNSDomain(n))
 	for _, sn := range subnets {
-		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && sn.NetworkID == n.ID && p.Addr().Is4() {
+		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && sn.NetworkID == n.ID {
 			z.Subnets = append(z.Subnets, p.Masked())
 		}
 	}
 	slices.SortFunc(z.Subnets, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
 		for _, ip := range p.FixedIPs {
-			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil && addr.Is4() {
+			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
 				z.Add(hostnameOf(p, addr, instances), addr)
 			}
 		}

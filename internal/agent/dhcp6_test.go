@@ -166,6 +166,15 @@ func TestDHCPv6Clients(t *testing.T) {
 			if err != nil || strings.TrimSpace(string(out)) != "10.0.0.11" {
 				t.Fatalf("dig @2001:db8:1::2 vm1.nsnet.internal: %v\n%s", err, out)
 			}
+			// And it names vm1's IPv6 address too (AAAA and ip6.arpa).
+			out, err = exec.Command("ip", "netns", "exec", ns, "dig", "+short", "+tries=3", "+time=2", "@2001:db8:1::2", "vm1.nsnet.internal", "AAAA").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != addr {
+				t.Fatalf("dig AAAA vm1.nsnet.internal: %v\n%s, want %s", err, out, addr)
+			}
+			out, err = exec.Command("ip", "netns", "exec", ns, "dig", "+short", "+tries=3", "+time=2", "@2001:db8:1::2", "-x", addr).CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != "vm1.nsnet.internal." {
+				t.Fatalf("dig -x %s: %v\n%s", addr, err, out)
+			}
 
 			changes := e.agent.Health().Changes
 			e.waitFullPasses(2)
