@@ -174,10 +174,19 @@ func (b *build) bridge(networkID string) error {
 	}
 	slices.Sort(cidrs)
 	name := br.Attrs().Name
-	cmds := []string{
-		ip(b.host.name, "link", "add", name, "type", br.Type()),
-		ip(b.host.name, linkSettings(b.host, br, true)...),
+	cmds := []string{ip(b.host.name, "link", "add", name, "type", br.Type())}
+	// nsnet turns IPv6 off on its bridges (the host must not take
+	// addresses from tenants' router advertisements); before the bridge
+	// is up, so it never gets any.
+	key := "net.ipv6.conf." + name + ".disable_ipv6"
+	values, err := readSysctls(b.host.name, []string{key})
+	if err != nil {
+		return err
 	}
+	if values[key] == "1" {
+		cmds = append(cmds, inNamespace(b.host.name, "sysctl", "-qw", key+"=1"))
+	}
+	cmds = append(cmds, ip(b.host.name, linkSettings(b.host, br, true)...))
 	cmds = append(cmds, addrCommands(b.host, br, nil)...)
 	b.add(Step{Object: "network " + b.names.network(networkID),
 		Comment:  fmt.Sprintf("bridge %s is its L2 segment (%s); ports plug into it", name, strings.Join(cidrs, ", ")),
