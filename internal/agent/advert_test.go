@@ -175,11 +175,14 @@ func TestRouterAdvertisements(t *testing.T) {
 				t.Fatalf("after converged passes: %q", got)
 			}
 
-			// A restarted agent changes nothing in the kernel and
-			// advertises again at once: the instance keeps (or, after
-			// the old agent's last advertisement, regains) its default
-			// route and its address.
+			// A restarted agent changes nothing in the kernel, and a
+			// stopped one withdraws nothing: the router still routes, so
+			// the instance keeps its default route while no agent runs,
+			// and the next agent advertises again at once.
 			e.stop()
+			if r := e.ip("-n", ns1, "-6", "route", "show", "default"); !strings.Contains(r, "via "+qrLL.String()+" dev eth0 proto ra") {
+				t.Fatalf("default route with the agent stopped: %q", r)
+			}
 			e.start()
 			e.converge(e.revision())
 			if c := e.agent.Health().Changes; c != 0 {

@@ -213,7 +213,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.firewall.close()
 	defer a.servers.closeAll()
 	defer a.metaListeners.closeAll()
-	defer a.adverts.closeAll()
+	defer func() {
+		for _, r := range a.adverts.takeAll() {
+			r.leave()
+		}
+	}()
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)

@@ -38,11 +38,16 @@ func (c *closers[T]) close(id string) {
 }
 
 func (c *closers[T]) closeAll() {
-	c.mu.Lock()
-	all := c.m
-	c.m = nil
-	c.mu.Unlock()
-	for _, v := range all {
+	for _, v := range c.takeAll() {
 		v.close()
 	}
+}
+
+// takeAll forgets every one and returns them, for the caller to stop.
+func (c *closers[T]) takeAll() map[string]T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := c.m
+	c.m = nil
+	return all
 }

@@ -34,6 +34,15 @@ func (r *routerAdverts) close() {
 	}
 }
 
+// leave stops every server without a final advertisement: the agent is
+// stopping, the router stays and goes on routing, and the next agent
+// advertises for it (restarts touch nothing, IPv6 default routes too).
+func (r *routerAdverts) leave() {
+	for _, a := range r.servers {
+		a.srv.Leave()
+	}
+}
+
 // ensureAdverts makes router id's advertisement servers those of this
 // pass, in ns as it is now: a server per advertising qr- port, started
 // where missing or on a link that is not the one it was started on,

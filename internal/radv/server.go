@@ -38,6 +38,8 @@ type Server struct {
 	// restart is set by SetConfig when advertising starts (again): the
 	// initial, faster advertisements follow.
 	restart bool
+	// silent is set by Leave: no final advertisement.
+	silent bool
 
 	// advertisements counts what went out, for tests to tell the first
 	// advertisement from later ones.
@@ -132,6 +134,17 @@ func (s *Server) Close() {
 	<-s.done
 }
 
+// Leave closes the socket and waits for the server to stop, without a
+// final advertisement: the router goes on routing and another server (the
+// next daemon's) will advertise for it, so hosts keep it as their default
+// router until then, as they would through a restart of radvd's host.
+func (s *Server) Leave() {
+	s.mu.Lock()
+	s.silent = true
+	s.mu.Unlock()
+	s.Close()
+}
+
 func poke(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -168,7 +181,10 @@ func (s *Server) run() {
 	for {
 		select {
 		case <-s.closing:
-			if advertised != nil {
+			s.mu.Lock()
+			silent := s.silent
+			s.mu.Unlock()
+			if advertised != nil && !silent {
 				s.send(l, advertised.Final(l.mac, s.takeWithdrawn(false)...), allNodes)
 			}
 			return
