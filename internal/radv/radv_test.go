@@ -320,6 +320,12 @@ func FuzzSolicitation(f *testing.F) {
 			return
 		}
 		m, err := ndp.ParseMessage(b)
+		if err != nil && longOption(b[8:]) {
+			// ndp v1.1.0 computes an unknown option's length in a byte
+			// (RawOption: Length*8 overflows from 32 units on): it
+			// refuses such a valid message, which the server answers.
+			return
+		}
 		if err != nil {
 			t.Fatalf("accepted a solicitation ndp cannot parse: %v", err)
 		}
@@ -331,4 +337,16 @@ func FuzzSolicitation(f *testing.F) {
 		}
 		roundTrip(t, cfg.Advertisement(mac))
 	})
+}
+
+// longOption reports whether the options opts (checked well formed) have
+// one of 32 units of 8 bytes or more.
+func longOption(opts []byte) bool {
+	for len(opts) >= 2 && opts[1] > 0 && int(opts[1])*8 <= len(opts) {
+		if opts[1] >= 32 {
+			return true
+		}
+		opts = opts[int(opts[1])*8:]
+	}
+	return false
 }
