@@ -96,25 +96,17 @@ func (p *Packet) decodeIPv6(b []byte) {
 	first := true // the fragment, if any, carries the transport header
 	for {
 		switch next {
-		case ext6HopByHop, ext6Routing, ext6DestOpts:
+		case ext6HopByHop, ext6Routing, ext6DestOpts, ext6AH:
 			if len(rest) < 8 {
 				p.Proto = next
 				return
 			}
+			// Options headers count 8-octet units beyond the first; AH
+			// counts 4-octet units, less 2 (RFC 8200 4.3, RFC 4302 2.2).
 			n := (int(rest[1]) + 1) * 8
-			if len(rest) < n {
-				p.Proto = next
-				return
+			if next == ext6AH {
+				n = (int(rest[1]) + 2) * 4
 			}
-			p.ExtHeaders = append(p.ExtHeaders, next)
-			next, rest = rest[0], rest[n:]
-			continue
-		case ext6AH:
-			if len(rest) < 8 {
-				p.Proto = next
-				return
-			}
-			n := (int(rest[1]) + 2) * 4
 			if len(rest) < n {
 				p.Proto = next
 				return
