@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,7 @@ func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
+	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -92,7 +94,8 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	bound := map[string][]time.Duration{}
+	took := map[string][]time.Duration{}
+	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
 	qps := map[string][]float64{}
 	for r := range *rounds {
 		order := []string{"nsnet", "dnsmasq"}
@@ -103,39 +106,56 @@ func run(ctx context.Context) (err error) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			took, rate, err := w.round(server, *qpsFor, *workers)
+			c, rate, err := w.round(server, *qpsFor, *workers, *busy)
 			if err != nil {
 				return fmt.Errorf("%s: %w", server, err)
 			}
-			bound[server] = append(bound[server], took)
+			took[server] = append(took[server], c.took)
+			bound[server] = append(bound[server], c.bound)
+			resent[server] = append(resent[server], c.resent)
+			sockDrops[server] = append(sockDrops[server], c.sockDrops)
+			softDrops[server] = append(softDrops[server], c.softnetDrops)
 			qps[server] = append(qps[server], rate)
-			log.Printf("round %d: %-7s all %d bound in %v, DNS %.0f queries/s", r+1, server, *n, took.Round(time.Millisecond), rate)
+			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s",
+				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate)
 		}
 	}
 
-	bn, bd := lab.Median(bound["nsnet"]), lab.Median(bound["dnsmasq"])
+	tn, td := lab.Median(took["nsnet"]), lab.Median(took["dnsmasq"])
 	qn, qd := lab.Median(qps["nsnet"]), lab.Median(qps["dnsmasq"])
-	fmt.Printf("\n%d instances start udhcpc at once on one network; median of %d rounds\n\n", *n, *rounds)
-	fmt.Printf("%-28s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
-	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
-	fmt.Printf("%-28s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
-	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -qps-for %s -workers %d\n", *n, *rounds, *qpsFor, *workers)
+	fmt.Printf("\n%d instances start udhcpc at once on one network, %d busy loops running; median of %d rounds\n\n", *n, *busy, *rounds)
+	fmt.Printf("%-34s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
+	fmt.Printf("%-34s %12s %12s\n", "bound, fewest of any round", fmt.Sprintf("%d/%d", slices.Min(bound["nsnet"]), *n),
+		fmt.Sprintf("%d/%d", slices.Min(bound["dnsmasq"]), *n))
+	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
+	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
+	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
+	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
+	fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
+	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -busy %d -qps-for %s -workers %d\n", *n, *rounds, *busy, *qpsFor, *workers)
+	if slices.Min(bound["nsnet"]) < *n || slices.Min(bound["dnsmasq"]) < *n {
+		return errors.New("some clients got no lease")
+	}
 	return nil
 }
 
 // round serves the network with server, times its clients and its DNS,
 // and stops it.
-func (w *world) round(server string, qpsFor time.Duration, workers int) (took time.Duration, rate float64, err error) {
+func (w *world) round(server string, qpsFor time.Duration, workers, busy int) (c clients, rate float64, err error) {
 	addr, stop, err := w.serve(server)
 	if err != nil {
-		return 0, 0, err
+		return c, 0, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	if took, err = w.timeClients(); err != nil {
-		return 0, 0, err
+	ns := w.prefix + "dnsmasq"
+	if server == "nsnet" {
+		ns = model.DHCPNetns(w.prefix, w.networkID)
+	}
+	if c, err = w.timeClients(ns, busy); err != nil {
+		return c, 0, err
 	}
 	rate, err = w.dnsRate(addr, qpsFor, workers)
-	return took, rate, err
+	return c, rate, err
 }
 
 // world is the daemon, its network and instances, and the benchmark's own
@@ -303,24 +323,139 @@ func (w *world) awaitDNS(addr netip.Addr) error {
 	return fmt.Errorf("DNS at %s does not answer: %v", addr, last)
 }
 
-// timeClients starts udhcpc in every instance at once and returns the
-// time until the last one is bound. udhcpc runs with a script that does
-// nothing, so no address is configured and every round starts alike.
-func (w *world) timeClients() (time.Duration, error) {
+// clients is what one start of every instance's udhcpc gave.
+type clients struct {
+	bound int
+	// took is the time until the last client was bound (or gave up).
+	took time.Duration
+	// resent counts DISCOVERs and REQUESTs sent again: each is a message
+	// or its answer lost (or late beyond udhcpc's one-second timeout).
+	resent int
+	// drops are the server namespace's UDP receive errors (a full socket
+	// buffer) and the machine's softnet backlog drops during the start.
+	sockDrops, softnetDrops int64
+}
+
+// timeClients starts udhcpc in every instance at once, with busy
+// goroutines spinning meanwhile, and returns when every one is bound or
+// has given up. udhcpc runs with a script that does nothing, so no
+// address is configured and every round starts alike.
+func (w *world) timeClients(serverNS string, busy int) (clients, error) {
+	var c clients
+	sock0, err := udpRcvbufErrors(serverNS)
+	if err != nil {
+		return c, err
+	}
+	soft0 := softnetDrops()
+	stopBusy := spin(busy)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
-	errs := make([]error, len(w.instances))
+	var failed []string
 	start := time.Now()
-	for i, in := range w.instances {
+	for _, in := range w.instances {
 		wg.Go(func() {
 			out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "udhcpc", "-i", "eth0", "-f", "-q", "-n",
 				"-t", "30", "-T", "1", "-A", "1", "-s", "/bin/true").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "lease of "+in.ip+" obtained") {
-				errs[i] = fmt.Errorf("udhcpc in %s: %v\n%s", in.name, err, out)
+			took := time.Since(start)
+			text := string(out)
+			mu.Lock()
+			defer mu.Unlock()
+			c.took = max(c.took, took)
+			c.resent += max(0, strings.Count(text, "broadcasting discover")-1) + max(0, strings.Count(text, "broadcasting select")-1)
+			if err == nil && strings.Contains(text, "lease of "+in.ip+" obtained") {
+				c.bound++
+			} else if len(failed) < 3 {
+				failed = append(failed, fmt.Sprintf("udhcpc in %s: %v\n%s", in.name, err, out))
 			}
 		})
 	}
 	wg.Wait()
-	return time.Since(start), errors.Join(errs...)
+	stopBusy()
+	sock1, err := udpRcvbufErrors(serverNS)
+	if err != nil {
+		return c, err
+	}
+	c.sockDrops, c.softnetDrops = sock1-sock0, softnetDrops()-soft0
+	for _, f := range failed {
+		log.Print(f)
+	}
+	return c, nil
+}
+
+// spin keeps n shell loops busy until the returned function is called:
+// the busy machine the clients start on. Processes of their own, so that
+// they compete with the servers as other jobs of the machine would.
+func spin(n int) (stop func()) {
+	var cmds []*exec.Cmd
+	for range n {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			log.Printf("busy loop: %v", err)
+			continue
+		}
+		cmds = append(cmds, cmd)
+	}
+	return func() {
+		for _, cmd := range cmds {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+}
+
+// udpRcvbufErrors is UDP's RcvbufErrors counter in namespace ns: datagrams
+// dropped because a socket's receive buffer was full.
+func udpRcvbufErrors(ns string) (int64, error) {
+	var v int64
+	err := netns.DoNamed(ns, func() error {
+		// thread-self: the namespace of this thread, which DoNamed
+		// switched; /proc/self/net is the process's.
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		v, err = snmpField(string(b), "Udp:", "RcvbufErrors")
+		return err
+	})
+	return v, err
+}
+
+// snmpField reads field of the table prefix in /proc/net/snmp: a line of
+// names followed by a line of values.
+func snmpField(snmp, prefix, field string) (int64, error) {
+	var names []string
+	for line := range strings.Lines(snmp) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != prefix {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		if i := slices.Index(names, field); i > 0 && i < len(f) {
+			return strconv.ParseInt(f[i], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", prefix, field)
+}
+
+// softnetDrops is the machine's packets dropped at a full input backlog
+// (second column of /proc/net/softnet_stat, summed over CPUs): the
+// machine's netdev_max_backlog, not the benchmark's to change.
+func softnetDrops() int64 {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) > 1 {
+			v, _ := strconv.ParseInt(f[1], 16, 64)
+			sum += v
+		}
+	}
+	return sum
 }
 
 // dnsRate sends A queries for the first instance's name to addr from the
