@@ -5,16 +5,20 @@
 //	    time until every one is bound, for nsnet's DHCP server and for
 //	    dnsmasq (Debian's dnsmasq-base) serving the same network with
 //	    the same static host entries (--dhcp-host) from a namespace of
-//	    the same layout (one veth on the network's bridge);
+//	    the same layout (one veth on the network's bridge), while busy
+//	    loops keep the machine's CPUs busy; how many bound, how many
+//	    DISCOVERs and REQUESTs were sent again, the server socket's
+//	    receive-buffer drops and the machine's softnet backlog drops;
 //	(b) DNS queries per second for one instance name, answered by nsnet
 //	    and by dnsmasq, from a load generator (miekg/dns, W workers) in a
-//	    client namespace on the same network.
+//	    client namespace on the same network, and from dnsperf (Debian's
+//	    dnsperf, 16 clients, 64 queries in flight) when it is installed.
 //
 // Rounds alternate which server goes first; medians and ratios
 // (dnsmasq time / nsnet time, nsnet qps / dnsmasq qps: above 1 means
 // nsnet is faster) are printed. Run as root from the repository root:
 //
-//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-qps-for 2s] [-workers 16]
+//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
@@ -96,7 +100,8 @@ func run(ctx context.Context) (err error) {
 
 	took := map[string][]time.Duration{}
 	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
-	qps := map[string][]float64{}
+	qps, perf := map[string][]float64{}, map[string][]float64{}
+	_, noDnsperf := exec.LookPath("dnsperf")
 	for r := range *rounds {
 		order := []string{"nsnet", "dnsmasq"}
 		if r%2 == 1 {
@@ -106,7 +111,7 @@ func run(ctx context.Context) (err error) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			c, rate, err := w.round(server, *qpsFor, *workers, *busy)
+			c, rate, perfRate, err := w.round(server, *qpsFor, *workers, *busy, noDnsperf == nil)
 			if err != nil {
 				return fmt.Errorf("%s: %w", server, err)
 			}
@@ -116,8 +121,9 @@ func run(ctx context.Context) (err error) {
 			sockDrops[server] = append(sockDrops[server], c.sockDrops)
 			softDrops[server] = append(softDrops[server], c.softnetDrops)
 			qps[server] = append(qps[server], rate)
-			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s",
-				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate)
+			perf[server] = append(perf[server], perfRate)
+			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
+				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
 		}
 	}
 
@@ -132,6 +138,12 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
+	if noDnsperf == nil {
+		pn, pd := lab.Median(perf["nsnet"]), lab.Median(perf["dnsmasq"])
+		fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, dnsperf", pn, pd, pn/pd)
+	} else {
+		fmt.Println("(dnsperf not installed: apt-get install dnsperf for the second DNS figure)")
+	}
 	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -busy %d -qps-for %s -workers %d\n", *n, *rounds, *busy, *qpsFor, *workers)
 	if slices.Min(bound["nsnet"]) < *n || slices.Min(bound["dnsmasq"]) < *n {
 		return errors.New("some clients got no lease")
@@ -141,10 +153,10 @@ func run(ctx context.Context) (err error) {
 
 // round serves the network with server, times its clients and its DNS,
 // and stops it.
-func (w *world) round(server string, qpsFor time.Duration, workers, busy int) (c clients, rate float64, err error) {
+func (w *world) round(server string, qpsFor time.Duration, workers, busy int, dnsperf bool) (c clients, rate, perfRate float64, err error) {
 	addr, stop, err := w.serve(server)
 	if err != nil {
-		return c, 0, err
+		return c, 0, 0, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
 	ns := w.prefix + "dnsmasq"
@@ -152,10 +164,52 @@ func (w *world) round(server string, qpsFor time.Duration, workers, busy int) (c
 		ns = model.DHCPNetns(w.prefix, w.networkID)
 	}
 	if c, err = w.timeClients(ns, busy); err != nil {
-		return c, 0, err
+		return c, 0, 0, err
 	}
-	rate, err = w.dnsRate(addr, qpsFor, workers)
-	return c, rate, err
+	if rate, err = w.dnsRate(addr, qpsFor, workers); err != nil || !dnsperf {
+		return c, rate, 0, err
+	}
+	perfRate, err = w.dnsperfRate(addr, qpsFor)
+	return c, rate, perfRate, err
+}
+
+// dnsperfRate runs dnsperf (DNS-OARC's load generator, a process of its
+// own) from the client namespace against addr for d, asking for the first
+// instance's name, and returns the queries per second it reports; lost
+// queries or other answers than NOERROR are an error.
+func (w *world) dnsperfRate(addr netip.Addr, d time.Duration) (float64, error) {
+	data := filepath.Join(w.dir, "dnsperf-queries")
+	if err := os.WriteFile(data, []byte(w.instances[0].name+"."+domain+" A\n"), 0o644); err != nil {
+		return 0, err
+	}
+	out, err := exec.Command("ip", "netns", "exec", w.prefix+"client", "dnsperf", "-s", addr.String(), "-d", data,
+		"-l", strconv.Itoa(max(1, int(d.Seconds()))), "-c", "16", "-q", "64").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("dnsperf: %v\n%s", err, out)
+	}
+	var qps float64
+	var lost int
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "Queries per second:") && len(f) >= 4:
+			qps, err = strconv.ParseFloat(f[3], 64)
+		case strings.HasPrefix(strings.TrimSpace(line), "Queries lost:") && len(f) >= 3:
+			lost, err = strconv.Atoi(f[2])
+		case strings.HasPrefix(strings.TrimSpace(line), "Response codes:"):
+			// Every answer NOERROR: "Response codes: NOERROR 123 (100.00%)".
+			if len(f) != 5 || f[2] != "NOERROR" {
+				err = fmt.Errorf("dnsperf: unexpected answers: %s", line)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if qps == 0 || lost > int(qps*d.Seconds())/100 {
+		return 0, fmt.Errorf("dnsperf: %.0f queries/s, %d lost:\n%s", qps, lost, out)
+	}
+	return qps, nil
 }
 
 // world is the daemon, its network and instances, and the benchmark's own
