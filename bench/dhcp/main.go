@@ -101,6 +101,7 @@ func run(ctx context.Context) (err error) {
 	took := map[string][]time.Duration{}
 	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
 	qps, perf := map[string][]float64{}, map[string][]float64{}
+	cpuPerQuery := map[string][]time.Duration{}
 	_, noDnsperf := exec.LookPath("dnsperf")
 	for r := range *rounds {
 		order := []string{"nsnet", "dnsmasq"}
@@ -122,6 +123,7 @@ func run(ctx context.Context) (err error) {
 			softDrops[server] = append(softDrops[server], c.softnetDrops)
 			qps[server] = append(qps[server], rate)
 			perf[server] = append(perf[server], perfRate)
+			cpuPerQuery[server] = append(cpuPerQuery[server], c.cpuPerQuery)
 			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
 				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
 		}
@@ -141,6 +143,8 @@ func run(ctx context.Context) (err error) {
 	if noDnsperf == nil {
 		pn, pd := lab.Median(perf["nsnet"]), lab.Median(perf["dnsmasq"])
 		fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, dnsperf", pn, pd, pn/pd)
+		cn, cd := lab.Median(cpuPerQuery["nsnet"]), lab.Median(cpuPerQuery["dnsmasq"])
+		fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq / nsnet)\n", "server CPU per query, dnsperf", us(cn), us(cd), float64(cd)/float64(cn))
 	} else {
 		fmt.Println("(dnsperf not installed: apt-get install dnsperf for the second DNS figure)")
 	}
@@ -169,8 +173,27 @@ func (w *world) round(server string, qpsFor time.Duration, workers, busy int, dn
 	if rate, err = w.dnsRate(addr, qpsFor, workers); err != nil || !dnsperf {
 		return c, rate, 0, err
 	}
+	cpu0 := processCPU(w.serverPid)
 	perfRate, err = w.dnsperfRate(addr, qpsFor)
+	c.cpuPerQuery = (processCPU(w.serverPid) - cpu0) / time.Duration(max(1, perfRate*qpsFor.Seconds()))
 	return c, rate, perfRate, err
+}
+
+// processCPU is the CPU time pid has used, user and system.
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command's closing parenthesis: state is field 3, utime
+	// and stime fields 14 and 15, in clock ticks (USER_HZ, 100).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // dnsperfRate runs dnsperf (DNS-OARC's load generator, a process of its
@@ -221,6 +244,8 @@ type world struct {
 	networkID   string
 	subnetID    string
 	instances   []instance
+	// serverPid is the process serving the round: the daemon or dnsmasq.
+	serverPid int
 }
 
 type instance struct {
@@ -317,6 +342,7 @@ func (w *world) serve(server string) (netip.Addr, func() error, error) {
 			return err
 		}
 		addr := netip.MustParseAddr(ports[0].FixedIPs[0].IPAddress)
+		w.serverPid = w.daemon.Pid()
 		return addr, stop, w.awaitDNS(addr)
 	}
 	if err := w.plug("dnsmasq", dnsmasqAddr); err != nil {
@@ -343,6 +369,7 @@ func (w *world) serve(server string) (netip.Addr, func() error, error) {
 	if err := cmd.Start(); err != nil {
 		return netip.Addr{}, nil, err
 	}
+	w.serverPid = cmd.Process.Pid // ip netns exec execs dnsmasq
 	stop := func() error {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -388,6 +415,9 @@ type clients struct {
 	// drops are the server namespace's UDP receive errors (a full socket
 	// buffer) and the machine's softnet backlog drops during the start.
 	sockDrops, softnetDrops int64
+	// cpuPerQuery is the server process's CPU time per query answered
+	// under dnsperf's load.
+	cpuPerQuery time.Duration
 }
 
 // timeClients starts udhcpc in every instance at once, with busy
@@ -625,5 +655,7 @@ func (s step) then(name string, args ...string) step {
 	}
 	return s
 }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
