@@ -103,7 +103,13 @@ func run(ctx context.Context) (err error) {
 	qps, perf := map[string][]float64{}, map[string][]float64{}
 	cpuPerQuery := map[string][]time.Duration{}
 	_, noDnsperf := exec.LookPath("dnsperf")
+	var floor []time.Duration
 	for r := range *rounds {
+		f, err := w.timeStarts(*busy)
+		if err != nil {
+			return err
+		}
+		floor = append(floor, f)
 		order := []string{"nsnet", "dnsmasq"}
 		if r%2 == 1 {
 			slices.Reverse(order)
@@ -136,6 +142,7 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("%-34s %12s %12s\n", "bound, fewest of any round", fmt.Sprintf("%d/%d", slices.Min(bound["nsnet"]), *n),
 		fmt.Sprintf("%d/%d", slices.Min(bound["dnsmasq"]), *n))
 	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
+	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
 	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
@@ -464,6 +471,26 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 		log.Print(f)
 	}
 	return c, nil
+}
+
+// timeStarts is the time to run nsenter /bin/true in every instance at
+// once, with the busy loops: what starting the clients costs, whatever
+// the server.
+func (w *world) timeStarts(busy int) (time.Duration, error) {
+	stopBusy := spin(busy)
+	defer stopBusy()
+	var wg sync.WaitGroup
+	errs := make([]error, len(w.instances))
+	start := time.Now()
+	for i, in := range w.instances {
+		wg.Go(func() {
+			if out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "/bin/true").CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("nsenter in %s: %v\n%s", in.name, err, out)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), errors.Join(errs...)
 }
 
 // spin keeps n shell loops busy until the returned function is called:
