@@ -101,7 +101,7 @@ func run(ctx context.Context) (err error) {
 	took := map[string][]time.Duration{}
 	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
 	qps, perf := map[string][]float64{}, map[string][]float64{}
-	cpuPerQuery := map[string][]time.Duration{}
+	cpuPerQuery, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
 	_, noDnsperf := exec.LookPath("dnsperf")
 	var floor []time.Duration
 	for r := range *rounds {
@@ -130,6 +130,7 @@ func run(ctx context.Context) (err error) {
 			qps[server] = append(qps[server], rate)
 			perf[server] = append(perf[server], perfRate)
 			cpuPerQuery[server] = append(cpuPerQuery[server], c.cpuPerQuery)
+			cpu[server] = append(cpu[server], c.cpu)
 			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
 				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
 		}
@@ -143,6 +144,7 @@ func run(ctx context.Context) (err error) {
 		fmt.Sprintf("%d/%d", slices.Min(bound["dnsmasq"]), *n))
 	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
 	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
+	fmt.Printf("%-34s %12s %12s  (the daemon, all of it, or dnsmasq)\n", "server CPU time meanwhile", ms(lab.Median(cpu["nsnet"])), ms(lab.Median(cpu["dnsmasq"])))
 	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
@@ -422,6 +424,8 @@ type clients struct {
 	// drops are the server namespace's UDP receive errors (a full socket
 	// buffer) and the machine's softnet backlog drops during the start.
 	sockDrops, softnetDrops int64
+	// cpu is the server process's CPU time while the clients start.
+	cpu time.Duration
 	// cpuPerQuery is the server process's CPU time per query answered
 	// under dnsperf's load.
 	cpuPerQuery time.Duration
@@ -438,6 +442,7 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 		return c, err
 	}
 	soft0 := softnetDrops()
+	cpu0 := processCPU(w.serverPid)
 	stopBusy := spin(busy)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -462,6 +467,7 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 	}
 	wg.Wait()
 	stopBusy()
+	c.cpu = processCPU(w.serverPid) - cpu0
 	sock1, err := udpRcvbufErrors(serverNS)
 	if err != nil {
 		return c, err
