@@ -158,8 +158,10 @@ func run(ctx context.Context) (err error) {
 		fmt.Println("(dnsperf not installed: apt-get install dnsperf for the second DNS figure)")
 	}
 	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -busy %d -qps-for %s -workers %d\n", *n, *rounds, *busy, *qpsFor, *workers)
-	if slices.Min(bound["nsnet"]) < *n || slices.Min(bound["dnsmasq"]) < *n {
-		return errors.New("some clients got no lease")
+	// dnsmasq is the yardstick: its clients without a lease are reported
+	// above, nsnet's fail the benchmark.
+	if slices.Min(bound["nsnet"]) < *n {
+		return errors.New("some of nsnet's clients got no lease")
 	}
 	return nil
 }
