@@ -79,7 +79,7 @@ func run(ctx context.Context) (err error) {
 	}
 	for _, tool := range []string{"udhcpc", "dnsmasq", "nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base)", tool)
+			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base; dnsperf optional)", tool)
 		}
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
