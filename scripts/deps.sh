@@ -30,6 +30,7 @@ NSNET_PACKAGES=(
   udhcpc:udhcpc
   dig:bind9-dnsutils
   dnsmasq:dnsmasq-base
+  dnsperf:dnsperf
   conntrack:conntrack
 )
 

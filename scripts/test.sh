@@ -35,7 +35,7 @@ rm -f "$out"
 # (go.dev/issue/75804, fixed in Go 1.27). NSNET_FUZZTIME=0 skips this.
 fuzztime="${NSNET_FUZZTIME:-50000x}"
 if [[ $# -eq 0 && "$fuzztime" != 0 ]]; then
-	for target in internal/api:FuzzWrites internal/ipam:FuzzPools internal/topology:FuzzParse internal/dhcp:FuzzReply internal/nameserver:FuzzAnswer internal/radv:FuzzSolicitation internal/dhcp6:FuzzReply; do
+	for target in internal/api:FuzzWrites internal/ipam:FuzzPools internal/topology:FuzzParse internal/dhcp:FuzzReply internal/nameserver:FuzzAnswer internal/nameserver:FuzzFastAnswer internal/radv:FuzzSolicitation internal/dhcp6:FuzzReply; do
 		echo "==> fuzz ${target#*:} for $fuzztime"
 		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
 	done

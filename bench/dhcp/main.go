@@ -5,16 +5,20 @@
 //	    time until every one is bound, for nsnet's DHCP server and for
 //	    dnsmasq (Debian's dnsmasq-base) serving the same network with
 //	    the same static host entries (--dhcp-host) from a namespace of
-//	    the same layout (one veth on the network's bridge);
+//	    the same layout (one veth on the network's bridge), while busy
+//	    loops keep the machine's CPUs busy; how many bound, how many
+//	    DISCOVERs and REQUESTs were sent again, the server socket's
+//	    receive-buffer drops and the machine's softnet backlog drops;
 //	(b) DNS queries per second for one instance name, answered by nsnet
 //	    and by dnsmasq, from a load generator (miekg/dns, W workers) in a
-//	    client namespace on the same network.
+//	    client namespace on the same network, and from dnsperf (Debian's
+//	    dnsperf, 16 clients, 64 queries in flight) when it is installed.
 //
 // Rounds alternate which server goes first; medians and ratios
 // (dnsmasq time / nsnet time, nsnet qps / dnsmasq qps: above 1 means
 // nsnet is faster) are printed. Run as root from the repository root:
 //
-//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-qps-for 2s] [-workers 16]
+//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
@@ -35,6 +39,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +69,7 @@ func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
+	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -73,7 +79,7 @@ func run(ctx context.Context) (err error) {
 	}
 	for _, tool := range []string{"udhcpc", "dnsmasq", "nsenter", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base)", tool)
+			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base; dnsperf optional)", tool)
 		}
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
@@ -92,9 +98,18 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	bound := map[string][]time.Duration{}
-	qps := map[string][]float64{}
+	took := map[string][]time.Duration{}
+	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
+	qps, perf := map[string][]float64{}, map[string][]float64{}
+	cpuPerQuery, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
+	_, noDnsperf := exec.LookPath("dnsperf")
+	var floor []time.Duration
 	for r := range *rounds {
+		f, err := w.timeStarts(*busy)
+		if err != nil {
+			return err
+		}
+		floor = append(floor, f)
 		order := []string{"nsnet", "dnsmasq"}
 		if r%2 == 1 {
 			slices.Reverse(order)
@@ -103,39 +118,132 @@ func run(ctx context.Context) (err error) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			took, rate, err := w.round(server, *qpsFor, *workers)
+			c, rate, perfRate, err := w.round(server, *qpsFor, *workers, *busy, noDnsperf == nil)
 			if err != nil {
 				return fmt.Errorf("%s: %w", server, err)
 			}
-			bound[server] = append(bound[server], took)
+			took[server] = append(took[server], c.took)
+			bound[server] = append(bound[server], c.bound)
+			resent[server] = append(resent[server], c.resent)
+			sockDrops[server] = append(sockDrops[server], c.sockDrops)
+			softDrops[server] = append(softDrops[server], c.softnetDrops)
 			qps[server] = append(qps[server], rate)
-			log.Printf("round %d: %-7s all %d bound in %v, DNS %.0f queries/s", r+1, server, *n, took.Round(time.Millisecond), rate)
+			perf[server] = append(perf[server], perfRate)
+			cpuPerQuery[server] = append(cpuPerQuery[server], c.cpuPerQuery)
+			cpu[server] = append(cpu[server], c.cpu)
+			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
+				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
 		}
 	}
 
-	bn, bd := lab.Median(bound["nsnet"]), lab.Median(bound["dnsmasq"])
+	tn, td := lab.Median(took["nsnet"]), lab.Median(took["dnsmasq"])
 	qn, qd := lab.Median(qps["nsnet"]), lab.Median(qps["dnsmasq"])
-	fmt.Printf("\n%d instances start udhcpc at once on one network; median of %d rounds\n\n", *n, *rounds)
-	fmt.Printf("%-28s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
-	fmt.Printf("%-28s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound", ms(bn), ms(bd), float64(bd)/float64(bn))
-	fmt.Printf("%-28s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
-	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -qps-for %s -workers %d\n", *n, *rounds, *qpsFor, *workers)
+	fmt.Printf("\n%d instances start udhcpc at once on one network, %d busy loops running; median of %d rounds\n\n", *n, *busy, *rounds)
+	fmt.Printf("%-34s %12s %12s %10s\n", "", "nsnet", "dnsmasq", "ratio")
+	fmt.Printf("%-34s %12s %12s\n", "bound, fewest of any round", fmt.Sprintf("%d/%d", slices.Min(bound["nsnet"]), *n),
+		fmt.Sprintf("%d/%d", slices.Min(bound["dnsmasq"]), *n))
+	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
+	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
+	fmt.Printf("%-34s %12s %12s  (the daemon, all of it, or dnsmasq)\n", "server CPU time meanwhile", ms(lab.Median(cpu["nsnet"])), ms(lab.Median(cpu["dnsmasq"])))
+	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
+	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
+	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
+	fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, one name", qn, qd, qn/qd)
+	if noDnsperf == nil {
+		pn, pd := lab.Median(perf["nsnet"]), lab.Median(perf["dnsmasq"])
+		fmt.Printf("%-34s %12.0f %12.0f %9.2fx  (nsnet / dnsmasq)\n", "DNS queries/s, dnsperf", pn, pd, pn/pd)
+		cn, cd := lab.Median(cpuPerQuery["nsnet"]), lab.Median(cpuPerQuery["dnsmasq"])
+		fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq / nsnet)\n", "server CPU per query, dnsperf", us(cn), us(cd), float64(cd)/float64(cn))
+	} else {
+		fmt.Println("(dnsperf not installed: apt-get install dnsperf for the second DNS figure)")
+	}
+	fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -n %d -rounds %d -busy %d -qps-for %s -workers %d\n", *n, *rounds, *busy, *qpsFor, *workers)
+	// dnsmasq is the yardstick: its clients without a lease are reported
+	// above, nsnet's fail the benchmark.
+	if slices.Min(bound["nsnet"]) < *n {
+		return errors.New("some of nsnet's clients got no lease")
+	}
 	return nil
 }
 
 // round serves the network with server, times its clients and its DNS,
 // and stops it.
-func (w *world) round(server string, qpsFor time.Duration, workers int) (took time.Duration, rate float64, err error) {
+func (w *world) round(server string, qpsFor time.Duration, workers, busy int, dnsperf bool) (c clients, rate, perfRate float64, err error) {
 	addr, stop, err := w.serve(server)
 	if err != nil {
-		return 0, 0, err
+		return c, 0, 0, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
-	if took, err = w.timeClients(); err != nil {
-		return 0, 0, err
+	ns := w.prefix + "dnsmasq"
+	if server == "nsnet" {
+		ns = model.DHCPNetns(w.prefix, w.networkID)
 	}
-	rate, err = w.dnsRate(addr, qpsFor, workers)
-	return took, rate, err
+	if c, err = w.timeClients(ns, busy); err != nil {
+		return c, 0, 0, err
+	}
+	if rate, err = w.dnsRate(addr, qpsFor, workers); err != nil || !dnsperf {
+		return c, rate, 0, err
+	}
+	cpu0 := processCPU(w.serverPid)
+	perfRate, err = w.dnsperfRate(addr, qpsFor)
+	c.cpuPerQuery = (processCPU(w.serverPid) - cpu0) / time.Duration(max(1, perfRate*qpsFor.Seconds()))
+	return c, rate, perfRate, err
+}
+
+// processCPU is the CPU time pid has used, user and system.
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// After the command's closing parenthesis: state is field 3, utime
+	// and stime fields 14 and 15, in clock ticks (USER_HZ, 100).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
+
+// dnsperfRate runs dnsperf (DNS-OARC's load generator, a process of its
+// own) from the client namespace against addr for d, asking for the first
+// instance's name, and returns the queries per second it reports; lost
+// queries or other answers than NOERROR are an error.
+func (w *world) dnsperfRate(addr netip.Addr, d time.Duration) (float64, error) {
+	data := filepath.Join(w.dir, "dnsperf-queries")
+	if err := os.WriteFile(data, []byte(w.instances[0].name+"."+domain+" A\n"), 0o644); err != nil {
+		return 0, err
+	}
+	out, err := exec.Command("ip", "netns", "exec", w.prefix+"client", "dnsperf", "-s", addr.String(), "-d", data,
+		"-l", strconv.Itoa(max(1, int(d.Seconds()))), "-c", "16", "-q", "64").CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("dnsperf: %v\n%s", err, out)
+	}
+	var qps float64
+	var lost int
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "Queries per second:") && len(f) >= 4:
+			qps, err = strconv.ParseFloat(f[3], 64)
+		case strings.HasPrefix(strings.TrimSpace(line), "Queries lost:") && len(f) >= 3:
+			lost, err = strconv.Atoi(f[2])
+		case strings.HasPrefix(strings.TrimSpace(line), "Response codes:"):
+			// Every answer NOERROR: "Response codes: NOERROR 123 (100.00%)".
+			if len(f) != 5 || f[2] != "NOERROR" {
+				err = fmt.Errorf("dnsperf: unexpected answers: %s", line)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if qps == 0 || lost > int(qps*d.Seconds())/100 {
+		return 0, fmt.Errorf("dnsperf: %.0f queries/s, %d lost:\n%s", qps, lost, out)
+	}
+	return qps, nil
 }
 
 // world is the daemon, its network and instances, and the benchmark's own
@@ -147,6 +255,8 @@ type world struct {
 	networkID   string
 	subnetID    string
 	instances   []instance
+	// serverPid is the process serving the round: the daemon or dnsmasq.
+	serverPid int
 }
 
 type instance struct {
@@ -243,6 +353,7 @@ func (w *world) serve(server string) (netip.Addr, func() error, error) {
 			return err
 		}
 		addr := netip.MustParseAddr(ports[0].FixedIPs[0].IPAddress)
+		w.serverPid = w.daemon.Pid()
 		return addr, stop, w.awaitDNS(addr)
 	}
 	if err := w.plug("dnsmasq", dnsmasqAddr); err != nil {
@@ -269,6 +380,7 @@ func (w *world) serve(server string) (netip.Addr, func() error, error) {
 	if err := cmd.Start(); err != nil {
 		return netip.Addr{}, nil, err
 	}
+	w.serverPid = cmd.Process.Pid // ip netns exec execs dnsmasq
 	stop := func() error {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -303,24 +415,166 @@ func (w *world) awaitDNS(addr netip.Addr) error {
 	return fmt.Errorf("DNS at %s does not answer: %v", addr, last)
 }
 
-// timeClients starts udhcpc in every instance at once and returns the
-// time until the last one is bound. udhcpc runs with a script that does
-// nothing, so no address is configured and every round starts alike.
-func (w *world) timeClients() (time.Duration, error) {
+// clients is what one start of every instance's udhcpc gave.
+type clients struct {
+	bound int
+	// took is the time until the last client was bound (or gave up).
+	took time.Duration
+	// resent counts DISCOVERs and REQUESTs sent again: each is a message
+	// or its answer lost (or late beyond udhcpc's one-second timeout).
+	resent int
+	// drops are the server namespace's UDP receive errors (a full socket
+	// buffer) and the machine's softnet backlog drops during the start.
+	sockDrops, softnetDrops int64
+	// cpu is the server process's CPU time while the clients start.
+	cpu time.Duration
+	// cpuPerQuery is the server process's CPU time per query answered
+	// under dnsperf's load.
+	cpuPerQuery time.Duration
+}
+
+// timeClients starts udhcpc in every instance at once, with busy
+// goroutines spinning meanwhile, and returns when every one is bound or
+// has given up. udhcpc runs with a script that does nothing, so no
+// address is configured and every round starts alike.
+func (w *world) timeClients(serverNS string, busy int) (clients, error) {
+	var c clients
+	sock0, err := udpRcvbufErrors(serverNS)
+	if err != nil {
+		return c, err
+	}
+	soft0 := softnetDrops()
+	cpu0 := processCPU(w.serverPid)
+	stopBusy := spin(busy)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var failed []string
+	start := time.Now()
+	for _, in := range w.instances {
+		wg.Go(func() {
+			out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "udhcpc", "-i", "eth0", "-f", "-q", "-n",
+				"-t", "30", "-T", "1", "-A", "1", "-s", "/bin/true").CombinedOutput()
+			took := time.Since(start)
+			text := string(out)
+			mu.Lock()
+			defer mu.Unlock()
+			c.took = max(c.took, took)
+			c.resent += max(0, strings.Count(text, "broadcasting discover")-1) + max(0, strings.Count(text, "broadcasting select")-1)
+			if err == nil && strings.Contains(text, "lease of "+in.ip+" obtained") {
+				c.bound++
+			} else if len(failed) < 3 {
+				failed = append(failed, fmt.Sprintf("udhcpc in %s: %v\n%s", in.name, err, out))
+			}
+		})
+	}
+	wg.Wait()
+	stopBusy()
+	c.cpu = processCPU(w.serverPid) - cpu0
+	sock1, err := udpRcvbufErrors(serverNS)
+	if err != nil {
+		return c, err
+	}
+	c.sockDrops, c.softnetDrops = sock1-sock0, softnetDrops()-soft0
+	for _, f := range failed {
+		log.Print(f)
+	}
+	return c, nil
+}
+
+// timeStarts is the time to run nsenter /bin/true in every instance at
+// once, with the busy loops: what starting the clients costs, whatever
+// the server.
+func (w *world) timeStarts(busy int) (time.Duration, error) {
+	stopBusy := spin(busy)
+	defer stopBusy()
 	var wg sync.WaitGroup
 	errs := make([]error, len(w.instances))
 	start := time.Now()
 	for i, in := range w.instances {
 		wg.Go(func() {
-			out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "udhcpc", "-i", "eth0", "-f", "-q", "-n",
-				"-t", "30", "-T", "1", "-A", "1", "-s", "/bin/true").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "lease of "+in.ip+" obtained") {
-				errs[i] = fmt.Errorf("udhcpc in %s: %v\n%s", in.name, err, out)
+			if out, err := exec.Command("nsenter", "--net="+netns.Path(in.netns), "/bin/true").CombinedOutput(); err != nil {
+				errs[i] = fmt.Errorf("nsenter in %s: %v\n%s", in.name, err, out)
 			}
 		})
 	}
 	wg.Wait()
 	return time.Since(start), errors.Join(errs...)
+}
+
+// spin keeps n shell loops busy until the returned function is called:
+// the busy machine the clients start on. Processes of their own, so that
+// they compete with the servers as other jobs of the machine would.
+func spin(n int) (stop func()) {
+	var cmds []*exec.Cmd
+	for range n {
+		cmd := exec.Command("sh", "-c", "while :; do :; done")
+		if err := cmd.Start(); err != nil {
+			log.Printf("busy loop: %v", err)
+			continue
+		}
+		cmds = append(cmds, cmd)
+	}
+	return func() {
+		for _, cmd := range cmds {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}
+}
+
+// udpRcvbufErrors is UDP's RcvbufErrors counter in namespace ns: datagrams
+// dropped because a socket's receive buffer was full.
+func udpRcvbufErrors(ns string) (int64, error) {
+	var v int64
+	err := netns.DoNamed(ns, func() error {
+		// thread-self: the namespace of this thread, which DoNamed
+		// switched; /proc/self/net is the process's.
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		v, err = snmpField(string(b), "Udp:", "RcvbufErrors")
+		return err
+	})
+	return v, err
+}
+
+// snmpField reads field of the table prefix in /proc/net/snmp: a line of
+// names followed by a line of values.
+func snmpField(snmp, prefix, field string) (int64, error) {
+	var names []string
+	for line := range strings.Lines(snmp) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != prefix {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		if i := slices.Index(names, field); i > 0 && i < len(f) {
+			return strconv.ParseInt(f[i], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", prefix, field)
+}
+
+// softnetDrops is the machine's packets dropped at a full input backlog
+// (second column of /proc/net/softnet_stat, summed over CPUs): the
+// machine's netdev_max_backlog, not the benchmark's to change.
+func softnetDrops() int64 {
+	b, err := os.ReadFile("/proc/net/softnet_stat")
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) > 1 {
+			v, _ := strconv.ParseInt(f[1], 16, 64)
+			sum += v
+		}
+	}
+	return sum
 }
 
 // dnsRate sends A queries for the first instance's name to addr from the
@@ -436,5 +690,7 @@ func (s step) then(name string, args ...string) step {
 	}
 	return s
 }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 )
 
 var (
@@ -126,19 +127,49 @@ func TestLeaseOptions(t *testing.T) {
 	}
 }
 
+// TestDestination: RFC 2131 4.1's choice. An OFFER or ACK to a client
+// without an address goes to the address offered at the client's
+// hardware address, not broadcast (a broadcast reply reaches and wakes
+// every client on the network); a client asking for broadcast, a NAK and
+// anything without an Ethernet address to send to are broadcast.
 func TestDestination(t *testing.T) {
 	cfg := testConfig()
-	discover := packet(t, dhcpv4.MessageTypeDiscover, knownMAC)
-	if d := destination(discover, cfg.Reply(discover)); d.IP.String() != "255.255.255.255" || d.Port != 68 {
-		t.Errorf("offer to %v, want broadcast", d)
+	tests := []struct {
+		name   string
+		req    *dhcpv4.DHCPv4
+		wantIP string
+		wantHW net.HardwareAddr
+	}{
+		{"offer", packet(t, dhcpv4.MessageTypeDiscover, knownMAC), "10.0.0.5", knownMAC},
+		{"selecting ack", packet(t, dhcpv4.MessageTypeRequest, knownMAC,
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.0.5"))),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(server.AsSlice()))), "10.0.0.5", knownMAC},
+		{"offer, broadcast asked", packet(t, dhcpv4.MessageTypeDiscover, knownMAC, dhcpv4.WithBroadcast(true)), "255.255.255.255", nil},
+		{"offer, not Ethernet", packet(t, dhcpv4.MessageTypeDiscover, knownMAC, dhcpv4.WithHWType(iana.HWTypeIEEE802)), "255.255.255.255", nil},
+		{"renewal ack", packet(t, dhcpv4.MessageTypeRequest, knownMAC, dhcpv4.WithClientIP(net.ParseIP("10.0.0.5"))), "10.0.0.5", nil},
+		{"nak", packet(t, dhcpv4.MessageTypeRequest, knownMAC, dhcpv4.WithClientIP(net.ParseIP("10.0.0.7"))), "255.255.255.255", nil},
+		{"nak, no address yet", packet(t, dhcpv4.MessageTypeRequest, knownMAC,
+			dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(net.ParseIP("10.0.0.7")))), "255.255.255.255", nil},
+		{"relayed", packet(t, dhcpv4.MessageTypeDiscover, knownMAC, dhcpv4.WithGatewayIP(net.ParseIP("10.0.0.1"))), "10.0.0.1", nil},
 	}
-	renew := packet(t, dhcpv4.MessageTypeRequest, knownMAC, dhcpv4.WithClientIP(net.ParseIP("10.0.0.5")))
-	if d := destination(renew, cfg.Reply(renew)); d.IP.String() != "10.0.0.5" {
-		t.Errorf("renewal ack to %v, want the client", d)
-	}
-	stale := packet(t, dhcpv4.MessageTypeRequest, knownMAC, dhcpv4.WithClientIP(net.ParseIP("10.0.0.7")))
-	if d := destination(stale, cfg.Reply(stale)); d.IP.String() != "255.255.255.255" {
-		t.Errorf("nak to %v, want broadcast", d)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reply := cfg.Reply(tt.req)
+			if reply == nil {
+				t.Fatal("no reply")
+			}
+			d := destination(tt.req, reply)
+			if d.addr.IP.String() != tt.wantIP || d.hw.String() != tt.wantHW.String() {
+				t.Errorf("to %v at %q, want %s at %q", d.addr, d.hw, tt.wantIP, tt.wantHW)
+			}
+			wantPort := 68
+			if tt.name == "relayed" {
+				wantPort = 67
+			}
+			if d.addr.Port != wantPort {
+				t.Errorf("to port %d, want %d", d.addr.Port, wantPort)
+			}
+		})
 	}
 }
 

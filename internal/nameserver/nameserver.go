@@ -5,9 +5,10 @@
 // namespace, and forwards any other question to the upstream resolvers the
 // daemon was given (or refuses it when there are none).
 //
-// It owns the DNS protocol side: deciding the answer (Zone.Answer, pure)
-// and the sockets (Server), opened inside the network's namespace through
-// internal/netns. Forwarded queries leave from the daemon's own namespace,
+// It owns the DNS protocol side: deciding the answer (Zone.Answer, pure,
+// and a fast path giving the same bytes for the common A/AAAA question
+// over UDP, fast.go) and the sockets (Server), opened inside the
+// network's namespace through internal/netns. Forwarded queries leave from the daemon's own namespace,
 // where the host's resolvers are reachable. It must not read the store or
 // program the kernel: the agent hands it a Zone whenever the network's
 // ports change.
