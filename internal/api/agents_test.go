@@ -15,7 +15,6 @@ import (
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
-	"github.com/nsnet/nsnet/internal/store"
 )
 
 const testHost = "host-a"
@@ -41,11 +40,7 @@ func newAgentWorld(t *testing.T) *agentWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, dir)
 	w := &agentWorld{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
 	w.started = w.now.Add(-time.Hour)
 	w.svc = service.New(service.Config{Store: st, NetnsPrefix: "t-", Host: testHost,

@@ -29,11 +29,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, t.TempDir())
 	svc := service.New(service.Config{Store: st, NetnsPrefix: "t-"})
 	s := api.New(api.Config{Service: svc, Status: func() any { return map[string]any{"ok": true} }})
 	srv := httptest.NewServer(s.TrustedHandler())
@@ -373,8 +369,7 @@ func TestListFiltersFieldsAndPages(t *testing.T) {
 }
 
 func TestTokenAuthentication(t *testing.T) {
-	st, _ := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	defer st.Close()
+	st := openStore(t, t.TempDir())
 	s := api.New(api.Config{Service: service.New(service.Config{Store: st})})
 	srv := httptest.NewServer(s.TokenHandler(api.StaticToken("s3cret")))
 	defer srv.Close()
@@ -480,4 +475,18 @@ func TestJSONFormatSuffix(t *testing.T) {
 			t.Errorf("GET %s: %d %v, want 200 with %q", path, r.status, r.body, key)
 		}
 	}
+}
+
+// openStore opens a store in dir for tb, closed when tb ends. Every Update
+// on it runs its function twice, the first run rolled back, as etcd does
+// on a conflict: the whole suite checks that the service's transactions
+// are retry-safe.
+func openStore(tb testing.TB, dir string) store.Store {
+	tb.Helper()
+	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return store.NewRetrying(st)
 }

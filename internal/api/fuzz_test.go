@@ -6,23 +6,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/service"
-	"github.com/nsnet/nsnet/internal/store"
 )
 
 // FuzzWrites sends arbitrary bodies to every create and update: the API
 // never fails with a 500 or a panic, always answers JSON, and every refusal
 // is a Neutron error with a type and a message.
 func FuzzWrites(f *testing.F) {
-	st, err := store.OpenBolt(filepath.Join(f.TempDir(), "state.db"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
+	st := openStore(f, f.TempDir())
 	svc := service.New(service.Config{Store: st, NetnsPrefix: "f-"})
 	srv := httptest.NewServer(api.New(api.Config{Service: svc, Status: func() any { return nil }}).TrustedHandler())
 	f.Cleanup(srv.Close)

@@ -16,7 +16,6 @@ import (
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/service"
-	"github.com/nsnet/nsnet/internal/store"
 )
 
 // The callers of the policy tests: a member and a reader of project alpha,
@@ -53,11 +52,7 @@ func newTenants(t *testing.T, quotas map[string]int) *tenants {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := openStore(t, dir)
 	svc := service.New(service.Config{Store: st, NetnsPrefix: "t-", Quotas: quotas})
 	s := api.New(api.Config{Service: svc, Projects: tokens.Projects, Status: func() any { return map[string]any{} }})
 	srv := httptest.NewServer(s.TokenHandler(tokens))

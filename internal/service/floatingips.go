@@ -97,6 +97,10 @@ func (s *Service) prepareFloatingIP(ctx context.Context, in Attrs) (pending, err
 		return pending{}, denied("create_floatingip", "create_floatingip:floating_ip_address")
 	}
 	return pending{id: f.ID, apply: func(tx store.Txn) error {
+		// A retry starts again from the request: the address the run
+		// before it allocated may be taken now (see store.Update).
+		f := f
+		f.Tags = slices.Clone(f.Tags)
 		network, _, err := loadNetwork(ctx, tx, f.FloatingNetworkID)
 		if err != nil {
 			return err

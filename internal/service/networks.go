@@ -101,6 +101,7 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	n.Shared = false // not stored: RBAC policies say who it is shared with
 	n.Touch(s.now())
 	return pending{id: n.ID, apply: func(tx store.Txn) error {
+		n := n // a retry starts again from the request (see store.Update)
 		if err := s.checkQuota(tx, n.ProjectID, quotaNetwork); err != nil {
 			return err
 		}

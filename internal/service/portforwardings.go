@@ -205,6 +205,7 @@ func (s *Service) CreatePortForwarding(ctx context.Context, fipID string, in Att
 		if err := authorize(ctx, "create_floatingip_port_forwarding", fip.ProjectID); err != nil {
 			return err
 		}
+		pf := pf // a retry starts again from the request (see store.Update)
 		pf.ProjectID = fip.ProjectID
 		return s.putForwarding(ctx, tx, &fip, &pf, in)
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -29,6 +30,19 @@ type portInput struct {
 	groupsSet  bool
 	pairsSet   bool
 	binding    bindingSet
+}
+
+// clone returns a copy of p that shares nothing a transaction changes, so
+// that each run of one (store.Update may run it again) starts from the
+// request, not from what an earlier run filled in.
+func (p portInput) clone() portInput {
+	p.FixedIPs = slices.Clone(p.FixedIPs)
+	p.fixedIPs = slices.Clone(p.fixedIPs)
+	p.SecurityGroups = slices.Clone(p.SecurityGroups)
+	p.AllowedAddressPairs = slices.Clone(p.AllowedAddressPairs)
+	p.Tags = slices.Clone(p.Tags)
+	p.Profile = maps.Clone(p.Profile)
+	return p
 }
 
 type fixedIPRequest struct {
@@ -196,6 +210,7 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		return pending{}, err
 	}
 	return pending{id: p.ID, apply: func(tx store.Txn) error {
+		p := p.clone() // a retry starts again from the request
 		network, acc, err := loadNetwork(ctx, tx, p.NetworkID)
 		if err != nil {
 			return err

@@ -57,7 +57,12 @@ func (s *Service) CreatePublishedPort(ctx context.Context, in Attrs) (Result[mod
 		return Result[model.PublishedPort]{}, err
 	}
 	pp.ProjectID = project
-	rev, err := s.store.Update(ctx, func(tx store.Txn) error { return putPublished(ctx, tx, &pp, in) })
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		// A retry starts again from the request (see store.Update): the
+		// internal address is resolved from the port as it is now.
+		pp := pp
+		return putPublished(ctx, tx, &pp, in)
+	})
 	if err != nil {
 		return Result[model.PublishedPort]{}, err
 	}

@@ -155,6 +155,12 @@ func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) 
 		return pending{}, err
 	}
 	return pending{id: r.ID, apply: func(tx store.Txn) error {
+		// A retry starts again from the request (see store.Update): its
+		// gateway port is allocated afresh.
+		r := r
+		r.Routes = slices.Clone(r.Routes)
+		r.AvailabilityZoneHints = slices.Clone(r.AvailabilityZoneHints)
+		r.Tags = slices.Clone(r.Tags)
 		var err error
 		if r.ProjectID, err = owner(ctx, "create_router", r.ProjectID); err != nil {
 			return err

@@ -276,6 +276,8 @@ func (s *Service) prepareSecurityGroup(ctx context.Context, in Attrs) (pending, 
 			"Default security group already exists.")
 	}
 	return pending{id: g.ID, apply: func(tx store.Txn) error {
+		g := g // a retry starts again from the request (see store.Update)
+		g.Tags = slices.Clone(g.Tags)
 		var err error
 		if g.ProjectID, err = owner(ctx, "create_security_group", g.ProjectID); err != nil {
 			return err
@@ -508,6 +510,7 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 		return pending{}, err
 	}
 	return pending{id: r.ID, apply: func(tx store.Txn) error {
+		r := r // a retry starts again from the request (see store.Update)
 		g, err := loadGroup(ctx, tx, r.SecurityGroupID)
 		if err != nil {
 			return err

@@ -30,6 +30,18 @@ type subnetInput struct {
 	cur *model.Subnet
 }
 
+// clone returns a copy of sn that shares nothing a transaction changes, so
+// that each run of one (store.Update may run it again) starts from the
+// request, not from the defaults an earlier run filled in.
+func (sn subnetInput) clone() subnetInput {
+	sn.AllocationPools = slices.Clone(sn.AllocationPools)
+	sn.DNSNameservers = slices.Clone(sn.DNSNameservers)
+	sn.HostRoutes = slices.Clone(sn.HostRoutes)
+	sn.ServiceTypes = slices.Clone(sn.ServiceTypes)
+	sn.Tags = slices.Clone(sn.Tags)
+	return sn
+}
+
 var subnetAttrs = append([]attr[subnetInput]{
 	stringAttr("name", true, true, func(s *subnetInput) *string { return &s.Name }),
 	stringAttr("description", true, true, func(s *subnetInput) *string { return &s.Description }),
@@ -199,6 +211,7 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 		return pending{}, err
 	}
 	return pending{id: sn.ID, apply: func(tx store.Txn) error {
+		sn := sn.clone() // a retry starts again from the request
 		network, _, err := loadNetwork(ctx, tx, sn.NetworkID)
 		if err != nil {
 			return err

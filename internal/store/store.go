@@ -60,7 +60,8 @@ type Reader interface {
 }
 
 // Txn is a read-write transaction. Its writes become visible, all at once,
-// only if the function that received it returns nil.
+// only if the function that received it returns nil and the store commits
+// that run (see Store.Update).
 type Txn interface {
 	Reader
 	Put(kind Kind, id string, v any) error
@@ -73,6 +74,15 @@ type Store interface {
 	View(ctx context.Context, fn func(Reader) error) error
 	// Update runs fn in a serializable read-write transaction and returns
 	// the revision it committed (or the current one when fn wrote nothing).
+	//
+	// fn may run more than once, each time on a fresh snapshot: a store
+	// that detects conflicts at commit (etcd's STM) discards the attempt
+	// and runs fn again. Only the last run's writes commit, and an error
+	// from fn ends the Update with nothing written. So fn must be a pure
+	// function of its snapshot and its inputs: it must not change
+	// variables it captured (copy them first, slices and maps deeply),
+	// nor have effects outside the transaction; what it computes for the
+	// caller, it sets on every run. Retrying forces a retry to test this.
 	Update(ctx context.Context, fn func(Txn) error) (int64, error)
 	// Watch returns a channel that receives the newest revision after
 	// commits. Notifications coalesce: a slow reader sees the latest
