@@ -19,6 +19,7 @@ type extension struct {
 var extensions = []extension{
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []string{}},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource; nsnet sets it on the bridge and every veth.", "2015-03-25T10:00:00-00:00", []string{}},
+	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource; nsnet refuses one above the physical network's (--physnet-mtu) and changes the bridge and every veth of the network.", "2017-07-12T00:00:00-00:00", []string{}},
 	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []string{}},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []string{}},
 	{"standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.", "2016-09-12T10:00:00-00:00", []string{}},
@@ -42,6 +43,7 @@ var extensions = []extension{
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP", "A floating IP's body lists its port forwardings (port_forwardings).", "2019-04-09T10:00:00-00:00", []string{}},
 	{"security-group", "security-group", "The security groups extension; nsnet filters every port on the host's nsnet_fw nftables tables (see docs/SECURITY_GROUPS.md).", "2012-10-05T10:00:00-00:00", []string{}},
 	{"port-security", "Port Security", "Provides port security: anti-spoofing of MAC, addresses, ARP, DHCP and router advertisements.", "2012-07-23T10:00:00-00:00", []string{}},
+	{"port-mac-address-regenerate", "Neutron Port MAC address regenerate", "Network port MAC address regenerate: an update with mac_address null gives the port a new MAC, which the agent sets on its veth.", "2018-05-03T10:00:00-00:00", []string{}},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []string{}},
 	{"agent", "agent", "The agent management extension: nsnet's agent registers as the L3, DHCP, metadata and Linux bridge agents of its host, alive while its full passes run.", "2013-02-03T10:00:00-00:00", []string{}},
 	{"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents: a network removed from its DHCP agent loses its qdhcp namespace.", "2013-02-07T10:00:00-00:00", []string{}},

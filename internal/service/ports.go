@@ -52,6 +52,12 @@ var portAttrs = append(append([]attr[portInput]{
 		return err
 	}},
 	{name: "mac_address", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		// null asks for a new MAC (port-mac-address-regenerate): the
+		// agent sets it on the port's veth, and EUI-64 addresses follow.
+		if isNull(raw) {
+			p.MACAddress, p.macSet = "", false
+			return nil
+		}
 		v, err := parseString(raw, maxNameLen)
 		if err != nil {
 			return err
@@ -284,7 +290,8 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	}
 	neighbours = slices.DeleteFunc(neighbours, func(o model.Port) bool { return o.ID == p.ID })
 
-	macs := map[string]bool{}
+	// A regenerated MAC differs from the one it replaces.
+	macs := map[string]bool{p.oldMAC: true}
 	for _, o := range neighbours {
 		macs[o.MACAddress] = true
 	}
