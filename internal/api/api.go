@@ -184,6 +184,7 @@ func (s *Server) routes() {
 	s.schedulerRoutes()
 	s.routerActions()
 	s.tagRoutes()
+	s.ipAvailabilityRoutes()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {
 		s.identityRoutes()

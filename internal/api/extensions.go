@@ -32,6 +32,7 @@ var extensions = []extension{
 	{"sorting", "Sorting support", "Extension that indicates that sorting is enabled: sort_key and sort_dir.", "2016-06-12T00:00:00-00:00", []string{}},
 	{"filter-validation", "Filter parameters validation", "Provides validation on filtering parameters: a filter that names no attribute of the resource answers 400.", "2018-03-21T10:00:00-00:00", []string{}},
 	{"ip-substring-filtering", "IP address substring filtering", "Provides IP address substring filtering when listing ports: fixed_ips=ip_address_substr=….", "2017-11-28T09:00:00-00:00", []string{}},
+	{"network-ip-availability", "Network IP Availability", "Provides IP availability data for each network and subnet (admin only): addresses in the allocation pools and addresses in use, exact for IPv6.", "2015-09-24T00:00:00-00:00", []string{}},
 	{"quotas", "Quota management support", "Expose functions for quotas management per project", "2012-07-29T10:00:00-00:00", []string{}},
 	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00", []string{}},
 	{"quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit", "2021-09-08T16:00:00-00:00", []string{}},
