@@ -44,6 +44,7 @@ var extensions = []extension{
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP", "A floating IP's body lists its port forwardings (port_forwardings).", "2019-04-09T10:00:00-00:00", []string{}},
 	{"security-group", "security-group", "The security groups extension; nsnet filters every port on the host's nsnet_fw nftables tables (see docs/SECURITY_GROUPS.md).", "2012-10-05T10:00:00-00:00", []string{}},
 	{"port-security", "Port Security", "Provides port security: anti-spoofing of MAC, addresses, ARP, DHCP and router advertisements.", "2012-07-23T10:00:00-00:00", []string{}},
+	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field: a port takes its addresses from the subnets typed for its device_owner, or from untyped ones.", "2016-03-15T18:00:00-00:00", []string{}},
 	{"port-mac-address-regenerate", "Neutron Port MAC address regenerate", "Network port MAC address regenerate: an update with mac_address null gives the port a new MAC, which the agent sets on its veth.", "2018-05-03T10:00:00-00:00", []string{}},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []string{}},
 	{"agent", "agent", "The agent management extension: nsnet's agent registers as the L3, DHCP, metadata and Linux bridge agents of its host, alive while its full passes run.", "2013-02-03T10:00:00-00:00", []string{}},

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -340,6 +341,15 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		return nil, err
 	}
 	subnets = sortedSubnets(subnets)
+	// A port that takes new addresses takes them from the subnets its
+	// device_owner may use (subnet-service-types).
+	if p.fixedIPs != nil || p.FixedIPs == nil {
+		all := subnets
+		if subnets = serviceSubnets(all, p.DeviceOwner); len(subnets) == 0 && len(all) > 0 {
+			return nil, conflict("IpAddressGenerationFailureNoMatchingSubnet",
+				"No valid service subnet for the given device owner, network %s, service type %s.", p.NetworkID, p.DeviceOwner)
+		}
+	}
 	byID := map[string]*model.Subnet{}
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
@@ -443,6 +453,25 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// serviceSubnets are the subnets a port of device_owner owner takes
+// addresses from, as Neutron's subnet-service-types has it: those without
+// service types and those whose service types name owner (any subnet with
+// DHCP for a DHCP port), the latter first.
+func serviceSubnets(subnets []model.Subnet, owner string) []model.Subnet {
+	out := slices.DeleteFunc(slices.Clone(subnets), func(sn model.Subnet) bool {
+		return len(sn.ServiceTypes) > 0 && !slices.Contains(sn.ServiceTypes, owner) &&
+			!(owner == model.DeviceOwnerDHCP && sn.EnableDHCP)
+	})
+	untyped := func(sn model.Subnet) int {
+		if len(sn.ServiceTypes) == 0 {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(out, func(a, b model.Subnet) int { return cmp.Compare(untyped(a), untyped(b)) })
+	return out
 }
 
 // eui64Address is the address of the port with MAC mac on the
