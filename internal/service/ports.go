@@ -55,6 +55,10 @@ var portAttrs = append(append([]attr[portInput]{
 	{name: "mac_address", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		// null asks for a new MAC (port-mac-address-regenerate): the
 		// agent sets it on the port's veth, and EUI-64 addresses follow.
+		// Neutron's ML2 refuses any MAC change on a bound port
+		// (PortBound), as its hypervisor would have to plug the port
+		// again; nsnet's agent changes the MAC of a plugged veth in place,
+		// so nsnet allows it on every port.
 		if isNull(raw) {
 			p.MACAddress, p.macSet = "", false
 			return nil
