@@ -24,6 +24,7 @@ type portInput struct {
 	fixedIPs   []fixedIPRequest // nil: not given, allocate by default
 	oldMAC     string           // the stored MAC, on update
 	macSet     bool
+	macGiven   bool // mac_address in the request, null included
 	deviceSet  bool
 	ifnameSet  bool
 	portSecSet bool
@@ -59,6 +60,7 @@ var portAttrs = append(append([]attr[portInput]{
 		// (PortBound), as its hypervisor would have to plug the port
 		// again; nsnet's agent changes the MAC of a plugged veth in place,
 		// so nsnet allows it on every port.
+		p.macGiven = true
 		if isNull(raw) {
 			p.MACAddress, p.macSet = "", false
 			return nil
@@ -139,13 +141,20 @@ var portAttrs = append(append([]attr[portInput]{
 
 // checkNetworkOwnerAttrs refuses, on another project's network (a shared
 // one), the port attributes Neutron's policy keeps for the network's owner
-// and the admin: turning port security off and allowed address pairs
-// would let a port of one project spoof addresses on another's network.
+// and the admin: turning port security off, allowed address pairs and a
+// MAC of one's choosing would let a port of one project spoof addresses on
+// another's network. Changing a port's MAC is the admin's alone.
 func checkNetworkOwnerAttrs(ctx context.Context, action string, network *model.Network, p *portInput) error {
 	c := caller(ctx)
 	switch {
-	case c.IsAdmin() || network.ProjectID == c.ProjectID:
+	case c.IsAdmin():
 		return nil
+	case p.macGiven && action == "update_port":
+		return denied(action, action+":mac_address")
+	case network.ProjectID == c.ProjectID:
+		return nil
+	case p.macGiven:
+		return denied(action, action+":mac_address")
 	case p.portSecSet:
 		return denied(action, action+":port_security_enabled")
 	case p.pairsSet:
