@@ -367,6 +367,13 @@ EOF
 	else
 		cp "$ws/all" "$ws/selected"
 	fi
+	if [ ! -s "$ws/selected" ]; then
+		# tempest refuses an empty list; the suite has nothing to gate.
+		say "$suite: no test matches the filter"
+		: >"$work/$suite.results"
+		gate "$suite"
+		return
+	fi
 	(cd "$ws" && "${env[@]}" tempest run --load-list "$ws/selected" --concurrency 2 >"$ws/run.out" 2>&1) || true
 	(cd "$ws" && stestr last --subunit >"$ws/results.subunit") || true
 	subunit2csv <"$ws/results.subunit" >"$ws/results.csv" || true

@@ -99,7 +99,7 @@ func (s *Server) schedulerRoutes() {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, rev)
+			s.waitFor(w, r, rev, 0)
 			// Neutron answers an add with an empty (null) body.
 			writeJSON(w, http.StatusCreated, nil)
 		})
@@ -109,7 +109,7 @@ func (s *Server) schedulerRoutes() {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, rev)
+			s.waitFor(w, r, rev, 0)
 			w.WriteHeader(http.StatusNoContent)
 		})
 		s.mux.HandleFunc("GET /v2.0/"+sc.parents+"/{id}/"+sc.agents, func(w http.ResponseWriter, r *http.Request) {

@@ -184,6 +184,7 @@ func (s *Server) routes() {
 	s.schedulerRoutes()
 	s.routerActions()
 	s.tagRoutes()
+	s.ipAvailabilityRoutes()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {
 		s.identityRoutes()
@@ -332,21 +333,29 @@ func decodeCreate(r *http.Request, res resource) (items []service.Attrs, bulk bo
 	return items, true, nil
 }
 
-// waitFor honours HeaderWait after a successful write at rev.
-func (s *Server) waitFor(w http.ResponseWriter, r *http.Request, rev int64) {
+// waitFor honours HeaderWait after a successful write at rev; without it,
+// it waits settle (none when zero). It reports whether it waited, converged
+// or not, so that the caller reads the resources again.
+func (s *Server) waitFor(w http.ResponseWriter, r *http.Request, rev int64, settle time.Duration) bool {
 	w.Header().Set(HeaderRevision, fmt.Sprint(rev))
-	v := r.Header.Get(HeaderWait)
-	if v == "" || s.cfg.Converger == nil {
-		return
+	if s.cfg.Converger == nil {
+		return false
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		d = 30 * time.Second
+	d := settle
+	if v := r.Header.Get(HeaderWait); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil || d <= 0 {
+			d = 30 * time.Second
+		}
+	}
+	if d == 0 {
+		return false
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), min(d, maxWait))
 	defer cancel()
 	converged := s.cfg.Converger.WaitConverged(ctx, rev) == nil
 	w.Header().Set(HeaderConverged, fmt.Sprint(converged))
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

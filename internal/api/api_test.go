@@ -174,6 +174,8 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"read-only on create", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"status": "ACTIVE"}}, 400, "HTTPBadRequest", "Unrecognized attribute(s) 'status'"},
 		{"mtu not integer", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": "big"}}, 400, "HTTPBadRequest", "Invalid input for mtu"},
 		{"mtu too small", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": 10}}, 400, "HTTPBadRequest", "'10' is not in range 68 through 65535"},
+		{"mtu above the physical network's", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"mtu": 1501}}, 400, "InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is 1500."},
+		{"mtu updated above the physical network's", "PUT", "/v2.0/networks/" + nid, map[string]any{"network": map[string]any{"mtu": 9000}}, 400, "InvalidInput", "Invalid input for operation: Requested MTU is too big, maximum is 1500."},
 		{"bool not bool", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"shared": "maybe"}}, 400, "HTTPBadRequest", "cannot be converted to boolean"},
 		{"name too long", "POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": strings.Repeat("x", 256)}}, 400, "HTTPBadRequest", "exceeds maximum length of 255"},
 		{"invalid cidr", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.0.300.0/24"}), 400, "HTTPBadRequest", "Invalid input for cidr"},

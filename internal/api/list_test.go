@@ -111,7 +111,7 @@ func TestListSortsValuesByType(t *testing.T) {
 	for _, n := range []struct {
 		name string
 		mtu  int
-	}{{"jumbo", 9000}, {"small", 68}, {"mid", 1000}, {"also-mid", 1000}} {
+	}{{"full", 1500}, {"small", 68}, {"mid", 1000}, {"also-mid", 1000}} {
 		h.create("networks", "network", map[string]any{"name": n.name, "mtu": n.mtu})
 	}
 	names := func(query string) string {
@@ -124,10 +124,10 @@ func TestListSortsValuesByType(t *testing.T) {
 	}
 	byID := names("?name=mid&name=also-mid") // the default order is the ids'
 	for _, tc := range []struct{ query, want string }{
-		{"?sort_key=mtu&sort_dir=asc", "small " + byID + " jumbo"},
-		{"?sort_key=mtu&sort_dir=desc", "jumbo " + byID + " small"},
-		{"?sort_key=mtu&sort_dir=asc&sort_key=name&sort_dir=desc", "small mid also-mid jumbo"},
-		{"?sort_key=mtu&sort_key=name", "small also-mid mid jumbo"},
+		{"?sort_key=mtu&sort_dir=asc", "small " + byID + " full"},
+		{"?sort_key=mtu&sort_dir=desc", "full " + byID + " small"},
+		{"?sort_key=mtu&sort_dir=asc&sort_key=name&sort_dir=desc", "small mid also-mid full"},
+		{"?sort_key=mtu&sort_key=name", "small also-mid mid full"},
 	} {
 		if got := names(tc.query); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.query, got, tc.want)

@@ -236,6 +236,7 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 	sharedSubnet := h.create(owner, "subnets", "subnet", map[string]any{"network_id": shared, "cidr": "10.9.0.0/24"})
 	extSubnet := h.create(admin, "subnets", "subnet", map[string]any{"network_id": external, "cidr": "198.51.100.0/24"})
 	inst := h.create(other, "instances", "instance", map[string]any{"name": "red"})
+	ownPort := h.create(owner, "ports", "port", map[string]any{"network_id": shared, "mac_address": "fa:16:3e:00:00:aa"})
 
 	tests := []struct {
 		name, who, method, path string
@@ -253,6 +254,14 @@ func TestSharedAndExternalNetworks(t *testing.T) {
 			map[string]any{"port": map[string]any{"network_id": shared, "port_security_enabled": false}}, 403, "PolicyNotAuthorized"},
 		{"nor give a port address pairs there", other, "POST", "/v2.0/ports",
 			map[string]any{"port": map[string]any{"network_id": shared, "allowed_address_pairs": []any{map[string]any{"ip_address": "10.9.0.200"}}}}, 403, "PolicyNotAuthorized"},
+		{"nor choose a MAC there", other, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": shared, "mac_address": "fa:16:3e:00:00:bb"}}, 403, "PolicyNotAuthorized"},
+		{"the network's owner may not change a port's MAC", owner, "PUT", "/v2.0/ports/" + ownPort,
+			map[string]any{"port": map[string]any{"mac_address": "fa:16:3e:00:00:cc"}}, 403, "PolicyNotAuthorized"},
+		{"nor have it regenerated", owner, "PUT", "/v2.0/ports/" + ownPort,
+			map[string]any{"port": map[string]any{"mac_address": nil}}, 403, "PolicyNotAuthorized"},
+		{"the admin may", admin, "PUT", "/v2.0/ports/" + ownPort,
+			map[string]any{"port": map[string]any{"mac_address": nil}}, 200, ""},
 		{"beta may not rename it", other, "PUT", "/v2.0/networks/" + shared,
 			map[string]any{"network": map[string]any{"name": "mine"}}, 403, "PolicyNotAuthorized"},
 		{"beta may not delete it", other, "DELETE", "/v2.0/networks/" + shared, nil, 403, "PolicyNotAuthorized"},

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
@@ -26,7 +27,11 @@ type resource struct {
 	derived map[string]derived
 	create  func(context.Context, service.Attrs) (any, int64, error)
 	// bulk, when set, creates several in one transaction, all or none.
-	bulk   func(context.Context, []service.Attrs) ([]any, int64, error)
+	bulk func(context.Context, []service.Attrs) ([]any, int64, error)
+	// settle, when set, is how long a create waits for the agent though
+	// the client did not ask (HeaderWait), so that the status it answers
+	// is the programmed one (see networkSettle).
+	settle time.Duration
 	update func(context.Context, string, service.Attrs) (any, int64, error)
 	remove func(context.Context, string) (int64, error)
 	get    func(context.Context, string) (any, error)
@@ -107,9 +112,11 @@ func (s *Server) resources() []resource {
 	subnets := bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets)
 	subnets = withBulk(subnets, svc.CreateSubnets)
 	subnets.derived = map[string]derived{"shared": s.subnetShared}
+	networks := withBulk(bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork,
+		svc.GetNetwork, svc.ListNetworks), svc.CreateNetworks)
+	networks.settle = networkSettle
 	return []resource{
-		withBulk(bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork, svc.GetNetwork, svc.ListNetworks),
-			svc.CreateNetworks),
+		networks,
 		subnets,
 		withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts),
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
@@ -219,8 +226,8 @@ func (s *Server) register(res resource) {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, rev)
-			writeJSON(w, http.StatusCreated, map[string]any{res.collection: s.fresh(r, res, objs...)})
+			waited := s.waitFor(w, r, rev, res.settle)
+			writeJSON(w, http.StatusCreated, map[string]any{res.collection: s.fresh(r, res, waited, objs...)})
 			return
 		}
 		obj, rev, err := res.create(r.Context(), items[0])
@@ -228,7 +235,7 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		s.respondAfterWrite(w, r, res, obj, rev, http.StatusCreated)
+		s.respondAfterWrite(w, r, res, obj, rev, http.StatusCreated, res.settle)
 	})
 	handle("GET "+item, func(w http.ResponseWriter, r *http.Request) {
 		obj, err := res.get(r.Context(), r.PathValue("id"))
@@ -259,7 +266,7 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK)
+		s.respondAfterWrite(w, r, res, obj, rev, http.StatusOK, 0)
 	})
 	handle("DELETE "+item, func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := ifMatch(r)
@@ -272,7 +279,7 @@ func (s *Server) register(res resource) {
 			s.fail(w, r, err)
 			return
 		}
-		s.waitFor(w, r, rev)
+		s.waitFor(w, r, rev, 0)
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
@@ -298,16 +305,27 @@ func ifMatch(r *http.Request) (context.Context, error) {
 }
 
 // respondAfterWrite answers a create or update, first waiting for the agent
-// when asked to, so that the status in the answer is the programmed one.
-func (s *Server) respondAfterWrite(w http.ResponseWriter, r *http.Request, res resource, obj any, rev int64, status int) {
-	s.waitFor(w, r, rev)
-	writeJSON(w, status, map[string]any{res.singular: s.fresh(r, res, obj)[0]})
+// when asked to (or for settle), so that the status in the answer is the
+// programmed one.
+func (s *Server) respondAfterWrite(w http.ResponseWriter, r *http.Request, res resource, obj any, rev int64, status int, settle time.Duration) {
+	waited := s.waitFor(w, r, rev, settle)
+	writeJSON(w, status, map[string]any{res.singular: s.fresh(r, res, waited, obj)[0]})
 }
+
+// networkSettle is how long a network's create waits for the agent to
+// make its bridge. A network's status is its bridge's (ACTIVE once the
+// agent made it, ERROR if it could not): Neutron's ML2 answers ACTIVE at
+// create and clients check it there (tempest does), so nsnet answers once
+// the bridge exists instead of answering BUILD at once. Making a bridge is
+// one agent pass of a few netlink calls; on a host whose agent is behind,
+// the answer comes after this long with the status as it then is (BUILD),
+// which is still the truth.
+const networkSettle = 5 * time.Second
 
 // fresh reads objs again after a wait for the agent, so that their status
 // is the programmed one.
-func (s *Server) fresh(r *http.Request, res resource, objs ...any) []any {
-	if r.Header.Get(HeaderWait) == "" {
+func (s *Server) fresh(r *http.Request, res resource, waited bool, objs ...any) []any {
+	if !waited {
 		return objs
 	}
 	for i, obj := range objs {
@@ -338,7 +356,7 @@ func (s *Server) routerActions() {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, rev)
+			s.waitFor(w, r, rev, 0)
 			writeJSON(w, http.StatusOK, info)
 		})
 	}

@@ -34,7 +34,7 @@ func (s *Server) tagRoutes() {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, rev)
+			s.waitFor(w, r, rev, 0)
 			writeJSON(w, http.StatusOK, map[string]any{"tags": nonNil(tags)})
 		})
 		s.mux.HandleFunc("DELETE "+base, func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +67,7 @@ func (s *Server) noContent(w http.ResponseWriter, r *http.Request, status int) f
 			s.fail(w, r, err)
 			return
 		}
-		s.waitFor(w, r, rev)
+		s.waitFor(w, r, rev, 0)
 		w.WriteHeader(status)
 	}
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// Quotas are the default quota limits by resource; missing ones take
 	// Neutron's defaults.
 	Quotas map[string]int
+	// PhysnetMTU is the MTU of the network beyond the host, the largest a
+	// network may have (Neutron's global_physnet_mtu); zero means 1500.
+	PhysnetMTU int
 	// Reload asks the daemon to re-read its tokens file (SIGHUP).
 	Reload <-chan struct{}
 	// HostNetns names the namespace the agent treats as the host; empty

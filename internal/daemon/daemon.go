@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config) error {
 	started := time.Now()
 	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
 	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
+		PhysnetMTU: cfg.PhysnetMTU, HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
 		// The agent's heartbeat is its last full pass, which comes every
 		// resync: it is dead when it missed two of them and then some.
 		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),

@@ -70,7 +70,7 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	n := model.Network{
 		ID:                    newID(),
 		AdminStateUp:          true,
-		MTU:                   model.DefaultMTU,
+		MTU:                   s.physnetMTU,
 		PortSecurityEnabled:   true,
 		AvailabilityZoneHints: []string{},
 		L2Adjacency:           true,
@@ -79,6 +79,9 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 		return pending{}, err
 	}
 	if err := decode(&n, networkAttrs, in, opCreate); err != nil {
+		return pending{}, err
+	}
+	if err := s.checkMTU(n.MTU); err != nil {
 		return pending{}, err
 	}
 	project, err := owner(ctx, "create_network", n.ProjectID)
@@ -128,6 +131,18 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	}}, nil
 }
 
+// checkMTU refuses an MTU larger than the physical network's, as Neutron's
+// ML2 does for a flat network (net-mtu-writable). The agent sets a
+// network's MTU on its bridge and every veth plugged into it, so a change
+// reaches the kernel and, through DHCP's interface-mtu option and router
+// advertisements, the instances at their next lease or advertisement.
+func (s *Service) checkMTU(mtu int) error {
+	if mtu > s.physnetMTU {
+		return invalidInput("Requested MTU is too big, maximum is %d", s.physnetMTU)
+	}
+	return nil
+}
+
 func putPolicy(tx store.Txn, p model.RBACPolicy) error { return tx.Put(store.RBACPolicies, p.ID, p) }
 
 // UpdateNetwork applies the attributes of a PUT.
@@ -155,6 +170,11 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		wasExternal, wasHostGateway := n.RouterExternal, n.HostGateway
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
 			return err
+		}
+		if _, given := in["mtu"]; given {
+			if err := s.checkMTU(n.MTU); err != nil {
+				return err
+			}
 		}
 		if err := checkHostAttrs(tx, &n); err != nil {
 			return err

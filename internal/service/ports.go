@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ type portInput struct {
 	fixedIPs   []fixedIPRequest // nil: not given, allocate by default
 	oldMAC     string           // the stored MAC, on update
 	macSet     bool
+	macGiven   bool // mac_address in the request, null included
 	deviceSet  bool
 	ifnameSet  bool
 	portSecSet bool
@@ -66,6 +68,17 @@ var portAttrs = append(append([]attr[portInput]{
 		return err
 	}},
 	{name: "mac_address", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		// null asks for a new MAC (port-mac-address-regenerate): the
+		// agent sets it on the port's veth, and EUI-64 addresses follow.
+		// Neutron's ML2 refuses any MAC change on a bound port
+		// (PortBound), as its hypervisor would have to plug the port
+		// again; nsnet's agent changes the MAC of a plugged veth in place,
+		// so nsnet allows it on every port.
+		p.macGiven = true
+		if isNull(raw) {
+			p.MACAddress, p.macSet = "", false
+			return nil
+		}
 		v, err := parseString(raw, maxNameLen)
 		if err != nil {
 			return err
@@ -142,13 +155,20 @@ var portAttrs = append(append([]attr[portInput]{
 
 // checkNetworkOwnerAttrs refuses, on another project's network (a shared
 // one), the port attributes Neutron's policy keeps for the network's owner
-// and the admin: turning port security off and allowed address pairs
-// would let a port of one project spoof addresses on another's network.
+// and the admin: turning port security off, allowed address pairs and a
+// MAC of one's choosing would let a port of one project spoof addresses on
+// another's network. Changing a port's MAC is the admin's alone.
 func checkNetworkOwnerAttrs(ctx context.Context, action string, network *model.Network, p *portInput) error {
 	c := caller(ctx)
 	switch {
-	case c.IsAdmin() || network.ProjectID == c.ProjectID:
+	case c.IsAdmin():
 		return nil
+	case p.macGiven && action == "update_port":
+		return denied(action, action+":mac_address")
+	case network.ProjectID == c.ProjectID:
+		return nil
+	case p.macGiven:
+		return denied(action, action+":mac_address")
 	case p.portSecSet:
 		return denied(action, action+":port_security_enabled")
 	case p.pairsSet:
@@ -299,7 +319,8 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	}
 	neighbours = slices.DeleteFunc(neighbours, func(o model.Port) bool { return o.ID == p.ID })
 
-	macs := map[string]bool{}
+	// A regenerated MAC differs from the one it replaces.
+	macs := map[string]bool{p.oldMAC: true}
 	for _, o := range neighbours {
 		macs[o.MACAddress] = true
 	}
@@ -348,6 +369,15 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		return nil, err
 	}
 	subnets = sortedSubnets(subnets)
+	// A port that takes new addresses takes them from the subnets its
+	// device_owner may use (subnet-service-types).
+	if p.fixedIPs != nil || p.FixedIPs == nil {
+		all := subnets
+		if subnets = serviceSubnets(all, p.DeviceOwner); len(subnets) == 0 && len(all) > 0 {
+			return nil, conflict("IpAddressGenerationFailureNoMatchingSubnet",
+				"No valid service subnet for the given device owner, network %s, service type %s.", p.NetworkID, p.DeviceOwner)
+		}
+	}
 	byID := map[string]*model.Subnet{}
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
@@ -451,6 +481,25 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// serviceSubnets are the subnets a port of device_owner owner takes
+// addresses from, as Neutron's subnet-service-types has it: those without
+// service types and those whose service types name owner (any subnet with
+// DHCP for a DHCP port), the latter first.
+func serviceSubnets(subnets []model.Subnet, owner string) []model.Subnet {
+	out := slices.DeleteFunc(slices.Clone(subnets), func(sn model.Subnet) bool {
+		return len(sn.ServiceTypes) > 0 && !slices.Contains(sn.ServiceTypes, owner) &&
+			!(owner == model.DeviceOwnerDHCP && sn.EnableDHCP)
+	})
+	untyped := func(sn model.Subnet) int {
+		if len(sn.ServiceTypes) == 0 {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(out, func(a, b model.Subnet) int { return cmp.Compare(untyped(a), untyped(b)) })
+	return out
 }
 
 // eui64Address is the address of the port with MAC mac on the

@@ -43,6 +43,10 @@ type Config struct {
 	// NetnsPrefix is the agent's namespace prefix: every instance's
 	// namespace name starts with it.
 	NetnsPrefix string
+	// PhysnetMTU is the MTU of the physical network beyond the host (Neutron's
+	// global_physnet_mtu): a network's default, and its largest; zero means
+	// model.DefaultMTU.
+	PhysnetMTU int
 	// Quotas are the default quota limits, by resource (see
 	// QuotaResources); missing ones take Neutron's defaults.
 	Quotas map[string]int
@@ -69,6 +73,7 @@ type Service struct {
 	counters    CounterSource
 	netnsPrefix string
 	quotas      map[string]int
+	physnetMTU  int
 	hostID      string
 	host        string
 	heartbeat   HeartbeatSource
@@ -84,7 +89,7 @@ func New(cfg Config) *Service {
 		now = time.Now
 	}
 	return &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
-		quotas: DefaultQuotas(cfg.Quotas), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
+		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
 		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -44,6 +45,11 @@ func (sn subnetInput) clone() subnetInput {
 
 var subnetAttrs = append([]attr[subnetInput]{
 	stringAttr("name", true, true, func(s *subnetInput) *string { return &s.Name }),
+	{name: "service_types", post: true, put: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		types, err := parseServiceTypes(raw)
+		s.ServiceTypes = types
+		return err
+	}},
 	stringAttr("description", true, true, func(s *subnetInput) *string { return &s.Description }),
 	{name: "network_id", post: true, required: true, set: func(s *subnetInput, raw json.RawMessage) error {
 		v, err := parseString(raw, maxNameLen)
@@ -760,4 +766,34 @@ func loadSubnet(ctx context.Context, r store.Reader, id string) (model.Subnet, e
 		return sn, err
 	}
 	return sn, checkRevision(ctx, r, id, &sn)
+}
+
+// parseServiceTypes reads a subnet's service_types (subnet-service-types):
+// device_owner values, or prefixes of them, whose ports take addresses
+// from the subnet (see serviceSubnets). Neutron accepts a type that starts
+// with "network:" or "neutron:", or with any one character of "compute:"
+// (its check adds that prefix to its list of prefixes character by
+// character), which clients rely on ("test:type_1"); nsnet accepts the same.
+func parseServiceTypes(raw json.RawMessage) ([]string, error) {
+	types := []string{}
+	if isNull(raw) {
+		return types, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, badRequest("Subnet service types must be a list.")
+	}
+	for _, item := range items {
+		var t string
+		if err := json.Unmarshal(item, &t); err != nil {
+			return nil, typed(http.StatusBadRequest, "InvalidInputSubnetServiceType", "Subnet service type %s is not a string.", shown(item))
+		}
+		if !strings.HasPrefix(t, "network:") && !strings.HasPrefix(t, "neutron:") && (t == "" || !strings.ContainsRune("compute:", rune(t[0]))) {
+			return nil, typed(http.StatusBadRequest, "InvalidSubnetServiceType", "Subnet service type %s does not correspond to a valid device owner.", t)
+		}
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	return types, nil
 }

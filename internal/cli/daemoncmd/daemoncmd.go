@@ -34,6 +34,7 @@ type flags struct {
 	tokenFile      string
 	keystone       keystoneFlags
 	quotas         map[string]int
+	physnetMTU     int
 	hostNetns      string
 	netnsPrefix    string
 	resyncInterval time.Duration
@@ -115,6 +116,7 @@ first one's pid, before it touches the kernel.`,
 	fs.StringVar(&f.keystone.projectDomain, "keystone-project-domain", "", "domain of the service project (default $OS_PROJECT_DOMAIN_NAME, else Default)")
 	fs.StringToIntVar(&f.quotas, "default-quota", nil, "default quota limits, e.g. network=10,port=50 (-1: unlimited); resources: "+
 		strings.Join(service.QuotaResources, ", "))
+	fs.IntVar(&f.physnetMTU, "physnet-mtu", 1500, "MTU of the network beyond the host: networks' default and largest MTU (Neutron's global_physnet_mtu)")
 	fs.StringVar(&f.hostNetns, "host-netns", "", "named namespace the agent treats as the host (default: the daemon's own)")
 	fs.StringVar(&f.netnsPrefix, "netns-prefix", "", "prefix of every namespace name the agent creates")
 	fs.DurationVar(&f.resyncInterval, "resync-interval", 30*time.Second, "period of the full convergence pass that backs up event-driven ones")
@@ -168,6 +170,9 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 	if f.dhcpLeaseTime < 2*time.Second || f.dhcpLeaseTime > math.MaxUint32*time.Second {
 		return daemon.Config{}, fmt.Errorf("--dhcp-lease-time %s: must be between 2s and 136 years", f.dhcpLeaseTime)
 	}
+	if f.physnetMTU < 68 || f.physnetMTU > 65535 {
+		return daemon.Config{}, fmt.Errorf("--physnet-mtu %d: must be between 68 and 65535", f.physnetMTU)
+	}
 	upstreams, err := parseUpstreams(f.dnsUpstreams)
 	if err != nil {
 		return daemon.Config{}, err
@@ -184,6 +189,7 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		TokenFile:      f.tokenFile,
 		Keystone:       ks,
 		Quotas:         f.quotas,
+		PhysnetMTU:     f.physnetMTU,
 		HostNetns:      f.hostNetns,
 		NetnsPrefix:    f.netnsPrefix,
 		ResyncInterval: f.resyncInterval,

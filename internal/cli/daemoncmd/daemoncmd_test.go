@@ -27,30 +27,30 @@ func TestConfig(t *testing.T) {
 	}{
 		{
 			args: "",
-			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day},
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500},
 		},
 		{
 			args: "--state-dir /tmp/s --socket /tmp/s.sock --listen 127.0.0.1:9696 --token-file /tmp/t " +
 				"--host-netns h1 --netns-prefix t1- --resync-interval 5s --log-level debug",
 			want: daemon.Config{StateDir: "/tmp/s", Socket: "/tmp/s.sock", Listen: "127.0.0.1:9696", TokenFile: "/tmp/t",
-				HostNetns: "h1", NetnsPrefix: "t1-", ResyncInterval: 5 * time.Second, DHCPLeaseTime: day},
+				HostNetns: "h1", NetnsPrefix: "t1-", ResyncInterval: 5 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500},
 		},
 		{
 			args: "--tokens /tmp/tokens.yaml --default-quota network=10,port=-1 --default-quota subnet=3",
-			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day,
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
 				TokensFile: "/tmp/tokens.yaml", Quotas: map[string]int{"network": 10, "port": -1, "subnet": 3}},
 		},
 		{
 			// The service credentials come from OS_* unless a flag names them.
 			args: "--keystone-url http://127.0.0.1:5000/v3 --keystone-project svc",
 			env:  env,
-			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day,
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
 				Keystone: auth.KeystoneConfig{URL: "http://127.0.0.1:5000/v3", Username: "nsnet", Password: "from-env", Project: "svc"}},
 		},
 		{
 			args: "--keystone-url http://k/v3 --keystone-password-file " + pwFile,
 			env:  env,
-			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day,
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
 				Keystone: auth.KeystoneConfig{URL: "http://k/v3", Username: "nsnet", Password: "from-file", Project: "service"}},
 		},
 		{args: "--keystone-url http://k/v3 --keystone-password-file /nonexistent", wantErr: "--keystone-password-file"},
@@ -59,8 +59,13 @@ func TestConfig(t *testing.T) {
 		{
 			args: "--dhcp-lease-time 1m --dns-upstream 192.0.2.53,192.0.2.54:5353",
 			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second,
-				DHCPLeaseTime: time.Minute, DNSUpstreams: []string{"192.0.2.53:53", "192.0.2.54:5353"}},
+				DHCPLeaseTime: time.Minute, PhysnetMTU: 1500, DNSUpstreams: []string{"192.0.2.53:53", "192.0.2.54:5353"}},
 		},
+		{
+			args: "--physnet-mtu 9000",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 9000},
+		},
+		{args: "--physnet-mtu 67", wantErr: "--physnet-mtu 67: must be between 68 and 65535"},
 		{args: "--dhcp-lease-time 1s", wantErr: "--dhcp-lease-time 1s: must be between"},
 		{args: "--dns-upstream resolver", wantErr: `--dns-upstream "resolver": want an address or address:port`},
 	}
