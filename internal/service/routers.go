@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -288,7 +289,7 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 	}}
 	switch {
 	case cur != nil && cur.NetworkID == gw.NetworkID:
-		if !gw.fixedIPsSet {
+		if !gw.fixedIPsSet || !externalIPsChange(cur.FixedIPs, gw.ExternalFixedIPs) {
 			return *cur, nil
 		}
 		p.Port = *cur
@@ -311,6 +312,34 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 	}
 	p.Touch(s.now())
 	return p.Port, tx.Put(store.Ports, p.ID, p.Port)
+}
+
+// externalIPsChange is Neutron's test of whether requested
+// external_fixed_ips change a gateway port that stays on its network: no
+// list asks for nothing; otherwise the set of subnets, or the set of
+// addresses asked for by value, must differ from the port's. An entry
+// naming only a subnet the port already has an address on is no change,
+// even beside that address (clients send the current list plus such an
+// entry and expect it to be ignored).
+func externalIPsChange(cur []model.FixedIP, req []fixedIPRequest) bool {
+	if len(req) == 0 {
+		return false
+	}
+	subnets, addrs := map[string]bool{}, map[string]bool{}
+	for _, ip := range cur {
+		subnets[ip.SubnetID] = true
+		addrs[ip.IPAddress] = true
+	}
+	newSubnets, newAddrs := map[string]bool{}, map[string]bool{}
+	for _, ip := range req {
+		if ip.SubnetID != "" {
+			newSubnets[ip.SubnetID] = true
+		}
+		if ip.IPAddress != "" {
+			newAddrs[ip.IPAddress] = true
+		}
+	}
+	return !maps.Equal(subnets, newSubnets) || !maps.Equal(addrs, newAddrs)
 }
 
 // checkGatewayUnused refuses to take a router off an external network
