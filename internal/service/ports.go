@@ -631,15 +631,20 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 func (s *Service) renderPort(ctx context.Context, p *model.Port) {
 	p.TenantID = p.ProjectID
 	s.renderBinding(ctx, p)
-	switch {
-	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p):
-		p.Status, p.StatusReason = model.StatusDown, ""
-	default:
-		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
-	}
+	p.Status, p.StatusReason = s.portStatus(p)
 	if s.counters != nil && p.PortSecurityEnabled {
 		p.FirewallDrops = s.counters.FirewallCounters(p.ID)
 	}
+}
+
+// portStatus is the status a port shows: the agent's for the ports it
+// plugs (instances', DHCP and routers'), DOWN for the rest and for ports
+// administratively down.
+func (s *Service) portStatus(p *model.Port) (status, reason string) {
+	if !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p) {
+		return model.StatusDown, ""
+	}
+	return s.statusOf(store.Ports, p.ID)
 }
 
 // checkNotServicePort refuses to delete a port that a router or a floating

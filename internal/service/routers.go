@@ -211,6 +211,72 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, in Attrs) (Result
 	return s.routerResult(ctx, id, rev)
 }
 
+// AddExtraRoutes adds routes to a router's extra routes in one transaction
+// (extraroute-atomic, PUT /v2.0/routers/ID/add_extraroutes): a route it has
+// already is kept once, and the whole new set is checked as an update of
+// routes would be. Concurrent clients each adding their own routes do not
+// lose each other's, as they would reading and writing the whole list.
+func (s *Service) AddExtraRoutes(ctx context.Context, id string, in Attrs) (Result[model.Router], error) {
+	return s.changeExtraRoutes(ctx, id, in, "add_extraroutes", func(cur, routes []model.HostRoute) []model.HostRoute {
+		out := slices.Clone(cur)
+		for _, rt := range routes {
+			if !slices.Contains(out, rt) {
+				out = append(out, rt)
+			}
+		}
+		return out
+	})
+}
+
+// RemoveExtraRoutes removes routes from a router's extra routes in one
+// transaction (PUT /v2.0/routers/ID/remove_extraroutes). As in Neutron, the
+// end state is what counts: removing a route the router does not have is
+// no error.
+func (s *Service) RemoveExtraRoutes(ctx context.Context, id string, in Attrs) (Result[model.Router], error) {
+	return s.changeExtraRoutes(ctx, id, in, "remove_extraroutes", func(cur, routes []model.HostRoute) []model.HostRoute {
+		return slices.DeleteFunc(slices.Clone(cur), func(rt model.HostRoute) bool { return slices.Contains(routes, rt) })
+	})
+}
+
+func (s *Service) changeExtraRoutes(ctx context.Context, id string, in Attrs, action string,
+	change func(cur, routes []model.HostRoute) []model.HostRoute) (Result[model.Router], error) {
+	for name := range in {
+		if name != "routes" {
+			return Result[model.Router]{}, badRequest("Unrecognized attribute(s) '%s'", name)
+		}
+	}
+	raw, ok := in["routes"]
+	if !ok {
+		return Result[model.Router]{}, badRequest("Failed to parse request. Required attribute 'routes' not specified")
+	}
+	routes, err := parseRoutes(raw)
+	if err != nil {
+		if e := AsError(err); e != nil {
+			return Result[model.Router]{}, e
+		}
+		return Result[model.Router]{}, badValue("routes", err.Error())
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		r, err := loadRouter(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, action, r.ProjectID); err != nil {
+			return err
+		}
+		r.Routes = change(r.Routes, routes)
+		if err := checkRoutes(tx, &r, r.Routes, ""); err != nil {
+			return err
+		}
+		r.Touch(s.now())
+		return tx.Put(store.Routers, id, r)
+	})
+	if err != nil {
+		return Result[model.Router]{}, err
+	}
+	return s.routerResult(ctx, id, rev)
+}
+
 // setGateway turns a requested external_gateway_info into the gateway port
 // (device_owner network:router_gateway, device_id the router). Like
 // Neutron's, the port belongs to no project: it is the router's, not a
