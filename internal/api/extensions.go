@@ -35,6 +35,7 @@ var extensions = []extension{
 	{"quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project", "2017-02-10T10:00:00-00:00", []string{}},
 	{"quota-check-limit", "Quota engine limit check", "Support for checking the resource usage before applying a new quota limit", "2021-09-08T16:00:00-00:00", []string{}},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources.", "2015-06-17T12:15:12-00:00", []string{}},
+	{"rbac-security-groups", "Add security_group type to network RBAC", "Add security_group type to network RBAC: a group shared with a project is visible to it and usable on its ports.", "2019-01-02T00:00:00-00:00", []string{}},
 	{"router", "Neutron L3 Router", "Router abstraction for layer 3 forwarding between layer 2 Neutron networks and access to external networks; nsnet builds each router as a qrouter-<id> namespace.", "2012-07-20T10:00:00-00:00", []string{}},
 	{"ext-gw-mode", "Neutron L3 Configurable external gateway mode", "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway", "2013-03-28T10:00:00-00:00", []string{}},
 	{"extraroute", "Neutron Extra Route", "Extra routes configuration for L3 router", "2013-02-01T10:00:00-00:00", []string{}},

@@ -216,11 +216,18 @@ const (
 	ActionAccessAsExternal = "access_as_external"
 )
 
+// RBAC object types: what a policy shares.
+const (
+	RBACObjectNetwork       = "network"
+	RBACObjectSecurityGroup = "security_group"
+)
+
 // RBACWildcard is the target_tenant of a policy that applies to every project.
 const RBACWildcard = "*"
 
 // RBACPolicy grants one project (or every project, "*") access to one
-// object of another: a network shared with it, or usable as external.
+// object of another: a network shared with it or usable as external, or a
+// security group shared with it.
 type RBACPolicy struct {
 	ID           string `json:"id"`
 	ObjectType   string `json:"object_type"`
