@@ -171,8 +171,20 @@ type Port struct {
 	// itself, by DHCP from the network's DHCP port.
 	DHCPClient   bool   `json:"nsnet:dhcp_client"`
 	StatusReason string `json:"nsnet:status_reason,omitempty"`
+	// ExtraDHCPOpts are options the network's DHCP server sends this port
+	// besides its subnet's (Neutron's extra_dhcp_opt extension).
+	ExtraDHCPOpts []ExtraDHCPOpt `json:"extra_dhcp_opts"`
 	PortBinding
 	Standard
+}
+
+// ExtraDHCPOpt is one extra DHCP option of a port: a dnsmasq option name
+// or decimal code, its value in dnsmasq's text form, and the DHCP it is for
+// (4 or 6).
+type ExtraDHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // PortBinding is Neutron's binding extension on a port. HostID, VNICType
