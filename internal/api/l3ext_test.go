@@ -113,7 +113,7 @@ func TestFloatingIPPools(t *testing.T) {
 	var list struct {
 		Pools []model.FloatingIPPool `json:"floatingip_pools"`
 	}
-	r := h.as(owner, "GET", "/v2.0/floatingip_pools", nil)
+	r := h.as(owner, "GET", "/v2.0/floatingip-pools", nil)
 	if r.status != 200 {
 		t.Fatalf("list: %d %v", r.status, r.body)
 	}
@@ -131,11 +131,11 @@ func TestFloatingIPPools(t *testing.T) {
 	if !slices.Equal(list.Pools, want) {
 		t.Errorf("pools = %+v, want %+v", list.Pools, want)
 	}
-	if r := h.as(owner, "GET", "/v2.0/floatingip_pools?subnet_id="+s2+"&fields=cidr", nil); r.status != 200 ||
+	if r := h.as(owner, "GET", "/v2.0/floatingip-pools?subnet_id="+s2+"&fields=cidr", nil); r.status != 200 ||
 		len(r.body["floatingip_pools"].([]any)) != 1 {
 		t.Errorf("filtered: %d %v", r.status, r.body)
 	}
-	if r := h.as(owner, "POST", "/v2.0/floatingip_pools", map[string]any{"floatingip_pool": map[string]any{}}); r.status != 405 {
+	if r := h.as(owner, "POST", "/v2.0/floatingip-pools", map[string]any{"floatingip_pool": map[string]any{}}); r.status != 405 {
 		t.Errorf("POST: %d, want 405", r.status)
 	}
 	fip := h.as(owner, "POST", "/v2.0/floatingips", map[string]any{"floatingip": map[string]any{

@@ -124,7 +124,7 @@ func (s *Server) resources() []resource {
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 		published,
 		{
-			singular: "floatingip_pool", collection: "floatingip_pools",
+			singular: "floatingip_pool", collection: "floatingip_pools", path: "floatingip-pools",
 			schema: schemaOf(reflect.TypeFor[model.FloatingIPPool]()),
 			list: func(ctx context.Context) ([]any, error) {
 				items, err := svc.ListFloatingIPPools(ctx)

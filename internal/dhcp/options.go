@@ -127,8 +127,9 @@ var byCode = func() map[uint8]kind {
 // does not know, or a value that does not read as the option's kind, is an
 // error: the option is left out (dnsmasq would refuse to start). An empty
 // value is a nil payload: the option is not sent at all (Neutron allows it
-// for router and classless-static-route, to keep clients from taking a
-// default route).
+// for router and classless-static-route). A blank router leaves the
+// subnet's classless routes (option 121) as they are, default route
+// included, as dnsmasq does with Neutron's options.
 func (o Option) encode() (uint8, []byte, error) {
 	name := strings.TrimPrefix(o.Name, "option:")
 	var def optionDef
