@@ -38,6 +38,8 @@ func TestExtraRoutesAtomic(t *testing.T) {
 		{"add", []route{{"10.9.2.0/24", "10.0.0.5"}}, []route{{"10.9.2.0/24", "10.0.0.2"}, {"10.9.2.0/24", "10.0.0.5"}}},
 		{"remove", []route{{"10.9.2.0/24", "10.0.0.5"}}, []route{{"10.9.2.0/24", "10.0.0.2"}}},
 		{"remove", []route{{"10.9.2.0/24", "10.0.0.2"}, {"10.9.3.0/24", "10.0.0.3"}, {"10.9.2.0/24", "10.0.0.5"}}, []route{}},
+		// a route listed twice is added once (Neutron checks the result).
+		{"add", []route{{"10.9.6.0/24", "10.0.0.6"}, {"10.9.6.0/24", "10.0.0.6"}}, []route{{"10.9.6.0/24", "10.0.0.6"}}},
 	}
 	for i, st := range steps {
 		r := h.do("PUT", "/v2.0/routers/"+f.router+"/"+st.action+"_extraroutes",

@@ -102,6 +102,12 @@ func parseGateway(raw json.RawMessage) (*gatewayRequest, error) {
 // parseRoutes checks the form of each route; whether its next hop is
 // reachable is checked against the router's ports in the transaction.
 func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
+	return parseRouteList(raw, false)
+}
+
+// parseRouteList is parseRoutes; with duplicatesOK a route listed twice is
+// taken once (the atomic add and remove, whose result Neutron checks).
+func parseRouteList(raw json.RawMessage, duplicatesOK bool) ([]model.HostRoute, error) {
 	routes := []model.HostRoute{}
 	if isNull(raw) {
 		return routes, nil
@@ -123,9 +129,18 @@ func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
 			// nsnet says so at once.
 			return nil, fmt.Errorf("route %s via %s: the destination and the nexthop are of different IP versions", r.Destination, r.NextHop)
 		}
-		if slices.Contains(routes[:i], r) {
+		if slices.Contains(routes[:i], r) && !duplicatesOK {
 			return nil, fmt.Errorf("Duplicate items in the list: '%s via %s'", r.Destination, r.NextHop)
 		}
+	}
+	if duplicatesOK {
+		var unique []model.HostRoute
+		for _, r := range routes {
+			if !slices.Contains(unique, r) {
+				unique = append(unique, r)
+			}
+		}
+		return unique, nil
 	}
 	return routes, nil
 }
@@ -249,7 +264,7 @@ func (s *Service) changeExtraRoutes(ctx context.Context, id string, in Attrs, ac
 	if !ok {
 		return Result[model.Router]{}, badRequest("Failed to parse request. Required attribute 'routes' not specified")
 	}
-	routes, err := parseRoutes(raw)
+	routes, err := parseRouteList(raw, true)
 	if err != nil {
 		if e := AsError(err); e != nil {
 			return Result[model.Router]{}, e
