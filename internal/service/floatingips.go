@@ -488,9 +488,9 @@ func addrIn(cidr, addr string) bool {
 
 // ListFloatingIPPools lists the subnets floating IPs may be taken from
 // (floatingip-pools): the IPv4 subnets of the external networks the caller
-// can see, whether or not it may see the subnets themselves, unless their
-// service types leave floating IPs out. Like Neutron's, a pool carries the
-// caller's project.
+// can see, whether or not it may see the subnets themselves (Neutron lists
+// them whatever their service types, and IPv6 ones only with fip64). Like
+// Neutron's, a pool carries the caller's project.
 func (s *Service) ListFloatingIPPools(ctx context.Context) ([]model.FloatingIPPool, error) {
 	pools := []model.FloatingIPPool{}
 	err := s.store.View(ctx, func(r store.Reader) error {
@@ -514,8 +514,7 @@ func (s *Service) ListFloatingIPPools(ctx context.Context) ([]model.FloatingIPPo
 		}
 		project := caller(ctx).ProjectID
 		for _, sn := range subnets {
-			if !external[sn.NetworkID] || sn.IPVersion != 4 ||
-				len(sn.ServiceTypes) > 0 && !slices.Contains(sn.ServiceTypes, model.DeviceOwnerFloatingIP) {
+			if !external[sn.NetworkID] || sn.IPVersion != 4 {
 				continue
 			}
 			pools = append(pools, model.FloatingIPPool{
