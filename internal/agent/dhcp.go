@@ -160,11 +160,24 @@ func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnet
 			if !ok || err != nil {
 				continue
 			}
-			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(p, addr, instances), Subnet: i}
+			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(p, addr, instances), Subnet: i,
+				Options: extraDHCPOptions(p)}
 			break
 		}
 	}
 	return cfg
+}
+
+// extraDHCPOptions are port p's extra DHCP options for DHCPv4 (Neutron's
+// extra_dhcp_opts with ip_version 4), in the port's order.
+func extraDHCPOptions(p model.Port) []dhcp.Option {
+	var out []dhcp.Option
+	for _, o := range p.ExtraDHCPOpts {
+		if o.IPVersion == 4 {
+			out = append(out, dhcp.Option{Name: o.OptName, Value: o.OptValue})
+		}
+	}
+	return out
 }
 
 // dhcpv6Mode is how Neutron's dnsmasq serves IPv6 subnet sn:

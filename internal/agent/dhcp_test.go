@@ -26,7 +26,9 @@ func TestDesiredNetworkServices(t *testing.T) {
 	static := model.Port{ID: "p-static", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
 		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-a", InterfaceName: "eth0", FixedIPs: ip("sub-i", "10.2.0.5")}
 	client := model.Port{ID: "p-dhcp", NetworkID: "net-1", AdminStateUp: true, MACAddress: "FA:16:3E:00:00:02",
-		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-b", InterfaceName: "eth0", DHCPClient: true, FixedIPs: ip("sub-r", "10.1.0.6")}
+		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-b", InterfaceName: "eth0", DHCPClient: true, FixedIPs: ip("sub-r", "10.1.0.6"),
+		ExtraDHCPOpts: []model.ExtraDHCPOpt{{OptName: "bootfile-name", OptValue: "pxelinux.0", IPVersion: 4},
+			{OptName: "tftp-server", OptValue: "2001:db8::5", IPVersion: 6}, {OptName: "150", OptValue: "10.1.0.9", IPVersion: 4}}}
 	routerPort := model.Port{ID: "p-router", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:03",
 		DeviceOwner: model.DeviceOwnerRouterInterface, DeviceID: "r1", FixedIPs: ip("sub-r", "10.1.0.1")}
 	fip := model.FloatingIP{ID: "f1", FloatingIPAddress: "198.51.100.7", PortID: ptr("p-static"), FixedIPAddress: ptr("10.2.0.5")}
@@ -59,6 +61,10 @@ func TestDesiredNetworkServices(t *testing.T) {
 	hosts := svc.DHCP.Hosts
 	if h := hosts["fa:16:3e:00:00:02"]; h.IP != netip.MustParseAddr("10.1.0.6") || h.Hostname != "db" {
 		t.Errorf("lease of the DHCP client: %+v (hosts %v)", h, hosts)
+	}
+	// its extra DHCP options for DHCPv4, in order; the IPv6 one is not.
+	if h, want := hosts["fa:16:3e:00:00:02"], []dhcp.Option{{Name: "bootfile-name", Value: "pxelinux.0"}, {Name: "150", Value: "10.1.0.9"}}; !slices.Equal(h.Options, want) {
+		t.Errorf("extra options of the DHCP client: %v, want %v", h.Options, want)
 	}
 	if _, ok := hosts["fa:16:3e:00:00:fe"]; ok {
 		t.Error("the DHCP port leases itself an address")

@@ -435,3 +435,63 @@ func TestSubnetUpdateWithGatewayOnARouter(t *testing.T) {
 		t.Errorf("gateway onto a port's address: %d %v", moved.status, moved.body)
 	}
 }
+
+// TestGatewayFixedIPsChangeOnlyWhenTheyDiffer is Neutron's rule
+// (_check_for_external_ip_change): an update of external_fixed_ips on the
+// same network changes the gateway port only when the set of subnets or the
+// set of requested addresses differs from the port's. Repeating the current
+// address plus an entry naming only its subnet is no change (gophercloud's
+// TestLayer3ExternalRouterCreateDelete relies on it).
+func TestGatewayFixedIPsChangeOnlyWhenTheyDiffer(t *testing.T) {
+	type fixedIP struct {
+		SubnetID  string `json:"subnet_id"`
+		IPAddress string `json:"ip_address"`
+	}
+	type routerBody struct {
+		Router struct {
+			ExternalGatewayInfo struct {
+				ExternalFixedIPs []fixedIP `json:"external_fixed_ips"`
+			} `json:"external_gateway_info"`
+		} `json:"router"`
+	}
+	for _, tc := range []struct {
+		name string
+		ips  func(subnet string) []any
+		want []string
+	}{
+		{"same address and its subnet again", func(s string) []any {
+			return []any{map[string]any{"subnet_id": s, "ip_address": "198.51.100.2"}, map[string]any{"subnet_id": s}}
+		}, []string{"198.51.100.2"}},
+		{"empty list", func(string) []any { return []any{} }, []string{"198.51.100.2"}},
+		{"same subnet only", func(s string) []any { return []any{map[string]any{"subnet_id": s}} }, []string{"198.51.100.2"}},
+		{"another address", func(s string) []any {
+			return []any{map[string]any{"subnet_id": s, "ip_address": "198.51.100.9"}}
+		}, []string{"198.51.100.9"}},
+		{"an added address", func(s string) []any {
+			return []any{map[string]any{"ip_address": "198.51.100.2"}, map[string]any{"ip_address": "198.51.100.9"}}
+		}, []string{"198.51.100.2", "198.51.100.9"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			f := h.l3Fixture()
+			up := h.do("PUT", "/v2.0/routers/"+f.router, map[string]any{"router": map[string]any{
+				"external_gateway_info": map[string]any{"network_id": f.ext, "external_fixed_ips": tc.ips(f.extSubnet)}}})
+			if up.status != 200 {
+				t.Fatalf("update: %d %v", up.status, up.body)
+			}
+			get := h.do("GET", "/v2.0/routers/"+f.router, nil)
+			var r routerBody
+			decodeInto(t, get, &r)
+			var got []string
+			for _, ip := range r.Router.ExternalGatewayInfo.ExternalFixedIPs {
+				if ip.SubnetID != f.extSubnet {
+					t.Errorf("fixed IP %v not on the external subnet", ip)
+				}
+				got = append(got, ip.IPAddress)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("gateway addresses = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -130,6 +130,14 @@ func (s *Server) resources() []resource {
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 		published,
+		{
+			singular: "floatingip_pool", collection: "floatingip_pools", path: "floatingip-pools",
+			schema: schemaOf(reflect.TypeFor[model.FloatingIPPool]()),
+			list: func(ctx context.Context) ([]any, error) {
+				items, err := svc.ListFloatingIPPools(ctx)
+				return anys(items), err
+			},
+		},
 	}
 }
 
@@ -358,6 +366,26 @@ func (s *Server) routerActions() {
 			}
 			s.waitFor(w, r, rev, 0)
 			writeJSON(w, http.StatusOK, info)
+		})
+	}
+	// extraroute-atomic: {"router": {"routes": [...]}} in, the router out.
+	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.Router], error){
+		"add_extraroutes":    svc.AddExtraRoutes,
+		"remove_extraroutes": svc.RemoveExtraRoutes,
+	} {
+		s.mux.HandleFunc("PUT /v2.0/routers/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := decodeBody(r, "router")
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			res, err := do(r.Context(), r.PathValue("id"), attrs)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, res.Revision)
+			writeJSON(w, http.StatusOK, map[string]any{"router": res.Object})
 		})
 	}
 }

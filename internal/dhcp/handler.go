@@ -53,6 +53,9 @@ type Host struct {
 	IP       netip.Addr
 	Hostname string
 	Subnet   int // index in Config.Subnets
+	// Options are the port's extra DHCP options, sent after (and over)
+	// the subnet's.
+	Options []Option
 }
 
 // Config is everything one network's server answers from.
@@ -213,6 +216,7 @@ func (c *Config) options(reply *dhcpv4.DHCPv4, sn Subnet, host Host) {
 	if routes := classless(sn); len(routes) > 0 {
 		reply.UpdateOption(dhcpv4.OptClasslessStaticRoute(routes...))
 	}
+	extraOptions(reply, host.Options)
 }
 
 // classless is option 121's routes: the host routes, then the default

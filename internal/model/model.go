@@ -171,8 +171,20 @@ type Port struct {
 	// itself, by DHCP from the network's DHCP port.
 	DHCPClient   bool   `json:"nsnet:dhcp_client"`
 	StatusReason string `json:"nsnet:status_reason,omitempty"`
+	// ExtraDHCPOpts are options the network's DHCP server sends this port
+	// besides its subnet's (Neutron's extra_dhcp_opt extension).
+	ExtraDHCPOpts []ExtraDHCPOpt `json:"extra_dhcp_opts"`
 	PortBinding
 	Standard
+}
+
+// ExtraDHCPOpt is one extra DHCP option of a port: a dnsmasq option name
+// or decimal code, its value in dnsmasq's text form, and the DHCP it is for
+// (4 or 6).
+type ExtraDHCPOpt struct {
+	OptName   string `json:"opt_name"`
+	OptValue  string `json:"opt_value"`
+	IPVersion int    `json:"ip_version"`
 }
 
 // PortBinding is Neutron's binding extension on a port. HostID, VNICType
@@ -216,11 +228,18 @@ const (
 	ActionAccessAsExternal = "access_as_external"
 )
 
+// RBAC object types: what a policy shares.
+const (
+	RBACObjectNetwork       = "network"
+	RBACObjectSecurityGroup = "security_group"
+)
+
 // RBACWildcard is the target_tenant of a policy that applies to every project.
 const RBACWildcard = "*"
 
 // RBACPolicy grants one project (or every project, "*") access to one
-// object of another: a network shared with it, or usable as external.
+// object of another: a network shared with it or usable as external, or a
+// security group shared with it.
 type RBACPolicy struct {
 	ID           string `json:"id"`
 	ObjectType   string `json:"object_type"`

@@ -74,7 +74,34 @@ type FloatingIP struct {
 	// PortForwardings are the floating IP's port forwardings as its body
 	// shows them (expose-port-forwarding-in-fip); rendered, never stored.
 	PortForwardings []FIPPortForwarding `json:"port_forwardings"`
+	// PortDetails describes the associated port (fip-port-details): null
+	// when there is none; rendered, never stored.
+	PortDetails *FIPPortDetails `json:"port_details"`
 	Standard
+}
+
+// FIPPortDetails is Neutron's port_details of a floating IP: the
+// associated port's attributes a floating IP's owner may want without
+// reading the port itself.
+type FIPPortDetails struct {
+	Name         string `json:"name"`
+	NetworkID    string `json:"network_id"`
+	MACAddress   string `json:"mac_address"`
+	AdminStateUp bool   `json:"admin_state_up"`
+	Status       string `json:"status"`
+	DeviceID     string `json:"device_id"`
+	DeviceOwner  string `json:"device_owner"`
+}
+
+// FloatingIPPool is one subnet floating IPs may be taken from
+// (floatingip-pools): an IPv4 subnet of an external network.
+type FloatingIPPool struct {
+	SubnetID   string `json:"subnet_id"`
+	SubnetName string `json:"subnet_name"`
+	NetworkID  string `json:"network_id"`
+	CIDR       string `json:"cidr"`
+	ProjectID  string `json:"project_id"`
+	TenantID   string `json:"tenant_id"`
 }
 
 // FIPPortForwarding is a port forwarding in a floating IP's body: Neutron's

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -410,13 +411,26 @@ func (s *Service) fipResult(ctx context.Context, id string, rev int64) (Result[m
 // renderFloatingIP: a floating IP translated by a router (associated, or
 // carrying port forwardings) has the agent's status; one that is not is
 // DOWN, as in Neutron.
-// Its body lists its port forwardings (expose-port-forwarding-in-fip).
+// Its body lists its port forwardings (expose-port-forwarding-in-fip) and
+// describes its port (fip-port-details).
 func (s *Service) renderFloatingIP(r store.Reader, f *model.FloatingIP) error {
 	f.TenantID = f.ProjectID
 	if f.RouterID == nil {
 		f.Status = model.StatusDown
 	} else {
 		f.Status, _ = s.statusOf(store.FloatingIPs, f.ID)
+	}
+	f.PortDetails = nil
+	if f.PortID != nil {
+		p, err := store.Get[model.Port](r, store.Ports, *f.PortID)
+		if err != nil {
+			return fmt.Errorf("read port %s of floating IP %s: %w", *f.PortID, f.ID, err)
+		}
+		status, _ := s.portStatus(&p)
+		f.PortDetails = &model.FIPPortDetails{
+			Name: p.Name, NetworkID: p.NetworkID, MACAddress: p.MACAddress, AdminStateUp: p.AdminStateUp,
+			Status: status, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner,
+		}
 	}
 	forwards, err := forwardingsOf(r, f.ID)
 	if err != nil {
@@ -474,4 +488,45 @@ func addrIn(cidr, addr string) bool {
 	p, err1 := netip.ParsePrefix(cidr)
 	a, err2 := netip.ParseAddr(addr)
 	return err1 == nil && err2 == nil && p.Contains(a)
+}
+
+// ListFloatingIPPools lists the subnets floating IPs may be taken from
+// (floatingip-pools): the IPv4 subnets of the external networks the caller
+// can see, whether or not it may see the subnets themselves (Neutron lists
+// them whatever their service types, and IPv6 ones only with fip64). Like
+// Neutron's, a pool carries the caller's project.
+func (s *Service) ListFloatingIPPools(ctx context.Context) ([]model.FloatingIPPool, error) {
+	pools := []model.FloatingIPPool{}
+	err := s.store.View(ctx, func(r store.Reader) error {
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
+		nets, err := store.List[model.Network](r, store.Networks)
+		if err != nil {
+			return err
+		}
+		external := map[string]bool{}
+		for _, n := range nets {
+			if n.RouterExternal && acc.canSeeNetwork(ctx, &n) {
+				external[n.ID] = true
+			}
+		}
+		subnets, err := store.List[model.Subnet](r, store.Subnets)
+		if err != nil {
+			return err
+		}
+		project := caller(ctx).ProjectID
+		for _, sn := range subnets {
+			if !external[sn.NetworkID] || sn.IPVersion != 4 {
+				continue
+			}
+			pools = append(pools, model.FloatingIPPool{
+				SubnetID: sn.ID, SubnetName: sn.Name, NetworkID: sn.NetworkID, CIDR: sn.CIDR,
+				ProjectID: project, TenantID: project,
+			})
+		}
+		return nil
+	})
+	return pools, err
 }

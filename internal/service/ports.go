@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/ipam"
@@ -151,7 +152,126 @@ var portAttrs = append(append([]attr[portInput]{
 		p.AllowedAddressPairs, p.pairsSet = append([]model.AddressPair{}, pairs...), true
 		return nil
 	}},
+	{name: "extra_dhcp_opts", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		opts, err := mergeExtraDHCPOpts(p.ExtraDHCPOpts, raw)
+		p.ExtraDHCPOpts = opts
+		return err
+	}},
 }, bindingAttrs...), projectAttrs(func(p *portInput) *string { return &p.ProjectID })...)
+
+// Neutron's limits of extra DHCP options, and the options that may be
+// blank (sent empty, so that clients take no default route from them).
+const (
+	dhcpOptNameMaxLen  = 64
+	dhcpOptValueMaxLen = 255
+)
+
+var blankDHCPOpts = []string{"router", "classless-static-route"}
+
+// extraDHCPOptRequest is one entry of extra_dhcp_opts in a request;
+// OptValue null means "none" (delete it, on an update).
+type extraDHCPOptRequest struct {
+	OptName   string
+	OptValue  *string
+	IPVersion int
+}
+
+// mergeExtraDHCPOpts applies requested extra DHCP options to a port's, as
+// Neutron's extradhcpopt_db does: an option (name and IP version) already
+// there takes the new value, or goes when the value is null; a new one is
+// added unless its value is null (or empty, for the options that may not
+// be blank); the others stay.
+func mergeExtraDHCPOpts(cur []model.ExtraDHCPOpt, raw json.RawMessage) ([]model.ExtraDHCPOpt, error) {
+	out := append([]model.ExtraDHCPOpt{}, cur...)
+	if isNull(raw) {
+		return out, nil
+	}
+	var items []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, fmt.Errorf("'%s' is not a list", shown(raw))
+	}
+	for _, item := range items {
+		req, err := parseExtraDHCPOpt(item)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(out, func(o model.ExtraDHCPOpt) bool {
+			return o.OptName == req.OptName && o.IPVersion == req.IPVersion
+		})
+		switch {
+		case i >= 0 && req.OptValue == nil:
+			out = slices.Delete(out, i, i+1)
+		case i >= 0:
+			out[i].OptValue = *req.OptValue
+		case req.OptValue != nil:
+			out = append(out, model.ExtraDHCPOpt{OptName: req.OptName, OptValue: *req.OptValue, IPVersion: req.IPVersion})
+		}
+	}
+	return out, nil
+}
+
+// parseExtraDHCPOpt checks one entry against Neutron's key specs.
+func parseExtraDHCPOpt(item map[string]json.RawMessage) (extraDHCPOptRequest, error) {
+	req := extraDHCPOptRequest{IPVersion: 4}
+	keys := slices.Sorted(maps.Keys(item))
+	var unexpected []string
+	for _, k := range keys {
+		if k != "opt_name" && k != "opt_value" && k != "ip_version" {
+			unexpected = append(unexpected, k)
+		}
+	}
+	if len(unexpected) > 0 {
+		return req, fmt.Errorf("Unexpected keys supplied: %s", strings.Join(unexpected, ", "))
+	}
+	rawName, okName := item["opt_name"]
+	rawValue, okValue := item["opt_value"]
+	if !okName || !okValue {
+		return req, fmt.Errorf("Validation of dictionary's keys failed. Expected keys: {'opt_name', 'opt_value'} Provided keys: {'%s'}",
+			strings.Join(keys, "', '"))
+	}
+	var name string
+	if err := json.Unmarshal(rawName, &name); err != nil {
+		return req, fmt.Errorf("'%s' is not a valid string", shown(rawName))
+	}
+	switch {
+	case strings.TrimSpace(name) == "":
+		return req, fmt.Errorf("'%s' Blank strings are not permitted", name)
+	case len(name) > dhcpOptNameMaxLen:
+		return req, fmt.Errorf("'%s' exceeds maximum length of %d", name, dhcpOptNameMaxLen)
+	}
+	req.OptName = name
+	if !isNull(rawValue) {
+		var v string
+		if err := json.Unmarshal(rawValue, &v); err != nil {
+			return req, fmt.Errorf("'%s' is not a valid string", shown(rawValue))
+		}
+		switch {
+		case strings.TrimSpace(v) == "" && !slices.Contains(blankDHCPOpts, name):
+			return req, fmt.Errorf("'%s' Blank strings are not permitted", v)
+		case len(v) > dhcpOptValueMaxLen:
+			return req, fmt.Errorf("'%s' exceeds maximum length of %d", v, dhcpOptValueMaxLen)
+		}
+		req.OptValue = &v
+	}
+	if rawVersion, ok := item["ip_version"]; ok && !isNull(rawVersion) {
+		var n int
+		var text string
+		if err := json.Unmarshal(rawVersion, &n); err != nil {
+			// Neutron converts "6" to 6.
+			if json.Unmarshal(rawVersion, &text) != nil {
+				return req, fmt.Errorf("'%s' is not an integer", shown(rawVersion))
+			}
+			if n, err = strconv.Atoi(text); err != nil {
+				return req, fmt.Errorf("'%s' is not an integer", text)
+			}
+		}
+		if n != 4 && n != 6 {
+			return req, fmt.Errorf("%d is not in [4, 6]", n)
+		}
+		req.IPVersion = n
+	}
+	return req, nil
+}
 
 // checkNetworkOwnerAttrs refuses, on another project's network (a shared
 // one), the port attributes Neutron's policy keeps for the network's owner
@@ -222,6 +342,7 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		AdminStateUp:        true,
 		SecurityGroups:      []string{},
 		AllowedAddressPairs: []model.AddressPair{},
+		ExtraDHCPOpts:       []model.ExtraDHCPOpt{},
 	}}
 	if err := mustCreate(ctx, "create_port"); err != nil {
 		return pending{}, err
@@ -694,16 +815,24 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 
 func (s *Service) renderPort(ctx context.Context, p *model.Port) {
 	p.TenantID = p.ProjectID
-	s.renderBinding(ctx, p)
-	switch {
-	case !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p):
-		p.Status, p.StatusReason = model.StatusDown, ""
-	default:
-		p.Status, p.StatusReason = s.statusOf(store.Ports, p.ID)
+	if p.ExtraDHCPOpts == nil {
+		p.ExtraDHCPOpts = []model.ExtraDHCPOpt{}
 	}
+	s.renderBinding(ctx, p)
+	p.Status, p.StatusReason = s.portStatus(p)
 	if s.counters != nil && p.PortSecurityEnabled {
 		p.FirewallDrops = s.counters.FirewallCounters(p.ID)
 	}
+}
+
+// portStatus is the status a port shows: the agent's for the ports it
+// plugs (instances', DHCP and routers'), DOWN for the rest and for ports
+// administratively down.
+func (s *Service) portStatus(p *model.Port) (status, reason string) {
+	if !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p) {
+		return model.StatusDown, ""
+	}
+	return s.statusOf(store.Ports, p.ID)
 }
 
 // checkNotServicePort refuses to delete a port that a router or a floating

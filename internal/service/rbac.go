@@ -3,9 +3,11 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -20,6 +22,10 @@ import (
 
 // rbacActions are the actions nsnet implements, in Neutron's order.
 var rbacActions = []string{model.ActionAccessAsExternal, model.ActionAccessAsShared}
+
+// rbacObjectTypes are the kinds of object nsnet shares by policy, in
+// Neutron's (alphabetical) order.
+var rbacObjectTypes = []string{model.RBACObjectNetwork, model.RBACObjectSecurityGroup}
 
 // access is every RBAC policy, by network, as one transaction read them.
 type access map[string][]model.RBACPolicy
@@ -128,8 +134,8 @@ var rbacAttrs = append([]attr[model.RBACPolicy]{
 		if err != nil {
 			return err
 		}
-		if v != "network" {
-			return fmt.Errorf("'%s' is not in ['network']", v)
+		if !slices.Contains(rbacObjectTypes, v) {
+			return fmt.Errorf("'%s' is not in ['%s']", v, strings.Join(rbacObjectTypes, "', '"))
 		}
 		p.ObjectType = v
 		return nil
@@ -181,6 +187,9 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 		return Result[model.RBACPolicy]{}, err
 	}
 	p.ProjectID = project
+	if p.ObjectType == model.RBACObjectSecurityGroup {
+		return s.createGroupPolicy(ctx, p)
+	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		n, acc, err := loadNetwork(ctx, tx, p.ObjectID)
 		if err != nil {
@@ -239,6 +248,9 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if p.TargetTenant == model.RBACWildcard && cur.TargetTenant != model.RBACWildcard && !caller(ctx).IsAdmin() {
 			return denied("update_rbac_policy", "update_rbac_policy:target_tenant")
 		}
+		if cur.ObjectType == model.RBACObjectSecurityGroup {
+			return updateGroupPolicy(ctx, tx, cur, p)
+		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {
 			return err
@@ -274,6 +286,9 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 		}
 		if err := authorize(ctx, "delete_rbac_policy", cur.ProjectID); err != nil {
 			return err
+		}
+		if cur.ObjectType == model.RBACObjectSecurityGroup {
+			return deleteGroupPolicy(tx, cur)
 		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {
@@ -383,4 +398,122 @@ func loadRBACPolicy(ctx context.Context, r store.Reader, id string) (model.RBACP
 func wildcardPolicy(n *model.Network, action string) model.RBACPolicy {
 	return model.RBACPolicy{ID: newID(), ObjectType: "network", ObjectID: n.ID, Action: action,
 		TargetTenant: model.RBACWildcard, ProjectID: n.ProjectID}
+}
+
+// Security groups are shared the way Neutron's rbac-security-groups shares
+// them: an access_as_shared policy lets its target project see the group
+// (with its rules) and put it on its own ports; only the owner (or an
+// admin) changes it. A policy that a target project's ports depend on
+// stays, as in Neutron.
+
+// createGroupPolicy shares security group p.ObjectID.
+func (s *Service) createGroupPolicy(ctx context.Context, p model.RBACPolicy) (Result[model.RBACPolicy], error) {
+	if p.Action != model.ActionAccessAsShared {
+		return Result[model.RBACPolicy]{}, typed(http.StatusBadRequest, "InvalidActionForType",
+			"Invalid action '%s' for object type '%s'. Valid actions: ('%s',)", p.Action, p.ObjectType, model.ActionAccessAsShared)
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		g, acc, err := rbacGroup(tx, p)
+		if err != nil {
+			return err
+		}
+		if c := caller(ctx); !c.IsAdmin() && g.ProjectID != c.ProjectID {
+			return invalidInput("Only admins can manipulate policies on objects they do not own")
+		}
+		if dup(acc, p) {
+			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+		}
+		if err := s.checkQuota(tx, p.ProjectID, quotaRBACPolicy); err != nil {
+			return err
+		}
+		return tx.Put(store.RBACPolicies, p.ID, p)
+	})
+	if err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	return s.rbacResult(ctx, p.ID, rev)
+}
+
+// updateGroupPolicy retargets a security group's policy: the project it
+// targeted must not be left with ports on a group it no longer sees.
+func updateGroupPolicy(ctx context.Context, tx store.Txn, cur, p model.RBACPolicy) error {
+	g, acc, err := rbacGroup(tx, cur)
+	if err != nil {
+		return err
+	}
+	if c := caller(ctx); !c.IsAdmin() && g.ProjectID != c.ProjectID {
+		return invalidInput("Only admins can manipulate policies on objects they do not own")
+	}
+	if dup(acc, p) {
+		return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+	}
+	if err := checkGroupDependents(tx, &g, acc.with(p), cur); err != nil {
+		return err
+	}
+	return tx.Put(store.RBACPolicies, p.ID, p)
+}
+
+// deleteGroupPolicy stops sharing a security group, unless ports of a
+// project that would lose sight of it use it.
+func deleteGroupPolicy(tx store.Txn, cur model.RBACPolicy) error {
+	g, acc, err := rbacGroup(tx, cur)
+	if err != nil {
+		return err
+	}
+	if err := checkGroupDependents(tx, &g, acc.without(cur.ID), cur); err != nil {
+		return err
+	}
+	return tx.Delete(store.RBACPolicies, cur.ID)
+}
+
+// checkGroupDependents refuses policies (after) under which a project
+// other than the owner has ports in group g but no longer access to it.
+func checkGroupDependents(r store.Reader, g *model.SecurityGroup, after access, changed model.RBACPolicy) error {
+	ports, err := portsInGroup(r, g.ID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ports {
+		if p.ProjectID != "" && p.ProjectID != g.ProjectID && !after.grants(g.ID, model.ActionAccessAsShared, p.ProjectID) {
+			return conflict("RbacPolicyInUse",
+				"RBAC policy on object %s cannot be removed because other objects depend on it.\nDetails: project_id=%s",
+				changed.ObjectID, changed.TargetTenant)
+		}
+	}
+	return nil
+}
+
+// rbacGroup reads the security group a policy is on, whoever may see it.
+func rbacGroup(r store.Reader, p model.RBACPolicy) (model.SecurityGroup, access, error) {
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, p.ObjectID)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, nil, notFound("SecurityGroup", p.ObjectID)
+	}
+	if err != nil {
+		return g, nil, fmt.Errorf("security group %s of RBAC policy %s: %w", p.ObjectID, p.ID, err)
+	}
+	acc, err := readAccess(r)
+	return g, acc, err
+}
+
+// deleteObjectPolicies deletes the policies on an object that goes.
+func deleteObjectPolicies(tx store.Txn, objectID string) error {
+	all, err := store.List[model.RBACPolicy](tx, store.RBACPolicies)
+	if err != nil {
+		return err
+	}
+	for _, p := range all {
+		if p.ObjectID == objectID {
+			if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// canSeeGroup: an admin sees every security group, a project its own and
+// those shared with it.
+func (a access) canSeeGroup(ctx context.Context, g *model.SecurityGroup) bool {
+	return canSee(ctx, g.ProjectID) || a.grants(g.ID, model.ActionAccessAsShared, caller(ctx).ProjectID)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -101,6 +102,12 @@ func parseGateway(raw json.RawMessage) (*gatewayRequest, error) {
 // parseRoutes checks the form of each route; whether its next hop is
 // reachable is checked against the router's ports in the transaction.
 func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
+	return parseRouteList(raw, false)
+}
+
+// parseRouteList is parseRoutes; with duplicatesOK a route listed twice is
+// taken once (the atomic add and remove, whose result Neutron checks).
+func parseRouteList(raw json.RawMessage, duplicatesOK bool) ([]model.HostRoute, error) {
 	routes := []model.HostRoute{}
 	if isNull(raw) {
 		return routes, nil
@@ -122,9 +129,18 @@ func parseRoutes(raw json.RawMessage) ([]model.HostRoute, error) {
 			// nsnet says so at once.
 			return nil, fmt.Errorf("route %s via %s: the destination and the nexthop are of different IP versions", r.Destination, r.NextHop)
 		}
-		if slices.Contains(routes[:i], r) {
+		if slices.Contains(routes[:i], r) && !duplicatesOK {
 			return nil, fmt.Errorf("Duplicate items in the list: '%s via %s'", r.Destination, r.NextHop)
 		}
+	}
+	if duplicatesOK {
+		var unique []model.HostRoute
+		for _, r := range routes {
+			if !slices.Contains(unique, r) {
+				unique = append(unique, r)
+			}
+		}
+		return unique, nil
 	}
 	return routes, nil
 }
@@ -216,6 +232,72 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, in Attrs) (Result
 	return s.routerResult(ctx, id, rev)
 }
 
+// AddExtraRoutes adds routes to a router's extra routes in one transaction
+// (extraroute-atomic, PUT /v2.0/routers/ID/add_extraroutes): a route it has
+// already is kept once, and the whole new set is checked as an update of
+// routes would be. Concurrent clients each adding their own routes do not
+// lose each other's, as they would reading and writing the whole list.
+func (s *Service) AddExtraRoutes(ctx context.Context, id string, in Attrs) (Result[model.Router], error) {
+	return s.changeExtraRoutes(ctx, id, in, "add_extraroutes", func(cur, routes []model.HostRoute) []model.HostRoute {
+		out := slices.Clone(cur)
+		for _, rt := range routes {
+			if !slices.Contains(out, rt) {
+				out = append(out, rt)
+			}
+		}
+		return out
+	})
+}
+
+// RemoveExtraRoutes removes routes from a router's extra routes in one
+// transaction (PUT /v2.0/routers/ID/remove_extraroutes). As in Neutron, the
+// end state is what counts: removing a route the router does not have is
+// no error.
+func (s *Service) RemoveExtraRoutes(ctx context.Context, id string, in Attrs) (Result[model.Router], error) {
+	return s.changeExtraRoutes(ctx, id, in, "remove_extraroutes", func(cur, routes []model.HostRoute) []model.HostRoute {
+		return slices.DeleteFunc(slices.Clone(cur), func(rt model.HostRoute) bool { return slices.Contains(routes, rt) })
+	})
+}
+
+func (s *Service) changeExtraRoutes(ctx context.Context, id string, in Attrs, action string,
+	change func(cur, routes []model.HostRoute) []model.HostRoute) (Result[model.Router], error) {
+	for name := range in {
+		if name != "routes" {
+			return Result[model.Router]{}, badRequest("Unrecognized attribute(s) '%s'", name)
+		}
+	}
+	raw, ok := in["routes"]
+	if !ok {
+		return Result[model.Router]{}, badRequest("Failed to parse request. Required attribute 'routes' not specified")
+	}
+	routes, err := parseRouteList(raw, true)
+	if err != nil {
+		if e := AsError(err); e != nil {
+			return Result[model.Router]{}, e
+		}
+		return Result[model.Router]{}, badValue("routes", err.Error())
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		r, err := loadRouter(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ctx, action, r.ProjectID); err != nil {
+			return err
+		}
+		r.Routes = change(r.Routes, routes)
+		if err := checkRoutes(tx, &r, r.Routes, ""); err != nil {
+			return err
+		}
+		r.Touch(s.now())
+		return tx.Put(store.Routers, id, r)
+	})
+	if err != nil {
+		return Result[model.Router]{}, err
+	}
+	return s.routerResult(ctx, id, rev)
+}
+
 // setGateway turns a requested external_gateway_info into the gateway port
 // (device_owner network:router_gateway, device_id the router). Like
 // Neutron's, the port belongs to no project: it is the router's, not a
@@ -294,7 +376,7 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 	}}
 	switch {
 	case cur != nil && cur.NetworkID == gw.NetworkID:
-		if !gw.fixedIPsSet {
+		if !gw.fixedIPsSet || !externalIPsChange(cur.FixedIPs, gw.ExternalFixedIPs) {
 			return *cur, nil
 		}
 		p.Port = *cur
@@ -317,6 +399,34 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 	}
 	p.Touch(s.now())
 	return p.Port, tx.Put(store.Ports, p.ID, p.Port)
+}
+
+// externalIPsChange is Neutron's test of whether requested
+// external_fixed_ips change a gateway port that stays on its network: no
+// list asks for nothing; otherwise the set of subnets, or the set of
+// addresses asked for by value, must differ from the port's. An entry
+// naming only a subnet the port already has an address on is no change,
+// even beside that address (clients send the current list plus such an
+// entry and expect it to be ignored).
+func externalIPsChange(cur []model.FixedIP, req []fixedIPRequest) bool {
+	if len(req) == 0 {
+		return false
+	}
+	subnets, addrs := map[string]bool{}, map[string]bool{}
+	for _, ip := range cur {
+		subnets[ip.SubnetID] = true
+		addrs[ip.IPAddress] = true
+	}
+	newSubnets, newAddrs := map[string]bool{}, map[string]bool{}
+	for _, ip := range req {
+		if ip.SubnetID != "" {
+			newSubnets[ip.SubnetID] = true
+		}
+		if ip.IPAddress != "" {
+			newAddrs[ip.IPAddress] = true
+		}
+	}
+	return !maps.Equal(subnets, newSubnets) || !maps.Equal(addrs, newAddrs)
 }
 
 // checkGatewayUnused refuses to take a router off an external network

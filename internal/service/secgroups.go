@@ -406,6 +406,9 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) (int64, er
 				}
 			}
 		}
+		if err := deleteObjectPolicies(tx, id); err != nil {
+			return err
+		}
 		return tx.Delete(store.SecurityGroups, id)
 	})
 }
@@ -423,8 +426,12 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (model.Securi
 		if g, err = loadGroup(ctx, r, id); err != nil {
 			return err
 		}
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
 		rules, err := rulesByGroup(r)
-		renderGroup(&g, rules)
+		renderGroup(ctx, &g, rules, acc)
 		return err
 	})
 	return g, err
@@ -447,10 +454,14 @@ func (s *Service) ListSecurityGroups(ctx context.Context) ([]model.SecurityGroup
 		if err != nil {
 			return err
 		}
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
 		rules, err := rulesByGroup(r)
 		for i := range all {
-			if canSee(ctx, all[i].ProjectID) {
-				renderGroup(&all[i], rules)
+			if acc.canSeeGroup(ctx, &all[i]) {
+				renderGroup(ctx, &all[i], rules, acc)
 				out = append(out, all[i])
 			}
 		}
@@ -469,8 +480,12 @@ func rulesByGroup(r store.Reader) (map[string][]model.SecurityGroupRule, error) 
 	return out, err
 }
 
-func renderGroup(g *model.SecurityGroup, rules map[string][]model.SecurityGroupRule) {
+// renderGroup fills what a group shows but does not store: its rules, and
+// shared, which is Neutron's: whether a policy shares it with the caller's
+// project.
+func renderGroup(ctx context.Context, g *model.SecurityGroup, rules map[string][]model.SecurityGroupRule, acc access) {
 	g.TenantID = g.ProjectID
+	g.Shared = acc.grants(g.ID, model.ActionAccessAsShared, caller(ctx).ProjectID)
 	g.Rules = rules[g.ID]
 	if g.Rules == nil {
 		g.Rules = []model.SecurityGroupRule{}
@@ -484,8 +499,24 @@ func (s *Service) groupResult(ctx context.Context, id string, rev int64) (Result
 	return Result[model.SecurityGroup]{g, rev}, err
 }
 
+// loadGroup reads a group the caller may see: its project's, or one
+// shared with it (rbac-security-groups); 404 otherwise.
 func loadGroup(ctx context.Context, r store.Reader, id string) (model.SecurityGroup, error) {
-	return load(ctx, r, store.SecurityGroups, "SecurityGroup", id, func(g *model.SecurityGroup) string { return g.ProjectID })
+	g, err := store.Get[model.SecurityGroup](r, store.SecurityGroups, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, notFound("SecurityGroup", id)
+	}
+	if err != nil {
+		return g, fmt.Errorf("read security group %s: %w", id, err)
+	}
+	acc, err := readAccess(r)
+	if err != nil {
+		return g, err
+	}
+	if !acc.canSeeGroup(ctx, &g) {
+		return g, notFound("SecurityGroup", id)
+	}
+	return g, checkRevision(ctx, r, id, &g)
 }
 
 // CreateSecurityGroupRule adds a rule to a group the caller may change.
@@ -694,9 +725,17 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 	// Groups on a port without an address are accepted, as in Neutron since
 	// its addresses may come later; it gets the default group only with
 	// one.
+	// A group is usable on the port's project's ports when it is the
+	// project's or shared with it (rbac-security-groups); an admin may use
+	// any.
+	acc, err := readAccess(tx)
+	if err != nil {
+		return err
+	}
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
-		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() {
+		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() &&
+			!acc.grants(g.ID, model.ActionAccessAsShared, p.ProjectID) {
 			return notFound("SecurityGroup", id)
 		}
 	}
