@@ -384,7 +384,7 @@ func (s *Server) routerActions() {
 				s.fail(w, r, err)
 				return
 			}
-			s.waitFor(w, r, res.Revision)
+			s.waitFor(w, r, res.Revision, 0)
 			writeJSON(w, http.StatusOK, map[string]any{"router": res.Object})
 		})
 	}
