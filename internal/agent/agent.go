@@ -129,6 +129,8 @@ type Agent struct {
 	// router namespaces.
 	metadata      *metadata.Service
 	metaListeners closers[*routerListener]
+	// metadata6 are its IPv6 listeners, by network id.
+	metadata6 closers[*metadata6Listener]
 	// adverts are the routers' IPv6 router advertisement servers.
 	adverts closers[*routerAdverts]
 }
@@ -213,6 +215,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.firewall.close()
 	defer a.servers.closeAll()
 	defer a.metaListeners.closeAll()
+	defer a.metadata6.closeAll()
 	defer func() {
 		for _, r := range a.adverts.takeAll() {
 			r.leave()

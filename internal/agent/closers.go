@@ -51,3 +51,15 @@ func (c *closers[T]) takeAll() map[string]T {
 	c.m = nil
 	return all
 }
+
+// snapshot returns the running ones, for the caller to look at; it may
+// close some by id meanwhile.
+func (c *closers[T]) snapshot() map[string]T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]T, len(c.m))
+	for id, v := range c.m {
+		out[id] = v
+	}
+	return out
+}

@@ -119,6 +119,9 @@ type desired struct {
 	adverts map[string]map[string]advertSpec
 	// metadata is who is who for the metadata service.
 	metadata metadata.Directory
+	// metadata6 is where each network with IPv6 serves metadata on
+	// fe80::a9fe:a9fe, by network id.
+	metadata6 map[string]metadata6Spec
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -279,6 +282,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		adverts:   map[string]map[string]advertSpec{},
 		dhcp:      map[string]dhcpSpec{},
 		services:  map[string]networkService{},
+		metadata6: map[string]metadata6Spec{},
 		fixed:     map[key]status{},
 		names:     namesOf(s),
 	}
@@ -359,6 +363,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)
 	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
+	addMetadata6(d, subnetsOf)
 	return d
 }
 

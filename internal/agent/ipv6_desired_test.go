@@ -8,6 +8,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp6"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -189,5 +190,81 @@ func TestDesiredIPv6DefaultFromAdvertisement(t *testing.T) {
 		if r := d.ports[id].Veth.Routes; len(r) != 0 {
 			t.Errorf("port %s routes = %v, want none: the advertisement brings the default route", id, r)
 		}
+	}
+}
+
+// TestDesiredMetadata6: the metadata service's fe80::a9fe:a9fe/64 goes on
+// exactly one port of each network with IPv6 — the qr- port of a router
+// on an IPv6 subnet of it, else its DHCP port — and on none of a network
+// without IPv6; the directory knows an instance by its EUI-64 link-local
+// and global IPv6 addresses, with its IPv4 address as local-ipv4.
+func TestDesiredMetadata6(t *testing.T) {
+	nw := model.Network{ID: "net-1", AdminStateUp: true}
+	sn4 := model.Subnet{ID: "sub-4", NetworkID: nw.ID, IPVersion: 4, CIDR: "10.8.0.0/24", GatewayIP: ptr("10.8.0.1"), EnableDHCP: true}
+	sn6 := model.Subnet{ID: "sub-6", NetworkID: nw.ID, IPVersion: 6, CIDR: "2001:db8::/64", GatewayIP: ptr("2001:db8::1"), EnableDHCP: true,
+		IPv6RAMode: ptr("slaac"), IPv6AddressMode: ptr("slaac")}
+	inst := model.Port{ID: "p-vm", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
+		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: "eth0",
+		FixedIPs: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}, {SubnetID: sn6.ID, IPAddress: "2001:db8::f816:3eff:fe00:1"}}}
+	dhcpPort := model.Port{ID: "p-dhcp", NetworkID: nw.ID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:02", DeviceOwner: model.DeviceOwnerDHCP,
+		FixedIPs: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.2"}, {SubnetID: sn6.ID, IPAddress: "2001:db8::f816:3eff:fe00:2"}}}
+	qr := func(id, router, mac string, ips ...model.FixedIP) model.Port {
+		return model.Port{ID: id, NetworkID: nw.ID, AdminStateUp: true, MACAddress: mac, DeviceOwner: model.DeviceOwnerRouterInterface, DeviceID: router, FixedIPs: ips}
+	}
+	qr6 := qr("p-qr6", "r-1", "fa:16:3e:00:00:03", model.FixedIP{SubnetID: sn6.ID, IPAddress: "2001:db8::1"})
+	qr6b := qr("p-qr6b", "r-2", "fa:16:3e:00:00:05", model.FixedIP{SubnetID: sn6.ID, IPAddress: "2001:db8::fe"})
+	qr4 := qr("p-qr4", "r-1", "fa:16:3e:00:00:04", model.FixedIP{SubnetID: sn4.ID, IPAddress: "10.8.0.1"})
+	routers := []model.Router{{ID: "r-1", AdminStateUp: true}, {ID: "r-2", AdminStateUp: true}}
+	for _, tc := range []struct {
+		name    string
+		subnets []model.Subnet
+		ports   []model.Port
+		want    string // the port that carries the address, "" none
+	}{
+		{"IPv4 only: none", []model.Subnet{sn4}, []model.Port{inst, dhcpPort, qr4}, ""},
+		{"router on the IPv6 subnet: its qr-", []model.Subnet{sn4, sn6}, []model.Port{inst, dhcpPort, qr6, qr4}, "p-qr6"},
+		{"router on IPv4 only: the DHCP port", []model.Subnet{sn4, sn6}, []model.Port{inst, dhcpPort, qr4}, "p-dhcp"},
+		{"two routers on the IPv6 subnet: one of them", []model.Subnet{sn4, sn6}, []model.Port{inst, dhcpPort, qr6b, qr6}, "p-qr6"},
+		{"no router, no DHCP: none", []model.Subnet{sn4, sn6}, []model.Port{inst}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := computeDesired(&snapshot{
+				networks: []model.Network{nw}, subnets: tc.subnets, routers: routers,
+				instances: []model.Instance{{ID: "inst-red", Name: "red"}}, ports: tc.ports,
+			}, "t-", "")
+			var carriers []string
+			for id, ps := range d.ports {
+				if slices.Contains(ps.Veth.Addrs, metadata.Prefix6) {
+					carriers = append(carriers, id)
+				}
+			}
+			want := []string{}
+			if tc.want != "" {
+				want = []string{tc.want}
+			}
+			if len(carriers) == 0 {
+				carriers = []string{}
+			}
+			if !slices.Equal(carriers, want) {
+				t.Fatalf("ports with %s = %v, want %v", metadata.Prefix6, carriers, want)
+			}
+			spec, ok := d.metadata6[nw.ID]
+			if tc.want == "" {
+				if ok {
+					t.Errorf("metadata6 = %+v, want none", spec)
+				}
+				return
+			}
+			ps := d.ports[tc.want]
+			if wantSpec := (metadata6Spec{PortID: tc.want, Netns: ps.Netns, IfName: ps.Veth.IfName, Alias: ps.Veth.Alias}); spec != wantSpec {
+				t.Errorf("metadata6 = %+v, want %+v", spec, wantSpec)
+			}
+			for _, a := range []string{"fe80::f816:3eff:fe00:1", "2001:db8::f816:3eff:fe00:1", "10.8.0.5"} {
+				got := d.metadata[metadata.Key{NetworkID: nw.ID, Addr: netip.MustParseAddr(a)}]
+				if got == nil || got.ID != "inst-red" || got.LocalIPv4 != netip.MustParseAddr("10.8.0.5") {
+					t.Errorf("directory[%s] = %+v, want inst-red with local-ipv4 10.8.0.5", a, got)
+				}
+			}
+		})
 	}
 }

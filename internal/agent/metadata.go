@@ -26,8 +26,10 @@ func metadataRoute(dhcpAddr netip.Addr) dataplane.Route {
 	return dataplane.Route{Dst: netip.PrefixFrom(metadata.Addr, 32), Gw: dhcpAddr}
 }
 
-// metadataDirectory maps every IPv4 address of an instance port to the
-// instance's metadata.
+// metadataDirectory maps every address of an instance port to the
+// instance's metadata: each IPv4 and IPv6 fixed address and, for a port
+// with IPv6, the EUI-64 link-local address its instance's kernel takes
+// (metadata.Keys), the source of its requests to fe80::a9fe:a9fe.
 func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets map[string]model.Subnet) metadata.Directory {
 	instances := map[string]model.Instance{}
 	for _, inst := range s.instances {
@@ -53,49 +55,93 @@ func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets m
 		inst := instances[id]
 		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
 		var links []metadata.Port
-		var dns []netip.Addr
+		// The DNS servers of the first subnet that has some, IPv4
+		// subnets first (as before IPv6), IPv6 ones for an instance
+		// that has no IPv4.
+		var dns, dns6 []netip.Addr
 		for _, p := range ports {
 			link := metadata.Port{ID: p.ID, MAC: p.MACAddress, MTU: networkMTU(networks[p.NetworkID]), NetworkID: p.NetworkID}
 			for _, ip := range p.FixedIPs {
 				sn := subnets[ip.SubnetID]
 				a, err1 := netip.ParseAddr(ip.IPAddress)
 				cidr, err2 := netip.ParsePrefix(sn.CIDR)
-				if err1 != nil || err2 != nil || !a.Is4() {
+				if err1 != nil || err2 != nil {
 					continue
 				}
 				link.Addrs = append(link.Addrs, netip.PrefixFrom(a, cidr.Bits()))
-				if sn.GatewayIP != nil && !link.Gateway.IsValid() {
-					link.Gateway, _ = netip.ParseAddr(*sn.GatewayIP)
+				var gw netip.Addr
+				if sn.GatewayIP != nil {
+					gw, _ = netip.ParseAddr(*sn.GatewayIP)
 				}
-				if len(dns) == 0 {
+				servers := &dns
+				if a.Is4() {
+					if !link.Gateway.IsValid() {
+						link.Gateway = gw
+					}
+				} else {
+					servers = &dns6
+					if !link.Gateway6.IsValid() {
+						link.Gateway6 = gw
+					}
+					if mode := deref(sn.IPv6AddressMode); mode != "" {
+						if link.Modes == nil {
+							link.Modes = map[netip.Addr]string{}
+						}
+						link.Modes[a] = mode
+					}
+				}
+				if len(*servers) == 0 {
 					for _, d := range sn.DNSNameservers {
 						if da, err := netip.ParseAddr(d); err == nil {
-							dns = append(dns, da)
+							*servers = append(*servers, da)
 						}
 					}
-					if da, err := netip.ParseAddr(dhcpAddrs[sn.ID]); len(dns) == 0 && err == nil {
-						dns = append(dns, da)
+					if da, err := netip.ParseAddr(dhcpAddrs[sn.ID]); len(*servers) == 0 && err == nil {
+						*servers = append(*servers, da)
 					}
 				}
 			}
 			links = append(links, link)
 		}
+		if len(dns) == 0 {
+			dns = dns6
+		}
 		for _, p := range ports {
 			n := networks[p.NetworkID]
+			var addrs []netip.Addr
+			var local4 netip.Addr
 			for _, ip := range p.FixedIPs {
-				a, err := netip.ParseAddr(ip.IPAddress)
-				if err != nil || !a.Is4() {
-					continue
+				if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+					addrs = append(addrs, a)
+					if a.Is4() && !local4.IsValid() {
+						local4 = a
+					}
 				}
-				dir[metadata.Key{NetworkID: p.NetworkID, Addr: a}] = &metadata.Instance{
+			}
+			keys, err := metadata.Keys(p.NetworkID, p.MACAddress, addrs)
+			if err != nil {
+				continue // the service validated the MAC
+			}
+			for _, k := range keys {
+				// A request over IPv6 gets the port's first IPv4
+				// address as local-ipv4, as Nova's metadata does.
+				local := local4
+				if k.Addr.Is4() {
+					local = k.Addr
+				}
+				var public netip.Addr
+				if local.IsValid() {
+					public = floating[p.ID+"/"+local.String()]
+				}
+				dir[k] = &metadata.Instance{
 					ID: inst.ID, Name: inst.Name, ProjectID: inst.ProjectID,
-					Hostname:   hostnameOf(p, a, instances),
+					Hostname:   hostnameOf(p, cmpAddr(local, addrs[0]), instances),
 					Domain:     strings.TrimSuffix(model.DNSDomain(n), "."),
 					UserData:   inst.UserData,
 					Meta:       inst.Meta,
 					SSHKeys:    inst.SSHKeys,
-					LocalIPv4:  a,
-					PublicIPv4: floating[p.ID+"/"+ip.IPAddress],
+					LocalIPv4:  local,
+					PublicIPv4: public,
 					Ports:      links,
 					DNS:        dns,
 				}
@@ -103,6 +149,14 @@ func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets m
 		}
 	}
 	return dir
+}
+
+// cmpAddr is a if valid, else b.
+func cmpAddr(a, b netip.Addr) netip.Addr {
+	if a.IsValid() {
+		return a
+	}
+	return b
 }
 
 // routerMetadataNetworks maps each IPv4 address of a router's qr- ports to

@@ -92,6 +92,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.ensureRouters(ctx)
 	p.ensureFirewall(snap)
 	p.ensureDHCPs(ctx)
+	p.ensureMetadata6()
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}

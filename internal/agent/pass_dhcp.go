@@ -208,12 +208,13 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 // leftover.
 func (p *pass) ensureDHCPNetns(networkID string, spec dhcpSpec) (*dataplane.Namespace, bool, error) {
 	ensure := func() (*dataplane.Namespace, bool, error) { return dataplane.EnsureDHCPNetns(spec.Netns, spec.Marker) }
-	return p.ensureOwnNetns(spec.Netns, ensure, func() { p.a.servers.close(networkID) })
+	return p.ensureOwnNetns(spec.Netns, ensure, func() { p.a.servers.close(networkID); p.a.closeMetadata6In(spec.Netns) })
 }
 
 func (p *pass) dhcpDeletion(k key, spec dhcpSpec) deletion {
 	return deletion{k: k, what: "namespace " + spec.Netns, run: func() (bool, error) {
 		p.a.servers.close(k.id)
+		p.a.closeMetadata6In(spec.Netns)
 		err := dataplane.DeleteInstanceNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
 	}}

@@ -274,6 +274,7 @@ func (p *pass) ensureRouterNetns(id string, spec routerSpec) (*dataplane.Namespa
 		p.a.nat.close(id)
 		p.a.metaListeners.close(id)
 		p.a.adverts.close(id)
+		p.a.closeMetadata6In(spec.Netns)
 	})
 }
 
@@ -409,6 +410,7 @@ func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 		p.a.nat.close(k.id)
 		p.a.metaListeners.close(k.id)
 		p.a.adverts.close(k.id)
+		p.a.closeMetadata6In(spec.Netns)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
 	}}

@@ -10,6 +10,8 @@ import (
 // external network public bridged onto "br-up".
 type hostNAT struct {
 	lan, port, portIP, public, plain, lan2, overlap string
+	// dual is a network with an IPv6 subnet.
+	dual string
 }
 
 func (h *harness) hostNATFixture() hostNAT {
@@ -26,6 +28,9 @@ func (h *harness) hostNATFixture() hostNAT {
 	f.lan2 = h.create("networks", "network", map[string]any{"name": "lan2", "nsnet:host_gateway": true, "nsnet:uplink": "up0"})["id"].(string)
 	f.overlap = h.create("networks", "network", map[string]any{"name": "overlap"})["id"].(string)
 	h.create("subnets", "subnet", map[string]any{"network_id": f.overlap, "cidr": "192.168.0.0/16"})
+	f.dual = h.create("networks", "network", map[string]any{"name": "dual"})["id"].(string)
+	h.create("subnets", "subnet", map[string]any{"network_id": f.dual, "cidr": "10.9.0.0/24"})
+	h.create("subnets", "subnet", map[string]any{"network_id": f.dual, "cidr": "2001:db8:9::/64", "ip_version": 6})
 	return f
 }
 
@@ -113,6 +118,13 @@ func TestHostNATBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"host gateway subnet overlapping another's", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": f.lan2, "cidr": "192.168.24.128/25"}},
 			400, "InvalidInput", "overlaps subnet"},
 		{"host gateway on a network overlapping another's", "PUT", "/v2.0/networks/" + f.overlap, network(map[string]any{"nsnet:host_gateway": true}), 400, "InvalidInput", "overlaps subnet"},
+		// The host routes and translates IPv4 only (docs/NAT.md).
+		{"IPv6 subnet on a host gateway network", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": f.lan, "cidr": "2001:db8:24::/64", "ip_version": 6}},
+			400, "InvalidInput", "Invalid input for operation: ip_version 6 is not supported on a network with nsnet:host_gateway"},
+		{"IPv6 SLAAC subnet on a host gateway network", "POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{"network_id": f.lan2, "cidr": "2001:db8:25::/64", "ip_version": 6,
+			"ipv6_ra_mode": "slaac", "ipv6_address_mode": "slaac"}}, 400, "InvalidInput", "ip_version 6 is not supported on a network with nsnet:host_gateway"},
+		{"host gateway on a network with an IPv6 subnet", "PUT", "/v2.0/networks/" + f.dual, network(map[string]any{"nsnet:host_gateway": true}), 400, "InvalidInput",
+			"nsnet:host_gateway cannot be set on a network with an IPv6 subnet (2001:db8:9::/64)"},
 		// nsnet:snat_address
 		{"snat address not an address", "PUT", lan, network(map[string]any{"nsnet:snat_address": "1.2.3"}), 400, "HTTPBadRequest", "Invalid input for nsnet:snat_address. Reason: '1.2.3' is not a valid IP address"},
 		{"snat address IPv6", "PUT", lan, network(map[string]any{"nsnet:snat_address": "2001:db8::1"}), 400, "HTTPBadRequest", "Invalid input for nsnet:snat_address. Reason: '2001:db8::1' is not an IPv4 address"},

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -520,4 +521,37 @@ func TestDumpedLinksReadOnce(t *testing.T) {
 		}
 	}
 	var _ netlink.Link = owned[NetworkAlias("net1")]
+}
+
+// TestLinkLocalAddrOfNsnet: a link-local address nsnet asks for (the
+// metadata service's fe80::a9fe:a9fe/64) is added without DAD, kept while
+// wanted, and removed once not; the kernel's own link-local address (DAD
+// done, so no nodad flag) stays throughout.
+func TestLinkLocalAddrOfNsnet(t *testing.T) {
+	e := newEnv(t)
+	tp := newTopology(e)
+	meta := netip.MustParsePrefix("fe80::a9fe:a9fe/64")
+	red := tp.ports["p-red"]
+	red.spec.Addrs = append(red.spec.Addrs, netip.MustParsePrefix("2001:db8:9::11/64"), meta)
+	tp.ports["p-red"] = red
+	tp.ensure(t)
+	show := func() string { return e.ip("-n", e.ns("red"), "-6", "addr", "show", "dev", "eth0") }
+	kernel := "fe80::f816:3eff:fe00:11/64"
+	if got := show(); !strings.Contains(got, "inet6 fe80::a9fe:a9fe/64 scope link nodad") || !strings.Contains(got, kernel) {
+		t.Fatalf("want the metadata address (nodad) and the kernel's link-local:\n%s", got)
+	}
+	if tp.ensure(t) {
+		t.Fatal("second pass changed something")
+	}
+	red.spec.Addrs = slices.DeleteFunc(slices.Clone(red.spec.Addrs), func(p netip.Prefix) bool { return p == meta })
+	tp.ports["p-red"] = red
+	if !tp.ensure(t) {
+		t.Error("removing the metadata address reported no change")
+	}
+	if got := show(); strings.Contains(got, "fe80::a9fe:a9fe") || !strings.Contains(got, kernel) {
+		t.Fatalf("want only the kernel's link-local left:\n%s", got)
+	}
+	if tp.ensure(t) {
+		t.Fatal("pass after the removal changed something")
+	}
 }

@@ -229,11 +229,17 @@ func ensureAcceptRA(ns *Namespace, spec PortSpec) (changed bool, err error) {
 	return changed, nil
 }
 
-// ensureAddrs makes link's addresses the wanted ones, keeping link-local
-// addresses (the kernel's IPv6 fe80::/64 one) that nsnet did not ask for
-// and, when autoconf, the IPv6 addresses the kernel configured from router
-// advertisements: those are not permanent (they have lifetimes), and
-// every address nsnet adds is.
+// ensureAddrs makes link's addresses the wanted ones, keeping the
+// kernel's own link-local address and, when autoconf, the IPv6 addresses
+// the kernel configured from router advertisements: those are not
+// permanent (they have lifetimes), and every address nsnet adds is.
+//
+// A link-local address is nsnet's when it carries IFA_F_NODAD: nsnet adds
+// every IPv6 address without duplicate address detection, and the kernel
+// never marks its own so (it runs DAD, or only skips it, on the address
+// it makes). So a link-local address nsnet asked for (the metadata
+// service's fe80::a9fe:a9fe) goes when no longer wanted, and the kernel's
+// stays.
 func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, autoconf bool) (changed bool, err error) {
 	have, err := listAddrs(h, link)
 	if err != nil {
@@ -244,7 +250,7 @@ func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, auto
 		wanted[p] = true
 	}
 	for p, addr := range have {
-		if wanted[p] || p.Addr().IsLinkLocalUnicast() {
+		if wanted[p] || p.Addr().IsLinkLocalUnicast() && addr.Flags&unix.IFA_F_NODAD == 0 {
 			continue
 		}
 		if autoconf && p.Addr().Is6() && addr.Flags&unix.IFA_F_PERMANENT == 0 {

@@ -1,8 +1,10 @@
 package firewall
 
 import (
+	"bytes"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/nftables"
@@ -99,5 +101,63 @@ func TestFlowMatcherIPv6(t *testing.T) {
 		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
 			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestFlowMatcherLooksOnlyAtWhatIsNoLongerAllowed: a member joining a
+// remote group usually re-cuts the port's rule elements (10.9.0.10 and
+// the new 10.9.0.11 become one element 10.9.0.10–11), removing an element
+// whose keys the new ones still hold: no connection can have lost its
+// rule, so the matcher keeps nothing to look for and Apply dumps no
+// conntrack table (which costs a walk of the kernel's whole table on
+// every such change). An element whose keys are no longer all allowed
+// stays, for both families.
+func TestFlowMatcherLooksOnlyAtWhatIsNoLongerAllowed(t *testing.T) {
+	mac, _ := net.ParseMAC("fa:16:3e:00:00:02")
+	tcpFrom := func(remotes ...string) []Rule {
+		var rules []Rule
+		for _, r := range remotes {
+			p := netip.MustParsePrefix(r)
+			rules = append(rules, Rule{Direction: Ingress, IPv6: p.Addr().Is6(), ProtoMin: unix.IPPROTO_TCP, ProtoMax: unix.IPPROTO_TCP, PortMin: 0, PortMax: 0xffff, Remote: p})
+		}
+		return rules
+	}
+	spec := func(rules []Rule) Spec {
+		return Spec{Zoned: []string{"nsb-web"}, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web",
+			Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.2"), netip.MustParseAddr("2001:db8:9::2")}, Rules: rules}}}
+	}
+	for _, tc := range []struct {
+		name        string
+		before, now []string
+		wantLooked  int
+	}{
+		{"IPv4 member joins next to one", []string{"10.9.0.10/32"}, []string{"10.9.0.10/32", "10.9.0.11/32"}, 0},
+		{"IPv6 member joins next to one", []string{"2001:db8:9::10/128"}, []string{"2001:db8:9::10/128", "2001:db8:9::11/128"}, 0},
+		{"a wider rule replaces a narrower one", []string{"10.9.0.10/32"}, []string{"10.9.0.0/24"}, 0},
+		{"IPv4 member replaced", []string{"10.9.0.10/32"}, []string{"10.9.0.12/32"}, 1},
+		{"IPv6 member leaves", []string{"2001:db8:9::10/128", "2001:db8:9::12/128"}, []string{"2001:db8:9::12/128"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := compile(spec(tcpFrom(tc.before...)), compiled{})
+			next := compile(spec(tcpFrom(tc.now...)), c)
+			tag := c.tags["tapweb"]
+			var removed []nfsock.Element
+			for _, set := range []string{rulesSet4(tag), rulesSet6(tag)} {
+				k := setKey{family: nftables.TableFamilyINet, name: set}
+				for _, e := range c.ports[tag].elems[k] {
+					if !slices.ContainsFunc(next.ports[tag].elems[k], func(n nfsock.Element) bool {
+						return bytes.Equal(n.Key, e.Key) && bytes.Equal(n.KeyEnd, e.KeyEnd)
+					}) {
+						removed = append(removed, e)
+					}
+				}
+			}
+			if len(removed) == 0 {
+				t.Fatal("the change removed no element: the case tests nothing")
+			}
+			if m := newFlowMatcher(removed, c, next); len(m.removed) != tc.wantLooked {
+				t.Errorf("the matcher looks for the connections of %d removed elements, want %d", len(m.removed), tc.wantLooked)
+			}
+		})
 	}
 }

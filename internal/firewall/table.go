@@ -588,7 +588,55 @@ func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) *flowMatc
 		}
 		m.rules[r.tag] = now
 	}
+	m.removed = slices.DeleteFunc(m.removed, m.stillAllowed())
 	return m
+}
+
+// stillAllowed reports, for a removed rule element, whether the port's
+// rules now still allow every key it held. Most removals during growth
+// are of that kind: elements are the canonical pieces of the union of a
+// port's rules, so a member joining a remote group re-cuts them (10.9.0.10
+// and a new 10.9.0.11 make one element 10.9.0.10–11) without taking
+// anything away. Such an element cannot have admitted a connection the
+// rules refuse now, and dropping it from the matcher spares Apply the
+// conntrack dump, which walks the kernel's whole table each time. An
+// element is covered when adding it to the port's elements of its
+// direction and family leaves their canonical union (nfsock.Disjoint)
+// unchanged.
+func (m *flowMatcher) stillAllowed() func(ruleElement) bool {
+	type group struct {
+		tag uint16
+		dir Direction
+		v6  bool
+	}
+	canon := map[group][]nfsock.Box{}
+	return func(r ruleElement) bool {
+		now, ok := m.rules[r.tag]
+		if !ok {
+			return false // the port is gone
+		}
+		g := group{r.tag, r.dir, r.v6}
+		max := []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2), nfsock.MaxOf(4)}
+		if r.v6 {
+			max[2] = nfsock.MaxOf(16)
+		}
+		var boxes []nfsock.Box
+		for _, n := range now {
+			if n.dir == r.dir && n.v6 == r.v6 {
+				boxes = append(boxes, n.box)
+			}
+		}
+		if len(boxes) == 0 {
+			return false
+		}
+		cur, ok := canon[g]
+		if !ok {
+			cur = nfsock.Disjoint(boxes, max)
+			canon[g] = cur
+		}
+		with := nfsock.Disjoint(append(boxes, r.box), max)
+		return slices.EqualFunc(cur, with, func(a, b nfsock.Box) bool { return slices.Equal(a, b) })
+	}
 }
 
 // match is the matcher as an nfsock.FlowMatch. The rules judged the

@@ -292,6 +292,42 @@ func (s *Server) open() *link {
 
 var errNoLinkLocal = errors.New("no link-local address")
 
+// sourceOf is the address to advertise from, among an interface's
+// addresses: the link-local address the kernel derives from its MAC
+// (modified EUI-64), which is the router's own as Neutron's radvd sends
+// from it, else the first link-local address. Hosts make the source of
+// advertisements their default router, so a second link-local address
+// on the interface, the metadata service's fe80::a9fe:a9fe (usable at
+// once, nodad, while the kernel's is still tentative), must not be it.
+func sourceOf(addrs []net.Addr, mac net.HardwareAddr) netip.Addr {
+	var own netip.Addr
+	if len(mac) == 6 {
+		b := [16]byte{0: 0xfe, 1: 0x80}
+		b[8], b[9], b[10] = mac[0]^0x02, mac[1], mac[2]
+		b[11], b[12] = 0xff, 0xfe
+		b[13], b[14], b[15] = mac[3], mac[4], mac[5]
+		own = netip.AddrFrom16(b)
+	}
+	var first netip.Addr
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(n.IP)
+		if !ok || !ip.Is6() || !ip.IsLinkLocalUnicast() {
+			continue
+		}
+		if ip == own {
+			return ip
+		}
+		if !first.IsValid() {
+			first = ip
+		}
+	}
+	return first
+}
+
 func (s *Server) tryOpen() (*link, error) {
 	var l *link
 	err := netns.Do(s.ns, func() error {
@@ -303,15 +339,7 @@ func (s *Server) tryOpen() (*link, error) {
 		if err != nil {
 			return err
 		}
-		var src netip.Addr
-		for _, a := range addrs {
-			if n, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
-					src = ip
-					break
-				}
-			}
-		}
+		src := sourceOf(addrs, ifi.HardwareAddr)
 		if !src.IsValid() {
 			return errNoLinkLocal
 		}

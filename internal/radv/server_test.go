@@ -2,6 +2,7 @@ package radv
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -325,4 +326,38 @@ func TestModesAsRdisc6SeesThem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAdvertisesFromTheRouterAddress: an interface with a second
+// link-local address, one usable at once (nodad, as the metadata
+// service's fe80::a9fe:a9fe on a router's qr-), still advertises from its
+// own EUI-64 link-local address: hosts take the source of advertisements
+// as their default router, which must be the router's lasting address.
+func TestAdvertisesFromTheRouterAddress(t *testing.T) {
+	l := newLink(t)
+	l.run("ip", "-n", l.srv, "addr", "add", "fe80::a9fe:a9fe/64", "dev", l.srvIf, "nodad")
+	var mac net.HardwareAddr
+	show := strings.Fields(l.run("ip", "-n", l.srv, "-o", "link", "show", l.srvIf))
+	for i, f := range show {
+		if f == "link/ether" {
+			mac, _ = net.ParseMAC(show[i+1])
+		}
+	}
+	own := eui64(netip.MustParsePrefix("fe80::/64"), mac)
+	srv, err := Listen(l.srvNS, l.srvIf, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	srv.SetConfig(&Config{RouterLifetime: time.Hour, Prefixes: []Prefix{{Prefix: uniquePrefix(7), OnLink: true, Autonomous: true}}})
+	eventually(t, "an advertisement from "+own.String(), func() error {
+		out, err := l.rdisc6()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "from "+own.String()+"\n") {
+			return fmt.Errorf("advertisement not from %s:\n%s", own, out)
+		}
+		return nil
+	})
 }

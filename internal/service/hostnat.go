@@ -122,6 +122,11 @@ func checkHostAttrs(r store.Reader, n *model.Network) error {
 		if err != nil {
 			return err
 		}
+		for _, sn := range mine {
+			if sn.IPVersion == 6 {
+				return invalidInput("%s cannot be set on a network with an IPv6 subnet (%s): the host routes and translates IPv4 only; connect IPv6 through a router", attrHostGateway, sn.CIDR)
+			}
+		}
 		if err := checkHostRoutes(r, all, n.ID, mine); err != nil {
 			return err
 		}
@@ -138,6 +143,17 @@ func checkHostAttrs(r store.Reader, n *model.Network) error {
 		}
 	}
 	return nil
+}
+
+// errHostGatewayIPv6 refuses an IPv6 subnet on a host-gateway network.
+// The host is such a network's router, and it routes and translates
+// IPv4 only: its bridges take no part in IPv6 (no address, no
+// forwarding), and making the host forward IPv6 would change its own
+// IPv6 (a forwarding Linux host stops accepting router advertisements on
+// its uplinks). An IPv6 subnet there would give instances addresses that
+// reach nothing beyond the bridge; a router gives them IPv6 instead.
+func errHostGatewayIPv6() error {
+	return invalidInput("ip_version 6 is not supported on a network with %s: the host routes and translates IPv4 only; connect IPv6 through a router", attrHostGateway)
 }
 
 // checkHostGatewayUnused refuses to turn off the host gateway of network

@@ -242,6 +242,9 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 			return err
 		}
 		if network.HostGateway {
+			if sn.IPVersion == 6 {
+				return errHostGatewayIPv6()
+			}
 			networks, err := store.List[model.Network](tx, store.Networks)
 			if err != nil {
 				return err
