@@ -290,3 +290,30 @@ func TestRouterChain(t *testing.T) {
 	e.serve(e.routerNS(edge), 7)
 	e.mustArriveFrom(e.ns("vm1"), "169.254.0.1:7", "169.254.0.2")
 }
+
+// TestRouterGatewayWithoutAddress: a router whose gateway is on an external
+// network without a subnet (Neutron allows it; the port has no fixed IP)
+// is ACTIVE with its qg- plugged and no address or default route on it,
+// still routes between its interfaces, and has no SNAT to translate to.
+func TestRouterGatewayWithoutAddress(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	topo := newL3Topo()
+	bare := model.Network{ID: rid(150), Name: "bare", AdminStateUp: true, MTU: 1500, RouterExternal: true}
+	topo.qg.NetworkID, topo.qg.FixedIPs = bare.ID, []model.FixedIP{}
+	topo.r.ExternalGatewayInfo.NetworkID = bare.ID
+	records := append(append(append([]any{bare}, topo.int1.records()...), topo.int2.records()...), topo.r, topo.qr1, topo.qr2, topo.qg)
+	e.converge(e.put(append(append(records, topo.vm1...), topo.vm3...)...))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
+	e.wantStatus(store.Ports, topo.qg.ID, model.StatusActive)
+
+	rns, qg := e.routerNS(topo.r), model.RouterGatewayName(topo.qg.ID)
+	if out := e.ip("-n", rns, "-4", "addr", "show", "dev", qg); strings.Contains(out, "inet ") {
+		t.Errorf("qg- has an IPv4 address: %s", out)
+	}
+	if out := e.ip("-n", rns, "-4", "route", "show", "default"); strings.TrimSpace(out) != "" {
+		t.Errorf("default route without a gateway address: %s", out)
+	}
+	if err := ping(e.ns("vm1"), "10.1.0.13"); err != nil {
+		t.Errorf("vm1 → vm3 across the router: %v", err)
+	}
+}

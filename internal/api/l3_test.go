@@ -495,3 +495,41 @@ func TestGatewayFixedIPsChangeOnlyWhenTheyDiffer(t *testing.T) {
 		})
 	}
 }
+
+// A router may take its gateway on an external network that has no subnet
+// yet: Neutron makes the gateway port without addresses (nothing to SNAT
+// to, no default route) rather than refusing, and the plugin's external
+// network RBAC tests create routers so. A subnet added later does not
+// readdress the port by itself, as in Neutron.
+func TestGatewayOnAnExternalNetworkWithoutSubnets(t *testing.T) {
+	type gatewayInfo struct {
+		NetworkID        string            `json:"network_id"`
+		ExternalFixedIPs []json.RawMessage `json:"external_fixed_ips"`
+	}
+	type routerBody struct {
+		Router struct {
+			ID                  string       `json:"id"`
+			ExternalGatewayInfo *gatewayInfo `json:"external_gateway_info"`
+		} `json:"router"`
+	}
+	h := newHarness(t)
+	ext := h.create("networks", "network", map[string]any{"name": "bare", "router:external": true})["id"].(string)
+	r := h.do("POST", "/v2.0/routers", map[string]any{"router": map[string]any{"name": "r",
+		"external_gateway_info": map[string]any{"network_id": ext}}})
+	if r.status != 201 {
+		t.Fatalf("router with a gateway on a subnet-less external network: %d %v", r.status, r.body)
+	}
+	var got routerBody
+	raw, _ := json.Marshal(r.body)
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	gw := got.Router.ExternalGatewayInfo
+	if gw == nil || gw.NetworkID != ext || gw.ExternalFixedIPs == nil || len(gw.ExternalFixedIPs) != 0 {
+		t.Errorf("external_gateway_info = %s, want the network with external_fixed_ips []", raw)
+	}
+	ports := h.do("GET", "/v2.0/ports?device_owner=network:router_gateway&device_id="+got.Router.ID, nil).body["ports"].([]any)
+	if len(ports) != 1 || len(ports[0].(map[string]any)["fixed_ips"].([]any)) != 0 {
+		t.Errorf("gateway ports = %v, want one without fixed IPs", ports)
+	}
+}

@@ -395,7 +395,17 @@ func (s *Service) gatewayPortFor(ctx context.Context, tx store.Txn, r *routerInp
 		return model.Port{}, err
 	}
 	if len(p.FixedIPs) == 0 {
-		return model.Port{}, badResource("router", "No subnet on external network %s to take the gateway address from", gw.NetworkID)
+		// Neutron makes a gateway port without addresses on an external
+		// network with no subnet (the router has nothing to SNAT to and no
+		// default route until one is given); with subnets, no address is
+		// a refusal.
+		subnets, err := subnetsOn(tx, gw.NetworkID)
+		if err != nil {
+			return model.Port{}, err
+		}
+		if len(subnets) > 0 {
+			return model.Port{}, badResource("router", "No address on external network %s for the gateway", gw.NetworkID)
+		}
 	}
 	p.Touch(s.now())
 	return p.Port, tx.Put(store.Ports, p.ID, p.Port)
