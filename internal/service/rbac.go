@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -128,8 +129,8 @@ var rbacAttrs = append([]attr[model.RBACPolicy]{
 		if err != nil {
 			return err
 		}
-		if v != "network" {
-			return fmt.Errorf("'%s' is not in ['network']", v)
+		if !slices.Contains(rbacObjectTypes, v) {
+			return fmt.Errorf("'%s' is not in ['%s']", v, strings.Join(rbacObjectTypes, "', '"))
 		}
 		p.ObjectType = v
 		return nil
@@ -181,6 +182,9 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 		return Result[model.RBACPolicy]{}, err
 	}
 	p.ProjectID = project
+	if p.ObjectType != rbacTypeNetwork {
+		return s.createSharePolicy(ctx, p)
+	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		n, acc, err := loadNetwork(ctx, tx, p.ObjectID)
 		if err != nil {
@@ -239,6 +243,9 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if p.TargetTenant == model.RBACWildcard && cur.TargetTenant != model.RBACWildcard && !caller(ctx).IsAdmin() {
 			return denied("update_rbac_policy", "update_rbac_policy:target_tenant")
 		}
+		if cur.ObjectType != rbacTypeNetwork {
+			return s.changeSharePolicy(ctx, tx, cur, &p)
+		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {
 			return err
@@ -274,6 +281,9 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 		}
 		if err := authorize(ctx, "delete_rbac_policy", cur.ProjectID); err != nil {
 			return err
+		}
+		if cur.ObjectType != rbacTypeNetwork {
+			return s.changeSharePolicy(ctx, tx, cur, nil)
 		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {
