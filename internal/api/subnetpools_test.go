@@ -227,6 +227,10 @@ func TestSubnetPoolPolicyAndSharing(t *testing.T) {
 	if r := h.as(owner, "GET", "/v2.0/subnetpools/"+private, nil); r.status != 404 {
 		t.Errorf("another project's pool is visible: %d", r.status)
 	}
+	// As in Neutron, the body is checked before the pool is looked up.
+	if r := h.as(owner, "PUT", "/v2.0/subnetpools/"+private, map[string]any{"subnetpool": map[string]any{"shared": true}}); r.status != 400 {
+		t.Errorf("read-only attribute on an invisible pool: %d %v", r.status, r.body)
+	}
 	policy := h.create(admin, "rbac-policies", "rbac_policy", map[string]any{"object_type": "subnetpool", "object_id": private,
 		"action": "access_as_shared", "target_tenant": "alpha"})
 	r := h.as(owner, "GET", "/v2.0/subnetpools/"+private, nil)

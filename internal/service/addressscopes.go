@@ -83,6 +83,10 @@ func putWildcardShare(tx store.Txn, objectType, id, project string) error {
 // UpdateAddressScope applies the attributes of a PUT. Only an admin
 // changes `shared`, and a shared scope stays shared, as in Neutron.
 func (s *Service) UpdateAddressScope(ctx context.Context, id string, in Attrs) (Result[model.AddressScope], error) {
+	// The body first, as in Neutron (see UpdateSubnetPool).
+	if err := decode(&scopeInput{}, addressScopeAttrs, in, opUpdate); err != nil {
+		return Result[model.AddressScope]{}, err
+	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		cur, acc, err := loadAddressScope(ctx, tx, id)
 		if err != nil {

@@ -337,6 +337,11 @@ func checkPoolScope(ctx context.Context, r store.Reader, sp *model.SubnetPool) e
 
 // UpdateSubnetPool applies the attributes of a PUT.
 func (s *Service) UpdateSubnetPool(ctx context.Context, id string, in Attrs) (Result[model.SubnetPool], error) {
+	// Neutron checks the body before it looks the pool up: a read-only
+	// attribute is 400 even on a pool the caller cannot see.
+	if err := decode(&poolInput{}, subnetPoolAttrs, in, opUpdate); err != nil {
+		return Result[model.SubnetPool]{}, err
+	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		cur, _, err := loadSubnetPool(ctx, tx, id)
 		if err != nil {
