@@ -291,3 +291,27 @@ func TestDefaultSubnetPool(t *testing.T) {
 		t.Errorf("from the default pool: %d %v", r.status, r.body)
 	}
 }
+
+func TestNetworkAddressScopes(t *testing.T) {
+	h := newHarness(t)
+	scope := h.create("address-scopes", "address_scope", map[string]any{"name": "s", "ip_version": 4})["id"].(string)
+	sp := h.pool(map[string]any{"name": "p", "prefixes": []string{"10.0.0.0/16"}, "default_prefixlen": 24, "address_scope_id": scope})
+	net := h.create("networks", "network", map[string]any{"name": "n"})["id"].(string)
+	show := func() model.Network {
+		r := h.do("GET", "/v2.0/networks/"+net, nil)
+		return as[model.Network](t, r.body["network"])
+	}
+	if n := show(); n.IPv4AddressScope != nil || n.IPv6AddressScope != nil {
+		t.Errorf("a network without subnets has scopes %v %v", n.IPv4AddressScope, n.IPv6AddressScope)
+	}
+	h.create("subnets", "subnet", map[string]any{"network_id": net, "ip_version": 4, "subnetpool_id": sp.ID})
+	if n := show(); n.IPv4AddressScope == nil || *n.IPv4AddressScope != scope || n.IPv6AddressScope != nil {
+		t.Errorf("scopes %v %v, want ipv4 %s", n.IPv4AddressScope, n.IPv6AddressScope, scope)
+	}
+	r := h.do("GET", "/v2.0/networks?name=n", nil)
+	var list struct{ Networks []model.Network }
+	decodeInto(t, r, &list)
+	if len(list.Networks) != 1 || list.Networks[0].IPv4AddressScope == nil || *list.Networks[0].IPv4AddressScope != scope {
+		t.Errorf("list: %v", r.body)
+	}
+}

@@ -213,3 +213,33 @@ func loadAddressScope(ctx context.Context, r store.Reader, id string) (model.Add
 	}
 	return a, acc, nil
 }
+
+// poolScopes maps every subnet pool in an address scope to its scope.
+func poolScopes(r store.Reader) (map[string]string, error) {
+	pools, err := store.List[model.SubnetPool](r, store.SubnetPools)
+	out := map[string]string{}
+	for _, sp := range pools {
+		if sp.AddressScopeID != nil {
+			out[sp.ID] = *sp.AddressScopeID
+		}
+	}
+	return out, err
+}
+
+// renderNetworkScopes fills a network's ipv4_address_scope and
+// ipv6_address_scope: the scope of its subnets of that version, through
+// their pools (pool affinity keeps them all in one).
+func renderNetworkScopes(n *model.Network, subnets []model.Subnet, scopes map[string]string) {
+	n.IPv4AddressScope, n.IPv6AddressScope = nil, nil
+	for _, sn := range subnets {
+		if sn.SubnetPoolID == nil || scopes[*sn.SubnetPoolID] == "" {
+			continue
+		}
+		scope := scopes[*sn.SubnetPoolID]
+		if sn.IPVersion == 4 {
+			n.IPv4AddressScope = &scope
+		} else {
+			n.IPv6AddressScope = &scope
+		}
+	}
+}
