@@ -265,6 +265,10 @@ func TestSubnetPoolPolicyAndSharing(t *testing.T) {
 		t.Errorf("unsharing a shared scope: %d %v", r.status, r.body)
 	}
 	mine := h.create(owner, "subnetpools", "subnetpool", map[string]any{"name": "mine", "prefixes": []string{"20.0.0.0/18"}, "address_scope_id": scope})
+	// Neutron's policy checks is_default whenever an update names it.
+	if r := h.as(owner, "PUT", "/v2.0/subnetpools/"+mine, map[string]any{"subnetpool": map[string]any{"is_default": false}}); r.status != 403 {
+		t.Errorf("member names is_default in an update: %d %v", r.status, r.body)
+	}
 	r = h.as(owner, "PUT", "/v2.0/subnetpools/"+mine, map[string]any{"subnetpool": map[string]any{"prefixes": []string{"20.0.0.0/18", "40.0.0.0/18"}}})
 	if typ, _ := neutronError(r); r.status != 400 || typ != "IllegalSubnetPoolUpdate" {
 		t.Errorf("member grows a pool in a shared scope: %d %v", r.status, r.body)

@@ -38,9 +38,9 @@ type poolInput struct {
 	model.SubnetPool
 	// prefixes are the prefixes as the client sent them (masked), nil
 	// when it sent none.
-	prefixes                      []netip.Prefix
-	minSet, maxSet, defaultSet    bool
-	shared, sharedSet, defaultChg bool
+	prefixes                   []netip.Prefix
+	minSet, maxSet, defaultSet bool
+	shared, sharedSet          bool
 }
 
 func parsePrefixLen(raw json.RawMessage) (int, error) {
@@ -147,7 +147,6 @@ var subnetPoolAttrs = append([]attr[poolInput]{
 	}},
 	{name: "is_default", post: true, put: true, set: func(p *poolInput, raw json.RawMessage) error {
 		v, err := parseBool(raw)
-		p.defaultChg = v != p.IsDefault
 		p.IsDefault = v
 		return err
 	}},
@@ -354,7 +353,9 @@ func (s *Service) UpdateSubnetPool(ctx context.Context, id string, in Attrs) (Re
 		if err := decode(&p, subnetPoolAttrs, in, opUpdate); err != nil {
 			return err
 		}
-		if p.defaultChg && !caller(ctx).IsAdmin() {
+		// Neutron's policy checks an attribute an update names, even
+		// at its current value.
+		if _, named := in["is_default"]; named && !caller(ctx).IsAdmin() {
 			return denied("update_subnetpool", "update_subnetpool:is_default")
 		}
 		return s.updatePool(ctx, tx, cur, p)
