@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/model"
@@ -317,5 +320,62 @@ func TestNetworkAddressScopes(t *testing.T) {
 	decodeInto(t, r, &list)
 	if len(list.Networks) != 1 || list.Networks[0].IPv4AddressScope == nil || *list.Networks[0].IPv4AddressScope != scope {
 		t.Errorf("list: %v", r.body)
+	}
+}
+
+// TestConcurrentSubnetsFromOnePoolNeverOverlap: every subnet a pool hands
+// out is its own, however many creates race, and the pool runs out at
+// exactly its size; a bulk create's subnets see each other's allocations.
+func TestConcurrentSubnetsFromOnePoolNeverOverlap(t *testing.T) {
+	h := newHarness(t)
+	sp := h.pool(map[string]any{"name": "p", "prefixes": []string{"10.20.0.0/24"}, "default_prefixlen": 28})
+	const workers = 24 // more than the 16 /28s of the pool
+	nets := make([]any, workers)
+	for i := range nets {
+		nets[i] = h.create("networks", "network", map[string]any{"name": "n"})["id"]
+	}
+	var wg sync.WaitGroup
+	results := make([]response, workers)
+	for i := range workers {
+		wg.Go(func() {
+			results[i] = h.do("POST", "/v2.0/subnets", map[string]any{"subnet": map[string]any{
+				"network_id": nets[i], "ip_version": 4, "subnetpool_id": sp.ID, "enable_dhcp": false}})
+		})
+	}
+	wg.Wait()
+	var got []netip.Prefix
+	for _, r := range results {
+		switch r.status {
+		case 201:
+			p := netip.MustParsePrefix(as[model.Subnet](t, r.body["subnet"]).CIDR)
+			for _, o := range got {
+				if o.Overlaps(p) {
+					t.Errorf("%s and %s both handed out", o, p)
+				}
+			}
+			got = append(got, p)
+		case 500:
+			if typ, _ := neutronError(r); typ != "SubnetAllocationError" {
+				t.Errorf("unexpected error %s", typ)
+			}
+		default:
+			t.Errorf("unexpected status %d %v", r.status, r.body)
+		}
+	}
+	if len(got) != 16 {
+		t.Errorf("%d subnets from a pool of 16 /28s", len(got))
+	}
+
+	bulkPool := h.pool(map[string]any{"name": "b", "prefixes": []string{"10.30.0.0/24"}, "default_prefixlen": 26})
+	var items []map[string]any
+	for i := range 2 {
+		net := h.create("networks", "network", map[string]any{"name": fmt.Sprint("bulk", i)})["id"]
+		items = append(items, map[string]any{"network_id": net, "ip_version": 4, "subnetpool_id": bulkPool.ID, "enable_dhcp": false})
+	}
+	r := h.do("POST", "/v2.0/subnets", map[string]any{"subnets": items})
+	var bulk struct{ Subnets []model.Subnet }
+	decodeInto(t, r, &bulk)
+	if r.status != 201 || len(bulk.Subnets) != 2 || bulk.Subnets[0].CIDR != "10.30.0.0/26" || bulk.Subnets[1].CIDR != "10.30.0.64/26" {
+		t.Errorf("bulk from a pool: %d %v", r.status, r.body)
 	}
 }
