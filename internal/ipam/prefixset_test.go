@@ -1,6 +1,7 @@
 package ipam
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"testing"
@@ -76,5 +77,93 @@ func TestAllocatePrefix(t *testing.T) {
 				t.Errorf("got %v (%v), want %s", got, ok, tc.want)
 			}
 		})
+	}
+}
+
+// TestPrefixSetAgainstBitmap checks union, difference, compaction and
+// allocation against a bitmap of the 256 addresses of 10.0.0.0/24, for
+// random sets of prefixes inside it (seeded: the same cases every run).
+func TestPrefixSetAgainstBitmap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	randomPrefixes := func() ([]netip.Prefix, [256]bool) {
+		var ps []netip.Prefix
+		var bits [256]bool
+		for range rng.IntN(6) {
+			l := 24 + rng.IntN(9)
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(rng.IntN(256))}), l).Masked()
+			ps = append(ps, p)
+			start, size := int(p.Addr().As4()[3]), 1<<(32-l)
+			for i := start; i < start+size; i++ {
+				bits[i] = true
+			}
+		}
+		return ps, bits
+	}
+	covered := func(ps []netip.Prefix) (out [256]bool) {
+		for _, p := range ps {
+			start, size := int(p.Addr().As4()[3]), 1<<(32-p.Bits())
+			for i := start; i < start+size; i++ {
+				if out[i] {
+					t.Fatalf("%v: %s overlaps another prefix", ps, p)
+				}
+				out[i] = true
+			}
+		}
+		return out
+	}
+	for range 500 {
+		a, aBits := randomPrefixes()
+		b, bBits := randomPrefixes()
+		sa, sb := NewPrefixSet(a...), NewPrefixSet(b...)
+		var want [256]bool
+		for i := range want {
+			want[i] = aBits[i] && !bBits[i]
+		}
+		free := sa.Subtract(sb).Prefixes()
+		if got := covered(free); got != want {
+			t.Fatalf("%v − %v = %v: wrong addresses", a, b, free)
+		}
+		if got := covered(sa.Prefixes()); got != aBits {
+			t.Fatalf("%v compacts to %v: wrong addresses", a, sa.Prefixes())
+		}
+		// Compact: sorted, and no two prefixes are the halves of one.
+		ps := sa.Prefixes()
+		for i := 1; i < len(ps); i++ {
+			prev, cur := ps[i-1], ps[i]
+			if !prev.Addr().Less(cur.Addr()) {
+				t.Fatalf("%v: not in address order", ps)
+			}
+			if prev.Bits() == cur.Bits() && prev.Bits() > 0 {
+				parent := netip.PrefixFrom(prev.Addr(), prev.Bits()-1).Masked()
+				if parent.Contains(cur.Addr()) && parent.Addr() == prev.Addr() {
+					t.Fatalf("%v: %s and %s should merge", ps, prev, cur)
+				}
+			}
+		}
+		overlap, covers := false, true
+		for i := range aBits {
+			overlap = overlap || aBits[i] && bBits[i]
+			covers = covers && (!bBits[i] || aBits[i])
+		}
+		if sa.Overlaps(sb) != overlap || sa.Covers(sb) != covers {
+			t.Fatalf("%v, %v: overlaps/covers wrong", a, b)
+		}
+		// Allocation: a free, aligned block when one exists, none otherwise.
+		l := 24 + rng.IntN(9)
+		got, ok := AllocatePrefix(sa, sb, l)
+		size := 1 << (32 - l)
+		exists := false
+		for start := 0; start < 256 && !exists; start += size {
+			exists = !slices.Contains(want[start:start+size], false)
+		}
+		if ok != exists {
+			t.Fatalf("allocate /%d from %v − %v: %v %v, a free block exists: %v", l, a, b, got, ok, exists)
+		}
+		if ok {
+			start := int(got.Addr().As4()[3])
+			if got.Bits() != l || got.Masked() != got || slices.Contains(want[start:start+size], false) {
+				t.Fatalf("allocate /%d from %v − %v: %v is not free", l, a, b, got)
+			}
+		}
 	}
 }
