@@ -379,3 +379,29 @@ func TestConcurrentSubnetsFromOnePoolNeverOverlap(t *testing.T) {
 		t.Errorf("bulk from a pool: %d %v", r.status, r.body)
 	}
 }
+
+func TestSubnetPoolQuota(t *testing.T) {
+	h := newTenants(t, map[string]int{"subnetpool": 1})
+	h.create(owner, "subnetpools", "subnetpool", map[string]any{"name": "a", "prefixes": []string{"10.0.0.0/8"}})
+	for _, tc := range []struct {
+		name  string
+		attrs map[string]any
+	}{
+		{"a valid pool", map[string]any{"name": "b", "prefixes": []string{"11.0.0.0/8"}}},
+		// The quota comes before the pool is read, as in Neutron.
+		{"an invalid pool", map[string]any{"name": "b", "prefixes": []string{}}},
+	} {
+		r := h.as(owner, "POST", "/v2.0/subnetpools", map[string]any{"subnetpool": tc.attrs})
+		if typ, _ := neutronError(r); r.status != 409 || typ != "OverQuota" {
+			t.Errorf("%s over the quota: %d %v", tc.name, r.status, r.body)
+		}
+	}
+	r := h.as(owner, "GET", "/v2.0/quotas/alpha/details", nil)
+	var d struct {
+		Quota map[string]struct{ Limit, Used int } `json:"quota"`
+	}
+	decodeInto(t, r, &d)
+	if q := d.Quota["subnetpool"]; q.Limit != 1 || q.Used != 1 {
+		t.Errorf("subnetpool quota details: %v", r.body)
+	}
+}

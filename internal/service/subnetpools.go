@@ -247,10 +247,11 @@ func (s *Service) prepareSubnetPool(ctx context.Context, in Attrs) (pending, err
 			return err
 		}
 		p.ProjectID = project
-		if err := readPool(&p); err != nil {
+		// Neutron's API reserves quota before its plugin reads the pool.
+		if err := s.checkQuota(tx, project, quotaSubnetPool); err != nil {
 			return err
 		}
-		if err := s.checkQuota(tx, project, quotaSubnetPool); err != nil {
+		if err := readPool(&p); err != nil {
 			return err
 		}
 		if p.IsDefault {
