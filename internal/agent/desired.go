@@ -147,6 +147,8 @@ type snapshot struct {
 	published []model.PublishedPort
 	groups    []model.SecurityGroup
 	rules     []model.SecurityGroupRule
+	// pools are the subnet pools, for the address scopes of subnets.
+	pools []model.SubnetPool
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -164,6 +166,7 @@ type records struct {
 	published recordCache[model.PublishedPort]
 	groups    recordCache[model.SecurityGroup]
 	rules     recordCache[model.SecurityGroupRule]
+	pools     recordCache[model.SubnetPool]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -197,6 +200,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.rules, err = c.rules.list(r, store.SecurityGroupRules); err != nil {
+		return nil, err
+	}
+	if s.pools, err = c.pools.list(r, store.SubnetPools); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -362,7 +368,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	addDHCP(d, s, prefix, host, networks, subnets)
 	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)
-	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways})
+	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways,
+		scopes: subnetScopes(s)})
 	addMetadata6(d, subnetsOf)
 	return d
 }

@@ -209,6 +209,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.SecurityGroups, v.ID
 	case model.SecurityGroupRule:
 		return store.SecurityGroupRules, v.ID
+	case model.SubnetPool:
+		return store.SubnetPools, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

@@ -39,7 +39,7 @@ func sameRouter(a, b routerSpec) bool {
 func sameNAT(a, b nat.Router) bool {
 	return a.Gateway == b.Gateway && a.GatewayAddr == b.GatewayAddr && a.EnableSNAT == b.EnableSNAT &&
 		slices.Equal(a.Internal, b.Internal) && slices.Equal(a.FloatingIPs, b.FloatingIPs) &&
-		slices.Equal(a.PortForwards, b.PortForwards)
+		slices.Equal(a.PortForwards, b.PortForwards) && slices.Equal(a.Routed, b.Routed)
 }
 
 // routerInputs indexes the records routers are computed from.
@@ -50,6 +50,9 @@ type routerInputs struct {
 	// order.
 	interfaces map[string][]model.Port
 	gateways   map[string][]model.Port
+	// scopes are the address scopes of the IPv4 subnets that have one
+	// (through their subnet pool), by subnet id.
+	scopes map[string]string
 }
 
 // routerPlan is one router's ports, as computed before its NAT.
@@ -61,6 +64,10 @@ type routerPlan struct {
 	// internal are the subnets behind the qr- ports (IPv4, the only
 	// family nat translates).
 	internal []nat.Subnet
+	// scoped are the address scopes of the subnets of the qr- ports that
+	// have one, by prefix; gatewayScope is the qg- port's.
+	scoped       map[netip.Prefix]string
+	gatewayScope string
 }
 
 // addRouters adds the specs of every router, its ports and its floating
@@ -141,6 +148,14 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 				pl.internal = append(pl.internal, nat.Subnet{Interface: veth.IfName, Prefix: a.Masked()})
 			}
 		}
+		for _, ip := range p.FixedIPs {
+			if scope := in.scopes[ip.SubnetID]; scope != "" {
+				if pl.scoped == nil {
+					pl.scoped = map[netip.Prefix]string{}
+				}
+				pl.scoped[netip.MustParsePrefix(in.subnets[ip.SubnetID].CIDR)] = scope
+			}
+		}
 	}
 	for i, p := range in.gateways[pl.id] {
 		if i > 0 {
@@ -154,6 +169,11 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 		}
 		specs, ids, networks = append(specs, veth), append(ids, p.ID), append(networks, p.NetworkID)
 		pl.gateway, defaults = p.ID, dflt
+		for _, ip := range p.FixedIPs {
+			if scope := in.scopes[ip.SubnetID]; scope != "" {
+				pl.gatewayScope = scope
+			}
+		}
 	}
 
 	var routes []dataplane.Route
@@ -456,6 +476,13 @@ func natFor(pl *routerPlan, d *desired, fips []floating, forwards []nat.PortForw
 	}
 	info := pl.router.ExternalGatewayInfo
 	r.EnableSNAT = info != nil && info.EnableSNAT && r.GatewayAddr.IsValid()
+	// Neutron's address scopes: a subnet in the external network's scope
+	// is routed out untranslated.
+	for _, in := range pl.internal {
+		if scope, ok := pl.scoped[in.Prefix]; ok && pl.gatewayScope != "" && scope == pl.gatewayScope && !slices.Contains(r.Routed, in.Prefix) {
+			r.Routed = append(r.Routed, in.Prefix)
+		}
+	}
 	for _, f := range fips {
 		if f.fixed.IsValid() {
 			r.FloatingIPs = append(r.FloatingIPs, nat.FloatingIP{Out: r.Gateway, Floating: f.addr, Fixed: f.fixed})
@@ -482,4 +509,22 @@ func routerPortsOf(ports []model.Port) (interfaces, gateways map[string][]model.
 		}
 	}
 	return interfaces, gateways
+}
+
+// subnetScopes maps each IPv4 subnet from a pool in an address scope to
+// that scope.
+func subnetScopes(s *snapshot) map[string]string {
+	pools := map[string]string{}
+	for _, sp := range s.pools {
+		if sp.AddressScopeID != nil {
+			pools[sp.ID] = *sp.AddressScopeID
+		}
+	}
+	out := map[string]string{}
+	for _, sn := range s.subnets {
+		if sn.IPVersion == 4 && sn.SubnetPoolID != nil && pools[*sn.SubnetPoolID] != "" {
+			out[sn.ID] = pools[*sn.SubnetPoolID]
+		}
+	}
+	return out
 }

@@ -129,6 +129,19 @@ func TestComputeDesiredRouters(t *testing.T) {
 			wantStatus: map[string]string{rid(300): model.StatusError},
 		},
 		{
+			name:  "address scopes: a subnet in the external network's scope is routed, one in another scope translated",
+			extra: scopedTopo(topo, "scope-a", "scope-a", "scope-b"),
+			wantNAT: nat.Router{Gateway: qg, GatewayAddr: addr("198.51.100.10"), EnableSNAT: true,
+				Internal: []nat.Subnet{sub(qr1, "10.0.0.0/24"), sub(qr2, "10.1.0.0/24")},
+				Routed:   []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}},
+		},
+		{
+			name:  "address scopes: an unscoped external network routes nothing untranslated",
+			extra: scopedTopo(topo, "", "scope-a", "scope-a"),
+			wantNAT: nat.Router{Gateway: qg, GatewayAddr: addr("198.51.100.10"), EnableSNAT: true,
+				Internal: []nat.Subnet{sub(qr1, "10.0.0.0/24"), sub(qr2, "10.1.0.0/24")}},
+		},
+		{
 			name: "router admin down: ports down",
 			edit: func(r *model.Router) { r.AdminStateUp = false },
 			wantNAT: nat.Router{Gateway: qg, GatewayAddr: addr("198.51.100.10"), EnableSNAT: true,
@@ -196,6 +209,24 @@ func TestComputeDesiredRouters(t *testing.T) {
 	}
 }
 
+// scopedTopo puts topo's external, first and second internal subnets in
+// pools of the address scopes given ("" for no pool).
+func scopedTopo(topo l3topo, ext, int1, int2 string) []any {
+	var out []any
+	for i, sc := range []struct {
+		subnet model.Subnet
+		scope  string
+	}{{topo.ext.subnet, ext}, {topo.int1.subnet, int1}, {topo.int2.subnet, int2}} {
+		if sc.scope == "" {
+			continue
+		}
+		pool := model.SubnetPool{ID: rid(500 + i), AddressScopeID: ptr(sc.scope)}
+		sc.subnet.SubnetPoolID = ptr(pool.ID)
+		out = append(out, pool, sc.subnet)
+	}
+	return out
+}
+
 func withRouter(f model.FloatingIP, routerID string) model.FloatingIP {
 	f.RouterID = ptr(routerID)
 	return f
@@ -209,7 +240,10 @@ func snapshotOf(records []any) *snapshot {
 		case model.Network:
 			s.networks = append(s.networks, v)
 		case model.Subnet:
+			s.subnets = slices.DeleteFunc(s.subnets, func(o model.Subnet) bool { return o.ID == v.ID })
 			s.subnets = append(s.subnets, v)
+		case model.SubnetPool:
+			s.pools = append(s.pools, v)
 		case model.Port:
 			s.ports = append(s.ports, v)
 		case model.Instance:

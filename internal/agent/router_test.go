@@ -138,6 +138,28 @@ func TestRouterSNATFloatingIPForward(t *testing.T) {
 	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.gw)
 }
 
+// TestRouterAddressScope is Neutron's address scopes on the wire: a subnet
+// in the external network's address scope leaves the router with its own
+// addresses (the upstream router routes the scope's prefixes back to the
+// router), while a subnet outside the scope is still translated to the
+// gateway address; once the external subnet leaves the scope, both are.
+func TestRouterAddressScope(t *testing.T) {
+	e := newEnv(t, 100*time.Millisecond)
+	topo := newL3Topo()
+	e.converge(e.put(append(topo.all(), scopedTopo(topo, "scope-a", "scope-a", "")...)...))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
+	w := e.outside(topo.ext, "198.51.100.1/24")
+	e.ip("-n", w.up, "route", "add", "10.0.0.0/24", "via", topo.gw)
+	vm1, vm3 := e.ns("vm1"), e.ns("vm3")
+
+	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.vm1IP)
+	e.mustArriveFrom(vm3, "203.0.113.1:7", topo.gw)
+
+	e.converge(e.put(topo.ext.subnet))
+	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.gw)
+	e.mustArriveFrom(vm3, "203.0.113.1:7", topo.gw)
+}
+
 // TestRouterManyFloatingIPs adds one floating IP to a router that has a
 // thousand: an element change (nat Update), the chains untouched.
 func TestRouterManyFloatingIPs(t *testing.T) {

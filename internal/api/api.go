@@ -183,6 +183,7 @@ func (s *Server) routes() {
 	}
 	s.schedulerRoutes()
 	s.routerActions()
+	s.subnetPoolActions()
 	s.tagRoutes()
 	s.ipAvailabilityRoutes()
 	s.quotaRoutes()

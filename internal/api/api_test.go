@@ -181,7 +181,8 @@ func TestBadInputIsRefusedWithoutChange(t *testing.T) {
 		{"invalid cidr", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.0.300.0/24"}), 400, "HTTPBadRequest", "Invalid input for cidr"},
 		{"cidr with host bits", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.5.0.1/24"}), 400, "HTTPBadRequest", "'10.5.0.0/24' should be specified instead"},
 		{"cidr /32", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.5.0.1/32"}), 400, "HTTPBadRequest", "no usable host addresses"},
-		{"missing cidr", "POST", "/v2.0/subnets", subnet(nil), 400, "HTTPBadRequest", "'cidr' not specified"},
+		// Neutron's words: without a cidr, a subnet needs a pool.
+		{"missing cidr", "POST", "/v2.0/subnets", subnet(nil), 400, "BadRequest", "Bad subnets request: a subnetpool must be specified in the absence of a cidr."},
 		{"ip_version mismatch", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "2001:db8::/64", "ip_version": 4}), 400, "InvalidInput", "does not match the ip_version '4'"},
 		{"gateway outside", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.6.0.0/24", "gateway_ip": "10.7.0.1"}), 400, "InvalidInput", "Gateway is not valid on subnet"},
 		{"gateway is broadcast", "POST", "/v2.0/subnets", subnet(map[string]any{"cidr": "10.6.0.0/24", "gateway_ip": "10.6.0.255"}), 400, "InvalidInput", "Gateway is not valid on subnet"},

@@ -115,6 +115,9 @@ func (s *Server) resources() []resource {
 	networks := withBulk(bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork,
 		svc.GetNetwork, svc.ListNetworks), svc.CreateNetworks)
 	networks.settle = networkSettle
+	scopes := bind[model.AddressScope]("address_scope", "address_scopes", svc.CreateAddressScope, svc.UpdateAddressScope,
+		svc.DeleteAddressScope, svc.GetAddressScope, svc.ListAddressScopes)
+	scopes.path = "address-scopes"
 	return []resource{
 		networks,
 		subnets,
@@ -138,6 +141,9 @@ func (s *Server) resources() []resource {
 				return anys(items), err
 			},
 		},
+		bind[model.SubnetPool]("subnetpool", "subnetpools", svc.CreateSubnetPool, svc.UpdateSubnetPool,
+			svc.DeleteSubnetPool, svc.GetSubnetPool, svc.ListSubnetPools),
+		scopes,
 	}
 }
 
@@ -342,6 +348,32 @@ func (s *Server) fresh(r *http.Request, res resource, waited bool, objs ...any) 
 		}
 	}
 	return objs
+}
+
+// subnetPoolActions serves PUT /v2.0/subnetpools/{id}/add_prefixes and
+// remove_prefixes (subnetpool-prefix-ops): {"prefixes": […]} in, the pool's
+// prefixes after the change out, 200.
+func (s *Server) subnetPoolActions() {
+	svc := s.cfg.Service
+	for action, do := range map[string]func(context.Context, string, service.Attrs) ([]string, int64, error){
+		"add_prefixes":    svc.AddSubnetPoolPrefixes,
+		"remove_prefixes": svc.RemoveSubnetPoolPrefixes,
+	} {
+		s.mux.HandleFunc("PUT /v2.0/subnetpools/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := decodeObject(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			prefixes, rev, err := do(r.Context(), r.PathValue("id"), attrs)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, rev, 0)
+			writeJSON(w, http.StatusOK, map[string]any{"prefixes": prefixes})
+		})
+	}
 }
 
 // routerActions serves PUT /v2.0/routers/{id}/add_router_interface and

@@ -232,6 +232,8 @@ const (
 const (
 	RBACObjectNetwork       = "network"
 	RBACObjectSecurityGroup = "security_group"
+	RBACObjectSubnetPool    = "subnetpool"
+	RBACObjectAddressScope  = "address_scope"
 )
 
 // RBACWildcard is the target_tenant of a policy that applies to every project.

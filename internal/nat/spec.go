@@ -165,6 +165,11 @@ type Router struct {
 	// through them: their subnets, and the destinations of routes whose
 	// next hop is behind them.
 	Internal []Subnet
+	// Routed are the prefixes of Internal that share the external
+	// network's address scope (Neutron's address scopes): they leave by
+	// the gateway with their own source addresses, untranslated, as the
+	// addresses of one scope are unique across it.
+	Routed []netip.Prefix
 	// FloatingIPs are the router's associated floating IPs; their Out is
 	// the gateway, whatever they say.
 	FloatingIPs []FloatingIP
@@ -185,7 +190,9 @@ func (r Router) Spec() Spec {
 	}
 	if r.EnableSNAT {
 		for _, in := range r.Internal {
-			s.SNAT = append(s.SNAT, SNAT{Out: r.Gateway, From: in.Prefix, To: r.GatewayAddr})
+			if !slices.Contains(r.Routed, in.Prefix) {
+				s.SNAT = append(s.SNAT, SNAT{Out: r.Gateway, From: in.Prefix, To: r.GatewayAddr})
+			}
 		}
 	}
 	s.FloatingIPs = make([]FloatingIP, len(r.FloatingIPs))

@@ -82,6 +82,14 @@ func TestBuilders(t *testing.T) {
 	if got := r.Spec(); got.SNAT != nil {
 		t.Errorf("enable_snat off still SNATs: %+v", got.SNAT)
 	}
+	// A subnet in the external network's address scope is routed, not
+	// translated; the others still are.
+	r.EnableSNAT = true
+	r.Internal = append(r.Internal, Subnet{"qr-2", pf("10.1.0.0/24")})
+	r.Routed = []netip.Prefix{pf("10.0.0.0/24")}
+	if got := r.Spec(); !reflect.DeepEqual(got.SNAT, []SNAT{{"qg-1", pf("10.1.0.0/24"), a("198.51.100.10")}}) || len(got.Hairpin) != 2 {
+		t.Errorf("routed subnet: SNAT %+v hairpin %+v", got.SNAT, got.Hairpin)
+	}
 
 	h := Host{Uplink: "eth0", Networks: []HostNetwork{
 		{Bridge: "nsb-a", Prefix: pf("192.168.24.0/24")},

@@ -336,7 +336,12 @@ func (s *Service) GetNetwork(ctx context.Context, id string) (model.Network, err
 			return err
 		}
 		subnets, err := subnetsOn(r, id)
+		if err != nil {
+			return err
+		}
+		scopes, err := poolScopes(r)
 		s.renderNetwork(ctx, &n, subnets, acc)
+		renderNetworkScopes(&n, subnets, scopes)
 		return err
 	})
 	return n, err
@@ -358,6 +363,10 @@ func (s *Service) ListNetworks(ctx context.Context) ([]model.Network, error) {
 		if err != nil {
 			return err
 		}
+		scopes, err := poolScopes(r)
+		if err != nil {
+			return err
+		}
 		byNetwork := map[string][]model.Subnet{}
 		for _, sn := range subnets {
 			byNetwork[sn.NetworkID] = append(byNetwork[sn.NetworkID], sn)
@@ -367,6 +376,7 @@ func (s *Service) ListNetworks(ctx context.Context) ([]model.Network, error) {
 				continue
 			}
 			s.renderNetwork(ctx, &n, byNetwork[n.ID], acc)
+			renderNetworkScopes(&n, byNetwork[n.ID], scopes)
 			out = append(out, n)
 		}
 		return nil

@@ -26,19 +26,23 @@ const (
 	quotaSecurityGroup     = "security_group"
 	quotaSecurityGroupRule = "security_group_rule"
 	quotaRBACPolicy        = "rbac_policy"
+	quotaSubnetPool        = "subnetpool"
 )
 
 // QuotaResources lists the resources a quota limits, in the order nsnet
 // shows them.
 var QuotaResources = []string{
 	quotaNetwork, quotaSubnet, quotaPort, quotaRouter, quotaFloatingIP,
-	quotaSecurityGroup, quotaSecurityGroupRule, quotaRBACPolicy,
+	quotaSecurityGroup, quotaSecurityGroupRule, quotaRBACPolicy, quotaSubnetPool,
 }
 
 // neutronDefaults are Neutron's default quota limits ([quotas] quota_*).
 var neutronDefaults = map[string]int{
 	quotaNetwork: 100, quotaSubnet: 100, quotaPort: 500, quotaRouter: 10, quotaFloatingIP: 50,
 	quotaSecurityGroup: 10, quotaSecurityGroupRule: 100, quotaRBACPolicy: 10,
+	// Neutron tracks subnet pools without a quota option of their own:
+	// they take quota_default, unlimited.
+	quotaSubnetPool: Unlimited,
 }
 
 // quotaKinds is where each resource's records are counted. The ports of routers' gateways
@@ -47,7 +51,7 @@ var quotaKinds = map[string]store.Kind{
 	quotaNetwork: store.Networks, quotaSubnet: store.Subnets, quotaPort: store.Ports,
 	quotaRouter: store.Routers, quotaFloatingIP: store.FloatingIPs,
 	quotaRBACPolicy: store.RBACPolicies, quotaSecurityGroup: store.SecurityGroups,
-	quotaSecurityGroupRule: store.SecurityGroupRules,
+	quotaSecurityGroupRule: store.SecurityGroupRules, quotaSubnetPool: store.SubnetPools,
 }
 
 // maxQuota is Neutron's upper bound for a limit (its DB integer maximum).

@@ -25,7 +25,7 @@ var rbacActions = []string{model.ActionAccessAsExternal, model.ActionAccessAsSha
 
 // rbacObjectTypes are the kinds of object nsnet shares by policy, in
 // Neutron's (alphabetical) order.
-var rbacObjectTypes = []string{model.RBACObjectNetwork, model.RBACObjectSecurityGroup}
+var rbacObjectTypes = []string{model.RBACObjectAddressScope, model.RBACObjectNetwork, model.RBACObjectSecurityGroup, model.RBACObjectSubnetPool}
 
 // access is every RBAC policy, by network, as one transaction read them.
 type access map[string][]model.RBACPolicy
@@ -190,6 +190,9 @@ func (s *Service) CreateRBACPolicy(ctx context.Context, in Attrs) (Result[model.
 	if p.ObjectType == model.RBACObjectSecurityGroup {
 		return s.createGroupPolicy(ctx, p)
 	}
+	if p.ObjectType != model.RBACObjectNetwork {
+		return s.createSharePolicy(ctx, p)
+	}
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		n, acc, err := loadNetwork(ctx, tx, p.ObjectID)
 		if err != nil {
@@ -251,6 +254,9 @@ func (s *Service) UpdateRBACPolicy(ctx context.Context, id string, in Attrs) (Re
 		if cur.ObjectType == model.RBACObjectSecurityGroup {
 			return updateGroupPolicy(ctx, tx, cur, p)
 		}
+		if cur.ObjectType != model.RBACObjectNetwork {
+			return s.changeSharePolicy(ctx, tx, cur, &p)
+		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {
 			return err
@@ -289,6 +295,9 @@ func (s *Service) DeleteRBACPolicy(ctx context.Context, id string) (int64, error
 		}
 		if cur.ObjectType == model.RBACObjectSecurityGroup {
 			return deleteGroupPolicy(tx, cur)
+		}
+		if cur.ObjectType != model.RBACObjectNetwork {
+			return s.changeSharePolicy(ctx, tx, cur, nil)
 		}
 		n, acc, err := rbacNetwork(tx, cur)
 		if err != nil {

@@ -29,6 +29,8 @@ type subnetInput struct {
 	poolsSet   bool
 	// cur is the stored subnet on update, nil on create.
 	cur *model.Subnet
+	// req is what the create asks of subnet pools.
+	req subnetRequest
 }
 
 // clone returns a copy of sn that shares nothing a transaction changes, so
@@ -64,10 +66,15 @@ var subnetAttrs = append([]attr[subnetInput]{
 		if v != 4 && v != 6 {
 			return fmt.Errorf("'%d' is not in [4, 6]", v)
 		}
-		s.IPVersion = v
+		s.IPVersion, s.req.versionSet = v, true
 		return nil
 	}},
-	{name: "cidr", post: true, required: true, set: func(s *subnetInput, raw json.RawMessage) error {
+	// Without a cidr, a subnet takes one from its subnet pool.
+	{name: "cidr", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		if isNull(raw) {
+			return nil
+		}
+		s.req.cidrSet = true
 		v, err := parseString(raw, maxNameLen)
 		if err != nil {
 			return err
@@ -153,17 +160,22 @@ var subnetAttrs = append([]attr[subnetInput]{
 		s.IPv6AddressMode = v
 		return err
 	}},
-	{name: "subnetpool_id", post: true, set: nullOnly},
+	{name: "subnetpool_id", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseUUIDOrNull(raw)
+		s.req.pool = v
+		return err
+	}},
+	{name: "prefixlen", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parsePrefixLen(raw)
+		s.req.prefixLen = &v
+		return err
+	}},
+	{name: "use_default_subnetpool", post: true, set: func(s *subnetInput, raw json.RawMessage) error {
+		v, err := parseBool(raw)
+		s.req.useDefault = v
+		return err
+	}},
 }, projectAttrs(func(s *subnetInput) *string { return &s.ProjectID })...)
-
-// nullOnly accepts an attribute nsnet knows but does not implement yet, as
-// long as the client leaves it unset.
-func nullOnly(_ *subnetInput, raw json.RawMessage) error {
-	if isNull(raw) {
-		return nil
-	}
-	return fmt.Errorf("'%s' is not supported by nsnet yet; leave it unset", shown(raw))
-}
 
 // parseIPv6Mode reads an ipv6_ra_mode or ipv6_address_mode: one of
 // Neutron's three modes, or null for none.
@@ -216,6 +228,9 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 	if err := decode(&sn, subnetAttrs, in, opCreate); err != nil {
 		return pending{}, err
 	}
+	if err := sn.req.check(&sn); err != nil {
+		return pending{}, err
+	}
 	return pending{id: sn.ID, apply: func(tx store.Txn) error {
 		sn := sn.clone() // a retry starts again from the request
 		network, _, err := loadNetwork(ctx, tx, sn.NetworkID)
@@ -234,8 +249,14 @@ func (s *Service) prepareSubnet(ctx context.Context, in Attrs) (pending, error) 
 			return err
 		}
 		sn.ProjectID = project
+		if err := allocateFromPool(ctx, tx, &sn, &sn.req); err != nil {
+			return err
+		}
 		siblings, err := subnetsOn(tx, sn.NetworkID)
 		if err != nil {
+			return err
+		}
+		if err := checkPoolAffinity(&sn, siblings); err != nil {
 			return err
 		}
 		if err := checkSubnet(&sn, siblings); err != nil {

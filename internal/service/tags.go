@@ -51,6 +51,10 @@ var tagTargets = map[string]tagTarget{
 		func(f *model.FloatingIP) string { return f.ProjectID }),
 	"security-groups": tagTargetOf(store.SecurityGroups, loadGroup,
 		func(g *model.SecurityGroup) string { return g.ProjectID }),
+	"subnetpools": tagTargetOf(store.SubnetPools, func(ctx context.Context, r store.Reader, id string) (model.SubnetPool, error) {
+		sp, _, err := loadSubnetPool(ctx, r, id)
+		return sp, err
+	}, func(sp *model.SubnetPool) string { return sp.ProjectID }),
 }
 
 // TagCollections are the URL paths of the collections whose resources

@@ -41,10 +41,14 @@ const (
 	// Agents are the registered agent roles of the hosts (Neutron's
 	// agent resource), written by the daemon and changed by admins.
 	Agents Kind = "agents"
+	// SubnetPools and AddressScopes are the IPAM resources subnets take
+	// their CIDRs from.
+	SubnetPools   Kind = "subnetpools"
+	AddressScopes Kind = "address_scopes"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, Agents}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, Agents, SubnetPools, AddressScopes}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

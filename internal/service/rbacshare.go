@@ -1,0 +1,158 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// RBAC policies on subnet pools and address scopes (rbac-subnetpool,
+// rbac-address-scope): only access_as_shared, which lets the target project
+// see the object and use it (allocate subnets from a pool, put a pool in a
+// scope). Network policies, with their external action and their ports,
+// are rbac.go's.
+
+// sharedObjectOwner reads the project of a pool or scope the caller may
+// see (404 otherwise, in the object's own words).
+func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (string, error) {
+	switch typ {
+	case model.RBACObjectSubnetPool:
+		sp, _, err := loadSubnetPool(ctx, r, id)
+		return sp.ProjectID, err
+	default:
+		a, _, err := loadAddressScope(ctx, r, id)
+		return a.ProjectID, err
+	}
+}
+
+func (s *Service) createSharePolicy(ctx context.Context, p model.RBACPolicy) (Result[model.RBACPolicy], error) {
+	if p.Action != model.ActionAccessAsShared {
+		return Result[model.RBACPolicy]{}, typed(http.StatusBadRequest, "InvalidActionForType",
+			"Invalid action '%s' for object type '%s'. Valid actions: ['%s']", p.Action, p.ObjectType, model.ActionAccessAsShared)
+	}
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		project, err := sharedObjectOwner(ctx, tx, p.ObjectType, p.ObjectID)
+		if err != nil {
+			return err
+		}
+		if c := caller(ctx); !c.IsAdmin() && project != c.ProjectID {
+			return invalidInput("Only admins can manipulate policies on objects they do not own")
+		}
+		acc, err := readAccess(tx)
+		if err != nil {
+			return err
+		}
+		if dup(acc, p) {
+			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+		}
+		if err := s.checkQuota(tx, p.ProjectID, quotaRBACPolicy); err != nil {
+			return err
+		}
+		if err := checkScopeReach(tx, acc, p); err != nil {
+			return err
+		}
+		return tx.Put(store.RBACPolicies, p.ID, p)
+	})
+	if err != nil {
+		return Result[model.RBACPolicy]{}, err
+	}
+	return s.rbacResult(ctx, p.ID, rev)
+}
+
+// checkScopeReach refuses to share a pool with a project that cannot use
+// the pool's address scope: the project could allocate from the pool but
+// not see what its subnets are scoped by (Neutron's subnetpool RBAC check).
+func checkScopeReach(r store.Reader, acc access, p model.RBACPolicy) error {
+	if p.ObjectType != model.RBACObjectSubnetPool {
+		return nil
+	}
+	sp, err := store.Get[model.SubnetPool](r, store.SubnetPools, p.ObjectID)
+	if err != nil || sp.AddressScopeID == nil {
+		return ignoreMissing(err)
+	}
+	scope, err := store.Get[model.AddressScope](r, store.AddressScopes, *sp.AddressScopeID)
+	if err != nil {
+		return ignoreMissing(err)
+	}
+	if scope.ProjectID != p.TargetTenant && !acc.grants(scope.ID, model.ActionAccessAsShared, p.TargetTenant) {
+		return invalidInput("The target project %s has no access to address scope %s of subnet pool %s", p.TargetTenant, scope.ID, sp.ID)
+	}
+	return nil
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// changeSharePolicy updates cur to next, or deletes it when next is nil,
+// unless a project would lose access to what it uses: subnets allocated
+// from a pool, pools in a scope (409 RbacPolicyInUse).
+func (s *Service) changeSharePolicy(ctx context.Context, tx store.Txn, cur model.RBACPolicy, next *model.RBACPolicy) error {
+	acc, err := readAccess(tx)
+	if err != nil {
+		return err
+	}
+	after := acc.without(cur.ID)
+	if next != nil {
+		if dup(acc, *next) {
+			return conflict("DuplicateRbacPolicy", "An RBAC policy already exists with those values.")
+		}
+		if err := checkScopeReach(tx, acc, *next); err != nil {
+			return err
+		}
+		after = acc.with(*next)
+	}
+	if err := checkShareDependents(tx, cur, after); err != nil {
+		return err
+	}
+	if next == nil {
+		return tx.Delete(store.RBACPolicies, cur.ID)
+	}
+	return tx.Put(store.RBACPolicies, cur.ID, *next)
+}
+
+func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) error {
+	inUse := rbacInUse(p)
+	switch p.ObjectType {
+	case model.RBACObjectSubnetPool:
+		sp, err := store.Get[model.SubnetPool](r, store.SubnetPools, p.ObjectID)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		subnets, err := store.List[model.Subnet](r, store.Subnets)
+		if err != nil {
+			return err
+		}
+		for _, sn := range subnets {
+			if sn.SubnetPoolID != nil && *sn.SubnetPoolID == sp.ID && sn.ProjectID != sp.ProjectID &&
+				!after.grants(sp.ID, model.ActionAccessAsShared, sn.ProjectID) {
+				return inUse(sn.ProjectID, "subnets")
+			}
+		}
+	case model.RBACObjectAddressScope:
+		scope, err := store.Get[model.AddressScope](r, store.AddressScopes, p.ObjectID)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		pools, err := store.List[model.SubnetPool](r, store.SubnetPools)
+		if err != nil {
+			return err
+		}
+		for _, sp := range pools {
+			if sp.AddressScopeID != nil && *sp.AddressScopeID == scope.ID && sp.ProjectID != scope.ProjectID &&
+				!after.grants(scope.ID, model.ActionAccessAsShared, sp.ProjectID) {
+				return inUse(sp.ProjectID, "subnet pools")
+			}
+		}
+	default:
+		return fmt.Errorf("RBAC policy %s: unknown object type %q", p.ID, p.ObjectType)
+	}
+	return nil
+}
