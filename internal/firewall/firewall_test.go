@@ -644,3 +644,137 @@ func TestGenerationProof(t *testing.T) {
 		t.Error("ping a→b blocked after the repairs")
 	}
 }
+
+// TestRemoteGroupSharedSets: a rule naming a remote group admits what its
+// members send, through the group's own sets: a member coming or going is
+// one element of them (whatever the rules naming the group), a member
+// gone loses its live connections, the same members listed otherwise
+// change nothing, a restarted Firewall adopts the tables as they are, and
+// the group's sets go with the last rule naming it.
+func TestRemoteGroupSharedSets(t *testing.T) {
+	l := newLab(t)
+	l.serve(8080)
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Group: "web"}
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Group: "web"}
+	icmp6 := firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Group: "web"}
+	spec := func(members ...string) firewall.Spec {
+		s := l.spec(http, icmp, icmp6)
+		s.Groups = map[string][]netip.Prefix{"web": {}}
+		for _, m := range members {
+			s.Groups["web"] = append(s.Groups["web"], netip.MustParsePrefix(m))
+		}
+		return s
+	}
+	if _, err := l.fw.Apply(spec("10.9.0.77/32", "2001:db8::1/128")); err != nil {
+		t.Fatal(err)
+	}
+	if l.tcpOpen(8080) || l.ping(l.a, "10.9.0.2") {
+		t.Fatal("a reached b without being a member of the rules' remote group")
+	}
+	for _, tt := range []struct {
+		name    string
+		members []string
+		added   int
+		deleted int
+		open    bool
+	}{
+		{"a joins", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.1/32"}, 1, 0, true},
+		{"the same members in another order, one twice", []string{"10.9.0.1/32", "2001:db8::1/128", "10.9.0.77/32", "10.9.0.1/32"}, 0, 0, true},
+		{"a range holding a joins", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.1/32", "10.9.0.0/30"}, 1, 0, true},
+		{"a leaves, the range stays", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.0/30"}, 0, 1, true},
+		{"the range leaves", []string{"10.9.0.77/32", "2001:db8::1/128"}, 0, 1, false},
+	} {
+		res, err := l.fw.Apply(spec(tt.members...))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if res.Rebuilt || res.Added != tt.added || res.Deleted != tt.deleted {
+			t.Errorf("%s: %+v, want %d added and %d deleted", tt.name, res, tt.added, tt.deleted)
+		}
+		if got := l.tcpOpen(8080); got != tt.open {
+			t.Errorf("%s: TCP a→b:8080 open %v, want %v", tt.name, got, tt.open)
+		}
+		if got := l.ping(l.a, "10.9.0.2"); got != tt.open {
+			t.Errorf("%s: ping a→b %v, want %v", tt.name, got, tt.open)
+		}
+	}
+
+	// A live connection from a member is cut when it leaves.
+	joined := spec("10.9.0.1/32")
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	conn := exec.Command("ip", "netns", "exec", l.a, "python3", "-c", `
+import socket, sys, time
+s = socket.create_connection(("10.9.0.2", 8080), timeout=2)
+print("up", flush=True)
+sys.stdin.readline()
+try:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print("reply" if s.recv(100) else "closed", flush=True)
+except Exception as e:
+    print("cut", e, flush=True)
+`)
+	stdin, _ := conn.StdinPipe()
+	var out strings.Builder
+	conn.Stdout = &out
+	if err := conn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "up") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := l.fw.Apply(spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forgotten == 0 {
+		t.Errorf("a left the group: %+v, want its connection forgotten", res)
+	}
+	stdin.Write([]byte("\n"))
+	conn.Wait()
+	if strings.Contains(out.String(), "reply") {
+		t.Errorf("a's connection went on after a left the group: %q", out.String())
+	}
+
+	// A restarted daemon adopts the tables as they are.
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	before := run(t, "ip", "netns", "exec", l.host, "nft", "-a", "list", "ruleset")
+	if !strings.Contains(before, "set m4_web") || !strings.Contains(before, "@m4_web") {
+		t.Errorf("no shared member set looked up:\n%s", before)
+	}
+	l.reopen()
+	if res, err := l.fw.Apply(joined); err != nil || !res.Adopted {
+		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
+	}
+	if after := run(t, "ip", "netns", "exec", l.host, "nft", "-a", "list", "ruleset"); after != before {
+		t.Errorf("adopting changed the tables:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// The last rule naming the group goes: its sets and lookups go too,
+	// and a rule naming it again brings them back.
+	if _, err := l.fw.Apply(l.spec()); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "table", "inet", "nsnet_fw"); strings.Contains(out, "web") {
+		t.Errorf("the group's sets outlived the rules naming it:\n%s", out)
+	}
+	if l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 open without a rule")
+	}
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	if !l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 blocked once the rule naming a's group is back")
+	}
+	if ok, err := l.fw.Verify(); err != nil || !ok {
+		t.Errorf("Verify: %v, %v", ok, err)
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,12 +28,11 @@ func TestFlowMatcherTranslated(t *testing.T) {
 	zoned := []string{"nsb-other", "nsb-web"}
 	c := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: []Rule{http}}}}, compiled{})
 	// The rule is removed: the port's rules allow nothing now.
-	removed := c.ports[c.tags["tapweb"]].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet4(c.tags["tapweb"])}]
-	if len(removed) != 1 {
+	if removed := c.ports[c.tags["tapweb"]].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet4(c.tags["tapweb"])}]; len(removed) != 1 {
 		t.Fatalf("want the rule's one element, got %d", len(removed))
 	}
 	next := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}}}}, c)
-	m := nfsock.FlowMatch(newFlowMatcher(removed, c, next).match)
+	m := nfsock.FlowMatch(newFlowMatcher(c, next).match)
 	zone := c.zones["nsb-web"]
 	flow := func(src, dst, replySrc string, dport, replySport uint16) *vnl.ConntrackFlow {
 		return &vnl.ConntrackFlow{Zone: zone,
@@ -71,10 +70,8 @@ func TestFlowMatcherIPv6(t *testing.T) {
 		return Spec{Zoned: []string{"nsb-web"}, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: rules}}}
 	}
 	c := compile(port(ssh, echo), compiled{})
-	tag := c.tags["tapweb"]
-	removed := c.ports[tag].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet6(tag)}]
 	next := compile(port(), c)
-	m := nfsock.FlowMatch(newFlowMatcher(removed, c, next).match)
+	m := nfsock.FlowMatch(newFlowMatcher(c, next).match)
 	zone := c.zones["nsb-web"]
 	flow := func(proto uint8, src, dst string, dport uint16) *vnl.ConntrackFlow {
 		return &vnl.ConntrackFlow{Zone: zone,
@@ -95,6 +92,54 @@ func TestFlowMatcherIPv6(t *testing.T) {
 		{"https to its address", flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::2", 443), false},
 		{"echo from outside the rule's prefix", flow(unix.IPPROTO_ICMPV6, "2001:db8:9::1", "2001:db8:9::2", 0), false},
 		{"ssh to its address in another zone", inZone(flow(unix.IPPROTO_TCP, "2001:db8:9::1", "2001:db8:9::2", 22), 0), false},
+	} {
+		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
+			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestFlowMatcherGroupMembers: a member leaving a remote group forgets
+// the connections the rules naming the group admitted from (ingress) or
+// to (egress) its addresses only, of every port whose rules name it, and
+// not those another member with the same address still admits.
+func TestFlowMatcherGroupMembers(t *testing.T) {
+	mac, _ := net.ParseMAC("fa:16:3e:00:00:02")
+	web := netip.MustParseAddr("10.9.0.2")
+	http := Rule{Direction: Ingress, ProtoMin: unix.IPPROTO_TCP, ProtoMax: unix.IPPROTO_TCP, PortMin: 80, PortMax: 80, Group: "web"}
+	egress := Rule{Direction: Egress, ProtoMax: 255, PortMax: 65535, Group: "web"}
+	spec := func(members ...string) Spec {
+		var ms []netip.Prefix
+		for _, a := range members {
+			ms = append(ms, netip.MustParsePrefix(a))
+		}
+		return Spec{Zoned: []string{"nsb-web"}, Groups: map[string][]netip.Prefix{"web": ms},
+			Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: []Rule{http, egress}}}}
+	}
+	c := compile(spec("10.9.0.5/32", "10.9.0.6/32", "10.9.0.8/29", "10.9.0.2/32"), compiled{})
+	// 10.9.0.5 and the range go; 10.9.0.6 stays; 10.9.0.12 is still in
+	// the range 10.9.0.12/30 that another member holds.
+	next := compile(spec("10.9.0.6/32", "10.9.0.12/30", "10.9.0.2/32"), c)
+	m := nfsock.FlowMatch(newFlowMatcher(c, next).match)
+	zone := c.zones["nsb-web"]
+	flow := func(src, dst string, dport uint16) *vnl.ConntrackFlow {
+		return &vnl.ConntrackFlow{Zone: zone,
+			Forward: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(src), DstIP: net.ParseIP(dst), SrcPort: 40000, DstPort: dport},
+			Reverse: vnl.IPTuple{Protocol: unix.IPPROTO_TCP, SrcIP: net.ParseIP(dst), DstIP: net.ParseIP(src), SrcPort: dport, DstPort: 40000},
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		flow *vnl.ConntrackFlow
+		want bool
+	}{
+		{"from a member gone", flow("10.9.0.5", "10.9.0.2", 80), true},
+		{"to a member gone", flow("10.9.0.2", "10.9.0.5", 443), true},
+		{"from a member's range gone", flow("10.9.0.9", "10.9.0.2", 80), true},
+		{"from the range another member still holds", flow("10.9.0.12", "10.9.0.2", 80), false},
+		{"from a member that stays", flow("10.9.0.6", "10.9.0.2", 80), false},
+		{"from a member gone, to a port no rule allowed", flow("10.9.0.5", "10.9.0.2", 22), false},
+		{"from a member gone, in another zone", inZone(flow("10.9.0.5", "10.9.0.2", 80), 0), false},
 	} {
 		if got := m.MatchConntrackFlow(tt.flow); got != tt.want {
 			t.Errorf("%s: matched %v, want %v", tt.name, got, tt.want)

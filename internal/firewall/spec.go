@@ -63,13 +63,18 @@ type Rule struct {
 	// PortMin..PortMax is the destination port range (0..65535 for any).
 	PortMin, PortMax uint16
 	// Remote is the peer's address range: the source of ingress traffic,
-	// the destination of egress traffic.
+	// the destination of egress traffic. Unset when Group is set.
 	Remote netip.Prefix
+	// Group names a remote group of Spec.Groups: the peer is any address
+	// of its members of the rule's family. Its members are in sets of
+	// their own that every rule naming the group looks up, so a member
+	// coming or going is one element whatever the number of rules.
+	Group string
 }
 
 // Port is one secured port: its host-side interface on the bridge, what it
-// may send from, and the rules of its security groups (remote groups
-// already expanded to their members' addresses).
+// may send from, and the rules of its security groups (a remote group's
+// rule names the group: Rule.Group).
 type Port struct {
 	// Interface is the host-side name of the port's veth (tap…).
 	Interface string
@@ -110,6 +115,26 @@ type Spec struct {
 	// and another interface the other, and conntrack must find both
 	// directions in one zone, the default one.
 	Zoned []string
+	// Groups are the remote groups that rules name (Rule.Group): the
+	// addresses and prefixes their members may send from, both families
+	// mixed. A group no rule names is left out of the tables. Names are 1
+	// to maxGroupName letters, digits and underscores.
+	Groups map[string][]netip.Prefix
+}
+
+// maxGroupName bounds a group's name: it is part of set names.
+const maxGroupName = 64
+
+func validGroupName(name string) bool {
+	if name == "" || len(name) > maxGroupName {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks what the kernel would otherwise refuse halfway through
@@ -131,6 +156,16 @@ func (s Spec) Validate() error {
 		}
 		zoned[b] = true
 	}
+	for name, members := range s.Groups {
+		if !validGroupName(name) {
+			return fmt.Errorf("group name %q: want 1 to %d letters, digits or underscores", name, maxGroupName)
+		}
+		for _, m := range members {
+			if !m.IsValid() {
+				return fmt.Errorf("group %s: member %v is not a prefix", name, m)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	routed := map[string][]netip.Prefix{} // bridge → what its ports hold
 	for _, p := range s.Ports {
@@ -147,6 +182,12 @@ func (s Spec) Validate() error {
 		for _, r := range p.Rules {
 			if r.ProtoMin > r.ProtoMax || r.PortMin > r.PortMax {
 				return fmt.Errorf("port %s: rule %+v has an empty range", p.Interface, r)
+			}
+			if r.Group != "" {
+				if _, ok := s.Groups[r.Group]; !ok || r.Remote.IsValid() {
+					return fmt.Errorf("port %s: rule %+v: want a remote group of the spec and no remote prefix", p.Interface, r)
+				}
+				continue
 			}
 			if !r.Remote.IsValid() || r.Remote.Addr().Is6() != r.IPv6 {
 				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
