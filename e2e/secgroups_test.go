@@ -545,3 +545,72 @@ func TestSecurityGroupsRemoteGroupAddressPairCIDR(t *testing.T) {
 		t.Errorf("vm1, inside admins member vm2's address pair 10.0.0.8/29, cannot ping vm3: %q %v", got, err)
 	}
 }
+
+// TestSecurityGroupsStateless: a stateless group (stateful false) leaves
+// its ports' traffic untracked and its rules judge every packet, as in
+// Neutron: vm1 reaches vm2's TCP 8080 only once a rule lets the replies
+// back in, and no conntrack entry is made; the group cannot turn stateful
+// while ports use it; the same ports in a stateful group with the same
+// rules but the one for replies reach each other, with entries.
+func TestSecurityGroupsStateless(t *testing.T) {
+	r := &sgRun{t: t, e: Start(t)}
+	group := func(name string, stateful bool) string {
+		g := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": name, "stateful": stateful}})
+		r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": g, "direction": "ingress", "protocol": "tcp", "port_range_min": 8080, "port_range_max": 8080, "remote_ip_prefix": "10.0.0.0/24"}})
+		return g
+	}
+	free, full := group("free", false), group("full", true)
+	net, sub := r.network("net", "10.0.0.0/24")
+	vm1 := r.instance("vm1", net, sub, "10.0.0.10", map[string]any{"security_groups": []string{free}})
+	r.instance("vm2", net, sub, "10.0.0.20", map[string]any{"security_groups": []string{free}})
+	vm2 := netip.MustParseAddr("10.0.0.20")
+	var ports []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	r.list("/v2.0/ports", "ports", &ports)
+	setGroup := func(g string) {
+		for _, p := range ports {
+			if p.Name == "vm1" || p.Name == "vm2" {
+				if status, body := r.api("PUT", "/v2.0/ports/"+p.ID, map[string]any{"port": map[string]any{"security_groups": []string{g}}}); status != 200 {
+					t.Fatalf("port %s to group %s: %d %v", p.Name, g, status, body)
+				}
+			}
+		}
+	}
+	entries := func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", r.e.HostNetns, "conntrack", "-L", "-p", "tcp", "--dport", "8080").CombinedOutput()
+		return strings.Contains(string(out), "dst=10.0.0.20")
+	}
+	svc := func(name string) probeService {
+		return probeServices[slices.IndexFunc(probeServices, func(s probeService) bool { return s.name == name })]
+	}
+	check := func(what string, open, tracked bool) {
+		t.Helper()
+		exec.Command("ip", "netns", "exec", r.e.HostNetns, "conntrack", "-F").Run()
+		got, err := probe(vm1, vm2, svc("tcp/8080"))
+		if err != nil || (got == "vm2") != open {
+			t.Errorf("%s: vm1 → vm2 tcp/8080 answered %q (%v), want open %v", what, got, err, open)
+		}
+		if got := entries(); got != tracked {
+			t.Errorf("%s: conntrack entries for vm1 → vm2:8080 %v, want %v", what, got, tracked)
+		}
+		if got, err := probe(vm1, vm2, svc("tcp/22")); err != nil || got != "" {
+			t.Errorf("%s: vm1 → vm2 tcp/22 answered %q (%v), without a rule", what, got, err)
+		}
+		if got, err := probe(vm1, vm2, svc("icmp/echo")); err != nil || got != "" {
+			t.Errorf("%s: vm1 pinged vm2 without a rule: %q (%v)", what, got, err)
+		}
+	}
+	check("stateless, no rule for the replies", false, false)
+	// vm1's ephemeral ports, from vm2.
+	r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": free, "direction": "ingress", "protocol": "tcp", "port_range_min": 1024, "port_range_max": 65535, "remote_ip_prefix": "10.0.0.20/32"}})
+	check("stateless, a rule for the replies", true, false)
+	if status, body := r.api("PUT", "/v2.0/security-groups/"+free, map[string]any{"security_group": map[string]any{"stateful": true}}); status != 409 {
+		t.Errorf("turning a group in use stateful: %d %v, want 409 SecurityGroupInUse", status, body)
+	}
+	setGroup(full)
+	check("stateful, no rule for the replies", true, true)
+}

@@ -148,6 +148,10 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 			members[g] = append(members[g], portAddresses(port)...)
 		}
 	}
+	stateless := map[string]bool{}
+	for _, g := range snap.groups {
+		stateless[g.ID] = !g.Stateful
+	}
 	spec := firewall.Spec{Groups: map[string][]netip.Prefix{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
@@ -184,6 +188,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 					spec.Groups[fr.Group] = members[*r.RemoteGroupID]
 				}
 			}
+		}
+		// Stateless when its groups are (the service refuses a port
+		// mixing kinds), on a network the host only bridges: on a
+		// host-gateway network the host's routing and NAT need its
+		// connections tracked, so they stay stateful there.
+		n, ok := d.networks[d.ports[port.ID].NetworkID]
+		fp.Stateless = len(port.SecurityGroups) > 0 && ok && !n.HostGateway && n.Bridge.Name == fp.Bridge
+		for _, g := range port.SecurityGroups {
+			fp.Stateless = fp.Stateless && stateless[g]
 		}
 		spec.Ports = append(spec.Ports, fp)
 		ports[fp.Interface] = port.ID

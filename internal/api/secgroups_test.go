@@ -144,12 +144,55 @@ func TestSecurityGroupRefusals(t *testing.T) {
 		{"group in use", "DELETE", "/v2.0/security-groups/" + gid, nil, 409, "SecurityGroupInUse", gid},
 		{"second default group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "default"}}, 409, "SecurityGroupDefaultAlreadyExists", "already exists"},
 		{"rename default group", "PUT", "/v2.0/security-groups/" + def, map[string]any{"security_group": map[string]any{"name": "x"}}, 409, "SecurityGroupCannotUpdateDefault", "not allowed"},
-		{"stateless group", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "x", "stateful": false}}, 400, "HTTPBadRequest", "stateless security groups are not supported"},
+		{"stateful not a boolean", "POST", "/v2.0/security-groups", map[string]any{"security_group": map[string]any{"name": "x", "stateful": "maybe"}}, 400, "HTTPBadRequest", "stateful"},
+		{"stateless, group in use", "PUT", "/v2.0/security-groups/" + gid, map[string]any{"security_group": map[string]any{"stateful": false}}, 409, "SecurityGroupInUse", gid},
 		{"port security off with groups", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"port_security_enabled": false}}, 409, "PortSecurityPortHasSecurityGroup", "Cannot disable port security"},
 		{"groups without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{gid}}}, 400, "PortSecurityAndIPRequiredForSecurityGroups", "Port security must be enabled"},
 		{"address pairs without port security", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "port_security_enabled": false, "security_groups": []string{}, "allowed_address_pairs": []map[string]any{{"ip_address": "10.0.0.9"}}}}, 409, "AddressPairAndPortSecurityRequired", "allowed address pairs"},
 		{"unknown group on a port", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"security_groups": []string{"nope"}}}, 404, "SecurityGroupNotFound", "nope"},
 	})
+}
+
+// TestStatelessSecurityGroups: stateful-security-group as Neutron has it:
+// stateful true by default, false on create or on update of a group no
+// port uses, and back; a port may not mix stateful and stateless groups.
+func TestStatelessSecurityGroups(t *testing.T) {
+	h := newHarness(t)
+	n := h.create("networks", "network", map[string]any{"name": "net"})
+	h.create("subnets", "subnet", map[string]any{"network_id": n["id"], "cidr": "10.0.0.0/24"})
+	web := h.create("security-groups", "security_group", map[string]any{"name": "web"})
+	if web["stateful"] != true {
+		t.Errorf("new group: stateful %v, want true", web["stateful"])
+	}
+	free := h.create("security-groups", "security_group", map[string]any{"name": "free", "stateful": false})
+	if free["stateful"] != false {
+		t.Errorf("group created stateless: stateful %v", free["stateful"])
+	}
+	wid, fid := web["id"].(string), free["id"].(string)
+	for _, want := range []bool{false, true} {
+		res := h.do("PUT", "/v2.0/security-groups/"+wid, map[string]any{"security_group": map[string]any{"stateful": want}})
+		if res.status != 200 || res.body["security_group"].(map[string]any)["stateful"] != want {
+			t.Fatalf("update of a group no port uses to stateful %v: %d %v", want, res.status, res.body)
+		}
+		if got := h.do("GET", "/v2.0/security-groups/"+wid, nil).body["security_group"].(map[string]any)["stateful"]; got != want {
+			t.Errorf("shown after the update to %v: stateful %v", want, got)
+		}
+	}
+	p := h.create("ports", "port", map[string]any{"network_id": n["id"], "security_groups": []string{fid}})
+	pid := p["id"].(string)
+	const mixed = "Cannot apply both stateful and stateless security groups on the same port at the same time"
+	h.checkRefusals(t, []refusal{
+		{"a port with both kinds", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": n["id"], "security_groups": []string{wid, fid}}}, 409, "SecurityGroupConflict", mixed},
+		{"a stateful group added to a stateless port", "PUT", "/v2.0/ports/" + pid, map[string]any{"port": map[string]any{"security_groups": []string{fid, wid}}}, 409, "SecurityGroupConflict", mixed},
+		{"stateful again, in use", "PUT", "/v2.0/security-groups/" + fid, map[string]any{"security_group": map[string]any{"stateful": true}}, 409, "SecurityGroupInUse", fid},
+	})
+	// The same value again is no change, in use or not.
+	if res := h.do("PUT", "/v2.0/security-groups/"+fid, map[string]any{"security_group": map[string]any{"stateful": false, "description": "d"}}); res.status != 200 {
+		t.Errorf("repeating stateful false on a group in use: %d %v", res.status, res.body)
+	}
+	if res := h.do("PUT", "/v2.0/ports/"+pid, map[string]any{"port": map[string]any{"security_groups": []string{wid}}}); res.status != 200 {
+		t.Errorf("moving the port to a stateful group: %d %v", res.status, res.body)
+	}
 }
 
 // TestSecurityGroupQuotas: groups and rules count against the project's

@@ -208,7 +208,8 @@ func samePort(a, b *Port) bool {
 	return a.Interface == b.Interface && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
-		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed)
+		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed) &&
+		a.Stateless == b.Stateless
 }
 
 func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.Element) {
@@ -279,6 +280,14 @@ func compilePort(p *Port, tag uint16) *portElements {
 		}
 		pe.add(inet, setDest4Net, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)),
 			KeyEnd: nfsock.Concat(bridge, s.Hi.Bytes(width)), Val: u32(uint32(tag))})
+	}
+	if p.Stateless {
+		// The port's own MAC, unique on its network; an address pair's
+		// MAC may be another port's too, whose element this port's
+		// going would delete: frames with it stay tracked.
+		pe.add(inet, setStatelessMAC, nfsock.Element{Key: nfsock.Concat(nfsock.IfName(p.Bridge), p.MAC)})
+		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag) << 16)})
+		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag))})
 	}
 	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(tag), GoTo: true})
 	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(tag), GoTo: true})

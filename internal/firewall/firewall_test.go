@@ -778,3 +778,68 @@ except Exception as e:
 		t.Fatal(err)
 	}
 }
+
+// TestStatelessPorts: the traffic of a stateless port is not tracked, and
+// the rules judge every packet both ways: a connection a's and b's rules
+// allow one way opens only once a rule lets its replies back, and leaves
+// no conntrack entry; stateful again, the replies of allowed connections
+// pass by themselves. A restarted Firewall adopts the tables.
+func TestStatelessPorts(t *testing.T) {
+	l := newLab(t)
+	l.serve(8080)
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Remote: netip.MustParsePrefix("10.9.0.0/24")}
+	replies := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMax: 65535, Remote: netip.MustParsePrefix("10.9.0.2/32")}
+	spec := func(stateless bool, rulesA ...firewall.Rule) firewall.Spec {
+		s := l.spec(http)
+		s.Zoned = []string{"br0"}
+		for i := range s.Ports {
+			s.Ports[i].Bridge, s.Ports[i].Stateless = "br0", stateless
+		}
+		s.Ports[0].Rules = append(s.Ports[0].Rules, rulesA...)
+		return s
+	}
+	conntrack := func() string {
+		out, _ := exec.Command("ip", "netns", "exec", l.host, "conntrack", "-L", "-p", "tcp", "--dport", "8080").CombinedOutput()
+		return string(out)
+	}
+	for _, tt := range []struct {
+		name      string
+		spec      firewall.Spec
+		open      bool
+		untracked bool
+	}{
+		{"stateless, no rule for the replies", spec(true), false, true},
+		{"stateless, a rule for the replies", spec(true, replies), true, true},
+		{"stateful, no rule for the replies", spec(false), true, false},
+		{"stateless again", spec(true), false, true},
+	} {
+		if _, err := l.fw.Apply(tt.spec); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		run(t, "ip", "netns", "exec", l.host, "conntrack", "-F")
+		if got := l.tcpOpen(8080); got != tt.open {
+			t.Errorf("%s: TCP a→b:8080 open %v, want %v", tt.name, got, tt.open)
+		}
+		if ct := conntrack(); tt.untracked == strings.Contains(ct, "dport=8080") {
+			t.Errorf("%s: conntrack entries:\n%s", tt.name, ct)
+		}
+		// ICMP has no rule either way: dropped, stateless or not.
+		if l.ping(l.a, "10.9.0.2") {
+			t.Errorf("%s: ping a→b passed without a rule", tt.name)
+		}
+	}
+	last := spec(true, replies)
+	if _, err := l.fw.Apply(last); err != nil {
+		t.Fatal(err)
+	}
+	l.reopen()
+	if res, err := l.fw.Apply(last); err != nil || !res.Adopted {
+		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
+	}
+	if !l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 blocked after adopting")
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -47,6 +47,12 @@ const (
 	// need a data byte order nft(8) is told only by user data, which
 	// google/nftables cannot write: `nft list` would show it byte-swapped).
 	setZones = "zones"
+	// Stateless ports (Port.Stateless): their bridge . MAC, so that what
+	// they send and what is sent to them is left untracked before
+	// conntrack, and their tags (both halves of the mark), so that such
+	// packets meet the rules of both ports one by one.
+	setStatelessMAC  = "stateless_mac"
+	setStatelessTags = "stateless_tags"
 )
 
 // Conntrack zones are 16 bits; zone 0, the default, is every interface's
@@ -179,6 +185,8 @@ var inetSets = []nfsock.SetDef{
 	{Name: setDest4, Key: typeIfAddr4, Data: &nftables.TypeMark},
 	{Name: setDest4Net, Key: typeIfAddr4, Data: &nftables.TypeMark, Interval: true},
 	{Name: setZones, Key: nftables.TypeIFName, Data: &nftables.TypeVerdict},
+	{Name: setStatelessMAC, Key: typeIfEther},
+	{Name: setStatelessTags, Key: nftables.TypeMark},
 	{Name: setDrops, Key: typeTagDrop, Counters: true},
 }
 
@@ -637,7 +645,13 @@ var inetChains = []nfsock.ChainDef{
 	// (bridged, through br_netfilter, whose iifname is the bridge) or
 	// sent by the host into one is tracked in the bridge's zone, both
 	// directions of a bridged connection alike. Any other stays in zone 0.
+	//
+	// A frame from or to a stateless port (its MAC as source or
+	// destination, on its bridge: bridged frames show the bridge as
+	// iifname here) is left untracked: its rules judge every packet.
 	{Name: "zone_in", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
+		all(ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
+		all(ifAnd(expr.PayloadBaseLLHeader, 0, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyIIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
 	}},
 	{Name: "zone_out", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
@@ -651,9 +665,24 @@ var inetChains = []nfsock.ChainDef{
 		all(isBridge(metaOIFKIND), setMark(0), []expr.Any{goTo("routed")}),
 	}},
 	{Name: "bridged", Rules: [][]expr.Any{
-		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
+		all(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0)), verdict(expr.VerdictAccept)},
+		all(ctState(expr.CtStateBitUNTRACKED), []expr.Any{goTo("untracked")}),
 		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
+		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("egress")}),
+		all(markAnd(maskOut, expr.CmpOpNeq), []expr.Any{jump("ingress")}),
+	}},
+	// untracked: neighbour discovery and MLD, which conntrack leaves
+	// untracked, pass; so does anything else untracked between ports
+	// that are not stateless. A packet from or to a stateless port (left
+	// untracked by zone_in) meets the rules of both ports, every packet:
+	// replies need rules of their own.
+	{Name: "untracked", Rules: [][]expr.Any{
+		all(statelessTag(maskIn), []expr.Any{goTo("stateless")}),
+		all(statelessTag(maskOut), []expr.Any{goTo("stateless")}),
+		{verdict(expr.VerdictAccept)},
+	}},
+	{Name: "stateless", Rules: [][]expr.Any{
 		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("egress")}),
 		all(markAnd(maskOut, expr.CmpOpNeq), []expr.Any{jump("ingress")}),
 	}},
@@ -710,6 +739,16 @@ var inetChains = []nfsock.ChainDef{
 	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
 	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+}
+
+// statelessTag matches a packet whose mark & mask is the tag of a
+// stateless port.
+func statelessTag(mask uint32) []expr.Any {
+	return []expr.Any{
+		meta(expr.MetaKeyMARK, reg1),
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		lookup(setStatelessTags, false),
+	}
 }
 
 // zoneChain is the chain of conntrack zone z, reached through the zones

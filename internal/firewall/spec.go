@@ -99,6 +99,15 @@ type Port struct {
 	// distinct single addresses and disjoint ranges; a single address
 	// wins over a range holding it.
 	Routed []netip.Prefix
+	// Stateless: the port's traffic, both ways, is not tracked by
+	// conntrack, and its rules (and its peer port's, if secured) judge
+	// every packet, as Neutron's stateless security groups
+	// (stateful=false): replies need rules of their own. Frames with
+	// the port's MAC are the ones left untracked (not those with an
+	// address pair's MAC, which another port may share). Only on a
+	// bridge of Spec.Zoned: the host's routing and NAT on a bridge it
+	// routes for need connections tracked.
+	Stateless bool
 }
 
 // Spec is every secured port of the namespace. Ports not in it (routers'
@@ -195,6 +204,9 @@ func (s Spec) Validate() error {
 		}
 		if len(p.Bridge) > 15 || len(p.Routed) > 0 && p.Bridge == "" {
 			return fmt.Errorf("port %s: bridge %q: want 1 to 15 bytes", p.Interface, p.Bridge)
+		}
+		if p.Stateless && !zoned[p.Bridge] {
+			return fmt.Errorf("port %s: stateless, on bridge %q, which is not zoned", p.Interface, p.Bridge)
 		}
 		if len(p.Routed) > 0 && zoned[p.Bridge] {
 			return fmt.Errorf("port %s: the host routes to it through bridge %s, which is zoned", p.Interface, p.Bridge)

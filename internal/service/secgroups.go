@@ -30,14 +30,13 @@ var portProtocols = []int{ProtoTCP, ProtoUDP, 33, 132, 136}
 var securityGroupAttrs = append([]attr[model.SecurityGroup]{
 	stringAttr("name", true, true, func(g *model.SecurityGroup) *string { return &g.Name }),
 	stringAttr("description", true, true, func(g *model.SecurityGroup) *string { return &g.Description }),
-	// Stateless groups (Neutron's stateful-security-group extension) are
-	// not implemented: the firewall always tracks connections.
+	// Neutron's stateful-security-group extension: a stateless group's
+	// ports are not tracked by conntrack, and its rules judge every
+	// packet, replies too (UpdateSecurityGroup refuses the change on a
+	// group in use, checkPortSecurity a port mixing both kinds).
 	{name: "stateful", post: true, put: true, set: func(g *model.SecurityGroup, raw json.RawMessage) error {
 		b, err := parseBool(raw)
-		if err == nil && !b {
-			err = fmt.Errorf("stateless security groups are not supported by nsnet")
-		}
-		g.Stateful = true
+		g.Stateful = b
 		return err
 	}},
 }, projectAttrs(func(g *model.SecurityGroup) *string { return &g.ProjectID })...)
@@ -360,6 +359,17 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, in Attrs) 
 		}
 		if g.Name == model.DefaultSecurityGroupName && cur.Name != g.Name {
 			return conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
+		}
+		if g.Stateful != cur.Stateful {
+			// As Neutron: a group's ports would otherwise mix kinds, and
+			// their live connections change meaning.
+			ports, err := portsInGroup(tx, id)
+			if err != nil {
+				return err
+			}
+			if len(ports) > 0 {
+				return conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			}
 		}
 		g.Touch(s.now())
 		g.Rules = nil
@@ -691,11 +701,17 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 	// Groups on a port without an address are accepted, as in Neutron since
 	// its addresses may come later; it gets the default group only with
 	// one.
+	kinds := map[bool]bool{} // stateful → seen
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
 		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() {
 			return notFound("SecurityGroup", id)
 		}
+		kinds[g.Stateful] = true
+	}
+	if len(kinds) > 1 {
+		// Connections are tracked per port or not at all.
+		return conflict("SecurityGroupConflict", "Error Cannot apply both stateful and stateless security groups on the same port at the same time. while attempting the operation.")
 	}
 	for i := range p.AllowedAddressPairs {
 		if p.AllowedAddressPairs[i].MACAddress == "" {
