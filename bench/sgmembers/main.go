@@ -96,7 +96,7 @@ func run(ctx context.Context) (err error) {
 	measure := func(name string, ports, members int) error {
 		r := row{name: name, ports: ports, membs: members}
 		for i := range *samples {
-			took, err := w.timedPort(ctx, fmt.Sprintf("probe%d", i))
+			took, err := w.timedPort(ctx, fmt.Sprintf("%s-probe%d", strings.Trim(name, "()"), i))
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -152,6 +152,11 @@ type world struct {
 }
 
 func (w *world) setup(ctx context.Context) error {
+	// The project the daemon's local caller acts as: room for every port.
+	if _, err := w.wait.SetQuota(ctx, "admin", map[string]int{"port": -1, "network": -1, "subnet": -1,
+		"security_group": -1, "security_group_rule": -1}, false); err != nil {
+		return err
+	}
 	n, _, err := client.Create[model.Network](ctx, w.wait, client.Networks, map[string]any{"name": "sgbench"})
 	if err != nil {
 		return err
@@ -203,8 +208,8 @@ func (w *world) port(ctx context.Context, c *client.Client, name, group string) 
 
 // grow adds n ports in group, back to back, and waits for the agent.
 func (w *world) grow(ctx context.Context, n int, group string) error {
-	for i := range n {
-		id, _, err := w.port(ctx, w.eager, fmt.Sprintf("m%d", len(w.grown)+len(w.defaultGroups)+i), group)
+	for range n {
+		id, _, err := w.port(ctx, w.eager, fmt.Sprintf("m%d", len(w.grown)+len(w.defaultGroups)), group)
 		if err != nil {
 			return err
 		}

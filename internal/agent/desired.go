@@ -133,17 +133,18 @@ type status struct {
 
 // snapshot is the records a pass reads from the store.
 type snapshot struct {
-	rev       int64
-	networks  []model.Network
-	subnets   []model.Subnet
-	ports     []model.Port
-	instances []model.Instance
-	routers   []model.Router
-	fips      []model.FloatingIP
-	forwards  []model.PortForwarding
-	published []model.PublishedPort
-	groups    []model.SecurityGroup
-	rules     []model.SecurityGroupRule
+	rev        int64
+	networks   []model.Network
+	subnets    []model.Subnet
+	ports      []model.Port
+	instances  []model.Instance
+	routers    []model.Router
+	fips       []model.FloatingIP
+	forwards   []model.PortForwarding
+	published  []model.PublishedPort
+	groups     []model.SecurityGroup
+	rules      []model.SecurityGroupRule
+	addrGroups []model.AddressGroup
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -151,16 +152,17 @@ type snapshot struct {
 // record per request and the agent passing after each, decoding the whole
 // store every time would make a burst of N creates cost O(N²).
 type records struct {
-	networks  recordCache[model.Network]
-	subnets   recordCache[model.Subnet]
-	ports     recordCache[model.Port]
-	instances recordCache[model.Instance]
-	routers   recordCache[model.Router]
-	fips      recordCache[model.FloatingIP]
-	forwards  recordCache[model.PortForwarding]
-	published recordCache[model.PublishedPort]
-	groups    recordCache[model.SecurityGroup]
-	rules     recordCache[model.SecurityGroupRule]
+	networks   recordCache[model.Network]
+	subnets    recordCache[model.Subnet]
+	ports      recordCache[model.Port]
+	instances  recordCache[model.Instance]
+	routers    recordCache[model.Router]
+	fips       recordCache[model.FloatingIP]
+	forwards   recordCache[model.PortForwarding]
+	published  recordCache[model.PublishedPort]
+	groups     recordCache[model.SecurityGroup]
+	rules      recordCache[model.SecurityGroupRule]
+	addrGroups recordCache[model.AddressGroup]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -194,6 +196,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.rules, err = c.rules.list(r, store.SecurityGroupRules); err != nil {
+		return nil, err
+	}
+	if s.addrGroups, err = c.addrGroups.list(r, store.AddressGroups); err != nil {
 		return nil, err
 	}
 	return s, nil

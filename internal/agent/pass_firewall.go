@@ -148,6 +148,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 			members[g] = append(members[g], portAddresses(port)...)
 		}
 	}
+	addresses := map[string][]netip.Prefix{} // address group → its CIDRs
+	for _, g := range snap.addrGroups {
+		addresses[g.ID] = []netip.Prefix{}
+		for _, a := range g.Addresses {
+			if p, err := netip.ParsePrefix(a); err == nil {
+				addresses[g.ID] = append(addresses[g.ID], p.Masked())
+			}
+		}
+	}
 	stateless := map[string]bool{}
 	for _, g := range snap.groups {
 		stateless[g.ID] = !g.Stateful
@@ -184,8 +193,11 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 			for _, r := range rulesOf[g] {
 				fr := compileRule(r)
 				fp.Rules = append(fp.Rules, fr)
-				if r.RemoteGroupID != nil {
+				switch {
+				case r.RemoteGroupID != nil:
 					spec.Groups[fr.Group] = members[*r.RemoteGroupID]
+				case r.RemoteAddressGroupID != nil:
+					spec.Groups[fr.Group] = addresses[*r.RemoteAddressGroupID]
 				}
 			}
 		}
@@ -304,9 +316,9 @@ func pairPrefix(pair model.AddressPair) (netip.Prefix, bool) {
 }
 
 // compileRule turns one security group rule into a firewall rule. A rule
-// naming a remote group names it by remoteGroupKey: its members are the
-// spec's Groups (a group without members of the rule's ethertype allows
-// nothing).
+// naming a remote group or an address group names it by remoteGroupKey or
+// addressGroupKey: its members' addresses, or its CIDRs, are the spec's
+// Groups (a group without any of the rule's ethertype allows nothing).
 func compileRule(r *model.SecurityGroupRule) firewall.Rule {
 	v6 := r.EtherType == model.EtherTypeIPv6
 	fr := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
@@ -337,6 +349,8 @@ func compileRule(r *model.SecurityGroupRule) firewall.Rule {
 	switch {
 	case r.RemoteGroupID != nil:
 		fr.Group = remoteGroupKey(*r.RemoteGroupID)
+	case r.RemoteAddressGroupID != nil:
+		fr.Group = addressGroupKey(*r.RemoteAddressGroupID)
 	case r.NormalizedCIDR != nil:
 		if pr, err := netip.ParsePrefix(*r.NormalizedCIDR); err == nil {
 			fr.Remote = pr
@@ -348,6 +362,10 @@ func compileRule(r *model.SecurityGroupRule) firewall.Rule {
 	}
 	return fr
 }
+
+// addressGroupKey is the firewall's name of an address group named as a
+// rule's remote: its CIDRs are a remote group's members to the firewall.
+func addressGroupKey(id string) string { return "ag" + strings.ReplaceAll(id, "-", "") }
 
 // remoteGroupKey is the firewall's name of a security group named as a
 // remote group: its id without the dashes (part of set names).

@@ -52,6 +52,9 @@ func TestCompileRule(t *testing.T) {
 			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: any6}}},
 		{"ICMP on an IPv4 rule stays ICMP", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("1")},
 			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4}}},
+		{"address group: named, its CIDRs in the spec's groups", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv4",
+			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteAddressGroupID: str("a1-b2")},
+			[]firewall.Rule{{Direction: firewall.Egress, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Group: "aga1b2"}}},
 		{"IPv6 remote group", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
 			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteGroupID: str("admins")},
 			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Group: "sgadmins"}}},
@@ -186,8 +189,8 @@ func TestFirewallSpecRouted(t *testing.T) {
 // TestFirewallSpecGroups: a rule naming a remote group names it in the
 // spec, whose Groups hold what the group's members with port security
 // may send from, on any host — fixed IPs of both families and address
-// pairs, CIDRs and 0.0.0.0/0 included, as Neutron — and only the groups
-// some rule names.
+// pairs, CIDRs and 0.0.0.0/0 included, as Neutron — and a rule naming an
+// address group its CIDRs; only the groups some rule names.
 func TestFirewallSpecGroups(t *testing.T) {
 	str := func(s string) *string { return &s }
 	snap := &snapshot{
@@ -206,6 +209,11 @@ func TestFirewallSpecGroups(t *testing.T) {
 		rules: []model.SecurityGroupRule{
 			{SecurityGroupID: "web", Direction: "ingress", EtherType: "IPv4", Protocol: str("tcp"), RemoteGroupID: str("admins")},
 			{SecurityGroupID: "admins", Direction: "egress", EtherType: "IPv4"},
+			{SecurityGroupID: "web", Direction: "ingress", EtherType: "IPv6", RemoteAddressGroupID: str("office")},
+		},
+		addrGroups: []model.AddressGroup{
+			{ID: "office", Addresses: []string{"192.0.2.0/24", "2001:db8::/64"}},
+			{ID: "unnamed", Addresses: []string{"198.51.100.0/24"}},
 		},
 	}
 	d := &desired{
@@ -222,7 +230,7 @@ func TestFirewallSpecGroups(t *testing.T) {
 	want := map[string][]netip.Prefix{"sgadmins": {
 		netip.MustParsePrefix("10.0.0.11/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0"),
 		netip.MustParsePrefix("10.9.0.12/32"),
-	}}
+	}, "agoffice": {netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
 	if !reflect.DeepEqual(spec.Groups, want) {
 		t.Errorf("groups %v, want %v", spec.Groups, want)
 	}

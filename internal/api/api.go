@@ -183,6 +183,7 @@ func (s *Server) routes() {
 	}
 	s.schedulerRoutes()
 	s.routerActions()
+	s.addressGroupActions()
 	s.tagRoutes()
 	s.quotaRoutes()
 	if s.cfg.Projects != nil {

@@ -42,6 +42,8 @@ var extensions = []extension{
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP", "A floating IP's body lists its port forwardings (port_forwardings).", "2019-04-09T10:00:00-00:00", []string{}},
 	{"security-group", "security-group", "The security groups extension; nsnet filters every port on the host's nsnet_fw nftables tables (see docs/SECURITY_GROUPS.md).", "2012-10-05T10:00:00-00:00", []string{}},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not: a stateless group's ports are not tracked by conntrack, and its rules judge every packet both ways (replies need rules of their own).", "2019-11-26T09:00:00-00:00", []string{}},
+	{"address-group", "Address group", "Support address group: named lists of CIDRs that security group rules name as their remote; nsnet keeps each in sets of its own, shared by every rule naming it.", "2020-07-15T10:00:00-00:00", []string{}},
+	{"security-groups-remote-address-group", "Remote address group id field for security group rules", "Add new field of remote address group id in SG rules", "2020-08-25T10:00:00-00:00", []string{}},
 	{"port-security", "Port Security", "Provides port security: anti-spoofing of MAC, addresses, ARP, DHCP and router advertisements.", "2012-07-23T10:00:00-00:00", []string{}},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []string{}},
 	{"agent", "agent", "The agent management extension: nsnet's agent registers as the L3, DHCP, metadata and Linux bridge agents of its host, alive while its full passes run.", "2013-02-03T10:00:00-00:00", []string{}},

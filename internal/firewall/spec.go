@@ -18,6 +18,11 @@
 //     elements are the rules (port tag . protocol . port/ICMP type .
 //     remote address range) — the union of the port's rules cut into
 //     disjoint pieces, since the kernel refuses overlapping elements.
+//     A rule naming a remote group (Rule.Group: a security group or an
+//     address group) looks the peer up in the group's own member sets,
+//     shared by every port whose rules name it, so a member coming or
+//     going is one element. A stateless port's frames are left
+//     untracked and its rules judge every packet.
 //     Before conntrack, it puts each bridge the host only bridges for in
 //     a conntrack zone of its own (Spec.Zoned), so that networks with the
 //     same addresses share no connection.

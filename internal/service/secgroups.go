@@ -157,10 +157,9 @@ var ruleAttrs = append([]attr[ruleInput]{
 		return err
 	}},
 	{name: "remote_address_group_id", post: true, set: func(r *ruleInput, raw json.RawMessage) error {
-		if !isNull(raw) {
-			return fmt.Errorf("address groups are not supported by nsnet")
-		}
-		return nil
+		v, err := optionalString(raw, nil)
+		r.RemoteAddressGroupID = v
+		return err
 	}},
 	stringAttr("description", true, true, func(r *ruleInput) *string { return &r.Description }),
 }, projectAttrs(func(r *ruleInput) *string { return &r.ProjectID })...)
@@ -175,6 +174,10 @@ var ipv6OnlyProtocols = []int{41, 43, 44, ProtoICMPv6, 59, 60}
 func checkRule(r *ruleInput) error {
 	if r.EtherType == "" {
 		r.EtherType = model.EtherTypeIPv4
+	}
+	if r.RemoteAddressGroupID != nil && (r.RemoteIPPrefix != nil || r.RemoteGroupID != nil) {
+		return typed(http.StatusBadRequest, "SecurityGroupMultipleRemoteEntites",
+			"Only either one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided.")
 	}
 	if r.RemoteIPPrefix != nil && r.RemoteGroupID != nil {
 		return typed(http.StatusBadRequest, "SecurityGroupRemoteGroupAndRemoteIpPrefix",
@@ -248,7 +251,8 @@ func sameRule(a, b *model.SecurityGroupRule) bool {
 	return a.SecurityGroupID == b.SecurityGroupID && a.Direction == b.Direction &&
 		a.EtherType == b.EtherType && a.ProtocolNumber() == b.ProtocolNumber() &&
 		eqInt(a.PortRangeMin, b.PortRangeMin) && eqInt(a.PortRangeMax, b.PortRangeMax) &&
-		eqStr(a.NormalizedCIDR, b.NormalizedCIDR) && eqStr(a.RemoteGroupID, b.RemoteGroupID)
+		eqStr(a.NormalizedCIDR, b.NormalizedCIDR) && eqStr(a.RemoteGroupID, b.RemoteGroupID) &&
+		eqStr(a.RemoteAddressGroupID, b.RemoteAddressGroupID)
 }
 
 // CreateSecurityGroup creates a group with Neutron's two default egress
@@ -536,6 +540,11 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 		r.BelongsToDefaultSG = g.Name == model.DefaultSecurityGroupName
 		if r.RemoteGroupID != nil {
 			if _, err := loadGroup(ctx, tx, *r.RemoteGroupID); err != nil {
+				return err
+			}
+		}
+		if r.RemoteAddressGroupID != nil {
+			if _, err := loadAddressGroup(ctx, tx, *r.RemoteAddressGroupID); err != nil {
 				return err
 			}
 		}

@@ -38,13 +38,16 @@ const (
 	// rules are records of their own so quotas count them.
 	SecurityGroups     Kind = "security_groups"
 	SecurityGroupRules Kind = "security_group_rules"
+	// AddressGroups are named lists of CIDRs that rules may name as
+	// their remote (remote_address_group_id).
+	AddressGroups Kind = "address_groups"
 	// Agents are the registered agent roles of the hosts (Neutron's
 	// agent resource), written by the daemon and changed by admins.
 	Agents Kind = "agents"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, Agents}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
