@@ -124,11 +124,11 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		return res, err
 	}
 	want := compile(spec, f.current)
-	err = f.update(c, want, &res)
+	rewrote, err := f.update(c, want, &res)
 	if err != nil {
 		return res, f.own.Fail(err)
 	}
-	if res.Added+res.Deleted == 0 {
+	if res.Added+res.Deleted == 0 && !rewrote {
 		// Nothing queued: another spec with the same elements. The
 		// proof stands.
 		f.current = want
@@ -246,11 +246,11 @@ func (f *Firewall) rebuild(c *nfsock.Conn, want compiled) error {
 	return nil
 }
 
-// update queues the difference between f.current and want, and counts
-// it in res. Ports whose compilation want reused from f.current are
-// skipped, and so are groups whose members did not change: the cost
-// follows what changed.
-func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) error {
+// update queues the difference between f.current and want, counts the
+// elements in res, and reports whether it rewrote chains too. Ports whose
+// compilation want reused from f.current are skipped, and so are groups
+// whose members did not change: the cost follows what changed.
+func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote bool, err error) {
 	bridge, inet := tables()
 	table := map[nftables.TableFamily]*nftables.Table{bridge.Family: bridge, inet.Family: inet}
 	add, del := map[setKey][]nfsock.Element{}, map[setKey][]nfsock.Element{}
@@ -330,7 +330,7 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(created)) {
 		if err := c.CreateSet(created[name], inet); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// A new port's chains, and the chains of a port whose rules name
@@ -405,18 +405,15 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) error {
 	// want keeps are disjoint from the ones it adds.
 	for _, k := range sortedKeys(del) {
 		if err := c.DeleteElements(def(k).NFT(table[k.family]), del[k]); err != nil {
-			return err
+			return false, err
 		}
 		res.Deleted += len(del[k])
 	}
 	for _, k := range sortedKeys(add) {
 		if err := c.AddElements(def(k).NFT(table[k.family]), add[k]); err != nil {
-			return err
+			return false, err
 		}
 		res.Added += len(add[k])
-	}
-	if len(rewritten) > 0 && res.Added+res.Deleted == 0 {
-		res.Added = 1 // the rewritten chains are a change to commit
 	}
 	// Ports gone: their chains and sets, after the map elements that
 	// referred to them, and their drop counters (a tag or an interface
@@ -430,13 +427,13 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) error {
 	}
 	if len(gone) > 0 {
 		if err := f.forgetCounters(c, gone); err != nil {
-			return err
+			return false, err
 		}
 	}
 	for _, z := range goneZones {
 		c.DelChain(&nftables.Chain{Table: inet, Name: zoneChainName(z)})
 	}
-	return nil
+	return len(rewritten) > 0, nil
 }
 
 // zoneChanges returns the zones of next that prev lacks, and those of
