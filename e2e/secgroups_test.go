@@ -545,3 +545,191 @@ func TestSecurityGroupsRemoteGroupAddressPairCIDR(t *testing.T) {
 		t.Errorf("vm1, inside admins member vm2's address pair 10.0.0.8/29, cannot ping vm3: %q %v", got, err)
 	}
 }
+
+// TestSecurityGroupsStateless: a stateless group (stateful false) leaves
+// its ports' traffic untracked and its rules judge every packet, as in
+// Neutron: vm1 reaches vm2's TCP 8080 only once a rule lets the replies
+// back in, and no conntrack entry is made; the group cannot turn stateful
+// while ports use it; the same ports in a stateful group with the same
+// rules but the one for replies reach each other, with entries.
+func TestSecurityGroupsStateless(t *testing.T) {
+	r := &sgRun{t: t, e: Start(t)}
+	group := func(name string, stateful bool) string {
+		g := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": name, "stateful": stateful}})
+		r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": g, "direction": "ingress", "protocol": "tcp", "port_range_min": 8080, "port_range_max": 8080, "remote_ip_prefix": "10.0.0.0/24"}})
+		return g
+	}
+	free, full := group("free", false), group("full", true)
+	net, sub := r.network("net", "10.0.0.0/24")
+	vm1 := r.instance("vm1", net, sub, "10.0.0.10", map[string]any{"security_groups": []string{free}})
+	r.instance("vm2", net, sub, "10.0.0.20", map[string]any{"security_groups": []string{free}})
+	vm2 := netip.MustParseAddr("10.0.0.20")
+	var ports []struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	}
+	r.list("/v2.0/ports", "ports", &ports)
+	setGroup := func(g string) {
+		for _, p := range ports {
+			if p.Name == "vm1" || p.Name == "vm2" {
+				if status, body := r.api("PUT", "/v2.0/ports/"+p.ID, map[string]any{"port": map[string]any{"security_groups": []string{g}}}); status != 200 {
+					t.Fatalf("port %s to group %s: %d %v", p.Name, g, status, body)
+				}
+			}
+		}
+	}
+	entries := func() bool {
+		out, _ := exec.Command("ip", "netns", "exec", r.e.HostNetns, "conntrack", "-L", "-p", "tcp", "--dport", "8080").CombinedOutput()
+		return strings.Contains(string(out), "dst=10.0.0.20")
+	}
+	svc := func(name string) probeService {
+		return probeServices[slices.IndexFunc(probeServices, func(s probeService) bool { return s.name == name })]
+	}
+	check := func(what string, open, tracked bool) {
+		t.Helper()
+		exec.Command("ip", "netns", "exec", r.e.HostNetns, "conntrack", "-F").Run()
+		got, err := probe(vm1, vm2, svc("tcp/8080"))
+		if err != nil || (got == "vm2") != open {
+			t.Errorf("%s: vm1 → vm2 tcp/8080 answered %q (%v), want open %v", what, got, err, open)
+		}
+		if got := entries(); got != tracked {
+			t.Errorf("%s: conntrack entries for vm1 → vm2:8080 %v, want %v", what, got, tracked)
+		}
+		if got, err := probe(vm1, vm2, svc("tcp/22")); err != nil || got != "" {
+			t.Errorf("%s: vm1 → vm2 tcp/22 answered %q (%v), without a rule", what, got, err)
+		}
+		if got, err := probe(vm1, vm2, svc("icmp/echo")); err != nil || got != "" {
+			t.Errorf("%s: vm1 pinged vm2 without a rule: %q (%v)", what, got, err)
+		}
+	}
+	check("stateless, no rule for the replies", false, false)
+	// vm1's ephemeral ports, from vm2.
+	r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+		"security_group_id": free, "direction": "ingress", "protocol": "tcp", "port_range_min": 1024, "port_range_max": 65535, "remote_ip_prefix": "10.0.0.20/32"}})
+	check("stateless, a rule for the replies", true, false)
+	if status, body := r.api("PUT", "/v2.0/security-groups/"+free, map[string]any{"security_group": map[string]any{"stateful": true}}); status != 409 {
+		t.Errorf("turning a group in use stateful: %d %v, want 409 SecurityGroupInUse", status, body)
+	}
+	setGroup(full)
+	check("stateful, no rule for the replies", true, true)
+}
+
+// TestSecurityGroupsAddressGroup: a rule naming an address group admits
+// its CIDRs and nothing else; adding an address to the group or removing
+// one changes the elements of the group's set in the kernel and no rule
+// of any chain (their handles stay); a live connection from an address
+// removed is cut.
+func TestSecurityGroupsAddressGroup(t *testing.T) {
+	r := &sgRun{t: t, e: Start(t)}
+	ag := r.mustCreate("POST", "/v2.0/address-groups", "address_group", map[string]any{"address_group": map[string]any{
+		"name": "office", "addresses": []string{"10.0.0.8/30", "2001:db8::/64"}}})
+	web := r.mustCreate("POST", "/v2.0/security-groups", "security_group", map[string]any{"security_group": map[string]any{"name": "web"}})
+	for _, proto := range []string{"icmp", "tcp"} {
+		r.mustCreate("POST", "/v2.0/security-group-rules", "security_group_rule", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": web, "direction": "ingress", "protocol": proto, "remote_address_group_id": ag}})
+	}
+	net, sub := r.network("net", "10.0.0.0/24")
+	vm1 := r.instance("vm1", net, sub, "10.0.0.10", nil) // in 10.0.0.8/30
+	vm2 := r.instance("vm2", net, sub, "10.0.0.20", nil)
+	r.instance("vm3", net, sub, "10.0.0.30", map[string]any{"security_groups": []string{web}})
+	vm3 := netip.MustParseAddr("10.0.0.30")
+	svc := func(name string) probeService {
+		return probeServices[slices.IndexFunc(probeServices, func(s probeService) bool { return s.name == name })]
+	}
+	reaches := func(vm string) bool {
+		t.Helper()
+		got, err := probe(vm, vm3, svc("icmp/echo"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got == "icmp"
+	}
+	// The rules of the inet table, with their handles: what an update of
+	// the group must leave alone.
+	rules := func() []string {
+		out, err := exec.Command("ip", "netns", "exec", r.e.HostNetns, "nft", "-a", "list", "table", "inet", "nsnet_fw").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nft: %v\n%s", err, out)
+		}
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "# handle") && !strings.Contains(l, "set ") && !strings.Contains(l, "chain ") {
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		return lines
+	}
+	members := func() string {
+		out, _ := exec.Command("ip", "netns", "exec", r.e.HostNetns, "nft", "list", "table", "inet", "nsnet_fw").CombinedOutput()
+		return string(out)
+	}
+	if !reaches(vm1) {
+		t.Error("vm1, in the address group's 10.0.0.8/30, cannot ping vm3")
+	}
+	if reaches(vm2) {
+		t.Error("vm2, outside the address group, pinged vm3")
+	}
+	before := rules()
+	if status, body := r.api("PUT", "/v2.0/address-groups/"+ag+"/add_addresses", map[string]any{"addresses": []string{"10.0.0.20/32"}}); status != 200 {
+		t.Fatalf("add_addresses: %d %v", status, body)
+	}
+	if !reaches(vm2) {
+		t.Error("vm2 cannot ping vm3 once its address is in the group")
+	}
+	if !strings.Contains(members(), "10.0.0.20") {
+		t.Errorf("10.0.0.20 not in the group's set:\n%s", members())
+	}
+	if after := rules(); !slices.Equal(before, after) {
+		t.Errorf("adding an address changed rules:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+	}
+	// A live connection from vm1 is cut when its range leaves the group.
+	server := exec.Command("ip", "netns", "exec", r.e.Netns("vm3"), "python3", "-m", "http.server", "9090")
+	if err := server.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Process.Kill(); server.Wait() })
+	eventually(t, 10*time.Second, "vm3 listens on 9090", func() error {
+		return exec.Command("ip", "netns", "exec", r.e.Netns("vm3"), "bash", "-c", "echo > /dev/tcp/127.0.0.1/9090").Run()
+	})
+	conn := exec.Command("ip", "netns", "exec", vm1, "python3", "-c", `
+import socket, sys
+s = socket.create_connection(("10.0.0.30", 9090), timeout=3)
+print("up", flush=True)
+sys.stdin.readline()
+try:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print("reply" if s.recv(100) else "closed", flush=True)
+except Exception as e:
+    print("cut", e, flush=True)
+`)
+	stdin, _ := conn.StdinPipe()
+	var out strings.Builder
+	conn.Stdout = &out
+	if err := conn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "vm1's connection to vm3:9090", func() error {
+		if !strings.Contains(out.String(), "up") {
+			return fmt.Errorf("not up: %q", out.String())
+		}
+		return nil
+	})
+	if status, body := r.api("PUT", "/v2.0/address-groups/"+ag+"/remove_addresses", map[string]any{"addresses": []string{"10.0.0.8/30"}}); status != 200 {
+		t.Fatalf("remove_addresses: %d %v", status, body)
+	}
+	stdin.Write([]byte("\n"))
+	conn.Wait()
+	if strings.Contains(out.String(), "reply") {
+		t.Errorf("vm1's connection went on after its range left the group: %q", out.String())
+	}
+	if reaches(vm1) {
+		t.Error("vm1 pinged vm3 after its range left the group")
+	}
+	if !reaches(vm2) {
+		t.Error("vm2 lost vm3 when another range left the group")
+	}
+	if after := rules(); !slices.Equal(before, after) {
+		t.Errorf("removing an address changed rules:\nbefore:\n%s\nafter:\n%s", strings.Join(before, "\n"), strings.Join(after, "\n"))
+	}
+}

@@ -45,6 +45,13 @@ type apiRule struct {
 	PortRangeMax    *int    `json:"port_range_max"`
 	RemoteIPPrefix  *string `json:"remote_ip_prefix"`
 	RemoteGroupID   *string `json:"remote_group_id"`
+	// RemoteAddressGroupID names an address group: its CIDRs.
+	RemoteAddressGroupID *string `json:"remote_address_group_id"`
+}
+
+type apiAddressGroup struct {
+	ID        string   `json:"id"`
+	Addresses []string `json:"addresses"`
 }
 
 type apiSubnet struct {
@@ -66,9 +73,10 @@ type probeService struct {
 
 // sgModel is one snapshot of the API.
 type sgModel struct {
-	ports   []apiPort
-	rules   []apiRule
-	subnets []apiSubnet
+	ports      []apiPort
+	rules      []apiRule
+	subnets    []apiSubnet
+	addrGroups []apiAddressGroup
 }
 
 // address is p's fixed IP of addr's family (IPv4 or IPv6), and its
@@ -200,6 +208,13 @@ func (m *sgModel) matches(r apiRule, svc probeService, peer netip.Addr) bool {
 	switch {
 	case r.RemoteGroupID != nil:
 		return m.member(*r.RemoteGroupID, peer)
+	case r.RemoteAddressGroupID != nil:
+		for _, g := range m.addrGroups {
+			if g.ID == *r.RemoteAddressGroupID {
+				return slices.ContainsFunc(g.Addresses, func(a string) bool { return parsePrefix(a).Contains(peer) })
+			}
+		}
+		return false
 	case r.RemoteIPPrefix != nil:
 		return parsePrefix(*r.RemoteIPPrefix).Contains(peer)
 	}

@@ -83,9 +83,12 @@ type sgRun struct {
 	instances []named // vm1…vm8, in this order
 	ports     []named // a1 a2 a3 b1 b2 c1, in this order
 	groups    []named // in creation order; default first
-	rules     []named // in creation order; name: a description
-	last      *sgModel
-	nextGroup int
+	// addrGroups are ag1 and ag2, whose addresses opEditAddressGroup
+	// changes.
+	addrGroups []named
+	rules      []named // in creation order; name: a description
+	last       *sgModel
+	nextGroup  int
 }
 
 // api sends a request and returns its status and body; a transport error
@@ -171,6 +174,14 @@ func (r *sgRun) build() {
 		r.t.Fatalf("groups after the first port: %v, want default alone", groups)
 	}
 	r.groups = []named{{"default", groups[0].ID}}
+	for i, addrs := range [][]string{
+		{"10.5.0.10/32", "2001:db8:5::11/128"},
+		{"10.5.0.8/29", "10.6.0.0/24", "2001:db8:6::/64"},
+	} {
+		name := fmt.Sprint("ag", i+1)
+		r.addrGroups = append(r.addrGroups, named{name, r.mustCreate("POST", "/v2.0/address-groups", "address_group",
+			map[string]any{"address_group": map[string]any{"name": name, "addresses": addrs}})})
+	}
 	var rules []apiRule
 	r.list("/v2.0/security-group-rules", "security_group_rules", &rules)
 	for _, rule := range rules {
@@ -216,6 +227,7 @@ func (r *sgRun) snapshot() *sgModel {
 	r.list("/v2.0/ports", "ports", &m.ports)
 	r.list("/v2.0/security-group-rules", "security_group_rules", &m.rules)
 	r.list("/v2.0/subnets", "subnets", &m.subnets)
+	r.list("/v2.0/address-groups", "address_groups", &m.addrGroups)
 	return m
 }
 
@@ -474,6 +486,8 @@ func (r *sgRun) describeRule(rule apiRule) string {
 	switch {
 	case rule.RemoteGroupID != nil:
 		fmt.Fprintf(&b, " remote group %s", r.groupName(*rule.RemoteGroupID))
+	case rule.RemoteAddressGroupID != nil:
+		fmt.Fprintf(&b, " remote address group %s", r.groupName(*rule.RemoteAddressGroupID))
 	case rule.RemoteIPPrefix != nil:
 		fmt.Fprintf(&b, " remote %s", *rule.RemoteIPPrefix)
 	}
@@ -481,7 +495,7 @@ func (r *sgRun) describeRule(rule apiRule) string {
 }
 
 func (r *sgRun) groupName(id string) string {
-	for _, g := range r.groups {
+	for _, g := range append(slices.Clone(r.groups), r.addrGroups...) {
 		if g.id == id {
 			return g.name
 		}
@@ -506,6 +520,7 @@ func (r *sgRun) randomOp() string {
 		{2, r.opAddressPairs},
 		{1, r.opPortSecurity},
 		{1, r.opMovePort},
+		{2, r.opEditAddressGroup},
 	}
 	total := 0
 	for _, o := range ops {
@@ -596,12 +611,15 @@ func (r *sgRun) opAddRule() string {
 			for k, v := range map[string]any{"protocol": rule.Protocol, "port_range_min": rule.PortRangeMin, "port_range_max": rule.PortRangeMax} {
 				body[k] = v
 			}
-			switch r.rng.IntN(3) {
+			switch r.rng.IntN(4) {
 			case 0: // the same again
 				body["remote_ip_prefix"], body["remote_group_id"] = rule.RemoteIPPrefix, rule.RemoteGroupID
+				body["remote_address_group_id"] = rule.RemoteAddressGroupID
 			case 1: // from anywhere
 			case 2:
 				body["remote_group_id"] = pick(r.rng, r.groups).id
+			case 3:
+				body["remote_address_group_id"] = pick(r.rng, r.addrGroups).id
 			}
 			return r.postRule(body, "like "+like.name)
 		}
@@ -628,13 +646,36 @@ func (r *sgRun) opAddRule() string {
 			}
 		}
 	}
-	switch r.rng.IntN(3) {
+	switch r.rng.IntN(4) {
 	case 1:
 		body["remote_ip_prefix"] = pick(r.rng, prefixes)
 	case 2:
 		body["remote_group_id"] = pick(r.rng, r.groups).id
+	case 3:
+		body["remote_address_group_id"] = pick(r.rng, r.addrGroups).id
 	}
 	return r.postRule(body, "")
+}
+
+// addressGroupCIDRs are what opEditAddressGroup adds to or removes from an
+// address group: the instances' addresses, ranges holding some, both
+// families.
+var addressGroupCIDRs = []string{"10.5.0.10/32", "10.5.0.11/32", "10.5.0.12/30", "10.5.0.8/29", "10.6.0.10/32",
+	"10.5.0.0/24", "10.5.0.128/25", "2001:db8:5::10/128", "2001:db8:5::11/128", "2001:db8:5::8/125", "2001:db8:6::/64"}
+
+// opEditAddressGroup adds a CIDR to an address group, or removes it if the
+// group has it.
+func (r *sgRun) opEditAddressGroup() string {
+	g := pick(r.rng, r.addrGroups)
+	cidr := pick(r.rng, addressGroupCIDRs)
+	action := "add_addresses"
+	for _, ag := range r.last.addrGroups {
+		if ag.ID == g.id && slices.Contains(ag.Addresses, cidr) {
+			action = "remove_addresses"
+		}
+	}
+	status, resp := r.api("PUT", "/v2.0/address-groups/"+g.id+"/"+action, map[string]any{"addresses": []string{cidr}})
+	return fmt.Sprintf("address group %s: %s %s → %s", g.name, action, cidr, outcome(status, resp))
 }
 
 func (r *sgRun) postRule(body map[string]any, note string) string {

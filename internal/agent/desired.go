@@ -136,17 +136,18 @@ type status struct {
 
 // snapshot is the records a pass reads from the store.
 type snapshot struct {
-	rev       int64
-	networks  []model.Network
-	subnets   []model.Subnet
-	ports     []model.Port
-	instances []model.Instance
-	routers   []model.Router
-	fips      []model.FloatingIP
-	forwards  []model.PortForwarding
-	published []model.PublishedPort
-	groups    []model.SecurityGroup
-	rules     []model.SecurityGroupRule
+	rev        int64
+	networks   []model.Network
+	subnets    []model.Subnet
+	ports      []model.Port
+	instances  []model.Instance
+	routers    []model.Router
+	fips       []model.FloatingIP
+	forwards   []model.PortForwarding
+	published  []model.PublishedPort
+	groups     []model.SecurityGroup
+	rules      []model.SecurityGroupRule
+	addrGroups []model.AddressGroup
 	// pools are the subnet pools, for the address scopes of subnets.
 	pools []model.SubnetPool
 }
@@ -156,17 +157,18 @@ type snapshot struct {
 // record per request and the agent passing after each, decoding the whole
 // store every time would make a burst of N creates cost O(N²).
 type records struct {
-	networks  recordCache[model.Network]
-	subnets   recordCache[model.Subnet]
-	ports     recordCache[model.Port]
-	instances recordCache[model.Instance]
-	routers   recordCache[model.Router]
-	fips      recordCache[model.FloatingIP]
-	forwards  recordCache[model.PortForwarding]
-	published recordCache[model.PublishedPort]
-	groups    recordCache[model.SecurityGroup]
-	rules     recordCache[model.SecurityGroupRule]
-	pools     recordCache[model.SubnetPool]
+	networks   recordCache[model.Network]
+	subnets    recordCache[model.Subnet]
+	ports      recordCache[model.Port]
+	instances  recordCache[model.Instance]
+	routers    recordCache[model.Router]
+	fips       recordCache[model.FloatingIP]
+	forwards   recordCache[model.PortForwarding]
+	published  recordCache[model.PublishedPort]
+	groups     recordCache[model.SecurityGroup]
+	rules      recordCache[model.SecurityGroupRule]
+	addrGroups recordCache[model.AddressGroup]
+	pools      recordCache[model.SubnetPool]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -203,6 +205,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.pools, err = c.pools.list(r, store.SubnetPools); err != nil {
+		return nil, err
+	}
+	if s.addrGroups, err = c.addrGroups.list(r, store.AddressGroups); err != nil {
 		return nil, err
 	}
 	return s, nil

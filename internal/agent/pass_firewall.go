@@ -127,9 +127,11 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 
 // firewallSpec computes the firewall of the ports plugged here that have
 // port security: anti-spoofing from their MAC, fixed IPs and allowed
-// address pairs, and the rules of their groups with remote groups
-// expanded to the addresses of their members (on any host). It returns
-// the spec and the port id of each tap.
+// address pairs, and the rules of their groups, with the members of the
+// remote groups they name (what the members, on any host, may send from)
+// in Spec.Groups: each such group is a set of its own in the kernel,
+// shared by every rule naming it, so a new member is one element. It
+// returns the spec and the port id of each tap.
 func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string) {
 	rulesOf := map[string][]*model.SecurityGroupRule{}
 	for i := range snap.rules {
@@ -146,7 +148,20 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 			members[g] = append(members[g], portAddresses(port)...)
 		}
 	}
-	spec := firewall.Spec{}
+	addresses := map[string][]netip.Prefix{} // address group → its CIDRs
+	for _, g := range snap.addrGroups {
+		addresses[g.ID] = []netip.Prefix{}
+		for _, a := range g.Addresses {
+			if p, err := netip.ParsePrefix(a); err == nil {
+				addresses[g.ID] = append(addresses[g.ID], p.Masked())
+			}
+		}
+	}
+	stateless := map[string]bool{}
+	for _, g := range snap.groups {
+		stateless[g.ID] = !g.Stateful
+	}
+	spec := firewall.Spec{Groups: map[string][]netip.Prefix{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
 	for i := range snap.ports {
@@ -176,8 +191,24 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		}
 		for _, g := range port.SecurityGroups {
 			for _, r := range rulesOf[g] {
-				fp.Rules = append(fp.Rules, compileRule(r, members)...)
+				fr := compileRule(r)
+				fp.Rules = append(fp.Rules, fr)
+				switch {
+				case r.RemoteGroupID != nil:
+					spec.Groups[fr.Group] = members[*r.RemoteGroupID]
+				case r.RemoteAddressGroupID != nil:
+					spec.Groups[fr.Group] = addresses[*r.RemoteAddressGroupID]
+				}
 			}
+		}
+		// Stateless when its groups are (the service refuses a port
+		// mixing kinds), on a network the host only bridges: on a
+		// host-gateway network the host's routing and NAT need its
+		// connections tracked, so they stay stateful there.
+		n, ok := d.networks[d.ports[port.ID].NetworkID]
+		fp.Stateless = len(port.SecurityGroups) > 0 && ok && !n.HostGateway && n.Bridge.Name == fp.Bridge
+		for _, g := range port.SecurityGroups {
+			fp.Stateless = fp.Stateless && stateless[g]
 		}
 		spec.Ports = append(spec.Ports, fp)
 		ports[fp.Interface] = port.ID
@@ -284,14 +315,15 @@ func pairPrefix(pair model.AddressPair) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// compileRule turns one security group rule into firewall rules: one per
-// member address or range for a remote group (none when the group has no
-// members of the rule's ethertype: it then allows nothing).
-func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Prefix) []firewall.Rule {
+// compileRule turns one security group rule into a firewall rule. A rule
+// naming a remote group or an address group names it by remoteGroupKey or
+// addressGroupKey: its members' addresses, or its CIDRs, are the spec's
+// Groups (a group without any of the rule's ethertype allows nothing).
+func compileRule(r *model.SecurityGroupRule) firewall.Rule {
 	v6 := r.EtherType == model.EtherTypeIPv6
-	base := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
+	fr := firewall.Rule{Direction: firewall.Ingress, IPv6: v6, ProtoMax: 255, PortMax: 65535}
 	if r.Direction == model.DirectionEgress {
-		base.Direction = firewall.Egress
+		fr.Direction = firewall.Egress
 	}
 	if n := r.ProtocolNumber(); n >= 0 {
 		if v6 && n == unix.IPPROTO_ICMP {
@@ -300,45 +332,44 @@ func compileRule(r *model.SecurityGroupRule, members map[string][]netip.Prefix) 
 			// but rules stored before it did still say icmp.
 			n = unix.IPPROTO_ICMPV6
 		}
-		base.ProtoMin, base.ProtoMax = uint8(n), uint8(n)
+		fr.ProtoMin, fr.ProtoMax = uint8(n), uint8(n)
 		if n == 1 || n == 58 {
 			// ICMP: the "port" is type<<8 | code.
 			if r.PortRangeMin != nil {
 				t := uint16(*r.PortRangeMin) << 8
-				base.PortMin, base.PortMax = t, t|0xff
+				fr.PortMin, fr.PortMax = t, t|0xff
 				if r.PortRangeMax != nil {
-					base.PortMin, base.PortMax = t|uint16(*r.PortRangeMax), t|uint16(*r.PortRangeMax)
+					fr.PortMin, fr.PortMax = t|uint16(*r.PortRangeMax), t|uint16(*r.PortRangeMax)
 				}
 			}
 		} else if r.PortRangeMin != nil && r.PortRangeMax != nil {
-			base.PortMin, base.PortMax = uint16(*r.PortRangeMin), uint16(*r.PortRangeMax)
+			fr.PortMin, fr.PortMax = uint16(*r.PortRangeMin), uint16(*r.PortRangeMax)
 		}
 	}
-	var remotes []netip.Prefix
 	switch {
 	case r.RemoteGroupID != nil:
-		for _, a := range members[*r.RemoteGroupID] {
-			if a.Addr().Is6() == v6 {
-				remotes = append(remotes, a)
-			}
-		}
+		fr.Group = remoteGroupKey(*r.RemoteGroupID)
+	case r.RemoteAddressGroupID != nil:
+		fr.Group = addressGroupKey(*r.RemoteAddressGroupID)
 	case r.NormalizedCIDR != nil:
 		if pr, err := netip.ParsePrefix(*r.NormalizedCIDR); err == nil {
-			remotes = append(remotes, pr)
+			fr.Remote = pr
 		}
 	case v6:
-		remotes = append(remotes, netip.MustParsePrefix("::/0"))
+		fr.Remote = netip.MustParsePrefix("::/0")
 	default:
-		remotes = append(remotes, netip.MustParsePrefix("0.0.0.0/0"))
+		fr.Remote = netip.MustParsePrefix("0.0.0.0/0")
 	}
-	out := make([]firewall.Rule, 0, len(remotes))
-	for _, pr := range remotes {
-		fr := base
-		fr.Remote = pr
-		out = append(out, fr)
-	}
-	return out
+	return fr
 }
+
+// addressGroupKey is the firewall's name of an address group named as a
+// rule's remote: its CIDRs are a remote group's members to the firewall.
+func addressGroupKey(id string) string { return "ag" + strings.ReplaceAll(id, "-", "") }
+
+// remoteGroupKey is the firewall's name of a security group named as a
+// remote group: its id without the dashes (part of set names).
+func remoteGroupKey(id string) string { return "sg" + strings.ReplaceAll(id, "-", "") }
 
 // countersTTL bounds how often the drop counters are read from the kernel:
 // a port list asks for every port's.

@@ -15,14 +15,10 @@ func TestCompileRule(t *testing.T) {
 	num := func(n int) *int { return &n }
 	any4 := netip.MustParsePrefix("0.0.0.0/0")
 	any6 := netip.MustParsePrefix("::/0")
-	members := map[string][]netip.Prefix{
-		"g-admins": {netip.MustParsePrefix("10.0.0.5/32"), netip.MustParsePrefix("2001:db8::5/128")},
-		"g-vip":    {netip.MustParsePrefix("10.0.0.6/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0")},
-	}
 	tests := []struct {
 		name string
 		rule model.SecurityGroupRule
-		want []firewall.Rule
+		want []firewall.Rule // one
 	}{
 		{"egress anything", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv4"},
 			[]firewall.Rule{{Direction: firewall.Egress, ProtoMax: 255, PortMax: 65535, Remote: any4}}},
@@ -40,16 +36,9 @@ func TestCompileRule(t *testing.T) {
 			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMin: 8 << 8, PortMax: 8<<8 | 0xff, Remote: any4}}},
 		{"icmp type 3 code 4", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("icmp"), PortRangeMin: num(3), PortRangeMax: num(4)},
 			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMin: 3<<8 | 4, PortMax: 3<<8 | 4, Remote: any4}}},
-		{"remote group: one rule per member of the ethertype", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
-			Protocol: str("tcp"), PortRangeMin: num(22), PortRangeMax: num(22), RemoteGroupID: str("g-admins")},
-			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: netip.MustParsePrefix("10.0.0.5/32")}}},
-		{"remote group: a member's address pair CIDRs, 0.0.0.0/0 too, as Neutron", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
-			Protocol: str("icmp"), RemoteGroupID: str("g-vip")},
-			[]firewall.Rule{
-				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.0.0.6/32")},
-				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.0.8.0/29")},
-				{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4},
-			}},
+		{"remote group: named, its members in the spec's groups", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4",
+			Protocol: str("tcp"), PortRangeMin: num(22), PortRangeMax: num(22), RemoteGroupID: str("5e0c-44ab")},
+			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Group: "sg5e0c44ab"}}},
 		{"icmp on an IPv6 rule is ICMPv6 (stored before the service renamed it ipv6-icmp), by type", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
 			Protocol: str("icmp"), PortRangeMin: num(128)},
 			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMin: 128 << 8, PortMax: 128<<8 | 0xff, Remote: any6}}},
@@ -63,16 +52,15 @@ func TestCompileRule(t *testing.T) {
 			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: any6}}},
 		{"ICMP on an IPv4 rule stays ICMP", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", Protocol: str("1")},
 			[]firewall.Rule{{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: any4}}},
-		{"IPv6 remote group: the members' IPv6 addresses only", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
-			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteGroupID: str("g-admins")},
-			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Remote: netip.MustParsePrefix("2001:db8::5/128")}}},
-		{"IPv6 remote group whose members have IPv4 addresses only allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6", RemoteGroupID: str("g-vip")},
-			[]firewall.Rule{}},
-		{"remote group without members allows nothing", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv4", RemoteGroupID: str("g-empty")},
-			[]firewall.Rule{}},
+		{"address group: named, its CIDRs in the spec's groups", model.SecurityGroupRule{Direction: "egress", EtherType: "IPv4",
+			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteAddressGroupID: str("a1-b2")},
+			[]firewall.Rule{{Direction: firewall.Egress, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Group: "aga1b2"}}},
+		{"IPv6 remote group", model.SecurityGroupRule{Direction: "ingress", EtherType: "IPv6",
+			Protocol: str("udp"), PortRangeMin: num(53), PortRangeMax: num(53), RemoteGroupID: str("admins")},
+			[]firewall.Rule{{Direction: firewall.Ingress, IPv6: true, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Group: "sgadmins"}}},
 	}
 	for _, tt := range tests {
-		if got := compileRule(&tt.rule, members); !reflect.DeepEqual(got, tt.want) {
+		if got := []firewall.Rule{compileRule(&tt.rule)}; !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tt.name, got, tt.want)
 		}
 	}
@@ -112,14 +100,17 @@ func TestFirewallSpec(t *testing.T) {
 	if len(web.Networks) != 1 || web.Networks[0].String() != "10.1.0.0/24" || len(web.MACs) != 1 || web.MACs[0].String() != "fa:16:3e:00:00:99" {
 		t.Errorf("web pairs: networks %v, MACs %v", web.Networks, web.MACs)
 	}
+	if len(web.Rules) != 1 || web.Rules[0].Group != "sggadmins" {
+		t.Fatalf("web's rules %+v, want one naming g-admins", web.Rules)
+	}
 	var remotes []string
-	for _, r := range web.Rules {
-		remotes = append(remotes, r.Remote.String())
+	for _, r := range spec.Groups[web.Rules[0].Group] {
+		remotes = append(remotes, r.String())
 	}
 	// Members of g-admins on any host, admin here (its fixed IP and
 	// address pairs, the CIDR too) and the one elsewhere.
 	if want := []string{"10.0.0.20/32", "10.0.0.21/32", "10.0.0.64/29", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
-		t.Errorf("web's remote-group rule expands to %v, want %v", remotes, want)
+		t.Errorf("web's remote group holds %v, want %v", remotes, want)
 	}
 }
 
@@ -192,5 +183,55 @@ func TestFirewallSpecRouted(t *testing.T) {
 	}
 	if want := []string{"nsb-empty", "nsb-plain"}; !reflect.DeepEqual(spec.Zoned, want) {
 		t.Errorf("zoned bridges %v, want %v", spec.Zoned, want)
+	}
+}
+
+// TestFirewallSpecGroups: a rule naming a remote group names it in the
+// spec, whose Groups hold what the group's members with port security
+// may send from, on any host — fixed IPs of both families and address
+// pairs, CIDRs and 0.0.0.0/0 included, as Neutron — and a rule naming an
+// address group its CIDRs; only the groups some rule names.
+func TestFirewallSpecGroups(t *testing.T) {
+	str := func(s string) *string { return &s }
+	snap := &snapshot{
+		ports: []model.Port{
+			{ID: "p-web", MACAddress: "fa:16:3e:00:00:01", PortSecurityEnabled: true, SecurityGroups: []string{"web"},
+				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.10"}, {IPAddress: "2001:db8::10"}}},
+			{ID: "p-admin", MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true, SecurityGroups: []string{"admins"},
+				FixedIPs:            []model.FixedIP{{IPAddress: "10.0.0.11"}},
+				AllowedAddressPairs: []model.AddressPair{{IPAddress: "10.0.8.0/29"}, {IPAddress: "0.0.0.0/0"}}},
+			// elsewhere: not plugged here, still a member
+			{ID: "p-far", MACAddress: "fa:16:3e:00:00:03", PortSecurityEnabled: true, SecurityGroups: []string{"admins"},
+				FixedIPs: []model.FixedIP{{IPAddress: "10.9.0.12"}}},
+			{ID: "p-open", MACAddress: "fa:16:3e:00:00:04", PortSecurityEnabled: false, SecurityGroups: []string{"admins"},
+				FixedIPs: []model.FixedIP{{IPAddress: "10.0.0.13"}}},
+		},
+		rules: []model.SecurityGroupRule{
+			{SecurityGroupID: "web", Direction: "ingress", EtherType: "IPv4", Protocol: str("tcp"), RemoteGroupID: str("admins")},
+			{SecurityGroupID: "admins", Direction: "egress", EtherType: "IPv4"},
+			{SecurityGroupID: "web", Direction: "ingress", EtherType: "IPv6", RemoteAddressGroupID: str("office")},
+		},
+		addrGroups: []model.AddressGroup{
+			{ID: "office", Addresses: []string{"192.0.2.0/24", "2001:db8::/64"}},
+			{ID: "unnamed", Addresses: []string{"198.51.100.0/24"}},
+		},
+	}
+	d := &desired{
+		networks: map[string]networkSpec{"n": {Bridge: dataplane.BridgeSpec{Name: "nsb-n"}}},
+		ports: map[string]portSpec{
+			"p-web":   {NetworkID: "n", Veth: dataplane.PortSpec{Bridge: "nsb-n"}},
+			"p-admin": {NetworkID: "n", Veth: dataplane.PortSpec{Bridge: "nsb-n"}},
+		},
+	}
+	spec, _ := firewallSpec(snap, d)
+	if err := spec.Validate(); err != nil {
+		t.Fatalf("spec does not validate: %v", err)
+	}
+	want := map[string][]netip.Prefix{"sgadmins": {
+		netip.MustParsePrefix("10.0.0.11/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0"),
+		netip.MustParsePrefix("10.9.0.12/32"),
+	}, "agoffice": {netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
+	if !reflect.DeepEqual(spec.Groups, want) {
+		t.Errorf("groups %v, want %v", spec.Groups, want)
 	}
 }

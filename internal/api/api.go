@@ -184,6 +184,7 @@ func (s *Server) routes() {
 	s.schedulerRoutes()
 	s.routerActions()
 	s.subnetPoolActions()
+	s.addressGroupActions()
 	s.tagRoutes()
 	s.ipAvailabilityRoutes()
 	s.quotaRoutes()

@@ -109,6 +109,9 @@ func (s *Server) resources() []resource {
 		svc.UpdateSecurityGroupRule, svc.DeleteSecurityGroupRule, svc.GetSecurityGroupRule, svc.ListSecurityGroupRules)
 	sgRule.path = "security-group-rules"
 	sgRule = withBulk(sgRule, svc.CreateSecurityGroupRules)
+	ag := bind[model.AddressGroup]("address_group", "address_groups", svc.CreateAddressGroup, svc.UpdateAddressGroup,
+		svc.DeleteAddressGroup, svc.GetAddressGroup, svc.ListAddressGroups)
+	ag.path = "address-groups"
 	subnets := bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets)
 	subnets = withBulk(subnets, svc.CreateSubnets)
 	subnets.derived = map[string]derived{"shared": s.subnetShared}
@@ -130,6 +133,7 @@ func (s *Server) resources() []resource {
 			svc.GetFloatingIP, svc.ListFloatingIPs), svc.CreateFloatingIPs),
 		sg,
 		sgRule,
+		ag,
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
 		published,
@@ -372,6 +376,32 @@ func (s *Server) subnetPoolActions() {
 			}
 			s.waitFor(w, r, rev, 0)
 			writeJSON(w, http.StatusOK, map[string]any{"prefixes": prefixes})
+		})
+	}
+}
+
+// addressGroupActions serves PUT /v2.0/address-groups/{id}/add_addresses
+// and remove_addresses: an unwrapped body ({"addresses": […]}) answered
+// with the group, 200.
+func (s *Server) addressGroupActions() {
+	svc := s.cfg.Service
+	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.AddressGroup], error){
+		"add_addresses":    svc.AddAddresses,
+		"remove_addresses": svc.RemoveAddresses,
+	} {
+		s.mux.HandleFunc("PUT /v2.0/address-groups/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := decodeObject(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			res, err := do(r.Context(), r.PathValue("id"), attrs)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, res.Revision, 0)
+			writeJSON(w, http.StatusOK, map[string]any{"address_group": res.Object})
 		})
 	}
 }

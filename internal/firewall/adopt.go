@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/nftables"
+
 	"github.com/nsnet/nsnet/internal/nfsock"
 )
 
@@ -109,11 +111,12 @@ func (f *Firewall) kernelZones(c *nfsock.Conn) (map[string]uint16, error) {
 }
 
 // matches compares the kernel's tables with want: their chains and sets
-// (names, types, hooks), the rules of the fixed chains and of one port's
-// chains (every port's are made alike: another layout, of another nsnet
-// version, shows there), and the elements of every set but the drop
-// counters. Reading every port's rules would cost a dump per chain, each
-// as long as the table.
+// (names, types, hooks), the rules of the fixed chains, of one port's
+// chains (every port's are made alike but for the remote groups they
+// look in: another layout, of another nsnet version, shows there) and of
+// the chains of every port whose rules name remote groups, and the
+// elements of every set but the drop counters. Reading every port's
+// rules would cost a dump per chain, each as long as the table.
 func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 	elems := want.elements()
 	for _, tbl := range layouts() {
@@ -122,6 +125,16 @@ func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 		read := map[string]bool{}
 		for _, def := range sample {
 			read[def.Name] = true
+		}
+		if tbl.t.Family == nftables.TableFamilyINet {
+			for _, pe := range want.ports {
+				if len(pe.ingress)+len(pe.egress) > 0 {
+					for _, def := range pe.chains() {
+						sample = append(sample, def)
+						read[def.Name] = true
+					}
+				}
+			}
 		}
 		l, err := c.Read(tbl.t, func(chain string) bool { return read[chain] })
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/nfsock"
@@ -45,7 +44,85 @@ func compile(spec Spec, prev compiled) compiled {
 		c.ports[tag] = compilePort(p, tag)
 	}
 	c.zones = zones(spec.Zoned, prev.zones)
+	c.groups = map[string]*groupElements{}
+	for _, pe := range c.ports {
+		for _, g := range pe.groups() {
+			if c.groups[g] != nil {
+				continue
+			}
+			members := canonical(spec.Groups[g])
+			if old := prev.groups[g]; old != nil && slices.Equal(old.members, members) {
+				c.groups[g] = old
+				continue
+			}
+			c.groups[g] = compileGroup(g, members)
+		}
+	}
 	return c
+}
+
+// canonical is members sorted, masked and each once: two specs listing
+// the same members in another order compile alike.
+func canonical(members []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(members))
+	for _, m := range members {
+		out = append(out, m.Masked())
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+// groupElements is one remote group's member sets' elements.
+type groupElements struct {
+	members []netip.Prefix // canonical
+	singles map[netip.Addr]bool
+	ranges  []netip.Prefix
+	elems   map[setKey][]nfsock.Element
+}
+
+func compileGroup(name string, members []netip.Prefix) *groupElements {
+	ge := &groupElements{members: members, singles: map[netip.Addr]bool{}, elems: map[setKey][]nfsock.Element{}}
+	inet := nftables.TableFamilyINet
+	ranges := map[bool][]nfsock.Box{}
+	for _, m := range members {
+		v6 := m.Addr().Is6()
+		if m.IsSingleIP() {
+			ge.singles[m.Addr()] = true
+			k := setKey{inet, memberSet(name, v6, false)}
+			ge.elems[k] = append(ge.elems[k], nfsock.Element{Key: m.Addr().AsSlice()})
+			continue
+		}
+		ge.ranges = append(ge.ranges, m)
+		ranges[v6] = append(ranges[v6], nfsock.Box{nfsock.PrefixSpan(m)})
+	}
+	for _, v6 := range []bool{false, true} {
+		width := 4
+		if v6 {
+			width = 16
+		}
+		k := setKey{inet, memberSet(name, v6, true)}
+		for _, b := range nfsock.Disjoint(ranges[v6], []nfsock.Num{nfsock.MaxOf(width)}) {
+			ge.elems[k] = append(ge.elems[k], nfsock.Element{
+				Key: nfsock.Concat(u32(0), b[0].Lo.Bytes(width)), KeyEnd: nfsock.Concat(u32(0), b[0].Hi.Bytes(width))})
+		}
+	}
+	return ge
+}
+
+// holds reports whether a member of the group may send from a.
+func (ge *groupElements) holds(a netip.Addr) bool {
+	if ge == nil {
+		return false
+	}
+	if ge.singles[a] {
+		return true
+	}
+	return slices.ContainsFunc(ge.ranges, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
 // zones numbers the bridges: each keeps its zone in prev (a live
@@ -85,6 +162,11 @@ func (c compiled) zoneElements() []nfsock.Element {
 // elements are every element of both tables, by set.
 func (c compiled) elements() map[setKey][]nfsock.Element {
 	out := bySet(c.ports)
+	for _, g := range slices.Sorted(maps.Keys(c.groups)) {
+		for k, es := range c.groups[g].elems {
+			out[k] = append(out[k], es...)
+		}
+	}
 	if len(c.zones) > 0 {
 		out[setKey{nftables.TableFamilyINet, setZones}] = c.zoneElements()
 	}
@@ -96,13 +178,38 @@ type portElements struct {
 	port  Port
 	tag   uint16
 	elems map[setKey][]nfsock.Element
+	// The remote groups the port's rules name, by direction, sorted.
+	ingress, egress []string
+}
+
+// groups are the remote groups the port's rules name, sorted.
+func (pe *portElements) groups() []string {
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(pe.ingress), pe.egress...))))
+}
+
+// chains are the port's chains of the inet table.
+func (pe *portElements) chains() []nfsock.ChainDef { return portChains(pe.tag, pe.ingress, pe.egress) }
+
+// sets are the port's own sets of the inet table.
+func (pe *portElements) sets() []nfsock.SetDef {
+	var out []nfsock.SetDef
+	names := []string{rulesSet4(pe.tag), rulesSet6(pe.tag)}
+	for _, g := range pe.groups() {
+		names = append(names, groupRulesSet(pe.tag, g, false), groupRulesSet(pe.tag, g, true))
+	}
+	for _, name := range names {
+		d, _ := rulesSetDef(name)
+		out = append(out, d)
+	}
+	return out
 }
 
 func samePort(a, b *Port) bool {
 	return a.Interface == b.Interface && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
-		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed)
+		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed) &&
+		a.Stateless == b.Stateless
 }
 
 func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.Element) {
@@ -174,6 +281,14 @@ func compilePort(p *Port, tag uint16) *portElements {
 		pe.add(inet, setDest4Net, nfsock.Element{Key: nfsock.Concat(bridge, s.Lo.Bytes(width)),
 			KeyEnd: nfsock.Concat(bridge, s.Hi.Bytes(width)), Val: u32(uint32(tag))})
 	}
+	if p.Stateless {
+		// The port's own MAC, unique on its network; an address pair's
+		// MAC may be another port's too, whose element this port's
+		// going would delete: frames with it stay tracked.
+		pe.add(inet, setStatelessMAC, nfsock.Element{Key: nfsock.Concat(nfsock.IfName(p.Bridge), p.MAC)})
+		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag) << 16)})
+		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag))})
+	}
 	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(tag), GoTo: true})
 	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(tag), GoTo: true})
 	for _, v6 := range []bool{false, true} {
@@ -183,7 +298,15 @@ func compilePort(p *Port, tag uint16) *portElements {
 		}
 		for _, dir := range []Direction{Ingress, Egress} {
 			var boxes []nfsock.Box
+			byGroup := map[string][]nfsock.Box{}
 			for _, r := range p.Rules {
+				if r.IPv6 == v6 && r.Direction == dir && r.Group != "" {
+					byGroup[r.Group] = append(byGroup[r.Group], nfsock.Box{
+						{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
+						{Lo: n16(r.PortMin), Hi: n16(r.PortMax)},
+					})
+					continue
+				}
 				if r.IPv6 == v6 && r.Direction == dir {
 					boxes = append(boxes, nfsock.Box{
 						{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
@@ -199,8 +322,31 @@ func compilePort(p *Port, tag uint16) *portElements {
 					KeyEnd: nfsock.Concat(t, b[0].Hi.Bytes(1), b[1].Hi.Bytes(2), b[2].Hi.Bytes(addr)),
 				})
 			}
+			for g, boxes := range byGroup {
+				for _, b := range nfsock.Disjoint(boxes, []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2)}) {
+					pe.add(inet, groupRulesSet(tag, g, v6), nfsock.Element{
+						Key:    nfsock.Concat(t, b[0].Lo.Bytes(1), b[1].Lo.Bytes(2)),
+						KeyEnd: nfsock.Concat(t, b[0].Hi.Bytes(1), b[1].Hi.Bytes(2)),
+					})
+				}
+			}
 		}
 	}
+	// The groups named, by direction, whatever the family: the chains
+	// look in both families' sets.
+	for _, r := range p.Rules {
+		if r.Group == "" {
+			continue
+		}
+		if r.Direction == Ingress {
+			pe.ingress = append(pe.ingress, r.Group)
+		} else {
+			pe.egress = append(pe.egress, r.Group)
+		}
+	}
+	slices.Sort(pe.ingress)
+	slices.Sort(pe.egress)
+	pe.ingress, pe.egress = slices.Compact(pe.ingress), slices.Compact(pe.egress)
 	return pe
 }
 
@@ -222,37 +368,24 @@ func ruleFields(addr int) []nfsock.Num {
 func n8(v uint8) nfsock.Num   { return nfsock.Num{Lo: uint64(v)} }
 func n16(v uint16) nfsock.Num { return nfsock.Num{Lo: uint64(v)} }
 
-// ruleElement is a rules4/rules6 element read back: the tag and direction
-// of its key, and its box of protocol, port and peer address.
-type ruleElement struct {
-	tag uint16
-	dir Direction
-	v6  bool
-	box nfsock.Box
-}
-
-func decodeRule(e nfsock.Element) (ruleElement, bool) {
-	if len(e.Key) != len(e.KeyEnd) || len(e.Key) != 16 && len(e.Key) != 28 {
-		return ruleElement{}, false
-	}
-	t := binaryutil.NativeEndian.Uint32(e.Key[:4])
-	r := ruleElement{dir: Ingress, v6: len(e.Key) == 28, box: nfsock.Box{
-		{Lo: n8(e.Key[4]), Hi: n8(e.KeyEnd[4])},
-		{Lo: nfsock.NumOf(e.Key[8:10]), Hi: nfsock.NumOf(e.KeyEnd[8:10])},
-		{Lo: nfsock.NumOf(e.Key[12:]), Hi: nfsock.NumOf(e.KeyEnd[12:])},
-	}}
-	if t > maxTag {
-		r.dir, t = Egress, t>>16
-	}
-	r.tag = uint16(t)
-	return r, true
-}
-
-// allows reports whether the element admits a new connection of proto to
-// port with peer: the port is compared for TCP and UDP only.
-func (r ruleElement) allows(proto uint8, port uint16, peer netip.Addr) bool {
-	if peer.Is6() != r.v6 || !r.box[0].Contains(n8(proto)) || !r.box[2].Contains(nfsock.NumOf(peer.AsSlice())) {
+// allows reports whether the port's rules admit a new connection of proto
+// to port with peer in direction dir, the members of remote groups as c
+// has them: the port is compared for TCP and UDP only (an ICMP rule's
+// type and code are not in a conntrack entry's ports).
+func (pe *portElements) allows(c compiled, dir Direction, proto uint8, port uint16, peer netip.Addr) bool {
+	if pe == nil {
 		return false
 	}
-	return proto != unix.IPPROTO_TCP && proto != unix.IPPROTO_UDP || r.box[1].Contains(n16(port))
+	for _, r := range pe.port.Rules {
+		if r.Direction != dir || r.IPv6 != peer.Is6() || proto < r.ProtoMin || proto > r.ProtoMax {
+			continue
+		}
+		if (proto == unix.IPPROTO_TCP || proto == unix.IPPROTO_UDP) && (port < r.PortMin || port > r.PortMax) {
+			continue
+		}
+		if r.Group != "" && c.groups[r.Group].holds(peer) || r.Group == "" && r.Remote.Contains(peer) {
+			return true
+		}
+	}
+	return false
 }

@@ -644,3 +644,202 @@ func TestGenerationProof(t *testing.T) {
 		t.Error("ping a→b blocked after the repairs")
 	}
 }
+
+// TestRemoteGroupSharedSets: a rule naming a remote group admits what its
+// members send, through the group's own sets: a member coming or going is
+// one element of them (whatever the rules naming the group), a member
+// gone loses its live connections, the same members listed otherwise
+// change nothing, a restarted Firewall adopts the tables as they are, and
+// the group's sets go with the last rule naming it.
+func TestRemoteGroupSharedSets(t *testing.T) {
+	l := newLab(t)
+	l.serve(8080)
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Group: "web"}
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Group: "web"}
+	icmp6 := firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Group: "web"}
+	spec := func(members ...string) firewall.Spec {
+		s := l.spec(http, icmp, icmp6)
+		s.Groups = map[string][]netip.Prefix{"web": {}}
+		for _, m := range members {
+			s.Groups["web"] = append(s.Groups["web"], netip.MustParsePrefix(m))
+		}
+		return s
+	}
+	if _, err := l.fw.Apply(spec("10.9.0.77/32", "2001:db8::1/128")); err != nil {
+		t.Fatal(err)
+	}
+	if l.tcpOpen(8080) || l.ping(l.a, "10.9.0.2") {
+		t.Fatal("a reached b without being a member of the rules' remote group")
+	}
+	for _, tt := range []struct {
+		name    string
+		members []string
+		added   int
+		deleted int
+		open    bool
+	}{
+		{"a joins", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.1/32"}, 1, 0, true},
+		{"the same members in another order, one twice", []string{"10.9.0.1/32", "2001:db8::1/128", "10.9.0.77/32", "10.9.0.1/32"}, 0, 0, true},
+		{"a range holding a joins", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.1/32", "10.9.0.0/30"}, 1, 0, true},
+		{"a leaves, the range stays", []string{"10.9.0.77/32", "2001:db8::1/128", "10.9.0.0/30"}, 0, 1, true},
+		{"the range leaves", []string{"10.9.0.77/32", "2001:db8::1/128"}, 0, 1, false},
+	} {
+		res, err := l.fw.Apply(spec(tt.members...))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if res.Rebuilt || res.Added != tt.added || res.Deleted != tt.deleted {
+			t.Errorf("%s: %+v, want %d added and %d deleted", tt.name, res, tt.added, tt.deleted)
+		}
+		if got := l.tcpOpen(8080); got != tt.open {
+			t.Errorf("%s: TCP a→b:8080 open %v, want %v", tt.name, got, tt.open)
+		}
+		if got := l.ping(l.a, "10.9.0.2"); got != tt.open {
+			t.Errorf("%s: ping a→b %v, want %v", tt.name, got, tt.open)
+		}
+	}
+
+	// A live connection from a member is cut when it leaves.
+	joined := spec("10.9.0.1/32")
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	conn := exec.Command("ip", "netns", "exec", l.a, "python3", "-c", `
+import socket, sys, time
+s = socket.create_connection(("10.9.0.2", 8080), timeout=2)
+print("up", flush=True)
+sys.stdin.readline()
+try:
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    print("reply" if s.recv(100) else "closed", flush=True)
+except Exception as e:
+    print("cut", e, flush=True)
+`)
+	stdin, _ := conn.StdinPipe()
+	var out strings.Builder
+	conn.Stdout = &out
+	if err := conn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "up") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := l.fw.Apply(spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forgotten == 0 {
+		t.Errorf("a left the group: %+v, want its connection forgotten", res)
+	}
+	stdin.Write([]byte("\n"))
+	conn.Wait()
+	if strings.Contains(out.String(), "reply") {
+		t.Errorf("a's connection went on after a left the group: %q", out.String())
+	}
+
+	// A restarted daemon adopts the tables as they are.
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	before := run(t, "ip", "netns", "exec", l.host, "nft", "-a", "list", "ruleset")
+	if !strings.Contains(before, "set m4_web") || !strings.Contains(before, "@m4_web") {
+		t.Errorf("no shared member set looked up:\n%s", before)
+	}
+	l.reopen()
+	if res, err := l.fw.Apply(joined); err != nil || !res.Adopted {
+		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
+	}
+	if after := run(t, "ip", "netns", "exec", l.host, "nft", "-a", "list", "ruleset"); after != before {
+		t.Errorf("adopting changed the tables:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// The last rule naming the group goes: its sets and lookups go too,
+	// and a rule naming it again brings them back.
+	if _, err := l.fw.Apply(l.spec()); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "table", "inet", "nsnet_fw"); strings.Contains(out, "web") {
+		t.Errorf("the group's sets outlived the rules naming it:\n%s", out)
+	}
+	if l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 open without a rule")
+	}
+	if _, err := l.fw.Apply(joined); err != nil {
+		t.Fatal(err)
+	}
+	if !l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 blocked once the rule naming a's group is back")
+	}
+	if ok, err := l.fw.Verify(); err != nil || !ok {
+		t.Errorf("Verify: %v, %v", ok, err)
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatelessPorts: the traffic of a stateless port is not tracked, and
+// the rules judge every packet both ways: a connection a's and b's rules
+// allow one way opens only once a rule lets its replies back, and leaves
+// no conntrack entry; stateful again, the replies of allowed connections
+// pass by themselves. A restarted Firewall adopts the tables.
+func TestStatelessPorts(t *testing.T) {
+	l := newLab(t)
+	l.serve(8080)
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Remote: netip.MustParsePrefix("10.9.0.0/24")}
+	replies := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMax: 65535, Remote: netip.MustParsePrefix("10.9.0.2/32")}
+	spec := func(stateless bool, rulesA ...firewall.Rule) firewall.Spec {
+		s := l.spec(http)
+		s.Zoned = []string{"br0"}
+		for i := range s.Ports {
+			s.Ports[i].Bridge, s.Ports[i].Stateless = "br0", stateless
+		}
+		s.Ports[0].Rules = append(s.Ports[0].Rules, rulesA...)
+		return s
+	}
+	conntrack := func() string {
+		out, _ := exec.Command("ip", "netns", "exec", l.host, "conntrack", "-L", "-p", "tcp", "--dport", "8080").CombinedOutput()
+		return string(out)
+	}
+	for _, tt := range []struct {
+		name      string
+		spec      firewall.Spec
+		open      bool
+		untracked bool
+	}{
+		{"stateless, no rule for the replies", spec(true), false, true},
+		{"stateless, a rule for the replies", spec(true, replies), true, true},
+		{"stateful, no rule for the replies", spec(false), true, false},
+		{"stateless again", spec(true), false, true},
+	} {
+		if _, err := l.fw.Apply(tt.spec); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		run(t, "ip", "netns", "exec", l.host, "conntrack", "-F")
+		if got := l.tcpOpen(8080); got != tt.open {
+			t.Errorf("%s: TCP a→b:8080 open %v, want %v", tt.name, got, tt.open)
+		}
+		if ct := conntrack(); tt.untracked == strings.Contains(ct, "dport=8080") {
+			t.Errorf("%s: conntrack entries:\n%s", tt.name, ct)
+		}
+		// ICMP has no rule either way: dropped, stateless or not.
+		if l.ping(l.a, "10.9.0.2") {
+			t.Errorf("%s: ping a→b passed without a rule", tt.name)
+		}
+	}
+	last := spec(true, replies)
+	if _, err := l.fw.Apply(last); err != nil {
+		t.Fatal(err)
+	}
+	l.reopen()
+	if res, err := l.fw.Apply(last); err != nil || !res.Adopted {
+		t.Fatalf("Apply of the same spec by a new Firewall: %+v, %v; want the tables adopted", res, err)
+	}
+	if !l.tcpOpen(8080) {
+		t.Error("TCP a→b:8080 blocked after adopting")
+	}
+	if err := l.fw.Delete(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -47,6 +47,12 @@ const (
 	// need a data byte order nft(8) is told only by user data, which
 	// google/nftables cannot write: `nft list` would show it byte-swapped).
 	setZones = "zones"
+	// Stateless ports (Port.Stateless): their bridge . MAC, so that what
+	// they send and what is sent to them is left untracked before
+	// conntrack, and their tags (both halves of the mark), so that such
+	// packets meet the rules of both ports one by one.
+	setStatelessMAC  = "stateless_mac"
+	setStatelessTags = "stateless_tags"
 )
 
 // Conntrack zones are 16 bits; zone 0, the default, is every interface's
@@ -56,15 +62,75 @@ const maxZone = 0xffff
 func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
 func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
 
-// rulesSetDef is the definition of a port's rule sets, by name.
+// Remote groups (Spec.Groups) have sets of their own in the inet table,
+// shared by every port whose rules name them: per family, a hash set of
+// the members' single addresses (m4_<group>, m6_<group>: a member coming
+// or going is one element, and a hash set is not copied on commit as the
+// kernel's interval sets are) and an interval set of the prefixes members
+// hold as allowed address pairs (m4r_<group>, m6r_<group>, keyed 0 .
+// address: a concatenation, so that the kernel keeps it in a pipapo set,
+// whose elements carry their interval's end as nfsock sends it). A port
+// whose rules name a group has, per family, a set of what those rules
+// allow from or to the group's members (g4_<tag>_<group>, g6_…: tag with
+// direction . protocol . port), and its chains look up the peer in the
+// group's sets, then the protocol and port in its own.
+func memberSet(group string, v6, ranges bool) string {
+	f := "m4"
+	if v6 {
+		f = "m6"
+	}
+	if ranges {
+		f += "r"
+	}
+	return f + "_" + group
+}
+
+func groupRulesSet(tag uint16, group string, v6 bool) string {
+	if v6 {
+		return fmt.Sprintf("g6_%d_%s", tag, group)
+	}
+	return fmt.Sprintf("g4_%d_%s", tag, group)
+}
+
+// rulesSetDef is the definition of a port's rule sets (rules4_, rules6_,
+// and the remote groups' g4_, g6_), by name.
 func rulesSetDef(name string) (nfsock.SetDef, bool) {
 	switch {
 	case strings.HasPrefix(name, "rules4_"):
 		return nfsock.SetDef{Name: name, Key: typeRule4, Interval: true}, true
 	case strings.HasPrefix(name, "rules6_"):
 		return nfsock.SetDef{Name: name, Key: typeRule6, Interval: true}, true
+	case strings.HasPrefix(name, "g4_"), strings.HasPrefix(name, "g6_"):
+		return nfsock.SetDef{Name: name, Key: typeGroupRule, Interval: true}, true
 	}
 	return nfsock.SetDef{}, false
+}
+
+// memberSetDef is the definition of a remote group's member sets, by name.
+func memberSetDef(name string) (nfsock.SetDef, bool) {
+	switch {
+	case strings.HasPrefix(name, "m4_"):
+		return nfsock.SetDef{Name: name, Key: nftables.TypeIPAddr}, true
+	case strings.HasPrefix(name, "m6_"):
+		return nfsock.SetDef{Name: name, Key: nftables.TypeIP6Addr}, true
+	case strings.HasPrefix(name, "m4r_"):
+		return nfsock.SetDef{Name: name, Key: typeMember4, Interval: true}, true
+	case strings.HasPrefix(name, "m6r_"):
+		return nfsock.SetDef{Name: name, Key: typeMember6, Interval: true}, true
+	}
+	return nfsock.SetDef{}, false
+}
+
+// memberSetDefs are a group's four member sets.
+func memberSetDefs(group string) []nfsock.SetDef {
+	var out []nfsock.SetDef
+	for _, v6 := range []bool{false, true} {
+		for _, ranges := range []bool{false, true} {
+			d, _ := memberSetDef(memberSet(group, v6, ranges))
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // A port's tag is a number in 1..maxTag. The mark of a bridged packet
@@ -89,13 +155,16 @@ const (
 )
 
 var (
-	typeIfEther  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr)
-	typeIfAddr4  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)
-	typeIfAddr6  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr)
-	typeIfReason = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeMark)
-	typeTagDrop  = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
-	typeRule4    = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIPAddr)
-	typeRule6    = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIP6Addr)
+	typeIfEther   = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr)
+	typeIfAddr4   = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIPAddr)
+	typeIfAddr6   = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr)
+	typeIfReason  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeMark)
+	typeTagDrop   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
+	typeRule4     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIPAddr)
+	typeRule6     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIP6Addr)
+	typeGroupRule = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService)
+	typeMember4   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeIPAddr)
+	typeMember6   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeIP6Addr)
 )
 
 var bridgeSets = []nfsock.SetDef{
@@ -116,6 +185,8 @@ var inetSets = []nfsock.SetDef{
 	{Name: setDest4, Key: typeIfAddr4, Data: &nftables.TypeMark},
 	{Name: setDest4Net, Key: typeIfAddr4, Data: &nftables.TypeMark, Interval: true},
 	{Name: setZones, Key: nftables.TypeIFName, Data: &nftables.TypeVerdict},
+	{Name: setStatelessMAC, Key: typeIfEther},
+	{Name: setStatelessTags, Key: nftables.TypeMark},
 	{Name: setDrops, Key: typeTagDrop, Counters: true},
 }
 
@@ -373,15 +444,69 @@ func nfproto(p byte) []expr.Any {
 // portChains are the chains of the port with tag in the inet table,
 // reached by goto from the egress and ingress chains: one lookup in the
 // port's rule sets per family and kind of protocol (the key is tag .
-// l4proto . destination port, or ICMP type and code . peer address); a
-// match returns to the forward chain, no match counts and drops.
-func portChains(tag uint16) []nfsock.ChainDef {
+// l4proto . destination port, or ICMP type and code . peer address), then
+// for each remote group its rules of that direction name (ingress,
+// egress: sorted names), the peer in the group's member sets and the
+// rest of the key in the port's set for the group; a match returns to
+// the forward chain, no match counts and drops.
+func portChains(tag uint16, ingress, egress []string) []nfsock.ChainDef {
 	return []nfsock.ChainDef{
 		{Name: egressChainName(tag), Rules: all2(ruleLookups(tag, maskIn, 16, 24),
-			[][]expr.Any{inetDrop(maskIn, reasonEgress)})},
+			groupLookups(tag, egress, maskIn, 16, 24), [][]expr.Any{inetDrop(maskIn, reasonEgress)})},
 		{Name: ingressChainName(tag), Rules: all2(ruleLookups(tag, maskOut, 12, 8),
-			[][]expr.Any{inetDrop(maskOut, reasonIngress)})},
+			groupLookups(tag, ingress, maskOut, 12, 8), [][]expr.Any{inetDrop(maskOut, reasonIngress)})},
 	}
+}
+
+// groupLookups are the rules of one port chain for the remote groups it
+// names: per group, family and kind of protocol, the peer (at peer4 or
+// peer6 in the network header) among the group's single addresses, or
+// among its ranges, and then tag . l4proto . port in the port's set of
+// the group's rules.
+func groupLookups(tag uint16, groups []string, mask uint32, peer4, peer6 uint32) [][]expr.Any {
+	var out [][]expr.Any
+	for _, g := range groups {
+		for _, fam := range []struct {
+			v6      bool
+			proto   byte
+			icmp    byte
+			addrOff uint32
+			addrLen uint32
+		}{
+			{false, unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, peer4, 4},
+			{true, unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, peer6, 16},
+		} {
+			member := func(ranges bool) []expr.Any {
+				if !ranges {
+					return []expr.Any{
+						payload(expr.PayloadBaseNetworkHeader, fam.addrOff, fam.addrLen, reg1),
+						lookup(memberSet(g, fam.v6, false), false),
+					}
+				}
+				return []expr.Any{
+					&expr.Immediate{Register: reg32At, Data: u32(0)},
+					payload(expr.PayloadBaseNetworkHeader, fam.addrOff, fam.addrLen, reg32At+1),
+					&expr.Lookup{SourceRegister: reg32At, SetName: memberSet(g, fam.v6, true)},
+				}
+			}
+			key := func(portOffset uint32) []expr.Any {
+				return all(tagged(mask), []expr.Any{
+					meta(expr.MetaKeyL4PROTO, reg32At+1),
+					payload(expr.PayloadBaseTransportHeader, portOffset, 2, reg32At+2),
+					&expr.Lookup{SourceRegister: reg32At, SetName: groupRulesSet(tag, g, fam.v6)},
+					verdict(expr.VerdictReturn),
+				})
+			}
+			notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), cmpNeq(reg1, []byte{fam.icmp})}
+			for _, ranges := range []bool{false, true} {
+				out = append(out,
+					all(nfproto(fam.proto), notICMP, member(ranges), key(2)),
+					all(nfproto(fam.proto), l4(fam.icmp), member(ranges), key(0)),
+				)
+			}
+		}
+	}
+	return out
 }
 
 func egressChainName(tag uint16) string  { return fmt.Sprintf("egress_%d", tag) }
@@ -520,7 +645,13 @@ var inetChains = []nfsock.ChainDef{
 	// (bridged, through br_netfilter, whose iifname is the bridge) or
 	// sent by the host into one is tracked in the bridge's zone, both
 	// directions of a bridged connection alike. Any other stays in zone 0.
+	//
+	// A frame from or to a stateless port (its MAC as source or
+	// destination, on its bridge: bridged frames show the bridge as
+	// iifname here) is left untracked: its rules judge every packet.
 	{Name: "zone_in", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
+		all(ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
+		all(ifAnd(expr.PayloadBaseLLHeader, 0, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyIIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
 	}},
 	{Name: "zone_out", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
@@ -534,9 +665,24 @@ var inetChains = []nfsock.ChainDef{
 		all(isBridge(metaOIFKIND), setMark(0), []expr.Any{goTo("routed")}),
 	}},
 	{Name: "bridged", Rules: [][]expr.Any{
-		all(ctState(ctSeen), []expr.Any{verdict(expr.VerdictAccept)}),
+		all(ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), []expr.Any{verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyMARK, reg1), cmpEq(reg1, u32(0)), verdict(expr.VerdictAccept)},
+		all(ctState(expr.CtStateBitUNTRACKED), []expr.Any{goTo("untracked")}),
 		all(ctState(expr.CtStateBitINVALID), []expr.Any{jump("invalid")}),
+		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("egress")}),
+		all(markAnd(maskOut, expr.CmpOpNeq), []expr.Any{jump("ingress")}),
+	}},
+	// untracked: neighbour discovery and MLD, which conntrack leaves
+	// untracked, pass; so does anything else untracked between ports
+	// that are not stateless. A packet from or to a stateless port (left
+	// untracked by zone_in) meets the rules of both ports, every packet:
+	// replies need rules of their own.
+	{Name: "untracked", Rules: [][]expr.Any{
+		all(statelessTag(maskIn), []expr.Any{goTo("stateless")}),
+		all(statelessTag(maskOut), []expr.Any{goTo("stateless")}),
+		{verdict(expr.VerdictAccept)},
+	}},
+	{Name: "stateless", Rules: [][]expr.Any{
 		all(markAnd(maskIn, expr.CmpOpNeq), []expr.Any{jump("egress")}),
 		all(markAnd(maskOut, expr.CmpOpNeq), []expr.Any{jump("ingress")}),
 	}},
@@ -593,6 +739,16 @@ var inetChains = []nfsock.ChainDef{
 	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
 	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+}
+
+// statelessTag matches a packet whose mark & mask is the tag of a
+// stateless port.
+func statelessTag(mask uint32) []expr.Any {
+	return []expr.Any{
+		meta(expr.MetaKeyMARK, reg1),
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(mask), Xor: u32(0)},
+		lookup(setStatelessTags, false),
+	}
 }
 
 // zoneChain is the chain of conntrack zone z, reached through the zones

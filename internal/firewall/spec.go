@@ -18,6 +18,11 @@
 //     elements are the rules (port tag . protocol . port/ICMP type .
 //     remote address range) — the union of the port's rules cut into
 //     disjoint pieces, since the kernel refuses overlapping elements.
+//     A rule naming a remote group (Rule.Group: a security group or an
+//     address group) looks the peer up in the group's own member sets,
+//     shared by every port whose rules name it, so a member coming or
+//     going is one element. A stateless port's frames are left
+//     untracked and its rules judge every packet.
 //     Before conntrack, it puts each bridge the host only bridges for in
 //     a conntrack zone of its own (Spec.Zoned), so that networks with the
 //     same addresses share no connection.
@@ -63,13 +68,18 @@ type Rule struct {
 	// PortMin..PortMax is the destination port range (0..65535 for any).
 	PortMin, PortMax uint16
 	// Remote is the peer's address range: the source of ingress traffic,
-	// the destination of egress traffic.
+	// the destination of egress traffic. Unset when Group is set.
 	Remote netip.Prefix
+	// Group names a remote group of Spec.Groups: the peer is any address
+	// of its members of the rule's family. Its members are in sets of
+	// their own that every rule naming the group looks up, so a member
+	// coming or going is one element whatever the number of rules.
+	Group string
 }
 
 // Port is one secured port: its host-side interface on the bridge, what it
-// may send from, and the rules of its security groups (remote groups
-// already expanded to their members' addresses).
+// may send from, and the rules of its security groups (a remote group's
+// rule names the group: Rule.Group).
 type Port struct {
 	// Interface is the host-side name of the port's veth (tap…).
 	Interface string
@@ -94,6 +104,15 @@ type Port struct {
 	// distinct single addresses and disjoint ranges; a single address
 	// wins over a range holding it.
 	Routed []netip.Prefix
+	// Stateless: the port's traffic, both ways, is not tracked by
+	// conntrack, and its rules (and its peer port's, if secured) judge
+	// every packet, as Neutron's stateless security groups
+	// (stateful=false): replies need rules of their own. Frames with
+	// the port's MAC are the ones left untracked (not those with an
+	// address pair's MAC, which another port may share). Only on a
+	// bridge of Spec.Zoned: the host's routing and NAT on a bridge it
+	// routes for need connections tracked.
+	Stateless bool
 }
 
 // Spec is every secured port of the namespace. Ports not in it (routers'
@@ -110,6 +129,26 @@ type Spec struct {
 	// and another interface the other, and conntrack must find both
 	// directions in one zone, the default one.
 	Zoned []string
+	// Groups are the remote groups that rules name (Rule.Group): the
+	// addresses and prefixes their members may send from, both families
+	// mixed. A group no rule names is left out of the tables. Names are 1
+	// to maxGroupName letters, digits and underscores.
+	Groups map[string][]netip.Prefix
+}
+
+// maxGroupName bounds a group's name: it is part of set names.
+const maxGroupName = 64
+
+func validGroupName(name string) bool {
+	if name == "" || len(name) > maxGroupName {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks what the kernel would otherwise refuse halfway through
@@ -131,6 +170,16 @@ func (s Spec) Validate() error {
 		}
 		zoned[b] = true
 	}
+	for name, members := range s.Groups {
+		if !validGroupName(name) {
+			return fmt.Errorf("group name %q: want 1 to %d letters, digits or underscores", name, maxGroupName)
+		}
+		for _, m := range members {
+			if !m.IsValid() {
+				return fmt.Errorf("group %s: member %v is not a prefix", name, m)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	routed := map[string][]netip.Prefix{} // bridge → what its ports hold
 	for _, p := range s.Ports {
@@ -148,12 +197,21 @@ func (s Spec) Validate() error {
 			if r.ProtoMin > r.ProtoMax || r.PortMin > r.PortMax {
 				return fmt.Errorf("port %s: rule %+v has an empty range", p.Interface, r)
 			}
+			if r.Group != "" {
+				if _, ok := s.Groups[r.Group]; !ok || r.Remote.IsValid() {
+					return fmt.Errorf("port %s: rule %+v: want a remote group of the spec and no remote prefix", p.Interface, r)
+				}
+				continue
+			}
 			if !r.Remote.IsValid() || r.Remote.Addr().Is6() != r.IPv6 {
 				return fmt.Errorf("port %s: rule %+v: remote %v is not of its family", p.Interface, r, r.Remote)
 			}
 		}
 		if len(p.Bridge) > 15 || len(p.Routed) > 0 && p.Bridge == "" {
 			return fmt.Errorf("port %s: bridge %q: want 1 to 15 bytes", p.Interface, p.Bridge)
+		}
+		if p.Stateless && !zoned[p.Bridge] {
+			return fmt.Errorf("port %s: stateless, on bridge %q, which is not zoned", p.Interface, p.Bridge)
 		}
 		if len(p.Routed) > 0 && zoned[p.Bridge] {
 			return fmt.Errorf("port %s: the host routes to it through bridge %s, which is zoned", p.Interface, p.Bridge)

@@ -35,6 +35,8 @@ type compiled struct {
 	tags  map[string]uint16        // interface → tag
 	ports map[uint16]*portElements // tag → the port's elements
 	zones map[string]uint16        // zoned bridge → conntrack zone
+	// groups are the remote groups the ports' rules name.
+	groups map[string]*groupElements
 }
 
 type setKey struct {
@@ -118,15 +120,15 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		}
 		f.current = want
 		res.Rebuilt, res.Added = true, want.size()
-		res.Forgotten, err = forget(c, newFlowMatcher(nil, old, want))
+		res.Forgotten, err = forget(c, newFlowMatcher(old, want))
 		return res, err
 	}
 	want := compile(spec, f.current)
-	removed, err := f.update(c, want, &res)
+	rewrote, err := f.update(c, want, &res)
 	if err != nil {
 		return res, f.own.Fail(err)
 	}
-	if res.Added+res.Deleted == 0 {
+	if res.Added+res.Deleted == 0 && !rewrote {
 		// Nothing queued: another spec with the same elements. The
 		// proof stands.
 		f.current = want
@@ -137,13 +139,13 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	}
 	old := f.current
 	f.current = want
-	res.Forgotten, err = forget(c, newFlowMatcher(removed, old, want))
+	res.Forgotten, err = forget(c, newFlowMatcher(old, want))
 	return res, err
 }
 
 // forget deletes the conntrack entries m matches, if it can match any.
 func forget(c *nfsock.Conn, m *flowMatcher) (uint, error) {
-	if len(m.removed) == 0 && len(m.released) == 0 {
+	if len(m.changed) == 0 && len(m.shrunk) == 0 && len(m.released) == 0 {
 		return 0, nil
 	}
 	n, err := c.Forget(m.match)
@@ -157,6 +159,11 @@ func (c compiled) size() int {
 	n := 0
 	for _, p := range c.ports {
 		for _, es := range p.elems {
+			n += len(es)
+		}
+	}
+	for _, g := range c.groups {
+		for _, es := range g.elems {
 			n += len(es)
 		}
 	}
@@ -191,14 +198,18 @@ func layouts() []tableLayout {
 	return []tableLayout{{bridge, bridgeSets, bridgeChains}, {inet, inetSets, inetChains}}
 }
 
-// with is the table's sets and chains once c's ports and zones are in it:
-// a tagging chain per port in the bridge table; two chains and two rule
-// sets per port, and a chain per zone, in the inet table.
+// with is the table's sets and chains once c's ports, groups and zones
+// are in it: a tagging chain per port in the bridge table; two chains and
+// two rule sets per port (and two per remote group it names), four member
+// sets per remote group, and a chain per zone, in the inet table.
 func (l tableLayout) with(c compiled) (sets []nfsock.SetDef, chains []nfsock.ChainDef) {
 	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
 	if l.t.Family == nftables.TableFamilyINet {
 		for _, b := range slices.Sorted(maps.Keys(c.zones)) {
 			chains = append(chains, zoneChain(c.zones[b]))
+		}
+		for _, g := range slices.Sorted(maps.Keys(c.groups)) {
+			sets = append(sets, memberSetDefs(g)...)
 		}
 	}
 	for _, tag := range slices.Sorted(maps.Keys(c.ports)) {
@@ -206,11 +217,9 @@ func (l tableLayout) with(c compiled) (sets []nfsock.SetDef, chains []nfsock.Cha
 			chains = append(chains, tagChain(tag))
 			continue
 		}
-		chains = append(chains, portChains(tag)...)
-		for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
-			d, _ := rulesSetDef(name)
-			sets = append(sets, d)
-		}
+		pe := c.ports[tag]
+		chains = append(chains, pe.chains()...)
+		sets = append(sets, pe.sets()...)
 	}
 	return sets, chains
 }
@@ -237,61 +246,139 @@ func (f *Firewall) rebuild(c *nfsock.Conn, want compiled) error {
 	return nil
 }
 
-// update queues the difference between f.current and want, counts it in
-// res, and returns the rule elements it removes. Ports whose compilation
-// want reused from f.current are skipped: the cost follows the ports that
-// changed.
-func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.Element, error) {
+// update queues the difference between f.current and want, counts the
+// elements in res, and reports whether it rewrote chains too. Ports whose
+// compilation want reused from f.current are skipped, and so are groups
+// whose members did not change: the cost follows what changed.
+func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote bool, err error) {
 	bridge, inet := tables()
 	table := map[nftables.TableFamily]*nftables.Table{bridge.Family: bridge, inet.Family: inet}
 	add, del := map[setKey][]nfsock.Element{}, map[setKey][]nfsock.Element{}
-	var removedRules []nfsock.Element
+	defs := map[setKey]nfsock.SetDef{}
+	for _, d := range bridgeSets {
+		defs[setKey{bridge.Family, d.Name}] = d
+	}
+	for _, d := range inetSets {
+		defs[setKey{inet.Family, d.Name}] = d
+	}
+	// Sets that come and go whole: a port's rule sets, a group's member
+	// sets. They are created first, deleted last (after the rules that
+	// look in them), and their elements go with them.
+	created, deleted := map[string]nfsock.SetDef{}, map[string]bool{}
+	var newChains []nfsock.ChainDef // created whole
+	var rewritten []nfsock.ChainDef // flushed and filled again
+	var goneChains []*nftables.Chain
 	var gone []uint16
+	for _, g := range slices.Sorted(maps.Keys(want.groups)) {
+		if f.current.groups[g] == nil {
+			for _, d := range memberSetDefs(g) {
+				created[d.Name] = d
+			}
+		}
+	}
+	for g := range f.current.groups {
+		if want.groups[g] == nil {
+			for _, d := range memberSetDefs(g) {
+				deleted[d.Name] = true
+			}
+		}
+	}
 	for tag, old := range f.current.ports {
 		if _, ok := want.ports[tag]; ok {
 			continue
 		}
 		gone = append(gone, tag)
-		for k, es := range old.elems {
-			if _, isRules := rulesSetDef(k.name); isRules {
-				removedRules = append(removedRules, es...) // the set goes whole
-				continue
-			}
-			del[k] = append(del[k], es...)
+		for _, d := range old.sets() {
+			deleted[d.Name] = true
+		}
+		goneChains = append(goneChains, &nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		for _, ch := range old.chains() {
+			goneChains = append(goneChains, &nftables.Chain{Table: inet, Name: ch.Name})
 		}
 	}
+	slices.Sort(gone)
+	var changed []uint16
 	for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
 		next, old := want.ports[tag], f.current.ports[tag]
 		if next == old {
 			continue
 		}
+		changed = append(changed, tag)
 		if old == nil {
-			// A new port's chains and rule sets before the elements
-			// that refer to them.
-			for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
-				d, _ := rulesSetDef(name)
-				if err := c.CreateSet(d, inet); err != nil {
-					return nil, err
-				}
+			for _, d := range next.sets() {
+				created[d.Name] = d
 			}
-			c.AddChains(bridge, []nfsock.ChainDef{tagChain(tag)})
-			c.AddChains(inet, portChains(tag))
-			old = &portElements{}
+			newChains = append(newChains, next.chains()...)
+			continue
 		}
+		was := map[string]bool{}
+		for _, d := range old.sets() {
+			was[d.Name] = true
+		}
+		for _, d := range next.sets() {
+			if !was[d.Name] {
+				created[d.Name] = d
+			}
+			delete(was, d.Name)
+		}
+		for name := range was {
+			deleted[name] = true
+		}
+		if !slices.Equal(old.ingress, next.ingress) || !slices.Equal(old.egress, next.egress) {
+			rewritten = append(rewritten, next.chains()...)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(created)) {
+		if err := c.CreateSet(created[name], inet); err != nil {
+			return false, err
+		}
+	}
+	// A new port's chains, and the chains of a port whose rules name
+	// other remote groups, after the sets they look in and before the
+	// elements that refer to them.
+	for _, tag := range changed {
+		if f.current.ports[tag] == nil {
+			c.AddChains(bridge, []nfsock.ChainDef{tagChain(tag)})
+		}
+	}
+	c.AddChains(inet, newChains)
+	for _, ch := range rewritten {
+		c.FlushChain(ch.NFT(inet))
+		c.AddRules(inet, ch)
+	}
+	diff := func(old, next map[setKey][]nfsock.Element) {
 		keys := map[setKey]bool{}
-		for k := range old.elems {
+		for k := range old {
 			keys[k] = true
 		}
-		for k := range next.elems {
+		for k := range next {
 			keys[k] = true
 		}
 		for k := range keys {
-			a, d := diffElements(old.elems[k], next.elems[k])
-			add[k], del[k] = append(add[k], a...), append(del[k], d...)
-			if _, isRules := rulesSetDef(k.name); isRules {
-				// Rule elements have no data: what goes, goes.
-				removedRules = append(removedRules, d...)
+			if deleted[k.name] {
+				continue // the set goes whole
 			}
+			a, d := diffElements(old[k], next[k])
+			add[k], del[k] = append(add[k], a...), append(del[k], d...)
+		}
+	}
+	for _, tag := range gone {
+		diff(f.current.ports[tag].elems, nil)
+	}
+	for _, tag := range changed {
+		var old map[setKey][]nfsock.Element
+		if pe := f.current.ports[tag]; pe != nil {
+			old = pe.elems
+		}
+		diff(old, want.ports[tag].elems)
+	}
+	for g, next := range want.groups {
+		if old := f.current.groups[g]; old != next {
+			var was map[setKey][]nfsock.Element
+			if old != nil {
+				was = old.elems
+			}
+			diff(was, next.elems)
 		}
 	}
 	zones := setKey{inet.Family, setZones}
@@ -302,18 +389,14 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.
 	for _, z := range newZones {
 		c.AddChains(inet, []nfsock.ChainDef{zoneChain(z)})
 	}
-	defs := map[setKey]nfsock.SetDef{}
-	for _, d := range bridgeSets {
-		defs[setKey{bridge.Family, d.Name}] = d
-	}
-	for _, d := range inetSets {
-		defs[setKey{inet.Family, d.Name}] = d
-	}
 	def := func(k setKey) nfsock.SetDef {
 		if d, ok := defs[k]; ok {
 			return d
 		}
-		d, _ := rulesSetDef(k.name)
+		if d, ok := rulesSetDef(k.name); ok {
+			return d
+		}
+		d, _ := memberSetDef(k.name)
 		return d
 	}
 	// Deletions first: an interval set refuses an element that overlaps
@@ -322,37 +405,35 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) ([]nfsock.
 	// want keeps are disjoint from the ones it adds.
 	for _, k := range sortedKeys(del) {
 		if err := c.DeleteElements(def(k).NFT(table[k.family]), del[k]); err != nil {
-			return nil, err
+			return false, err
 		}
 		res.Deleted += len(del[k])
 	}
 	for _, k := range sortedKeys(add) {
 		if err := c.AddElements(def(k).NFT(table[k.family]), add[k]); err != nil {
-			return nil, err
+			return false, err
 		}
 		res.Added += len(add[k])
 	}
-	// Ports gone: their chains and rule sets, after the map elements
-	// that referred to them, and their drop counters (a tag or an
-	// interface name may come back for another port).
-	for _, tag := range gone {
-		c.DelChain(&nftables.Chain{Table: bridge, Name: tagChainName(tag)})
-		for _, ch := range portChains(tag) {
-			c.DelChain(&nftables.Chain{Table: inet, Name: ch.Name})
-		}
-		for _, name := range []string{rulesSet4(tag), rulesSet6(tag)} {
-			c.DelSet(&nftables.Set{Table: inet, Name: name})
-		}
+	// Ports gone: their chains and sets, after the map elements that
+	// referred to them, and their drop counters (a tag or an interface
+	// name may come back for another port). Sets no rule looks in any
+	// more: after the chains that did are flushed or deleted.
+	for _, ch := range goneChains {
+		c.DelChain(ch)
+	}
+	for _, name := range slices.Sorted(maps.Keys(deleted)) {
+		c.DelSet(&nftables.Set{Table: inet, Name: name})
 	}
 	if len(gone) > 0 {
 		if err := f.forgetCounters(c, gone); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
 	for _, z := range goneZones {
 		c.DelChain(&nftables.Chain{Table: inet, Name: zoneChainName(z)})
 	}
-	return removedRules, nil
+	return len(rewritten) > 0, nil
 }
 
 // zoneChanges returns the zones of next that prev lacks, and those of
@@ -542,101 +623,58 @@ func (f *Firewall) Delete() error {
 	if err := c.Flush(); err != nil {
 		return f.own.Fail(fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err))
 	}
-	_, err = forget(c, newFlowMatcher(nil, compiled{zones: zones}, compiled{}))
+	_, err = forget(c, newFlowMatcher(compiled{zones: zones}, compiled{}))
 	return err
 }
 
-// flowMatcher matches the conntrack entries of connections that removed
-// rule elements allowed and the port's rules allow no longer (elements
-// are pieces of the union of a port's rules: a change elsewhere in the
-// union may remove an element and add another that still allows the
-// connection), and every entry of a zone that no bridge has any more.
+// flowMatcher matches the conntrack entries of connections the rules of a
+// port allowed before a change and allow no longer (a change elsewhere in
+// a port's rules, or another remote group member with the same address,
+// may still allow the connection), and every entry of a zone that no
+// bridge has any more.
 type flowMatcher struct {
-	removed []ruleElement
-	old     compiled
-	// rules are the rule elements of the ports of removed, as they are
-	// now, by tag.
-	rules    map[uint16][]ruleElement
+	old, next compiled
+	// changed are the ports of old whose compilation next did not reuse
+	// (changed or gone).
+	changed []uint16
+	// shrunk are the members each remote group lost, and byGroup the
+	// other ports of old that name the group.
+	shrunk   map[string][]netip.Prefix
+	byGroup  map[string][]uint16
 	released map[uint16]bool
 }
 
-func newFlowMatcher(removedElems []nfsock.Element, old, next compiled) *flowMatcher {
-	m := &flowMatcher{old: old, rules: map[uint16][]ruleElement{}, released: map[uint16]bool{}}
+func newFlowMatcher(old, next compiled) *flowMatcher {
+	m := &flowMatcher{old: old, next: next, shrunk: map[string][]netip.Prefix{},
+		byGroup: map[string][]uint16{}, released: map[uint16]bool{}}
 	_, gone := zoneChanges(old.zones, next.zones)
 	for _, z := range gone {
 		m.released[z] = true
 	}
-	for _, e := range removedElems {
-		r, ok := decodeRule(e)
-		if !ok || old.ports[r.tag] == nil {
+	for g, og := range old.groups {
+		ng := next.groups[g]
+		if ng == og {
 			continue
 		}
-		m.removed = append(m.removed, r)
-		pe := next.ports[r.tag]
-		if _, done := m.rules[r.tag]; done || pe == nil {
-			continue
-		}
-		var now []ruleElement
-		for k, es := range pe.elems {
-			if _, isRules := rulesSetDef(k.name); isRules {
-				for _, e := range es {
-					if n, ok := decodeRule(e); ok {
-						now = append(now, n)
-					}
-				}
+		for _, p := range og.members {
+			if ng == nil || !slices.Contains(ng.members, p) {
+				m.shrunk[g] = append(m.shrunk[g], p)
 			}
 		}
-		m.rules[r.tag] = now
 	}
-	m.removed = slices.DeleteFunc(m.removed, m.stillAllowed())
+	for _, tag := range slices.Sorted(maps.Keys(old.ports)) {
+		pe := old.ports[tag]
+		if np := next.ports[tag]; np != pe && (np == nil || !slices.Equal(np.port.Rules, pe.port.Rules)) {
+			m.changed = append(m.changed, tag)
+			continue
+		}
+		for _, g := range pe.groups() {
+			if len(m.shrunk[g]) > 0 {
+				m.byGroup[g] = append(m.byGroup[g], tag)
+			}
+		}
+	}
 	return m
-}
-
-// stillAllowed reports, for a removed rule element, whether the port's
-// rules now still allow every key it held. Most removals during growth
-// are of that kind: elements are the canonical pieces of the union of a
-// port's rules, so a member joining a remote group re-cuts them (10.9.0.10
-// and a new 10.9.0.11 make one element 10.9.0.10–11) without taking
-// anything away. Such an element cannot have admitted a connection the
-// rules refuse now, and dropping it from the matcher spares Apply the
-// conntrack dump, which walks the kernel's whole table each time. An
-// element is covered when adding it to the port's elements of its
-// direction and family leaves their canonical union (nfsock.Disjoint)
-// unchanged.
-func (m *flowMatcher) stillAllowed() func(ruleElement) bool {
-	type group struct {
-		tag uint16
-		dir Direction
-		v6  bool
-	}
-	canon := map[group][]nfsock.Box{}
-	return func(r ruleElement) bool {
-		now, ok := m.rules[r.tag]
-		if !ok {
-			return false // the port is gone
-		}
-		g := group{r.tag, r.dir, r.v6}
-		max := []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2), nfsock.MaxOf(4)}
-		if r.v6 {
-			max[2] = nfsock.MaxOf(16)
-		}
-		var boxes []nfsock.Box
-		for _, n := range now {
-			if n.dir == r.dir && n.v6 == r.v6 {
-				boxes = append(boxes, n.box)
-			}
-		}
-		if len(boxes) == 0 {
-			return false
-		}
-		cur, ok := canon[g]
-		if !ok {
-			cur = nfsock.Disjoint(boxes, max)
-			canon[g] = cur
-		}
-		with := nfsock.Disjoint(append(boxes, r.box), max)
-		return slices.EqualFunc(cur, with, func(a, b nfsock.Box) bool { return slices.Equal(a, b) })
-	}
 }
 
 // match is the matcher as an nfsock.FlowMatch. The rules judged the
@@ -647,23 +685,44 @@ func (m *flowMatcher) match(fl nfsock.Flow) bool {
 	if m.released[fl.Zone] {
 		return true
 	}
-	src, dst := fl.Orig.Src, fl.Reply.Src
-	proto, port := fl.Proto, fl.Reply.SrcPort
-	for _, r := range m.removed {
-		own, peer := dst, src
-		if r.dir == Egress {
-			own, peer = src, dst
+	for _, tag := range m.changed {
+		if m.cut(tag, fl) {
+			return true
 		}
-		// The port's connections are in its bridge's zone (0 if the
-		// bridge has none); another network may have the same addresses.
-		p := &m.old.ports[r.tag].port
-		if !r.allows(proto, port, peer) || m.old.zones[p.Bridge] != fl.Zone || !p.owns(own) {
+	}
+	for g, lost := range m.shrunk {
+		if !slices.ContainsFunc(lost, func(p netip.Prefix) bool {
+			return p.Contains(fl.Orig.Src) || p.Contains(fl.Reply.Src)
+		}) {
 			continue
 		}
-		still := slices.ContainsFunc(m.rules[r.tag], func(n ruleElement) bool {
-			return n.dir == r.dir && n.allows(proto, port, peer)
-		})
-		if !still {
+		for _, tag := range m.byGroup[g] {
+			if m.cut(tag, fl) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cut reports whether the port with tag in old, a party to fl, had rules
+// that allowed it and has none that does now.
+func (m *flowMatcher) cut(tag uint16, fl nfsock.Flow) bool {
+	src, dst := fl.Orig.Src, fl.Reply.Src
+	proto, port := fl.Proto, fl.Reply.SrcPort
+	old := m.old.ports[tag]
+	// The port's connections are in its bridge's zone (0 if the bridge
+	// has none); another network may have the same addresses.
+	if m.old.zones[old.port.Bridge] != fl.Zone {
+		return false
+	}
+	for _, dir := range []Direction{Ingress, Egress} {
+		own, peer := dst, src
+		if dir == Egress {
+			own, peer = src, dst
+		}
+		if old.port.owns(own) && old.allows(m.old, dir, proto, port, peer) &&
+			!m.next.ports[tag].allows(m.next, dir, proto, port, peer) {
 			return true
 		}
 	}

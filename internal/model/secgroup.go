@@ -59,6 +59,19 @@ type SecurityGroup struct {
 	Standard
 }
 
+// AddressGroup is a named list of CIDRs (Neutron's address-group
+// extension) that security group rules may name as their remote
+// (remote_address_group_id): the firewall keeps its addresses in sets of
+// their own, shared by every rule that names it.
+type AddressGroup struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	ProjectID   string   `json:"project_id"`
+	TenantID    string   `json:"tenant_id"`
+	Addresses   []string `json:"addresses"`
+}
+
 // SecurityGroupRule allows one kind of traffic into (ingress) or out of
 // (egress) the ports of its group. Protocol is what the client sent (a
 // name or a number, or nil for any); nil port bounds mean every port (or,

@@ -30,14 +30,13 @@ var portProtocols = []int{ProtoTCP, ProtoUDP, 33, 132, 136}
 var securityGroupAttrs = append([]attr[model.SecurityGroup]{
 	stringAttr("name", true, true, func(g *model.SecurityGroup) *string { return &g.Name }),
 	stringAttr("description", true, true, func(g *model.SecurityGroup) *string { return &g.Description }),
-	// Stateless groups (Neutron's stateful-security-group extension) are
-	// not implemented: the firewall always tracks connections.
+	// Neutron's stateful-security-group extension: a stateless group's
+	// ports are not tracked by conntrack, and its rules judge every
+	// packet, replies too (UpdateSecurityGroup refuses the change on a
+	// group in use, checkPortSecurity a port mixing both kinds).
 	{name: "stateful", post: true, put: true, set: func(g *model.SecurityGroup, raw json.RawMessage) error {
 		b, err := parseBool(raw)
-		if err == nil && !b {
-			err = fmt.Errorf("stateless security groups are not supported by nsnet")
-		}
-		g.Stateful = true
+		g.Stateful = b
 		return err
 	}},
 }, projectAttrs(func(g *model.SecurityGroup) *string { return &g.ProjectID })...)
@@ -158,10 +157,9 @@ var ruleAttrs = append([]attr[ruleInput]{
 		return err
 	}},
 	{name: "remote_address_group_id", post: true, set: func(r *ruleInput, raw json.RawMessage) error {
-		if !isNull(raw) {
-			return fmt.Errorf("address groups are not supported by nsnet")
-		}
-		return nil
+		v, err := optionalString(raw, nil)
+		r.RemoteAddressGroupID = v
+		return err
 	}},
 	stringAttr("description", true, true, func(r *ruleInput) *string { return &r.Description }),
 }, projectAttrs(func(r *ruleInput) *string { return &r.ProjectID })...)
@@ -176,6 +174,10 @@ var ipv6OnlyProtocols = []int{41, 43, 44, ProtoICMPv6, 59, 60}
 func checkRule(r *ruleInput) error {
 	if r.EtherType == "" {
 		r.EtherType = model.EtherTypeIPv4
+	}
+	if r.RemoteAddressGroupID != nil && (r.RemoteIPPrefix != nil || r.RemoteGroupID != nil) {
+		return typed(http.StatusBadRequest, "SecurityGroupMultipleRemoteEntites",
+			"Only either one of remote_ip_prefix or remote_group_id or remote_address_group_id may be provided.")
 	}
 	if r.RemoteIPPrefix != nil && r.RemoteGroupID != nil {
 		return typed(http.StatusBadRequest, "SecurityGroupRemoteGroupAndRemoteIpPrefix",
@@ -249,7 +251,8 @@ func sameRule(a, b *model.SecurityGroupRule) bool {
 	return a.SecurityGroupID == b.SecurityGroupID && a.Direction == b.Direction &&
 		a.EtherType == b.EtherType && a.ProtocolNumber() == b.ProtocolNumber() &&
 		eqInt(a.PortRangeMin, b.PortRangeMin) && eqInt(a.PortRangeMax, b.PortRangeMax) &&
-		eqStr(a.NormalizedCIDR, b.NormalizedCIDR) && eqStr(a.RemoteGroupID, b.RemoteGroupID)
+		eqStr(a.NormalizedCIDR, b.NormalizedCIDR) && eqStr(a.RemoteGroupID, b.RemoteGroupID) &&
+		eqStr(a.RemoteAddressGroupID, b.RemoteAddressGroupID)
 }
 
 // CreateSecurityGroup creates a group with Neutron's two default egress
@@ -362,6 +365,17 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, in Attrs) 
 		}
 		if g.Name == model.DefaultSecurityGroupName && cur.Name != g.Name {
 			return conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists.")
+		}
+		if g.Stateful != cur.Stateful {
+			// As Neutron: a group's ports would otherwise mix kinds, and
+			// their live connections change meaning.
+			ports, err := portsInGroup(tx, id)
+			if err != nil {
+				return err
+			}
+			if len(ports) > 0 {
+				return conflict("SecurityGroupInUse", "Security Group %s in use.", id)
+			}
 		}
 		g.Touch(s.now())
 		g.Rules = nil
@@ -563,6 +577,11 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 				return err
 			}
 		}
+		if r.RemoteAddressGroupID != nil {
+			if _, err := loadAddressGroup(ctx, tx, *r.RemoteAddressGroupID); err != nil {
+				return err
+			}
+		}
 		existing, err := store.List[model.SecurityGroupRule](tx, store.SecurityGroupRules)
 		if err != nil {
 			return err
@@ -732,12 +751,18 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 	if err != nil {
 		return err
 	}
+	kinds := map[bool]bool{} // stateful → seen
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
 		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() &&
 			!acc.grants(g.ID, model.ActionAccessAsShared, p.ProjectID) {
 			return notFound("SecurityGroup", id)
 		}
+		kinds[g.Stateful] = true
+	}
+	if len(kinds) > 1 {
+		// Connections are tracked per port or not at all.
+		return conflict("SecurityGroupConflict", "Error Cannot apply both stateful and stateless security groups on the same port at the same time. while attempting the operation.")
 	}
 	for i := range p.AllowedAddressPairs {
 		if p.AllowedAddressPairs[i].MACAddress == "" {

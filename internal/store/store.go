@@ -38,6 +38,9 @@ const (
 	// rules are records of their own so quotas count them.
 	SecurityGroups     Kind = "security_groups"
 	SecurityGroupRules Kind = "security_group_rules"
+	// AddressGroups are named lists of CIDRs that rules may name as
+	// their remote (remote_address_group_id).
+	AddressGroups Kind = "address_groups"
 	// Agents are the registered agent roles of the hosts (Neutron's
 	// agent resource), written by the daemon and changed by admins.
 	Agents Kind = "agents"
@@ -48,7 +51,7 @@ const (
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, Agents, SubnetPools, AddressScopes}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
