@@ -61,7 +61,11 @@ type Config struct {
 	// DNSUpstreams are the resolvers (address:port) the networks' DNS
 	// servers forward other names to; none: they answer REFUSED.
 	DNSUpstreams []string
-	Logger       *slog.Logger
+	// OnPass, when set, is told of every pass that ran (not one cut short
+	// by the agent stopping): full or partial, how long it took, whether
+	// it left objects in error (clean) and whether it failed as a whole.
+	OnPass func(full bool, d time.Duration, clean bool, err error)
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -229,7 +233,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	full := true
 	for {
+		start := time.Now()
 		clean, err := a.pass(ctx, full)
+		if ctx.Err() == nil && a.cfg.OnPass != nil {
+			a.cfg.OnPass(full, time.Since(start), clean, err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil

@@ -1,0 +1,195 @@
+// Package metrics owns nsnet's Prometheus metrics: their names, labels and
+// help, the registry they live in (its own, never the client library's
+// global one) and the handler that serves them in Prometheus's text format.
+//
+// Other packages report into it through plain Go values and functions (a
+// request's route, status and duration; a pass's kind, duration and
+// outcome; functions that count objects when Prometheus scrapes), so that
+// the API, the agent and the protocol servers need no Prometheus
+// dependency. It must not import the agent, the service, the API or the
+// store: the daemon wires them to it.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// namespace prefixes every series nsnet exports.
+const namespace = "nsnet"
+
+// Pass outcomes, the result label of nsnet_agent_passes_total.
+const (
+	PassOK = "ok"
+	// PassObjectErrors: the pass ran, but left objects in ERROR.
+	PassObjectErrors = "object_errors"
+	// PassFailed: the pass failed as a whole and converged nothing.
+	PassFailed = "failed"
+)
+
+// ObjectCount is how many objects of a kind are in a status, as the API
+// shows them ("network", "ACTIVE").
+type ObjectCount struct {
+	Kind, Status string
+	Count        int
+}
+
+// ServerCounts are the protocol servers' running totals, summed over the
+// networks of the host (a network's servers that went away keep their
+// share: these only grow).
+type ServerCounts struct {
+	// DHCPReplies counts DHCP replies sent, by message type ("OFFER",
+	// "ACK", "NAK", "REPLY" for DHCPv6…).
+	DHCPReplies map[string]uint64
+	// DNSAnswers counts DNS queries answered, by response code
+	// ("NOERROR", "NXDOMAIN", "REFUSED"…).
+	DNSAnswers map[string]uint64
+}
+
+// Sources are the functions the collectors call at each scrape. Each must
+// be cheap: it runs on every scrape, with the scrape waiting. A nil one is
+// left out.
+type Sources struct {
+	// Objects counts the objects the agent knows, by kind and status.
+	Objects func() []ObjectCount
+	// Servers returns the protocol servers' totals.
+	Servers func() ServerCounts
+}
+
+// Metrics holds nsnet's series. The zero value is not usable: call New.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	apiRequests *prometheus.CounterVec
+	apiDuration *prometheus.HistogramVec
+
+	passes       *prometheus.CounterVec
+	passDuration *prometheus.HistogramVec
+	lastPass     *prometheus.GaugeVec
+}
+
+// New returns the metrics with their own registry, which also carries the
+// Go runtime's and the process's standard collectors.
+func New(src Sources) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		apiRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "api", Name: "requests_total",
+			Help: "API requests answered, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		apiDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "api", Name: "request_duration_seconds",
+			Help: "Time to answer an API request, by method and route pattern (waits asked for with X-Nsnet-Wait included).",
+			// From a cached GET to a create that waited for the agent.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"method", "route"}),
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Subsystem: "agent", Name: "passes_total",
+			Help: "Agent convergence passes, by kind (full or partial) and result (ok, object_errors, failed).",
+		}, []string{"kind", "result"}),
+		passDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Subsystem: "agent", Name: "pass_duration_seconds",
+			Help: "Duration of agent convergence passes, by kind (full or partial).",
+			// A converged host's partial pass takes milliseconds; a full
+			// pass of thousands of namespaces, seconds to minutes.
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"kind"}),
+		lastPass: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Subsystem: "agent", Name: "last_pass_timestamp_seconds",
+			Help: "When the last agent pass of each kind ended, in seconds since the epoch.",
+		}, []string{"kind"}),
+	}
+	m.reg.MustRegister(m.apiRequests, m.apiDuration, m.passes, m.passDuration, m.lastPass,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src.Objects != nil {
+		m.reg.MustRegister(&objectsCollector{count: src.Objects})
+	}
+	if src.Servers != nil {
+		m.reg.MustRegister(&serversCollector{counts: src.Servers})
+	}
+	return m
+}
+
+// Handler serves the metrics in Prometheus's exposition formats.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		// A collector that fails shows in the scrape, not as a 500 that
+		// loses every other series.
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          m.reg, // promhttp_metric_handler_errors_total
+		EnableOpenMetrics: true,
+	})
+}
+
+// Registry is the registry the metrics live in (for tests and for
+// gathering without HTTP).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ObserveRequest records one API request. route must be the pattern the
+// request matched ("GET /v2.0/ports/{id}"), never its raw path: the number
+// of series stays bounded whatever callers send.
+func (m *Metrics) ObserveRequest(method, route string, code int, d time.Duration) {
+	m.apiRequests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+	m.apiDuration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// ObservePass records one agent pass ending at end. result is PassOK,
+// PassObjectErrors or PassFailed.
+func (m *Metrics) ObservePass(full bool, d time.Duration, result string, end time.Time) {
+	kind := "partial"
+	if full {
+		kind = "full"
+	}
+	m.passes.WithLabelValues(kind, result).Inc()
+	m.passDuration.WithLabelValues(kind).Observe(d.Seconds())
+	m.lastPass.WithLabelValues(kind).Set(float64(end.UnixNano()) / 1e9)
+}
+
+var objectsDesc = prometheus.NewDesc(namespace+"_objects",
+	"Objects the agent has programmed or tried to, by kind and status as the API shows them.",
+	[]string{"kind", "status"}, nil)
+
+// objectsCollector counts objects at scrape time: a gauge kept up to date
+// by every status change would cost the agent on every change, this costs
+// only when asked.
+type objectsCollector struct{ count func() []ObjectCount }
+
+func (c *objectsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- objectsDesc }
+
+func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, o := range c.count() {
+		ch <- prometheus.MustNewConstMetric(objectsDesc, prometheus.GaugeValue, float64(o.Count), o.Kind, o.Status)
+	}
+}
+
+var (
+	dhcpDesc = prometheus.NewDesc(namespace+"_dhcp_replies_total",
+		"DHCP replies the networks' servers sent, by message type (OFFER and ACK: leases served).",
+		[]string{"type"}, nil)
+	dnsDesc = prometheus.NewDesc(namespace+"_dns_answers_total",
+		"DNS queries the networks' servers answered, by response code.",
+		[]string{"rcode"}, nil)
+)
+
+type serversCollector struct{ counts func() ServerCounts }
+
+func (c *serversCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- dhcpDesc
+	ch <- dnsDesc
+}
+
+func (c *serversCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.counts()
+	for t, n := range s.DHCPReplies {
+		ch <- prometheus.MustNewConstMetric(dhcpDesc, prometheus.CounterValue, float64(n), t)
+	}
+	for rc, n := range s.DNSAnswers {
+		ch <- prometheus.MustNewConstMetric(dnsDesc, prometheus.CounterValue, float64(n), rc)
+	}
+}
