@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -174,6 +175,23 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	e.MustNsnet("instance", "create", "vm1")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "n1", "--device", "vm1")
 
+	// A lease served and a name answered by the network's DHCP and DNS
+	// servers (the DHCP port holds the pool's last address).
+	eventually(t, 30*time.Second, "udhcpc in vm1 gets a lease", func() error {
+		out, err := e.In("vm1", "udhcpc", "-q", "-n", "-f", "-i", "eth0", "-t", "3", "-T", "1", "-s", "/bin/true")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "vm1 resolves its own name", func() error {
+		out, err := e.In("vm1", "dig", "+time=2", "+tries=1", "+short", "@10.62.0.254", "vm1.nsnet.internal")
+		if err != nil || !strings.HasPrefix(strings.TrimSpace(out), "10.62.0.") {
+			return fmt.Errorf("%v: %q", err, out)
+		}
+		return nil
+	})
+
 	p := startPrometheus(t, metricsAddr)
 	for _, tc := range []struct {
 		query string
@@ -189,6 +207,9 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		{`nsnet_objects{kind="network",status="ACTIVE"}`, func(v float64) bool { return v == 2 }, "2"},
 		{`nsnet_objects{kind="port",status="ACTIVE"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{`nsnet_objects{kind="instance",status="ACTIVE"}`, func(v float64) bool { return v == 1 }, "1"},
+		{`nsnet_dhcp_replies_total{type="ACK"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{`nsnet_dhcp_replies_total{type="OFFER"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{`nsnet_dns_answers_total{rcode="NOERROR"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 	} {
 		// Prometheus needs a scrape after the daemon changed, and the
 		// agent a pass: retry as a dashboard would refresh.

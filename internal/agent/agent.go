@@ -38,6 +38,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dhcp"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nameserver"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -129,6 +130,10 @@ type Agent struct {
 	firewall hostFirewall
 	// servers are the networks' DHCP, DNS and metadata servers.
 	servers closers[*networkServers]
+	// dhcpCounts and dnsCounts total what every network's DHCP and DNS
+	// servers answered (see ServerCounts).
+	dhcpCounts dhcp.Counters
+	dnsCounts  nameserver.Counters
 	// metadata is the metadata service; metaListeners its listeners in
 	// router namespaces.
 	metadata      *metadata.Service

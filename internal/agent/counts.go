@@ -38,3 +38,10 @@ func (a *Agent) StatusCounts() []StatusCount {
 	})
 	return out
 }
+
+// ServerCounts returns the replies of the networks' DHCP servers by message
+// type and the answers of their DNS servers by response code, since the
+// agent started (servers that went keep their share).
+func (a *Agent) ServerCounts() (dhcpReplies, dnsAnswers map[string]uint64) {
+	return a.dhcpCounts.Replies(), a.dnsCounts.Answers()
+}

@@ -62,6 +62,9 @@ func Run(ctx context.Context, cfg Config) error {
 			out = append(out, metrics.ObjectCount{Kind: c.Kind, Status: c.Status, Count: c.Count})
 		}
 		return out
+	}, Servers: func() metrics.ServerCounts {
+		dhcpReplies, dnsAnswers := ag.ServerCounts()
+		return metrics.ServerCounts{DHCPReplies: dhcpReplies, DNSAnswers: dnsAnswers}
 	}})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
