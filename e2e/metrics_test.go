@@ -169,7 +169,7 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		}
 	}
 
-	e.MustNsnet("network", "create", "n1")
+	net1 := e.MustAPI("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "n1"}})["network"].(map[string]any)["id"].(string)
 	e.MustNsnet("network", "create", "n2")
 	e.MustNsnet("subnet", "create", "s1", "--network", "n1", "--subnet-range", "10.62.0.0/24")
 	e.MustNsnet("instance", "create", "vm1")
@@ -192,6 +192,13 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		return nil
 	})
 
+	// The default security group lets no one in: a ping from the DHCP
+	// namespace is dropped at vm1's port, and counted there.
+	port := e.MustAPI("GET", "/v2.0/ports?name=vm1-eth0", nil)["ports"].([]any)[0].(map[string]any)
+	portID := port["id"].(string)
+	vm1Addr := port["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
+	runOut("ip", "netns", "exec", e.Prefix+"qdhcp-"+net1, "ping", "-c", "2", "-i", "0.2", "-W", "1", vm1Addr)
+
 	p := startPrometheus(t, metricsAddr)
 	for _, tc := range []struct {
 		query string
@@ -210,6 +217,10 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		{`nsnet_dhcp_replies_total{type="ACK"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{`nsnet_dhcp_replies_total{type="OFFER"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 		{`nsnet_dns_answers_total{rcode="NOERROR"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
+		// DHCP and DNS answers reached vm1 through its port.
+		{`nsnet_port_receive_packets_total{port="` + portID + `"}`, func(v float64) bool { return v >= 2 }, ">= 2"},
+		{`nsnet_port_transmit_bytes_total{port="` + portID + `"}`, func(v float64) bool { return v > 0 }, "> 0"},
+		{`nsnet_port_dropped_packets_total{port="` + portID + `",reason="ingress_denied"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
 	} {
 		// Prometheus needs a scrape after the daemon changed, and the
 		// agent a pass: retry as a dashboard would refresh.

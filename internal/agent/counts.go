@@ -2,8 +2,15 @@ package agent
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // StatusCount is how many objects of one kind ("network", as the API names
@@ -44,4 +51,64 @@ func (a *Agent) StatusCounts() []StatusCount {
 // agent started (servers that went keep their share).
 func (a *Agent) ServerCounts() (dhcpReplies, dnsAnswers map[string]uint64) {
 	return a.dhcpCounts.Replies(), a.dnsCounts.Answers()
+}
+
+// PortTraffic is what one port's interface carried, as the instance (or
+// router, or DHCP namespace) behind it sees it: Rx is what it received.
+type PortTraffic struct {
+	RxBytes, RxPackets, TxBytes, TxPackets uint64
+}
+
+// PortTraffic reads the counters of every port's interface in the host
+// namespace (the bridge side of its veth, whose transmit is the port's
+// receive), by port id: one netlink dump on a handle of its own, so that
+// it never shares the running pass's.
+func (a *Agent) PortTraffic() (map[string]PortTraffic, error) {
+	h, err := netns.NewHandle(a.cfg.HostNetns)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	var links []netlink.Link
+	// A dump interrupted by a concurrent change may be incomplete: retry.
+	for range 5 {
+		links, err = h.LinkList()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list host links: %w", err)
+	}
+	out := map[string]PortTraffic{}
+	for _, l := range links {
+		attrs := l.Attrs()
+		kind, id, ok := dataplane.ParseAlias(attrs.Alias)
+		if !ok || kind != "port" || attrs.Statistics == nil {
+			continue
+		}
+		st := attrs.Statistics
+		out[id] = PortTraffic{RxBytes: st.TxBytes, RxPackets: st.TxPackets, TxBytes: st.RxBytes, TxPackets: st.RxPackets}
+	}
+	return out, nil
+}
+
+// PortDrops returns the security group and anti-spoofing drop counters of
+// every port, by port id and reason (named as the API's
+// nsnet:firewall_drops names them: "ingress_denied", "spoofed_ip"…), from
+// the counters cache FirewallCounters keeps.
+func (a *Agent) PortDrops() map[string]map[string]uint64 {
+	a.FirewallCounters("") // refreshes the cache when it is stale
+	h := &a.firewall
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[string]map[string]uint64, len(h.counters))
+	for id, c := range h.counters {
+		out[id] = map[string]uint64{
+			"spoofed_mac": c.SpoofedMAC, "spoofed_ip": c.SpoofedIP, "spoofed_arp": c.SpoofedARP,
+			"spoofed_nd": c.SpoofedND, "dhcp_server": c.DHCPServer, "router_advertisement": c.RouterAdvert,
+			"ingress_denied": c.Ingress, "egress_denied": c.Egress, "invalid": c.Invalid,
+		}
+	}
+	return out
 }

@@ -65,7 +65,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}, Servers: func() metrics.ServerCounts {
 		dhcpReplies, dnsAnswers := ag.ServerCounts()
 		return metrics.ServerCounts{DHCPReplies: dhcpReplies, DNSAnswers: dnsAnswers}
-	}})
+	}, PortTraffic: func() (map[string]metrics.PortTraffic, error) {
+		traffic, err := ag.PortTraffic()
+		out := make(map[string]metrics.PortTraffic, len(traffic))
+		for id, t := range traffic {
+			out[id] = metrics.PortTraffic(t)
+		}
+		return out, err
+	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() }})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
 		HostNetns:      cfg.HostNetns,

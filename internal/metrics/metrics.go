@@ -59,6 +59,17 @@ type Sources struct {
 	Objects func() []ObjectCount
 	// Servers returns the protocol servers' totals.
 	Servers func() ServerCounts
+	// PortTraffic returns what every port's interface carried, by port id.
+	PortTraffic func() (map[string]PortTraffic, error)
+	// PortDrops returns every port's security group and anti-spoofing
+	// drops, by port id and reason.
+	PortDrops func() map[string]map[string]uint64
+}
+
+// PortTraffic is what one port carried, as the instance (or router, or
+// DHCP namespace) behind it sees it: Rx is what it received.
+type PortTraffic struct {
+	RxBytes, RxPackets, TxBytes, TxPackets uint64
 }
 
 // Metrics holds nsnet's series. The zero value is not usable: call New.
@@ -112,6 +123,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Servers != nil {
 		m.reg.MustRegister(&serversCollector{counts: src.Servers})
+	}
+	if src.PortTraffic != nil || src.PortDrops != nil {
+		m.reg.MustRegister(&portsCollector{traffic: src.PortTraffic, drops: src.PortDrops})
 	}
 	return m
 }
@@ -191,5 +205,58 @@ func (c *serversCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for rc, n := range s.DNSAnswers {
 		ch <- prometheus.MustNewConstMetric(dnsDesc, prometheus.CounterValue, float64(n), rc)
+	}
+}
+
+var (
+	portRxBytes   = portDesc("receive_bytes_total", "Bytes a port received (delivered to the instance, router or DHCP namespace behind it).")
+	portRxPackets = portDesc("receive_packets_total", "Packets a port received.")
+	portTxBytes   = portDesc("transmit_bytes_total", "Bytes a port sent (from the instance, router or DHCP namespace behind it).")
+	portTxPackets = portDesc("transmit_packets_total", "Packets a port sent.")
+	portDrops     = prometheus.NewDesc(namespace+"_port_dropped_packets_total",
+		"Packets of a port that security groups or anti-spoofing dropped, by reason (ingress_denied, egress_denied, invalid, spoofed_ip…).",
+		[]string{"port", "reason"}, nil)
+)
+
+func portDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+"_port_"+name, help, []string{"port"}, nil)
+}
+
+// portsCollector reads the ports' counters at scrape time: one netlink dump
+// of the host namespace and the firewall's cached counters. A port's series
+// are labelled with its id: as many as there are ports, which the quotas
+// bound.
+type portsCollector struct {
+	traffic func() (map[string]PortTraffic, error)
+	drops   func() map[string]map[string]uint64
+}
+
+func (c *portsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{portRxBytes, portRxPackets, portTxBytes, portTxPackets, portDrops} {
+		ch <- d
+	}
+}
+
+func (c *portsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.traffic != nil {
+		traffic, err := c.traffic()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(portRxBytes, err)
+		}
+		for id, t := range traffic {
+			for _, s := range []struct {
+				d *prometheus.Desc
+				v uint64
+			}{{portRxBytes, t.RxBytes}, {portRxPackets, t.RxPackets}, {portTxBytes, t.TxBytes}, {portTxPackets, t.TxPackets}} {
+				ch <- prometheus.MustNewConstMetric(s.d, prometheus.CounterValue, float64(s.v), id)
+			}
+		}
+	}
+	if c.drops != nil {
+		for id, reasons := range c.drops() {
+			for reason, n := range reasons {
+				ch <- prometheus.MustNewConstMetric(portDrops, prometheus.CounterValue, float64(n), id, reason)
+			}
+		}
 	}
 }

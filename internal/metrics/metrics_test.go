@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -73,6 +74,12 @@ func TestSeries(t *testing.T) {
 	m := metrics.New(metrics.Sources{
 		Objects: func() []metrics.ObjectCount { return objects },
 		Servers: func() metrics.ServerCounts { return servers },
+		PortTraffic: func() (map[string]metrics.PortTraffic, error) {
+			return map[string]metrics.PortTraffic{"p1": {RxBytes: 1000, RxPackets: 10, TxBytes: 500, TxPackets: 5}}, nil
+		},
+		PortDrops: func() map[string]map[string]uint64 {
+			return map[string]map[string]uint64{"p1": {"ingress_denied": 3, "spoofed_ip": 0}}
+		},
 	})
 	m.ObserveRequest("GET", "GET /v2.0/ports/{id}", 404, 3*time.Millisecond)
 	m.ObserveRequest("GET", "GET /v2.0/ports/{id}", 404, 2*time.Millisecond)
@@ -99,6 +106,12 @@ func TestSeries(t *testing.T) {
 		{"nsnet_objects", map[string]string{"kind": "port", "status": "ERROR"}, 1},
 		{"nsnet_dhcp_replies_total", map[string]string{"type": "ACK"}, 5},
 		{"nsnet_dns_answers_total", map[string]string{"rcode": "NOERROR"}, 7},
+		{"nsnet_port_receive_bytes_total", map[string]string{"port": "p1"}, 1000},
+		{"nsnet_port_receive_packets_total", map[string]string{"port": "p1"}, 10},
+		{"nsnet_port_transmit_bytes_total", map[string]string{"port": "p1"}, 500},
+		{"nsnet_port_transmit_packets_total", map[string]string{"port": "p1"}, 5},
+		{"nsnet_port_dropped_packets_total", map[string]string{"port": "p1", "reason": "ingress_denied"}, 3},
+		{"nsnet_port_dropped_packets_total", map[string]string{"port": "p1", "reason": "spoofed_ip"}, 0},
 	} {
 		got, ok := value(fams, tc.name, tc.labels)
 		if !ok || got != tc.want {
@@ -119,5 +132,25 @@ func TestSeries(t *testing.T) {
 	}
 	if _, ok := value(fams, "nsnet_objects", map[string]string{"kind": "port", "status": "ERROR"}); ok {
 		t.Error("a status no object has any more is still exported")
+	}
+}
+
+// TestFailingSourceKeepsTheRest: a source that cannot read the kernel shows
+// as a failed scrape of its own series, counted by the handler, and every
+// other series is still served.
+func TestFailingSourceKeepsTheRest(t *testing.T) {
+	m := metrics.New(metrics.Sources{
+		PortTraffic: func() (map[string]metrics.PortTraffic, error) { return nil, errors.New("no host namespace") },
+		Objects: func() []metrics.ObjectCount {
+			return []metrics.ObjectCount{{Kind: "router", Status: "ACTIVE", Count: 1}}
+		},
+	})
+	fams := scrape(t, m.Handler())
+	if got, _ := value(fams, "nsnet_objects", map[string]string{"kind": "router", "status": "ACTIVE"}); got != 1 {
+		t.Errorf("objects with a failing port source: %v routers, want 1", got)
+	}
+	fams = scrape(t, m.Handler())
+	if got, _ := value(fams, "promhttp_metric_handler_errors_total", map[string]string{"cause": "gathering"}); got < 1 {
+		t.Errorf("promhttp_metric_handler_errors_total{cause=gathering} = %v, want the failure counted", got)
 	}
 }
