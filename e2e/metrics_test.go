@@ -174,6 +174,8 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	e.MustNsnet("subnet", "create", "s1", "--network", "n1", "--subnet-range", "10.62.0.0/24")
 	e.MustNsnet("instance", "create", "vm1")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "n1", "--device", "vm1")
+	routerID := jsonOf(t, e.MustNsnet("router", "create", "r1", "-o", "json"))["id"].(string)
+	e.MustNsnet("router", "add", "subnet", "r1", "s1")
 
 	// A lease served and a name answered by the network's DHCP and DNS
 	// servers (the DHCP port holds the pool's last address).
@@ -204,27 +206,37 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		query string
 		ok    func(float64) bool
 		want  string
+		// before, if set, runs before each attempt.
+		before func()
 	}{
-		{`up{job="nsnet"}`, func(v float64) bool { return v == 1 }, "1"},
-		{`sum(nsnet_api_requests_total{route="POST /v2.0/networks",code="201"})`, func(v float64) bool { return v == 2 }, "2"},
-		{`sum(nsnet_api_requests_total{route="GET /metrics",code="401"})`, func(v float64) bool { return v == 1 }, "1"},
-		{`sum(nsnet_api_request_duration_seconds_count{route="POST /v2.0/ports"})`, func(v float64) bool { return v == 1 }, "1"},
-		{`sum(nsnet_agent_passes_total{kind="full"})`, func(v float64) bool { return v >= 1 }, ">= 1"},
-		{`sum(nsnet_agent_pass_duration_seconds_count)`, func(v float64) bool { return v >= 1 }, ">= 1"},
-		{`nsnet_objects{kind="network",status="ACTIVE"}`, func(v float64) bool { return v == 2 }, "2"},
-		{`nsnet_objects{kind="port",status="ACTIVE"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
-		{`nsnet_objects{kind="instance",status="ACTIVE"}`, func(v float64) bool { return v == 1 }, "1"},
-		{`nsnet_dhcp_replies_total{type="ACK"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
-		{`nsnet_dhcp_replies_total{type="OFFER"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
-		{`nsnet_dns_answers_total{rcode="NOERROR"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{`up{job="nsnet"}`, func(v float64) bool { return v == 1 }, "1", nil},
+		{`sum(nsnet_api_requests_total{route="POST /v2.0/networks",code="201"})`, func(v float64) bool { return v == 2 }, "2", nil},
+		{`sum(nsnet_api_requests_total{route="GET /metrics",code="401"})`, func(v float64) bool { return v == 1 }, "1", nil},
+		{`sum(nsnet_api_request_duration_seconds_count{route="POST /v2.0/ports"})`, func(v float64) bool { return v == 1 }, "1", nil},
+		{`sum(nsnet_agent_passes_total{kind="full"})`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		{`sum(nsnet_agent_pass_duration_seconds_count)`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		{`nsnet_objects{kind="network",status="ACTIVE"}`, func(v float64) bool { return v == 2 }, "2", nil},
+		{`nsnet_objects{kind="port",status="ACTIVE"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		{`nsnet_objects{kind="instance",status="ACTIVE"}`, func(v float64) bool { return v == 1 }, "1", nil},
+		{`nsnet_dhcp_replies_total{type="ACK"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		{`nsnet_dhcp_replies_total{type="OFFER"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		{`nsnet_dns_answers_total{rcode="NOERROR"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
 		// DHCP and DNS answers reached vm1 through its port.
-		{`nsnet_port_receive_packets_total{port="` + portID + `"}`, func(v float64) bool { return v >= 2 }, ">= 2"},
-		{`nsnet_port_transmit_bytes_total{port="` + portID + `"}`, func(v float64) bool { return v > 0 }, "> 0"},
-		{`nsnet_port_dropped_packets_total{port="` + portID + `",reason="ingress_denied"}`, func(v float64) bool { return v >= 1 }, ">= 1"},
+		{`nsnet_port_receive_packets_total{port="` + portID + `"}`, func(v float64) bool { return v >= 2 }, ">= 2", nil},
+		{`nsnet_port_transmit_bytes_total{port="` + portID + `"}`, func(v float64) bool { return v > 0 }, "> 0", nil},
+		{`nsnet_port_dropped_packets_total{port="` + portID + `",reason="ingress_denied"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		// vm1 pings its gateway: the router's namespace tracks the flow
+		// (for ICMP's 30 s: the ping is sent again on every attempt).
+		{`nsnet_router_conntrack_entries{router="` + routerID + `"}`, func(v float64) bool { return v >= 1 }, ">= 1", func() {
+			e.In("vm1", "ping", "-c", "1", "-W", "1", "10.62.0.1")
+		}},
 	} {
 		// Prometheus needs a scrape after the daemon changed, and the
 		// agent a pass: retry as a dashboard would refresh.
 		eventually(t, 60*time.Second, tc.query, func() error {
+			if tc.before != nil {
+				tc.before()
+			}
 			v, err := p.scalar(tc.query)
 			if err != nil {
 				return err

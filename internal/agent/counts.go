@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -111,4 +113,40 @@ func (a *Agent) PortDrops() map[string]map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// RouterConntrack returns how many connections each router's namespace
+// tracks (its nf_conntrack_count: the connections its NAT translates and
+// its own), by router id, for the routers whose nsnet table the agent has
+// open. A router whose namespace is going away meanwhile is left out.
+func (a *Agent) RouterConntrack() (map[string]int, error) {
+	a.nat.mu.Lock()
+	ids := make([]string, 0, len(a.nat.m))
+	for id := range a.nat.m {
+		if id != hostNATKey {
+			ids = append(ids, id)
+		}
+	}
+	a.nat.mu.Unlock()
+	out := make(map[string]int, len(ids))
+	var errs []error
+	for _, id := range ids {
+		ns, err := netns.Open(model.RouterNetns(a.cfg.NetnsPrefix, id))
+		if err != nil {
+			continue // deleted since
+		}
+		v, err := netns.ReadSysctl(ns, "net.netfilter.nf_conntrack_count")
+		ns.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("router %s: %w", id, err))
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("router %s: nf_conntrack_count %q: %w", id, v, err))
+			continue
+		}
+		out[id] = n
+	}
+	return out, errors.Join(errs...)
 }

@@ -72,7 +72,8 @@ func Run(ctx context.Context, cfg Config) error {
 			out[id] = metrics.PortTraffic(t)
 		}
 		return out, err
-	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() }})
+	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() },
+		RouterConntrack: func() (map[string]int, error) { return ag.RouterConntrack() }})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
 		HostNetns:      cfg.HostNetns,

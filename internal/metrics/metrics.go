@@ -64,6 +64,9 @@ type Sources struct {
 	// PortDrops returns every port's security group and anti-spoofing
 	// drops, by port id and reason.
 	PortDrops func() map[string]map[string]uint64
+	// RouterConntrack returns the connections each router's namespace
+	// tracks, by router id.
+	RouterConntrack func() (map[string]int, error)
 }
 
 // PortTraffic is what one port carried, as the instance (or router, or
@@ -123,6 +126,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.Servers != nil {
 		m.reg.MustRegister(&serversCollector{counts: src.Servers})
+	}
+	if src.RouterConntrack != nil {
+		m.reg.MustRegister(&routersCollector{conntrack: src.RouterConntrack})
 	}
 	if src.PortTraffic != nil || src.PortDrops != nil {
 		m.reg.MustRegister(&portsCollector{traffic: src.PortTraffic, drops: src.PortDrops})
@@ -258,5 +264,27 @@ func (c *portsCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(portDrops, prometheus.CounterValue, float64(n), id, reason)
 			}
 		}
+	}
+}
+
+var routerConntrack = prometheus.NewDesc(namespace+"_router_conntrack_entries",
+	"Connections a router's namespace tracks (the ones its NAT translates among them).",
+	[]string{"router"}, nil)
+
+// routersCollector reads each router namespace's connection count at
+// scrape time (a sysctl read per router).
+type routersCollector struct {
+	conntrack func() (map[string]int, error)
+}
+
+func (c *routersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- routerConntrack }
+
+func (c *routersCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.conntrack()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(routerConntrack, err)
+	}
+	for id, n := range counts {
+		ch <- prometheus.MustNewConstMetric(routerConntrack, prometheus.GaugeValue, float64(n), id)
 	}
 }

@@ -77,6 +77,7 @@ func TestSeries(t *testing.T) {
 		PortTraffic: func() (map[string]metrics.PortTraffic, error) {
 			return map[string]metrics.PortTraffic{"p1": {RxBytes: 1000, RxPackets: 10, TxBytes: 500, TxPackets: 5}}, nil
 		},
+		RouterConntrack: func() (map[string]int, error) { return map[string]int{"r1": 12}, nil },
 		PortDrops: func() map[string]map[string]uint64 {
 			return map[string]map[string]uint64{"p1": {"ingress_denied": 3, "spoofed_ip": 0}}
 		},
@@ -106,6 +107,7 @@ func TestSeries(t *testing.T) {
 		{"nsnet_objects", map[string]string{"kind": "port", "status": "ERROR"}, 1},
 		{"nsnet_dhcp_replies_total", map[string]string{"type": "ACK"}, 5},
 		{"nsnet_dns_answers_total", map[string]string{"rcode": "NOERROR"}, 7},
+		{"nsnet_router_conntrack_entries", map[string]string{"router": "r1"}, 12},
 		{"nsnet_port_receive_bytes_total", map[string]string{"port": "p1"}, 1000},
 		{"nsnet_port_receive_packets_total", map[string]string{"port": "p1"}, 10},
 		{"nsnet_port_transmit_bytes_total", map[string]string{"port": "p1"}, 500},
