@@ -36,6 +36,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
@@ -130,10 +131,11 @@ type Agent struct {
 	firewall hostFirewall
 	// servers are the networks' DHCP, DNS and metadata servers.
 	servers closers[*networkServers]
-	// dhcpCounts and dnsCounts total what every network's DHCP and DNS
-	// servers answered (see ServerCounts).
-	dhcpCounts dhcp.Counters
-	dnsCounts  nameserver.Counters
+	// dhcpCounts, dhcp6Counts and dnsCounts total what every network's
+	// DHCP, DHCPv6 and DNS servers answered (see ServerCounts).
+	dhcpCounts  dhcp.Counters
+	dhcp6Counts dhcp6.Counters
+	dnsCounts   nameserver.Counters
 	// metadata is the metadata service; metaListeners its listeners in
 	// router namespaces.
 	metadata      *metadata.Service

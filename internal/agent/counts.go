@@ -48,11 +48,11 @@ func (a *Agent) StatusCounts() []StatusCount {
 	return out
 }
 
-// ServerCounts returns the replies of the networks' DHCP servers by message
-// type and the answers of their DNS servers by response code, since the
-// agent started (servers that went keep their share).
-func (a *Agent) ServerCounts() (dhcpReplies, dnsAnswers map[string]uint64) {
-	return a.dhcpCounts.Replies(), a.dnsCounts.Answers()
+// ServerCounts returns the replies of the networks' DHCP and DHCPv6
+// servers by message type and the answers of their DNS servers by response
+// code, since the agent started (servers that went keep their share).
+func (a *Agent) ServerCounts() (dhcpReplies, dhcp6Replies, dnsAnswers map[string]uint64) {
+	return a.dhcpCounts.Replies(), a.dhcp6Counts.Replies(), a.dnsCounts.Answers()
 }
 
 // PortTraffic is what one port's interface carried, as the instance (or

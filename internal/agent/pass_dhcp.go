@@ -169,6 +169,7 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 		if cur.dhcp6, err = dhcp6.Listen(handle, veth.IfName, log); err != nil {
 			failed = append(failed, "DHCPv6: "+err.Error())
 		} else {
+			cur.dhcp6.CountInto(&p.a.dhcp6Counts)
 			started = append(started, "DHCPv6")
 		}
 	}

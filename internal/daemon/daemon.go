@@ -63,8 +63,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return out
 	}, Servers: func() metrics.ServerCounts {
-		dhcpReplies, dnsAnswers := ag.ServerCounts()
-		return metrics.ServerCounts{DHCPReplies: dhcpReplies, DNSAnswers: dnsAnswers}
+		dhcpReplies, dhcp6Replies, dnsAnswers := ag.ServerCounts()
+		return metrics.ServerCounts{DHCPReplies: dhcpReplies, DHCP6Replies: dhcp6Replies, DNSAnswers: dnsAnswers}
 	}, PortTraffic: func() (map[string]metrics.PortTraffic, error) {
 		traffic, err := ag.PortTraffic()
 		out := make(map[string]metrics.PortTraffic, len(traffic))

@@ -46,6 +46,9 @@ type ServerCounts struct {
 	// DHCPReplies counts DHCP replies sent, by message type ("OFFER",
 	// "ACK", "NAK", "REPLY" for DHCPv6…).
 	DHCPReplies map[string]uint64
+	// DHCP6Replies counts DHCPv6 replies sent, by message type
+	// ("ADVERTISE", "REPLY").
+	DHCP6Replies map[string]uint64
 	// DNSAnswers counts DNS queries answered, by response code
 	// ("NOERROR", "NXDOMAIN", "REFUSED"…).
 	DNSAnswers map[string]uint64
@@ -192,6 +195,9 @@ var (
 	dhcpDesc = prometheus.NewDesc(namespace+"_dhcp_replies_total",
 		"DHCP replies the networks' servers sent, by message type (OFFER and ACK: leases served).",
 		[]string{"type"}, nil)
+	dhcp6Desc = prometheus.NewDesc(namespace+"_dhcp6_replies_total",
+		"DHCPv6 replies the networks' servers sent, by message type (REPLY to a REQUEST or RENEW: leases served).",
+		[]string{"type"}, nil)
 	dnsDesc = prometheus.NewDesc(namespace+"_dns_answers_total",
 		"DNS queries the networks' servers answered, by response code.",
 		[]string{"rcode"}, nil)
@@ -201,6 +207,7 @@ type serversCollector struct{ counts func() ServerCounts }
 
 func (c *serversCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- dhcpDesc
+	ch <- dhcp6Desc
 	ch <- dnsDesc
 }
 
@@ -208,6 +215,9 @@ func (c *serversCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.counts()
 	for t, n := range s.DHCPReplies {
 		ch <- prometheus.MustNewConstMetric(dhcpDesc, prometheus.CounterValue, float64(n), t)
+	}
+	for t, n := range s.DHCP6Replies {
+		ch <- prometheus.MustNewConstMetric(dhcp6Desc, prometheus.CounterValue, float64(n), t)
 	}
 	for rc, n := range s.DNSAnswers {
 		ch <- prometheus.MustNewConstMetric(dnsDesc, prometheus.CounterValue, float64(n), rc)

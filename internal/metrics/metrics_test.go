@@ -68,8 +68,9 @@ next:
 func TestSeries(t *testing.T) {
 	objects := []metrics.ObjectCount{{Kind: "network", Status: "ACTIVE", Count: 3}, {Kind: "port", Status: "ERROR", Count: 1}}
 	servers := metrics.ServerCounts{
-		DHCPReplies: map[string]uint64{"ACK": 5, "OFFER": 4},
-		DNSAnswers:  map[string]uint64{"NOERROR": 7},
+		DHCPReplies:  map[string]uint64{"ACK": 5, "OFFER": 4},
+		DHCP6Replies: map[string]uint64{"REPLY": 2},
+		DNSAnswers:   map[string]uint64{"NOERROR": 7},
 	}
 	m := metrics.New(metrics.Sources{
 		Objects: func() []metrics.ObjectCount { return objects },
@@ -107,6 +108,7 @@ func TestSeries(t *testing.T) {
 		{"nsnet_objects", map[string]string{"kind": "port", "status": "ERROR"}, 1},
 		{"nsnet_dhcp_replies_total", map[string]string{"type": "ACK"}, 5},
 		{"nsnet_dns_answers_total", map[string]string{"rcode": "NOERROR"}, 7},
+		{"nsnet_dhcp6_replies_total", map[string]string{"type": "REPLY"}, 2},
 		{"nsnet_router_conntrack_entries", map[string]string{"router": "r1"}, 12},
 		{"nsnet_port_receive_bytes_total", map[string]string{"port": "p1"}, 1000},
 		{"nsnet_port_receive_packets_total", map[string]string{"port": "p1"}, 10},
