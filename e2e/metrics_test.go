@@ -170,12 +170,14 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	}
 
 	net1 := e.MustAPI("POST", "/v2.0/networks", map[string]any{"network": map[string]any{"name": "n1"}})["network"].(map[string]any)["id"].(string)
-	e.MustNsnet("network", "create", "n2")
+	e.MustNsnet("network", "create", "public", "--external")
+	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24", "--no-dhcp")
 	e.MustNsnet("subnet", "create", "s1", "--network", "n1", "--subnet-range", "10.62.0.0/24")
 	e.MustNsnet("instance", "create", "vm1")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "n1", "--device", "vm1")
-	routerID := jsonOf(t, e.MustNsnet("router", "create", "r1", "-o", "json"))["id"].(string)
+	routerID := jsonOf(t, e.MustNsnet("router", "create", "r1", "--external-gateway", "public", "-o", "json"))["id"].(string)
 	e.MustNsnet("router", "add", "subnet", "r1", "s1")
+	e.MustNsnet("floating", "ip", "create", "public", "--port", "vm1-eth0")
 
 	// A lease served and a name answered by the network's DHCP and DNS
 	// servers (the DHCP port holds the pool's last address).
@@ -225,6 +227,9 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		{`nsnet_port_receive_packets_total{port="` + portID + `"}`, func(v float64) bool { return v >= 2 }, ">= 2", nil},
 		{`nsnet_port_transmit_bytes_total{port="` + portID + `"}`, func(v float64) bool { return v > 0 }, "> 0", nil},
 		{`nsnet_port_dropped_packets_total{port="` + portID + `",reason="ingress_denied"}`, func(v float64) bool { return v >= 1 }, ">= 1", nil},
+		// r1 SNATs s1 to its gateway and holds vm1's floating IP.
+		{`nsnet_router_nat_translations{router="` + routerID + `",type="snat"}`, func(v float64) bool { return v == 1 }, "1", nil},
+		{`nsnet_router_nat_translations{router="` + routerID + `",type="floating_ip"}`, func(v float64) bool { return v == 1 }, "1", nil},
 		// vm1 pings its gateway: the router's namespace tracks the flow
 		// (for ICMP's 30 s: the ping is sent again on every attempt).
 		{`nsnet_router_conntrack_entries{router="` + routerID + `"}`, func(v float64) bool { return v >= 1 }, ">= 1", func() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -149,4 +150,31 @@ func (a *Agent) RouterConntrack() (map[string]int, error) {
 		out[id] = n
 	}
 	return out, errors.Join(errs...)
+}
+
+// RouterNAT returns the translations each router's nsnet table holds, by
+// router id and type ("snat", "masquerade", "floating_ip", "port_forward"),
+// as of the last spec the kernel took: no kernel read.
+func (a *Agent) RouterNAT() map[string]map[string]int {
+	a.nat.mu.Lock()
+	defer a.nat.mu.Unlock()
+	out := make(map[string]map[string]int, len(a.nat.m))
+	for id, r := range a.nat.m {
+		if id == hostNATKey {
+			continue
+		}
+		if c := r.programmed.Load(); c != nil {
+			out[id] = *c
+		}
+	}
+	return out
+}
+
+func natCounts(spec nat.Spec) *map[string]int {
+	return &map[string]int{
+		"snat":         len(spec.SNAT),
+		"masquerade":   len(spec.Masquerade),
+		"floating_ip":  len(spec.FloatingIPs),
+		"port_forward": len(spec.PortForwards),
+	}
 }

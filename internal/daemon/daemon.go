@@ -73,7 +73,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return out, err
 	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() },
-		RouterConntrack: func() (map[string]int, error) { return ag.RouterConntrack() }})
+		RouterConntrack: func() (map[string]int, error) { return ag.RouterConntrack() },
+		RouterNAT:       func() map[string]map[string]int { return ag.RouterNAT() }})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
 		HostNetns:      cfg.HostNetns,

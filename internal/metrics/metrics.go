@@ -70,6 +70,9 @@ type Sources struct {
 	// RouterConntrack returns the connections each router's namespace
 	// tracks, by router id.
 	RouterConntrack func() (map[string]int, error)
+	// RouterNAT returns the translations each router's table holds, by
+	// router id and type.
+	RouterNAT func() map[string]map[string]int
 }
 
 // PortTraffic is what one port carried, as the instance (or router, or
@@ -130,8 +133,8 @@ func New(src Sources) *Metrics {
 	if src.Servers != nil {
 		m.reg.MustRegister(&serversCollector{counts: src.Servers})
 	}
-	if src.RouterConntrack != nil {
-		m.reg.MustRegister(&routersCollector{conntrack: src.RouterConntrack})
+	if src.RouterConntrack != nil || src.RouterNAT != nil {
+		m.reg.MustRegister(&routersCollector{conntrack: src.RouterConntrack, nat: src.RouterNAT})
 	}
 	if src.PortTraffic != nil || src.PortDrops != nil {
 		m.reg.MustRegister(&portsCollector{traffic: src.PortTraffic, drops: src.PortDrops})
@@ -281,20 +284,38 @@ var routerConntrack = prometheus.NewDesc(namespace+"_router_conntrack_entries",
 	"Connections a router's namespace tracks (the ones its NAT translates among them).",
 	[]string{"router"}, nil)
 
+var routerNAT = prometheus.NewDesc(namespace+"_router_nat_translations",
+	"Translations a router's nsnet table holds, by type (snat, masquerade, floating_ip, port_forward).",
+	[]string{"router", "type"}, nil)
+
 // routersCollector reads each router namespace's connection count at
-// scrape time (a sysctl read per router).
+// scrape time (a sysctl read per router), and the translations its table
+// was last programmed with.
 type routersCollector struct {
 	conntrack func() (map[string]int, error)
+	nat       func() map[string]map[string]int
 }
 
-func (c *routersCollector) Describe(ch chan<- *prometheus.Desc) { ch <- routerConntrack }
+func (c *routersCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- routerConntrack
+	ch <- routerNAT
+}
 
 func (c *routersCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.conntrack()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(routerConntrack, err)
+	if c.conntrack != nil {
+		counts, err := c.conntrack()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(routerConntrack, err)
+		}
+		for id, n := range counts {
+			ch <- prometheus.MustNewConstMetric(routerConntrack, prometheus.GaugeValue, float64(n), id)
+		}
 	}
-	for id, n := range counts {
-		ch <- prometheus.MustNewConstMetric(routerConntrack, prometheus.GaugeValue, float64(n), id)
+	if c.nat != nil {
+		for id, types := range c.nat() {
+			for t, n := range types {
+				ch <- prometheus.MustNewConstMetric(routerNAT, prometheus.GaugeValue, float64(n), id, t)
+			}
+		}
 	}
 }

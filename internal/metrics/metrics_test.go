@@ -79,6 +79,9 @@ func TestSeries(t *testing.T) {
 			return map[string]metrics.PortTraffic{"p1": {RxBytes: 1000, RxPackets: 10, TxBytes: 500, TxPackets: 5}}, nil
 		},
 		RouterConntrack: func() (map[string]int, error) { return map[string]int{"r1": 12}, nil },
+		RouterNAT: func() map[string]map[string]int {
+			return map[string]map[string]int{"r1": {"floating_ip": 2, "snat": 1}}
+		},
 		PortDrops: func() map[string]map[string]uint64 {
 			return map[string]map[string]uint64{"p1": {"ingress_denied": 3, "spoofed_ip": 0}}
 		},
@@ -110,6 +113,8 @@ func TestSeries(t *testing.T) {
 		{"nsnet_dns_answers_total", map[string]string{"rcode": "NOERROR"}, 7},
 		{"nsnet_dhcp6_replies_total", map[string]string{"type": "REPLY"}, 2},
 		{"nsnet_router_conntrack_entries", map[string]string{"router": "r1"}, 12},
+		{"nsnet_router_nat_translations", map[string]string{"router": "r1", "type": "floating_ip"}, 2},
+		{"nsnet_router_nat_translations", map[string]string{"router": "r1", "type": "snat"}, 1},
 		{"nsnet_port_receive_bytes_total", map[string]string{"port": "p1"}, 1000},
 		{"nsnet_port_receive_packets_total", map[string]string{"port": "p1"}, 10},
 		{"nsnet_port_transmit_bytes_total", map[string]string{"port": "p1"}, 500},
