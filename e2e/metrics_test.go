@@ -252,4 +252,15 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 			return nil
 		})
 	}
+
+	// For the record (go test -v): what a dashboard's query answers.
+	const q = `sum by (kind, status) (nsnet_objects)`
+	if samples, err := p.query(q); err != nil {
+		t.Error(err)
+	} else {
+		for _, s := range samples {
+			v, _ := s.value()
+			t.Logf("%s: %v %v", q, s.Metric, v)
+		}
+	}
 }
