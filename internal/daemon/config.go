@@ -30,7 +30,7 @@ type Config struct {
 	Listen string
 	// MetricsListen is an optional TCP address that serves only /metrics,
 	// without authentication, for Prometheus to scrape (e.g.
-	// 127.0.0.1:9697). The API serves /metrics too, to admins.
+	// 127.0.0.1:9698). The API serves /metrics too, to admins.
 	MetricsListen string
 	// TokensFile lists tokens, each with its project, user and roles
 	// (see auth.LoadTokens). SIGHUP re-reads it.

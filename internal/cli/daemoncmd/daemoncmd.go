@@ -104,6 +104,7 @@ management network).`,
   sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
        --keystone-username nsnet --keystone-project service
   sudo nsnet daemon --dhcp-lease-time 1h --dns-upstream 192.0.2.53,192.0.2.54
+  sudo nsnet daemon --metrics-listen 127.0.0.1:9698          # Prometheus scrapes http://127.0.0.1:9698/metrics
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
 		Args: cobra.NoArgs,
 	}
@@ -111,7 +112,7 @@ management network).`,
 	fs.StringVar(&f.stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state database, state.db")
 	fs.StringVar(&f.socket, "socket", daemon.DefaultSocket, "unix socket of the API")
 	fs.StringVar(&f.listen, "listen", "", "also serve the API on this TCP address, e.g. 127.0.0.1:9696 (needs --tokens, --token-file or --keystone-url)")
-	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus) on this TCP address without authentication, e.g. 127.0.0.1:9697; the API serves it to admins too")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus) on this TCP address without authentication, e.g. 127.0.0.1:9698; the API serves it to admins too")
 	fs.StringVar(&f.tokensFile, "tokens", "", "YAML file of tokens with their projects, users and roles (SIGHUP re-reads it)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token that TCP callers send as X-Auth-Token")
 	fs.StringVar(&f.keystone.url, "keystone-url", "", "validate tokens with this Keystone v3 endpoint, e.g. http://127.0.0.1:5000/v3")
