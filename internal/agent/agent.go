@@ -36,8 +36,10 @@ import (
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
+	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/nameserver"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -61,7 +63,11 @@ type Config struct {
 	// DNSUpstreams are the resolvers (address:port) the networks' DNS
 	// servers forward other names to; none: they answer REFUSED.
 	DNSUpstreams []string
-	Logger       *slog.Logger
+	// OnPass, when set, is told of every pass that ran (not one cut short
+	// by the agent stopping): full or partial, how long it took, whether
+	// it left objects in error (clean) and whether it failed as a whole.
+	OnPass func(full bool, d time.Duration, clean bool, err error)
+	Logger *slog.Logger
 }
 
 // Defaults.
@@ -125,6 +131,11 @@ type Agent struct {
 	firewall hostFirewall
 	// servers are the networks' DHCP, DNS and metadata servers.
 	servers closers[*networkServers]
+	// dhcpCounts, dhcp6Counts and dnsCounts total what every network's
+	// DHCP, DHCPv6 and DNS servers answered (see ServerCounts).
+	dhcpCounts  dhcp.Counters
+	dhcp6Counts dhcp6.Counters
+	dnsCounts   nameserver.Counters
 	// metadata is the metadata service; metaListeners its listeners in
 	// router namespaces.
 	metadata      *metadata.Service
@@ -232,7 +243,11 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	full := true
 	for {
+		start := time.Now()
 		clean, err := a.pass(ctx, full)
+		if ctx.Err() == nil && a.cfg.OnPass != nil {
+			a.cfg.OnPass(full, time.Since(start), clean, err)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil

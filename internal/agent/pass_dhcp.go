@@ -156,6 +156,7 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 		if cur.dhcp, err = dhcp.Listen(handle, veth.IfName, log); err != nil {
 			failed = append(failed, "DHCP: "+err.Error())
 		} else {
+			cur.dhcp.CountInto(&p.a.dhcpCounts)
 			started = append(started, "DHCP")
 		}
 	}
@@ -168,6 +169,7 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 		if cur.dhcp6, err = dhcp6.Listen(handle, veth.IfName, log); err != nil {
 			failed = append(failed, "DHCPv6: "+err.Error())
 		} else {
+			cur.dhcp6.CountInto(&p.a.dhcp6Counts)
 			started = append(started, "DHCPv6")
 		}
 	}
@@ -194,6 +196,7 @@ func (p *pass) ensureServers(networkID string, ns *dataplane.Namespace, veth dat
 			failed = append(failed, fmt.Sprintf("subnet %s: DNS on %s: %v", l.Subnet, l.Addr, err))
 			continue
 		}
+		s.CountInto(&p.a.dnsCounts)
 		cur.dns[l.Addr] = s
 		started = append(started, "DNS on "+l.Addr.String())
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
@@ -29,6 +30,9 @@ type routerNAT struct {
 	ino     uint64 // the namespace the table's sockets are in
 	applied nat.Spec
 	ok      bool // applied is in the kernel
+	// programmed counts the translations of the last spec the kernel
+	// took, for the metrics (read without the pass: see RouterNAT).
+	programmed atomic.Pointer[map[string]int]
 }
 
 // natTables are the open tables of routers, by router id.
@@ -360,6 +364,7 @@ func (p *pass) ensureNAT(id string, ns *dataplane.Namespace, spec nat.Spec) (cha
 		return false, err
 	}
 	r.applied = spec
+	r.programmed.Store(natCounts(spec))
 	if res.Rebuilt || len(res.Rewritten) > 0 {
 		p.a.log.Warn("nat table repaired", "router", id, "rebuilt", res.Rebuilt, "rewritten", res.Rewritten)
 	}

@@ -73,7 +73,13 @@ type Config struct {
 	// (GET /v3/projects…) from nsnet's tokens file; nil when a real
 	// Keystone does (see identity.go).
 	Projects func() []auth.Project
-	Logger   *slog.Logger
+	// Metrics, when set, serves GET /metrics (Prometheus's text format) to
+	// admins: the series count every project's objects.
+	Metrics http.Handler
+	// Observe, when set, is told of every request answered: its method,
+	// the route pattern it matched (never its raw path) and its status.
+	Observe func(method, route string, code int, d time.Duration)
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -119,8 +125,12 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 				writeError(rec, &service.Error{Status: 500, Type: "HTTPInternalServerError",
 					Message: "Request Failed: internal server error while processing your request."})
 			}
+			d := time.Since(start)
 			s.cfg.Logger.Debug("request", "method", r.Method, "path", r.URL.Path,
-				"status", rec.status, "duration", time.Since(start))
+				"status", rec.status, "duration", d)
+			if s.cfg.Observe != nil {
+				s.cfg.Observe(methodLabel(r.Method), s.route(r), rec.status, d)
+			}
 		}()
 		// The version document is public, as in Neutron.
 		if r.URL.Path != "/" {
@@ -141,6 +151,27 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 		r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 		s.mux.ServeHTTP(rec, r)
 	})
+}
+
+// route is the pattern r matched, or would have had it been let through
+// (a request refused by authentication): a label of bounded cardinality,
+// whatever paths callers send.
+func (s *Server) route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	_, pattern := s.mux.Handler(r)
+	return pattern
+}
+
+// methodLabel bounds the methods a label can hold: any other is "other".
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // authError answers a request whose token could not be accepted: 401 for a
@@ -178,6 +209,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /nsnet/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.cfg.Status())
 	})
+	if s.cfg.Metrics != nil {
+		s.mux.HandleFunc("GET /metrics", s.metrics)
+	}
 	for _, res := range append(s.resources(), s.agentResources()...) {
 		s.register(res)
 	}
@@ -192,6 +226,18 @@ func (s *Server) routes() {
 		s.identityRoutes()
 	}
 	s.mux.HandleFunc("/", s.notFound)
+}
+
+// metrics serves the metrics to admins (on the unix socket every caller
+// is). Prometheus scrapes a daemon's --metrics-listen address instead,
+// which needs no token.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if c, _ := auth.FromContext(r.Context()); !c.IsAdmin() {
+		writeError(w, &service.Error{Status: http.StatusForbidden, Type: "PolicyNotAuthorized",
+			Message: "rule:get_metrics is disallowed by policy"})
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
 }
 
 // notFound answers what no route takes: 405 with the methods that the path

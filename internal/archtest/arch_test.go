@@ -97,6 +97,8 @@ var rules = []rule{
 	{pkg: "internal/nameserver", why: "read the store or program the kernel",
 		deps:   []string{"internal/store", "internal/dataplane", "internal/firewall", "internal/nat", nftables + "/..."},
 		direct: []string{netlink}},
+	{pkg: "internal/metrics", why: "import the agent, service, API or store",
+		deps: []string{"internal/..."}},
 	{pkg: "internal/explain", why: "change the kernel or read the store",
 		deps: []string{"internal/store", "internal/service", "internal/agent", "internal/firewall"}},
 	{pkg: "internal/cleanup", why: "read the store or the API",

@@ -28,6 +28,10 @@ type Config struct {
 	// It requires one way to check tokens: TokensFile, TokenFile or
 	// Keystone.
 	Listen string
+	// MetricsListen is an optional TCP address that serves only /metrics,
+	// without authentication, for Prometheus to scrape (e.g.
+	// 127.0.0.1:9698). The API serves /metrics too, to admins.
+	MetricsListen string
 	// TokensFile lists tokens, each with its project, user and roles
 	// (see auth.LoadTokens). SIGHUP re-reads it.
 	TokensFile string

@@ -18,6 +18,7 @@ import (
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/hostlock"
+	"github.com/nsnet/nsnet/internal/metrics"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -52,14 +53,46 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
-	ag, err := agent.New(agent.Config{
+	// The agent reports its passes into the metrics, which count its
+	// objects at each scrape.
+	var ag *agent.Agent
+	mx := metrics.New(metrics.Sources{Objects: func() []metrics.ObjectCount {
+		var out []metrics.ObjectCount
+		for _, c := range ag.StatusCounts() {
+			out = append(out, metrics.ObjectCount{Kind: c.Kind, Status: c.Status, Count: c.Count})
+		}
+		return out
+	}, Servers: func() metrics.ServerCounts {
+		dhcpReplies, dhcp6Replies, dnsAnswers := ag.ServerCounts()
+		return metrics.ServerCounts{DHCPReplies: dhcpReplies, DHCP6Replies: dhcp6Replies, DNSAnswers: dnsAnswers}
+	}, PortTraffic: func() (map[string]metrics.PortTraffic, error) {
+		traffic, err := ag.PortTraffic()
+		out := make(map[string]metrics.PortTraffic, len(traffic))
+		for id, t := range traffic {
+			out[id] = metrics.PortTraffic(t)
+		}
+		return out, err
+	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() },
+		RouterConntrack: func() (map[string]int, error) { return ag.RouterConntrack() },
+		RouterNAT:       func() map[string]map[string]int { return ag.RouterNAT() }})
+	ag, err = agent.New(agent.Config{
 		Store:          st,
 		HostNetns:      cfg.HostNetns,
 		NetnsPrefix:    cfg.NetnsPrefix,
 		ResyncInterval: cfg.ResyncInterval,
 		DHCPLeaseTime:  cfg.DHCPLeaseTime,
 		DNSUpstreams:   cfg.DNSUpstreams,
-		Logger:         log.With("component", "agent"),
+		OnPass: func(full bool, d time.Duration, clean bool, err error) {
+			result := metrics.PassOK
+			switch {
+			case err != nil:
+				result = metrics.PassFailed
+			case !clean:
+				result = metrics.PassObjectErrors
+			}
+			mx.ObservePass(full, d, result, time.Now())
+		},
+		Logger: log.With("component", "agent"),
 	})
 	if err != nil {
 		return fmt.Errorf("start agent: %w", err)
@@ -84,6 +117,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Service:   svc,
 		Converger: ag,
 		Projects:  ids.projects,
+		Metrics:   mx.Handler(),
+		Observe:   mx.ObserveRequest,
 		Logger:    log.With("component", "api"),
 		Status: func() any {
 			return map[string]any{
@@ -116,6 +151,20 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
 		servers = append(servers, &served{srv: &http.Server{Handler: srv.TokenHandler(ids.authenticator)}, ln: tcpLn})
+	}
+	if cfg.MetricsListen != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			for _, s := range servers {
+				s.ln.Close()
+			}
+			return fmt.Errorf("listen on %s: %w", cfg.MetricsListen, err)
+		}
+		// Only /metrics, and without a token, as Prometheus scrapes
+		// exporters: who can reach this address can read the counts.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", mx.Handler())
+		servers = append(servers, &served{srv: &http.Server{Handler: mux}, ln: ln, what: "metrics"})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -153,7 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 				errs <- fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
 			}
 		}()
-		log.Info("API listening", "address", s.ln.Addr().String())
+		log.Info(cmp.Or(s.what, "API")+" listening", "address", s.ln.Addr().String())
 	}
 
 	var runErr error
@@ -209,8 +258,9 @@ func hostID(hostNetns string) string {
 }
 
 type served struct {
-	srv *http.Server
-	ln  net.Listener
+	srv  *http.Server
+	ln   net.Listener
+	what string // what it serves, for the log: "API" when empty
 }
 
 func withDefaults(cfg Config) Config {

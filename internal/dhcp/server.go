@@ -30,9 +30,11 @@ type Server struct {
 	link   *linkSender
 	ifname string
 	cfg    atomic.Pointer[Config]
-	log    *slog.Logger
-	done   chan struct{}
-	once   sync.Once
+	// counters, when set, count the replies sent (see CountInto).
+	counters atomic.Pointer[Counters]
+	log      *slog.Logger
+	done     chan struct{}
+	once     sync.Once
 }
 
 // receiveBuffer is the server's socket receive buffer. Every client of a
@@ -123,7 +125,9 @@ func (s *Server) serve() {
 		}
 		if err := s.send(req, reply); err != nil {
 			s.log.Warn("DHCP reply", "interface", s.ifname, "err", err)
+			continue
 		}
+		s.counters.Load().sent(reply)
 	}
 }
 

@@ -106,6 +106,8 @@ func TestServeUnicast(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	var counters Counters
+	s.CountInto(&counters)
 	s.SetConfig(testConfig())
 	if s.link == nil {
 		t.Fatal("no packet socket for unicast replies")
@@ -184,6 +186,17 @@ func TestServeUnicast(t *testing.T) {
 			}
 			t.Fatal("no offer")
 		})
+	}
+	// Each subtest got an OFFER (a retransmission may have got another),
+	// counted once sent: the counter may trail the client by a moment.
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		got := counters.Replies()
+		if got["OFFER"] >= uint64(len(tests)) && len(got) == 1 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("counted replies %v, want %d OFFER or more and nothing else", got, len(tests))
+		}
 	}
 }
 

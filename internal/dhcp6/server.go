@@ -35,9 +35,11 @@ type Server struct {
 	index  int
 	duid   dhcpv6.DUID
 	cfg    atomic.Pointer[Config]
-	log    *slog.Logger
-	done   chan struct{}
-	once   sync.Once
+	// counters, when set, count the replies sent (see CountInto).
+	counters atomic.Pointer[Counters]
+	log      *slog.Logger
+	done     chan struct{}
+	once     sync.Once
 }
 
 // Listen opens the server's socket on UDP port 547 of ifname inside ns,
@@ -113,7 +115,9 @@ func (s *Server) serve() {
 		to := &net.UDPAddr{IP: from.Addr().AsSlice(), Port: int(from.Port()), Zone: strconv.Itoa(s.index)}
 		if _, err := s.conn.WriteToUDP(reply.ToBytes(), to); err != nil {
 			s.log.Warn("DHCPv6 reply", "interface", s.ifname, "to", to, "err", err)
+			continue
 		}
+		s.counters.Load().sent(reply)
 	}
 }
 

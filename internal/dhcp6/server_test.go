@@ -258,6 +258,8 @@ func TestDHClientStateful(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
+	var counters Counters
+	srv.CountInto(&counters)
 	srv.SetConfig(&Config{
 		LeaseTime: time.Hour,
 		Subnets:   []Subnet{{Prefix: p, DNS: []netip.Addr{dns}}},
@@ -289,6 +291,17 @@ func TestDHClientStateful(t *testing.T) {
 	}
 	if bound[0]["new_dhcp6_server_id"] == "" {
 		t.Errorf("no server identifier in dhclient's environment: %v", bound[0])
+	}
+	// Bound: the server sent an ADVERTISE and a REPLY at least, counted
+	// once sent (the counter may trail the client by a moment).
+	for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		got := counters.Replies()
+		if got["ADVERTISE"] >= 1 && got["REPLY"] >= 1 && len(got) == 2 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("counted replies %v, want ADVERTISE and REPLY", got)
+		}
 	}
 }
 

@@ -36,7 +36,9 @@ type Server struct {
 	// from it.
 	zone      atomic.Pointer[fastZone]
 	upstreams []string
-	log       *slog.Logger
+	// counters, when set, count the answers sent (see CountInto).
+	counters atomic.Pointer[Counters]
+	log      *slog.Logger
 }
 
 // Listen opens the server's sockets on addr inside ns and starts serving.
@@ -129,7 +131,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if err := w.WriteMsg(reply); err != nil {
 		s.log.Debug("DNS reply", "to", w.RemoteAddr(), "err", err)
+		return
 	}
+	s.counters.Load().answered(reply.Rcode)
 }
 
 func (s *Server) answer(req *dns.Msg, network string) *dns.Msg {
@@ -254,8 +258,14 @@ func (r *fastReader) answer(msgs []ipv4.Message) {
 		r.out[replies].Addr = m.Addr
 		replies++
 	}
+	counters := r.s.counters.Load()
 	for sent := 0; sent < replies; {
 		n, err := r.rw.WriteBatch(r.out[sent:replies], 0)
+		if counters != nil {
+			for _, m := range r.out[sent : sent+n] {
+				counters.answered(int(m.Buffers[0][3] & 0xf)) // the header's RCODE
+			}
+		}
 		if err != nil {
 			// A reply that cannot be sent is a query lost: the client
 			// asks again.

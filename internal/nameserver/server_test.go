@@ -3,9 +3,11 @@ package nameserver
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,6 +279,8 @@ func TestServeBurst(t *testing.T) {
 	z.Add("vm1", netip.MustParseAddr("10.0.0.5"))
 	z.Add("vm1", netip.MustParseAddr("2001:db8:1::5"))
 	z.Subnets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+	var counters Counters
+	s.CountInto(&counters)
 	s.SetZone(z)
 
 	ptr, _ := dns.ReverseAddr("10.0.0.5")
@@ -354,5 +358,19 @@ func TestServeBurst(t *testing.T) {
 	}
 	if len(open) > 0 {
 		t.Errorf("%d of %d queries unanswered", len(open), n)
+	}
+	// Every answer is counted by its code, on both paths (A, AAAA and
+	// NXDOMAIN on the fast one; PTR, EDNS and REFUSED on the general
+	// one); a query sent again may have been answered twice.
+	per := uint64(n / len(kinds))
+	want := map[string]uint64{"NOERROR": 4 * per, "NXDOMAIN": per, "REFUSED": per}
+	got := counters.Answers()
+	for rc, min := range want {
+		if got[rc] < min {
+			t.Errorf("counted %d %s answers, want at least %d (all: %v)", got[rc], rc, min, got)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("counted answers %v, want only %v", got, slices.Collect(maps.Keys(want)))
 	}
 }

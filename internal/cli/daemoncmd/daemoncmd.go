@@ -30,6 +30,7 @@ type flags struct {
 	stateDir       string
 	socket         string
 	listen         string
+	metricsListen  string
 	tokensFile     string
 	tokenFile      string
 	keystone       keystoneFlags
@@ -92,13 +93,19 @@ Every namespace the agent creates starts with --netns-prefix, so that
 several daemons (or tests) on one machine never collide, as long as each has
 a --host-netns of its own: one daemon programs a host namespace at a time (a
 lock under /run/nsnet/locks), and a second one refuses to start, naming the
-first one's pid, before it touches the kernel.`,
+first one's pid, before it touches the kernel.
+
+Prometheus metrics (docs/METRICS.md) are served at /metrics: to admins on
+the API's listeners, and without a token on --metrics-listen, an address
+of their own for Prometheus to scrape (keep it on 127.0.0.1 or a
+management network).`,
 		Example: `  sudo nsnet daemon
   sudo nsnet daemon --listen 127.0.0.1:9696 --token-file /etc/nsnet/token
   sudo nsnet daemon --listen 127.0.0.1:9696 --tokens /etc/nsnet/tokens.yaml --default-quota network=10,port=50
   sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
        --keystone-username nsnet --keystone-project service
   sudo nsnet daemon --dhcp-lease-time 1h --dns-upstream 192.0.2.53,192.0.2.54
+  sudo nsnet daemon --metrics-listen 127.0.0.1:9698          # Prometheus scrapes http://127.0.0.1:9698/metrics
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
 		Args: cobra.NoArgs,
 	}
@@ -106,6 +113,7 @@ first one's pid, before it touches the kernel.`,
 	fs.StringVar(&f.stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state database, state.db")
 	fs.StringVar(&f.socket, "socket", daemon.DefaultSocket, "unix socket of the API")
 	fs.StringVar(&f.listen, "listen", "", "also serve the API on this TCP address, e.g. 127.0.0.1:9696 (needs --tokens, --token-file or --keystone-url)")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus) on this TCP address without authentication, e.g. 127.0.0.1:9698; the API serves it to admins too")
 	fs.StringVar(&f.tokensFile, "tokens", "", "YAML file of tokens with their projects, users and roles (SIGHUP re-reads it)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the admin token that TCP callers send as X-Auth-Token")
 	fs.StringVar(&f.keystone.url, "keystone-url", "", "validate tokens with this Keystone v3 endpoint, e.g. http://127.0.0.1:5000/v3")
@@ -185,6 +193,7 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		StateDir:       f.stateDir,
 		Socket:         f.socket,
 		Listen:         f.listen,
+		MetricsListen:  f.metricsListen,
 		TokensFile:     f.tokensFile,
 		TokenFile:      f.tokenFile,
 		Keystone:       ks,
