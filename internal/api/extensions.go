@@ -42,6 +42,7 @@ var extensions = []extension{
 	{"address-scope", "Address scope", "Address scopes extension.", "2015-07-26T10:00:00-00:00", []string{}},
 	{"rbac-subnetpool", "Add subnetpool type to RBAC", "Add subnetpool type to RBAC", "2020-02-05T00:00:00-00:00", []string{}},
 	{"rbac-address-scope", "Add address_scope type to RBAC", "Add address_scope type to RBAC", "2020-02-12T00:00:00-00:00", []string{}},
+	{"rbac-address-group", "Add address_group type to RBAC", "Add address_group type to network RBAC: a group shared with a project is visible to it and usable as the remote of its security group rules.", "2021-01-20T00:00:00-00:00", []string{}},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources.", "2015-06-17T12:15:12-00:00", []string{}},
 	{"rbac-security-groups", "Add security_group type to network RBAC", "Add security_group type to network RBAC: a group shared with a project is visible to it and usable on its ports.", "2019-01-02T00:00:00-00:00", []string{}},
 	{"router", "Neutron L3 Router", "Router abstraction for layer 3 forwarding between layer 2 Neutron networks and access to external networks; nsnet builds each router as a qrouter-<id> namespace.", "2012-07-20T10:00:00-00:00", []string{}},

@@ -250,6 +250,7 @@ const (
 	RBACObjectSecurityGroup = "security_group"
 	RBACObjectSubnetPool    = "subnetpool"
 	RBACObjectAddressScope  = "address_scope"
+	RBACObjectAddressGroup  = "address_group"
 )
 
 // RBACWildcard is the target_tenant of a policy that applies to every project.
