@@ -62,6 +62,7 @@ var extensions = []extension{
 	{"subnet-service-types", "Subnet service types", "Provides ability to set the subnet service_types field: a port takes its addresses from the subnets typed for its device_owner, or from untyped ones.", "2016-03-15T18:00:00-00:00", []string{}},
 	{"port-mac-address-regenerate", "Neutron Port MAC address regenerate", "Network port MAC address regenerate: an update with mac_address null gives the port a new MAC, which the agent sets on its veth.", "2018-05-03T10:00:00-00:00", []string{}},
 	{"allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs", "2013-07-23T10:00:00-00:00", []string{}},
+	{"service-type", "Neutron Service Type Management", "API for retrieving service providers for Neutron advanced services: nsnet's routers are its one L3_ROUTER_NAT provider, single_node.", "2013-01-20T00:00:00-00:00", []string{}},
 	{"agent", "agent", "The agent management extension: nsnet's agent registers as the L3, DHCP, metadata and Linux bridge agents of its host, alive while its full passes run.", "2013-02-03T10:00:00-00:00", []string{}},
 	{"dhcp_agent_scheduler", "DHCP Agent Scheduler", "Schedule networks among dhcp agents: a network removed from its DHCP agent loses its qdhcp namespace.", "2013-02-07T10:00:00-00:00", []string{}},
 	{"l3_agent_scheduler", "L3 Agent Scheduler", "Schedule routers among l3 agents: a router removed from its L3 agent loses its qrouter namespace.", "2013-02-07T10:00:00-00:00", []string{}},
