@@ -14,7 +14,7 @@ import (
 // name nsnet's DNS server answers for its address in the network's
 // dns_domain, forward and reverse, in place of its instance's name; the
 // name dns_assignment shows is the one answered, and a change of dns_name
-// reaches the server.
+// reaches the server; a port's own dns_domain is one more name for it.
 func TestPortDNSName(t *testing.T) {
 	e := Start(t)
 	network := jsonOf(t, e.MustNsnet("network", "create", "lab", "--dns-domain", "lab.test.", "-o", "json"))
@@ -68,6 +68,22 @@ func TestPortDNSName(t *testing.T) {
 		"+short -x 10.44.0.20": "db.lab.test.",
 		"vm2.lab.test A":       "status: NXDOMAIN",
 	}))
+
+	// A port's own dns_domain (dns-domain-ports): nsnet's DNS answers its
+	// dns_name there too, that one name only; the reverse stays the
+	// network's name.
+	vm1 = decodePort(t, e.MustAPI("PUT", "/v2.0/ports/"+vm1.ID, map[string]any{"port": map[string]any{"dns_domain": "Pub.example."}})["port"])
+	if vm1.DNSDomain != "pub.example." {
+		t.Errorf("vm1's port dns_domain %q, want pub.example.", vm1.DNSDomain)
+	}
+	eventually(t, 20*time.Second, "nsnet's DNS answering dns_name in the port's domain", answers(map[string]string{
+		"+short alias.pub.example A": "10.44.0.10",
+		"+short alias.lab.test A":    "10.44.0.10",
+		"+short -x 10.44.0.10":       "alias.lab.test.",
+	}))
+	if out := dig("+short", "+norecurse", "other.pub.example", "A"); strings.Contains(out, "10.44.") {
+		t.Errorf("another name in the port's domain answered: %q", out)
+	}
 }
 
 func decodePort(t *testing.T, body any) model.Port {

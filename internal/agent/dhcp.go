@@ -265,7 +265,11 @@ func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subne
 	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
 		for _, ip := range p.FixedIPs {
 			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				z.Add(hostnameOf(n, p, addr, instances), addr)
+				host := hostnameOf(n, p, addr, instances)
+				z.Add(host, addr)
+				if p.DNSName != "" && p.DNSDomain != "" {
+					z.AddName(host+"."+p.DNSDomain, addr)
+				}
 			}
 		}
 	}

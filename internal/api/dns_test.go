@@ -12,6 +12,7 @@ import (
 // portDNS is the dns-integration part of a port body.
 type portDNS struct {
 	DNSName       string                `json:"dns_name"`
+	DNSDomain     string                `json:"dns_domain"`
 	DNSAssignment []model.DNSAssignment `json:"dns_assignment"`
 }
 
@@ -54,6 +55,12 @@ func TestPortDNSName(t *testing.T) {
 			400, "HTTPBadRequest", "It must also include one or more valid DNS labels to the left of 'example.org.'"},
 		{"a PQDN too long with the domain", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net,
 			"dns_name": strings.Repeat(strings.Repeat("a", 60)+".", 4) + "a"}}, 400, "HTTPBadRequest", "The dns_name passed is a PQDN and its size is '245'"},
+		{"a port domain not fully qualified", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "dns_domain": "test.org"}},
+			400, "HTTPBadRequest", "Invalid input for dns_domain. Reason: 'test.org' is not a FQDN."},
+		{"a port domain with an empty label", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "dns_domain": "a..org."}},
+			400, "HTTPBadRequest", "'a..org.' not a valid PQDN or FQDN. Reason: Encountered an empty component"},
+		{"a port domain with no room for a host", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net,
+			"dns_domain": strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("b", 61) + "."}}, 400, "HTTPBadRequest", "contains 254 characters. Adding a sub-domain will cause it to exceed the maximum length of a FQDN of '255'"},
 		{"not a string", "POST", "/v2.0/ports", map[string]any{"port": map[string]any{"network_id": net, "dns_name": 1}},
 			400, "HTTPBadRequest", "Invalid input for dns_name"},
 	})
@@ -71,6 +78,9 @@ func TestPortDNSName(t *testing.T) {
 		{"a FQDN in the domain", map[string]any{"dns_name": "d2.example.org."}, "d2.example.org.", "d2", "d2.example.org."},
 		{"an instance's port", map[string]any{"device_id": inst}, "", "web", ""},
 		{"an instance's port with a dns_name", map[string]any{"device_id": inst, "dns_name": "d3"}, "d3", "d3", ""},
+		// The port's own domain is where nsnet also answers the name;
+		// dns_assignment stays in the network's, as in Neutron.
+		{"a port domain, lower-cased", map[string]any{"dns_name": "d4", "dns_domain": "Test.ORG."}, "d4", "d4", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			attrs := map[string]any{"network_id": net}
@@ -88,11 +98,15 @@ func TestPortDNSName(t *testing.T) {
 			if fqdn == "" {
 				fqdn = host + ".example.org."
 			}
-			want := portDNS{DNSName: tc.wantName, DNSAssignment: []model.DNSAssignment{{Hostname: host, IPAddress: ip, FQDN: fqdn}}}
+			wantDomain := ""
+			if d, ok := tc.attrs["dns_domain"].(string); ok {
+				wantDomain = strings.ToLower(d)
+			}
+			want := portDNS{DNSName: tc.wantName, DNSDomain: wantDomain, DNSAssignment: []model.DNSAssignment{{Hostname: host, IPAddress: ip, FQDN: fqdn}}}
 			shown := h.do("GET", "/v2.0/ports/"+id, nil)
 			listed := h.do("GET", "/v2.0/ports?id="+id, nil)
 			for what, body := range map[string]any{"create": created, "show": shown.body["port"], "list": listed.body["ports"].([]any)[0]} {
-				if got := decodePortDNS(t, body); got.DNSName != want.DNSName || !slices.Equal(got.DNSAssignment, want.DNSAssignment) {
+				if got := decodePortDNS(t, body); got.DNSName != want.DNSName || got.DNSDomain != want.DNSDomain || !slices.Equal(got.DNSAssignment, want.DNSAssignment) {
 					t.Errorf("%s: %+v, want %+v", what, got, want)
 				}
 			}

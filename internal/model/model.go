@@ -179,6 +179,10 @@ type Port struct {
 	// the network's DNS domain. Empty: the name is chosen as PortHostname
 	// says.
 	DNSName string `json:"dns_name"`
+	// DNSDomain is a domain of the port's own (dns-domain-ports), where
+	// nsnet's DNS also answers its dns_name, as Neutron publishes it in
+	// an external DNS; fully qualified, or empty for none.
+	DNSDomain string `json:"dns_domain"`
 	// DNSAssignment is the name each of the port's addresses has in
 	// nsnet's DNS; rendered, never stored.
 	DNSAssignment []DNSAssignment `json:"dns_assignment,omitzero"`

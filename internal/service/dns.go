@@ -55,6 +55,26 @@ func checkDNSName(name string) error {
 	return nil
 }
 
+// checkPortDNSDomain checks a port's dns_domain as neutron-lib's
+// validate_dns_domain does: empty, or a FQDN (with its trailing dot) that
+// leaves room for a host name.
+func checkPortDNSDomain(d string) error {
+	switch {
+	case d == "":
+		return nil
+	case !strings.HasSuffix(d, "."):
+		return fmt.Errorf("'%s' is not a FQDN", d)
+	}
+	if err := checkDNSName(d); err != nil {
+		return err
+	}
+	if len(d) > maxDNSDomainLen-2 {
+		return fmt.Errorf("'%s' contains %d characters. Adding a sub-domain will cause it to exceed the maximum length of a FQDN of '%d'",
+			d, len(d), maxDNSDomainLen)
+	}
+	return nil
+}
+
 // checkDNSNameInDomain checks a port's dns_name against its network's DNS
 // domain, as neutron-lib's _validate_dns_name_with_dns_domain checks it
 // against neutron.conf's: a PQDN must fit in a FQDN with the domain, a

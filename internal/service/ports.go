@@ -164,6 +164,18 @@ var portAttrs = append(append([]attr[portInput]{
 		p.DNSName = v
 		return nil
 	}},
+	{name: "dns_domain", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxDNSDomainLen)
+		if err != nil {
+			return err
+		}
+		v = strings.ToLower(v)
+		if err := checkPortDNSDomain(v); err != nil {
+			return err
+		}
+		p.DNSDomain = v
+		return nil
+	}},
 	{name: "extra_dhcp_opts", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		opts, err := mergeExtraDHCPOpts(p.ExtraDHCPOpts, raw)
 		p.ExtraDHCPOpts = opts
