@@ -160,7 +160,7 @@ func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnet
 			if !ok || err != nil {
 				continue
 			}
-			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(p, addr, instances), Subnet: i,
+			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(n, p, addr, instances), Subnet: i,
 				Options: extraDHCPOptions(p)}
 			break
 		}
@@ -265,26 +265,21 @@ func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subne
 	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
 		for _, ip := range p.FixedIPs {
 			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				z.Add(hostnameOf(p, addr, instances), addr)
+				host := hostnameOf(n, p, addr, instances)
+				z.Add(host, addr)
+				if p.DNSName != "" && p.DNSDomain != "" {
+					z.AddName(host+"."+p.DNSDomain, addr)
+				}
 			}
 		}
 	}
 	return z
 }
 
-// hostnameOf is the name a port's DHCP lease and DNS records carry: its
-// instance's name, else the port's name when it is a DNS label, else
-// Neutron's host-<address>.
-func hostnameOf(p model.Port, addr netip.Addr, instances map[string]model.Instance) string {
-	if p.DeviceOwner == model.DeviceOwnerCompute {
-		if inst, ok := instances[p.DeviceID]; ok && model.CheckDNSLabel(inst.Name) == nil {
-			return strings.ToLower(inst.Name)
-		}
-	}
-	if model.CheckDNSLabel(p.Name) == nil {
-		return strings.ToLower(p.Name)
-	}
-	return "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(addr.String())
+// hostnameOf is the name a port's DHCP lease and DNS records carry on
+// network n: model.PortHostname, with its instance's name.
+func hostnameOf(n model.Network, p model.Port, addr netip.Addr, instances map[string]model.Instance) string {
+	return model.PortHostname(p, addr, instances[p.DeviceID].Name, model.DNSDomain(n))
 }
 
 // resolvConf is the resolv.conf of an instance whose ports are ports (in

@@ -135,7 +135,7 @@ func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets m
 				}
 				dir[k] = &metadata.Instance{
 					ID: inst.ID, Name: inst.Name, ProjectID: inst.ProjectID,
-					Hostname:   hostnameOf(p, cmpAddr(local, addrs[0]), instances),
+					Hostname:   hostnameOf(n, p, cmpAddr(local, addrs[0]), instances),
 					Domain:     strings.TrimSuffix(model.DNSDomain(n), "."),
 					UserData:   inst.UserData,
 					Meta:       inst.Meta,

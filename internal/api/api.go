@@ -212,7 +212,7 @@ func (s *Server) routes() {
 	if s.cfg.Metrics != nil {
 		s.mux.HandleFunc("GET /metrics", s.metrics)
 	}
-	for _, res := range append(s.resources(), s.agentResources()...) {
+	for _, res := range append(append(s.resources(), s.agentResources()...), s.serviceProviderResource()) {
 		s.register(res)
 	}
 	s.schedulerRoutes()

@@ -135,3 +135,90 @@ func TestSecurityGroupPolicyRefusals(t *testing.T) {
 		t.Errorf("beta sees the group shared with it: %d", r.status)
 	}
 }
+
+// TestSharedAddressGroup is rbac-address-group as Neutron has it (and
+// neutron-tempest-plugin's RbacSharedAddressGroupTest checks): an admin's
+// group shared with alpha is alpha's to see and to name in its rules, not
+// to change (to alpha it does not exist for that, 404); beta sees nothing;
+// a policy alpha's rules depend on stays; the group's policies go with it.
+func TestSharedAddressGroup(t *testing.T) {
+	h := newTenants(t, nil)
+	ag := h.create(admin, "address-groups", "address_group", map[string]any{"name": "shared-ag", "addresses": []string{"10.9.0.0/24"}})
+	sg := h.create(owner, "security-groups", "security_group", map[string]any{"name": "alpha-sg"})
+	rule := func(who, group string) response {
+		return h.as(who, "POST", "/v2.0/security-group-rules", map[string]any{"security_group_rule": map[string]any{
+			"security_group_id": group, "direction": "ingress", "protocol": "tcp", "remote_address_group_id": ag}})
+	}
+	policy := func(who, target string) response {
+		return h.as(who, "POST", "/v2.0/rbac-policies", map[string]any{"rbac_policy": map[string]any{
+			"object_type": "address_group", "object_id": ag, "action": "access_as_shared", "target_tenant": target}})
+	}
+	status := func(what string, r response, want int, wantType string) {
+		t.Helper()
+		if typ, msg := neutronError(r); r.status != want || wantType != "" && typ != wantType {
+			t.Errorf("%s: %d %s %q, want %d %s", what, r.status, typ, msg, want, wantType)
+		}
+	}
+
+	status("alpha sees the group before it is shared", h.as(owner, "GET", "/v2.0/address-groups/"+ag, nil), 404, "AddressGroupNotFound")
+	status("alpha's rule with the group before it is shared", rule(owner, sg), 404, "AddressGroupNotFound")
+
+	created := policy(admin, "alpha")
+	status("share with alpha", created, 201, "")
+	var p struct {
+		Policy model.RBACPolicy `json:"rbac_policy"`
+	}
+	decodeInto(t, created, &p)
+	if want := (model.RBACPolicy{ID: p.Policy.ID, ObjectType: "address_group", ObjectID: ag, Action: "access_as_shared",
+		TargetTenant: "alpha", ProjectID: "admin", TenantID: "admin"}); p.Policy != want {
+		t.Errorf("policy = %+v, want %+v", p.Policy, want)
+	}
+	status("the same policy again", policy(admin, "alpha"), 409, "DuplicateRbacPolicy")
+	status("an action address groups do not have", h.as(admin, "POST", "/v2.0/rbac-policies", map[string]any{"rbac_policy": map[string]any{
+		"object_type": "address_group", "object_id": ag, "action": "access_as_external", "target_tenant": "beta"}}), 400, "InvalidActionForType")
+
+	var shown struct {
+		Group model.AddressGroup `json:"address_group"`
+	}
+	got := h.as(owner, "GET", "/v2.0/address-groups/"+ag, nil)
+	status("alpha sees the shared group", got, 200, "")
+	decodeInto(t, got, &shown)
+	if shown.Group.ProjectID != "admin" || len(shown.Group.Addresses) != 1 || shown.Group.Addresses[0] != "10.9.0.0/24" {
+		t.Errorf("shared group as alpha sees it: %+v", shown.Group)
+	}
+	var list struct {
+		Groups []model.AddressGroup `json:"address_groups"`
+	}
+	decodeInto(t, h.as(owner, "GET", "/v2.0/address-groups?name=shared-ag", nil), &list)
+	if len(list.Groups) != 1 || list.Groups[0].ID != ag {
+		t.Errorf("alpha's list of shared-ag: %+v", list.Groups)
+	}
+	decodeInto(t, h.as(other, "GET", "/v2.0/address-groups", nil), &list)
+	if len(list.Groups) != 0 {
+		t.Errorf("beta's list of address groups: %+v", list.Groups)
+	}
+	status("beta sees it", h.as(other, "GET", "/v2.0/address-groups/"+ag, nil), 404, "AddressGroupNotFound")
+	status("beta's rule with it", rule(other, h.create(other, "security-groups", "security_group", map[string]any{"name": "beta-sg"})), 404, "AddressGroupNotFound")
+	status("alpha renames it", h.as(owner, "PUT", "/v2.0/address-groups/"+ag, map[string]any{"address_group": map[string]any{"name": "x"}}), 404, "AddressGroupNotFound")
+	status("alpha adds addresses", h.as(owner, "PUT", "/v2.0/address-groups/"+ag+"/add_addresses", map[string]any{"addresses": []string{"10.8.0.0/24"}}), 404, "AddressGroupNotFound")
+	status("alpha deletes it", h.as(owner, "DELETE", "/v2.0/address-groups/"+ag, nil), 404, "AddressGroupNotFound")
+	status("alpha shares it on", policy(owner, "beta"), 400, "InvalidInput")
+
+	r := rule(owner, sg)
+	status("alpha's rule with the shared group", r, 201, "")
+	var created2 struct {
+		Rule model.SecurityGroupRule `json:"security_group_rule"`
+	}
+	decodeInto(t, r, &created2)
+	status("unsharing while alpha's rule names it", h.as(admin, "DELETE", "/v2.0/rbac-policies/"+p.Policy.ID, nil), 409, "RbacPolicyInUse")
+	status("retargeting while alpha's rule names it", h.as(admin, "PUT", "/v2.0/rbac-policies/"+p.Policy.ID,
+		map[string]any{"rbac_policy": map[string]any{"target_tenant": "beta"}}), 409, "RbacPolicyInUse")
+	status("alpha deletes its rule", h.as(owner, "DELETE", "/v2.0/security-group-rules/"+created2.Rule.ID, nil), 204, "")
+	status("retarget to beta", h.as(admin, "PUT", "/v2.0/rbac-policies/"+p.Policy.ID,
+		map[string]any{"rbac_policy": map[string]any{"target_tenant": "beta"}}), 200, "")
+	status("alpha sees it after the retarget", h.as(owner, "GET", "/v2.0/address-groups/"+ag, nil), 404, "AddressGroupNotFound")
+	status("beta sees it after the retarget", h.as(other, "GET", "/v2.0/address-groups/"+ag, nil), 200, "")
+
+	status("the admin deletes the group", h.as(admin, "DELETE", "/v2.0/address-groups/"+ag, nil), 204, "")
+	status("its policy after it", h.as(admin, "GET", "/v2.0/rbac-policies/"+p.Policy.ID, nil), 404, "RbacPolicyNotFound")
+}

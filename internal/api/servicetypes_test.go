@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
+
+	"github.com/nsnet/nsnet/internal/model"
 )
 
 // TestSubnetServiceTypes follows Neutron's subnet-service-types: a port
@@ -71,5 +74,35 @@ func TestSubnetServiceTypes(t *testing.T) {
 	ports := h.do("GET", "/v2.0/ports?device_owner=network:dhcp&network_id="+dhcpNet, nil).body["ports"].([]any)
 	if len(ports) != 1 || len(ports[0].(map[string]any)["fixed_ips"].([]any)) != 1 {
 		t.Errorf("DHCP port on a subnet typed for compute:nova: %v", ports)
+	}
+}
+
+// TestServiceProviders is Neutron's service-type: /v2.0/service-providers
+// lists the one L3_ROUTER_NAT provider nsnet's routers are (single_node,
+// the default) to any project, with fields and filters as on any list.
+func TestServiceProviders(t *testing.T) {
+	h := newTenants(t, nil)
+	for _, tc := range []struct {
+		name, query string
+		want        []model.ServiceProvider
+	}{
+		{"all", "", []model.ServiceProvider{{ServiceType: "L3_ROUTER_NAT", Name: "single_node", Default: true}}},
+		{"by service type", "?service_type=L3_ROUTER_NAT", []model.ServiceProvider{{ServiceType: "L3_ROUTER_NAT", Name: "single_node", Default: true}}},
+		{"of a type nsnet has not", "?service_type=VPN", []model.ServiceProvider{}},
+		{"one field", "?fields=name", []model.ServiceProvider{{Name: "single_node"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.as(owner, "GET", "/v2.0/service-providers"+tc.query, nil)
+			var got struct {
+				Providers []model.ServiceProvider `json:"service_providers"`
+			}
+			decodeInto(t, r, &got)
+			if r.status != 200 || !slices.Equal(got.Providers, tc.want) {
+				t.Errorf("%d %+v, want %+v", r.status, got.Providers, tc.want)
+			}
+		})
+	}
+	if r := h.as(owner, "GET", "/v2.0/service-providers?driver=x", nil); r.status != 400 {
+		t.Errorf("an unknown filter: %d %v, want 400", r.status, r.body)
 	}
 }

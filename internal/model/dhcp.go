@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 )
 
@@ -60,4 +61,46 @@ func CheckDNSLabel(label string) error {
 		}
 	}
 	return nil
+}
+
+// PortHostname is the host name nsnet's DNS and DHCP give port p's address
+// addr on a network whose DNS domain is domain (fully qualified, see
+// DNSDomain): its dns_name (less the domain, when fully qualified), else
+// the name of its instance (instanceName, for a compute port; "" when
+// none), else its own name when that is a DNS label, else Neutron's
+// host-<address>.
+func PortHostname(p Port, addr netip.Addr, instanceName, domain string) string {
+	if name := strings.ToLower(p.DNSName); name != "" {
+		if !strings.HasSuffix(name, ".") {
+			return name
+		}
+		if host, ok := strings.CutSuffix(name, "."+domain); ok && host != "" {
+			return host
+		}
+		// The network's domain changed since: the first label is the host.
+		host, _, _ := strings.Cut(name, ".")
+		return host
+	}
+	if p.DeviceOwner == DeviceOwnerCompute && CheckDNSLabel(instanceName) == nil {
+		return strings.ToLower(instanceName)
+	}
+	if CheckDNSLabel(p.Name) == nil {
+		return strings.ToLower(p.Name)
+	}
+	return "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(addr.String())
+}
+
+// PortDNSAssignment is the dns_assignment of port p: the name of each of
+// its addresses in nsnet's DNS, as PortHostname gives it.
+func PortDNSAssignment(p Port, instanceName, domain string) []DNSAssignment {
+	out := []DNSAssignment{}
+	for _, ip := range p.FixedIPs {
+		addr, err := netip.ParseAddr(ip.IPAddress)
+		if err != nil {
+			continue
+		}
+		host := PortHostname(p, addr, instanceName, domain)
+		out = append(out, DNSAssignment{Hostname: host, IPAddress: ip.IPAddress, FQDN: host + "." + domain})
+	}
+	return out
 }

@@ -174,8 +174,28 @@ type Port struct {
 	// ExtraDHCPOpts are options the network's DHCP server sends this port
 	// besides its subnet's (Neutron's extra_dhcp_opt extension).
 	ExtraDHCPOpts []ExtraDHCPOpt `json:"extra_dhcp_opts"`
+	// DNSName is the host name nsnet's DNS and DHCP give the port
+	// (Neutron's dns-integration): a label, or a fully qualified name in
+	// the network's DNS domain. Empty: the name is chosen as PortHostname
+	// says.
+	DNSName string `json:"dns_name"`
+	// DNSDomain is a domain of the port's own (dns-domain-ports), where
+	// nsnet's DNS also answers its dns_name, as Neutron publishes it in
+	// an external DNS; fully qualified, or empty for none.
+	DNSDomain string `json:"dns_domain"`
+	// DNSAssignment is the name each of the port's addresses has in
+	// nsnet's DNS; rendered, never stored.
+	DNSAssignment []DNSAssignment `json:"dns_assignment,omitzero"`
 	PortBinding
 	Standard
+}
+
+// DNSAssignment is the name of one of a port's addresses, as Neutron's
+// dns_assignment shows it.
+type DNSAssignment struct {
+	Hostname  string `json:"hostname"`
+	IPAddress string `json:"ip_address"`
+	FQDN      string `json:"fqdn"`
 }
 
 // ExtraDHCPOpt is one extra DHCP option of a port: a dnsmasq option name
@@ -234,6 +254,7 @@ const (
 	RBACObjectSecurityGroup = "security_group"
 	RBACObjectSubnetPool    = "subnetpool"
 	RBACObjectAddressScope  = "address_scope"
+	RBACObjectAddressGroup  = "address_group"
 )
 
 // RBACWildcard is the target_tenant of a policy that applies to every project.

@@ -1,7 +1,8 @@
 // Package nameserver is nsnet's DNS server for one network: it answers A,
 // AAAA and PTR (in-addr.arpa and ip6.arpa) queries for the names of the
 // network's instances and ports in the network's dns_domain, as Neutron's
-// dnsmasq does, from the DHCP port's addresses in the qdhcp
+// dnsmasq does (and A/AAAA for the single names the zone adds outside it:
+// ports' dns_name in their own dns_domain), from the DHCP port's addresses in the qdhcp
 // namespace, and forwards any other question to the upstream resolvers the
 // daemon was given (or refuses it when there are none).
 //
@@ -54,6 +55,14 @@ func (z *Zone) Add(host string, addr netip.Addr) {
 	z.PTR[addr] = append(z.PTR[addr], name)
 }
 
+// AddName records that fqdn, a name outside the zone's domain, has addr:
+// nsnet answers that one name (a port's dns_name in its own dns_domain),
+// not the rest of its domain, and gives addr no PTR of it.
+func (z *Zone) AddName(fqdn string, addr netip.Addr) {
+	name := dns.Fqdn(strings.ToLower(fqdn))
+	z.A[name] = append(z.A[name], addr.Unmap().WithZone(""))
+}
+
 // Answer returns the reply to req, or nil when the question is not the
 // zone's and must be forwarded.
 func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
@@ -72,7 +81,7 @@ func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
 	if addr, ok := reverseAddr(name); ok {
 		return z.answerPTR(req, q, addr)
 	}
-	if name != z.Domain && !strings.HasSuffix(name, "."+z.Domain) {
+	if _, named := z.A[name]; !named && name != z.Domain && !strings.HasSuffix(name, "."+z.Domain) {
 		return nil
 	}
 	reply.SetReply(req)

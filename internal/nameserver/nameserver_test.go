@@ -15,6 +15,8 @@ func TestAnswer(t *testing.T) {
 	// vm1 is dual-stack; v6only has a SLAAC address only.
 	z.Add("vm1", netip.MustParseAddr("2001:db8:1::f816:3eff:fe00:5"))
 	z.Add("v6only", netip.MustParseAddr("2001:db8:1::7"))
+	// A port's dns_name in its own dns_domain: that one name, not its domain.
+	z.AddName("Web.Other.test.", netip.MustParseAddr("10.0.0.5"))
 	z.Subnets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("2001:db8:1::/64")}
 	rev := func(a string) string {
 		name, err := dns.ReverseAddr(a)
@@ -51,6 +53,9 @@ func TestAnswer(t *testing.T) {
 		{"reverse of an unused address", "9.0.0.10.in-addr.arpa.", dns.TypePTR, false, dns.RcodeNameError, ""},
 		{"reverse elsewhere", "1.2.0.192.in-addr.arpa.", dns.TypePTR, true, 0, ""},
 		{"another domain", "example.com.", dns.TypeA, true, 0, ""},
+		{"a name added outside the domain", "web.other.TEST.", dns.TypeA, false, dns.RcodeSuccess, "10.0.0.5"},
+		{"another name in that name's domain", "db.other.test.", dns.TypeA, true, 0, ""},
+		{"the reverse stays the domain's name", "5.0.0.10.in-addr.arpa.", dns.TypeANY, false, dns.RcodeSuccess, "vm1.lab.example."},
 		{"a suffix that is not a subdomain", "xlab.example.", dns.TypeA, true, 0, ""},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -15,7 +16,11 @@ import (
 
 // Address groups (Neutron's address-group extension): named lists of
 // CIDRs, kept normalized (the network address of each prefix), that
-// security group rules name as their remote.
+// security group rules name as their remote. An access_as_shared RBAC
+// policy (rbac-address-group, rbacshare.go) lets its target project see a
+// group and name it in its own rules; only the owner (or an admin)
+// changes or deletes it, and to the others it does not exist, as in
+// Neutron.
 
 var addressGroupAttrs = append([]attr[model.AddressGroup]{
 	stringAttr("name", true, true, func(g *model.AddressGroup) *string { return &g.Name }),
@@ -66,14 +71,40 @@ func parseAddresses(raw json.RawMessage, strict bool) ([]string, error) {
 	return out, nil
 }
 
+// loadAddressGroup reads a group the caller may see: its own, or one
+// shared with its project.
 func loadAddressGroup(ctx context.Context, r store.Reader, id string) (model.AddressGroup, error) {
-	g, err := load(ctx, r, store.AddressGroups, "AddressGroup", id, func(g *model.AddressGroup) string { return g.ProjectID })
-	if err != nil {
-		if e := AsError(err); e != nil && e.Status == http.StatusNotFound {
-			return g, typed(http.StatusNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
-		}
-	}
+	g, _, err := loadAddressGroupAccess(ctx, r, id)
 	return g, err
+}
+
+func loadAddressGroupAccess(ctx context.Context, r store.Reader, id string) (model.AddressGroup, access, error) {
+	g, err := store.Get[model.AddressGroup](r, store.AddressGroups, id)
+	missing := typed(http.StatusNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, nil, missing
+	}
+	if err != nil {
+		return g, nil, fmt.Errorf("read address group %s: %w", id, err)
+	}
+	acc, err := readAccess(r)
+	if err != nil {
+		return g, nil, err
+	}
+	if !acc.canSeeShared(ctx, id, g.ProjectID) {
+		return g, nil, missing
+	}
+	return g, acc, checkRevision(ctx, r, id, &g)
+}
+
+// loadOwnAddressGroup reads a group the caller may change: a group only
+// shared with it is not found, as Neutron answers.
+func loadOwnAddressGroup(ctx context.Context, r store.Reader, id string) (model.AddressGroup, access, error) {
+	g, acc, err := loadAddressGroupAccess(ctx, r, id)
+	if err == nil && !canSee(ctx, g.ProjectID) {
+		return g, nil, typed(http.StatusNotFound, "AddressGroupNotFound", "Address group %s could not be found.", id)
+	}
+	return g, acc, err
 }
 
 func renderAddressGroup(g *model.AddressGroup) { g.TenantID = g.ProjectID }
@@ -165,7 +196,7 @@ func pyList(items []string) string {
 
 func (s *Service) changeAddressGroup(ctx context.Context, id, action string, change func(*model.AddressGroup) error) (Result[model.AddressGroup], error) {
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		g, err := loadAddressGroup(ctx, tx, id)
+		g, _, err := loadOwnAddressGroup(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -188,7 +219,7 @@ func (s *Service) changeAddressGroup(ctx context.Context, id, action string, cha
 // AddressGroupInUse otherwise, as Neutron).
 func (s *Service) DeleteAddressGroup(ctx context.Context, id string) (int64, error) {
 	return s.store.Update(ctx, func(tx store.Txn) error {
-		g, err := loadAddressGroup(ctx, tx, id)
+		g, acc, err := loadOwnAddressGroup(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -202,6 +233,11 @@ func (s *Service) DeleteAddressGroup(ctx context.Context, id string) (int64, err
 		for _, r := range rules {
 			if r.RemoteAddressGroupID != nil && *r.RemoteAddressGroupID == id {
 				return conflict("AddressGroupInUse", "Address group %s is in use on one or more security group rules.", id)
+			}
+		}
+		for _, p := range acc[id] { // its policies go with it
+			if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {
+				return err
 			}
 		}
 		return tx.Delete(store.AddressGroups, id)
@@ -223,8 +259,12 @@ func (s *Service) ListAddressGroups(ctx context.Context) ([]model.AddressGroup, 
 	var out []model.AddressGroup
 	err := s.store.View(ctx, func(r store.Reader) error {
 		all, err := store.List[model.AddressGroup](r, store.AddressGroups)
+		if err != nil {
+			return err
+		}
+		acc, err := readAccess(r)
 		for i := range all {
-			if canSee(ctx, all[i].ProjectID) {
+			if acc.canSeeShared(ctx, all[i].ID, all[i].ProjectID) {
 				renderAddressGroup(&all[i])
 				out = append(out, all[i])
 			}

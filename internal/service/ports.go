@@ -152,6 +152,30 @@ var portAttrs = append(append([]attr[portInput]{
 		p.AllowedAddressPairs, p.pairsSet = append([]model.AddressPair{}, pairs...), true
 		return nil
 	}},
+	{name: "dns_name", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxDNSDomainLen)
+		if err != nil {
+			return err
+		}
+		v = strings.ToLower(v) // Neutron's convert_string_to_case_insensitive
+		if err := checkDNSName(v); err != nil {
+			return err
+		}
+		p.DNSName = v
+		return nil
+	}},
+	{name: "dns_domain", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseString(raw, maxDNSDomainLen)
+		if err != nil {
+			return err
+		}
+		v = strings.ToLower(v)
+		if err := checkPortDNSDomain(v); err != nil {
+			return err
+		}
+		p.DNSDomain = v
+		return nil
+	}},
 	{name: "extra_dhcp_opts", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
 		opts, err := mergeExtraDHCPOpts(p.ExtraDHCPOpts, raw)
 		p.ExtraDHCPOpts = opts
@@ -375,6 +399,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		if !p.portSecSet {
 			p.PortSecurityEnabled = network.PortSecurityEnabled
 		}
+		if err := checkDNSNameInDomain(p.DNSName, &network); err != nil {
+			return err
+		}
 		if err := s.completePort(ctx, tx, &p); err != nil {
 			return err
 		}
@@ -409,6 +436,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		}
 		if err := checkNetworkOwnerAttrs(ctx, "update_port", &network, &p); err != nil {
 			return err
+		}
+		if p.DNSName != cur.DNSName {
+			if err := checkDNSNameInDomain(p.DNSName, &network); err != nil {
+				return err
+			}
 		}
 		if p.deviceSet && !p.ifnameSet && p.DeviceID != cur.DeviceID {
 			p.InterfaceName = "" // chosen afresh in the new instance
@@ -761,7 +793,16 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 
 // GetPort returns one port.
 func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
-	return getOne(ctx, s.store, id, loadPort, func(p *model.Port) { s.renderPort(ctx, p) })
+	var p model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		if p, err = loadPort(ctx, r, id); err != nil {
+			return err
+		}
+		return renderDNSAssignment(r, &p)
+	})
+	s.renderPort(ctx, &p)
+	return p, err
 }
 
 // ListPorts returns the ports the caller may see: its own and those on its
@@ -783,7 +824,10 @@ func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
 			}
 			return own, nil
 		},
-		func(_ store.Reader, p *model.Port) error { s.renderPort(ctx, p); return nil })
+		func(r store.Reader, p *model.Port) error {
+			s.renderPort(ctx, p)
+			return renderDNSAssignment(r, p)
+		})
 }
 
 // ownsNetwork reports whether the caller owns network id (or is an admin).

@@ -10,10 +10,11 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RBAC policies on subnet pools and address scopes (rbac-subnetpool,
-// rbac-address-scope): only access_as_shared, which lets the target project
-// see the object and use it (allocate subnets from a pool, put a pool in a
-// scope). Network policies, with their external action and their ports,
+// RBAC policies on subnet pools, address scopes and address groups
+// (rbac-subnetpool, rbac-address-scope, rbac-address-group): only
+// access_as_shared, which lets the target project see the object and use
+// it (allocate subnets from a pool, put a pool in a scope, name a group as
+// the remote of its security group rules). Network policies, with their external action and their ports,
 // are rbac.go's.
 
 // sharedObjectOwner reads the project of a pool or scope the caller may
@@ -23,6 +24,9 @@ func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (str
 	case model.RBACObjectSubnetPool:
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp.ProjectID, err
+	case model.RBACObjectAddressGroup:
+		g, err := loadAddressGroup(ctx, r, id)
+		return g.ProjectID, err
 	default:
 		a, _, err := loadAddressScope(ctx, r, id)
 		return a.ProjectID, err
@@ -149,6 +153,21 @@ func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) erro
 			if sp.AddressScopeID != nil && *sp.AddressScopeID == scope.ID && sp.ProjectID != scope.ProjectID &&
 				!after.grants(scope.ID, model.ActionAccessAsShared, sp.ProjectID) {
 				return inUse(sp.ProjectID, "subnet pools")
+			}
+		}
+	case model.RBACObjectAddressGroup:
+		g, err := store.Get[model.AddressGroup](r, store.AddressGroups, p.ObjectID)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		rules, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
+		if err != nil {
+			return err
+		}
+		for _, rule := range rules {
+			if rule.RemoteAddressGroupID != nil && *rule.RemoteAddressGroupID == g.ID && rule.ProjectID != g.ProjectID &&
+				!after.grants(g.ID, model.ActionAccessAsShared, rule.ProjectID) {
+				return inUse(rule.ProjectID, "security group rules")
 			}
 		}
 	default:
