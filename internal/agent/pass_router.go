@@ -194,7 +194,11 @@ func (p *pass) ensureRouter(w routerWork) {
 	if err := p.ensureAdverts(w.id, ns); err != nil {
 		errs = append(errs, err)
 	}
-	p.finishRouter(k, w, changed || c, errors.Join(errs...))
+	m, err := p.ensureMeter(w.id, ns, w.spec.Meter)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("metering: %w", err))
+	}
+	p.finishRouter(k, w, changed || c || m, errors.Join(errs...))
 }
 
 // finishRouter records the router's outcome and its floating IPs'.

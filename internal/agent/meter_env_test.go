@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/meter"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// TestRouterMetering is Neutron's L3 metering on the wire: a label of the
+// router's project counts the traffic an instance sends out through the
+// gateway and the replies that come in; a label whose excluded rule
+// covers the far host counts none of it; another project's label is not
+// in the router at all. A restart changes nothing (counts included), and
+// deleting a label removes its chain and counter, the last one the table.
+func TestRouterMetering(t *testing.T) {
+	e := newEnv(t, 100*time.Millisecond)
+	topo := newL3Topo()
+	topo.r.ProjectID = "p1"
+	for i, r := range topo.recordsWithoutVMs {
+		if rr, ok := r.(model.Router); ok && rr.ID == topo.r.ID {
+			topo.recordsWithoutVMs[i] = topo.r
+		}
+	}
+	counted := model.MeteringLabel{ID: rid(400), Name: "counted", ProjectID: "p1"}
+	excluded := model.MeteringLabel{ID: rid(401), Name: "excluded", ProjectID: "p1"}
+	foreign := model.MeteringLabel{ID: rid(402), Name: "foreign", ProjectID: "p2"}
+	far := ptr("203.0.113.0/24")
+	rules := []any{
+		model.MeteringLabelRule{ID: rid(410), MeteringLabelID: counted.ID, Direction: "egress", RemoteIPPrefix: far},
+		model.MeteringLabelRule{ID: rid(411), MeteringLabelID: counted.ID, Direction: "ingress", RemoteIPPrefix: far},
+		model.MeteringLabelRule{ID: rid(412), MeteringLabelID: excluded.ID, Direction: "egress", RemoteIPPrefix: far},
+		model.MeteringLabelRule{ID: rid(413), MeteringLabelID: excluded.ID, Direction: "egress", RemoteIPPrefix: ptr("203.0.113.1/32"), Excluded: true},
+		model.MeteringLabelRule{ID: rid(414), MeteringLabelID: foreign.ID, Direction: "egress", RemoteIPPrefix: far},
+	}
+	e.converge(e.put(append(append(topo.all(), counted, excluded, foreign), rules...)...))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
+	rns := e.routerNS(topo.r)
+	e.outside(topo.ext, "198.51.100.1/24")
+	vm1 := e.ns("vm1")
+
+	// Inside the router: not metered (it never leaves by the gateway).
+	e.serve(e.ns("vm3"), 7)
+	e.mustArriveFrom(vm1, "10.1.0.13:7", topo.vm1IP)
+	if c := counts(t, rns); c[counted.ID].Packets != 0 || c[excluded.ID].Packets != 0 {
+		t.Fatalf("east-west traffic counted: %+v", c)
+	}
+	if _, ok := counts(t, rns)[foreign.ID]; ok {
+		t.Fatal("another project's label is in the router")
+	}
+
+	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.gw)
+	c := counts(t, rns)
+	if c[counted.ID].Packets < 2 || c[counted.ID].Bytes == 0 {
+		t.Errorf("label counted %+v, want the request and its reply", c[counted.ID])
+	}
+	if c[excluded.ID].Packets != 0 {
+		t.Errorf("label whose excluded rule covers the far host counted %+v", c[excluded.ID])
+	}
+
+	t.Logf("counts after one exchange: %+v", c)
+	// A restart changes nothing: same rules, same counts.
+	table := e.nft(rns, "-a", "list", "table", "inet", meter.TableName)
+	e.stop()
+	e.start()
+	e.converge(e.revision())
+	if ch := e.agent.Health().Changes; ch != 0 {
+		t.Fatalf("restart of a converged agent made %d changes", ch)
+	}
+	t.Logf("table:\n%s", table)
+	if after := e.nft(rns, "-a", "list", "table", "inet", meter.TableName); after != table {
+		t.Fatalf("restart changed the table:\n%s\n→\n%s", table, after)
+	}
+	if after := counts(t, rns); after[counted.ID] != c[counted.ID] {
+		t.Fatalf("restart changed the count: %+v → %+v", c[counted.ID], after[counted.ID])
+	}
+
+	// Without its excluded rule the label counts the far host too.
+	e.converge(e.del(rules[3]))
+	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.gw)
+	if got := counts(t, rns); got[excluded.ID].Packets == 0 || got[counted.ID].Packets <= c[counted.ID].Packets {
+		t.Errorf("after the excluded rule went: %+v (before %+v)", got, c)
+	}
+
+	// A deleted label takes its chain and counter; the last, the table.
+	e.converge(e.del(excluded, rules[2]))
+	if got := counts(t, rns); len(got) != 1 || got[counted.ID].Packets == 0 {
+		t.Errorf("after deleting a label: %+v", got)
+	}
+	if s := e.nft(rns, "list", "table", "inet", meter.TableName); strings.Contains(s, excluded.ID) {
+		t.Errorf("deleted label still in the table:\n%s", s)
+	}
+	e.converge(e.del(counted, rules[0], rules[1]))
+	if tables := nftTables(rns); strings.Contains(tables, meter.TableName) {
+		t.Errorf("metering table outlived the router's last label:\n%s", tables)
+	}
+}
+
+func counts(t *testing.T, ns string) map[string]meter.Count {
+	t.Helper()
+	c, err := meter.Counts(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -1,0 +1,81 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/meter"
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+// L3 metering, as Neutron's metering agent does it: every label of a
+// router's project (every shared label) counts, in the router's
+// namespace, the traffic through its gateway that the label's rules
+// select. The counters live in the router's nsnet_meter table
+// (internal/meter); nsnet has no ceilometer to send them to, and shows
+// them on request instead (nsnet metering show).
+
+// meterFor is the metering spec of the router of pl, whose gateway
+// interface is gateway ("" when it has none: nothing to count).
+func meterFor(pl *routerPlan, gateway string, s *snapshot) meter.Spec {
+	spec := meter.Spec{Gateway: gateway}
+	if gateway == "" {
+		return spec
+	}
+	rules := map[string][]meter.Rule{}
+	for _, r := range s.labelRules {
+		rules[r.MeteringLabelID] = append(rules[r.MeteringLabelID], meter.Rule{
+			Direction:   r.Direction,
+			Remote:      prefixOf(r.RemoteIPPrefix),
+			Source:      prefixOf(r.SourceIPPrefix),
+			Destination: prefixOf(r.DestinationIPPrefix),
+			Excluded:    r.Excluded,
+		})
+	}
+	for _, l := range sortedBy(s.labels, func(l model.MeteringLabel) string { return l.ID }) {
+		if !l.Shared && l.ProjectID != pl.router.ProjectID {
+			continue
+		}
+		rs := rules[l.ID]
+		slices.SortFunc(rs, compareMeterRules)
+		spec.Labels = append(spec.Labels, meter.Label{ID: l.ID, Rules: rs})
+	}
+	return spec
+}
+
+func prefixOf(s *string) netip.Prefix {
+	if s == nil {
+		return netip.Prefix{}
+	}
+	p, _ := netip.ParsePrefix(*s)
+	return p
+}
+
+// compareMeterRules orders a label's rules so that its spec, and so its
+// chain, does not depend on the store's order.
+func compareMeterRules(a, b meter.Rule) int {
+	key := func(r meter.Rule) string {
+		return r.Direction + " " + r.Remote.String() + " " + r.Source.String() + " " + r.Destination.String()
+	}
+	if c := strings.Compare(key(a), key(b)); c != 0 {
+		return c
+	}
+	switch {
+	case a.Excluded == b.Excluded:
+		return 0
+	case a.Excluded:
+		return -1
+	}
+	return 1
+}
+
+// ensureMeter makes router id's nsnet_meter table hold spec's labels.
+func (p *pass) ensureMeter(id string, ns *dataplane.Namespace, spec meter.Spec) (bool, error) {
+	changed, err := meter.Apply(ns.Name, spec)
+	if changed {
+		p.a.log.Debug("metering programmed", "router", id, "labels", len(spec.Labels))
+	}
+	return changed, err
+}
