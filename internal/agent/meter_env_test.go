@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,15 @@ func TestRouterMetering(t *testing.T) {
 	if after := counts(t, rns); after[counted.ID] != c[counted.ID] {
 		t.Fatalf("restart changed the count: %+v → %+v", c[counted.ID], after[counted.ID])
 	}
+	// What the agent reports (the daemon's /metrics series) is the kernel's.
+	reported, err := e.agent.MeteringCounts()
+	want := []MeterCount{
+		{Router: topo.r.ID, Label: counted.ID, Packets: c[counted.ID].Packets, Bytes: c[counted.ID].Bytes},
+		{Router: topo.r.ID, Label: excluded.ID},
+	}
+	if err != nil || !slices.Equal(reported, want) {
+		t.Fatalf("MeteringCounts = %+v, %v; want %+v", reported, err, want)
+	}
 
 	// Without its excluded rule the label counts the far host too.
 	e.converge(e.del(rules[3]))
@@ -96,6 +106,9 @@ func TestRouterMetering(t *testing.T) {
 	e.converge(e.del(counted, rules[0], rules[1]))
 	if tables := nftTables(rns); strings.Contains(tables, meter.TableName) {
 		t.Errorf("metering table outlived the router's last label:\n%s", tables)
+	}
+	if reported, err := e.agent.MeteringCounts(); err != nil || len(reported) != 0 {
+		t.Errorf("MeteringCounts without labels = %+v, %v", reported, err)
 	}
 }
 

@@ -1,13 +1,17 @@
 package agent
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/meter"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // L3 metering, as Neutron's metering agent does it: every label of a
@@ -74,8 +78,70 @@ func compareMeterRules(a, b meter.Rule) int {
 // ensureMeter makes router id's nsnet_meter table hold spec's labels.
 func (p *pass) ensureMeter(id string, ns *dataplane.Namespace, spec meter.Spec) (bool, error) {
 	changed, err := meter.Apply(ns.Name, spec)
+	p.a.metered.set(id, spec.Gateway != "" && len(spec.Labels) > 0)
 	if changed {
 		p.a.log.Debug("metering programmed", "router", id, "labels", len(spec.Labels))
 	}
 	return changed, err
+}
+
+// syncSet is a set of ids safe for concurrent use (routers are
+// programmed in parallel, and scrapes read it).
+type syncSet struct {
+	mu sync.Mutex
+	m  map[string]bool
+}
+
+func (s *syncSet) set(id string, in bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]bool{}
+	}
+	if in {
+		s.m[id] = true
+	} else {
+		delete(s.m, id)
+	}
+}
+
+func (s *syncSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.m))
+	for id := range s.m {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// MeterCount is what one metering label counted in one router.
+type MeterCount struct {
+	Router, Label  string
+	Packets, Bytes uint64
+}
+
+// MeteringCounts reads every metered router's counters from the kernel:
+// what each label counted there since the label reached the router. A
+// router whose namespace went away meanwhile is left out.
+func (a *Agent) MeteringCounts() ([]MeterCount, error) {
+	var out []MeterCount
+	var errs []error
+	for _, id := range a.metered.list() {
+		ns := model.RouterNetns(a.cfg.NetnsPrefix, id)
+		if !netns.Exists(ns) {
+			continue
+		}
+		counts, err := meter.Counts(ns)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("router %s: %w", id, err))
+			continue
+		}
+		for _, label := range sortedKeys(counts) {
+			c := counts[label]
+			out = append(out, MeterCount{Router: id, Label: label, Packets: c.Packets, Bytes: c.Bytes})
+		}
+	}
+	return out, errors.Join(errs...)
 }

@@ -419,6 +419,7 @@ func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 		p.a.nat.close(k.id)
 		p.a.metaListeners.close(k.id)
 		p.a.adverts.close(k.id)
+		p.a.metered.set(k.id, false)
 		p.a.closeMetadata6In(spec.Netns)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err
