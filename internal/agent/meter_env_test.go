@@ -29,6 +29,10 @@ func TestRouterMetering(t *testing.T) {
 	counted := model.MeteringLabel{ID: rid(400), Name: "counted", ProjectID: "p1"}
 	excluded := model.MeteringLabel{ID: rid(401), Name: "excluded", ProjectID: "p1"}
 	foreign := model.MeteringLabel{ID: rid(402), Name: "foreign", ProjectID: "p2"}
+	// Source and destination prefixes: vm1's traffic out (before SNAT)
+	// and vm2's, which is not sent.
+	fromVM1 := model.MeteringLabel{ID: rid(403), Name: "from-vm1", ProjectID: "p1"}
+	fromVM2 := model.MeteringLabel{ID: rid(404), Name: "from-vm2", ProjectID: "p1", Shared: true}
 	far := ptr("203.0.113.0/24")
 	rules := []any{
 		model.MeteringLabelRule{ID: rid(410), MeteringLabelID: counted.ID, Direction: "egress", RemoteIPPrefix: far},
@@ -36,8 +40,10 @@ func TestRouterMetering(t *testing.T) {
 		model.MeteringLabelRule{ID: rid(412), MeteringLabelID: excluded.ID, Direction: "egress", RemoteIPPrefix: far},
 		model.MeteringLabelRule{ID: rid(413), MeteringLabelID: excluded.ID, Direction: "egress", RemoteIPPrefix: ptr("203.0.113.1/32"), Excluded: true},
 		model.MeteringLabelRule{ID: rid(414), MeteringLabelID: foreign.ID, Direction: "egress", RemoteIPPrefix: far},
+		model.MeteringLabelRule{ID: rid(415), MeteringLabelID: fromVM1.ID, Direction: "egress", SourceIPPrefix: ptr("10.0.0.11/32"), DestinationIPPrefix: far},
+		model.MeteringLabelRule{ID: rid(416), MeteringLabelID: fromVM2.ID, Direction: "egress", SourceIPPrefix: ptr("10.0.0.12/32")},
 	}
-	e.converge(e.put(append(append(topo.all(), counted, excluded, foreign), rules...)...))
+	e.converge(e.put(append(append(topo.all(), counted, excluded, foreign, fromVM1, fromVM2), rules...)...))
 	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
 	rns := e.routerNS(topo.r)
 	e.outside(topo.ext, "198.51.100.1/24")
@@ -61,6 +67,12 @@ func TestRouterMetering(t *testing.T) {
 	if c[excluded.ID].Packets != 0 {
 		t.Errorf("label whose excluded rule covers the far host counted %+v", c[excluded.ID])
 	}
+	if c[fromVM1.ID].Packets == 0 || c[fromVM1.ID].Packets >= c[counted.ID].Packets {
+		t.Errorf("label of vm1's egress counted %+v, want its requests alone (all: %+v)", c[fromVM1.ID], c[counted.ID])
+	}
+	if c[fromVM2.ID].Packets != 0 {
+		t.Errorf("label of vm2's egress counted %+v, vm2 sent nothing", c[fromVM2.ID])
+	}
 
 	t.Logf("counts after one exchange: %+v", c)
 	// A restart changes nothing: same rules, same counts.
@@ -71,7 +83,6 @@ func TestRouterMetering(t *testing.T) {
 	if ch := e.agent.Health().Changes; ch != 0 {
 		t.Fatalf("restart of a converged agent made %d changes", ch)
 	}
-	t.Logf("table:\n%s", table)
 	if after := e.nft(rns, "-a", "list", "table", "inet", meter.TableName); after != table {
 		t.Fatalf("restart changed the table:\n%s\n→\n%s", table, after)
 	}
@@ -83,6 +94,8 @@ func TestRouterMetering(t *testing.T) {
 	want := []MeterCount{
 		{Router: topo.r.ID, Label: counted.ID, Packets: c[counted.ID].Packets, Bytes: c[counted.ID].Bytes},
 		{Router: topo.r.ID, Label: excluded.ID},
+		{Router: topo.r.ID, Label: fromVM1.ID, Packets: c[fromVM1.ID].Packets, Bytes: c[fromVM1.ID].Bytes},
+		{Router: topo.r.ID, Label: fromVM2.ID},
 	}
 	if err != nil || !slices.Equal(reported, want) {
 		t.Fatalf("MeteringCounts = %+v, %v; want %+v", reported, err, want)
@@ -96,7 +109,7 @@ func TestRouterMetering(t *testing.T) {
 	}
 
 	// A deleted label takes its chain and counter; the last, the table.
-	e.converge(e.del(excluded, rules[2]))
+	e.converge(e.del(excluded, rules[2], fromVM1, fromVM2, rules[5], rules[6]))
 	if got := counts(t, rns); len(got) != 1 || got[counted.ID].Packets == 0 {
 		t.Errorf("after deleting a label: %+v", got)
 	}
