@@ -77,8 +77,15 @@ func compareMeterRules(a, b meter.Rule) int {
 
 // ensureMeter makes router id's nsnet_meter table hold spec's labels.
 func (p *pass) ensureMeter(id string, ns *dataplane.Namespace, spec meter.Spec) (bool, error) {
+	wanted := spec.Gateway != "" && len(spec.Labels) > 0
+	if !wanted && !p.full && !p.a.metered.has(id) {
+		// No table here since this agent started (a full pass, the
+		// first among them, removes one left from before): the common
+		// case costs no nftables socket.
+		return false, nil
+	}
 	changed, err := meter.Apply(ns.Name, spec)
-	p.a.metered.set(id, spec.Gateway != "" && len(spec.Labels) > 0)
+	p.a.metered.set(id, wanted)
 	if changed {
 		p.a.log.Debug("metering programmed", "router", id, "labels", len(spec.Labels))
 	}
@@ -103,6 +110,12 @@ func (s *syncSet) set(id string, in bool) {
 	} else {
 		delete(s.m, id)
 	}
+}
+
+func (s *syncSet) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[id]
 }
 
 func (s *syncSet) list() []string {
