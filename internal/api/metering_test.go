@@ -65,8 +65,20 @@ func TestMeteringLabelsAndRules(t *testing.T) {
 		{"no label", "POST", "/v2.0/metering/metering-label-rules", map[string]any{"metering_label_rule": map[string]any{
 			"metering_label_id": "3b4b1c3e-0000-4000-8000-000000000000", "direction": "ingress", "remote_ip_prefix": "10.9.0.0/24"}},
 			404, "MeteringLabelNotFound", "Metering label '3b4b1c3e-0000-4000-8000-000000000000' does not exist."},
+		{"rule direction not updatable", "PUT", "/v2.0/metering/metering-label-rules/" + rule["id"].(string), map[string]any{"metering_label_rule": map[string]any{
+			"direction": "egress"}}, 400, "HTTPBadRequest", "Cannot update read-only attribute direction"},
+		{"source on a remote rule", "PUT", "/v2.0/metering/metering-label-rules/" + rule["id"].(string), map[string]any{"metering_label_rule": map[string]any{
+			"source_ip_prefix": "10.7.0.0/16"}}, 400, "Invalid", "Cannot use 'remote-ip-prefix' in conjunction"},
 		{"no rule", "GET", "/v2.0/metering/metering-label-rules/nope", nil, 404, "MeteringLabelRuleNotFound", "Metering label rule 'nope' does not exist."},
 	})
+	if r := h.do("PUT", "/v2.0/metering/metering-labels/"+id, map[string]any{"metering_label": map[string]any{}}); r.status != 200 ||
+		r.body["metering_label"].(map[string]any)["id"] != id {
+		t.Errorf("empty update: %d %v", r.status, r.body)
+	}
+	if r := h.do("PUT", "/v2.0/metering/metering-label-rules/"+v6["id"].(string), map[string]any{"metering_label_rule": map[string]any{"source_ip_prefix": "fd04::/48"}}); r.status != 200 ||
+		r.body["metering_label_rule"].(map[string]any)["source_ip_prefix"] != "fd04::/48" {
+		t.Errorf("update of a rule's source: %d %v", r.status, r.body)
+	}
 	// The same prefix excluded, or in the other direction, is no overlap.
 	h.create("metering/metering-label-rules", "metering_label_rule", map[string]any{
 		"metering_label_id": id, "direction": "ingress", "remote_ip_prefix": "10.0.0.128/25", "excluded": true})

@@ -140,7 +140,8 @@ func (s *Service) UpdateMeteringLabel(ctx context.Context, id string, in Attrs) 
 	if err := decode(&l, meteringLabelAttrs, in, opUpdate); err != nil {
 		return Result[model.MeteringLabel]{}, err
 	}
-	return Result[model.MeteringLabel]{}, adminOnly(ctx, "update_metering_label")
+	// Nothing to change: the label as it is, no new revision.
+	return Result[model.MeteringLabel]{Object: l}, nil
 }
 
 // DeleteMeteringLabel deletes a label and its rules, as Neutron's
