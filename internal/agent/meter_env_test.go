@@ -133,3 +133,52 @@ func counts(t *testing.T, ns string) map[string]meter.Count {
 	}
 	return c
 }
+
+// TestRouterMeteringIPv6: IPv6 rules count IPv6 traffic through the
+// gateway (routed, never translated: the prefixes are the instances'),
+// an excluded IPv6 prefix is not counted, and an IPv4 rule does not count
+// IPv6 traffic, even for 0.0.0.0/0.
+func TestRouterMeteringIPv6(t *testing.T) {
+	e := newEnv(t, 100*time.Millisecond)
+	topo := newL3Topo6()
+	out := model.MeteringLabel{ID: rid(400), Name: "out"}
+	in := model.MeteringLabel{ID: rid(401), Name: "in"}
+	excl := model.MeteringLabel{ID: rid(402), Name: "excluded"}
+	v4 := model.MeteringLabel{ID: rid(403), Name: "v4-only"}
+	rules := []any{
+		model.MeteringLabelRule{ID: rid(410), MeteringLabelID: out.ID, Direction: "egress", SourceIPPrefix: ptr("2001:db8:1::/64"), DestinationIPPrefix: ptr("2001:db8:f0::/64")},
+		model.MeteringLabelRule{ID: rid(411), MeteringLabelID: in.ID, Direction: "ingress", RemoteIPPrefix: ptr("2001:db8:f0::1/128")},
+		model.MeteringLabelRule{ID: rid(412), MeteringLabelID: excl.ID, Direction: "egress", RemoteIPPrefix: ptr("2001:db8:f0::/64")},
+		model.MeteringLabelRule{ID: rid(413), MeteringLabelID: excl.ID, Direction: "egress", RemoteIPPrefix: ptr("2001:db8:f0::1/128"), Excluded: true},
+		model.MeteringLabelRule{ID: rid(414), MeteringLabelID: v4.ID, Direction: "egress", RemoteIPPrefix: ptr("0.0.0.0/0")},
+	}
+	e.converge(e.put(append(append(topo.all(), out, in, excl, v4), rules...)...))
+	e.wantStatus(store.Routers, topo.r.ID, model.StatusActive)
+	rns := e.routerNS(topo.r)
+	w := e.outside(topo.ext.l3net, "198.51.100.1/24")
+	e.outside6(w, "2001:db8:ff::1/64", "2001:db8:ff::10", "2001:db8:1::/64", "2001:db8:2::/64")
+
+	// vm3 (2001:db8:2::/64) is not in out's source prefix.
+	e.mustArriveFrom(e.ns("vm3"), "[2001:db8:f0::1]:7", "2001:db8:2::13")
+	c := counts(t, rns)
+	if c[out.ID].Packets != 0 || c[in.ID].Packets == 0 {
+		t.Fatalf("after vm3's exchange: %+v", c)
+	}
+	e.mustArriveFrom(e.ns("vm1"), "[2001:db8:f0::1]:7", "2001:db8:1::11")
+	c = counts(t, rns)
+	t.Logf("counts: %+v", c)
+	if c[out.ID].Packets == 0 {
+		t.Errorf("vm1's IPv6 egress not counted: %+v", c[out.ID])
+	}
+	if c[excl.ID].Packets != 0 {
+		t.Errorf("excluded IPv6 host counted: %+v", c[excl.ID])
+	}
+	if c[v4.ID].Packets != 0 {
+		t.Errorf("an IPv4 rule counted IPv6 traffic: %+v", c[v4.ID])
+	}
+	// And the IPv4 rule does count IPv4.
+	e.mustArriveFrom(e.ns("vm1"), "203.0.113.1:7", "198.51.100.10")
+	if got := counts(t, rns); got[v4.ID].Packets == 0 {
+		t.Errorf("IPv4 rule did not count IPv4 egress: %+v", got[v4.ID])
+	}
+}
