@@ -175,7 +175,8 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	e.MustNsnet("subnet", "create", "s1", "--network", "n1", "--subnet-range", "10.62.0.0/24")
 	e.MustNsnet("instance", "create", "vm1")
 	e.MustNsnet("port", "create", "vm1-eth0", "--network", "n1", "--device", "vm1")
-	routerID := jsonOf(t, e.MustNsnet("router", "create", "r1", "--external-gateway", "public", "-o", "json"))["id"].(string)
+	r1 := jsonOf(t, e.MustNsnet("router", "create", "r1", "--external-gateway", "public", "-o", "json"))
+	routerID := r1["id"].(string)
 	e.MustNsnet("router", "add", "subnet", "r1", "s1")
 	e.MustNsnet("floating", "ip", "create", "public", "--port", "vm1-eth0")
 
@@ -202,6 +203,13 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 	portID := port["id"].(string)
 	vm1Addr := port["fixed_ips"].([]any)[0].(map[string]any)["ip_address"].(string)
 	runOut("ip", "netns", "exec", e.Prefix+"qdhcp-"+net1, "ping", "-c", "2", "-i", "0.2", "-W", "1", vm1Addr)
+
+	// A metering label of r1's project counting what r1 forwards out to
+	// the external subnet.
+	labelID := e.MustAPI("POST", "/v2.0/metering/metering-labels", map[string]any{"metering_label": map[string]any{
+		"name": "external", "tenant_id": r1["project_id"]}})["metering_label"].(map[string]any)["id"].(string)
+	e.MustAPI("POST", "/v2.0/metering/metering-label-rules", map[string]any{"metering_label_rule": map[string]any{
+		"metering_label_id": labelID, "direction": "egress", "remote_ip_prefix": "198.51.100.0/24"}})
 
 	p := startPrometheus(t, metricsAddr)
 	for _, tc := range []struct {
@@ -235,6 +243,12 @@ func TestPrometheusScrapesMetrics(t *testing.T) {
 		{`nsnet_router_conntrack_entries{router="` + routerID + `"}`, func(v float64) bool { return v >= 1 }, ">= 1", func() {
 			e.In("vm1", "ping", "-c", "1", "-W", "1", "10.62.0.1")
 		}},
+		// vm1's packets out by r1's gateway are counted by the label
+		// (the forward hook sees them, answered or not).
+		{`nsnet_metering_label_packets_total{router="` + routerID + `",label="` + labelID + `"}`, func(v float64) bool { return v >= 1 }, ">= 1", func() {
+			e.In("vm1", "ping", "-c", "1", "-W", "1", "198.51.100.1")
+		}},
+		{`nsnet_metering_label_bytes_total{router="` + routerID + `",label="` + labelID + `"}`, func(v float64) bool { return v >= 84 }, ">= 84", nil},
 	} {
 		// Prometheus needs a scrape after the daemon changed, and the
 		// agent a pass: retry as a dashboard would refresh.

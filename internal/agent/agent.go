@@ -122,6 +122,8 @@ type Agent struct {
 	resweep bool
 	// nat holds the open nft tables of routers, and the host's.
 	nat natTables
+	// metered is the routers whose nsnet_meter table holds labels.
+	metered syncSet
 	// hostNATApplied is the host NAT last programmed, hostNATDone whether
 	// that worked, hostNATErr why not.
 	hostNATApplied hostNATSpec

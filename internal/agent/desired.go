@@ -150,6 +150,9 @@ type snapshot struct {
 	addrGroups []model.AddressGroup
 	// pools are the subnet pools, for the address scopes of subnets.
 	pools []model.SubnetPool
+	// labels and labelRules are the L3 metering labels and their rules.
+	labels     []model.MeteringLabel
+	labelRules []model.MeteringLabelRule
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -169,6 +172,8 @@ type records struct {
 	rules      recordCache[model.SecurityGroupRule]
 	addrGroups recordCache[model.AddressGroup]
 	pools      recordCache[model.SubnetPool]
+	labels     recordCache[model.MeteringLabel]
+	labelRules recordCache[model.MeteringLabelRule]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -208,6 +213,12 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.addrGroups, err = c.addrGroups.list(r, store.AddressGroups); err != nil {
+		return nil, err
+	}
+	if s.labels, err = c.labels.list(r, store.MeteringLabels); err != nil {
+		return nil, err
+	}
+	if s.labelRules, err = c.labelRules.list(r, store.MeteringLabelRules); err != nil {
 		return nil, err
 	}
 	return s, nil

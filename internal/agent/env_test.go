@@ -211,6 +211,10 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.SecurityGroupRules, v.ID
 	case model.SubnetPool:
 		return store.SubnetPools, v.ID
+	case model.MeteringLabel:
+		return store.MeteringLabels, v.ID
+	case model.MeteringLabelRule:
+		return store.MeteringLabelRules, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

@@ -194,7 +194,11 @@ func (p *pass) ensureRouter(w routerWork) {
 	if err := p.ensureAdverts(w.id, ns); err != nil {
 		errs = append(errs, err)
 	}
-	p.finishRouter(k, w, changed || c, errors.Join(errs...))
+	m, err := p.ensureMeter(w.id, ns, w.spec.Meter)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("metering: %w", err))
+	}
+	p.finishRouter(k, w, changed || c || m, errors.Join(errs...))
 }
 
 // finishRouter records the router's outcome and its floating IPs'.
@@ -415,6 +419,7 @@ func (p *pass) routerDeletion(k key, spec routerSpec) deletion {
 		p.a.nat.close(k.id)
 		p.a.metaListeners.close(k.id)
 		p.a.adverts.close(k.id)
+		p.a.metered.set(k.id, false)
 		p.a.closeMetadata6In(spec.Netns)
 		err := dataplane.DeleteRouterNetns(spec.Netns, spec.Marker, p.links)
 		return err == nil, err

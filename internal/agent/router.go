@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/meter"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/store"
@@ -29,11 +30,13 @@ type routerSpec struct {
 	// FloatingIPs are the ids of the floating IPs this router translates,
 	// whose status follows the router's.
 	FloatingIPs []string
+	// Meter is the router's metering labels (see pass_meter.go).
+	Meter meter.Spec
 }
 
 func sameRouter(a, b routerSpec) bool {
 	return a.Netns == b.Netns && a.Marker == b.Marker && a.Up == b.Up && a.Problem == b.Problem &&
-		slices.Equal(a.FloatingIPs, b.FloatingIPs) && sameNAT(a.NAT, b.NAT)
+		slices.Equal(a.FloatingIPs, b.FloatingIPs) && sameNAT(a.NAT, b.NAT) && a.Meter.Equal(b.Meter)
 }
 
 func sameNAT(a, b nat.Router) bool {
@@ -103,6 +106,7 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 		}
 		slices.Sort(pl.spec.FloatingIPs)
 		pl.spec.FloatingIPs = slices.Compact(pl.spec.FloatingIPs)
+		pl.spec.Meter = meterFor(pl, pl.spec.NAT.Gateway, s)
 		d.routers[id] = pl.spec
 	}
 	// The ports of routers that do not exist get no kernel object.

@@ -121,6 +121,12 @@ func (s *Server) resources() []resource {
 	scopes := bind[model.AddressScope]("address_scope", "address_scopes", svc.CreateAddressScope, svc.UpdateAddressScope,
 		svc.DeleteAddressScope, svc.GetAddressScope, svc.ListAddressScopes)
 	scopes.path = "address-scopes"
+	labels := bind[model.MeteringLabel]("metering_label", "metering_labels", svc.CreateMeteringLabel, svc.UpdateMeteringLabel,
+		svc.DeleteMeteringLabel, svc.GetMeteringLabel, svc.ListMeteringLabels)
+	labels.path = "metering/metering-labels"
+	labelRules := bind[model.MeteringLabelRule]("metering_label_rule", "metering_label_rules", svc.CreateMeteringLabelRule,
+		svc.UpdateMeteringLabelRule, svc.DeleteMeteringLabelRule, svc.GetMeteringLabelRule, svc.ListMeteringLabelRules)
+	labelRules.path = "metering/metering-label-rules"
 	return []resource{
 		networks,
 		subnets,
@@ -148,6 +154,8 @@ func (s *Server) resources() []resource {
 		bind[model.SubnetPool]("subnetpool", "subnetpools", svc.CreateSubnetPool, svc.UpdateSubnetPool,
 			svc.DeleteSubnetPool, svc.GetSubnetPool, svc.ListSubnetPools),
 		scopes,
+		labels,
+		labelRules,
 	}
 }
 

@@ -74,7 +74,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return out, err
 	}, PortDrops: func() map[string]map[string]uint64 { return ag.PortDrops() },
 		RouterConntrack: func() (map[string]int, error) { return ag.RouterConntrack() },
-		RouterNAT:       func() map[string]map[string]int { return ag.RouterNAT() }})
+		RouterNAT:       func() map[string]map[string]int { return ag.RouterNAT() },
+		Metering: func() ([]metrics.MeterCount, error) {
+			counts, err := ag.MeteringCounts()
+			out := make([]metrics.MeterCount, 0, len(counts))
+			for _, c := range counts {
+				out = append(out, metrics.MeterCount(c))
+			}
+			return out, err
+		}})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
 		HostNetns:      cfg.HostNetns,

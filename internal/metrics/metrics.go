@@ -73,6 +73,15 @@ type Sources struct {
 	// RouterNAT returns the translations each router's table holds, by
 	// router id and type.
 	RouterNAT func() map[string]map[string]int
+	// Metering returns what each L3 metering label counted in each
+	// router, read from the routers' nsnet_meter tables.
+	Metering func() ([]MeterCount, error)
+}
+
+// MeterCount is what one metering label counted in one router.
+type MeterCount struct {
+	Router, Label  string
+	Packets, Bytes uint64
 }
 
 // PortTraffic is what one port carried, as the instance (or router, or
@@ -135,6 +144,9 @@ func New(src Sources) *Metrics {
 	}
 	if src.RouterConntrack != nil || src.RouterNAT != nil {
 		m.reg.MustRegister(&routersCollector{conntrack: src.RouterConntrack, nat: src.RouterNAT})
+	}
+	if src.Metering != nil {
+		m.reg.MustRegister(&meteringCollector{counts: src.Metering})
 	}
 	if src.PortTraffic != nil || src.PortDrops != nil {
 		m.reg.MustRegister(&portsCollector{traffic: src.PortTraffic, drops: src.PortDrops})
@@ -317,5 +329,35 @@ func (c *routersCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(routerNAT, prometheus.GaugeValue, float64(n), id, t)
 			}
 		}
+	}
+}
+
+var meterPackets = prometheus.NewDesc(namespace+"_metering_label_packets_total",
+	"Packets a metering label counted in a router: those through its gateway that the label's rules select (Neutron's L3 metering).",
+	[]string{"router", "label"}, nil)
+
+var meterBytes = prometheus.NewDesc(namespace+"_metering_label_bytes_total",
+	"Bytes a metering label counted in a router (Neutron's L3 metering).",
+	[]string{"router", "label"}, nil)
+
+// meteringCollector reads the metering counters at scrape time: one
+// nftables read per metered router.
+type meteringCollector struct {
+	counts func() ([]MeterCount, error)
+}
+
+func (c *meteringCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- meterPackets
+	ch <- meterBytes
+}
+
+func (c *meteringCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.counts()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(meterPackets, err)
+	}
+	for _, m := range counts {
+		ch <- prometheus.MustNewConstMetric(meterPackets, prometheus.CounterValue, float64(m.Packets), m.Router, m.Label)
+		ch <- prometheus.MustNewConstMetric(meterBytes, prometheus.CounterValue, float64(m.Bytes), m.Router, m.Label)
 	}
 }

@@ -85,6 +85,9 @@ func TestSeries(t *testing.T) {
 		PortDrops: func() map[string]map[string]uint64 {
 			return map[string]map[string]uint64{"p1": {"ingress_denied": 3, "spoofed_ip": 0}}
 		},
+		Metering: func() ([]metrics.MeterCount, error) {
+			return []metrics.MeterCount{{Router: "r1", Label: "l1", Packets: 8, Bytes: 451}}, nil
+		},
 	})
 	m.ObserveRequest("GET", "GET /v2.0/ports/{id}", 404, 3*time.Millisecond)
 	m.ObserveRequest("GET", "GET /v2.0/ports/{id}", 404, 2*time.Millisecond)
@@ -121,6 +124,8 @@ func TestSeries(t *testing.T) {
 		{"nsnet_port_transmit_packets_total", map[string]string{"port": "p1"}, 5},
 		{"nsnet_port_dropped_packets_total", map[string]string{"port": "p1", "reason": "ingress_denied"}, 3},
 		{"nsnet_port_dropped_packets_total", map[string]string{"port": "p1", "reason": "spoofed_ip"}, 0},
+		{"nsnet_metering_label_packets_total", map[string]string{"router": "r1", "label": "l1"}, 8},
+		{"nsnet_metering_label_bytes_total", map[string]string{"router": "r1", "label": "l1"}, 451},
 	} {
 		got, ok := value(fams, tc.name, tc.labels)
 		if !ok || got != tc.want {

@@ -48,10 +48,14 @@ const (
 	// their CIDRs from.
 	SubnetPools   Kind = "subnetpools"
 	AddressScopes Kind = "address_scopes"
+	// MeteringLabels and MeteringLabelRules are the L3 metering
+	// resources (admin only).
+	MeteringLabels     Kind = "metering_labels"
+	MeteringLabelRules Kind = "metering_label_rules"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
