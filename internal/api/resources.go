@@ -121,7 +121,7 @@ func (s *Server) resources() []resource {
 	scopes := bind[model.AddressScope]("address_scope", "address_scopes", svc.CreateAddressScope, svc.UpdateAddressScope,
 		svc.DeleteAddressScope, svc.GetAddressScope, svc.ListAddressScopes)
 	scopes.path = "address-scopes"
-	return []resource{
+	return append([]resource{
 		networks,
 		subnets,
 		withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts),
@@ -148,7 +148,7 @@ func (s *Server) resources() []resource {
 		bind[model.SubnetPool]("subnetpool", "subnetpools", svc.CreateSubnetPool, svc.UpdateSubnetPool,
 			svc.DeleteSubnetPool, svc.GetSubnetPool, svc.ListSubnetPools),
 		scopes,
-	}
+	}, s.qosResources()...)
 }
 
 // subnetShared is Neutron's hidden shared attribute of subnets, which lists

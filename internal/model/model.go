@@ -97,6 +97,9 @@ type Network struct {
 	// subnets (hosted while one enables DHCP), true hosts it even
 	// without, false keeps DHCP off it. Stored, never shown.
 	DHCPHosted *bool `json:"nsnet:dhcp_hosted,omitzero"`
+	// QosPolicyID is the QoS policy of the network's ports that have
+	// none of their own (qos extension).
+	QosPolicyID *string `json:"qos_policy_id"`
 	Standard
 }
 
@@ -174,6 +177,9 @@ type Port struct {
 	// ExtraDHCPOpts are options the network's DHCP server sends this port
 	// besides its subnet's (Neutron's extra_dhcp_opt extension).
 	ExtraDHCPOpts []ExtraDHCPOpt `json:"extra_dhcp_opts"`
+	// QosPolicyID is the port's own QoS policy; without one, the port
+	// has its network's (qos extension).
+	QosPolicyID *string `json:"qos_policy_id"`
 	PortBinding
 	Standard
 }
@@ -234,6 +240,7 @@ const (
 	RBACObjectSecurityGroup = "security_group"
 	RBACObjectSubnetPool    = "subnetpool"
 	RBACObjectAddressScope  = "address_scope"
+	RBACObjectQosPolicy     = "qos_policy"
 )
 
 // RBACWildcard is the target_tenant of a policy that applies to every project.

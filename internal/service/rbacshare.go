@@ -10,8 +10,8 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RBAC policies on subnet pools and address scopes (rbac-subnetpool,
-// rbac-address-scope): only access_as_shared, which lets the target project
+// RBAC policies on subnet pools, address scopes and QoS policies
+// (rbac-subnetpool, rbac-address-scope, qos): only access_as_shared, which lets the target project
 // see the object and use it (allocate subnets from a pool, put a pool in a
 // scope). Network policies, with their external action and their ports,
 // are rbac.go's.
@@ -23,6 +23,9 @@ func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (str
 	case model.RBACObjectSubnetPool:
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp.ProjectID, err
+	case model.RBACObjectQosPolicy:
+		q, _, err := loadQosPolicy(ctx, r, id)
+		return q.ProjectID, err
 	default:
 		a, _, err := loadAddressScope(ctx, r, id)
 		return a.ProjectID, err
@@ -151,6 +154,14 @@ func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) erro
 				return inUse(sp.ProjectID, "subnet pools")
 			}
 		}
+	case model.RBACObjectQosPolicy:
+		q, err := store.Get[model.QosPolicy](r, store.QosPolicies, p.ObjectID)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		return checkQosUnused(r, q.ID, func(project string) bool {
+			return project == q.ProjectID || after.grants(q.ID, model.ActionAccessAsShared, project)
+		})
 	default:
 		return fmt.Errorf("RBAC policy %s: unknown object type %q", p.ID, p.ObjectType)
 	}
