@@ -70,6 +70,8 @@ type portSpec struct {
 	Floating   []netip.Addr
 	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
 	DHCP bool
+	// Qos is an instance port's bandwidth limits (see addPortQos).
+	Qos dataplane.QosSpec
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -86,7 +88,8 @@ func sameSpec(a, b any) bool {
 	case portSpec:
 		b, ok := b.(portSpec)
 		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
+			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && sameVeth(a.Veth, b.Veth) &&
+			slices.Equal(a.Floating, b.Floating)
 	case routerSpec:
 		b, ok := b.(routerSpec)
 		return ok && sameRouter(a, b)
@@ -150,6 +153,8 @@ type snapshot struct {
 	addrGroups []model.AddressGroup
 	// pools are the subnet pools, for the address scopes of subnets.
 	pools []model.SubnetPool
+	// qos are the QoS policies, for the limits of instance ports.
+	qos []model.QosPolicy
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -169,6 +174,7 @@ type records struct {
 	rules      recordCache[model.SecurityGroupRule]
 	addrGroups recordCache[model.AddressGroup]
 	pools      recordCache[model.SubnetPool]
+	qos        recordCache[model.QosPolicy]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -208,6 +214,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.addrGroups, err = c.addrGroups.list(r, store.AddressGroups); err != nil {
+		return nil, err
+	}
+	if s.qos, err = c.qos.list(r, store.QosPolicies); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -363,6 +372,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	for instID, ports := range plugged {
 		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, metaRoutes)
 	}
+	addPortQos(d, s, networks)
 	for id, inst := range d.instances {
 		ports := plugged[id]
 		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })

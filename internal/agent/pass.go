@@ -429,6 +429,11 @@ func (p *pass) ensureInstance(w instanceWork) {
 			continue
 		}
 		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
+		if err == nil {
+			var c bool
+			c, err = dataplane.EnsurePortQos(p.links, ns, spec.Veth.TapName, spec.Veth.IfName, spec.Veth.Alias, spec.Qos)
+			changed = changed || c
+		}
 		if old, ok := p.a.tried[k].(portSpec); ok && err == nil && spec.Veth.DHCPClient && !old.Veth.DHCPClient {
 			// Static until now: the addresses nsnet set go, once.
 			var c bool
