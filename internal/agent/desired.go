@@ -70,8 +70,11 @@ type portSpec struct {
 	Floating   []netip.Addr
 	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
 	DHCP bool
-	// Qos is an instance port's bandwidth limits (see addPortQos).
-	Qos dataplane.QosSpec
+	// Qos is an instance port's bandwidth limits, DSCP its DSCP mark
+	// when Marked (see addPortQos).
+	Qos    dataplane.QosSpec
+	DSCP   uint8
+	Marked bool
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -88,7 +91,7 @@ func sameSpec(a, b any) bool {
 	case portSpec:
 		b, ok := b.(portSpec)
 		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && sameVeth(a.Veth, b.Veth) &&
+			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && a.DSCP == b.DSCP && a.Marked == b.Marked && sameVeth(a.Veth, b.Veth) &&
 			slices.Equal(a.Floating, b.Floating)
 	case routerSpec:
 		b, ok := b.(routerSpec)
@@ -112,9 +115,12 @@ type desired struct {
 	networks  map[string]networkSpec
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
-	routers   map[string]routerSpec
-	hostNAT   hostNATSpec
-	dhcp      map[string]dhcpSpec // by network id
+	// dscp are the DSCP marks of each instance's ports, by interface
+	// name (the instance's nsnet_qos table; see addPortQos).
+	dscp    map[string]map[string]uint8
+	routers map[string]routerSpec
+	hostNAT hostNATSpec
+	dhcp    map[string]dhcpSpec // by network id
 	// services are the servers' configurations, by network id.
 	services map[string]networkService
 	// adverts are the router advertisements of each router's qr- ports,
@@ -298,6 +304,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		networks:  map[string]networkSpec{},
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
+		dscp:      map[string]map[string]uint8{},
 		routers:   map[string]routerSpec{},
 		adverts:   map[string]map[string]advertSpec{},
 		dhcp:      map[string]dhcpSpec{},

@@ -13,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/qosmark"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -409,6 +410,11 @@ func (p *pass) ensureInstance(w instanceWork) {
 			return !w.spec.DHCPClient || bytes.HasPrefix(cur, []byte(resolvConfMark))
 		})
 		changed = changed || c
+		if err == nil {
+			// The DSCP marks of its ports' QoS policies (none: no table).
+			c, err = qosmark.Ensure(w.spec.Netns, p.d.dscp[w.id])
+			changed = changed || c
+		}
 		if err != nil {
 			ns.Close()
 		}

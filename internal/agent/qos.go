@@ -5,8 +5,8 @@ import (
 	"github.com/nsnet/nsnet/internal/model"
 )
 
-// addPortQos gives each instance port the bandwidth limits of its QoS
-// policy: its own qos_policy_id, or else its network's, as Neutron's QoS
+// addPortQos gives each instance port the bandwidth limits and DSCP mark
+// of its QoS policy: its own qos_policy_id, or else its network's, as Neutron's QoS
 // plugin resolves them for a compute port. The limits are part of the
 // port's spec, so a policy or rule change reprograms the ports it reaches,
 // and every full pass checks them (drift repaired, restart changes
@@ -28,7 +28,17 @@ func addPortQos(d *desired, s *snapshot, networks map[string]model.Network) {
 		if id == nil {
 			continue
 		}
-		spec.Qos = qosSpec(policies[*id])
+		pol := policies[*id]
+		spec.Qos = qosSpec(pol)
+		for _, r := range pol.Rules {
+			if r.Type == model.QosRuleDSCPMarking && r.DSCPMark != nil {
+				spec.DSCP, spec.Marked = uint8(*r.DSCPMark), true
+				if d.dscp[spec.InstanceID] == nil {
+					d.dscp[spec.InstanceID] = map[string]uint8{}
+				}
+				d.dscp[spec.InstanceID][spec.Veth.IfName] = spec.DSCP
+			}
+		}
 		d.ports[p.ID] = spec
 	}
 }

@@ -12,7 +12,7 @@ import (
 
 // TestAgentPortQos: a network's QoS policy reaches its instance ports as
 // shapers on both ends of their veth, a port's own policy wins over its
-// network's, a rule change reprograms them, a restart changes nothing, a
+// network's (its DSCP mark in the instance's nsnet_qos table), a rule change reprograms them, a restart changes nothing, a
 // deleted shaper comes back at the next full pass, and without a policy
 // the shapers go.
 func TestAgentPortQos(t *testing.T) {
@@ -24,6 +24,7 @@ func TestAgentPortQos(t *testing.T) {
 	}}
 	portPolicy := model.QosPolicy{ID: "qos-port", Rules: []model.QosRule{
 		{ID: "r3", Type: model.QosRuleBandwidthLimit, MaxKbps: kbps(500), MaxBurstKbps: kbps(0), Direction: model.QosDirectionEgress},
+		{ID: "r4", Type: model.QosRuleDSCPMarking, DSCPMark: kbps(26)},
 	}}
 	n := testNetwork()
 	n.QosPolicyID = &netPolicy.ID
@@ -52,6 +53,18 @@ func TestAgentPortQos(t *testing.T) {
 	}
 	if got := shaper(e.hostNetns, greenTap); strings.Contains(got, "tbf") {
 		t.Errorf("green's tap shaped though its own policy limits egress only: %q", got)
+	}
+
+	// green's DSCP mark is in its namespace's nsnet_qos table; red has none.
+	marks := func(ns string) string {
+		out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "nsnet_qos").CombinedOutput()
+		return string(out)
+	}
+	if got := marks(e.ns("green")); !strings.Contains(got, `oifname "eth0" ip dscp set af31`) || !strings.Contains(got, `oifname "eth0" ip6 dscp set af31`) {
+		t.Errorf("green's marks:\n%s", got)
+	}
+	if got := marks(e.ns("red")); strings.Contains(got, "dscp") {
+		t.Errorf("red marked:\n%s", got)
 	}
 
 	// A rule change reaches the port.
