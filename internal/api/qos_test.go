@@ -94,3 +94,26 @@ func TestQosDefaultPolicyAndSharing(t *testing.T) {
 		t.Errorf("delete used share: %d %v", r.status, r.body)
 	}
 }
+
+// TestQosShareInUse: Neutron's rules for taking a QoS policy's share away
+// while networks use it — the owner's own network counts, and changing a
+// share's target is checked as deleting it.
+func TestQosShareInUse(t *testing.T) {
+	h := newTenants(t, nil)
+	pol := h.create(admin, "qos/policies", "policy", map[string]any{"name": "p", "shared": true})
+	net := h.create(admin, "networks", "network", map[string]any{"name": "n", "qos_policy_id": pol})
+	if r := h.as(admin, "PUT", "/v2.0/qos/policies/"+pol, map[string]any{"policy": map[string]any{"shared": false}}); r.status != 409 {
+		t.Errorf("unshare with the owner's network on it: %d %v", r.status, r.body)
+	}
+	h.as(admin, "DELETE", "/v2.0/networks/"+net, nil)
+	if r := h.as(admin, "PUT", "/v2.0/qos/policies/"+pol, map[string]any{"policy": map[string]any{"shared": false}}); r.status != 200 {
+		t.Errorf("unshare unused: %d %v", r.status, r.body)
+	}
+
+	wild := h.create(admin, "rbac-policies", "rbac_policy", map[string]any{
+		"object_type": "qos_policy", "object_id": pol, "action": "access_as_shared", "target_tenant": "*"})
+	h.create(other, "networks", "network", map[string]any{"name": "b", "qos_policy_id": pol})
+	if r := h.as(admin, "PUT", "/v2.0/rbac-policies/"+wild, map[string]any{"rbac_policy": map[string]any{"target_tenant": "beta"}}); r.status != 409 {
+		t.Errorf("retarget a share in use: %d %v", r.status, r.body)
+	}
+}

@@ -110,7 +110,11 @@ func (s *Service) changeSharePolicy(ctx context.Context, tx store.Txn, cur model
 		if err := checkScopeReach(tx, acc, *next); err != nil {
 			return err
 		}
-		after = acc.with(*next)
+		// An update of a QoS policy's share is checked as the deletion of
+		// the old one, as Neutron's RbacNeutronDbObjectMixin does.
+		if cur.ObjectType != model.RBACObjectQosPolicy {
+			after = acc.with(*next)
+		}
 	}
 	if err := checkShareDependents(tx, cur, after); err != nil {
 		return err
@@ -159,8 +163,11 @@ func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) erro
 		if err != nil {
 			return ignoreMissing(err)
 		}
+		// Neutron counts the policy's owner among the projects bound to
+		// it (QosPolicy.get_bound_project_ids): unsharing a policy that
+		// the owner's own network uses is refused too.
 		return checkQosUnused(r, q.ID, func(project string) bool {
-			return project == q.ProjectID || after.grants(q.ID, model.ActionAccessAsShared, project)
+			return after.grants(q.ID, model.ActionAccessAsShared, project)
 		})
 	default:
 		return fmt.Errorf("RBAC policy %s: unknown object type %q", p.ID, p.ObjectType)
