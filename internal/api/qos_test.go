@@ -117,3 +117,19 @@ func TestQosShareInUse(t *testing.T) {
 		t.Errorf("retarget a share in use: %d %v", r.status, r.body)
 	}
 }
+
+// TestQosPolicyTags: Neutron serves a QoS policy's tags at
+// /v2.0/policies/{id}/tags, and its lists filter by them.
+func TestQosPolicyTags(t *testing.T) {
+	h := newTenants(t, nil)
+	pol := h.create(admin, "qos/policies", "policy", map[string]any{"name": "p"})
+	h.create(admin, "qos/policies", "policy", map[string]any{"name": "q"})
+	if r := h.as(admin, "PUT", "/v2.0/policies/"+pol+"/tags", map[string]any{"tags": []string{"red", "blue"}}); r.status != 200 {
+		t.Fatalf("put tags: %d %v", r.status, r.body)
+	}
+	r := h.as(admin, "GET", "/v2.0/qos/policies?tags=red", nil)
+	list, _ := r.body["policies"].([]any)
+	if r.status != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != pol {
+		t.Errorf("filter by tag: %d %v", r.status, r.body)
+	}
+}

@@ -55,7 +55,7 @@ var tagTargets = map[string]tagTarget{
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp, err
 	}, func(sp *model.SubnetPool) string { return sp.ProjectID }),
-	"qos/policies": tagTargetOf(store.QosPolicies, func(ctx context.Context, r store.Reader, id string) (model.QosPolicy, error) {
+	"policies": tagTargetOf(store.QosPolicies, func(ctx context.Context, r store.Reader, id string) (model.QosPolicy, error) {
 		p, _, err := loadQosPolicy(ctx, r, id)
 		return p, err
 	}, func(p *model.QosPolicy) string { return p.ProjectID }),
