@@ -37,10 +37,37 @@ func (s *Server) qosResources() []resource {
 	}
 	return []resource{
 		policies,
-		bindNested[model.QosRule]("bandwidth_limit_rule", "bandwidth_limit_rules", "qos/policies/{parent}/bandwidth_limit_rules",
-			bw.Create, bw.Update, bw.Delete, bw.Get, bw.List),
-		bindNested[model.QosRule]("dscp_marking_rule", "dscp_marking_rules", "qos/policies/{parent}/dscp_marking_rules",
-			dscp.Create, dscp.Update, dscp.Delete, dscp.Get, dscp.List),
+		ruleResource("bandwidth_limit_rule", "bandwidth_limit_rules", bw, model.BandwidthLimitView),
+		ruleResource("dscp_marking_rule", "dscp_marking_rules", dscp, model.DSCPMarkingView),
 		ruleTypes,
 	}
+}
+
+// ruleResource binds one rule type's sub-resource of policies, showing
+// each rule as view does.
+func ruleResource[T any](singular, collection string, rules service.QosRules, view func(model.QosRule) T) resource {
+	result := func(r service.Result[model.QosRule], err error) (service.Result[T], error) {
+		return service.Result[T]{Object: view(r.Object), Revision: r.Revision}, err
+	}
+	return bindNested[T](singular, collection, "qos/policies/{parent}/"+collection,
+		func(ctx context.Context, policy string, in service.Attrs) (service.Result[T], error) {
+			return result(rules.Create(ctx, policy, in))
+		},
+		func(ctx context.Context, policy, id string, in service.Attrs) (service.Result[T], error) {
+			return result(rules.Update(ctx, policy, id, in))
+		},
+		rules.Delete,
+		func(ctx context.Context, policy, id string) (T, error) {
+			r, err := rules.Get(ctx, policy, id)
+			return view(r), err
+		},
+		func(ctx context.Context, policy string) ([]T, error) {
+			list, err := rules.List(ctx, policy)
+			out := make([]T, len(list))
+			for i, r := range list {
+				out[i] = view(r)
+			}
+			return out, err
+		},
+	)
 }

@@ -22,9 +22,10 @@ func TestQosPolicyAndRules(t *testing.T) {
 	if bw.status != 201 {
 		t.Fatalf("create rule: %d %v", bw.status, bw.body)
 	}
-	rule := as[model.QosRule](t, bw.body["bandwidth_limit_rule"].(map[string]any))
-	if *rule.MaxKbps != 1000 || *rule.MaxBurstKbps != 0 || rule.Direction != "egress" {
-		t.Errorf("rule defaults: %+v", rule)
+	raw := bw.body["bandwidth_limit_rule"].(map[string]any)
+	rule := as[model.BandwidthLimitRule](t, raw)
+	if rule.MaxKbps != 1000 || rule.MaxBurstKbps != 0 || rule.Direction != "egress" || len(raw) != 4 {
+		t.Errorf("rule, with its defaults and only Neutron's four attributes: %v", raw)
 	}
 	cases := []struct {
 		name, who, method, path string
@@ -57,8 +58,8 @@ func TestQosPolicyAndRules(t *testing.T) {
 	h.as(admin, "POST", base+"/bandwidth_limit_rules", map[string]any{"bandwidth_limit_rule": map[string]any{"max_kbps": 2000, "direction": "ingress"}})
 	h.as(admin, "POST", base+"/dscp_marking_rules", map[string]any{"dscp_marking_rule": map[string]any{"dscp_mark": 26}})
 	got := as[model.QosPolicy](t, h.as(owner, "GET", base, nil).body["policy"].(map[string]any))
-	if len(got.Rules) != 3 {
-		t.Errorf("rules %+v, want 3", got.Rules)
+	if len(got.Rules) != 3 || got.Rules[0].Type != model.QosRuleBandwidthLimit || got.Rules[0].QosPolicyID != p.ID {
+		t.Errorf("rules %+v, want 3 with their type and policy", got.Rules)
 	}
 
 	// A network in use keeps its policy; the port inherits nothing in the

@@ -63,3 +63,36 @@ type QosRuleParameter struct {
 	Type   string `json:"parameter_type"`
 	Values any    `json:"parameter_values"`
 }
+
+// BandwidthLimitRule is how a bandwidth_limit rule shows below its policy
+// (/v2.0/qos/policies/{id}/bandwidth_limit_rules): without its type and
+// policy, which the path says.
+type BandwidthLimitRule struct {
+	ID           string `json:"id"`
+	MaxKbps      int    `json:"max_kbps"`
+	MaxBurstKbps int    `json:"max_burst_kbps"`
+	Direction    string `json:"direction"`
+}
+
+// DSCPMarkingRule: see BandwidthLimitRule.
+type DSCPMarkingRule struct {
+	ID       string `json:"id"`
+	DSCPMark int    `json:"dscp_mark"`
+}
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// BandwidthLimitView shows r as its sub-resource.
+func BandwidthLimitView(r QosRule) BandwidthLimitRule {
+	return BandwidthLimitRule{ID: r.ID, MaxKbps: deref(r.MaxKbps), MaxBurstKbps: deref(r.MaxBurstKbps), Direction: r.Direction}
+}
+
+// DSCPMarkingView shows r as its sub-resource.
+func DSCPMarkingView(r QosRule) DSCPMarkingRule {
+	return DSCPMarkingRule{ID: r.ID, DSCPMark: deref(r.DSCPMark)}
+}
