@@ -44,7 +44,7 @@ var extensions = []extension{
 	{"rbac-address-scope", "Add address_scope type to RBAC", "Add address_scope type to RBAC", "2020-02-12T00:00:00-00:00", []string{}},
 	{"rbac-policies", "RBAC Policies", "Allows creation and modification of policies that control tenant access to resources.", "2015-06-17T12:15:12-00:00", []string{}},
 	{"rbac-security-groups", "Add security_group type to network RBAC", "Add security_group type to network RBAC: a group shared with a project is visible to it and usable on its ports.", "2019-01-02T00:00:00-00:00", []string{}},
-	{"qos", "Quality of Service", "The Quality of Service extension: policies of bandwidth limit and DSCP marking rules on ports and networks; nsnet's agent polices and shapes each port's veth and marks what it sends.", "2015-06-08T10:00:00-00:00", []string{}},
+	{"qos", "Quality of Service", "The Quality of Service extension: policies of bandwidth limit and DSCP marking rules on ports and networks; nsnet's agent shapes both ends of each port's veth (tbf) and marks what the instance sends (see docs/QOS.md).", "2015-06-08T10:00:00-00:00", []string{}},
 	{"qos-bw-limit-direction", "Direction for QoS bandwidth limit rule", "Allow to configure QoS bandwidth limit rule with specific direction: ingress or egress", "2017-04-10T10:00:00-00:00", []string{}},
 	{"qos-default", "QoS default policy", "Expose the QoS default policy per project", "2017-04-06T10:00:00-00:00", []string{}},
 	{"qos-rule-type-details", "Details of QoS rule types", "Expose details about QoS rule types supported by loaded backend drivers", "2017-06-22T10:00:00-00:00", []string{}},
