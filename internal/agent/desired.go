@@ -70,6 +70,11 @@ type portSpec struct {
 	Floating   []netip.Addr
 	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
 	DHCP bool
+	// Qos is an instance port's bandwidth limits, DSCP its DSCP mark
+	// when Marked (see addPortQos).
+	Qos    dataplane.QosSpec
+	DSCP   uint8
+	Marked bool
 }
 
 // sameSpec reports whether two specs ask for the same kernel state. It runs
@@ -86,7 +91,8 @@ func sameSpec(a, b any) bool {
 	case portSpec:
 		b, ok := b.(portSpec)
 		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && sameVeth(a.Veth, b.Veth) && slices.Equal(a.Floating, b.Floating)
+			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && a.DSCP == b.DSCP && a.Marked == b.Marked && sameVeth(a.Veth, b.Veth) &&
+			slices.Equal(a.Floating, b.Floating)
 	case routerSpec:
 		b, ok := b.(routerSpec)
 		return ok && sameRouter(a, b)
@@ -109,9 +115,12 @@ type desired struct {
 	networks  map[string]networkSpec
 	instances map[string]instanceSpec
 	ports     map[string]portSpec // plugged ports only
-	routers   map[string]routerSpec
-	hostNAT   hostNATSpec
-	dhcp      map[string]dhcpSpec // by network id
+	// dscp are the DSCP marks of each instance's ports, by interface
+	// name (the instance's nsnet_qos table; see addPortQos).
+	dscp    map[string]map[string]uint8
+	routers map[string]routerSpec
+	hostNAT hostNATSpec
+	dhcp    map[string]dhcpSpec // by network id
 	// services are the servers' configurations, by network id.
 	services map[string]networkService
 	// adverts are the router advertisements of each router's qr- ports,
@@ -153,6 +162,8 @@ type snapshot struct {
 	// labels and labelRules are the L3 metering labels and their rules.
 	labels     []model.MeteringLabel
 	labelRules []model.MeteringLabelRule
+	// qos are the QoS policies, for the limits of instance ports.
+	qos []model.QosPolicy
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -174,6 +185,7 @@ type records struct {
 	pools      recordCache[model.SubnetPool]
 	labels     recordCache[model.MeteringLabel]
 	labelRules recordCache[model.MeteringLabelRule]
+	qos        recordCache[model.QosPolicy]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -219,6 +231,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.labelRules, err = c.labelRules.list(r, store.MeteringLabelRules); err != nil {
+		return nil, err
+	}
+	if s.qos, err = c.qos.list(r, store.QosPolicies); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -300,6 +315,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		networks:  map[string]networkSpec{},
 		instances: map[string]instanceSpec{},
 		ports:     map[string]portSpec{},
+		dscp:      map[string]map[string]uint8{},
 		routers:   map[string]routerSpec{},
 		adverts:   map[string]map[string]advertSpec{},
 		dhcp:      map[string]dhcpSpec{},
@@ -374,6 +390,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	for instID, ports := range plugged {
 		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, metaRoutes)
 	}
+	addPortQos(d, s, networks)
 	for id, inst := range d.instances {
 		ports := plugged[id]
 		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })

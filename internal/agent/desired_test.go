@@ -238,8 +238,10 @@ func mutate(f reflect.Value) {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(f.String() + "x")
-	case reflect.Int:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		f.SetInt(f.Int() + 1)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		f.SetUint(f.Uint() + 1)
 	case reflect.Bool:
 		f.SetBool(!f.Bool())
 	case reflect.Slice:

@@ -215,6 +215,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.MeteringLabels, v.ID
 	case model.MeteringLabelRule:
 		return store.MeteringLabelRules, v.ID
+	case model.QosPolicy:
+		return store.QosPolicies, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

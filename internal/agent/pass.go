@@ -13,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/qosmark"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -409,6 +410,11 @@ func (p *pass) ensureInstance(w instanceWork) {
 			return !w.spec.DHCPClient || bytes.HasPrefix(cur, []byte(resolvConfMark))
 		})
 		changed = changed || c
+		if err == nil {
+			// The DSCP marks of its ports' QoS policies (none: no table).
+			c, err = qosmark.Ensure(w.spec.Netns, p.d.dscp[w.id])
+			changed = changed || c
+		}
 		if err != nil {
 			ns.Close()
 		}
@@ -429,6 +435,11 @@ func (p *pass) ensureInstance(w instanceWork) {
 			continue
 		}
 		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
+		if err == nil {
+			var c bool
+			c, err = dataplane.EnsurePortQos(p.links, ns, spec.Veth.TapName, spec.Veth.IfName, spec.Veth.Alias, spec.Qos)
+			changed = changed || c
+		}
 		if old, ok := p.a.tried[k].(portSpec); ok && err == nil && spec.Veth.DHCPClient && !old.Veth.DHCPClient {
 			// Static until now: the addresses nsnet set go, once.
 			var c bool

@@ -111,7 +111,7 @@ func TestSecurityGroupPolicyRefusals(t *testing.T) {
 		typ       string
 	}{
 		{"access_as_external", owner, map[string]any{"object_type": "security_group", "object_id": sg, "action": "access_as_external", "target_tenant": "beta"}, 400, "InvalidActionForType"},
-		{"an unknown object type", owner, map[string]any{"object_type": "qos_policy", "object_id": sg, "action": "access_as_shared", "target_tenant": "beta"}, 400, "HTTPBadRequest"},
+		{"an unknown object type", owner, map[string]any{"object_type": "bgpvpn", "object_id": sg, "action": "access_as_shared", "target_tenant": "beta"}, 400, "HTTPBadRequest"},
 		{"no such group", owner, map[string]any{"object_type": "security_group", "object_id": "0b8c3b9e-9f4e-4c55-8d0e-6c1a1d2e3f40", "action": "access_as_shared", "target_tenant": "beta"}, 404, "SecurityGroupNotFound"},
 		{"another project's group", other, map[string]any{"object_type": "security_group", "object_id": sg, "action": "access_as_shared", "target_tenant": "beta"}, 400, "InvalidInput"},
 		{"a member sharing with everyone", owner, map[string]any{"object_type": "security_group", "object_id": sg, "action": "access_as_shared", "target_tenant": "*"}, 403, "PolicyNotAuthorized"},

@@ -127,7 +127,7 @@ func (s *Server) resources() []resource {
 	labelRules := bind[model.MeteringLabelRule]("metering_label_rule", "metering_label_rules", svc.CreateMeteringLabelRule,
 		svc.UpdateMeteringLabelRule, svc.DeleteMeteringLabelRule, svc.GetMeteringLabelRule, svc.ListMeteringLabelRules)
 	labelRules.path = "metering/metering-label-rules"
-	return []resource{
+	return append([]resource{
 		networks,
 		subnets,
 		withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts),
@@ -156,7 +156,7 @@ func (s *Server) resources() []resource {
 		scopes,
 		labels,
 		labelRules,
-	}
+	}, s.qosResources()...)
 }
 
 // subnetShared is Neutron's hidden shared attribute of subnets, which lists

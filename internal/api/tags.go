@@ -57,8 +57,12 @@ func (s *Server) tagRoutes() {
 }
 
 // taggable reports whether res's items take tags, and so its lists the
-// tag filters.
-func (r resource) taggable() bool { return slices.Contains(service.TagCollections(), r.urlPath()) }
+// tag filters. QoS policies take theirs at /v2.0/policies/{id}/tags, by
+// their collection's name, not below /v2.0/qos/ where they live.
+func (r resource) taggable() bool {
+	tc := service.TagCollections()
+	return slices.Contains(tc, r.urlPath()) || slices.Contains(tc, r.collection)
+}
 
 // noContent answers a write that returns no body with status.
 func (s *Server) noContent(w http.ResponseWriter, r *http.Request, status int) func(int64, error) {

@@ -39,7 +39,7 @@ type rule struct {
 
 // kernel is everything that changes or reads the kernel's network state.
 var kernel = []string{netlink, nftables + "/...", "internal/netns", "internal/dataplane",
-	"internal/firewall", "internal/nat", "internal/nfsock", "internal/agent"}
+	"internal/firewall", "internal/nat", "internal/nfsock", "internal/qosmark", "internal/agent"}
 
 var rules = []rule{
 	{pkg: "cmd/nsnet", why: "hold logic",
@@ -76,6 +76,8 @@ var rules = []rule{
 		deps:   []string{"internal/nat", "internal/firewall", "internal/trace", "internal/store", "internal/model"}},
 	{pkg: "internal/firewall", why: "touch any other table",
 		deps: []string{"internal/nat", "internal/trace", "internal/store", "internal/model"}},
+	{pkg: "internal/qosmark", why: "touch any other table, or read the store",
+		deps: []string{"internal/nat", "internal/firewall", "internal/trace", "internal/store", "internal/model"}},
 	{pkg: "internal/nfsock", why: "know any table of its owners, or switch namespaces but through internal/netns",
 		deps: []string{"internal/...", "!internal/netns"}},
 	{pkg: "internal/dataplane", why: "know the store or API",

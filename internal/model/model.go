@@ -97,6 +97,9 @@ type Network struct {
 	// subnets (hosted while one enables DHCP), true hosts it even
 	// without, false keeps DHCP off it. Stored, never shown.
 	DHCPHosted *bool `json:"nsnet:dhcp_hosted,omitzero"`
+	// QosPolicyID is the QoS policy of the network's ports that have
+	// none of their own (qos extension).
+	QosPolicyID *string `json:"qos_policy_id"`
 	Standard
 }
 
@@ -186,6 +189,9 @@ type Port struct {
 	// DNSAssignment is the name each of the port's addresses has in
 	// nsnet's DNS; rendered, never stored.
 	DNSAssignment []DNSAssignment `json:"dns_assignment,omitzero"`
+	// QosPolicyID is the port's own QoS policy; without one, the port
+	// has its network's (qos extension).
+	QosPolicyID *string `json:"qos_policy_id"`
 	PortBinding
 	Standard
 }
@@ -255,6 +261,7 @@ const (
 	RBACObjectSubnetPool    = "subnetpool"
 	RBACObjectAddressScope  = "address_scope"
 	RBACObjectAddressGroup  = "address_group"
+	RBACObjectQosPolicy     = "qos_policy"
 )
 
 // RBACWildcard is the target_tenant of a policy that applies to every project.

@@ -52,6 +52,11 @@ var networkAttrs = append([]attr[model.Network]{
 		n.AvailabilityZoneHints = hints
 		return err
 	}},
+	{name: "qos_policy_id", post: true, put: true, set: func(n *model.Network, raw json.RawMessage) error {
+		v, err := parseQosPolicyID(raw)
+		n.QosPolicyID = v
+		return err
+	}},
 }, append(hostNetworkAttrs, projectAttrs(func(n *model.Network) *string { return &n.ProjectID })...)...)
 
 // CreateNetwork creates a network from the attributes of a POST. `shared`
@@ -117,6 +122,9 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 		if err := checkZones(tx, "network", n.AvailabilityZoneHints); err != nil {
 			return err
 		}
+		if err := checkNetworkQos(ctx, tx, &n, in); err != nil {
+			return err
+		}
 		if shared {
 			if err := putPolicy(tx, wildcardPolicy(&n, model.ActionAccessAsShared)); err != nil {
 				return err
@@ -168,7 +176,11 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		_, wasShared := acc.wildcard(id, model.ActionAccessAsShared)
 		n.Shared = wasShared
 		wasExternal, wasHostGateway := n.RouterExternal, n.HostGateway
+		oldQos := n.QosPolicyID
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
+			return err
+		}
+		if err := checkQosAssociation(ctx, tx, oldQos, n.QosPolicyID); err != nil {
 			return err
 		}
 		if _, given := in["mtu"]; given {

@@ -63,6 +63,11 @@ var portAttrs = append(append([]attr[portInput]{
 		p.Tags = tags
 		return err
 	}},
+	{name: "qos_policy_id", post: true, put: true, set: func(p *portInput, raw json.RawMessage) error {
+		v, err := parseQosPolicyID(raw)
+		p.QosPolicyID = v
+		return err
+	}},
 	{name: "network_id", post: true, required: true, set: func(p *portInput, raw json.RawMessage) error {
 		v, err := parseString(raw, maxNameLen)
 		p.NetworkID = v
@@ -411,6 +416,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		if err := s.checkPortSecurity(ctx, tx, &p, true); err != nil {
 			return err
 		}
+		if err := checkQosAssociation(ctx, tx, nil, p.QosPolicyID); err != nil {
+			return err
+		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
 	}}, nil
@@ -452,6 +460,9 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 			return err
 		}
 		if err := s.checkPortSecurity(ctx, tx, &p, false); err != nil {
+			return err
+		}
+		if err := checkQosAssociation(ctx, tx, cur.QosPolicyID, p.QosPolicyID); err != nil {
 			return err
 		}
 		p.Touch(s.now())

@@ -25,7 +25,7 @@ var rbacActions = []string{model.ActionAccessAsExternal, model.ActionAccessAsSha
 
 // rbacObjectTypes are the kinds of object nsnet shares by policy, in
 // Neutron's (alphabetical) order.
-var rbacObjectTypes = []string{model.RBACObjectAddressGroup, model.RBACObjectAddressScope, model.RBACObjectNetwork, model.RBACObjectSecurityGroup, model.RBACObjectSubnetPool}
+var rbacObjectTypes = []string{model.RBACObjectAddressGroup, model.RBACObjectAddressScope, model.RBACObjectNetwork, model.RBACObjectQosPolicy, model.RBACObjectSecurityGroup, model.RBACObjectSubnetPool}
 
 // access is every RBAC policy, by network, as one transaction read them.
 type access map[string][]model.RBACPolicy

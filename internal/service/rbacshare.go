@@ -10,11 +10,12 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// RBAC policies on subnet pools, address scopes and address groups
-// (rbac-subnetpool, rbac-address-scope, rbac-address-group): only
-// access_as_shared, which lets the target project see the object and use
-// it (allocate subnets from a pool, put a pool in a scope, name a group as
-// the remote of its security group rules). Network policies, with their external action and their ports,
+// RBAC policies on subnet pools, address scopes, address groups and QoS
+// policies (rbac-subnetpool, rbac-address-scope, rbac-address-group, qos):
+// only access_as_shared, which lets the target project see the object and
+// use it (allocate subnets from a pool, put a pool in a scope, name a group
+// as the remote of its security group rules, bind a QoS policy). Network
+// policies, with their external action and their ports,
 // are rbac.go's.
 
 // sharedObjectOwner reads the project of a pool or scope the caller may
@@ -27,6 +28,9 @@ func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (str
 	case model.RBACObjectAddressGroup:
 		g, err := loadAddressGroup(ctx, r, id)
 		return g.ProjectID, err
+	case model.RBACObjectQosPolicy:
+		q, _, err := loadQosPolicy(ctx, r, id)
+		return q.ProjectID, err
 	default:
 		a, _, err := loadAddressScope(ctx, r, id)
 		return a.ProjectID, err
@@ -111,7 +115,11 @@ func (s *Service) changeSharePolicy(ctx context.Context, tx store.Txn, cur model
 		if err := checkScopeReach(tx, acc, *next); err != nil {
 			return err
 		}
-		after = acc.with(*next)
+		// An update of a QoS policy's share is checked as the deletion of
+		// the old one, as Neutron's RbacNeutronDbObjectMixin does.
+		if cur.ObjectType != model.RBACObjectQosPolicy {
+			after = acc.with(*next)
+		}
 	}
 	if err := checkShareDependents(tx, cur, after); err != nil {
 		return err
@@ -170,6 +178,17 @@ func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) erro
 				return inUse(rule.ProjectID, "security group rules")
 			}
 		}
+	case model.RBACObjectQosPolicy:
+		q, err := store.Get[model.QosPolicy](r, store.QosPolicies, p.ObjectID)
+		if err != nil {
+			return ignoreMissing(err)
+		}
+		// Neutron counts the policy's owner among the projects bound to
+		// it (QosPolicy.get_bound_project_ids): unsharing a policy that
+		// the owner's own network uses is refused too.
+		return checkQosUnused(r, q.ID, func(project string) bool {
+			return after.grants(q.ID, model.ActionAccessAsShared, project)
+		})
 	default:
 		return fmt.Errorf("RBAC policy %s: unknown object type %q", p.ID, p.ObjectType)
 	}

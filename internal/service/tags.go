@@ -55,6 +55,10 @@ var tagTargets = map[string]tagTarget{
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp, err
 	}, func(sp *model.SubnetPool) string { return sp.ProjectID }),
+	"policies": tagTargetOf(store.QosPolicies, func(ctx context.Context, r store.Reader, id string) (model.QosPolicy, error) {
+		p, _, err := loadQosPolicy(ctx, r, id)
+		return p, err
+	}, func(p *model.QosPolicy) string { return p.ProjectID }),
 }
 
 // TagCollections are the URL paths of the collections whose resources

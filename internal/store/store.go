@@ -52,10 +52,12 @@ const (
 	// resources (admin only).
 	MeteringLabels     Kind = "metering_labels"
 	MeteringLabelRules Kind = "metering_label_rules"
+	// QosPolicies are QoS policies, each with its rules.
+	QosPolicies Kind = "qos_policies"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
