@@ -749,6 +749,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err := checkNotServicePort(tx, &p); err != nil {
 			return err
 		}
+		if err := checkPortNotTrunked(tx, id); err != nil {
+			return err
+		}
 		if err := disassociatePort(tx, id); err != nil {
 			return err
 		}
@@ -761,7 +764,17 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 
 // GetPort returns one port.
 func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
-	return getOne(ctx, s.store, id, loadPort, func(p *model.Port) { s.renderPort(ctx, p) })
+	var p model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		if p, err = loadPort(ctx, r, id); err != nil {
+			return err
+		}
+		p.TrunkDetails, err = trunkDetails(r, &p)
+		return err
+	})
+	s.renderPort(ctx, &p)
+	return p, err
 }
 
 // ListPorts returns the ports the caller may see: its own and those on its
@@ -783,7 +796,12 @@ func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
 			}
 			return own, nil
 		},
-		func(_ store.Reader, p *model.Port) error { s.renderPort(ctx, p); return nil })
+		func(r store.Reader, p *model.Port) error {
+			s.renderPort(ctx, p)
+			var err error
+			p.TrunkDetails, err = trunkDetails(r, p)
+			return err
+		})
 }
 
 // ownsNetwork reports whether the caller owns network id (or is an admin).
