@@ -211,6 +211,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.SecurityGroupRules, v.ID
 	case model.SubnetPool:
 		return store.SubnetPools, v.ID
+	case model.Trunk:
+		return store.Trunks, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

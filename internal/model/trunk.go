@@ -2,10 +2,11 @@ package model
 
 // Trunk is Neutron's trunk (the trunk extension): a parent port that
 // carries, besides its own untagged traffic, the traffic of its subports,
-// each tagged with its VLAN id on the parent's link. As Linux bridge's
-// trunk driver does, the agent makes one VLAN device per subport on the
-// parent's host-side veth end and enslaves it to the subport network's
-// bridge.
+// each tagged with its VLAN id on the parent's link. Where Linux bridge's
+// trunk driver makes a VLAN device per subport on the parent's tap, the
+// agent gives each subport a veth pair in the subport network's bridge and
+// tags and untags its frames for the tap with tc BPF programs, which works
+// on kernels without 802.1Q support (see dataplane.VLANSpec).
 type Trunk struct {
 	ID           string    `json:"id"`
 	Name         string    `json:"name"`

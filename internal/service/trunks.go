@@ -445,7 +445,7 @@ func (s *Service) ListTrunks(ctx context.Context) ([]model.Trunk, error) {
 
 // renderTrunk fills what is not stored: tenant_id and the status. A trunk
 // is DOWN until its parent is plugged (ACTIVE); then it is what the
-// agent made of its subports' VLAN devices.
+// agent made of its subports' interfaces.
 func (s *Service) renderTrunk(r store.Reader, t *model.Trunk) error {
 	t.TenantID = t.ProjectID
 	if t.SubPorts == nil {
