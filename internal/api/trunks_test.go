@@ -151,3 +151,30 @@ func TestTrunkSubportMTU(t *testing.T) {
 	h.create("trunks", "trunk", map[string]any{"port_id": largePort,
 		"sub_ports": []any{map[string]any{"port_id": smallPort, "segmentation_type": "vlan", "segmentation_id": 2}}})
 }
+
+// TestTrunkOfAGoneParent: a trunk's parent that went with its router
+// (remove_router_interface deletes the interface's port) leaves a trunk
+// that still shows, DOWN, and can be deleted.
+func TestTrunkOfAGoneParent(t *testing.T) {
+	h := newHarness(t)
+	net := h.create("networks", "network", map[string]any{})["id"].(string)
+	h.create("subnets", "subnet", map[string]any{"network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4})
+	port := h.create("ports", "port", map[string]any{"network_id": net})["id"].(string)
+	trunk := h.create("trunks", "trunk", map[string]any{"port_id": port})["id"].(string)
+	router := h.create("routers", "router", map[string]any{})["id"].(string)
+	if r := h.do("PUT", "/v2.0/routers/"+router+"/add_router_interface", map[string]any{"port_id": port}); r.status != 200 {
+		t.Skipf("a trunk parent cannot become a router interface: %d %v", r.status, r.body)
+	}
+	if r := h.do("PUT", "/v2.0/routers/"+router+"/remove_router_interface", map[string]any{"port_id": port}); r.status != 200 {
+		t.Fatalf("remove_router_interface: %d %v", r.status, r.body)
+	}
+	r := h.do("GET", "/v2.0/trunks/"+trunk, nil)
+	var tr model.Trunk
+	asType(t, r.body["trunk"], &tr)
+	if r.status != 200 || tr.Status != model.TrunkStatusDown {
+		t.Fatalf("trunk of a gone parent: %d %v", r.status, r.body)
+	}
+	if r := h.do("DELETE", "/v2.0/trunks/"+trunk, nil); r.status != 204 {
+		t.Fatalf("delete: %d %v", r.status, r.body)
+	}
+}

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -251,6 +252,9 @@ func (s *Service) addSubPorts(ctx context.Context, tx store.Txn, t *model.Trunk,
 // back (none).
 func (s *Service) releaseSubPort(tx store.Txn, id string) error {
 	p, err := store.Get[model.Port](tx, store.Ports, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read subport %s: %w", id, err)
 	}
@@ -404,10 +408,10 @@ func (s *Service) DeleteTrunk(ctx context.Context, id string) (int64, error) {
 			return conflict("TrunkDisabled", "Trunk %s is currently disabled.", id)
 		}
 		parent, err := store.Get[model.Port](tx, store.Ports, t.PortID)
-		if err != nil {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("read parent port %s: %w", t.PortID, err)
 		}
-		if parent.DeviceID != "" {
+		if err == nil && parent.DeviceID != "" {
 			return conflict("TrunkInUse", "Trunk %s is currently in use.", id)
 		}
 		for _, sp := range t.SubPorts {
@@ -451,11 +455,15 @@ func (s *Service) renderTrunk(r store.Reader, t *model.Trunk) error {
 	if t.SubPorts == nil {
 		t.SubPorts = []model.SubPort{}
 	}
+	t.Status = model.TrunkStatusDown
 	parent, err := store.Get[model.Port](r, store.Ports, t.PortID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Gone with a router or floating IP that owned it.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("read parent port %s: %w", t.PortID, err)
 	}
-	t.Status = model.TrunkStatusDown
 	if st, _ := s.portStatus(&parent); st == model.StatusActive {
 		t.Status, _ = s.statusOf(store.Trunks, t.ID)
 	}
