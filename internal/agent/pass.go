@@ -84,6 +84,9 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
+	if full {
+		p.sweepSubportFilters()
+	}
 	p.ensureHostNAT()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)

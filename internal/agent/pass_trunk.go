@@ -77,6 +77,30 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 	}
 }
 
+// sweepSubportFilters, in a full pass, deletes the filters of subports
+// that went while the agent was down: their veth pairs are leftovers
+// (see leftovers), but their filters on a parent's tap that stays are
+// not links.
+func (p *pass) sweepSubportFilters() {
+	wanted := map[[2]string]bool{} // link, subport alias
+	for _, sp := range p.d.subports {
+		wanted[[2]string{sp.VLAN.Parent, sp.VLAN.Alias}] = true
+		wanted[[2]string{sp.VLAN.Peer, sp.VLAN.Alias}] = true
+	}
+	deleted, err := dataplane.SweepSubportFilters(p.links, func(link, alias string) bool { return wanted[[2]string{link, alias}] })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if deleted {
+		p.changes++
+		p.a.log.Info("deleted filters of subports that are gone")
+	}
+	if err != nil {
+		p.errors++
+		p.sweepFailed = true
+		p.a.log.Error("sweep subport filters", "err", err)
+	}
+}
+
 // ensureTrunks programs the trunks whose spec changed, and those whose
 // parent was programmed in this pass: a tap made again lost its filters
 // with it. It runs after the instances' ports.

@@ -106,4 +106,19 @@ func TestAgentTrunk(t *testing.T) {
 	if l := strings.Join(linksIn(e.hostNetns), " "); strings.Contains(l, vlan) {
 		t.Fatalf("veth of a deleted trunk's subport remains: %s", l)
 	}
+
+	// A trunk deleted while the agent is down: the next agent's full pass
+	// removes its subport's veth and the filter on the parent's tap.
+	e.converge(e.put(trunk))
+	e.wantStatus(store.Trunks, trunk.ID, model.TrunkStatusActive)
+	e.stop()
+	e.del(trunk)
+	e.start()
+	e.waitFullPasses(1)
+	if l := strings.Join(linksIn(e.hostNetns), " "); strings.Contains(l, vlan) || strings.Contains(l, model.SubportPeerName(sub.ID)) {
+		t.Fatalf("veth of a trunk deleted while the agent was down remains: %s", l)
+	}
+	if out, _ := exec.Command("tc", "-n", e.hostNetns, "filter", "show", "dev", model.TapName(parent.ID), "ingress").CombinedOutput(); strings.Contains(string(out), "nsnet:subport") {
+		t.Fatalf("filter of a trunk deleted while the agent was down remains:\n%s", out)
+	}
 }

@@ -347,3 +347,46 @@ func loadSchedCls(prog []bpfInsn) (int, error) {
 	}
 	return int(fd), nil
 }
+
+// SweepSubportFilters deletes the subport filters on l's links that
+// wanted does not want (given the link's name and the filter's subport
+// alias): those of subports that went while nothing was there to delete
+// them. Only links with an ingress qdisc are looked at: one dump of the
+// qdiscs, then the filters of those few.
+func SweepSubportFilters(l *Links, wanted func(link, alias string) bool) (deleted bool, err error) {
+	qdiscs, err := l.h.QdiscList(nil)
+	if err != nil {
+		return false, fmt.Errorf("list qdiscs: %w", err)
+	}
+	var errs []error
+	for _, q := range qdiscs {
+		if q.Attrs().Parent != netlink.HANDLE_INGRESS {
+			continue
+		}
+		link, err := l.h.LinkByIndex(q.Attrs().LinkIndex)
+		if err != nil {
+			continue // gone meanwhile
+		}
+		filters, err := l.h.FilterList(link, netlink.HANDLE_MIN_INGRESS)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list filters of %s: %w", link.Attrs().Name, err))
+			continue
+		}
+		for _, f := range filters {
+			bf, ok := f.(*netlink.BpfFilter)
+			if !ok || !strings.HasPrefix(bf.Name, aliasPrefix+"subport:") {
+				continue
+			}
+			alias := bf.Name[:strings.LastIndex(bf.Name[:strings.LastIndex(bf.Name, ":")], ":")]
+			if wanted(link.Attrs().Name, alias) {
+				continue
+			}
+			if err := l.h.FilterDel(bf); err != nil && !isNotFound(err) {
+				errs = append(errs, fmt.Errorf("delete filter %s of %s: %w", bf.Name, link.Attrs().Name, err))
+				continue
+			}
+			deleted = true
+		}
+	}
+	return deleted, errors.Join(errs...)
+}
