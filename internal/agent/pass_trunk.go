@@ -51,6 +51,12 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: its port is missing", sp.PortID))
 				continue
 			}
+			if _, plugged := d.ports[sp.PortID]; plugged {
+				// Its own veth is its interface on the host, and the one
+				// the firewall filters: a second, unfiltered, would not do.
+				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: it is plugged into an instance of its own", sp.PortID))
+				continue
+			}
 			n, ok := d.networks[p.NetworkID]
 			if !ok {
 				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: its network is missing", sp.PortID))

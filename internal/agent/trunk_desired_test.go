@@ -17,17 +17,20 @@ func TestDesiredTrunks(t *testing.T) {
 	parent := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
 	sub := model.Port{ID: "port-sub", NetworkID: netID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:21", DeviceOwner: model.DeviceOwnerTrunkSubport}
 	large := model.Port{ID: "port-large", NetworkID: big, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:22", DeviceOwner: model.DeviceOwnerTrunkSubport}
+	// A subport someone plugged into an instance of its own.
+	plugged := testPort("green", "eth0", "10.9.0.12", "fa:16:3e:00:00:24")
 	unplugged := model.Port{ID: "port-unplugged", NetworkID: netID, AdminStateUp: true, MACAddress: "fa:16:3e:00:00:23"}
 	trunk := model.Trunk{ID: "trunk-1", PortID: parent.ID, SubPorts: []model.SubPort{
 		{PortID: sub.ID, SegmentationType: "vlan", SegmentationID: 10},
 		{PortID: large.ID, SegmentationType: "vlan", SegmentationID: 11},
+		{PortID: plugged.ID, SegmentationType: "vlan", SegmentationID: 12},
 	}}
 	idle := model.Trunk{ID: "trunk-2", PortID: unplugged.ID}
 	s := &snapshot{
 		networks:  []model.Network{testNetwork(), {ID: big, AdminStateUp: true, MTU: 9000}},
 		subnets:   []model.Subnet{testSubnet()},
-		instances: []model.Instance{testInstance("red")},
-		ports:     []model.Port{parent, sub, large, unplugged},
+		instances: []model.Instance{testInstance("red"), testInstance("green")},
+		ports:     []model.Port{parent, sub, large, plugged, unplugged},
 		trunks:    []model.Trunk{trunk, idle},
 	}
 	d := computeDesired(s, "p-", "h")
@@ -39,8 +42,11 @@ func TestDesiredTrunks(t *testing.T) {
 		spec.VLANs[0].Parent != model.TapName(parent.ID) || spec.VLANs[0].Bridge != model.BridgeName(netID) {
 		t.Errorf("VLANs = %+v", spec.VLANs)
 	}
-	if len(spec.Unwired) != 1 || !strings.Contains(spec.Unwired[0], "MTU 9000") {
+	if len(spec.Unwired) != 2 || !strings.Contains(spec.Unwired[0], "plugged") || !strings.Contains(spec.Unwired[1], "MTU 9000") {
 		t.Errorf("unwired = %v", spec.Unwired)
+	}
+	if iface, _, _, _ := hostInterface(d, plugged.ID); iface != model.TapName(plugged.ID) {
+		t.Errorf("a plugged subport's interface for the firewall is %s, not its tap", iface)
 	}
 	if _, ok := d.subports[large.ID]; ok {
 		t.Error("an unwired subport has an interface for the firewall")
