@@ -77,6 +77,17 @@ type portSpec struct {
 	Marked bool
 }
 
+// trunkSpec is what the kernel must have for a trunk whose parent is
+// plugged on this host: per wired subport, its interface and the tagging
+// for the parent's tap (see pass_trunk.go).
+type trunkSpec struct {
+	ParentID string
+	VLANs    []dataplane.VLANSpec // by subport, in port id order
+	// Unwired are the subports that cannot be wired, with why; the trunk
+	// is DEGRADED while there are any.
+	Unwired []string
+}
+
 // sameSpec reports whether two specs ask for the same kernel state. It runs
 // for every object on every pass, hence no reflection.
 func sameSpec(a, b any) bool {
@@ -99,6 +110,9 @@ func sameSpec(a, b any) bool {
 	case dhcpSpec:
 		b, ok := b.(dhcpSpec)
 		return ok && a == b
+	case trunkSpec:
+		b, ok := b.(trunkSpec)
+		return ok && a.ParentID == b.ParentID && slices.Equal(a.VLANs, b.VLANs) && slices.Equal(a.Unwired, b.Unwired)
 	}
 	return false
 }
@@ -126,6 +140,11 @@ type desired struct {
 	// adverts are the router advertisements of each router's qr- ports,
 	// by router id and interface name: like services, configurations.
 	adverts map[string]map[string]advertSpec
+	// trunks are the trunks whose parent is plugged here, by trunk id,
+	// and subports the interface each wired subport has here, by port id
+	// (the firewall filters it there).
+	trunks   map[string]trunkSpec
+	subports map[string]subportIface
 	// metadata is who is who for the metadata service.
 	metadata metadata.Directory
 	// metadata6 is where each network with IPv6 serves metadata on
@@ -163,7 +182,8 @@ type snapshot struct {
 	labels     []model.MeteringLabel
 	labelRules []model.MeteringLabelRule
 	// qos are the QoS policies, for the limits of instance ports.
-	qos []model.QosPolicy
+	qos    []model.QosPolicy
+	trunks []model.Trunk
 }
 
 // records keeps the records of the previous snapshot, decoded, so that a
@@ -186,6 +206,7 @@ type records struct {
 	labels     recordCache[model.MeteringLabel]
 	labelRules recordCache[model.MeteringLabelRule]
 	qos        recordCache[model.QosPolicy]
+	trunks     recordCache[model.Trunk]
 }
 
 func (c *records) read(r store.Reader) (*snapshot, error) {
@@ -234,6 +255,9 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 		return nil, err
 	}
 	if s.qos, err = c.qos.list(r, store.QosPolicies); err != nil {
+		return nil, err
+	}
+	if s.trunks, err = c.trunks.list(r, store.Trunks); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -304,6 +328,9 @@ func namesOf(s *snapshot) map[key]string {
 	for _, f := range s.fips {
 		names[key{store.FloatingIPs, f.ID}] = f.FloatingIPAddress
 	}
+	for _, t := range s.trunks {
+		names[key{store.Trunks, t.ID}] = t.Name
+	}
 	return names
 }
 
@@ -321,6 +348,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		dhcp:      map[string]dhcpSpec{},
 		services:  map[string]networkService{},
 		metadata6: map[string]metadata6Spec{},
+		trunks:    map[string]trunkSpec{},
+		subports:  map[string]subportIface{},
 		fixed:     map[key]status{},
 		names:     namesOf(s),
 	}
@@ -398,6 +427,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		inst.DHCPClient = slices.ContainsFunc(ports, func(p model.Port) bool { return p.DHCPClient })
 		d.instances[id] = inst
 	}
+	addTrunks(d, s, networks)
 	addDHCP(d, s, prefix, host, networks, subnets)
 	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)

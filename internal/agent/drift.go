@@ -67,6 +67,9 @@ func wantedOf(d *desired) *wantedKernel {
 			w.addrs[g.Addr()] = true
 		}
 	}
+	for _, sp := range d.subports {
+		w.aliases[sp.VLAN.Alias] = true
+	}
 	for _, p := range d.ports {
 		w.aliases[p.Veth.Alias] = true
 		if p.RouterID == "" {

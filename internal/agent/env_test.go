@@ -217,6 +217,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.MeteringLabelRules, v.ID
 	case model.QosPolicy:
 		return store.QosPolicies, v.ID
+	case model.Trunk:
+		return store.Trunks, v.ID
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

@@ -85,9 +85,13 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
+	if full {
+		p.sweepSubportFilters()
+	}
 	p.ensureHostNAT()
 	p.ensureNetworks()
 	p.ensureInstances(ctx)
+	p.ensureTrunks()
 	// Who is who first: listeners may start answering in this pass.
 	a.metadata.SetDirectory(p.d.metadata)
 	p.ensureRouters(ctx)
@@ -181,7 +185,7 @@ func (p *pass) removeUnwanted() {
 		dels = append(dels, p.leftovers()...)
 	}
 	seen := map[string]bool{}
-	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Instances, store.Ports, store.Networks} {
+	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Trunks, subportKind, store.Instances, store.Ports, store.Networks} {
 		var jobs []func()
 		for _, d := range dels {
 			if d.k.kind != kind || seen[d.what] {
@@ -223,6 +227,10 @@ func (p *pass) gone() []deletion {
 			if cur, ok := p.d.dhcp[k.id]; !ok || cur.Netns != s.Netns {
 				dels = append(dels, p.dhcpDeletion(k, s))
 			}
+		case trunkSpec:
+			if _, ok := p.d.trunks[k.id]; !ok {
+				dels = append(dels, p.trunkDeletion(k, s))
+			}
 		}
 	}
 	return dels
@@ -256,6 +264,10 @@ func (p *pass) leftovers() []deletion {
 		case "network":
 			if n, ok := p.d.networks[id]; !ok || n.Bridge.Name != name {
 				dels = append(dels, p.linkDeletion(key{store.Networks, id}, name, alias))
+			}
+		case "subport":
+			if v, ok := p.d.subports[id]; !ok || v.VLAN.Name != name && v.VLAN.Peer != name {
+				dels = append(dels, p.linkDeletion(key{subportKind, id}, name, alias))
 			}
 		}
 	}
@@ -522,6 +534,9 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	for id := range p.d.dhcp {
 		keep(key{dhcpKind, id})
+	}
+	for id := range p.d.trunks {
+		keep(key{store.Trunks, id})
 	}
 	for id, r := range p.d.routers {
 		keep(key{store.Routers, id})

@@ -166,14 +166,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 	secured := map[string]*model.Port{} // by tap
 	for i := range snap.ports {
 		port := &snap.ports[i]
-		if _, plugged := d.ports[port.ID]; !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
+		iface, bridge, network, plugged := hostInterface(d, port.ID)
+		if !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
 			continue
 		}
 		mac, err := net.ParseMAC(port.MACAddress)
 		if err != nil {
 			continue // validated by the service
 		}
-		fp := firewall.Port{Interface: model.TapName(port.ID), MAC: mac, Bridge: d.ports[port.ID].Veth.Bridge}
+		fp := firewall.Port{Interface: iface, MAC: mac, Bridge: bridge}
 		for _, ip := range port.FixedIPs {
 			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
 				fp.Addresses = append(fp.Addresses, a)
@@ -205,7 +206,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		// mixing kinds), on a network the host only bridges: on a
 		// host-gateway network the host's routing and NAT need its
 		// connections tracked, so they stay stateful there.
-		n, ok := d.networks[d.ports[port.ID].NetworkID]
+		n, ok := d.networks[network]
 		fp.Stateless = len(port.SecurityGroups) > 0 && ok && !n.HostGateway && n.Bridge.Name == fp.Bridge
 		for _, g := range port.SecurityGroups {
 			fp.Stateless = fp.Stateless && stateless[g]
@@ -245,7 +246,8 @@ func addRouted(fps []firewall.Port, byTap map[string]*model.Port, d *desired) {
 	taken := map[bridgeAddr]bool{}
 	ranges := map[string][]netip.Prefix{} // by bridge
 	hostRouted := func(fp *firewall.Port) bool {
-		return d.networks[d.ports[byTap[fp.Interface].ID].NetworkID].HostGateway
+		_, _, network, _ := hostInterface(d, byTap[fp.Interface].ID)
+		return d.networks[network].HostGateway
 	}
 	claim := func(fp *firewall.Port, p netip.Prefix) {
 		switch {
@@ -407,4 +409,17 @@ func (a *Agent) FirewallCounters(portID string) *model.PortFirewallCounters {
 		return nil
 	}
 	return &c
+}
+
+// hostInterface is port id's interface on this host, the bridge it is a
+// port of and its network: a plugged port's tap, or a trunk subport's
+// interface (see dataplane.VLANSpec). ok is false for a port with neither.
+func hostInterface(d *desired, id string) (iface, bridge, network string, ok bool) {
+	if ps, ok := d.ports[id]; ok {
+		return model.TapName(id), ps.Veth.Bridge, ps.NetworkID, true
+	}
+	if sp, ok := d.subports[id]; ok {
+		return sp.VLAN.Name, sp.VLAN.Bridge, sp.NetworkID, true
+	}
+	return "", "", "", false
 }

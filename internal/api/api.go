@@ -219,6 +219,7 @@ func (s *Server) routes() {
 	s.routerActions()
 	s.subnetPoolActions()
 	s.addressGroupActions()
+	s.trunkActions()
 	s.tagRoutes()
 	s.ipAvailabilityRoutes()
 	s.quotaRoutes()

@@ -156,6 +156,7 @@ func (s *Server) resources() []resource {
 		scopes,
 		labels,
 		labelRules,
+		bind[model.Trunk]("trunk", "trunks", svc.CreateTrunk, svc.UpdateTrunk, svc.DeleteTrunk, svc.GetTrunk, svc.ListTrunks),
 	}, s.qosResources()...)
 }
 
@@ -458,4 +459,38 @@ func (s *Server) routerActions() {
 			writeJSON(w, http.StatusOK, map[string]any{"router": res.Object})
 		})
 	}
+}
+
+// trunkActions serves PUT /v2.0/trunks/{id}/add_subports and
+// remove_subports ({"sub_ports": […]} in, the trunk unwrapped out, 200)
+// and GET /v2.0/trunks/{id}/get_subports ({"sub_ports": […]}).
+func (s *Server) trunkActions() {
+	svc := s.cfg.Service
+	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.Trunk], error){
+		"add_subports":    svc.AddSubPorts,
+		"remove_subports": svc.RemoveSubPorts,
+	} {
+		s.mux.HandleFunc("PUT /v2.0/trunks/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := decodeObject(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			res, err := do(r.Context(), r.PathValue("id"), attrs)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			s.waitFor(w, r, res.Revision, 0)
+			writeJSON(w, http.StatusOK, res.Object)
+		})
+	}
+	s.mux.HandleFunc("GET /v2.0/trunks/{id}/get_subports", func(w http.ResponseWriter, r *http.Request) {
+		subs, err := svc.GetSubPorts(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"sub_ports": subs})
+	})
 }

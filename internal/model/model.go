@@ -169,6 +169,9 @@ type Port struct {
 	// FirewallDrops are the packets the firewall dropped for the port,
 	// read from the kernel when the port is shown; never stored.
 	FirewallDrops *PortFirewallCounters `json:"nsnet:firewall_drops,omitempty"`
+	// TrunkDetails is the trunk the port is the parent of (trunk-details),
+	// rendered when the port is shown; never stored.
+	TrunkDetails *TrunkDetails `json:"trunk_details,omitempty"`
 	// DHCPClient makes nsnet plug the port into its instance with only its
 	// link (MAC, MTU, up): the instance configures its address and routes
 	// itself, by DHCP from the network's DHCP port.

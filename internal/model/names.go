@@ -14,6 +14,11 @@ const (
 
 	BridgePrefix = "nsb-"
 	TapPrefix    = "tap"
+	// SubportPrefix names the bridge end of a trunk subport's veth pair,
+	// its interface on the host; SubportPeerPrefix the other end, where
+	// the subport's frames are tagged for the parent's tap.
+	SubportPrefix     = "spt"
+	SubportPeerPrefix = "spv"
 )
 
 // BridgeName is the Linux bridge that carries network id on a host.
@@ -21,6 +26,14 @@ func BridgeName(networkID string) string { return BridgePrefix + shortID(network
 
 // TapName is the host end of the veth pair of port id.
 func TapName(portID string) string { return TapPrefix + shortID(portID) }
+
+// SubportName is the interface of trunk subport id on the host: the end
+// of its veth pair in the subport network's bridge.
+func SubportName(portID string) string { return SubportPrefix + shortID(portID) }
+
+// SubportPeerName is the other end of subport id's veth pair, which tags
+// and untags its frames for the trunk parent's tap.
+func SubportPeerName(portID string) string { return SubportPeerPrefix + shortID(portID) }
 
 func shortID(id string) string {
 	if len(id) > idCharsInName {

@@ -792,6 +792,9 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 		if err := checkNotServicePort(tx, &p); err != nil {
 			return err
 		}
+		if err := checkPortNotTrunked(tx, id); err != nil {
+			return err
+		}
 		if err := disassociatePort(tx, id); err != nil {
 			return err
 		}
@@ -810,7 +813,11 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 		if p, err = loadPort(ctx, r, id); err != nil {
 			return err
 		}
-		return renderDNSAssignment(r, &p)
+		if err := renderDNSAssignment(r, &p); err != nil {
+			return err
+		}
+		p.TrunkDetails, err = trunkDetails(r, &p)
+		return err
 	})
 	s.renderPort(ctx, &p)
 	return p, err
@@ -837,7 +844,12 @@ func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
 		},
 		func(r store.Reader, p *model.Port) error {
 			s.renderPort(ctx, p)
-			return renderDNSAssignment(r, p)
+			if err := renderDNSAssignment(r, p); err != nil {
+				return err
+			}
+			var err error
+			p.TrunkDetails, err = trunkDetails(r, p)
+			return err
 		})
 }
 

@@ -51,6 +51,8 @@ var tagTargets = map[string]tagTarget{
 		func(f *model.FloatingIP) string { return f.ProjectID }),
 	"security-groups": tagTargetOf(store.SecurityGroups, loadGroup,
 		func(g *model.SecurityGroup) string { return g.ProjectID }),
+	"trunks": tagTargetOf(store.Trunks, loadTrunk,
+		func(t *model.Trunk) string { return t.ProjectID }),
 	"subnetpools": tagTargetOf(store.SubnetPools, func(ctx context.Context, r store.Reader, id string) (model.SubnetPool, error) {
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp, err

@@ -54,10 +54,12 @@ const (
 	MeteringLabelRules Kind = "metering_label_rules"
 	// QosPolicies are QoS policies, each with its rules.
 	QosPolicies Kind = "qos_policies"
+	// Trunks are parent ports carrying subports' traffic VLAN-tagged.
+	Trunks Kind = "trunks"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")

@@ -1,0 +1,178 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Trunks, wired as Linux bridge's trunk driver does it: the instance has
+// the parent port as its link and sends each subport's traffic on it
+// tagged with the subport's VLAN id; on the host, each subport has an
+// interface in its network's bridge that takes that traffic untagged (see
+// dataplane.VLANSpec for how, without 802.1Q devices). That interface is
+// the subport's on the host: the firewall filters it as it filters a tap
+// (firewallSpec).
+
+// subportKind names the deletion of a subport's veth found by a full pass
+// that no wanted subport accounts for.
+const subportKind store.Kind = "subports"
+
+// subportIface is a wired subport's interface on this host.
+type subportIface struct {
+	VLAN      dataplane.VLANSpec
+	NetworkID string
+}
+
+// addTrunks adds the specs of the trunks whose parent is plugged into an
+// instance on this host. It is pure, as computeDesired.
+func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
+	ports := make(map[string]*model.Port, len(s.ports))
+	for i := range s.ports {
+		ports[s.ports[i].ID] = &s.ports[i]
+	}
+	for _, t := range s.trunks {
+		parent, ok := d.ports[t.PortID]
+		if !ok || parent.InstanceID == "" {
+			d.fixed[key{store.Trunks, t.ID}] = status{model.TrunkStatusDown, ""}
+			continue
+		}
+		spec := trunkSpec{ParentID: t.PortID}
+		subs := slices.Clone(t.SubPorts)
+		slices.SortFunc(subs, func(a, b model.SubPort) int { return strings.Compare(a.PortID, b.PortID) })
+		for _, sp := range subs {
+			p := ports[sp.PortID]
+			if p == nil {
+				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: its port is missing", sp.PortID))
+				continue
+			}
+			if _, plugged := d.ports[sp.PortID]; plugged {
+				// Its own veth is its interface on the host, and the one
+				// the firewall filters: a second, unfiltered, would not do.
+				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: it is plugged into an instance of its own", sp.PortID))
+				continue
+			}
+			n, ok := d.networks[p.NetworkID]
+			if !ok {
+				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: its network is missing", sp.PortID))
+				continue
+			}
+			if mtu := networkMTU(networks[p.NetworkID]); mtu > parent.Veth.MTU {
+				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: MTU %d of its network exceeds the parent's %d", sp.PortID, mtu, parent.Veth.MTU))
+				continue
+			}
+			v := dataplane.VLANSpec{
+				Name:   model.SubportName(sp.PortID),
+				Peer:   model.SubportPeerName(sp.PortID),
+				Parent: parent.Veth.TapName,
+				VID:    sp.SegmentationID,
+				Bridge: n.Bridge.Name,
+				Alias:  dataplane.SubportAlias(sp.PortID),
+				MTU:    networkMTU(networks[p.NetworkID]),
+				Up:     parent.Veth.Up && p.AdminStateUp,
+			}
+			spec.VLANs = append(spec.VLANs, v)
+			d.subports[sp.PortID] = subportIface{VLAN: v, NetworkID: p.NetworkID}
+		}
+		d.trunks[t.ID] = spec
+	}
+}
+
+// sweepSubportFilters, in a full pass, deletes the filters of subports
+// that went while the agent was down: their veth pairs are leftovers
+// (see leftovers), but their filters on a parent's tap that stays are
+// not links.
+func (p *pass) sweepSubportFilters() {
+	wanted := map[[2]string]bool{} // link, subport alias
+	for _, sp := range p.d.subports {
+		wanted[[2]string{sp.VLAN.Parent, sp.VLAN.Alias}] = true
+		wanted[[2]string{sp.VLAN.Peer, sp.VLAN.Alias}] = true
+	}
+	deleted, err := dataplane.SweepSubportFilters(p.links, func(link, alias string) bool { return wanted[[2]string{link, alias}] })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if deleted {
+		p.changes++
+		p.a.log.Info("deleted filters of subports that are gone")
+	}
+	if err != nil {
+		p.errors++
+		p.sweepFailed = true
+		p.a.log.Error("sweep subport filters", "err", err)
+	}
+}
+
+// ensureTrunks programs the trunks whose spec changed, and those whose
+// parent was programmed in this pass: a tap made again lost its filters
+// with it. It runs after the instances' ports.
+func (p *pass) ensureTrunks() {
+	for _, id := range sortedKeys(p.d.trunks) {
+		spec := p.d.trunks[id]
+		k, parent := key{store.Trunks, id}, key{store.Ports, spec.ParentID}
+		_, parentRan := p.results[parent]
+		if !p.needs(k, spec) && !parentRan {
+			continue
+		}
+		if !p.isGood(parent) {
+			p.record(k, spec, false, fmt.Errorf("parent port %s is not programmed", spec.ParentID), status{})
+			continue
+		}
+		changed, err := p.ensureTrunk(k, spec)
+		ok := status{model.TrunkStatusActive, ""}
+		if len(spec.Unwired) > 0 {
+			ok = status{model.TrunkStatusDegraded, strings.Join(spec.Unwired, "; ")}
+		}
+		p.record(k, spec, changed, err, ok)
+	}
+}
+
+// ensureTrunk deletes the interfaces of subports the trunk no longer
+// has (first: a VLAN id may have passed to another subport), then
+// ensures the others.
+func (p *pass) ensureTrunk(k key, spec trunkSpec) (changed bool, err error) {
+	var errs []error
+	if old, ok := p.a.tried[k].(trunkSpec); ok {
+		for _, v := range old.VLANs {
+			if slices.ContainsFunc(spec.VLANs, func(w dataplane.VLANSpec) bool { return w.Name == v.Name && w.Parent == v.Parent && w.VID == v.VID }) {
+				continue
+			}
+			deleted, err := dataplane.DeleteVLAN(p.links, v)
+			changed = changed || deleted
+			if err != nil && !errors.Is(err, dataplane.ErrNotOwned) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, v := range spec.VLANs {
+		c, err := dataplane.EnsureVLAN(p.links, v)
+		changed = changed || c
+		if err != nil {
+			errs = append(errs, fmt.Errorf("subport VLAN %d: %w", v.VID, err))
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+// trunkDeletion removes the subports' interfaces of a trunk the store no longer
+// has here (deleted, or its parent unplugged).
+func (p *pass) trunkDeletion(k key, s trunkSpec) deletion {
+	names := make([]string, len(s.VLANs))
+	for i, v := range s.VLANs {
+		names[i] = v.Name
+	}
+	return deletion{k: k, what: "links " + strings.Join(names, ","), run: func() (bool, error) {
+		var deleted bool
+		var errs []error
+		for _, v := range s.VLANs {
+			d, err := dataplane.DeleteVLAN(p.links, v)
+			deleted = deleted || d
+			errs = append(errs, err)
+		}
+		return deleted, errors.Join(errs...)
+	}}
+}
