@@ -216,10 +216,7 @@ func (s *Server) routes() {
 		s.register(res)
 	}
 	s.schedulerRoutes()
-	s.routerActions()
-	s.subnetPoolActions()
-	s.addressGroupActions()
-	s.trunkActions()
+	s.objectActions()
 	s.tagRoutes()
 	s.ipAvailabilityRoutes()
 	s.quotaRoutes()

@@ -363,126 +363,75 @@ func (s *Server) fresh(r *http.Request, res resource, waited bool, objs ...any) 
 	return objs
 }
 
-// subnetPoolActions serves PUT /v2.0/subnetpools/{id}/add_prefixes and
-// remove_prefixes (subnetpool-prefix-ops): {"prefixes": […]} in, the pool's
-// prefixes after the change out, 200.
-func (s *Server) subnetPoolActions() {
+// action is a PUT on one object that is not an update of its attributes
+// (Neutron's member actions: add_router_interface, add_prefixes, …): the
+// body's attributes in, the answer's body and the write's revision out.
+type action func(ctx context.Context, id string, attrs service.Attrs) (body any, rev int64, err error)
+
+// answerAs adapts a service action whose answer is an object: under key,
+// or the object itself when key is "".
+func answerAs[T any](key string, do func(context.Context, string, service.Attrs) (service.Result[T], error)) action {
+	return func(ctx context.Context, id string, attrs service.Attrs) (any, int64, error) {
+		res, err := do(ctx, id, attrs)
+		if key == "" {
+			return res.Object, res.Revision, err
+		}
+		return map[string]any{key: res.Object}, res.Revision, err
+	}
+}
+
+// objectActions serves the member actions, PUT /v2.0/{collection}/{id}/{name},
+// answered 200 once the agent programmed them when the client asked to wait.
+func (s *Server) objectActions() {
 	svc := s.cfg.Service
-	for action, do := range map[string]func(context.Context, string, service.Attrs) ([]string, int64, error){
-		"add_prefixes":    svc.AddSubnetPoolPrefixes,
-		"remove_prefixes": svc.RemoveSubnetPoolPrefixes,
+	unwrapped := func(r *http.Request) (service.Attrs, error) { return decodeObject(r) }
+	inRouter := func(r *http.Request) (service.Attrs, error) { return decodeBody(r, "router") }
+	prefixes := func(do func(context.Context, string, service.Attrs) ([]string, int64, error)) action {
+		return func(ctx context.Context, id string, attrs service.Attrs) (any, int64, error) {
+			p, rev, err := do(ctx, id, attrs)
+			return map[string]any{"prefixes": p}, rev, err
+		}
+	}
+	routerInterface := func(do func(context.Context, string, service.Attrs) (service.RouterInterface, int64, error)) action {
+		return func(ctx context.Context, id string, attrs service.Attrs) (any, int64, error) {
+			return do(ctx, id, attrs)
+		}
+	}
+	for _, a := range []struct {
+		path   string
+		decode func(*http.Request) (service.Attrs, error)
+		do     action
+	}{
+		// {"subnet_id": …} or {"port_id": …} in, Neutron's interface info out.
+		{"routers/{id}/add_router_interface", unwrapped, routerInterface(svc.AddRouterInterface)},
+		{"routers/{id}/remove_router_interface", unwrapped, routerInterface(svc.RemoveRouterInterface)},
+		// extraroute-atomic: {"router": {"routes": […]}} in, the router out.
+		{"routers/{id}/add_extraroutes", inRouter, answerAs("router", svc.AddExtraRoutes)},
+		{"routers/{id}/remove_extraroutes", inRouter, answerAs("router", svc.RemoveExtraRoutes)},
+		// subnetpool-prefix-ops: {"prefixes": […]} in, the pool's prefixes
+		// after the change out.
+		{"subnetpools/{id}/add_prefixes", unwrapped, prefixes(svc.AddSubnetPoolPrefixes)},
+		{"subnetpools/{id}/remove_prefixes", unwrapped, prefixes(svc.RemoveSubnetPoolPrefixes)},
+		// {"addresses": […]} in, the group out.
+		{"address-groups/{id}/add_addresses", unwrapped, answerAs("address_group", svc.AddAddresses)},
+		{"address-groups/{id}/remove_addresses", unwrapped, answerAs("address_group", svc.RemoveAddresses)},
+		// {"sub_ports": […]} in, the trunk unwrapped out.
+		{"trunks/{id}/add_subports", unwrapped, answerAs("", svc.AddSubPorts)},
+		{"trunks/{id}/remove_subports", unwrapped, answerAs("", svc.RemoveSubPorts)},
 	} {
-		s.mux.HandleFunc("PUT /v2.0/subnetpools/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			attrs, err := decodeObject(r)
+		s.mux.HandleFunc("PUT /v2.0/"+a.path, func(w http.ResponseWriter, r *http.Request) {
+			attrs, err := a.decode(r)
 			if err != nil {
 				s.fail(w, r, err)
 				return
 			}
-			prefixes, rev, err := do(r.Context(), r.PathValue("id"), attrs)
+			body, rev, err := a.do(r.Context(), r.PathValue("id"), attrs)
 			if err != nil {
 				s.fail(w, r, err)
 				return
 			}
 			s.waitFor(w, r, rev, 0)
-			writeJSON(w, http.StatusOK, map[string]any{"prefixes": prefixes})
-		})
-	}
-}
-
-// addressGroupActions serves PUT /v2.0/address-groups/{id}/add_addresses
-// and remove_addresses: an unwrapped body ({"addresses": […]}) answered
-// with the group, 200.
-func (s *Server) addressGroupActions() {
-	svc := s.cfg.Service
-	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.AddressGroup], error){
-		"add_addresses":    svc.AddAddresses,
-		"remove_addresses": svc.RemoveAddresses,
-	} {
-		s.mux.HandleFunc("PUT /v2.0/address-groups/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			attrs, err := decodeObject(r)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			res, err := do(r.Context(), r.PathValue("id"), attrs)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			s.waitFor(w, r, res.Revision, 0)
-			writeJSON(w, http.StatusOK, map[string]any{"address_group": res.Object})
-		})
-	}
-}
-
-// routerActions serves PUT /v2.0/routers/{id}/add_router_interface and
-// remove_router_interface: an unwrapped body ({"subnet_id": …} or
-// {"port_id": …}) answered with Neutron's interface info, 200.
-func (s *Server) routerActions() {
-	svc := s.cfg.Service
-	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.RouterInterface, int64, error){
-		"add_router_interface":    svc.AddRouterInterface,
-		"remove_router_interface": svc.RemoveRouterInterface,
-	} {
-		s.mux.HandleFunc("PUT /v2.0/routers/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			attrs, err := decodeObject(r)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			info, rev, err := do(r.Context(), r.PathValue("id"), attrs)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			s.waitFor(w, r, rev, 0)
-			writeJSON(w, http.StatusOK, info)
-		})
-	}
-	// extraroute-atomic: {"router": {"routes": [...]}} in, the router out.
-	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.Router], error){
-		"add_extraroutes":    svc.AddExtraRoutes,
-		"remove_extraroutes": svc.RemoveExtraRoutes,
-	} {
-		s.mux.HandleFunc("PUT /v2.0/routers/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			attrs, err := decodeBody(r, "router")
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			res, err := do(r.Context(), r.PathValue("id"), attrs)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			s.waitFor(w, r, res.Revision, 0)
-			writeJSON(w, http.StatusOK, map[string]any{"router": res.Object})
-		})
-	}
-}
-
-// trunkActions serves PUT /v2.0/trunks/{id}/add_subports and
-// remove_subports ({"sub_ports": […]} in, the trunk unwrapped out, 200)
-// and GET /v2.0/trunks/{id}/get_subports ({"sub_ports": […]}).
-func (s *Server) trunkActions() {
-	svc := s.cfg.Service
-	for action, do := range map[string]func(context.Context, string, service.Attrs) (service.Result[model.Trunk], error){
-		"add_subports":    svc.AddSubPorts,
-		"remove_subports": svc.RemoveSubPorts,
-	} {
-		s.mux.HandleFunc("PUT /v2.0/trunks/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
-			attrs, err := decodeObject(r)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			res, err := do(r.Context(), r.PathValue("id"), attrs)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			s.waitFor(w, r, res.Revision, 0)
-			writeJSON(w, http.StatusOK, res.Object)
+			writeJSON(w, http.StatusOK, body)
 		})
 	}
 	s.mux.HandleFunc("GET /v2.0/trunks/{id}/get_subports", func(w http.ResponseWriter, r *http.Request) {
