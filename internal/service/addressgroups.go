@@ -255,21 +255,9 @@ func (s *Service) GetAddressGroup(ctx context.Context, id string) (model.Address
 	return g, err
 }
 
+// ListAddressGroups returns the address groups the caller may see: its
+// own and those shared with it.
 func (s *Service) ListAddressGroups(ctx context.Context) ([]model.AddressGroup, error) {
-	var out []model.AddressGroup
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.AddressGroup](r, store.AddressGroups)
-		if err != nil {
-			return err
-		}
-		acc, err := readAccess(r)
-		for i := range all {
-			if acc.canSeeShared(ctx, all[i].ID, all[i].ProjectID) {
-				renderAddressGroup(&all[i])
-				out = append(out, all[i])
-			}
-		}
-		return err
-	})
-	return out, err
+	return listShared(ctx, s.store, store.AddressGroups, func(g *model.AddressGroup) (string, string) { return g.ID, g.ProjectID },
+		func(_ access, g *model.AddressGroup) { renderAddressGroup(g) })
 }

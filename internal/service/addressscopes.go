@@ -169,25 +169,8 @@ func (s *Service) GetAddressScope(ctx context.Context, id string) (model.Address
 // ListAddressScopes returns the scopes the caller may see: its own and
 // those shared with it.
 func (s *Service) ListAddressScopes(ctx context.Context) ([]model.AddressScope, error) {
-	var out []model.AddressScope
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.AddressScope](r, store.AddressScopes)
-		if err != nil {
-			return err
-		}
-		acc, err := readAccess(r)
-		if err != nil {
-			return err
-		}
-		for _, a := range all {
-			if acc.canSeeShared(ctx, a.ID, a.ProjectID) {
-				renderAddressScope(ctx, acc, &a)
-				out = append(out, a)
-			}
-		}
-		return nil
-	})
-	return out, err
+	return listShared(ctx, s.store, store.AddressScopes, func(a *model.AddressScope) (string, string) { return a.ID, a.ProjectID },
+		func(acc access, a *model.AddressScope) { renderAddressScope(ctx, acc, a) })
 }
 
 func renderAddressScope(ctx context.Context, acc access, a *model.AddressScope) {

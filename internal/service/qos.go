@@ -212,25 +212,8 @@ func (s *Service) GetQosPolicy(ctx context.Context, id string) (model.QosPolicy,
 
 // ListQosPolicies returns the policies the caller may see.
 func (s *Service) ListQosPolicies(ctx context.Context) ([]model.QosPolicy, error) {
-	var out []model.QosPolicy
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.QosPolicy](r, store.QosPolicies)
-		if err != nil {
-			return err
-		}
-		acc, err := readAccess(r)
-		if err != nil {
-			return err
-		}
-		for _, p := range all {
-			if acc.canSeeShared(ctx, p.ID, p.ProjectID) {
-				renderQosPolicy(ctx, acc, &p)
-				out = append(out, p)
-			}
-		}
-		return nil
-	})
-	return out, err
+	return listShared(ctx, s.store, store.QosPolicies, func(p *model.QosPolicy) (string, string) { return p.ID, p.ProjectID },
+		func(acc access, p *model.QosPolicy) { renderQosPolicy(ctx, acc, p) })
 }
 
 func renderQosPolicy(ctx context.Context, acc access, p *model.QosPolicy) {

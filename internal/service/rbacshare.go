@@ -18,6 +18,31 @@ import (
 // policies, with their external action and their ports,
 // are rbac.go's.
 
+// listShared reads the records of kind the caller may see (its own and
+// those shared with it; an admin sees all), each rendered for the caller.
+// key gives a record's id and project.
+func listShared[T any](ctx context.Context, st store.Store, kind store.Kind, key func(*T) (id, project string), render func(access, *T)) ([]T, error) {
+	var out []T
+	err := st.View(ctx, func(r store.Reader) error {
+		all, err := store.List[T](r, kind)
+		if err != nil {
+			return err
+		}
+		acc, err := readAccess(r)
+		if err != nil {
+			return err
+		}
+		for i := range all {
+			if id, project := key(&all[i]); acc.canSeeShared(ctx, id, project) {
+				render(acc, &all[i])
+				out = append(out, all[i])
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
 // sharedObjectOwner reads the project of a pool or scope the caller may
 // see (404 otherwise, in the object's own words).
 func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (string, error) {

@@ -577,25 +577,8 @@ func (s *Service) GetSubnetPool(ctx context.Context, id string) (model.SubnetPoo
 // ListSubnetPools returns the pools the caller may see: its own and those
 // shared with it.
 func (s *Service) ListSubnetPools(ctx context.Context) ([]model.SubnetPool, error) {
-	var out []model.SubnetPool
-	err := s.store.View(ctx, func(r store.Reader) error {
-		all, err := store.List[model.SubnetPool](r, store.SubnetPools)
-		if err != nil {
-			return err
-		}
-		acc, err := readAccess(r)
-		if err != nil {
-			return err
-		}
-		for _, sp := range all {
-			if acc.canSeeShared(ctx, sp.ID, sp.ProjectID) {
-				renderSubnetPool(ctx, acc, &sp)
-				out = append(out, sp)
-			}
-		}
-		return nil
-	})
-	return out, err
+	return listShared(ctx, s.store, store.SubnetPools, func(sp *model.SubnetPool) (string, string) { return sp.ID, sp.ProjectID },
+		func(acc access, sp *model.SubnetPool) { renderSubnetPool(ctx, acc, sp) })
 }
 
 func renderSubnetPool(ctx context.Context, acc access, sp *model.SubnetPool) {
