@@ -24,18 +24,7 @@ var allPrefix = fmt.Sprintf("nsat%d-", os.Getpid())
 var testSeq atomic.Int32
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, allPrefix) {
-				fmt.Println("agent: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "agent", allPrefix))
 }
 
 // env is one test's host: its own host namespace, namespace prefix, store

@@ -30,18 +30,7 @@ var testSeq atomic.Int32
 var allPrefix = fmt.Sprintf("nsdt%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, allPrefix) {
-				fmt.Println("dataplane: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "dataplane", allPrefix))
 }
 
 func needRoot(t *testing.T) {

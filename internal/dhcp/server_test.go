@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -22,18 +22,7 @@ import (
 var testPrefix = fmt.Sprintf("nsdh%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, testPrefix) {
-				fmt.Println("dhcp: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "dhcp", testPrefix))
 }
 
 // TestServeUnicast: a server on one end of a veth pair answers a client

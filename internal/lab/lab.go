@@ -46,6 +46,24 @@ func Namespaces(prefix string) []string {
 	return found
 }
 
+// RunTests runs a test binary's tests and fails the binary when one of
+// them left a namespace whose name starts with prefix behind, naming and
+// deleting each: call it from TestMain in every package whose tests make
+// namespaces, as os.Exit(lab.RunTests(m, "pkg", prefix)). Without root no
+// test made any.
+func RunTests(m interface{ Run() int }, pkg, prefix string) int {
+	code := m.Run()
+	if os.Geteuid() != 0 {
+		return code
+	}
+	for _, name := range Namespaces(prefix) {
+		fmt.Printf("%s: namespace left behind: %s\n", pkg, name)
+		netns.Delete(name)
+		code = 1
+	}
+	return code
+}
+
 // RemoveNamespaces deletes every named namespace whose name starts with
 // prefix, with its /etc/netns files, and returns the names it found: a
 // benchmark's last resort when what it built could not be deleted the way

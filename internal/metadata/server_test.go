@@ -18,6 +18,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -25,18 +26,7 @@ import (
 var testPrefix = fmt.Sprintf("nsmd%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, testPrefix) {
-				fmt.Println("metadata: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "metadata", testPrefix))
 }
 
 func TestLinkLocal(t *testing.T) {

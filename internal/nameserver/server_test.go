@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -23,18 +24,7 @@ import (
 var testPrefix = fmt.Sprintf("nsns%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, testPrefix) {
-				fmt.Println("nameserver: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "nameserver", testPrefix))
 }
 
 // TestListenIPv6: a server on an IPv6 address opens before the address

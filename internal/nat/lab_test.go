@@ -30,15 +30,7 @@ import (
 var allPrefix = fmt.Sprintf("nsnat%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		for _, n := range testlab.Namespaces(allPrefix) {
-			fmt.Println("nat: namespace left behind:", n)
-			netns.Delete(n)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testlab.RunTests(m, "nat", allPrefix))
 }
 
 func needRoot(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/capture"
+	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -21,18 +22,7 @@ import (
 var testPrefix = fmt.Sprintf("nstr%d-", os.Getpid())
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if os.Geteuid() == 0 {
-		names, _ := netns.List()
-		for _, n := range names {
-			if strings.HasPrefix(n, testPrefix) {
-				fmt.Println("trace: namespace left behind:", n)
-				netns.Delete(n)
-				code = 1
-			}
-		}
-	}
-	os.Exit(code)
+	os.Exit(lab.RunTests(m, "trace", testPrefix))
 }
 
 // v6Lab is a routed IPv6 path between two namespaces, built with ip(8):
