@@ -84,8 +84,11 @@ func TestIfMatchRevision(t *testing.T) {
 		"ports":           "/v2.0/ports/" + h.create("ports", "port", map[string]any{"network_id": net})["id"].(string),
 		"routers":         "/v2.0/routers/" + h.create("routers", "router", map[string]any{})["id"].(string),
 		"security_groups": "/v2.0/security-groups/" + h.create("security-groups", "security_group", map[string]any{"name": "g"})["id"].(string),
+		"qos_policies":    "/v2.0/qos/policies/" + h.create("qos/policies", "policy", map[string]any{"name": "q"})["id"].(string),
+		"subnetpools":     "/v2.0/subnetpools/" + h.create("subnetpools", "subnetpool", map[string]any{"name": "p", "prefixes": []string{"10.99.0.0/16"}})["id"].(string),
 	}
-	singular := map[string]string{"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router", "security_groups": "security_group"}
+	singular := map[string]string{"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router", "security_groups": "security_group",
+		"qos_policies": "policy", "subnetpools": "subnetpool"}
 	for collection, path := range items {
 		t.Run(collection, func(t *testing.T) {
 			do := func(method string, revision any, body any) response {
@@ -111,7 +114,7 @@ func TestIfMatchRevision(t *testing.T) {
 		})
 	}
 	// Delete with the current revision, leaves first.
-	for _, c := range []string{"ports", "subnets", "networks", "routers", "security_groups"} {
+	for _, c := range []string{"ports", "subnets", "networks", "routers", "security_groups", "qos_policies", "subnetpools"} {
 		path := items[c]
 		if r := h.doWith("DELETE", path, nil, ifMatch(h.revisionOf(path))); r.status != 204 {
 			t.Errorf("DELETE %s with the current revision: %d %v", c, r.status, r.body)

@@ -247,7 +247,7 @@ func loadQosPolicy(ctx context.Context, r store.Reader, id string) (model.QosPol
 	if !acc.canSeeShared(ctx, id, p.ProjectID) {
 		return p, nil, qosPolicyNotFound(id)
 	}
-	return p, acc, nil
+	return p, acc, checkRevision(ctx, r, id, &p)
 }
 
 // checkQosAssociation is the QoS plugin's check of a port's or network's
