@@ -155,15 +155,7 @@ func (s *Service) DeleteAddressScope(ctx context.Context, id string) (int64, err
 
 // GetAddressScope returns one address scope.
 func (s *Service) GetAddressScope(ctx context.Context, id string) (model.AddressScope, error) {
-	var a model.AddressScope
-	err := s.store.View(ctx, func(r store.Reader) error {
-		var acc access
-		var err error
-		a, acc, err = loadAddressScope(ctx, r, id)
-		renderAddressScope(ctx, acc, &a)
-		return err
-	})
-	return a, err
+	return getShared(ctx, s.store, id, loadAddressScope, func(acc access, v *model.AddressScope) { renderAddressScope(ctx, acc, v) })
 }
 
 // ListAddressScopes returns the scopes the caller may see: its own and

@@ -199,15 +199,7 @@ func checkQosUnused(r store.Reader, id string, ok func(project string) bool) err
 
 // GetQosPolicy returns one policy with its rules.
 func (s *Service) GetQosPolicy(ctx context.Context, id string) (model.QosPolicy, error) {
-	var p model.QosPolicy
-	err := s.store.View(ctx, func(r store.Reader) error {
-		var acc access
-		var err error
-		p, acc, err = loadQosPolicy(ctx, r, id)
-		renderQosPolicy(ctx, acc, &p)
-		return err
-	})
-	return p, err
+	return getShared(ctx, s.store, id, loadQosPolicy, func(acc access, v *model.QosPolicy) { renderQosPolicy(ctx, acc, v) })
 }
 
 // ListQosPolicies returns the policies the caller may see.

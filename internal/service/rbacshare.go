@@ -43,6 +43,21 @@ func listShared[T any](ctx context.Context, st store.Store, kind store.Kind, key
 	return out, err
 }
 
+// getShared reads one record the caller may see with load (which answers
+// the kind's own 404), rendered for the caller.
+func getShared[T any](ctx context.Context, st store.Store, id string,
+	load func(context.Context, store.Reader, string) (T, access, error), render func(access, *T)) (T, error) {
+	var v T
+	err := st.View(ctx, func(r store.Reader) error {
+		var acc access
+		var err error
+		v, acc, err = load(ctx, r, id)
+		render(acc, &v)
+		return err
+	})
+	return v, err
+}
+
 // sharedObjectOwner reads the project of a pool or scope the caller may
 // see (404 otherwise, in the object's own words).
 func sharedObjectOwner(ctx context.Context, r store.Reader, typ, id string) (string, error) {

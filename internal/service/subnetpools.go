@@ -563,15 +563,7 @@ func (s *Service) DeleteSubnetPool(ctx context.Context, id string) (int64, error
 
 // GetSubnetPool returns one pool.
 func (s *Service) GetSubnetPool(ctx context.Context, id string) (model.SubnetPool, error) {
-	var sp model.SubnetPool
-	err := s.store.View(ctx, func(r store.Reader) error {
-		var acc access
-		var err error
-		sp, acc, err = loadSubnetPool(ctx, r, id)
-		renderSubnetPool(ctx, acc, &sp)
-		return err
-	})
-	return sp, err
+	return getShared(ctx, s.store, id, loadSubnetPool, func(acc access, v *model.SubnetPool) { renderSubnetPool(ctx, acc, v) })
 }
 
 // ListSubnetPools returns the pools the caller may see: its own and those
