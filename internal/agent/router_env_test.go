@@ -198,22 +198,28 @@ func whoami(ns, to string) (netip.Addr, error) {
 }
 
 // mustArriveFrom checks that a connection from ns to `to` arrives from
-// want. Like ping, it tries three times: a connect that sends two SYNs in
-// its two seconds can lose both to the softnet backlog of a busy 2-core
-// machine, or to a veth the kernel has not finished bringing up (a
-// router set up again: its qdisc stays noop until linkwatch runs). A
-// closed path still fails, after three tries.
+// want. Like a client, it tries again, for up to ten seconds and at least
+// three times: a connect that sends two SYNs in its two seconds can lose
+// both to the softnet backlog of a busy 2-core machine, or to a veth the
+// kernel has not finished bringing up (a router set up again: its qdisc
+// stays noop until linkwatch runs); and a router whose neighbour
+// resolution fails meanwhile (3 s) answers "no route to host" to every
+// SYN queued behind it, so three tries can all fall in it (CI saw
+// TestRouterMeteringIPv6 fail so). A closed path still fails, after the
+// ten seconds.
 func (e *env) mustArriveFrom(ns, to, want string) {
 	e.t.Helper()
 	var got netip.Addr
 	var err error
-	for range 3 {
+	deadline := time.Now().Add(10 * time.Second)
+	for try := 1; ; try++ {
 		if got, err = whoami(ns, to); err == nil {
 			break
 		}
-	}
-	if err != nil {
-		e.t.Fatalf("three times: %v", err)
+		if try >= 3 && time.Now().After(deadline) {
+			e.t.Fatalf("%d tries in 10s: %v", try, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	if got.String() != want {
 		e.t.Fatalf("%s → %s arrived from %s, want %s", ns, to, got, want)
