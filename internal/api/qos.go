@@ -14,8 +14,8 @@ import (
 // rule types (/v2.0/qos/rule-types, which are only read).
 func (s *Server) qosResources() []resource {
 	svc := s.cfg.Service
-	policies := bind[model.QosPolicy]("policy", "policies", svc.CreateQosPolicy, svc.UpdateQosPolicy,
-		svc.DeleteQosPolicy, svc.GetQosPolicy, svc.ListQosPolicies)
+	policies := withMarker(bind[model.QosPolicy]("policy", "policies", svc.CreateQosPolicy, svc.UpdateQosPolicy,
+		svc.DeleteQosPolicy, svc.GetQosPolicy, svc.ListQosPolicies), svc.QosPolicyMarker)
 	policies.path = "qos/policies"
 	bw, dscp := svc.BandwidthLimitRules(), svc.DSCPMarkingRules()
 	readOnly := func(context.Context) error {
