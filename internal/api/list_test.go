@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -259,5 +260,91 @@ func TestPortsFilterByFixedIPs(t *testing.T) {
 		if got := strings.Join(names, " "); got != tc.want {
 			t.Errorf("ports?%s: %q, want %q", tc.query, got, tc.want)
 		}
+	}
+}
+
+// TestMarkerOfRBACObjects: Neutron reads QoS policies, subnet pools,
+// address scopes and address groups with an elevated context, marker
+// included, and drops what the caller may not see afterwards. A marker the
+// caller does not see is still a position (neutron-tempest-plugin's
+// QosSearchCriteriaTest lists as admin and fetches the last, empty page as
+// a member: it was 404 "Marker … could not be found"), and a marker that
+// names no record pages from the start. Other collections answer 404 for
+// a marker the caller does not see.
+func TestMarkerOfRBACObjects(t *testing.T) {
+	h := newTenants(t, nil)
+	type ids map[string]string // name → id
+	made := map[string]ids{}
+	for i, c := range []struct{ collection, singular, object string }{
+		{"qos/policies", "policy", "qos_policy"},
+		{"subnetpools", "subnetpool", "subnetpool"},
+		{"address-scopes", "address_scope", "address_scope"},
+		{"address-groups", "address_group", "address_group"},
+	} {
+		made[c.collection] = ids{}
+		// The admin's a and c are private, b and d shared with all; gone
+		// is deleted.
+		for j, name := range []string{"a", "b", "c", "d", "gone"} {
+			attrs := map[string]any{"name": name}
+			switch c.collection {
+			case "subnetpools":
+				attrs["prefixes"] = []string{fmt.Sprintf("10.%d.%d.0/24", i, j)}
+			case "address-scopes":
+				attrs["ip_version"] = 4
+			}
+			id := h.create(admin, c.collection, c.singular, attrs)
+			made[c.collection][name] = id
+			switch name {
+			case "b", "d":
+				h.create(admin, "rbac-policies", "rbac_policy", map[string]any{
+					"object_type": c.object, "object_id": id, "action": "access_as_shared", "target_tenant": "*"})
+			case "gone":
+				if r := h.as(admin, "DELETE", "/v2.0/"+c.collection+"/"+id, nil); r.status != 204 {
+					t.Fatalf("delete %s: %d %v", id, r.status, r.body)
+				}
+			}
+		}
+	}
+	list := func(collection, who, query string) (names []string, links map[string]string, status int) {
+		plural := map[string]string{"qos/policies": "policies", "subnetpools": "subnetpools",
+			"address-scopes": "address_scopes", "address-groups": "address_groups", "networks": "networks"}[collection]
+		r := h.as(who, "GET", "/v2.0/"+collection+"?sort_key=name&sort_dir=asc&"+query, nil)
+		if r.status != 200 {
+			return nil, nil, r.status
+		}
+		for _, it := range r.body[plural].([]any) {
+			names = append(names, it.(map[string]any)["name"].(string))
+		}
+		links = map[string]string{}
+		ls, _ := r.body[plural+"_links"].([]any)
+		for _, l := range ls {
+			u, _ := url.Parse(l.(map[string]any)["href"].(string))
+			links[l.(map[string]any)["rel"].(string)] = u.Query().Get("marker")
+		}
+		return names, links, r.status
+	}
+	for collection, id := range made {
+		for _, tc := range []struct {
+			name, query string
+			want        []string
+			links       map[string]string // rel → its marker
+		}{
+			{"after a private one", "limit=1&marker=" + id["a"], []string{"b"}, map[string]string{"next": id["b"], "previous": id["b"]}},
+			{"after another", "limit=5&marker=" + id["c"], []string{"d"}, map[string]string{"previous": id["d"]}},
+			{"before one, reversed", "limit=5&page_reverse=True&marker=" + id["c"], []string{"b"}, map[string]string{"next": id["b"]}},
+			{"after the last: empty, previous to the last page", "limit=1&marker=" + id["c"] + "&name=c", nil, map[string]string{"previous": ""}},
+			{"a marker that names nothing", "limit=1&marker=" + id["gone"], []string{"b"}, map[string]string{"next": id["b"], "previous": id["b"]}},
+		} {
+			t.Run(collection+"/"+tc.name, func(t *testing.T) {
+				got, links, status := list(collection, owner, tc.query)
+				if status != 200 || !slices.Equal(got, tc.want) || !maps.Equal(links, tc.links) {
+					t.Errorf("%d %v links %v, want %v links %v", status, got, links, tc.want, tc.links)
+				}
+			})
+		}
+	}
+	private := h.create(admin, "networks", "network", map[string]any{"name": "n"})
+	if _, _, status := list("networks", owner, "limit=1&marker="+private); status != 404 {
+		t.Errorf("a network the caller does not see as marker: %d, want 404", status)
 	}
 }

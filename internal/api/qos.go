@@ -10,14 +10,15 @@ import (
 )
 
 // qosResources are Neutron's qos extension: /v2.0/qos/policies, their
-// bandwidth_limit_rules and dscp_marking_rules below each policy, and the
-// rule types (/v2.0/qos/rule-types, which are only read).
+// bandwidth_limit_rules, dscp_marking_rules and minimum_bandwidth_rules
+// below each policy, and the rule types (/v2.0/qos/rule-types, which are
+// only read).
 func (s *Server) qosResources() []resource {
 	svc := s.cfg.Service
-	policies := bind[model.QosPolicy]("policy", "policies", svc.CreateQosPolicy, svc.UpdateQosPolicy,
-		svc.DeleteQosPolicy, svc.GetQosPolicy, svc.ListQosPolicies)
+	policies := withMarker(bind[model.QosPolicy]("policy", "policies", svc.CreateQosPolicy, svc.UpdateQosPolicy,
+		svc.DeleteQosPolicy, svc.GetQosPolicy, svc.ListQosPolicies), svc.QosPolicyMarker)
 	policies.path = "qos/policies"
-	bw, dscp := svc.BandwidthLimitRules(), svc.DSCPMarkingRules()
+	bw, dscp, minBW := svc.BandwidthLimitRules(), svc.DSCPMarkingRules(), svc.MinimumBandwidthRules()
 	readOnly := func(context.Context) error {
 		return &service.Error{Status: http.StatusMethodNotAllowed, Type: "HTTPMethodNotAllowed",
 			Message: "The method is not allowed for this resource."}
@@ -39,6 +40,7 @@ func (s *Server) qosResources() []resource {
 		policies,
 		ruleResource("bandwidth_limit_rule", "bandwidth_limit_rules", bw, model.BandwidthLimitView),
 		ruleResource("dscp_marking_rule", "dscp_marking_rules", dscp, model.DSCPMarkingView),
+		ruleResource("minimum_bandwidth_rule", "minimum_bandwidth_rules", minBW, model.MinimumBandwidthView),
 		ruleTypes,
 	}
 }

@@ -134,3 +134,108 @@ func TestQosPolicyTags(t *testing.T) {
 		t.Errorf("filter by tag: %d %v", r.status, r.body)
 	}
 }
+
+// TestQosMinimumBandwidthRules: Neutron serves minimum_bandwidth rules
+// below every policy whatever its drivers (QosMinimumBandwidthRuleNegativeTestJSON,
+// gophercloud's TestMinimumBandwidthRulesCRUD), egress only without
+// qos-bw-minimum-ingress. nsnet enforces none, so — as Neutron refuses a
+// rule no driver of the port supports — the rule type is not listed and
+// no network or port may have such a rule in effect.
+func TestQosMinimumBandwidthRules(t *testing.T) {
+	h := newTenants(t, nil)
+	pol := h.create(admin, "qos/policies", "policy", map[string]any{"name": "min", "shared": true})
+	base := "/v2.0/qos/policies/" + pol
+	r := h.as(admin, "POST", base+"/minimum_bandwidth_rules", map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 1000}})
+	if r.status != 201 {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	raw := r.body["minimum_bandwidth_rule"].(map[string]any)
+	rule := as[model.MinimumBandwidthRule](t, raw)
+	if rule.MinKbps != 1000 || rule.Direction != "egress" || len(raw) != 3 {
+		t.Errorf("rule, with its default direction and only Neutron's three attributes: %v", raw)
+	}
+	ruleURL := base + "/minimum_bandwidth_rules/" + rule.ID
+
+	net := h.create(admin, "networks", "network", map[string]any{"name": "n"})
+	limited := h.create(admin, "qos/policies", "policy", map[string]any{"name": "limited"})
+	h.create(admin, "qos/policies/"+limited+"/bandwidth_limit_rules", "bandwidth_limit_rule", map[string]any{"max_kbps": 500})
+	used := h.create(admin, "networks", "network", map[string]any{"name": "used", "qos_policy_id": limited})
+	port := h.create(admin, "ports", "port", map[string]any{"network_id": used})
+	bare := h.create(admin, "ports", "port", map[string]any{"network_id": net})
+
+	for _, c := range []struct {
+		name, who, method, path string
+		body                    any
+		status                  int
+		typ, msg                string
+	}{
+		{"a second egress minimum", admin, "POST", base + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 5}}, 409, "QoSRulesConflict", ""},
+		{"ingress without qos-bw-minimum-ingress", admin, "POST", base + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 5, "direction": "ingress"}}, 400, "HTTPBadRequest", ""},
+		{"no min_kbps", admin, "POST", base + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"direction": "egress"}}, 400, "HTTPBadRequest", ""},
+		{"member", owner, "POST", base + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 5}}, 403, "PolicyNotAuthorized", ""},
+		{"update below a policy that does not exist", admin, "PUT", "/v2.0/qos/policies/00000000-0000-0000-0000-000000000000/minimum_bandwidth_rules/" + rule.ID,
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 200}}, 404, "QosPolicyNotFound", ""},
+		{"a limit below the minimum", admin, "POST", base + "/bandwidth_limit_rules",
+			map[string]any{"bandwidth_limit_rule": map[string]any{"max_kbps": 999}}, 409, "QoSRuleParameterConflict",
+			"Unable to add the rule with value 999 to the policy " + pol + " as the existing rule of type minimum_bandwidth has value 1000."},
+		{"a minimum above the limit", admin, "POST", "/v2.0/qos/policies/" + limited + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 501}}, 409, "QoSRuleParameterConflict", ""},
+		{"a minimum on a policy a port has through its network", admin, "POST", "/v2.0/qos/policies/" + limited + "/minimum_bandwidth_rules",
+			map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 100}}, 409, "QosRuleNotSupported",
+			"Rule minimum_bandwidth is not supported by port " + port},
+		{"a network created with it", admin, "POST", "/v2.0/networks",
+			map[string]any{"network": map[string]any{"name": "x", "qos_policy_id": pol}}, 409, "QosRuleNotSupportedByNetwork", ""},
+		{"a network updated to it", owner, "PUT", "/v2.0/networks/" + net,
+			map[string]any{"network": map[string]any{"qos_policy_id": pol}}, 404, "NetworkNotFound", ""},
+		{"a network updated to it by its owner", admin, "PUT", "/v2.0/networks/" + net,
+			map[string]any{"network": map[string]any{"qos_policy_id": pol}}, 409, "QosRuleNotSupportedByNetwork",
+			"Rule minimum_bandwidth is not supported by network " + net},
+		{"a port created with it", admin, "POST", "/v2.0/ports",
+			map[string]any{"port": map[string]any{"network_id": net, "qos_policy_id": pol}}, 409, "QosRuleNotSupported", ""},
+		{"a port updated to it", admin, "PUT", "/v2.0/ports/" + bare,
+			map[string]any{"port": map[string]any{"qos_policy_id": pol}}, 409, "QosRuleNotSupported",
+			"Rule minimum_bandwidth is not supported by port " + bare},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.as(c.who, c.method, c.path, c.body)
+			if typ, msg := neutronError(r); r.status != c.status || typ != c.typ || c.msg != "" && msg != c.msg {
+				t.Errorf("%d %s %q, want %d %s %q", r.status, typ, msg, c.status, c.typ, c.msg)
+			}
+		})
+	}
+	if rules := h.as(admin, "GET", "/v2.0/qos/policies/"+limited, nil).body["policy"].(map[string]any)["rules"].([]any); len(rules) != 1 {
+		t.Errorf("refused rules were written: %v", rules)
+	}
+	for _, path := range []string{"/v2.0/networks/" + net, "/v2.0/ports/" + bare} {
+		for _, v := range h.as(admin, "GET", path, nil).body {
+			if q := v.(map[string]any)["qos_policy_id"]; q != nil {
+				t.Errorf("%s: refused qos_policy_id %v was written", path, q)
+			}
+		}
+	}
+
+	// rule-types lists what nsnet enforces: not minimum_bandwidth.
+	for _, rt := range h.as(admin, "GET", "/v2.0/qos/rule-types", nil).body["rule_types"].([]any) {
+		if typ := rt.(map[string]any)["type"]; typ == model.QosRuleMinimumBandwidth {
+			t.Errorf("rule-types lists %s", typ)
+		}
+	}
+	if r := h.as(admin, "PUT", ruleURL, map[string]any{"minimum_bandwidth_rule": map[string]any{"min_kbps": 500}}); r.status != 200 ||
+		r.body["minimum_bandwidth_rule"].(map[string]any)["min_kbps"] != 500.0 {
+		t.Errorf("update: %d %v", r.status, r.body)
+	}
+	if got := h.as(admin, "GET", base+"/minimum_bandwidth_rules", nil).body["minimum_bandwidth_rules"].([]any); len(got) != 1 {
+		t.Errorf("list: %v", got)
+	}
+	if r := h.as(admin, "DELETE", ruleURL, nil); r.status != 204 {
+		t.Errorf("delete: %d %v", r.status, r.body)
+	}
+	// Without it the policy goes on a network.
+	if r := h.as(admin, "PUT", "/v2.0/networks/"+net, map[string]any{"network": map[string]any{"qos_policy_id": pol}}); r.status != 200 {
+		t.Errorf("network takes the policy without its minimum: %d %v", r.status, r.body)
+	}
+}

@@ -108,7 +108,7 @@ func listBody(r *http.Request, res resource, items []any) (map[string]any, error
 	sortObjects(objs, sorts)
 	// The marker is a position in the sorted collection, whether or not
 	// it passes the filters, as it is in Neutron's database query.
-	if objs, err = paging.window(objs); err != nil {
+	if objs, err = paging.window(r.Context(), res, objs, sorts); err != nil {
 		return nil, err
 	}
 	objs = slices.DeleteFunc(objs, func(m map[string]any) bool { return !matches(m, q, extra) })
@@ -339,17 +339,20 @@ func parseSorts(attrs schema, keys, dirs []string) ([]sortKey, error) {
 }
 
 func sortObjects(objs []map[string]any, sorts []sortKey) {
-	slices.SortStableFunc(objs, func(a, b map[string]any) int {
-		for _, k := range sorts {
-			if c := compareValues(a[k.name], b[k.name]); c != 0 {
-				if k.desc {
-					return -c
-				}
-				return c
+	slices.SortStableFunc(objs, func(a, b map[string]any) int { return compareSorted(a, b, sorts) })
+}
+
+// compareSorted orders two objects by the sort keys.
+func compareSorted(a, b map[string]any, sorts []sortKey) int {
+	for _, k := range sorts {
+		if c := compareValues(a[k.name], b[k.name]); c != 0 {
+			if k.desc {
+				return -c
 			}
+			return c
 		}
-		return 0
-	})
+	}
+	return 0
 }
 
 // compareValues orders two JSON values of one attribute: numbers as
@@ -420,12 +423,33 @@ func parsePaging(q url.Values) (paging, error) {
 	return p, nil
 }
 
-// window keeps what lies after the marker (before it, in reverse).
-func (p paging) window(objs []map[string]any) ([]map[string]any, error) {
+// window keeps what lies after the marker (before it, in reverse). A
+// marker the caller does not see is 404, unless the resource reads its
+// markers as Neutron's RBAC objects do (resource.marker): then it is the
+// position of that record among all, and a marker naming no record is
+// ignored.
+func (p paging) window(ctx context.Context, res resource, objs []map[string]any, sorts []sortKey) ([]map[string]any, error) {
 	if p.limit == 0 || p.marker == "" {
 		return objs, nil
 	}
 	i := slices.IndexFunc(objs, func(m map[string]any) bool { return m["id"] == p.marker })
+	if i < 0 && res.marker != nil {
+		v, err := res.marker(ctx, p.marker)
+		if err != nil || v == nil {
+			return objs, err
+		}
+		at, err := asMap(v)
+		if err != nil {
+			return nil, err
+		}
+		// The sort keys end with the id, so no other record sorts equal
+		// to the marker: i is where it would be.
+		i, _ = slices.BinarySearchFunc(objs, at, func(a, b map[string]any) int { return compareSorted(a, b, sorts) })
+		if p.reverse {
+			return objs[:i], nil
+		}
+		return objs[i:], nil
+	}
 	switch {
 	case i < 0:
 		return nil, &service.Error{Status: 404, Type: "HTTPNotFound", Message: fmt.Sprintf("Marker %s could not be found.", p.marker)}

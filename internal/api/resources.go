@@ -36,6 +36,12 @@ type resource struct {
 	remove func(context.Context, string) (int64, error)
 	get    func(context.Context, string) (any, error)
 	list   func(context.Context) ([]any, error)
+	// marker, when set, reads a list's marker whoever may see it (nil
+	// when there is none): the collection pages as Neutron's RBAC objects
+	// do, the marker a position among all records, and a marker that
+	// names nothing pages from the start. Without it, a marker must be
+	// one of the records the caller sees (404 otherwise).
+	marker func(context.Context, string) (any, error)
 }
 
 // bind adapts the service's typed methods of one resource to a resource.
@@ -85,6 +91,18 @@ func withBulk[T any](res resource, bulk func(context.Context, []service.Attrs) (
 	return res
 }
 
+// withMarker gives res the marker lookup of Neutron's RBAC objects.
+func withMarker[T any](res resource, marker func(context.Context, string) (*T, error)) resource {
+	res.marker = func(ctx context.Context, id string) (any, error) {
+		v, err := marker(ctx, id)
+		if v == nil || err != nil {
+			return nil, err
+		}
+		return *v, nil
+	}
+	return res
+}
+
 // urlPath is the collection's URL segment below /v2.0/.
 func (r resource) urlPath() string {
 	if r.path != "" {
@@ -109,8 +127,8 @@ func (s *Server) resources() []resource {
 		svc.UpdateSecurityGroupRule, svc.DeleteSecurityGroupRule, svc.GetSecurityGroupRule, svc.ListSecurityGroupRules)
 	sgRule.path = "security-group-rules"
 	sgRule = withBulk(sgRule, svc.CreateSecurityGroupRules)
-	ag := bind[model.AddressGroup]("address_group", "address_groups", svc.CreateAddressGroup, svc.UpdateAddressGroup,
-		svc.DeleteAddressGroup, svc.GetAddressGroup, svc.ListAddressGroups)
+	ag := withMarker(bind[model.AddressGroup]("address_group", "address_groups", svc.CreateAddressGroup, svc.UpdateAddressGroup,
+		svc.DeleteAddressGroup, svc.GetAddressGroup, svc.ListAddressGroups), svc.AddressGroupMarker)
 	ag.path = "address-groups"
 	subnets := bind[model.Subnet]("subnet", "subnets", svc.CreateSubnet, svc.UpdateSubnet, svc.DeleteSubnet, svc.GetSubnet, svc.ListSubnets)
 	subnets = withBulk(subnets, svc.CreateSubnets)
@@ -118,8 +136,8 @@ func (s *Server) resources() []resource {
 	networks := withBulk(bind[model.Network]("network", "networks", svc.CreateNetwork, svc.UpdateNetwork, svc.DeleteNetwork,
 		svc.GetNetwork, svc.ListNetworks), svc.CreateNetworks)
 	networks.settle = networkSettle
-	scopes := bind[model.AddressScope]("address_scope", "address_scopes", svc.CreateAddressScope, svc.UpdateAddressScope,
-		svc.DeleteAddressScope, svc.GetAddressScope, svc.ListAddressScopes)
+	scopes := withMarker(bind[model.AddressScope]("address_scope", "address_scopes", svc.CreateAddressScope, svc.UpdateAddressScope,
+		svc.DeleteAddressScope, svc.GetAddressScope, svc.ListAddressScopes), svc.AddressScopeMarker)
 	scopes.path = "address-scopes"
 	labels := bind[model.MeteringLabel]("metering_label", "metering_labels", svc.CreateMeteringLabel, svc.UpdateMeteringLabel,
 		svc.DeleteMeteringLabel, svc.GetMeteringLabel, svc.ListMeteringLabels)
@@ -151,8 +169,8 @@ func (s *Server) resources() []resource {
 				return anys(items), err
 			},
 		},
-		bind[model.SubnetPool]("subnetpool", "subnetpools", svc.CreateSubnetPool, svc.UpdateSubnetPool,
-			svc.DeleteSubnetPool, svc.GetSubnetPool, svc.ListSubnetPools),
+		withMarker(bind[model.SubnetPool]("subnetpool", "subnetpools", svc.CreateSubnetPool, svc.UpdateSubnetPool,
+			svc.DeleteSubnetPool, svc.GetSubnetPool, svc.ListSubnetPools), svc.SubnetPoolMarker),
 		scopes,
 		labels,
 		labelRules,

@@ -207,3 +207,50 @@ func TestPortTagsOnCreate(t *testing.T) {
 		t.Errorf("a refused port changed the store")
 	}
 }
+
+// TestTagWhoMay: Neutron (Zed) enforces no policy on tags; whoever sees a
+// resource may tag it — a member an admin's shared QoS policy
+// (neutron-tempest-plugin's TagQosPolicyTestJSON) or another project's
+// shared network. One it cannot see answers TagResourceNotFound, and a
+// reader (nsnet's read-only role) reads tags but does not change them.
+func TestTagWhoMay(t *testing.T) {
+	h := newTenants(t, nil)
+	shared := "/v2.0/policies/" + h.create(admin, "qos/policies", "policy", map[string]any{"name": "s", "shared": true})
+	private := h.create(admin, "qos/policies", "policy", map[string]any{"name": "p"})
+	net := "/v2.0/networks/" + h.create(admin, "networks", "network", map[string]any{"name": "n", "shared": true})
+	own := "/v2.0/networks/" + h.create(owner, "networks", "network", map[string]any{"name": "o"})
+	for _, c := range []struct {
+		name, who, method, path string
+		body                    any
+		status                  int
+		typ, msg                string
+	}{
+		{"member replaces a shared policy's tags", other, "PUT", shared + "/tags", map[string]any{"tags": []string{"red", "blue"}}, 200, "", ""},
+		{"member adds one", owner, "PUT", shared + "/tags/green", nil, 201, "", ""},
+		{"member reads one", other, "GET", shared + "/tags/green", nil, 204, "", ""},
+		{"member removes one", other, "DELETE", shared + "/tags/red", nil, 204, "", ""},
+		{"member tags a shared network", owner, "PUT", net + "/tags/mine", nil, 201, "", ""},
+		{"reader reads", reader, "GET", shared + "/tags", nil, 200, "", ""},
+		{"reader may not tag", reader, "PUT", shared + "/tags/x", nil, 403, "PolicyNotAuthorized", ""},
+		{"reader may not tag its own project's network", reader, "PUT", own + "/tags/x", nil, 403, "PolicyNotAuthorized", ""},
+		{"another project's network", other, "PUT", own + "/tags/x", nil, 404, "TagResourceNotFound",
+			"Resource networks " + own[len("/v2.0/networks/"):] + " could not be found."},
+		{"a policy the member cannot see", owner, "GET", "/v2.0/policies/" + private + "/tags", nil, 404, "TagResourceNotFound",
+			"Resource policies " + private + " could not be found."},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.as(c.who, c.method, c.path, c.body)
+			if typ, msg := neutronError(r); r.status != c.status || typ != c.typ || c.msg != "" && msg != c.msg {
+				t.Errorf("%d %s %q, want %d %s %q", r.status, typ, msg, c.status, c.typ, c.msg)
+			}
+		})
+	}
+	r := h.as(admin, "GET", "/v2.0/qos/policies?tags=blue,green", nil)
+	list, _ := r.body["policies"].([]any)
+	if len(list) != 1 || "/v2.0/policies/"+list[0].(map[string]any)["id"].(string) != shared {
+		t.Errorf("the admin's view of the members' tags: %d %v", r.status, r.body)
+	}
+	if got := h.as(admin, "GET", own+"/tags", nil).body["tags"].([]any); len(got) != 0 {
+		t.Errorf("refused tags were written: %v", got)
+	}
+}

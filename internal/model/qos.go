@@ -1,11 +1,14 @@
 package model
 
-// QoS rule types nsnet enforces (Neutron's qos_consts.RULE_TYPE_*): the two
+// QoS rule types (Neutron's qos_consts.RULE_TYPE_*): nsnet enforces the two
 // the Linux bridge agent has, a bandwidth limit per direction and DSCP
-// marking of what an instance sends.
+// marking of what an instance sends. Minimum bandwidth rules are stored
+// and served, as Neutron's API does whatever its drivers, but no port or
+// network may have one in effect (see docs/QOS.md).
 const (
-	QosRuleBandwidthLimit = "bandwidth_limit"
-	QosRuleDSCPMarking    = "dscp_marking"
+	QosRuleBandwidthLimit   = "bandwidth_limit"
+	QosRuleDSCPMarking      = "dscp_marking"
+	QosRuleMinimumBandwidth = "minimum_bandwidth"
 
 	QosDirectionEgress  = "egress"
 	QosDirectionIngress = "ingress"
@@ -42,6 +45,8 @@ type QosRule struct {
 	Direction    string `json:"direction,omitempty"`
 	// dscp_marking: the DSCP value set on what the port sends.
 	DSCPMark *int `json:"dscp_mark,omitempty"`
+	// minimum_bandwidth: kbit/s (with Direction).
+	MinKbps *int `json:"min_kbps,omitempty"`
 }
 
 // QosRuleType is one entry of /v2.0/qos/rule-types; Drivers only when one
@@ -80,6 +85,13 @@ type DSCPMarkingRule struct {
 	DSCPMark int    `json:"dscp_mark"`
 }
 
+// MinimumBandwidthRule: see BandwidthLimitRule.
+type MinimumBandwidthRule struct {
+	ID        string `json:"id"`
+	MinKbps   int    `json:"min_kbps"`
+	Direction string `json:"direction"`
+}
+
 func deref(p *int) int {
 	if p == nil {
 		return 0
@@ -95,4 +107,9 @@ func BandwidthLimitView(r QosRule) BandwidthLimitRule {
 // DSCPMarkingView shows r as its sub-resource.
 func DSCPMarkingView(r QosRule) DSCPMarkingRule {
 	return DSCPMarkingRule{ID: r.ID, DSCPMark: deref(r.DSCPMark)}
+}
+
+// MinimumBandwidthView shows r as its sub-resource.
+func MinimumBandwidthView(r QosRule) MinimumBandwidthRule {
+	return MinimumBandwidthRule{ID: r.ID, MinKbps: deref(r.MinKbps), Direction: r.Direction}
 }

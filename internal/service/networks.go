@@ -183,6 +183,11 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		if err := checkQosAssociation(ctx, tx, oldQos, n.QosPolicyID); err != nil {
 			return err
 		}
+		if n.QosPolicyID != nil && (oldQos == nil || *oldQos != *n.QosPolicyID) {
+			if err := checkNetworkQosChange(tx, &n); err != nil {
+				return err
+			}
+		}
 		if _, given := in["mtu"]; given {
 			if err := s.checkMTU(n.MTU); err != nil {
 				return err

@@ -419,6 +419,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		if err := checkQosAssociation(ctx, tx, nil, p.QosPolicyID); err != nil {
 			return err
 		}
+		if err := checkPortQos(tx, &p.Port, &network); err != nil {
+			return err
+		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
 	}}, nil
@@ -464,6 +467,11 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		}
 		if err := checkQosAssociation(ctx, tx, cur.QosPolicyID, p.QosPolicyID); err != nil {
 			return err
+		}
+		if p.QosPolicyID != nil && (cur.QosPolicyID == nil || *cur.QosPolicyID != *p.QosPolicyID) {
+			if err := checkPortQos(tx, &p.Port, nil); err != nil {
+				return err
+			}
 		}
 		p.Touch(s.now())
 		return tx.Put(store.Ports, id, p.Port)

@@ -16,7 +16,8 @@ import (
 
 // QoS policies are Neutron's qos extension as ML2 with the Linux bridge
 // agent has it: bandwidth limit rules (one per direction) and DSCP marking
-// rules, on a port directly or through its network. Policies are an
+// rules, on a port directly or through its network; minimum bandwidth
+// rules are served but may not be in effect anywhere (qosEnforced). Policies are an
 // admin's to write (Neutron's default policy); projects see their own and
 // those shared with them by RBAC (object type qos_policy), and name those
 // in their ports' and networks' qos_policy_id.
@@ -368,6 +369,38 @@ var qosDSCPMarking = qosRuleKind{
 	clash:    func(a, b *model.QosRule) bool { return true },
 }
 
+// qosMinimumBandwidth is Neutron's minimum_bandwidth rule. Without
+// qos-bw-minimum-ingress (not listed) its direction is egress only. nsnet
+// stores and serves it, as Neutron's API does whatever its drivers
+// support, but enforces none: see qosEnforced.
+var qosMinimumBandwidth = qosRuleKind{
+	typ: model.QosRuleMinimumBandwidth,
+	attrs: []attr[model.QosRule]{
+		{name: "min_kbps", post: true, put: true, required: true, set: func(q *model.QosRule, raw json.RawMessage) error {
+			v, err := intRange(raw, 0, maxKbps)
+			q.MinKbps = &v
+			return err
+		}},
+		{name: "direction", post: true, put: true, set: func(q *model.QosRule, raw json.RawMessage) error {
+			v, err := parseString(raw, maxNameLen)
+			if err != nil {
+				return err
+			}
+			if v != model.QosDirectionEgress {
+				return fmt.Errorf("%s is not in ['%s']", v, model.QosDirectionEgress)
+			}
+			q.Direction = v
+			return nil
+		}},
+	},
+	defaults: func(q *model.QosRule) {
+		if q.Direction == "" {
+			q.Direction = model.QosDirectionEgress
+		}
+	},
+	clash: func(a, b *model.QosRule) bool { return a.Direction == b.Direction },
+}
+
 // QosRules serves one rule type's sub-resource of policies.
 type QosRules struct {
 	s    *Service
@@ -379,6 +412,9 @@ func (s *Service) BandwidthLimitRules() QosRules { return QosRules{s, qosBandwid
 
 // DSCPMarkingRules: see BandwidthLimitRules.
 func (s *Service) DSCPMarkingRules() QosRules { return QosRules{s, qosDSCPMarking} }
+
+// MinimumBandwidthRules: see BandwidthLimitRules.
+func (s *Service) MinimumBandwidthRules() QosRules { return QosRules{s, qosMinimumBandwidth} }
 
 // Create adds a rule to policy.
 func (q QosRules) Create(ctx context.Context, policy string, in Attrs) (Result[model.QosRule], error) {
@@ -398,7 +434,13 @@ func (q QosRules) Create(ctx context.Context, policy string, in Attrs) (Result[m
 		if err := q.checkClash(&p, &rule); err != nil {
 			return err
 		}
+		if err := checkRateConflict(&p, &rule, rule.Direction); err != nil {
+			return err
+		}
 		p.Rules = append(p.Rules, rule)
+		if err := checkQosPolicyPorts(tx, &p); err != nil {
+			return err
+		}
 		p.Touch(q.s.now())
 		return tx.Put(store.QosPolicies, p.ID, p)
 	})
@@ -406,6 +448,31 @@ func (q QosRules) Create(ctx context.Context, policy string, in Attrs) (Result[m
 		return Result[model.QosRule]{}, err
 	}
 	return Result[model.QosRule]{rule, rev}, nil
+}
+
+// checkRateConflict is Neutron's check_bandwidth_rule_conflict: a
+// minimum may not exceed the policy's limit, nor a limit fall below its
+// minimum, compared in the rule's direction when the request names one
+// (in every direction when an update does not).
+func checkRateConflict(p *model.QosPolicy, rule *model.QosRule, direction string) error {
+	for _, o := range p.Rules {
+		if o.ID == rule.ID || direction != "" && o.Direction != direction {
+			continue
+		}
+		var value, existing int
+		switch {
+		case o.Type == model.QosRuleMinimumBandwidth && rule.MaxKbps != nil && *o.MinKbps > *rule.MaxKbps:
+			value, existing = *rule.MaxKbps, *o.MinKbps
+		case o.Type == model.QosRuleBandwidthLimit && rule.MinKbps != nil && *o.MaxKbps < *rule.MinKbps:
+			value, existing = *rule.MinKbps, *o.MaxKbps
+		default:
+			continue
+		}
+		return conflict("QoSRuleParameterConflict",
+			"Unable to add the rule with value %d to the policy %s as the existing rule of type %s has value %d.",
+			value, p.ID, o.Type, existing)
+	}
+	return nil
 }
 
 func (q QosRules) checkClash(p *model.QosPolicy, rule *model.QosRule) error {
@@ -453,8 +520,18 @@ func (q QosRules) Update(ctx context.Context, policy, id string, in Attrs) (Resu
 		if err := q.checkClash(&p, &rule); err != nil {
 			return err
 		}
+		direction := ""
+		if _, given := in["direction"]; given {
+			direction = rule.Direction
+		}
+		if err := checkRateConflict(&p, &rule, direction); err != nil {
+			return err
+		}
 		p.Rules = slices.Clone(p.Rules)
 		p.Rules[i] = rule
+		if err := checkQosPolicyPorts(tx, &p); err != nil {
+			return err
+		}
 		p.Touch(q.s.now())
 		return tx.Put(store.QosPolicies, p.ID, p)
 	})
@@ -555,12 +632,121 @@ func (s *Service) GetQosRuleType(ctx context.Context, typ string) (model.QosRule
 }
 
 // checkNetworkQos checks the policy a new network names, or gives it its
-// project's default policy when it names none (qos-default).
+// project's default policy when it names none (qos-default); either must
+// be one nsnet enforces.
 func checkNetworkQos(ctx context.Context, tx store.Txn, n *model.Network, in Attrs) error {
 	if _, named := in["qos_policy_id"]; named {
-		return checkQosAssociation(ctx, tx, nil, n.QosPolicyID)
+		if err := checkQosAssociation(ctx, tx, nil, n.QosPolicyID); err != nil {
+			return err
+		}
+	} else {
+		id, err := defaultQosPolicy(tx, n.ProjectID)
+		if err != nil {
+			return err
+		}
+		n.QosPolicyID = id
 	}
-	id, err := defaultQosPolicy(tx, n.ProjectID)
-	n.QosPolicyID = id
-	return err
+	return checkQosEnforced(tx, n.QosPolicyID, func(typ string) error { return qosNotSupportedByNetwork(typ, n.ID) })
+}
+
+// qosEnforced are the rule types nsnet's agent enforces: its one driver's
+// supported rules, as /v2.0/qos/rule-types lists them. Neutron's QoS
+// plugin refuses a policy on a port (or network) when no driver of that
+// port supports one of its rules; nsnet's one driver is the agent, so a
+// policy with a minimum_bandwidth rule may be written and read but never
+// be in effect on a port or network: a guarantee nobody keeps is not
+// given (see docs/QOS.md).
+var qosEnforced = []string{model.QosRuleBandwidthLimit, model.QosRuleDSCPMarking}
+
+// checkQosEnforced answers refuse(type) for the first rule of policy id
+// (nil: none) that nsnet does not enforce.
+func checkQosEnforced(r store.Reader, id *string, refuse func(typ string) error) error {
+	if id == nil {
+		return nil
+	}
+	p, err := store.Get[model.QosPolicy](r, store.QosPolicies, *id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the caller's own check answers a missing policy
+	}
+	if err != nil {
+		return fmt.Errorf("read QoS policy %s: %w", *id, err)
+	}
+	return checkRulesEnforced(&p, refuse)
+}
+
+func checkRulesEnforced(p *model.QosPolicy, refuse func(typ string) error) error {
+	for _, rule := range p.Rules {
+		if !slices.Contains(qosEnforced, rule.Type) {
+			return refuse(rule.Type)
+		}
+	}
+	return nil
+}
+
+func qosNotSupportedByPort(typ, port string) error {
+	return conflict("QosRuleNotSupported", "Rule %s is not supported by port %s", typ, port)
+}
+
+func qosNotSupportedByNetwork(typ, network string) error {
+	return conflict("QosRuleNotSupportedByNetwork", "Rule %s is not supported by network %s", typ, network)
+}
+
+// checkPortQos checks the policy in effect on port p (its own, else its
+// network's) when a port is created, or when its own changes.
+func checkPortQos(r store.Reader, p *model.Port, network *model.Network) error {
+	id := p.QosPolicyID
+	if id == nil && network != nil {
+		id = network.QosPolicyID
+	}
+	return checkQosEnforced(r, id, func(typ string) error { return qosNotSupportedByPort(typ, p.ID) })
+}
+
+// checkNetworkQosChange checks a network's new policy for the network and
+// for its ports without a policy of their own, as Neutron's plugin does on
+// a network update.
+func checkNetworkQosChange(r store.Reader, n *model.Network) error {
+	if err := checkQosEnforced(r, n.QosPolicyID, func(typ string) error { return qosNotSupportedByNetwork(typ, n.ID) }); err != nil {
+		return err
+	}
+	ports, err := store.List[model.Port](r, store.Ports)
+	if err != nil {
+		return err
+	}
+	for i := range ports {
+		if ports[i].NetworkID == n.ID && ports[i].QosPolicyID == nil {
+			if err := checkPortQos(r, &ports[i], n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkQosPolicyPorts checks a policy whose rules change for the ports it
+// is in effect on (Neutron's validate_policy): its own ports, and those of
+// its networks without a policy of their own.
+func checkQosPolicyPorts(r store.Reader, p *model.QosPolicy) error {
+	nets, err := store.List[model.Network](r, store.Networks)
+	if err != nil {
+		return err
+	}
+	onNetwork := map[string]bool{}
+	for _, n := range nets {
+		if n.QosPolicyID != nil && *n.QosPolicyID == p.ID {
+			onNetwork[n.ID] = true
+		}
+	}
+	ports, err := store.List[model.Port](r, store.Ports)
+	if err != nil {
+		return err
+	}
+	for _, port := range ports {
+		own := port.QosPolicyID != nil && *port.QosPolicyID == p.ID
+		if own || port.QosPolicyID == nil && onNetwork[port.NetworkID] {
+			if err := checkRulesEnforced(p, func(typ string) error { return qosNotSupportedByPort(typ, port.ID) }); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -17,20 +18,18 @@ const maxTagLen = 255
 // standard-attr-tag).
 type tagTarget struct {
 	kind store.Kind
-	// load reads id for the caller: its project, its standard attributes,
-	// and how to write the resource back once they changed.
-	load func(ctx context.Context, r store.Reader, id string) (project string, std *model.Standard, save func(store.Txn) error, err error)
+	// load reads id if the caller may see it: its standard attributes, and
+	// how to write the resource back once they changed.
+	load func(ctx context.Context, r store.Reader, id string) (std *model.Standard, save func(store.Txn) error, err error)
 }
 
-func tagTargetOf[T any, P standardPtr[T]](kind store.Kind, load func(context.Context, store.Reader, string) (T, error),
-	project func(*T) string,
-) tagTarget {
-	return tagTarget{kind: kind, load: func(ctx context.Context, r store.Reader, id string) (string, *model.Standard, func(store.Txn) error, error) {
+func tagTargetOf[T any, P standardPtr[T]](kind store.Kind, load func(context.Context, store.Reader, string) (T, error)) tagTarget {
+	return tagTarget{kind: kind, load: func(ctx context.Context, r store.Reader, id string) (*model.Standard, func(store.Txn) error, error) {
 		v, err := load(ctx, r, id)
 		if err != nil {
-			return "", nil, nil, err
+			return nil, nil, err
 		}
-		return project(&v), P(&v).StandardAttrs(), func(tx store.Txn) error { return tx.Put(kind, id, v) }, nil
+		return P(&v).StandardAttrs(), func(tx store.Txn) error { return tx.Put(kind, id, v) }, nil
 	}}
 }
 
@@ -40,27 +39,21 @@ var tagTargets = map[string]tagTarget{
 	"networks": tagTargetOf(store.Networks, func(ctx context.Context, r store.Reader, id string) (model.Network, error) {
 		n, _, err := loadNetwork(ctx, r, id)
 		return n, err
-	}, func(n *model.Network) string { return n.ProjectID }),
-	"subnets": tagTargetOf(store.Subnets, loadSubnet,
-		func(s *model.Subnet) string { return s.ProjectID }),
-	"ports": tagTargetOf(store.Ports, loadPort,
-		func(p *model.Port) string { return p.ProjectID }),
-	"routers": tagTargetOf(store.Routers, loadRouter,
-		func(r *model.Router) string { return r.ProjectID }),
-	"floatingips": tagTargetOf(store.FloatingIPs, loadFloatingIP,
-		func(f *model.FloatingIP) string { return f.ProjectID }),
-	"security-groups": tagTargetOf(store.SecurityGroups, loadGroup,
-		func(g *model.SecurityGroup) string { return g.ProjectID }),
-	"trunks": tagTargetOf(store.Trunks, loadTrunk,
-		func(t *model.Trunk) string { return t.ProjectID }),
+	}),
+	"subnets":         tagTargetOf(store.Subnets, loadSubnet),
+	"ports":           tagTargetOf(store.Ports, loadPort),
+	"routers":         tagTargetOf(store.Routers, loadRouter),
+	"floatingips":     tagTargetOf(store.FloatingIPs, loadFloatingIP),
+	"security-groups": tagTargetOf(store.SecurityGroups, loadGroup),
+	"trunks":          tagTargetOf(store.Trunks, loadTrunk),
 	"subnetpools": tagTargetOf(store.SubnetPools, func(ctx context.Context, r store.Reader, id string) (model.SubnetPool, error) {
 		sp, _, err := loadSubnetPool(ctx, r, id)
 		return sp, err
-	}, func(sp *model.SubnetPool) string { return sp.ProjectID }),
+	}),
 	"policies": tagTargetOf(store.QosPolicies, func(ctx context.Context, r store.Reader, id string) (model.QosPolicy, error) {
 		p, _, err := loadQosPolicy(ctx, r, id)
 		return p, err
-	}, func(p *model.QosPolicy) string { return p.ProjectID }),
+	}),
 }
 
 // TagCollections are the URL paths of the collections whose resources
@@ -74,11 +67,29 @@ func TagCollections() []string {
 	return out
 }
 
+// loadTagged reads collection/id for the caller. Who may see a resource
+// may read and change its tags: Neutron (Zed) enforces no policy of its
+// own on tags; its tag plugin reads the parent through the query that
+// applies visibility (its own project's, or shared with it by RBAC), and
+// answers TagResourceNotFound for one it cannot see. So a member may tag
+// an admin's shared QoS policy or another project's shared network, as
+// neutron-tempest-plugin's TagQosPolicyTestJSON does. Only a caller with a
+// writing role changes them (nsnet's reader role reads).
+func loadTagged(ctx context.Context, r store.Reader, collection, id string) (*model.Standard, func(store.Txn) error, error) {
+	std, save, err := tagTargets[collection].load(ctx, r, id)
+	if e := AsError(err); e != nil && e.Status == http.StatusNotFound {
+		// Neutron names the collection as its plugin does: security_groups.
+		return nil, nil, typed(http.StatusNotFound, "TagResourceNotFound", "Resource %s %s could not be found.",
+			strings.ReplaceAll(collection, "-", "_"), id)
+	}
+	return std, save, err
+}
+
 // Tags lists the tags of collection/id.
 func (s *Service) Tags(ctx context.Context, collection, id string) ([]string, error) {
 	var tags []string
 	err := s.store.View(ctx, func(r store.Reader) error {
-		_, std, _, err := tagTargets[collection].load(ctx, r, id)
+		std, _, err := loadTagged(ctx, r, collection, id)
 		if err == nil {
 			tags = slices.Clone(std.Tags)
 		}
@@ -157,12 +168,12 @@ func (s *Service) changeTags(ctx context.Context, collection, id string, change 
 	target := tagTargets[collection]
 	var tags []string
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		project, std, save, err := target.load(ctx, tx, id)
+		std, save, err := loadTagged(ctx, tx, collection, id)
 		if err != nil {
 			return err
 		}
-		if err := authorize(ctx, "update_"+string(target.kind)+"_tags", project); err != nil {
-			return err
+		if !caller(ctx).CanWrite() {
+			return denied("update_" + string(target.kind) + "_tags")
 		}
 		old := slices.Clone(std.Tags)
 		if tags, err = change(slices.Clone(old)); err != nil {
