@@ -76,6 +76,7 @@ func run(ctx context.Context) (err error) {
 	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
 	withoutSG := flag.Bool("without-sg", true, "also measure the paths from instances whose ports have port security off (no security groups)")
 	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off or with conntrack skipped in the host namespace")
+	only := flag.String("paths", "", "comma-separated names of the paths to measure (the baseline always is); empty: all")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("throughput needs root: it creates network namespaces")
@@ -117,6 +118,13 @@ func run(ctx context.Context) (err error) {
 			b.daemonPrefix + "vm-snat", serverAddr, b.untracked(b.publicBridge)})
 		paths = append(paths, path{"snat-notrack", "snat, with both bridges' traffic untracked in the host namespace (security groups then admit by their stateless rules only)",
 			b.daemonPrefix + "vm-snat", serverAddr, b.untracked(b.publicBridge, b.privateBridge)})
+	}
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		paths = slices.DeleteFunc(paths, func(p path) bool { return p.name != "baseline" && !slices.Contains(keep, p.name) })
+		if len(paths) != len(keep)+1 {
+			return fmt.Errorf("-paths %s: a name matches no path (see -diagnose and -without-sg)", *only)
+		}
 	}
 	gbps := map[string][]float64{}
 	ratios := map[string][]float64{}   // alternating: path/baseline of the same round
@@ -166,7 +174,7 @@ func run(ctx context.Context) (err error) {
 		fmt.Printf("%-16s %13.2f %24s %24s  %s\n", p.name, lab.Median(gbps[p.name]), alt, side, p.what)
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
-	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -without-sg=%v\n", *rounds, *dur, *sideBySide, *diagnose, *withoutSG)
+	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -without-sg=%v -paths=%q\n", *rounds, *dur, *sideBySide, *diagnose, *withoutSG, *only)
 	return nil
 }
 
