@@ -7,7 +7,14 @@
 //     forwarding, qg- on the external network's bridge, default SNAT to the
 //     gateway address) to an iperf3 server on a namespace plugged into the
 //     external network;
-//   - fip: the same from an instance with a floating IP (1:1 SNAT to it).
+//   - fip: the same from an instance with a floating IP (1:1 SNAT to it);
+//   - snat-nosg, fip-nosg: the same two paths from instances on the same
+//     network whose ports have port security off (no security groups, no
+//     anti-spoofing), so that one run says what the firewall costs.
+//
+// The instances of snat and fip have port security and the default
+// security group, as a user's ports get: its egress rules admit what the
+// instance (the iperf3 client) opens, and conntrack admits the answers.
 //
 // The router, networks, instances and floating IP are built by a real nsnet
 // daemon through its API, as a user would; the external network's far end
@@ -16,6 +23,18 @@
 // machine does falls on all of them alike; the table gives each path's
 // median and the median over rounds of its ratio to the baseline of the
 // same round.
+//
+// -diagnose adds paths that say where the cost is: l2 (instance to
+// instance on one bridge: no router), snat-brnf0 (bridge netfilter off in
+// the host namespace: no conntrack nor inet hooks for bridged packets),
+// snat-ext-notrack and snat-notrack (conntrack skipped in the host
+// namespace for the external bridge, or for both bridges, by a raw chain of
+// the benchmark's own). They change the host namespace's kernel state for
+// their measurement only and undo it.
+//
+// The router's own forwarding cannot take nftables' fast path (a flowtable)
+// on a kernel built without CONFIG_NF_FLOW_TABLE: adding one fails with
+// ENOENT; see docs/NAT.md.
 //
 // Run as root from the repository root:
 //
@@ -55,8 +74,9 @@ func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 5, "rounds; each measures every path once")
 	dur := flag.Duration("time", 3*time.Second, "duration of one iperf3 run")
 	sideBySide := flag.Bool("side-by-side", true, "also run each path at the same time as the baseline (robust to a busy machine)")
-	portSecurity := flag.Bool("port-security", true, "the instances' ports have port security and the default security group, as a user's get; false measures the path without the firewall")
-	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off")
+	withoutSG := flag.Bool("without-sg", true, "also measure the paths from instances whose ports have port security off (no security groups)")
+	diagnose := flag.Bool("diagnose", false, "also measure where the cost is: instance to instance on one bridge, and the snat path with bridge netfilter off or with conntrack skipped in the host namespace")
+	only := flag.String("paths", "", "comma-separated names of the paths to measure (the baseline always is); empty: all")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("throughput needs root: it creates network namespaces")
@@ -74,7 +94,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	b := &bench{daemonPrefix: "btd" + lab.RandomHex(3) + "-", ownPrefix: "btx" + lab.RandomHex(3) + "-", dir: dir, portSecurity: *portSecurity}
+	b := &bench{daemonPrefix: "btd" + lab.RandomHex(3) + "-", ownPrefix: "btx" + lab.RandomHex(3) + "-", dir: dir}
 	defer func() { err = errors.Join(err, b.teardown()) }()
 	if err := b.build(ctx, bin); err != nil {
 		return err
@@ -84,11 +104,27 @@ func run(ctx context.Context) (err error) {
 		{"snat", "instance → qr- → router SNAT to the gateway → qg- → external network", b.daemonPrefix + "vm-snat", serverAddr, nil},
 		{"fip", "instance with a floating IP → router 1:1 SNAT → external network", b.daemonPrefix + "vm-fip", serverAddr, nil},
 	}
+	if *withoutSG {
+		paths = append(paths,
+			path{"snat-nosg", "snat from an instance whose port has port security off", b.daemonPrefix + "vm-snat-nosg", serverAddr, nil},
+			path{"fip-nosg", "fip from an instance whose port has port security off", b.daemonPrefix + "vm-fip-nosg", serverAddr, nil})
+	}
 	if *diagnose {
 		paths = append(paths, path{"l2", "instance → bridge → instance on the same network: no router, no NAT",
 			b.daemonPrefix + "vm-snat", b.neighbour, nil})
 		paths = append(paths, path{"snat-brnf0", "snat, with net.bridge.bridge-nf-call-iptables=0 in the host namespace",
 			b.daemonPrefix + "vm-snat", serverAddr, b.bridgeNetfilterOff})
+		paths = append(paths, path{"snat-ext-notrack", "snat, with the external network's bridged traffic untracked in the host namespace",
+			b.daemonPrefix + "vm-snat", serverAddr, b.untracked(b.publicBridge)})
+		paths = append(paths, path{"snat-notrack", "snat, with both bridges' traffic untracked in the host namespace (security groups then admit by their stateless rules only)",
+			b.daemonPrefix + "vm-snat", serverAddr, b.untracked(b.publicBridge, b.privateBridge)})
+	}
+	if *only != "" {
+		keep := strings.Split(*only, ",")
+		paths = slices.DeleteFunc(paths, func(p path) bool { return p.name != "baseline" && !slices.Contains(keep, p.name) })
+		if len(paths) != len(keep)+1 {
+			return fmt.Errorf("-paths %s: a name matches no path (see -diagnose and -without-sg)", *only)
+		}
 	}
 	gbps := map[string][]float64{}
 	ratios := map[string][]float64{}   // alternating: path/baseline of the same round
@@ -126,7 +162,7 @@ func run(ctx context.Context) (err error) {
 		fmt.Printf("side by side: each path and the baseline at the same time, sharing the CPUs; ratio = median of path/baseline.\n")
 	}
 	fmt.Printf("(p25–p75 of the per-round ratios in brackets: the machine's noise)\n\n")
-	fmt.Printf("%-11s %13s %24s %24s  %s\n", "path", "median Gbit/s", "alternating", "side by side", "what")
+	fmt.Printf("%-16s %13s %24s %24s  %s\n", "path", "median Gbit/s", "alternating", "side by side", "what")
 	for _, p := range paths {
 		alt, side := "1.000", "-"
 		if p.name != "baseline" {
@@ -135,10 +171,10 @@ func run(ctx context.Context) (err error) {
 				side = spread(together[p.name])
 			}
 		}
-		fmt.Printf("%-11s %13.2f %24s %24s  %s\n", p.name, lab.Median(gbps[p.name]), alt, side, p.what)
+		fmt.Printf("%-16s %13.2f %24s %24s  %s\n", p.name, lab.Median(gbps[p.name]), alt, side, p.what)
 	}
 	fmt.Printf("\ntarget: NAT path ≥ 0.9 of the plain veth pair\n")
-	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -port-security=%v\n", *rounds, *dur, *sideBySide, *diagnose, *portSecurity)
+	fmt.Printf("reproduce: sudo go run ./bench/throughput -rounds %d -time %v -side-by-side=%v -diagnose=%v -without-sg=%v -paths=%q\n", *rounds, *dur, *sideBySide, *diagnose, *withoutSG, *only)
 	return nil
 }
 
@@ -203,6 +239,32 @@ func (b *bench) bridgeNetfilterOff() (func() error, error) {
 	return func() error { return set(was) }, set("0")
 }
 
+// untracked makes the host namespace's conntrack skip what enters the
+// bridges (a raw prerouting chain of the benchmark's own that runs before
+// nsnet's zone chain), until undone: what conntrack costs on that path.
+func (b *bench) untracked(bridges ...string) func() (func() error, error) {
+	return func() (func() error, error) {
+		host := b.daemonPrefix + "host"
+		nft := func(script string) error {
+			cmd := exec.Command("ip", "netns", "exec", host, "nft", "-f", "-")
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("nft in %s: %v\n%s\n%s", host, err, script, out)
+			}
+			return nil
+		}
+		script := "table inet nsnet_bench {\n chain raw {\n  type filter hook prerouting priority raw - 10;\n"
+		for _, br := range bridges {
+			script += fmt.Sprintf("  iifname %q notrack\n", br)
+		}
+		script += " }\n}\n"
+		if err := nft(script); err != nil {
+			return nil, err
+		}
+		return func() error { return nft("delete table inet nsnet_bench\n") }, nil
+	}
+}
+
 type path struct {
 	name, what     string
 	client, server string // the client's namespace, the server's address
@@ -220,8 +282,8 @@ type bench struct {
 	servers                      []*exec.Cmd
 	// neighbour is vm-fip's fixed address, on the same network as vm-snat.
 	neighbour string
-	// portSecurity: the instances' ports are filtered (security groups).
-	portSecurity bool
+	// publicBridge, privateBridge: the external and the instances' network.
+	publicBridge, privateBridge string
 }
 
 func (b *bench) build(ctx context.Context, bin string) error {
@@ -257,22 +319,25 @@ func (b *bench) build(ctx context.Context, bin string) error {
 		return err
 	}
 	ports := map[string]model.Port{}
-	for _, vm := range []string{"vm-snat", "vm-fip"} {
+	b.publicBridge, b.privateBridge = model.BridgeName(public.ID), model.BridgeName(private.ID)
+	for _, vm := range []string{"vm-snat", "vm-fip", "vm-snat-nosg", "vm-fip-nosg"} {
 		inst, err := create[model.Instance](ctx, b.c, client.Instances, map[string]any{"name": vm})
 		if err != nil {
 			return err
 		}
 		port := map[string]any{"network_id": private.ID, "device_id": inst.ID}
-		if !b.portSecurity {
+		if strings.HasSuffix(vm, "-nosg") {
 			port["port_security_enabled"], port["security_groups"] = false, []string{}
 		}
 		if ports[vm], err = create[model.Port](ctx, b.c, client.Ports, port); err != nil {
 			return err
 		}
 	}
-	if _, err := create[model.FloatingIP](ctx, b.c, client.FloatingIPs, map[string]any{
-		"floating_network_id": public.ID, "port_id": ports["vm-fip"].ID}); err != nil {
-		return err
+	for _, vm := range []string{"vm-fip", "vm-fip-nosg"} {
+		if _, err := create[model.FloatingIP](ctx, b.c, client.FloatingIPs, map[string]any{
+			"floating_network_id": public.ID, "port_id": ports[vm].ID}); err != nil {
+			return err
+		}
 	}
 
 	// The external network's far end: a namespace on its bridge, holding
