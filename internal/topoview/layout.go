@@ -50,7 +50,8 @@ func textWidth(s string) float64 { return float64(utf8.RuneCountInString(s)) * c
 func size(n Node) (w, h float64) {
 	minW := map[string]float64{KindExternal: 220, KindNetwork: 200, KindRouter: 120, KindFloatingIP: 130,
 		KindInstance: 130, KindDHCP: 110}[n.Kind]
-	w = max(minW, textWidth(n.Name)+24)
+	// The name on the left, the status on the right of the first line.
+	w = max(minW, textWidth(n.Name)+textWidth(cmpOr(n.Status, "–"))+36)
 	for _, l := range n.Lines {
 		w = max(w, textWidth(l)+24)
 	}

@@ -181,6 +181,11 @@ func checkLayout(t *testing.T, l Layout) {
 		if b.X < 0 || b.Y < 0 || b.X+b.W > l.Width || b.Y+b.H > l.Height {
 			t.Errorf("%s at %+v is outside %.0fx%.0f", n.ID, b, l.Width, l.Height)
 		}
+		// The name and the status share the first line (a floating IP's
+		// address beside ACTIVE once overlapped it).
+		if n.Kind != KindPort && b.W < textWidth(n.Name)+textWidth(n.Status)+20 {
+			t.Errorf("%s: %.0f wide, too narrow for %q and %q", n.ID, b.W, n.Name, n.Status)
+		}
 		if p, ok := l.Boxes[n.Parent]; ok {
 			cx, cy := b.Center()
 			if cx < p.X || cx > p.X+p.W || (cy != p.Y && cy != p.Y+p.H) {

@@ -66,7 +66,6 @@
     $("details-title").textContent = n.kind.replace("_", " ") + " " + n.name;
     const attrs = $("details-attrs");
     attrs.replaceChildren();
-    row(attrs, "status", n.status || "–");
     if (n.reason) row(attrs, "reason", n.reason);
     for (const a of n.attrs) row(attrs, a.key, a.value);
     const counters = $("details-counters");

@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium is Debian's browser (scripts/deps.sh installs it).
+const chromium = "/usr/bin/chromium"
+
+// drawnNode is a node of the page's SVG as the browser has it.
+type drawnNode struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Class  string `json:"class"`
+	Status string `json:"status"`
+}
+
+// TestTopologyViewInBrowser loads the web view in a real headless
+// Chromium against a daemon that has seed 004's topology (applied with
+// `nsnet apply`): it logs in with the link the daemon prints, checks that
+// the networks, router, floating IP and instances are drawn with their
+// true status, selects the router and reads its explain, sees a port's
+// traffic counter move as traffic flows, runs a trace from the page (vm2
+// to vm1's floating IP: the router's hairpin DNAT) and sees its hops and
+// rewrite drawn on the graph. Screenshots go to $NSNET_UI_SHOTS, or a
+// directory the test prints.
+func TestTopologyViewInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("no chromium (apt-get install -y chromium; scripts/deps.sh installs it)")
+	}
+	shots := os.Getenv("NSNET_UI_SHOTS")
+	if shots == "" {
+		var err error
+		if shots, err = os.MkdirTemp("", "nsnet-ui-shots-"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshots in %s", shots)
+
+	e := Start(t, WithTCP())
+	e.MustNsnet("apply", "-f", "../examples/router-floating-ip.yaml")
+	// The hairpin's answer comes from the router's address, outside the
+	// default group: let pings in.
+	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "icmp")
+
+	// The daemon prints the link that logs the admin in, as Jupyter does.
+	link := regexp.MustCompile(`http://[0-9.:]+/ui/\?token=[0-9a-f]+`).FindString(e.Logs())
+	if link == "" || !strings.Contains(link, e.Token) {
+		t.Fatalf("the daemon printed no link with its token to the view:\n%s", e.Logs())
+	}
+
+	profile := t.TempDir()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1600, 1000),
+		// Nothing of the page may come from anywhere but the daemon.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		path := filepath.Join(shots, name)
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot %s", path)
+	}
+	nodes := func() map[string]drawnNode {
+		t.Helper()
+		list, err := chromedp.Run(ctx, chromedp.Evaluate[[]drawnNode](`[...document.querySelectorAll("#topology .node")].map(g => ({
+			id: g.dataset.id, name: g.dataset.name, class: g.getAttribute("class"), status: g.dataset.status}))`))
+		if err != nil {
+			t.Fatalf("read the drawn nodes: %v", err)
+		}
+		out := map[string]drawnNode{}
+		for _, n := range list {
+			out[n.Name] = n
+		}
+		return out
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+		if err != nil {
+			t.Fatalf("read %s: %v", sel, err)
+		}
+		return s
+	}
+
+	// Log in through the link: the browser lands on /ui/ without the
+	// token in its address, holding the cookie.
+	if err := chromedp.Do(ctx, chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS(`#topology .node[data-name="r1"]`))); err != nil {
+		t.Fatalf("open %s: %v\n%s", link, err, e.Logs())
+	}
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(location, "token=") || !strings.HasSuffix(location, "/ui/") {
+		t.Errorf("the browser is at %s, want /ui/ without the token", location)
+	}
+
+	// Every object of the seed, drawn with its kind and true status (the
+	// page polls: statuses settle as the agent programs them).
+	want := map[string]string{"public": "kind-external_network", "private": "kind-network", "r1": "kind-router",
+		"vm1": "kind-instance", "vm2": "kind-instance", "198.51.100.10": "kind-floatingip", "198.51.100.11": "kind-floatingip",
+		"vm1-eth0": "kind-port", "vm2-eth0": "kind-port", "dhcp private": "kind-dhcp"}
+	eventually(t, 60*time.Second, "every object drawn ACTIVE", func() error {
+		drawn := nodes()
+		for name, kind := range want {
+			n, ok := drawn[name]
+			switch {
+			case !ok:
+				return fmt.Errorf("%s is not drawn (drawn: %v)", name, drawn)
+			case !strings.Contains(n.Class, kind):
+				return fmt.Errorf("%s has class %q, want %s", name, n.Class, kind)
+			case name == "198.51.100.11":
+				// A floating IP with no port of its own is DOWN, as in Neutron.
+			case !strings.Contains(n.Class, "status-active") || n.Status != "ACTIVE":
+				return fmt.Errorf("%s has class %q and status %q, want status-active", name, n.Class, n.Status)
+			}
+		}
+		return nil
+	})
+	shot("topology.png")
+
+	// Selecting the router shows its attributes, and explain its commands.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#topology .node[data-name="r1"] rect`)),
+		chromedp.WaitVisible(chromedp.CSS(`#explain-button`)),
+		chromedp.Click(chromedp.CSS(`#explain-button`))); err != nil {
+		t.Fatalf("select r1 and explain: %v", err)
+	}
+	if got := text("#details-title"); got != "router r1" {
+		t.Errorf("details title %q, want router r1", got)
+	}
+	eventually(t, 30*time.Second, "explain router r1 on the page", func() error {
+		if out := text("#explain-output"); !strings.Contains(out, "ip netns add "+e.Prefix+"qrouter-") {
+			return fmt.Errorf("explain output %q", out)
+		}
+		return nil
+	})
+	if attrs := text("#details-attrs"); !strings.Contains(attrs, "external gateway") || !strings.Contains(attrs, "198.51.100.2") {
+		t.Errorf("r1's attributes lack its gateway: %q", attrs)
+	}
+
+	// Live counters: traffic from vm1 moves its port's counter on the
+	// page without a reload.
+	vm1Port := nodes()["vm1-eth0"].ID
+	counter := fmt.Sprintf(`#topology text.traffic[data-port=%q]`, vm1Port)
+	before := text(counter)
+	if out, err := e.In("vm1", "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.0.0.12"); err != nil {
+		t.Fatalf("ping vm2 from vm1: %v\n%s", err, out)
+	}
+	eventually(t, 30*time.Second, "vm1-eth0's traffic counter moves on the page", func() error {
+		if now := text(counter); now == before || now == "" {
+			return fmt.Errorf("still %q", now)
+		}
+		return nil
+	})
+
+	// A trace from the page: vm2 to vm1's floating IP, into r1 and back
+	// out of the same qr- (DNAT to vm1).
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#trace-source`), "source:vm2"),
+		chromedp.SetValue(chromedp.CSS(`#trace-destination`), "198.51.100.10"),
+		chromedp.SetValue(chromedp.CSS(`#trace-protocol`), "icmp"),
+		chromedp.Click(chromedp.CSS(`#trace-button`))); err != nil {
+		t.Fatalf("start a trace: %v", err)
+	}
+	eventually(t, 90*time.Second, "the trace ends on the page", func() error {
+		if s := text("#trace-status"); strings.HasPrefix(s, "tracing") || s == "" {
+			return fmt.Errorf("status %q", s)
+		}
+		return nil
+	})
+	status := text("#trace-status")
+	if !strings.HasPrefix(status, "answered") {
+		t.Errorf("trace status %q, want answered\n%s", status, text("#trace-output"))
+	}
+	countHops := func() int {
+		t.Helper()
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#trace-overlay .trace-hop").length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	hops := countHops()
+	rewrites, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#trace-overlay .trace-rewrite text")].map(x => x.textContent)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hops < 4 {
+		t.Errorf("%d hops drawn, want the way out and back (at least 4)", hops)
+	}
+	found := false
+	for _, rw := range rewrites {
+		found = found || strings.HasPrefix(rw, "DNAT 198.51.100.10 → 10.0.0.11")
+	}
+	if !found {
+		t.Errorf("rewrites drawn %q, want DNAT 198.51.100.10 → 10.0.0.11", rewrites)
+	}
+	if out := text("#trace-output"); !strings.Contains(out, "DNAT 198.51.100.10 → 10.0.0.11") {
+		t.Errorf("the trace's text lacks the DNAT:\n%s", out)
+	}
+	// The overlay stays across the page's refreshes.
+	refreshed := text("#live")
+	eventually(t, 30*time.Second, "the page refreshes", func() error {
+		if text("#live") == refreshed {
+			return fmt.Errorf("no refresh since %q", refreshed)
+		}
+		return nil
+	})
+	if hops := countHops(); hops < 4 {
+		t.Errorf("after a refresh %d hops are drawn", hops)
+	}
+	shot("trace.png")
+
+	// What `nsnet graph` prints is the same graph.
+	tree := e.MustNsnet("graph")
+	for _, want := range []string{"external network public [ACTIVE]", "router r1 [ACTIVE]", "instance vm1 [ACTIVE]", "floating IP 198.51.100.10"} {
+		if !strings.Contains(tree, want) {
+			t.Errorf("nsnet graph lacks %q:\n%s", want, tree)
+		}
+	}
+	if dot := e.MustNsnet("graph", "-o", "dot"); !strings.Contains(dot, "graph nsnet {") {
+		t.Errorf("nsnet graph -o dot:\n%s", dot)
+	} else if _, err := exec.LookPath("dot"); err == nil {
+		cmd := exec.Command("dot", "-Tsvg", "-o", filepath.Join(shots, "graph-dot.svg"))
+		cmd.Stdin = strings.NewReader(dot)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("dot refuses nsnet graph -o dot: %v\n%s", err, out)
+		}
+	}
+}
