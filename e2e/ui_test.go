@@ -56,6 +56,13 @@ func TestTopologyViewInBrowser(t *testing.T) {
 	// default group: let pings in.
 	e.MustNsnet("security-group", "rule", "create", "default", "--protocol", "icmp")
 
+	// An object in ERROR, with its reason: an external network whose
+	// uplink does not exist.
+	if code, body := e.API("POST", "/v2.0/networks", map[string]any{"network": map[string]any{
+		"name": "broken-uplink", "router:external": true, "nsnet:uplink": "nosuch0"}}); code != 201 {
+		t.Fatalf("create broken-uplink: %d %v", code, body)
+	}
+
 	// The daemon prints the link that logs the admin in, as Jupyter does.
 	link := regexp.MustCompile(`http://[0-9.:]+/ui/\?token=[0-9a-f]+`).FindString(e.Logs())
 	if link == "" || !strings.Contains(link, e.Token) {
@@ -143,6 +150,18 @@ func TestTopologyViewInBrowser(t *testing.T) {
 			case !strings.Contains(n.Class, "status-active") || n.Status != "ACTIVE":
 				return fmt.Errorf("%s has class %q and status %q, want status-active", name, n.Class, n.Status)
 			}
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "broken-uplink drawn in ERROR with its reason", func() error {
+		n := nodes()["broken-uplink"]
+		reason, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`[...document.querySelectorAll('#topology .node[data-name="broken-uplink"] text.reason')].map(x => x.textContent).join(" ")`))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(n.Class, "status-error") || !strings.Contains(reason, "uplink nosuch0 does not exist") {
+			return fmt.Errorf("class %q, reason %q", n.Class, reason)
 		}
 		return nil
 	})

@@ -55,8 +55,44 @@ func size(n Node) (w, h float64) {
 	for _, l := range n.Lines {
 		w = max(w, textWidth(l)+24)
 	}
-	h = 30 + lineH*float64(len(n.Lines))
+	if n.Reason != "" {
+		w = max(w, 260)
+	}
+	h = 30 + lineH*float64(len(n.Lines)+len(reasonLines(n.Reason, w)))
 	return w, h
+}
+
+// maxReasonLines bounds the room an error reason takes in a box; the
+// whole reason is in the node's title and the attributes panel.
+const maxReasonLines = 4
+
+// reasonLines wraps an error reason to a box's width, at spaces.
+func reasonLines(reason string, w float64) []string {
+	if reason == "" {
+		return nil
+	}
+	width := max(int((w-20)/charW), 10)
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(reason) {
+		switch {
+		case line == "":
+			line = word
+		case utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) <= width:
+			line += " " + word
+		default:
+			lines = append(lines, line)
+			line = word
+		}
+	}
+	lines = append(lines, line)
+	for i := range lines {
+		lines[i] = clip(lines[i], width)
+	}
+	if len(lines) > maxReasonLines {
+		lines = append(lines[:maxReasonLines-1], clip(strings.Join(lines[maxReasonLines-1:], " "), width))
+	}
+	return lines
 }
 
 // Place computes the layout of g. Tiers are laid out top to bottom, each

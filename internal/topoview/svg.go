@@ -141,8 +141,8 @@ func (l Layout) writeNode(b *strings.Builder, n Node) {
 	for i, line := range n.Lines {
 		fmt.Fprintf(b, `<text class="line" x="%.1f" y="%.1f">%s</text>`, box.X+10, box.Y+19+lineH*float64(i+1), esc(line))
 	}
-	if n.Reason != "" {
-		fmt.Fprintf(b, `<text class="reason" x="%.1f" y="%.1f">%s</text>`, box.X, box.Y+box.H+13, esc(clip(n.Reason, 60)))
+	for i, line := range reasonLines(n.Reason, box.W) {
+		fmt.Fprintf(b, `<text class="reason" x="%.1f" y="%.1f">%s</text>`, box.X+10, box.Y+19+lineH*float64(len(n.Lines)+i+1), esc(line))
 	}
 	b.WriteString(`</g>`)
 }
@@ -340,7 +340,9 @@ func (l Layout) TraceSVG(t Trace) (svg string, nodes []string) {
 				class, esc(p.id), esc(hopTitle(p.hop)), p.x, p.y, p.x, p.y+3.5, i+1)
 		}
 	}
-	for i, rw := range t.Rewrites {
+	// Rewrites stack under the port they were seen at, one line each.
+	stacked := map[string]int{}
+	for _, rw := range t.Rewrites {
 		id := l.Graph.Locate(rw.Netns, rw.Interface, "")
 		box, ok := l.Boxes[id]
 		if !ok {
@@ -348,7 +350,8 @@ func (l Layout) TraceSVG(t Trace) (svg string, nodes []string) {
 		}
 		x, y := box.Center()
 		x += 14
-		y += 22 + float64(i%3)*20
+		y += 22 + float64(stacked[id])*20
+		stacked[id]++
 		w := textWidth(rw.Text) + 12
 		fmt.Fprintf(&b, `<g class="trace-rewrite" data-node="%s" data-way="%s"><rect x="%.1f" y="%.1f" width="%.1f" height="18" rx="3"/><text x="%.1f" y="%.1f">%s</text></g>`,
 			esc(id), esc(rw.Way), x, y-13, w, x+6, y, esc(rw.Text))

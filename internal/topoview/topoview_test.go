@@ -257,6 +257,7 @@ type svgGroup struct {
 
 type svgText struct {
 	Class string `xml:"class,attr"`
+	Y     string `xml:"y,attr"`
 	Text  string `xml:",chardata"`
 }
 
@@ -337,7 +338,12 @@ func TestTraceOverlay(t *testing.T) {
 			{Netns: "nsnet-ext", Interface: "src0", Network: "n-pub", Seen: false},
 		},
 		WayBack:  []TraceHop{{Netns: "vm1", Interface: "eth0", Seen: true}, {Netns: "vm2", Interface: "eth0", Seen: true}},
-		Rewrites: []TraceRewrite{{Way: "out", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "DNAT 198.51.100.10 → 10.0.0.11"}},
+		Rewrites: []TraceRewrite{
+			{Way: "out", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "DNAT 198.51.100.10 → 10.0.0.11"},
+			{Way: "out", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "SNAT 10.0.0.12 → 10.0.0.1"},
+			{Way: "back", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "reply: DNAT 10.0.0.1 → 10.0.0.12"},
+			{Way: "back", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "reply: SNAT 10.0.0.11 → 198.51.100.10"},
+		},
 	}
 	svg, nodes := l.TraceSVG(tr)
 	want := []string{"port:p-vm2", "port:p-qr", "port:p-vm1", "external_network:n-pub", "port:p-vm1", "port:p-vm2"}
@@ -363,8 +369,18 @@ func TestTraceOverlay(t *testing.T) {
 	if len(hops) != 6 || len(unseen) != 2 {
 		t.Errorf("hops %q (unseen %q), want 6 with 2 unseen", hops, unseen)
 	}
-	if !slices.Equal(rewrites, []string{"DNAT 198.51.100.10 → 10.0.0.11"}) {
+	if len(rewrites) != 4 || rewrites[0] != "DNAT 198.51.100.10 → 10.0.0.11" {
 		t.Errorf("rewrites %q", rewrites)
+	}
+	// Four rewrites at one port: each label on a line of its own.
+	ys := map[string]bool{}
+	for _, g := range doc.Groups {
+		if g.Class == "trace-rewrite" {
+			ys[g.Texts[0].Y] = true
+		}
+	}
+	if len(ys) != 4 {
+		t.Errorf("the 4 rewrite labels sit on %d lines", len(ys))
 	}
 	if len(doc.Paths) != 2 || doc.Paths[0].Class != "trace-out" || doc.Paths[1].Class != "trace-back" {
 		t.Errorf("paths %+v, want trace-out and trace-back", doc.Paths)
@@ -403,5 +419,40 @@ func TestBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestReasonLines(t *testing.T) {
+	long := strings.Repeat("word ", 80)
+	for _, tc := range []struct {
+		name   string
+		reason string
+		w      float64
+		want   []string
+	}{
+		{"none", "", 260, nil},
+		{"fits", "uplink eth9 does not exist", 260, []string{"uplink eth9 does not exist"}},
+		{"wraps at spaces", "uplink nosuch0 does not exist in the host namespace; its NAT applies when it appears", 260,
+			[]string{"uplink nosuch0 does not exist in", "the host namespace; its NAT", "applies when it appears"}},
+		{"a word longer than the box is cut", strings.Repeat("x", 50), 260, []string{strings.Repeat("x", 31) + "…"}},
+		{"at most four lines", long, 260, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := reasonLines(tc.reason, tc.w)
+			if tc.name == "at most four lines" {
+				if len(got) != maxReasonLines || !strings.HasSuffix(got[len(got)-1], "…") {
+					t.Errorf("%d lines %q, want %d ending in …", len(got), got, maxReasonLines)
+				}
+				return
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+			for _, l := range got {
+				if textWidth(l) > tc.w-20 {
+					t.Errorf("line %q is wider than the box", l)
+				}
+			}
+		})
 	}
 }
