@@ -337,7 +337,7 @@ func TestTraceOverlay(t *testing.T) {
 			// A hop nsnet has no port for: the network it is on.
 			{Netns: "nsnet-ext", Interface: "src0", Network: "n-pub", Seen: false},
 		},
-		WayBack:  []TraceHop{{Netns: "vm1", Interface: "eth0", Seen: true}, {Netns: "vm2", Interface: "eth0", Seen: true}},
+		WayBack: []TraceHop{{Netns: "vm1", Interface: "eth0", Seen: true}, {Netns: "vm2", Interface: "eth0", Seen: true}},
 		Rewrites: []TraceRewrite{
 			{Way: "out", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "DNAT 198.51.100.10 → 10.0.0.11"},
 			{Way: "out", Netns: "qrouter-r-1", Interface: model.RouterInterfaceName("p-qr"), Text: "SNAT 10.0.0.12 → 10.0.0.1"},
