@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,6 +258,37 @@ func TestTopologyViewInBrowser(t *testing.T) {
 	})
 	if hops := countHops(); hops < 4 {
 		t.Errorf("after a refresh %d hops are drawn", hops)
+	}
+	shot("trace-hairpin.png")
+
+	// Inbound, from a host on the public network to vm1's floating IP:
+	// the hops go down the tiers, public → r1 → private → vm1, with the
+	// DNAT at r1.
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`#trace-source`), "from_external:public"),
+		chromedp.SetValue(chromedp.CSS(`#trace-destination`), "198.51.100.10"),
+		chromedp.Click(chromedp.CSS(`#trace-button`))); err != nil {
+		t.Fatalf("start the inbound trace: %v", err)
+	}
+	eventually(t, 90*time.Second, "the inbound trace ends on the page", func() error {
+		// The click set the status to "tracing…" before it returned.
+		if s := text("#trace-status"); strings.HasPrefix(s, "tracing") {
+			return fmt.Errorf("status %q", s)
+		}
+		return nil
+	})
+	if status := text("#trace-status"); !strings.HasPrefix(status, "answered") {
+		t.Errorf("inbound trace status %q, want answered\n%s", status, text("#trace-output"))
+	}
+	onPath, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("#trace-overlay .trace-hop.out")].map(g => g.dataset.node)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := nodes()
+	for _, via := range []string{"public", "vm1-eth0"} {
+		if !slices.Contains(onPath, drawn[via].ID) {
+			t.Errorf("the inbound trace's hops %v do not go through %s (%s)", onPath, via, drawn[via].ID)
+		}
 	}
 	shot("trace.png")
 

@@ -5,6 +5,8 @@ import (
 	"html"
 	"slices"
 	"strings"
+
+	"github.com/nsnet/nsnet/internal/model"
 )
 
 // StatusClass is the CSS class of a status: "status-active", "status-error"…
@@ -256,7 +258,7 @@ func (g Graph) Locate(netns, iface, network string) string {
 		}
 		// An instance's own interface names (eth0) repeat across
 		// instances; the namespace tells them apart.
-		if n.Netns != "" && netns != "" && n.Netns != netns && !strings.HasPrefix(iface, "tap") {
+		if n.Netns != "" && netns != "" && n.Netns != netns && !strings.HasPrefix(iface, model.TapPrefix) {
 			continue
 		}
 		return n.ID
