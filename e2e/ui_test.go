@@ -70,53 +70,10 @@ func TestTopologyViewInBrowser(t *testing.T) {
 		t.Fatalf("the daemon printed no link with its token to the view:\n%s", e.Logs())
 	}
 
-	profile := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(profile), chromedp.WindowSize(1600, 1000),
-		// Nothing of the page may come from anywhere but the daemon.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		path := filepath.Join(shots, name)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot %s", path)
-	}
-	nodes := func() map[string]drawnNode {
-		t.Helper()
-		list, err := chromedp.Run(ctx, chromedp.Evaluate[[]drawnNode](`[...document.querySelectorAll("#topology .node")].map(g => ({
-			id: g.dataset.id, name: g.dataset.name, class: g.getAttribute("class"), status: g.dataset.status}))`))
-		if err != nil {
-			t.Fatalf("read the drawn nodes: %v", err)
-		}
-		out := map[string]drawnNode{}
-		for _, n := range list {
-			out[n.Name] = n
-		}
-		return out
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
-		}
-		return s
-	}
+	b := newBrowser(t)
+	ctx := b.ctx
+	shot := func(name string) { t.Helper(); b.shot(shots, name) }
+	nodes, text := b.nodes, b.text
 
 	// Log in through the link: the browser lands on /ui/ without the
 	// token in its address, holding the cookie.
@@ -307,5 +264,125 @@ func TestTopologyViewInBrowser(t *testing.T) {
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("dot refuses nsnet graph -o dot: %v\n%s", err, out)
 		}
+	}
+}
+
+// browser is a headless Chromium driven over its DevTools protocol.
+type browser struct {
+	t   *testing.T
+	ctx context.Context
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1600, 1000),
+		// Nothing of the page may come from anywhere but the daemon.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancel(); cancelBrowser(); cancelAlloc() })
+	return &browser{t: t, ctx: ctx}
+}
+
+func (b *browser) shot(dir, name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot %s", path)
+}
+
+// nodes are the nodes the page's SVG holds, by name.
+func (b *browser) nodes() map[string]drawnNode {
+	b.t.Helper()
+	list, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]drawnNode](`[...document.querySelectorAll("#topology .node")].map(g => ({
+		id: g.dataset.id, name: g.dataset.name, class: g.getAttribute("class"), status: g.dataset.status}))`))
+	if err != nil {
+		b.t.Fatalf("read the drawn nodes: %v", err)
+	}
+	out := map[string]drawnNode{}
+	for _, n := range list {
+		out[n.Name] = n
+	}
+	return out
+}
+
+// text is the text of the first element sel matches, "" if none does.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+	if err != nil {
+		b.t.Fatalf("read %s: %v", sel, err)
+	}
+	return s
+}
+
+// TestTopologyViewScopedInBrowser logs in through the page's form as a
+// member of project alpha, with a tokens file: the page draws alpha's
+// network and instance and the shared external network, never project
+// beta's; a bad token gets the form back with its reason.
+func TestTopologyViewScopedInBrowser(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("no chromium (apt-get install -y chromium; scripts/deps.sh installs it)")
+	}
+	e := Start(t, WithTokens(tenancyTokens, "tok-admin"))
+	e.MustNsnetAs("tok-admin", "network", "create", "public", "--external")
+	e.MustNsnetAs("tok-alpha", "network", "create", "alpha-net")
+	e.MustNsnetAs("tok-alpha", "subnet", "create", "alpha-v4", "--network", "alpha-net", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnetAs("tok-alpha", "instance", "create", "alpha-vm")
+	e.MustNsnetAs("tok-alpha", "port", "create", "alpha-vm-eth0", "--network", "alpha-net", "--device", "alpha-vm")
+	e.MustNsnetAs("tok-beta", "network", "create", "beta-net")
+	e.MustNsnetAs("tok-beta", "subnet", "create", "beta-v4", "--network", "beta-net", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnetAs("tok-beta", "instance", "create", "beta-vm")
+
+	// With a tokens file there is no one admin token: the daemon prints
+	// the view's address without one.
+	if !strings.Contains(e.Logs(), "topology view: "+e.Endpoint+"/ui/") || strings.Contains(e.Logs(), "/ui/?token=") {
+		t.Errorf("the daemon's log does not name the view without a token:\n%s", e.Logs())
+	}
+	b := newBrowser(t)
+	login := func(token string) {
+		t.Helper()
+		if err := chromedp.Do(b.ctx, chromedp.Navigate(e.Endpoint+"/ui/"),
+			chromedp.WaitVisible(chromedp.CSS(`#token`)),
+			chromedp.SendKeys(chromedp.CSS(`#token`), token),
+			chromedp.Submit(chromedp.CSS(`#token`))); err != nil {
+			t.Fatalf("log in with %s: %v", token, err)
+		}
+	}
+	login("tok-wrong")
+	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS(`#login-error`))); err != nil {
+		t.Fatal(err)
+	}
+	if msg := b.text("#login-error"); msg != "That token was not accepted." {
+		t.Errorf("login error %q", msg)
+	}
+
+	login("tok-alpha")
+	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS(`#topology .node[data-name="alpha-net"]`))); err != nil {
+		t.Fatalf("alpha's view: %v", err)
+	}
+	drawn := b.nodes()
+	for _, name := range []string{"public", "alpha-net", "alpha-vm", "alpha-vm-eth0"} {
+		if _, ok := drawn[name]; !ok {
+			t.Errorf("alpha's view lacks %s: %v", name, drawn)
+		}
+	}
+	for _, name := range []string{"beta-net", "beta-vm"} {
+		if _, ok := drawn[name]; ok {
+			t.Errorf("alpha's view shows beta's %s", name)
+		}
+	}
+	if who := b.text("#caller"); !strings.Contains(who, "alice · project Alpha (member)") {
+		t.Errorf("the page says the caller is %q", who)
 	}
 }
