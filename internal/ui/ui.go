@@ -108,13 +108,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // WithAPI serves view under /ui/ and apiHandler everywhere else: how a
-// daemon's listener serves both.
+// daemon's listener serves both. It dispatches by prefix rather than
+// through a ServeMux, which would set the request's Pattern: the API
+// labels its metrics with the route a request matched, or would have
+// matched when its token is refused, and must see the request untouched.
 func WithAPI(apiHandler http.Handler, view *Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/ui/", view)
-	mux.Handle("/ui", view)
-	mux.Handle("/", apiHandler)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/") {
+			view.ServeHTTP(w, r)
+			return
+		}
+		apiHandler.ServeHTTP(w, r)
+	})
 }
 
 // session is a caller the view serves: who, and the API as them.

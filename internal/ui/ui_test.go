@@ -3,6 +3,7 @@ package ui_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/auth"
@@ -295,5 +297,35 @@ func TestScoping(t *testing.T) {
 				t.Errorf("%s %s as %s: %d %q, want %d with %q", tc.method, tc.path, tc.token, a.status, e.Error, tc.status, tc.errContains)
 			}
 		})
+	}
+}
+
+// TestAPIRoutesKeepTheirLabels: the API behind WithAPI labels its
+// requests as it does alone — a request refused for its token with the
+// route it would have taken, not the pattern that sent it to the API.
+func TestAPIRoutesKeepTheirLabels(t *testing.T) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var routes []string
+	s := api.New(api.Config{Service: service.New(service.Config{Store: st}), Status: func() any { return map[string]any{} },
+		Observe: func(method, route string, code int, _ time.Duration) {
+			routes = append(routes, fmt.Sprintf("%s %d", route, code))
+		}})
+	h := s.TokenHandler(api.StaticToken("s3cret"))
+	srv := httptest.NewServer(ui.WithAPI(h, ui.New(ui.Config{API: h, Authenticator: api.StaticToken("s3cret")})))
+	defer srv.Close()
+	for _, path := range []string{"/v2.0/ports/x", "/v2.0/networks", "/ui/"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	want := []string{"GET /v2.0/ports/{id} 401", "GET /v2.0/networks 401"}
+	if !slices.Equal(routes, want) {
+		t.Errorf("the API labelled %q, want %q", routes, want)
 	}
 }
