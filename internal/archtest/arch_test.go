@@ -106,6 +106,11 @@ var rules = []rule{
 		deps: []string{"internal/..."}},
 	{pkg: "internal/explain", why: "change the kernel or read the store",
 		deps: []string{"internal/store", "internal/service", "internal/agent", "internal/firewall"}},
+	{pkg: "internal/topoview", why: "read the store, call the API or touch the kernel",
+		direct: []string{"std:net/http", "std:os", "std:os/exec"},
+		deps:   append([]string{"internal/store", "internal/service", "internal/api", "internal/client"}, kernel...)},
+	{pkg: "internal/ui", why: "read the store or the service but through the API",
+		direct: []string{"internal/store", "internal/service", "internal/api", "internal/agent"}},
 	{pkg: "internal/cleanup", why: "read the store or the API",
 		deps: []string{"internal/store", "internal/service", "internal/api", "internal/client"}},
 }

@@ -82,7 +82,7 @@ daemon's unix socket (root only) or over TCP with a token.`,
 		c.GroupID = groupResources
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{app.applyCommand(), app.destroyCommand()} {
+	for _, c := range []*cobra.Command{app.applyCommand(), app.destroyCommand(), app.graphCommand()} {
 		c.GroupID = groupTopology
 		root.AddCommand(c)
 	}

@@ -101,6 +101,8 @@ func TestUsageExitCodes(t *testing.T) {
 		{args: "apply", code: 2, wantErr: `required flag(s) "file" not set`},
 		{args: "apply -f /nonexistent.yaml", code: 1, wantErr: "open /nonexistent.yaml: no such file or directory"},
 		{args: "status extra", code: 2, wantErr: "takes no arguments"},
+		{args: "graph -o png", code: 2, wantErr: `unknown output format "png"; use tree, dot, json or svg`, wantHelp: "nsnet graph --help"},
+		{args: "graph extra", code: 2, wantErr: "takes no arguments"},
 		{args: "--endpoint http://x:1 --socket /s network list", code: 2, wantErr: "use --endpoint or --socket, not both"},
 		{args: "__netns-exec x", code: 125, wantErr: "usage: nsnet __netns-exec NETNS -- COMMAND"},
 	}

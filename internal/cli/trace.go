@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -125,12 +123,12 @@ Ctrl-C or timeout.`,
 		}
 		ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		m, err := loadTraceModel(ctx, c)
+		m, err := trace.LoadModel(ctx, c)
 		if err != nil {
 			return err
 		}
 		dstRef := args[len(args)-1]
-		dst, err := resolveDestination(ctx, c, m, dstRef, ipv6)
+		dst, err := trace.ResolveDestination(ctx, c, m, dstRef, ipv6)
 		if err != nil {
 			return err
 		}
@@ -181,72 +179,4 @@ Ctrl-C or timeout.`,
 		return printRaw(cmd.OutOrStdout(), out.format, raw)
 	}
 	return cmd
-}
-
-// loadTraceModel reads everything a trace plans with.
-func loadTraceModel(ctx context.Context, c *client.Client) (*trace.Model, error) {
-	host, err := daemonHost(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	m := &trace.Model{HostNetns: host.Netns, Prefix: host.Prefix, PortForwardings: map[string][]model.PortForwarding{}}
-	if m.Networks, err = client.List[model.Network](ctx, c, client.Networks, nil); err != nil {
-		return nil, err
-	}
-	if m.Subnets, err = client.List[model.Subnet](ctx, c, client.Subnets, nil); err != nil {
-		return nil, err
-	}
-	if m.Ports, err = client.List[model.Port](ctx, c, client.Ports, nil); err != nil {
-		return nil, err
-	}
-	if m.Instances, err = client.List[model.Instance](ctx, c, client.Instances, nil); err != nil {
-		return nil, err
-	}
-	if m.Routers, err = client.List[model.Router](ctx, c, client.Routers, nil); err != nil {
-		return nil, err
-	}
-	if m.FloatingIPs, err = client.List[model.FloatingIP](ctx, c, client.FloatingIPs, nil); err != nil {
-		return nil, err
-	}
-	if m.SecurityGroups, err = client.List[model.SecurityGroup](ctx, c, client.SecurityGroups, nil); err != nil {
-		return nil, err
-	}
-	for _, f := range m.FloatingIPs {
-		pfs, err := client.List[model.PortForwarding](ctx, c, client.PortForwardings(f.ID), nil)
-		if err != nil {
-			return nil, err
-		}
-		m.PortForwardings[f.ID] = pfs
-	}
-	return m, nil
-}
-
-// resolveDestination is DST: an address, or an instance's first IPv4 one
-// (IPv6 with v6).
-func resolveDestination(ctx context.Context, c *client.Client, m *trace.Model, ref string, v6 bool) (netip.Addr, error) {
-	if a, err := netip.ParseAddr(ref); err == nil {
-		if a.Zone() != "" || a.Is6() && a.IsLinkLocalUnicast() {
-			return netip.Addr{}, fmt.Errorf("destination %s: a link-local address is not traced (it names no port of the model)", a)
-		}
-		return a.Unmap(), nil
-	}
-	inst, err := client.Find[model.Instance](ctx, c, client.Instances, ref)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("destination %q is neither an IP address nor an instance: %w", ref, err)
-	}
-	version := "IPv4"
-	if v6 {
-		version = "IPv6"
-	}
-	for _, p := range m.Ports {
-		if p.DeviceID != inst.ID {
-			continue
-		}
-		for _, ip := range p.FixedIPs {
-			if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is6() == v6 {
-				return a, nil
-			}
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("instance %s has no %s address", inst.Name, version)
 }

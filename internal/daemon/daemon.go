@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,6 +22,8 @@ import (
 	"github.com/nsnet/nsnet/internal/metrics"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/topoview"
+	"github.com/nsnet/nsnet/internal/ui"
 )
 
 // Version is the nsnet release, shown by the status endpoint.
@@ -151,14 +154,36 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	servers := []*served{{srv: &http.Server{Handler: srv.TrustedHandler()}, ln: unixLn}}
+	// The web view (/ui/) beside the API on each listener, authenticated
+	// as the API there is: nobody asked on the socket, a token on TCP.
+	traffic := func() (map[string]topoview.Traffic, error) {
+		t, err := ag.PortTraffic()
+		out := make(map[string]topoview.Traffic, len(t))
+		for id, c := range t {
+			out[id] = topoview.Traffic(c)
+		}
+		return out, err
+	}
+	uiLog := log.With("component", "ui")
+	trusted := srv.TrustedHandler()
+	servers := []*served{{srv: &http.Server{Handler: ui.WithAPI(trusted,
+		ui.New(ui.Config{API: trusted, Traffic: traffic, Logger: uiLog}))}, ln: unixLn}}
 	if cfg.Listen != "" {
 		tcpLn, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
 			unixLn.Close()
 			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 		}
-		servers = append(servers, &served{srv: &http.Server{Handler: srv.TokenHandler(ids.authenticator)}, ln: tcpLn})
+		tokenAPI := srv.TokenHandler(ids.authenticator)
+		servers = append(servers, &served{srv: &http.Server{Handler: ui.WithAPI(tokenAPI,
+			ui.New(ui.Config{API: tokenAPI, Authenticator: ids.authenticator, Traffic: traffic, Logger: uiLog}))}, ln: tcpLn})
+		// As Jupyter does: a link that logs the admin in, when there is
+		// one admin token; else the login form takes any token.
+		link := "http://" + tcpLn.Addr().String() + "/ui/"
+		if ids.adminToken != "" {
+			link += "?token=" + url.QueryEscape(ids.adminToken)
+		}
+		log.Info("topology view: " + link)
 	}
 	if cfg.MetricsListen != "" {
 		ln, err := net.Listen("tcp", cfg.MetricsListen)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/auth"
 )
@@ -15,6 +16,8 @@ type identity struct {
 	authenticator auth.Authenticator
 	tokens        *auth.Tokens          // the file SIGHUP re-reads, if any
 	projects      func() []auth.Project // nil unless the tokens file answers identity look-ups
+	// adminToken is the --token-file's token, for the web view's link.
+	adminToken string
 }
 
 // newIdentity sets up the one way of checking tokens that cfg names. TCP
@@ -57,7 +60,15 @@ func newIdentity(cfg Config, log *slog.Logger) (*identity, error) {
 		return nil, err
 	}
 	log.Info("tokens loaded", "file", path, "tokens", tokens.Len())
-	return &identity{mode: mode, authenticator: tokens, tokens: tokens, projects: tokens.Projects}, nil
+	id := &identity{mode: mode, authenticator: tokens, tokens: tokens, projects: tokens.Projects}
+	if cfg.TokenFile != "" {
+		raw, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", cfg.TokenFile, err)
+		}
+		id.adminToken = strings.TrimSpace(string(raw))
+	}
+	return id, nil
 }
 
 // reload re-reads the tokens file. A file that does not parse leaves the
