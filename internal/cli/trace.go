@@ -213,6 +213,9 @@ func loadTraceModel(ctx context.Context, c *client.Client) (*trace.Model, error)
 	if m.SecurityGroups, err = client.List[model.SecurityGroup](ctx, c, client.SecurityGroups, nil); err != nil {
 		return nil, err
 	}
+	if m.PublishedPorts, err = client.List[model.PublishedPort](ctx, c, client.PublishedPorts, nil); err != nil {
+		return nil, err
+	}
 	for _, f := range m.FloatingIPs {
 		pfs, err := client.List[model.PortForwarding](ctx, c, client.PortForwardings(f.ID), nil)
 		if err != nil {

@@ -88,7 +88,7 @@ func writeHops(b *strings.Builder, hops []HopSeen, rws []Rewrite, way string) {
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s > %s  %s\n", i+1, h.Node, ns, h.Interface, h.Direction, h.SrcMAC, h.DstMAC, h.Summary)
 		for _, rw := range rws {
-			if rw.Way == way && rw.Interface == h.Interface && rw.Netns == h.Netns {
+			if rw.Way == way && rw.Hop == i+1 {
 				fmt.Fprintf(tw, "\t\t\t\t\t↳ %s\n", rw)
 			}
 		}

@@ -223,3 +223,30 @@ func TestPrintPolicyAccepts(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintHairpinRewrites: a hairpin crosses the host's bridge port
+// twice; a rewrite shows under the hop where it was seen, not under every
+// crossing of that interface.
+func TestPrintHairpinRewrites(t *testing.T) {
+	way := []HopSeen{
+		sighting("nse-red", "eth0", "instance red", "192.168.24.10", "192.168.24.1", 40000, 8080, 0),
+		sighting("nse-host", "tapred", "bridge lan", "192.168.24.10", "192.168.24.1", 40000, 8080, 0),
+		sighting("nse-host", "nsb-lan", "host gateway", "192.168.24.10", "192.168.24.10", 40000, 80, 0),
+		sighting("nse-host", "tapred", "bridge lan", "192.168.24.1", "192.168.24.10", 40000, 80, 0),
+	}
+	r := &Result{Protocol: "tcp", Src: "192.168.24.10", Dst: "192.168.24.1", DstPort: 8080, From: "instance red",
+		Probe: &Probe{Proto: capture.ProtoTCP, DstPort: 8080}, Way: way, Rewrites: rewrites("out", way)}
+	var b strings.Builder
+	if err := r.Print(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"DNAT 192.168.24.1:8080 → 192.168.24.10:80", "SNAT 192.168.24.10:40000 → 192.168.24.1:40000"} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%q printed %d times, want once:\n%s", want, n, out)
+		}
+	}
+	if i, j := strings.Index(out, "  4  "), strings.Index(out, "SNAT 192.168.24.10:40000"); i < 0 || j < i {
+		t.Errorf("the SNAT is not under hop 4:\n%s", out)
+	}
+}

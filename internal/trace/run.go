@@ -80,6 +80,10 @@ type Rewrite struct {
 	Interface string `json:"interface"` // where the change was first seen
 	After     string `json:"after"`     // the interface before it
 	Detail    string `json:"detail,omitempty"`
+	// Hop is the number of the hop (from 1, in its way's order) where
+	// the change was first seen: an interface may be crossed twice (a
+	// hairpin through the host's bridge).
+	Hop int `json:"hop"`
 }
 
 func (r Rewrite) String() string {
@@ -332,7 +336,7 @@ func rewrites(way string, hops []HopSeen) []Rewrite {
 		}
 		if prev != nil && sameKind(prev.packet, h.packet) {
 			a, b := prev.packet, h.packet
-			where := Rewrite{Way: way, Netns: h.Netns, Node: h.Node, Interface: h.Interface, After: prev.Interface}
+			where := Rewrite{Way: way, Netns: h.Netns, Node: h.Node, Interface: h.Interface, After: prev.Interface, Hop: i + 1}
 			// The echo id is ICMP's "port": NAT may change it. It is the
 			// source's on a request and, as conntrack maps it, the
 			// destination's on a reply, where undoing a masquerade puts
