@@ -331,6 +331,11 @@ func TestExplainReplaysSeeds(t *testing.T) {
 			if raw, _ := os.ReadFile(path); strings.Contains(string(raw), "uplink: eth0") {
 				hostWithUplink(t, e, "198.51.100.1/24", "198.51.100.32/24")
 			}
+			if file == "seed-004-two-projects" {
+				// The admin's external network first, then one project's
+				// part (here the admin's own project).
+				e.MustNsnet("apply", "-f", "../examples/seed-004-external.yaml")
+			}
 			e.MustNsnet("apply", "-f", path)
 
 			var networks []model.Network
