@@ -455,7 +455,9 @@ func (a *app) portForwardingDeleteCommand() *cobra.Command {
 				failed = append(failed, id)
 				continue
 			}
-			warnUnprogrammed(cmd, col, id, "deleted", meta, nil)
+			if err := warnUnprogrammed(cmd, col, id, "deleted", meta, nil); err != nil {
+				return err
+			}
 		}
 		if len(failed) > 0 {
 			return exitError{code: 1, err: fmt.Errorf("failed to delete %d of %d port forwardings: %s",
