@@ -70,6 +70,17 @@ func TestExplainReplays(t *testing.T) {
 	blue := jsonOf(t, e.MustNsnet("network", "show", "blue", "-o", "json"))["id"].(string)
 	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2"), e.Prefix + "qdhcp-" + blue}, nil, hostReplay{})
 
+	// The external network: its bridge, the router's gateway port named,
+	// and the uplink, the host's own interface, named and left alone.
+	up := jsonOf(t, e.MustNsnet("network", "show", "public", "-o", "json"))["nsnet:uplink"].(string)
+	script = e.MustNsnet("explain", "network", "public")
+	for _, want := range []string{"# link " + up + ": the network's uplink: the host's own interface", "plugs router r1 in here"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("explain network public lacks %q:\n%s", want, script)
+		}
+	}
+	replay(t, e, script, nil, nil, hostReplay{})
+
 	// The instance, in JSON this time: the same commands, as data.
 	var x struct {
 		Kind  string `json:"kind"`
