@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -104,7 +107,10 @@ func TestForeignNamespaceIsNeverTouched(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "delete", foreign).Run() })
 
-	e.MustNsnet("instance", "create", "c")
+	// The write ends in ERROR: stored, not programmed, exit status 1.
+	if out, err := e.Nsnet("instance", "create", "c"); err == nil || !strings.Contains(out, "not nsnet's") {
+		t.Errorf("instance create on a foreign namespace: %v, want exit status 1 saying why\n%s", err, out)
+	}
 	eventually(t, 10*time.Second, "instance c reports the conflict", func() error {
 		var inst map[string]any
 		json.Unmarshal([]byte(e.MustNsnet("instance", "show", "c", "-o", "json")), &inst)
@@ -150,4 +156,48 @@ func waitConverged(t *testing.T, e *Env) {
 		}
 		return nil
 	})
+}
+
+// TestWriteInErrorExitsNonZero: a write the API stores but the agent
+// cannot program (here a port whose interface name an instance already
+// uses for a link of its own) ends in ERROR, and the CLI exits 1 saying
+// why, for a single write and for apply, which still carries out the
+// rest of its plan.
+func TestWriteInErrorExitsNonZero(t *testing.T) {
+	e := Start(t)
+	e.MustNsnet("network", "create", "n1")
+	e.MustNsnet("subnet", "create", "n1-v4", "--network", "n1", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnet("instance", "create", "vm1")
+	run(t, "ip", "-n", e.Netns("vm1"), "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+
+	out, err := e.Nsnet("port", "create", "p1", "--network", "n1", "--device", "vm1")
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("port create ending in ERROR: %v, want exit status 1\n%s", err, out)
+	}
+	if !strings.Contains(out, "could not program it: link eth0 in namespace "+e.Netns("vm1")+" exists and is not nsnet's") {
+		t.Errorf("port create does not say why:\n%s", out)
+	}
+
+	file := filepath.Join(t.TempDir(), "lab.yaml")
+	os.WriteFile(file, []byte(`name: lab
+instances:
+  - name: vm1
+networks:
+  - name: n2
+    subnets:
+      - {name: n2-v4, cidr: 10.0.2.0/24}
+ports:
+  - {name: p2, network: n2, instance: vm1, interface_name: other0}
+  - {name: p3, network: n2}
+`), 0o600)
+	out, err = e.Nsnet("apply", "-f", file)
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("apply with a port ending in ERROR: %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{"created   port p3", "1 of the resources ended in ERROR", "port p2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("apply's output lacks %q:\n%s", want, out)
+		}
+	}
 }

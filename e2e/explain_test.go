@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/lab"
+	"github.com/nsnet/nsnet/internal/model"
 )
 
 // TestExplainReplays holds `nsnet explain` to its word: the commands it
@@ -58,8 +59,7 @@ func TestExplainReplays(t *testing.T) {
 			t.Errorf("explain router r1 lacks %q:\n%s", want, script)
 		}
 	}
-	replay(t, e, script, []string{routerNS}, []string{"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
-		"net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.default.send_redirects"})
+	replay(t, e, script, []string{routerNS}, routerSysctls, hostReplay{})
 
 	// The network: its bridge and the instances on it; the router's port
 	// on it is named, not rebuilt.
@@ -67,7 +67,19 @@ func TestExplainReplays(t *testing.T) {
 	if !strings.Contains(script, "plugs router r1 in here: see nsnet explain router r1") {
 		t.Errorf("explain network blue does not name the router's port:\n%s", script)
 	}
-	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2")}, nil)
+	blue := jsonOf(t, e.MustNsnet("network", "show", "blue", "-o", "json"))["id"].(string)
+	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2"), e.Prefix + "qdhcp-" + blue}, nil, hostReplay{})
+
+	// The external network: its bridge, the router's gateway port named,
+	// and the uplink, the host's own interface, named and left alone.
+	up := jsonOf(t, e.MustNsnet("network", "show", "public", "-o", "json"))["nsnet:uplink"].(string)
+	script = e.MustNsnet("explain", "network", "public")
+	for _, want := range []string{"# link " + up + ": the network's uplink: the host's own interface", "plugs router r1 in here"} {
+		if !strings.Contains(script, want) {
+			t.Errorf("explain network public lacks %q:\n%s", want, script)
+		}
+	}
+	replay(t, e, script, nil, nil, hostReplay{})
 
 	// The instance, in JSON this time: the same commands, as data.
 	var x struct {
@@ -87,13 +99,25 @@ func TestExplainReplays(t *testing.T) {
 	for _, s := range x.Steps {
 		cmds = append(cmds, s.Commands...)
 	}
-	replay(t, e, strings.Join(cmds, "\n"), []string{e.Netns("vm3")}, nil)
+	replay(t, e, strings.Join(cmds, "\n"), []string{e.Netns("vm3")}, nil, hostReplay{})
+}
+
+var routerSysctls = []string{"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
+	"net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.default.send_redirects"}
+
+// hostReplay says what of the host namespace, beyond the links of the
+// objects' ports, an explanation rebuilds: a host-gateway network's
+// forwarding and NAT table.
+type hostReplay struct {
+	sysctls []string
+	table   bool
 }
 
 // replay runs script with the daemon's namespace prefix rewritten to a
 // fresh one and compares each rebuilt namespace with nsnet's: the object
-// namespaces in full, the host namespace on the links the script made.
-func replay(t *testing.T, e *Env, script string, objects []string, sysctls []string) {
+// namespaces in full, the host namespace on the links the script made
+// (and what host names).
+func replay(t *testing.T, e *Env, script string, objects []string, sysctls []string, host hostReplay) {
 	t.Helper()
 	p := "nsx" + lab.RandomHex(3) + "-"
 	rename := func(s string) string { return strings.ReplaceAll(s, e.Prefix, p) }
@@ -137,12 +161,19 @@ func replay(t *testing.T, e *Env, script string, objects []string, sysctls []str
 	// bridges they are plugged into.
 	hostLinks := map[string]bool{"lo": true}
 	for _, l := range ipLinks(t, e.HostNetns) {
-		if l.Alias != "" && aliases[l.Alias] {
+		// The links of the objects' ports and their bridges, and any
+		// link the script labels itself (a network's bridge).
+		if l.Alias != "" && (aliases[l.Alias] || strings.Contains(script, " alias "+l.Alias+" ")) {
 			hostLinks[l.Name], hostLinks[l.Master] = true, true
 		}
 	}
 	delete(hostLinks, "")
-	want, got := kernelState(e.HostNetns, nil, hostLinks), kernelState(p+"host", nil, nil)
+	want, got := kernelState(e.HostNetns, host.sysctls, hostLinks), kernelState(p+"host", host.sysctls, nil)
+	if !host.table {
+		// The host's NAT table belongs to its host-gateway networks'
+		// explanations only.
+		want, got = dropNft(want), dropNft(got)
+	}
 	if want = rename(want); want != got {
 		t.Errorf("host namespace rebuilt from the explanation differs:\n%s", lineDiff(want, got))
 	}
@@ -218,7 +249,7 @@ func kernelState(ns string, sysctls []string, only map[string]bool) string {
 				continue
 			}
 			if i := slices.Index(f, "dev"); r != "" && (i < 0 || keep(f[i+1])) {
-				lines = append(lines, "route "+r)
+				lines = append(lines, "route "+strings.Join(f, " "))
 			}
 		}
 	}
@@ -243,6 +274,16 @@ func kernelState(ns string, sysctls []string, only map[string]bool) string {
 	}
 	slices.Sort(facts)
 	return strings.Join(append(facts, table...), "\n")
+}
+
+func dropNft(state string) string {
+	var keep []string
+	for _, l := range strings.Split(state, "\n") {
+		if !strings.HasPrefix(l, "nft ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 var nftElements = regexp.MustCompile(`elements = \{([^}]*)\}`)
@@ -280,4 +321,84 @@ func lineDiff(a, b string) string {
 		return "(same lines, other order)\n" + b
 	}
 	return "nsnet's (-) vs replayed (+):\n" + strings.Join(d, "\n")
+}
+
+// TestExplainReplaysSeeds replays `nsnet explain` for every router,
+// network and instance of each example topology of the seeds, applied to
+// a daemon of its own, and compares the kernel state the commands build
+// in fresh namespaces with nsnet's, object by object: links, addresses,
+// routes, sysctls and nft tables. Host-gateway networks (seeds 000–002)
+// bring the host's forwarding and NAT table (masquerade or SNAT, published
+// ports) and each network's DHCP namespace; seed 003 transit addresses in
+// 169.254.0.0/18.
+func TestExplainReplaysSeeds(t *testing.T) {
+	for _, file := range []string{"seed-000-host-nat", "seed-001-snat", "seed-002-host-nat", "seed-003-router-chain", "seed-004-two-projects", "seed-bridge"} {
+		t.Run(file, func(t *testing.T) {
+			path := "../examples/" + file + ".yaml"
+			if _, err := os.Stat(path); err != nil {
+				t.Skipf("no example for %s", file)
+			}
+			e := Start(t)
+			if raw, _ := os.ReadFile(path); strings.Contains(string(raw), "uplink: eth0") {
+				hostWithUplink(t, e, "198.51.100.1/24", "198.51.100.32/24")
+			}
+			if file == "seed-004-two-projects" {
+				// The admin's external network first, then one project's
+				// part (here the admin's own project).
+				e.MustNsnet("apply", "-f", "../examples/seed-004-external.yaml")
+			}
+			e.MustNsnet("apply", "-f", path)
+
+			var networks []model.Network
+			decode(t, e.MustNsnet("network", "list", "-o", "json"), &networks)
+			var ports []model.Port
+			decode(t, e.MustNsnet("port", "list", "-o", "json"), &ports)
+			var routers []model.Router
+			decode(t, e.MustNsnet("router", "list", "-o", "json"), &routers)
+			var instances []model.Instance
+			decode(t, e.MustNsnet("instance", "list", "-o", "json"), &instances)
+			instanceNS := map[string]string{}
+			for _, in := range instances {
+				instanceNS[in.ID] = e.Netns(in.Name)
+			}
+
+			for _, r := range routers {
+				t.Logf("explain router %s", r.Name)
+				replay(t, e, e.MustNsnet("explain", "router", r.ID), []string{e.Prefix + "qrouter-" + r.ID}, routerSysctls, hostReplay{})
+			}
+			for _, nw := range networks {
+				var objects []string
+				for _, p := range ports {
+					switch {
+					case p.NetworkID != nw.ID:
+					case p.DeviceOwner == model.DeviceOwnerDHCP:
+						objects = append(objects, e.Prefix+"qdhcp-"+nw.ID)
+					case instanceNS[p.DeviceID] != "":
+						objects = append(objects, instanceNS[p.DeviceID])
+					}
+				}
+				host := hostReplay{}
+				if nw.HostGateway {
+					host = hostReplay{sysctls: []string{"net.ipv4.ip_forward"}, table: true}
+				}
+				t.Logf("explain network %s", nw.Name)
+				script := e.MustNsnet("explain", "network", nw.ID)
+				if nw.HostGateway && nw.Uplink != nil && !strings.Contains(script, "# uplink "+*nw.Uplink+":") {
+					t.Errorf("explain network %s does not name its uplink %s:\n%s", nw.Name, *nw.Uplink, script)
+				}
+				replay(t, e, script, objects, nil, host)
+			}
+			for _, in := range instances {
+				t.Logf("explain instance %s", in.Name)
+				replay(t, e, e.MustNsnet("explain", "instance", in.ID), []string{instanceNS[in.ID]}, nil, hostReplay{})
+			}
+		})
+	}
+}
+
+func decode(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("decode %q: %v", out, err)
+	}
 }

@@ -56,3 +56,35 @@ func TestRouterTopologyAndCLI(t *testing.T) {
 		t.Errorf("router survived destroy:\n%s", out)
 	}
 }
+
+// TestListsShowNames: tables name what an id stands for — a router's
+// gateway network, a floating IP's network and port, a subnet's network —
+// list instances with their addresses, and show a router's interfaces.
+func TestListsShowNames(t *testing.T) {
+	e := Start(t)
+	e.MustNsnet("apply", "-f", "../examples/router-floating-ip.yaml")
+	public := jsonOf(t, e.MustNsnet("network", "show", "public", "-o", "json"))["id"].(string)
+	private := jsonOf(t, e.MustNsnet("network", "show", "private", "-o", "json"))["id"].(string)
+	vm1Port := jsonOf(t, e.MustNsnet("port", "show", "vm1-eth0", "-o", "json"))["id"].(string)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"router", "list"}, []string{"public (" + public[:8] + "): 198.51.100.2, snat"}},
+		{[]string{"floating", "ip", "list"}, []string{"vm1-eth0 (" + vm1Port[:8] + ")", "public (" + public[:8] + ")"}},
+		{[]string{"subnet", "list"}, []string{"private (" + private[:8] + ")", "public (" + public[:8] + ")"}},
+		{[]string{"instance", "list"}, []string{"ADDRESSES", "10.0.0.11", "10.0.0.12"}},
+		{[]string{"router", "show", "r1"}, []string{"interface='qg-", "ips='198.51.100.2 in public-v4", "interface='qr-", "ips='10.0.0.1 in private-v4", "network='private (" + private[:8] + ")'"}},
+	} {
+		out := e.MustNsnet(tc.args...)
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("nsnet %s lacks %q:\n%s", strings.Join(tc.args, " "), w, out)
+			}
+		}
+	}
+	// JSON stays the API's objects.
+	if strings.Contains(e.MustNsnet("router", "show", "r1", "-o", "json"), `"interfaces"`) {
+		t.Error("router show -o json has interfaces, which the API's router does not")
+	}
+}

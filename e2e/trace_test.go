@@ -300,3 +300,44 @@ func TestTraceRouterNAT(t *testing.T) {
 
 	noCaptureLeft(t, e.HostNetns, routerNS, e.Netns("vm1"), vm2NS, e.Netns("iso"))
 }
+
+// TestTraceHostGateway traces seed 002 (the host as the gateway of red,
+// green and blue): red's ping of the far host enters the host's stack by
+// the bridge and leaves by the uplink eth0, masqueraded to eth0's address
+// (the rewrite seeds 000/001 teach), with its answer un-masqueraded as one
+// DNAT, never a "SNAT X → X"; and red reaches its own published port
+// through the gateway (hairpin), translated to its own port 80.
+func TestTraceHostGateway(t *testing.T) {
+	e := Start(t)
+	up := hostWithUplink(t, e, "198.51.100.1/24", "198.51.100.32/24")
+	applyExample(t, e, "seed-002-host-nat.yaml")
+
+	r := e.trace("red", up.Far)
+	if !r.Answered {
+		t.Fatalf("red → %s not answered: %+v", up.Far, r.Stopped)
+	}
+	r.allSeen(t)
+	if from, to, _, iface := r.rewrite(t, "out", "SNAT"); from != "192.168.24.10" || to != "198.51.100.32" || iface != "eth0" {
+		t.Errorf("SNAT on the way out: %s → %s at %s, want 192.168.24.10 → 198.51.100.32 at the uplink eth0", from, to, iface)
+	}
+	if from, to, _, _ := r.rewrite(t, "back", "DNAT"); from != "198.51.100.32" || to != "192.168.24.10" {
+		t.Errorf("DNAT on the way back: %s → %s, want 198.51.100.32 → 192.168.24.10", from, to)
+	}
+	for _, rw := range r.Rewrites {
+		if rw.From == rw.To && rw.Kind == "SNAT" {
+			t.Errorf("phantom rewrite %+v", rw)
+		}
+	}
+
+	serveHTTP(t, e.Netns("red"), "0.0.0.0", "80")
+	r = e.trace("red", "192.168.24.1", "--tcp", "8080")
+	if !r.Answered {
+		t.Fatalf("red → its own published port 192.168.24.1:8080 not answered: %+v", r.Stopped)
+	}
+	if from, to, _, _ := r.rewrite(t, "out", "DNAT"); from != "192.168.24.1:8080" || to != "192.168.24.10:80" {
+		t.Errorf("DNAT of the published port: %s → %s, want 192.168.24.1:8080 → 192.168.24.10:80", from, to)
+	}
+	if last := r.Way[len(r.Way)-1]; last.Netns != e.Netns("red") || !last.Seen {
+		t.Errorf("the probe's last hop is %+v, want red itself", last)
+	}
+}

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/topology"
 )
@@ -80,8 +84,8 @@ shown in examples/seed-bridge.yaml.`,
 		if err != nil {
 			return fmt.Errorf("nothing was changed:\n%w", err)
 		}
-		return carryOut(cmd, plan, dryRun, "apply", func() error {
-			return topology.Execute(cmd.Context(), c, plan, cmd.OutOrStdout())
+		return carryOut(cmd, plan, dryRun, "apply", func(out io.Writer) error {
+			return topology.Execute(cmd.Context(), c, plan, out)
 		})
 	}
 	return cmd
@@ -121,24 +125,77 @@ topology file manages is an error.`,
 		if err != nil {
 			return fmt.Errorf("nothing was changed:\n%w", err)
 		}
-		return carryOut(cmd, plan, dryRun, "destroy", func() error {
-			return topology.Execute(cmd.Context(), c, plan, cmd.OutOrStdout())
+		return carryOut(cmd, plan, dryRun, "destroy", func(out io.Writer) error {
+			return topology.Execute(cmd.Context(), c, plan, out)
 		})
 	}
 	return cmd
 }
 
 // carryOut prints the plan (dry run) or runs it, then a summary line.
-func carryOut(cmd *cobra.Command, plan *topology.Plan, dryRun bool, verb string, run func() error) error {
+func carryOut(cmd *cobra.Command, plan *topology.Plan, dryRun bool, verb string, run func(io.Writer) error) error {
 	out := cmd.OutOrStdout()
 	if dryRun {
 		topology.WritePlan(out, plan)
 		fmt.Fprintf(out, "%s --dry-run: %s\n", verb, topology.Summary(plan, false))
 		return nil
 	}
-	if err := run(); err != nil {
+	w := out
+	if isTerminal(out) {
+		w = &progressWriter{w: out, total: len(plan.Steps)}
+	}
+	err := run(w)
+	var failed *topology.FailedError
+	if errors.As(err, &failed) {
+		fmt.Fprintf(out, "%s: %s\n", verb, topology.Summary(plan, true))
+		return exitError{1, fmt.Errorf("%s: %w", verb, err)}
+	}
+	if err != nil {
 		return fmt.Errorf("%s stopped: %w\n(the steps listed above were done; fix the problem and run %s again to finish)", verb, err, verb)
 	}
 	fmt.Fprintf(out, "%s: %s\n", verb, topology.Summary(plan, true))
 	return nil
+}
+
+// progressWriter numbers the lines a plan's steps write, [n/total], so
+// that an apply of hundreds of resources shows how far it is. Only for a
+// terminal: a script reading the lines gets them as they are.
+type progressWriter struct {
+	w       io.Writer
+	total   int
+	n       int
+	midLine bool
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	written := len(b)
+	width := len(strconv.Itoa(p.total))
+	var out []byte
+	for len(b) > 0 {
+		if !p.midLine {
+			p.n++
+			out = fmt.Appendf(out, "[%*d/%d] ", width, p.n, p.total)
+		}
+		line, rest, found := bytes.Cut(b, []byte("\n"))
+		out = append(out, line...)
+		if found {
+			out = append(out, '\n')
+		}
+		p.midLine = !found
+		b = rest
+	}
+	if _, err := p.w.Write(out); err != nil {
+		return 0, err
+	}
+	return written, nil
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }

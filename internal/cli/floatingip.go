@@ -50,13 +50,21 @@ See them with:
 			col:     client.FloatingIPs,
 			long:    "List floating IPs, with the fixed address and port each is associated with.",
 			example: "  nsnet floating ip list",
-			columns: func(context.Context, *client.Client, []model.FloatingIP) ([]column[model.FloatingIP], error) {
+			columns: func(ctx context.Context, c *client.Client, _ []model.FloatingIP) ([]column[model.FloatingIP], error) {
+				networks, err := listNames(ctx, c, client.Networks)
+				if err != nil {
+					return nil, err
+				}
+				ports, err := listNames(ctx, c, client.Ports)
+				if err != nil {
+					return nil, err
+				}
 				return []column[model.FloatingIP]{
 					{"ID", func(f model.FloatingIP) string { return f.ID }},
 					{"FLOATING IP ADDRESS", func(f model.FloatingIP) string { return f.FloatingIPAddress }},
 					{"FIXED IP ADDRESS", func(f model.FloatingIP) string { return deref(f.FixedIPAddress) }},
-					{"PORT", func(f model.FloatingIP) string { return deref(f.PortID) }},
-					{"FLOATING NETWORK", func(f model.FloatingIP) string { return f.FloatingNetworkID }},
+					{"PORT", func(f model.FloatingIP) string { return ports.label(deref(f.PortID)) }},
+					{"FLOATING NETWORK", func(f model.FloatingIP) string { return networks.label(f.FloatingNetworkID) }},
 					{"STATUS", func(f model.FloatingIP) string { return f.Status }},
 				}, nil
 			},
@@ -455,7 +463,9 @@ func (a *app) portForwardingDeleteCommand() *cobra.Command {
 				failed = append(failed, id)
 				continue
 			}
-			warnUnprogrammed(cmd, col, id, "deleted", meta, nil)
+			if err := warnUnprogrammed(cmd, col, id, "deleted", meta, nil); err != nil {
+				return err
+			}
 		}
 		if len(failed) > 0 {
 			return exitError{code: 1, err: fmt.Errorf("failed to delete %d of %d port forwardings: %s",

@@ -31,13 +31,18 @@ See it with:
 		a.instanceCreateCommand(),
 		listCommand(a, listSpec[model.Instance]{
 			col:     client.Instances,
-			long:    "List instances, with their status and namespace.",
+			long:    "List instances, with their status, addresses and namespace.",
 			example: "  nsnet instance list\n  nsnet instance list -o yaml",
-			columns: func(context.Context, *client.Client, []model.Instance) ([]column[model.Instance], error) {
+			columns: func(ctx context.Context, c *client.Client, _ []model.Instance) ([]column[model.Instance], error) {
+				addrs, err := addressesOf(ctx, c)
+				if err != nil {
+					return nil, err
+				}
 				return []column[model.Instance]{
 					{"ID", func(i model.Instance) string { return i.ID }},
 					{"NAME", func(i model.Instance) string { return i.Name }},
 					{"STATUS", func(i model.Instance) string { return i.Status }},
+					{"ADDRESSES", func(i model.Instance) string { return strings.Join(addrs[i.ID], ", ") }},
 					{"NETNS", func(i model.Instance) string { return i.Netns }},
 				}, nil
 			},

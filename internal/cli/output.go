@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
@@ -46,7 +45,7 @@ type column[T any] struct {
 
 // printTable prints items as a table of the given columns.
 func printTable[T any](w io.Writer, items []T, cols []column[T]) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	headers := make([]string, len(cols))
 	for i, c := range cols {
 		headers[i] = c.header
@@ -83,7 +82,7 @@ func printObject(w io.Writer, format string, raw json.RawMessage) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "FIELD\tVALUE")
 	for _, k := range keys {
 		lines := cellLines(obj[k])

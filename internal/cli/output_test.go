@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -210,5 +211,37 @@ IN ERROR:
 `
 	if buf.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
+
+func TestIDNamesLabel(t *testing.T) {
+	names := idNames{"c6ae0175-fc11-427f-87de-6e8b66a9635b": "public", "n2": "", "n3": "lan"}
+	for _, tc := range []struct{ id, want string }{
+		{"c6ae0175-fc11-427f-87de-6e8b66a9635b", "public (c6ae0175)"},
+		{"n2", "n2"},       // no name: the id
+		{"n3", "lan (n3)"}, // a short id whole
+		{"gone", "gone"},   // not visible: the id
+		{"", ""},
+	} {
+		if got := names.label(tc.id); got != tc.want {
+			t.Errorf("label(%q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
+func TestRouterInterfaces(t *testing.T) {
+	ports := []model.Port{
+		{ID: "aaaa1111-0000-0000-0000-000000000000", NetworkID: "net-private", DeviceOwner: model.DeviceOwnerRouterInterface, Status: "ACTIVE",
+			FixedIPs: []model.FixedIP{{SubnetID: "sub-private", IPAddress: "10.0.0.1"}}},
+		{ID: "bbbb2222-0000-0000-0000-000000000000", NetworkID: "net-public", DeviceOwner: model.DeviceOwnerRouterGateway, Status: "ACTIVE",
+			FixedIPs: []model.FixedIP{{SubnetID: "sub-public", IPAddress: "198.51.100.2"}}},
+	}
+	got := routerInterfaces(ports, idNames{"sub-private": "private-v4", "sub-public": "public-v4"}, idNames{"net-private": "private", "net-public": "public"})
+	want := []any{
+		map[string]any{"interface": "qg-bbbb2222-00", "ips": "198.51.100.2 in public-v4 (sub-publ)", "network": "public (net-publ)", "status": "ACTIVE"},
+		map[string]any{"interface": "qr-aaaa1111-00", "ips": "10.0.0.1 in private-v4 (sub-priv)", "network": "private (net-priv)", "status": "ACTIVE"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("routerInterfaces:\n got %v\nwant %v", got, want)
 	}
 }

@@ -164,8 +164,7 @@ func deleteOne(cmd *cobra.Command, c *client.Client, col client.Collection, ref 
 	if err != nil {
 		return err
 	}
-	warnUnprogrammed(cmd, col, ref, "deleted", meta, nil)
-	return nil
+	return warnUnprogrammed(cmd, col, ref, "deleted", meta, nil)
 }
 
 // write carries out a create or update, prints the result, and warns about
@@ -179,19 +178,26 @@ func write(cmd *cobra.Command, out outputFlag, col client.Collection, name, done
 	if err := printObject(cmd.OutOrStdout(), out.format, raw); err != nil {
 		return err
 	}
-	warnUnprogrammed(cmd, col, name, done, meta, raw)
-	return nil
+	return warnUnprogrammed(cmd, col, name, done, meta, raw)
 }
 
 // warnUnprogrammed tells, on stderr, about a write that is stored but that
-// the kernel does not have. It is a warning, not a failure: the API did
-// what was asked, a retry would only find the resource there already, and
-// the agent keeps trying; the status shows when it succeeds.
-func warnUnprogrammed(cmd *cobra.Command, col client.Collection, name, done string, meta client.Meta, raw json.RawMessage) {
-	if why := client.Unprogrammed(meta, raw); why != "" {
-		fmt.Fprintf(cmd.ErrOrStderr(), "nsnet: warning: %s %s was %s, but %s; see `nsnet status`\n",
-			col.Singular(), name, done, why)
+// the kernel does not have (yet): the API did what was asked, a retry would
+// only find the resource there already, and the agent keeps trying; the
+// status shows when it succeeds. A write whose resource ended in ERROR
+// (the agent tried and failed) is an error all the same, exit status 1,
+// so that a script notices; one the wait ended before is a warning.
+func warnUnprogrammed(cmd *cobra.Command, col client.Collection, name, done string, meta client.Meta, raw json.RawMessage) error {
+	why := client.Unprogrammed(meta, raw)
+	if why == "" {
+		return nil
 	}
+	msg := fmt.Sprintf("%s %s was %s, but %s; see `nsnet status`", col.Singular(), name, done, why)
+	if client.Failed(meta, raw) {
+		return exitError{1, errors.New(msg)}
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "nsnet: warning: %s\n", msg)
+	return nil
 }
 
 // completeNames completes names of col for positional arguments; max is

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -177,10 +179,11 @@ func TestExecExitCode(t *testing.T) {
 func TestWarnUnprogrammed(t *testing.T) {
 	yes, no := true, false
 	tests := []struct {
-		name string
-		meta client.Meta
-		raw  json.RawMessage
-		want string
+		name    string
+		meta    client.Meta
+		raw     json.RawMessage
+		want    string
+		wantErr string
 	}{
 		{name: "converged", meta: client.Meta{Converged: &yes}, raw: json.RawMessage(`{"status": "ACTIVE"}`)},
 		{name: "no wait", meta: client.Meta{}, raw: json.RawMessage(`{"status": "ERROR"}`)},
@@ -189,9 +192,10 @@ func TestWarnUnprogrammed(t *testing.T) {
 			want: "nsnet: warning: port red-eth0 was created, but the agent had not programmed it when the wait ended; see `nsnet status`\n",
 		},
 		{
+			// ERROR is a failure: exit status 1, the reason as the error.
 			name: "failed", meta: client.Meta{Converged: &yes},
-			raw:  json.RawMessage(`{"status": "ERROR", "nsnet:status_reason": "RTNETLINK answers: File exists"}`),
-			want: "nsnet: warning: port red-eth0 was created, but the agent could not program it: RTNETLINK answers: File exists; see `nsnet status`\n",
+			raw:     json.RawMessage(`{"status": "ERROR", "nsnet:status_reason": "RTNETLINK answers: File exists"}`),
+			wantErr: "port red-eth0 was created, but the agent could not program it: RTNETLINK answers: File exists; see `nsnet status`",
 		},
 	}
 	for _, tt := range tests {
@@ -199,9 +203,16 @@ func TestWarnUnprogrammed(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := NewRootCommand(nil)
 			cmd.SetErr(&stderr)
-			warnUnprogrammed(cmd, client.Ports, "red-eth0", "created", tt.meta, tt.raw)
+			err := warnUnprogrammed(cmd, client.Ports, "red-eth0", "created", tt.meta, tt.raw)
 			if stderr.String() != tt.want {
 				t.Errorf("stderr = %q, want %q", stderr.String(), tt.want)
+			}
+			var ee exitError
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("err = %v, want none", err)
+			case tt.wantErr != "" && (!errors.As(err, &ee) || ee.code != 1 || err.Error() != tt.wantErr):
+				t.Errorf("err = %#v, want exit status 1 with %q", err, tt.wantErr)
 			}
 		})
 	}
@@ -275,5 +286,50 @@ func TestKeystoneCredentials(t *testing.T) {
 				t.Errorf("keystone login = %v, want %v", got, tt.keystone)
 			}
 		})
+	}
+}
+
+// TestProgressWriter: on a terminal, apply numbers the lines of its
+// steps, [n/total], however the writes split them.
+func TestProgressWriter(t *testing.T) {
+	var b bytes.Buffer
+	p := &progressWriter{w: &b, total: 120}
+	for _, w := range []string{"created   network a\n", "created   sub", "net b\nupdated   router r\n"} {
+		if n, err := p.Write([]byte(w)); err != nil || n != len(w) {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	want := "[  1/120] created   network a\n[  2/120] created   subnet b\n[  3/120] updated   router r\n"
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestIsTerminal: apply's progress is for terminals only; a pipe or a
+// file gets the plain lines.
+func TestIsTerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, out := range []io.Writer{w, f, &bytes.Buffer{}} {
+		if isTerminal(out) {
+			t.Errorf("isTerminal(%T) = true", out)
+		}
+	}
+	pty, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminal to check the positive case: %v", err)
+	}
+	defer pty.Close()
+	if !isTerminal(pty) {
+		t.Error("isTerminal(/dev/ptmx) = false")
 	}
 }

@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -43,17 +46,21 @@ Look inside a router with:
 			col:     client.Routers,
 			long:    "List routers, with their status and external gateway network.",
 			example: "  nsnet router list\n  nsnet router list -o json",
-			columns: func(context.Context, *client.Client, []model.Router) ([]column[model.Router], error) {
+			columns: func(ctx context.Context, c *client.Client, _ []model.Router) ([]column[model.Router], error) {
+				networks, err := listNames(ctx, c, client.Networks)
+				if err != nil {
+					return nil, err
+				}
 				return []column[model.Router]{
 					{"ID", func(r model.Router) string { return r.ID }},
 					{"NAME", func(r model.Router) string { return r.Name }},
 					{"STATUS", func(r model.Router) string { return r.Status }},
-					{"EXTERNAL GATEWAY", func(r model.Router) string { return gatewaySummary(r.ExternalGatewayInfo) }},
+					{"EXTERNAL GATEWAY", func(r model.Router) string { return gatewaySummary(r.ExternalGatewayInfo, networks) }},
 					{"PROJECT", func(r model.Router) string { return r.ProjectID }},
 				}, nil
 			},
 		}),
-		showCommand(a, client.Routers, "  nsnet router show r1"),
+		a.routerShowCommand(),
 		a.routerSetCommand(),
 		deleteCommand(a, client.Routers,
 			"Delete routers. A router with subnets attached is refused: remove them first\n(\"nsnet router remove subnet\"). Its gateway port goes with it, and nsnet\ndeletes its qrouter- namespace.",
@@ -63,8 +70,8 @@ Look inside a router with:
 	return cmd
 }
 
-// gatewaySummary shows a gateway as "network (addresses, snat)".
-func gatewaySummary(gw *model.ExternalGatewayInfo) string {
+// gatewaySummary shows a gateway as "network: addresses, snat".
+func gatewaySummary(gw *model.ExternalGatewayInfo, networks idNames) string {
 	if gw == nil {
 		return ""
 	}
@@ -76,7 +83,7 @@ func gatewaySummary(gw *model.ExternalGatewayInfo) string {
 	if !gw.EnableSNAT {
 		snat = "no snat"
 	}
-	return gw.NetworkID + " (" + strings.Join(append(ips, snat), ", ") + ")"
+	return networks.label(gw.NetworkID) + ": " + strings.Join(append(ips, snat), ", ")
 }
 
 // routerFlags are the options router create and set share.
@@ -362,4 +369,85 @@ Refused while a floating IP, port forward or route of the router needs it.`
 		})
 	}
 	return cmd
+}
+
+// routerShowCommand is showCommand with, in a table, the router's
+// interfaces: each port's interface in the router's namespace, address,
+// subnet and network, which the API shows only as ports elsewhere.
+func (a *app) routerShowCommand() *cobra.Command {
+	cmd := showCommand(a, client.Routers, "  nsnet router show r1")
+	show := cmd.RunE
+	cmd.Long += " In a table, its interfaces too: the qr- and qg- ports, their addresses,\nsubnets and networks."
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if f, _ := cmd.Flags().GetString("output"); f != formatTable {
+			return show(cmd, args)
+		}
+		c, err := a.client(cmd, waitFlags{})
+		if err != nil {
+			return err
+		}
+		ctx := cmd.Context()
+		raw, err := client.Find[json.RawMessage](ctx, c, client.Routers, args[0])
+		if err != nil {
+			return err
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return fmt.Errorf("decode router: %w", err)
+		}
+		ports, err := client.List[model.Port](ctx, c, client.Ports, url.Values{"device_id": {fmt.Sprint(obj["id"])}})
+		if err != nil {
+			return err
+		}
+		subnets, err := listNames(ctx, c, client.Subnets)
+		if err != nil {
+			return err
+		}
+		networks, err := listNames(ctx, c, client.Networks)
+		if err != nil {
+			return err
+		}
+		obj["interfaces"] = routerInterfaces(ports, subnets, networks)
+		if raw, err = json.Marshal(obj); err != nil {
+			return err
+		}
+		return printObject(cmd.OutOrStdout(), formatTable, raw)
+	}
+	return cmd
+}
+
+// routerInterfaces describes a router's ports, gateway first, one line
+// each: its interface in the namespace, addresses with their subnets,
+// network and status (in that order, which a table keeps: it sorts keys).
+func routerInterfaces(ports []model.Port, subnets, networks idNames) []any {
+	slices.SortFunc(ports, func(a, b model.Port) int {
+		ga, gb := a.DeviceOwner == model.DeviceOwnerRouterGateway, b.DeviceOwner == model.DeviceOwnerRouterGateway
+		if ga != gb {
+			if ga {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	var out []any
+	for _, p := range ports {
+		if !model.IsRouterOwner(p.DeviceOwner) {
+			continue
+		}
+		var ips []string
+		for _, ip := range p.FixedIPs {
+			ips = append(ips, ip.IPAddress+" in "+subnets.label(ip.SubnetID))
+		}
+		out = append(out, map[string]any{"interface": routerIfName(p), "ips": strings.Join(ips, ", "),
+			"network": networks.label(p.NetworkID), "status": p.Status})
+	}
+	return out
+}
+
+func routerIfName(p model.Port) string {
+	if p.DeviceOwner == model.DeviceOwnerRouterGateway {
+		return model.RouterGatewayName(p.ID)
+	}
+	return model.RouterInterfaceName(p.ID)
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 )
@@ -75,7 +74,7 @@ func printStatus(w io.Writer, raw json.RawMessage) error {
 	if agent, ok := doc["agent"].(map[string]any); ok && agent["errors"] != nil {
 		agent["errors"] = len(inError)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	var scalars []string
 	var sections []string
 	for k, v := range doc {
@@ -105,7 +104,7 @@ func printStatus(w io.Writer, raw json.RawMessage) error {
 		return err
 	}
 	fmt.Fprint(w, "\nIN ERROR:\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	fmt.Fprintln(tw, "  TYPE\tNAME\tID\tREASON")
 	for _, e := range inError {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Type, e.Name, e.ID, e.Reason)

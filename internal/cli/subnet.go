@@ -39,11 +39,15 @@ See what an instance got with:
 					return filterBy(resolve, q, "network_id", client.Networks, network)
 				}
 			},
-			columns: func(context.Context, *client.Client, []model.Subnet) ([]column[model.Subnet], error) {
+			columns: func(ctx context.Context, c *client.Client, _ []model.Subnet) ([]column[model.Subnet], error) {
+				networks, err := listNames(ctx, c, client.Networks)
+				if err != nil {
+					return nil, err
+				}
 				return []column[model.Subnet]{
 					{"ID", func(s model.Subnet) string { return s.ID }},
 					{"NAME", func(s model.Subnet) string { return s.Name }},
-					{"NETWORK", func(s model.Subnet) string { return s.NetworkID }},
+					{"NETWORK", func(s model.Subnet) string { return networks.label(s.NetworkID) }},
 					{"CIDR", func(s model.Subnet) string { return s.CIDR }},
 					{"GATEWAY", func(s model.Subnet) string { return gatewayText(s.GatewayIP) }},
 				}, nil

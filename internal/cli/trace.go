@@ -31,6 +31,7 @@ func (a *app) traceCommand() *cobra.Command {
 		out          outputFlag
 		asJSON       bool
 		ipv6         bool
+		verbose      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "trace SRC DST",
@@ -96,6 +97,7 @@ Ctrl-C or timeout.`,
 	addOutputFlag(cmd, &out)
 	f.BoolVar(&asJSON, "json", false, "same as -o json")
 	f.BoolVarP(&ipv6, "ipv6", "6", false, "with an instance as DST, trace to its first IPv6 address")
+	f.BoolVarP(&verbose, "verbose", "v", false, "also list the chains whose policy accepted the probe")
 	cmd.MarkFlagsMutuallyExclusive("icmp", "tcp", "udp")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if asJSON {
@@ -170,7 +172,7 @@ Ctrl-C or timeout.`,
 			return err
 		}
 		if out.format == formatTable {
-			return res.Print(cmd.OutOrStdout())
+			return res.Print(cmd.OutOrStdout(), verbose)
 		}
 		raw, err := json.Marshal(res)
 		if err != nil {

@@ -265,6 +265,18 @@ func Unprogrammed(meta Meta, obj json.RawMessage) string {
 	return ""
 }
 
+// Failed reports whether a waited-for write left obj in ERROR: the agent
+// tried to program it and could not.
+func Failed(meta Meta, obj json.RawMessage) bool {
+	if meta.Converged == nil || !*meta.Converged || obj == nil {
+		return false
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(obj, &st) == nil && st.Status == "ERROR"
+}
+
 // RouterInterface is Neutron's answer to add_router_interface and
 // remove_router_interface.
 type RouterInterface struct {

@@ -52,6 +52,7 @@ type names struct {
 	routers   map[string]model.Router
 	instances map[string]model.Instance
 	floating  map[string]model.FloatingIP // by address
+	groups    map[string]model.SecurityGroup
 }
 
 func (x *Explainer) names(ctx context.Context) (*names, error) {
@@ -73,6 +74,9 @@ func (x *Explainer) names(ctx context.Context) (*names, error) {
 		return nil, err
 	}
 	if n.floating, err = byID(ctx, x.c, client.FloatingIPs, func(v model.FloatingIP) string { return v.FloatingIPAddress }); err != nil {
+		return nil, err
+	}
+	if n.groups, err = byID(ctx, x.c, client.SecurityGroups, func(v model.SecurityGroup) string { return v.ID }); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -480,8 +484,11 @@ func (b *build) instance(ns *namespace, inst model.Instance, keepPort func(netli
 }
 
 // Network explains network ref: its bridge, and every instance port on
-// it with the instance's namespace and the port's routes. Router ports
-// on it are named, with the command that explains them.
+// it with the instance's namespace and the port's routes; its DHCP
+// namespace; for a host-gateway network the host's forwarding, uplink and
+// NAT table (masquerade or SNAT, published ports); and the security
+// groups of its ports. Router ports on it are named, with the command
+// that explains them.
 func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error) {
 	nw, err := client.Find[model.Network](ctx, x.c, client.Networks, ref)
 	if err != nil {
@@ -494,17 +501,37 @@ func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error
 	if err := b.bridge(nw.ID); err != nil {
 		return Explanation{}, err
 	}
+	if err := b.hostGateway(nw); err != nil {
+		return Explanation{}, err
+	}
 	br := b.host.byAlias(dataplane.NetworkAlias(nw.ID))
+	var groups []string
 	for _, tap := range b.host.links {
 		if tap.Attrs().MasterIndex != br.Attrs().Index {
 			continue
 		}
 		p, ok := b.names.ports[portID(tap)]
 		if !ok {
-			b.add(Step{Object: "link " + tap.Attrs().Name, Comment: "plugged into the bridge, and no port of nsnet's: left out", Commands: []string{}})
+			comment := "plugged into the bridge, and no port of nsnet's: left out"
+			if nw.Uplink != nil && tap.Attrs().Name == *nw.Uplink {
+				comment = fmt.Sprintf("the network's uplink: the host's own interface, which nsnet plugs into the bridge and never creates or addresses (%s)",
+					ip(b.host.name, "link", "set", tap.Attrs().Name, "master", br.Attrs().Name))
+			}
+			b.add(Step{Object: "link " + tap.Attrs().Name, Comment: comment, Commands: []string{}})
 			continue
 		}
+		if p.PortSecurityEnabled {
+			for _, g := range p.SecurityGroups {
+				if !slices.Contains(groups, g) {
+					groups = append(groups, g)
+				}
+			}
+		}
 		switch {
+		case p.DeviceOwner == model.DeviceOwnerDHCP:
+			if err := b.dhcp(model.DHCPNetns(x.prefix, nw.ID), nw, tap); err != nil {
+				return Explanation{}, err
+			}
 		case p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway:
 			r := b.names.routers[p.DeviceID]
 			b.add(Step{Object: "port " + cmp.Or(p.Name, p.ID),
@@ -527,5 +554,77 @@ func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error
 			}
 		}
 	}
+	b.securityGroups(groups)
 	return b.explanation("network", nw.Name, nw.ID), nil
+}
+
+// hostGateway adds what makes the host the gateway of a host-gateway
+// network (seeds 000–002): forwarding, the uplink the subnets leave by,
+// and the host's NAT table (masquerade or SNAT, published ports). The
+// gateway address itself is on the bridge, in the bridge's step.
+func (b *build) hostGateway(nw model.Network) error {
+	if !nw.HostGateway {
+		return nil
+	}
+	keys := make([]string, len(dataplane.HostNATSysctls))
+	for i, s := range dataplane.HostNATSysctls {
+		keys[i] = s.Key
+	}
+	if err := b.sysctls(b.host, keys, "the host is the gateway of network "+cmp.Or(nw.Name, nw.ID)+": it forwards"); err != nil {
+		return err
+	}
+	if nw.Uplink != nil && *nw.Uplink != "" {
+		how := "masqueraded to its address"
+		if nw.SNATAddress != nil && *nw.SNATAddress != "" {
+			how = "translated to " + *nw.SNATAddress
+		}
+		b.add(Step{Object: "uplink " + *nw.Uplink,
+			Comment:  fmt.Sprintf("the host's own interface, not nsnet's: the subnets' traffic leaves by it, %s (the table below); its address and the host's default route stay the admin's", how),
+			Commands: []string{}})
+	}
+	return b.table(b.host, "the host's NAT: masquerade or SNAT of host-gateway subnets out of their uplinks, published ports (DNAT of the host's ports), hairpin; shared by every host-gateway network of this host")
+}
+
+// dhcp adds the network's qdhcp namespace and its port: the DHCP and DNS
+// servers that listen there are nsnet's own, not commands.
+func (b *build) dhcp(name string, nw model.Network, tap netlink.Link) error {
+	ns, err := b.open(name, "DHCP of network "+cmp.Or(nw.Name, nw.ID))
+	if err != nil {
+		return err
+	}
+	b.space(ns, "DHCP of network "+cmp.Or(nw.Name, nw.ID),
+		"its namespace, qdhcp-<network id>: the daemon itself serves DHCP (static leases) and DNS here, and metadata at 169.254.169.254; those servers are nsnet's process, not commands")
+	alias := tap.Attrs().Alias
+	ports, _ := portLinks(ns)
+	devs := map[int]bool{}
+	for _, l := range ports {
+		if l.Attrs().Alias != alias {
+			continue
+		}
+		devs[l.Attrs().Index] = true
+		p := b.names.ports[portID(l)]
+		if err := b.port(ns, l, fmt.Sprintf("%s, the DHCP port: %s", l.Attrs().Name, b.names.subnetsOf(p)), nil); err != nil {
+			return err
+		}
+	}
+	b.routes(ns, "routes of the DHCP namespace", func(r netlink.Route) bool { return devs[r.LinkIndex] })
+	return b.table(ns, "its NAT table")
+}
+
+// securityGroups names the groups that filter the network's ports. Their
+// rules are elements of the host's firewall tables, shared by every port
+// of the host, which explain does not rebuild.
+func (b *build) securityGroups(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	var names []string
+	for _, id := range ids {
+		names = append(names, cmp.Or(b.names.groups[id].Name, id))
+	}
+	slices.Sort(names)
+	b.add(Step{Object: "security groups " + strings.Join(names, ", "),
+		Comment: fmt.Sprintf("filter this network's ports: anti-spoofing per port in %s, the groups' stateful rules as set elements in %s (see nsnet security-group show, docs/SECURITY_GROUPS.md); shared by every port of the host, so not rebuilt here",
+			inNamespace(b.host.name, "nft", "list", "table", "bridge", "nsnet_fw"), inNamespace(b.host.name, "nft", "list", "table", "inet", "nsnet_fw")),
+		Commands: []string{}})
 }

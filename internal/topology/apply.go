@@ -62,13 +62,21 @@ func LoadState(ctx context.Context, c *client.Client) (State, error) {
 // the plan: later steps depend on the API's state, not the kernel's. Execute
 // stops at the first failure: the steps before it stay done, and applying
 // the file again resumes from there, since a plan only does what is missing.
+//
+// A step whose resource ended in ERROR (the agent tried and failed) does not
+// stop the plan either, for the same reason; Execute carries out the rest
+// and then returns a *FailedError counting them.
 func Execute(ctx context.Context, c *client.Client, plan *Plan, out io.Writer) error {
 	created := map[client.Collection]map[string]string{}
+	failed := &FailedError{}
 	for _, s := range plan.Steps {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		id, warning, err := execute(ctx, c, s, created)
+		id, warning, isFailed, err := execute(ctx, c, s, created)
+		if isFailed {
+			failed.Steps = append(failed.Steps, s.String())
+		}
 		if err != nil {
 			return fmt.Errorf("%s %s %s: %w", s.Action.Verb(), s.Collection.Singular(), s.Name, err)
 		}
@@ -84,31 +92,46 @@ func Execute(ctx context.Context, c *client.Client, plan *Plan, out io.Writer) e
 		}
 		fmt.Fprintln(out, line)
 	}
+	if len(failed.Steps) > 0 {
+		return failed
+	}
 	return nil
+}
+
+// FailedError is a plan carried out to its end in which some resources
+// ended in ERROR: stored, but the agent could not program them.
+type FailedError struct {
+	Steps []string // as Step.String, in plan order
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("%d of the resources ended in ERROR (the agent could not program them; the lines above say why, `nsnet status` too): %s",
+		len(e.Steps), strings.Join(e.Steps, "; "))
 }
 
 // execute carries out one step. It returns the id of what it created and,
 // when the kernel does not have the change, why.
-func execute(ctx context.Context, c *client.Client, s Step, created map[client.Collection]map[string]string) (id, warning string, err error) {
+func execute(ctx context.Context, c *client.Client, s Step, created map[client.Collection]map[string]string) (id, warning string, failed bool, err error) {
 	col, err := collectionOf(s, created)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	// A step may update what an earlier step of the plan created.
 	target := s.ID
 	if target == "" && s.Action == Update {
 		if target = created[s.Collection][s.Name]; target == "" {
-			return "", "", fmt.Errorf("internal error: %s %s is used before it is created", s.Collection.Singular(), s.Name)
+			return "", "", false, fmt.Errorf("internal error: %s %s is used before it is created", s.Collection.Singular(), s.Name)
 		}
 	}
 	switch s.Action {
 	case Create, Update:
 		attrs, err := resolve(s.Attrs, created)
 		if err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
 		if s.Call != "" {
-			return routerCall(ctx, c, s.Call, target, attrs)
+			id, warning, err := routerCall(ctx, c, s.Call, target, attrs)
+			return id, warning, false, err
 		}
 		var obj json.RawMessage
 		var meta client.Meta
@@ -118,34 +141,34 @@ func execute(ctx context.Context, c *client.Client, s Step, created map[client.C
 			obj, meta, err = client.Update[json.RawMessage](ctx, c, col, target, attrs)
 		}
 		if err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
 		var created struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(obj, &created); err != nil {
-			return "", "", fmt.Errorf("decode %s: %w", s.Collection.Singular(), err)
+			return "", "", false, fmt.Errorf("decode %s: %w", s.Collection.Singular(), err)
 		}
 		if s.Action == Create && col == client.SecurityGroups {
 			// The file's rules are the group's rules: the plan's next
 			// steps create them.
 			if err := clearRules(ctx, c, created.ID); err != nil {
-				return created.ID, "", err
+				return created.ID, "", false, err
 			}
 		}
-		return created.ID, client.Unprogrammed(meta, obj), nil
+		return created.ID, client.Unprogrammed(meta, obj), client.Failed(meta, obj), nil
 	case Delete:
 		meta, err := c.Delete(ctx, col, s.ID)
 		if client.IsNotFound(err) {
 			// Gone already, e.g. a subnet deleted with its network.
-			return "", "", nil
+			return "", "", false, nil
 		}
 		if err != nil {
-			return "", "", err
+			return "", "", false, err
 		}
-		return "", client.Unprogrammed(meta, nil), nil
+		return "", client.Unprogrammed(meta, nil), false, nil
 	}
-	return "", "", nil // Unchanged, Absent
+	return "", "", false, nil // Unchanged, Absent
 }
 
 // collectionOf is where step s sends its request: a port forwarding's

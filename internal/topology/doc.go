@@ -11,7 +11,7 @@
 //
 // # File format
 //
-// A topology is a YAML document with a name and four lists. Resources refer
+// A topology is a YAML document with a name and lists of resources, which refer
 // to each other by name, never by id:
 //
 //	name: seed-bridge            # required; marks what this file manages

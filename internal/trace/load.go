@@ -49,6 +49,9 @@ func LoadModel(ctx context.Context, c *client.Client) (*Model, error) {
 	if m.SecurityGroups, err = client.List[model.SecurityGroup](ctx, c, client.SecurityGroups, nil); err != nil {
 		return nil, err
 	}
+	if m.PublishedPorts, err = client.List[model.PublishedPort](ctx, c, client.PublishedPorts, nil); err != nil {
+		return nil, err
+	}
 	for _, f := range m.FloatingIPs {
 		pfs, err := client.List[model.PortForwarding](ctx, c, client.PortForwardings(f.ID), nil)
 		if err != nil {

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -36,6 +38,7 @@ type Model struct {
 	Routers         []model.Router
 	FloatingIPs     []model.FloatingIP
 	PortForwardings map[string][]model.PortForwarding // by floating IP id
+	PublishedPorts  []model.PublishedPort             // the host's (host-gateway networks)
 	SecurityGroups  []model.SecurityGroup             // to name the groups that drop a probe
 }
 
@@ -63,6 +66,9 @@ const (
 	KindBridge   = "bridge"   // a port of a network's bridge, on the host
 	KindRouter   = "router"   // an interface of a router
 	KindInstance = "instance" // the destination instance's interface
+	// KindHost is an interface of the host's own stack, routing for a
+	// host-gateway network: the network's bridge device, the uplink.
+	KindHost = "host"
 )
 
 func (h Hop) String() string { return nsLabel(h.Netns) + "/" + h.Interface }
@@ -100,6 +106,7 @@ const (
 	EndNoRoute  = "no-route" // a router of nsnet has no route for it
 	EndRouter   = "router"   // at an address of a router
 	EndNobody   = "nobody"   // no port of an internal network holds the address
+	EndHost     = "host"     // at an address of the host (a host-gateway network's gateway)
 )
 
 // Source is where a probe starts: an interface of a namespace with an
@@ -218,6 +225,10 @@ func (m *Model) Plan(src Source, dst netip.Addr, proto uint8, port uint16) (*Pla
 	seen := map[string]bool{}
 	for {
 		owner := m.portHolding(network, nextHop)
+		if owner == nil && m.isHostGateway(network, nextHop) {
+			m.viaHost(p, network, target, proto, port)
+			return p, nil
+		}
 		if owner == nil {
 			net := m.networkName(network)
 			p.NextHop = nextHop
@@ -559,4 +570,112 @@ func protoName(proto uint8) string {
 		return "udp"
 	}
 	return "icmp"
+}
+
+// isHostGateway reports whether addr is the gateway of a subnet of
+// host-gateway network: an address of the host, on the network's bridge.
+func (m *Model) isHostGateway(network string, addr netip.Addr) bool {
+	n := m.networkByID(network)
+	return n != nil && n.HostGateway && slices.Contains(m.hostAddrs(network), addr)
+}
+
+// hostAddrs are the gateway addresses the host holds on host-gateway
+// networks: network's, or every one for "".
+func (m *Model) hostAddrs(network string) []netip.Addr {
+	var out []netip.Addr
+	for i := range m.Subnets {
+		s := &m.Subnets[i]
+		if n := m.networkByID(s.NetworkID); n == nil || !n.HostGateway || network != "" && s.NetworkID != network || s.GatewayIP == nil {
+			continue
+		}
+		if a, err := netip.ParseAddr(*s.GatewayIP); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (m *Model) networkByID(id string) *model.Network {
+	for i := range m.Networks {
+		if m.Networks[i].ID == id {
+			return &m.Networks[i]
+		}
+	}
+	return nil
+}
+
+// viaHost plans the rest of a path that the host routes, as the gateway
+// of host-gateway network from (seeds 000–002): the probe enters the
+// host's stack by the network's bridge; a published port of the host
+// translates it to an instance's address (the source's own, through the
+// bridge again: hairpin); an address on a host-gateway network leaves by
+// that network's bridge; anything else leaves by from's uplink, where
+// the host masquerades (or SNATs) it.
+func (m *Model) viaHost(p *Plan, from string, target netip.Addr, proto uint8, port uint16) {
+	const node = "host gateway"
+	p.Hops = append(p.Hops, Hop{Netns: m.HostNetns, Interface: model.BridgeName(from), Kind: KindHost, Node: node, Ingress: true, Network: from})
+	if slices.Contains(m.hostAddrs(""), target) {
+		fixed, ok := m.published(proto, port)
+		if !ok {
+			p.End, p.EndDetail = EndHost, fmt.Sprintf("%s is an address of the host, the gateway of network %s", target, m.networkName(from))
+			return
+		}
+		target, p.DNAT = fixed, fixed
+	}
+	for i := range m.Subnets {
+		s := &m.Subnets[i]
+		if n := m.networkByID(s.NetworkID); n == nil || !n.HostGateway || !prefixOf(s).Contains(target) {
+			continue
+		}
+		out := s.NetworkID
+		p.Hops = append(p.Hops, Hop{Netns: m.HostNetns, Interface: model.BridgeName(out), Kind: KindHost, Node: node, Network: out})
+		owner := m.portHolding(out, target)
+		if owner == nil || model.IsRouterOwner(owner.DeviceOwner) || m.instance(owner.DeviceID) == nil {
+			p.NextHop = target
+			p.End, p.EndDetail = EndNobody, fmt.Sprintf("no instance port on network %s holds %s", m.networkName(out), target)
+			return
+		}
+		inst := m.instance(owner.DeviceID)
+		p.Hops = append(p.Hops,
+			Hop{Netns: m.HostNetns, Interface: model.TapName(owner.ID), Kind: KindBridge, Node: m.bridgeNode(out), Network: out},
+			Hop{Netns: inst.Netns, Interface: owner.InterfaceName, Kind: KindInstance, Node: "instance " + inst.Name, Ingress: true, Network: out})
+		p.End, p.EndDetail = EndInstance, fmt.Sprintf("%s is instance %s", target, inst.Name)
+		return
+	}
+	p.NextHop = target
+	n := m.networkByID(from)
+	if n.Uplink == nil || *n.Uplink == "" {
+		p.End, p.EndDetail = EndExternal, fmt.Sprintf("the host routes it on by its own routes (network %s names no uplink)", m.networkName(from))
+		return
+	}
+	p.Hops = append(p.Hops, Hop{Netns: m.HostNetns, Interface: *n.Uplink, Kind: KindHost, Node: "host uplink", Network: from})
+	how := "masqueraded to its address"
+	if n.SNATAddress != nil && *n.SNATAddress != "" {
+		how = "translated to " + *n.SNATAddress
+	}
+	p.End, p.EndDetail = EndExternal, fmt.Sprintf("leaves nsnet by the host's uplink %s, %s", *n.Uplink, how)
+}
+
+// published is the instance address a published port of the host sends
+// proto/port to.
+func (m *Model) published(proto uint8, port uint16) (netip.Addr, bool) {
+	for _, pp := range m.PublishedPorts {
+		if pp.Protocol != protoName(proto) || port == 0 {
+			continue
+		}
+		lo, hi := 0, -1
+		if pp.HostPort != nil {
+			lo, hi = *pp.HostPort, *pp.HostPort
+		} else if a, b, ok := strings.Cut(pp.HostPortRange, ":"); ok {
+			lo, _ = strconv.Atoi(a)
+			hi, _ = strconv.Atoi(b)
+		}
+		if int(port) < lo || int(port) > hi {
+			continue
+		}
+		if a, err := netip.ParseAddr(pp.InternalIPAddress); err == nil {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
 }

@@ -244,3 +244,87 @@ func TestFreeAddress(t *testing.T) {
 		t.Errorf("freeAddress past a used address = %v", a)
 	}
 }
+
+// TestPlanHostGateway: on a host-gateway network (seeds 000–002) the host
+// is the router: the probe enters its stack by the network's bridge and
+// leaves by the uplink, where the masquerade happens; a published port of
+// the host (any of its addresses) is translated to an instance's, which
+// may be the source itself (hairpin through the bridge).
+func TestPlanHostGateway(t *testing.T) {
+	str := func(s string) *string { return &s }
+	n := func(i int) *int { return &i }
+	m := &Model{HostNetns: "nse-host", Prefix: "nse-"}
+	m.Networks = []model.Network{
+		{ID: "lan", Name: "linux-bridge", HostGateway: true, Uplink: str("eth0")},
+		{ID: "lab", Name: "lab", HostGateway: true},
+	}
+	m.Subnets = []model.Subnet{
+		{ID: "lan-v4", NetworkID: "lan", CIDR: "192.168.24.0/24", GatewayIP: str("192.168.24.1")},
+		{ID: "lab-v4", NetworkID: "lab", CIDR: "192.168.25.0/24", GatewayIP: str("192.168.25.1")},
+	}
+	m.Instances = []model.Instance{{ID: "red", Name: "red", Netns: "nse-red"}, {ID: "green", Name: "green", Netns: "nse-green"}, {ID: "lb", Name: "lb", Netns: "nse-lb"}}
+	for _, p := range []struct{ id, net, sub, ip, dev string }{
+		{"red-p", "lan", "lan-v4", "192.168.24.10", "red"}, {"green-p", "lan", "lan-v4", "192.168.24.11", "green"},
+		{"lb-p", "lab", "lab-v4", "192.168.25.10", "lb"},
+	} {
+		m.Ports = append(m.Ports, model.Port{ID: p.id, NetworkID: p.net, DeviceOwner: "compute:nsnet", DeviceID: p.dev,
+			InterfaceName: "eth0", FixedIPs: []model.FixedIP{{SubnetID: p.sub, IPAddress: p.ip}}})
+	}
+	m.PublishedPorts = []model.PublishedPort{{ID: "pp", Protocol: "tcp", HostPort: n(8080), InternalPortID: "red-p",
+		InternalIPAddress: "192.168.24.10", InternalPort: n(80)}}
+	br := model.BridgeName("lan")
+	tests := []struct {
+		name, from, dst string
+		proto           uint8
+		port            uint16
+		wantHops        string
+		wantEnd         string
+		wantDNAT        string
+	}{
+		{name: "out through the uplink", from: "red", dst: "203.0.113.1", proto: capture.ProtoICMP,
+			wantHops: "nse-red/eth0 >nse-host/tapred-p >nse-host/" + br + " nse-host/eth0", wantEnd: EndExternal},
+		{name: "the host's gateway address", from: "green", dst: "192.168.24.1", proto: capture.ProtoICMP,
+			wantHops: "nse-green/eth0 >nse-host/tapgreen-p >nse-host/" + br, wantEnd: EndHost},
+		{name: "its own published port, through the gateway (hairpin)", from: "red", dst: "192.168.24.1", proto: capture.ProtoTCP, port: 8080,
+			wantHops: "nse-red/eth0 >nse-host/tapred-p >nse-host/" + br + " nse-host/" + br + " nse-host/tapred-p >nse-red/eth0",
+			wantEnd:  EndInstance, wantDNAT: "192.168.24.10"},
+		{name: "another's published port, by the host's other gateway address", from: "lb", dst: "192.168.25.1", proto: capture.ProtoTCP, port: 8080,
+			wantHops: "nse-lb/eth0 >nse-host/taplb-p >nse-host/" + model.BridgeName("lab") + " nse-host/" + br + " nse-host/tapred-p >nse-red/eth0",
+			wantEnd:  EndInstance, wantDNAT: "192.168.24.10"},
+		{name: "routed by the host to another host-gateway network", from: "lb", dst: "192.168.24.11", proto: capture.ProtoICMP,
+			wantHops: "nse-lb/eth0 >nse-host/taplb-p >nse-host/" + model.BridgeName("lab") + " nse-host/" + br + " nse-host/tapgreen-p >nse-green/eth0",
+			wantEnd:  EndInstance},
+		{name: "no uplink: the host's own routes", from: "lb", dst: "203.0.113.1", proto: capture.ProtoICMP,
+			wantHops: "nse-lb/eth0 >nse-host/taplb-p >nse-host/" + model.BridgeName("lab"), wantEnd: EndExternal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := netip.MustParseAddr(tc.dst)
+			src, err := m.InstanceSource(*m.instance(tc.from), dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := m.Plan(src, dst, tc.proto, tc.port)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hops []string
+			for _, h := range p.Hops {
+				s := h.String()
+				if h.Ingress {
+					s = ">" + s
+				}
+				hops = append(hops, s)
+			}
+			if got := strings.Join(hops, " "); got != tc.wantHops {
+				t.Errorf("hops\n got %s\nwant %s", got, tc.wantHops)
+			}
+			if p.End != tc.wantEnd {
+				t.Errorf("end %s (%s), want %s", p.End, p.EndDetail, tc.wantEnd)
+			}
+			if got := p.DNAT; tc.wantDNAT != "" && got.String() != tc.wantDNAT || tc.wantDNAT == "" && got.IsValid() {
+				t.Errorf("DNAT %v, want %q", got, tc.wantDNAT)
+			}
+		})
+	}
+}

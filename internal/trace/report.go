@@ -9,8 +9,10 @@ import (
 
 // Print writes the result for people, in the manner of the seeds'
 // walkthroughs: every interface on the way out and back, what NAT changed
-// where, and how it ended.
-func (r *Result) Print(w io.Writer) error {
+// where, and how it ended. Chains whose policy accepted the probe are
+// many (every hook of every table on the path) and say nothing a hop does
+// not; verbose lists them too.
+func (r *Result) Print(w io.Writer, verbose bool) error {
 	var b strings.Builder
 	to := r.Dst
 	if r.DstPort != 0 {
@@ -54,11 +56,20 @@ func (r *Result) Print(w io.Writer) error {
 			fmt.Fprintf(&b, "  - %s\n", reason)
 		}
 	}
-	if len(r.NFTrace) > 0 {
+	var shown []NFTEvent
+	for _, ev := range r.NFTrace {
+		if verbose || !ev.Policy || ev.Verdict != "accept" {
+			shown = append(shown, ev)
+		}
+	}
+	if len(shown) > 0 {
 		fmt.Fprintf(&b, "\nnftables verdicts on the probe:\n")
-		for _, ev := range r.NFTrace {
+		for _, ev := range shown {
 			fmt.Fprintf(&b, "  - %s\n", ev)
 		}
+	}
+	if left := len(r.NFTrace) - len(shown); left > 0 {
+		fmt.Fprintf(&b, "(%d accepts by the policy of a chain left out; -v lists them)\n", left)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -77,7 +88,7 @@ func writeHops(b *strings.Builder, hops []HopSeen, rws []Rewrite, way string) {
 		}
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s > %s  %s\n", i+1, h.Node, ns, h.Interface, h.Direction, h.SrcMAC, h.DstMAC, h.Summary)
 		for _, rw := range rws {
-			if rw.Way == way && rw.Interface == h.Interface && rw.Netns == h.Netns {
+			if rw.Way == way && rw.Hop == i+1 {
 				fmt.Fprintf(tw, "\t\t\t\t\t↳ %s\n", rw)
 			}
 		}

@@ -19,7 +19,16 @@ func sighting(ns, ifname, node, src, dst string, sport, dport, icmpID uint16) Ho
 	}
 	pk := &capture.Packet{EtherType: capture.EtherTypeIPv4, Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst),
 		Proto: proto, SrcPort: sport, DstPort: dport, ICMPID: icmpID}
+	if proto == capture.ProtoICMP {
+		pk.ICMPType = capture.ICMPEchoRequest
+	}
 	return HopSeen{Hop: Hop{Netns: ns, Interface: ifname, Node: node}, Seen: true, packet: pk, Summary: pk.Summary()}
+}
+
+// reply makes a sighting of an ICMP echo request one of an echo reply.
+func reply(h HopSeen) HopSeen {
+	h.packet.ICMPType = capture.ICMPEchoReply
+	return h
 }
 
 func TestRewrites(t *testing.T) {
@@ -46,6 +55,14 @@ func TestRewrites(t *testing.T) {
 			sighting("r", "qr-1", "router r1", "10.0.0.5", "203.0.113.1", 0, 0, 7),
 			sighting("r", "qg-1", "router r1", "198.51.100.2", "203.0.113.1", 0, 0, 9),
 		}, []string{"SNAT 10.0.0.5 → 198.51.100.2, ICMP id 7 → 9 in router r1 (between qr-1 and qg-1)"}},
+		{"ICMP: the answer through masquerade is un-SNATed: the id goes with the destination", []HopSeen{
+			reply(sighting("r", "qg-1", "router r1", "203.0.113.1", "198.51.100.2", 0, 0, 9)),
+			reply(sighting("r", "qr-1", "router r1", "203.0.113.1", "10.0.0.5", 0, 0, 7)),
+		}, []string{"DNAT 198.51.100.2 → 10.0.0.5, ICMP id 9 → 7 in router r1 (between qg-1 and qr-1)"}},
+		{"ICMP: only the echo id of an answer changes", []HopSeen{
+			reply(sighting("r", "qg-1", "router r1", "203.0.113.1", "10.0.0.5", 0, 0, 9)),
+			reply(sighting("r", "qr-1", "router r1", "203.0.113.1", "10.0.0.5", 0, 0, 7)),
+		}, []string{"DNAT 10.0.0.5 (kept), ICMP id 9 → 7 in router r1 (between qg-1 and qr-1)"}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -72,7 +89,7 @@ func TestPrintStopped(t *testing.T) {
 		Stopped: &Stop{Way: "out", LastSeen: &last, Reasons: []string{"dropped by nftables: drop by rule handle 2 …"}},
 	}
 	var b strings.Builder
-	if err := r.Print(&b); err != nil {
+	if err := r.Print(&b, false); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -167,5 +184,69 @@ func TestSendReason(t *testing.T) {
 		if got := sendReason(src, dst, tc.err); !strings.HasPrefix(got, tc.want) {
 			t.Errorf("sendReason(%v) = %q, want it to start %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestPrintPolicyAccepts: the accepts of chain policies, one per hook of
+// every table on the path, are listed only when asked for (-v); a rule's
+// verdict always is.
+func TestPrintPolicyAccepts(t *testing.T) {
+	r := &Result{Protocol: "icmp", Src: "10.0.0.5", Dst: "203.0.113.1", From: "instance vm1",
+		Probe: &Probe{Proto: capture.ProtoICMP},
+		NFTrace: []NFTEvent{
+			{Node: "the host", Family: "inet", Table: "nsnet_fw", Chain: "forward", Verdict: "accept", Policy: true},
+			{Node: "the host", Family: "bridge", Table: "nsnet_fw", Chain: "prerouting", Verdict: "accept", Policy: true},
+			{Node: "router r1", Family: "inet", Table: "nsnet", Chain: "postrouting", Handle: 21, Comment: "SNAT", Verdict: "accept"},
+		}}
+	policy := "accept by the policy of chain forward in table inet nsnet_fw"
+	rule := `accept by rule handle 21 of chain postrouting in table inet nsnet, router r1 (comment "SNAT")`
+	for _, tc := range []struct {
+		verbose       bool
+		want, wantNot []string
+	}{
+		{false, []string{rule, "(2 accepts by the policy of a chain left out; -v lists them)"}, []string{policy}},
+		{true, []string{rule, policy}, []string{"left out"}},
+	} {
+		var b strings.Builder
+		if err := r.Print(&b, tc.verbose); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(b.String(), w) {
+				t.Errorf("verbose=%v: no %q in\n%s", tc.verbose, w, b.String())
+			}
+		}
+		for _, w := range tc.wantNot {
+			if strings.Contains(b.String(), w) {
+				t.Errorf("verbose=%v: %q in\n%s", tc.verbose, w, b.String())
+			}
+		}
+	}
+}
+
+// TestPrintHairpinRewrites: a hairpin crosses the host's bridge port
+// twice; a rewrite shows under the hop where it was seen, not under every
+// crossing of that interface.
+func TestPrintHairpinRewrites(t *testing.T) {
+	way := []HopSeen{
+		sighting("nse-red", "eth0", "instance red", "192.168.24.10", "192.168.24.1", 40000, 8080, 0),
+		sighting("nse-host", "tapred", "bridge lan", "192.168.24.10", "192.168.24.1", 40000, 8080, 0),
+		sighting("nse-host", "nsb-lan", "host gateway", "192.168.24.10", "192.168.24.10", 40000, 80, 0),
+		sighting("nse-host", "tapred", "bridge lan", "192.168.24.1", "192.168.24.10", 40000, 80, 0),
+	}
+	r := &Result{Protocol: "tcp", Src: "192.168.24.10", Dst: "192.168.24.1", DstPort: 8080, From: "instance red",
+		Probe: &Probe{Proto: capture.ProtoTCP, DstPort: 8080}, Way: way, Rewrites: rewrites("out", way)}
+	var b strings.Builder
+	if err := r.Print(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"DNAT 192.168.24.1:8080 → 192.168.24.10:80", "SNAT 192.168.24.10:40000 → 192.168.24.1:40000"} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%q printed %d times, want once:\n%s", want, n, out)
+		}
+	}
+	if i, j := strings.Index(out, "  4  "), strings.Index(out, "SNAT 192.168.24.10:40000"); i < 0 || j < i {
+		t.Errorf("the SNAT is not under hop 4:\n%s", out)
 	}
 }

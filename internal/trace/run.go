@@ -80,10 +80,18 @@ type Rewrite struct {
 	Interface string `json:"interface"` // where the change was first seen
 	After     string `json:"after"`     // the interface before it
 	Detail    string `json:"detail,omitempty"`
+	// Hop is the number of the hop (from 1, in its way's order) where
+	// the change was first seen: an interface may be crossed twice (a
+	// hairpin through the host's bridge).
+	Hop int `json:"hop"`
 }
 
 func (r Rewrite) String() string {
 	s := fmt.Sprintf("%s %s → %s", r.Kind, r.From, r.To)
+	if r.From == r.To {
+		// Only the ICMP id changed.
+		s = fmt.Sprintf("%s %s (kept)", r.Kind, r.From)
+	}
 	if r.Detail != "" {
 		s += ", " + r.Detail
 	}
@@ -328,25 +336,40 @@ func rewrites(way string, hops []HopSeen) []Rewrite {
 		}
 		if prev != nil && sameKind(prev.packet, h.packet) {
 			a, b := prev.packet, h.packet
-			where := Rewrite{Way: way, Netns: h.Netns, Node: h.Node, Interface: h.Interface, After: prev.Interface}
-			if a.Src != b.Src || a.SrcPort != b.SrcPort || a.ICMPID != b.ICMPID {
+			where := Rewrite{Way: way, Netns: h.Netns, Node: h.Node, Interface: h.Interface, After: prev.Interface, Hop: i + 1}
+			// The echo id is ICMP's "port": NAT may change it. It is the
+			// source's on a request and, as conntrack maps it, the
+			// destination's on a reply, where undoing a masquerade puts
+			// both the address and the id back (DNAT).
+			idChanged := a.ICMPID != b.ICMPID
+			idOfDst := idChanged && isEchoReply(b)
+			if a.Src != b.Src || a.SrcPort != b.SrcPort || idChanged && !idOfDst {
 				rw := where
 				rw.Kind, rw.From, rw.To = "SNAT", endpoint(a.Src, a.SrcPort), endpoint(b.Src, b.SrcPort)
-				if a.ICMPID != b.ICMPID {
-					// ICMP's "port": NAT may change the echo id.
+				if idChanged && !idOfDst {
 					rw.Detail = fmt.Sprintf("ICMP id %d → %d", a.ICMPID, b.ICMPID)
 				}
 				out = append(out, rw)
 			}
-			if a.Dst != b.Dst || a.DstPort != b.DstPort {
+			if a.Dst != b.Dst || a.DstPort != b.DstPort || idOfDst {
 				rw := where
 				rw.Kind, rw.From, rw.To = "DNAT", endpoint(a.Dst, a.DstPort), endpoint(b.Dst, b.DstPort)
+				if idOfDst {
+					rw.Detail = fmt.Sprintf("ICMP id %d → %d", a.ICMPID, b.ICMPID)
+				}
 				out = append(out, rw)
 			}
 		}
 		prev = h
 	}
 	return out
+}
+
+func isEchoReply(p *capture.Packet) bool {
+	if p.EtherType == capture.EtherTypeIPv6 {
+		return p.Proto == capture.ProtoICMPv6 && p.ICMPType == capture.ICMPv6EchoReply
+	}
+	return p.Proto == capture.ProtoICMP && p.ICMPType == capture.ICMPEchoReply
 }
 
 // sameKind reports whether two sightings are the same packet translated,

@@ -184,7 +184,7 @@ func TestRunIPv6(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out strings.Builder
-			res.Print(&out)
+			res.Print(&out, true)
 			if len(res.Notes) > 0 {
 				t.Errorf("notes: %v", res.Notes)
 			}
@@ -359,7 +359,7 @@ func TestRunIPv6Bridged(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	res.Print(&out)
+	res.Print(&out, true)
 	if !res.Answered || seenCount(res.Way) != 6 || seenCount(res.WayBack) != 6 || res.Stopped != nil || len(res.Notes) > 0 {
 		t.Errorf("echo through the bridge:\n%s", out.String())
 	}
@@ -369,7 +369,7 @@ func TestRunIPv6Bridged(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	res.Print(&out)
+	res.Print(&out, true)
 	drop := `dropped by nftables: drop by rule handle 2 of chain forward in table bridge blocker, the host (comment "bridge drop")`
 	if res.Answered || seenCount(res.Way) != 2 || res.Stopped == nil ||
 		!strings.HasPrefix(res.Stopped.Reasons[0], "bridge br0 received it on tapA but did not forward it to tapR") ||

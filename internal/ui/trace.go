@@ -101,7 +101,7 @@ func (h *Handler) trace(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	var text strings.Builder
-	if err := res.Print(&text); err != nil {
+	if err := res.Print(&text, false); err != nil {
 		h.fail(w, err)
 		return
 	}
