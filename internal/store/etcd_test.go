@@ -1,0 +1,252 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
+)
+
+func TestParseEtcdURL(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		endpoints []string
+		prefix    string
+		err       bool
+	}{
+		{in: "etcd://127.0.0.1:2379", endpoints: []string{"127.0.0.1:2379"}, prefix: "/nsnet"},
+		{in: "etcd://h1:2379,h2:2379,[::1]:2379", endpoints: []string{"h1:2379", "h2:2379", "[::1]:2379"}, prefix: "/nsnet"},
+		{in: "etcd://h1:2379/prod/nsnet/", endpoints: []string{"h1:2379"}, prefix: "/prod/nsnet"},
+		{in: "etcd://", err: true},
+		{in: "etcd://h1", err: true},
+		{in: "etcd://h1:2379,", err: true},
+		{in: "http://h1:2379", err: true},
+		{in: "/var/lib/nsnet/state.db", err: true},
+	} {
+		cfg, err := store.ParseEtcdURL(tc.in)
+		if tc.err {
+			if err == nil {
+				t.Errorf("ParseEtcdURL(%q) = %+v, want an error", tc.in, cfg)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix {
+			t.Errorf("ParseEtcdURL(%q) = %+v, %v; want %v under %s", tc.in, cfg, err, tc.endpoints, tc.prefix)
+		}
+	}
+}
+
+// TestEtcdPrefixesAreApart: two stores under different prefixes of one
+// cluster see neither each other's records nor each other's commits.
+func TestEtcdPrefixesAreApart(t *testing.T) {
+	a, b := storetest.OpenEtcd(t), storetest.OpenEtcd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchB := b.Watch(ctx)
+	if _, err := a.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{"a"}) }); err != nil {
+		t.Fatal(err)
+	}
+	revB, err := b.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Ports, "p", rec{"b"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.View(ctx, func(r store.Reader) error {
+		if got, _ := store.List[rec](r, store.Networks); len(got) != 0 {
+			t.Errorf("b sees a's networks: %v", got)
+		}
+		return nil
+	})
+	// b's watch wakes for b's commit only: the first revision it gives
+	// is b's, not a's earlier one.
+	select {
+	case rev := <-watchB:
+		if rev != revB {
+			t.Errorf("b's watch gave %d, want its own commit %d", rev, revB)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("b's watch saw nothing")
+	}
+}
+
+// TestEtcdWritersOfDifferentKindsDoNotConflict: a commit to another kind
+// between a transaction's reads and its commit does not make it run
+// again; one to the kind it listed does.
+func TestEtcdWritersOfDifferentKindsDoNotConflict(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		other    store.Kind
+		wantRuns int
+	}{{store.Ports, 1}, {store.Networks, 2}} {
+		runs := 0
+		_, err := s.Update(ctx, func(tx store.Txn) error {
+			runs++
+			if _, err := store.List[rec](tx, store.Networks); err != nil {
+				return err
+			}
+			if runs == 1 {
+				if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(tc.other, "x", rec{"x"}) }); err != nil {
+					return err
+				}
+			}
+			return tx.Put(store.Networks, "mine", rec{string(tc.other)})
+		})
+		if err != nil || runs != tc.wantRuns {
+			t.Errorf("a write to %s between: %d runs (%v), want %d", tc.other, runs, err, tc.wantRuns)
+		}
+	}
+}
+
+// TestEtcdGetConflictsOnDeleteAndRecreate: a key read as present and
+// deleted since, or read as missing and created since, conflicts.
+func TestEtcdGetConflictsOnDeleteAndRecreate(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Routers, "r", rec{"r"}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, between := range []func(tx store.Txn) error{
+		func(tx store.Txn) error { return tx.Delete(store.Routers, "r") },
+		func(tx store.Txn) error { return tx.Put(store.Routers, "r", rec{"again"}) },
+	} {
+		runs := 0
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			runs++
+			store.Get[rec](tx, store.Routers, "r")
+			if runs == 1 {
+				if _, err := s.Update(ctx, between); err != nil {
+					return err
+				}
+			}
+			return tx.Put(store.FloatingIPs, "f", rec{"f"})
+		}); err != nil || runs != 2 {
+			t.Errorf("%d runs (%v), want 2", runs, err)
+		}
+	}
+}
+
+// TestEtcdCompactionRereads: a snapshot compacted away while a
+// transaction reads it makes the transaction run again on a fresh one.
+func TestEtcdCompactionRereads(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, id, rec{id}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := 0
+	var got []rec
+	rev, err := s.Update(ctx, func(tx store.Txn) error {
+		runs++
+		if _, err := store.Get[rec](tx, store.Subnets, "a"); err != nil {
+			return err
+		}
+		if runs == 1 {
+			// Another writer commits and the cluster compacts past this
+			// snapshot: the List below cannot read at its revision.
+			rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "c", rec{"c"}) })
+			if err != nil {
+				return err
+			}
+			if _, err := cli.Compact(ctx, rev); err != nil {
+				return err
+			}
+		}
+		var err error
+		got, err = store.List[rec](tx, store.Subnets)
+		if err != nil {
+			return err
+		}
+		return tx.Put(store.Subnets, "d", rec{"d"})
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("update across a compaction: %d runs, %v; want 2 runs", runs, err)
+	}
+	if want := []rec{{"a"}, {"b"}, {"c"}}; !slices.Equal(got, want) {
+		t.Errorf("the run after compaction listed %v, want %v", got, want)
+	}
+	if r := revision(t, s); r != rev {
+		t.Errorf("revision %d after the commit, want %d", r, rev)
+	}
+}
+
+// TestEtcdUnavailableThenRecovers: with etcd killed, reads and writes fail
+// with ErrUnavailable and a watch stays open; with it back, writes succeed
+// and the watch delivers them.
+func TestEtcdUnavailableThenRecovers(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := s.Watch(ctx)
+	put := func(name string) (int64, error) {
+		return s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{name}) })
+	}
+	if _, err := put("before"); err != nil {
+		t.Fatal(err)
+	}
+
+	e.Stop()
+	if _, err := put("during"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("update with etcd down: %v, want ErrUnavailable", err)
+	}
+	if err := s.View(ctx, func(r store.Reader) error { _, err := store.List[rec](r, store.Networks); return err }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("view with etcd down: %v, want ErrUnavailable", err)
+	}
+	if _, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: []string{e.Endpoint()}, RequestTimeout: time.Second}); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("open with etcd down: %v, want ErrUnavailable", err)
+	}
+
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The client reconnects with a backoff: retry as a client of a 503
+	// would.
+	var rev int64
+	for attempt := 0; ; attempt++ {
+		rev, err = put("after")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || attempt == 60 {
+			t.Fatalf("update after etcd came back: %v", err)
+		}
+	}
+	for {
+		select {
+		case got := <-watch:
+			if got == rev {
+				s.View(ctx, func(r store.Reader) error {
+					if n, err := store.Get[rec](r, store.Networks, "n"); err != nil || n.Name != "after" {
+						t.Errorf("after recovery: %v %v", n, err)
+					}
+					return nil
+				})
+				return
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the watch never gave revision %d after etcd came back", rev)
+		}
+	}
+}
