@@ -313,6 +313,17 @@ func (s *Etcd) commit(ctx context.Context, t *etcdTxn) (rev int64, ok bool, err 
 // where it stopped; when that revision was compacted away, it sends the
 // current revision, so that the watcher re-reads everything.
 func (s *Etcd) Watch(ctx context.Context) <-chan int64 {
+	// Changes from the call on are watched, even those committed before
+	// the stream is established; unreachable, it starts when it can.
+	var next int64 // 0: from the current revision
+	if rev, err := s.currentRevision(ctx); err == nil {
+		next = rev + 1
+	}
+	return s.watchFrom(ctx, next)
+}
+
+// watchFrom is Watch from revision next (0: the current one).
+func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 	out := make(chan int64, 1)
 	send := func(rev int64) {
 		// Only this goroutine sends: after taking an unread older
@@ -322,12 +333,6 @@ func (s *Etcd) Watch(ctx context.Context) <-chan int64 {
 		default:
 		}
 		out <- rev
-	}
-	// Changes from the call on are watched, even those committed before
-	// the stream is established; unreachable, it starts when it can.
-	var next int64 // 0: from the current revision
-	if rev, err := s.currentRevision(ctx); err == nil {
-		next = rev + 1
 	}
 	go func() {
 		defer close(out)

@@ -250,3 +250,56 @@ func TestEtcdUnavailableThenRecovers(t *testing.T) {
 		}
 	}
 }
+
+// TestEtcdWatchAfterCompactionSendsCurrent: a watch that resumes from a
+// revision compacted away (as after a long disconnection) cannot replay
+// what it missed, so it sends the current revision at once, for the
+// watcher to re-read everything, and then follows new commits.
+func TestEtcdWatchAfterCompactionSendsCurrent(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var revs []int64
+	for _, id := range []string{"a", "b", "c"} {
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Trunks, id, rec{id}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	if _, err := cli.Compact(ctx, revs[2]); err != nil {
+		t.Fatal(err)
+	}
+	ch := s.WatchFrom(ctx, revs[0]+1)
+	recv := func(what string) int64 {
+		select {
+		case rev := <-ch:
+			return rev
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the watch gave nothing: %s", what)
+			return 0
+		}
+	}
+	if got := recv("after the compaction"); got < revs[2] {
+		t.Errorf("watch from a compacted revision gave %d, want the current revision, at least %d", got, revs[2])
+	}
+	rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Trunks, "d", rec{"d"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := recv("the commit after"); got != rev; got = recv("the commit after") {
+		if got > rev {
+			t.Fatalf("watch gave %d, past the commit %d", got, rev)
+		}
+	}
+}
