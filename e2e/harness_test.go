@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // nsnetBin is the nsnet binary built once for the whole run.
@@ -47,7 +49,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: build nsnet:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// NSNET_TEST_STORE=etcd runs the daemons on a real etcd (see
+	// storetest), stopped when the run ends.
+	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -130,6 +134,10 @@ func Start(t *testing.T, opts ...option) *Env {
 			t.Fatal(err)
 		}
 		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--token-file", tokenFile)
+	}
+	if st := storetest.DaemonStore(t); st != "" && !slices.Contains(e.extra, "--store") {
+		args = append(args, "--store", st)
+		t.Logf("daemon store: %s", st)
 	}
 	e.args = append(args, e.extra...)
 	e.startDaemon()

@@ -240,3 +240,24 @@ func Open(tb testing.TB, dir string) store.Store {
 		return nil
 	}
 }
+
+// DaemonStore is the --store value EnvStore selects for a daemon under
+// test, with a prefix of its own: empty for the default bbolt file.
+func DaemonStore(tb testing.TB) string {
+	tb.Helper()
+	switch v := os.Getenv(EnvStore); {
+	case v == "" || v == "bolt":
+		return ""
+	case v == "etcd":
+		return sharedEtcd(tb).URL("nsnet-test/" + uuid.NewString())
+	case strings.HasPrefix(v, "etcd://"):
+		if _, err := store.ParseEtcdURL(v); err != nil {
+			tb.Fatalf("%s: %v", EnvStore, err)
+		}
+		host, _, _ := strings.Cut(strings.TrimPrefix(v, "etcd://"), "/")
+		return "etcd://" + host + "/nsnet-test/" + uuid.NewString()
+	default:
+		tb.Fatalf("%s=%q: want bolt, etcd or etcd://HOST:PORT", EnvStore, v)
+		return ""
+	}
+}
