@@ -105,6 +105,12 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // mod revision being at most R. Per-kind generations keep writers of
 // different kinds from conflicting with each other; writers of one kind
 // conflict only when one of them listed it or read what the other wrote.
+//
+// One commit is one etcd Txn, so it holds at most the cluster's
+// --max-txn-ops operations (128 by default): a record written and each
+// kind written count one each, and reads are checked in at most four
+// compares per kind. A bulk create of more than about a hundred records
+// needs that bound raised; past it the Update fails and writes nothing.
 type Etcd struct {
 	cli     *clientv3.Client
 	root    string

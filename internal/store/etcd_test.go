@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -302,4 +304,55 @@ func TestEtcdWatchAfterCompactionSendsCurrent(t *testing.T) {
 			t.Fatalf("watch gave %d, past the commit %d", got, rev)
 		}
 	}
+}
+
+// TestEtcdTransactionSizes: a transaction may read any number of records
+// (many reads of a kind are checked through its generation, within
+// etcd's bound on a transaction's operations, --max-txn-ops, 128 by
+// default); one that writes more records than that bound fails, saying
+// so, and writes nothing.
+func TestEtcdTransactionSizes(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	const n = 100
+	if _, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range n {
+			if err := tx.Put(store.Ports, fmt.Sprintf("p%03d", i), rec{"p"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Reads of 200 keys of two kinds (half of them missing), one write.
+	if _, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range 2 * n {
+			for _, kind := range []store.Kind{store.Ports, store.Instances} {
+				if _, err := store.Get[rec](tx, kind, fmt.Sprintf("p%03d", i)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
+		}
+		return tx.Put(store.Networks, "n", rec{"n"})
+	}); err != nil {
+		t.Errorf("a transaction of many reads: %v", err)
+	}
+	_, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range 200 {
+			if err := tx.Put(store.Instances, fmt.Sprintf("i%03d", i), rec{"i"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Errorf("a transaction of 200 writes: %v, want an error naming --max-txn-ops", err)
+	}
+	s.View(ctx, func(r store.Reader) error {
+		if got, _ := store.List[rec](r, store.Instances); len(got) != 0 {
+			t.Errorf("the failed transaction left %d instances", len(got))
+		}
+		return nil
+	})
 }
