@@ -21,15 +21,15 @@ type rec struct{ Name string }
 // backend is one implementation under the shared contract tests.
 type backend struct {
 	name string
-	open func(t *testing.T) store.Store
+	open func(tb testing.TB) store.Store
 	// concurrent: two Updates may run their functions at once (etcd);
 	// bbolt runs one writer at a time.
 	concurrent bool
 }
 
 var backends = []backend{
-	{name: "bolt", open: func(t *testing.T) store.Store { return storetest.OpenBolt(t, t.TempDir()) }},
-	{name: "etcd", open: func(t *testing.T) store.Store { return storetest.OpenEtcd(t) }, concurrent: true},
+	{name: "bolt", open: func(tb testing.TB) store.Store { return storetest.OpenBolt(tb, tb.TempDir()) }},
+	{name: "etcd", open: func(tb testing.TB) store.Store { return storetest.OpenEtcd(tb) }, concurrent: true},
 }
 
 // each runs test over every backend.
@@ -325,4 +325,54 @@ func TestRetryingRunsTwiceCommitsOnce(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// BenchmarkStore: a read-modify-write Update of one record, and a View
+// listing 500 records, on each backend.
+func BenchmarkStore(b *testing.B) {
+	type counter struct{ N int }
+	ctx := context.Background()
+	for _, be := range backends {
+		b.Run(be.name+"/update", func(b *testing.B) {
+			s := be.open(b)
+			for b.Loop() {
+				if _, err := s.Update(ctx, func(tx store.Txn) error {
+					c, err := store.Get[counter](tx, store.Quotas, "c")
+					if err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					c.N++
+					return tx.Put(store.Quotas, "c", c)
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(be.name+"/list500", func(b *testing.B) {
+			s := be.open(b)
+			for i := range 5 {
+				if _, err := s.Update(ctx, func(tx store.Txn) error {
+					for j := range 100 {
+						if err := tx.Put(store.Ports, fmt.Sprintf("p%d-%03d", i, j), rec{"port"}); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if err := s.View(ctx, func(r store.Reader) error {
+					got, err := store.List[rec](r, store.Ports)
+					if err == nil && len(got) != 500 {
+						err = fmt.Errorf("listed %d", len(got))
+					}
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -118,6 +118,12 @@ type Etcd struct {
 	where   string // endpoints, for errors
 }
 
+// Endpoints are the cluster's client addresses the store was opened with.
+func (s *Etcd) Endpoints() []string { return s.cli.Endpoints() }
+
+// Prefix is the root of the store's keys.
+func (s *Etcd) Prefix() string { return s.root }
+
 // OpenEtcd connects to the cluster and checks that it answers.
 func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if len(cfg.Endpoints) == 0 {

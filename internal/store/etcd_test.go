@@ -356,3 +356,40 @@ func TestEtcdTransactionSizes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEtcdStoresShareAPrefix: two stores on one prefix, as two hosts'
+// daemons are, see each other's records, and each one's watch wakes for
+// the other's commits.
+func TestEtcdStoresShareAPrefix(t *testing.T) {
+	a := storetest.OpenEtcd(t)
+	cfg, err := store.ParseEtcdURL("etcd://" + a.Endpoints()[0] + a.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.OpenEtcd(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchB := b.Watch(ctx)
+	rev, err := a.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Agents, "host-a", rec{"a"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-watchB:
+		if got != rev {
+			t.Errorf("b's watch gave %d, want a's commit %d", got, rev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("b's watch never saw a's commit")
+	}
+	b.View(ctx, func(r store.Reader) error {
+		if got, err := store.Get[rec](r, store.Agents, "host-a"); err != nil || got.Name != "a" || r.Revision() < rev {
+			t.Errorf("b reads a's record as %v, %v at revision %d (commit %d)", got, err, r.Revision(), rev)
+		}
+		return nil
+	})
+}
