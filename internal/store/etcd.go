@@ -27,7 +27,7 @@ import (
 var ErrUnavailable = errors.New("store unavailable")
 
 // errCompacted ends an attempt whose snapshot etcd compacted away while
-// it read: Update and View start again on a fresh one.
+// it read: Update starts again on a fresh one.
 var errCompacted = errors.New("snapshot compacted")
 
 // Defaults of an etcd store.
@@ -208,19 +208,21 @@ func (s *Etcd) currentRevision(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// View implements Store.
+// View implements Store. Unlike Update's, View's function need not be
+// safe to run twice, so a snapshot compacted away while it reads (it would
+// have to last longer than the cluster's compaction retention) is not
+// read again: the View fails with ErrUnavailable, and its caller tries
+// again as it would after any outage.
 func (s *Etcd) View(ctx context.Context, fn func(Reader) error) error {
-	for attempt := 1; ; attempt++ {
-		t := s.newTxn(ctx)
-		err := fn(t)
-		if t.err != nil {
-			err = t.err
-		}
-		if errors.Is(err, errCompacted) && attempt < maxEtcdAttempts {
-			continue
-		}
-		return err
+	t := s.newTxn(ctx)
+	err := fn(t)
+	if t.err != nil {
+		err = t.err
 	}
+	if errors.Is(err, errCompacted) {
+		return fmt.Errorf("%w: etcd %s compacted the snapshot while it was read", ErrUnavailable, s.where)
+	}
+	return err
 }
 
 // Update implements Store.

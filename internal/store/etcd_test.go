@@ -187,6 +187,28 @@ func TestEtcdCompactionRereads(t *testing.T) {
 	if r := revision(t, s); r != rev {
 		t.Errorf("revision %d after the commit, want %d", r, rev)
 	}
+
+	// A View's function need not be safe to run twice: it runs once,
+	// and the View fails as if etcd had been out for a moment.
+	views := 0
+	err = s.View(ctx, func(r store.Reader) error {
+		views++
+		if _, err := store.Get[rec](r, store.Subnets, "a"); err != nil {
+			return err
+		}
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "e", rec{"e"}) })
+		if err != nil {
+			return err
+		}
+		if _, err := cli.Compact(ctx, rev); err != nil {
+			return err
+		}
+		_, err = store.List[rec](r, store.Subnets)
+		return err
+	})
+	if !errors.Is(err, store.ErrUnavailable) || views != 1 {
+		t.Errorf("view across a compaction: %d runs, %v; want 1 run and ErrUnavailable", views, err)
+	}
 }
 
 // TestEtcdUnavailableThenRecovers: with etcd killed, reads and writes fail
