@@ -22,14 +22,21 @@ type rec struct{ Name string }
 type backend struct {
 	name string
 	open func(tb testing.TB) store.Store
-	// concurrent: two Updates may run their functions at once (etcd);
-	// bbolt runs one writer at a time.
+	// peer is another handle on the same records, as another process
+	// (another host's daemon) has one: etcd's; bbolt has one process.
+	peer func(tb testing.TB, s store.Store) store.Store
+	// concurrent: the Updates of s and of its peer may run their
+	// functions at once (etcd, from two processes); bbolt runs one
+	// writer at a time.
 	concurrent bool
 }
 
 var backends = []backend{
-	{name: "bolt", open: func(tb testing.TB) store.Store { return storetest.OpenBolt(tb, tb.TempDir()) }},
-	{name: "etcd", open: func(tb testing.TB) store.Store { return storetest.OpenEtcd(tb) }, concurrent: true},
+	{name: "bolt", open: func(tb testing.TB) store.Store { return storetest.OpenBolt(tb, tb.TempDir()) },
+		peer: func(_ testing.TB, s store.Store) store.Store { return s }},
+	{name: "etcd", open: func(tb testing.TB) store.Store { return storetest.OpenEtcd(tb) },
+		peer:       func(tb testing.TB, s store.Store) store.Store { return storetest.OpenPeer(tb, s.(*store.Etcd)) },
+		concurrent: true},
 }
 
 // each runs test over every backend.
@@ -167,9 +174,11 @@ func TestWatchSeesEveryCommitCoalesced(t *testing.T) {
 }
 
 // TestConcurrentUpdatesLoseNoWrite: goroutines increment counters, some
-// the same record and some each its own; every increment counts.
+// the same record and some each its own, through three handles on the
+// store (three processes, on etcd); every increment counts.
 func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
-	each(t, func(t *testing.T, _ backend, s store.Store) {
+	each(t, func(t *testing.T, b backend, s store.Store) {
+		handles := []store.Store{s, b.peer(t, s), b.peer(t, s)}
 		type counter struct{ N int }
 		const workers, increments = 6, 15
 		ctx := context.Background()
@@ -179,7 +188,7 @@ func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
 			wg.Go(func() {
 				for range increments {
 					for _, id := range []string{"shared", fmt.Sprintf("own-%d", w)} {
-						if _, err := s.Update(ctx, func(tx store.Txn) error {
+						if _, err := handles[w%len(handles)].Update(ctx, func(tx store.Txn) error {
 							c, err := store.Get[counter](tx, store.Quotas, id)
 							if err != nil && !errors.Is(err, store.ErrNotFound) {
 								return err
@@ -214,11 +223,12 @@ func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
 	})
 }
 
-// TestListThenPutConflicts: two writers each check that a name is unused
-// by listing, then take it; only one may succeed, the other must see the
-// first's record when it runs again.
+// TestListThenPutConflicts: two writers (two processes, on etcd) each
+// check that a name is unused by listing, then take it; only one may
+// succeed, the other must see the first's record when it runs again.
 func TestListThenPutConflicts(t *testing.T) {
 	each(t, func(t *testing.T, b backend, s store.Store) {
+		handles := []store.Store{s, b.peer(t, s)}
 		ctx := context.Background()
 		errTaken := errors.New("name taken")
 		// On etcd, both first attempts read before either commits.
@@ -229,7 +239,7 @@ func TestListThenPutConflicts(t *testing.T) {
 		runs := make([]int, 2)
 		for i := range 2 {
 			wg.Go(func() {
-				_, results[i] = s.Update(ctx, func(tx store.Txn) error {
+				_, results[i] = handles[i].Update(ctx, func(tx store.Txn) error {
 					runs[i]++
 					names, err := store.List[rec](tx, store.Networks)
 					if err != nil {

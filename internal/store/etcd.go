@@ -111,11 +111,22 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // kind written count one each, and reads are checked in at most four
 // compares per kind. A bulk create of more than about a hundred records
 // needs that bound raised; past it the Update fails and writes nothing.
+//
+// The Updates of one process run one at a time, as bbolt's do: optimism
+// pays across processes, but within one, writers of one kind conflict
+// with each other — every port create lists the ports to allocate an
+// address — and 500 concurrent port creates retried each other so often
+// that fewer than 50 had committed after a minute. Serialized, they
+// commit at the pace of one attempt each; only writers in other processes
+// make an Update run again.
 type Etcd struct {
 	cli     *clientv3.Client
 	root    string
 	timeout time.Duration
 	where   string // endpoints, for errors
+	// writer is held by the running Update: a channel, so that waiting
+	// for it ends with the caller's context.
+	writer chan struct{}
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
@@ -147,7 +158,7 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd store %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ",")}
+	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ","), writer: make(chan struct{}, 1)}
 	if _, err := s.currentRevision(ctx); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("open etcd store: %w", err)
@@ -225,8 +236,15 @@ func (s *Etcd) View(ctx context.Context, fn func(Reader) error) error {
 	return err
 }
 
-// Update implements Store.
+// Update implements Store. An Update must not start another on the same
+// Etcd from its function (nor may it on Bolt): it would wait for itself.
 func (s *Etcd) Update(ctx context.Context, fn func(Txn) error) (int64, error) {
+	select {
+	case s.writer <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-s.writer }()
 	for attempt := 1; ; attempt++ {
 		t := s.newTxn(ctx)
 		err := fn(t)

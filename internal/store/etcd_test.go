@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +83,7 @@ func TestEtcdPrefixesAreApart(t *testing.T) {
 // again; one to the kind it listed does.
 func TestEtcdWritersOfDifferentKindsDoNotConflict(t *testing.T) {
 	s := storetest.OpenEtcd(t)
+	other := storetest.OpenPeer(t, s) // another process's writes
 	ctx := context.Background()
 	for _, tc := range []struct {
 		other    store.Kind
@@ -93,7 +96,7 @@ func TestEtcdWritersOfDifferentKindsDoNotConflict(t *testing.T) {
 				return err
 			}
 			if runs == 1 {
-				if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(tc.other, "x", rec{"x"}) }); err != nil {
+				if _, err := other.Update(ctx, func(tx store.Txn) error { return tx.Put(tc.other, "x", rec{"x"}) }); err != nil {
 					return err
 				}
 			}
@@ -109,6 +112,7 @@ func TestEtcdWritersOfDifferentKindsDoNotConflict(t *testing.T) {
 // deleted since, or read as missing and created since, conflicts.
 func TestEtcdGetConflictsOnDeleteAndRecreate(t *testing.T) {
 	s := storetest.OpenEtcd(t)
+	other := storetest.OpenPeer(t, s)
 	ctx := context.Background()
 	if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Routers, "r", rec{"r"}) }); err != nil {
 		t.Fatal(err)
@@ -122,7 +126,7 @@ func TestEtcdGetConflictsOnDeleteAndRecreate(t *testing.T) {
 			runs++
 			store.Get[rec](tx, store.Routers, "r")
 			if runs == 1 {
-				if _, err := s.Update(ctx, between); err != nil {
+				if _, err := other.Update(ctx, between); err != nil {
 					return err
 				}
 			}
@@ -142,6 +146,7 @@ func TestEtcdCompactionRereads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	other := storetest.OpenPeer(t, s)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +168,7 @@ func TestEtcdCompactionRereads(t *testing.T) {
 		if runs == 1 {
 			// Another writer commits and the cluster compacts past this
 			// snapshot: the List below cannot read at its revision.
-			rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "c", rec{"c"}) })
+			rev, err := other.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "c", rec{"c"}) })
 			if err != nil {
 				return err
 			}
@@ -414,4 +419,33 @@ func TestEtcdStoresShareAPrefix(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEtcdWritersOfOneProcessDoNotRetry: concurrent Updates through one
+// store that all list a kind and write to it run one at a time, so none
+// runs twice (optimistically, each commit made every other one retry: 500
+// concurrent port creates through the API mostly timed out).
+func TestEtcdWritersOfOneProcessDoNotRetry(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	const writers = 20
+	var runs atomic.Int32
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			if _, err := s.Update(ctx, func(tx store.Txn) error {
+				runs.Add(1)
+				if _, err := store.List[rec](tx, store.Ports); err != nil {
+					return err
+				}
+				return tx.Put(store.Ports, fmt.Sprint(i), rec{"p"})
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runs.Load(); n != writers {
+		t.Errorf("%d Updates ran their functions %d times, want once each", writers, n)
+	}
 }

@@ -199,6 +199,13 @@ func OpenEtcd(tb testing.TB) *store.Etcd {
 	return openEtcdAt(tb, []string{e.Endpoint()}, "/nsnet-test/"+uuid.NewString())
 }
 
+// OpenPeer opens another store on s's cluster and prefix, as another
+// process (another host's daemon) would, closed when tb ends.
+func OpenPeer(tb testing.TB, s *store.Etcd) *store.Etcd {
+	tb.Helper()
+	return openEtcdAt(tb, s.Endpoints(), s.Prefix())
+}
+
 func openEtcdAt(tb testing.TB, endpoints []string, prefix string) *store.Etcd {
 	tb.Helper()
 	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: endpoints, Prefix: prefix})
