@@ -68,6 +68,7 @@ type Env struct {
 	Tokens    string // the tokens file, when started WithTokens
 	args      []string
 	extra     []string // WithDaemonArgs
+	stateFile bool     // WithStateFile
 	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
 	logs      lab.SyncBuffer
@@ -107,6 +108,12 @@ func WithKeystone(addr, url, user, password, project string) option {
 	}
 }
 
+// WithStateFile keeps the daemon's store in its bbolt file even when
+// NSNET_TEST_STORE selects etcd: for tests that lose the file on purpose.
+func WithStateFile() option {
+	return func(e *Env) { e.stateFile = true }
+}
+
 // WithDaemonArgs adds flags to the daemon's command line.
 func WithDaemonArgs(args ...string) option {
 	return func(e *Env) { e.extra = append(e.extra, args...) }
@@ -135,7 +142,7 @@ func Start(t *testing.T, opts ...option) *Env {
 		}
 		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--token-file", tokenFile)
 	}
-	if st := storetest.DaemonStore(t); st != "" && !slices.Contains(e.extra, "--store") {
+	if st := storetest.DaemonStore(t); st != "" && !e.stateFile && !slices.Contains(e.extra, "--store") {
 		args = append(args, "--store", st)
 		t.Logf("daemon store: %s", st)
 	}
