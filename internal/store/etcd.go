@@ -403,6 +403,8 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 			cancel()
 			select {
 			case <-ctx.Done():
+			case <-s.cli.Ctx().Done():
+				return // the store is closed
 			case <-time.After(200 * time.Millisecond):
 			}
 		}

@@ -449,3 +449,21 @@ func TestEtcdWritersOfOneProcessDoNotRetry(t *testing.T) {
 		t.Errorf("%d Updates ran their functions %d times, want once each", writers, n)
 	}
 }
+
+// TestEtcdWatchEndsWithTheStore: closing the store closes its watches,
+// instead of leaving them retrying a closed client.
+func TestEtcdWatchEndsWithTheStore(t *testing.T) {
+	s := storetest.OpenPeer(t, storetest.OpenEtcd(t))
+	ch := s.Watch(context.Background())
+	s.Close()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the watch of a closed store never closed")
+		}
+	}
+}
