@@ -19,7 +19,7 @@ import (
 // cleanup`: every namespace, link and table nsnet made goes; look-alikes
 // with nsnet's names but not its marks stay.
 func TestCleanupWithLostStore(t *testing.T) {
-	e := Start(t)
+	e := Start(t, WithStateFile()) // it loses the file
 	e.MustNsnet("network", "create", "public", "--external")
 	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24", "--no-dhcp")
 	e.MustNsnet("network", "create", "private")

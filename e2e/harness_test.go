@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // nsnetBin is the nsnet binary built once for the whole run.
@@ -47,7 +49,9 @@ func TestMain(m *testing.M) {
 		fmt.Println("e2e: build nsnet:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// NSNET_TEST_STORE=etcd runs the daemons on a real etcd (see
+	// storetest), stopped when the run ends.
+	code := storetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -64,6 +68,7 @@ type Env struct {
 	Tokens    string // the tokens file, when started WithTokens
 	args      []string
 	extra     []string // WithDaemonArgs
+	stateFile bool     // WithStateFile
 	env       []string // extra environment of the daemon
 	daemon    *exec.Cmd
 	logs      lab.SyncBuffer
@@ -103,6 +108,12 @@ func WithKeystone(addr, url, user, password, project string) option {
 	}
 }
 
+// WithStateFile keeps the daemon's store in its bbolt file even when
+// NSNET_TEST_STORE selects etcd: for tests that lose the file on purpose.
+func WithStateFile() option {
+	return func(e *Env) { e.stateFile = true }
+}
+
 // WithDaemonArgs adds flags to the daemon's command line.
 func WithDaemonArgs(args ...string) option {
 	return func(e *Env) { e.extra = append(e.extra, args...) }
@@ -130,6 +141,10 @@ func Start(t *testing.T, opts ...option) *Env {
 			t.Fatal(err)
 		}
 		args = append(args, "--listen", strings.TrimPrefix(e.Endpoint, "http://"), "--token-file", tokenFile)
+	}
+	if st := storetest.DaemonStore(t); st != "" && !e.stateFile && !slices.Contains(e.extra, "--store") {
+		args = append(args, "--store", st)
+		t.Logf("daemon store: %s", st)
 	}
 	e.args = append(args, e.extra...)
 	e.startDaemon()

@@ -3,7 +3,7 @@
 # that is already there. Sourced by demo.sh, test.sh and .ci/run.
 #
 #   ensure_packages   Debian packages: iproute2, ping, nft, curl, iperf3, the OpenStack CLI,
-#                     Keystone, Prometheus and Chromium (for the e2e tests that run real ones) …; given
+#                     Keystone, Prometheus, Chromium and etcd (for the tests that run real ones) …; given
 #                     command:package pairs, those instead (conformance.sh's)
 #   ensure_go         a Go toolchain as new as go.mod asks for; when the machine
 #                     has none, it comes from the Go module proxy (golang.org/toolchain).
@@ -34,6 +34,7 @@ NSNET_PACKAGES=(
   conntrack:conntrack
   /usr/bin/prometheus:prometheus
   /usr/bin/chromium:chromium
+  etcd:etcd-server
 )
 
 ensure_packages() {

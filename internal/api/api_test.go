@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // harness is the API over the real service and a real store in a temp dir;
@@ -480,16 +480,12 @@ func TestJSONFormatSuffix(t *testing.T) {
 	}
 }
 
-// openStore opens a store in dir for tb, closed when tb ends. Every Update
-// on it runs its function twice, the first run rolled back, as etcd does
-// on a conflict: the whole suite checks that the service's transactions
-// are retry-safe.
+// openStore opens a store in dir for tb, closed when tb ends: a bbolt file,
+// or with NSNET_TEST_STORE=etcd a prefix of its own in a real etcd (see
+// storetest.Open). Every Update on it runs its function twice, the first
+// run rolled back, as etcd does on a conflict: the whole suite checks that
+// the service's transactions are retry-safe.
 func openStore(tb testing.TB, dir string) store.Store {
 	tb.Helper()
-	st, err := store.OpenBolt(filepath.Join(dir, "state.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	return store.NewRetrying(st)
+	return store.NewRetrying(storetest.Open(tb, dir))
 }

@@ -67,6 +67,8 @@ var rules = []rule{
 		deps:   []string{"internal/...", "golang.org/x/sys/..."}},
 	{pkg: "internal/store", why: "validate or interpret records",
 		deps: []string{"internal/..."}},
+	{pkg: "internal/store/storetest", why: "be imported by the product",
+		deps: append([]string{"internal/service", "internal/api"}, kernel...)},
 	{pkg: "internal/agent", why: "validate input or write desired state",
 		direct: []string{"internal/service", "internal/api", "internal/ipam"}},
 	{pkg: "internal/nat", why: "touch any other table",
@@ -216,6 +218,9 @@ func TestImportsKeepTheLayers(t *testing.T) {
 		if strings.HasPrefix(name, "internal/") || strings.HasPrefix(name, "cmd/") {
 			if slices.Contains(trim(p.Deps), "internal/lab") {
 				t.Errorf("%s depends on internal/lab, which only tests and benchmarks may use", name)
+			}
+			if name != "internal/lab" && slices.Contains(trim(p.Deps), "internal/store/storetest") {
+				t.Errorf("%s depends on internal/store/storetest, which only tests and benchmarks may use", name)
 			}
 		}
 	}

@@ -20,8 +20,12 @@ const (
 
 // Config is everything `nsnet daemon` takes.
 type Config struct {
-	// StateDir holds the store file, state.db.
+	// StateDir holds the store file, state.db, unless Store names etcd.
 	StateDir string
+	// Store is where desired state lives: empty for the bbolt file
+	// <StateDir>/state.db (one host), or etcd://HOST:PORT[,HOST:PORT…][/PREFIX]
+	// for an etcd cluster that many hosts share.
+	Store string
 	// Socket is the unix socket path of the API (mode 0600, admin).
 	Socket string
 	// Listen is an optional TCP address for the API, e.g. 127.0.0.1:9696.

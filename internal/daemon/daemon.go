@@ -49,12 +49,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 
-	statePath := filepath.Join(cfg.StateDir, "state.db")
-	st, err := store.OpenBolt(statePath)
+	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// The status names where desired state lives: the file, or the
+	// cluster.
+	statePath := cmp.Or(cfg.Store, filepath.Join(cfg.StateDir, "state.db"))
 
 	// The agent reports its passes into the metrics, which count its
 	// objects at each scrape.
@@ -294,6 +296,24 @@ type served struct {
 	srv  *http.Server
 	ln   net.Listener
 	what string // what it serves, for the log: "API" when empty
+}
+
+// openStore opens the store cfg names: the bbolt file in the state
+// directory, or an etcd cluster.
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	if cfg.Store == "" {
+		return store.OpenBolt(filepath.Join(cfg.StateDir, "state.db"))
+	}
+	ecfg, err := store.ParseEtcdURL(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	st, err := store.OpenEtcd(ctx, ecfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.Info("store: etcd", "endpoints", ecfg.Endpoints, "prefix", ecfg.Prefix)
+	return st, nil
 }
 
 func withDefaults(cfg Config) Config {

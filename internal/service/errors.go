@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // Error is a failure the API shows to its client, in Neutron's terms: an HTTP
@@ -18,11 +20,17 @@ type Error struct {
 func (e *Error) Error() string { return e.Message }
 
 // AsError returns err as an *Error, or nil when it is not one (an internal
-// failure the API turns into a 500).
+// failure the API turns into a 500). A store that cannot be reached (etcd
+// down or without a leader) is a 503: nothing was done, and the same
+// request may succeed later.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return &Error{http.StatusServiceUnavailable, "HTTPServiceUnavailable",
+			"The networking service cannot reach its store; try again later: " + err.Error(), ""}
 	}
 	return nil
 }

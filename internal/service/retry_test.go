@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // spy records the records that Update functions put, so that a test can
@@ -72,11 +72,7 @@ var clock = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 
 func newWorld(t *testing.T, retry bool) *world {
 	t.Helper()
-	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := storetest.Open(t, t.TempDir())
 	w := &world{spy: &spy{Store: b, puts: map[store.Kind][]json.RawMessage{}}}
 	var st store.Store = w.spy
 	if retry {

@@ -3,8 +3,21 @@
 // global revision, and watched by the agent.
 //
 // It owns persistence and transactions. It must not validate resources or
-// know what they mean: that is the service's job. Implementations: bbolt (one
-// file, one host) here; etcd (many hosts) fills the same interface later.
+// know what they mean: that is the service's job.
+//
+// Two implementations fill the interface. Bolt is one bbolt file: one host,
+// no server, the default; its writers run one at a time. Etcd keeps the
+// records in an etcd cluster that many hosts share: keys
+// <prefix>/<kind>/<id> (the prefix, /nsnet by default, lets deployments and
+// tests share a cluster), the store's revision is etcd's, and Update is an
+// optimistic transaction in the manner of etcd's STM: its function runs on
+// a snapshot read at one revision, and the commit succeeds only if nothing
+// it read changed since — each key it got, by its mod revision, and each
+// kind it listed, by a per-kind generation key that every write to the
+// kind bumps — else the function runs again (so writers of different kinds
+// never conflict). Watch follows an etcd watch of the prefix, resuming
+// after outages and asking for a full re-read after a compaction. When etcd
+// cannot be reached, operations fail with ErrUnavailable (the API's 503).
 package store
 
 import (

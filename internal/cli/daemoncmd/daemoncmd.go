@@ -23,11 +23,13 @@ import (
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/daemon"
 	"github.com/nsnet/nsnet/internal/service"
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // flags are the command line of nsnet daemon.
 type flags struct {
 	stateDir       string
+	store          string
 	socket         string
 	listen         string
 	metricsListen  string
@@ -79,8 +81,15 @@ the stored desired state into kernel objects (namespaces, bridges, veths,
 addresses, routes) and repairs drift, every --resync-interval at
 the latest.
 
-Desired state lives in <state-dir>/state.db; the kernel holds the rest, so
-the daemon can be stopped and started again at any time. SIGINT or SIGTERM
+Desired state lives in <state-dir>/state.db (a bbolt file: one host, no
+server), or with --store etcd://HOST:PORT[,HOST:PORT…][/PREFIX] in an etcd
+cluster (v3.4 or later) that several hosts share, under PREFIX (default
+/nsnet, so that deployments can share a cluster). While etcd cannot be
+reached, the API answers 503 and the agent keeps the kernel as it is; both
+carry on when it is back. One request is one etcd transaction: a bulk
+create of more than about a hundred resources needs etcd's --max-txn-ops
+(default 128) raised. The kernel holds the rest, so the daemon can be
+stopped and started again at any time. SIGINT or SIGTERM
 stop it cleanly; the kernel objects stay, and traffic keeps flowing.
 
 Every network with a DHCP-enabled subnet is served from its namespace
@@ -104,6 +113,7 @@ management network).`,
   sudo nsnet daemon --listen 127.0.0.1:9696 --tokens /etc/nsnet/tokens.yaml --default-quota network=10,port=50
   sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
        --keystone-username nsnet --keystone-project service
+  sudo nsnet daemon --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
   sudo nsnet daemon --dhcp-lease-time 1h --dns-upstream 192.0.2.53,192.0.2.54
   sudo nsnet daemon --metrics-listen 127.0.0.1:9698          # Prometheus scrapes http://127.0.0.1:9698/metrics
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
@@ -111,6 +121,7 @@ management network).`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&f.stateDir, "state-dir", daemon.DefaultStateDir, "directory of the state database, state.db")
+	fs.StringVar(&f.store, "store", "", "where desired state lives: etcd://HOST:PORT[,HOST:PORT…][/PREFIX] for an etcd cluster; default: the bbolt file <state-dir>/state.db")
 	fs.StringVar(&f.socket, "socket", daemon.DefaultSocket, "unix socket of the API")
 	fs.StringVar(&f.listen, "listen", "", "also serve the API on this TCP address, e.g. 127.0.0.1:9696 (needs --tokens, --token-file or --keystone-url)")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "", "serve /metrics (Prometheus) on this TCP address without authentication, e.g. 127.0.0.1:9698; the API serves it to admins too")
@@ -181,6 +192,11 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 	if f.physnetMTU < 68 || f.physnetMTU > 65535 {
 		return daemon.Config{}, fmt.Errorf("--physnet-mtu %d: must be between 68 and 65535", f.physnetMTU)
 	}
+	if f.store != "" {
+		if _, err := store.ParseEtcdURL(f.store); err != nil {
+			return daemon.Config{}, fmt.Errorf("--store: %w; leave it out for the bbolt file <state-dir>/state.db", err)
+		}
+	}
 	upstreams, err := parseUpstreams(f.dnsUpstreams)
 	if err != nil {
 		return daemon.Config{}, err
@@ -191,6 +207,7 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 	}
 	return daemon.Config{
 		StateDir:       f.stateDir,
+		Store:          f.store,
 		Socket:         f.socket,
 		Listen:         f.listen,
 		MetricsListen:  f.metricsListen,

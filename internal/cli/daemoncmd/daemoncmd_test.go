@@ -65,6 +65,13 @@ func TestConfig(t *testing.T) {
 			args: "--physnet-mtu 9000",
 			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 9000},
 		},
+		{
+			args: "--store etcd://10.0.0.1:2379,10.0.0.2:2379/prod",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
+				Store: "etcd://10.0.0.1:2379,10.0.0.2:2379/prod"},
+		},
+		{args: "--store /var/lib/nsnet/state.db", wantErr: `--store: "/var/lib/nsnet/state.db": want etcd://HOST:PORT[,HOST:PORT…][/PREFIX]; leave it out for the bbolt file`},
+		{args: "--store etcd://10.0.0.1", wantErr: `--store: "etcd://10.0.0.1": endpoint "10.0.0.1": want HOST:PORT`},
 		{args: "--physnet-mtu 67", wantErr: "--physnet-mtu 67: must be between 68 and 65535"},
 		{args: "--dhcp-lease-time 1s", wantErr: "--dhcp-lease-time 1s: must be between"},
 		{args: "--dns-upstream resolver", wantErr: `--dns-upstream "resolver": want an address or address:port`},

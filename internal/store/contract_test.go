@@ -1,0 +1,388 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { os.Exit(storetest.Main(m)) }
+
+type rec struct{ Name string }
+
+// backend is one implementation under the shared contract tests.
+type backend struct {
+	name string
+	open func(tb testing.TB) store.Store
+	// peer is another handle on the same records, as another process
+	// (another host's daemon) has one: etcd's; bbolt has one process.
+	peer func(tb testing.TB, s store.Store) store.Store
+	// concurrent: the Updates of s and of its peer may run their
+	// functions at once (etcd, from two processes); bbolt runs one
+	// writer at a time.
+	concurrent bool
+}
+
+var backends = []backend{
+	{name: "bolt", open: func(tb testing.TB) store.Store { return storetest.OpenBolt(tb, tb.TempDir()) },
+		peer: func(_ testing.TB, s store.Store) store.Store { return s }},
+	{name: "etcd", open: func(tb testing.TB) store.Store { return storetest.OpenEtcd(tb) },
+		peer:       func(tb testing.TB, s store.Store) store.Store { return storetest.OpenPeer(tb, s.(*store.Etcd)) },
+		concurrent: true},
+}
+
+// each runs test over every backend.
+func each(t *testing.T, test func(t *testing.T, b backend, s store.Store)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b, b.open(t)) })
+	}
+}
+
+func revision(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	var rev int64
+	if err := s.View(context.Background(), func(r store.Reader) error { rev = r.Revision(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+func TestUpdateIsAllOrNothing(t *testing.T) {
+	each(t, func(t *testing.T, _ backend, s store.Store) {
+		ctx := context.Background()
+		base := revision(t, s)
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "a", rec{"a"}) })
+		if err != nil || rev <= base {
+			t.Fatalf("first update: rev=%d (before: %d) err=%v", rev, base, err)
+		}
+		boom := errors.New("boom")
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			if err := tx.Put(store.Networks, "b", rec{"b"}); err != nil {
+				return err
+			}
+			return boom
+		}); !errors.Is(err, boom) {
+			t.Fatalf("failed update returned %v", err)
+		}
+		s.View(ctx, func(r store.Reader) error {
+			if _, err := store.Get[rec](r, store.Networks, "b"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("write of a failed transaction is visible: %v", err)
+			}
+			if r.Revision() != rev {
+				t.Errorf("revision %d after a failed update, want %d", r.Revision(), rev)
+			}
+			return nil
+		})
+		// A transaction that writes nothing does not advance the revision.
+		if got, _ := s.Update(ctx, func(tx store.Txn) error { return nil }); got != rev {
+			t.Errorf("read-only update moved revision from %d to %d", rev, got)
+		}
+	})
+}
+
+// TestTxnSeesItsOwnWrites: Get and List inside a transaction show its
+// puts and deletes, List in id order.
+func TestTxnSeesItsOwnWrites(t *testing.T) {
+	each(t, func(t *testing.T, _ backend, s store.Store) {
+		ctx := context.Background()
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			for _, id := range []string{"b", "d", "a"} {
+				if err := tx.Put(store.Ports, id, rec{id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			if err := tx.Put(store.Ports, "c", rec{"c"}); err != nil {
+				return err
+			}
+			if err := tx.Put(store.Ports, "a", rec{"A"}); err != nil {
+				return err
+			}
+			if err := tx.Delete(store.Ports, "d"); err != nil {
+				return err
+			}
+			if got, err := store.Get[rec](tx, store.Ports, "c"); err != nil || got.Name != "c" {
+				t.Errorf("Get of own put: %v %v", got, err)
+			}
+			if _, err := store.Get[rec](tx, store.Ports, "d"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get of own delete: %v", err)
+			}
+			got, err := store.List[rec](tx, store.Ports)
+			if want := []rec{{"A"}, {"b"}, {"c"}}; err != nil || !slices.Equal(got, want) {
+				t.Errorf("List in the transaction = %v, %v; want %v", got, err, want)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.View(ctx, func(r store.Reader) error {
+			got, err := store.List[rec](r, store.Ports)
+			if want := []rec{{"A"}, {"b"}, {"c"}}; err != nil || !slices.Equal(got, want) {
+				t.Errorf("List after commit = %v, %v; want %v", got, err, want)
+			}
+			if err := r.Get("nonsense", "x", &rec{}); err == nil || errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Get of an unknown kind: %v, want an error", err)
+			}
+			return nil
+		})
+	})
+}
+
+func TestWatchSeesEveryCommitCoalesced(t *testing.T) {
+	each(t, func(t *testing.T, _ backend, s store.Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := s.Watch(ctx)
+		// The first update also proves the watch is established: wait for
+		// it before the rest, so that none is lost to a watch not yet
+		// started (bbolt's is at once, etcd's is a stream).
+		var last int64
+		for i := range 5 {
+			rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Ports, "p", rec{fmt.Sprint(i)}) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = rev
+		}
+		var seen []int64
+		for len(seen) == 0 || seen[len(seen)-1] < last {
+			select {
+			case rev := <-ch:
+				seen = append(seen, rev)
+			case <-time.After(30 * time.Second):
+				t.Fatalf("watch saw %v, never %d", seen, last)
+			}
+		}
+		if !slices.IsSorted(seen) || seen[len(seen)-1] != last {
+			t.Errorf("watch gave %v, want increasing revisions ending at the newest, %d", seen, last)
+		}
+		cancel()
+		for range ch {
+		}
+	})
+}
+
+// TestConcurrentUpdatesLoseNoWrite: goroutines increment counters, some
+// the same record and some each its own, through three handles on the
+// store (three processes, on etcd); every increment counts.
+func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
+	each(t, func(t *testing.T, b backend, s store.Store) {
+		handles := []store.Store{s, b.peer(t, s), b.peer(t, s)}
+		type counter struct{ N int }
+		const workers, increments = 6, 15
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := range workers {
+			wg.Go(func() {
+				for range increments {
+					for _, id := range []string{"shared", fmt.Sprintf("own-%d", w)} {
+						if _, err := handles[w%len(handles)].Update(ctx, func(tx store.Txn) error {
+							c, err := store.Get[counter](tx, store.Quotas, id)
+							if err != nil && !errors.Is(err, store.ErrNotFound) {
+								return err
+							}
+							c.N++
+							return tx.Put(store.Quotas, id, c)
+						}); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		s.View(ctx, func(r store.Reader) error {
+			want := map[string]int{"shared": workers * increments}
+			for w := range workers {
+				want[fmt.Sprintf("own-%d", w)] = increments
+			}
+			for id, n := range want {
+				if c, err := store.Get[counter](r, store.Quotas, id); err != nil || c.N != n {
+					t.Errorf("counter %s = %d (%v), want %d", id, c.N, err, n)
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// TestListThenPutConflicts: two writers (two processes, on etcd) each
+// check that a name is unused by listing, then take it; only one may
+// succeed, the other must see the first's record when it runs again.
+func TestListThenPutConflicts(t *testing.T) {
+	each(t, func(t *testing.T, b backend, s store.Store) {
+		handles := []store.Store{s, b.peer(t, s)}
+		ctx := context.Background()
+		errTaken := errors.New("name taken")
+		// On etcd, both first attempts read before either commits.
+		var ready sync.WaitGroup
+		ready.Add(2)
+		var wg sync.WaitGroup
+		results := make([]error, 2)
+		runs := make([]int, 2)
+		for i := range 2 {
+			wg.Go(func() {
+				_, results[i] = handles[i].Update(ctx, func(tx store.Txn) error {
+					runs[i]++
+					names, err := store.List[rec](tx, store.Networks)
+					if err != nil {
+						return err
+					}
+					if b.concurrent && runs[i] == 1 {
+						ready.Done()
+						ready.Wait()
+					}
+					for _, n := range names {
+						if n.Name == "web" {
+							return errTaken
+						}
+					}
+					return tx.Put(store.Networks, fmt.Sprintf("net-%d", i), rec{"web"})
+				})
+			})
+		}
+		wg.Wait()
+		ok, taken := 0, 0
+		for _, err := range results {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, errTaken):
+				taken++
+			default:
+				t.Fatal(err)
+			}
+		}
+		if ok != 1 || taken != 1 {
+			t.Errorf("%d writers took the name and %d found it taken, want 1 and 1 (runs %v)", ok, taken, runs)
+		}
+		if b.concurrent && runs[0]+runs[1] < 3 {
+			t.Errorf("runs %v: the losing writer did not run again", runs)
+		}
+		s.View(ctx, func(r store.Reader) error {
+			if got, _ := store.List[rec](r, store.Networks); len(got) != 1 {
+				t.Errorf("networks %v, want one", got)
+			}
+			return nil
+		})
+	})
+}
+
+// TestRetryingRunsTwiceCommitsOnce: the discarded attempt leaves nothing,
+// a write committed between the attempts is what the real one sees, and
+// an error from the first attempt ends the Update.
+func TestRetryingRunsTwiceCommitsOnce(t *testing.T) {
+	each(t, func(t *testing.T, _ backend, b store.Store) {
+		ctx := context.Background()
+		base := revision(t, b)
+		r := store.NewRetrying(b)
+		var between int64
+		r.Between(func(ctx context.Context) {
+			rev, err := b.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "other", rec{"between"}) })
+			if err != nil {
+				t.Error(err)
+			}
+			between = rev
+		})
+		var seen []bool
+		rev, err := r.Update(ctx, func(tx store.Txn) error {
+			_, err := store.Get[rec](tx, store.Networks, "other")
+			seen = append(seen, err == nil)
+			return tx.Put(store.Networks, "a", rec{"a"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []bool{false, true}; !slices.Equal(seen, want) {
+			t.Errorf("attempts saw the write between them: %v, want %v", seen, want)
+		}
+		// One revision for the write between, one for the real attempt:
+		// the discarded one committed nothing.
+		if !(base < between && between < rev) || r.Attempts() != 2 {
+			t.Errorf("revisions %d < %d < %d after %d attempts, want increasing after 2", base, between, rev, r.Attempts())
+		}
+		r.Between(nil)
+
+		boom := errors.New("boom")
+		runs := 0
+		if _, err := r.Update(ctx, func(tx store.Txn) error { runs++; tx.Put(store.Networks, "b", rec{"b"}); return boom }); !errors.Is(err, boom) || runs != 1 {
+			t.Errorf("failing fn: err %v after %d runs, want boom after 1", err, runs)
+		}
+		r.View(ctx, func(rd store.Reader) error {
+			if _, err := store.Get[rec](rd, store.Networks, "b"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("failed update left b: %v", err)
+			}
+			if rd.Revision() != rev {
+				t.Errorf("revision %d, want %d", rd.Revision(), rev)
+			}
+			return nil
+		})
+	})
+}
+
+// BenchmarkStore: a read-modify-write Update of one record, and a View
+// listing 500 records, on each backend.
+func BenchmarkStore(b *testing.B) {
+	type counter struct{ N int }
+	ctx := context.Background()
+	for _, be := range backends {
+		b.Run(be.name+"/update", func(b *testing.B) {
+			s := be.open(b)
+			for b.Loop() {
+				if _, err := s.Update(ctx, func(tx store.Txn) error {
+					c, err := store.Get[counter](tx, store.Quotas, "c")
+					if err != nil && !errors.Is(err, store.ErrNotFound) {
+						return err
+					}
+					c.N++
+					return tx.Put(store.Quotas, "c", c)
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(be.name+"/list500", func(b *testing.B) {
+			s := be.open(b)
+			for i := range 5 {
+				if _, err := s.Update(ctx, func(tx store.Txn) error {
+					for j := range 100 {
+						if err := tx.Put(store.Ports, fmt.Sprintf("p%d-%03d", i, j), rec{"port"}); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				if err := s.View(ctx, func(r store.Reader) error {
+					got, err := store.List[rec](r, store.Ports)
+					if err == nil && len(got) != 500 {
+						err = fmt.Errorf("listed %d", len(got))
+					}
+					return err
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,469 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
+)
+
+func TestParseEtcdURL(t *testing.T) {
+	for _, tc := range []struct {
+		in        string
+		endpoints []string
+		prefix    string
+		err       bool
+	}{
+		{in: "etcd://127.0.0.1:2379", endpoints: []string{"127.0.0.1:2379"}, prefix: "/nsnet"},
+		{in: "etcd://h1:2379,h2:2379,[::1]:2379", endpoints: []string{"h1:2379", "h2:2379", "[::1]:2379"}, prefix: "/nsnet"},
+		{in: "etcd://h1:2379/prod/nsnet/", endpoints: []string{"h1:2379"}, prefix: "/prod/nsnet"},
+		{in: "etcd://", err: true},
+		{in: "etcd://h1", err: true},
+		{in: "etcd://h1:2379,", err: true},
+		{in: "http://h1:2379", err: true},
+		{in: "/var/lib/nsnet/state.db", err: true},
+	} {
+		cfg, err := store.ParseEtcdURL(tc.in)
+		if tc.err {
+			if err == nil {
+				t.Errorf("ParseEtcdURL(%q) = %+v, want an error", tc.in, cfg)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix {
+			t.Errorf("ParseEtcdURL(%q) = %+v, %v; want %v under %s", tc.in, cfg, err, tc.endpoints, tc.prefix)
+		}
+	}
+}
+
+// TestEtcdPrefixesAreApart: two stores under different prefixes of one
+// cluster see neither each other's records nor each other's commits.
+func TestEtcdPrefixesAreApart(t *testing.T) {
+	a, b := storetest.OpenEtcd(t), storetest.OpenEtcd(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchB := b.Watch(ctx)
+	if _, err := a.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{"a"}) }); err != nil {
+		t.Fatal(err)
+	}
+	revB, err := b.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Ports, "p", rec{"b"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.View(ctx, func(r store.Reader) error {
+		if got, _ := store.List[rec](r, store.Networks); len(got) != 0 {
+			t.Errorf("b sees a's networks: %v", got)
+		}
+		return nil
+	})
+	// b's watch wakes for b's commit only: the first revision it gives
+	// is b's, not a's earlier one.
+	select {
+	case rev := <-watchB:
+		if rev != revB {
+			t.Errorf("b's watch gave %d, want its own commit %d", rev, revB)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("b's watch saw nothing")
+	}
+}
+
+// TestEtcdWritersOfDifferentKindsDoNotConflict: a commit to another kind
+// between a transaction's reads and its commit does not make it run
+// again; one to the kind it listed does.
+func TestEtcdWritersOfDifferentKindsDoNotConflict(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	other := storetest.OpenPeer(t, s) // another process's writes
+	ctx := context.Background()
+	for _, tc := range []struct {
+		other    store.Kind
+		wantRuns int
+	}{{store.Ports, 1}, {store.Networks, 2}} {
+		runs := 0
+		_, err := s.Update(ctx, func(tx store.Txn) error {
+			runs++
+			if _, err := store.List[rec](tx, store.Networks); err != nil {
+				return err
+			}
+			if runs == 1 {
+				if _, err := other.Update(ctx, func(tx store.Txn) error { return tx.Put(tc.other, "x", rec{"x"}) }); err != nil {
+					return err
+				}
+			}
+			return tx.Put(store.Networks, "mine", rec{string(tc.other)})
+		})
+		if err != nil || runs != tc.wantRuns {
+			t.Errorf("a write to %s between: %d runs (%v), want %d", tc.other, runs, err, tc.wantRuns)
+		}
+	}
+}
+
+// TestEtcdGetConflictsOnDeleteAndRecreate: a key read as present and
+// deleted since, or read as missing and created since, conflicts.
+func TestEtcdGetConflictsOnDeleteAndRecreate(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	other := storetest.OpenPeer(t, s)
+	ctx := context.Background()
+	if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Routers, "r", rec{"r"}) }); err != nil {
+		t.Fatal(err)
+	}
+	for _, between := range []func(tx store.Txn) error{
+		func(tx store.Txn) error { return tx.Delete(store.Routers, "r") },
+		func(tx store.Txn) error { return tx.Put(store.Routers, "r", rec{"again"}) },
+	} {
+		runs := 0
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			runs++
+			store.Get[rec](tx, store.Routers, "r")
+			if runs == 1 {
+				if _, err := other.Update(ctx, between); err != nil {
+					return err
+				}
+			}
+			return tx.Put(store.FloatingIPs, "f", rec{"f"})
+		}); err != nil || runs != 2 {
+			t.Errorf("%d runs (%v), want 2", runs, err)
+		}
+	}
+}
+
+// TestEtcdCompactionRereads: a snapshot compacted away while a
+// transaction reads it makes the transaction run again on a fresh one.
+func TestEtcdCompactionRereads(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other := storetest.OpenPeer(t, s)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, id, rec{id}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := 0
+	var got []rec
+	rev, err := s.Update(ctx, func(tx store.Txn) error {
+		runs++
+		if _, err := store.Get[rec](tx, store.Subnets, "a"); err != nil {
+			return err
+		}
+		if runs == 1 {
+			// Another writer commits and the cluster compacts past this
+			// snapshot: the List below cannot read at its revision.
+			rev, err := other.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "c", rec{"c"}) })
+			if err != nil {
+				return err
+			}
+			if _, err := cli.Compact(ctx, rev); err != nil {
+				return err
+			}
+		}
+		var err error
+		got, err = store.List[rec](tx, store.Subnets)
+		if err != nil {
+			return err
+		}
+		return tx.Put(store.Subnets, "d", rec{"d"})
+	})
+	if err != nil || runs != 2 {
+		t.Fatalf("update across a compaction: %d runs, %v; want 2 runs", runs, err)
+	}
+	if want := []rec{{"a"}, {"b"}, {"c"}}; !slices.Equal(got, want) {
+		t.Errorf("the run after compaction listed %v, want %v", got, want)
+	}
+	if r := revision(t, s); r != rev {
+		t.Errorf("revision %d after the commit, want %d", r, rev)
+	}
+
+	// A View's function need not be safe to run twice: it runs once,
+	// and the View fails as if etcd had been out for a moment.
+	views := 0
+	err = s.View(ctx, func(r store.Reader) error {
+		views++
+		if _, err := store.Get[rec](r, store.Subnets, "a"); err != nil {
+			return err
+		}
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Subnets, "e", rec{"e"}) })
+		if err != nil {
+			return err
+		}
+		if _, err := cli.Compact(ctx, rev); err != nil {
+			return err
+		}
+		_, err = store.List[rec](r, store.Subnets)
+		return err
+	})
+	if !errors.Is(err, store.ErrUnavailable) || views != 1 {
+		t.Errorf("view across a compaction: %d runs, %v; want 1 run and ErrUnavailable", views, err)
+	}
+}
+
+// TestEtcdUnavailableThenRecovers: with etcd killed, reads and writes fail
+// with ErrUnavailable and a watch stays open; with it back, writes succeed
+// and the watch delivers them.
+func TestEtcdUnavailableThenRecovers(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := s.Watch(ctx)
+	put := func(name string) (int64, error) {
+		return s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{name}) })
+	}
+	if _, err := put("before"); err != nil {
+		t.Fatal(err)
+	}
+
+	e.Stop()
+	if _, err := put("during"); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("update with etcd down: %v, want ErrUnavailable", err)
+	}
+	if err := s.View(ctx, func(r store.Reader) error { _, err := store.List[rec](r, store.Networks); return err }); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("view with etcd down: %v, want ErrUnavailable", err)
+	}
+	if _, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: []string{e.Endpoint()}, RequestTimeout: time.Second}); !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("open with etcd down: %v, want ErrUnavailable", err)
+	}
+
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The client reconnects with a backoff: retry as a client of a 503
+	// would.
+	var rev int64
+	for attempt := 0; ; attempt++ {
+		rev, err = put("after")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, store.ErrUnavailable) || attempt == 60 {
+			t.Fatalf("update after etcd came back: %v", err)
+		}
+	}
+	for {
+		select {
+		case got := <-watch:
+			if got == rev {
+				s.View(ctx, func(r store.Reader) error {
+					if n, err := store.Get[rec](r, store.Networks, "n"); err != nil || n.Name != "after" {
+						t.Errorf("after recovery: %v %v", n, err)
+					}
+					return nil
+				})
+				return
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatalf("the watch never gave revision %d after etcd came back", rev)
+		}
+	}
+}
+
+// TestEtcdWatchAfterCompactionSendsCurrent: a watch that resumes from a
+// revision compacted away (as after a long disconnection) cannot replay
+// what it missed, so it sends the current revision at once, for the
+// watcher to re-read everything, and then follows new commits.
+func TestEtcdWatchAfterCompactionSendsCurrent(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var revs []int64
+	for _, id := range []string{"a", "b", "c"} {
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Trunks, id, rec{id}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	if _, err := cli.Compact(ctx, revs[2]); err != nil {
+		t.Fatal(err)
+	}
+	ch := s.WatchFrom(ctx, revs[0]+1)
+	recv := func(what string) int64 {
+		select {
+		case rev := <-ch:
+			return rev
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the watch gave nothing: %s", what)
+			return 0
+		}
+	}
+	if got := recv("after the compaction"); got < revs[2] {
+		t.Errorf("watch from a compacted revision gave %d, want the current revision, at least %d", got, revs[2])
+	}
+	rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Trunks, "d", rec{"d"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got := recv("the commit after"); got != rev; got = recv("the commit after") {
+		if got > rev {
+			t.Fatalf("watch gave %d, past the commit %d", got, rev)
+		}
+	}
+}
+
+// TestEtcdTransactionSizes: a transaction may read any number of records
+// (many reads of a kind are checked through its generation, within
+// etcd's bound on a transaction's operations, --max-txn-ops, 128 by
+// default); one that writes more records than that bound fails, saying
+// so, and writes nothing.
+func TestEtcdTransactionSizes(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	const n = 100
+	if _, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range n {
+			if err := tx.Put(store.Ports, fmt.Sprintf("p%03d", i), rec{"p"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Reads of 200 keys of two kinds (half of them missing), one write.
+	if _, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range 2 * n {
+			for _, kind := range []store.Kind{store.Ports, store.Instances} {
+				if _, err := store.Get[rec](tx, kind, fmt.Sprintf("p%03d", i)); err != nil && !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
+			}
+		}
+		return tx.Put(store.Networks, "n", rec{"n"})
+	}); err != nil {
+		t.Errorf("a transaction of many reads: %v", err)
+	}
+	_, err := s.Update(ctx, func(tx store.Txn) error {
+		for i := range 200 {
+			if err := tx.Put(store.Instances, fmt.Sprintf("i%03d", i), rec{"i"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Errorf("a transaction of 200 writes: %v, want an error naming --max-txn-ops", err)
+	}
+	s.View(ctx, func(r store.Reader) error {
+		if got, _ := store.List[rec](r, store.Instances); len(got) != 0 {
+			t.Errorf("the failed transaction left %d instances", len(got))
+		}
+		return nil
+	})
+}
+
+// TestEtcdStoresShareAPrefix: two stores on one prefix, as two hosts'
+// daemons are, see each other's records, and each one's watch wakes for
+// the other's commits.
+func TestEtcdStoresShareAPrefix(t *testing.T) {
+	a := storetest.OpenEtcd(t)
+	cfg, err := store.ParseEtcdURL("etcd://" + a.Endpoints()[0] + a.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.OpenEtcd(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watchB := b.Watch(ctx)
+	rev, err := a.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Agents, "host-a", rec{"a"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-watchB:
+		if got != rev {
+			t.Errorf("b's watch gave %d, want a's commit %d", got, rev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("b's watch never saw a's commit")
+	}
+	b.View(ctx, func(r store.Reader) error {
+		if got, err := store.Get[rec](r, store.Agents, "host-a"); err != nil || got.Name != "a" || r.Revision() < rev {
+			t.Errorf("b reads a's record as %v, %v at revision %d (commit %d)", got, err, r.Revision(), rev)
+		}
+		return nil
+	})
+}
+
+// TestEtcdWritersOfOneProcessDoNotRetry: concurrent Updates through one
+// store that all list a kind and write to it run one at a time, so none
+// runs twice (optimistically, each commit made every other one retry: 500
+// concurrent port creates through the API mostly timed out).
+func TestEtcdWritersOfOneProcessDoNotRetry(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	const writers = 20
+	var runs atomic.Int32
+	var wg sync.WaitGroup
+	for i := range writers {
+		wg.Go(func() {
+			if _, err := s.Update(ctx, func(tx store.Txn) error {
+				runs.Add(1)
+				if _, err := store.List[rec](tx, store.Ports); err != nil {
+					return err
+				}
+				return tx.Put(store.Ports, fmt.Sprint(i), rec{"p"})
+			}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := runs.Load(); n != writers {
+		t.Errorf("%d Updates ran their functions %d times, want once each", writers, n)
+	}
+}
+
+// TestEtcdWatchEndsWithTheStore: closing the store closes its watches,
+// instead of leaving them retrying a closed client.
+func TestEtcdWatchEndsWithTheStore(t *testing.T) {
+	s := storetest.OpenPeer(t, storetest.OpenEtcd(t))
+	ch := s.Watch(context.Background())
+	s.Close()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the watch of a closed store never closed")
+		}
+	}
+}
