@@ -17,7 +17,7 @@ const (
 	// (Neutron's Linux bridge agent names it by VNI, "vxlan-<vni>"; nsnet
 	// by network id, as the bridge, so the two go together by eye).
 	VXLANPrefix = "nsv-"
-	TapPrefix    = "tap"
+	TapPrefix   = "tap"
 	// SubportPrefix names the bridge end of a trunk subport's veth pair,
 	// its interface on the host; SubportPeerPrefix the other end, where
 	// the subport's frames are tagged for the parent's tap.
