@@ -153,3 +153,27 @@ func TestProviderPolicy(t *testing.T) {
 		t.Errorf("admin sees %s, want vxlan/null/1", got)
 	}
 }
+
+// TestBulkNetworksTakeDistinctVNIs: networks created in one bulk request
+// (one transaction) each take their own VNI.
+func TestBulkNetworksTakeDistinctVNIs(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("POST", "/v2.0/networks", map[string]any{"networks": []map[string]any{{"name": "a"}, {"name": "b"}, {"name": "c"}}})
+	nets, _ := r.body["networks"].([]any)
+	if r.status != 201 || len(nets) != 3 {
+		t.Fatalf("bulk create: %d %v", r.status, r.body)
+	}
+	seen := map[string]bool{}
+	for _, n := range nets {
+		got := decodeNet(t, n).String()
+		if seen[got] {
+			t.Errorf("two networks got %s", got)
+		}
+		seen[got] = true
+	}
+	for _, want := range []string{"vxlan/null/1", "vxlan/null/2", "vxlan/null/3"} {
+		if !seen[want] {
+			t.Errorf("no network got %s: %v", want, seen)
+		}
+	}
+}
