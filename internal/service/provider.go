@@ -47,7 +47,9 @@ var providerAttrs = []string{attrNetworkType, attrPhysicalNetwork, attrSegmentat
 var DefaultVNIRanges = []model.VNIRange{{Min: 1, Max: 1000}}
 
 // providerRequest is the provider attributes of a request body; null
-// counts as not given, as Neutron's is_attr_set has it.
+// counts as not given, as Neutron's is_attr_set has it. A value of the
+// wrong JSON type is a plain error, which decode (through providerJSON)
+// words as Neutron does, before parseProvider is called for the request.
 type providerRequest struct {
 	given                        bool
 	networkType, physicalNetwork *string
@@ -70,7 +72,7 @@ func parseProvider(in Attrs) (providerRequest, error) {
 			}
 			v, err := parseString(raw, max)
 			if err != nil {
-				return req, invalidInput("Invalid input for %s. Reason: %s", name, err)
+				return req, err
 			}
 			if name == attrNetworkType {
 				req.networkType = &v
@@ -80,7 +82,7 @@ func parseProvider(in Attrs) (providerRequest, error) {
 		case attrSegmentationID:
 			v, err := parseInt(raw)
 			if err != nil {
-				return req, invalidInput("Invalid input for %s. Reason: %s", name, err)
+				return req, err
 			}
 			req.segmentationID = &v
 		}
@@ -282,8 +284,13 @@ func (s *Service) AssignSegments(ctx context.Context) (int, error) {
 	return assigned, err
 }
 
-// providerJSON keeps a decoded attribute from being applied by decode:
-// the provider attributes are read by parseProvider, and accepted here.
+// providerJSON is a provider attribute in the network's attribute table:
+// decode checks its JSON type (Neutron's "Invalid input for … Reason: …")
+// and applies nothing; parseProvider reads the values, which only make
+// sense together and against the other networks.
 func providerJSON(name string) attr[model.Network] {
-	return attr[model.Network]{name: name, post: true, put: true, set: func(*model.Network, json.RawMessage) error { return nil }}
+	return attr[model.Network]{name: name, post: true, put: true, set: func(_ *model.Network, raw json.RawMessage) error {
+		_, err := parseProvider(Attrs{name: raw})
+		return err
+	}}
 }
