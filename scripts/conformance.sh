@@ -355,6 +355,8 @@ ipv6_subnet_attributes = true
 # nsnet's one availability zone (docs/AGENTS.md), as devstack configures a
 # single-zone cloud.
 agent_availability_zone = nova
+# The network types nsnet's provider extension has (docs/OVERLAY.md).
+available_type_drivers = flat,local,vxlan
 [validation]
 run_validation = false
 [oslo_concurrency]

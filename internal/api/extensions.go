@@ -19,6 +19,7 @@ type extension struct {
 var extensions = []extension{
 	{"external-net", "Neutron external network", "Adds external network attribute to network resource.", "2013-01-14T10:00:00-00:00", []string{}},
 	{"net-mtu", "Network MTU", "Provides MTU attribute for a network resource; nsnet sets it on the bridge and every veth.", "2015-03-25T10:00:00-00:00", []string{}},
+	{"provider", "Provider Network", "Expose mapping of virtual networks to physical networks: tenant networks are vxlan with a VNI from --vni-ranges, provider networks flat on a physical network (on this host, the network's nsnet:uplink), or local; vlan, gre and geneve are not types nsnet has.", "2012-09-07T10:00:00-00:00", []string{}},
 	{"net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource; nsnet refuses one above the physical network's (--physnet-mtu) and changes the bridge and every veth of the network.", "2017-07-12T00:00:00-00:00", []string{}},
 	{"project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled.", "2016-09-09T09:09:09-09:09", []string{}},
 	{"standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes", "2016-02-10T10:00:00-00:00", []string{}},

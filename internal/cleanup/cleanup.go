@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config) ([]Object, error) {
 		}
 	}
 	owned := links.Owned()
-	for _, kind := range []string{"port", "network"} {
+	for _, kind := range []string{"port", "vxlan", "network"} {
 		for _, alias := range slices.Sorted(maps.Keys(owned)) {
 			if k, _, _ := dataplane.ParseAlias(alias); k == kind {
 				found = append(found, Object{Kind: "link", Name: owned[alias].Attrs().Name, Namespace: cfg.HostNetns, Mark: alias})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/auth"
+	"github.com/nsnet/nsnet/internal/model"
 )
 
 // Defaults for a daemon started with no flags.
@@ -50,6 +51,9 @@ type Config struct {
 	// PhysnetMTU is the MTU of the network beyond the host, the largest a
 	// network may have (Neutron's global_physnet_mtu); zero means 1500.
 	PhysnetMTU int
+	// VNIRanges are the VNIs of tenant (vxlan) networks (ML2's
+	// vni_ranges); nil means service.DefaultVNIRanges.
+	VNIRanges []model.VNIRange
 	// Reload asks the daemon to re-read its tokens file (SIGHUP).
 	Reload <-chan struct{}
 	// HostNetns names the namespace the agent treats as the host; empty

@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config) error {
 	started := time.Now()
 	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
 	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		PhysnetMTU: cfg.PhysnetMTU, HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
+		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
 		// The agent's heartbeat is its last full pass, which comes every
 		// resync: it is dead when it missed two of them and then some.
 		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),
@@ -123,6 +123,13 @@ func Run(ctx context.Context, cfg Config) error {
 	// The agent's roles are registered before the API serves, and again
 	// on every resync, so that a deleted one comes back as a Neutron
 	// agent does at its next state report.
+	// Networks stored before the provider extension take their segment
+	// before anyone can read them (see service.AssignSegments).
+	if n, err := svc.AssignSegments(ctx); err != nil {
+		return fmt.Errorf("assign network segments: %w", err)
+	} else if n > 0 {
+		log.Info("assigned provider segments to networks stored without one", "networks", n)
+	}
 	if _, err := svc.RegisterAgents(ctx, started); err != nil {
 		return fmt.Errorf("register agents: %w", err)
 	}

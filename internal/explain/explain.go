@@ -195,6 +195,13 @@ func (b *build) bridge(networkID string) error {
 	b.add(Step{Object: "network " + b.names.network(networkID),
 		Comment:  fmt.Sprintf("bridge %s is its L2 segment (%s); ports plug into it", name, strings.Join(cidrs, ", ")),
 		Commands: cmds})
+	vx, err := vxlanCommands(b.host, networkID)
+	if err != nil || len(vx) == 0 {
+		return err
+	}
+	b.add(Step{Object: "network " + b.names.network(networkID),
+		Comment:  "its VXLAN device joins the bridge to the other hosts that have the network: learning off, remote ports' MACs and flooding by static entries, ARP/ND answered by the device's proxy (see docs/OVERLAY.md)",
+		Commands: vx})
 	return nil
 }
 

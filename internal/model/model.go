@@ -100,6 +100,11 @@ type Network struct {
 	// QosPolicyID is the QoS policy of the network's ports that have
 	// none of their own (qos extension).
 	QosPolicyID *string `json:"qos_policy_id"`
+	// The provider attributes (Neutron's provider extension): how the
+	// network is carried between hosts. Admins only see them.
+	NetworkType     Provider[string] `json:"provider:network_type,omitzero"`
+	PhysicalNetwork Provider[string] `json:"provider:physical_network,omitzero"`
+	SegmentationID  Provider[int]    `json:"provider:segmentation_id,omitzero"`
 	Standard
 }
 

@@ -13,7 +13,11 @@ const (
 	idCharsInName = 11
 
 	BridgePrefix = "nsb-"
-	TapPrefix    = "tap"
+	// VXLANPrefix names a network's VXLAN device, a port of its bridge
+	// (Neutron's Linux bridge agent names it by VNI, "vxlan-<vni>"; nsnet
+	// by network id, as the bridge, so the two go together by eye).
+	VXLANPrefix = "nsv-"
+	TapPrefix   = "tap"
 	// SubportPrefix names the bridge end of a trunk subport's veth pair,
 	// its interface on the host; SubportPeerPrefix the other end, where
 	// the subport's frames are tagged for the parent's tap.
@@ -23,6 +27,10 @@ const (
 
 // BridgeName is the Linux bridge that carries network id on a host.
 func BridgeName(networkID string) string { return BridgePrefix + shortID(networkID) }
+
+// VXLANName is the VXLAN device that joins network id's bridge on a
+// host to the other hosts that have the network.
+func VXLANName(networkID string) string { return VXLANPrefix + shortID(networkID) }
 
 // TapName is the host end of the veth pair of port id.
 func TapName(portID string) string { return TapPrefix + shortID(portID) }

@@ -57,6 +57,7 @@ var networkAttrs = append([]attr[model.Network]{
 		n.QosPolicyID = v
 		return err
 	}},
+	providerJSON(attrNetworkType), providerJSON(attrPhysicalNetwork), providerJSON(attrSegmentationID),
 }, append(hostNetworkAttrs, projectAttrs(func(n *model.Network) *string { return &n.ProjectID })...)...)
 
 // CreateNetwork creates a network from the attributes of a POST. `shared`
@@ -89,6 +90,11 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	if err := s.checkMTU(n.MTU); err != nil {
 		return pending{}, err
 	}
+	provider, err := parseProvider(in)
+	if err != nil {
+		return pending{}, err
+	}
+	_, mtuGiven := in["mtu"]
 	project, err := owner(ctx, "create_network", n.ProjectID)
 	if err != nil {
 		return pending{}, err
@@ -105,6 +111,9 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 	if name, given := hostAttrGiven(in); given && !caller(ctx).IsAdmin() {
 		return pending{}, denied("create_network", "create_network:"+name)
 	}
+	if name, given := providerGiven(in); given && !caller(ctx).IsAdmin() {
+		return pending{}, denied("create_network", "create_network:"+name)
+	}
 	shared := n.Shared
 	n.Shared = false // not stored: RBAC policies say who it is shared with
 	n.Touch(s.now())
@@ -117,6 +126,16 @@ func (s *Service) prepareNetwork(ctx context.Context, in Attrs) (pending, error)
 			return err
 		}
 		if err := checkHostAttrs(tx, &n); err != nil {
+			return err
+		}
+		seg, err := s.segmentFor(tx, &n, provider)
+		if err != nil {
+			return err
+		}
+		n.SetSegment(seg)
+		if !mtuGiven {
+			n.MTU = s.maxNetworkMTU(seg.NetworkType)
+		} else if err := s.checkNetworkMTU(&n); err != nil {
 			return err
 		}
 		if err := checkZones(tx, "network", n.AvailabilityZoneHints); err != nil {
@@ -151,6 +170,15 @@ func (s *Service) checkMTU(mtu int) error {
 	return nil
 }
 
+// checkNetworkMTU refuses an MTU above the largest n's type may carry:
+// a vxlan network's frames are encapsulated once tunnels carry them.
+func (s *Service) checkNetworkMTU(n *model.Network) error {
+	if max := s.maxNetworkMTU(n.NetworkType.Get()); n.MTU > max {
+		return invalidInput("Requested MTU is too big, maximum is %d", max)
+	}
+	return nil
+}
+
 func putPolicy(tx store.Txn, p model.RBACPolicy) error { return tx.Put(store.RBACPolicies, p.ID, p) }
 
 // UpdateNetwork applies the attributes of a PUT.
@@ -168,6 +196,9 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 			{"is_default", "update_network:is_default"},
 			{attrUplink, "update_network:" + attrUplink}, {attrHostGateway, "update_network:" + attrHostGateway},
 			{attrSNATAddress, "update_network:" + attrSNATAddress},
+			{attrNetworkType, "update_network:" + attrNetworkType},
+			{attrPhysicalNetwork, "update_network:" + attrPhysicalNetwork},
+			{attrSegmentationID, "update_network:" + attrSegmentationID},
 		} {
 			if _, given := in[a.attr]; given && !caller(ctx).IsAdmin() {
 				return denied("update_network", a.rule)
@@ -180,6 +211,13 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 		if err := decode(&n, networkAttrs, in, opUpdate); err != nil {
 			return err
 		}
+		provider, err := parseProvider(in)
+		if err != nil {
+			return err
+		}
+		if err := checkProviderUpdate(&n, provider); err != nil {
+			return err
+		}
 		if err := checkQosAssociation(ctx, tx, oldQos, n.QosPolicyID); err != nil {
 			return err
 		}
@@ -189,7 +227,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, in Attrs) (Resul
 			}
 		}
 		if _, given := in["mtu"]; given {
-			if err := s.checkMTU(n.MTU); err != nil {
+			if err := s.checkNetworkMTU(&n); err != nil {
 				return err
 			}
 		}
@@ -430,6 +468,9 @@ func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets [
 	}
 	if n.AvailabilityZoneHints == nil {
 		n.AvailabilityZoneHints = []string{}
+	}
+	if !caller(ctx).IsAdmin() {
+		n.HideProvider() // get_network:provider:* is admin-only
 	}
 	n.Status, n.StatusReason = s.statusOf(store.Networks, n.ID)
 	if !n.AdminStateUp {

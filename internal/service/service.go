@@ -47,6 +47,15 @@ type Config struct {
 	// global_physnet_mtu): a network's default, and its largest; zero means
 	// model.DefaultMTU.
 	PhysnetMTU int
+	// VNIRanges are the VNIs of tenant (vxlan) networks, as ML2's
+	// vni_ranges; nil means DefaultVNIRanges.
+	VNIRanges []model.VNIRange
+	// TunnelOverhead is what a tunnel between hosts takes off the
+	// physical network's MTU for a vxlan network (its default and its
+	// largest MTU): model.VXLANOverhead once hosts are joined by VXLAN,
+	// zero on one host, where no frame is ever encapsulated (see
+	// docs/OVERLAY.md).
+	TunnelOverhead int
 	// Quotas are the default quota limits, by resource (see
 	// QuotaResources); missing ones take Neutron's defaults.
 	Quotas map[string]int
@@ -74,9 +83,12 @@ type Service struct {
 	netnsPrefix string
 	quotas      map[string]int
 	physnetMTU  int
-	hostID      string
-	host        string
-	heartbeat   HeartbeatSource
+	vniRanges   []model.VNIRange
+	// tunnelOverhead: see Config.TunnelOverhead.
+	tunnelOverhead int
+	hostID         string
+	host           string
+	heartbeat      HeartbeatSource
 	// agentDownTime: see Config.AgentDownTime.
 	agentDownTime time.Duration
 	now           func() time.Time
@@ -88,9 +100,14 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
+	svc := &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
-		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now}
+		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now,
+		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead}
+	if svc.vniRanges == nil {
+		svc.vniRanges = DefaultVNIRanges
+	}
+	return svc
 }
 
 // Result is what a write returns: the resource as the API shows it and the

@@ -22,6 +22,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/daemon"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -38,6 +39,7 @@ type flags struct {
 	keystone       keystoneFlags
 	quotas         map[string]int
 	physnetMTU     int
+	vniRanges      string
 	hostNetns      string
 	netnsPrefix    string
 	resyncInterval time.Duration
@@ -136,6 +138,8 @@ management network).`,
 	fs.StringToIntVar(&f.quotas, "default-quota", nil, "default quota limits, e.g. network=10,port=50 (-1: unlimited); resources: "+
 		strings.Join(service.QuotaResources, ", "))
 	fs.IntVar(&f.physnetMTU, "physnet-mtu", 1500, "MTU of the network beyond the host: networks' default and largest MTU (Neutron's global_physnet_mtu)")
+	fs.StringVar(&f.vniRanges, "vni-ranges", "", "VNIs of tenant (vxlan) networks, comma-separated MIN:MAX ranges as ML2's vni_ranges (default "+
+		service.DefaultVNIRanges[0].String()+")")
 	fs.StringVar(&f.hostNetns, "host-netns", "", "named namespace the agent treats as the host (default: the daemon's own)")
 	fs.StringVar(&f.netnsPrefix, "netns-prefix", "", "prefix of every namespace name the agent creates")
 	fs.DurationVar(&f.resyncInterval, "resync-interval", 30*time.Second, "period of the full convergence pass that backs up event-driven ones")
@@ -197,6 +201,10 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 			return daemon.Config{}, fmt.Errorf("--store: %w; leave it out for the bbolt file <state-dir>/state.db", err)
 		}
 	}
+	vniRanges, err := model.ParseVNIRanges(f.vniRanges)
+	if err != nil {
+		return daemon.Config{}, fmt.Errorf("--vni-ranges: %w", err)
+	}
 	upstreams, err := parseUpstreams(f.dnsUpstreams)
 	if err != nil {
 		return daemon.Config{}, err
@@ -216,6 +224,7 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		Keystone:       ks,
 		Quotas:         f.quotas,
 		PhysnetMTU:     f.physnetMTU,
+		VNIRanges:      vniRanges,
 		HostNetns:      f.hostNetns,
 		NetnsPrefix:    f.netnsPrefix,
 		ResyncInterval: f.resyncInterval,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/daemon"
+	"github.com/nsnet/nsnet/internal/model"
 )
 
 func TestConfig(t *testing.T) {
@@ -72,6 +73,14 @@ func TestConfig(t *testing.T) {
 		},
 		{args: "--store /var/lib/nsnet/state.db", wantErr: `--store: "/var/lib/nsnet/state.db": want etcd://HOST:PORT[,HOST:PORT…][/PREFIX]; leave it out for the bbolt file`},
 		{args: "--store etcd://10.0.0.1", wantErr: `--store: "etcd://10.0.0.1": endpoint "10.0.0.1": want HOST:PORT`},
+		{
+			args: "--vni-ranges 100:200,5000:5000",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
+				VNIRanges: []model.VNIRange{{Min: 100, Max: 200}, {Min: 5000, Max: 5000}}},
+		},
+		{args: "--vni-ranges 10:5", wantErr: `--vni-ranges: VNI range "10:5": MIN is above MAX`},
+		{args: "--vni-ranges 1:16777216", wantErr: `--vni-ranges: VNI range "1:16777216": VNIs are 1 through 16777215`},
+		{args: "--vni-ranges 7", wantErr: `--vni-ranges: VNI range "7": want MIN:MAX`},
 		{args: "--physnet-mtu 67", wantErr: "--physnet-mtu 67: must be between 68 and 65535"},
 		{args: "--dhcp-lease-time 1s", wantErr: "--dhcp-lease-time 1s: must be between"},
 		{args: "--dns-upstream resolver", wantErr: `--dns-upstream "resolver": want an address or address:port`},
