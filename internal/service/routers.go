@@ -570,6 +570,11 @@ func (s *Service) renderRouter(r *model.Router) {
 		r.AvailabilityZones = []string{model.DefaultAvailabilityZone}
 	}
 	r.L3Unscheduled = false // stored, not shown
+	r.ConntrackHelpers = make([]model.RouterConntrackHelper, len(r.Helpers))
+	for i, h := range r.Helpers {
+		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
+	}
+	r.Helpers = nil // stored, not shown
 	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
