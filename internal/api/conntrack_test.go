@@ -62,6 +62,13 @@ func TestConntrackHelpers(t *testing.T) {
 	if got := routerHelpers(); !slices.Equal(got, []model.RouterConntrackHelper{{Protocol: "udp", Port: 6969, Helper: "tftp"}}) {
 		t.Errorf("router body conntrack_helpers = %v", got)
 	}
+	// A router update keeps its helpers.
+	if r := h.do("PUT", "/v2.0/routers/"+router, map[string]any{"router": map[string]any{"name": "renamed"}}); r.status != 200 {
+		t.Fatalf("router update: %d %v", r.status, r.body)
+	}
+	if got := routerHelpers(); len(got) != 1 {
+		t.Errorf("router body after a router update = %v", got)
+	}
 	var list struct {
 		Helpers []model.ConntrackHelper `json:"conntrack_helpers"`
 	}
