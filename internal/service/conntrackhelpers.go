@@ -44,6 +44,7 @@ var AllowedConntrackHelpers = map[string][]string{
 var iptablesProtocols = []string{"dccp", "icmp", "ipv6-icmp", "sctp", "tcp", "udp"}
 
 var cthAttrs = append([]attr[cthInput]{
+	{name: "id"},
 	{name: "protocol", post: true, put: true, set: func(c *cthInput, raw json.RawMessage) error {
 		s, err := parseString(raw, maxNameLen)
 		if err != nil {

@@ -52,6 +52,9 @@ var routerAttrs = append([]attr[routerInput]{
 		r.Routes, r.routesSet = routes, true
 		return err
 	}},
+	// Shown (expose-l3-conntrack-helper), changed only through
+	// /routers/{id}/conntrack_helpers.
+	{name: "conntrack_helpers"},
 	{name: "availability_zone_hints", post: true, set: func(r *routerInput, raw json.RawMessage) error {
 		hints, err := parseZoneHints(raw)
 		r.AvailabilityZoneHints = hints
