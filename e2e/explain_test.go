@@ -45,6 +45,7 @@ func TestExplainReplays(t *testing.T) {
 	vm3IP := fixedIP(jsonOf(t, e.MustNsnet("port", "show", "vm3-eth0", "-o", "json")))
 	e.MustNsnet("floating", "ip", "port", "forwarding", "create", fip2["floating_ip_address"].(string), "--port", "vm3-eth0",
 		"--internal-ip-address", vm3IP, "--internal-protocol-port", "80", "--external-protocol-port", "8080", "--protocol", "tcp")
+	e.MustNsnet("router", "conntrack-helper", "create", "r1", "--helper", "ftp", "--protocol", "tcp", "--port", "21")
 	routerNS := e.Prefix + "qrouter-" + jsonOf(t, e.MustNsnet("router", "show", "r1", "-o", "json"))["id"].(string)
 
 	script := e.MustNsnet("explain", "router", "r1")
@@ -54,6 +55,8 @@ func TestExplainReplays(t *testing.T) {
 		"# floating IP " + fip["floating_ip_address"].(string) + ": translated to ",
 		"nft -f - <<'EOF'",
 		"# port forward tcp " + fip2["floating_ip_address"].(string) + ":8080 → " + vm3IP + ":80",
+		"# conntrack helper ftp tcp/21",
+		`ct helper set "ftp-tcp"`,
 	} {
 		if !strings.Contains(script, want) {
 			t.Errorf("explain router r1 lacks %q:\n%s", want, script)

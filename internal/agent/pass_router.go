@@ -380,7 +380,7 @@ func (p *pass) ensureNAT(id string, ns *dataplane.Namespace, spec nat.Spec) (cha
 func natChange(r *routerNAT, spec nat.Spec) (nat.Change, bool) {
 	a := r.applied
 	if !r.ok || !slices.Equal(a.SNAT, spec.SNAT) || !slices.Equal(a.Masquerade, spec.Masquerade) ||
-		!slices.Equal(a.Hairpin, spec.Hairpin) || !slices.Equal(a.Publish, spec.Publish) {
+		!slices.Equal(a.Hairpin, spec.Hairpin) || !slices.Equal(a.Publish, spec.Publish) || !slices.Equal(a.Helpers, spec.Helpers) {
 		return nat.Change{}, false
 	}
 	var c nat.Change
@@ -411,7 +411,7 @@ func listDelta[T comparable](old, cur []T) (removed, added []T) {
 }
 
 func isEmpty(s nat.Spec) bool {
-	return len(s.SNAT)+len(s.Masquerade)+len(s.Hairpin)+len(s.FloatingIPs)+len(s.PortForwards)+len(s.Publish) == 0
+	return len(s.SNAT)+len(s.Masquerade)+len(s.Hairpin)+len(s.FloatingIPs)+len(s.PortForwards)+len(s.Publish)+len(s.Helpers) == 0
 }
 
 func (p *pass) routerDeletion(k key, spec routerSpec) deletion {

@@ -42,7 +42,7 @@ func sameRouter(a, b routerSpec) bool {
 func sameNAT(a, b nat.Router) bool {
 	return a.Gateway == b.Gateway && a.GatewayAddr == b.GatewayAddr && a.EnableSNAT == b.EnableSNAT &&
 		slices.Equal(a.Internal, b.Internal) && slices.Equal(a.FloatingIPs, b.FloatingIPs) &&
-		slices.Equal(a.PortForwards, b.PortForwards) && slices.Equal(a.Routed, b.Routed)
+		slices.Equal(a.PortForwards, b.PortForwards) && slices.Equal(a.Routed, b.Routed) && slices.Equal(a.Helpers, b.Helpers)
 }
 
 // routerInputs indexes the records routers are computed from.
@@ -466,7 +466,7 @@ func floatingAddrs(fips []floating) []netip.Addr {
 // to its gateway address (enable_snat), its 1:1 floating IPs and its port
 // forwards, sorted so that equal records give equal specs.
 func natFor(pl *routerPlan, d *desired, fips []floating, forwards []nat.PortForward) nat.Router {
-	r := nat.Router{Internal: pl.internal}
+	r := nat.Router{Internal: pl.internal, Helpers: helpersOf(pl.router)}
 	if pl.gateway == "" {
 		return r
 	}
@@ -498,6 +498,22 @@ func natFor(pl *routerPlan, d *desired, fips []floating, forwards []nat.PortForw
 		return cmp.Or(a.External.Compare(b.External), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.ExternalPorts.First, b.ExternalPorts.First))
 	})
 	return r
+}
+
+// helpersOf is the conntrack helpers of a router, in spec order. The
+// service admits only helpers the nat layout offers, one per protocol and
+// port; a record that says otherwise fails the spec's validation, which
+// puts the router in ERROR with the reason.
+func helpersOf(r model.Router) []nat.Helper {
+	var hs []nat.Helper
+	for _, h := range r.Helpers {
+		p, _ := nat.ParseProtocol(h.Protocol)
+		hs = append(hs, nat.Helper{Name: h.Helper, Protocol: p, Port: uint16(h.Port)})
+	}
+	slices.SortFunc(hs, func(a, b nat.Helper) int {
+		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Name, b.Name))
+	})
+	return hs
 }
 
 // routerPortsOf splits ports by router: interface and gateway ports whose

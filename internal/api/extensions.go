@@ -58,6 +58,8 @@ var extensions = []extension{
 	{"fip-port-details", "Floating IP Port Details Extension", "Add port_details attribute to Floating IP resource", "2018-04-09T10:00:00-00:00", []string{}},
 	{"floating-ip-port-forwarding", "Floating IP Port Forwarding", "Provides port forwarding to floating IP support", "2018-04-17T10:00:00-00:00", []string{}},
 	{"expose-port-forwarding-in-fip", "Expose port forwardings in floating IP", "A floating IP's body lists its port forwardings (port_forwardings).", "2019-04-09T10:00:00-00:00", []string{}},
+	{"l3-conntrack-helper", "L3 Conntrack helper", "Allow adding CT target rules for conntrack helper", "2019-04-04T10:00:00-00:00", []string{}},
+	{"expose-l3-conntrack-helper", "Expose CT target rules for conntrack helper", "Expose CT target rules for conntrack helper", "2019-04-04T10:00:00-00:00", []string{}},
 	{"extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name); nsnet's DHCP server sends the IPv4 ones, under dnsmasq's option names or by code.", "2013-03-17T12:00:00-00:00", []string{}},
 	{"security-group", "security-group", "The security groups extension; nsnet filters every port on the host's nsnet_fw nftables tables (see docs/SECURITY_GROUPS.md).", "2012-10-05T10:00:00-00:00", []string{}},
 	{"stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not: a stateless group's ports are not tracked by conntrack, and its rules judge every packet both ways (replies need rules of their own).", "2019-11-26T09:00:00-00:00", []string{}},

@@ -160,6 +160,8 @@ func (s *Server) resources() []resource {
 		ag,
 		bindNested[model.PortForwarding]("port_forwarding", "port_forwardings", "floatingips/{parent}/port_forwardings",
 			svc.CreatePortForwarding, svc.UpdatePortForwarding, svc.DeletePortForwarding, svc.GetPortForwarding, svc.ListPortForwardings),
+		bindNested[model.ConntrackHelper]("conntrack_helper", "conntrack_helpers", "routers/{parent}/conntrack_helpers",
+			svc.CreateConntrackHelper, svc.UpdateConntrackHelper, svc.DeleteConntrackHelper, svc.GetConntrackHelper, svc.ListConntrackHelpers),
 		published,
 		{
 			singular: "floatingip_pool", collection: "floatingip_pools", path: "floatingip-pools",

@@ -65,7 +65,7 @@ Look inside a router with:
 		deleteCommand(a, client.Routers,
 			"Delete routers. A router with subnets attached is refused: remove them first\n(\"nsnet router remove subnet\"). Its gateway port goes with it, and nsnet\ndeletes its qrouter- namespace.",
 			"  nsnet router delete r1"),
-		add, remove,
+		add, remove, a.conntrackHelperCommand(),
 	)
 	return cmd
 }

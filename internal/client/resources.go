@@ -310,3 +310,9 @@ func (c *Client) routerInterface(ctx context.Context, routerID, action string, r
 	meta, err := c.do(ctx, request{method: http.MethodPut, path: Routers.item(routerID) + "/" + action, body: ref, write: true}, &out)
 	return out, meta, err
 }
+
+// ConntrackHelpers is the collection of the conntrack helpers of router
+// routerID (/v2.0/routers/{id}/conntrack_helpers).
+func ConntrackHelpers(routerID string) Collection {
+	return Collection(string(Routers) + "/" + url.PathEscape(routerID) + "/conntrack_helpers")
+}

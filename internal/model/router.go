@@ -54,7 +54,30 @@ type Router struct {
 	// host's L3 agent (l3_agent_scheduler): the agent builds no qrouter
 	// namespace for it until it is added again. Stored, never shown.
 	L3Unscheduled bool `json:"nsnet:l3_unscheduled,omitzero"`
+	// Helpers are the router's conntrack helpers (l3-conntrack-helper),
+	// kept in its record: they live and die with it. Stored, never shown;
+	// ConntrackHelpers is how the body shows them
+	// (expose-l3-conntrack-helper), rendered, never stored.
+	Helpers          []ConntrackHelper       `json:"nsnet:conntrack_helpers,omitempty"`
+	ConntrackHelpers []RouterConntrackHelper `json:"conntrack_helpers,omitzero"`
 	Standard
+}
+
+// ConntrackHelper assigns a kernel conntrack helper to new connections of
+// Protocol to Port through its router (/v2.0/routers/{id}/conntrack_helpers).
+type ConntrackHelper struct {
+	ID       string `json:"id"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
+	Helper   string `json:"helper"`
+}
+
+// RouterConntrackHelper is a conntrack helper as its router's body shows
+// it: without its id.
+type RouterConntrackHelper struct {
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
+	Helper   string `json:"helper"`
 }
 
 // FloatingIP is a public address on an external network, translated 1:1 to

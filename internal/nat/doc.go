@@ -35,7 +35,9 @@
 //
 // Layout (see layout.go for the exact rules):
 //
-//	chain prerouting  (nat, dstnat): jump metadata; port forwards; floating
+//	chain prerouting  (nat, dstnat): conntrack helpers by protocol and port
+//	                  (a verdict map into helper_* chains, helpers.go);
+//	                  jump metadata; port forwards; floating
 //	                  IPs; published ports on local addresses
 //	chain output      (nat, dstnat): port forwards; floating IPs — so the
 //	                  namespace itself reaches them

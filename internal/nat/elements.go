@@ -47,6 +47,11 @@ func compile(s Spec) contents {
 		setFloatingSNAT: make(elements, len(s.FloatingIPs)),
 		setPortForward:  make(elements, len(s.PortForwards)),
 		setPublish:      make(elements, len(s.Publish)),
+		setHelpers:      make(elements, len(s.Helpers)),
+	}
+	for _, h := range s.Helpers {
+		k, _ := h.kind()
+		c[setHelpers].add(helperElem(h, k))
 	}
 	for _, n := range s.SNAT {
 		c[setSNAT].add(intervalElem(n.Out, n.From, addr4(n.To)))
@@ -130,6 +135,9 @@ func decode(c contents) (s Spec, undecoded int) {
 	}
 	s.FloatingIPs, undecoded = decodeFloating(c, undecoded)
 	s.PortForwards, s.Publish, undecoded = decodeForwards(c, undecoded)
+	var n int
+	s.Helpers, n = decodeHelpers(c[setHelpers])
+	undecoded += n
 	sortSpec(&s)
 	return s, undecoded
 }
@@ -274,6 +282,7 @@ func sortSpec(s *Spec) {
 	slices.SortFunc(s.PortForwards, func(a, b PortForward) int {
 		return cmp.Or(a.External.Compare(b.External), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.ExternalPorts.First, b.ExternalPorts.First))
 	})
+	slices.SortFunc(s.Helpers, compareHelpers)
 	slices.SortFunc(s.Publish, func(a, b Publish) int {
 		return cmp.Or(cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Ports.First, b.Ports.First))
 	})

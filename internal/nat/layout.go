@@ -74,17 +74,19 @@ var layoutSets = []nfsock.SetDef{
 	{Name: setSNAT, Key: typeIfAddr, Data: &nftables.TypeIPAddr, Interval: true},
 	{Name: setMasquerade, Key: typeIfAddr, Interval: true},
 	{Name: setHairpin, Key: typeIfAddr, Interval: true},
+	{Name: setHelpers, Key: typePublishKey, Data: &nftables.TypeVerdict},
 }
 
 const commentMetadata = "metadata service: 169.254.169.254:80 from qr- to local port 9697"
 
 // layoutChains are the chains of the table. Each rule has a comment, which
 // says what it does in `nft list` and names it in Inspect and Script.
-var layoutChains = []nfsock.ChainDef{
+var layoutChains = append([]nfsock.ChainDef{
 	{Name: MetadataChain, Rules: [][]expr.Any{ruleMetadata}, Comments: []string{commentMetadata}},
 	{Name: "prerouting", Type: nftables.ChainTypeNAT, Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest,
-		Comments: []string{"metadata service", "port forwarding", "floating IPs, inbound", "published ports"},
+		Comments: []string{commentHelpers, "metadata service", "port forwarding", "floating IPs, inbound", "published ports"},
 		Rules: [][]expr.Any{
+			ruleHelpers,
 			{&expr.Verdict{Kind: expr.VerdictJump, Chain: MetadataChain}},
 			ruleForwardDNAT,
 			ruleFloatingDNAT,
@@ -128,7 +130,7 @@ var layoutChains = []nfsock.ChainDef{
 				&expr.Masq{FullyRandom: true},
 			}),
 		}},
-}
+}, helperChains()...)
 
 // ruleForwardDNAT translates ip daddr . meta l4proto . th dport through
 // the port_forward map into address . port.

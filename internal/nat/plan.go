@@ -214,9 +214,14 @@ func (p plan) queue(c *nfsock.Conn) error {
 		c.DelTable(table)
 	}
 	if p.create || p.rebuild {
+		// The helper objects first: the layout's rules name them.
+		c.AddTable(table)
+		queueHelperObjects(c)
 		if err := c.Create(table, layoutSets, layoutChains); err != nil {
 			return err
 		}
+	} else if len(p.rewrite) > 0 {
+		queueHelperObjects(c)
 	}
 	for _, def := range p.rewrite {
 		c.FlushChain(def.NFT(table))

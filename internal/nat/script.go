@@ -20,6 +20,13 @@ var ruleText = map[string]string{
 	"floating IPs, outbound":                              "snat ip to oifname . ip saddr map @" + setFloatingSNAT,
 	"SNAT":                                                "snat ip to oifname . ip saddr map @" + setSNAT + " fully-random",
 	"masquerade":                                          "oifname . ip saddr @" + setMasquerade + " masquerade fully-random",
+	commentHelpers:                                        "meta l4proto . th dport vmap @" + setHelpers,
+}
+
+func init() {
+	for _, k := range HelperKinds {
+		ruleText[helperComment(k)] = fmt.Sprintf("ct helper set %q", k.object())
+	}
 }
 
 // layoutRuleText is the nft syntax of the live rule with fingerprint fp
@@ -52,6 +59,10 @@ func (s Status) Script() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	// The kernel keeps these while the layout's rules name them.
+	for _, k := range HelperKinds {
+		fmt.Fprintf(&b, "\tct helper %s {\n\t\ttype %q protocol %s\n\t}\n", k.object(), k.Kernel, k.Protocol)
+	}
 	for _, st := range s.Sets {
 		if st.Type == "" {
 			fmt.Fprintf(&b, "\t# set %s is not nsnet's and is left out\n", st.Name)
@@ -144,6 +155,11 @@ func (s Spec) elementGroups() []elementGroup {
 				f.External, f.Protocol, f.ExternalPorts.First+uint16(i), f.Internal, f.InternalPorts.First+uint16(i))})
 		}
 		add("port forward "+f.String(), els...)
+	}
+	for _, h := range s.Helpers {
+		if k, ok := h.kind(); ok {
+			add("conntrack helper "+h.String(), elementText{setHelpers, fmt.Sprintf("%s . %d : jump %s", h.Protocol, h.Port, k.chain())})
+		}
 	}
 	for _, p := range s.Publish {
 		var els []elementText

@@ -38,6 +38,9 @@ type Spec struct {
 	// Publish DNATs a protocol and port (range) on any local address of
 	// the namespace: the host's published ports (8080 → instance:80).
 	Publish []Publish
+	// Helpers assign conntrack helpers to new connections by protocol
+	// and destination port (see helpers.go).
+	Helpers []Helper
 }
 
 // SNAT rewrites the source of connections from From leaving by Out to To.
@@ -175,12 +178,15 @@ type Router struct {
 	FloatingIPs []FloatingIP
 	// PortForwards are the port forwardings of the router's floating IPs.
 	PortForwards []PortForward
+	// Helpers are the router's conntrack helpers, gateway or not.
+	Helpers []Helper
 }
 
 // Spec is the table spec of r.
 func (r Router) Spec() Spec {
 	var s Spec
 	s.Hairpin = slices.Clone(r.Internal)
+	s.Helpers = slices.Clone(r.Helpers)
 	if r.Gateway == "" {
 		// Floating IPs and forwards need a gateway: keep them, so that
 		// validation says so instead of silently dropping them.
@@ -264,6 +270,7 @@ func (s Spec) Validate() error {
 		}
 	}
 
+	validateHelpers(s.Helpers, bad)
 	var snat, masq, hair []Subnet
 	for _, n := range s.SNAT {
 		what := fmt.Sprintf("SNAT of %v out of %q", n.From, n.Out)

@@ -52,6 +52,9 @@ var routerAttrs = append([]attr[routerInput]{
 		r.Routes, r.routesSet = routes, true
 		return err
 	}},
+	// Shown (expose-l3-conntrack-helper), changed only through
+	// /routers/{id}/conntrack_helpers.
+	{name: "conntrack_helpers"},
 	{name: "availability_zone_hints", post: true, set: func(r *routerInput, raw json.RawMessage) error {
 		hints, err := parseZoneHints(raw)
 		r.AvailabilityZoneHints = hints
@@ -570,6 +573,11 @@ func (s *Service) renderRouter(r *model.Router) {
 		r.AvailabilityZones = []string{model.DefaultAvailabilityZone}
 	}
 	r.L3Unscheduled = false // stored, not shown
+	r.ConntrackHelpers = make([]model.RouterConntrackHelper, len(r.Helpers))
+	for i, h := range r.Helpers {
+		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
+	}
+	r.Helpers = nil // stored, not shown
 	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
