@@ -26,6 +26,8 @@ const cthResource = "conntrack_helper"
 // AllowedConntrackHelpers is Neutron's default allowed_conntrack_helpers
 // as this kernel's helpers serve it: helper → protocols. Neutron's default
 // also lists amanda/tcp, which no kernel helper serves (amanda is UDP).
+// nat.HelperKinds is the same list as the router tables offer it; the
+// agent's TestConntrackHelpersAgree keeps the two in step.
 var AllowedConntrackHelpers = map[string][]string{
 	"amanda":     {"udp"},
 	"ftp":        {"tcp"},
