@@ -42,6 +42,9 @@ type resource struct {
 	// names nothing pages from the start. Without it, a marker must be
 	// one of the records the caller sees (404 otherwise).
 	marker func(context.Context, string) (any, error)
+	// narrow, when set, reads only the part of the collection a list
+	// request needs, when an index or a seek finds it (see narrow.go).
+	narrow narrowFunc
 }
 
 // bind adapts the service's typed methods of one resource to a resource.
@@ -145,16 +148,20 @@ func (s *Server) resources() []resource {
 	labelRules := bind[model.MeteringLabelRule]("metering_label_rule", "metering_label_rules", svc.CreateMeteringLabelRule,
 		svc.UpdateMeteringLabelRule, svc.DeleteMeteringLabelRule, svc.GetMeteringLabelRule, svc.ListMeteringLabelRules)
 	labelRules.path = "metering/metering-label-rules"
+	ports := withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts)
+	ports.narrow = portsNarrow(svc)
+	fips := withBulk(bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP,
+		svc.GetFloatingIP, svc.ListFloatingIPs), svc.CreateFloatingIPs)
+	fips.narrow = fipsNarrow(svc)
 	return append([]resource{
 		networks,
 		subnets,
-		withBulk(bind[model.Port]("port", "ports", svc.CreatePort, svc.UpdatePort, svc.DeletePort, svc.GetPort, svc.ListPorts), svc.CreatePorts),
+		ports,
 		bind[model.Instance]("instance", "instances", svc.CreateInstance, svc.UpdateInstance, svc.DeleteInstance, svc.GetInstance, svc.ListInstances),
 		rbac,
 		withBulk(bind[model.Router]("router", "routers", svc.CreateRouter, svc.UpdateRouter, svc.DeleteRouter, svc.GetRouter, svc.ListRouters),
 			svc.CreateRouters),
-		withBulk(bind[model.FloatingIP]("floatingip", "floatingips", svc.CreateFloatingIP, svc.UpdateFloatingIP, svc.DeleteFloatingIP,
-			svc.GetFloatingIP, svc.ListFloatingIPs), svc.CreateFloatingIPs),
+		fips,
 		sg,
 		sgRule,
 		ag,
@@ -240,7 +247,15 @@ func (s *Server) register(res resource) {
 	}
 
 	handle("GET "+base, func(w http.ResponseWriter, r *http.Request) {
-		items, err := res.list(r.Context())
+		var items []any
+		narrowed := false
+		var err error
+		if res.narrow != nil {
+			items, narrowed, err = res.narrow(r.Context(), r.URL.Query())
+		}
+		if !narrowed && err == nil {
+			items, err = res.list(r.Context())
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return

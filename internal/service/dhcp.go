@@ -148,7 +148,7 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 			for a := range used {
 				holders[a] = "another port"
 			}
-			ip, err := eui64Address(&sn, port.MACAddress, holders, port.ID)
+			ip, err := eui64Address(&sn, port.MACAddress, holdersIn(holders), port.ID)
 			if err != nil {
 				return err
 			}

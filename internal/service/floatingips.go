@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
@@ -236,7 +237,7 @@ func fixedIPFor(port *model.Port, want *string) (model.FixedIP, error) {
 // already use (Neutron's FloatingIPPortAlreadyAssociated and
 // FipInUseByPortForwarding).
 func checkNotAssociated(r store.Reader, f *fipInput, port *model.Port, fixed model.FixedIP) error {
-	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	fips, err := fipsOfPort(r, port.ID)
 	if err != nil {
 		return err
 	}
@@ -403,6 +404,50 @@ func (s *Service) ListFloatingIPs(ctx context.Context) ([]model.FloatingIP, erro
 		s.renderFloatingIP)
 }
 
+// FloatingIPSelection names the floating IPs ListFloatingIPsWhere reads
+// through an index: a superset of what a list filtered by port_id or
+// router_id shows, without reading the others.
+type FloatingIPSelection struct {
+	// PortIDs, when set, selects the floating IPs of any of these ports.
+	PortIDs []string
+	// RouterIDs, when set (and PortIDs not), those any of these routers
+	// translates.
+	RouterIDs []string
+}
+
+// ListFloatingIPsWhere returns, in id order, the floating IPs of sel the
+// caller may see, each as ListFloatingIPs shows it.
+func (s *Service) ListFloatingIPsWhere(ctx context.Context, sel FloatingIPSelection) ([]model.FloatingIP, error) {
+	read, keys := fipsOfPort, sel.PortIDs
+	if len(keys) == 0 {
+		read, keys = fipsOfRouter, sel.RouterIDs
+	}
+	var out []model.FloatingIP
+	err := s.store.View(ctx, func(r store.Reader) error {
+		out = nil
+		seen := map[string]bool{}
+		for _, key := range keys {
+			fips, err := read(r, key)
+			if err != nil {
+				return err
+			}
+			for _, f := range fips {
+				if seen[f.ID] || !canSee(ctx, f.ProjectID) {
+					continue
+				}
+				seen[f.ID] = true
+				if err := s.renderFloatingIP(r, &f); err != nil {
+					return err
+				}
+				out = append(out, f)
+			}
+		}
+		slices.SortFunc(out, func(a, b model.FloatingIP) int { return strings.Compare(a.ID, b.ID) })
+		return nil
+	})
+	return out, err
+}
+
 func (s *Service) fipResult(ctx context.Context, id string, rev int64) (Result[model.FloatingIP], error) {
 	f, err := s.GetFloatingIP(ctx, id)
 	return Result[model.FloatingIP]{f, rev}, err
@@ -457,7 +502,7 @@ func loadFloatingIP(ctx context.Context, r store.Reader, id string) (model.Float
 // association, port forwardings to it go (as Neutron's
 // disassociate_floatingips and the port forwarding plugin's port callback).
 func disassociatePort(tx store.Txn, portID string) error {
-	fips, err := store.List[model.FloatingIP](tx, store.FloatingIPs)
+	fips, err := fipsOfPort(tx, portID)
 	if err != nil {
 		return err
 	}
@@ -469,7 +514,7 @@ func disassociatePort(tx store.Txn, portID string) error {
 			}
 		}
 	}
-	forwards, err := store.List[model.PortForwarding](tx, store.PortForwardings)
+	forwards, err := forwardingsTo(tx, portID)
 	if err != nil {
 		return err
 	}

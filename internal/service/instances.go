@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -80,18 +81,14 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 	inst.Netns = model.InstanceNetnsName(s.netnsPrefix, auth.AdminProjectID, project, inst.Name)
 	inst.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
-		all, err := store.List[model.Instance](tx, store.Instances)
-		if err != nil {
-			return err
+		// The indexes of names and namespaces (index.go), not a walk
+		// of every instance.
+		if id, err := instanceHolding(tx, instNameKey(inst.ProjectID, inst.Name)); err != nil || id != "" {
+			return cmp.Or[error](err, conflict("InstanceNameInUse", "Instance name %s is already in use.", inst.Name))
 		}
-		for _, o := range all {
-			if o.ProjectID == inst.ProjectID && o.Name == inst.Name {
-				return conflict("InstanceNameInUse", "Instance name %s is already in use.", inst.Name)
-			}
-			if s.netnsOf(&o) == inst.Netns {
-				// Only ids that netnsSafe had to change can meet here.
-				return conflict("InstanceNameInUse", "Instance name %s is already in use (namespace %s).", inst.Name, inst.Netns)
-			}
+		if id, err := instanceHolding(tx, instNetnsKey(inst.Netns)); err != nil || id != "" {
+			// Only ids that netnsSafe had to change can meet here.
+			return cmp.Or[error](err, conflict("InstanceNameInUse", "Instance name %s is already in use (namespace %s).", inst.Name, inst.Netns))
 		}
 		return tx.Put(store.Instances, inst.ID, inst)
 	})

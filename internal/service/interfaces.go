@@ -343,17 +343,17 @@ func checkInterfaceUnused(r store.Reader, router *model.Router, subnetID string)
 		return err
 	}
 	inUse := func(addr string) bool { return addrIn(sn.CIDR, addr) }
-	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
-	if err != nil {
-		return err
-	}
-	forwards, err := store.List[model.PortForwarding](r, store.PortForwardings)
+	fips, err := fipsOfRouter(r, router.ID)
 	if err != nil {
 		return err
 	}
 	for _, f := range fips {
 		if f.RouterID == nil || *f.RouterID != router.ID {
 			continue
+		}
+		forwards, err := forwardingsOf(r, f.ID)
+		if err != nil {
+			return err
 		}
 		used := f.FixedIPAddress != nil && inUse(*f.FixedIPAddress)
 		for _, pf := range forwards {

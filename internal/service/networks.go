@@ -512,16 +512,8 @@ func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {
 	return out, nil
 }
 
+// portsOn reads the ports of a network, in id order, through the index
+// of ports by network: the other networks' ports are not read.
 func portsOn(r store.Reader, networkID string) ([]model.Port, error) {
-	all, err := store.List[model.Port](r, store.Ports)
-	if err != nil {
-		return nil, err
-	}
-	var out []model.Port
-	for _, p := range all {
-		if p.NetworkID == networkID {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return portsByIndex(r, netPrefix(networkID))
 }

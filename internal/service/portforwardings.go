@@ -301,7 +301,7 @@ func internalFixedIP(port *model.Port, addr string) (model.FixedIP, error) {
 // checkPortHasNoFloatingIP: a port with a 1:1 floating IP takes no port
 // forwardings (Neutron's PortHasBindingFloatingIP).
 func checkPortHasNoFloatingIP(r store.Reader, pf *pfInput, port *model.Port) error {
-	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	fips, err := fipsOfPort(r, port.ID)
 	if err != nil {
 		return err
 	}
@@ -319,11 +319,17 @@ func checkPortHasNoFloatingIP(r store.Reader, pf *pfInput, port *model.Port) err
 // IP and protocol, and overlapping internal ports on the same internal
 // address and protocol, with Neutron's message.
 func checkCollisions(r store.Reader, pf *pfInput, ext, in portRange) error {
-	all, err := store.List[model.PortForwarding](r, store.PortForwardings)
+	// Only the floating IP's forwardings and the internal port's can
+	// collide: the indexes name them.
+	onFIP, err := forwardingsOf(r, pf.FloatingIPID)
 	if err != nil {
 		return err
 	}
-	for _, o := range all {
+	toPort, err := forwardingsTo(r, pf.InternalPortID)
+	if err != nil {
+		return err
+	}
+	for _, o := range append(onFIP, toPort...) {
 		if o.ID == pf.ID || o.Protocol != pf.Protocol {
 			continue
 		}
@@ -433,15 +439,4 @@ func loadForwarding(ctx context.Context, r store.Reader, fipID, id string) (mode
 		return fip, pf, typed(http.StatusNotFound, "PortForwardingNotFound", "Port Forwarding %s could not be found.", id)
 	}
 	return fip, pf, err
-}
-
-func forwardingsOf(r store.Reader, fipID string) ([]model.PortForwarding, error) {
-	all, err := store.List[model.PortForwarding](r, store.PortForwardings)
-	var out []model.PortForwarding
-	for _, pf := range all {
-		if pf.FloatingIPID == fipID {
-			out = append(out, pf)
-		}
-	}
-	return out, err
 }

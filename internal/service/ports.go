@@ -484,26 +484,36 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 
 // completePort resolves and checks everything of p that depends on other
 // records: MAC uniqueness, addresses, and the instance it plugs into.
+//
+// It asks the indexes (index.go), never the list of ports: what the other
+// ports of the network hold is what the indexes hold once p's own entries
+// are freed, which the transaction does first (the Put of p writes them
+// again).
 func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) error {
-	neighbours, err := portsOn(tx, p.NetworkID)
-	if err != nil {
+	if err := freePortAddrs(tx, p.ID); err != nil {
 		return err
 	}
-	neighbours = slices.DeleteFunc(neighbours, func(o model.Port) bool { return o.ID == p.ID })
-
-	// A regenerated MAC differs from the one it replaces.
-	macs := map[string]bool{p.oldMAC: true}
-	for _, o := range neighbours {
-		macs[o.MACAddress] = true
+	var lookupErr error
+	macTaken := func(m string) bool {
+		// A regenerated MAC differs from the one it replaces.
+		if m == p.oldMAC {
+			return true
+		}
+		_, held, err := macHolder(tx, p.NetworkID, m)
+		lookupErr = cmp.Or(lookupErr, err)
+		return held
 	}
 	switch {
 	case p.MACAddress == "":
-		mac, err := ipam.NewMAC(func(m string) bool { return macs[m] })
-		if err != nil {
+		mac, err := ipam.NewMAC(macTaken)
+		if err := cmp.Or(lookupErr, err); err != nil {
 			return err
 		}
 		p.MACAddress = mac
-	case p.macSet && macs[p.MACAddress]:
+	case p.macSet && macTaken(p.MACAddress):
+		if lookupErr != nil {
+			return lookupErr
+		}
 		return conflict("MacAddressInUse",
 			"Unable to complete operation for network %s. The mac address %s is in use.", p.NetworkID, p.MACAddress)
 	}
@@ -511,13 +521,36 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	// A new MAC means new EUI-64 addresses on auto-address subnets.
 	macChanged := p.oldMAC != "" && p.oldMAC != p.MACAddress
 	if p.fixedIPs != nil || p.FixedIPs == nil || macChanged {
-		ips, err := assignFixedIPs(tx, p, neighbours)
+		ips, err := assignFixedIPs(tx, p)
 		if err != nil {
 			return err
 		}
 		p.FixedIPs = ips
 	}
 	return s.bindDevice(ctx, tx, p)
+}
+
+// addresses is what assignFixedIPs knows of the addresses of a network:
+// those the other ports hold (the indexes, p's own freed) and those it has
+// given p so far.
+type addresses struct {
+	r      store.Reader
+	portID string
+	mine   map[netip.Addr]bool
+}
+
+// holder is the port that holds a on sn, if any.
+func (u *addresses) holder(sn *model.Subnet, a netip.Addr) (string, bool, error) {
+	if u.mine[a] {
+		return u.portID, true, nil
+	}
+	return ipHolder(u.r, sn.ID, a)
+}
+
+// holdersIn answers what addresses.holder does from a map, for the code
+// that reads every port of a network anyway (a subnet's create).
+func holdersIn(used map[netip.Addr]string) func(netip.Addr) (string, bool, error) {
+	return func(a netip.Addr) (string, bool, error) { h, ok := used[a]; return h, ok, nil }
 }
 
 // assignFixedIPs turns the client's fixed_ips request into addresses, as
@@ -535,7 +568,7 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 //
 // Without a request on an update (only the MAC changed), the port keeps
 // its addresses but for the EUI-64 ones, which follow the new MAC.
-func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]model.FixedIP, error) {
+func assignFixedIPs(tx store.Reader, p *portInput) ([]model.FixedIP, error) {
 	subnets, err := subnetsOn(tx, p.NetworkID)
 	if err != nil {
 		return nil, err
@@ -554,18 +587,27 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 	for i := range subnets {
 		byID[subnets[i].ID] = &subnets[i]
 	}
-	used := map[netip.Addr]string{} // address -> port holding it
-	for _, o := range neighbours {
-		for _, ip := range o.FixedIPs {
-			used[netip.MustParseAddr(ip.IPAddress)] = o.ID
-		}
+	used := &addresses{r: tx, portID: p.ID, mine: map[netip.Addr]bool{}}
+	// isGateway: a subnet's gateway address is reserved for the router
+	// interface that serves the subnet, as in Neutron.
+	isGateway := func(sn *model.Subnet, a netip.Addr) bool {
+		return sn.GatewayIP != nil && *sn.GatewayIP == a.String() && p.DeviceOwner != model.DeviceOwnerRouterInterface
 	}
-	taken := func(sn *model.Subnet, a netip.Addr) bool {
-		_, ok := used[a]
-		// A subnet's gateway address is reserved for the router
-		// interface that serves the subnet, as in Neutron.
-		isGateway := sn.GatewayIP != nil && *sn.GatewayIP == a.String()
-		return ok || isGateway && p.DeviceOwner != model.DeviceOwnerRouterInterface
+	taken := func(sn *model.Subnet, a netip.Addr) (bool, error) {
+		_, held, err := used.holder(sn, a)
+		return held || isGateway(sn, a), err
+	}
+	// allocate is the first free address of sn's pools.
+	allocate := func(sn *model.Subnet) (netip.Addr, bool, error) {
+		for _, pool := range pools(sn) {
+			a, ok, err := firstFree(tx, sn.ID, pool.Start, pool.End, func(a netip.Addr) bool {
+				return used.mine[a] || isGateway(sn, a)
+			})
+			if err != nil || ok {
+				return a, ok, err
+			}
+		}
+		return netip.Addr{}, false, nil
 	}
 	// A router interface holds the gateway address of an auto-address
 	// subnet; every other port its EUI-64 address there.
@@ -583,8 +625,11 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 			}
 			ip, ok := model.FixedIP{}, false
 			for i := range group {
-				a, err := ipam.Allocate(pools(&group[i]), func(a netip.Addr) bool { return taken(&group[i], a) })
-				if err == nil {
+				a, free, err := allocate(&group[i])
+				if err != nil {
+					return nil, err
+				}
+				if free {
 					ip, ok = model.FixedIP{SubnetID: group[i].ID, IPAddress: a.String()}, true
 					break
 				}
@@ -592,7 +637,7 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 			if !ok {
 				return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available on network %s.", p.NetworkID)
 			}
-			used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+			used.mine[netip.MustParseAddr(ip.IPAddress)] = true
 			out = append(out, ip)
 		}
 	case p.fixedIPs == nil:
@@ -624,18 +669,25 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 				if !validOnSubnet(sn, a, p.DeviceOwner) {
 					return nil, typed(400, "InvalidIpForSubnet", "IP address %s is not a valid IP for the specified subnet.", a)
 				}
-				if taken(sn, a) {
+				held, err := taken(sn, a)
+				if err != nil {
+					return nil, err
+				}
+				if held {
 					return nil, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
 				}
 			case auto(sn):
 				continue // the port's EUI-64 address, added below
 			default:
-				a, err = ipam.Allocate(pools(sn), func(a netip.Addr) bool { return taken(sn, a) })
-				if err != nil {
+				free := false
+				if a, free, err = allocate(sn); err != nil {
+					return nil, err
+				}
+				if !free {
 					return nil, conflict("IpAddressGenerationFailure", "No more IP addresses available for subnet %s.", sn.ID)
 				}
 			}
-			used[a] = p.ID
+			used.mine[a] = true
 			out = append(out, model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()})
 		}
 	}
@@ -645,11 +697,11 @@ func assignFixedIPs(tx store.Reader, p *portInput, neighbours []model.Port) ([]m
 		if !auto(sn) {
 			continue
 		}
-		ip, err := eui64Address(sn, p.MACAddress, used, p.ID)
+		ip, err := eui64Address(sn, p.MACAddress, func(a netip.Addr) (string, bool, error) { return used.holder(sn, a) }, p.ID)
 		if err != nil {
 			return nil, err
 		}
-		used[netip.MustParseAddr(ip.IPAddress)] = p.ID
+		used.mine[netip.MustParseAddr(ip.IPAddress)] = true
 		out = append(out, ip)
 	}
 	return out, nil
@@ -676,12 +728,16 @@ func serviceSubnets(subnets []model.Subnet, owner string) []model.Subnet {
 
 // eui64Address is the address of the port with MAC mac on the
 // auto-address subnet sn, refused when another port (of used) holds it.
-func eui64Address(sn *model.Subnet, mac string, used map[netip.Addr]string, portID string) (model.FixedIP, error) {
+func eui64Address(sn *model.Subnet, mac string, used func(netip.Addr) (string, bool, error), portID string) (model.FixedIP, error) {
 	a, err := ipam.EUI64(netip.MustParsePrefix(sn.CIDR), mac)
 	if err != nil {
 		return model.FixedIP{}, fmt.Errorf("EUI-64 address of MAC %s on subnet %s: %w", mac, sn.ID, err)
 	}
-	if holder, ok := used[a]; ok && holder != portID {
+	holder, ok, err := used(a)
+	if err != nil {
+		return model.FixedIP{}, err
+	}
+	if ok && holder != portID {
 		return model.FixedIP{}, conflict("IpAddressAlreadyAllocated", "IP address %s already allocated in subnet %s", a, sn.ID)
 	}
 	return model.FixedIP{SubnetID: sn.ID, IPAddress: a.String()}, nil
@@ -778,7 +834,7 @@ func (s *Service) bindDevice(ctx context.Context, tx store.Reader, p *portInput)
 }
 
 func portsOfInstance(r store.Reader, instanceID string) ([]model.Port, error) {
-	all, err := store.List[model.Port](r, store.Ports)
+	all, err := portsOfDevice(r, instanceID)
 	if err != nil {
 		return nil, err
 	}
@@ -834,31 +890,119 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 // ListPorts returns the ports the caller may see: its own and those on its
 // networks.
 func (s *Service) ListPorts(ctx context.Context) ([]model.Port, error) {
-	owners := map[string]bool{} // network id: the caller owns it
-	return listWhere(ctx, s.store, store.Ports,
-		func(r store.Reader, p *model.Port) (bool, error) {
-			if canSee(ctx, p.ProjectID) {
-				return true, nil
+	visible, render := s.portListing(ctx)
+	return listWhere(ctx, s.store, store.Ports, visible, render)
+}
+
+// PortSelection names the ports ListPortsWhere reads, through an index or
+// a seek: a superset of what a list filtered by device_id or network_id,
+// or a page of a list in id order, shows, without reading the others.
+type PortSelection struct {
+	// DeviceIDs, when set, selects the ports of any of these devices.
+	DeviceIDs []string
+	// NetworkIDs, when set (and DeviceIDs not), the ports of any of
+	// these networks.
+	NetworkIDs []string
+	// Otherwise a page: in id order, the port Marker (if the caller may
+	// see it) and the Limit ports after it; the first Limit ports without
+	// a Marker.
+	Marker string
+	Limit  int
+}
+
+// ListPortsWhere returns, in id order, the ports of sel the caller may
+// see, each as ListPorts shows it.
+func (s *Service) ListPortsWhere(ctx context.Context, sel PortSelection) ([]model.Port, error) {
+	visible, render := s.portListing(ctx)
+	var out []model.Port
+	err := s.store.View(ctx, func(r store.Reader) error {
+		out = nil
+		add := func(p *model.Port) (bool, error) {
+			ok, err := visible(r, p)
+			if err != nil || !ok {
+				return false, err
 			}
-			own, ok := owners[p.NetworkID]
-			if !ok {
-				var err error
-				if own, err = ownsNetwork(ctx, r, p.NetworkID); err != nil {
-					return false, err
+			if err := render(r, p); err != nil {
+				return false, err
+			}
+			out = append(out, *p)
+			return true, nil
+		}
+		from := func(read func(store.Reader, string) ([]model.Port, error), keys []string) error {
+			seen := map[string]bool{}
+			for _, key := range keys {
+				ports, err := read(r, key)
+				if err != nil {
+					return err
 				}
-				owners[p.NetworkID] = own
+				for i := range ports {
+					if !seen[ports[i].ID] {
+						seen[ports[i].ID] = true
+						if _, err := add(&ports[i]); err != nil {
+							return err
+						}
+					}
+				}
 			}
-			return own, nil
-		},
-		func(r store.Reader, p *model.Port) error {
-			s.renderPort(ctx, p)
-			if err := renderDNSAssignment(r, p); err != nil {
+			slices.SortFunc(out, func(a, b model.Port) int { return strings.Compare(a.ID, b.ID) })
+			return nil
+		}
+		switch {
+		case len(sel.DeviceIDs) > 0:
+			return from(portsOfDevice, sel.DeviceIDs)
+		case len(sel.NetworkIDs) > 0:
+			return from(portsOn, sel.NetworkIDs)
+		}
+		taken := 0
+		return r.Range(store.Ports, sel.Marker, "", func(id string, raw []byte) error {
+			var p model.Port
+			if err := json.Unmarshal(raw, &p); err != nil {
+				return fmt.Errorf("decode port %s: %w", id, err)
+			}
+			ok, err := add(&p)
+			if err != nil {
 				return err
 			}
-			var err error
-			p.TrunkDetails, err = trunkDetails(r, p)
-			return err
+			if ok && id != sel.Marker {
+				taken++
+			}
+			if sel.Limit > 0 && taken >= sel.Limit {
+				return store.Stop
+			}
+			return nil
 		})
+	})
+	return out, err
+}
+
+// portListing is how lists show ports: which the caller sees (its own,
+// and those on networks it owns) and how each is rendered.
+func (s *Service) portListing(ctx context.Context) (visible func(store.Reader, *model.Port) (bool, error), render func(store.Reader, *model.Port) error) {
+	owners := map[string]bool{} // network id: the caller owns it
+	visible = func(r store.Reader, p *model.Port) (bool, error) {
+		if canSee(ctx, p.ProjectID) {
+			return true, nil
+		}
+		own, ok := owners[p.NetworkID]
+		if !ok {
+			var err error
+			if own, err = ownsNetwork(ctx, r, p.NetworkID); err != nil {
+				return false, err
+			}
+			owners[p.NetworkID] = own
+		}
+		return own, nil
+	}
+	render = func(r store.Reader, p *model.Port) error {
+		s.renderPort(ctx, p)
+		if err := renderDNSAssignment(r, p); err != nil {
+			return err
+		}
+		var err error
+		p.TrunkDetails, err = trunkDetails(r, p)
+		return err
+	}
+	return visible, render
 }
 
 // ownsNetwork reports whether the caller owns network id (or is an admin).

@@ -139,6 +139,14 @@ func usage(r store.Reader, project, resource string) (int, error) {
 	if !ok {
 		return 0, nil
 	}
+	// Ports and floating IPs are counted as they are written (index.go):
+	// a create at 10,000 of them must not read them all.
+	switch kind {
+	case store.Ports:
+		return portCount(r, project)
+	case store.FloatingIPs:
+		return countOf(r, idxFIPCount, project)
+	}
 	owned, err := store.List[struct {
 		ProjectID   string `json:"project_id"`
 		DeviceOwner string `json:"device_owner"`

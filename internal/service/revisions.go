@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,12 +52,138 @@ func WithRevisionConstraint(ctx context.Context, id string, revision int) contex
 // writes is the service's store: its read-write transactions are marked,
 // so that a revision constraint holds for the change a request makes and
 // not for the read that answers it.
-type writes struct{ store.Store }
+// writes is the service's store: its transactions are writeTxns, and the
+// first of them (or the first read) checks the indexes (see index.go).
+type writes struct {
+	store.Store
+	indexes *indexCheck
+}
 
-type writeTxn struct{ store.Txn }
+// writeTxn keeps the indexes of what a transaction writes: a port's (a
+// floating IP's) entries change with every Put and Delete of the port
+// (the floating IP), whichever code wrote it.
+type writeTxn struct {
+	store.Txn
+	ix *indexCheck
+}
+
+func (w writes) View(ctx context.Context, fn func(store.Reader) error) error {
+	if err := w.indexes.ensure(ctx, w.Store); err != nil {
+		return err
+	}
+	return w.Store.View(ctx, fn)
+}
 
 func (w writes) Update(ctx context.Context, fn func(store.Txn) error) (int64, error) {
-	return w.Store.Update(ctx, func(tx store.Txn) error { return fn(writeTxn{tx}) })
+	if err := w.indexes.ensure(ctx, w.Store); err != nil {
+		return 0, err
+	}
+	return w.Store.Update(ctx, func(tx store.Txn) error { return fn(writeTxn{tx, w.indexes}) })
+}
+
+func (t writeTxn) Put(kind store.Kind, id string, v any) error {
+	if kind == store.Ports {
+		p, err := indexedOf(v)
+		if err != nil {
+			return fmt.Errorf("index port %s: %w", id, err)
+		}
+		p.ID = id
+		old, err := storedPort(t.Txn, id)
+		if err != nil {
+			return err
+		}
+		if err := indexPutPort(t.Txn, old, &p); err != nil {
+			return fmt.Errorf("index port %s: %w", id, err)
+		}
+	}
+	if kind == store.FloatingIPs {
+		f, err := fipIndexedOf(v)
+		if err != nil {
+			return fmt.Errorf("index floating IP %s: %w", id, err)
+		}
+		f.ID = id
+		old, err := storedFIP(t.Txn, id)
+		if err != nil {
+			return err
+		}
+		if err := indexPutFIP(t.Txn, old, &f); err != nil {
+			return fmt.Errorf("index floating IP %s: %w", id, err)
+		}
+	}
+	if kind == store.PortForwardings {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("index port forwarding %s: %w", id, err)
+		}
+		old, err := storedRaw(t.Txn, kind, id)
+		if err != nil {
+			return err
+		}
+		if err := indexPutForwarding(t.Txn, id, old, raw); err != nil {
+			return fmt.Errorf("index port forwarding %s: %w", id, err)
+		}
+	}
+	if kind == store.Instances {
+		in, err := instanceIndexedOf(v, t.ix.netnsPrefix)
+		if err != nil {
+			return fmt.Errorf("index instance %s: %w", id, err)
+		}
+		in.ID = id
+		old, err := storedInstance(t.Txn, id, t.ix.netnsPrefix)
+		if err != nil {
+			return err
+		}
+		if err := indexPutInstance(t.Txn, old, &in); err != nil {
+			return fmt.Errorf("index instance %s: %w", id, err)
+		}
+	}
+	return t.Txn.Put(kind, id, v)
+}
+
+func (t writeTxn) Delete(kind store.Kind, id string) error {
+	if kind == store.Ports {
+		old, err := storedPort(t.Txn, id)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := indexPutPort(t.Txn, old, nil); err != nil {
+				return fmt.Errorf("unindex port %s: %w", id, err)
+			}
+		}
+	}
+	if kind == store.FloatingIPs {
+		old, err := storedFIP(t.Txn, id)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := indexPutFIP(t.Txn, old, nil); err != nil {
+				return fmt.Errorf("unindex floating IP %s: %w", id, err)
+			}
+		}
+	}
+	if kind == store.PortForwardings {
+		old, err := storedRaw(t.Txn, kind, id)
+		if err != nil {
+			return err
+		}
+		if err := indexPutForwarding(t.Txn, id, old, nil); err != nil {
+			return fmt.Errorf("unindex port forwarding %s: %w", id, err)
+		}
+	}
+	if kind == store.Instances {
+		old, err := storedInstance(t.Txn, id, t.ix.netnsPrefix)
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			if err := indexPutInstance(t.Txn, old, nil); err != nil {
+				return fmt.Errorf("unindex instance %s: %w", id, err)
+			}
+		}
+	}
+	return t.Txn.Delete(kind, id)
 }
 
 // checkRevision enforces ctx's revision constraint on a resource a write

@@ -445,7 +445,7 @@ func externalIPsChange(cur []model.FixedIP, req []fixedIPRequest) bool {
 // checkGatewayUnused refuses to take a router off an external network
 // while floating IPs on it are translated by the router.
 func checkGatewayUnused(r store.Reader, routerID, networkID string) error {
-	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	fips, err := fipsOfRouter(r, routerID)
 	if err != nil {
 		return err
 	}
@@ -639,7 +639,7 @@ func listWhere[T any](ctx context.Context, st store.Store, kind store.Kind,
 // routerPorts returns the interface and gateway ports of a router, in a
 // stable order.
 func routerPorts(r store.Reader, routerID string) ([]model.Port, error) {
-	all, err := store.List[model.Port](r, store.Ports)
+	all, err := portsOfDevice(r, routerID)
 	if err != nil {
 		return nil, err
 	}

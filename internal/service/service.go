@@ -5,6 +5,18 @@
 //
 // It owns validation, defaults, IPAM bookkeeping and referential integrity.
 // It must not touch the kernel (the agent does) or speak HTTP (the api does).
+//
+// A request costs the same with 10 ports as with 10,000: uniqueness checks
+// (a MAC on a network, an address on a subnet, an instance's name), the
+// next free address, quota counts and the lookups of what refers to what
+// (a device's ports, a port's or a router's floating IPs) read secondary
+// indexes, never a whole kind. The indexes are records of the store's
+// Indexes kind that every write transaction keeps with the records it
+// writes, rather than a structure derived in memory from the store: so
+// they commit, roll back and retry with the records, a transaction stays
+// a pure function of its snapshot, and an etcd store (a key prefix) and
+// every host sharing it get them with no code of their own. index.go
+// has the keys and the check that rebuilds them from the records.
 package service
 
 import (
@@ -100,7 +112,7 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	svc := &Service{store: writes{cfg.Store}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
+	svc := &Service{store: writes{cfg.Store, &indexCheck{netnsPrefix: cfg.NetnsPrefix}}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
 		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now,
 		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead}

@@ -393,7 +393,7 @@ func (s *Service) addAutoAddresses(tx store.Txn, sn *model.Subnet) error {
 		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerDHCP {
 			continue
 		}
-		ip, err := eui64Address(sn, p.MACAddress, used, p.ID)
+		ip, err := eui64Address(sn, p.MACAddress, holdersIn(used), p.ID)
 		if err != nil {
 			return err
 		}

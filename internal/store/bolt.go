@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -171,6 +172,26 @@ func (t *boltTxn) List(kind Kind, fn func(id string, raw []byte) error) error {
 		return err
 	}
 	return b.ForEach(func(k, v []byte) error { return fn(string(k), v) })
+}
+
+func (t *boltTxn) Range(kind Kind, from, to string, fn func(id string, raw []byte) error) error {
+	b, err := t.bucket(kind)
+	if err != nil {
+		return err
+	}
+	c := b.Cursor()
+	for k, v := c.Seek([]byte(from)); k != nil; k, v = c.Next() {
+		if to != "" && string(k) >= to {
+			return nil
+		}
+		if err := fn(string(k), v); err != nil {
+			if errors.Is(err, Stop) {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *boltTxn) Put(kind Kind, id string, v any) error {

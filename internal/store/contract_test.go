@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -227,6 +228,28 @@ func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
 // check that a name is unused by listing, then take it; only one may
 // succeed, the other must see the first's record when it runs again.
 func TestListThenPutConflicts(t *testing.T) {
+	// A Range is a read of the kind too (the service's index lookups).
+	reads := []struct {
+		name string
+		read func(tx store.Txn) ([]rec, error)
+	}{
+		{"list", func(tx store.Txn) ([]rec, error) { return store.List[rec](tx, store.Networks) }},
+		{"range", func(tx store.Txn) ([]rec, error) {
+			var names []rec
+			err := tx.Range(store.Networks, "net-", "net.", func(_ string, raw []byte) error {
+				var r rec
+				names = append(names, r)
+				return json.Unmarshal(raw, &names[len(names)-1])
+			})
+			return names, err
+		}},
+	}
+	for _, rd := range reads {
+		t.Run(rd.name, func(t *testing.T) { listThenPutConflicts(t, rd.read) })
+	}
+}
+
+func listThenPutConflicts(t *testing.T, read func(store.Txn) ([]rec, error)) {
 	each(t, func(t *testing.T, b backend, s store.Store) {
 		handles := []store.Store{s, b.peer(t, s)}
 		ctx := context.Background()
@@ -241,7 +264,7 @@ func TestListThenPutConflicts(t *testing.T) {
 			wg.Go(func() {
 				_, results[i] = handles[i].Update(ctx, func(tx store.Txn) error {
 					runs[i]++
-					names, err := store.List[rec](tx, store.Networks)
+					names, err := read(tx)
 					if err != nil {
 						return err
 					}
@@ -282,6 +305,95 @@ func TestListThenPutConflicts(t *testing.T) {
 			}
 			return nil
 		})
+	})
+}
+
+// TestRange: ids in [from, to) in order, an open end, an early Stop,
+// nothing of the kinds or ids around the range, a transaction's own writes
+// merged in, and more records than etcd's store reads at a time.
+func TestRange(t *testing.T) {
+	each(t, func(t *testing.T, _ backend, s store.Store) {
+		ctx := context.Background()
+		many := make([]string, 150)
+		for i := range many {
+			many[i] = fmt.Sprintf("m/%03d", i)
+		}
+		// In chunks: etcd allows 128 operations in a transaction.
+		for ids := range slices.Chunk(append([]string{"a/1", "a/2", "a/3", "ab", "b/1"}, many...), 50) {
+			if _, err := s.Update(ctx, func(tx store.Txn) error {
+				for _, id := range ids {
+					if err := tx.Put(store.Indexes, id, rec{id}); err != nil {
+						return err
+					}
+				}
+				return tx.Put(store.Ports, "a/9", rec{"port"})
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rangeIDs := func(r store.Reader, from, to, stopAt string) ([]string, error) {
+			var got []string
+			err := r.Range(store.Indexes, from, to, func(id string, raw []byte) error {
+				var v rec
+				if err := json.Unmarshal(raw, &v); err != nil || v.Name != id && v.Name != "new "+id {
+					return fmt.Errorf("record %s is %s (%v)", id, raw, err)
+				}
+				got = append(got, id)
+				if id == stopAt {
+					return store.Stop
+				}
+				return nil
+			})
+			return got, err
+		}
+		for _, tc := range []struct {
+			from, to, stopAt string
+			want             []string
+		}{
+			{from: "a/", to: "a0", want: []string{"a/1", "a/2", "a/3"}},
+			{from: "a/2", to: "a0", want: []string{"a/2", "a/3"}},
+			{from: "a/25", to: "m", want: []string{"a/3", "ab", "b/1"}},
+			{from: "a/", to: "a0", stopAt: "a/2", want: []string{"a/1", "a/2"}},
+			{from: "n", want: nil},
+			{to: "a/2", want: []string{"a/1"}},
+			{from: "m/", to: "m0", want: many},
+			{from: "m/100", stopAt: "m/102", want: many[100:103]},
+		} {
+			s.View(ctx, func(r store.Reader) error {
+				if got, err := rangeIDs(r, tc.from, tc.to, tc.stopAt); err != nil || !slices.Equal(got, tc.want) {
+					t.Errorf("Range(%q, %q) stopping at %q = %q, %v; want %q", tc.from, tc.to, tc.stopAt, got, err, tc.want)
+				}
+				return nil
+			})
+		}
+		// In a transaction, its own writes are in its ranges, beyond
+		// the first batch too.
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			for _, w := range []struct {
+				id  string
+				del bool
+			}{{"a/25", false}, {"a/3", true}, {"m/000", true}, {"m/0995", false}, {"m/149", false}, {"m/150", false}} {
+				var err error
+				if w.del {
+					err = tx.Delete(store.Indexes, w.id)
+				} else {
+					err = tx.Put(store.Indexes, w.id, rec{"new " + w.id})
+				}
+				if err != nil {
+					return err
+				}
+			}
+			want := slices.Concat(many[1:100], []string{"m/0995"}, many[100:], []string{"m/150"})
+			if got, err := rangeIDs(tx, "m/", "m0", ""); err != nil || !slices.Equal(got, want) {
+				t.Errorf("Range in the transaction = %q, %v; want %q", got, err, want)
+			}
+			if got, err := rangeIDs(tx, "a/", "a0", ""); err != nil || !slices.Equal(got, []string{"a/1", "a/2", "a/25"}) {
+				t.Errorf("Range of a/ in the transaction = %q, %v", got, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

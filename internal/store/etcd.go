@@ -307,6 +307,11 @@ func (s *Etcd) commit(ctx context.Context, t *etcdTxn) (rev int64, ok bool, err 
 	for kind := range t.listed {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.genKey(kind)), "<", t.rev+1))
 	}
+	for kind := range t.ranged {
+		if _, listed := t.listed[kind]; !listed {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.genKey(kind)), "<", t.rev+1))
+		}
+	}
 	var ops []clientv3.Op
 	kinds := make([]Kind, 0, len(t.writes))
 	for kind := range t.writes {
@@ -424,6 +429,9 @@ type etcdTxn struct {
 	err    error // the first failed read
 	reads  map[string]keyRead
 	listed map[Kind][]*mvccpb.KeyValue
+	// ranged: kinds read in part by Range; the commit checks them as a
+	// whole, by their generation, as listed kinds.
+	ranged map[Kind]bool
 	writes map[Kind]map[string][]byte // nil value: deleted
 }
 
@@ -433,7 +441,7 @@ type keyRead struct {
 }
 
 func (s *Etcd) newTxn(ctx context.Context) *etcdTxn {
-	return &etcdTxn{s: s, ctx: ctx, reads: map[string]keyRead{}, listed: map[Kind][]*mvccpb.KeyValue{}, writes: map[Kind]map[string][]byte{}}
+	return &etcdTxn{s: s, ctx: ctx, reads: map[string]keyRead{}, listed: map[Kind][]*mvccpb.KeyValue{}, ranged: map[Kind]bool{}, writes: map[Kind]map[string][]byte{}}
 }
 
 // read gets key (or the range of a prefix) at the snapshot's revision,
@@ -556,6 +564,104 @@ func (t *etcdTxn) List(kind Kind, fn func(id string, raw []byte) error) error {
 	slices.Sort(ids)
 	for _, id := range ids {
 		if err := fn(id, merged[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rangeBatch is how many records Range reads from etcd at a time: an
+// index lookup usually wants the first one or two after its seek.
+const rangeBatch = 64
+
+// Range implements Reader: the records of kind with ids in [from, to) as
+// this transaction sees them (its own writes merged into the snapshot's),
+// read from etcd a batch at a time so that a seek that stops early reads
+// little. To the commit, a range is a read of the whole kind, as a List
+// is: it conflicts with any write to the kind since the snapshot.
+func (t *etcdTxn) Range(kind Kind, from, to string, fn func(id string, raw []byte) error) error {
+	if err := checkKind(kind); err != nil {
+		return err
+	}
+	prefix := t.s.kindPrefix(kind)
+	inRange := func(id string) bool { return id >= from && (to == "" || id < to) }
+	var written []string // this transaction's writes in the range, sorted
+	for id := range t.writes[kind] {
+		if inRange(id) {
+			written = append(written, id)
+		}
+	}
+	slices.Sort(written)
+	if kvs, ok := t.listed[kind]; ok {
+		// The whole kind is at hand already.
+		var snap []*mvccpb.KeyValue
+		for _, kv := range kvs {
+			if inRange(strings.TrimPrefix(string(kv.Key), prefix)) {
+				snap = append(snap, kv)
+			}
+		}
+		err := t.mergeRange(kind, prefix, snap, written, fn)
+		if errors.Is(err, Stop) {
+			return nil
+		}
+		return err
+	}
+	t.ranged[kind] = true
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	if to != "" {
+		end = prefix + to
+	}
+	cursor := from
+	for {
+		resp, err := t.read(prefix+cursor, clientv3.WithRange(end), clientv3.WithLimit(rangeBatch))
+		if err != nil {
+			return err
+		}
+		// This batch holds the snapshot's ids up to its last one; the
+		// last batch, every id to the range's end. Writes merge into
+		// the batch whose ids they lie among.
+		batchWrites := written
+		if resp.More {
+			last := strings.TrimPrefix(string(resp.Kvs[len(resp.Kvs)-1].Key), prefix)
+			n, _ := slices.BinarySearch(written, last+"\x00")
+			batchWrites, written = written[:n], written[n:]
+			cursor = last + "\x00"
+		}
+		err = t.mergeRange(kind, prefix, resp.Kvs, batchWrites, fn)
+		if errors.Is(err, Stop) {
+			return nil
+		}
+		if err != nil || !resp.More {
+			return err
+		}
+	}
+}
+
+// mergeRange calls fn, in id order, for the snapshot's records snap with
+// this transaction's writes to the ids written merged in.
+func (t *etcdTxn) mergeRange(kind Kind, prefix string, snap []*mvccpb.KeyValue, written []string, fn func(id string, raw []byte) error) error {
+	i, j := 0, 0
+	for i < len(snap) || j < len(written) {
+		var sid string
+		if i < len(snap) {
+			sid = strings.TrimPrefix(string(snap[i].Key), prefix)
+		}
+		var id string
+		var raw []byte
+		if j == len(written) || i < len(snap) && sid < written[j] {
+			id, raw = sid, snap[i].Value
+			i++
+		} else {
+			id, raw = written[j], t.writes[kind][written[j]]
+			if i < len(snap) && sid == id {
+				i++ // overwritten or deleted by this transaction
+			}
+			j++
+		}
+		if raw == nil {
+			continue // deleted by this transaction
+		}
+		if err := fn(id, raw); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,8 @@
 // global revision, and watched by the agent.
 //
 // It owns persistence and transactions. It must not validate resources or
-// know what they mean: that is the service's job.
+// know what they mean: that is the service's job — the service's indexes
+// too are records to it, of the Indexes kind, read by Range.
 //
 // Two implementations fill the interface. Bolt is one bbolt file: one host,
 // no server, the default; its writers run one at a time. Etcd keeps the
@@ -69,13 +70,23 @@ const (
 	QosPolicies Kind = "qos_policies"
 	// Trunks are parent ports carrying subports' traffic VLAN-tagged.
 	Trunks Kind = "trunks"
+	// Indexes are the service's secondary indexes: records whose ids are
+	// keys (a MAC on a network, an address on a subnet, a port of a
+	// device) and whose values point at the records of other kinds. The
+	// service writes them in the same transactions as the records they
+	// index; to the store they are records like any other.
+	Indexes Kind = "indexes"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks, Indexes}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
+
+// Stop, returned by the function Range calls, ends the range early
+// without an error.
+var Stop = errors.New("stop")
 
 // Reader reads one consistent snapshot.
 type Reader interface {
@@ -83,6 +94,13 @@ type Reader interface {
 	Get(kind Kind, id string, v any) error
 	// List calls fn for every record of kind, in id order.
 	List(kind Kind, fn func(id string, raw []byte) error) error
+	// Range calls fn for the records of kind whose ids lie in [from, to)
+	// in byte order, in id order; to == "" sets no upper bound. It finds
+	// from without reading what lies before it (a bbolt cursor's Seek,
+	// an etcd range request), so a prefix or the first id at or after a
+	// key costs O(log n), not a walk of the kind. fn returns Stop to end
+	// the range early.
+	Range(kind Kind, from, to string, fn func(id string, raw []byte) error) error
 	// Revision is the revision of the snapshot.
 	Revision() int64
 }

@@ -1,0 +1,939 @@
+package service
+
+// Secondary indexes, so that no request walks every record of a kind to
+// answer: of ports, a MAC's holder on a network, an address's holder on a
+// subnet and the used address ranges of the subnet (for the next free
+// address), the ports of a network and of a device, and the number of
+// ports each project has against its quota; of floating IPs, those of a
+// port and of a router, and each project's count; of port forwardings,
+// those of a floating IP and to a port; of instances, the one holding a
+// name in a project and the one holding a namespace.
+//
+// An index entry is a record of kind store.Indexes whose id is the key
+// (say "port.mac/<network>/<mac>") and whose value is the indexed port's
+// id (or, for a used range, its first address; for a count, the count).
+// Entries are written by writeTxn.Put and writeTxn.Delete of a record, in
+// the transaction that writes the record, so an index is exactly as
+// consistent as the records: it commits, rolls back and retries with
+// them, and each transaction stays a pure function of its snapshot (the
+// index is part of the snapshot). Lookups are store.Range seeks, O(log n).
+//
+// Why records, and not a structure in memory derived from the store:
+// records are what every store already has, under a key prefix on etcd
+// as in a bbolt bucket, so an etcd backend gets the indexes with no code
+// of its own, every host sees the same ones, and a transaction that etcd
+// retries re-reads them from its new snapshot. A derived structure would
+// have to follow every other host's commits before it could answer. The
+// cost is that entries are writes: a port create writes a handful more
+// keys, and every create of a port on one subnet writes that subnet's
+// used range, so two such creates conflict on etcd — as they must, since
+// they choose from the same free addresses.
+//
+// The indexes can always be recomputed from the records: a service checks
+// them against the store once, before its first request (rebuildIndexes),
+// and repairs what differs. That fills them in a store written before
+// they existed, and in one written without the service (a benchmark's
+// fill); in a store the service alone wrote, it finds nothing to change
+// and writes nothing.
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Index key prefixes. Each ends in "/", and the parts of a key that come
+// from user input are escaped (escapeKey), so that one prefix never holds
+// another's entries.
+const (
+	idxMAC   = "port.mac/"   // <network>/<mac> → port id
+	idxIP    = "port.ip/"    // <subnet>/<address> → port id
+	idxUsed  = "port.used/"  // <subnet>/<last address> → first address of a used range
+	idxNet   = "port.net/"   // <network>/<port> → port id
+	idxDev   = "port.dev/"   // <device>/<port> → port id
+	idxCount = "port.count/" // <project> → ports counted against its quota
+
+	idxFIPPort   = "fip.port/"   // <port>/<floating IP> → floating IP id
+	idxFIPRouter = "fip.router/" // <router>/<floating IP> → floating IP id
+	idxFIPCount  = "fip.count/"  // <project> → its floating IPs
+
+	idxInstName  = "inst.name/"  // <project>/<name> → instance id
+	idxInstNetns = "inst.netns/" // <namespace> → instance id
+
+	idxPFFIP  = "pf.fip/"  // <floating IP>/<port forwarding> → its id
+	idxPFPort = "pf.port/" // <internal port>/<port forwarding> → its id
+)
+
+// forwardingKeys are the entries of a port forwarding: under its floating
+// IP and under its internal port.
+func forwardingKeys(raw []byte) ([]string, error) {
+	var pf struct {
+		ID             string `json:"id"`
+		FloatingIPID   string `json:"floatingip_id"`
+		InternalPortID string `json:"internal_port_id"`
+	}
+	if err := json.Unmarshal(raw, &pf); err != nil {
+		return nil, err
+	}
+	var keys []string
+	if pf.FloatingIPID != "" {
+		keys = append(keys, idxPFFIP+escapeKey(pf.FloatingIPID)+"/"+pf.ID)
+	}
+	if pf.InternalPortID != "" {
+		keys = append(keys, idxPFPort+escapeKey(pf.InternalPortID)+"/"+pf.ID)
+	}
+	return keys, nil
+}
+
+// indexPutForwarding moves a port forwarding's entries from old (its
+// stored record, nil: none) to new (nil: deleted).
+func indexPutForwarding(tx store.Txn, id string, old, new []byte) error {
+	for _, rec := range []struct {
+		raw []byte
+		put bool
+	}{{old, false}, {new, true}} {
+		if rec.raw == nil {
+			continue
+		}
+		keys, err := forwardingKeys(rec.raw)
+		if err != nil {
+			return fmt.Errorf("port forwarding %s: %w", id, err)
+		}
+		for _, key := range keys {
+			if rec.put {
+				err = tx.Put(store.Indexes, key, id)
+			} else {
+				err = tx.Delete(store.Indexes, key)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// forwardingsBy reads the port forwardings an index holds under prefix,
+// in id order.
+func forwardingsBy(r store.Reader, prefix string) ([]model.PortForwarding, error) {
+	ids, err := indexedIDs(r, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.PortForwarding, 0, len(ids))
+	for _, id := range ids {
+		pf, err := store.Get[model.PortForwarding](r, store.PortForwardings, id)
+		if err != nil {
+			return nil, fmt.Errorf("read port forwarding %s (indexed under %s): %w", id, prefix, err)
+		}
+		out = append(out, pf)
+	}
+	return out, nil
+}
+
+// forwardingsOf reads the port forwardings of a floating IP;
+// forwardingsTo those to an internal port.
+func forwardingsOf(r store.Reader, fipID string) ([]model.PortForwarding, error) {
+	return forwardingsBy(r, idxPFFIP+escapeKey(fipID)+"/")
+}
+
+func forwardingsTo(r store.Reader, portID string) ([]model.PortForwarding, error) {
+	return forwardingsBy(r, idxPFPort+escapeKey(portID)+"/")
+}
+
+// escapeKey makes s safe as one part of an index key: "/" cannot appear
+// in it, so "dev/a" and "dev" never share a prefix.
+func escapeKey(s string) string {
+	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(s)
+}
+
+// addrKey is a fixed-width, byte-ordered form of an address, so that ids
+// sort as the addresses do.
+func addrKey(a netip.Addr) string { return hex.EncodeToString(a.AsSlice()) }
+
+func parseAddrKey(s string) (netip.Addr, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("index address %q: %w", s, err)
+	}
+	a, ok := netip.AddrFromSlice(b)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("index address %q: bad length", s)
+	}
+	return a, nil
+}
+
+// prefixEnd is the first key after every key that starts with prefix
+// (which ends in "/").
+func prefixEnd(prefix string) string { return prefix[:len(prefix)-1] + "0" }
+
+// indexedPort is what the indexes know of a port.
+type indexedPort struct {
+	ID          string          `json:"id"`
+	ProjectID   string          `json:"project_id"`
+	NetworkID   string          `json:"network_id"`
+	MACAddress  string          `json:"mac_address"`
+	FixedIPs    []model.FixedIP `json:"fixed_ips"`
+	DeviceID    string          `json:"device_id"`
+	DeviceOwner string          `json:"device_owner"`
+}
+
+func indexedOf(v any) (indexedPort, error) {
+	var p *model.Port
+	switch v := v.(type) {
+	case model.Port:
+		p = &v
+	case *model.Port:
+		p = v
+	default:
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return indexedPort{}, err
+		}
+		var ip indexedPort
+		return ip, json.Unmarshal(raw, &ip)
+	}
+	return indexedPort{ID: p.ID, ProjectID: p.ProjectID, NetworkID: p.NetworkID, MACAddress: p.MACAddress,
+		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner}, nil
+}
+
+// quotaCounted: a network's DHCP port is nsnet's, not the project's (see
+// usage).
+func (p *indexedPort) quotaCounted() bool { return p.DeviceOwner != model.DeviceOwnerDHCP }
+
+func macKey(network, mac string) string { return idxMAC + escapeKey(network) + "/" + mac }
+func ipKey(subnet string, a netip.Addr) string {
+	return idxIP + escapeKey(subnet) + "/" + addrKey(a)
+}
+func usedPrefix(subnet string) string    { return idxUsed + escapeKey(subnet) + "/" }
+func netPrefix(network string) string    { return idxNet + escapeKey(network) + "/" }
+func netKey(network, port string) string { return netPrefix(network) + port }
+func devPrefix(device string) string     { return idxDev + escapeKey(device) + "/" }
+
+// getIndex reads the value of an index entry (a holder's id); false when
+// there is none.
+func getIndex(r store.Reader, key string) (string, bool, error) {
+	var v string
+	err := r.Get(store.Indexes, key, &v)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", false, nil
+	}
+	return v, err == nil, err
+}
+
+// indexPutPort moves the entries of a port from old (nil: none) to new
+// (nil: deleted).
+func indexPutPort(tx store.Txn, old, new *indexedPort) error {
+	if old != nil {
+		if err := unindexPortAddrs(tx, old); err != nil {
+			return err
+		}
+		if err := tx.Delete(store.Indexes, netKey(old.NetworkID, old.ID)); err != nil {
+			return err
+		}
+		if old.DeviceID != "" {
+			if err := tx.Delete(store.Indexes, devPrefix(old.DeviceID)+old.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if new != nil {
+		if new.MACAddress != "" {
+			if err := tx.Put(store.Indexes, macKey(new.NetworkID, new.MACAddress), new.ID); err != nil {
+				return err
+			}
+		}
+		for _, ip := range new.FixedIPs {
+			a, err := netip.ParseAddr(ip.IPAddress)
+			if err != nil {
+				return fmt.Errorf("port %s: %w", new.ID, err)
+			}
+			if err := tx.Put(store.Indexes, ipKey(ip.SubnetID, a), new.ID); err != nil {
+				return err
+			}
+			if err := markUsed(tx, ip.SubnetID, a); err != nil {
+				return err
+			}
+		}
+		if err := tx.Put(store.Indexes, netKey(new.NetworkID, new.ID), new.ID); err != nil {
+			return err
+		}
+		if new.DeviceID != "" {
+			if err := tx.Put(store.Indexes, devPrefix(new.DeviceID)+new.ID, new.ID); err != nil {
+				return err
+			}
+		}
+	}
+	// The count moves with the records, whatever the other entries did.
+	delta := map[string]int{}
+	if old != nil && old.quotaCounted() {
+		delta[old.ProjectID]--
+	}
+	if new != nil && new.quotaCounted() {
+		delta[new.ProjectID]++
+	}
+	return addCounts(tx, idxCount, delta)
+}
+
+// unindexPortAddrs removes what makes p's MAC and addresses taken: the
+// entries that name p (an entry naming another port is that port's).
+// Removing them twice is harmless, so a transaction may free a port's
+// addresses before it chooses new ones and then put the port.
+func unindexPortAddrs(tx store.Txn, p *indexedPort) error {
+	if p.MACAddress != "" {
+		key := macKey(p.NetworkID, p.MACAddress)
+		if holder, ok, err := getIndex(tx, key); err != nil {
+			return err
+		} else if ok && holder == p.ID {
+			if err := tx.Delete(store.Indexes, key); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ip := range p.FixedIPs {
+		a, err := netip.ParseAddr(ip.IPAddress)
+		if err != nil {
+			return fmt.Errorf("port %s: %w", p.ID, err)
+		}
+		key := ipKey(ip.SubnetID, a)
+		holder, ok, err := getIndex(tx, key)
+		if err != nil {
+			return err
+		}
+		if !ok || holder != p.ID {
+			continue
+		}
+		if err := tx.Delete(store.Indexes, key); err != nil {
+			return err
+		}
+		if err := unmarkUsed(tx, ip.SubnetID, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// freePortAddrs frees the MAC and addresses the stored port id holds, for
+// the rest of the transaction: an update chooses among the addresses the
+// other ports leave free, its own included.
+func freePortAddrs(tx store.Txn, id string) error {
+	p, err := storedPort(tx, id)
+	if err != nil || p == nil {
+		return err
+	}
+	return unindexPortAddrs(tx, p)
+}
+
+// usedRange is the used range of a subnet that ends at or after a, if
+// any: the first entry at or after a's key.
+func usedRange(r store.Reader, subnet string, a netip.Addr) (first, last netip.Addr, ok bool, err error) {
+	prefix := usedPrefix(subnet)
+	err = r.Range(store.Indexes, prefix+addrKey(a), prefixEnd(prefix), func(id string, raw []byte) error {
+		var start string
+		if err := json.Unmarshal(raw, &start); err != nil {
+			return fmt.Errorf("decode index %s: %w", id, err)
+		}
+		if last, err = parseAddrKey(strings.TrimPrefix(id, prefix)); err != nil {
+			return err
+		}
+		if first, err = parseAddrKey(start); err != nil {
+			return err
+		}
+		ok = true
+		return store.Stop
+	})
+	return first, last, ok, err
+}
+
+// markUsed adds a to its subnet's used ranges, joining the ranges either
+// side of it.
+func markUsed(tx store.Txn, subnet string, a netip.Addr) error {
+	first, last, ok, err := usedRange(tx, subnet, a)
+	if err != nil || ok && first.Compare(a) <= 0 {
+		return err // already in a range
+	}
+	lo, hi := a, a
+	prefix := usedPrefix(subnet)
+	if prev := a.Prev(); prev.IsValid() {
+		var start string
+		err := tx.Get(store.Indexes, prefix+addrKey(prev), &start)
+		switch {
+		case err == nil:
+			if lo, err = parseAddrKey(start); err != nil {
+				return err
+			}
+			if err := tx.Delete(store.Indexes, prefix+addrKey(prev)); err != nil {
+				return err
+			}
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	if ok && first == a.Next() {
+		hi = last
+		if err := tx.Delete(store.Indexes, prefix+addrKey(last)); err != nil {
+			return err
+		}
+	}
+	return tx.Put(store.Indexes, prefix+addrKey(hi), addrKey(lo))
+}
+
+// unmarkUsed takes a out of its subnet's used ranges, splitting the one
+// that holds it.
+func unmarkUsed(tx store.Txn, subnet string, a netip.Addr) error {
+	first, last, ok, err := usedRange(tx, subnet, a)
+	if err != nil || !ok || first.Compare(a) > 0 {
+		return err // not used
+	}
+	prefix := usedPrefix(subnet)
+	if err := tx.Delete(store.Indexes, prefix+addrKey(last)); err != nil {
+		return err
+	}
+	if first != a {
+		if err := tx.Put(store.Indexes, prefix+addrKey(a.Prev()), addrKey(first)); err != nil {
+			return err
+		}
+	}
+	if last != a {
+		if err := tx.Put(store.Indexes, prefix+addrKey(last), addrKey(a.Next())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstFree is the first address of [start, end] that no port of subnet
+// holds and skip does not refuse: it jumps over used ranges, so it costs
+// a seek per range and per address skip refuses, not per address used.
+func firstFree(r store.Reader, subnet string, start, end netip.Addr, skip func(netip.Addr) bool) (netip.Addr, bool, error) {
+	for a := start; a.IsValid() && a.Compare(end) <= 0; {
+		first, last, ok, err := usedRange(r, subnet, a)
+		if err != nil {
+			return netip.Addr{}, false, err
+		}
+		switch {
+		case ok && first.Compare(a) <= 0:
+			a = last.Next()
+		case skip(a):
+			a = a.Next()
+		default:
+			return a, true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
+}
+
+// ipHolder is the port that holds address a on subnet, if any.
+func ipHolder(r store.Reader, subnet string, a netip.Addr) (string, bool, error) {
+	return getIndex(r, ipKey(subnet, a))
+}
+
+// macHolder is the port that holds mac on network, if any.
+func macHolder(r store.Reader, network, mac string) (string, bool, error) {
+	return getIndex(r, macKey(network, mac))
+}
+
+// portCount is how many ports count against project's port quota.
+func portCount(r store.Reader, project string) (int, error) { return countOf(r, idxCount, project) }
+
+// indexedIDs lists the port ids an index holds under prefix, in order.
+func indexedIDs(r store.Reader, prefix string) ([]string, error) {
+	var ids []string
+	err := r.Range(store.Indexes, prefix, prefixEnd(prefix), func(id string, raw []byte) error {
+		ids = append(ids, id[len(prefix):])
+		return nil
+	})
+	return ids, err
+}
+
+// portsByIndex reads the ports an index holds under prefix, in id order.
+func portsByIndex(r store.Reader, prefix string) ([]model.Port, error) {
+	ids, err := indexedIDs(r, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.Port, 0, len(ids))
+	for _, id := range ids {
+		p, err := store.Get[model.Port](r, store.Ports, id)
+		if err != nil {
+			return nil, fmt.Errorf("read port %s (indexed under %s): %w", id, prefix, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// portsOfDevice reads the ports whose device_id is device.
+func portsOfDevice(r store.Reader, device string) ([]model.Port, error) {
+	return portsByIndex(r, devPrefix(device))
+}
+
+// indexedFIP is what the indexes know of a floating IP.
+type indexedFIP struct {
+	ID        string  `json:"id"`
+	ProjectID string  `json:"project_id"`
+	PortID    *string `json:"port_id"`
+	RouterID  *string `json:"router_id"`
+}
+
+func fipIndexedOf(v any) (indexedFIP, error) {
+	switch v := v.(type) {
+	case model.FloatingIP:
+		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, PortID: v.PortID, RouterID: v.RouterID}, nil
+	case *model.FloatingIP:
+		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, PortID: v.PortID, RouterID: v.RouterID}, nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return indexedFIP{}, err
+	}
+	var f indexedFIP
+	return f, json.Unmarshal(raw, &f)
+}
+
+// entries are f's index entries but its count.
+func (f *indexedFIP) entries() []string {
+	var keys []string
+	if f.PortID != nil && *f.PortID != "" {
+		keys = append(keys, idxFIPPort+escapeKey(*f.PortID)+"/"+f.ID)
+	}
+	if f.RouterID != nil && *f.RouterID != "" {
+		keys = append(keys, idxFIPRouter+escapeKey(*f.RouterID)+"/"+f.ID)
+	}
+	return keys
+}
+
+// indexPutFIP moves the entries of a floating IP from old (nil: none) to
+// new (nil: deleted).
+func indexPutFIP(tx store.Txn, old, new *indexedFIP) error {
+	if old != nil {
+		for _, key := range old.entries() {
+			if err := tx.Delete(store.Indexes, key); err != nil {
+				return err
+			}
+		}
+	}
+	if new != nil {
+		for _, key := range new.entries() {
+			if err := tx.Put(store.Indexes, key, new.ID); err != nil {
+				return err
+			}
+		}
+	}
+	delta := map[string]int{}
+	if old != nil {
+		delta[old.ProjectID]--
+	}
+	if new != nil {
+		delta[new.ProjectID]++
+	}
+	return addCounts(tx, idxFIPCount, delta)
+}
+
+// addCounts adds delta (by project) to the counts under prefix.
+func addCounts(tx store.Txn, prefix string, delta map[string]int) error {
+	for _, project := range slices.Sorted(maps.Keys(delta)) {
+		d := delta[project]
+		if d == 0 {
+			continue
+		}
+		n, err := countOf(tx, prefix, project)
+		if err != nil {
+			return err
+		}
+		if n += d; n == 0 {
+			err = tx.Delete(store.Indexes, prefix+escapeKey(project))
+		} else {
+			err = tx.Put(store.Indexes, prefix+escapeKey(project), n)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func countOf(r store.Reader, prefix, project string) (int, error) {
+	var n int
+	err := r.Get(store.Indexes, prefix+escapeKey(project), &n)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// fipsOf reads the floating IPs an index holds under prefix (of a port,
+// of a router), in id order.
+func fipsOf(r store.Reader, prefix string) ([]model.FloatingIP, error) {
+	ids, err := indexedIDs(r, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.FloatingIP, 0, len(ids))
+	for _, id := range ids {
+		f, err := store.Get[model.FloatingIP](r, store.FloatingIPs, id)
+		if err != nil {
+			return nil, fmt.Errorf("read floating IP %s (indexed under %s): %w", id, prefix, err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// fipsOfPort and fipsOfRouter read the floating IPs associated with a
+// port, translated by a router.
+func fipsOfPort(r store.Reader, portID string) ([]model.FloatingIP, error) {
+	return fipsOf(r, idxFIPPort+escapeKey(portID)+"/")
+}
+
+func fipsOfRouter(r store.Reader, routerID string) ([]model.FloatingIP, error) {
+	return fipsOf(r, idxFIPRouter+escapeKey(routerID)+"/")
+}
+
+// storedFIP reads what the indexes know of the stored floating IP id; nil
+// when there is none.
+func storedFIP(r store.Reader, id string) (*indexedFIP, error) {
+	raw, err := store.Get[json.RawMessage](r, store.FloatingIPs, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read floating IP %s: %w", id, err)
+	}
+	var f indexedFIP
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("decode floating IP %s: %w", id, err)
+	}
+	return &f, nil
+}
+
+// indexedInstance is what the indexes know of an instance.
+type indexedInstance struct {
+	ID        string `json:"id"`
+	ProjectID string `json:"project_id"`
+	Name      string `json:"name"`
+	Netns     string `json:"nsnet:netns"`
+}
+
+func instanceIndexedOf(v any, netnsPrefix string) (indexedInstance, error) {
+	var in indexedInstance
+	switch v := v.(type) {
+	case model.Instance:
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+	case *model.Instance:
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+	default:
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return in, err
+		}
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return in, err
+		}
+	}
+	if in.Netns == "" {
+		// Stored before instances kept their namespace's name.
+		in.Netns = netnsPrefix + in.Name
+	}
+	return in, nil
+}
+
+// entries are the keys of an instance: its name in its project, and its
+// namespace.
+func (in *indexedInstance) entries() []string {
+	return []string{instNameKey(in.ProjectID, in.Name), instNetnsKey(in.Netns)}
+}
+
+func instNetnsKey(netns string) string { return idxInstNetns + escapeKey(netns) }
+
+func instNameKey(project, name string) string {
+	return idxInstName + escapeKey(project) + "/" + escapeKey(name)
+}
+
+func storedInstance(r store.Reader, id, netnsPrefix string) (*indexedInstance, error) {
+	raw, err := store.Get[json.RawMessage](r, store.Instances, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read instance %s: %w", id, err)
+	}
+	in, err := instanceIndexedOf(raw, netnsPrefix)
+	in.ID = id
+	return &in, err
+}
+
+// indexPutInstance moves the entries of an instance from old (nil: none)
+// to new (nil: deleted). An entry naming another instance is that one's
+// (two instances never share one: creates check them).
+func indexPutInstance(tx store.Txn, old, new *indexedInstance) error {
+	if old != nil {
+		for _, key := range old.entries() {
+			if holder, ok, err := getIndex(tx, key); err != nil {
+				return err
+			} else if ok && holder == old.ID {
+				if err := tx.Delete(store.Indexes, key); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if new != nil {
+		for _, key := range new.entries() {
+			if err := tx.Put(store.Indexes, key, new.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// instanceHolding is the instance that holds a name in a project, or a
+// namespace; "" when none does.
+func instanceHolding(r store.Reader, key string) (string, error) {
+	id, _, err := getIndex(r, key)
+	return id, err
+}
+
+// wantIndexes is every index entry the ports of a snapshot call for: what
+// rebuildIndexes compares the store's entries with, and what the tests
+// compare them with after random changes.
+func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage, error) {
+	want := map[string]json.RawMessage{}
+	put := func(key string, v any) error {
+		raw, err := json.Marshal(v)
+		want[key] = raw
+		return err
+	}
+	used := map[string][]netip.Addr{}
+	counts := map[string]int{}
+	err := r.List(store.Ports, func(id string, raw []byte) error {
+		var p indexedPort
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("decode port %s: %w", id, err)
+		}
+		if p.MACAddress != "" {
+			if err := put(macKey(p.NetworkID, p.MACAddress), p.ID); err != nil {
+				return err
+			}
+		}
+		for _, ip := range p.FixedIPs {
+			a, err := netip.ParseAddr(ip.IPAddress)
+			if err != nil {
+				return fmt.Errorf("port %s: %w", id, err)
+			}
+			if err := put(ipKey(ip.SubnetID, a), p.ID); err != nil {
+				return err
+			}
+			used[ip.SubnetID] = append(used[ip.SubnetID], a)
+		}
+		if err := put(netKey(p.NetworkID, p.ID), p.ID); err != nil {
+			return err
+		}
+		if p.DeviceID != "" {
+			if err := put(devPrefix(p.DeviceID)+p.ID, p.ID); err != nil {
+				return err
+			}
+		}
+		if p.quotaCounted() {
+			counts[p.ProjectID]++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	fipCounts := map[string]int{}
+	err = r.List(store.FloatingIPs, func(id string, raw []byte) error {
+		var f indexedFIP
+		if err := json.Unmarshal(raw, &f); err != nil {
+			return fmt.Errorf("decode floating IP %s: %w", id, err)
+		}
+		for _, key := range f.entries() {
+			if err := put(key, f.ID); err != nil {
+				return err
+			}
+		}
+		fipCounts[f.ProjectID]++
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = r.List(store.Instances, func(id string, raw []byte) error {
+		in, err := instanceIndexedOf(json.RawMessage(raw), netnsPrefix)
+		if err != nil {
+			return fmt.Errorf("decode instance %s: %w", id, err)
+		}
+		in.ID = id
+		for _, key := range in.entries() {
+			if err := put(key, in.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = r.List(store.PortForwardings, func(id string, raw []byte) error {
+		keys, err := forwardingKeys(raw)
+		if err != nil {
+			return fmt.Errorf("decode port forwarding %s: %w", id, err)
+		}
+		for _, key := range keys {
+			if err := put(key, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for project, n := range fipCounts {
+		if err := put(idxFIPCount+escapeKey(project), n); err != nil {
+			return nil, err
+		}
+	}
+	for subnet, addrs := range used {
+		slicesSortAddrs(addrs)
+		for i := 0; i < len(addrs); {
+			j := i
+			for j+1 < len(addrs) && (addrs[j+1] == addrs[j] || addrs[j+1] == addrs[j].Next()) {
+				j++
+			}
+			if err := put(usedPrefix(subnet)+addrKey(addrs[j]), addrKey(addrs[i])); err != nil {
+				return nil, err
+			}
+			i = j + 1
+		}
+	}
+	for project, n := range counts {
+		if err := put(idxCount+escapeKey(project), n); err != nil {
+			return nil, err
+		}
+	}
+	return want, nil
+}
+
+func slicesSortAddrs(addrs []netip.Addr) {
+	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+}
+
+// indexDiff is what rebuildIndexes would change: the entries to put (with
+// their values) and the ids of those to delete.
+func indexDiff(r store.Reader, netnsPrefix string) (put map[string]json.RawMessage, stale []string, err error) {
+	want, err := wantIndexes(r, netnsPrefix)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = r.List(store.Indexes, func(id string, raw []byte) error {
+		if w, ok := want[id]; ok && string(w) == string(raw) {
+			delete(want, id)
+		} else if !ok {
+			stale = append(stale, id)
+		}
+		return nil
+	})
+	return want, stale, err
+}
+
+// rebuildIndexes makes the store's index entries those its ports call
+// for, writing only what differs.
+func rebuildIndexes(tx store.Txn, netnsPrefix string) error {
+	put, stale, err := indexDiff(tx, netnsPrefix)
+	if err != nil {
+		return err
+	}
+	for _, id := range stale {
+		if err := tx.Delete(store.Indexes, id); err != nil {
+			return err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(put)) {
+		if err := tx.Put(store.Indexes, id, put[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexCheck runs rebuildIndexes once per Service, before its first
+// request; a failed check is tried again by the next request.
+type indexCheck struct {
+	// netnsPrefix names the namespaces of instances stored without
+	// theirs (see Service.netnsOf).
+	netnsPrefix string
+
+	mu   sync.Mutex
+	done atomic.Bool
+}
+
+func (c *indexCheck) ensure(ctx context.Context, st store.Store) error {
+	if c.done.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done.Load() {
+		return nil
+	}
+	// Read first: a store whose indexes are whole (every one the
+	// service alone wrote) takes no write transaction.
+	var whole bool
+	if err := st.View(ctx, func(r store.Reader) error {
+		put, stale, err := indexDiff(r, c.netnsPrefix)
+		whole = len(put) == 0 && len(stale) == 0
+		return err
+	}); err != nil {
+		return fmt.Errorf("check the store's indexes: %w", err)
+	}
+	if !whole {
+		if _, err := st.Update(ctx, func(tx store.Txn) error { return rebuildIndexes(tx, c.netnsPrefix) }); err != nil {
+			return fmt.Errorf("rebuild the store's indexes: %w", err)
+		}
+	}
+	c.done.Store(true)
+	return nil
+}
+
+// storedPort reads what the indexes know of the stored port id; nil when
+// there is none.
+func storedPort(r store.Reader, id string) (*indexedPort, error) {
+	raw, err := store.Get[json.RawMessage](r, store.Ports, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read port %s: %w", id, err)
+	}
+	var p indexedPort
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("decode port %s: %w", id, err)
+	}
+	return &p, nil
+}
+
+// storedRaw is the stored record kind/id; nil when there is none.
+func storedRaw(r store.Reader, kind store.Kind, id string) ([]byte, error) {
+	raw, err := store.Get[json.RawMessage](r, kind, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%s: %w", kind, id, err)
+	}
+	return raw, nil
+}
