@@ -110,6 +110,8 @@ type Agent struct {
 	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
 	repair    <-chan time.Time             // when the full pass that repairs drift is due
 	records   records
+	// inc is the desired state, kept between passes (incremental.go).
+	inc incremental
 	// tried is the spec each object was last programmed with, whether or
 	// not that worked: an object that leaves the store between full passes
 	// is deleted by what its spec names. good tells which of them worked;
@@ -212,6 +214,7 @@ func New(cfg Config) (*Agent, error) {
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
+		inc:         incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot)},
 	}, nil
 }
 

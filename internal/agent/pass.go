@@ -52,16 +52,17 @@ type pass struct {
 // An error means the pass as a whole failed and converged nothing.
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	start := time.Now()
-	var snap *snapshot
+	var ch *changes
 	err = a.cfg.Store.View(ctx, func(r store.Reader) error {
 		var err error
-		snap, err = a.records.read(r)
+		ch, err = a.records.sync(r)
 		return err
 	})
 	if err != nil {
+		a.inc.d = nil // the records start over: so does the desired state
 		return false, fmt.Errorf("read store: %w", err)
 	}
-	d := computeDesired(snap, a.cfg.NetnsPrefix, a.markerHost)
+	d := a.inc.update(&a.records, ch, full, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
 	p := &pass{
@@ -95,7 +96,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	// Who is who first: listeners may start answering in this pass.
 	a.metadata.SetDirectory(p.d.metadata)
 	p.ensureRouters(ctx)
-	p.ensureFirewall(snap)
+	p.ensureFirewall()
 	p.ensureDHCPs(ctx)
 	p.ensureMetadata6()
 	if err := ctx.Err(); err != nil {
