@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -209,6 +210,10 @@ type records struct {
 	labelRules recordSet[model.MeteringLabelRule]
 	qos        recordSet[model.QosPolicy]
 	trunks     recordSet[model.Trunk]
+	// rev is the revision last read; synced: every record was read
+	// once, so that the changes since rev are all there is to read.
+	rev    int64
+	synced bool
 }
 
 // changes are the records that differ between two reads of the store: by
@@ -236,8 +241,22 @@ func (c *changes) only(kinds ...store.Kind) bool {
 // sync reads the store and updates the records to it, returning what
 // changed since the last read. After an error the records are empty, so
 // that the next read starts over.
-func (c *records) sync(r store.Reader) (*changes, error) {
-	ch := &changes{rev: r.Revision(), kinds: map[store.Kind]int{}}
+//
+// With log, a store's change log, it reads only the records changed since
+// the last read, when the log still knows them all.
+func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
+	ch := &changes{rev: r.Revision(), kinds: map[store.Kind]int{},
+		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+	if log != nil && c.synced {
+		if changed, ok := log.ChangedSince(c.rev); ok {
+			if err := c.apply(r, ch, changed); err != nil {
+				*c = records{}
+				return nil, err
+			}
+			c.rev = ch.rev
+			return ch, nil
+		}
+	}
 	var err error
 	if ch.ports, err = syncKind(ch, &c.ports, r, store.Ports); err != nil {
 		*c = records{}
@@ -271,7 +290,80 @@ func (c *records) sync(r store.Reader) (*changes, error) {
 			return nil, e
 		}
 	}
+	c.rev, c.synced = ch.rev, true
 	return ch, nil
+}
+
+// apply reads the records named by changed, up to the snapshot's
+// revision, each once.
+func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) error {
+	seen := map[store.Change]bool{}
+	for _, cg := range changed {
+		if cg.Rev > ch.rev {
+			break // newer than the snapshot: the next read's
+		}
+		cg.Rev = 0
+		if seen[cg] {
+			continue
+		}
+		seen[cg] = true
+		var raw json.RawMessage
+		err := r.Get(cg.Kind, cg.ID, &raw)
+		found := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		switch cg.Kind {
+		case store.Ports:
+			err = applyKind(ch, &c.ports, cg, raw, found, ch.ports)
+		case store.Instances:
+			err = applyKind(ch, &c.instances, cg, raw, found, ch.instances)
+		case store.FloatingIPs:
+			err = applyKind(ch, &c.fips, cg, raw, found, ch.fips)
+		case store.Networks:
+			err = applyKind(ch, &c.networks, cg, raw, found, nil)
+		case store.Subnets:
+			err = applyKind(ch, &c.subnets, cg, raw, found, nil)
+		case store.Routers:
+			err = applyKind(ch, &c.routers, cg, raw, found, nil)
+		case store.PortForwardings:
+			err = applyKind(ch, &c.forwards, cg, raw, found, nil)
+		case store.PublishedPorts:
+			err = applyKind(ch, &c.published, cg, raw, found, nil)
+		case store.SecurityGroups:
+			err = applyKind(ch, &c.groups, cg, raw, found, nil)
+		case store.SecurityGroupRules:
+			err = applyKind(ch, &c.rules, cg, raw, found, nil)
+		case store.SubnetPools:
+			err = applyKind(ch, &c.pools, cg, raw, found, nil)
+		case store.AddressGroups:
+			err = applyKind(ch, &c.addrGroups, cg, raw, found, nil)
+		case store.MeteringLabels:
+			err = applyKind(ch, &c.labels, cg, raw, found, nil)
+		case store.MeteringLabelRules:
+			err = applyKind(ch, &c.labelRules, cg, raw, found, nil)
+		case store.QosPolicies:
+			err = applyKind(ch, &c.qos, cg, raw, found, nil)
+		case store.Trunks:
+			err = applyKind(ch, &c.trunks, cg, raw, found, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyKind[T any](ch *changes, c *recordSet[T], cg store.Change, raw []byte, found bool, into map[string]prev[T]) error {
+	p, changed, err := c.apply(cg.Kind, cg.ID, raw, found)
+	if err != nil || !changed {
+		return err
+	}
+	ch.kinds[cg.Kind]++
+	if into != nil {
+		into[cg.ID] = p
+	}
+	return nil
 }
 
 func syncKind[T any](ch *changes, c *recordSet[T], r store.Reader, kind store.Kind) (map[string]prev[T], error) {
@@ -312,7 +404,7 @@ func (c *records) snapshot(rev int64) *snapshot {
 
 // read updates the records to the store and returns all of them.
 func (c *records) read(r store.Reader) (*snapshot, error) {
-	ch, err := c.sync(r)
+	ch, err := c.sync(r, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -379,6 +471,33 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 		}
 	}
 	return changed, nil
+}
+
+// apply brings record id to raw (found) or its absence, and reports
+// whether that changed it, with its previous value.
+func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool) (prev[T], bool, error) {
+	if c.m == nil {
+		c.m = map[string]*record[T]{}
+	}
+	cur, had := c.m[id]
+	switch {
+	case !found && !had:
+		return prev[T]{}, false, nil
+	case !found:
+		delete(c.m, id)
+		return prev[T]{cur.val, true}, true, nil
+	case had && bytes.Equal(cur.raw, raw):
+		return prev[T]{}, false, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return prev[T]{}, false, fmt.Errorf("decode %s/%s: %w", kind, id, err)
+	}
+	c.m[id] = &record[T]{raw: raw, val: v, gen: c.gen}
+	if had {
+		return prev[T]{cur.val, true}, true, nil
+	}
+	return prev[T]{}, true, nil
 }
 
 // get returns the record id.

@@ -462,12 +462,17 @@ type memberSets struct {
 // memberSet is one group's members: its ports' addresses, in port id
 // order as firewallSpec lists them.
 type memberSet struct {
-	ids   []string // sorted
-	addrs map[string][]netip.Prefix
+	members []member // by port id
+	n       int      // addresses in all
 	// cache is the concatenation, rebuilt (never changed in place: the
 	// applied spec holds it) when a member changed.
 	cache []netip.Prefix
 	valid bool
+}
+
+type member struct {
+	id    string
+	addrs []netip.Prefix
 }
 
 func (m *memberSets) reset(s *snapshot) {
@@ -479,6 +484,10 @@ func (m *memberSets) reset(s *snapshot) {
 	}
 }
 
+func (set *memberSet) find(id string) (int, bool) {
+	return slices.BinarySearchFunc(set.members, id, func(m member, id string) int { return strings.Compare(m.id, id) })
+}
+
 func (m *memberSets) add(p *model.Port) {
 	if !p.PortSecurityEnabled {
 		return
@@ -486,13 +495,18 @@ func (m *memberSets) add(p *model.Port) {
 	for _, g := range p.SecurityGroups {
 		set := m.groups[g]
 		if set == nil {
-			set = &memberSet{addrs: map[string][]netip.Prefix{}}
+			set = &memberSet{}
 			m.groups[g] = set
 		}
-		if i, found := slices.BinarySearch(set.ids, p.ID); !found {
-			set.ids = slices.Insert(set.ids, i, p.ID)
+		addrs := portAddresses(p)
+		i, found := set.find(p.ID)
+		if found {
+			// The group is listed twice: so are the addresses.
+			set.members[i].addrs = append(set.members[i].addrs, addrs...)
+		} else {
+			set.members = slices.Insert(set.members, i, member{p.ID, addrs})
 		}
-		set.addrs[p.ID] = append(set.addrs[p.ID], portAddresses(p)...)
+		set.n += len(addrs)
 		set.valid = false
 	}
 }
@@ -506,12 +520,12 @@ func (m *memberSets) remove(p *model.Port) {
 		if set == nil {
 			continue
 		}
-		if i, found := slices.BinarySearch(set.ids, p.ID); found {
-			set.ids = slices.Delete(set.ids, i, i+1)
+		if i, found := set.find(p.ID); found {
+			set.n -= len(set.members[i].addrs)
+			set.members = slices.Delete(set.members, i, i+1)
 		}
-		delete(set.addrs, p.ID)
 		set.valid = false
-		if len(set.ids) == 0 {
+		if len(set.members) == 0 {
 			delete(m.groups, g)
 		}
 	}
@@ -529,13 +543,13 @@ func (m *memberSets) update(pr prev[model.Port], p model.Port, ok bool) {
 // of is group g's members; nil when it has none.
 func (m *memberSets) of(g string) []netip.Prefix {
 	set := m.groups[g]
-	if set == nil {
+	if set == nil || set.n == 0 {
 		return nil
 	}
 	if !set.valid {
-		var all []netip.Prefix
-		for _, id := range set.ids {
-			all = append(all, set.addrs[id]...)
+		all := make([]netip.Prefix, 0, set.n)
+		for _, mb := range set.members {
+			all = append(all, mb.addrs...)
 		}
 		set.cache, set.valid = all, true
 	}

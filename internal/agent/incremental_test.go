@@ -82,7 +82,13 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 		var ch *changes
 		if err := st.View(ctx, func(r store.Reader) error {
 			var err error
-			ch, err = recs.sync(r)
+			// Now and then without the store's change log: every
+			// record read and compared.
+			var log store.ChangeLog = st
+			if rng.IntN(4) == 0 {
+				log = nil
+			}
+			ch, err = recs.sync(r, log)
 			return err
 		}); err != nil {
 			t.Fatal(err)

@@ -53,9 +53,10 @@ type pass struct {
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	start := time.Now()
 	var ch *changes
+	log, _ := a.cfg.Store.(store.ChangeLog)
 	err = a.cfg.Store.View(ctx, func(r store.Reader) error {
 		var err error
-		ch, err = a.records.sync(r)
+		ch, err = a.records.sync(r, log)
 		return err
 	})
 	if err != nil {
