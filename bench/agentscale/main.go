@@ -9,6 +9,8 @@
 //	the agent's incremental and full pass durations (the means of
 //	    nsnet_agent_pass_duration_seconds over the row, from /metrics);
 //	the daemon's RSS;
+//	POST /v2.0/ports of an unbound port, not waited: the API's share of
+//	    port create → kernel (the service's, not the agent's);
 //
 // and each row's ratio to the first one. The ports that fill the store are
 // unbound (no instance: no kernel state, the store's size only). They are
@@ -125,17 +127,19 @@ func run(ctx context.Context) (err error) {
 type row struct {
 	size          int
 	port, fip     []time.Duration
-	partial, full time.Duration // mean pass durations; 0: none seen
+	api           []time.Duration // POST of an unbound port, not waited
+	partial, full time.Duration   // mean pass durations; 0: none seen
 	partials      int
 	rssKiB        int
 }
 
 func printTable(rows []row, samples int) {
 	fmt.Printf("\nagent cost by ports in the store (%d samples per row; passes: means over the row)\n\n", samples)
-	fmt.Printf("%8s | %-21s | %-21s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "incremental pass", "full pass", "daemon RSS")
+	fmt.Printf("%8s | %-21s | %-21s | %-21s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "POST port, API only", "incremental pass", "full pass", "daemon RSS")
 	for _, r := range rows {
-		fmt.Printf("%8d | %-21s | %-21s | %-17s | %-17s | %d MiB\n", r.size,
+		fmt.Printf("%8d | %-21s | %-21s | %-21s | %-17s | %-17s | %d MiB\n", r.size,
 			ms(pct(r.port, 50))+" ("+ms(pct(r.port, 99))+")", ms(pct(r.fip, 50))+" ("+ms(pct(r.fip, 99))+")",
+			ms(pct(r.api, 50))+" ("+ms(pct(r.api, 99))+")",
 			fmt.Sprintf("%s (%d)", ms(r.partial), r.partials), ms(r.full), r.rssKiB/1024)
 	}
 	fmt.Printf("\nratio to the %d row\n\n", rows[0].size)
@@ -145,12 +149,13 @@ func printTable(rows []row, samples int) {
 		}
 		return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 	}
-	fmt.Printf("%8s | %-21s | %-21s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "incremental pass", "full pass", "daemon RSS")
+	fmt.Printf("%8s | %-21s | %-21s | %-21s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "POST port, API only", "incremental pass", "full pass", "daemon RSS")
 	b := rows[0]
 	for _, r := range rows {
-		fmt.Printf("%8d | %-21s | %-21s | %-17s | %-17s | %.2fx\n", r.size,
+		fmt.Printf("%8d | %-21s | %-21s | %-21s | %-17s | %-17s | %.2fx\n", r.size,
 			ratio(pct(r.port, 50), pct(b.port, 50))+" ("+ratio(pct(r.port, 99), pct(b.port, 99))+")",
 			ratio(pct(r.fip, 50), pct(b.fip, 50))+" ("+ratio(pct(r.fip, 99), pct(b.fip, 99))+")",
+			ratio(pct(r.api, 50), pct(b.api, 50))+" ("+ratio(pct(r.api, 99), pct(b.api, 99))+")",
 			ratio(r.partial, b.partial), ratio(r.full, b.full), float64(r.rssKiB)/float64(b.rssKiB))
 	}
 }
@@ -306,6 +311,11 @@ func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Du
 			return r, err
 		}
 		r.port, r.fip = append(r.port, p), append(r.fip, f)
+		a, err := w.apiOnly(ctx, fmt.Sprintf("api%d-%d", size, i))
+		if err != nil {
+			return r, err
+		}
+		r.api = append(r.api, a)
 	}
 	after, err := w.passes(ctx)
 	if err != nil {
@@ -363,6 +373,21 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 		}
 	}
 	return port, fip, nil
+}
+
+// apiOnly times the creation of an unbound port, answered without
+// waiting for the agent: what the API costs of a port create. The port
+// is deleted (waited, untimed).
+func (w *world) apiOnly(ctx context.Context, name string) (time.Duration, error) {
+	start := time.Now()
+	p, _, err := client.Create[model.Port](ctx, w.eager, client.Ports, map[string]any{"network_id": w.network, "name": name,
+		"fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	_, err = w.wait.Delete(ctx, client.Ports, p.ID)
+	return took, err
 }
 
 // passCounts are the agent's pass duration histogram's sums and counts,

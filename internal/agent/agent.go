@@ -94,6 +94,8 @@ type Agent struct {
 
 	mu       sync.Mutex
 	statuses map[key]status
+	// errored are the keys of statuses in ERROR.
+	errored map[key]bool
 	// names are what the API calls the objects, for Health.Errors.
 	names       map[key]string
 	converged   int64         // store revision the last finished pass read
@@ -419,15 +421,24 @@ func (a *Agent) setPassError(err error) {
 	a.health.Errors = append(a.objectErrorsLocked(), ObjectError{Type: "pass", Reason: err.Error()})
 }
 
-// objectErrorsLocked lists the objects in ERROR, by type and name.
+// objectErrorsLocked lists the objects in ERROR, by type and name: those
+// in errored, and the networks whose services are.
 func (a *Agent) objectErrorsLocked() []ObjectError {
 	errs := []ObjectError{}
-	for k := range a.statuses {
-		if k.kind == dhcpKind {
-			continue // shown as its network's status
-		}
+	add := func(k key) {
 		if s := a.statusLocked(k); s.Status == model.StatusError {
 			errs = append(errs, ObjectError{Type: strings.TrimSuffix(string(k.kind), "s"), ID: k.id, Name: a.names[k], Reason: s.Reason})
+		}
+	}
+	for k := range a.errored {
+		switch {
+		case k.kind != dhcpKind:
+			add(k)
+		case !a.errored[key{store.Networks, k.id}]:
+			// Shown as its network's status.
+			if _, ok := a.statuses[key{store.Networks, k.id}]; ok {
+				add(key{store.Networks, k.id})
+			}
 		}
 	}
 	slices.SortFunc(errs, func(x, y ObjectError) int {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +26,23 @@ var allPrefix = fmt.Sprintf("nsat%d-", os.Getpid())
 var testSeq atomic.Int32
 
 func TestMain(m *testing.M) {
-	os.Exit(lab.RunTests(m, "agent", allPrefix))
+	// Every pass of every test checks that the statuses it updated in
+	// place are those computed from scratch.
+	var mu sync.Mutex
+	var wrong []string
+	verifyStatuses = func(got, want map[key]status) {
+		if !maps.Equal(got, want) {
+			mu.Lock()
+			defer mu.Unlock()
+			wrong = append(wrong, fmt.Sprintf("statuses updated in place:\n%v\nfrom scratch:\n%v", got, want))
+		}
+	}
+	code := lab.RunTests(m, "agent", allPrefix)
+	for _, w := range wrong {
+		fmt.Println(w)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // env is one test's host: its own host namespace, namespace prefix, store

@@ -59,6 +59,12 @@ type incremental struct {
 
 	fw memberSets
 
+	// touched are the keys whose status the updates since the last
+	// finished pass may have changed (see Agent.updateStatusesLocked);
+	// all: there was a recomputation, which may have changed any.
+	touched map[key]bool
+	all     bool
+
 	// recomputed and updated count the updates of each kind.
 	recomputed, updated int
 }
@@ -80,9 +86,13 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 	if full || inc.d == nil || !inc.local(recs, ch) {
 		inc.recompute(recs, ch.rev)
 		inc.recomputed++
+		inc.all = true
 		return inc.d
 	}
 	inc.updated++
+	if inc.touched == nil {
+		inc.touched = map[key]bool{}
+	}
 	d := inc.d
 	d.rev = ch.rev
 	mu.Lock()
@@ -142,6 +152,7 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 		}
 		// The ports of instances recomputed below are cleared there;
 		// the others' kernel objects are unplugged ones.
+		inc.touched[key{store.Ports, id}] = true
 		delete(d.ports, id)
 		delete(d.fixed, key{store.Ports, id})
 		if pr.had {
@@ -324,7 +335,9 @@ func unindex(m map[string]map[string]bool, by, id string) {
 func (inc *incremental) updateInstance(recs *records, id string) {
 	d := inc.d
 	ids := sortedKeys(inc.byDevice[id])
+	inc.touched[key{store.Instances, id}] = true
 	for _, pid := range ids {
+		inc.touched[key{store.Ports, pid}] = true
 		delete(d.ports, pid)
 		delete(d.fixed, key{store.Ports, pid})
 	}
@@ -432,6 +445,17 @@ func (inc *incremental) updateRouters(recs *records) {
 	rd := &desired{ports: map[string]portSpec{}, routers: map[string]routerSpec{}, adverts: map[string]map[string]advertSpec{},
 		fixed: map[key]status{}}
 	addRouters(rd, s, inc.prefix, inc.host, inc.rin)
+	for _, routers := range []map[string]routerSpec{d.routers, rd.routers} {
+		for id, r := range routers {
+			inc.touched[key{store.Routers, id}] = true
+			for _, f := range r.FloatingIPs {
+				inc.touched[key{store.FloatingIPs, f}] = true
+			}
+		}
+	}
+	for id := range inc.fipFixed {
+		inc.touched[key{store.FloatingIPs, id}] = true
+	}
 	d.routers = rd.routers
 	for id, ps := range rd.ports {
 		if ps.Gateway {
@@ -448,6 +472,7 @@ func (inc *incremental) updateRouters(recs *records) {
 		if k.kind == store.FloatingIPs {
 			d.fixed[k] = st
 			inc.fipFixed[k.id] = true
+			inc.touched[k] = true
 		}
 	}
 }
