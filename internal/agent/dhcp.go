@@ -52,12 +52,23 @@ type dnsAddr struct {
 // addDHCP adds the qdhcp namespace and DHCP port of every network that has
 // one, and the static leases of its ports.
 func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]model.Network, subnets map[string]model.Subnet) {
-	byNetwork := map[string][]model.Port{}
 	var dhcpPorts []model.Port
+	served := map[string]bool{}
 	for _, p := range s.ports {
-		byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
 		if p.DeviceOwner == model.DeviceOwnerDHCP {
 			dhcpPorts = append(dhcpPorts, p)
+			served[p.NetworkID] = true
+		}
+	}
+	if len(dhcpPorts) == 0 {
+		return
+	}
+	// The ports of the networks that have a DHCP port only: not every
+	// port of the store copied.
+	byNetwork := map[string][]model.Port{}
+	for _, p := range s.ports {
+		if served[p.NetworkID] {
+			byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
 		}
 	}
 	instances := map[string]model.Instance{}

@@ -31,10 +31,20 @@ func TestMain(m *testing.M) {
 	var mu sync.Mutex
 	var wrong []string
 	verifyStatuses = func(got, want map[key]status) {
-		if !maps.Equal(got, want) {
-			mu.Lock()
-			defer mu.Unlock()
-			wrong = append(wrong, fmt.Sprintf("statuses updated in place:\n%v\nfrom scratch:\n%v", got, want))
+		if maps.Equal(got, want) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for k, st := range got {
+			if w, ok := want[k]; !ok || w != st {
+				wrong = append(wrong, fmt.Sprintf("verifyStatuses: %s updated in place to %v, from scratch %v (%v)", k, st, w, ok))
+			}
+		}
+		for k, w := range want {
+			if _, ok := got[k]; !ok {
+				wrong = append(wrong, fmt.Sprintf("verifyStatuses: %s missing in place, from scratch %v", k, w))
+			}
 		}
 	}
 	code := lab.RunTests(m, "agent", allPrefix)

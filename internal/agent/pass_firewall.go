@@ -100,7 +100,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	// A full pass applies even an unchanged spec: Apply reads the tables
 	// back when the ruleset generation moved (someone committed), and
 	// repairs them.
-	if !p.full && h.applied != nil && reflect.DeepEqual(*h.applied, spec) {
+	if !p.full && h.applied != nil && sameFirewall(*h.applied, spec) {
 		return nil
 	}
 	res, err := h.fw.Apply(spec)
@@ -150,6 +150,28 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		ports[i] = &snap.ports[i]
 	}
 	return in.spec(ports, d)
+}
+
+// sameFirewall reports whether two specs are equal. The groups' members
+// are compared element by element only when they are not the same slice:
+// a group of 10,000 members, unchanged, is the slice memberSets keeps.
+func sameFirewall(a, b firewall.Spec) bool {
+	if !slices.Equal(a.Zoned, b.Zoned) || len(a.Groups) != len(b.Groups) || !reflect.DeepEqual(a.Ports, b.Ports) {
+		return false
+	}
+	for g, x := range a.Groups {
+		y, ok := b.Groups[g]
+		if !ok || (x == nil) != (y == nil) || len(x) != len(y) {
+			return false
+		}
+		if len(x) > 0 && &x[0] == &y[0] {
+			continue
+		}
+		if !slices.Equal(x, y) {
+			return false
+		}
+	}
+	return true
 }
 
 // firewallInputs are what the firewall's spec is made of besides the
