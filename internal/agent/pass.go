@@ -27,6 +27,12 @@ import (
 // programmed or whose last attempt failed, and deletes the objects that
 // left the store: its cost follows the size of the change, not of the host.
 // Drift behind nsnet's back is repaired by the next full pass.
+//
+// Neither reads the whole store nor recomputes the whole desired state
+// when it can help it: the records are kept decoded, only those the
+// store's change log names are read again, and the desired state is
+// updated for the records that changed (incremental.go). A full pass
+// computes the desired state from every record, as the definition.
 type pass struct {
 	a     *Agent
 	d     *desired
