@@ -294,6 +294,11 @@ func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
 	return ch, nil
 }
 
+// followedKinds are the kinds records keeps.
+var followedKinds = []store.Kind{store.Ports, store.Instances, store.FloatingIPs, store.Networks, store.Subnets, store.Routers,
+	store.PortForwardings, store.PublishedPorts, store.SecurityGroups, store.SecurityGroupRules, store.SubnetPools,
+	store.AddressGroups, store.MeteringLabels, store.MeteringLabelRules, store.QosPolicies, store.Trunks}
+
 // apply reads the records named by changed, up to the snapshot's
 // revision, each once.
 func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) error {
@@ -307,6 +312,9 @@ func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) err
 			continue
 		}
 		seen[cg] = true
+		if !slices.Contains(followedKinds, cg.Kind) {
+			continue // the agent reads no such records: nothing to fetch
+		}
 		var raw json.RawMessage
 		err := r.Get(cg.Kind, cg.ID, &raw)
 		found := err == nil

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -301,4 +302,19 @@ func diffDesired(got, want *desired) string {
 		}
 	}
 	return out
+}
+
+// TestFollowedKinds: the kinds the change log's reader fetches are those
+// records keeps, every one of them.
+func TestFollowedKinds(t *testing.T) {
+	n := reflect.TypeFor[records]().NumField()
+	sets := 0
+	for i := range n {
+		if strings.HasPrefix(reflect.TypeFor[records]().Field(i).Type.Name(), "recordSet[") {
+			sets++
+		}
+	}
+	if sets != len(followedKinds) {
+		t.Errorf("records keeps %d kinds, followedKinds lists %d", sets, len(followedKinds))
+	}
 }
