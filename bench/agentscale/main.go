@@ -237,6 +237,19 @@ func (w *world) setup(ctx context.Context) error {
 		return err
 	}
 	w.next = 10
+	// An instance plugged for the whole run, in the default group as the
+	// probes are: the host's firewall stays in place between samples,
+	// each probe one more member and port, as on a host in use. (Without
+	// it the last port's deletion removes the firewall's tables, and
+	// every probe rebuilds them with every member of the group.)
+	anchor, _, err := client.Create[model.Instance](ctx, w.wait, client.Instances, map[string]any{"name": "anchor"})
+	if err != nil {
+		return err
+	}
+	if _, _, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": n.ID, "device_id": anchor.ID,
+		"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": w.addr()}}}); err != nil {
+		return err
+	}
 	p, _, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": n.ID, "name": "fill0",
 		"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": w.addr()}}})
 	if err != nil {

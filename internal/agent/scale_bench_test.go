@@ -93,7 +93,7 @@ func benchmarkDesiredUpdate(b *testing.B, n int, recompute bool) {
 }
 
 // BenchmarkPlugAtScale times, end to end through the agent and the
-// kernel, a port plugged into an instance that exists, with 10 and
+// kernel, a port created in an instance that exists, or deleted, with 10 and
 // 10,000 unbound ports in the store, all members of the group the port
 // is in (whose rule names it as remote).
 func BenchmarkPlugAtScale(b *testing.B) {
@@ -115,10 +115,15 @@ func BenchmarkPlugAtScale(b *testing.B) {
 			verifyStatuses = nil
 			b.ResetTimer()
 			for i := range b.N {
+				// Plugged and unplugged in turn: the group gains and
+				// loses a member each time.
 				p := testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01")
 				p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sg"}
-				p.AdminStateUp = i%2 == 0
-				e.converge(e.put(p))
+				if i%2 == 0 {
+					e.converge(e.put(p))
+				} else {
+					e.converge(e.del(p))
+				}
 			}
 
 		})
