@@ -94,6 +94,8 @@ type Agent struct {
 
 	mu       sync.Mutex
 	statuses map[key]status
+	// errored are the keys of statuses in ERROR.
+	errored map[key]bool
 	// names are what the API calls the objects, for Health.Errors.
 	names       map[key]string
 	converged   int64         // store revision the last finished pass read
@@ -110,6 +112,8 @@ type Agent struct {
 	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
 	repair    <-chan time.Time             // when the full pass that repairs drift is due
 	records   records
+	// inc is the desired state, kept between passes (incremental.go).
+	inc incremental
 	// tried is the spec each object was last programmed with, whether or
 	// not that worked: an object that leaves the store between full passes
 	// is deleted by what its spec names. good tells which of them worked;
@@ -212,6 +216,7 @@ func New(cfg Config) (*Agent, error) {
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
+		inc:         incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot)},
 	}, nil
 }
 
@@ -416,15 +421,24 @@ func (a *Agent) setPassError(err error) {
 	a.health.Errors = append(a.objectErrorsLocked(), ObjectError{Type: "pass", Reason: err.Error()})
 }
 
-// objectErrorsLocked lists the objects in ERROR, by type and name.
+// objectErrorsLocked lists the objects in ERROR, by type and name: those
+// in errored, and the networks whose services are.
 func (a *Agent) objectErrorsLocked() []ObjectError {
 	errs := []ObjectError{}
-	for k := range a.statuses {
-		if k.kind == dhcpKind {
-			continue // shown as its network's status
-		}
+	add := func(k key) {
 		if s := a.statusLocked(k); s.Status == model.StatusError {
 			errs = append(errs, ObjectError{Type: strings.TrimSuffix(string(k.kind), "s"), ID: k.id, Name: a.names[k], Reason: s.Reason})
+		}
+	}
+	for k := range a.errored {
+		switch {
+		case k.kind != dhcpKind:
+			add(k)
+		case !a.errored[key{store.Networks, k.id}]:
+			// Shown as its network's status.
+			if _, ok := a.statuses[key{store.Networks, k.id}]; ok {
+				add(key{store.Networks, k.id})
+			}
 		}
 	}
 	slices.SortFunc(errs, func(x, y ObjectError) int {

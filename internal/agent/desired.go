@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -186,113 +187,343 @@ type snapshot struct {
 	trunks []model.Trunk
 }
 
-// records keeps the records of the previous snapshot, decoded, so that a
-// pass decodes only the records that changed: with the API writing one
-// record per request and the agent passing after each, decoding the whole
-// store every time would make a burst of N creates cost O(N²).
+// records keeps the records of the store, decoded, across passes, so that
+// a pass decodes only the records that changed and learns which did: with
+// the API writing one record per request and the agent passing after each,
+// decoding the whole store every time would make a burst of N creates cost
+// O(N²), and the incremental desired state (incremental.go) follows the
+// changed records only.
 type records struct {
-	networks   recordCache[model.Network]
-	subnets    recordCache[model.Subnet]
-	ports      recordCache[model.Port]
-	instances  recordCache[model.Instance]
-	routers    recordCache[model.Router]
-	fips       recordCache[model.FloatingIP]
-	forwards   recordCache[model.PortForwarding]
-	published  recordCache[model.PublishedPort]
-	groups     recordCache[model.SecurityGroup]
-	rules      recordCache[model.SecurityGroupRule]
-	addrGroups recordCache[model.AddressGroup]
-	pools      recordCache[model.SubnetPool]
-	labels     recordCache[model.MeteringLabel]
-	labelRules recordCache[model.MeteringLabelRule]
-	qos        recordCache[model.QosPolicy]
-	trunks     recordCache[model.Trunk]
+	networks   recordSet[model.Network]
+	subnets    recordSet[model.Subnet]
+	ports      recordSet[model.Port]
+	instances  recordSet[model.Instance]
+	routers    recordSet[model.Router]
+	fips       recordSet[model.FloatingIP]
+	forwards   recordSet[model.PortForwarding]
+	published  recordSet[model.PublishedPort]
+	groups     recordSet[model.SecurityGroup]
+	rules      recordSet[model.SecurityGroupRule]
+	addrGroups recordSet[model.AddressGroup]
+	pools      recordSet[model.SubnetPool]
+	labels     recordSet[model.MeteringLabel]
+	labelRules recordSet[model.MeteringLabelRule]
+	qos        recordSet[model.QosPolicy]
+	trunks     recordSet[model.Trunk]
+	// rev is the revision last read; synced: every record was read
+	// once, so that the changes since rev are all there is to read.
+	rev    int64
+	synced bool
 }
 
-func (c *records) read(r store.Reader) (*snapshot, error) {
-	s := &snapshot{rev: r.Revision()}
+// changes are the records that differ between two reads of the store: by
+// kind, the ids that were added, changed or deleted. For the kinds the
+// incremental desired state follows record by record, the previous values
+// too.
+type changes struct {
+	rev       int64
+	kinds     map[store.Kind]int // changed records, by kind
+	ports     map[string]prev[model.Port]
+	instances map[string]prev[model.Instance]
+	fips      map[string]prev[model.FloatingIP]
+}
+
+// only reports whether every changed record is of one of kinds.
+func (c *changes) only(kinds ...store.Kind) bool {
+	for k := range c.kinds {
+		if !slices.Contains(kinds, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// sync reads the store and updates the records to it, returning what
+// changed since the last read. After an error the records are empty, so
+// that the next read starts over.
+//
+// With log, a store's change log, it reads only the records changed since
+// the last read, when the log still knows them all.
+func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
+	ch := &changes{rev: r.Revision(), kinds: map[store.Kind]int{},
+		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+	if log != nil && c.synced {
+		if changed, ok := log.ChangedSince(c.rev); ok {
+			if err := c.apply(r, ch, changed); err != nil {
+				*c = records{}
+				return nil, err
+			}
+			c.rev = ch.rev
+			return ch, nil
+		}
+	}
 	var err error
-	if s.networks, err = c.networks.list(r, store.Networks); err != nil {
+	if ch.ports, err = syncKind(ch, &c.ports, r, store.Ports); err != nil {
+		*c = records{}
 		return nil, err
 	}
-	if s.subnets, err = c.subnets.list(r, store.Subnets); err != nil {
+	if ch.instances, err = syncKind(ch, &c.instances, r, store.Instances); err != nil {
+		*c = records{}
 		return nil, err
 	}
-	if s.ports, err = c.ports.list(r, store.Ports); err != nil {
+	if ch.fips, err = syncKind(ch, &c.fips, r, store.FloatingIPs); err != nil {
+		*c = records{}
 		return nil, err
 	}
-	if s.instances, err = c.instances.list(r, store.Instances); err != nil {
-		return nil, err
+	for _, e := range []error{
+		syncOther(ch, &c.networks, r, store.Networks),
+		syncOther(ch, &c.subnets, r, store.Subnets),
+		syncOther(ch, &c.routers, r, store.Routers),
+		syncOther(ch, &c.forwards, r, store.PortForwardings),
+		syncOther(ch, &c.published, r, store.PublishedPorts),
+		syncOther(ch, &c.groups, r, store.SecurityGroups),
+		syncOther(ch, &c.rules, r, store.SecurityGroupRules),
+		syncOther(ch, &c.pools, r, store.SubnetPools),
+		syncOther(ch, &c.addrGroups, r, store.AddressGroups),
+		syncOther(ch, &c.labels, r, store.MeteringLabels),
+		syncOther(ch, &c.labelRules, r, store.MeteringLabelRules),
+		syncOther(ch, &c.qos, r, store.QosPolicies),
+		syncOther(ch, &c.trunks, r, store.Trunks),
+	} {
+		if e != nil {
+			*c = records{}
+			return nil, e
+		}
 	}
-	if s.routers, err = c.routers.list(r, store.Routers); err != nil {
-		return nil, err
-	}
-	if s.fips, err = c.fips.list(r, store.FloatingIPs); err != nil {
-		return nil, err
-	}
-	if s.forwards, err = c.forwards.list(r, store.PortForwardings); err != nil {
-		return nil, err
-	}
-	if s.published, err = c.published.list(r, store.PublishedPorts); err != nil {
-		return nil, err
-	}
-	if s.groups, err = c.groups.list(r, store.SecurityGroups); err != nil {
-		return nil, err
-	}
-	if s.rules, err = c.rules.list(r, store.SecurityGroupRules); err != nil {
-		return nil, err
-	}
-	if s.pools, err = c.pools.list(r, store.SubnetPools); err != nil {
-		return nil, err
-	}
-	if s.addrGroups, err = c.addrGroups.list(r, store.AddressGroups); err != nil {
-		return nil, err
-	}
-	if s.labels, err = c.labels.list(r, store.MeteringLabels); err != nil {
-		return nil, err
-	}
-	if s.labelRules, err = c.labelRules.list(r, store.MeteringLabelRules); err != nil {
-		return nil, err
-	}
-	if s.qos, err = c.qos.list(r, store.QosPolicies); err != nil {
-		return nil, err
-	}
-	if s.trunks, err = c.trunks.list(r, store.Trunks); err != nil {
-		return nil, err
-	}
-	return s, nil
+	c.rev, c.synced = ch.rev, true
+	return ch, nil
 }
 
-type recordCache[T any] struct {
-	raw map[string][]byte
-	val map[string]T
+// followedKinds are the kinds records keeps.
+var followedKinds = []store.Kind{store.Ports, store.Instances, store.FloatingIPs, store.Networks, store.Subnets, store.Routers,
+	store.PortForwardings, store.PublishedPorts, store.SecurityGroups, store.SecurityGroupRules, store.SubnetPools,
+	store.AddressGroups, store.MeteringLabels, store.MeteringLabelRules, store.QosPolicies, store.Trunks}
+
+// apply reads the records named by changed, up to the snapshot's
+// revision, each once.
+func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) error {
+	seen := map[store.Change]bool{}
+	for _, cg := range changed {
+		if cg.Rev > ch.rev {
+			break // newer than the snapshot: the next read's
+		}
+		cg.Rev = 0
+		if seen[cg] {
+			continue
+		}
+		seen[cg] = true
+		if !slices.Contains(followedKinds, cg.Kind) {
+			continue // the agent reads no such records: nothing to fetch
+		}
+		var raw json.RawMessage
+		err := r.Get(cg.Kind, cg.ID, &raw)
+		found := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		switch cg.Kind {
+		case store.Ports:
+			err = applyKind(ch, &c.ports, cg, raw, found, ch.ports)
+		case store.Instances:
+			err = applyKind(ch, &c.instances, cg, raw, found, ch.instances)
+		case store.FloatingIPs:
+			err = applyKind(ch, &c.fips, cg, raw, found, ch.fips)
+		case store.Networks:
+			err = applyKind(ch, &c.networks, cg, raw, found, nil)
+		case store.Subnets:
+			err = applyKind(ch, &c.subnets, cg, raw, found, nil)
+		case store.Routers:
+			err = applyKind(ch, &c.routers, cg, raw, found, nil)
+		case store.PortForwardings:
+			err = applyKind(ch, &c.forwards, cg, raw, found, nil)
+		case store.PublishedPorts:
+			err = applyKind(ch, &c.published, cg, raw, found, nil)
+		case store.SecurityGroups:
+			err = applyKind(ch, &c.groups, cg, raw, found, nil)
+		case store.SecurityGroupRules:
+			err = applyKind(ch, &c.rules, cg, raw, found, nil)
+		case store.SubnetPools:
+			err = applyKind(ch, &c.pools, cg, raw, found, nil)
+		case store.AddressGroups:
+			err = applyKind(ch, &c.addrGroups, cg, raw, found, nil)
+		case store.MeteringLabels:
+			err = applyKind(ch, &c.labels, cg, raw, found, nil)
+		case store.MeteringLabelRules:
+			err = applyKind(ch, &c.labelRules, cg, raw, found, nil)
+		case store.QosPolicies:
+			err = applyKind(ch, &c.qos, cg, raw, found, nil)
+		case store.Trunks:
+			err = applyKind(ch, &c.trunks, cg, raw, found, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// list returns every record of kind, decoding only those whose bytes
-// differ from the previous call's. Callers must not modify the records.
-func (c *recordCache[T]) list(r store.Reader, kind store.Kind) ([]T, error) {
-	raw, val := make(map[string][]byte, len(c.raw)), make(map[string]T, len(c.val))
-	out := make([]T, 0, len(c.val)+1)
+func applyKind[T any](ch *changes, c *recordSet[T], cg store.Change, raw []byte, found bool, into map[string]prev[T]) error {
+	p, changed, err := c.apply(cg.Kind, cg.ID, raw, found)
+	if err != nil || !changed {
+		return err
+	}
+	ch.kinds[cg.Kind]++
+	if into != nil {
+		into[cg.ID] = p
+	}
+	return nil
+}
+
+func syncKind[T any](ch *changes, c *recordSet[T], r store.Reader, kind store.Kind) (map[string]prev[T], error) {
+	changed, err := c.sync(r, kind)
+	if len(changed) > 0 {
+		ch.kinds[kind] = len(changed)
+	}
+	return changed, err
+}
+
+func syncOther[T any](ch *changes, c *recordSet[T], r store.Reader, kind store.Kind) error {
+	_, err := syncKind(ch, c, r, kind)
+	return err
+}
+
+// snapshot is every record, each kind in id order as the store lists them.
+func (c *records) snapshot(rev int64) *snapshot {
+	return &snapshot{
+		rev:        rev,
+		networks:   c.networks.sorted(),
+		subnets:    c.subnets.sorted(),
+		ports:      c.ports.sorted(),
+		instances:  c.instances.sorted(),
+		routers:    c.routers.sorted(),
+		fips:       c.fips.sorted(),
+		forwards:   c.forwards.sorted(),
+		published:  c.published.sorted(),
+		groups:     c.groups.sorted(),
+		rules:      c.rules.sorted(),
+		addrGroups: c.addrGroups.sorted(),
+		pools:      c.pools.sorted(),
+		labels:     c.labels.sorted(),
+		labelRules: c.labelRules.sorted(),
+		qos:        c.qos.sorted(),
+		trunks:     c.trunks.sorted(),
+	}
+}
+
+// read updates the records to the store and returns all of them.
+func (c *records) read(r store.Reader) (*snapshot, error) {
+	ch, err := c.sync(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.snapshot(ch.rev), nil
+}
+
+// recordSet is one kind's records, decoded, by id.
+type recordSet[T any] struct {
+	m   map[string]*record[T]
+	gen uint64 // of the last sync
+}
+
+type record[T any] struct {
+	raw []byte
+	val T
+	gen uint64 // the last sync that saw it
+}
+
+// prev is a changed record's previous value; !had: it is new.
+type prev[T any] struct {
+	old T
+	had bool
+}
+
+// sync reads every record of kind, decoding only those whose bytes differ
+// from the previous sync's, and returns the ids that changed.
+func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T], error) {
+	if c.m == nil {
+		c.m = map[string]*record[T]{}
+	}
+	c.gen++
+	changed := map[string]prev[T]{}
+	seen := 0
 	err := r.List(kind, func(id string, b []byte) error {
-		if old, ok := c.raw[id]; ok && bytes.Equal(old, b) {
-			raw[id], val[id] = old, c.val[id]
-			out = append(out, c.val[id])
+		seen++
+		cur, ok := c.m[id]
+		if ok && bytes.Equal(cur.raw, b) {
+			cur.gen = c.gen
 			return nil
 		}
 		var v T
 		if err := json.Unmarshal(b, &v); err != nil {
 			return fmt.Errorf("decode %s/%s: %w", kind, id, err)
 		}
+		if ok {
+			changed[id] = prev[T]{cur.val, true}
+		} else {
+			changed[id] = prev[T]{}
+		}
 		// The store's bytes are only valid during the transaction.
-		raw[id], val[id] = bytes.Clone(b), v
-		out = append(out, v)
+		c.m[id] = &record[T]{raw: bytes.Clone(b), val: v, gen: c.gen}
 		return nil
 	})
 	if err != nil {
+		c.m = nil
 		return nil, err
 	}
-	c.raw, c.val = raw, val
-	return out, nil
+	if seen != len(c.m) {
+		for id, cur := range c.m {
+			if cur.gen != c.gen {
+				changed[id] = prev[T]{cur.val, true}
+				delete(c.m, id)
+			}
+		}
+	}
+	return changed, nil
+}
+
+// apply brings record id to raw (found) or its absence, and reports
+// whether that changed it, with its previous value.
+func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool) (prev[T], bool, error) {
+	if c.m == nil {
+		c.m = map[string]*record[T]{}
+	}
+	cur, had := c.m[id]
+	switch {
+	case !found && !had:
+		return prev[T]{}, false, nil
+	case !found:
+		delete(c.m, id)
+		return prev[T]{cur.val, true}, true, nil
+	case had && bytes.Equal(cur.raw, raw):
+		return prev[T]{}, false, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return prev[T]{}, false, fmt.Errorf("decode %s/%s: %w", kind, id, err)
+	}
+	c.m[id] = &record[T]{raw: raw, val: v, gen: c.gen}
+	if had {
+		return prev[T]{cur.val, true}, true, nil
+	}
+	return prev[T]{}, true, nil
+}
+
+// get returns the record id.
+func (c *recordSet[T]) get(id string) (T, bool) {
+	if cur, ok := c.m[id]; ok {
+		return cur.val, true
+	}
+	var zero T
+	return zero, false
+}
+
+// sorted returns every record, in id order.
+func (c *recordSet[T]) sorted() []T {
+	out := make([]T, 0, len(c.m))
+	for _, id := range sortedKeys(c.m) {
+		out = append(out, c.m[id].val)
+	}
+	return out
 }
 
 // InstanceNetns is the name of the namespace of the instance called

@@ -52,12 +52,23 @@ type dnsAddr struct {
 // addDHCP adds the qdhcp namespace and DHCP port of every network that has
 // one, and the static leases of its ports.
 func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]model.Network, subnets map[string]model.Subnet) {
-	byNetwork := map[string][]model.Port{}
 	var dhcpPorts []model.Port
+	served := map[string]bool{}
 	for _, p := range s.ports {
-		byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
 		if p.DeviceOwner == model.DeviceOwnerDHCP {
 			dhcpPorts = append(dhcpPorts, p)
+			served[p.NetworkID] = true
+		}
+	}
+	if len(dhcpPorts) == 0 {
+		return
+	}
+	// The ports of the networks that have a DHCP port only: not every
+	// port of the store copied.
+	byNetwork := map[string][]model.Port{}
+	for _, p := range s.ports {
+		if served[p.NetworkID] {
+			byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
 		}
 	}
 	instances := map[string]model.Instance{}
@@ -82,19 +93,7 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 			d.fixed[k] = status{model.StatusError, err.Error()}
 			continue
 		}
-		svc := networkService{
-			DHCP:  dhcpConfig(n, p, byNetwork[n.ID], subnets, instances, routed),
-			DHCP6: dhcp6Config(n, p, byNetwork[n.ID], subnets),
-			DNS:   dnsZone(n, byNetwork[n.ID], subnets, instances),
-		}
-		for _, ip := range p.FixedIPs {
-			// portVeth checked the addresses and their subnets. DNS
-			// answers on every address of the port, IPv6 ones too:
-			// DHCPv6 names them as the DNS server, and an instance's
-			// resolv.conf may.
-			a := netip.MustParseAddr(ip.IPAddress)
-			svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
-		}
+		svc := dhcpService(n, p, byNetwork[n.ID], subnets, instances, routed)
 		// The metadata service's address, for the subnets no router
 		// serves.
 		veth.Addrs = append(veth.Addrs, dhcpMetadataAddr)
@@ -103,6 +102,25 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
 		d.services[n.ID] = svc
 	}
+}
+
+// dhcpService is the servers' configuration of network n, whose DHCP port
+// is p (with its interface name) and ports all its ports, in id order.
+// portVeth checked p's addresses and their subnets.
+func dhcpService(n model.Network, p model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) networkService {
+	svc := networkService{
+		DHCP:  dhcpConfig(n, p, ports, subnets, instances, routed),
+		DHCP6: dhcp6Config(n, p, ports, subnets),
+		DNS:   dnsZone(n, ports, subnets, instances),
+	}
+	for _, ip := range p.FixedIPs {
+		// DNS answers on every address of the port, IPv6 ones too:
+		// DHCPv6 names them as the DNS server, and an instance's
+		// resolv.conf may.
+		a := netip.MustParseAddr(ip.IPAddress)
+		svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
+	}
+	return svc
 }
 
 // subnetLabel names a subnet in status reasons: "name (cidr)", or its id

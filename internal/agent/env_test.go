@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,7 +26,33 @@ var allPrefix = fmt.Sprintf("nsat%d-", os.Getpid())
 var testSeq atomic.Int32
 
 func TestMain(m *testing.M) {
-	os.Exit(lab.RunTests(m, "agent", allPrefix))
+	// Every pass of every test checks that the statuses it updated in
+	// place are those computed from scratch.
+	var mu sync.Mutex
+	var wrong []string
+	verifyStatuses = func(got, want map[key]status) {
+		if maps.Equal(got, want) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for k, st := range got {
+			if w, ok := want[k]; !ok || w != st {
+				wrong = append(wrong, fmt.Sprintf("verifyStatuses: %s updated in place to %v, from scratch %v (%v)", k, st, w, ok))
+			}
+		}
+		for k, w := range want {
+			if _, ok := got[k]; !ok {
+				wrong = append(wrong, fmt.Sprintf("verifyStatuses: %s missing in place, from scratch %v", k, w))
+			}
+		}
+	}
+	code := lab.RunTests(m, "agent", allPrefix)
+	for _, w := range wrong {
+		fmt.Println(w)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // env is one test's host: its own host namespace, namespace prefix, store

@@ -35,14 +35,7 @@ func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets m
 	for _, inst := range s.instances {
 		instances[inst.ID] = inst
 	}
-	floating := map[string]netip.Addr{} // port id + fixed address → floating address
-	for _, f := range s.fips {
-		if f.PortID != nil && f.FixedIPAddress != nil {
-			if a, err := netip.ParseAddr(f.FloatingIPAddress); err == nil {
-				floating[*f.PortID+"/"+*f.FixedIPAddress] = a
-			}
-		}
-	}
+	floating := floatingOf(s.fips)
 	dhcpAddrs := dhcpAddrsOf(s.ports)
 	byInstance := map[string][]model.Port{}
 	for _, p := range s.ports {
@@ -52,103 +45,122 @@ func metadataDirectory(s *snapshot, networks map[string]model.Network, subnets m
 	}
 	dir := metadata.Directory{}
 	for id, ports := range byInstance {
-		inst := instances[id]
-		slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
-		var links []metadata.Port
-		// The DNS servers of the first subnet that has some, IPv4
-		// subnets first (as before IPv6), IPv6 ones for an instance
-		// that has no IPv4.
-		var dns, dns6 []netip.Addr
-		for _, p := range ports {
-			link := metadata.Port{ID: p.ID, MAC: p.MACAddress, MTU: networkMTU(networks[p.NetworkID]), NetworkID: p.NetworkID}
-			for _, ip := range p.FixedIPs {
-				sn := subnets[ip.SubnetID]
-				a, err1 := netip.ParseAddr(ip.IPAddress)
-				cidr, err2 := netip.ParsePrefix(sn.CIDR)
-				if err1 != nil || err2 != nil {
-					continue
-				}
-				link.Addrs = append(link.Addrs, netip.PrefixFrom(a, cidr.Bits()))
-				var gw netip.Addr
-				if sn.GatewayIP != nil {
-					gw, _ = netip.ParseAddr(*sn.GatewayIP)
-				}
-				servers := &dns
-				if a.Is4() {
-					if !link.Gateway.IsValid() {
-						link.Gateway = gw
-					}
-				} else {
-					servers = &dns6
-					if !link.Gateway6.IsValid() {
-						link.Gateway6 = gw
-					}
-					if mode := deref(sn.IPv6AddressMode); mode != "" {
-						if link.Modes == nil {
-							link.Modes = map[netip.Addr]string{}
-						}
-						link.Modes[a] = mode
-					}
-				}
-				if len(*servers) == 0 {
-					for _, d := range sn.DNSNameservers {
-						if da, err := netip.ParseAddr(d); err == nil {
-							*servers = append(*servers, da)
-						}
-					}
-					if da, err := netip.ParseAddr(dhcpAddrs[sn.ID]); len(*servers) == 0 && err == nil {
-						*servers = append(*servers, da)
-					}
-				}
-			}
-			links = append(links, link)
-		}
-		if len(dns) == 0 {
-			dns = dns6
-		}
-		for _, p := range ports {
-			n := networks[p.NetworkID]
-			var addrs []netip.Addr
-			var local4 netip.Addr
-			for _, ip := range p.FixedIPs {
-				if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-					addrs = append(addrs, a)
-					if a.Is4() && !local4.IsValid() {
-						local4 = a
-					}
-				}
-			}
-			keys, err := metadata.Keys(p.NetworkID, p.MACAddress, addrs)
-			if err != nil {
-				continue // the service validated the MAC
-			}
-			for _, k := range keys {
-				// A request over IPv6 gets the port's first IPv4
-				// address as local-ipv4, as Nova's metadata does.
-				local := local4
-				if k.Addr.Is4() {
-					local = k.Addr
-				}
-				var public netip.Addr
-				if local.IsValid() {
-					public = floating[p.ID+"/"+local.String()]
-				}
-				dir[k] = &metadata.Instance{
-					ID: inst.ID, Name: inst.Name, ProjectID: inst.ProjectID,
-					Hostname:   hostnameOf(n, p, cmpAddr(local, addrs[0]), instances),
-					Domain:     strings.TrimSuffix(model.DNSDomain(n), "."),
-					UserData:   inst.UserData,
-					Meta:       inst.Meta,
-					SSHKeys:    inst.SSHKeys,
-					LocalIPv4:  local,
-					PublicIPv4: public,
-					Ports:      links,
-					DNS:        dns,
-				}
+		addMetadata(dir, instances[id], ports, instances, networks, subnets, floating, dhcpAddrs)
+	}
+	return dir
+}
+
+// floatingOf maps each port id and fixed address a floating IP translates
+// to the floating address.
+func floatingOf(fips []model.FloatingIP) map[string]netip.Addr {
+	floating := map[string]netip.Addr{} // port id + fixed address → floating address
+	for _, f := range fips {
+		if f.PortID != nil && f.FixedIPAddress != nil {
+			if a, err := netip.ParseAddr(f.FloatingIPAddress); err == nil {
+				floating[*f.PortID+"/"+*f.FixedIPAddress] = a
 			}
 		}
 	}
-	return dir
+	return floating
+}
+
+// addMetadata adds to dir the entries of instance inst, whose compute
+// ports are ports (which it sorts).
+func addMetadata(dir metadata.Directory, inst model.Instance, ports []model.Port, instances map[string]model.Instance, networks map[string]model.Network, subnets map[string]model.Subnet, floating map[string]netip.Addr, dhcpAddrs map[string]string) {
+	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+	var links []metadata.Port
+	// The DNS servers of the first subnet that has some, IPv4
+	// subnets first (as before IPv6), IPv6 ones for an instance
+	// that has no IPv4.
+	var dns, dns6 []netip.Addr
+	for _, p := range ports {
+		link := metadata.Port{ID: p.ID, MAC: p.MACAddress, MTU: networkMTU(networks[p.NetworkID]), NetworkID: p.NetworkID}
+		for _, ip := range p.FixedIPs {
+			sn := subnets[ip.SubnetID]
+			a, err1 := netip.ParseAddr(ip.IPAddress)
+			cidr, err2 := netip.ParsePrefix(sn.CIDR)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			link.Addrs = append(link.Addrs, netip.PrefixFrom(a, cidr.Bits()))
+			var gw netip.Addr
+			if sn.GatewayIP != nil {
+				gw, _ = netip.ParseAddr(*sn.GatewayIP)
+			}
+			servers := &dns
+			if a.Is4() {
+				if !link.Gateway.IsValid() {
+					link.Gateway = gw
+				}
+			} else {
+				servers = &dns6
+				if !link.Gateway6.IsValid() {
+					link.Gateway6 = gw
+				}
+				if mode := deref(sn.IPv6AddressMode); mode != "" {
+					if link.Modes == nil {
+						link.Modes = map[netip.Addr]string{}
+					}
+					link.Modes[a] = mode
+				}
+			}
+			if len(*servers) == 0 {
+				for _, d := range sn.DNSNameservers {
+					if da, err := netip.ParseAddr(d); err == nil {
+						*servers = append(*servers, da)
+					}
+				}
+				if da, err := netip.ParseAddr(dhcpAddrs[sn.ID]); len(*servers) == 0 && err == nil {
+					*servers = append(*servers, da)
+				}
+			}
+		}
+		links = append(links, link)
+	}
+	if len(dns) == 0 {
+		dns = dns6
+	}
+	for _, p := range ports {
+		n := networks[p.NetworkID]
+		var addrs []netip.Addr
+		var local4 netip.Addr
+		for _, ip := range p.FixedIPs {
+			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+				addrs = append(addrs, a)
+				if a.Is4() && !local4.IsValid() {
+					local4 = a
+				}
+			}
+		}
+		keys, err := metadata.Keys(p.NetworkID, p.MACAddress, addrs)
+		if err != nil {
+			continue // the service validated the MAC
+		}
+		for _, k := range keys {
+			// A request over IPv6 gets the port's first IPv4
+			// address as local-ipv4, as Nova's metadata does.
+			local := local4
+			if k.Addr.Is4() {
+				local = k.Addr
+			}
+			var public netip.Addr
+			if local.IsValid() {
+				public = floating[p.ID+"/"+local.String()]
+			}
+			dir[k] = &metadata.Instance{
+				ID: inst.ID, Name: inst.Name, ProjectID: inst.ProjectID,
+				Hostname:   hostnameOf(n, p, cmpAddr(local, addrs[0]), instances),
+				Domain:     strings.TrimSuffix(model.DNSDomain(n), "."),
+				UserData:   inst.UserData,
+				Meta:       inst.Meta,
+				SSHKeys:    inst.SSHKeys,
+				LocalIPv4:  local,
+				PublicIPv4: public,
+				Ports:      links,
+				DNS:        dns,
+			}
+		}
+	}
 }
 
 // cmpAddr is a if valid, else b.

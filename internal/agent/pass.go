@@ -27,6 +27,12 @@ import (
 // programmed or whose last attempt failed, and deletes the objects that
 // left the store: its cost follows the size of the change, not of the host.
 // Drift behind nsnet's back is repaired by the next full pass.
+//
+// Neither reads the whole store nor recomputes the whole desired state
+// when it can help it: the records are kept decoded, only those the
+// store's change log names are read again, and the desired state is
+// updated for the records that changed (incremental.go). A full pass
+// computes the desired state from every record, as the definition.
 type pass struct {
 	a     *Agent
 	d     *desired
@@ -52,16 +58,18 @@ type pass struct {
 // An error means the pass as a whole failed and converged nothing.
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	start := time.Now()
-	var snap *snapshot
+	var ch *changes
+	log, _ := a.cfg.Store.(store.ChangeLog)
 	err = a.cfg.Store.View(ctx, func(r store.Reader) error {
 		var err error
-		snap, err = a.records.read(r)
+		ch, err = a.records.sync(r, log)
 		return err
 	})
 	if err != nil {
+		a.inc.d = nil // the records start over: so does the desired state
 		return false, fmt.Errorf("read store: %w", err)
 	}
-	d := computeDesired(snap, a.cfg.NetnsPrefix, a.markerHost)
+	d := a.inc.update(&a.records, ch, full, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
 	p := &pass{
@@ -95,7 +103,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	// Who is who first: listeners may start answering in this pass.
 	a.metadata.SetDirectory(p.d.metadata)
 	p.ensureRouters(ctx)
-	p.ensureFirewall(snap)
+	p.ensureFirewall()
 	p.ensureDHCPs(ctx)
 	p.ensureMetadata6()
 	if err := ctx.Err(); err != nil {
@@ -505,8 +513,55 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var want map[key]status
+	if verifyStatuses != nil {
+		want = a.statusesOf(p)
+	}
+	touched, all := a.inc.touched, a.inc.all
+	a.inc.touched, a.inc.all = nil, false
+	if !p.full && !all {
+		a.updateStatusesLocked(p, touched)
+	} else {
+		a.statuses, a.errored = a.statusesOf(p), nil
+		for k, st := range a.statuses {
+			a.markErrorLocked(k, st)
+		}
+	}
+	if verifyStatuses != nil {
+		verifyStatuses(a.statuses, want)
+	}
+	managed := a.managedLocked(p.d)
+	a.names = p.d.names
+
+	now := time.Now()
+	h := &a.health
+	h.LastPass, h.LastPassDuration, h.LastPassFull = now, took.String(), p.full
+	if p.full {
+		h.LastFullPass = now
+		h.FullPasses++
+	}
+	h.Passes++
+	h.Changes += int64(p.changes)
+	h.Revision = p.d.rev
+	h.Managed = managed
+	h.Errors = a.objectErrorsLocked()
+
+	a.converged = p.d.rev
+	close(a.convergedCh)
+	a.convergedCh = make(chan struct{})
+	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors)
+}
+
+// verifyStatuses, when set (by tests), is given the statuses a pass
+// updated in place and those statusesOf computes from scratch, which must
+// be equal.
+var verifyStatuses func(got, want map[key]status)
+
+// statusesOf computes every status after pass p: the objects p looked at
+// get their result, the other desired ones keep theirs (BUILD when they
+// have none yet), the fixed ones theirs.
+func (a *Agent) statusesOf(p *pass) map[key]status {
 	statuses := make(map[key]status, len(a.statuses))
-	managed := map[string]int{}
 	keep := func(k key) {
 		st, ok := p.results[k]
 		if !ok {
@@ -515,13 +570,10 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		if !ok {
 			st = status{Status: model.StatusBuild}
 		}
-		if prev := a.statuses[k]; st.Status == model.StatusError && prev != st {
+		if prev := a.statuses[k]; st.Status == model.StatusError && prev != st && verifyStatuses == nil {
 			a.log.Warn("object in error", "object", k.String(), "reason", st.Reason)
 		}
 		statuses[k] = st
-		if a.good[k] {
-			managed[string(k.kind)]++
-		}
 	}
 	for id := range p.d.networks {
 		keep(key{store.Networks, id})
@@ -547,33 +599,130 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	for k, st := range p.d.fixed {
 		statuses[k] = st
 	}
-	// Floating IPs have no kernel object of their own: they are managed
-	// once their router translates them.
-	for k, st := range statuses {
-		if k.kind == store.FloatingIPs && st.Status == model.StatusActive {
+	return statuses
+}
+
+// updateStatusesLocked updates the statuses in place after an incremental
+// pass, as statusesOf would compute them: only the keys the desired
+// state's update touched and those p looked at can have changed.
+func (a *Agent) updateStatusesLocked(p *pass, touched map[key]bool) {
+	var floating map[string]bool // floating IPs of routers
+	desired := func(k key) bool {
+		switch k.kind {
+		case store.Networks:
+			_, ok := p.d.networks[k.id]
+			return ok
+		case store.Instances:
+			_, ok := p.d.instances[k.id]
+			return ok
+		case store.Ports:
+			_, ok := p.d.ports[k.id]
+			return ok
+		case dhcpKind:
+			_, ok := p.d.dhcp[k.id]
+			return ok
+		case store.Trunks:
+			_, ok := p.d.trunks[k.id]
+			return ok
+		case store.Routers:
+			_, ok := p.d.routers[k.id]
+			return ok
+		case store.FloatingIPs:
+			if floating == nil {
+				floating = map[string]bool{}
+				for _, r := range p.d.routers {
+					for _, f := range r.FloatingIPs {
+						floating[f] = true
+					}
+				}
+			}
+			return floating[k.id]
+		}
+		return false
+	}
+	update := func(k key) {
+		prev, had := a.statuses[k]
+		if st, ok := p.d.fixed[k]; ok {
+			a.statuses[k] = st
+		} else if desired(k) {
+			st, ok := p.results[k]
+			if !ok {
+				st, ok = prev, had
+			}
+			if !ok {
+				st = status{Status: model.StatusBuild}
+			}
+			if st.Status == model.StatusError && prev != st && verifyStatuses == nil {
+				a.log.Warn("object in error", "object", k.String(), "reason", st.Reason)
+			}
+			a.statuses[k] = st
+		} else {
+			delete(a.statuses, k)
+		}
+		a.markErrorLocked(k, a.statuses[k])
+	}
+	for k := range touched {
+		update(k)
+	}
+	for k := range p.results {
+		if !touched[k] {
+			update(k)
+		}
+	}
+}
+
+// markErrorLocked keeps a.errored, the keys in ERROR, up to date with k's
+// status st.
+func (a *Agent) markErrorLocked(k key, st status) {
+	if st.Status == model.StatusError {
+		if a.errored == nil {
+			a.errored = map[key]bool{}
+		}
+		a.errored[k] = true
+	} else {
+		delete(a.errored, k)
+	}
+}
+
+// managedLocked counts the objects the kernel has, per kind: the desired
+// ones programmed without error, and the floating IPs their routers
+// translate.
+func (a *Agent) managedLocked(d *desired) map[string]int {
+	managed := map[string]int{}
+	count := func(k key) {
+		if a.good[k] {
 			managed[string(k.kind)]++
 		}
 	}
-	a.statuses = statuses
-	a.names = p.d.names
-
-	now := time.Now()
-	h := &a.health
-	h.LastPass, h.LastPassDuration, h.LastPassFull = now, took.String(), p.full
-	if p.full {
-		h.LastFullPass = now
-		h.FullPasses++
+	for id := range d.networks {
+		count(key{store.Networks, id})
 	}
-	h.Passes++
-	h.Changes += int64(p.changes)
-	h.Revision = p.d.rev
-	h.Managed = managed
-	h.Errors = a.objectErrorsLocked()
-
-	a.converged = p.d.rev
-	close(a.convergedCh)
-	a.convergedCh = make(chan struct{})
-	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors)
+	for id := range d.instances {
+		count(key{store.Instances, id})
+	}
+	for id := range d.ports {
+		count(key{store.Ports, id})
+	}
+	for id := range d.dhcp {
+		count(key{dhcpKind, id})
+	}
+	for id := range d.trunks {
+		count(key{store.Trunks, id})
+	}
+	active := map[string]bool{}
+	for id, r := range d.routers {
+		count(key{store.Routers, id})
+		for _, f := range r.FloatingIPs {
+			count(key{store.FloatingIPs, f})
+			if a.statuses[key{store.FloatingIPs, f}].Status == model.StatusActive {
+				active[f] = true
+			}
+		}
+	}
+	if len(active) > 0 {
+		managed[string(store.FloatingIPs)] += len(active)
+	}
+	return managed
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -42,8 +42,8 @@ func (h *hostFirewall) close() {
 // ensureFirewall programs the security groups of the ports plugged on this
 // host. It runs after the ports exist, so that a port's filter and its tap
 // come up in the same pass. A failure marks every secured port in error.
-func (p *pass) ensureFirewall(snap *snapshot) {
-	spec, ports := firewallSpec(snap, p.d)
+func (p *pass) ensureFirewall() {
+	spec, ports := p.a.inc.firewallSpec(&p.a.records)
 	h := &p.a.firewall
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -100,7 +100,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	// A full pass applies even an unchanged spec: Apply reads the tables
 	// back when the ruleset generation moved (someone committed), and
 	// repairs them.
-	if !p.full && h.applied != nil && reflect.DeepEqual(*h.applied, spec) {
+	if !p.full && h.applied != nil && sameFirewall(*h.applied, spec) {
 		return nil
 	}
 	res, err := h.fw.Apply(spec)
@@ -133,11 +133,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 // shared by every rule naming it, so a new member is one element. It
 // returns the spec and the port id of each tap.
 func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string) {
-	rulesOf := map[string][]*model.SecurityGroupRule{}
-	for i := range snap.rules {
-		r := &snap.rules[i]
-		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
-	}
+	in := firewallInputsOf(snap)
 	members := map[string][]netip.Prefix{} // group → what its ports may send from
 	for i := range snap.ports {
 		port := &snap.ports[i]
@@ -147,6 +143,54 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 		for _, g := range port.SecurityGroups {
 			members[g] = append(members[g], portAddresses(port)...)
 		}
+	}
+	in.members = func(g string) []netip.Prefix { return members[g] }
+	ports := make([]*model.Port, len(snap.ports))
+	for i := range snap.ports {
+		ports[i] = &snap.ports[i]
+	}
+	return in.spec(ports, d)
+}
+
+// sameFirewall reports whether two specs are equal. The groups' members
+// are compared element by element only when they are not the same slice:
+// a group of 10,000 members, unchanged, is the slice memberSets keeps.
+func sameFirewall(a, b firewall.Spec) bool {
+	if !slices.Equal(a.Zoned, b.Zoned) || len(a.Groups) != len(b.Groups) || !reflect.DeepEqual(a.Ports, b.Ports) {
+		return false
+	}
+	for g, x := range a.Groups {
+		y, ok := b.Groups[g]
+		if !ok || (x == nil) != (y == nil) || len(x) != len(y) {
+			return false
+		}
+		if len(x) > 0 && &x[0] == &y[0] {
+			continue
+		}
+		if !slices.Equal(x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// firewallInputs are what the firewall's spec is made of besides the
+// ports: the groups' rules, the remote groups' members (what each group's
+// ports may send from), the address groups' CIDRs and the groups'
+// statefulness.
+type firewallInputs struct {
+	rulesOf   map[string][]*model.SecurityGroupRule
+	members   func(group string) []netip.Prefix
+	addresses map[string][]netip.Prefix
+	stateless map[string]bool
+}
+
+// firewallInputsOf reads the inputs but the members from snap.
+func firewallInputsOf(snap *snapshot) firewallInputs {
+	rulesOf := map[string][]*model.SecurityGroupRule{}
+	for i := range snap.rules {
+		r := &snap.rules[i]
+		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
 	}
 	addresses := map[string][]netip.Prefix{} // address group → its CIDRs
 	for _, g := range snap.addrGroups {
@@ -161,11 +205,17 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 	for _, g := range snap.groups {
 		stateless[g.ID] = !g.Stateful
 	}
+	return firewallInputs{rulesOf: rulesOf, addresses: addresses, stateless: stateless}
+}
+
+// spec is the firewall's spec for candidates, the ports that may be
+// plugged here (every port, or fewer that include the plugged ones).
+func (in firewallInputs) spec(candidates []*model.Port, d *desired) (firewall.Spec, map[string]string) {
+	rulesOf, addresses, stateless := in.rulesOf, in.addresses, in.stateless
 	spec := firewall.Spec{Groups: map[string][]netip.Prefix{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
-	for i := range snap.ports {
-		port := &snap.ports[i]
+	for _, port := range candidates {
 		iface, bridge, network, plugged := hostInterface(d, port.ID)
 		if !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
 			continue
@@ -196,7 +246,7 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 				fp.Rules = append(fp.Rules, fr)
 				switch {
 				case r.RemoteGroupID != nil:
-					spec.Groups[fr.Group] = members[*r.RemoteGroupID]
+					spec.Groups[fr.Group] = in.members(*r.RemoteGroupID)
 				case r.RemoteAddressGroupID != nil:
 					spec.Groups[fr.Group] = addresses[*r.RemoteAddressGroupID]
 				}

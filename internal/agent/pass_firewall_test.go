@@ -3,6 +3,7 @@ package agent
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
@@ -233,5 +234,40 @@ func TestFirewallSpecGroups(t *testing.T) {
 	}, "agoffice": {netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
 	if !reflect.DeepEqual(spec.Groups, want) {
 		t.Errorf("groups %v, want %v", spec.Groups, want)
+	}
+}
+
+// TestSameFirewall: sameFirewall tells the specs reflect.DeepEqual tells
+// apart, shared member slices or not.
+func TestSameFirewall(t *testing.T) {
+	members := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32")}
+	base := func() firewall.Spec {
+		return firewall.Spec{
+			Ports:  []firewall.Port{{Interface: "tap1", Bridge: "br1"}},
+			Zoned:  []string{"br1"},
+			Groups: map[string][]netip.Prefix{"sga": members, "sgb": nil},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*firewall.Spec)
+	}{
+		{"same", func(*firewall.Spec) {}},
+		{"members copied", func(s *firewall.Spec) { s.Groups["sga"] = slices.Clone(members) }},
+		{"member changed", func(s *firewall.Spec) {
+			s.Groups["sga"] = []netip.Prefix{members[0], netip.MustParsePrefix("10.0.0.3/32")}
+		}},
+		{"member added", func(s *firewall.Spec) { s.Groups["sga"] = append(slices.Clone(members), members[0]) }},
+		{"prefix of the same slice", func(s *firewall.Spec) { s.Groups["sga"] = members[:1] }},
+		{"empty, not nil", func(s *firewall.Spec) { s.Groups["sgb"] = []netip.Prefix{} }},
+		{"group renamed", func(s *firewall.Spec) { s.Groups["sgc"] = s.Groups["sgb"]; delete(s.Groups, "sgb") }},
+		{"port changed", func(s *firewall.Spec) { s.Ports[0].Stateless = true }},
+		{"zone added", func(s *firewall.Spec) { s.Zoned = append(s.Zoned, "br2") }},
+	} {
+		a, b := base(), base()
+		tc.change(&b)
+		if got, want := sameFirewall(a, b), reflect.DeepEqual(a, b); got != want {
+			t.Errorf("%s: sameFirewall = %v, reflect.DeepEqual = %v", tc.name, got, want)
+		}
 	}
 }

@@ -17,30 +17,35 @@ func addPortQos(d *desired, s *snapshot, networks map[string]model.Network) {
 		policies[p.ID] = p
 	}
 	for _, p := range s.ports {
-		spec, ok := d.ports[p.ID]
-		if !ok || spec.InstanceID == "" {
-			continue
-		}
-		id := p.QosPolicyID
-		if id == nil {
-			id = networks[p.NetworkID].QosPolicyID
-		}
-		if id == nil {
-			continue
-		}
-		pol := policies[*id]
-		spec.Qos = qosSpec(pol)
-		for _, r := range pol.Rules {
-			if r.Type == model.QosRuleDSCPMarking && r.DSCPMark != nil {
-				spec.DSCP, spec.Marked = uint8(*r.DSCPMark), true
-				if d.dscp[spec.InstanceID] == nil {
-					d.dscp[spec.InstanceID] = map[string]uint8{}
-				}
-				d.dscp[spec.InstanceID][spec.Veth.IfName] = spec.DSCP
-			}
-		}
-		d.ports[p.ID] = spec
+		portQos(d, p, policies, networks)
 	}
+}
+
+// portQos adds the QoS of port p, when it is an instance's port.
+func portQos(d *desired, p model.Port, policies map[string]model.QosPolicy, networks map[string]model.Network) {
+	spec, ok := d.ports[p.ID]
+	if !ok || spec.InstanceID == "" {
+		return
+	}
+	id := p.QosPolicyID
+	if id == nil {
+		id = networks[p.NetworkID].QosPolicyID
+	}
+	if id == nil {
+		return
+	}
+	pol := policies[*id]
+	spec.Qos = qosSpec(pol)
+	for _, r := range pol.Rules {
+		if r.Type == model.QosRuleDSCPMarking && r.DSCPMark != nil {
+			spec.DSCP, spec.Marked = uint8(*r.DSCPMark), true
+			if d.dscp[spec.InstanceID] == nil {
+				d.dscp[spec.InstanceID] = map[string]uint8{}
+			}
+			d.dscp[spec.InstanceID][spec.Veth.IfName] = spec.DSCP
+		}
+	}
+	d.ports[p.ID] = spec
 }
 
 // qosSpec is what a policy's bandwidth limit rules ask of a port's veth.

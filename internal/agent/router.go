@@ -520,7 +520,15 @@ func helpersOf(r model.Router) []nat.Helper {
 // device is a router (existing or not), in id order.
 func routerPortsOf(ports []model.Port) (interfaces, gateways map[string][]model.Port) {
 	interfaces, gateways = map[string][]model.Port{}, map[string][]model.Port{}
-	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
+	// The router ports only are sorted (copied): not every port of the
+	// store.
+	var routers []model.Port
+	for _, p := range ports {
+		if p.DeviceOwner == model.DeviceOwnerRouterInterface || p.DeviceOwner == model.DeviceOwnerRouterGateway {
+			routers = append(routers, p)
+		}
+	}
+	for _, p := range sortedBy(routers, func(p model.Port) string { return p.ID }) {
 		switch p.DeviceOwner {
 		case model.DeviceOwnerRouterInterface:
 			interfaces[p.DeviceID] = append(interfaces[p.DeviceID], p)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -25,7 +27,14 @@ type Bolt struct {
 
 	mu       sync.Mutex
 	watchers map[chan int64]struct{}
+	// log is the records the latest revisions wrote, oldest first; it
+	// knows every change after revision logFrom (see ChangedSince).
+	log     []Change
+	logFrom int64
 }
+
+// maxLog bounds the change log: a reader further behind reads everything.
+var maxLog = 1 << 16
 
 // OpenBolt opens (creating if needed) the store file at path.
 func OpenBolt(path string) (*Bolt, error) {
@@ -50,7 +59,17 @@ func OpenBolt(path string) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialise store %s: %w", path, err)
 	}
-	return &Bolt{db: db, watchers: map[chan int64]struct{}{}}, nil
+	b := &Bolt{db: db, watchers: map[chan int64]struct{}{}}
+	// The change log knows the changes after the revision the file has.
+	err = db.View(func(tx *bolt.Tx) error {
+		b.logFrom = (&boltTxn{tx: tx}).Revision()
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read store %s: %w", path, err)
+	}
+	return b, nil
 }
 
 func kindBuckets() [][]byte {
@@ -85,7 +104,14 @@ func (b *Bolt) Update(ctx context.Context, fn func(Txn) error) (int64, error) {
 		if t.dirty {
 			rev++
 			wrote = true
-			return tx.Bucket(metaBucket).Put(revisionKey, encodeRevision(rev))
+			if err := tx.Bucket(metaBucket).Put(revisionKey, encodeRevision(rev)); err != nil {
+				return err
+			}
+			// Logged before the commit, so that a reader that sees
+			// the revision finds its changes. Should the commit fail,
+			// the entries name records that did not change, which a
+			// reader finds as they were: harmless.
+			b.logChanges(rev, t.changed)
 		}
 		return nil
 	})
@@ -127,12 +153,47 @@ func (b *Bolt) notify(rev int64) {
 	}
 }
 
+func (b *Bolt) logChanges(rev int64, changed []Change) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.log) > 0 && len(b.log)+len(changed) > maxLog {
+		// Forget the older half, whole revisions at a time.
+		cut := max(1, len(b.log)/2)
+		for cut < len(b.log) && b.log[cut].Rev == b.log[cut-1].Rev {
+			cut++
+		}
+		if cut < len(b.log) {
+			b.logFrom = b.log[cut].Rev - 1
+			b.log = append(b.log[:0:0], b.log[cut:]...)
+		} else {
+			b.logFrom, b.log = rev-1, nil
+		}
+	}
+	for _, c := range changed {
+		c.Rev = rev
+		b.log = append(b.log, c)
+	}
+}
+
+// ChangedSince implements ChangeLog. The log starts when the store is
+// opened: it knows nothing of the revisions before.
+func (b *Bolt) ChangedSince(rev int64) ([]Change, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if rev < b.logFrom {
+		return nil, false
+	}
+	i := sort.Search(len(b.log), func(i int) bool { return b.log[i].Rev > rev })
+	return slices.Clone(b.log[i:]), true
+}
+
 // Close implements Store.
 func (b *Bolt) Close() error { return b.db.Close() }
 
 type boltTxn struct {
-	tx    *bolt.Tx
-	dirty bool
+	tx      *bolt.Tx
+	dirty   bool
+	changed []Change // what Put and Delete wrote, revision not set
 }
 
 func (t *boltTxn) Revision() int64 {
@@ -204,6 +265,7 @@ func (t *boltTxn) Put(kind Kind, id string, v any) error {
 		return fmt.Errorf("encode %s/%s: %w", kind, id, err)
 	}
 	t.dirty = true
+	t.changed = append(t.changed, Change{Kind: kind, ID: id})
 	return b.Put([]byte(id), raw)
 }
 
@@ -213,6 +275,7 @@ func (t *boltTxn) Delete(kind Kind, id string) error {
 		return err
 	}
 	t.dirty = true
+	t.changed = append(t.changed, Change{Kind: kind, ID: id})
 	return b.Delete([]byte(id))
 }
 

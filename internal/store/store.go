@@ -157,3 +157,23 @@ func List[T any](r Reader, kind Kind) ([]T, error) {
 	})
 	return out, err
 }
+
+// Change names a record that a committed transaction wrote or deleted.
+type Change struct {
+	Rev  int64 // the revision that committed it
+	Kind Kind
+	ID   string
+}
+
+// ChangeLog is what a Store that remembers the records its latest
+// revisions changed may also offer, so that a reader that knows revision
+// rev reads what changed since instead of every record.
+type ChangeLog interface {
+	// ChangedSince returns the changes of the revisions after rev,
+	// oldest first: every record those revisions wrote or deleted, some
+	// perhaps more than once, or left as they were. It may name revisions
+	// newer than a snapshot being read: the reader skips them. ok is
+	// false when the store no longer knows (or never knew) every change
+	// since rev: the reader reads everything.
+	ChangedSince(rev int64) (changes []Change, ok bool)
+}

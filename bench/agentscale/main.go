@@ -1,0 +1,552 @@
+// Command agentscale measures what the number of objects in the store
+// costs the agent: with 10, 1,000 and 10,000 ports in the store (one
+// daemon, grown between rows, in one run), per row
+//
+//	port create → kernel: POST /v2.0/ports of a port bound to an instance,
+//	    answered once the agent programmed its revision (the API's wait);
+//	FIP create → kernel: POST /v2.0/floatingips for that port, answered
+//	    once its router's DNAT is programmed;
+//	the agent's incremental and full pass durations (the means of
+//	    nsnet_agent_pass_duration_seconds over the row, from /metrics);
+//	the daemon's RSS;
+//	POST /v2.0/ports of an unbound port, not waited: the API's share of
+//	    port create → kernel (the service's, not the agent's);
+//	POST answered → tap: a port plugged into an instance created without
+//	    waiting, timed from the API's answer to its tap in the daemon's
+//	    host namespace (polled with netlink): the agent's share;
+//
+// and each row's ratio to the first one. The ports that fill the store are
+// unbound (no instance: no kernel state, the store's size only). They are
+// written straight into the daemon's store while it is stopped, each a copy
+// of one port the API created with its own id, name, MAC and address:
+// creating 10,000 ports through the API takes the better part of an hour
+// today, which is the service's cost, not the agent's. The daemon then
+// starts again on the bigger store (its first pass is a full one, as after
+// any restart) before the row is measured. Every timed port is plugged into an instance of its own, behind
+// a router with a gateway, and deleted with its instance and floating IP
+// after its sample (untimed, waited).
+//
+// Run as root from the repository root:
+//
+//	sudo go run ./bench/agentscale [-sizes 10,1000,10000] [-samples 20] [-bin path/to/nsnet]
+//
+// -bin measures another build (an older nsnet) in the same way. Everything
+// lives in namespaces the benchmark's daemon creates under one prefix; the
+// teardown stops the daemon and deletes them, also when the run fails or
+// is interrupted (Ctrl-C).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"maps"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/lab"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+func main() { lab.Main(run) }
+
+func run(ctx context.Context) (err error) {
+	sizesFlag := flag.String("sizes", "10,1000,10000", "ports in the store per row, ascending")
+	samples := flag.Int("samples", 20, "port and floating IP creations timed per row")
+	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
+	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		return errors.New("agentscale needs root: its daemon creates network namespaces")
+	}
+	var sizes []int
+	for _, f := range strings.Split(*sizesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 60000 || len(sizes) > 0 && n <= sizes[len(sizes)-1] {
+			return fmt.Errorf("-sizes %q: ascending numbers of ports, 1..60000", *sizesFlag)
+		}
+		sizes = append(sizes, n)
+	}
+	dir, err := os.MkdirTemp("", "nsnet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := *binFlag
+	if bin == "" {
+		if bin, err = lab.BuildNsnet(dir); err != nil {
+			return err
+		}
+	}
+	prefix := "ba" + lab.RandomHex(3) + "-"
+	defer func() {
+		for _, ns := range lab.RemoveNamespaces(prefix) {
+			log.Printf("teardown: deleted namespace %s", ns)
+		}
+	}()
+	w := &world{bin: bin, dir: dir, prefix: prefix}
+	if err := w.start(); err != nil {
+		return err
+	}
+	// The fill is not deleted through the API (10,000 deletions would
+	// take longer than the run): the daemon stops, the namespaces go.
+	defer func() { w.daemon.Stop() }()
+	if err := w.setup(ctx); err != nil {
+		return err
+	}
+
+	var rows []row
+	for _, size := range sizes {
+		start := time.Now()
+		if err := w.fill(ctx, size); err != nil {
+			return err
+		}
+		log.Printf("filled to %d ports in %s", size, time.Since(start).Round(time.Millisecond))
+		r, err := w.measure(ctx, size, *samples, *fullWait)
+		if err != nil {
+			return fmt.Errorf("%d ports: %w", size, err)
+		}
+		log.Printf("%d ports: port→kernel p50 %s, fip→kernel p50 %s, passes %s / %s", size,
+			ms(pct(r.port, 50)), ms(pct(r.fip, 50)), ms(r.partial), ms(r.full))
+		rows = append(rows, r)
+	}
+	printTable(rows, *samples)
+	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -sizes %s -samples %d\n", *sizesFlag, *samples)
+	return nil
+}
+
+type row struct {
+	size          int
+	port, fip     []time.Duration
+	api           []time.Duration // POST of an unbound port, not waited
+	tap           []time.Duration // POST answered → the port's tap in the kernel
+	partial, full time.Duration   // mean pass durations; 0: none seen
+	partials      int
+	rssKiB        int
+}
+
+func printTable(rows []row, samples int) {
+	fmt.Printf("\nagent cost by ports in the store (%d samples per row; passes: means over the row)\n\n", samples)
+	fmt.Printf("%8s | %-21s | %-21s | %-21s | %-21s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "POST port, API only", "answered→tap p50 (p99)", "incremental pass", "full pass", "daemon RSS")
+	for _, r := range rows {
+		fmt.Printf("%8d | %-21s | %-21s | %-21s | %-22s | %-17s | %-17s | %d MiB\n", r.size,
+			ms(pct(r.port, 50))+" ("+ms(pct(r.port, 99))+")", ms(pct(r.fip, 50))+" ("+ms(pct(r.fip, 99))+")",
+			ms(pct(r.api, 50))+" ("+ms(pct(r.api, 99))+")", ms(pct(r.tap, 50))+" ("+ms(pct(r.tap, 99))+")",
+			fmt.Sprintf("%s (%d)", ms(r.partial), r.partials), ms(r.full), r.rssKiB/1024)
+	}
+	fmt.Printf("\nratio to the %d row\n\n", rows[0].size)
+	ratio := func(a, b time.Duration) string {
+		if a == 0 || b == 0 {
+			return "—"
+		}
+		return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+	}
+	fmt.Printf("%8s | %-21s | %-21s | %-21s | %-22s | %-17s | %-17s | %s\n", "ports", "port→kernel p50 (p99)", "FIP→kernel p50 (p99)", "POST port, API only", "answered→tap p50 (p99)", "incremental pass", "full pass", "daemon RSS")
+	b := rows[0]
+	for _, r := range rows {
+		fmt.Printf("%8d | %-21s | %-21s | %-21s | %-22s | %-17s | %-17s | %.2fx\n", r.size,
+			ratio(pct(r.port, 50), pct(b.port, 50))+" ("+ratio(pct(r.port, 99), pct(b.port, 99))+")",
+			ratio(pct(r.fip, 50), pct(b.fip, 50))+" ("+ratio(pct(r.fip, 99), pct(b.fip, 99))+")",
+			ratio(pct(r.api, 50), pct(b.api, 50))+" ("+ratio(pct(r.api, 99), pct(b.api, 99))+")",
+			ratio(pct(r.tap, 50), pct(b.tap, 50))+" ("+ratio(pct(r.tap, 99), pct(b.tap, 99))+")",
+			ratio(r.partial, b.partial), ratio(r.full, b.full), float64(r.rssKiB)/float64(b.rssKiB))
+	}
+}
+
+type world struct {
+	bin, dir, prefix string
+	daemon           *lab.Daemon
+	wait, eager      *client.Client
+	raw              *http.Client
+	host             *netlink.Handle // in the daemon's host namespace
+	network          string
+	subnet           string
+	public           string
+	// templateID is an unbound port the API created, whose record the
+	// fill copies.
+	templateID string
+	filled     int
+	next       int // next address to hand out, as an offset in subnet
+}
+
+// start starts the daemon (again) on the benchmark's state.
+func (w *world) start() (err error) {
+	if w.daemon, err = lab.StartDaemon(w.bin, w.dir, w.prefix); err != nil {
+		return err
+	}
+	socket := w.daemon.Socket
+	if w.wait, err = client.New(client.Config{Socket: socket, Wait: 5 * time.Minute}); err != nil {
+		return err
+	}
+	if w.eager, err = client.New(client.Config{Socket: socket}); err != nil {
+		return err
+	}
+	w.raw = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+	}}}
+	return nil
+}
+
+func (w *world) setup(ctx context.Context) error {
+	// The project the daemon's local caller acts as: room for every port.
+	if _, err := w.wait.SetQuota(ctx, "admin", map[string]int{"port": -1, "network": -1, "subnet": -1,
+		"floatingip": -1, "router": -1, "security_group": -1, "security_group_rule": -1}, false); err != nil {
+		return err
+	}
+	public, _, err := client.Create[model.Network](ctx, w.wait, client.Networks, map[string]any{"name": "public", "router:external": true})
+	if err != nil {
+		return err
+	}
+	w.public = public.ID
+	if _, _, err := client.Create[model.Subnet](ctx, w.wait, client.Subnets, map[string]any{"network_id": public.ID,
+		"cidr": "198.51.100.0/24", "ip_version": 4, "enable_dhcp": false}); err != nil {
+		return err
+	}
+	n, _, err := client.Create[model.Network](ctx, w.wait, client.Networks, map[string]any{"name": "scale"})
+	if err != nil {
+		return err
+	}
+	w.network = n.ID
+	sn, _, err := client.Create[model.Subnet](ctx, w.wait, client.Subnets, map[string]any{
+		"network_id": n.ID, "cidr": "10.80.0.0/16", "ip_version": 4, "enable_dhcp": false})
+	if err != nil {
+		return err
+	}
+	w.subnet = sn.ID
+	r, _, err := client.Create[model.Router](ctx, w.wait, client.Routers, map[string]any{"name": "r1",
+		"external_gateway_info": map[string]any{"network_id": public.ID}})
+	if err != nil {
+		return err
+	}
+	if _, _, err := w.wait.AddRouterInterface(ctx, r.ID, client.InterfaceRef{SubnetID: sn.ID}); err != nil {
+		return err
+	}
+	w.next = 10
+	// An instance plugged for the whole run, in the default group as the
+	// probes are: the host's firewall stays in place between samples,
+	// each probe one more member and port, as on a host in use. (Without
+	// it the last port's deletion removes the firewall's tables, and
+	// every probe rebuilds them with every member of the group.)
+	anchor, _, err := client.Create[model.Instance](ctx, w.wait, client.Instances, map[string]any{"name": "anchor"})
+	if err != nil {
+		return err
+	}
+	if _, _, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": n.ID, "device_id": anchor.ID,
+		"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": w.addr()}}}); err != nil {
+		return err
+	}
+	p, _, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": n.ID, "name": "fill0",
+		"fixed_ips": []any{map[string]any{"subnet_id": sn.ID, "ip_address": w.addr()}}})
+	if err != nil {
+		return err
+	}
+	w.filled, w.templateID = 1, p.ID
+	return nil
+}
+
+func (w *world) addr() string {
+	w.next++
+	return fmt.Sprintf("10.80.%d.%d", w.next/256, w.next%256)
+}
+
+// fill stops the daemon, adds copies of the template port to its store
+// until the benchmark made size ports, starts it again and waits for the
+// agent.
+func (w *world) fill(ctx context.Context, size int) error {
+	if w.filled < size {
+		w.daemon.Stop()
+		// Where lab.StartDaemon keeps the daemon's state.
+		st, err := store.OpenBolt(filepath.Join(w.dir, w.prefix+"state", "state.db"))
+		if err != nil {
+			return err
+		}
+		_, err = st.Update(ctx, func(txn store.Txn) error {
+			var template map[string]any
+			if err := txn.Get(store.Ports, w.templateID, &template); err != nil {
+				return err
+			}
+			for i := w.filled; i < size; i++ {
+				rec := maps.Clone(template)
+				id := uuid(i)
+				rec["id"], rec["name"] = id, fmt.Sprintf("fill%d", i)
+				rec["mac_address"] = fmt.Sprintf("fa:16:3f:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
+				ip := maps.Clone(template["fixed_ips"].([]any)[0].(map[string]any))
+				ip["ip_address"] = w.addr()
+				rec["fixed_ips"] = []any{ip}
+				if err := txn.Put(store.Ports, id, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err := errors.Join(err, st.Close()); err != nil {
+			return fmt.Errorf("fill: %w", err)
+		}
+		w.filled = size
+		if err := w.start(); err != nil {
+			return err
+		}
+	}
+	return w.converge(ctx)
+}
+
+// uuid is the fill port number i's id.
+func uuid(i int) string { return fmt.Sprintf("f111f111-0000-4000-8000-%012x", i) }
+
+// converge makes one waited write: the server answers once the agent has
+// programmed its revision, which covers every write before it.
+func (w *world) converge(ctx context.Context) error {
+	_, meta, err := client.Update[model.Network](ctx, w.wait, client.Networks, w.network, map[string]any{"description": lab.RandomHex(4)})
+	if err != nil {
+		return err
+	}
+	if meta.Converged == nil || !*meta.Converged {
+		return errors.New("the agent did not converge in time")
+	}
+	return nil
+}
+
+func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Duration) (row, error) {
+	r := row{size: size}
+	before, err := w.passes(ctx)
+	if err != nil {
+		return r, err
+	}
+	for i := range samples {
+		p, f, err := w.sample(ctx, fmt.Sprintf("probe%d-%d", size, i))
+		if err != nil {
+			return r, err
+		}
+		r.port, r.fip = append(r.port, p), append(r.fip, f)
+		a, err := w.apiOnly(ctx, fmt.Sprintf("api%d-%d", size, i))
+		if err != nil {
+			return r, err
+		}
+		r.api = append(r.api, a)
+		tp, err := w.tapAfterPost(ctx, fmt.Sprintf("tap%d-%d", size, i))
+		if err != nil {
+			return r, err
+		}
+		r.tap = append(r.tap, tp)
+	}
+	after, err := w.passes(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.partial, r.partials = after.mean("partial", before)
+	// A full pass runs every resync interval: wait for one that started
+	// after the samples.
+	for deadline := time.Now().Add(fullWait); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		now, err := w.passes(ctx)
+		if err != nil {
+			return r, err
+		}
+		if d, n := now.mean("full", after); n > 0 {
+			r.full = d
+			break
+		}
+	}
+	r.rssKiB, err = rssKiB(w.daemon.Pid())
+	return r, err
+}
+
+// sample times one port creation and one floating IP creation until each
+// is programmed, then deletes both and the port's instance (waited).
+func (w *world) sample(ctx context.Context, name string) (port, fip time.Duration, err error) {
+	inst, _, err := client.Create[model.Instance](ctx, w.eager, client.Instances, map[string]any{"name": name})
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	p, meta, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": w.network, "device_id": inst.ID,
+		"fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
+	port = time.Since(start)
+	if err != nil {
+		return 0, 0, err
+	}
+	if meta.Converged == nil || !*meta.Converged {
+		return 0, 0, fmt.Errorf("port %s not programmed in time", name)
+	}
+	start = time.Now()
+	f, meta, err := client.Create[model.FloatingIP](ctx, w.wait, client.FloatingIPs, map[string]any{"floating_network_id": w.public, "port_id": p.ID})
+	fip = time.Since(start)
+	if err != nil {
+		return 0, 0, err
+	}
+	if meta.Converged == nil || !*meta.Converged {
+		return 0, 0, fmt.Errorf("floating IP of %s not programmed in time", name)
+	}
+	for _, del := range []struct {
+		col client.Collection
+		id  string
+	}{{client.FloatingIPs, f.ID}, {client.Ports, p.ID}, {client.Instances, inst.ID}} {
+		if _, err := w.wait.Delete(ctx, del.col, del.id); err != nil {
+			return 0, 0, err
+		}
+	}
+	return port, fip, nil
+}
+
+// apiOnly times the creation of an unbound port, answered without
+// waiting for the agent: what the API costs of a port create. The port
+// is deleted (waited, untimed).
+func (w *world) apiOnly(ctx context.Context, name string) (time.Duration, error) {
+	start := time.Now()
+	p, _, err := client.Create[model.Port](ctx, w.eager, client.Ports, map[string]any{"network_id": w.network, "name": name,
+		"fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
+	took := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	_, err = w.wait.Delete(ctx, client.Ports, p.ID)
+	return took, err
+}
+
+// tapAfterPost creates a port plugged into a new instance without
+// waiting, and times from the answer to the port's tap in the daemon's
+// host namespace, polled with netlink: the agent's share of port create
+// → kernel, whatever the API costs. Port and instance are then deleted
+// (waited, untimed).
+func (w *world) tapAfterPost(ctx context.Context, name string) (time.Duration, error) {
+	if w.host == nil {
+		h, err := netns.NewHandle(w.prefix + "host")
+		if err != nil {
+			return 0, err
+		}
+		w.host = h
+	}
+	inst, _, err := client.Create[model.Instance](ctx, w.eager, client.Instances, map[string]any{"name": name})
+	if err != nil {
+		return 0, err
+	}
+	p, _, err := client.Create[model.Port](ctx, w.eager, client.Ports, map[string]any{"network_id": w.network, "device_id": inst.ID,
+		"fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	tap := model.TapName(p.ID)
+	for {
+		if _, err := w.host.LinkByName(tap); err == nil {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			return 0, fmt.Errorf("tap %s of port %s not in the kernel after a minute", tap, name)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	took := time.Since(start)
+	for _, del := range []struct {
+		col client.Collection
+		id  string
+	}{{client.Ports, p.ID}, {client.Instances, inst.ID}} {
+		if _, err := w.wait.Delete(ctx, del.col, del.id); err != nil {
+			return 0, err
+		}
+	}
+	return took, nil
+}
+
+// passCounts are the agent's pass duration histogram's sums and counts,
+// by kind.
+type passCounts struct {
+	sum   map[string]float64
+	count map[string]float64
+}
+
+// mean is the mean duration of the passes of kind since before, and how
+// many there were.
+func (c passCounts) mean(kind string, before passCounts) (time.Duration, int) {
+	n := c.count[kind] - before.count[kind]
+	if n <= 0 {
+		return 0, 0
+	}
+	return time.Duration((c.sum[kind] - before.sum[kind]) / n * float64(time.Second)), int(n)
+}
+
+// passes reads the pass durations from the daemon's /metrics.
+func (w *world) passes(ctx context.Context) (passCounts, error) {
+	c := passCounts{sum: map[string]float64{}, count: map[string]float64{}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nsnet/metrics", nil)
+	if err != nil {
+		return c, err
+	}
+	resp, err := w.raw.Do(req)
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for suffix, into := range map[string]map[string]float64{"_sum": c.sum, "_count": c.count} {
+			rest, ok := strings.CutPrefix(line, "nsnet_agent_pass_duration_seconds"+suffix+`{kind="`)
+			if !ok {
+				continue
+			}
+			kind, value, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil {
+				return c, fmt.Errorf("metrics line %q: %w", line, err)
+			}
+			into[kind] = v
+		}
+	}
+	return c, sc.Err()
+}
+
+// pct is the p-th percentile of xs (nearest rank).
+func pct(xs []time.Duration, p float64) time.Duration {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// rssKiB is the resident set size of process pid.
+func rssKiB(pid int) (int, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kib int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kib)
+			return kib, nil
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func ms(d time.Duration) string {
+	if d == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}

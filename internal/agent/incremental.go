@@ -1,0 +1,602 @@
+package agent
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/metadata"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// incremental keeps the desired state between passes and updates it per
+// changed record, so that a pass after a change costs what the change
+// touches, not what the store holds.
+//
+// The records most changes are about — instances, their ports and
+// floating IPs — are followed one by one: a changed port recomputes its
+// instance (old and new), that instance's metadata, the DHCP service of its
+// network (old and new) and its firewall memberships; a changed instance
+// the same; a changed floating IP the routers' NAT (every router: the
+// section is small) and the metadata of the instance behind it. Every
+// other change (a network, a subnet, a router, a group, a router's or a
+// DHCP port, a trunk's port, an instance whose namespace is contested)
+// recomputes everything with computeDesired, as does every full pass:
+// computeDesired stays the definition, and the incremental state must
+// always equal what it computes from the same records (the randomized test
+// in incremental_test.go checks this).
+//
+// Pure: like computeDesired, nothing here touches the kernel.
+type incremental struct {
+	prefix, host string
+	d            *desired
+
+	// What the last full computation derived from records other than
+	// instances, plain ports and floating IPs: valid until one of those
+	// changes, which makes the next update a full one.
+	networks   map[string]model.Network
+	subnets    map[string]model.Subnet
+	policies   map[string]model.QosPolicy
+	metaRoutes map[string]dataplane.Route
+	dhcpAddrs  map[string]string
+	routed     map[string]bool
+	rin        routerInputs
+	trunkPorts map[string]bool // parents and subports of trunks
+
+	// Indexes over the records followed one by one.
+	instances map[string]model.Instance
+	byDevice  map[string]map[string]bool // plain ports by device id
+	byNetwork map[string]map[string]bool // every port by network id
+	netns     map[string]int             // instances per namespace name
+	floating  map[string]netip.Addr      // see floatingOf
+	metaKeys  map[string][]metadata.Key  // by instance
+	fipFixed  map[string]bool            // floating IPs in d.fixed
+
+	fw memberSets
+
+	// touched are the keys whose status the updates since the last
+	// finished pass may have changed (see Agent.updateStatusesLocked);
+	// all: there was a recomputation, which may have changed any.
+	touched map[key]bool
+	all     bool
+
+	// recomputed and updated count the updates of each kind.
+	recomputed, updated int
+}
+
+// infraPort reports whether p is a router's or a DHCP port, which the
+// routers and DHCP sections program.
+func infraPort(p model.Port) bool {
+	switch p.DeviceOwner {
+	case model.DeviceOwnerRouterInterface, model.DeviceOwnerRouterGateway, model.DeviceOwnerDHCP:
+		return true
+	}
+	return false
+}
+
+// update brings the desired state to the records after ch; full forces a
+// computation from scratch. The names of the desired state are what the
+// agent publishes for Health: they change under mu.
+func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Locker) *desired {
+	if full || inc.d == nil || !inc.local(recs, ch) {
+		inc.recompute(recs, ch.rev)
+		inc.recomputed++
+		inc.all = true
+		return inc.d
+	}
+	inc.updated++
+	if inc.touched == nil {
+		inc.touched = map[key]bool{}
+	}
+	d := inc.d
+	d.rev = ch.rev
+	mu.Lock()
+	defer mu.Unlock()
+	setName := func(k key, name *string) {
+		if name == nil {
+			delete(d.names, k)
+		} else {
+			d.names[k] = *name
+		}
+	}
+
+	// What the changes reach.
+	touched := map[string]bool{}  // instances to recompute
+	networks := map[string]bool{} // networks whose DHCP service to recompute
+	meta := map[string]bool{}     // instances whose metadata to recompute
+	for id, pr := range ch.instances {
+		touched[id], meta[id] = true, true
+		inst, ok := recs.instances.get(id)
+		for _, i := range []struct {
+			v  model.Instance
+			ok bool
+		}{{pr.old, pr.had}, {inst, ok}} {
+			if !i.ok {
+				continue
+			}
+			for pid := range inc.byDevice[i.v.ID] {
+				p, _ := recs.ports.get(pid)
+				networks[p.NetworkID] = true
+			}
+		}
+		if pr.had {
+			inc.netns[instanceNetns(inc.prefix, &pr.old)]--
+		}
+		if ok {
+			inc.instances[id] = inst
+			inc.netns[instanceNetns(inc.prefix, &inst)]++
+			setName(key{store.Instances, id}, &inst.Name)
+		} else {
+			delete(inc.instances, id)
+			setName(key{store.Instances, id}, nil)
+		}
+	}
+	for id, pr := range ch.ports {
+		p, ok := recs.ports.get(id)
+		for _, v := range []struct {
+			p  model.Port
+			ok bool
+		}{{pr.old, pr.had}, {p, ok}} {
+			if !v.ok {
+				continue
+			}
+			networks[v.p.NetworkID] = true
+			if _, isInst := inc.instances[v.p.DeviceID]; isInst {
+				touched[v.p.DeviceID], meta[v.p.DeviceID] = true, true
+			}
+		}
+		// The ports of instances recomputed below are cleared there;
+		// the others' kernel objects are unplugged ones.
+		inc.touched[key{store.Ports, id}] = true
+		delete(d.ports, id)
+		delete(d.fixed, key{store.Ports, id})
+		if pr.had {
+			unindex(inc.byDevice, pr.old.DeviceID, id)
+			unindex(inc.byNetwork, pr.old.NetworkID, id)
+		}
+		if ok {
+			index(inc.byDevice, p.DeviceID, id)
+			index(inc.byNetwork, p.NetworkID, id)
+			setName(key{store.Ports, id}, &p.Name)
+		} else {
+			setName(key{store.Ports, id}, nil)
+		}
+		inc.fw.update(pr, p, ok)
+	}
+	if len(ch.fips) > 0 {
+		for id, pr := range ch.fips {
+			f, ok := recs.fips.get(id)
+			for _, v := range []struct {
+				f  model.FloatingIP
+				ok bool
+			}{{pr.old, pr.had}, {f, ok}} {
+				if !v.ok || v.f.PortID == nil {
+					continue
+				}
+				if p, ok := recs.ports.get(*v.f.PortID); ok {
+					if _, isInst := inc.instances[p.DeviceID]; isInst {
+						meta[p.DeviceID] = true
+					}
+				}
+			}
+			if ok {
+				setName(key{store.FloatingIPs, id}, &f.FloatingIPAddress)
+			} else {
+				setName(key{store.FloatingIPs, id}, nil)
+			}
+		}
+		inc.updateRouters(recs)
+	}
+
+	for id := range touched {
+		inc.updateInstance(recs, id)
+	}
+	// Changed ports no instance took are unplugged.
+	for id := range ch.ports {
+		if _, ok := recs.ports.get(id); ok {
+			if _, plugged := d.ports[id]; !plugged && d.fixed[key{store.Ports, id}] == (status{}) {
+				d.fixed[key{store.Ports, id}] = status{model.StatusDown, ""}
+			}
+		}
+	}
+	for id := range networks {
+		inc.updateDHCP(recs, id)
+	}
+	if len(meta) > 0 {
+		inc.updateMetadata(recs, meta)
+	}
+	return d
+}
+
+// local reports whether ch can be applied record by record: only
+// instances, plain ports and floating IPs changed, and no instance's
+// namespace is contested (computeDesired decides who gets it, oldest
+// first, over all instances).
+func (inc *incremental) local(recs *records, ch *changes) bool {
+	if !ch.only(store.Ports, store.Instances, store.FloatingIPs) {
+		return false
+	}
+	// An instance computeDesired refused (its namespace is another's)
+	// stays refused only as long as nothing about it changes.
+	refused := func(id string) bool {
+		_, ok := inc.instances[id]
+		_, in := inc.d.instances[id]
+		return ok && !in
+	}
+	for id, pr := range ch.ports {
+		p, ok := recs.ports.get(id)
+		if pr.had && (infraPort(pr.old) || inc.trunkPorts[id] || refused(pr.old.DeviceID)) ||
+			ok && (infraPort(p) || inc.trunkPorts[id] || refused(p.DeviceID)) {
+			return false
+		}
+	}
+	for id, pr := range ch.instances {
+		// Trunks follow whether their ports are plugged.
+		for pid := range inc.byDevice[id] {
+			if inc.trunkPorts[pid] {
+				return false
+			}
+		}
+		if pr.had {
+			ns := instanceNetns(inc.prefix, &pr.old)
+			if inc.netns[ns] > 1 || !strings.HasPrefix(ns, inc.prefix) {
+				return false
+			}
+		}
+		if inst, ok := recs.instances.get(id); ok {
+			ns := instanceNetns(inc.prefix, &inst)
+			n := inc.netns[ns]
+			if pr.had && instanceNetns(inc.prefix, &pr.old) == ns {
+				n--
+			}
+			if n > 0 || !strings.HasPrefix(ns, inc.prefix) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// recompute computes everything from the records, and the indexes.
+func (inc *incremental) recompute(recs *records, rev int64) {
+	s := recs.snapshot(rev)
+	inc.d = computeDesired(s, inc.prefix, inc.host)
+	inc.networks, inc.subnets = map[string]model.Network{}, map[string]model.Subnet{}
+	for _, n := range s.networks {
+		inc.networks[n.ID] = n
+	}
+	for _, sn := range s.subnets {
+		inc.subnets[sn.ID] = sn
+	}
+	inc.policies = map[string]model.QosPolicy{}
+	for _, p := range s.qos {
+		inc.policies[p.ID] = p
+	}
+	inc.dhcpAddrs = dhcpAddrsOf(s.ports)
+	inc.routed = routedSubnets(s.ports)
+	inc.metaRoutes = isolatedMetadataRoutes(inc.dhcpAddrs, inc.routed)
+	interfaces, gateways := routerPortsOf(s.ports)
+	inc.rin = routerInputs{networks: inc.networks, subnets: inc.subnets, interfaces: interfaces, gateways: gateways, scopes: subnetScopes(s)}
+	inc.trunkPorts = map[string]bool{}
+	for _, t := range s.trunks {
+		inc.trunkPorts[t.PortID] = true
+		for _, sp := range t.SubPorts {
+			inc.trunkPorts[sp.PortID] = true
+		}
+	}
+	inc.instances, inc.netns = map[string]model.Instance{}, map[string]int{}
+	for _, inst := range s.instances {
+		inc.instances[inst.ID] = inst
+		inc.netns[instanceNetns(inc.prefix, &inst)]++
+	}
+	inc.byDevice, inc.byNetwork = map[string]map[string]bool{}, map[string]map[string]bool{}
+	for _, p := range s.ports {
+		index(inc.byNetwork, p.NetworkID, p.ID)
+		if !infraPort(p) {
+			index(inc.byDevice, p.DeviceID, p.ID)
+		}
+	}
+	inc.floating = floatingOf(s.fips)
+	inc.metaKeys = map[string][]metadata.Key{}
+	for k, m := range inc.d.metadata {
+		inc.metaKeys[m.ID] = append(inc.metaKeys[m.ID], k)
+	}
+	inc.fipFixed = map[string]bool{}
+	for k := range inc.d.fixed {
+		if k.kind == store.FloatingIPs {
+			inc.fipFixed[k.id] = true
+		}
+	}
+	inc.fw.reset(s)
+}
+
+func index(m map[string]map[string]bool, by, id string) {
+	if m[by] == nil {
+		m[by] = map[string]bool{}
+	}
+	m[by][id] = true
+}
+
+func unindex(m map[string]map[string]bool, by, id string) {
+	delete(m[by], id)
+	if len(m[by]) == 0 {
+		delete(m, by)
+	}
+}
+
+// updateInstance recomputes instance id and its ports, as computeDesired's
+// instance and port loops, addInstancePorts, addPortQos and the
+// resolv.conf loop do.
+func (inc *incremental) updateInstance(recs *records, id string) {
+	d := inc.d
+	ids := sortedKeys(inc.byDevice[id])
+	inc.touched[key{store.Instances, id}] = true
+	for _, pid := range ids {
+		inc.touched[key{store.Ports, pid}] = true
+		delete(d.ports, pid)
+		delete(d.fixed, key{store.Ports, pid})
+	}
+	delete(d.instances, id)
+	delete(d.dscp, id)
+	delete(d.fixed, key{store.Instances, id})
+	inst, exists := inc.instances[id]
+	if !exists {
+		for _, pid := range ids {
+			d.fixed[key{store.Ports, pid}] = status{model.StatusDown, ""}
+		}
+		return
+	}
+	spec := instanceSpec{Name: inst.Name, Netns: instanceNetns(inc.prefix, &inst), Marker: dataplane.InstanceMarker(inst.ID, inc.host)}
+	var plugged []model.Port
+	for _, pid := range ids {
+		p, _ := recs.ports.get(pid)
+		if p.DeviceOwner != model.DeviceOwnerCompute {
+			d.fixed[key{store.Ports, pid}] = status{model.StatusDown, ""}
+			continue
+		}
+		plugged = append(plugged, p)
+	}
+	addInstancePorts(d, spec, id, slices.Clone(plugged), inc.networks, inc.subnets, inc.metaRoutes)
+	for _, p := range plugged {
+		portQos(d, p, inc.policies, inc.networks)
+	}
+	slices.SortFunc(plugged, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
+	spec.ResolvConf = resolvConf(plugged, inc.networks, inc.subnets, inc.dhcpAddrs)
+	spec.DHCPClient = slices.ContainsFunc(plugged, func(p model.Port) bool { return p.DHCPClient })
+	d.instances[id] = spec
+}
+
+// updateDHCP recomputes the servers' configuration of network id, when
+// it has a DHCP port, as addDHCP does.
+func (inc *incremental) updateDHCP(recs *records, id string) {
+	d := inc.d
+	spec, ok := d.dhcp[id]
+	if !ok {
+		return
+	}
+	p, ok := recs.ports.get(spec.PortID)
+	n, nok := inc.networks[id]
+	if !ok || !nok {
+		return
+	}
+	p.InterfaceName = model.DHCPInterfaceName(p.ID)
+	var ports []model.Port
+	for _, pid := range sortedKeys(inc.byNetwork[id]) {
+		q, _ := recs.ports.get(pid)
+		ports = append(ports, q)
+	}
+	d.services[id] = dhcpService(n, p, ports, inc.subnets, inc.instances, inc.routed)
+}
+
+// updateMetadata recomputes the metadata entries of instances, as
+// metadataDirectory does, in a copy of the directory: the metadata
+// service reads the one it has.
+func (inc *incremental) updateMetadata(recs *records, instances map[string]bool) {
+	dir := maps.Clone(inc.d.metadata)
+	if dir == nil {
+		dir = metadata.Directory{}
+	}
+	for id := range instances {
+		for _, k := range inc.metaKeys[id] {
+			if m, ok := dir[k]; ok && m.ID == id {
+				delete(dir, k)
+			}
+		}
+		delete(inc.metaKeys, id)
+		inst, ok := inc.instances[id]
+		if !ok {
+			continue
+		}
+		var ports []model.Port
+		for _, pid := range sortedKeys(inc.byDevice[id]) {
+			if p, _ := recs.ports.get(pid); p.DeviceOwner == model.DeviceOwnerCompute {
+				ports = append(ports, p)
+			}
+		}
+		if len(ports) == 0 {
+			continue
+		}
+		mine := metadata.Directory{}
+		addMetadata(mine, inst, ports, inc.instances, inc.networks, inc.subnets, inc.floating, inc.dhcpAddrs)
+		for k, m := range mine {
+			dir[k] = m
+			inc.metaKeys[id] = append(inc.metaKeys[id], k)
+		}
+	}
+	inc.d.metadata = dir
+}
+
+// updateRouters recomputes the routers, their ports and their floating
+// IPs after floating IPs changed, as addRouters does, and takes from it
+// what floating IPs decide: the routers' specs, the floating addresses of
+// their gateway ports and the floating IPs' statuses. The routers' ports
+// are otherwise as they were (no router, router port, network or subnet
+// changed), with what addMetadata6 added to them.
+func (inc *incremental) updateRouters(recs *records) {
+	d := inc.d
+	s := &snapshot{routers: recs.routers.sorted(), fips: recs.fips.sorted(), forwards: recs.forwards.sorted(),
+		labels: recs.labels.sorted(), labelRules: recs.labelRules.sorted()}
+	inc.floating = floatingOf(s.fips)
+	rd := &desired{ports: map[string]portSpec{}, routers: map[string]routerSpec{}, adverts: map[string]map[string]advertSpec{},
+		fixed: map[key]status{}}
+	addRouters(rd, s, inc.prefix, inc.host, inc.rin)
+	for _, routers := range []map[string]routerSpec{d.routers, rd.routers} {
+		for id, r := range routers {
+			inc.touched[key{store.Routers, id}] = true
+			for _, f := range r.FloatingIPs {
+				inc.touched[key{store.FloatingIPs, f}] = true
+			}
+		}
+	}
+	for id := range inc.fipFixed {
+		inc.touched[key{store.FloatingIPs, id}] = true
+	}
+	d.routers = rd.routers
+	for id, ps := range rd.ports {
+		if ps.Gateway {
+			cur := d.ports[id]
+			cur.Floating = ps.Floating
+			d.ports[id] = cur
+		}
+	}
+	for id := range inc.fipFixed {
+		delete(d.fixed, key{store.FloatingIPs, id})
+	}
+	inc.fipFixed = map[string]bool{}
+	for k, st := range rd.fixed {
+		if k.kind == store.FloatingIPs {
+			d.fixed[k] = st
+			inc.fipFixed[k.id] = true
+			inc.touched[k] = true
+		}
+	}
+}
+
+// memberSets are the remote groups' members, what each group's ports may
+// send from (firewallSpec's members), kept per port.
+type memberSets struct {
+	groups map[string]*memberSet
+	in     firewallInputs
+}
+
+// memberSet is one group's members: its ports' addresses, in port id
+// order as firewallSpec lists them.
+type memberSet struct {
+	members []member // by port id
+	n       int      // addresses in all
+	// cache is the concatenation, rebuilt (never changed in place: the
+	// applied spec holds it) when a member changed.
+	cache []netip.Prefix
+	valid bool
+}
+
+type member struct {
+	id    string
+	addrs []netip.Prefix
+}
+
+func (m *memberSets) reset(s *snapshot) {
+	m.groups = map[string]*memberSet{}
+	m.in = firewallInputsOf(s)
+	m.in.members = m.of
+	for i := range s.ports {
+		m.add(&s.ports[i])
+	}
+}
+
+func (set *memberSet) find(id string) (int, bool) {
+	return slices.BinarySearchFunc(set.members, id, func(m member, id string) int { return strings.Compare(m.id, id) })
+}
+
+func (m *memberSets) add(p *model.Port) {
+	if !p.PortSecurityEnabled {
+		return
+	}
+	for _, g := range p.SecurityGroups {
+		set := m.groups[g]
+		if set == nil {
+			set = &memberSet{}
+			m.groups[g] = set
+		}
+		addrs := portAddresses(p)
+		i, found := set.find(p.ID)
+		if found {
+			// The group is listed twice: so are the addresses.
+			set.members[i].addrs = append(set.members[i].addrs, addrs...)
+		} else {
+			set.members = slices.Insert(set.members, i, member{p.ID, addrs})
+		}
+		set.n += len(addrs)
+		set.valid = false
+	}
+}
+
+func (m *memberSets) remove(p *model.Port) {
+	if !p.PortSecurityEnabled {
+		return
+	}
+	for _, g := range p.SecurityGroups {
+		set := m.groups[g]
+		if set == nil {
+			continue
+		}
+		if i, found := set.find(p.ID); found {
+			set.n -= len(set.members[i].addrs)
+			set.members = slices.Delete(set.members, i, i+1)
+		}
+		set.valid = false
+		if len(set.members) == 0 {
+			delete(m.groups, g)
+		}
+	}
+}
+
+func (m *memberSets) update(pr prev[model.Port], p model.Port, ok bool) {
+	if pr.had {
+		m.remove(&pr.old)
+	}
+	if ok {
+		m.add(&p)
+	}
+}
+
+// of is group g's members; nil when it has none.
+func (m *memberSets) of(g string) []netip.Prefix {
+	set := m.groups[g]
+	if set == nil || set.n == 0 {
+		return nil
+	}
+	if !set.valid {
+		all := make([]netip.Prefix, 0, set.n)
+		for _, mb := range set.members {
+			all = append(all, mb.addrs...)
+		}
+		set.cache, set.valid = all, true
+	}
+	return set.cache
+}
+
+// firewallSpec is firewallSpec's result for the current records, from the
+// plugged ports only.
+func (inc *incremental) firewallSpec(recs *records) (firewall.Spec, map[string]string) {
+	var candidates []*model.Port
+	add := func(id string) {
+		if p, ok := recs.ports.m[id]; ok {
+			candidates = append(candidates, &p.val)
+		}
+	}
+	for id := range inc.d.ports {
+		add(id)
+	}
+	for id := range inc.d.subports {
+		if _, dup := inc.d.ports[id]; !dup {
+			add(id)
+		}
+	}
+	return inc.fw.in.spec(candidates, inc.d)
+}

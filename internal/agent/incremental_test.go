@@ -1,0 +1,320 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// TestIncrementalMatchesComputeDesired applies random sequences of store
+// operations — instances, ports and floating IPs created, changed and
+// deleted, with now and then a change the incremental state does not
+// follow record by record (a network, a subnet, a router port, a trunk, a
+// security group rule) — and after each checks that the desired state the
+// agent keeps between passes, and the firewall spec made from it, are
+// deeply equal to what computeDesired and firewallSpec make from scratch.
+func TestIncrementalMatchesComputeDesired(t *testing.T) {
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			testIncremental(t, seed, 150)
+		})
+	}
+}
+
+func testIncremental(t *testing.T, seed uint64, steps int) {
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 16))
+	const prefix, host = "inc-", "hostx"
+
+	ext := l3network(100, "198.51.100.0/24", "198.51.100.1", true)
+	in := l3network(110, "10.0.0.0/16", "10.0.0.1", false)
+	dh := l3network(120, "10.1.0.0/24", "10.1.0.1", false)
+	r := router(200, &ext, true)
+	sgA := model.SecurityGroup{ID: "sg-a", Stateful: true}
+	sgB := model.SecurityGroup{ID: "sg-b"}
+	qos := model.QosPolicy{ID: "qos-1", Rules: []model.QosRule{{Type: model.QosRuleDSCPMarking, DSCPMark: ptr(10)}}}
+	base := append(append(append(ext.records(), in.records()...), dh.records()...), r, sgA, sgB, qos,
+		in.port(201, "10.0.0.1", model.DeviceOwnerRouterInterface, r.ID),
+		ext.port(203, "198.51.100.10", model.DeviceOwnerRouterGateway, r.ID),
+		dh.port(204, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+dh.net.ID),
+		model.SecurityGroupRule{ID: "rule-a", SecurityGroupID: "sg-a", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg-a")},
+		model.SecurityGroupRule{ID: "rule-b", SecurityGroupID: "sg-b", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg-a")},
+	)
+	write := func(put []any, del []any) {
+		t.Helper()
+		if _, err := st.Update(ctx, func(tx store.Txn) error {
+			for _, rec := range put {
+				kind, id := kindAndID(rec)
+				if err := tx.Put(kind, id, rec); err != nil {
+					return err
+				}
+			}
+			for _, rec := range del {
+				kind, id := kindAndID(rec)
+				if err := tx.Delete(kind, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(base, nil)
+
+	var recs records
+	inc := incremental{prefix: prefix, host: host}
+	var mu sync.Mutex
+	pass := func(full bool) *desired {
+		t.Helper()
+		var ch *changes
+		if err := st.View(ctx, func(r store.Reader) error {
+			var err error
+			// Now and then without the store's change log: every
+			// record read and compared.
+			var log store.ChangeLog = st
+			if rng.IntN(4) == 0 {
+				log = nil
+			}
+			ch, err = recs.sync(r, log)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return inc.update(&recs, ch, full, &mu)
+	}
+	pass(true)
+
+	instances := map[string]model.Instance{}
+	ports := map[string]model.Port{}
+	fips := map[string]model.FloatingIP{}
+	pick := func(m map[string]bool) string {
+		for k := range m {
+			return k
+		}
+		return ""
+	}
+	keys := func(n int) map[string]bool {
+		out := map[string]bool{}
+		for id := range instances {
+			out[id] = true
+		}
+		_ = n
+		return out
+	}
+	nets := []l3net{in, dh, ext}
+	addr := 0
+	newPort := func(id string) model.Port {
+		addr++
+		n := nets[rng.IntN(len(nets))]
+		p := n.port(1000+addr, fmt.Sprintf("%s.%d", n.subnet.CIDR[:len(n.subnet.CIDR)-5], 10+addr%200), model.DeviceOwnerCompute, "")
+		p.ID = id
+		if n.net.ID == in.net.ID {
+			p.FixedIPs[0].IPAddress = fmt.Sprintf("10.0.%d.%d", addr/200, 10+addr%200)
+		}
+		switch rng.IntN(4) {
+		case 0:
+			p.DeviceID, p.DeviceOwner = "", ""
+		case 1:
+			p.DeviceID = fmt.Sprintf("inst-%d", rng.IntN(12)) // maybe missing
+		default:
+			if id := pick(keys(0)); id != "" {
+				p.DeviceID = id
+			}
+		}
+		p.InterfaceName = fmt.Sprintf("eth%d", rng.IntN(3))
+		p.Name = "p" + id
+		p.AdminStateUp = rng.IntN(5) != 0
+		p.PortSecurityEnabled = rng.IntN(3) != 0
+		switch rng.IntN(3) {
+		case 0:
+			p.SecurityGroups = []string{"sg-a"}
+		case 1:
+			p.SecurityGroups = []string{"sg-b"}
+		}
+		if rng.IntN(5) == 0 {
+			p.QosPolicyID = ptr("qos-1")
+		}
+		p.DHCPClient = rng.IntN(6) == 0
+		return p
+	}
+
+	for step := range steps {
+		var put, del []any
+		switch op := rng.IntN(20); {
+		case op < 3: // instance create
+			id := fmt.Sprintf("inst-%d", rng.IntN(12))
+			inst := model.Instance{ID: id, Name: fmt.Sprintf("vm%d", rng.IntN(14))}
+			inst.CreatedAt = fmt.Sprintf("2026-01-01T00:00:%02dZ", step%60)
+			instances[id] = inst
+			put = append(put, inst)
+		case op < 4: // instance delete
+			if id := pick(keys(0)); id != "" {
+				del = append(del, instances[id])
+				delete(instances, id)
+			}
+		case op < 8: // port create
+			p := newPort(fmt.Sprintf("port-%d", rng.IntN(40)))
+			ports[p.ID] = p
+			put = append(put, p)
+		case op < 11: // port update
+			for id, p := range ports {
+				q := newPort(id)
+				if rng.IntN(2) == 0 {
+					q.NetworkID, q.FixedIPs, q.MACAddress = p.NetworkID, p.FixedIPs, p.MACAddress
+				}
+				ports[id] = q
+				put = append(put, q)
+				break
+			}
+		case op < 13: // port delete
+			for id, p := range ports {
+				del = append(del, p)
+				delete(ports, id)
+				break
+			}
+		case op < 16: // floating IP create or change
+			id := fmt.Sprintf("fip-%d", rng.IntN(6))
+			f := model.FloatingIP{ID: id, FloatingNetworkID: ext.net.ID, FloatingIPAddress: fmt.Sprintf("198.51.100.%d", 100+rng.IntN(50))}
+			for pid, p := range ports {
+				if rng.IntN(3) != 0 && p.NetworkID == in.net.ID {
+					f.PortID, f.FixedIPAddress, f.RouterID = ptr(pid), ptr(p.FixedIPs[0].IPAddress), ptr(r.ID)
+				}
+				break
+			}
+			fips[id] = f
+			put = append(put, f)
+		case op < 17: // floating IP delete
+			for id, f := range fips {
+				del = append(del, f)
+				delete(fips, id)
+				break
+			}
+		case op < 18: // something followed only by full recomputation
+			n := in.net
+			n.MTU = 1400 + rng.IntN(100)
+			put = append(put, n)
+		case op < 19:
+			tr := model.Trunk{ID: "trunk-1", Name: "t1"}
+			for pid := range ports {
+				tr.PortID = pid
+				break
+			}
+			put = append(put, tr)
+		default:
+			rule := model.SecurityGroupRule{ID: fmt.Sprintf("rule-%d", rng.IntN(3)), SecurityGroupID: "sg-b", Direction: "egress", EtherType: "IPv4"}
+			if rng.IntN(2) == 0 {
+				rule.RemoteGroupID = ptr("sg-b")
+			}
+			put = append(put, rule)
+		}
+		write(put, del)
+		got := pass(rng.IntN(25) == 0)
+
+		var want *desired
+		var snap *snapshot
+		if err := st.View(ctx, func(r store.Reader) error {
+			var fresh records
+			var err error
+			snap, err = fresh.read(r)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want = computeDesired(snap, prefix, host)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("step %d (put %v, del %v): incremental desired state differs from computeDesired:\n%s", step, idsOf(put), idsOf(del), diffDesired(got, want))
+		}
+		gotFW, gotPorts := inc.firewallSpec(&recs)
+		wantFW, wantPorts := firewallSpec(snap, want)
+		if !reflect.DeepEqual(gotFW, wantFW) || !reflect.DeepEqual(gotPorts, wantPorts) {
+			t.Fatalf("step %d: firewall spec differs:\n got %+v\nwant %+v", step, gotFW, wantFW)
+		}
+	}
+	// Most steps must have taken the incremental path, or this test
+	// tests computeDesired against itself.
+	t.Logf("%d updates record by record, %d recomputations", inc.updated, inc.recomputed)
+	if inc.updated < steps/2 {
+		t.Errorf("only %d of %d updates were incremental", inc.updated, steps)
+	}
+}
+
+func idsOf(recs []any) []string {
+	var out []string
+	for _, r := range recs {
+		kind, id := kindAndID(r)
+		out = append(out, string(kind)+"/"+id)
+	}
+	return out
+}
+
+// diffDesired names the fields of two desired states that differ, and
+// the entries of the maps among them.
+func diffDesired(got, want *desired) string {
+	var out string
+	for _, f := range []struct {
+		name string
+		g, w any
+	}{
+		{"rev", got.rev, want.rev}, {"networks", got.networks, want.networks}, {"instances", got.instances, want.instances},
+		{"ports", got.ports, want.ports}, {"dscp", got.dscp, want.dscp}, {"routers", got.routers, want.routers},
+		{"hostNAT", got.hostNAT, want.hostNAT}, {"dhcp", got.dhcp, want.dhcp}, {"services", got.services, want.services},
+		{"adverts", got.adverts, want.adverts}, {"trunks", got.trunks, want.trunks}, {"subports", got.subports, want.subports},
+		{"metadata", got.metadata, want.metadata}, {"metadata6", got.metadata6, want.metadata6}, {"fixed", got.fixed, want.fixed},
+		{"names", got.names, want.names},
+	} {
+		if reflect.DeepEqual(f.g, f.w) {
+			continue
+		}
+		g, w := reflect.ValueOf(f.g), reflect.ValueOf(f.w)
+		if g.Kind() != reflect.Map {
+			out += fmt.Sprintf("%s:\n got %+v\nwant %+v\n", f.name, f.g, f.w)
+			continue
+		}
+		for _, k := range g.MapKeys() {
+			wk := w.MapIndex(k)
+			if !wk.IsValid() {
+				out += fmt.Sprintf("%s[%v]: got %+v, want none\n", f.name, k, g.MapIndex(k))
+			} else if !reflect.DeepEqual(g.MapIndex(k).Interface(), wk.Interface()) {
+				out += fmt.Sprintf("%s[%v]:\n got %+v\nwant %+v\n", f.name, k, g.MapIndex(k), wk)
+			}
+		}
+		for _, k := range w.MapKeys() {
+			if !g.MapIndex(k).IsValid() {
+				out += fmt.Sprintf("%s[%v]: got none, want %+v\n", f.name, k, w.MapIndex(k))
+			}
+		}
+		if g.Len() == 0 && w.Len() == 0 {
+			out += fmt.Sprintf("%s: got %#v, want %#v\n", f.name, f.g, f.w)
+		}
+	}
+	return out
+}
+
+// TestFollowedKinds: the kinds the change log's reader fetches are those
+// records keeps, every one of them.
+func TestFollowedKinds(t *testing.T) {
+	n := reflect.TypeFor[records]().NumField()
+	sets := 0
+	for i := range n {
+		if strings.HasPrefix(reflect.TypeFor[records]().Field(i).Type.Name(), "recordSet[") {
+			sets++
+		}
+	}
+	if sets != len(followedKinds) {
+		t.Errorf("records keeps %d kinds, followedKinds lists %d", sets, len(followedKinds))
+	}
+}
