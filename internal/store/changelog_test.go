@@ -8,6 +8,8 @@ import (
 	"testing"
 )
 
+type rec struct{ Name string }
+
 // TestChangedSince: the records each revision wrote or deleted, after a
 // given revision, oldest first; nothing of a failed transaction's or of
 // one that wrote nothing; and not ok for revisions before the store was
