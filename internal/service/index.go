@@ -124,32 +124,14 @@ func indexPutForwarding(tx store.Txn, id string, old, new []byte) error {
 	return nil
 }
 
-// forwardingsBy reads the port forwardings an index holds under prefix,
-// in id order.
-func forwardingsBy(r store.Reader, prefix string) ([]model.PortForwarding, error) {
-	ids, err := indexedIDs(r, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]model.PortForwarding, 0, len(ids))
-	for _, id := range ids {
-		pf, err := store.Get[model.PortForwarding](r, store.PortForwardings, id)
-		if err != nil {
-			return nil, fmt.Errorf("read port forwarding %s (indexed under %s): %w", id, prefix, err)
-		}
-		out = append(out, pf)
-	}
-	return out, nil
-}
-
 // forwardingsOf reads the port forwardings of a floating IP;
 // forwardingsTo those to an internal port.
 func forwardingsOf(r store.Reader, fipID string) ([]model.PortForwarding, error) {
-	return forwardingsBy(r, idxPFFIP+escapeKey(fipID)+"/")
+	return indexed[model.PortForwarding](r, store.PortForwardings, idxPFFIP+escapeKey(fipID)+"/")
 }
 
 func forwardingsTo(r store.Reader, portID string) ([]model.PortForwarding, error) {
-	return forwardingsBy(r, idxPFPort+escapeKey(portID)+"/")
+	return indexed[model.PortForwarding](r, store.PortForwardings, idxPFPort+escapeKey(portID)+"/")
 }
 
 // escapeKey makes s safe as one part of an index key: "/" cannot appear
@@ -457,26 +439,28 @@ func indexedIDs(r store.Reader, prefix string) ([]string, error) {
 	return ids, err
 }
 
-// portsByIndex reads the ports an index holds under prefix, in id order.
-func portsByIndex(r store.Reader, prefix string) ([]model.Port, error) {
+// indexed reads the records of kind an index holds under prefix (the
+// ports of a network or device, the floating IPs of a port or router, the
+// forwardings of a floating IP or port), in id order.
+func indexed[T any](r store.Reader, kind store.Kind, prefix string) ([]T, error) {
 	ids, err := indexedIDs(r, prefix)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]model.Port, 0, len(ids))
+	out := make([]T, 0, len(ids))
 	for _, id := range ids {
-		p, err := store.Get[model.Port](r, store.Ports, id)
+		v, err := store.Get[T](r, kind, id)
 		if err != nil {
-			return nil, fmt.Errorf("read port %s (indexed under %s): %w", id, prefix, err)
+			return nil, fmt.Errorf("read %s %s (indexed under %s): %w", kind, id, prefix, err)
 		}
-		out = append(out, p)
+		out = append(out, v)
 	}
 	return out, nil
 }
 
 // portsOfDevice reads the ports whose device_id is device.
 func portsOfDevice(r store.Reader, device string) ([]model.Port, error) {
-	return portsByIndex(r, devPrefix(device))
+	return indexed[model.Port](r, store.Ports, devPrefix(device))
 }
 
 // indexedFIP is what the indexes know of a floating IP.
@@ -573,32 +557,14 @@ func countOf(r store.Reader, prefix, project string) (int, error) {
 	return n, err
 }
 
-// fipsOf reads the floating IPs an index holds under prefix (of a port,
-// of a router), in id order.
-func fipsOf(r store.Reader, prefix string) ([]model.FloatingIP, error) {
-	ids, err := indexedIDs(r, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]model.FloatingIP, 0, len(ids))
-	for _, id := range ids {
-		f, err := store.Get[model.FloatingIP](r, store.FloatingIPs, id)
-		if err != nil {
-			return nil, fmt.Errorf("read floating IP %s (indexed under %s): %w", id, prefix, err)
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
 // fipsOfPort and fipsOfRouter read the floating IPs associated with a
 // port, translated by a router.
 func fipsOfPort(r store.Reader, portID string) ([]model.FloatingIP, error) {
-	return fipsOf(r, idxFIPPort+escapeKey(portID)+"/")
+	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPPort+escapeKey(portID)+"/")
 }
 
 func fipsOfRouter(r store.Reader, routerID string) ([]model.FloatingIP, error) {
-	return fipsOf(r, idxFIPRouter+escapeKey(routerID)+"/")
+	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPRouter+escapeKey(routerID)+"/")
 }
 
 // storedFIP reads what the indexes know of the stored floating IP id; nil

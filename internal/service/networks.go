@@ -515,5 +515,5 @@ func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {
 // portsOn reads the ports of a network, in id order, through the index
 // of ports by network: the other networks' ports are not read.
 func portsOn(r store.Reader, networkID string) ([]model.Port, error) {
-	return portsByIndex(r, netPrefix(networkID))
+	return indexed[model.Port](r, store.Ports, netPrefix(networkID))
 }
