@@ -109,8 +109,10 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // One commit is one etcd Txn, so it holds at most the cluster's
 // --max-txn-ops operations (128 by default): a record written and each
 // kind written count one each, and reads are checked in at most four
-// compares per kind. A bulk create of more than about a hundred records
-// needs that bound raised; past it the Update fails and writes nothing.
+// compares per kind. The service writes index records with each record
+// (about eight for a port), so a bulk create of more than about fifteen
+// ports needs that bound raised; past it the Update fails and writes
+// nothing.
 //
 // The Updates of one process run one at a time, as bbolt's do: optimism
 // pays across processes, but within one, writers of one kind conflict
