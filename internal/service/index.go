@@ -310,7 +310,7 @@ func unindexPortAddrs(tx store.Txn, p *indexedPort) error {
 // the rest of the transaction: an update chooses among the addresses the
 // other ports leave free, its own included.
 func freePortAddrs(tx store.Txn, id string) error {
-	p, err := storedPort(tx, id)
+	p, err := stored[indexedPort](tx, store.Ports, id)
 	if err != nil || p == nil {
 		return err
 	}
@@ -565,23 +565,6 @@ func fipsOfPort(r store.Reader, portID string) ([]model.FloatingIP, error) {
 
 func fipsOfRouter(r store.Reader, routerID string) ([]model.FloatingIP, error) {
 	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPRouter+escapeKey(routerID)+"/")
-}
-
-// storedFIP reads what the indexes know of the stored floating IP id; nil
-// when there is none.
-func storedFIP(r store.Reader, id string) (*indexedFIP, error) {
-	raw, err := store.Get[json.RawMessage](r, store.FloatingIPs, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read floating IP %s: %w", id, err)
-	}
-	var f indexedFIP
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return nil, fmt.Errorf("decode floating IP %s: %w", id, err)
-	}
-	return &f, nil
 }
 
 // indexedInstance is what the indexes know of an instance.
@@ -875,21 +858,17 @@ func (c *indexCheck) ensure(ctx context.Context, st store.Store) error {
 	return nil
 }
 
-// storedPort reads what the indexes know of the stored port id; nil when
-// there is none.
-func storedPort(r store.Reader, id string) (*indexedPort, error) {
-	raw, err := store.Get[json.RawMessage](r, store.Ports, id)
+// stored reads what the indexes know (T: the fields they use) of the
+// stored record kind/id; nil when there is none.
+func stored[T any](r store.Reader, kind store.Kind, id string) (*T, error) {
+	v, err := store.Get[T](r, kind, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read port %s: %w", id, err)
+		return nil, fmt.Errorf("read %s/%s: %w", kind, id, err)
 	}
-	var p indexedPort
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return nil, fmt.Errorf("decode port %s: %w", id, err)
-	}
-	return &p, nil
+	return &v, nil
 }
 
 // storedRaw is the stored record kind/id; nil when there is none.

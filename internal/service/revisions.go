@@ -88,7 +88,7 @@ func (t writeTxn) Put(kind store.Kind, id string, v any) error {
 			return fmt.Errorf("index port %s: %w", id, err)
 		}
 		p.ID = id
-		old, err := storedPort(t.Txn, id)
+		old, err := stored[indexedPort](t.Txn, store.Ports, id)
 		if err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (t writeTxn) Put(kind store.Kind, id string, v any) error {
 			return fmt.Errorf("index floating IP %s: %w", id, err)
 		}
 		f.ID = id
-		old, err := storedFIP(t.Txn, id)
+		old, err := stored[indexedFIP](t.Txn, store.FloatingIPs, id)
 		if err != nil {
 			return err
 		}
@@ -142,7 +142,7 @@ func (t writeTxn) Put(kind store.Kind, id string, v any) error {
 
 func (t writeTxn) Delete(kind store.Kind, id string) error {
 	if kind == store.Ports {
-		old, err := storedPort(t.Txn, id)
+		old, err := stored[indexedPort](t.Txn, store.Ports, id)
 		if err != nil {
 			return err
 		}
@@ -153,7 +153,7 @@ func (t writeTxn) Delete(kind store.Kind, id string) error {
 		}
 	}
 	if kind == store.FloatingIPs {
-		old, err := storedFIP(t.Txn, id)
+		old, err := stored[indexedFIP](t.Txn, store.FloatingIPs, id)
 		if err != nil {
 			return err
 		}
