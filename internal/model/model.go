@@ -97,6 +97,10 @@ type Network struct {
 	// subnets (hosted while one enables DHCP), true hosts it even
 	// without, false keeps DHCP off it. Stored, never shown.
 	DHCPHosted *bool `json:"nsnet:dhcp_hosted,omitzero"`
+	// DHCPHost is the network node whose DHCP agent serves the network
+	// (a model.Host's name), chosen by the scheduler. Stored, never
+	// shown.
+	DHCPHost string `json:"nsnet:dhcp_host,omitzero"`
 	// QosPolicyID is the QoS policy of the network's ports that have
 	// none of their own (qos extension).
 	QosPolicyID *string `json:"qos_policy_id"`
@@ -247,6 +251,10 @@ type Instance struct {
 	// InstanceNetnsName): the agent reads it from here rather than
 	// deriving it again.
 	Netns string `json:"netns"`
+	// Host is the compute host the instance runs on (a model.Host's
+	// name): chosen on create, by the caller or by the scheduler, and
+	// kept for the instance's life. Its ports bind to it.
+	Host string `json:"host,omitempty"`
 	// UserData, Meta and SSHKeys are what the metadata service
 	// (169.254.169.254) gives the instance, as Nova's user_data,
 	// metadata and key pairs.

@@ -54,6 +54,9 @@ type Router struct {
 	// host's L3 agent (l3_agent_scheduler): the agent builds no qrouter
 	// namespace for it until it is added again. Stored, never shown.
 	L3Unscheduled bool `json:"nsnet:l3_unscheduled,omitzero"`
+	// L3Host is the network node whose L3 agent hosts the router (a
+	// model.Host's name), chosen by the scheduler. Stored, never shown.
+	L3Host string `json:"nsnet:l3_host,omitzero"`
 	// Helpers are the router's conntrack helpers (l3-conntrack-helper),
 	// kept in its record: they live and die with it. Stored, never shown;
 	// ConntrackHelpers is how the body shows them

@@ -76,10 +76,14 @@ const (
 	// service writes them in the same transactions as the records they
 	// index; to the store they are records like any other.
 	Indexes Kind = "indexes"
+	// Hosts are the registry of the hosts running an agent (model.Host),
+	// one record per host, written by that host's daemon: its roles, its
+	// VTEP address and its heartbeat.
+	Hosts Kind = "hosts"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks, Indexes}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks, Indexes, Hosts}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
