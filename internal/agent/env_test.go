@@ -236,6 +236,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.QosPolicies, v.ID
 	case model.Trunk:
 		return store.Trunks, v.ID
+	case model.Host:
+		return store.Hosts, v.Name
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

@@ -491,7 +491,7 @@ func (inc *incremental) updateMetadata(recs *records, instances map[string]bool)
 func (inc *incremental) updateRouters(recs *records) {
 	d := inc.d
 	s := &snapshot{routers: recs.routers.sorted(), fips: recs.fips.sorted(), forwards: recs.forwards.sorted(),
-		labels: recs.labels.sorted(), labelRules: recs.labelRules.sorted()}
+		labels: recs.labels.sorted(), labelRules: recs.labelRules.sorted(), self: inc.self}
 	inc.floating = floatingOf(s.fips)
 	rd := &desired{ports: map[string]portSpec{}, routers: map[string]routerSpec{}, adverts: map[string]map[string]advertSpec{},
 		fixed: map[key]status{}}
