@@ -217,7 +217,8 @@ func TestTwoHosts(t *testing.T) {
 		t.Errorf("host a sends net3's frames to b:\n%s", fdb3)
 	}
 	fdb1, _ := a.fdb(topo.net1)
-	for _, want := range []string{"vxlan id 4242", "local 192.0.2.1", "nolearning", "proxy", "mtu 1450",
+	// (The alias is what nsnet explain finds the device by.)
+	for _, want := range []string{"vxlan id 4242", "local 192.0.2.1", "nolearning", "proxy", "mtu 1450", "alias nsnet:vxlan:" + topo.net1.net.ID,
 		"00:00:00:00:00:00 dst 192.0.2.2", topo.pB.MACAddress + " dst 192.0.2.2", topo.pD.MACAddress + " dst 192.0.2.2",
 		"10.9.0.12 lladdr " + topo.pB.MACAddress + " PERMANENT"} {
 		if !strings.Contains(fdb1, want) {

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// hostsSnapshot is a store of three hosts: a (VTEP 192.0.2.1) and b
+// (192.0.2.2) share the vxlan network "shared" (an instance each; b's
+// port also has a v6 address and allowed address pairs), DHCP of
+// "shared" is on a; "lonely" (vxlan) has an instance on a only; "flat"
+// (flat) has an instance on b; host c (192.0.2.3) has nothing; host d has
+// no VTEP address and a port on "shared".
+func hostsSnapshot() *snapshot {
+	vx := func(id string, vni int) model.Network {
+		n := model.Network{ID: id, Name: id, AdminStateUp: true, MTU: 1450}
+		n.SetSegment(model.Segment{NetworkType: model.NetworkTypeVXLAN, SegmentationID: vni})
+		return n
+	}
+	shared, lonely := vx("shared", 10), vx("lonely", 11)
+	shared.DHCPHost = "a"
+	flat := model.Network{ID: "flat", Name: "flat", AdminStateUp: true, MTU: 1500}
+	flat.SetSegment(model.Segment{NetworkType: model.NetworkTypeFlat, PhysicalNetwork: "phys"})
+	sub := func(id, net, cidr string, v int) model.Subnet {
+		return model.Subnet{ID: id, NetworkID: net, IPVersion: v, CIDR: cidr, EnableDHCP: true}
+	}
+	port := func(id, net, inst, mac string, ips ...string) model.Port {
+		p := model.Port{ID: id, NetworkID: net, AdminStateUp: true, MACAddress: mac, DeviceID: inst, DeviceOwner: model.DeviceOwnerCompute, InterfaceName: "eth0"}
+		for _, ip := range ips {
+			sn := net + "-v4"
+			if strings.Contains(ip, ":") {
+				sn = net + "-v6"
+			}
+			p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: sn, IPAddress: ip})
+		}
+		return p
+	}
+	pb := port("p-b", "shared", "i-b", "fa:16:3e:00:00:0b", "10.0.0.11", "2001:db8::11")
+	pb.AllowedAddressPairs = []model.AddressPair{{IPAddress: "10.0.0.99"}, {IPAddress: "10.0.0.100", MACAddress: "fa:16:3e:00:01:00"}, {IPAddress: "10.0.9.0/24"}}
+	dhcpPort := port("p-dhcp", "shared", "dhcp-shared", "fa:16:3e:00:00:dd", "10.0.0.2")
+	dhcpPort.DeviceOwner, dhcpPort.InterfaceName = model.DeviceOwnerDHCP, ""
+	return &snapshot{
+		networks: []model.Network{flat, lonely, shared},
+		subnets: []model.Subnet{sub("shared-v4", "shared", "10.0.0.0/24", 4), sub("shared-v6", "shared", "2001:db8::/64", 6),
+			sub("lonely-v4", "lonely", "10.1.0.0/24", 4), sub("flat-v4", "flat", "10.2.0.0/24", 4)},
+		instances: []model.Instance{{ID: "i-a", Name: "va", Host: "a"}, {ID: "i-b", Name: "vb", Host: "b"},
+			{ID: "i-a2", Name: "va2", Host: "a"}, {ID: "i-b2", Name: "vb2", Host: "b"}, {ID: "i-d", Name: "vd", Host: "d"}},
+		ports: []model.Port{
+			port("p-a", "shared", "i-a", "fa:16:3e:00:00:0a", "10.0.0.10"), pb, dhcpPort,
+			port("p-a2", "lonely", "i-a2", "fa:16:3e:00:00:a2", "10.1.0.10"),
+			port("p-b2", "flat", "i-b2", "fa:16:3e:00:00:b2", "10.2.0.10"),
+			port("p-d", "shared", "i-d", "fa:16:3e:00:00:0d", "10.0.0.13"),
+		},
+		hosts: []model.Host{{Name: "a", VTEPAddress: "192.0.2.1"}, {Name: "b", VTEPAddress: "192.0.2.2"},
+			{Name: "c", VTEPAddress: "192.0.2.3"}, {Name: "d"}},
+	}
+}
+
+// TestOverlayDesired: what each host builds of the networks, by who it
+// is: the bridges of the networks present there, a VXLAN device for the
+// vxlan ones, with entries for the other hosts' ports and flooding to the
+// other hosts that have the network only; nothing beyond the bridges on
+// one box.
+func TestOverlayDesired(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		self      hostView
+		instances []string
+		networks  []string
+		fdb       map[string][]string // by network: "MAC dst VTEP"
+		neigh     map[string][]string // by network: "IP lladdr MAC"
+	}{
+		{
+			name: "a", self: hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")},
+			instances: []string{"i-a", "i-a2"}, networks: []string{"lonely", "shared"},
+			fdb: map[string][]string{
+				"shared": {"00:00:00:00:00:00 dst 192.0.2.2", "fa:16:3e:00:00:0b dst 192.0.2.2", "fa:16:3e:00:01:00 dst 192.0.2.2"},
+				"lonely": nil,
+			},
+			neigh: map[string][]string{
+				"shared": {"10.0.0.11 lladdr fa:16:3e:00:00:0b", "10.0.0.99 lladdr fa:16:3e:00:00:0b", "10.0.0.100 lladdr fa:16:3e:00:01:00",
+					"2001:db8::11 lladdr fa:16:3e:00:00:0b", "fe80::f816:3eff:fe00:b lladdr fa:16:3e:00:00:0b"},
+				"lonely": nil,
+			},
+		},
+		{
+			name: "b", self: hostView{name: "b", vtep: netip.MustParseAddr("192.0.2.2")},
+			instances: []string{"i-b", "i-b2"}, networks: []string{"flat", "shared"},
+			fdb: map[string][]string{
+				// a has the network twice over (an instance, DHCP): one
+				// flood entry.
+				"shared": {"00:00:00:00:00:00 dst 192.0.2.1", "fa:16:3e:00:00:0a dst 192.0.2.1", "fa:16:3e:00:00:dd dst 192.0.2.1"},
+			},
+			neigh: map[string][]string{"shared": {"10.0.0.2 lladdr fa:16:3e:00:00:dd", "10.0.0.10 lladdr fa:16:3e:00:00:0a"}},
+		},
+		{name: "c, with nothing", self: hostView{name: "c", vtep: netip.MustParseAddr("192.0.2.3")}},
+		{
+			name: "one box", self: hostView{name: "a"}, instances: []string{"i-a", "i-a2"},
+			networks: []string{"flat", "lonely", "shared"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hostsSnapshot()
+			s.self = tc.self
+			d := computeDesired(s, "p-", "h")
+			if got := sortedKeys(d.instances); !slices.Equal(got, tc.instances) {
+				t.Errorf("instances %v, want %v", got, tc.instances)
+			}
+			if got := sortedKeys(d.networks); !slices.Equal(got, tc.networks) {
+				t.Errorf("networks %v, want %v", got, tc.networks)
+			}
+			if got := sortedKeys(d.overlay); !slices.Equal(got, sortedKeys(tc.fdb)) {
+				t.Errorf("VXLAN devices on %v, want %v", got, sortedKeys(tc.fdb))
+			}
+			for id, want := range tc.fdb {
+				o := d.overlay[id]
+				var got []string
+				for _, e := range o.FDB {
+					got = append(got, e.String())
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: forwarding entries %v, want %v", id, got, want)
+				}
+				var neigh []string
+				for _, e := range o.Neigh {
+					neigh = append(neigh, e.String())
+				}
+				w := slices.Clone(tc.neigh[id])
+				slices.Sort(neigh)
+				slices.Sort(w)
+				if !slices.Equal(neigh, w) {
+					t.Errorf("%s: neighbour entries %v, want %v", id, neigh, w)
+				}
+				if o.VXLAN.Local != tc.self.vtep || o.VXLAN.MTU != 1450 || o.VXLAN.Bridge != model.BridgeName(id) || o.VXLAN.Alias != dataplane.VXLANAlias(id) {
+					t.Errorf("%s: device %+v", id, o.VXLAN)
+				}
+			}
+			// Statuses: only of what is this host's.
+			for k := range d.fixed {
+				if k.kind == store.Ports && tc.self.multi() {
+					t.Errorf("host %s reports %s", tc.self.name, k)
+				}
+			}
+		})
+	}
+}
+
+// TestFirewallMembersAcrossHosts: a remote group's members include the
+// ports on other hosts, while the firewall filters this host's ports
+// only.
+func TestFirewallMembersAcrossHosts(t *testing.T) {
+	s := hostsSnapshot()
+	for i := range s.ports {
+		s.ports[i].PortSecurityEnabled = true
+		s.ports[i].SecurityGroups = []string{"sg"}
+	}
+	s.rules = []model.SecurityGroupRule{{ID: "r", SecurityGroupID: "sg", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg")}}
+	s.self = hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")}
+	d := computeDesired(s, "p-", "h")
+	spec, _ := firewallSpec(s, d)
+	if !slices.Contains(spec.Groups["sgsg"], netip.MustParsePrefix("10.0.0.11/32")) {
+		t.Errorf("members of sg %v lack b's port 10.0.0.11", spec.Groups["sgsg"])
+	}
+	for _, p := range spec.Ports {
+		if p.Interface == model.TapName("p-b") {
+			t.Errorf("host a filters b's port: %+v", p)
+		}
+	}
+	if len(spec.Ports) == 0 {
+		t.Error("host a filters none of its ports")
+	}
+}
+
+// TestHeartbeatRunsNoPass: another host's heartbeat is a store change the
+// agent has nothing to do for: the revision it is converged at moves, and
+// no pass runs; a change of the host's VTEP address does run one.
+func TestHeartbeatRunsNoPass(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("red"), testPort("red", "eth0", "10.9.0.2", "fa:16:3e:00:00:01")))
+	passes := e.agent.Health().Passes
+	h := model.Host{Name: "other", VTEPAddress: "192.0.2.9", Heartbeat: "2026-01-01T00:00:00Z"}
+	e.converge(e.put(h))
+	passes++ // the host's registration
+	for i := range 5 {
+		h.Heartbeat = time.Date(2026, 1, 1, 0, 0, i+1, 0, time.UTC).Format(time.RFC3339)
+		e.converge(e.put(h))
+	}
+	if got := e.agent.Health().Passes; got != passes {
+		t.Errorf("%d passes after the registration and five heartbeats, want %d (the registration's)", got, passes)
+	}
+	h.VTEPAddress = "192.0.2.10"
+	e.converge(e.put(h))
+	if got := e.agent.Health().Passes; got != passes+1 {
+		t.Errorf("%d passes after a VTEP change, want %d", got, passes+1)
+	}
+}
