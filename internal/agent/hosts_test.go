@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -98,7 +99,10 @@ func TestOverlayDesired(t *testing.T) {
 				// flood entry.
 				"shared": {"00:00:00:00:00:00 dst 192.0.2.1", "fa:16:3e:00:00:0a dst 192.0.2.1", "fa:16:3e:00:00:dd dst 192.0.2.1"},
 			},
-			neigh: map[string][]string{"shared": {"10.0.0.2 lladdr fa:16:3e:00:00:dd", "10.0.0.10 lladdr fa:16:3e:00:00:0a"}},
+			// The DHCP port on a serves the IPv6 metadata (no router
+			// has the network): b's proxy answers for its address.
+			neigh: map[string][]string{"shared": {"10.0.0.2 lladdr fa:16:3e:00:00:dd", "10.0.0.10 lladdr fa:16:3e:00:00:0a",
+				"fe80::a9fe:a9fe lladdr fa:16:3e:00:00:dd"}},
 		},
 		{name: "c, with nothing", self: hostView{name: "c", vtep: netip.MustParseAddr("192.0.2.3")}},
 		{
@@ -201,5 +205,63 @@ func TestHeartbeatRunsNoPass(t *testing.T) {
 	e.converge(e.put(h))
 	if got := e.agent.Health().Passes; got != passes+1 {
 		t.Errorf("%d passes after a VTEP change, want %d", got, passes+1)
+	}
+}
+
+// TestMetadata6PortAgrees: the port other hosts take for the server of a
+// network's IPv6 metadata is the one its own host serves it on.
+func TestMetadata6PortAgrees(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		upA, upB bool // the router interfaces' admin state
+		routerUp bool
+		noQR     bool // no router: the DHCP port serves
+	}{
+		{"both up", true, true, true, false},
+		{"first down", false, true, true, false},
+		{"both down", false, false, true, false},
+		{"router down", true, true, false, false},
+		{"DHCP only", true, true, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := model.Network{ID: "n6", AdminStateUp: true, MTU: 1450, DHCPHost: "a"}
+			n.SetSegment(model.Segment{NetworkType: model.NetworkTypeVXLAN, SegmentationID: 6})
+			sn := model.Subnet{ID: "s6", NetworkID: "n6", IPVersion: 6, CIDR: "2001:db8:6::/64"}
+			r1 := model.Router{ID: "r1", AdminStateUp: tc.routerUp, L3Host: "a"}
+			r2 := model.Router{ID: "r2", AdminStateUp: true, L3Host: "a"}
+			port := func(id, owner, dev, ip string, up bool) model.Port {
+				return model.Port{ID: id, NetworkID: "n6", AdminStateUp: up, MACAddress: "fa:16:3e:00:06:0" + id[len(id)-1:], DeviceOwner: owner, DeviceID: dev,
+					FixedIPs: []model.FixedIP{{SubnetID: "s6", IPAddress: ip}}}
+			}
+			ports := []model.Port{port("p1", model.DeviceOwnerDHCP, "dhcp-n6", "2001:db8:6::2", true),
+				{ID: "p2", NetworkID: "n6", AdminStateUp: true, MACAddress: "fa:16:3e:00:06:02", DeviceOwner: model.DeviceOwnerCompute, DeviceID: "i-b", InterfaceName: "eth0",
+					FixedIPs: []model.FixedIP{{SubnetID: "s6", IPAddress: "2001:db8:6::9"}}}}
+			if !tc.noQR {
+				ports = append(ports, port("p3", model.DeviceOwnerRouterInterface, "r1", "2001:db8:6::1", tc.upA),
+					port("p4", model.DeviceOwnerRouterInterface, "r2", "2001:db8:6::3", tc.upB))
+			}
+			s := &snapshot{networks: []model.Network{n}, subnets: []model.Subnet{sn}, ports: ports, routers: []model.Router{r1, r2},
+				instances: []model.Instance{{ID: "i-b", Name: "vb", Host: "b"}},
+				hosts:     []model.Host{{Name: "a", VTEPAddress: "192.0.2.1"}, {Name: "b", VTEPAddress: "192.0.2.2"}}}
+			s.self = hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")}
+			served := computeDesired(s, "p-", "h").metadata6["n6"].PortID
+			s.self = hostView{name: "b", vtep: netip.MustParseAddr("192.0.2.2")}
+			d := computeDesired(s, "p-", "h")
+			var mac string
+			for _, e := range d.overlay["n6"].Neigh {
+				if e.IP == metadata.Addr6 {
+					mac = e.MAC.String()
+				}
+			}
+			want := ""
+			for _, p := range ports {
+				if p.ID == served {
+					want = p.MACAddress
+				}
+			}
+			if served == "" || mac != want {
+				t.Errorf("a serves IPv6 metadata on port %q (MAC %s); b's proxy answers for it with %q", served, want, mac)
+			}
+		})
 	}
 }
