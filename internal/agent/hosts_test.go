@@ -265,3 +265,48 @@ func TestMetadata6PortAgrees(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusesOnlyOfOwned: with many hosts an agent reports what is its
+// host's only: not another host's router, its ports and floating IPs, nor
+// a port nobody bound; on one box, every unplugged port as before.
+func TestStatusesOnlyOfOwned(t *testing.T) {
+	n := model.Network{ID: "n", AdminStateUp: true}
+	sn := model.Subnet{ID: "s", NetworkID: "n", IPVersion: 4, CIDR: "10.5.0.0/24"}
+	port := func(id, owner, dev string, host *string) model.Port {
+		p := model.Port{ID: id, NetworkID: "n", AdminStateUp: true, MACAddress: "fa:16:3e:00:05:01", DeviceOwner: owner, DeviceID: dev,
+			FixedIPs: []model.FixedIP{{SubnetID: "s", IPAddress: "10.5.0.9"}}}
+		p.HostID = host
+		return p
+	}
+	s := &snapshot{
+		networks: []model.Network{n}, subnets: []model.Subnet{sn},
+		routers: []model.Router{{ID: "r-b", AdminStateUp: true, L3Host: "b"}, {ID: "r-off", L3Host: "a", L3Unscheduled: true}},
+		ports: []model.Port{port("qr-b", model.DeviceOwnerRouterInterface, "r-b", nil), port("qr-off", model.DeviceOwnerRouterInterface, "r-off", nil),
+			port("plain-a", "", "", ptr("a")), port("plain", "", "", nil)},
+		fips: []model.FloatingIP{{ID: "f-b", FloatingIPAddress: "198.51.100.9", RouterID: ptr("r-b"), PortID: ptr("plain"), FixedIPAddress: ptr("10.5.0.9")},
+			{ID: "f-none", FloatingIPAddress: "198.51.100.10"}},
+	}
+	for _, tc := range []struct {
+		name string
+		self hostView
+		want []string
+	}{
+		{"a, many hosts", hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")},
+			[]string{"ports/plain-a", "ports/qr-off", "routers/r-off"}},
+		{"one box", hostView{name: "a"},
+			[]string{"floatingips/f-none", "ports/plain", "ports/plain-a", "ports/qr-off", "routers/r-off"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s.self = tc.self
+			d := computeDesired(s, "p-", "h")
+			var got []string
+			for k := range d.fixed {
+				got = append(got, k.String())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("statuses of %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
