@@ -182,7 +182,7 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 	}
 	if len(hosts) == 0 {
 		if requested != "" && requested != s.host {
-			return "", invalidInput("host %s is not a compute host of nsnet (no host is registered but %q)", requested, s.host)
+			return "", invalidInput("host %s is not a registered host", requested)
 		}
 		return s.host, nil
 	}
@@ -438,7 +438,8 @@ func (s *Service) AdoptUnhosted(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, rt := range routers {
-			if rt.L3Host == "" {
+			// One an admin removed from its L3 agent stays on none.
+			if rt.L3Host == "" && !rt.L3Unscheduled {
 				rt.L3Host = s.host
 				if err := tx.Put(store.Routers, rt.ID, rt); err != nil {
 					return err

@@ -156,6 +156,10 @@ func TestScheduleInstances(t *testing.T) {
 			status: 400, msg: "Invalid input for operation: host n has no compute role (roles: [network]), it cannot take instances."},
 		{name: "requested dead", hosts: []hostSpec{{name: "a", roles: compute, dead: true}, {name: "b", roles: compute}}, requested: "a",
 			status: 409, msg: "Host a is not alive (last heartbeat 2026-12-06T12:00:00Z): it cannot take instances."},
+		// A service with no registry (no daemon) keeps everything on its
+		// own host: here, none.
+		{name: "no registry", want: ""},
+		{name: "no registry, requested", requested: "x", status: 400, msg: "Invalid input for operation: host x is not a registered host."},
 		{name: "requested drained", hosts: []hostSpec{{name: "a", roles: compute, drained: true}}, requested: "a",
 			status: 409, msg: "Host a is disabled (its Linux bridge agent is administratively down): it takes no new instances."},
 	} {
