@@ -118,13 +118,10 @@ func (s *Service) hostAlive(h *model.Host) bool {
 	return !beat.IsZero() && s.now().Sub(beat) <= s.agentDownTime
 }
 
-// roleAgent is the agent type whose admin_state_up drains a role: the
-// compute role is the L2 agent's, the network role's routers the L3
-// agent's and its DHCP the DHCP agent's.
-var roleAgent = map[string]string{model.RoleCompute: model.AgentTypeLinuxBridge}
-
 // candidates are the hosts that may take something new of role, through
-// their agent of type typ: alive, with the role, that agent not set down
+// their agent of type typ (whose admin_state_up drains the role: the
+// compute role's is the Linux bridge agent, a network node's routers the
+// L3 agent's and its DHCP the DHCP agent's): alive, with the role, that agent not set down
 // by an admin (a missing record does not count: the daemon registers it
 // again), in one of zones when there are any. Sorted by name.
 func (s *Service) candidates(r store.Reader, hosts map[string]model.Host, role, typ string, zones []string) ([]string, error) {
