@@ -14,12 +14,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/hostlock"
 	"github.com/nsnet/nsnet/internal/metrics"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/topoview"
@@ -88,8 +87,12 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return out, err
 		}})
+	host := cmp.Or(cfg.Host, DefaultHost(cfg.HostNetns))
 	ag, err = agent.New(agent.Config{
 		Store:          st,
+		Host:           host,
+		VTEPAddress:    cfg.VTEPAddress,
+		Roles:          cfg.Roles,
 		HostNetns:      cfg.HostNetns,
 		NetnsPrefix:    cfg.NetnsPrefix,
 		ResyncInterval: cfg.ResyncInterval,
@@ -113,16 +116,14 @@ func Run(ctx context.Context, cfg Config) error {
 
 	started := time.Now()
 	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
-	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
-		// The agent's heartbeat is its last full pass, which comes every
-		// resync: it is dead when it missed two of them and then some.
-		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),
-		AgentDownTime: max(service.DefaultAgentDownTime, 5*resync/2),
-	})
-	// The agent's roles are registered before the API serves, and again
-	// on every resync, so that a deleted one comes back as a Neutron
-	// agent does at its next state report.
+	beat := cmp.Or(cfg.HeartbeatInterval, service.DefaultHeartbeatInterval)
+	scfg := serviceConfig(cfg, host)
+	scfg.Store, scfg.Status, scfg.Counters = st, ag, ag
+	svc := service.New(scfg)
+	vtep := scfg.VTEPAddress
+	// The host's record and its agents' roles are registered before the
+	// API serves; the agents again on every resync, so that a deleted one
+	// comes back as a Neutron agent does at its next state report.
 	// Networks stored before the provider extension take their segment
 	// before anyone can read them (see service.AssignSegments).
 	if n, err := svc.AssignSegments(ctx); err != nil {
@@ -130,9 +131,21 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if n > 0 {
 		log.Info("assigned provider segments to networks stored without one", "networks", n)
 	}
+	if _, err := svc.RegisterHost(ctx, started); err != nil {
+		return fmt.Errorf("register host %s: %w", host, err)
+	}
 	if _, err := svc.RegisterAgents(ctx, started); err != nil {
 		return fmt.Errorf("register agents: %w", err)
 	}
+	// A store of one box, written before hosts, gives what it holds to
+	// its only host.
+	if n, err := svc.AdoptUnhosted(ctx); err != nil {
+		return fmt.Errorf("give unhosted records to %s: %w", host, err)
+	} else if n > 0 {
+		log.Info("gave instances, routers and networks stored without a host to this host, the only one registered", "host", host, "records", n)
+	}
+	log.Info("host registered", "host", host, "roles", cfg.Roles, "vtep_address", vtep,
+		"availability_zone", cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone))
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: ag,
@@ -150,6 +163,8 @@ func Run(ctx context.Context, cfg Config) error {
 					"state_file":     statePath,
 					"host_netns":     cfg.HostNetns,
 					"netns_prefix":   cfg.NetnsPrefix,
+					"host":           host,
+					"vtep_address":   vtep,
 					"socket":         cfg.Socket,
 					"listen":         cfg.Listen,
 					"identity":       ids.mode,
@@ -223,6 +238,11 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		heartbeat(ctx, svc, log, beat, started)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
 		tick := time.NewTicker(resync)
 		defer tick.Stop()
 		for {
@@ -271,10 +291,30 @@ wait:
 	return runErr
 }
 
-// hostName names this host in its agents and port bindings, as Neutron's
-// host option does: the host name, and the host namespace when there is
-// one (several daemons on one machine are several hosts).
-func hostName(hostNetns string) string {
+// serviceConfig is what the daemon's flags make of the service's host
+// facts and limits (the store and the agent's sources are the caller's).
+func serviceConfig(cfg Config, host string) service.Config {
+	vtep := ""
+	// Multi-host mode: frames between hosts are VXLAN-encapsulated, so a
+	// tenant network's MTU leaves room for the outer headers.
+	overhead := 0
+	if cfg.VTEPAddress.IsValid() {
+		vtep, overhead = cfg.VTEPAddress.String(), model.VXLANOverhead
+	}
+	return service.Config{NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
+		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
+		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
+		// Alive is the host's stored heartbeat, which this daemon
+		// refreshes every heartbeat interval (see service/hosts.go).
+		AgentDownTime: cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime),
+	}
+}
+
+// DefaultHost names this host in the registry, its agents and port
+// bindings when --host does not, as Neutron's host option does: the host
+// name, and the host namespace when there is one (several daemons on one
+// machine are several hosts).
+func DefaultHost(hostNetns string) string {
 	name, err := os.Hostname()
 	if err != nil {
 		name = "localhost"
@@ -285,18 +325,34 @@ func hostName(hostNetns string) string {
 	return name
 }
 
-// hostID names this host in DHCP ports' device_ids, as Neutron's DHCP
-// agent does: a UUID derived from the host name (and the host namespace,
-// which is the host when several daemons share a machine).
-func hostID(hostNetns string) string {
-	name, err := os.Hostname()
-	if err != nil {
-		name = "localhost"
+// heartbeat refreshes the host's heartbeat every interval and then moves
+// what dead network nodes hosted (service.Failover), until ctx ends. Every
+// daemon does both: the first to see a host dead moves its routers and
+// DHCP, and the store's conflict check leaves the others nothing to move.
+func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, interval time.Duration, started time.Time) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := svc.Heartbeat(ctx, started); err != nil && ctx.Err() == nil {
+			log.Warn("cannot refresh the host's heartbeat", "err", err)
+		}
+		moves, err := svc.Failover(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("cannot fail over from dead hosts", "err", err)
+		}
+		for _, m := range moves {
+			what := "router"
+			if m.Kind == store.Networks {
+				what = "network DHCP"
+			}
+			log.Warn("failover: moved "+what+" off a dead host", "id", m.ID, "from", m.From, "to", m.To)
+		}
 	}
-	if hostNetns != "" {
-		name += "/" + hostNetns
-	}
-	return uuid.NewSHA1(uuid.NameSpaceDNS, []byte(name)).String()
 }
 
 type served struct {
