@@ -85,15 +85,6 @@ type Config struct {
 	// DNSUpstreams are the resolvers (address:port) the networks' DNS
 	// servers forward other names to; none: they answer REFUSED.
 	DNSUpstreams []string
-	// Host is this host's name (`nsnet daemon --host`): the agent owns the
-	// objects whose host field names it (an instance's Host, a router's
-	// L3Host, a network's DHCPHost); "" on one box and in tests.
-	Host string
-	// VTEPAddress is this host's underlay address for VXLAN; the zero
-	// Addr on one box (no overlay).
-	VTEPAddress netip.Addr
-	// Roles are this host's roles (model.RoleCompute, model.RoleNetwork).
-	Roles []string
 	// OnPass, when set, is told of every pass that ran (not one cut short
 	// by the agent stopping): full or partial, how long it took, whether
 	// it left objects in error (clean) and whether it failed as a whole.
