@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -63,6 +64,8 @@ type env struct {
 	hostNetns string
 	st        *store.Bolt
 	resync    time.Duration
+	// publisher, when set, is the agent's (Config.Publisher).
+	publisher *hoststatus.Publisher
 
 	agent  *Agent
 	cancel context.CancelFunc
@@ -98,7 +101,7 @@ func (e *env) logger() *slog.Logger {
 
 func (e *env) start() {
 	e.t.Helper()
-	a, err := New(Config{Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger()})
+	a, err := New(Config{Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger(), Publisher: e.publisher})
 	if err != nil {
 		e.t.Fatal(err)
 	}
