@@ -284,6 +284,23 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 				t.Errorf("port %s: %s %q, want %s %q", tc.id, s, r, tc.want, tc.reason)
 			}
 		}
+
+		// Most objects gone at once (the mirror reads the host's records
+		// in one range then).
+		few := map[hoststatus.Object]hoststatus.State{}
+		for i := range 5 {
+			few[hoststatus.Object{Kind: store.Ports, ID: fmt.Sprintf("p%03d", i)}] = hoststatus.State{Status: model.StatusDown}
+		}
+		rev = desiredWrite(t, st, "n4")
+		pass(t, restarted, rev, few)
+		if err := v.WaitConverged(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ id, want string }{{"p004", model.StatusDown}, {"p005", model.StatusBuild}, {"p249", model.StatusBuild}} {
+			if s, _ := v.Status(store.Ports, tc.id, "a"); s != tc.want {
+				t.Errorf("port %s after most went: %s, want %s", tc.id, s, tc.want)
+			}
+		}
 	})
 }
 
