@@ -94,30 +94,38 @@ func (v *View) Load(ctx context.Context) error {
 
 // Run keeps the mirror current until ctx ends: on each revision the
 // watch delivers, it reads the report records and hosts that changed
-// (all of them when the store cannot tell which).
+// (all of them when the store cannot tell which). A read that fails (the
+// store unreachable) is tried again a second later, and at the next
+// revision, which covers the missed one: the mirror never skips a change.
 func (v *View) Run(ctx context.Context) error {
 	changes := v.cfg.Store.Watch(ctx)
-	// Anything committed between Load and the watch: caught up once.
-	if err := v.Load(ctx); err != nil && ctx.Err() == nil {
-		return err
-	}
-	for rev := range changes {
-		if err := v.follow(ctx, rev); err != nil {
-			if ctx.Err() != nil {
+	// A full read first: anything committed between Load and the watch.
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	reload := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rev, ok := <-changes:
+			if !ok {
 				return nil
 			}
-			// The next revision, or the retry below, reads again.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
+			if err := v.follow(ctx, rev); err != nil && ctx.Err() == nil {
+				reload = true
+				retry.Reset(time.Second)
 			}
-			if err := v.Load(ctx); err != nil && ctx.Err() == nil {
+		case <-retry.C:
+			if !reload {
 				continue
 			}
+			if err := v.Load(ctx); err != nil {
+				retry.Reset(time.Second)
+				continue
+			}
+			reload = false
 		}
 	}
-	return nil
 }
 
 // follow brings the mirror to rev.
