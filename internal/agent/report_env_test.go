@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -77,7 +78,12 @@ func TestAgentReportsThroughTheStore(t *testing.T) {
 	e.stop()
 	e.publisher = newPublisher()
 	e.start()
-	e.waitFullPasses(1)
+	eventually(t, 20*time.Second, "the restarted agent's first publication", func() error {
+		if got := e.publisher.Stats(); got.Publications == 0 {
+			return fmt.Errorf("%+v", got)
+		}
+		return nil
+	})
 	if got := e.publisher.Stats(); got.Statuses != 0 {
 		t.Errorf("a restarted agent wrote %d status records, want none (%+v)", got.Statuses, got)
 	}

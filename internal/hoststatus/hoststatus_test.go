@@ -175,7 +175,7 @@ func TestWaitConvergedSkipsReportOnlyRevisions(t *testing.T) {
 		}
 		before := a.Stats()
 		pass(t, a, current, nil)
-		if got := a.Stats(); got.Passes != before.Passes || got.Txns != before.Txns {
+		if got := a.Stats(); got.Passes != before.Passes || got.Txns != before.Txns || got.Publications != before.Publications+1 {
 			t.Errorf("a's pass at a report-only revision wrote %+v (before %+v), want nothing", got, before)
 		}
 	})
@@ -250,14 +250,14 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		first := publisher(t, st, "a")
 		rev := desiredWrite(t, st, "n1")
 		pass(t, first, rev, statuses)
-		if got, want := first.Stats(), (hoststatus.Stats{Statuses: 250, Passes: 1, Txns: 3}); got != want {
+		if got, want := first.Stats(), (hoststatus.Stats{Statuses: 250, Passes: 1, Txns: 3, Publications: 1}); got != want {
 			t.Errorf("first publication: %+v, want %+v", got, want)
 		}
 
 		restarted := publisher(t, st, "a")
 		rev = desiredWrite(t, st, "n2")
 		pass(t, restarted, rev, statuses)
-		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 0, Passes: 1, Txns: 1}); got != want {
+		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 0, Passes: 1, Txns: 1, Publications: 1}); got != want {
 			t.Errorf("restarted with the same statuses: %+v, want %+v (the pass only)", got, want)
 		}
 
@@ -269,7 +269,7 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		delete(changed, hoststatus.Object{Kind: store.Ports, ID: "p008"})
 		rev = desiredWrite(t, st, "n3")
 		pass(t, restarted, rev, changed)
-		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 2, Passes: 2, Txns: 2}); got != want {
+		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 2, Passes: 2, Txns: 2, Publications: 2}); got != want {
 			t.Errorf("one status changed, one object gone: %+v, want %+v", got, want)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
