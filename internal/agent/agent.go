@@ -45,6 +45,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
 	"github.com/nsnet/nsnet/internal/dhcp6"
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
@@ -89,7 +90,12 @@ type Config struct {
 	// by the agent stopping): full or partial, how long it took, whether
 	// it left objects in error (clean) and whether it failed as a whole.
 	OnPass func(full bool, d time.Duration, clean bool, err error)
-	Logger *slog.Logger
+	// Publisher, when set, is given the statuses and the revision of
+	// every pass, which it writes to the store for the API servers, in a
+	// goroutine of its own that writes the newest (report.go); one that
+	// fails is tried again with backoff.
+	Publisher *hoststatus.Publisher
+	Logger    *slog.Logger
 }
 
 // Defaults.
@@ -177,6 +183,8 @@ type Agent struct {
 	metadata6 closers[*metadata6Listener]
 	// adverts are the routers' IPv6 router advertisement servers.
 	adverts closers[*routerAdverts]
+	// pub hands passes to the publisher goroutine (report.go).
+	pub publishing
 }
 
 // Health is the agent's state for the status endpoint.
@@ -245,6 +253,7 @@ func New(cfg Config) (*Agent, error) {
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
 			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap()}},
+		pub: publishing{kick: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -267,6 +276,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			r.leave()
 		}
 	}()
+
+	if a.cfg.Publisher != nil {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.runPublisher(pctx) }()
+		// Stopped before Run returns: nothing writes to the store after.
+		defer func() { stop(); <-done }()
+	}
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)
@@ -297,6 +314,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err != nil:
 			a.log.Error("pass failed", "full", full, "err", err)
 			a.setPassError(err)
+		default:
+			a.publish(full)
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
@@ -361,7 +380,10 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 		select {
 		case <-ctx.Done():
 			return true
-		case _, ok := <-changes:
+		case rev, ok := <-changes:
+			if ok && a.reportsOnly(rev) {
+				continue
+			}
 			a.storeWake = true
 			return !ok
 		case <-resync:

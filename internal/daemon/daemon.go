@@ -17,6 +17,7 @@ import (
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/hostlock"
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/metrics"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
@@ -57,6 +58,23 @@ func Run(ctx context.Context, cfg Config) error {
 	// cluster.
 	statePath := cmp.Or(cfg.Store, filepath.Join(cfg.StateDir, "state.db"))
 
+	// The channel from agents to API servers is the store: this host's
+	// agent publishes its statuses, counters and programmed revision as
+	// records (hoststatus.Publisher), and the API reads every host's
+	// through a mirror of them (hoststatus.View) — one path, whether one
+	// host or many. A host is alive while its registry heartbeat is
+	// younger than the agent down time.
+	host := cmp.Or(cfg.Host, DefaultHost(cfg.HostNetns))
+	downTime := cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime)
+	publisher, err := hoststatus.NewPublisher(st, host)
+	if err != nil {
+		return err
+	}
+	reports := hoststatus.NewView(hoststatus.ViewConfig{Store: st, Local: host, DownTime: downTime})
+	if err := reports.Load(ctx); err != nil {
+		return err
+	}
+
 	// The agent reports its passes into the metrics, which count its
 	// objects at each scrape.
 	var ag *agent.Agent
@@ -87,7 +105,6 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			return out, err
 		}})
-	host := cmp.Or(cfg.Host, DefaultHost(cfg.HostNetns))
 	ag, err = agent.New(agent.Config{
 		Store:          st,
 		Host:           host,
@@ -98,6 +115,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ResyncInterval: cfg.ResyncInterval,
 		DHCPLeaseTime:  cfg.DHCPLeaseTime,
 		DNSUpstreams:   cfg.DNSUpstreams,
+		Publisher:      publisher,
 		OnPass: func(full bool, d time.Duration, clean bool, err error) {
 			result := metrics.PassOK
 			switch {
@@ -118,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
 	beat := cmp.Or(cfg.HeartbeatInterval, service.DefaultHeartbeatInterval)
 	scfg := serviceConfig(cfg, host)
-	scfg.Store, scfg.Status, scfg.Counters = st, ag, ag
+	scfg.Store, scfg.Status, scfg.Counters = st, reports, reports
 	svc := service.New(scfg)
 	vtep := scfg.VTEPAddress
 	// The host's record and its agents' roles are registered before the
@@ -148,7 +166,7 @@ func Run(ctx context.Context, cfg Config) error {
 		"availability_zone", cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone))
 	srv := api.New(api.Config{
 		Service:   svc,
-		Converger: ag,
+		Converger: reports,
 		Projects:  ids.projects,
 		Metrics:   mx.Handler(),
 		Observe:   mx.ObserveRequest,
@@ -227,7 +245,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(servers)+1)
+	errs := make(chan error, len(servers)+2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -239,6 +257,18 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		defer wg.Done()
 		heartbeat(ctx, svc, log, beat, started)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := reports.Run(ctx); err != nil && ctx.Err() == nil {
+			errs <- fmt.Errorf("host reports: %w", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		publishCounters(ctx, publisher, ag, log)
 	}()
 	wg.Add(1)
 	go func() {
@@ -289,6 +319,27 @@ wait:
 	wg.Wait()
 	_ = os.Remove(cfg.Socket)
 	return runErr
+}
+
+// CounterInterval is how often the daemon publishes its ports' firewall
+// drop counters (those that changed) for the API servers to read.
+const CounterInterval = 2 * time.Second
+
+// publishCounters publishes the agent's drop counters every
+// CounterInterval until ctx ends.
+func publishCounters(ctx context.Context, p *hoststatus.Publisher, ag *agent.Agent, log *slog.Logger) {
+	tick := time.NewTicker(CounterInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := p.PublishCounters(ctx, ag.PortFirewallCounters()); err != nil && ctx.Err() == nil {
+				log.Warn("cannot publish firewall counters", "err", err)
+			}
+		}
+	}
 }
 
 // serviceConfig is what the daemon's flags make of the service's host

@@ -596,7 +596,7 @@ func (s *Service) renderRouter(rd store.Reader, r *model.Router) error {
 		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
 	}
 	r.Helpers = nil // stored, not shown
-	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
+	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID, r.L3Host)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
 	}
