@@ -152,3 +152,63 @@ func TestStatusesAndCountersComeFromTheStore(t *testing.T) {
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// TestRouterStatusIsItsL3HostsReport: a router's status is what its L3
+// host reports, not whatever another host last said of it (the host it
+// was failed over from, say). The router's rendering once looked the
+// status up after clearing the stored, never shown L3Host.
+func TestRouterStatusIsItsL3HostsReport(t *testing.T) {
+	ctx := context.Background()
+	st := storetest.Open(t, t.TempDir())
+	view := hoststatus.NewView(hoststatus.ViewConfig{Store: st, Local: "host-a"})
+	if err := view.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go view.Run(vctx)
+	svc := service.New(service.Config{Store: st, Status: view, Counters: view, NetnsPrefix: "t-", Host: "host-a"})
+	// host-a is a compute host, host-b the only network node: the router
+	// goes to host-b.
+	if _, err := st.Update(ctx, func(tx store.Txn) error {
+		now := time.Now().UTC()
+		for h, role := range map[string]string{"host-a": model.RoleCompute, "host-b": model.RoleNetwork} {
+			if err := tx.Put(store.Hosts, h, model.Host{Name: h, Roles: []string{role},
+				AvailabilityZone: model.DefaultAvailabilityZone, StartedAt: now.Format(time.RFC3339), Heartbeat: now.Format(time.RFC3339Nano)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.CreateRouter(ctx, attrs(t, map[string]any{"name": "r1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := res.Object
+	for host, state := range map[string]hoststatus.State{
+		"host-a": {Status: model.StatusError, Reason: "left over from before a failover"},
+		"host-b": {Status: model.StatusActive},
+	} {
+		p, err := hoststatus.NewPublisher(st, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.PublishPass(ctx, res.Revision, map[hoststatus.Object]hoststatus.State{{Kind: store.Routers, ID: rt.ID}: state}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := view.WaitConverged(wctx, res.Revision); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.GetRouter(ctx, rt.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != model.StatusActive {
+		t.Errorf("router on host-b: %s %q, want host-b's ACTIVE", got.Status, got.StatusReason)
+	}
+}

@@ -590,13 +590,13 @@ func (s *Service) renderRouter(rd store.Reader, r *model.Router) error {
 		}
 		r.AvailabilityZones = []string{zone}
 	}
+	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID, r.L3Host)
 	r.L3Unscheduled, r.L3Host = false, "" // stored, not shown
 	r.ConntrackHelpers = make([]model.RouterConntrackHelper, len(r.Helpers))
 	for i, h := range r.Helpers {
 		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
 	}
 	r.Helpers = nil // stored, not shown
-	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID, r.L3Host)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
 	}
