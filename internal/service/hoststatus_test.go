@@ -53,7 +53,7 @@ func TestStatusesAndCountersComeFromTheStore(t *testing.T) {
 
 	net := must[model.Network](t)(svc.CreateNetwork(ctx, attrs(t, map[string]any{"name": "red"})))
 	must[model.Subnet](t)(svc.CreateSubnet(ctx, attrs(t, map[string]any{"network_id": net.ID, "cidr": "10.1.0.0/24", "ip_version": 4})))
-	inst := must[model.Instance](t)(svc.CreateInstance(ctx, attrs(t, map[string]any{"name": "vm1"})))
+	inst := must[model.Instance](t)(svc.CreateInstance(ctx, attrs(t, map[string]any{"name": "vm1", "host": "host-b"})))
 	res, err := svc.CreatePort(ctx, attrs(t, map[string]any{"network_id": net.ID, "device_id": inst.ID, "device_owner": model.DeviceOwnerCompute}))
 	if err != nil {
 		t.Fatal(err)
