@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // TestIncrementalMatchesComputeDesired applies random sequences of store
@@ -24,17 +25,36 @@ import (
 func TestIncrementalMatchesComputeDesired(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			testIncremental(t, seed, 150)
+			st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 150)
 		})
 	}
 }
 
-func testIncremental(t *testing.T, seed uint64, steps int) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
+// TestIncrementalOverEtcd is TestIncrementalMatchesComputeDesired over an
+// etcd store, whose change log is read from etcd's history by a watch:
+// every pass must see the changes of the commits before it.
+func TestIncrementalOverEtcd(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			st, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}, Prefix: fmt.Sprintf("/inc-%d", seed)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 100)
+		})
 	}
-	defer st.Close()
+}
+
+// testIncremental runs steps random operations on st, which must be
+// empty and offer a store.ChangeLog.
+func testIncremental(t *testing.T, st store.Store, seed uint64, steps int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 16))
 	const prefix, host = "inc-", "hostx"
@@ -85,7 +105,7 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 			var err error
 			// Now and then without the store's change log: every
 			// record read and compared.
-			var log store.ChangeLog = st
+			var log = st.(store.ChangeLog)
 			if rng.IntN(4) == 0 {
 				log = nil
 			}

@@ -129,6 +129,8 @@ type Etcd struct {
 	// writer is held by the running Update: a channel, so that waiting
 	// for it ends with the caller's context.
 	writer chan struct{}
+	// changes is the change log, kept from the first ChangedSince on.
+	changes etcdLog
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
