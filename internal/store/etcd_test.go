@@ -22,8 +22,15 @@ func TestParseEtcdURL(t *testing.T) {
 		in        string
 		endpoints []string
 		prefix    string
+		maxOps    int
 		err       bool
 	}{
+		{in: "etcd://h1:2379?max-txn-ops=1024", endpoints: []string{"h1:2379"}, prefix: "/nsnet", maxOps: 1024},
+		{in: "etcd://h1:2379,h2:2379/p?max-txn-ops=512", endpoints: []string{"h1:2379", "h2:2379"}, prefix: "/p", maxOps: 512},
+		{in: "etcd://h1:2379?max-txn-ops=many", err: true},
+		{in: "etcd://h1:2379?max-txn-ops=1", err: true},
+		{in: "etcd://h1:2379?max-txn-ops=200&max-txn-ops=300", err: true},
+		{in: "etcd://h1:2379?timeout=1s", err: true},
 		{in: "etcd://127.0.0.1:2379", endpoints: []string{"127.0.0.1:2379"}, prefix: "/nsnet"},
 		{in: "etcd://h1:2379,h2:2379,[::1]:2379", endpoints: []string{"h1:2379", "h2:2379", "[::1]:2379"}, prefix: "/nsnet"},
 		{in: "etcd://h1:2379/prod/nsnet/", endpoints: []string{"h1:2379"}, prefix: "/prod/nsnet"},
@@ -40,7 +47,7 @@ func TestParseEtcdURL(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix {
+		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix || cfg.MaxTxnOps != tc.maxOps {
 			t.Errorf("ParseEtcdURL(%q) = %+v, %v; want %v under %s", tc.in, cfg, err, tc.endpoints, tc.prefix)
 		}
 	}
@@ -373,8 +380,28 @@ func TestEtcdTransactionSizes(t *testing.T) {
 		}
 		return nil
 	})
-	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops") {
-		t.Errorf("a transaction of 200 writes: %v, want an error naming --max-txn-ops", err)
+	var tooLarge *store.TooLargeError
+	if !errors.As(err, &tooLarge) || !errors.Is(err, store.ErrTooLarge) || tooLarge.Writes != 201 || tooLarge.Limit != 128 ||
+		!strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Errorf("a transaction of 200 writes: %v, want a TooLargeError of 201 operations past 128 naming --max-txn-ops", err)
+	}
+	// A store told a higher bound than the cluster's sends the commit,
+	// and etcd's refusal is the same error, without the bound.
+	raised, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: s.Endpoints(), Prefix: s.Prefix(), MaxTxnOps: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raised.Close()
+	_, err = raised.Update(ctx, func(tx store.Txn) error {
+		for i := range 200 {
+			if err := tx.Put(store.Instances, fmt.Sprintf("i%03d", i), rec{"i"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.As(err, &tooLarge) || tooLarge.Writes != 201 || tooLarge.Limit != 0 {
+		t.Errorf("a transaction of 200 writes past etcd's bound: %v, want a TooLargeError of 201 operations", err)
 	}
 	s.View(ctx, func(r store.Reader) error {
 		if got, _ := store.List[rec](r, store.Instances); len(got) != 0 {
