@@ -123,7 +123,11 @@ func run(ctx context.Context) (err error) {
 	}
 	// The fill is not deleted through the API (10,000 deletions would
 	// take longer than the run): the daemon stops, the namespaces go.
-	defer func() { w.daemon.Stop() }()
+	defer func() {
+		if w.daemon != nil {
+			w.daemon.Stop()
+		}
+	}()
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
@@ -330,6 +334,7 @@ func (w *world) fill(ctx context.Context, size int) error {
 			return fmt.Errorf("fill: %w", err)
 		}
 		w.filled = size
+		w.daemon = nil // stopped: not to be stopped again should it not start
 		if err := w.start(); err != nil {
 			return err
 		}
