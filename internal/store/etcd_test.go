@@ -558,3 +558,54 @@ func TestEtcdChangeLogResumes(t *testing.T) {
 		t.Errorf("ChangedSince(%d) = %v, %v; want %v, ok", r5, got, ok, want)
 	}
 }
+
+// TestEtcdChangeLogForgets: past its bound the etcd store's log forgets
+// its older half, whole revisions at a time, as bbolt's does, and says so
+// to a reader that far behind.
+func TestEtcdChangeLogForgets(t *testing.T) {
+	defer store.SetMaxLog(5)()
+	// An etcd of its own: its revisions are this test's commits alone.
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	base := revision(t, s)
+	if _, ok := s.ChangedSince(base); !ok {
+		t.Fatalf("ChangedSince(%d), the current revision: not ok", base)
+	}
+	var revs []int64
+	for _, ids := range [][]string{{"a", "b"}, {"c"}, {"d", "e"}, {"f"}, {"g", "h", "i", "j", "k", "l"}} {
+		rev, err := s.Update(ctx, func(tx store.Txn) error {
+			for _, id := range ids {
+				if err := tx.Put(store.Ports, id, rec{id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	// Full at f, the log forgot a and b; full again within the last
+	// revision, it forgot c, d and e, and never splits that revision:
+	// it knows the changes after revs[2].
+	for i, since := range []int64{base, revs[0], revs[1], revs[2], revs[3], revs[4]} {
+		got, ok := s.ChangedSince(since)
+		if wantOK := i >= 3; ok != wantOK {
+			t.Errorf("ChangedSince(%d) ok = %v, want %v (%v)", since, ok, wantOK, got)
+		}
+		for _, c := range got {
+			if c.Rev <= since {
+				t.Errorf("ChangedSince(%d) names revision %d", since, c.Rev)
+			}
+		}
+	}
+	if got, _ := s.ChangedSince(revs[3]); len(got) != 6 {
+		t.Errorf("ChangedSince(%d) = %v, want the 6 records of the last revision", revs[3], got)
+	}
+}

@@ -24,3 +24,10 @@ func (s *Etcd) PauseLogWatch() (resume func()) {
 		close(hold)
 	}
 }
+
+// SetMaxLog bounds the change logs to n changes until restore is called.
+func SetMaxLog(n int) (restore func()) {
+	old := maxLog
+	maxLog = n
+	return func() { maxLog = old }
+}
