@@ -28,9 +28,13 @@
 //
 // Run as root from the repository root:
 //
-//	sudo go run ./bench/agentscale [-sizes 10,1000,10000] [-samples 20] [-bin path/to/nsnet]
+//	sudo go run ./bench/agentscale [-sizes 10,1000,10000] [-samples 20] [-bin path/to/nsnet] [-store etcd]
 //
-// -bin measures another build (an older nsnet) in the same way. Everything
+// -bin measures another build (an older nsnet) in the same way. -store etcd
+// keeps the daemon's state in an etcd (Debian's etcd-server) that the
+// benchmark starts on 127.0.0.1 and removes after, instead of its bbolt
+// file; the fill then writes store.SplitWrites ports per transaction,
+// within etcd's bound on one. Everything
 // lives in namespaces the benchmark's daemon creates under one prefix; the
 // teardown stops the daemon and deletes them, also when the run fails or
 // is interrupted (Ctrl-C).
@@ -61,6 +65,7 @@ import (
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 func main() { lab.Main(run) }
@@ -70,6 +75,7 @@ func run(ctx context.Context) (err error) {
 	samples := flag.Int("samples", 20, "port and floating IP creations timed per row")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
+	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("agentscale needs root: its daemon creates network namespaces")
@@ -100,12 +106,28 @@ func run(ctx context.Context) (err error) {
 		}
 	}()
 	w := &world{bin: bin, dir: dir, prefix: prefix}
+	switch *storeFlag {
+	case "bolt":
+	case "etcd":
+		e, err := storetest.Launch(filepath.Join(dir, "etcd"))
+		if err != nil {
+			return err
+		}
+		defer e.Stop()
+		w.etcd = e.URL("agentscale")
+	default:
+		return fmt.Errorf("-store %q: want bolt or etcd", *storeFlag)
+	}
 	if err := w.start(); err != nil {
 		return err
 	}
 	// The fill is not deleted through the API (10,000 deletions would
 	// take longer than the run): the daemon stops, the namespaces go.
-	defer func() { w.daemon.Stop() }()
+	defer func() {
+		if w.daemon != nil {
+			w.daemon.Stop()
+		}
+	}()
 	if err := w.setup(ctx); err != nil {
 		return err
 	}
@@ -126,7 +148,7 @@ func run(ctx context.Context) (err error) {
 		rows = append(rows, r)
 	}
 	printTable(rows, *samples)
-	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -sizes %s -samples %d\n", *sizesFlag, *samples)
+	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -sizes %s -samples %d -store %s\n", *sizesFlag, *samples, *storeFlag)
 	return nil
 }
 
@@ -180,13 +202,19 @@ type world struct {
 	// templateID is an unbound port the API created, whose record the
 	// fill copies.
 	templateID string
-	filled     int
-	next       int // next address to hand out, as an offset in subnet
+	// etcd is the daemon's --store, when not its bbolt file.
+	etcd   string
+	filled int
+	next   int // next address to hand out, as an offset in subnet
 }
 
 // start starts the daemon (again) on the benchmark's state.
 func (w *world) start() (err error) {
-	if w.daemon, err = lab.StartDaemon(w.bin, w.dir, w.prefix); err != nil {
+	var args []string
+	if w.etcd != "" {
+		args = []string{"--store", w.etcd}
+	}
+	if w.daemon, err = lab.StartDaemon(w.bin, w.dir, w.prefix, args...); err != nil {
 		return err
 	}
 	socket := w.daemon.Socket
@@ -270,39 +298,61 @@ func (w *world) addr() string {
 func (w *world) fill(ctx context.Context, size int) error {
 	if w.filled < size {
 		w.daemon.Stop()
-		// Where lab.StartDaemon keeps the daemon's state.
-		st, err := store.OpenBolt(filepath.Join(w.dir, w.prefix+"state", "state.db"))
+		st, err := w.openStore(ctx)
 		if err != nil {
 			return err
 		}
-		_, err = st.Update(ctx, func(txn store.Txn) error {
-			var template map[string]any
-			if err := txn.Get(store.Ports, w.templateID, &template); err != nil {
-				return err
-			}
-			for i := w.filled; i < size; i++ {
-				rec := maps.Clone(template)
-				id := uuid(i)
-				rec["id"], rec["name"] = id, fmt.Sprintf("fill%d", i)
-				rec["mac_address"] = fmt.Sprintf("fa:16:3f:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
-				ip := maps.Clone(template["fixed_ips"].([]any)[0].(map[string]any))
-				ip["ip_address"] = w.addr()
-				rec["fixed_ips"] = []any{ip}
-				if err := txn.Put(store.Ports, id, rec); err != nil {
+		// A chunk of ports per transaction: etcd takes at most 128
+		// operations in one.
+		for from := w.filled; from < size && err == nil; from += store.SplitWrites {
+			_, err = st.Update(ctx, func(txn store.Txn) error {
+				var template map[string]any
+				if err := txn.Get(store.Ports, w.templateID, &template); err != nil {
 					return err
 				}
+				next := w.next
+				for i := from; i < min(size, from+store.SplitWrites); i++ {
+					rec := maps.Clone(template)
+					id := uuid(i)
+					rec["id"], rec["name"] = id, fmt.Sprintf("fill%d", i)
+					rec["mac_address"] = fmt.Sprintf("fa:16:3f:%02x:%02x:%02x", i>>16&0xff, i>>8&0xff, i&0xff)
+					ip := maps.Clone(template["fixed_ips"].([]any)[0].(map[string]any))
+					next++
+					ip["ip_address"] = fmt.Sprintf("10.80.%d.%d", next/256, next%256)
+					rec["fixed_ips"] = []any{ip}
+					if err := txn.Put(store.Ports, id, rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err == nil {
+				w.next += min(size, from+store.SplitWrites) - from
 			}
-			return nil
-		})
+		}
 		if err := errors.Join(err, st.Close()); err != nil {
 			return fmt.Errorf("fill: %w", err)
 		}
 		w.filled = size
+		w.daemon = nil // stopped: not to be stopped again should it not start
 		if err := w.start(); err != nil {
 			return err
 		}
 	}
 	return w.converge(ctx)
+}
+
+// openStore opens the daemon's store, as the daemon does.
+func (w *world) openStore(ctx context.Context) (store.Store, error) {
+	if w.etcd == "" {
+		// Where lab.StartDaemon keeps the daemon's state.
+		return store.OpenBolt(filepath.Join(w.dir, w.prefix+"state", "state.db"))
+	}
+	cfg, err := store.ParseEtcdURL(w.etcd)
+	if err != nil {
+		return nil, err
+	}
+	return store.OpenEtcd(ctx, cfg)
 }
 
 // uuid is the fill port number i's id.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
+	"github.com/nsnet/nsnet/internal/store/storetest"
 )
 
 // TestIncrementalMatchesComputeDesired applies random sequences of store
@@ -25,7 +26,12 @@ import (
 func TestIncrementalMatchesComputeDesired(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			testIncremental(t, seed, 150, []hostView{{}})
+			st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 150, []hostView{{}})
 		})
 	}
 }
@@ -43,17 +49,36 @@ func TestIncrementalMatchesComputeDesiredHosts(t *testing.T) {
 	}
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			testIncremental(t, seed, 150, views)
+			st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 150, views)
 		})
 	}
 }
 
-func testIncremental(t *testing.T, seed uint64, steps int, views []hostView) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
+// TestIncrementalOverEtcd is TestIncrementalMatchesComputeDesired over an
+// etcd store, whose change log is read from etcd's history by a watch:
+// every pass must see the changes of the commits before it.
+func TestIncrementalOverEtcd(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			st, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}, Prefix: fmt.Sprintf("/inc-%d", seed)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 100, []hostView{{}})
+		})
 	}
-	defer st.Close()
+}
+
+// testIncremental runs steps random operations on st, which must be
+// empty and offer a store.ChangeLog, as seen by the agents of views.
+func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views []hostView) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 16))
 	const prefix, host = "inc-", "hostx"
@@ -123,7 +148,7 @@ func testIncremental(t *testing.T, seed uint64, steps int, views []hostView) {
 			var err error
 			// Now and then without the store's change log: every
 			// record read and compared.
-			var log store.ChangeLog = st
+			var log = st.(store.ChangeLog)
 			if rng.IntN(4) == 0 {
 				log = nil
 			}

@@ -137,12 +137,12 @@ type Daemon struct {
 }
 
 // StartDaemon starts bin as a daemon keeping its state and socket in dir
-// (several daemons may share it: the names carry prefix), and waits until
-// its API answers.
-func StartDaemon(bin, dir, prefix string) (*Daemon, error) {
+// (several daemons may share it: the names carry prefix), with args added
+// to its command line (say --store), and waits until its API answers.
+func StartDaemon(bin, dir, prefix string, args ...string) (*Daemon, error) {
 	d := &Daemon{Socket: filepath.Join(dir, prefix+"sock"), Prefix: prefix}
-	d.cmd = exec.Command(bin, "daemon", "--state-dir", filepath.Join(dir, prefix+"state"), "--socket", d.Socket,
-		"--host-netns", prefix+"host", "--netns-prefix", prefix, "--log-level", "warn")
+	d.cmd = exec.Command(bin, append([]string{"daemon", "--state-dir", filepath.Join(dir, prefix+"state"), "--socket", d.Socket,
+		"--host-netns", prefix + "host", "--netns-prefix", prefix, "--log-level", "warn"}, args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
 	// A process group of its own: a Ctrl-C at the terminal goes to the
 	// benchmark alone, which still needs the daemon for its teardown.
@@ -159,7 +159,9 @@ func StartDaemon(bin, dir, prefix string) (*Daemon, error) {
 		if _, err := c.Status(context.Background()); err == nil {
 			return d, nil
 		}
-		if time.Since(start) > 10*time.Second {
+		// Generous: the first request of a daemon on a big store written
+		// behind its back (a benchmark's fill) builds the indexes first.
+		if time.Since(start) > 2*time.Minute {
 			d.Stop()
 			return nil, fmt.Errorf("daemon did not start:\n%s", d.logs.String())
 		}

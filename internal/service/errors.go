@@ -22,11 +22,20 @@ func (e *Error) Error() string { return e.Message }
 // AsError returns err as an *Error, or nil when it is not one (an internal
 // failure the API turns into a 500). A store that cannot be reached (etcd
 // down or without a leader) is a 503: nothing was done, and the same
-// request may succeed later.
+// request may succeed later. A request that writes more than the store
+// takes in one transaction (etcd's --max-txn-ops) is a 400 naming the
+// bound: nothing was done, and only a smaller request will do.
 func AsError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, store.ErrTooLarge) {
+		// Neutron has no such bound; its bad request is the nearest
+		// answer: the same request never fits, a smaller one does.
+		return &Error{http.StatusBadRequest, "HTTPBadRequest",
+			"Request too large for one transaction of the networking service's store: " + err.Error() +
+				". Send fewer resources per request (a port writes about eight records), or raise the cluster's --max-txn-ops and give nsnet's --store the same as ?max-txn-ops=N.", ""}
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return &Error{http.StatusServiceUnavailable, "HTTPServiceUnavailable",

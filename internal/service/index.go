@@ -799,24 +799,137 @@ func indexDiff(r store.Reader, netnsPrefix string) (put map[string]json.RawMessa
 	return want, stale, err
 }
 
-// rebuildIndexes makes the store's index entries those its ports call
-// for, writing only what differs.
-func rebuildIndexes(tx store.Txn, netnsPrefix string) error {
-	put, stale, err := indexDiff(tx, netnsPrefix)
-	if err != nil {
-		return err
+// indexSources are the kinds index entries derive from: only a write of
+// one of them changes what the indexes should hold.
+var indexSources = []store.Kind{store.Ports, store.FloatingIPs, store.Instances, store.PortForwardings}
+
+// errSourcesMoved ends a batch of rebuildIndexes whose diff is out of
+// date: a record the indexes derive from changed since it was computed.
+var errSourcesMoved = errors.New("indexed records changed since the diff")
+
+// indexWrite is one entry of an index diff: put raw, or delete (nil).
+type indexWrite struct {
+	key string
+	raw json.RawMessage
+}
+
+// diffWrites orders a diff: deletions, then puts, each in key order.
+func diffWrites(put map[string]json.RawMessage, stale []string) []indexWrite {
+	out := make([]indexWrite, 0, len(put)+len(stale))
+	for _, key := range slices.Sorted(slices.Values(stale)) {
+		out = append(out, indexWrite{key: key})
 	}
-	for _, id := range stale {
-		if err := tx.Delete(store.Indexes, id); err != nil {
-			return err
+	for _, key := range slices.Sorted(maps.Keys(put)) {
+		out = append(out, indexWrite{key, put[key]})
+	}
+	return out
+}
+
+func applyIndexWrites(tx store.Txn, writes []indexWrite) error {
+	for _, w := range writes {
+		var err error
+		if w.raw == nil {
+			err = tx.Delete(store.Indexes, w.key)
+		} else {
+			err = tx.Put(store.Indexes, w.key, w.raw)
 		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(put)) {
-		if err := tx.Put(store.Indexes, id, put[id]); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rebuildIndexes makes the store's index entries those its records call
+// for, writing only what differs, store.SplitWrites entries per
+// transaction: a store written before the indexes existed, or filled
+// without the service, may need tens of thousands, far more than one etcd
+// transaction takes (--max-txn-ops).
+//
+// Each batch is consistent on its own: it writes entries of the diff
+// computed on a snapshot at revision R, and commits only if no record the
+// indexes derive from changed since R — the store's change log says none
+// did up to the batch's snapshot, and the batch reads each source kind,
+// so that on etcd a write to one after that snapshot makes its commit
+// conflict (bbolt runs one writer at a time). When one did, the diff is
+// computed again. A store without a change log, or one that no longer
+// knows R, computes the diff in each batch's own transaction instead:
+// a read of every source per batch, but as consistent. Every batch is a
+// pure function of its snapshot, so etcd may run it again; entries are
+// written whole and never depend on the batches before, so a crash
+// between batches leaves entries that are each right, and the next check
+// (the next start's, or the next request's) writes the rest.
+func rebuildIndexes(ctx context.Context, st store.Store, netnsPrefix string) error {
+	log, _ := st.(store.ChangeLog)
+	for {
+		var rev int64
+		var writes []indexWrite
+		if err := st.View(ctx, func(r store.Reader) error {
+			rev = r.Revision()
+			put, stale, err := indexDiff(r, netnsPrefix)
+			writes = diffWrites(put, stale)
+			return err
+		}); err != nil {
+			return err
+		}
+		if len(writes) == 0 {
+			return nil
+		}
+		if log == nil {
+			if err := rebuildIndexBatch(ctx, st, netnsPrefix); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, ok := log.ChangedSince(rev); !ok {
+			if err := rebuildIndexBatch(ctx, st, netnsPrefix); err != nil {
+				return err
+			}
+			continue
+		}
+		for batch := range slices.Chunk(writes, store.SplitWrites) {
+			_, err := st.Update(ctx, func(tx store.Txn) error {
+				for _, kind := range indexSources {
+					// A read of the kind (of the empty id alone): on etcd,
+					// a write to it after this snapshot fails the commit.
+					if err := tx.Range(kind, "", "\x00", func(string, []byte) error { return nil }); err != nil {
+						return err
+					}
+				}
+				changes, ok := log.ChangedSince(rev)
+				if !ok {
+					return errSourcesMoved
+				}
+				snap := tx.Revision()
+				for _, c := range changes {
+					if c.Rev <= snap && slices.Contains(indexSources, c.Kind) {
+						return errSourcesMoved
+					}
+				}
+				return applyIndexWrites(tx, batch)
+			})
+			if errors.Is(err, errSourcesMoved) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// rebuildIndexBatch computes the index diff in its own transaction and
+// writes its first store.SplitWrites entries.
+func rebuildIndexBatch(ctx context.Context, st store.Store, netnsPrefix string) error {
+	_, err := st.Update(ctx, func(tx store.Txn) error {
+		put, stale, err := indexDiff(tx, netnsPrefix)
+		if err != nil {
+			return err
+		}
+		writes := diffWrites(put, stale)
+		return applyIndexWrites(tx, writes[:min(len(writes), store.SplitWrites)])
+	})
+	return err
 }
 
 // indexCheck runs rebuildIndexes once per Service, before its first
@@ -850,7 +963,7 @@ func (c *indexCheck) ensure(ctx context.Context, st store.Store) error {
 		return fmt.Errorf("check the store's indexes: %w", err)
 	}
 	if !whole {
-		if _, err := st.Update(ctx, func(tx store.Txn) error { return rebuildIndexes(tx, c.netnsPrefix) }); err != nil {
+		if err := rebuildIndexes(ctx, st, c.netnsPrefix); err != nil {
 			return fmt.Errorf("rebuild the store's indexes: %w", err)
 		}
 	}

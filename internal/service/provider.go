@@ -246,42 +246,58 @@ func (s *Service) maxNetworkMTU(networkType string) int {
 }
 
 // AssignSegments gives every network without provider attributes its
-// default segment, in one transaction: networks of a store written before
-// nsnet had the provider extension. The daemon runs it at start, before
-// the API serves, so no request ever sees a network without a type; it is
-// a pure function of the snapshot, and changes nothing the second time.
+// default segment: networks of a store written before nsnet had the
+// provider extension. The daemon runs it at start, before the API serves,
+// so no request ever sees a network without a type.
+//
+// It writes store.SplitWrites networks per transaction, so that a store
+// of many old networks fits etcd's bound on a transaction
+// (--max-txn-ops). Each batch is a pure function of its snapshot: it
+// reads every network, takes the first old ones in id order and gives
+// them segments no network of the snapshot has, so a batch run again by
+// etcd, or a start after a crash between batches, carries on where the
+// last commit stopped, and changes nothing once none is left.
 func (s *Service) AssignSegments(ctx context.Context) (int, error) {
-	var assigned int
-	_, err := s.store.Update(ctx, func(tx store.Txn) error {
-		assigned = 0
-		all, err := store.List[model.Network](tx, store.Networks)
-		if err != nil {
-			return err
-		}
-		for _, n := range all {
-			if n.NetworkType.Get() != "" {
-				continue
-			}
-			// all is updated as segments are taken, so that two old
-			// networks never get one VNI.
-			seg, err := s.defaultSegment(all, &n)
+	var total int
+	for {
+		var assigned int
+		_, err := s.store.Update(ctx, func(tx store.Txn) error {
+			assigned = 0
+			all, err := store.List[model.Network](tx, store.Networks)
 			if err != nil {
-				return fmt.Errorf("network %s: %w", n.ID, err)
-			}
-			n.SetSegment(seg)
-			for i := range all {
-				if all[i].ID == n.ID {
-					all[i] = n
-				}
-			}
-			if err := tx.Put(store.Networks, n.ID, n); err != nil {
 				return err
 			}
-			assigned++
+			for _, n := range all {
+				if n.NetworkType.Get() != "" {
+					continue
+				}
+				if assigned == store.SplitWrites {
+					break
+				}
+				// all is updated as segments are taken, so that two old
+				// networks never get one VNI.
+				seg, err := s.defaultSegment(all, &n)
+				if err != nil {
+					return fmt.Errorf("network %s: %w", n.ID, err)
+				}
+				n.SetSegment(seg)
+				for i := range all {
+					if all[i].ID == n.ID {
+						all[i] = n
+					}
+				}
+				if err := tx.Put(store.Networks, n.ID, n); err != nil {
+					return err
+				}
+				assigned++
+			}
+			return nil
+		})
+		total += assigned
+		if err != nil || assigned < store.SplitWrites {
+			return total, err
 		}
-		return nil
-	})
-	return assigned, err
+	}
 }
 
 // providerJSON is a provider attribute in the network's attribute table:

@@ -302,3 +302,6 @@ func encodeRevision(rev int64) []byte {
 	binary.BigEndian.PutUint64(v, uint64(rev))
 	return v
 }
+
+// Path is the store file's path.
+func (b *Bolt) Path() string { return b.db.Path() }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/store/storetest"
 )
@@ -31,14 +33,43 @@ type backend struct {
 	// functions at once (etcd, from two processes); bbolt runs one
 	// writer at a time.
 	concurrent bool
+	// forget makes the store lose its history up to rev (etcd compacts
+	// it; a bbolt file is closed and opened again, its log starting
+	// afresh) and returns a handle on the same records that never saw
+	// that history.
+	forget func(tb testing.TB, s store.Store, rev int64) store.Store
 }
 
 var backends = []backend{
 	{name: "bolt", open: func(tb testing.TB) store.Store { return storetest.OpenBolt(tb, tb.TempDir()) },
-		peer: func(_ testing.TB, s store.Store) store.Store { return s }},
+		peer: func(_ testing.TB, s store.Store) store.Store { return s },
+		forget: func(tb testing.TB, s store.Store, _ int64) store.Store {
+			path := s.(*store.Bolt).Path()
+			if err := s.Close(); err != nil {
+				tb.Fatal(err)
+			}
+			s, err := store.OpenBolt(path)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { s.Close() })
+			return s
+		}},
 	{name: "etcd", open: func(tb testing.TB) store.Store { return storetest.OpenEtcd(tb) },
 		peer:       func(tb testing.TB, s store.Store) store.Store { return storetest.OpenPeer(tb, s.(*store.Etcd)) },
-		concurrent: true},
+		concurrent: true,
+		forget: func(tb testing.TB, s store.Store, rev int64) store.Store {
+			e := s.(*store.Etcd)
+			cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints()})
+			if err != nil {
+				tb.Fatal(err)
+			}
+			defer cli.Close()
+			if _, err := cli.Compact(context.Background(), rev); err != nil {
+				tb.Fatal(err)
+			}
+			return storetest.OpenPeer(tb, e)
+		}},
 }
 
 // each runs test over every backend.
@@ -599,6 +630,121 @@ func TestChangesBetweenNamesWhatARevisionDelivered(t *testing.T) {
 			if store.OnlyReports(got) != tc.reports {
 				t.Errorf("OnlyReports(ChangesBetween(%d, %d)) = %v, want %v", tc.from, tc.to, !tc.reports, tc.reports)
 			}
+		}
+	})
+}
+
+// changedSince is log.ChangedSince(rev) with each change named once, in
+// revision order and by kind and id within a revision: the contract lets
+// a log name a change more than once, and orders only revisions.
+func changedSince(log store.ChangeLog, rev int64) ([]store.Change, bool) {
+	got, ok := log.ChangedSince(rev)
+	slices.SortFunc(got, func(a, b store.Change) int {
+		if a.Rev != b.Rev {
+			return int(a.Rev - b.Rev)
+		}
+		if a.Kind != b.Kind {
+			return strings.Compare(string(a.Kind), string(b.Kind))
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return slices.Compact(got), ok
+}
+
+// write commits puts (and deletes: a nil value) of records of several
+// kinds in one Update and returns its revision.
+func write(t *testing.T, s store.Store, recs map[store.Kind]map[string]*rec) int64 {
+	t.Helper()
+	rev, err := s.Update(context.Background(), func(tx store.Txn) error {
+		for kind, byID := range recs {
+			for id, r := range byID {
+				var err error
+				if r == nil {
+					err = tx.Delete(kind, id)
+				} else {
+					err = tx.Put(kind, id, *r)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+// TestChangeLog: the change log contract. Asked right after commits —
+// this handle's and another process's — the log names every record they
+// put or deleted, of every kind, with the revision that did, and nothing
+// of a failed transaction's; it answers for any revision it has followed
+// since; and once the store's history is gone (etcd compacted it, a
+// bbolt file was opened again), it says it cannot tell, until asked
+// about a revision it saw.
+func TestChangeLog(t *testing.T) {
+	each(t, func(t *testing.T, b backend, s store.Store) {
+		ctx := context.Background()
+		log, ok := s.(store.ChangeLog)
+		if !ok {
+			t.Fatalf("%T has no change log", s)
+		}
+		base := revision(t, s)
+		if got, ok := changedSince(log, base); !ok || len(got) != 0 {
+			t.Fatalf("ChangedSince(%d) of a new store = %v, %v; want nothing, ok", base, got, ok)
+		}
+		peer := b.peer(t, s)
+		r1 := write(t, s, map[store.Kind]map[string]*rec{store.Networks: {"n1": {"n1"}}})
+		r2 := write(t, peer, map[store.Kind]map[string]*rec{store.Ports: {"p1": {"p1"}, "p2": {"p2"}}, store.Subnets: {"s/1": {"s1"}}})
+		r3 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p1": nil}, store.Indexes: {"port.dev/d/p2": {"p2"}}})
+		if _, err := s.Update(ctx, func(tx store.Txn) error {
+			tx.Put(store.Routers, "failed", rec{"failed"})
+			return errors.New("boom")
+		}); err == nil {
+			t.Fatal("a failing update succeeded")
+		}
+		if _, err := s.Update(ctx, func(tx store.Txn) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		all := []store.Change{{Rev: r1, Kind: store.Networks, ID: "n1"},
+			{Rev: r2, Kind: store.Ports, ID: "p1"}, {Rev: r2, Kind: store.Ports, ID: "p2"}, {Rev: r2, Kind: store.Subnets, ID: "s/1"},
+			{Rev: r3, Kind: store.Indexes, ID: "port.dev/d/p2"}, {Rev: r3, Kind: store.Ports, ID: "p1"}}
+		for _, tc := range []struct {
+			since int64
+			want  []store.Change
+		}{{base, all}, {r1, all[1:]}, {r2, all[4:]}, {r3, nil}} {
+			if got, ok := changedSince(log, tc.since); !ok || !slices.Equal(got, tc.want) {
+				t.Errorf("ChangedSince(%d) = %v, %v; want %v, ok", tc.since, got, ok, tc.want)
+			}
+		}
+
+		// Each commit of another process is known as soon as it returns.
+		last := r3
+		for i := range 20 {
+			id := fmt.Sprintf("p%02d", i)
+			rev := write(t, peer, map[store.Kind]map[string]*rec{store.Ports: {id: {id}}})
+			want := []store.Change{{Rev: rev, Kind: store.Ports, ID: id}}
+			if got, ok := changedSince(log, last); !ok || !slices.Equal(got, want) {
+				t.Fatalf("ChangedSince(%d) right after commit %d = %v, %v; want %v, ok", last, rev, got, ok, want)
+			}
+			last = rev
+		}
+
+		fresh := b.forget(t, s, last)
+		flog := fresh.(store.ChangeLog)
+		if got, ok := flog.ChangedSince(r2); ok {
+			t.Errorf("ChangedSince(%d) with the history gone = %v, ok; want not ok", r2, got)
+		}
+		now := revision(t, fresh)
+		if got, ok := changedSince(flog, now); !ok || len(got) != 0 {
+			t.Errorf("ChangedSince(%d), the current revision, after the history went = %v, %v; want nothing, ok", now, got, ok)
+		}
+		rev := write(t, fresh, map[store.Kind]map[string]*rec{store.Routers: {"r": {"r"}}, store.Ports: {"p00": nil}})
+		want := []store.Change{{Rev: rev, Kind: store.Ports, ID: "p00"}, {Rev: rev, Kind: store.Routers, ID: "r"}}
+		if got, ok := changedSince(flog, now); !ok || !slices.Equal(got, want) {
+			t.Errorf("ChangedSince(%d) after the history went = %v, %v; want %v, ok", now, got, ok, want)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,9 @@ const (
 	// otherwise waits for an unreachable cluster for as long as its
 	// caller's context lasts, and an API request has no deadline.
 	DefaultEtcdRequestTimeout = 5 * time.Second
+	// DefaultEtcdMaxTxnOps is etcd's own default bound on the operations
+	// of one transaction (its --max-txn-ops).
+	DefaultEtcdMaxTxnOps = 128
 )
 
 // Bounds of the retries of Update's function on conflicts.
@@ -58,18 +62,40 @@ type EtcdConfig struct {
 	// RequestTimeout bounds each request (default
 	// DefaultEtcdRequestTimeout); past it the store is ErrUnavailable.
 	RequestTimeout time.Duration
+	// MaxTxnOps is the cluster's --max-txn-ops (default
+	// DefaultEtcdMaxTxnOps, etcd's): a commit that needs more operations
+	// fails with ErrTooLarge before it is sent.
+	MaxTxnOps int
 }
 
-// ParseEtcdURL reads etcd://HOST:PORT[,HOST:PORT…][/PREFIX], the daemon's
-// --store value for an etcd cluster (plain http; the prefix defaults to
-// /nsnet).
+// ParseEtcdURL reads etcd://HOST:PORT[,HOST:PORT…][/PREFIX][?max-txn-ops=N],
+// the daemon's --store value for an etcd cluster (plain http; the prefix
+// defaults to /nsnet; max-txn-ops tells nsnet the cluster's raised
+// --max-txn-ops, default 128).
 func ParseEtcdURL(s string) (EtcdConfig, error) {
 	rest, ok := strings.CutPrefix(s, "etcd://")
 	if !ok {
-		return EtcdConfig{}, fmt.Errorf("%q: want etcd://HOST:PORT[,HOST:PORT…][/PREFIX]", s)
+		return EtcdConfig{}, fmt.Errorf("%q: want etcd://HOST:PORT[,HOST:PORT…][/PREFIX][?max-txn-ops=N]", s)
 	}
+	rest, query, _ := strings.Cut(rest, "?")
 	hosts, prefix, _ := strings.Cut(rest, "/")
 	cfg := EtcdConfig{Prefix: DefaultEtcdPrefix}
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return EtcdConfig{}, fmt.Errorf("%q: %w", s, err)
+		}
+		for k, v := range q {
+			if k != "max-txn-ops" || len(v) != 1 {
+				return EtcdConfig{}, fmt.Errorf("%q: unknown option %q (want max-txn-ops=N)", s, k)
+			}
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 2 {
+				return EtcdConfig{}, fmt.Errorf("%q: max-txn-ops=%q: want a number of operations, 2 or more", s, v[0])
+			}
+			cfg.MaxTxnOps = n
+		}
+	}
 	if prefix != "" {
 		p, err := url.PathUnescape(prefix)
 		if err != nil {
@@ -108,12 +134,14 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // conflict only when one of them listed it or read what the other wrote.
 //
 // One commit is one etcd Txn, so it holds at most the cluster's
-// --max-txn-ops operations (128 by default): a record written and each
-// kind written count one each, and reads are checked in at most four
-// compares per kind. The service writes index records with each record
-// (about eight for a port), so a bulk create of more than about fifteen
-// ports needs that bound raised; past it the Update fails and writes
-// nothing.
+// --max-txn-ops operations (128 by default; EtcdConfig.MaxTxnOps tells
+// the store a raised one): a record written and each kind written count
+// one each, and reads are checked in at most four compares per kind. The
+// service writes index records with each record (about eight for a
+// port), so a bulk create of more than about fifteen ports is past that
+// bound: the Update fails with a TooLargeError and writes nothing. Jobs
+// that may split their writes (the service's index rebuild, upgrades of
+// old records) commit SplitWrites records at a time.
 //
 // The Updates of one process run one at a time, as bbolt's do: optimism
 // pays across processes, but within one, writers of one kind conflict
@@ -127,11 +155,14 @@ type Etcd struct {
 	root    string
 	timeout time.Duration
 	where   string // endpoints, for errors
+	maxOps  int    // the cluster's --max-txn-ops
 	// writer is held by the running Update: a channel, so that waiting
 	// for it ends with the caller's context.
 	writer chan struct{}
 	// feed is the changes the watches saw (ChangesBetween).
 	feed etcdFeed
+	// changes is the change log, kept from the first ChangedSince on.
+	changes etcdLog
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
@@ -163,7 +194,11 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd store %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ","), writer: make(chan struct{}, 1)}
+	maxOps := cfg.MaxTxnOps
+	if maxOps <= 0 {
+		maxOps = DefaultEtcdMaxTxnOps
+	}
+	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ","), maxOps: maxOps, writer: make(chan struct{}, 1)}
 	rev, err := s.currentRevision(ctx)
 	if err != nil {
 		cli.Close()
@@ -194,9 +229,6 @@ func (s *Etcd) wrap(ctx context.Context, op string, err error) error {
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%w: etcd %s: no answer within %s", ErrUnavailable, s.where, s.timeout)
-	}
-	if errors.Is(err, rpctypes.ErrTooManyOps) {
-		return fmt.Errorf("etcd %s: %s: %w (the transaction is larger than the cluster's --max-txn-ops)", s.where, op, err)
 	}
 	switch status.Code(err) {
 	case codes.Unavailable, codes.DeadlineExceeded:
@@ -340,9 +372,16 @@ func (s *Etcd) commit(ctx context.Context, t *etcdTxn) (rev int64, ok bool, err 
 		}
 		ops = append(ops, clientv3.OpPut(s.genKey(kind), ""))
 	}
+	if n := max(len(ops), len(cmps)); n > s.maxOps {
+		return 0, false, &TooLargeError{Writes: n, Limit: s.maxOps, Where: "etcd " + s.where}
+	}
 	rctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.cli.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	if errors.Is(err, rpctypes.ErrTooManyOps) {
+		// The cluster's bound is lower than the store was told.
+		return 0, false, &TooLargeError{Writes: max(len(ops), len(cmps)), Where: "etcd " + s.where}
+	}
 	if err != nil {
 		// A commit that timed out may have been applied or not: the
 		// caller sees ErrUnavailable and may retry its request, which

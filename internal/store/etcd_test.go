@@ -22,8 +22,15 @@ func TestParseEtcdURL(t *testing.T) {
 		in        string
 		endpoints []string
 		prefix    string
+		maxOps    int
 		err       bool
 	}{
+		{in: "etcd://h1:2379?max-txn-ops=1024", endpoints: []string{"h1:2379"}, prefix: "/nsnet", maxOps: 1024},
+		{in: "etcd://h1:2379,h2:2379/p?max-txn-ops=512", endpoints: []string{"h1:2379", "h2:2379"}, prefix: "/p", maxOps: 512},
+		{in: "etcd://h1:2379?max-txn-ops=many", err: true},
+		{in: "etcd://h1:2379?max-txn-ops=1", err: true},
+		{in: "etcd://h1:2379?max-txn-ops=200&max-txn-ops=300", err: true},
+		{in: "etcd://h1:2379?timeout=1s", err: true},
 		{in: "etcd://127.0.0.1:2379", endpoints: []string{"127.0.0.1:2379"}, prefix: "/nsnet"},
 		{in: "etcd://h1:2379,h2:2379,[::1]:2379", endpoints: []string{"h1:2379", "h2:2379", "[::1]:2379"}, prefix: "/nsnet"},
 		{in: "etcd://h1:2379/prod/nsnet/", endpoints: []string{"h1:2379"}, prefix: "/prod/nsnet"},
@@ -40,7 +47,7 @@ func TestParseEtcdURL(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix {
+		if err != nil || !slices.Equal(cfg.Endpoints, tc.endpoints) || cfg.Prefix != tc.prefix || cfg.MaxTxnOps != tc.maxOps {
 			t.Errorf("ParseEtcdURL(%q) = %+v, %v; want %v under %s", tc.in, cfg, err, tc.endpoints, tc.prefix)
 		}
 	}
@@ -373,8 +380,28 @@ func TestEtcdTransactionSizes(t *testing.T) {
 		}
 		return nil
 	})
-	if err == nil || !strings.Contains(err.Error(), "--max-txn-ops") {
-		t.Errorf("a transaction of 200 writes: %v, want an error naming --max-txn-ops", err)
+	var tooLarge *store.TooLargeError
+	if !errors.As(err, &tooLarge) || !errors.Is(err, store.ErrTooLarge) || tooLarge.Writes != 201 || tooLarge.Limit != 128 ||
+		!strings.Contains(err.Error(), "--max-txn-ops") {
+		t.Errorf("a transaction of 200 writes: %v, want a TooLargeError of 201 operations past 128 naming --max-txn-ops", err)
+	}
+	// A store told a higher bound than the cluster's sends the commit,
+	// and etcd's refusal is the same error, without the bound.
+	raised, err := store.OpenEtcd(ctx, store.EtcdConfig{Endpoints: s.Endpoints(), Prefix: s.Prefix(), MaxTxnOps: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raised.Close()
+	_, err = raised.Update(ctx, func(tx store.Txn) error {
+		for i := range 200 {
+			if err := tx.Put(store.Instances, fmt.Sprintf("i%03d", i), rec{"i"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.As(err, &tooLarge) || tooLarge.Writes != 201 || tooLarge.Limit != 0 {
+		t.Errorf("a transaction of 200 writes past etcd's bound: %v, want a TooLargeError of 201 operations", err)
 	}
 	s.View(ctx, func(r store.Reader) error {
 		if got, _ := store.List[rec](r, store.Instances); len(got) != 0 {
@@ -465,5 +492,120 @@ func TestEtcdWatchEndsWithTheStore(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the watch of a closed store never closed")
 		}
+	}
+}
+
+// TestEtcdChangeLogResumes: the change log's watch, cut off, resumes
+// after the last revision it delivered and loses none of the changes
+// committed meanwhile; when etcd compacted those away before it resumed,
+// the log says it cannot tell for the revisions before, and knows the
+// changes after it started again.
+func TestEtcdChangeLogResumes(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	other := storetest.OpenPeer(t, s)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	put := func(kind store.Kind, id string) int64 {
+		t.Helper()
+		rev, err := other.Update(ctx, func(tx store.Txn) error { return tx.Put(kind, id, rec{id}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	base := revision(t, s)
+	if _, ok := s.ChangedSince(base); !ok {
+		t.Fatalf("ChangedSince(%d), the current revision: not ok", base)
+	}
+	r1 := put(store.Networks, "n1")
+
+	resume := s.PauseLogWatch()
+	r2 := put(store.Ports, "p1")
+	r3 := put(store.Subnets, "s1")
+	resume()
+	want := []store.Change{{Rev: r2, Kind: store.Ports, ID: "p1"}, {Rev: r3, Kind: store.Subnets, ID: "s1"}}
+	if got, ok := changedSince(s, r1); !ok || !slices.Equal(got, want) {
+		t.Errorf("ChangedSince(%d) after the watch resumed = %v, %v; want %v, ok", r1, got, ok, want)
+	}
+
+	resume = s.PauseLogWatch()
+	put(store.Ports, "p2")
+	r5 := put(store.Routers, "r1")
+	if _, err := cli.Compact(ctx, r5); err != nil {
+		t.Fatal(err)
+	}
+	resume()
+	for _, since := range []int64{r1, r3} {
+		if got, ok := s.ChangedSince(since); ok {
+			t.Errorf("ChangedSince(%d) after a compaction the watch missed = %v, ok; want not ok", since, got)
+		}
+	}
+	if got, ok := changedSince(s, r5); !ok || len(got) != 0 {
+		t.Errorf("ChangedSince(%d), the revision the log started again at = %v, %v; want nothing, ok", r5, got, ok)
+	}
+	r6 := put(store.Ports, "p3")
+	want = []store.Change{{Rev: r6, Kind: store.Ports, ID: "p3"}}
+	if got, ok := changedSince(s, r5); !ok || !slices.Equal(got, want) {
+		t.Errorf("ChangedSince(%d) = %v, %v; want %v, ok", r5, got, ok, want)
+	}
+}
+
+// TestEtcdChangeLogForgets: past its bound the etcd store's log forgets
+// its older half, whole revisions at a time, as bbolt's does, and says so
+// to a reader that far behind.
+func TestEtcdChangeLogForgets(t *testing.T) {
+	defer store.SetMaxLog(5)()
+	// An etcd of its own: its revisions are this test's commits alone.
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	base := revision(t, s)
+	if _, ok := s.ChangedSince(base); !ok {
+		t.Fatalf("ChangedSince(%d), the current revision: not ok", base)
+	}
+	var revs []int64
+	for _, ids := range [][]string{{"a", "b"}, {"c"}, {"d", "e"}, {"f"}, {"g", "h", "i", "j", "k", "l"}} {
+		rev, err := s.Update(ctx, func(tx store.Txn) error {
+			for _, id := range ids {
+				if err := tx.Put(store.Ports, id, rec{id}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	// Full at f, the log forgot a and b; full again within the last
+	// revision, it forgot c, d and e, and never splits that revision:
+	// it knows the changes after revs[2].
+	for i, since := range []int64{base, revs[0], revs[1], revs[2], revs[3], revs[4]} {
+		got, ok := s.ChangedSince(since)
+		if wantOK := i >= 3; ok != wantOK {
+			t.Errorf("ChangedSince(%d) ok = %v, want %v (%v)", since, ok, wantOK, got)
+		}
+		for _, c := range got {
+			if c.Rev <= since {
+				t.Errorf("ChangedSince(%d) names revision %d", since, c.Rev)
+			}
+		}
+	}
+	if got, _ := s.ChangedSince(revs[3]); len(got) != 6 {
+		t.Errorf("ChangedSince(%d) = %v, want the 6 records of the last revision", revs[3], got)
 	}
 }

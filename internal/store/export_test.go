@@ -4,3 +4,30 @@ import "context"
 
 // WatchFrom exposes the etcd watch from a given revision to the tests.
 func (s *Etcd) WatchFrom(ctx context.Context, rev int64) <-chan int64 { return s.watchFrom(ctx, rev) }
+
+// PauseLogWatch ends the change log's watch as a lost connection would,
+// and keeps it from resuming until resume is called: it then resumes
+// after the last revision it delivered.
+func (s *Etcd) PauseLogWatch() (resume func()) {
+	l := &s.changes
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	hold := make(chan struct{})
+	l.hold = hold
+	if l.drop != nil {
+		l.drop()
+	}
+	return func() {
+		l.mu.Lock()
+		l.hold = nil
+		l.mu.Unlock()
+		close(hold)
+	}
+}
+
+// SetMaxLog bounds the change logs to n changes until restore is called.
+func SetMaxLog(n int) (restore func()) {
+	old := maxLog
+	maxLog = n
+	return func() { maxLog = old }
+}

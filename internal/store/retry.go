@@ -77,3 +77,12 @@ func (r *Retrying) Update(ctx context.Context, fn func(Txn) error) (int64, error
 		return fn(tx)
 	})
 }
+
+// ChangedSince implements ChangeLog with the wrapped store's log; without
+// one, it cannot tell.
+func (r *Retrying) ChangedSince(rev int64) ([]Change, bool) {
+	if log, ok := r.Store.(ChangeLog); ok {
+		return log.ChangedSince(rev)
+	}
+	return nil, false
+}

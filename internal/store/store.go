@@ -19,6 +19,9 @@
 // never conflict). Watch follows an etcd watch of the prefix, resuming
 // after outages and asking for a full re-read after a compaction. When etcd
 // cannot be reached, operations fail with ErrUnavailable (the API's 503).
+// A commit larger than the cluster takes (its --max-txn-ops) fails with
+// ErrTooLarge. Etcd's change log (ChangedSince) is etcd's own history of
+// the prefix, followed by a watch from the first question on.
 package store
 
 import (
@@ -103,6 +106,39 @@ func ReportKind(kind Kind) bool {
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
+
+// ErrTooLarge is wrapped by the failure of a transaction that writes more
+// than the store takes in one commit (etcd's --max-txn-ops): nothing was
+// written, and the same transaction will never fit (see TooLargeError).
+var ErrTooLarge = errors.New("transaction too large")
+
+// TooLargeError is the failure of a transaction past the store's bound.
+type TooLargeError struct {
+	// Writes is how many operations the commit needed: the records it
+	// put or deleted and the kinds it wrote (or, when more, the reads it
+	// had to check).
+	Writes int
+	// Limit is the store's bound; 0 when the store learnt of it only
+	// from the refusal.
+	Limit int
+	Where string // the store, for the message
+}
+
+func (e *TooLargeError) Error() string {
+	if e.Limit == 0 {
+		return fmt.Sprintf("the transaction needs %d operations, more than %s takes in one (its --max-txn-ops)", e.Writes, e.Where)
+	}
+	return fmt.Sprintf("the transaction needs %d operations, more than the %d %s takes in one (its --max-txn-ops)", e.Writes, e.Limit, e.Where)
+}
+
+// Is makes a TooLargeError an ErrTooLarge.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
+
+// SplitWrites is how many records a job that may split its writes over
+// several transactions (an index rebuild, an upgrade of old records)
+// writes in each: within etcd's default bound of 128 operations per
+// transaction, with room for the generation keys of the kinds written.
+const SplitWrites = 100
 
 // Stop, returned by the function Range calls, ends the range early
 // without an error.

@@ -72,7 +72,8 @@ func TestConfig(t *testing.T) {
 			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
 				Store: "etcd://10.0.0.1:2379,10.0.0.2:2379/prod"},
 		},
-		{args: "--store /var/lib/nsnet/state.db", wantErr: `--store: "/var/lib/nsnet/state.db": want etcd://HOST:PORT[,HOST:PORT…][/PREFIX]; leave it out for the bbolt file`},
+		{args: "--store /var/lib/nsnet/state.db", wantErr: `--store: "/var/lib/nsnet/state.db": want etcd://HOST:PORT[,HOST:PORT…][/PREFIX][?max-txn-ops=N]; leave it out for the bbolt file`},
+		{args: "--store etcd://10.0.0.1:2379?max-txn-ops=0", wantErr: `--store: "etcd://10.0.0.1:2379?max-txn-ops=0": max-txn-ops="0": want a number of operations, 2 or more`},
 		{args: "--store etcd://10.0.0.1", wantErr: `--store: "etcd://10.0.0.1": endpoint "10.0.0.1": want HOST:PORT`},
 		{
 			args: "--vni-ranges 100:200,5000:5000",

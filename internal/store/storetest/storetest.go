@@ -74,6 +74,15 @@ func StartEtcd(tb testing.TB) *Etcd {
 	return e
 }
 
+// Launch runs an etcd server outside a test (a benchmark's) with its data
+// in dir: the caller stops it and removes dir.
+func Launch(dir string) (*Etcd, error) {
+	if _, err := exec.LookPath(Binary); err != nil {
+		return nil, fmt.Errorf("etcd server binary %q not found (apt-get install etcd-server): %w", Binary, err)
+	}
+	return startEtcd(dir)
+}
+
 func startEtcd(dir string) (*Etcd, error) {
 	ports, err := freePorts(2)
 	if err != nil {

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// etcdLog is the change log of an Etcd store (see ChangedSince): the
+// records etcd's own history says the revisions after from changed,
+// followed by one watch of the store's prefix that a goroutine appends
+// to the log as its events arrive.
+//
+// Why a watch that stays open, and not one opened per question from the
+// revision asked about: etcd serves a watch that starts in the past from
+// its unsynced watchers, which it catches up every 100 ms, so each
+// question would wait up to that long — longer than reading a thousand
+// records. A watch caught up once is served as commits happen, and the
+// question costs one small read (see lastCommit). It starts at the first
+// question, so a process that never asks (an API server) never watches.
+//
+// Why the log knows when it has caught up: a reader asks about the
+// changes up to its snapshot, which it read before asking; the log must
+// hold them all before it answers. etcd's watch gives no "you have
+// everything up to R" that the cluster's etcd 3.4 keeps in order with
+// the events (its progress notifications may overtake them), and the
+// cluster's revision moves with the keys of other prefixes too, whose
+// events this watch never sees. But every commit of an Update puts the
+// generation keys of the kinds it writes, so the newest generation key's
+// mod revision is the store's last commit at least as new as any
+// snapshot read before: once the watch has passed it, the log holds every
+// change of the snapshot.
+type etcdLog struct {
+	mu      sync.Mutex
+	running bool
+	// from: the log knows every change after from; upTo: the watch has
+	// delivered every change up to upTo.
+	from, upTo int64
+	log        []Change
+	// moved is closed, and replaced, whenever upTo or from moves.
+	moved chan struct{}
+	// drop, when set, ends the watch as a lost connection would, so
+	// that the tests see it resume (export_test.go).
+	drop context.CancelFunc
+	// hold, when set, keeps a dropped watch from resuming until it is
+	// closed (export_test.go): the tests commit and compact meanwhile.
+	hold chan struct{}
+}
+
+// ChangedSince implements ChangeLog, from etcd's history of the store's
+// keys rather than a read of them. ok is false when that history is gone
+// (etcd compacted it past rev before the log read it), when the log
+// started after rev, or when etcd cannot say what its last commit is in
+// time; the reader then reads everything, as it would from bbolt after a
+// restart.
+func (s *Etcd) ChangedSince(rev int64) ([]Change, bool) {
+	l := &s.changes
+	l.mu.Lock()
+	if !l.running {
+		l.running = true
+		l.from, l.upTo = rev, rev
+		l.moved = make(chan struct{})
+		go s.followLog(rev)
+	}
+	l.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
+	defer cancel()
+	last, err := s.lastCommit(ctx)
+	if err != nil {
+		return nil, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for rev >= l.from && l.upTo < last {
+		moved := l.moved
+		l.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+		}
+		l.mu.Lock()
+		if ctx.Err() != nil {
+			return nil, false
+		}
+	}
+	if rev < l.from {
+		return nil, false
+	}
+	i := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > rev })
+	return slices.Clone(l.log[i:]), true
+}
+
+// lastCommit is the revision of the store's newest commit: the newest
+// mod revision of its generation keys (one per kind, put by every commit
+// that writes the kind). Zero for a store never written.
+func (s *Etcd) lastCommit(ctx context.Context) (int64, error) {
+	resp, err := s.get(ctx, s.root+"/_gen/", clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
+	if err != nil || len(resp.Kvs) == 0 {
+		return 0, err
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// followLog watches the store's keys from after revision from and
+// appends their changes to the log, until the store closes. A watch
+// that ends (a lost connection, a member without a leader) resumes after
+// the last revision it delivered; when etcd compacted that away, the log
+// forgets what it had and starts again from the current revision.
+func (s *Etcd) followLog(from int64) {
+	l := &s.changes
+	ctx := s.cli.Ctx()
+	next := from + 1
+	for ctx.Err() == nil {
+		if next == 0 {
+			// Start again from a revision read first, not from whatever
+			// a watch without one begins at: the log must know where
+			// its knowledge starts.
+			rev, err := s.currentRevision(ctx)
+			if err != nil {
+				if !sleepCtx(ctx, 200*time.Millisecond) {
+					return
+				}
+				continue
+			}
+			l.mu.Lock()
+			l.log, l.from, l.upTo = nil, rev, rev
+			l.signal()
+			l.mu.Unlock()
+			next = rev + 1
+		}
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		l.mu.Lock()
+		l.drop = cancel
+		l.mu.Unlock()
+		for resp := range s.cli.Watch(wctx, s.root+"/", clientv3.WithPrefix(), clientv3.WithRev(next)) {
+			if resp.CompactRevision != 0 {
+				next = 0
+				break
+			}
+			if resp.Err() != nil {
+				break
+			}
+			if n := len(resp.Events); n > 0 {
+				last := resp.Events[n-1].Kv.ModRevision
+				l.mu.Lock()
+				for _, ev := range resp.Events {
+					if c, ok := s.changeOf(string(ev.Kv.Key)); ok {
+						c.Rev = ev.Kv.ModRevision
+						l.append(c)
+					}
+				}
+				l.upTo = last
+				l.signal()
+				l.mu.Unlock()
+				next = last + 1
+			}
+		}
+		cancel()
+		if !sleepCtx(ctx, 200*time.Millisecond) {
+			return
+		}
+		l.mu.Lock()
+		hold := l.hold
+		l.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// changeOf names the record of key: <prefix>/<kind>/<id>; ok is false for
+// the generation keys and anything else that is no record.
+func (s *Etcd) changeOf(key string) (Change, bool) {
+	rest, ok := strings.CutPrefix(key, s.root+"/")
+	if !ok {
+		return Change{}, false
+	}
+	kind, id, ok := strings.Cut(rest, "/")
+	if !ok || !slices.Contains(Kinds, Kind(kind)) {
+		return Change{}, false
+	}
+	return Change{Kind: Kind(kind), ID: id}, true
+}
+
+// append adds c, forgetting the older half of the log, whole revisions
+// at a time, once it holds maxLog changes (as Bolt's does).
+func (l *etcdLog) append(c Change) {
+	if len(l.log) >= maxLog {
+		cut := max(1, len(l.log)/2)
+		for cut < len(l.log) && l.log[cut].Rev == l.log[cut-1].Rev {
+			cut++
+		}
+		if cut < len(l.log) {
+			l.from = l.log[cut].Rev - 1
+			l.log = append(l.log[:0:0], l.log[cut:]...)
+		} else if l.log[len(l.log)-1].Rev != c.Rev {
+			l.from, l.log = c.Rev-1, nil
+		}
+	}
+	l.log = append(l.log, c)
+}
+
+// signal wakes the readers waiting for the log to move.
+func (l *etcdLog) signal() {
+	close(l.moved)
+	l.moved = make(chan struct{})
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
