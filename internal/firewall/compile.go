@@ -68,13 +68,16 @@ func canonical(members []netip.Prefix) []netip.Prefix {
 	for _, m := range members {
 		out = append(out, m.Masked())
 	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	slices.SortFunc(out, comparePrefix)
 	return slices.Compact(out)
+}
+
+// comparePrefix is canonical's order: by address, then by length.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
 }
 
 // groupElements is one remote group's member sets' elements.
