@@ -179,7 +179,69 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 				direct.CreatePort(ctx, jsonAttrs(t, portBody()))
 			})
 		}
-		switch op := rng.IntN(17); {
+		switch op := rng.IntN(21); {
+		case op >= 19:
+			// Security group rules: some the same as one the group
+			// has (refused), some deleted.
+			var rules []model.SecurityGroupRule
+			var groups []model.SecurityGroup
+			b.View(ctx, func(r store.Reader) error {
+				if rules, err = store.List[model.SecurityGroupRule](r, store.SecurityGroupRules); err != nil {
+					return err
+				}
+				groups, err = store.List[model.SecurityGroup](r, store.SecurityGroups)
+				return err
+			})
+			switch {
+			case len(groups) < 2:
+				what = "create security group"
+				_, err = svc.CreateSecurityGroup(ctx, jsonAttrs(t, map[string]any{"name": fmt.Sprint("g", len(groups))}))
+			case op == 19 || len(rules) == 0:
+				g := groups[rng.IntN(len(groups))]
+				body := map[string]any{"security_group_id": g.ID, "direction": "ingress", "protocol": "tcp",
+					"port_range_min": 20 + rng.IntN(3), "port_range_max": 22}
+				what = fmt.Sprintf("create rule %v", body)
+				_, err = svc.CreateSecurityGroupRule(ctx, jsonAttrs(t, body))
+			default:
+				rule := rules[rng.IntN(len(rules))]
+				what = "delete rule " + rule.ID
+				_, err = svc.DeleteSecurityGroupRule(ctx, rule.ID)
+			}
+		case op >= 17:
+			// Routers: with and without a gateway, their interfaces on
+			// the IPv4 subnets added and removed.
+			var routers []model.Router
+			b.View(ctx, func(r store.Reader) error {
+				routers, err = store.List[model.Router](r, store.Routers)
+				return err
+			})
+			rt := routers[rng.IntN(len(routers))]
+			sn := subnets[rng.IntN(2)]
+			switch rng.IntN(5) {
+			case 0:
+				body := map[string]any{"name": "r2"}
+				if rng.IntN(2) == 0 {
+					body["external_gateway_info"] = map[string]any{"network_id": ext.Object.ID}
+				}
+				what = fmt.Sprintf("create router %v", body)
+				_, err = svc.CreateRouter(ctx, jsonAttrs(t, body))
+			case 1:
+				var gw any
+				if rt.ExternalGatewayInfo == nil {
+					gw = map[string]any{"network_id": ext.Object.ID}
+				}
+				what = fmt.Sprintf("set the gateway of %s to %v", rt.ID, gw)
+				_, err = svc.UpdateRouter(ctx, rt.ID, jsonAttrs(t, map[string]any{"external_gateway_info": gw}))
+			case 2:
+				what = fmt.Sprintf("add an interface on %s to %s", sn.CIDR, rt.ID)
+				_, _, err = svc.AddRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
+			case 3:
+				what = fmt.Sprintf("remove the interface on %s from %s", sn.CIDR, rt.ID)
+				_, _, err = svc.RemoveRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
+			default:
+				what = "delete router " + rt.ID
+				_, err = svc.DeleteRouter(ctx, rt.ID)
+			}
 		case op >= 15:
 			var pfs []model.PortForwarding
 			b.View(ctx, func(r store.Reader) error {
@@ -493,6 +555,81 @@ func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after st
 			got, err := forwardingsTo(r, p.ID)
 			if err != nil || !slices.Equal(pfIDs(got), pfTo[p.ID]) {
 				t.Errorf("after %s: port forwardings to %s %v %v, a scan says %v", after, p.ID, pfIDs(got), err, pfTo[p.ID])
+			}
+		}
+		// Router interfaces and used addresses by subnet, routers by
+		// gateway network, floating IPs by network, rules by group.
+		rifs, ipn := map[string][]string{}, map[string]int{}
+		for _, p := range all {
+			for _, ip := range p.FixedIPs {
+				ipn[ip.SubnetID]++
+				if p.DeviceOwner == model.DeviceOwnerRouterInterface && !slices.Contains(rifs[ip.SubnetID], p.ID) {
+					rifs[ip.SubnetID] = append(rifs[ip.SubnetID], p.ID)
+				}
+			}
+		}
+		for _, sn := range subnets {
+			got, err := routerInterfacesOn(r, sn.ID)
+			if err != nil || !slices.Equal(idsOf(got), rifs[sn.ID]) {
+				t.Errorf("after %s: router interfaces on %s %v %v, a scan says %v", after, sn.CIDR, idsOf(got), err, rifs[sn.ID])
+			}
+			if n, err := usedIPs(r, sn.ID); err != nil || n != ipn[sn.ID] {
+				t.Errorf("after %s: used IPs of %s %d %v, a scan says %d", after, sn.CIDR, n, err, ipn[sn.ID])
+			}
+		}
+		routers, err := store.List[model.Router](r, store.Routers)
+		if err != nil {
+			return err
+		}
+		networks := map[string]bool{}
+		gws, fipNet := map[string][]string{}, map[string][]string{}
+		for _, rt := range routers {
+			if rt.ExternalGatewayInfo != nil {
+				gws[rt.ExternalGatewayInfo.NetworkID] = append(gws[rt.ExternalGatewayInfo.NetworkID], rt.ID)
+				networks[rt.ExternalGatewayInfo.NetworkID] = true
+			}
+		}
+		for _, f := range fips {
+			fipNet[f.FloatingNetworkID] = append(fipNet[f.FloatingNetworkID], f.ID)
+			networks[f.FloatingNetworkID] = true
+		}
+		for _, sn := range subnets {
+			networks[sn.NetworkID] = true
+		}
+		for n := range networks {
+			got, err := routersWithGatewayOn(r, n)
+			var ids []string
+			for _, rt := range got {
+				ids = append(ids, rt.ID)
+			}
+			if err != nil || !slices.Equal(ids, gws[n]) {
+				t.Errorf("after %s: routers with a gateway on %s %v %v, a scan says %v", after, n, ids, err, gws[n])
+			}
+			fs, err := fipsOn(r, n)
+			if err != nil || !slices.Equal(fipIDs(fs), fipNet[n]) {
+				t.Errorf("after %s: floating IPs on %s %v %v, a scan says %v", after, n, fipIDs(fs), err, fipNet[n])
+			}
+		}
+		rules, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
+		if err != nil {
+			return err
+		}
+		byGroup := map[string][]string{}
+		for _, rule := range rules {
+			byGroup[rule.SecurityGroupID] = append(byGroup[rule.SecurityGroupID], rule.ID)
+		}
+		groups, err := store.List[model.SecurityGroup](r, store.SecurityGroups)
+		if err != nil {
+			return err
+		}
+		for _, g := range groups {
+			got, err := rulesOfGroup(r, g.ID)
+			var ids []string
+			for _, rule := range got {
+				ids = append(ids, rule.ID)
+			}
+			if err != nil || !slices.Equal(ids, byGroup[g.ID]) {
+				t.Errorf("after %s: rules of %s %v %v, a scan says %v", after, g.ID, ids, err, byGroup[g.ID])
 			}
 		}
 		for _, project := range []string{"admin", "other"} {

@@ -444,8 +444,11 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (model.Securi
 		if err != nil {
 			return err
 		}
-		rules, err := rulesByGroup(r)
-		renderGroup(ctx, &g, rules, acc)
+		rules, err := rulesOfGroup(r, id)
+		for i := range rules {
+			renderRule(&rules[i])
+		}
+		renderGroup(ctx, &g, map[string][]model.SecurityGroupRule{id: rules}, acc)
 		return err
 	})
 	return g, err
@@ -582,7 +585,7 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 				return err
 			}
 		}
-		existing, err := store.List[model.SecurityGroupRule](tx, store.SecurityGroupRules)
+		existing, err := rulesOfGroup(tx, r.SecurityGroupID)
 		if err != nil {
 			return err
 		}
