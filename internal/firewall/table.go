@@ -35,8 +35,11 @@ type compiled struct {
 	tags  map[string]uint16        // interface → tag
 	ports map[uint16]*portElements // tag → the port's elements
 	zones map[string]uint16        // zoned bridge → conntrack zone
-	// groups are the remote groups the ports' rules name.
+	// groups are the remote groups the ports' rules name; deltas, those
+	// compiled as a change of the compilation before (see compile),
+	// which is what an update sends for them.
 	groups map[string]*groupElements
+	deltas map[string]*groupDelta
 }
 
 type setKey struct {
@@ -131,6 +134,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	if res.Added+res.Deleted == 0 && !rewrote {
 		// Nothing queued: another spec with the same elements. The
 		// proof stands.
+		want.deltas = nil
 		f.current = want
 		return res, nil
 	}
@@ -138,8 +142,11 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		return res, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	old := f.current
-	f.current = want
 	res.Forgotten, err = forget(c, newFlowMatcher(old, want))
+	// The deltas were what this update sent; kept, they would hold the
+	// compilation before it.
+	want.deltas = nil
+	f.current = want
 	return res, err
 }
 
@@ -163,9 +170,10 @@ func (c compiled) size() int {
 		}
 	}
 	for _, g := range c.groups {
-		for _, es := range g.elems {
+		for _, es := range g.rangeElems {
 			n += len(es)
 		}
+		n += len(g.members) - len(g.ranges)
 	}
 	return n
 }
@@ -373,13 +381,26 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 		diff(old, want.ports[tag].elems)
 	}
 	for g, next := range want.groups {
-		if old := f.current.groups[g]; old != next {
-			var was map[setKey][]nfsock.Element
-			if old != nil {
-				was = old.elems
-			}
-			diff(was, next.elems)
+		old := f.current.groups[g]
+		if old == next {
+			continue
 		}
+		if d := want.deltas[g]; d != nil && d.base == old {
+			// Compiled as a change of what the kernel holds: the
+			// elements that changed, whatever the group's size.
+			for k, es := range d.delete {
+				del[k] = append(del[k], es...)
+			}
+			for k, es := range d.added {
+				add[k] = append(add[k], es...)
+			}
+			continue
+		}
+		var was map[setKey][]nfsock.Element
+		if old != nil {
+			was = old.elems()
+		}
+		diff(was, next.elems())
 	}
 	zones := setKey{inet.Family, setZones}
 	add[zones], del[zones] = diffElements(f.current.zoneElements(), want.zoneElements())
@@ -656,11 +677,15 @@ func newFlowMatcher(old, next compiled) *flowMatcher {
 		if ng == og {
 			continue
 		}
-		var next []netip.Prefix
-		if ng != nil {
-			next = ng.members
+		var lost []netip.Prefix
+		if d := next.deltas[g]; d != nil && d.base == og {
+			lost = d.lost
+		} else if ng != nil {
+			lost, _ = memberChanges(og.members, ng.members)
+		} else {
+			lost = og.members
 		}
-		if lost, _ := memberChanges(og.members, next); len(lost) > 0 {
+		if len(lost) > 0 {
 			m.shrunk[g] = lost
 		}
 	}

@@ -3,14 +3,15 @@ package service
 // Secondary indexes, so that no request walks every record of a kind to
 // answer: of ports, a MAC's holder on a network, an address's holder on a
 // subnet and the used address ranges of the subnet (for the next free
-// address), the ports of a network and of a device, and the number of
-// ports each project has against its quota; of floating IPs, those of a
-// port, of a router and on an external network, and each project's
-// count; of port forwardings, those of a floating IP and to a port; of
-// instances, the one holding a name in a project and the one holding a
-// namespace; of routers, those whose gateway is on a network, and the
-// router interface ports on a subnet; of security group rules, those of a
-// group; and the fixed IPs each subnet has (IP availability).
+// address), the ports of a network, of a device and of a security group,
+// the router interface ports on a subnet, the number of fixed IPs on each
+// subnet (IP availability) and the number of ports each project has
+// against its quota; of floating IPs, those of a port, of a router and on
+// an external network, and each project's count; of port forwardings,
+// those of a floating IP and to a port; of instances, the one holding a
+// name in a project and the one holding a namespace; of routers, those
+// whose gateway is on a network; of security group rules, those of a
+// group.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -68,6 +69,7 @@ const (
 	idxCount = "port.count/" // <project> → ports counted against its quota
 	idxRIf   = "port.rif/"   // <subnet>/<port> → router interface port id
 	idxIPN   = "port.ipn/"   // <subnet> → fixed IPs on it
+	idxSG    = "port.sg/"    // <security group>/<port> → port id
 
 	idxFIPPort   = "fip.port/"   // <port>/<floating IP> → floating IP id
 	idxFIPRouter = "fip.router/" // <router>/<floating IP> → floating IP id
@@ -198,6 +200,11 @@ func routerInterfacesOn(r store.Reader, subnet string) ([]model.Port, error) {
 	return indexed[model.Port](r, store.Ports, rifPrefix(subnet))
 }
 
+// portsInGroup reads the ports whose security groups include group.
+func portsInGroup(r store.Reader, group string) ([]model.Port, error) {
+	return indexed[model.Port](r, store.Ports, sgPrefix(group))
+}
+
 // fipsOn reads the floating IPs of an external network.
 func fipsOn(r store.Reader, network string) ([]model.FloatingIP, error) {
 	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPNet+escapeKey(network)+"/")
@@ -241,6 +248,9 @@ type indexedPort struct {
 	FixedIPs    []model.FixedIP `json:"fixed_ips"`
 	DeviceID    string          `json:"device_id"`
 	DeviceOwner string          `json:"device_owner"`
+	// SecurityGroups may name a group twice (Neutron keeps the list as
+	// given): its entry is one.
+	SecurityGroups []string `json:"security_groups"`
 }
 
 func indexedOf(v any) (indexedPort, error) {
@@ -259,7 +269,7 @@ func indexedOf(v any) (indexedPort, error) {
 		return ip, json.Unmarshal(raw, &ip)
 	}
 	return indexedPort{ID: p.ID, ProjectID: p.ProjectID, NetworkID: p.NetworkID, MACAddress: p.MACAddress,
-		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner}, nil
+		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner, SecurityGroups: p.SecurityGroups}, nil
 }
 
 // quotaCounted: a network's DHCP port is nsnet's, not the project's (see
@@ -275,6 +285,18 @@ func netPrefix(network string) string    { return idxNet + escapeKey(network) + 
 func netKey(network, port string) string { return netPrefix(network) + port }
 func devPrefix(device string) string     { return idxDev + escapeKey(device) + "/" }
 func rifPrefix(subnet string) string     { return idxRIf + escapeKey(subnet) + "/" }
+func sgPrefix(group string) string       { return idxSG + escapeKey(group) + "/" }
+
+// groupKeys are p's entries under its security groups, each once.
+func (p *indexedPort) groupKeys() []string {
+	var out []string
+	for _, g := range p.SecurityGroups {
+		if k := sgPrefix(g) + p.ID; !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
 
 // rifSubnets are the subnets under which p is a router interface port:
 // those of its fixed IPs, each once; none for another port.
@@ -322,6 +344,11 @@ func indexPutPort(tx store.Txn, old, new *indexedPort) error {
 				return err
 			}
 		}
+		for _, k := range old.groupKeys() {
+			if err := tx.Delete(store.Indexes, k); err != nil {
+				return err
+			}
+		}
 	}
 	if new != nil {
 		if new.MACAddress != "" {
@@ -351,6 +378,11 @@ func indexPutPort(tx store.Txn, old, new *indexedPort) error {
 		}
 		for _, sn := range new.rifSubnets() {
 			if err := tx.Put(store.Indexes, rifPrefix(sn)+new.ID, new.ID); err != nil {
+				return err
+			}
+		}
+		for _, k := range new.groupKeys() {
+			if err := tx.Put(store.Indexes, k, new.ID); err != nil {
 				return err
 			}
 		}
@@ -813,6 +845,11 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 		}
 		for _, sn := range p.rifSubnets() {
 			if err := put(rifPrefix(sn)+p.ID, p.ID); err != nil {
+				return err
+			}
+		}
+		for _, k := range p.groupKeys() {
+			if err := put(k, p.ID); err != nil {
 				return err
 			}
 		}

@@ -169,7 +169,7 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 
 	var refused int
 	associated, forwarded := false, false
-	for step := range 300 {
+	for step := range 400 {
 		var err error
 		what := ""
 		if rng.IntN(8) == 0 {
@@ -209,33 +209,38 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 			}
 		case op >= 17:
 			// Routers: with and without a gateway, their interfaces on
-			// the IPv4 subnets added and removed.
+			// the IPv4 subnets added and removed. The first router stays
+			// as it is: the floating IPs need it.
 			var routers []model.Router
 			b.View(ctx, func(r store.Reader) error {
 				routers, err = store.List[model.Router](r, store.Routers)
 				return err
 			})
-			rt := routers[rng.IntN(len(routers))]
+			routers = slices.DeleteFunc(routers, func(rt model.Router) bool { return rt.ID == router.Object.ID })
+			var rt model.Router
+			if len(routers) > 0 {
+				rt = routers[rng.IntN(len(routers))]
+			}
 			sn := subnets[rng.IntN(2)]
-			switch rng.IntN(5) {
-			case 0:
+			switch n := rng.IntN(5); {
+			case n == 0 || len(routers) == 0:
 				body := map[string]any{"name": "r2"}
 				if rng.IntN(2) == 0 {
 					body["external_gateway_info"] = map[string]any{"network_id": ext.Object.ID}
 				}
 				what = fmt.Sprintf("create router %v", body)
 				_, err = svc.CreateRouter(ctx, jsonAttrs(t, body))
-			case 1:
+			case n == 1:
 				var gw any
 				if rt.ExternalGatewayInfo == nil {
 					gw = map[string]any{"network_id": ext.Object.ID}
 				}
 				what = fmt.Sprintf("set the gateway of %s to %v", rt.ID, gw)
 				_, err = svc.UpdateRouter(ctx, rt.ID, jsonAttrs(t, map[string]any{"external_gateway_info": gw}))
-			case 2:
+			case n == 2:
 				what = fmt.Sprintf("add an interface on %s to %s", sn.CIDR, rt.ID)
 				_, _, err = svc.AddRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
-			case 3:
+			case n == 3:
 				what = fmt.Sprintf("remove the interface on %s from %s", sn.CIDR, rt.ID)
 				_, _, err = svc.RemoveRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
 			default:
@@ -321,7 +326,20 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 				continue // nsnet's own ports change with their owners
 			}
 			body := map[string]any{}
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				var groups []model.SecurityGroup
+				b.View(ctx, func(r store.Reader) error {
+					groups, err = store.List[model.SecurityGroup](r, store.SecurityGroups)
+					return err
+				})
+				in := []string{}
+				for _, g := range groups {
+					if rng.IntN(2) == 0 {
+						in = append(in, g.ID)
+					}
+				}
+				body["security_groups"] = in
 			case 0:
 				body["mac_address"] = nil // a new MAC
 			case 1:
@@ -373,8 +391,8 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 	if !associated {
 		t.Error("no floating IP was ever associated: the sequence does not test their indexes")
 	}
-	if refused == 0 || refused > 250 {
-		t.Errorf("%d of 300 writes refused: the sequence does not test both sides", refused)
+	if refused == 0 || refused > 330 {
+		t.Errorf("%d of 400 writes refused: the sequence does not test both sides", refused)
 	}
 }
 
@@ -622,7 +640,19 @@ func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after st
 		if err != nil {
 			return err
 		}
+		inGroup := map[string][]string{}
+		for _, p := range all {
+			for _, g := range p.SecurityGroups {
+				if !slices.Contains(inGroup[g], p.ID) {
+					inGroup[g] = append(inGroup[g], p.ID)
+				}
+			}
+		}
 		for _, g := range groups {
+			ps, err := portsInGroup(r, g.ID)
+			if err != nil || !slices.Equal(idsOf(ps), inGroup[g.ID]) {
+				t.Errorf("after %s: ports in %s %v %v, a scan says %v", after, g.ID, idsOf(ps), err, inGroup[g.ID])
+			}
 			got, err := rulesOfGroup(r, g.ID)
 			var ids []string
 			for _, rule := range got {

@@ -427,11 +427,6 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) (int64, er
 	})
 }
 
-func portsInGroup(r store.Reader, groupID string) ([]model.Port, error) {
-	all, err := store.List[model.Port](r, store.Ports)
-	return slices.DeleteFunc(all, func(p model.Port) bool { return !slices.Contains(p.SecurityGroups, groupID) }), err
-}
-
 // GetSecurityGroup returns one group with its rules.
 func (s *Service) GetSecurityGroup(ctx context.Context, id string) (model.SecurityGroup, error) {
 	var g model.SecurityGroup
