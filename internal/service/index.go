@@ -11,7 +11,7 @@ package service
 // those of a floating IP and to a port; of instances, the one holding a
 // name in a project and the one holding a namespace; of routers, those
 // whose gateway is on a network; of security group rules, those of a
-// group.
+// group and those naming an address group.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -84,6 +84,7 @@ const (
 
 	idxRouterGW = "router.gw/" // <external network>/<router> → router id
 	idxRuleSG   = "sgr.group/" // <security group>/<rule> → rule id
+	idxRuleAG   = "sgr.ag/"    // <remote address group>/<rule> → rule id
 )
 
 // keyedKinds are the kinds whose entries are keys alone (each entry's
@@ -131,19 +132,28 @@ func routerKeys(id string, raw []byte) ([]string, error) {
 	return []string{gatewayPrefix(r.Gateway.NetworkID) + id}, nil
 }
 
-// ruleKeys are the entries of a security group rule: under its group.
+// ruleKeys are the entries of a security group rule: under its group,
+// and under the address group it names as its remote.
 func ruleKeys(id string, raw []byte) ([]string, error) {
 	var r struct {
-		SecurityGroupID string `json:"security_group_id"`
+		SecurityGroupID      string  `json:"security_group_id"`
+		RemoteAddressGroupID *string `json:"remote_address_group_id"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, err
 	}
-	return []string{rulesPrefix(r.SecurityGroupID) + id}, nil
+	keys := []string{rulesPrefix(r.SecurityGroupID) + id}
+	if r.RemoteAddressGroupID != nil && *r.RemoteAddressGroupID != "" {
+		keys = append(keys, addressGroupRulesPrefix(*r.RemoteAddressGroupID)+id)
+	}
+	return keys, nil
 }
 
 func gatewayPrefix(network string) string { return idxRouterGW + escapeKey(network) + "/" }
 func rulesPrefix(group string) string     { return idxRuleSG + escapeKey(group) + "/" }
+func addressGroupRulesPrefix(group string) string {
+	return idxRuleAG + escapeKey(group) + "/"
+}
 
 // indexPutKeyed moves the entries of a record of a keyed kind from old
 // (its stored record, nil: none) to new (nil: deleted).
@@ -192,6 +202,12 @@ func routersWithGatewayOn(r store.Reader, network string) ([]model.Router, error
 // rulesOfGroup reads the rules of a security group, as stored.
 func rulesOfGroup(r store.Reader, group string) ([]model.SecurityGroupRule, error) {
 	return indexed[model.SecurityGroupRule](r, store.SecurityGroupRules, rulesPrefix(group))
+}
+
+// rulesNaming reads the security group rules whose remote is address
+// group ag.
+func rulesNaming(r store.Reader, ag string) ([]model.SecurityGroupRule, error) {
+	return indexed[model.SecurityGroupRule](r, store.SecurityGroupRules, addressGroupRulesPrefix(ag))
 }
 
 // routerInterfacesOn reads the router interface ports with an address on

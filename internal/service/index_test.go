@@ -98,6 +98,11 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 	if _, _, err := svc.AddRouterInterface(ctx, router.Object.ID, jsonAttrs(t, map[string]any{"subnet_id": subnets[1].ID})); err != nil {
 		t.Fatal(err)
 	}
+	// An address group some rules name as their remote.
+	ag, err := svc.CreateAddressGroup(ctx, jsonAttrs(t, map[string]any{"name": "office", "addresses": []string{"192.0.2.0/24"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ports := func() []model.Port {
 		var out []model.Port
 		b.View(ctx, func(r store.Reader) error {
@@ -200,6 +205,9 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 				g := groups[rng.IntN(len(groups))]
 				body := map[string]any{"security_group_id": g.ID, "direction": "ingress", "protocol": "tcp",
 					"port_range_min": 20 + rng.IntN(3), "port_range_max": 22}
+				if rng.IntN(2) == 0 {
+					body["remote_address_group_id"] = ag.Object.ID
+				}
 				what = fmt.Sprintf("create rule %v", body)
 				_, err = svc.CreateSecurityGroupRule(ctx, jsonAttrs(t, body))
 			default:
@@ -632,9 +640,26 @@ func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after st
 		if err != nil {
 			return err
 		}
-		byGroup := map[string][]string{}
+		byGroup, byAG := map[string][]string{}, map[string][]string{}
 		for _, rule := range rules {
 			byGroup[rule.SecurityGroupID] = append(byGroup[rule.SecurityGroupID], rule.ID)
+			if rule.RemoteAddressGroupID != nil {
+				byAG[*rule.RemoteAddressGroupID] = append(byAG[*rule.RemoteAddressGroupID], rule.ID)
+			}
+		}
+		ags, err := store.List[model.AddressGroup](r, store.AddressGroups)
+		if err != nil {
+			return err
+		}
+		for _, ag := range ags {
+			got, err := rulesNaming(r, ag.ID)
+			var ids []string
+			for _, rule := range got {
+				ids = append(ids, rule.ID)
+			}
+			if err != nil || !slices.Equal(ids, byAG[ag.ID]) {
+				t.Errorf("after %s: rules naming %s %v %v, a scan says %v", after, ag.ID, ids, err, byAG[ag.ID])
+			}
 		}
 		groups, err := store.List[model.SecurityGroup](r, store.SecurityGroups)
 		if err != nil {
