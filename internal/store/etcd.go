@@ -110,7 +110,7 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // --max-txn-ops operations (128 by default): a record written and each
 // kind written count one each, and reads are checked in at most four
 // compares per kind. The service writes index records with each record
-// (about eight for a port), so a bulk create of more than about fifteen
+// (about ten for a port), so a bulk create of more than about a dozen
 // ports needs that bound raised; past it the Update fails and writes
 // nothing.
 //
