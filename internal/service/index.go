@@ -3,7 +3,8 @@ package service
 // Secondary indexes, so that no request walks every record of a kind to
 // answer: of ports, a MAC's holder on a network, an address's holder on a
 // subnet and the used address ranges of the subnet (for the next free
-// address), the ports of a network, of a device and of a security group,
+// address), the ports of a network, of a device, of a security group and
+// of a QoS policy,
 // the router interface ports on a subnet, the number of fixed IPs on each
 // subnet (IP availability) and the number of ports each project has
 // against its quota; of floating IPs, those of a port, of a router and on
@@ -70,6 +71,7 @@ const (
 	idxRIf   = "port.rif/"   // <subnet>/<port> → router interface port id
 	idxIPN   = "port.ipn/"   // <subnet> → fixed IPs on it
 	idxSG    = "port.sg/"    // <security group>/<port> → port id
+	idxQos   = "port.qos/"   // <QoS policy>/<port> → port id
 
 	idxFIPPort   = "fip.port/"   // <port>/<floating IP> → floating IP id
 	idxFIPRouter = "fip.router/" // <router>/<floating IP> → floating IP id
@@ -221,6 +223,11 @@ func portsInGroup(r store.Reader, group string) ([]model.Port, error) {
 	return indexed[model.Port](r, store.Ports, sgPrefix(group))
 }
 
+// portsWithPolicy reads the ports whose own QoS policy is policy.
+func portsWithPolicy(r store.Reader, policy string) ([]model.Port, error) {
+	return indexed[model.Port](r, store.Ports, qosPrefix(policy))
+}
+
 // fipsOn reads the floating IPs of an external network.
 func fipsOn(r store.Reader, network string) ([]model.FloatingIP, error) {
 	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPNet+escapeKey(network)+"/")
@@ -267,6 +274,7 @@ type indexedPort struct {
 	// SecurityGroups may name a group twice (Neutron keeps the list as
 	// given): its entry is one.
 	SecurityGroups []string `json:"security_groups"`
+	QosPolicyID    *string  `json:"qos_policy_id"`
 }
 
 func indexedOf(v any) (indexedPort, error) {
@@ -285,7 +293,8 @@ func indexedOf(v any) (indexedPort, error) {
 		return ip, json.Unmarshal(raw, &ip)
 	}
 	return indexedPort{ID: p.ID, ProjectID: p.ProjectID, NetworkID: p.NetworkID, MACAddress: p.MACAddress,
-		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner, SecurityGroups: p.SecurityGroups}, nil
+		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner, SecurityGroups: p.SecurityGroups,
+		QosPolicyID: p.QosPolicyID}, nil
 }
 
 // quotaCounted: a network's DHCP port is nsnet's, not the project's (see
@@ -303,7 +312,8 @@ func devPrefix(device string) string     { return idxDev + escapeKey(device) + "
 func rifPrefix(subnet string) string     { return idxRIf + escapeKey(subnet) + "/" }
 func sgPrefix(group string) string       { return idxSG + escapeKey(group) + "/" }
 
-// groupKeys are p's entries under its security groups, each once.
+// groupKeys are p's entries under its security groups, each once, and
+// under its QoS policy.
 func (p *indexedPort) groupKeys() []string {
 	var out []string
 	for _, g := range p.SecurityGroups {
@@ -311,8 +321,13 @@ func (p *indexedPort) groupKeys() []string {
 			out = append(out, k)
 		}
 	}
+	if p.QosPolicyID != nil && *p.QosPolicyID != "" {
+		out = append(out, qosPrefix(*p.QosPolicyID)+p.ID)
+	}
 	return out
 }
+
+func qosPrefix(policy string) string { return idxQos + escapeKey(policy) + "/" }
 
 // rifSubnets are the subnets under which p is a router interface port:
 // those of its fixed IPs, each once; none for another port.

@@ -103,6 +103,11 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A QoS policy some ports have as their own.
+	qos, err := svc.CreateQosPolicy(ctx, jsonAttrs(t, map[string]any{"name": "gold"}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ports := func() []model.Port {
 		var out []model.Port
 		b.View(ctx, func(r store.Reader) error {
@@ -348,6 +353,11 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 					}
 				}
 				body["security_groups"] = in
+				if rng.IntN(2) == 0 {
+					body["qos_policy_id"] = qos.Object.ID
+				} else {
+					body["qos_policy_id"] = nil
+				}
 			case 0:
 				body["mac_address"] = nil // a new MAC
 			case 1:
@@ -385,7 +395,7 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 			}
 			refused++
 		}
-		checkIndexes(t, b, subnets, fmt.Sprintf("step %d, %s (err %v)", step, what, err))
+		checkIndexes(t, b, subnets, qos.Object.ID, fmt.Sprintf("step %d, %s (err %v)", step, what, err))
 		for _, f := range fips() {
 			associated = associated || f.PortID != nil
 		}
@@ -406,7 +416,7 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 
 // checkIndexes compares the store's index entries and every indexed
 // answer with a scan of the ports.
-func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after string) {
+func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, qosID, after string) {
 	t.Helper()
 	err := st.View(context.Background(), func(r store.Reader) error {
 		put, stale, err := indexDiff(r, "t-")
@@ -665,6 +675,15 @@ func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after st
 		if err != nil {
 			return err
 		}
+		var withQos []string
+		for _, p := range all {
+			if p.QosPolicyID != nil {
+				withQos = append(withQos, p.ID)
+			}
+		}
+		if got, err := portsWithPolicy(r, qosID); err != nil || !slices.Equal(idsOf(got), withQos) {
+			t.Errorf("after %s: ports with policy %s %v %v, a scan says %v", after, qosID, idsOf(got), err, withQos)
+		}
 		inGroup := map[string][]string{}
 		for _, p := range all {
 			for _, g := range p.SecurityGroups {
@@ -748,7 +767,7 @@ func TestIndexesRebuiltFromTheStore(t *testing.T) {
 	if got := p.Object.FixedIPs[0].IPAddress; got != "10.0.0.5" {
 		t.Errorf("first port after the fill got %s, want 10.0.0.5 (10.0.0.2-4 are the filled ports')", got)
 	}
-	checkIndexes(t, b, []model.Subnet{sn.Object}, "the rebuild")
+	checkIndexes(t, b, []model.Subnet{sn.Object}, "", "the rebuild")
 
 	before := revisionOf(t, b)
 	again := New(Config{Store: b, NetnsPrefix: "t-"})
