@@ -34,8 +34,18 @@
 // keeps the daemon's state in an etcd (Debian's etcd-server) that the
 // benchmark starts on 127.0.0.1 and removes after, instead of its bbolt
 // file; the fill then writes store.SplitWrites ports per transaction,
-// within etcd's bound on one. Everything
-// lives in namespaces the benchmark's daemon creates under one prefix; the
+// within etcd's bound on one.
+//
+// -onebyone N measures something else, and only that: N ports created one
+// by one through the API on a fresh daemon, each waited for (X-Nsnet-Wait:
+// answered once the agent programmed it), as a user's script would; it
+// prints the total, the time of the first 100, their ratio to N/100 times
+// the first 100 (1.00x: the 10,000th port costs what the first did), each
+// thousand's time, and the daemon's RSS at the end and per port:
+//
+//	sudo go run ./bench/agentscale -onebyone 10000
+//
+// Everything lives in namespaces the benchmark's daemon creates under one prefix; the
 // teardown stops the daemon and deletes them, also when the run fails or
 // is interrupted (Ctrl-C).
 package main
@@ -76,6 +86,7 @@ func run(ctx context.Context) (err error) {
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
+	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("agentscale needs root: its daemon creates network namespaces")
@@ -130,6 +141,9 @@ func run(ctx context.Context) (err error) {
 	}()
 	if err := w.setup(ctx); err != nil {
 		return err
+	}
+	if *oneByOne > 0 {
+		return w.createOneByOne(ctx, *oneByOne)
 	}
 
 	var rows []row
@@ -599,4 +613,53 @@ func ms(d time.Duration) string {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+}
+
+// createOneByOne creates n ports one by one, each waited for, on the
+// scale network, and prints the total against n/100 times the first 100's
+// time, each thousand's time and the daemon's RSS.
+func (w *world) createOneByOne(ctx context.Context, n int) error {
+	rssStart, err := rssKiB(w.daemon.Pid())
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var first100 time.Duration
+	var thousands []time.Duration
+	lap := start
+	for i := range n {
+		_, meta, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": w.network,
+			"name": fmt.Sprintf("one%d", i), "fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
+		if err != nil {
+			return fmt.Errorf("port %d: %w", i, err)
+		}
+		if meta.Converged == nil || !*meta.Converged {
+			return fmt.Errorf("port %d not programmed in time", i)
+		}
+		if i+1 == 100 {
+			first100 = time.Since(start)
+		}
+		if (i+1)%1000 == 0 {
+			thousands = append(thousands, time.Since(lap))
+			lap = time.Now()
+			log.Printf("%d ports created one by one in %s", i+1, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	total := time.Since(start)
+	rss, err := rssKiB(w.daemon.Pid())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%d ports created one by one, each waited (X-Nsnet-Wait), on one network in the default security group\n\n", n)
+	fmt.Printf("total: %s (%.1f ms a port)\n", total.Round(time.Millisecond), float64(total.Microseconds())/1000/float64(n))
+	if first100 > 0 {
+		fmt.Printf("first 100: %s; %d/100 × that: %s; total / (%d/100 × first 100): %.2fx\n", first100.Round(time.Millisecond), n,
+			(first100 * time.Duration(n) / 100).Round(time.Millisecond), n, float64(total)/(float64(first100)*float64(n)/100))
+	}
+	for i, d := range thousands {
+		fmt.Printf("ports %5d–%5d: %s\n", i*1000+1, (i+1)*1000, d.Round(time.Millisecond))
+	}
+	fmt.Printf("daemon RSS: %d MiB at the start, %d MiB after (%.1f KiB a port)\n", rssStart/1024, rss/1024, float64(rss-rssStart)/float64(n))
+	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -onebyone %d\n", n)
+	return nil
 }

@@ -5,7 +5,9 @@
 //
 // Run as root from the repository root:
 //
-//	sudo go run ./bench/create100 [-n 100] [-rounds 3]
+//	sudo go run ./bench/create100 [-n 100] [-rounds 3] [-bin path/to/nsnet]
+//
+// -bin measures another build (an older nsnet) in the same way.
 //
 // Everything is built inside namespaces the benchmark creates (a host
 // namespace per side, a prefix per run) and removed at the end, also when
@@ -37,6 +39,7 @@ func main() { lab.Main(run) }
 func run(ctx context.Context) error {
 	n := flag.Int("n", 100, "instances (each with one port)")
 	rounds := flag.Int("rounds", 3, "rounds per shape; the median is reported")
+	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("create100 needs root: it creates network namespaces")
@@ -49,9 +52,11 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := lab.BuildNsnet(dir)
-	if err != nil {
-		return err
+	bin := *binFlag
+	if bin == "" {
+		if bin, err = lab.BuildNsnet(dir); err != nil {
+			return err
+		}
 	}
 
 	shapes := []shape{

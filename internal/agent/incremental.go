@@ -538,11 +538,14 @@ type memberSets struct {
 }
 
 // memberSet is one group's members: its ports' addresses, in port id
-// order as firewallSpec lists them.
+// order, and all of them in the order the firewall keeps a group's
+// members (by address, then length; see firewall's canonical), so that a
+// member's coming or going is an insertion or a deletion in a sorted list
+// and the firewall finds the list it is given already in order.
 type memberSet struct {
-	members []member // by port id
-	n       int      // addresses in all
-	// cache is the concatenation, rebuilt (never changed in place: the
+	members []member       // by port id
+	sorted  []netip.Prefix // every member's addresses, masked, repeats kept
+	// cache is a copy of sorted, made (never changed in place: the
 	// applied spec holds it) when a member changed.
 	cache []netip.Prefix
 	valid bool
@@ -558,15 +561,29 @@ func (m *memberSets) reset(s *snapshot) {
 	m.in = firewallInputsOf(s)
 	m.in.members = m.of
 	for i := range s.ports {
-		m.add(&s.ports[i])
+		m.add(&s.ports[i], false)
 	}
+	// One sort per group, not an insertion per address.
+	for _, set := range m.groups {
+		slices.SortFunc(set.sorted, comparePrefix)
+	}
+}
+
+// comparePrefix orders prefixes by address, then by length.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
 }
 
 func (set *memberSet) find(id string) (int, bool) {
 	return slices.BinarySearchFunc(set.members, id, func(m member, id string) int { return strings.Compare(m.id, id) })
 }
 
-func (m *memberSets) add(p *model.Port) {
+// add adds p's addresses to its groups; in order: each where it sorts,
+// else (reset sorts after) at the end.
+func (m *memberSets) add(p *model.Port, inOrder bool) {
 	if !p.PortSecurityEnabled {
 		return
 	}
@@ -584,7 +601,15 @@ func (m *memberSets) add(p *model.Port) {
 		} else {
 			set.members = slices.Insert(set.members, i, member{p.ID, addrs})
 		}
-		set.n += len(addrs)
+		for _, a := range addrs {
+			a = a.Masked()
+			if !inOrder {
+				set.sorted = append(set.sorted, a)
+				continue
+			}
+			j, _ := slices.BinarySearchFunc(set.sorted, a, comparePrefix)
+			set.sorted = slices.Insert(set.sorted, j, a)
+		}
 		set.valid = false
 	}
 }
@@ -599,7 +624,11 @@ func (m *memberSets) remove(p *model.Port) {
 			continue
 		}
 		if i, found := set.find(p.ID); found {
-			set.n -= len(set.members[i].addrs)
+			for _, a := range set.members[i].addrs {
+				if j, ok := slices.BinarySearchFunc(set.sorted, a.Masked(), comparePrefix); ok {
+					set.sorted = slices.Delete(set.sorted, j, j+1)
+				}
+			}
 			set.members = slices.Delete(set.members, i, i+1)
 		}
 		set.valid = false
@@ -614,22 +643,18 @@ func (m *memberSets) update(pr prev[model.Port], p model.Port, ok bool) {
 		m.remove(&pr.old)
 	}
 	if ok {
-		m.add(&p)
+		m.add(&p, true)
 	}
 }
 
 // of is group g's members; nil when it has none.
 func (m *memberSets) of(g string) []netip.Prefix {
 	set := m.groups[g]
-	if set == nil || set.n == 0 {
+	if set == nil || len(set.sorted) == 0 {
 		return nil
 	}
 	if !set.valid {
-		all := make([]netip.Prefix, 0, set.n)
-		for _, mb := range set.members {
-			all = append(all, mb.addrs...)
-		}
-		set.cache, set.valid = all, true
+		set.cache, set.valid = slices.Clone(set.sorted), true
 	}
 	return set.cache
 }

@@ -133,18 +133,11 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 // shared by every rule naming it, so a new member is one element. It
 // returns the spec and the port id of each tap.
 func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string) {
-	in := firewallInputsOf(snap)
-	members := map[string][]netip.Prefix{} // group → what its ports may send from
-	for i := range snap.ports {
-		port := &snap.ports[i]
-		if !port.PortSecurityEnabled {
-			continue
-		}
-		for _, g := range port.SecurityGroups {
-			members[g] = append(members[g], portAddresses(port)...)
-		}
-	}
-	in.members = func(g string) []netip.Prefix { return members[g] }
+	// The members as the incremental state keeps them (see memberSets),
+	// computed from every port at once.
+	var members memberSets
+	members.reset(snap)
+	in := members.in
 	ports := make([]*model.Port, len(snap.ports))
 	for i := range snap.ports {
 		ports[i] = &snap.ports[i]

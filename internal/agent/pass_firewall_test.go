@@ -109,8 +109,8 @@ func TestFirewallSpec(t *testing.T) {
 		remotes = append(remotes, r.String())
 	}
 	// Members of g-admins on any host, admin here (its fixed IP and
-	// address pairs, the CIDR too) and the one elsewhere.
-	if want := []string{"10.0.0.20/32", "10.0.0.21/32", "10.0.0.64/29", "10.0.0.40/32"}; !reflect.DeepEqual(remotes, want) {
+	// address pairs, the CIDR too) and the one elsewhere, by address.
+	if want := []string{"10.0.0.20/32", "10.0.0.21/32", "10.0.0.40/32", "10.0.0.64/29"}; !reflect.DeepEqual(remotes, want) {
 		t.Errorf("web's remote group holds %v, want %v", remotes, want)
 	}
 }
@@ -228,8 +228,9 @@ func TestFirewallSpecGroups(t *testing.T) {
 	if err := spec.Validate(); err != nil {
 		t.Fatalf("spec does not validate: %v", err)
 	}
+	// The members in the order the firewall keeps them: by address.
 	want := map[string][]netip.Prefix{"sgadmins": {
-		netip.MustParsePrefix("10.0.0.11/32"), netip.MustParsePrefix("10.0.8.0/29"), netip.MustParsePrefix("0.0.0.0/0"),
+		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.0.0.11/32"), netip.MustParsePrefix("10.0.8.0/29"),
 		netip.MustParsePrefix("10.9.0.12/32"),
 	}, "agoffice": {netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
 	if !reflect.DeepEqual(spec.Groups, want) {

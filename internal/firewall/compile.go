@@ -45,73 +45,179 @@ func compile(spec Spec, prev compiled) compiled {
 	}
 	c.zones = zones(spec.Zoned, prev.zones)
 	c.groups = map[string]*groupElements{}
+	c.deltas = map[string]*groupDelta{}
 	for _, pe := range c.ports {
 		for _, g := range pe.groups() {
 			if c.groups[g] != nil {
 				continue
 			}
 			members := canonical(spec.Groups[g])
-			if old := prev.groups[g]; old != nil && slices.Equal(old.members, members) {
+			old := prev.groups[g]
+			if old == nil {
+				c.groups[g] = compileGroup(g, members)
+				continue
+			}
+			// The members as a change of the group prev has: what
+			// Apply sends, and what the compilation redoes, follow
+			// the members that came and went, not the group's size.
+			lost, gained := memberChanges(old.members, members)
+			if len(lost) == 0 && len(gained) == 0 {
 				c.groups[g] = old
 				continue
 			}
-			c.groups[g] = compileGroup(g, members)
+			c.groups[g], c.deltas[g] = old.derive(g, members, lost, gained)
 		}
 	}
 	return c
 }
 
 // canonical is members sorted, masked and each once: two specs listing
-// the same members in another order compile alike.
+// the same members in another order compile alike. A list already in
+// order (as the agent keeps its groups) is copied, not sorted again.
 func canonical(members []netip.Prefix) []netip.Prefix {
+	ok := true
+	for i, m := range members {
+		if m != m.Masked() || i > 0 && comparePrefix(members[i-1], m) > 0 {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return slices.Compact(slices.Clone(members))
+	}
 	out := make([]netip.Prefix, 0, len(members))
 	for _, m := range members {
 		out = append(out, m.Masked())
 	}
-	slices.SortFunc(out, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return a.Bits() - b.Bits()
-	})
+	slices.SortFunc(out, comparePrefix)
 	return slices.Compact(out)
 }
 
-// groupElements is one remote group's member sets' elements.
+// comparePrefix is canonical's order: by address, then by length.
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return a.Bits() - b.Bits()
+}
+
+// groupElements is one remote group's members, what its member sets
+// hold. The elements of its sets of single addresses are not kept: they
+// are the members themselves (singles), made into elements only for a
+// rebuild or a comparison with the kernel, so that a group of 10,000
+// members that changes costs a compilation of what changed.
 type groupElements struct {
-	members []netip.Prefix // canonical
-	singles map[netip.Addr]bool
-	ranges  []netip.Prefix
-	elems   map[setKey][]nfsock.Element
+	name    string
+	members []netip.Prefix // canonical; never changed in place
+	// ranges are the members that are not single addresses, and
+	// rangeElems the elements of the interval sets they make.
+	ranges     []netip.Prefix
+	rangeElems map[setKey][]nfsock.Element
+}
+
+// groupDelta is how a group's compilation differs from the one it was
+// derived from (base): the members it lost and the elements to add and
+// delete.
+type groupDelta struct {
+	base          *groupElements
+	lost          []netip.Prefix
+	added, delete map[setKey][]nfsock.Element
 }
 
 func compileGroup(name string, members []netip.Prefix) *groupElements {
-	ge := &groupElements{members: members, singles: map[netip.Addr]bool{}, elems: map[setKey][]nfsock.Element{}}
-	inet := nftables.TableFamilyINet
-	ranges := map[bool][]nfsock.Box{}
+	ge := &groupElements{name: name, members: members}
 	for _, m := range members {
-		v6 := m.Addr().Is6()
-		if m.IsSingleIP() {
-			ge.singles[m.Addr()] = true
-			k := setKey{inet, memberSet(name, v6, false)}
-			ge.elems[k] = append(ge.elems[k], nfsock.Element{Key: m.Addr().AsSlice()})
-			continue
+		if !m.IsSingleIP() {
+			ge.ranges = append(ge.ranges, m)
 		}
-		ge.ranges = append(ge.ranges, m)
-		ranges[v6] = append(ranges[v6], nfsock.Box{nfsock.PrefixSpan(m)})
+	}
+	ge.rangeElems = rangeElements(name, ge.ranges)
+	return ge
+}
+
+// rangeElements are the interval sets' elements of a group's ranges.
+func rangeElements(name string, ranges []netip.Prefix) map[setKey][]nfsock.Element {
+	out := map[setKey][]nfsock.Element{}
+	boxes := map[bool][]nfsock.Box{}
+	for _, m := range ranges {
+		boxes[m.Addr().Is6()] = append(boxes[m.Addr().Is6()], nfsock.Box{nfsock.PrefixSpan(m)})
 	}
 	for _, v6 := range []bool{false, true} {
 		width := 4
 		if v6 {
 			width = 16
 		}
-		k := setKey{inet, memberSet(name, v6, true)}
-		for _, b := range nfsock.Disjoint(ranges[v6], []nfsock.Num{nfsock.MaxOf(width)}) {
-			ge.elems[k] = append(ge.elems[k], nfsock.Element{
+		k := setKey{nftables.TableFamilyINet, memberSet(name, v6, true)}
+		for _, b := range nfsock.Disjoint(boxes[v6], []nfsock.Num{nfsock.MaxOf(width)}) {
+			out[k] = append(out[k], nfsock.Element{
 				Key: nfsock.Concat(u32(0), b[0].Lo.Bytes(width)), KeyEnd: nfsock.Concat(u32(0), b[0].Hi.Bytes(width))})
 		}
 	}
-	return ge
+	return out
+}
+
+// singleElement is the element of a single address member, and the set
+// that holds it.
+func (ge *groupElements) singleElement(m netip.Prefix) (setKey, nfsock.Element) {
+	return setKey{nftables.TableFamilyINet, memberSet(ge.name, m.Addr().Is6(), false)}, nfsock.Element{Key: m.Addr().AsSlice()}
+}
+
+// elems are every element of the group's sets, by set.
+func (ge *groupElements) elems() map[setKey][]nfsock.Element {
+	out := maps.Clone(ge.rangeElems)
+	for _, m := range ge.members {
+		if m.IsSingleIP() {
+			k, e := ge.singleElement(m)
+			out[k] = append(out[k], e)
+		}
+	}
+	return out
+}
+
+// derive compiles members, which differ from ge's by lost and gained, as
+// a change of ge: single addresses are an element each; the interval
+// sets are cut again only when a range came or went.
+func (ge *groupElements) derive(name string, members, lost, gained []netip.Prefix) (*groupElements, *groupDelta) {
+	next := &groupElements{name: name, members: members, ranges: ge.ranges, rangeElems: ge.rangeElems}
+	d := &groupDelta{base: ge, lost: lost, added: map[setKey][]nfsock.Element{}, delete: map[setKey][]nfsock.Element{}}
+	rangesMoved := false
+	for _, m := range lost {
+		if !m.IsSingleIP() {
+			rangesMoved = true
+			continue
+		}
+		k, e := ge.singleElement(m)
+		d.delete[k] = append(d.delete[k], e)
+	}
+	for _, m := range gained {
+		if !m.IsSingleIP() {
+			rangesMoved = true
+			continue
+		}
+		k, e := next.singleElement(m)
+		d.added[k] = append(d.added[k], e)
+	}
+	if rangesMoved {
+		next.ranges = nil
+		for _, m := range members {
+			if !m.IsSingleIP() {
+				next.ranges = append(next.ranges, m)
+			}
+		}
+		next.rangeElems = rangeElements(name, next.ranges)
+		keys := map[setKey]bool{}
+		for k := range ge.rangeElems {
+			keys[k] = true
+		}
+		for k := range next.rangeElems {
+			keys[k] = true
+		}
+		for k := range keys {
+			a, del := diffElements(ge.rangeElems[k], next.rangeElems[k])
+			d.added[k], d.delete[k] = append(d.added[k], a...), append(d.delete[k], del...)
+		}
+	}
+	return next, d
 }
 
 // holds reports whether a member of the group may send from a.
@@ -119,7 +225,7 @@ func (ge *groupElements) holds(a netip.Addr) bool {
 	if ge == nil {
 		return false
 	}
-	if ge.singles[a] {
+	if _, ok := slices.BinarySearchFunc(ge.members, netip.PrefixFrom(a, a.BitLen()), comparePrefix); ok {
 		return true
 	}
 	return slices.ContainsFunc(ge.ranges, func(p netip.Prefix) bool { return p.Contains(a) })
@@ -163,7 +269,7 @@ func (c compiled) zoneElements() []nfsock.Element {
 func (c compiled) elements() map[setKey][]nfsock.Element {
 	out := bySet(c.ports)
 	for _, g := range slices.Sorted(maps.Keys(c.groups)) {
-		for k, es := range c.groups[g].elems {
+		for k, es := range c.groups[g].elems() {
 			out[k] = append(out[k], es...)
 		}
 	}

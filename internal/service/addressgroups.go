@@ -226,14 +226,12 @@ func (s *Service) DeleteAddressGroup(ctx context.Context, id string) (int64, err
 		if err := authorize(ctx, "delete_address_group", g.ProjectID); err != nil {
 			return err
 		}
-		rules, err := store.List[model.SecurityGroupRule](tx, store.SecurityGroupRules)
+		rules, err := rulesNaming(tx, id)
 		if err != nil {
 			return err
 		}
-		for _, r := range rules {
-			if r.RemoteAddressGroupID != nil && *r.RemoteAddressGroupID == id {
-				return conflict("AddressGroupInUse", "Address group %s is in use on one or more security group rules.", id)
-			}
+		if len(rules) > 0 {
+			return conflict("AddressGroupInUse", "Address group %s is in use on one or more security group rules.", id)
 		}
 		for _, p := range acc[id] { // its policies go with it
 			if err := tx.Delete(store.RBACPolicies, p.ID); err != nil {

@@ -1,8 +1,10 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -264,30 +266,33 @@ func checkNotAssociated(r store.Reader, f *fipInput, port *model.Port, fixed mod
 // subnet. Several such routers are possible; the oldest wins, so the
 // choice is stable.
 func routerFor(r store.Reader, networkID string, port *model.Port, fixed model.FixedIP) (string, error) {
-	routers, err := store.List[model.Router](r, store.Routers)
+	// The routers with an interface on the subnet, through the index of
+	// router interface ports: not every router of the store.
+	ifaces, err := routerInterfacesOn(r, fixed.SubnetID)
 	if err != nil {
 		return "", err
 	}
-	sort.Slice(routers, func(i, j int) bool {
-		if routers[i].CreatedAt != routers[j].CreatedAt {
-			return routers[i].CreatedAt < routers[j].CreatedAt
-		}
-		return routers[i].ID < routers[j].ID
-	})
-	for _, rt := range routers {
-		if rt.ExternalGatewayInfo == nil || rt.ExternalGatewayInfo.NetworkID != networkID {
+	var routers []model.Router
+	for _, p := range ifaces {
+		if p.DeviceID == "" || slices.ContainsFunc(routers, func(rt model.Router) bool { return rt.ID == p.DeviceID }) {
 			continue
 		}
-		ports, err := routerPorts(r, rt.ID)
+		rt, err := store.Get[model.Router](r, store.Routers, p.DeviceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("read router %s: %w", p.DeviceID, err)
 		}
-		for _, p := range ports {
-			if p.DeviceOwner == model.DeviceOwnerRouterInterface &&
-				slices.ContainsFunc(p.FixedIPs, func(ip model.FixedIP) bool { return ip.SubnetID == fixed.SubnetID }) {
-				return rt.ID, nil
-			}
+		if rt.ExternalGatewayInfo != nil && rt.ExternalGatewayInfo.NetworkID == networkID {
+			routers = append(routers, rt)
 		}
+	}
+	if len(routers) > 0 {
+		rt := slices.MinFunc(routers, func(a, b model.Router) int {
+			return cmp.Or(cmp.Compare(a.CreatedAt, b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		})
+		return rt.ID, nil
 	}
 	return "", typed(http.StatusNotFound, "ExternalGatewayForFloatingIPNotFound",
 		"External network %s is not reachable from subnet %s.  Therefore, cannot associate Port %s with a Floating IP.",
@@ -370,12 +375,12 @@ func deleteDisassociatedFloatingIPs(ctx context.Context, tx store.Txn, networkID
 // deleteFloatingIP deletes a floating IP that no port forwarding uses and
 // the port holding its address.
 func deleteFloatingIP(tx store.Txn, id string) error {
-	ports, err := store.List[model.Port](tx, store.Ports)
+	ports, err := portsOfDevice(tx, id)
 	if err != nil {
 		return err
 	}
 	for _, p := range ports {
-		if p.DeviceOwner == model.DeviceOwnerFloatingIP && p.DeviceID == id {
+		if p.DeviceOwner == model.DeviceOwnerFloatingIP {
 			if err := tx.Delete(store.Ports, p.ID); err != nil {
 				return err
 			}

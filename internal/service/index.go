@@ -3,11 +3,16 @@ package service
 // Secondary indexes, so that no request walks every record of a kind to
 // answer: of ports, a MAC's holder on a network, an address's holder on a
 // subnet and the used address ranges of the subnet (for the next free
-// address), the ports of a network and of a device, and the number of
-// ports each project has against its quota; of floating IPs, those of a
-// port and of a router, and each project's count; of port forwardings,
+// address), the ports of a network, of a device, of a security group and
+// of a QoS policy,
+// the router interface ports on a subnet, the number of fixed IPs on each
+// subnet (IP availability) and the number of ports each project has
+// against its quota; of floating IPs, those of a port, of a router and on
+// an external network, and each project's count; of port forwardings,
 // those of a floating IP and to a port; of instances, the one holding a
-// name in a project and the one holding a namespace.
+// name in a project and the one holding a namespace; of routers, those
+// whose gateway is on a network; of security group rules, those of a
+// group and those naming an address group.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -63,23 +68,40 @@ const (
 	idxNet   = "port.net/"   // <network>/<port> → port id
 	idxDev   = "port.dev/"   // <device>/<port> → port id
 	idxCount = "port.count/" // <project> → ports counted against its quota
+	idxRIf   = "port.rif/"   // <subnet>/<port> → router interface port id
+	idxIPN   = "port.ipn/"   // <subnet> → fixed IPs on it
+	idxSG    = "port.sg/"    // <security group>/<port> → port id
+	idxQos   = "port.qos/"   // <QoS policy>/<port> → port id
 
 	idxFIPPort   = "fip.port/"   // <port>/<floating IP> → floating IP id
 	idxFIPRouter = "fip.router/" // <router>/<floating IP> → floating IP id
 	idxFIPCount  = "fip.count/"  // <project> → its floating IPs
+	idxFIPNet    = "fip.net/"    // <floating network>/<floating IP> → floating IP id
 
 	idxInstName  = "inst.name/"  // <project>/<name> → instance id
 	idxInstNetns = "inst.netns/" // <namespace> → instance id
 
 	idxPFFIP  = "pf.fip/"  // <floating IP>/<port forwarding> → its id
 	idxPFPort = "pf.port/" // <internal port>/<port forwarding> → its id
+
+	idxRouterGW = "router.gw/" // <external network>/<router> → router id
+	idxRuleSG   = "sgr.group/" // <security group>/<rule> → rule id
+	idxRuleAG   = "sgr.ag/"    // <remote address group>/<rule> → rule id
 )
+
+// keyedKinds are the kinds whose entries are keys alone (each entry's
+// value is the record's id), read from the record as stored: what a
+// record of the kind is indexed under.
+var keyedKinds = map[store.Kind]func(id string, raw []byte) ([]string, error){
+	store.PortForwardings:    forwardingKeys,
+	store.Routers:            routerKeys,
+	store.SecurityGroupRules: ruleKeys,
+}
 
 // forwardingKeys are the entries of a port forwarding: under its floating
 // IP and under its internal port.
-func forwardingKeys(raw []byte) ([]string, error) {
+func forwardingKeys(id string, raw []byte) ([]string, error) {
 	var pf struct {
-		ID             string `json:"id"`
 		FloatingIPID   string `json:"floatingip_id"`
 		InternalPortID string `json:"internal_port_id"`
 	}
@@ -88,17 +110,57 @@ func forwardingKeys(raw []byte) ([]string, error) {
 	}
 	var keys []string
 	if pf.FloatingIPID != "" {
-		keys = append(keys, idxPFFIP+escapeKey(pf.FloatingIPID)+"/"+pf.ID)
+		keys = append(keys, idxPFFIP+escapeKey(pf.FloatingIPID)+"/"+id)
 	}
 	if pf.InternalPortID != "" {
-		keys = append(keys, idxPFPort+escapeKey(pf.InternalPortID)+"/"+pf.ID)
+		keys = append(keys, idxPFPort+escapeKey(pf.InternalPortID)+"/"+id)
 	}
 	return keys, nil
 }
 
-// indexPutForwarding moves a port forwarding's entries from old (its
-// stored record, nil: none) to new (nil: deleted).
-func indexPutForwarding(tx store.Txn, id string, old, new []byte) error {
+// routerKeys are the entries of a router: under its gateway's network.
+func routerKeys(id string, raw []byte) ([]string, error) {
+	var r struct {
+		Gateway *struct {
+			NetworkID string `json:"network_id"`
+		} `json:"external_gateway_info"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	if r.Gateway == nil || r.Gateway.NetworkID == "" {
+		return nil, nil
+	}
+	return []string{gatewayPrefix(r.Gateway.NetworkID) + id}, nil
+}
+
+// ruleKeys are the entries of a security group rule: under its group,
+// and under the address group it names as its remote.
+func ruleKeys(id string, raw []byte) ([]string, error) {
+	var r struct {
+		SecurityGroupID      string  `json:"security_group_id"`
+		RemoteAddressGroupID *string `json:"remote_address_group_id"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, err
+	}
+	keys := []string{rulesPrefix(r.SecurityGroupID) + id}
+	if r.RemoteAddressGroupID != nil && *r.RemoteAddressGroupID != "" {
+		keys = append(keys, addressGroupRulesPrefix(*r.RemoteAddressGroupID)+id)
+	}
+	return keys, nil
+}
+
+func gatewayPrefix(network string) string { return idxRouterGW + escapeKey(network) + "/" }
+func rulesPrefix(group string) string     { return idxRuleSG + escapeKey(group) + "/" }
+func addressGroupRulesPrefix(group string) string {
+	return idxRuleAG + escapeKey(group) + "/"
+}
+
+// indexPutKeyed moves the entries of a record of a keyed kind from old
+// (its stored record, nil: none) to new (nil: deleted).
+func indexPutKeyed(tx store.Txn, kind store.Kind, id string, old, new []byte) error {
+	keysOf := keyedKinds[kind]
 	for _, rec := range []struct {
 		raw []byte
 		put bool
@@ -106,9 +168,9 @@ func indexPutForwarding(tx store.Txn, id string, old, new []byte) error {
 		if rec.raw == nil {
 			continue
 		}
-		keys, err := forwardingKeys(rec.raw)
+		keys, err := keysOf(id, rec.raw)
 		if err != nil {
-			return fmt.Errorf("port forwarding %s: %w", id, err)
+			return fmt.Errorf("%s %s: %w", kind, id, err)
 		}
 		for _, key := range keys {
 			if rec.put {
@@ -133,6 +195,46 @@ func forwardingsOf(r store.Reader, fipID string) ([]model.PortForwarding, error)
 func forwardingsTo(r store.Reader, portID string) ([]model.PortForwarding, error) {
 	return indexed[model.PortForwarding](r, store.PortForwardings, idxPFPort+escapeKey(portID)+"/")
 }
+
+// routersWithGatewayOn reads the routers whose gateway is on network.
+func routersWithGatewayOn(r store.Reader, network string) ([]model.Router, error) {
+	return indexed[model.Router](r, store.Routers, gatewayPrefix(network))
+}
+
+// rulesOfGroup reads the rules of a security group, as stored.
+func rulesOfGroup(r store.Reader, group string) ([]model.SecurityGroupRule, error) {
+	return indexed[model.SecurityGroupRule](r, store.SecurityGroupRules, rulesPrefix(group))
+}
+
+// rulesNaming reads the security group rules whose remote is address
+// group ag.
+func rulesNaming(r store.Reader, ag string) ([]model.SecurityGroupRule, error) {
+	return indexed[model.SecurityGroupRule](r, store.SecurityGroupRules, addressGroupRulesPrefix(ag))
+}
+
+// routerInterfacesOn reads the router interface ports with an address on
+// subnet.
+func routerInterfacesOn(r store.Reader, subnet string) ([]model.Port, error) {
+	return indexed[model.Port](r, store.Ports, rifPrefix(subnet))
+}
+
+// portsInGroup reads the ports whose security groups include group.
+func portsInGroup(r store.Reader, group string) ([]model.Port, error) {
+	return indexed[model.Port](r, store.Ports, sgPrefix(group))
+}
+
+// portsWithPolicy reads the ports whose own QoS policy is policy.
+func portsWithPolicy(r store.Reader, policy string) ([]model.Port, error) {
+	return indexed[model.Port](r, store.Ports, qosPrefix(policy))
+}
+
+// fipsOn reads the floating IPs of an external network.
+func fipsOn(r store.Reader, network string) ([]model.FloatingIP, error) {
+	return indexed[model.FloatingIP](r, store.FloatingIPs, idxFIPNet+escapeKey(network)+"/")
+}
+
+// usedIPs is how many fixed IPs the ports hold on subnet.
+func usedIPs(r store.Reader, subnet string) (int, error) { return countOf(r, idxIPN, subnet) }
 
 // escapeKey makes s safe as one part of an index key: "/" cannot appear
 // in it, so "dev/a" and "dev" never share a prefix.
@@ -169,6 +271,10 @@ type indexedPort struct {
 	FixedIPs    []model.FixedIP `json:"fixed_ips"`
 	DeviceID    string          `json:"device_id"`
 	DeviceOwner string          `json:"device_owner"`
+	// SecurityGroups may name a group twice (Neutron keeps the list as
+	// given): its entry is one.
+	SecurityGroups []string `json:"security_groups"`
+	QosPolicyID    *string  `json:"qos_policy_id"`
 }
 
 func indexedOf(v any) (indexedPort, error) {
@@ -187,7 +293,8 @@ func indexedOf(v any) (indexedPort, error) {
 		return ip, json.Unmarshal(raw, &ip)
 	}
 	return indexedPort{ID: p.ID, ProjectID: p.ProjectID, NetworkID: p.NetworkID, MACAddress: p.MACAddress,
-		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner}, nil
+		FixedIPs: p.FixedIPs, DeviceID: p.DeviceID, DeviceOwner: p.DeviceOwner, SecurityGroups: p.SecurityGroups,
+		QosPolicyID: p.QosPolicyID}, nil
 }
 
 // quotaCounted: a network's DHCP port is nsnet's, not the project's (see
@@ -202,6 +309,40 @@ func usedPrefix(subnet string) string    { return idxUsed + escapeKey(subnet) + 
 func netPrefix(network string) string    { return idxNet + escapeKey(network) + "/" }
 func netKey(network, port string) string { return netPrefix(network) + port }
 func devPrefix(device string) string     { return idxDev + escapeKey(device) + "/" }
+func rifPrefix(subnet string) string     { return idxRIf + escapeKey(subnet) + "/" }
+func sgPrefix(group string) string       { return idxSG + escapeKey(group) + "/" }
+
+// groupKeys are p's entries under its security groups, each once, and
+// under its QoS policy.
+func (p *indexedPort) groupKeys() []string {
+	var out []string
+	for _, g := range p.SecurityGroups {
+		if k := sgPrefix(g) + p.ID; !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	if p.QosPolicyID != nil && *p.QosPolicyID != "" {
+		out = append(out, qosPrefix(*p.QosPolicyID)+p.ID)
+	}
+	return out
+}
+
+func qosPrefix(policy string) string { return idxQos + escapeKey(policy) + "/" }
+
+// rifSubnets are the subnets under which p is a router interface port:
+// those of its fixed IPs, each once; none for another port.
+func (p *indexedPort) rifSubnets() []string {
+	if p.DeviceOwner != model.DeviceOwnerRouterInterface {
+		return nil
+	}
+	var out []string
+	for _, ip := range p.FixedIPs {
+		if !slices.Contains(out, ip.SubnetID) {
+			out = append(out, ip.SubnetID)
+		}
+	}
+	return out
+}
 
 // getIndex reads the value of an index entry (a holder's id); false when
 // there is none.
@@ -226,6 +367,16 @@ func indexPutPort(tx store.Txn, old, new *indexedPort) error {
 		}
 		if old.DeviceID != "" {
 			if err := tx.Delete(store.Indexes, devPrefix(old.DeviceID)+old.ID); err != nil {
+				return err
+			}
+		}
+		for _, sn := range old.rifSubnets() {
+			if err := tx.Delete(store.Indexes, rifPrefix(sn)+old.ID); err != nil {
+				return err
+			}
+		}
+		for _, k := range old.groupKeys() {
+			if err := tx.Delete(store.Indexes, k); err != nil {
 				return err
 			}
 		}
@@ -256,14 +407,37 @@ func indexPutPort(tx store.Txn, old, new *indexedPort) error {
 				return err
 			}
 		}
+		for _, sn := range new.rifSubnets() {
+			if err := tx.Put(store.Indexes, rifPrefix(sn)+new.ID, new.ID); err != nil {
+				return err
+			}
+		}
+		for _, k := range new.groupKeys() {
+			if err := tx.Put(store.Indexes, k, new.ID); err != nil {
+				return err
+			}
+		}
 	}
-	// The count moves with the records, whatever the other entries did.
-	delta := map[string]int{}
-	if old != nil && old.quotaCounted() {
-		delta[old.ProjectID]--
+	// The counts move with the records, whatever the other entries did.
+	delta, ips := map[string]int{}, map[string]int{}
+	if old != nil {
+		if old.quotaCounted() {
+			delta[old.ProjectID]--
+		}
+		for _, ip := range old.FixedIPs {
+			ips[ip.SubnetID]--
+		}
 	}
-	if new != nil && new.quotaCounted() {
-		delta[new.ProjectID]++
+	if new != nil {
+		if new.quotaCounted() {
+			delta[new.ProjectID]++
+		}
+		for _, ip := range new.FixedIPs {
+			ips[ip.SubnetID]++
+		}
+	}
+	if err := addCounts(tx, idxIPN, ips); err != nil {
+		return err
 	}
 	return addCounts(tx, idxCount, delta)
 }
@@ -467,6 +641,7 @@ func portsOfDevice(r store.Reader, device string) ([]model.Port, error) {
 type indexedFIP struct {
 	ID        string  `json:"id"`
 	ProjectID string  `json:"project_id"`
+	NetworkID string  `json:"floating_network_id"`
 	PortID    *string `json:"port_id"`
 	RouterID  *string `json:"router_id"`
 }
@@ -474,9 +649,9 @@ type indexedFIP struct {
 func fipIndexedOf(v any) (indexedFIP, error) {
 	switch v := v.(type) {
 	case model.FloatingIP:
-		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, PortID: v.PortID, RouterID: v.RouterID}, nil
+		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, NetworkID: v.FloatingNetworkID, PortID: v.PortID, RouterID: v.RouterID}, nil
 	case *model.FloatingIP:
-		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, PortID: v.PortID, RouterID: v.RouterID}, nil
+		return indexedFIP{ID: v.ID, ProjectID: v.ProjectID, NetworkID: v.FloatingNetworkID, PortID: v.PortID, RouterID: v.RouterID}, nil
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -494,6 +669,9 @@ func (f *indexedFIP) entries() []string {
 	}
 	if f.RouterID != nil && *f.RouterID != "" {
 		keys = append(keys, idxFIPRouter+escapeKey(*f.RouterID)+"/"+f.ID)
+	}
+	if f.NetworkID != "" {
+		keys = append(keys, idxFIPNet+escapeKey(f.NetworkID)+"/"+f.ID)
 	}
 	return keys
 }
@@ -525,7 +703,8 @@ func indexPutFIP(tx store.Txn, old, new *indexedFIP) error {
 	return addCounts(tx, idxFIPCount, delta)
 }
 
-// addCounts adds delta (by project) to the counts under prefix.
+// addCounts adds delta (by project, or by subnet) to the counts under
+// prefix.
 func addCounts(tx store.Txn, prefix string, delta map[string]int) error {
 	for _, project := range slices.Sorted(maps.Keys(delta)) {
 		d := delta[project]
@@ -666,7 +845,7 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 		return err
 	}
 	used := map[string][]netip.Addr{}
-	counts := map[string]int{}
+	counts, ipCounts := map[string]int{}, map[string]int{}
 	err := r.List(store.Ports, func(id string, raw []byte) error {
 		var p indexedPort
 		if err := json.Unmarshal(raw, &p); err != nil {
@@ -694,6 +873,19 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 			if err := put(devPrefix(p.DeviceID)+p.ID, p.ID); err != nil {
 				return err
 			}
+		}
+		for _, sn := range p.rifSubnets() {
+			if err := put(rifPrefix(sn)+p.ID, p.ID); err != nil {
+				return err
+			}
+		}
+		for _, k := range p.groupKeys() {
+			if err := put(k, p.ID); err != nil {
+				return err
+			}
+		}
+		for _, ip := range p.FixedIPs {
+			ipCounts[ip.SubnetID]++
 		}
 		if p.quotaCounted() {
 			counts[p.ProjectID]++
@@ -736,20 +928,22 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	err = r.List(store.PortForwardings, func(id string, raw []byte) error {
-		keys, err := forwardingKeys(raw)
-		if err != nil {
-			return fmt.Errorf("decode port forwarding %s: %w", id, err)
-		}
-		for _, key := range keys {
-			if err := put(key, id); err != nil {
-				return err
+	for _, kind := range slices.Sorted(maps.Keys(keyedKinds)) {
+		err = r.List(kind, func(id string, raw []byte) error {
+			keys, err := keyedKinds[kind](id, raw)
+			if err != nil {
+				return fmt.Errorf("decode %s %s: %w", kind, id, err)
 			}
+			for _, key := range keys {
+				if err := put(key, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	for project, n := range fipCounts {
 		if err := put(idxFIPCount+escapeKey(project), n); err != nil {
@@ -771,6 +965,11 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 	}
 	for project, n := range counts {
 		if err := put(idxCount+escapeKey(project), n); err != nil {
+			return nil, err
+		}
+	}
+	for subnet, n := range ipCounts {
+		if err := put(idxIPN+escapeKey(subnet), n); err != nil {
 			return nil, err
 		}
 	}

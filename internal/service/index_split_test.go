@@ -154,7 +154,7 @@ func rebuildInBatches(t *testing.T, st store.Store, wrap func(*hooked) store.Sto
 	if _, err := New(Config{Store: wrap(second), NetnsPrefix: "t-"}).GetNetwork(ctx, net.Object.ID); err != nil {
 		t.Fatalf("second start: %v", err)
 	}
-	checkIndexes(t, st, []model.Subnet{sn.Object}, "the rebuild")
+	checkIndexes(t, st, []model.Subnet{sn.Object}, "", "the rebuild")
 
 	p, err := New(Config{Store: st, NetnsPrefix: "t-"}).CreatePort(ctx, jsonAttrs(t, map[string]any{"network_id": net.Object.ID}))
 	if err != nil {

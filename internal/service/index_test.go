@@ -98,6 +98,16 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 	if _, _, err := svc.AddRouterInterface(ctx, router.Object.ID, jsonAttrs(t, map[string]any{"subnet_id": subnets[1].ID})); err != nil {
 		t.Fatal(err)
 	}
+	// An address group some rules name as their remote.
+	ag, err := svc.CreateAddressGroup(ctx, jsonAttrs(t, map[string]any{"name": "office", "addresses": []string{"192.0.2.0/24"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A QoS policy some ports have as their own.
+	qos, err := svc.CreateQosPolicy(ctx, jsonAttrs(t, map[string]any{"name": "gold"}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ports := func() []model.Port {
 		var out []model.Port
 		b.View(ctx, func(r store.Reader) error {
@@ -169,7 +179,7 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 
 	var refused int
 	associated, forwarded := false, false
-	for step := range 300 {
+	for step := range 400 {
 		var err error
 		what := ""
 		if rng.IntN(8) == 0 {
@@ -179,7 +189,77 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 				direct.CreatePort(ctx, jsonAttrs(t, portBody()))
 			})
 		}
-		switch op := rng.IntN(17); {
+		switch op := rng.IntN(21); {
+		case op >= 19:
+			// Security group rules: some the same as one the group
+			// has (refused), some deleted.
+			var rules []model.SecurityGroupRule
+			var groups []model.SecurityGroup
+			b.View(ctx, func(r store.Reader) error {
+				if rules, err = store.List[model.SecurityGroupRule](r, store.SecurityGroupRules); err != nil {
+					return err
+				}
+				groups, err = store.List[model.SecurityGroup](r, store.SecurityGroups)
+				return err
+			})
+			switch {
+			case len(groups) < 2:
+				what = "create security group"
+				_, err = svc.CreateSecurityGroup(ctx, jsonAttrs(t, map[string]any{"name": fmt.Sprint("g", len(groups))}))
+			case op == 19 || len(rules) == 0:
+				g := groups[rng.IntN(len(groups))]
+				body := map[string]any{"security_group_id": g.ID, "direction": "ingress", "protocol": "tcp",
+					"port_range_min": 20 + rng.IntN(3), "port_range_max": 22}
+				if rng.IntN(2) == 0 {
+					body["remote_address_group_id"] = ag.Object.ID
+				}
+				what = fmt.Sprintf("create rule %v", body)
+				_, err = svc.CreateSecurityGroupRule(ctx, jsonAttrs(t, body))
+			default:
+				rule := rules[rng.IntN(len(rules))]
+				what = "delete rule " + rule.ID
+				_, err = svc.DeleteSecurityGroupRule(ctx, rule.ID)
+			}
+		case op >= 17:
+			// Routers: with and without a gateway, their interfaces on
+			// the IPv4 subnets added and removed. The first router stays
+			// as it is: the floating IPs need it.
+			var routers []model.Router
+			b.View(ctx, func(r store.Reader) error {
+				routers, err = store.List[model.Router](r, store.Routers)
+				return err
+			})
+			routers = slices.DeleteFunc(routers, func(rt model.Router) bool { return rt.ID == router.Object.ID })
+			var rt model.Router
+			if len(routers) > 0 {
+				rt = routers[rng.IntN(len(routers))]
+			}
+			sn := subnets[rng.IntN(2)]
+			switch n := rng.IntN(5); {
+			case n == 0 || len(routers) == 0:
+				body := map[string]any{"name": "r2"}
+				if rng.IntN(2) == 0 {
+					body["external_gateway_info"] = map[string]any{"network_id": ext.Object.ID}
+				}
+				what = fmt.Sprintf("create router %v", body)
+				_, err = svc.CreateRouter(ctx, jsonAttrs(t, body))
+			case n == 1:
+				var gw any
+				if rt.ExternalGatewayInfo == nil {
+					gw = map[string]any{"network_id": ext.Object.ID}
+				}
+				what = fmt.Sprintf("set the gateway of %s to %v", rt.ID, gw)
+				_, err = svc.UpdateRouter(ctx, rt.ID, jsonAttrs(t, map[string]any{"external_gateway_info": gw}))
+			case n == 2:
+				what = fmt.Sprintf("add an interface on %s to %s", sn.CIDR, rt.ID)
+				_, _, err = svc.AddRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
+			case n == 3:
+				what = fmt.Sprintf("remove the interface on %s from %s", sn.CIDR, rt.ID)
+				_, _, err = svc.RemoveRouterInterface(ctx, rt.ID, jsonAttrs(t, map[string]any{"subnet_id": sn.ID}))
+			default:
+				what = "delete router " + rt.ID
+				_, err = svc.DeleteRouter(ctx, rt.ID)
+			}
 		case op >= 15:
 			var pfs []model.PortForwarding
 			b.View(ctx, func(r store.Reader) error {
@@ -259,7 +339,25 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 				continue // nsnet's own ports change with their owners
 			}
 			body := map[string]any{}
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				var groups []model.SecurityGroup
+				b.View(ctx, func(r store.Reader) error {
+					groups, err = store.List[model.SecurityGroup](r, store.SecurityGroups)
+					return err
+				})
+				in := []string{}
+				for _, g := range groups {
+					if rng.IntN(2) == 0 {
+						in = append(in, g.ID)
+					}
+				}
+				body["security_groups"] = in
+				if rng.IntN(2) == 0 {
+					body["qos_policy_id"] = qos.Object.ID
+				} else {
+					body["qos_policy_id"] = nil
+				}
 			case 0:
 				body["mac_address"] = nil // a new MAC
 			case 1:
@@ -297,7 +395,7 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 			}
 			refused++
 		}
-		checkIndexes(t, b, subnets, fmt.Sprintf("step %d, %s (err %v)", step, what, err))
+		checkIndexes(t, b, subnets, qos.Object.ID, fmt.Sprintf("step %d, %s (err %v)", step, what, err))
 		for _, f := range fips() {
 			associated = associated || f.PortID != nil
 		}
@@ -311,14 +409,14 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 	if !associated {
 		t.Error("no floating IP was ever associated: the sequence does not test their indexes")
 	}
-	if refused == 0 || refused > 250 {
-		t.Errorf("%d of 300 writes refused: the sequence does not test both sides", refused)
+	if refused == 0 || refused > 330 {
+		t.Errorf("%d of 400 writes refused: the sequence does not test both sides", refused)
 	}
 }
 
 // checkIndexes compares the store's index entries and every indexed
 // answer with a scan of the ports.
-func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after string) {
+func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, qosID, after string) {
 	t.Helper()
 	err := st.View(context.Background(), func(r store.Reader) error {
 		put, stale, err := indexDiff(r, "t-")
@@ -495,6 +593,119 @@ func checkIndexes(t *testing.T, st store.Store, subnets []model.Subnet, after st
 				t.Errorf("after %s: port forwardings to %s %v %v, a scan says %v", after, p.ID, pfIDs(got), err, pfTo[p.ID])
 			}
 		}
+		// Router interfaces and used addresses by subnet, routers by
+		// gateway network, floating IPs by network, rules by group.
+		rifs, ipn := map[string][]string{}, map[string]int{}
+		for _, p := range all {
+			for _, ip := range p.FixedIPs {
+				ipn[ip.SubnetID]++
+				if p.DeviceOwner == model.DeviceOwnerRouterInterface && !slices.Contains(rifs[ip.SubnetID], p.ID) {
+					rifs[ip.SubnetID] = append(rifs[ip.SubnetID], p.ID)
+				}
+			}
+		}
+		for _, sn := range subnets {
+			got, err := routerInterfacesOn(r, sn.ID)
+			if err != nil || !slices.Equal(idsOf(got), rifs[sn.ID]) {
+				t.Errorf("after %s: router interfaces on %s %v %v, a scan says %v", after, sn.CIDR, idsOf(got), err, rifs[sn.ID])
+			}
+			if n, err := usedIPs(r, sn.ID); err != nil || n != ipn[sn.ID] {
+				t.Errorf("after %s: used IPs of %s %d %v, a scan says %d", after, sn.CIDR, n, err, ipn[sn.ID])
+			}
+		}
+		routers, err := store.List[model.Router](r, store.Routers)
+		if err != nil {
+			return err
+		}
+		networks := map[string]bool{}
+		gws, fipNet := map[string][]string{}, map[string][]string{}
+		for _, rt := range routers {
+			if rt.ExternalGatewayInfo != nil {
+				gws[rt.ExternalGatewayInfo.NetworkID] = append(gws[rt.ExternalGatewayInfo.NetworkID], rt.ID)
+				networks[rt.ExternalGatewayInfo.NetworkID] = true
+			}
+		}
+		for _, f := range fips {
+			fipNet[f.FloatingNetworkID] = append(fipNet[f.FloatingNetworkID], f.ID)
+			networks[f.FloatingNetworkID] = true
+		}
+		for _, sn := range subnets {
+			networks[sn.NetworkID] = true
+		}
+		for n := range networks {
+			got, err := routersWithGatewayOn(r, n)
+			var ids []string
+			for _, rt := range got {
+				ids = append(ids, rt.ID)
+			}
+			if err != nil || !slices.Equal(ids, gws[n]) {
+				t.Errorf("after %s: routers with a gateway on %s %v %v, a scan says %v", after, n, ids, err, gws[n])
+			}
+			fs, err := fipsOn(r, n)
+			if err != nil || !slices.Equal(fipIDs(fs), fipNet[n]) {
+				t.Errorf("after %s: floating IPs on %s %v %v, a scan says %v", after, n, fipIDs(fs), err, fipNet[n])
+			}
+		}
+		rules, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
+		if err != nil {
+			return err
+		}
+		byGroup, byAG := map[string][]string{}, map[string][]string{}
+		for _, rule := range rules {
+			byGroup[rule.SecurityGroupID] = append(byGroup[rule.SecurityGroupID], rule.ID)
+			if rule.RemoteAddressGroupID != nil {
+				byAG[*rule.RemoteAddressGroupID] = append(byAG[*rule.RemoteAddressGroupID], rule.ID)
+			}
+		}
+		ags, err := store.List[model.AddressGroup](r, store.AddressGroups)
+		if err != nil {
+			return err
+		}
+		for _, ag := range ags {
+			got, err := rulesNaming(r, ag.ID)
+			var ids []string
+			for _, rule := range got {
+				ids = append(ids, rule.ID)
+			}
+			if err != nil || !slices.Equal(ids, byAG[ag.ID]) {
+				t.Errorf("after %s: rules naming %s %v %v, a scan says %v", after, ag.ID, ids, err, byAG[ag.ID])
+			}
+		}
+		groups, err := store.List[model.SecurityGroup](r, store.SecurityGroups)
+		if err != nil {
+			return err
+		}
+		var withQos []string
+		for _, p := range all {
+			if p.QosPolicyID != nil {
+				withQos = append(withQos, p.ID)
+			}
+		}
+		if got, err := portsWithPolicy(r, qosID); err != nil || !slices.Equal(idsOf(got), withQos) {
+			t.Errorf("after %s: ports with policy %s %v %v, a scan says %v", after, qosID, idsOf(got), err, withQos)
+		}
+		inGroup := map[string][]string{}
+		for _, p := range all {
+			for _, g := range p.SecurityGroups {
+				if !slices.Contains(inGroup[g], p.ID) {
+					inGroup[g] = append(inGroup[g], p.ID)
+				}
+			}
+		}
+		for _, g := range groups {
+			ps, err := portsInGroup(r, g.ID)
+			if err != nil || !slices.Equal(idsOf(ps), inGroup[g.ID]) {
+				t.Errorf("after %s: ports in %s %v %v, a scan says %v", after, g.ID, idsOf(ps), err, inGroup[g.ID])
+			}
+			got, err := rulesOfGroup(r, g.ID)
+			var ids []string
+			for _, rule := range got {
+				ids = append(ids, rule.ID)
+			}
+			if err != nil || !slices.Equal(ids, byGroup[g.ID]) {
+				t.Errorf("after %s: rules of %s %v %v, a scan says %v", after, g.ID, ids, err, byGroup[g.ID])
+			}
+		}
 		for _, project := range []string{"admin", "other"} {
 			if n, err := countOf(r, idxFIPCount, project); err != nil || n != fipCount[project] {
 				t.Errorf("after %s: floating IP count of %s %d %v, a scan says %d", after, project, n, err, fipCount[project])
@@ -556,7 +767,7 @@ func TestIndexesRebuiltFromTheStore(t *testing.T) {
 	if got := p.Object.FixedIPs[0].IPAddress; got != "10.0.0.5" {
 		t.Errorf("first port after the fill got %s, want 10.0.0.5 (10.0.0.2-4 are the filled ports')", got)
 	}
-	checkIndexes(t, b, []model.Subnet{sn.Object}, "the rebuild")
+	checkIndexes(t, b, []model.Subnet{sn.Object}, "", "the rebuild")
 
 	before := revisionOf(t, b)
 	again := New(Config{Store: b, NetnsPrefix: "t-"})

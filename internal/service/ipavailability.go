@@ -72,16 +72,6 @@ func ipAvailabilities(r store.Reader, f IPAvailabilityFilter) ([]model.NetworkIP
 	if err != nil {
 		return nil, err
 	}
-	ports, err := store.List[model.Port](r, store.Ports)
-	if err != nil {
-		return nil, err
-	}
-	used := map[string]int64{}
-	for _, p := range ports {
-		for _, ip := range p.FixedIPs {
-			used[ip.SubnetID]++
-		}
-	}
 	bySubnetNetwork := map[string][]model.Subnet{}
 	for _, sn := range subnets {
 		if len(f.IPVersions) == 0 || slices.Contains(f.IPVersions, sn.IPVersion) {
@@ -105,8 +95,14 @@ func ipAvailabilities(r store.Reader, f IPAvailabilityFilter) ([]model.NetworkIP
 			if err != nil {
 				return nil, err
 			}
+			// The subnet's count of fixed IPs, kept by the index: not
+			// a walk of every port.
+			used, err := usedIPs(r, sn.ID)
+			if err != nil {
+				return nil, err
+			}
 			s := model.SubnetIPAvailability{SubnetID: sn.ID, SubnetName: sn.Name, CIDR: sn.CIDR, IPVersion: sn.IPVersion,
-				UsedIPs: big.NewInt(used[sn.ID]), TotalIPs: total}
+				UsedIPs: big.NewInt(int64(used)), TotalIPs: total}
 			a.Subnets = append(a.Subnets, s)
 			a.UsedIPs.Add(a.UsedIPs, s.UsedIPs)
 			a.TotalIPs.Add(a.TotalIPs, s.TotalIPs)

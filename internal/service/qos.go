@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -186,12 +187,12 @@ func checkQosUnused(r store.Reader, id string, ok func(project string) bool) err
 			return inUse("network", n.ID)
 		}
 	}
-	ports, err := store.List[model.Port](r, store.Ports)
+	ports, err := portsWithPolicy(r, id)
 	if err != nil {
 		return err
 	}
 	for _, p := range ports {
-		if p.QosPolicyID != nil && *p.QosPolicyID == id && !ok(p.ProjectID) {
+		if !ok(p.ProjectID) {
 			return inUse("port", p.ID)
 		}
 	}
@@ -708,12 +709,12 @@ func checkNetworkQosChange(r store.Reader, n *model.Network) error {
 	if err := checkQosEnforced(r, n.QosPolicyID, func(typ string) error { return qosNotSupportedByNetwork(typ, n.ID) }); err != nil {
 		return err
 	}
-	ports, err := store.List[model.Port](r, store.Ports)
+	ports, err := portsOn(r, n.ID)
 	if err != nil {
 		return err
 	}
 	for i := range ports {
-		if ports[i].NetworkID == n.ID && ports[i].QosPolicyID == nil {
+		if ports[i].QosPolicyID == nil {
 			if err := checkPortQos(r, &ports[i], n); err != nil {
 				return err
 			}
@@ -736,16 +737,25 @@ func checkQosPolicyPorts(r store.Reader, p *model.QosPolicy) error {
 			onNetwork[n.ID] = true
 		}
 	}
-	ports, err := store.List[model.Port](r, store.Ports)
+	// Its own ports, then those of its networks without a policy of
+	// their own: through the indexes, not every port.
+	ports, err := portsWithPolicy(r, p.ID)
 	if err != nil {
 		return err
 	}
+	for _, id := range slices.Sorted(maps.Keys(onNetwork)) {
+		on, err := portsOn(r, id)
+		if err != nil {
+			return err
+		}
+		ports = append(ports, slices.DeleteFunc(on, func(port model.Port) bool { return port.QosPolicyID != nil })...)
+	}
+	// In id order, as a walk of every port met them: the first refused
+	// is the one the error names.
+	slices.SortFunc(ports, func(a, b model.Port) int { return strings.Compare(a.ID, b.ID) })
 	for _, port := range ports {
-		own := port.QosPolicyID != nil && *port.QosPolicyID == p.ID
-		if own || port.QosPolicyID == nil && onNetwork[port.NetworkID] {
-			if err := checkRulesEnforced(p, func(typ string) error { return qosNotSupportedByPort(typ, port.ID) }); err != nil {
-				return err
-			}
+		if err := checkRulesEnforced(p, func(typ string) error { return qosNotSupportedByPort(typ, port.ID) }); err != nil {
+			return err
 		}
 	}
 	return nil

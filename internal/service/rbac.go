@@ -93,21 +93,21 @@ func checkDependents(r store.Reader, n *model.Network, after access, fail func(p
 	external := func(project string) bool {
 		return project == n.ProjectID || after.grants(n.ID, model.ActionAccessAsExternal, project)
 	}
-	routers, err := store.List[model.Router](r, store.Routers)
+	routers, err := routersWithGatewayOn(r, n.ID)
 	if err != nil {
 		return err
 	}
 	for _, rt := range routers {
-		if rt.ExternalGatewayInfo != nil && rt.ExternalGatewayInfo.NetworkID == n.ID && !external(rt.ProjectID) {
+		if !external(rt.ProjectID) {
 			return fail(rt.ProjectID, "routers")
 		}
 	}
-	fips, err := store.List[model.FloatingIP](r, store.FloatingIPs)
+	fips, err := fipsOn(r, n.ID)
 	if err != nil {
 		return err
 	}
 	for _, f := range fips {
-		if f.FloatingNetworkID == n.ID && !external(f.ProjectID) {
+		if !external(f.ProjectID) {
 			return fail(f.ProjectID, "floating IPs")
 		}
 	}

@@ -208,12 +208,12 @@ func checkShareDependents(r store.Reader, p model.RBACPolicy, after access) erro
 		if err != nil {
 			return ignoreMissing(err)
 		}
-		rules, err := store.List[model.SecurityGroupRule](r, store.SecurityGroupRules)
+		rules, err := rulesNaming(r, g.ID)
 		if err != nil {
 			return err
 		}
 		for _, rule := range rules {
-			if rule.RemoteAddressGroupID != nil && *rule.RemoteAddressGroupID == g.ID && rule.ProjectID != g.ProjectID &&
+			if rule.ProjectID != g.ProjectID &&
 				!after.grants(g.ID, model.ActionAccessAsShared, rule.ProjectID) {
 				return inUse(rule.ProjectID, "security group rules")
 			}

@@ -110,17 +110,17 @@ func (t writeTxn) Put(kind store.Kind, id string, v any) error {
 			return fmt.Errorf("index floating IP %s: %w", id, err)
 		}
 	}
-	if kind == store.PortForwardings {
+	if _, ok := keyedKinds[kind]; ok {
 		raw, err := json.Marshal(v)
 		if err != nil {
-			return fmt.Errorf("index port forwarding %s: %w", id, err)
+			return fmt.Errorf("index %s %s: %w", kind, id, err)
 		}
 		old, err := storedRaw(t.Txn, kind, id)
 		if err != nil {
 			return err
 		}
-		if err := indexPutForwarding(t.Txn, id, old, raw); err != nil {
-			return fmt.Errorf("index port forwarding %s: %w", id, err)
+		if err := indexPutKeyed(t.Txn, kind, id, old, raw); err != nil {
+			return fmt.Errorf("index %w", err)
 		}
 	}
 	if kind == store.Instances {
@@ -163,13 +163,13 @@ func (t writeTxn) Delete(kind store.Kind, id string) error {
 			}
 		}
 	}
-	if kind == store.PortForwardings {
+	if _, ok := keyedKinds[kind]; ok {
 		old, err := storedRaw(t.Txn, kind, id)
 		if err != nil {
 			return err
 		}
-		if err := indexPutForwarding(t.Txn, id, old, nil); err != nil {
-			return fmt.Errorf("unindex port forwarding %s: %w", id, err)
+		if err := indexPutKeyed(t.Txn, kind, id, old, nil); err != nil {
+			return fmt.Errorf("unindex %w", err)
 		}
 	}
 	if kind == store.Instances {

@@ -427,11 +427,6 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string) (int64, er
 	})
 }
 
-func portsInGroup(r store.Reader, groupID string) ([]model.Port, error) {
-	all, err := store.List[model.Port](r, store.Ports)
-	return slices.DeleteFunc(all, func(p model.Port) bool { return !slices.Contains(p.SecurityGroups, groupID) }), err
-}
-
 // GetSecurityGroup returns one group with its rules.
 func (s *Service) GetSecurityGroup(ctx context.Context, id string) (model.SecurityGroup, error) {
 	var g model.SecurityGroup
@@ -444,8 +439,11 @@ func (s *Service) GetSecurityGroup(ctx context.Context, id string) (model.Securi
 		if err != nil {
 			return err
 		}
-		rules, err := rulesByGroup(r)
-		renderGroup(ctx, &g, rules, acc)
+		rules, err := rulesOfGroup(r, id)
+		for i := range rules {
+			renderRule(&rules[i])
+		}
+		renderGroup(ctx, &g, map[string][]model.SecurityGroupRule{id: rules}, acc)
 		return err
 	})
 	return g, err
@@ -582,7 +580,7 @@ func (s *Service) prepareSecurityGroupRule(ctx context.Context, in Attrs) (pendi
 				return err
 			}
 		}
-		existing, err := store.List[model.SecurityGroupRule](tx, store.SecurityGroupRules)
+		existing, err := rulesOfGroup(tx, r.SecurityGroupID)
 		if err != nil {
 			return err
 		}

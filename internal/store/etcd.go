@@ -137,8 +137,8 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // --max-txn-ops operations (128 by default; EtcdConfig.MaxTxnOps tells
 // the store a raised one): a record written and each kind written count
 // one each, and reads are checked in at most four compares per kind. The
-// service writes index records with each record (about eight for a
-// port), so a bulk create of more than about fifteen ports is past that
+// service writes index records with each record (about ten for a
+// port), so a bulk create of more than about a dozen ports is past that
 // bound: the Update fails with a TooLargeError and writes nothing. Jobs
 // that may split their writes (the service's index rebuild, upgrades of
 // old records) commit SplitWrites records at a time.

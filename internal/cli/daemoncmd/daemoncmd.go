@@ -96,8 +96,8 @@ in an etcd cluster (v3.4 or later) that several hosts share, under PREFIX
 (default /nsnet, so that deployments can share a cluster). While etcd
 cannot be reached, the API answers 503 and the agent keeps the kernel as it
 is; both carry on when it is back. One request is one etcd transaction,
-and a port writes about eight records with its index entries: a bulk
-create of more than about fifteen ports is past etcd's --max-txn-ops
+and a port writes about ten records with its index entries: a bulk
+create of more than about a dozen ports is past etcd's --max-txn-ops
 (default 128) and answered 400, naming the bound; raise it on the cluster
 and tell nsnet with ?max-txn-ops=N. The kernel holds the rest, so the daemon can be
 stopped and started again at any time. SIGINT or SIGTERM
