@@ -561,7 +561,9 @@ func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error
 			}
 		}
 	}
-	b.securityGroups(groups)
+	if err := b.securityGroups(groups); err != nil {
+		return Explanation{}, err
+	}
 	return b.explanation("network", nw.Name, nw.ID), nil
 }
 
@@ -618,20 +620,27 @@ func (b *build) dhcp(name string, nw model.Network, tap netlink.Link) error {
 	return b.table(ns, "its NAT table")
 }
 
-// securityGroups names the groups that filter the network's ports. Their
-// rules are elements of the host's firewall tables, shared by every port
-// of the host, which explain does not rebuild.
-func (b *build) securityGroups(ids []string) {
+// securityGroups adds the host's firewall tables, which implement the
+// security groups of the network's ports: anti-spoofing per port in
+// bridge nsnet_fw, the groups' stateful rules as set elements in inet
+// nsnet_fw. The tables are the host's, shared by the ports of every
+// network there, so the step rebuilds them whole, naming this network's
+// groups; their elements are keyed by tap interface and port tag.
+func (b *build) securityGroups(ids []string) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	var names []string
 	for _, id := range ids {
 		names = append(names, cmp.Or(b.names.groups[id].Name, id))
 	}
 	slices.Sort(names)
+	script, err := readFirewall(b.host.name)
+	if err != nil || script == "" {
+		return err
+	}
 	b.add(Step{Object: "security groups " + strings.Join(names, ", "),
-		Comment: fmt.Sprintf("filter this network's ports: anti-spoofing per port in %s, the groups' stateful rules as set elements in %s (see nsnet security-group show, docs/SECURITY_GROUPS.md); shared by every port of the host, so not rebuilt here",
-			inNamespace(b.host.name, "nft", "list", "table", "bridge", "nsnet_fw"), inNamespace(b.host.name, "nft", "list", "table", "inet", "nsnet_fw")),
-		Commands: []string{}})
+		Comment:  "filter this network's ports: anti-spoofing per port in table bridge nsnet_fw, the groups' stateful rules as set elements in table inet nsnet_fw (see nsnet security-group show, docs/SECURITY_GROUPS.md); the host's tables, shared by the ports of every network here, so rebuilt whole",
+		Commands: []string{nftCommand(b.host.name, script)}})
+	return nil
 }
