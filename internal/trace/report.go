@@ -27,6 +27,9 @@ func (r *Result) Print(w io.Writer, verbose bool) error {
 		exp += fmt.Sprintf("; translated to %s on the way", r.Expected.DNAT)
 	}
 	fmt.Fprintf(&b, "expected: %d interfaces; %s\n", len(r.Way), exp)
+	for _, t := range r.Tunnels {
+		fmt.Fprintf(&b, "overlay: %s\n", t)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
