@@ -409,12 +409,12 @@ func lineDiff(a, b string) string {
 // network and instance of each example topology of the seeds, applied to
 // a daemon of its own, and compares the kernel state the commands build
 // in fresh namespaces with nsnet's, object by object: links, addresses,
-// routes, sysctls and nft tables, and for a network whose instances'
+// routes, sysctls and nft tables, and for a network or an instance whose
 // ports have security groups the host's firewall tables (bridge and inet
-// nsnet_fw: chains, rules, sets, and elements byte for byte). Host-gateway networks (seeds 000–002)
-// bring the host's forwarding and NAT table (masquerade or SNAT, published
-// ports) and each network's DHCP namespace; seed 003 transit addresses in
-// 169.254.0.0/18.
+// nsnet_fw: chains, rules, sets, and elements byte for byte).
+// Host-gateway networks (seeds 000–002) bring the host's forwarding and
+// NAT table (masquerade or SNAT, published ports) and each network's DHCP
+// namespace; seed 003 transit addresses in 169.254.0.0/18.
 func TestExplainReplaysSeeds(t *testing.T) {
 	for _, file := range []string{"seed-000-host-nat", "seed-001-snat", "seed-002-host-nat", "seed-003-router-chain", "seed-004-two-projects", "seed-bridge"} {
 		t.Run(file, func(t *testing.T) {
@@ -477,7 +477,13 @@ func TestExplainReplaysSeeds(t *testing.T) {
 			}
 			for _, in := range instances {
 				t.Logf("explain instance %s", in.Name)
-				replay(t, e, e.MustNsnet("explain", "instance", in.ID), []string{instanceNS[in.ID]}, nil, hostReplay{})
+				script := e.MustNsnet("explain", "instance", in.ID)
+				for _, p := range ports {
+					if p.DeviceID == in.ID && p.PortSecurityEnabled && len(p.SecurityGroups) > 0 && !strings.Contains(script, "table inet nsnet_fw {") {
+						t.Errorf("explain instance %s has a secured port and no security group tables:\n%s", in.Name, script)
+					}
+				}
+				replay(t, e, script, []string{instanceNS[in.ID]}, nil, hostReplay{})
 			}
 		})
 	}

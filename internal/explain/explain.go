@@ -439,7 +439,8 @@ func (b *build) portName(id *string) string {
 }
 
 // Instance explains instance ref: its namespace, its ports with the
-// bridges they plug into, and its routes.
+// bridges they plug into, its routes, and the host's firewall tables
+// that hold its ports' security groups.
 func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, error) {
 	inst, err := client.Find[model.Instance](ctx, x.c, client.Instances, ref)
 	if err != nil {
@@ -457,6 +458,19 @@ func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, erro
 		return Explanation{}, err
 	}
 	if err := b.instance(ns, inst, nil); err != nil {
+		return Explanation{}, err
+	}
+	var groups []string
+	for _, p := range b.names.ports {
+		if p.DeviceID == inst.ID && p.PortSecurityEnabled {
+			for _, g := range p.SecurityGroups {
+				if !slices.Contains(groups, g) {
+					groups = append(groups, g)
+				}
+			}
+		}
+	}
+	if err := b.securityGroups(groups); err != nil {
 		return Explanation{}, err
 	}
 	return b.explanation("instance", inst.Name, inst.ID), nil
