@@ -230,16 +230,69 @@ func (f *Firewall) Script() (string, error) {
 		return "", err
 	}
 	var b strings.Builder
+	tags := map[uint16]string{} // tag → interface, from the bridge table
 	for _, tl := range layouts() {
 		l, err := c.Read(tl.t, nil)
 		if err != nil {
 			return "", fmt.Errorf("read table %s %s: %w", familyName(tl.t.Family), TableName, err)
 		}
-		if l.Table != nil {
-			renderTable(&b, tl, l)
+		if l.Table == nil {
+			continue
 		}
+		for _, e := range l.Elements[setTagOut] {
+			if len(e.Val) == 4 {
+				tags[uint16(binaryutil.NativeEndian.Uint32(e.Val))] = nfsock.NameOf(e.Key)
+			}
+		}
+		renderTable(&b, tl, l, tags)
 	}
 	return b.String(), nil
+}
+
+// setComments say what each of the layout's sets holds.
+var setComments = map[string]string{
+	setSecured:       "the ports whose frames are checked",
+	setMAC:           "the MACs each port may send from",
+	setIP4:           "the IPv4 addresses each port may send from",
+	setNet4:          "the IPv4 prefixes each port may send from (address pairs)",
+	setIP6:           "the IPv6 addresses each port may send from (with its MACs' link-local ones)",
+	setNet6:          "the IPv6 prefixes each port may send from (address pairs)",
+	setTagOut:        "each port's tag, put in the mark when a frame goes out to it",
+	setTagIn:         "each port's tagging chain, when a frame comes in from it",
+	setEgressPorts:   "each port's tag (as the input port) → the chain of its egress rules",
+	setIngressPorts:  "each port's tag (as the output port) → the chain of its ingress rules",
+	setDest4:         "the port the host routes an IPv4 address to, by bridge",
+	setDest4Net:      "the port the host routes an IPv4 prefix to, by bridge",
+	setZones:         "each bridged-only network's bridge → its conntrack zone",
+	setStatelessMAC:  "the MACs of stateless ports, by bridge: left untracked",
+	setStatelessTags: "the tags of stateless ports",
+}
+
+// setComment says what set name holds, naming ports by interface.
+func setComment(name string, tags map[uint16]string) string {
+	if c, ok := setComments[name]; ok {
+		return c
+	}
+	port := func(tag string) string {
+		var n uint16
+		fmt.Sscan(tag, &n)
+		if ifname, ok := tags[n]; ok {
+			return fmt.Sprintf("port %s (tag %d)", ifname, n)
+		}
+		return "the port with tag " + tag
+	}
+	parts := strings.SplitN(name, "_", 3)
+	switch {
+	case len(parts) == 2 && (parts[0] == "rules4" || parts[0] == "rules6"):
+		return fmt.Sprintf("the rules of %s: direction and tag . protocol . port or ICMP type and code . peer", port(parts[1]))
+	case len(parts) == 3 && (parts[0] == "g4" || parts[0] == "g6"):
+		return fmt.Sprintf("the rules of %s whose peer is remote group %s: direction and tag . protocol . port", port(parts[1]), parts[2])
+	case len(parts) >= 2 && (parts[0] == "m4" || parts[0] == "m6"):
+		return "the addresses of remote group " + strings.TrimPrefix(name, parts[0]+"_")
+	case len(parts) >= 2 && (parts[0] == "m4r" || parts[0] == "m6r"):
+		return "the prefixes of remote group " + strings.TrimPrefix(name, parts[0]+"_")
+	}
+	return ""
 }
 
 func familyName(f nftables.TableFamily) string {
@@ -301,7 +354,7 @@ func chainDef(tl tableLayout, name string, rules []*nftables.Rule) (nfsock.Chain
 }
 
 // renderTable writes table tl, as read in l.
-func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live) {
+func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, tags map[uint16]string) {
 	family := familyName(tl.t.Family)
 	fmt.Fprintf(b, "table %s %s {\n", family, TableName)
 	defs := map[string]nfsock.SetDef{}
@@ -367,6 +420,9 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live) {
 			texts = append(texts, elementText(d, e))
 		}
 		slices.Sort(texts)
+		if c := setComment(name, tags); c != "" {
+			fmt.Fprintf(b, "# %s: %s\n", name, c)
+		}
 		fmt.Fprintf(b, "add element %s %s %s {\n\t%s\n}\n", family, TableName, name, strings.Join(texts, ",\n\t"))
 	}
 }

@@ -45,6 +45,15 @@ func TestScriptRebuildsTables(t *testing.T) {
 	if strings.Contains(script, "is not nsnet's") {
 		t.Errorf("script of nsnet's own tables leaves something out:\n%s", script)
 	}
+	for _, want := range []string{
+		"# rules4_2: the rules of port " + l.tapB + " (tag 2)",
+		"# g4_2_web: the rules of port " + l.tapB + " (tag 2) whose peer is remote group web",
+		"# m4r_web: the prefixes of remote group web",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("script lacks %q:\n%s", want, script)
+		}
+	}
 	cmd := exec.Command("ip", "netns", "exec", replayed, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
