@@ -506,3 +506,37 @@ func decode(t *testing.T, out string, v any) {
 		t.Fatalf("decode %q: %v", out, err)
 	}
 }
+
+// TestExplainAsMember: the security group tables are the host's, shared
+// by every project's ports; a member's explain (the web view's too, which
+// runs as its caller) shows the member's ports in them and nothing of
+// another project's: its taps, MACs, addresses.
+func TestExplainAsMember(t *testing.T) {
+	e := Start(t, WithTokens(tenancyTokens, "tok-admin"))
+	type port struct{ tap, mac, ip string }
+	ports := map[string]port{}
+	for _, p := range []struct{ token, cidr string }{{"tok-alpha", "10.0.1.0/24"}, {"tok-beta", "10.0.2.0/24"}} {
+		e.MustNsnetAs(p.token, "network", "create", "net")
+		e.MustNsnetAs(p.token, "subnet", "create", "sub", "--network", "net", "--subnet-range", p.cidr)
+		e.MustNsnetAs(p.token, "instance", "create", "vm")
+		var got model.Port
+		decode(t, e.MustNsnetAs(p.token, "port", "create", "vm-eth0", "--network", "net", "--device", "vm", "-o", "json"), &got)
+		ports[p.token] = port{model.TapName(got.ID), got.MACAddress, got.FixedIPs[0].IPAddress}
+	}
+	for _, who := range []struct{ token, other string }{{"tok-alpha", "tok-beta"}, {"tok-beta", "tok-alpha"}} {
+		for _, args := range [][]string{{"explain", "network", "net"}, {"explain", "instance", "vm"}} {
+			script := e.MustNsnetAs(who.token, args...)
+			own, other := ports[who.token], ports[who.other]
+			for _, want := range []string{"table inet nsnet_fw {", `"` + own.tap + `"`, own.mac, own.ip, "# ports and networks this caller cannot see are left out"} {
+				if !strings.Contains(script, want) {
+					t.Errorf("%s: %s lacks %q:\n%s", who.token, strings.Join(args, " "), want, script)
+				}
+			}
+			for _, hidden := range []string{other.tap, other.mac, other.ip} {
+				if strings.Contains(script, hidden) {
+					t.Errorf("%s: %s shows %q of the other project:\n%s", who.token, strings.Join(args, " "), hidden, script)
+				}
+			}
+		}
+	}
+}

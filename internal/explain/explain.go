@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -649,7 +650,22 @@ func (b *build) securityGroups(ids []string) error {
 		names = append(names, cmp.Or(b.names.groups[id].Name, id))
 	}
 	slices.Sort(names)
-	script, err := readFirewall(b.host.name)
+	// The caller's view: the taps of the ports and the bridges of the
+	// networks the API shows it (the web view explains as its caller;
+	// the tables hold every project's ports).
+	taps, bridges := map[string]bool{}, map[string]bool{}
+	for id := range b.names.ports {
+		taps[model.TapName(id)] = true
+	}
+	for id := range b.names.networks {
+		if br := b.host.byAlias(dataplane.NetworkAlias(id)); br != nil {
+			bridges[br.Attrs().Name] = true
+		}
+	}
+	script, err := readFirewall(b.host.name, firewall.Visible{
+		Port:   func(ifname string) bool { return taps[ifname] },
+		Bridge: func(name string) bool { return bridges[name] },
+	})
 	if err != nil || script == "" {
 		return err
 	}

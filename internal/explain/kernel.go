@@ -114,14 +114,14 @@ func readTable(name string) (string, error) {
 }
 
 // readFirewall returns the firewall's tables of namespace name as nft(8)
-// input, or "" when it has none.
-func readFirewall(name string) (string, error) {
+// input, as far as v shows them, or "" when it has none.
+func readFirewall(name string, v firewall.Visible) (string, error) {
 	fw, err := firewall.Open(name, nil)
 	if err != nil {
 		return "", err
 	}
 	defer fw.Close()
-	script, err := fw.Script()
+	script, err := fw.Script(v)
 	if err != nil {
 		return "", fmt.Errorf("read the firewall tables of %s: %w", nsLabel(name), err)
 	}

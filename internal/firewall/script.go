@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/nftables"
@@ -215,38 +216,185 @@ func portChainText(tag uint16, name string, groups []string) []string {
 	return append(out, dropText(markText(mask), reason))
 }
 
+// Visible says which ports and bridges a Script shows, for a caller who
+// may see only some of them (the web view's explain runs as its caller):
+// a nil func shows all. The tables are the host's, shared by every
+// project's ports: a port not shown leaves out its elements, its chains
+// and its rule sets, and the member sets of the remote groups only its
+// rules name; a bridge not shown, its zone and its routed destinations.
+type Visible struct {
+	Port   func(ifname string) bool
+	Bridge func(name string) bool
+}
+
 // Script reads both tables of the Firewall's namespace and returns the
 // nft(8) input that builds them from nothing, in one transaction: each
 // table with its sets, maps and chains, then the elements, set by set.
 // The drop counters are what traffic did, not what nsnet built: they are
 // left out, and so is whatever is not nsnet's layout (a rule, set or
 // chain someone added), named in a comment, so the script never claims
-// to rebuild what it does not. It is "" when neither table exists.
-func (f *Firewall) Script() (string, error) {
+// to rebuild what it does not; and what v does not show. It is "" when
+// neither table exists.
+func (f *Firewall) Script(v Visible) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, err := f.own.Conn()
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	tags := map[uint16]string{} // tag → interface, from the bridge table
+	var lives []*nfsock.Live
 	for _, tl := range layouts() {
 		l, err := c.Read(tl.t, nil)
 		if err != nil {
 			return "", fmt.Errorf("read table %s %s: %w", familyName(tl.t.Family), TableName, err)
 		}
-		if l.Table == nil {
-			continue
+		lives = append(lives, l)
+	}
+	sh := newShown(v, lives[0], lives[1])
+	var b strings.Builder
+	for i, tl := range layouts() {
+		if lives[i].Table != nil {
+			renderTable(&b, tl, lives[i], sh)
 		}
-		for _, e := range l.Elements[setTagOut] {
-			if len(e.Val) == 4 {
-				tags[uint16(binaryutil.NativeEndian.Uint32(e.Val))] = nfsock.NameOf(e.Key)
-			}
-		}
-		renderTable(&b, tl, l, tags)
+	}
+	if sh.hid {
+		return "# ports and networks this caller cannot see are left out\n" + b.String(), nil
 	}
 	return b.String(), nil
+}
+
+// shown is a Visible worked out on the live tables.
+type shown struct {
+	all    bool
+	tags   map[uint16]string // tag → interface, every port's
+	port   map[string]bool   // interfaces shown
+	macs   map[string]bool   // the MACs of the ports shown
+	bridge func(string) bool
+	groups map[string]bool // remote groups the rules of shown ports name
+	hid    bool            // something was left out
+}
+
+func newShown(v Visible, bridge, inet *nfsock.Live) *shown {
+	sh := &shown{all: v.Port == nil && v.Bridge == nil, tags: map[uint16]string{}, port: map[string]bool{},
+		macs: map[string]bool{}, bridge: v.Bridge, groups: map[string]bool{}}
+	if sh.bridge == nil {
+		sh.bridge = func(string) bool { return true }
+	}
+	for _, e := range bridge.Elements[setTagOut] {
+		if len(e.Val) == 4 {
+			sh.tags[uint16(binaryutil.NativeEndian.Uint32(e.Val))] = nfsock.NameOf(e.Key)
+		}
+	}
+	for _, name := range sh.tags {
+		sh.port[name] = v.Port == nil || v.Port(name)
+	}
+	for _, e := range bridge.Elements[setMAC] {
+		if len(e.Key) >= 22 && sh.port[nfsock.NameOf(e.Key[:16])] {
+			sh.macs[string(e.Key[16:22])] = true
+		}
+	}
+	for name := range inet.Sets {
+		parts := strings.SplitN(name, "_", 3)
+		if len(parts) == 3 && (parts[0] == "g4" || parts[0] == "g6") && sh.tagName(parts[1]) {
+			sh.groups[parts[2]] = true
+		}
+	}
+	return sh
+}
+
+// tag reports whether the port with tag is shown.
+func (sh *shown) tag(tag uint16) bool { return sh.all || sh.port[sh.tags[tag]] }
+
+// tagName is tag for a tag in a set or chain name.
+func (sh *shown) tagName(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && sh.tag(uint16(n))
+}
+
+// mark is tag for a mark that holds a port's tag in either half.
+func (sh *shown) mark(b []byte) bool {
+	if len(b) < 4 {
+		return sh.all
+	}
+	m := binaryutil.NativeEndian.Uint32(b)
+	if t := m & maskOut; t != 0 {
+		return sh.tag(uint16(t))
+	}
+	return sh.tag(uint16((m & maskIn) >> 16))
+}
+
+// set reports whether the set (or map) name is shown: a port's rule
+// sets with its tag, a group's member sets with a shown port naming it.
+func (sh *shown) set(name string) bool {
+	ok := sh.setShown(name)
+	sh.hid = sh.hid || !ok
+	return ok
+}
+
+func (sh *shown) setShown(name string) bool {
+	if sh.all {
+		return true
+	}
+	parts := strings.SplitN(name, "_", 3)
+	switch parts[0] {
+	case "rules4", "rules6", "g4", "g6":
+		return len(parts) >= 2 && sh.tagName(parts[1])
+	case "m4", "m6", "m4r", "m6r":
+		return sh.groups[strings.TrimPrefix(name, parts[0]+"_")]
+	}
+	return true
+}
+
+// chain reports whether chain name is shown: a port's with its tag.
+func (sh *shown) chain(name string) bool {
+	ok := sh.chainShown(name)
+	sh.hid = sh.hid || !ok
+	return ok
+}
+
+func (sh *shown) chainShown(name string) bool {
+	if sh.all {
+		return true
+	}
+	for _, p := range []string{"tag_", "egress_", "ingress_"} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			return sh.tagName(rest)
+		}
+	}
+	return true
+}
+
+// element reports whether element e of set name is shown.
+func (sh *shown) element(family nftables.TableFamily, name string, e nfsock.Element) bool {
+	ok := sh.elementShown(family, name, e)
+	sh.hid = sh.hid || !ok
+	return ok
+}
+
+func (sh *shown) elementShown(family nftables.TableFamily, name string, e nfsock.Element) bool {
+	if sh.all {
+		return true
+	}
+	ifname := func() string {
+		if len(e.Key) < 16 {
+			return ""
+		}
+		return nfsock.NameOf(e.Key[:16])
+	}
+	if family == nftables.TableFamilyBridge {
+		return sh.port[ifname()]
+	}
+	switch name {
+	case setEgressPorts, setIngressPorts, setStatelessTags:
+		return sh.mark(e.Key)
+	case setDest4, setDest4Net:
+		return sh.bridge(ifname()) && sh.mark(e.Val)
+	case setZones:
+		return sh.bridge(ifname())
+	case setStatelessMAC:
+		return len(e.Key) >= 22 && sh.bridge(ifname()) && sh.macs[string(e.Key[16:22])]
+	}
+	return sh.setShown(name)
 }
 
 // setComments say what each of the layout's sets holds.
@@ -354,11 +502,14 @@ func chainDef(tl tableLayout, name string, rules []*nftables.Rule) (nfsock.Chain
 }
 
 // renderTable writes table tl, as read in l.
-func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, tags map[uint16]string) {
+func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, sh *shown) {
 	family := familyName(tl.t.Family)
 	fmt.Fprintf(b, "table %s %s {\n", family, TableName)
 	defs := map[string]nfsock.SetDef{}
 	for _, name := range sortedSetNames(tl, l) {
+		if !sh.set(name) {
+			continue
+		}
 		d, ok := setDef(tl, name)
 		if !ok || !d.Matches(l.Sets[name]) {
 			fmt.Fprintf(b, "\t# set %s is not nsnet's and is left out\n", name)
@@ -379,6 +530,9 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, tags map[ui
 		b.WriteString("\t}\n")
 	}
 	for _, name := range sortedChainNames(tl, l) {
+		if !sh.chain(name) {
+			continue
+		}
 		ch := l.Chains[name]
 		def, texts, ok := chainDef(tl, name, l.Rules[name])
 		if !ok || !def.Matches(ch) {
@@ -412,15 +566,20 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, tags map[ui
 		case !ok || len(els) == 0:
 			continue
 		case d.Counters:
-			fmt.Fprintf(b, "# %s %s: %d drop counters, what traffic did: left out\n", family, name, len(els))
+			fmt.Fprintf(b, "# %s %s: drop counters, what traffic did: left out\n", family, name)
 			continue
 		}
 		var texts []string
 		for _, e := range els {
-			texts = append(texts, elementText(d, e))
+			if sh.element(tl.t.Family, name, e) {
+				texts = append(texts, elementText(d, e))
+			}
+		}
+		if len(texts) == 0 {
+			continue
 		}
 		slices.Sort(texts)
-		if c := setComment(name, tags); c != "" {
+		if c := setComment(name, sh.tags); c != "" {
 			fmt.Fprintf(b, "# %s: %s\n", name, c)
 		}
 		fmt.Fprintf(b, "add element %s %s %s {\n\t%s\n}\n", family, TableName, name, strings.Join(texts, ",\n\t"))

@@ -38,7 +38,7 @@ func TestScriptRebuildsTables(t *testing.T) {
 	if _, err := l.fw.Apply(s); err != nil {
 		t.Fatal(err)
 	}
-	script, err := l.fw.Script()
+	script, err := l.fw.Script(firewall.Visible{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +67,38 @@ func TestScriptRebuildsTables(t *testing.T) {
 		}
 	}
 
+	// A caller who sees port a and bridge br0 only (the web view's
+	// explain, as a project member): nothing of port b — its addresses,
+	// MAC, tag, rules, the members of the group only its rules name, the
+	// bridge it is routed through — and what is shown loads.
+	partial, err := l.fw.Script(firewall.Visible{Port: func(n string) bool { return n == l.tapA }, Bridge: func(n string) bool { return n == "br0" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hidden := range []string{l.tapB, "10.9.0.2", "fa:16:3e:00:00:02", "rules4_2", "egress_2", "tag_2", "m4_web", "g4_2_web", "br1", "0x00020000"} {
+		if strings.Contains(partial, hidden) {
+			t.Errorf("a caller who cannot see port b is shown %q:\n%s", hidden, partial)
+		}
+	}
+	for _, shown := range []string{l.tapA, "10.9.0.1", "rules4_1", "egress_1", `"br0" : jump zone_1`, "# ports and networks this caller cannot see are left out"} {
+		if !strings.Contains(partial, shown) {
+			t.Errorf("a caller who sees port a is not shown %q:\n%s", shown, partial)
+		}
+	}
+	if strings.Contains(script, "cannot see") {
+		t.Errorf("a script of every port says some are left out:\n%s", script)
+	}
+	part := l.host + "p"
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", part).Run() })
+	run(t, "ip", "netns", "add", part)
+	cmd = exec.Command("ip", "netns", "exec", part, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(partial)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f of the partial script: %v\n%s\nscript:\n%s", err, out, partial)
+	}
+
 	run(t, "ip", "netns", "exec", l.host, "nft", "insert", "rule", "inet", firewall.TableName, "bridged", "counter", "comment", `"mine"`)
-	if script, err = l.fw.Script(); err != nil {
+	if script, err = l.fw.Script(firewall.Visible{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(script, `("mine") is not nsnet's layout and is left out`) {
