@@ -180,6 +180,85 @@ func replay(t *testing.T, e *Env, script string, objects []string, sysctls []str
 	if want = rename(want); want != got {
 		t.Errorf("host namespace rebuilt from the explanation differs:\n%s", lineDiff(want, got))
 	}
+	// The security groups' tables, when the explanation has them: the
+	// host's, whole.
+	for _, family := range []string{"bridge", "inet"} {
+		if !strings.Contains(script, "table "+family+" nsnet_fw {") {
+			continue
+		}
+		want := nftCanon(withoutUnwritable(nftDebugList(e.HostNetns, family, "nsnet_fw")))
+		got := nftCanon(nftDebugList(p+"host", family, "nsnet_fw"))
+		if want = rename(want); want == "" || want != got {
+			t.Errorf("table %s nsnet_fw rebuilt from the explanation differs:\n%s", family, lineDiff(want, got))
+		}
+	}
+}
+
+// nftDebugList is `nft --debug=netlink list table` of one table in ns:
+// its set elements as the kernel's bytes, then its listing.
+func nftDebugList(ns, family, table string) string {
+	out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "--debug=netlink", "list", "table", family, table).CombinedOutput()
+	return string(out)
+}
+
+// withoutUnwritable drops from an `nft list` of the firewall the two rules
+// of chain nd_target that nft(8) prints and cannot read back (explain
+// names them in comments instead).
+func withoutUnwritable(table string) string {
+	var keep []string
+	for _, l := range strings.Split(table, "\n") {
+		if !strings.Contains(l, "@th,64,128") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// nftCanon is nftDebugList's output in a form that compares what a table
+// is, not how it came to be: each set's elements as the kernel's bytes
+// (`nft list` prints the marks of sets google/nftables made byte-swapped,
+// since it cannot tell nft their byte order), sorted, the drop counters
+// aside (what traffic did); the sets, maps and chains as `nft list` prints
+// them, without their elements, in name order (the kernel lists them in
+// the order they were made).
+func nftCanon(out string) string {
+	lines := strings.Split(out, "\n")
+	var elems []string
+	set := ""
+	i := 0
+	for ; i < len(lines) && !strings.HasPrefix(lines[i], "table "); i++ {
+		switch l := lines[i]; {
+		case strings.HasPrefix(l, "\telement "):
+			if !strings.HasSuffix(set, "@drops") {
+				elems = append(elems, set+" "+strings.Join(strings.Fields(l), " "))
+			}
+		case l != "":
+			set = l
+		}
+	}
+	slices.Sort(elems)
+	var blocks, block []string
+	inElements := false
+	for _, l := range lines[i:] {
+		t := strings.TrimSpace(l)
+		switch {
+		case inElements:
+			inElements = !strings.HasSuffix(t, "}")
+			continue
+		case strings.HasPrefix(t, "elements = {"):
+			inElements = !strings.HasSuffix(t, "}")
+			continue
+		case t == "" || strings.HasPrefix(l, "table ") || l == "}":
+			continue
+		}
+		block = append(block, l)
+		if l == "\t}" {
+			blocks = append(blocks, strings.Join(block, "\n"))
+			block = nil
+		}
+	}
+	slices.Sort(blocks)
+	return strings.Join(append(elems, blocks...), "\n")
 }
 
 type ipLink struct {
@@ -330,10 +409,12 @@ func lineDiff(a, b string) string {
 // network and instance of each example topology of the seeds, applied to
 // a daemon of its own, and compares the kernel state the commands build
 // in fresh namespaces with nsnet's, object by object: links, addresses,
-// routes, sysctls and nft tables. Host-gateway networks (seeds 000–002)
-// bring the host's forwarding and NAT table (masquerade or SNAT, published
-// ports) and each network's DHCP namespace; seed 003 transit addresses in
-// 169.254.0.0/18.
+// routes, sysctls and nft tables, and for a network or an instance whose
+// ports have security groups the host's firewall tables (bridge and inet
+// nsnet_fw: chains, rules, sets, and elements byte for byte).
+// Host-gateway networks (seeds 000–002) bring the host's forwarding and
+// NAT table (masquerade or SNAT, published ports) and each network's DHCP
+// namespace; seed 003 transit addresses in 169.254.0.0/18.
 func TestExplainReplaysSeeds(t *testing.T) {
 	for _, file := range []string{"seed-000-host-nat", "seed-001-snat", "seed-002-host-nat", "seed-003-router-chain", "seed-004-two-projects", "seed-bridge"} {
 		t.Run(file, func(t *testing.T) {
@@ -386,6 +467,9 @@ func TestExplainReplaysSeeds(t *testing.T) {
 				}
 				t.Logf("explain network %s", nw.Name)
 				script := e.MustNsnet("explain", "network", nw.ID)
+				if secured(ports, nw.ID, instanceNS) && !strings.Contains(script, "table inet nsnet_fw {") {
+					t.Errorf("explain network %s has secured ports and no security group tables:\n%s", nw.Name, script)
+				}
 				if nw.HostGateway && nw.Uplink != nil && !strings.Contains(script, "# uplink "+*nw.Uplink+":") {
 					t.Errorf("explain network %s does not name its uplink %s:\n%s", nw.Name, *nw.Uplink, script)
 				}
@@ -393,15 +477,66 @@ func TestExplainReplaysSeeds(t *testing.T) {
 			}
 			for _, in := range instances {
 				t.Logf("explain instance %s", in.Name)
-				replay(t, e, e.MustNsnet("explain", "instance", in.ID), []string{instanceNS[in.ID]}, nil, hostReplay{})
+				script := e.MustNsnet("explain", "instance", in.ID)
+				for _, p := range ports {
+					if p.DeviceID == in.ID && p.PortSecurityEnabled && len(p.SecurityGroups) > 0 && !strings.Contains(script, "table inet nsnet_fw {") {
+						t.Errorf("explain instance %s has a secured port and no security group tables:\n%s", in.Name, script)
+					}
+				}
+				replay(t, e, script, []string{instanceNS[in.ID]}, nil, hostReplay{})
 			}
 		})
 	}
+}
+
+// secured reports whether an instance's port on network id (instances
+// by id) has security groups to enforce.
+func secured(ports []model.Port, id string, instances map[string]string) bool {
+	for _, p := range ports {
+		if p.NetworkID == id && instances[p.DeviceID] != "" && p.PortSecurityEnabled && len(p.SecurityGroups) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func decode(t *testing.T, out string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(out), v); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
+	}
+}
+
+// TestExplainAsMember: the security group tables are the host's, shared
+// by every project's ports; a member's explain (the web view's too, which
+// runs as its caller) shows the member's ports in them and nothing of
+// another project's: its taps, MACs, addresses.
+func TestExplainAsMember(t *testing.T) {
+	e := Start(t, WithTokens(tenancyTokens, "tok-admin"))
+	type port struct{ tap, mac, ip string }
+	ports := map[string]port{}
+	for _, p := range []struct{ token, cidr string }{{"tok-alpha", "10.0.1.0/24"}, {"tok-beta", "10.0.2.0/24"}} {
+		e.MustNsnetAs(p.token, "network", "create", "net")
+		e.MustNsnetAs(p.token, "subnet", "create", "sub", "--network", "net", "--subnet-range", p.cidr)
+		e.MustNsnetAs(p.token, "instance", "create", "vm")
+		var got model.Port
+		decode(t, e.MustNsnetAs(p.token, "port", "create", "vm-eth0", "--network", "net", "--device", "vm", "-o", "json"), &got)
+		ports[p.token] = port{model.TapName(got.ID), got.MACAddress, got.FixedIPs[0].IPAddress}
+	}
+	for _, who := range []struct{ token, other string }{{"tok-alpha", "tok-beta"}, {"tok-beta", "tok-alpha"}} {
+		for _, args := range [][]string{{"explain", "network", "net"}, {"explain", "instance", "vm"}} {
+			script := e.MustNsnetAs(who.token, args...)
+			own, other := ports[who.token], ports[who.other]
+			for _, want := range []string{"table inet nsnet_fw {", `"` + own.tap + `"`, own.mac, own.ip, "# ports and networks this caller cannot see are left out"} {
+				if !strings.Contains(script, want) {
+					t.Errorf("%s: %s lacks %q:\n%s", who.token, strings.Join(args, " "), want, script)
+				}
+			}
+			for _, hidden := range []string{other.tap, other.mac, other.ip} {
+				if strings.Contains(script, hidden) {
+					t.Errorf("%s: %s shows %q of the other project:\n%s", who.token, strings.Join(args, " "), hidden, script)
+				}
+			}
+		}
 	}
 }

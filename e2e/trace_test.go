@@ -341,3 +341,48 @@ func TestTraceHostGateway(t *testing.T) {
 		t.Errorf("the probe's last hop is %+v, want red itself", last)
 	}
 }
+
+// TestTraceAsMember: a project member traces out of its instance through
+// its own router, whose gateway is on the admin's external network. The
+// member sees neither the gateway port nor the external subnet (Neutron's
+// policy: neither is the project's); the router's external_gateway_info,
+// which is, gives the gateway's addresses, and the trace shows every hop
+// and the SNAT as it does for the admin.
+func TestTraceAsMember(t *testing.T) {
+	e := Start(t, WithTokens(tenancyTokens, "tok-admin"))
+	public := jsonOf(t, e.MustNsnet("network", "create", "public", "--external", "-o", "json"))
+	e.MustNsnet("subnet", "create", "public-v4", "--network", "public", "--subnet-range", "198.51.100.0/24",
+		"--gateway", "198.51.100.1", "--no-dhcp")
+	up := buildUpstream(t, e, public["id"].(string), "198.51.100.1/24")
+
+	member := "tok-alpha"
+	e.MustNsnetAs(member, "network", "create", "net")
+	e.MustNsnetAs(member, "subnet", "create", "sub", "--network", "net", "--subnet-range", "10.0.0.0/24")
+	e.MustNsnetAs(member, "router", "create", "r1")
+	e.MustNsnetAs(member, "router", "set", "r1", "--external-gateway", "public")
+	e.MustNsnetAs(member, "router", "add", "subnet", "r1", "sub")
+	e.MustNsnetAs(member, "instance", "create", "vm1")
+	e.MustNsnetAs(member, "port", "create", "vm1-eth0", "--network", "net", "--device", "vm1")
+	if out := e.MustNsnetAs(member, "subnet", "list"); strings.Contains(out, "public-v4") {
+		t.Fatalf("the member sees the external subnet; the test needs it hidden:\n%s", out)
+	}
+
+	human := e.MustNsnetAs(member, "trace", "vm1", up.Far)
+	t.Logf("nsnet trace vm1 %s, as a member:\n%s", up.Far, human)
+	var r traceResult
+	out := e.MustNsnetAs(member, "trace", "vm1", up.Far, "-o", "json")
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &r); err != nil {
+		t.Fatalf("trace -o json as a member: %v\n%s", err, out)
+	}
+	if !r.Answered {
+		t.Errorf("a member's trace through its router got no answer: %+v\n%s", r.Stopped, out)
+	}
+	r.allSeen(t)
+	gatewayIP := gatewayAddress(t, e, "r1")
+	if from, to, _, iface := r.rewrite(t, "out", "SNAT"); to != gatewayIP || !strings.HasPrefix(iface, "qg-") || from == to {
+		t.Errorf("SNAT %s → %s at %s, want → %s at qg-…", from, to, iface, gatewayIP)
+	}
+	if len(r.Notes) > 0 {
+		t.Errorf("notes: %v", r.Notes)
+	}
+}

@@ -82,6 +82,28 @@ type Packet struct {
 	// Payload is what follows the transport header (the ICMP echo data,
 	// the UDP or TCP payload).
 	Payload []byte
+
+	// VXLAN: a UDP datagram to VXLANPort carrying a VXLAN header with a
+	// valid VNI is a tunnel between two hosts' VTEPs; Inner is the frame
+	// it carries, decoded, and VNI its network.
+	VNI   uint32
+	Inner *Packet
+}
+
+// VXLANPort is the IANA port of VXLAN (RFC 7348), nsnet's VXLAN devices'
+// dstport.
+const VXLANPort = 4789
+
+// decodeVXLAN decodes the UDP payload of p as VXLAN when it is sent to
+// VXLANPort: an 8-byte header whose I flag says the VNI is valid, then an
+// Ethernet frame.
+func (p *Packet) decodeVXLAN() {
+	b := p.Payload
+	if p.DstPort != VXLANPort || len(b) < 8+14 || b[0]&0x08 == 0 {
+		return
+	}
+	p.VNI = uint32(b[4])<<16 | uint32(b[5])<<8 | uint32(b[6])
+	p.Inner = Decode(b[8:])
 }
 
 // Decode parses an Ethernet frame. It never fails: what it cannot parse is
@@ -191,6 +213,10 @@ func (p *Packet) Summary() string {
 }
 
 func (p *Packet) ipSummary() string {
+	if p.Inner != nil {
+		return fmt.Sprintf("%s > %s: VXLAN, vni %d: %s > %s, %s", netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort),
+			p.VNI, p.Inner.SrcMAC, p.Inner.DstMAC, p.Inner.Summary())
+	}
 	switch p.Proto {
 	case ProtoTCP:
 		return fmt.Sprintf("%s > %s: TCP [%s] seq %d, ack %d, length %d",

@@ -149,6 +149,7 @@ func (p *Packet) decodeL4(l4 []byte) {
 	p.DstPort = binary.BigEndian.Uint16(l4[2:4])
 	if p.Proto == ProtoUDP {
 		p.Payload = l4[8:]
+		p.decodeVXLAN()
 		return
 	}
 	p.Seq = binary.BigEndian.Uint32(l4[4:8])
@@ -371,6 +372,10 @@ func (p *Packet) ip6Summary() string {
 	if p.FragOffset != 0 {
 		// Only the first fragment carries the transport header.
 		return fmt.Sprintf("%s > %s: frag (offset %d) of id %d, %s", p.Src, p.Dst, p.FragOffset, p.IPID, ProtoName(p.Proto))
+	}
+	if p.Inner != nil {
+		return fmt.Sprintf("%s > %s: VXLAN, vni %d: %s > %s, %s", netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort),
+			p.VNI, p.Inner.SrcMAC, p.Inner.DstMAC, p.Inner.Summary())
 	}
 	switch p.Proto {
 	case ProtoTCP:

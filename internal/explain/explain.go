@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsnet/nsnet/internal/client"
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -439,7 +440,8 @@ func (b *build) portName(id *string) string {
 }
 
 // Instance explains instance ref: its namespace, its ports with the
-// bridges they plug into, and its routes.
+// bridges they plug into, its routes, and the host's firewall tables
+// that hold its ports' security groups.
 func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, error) {
 	inst, err := client.Find[model.Instance](ctx, x.c, client.Instances, ref)
 	if err != nil {
@@ -457,6 +459,19 @@ func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, erro
 		return Explanation{}, err
 	}
 	if err := b.instance(ns, inst, nil); err != nil {
+		return Explanation{}, err
+	}
+	var groups []string
+	for _, p := range b.names.ports {
+		if p.DeviceID == inst.ID && p.PortSecurityEnabled {
+			for _, g := range p.SecurityGroups {
+				if !slices.Contains(groups, g) {
+					groups = append(groups, g)
+				}
+			}
+		}
+	}
+	if err := b.securityGroups(groups); err != nil {
 		return Explanation{}, err
 	}
 	return b.explanation("instance", inst.Name, inst.ID), nil
@@ -561,7 +576,9 @@ func (x *Explainer) Network(ctx context.Context, ref string) (Explanation, error
 			}
 		}
 	}
-	b.securityGroups(groups)
+	if err := b.securityGroups(groups); err != nil {
+		return Explanation{}, err
+	}
 	return b.explanation("network", nw.Name, nw.ID), nil
 }
 
@@ -618,20 +635,42 @@ func (b *build) dhcp(name string, nw model.Network, tap netlink.Link) error {
 	return b.table(ns, "its NAT table")
 }
 
-// securityGroups names the groups that filter the network's ports. Their
-// rules are elements of the host's firewall tables, shared by every port
-// of the host, which explain does not rebuild.
-func (b *build) securityGroups(ids []string) {
+// securityGroups adds the host's firewall tables, which implement the
+// security groups of the network's ports: anti-spoofing per port in
+// bridge nsnet_fw, the groups' stateful rules as set elements in inet
+// nsnet_fw. The tables are the host's, shared by the ports of every
+// network there, so the step rebuilds them whole, naming this network's
+// groups; their elements are keyed by tap interface and port tag.
+func (b *build) securityGroups(ids []string) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
 	var names []string
 	for _, id := range ids {
 		names = append(names, cmp.Or(b.names.groups[id].Name, id))
 	}
 	slices.Sort(names)
+	// The caller's view: the taps of the ports and the bridges of the
+	// networks the API shows it (the web view explains as its caller;
+	// the tables hold every project's ports).
+	taps, bridges := map[string]bool{}, map[string]bool{}
+	for id := range b.names.ports {
+		taps[model.TapName(id)] = true
+	}
+	for id := range b.names.networks {
+		if br := b.host.byAlias(dataplane.NetworkAlias(id)); br != nil {
+			bridges[br.Attrs().Name] = true
+		}
+	}
+	script, err := readFirewall(b.host.name, firewall.Visible{
+		Port:   func(ifname string) bool { return taps[ifname] },
+		Bridge: func(name string) bool { return bridges[name] },
+	})
+	if err != nil || script == "" {
+		return err
+	}
 	b.add(Step{Object: "security groups " + strings.Join(names, ", "),
-		Comment: fmt.Sprintf("filter this network's ports: anti-spoofing per port in %s, the groups' stateful rules as set elements in %s (see nsnet security-group show, docs/SECURITY_GROUPS.md); shared by every port of the host, so not rebuilt here",
-			inNamespace(b.host.name, "nft", "list", "table", "bridge", "nsnet_fw"), inNamespace(b.host.name, "nft", "list", "table", "inet", "nsnet_fw")),
-		Commands: []string{}})
+		Comment:  "filter this network's ports: anti-spoofing per port in table bridge nsnet_fw, the groups' stateful rules as set elements in table inet nsnet_fw (see nsnet security-group show, docs/SECURITY_GROUPS.md); the host's tables, shared by the ports of every network here, so rebuilt whole",
+		Commands: []string{nftCommand(b.host.name, script)}})
+	return nil
 }

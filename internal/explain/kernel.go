@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -110,6 +111,21 @@ func readTable(name string) (string, error) {
 		return "", fmt.Errorf("read the nft table of %s: %w", nsLabel(name), err)
 	}
 	return st.Script(), nil
+}
+
+// readFirewall returns the firewall's tables of namespace name as nft(8)
+// input, as far as v shows them, or "" when it has none.
+func readFirewall(name string, v firewall.Visible) (string, error) {
+	fw, err := firewall.Open(name, nil)
+	if err != nil {
+		return "", err
+	}
+	defer fw.Close()
+	script, err := fw.Script(v)
+	if err != nil {
+		return "", fmt.Errorf("read the firewall tables of %s: %w", nsLabel(name), err)
+	}
+	return script, nil
 }
 
 func nsLabel(name string) string {

@@ -242,6 +242,12 @@ func transport(offset uint32, value []byte) []expr.Any {
 	}
 }
 
+// arpFrame matches an ARP frame by its EtherType in the Ethernet header,
+// as nft(8) does before an arp field.
+func arpFrame() []expr.Any {
+	return []expr.Any{payload(expr.PayloadBaseLLHeader, 12, 2, reg1), cmpEq(reg1, be16(ethARP))}
+}
+
 // etherType matches the frame's protocol in a bridge chain.
 func etherType(t uint16) []expr.Any {
 	return []expr.Any{meta(expr.MetaKeyPROTOCOL, reg1), cmpEq(reg1, be16(t))}
@@ -288,7 +294,7 @@ const (
 	dhcp4ServerPort = 67
 )
 
-// unspecified are the rules of the ip6 chain for a packet from ::, which
+// unspecified are the rules of the antispoof_ip6 chain for a packet from ::, which
 // only duplicate address detection sends: an MLD report or a neighbour
 // solicitation to a link-scope multicast group (ff02::/16) passes, any
 // other packet from :: is a spoofed source.
@@ -309,28 +315,32 @@ var bridgeChains = []nfsock.ChainDef{
 	}},
 	{Name: "antispoof", Rules: [][]expr.Any{
 		all(ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setMAC, true)}, bridgeDrop(reasonMAC)),
-		all(etherType(ethARP), []expr.Any{jump("arp")}),
-		all(etherType(ethIPv4), []expr.Any{jump("ip4")}),
-		all(etherType(ethIPv6), []expr.Any{jump("ip6")}),
+		all(etherType(ethARP), []expr.Any{jump("antispoof_arp")}),
+		all(etherType(ethIPv4), []expr.Any{jump("antispoof_ip4")}),
+		all(etherType(ethIPv6), []expr.Any{jump("antispoof_ip6")}),
 	}, Comments: []string{"spoofed_mac: source MAC not the port's"}},
-	{Name: "arp", Rules: [][]expr.Any{
+	{Name: "antispoof_arp", Rules: [][]expr.Any{
 		// sender hardware address (offset 8) and sender IP (offset 14) of
-		// an Ethernet/IPv4 ARP packet
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 6), []expr.Any{lookup(setMAC, true)}, bridgeDrop(reasonARP)),
-		{payload(expr.PayloadBaseNetworkHeader, 14, 4, reg1), cmpEq(reg1, make([]byte, 4)), verdict(expr.VerdictReturn)},
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
+		// an Ethernet/IPv4 ARP packet. Each rule checks the EtherType
+		// again, as nft(8) does for arp saddr: then nft names the fields,
+		// and reads back what it prints (explain replays these tables).
+		all(arpFrame(), ifAnd(expr.PayloadBaseNetworkHeader, 8, 6), []expr.Any{lookup(setMAC, true)}, bridgeDrop(reasonARP)),
+		all(arpFrame(), []expr.Any{payload(expr.PayloadBaseNetworkHeader, 14, 4, reg1), cmpEq(reg1, make([]byte, 4)), verdict(expr.VerdictReturn)}),
+		all(arpFrame(), ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
+		all(arpFrame(), ifAnd(expr.PayloadBaseNetworkHeader, 14, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonARP),
 	}, Comments: []string{"spoofed_arp: sender MAC not the port's", "", "", "", "spoofed_arp: sender address not the port's"}},
-	{Name: "ip4", Rules: [][]expr.Any{
+	{Name: "antispoof_ip4", Rules: [][]expr.Any{
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp4ServerPort)), bridgeDrop(reasonDHCP)),
 		// DHCP client traffic from the port's MAC, whatever its source
 		// address, as Neutron's OVS firewall allows: before the port has
 		// an address (0.0.0.0), and from an address the port no longer
 		// holds, so that its renewal reaches the server and is refused.
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp4ClientPort)), transport(2, be16(dhcp4ServerPort)), []expr.Any{verdict(expr.VerdictReturn)}),
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
+		// The EtherType again, as nft(8) checks it for ip saddr (see
+		// antispoof_arp).
+		all(etherType(ethIPv4), ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setIP4, false), verdict(expr.VerdictReturn)}),
+		all(etherType(ethIPv4), ifAnd(expr.PayloadBaseNetworkHeader, 12, 4), []expr.Any{lookup(setNet4, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
 	}, Comments: []string{"dhcp_server: DHCP server traffic from an instance", "", "", "", "spoofed_ip: source address not the port's"}},
 	// IPv6 as Neutron's firewalls have it: router advertisements (RA
@@ -342,13 +352,13 @@ var bridgeChains = []nfsock.ChainDef{
 	// MLD reports and neighbour solicitations, to link-scope multicast);
 	// else the source is one of the port's addresses, its pairs or the
 	// EUI-64 link-local address of one of its MACs.
-	{Name: "ip6", Rules: all2([][]expr.Any{
+	{Name: "antispoof_ip6", Rules: all2([][]expr.Any{
 		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6RA}), bridgeDrop(reasonRA)),
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp6ServerPort)), bridgeDrop(reasonDHCP)),
 		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6NA}), []expr.Any{jump("nd_target")}),
 	}, unspecified(), [][]expr.Any{
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
-		all(ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
+		all(etherType(ethIPv6), ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
+		all(etherType(ethIPv6), ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
 	}), Comments: []string{"router_advertisement: RA from an instance (RA guard)", "dhcp_server: DHCPv6 server traffic from an instance",
 		"", "", "", "", "", "", "spoofed_ip: source address not the port's"}},
@@ -483,8 +493,12 @@ func groupLookups(tag uint16, groups []string, mask uint32, peer4, peer6 uint32)
 						lookup(memberSet(g, fam.v6, false), false),
 					}
 				}
+				// The key's first field is 0: meta mark & 0 rather than
+				// an immediate 0, which nft(8) can neither print nor
+				// read (explain's script rebuilds this rule).
 				return []expr.Any{
-					&expr.Immediate{Register: reg32At, Data: u32(0)},
+					meta(expr.MetaKeyMARK, reg32At),
+					&expr.Bitwise{SourceRegister: reg32At, DestRegister: reg32At, Len: 4, Mask: u32(0), Xor: u32(0)},
 					payload(expr.PayloadBaseNetworkHeader, fam.addrOff, fam.addrLen, reg32At+1),
 					&expr.Lookup{SourceRegister: reg32At, SetName: memberSet(g, fam.v6, true)},
 				}
@@ -650,8 +664,10 @@ var inetChains = []nfsock.ChainDef{
 	// destination, on its bridge: bridged frames show the bridge as
 	// iifname here) is left untracked: its rules judge every packet.
 	{Name: "zone_in", Hook: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
-		all(ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
-		all(ifAnd(expr.PayloadBaseLLHeader, 0, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
+		// (An Ethernet frame, as nft(8) checks before ether saddr: so
+		// that `nft list` names the field and reads it back.)
+		all(etherDevice(), ifAnd(expr.PayloadBaseLLHeader, 6, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
+		all(etherDevice(), ifAnd(expr.PayloadBaseLLHeader, 0, 6), []expr.Any{lookup(setStatelessMAC, false), &expr.Notrack{}, verdict(expr.VerdictAccept)}),
 		{meta(expr.MetaKeyIIFNAME, reg1), &expr.Lookup{SourceRegister: reg1, DestRegister: 0, IsDestRegSet: true, SetName: setZones}},
 	}},
 	{Name: "zone_out", Hook: nftables.ChainHookOutput, Priority: nftables.ChainPriorityRaw, Rules: [][]expr.Any{
@@ -739,6 +755,12 @@ var inetChains = []nfsock.ChainDef{
 	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
 	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+}
+
+// etherDevice matches a packet from an Ethernet device (meta iiftype
+// ether), as bridges are.
+func etherDevice() []expr.Any {
+	return []expr.Any{meta(expr.MetaKeyIIFTYPE, reg1), cmpEq(reg1, binaryutil.NativeEndian.PutUint16(unix.ARPHRD_ETHER))}
 }
 
 // statelessTag matches a packet whose mark & mask is the tag of a

@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/nsnet/nsnet/internal/client"
+	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // LoadModel reads everything a trace plans with through the API, as the
@@ -59,7 +64,104 @@ func LoadModel(ctx context.Context, c *client.Client) (*Model, error) {
 		}
 		m.PortForwardings[f.ID] = pfs
 	}
+	for i := range m.Routers {
+		if err := m.hiddenGateway(&m.Routers[i]); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// hiddenGateway adds to the model router r's gateway port and its
+// subnets when the caller may not see them: a project member's router
+// whose gateway is on the admin's external network. Neutron's policy
+// shows the member neither the gateway port (no project's) nor the
+// external subnets (not the member's, not shared), only the router's
+// external_gateway_info with its addresses. The rest is read from the
+// router's namespace, where the trace runs anyway: the port's id (the
+// alias of its qg- interface) and MAC, each subnet's prefix (the address
+// on qg-) and gateway (the default route's next hop). Nothing is invented:
+// what the namespace does not hold stays out of the model.
+func (m *Model) hiddenGateway(r *model.Router) error {
+	gw := r.ExternalGatewayInfo
+	if gw == nil || len(gw.ExternalFixedIPs) == 0 || m.gatewayPort(r.ID) != nil {
+		return nil
+	}
+	name := model.RouterNetns(m.Prefix, r.ID)
+	if !netns.Exists(name) {
+		return nil // not built (yet): the plan says the router has no route
+	}
+	h, err := dataplane.OpenNamespace(name)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	links, err := h.Handle.LinkList()
+	if err != nil {
+		return fmt.Errorf("router %s: list links in %s: %w", routerLabel(r), name, err)
+	}
+	var qg netlink.Link
+	var id string
+	for _, l := range links {
+		if kind, portID, ok := dataplane.ParseAlias(l.Attrs().Alias); ok && kind == "port" && l.Attrs().Name == model.RouterGatewayName(portID) {
+			qg, id = l, portID
+		}
+	}
+	if qg == nil {
+		return nil
+	}
+	addrs, err := h.Handle.AddrList(qg, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("router %s: addresses of %s: %w", routerLabel(r), qg.Attrs().Name, err)
+	}
+	routes, err := h.Handle.RouteList(qg, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("router %s: routes of %s: %w", routerLabel(r), qg.Attrs().Name, err)
+	}
+	m.Ports = append(m.Ports, model.Port{ID: id, NetworkID: gw.NetworkID, DeviceID: r.ID, DeviceOwner: model.DeviceOwnerRouterGateway,
+		MACAddress: qg.Attrs().HardwareAddr.String(), FixedIPs: gw.ExternalFixedIPs, AdminStateUp: true})
+	for _, ip := range gw.ExternalFixedIPs {
+		a, err := netip.ParseAddr(ip.IPAddress)
+		if err != nil || m.subnet(ip.SubnetID) != nil {
+			continue
+		}
+		var prefix netip.Prefix
+		for _, ad := range addrs {
+			if p, ok := netipPrefix(ad.IPNet); ok && p.Addr() == a {
+				prefix = p.Masked()
+			}
+		}
+		if !prefix.IsValid() {
+			continue
+		}
+		sub := model.Subnet{ID: ip.SubnetID, NetworkID: gw.NetworkID, CIDR: prefix.String(), IPVersion: 4}
+		if a.Is6() {
+			sub.IPVersion = 6
+		}
+		for _, rt := range routes {
+			hop, ok := netip.AddrFromSlice(rt.Gw)
+			if ok && (rt.Dst == nil || isDefaultRoute(rt.Dst)) && hop.Unmap().Is4() == a.Is4() {
+				s := hop.Unmap().String()
+				sub.GatewayIP = &s
+			}
+		}
+		m.Subnets = append(m.Subnets, sub)
+	}
+	return nil
+}
+
+func netipPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), ok
+}
+
+func isDefaultRoute(n *net.IPNet) bool {
+	ones, _ := n.Mask.Size()
+	return ones == 0
 }
 
 // ResolveDestination is a trace's DST: an address, or an instance's first

@@ -109,10 +109,12 @@ func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error)
 	name := TraceTablePrefix + "_" + hex.EncodeToString(tag[:])
 	t := &nfTracer{}
 	seen := map[string]bool{}
-	var hostIfaces []string
+	// The interfaces of the path in each namespace that bridges it: the
+	// host's, and another host's across a VXLAN tunnel.
+	bridging := map[string][]string{}
 	for _, h := range plan.Hops {
-		if h.Netns == hostNetns {
-			hostIfaces = append(hostIfaces, h.Interface)
+		if h.Netns == hostNetns || h.Kind == KindUnderlay || h.Kind == KindBridge {
+			bridging[h.Netns] = append(bridging[h.Netns], h.Interface)
 		}
 	}
 	for _, h := range plan.Hops {
@@ -120,10 +122,12 @@ func startNFTrace(plan *Plan, hostNetns string, probe *Probe) (*nfTracer, error)
 			continue
 		}
 		seen[h.Netns] = true
-		node := h.Node
-		var bridgePorts []string
-		if h.Netns == hostNetns {
-			node, bridgePorts = "the host", hostIfaces
+		node, bridgePorts := h.Node, bridging[h.Netns]
+		switch {
+		case h.Netns == hostNetns:
+			node = "the host"
+		case bridgePorts != nil:
+			node = "the host " + h.Netns
 		}
 		tn, err := traceNetns(h.Netns, node, name, probe, bridgePorts)
 		if err != nil {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
+	"unicode"
+
+	"golang.org/x/text/width"
 )
 
 // Print writes the result for people, in the manner of the seeds'
@@ -25,6 +27,9 @@ func (r *Result) Print(w io.Writer, verbose bool) error {
 		exp += fmt.Sprintf("; translated to %s on the way", r.Expected.DNAT)
 	}
 	fmt.Fprintf(&b, "expected: %d interfaces; %s\n", len(r.Way), exp)
+	for _, t := range r.Tunnels {
+		fmt.Fprintf(&b, "overlay: %s\n", t)
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
@@ -76,22 +81,64 @@ func (r *Result) Print(w io.Writer, verbose bool) error {
 }
 
 func writeHops(b *strings.Builder, hops []HopSeen, rws []Rewrite, way string) {
-	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	var rows [][]string
 	for i, h := range hops {
 		ns := h.Netns
 		if ns == "" {
 			ns = "(root)"
 		}
 		if !h.Seen {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t-\tnot seen\n", i+1, h.Node, ns, h.Interface)
+			rows = append(rows, []string{fmt.Sprint(i + 1), h.Node, ns, h.Interface, "-", "not seen"})
 			continue
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s > %s  %s\n", i+1, h.Node, ns, h.Interface, h.Direction, h.SrcMAC, h.DstMAC, h.Summary)
+		rows = append(rows, []string{fmt.Sprint(i + 1), h.Node, ns, h.Interface, h.Direction, fmt.Sprintf("%s > %s  %s", h.SrcMAC, h.DstMAC, h.Summary)})
 		for _, rw := range rws {
 			if rw.Way == way && rw.Hop == i+1 {
-				fmt.Fprintf(tw, "\t\t\t\t\t↳ %s\n", rw)
+				rows = append(rows, []string{"", "", "", "", "", "↳ " + rw.String()})
 			}
 		}
 	}
-	tw.Flush()
+	writeAligned(b, rows)
+}
+
+// writeAligned writes rows indented by two spaces, every cell but the
+// last padded to its column's width plus two, counted in terminal
+// columns (text/tabwriter counts runes: a node named in Chinese would
+// push its row's columns off).
+func writeAligned(b *strings.Builder, rows [][]string) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r[:len(r)-1] {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], displayWidth(c))
+		}
+	}
+	for _, r := range rows {
+		b.WriteString("  ")
+		for i, c := range r[:len(r)-1] {
+			b.WriteString(c)
+			b.WriteString(strings.Repeat(" ", widths[i]-displayWidth(c)+2))
+		}
+		b.WriteString(r[len(r)-1])
+		b.WriteString("\n")
+	}
+}
+
+// displayWidth is the number of terminal columns s takes: East Asian
+// wide and fullwidth characters two, combining marks and zero-width
+// characters none.
+func displayWidth(s string) int {
+	n := 0
+	for _, r := range s {
+		switch k := width.LookupRune(r).Kind(); {
+		case unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf) || r == '\u200b':
+		case k == width.EastAsianWide || k == width.EastAsianFullwidth:
+			n += 2
+		default:
+			n++
+		}
+	}
+	return n
 }

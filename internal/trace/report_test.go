@@ -250,3 +250,32 @@ func TestPrintHairpinRewrites(t *testing.T) {
 		t.Errorf("the SNAT is not under hop 4:\n%s", out)
 	}
 }
+
+// TestPrintWideNames: node names in CJK take two terminal columns a
+// character; the hop table's columns still line up on a terminal: each
+// hop's interface starts at the same display column.
+func TestPrintWideNames(t *testing.T) {
+	r := &Result{Protocol: "icmp", Src: "10.0.0.5", Dst: "10.0.1.5", From: "instance 虚拟机",
+		Probe: &Probe{Proto: capture.ProtoICMP},
+		Way: []HopSeen{
+			sighting("nse-虚拟机", "eth0", "instance 虚拟机", "10.0.0.5", "10.0.1.5", 0, 0, 7),
+			sighting("nse-host", "tap1", "bridge 网络", "10.0.0.5", "10.0.1.5", 0, 0, 7),
+			sighting("nse-host", "tap2", "bridge blue", "10.0.0.5", "10.0.1.5", 0, 0, 7),
+			{Hop: Hop{Netns: "nse-qrouter-1", Interface: "qr-1", Node: "router ルーター"}},
+		}}
+	var b strings.Builder
+	if err := r.Print(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	cols := map[int]bool{}
+	for _, l := range strings.Split(b.String(), "\n") {
+		for _, ifname := range []string{" eth0 ", " tap1 ", " tap2 ", " qr-1 "} {
+			if i := strings.Index(l, ifname); i >= 0 {
+				cols[displayWidth(l[:i])] = true
+			}
+		}
+	}
+	if len(cols) != 1 {
+		t.Errorf("interfaces start at display columns %v, want one:\n%s", cols, b.String())
+	}
+}

@@ -29,6 +29,9 @@ type Result struct {
 	Answer   string     `json:"answer,omitempty"` // the answer as it reached the source
 	Stopped  *Stop      `json:"stopped,omitempty"`
 	NFTrace  []NFTEvent `json:"nftrace,omitempty"`
+	// Tunnels are the VXLAN tunnels the way out crosses, from one host
+	// to another.
+	Tunnels []Tunnel `json:"tunnels,omitempty"`
 	// Notes are things nsnet could not do (an interface it could not
 	// capture on) that make the picture less complete.
 	Notes []string `json:"notes,omitempty"`
@@ -65,6 +68,9 @@ type HopSeen struct {
 	DstPort   uint16    `json:"dst_port,omitempty"`
 	ICMPID    uint16    `json:"icmp_id,omitempty"`
 	Summary   string    `json:"summary,omitempty"`
+	// VXLAN is the outer packet of a sighting on an underlay
+	// interface: the fields above are the inner packet's.
+	VXLAN *Outer `json:"vxlan,omitempty"`
 
 	packet *capture.Packet
 }
@@ -126,6 +132,17 @@ const maxFramesPerHop = 20000
 type seenFrame struct {
 	f  capture.Frame
 	pk *capture.Packet
+	// outer is the VXLAN packet that carried pk, on an underlay.
+	outer *capture.Packet
+}
+
+// Outer is the outer packet of a VXLAN tunnel, as seen on an underlay.
+type Outer struct {
+	Src     string `json:"src"`
+	Dst     string `json:"dst"`
+	SrcPort uint16 `json:"src_port"`
+	DstPort uint16 `json:"dst_port"`
+	VNI     uint32 `json:"vni"`
 }
 
 // Run captures on every hop of plan, sends probe from src, and reports
@@ -135,11 +152,19 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	if opts.Timeout <= 0 {
 		opts.Timeout = 3 * time.Second
 	}
+	// A hop to a port on another host crosses the overlay: the plan
+	// grows the tunnel's hops (the kernel's forwarding entries say
+	// where the port is).
+	tunnels, tunErr := m.AcrossHosts(plan)
 	res := &Result{Protocol: capture.ProtoName(probe.Proto), Src: plan.Src.String(), Dst: plan.Dst.String(),
 		DstPort: probe.DstPort, From: src.Node, Probe: probe,
 		Expected: Expected{End: plan.End, EndDetail: plan.EndDetail}}
 	if plan.DNAT.IsValid() {
 		res.Expected.DNAT = plan.DNAT.String()
+	}
+	res.Tunnels = tunnels
+	if tunErr != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("cannot follow the overlay: %v", tunErr))
 	}
 
 	captureCtx, stopCapture := context.WithCancel(ctx)
@@ -178,13 +203,19 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 					return
 				}
 				pk := capture.Decode(f.Data)
+				var outer *capture.Packet
+				if pk.Inner != nil && pk.Inner.IsIP() {
+					// On an underlay: what the tunnel carries is
+					// the probe, or its answer.
+					outer, pk = pk, pk.Inner
+				}
 				if !pk.IsIP() {
 					continue
 				}
 				mu.Lock()
 				for _, i := range hops {
 					if len(frames[i]) < maxFramesPerHop {
-						frames[i] = append(frames[i], seenFrame{f, pk})
+						frames[i] = append(frames[i], seenFrame{f, pk, outer})
 					}
 				}
 				mu.Unlock()
@@ -321,6 +352,10 @@ func seen(h Hop, sf seenFrame) HopSeen {
 		s.SrcPort, s.DstPort = pk.SrcPort, pk.DstPort
 	case pk.IsICMP():
 		s.ICMPID = pk.ICMPID
+	}
+	if o := sf.outer; o != nil {
+		s.VXLAN = &Outer{Src: o.Src.String(), Dst: o.Dst.String(), SrcPort: o.SrcPort, DstPort: o.DstPort, VNI: o.VNI}
+		s.Summary = fmt.Sprintf("%s > %s: VXLAN, vni %d: %s", netip.AddrPortFrom(o.Src, o.SrcPort), netip.AddrPortFrom(o.Dst, o.DstPort), o.VNI, s.Summary)
 	}
 	return s
 }
