@@ -268,7 +268,6 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		changed[hoststatus.Object{Kind: store.Ports, ID: "p007"}] = hoststatus.State{Status: model.StatusError, Reason: "tap gone"}
 		delete(changed, hoststatus.Object{Kind: store.Ports, ID: "p008"})
 		rev = desiredWrite(t, st, "n3")
-		fmt.Fprintln(os.Stderr, "DBG n3 rev", rev)
 		pass(t, restarted, rev, changed)
 		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 2, Passes: 2, Txns: 2, Publications: 2}); got != want {
 			t.Errorf("one status changed, one object gone: %+v, want %+v", got, want)
