@@ -304,6 +304,69 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 	})
 }
 
+// TestViewBehindTheStoreSeesPassesWithTheirStatuses: a View woken by a
+// revision the store has already moved past (the watch is a stream, the
+// read comes after it) must not show a host's Pass without the statuses
+// published with it: a waited write would be answered with the status
+// from before the host programmed it. Here the publication that changes
+// two statuses and the pass (one transaction) lands after the desired
+// write the View is woken for, and the pass before it, which changed no
+// status, within the revisions it is woken for.
+func TestViewBehindTheStoreSeesPassesWithTheirStatuses(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		v := hoststatus.NewView(hoststatus.ViewConfig{Store: st, Local: "a", DownTime: time.Minute})
+		if err := v.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A watch of the store, as Run's, so that the store can name
+		// the changes of the revisions it delivered.
+		watch := st.Watch(ctx)
+		delivered := func() int64 {
+			t.Helper()
+			var last int64
+			st.View(ctx, func(r store.Reader) error { last = r.Revision(); return nil })
+			for {
+				select {
+				case rev := <-watch:
+					if rev >= last {
+						return rev
+					}
+				case <-ctx.Done():
+					t.Fatalf("the watch never delivered revision %d", last)
+				}
+			}
+		}
+		a := publisher(t, st, "a")
+		p1, p2 := hoststatus.Object{Kind: store.Ports, ID: "p1"}, hoststatus.Object{Kind: store.Ports, ID: "p2"}
+		active := hoststatus.State{Status: model.StatusActive}
+		pass(t, a, desiredWrite(t, st, "n1"), map[hoststatus.Object]hoststatus.State{p1: active, p2: active})
+		if err := v.Follow(ctx, delivered()); err != nil {
+			t.Fatal(err)
+		}
+
+		// A pass that changed no status: its Pass record alone.
+		pass(t, a, desiredWrite(t, st, "n2"), map[hoststatus.Object]hoststatus.State{p1: active, p2: active})
+		rev := desiredWrite(t, st, "n3")
+		pass(t, a, rev, map[hoststatus.Object]hoststatus.State{p1: {Status: model.StatusError, Reason: "tap gone"}})
+		delivered()
+		// Woken for the desired write, the store already past it: the
+		// Pass changed in the revisions woken for, and again after.
+		if err := v.Follow(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.WaitConverged(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ id, want, reason string }{{"p1", model.StatusError, "tap gone"}, {"p2", model.StatusBuild, ""}} {
+			if s, r := v.Status(store.Ports, tc.id, "a"); s != tc.want || r != tc.reason {
+				t.Errorf("port %s once a's pass at %d is seen: %s %q, want %s %q", tc.id, rev, s, r, tc.want, tc.reason)
+			}
+		}
+	})
+}
+
 // TestCountersAndRemoveHost: counters are published when they change and
 // read from the host reporting them; removing a host (its agent records
 // deleted) removes every record of it, and the View forgets it.

@@ -128,7 +128,18 @@ func (v *View) Run(ctx context.Context) error {
 	}
 }
 
-// follow brings the mirror to rev.
+// follow brings the mirror to rev, or later: to the revision of the
+// snapshot it reads the changed records from.
+//
+// Why the changes come from the snapshot and not from rev: the snapshot
+// is the store's current one, newer than rev when more was committed
+// since (the watch coalesces, and the read comes after it). Applying the
+// records changed up to rev as that snapshot has them would mix
+// revisions: a host's Pass rewritten after rev, read at its newer
+// revision, with its statuses that changed in the same later commit left
+// unread — a waiter would see the pass and not its statuses. So the
+// mirror takes every change up to the snapshot's revision, read in that
+// snapshot, and moves to it.
 func (v *View) follow(ctx context.Context, rev int64) error {
 	v.mu.Lock()
 	seen := v.seen
@@ -136,11 +147,7 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 	if rev <= seen {
 		return nil
 	}
-	feed, ok := v.cfg.Store.(store.ChangeFeed)
-	if !ok {
-		return v.Load(ctx)
-	}
-	changes, ok := feed.ChangesBetween(seen, rev)
+	log, ok := v.cfg.Store.(store.ChangeLog)
 	if !ok {
 		return v.Load(ctx)
 	}
@@ -148,8 +155,6 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 		kind store.Kind
 		id   string
 	}
-	var todo []rec
-	done := map[rec]bool{}
 	// Many records of one host and kind (a pass that changed many
 	// statuses) are read in one range rather than one by one: on etcd,
 	// each read is a round trip.
@@ -157,60 +162,75 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 		kind store.Kind
 		host string
 	}
-	many := map[group]int{}
-	for _, c := range changes {
-		r := rec{c.Kind, c.ID}
-		if !slices.Contains(mirrored, c.Kind) || done[r] {
-			continue
-		}
-		done[r] = true
-		todo = append(todo, r)
-		if c.Kind == store.ObjectStatuses || c.Kind == store.PortCounters {
-			many[group{c.Kind, hostOf(c.ID)}]++
-		}
-	}
 	type item struct {
 		id  string
 		raw []byte
 	}
-	ranged := map[group][]item{}
-	var single []rec
-	for _, t := range todo {
-		if g := (group{t.kind, hostOf(t.id)}); many[g] > rangeOver {
-			ranged[g] = nil
-			continue
-		}
-		single = append(single, t)
-	}
-	raws := make([][]byte, len(single))
-	if len(todo) > 0 {
-		err := v.cfg.Store.View(ctx, func(r store.Reader) error {
-			for i, t := range single {
-				var raw json.RawMessage
-				err := r.Get(t.kind, t.id, &raw)
-				if errors.Is(err, store.ErrNotFound) {
-					continue // deleted: nil
-				}
-				if err != nil {
-					return err
-				}
-				raws[i] = raw
-			}
-			for g := range ranged {
-				ranged[g] = nil
-				from, to := hostRange(g.host)
-				if err := r.Range(g.kind, from, to, func(id string, raw []byte) error {
-					ranged[g] = append(ranged[g], item{id, slices.Clone(raw)})
-					return nil
-				}); err != nil {
-					return err
-				}
-			}
+	var (
+		snap   int64
+		known  bool
+		single []rec
+		raws   [][]byte
+		ranged = map[group][]item{}
+	)
+	err := v.cfg.Store.View(ctx, func(r store.Reader) error {
+		snap = r.Revision()
+		// Asked after the snapshot is taken, the log knows every change
+		// up to it (and perhaps later ones, skipped).
+		var changes []store.Change
+		changes, known = log.ChangedSince(seen)
+		if !known {
 			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read host reports: %w", err)
 		}
+		var todo []rec
+		done := map[rec]bool{}
+		many := map[group]int{}
+		for _, c := range changes {
+			r := rec{c.Kind, c.ID}
+			if c.Rev > snap || !slices.Contains(mirrored, c.Kind) || done[r] {
+				continue
+			}
+			done[r] = true
+			todo = append(todo, r)
+			if c.Kind == store.ObjectStatuses || c.Kind == store.PortCounters {
+				many[group{c.Kind, hostOf(c.ID)}]++
+			}
+		}
+		for _, t := range todo {
+			if g := (group{t.kind, hostOf(t.id)}); many[g] > rangeOver {
+				ranged[g] = nil
+				continue
+			}
+			single = append(single, t)
+		}
+		raws = make([][]byte, len(single))
+		for i, t := range single {
+			var raw json.RawMessage
+			err := r.Get(t.kind, t.id, &raw)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted: nil
+			}
+			if err != nil {
+				return err
+			}
+			raws[i] = raw
+		}
+		for g := range ranged {
+			from, to := hostRange(g.host)
+			if err := r.Range(g.kind, from, to, func(id string, raw []byte) error {
+				ranged[g] = append(ranged[g], item{id, slices.Clone(raw)})
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read host reports: %w", err)
+	}
+	if !known {
+		return v.Load(ctx)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -230,7 +250,9 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 			}
 		}
 	}
-	v.moveLocked(rev)
+	if snap > seen {
+		v.moveLocked(snap)
+	}
 	return nil
 }
 
