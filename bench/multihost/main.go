@@ -32,6 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -40,6 +41,9 @@ import (
 	"sync"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	pmodel "github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsnet/nsnet/internal/client"
@@ -169,6 +173,10 @@ func run(ctx context.Context) (err error) {
 			base = [2]time.Duration{p50, p99}
 		}
 		fmt.Printf("%-42s p50 %8s (%5.2fx)  p99 %8s (%5.2fx)\n", r.name, ms(p50), ratio(p50, base[0]), ms(p99), ratio(p99, base[1]))
+	}
+
+	if err := etcdPerPort(ctx, api, etcd.Endpoint(), multiNets[0], *samples); err != nil {
+		return err
 	}
 
 	fmt.Printf("\nFDB entries per host (static, with a dst: L2 population)\n\n")
@@ -303,6 +311,119 @@ func timePorts(ctx context.Context, c *client.Client, host, network string, samp
 		}
 	}
 	return times, nil
+}
+
+// etcdPerPort counts what etcd served per port create in the cluster:
+// gRPC requests by method (the API server's transaction and every agent's
+// reads) and watch messages sent (one per watching daemon and change),
+// over n ports created on network for an instance on host-b through
+// host-a's API and waited ACTIVE. What the daemons do idle (heartbeats,
+// resyncs) over as long a time is measured first and taken away.
+func etcdPerPort(ctx context.Context, c *client.Client, endpoint, network string, n int) error {
+	inst, _, err := client.Create[model.Instance](ctx, c, client.Instances, map[string]any{"name": "etcd-count", "host": "host-b"})
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the instance's own writes settle
+	idle0, err := scrapeEtcd(endpoint)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var created []string
+	for range n {
+		p, _, err := client.Create[port](ctx, c, client.Ports, map[string]any{"network_id": network, "device_id": inst.ID})
+		if err != nil {
+			return err
+		}
+		created = append(created, p.ID)
+	}
+	for _, id := range created {
+		for {
+			p, err := client.Get[port](ctx, c, client.Ports, id)
+			if err != nil {
+				return err
+			}
+			if p.Status == "ACTIVE" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	busy := time.Since(start)
+	time.Sleep(2 * time.Second) // the agents' reads that follow the last change
+	busy1, err := scrapeEtcd(endpoint)
+	if err != nil {
+		return err
+	}
+	window := time.Since(start)
+	time.Sleep(window)
+	idle1, err := scrapeEtcd(endpoint)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\netcd per port create (%d ports in %s, idle traffic of the same %s taken away)\n\n", n, busy.Round(time.Millisecond), window.Round(time.Millisecond))
+	var keys []string
+	for k := range busy1 {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		during := busy1[k] - idle0[k]
+		idle := idle1[k] - busy1[k]
+		if per := (during - idle) / float64(n); during > 0 {
+			fmt.Printf("%-28s %8.1f per port (%.0f during, %.0f idle)\n", k, per, during, idle)
+		}
+	}
+	for _, id := range created {
+		if _, err := c.Delete(ctx, client.Ports, id); err != nil {
+			return err
+		}
+	}
+	_, err = c.Delete(ctx, client.Instances, inst.ID)
+	return err
+}
+
+// scrapeEtcd reads etcd's /metrics: gRPC requests handled by method, and
+// watch messages sent, as "requests METHOD" and "watch messages sent".
+func scrapeEtcd(endpoint string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + endpoint + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("scrape etcd: %w", err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(pmodel.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("parse etcd's metrics: %w", err)
+	}
+	out := map[string]float64{}
+	label := func(m *dto.Metric, name string) string {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == name {
+				return l.GetValue()
+			}
+		}
+		return ""
+	}
+	if f := fams["grpc_server_handled_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			if label(m, "grpc_type") == "unary" {
+				out["requests "+label(m, "grpc_method")] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if f := fams["grpc_server_msg_sent_total"]; f != nil {
+		for _, m := range f.GetMetric() {
+			if label(m, "grpc_method") == "Watch" {
+				out["watch messages sent"] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("etcd's /metrics has no grpc_server_handled_total")
+	}
+	return out, nil
 }
 
 type fdbCount struct{ unicast, flood int }
