@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,20 @@ import (
 
 // Config is what an Agent needs.
 type Config struct {
+	// Host is this host's name (model.Host): the agent programs the
+	// instances, routers and DHCP whose host field names it, and, with
+	// no VTEPAddress, those that name no host (one box).
+	Host string
+	// VTEPAddress is this host's underlay address for VXLAN; set, the
+	// agent is in multi-host mode: it builds bridges only for the
+	// networks present here and joins them to the other hosts' by VXLAN
+	// (docs/OVERLAY.md).
+	VTEPAddress netip.Addr
+	// Roles are the host's roles (model.RoleCompute, model.RoleNetwork).
+	// The scheduler reads them from the host registry; the agent goes by
+	// the records' host fields.
+	Roles []string
+
 	Store store.Store
 	// HostNetns names the namespace treated as the host; "" is the one
 	// the daemon runs in. A named one is created if missing.
@@ -112,6 +127,11 @@ type Agent struct {
 	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
 	repair    <-chan time.Time             // when the full pass that repairs drift is due
 	records   records
+	// storeWake: the agent woke for a store change only, which may be
+	// one it has nothing to do for (see idle); pending are the changes
+	// idle read that the next pass must take.
+	storeWake bool
+	pending   *changes
 	// inc is the desired state, kept between passes (incremental.go).
 	inc incremental
 	// tried is the spec each object was last programmed with, whether or
@@ -216,7 +236,8 @@ func New(cfg Config) (*Agent, error) {
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
-		inc:         incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot)},
+		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
+			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap()}},
 	}, nil
 }
 
@@ -251,6 +272,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	full := true
 	for {
 		start := time.Now()
+		if !full && a.storeWake && a.idle(ctx) {
+			// Nothing the agent programs changed (a heartbeat): no
+			// pass, and the retries pending stay pending.
+			if done := a.wait(ctx, changes, resync.C, retry.C, &full); done {
+				return nil
+			}
+			continue
+		}
 		clean, err := a.pass(ctx, full)
 		if ctx.Err() == nil && a.cfg.OnPass != nil {
 			a.cfg.OnPass(full, time.Since(start), clean, err)
@@ -326,8 +355,10 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 		case <-ctx.Done():
 			return true
 		case _, ok := <-changes:
+			a.storeWake = true
 			return !ok
 		case <-resync:
+			a.storeWake = false
 			*full = true
 			return false
 		case what := <-a.drift:
@@ -337,9 +368,11 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 			}
 		case <-a.repair:
 			a.repair = nil
+			a.storeWake = false
 			*full = true
 			return false
 		case <-retry:
+			a.storeWake = false
 			return false
 		}
 	}
@@ -377,8 +410,11 @@ func (a *Agent) statusLocked(k key) status {
 		return status{Status: model.StatusBuild}
 	}
 	if k.kind == store.Networks && s.Status != model.StatusError {
-		if svc := a.statuses[key{dhcpKind, k.id}]; svc.Status == model.StatusError {
-			return svc
+		// Its VXLAN device and its DHCP are part of it.
+		for _, part := range []store.Kind{overlayKind, dhcpKind} {
+			if st := a.statuses[key{part, k.id}]; st.Status == model.StatusError {
+				return st
+			}
 		}
 	}
 	return s
@@ -445,4 +481,44 @@ func (a *Agent) objectErrorsLocked() []ObjectError {
 		return cmp.Or(cmp.Compare(x.Type, y.Type), cmp.Compare(x.Name, y.Name), cmp.Compare(x.ID, y.ID))
 	})
 	return errs
+}
+
+// idle reads the store changes since the last pass and reports whether
+// none of them is of a record the agent programs from, as when the only
+// change is another host's heartbeat (canonical leaves heartbeats out):
+// then the kernel is already programmed for the new revision, which it
+// publishes without a pass. Every host rewrites its heartbeat every few
+// seconds; a pass for each, on every host, would cost O(hosts × objects)
+// for nothing.
+func (a *Agent) idle(ctx context.Context) bool {
+	if a.inc.d == nil {
+		return false
+	}
+	var ch *changes
+	log, _ := a.cfg.Store.(store.ChangeLog)
+	err := a.cfg.Store.View(ctx, func(r store.Reader) error {
+		var err error
+		ch, err = a.records.sync(r, log)
+		return err
+	})
+	if err != nil {
+		// The records start over, and the pass that follows reports it.
+		a.inc.d = nil
+		return false
+	}
+	if len(ch.kinds) > 0 {
+		// Read already: the pass that follows finds them in records,
+		// so keep them as its changes.
+		a.pending = ch
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ch.rev > a.converged {
+		a.converged = ch.rev
+		a.health.Revision = ch.rev
+		close(a.convergedCh)
+		a.convergedCh = make(chan struct{})
+	}
+	return true
 }

@@ -31,7 +31,7 @@ func (a *Agent) StatusCounts() []StatusCount {
 	a.mu.Lock()
 	n := map[StatusCount]int{}
 	for k := range a.statuses {
-		if k.kind == dhcpKind {
+		if k.kind == dhcpKind || k.kind == overlayKind {
 			continue // shown as its network's status
 		}
 		s := a.statusLocked(k)

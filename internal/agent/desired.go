@@ -111,6 +111,9 @@ func sameSpec(a, b any) bool {
 	case dhcpSpec:
 		b, ok := b.(dhcpSpec)
 		return ok && a == b
+	case overlaySpec:
+		b, ok := b.(overlaySpec)
+		return ok && sameOverlay(a, b)
 	case trunkSpec:
 		b, ok := b.(trunkSpec)
 		return ok && a.ParentID == b.ParentID && slices.Equal(a.VLANs, b.VLANs) && slices.Equal(a.Unwired, b.Unwired)
@@ -151,6 +154,11 @@ type desired struct {
 	// metadata6 is where each network with IPv6 serves metadata on
 	// fe80::a9fe:a9fe, by network id.
 	metadata6 map[string]metadata6Spec
+	// overlay are the VXLAN devices of the networks present here, by
+	// network id (hosts.go); pinned the networks present here for a
+	// trunk's subports, which no port's host tells.
+	overlay map[string]overlaySpec
+	pinned  map[string]bool
 	// statuses of records that get no kernel object: unplugged ports
 	// (DOWN) and records that cannot be programmed (ERROR, with why).
 	fixed map[key]status
@@ -185,6 +193,11 @@ type snapshot struct {
 	// qos are the QoS policies, for the limits of instance ports.
 	qos    []model.QosPolicy
 	trunks []model.Trunk
+	// hosts are the host registry, for the other hosts' VTEP addresses;
+	// self is who this agent is among them (not a record: the agent's
+	// configuration, the same for every snapshot it reads).
+	hosts []model.Host
+	self  hostView
 }
 
 // records keeps the records of the store, decoded, across passes, so that
@@ -210,6 +223,7 @@ type records struct {
 	labelRules recordSet[model.MeteringLabelRule]
 	qos        recordSet[model.QosPolicy]
 	trunks     recordSet[model.Trunk]
+	hosts      recordSet[model.Host]
 	// rev is the revision last read; synced: every record was read
 	// once, so that the changes since rev are all there is to read.
 	rev    int64
@@ -226,6 +240,23 @@ type changes struct {
 	ports     map[string]prev[model.Port]
 	instances map[string]prev[model.Instance]
 	fips      map[string]prev[model.FloatingIP]
+}
+
+// follow makes c the changes since before earlier, which c follows:
+// a record changed in both keeps earlier's previous value.
+func (c *changes) follow(earlier *changes) {
+	for k, n := range earlier.kinds {
+		c.kinds[k] += n
+	}
+	for id, p := range earlier.ports {
+		c.ports[id] = p
+	}
+	for id, p := range earlier.instances {
+		c.instances[id] = p
+	}
+	for id, p := range earlier.fips {
+		c.fips[id] = p
+	}
 }
 
 // only reports whether every changed record is of one of kinds.
@@ -284,6 +315,7 @@ func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
 		syncOther(ch, &c.labelRules, r, store.MeteringLabelRules),
 		syncOther(ch, &c.qos, r, store.QosPolicies),
 		syncOther(ch, &c.trunks, r, store.Trunks),
+		syncOther(ch, &c.hosts, r, store.Hosts),
 	} {
 		if e != nil {
 			*c = records{}
@@ -297,7 +329,7 @@ func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
 // followedKinds are the kinds records keeps.
 var followedKinds = []store.Kind{store.Ports, store.Instances, store.FloatingIPs, store.Networks, store.Subnets, store.Routers,
 	store.PortForwardings, store.PublishedPorts, store.SecurityGroups, store.SecurityGroupRules, store.SubnetPools,
-	store.AddressGroups, store.MeteringLabels, store.MeteringLabelRules, store.QosPolicies, store.Trunks}
+	store.AddressGroups, store.MeteringLabels, store.MeteringLabelRules, store.QosPolicies, store.Trunks, store.Hosts}
 
 // apply reads the records named by changed, up to the snapshot's
 // revision, each once.
@@ -354,6 +386,8 @@ func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) err
 			err = applyKind(ch, &c.qos, cg, raw, found, nil)
 		case store.Trunks:
 			err = applyKind(ch, &c.trunks, cg, raw, found, nil)
+		case store.Hosts:
+			err = applyKind(ch, &c.hosts, cg, raw, found, nil)
 		}
 		if err != nil {
 			return err
@@ -407,6 +441,7 @@ func (c *records) snapshot(rev int64) *snapshot {
 		labelRules: c.labelRules.sorted(),
 		qos:        c.qos.sorted(),
 		trunks:     c.trunks.sorted(),
+		hosts:      c.hosts.sorted(),
 	}
 }
 
@@ -448,6 +483,7 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 	seen := 0
 	err := r.List(kind, func(id string, b []byte) error {
 		seen++
+		b = canonical(kind, b)
 		cur, ok := c.m[id]
 		if ok && bytes.Equal(cur.raw, b) {
 			cur.gen = c.gen
@@ -488,6 +524,9 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 		c.m = map[string]*record[T]{}
 	}
 	cur, had := c.m[id]
+	if found {
+		raw = canonical(kind, raw)
+	}
 	switch {
 	case !found && !had:
 		return prev[T]{}, false, nil
@@ -579,6 +618,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		dhcp:      map[string]dhcpSpec{},
 		services:  map[string]networkService{},
 		metadata6: map[string]metadata6Spec{},
+		overlay:   map[string]overlaySpec{},
 		trunks:    map[string]trunkSpec{},
 		subports:  map[string]subportIface{},
 		fixed:     map[key]status{},
@@ -593,31 +633,23 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	byUplink := map[string][]nat.HostNetwork{}
 	for _, n := range s.networks {
 		networks[n.ID] = n
-		spec := networkSpec{Bridge: dataplane.BridgeSpec{
-			Name:  model.BridgeName(n.ID),
-			Alias: dataplane.NetworkAlias(n.ID),
-			MTU:   networkMTU(n),
-			Up:    n.AdminStateUp,
-			// The host switches tenants' IPv6 and takes no part in it.
-			NoIPv6: true,
-		}}
-		if n.Uplink != nil {
-			spec.Uplink, spec.Bridged = *n.Uplink, !n.HostGateway
-		}
-		if n.HostGateway {
-			var nets []nat.HostNetwork
-			spec.HostGateway = true
-			spec.Gateway, nets = hostGateway(n, spec.Bridge.Name, subnetsOf[n.ID])
+		spec, nets := bridgeOf(n, subnetsOf[n.ID], s.self)
+		if spec.HostGateway {
 			byUplink[spec.Uplink] = append(byUplink[spec.Uplink], nets...)
 		}
 		d.networks[n.ID] = spec
 	}
 	addHostNAT(d, s, byUplink)
+	pl := placementOf(s)
+	instanceHost := hostOfInstance(pl.instances)
 
 	byNetns := map[string]string{}
 	// Oldest first: if two instances ever want one namespace, the one
 	// that has it keeps it.
 	for _, inst := range sortedBy(s.instances, func(i model.Instance) string { return i.CreatedAt + "/" + i.ID }) {
+		if !s.self.owns(inst.Host) {
+			continue // another host's
+		}
 		ns := instanceNetns(prefix, &inst)
 		if !strings.HasPrefix(ns, prefix) {
 			// Every namespace this agent makes starts with its prefix, so
@@ -640,7 +672,9 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 			continue // addRouters and addDHCP decide
 		}
 		if _, ok := d.instances[p.DeviceID]; !ok || p.DeviceOwner != model.DeviceOwnerCompute {
-			d.fixed[k] = status{model.StatusDown, ""}
+			if s.self.reportsPort(p, instanceHost) {
+				d.fixed[k] = status{model.StatusDown, ""}
+			}
 			continue
 		}
 		plugged[p.DeviceID] = append(plugged[p.DeviceID], p)
@@ -665,7 +699,35 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	addRouters(d, s, prefix, host, routerInputs{networks: networks, subnets: subnets, interfaces: interfaces, gateways: gateways,
 		scopes: subnetScopes(s)})
 	addMetadata6(d, subnetsOf)
+	placeNetworks(d, s, pl)
 	return d
+}
+
+// bridgeOf is what network n needs on a host that has it: its bridge, its
+// uplink and, for a host-gateway network, the gateway addresses with the
+// host NAT of its subnets. With many hosts, a host-gateway network's
+// gateway is on its DHCP host only: two hosts answering for one gateway
+// address would split its traffic.
+func bridgeOf(n model.Network, subnets []model.Subnet, self hostView) (networkSpec, []nat.HostNetwork) {
+	spec := networkSpec{Bridge: dataplane.BridgeSpec{
+		Name:  model.BridgeName(n.ID),
+		Alias: dataplane.NetworkAlias(n.ID),
+		MTU:   networkMTU(n),
+		Up:    n.AdminStateUp,
+		// The host switches tenants' IPv6 and takes no part in it.
+		NoIPv6: true,
+	}}
+	gateway := n.HostGateway && (!self.multi() || self.owns(n.DHCPHost))
+	if n.Uplink != nil && (!n.HostGateway || gateway) {
+		spec.Uplink, spec.Bridged = *n.Uplink, !n.HostGateway
+	}
+	if !gateway {
+		return spec, nil
+	}
+	var nets []nat.HostNetwork
+	spec.HostGateway = true
+	spec.Gateway, nets = hostGateway(n, spec.Bridge.Name, subnets)
+	return spec, nets
 }
 
 // addInstancePorts adds the specs of one instance's ports. Routes are

@@ -80,8 +80,13 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 		k := key{store.Ports, p.ID}
 		n, ok := networks[p.NetworkID]
 		if !ok {
-			d.fixed[k] = status{model.StatusDown, ""}
+			if s.self.owns("") {
+				d.fixed[k] = status{model.StatusDown, ""}
+			}
 			continue
+		}
+		if !s.self.owns(n.DHCPHost) {
+			continue // another host's DHCP agent serves it
 		}
 		if _, dup := d.dhcp[n.ID]; dup {
 			d.fixed[k] = status{model.StatusError, fmt.Sprintf("network %s already has DHCP port %s", n.ID, d.dhcp[n.ID].PortID)}

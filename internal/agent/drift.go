@@ -70,6 +70,9 @@ func wantedOf(d *desired) *wantedKernel {
 	for _, sp := range d.subports {
 		w.aliases[sp.VLAN.Alias] = true
 	}
+	for _, o := range d.overlay {
+		w.aliases[o.VXLAN.Alias] = true
+	}
 	for _, p := range d.ports {
 		w.aliases[p.Veth.Alias] = true
 		if p.RouterID == "" {

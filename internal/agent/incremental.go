@@ -34,7 +34,9 @@ import (
 // Pure: like computeDesired, nothing here touches the kernel.
 type incremental struct {
 	prefix, host string
-	d            *desired
+	// self is who the agent is among the hosts (hosts.go).
+	self hostView
+	d    *desired
 
 	// What the last full computation derived from records other than
 	// instances, plain ports and floating IPs: valid until one of those
@@ -47,12 +49,18 @@ type incremental struct {
 	routed     map[string]bool
 	rin        routerInputs
 	trunkPorts map[string]bool // parents and subports of trunks
+	// bridges are every network's bridge as bridgeOf computes it, routers
+	// the routers by id and vteps the hosts' VTEP addresses: what
+	// placing a network on hosts reads besides ports and instances.
+	bridges map[string]networkSpec
+	routers map[string]model.Router
+	vteps   map[string]netip.Addr
 
 	// Indexes over the records followed one by one.
 	instances map[string]model.Instance
 	byDevice  map[string]map[string]bool // plain ports by device id
 	byNetwork map[string]map[string]bool // every port by network id
-	netns     map[string]int             // instances per namespace name
+	netns     map[string]int             // this host's instances per namespace name
 	floating  map[string]netip.Addr      // see floatingOf
 	metaKeys  map[string][]metadata.Key  // by instance
 	fipFixed  map[string]bool            // floating IPs in d.fixed
@@ -124,12 +132,14 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 				networks[p.NetworkID] = true
 			}
 		}
-		if pr.had {
+		if pr.had && inc.self.owns(pr.old.Host) {
 			inc.netns[instanceNetns(inc.prefix, &pr.old)]--
 		}
 		if ok {
 			inc.instances[id] = inst
-			inc.netns[instanceNetns(inc.prefix, &inst)]++
+			if inc.self.owns(inst.Host) {
+				inc.netns[instanceNetns(inc.prefix, &inst)]++
+			}
 			setName(key{store.Instances, id}, &inst.Name)
 		} else {
 			delete(inc.instances, id)
@@ -198,14 +208,15 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 	}
 	// Changed ports no instance took are unplugged.
 	for id := range ch.ports {
-		if _, ok := recs.ports.get(id); ok {
-			if _, plugged := d.ports[id]; !plugged && d.fixed[key{store.Ports, id}] == (status{}) {
+		if p, ok := recs.ports.get(id); ok {
+			if _, plugged := d.ports[id]; !plugged && d.fixed[key{store.Ports, id}] == (status{}) && inc.self.reportsPort(p, hostOfInstance(inc.instances)) {
 				d.fixed[key{store.Ports, id}] = status{model.StatusDown, ""}
 			}
 		}
 	}
 	for id := range networks {
 		inc.updateDHCP(recs, id)
+		inc.placeNetwork(recs, id)
 	}
 	if len(meta) > 0 {
 		inc.updateMetadata(recs, meta)
@@ -224,9 +235,9 @@ func (inc *incremental) local(recs *records, ch *changes) bool {
 	// An instance computeDesired refused (its namespace is another's)
 	// stays refused only as long as nothing about it changes.
 	refused := func(id string) bool {
-		_, ok := inc.instances[id]
+		inst, ok := inc.instances[id]
 		_, in := inc.d.instances[id]
-		return ok && !in
+		return ok && !in && inc.self.owns(inst.Host)
 	}
 	for id, pr := range ch.ports {
 		p, ok := recs.ports.get(id)
@@ -242,16 +253,16 @@ func (inc *incremental) local(recs *records, ch *changes) bool {
 				return false
 			}
 		}
-		if pr.had {
+		if pr.had && inc.self.owns(pr.old.Host) {
 			ns := instanceNetns(inc.prefix, &pr.old)
 			if inc.netns[ns] > 1 || !strings.HasPrefix(ns, inc.prefix) {
 				return false
 			}
 		}
-		if inst, ok := recs.instances.get(id); ok {
+		if inst, ok := recs.instances.get(id); ok && inc.self.owns(inst.Host) {
 			ns := instanceNetns(inc.prefix, &inst)
 			n := inc.netns[ns]
-			if pr.had && instanceNetns(inc.prefix, &pr.old) == ns {
+			if pr.had && inc.self.owns(pr.old.Host) && instanceNetns(inc.prefix, &pr.old) == ns {
 				n--
 			}
 			if n > 0 || !strings.HasPrefix(ns, inc.prefix) {
@@ -265,6 +276,7 @@ func (inc *incremental) local(recs *records, ch *changes) bool {
 // recompute computes everything from the records, and the indexes.
 func (inc *incremental) recompute(recs *records, rev int64) {
 	s := recs.snapshot(rev)
+	s.self = inc.self
 	inc.d = computeDesired(s, inc.prefix, inc.host)
 	inc.networks, inc.subnets = map[string]model.Network{}, map[string]model.Subnet{}
 	for _, n := range s.networks {
@@ -292,8 +304,23 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 	inc.instances, inc.netns = map[string]model.Instance{}, map[string]int{}
 	for _, inst := range s.instances {
 		inc.instances[inst.ID] = inst
-		inc.netns[instanceNetns(inc.prefix, &inst)]++
+		if inc.self.owns(inst.Host) {
+			inc.netns[instanceNetns(inc.prefix, &inst)]++
+		}
 	}
+	subnetsOf := map[string][]model.Subnet{}
+	for _, sn := range s.subnets {
+		subnetsOf[sn.NetworkID] = append(subnetsOf[sn.NetworkID], sn)
+	}
+	inc.bridges = map[string]networkSpec{}
+	for _, n := range s.networks {
+		inc.bridges[n.ID], _ = bridgeOf(n, subnetsOf[n.ID], inc.self)
+	}
+	inc.routers = map[string]model.Router{}
+	for _, r := range s.routers {
+		inc.routers[r.ID] = r
+	}
+	inc.vteps = vtepsOf(s.hosts)
 	inc.byDevice, inc.byNetwork = map[string]map[string]bool{}, map[string]map[string]bool{}
 	for _, p := range s.ports {
 		index(inc.byNetwork, p.NetworkID, p.ID)
@@ -345,9 +372,14 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 	delete(d.dscp, id)
 	delete(d.fixed, key{store.Instances, id})
 	inst, exists := inc.instances[id]
+	if exists && !inc.self.owns(inst.Host) {
+		return // another host's, and its ports with it
+	}
 	if !exists {
 		for _, pid := range ids {
-			d.fixed[key{store.Ports, pid}] = status{model.StatusDown, ""}
+			if p, _ := recs.ports.get(pid); inc.self.reportsPort(p, hostOfInstance(inc.instances)) {
+				d.fixed[key{store.Ports, pid}] = status{model.StatusDown, ""}
+			}
 		}
 		return
 	}
@@ -369,6 +401,25 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 	spec.ResolvConf = resolvConf(plugged, inc.networks, inc.subnets, inc.dhcpAddrs)
 	spec.DHCPClient = slices.ContainsFunc(plugged, func(p model.Port) bool { return p.DHCPClient })
 	d.instances[id] = spec
+}
+
+// placeNetwork recomputes where network id is, with many hosts, as
+// placeNetworks does: whether its bridge is here, and its overlay.
+func (inc *incremental) placeNetwork(recs *records, id string) {
+	n, ok := inc.networks[id]
+	if !ok || !inc.self.multi() {
+		return
+	}
+	var ports []*model.Port
+	for _, pid := range sortedKeys(inc.byNetwork[id]) {
+		if p, ok := recs.ports.m[pid]; ok {
+			ports = append(ports, &p.val)
+		}
+	}
+	pl := placement{instances: inc.instances, routers: inc.routers, networks: inc.networks}
+	inc.touched[key{store.Networks, id}] = true
+	inc.touched[key{overlayKind, id}] = true
+	placeNetwork(inc.d, n, pl.hostsOf(n, ports, inc.self), inc.vteps, inc.self, inc.bridges[id])
 }
 
 // updateDHCP recomputes the servers' configuration of network id, when

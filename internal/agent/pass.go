@@ -66,8 +66,12 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		return err
 	})
 	if err != nil {
-		a.inc.d = nil // the records start over: so does the desired state
+		a.inc.d, a.pending = nil, nil // the records start over: so does the desired state
 		return false, fmt.Errorf("read store: %w", err)
+	}
+	if a.pending != nil {
+		ch.follow(a.pending)
+		a.pending = nil
 	}
 	d := a.inc.update(&a.records, ch, full, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
@@ -98,6 +102,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 	p.ensureHostNAT()
 	p.ensureNetworks()
+	p.ensureOverlays()
 	p.ensureInstances(ctx)
 	p.ensureTrunks()
 	// Who is who first: listeners may start answering in this pass.
@@ -193,7 +198,7 @@ func (p *pass) removeUnwanted() {
 		dels = append(dels, p.leftovers()...)
 	}
 	seen := map[string]bool{}
-	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Trunks, subportKind, store.Instances, store.Ports, store.Networks} {
+	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Trunks, subportKind, store.Instances, store.Ports, overlayKind, store.Networks} {
 		var jobs []func()
 		for _, d := range dels {
 			if d.k.kind != kind || seen[d.what] {
@@ -239,6 +244,10 @@ func (p *pass) gone() []deletion {
 			if _, ok := p.d.trunks[k.id]; !ok {
 				dels = append(dels, p.trunkDeletion(k, s))
 			}
+		case overlaySpec:
+			if d, ok := p.overlayGone(k, s); ok {
+				dels = append(dels, d)
+			}
 		}
 	}
 	return dels
@@ -276,6 +285,10 @@ func (p *pass) leftovers() []deletion {
 		case "subport":
 			if v, ok := p.d.subports[id]; !ok || v.VLAN.Name != name && v.VLAN.Peer != name {
 				dels = append(dels, p.linkDeletion(key{subportKind, id}, name, alias))
+			}
+		case "vxlan":
+			if d, ok := p.overlayLeftover(id, name, alias); ok {
+				dels = append(dels, d)
 			}
 		}
 	}
@@ -590,6 +603,9 @@ func (a *Agent) statusesOf(p *pass) map[key]status {
 	for id := range p.d.trunks {
 		keep(key{store.Trunks, id})
 	}
+	for id := range p.d.overlay {
+		keep(key{overlayKind, id})
+	}
 	for id, r := range p.d.routers {
 		keep(key{store.Routers, id})
 		for _, f := range r.FloatingIPs {
@@ -623,6 +639,9 @@ func (a *Agent) updateStatusesLocked(p *pass, touched map[key]bool) {
 			return ok
 		case store.Trunks:
 			_, ok := p.d.trunks[k.id]
+			return ok
+		case overlayKind:
+			_, ok := p.d.overlay[k.id]
 			return ok
 		case store.Routers:
 			_, ok := p.d.routers[k.id]
@@ -708,6 +727,9 @@ func (a *Agent) managedLocked(d *desired) map[string]int {
 	}
 	for id := range d.trunks {
 		count(key{store.Trunks, id})
+	}
+	for id := range d.overlay {
+		count(key{overlayKind, id})
 	}
 	active := map[string]bool{}
 	for id, r := range d.routers {

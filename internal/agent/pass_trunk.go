@@ -36,10 +36,15 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 	for i := range s.ports {
 		ports[s.ports[i].ID] = &s.ports[i]
 	}
+	instanceHost := hostOfInstance(placementOf(s).instances)
 	for _, t := range s.trunks {
 		parent, ok := d.ports[t.PortID]
 		if !ok || parent.InstanceID == "" {
-			d.fixed[key{store.Trunks, t.ID}] = status{model.TrunkStatusDown, ""}
+			// Its parent's host reports it (DOWN, as Neutron does for
+			// a trunk whose parent is not bound).
+			if pp := ports[t.PortID]; pp == nil && s.self.owns("") || pp != nil && s.self.reportsPort(*pp, instanceHost) {
+				d.fixed[key{store.Trunks, t.ID}] = status{model.TrunkStatusDown, ""}
+			}
 			continue
 		}
 		spec := trunkSpec{ParentID: t.PortID}

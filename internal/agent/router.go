@@ -73,12 +73,16 @@ type routerPlan struct {
 	gatewayScope string
 }
 
-// addRouters adds the specs of every router, its ports and its floating
-// IPs. Every router of the store is programmed on this host: with one
-// agent per host and routers not yet scheduled, the host is the L3 node.
+// addRouters adds the specs of every router this host's L3 agent hosts
+// (L3Host, see hostView.owns), its ports and its floating IPs.
 func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 	plans := map[string]*routerPlan{}
+	others := map[string]bool{} // routers of other hosts' L3 agents
 	for _, r := range sortedBy(s.routers, func(r model.Router) string { return r.ID }) {
+		if !s.self.owns(r.L3Host) {
+			others[r.ID] = true
+			continue
+		}
 		if r.L3Unscheduled {
 			// An admin removed it from this host's L3 agent: no
 			// qrouter here, and its ports get no kernel object.
@@ -94,6 +98,19 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 		plans[r.ID] = pl
 	}
 	fips, forwards := floatingByRouter(d, s, plans, in)
+	// The floating IPs of other hosts' routers are theirs to report, and
+	// with many hosts, those of no router are no host's.
+	here := map[string]bool{}
+	for _, fl := range fips {
+		for _, f := range fl {
+			here[f.id] = true
+		}
+	}
+	for _, f := range s.fips {
+		if rid := deref(f.RouterID); !here[f.ID] && (others[rid] || rid == "" && !s.self.owns("")) {
+			delete(d.fixed, key{store.FloatingIPs, f.ID})
+		}
+	}
 	for id, pl := range plans {
 		pl.spec.NAT = natFor(pl, d, fips[id], forwards[id])
 		if pl.gateway != "" {
@@ -112,8 +129,11 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 	// The ports of routers that do not exist get no kernel object.
 	for _, byRouter := range []map[string][]model.Port{in.interfaces, in.gateways} {
 		for rid, ports := range byRouter {
-			if _, ok := plans[rid]; ok {
+			if _, ok := plans[rid]; ok || others[rid] {
 				continue
+			}
+			if !s.self.owns("") {
+				continue // a port of no router is no host's
 			}
 			for _, p := range ports {
 				d.fixed[key{store.Ports, p.ID}] = status{model.StatusDown, ""}

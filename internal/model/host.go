@@ -1,0 +1,30 @@
+package model
+
+// Host roles: what a host's agent takes on. Compute hosts take instances;
+// network nodes take routers and DHCP. A one-box daemon has both.
+const (
+	RoleCompute = "compute"
+	RoleNetwork = "network"
+)
+
+// Host is one host of the registry (store.Hosts): written by the daemon
+// running on it when it starts, and its heartbeat refreshed while it runs.
+// Other hosts' agents read it for the VTEP address their overlay sends a
+// remote port's frames to; the service reads it for scheduling and for
+// agents' liveness.
+type Host struct {
+	// Name is the host's name (`nsnet daemon --host`), the record's id.
+	Name string `json:"name"`
+	// Roles are RoleCompute and/or RoleNetwork.
+	Roles []string `json:"roles"`
+	// VTEPAddress is the underlay address VXLAN packets for this host's
+	// ports are sent to; empty on a one-box daemon (no overlay).
+	VTEPAddress string `json:"vtep_address,omitempty"`
+	// AvailabilityZone is the host's zone, DefaultAvailabilityZone unless
+	// configured.
+	AvailabilityZone string `json:"availability_zone"`
+	// StartedAt and Heartbeat are RFC 3339 times (UTC): when the daemon
+	// started, and its last proof of life.
+	StartedAt string `json:"started_at"`
+	Heartbeat string `json:"heartbeat"`
+}
