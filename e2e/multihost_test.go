@@ -29,19 +29,13 @@ type multiHost struct {
 	cli, rest *lab.Host
 }
 
-// The roles of nsnet daemon --roles.
-const (
-	roleCompute = "compute"
-	roleNetwork = "network"
-)
-
 // The lab's hosts: two compute hosts, and two network nodes so that a lost
 // one has a place to fail over to.
 var labHosts = []lab.HostConfig{
-	{Name: "host-a", Roles: []string{roleCompute}},
-	{Name: "host-b", Roles: []string{roleCompute}},
-	{Name: "net", Roles: []string{roleNetwork}},
-	{Name: "net2", Roles: []string{roleNetwork}},
+	{Name: "host-a", Roles: []string{model.RoleCompute}},
+	{Name: "host-b", Roles: []string{model.RoleCompute}},
+	{Name: "net", Roles: []string{model.RoleNetwork}},
+	{Name: "net2", Roles: []string{model.RoleNetwork}},
 }
 
 // startMultiHost starts etcd and the cluster for t, and registers their
@@ -277,7 +271,7 @@ func TestMultiHost(t *testing.T) {
 	for _, h := range m.Hosts {
 		measure(t, time.Now(), "agents of "+h.Name+" alive", 30*time.Second, func() error { return m.hostAlive(t, h.Name, true) })
 		agents := m.agentsOf(t, h.Name)
-		network := slices.Contains(h.Roles, roleNetwork)
+		network := slices.Contains(h.Roles, model.RoleNetwork)
 		for typ, want := range map[string]bool{model.AgentTypeL3: network, model.AgentTypeDHCP: network} {
 			if _, ok := agents[typ]; ok != want {
 				t.Errorf("host %s (roles %v): %s listed %v, want %v", h.Name, h.Roles, typ, ok, want)
@@ -332,7 +326,7 @@ func TestMultiHost(t *testing.T) {
 	// vm-b's address comes from the DHCP agent on a network node, over
 	// VXLAN: busybox's udhcpc, run as a real client.
 	dhcpOn := m.dhcpHost(t, tenant.ID)
-	if h := m.Host(dhcpOn); h == nil || !slices.Contains(h.Roles, roleNetwork) {
+	if h := m.Host(dhcpOn); h == nil || !slices.Contains(h.Roles, model.RoleNetwork) {
 		t.Fatalf("tenant's DHCP is on %q, want a network node", dhcpOn)
 	}
 	if len(lab.Namespaces(m.Host(dhcpOn).NetnsPrefix+"qdhcp-")) == 0 {
@@ -354,7 +348,7 @@ func TestMultiHost(t *testing.T) {
 
 	// To the upstream through r1 on its network node: SNAT to the gateway.
 	l3On := m.l3Host(t, router.ID)
-	if h := m.Host(l3On); h == nil || !slices.Contains(h.Roles, roleNetwork) {
+	if h := m.Host(l3On); h == nil || !slices.Contains(h.Roles, model.RoleNetwork) {
 		t.Fatalf("r1 is on %q, want a network node", l3On)
 	}
 	udpServer(t, m.Upstream, lab.UpstreamGateway, "5353")

@@ -100,9 +100,9 @@ func run(ctx context.Context) (err error) {
 	cluster, err := lab.NewCluster(ctx, lab.ClusterConfig{
 		Bin: bin, Dir: dir, Store: etcd.URL("nsnet-bench"),
 		Hosts: []lab.HostConfig{
-			{Name: "host-a", Roles: []string{"compute"}},
-			{Name: "host-b", Roles: []string{"compute"}},
-			{Name: "net", Roles: []string{"network"}},
+			{Name: "host-a", Roles: []string{model.RoleCompute}},
+			{Name: "host-b", Roles: []string{model.RoleCompute}},
+			{Name: "net", Roles: []string{model.RoleNetwork}},
 		},
 		DaemonArgs: []string{"--heartbeat-interval", "1s", "--agent-down-time", "5s", "--log-level", "warn"},
 	})
