@@ -32,7 +32,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -41,9 +40,6 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	pmodel "github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nsnet/nsnet/internal/client"
@@ -325,7 +321,7 @@ func etcdPerPort(ctx context.Context, c *client.Client, endpoint, network string
 		return err
 	}
 	time.Sleep(2 * time.Second) // let the instance's own writes settle
-	idle0, err := scrapeEtcd(endpoint)
+	idle0, err := lab.EtcdCounts(endpoint)
 	if err != nil {
 		return err
 	}
@@ -352,13 +348,13 @@ func etcdPerPort(ctx context.Context, c *client.Client, endpoint, network string
 	}
 	busy := time.Since(start)
 	time.Sleep(2 * time.Second) // the agents' reads that follow the last change
-	busy1, err := scrapeEtcd(endpoint)
+	busy1, err := lab.EtcdCounts(endpoint)
 	if err != nil {
 		return err
 	}
 	window := time.Since(start)
 	time.Sleep(window)
-	idle1, err := scrapeEtcd(endpoint)
+	idle1, err := lab.EtcdCounts(endpoint)
 	if err != nil {
 		return err
 	}
@@ -382,48 +378,6 @@ func etcdPerPort(ctx context.Context, c *client.Client, endpoint, network string
 	}
 	_, err = c.Delete(ctx, client.Instances, inst.ID)
 	return err
-}
-
-// scrapeEtcd reads etcd's /metrics: gRPC requests handled by method, and
-// watch messages sent, as "requests METHOD" and "watch messages sent".
-func scrapeEtcd(endpoint string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + endpoint + "/metrics")
-	if err != nil {
-		return nil, fmt.Errorf("scrape etcd: %w", err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(pmodel.LegacyValidation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("parse etcd's metrics: %w", err)
-	}
-	out := map[string]float64{}
-	label := func(m *dto.Metric, name string) string {
-		for _, l := range m.GetLabel() {
-			if l.GetName() == name {
-				return l.GetValue()
-			}
-		}
-		return ""
-	}
-	if f := fams["grpc_server_handled_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			if label(m, "grpc_type") == "unary" {
-				out["requests "+label(m, "grpc_method")] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	if f := fams["grpc_server_msg_sent_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			if label(m, "grpc_method") == "Watch" {
-				out["watch messages sent"] += m.GetCounter().GetValue()
-			}
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("etcd's /metrics has no grpc_server_handled_total")
-	}
-	return out, nil
 }
 
 type fdbCount struct{ unicast, flood int }

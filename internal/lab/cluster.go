@@ -70,6 +70,10 @@ type ClusterConfig struct {
 type HostConfig struct {
 	Name  string
 	Roles []string
+	// NoDaemon builds the host's namespace and cables but starts no
+	// daemon: the caller runs the host's agent itself (a simulation's
+	// light agents, many in one process).
+	NoDaemon bool
 }
 
 // The cluster's fixed plan: addresses a test can rely on.
@@ -161,7 +165,10 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error) 
 			return c, err
 		}
 	}
-	for _, h := range c.Hosts {
+	for i, h := range c.Hosts {
+		if cfg.Hosts[i].NoDaemon {
+			continue
+		}
 		addr, err := freeLoopback()
 		if err != nil {
 			return c, err
