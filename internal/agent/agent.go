@@ -38,6 +38,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/dhcp"
 	"github.com/nsnet/nsnet/internal/dhcp6"
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
@@ -82,7 +83,12 @@ type Config struct {
 	// by the agent stopping): full or partial, how long it took, whether
 	// it left objects in error (clean) and whether it failed as a whole.
 	OnPass func(full bool, d time.Duration, clean bool, err error)
-	Logger *slog.Logger
+	// Publisher, when set, is given the statuses and the revision of
+	// every pass, which it writes to the store for the API servers
+	// (report.go); a publication that fails is retried as a pass that
+	// left errors is.
+	Publisher *hoststatus.Publisher
+	Logger    *slog.Logger
 }
 
 // Defaults.
@@ -290,6 +296,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		case err != nil:
 			a.log.Error("pass failed", "full", full, "err", err)
 			a.setPassError(err)
+		default:
+			if perr := a.publish(ctx, full); perr != nil && ctx.Err() == nil {
+				a.log.Warn("cannot publish the pass", "err", perr)
+				clean = false
+			}
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
@@ -354,7 +365,10 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 		select {
 		case <-ctx.Done():
 			return true
-		case _, ok := <-changes:
+		case rev, ok := <-changes:
+			if ok && a.reportsOnly(rev) {
+				continue
+			}
 			a.storeWake = true
 			return !ok
 		case <-resync:

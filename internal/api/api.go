@@ -41,7 +41,9 @@ const (
 	maxWait = 5 * time.Minute
 )
 
-// Converger is the agent as the API sees it.
+// Converger tells when the hosts' agents have programmed a store revision
+// (hoststatus.View, from the records they publish to the store). When ctx
+// ends first, its error says which host it waited for.
 type Converger interface {
 	WaitConverged(ctx context.Context, rev int64) error
 }
@@ -399,8 +401,11 @@ func (s *Server) waitFor(w http.ResponseWriter, r *http.Request, rev int64, sett
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), min(d, maxWait))
 	defer cancel()
-	converged := s.cfg.Converger.WaitConverged(ctx, rev) == nil
-	w.Header().Set(HeaderConverged, fmt.Sprint(converged))
+	err := s.cfg.Converger.WaitConverged(ctx, rev)
+	if err != nil {
+		s.cfg.Logger.Info("write not programmed in time", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set(HeaderConverged, fmt.Sprint(err == nil))
 	return true
 }
 

@@ -54,6 +54,8 @@ var rules = []rule{
 	{pkg: "internal/daemon", why: "hold API or dataplane logic",
 		direct: []string{netlink, nftables, "internal/dataplane", "internal/firewall", "internal/nat", "internal/ipam"}},
 	{pkg: "internal/hostlock", why: "touch the kernel's network state", deps: kernel},
+	{pkg: "internal/hoststatus", why: "touch the kernel, import the agent, the service or the API, or write desired state",
+		deps: append([]string{"internal/service", "internal/api"}, kernel...)},
 	{pkg: "internal/api", why: "validate attributes, touch the store or kernel",
 		direct: []string{"internal/store", "internal/ipam"}, deps: kernel},
 	{pkg: "internal/service", why: "touch the kernel or speak HTTP",

@@ -19,6 +19,7 @@ import (
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/hostlock"
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/metrics"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
@@ -58,6 +59,23 @@ func Run(ctx context.Context, cfg Config) error {
 	// cluster.
 	statePath := cmp.Or(cfg.Store, filepath.Join(cfg.StateDir, "state.db"))
 
+	// The channel from agents to API servers is the store: this host's
+	// agent publishes its statuses, counters and programmed revision as
+	// records (hoststatus.Publisher), and the API reads every host's
+	// through a mirror of them (hoststatus.View) — one path, whether one
+	// host or many.
+	host := hostName(cfg.HostNetns)
+	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
+	downTime := max(service.DefaultAgentDownTime, 5*resync/2)
+	publisher, err := hoststatus.NewPublisher(st, host)
+	if err != nil {
+		return err
+	}
+	reports := hoststatus.NewView(hoststatus.ViewConfig{Store: st, Local: host, DownTime: downTime})
+	if err := reports.Load(ctx); err != nil {
+		return err
+	}
+
 	// The agent reports its passes into the metrics, which count its
 	// objects at each scrape.
 	var ag *agent.Agent
@@ -95,6 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ResyncInterval: cfg.ResyncInterval,
 		DHCPLeaseTime:  cfg.DHCPLeaseTime,
 		DNSUpstreams:   cfg.DNSUpstreams,
+		Publisher:      publisher,
 		OnPass: func(full bool, d time.Duration, clean bool, err error) {
 			result := metrics.PassOK
 			switch {
@@ -112,13 +131,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
-	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
-	svc := service.New(service.Config{Store: st, Status: ag, Counters: ag, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, HostID: hostID(cfg.HostNetns), Host: hostName(cfg.HostNetns),
+	svc := service.New(service.Config{Store: st, Status: reports, Counters: reports, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
+		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, HostID: hostID(cfg.HostNetns), Host: host,
 		// The agent's heartbeat is its last full pass, which comes every
 		// resync: it is dead when it missed two of them and then some.
 		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),
-		AgentDownTime: max(service.DefaultAgentDownTime, 5*resync/2),
+		AgentDownTime: downTime,
 	})
 	// The agent's roles are registered before the API serves, and again
 	// on every resync, so that a deleted one comes back as a Neutron
@@ -135,7 +153,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	srv := api.New(api.Config{
 		Service:   svc,
-		Converger: ag,
+		Converger: reports,
 		Projects:  ids.projects,
 		Metrics:   mx.Handler(),
 		Observe:   mx.ObserveRequest,
@@ -212,13 +230,25 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, len(servers)+1)
+	errs := make(chan error, len(servers)+2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := ag.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			errs <- fmt.Errorf("agent: %w", err)
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := reports.Run(ctx); err != nil && ctx.Err() == nil {
+			errs <- fmt.Errorf("host reports: %w", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		publishCounters(ctx, publisher, ag, log)
 	}()
 	wg.Add(1)
 	go func() {
@@ -269,6 +299,27 @@ wait:
 	wg.Wait()
 	_ = os.Remove(cfg.Socket)
 	return runErr
+}
+
+// CounterInterval is how often the daemon publishes its ports' firewall
+// drop counters (those that changed) for the API servers to read.
+const CounterInterval = 2 * time.Second
+
+// publishCounters publishes the agent's drop counters every
+// CounterInterval until ctx ends.
+func publishCounters(ctx context.Context, p *hoststatus.Publisher, ag *agent.Agent, log *slog.Logger) {
+	tick := time.NewTicker(CounterInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := p.PublishCounters(ctx, ag.PortFirewallCounters()); err != nil && ctx.Err() == nil {
+				log.Warn("cannot publish firewall counters", "err", err)
+			}
+		}
+	}
 }
 
 // hostName names this host in its agents and port bindings, as Neutron's

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -216,13 +217,41 @@ func (s *Service) UpdateAgent(ctx context.Context, id string, in Attrs) (Result[
 // DeleteAgent removes an agent's record. The daemon registers a role of
 // its own host again at its next resync, as a Neutron agent that is still
 // running comes back at its next state report.
+//
+// A host none of whose agents remain registered has its reports (status,
+// counters, programmed revision: see internal/hoststatus) removed with
+// them, so that no API server reads or waits on a host that left; should
+// the host still run, its agent writes them again at its next full pass.
 func (s *Service) DeleteAgent(ctx context.Context, id string) (int64, error) {
-	return s.store.Update(ctx, func(tx store.Txn) error {
-		if _, err := loadAgent(ctx, tx, id); err != nil {
+	var host string
+	var last bool
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		a, err := loadAgent(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		host, last = a.Host, true
+		if err := tx.List(store.Agents, func(other string, raw []byte) error {
+			var o model.Agent
+			if err := json.Unmarshal(raw, &o); err != nil {
+				return fmt.Errorf("decode agent %s: %w", other, err)
+			}
+			if other != id && o.Host == host {
+				last = false
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		return tx.Delete(store.Agents, id)
 	})
+	if err != nil || !last {
+		return rev, err
+	}
+	if err := hoststatus.RemoveHost(ctx, s.store, host); err != nil {
+		return rev, fmt.Errorf("remove the reports of host %s: %w", host, err)
+	}
+	return rev, nil
 }
 
 // renderAgent fills what is not stored: alive and the heartbeat, from the

@@ -463,7 +463,7 @@ func (s *Service) renderFloatingIP(r store.Reader, f *model.FloatingIP) error {
 	if f.RouterID == nil {
 		f.Status = model.StatusDown
 	} else {
-		f.Status, _ = s.statusOf(store.FloatingIPs, f.ID)
+		f.Status, _ = s.statusOf(store.FloatingIPs, f.ID, "")
 	}
 	f.PortDetails = nil
 	if f.PortID != nil {

@@ -189,7 +189,7 @@ func (s *Service) renderInstance(inst *model.Instance) {
 		inst.SSHKeys = []string{}
 	}
 	inst.Netns = s.netnsOf(inst)
-	inst.Status, inst.StatusReason = s.statusOf(store.Instances, inst.ID)
+	inst.Status, inst.StatusReason = s.statusOf(store.Instances, inst.ID, inst.Host)
 }
 
 // netnsOf is the namespace of an instance: the stored name, or, for an

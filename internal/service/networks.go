@@ -472,7 +472,7 @@ func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets [
 	if !caller(ctx).IsAdmin() {
 		n.HideProvider() // get_network:provider:* is admin-only
 	}
-	n.Status, n.StatusReason = s.statusOf(store.Networks, n.ID)
+	n.Status, n.StatusReason = s.statusOf(store.Networks, n.ID, "")
 	if !n.AdminStateUp {
 		n.Status, n.StatusReason = model.StatusDown, ""
 	}

@@ -1051,7 +1051,7 @@ func (s *Service) portStatus(p *model.Port) (status, reason string) {
 	if !p.AdminStateUp || p.DeviceOwner != model.DeviceOwnerCompute && p.DeviceOwner != model.DeviceOwnerDHCP && !isRouterPort(p) {
 		return model.StatusDown, ""
 	}
-	return s.statusOf(store.Ports, p.ID)
+	return s.statusOf(store.Ports, p.ID, "")
 }
 
 // checkNotServicePort refuses to delete a port that a router or a floating

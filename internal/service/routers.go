@@ -578,7 +578,7 @@ func (s *Service) renderRouter(r *model.Router) {
 		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
 	}
 	r.Helpers = nil // stored, not shown
-	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID)
+	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID, r.L3Host)
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
 	}

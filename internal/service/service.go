@@ -35,13 +35,17 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// StatusSource tells what the kernel has for a resource: the agent.
+// StatusSource tells what the kernel has for a resource, as the hosts'
+// agents report it through the store (hoststatus.View): host is the
+// object's owner, whose report it is; "" when the service does not know
+// it (one host, or an object present on several, as a network is).
 type StatusSource interface {
-	Status(kind store.Kind, id string) (status, reason string)
+	Status(kind store.Kind, id, host string) (status, reason string)
 }
 
-// CounterSource tells how many packets the firewall dropped for a port:
-// the agent. Nil when the port is not filtered.
+// CounterSource tells how many packets the firewall dropped for a port,
+// as the host filtering it reports (hoststatus.View). Nil when the port is
+// not filtered.
 type CounterSource interface {
 	FirewallCounters(portID string) *model.PortFirewallCounters
 }
@@ -210,9 +214,11 @@ func load[T any](ctx context.Context, r store.Reader, kind store.Kind, resource,
 	return v, checkRevision(ctx, r, id, &v)
 }
 
-func (s *Service) statusOf(kind store.Kind, id string) (string, string) {
+// statusOf is kind/id's status as its owner host reports it ("": see
+// StatusSource).
+func (s *Service) statusOf(kind store.Kind, id, host string) (string, string) {
 	if s.status == nil {
 		return model.StatusBuild, ""
 	}
-	return s.status.Status(kind, id)
+	return s.status.Status(kind, id, host)
 }

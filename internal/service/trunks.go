@@ -465,7 +465,7 @@ func (s *Service) renderTrunk(r store.Reader, t *model.Trunk) error {
 		return fmt.Errorf("read parent port %s: %w", t.PortID, err)
 	}
 	if st, _ := s.portStatus(&parent); st == model.StatusActive {
-		t.Status, _ = s.statusOf(store.Trunks, t.ID)
+		t.Status, _ = s.statusOf(store.Trunks, t.ID, "")
 	}
 	return nil
 }

@@ -31,6 +31,8 @@ type Bolt struct {
 	// knows every change after revision logFrom (see ChangedSince).
 	log     []Change
 	logFrom int64
+	// logTo is the newest revision logged.
+	logTo int64
 }
 
 // maxLog bounds the change log: a reader further behind reads everything.
@@ -63,6 +65,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	// The change log knows the changes after the revision the file has.
 	err = db.View(func(tx *bolt.Tx) error {
 		b.logFrom = (&boltTxn{tx: tx}).Revision()
+		b.logTo = b.logFrom
 		return nil
 	})
 	if err != nil {
@@ -173,6 +176,7 @@ func (b *Bolt) logChanges(rev int64, changed []Change) {
 		c.Rev = rev
 		b.log = append(b.log, c)
 	}
+	b.logTo = rev
 }
 
 // ChangedSince implements ChangeLog. The log starts when the store is
@@ -185,6 +189,20 @@ func (b *Bolt) ChangedSince(rev int64) ([]Change, bool) {
 	}
 	i := sort.Search(len(b.log), func(i int) bool { return b.log[i].Rev > rev })
 	return slices.Clone(b.log[i:]), true
+}
+
+// ChangesBetween implements ChangeFeed. Changes are logged before their
+// commit, so every revision a reader can see is known.
+func (b *Bolt) ChangesBetween(from, to int64) ([]Change, bool) {
+	b.mu.Lock()
+	known := to <= b.logTo
+	b.mu.Unlock()
+	changes, ok := b.ChangedSince(from)
+	if !ok || !known {
+		return nil, false
+	}
+	i := sort.Search(len(changes), func(i int) bool { return changes[i].Rev > to })
+	return changes[:i], true
 }
 
 // Close implements Store.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -497,4 +498,107 @@ func BenchmarkStore(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestChangesBetweenNamesWhatARevisionDelivered: once a watch delivered a
+// revision, the store's change feed names the records of every revision
+// up to it — other processes' commits too, on etcd — and says when it
+// does not know a range (before it started, or not yet seen), so that a
+// watcher can tell report-only revisions (store.OnlyReports) from others.
+func TestChangesBetweenNamesWhatARevisionDelivered(t *testing.T) {
+	each(t, func(t *testing.T, b backend, s store.Store) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		feed, ok := s.(store.ChangeFeed)
+		if !ok {
+			t.Fatalf("%s offers no ChangeFeed", b.name)
+		}
+		peer := b.peer(t, s)
+		ch := s.Watch(ctx)
+		start, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{"n"}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rev := int64(0); rev < start; {
+			rev = <-ch
+		}
+		if _, ok := feed.ChangesBetween(start-1000, start); ok {
+			t.Errorf("ChangesBetween(%d, %d): ok before the feed started", start-1000, start)
+		}
+		type write struct {
+			kind store.Kind
+			id   string
+			del  bool
+		}
+		writes := [][]write{
+			{{kind: store.ObjectStatuses, id: "h|ports|p"}},
+			{{kind: store.Ports, id: "p"}, {kind: store.Indexes, id: "i"}},
+			{{kind: store.HostPasses, id: "h"}, {kind: store.PortCounters, id: "h|p"}},
+			{{kind: store.ObjectStatuses, id: "h|ports|p", del: true}},
+		}
+		var revs []int64
+		for i, w := range writes {
+			st := s
+			if i%2 == 1 {
+				st = peer // another process's commits, on etcd
+			}
+			rev, err := st.Update(ctx, func(tx store.Txn) error {
+				for _, x := range w {
+					if x.del {
+						if err := tx.Delete(x.kind, x.id); err != nil {
+							return err
+						}
+					} else if err := tx.Put(x.kind, x.id, rec{x.id}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			revs = append(revs, rev)
+		}
+		last := revs[len(revs)-1]
+		if _, ok := feed.ChangesBetween(start, last+1000); ok {
+			t.Errorf("ChangesBetween(%d, %d): ok past the newest revision", start, last+1000)
+		}
+		for rev := int64(0); rev < last; {
+			select {
+			case rev = <-ch:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("watch never delivered %d", last)
+			}
+		}
+		for _, tc := range []struct {
+			from, to int64
+			want     []store.Change
+			reports  bool
+		}{
+			{from: start, to: revs[0], want: []store.Change{{Rev: revs[0], Kind: store.ObjectStatuses, ID: "h|ports|p"}}, reports: true},
+			{from: revs[0], to: revs[1], want: []store.Change{{Rev: revs[1], Kind: store.Indexes, ID: "i"}, {Rev: revs[1], Kind: store.Ports, ID: "p"}}},
+			{from: revs[1], to: last, want: []store.Change{{Rev: revs[2], Kind: store.HostPasses, ID: "h"}, {Rev: revs[2], Kind: store.PortCounters, ID: "h|p"},
+				{Rev: revs[3], Kind: store.ObjectStatuses, ID: "h|ports|p"}}, reports: true},
+			{from: last, to: last, want: nil, reports: true},
+		} {
+			got, ok := feed.ChangesBetween(tc.from, tc.to)
+			if !ok {
+				t.Errorf("ChangesBetween(%d, %d): not known", tc.from, tc.to)
+				continue
+			}
+			// Within a revision, the order is the store's.
+			slices.SortFunc(got, func(a, b store.Change) int {
+				if a.Rev != b.Rev {
+					return int(a.Rev - b.Rev)
+				}
+				return strings.Compare(string(a.Kind), string(b.Kind))
+			})
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ChangesBetween(%d, %d) = %v, want %v", tc.from, tc.to, got, tc.want)
+			}
+			if store.OnlyReports(got) != tc.reports {
+				t.Errorf("OnlyReports(ChangesBetween(%d, %d)) = %v, want %v", tc.from, tc.to, !tc.reports, tc.reports)
+			}
+		}
+	})
 }

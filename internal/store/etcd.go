@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -129,6 +130,8 @@ type Etcd struct {
 	// writer is held by the running Update: a channel, so that waiting
 	// for it ends with the caller's context.
 	writer chan struct{}
+	// feed is the changes the watches saw (ChangesBetween).
+	feed etcdFeed
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
@@ -161,10 +164,12 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		return nil, fmt.Errorf("etcd store %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ","), writer: make(chan struct{}, 1)}
-	if _, err := s.currentRevision(ctx); err != nil {
+	rev, err := s.currentRevision(ctx)
+	if err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("open etcd store: %w", err)
 	}
+	s.feed.from, s.feed.to = rev, rev
 	return s, nil
 }
 
@@ -376,6 +381,9 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 	go func() {
 		defer close(out)
 		missed := false
+		// seen: every event of the prefix up to it went by, so that
+		// what follows extends the feed without a hole.
+		seen := next - 1
 		for ctx.Err() == nil {
 			opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 			if next > 0 {
@@ -396,6 +404,7 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 				}
 				if resp.Created && next == 0 {
 					next = resp.Header.Revision + 1
+					seen = resp.Header.Revision
 					if missed {
 						send(resp.Header.Revision)
 						missed = false
@@ -403,6 +412,10 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 				}
 				if n := len(resp.Events); n > 0 {
 					rev := resp.Events[n-1].Kv.ModRevision
+					// Logged before it is sent: a watcher woken by rev
+					// finds its changes.
+					s.feed.add(seen, rev, s.changesOf(resp.Events))
+					seen = rev
 					send(rev)
 					next = rev + 1
 				}
@@ -421,6 +434,83 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 
 // Close implements Store.
 func (s *Etcd) Close() error { return s.cli.Close() }
+
+// ChangesBetween implements ChangeFeed, from what the store's watches
+// saw: it knows the changes of the revisions that a Watch channel of
+// this store delivered, back to the oldest of the last maxLog changes
+// (or to the last gap: the store's opening, a compaction that lost
+// events).
+func (s *Etcd) ChangesBetween(from, to int64) ([]Change, bool) {
+	return s.feed.between(from, to)
+}
+
+// changesOf names the records events changed (the kinds' generation keys
+// are none).
+func (s *Etcd) changesOf(events []*clientv3.Event) []Change {
+	out := make([]Change, 0, len(events))
+	for _, ev := range events {
+		rest, ok := strings.CutPrefix(string(ev.Kv.Key), s.root+"/")
+		if !ok {
+			continue
+		}
+		kind, id, ok := strings.Cut(rest, "/")
+		if !ok || kind == "_gen" {
+			continue
+		}
+		out = append(out, Change{Rev: ev.Kv.ModRevision, Kind: Kind(kind), ID: id})
+	}
+	return out
+}
+
+// etcdFeed is the changes of revisions (from, to], oldest first, as the
+// watches of one store saw them. Several watches add the same events:
+// only what extends to is kept.
+type etcdFeed struct {
+	mu       sync.Mutex
+	from, to int64
+	log      []Change
+}
+
+// add records that a watch that had seen every event up to seen then saw
+// changes, up to rev.
+func (f *etcdFeed) add(seen, rev int64, changes []Change) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if rev <= f.to {
+		return // another watch got there first
+	}
+	if seen > f.to {
+		// A hole between what the feed knew and what this watch saw
+		// (it started later, or lost events to a compaction).
+		f.from, f.log = seen, nil
+	}
+	for _, c := range changes {
+		if c.Rev > f.to {
+			f.log = append(f.log, c)
+		}
+	}
+	f.to = rev
+	if len(f.log) > maxLog {
+		// Forget the older half, whole revisions at a time.
+		cut := len(f.log) / 2
+		for cut < len(f.log) && f.log[cut].Rev == f.log[cut-1].Rev {
+			cut++
+		}
+		f.from = f.log[cut-1].Rev
+		f.log = append(f.log[:0:0], f.log[cut:]...)
+	}
+}
+
+func (f *etcdFeed) between(from, to int64) ([]Change, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if from < f.from || to > f.to {
+		return nil, false
+	}
+	i := sort.Search(len(f.log), func(i int) bool { return f.log[i].Rev > from })
+	j := sort.Search(len(f.log), func(i int) bool { return f.log[i].Rev > to })
+	return slices.Clone(f.log[i:j]), true
+}
 
 // etcdTxn is one attempt of View or Update: reads at one revision,
 // recorded for the commit's compares, and writes buffered until it.

@@ -80,10 +80,26 @@ const (
 	// one record per host, written by that host's daemon: its roles, its
 	// VTEP address and its heartbeat.
 	Hosts Kind = "hosts"
+	// HostPasses, ObjectStatuses and PortCounters are what the hosts'
+	// agents report back (see internal/hoststatus): per host, the
+	// revision its last pass programmed; per object a host owns, its
+	// status; per port, its firewall drop counters. They are the only
+	// channel from agents to API servers, and no desired state: agents
+	// run no pass for a change of these kinds alone (ReportKind).
+	HostPasses     Kind = "host_passes"
+	ObjectStatuses Kind = "object_statuses"
+	PortCounters   Kind = "port_counters"
 )
 
 // Kinds lists every kind, in the order a consistent dump should read them.
-var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks, Indexes, Hosts}
+var Kinds = []Kind{Networks, Subnets, Ports, Instances, RBACPolicies, Quotas, Routers, FloatingIPs, PortForwardings, PublishedPorts, SecurityGroups, SecurityGroupRules, AddressGroups, Agents, SubnetPools, AddressScopes, MeteringLabels, MeteringLabelRules, QosPolicies, Trunks, Indexes, Hosts, HostPasses, ObjectStatuses, PortCounters}
+
+// ReportKind reports whether kind holds what agents report (statuses,
+// counters, programmed revisions) rather than desired state: a change of
+// these alone asks no agent to program anything.
+func ReportKind(kind Kind) bool {
+	return kind == HostPasses || kind == ObjectStatuses || kind == PortCounters
+}
 
 // ErrNotFound is returned by Get for a missing record.
 var ErrNotFound = errors.New("not found")
@@ -180,4 +196,27 @@ type ChangeLog interface {
 	// false when the store no longer knows (or never knew) every change
 	// since rev: the reader reads everything.
 	ChangedSince(rev int64) (changes []Change, ok bool)
+}
+
+// ChangeFeed is what a Store that can name the records a range of
+// revisions changed offers, so that a watcher woken by revision rev tells
+// a change it cares about from one it does not without reading records.
+// Unlike ChangeLog, it says when it does not know the whole range.
+type ChangeFeed interface {
+	// ChangesBetween returns the changes of the revisions in (from, to],
+	// oldest first. ok is false when the store does not know them all
+	// (too old, or not yet seen); the caller then assumes anything may
+	// have changed. A revision a Watch channel delivered is known up to
+	// it.
+	ChangesBetween(from, to int64) (changes []Change, ok bool)
+}
+
+// OnlyReports reports whether every change is of a ReportKind.
+func OnlyReports(changes []Change) bool {
+	for _, c := range changes {
+		if !ReportKind(c.Kind) {
+			return false
+		}
+	}
+	return true
 }
