@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/auth"
@@ -61,6 +62,30 @@ type Config struct {
 	HostNetns string
 	// NetnsPrefix starts the name of every namespace the agent creates.
 	NetnsPrefix string
+	// Host names this host in the registry, its agents and port bindings
+	// (Neutron's host option); empty means the host name, and the host
+	// namespace when there is one (DefaultHost).
+	Host string
+	// Roles are this host's roles, model.RoleCompute and/or
+	// model.RoleNetwork; nil means both.
+	Roles []string
+	// VTEPAddress is this host's underlay address for VXLAN between
+	// hosts. Set, the daemon runs in multi-host mode: tenant (vxlan)
+	// networks lose model.VXLANOverhead of the physnet MTU. The zero Addr
+	// is one box: no overlay.
+	VTEPAddress netip.Addr
+	// AvailabilityZone is this host's zone; empty means
+	// model.DefaultAvailabilityZone.
+	AvailabilityZone string
+	// AgentDownTime is how old a host's heartbeat may be for its agents
+	// to be alive (Neutron's agent_down_time); zero means
+	// service.DefaultAgentDownTime.
+	AgentDownTime time.Duration
+	// HeartbeatInterval is how often the daemon refreshes its host's
+	// heartbeat, and checks for dead network nodes to fail over from
+	// (Neutron's report_interval); zero means
+	// service.DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
 	// ResyncInterval is the period of the full convergence pass that
 	// backs up event-driven passes.
 	ResyncInterval time.Duration

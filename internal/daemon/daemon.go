@@ -14,13 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/nsnet/nsnet/internal/agent"
 	"github.com/nsnet/nsnet/internal/api"
 	"github.com/nsnet/nsnet/internal/hostlock"
 	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/metrics"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/topoview"
@@ -63,10 +62,10 @@ func Run(ctx context.Context, cfg Config) error {
 	// agent publishes its statuses, counters and programmed revision as
 	// records (hoststatus.Publisher), and the API reads every host's
 	// through a mirror of them (hoststatus.View) — one path, whether one
-	// host or many.
-	host := hostName(cfg.HostNetns)
-	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
-	downTime := max(service.DefaultAgentDownTime, 5*resync/2)
+	// host or many. A host is alive while its registry heartbeat is
+	// younger than the agent down time.
+	host := cmp.Or(cfg.Host, DefaultHost(cfg.HostNetns))
+	downTime := cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime)
 	publisher, err := hoststatus.NewPublisher(st, host)
 	if err != nil {
 		return err
@@ -108,6 +107,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}})
 	ag, err = agent.New(agent.Config{
 		Store:          st,
+		Host:           host,
+		VTEPAddress:    cfg.VTEPAddress,
+		Roles:          cfg.Roles,
 		HostNetns:      cfg.HostNetns,
 		NetnsPrefix:    cfg.NetnsPrefix,
 		ResyncInterval: cfg.ResyncInterval,
@@ -131,16 +133,25 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	started := time.Now()
+	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
+	beat := cmp.Or(cfg.HeartbeatInterval, service.DefaultHeartbeatInterval)
+	vtep := ""
+	// Multi-host mode: frames between hosts are VXLAN-encapsulated, so a
+	// tenant network's MTU leaves room for the outer headers.
+	overhead := 0
+	if cfg.VTEPAddress.IsValid() {
+		vtep, overhead = cfg.VTEPAddress.String(), model.VXLANOverhead
+	}
 	svc := service.New(service.Config{Store: st, Status: reports, Counters: reports, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, HostID: hostID(cfg.HostNetns), Host: host,
-		// The agent's heartbeat is its last full pass, which comes every
-		// resync: it is dead when it missed two of them and then some.
-		Heartbeat:     service.HeartbeatFunc(func() time.Time { return ag.Health().LastFullPass }),
+		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
+		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
+		// Alive is the host's stored heartbeat, which this daemon
+		// refreshes every heartbeat interval (see service/hosts.go).
 		AgentDownTime: downTime,
 	})
-	// The agent's roles are registered before the API serves, and again
-	// on every resync, so that a deleted one comes back as a Neutron
-	// agent does at its next state report.
+	// The host's record and its agents' roles are registered before the
+	// API serves; the agents again on every resync, so that a deleted one
+	// comes back as a Neutron agent does at its next state report.
 	// Networks stored before the provider extension take their segment
 	// before anyone can read them (see service.AssignSegments).
 	if n, err := svc.AssignSegments(ctx); err != nil {
@@ -148,9 +159,21 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if n > 0 {
 		log.Info("assigned provider segments to networks stored without one", "networks", n)
 	}
+	if _, err := svc.RegisterHost(ctx, started); err != nil {
+		return fmt.Errorf("register host %s: %w", host, err)
+	}
 	if _, err := svc.RegisterAgents(ctx, started); err != nil {
 		return fmt.Errorf("register agents: %w", err)
 	}
+	// A store of one box, written before hosts, gives what it holds to
+	// its only host.
+	if n, err := svc.AdoptUnhosted(ctx); err != nil {
+		return fmt.Errorf("give unhosted records to %s: %w", host, err)
+	} else if n > 0 {
+		log.Info("gave instances, routers and networks stored without a host to this host, the only one registered", "host", host, "records", n)
+	}
+	log.Info("host registered", "host", host, "roles", cfg.Roles, "vtep_address", vtep,
+		"availability_zone", cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone))
 	srv := api.New(api.Config{
 		Service:   svc,
 		Converger: reports,
@@ -168,6 +191,8 @@ func Run(ctx context.Context, cfg Config) error {
 					"state_file":     statePath,
 					"host_netns":     cfg.HostNetns,
 					"netns_prefix":   cfg.NetnsPrefix,
+					"host":           host,
+					"vtep_address":   vtep,
 					"socket":         cfg.Socket,
 					"listen":         cfg.Listen,
 					"identity":       ids.mode,
@@ -237,6 +262,11 @@ func Run(ctx context.Context, cfg Config) error {
 		if err := ag.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			errs <- fmt.Errorf("agent: %w", err)
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		heartbeat(ctx, svc, log, beat, started)
 	}()
 	wg.Add(1)
 	go func() {
@@ -322,10 +352,11 @@ func publishCounters(ctx context.Context, p *hoststatus.Publisher, ag *agent.Age
 	}
 }
 
-// hostName names this host in its agents and port bindings, as Neutron's
-// host option does: the host name, and the host namespace when there is
-// one (several daemons on one machine are several hosts).
-func hostName(hostNetns string) string {
+// DefaultHost names this host in the registry, its agents and port
+// bindings when --host does not, as Neutron's host option does: the host
+// name, and the host namespace when there is one (several daemons on one
+// machine are several hosts).
+func DefaultHost(hostNetns string) string {
 	name, err := os.Hostname()
 	if err != nil {
 		name = "localhost"
@@ -336,18 +367,34 @@ func hostName(hostNetns string) string {
 	return name
 }
 
-// hostID names this host in DHCP ports' device_ids, as Neutron's DHCP
-// agent does: a UUID derived from the host name (and the host namespace,
-// which is the host when several daemons share a machine).
-func hostID(hostNetns string) string {
-	name, err := os.Hostname()
-	if err != nil {
-		name = "localhost"
+// heartbeat refreshes the host's heartbeat every interval and then moves
+// what dead network nodes hosted (service.Failover), until ctx ends. Every
+// daemon does both: the first to see a host dead moves its routers and
+// DHCP, and the store's conflict check leaves the others nothing to move.
+func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, interval time.Duration, started time.Time) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := svc.Heartbeat(ctx, started); err != nil && ctx.Err() == nil {
+			log.Warn("cannot refresh the host's heartbeat", "err", err)
+		}
+		moves, err := svc.Failover(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("cannot fail over from dead hosts", "err", err)
+		}
+		for _, m := range moves {
+			what := "router"
+			if m.Kind == store.Networks {
+				what = "network DHCP"
+			}
+			log.Warn("failover: moved "+what+" off a dead host", "id", m.ID, "from", m.From, "to", m.To)
+		}
 	}
-	if hostNetns != "" {
-		name += "/" + hostNetns
-	}
-	return uuid.NewSHA1(uuid.NameSpaceDNS, []byte(name)).String()
 }
 
 type served struct {

@@ -72,17 +72,34 @@ func AgentID(host, typ string) string {
 
 func agentTime(t time.Time) string { return t.UTC().Format(model.AgentTimeFormat) }
 
-// RegisterAgents writes the agent records of this host: missing ones are
-// created (enabled, in the default zone), present ones get their host's
-// facts (binary, topic, zone, started_at) and keep what an admin set. A
-// call that changes nothing writes nothing, so the daemon may call it on
-// every resync to bring back a deleted agent.
+// roleAgents are the agent types each host role runs: a compute host plugs
+// and filters ports (L2) and serves its instances' metadata; a network node
+// also builds routers (L3) and serves DHCP.
+var roleAgents = map[string][]string{
+	model.RoleCompute: {model.AgentTypeLinuxBridge, model.AgentTypeMetadata},
+	model.RoleNetwork: {model.AgentTypeDHCP, model.AgentTypeL3, model.AgentTypeLinuxBridge, model.AgentTypeMetadata},
+}
+
+// RegisterAgents writes the agent records of this host's roles: missing
+// ones are created (enabled, in the host's zone), present ones get their
+// host's facts (binary, topic, zone, started_at) and keep what an admin
+// set. A call that changes nothing writes nothing, so the daemon may call
+// it on every resync to bring back a deleted agent.
 func (s *Service) RegisterAgents(ctx context.Context, started time.Time) (int64, error) {
 	if s.host == "" {
 		return 0, errors.New("register agents: the service has no host name")
 	}
+	types := map[string]bool{}
+	for _, role := range s.hostRoles() {
+		for _, typ := range roleAgents[role] {
+			types[typ] = true
+		}
+	}
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		for _, role := range agentRoles {
+			if !types[role.typ] {
+				continue
+			}
 			id := AgentID(s.host, role.typ)
 			a, err := store.Get[model.Agent](tx, store.Agents, id)
 			switch {
@@ -97,7 +114,7 @@ func (s *Service) RegisterAgents(ctx context.Context, started time.Time) (int64,
 			want.AvailabilityZone = nil
 			if role.zoned {
 				want.AvailabilityZone = new(string)
-				*want.AvailabilityZone = model.DefaultAvailabilityZone
+				*want.AvailabilityZone = s.zone
 			}
 			if err == nil && sameAgent(a, want) {
 				continue
@@ -254,18 +271,28 @@ func (s *Service) DeleteAgent(ctx context.Context, id string) (int64, error) {
 	return rev, nil
 }
 
-// renderAgent fills what is not stored: alive and the heartbeat, from the
-// running agent of this host, and the configurations, counted from the
-// store as the agent would report them.
+// renderAgent fills what is not stored: alive and the heartbeat, from its
+// host's record in the registry (or, for a host without one, this host's
+// running agent), and the configurations, counted from the store as the
+// agent would report them.
 func (s *Service) renderAgent(r store.Reader, a *model.Agent) error {
 	a.HeartbeatTimestamp, a.Alive = a.StartedAt, false
-	if a.Host == s.host && s.heartbeat != nil {
+	h, err := store.Get[model.Host](r, store.Hosts, a.Host)
+	switch {
+	case err == nil:
+		if beat := heartbeatOf(&h); !beat.IsZero() {
+			a.HeartbeatTimestamp = agentTime(beat)
+			a.Alive = s.hostAlive(&h)
+		}
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("read host %s: %w", a.Host, err)
+	case a.Host == s.host && s.heartbeat != nil:
 		if beat := s.heartbeat.Heartbeat(); !beat.IsZero() {
 			a.HeartbeatTimestamp = agentTime(beat)
 			a.Alive = s.now().Sub(beat) <= s.agentDownTime
 		}
 	}
-	conf, err := s.agentConfigurations(r, a)
+	conf, err := s.agentConfigurations(r, a, &h)
 	if err != nil {
 		return err
 	}
@@ -273,15 +300,26 @@ func (s *Service) renderAgent(r store.Reader, a *model.Agent) error {
 	return nil
 }
 
-func (s *Service) agentConfigurations(r store.Reader, a *model.Agent) (map[string]any, error) {
-	if a.Host != s.host {
-		return map[string]any{}, nil
-	}
+// agentConfigurations are what the agent of a host would report: what it
+// holds of that host's share (its networks, routers, devices) and, for
+// the L2 agent of a host with a VTEP address, its tunnels, as Neutron's
+// Linux bridge agent reports them with VXLAN and L2 population.
+func (s *Service) agentConfigurations(r store.Reader, a *model.Agent, h *model.Host) (map[string]any, error) {
 	switch a.AgentType {
 	case model.AgentTypeDHCP:
-		nets, err := dhcpHostedNetworks(r)
+		hosted, err := dhcpHostedNetworks(r)
 		if err != nil {
 			return nil, err
+		}
+		all, err := store.List[model.Network](r, store.Networks)
+		if err != nil {
+			return nil, err
+		}
+		nets := map[string]bool{}
+		for _, n := range all {
+			if hosted[n.ID] && n.DHCPHost == a.Host {
+				nets[n.ID] = true
+			}
 		}
 		subnets, err := store.List[model.Subnet](r, store.Subnets)
 		if err != nil {
@@ -310,7 +348,7 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent) (map[strin
 		}
 		hosted := map[string]bool{}
 		for _, rt := range routers {
-			if !rt.L3Unscheduled {
+			if !rt.L3Unscheduled && rt.L3Host == a.Host {
 				hosted[rt.ID] = true
 			}
 		}
@@ -347,11 +385,26 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent) (map[strin
 		}
 		devices := 0
 		for _, p := range ports {
-			if pluggedHere(&p) {
+			if !pluggedHere(&p) {
+				continue
+			}
+			host, err := portHost(r, &p)
+			if err != nil {
+				return nil, err
+			}
+			if host == a.Host {
 				devices++
 			}
 		}
-		return map[string]any{"devices": devices, "interface_driver": "veth", "firewall_driver": "nftables"}, nil
+		conf := map[string]any{"devices": devices, "interface_driver": "veth", "firewall_driver": "nftables"}
+		if h != nil && h.VTEPAddress != "" {
+			conf["tunneling_ip"] = h.VTEPAddress
+			conf["tunnel_types"] = []string{"vxlan"}
+			conf["l2_population"] = true
+			conf["bridge_mappings"] = map[string]string{}
+			conf["interface_mappings"] = map[string]string{}
+		}
+		return conf, nil
 	}
 	return map[string]any{}, nil
 }
@@ -359,7 +412,13 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent) (map[strin
 // hostAgent reads this host's agent of type typ; ok is false when it is
 // not registered.
 func (s *Service) hostAgent(r store.Reader, typ string) (a model.Agent, ok bool, err error) {
-	a, err = store.Get[model.Agent](r, store.Agents, AgentID(s.host, typ))
+	return agentOf(r, s.host, typ)
+}
+
+// agentOf reads host's agent of type typ; ok is false when it is not
+// registered.
+func agentOf(r store.Reader, host, typ string) (a model.Agent, ok bool, err error) {
+	a, err = store.Get[model.Agent](r, store.Agents, AgentID(host, typ))
 	if errors.Is(err, store.ErrNotFound) {
 		return a, false, nil
 	}
@@ -416,10 +475,19 @@ func (s *Service) ListDHCPNetworks(ctx context.Context, agentID string) ([]model
 			return err
 		}
 		hosted = map[string]bool{}
-		if a.AgentType != model.AgentTypeDHCP || a.Host != s.host {
+		if a.AgentType != model.AgentTypeDHCP {
 			return nil
 		}
-		hosted, err = dhcpHostedNetworks(r)
+		all, err := dhcpHostedNetworks(r)
+		if err != nil {
+			return err
+		}
+		nets, err := store.List[model.Network](r, store.Networks)
+		for _, n := range nets {
+			if all[n.ID] && n.DHCPHost == a.Host {
+				hosted[n.ID] = true
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -436,14 +504,15 @@ func (s *Service) ListNetworkDHCPAgents(ctx context.Context, networkID string) (
 	}
 	out := []model.Agent{}
 	err := s.store.View(ctx, func(r store.Reader) error {
-		if _, _, err := loadNetwork(ctx, r, networkID); err != nil {
+		n, _, err := loadNetwork(ctx, r, networkID)
+		if err != nil {
 			return err
 		}
 		hosted, err := dhcpHostedNetworks(r)
 		if err != nil || !hosted[networkID] {
 			return err
 		}
-		a, ok, err := s.hostAgent(r, model.AgentTypeDHCP)
+		a, ok, err := agentOf(r, n.DHCPHost, model.AgentTypeDHCP)
 		if err != nil || !ok {
 			return err
 		}
@@ -467,7 +536,7 @@ func (s *Service) AddNetworkToDHCPAgent(ctx context.Context, agentID, networkID 
 		if err != nil {
 			return err
 		}
-		if a.AgentType != model.AgentTypeDHCP || !a.AdminStateUp || a.Host != s.host {
+		if a.AgentType != model.AgentTypeDHCP || !a.AdminStateUp {
 			return typed(http.StatusNotFound, "InvalidDHCPAgent", "Agent %s is not a valid DHCP Agent or has been disabled.", agentID)
 		}
 		n, _, err := loadNetwork(ctx, tx, networkID)
@@ -483,6 +552,7 @@ func (s *Service) AddNetworkToDHCPAgent(ctx context.Context, agentID, networkID 
 		}
 		n.DHCPHosted = new(bool)
 		*n.DHCPHosted = true
+		n.DHCPHost = a.Host
 		if err := tx.Put(store.Networks, n.ID, n); err != nil {
 			return err
 		}
@@ -510,7 +580,7 @@ func (s *Service) RemoveNetworkFromDHCPAgent(ctx context.Context, agentID, netwo
 		if err != nil {
 			return err
 		}
-		if a.AgentType != model.AgentTypeDHCP || a.Host != s.host || !hosted[n.ID] {
+		if a.AgentType != model.AgentTypeDHCP || a.Host != n.DHCPHost || !hosted[n.ID] {
 			return conflict("NetworkNotHostedByDhcpAgent", "The network %s is not hosted by the DHCP Agent %s.", n.ID, agentID)
 		}
 		n.DHCPHosted = new(bool)
@@ -526,17 +596,25 @@ func (s *Service) ListL3Routers(ctx context.Context, agentID string) ([]model.Ro
 	if !caller(ctx).IsAdmin() {
 		return nil, denied("get_l3-routers")
 	}
-	hosts := false
+	hosted := map[string]bool{}
 	err := s.store.View(ctx, func(r store.Reader) error {
 		a, err := loadAgent(ctx, r, agentID)
-		hosts = a.AgentType == model.AgentTypeL3 && a.Host == s.host
+		if err != nil || a.AgentType != model.AgentTypeL3 {
+			return err
+		}
+		routers, err := store.List[model.Router](r, store.Routers)
+		for _, rt := range routers {
+			if !rt.L3Unscheduled && rt.L3Host == a.Host {
+				hosted[rt.ID] = true
+			}
+		}
 		return err
 	})
-	if err != nil || !hosts {
+	if err != nil || len(hosted) == 0 {
 		return []model.Router{}, err
 	}
 	all, err := s.ListRouters(ctx)
-	return slices.DeleteFunc(all, func(rt model.Router) bool { return len(rt.AvailabilityZones) == 0 }), err
+	return slices.DeleteFunc(all, func(rt model.Router) bool { return !hosted[rt.ID] }), err
 }
 
 // ListRouterL3Agents lists the L3 agents hosting a router.
@@ -550,7 +628,7 @@ func (s *Service) ListRouterL3Agents(ctx context.Context, routerID string) ([]mo
 		if err != nil || rt.L3Unscheduled {
 			return err
 		}
-		a, ok, err := s.hostAgent(r, model.AgentTypeL3)
+		a, ok, err := agentOf(r, rt.L3Host, model.AgentTypeL3)
 		if err != nil || !ok {
 			return err
 		}
@@ -574,7 +652,7 @@ func (s *Service) AddRouterToL3Agent(ctx context.Context, agentID, routerID stri
 		if err != nil {
 			return err
 		}
-		if a.AgentType != model.AgentTypeL3 || !a.AdminStateUp || a.Host != s.host {
+		if a.AgentType != model.AgentTypeL3 || !a.AdminStateUp {
 			return typed(http.StatusNotFound, "InvalidL3Agent", "Agent %s is not a L3 Agent or has been disabled", agentID)
 		}
 		rt, err := loadRouter(ctx, tx, routerID)
@@ -584,7 +662,7 @@ func (s *Service) AddRouterToL3Agent(ctx context.Context, agentID, routerID stri
 		if !rt.L3Unscheduled {
 			return conflict("RouterHostedByL3Agent", "The router %s has been already hosted by the L3 Agent %s.", rt.ID, agentID)
 		}
-		rt.L3Unscheduled = false
+		rt.L3Unscheduled, rt.L3Host = false, a.Host
 		return tx.Put(store.Routers, rt.ID, rt)
 	})
 }
@@ -605,17 +683,18 @@ func (s *Service) RemoveRouterFromL3Agent(ctx context.Context, agentID, routerID
 		if err != nil {
 			return err
 		}
-		if a.AgentType != model.AgentTypeL3 || a.Host != s.host || rt.L3Unscheduled {
+		if a.AgentType != model.AgentTypeL3 || a.Host != rt.L3Host || rt.L3Unscheduled {
 			return conflict("RouterNotHostedByL3Agent", "The router %s is not hosted by L3 agent %s.", rt.ID, agentID)
 		}
-		rt.L3Unscheduled = true
+		// Removed by an admin: on no host until one adds it again.
+		rt.L3Unscheduled, rt.L3Host = true, ""
 		return tx.Put(store.Routers, rt.ID, rt)
 	})
 }
 
-// Availability zones: every agent of this host is in
-// model.DefaultAvailabilityZone until nsnet runs on many hosts. A zone
-// exists for a resource when an agent of the matching type is in it.
+// Availability zones are hosts' zones (`nsnet daemon --availability-zone`,
+// model.DefaultAvailabilityZone by default): an agent is in its host's. A
+// zone exists for a resource when an agent of the matching type is in it.
 
 // zoneResources maps a zone's resource to the agent type that hosts it.
 var zoneResources = map[string]string{"network": model.AgentTypeDHCP, "router": model.AgentTypeL3}

@@ -7,18 +7,21 @@ import (
 	"slices"
 
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 // Port binding (Neutron's binding extension), as it is on a host whose
 // agent plugs ports as veths into a Linux bridge per network.
 //
 // binding:host_id, binding:vnic_type and binding:profile are stored as
-// requested. A port the agent plugs itself (an instance's, a DHCP port, a
-// router's) is bound to this host whatever was requested, so a request
-// naming another host for it is refused. Any other port is bound to the
-// host an admin names: vif_type "bridge" on this host (the agent would plug
-// it like the others), "binding_failed" on a host nsnet has no agent on or
-// for a vnic_type other than normal, "unbound" without a host. As in
+// requested. A port an agent plugs itself (an instance's, a DHCP port, a
+// router's) is bound to the host of what it belongs to (portHost: the
+// instance's host, the network's DHCP host, the router's L3 host), derived
+// and never stored twice, so a request naming another host for it is
+// refused. Any other port is bound to the host an admin names: vif_type
+// "bridge" on a host with an nsnet agent (the agent would plug it like the
+// others), "binding_failed" on a host nsnet has no agent on or for a
+// vnic_type other than normal, "unbound" without a host. As in
 // Neutron's policy, host, profile and the VIF are an admin's to see and
 // set; vnic_type is everyone's.
 
@@ -83,7 +86,7 @@ func pluggedHere(p *model.Port) bool {
 // checkBinding applies Neutron's policy to the binding attributes of a
 // create or update (action) and refuses a binding nsnet could not honour
 // for a port its agent plugs. It runs once the port's device is resolved.
-func (s *Service) checkBinding(ctx context.Context, action string, p *portInput) error {
+func (s *Service) checkBinding(ctx context.Context, r store.Reader, action string, p *portInput) error {
 	admin := caller(ctx).IsAdmin()
 	if p.binding.host && !admin {
 		return denied(action, action+":binding:host_id")
@@ -94,8 +97,12 @@ func (s *Service) checkBinding(ctx context.Context, action string, p *portInput)
 	if !pluggedHere(&p.Port) {
 		return nil
 	}
-	if p.HostID != nil && *p.HostID != "" && *p.HostID != s.host {
-		return invalidInput("port %s is plugged by the agent of host %s, binding:host_id cannot be %s", p.ID, s.host, *p.HostID)
+	host, err := portHost(r, &p.Port)
+	if err != nil {
+		return err
+	}
+	if p.HostID != nil && *p.HostID != "" && *p.HostID != host {
+		return invalidInput("port %s is plugged by the agent of host %s, binding:host_id cannot be %s", p.ID, host, *p.HostID)
 	}
 	if p.VNICType != "" && p.VNICType != vnicNormal {
 		return invalidInput("port %s is plugged by nsnet as a veth, binding:vnic_type must be %s", p.ID, vnicNormal)
@@ -103,8 +110,28 @@ func (s *Service) checkBinding(ctx context.Context, action string, p *portInput)
 	return nil
 }
 
+// binding is where a port is bound, as renderBinding shows it: its
+// host, and whether nsnet has an agent there.
+type binding struct {
+	host  string
+	known bool
+}
+
+// bindingOf reads where p is bound, for an admin (nobody else sees it).
+func (s *Service) bindingOf(ctx context.Context, r store.Reader, p *model.Port) (binding, error) {
+	if !caller(ctx).IsAdmin() {
+		return binding{}, nil
+	}
+	host, err := portHost(r, p)
+	if err != nil || host == "" {
+		return binding{host: host}, err
+	}
+	known, err := s.knownHost(r, host)
+	return binding{host, known}, err
+}
+
 // renderBinding fills the binding attributes the caller may see.
-func (s *Service) renderBinding(ctx context.Context, p *model.Port) {
+func (s *Service) renderBinding(ctx context.Context, p *model.Port, b binding) {
 	if p.VNICType == "" {
 		p.VNICType = vnicNormal
 	}
@@ -112,13 +139,7 @@ func (s *Service) renderBinding(ctx context.Context, p *model.Port) {
 		p.HostID, p.Profile, p.VIFType, p.VIFDetails = nil, nil, "", nil
 		return
 	}
-	host := ""
-	if p.HostID != nil {
-		host = *p.HostID
-	}
-	if pluggedHere(p) {
-		host = s.host
-	}
+	host := b.host
 	p.HostID = &host
 	if p.Profile == nil {
 		p.Profile = map[string]any{}
@@ -127,7 +148,7 @@ func (s *Service) renderBinding(ctx context.Context, p *model.Port) {
 	switch {
 	case host == "":
 		p.VIFType = vifUnbound
-	case host != s.host || p.VNICType != vnicNormal:
+	case !b.known || p.VNICType != vnicNormal:
 		p.VIFType = vifBindingFailed
 	default:
 		p.VIFType = vifBridge

@@ -81,17 +81,26 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 	}
 	// An admin's dhcp_agent_scheduler choice overrides the subnets: a
 	// network removed from the DHCP agent has no DHCP port; and one not
-	// yet hosted is not given to a DHCP agent an admin set down.
+	// yet hosted goes to the least loaded alive network node of its
+	// zones whose DHCP agent an admin has not set down (see hosts.go),
+	// or, with none, has no DHCP port yet.
 	switch {
 	case network.DHCPHosted != nil && !*network.DHCPHosted:
 		subnets = nil
 	case network.DHCPHosted == nil && port == nil && len(subnets) > 0:
-		ok, err := s.schedulable(tx, model.AgentTypeDHCP)
+		host, ok, err := s.scheduleDHCP(tx, network.AvailabilityZoneHints)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			subnets = nil
+			break
+		}
+		if network.DHCPHost != host {
+			network.DHCPHost = host
+			if err := tx.Put(store.Networks, network.ID, network); err != nil {
+				return err
+			}
 		}
 	}
 	if len(subnets) == 0 {
@@ -119,7 +128,7 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 			NetworkID:           networkID,
 			AdminStateUp:        true,
 			MACAddress:          mac,
-			DeviceID:            model.DHCPDeviceID(s.hostID, networkID),
+			DeviceID:            s.dhcpDeviceID(network.DHCPHost, networkID),
 			DeviceOwner:         model.DeviceOwnerDHCP,
 			SecurityGroups:      []string{},
 			AllowedAddressPairs: []model.AddressPair{},

@@ -25,6 +25,13 @@ var instanceAttrs = append([]attr[model.Instance]{
 		return nil
 	}},
 	stringAttr("description", true, true, func(in *model.Instance) *string { return &in.Description }),
+	// host is where the instance runs, for its life: named on create
+	// (an admin's choice, as Nova's forced host is), else scheduled.
+	{name: "host", post: true, set: func(in *model.Instance, raw json.RawMessage) error {
+		v, err := parseString(raw, maxHostLen)
+		in.Host = v
+		return err
+	}},
 	{name: "user_data", post: true, put: true, set: func(in *model.Instance, raw json.RawMessage) error {
 		v, err := parseString(raw, maxUserData)
 		in.UserData = v
@@ -78,9 +85,22 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 		return Result[model.Instance]{}, err
 	}
 	inst.ProjectID = project
+	if inst.Host != "" && !caller(ctx).IsAdmin() {
+		return Result[model.Instance]{}, denied("create_instance", "create_instance:host")
+	}
+	requested := inst.Host
 	inst.Netns = model.InstanceNetnsName(s.netnsPrefix, auth.AdminProjectID, project, inst.Name)
 	inst.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
+		// The requested host, checked, or the least loaded alive
+		// compute host (hosts.go): chosen again on a retry, from the
+		// retry's snapshot.
+		host, err := s.scheduleInstance(tx, requested)
+		if err != nil {
+			return err
+		}
+		inst := inst
+		inst.Host = host
 		// The indexes of names and namespaces (index.go), not a walk
 		// of every instance.
 		if id, err := instanceHolding(tx, instNameKey(inst.ProjectID, inst.Name)); err != nil || id != "" {

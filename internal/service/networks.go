@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -394,8 +395,12 @@ func (s *Service) GetNetwork(ctx context.Context, id string) (model.Network, err
 		if err != nil {
 			return err
 		}
+		zones, err := hostZones(r)
+		if err != nil {
+			return err
+		}
 		scopes, err := poolScopes(r)
-		s.renderNetwork(ctx, &n, subnets, acc)
+		s.renderNetwork(ctx, &n, subnets, acc, zones)
 		renderNetworkScopes(&n, subnets, scopes)
 		return err
 	})
@@ -422,6 +427,10 @@ func (s *Service) ListNetworks(ctx context.Context) ([]model.Network, error) {
 		if err != nil {
 			return err
 		}
+		zones, err := hostZones(r)
+		if err != nil {
+			return err
+		}
 		byNetwork := map[string][]model.Subnet{}
 		for _, sn := range subnets {
 			byNetwork[sn.NetworkID] = append(byNetwork[sn.NetworkID], sn)
@@ -430,7 +439,7 @@ func (s *Service) ListNetworks(ctx context.Context) ([]model.Network, error) {
 			if !acc.canSeeNetwork(ctx, &n) {
 				continue
 			}
-			s.renderNetwork(ctx, &n, byNetwork[n.ID], acc)
+			s.renderNetwork(ctx, &n, byNetwork[n.ID], acc, zones)
 			renderNetworkScopes(&n, byNetwork[n.ID], scopes)
 			out = append(out, n)
 		}
@@ -447,7 +456,7 @@ func (s *Service) networkResult(ctx context.Context, id string, rev int64) (Resu
 // renderNetwork fills the attributes that are not stored. `shared` is
 // whether the network is shared with the caller's project, as Neutron
 // computes it.
-func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets []model.Subnet, acc access) {
+func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets []model.Subnet, acc access, zones map[string]string) {
 	n.TenantID = n.ProjectID
 	n.Shared = acc.grants(n.ID, model.ActionAccessAsShared, caller(ctx).ProjectID)
 	n.Subnets = make([]string, 0, len(subnets))
@@ -464,8 +473,9 @@ func (s *Service) renderNetwork(ctx context.Context, n *model.Network, subnets [
 	n.DHCPHosted = nil // stored, not shown
 	n.AvailabilityZones = []string{}
 	if hosted {
-		n.AvailabilityZones = []string{model.DefaultAvailabilityZone}
+		n.AvailabilityZones = []string{cmp.Or(zones[n.DHCPHost], model.DefaultAvailabilityZone)}
 	}
+	n.DHCPHost = "" // stored, not shown
 	if n.AvailabilityZoneHints == nil {
 		n.AvailabilityZoneHints = []string{}
 	}

@@ -410,7 +410,7 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		if err := s.completePort(ctx, tx, &p); err != nil {
 			return err
 		}
-		if err := s.checkBinding(ctx, "create_port", &p); err != nil {
+		if err := s.checkBinding(ctx, tx, "create_port", &p); err != nil {
 			return err
 		}
 		if err := s.checkPortSecurity(ctx, tx, &p, true); err != nil {
@@ -459,7 +459,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, in Attrs) (Result[m
 		if err := s.completePort(ctx, tx, &p); err != nil {
 			return err
 		}
-		if err := s.checkBinding(ctx, "update_port", &p); err != nil {
+		if err := s.checkBinding(ctx, tx, "update_port", &p); err != nil {
 			return err
 		}
 		if err := s.checkPortSecurity(ctx, tx, &p, false); err != nil {
@@ -872,6 +872,7 @@ func (s *Service) DeletePort(ctx context.Context, id string) (int64, error) {
 // GetPort returns one port.
 func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 	var p model.Port
+	var b binding
 	err := s.store.View(ctx, func(r store.Reader) error {
 		var err error
 		if p, err = loadPort(ctx, r, id); err != nil {
@@ -880,10 +881,13 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 		if err := renderDNSAssignment(r, &p); err != nil {
 			return err
 		}
+		if b, err = s.bindingOf(ctx, r, &p); err != nil {
+			return err
+		}
 		p.TrunkDetails, err = trunkDetails(r, &p)
 		return err
 	})
-	s.renderPort(ctx, &p)
+	s.renderPort(ctx, &p, b)
 	return p, err
 }
 
@@ -994,11 +998,14 @@ func (s *Service) portListing(ctx context.Context) (visible func(store.Reader, *
 		return own, nil
 	}
 	render = func(r store.Reader, p *model.Port) error {
-		s.renderPort(ctx, p)
+		b, err := s.bindingOf(ctx, r, p)
+		if err != nil {
+			return err
+		}
+		s.renderPort(ctx, p, b)
 		if err := renderDNSAssignment(r, p); err != nil {
 			return err
 		}
-		var err error
 		p.TrunkDetails, err = trunkDetails(r, p)
 		return err
 	}
@@ -1032,12 +1039,12 @@ func (s *Service) portResult(ctx context.Context, id string, rev int64) (Result[
 	return Result[model.Port]{p, rev}, err
 }
 
-func (s *Service) renderPort(ctx context.Context, p *model.Port) {
+func (s *Service) renderPort(ctx context.Context, p *model.Port, b binding) {
 	p.TenantID = p.ProjectID
 	if p.ExtraDHCPOpts == nil {
 		p.ExtraDHCPOpts = []model.ExtraDHCPOpt{}
 	}
-	s.renderBinding(ctx, p)
+	s.renderBinding(ctx, p, b)
 	p.Status, p.StatusReason = s.portStatus(p)
 	if s.counters != nil && p.PortSecurityEnabled {
 		p.FirewallDrops = s.counters.FirewallCounters(p.ID)

@@ -193,13 +193,18 @@ func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) 
 		if err := checkZones(tx, "router", r.AvailabilityZoneHints); err != nil {
 			return err
 		}
-		// A new router goes to this host's L3 agent unless an admin set
-		// it down (l3_agent_scheduler).
-		ok, err := s.schedulable(tx, model.AgentTypeL3)
+		// A new router goes to the least loaded alive network node of
+		// its zones whose L3 agent an admin has not set down
+		// (l3_agent_scheduler; see hosts.go); with none, it stays
+		// unscheduled until an admin adds it to an L3 agent.
+		host, ok, err := s.scheduleRouter(tx, r.AvailabilityZoneHints)
 		if err != nil {
 			return err
 		}
-		r.L3Unscheduled = !ok
+		r.L3Unscheduled, r.L3Host = !ok, ""
+		if ok {
+			r.L3Host = host
+		}
 		r.Touch(s.now())
 		return tx.Put(store.Routers, r.ID, r.Router)
 	}}, nil
@@ -545,12 +550,21 @@ func (s *Service) DeleteRouter(ctx context.Context, id string) (int64, error) {
 
 // GetRouter returns one router.
 func (s *Service) GetRouter(ctx context.Context, id string) (model.Router, error) {
-	return getOne(ctx, s.store, id, loadRouter, s.renderRouter)
+	var rt model.Router
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		if rt, err = loadRouter(ctx, r, id); err != nil {
+			return err
+		}
+		return s.renderRouter(r, &rt)
+	})
+	return rt, err
 }
 
 // ListRouters returns the routers the caller may see.
 func (s *Service) ListRouters(ctx context.Context) ([]model.Router, error) {
-	return listVisible(ctx, s.store, store.Routers, func(r *model.Router) string { return r.ProjectID }, s.renderRouter)
+	return listWhere(ctx, s.store, store.Routers,
+		func(_ store.Reader, rt *model.Router) (bool, error) { return canSee(ctx, rt.ProjectID), nil }, s.renderRouter)
 }
 
 func (s *Service) routerResult(ctx context.Context, id string, rev int64) (Result[model.Router], error) {
@@ -558,7 +572,7 @@ func (s *Service) routerResult(ctx context.Context, id string, rev int64) (Resul
 	return Result[model.Router]{r, rev}, err
 }
 
-func (s *Service) renderRouter(r *model.Router) {
+func (s *Service) renderRouter(rd store.Reader, r *model.Router) error {
 	r.TenantID = r.ProjectID
 	if r.Routes == nil {
 		r.Routes = []model.HostRoute{}
@@ -566,13 +580,17 @@ func (s *Service) renderRouter(r *model.Router) {
 	if r.AvailabilityZoneHints == nil {
 		r.AvailabilityZoneHints = []string{}
 	}
-	// The zones of the L3 agents hosting it: this host's, unless an
-	// admin removed it from its L3 agent.
+	// The zone of the L3 agent hosting it: its L3 host's, unless it is
+	// on none.
 	r.AvailabilityZones = []string{}
 	if !r.L3Unscheduled {
-		r.AvailabilityZones = []string{model.DefaultAvailabilityZone}
+		zone, err := zoneOf(rd, r.L3Host)
+		if err != nil {
+			return err
+		}
+		r.AvailabilityZones = []string{zone}
 	}
-	r.L3Unscheduled = false // stored, not shown
+	r.L3Unscheduled, r.L3Host = false, "" // stored, not shown
 	r.ConntrackHelpers = make([]model.RouterConntrackHelper, len(r.Helpers))
 	for i, h := range r.Helpers {
 		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}
@@ -582,6 +600,7 @@ func (s *Service) renderRouter(r *model.Router) {
 	if !r.AdminStateUp {
 		r.Status, r.StatusReason = model.StatusDown, ""
 	}
+	return nil
 }
 
 func loadRouter(ctx context.Context, r store.Reader, id string) (model.Router, error) {

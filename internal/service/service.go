@@ -81,8 +81,20 @@ type Config struct {
 	// Host names this host in its agents and port bindings (Neutron's
 	// host: the host name).
 	Host string
+	// Roles are this host's roles (model.RoleCompute, model.RoleNetwork):
+	// which agents it registers and what the schedulers give it; nil
+	// means both.
+	Roles []string
+	// VTEPAddress is this host's underlay address for VXLAN, empty on
+	// one box; it is in the host's record and its L2 agent's
+	// configurations (tunneling_ip).
+	VTEPAddress string
+	// AvailabilityZone is this host's zone; empty means
+	// model.DefaultAvailabilityZone.
+	AvailabilityZone string
 	// Heartbeat, if set, is the running agent's proof of life, which
-	// makes this host's agents alive (see agents.go).
+	// makes this host's agents alive while the host has no record in the
+	// registry (see agents.go and hosts.go).
 	Heartbeat HeartbeatSource
 	// AgentDownTime is how old a heartbeat may be for its agent to be
 	// alive; zero means DefaultAgentDownTime.
@@ -105,6 +117,9 @@ type Service struct {
 	hostID         string
 	host           string
 	heartbeat      HeartbeatSource
+	roles          []string
+	vtepAddress    string
+	zone           string
 	// agentDownTime: see Config.AgentDownTime.
 	agentDownTime time.Duration
 	now           func() time.Time
@@ -119,7 +134,8 @@ func New(cfg Config) *Service {
 	svc := &Service{store: writes{cfg.Store, &indexCheck{netnsPrefix: cfg.NetnsPrefix}}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
 		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now,
-		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead}
+		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead,
+		roles: cfg.Roles, vtepAddress: cfg.VTEPAddress, zone: cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone)}
 	if svc.vniRanges == nil {
 		svc.vniRanges = DefaultVNIRanges
 	}

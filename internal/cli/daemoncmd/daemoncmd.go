@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +43,12 @@ type flags struct {
 	vniRanges      string
 	hostNetns      string
 	netnsPrefix    string
+	host           string
+	roles          []string
+	vtepAddress    string
+	zone           string
+	agentDownTime  time.Duration
+	heartbeat      time.Duration
 	resyncInterval time.Duration
 	dhcpLeaseTime  time.Duration
 	dnsUpstreams   []string
@@ -106,6 +113,21 @@ a --host-netns of its own: one daemon programs a host namespace at a time (a
 lock under /run/nsnet/locks), and a second one refuses to start, naming the
 first one's pid, before it touches the kernel.
 
+Many hosts: run one daemon per host against one etcd (--store etcd://…),
+each with its --host name, its --roles and its --vtep-address (the
+underlay address other hosts send its VXLAN packets to; given, the daemon
+is in multi-host mode and tenant networks' MTU is --physnet-mtu − 50).
+Every daemon serves the API and runs its host's agent. Compute hosts take
+instances (` + "`nsnet instance create vm1 --host NAME`" + `, or the least loaded alive
+compute host); network nodes take routers and DHCP (the least loaded alive
+network node, in the availability_zone_hints' zones; --availability-zone
+names the host's). Each daemon writes its host's record when it starts and
+refreshes its heartbeat every --heartbeat-interval; a host whose heartbeat
+is older than --agent-down-time is dead: its agents show alive=false, and
+its routers and networks' DHCP move to an alive network node (failover,
+run by every daemon). An agent set admin_state_up=false is drained: it gets
+nothing new, and keeps what it has. See docs/AGENTS.md.
+
 Prometheus metrics (docs/METRICS.md) are served at /metrics: to admins on
 the API's listeners, and without a token on --metrics-listen, an address
 of their own for Prometheus to scrape (keep it on 127.0.0.1 or a
@@ -116,6 +138,8 @@ management network).`,
   sudo OS_PASSWORD=… nsnet daemon --listen 127.0.0.1:9696 --keystone-url http://127.0.0.1:5000/v3 \
        --keystone-username nsnet --keystone-project service
   sudo nsnet daemon --store etcd://10.0.0.1:2379,10.0.0.2:2379,10.0.0.3:2379
+  sudo nsnet daemon --store etcd://10.0.0.1:2379 --host compute-1 --roles compute --vtep-address 10.0.1.11
+  sudo nsnet daemon --store etcd://10.0.0.1:2379 --host net-1 --roles network --vtep-address 10.0.1.21 --availability-zone az1
   sudo nsnet daemon --dhcp-lease-time 1h --dns-upstream 192.0.2.53,192.0.2.54
   sudo nsnet daemon --metrics-listen 127.0.0.1:9698          # Prometheus scrapes http://127.0.0.1:9698/metrics
   sudo nsnet daemon --state-dir /tmp/nsnet --socket /tmp/nsnet.sock --netns-prefix t1- --log-level debug`,
@@ -142,6 +166,12 @@ management network).`,
 		service.DefaultVNIRanges[0].String()+")")
 	fs.StringVar(&f.hostNetns, "host-netns", "", "named namespace the agent treats as the host (default: the daemon's own)")
 	fs.StringVar(&f.netnsPrefix, "netns-prefix", "", "prefix of every namespace name the agent creates")
+	fs.StringVar(&f.host, "host", "", "this host's name in the registry, its agents (/v2.0/agents) and port bindings (binding:host_id); default: the host name, then /--host-netns if given")
+	fs.StringSliceVar(&f.roles, "roles", []string{model.RoleCompute, model.RoleNetwork}, "what this host takes: compute (instances), network (routers and DHCP), or both")
+	fs.StringVar(&f.vtepAddress, "vtep-address", "", "this host's underlay address for VXLAN to other hosts; given: multi-host mode (tenant MTU = --physnet-mtu − 50); default: one box, no overlay")
+	fs.StringVar(&f.zone, "availability-zone", model.DefaultAvailabilityZone, "this host's availability zone, which availability_zone_hints name")
+	fs.DurationVar(&f.agentDownTime, "agent-down-time", service.DefaultAgentDownTime, "a host whose heartbeat is older is dead: its agents are not alive and its routers and DHCP fail over (Neutron's agent_down_time)")
+	fs.DurationVar(&f.heartbeat, "heartbeat-interval", service.DefaultHeartbeatInterval, "how often this host's heartbeat is written, and dead hosts looked for (Neutron's report_interval); below --agent-down-time")
 	fs.DurationVar(&f.resyncInterval, "resync-interval", 30*time.Second, "period of the full convergence pass that backs up event-driven ones")
 	fs.DurationVar(&f.dhcpLeaseTime, "dhcp-lease-time", 24*time.Hour, "lease time DHCP clients are given (they renew at half of it)")
 	fs.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers (address or address:port) that the networks' DNS servers forward other names to; none: such queries are REFUSED")
@@ -201,6 +231,28 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 			return daemon.Config{}, fmt.Errorf("--store: %w; leave it out for the bbolt file <state-dir>/state.db", err)
 		}
 	}
+	roles, err := parseRoles(f.roles)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	var vtep netip.Addr
+	if f.vtepAddress != "" {
+		if vtep, err = netip.ParseAddr(f.vtepAddress); err != nil || !vtep.Is4() || !vtep.IsGlobalUnicast() && !vtep.IsPrivate() {
+			return daemon.Config{}, fmt.Errorf("--vtep-address %q: want this host's unicast IPv4 address on the underlay", f.vtepAddress)
+		}
+	}
+	if strings.Contains(f.host, "\x00") || len(f.host) > 255 || f.host != strings.TrimSpace(f.host) {
+		return daemon.Config{}, fmt.Errorf("--host %q: want a name of at most 255 characters without surrounding spaces", f.host)
+	}
+	if f.zone == "" || len(f.zone) > 255 {
+		return daemon.Config{}, fmt.Errorf("--availability-zone %q: want a name of 1 to 255 characters", f.zone)
+	}
+	if f.heartbeat <= 0 {
+		return daemon.Config{}, fmt.Errorf("--heartbeat-interval %s: must be positive", f.heartbeat)
+	}
+	if f.agentDownTime <= f.heartbeat {
+		return daemon.Config{}, fmt.Errorf("--agent-down-time %s: must be longer than --heartbeat-interval %s (twice as long, as Neutron advises, survives a missed heartbeat)", f.agentDownTime, f.heartbeat)
+	}
 	vniRanges, err := model.ParseVNIRanges(f.vniRanges)
 	if err != nil {
 		return daemon.Config{}, fmt.Errorf("--vni-ranges: %w", err)
@@ -214,23 +266,29 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		return daemon.Config{}, err
 	}
 	return daemon.Config{
-		StateDir:       f.stateDir,
-		Store:          f.store,
-		Socket:         f.socket,
-		Listen:         f.listen,
-		MetricsListen:  f.metricsListen,
-		TokensFile:     f.tokensFile,
-		TokenFile:      f.tokenFile,
-		Keystone:       ks,
-		Quotas:         f.quotas,
-		PhysnetMTU:     f.physnetMTU,
-		VNIRanges:      vniRanges,
-		HostNetns:      f.hostNetns,
-		NetnsPrefix:    f.netnsPrefix,
-		ResyncInterval: f.resyncInterval,
-		DHCPLeaseTime:  f.dhcpLeaseTime,
-		DNSUpstreams:   upstreams,
-		Logger:         slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})),
+		StateDir:          f.stateDir,
+		Store:             f.store,
+		Socket:            f.socket,
+		Listen:            f.listen,
+		MetricsListen:     f.metricsListen,
+		TokensFile:        f.tokensFile,
+		TokenFile:         f.tokenFile,
+		Keystone:          ks,
+		Quotas:            f.quotas,
+		PhysnetMTU:        f.physnetMTU,
+		VNIRanges:         vniRanges,
+		HostNetns:         f.hostNetns,
+		NetnsPrefix:       f.netnsPrefix,
+		Host:              f.host,
+		Roles:             roles,
+		VTEPAddress:       vtep,
+		AvailabilityZone:  f.zone,
+		AgentDownTime:     f.agentDownTime,
+		HeartbeatInterval: f.heartbeat,
+		ResyncInterval:    f.resyncInterval,
+		DHCPLeaseTime:     f.dhcpLeaseTime,
+		DNSUpstreams:      upstreams,
+		Logger:            slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})),
 	}, nil
 }
 
@@ -257,6 +315,26 @@ func (k *keystoneFlags) config(getenv func(string) string) (auth.KeystoneConfig,
 		cfg.Password = strings.TrimRight(string(raw), "\r\n")
 	}
 	return cfg, nil
+}
+
+// parseRoles reads --roles: compute and/or network, each once, in that
+// order.
+func parseRoles(list []string) ([]string, error) {
+	var out []string
+	for _, r := range list {
+		r = strings.TrimSpace(r)
+		if r != model.RoleCompute && r != model.RoleNetwork {
+			return nil, fmt.Errorf("--roles %q: unknown role %q; want compute, network or compute,network", strings.Join(list, ","), r)
+		}
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--roles: give at least one of compute and network")
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // parseUpstreams reads --dns-upstream: addresses, with port 53 unless one

@@ -1,6 +1,7 @@
 package daemoncmd
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -84,6 +85,26 @@ func TestConfig(t *testing.T) {
 		{args: "--physnet-mtu 67", wantErr: "--physnet-mtu 67: must be between 68 and 65535"},
 		{args: "--dhcp-lease-time 1s", wantErr: "--dhcp-lease-time 1s: must be between"},
 		{args: "--dns-upstream resolver", wantErr: `--dns-upstream "resolver": want an address or address:port`},
+		{
+			args: "--store etcd://10.0.0.1:2379 --host host-a --roles compute --vtep-address 192.0.2.11 --availability-zone az1 " +
+				"--agent-down-time 6s --heartbeat-interval 2s",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
+				Store: "etcd://10.0.0.1:2379", Host: "host-a", Roles: []string{"compute"}, VTEPAddress: netip.MustParseAddr("192.0.2.11"),
+				AvailabilityZone: "az1", AgentDownTime: 6 * time.Second, HeartbeatInterval: 2 * time.Second},
+		},
+		{
+			// Each role once, in one order, however given.
+			args: "--roles network,compute,network",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
+				Roles: []string{"compute", "network"}, AvailabilityZone: "nova", AgentDownTime: 75 * time.Second, HeartbeatInterval: 30 * time.Second},
+		},
+		{args: "--roles network,storage", wantErr: `--roles "network,storage": unknown role "storage"; want compute, network or compute,network`},
+		{args: "--vtep-address 300.1.1.1", wantErr: `--vtep-address "300.1.1.1": want this host's unicast IPv4 address on the underlay`},
+		{args: "--vtep-address 2001:db8::1", wantErr: `--vtep-address "2001:db8::1": want this host's unicast IPv4 address`},
+		{args: "--vtep-address 224.0.0.1", wantErr: `--vtep-address "224.0.0.1": want this host's unicast IPv4 address`},
+		{args: "--availability-zone=", wantErr: `--availability-zone "": want a name of 1 to 255 characters`},
+		{args: "--heartbeat-interval 0s", wantErr: "--heartbeat-interval 0s: must be positive"},
+		{args: "--agent-down-time 30s", wantErr: "--agent-down-time 30s: must be longer than --heartbeat-interval 30s"},
 	}
 	for _, tt := range tests {
 		var f flags
@@ -105,6 +126,11 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q: no logger", tt.args)
 		}
 		got.Logger = nil
+		if tt.want.Roles == nil {
+			// The host flags' defaults, for the cases about other flags.
+			tt.want.Roles, tt.want.AvailabilityZone = []string{"compute", "network"}, "nova"
+			tt.want.AgentDownTime, tt.want.HeartbeatInterval = 75*time.Second, 30*time.Second
+		}
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%q:\n got %+v\nwant %+v", tt.args, got, tt.want)
 		}

@@ -1,0 +1,536 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// Hosts, and the schedulers that place instances, routers and networks'
+// DHCP on them.
+//
+// Every daemon writes its host's record (store.Hosts, model.Host) when it
+// starts and refreshes its Heartbeat every heartbeat interval (Neutron's
+// report_interval); a host is alive while its heartbeat is no older than
+// the agent down time. Its agents' alive and heartbeat_timestamp come from
+// that record, whichever daemon answers the API.
+//
+// The schedulers are pure functions of the transaction's snapshot, as
+// every transaction is (store.Update may run one twice): an instance goes
+// to the alive compute host with the fewest instances, a router to the
+// alive network node with the fewest routers, a network's DHCP to the
+// alive network node with the fewest networks; ties go to the first name.
+// A host whose agent of the role an admin set down (admin_state_up=false)
+// gets nothing new: that is how a host is drained. A host is a candidate
+// for a router or network with availability_zone_hints only in one of
+// those zones.
+//
+// A service that knows no host at all (its own tests, an API server
+// without a daemon) keeps the one-host behaviour: everything is on
+// Config.Host.
+//
+// Failover (Neutron's allow_automatic_l3agent_failover and
+// allow_automatic_dhcp_failover): the routers and DHCP of a dead network
+// node move to an alive one (Failover). A drained host is not dead: what
+// it hosts stays, as in Neutron, where only dead agents are rescheduled
+// from.
+
+// hostTime is how a Host's times are stored.
+const hostTime = time.RFC3339
+
+// DefaultHeartbeatInterval is Neutron's report_interval: how often a
+// daemon refreshes its host's heartbeat.
+const DefaultHeartbeatInterval = 30 * time.Second
+
+// hostRoles are the roles of this service's host: Config.Roles, or both.
+func (s *Service) hostRoles() []string {
+	if len(s.roles) == 0 {
+		return []string{model.RoleCompute, model.RoleNetwork}
+	}
+	return s.roles
+}
+
+// RegisterHost writes this host's record: its roles, VTEP address, zone,
+// start time, and a heartbeat of now.
+func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, error) {
+	if s.host == "" {
+		return 0, errors.New("register host: the service has no host name")
+	}
+	h := model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress,
+		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
+	return s.store.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Hosts, h.Name, h) })
+}
+
+// Heartbeat refreshes this host's heartbeat: a write of its record that
+// changes only Heartbeat, one small transaction. A record an admin or a
+// lost store removed is written again whole.
+func (s *Service) Heartbeat(ctx context.Context, started time.Time) (int64, error) {
+	if s.host == "" {
+		return 0, errors.New("heartbeat: the service has no host name")
+	}
+	return s.store.Update(ctx, func(tx store.Txn) error {
+		h, err := store.Get[model.Host](tx, store.Hosts, s.host)
+		if errors.Is(err, store.ErrNotFound) {
+			h = model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress,
+				AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime)}
+		} else if err != nil {
+			return fmt.Errorf("read host %s: %w", s.host, err)
+		}
+		h.Heartbeat = s.now().UTC().Format(hostTime)
+		return tx.Put(store.Hosts, h.Name, h)
+	})
+}
+
+// listHosts reads the registry, by name.
+func listHosts(r store.Reader) (map[string]model.Host, error) {
+	all, err := store.List[model.Host](r, store.Hosts)
+	if err != nil {
+		return nil, fmt.Errorf("read hosts: %w", err)
+	}
+	out := make(map[string]model.Host, len(all))
+	for _, h := range all {
+		out[h.Name] = h
+	}
+	return out, nil
+}
+
+// heartbeatOf is a host's last heartbeat; zero when it has none that
+// parses.
+func heartbeatOf(h *model.Host) time.Time {
+	t, err := time.Parse(hostTime, h.Heartbeat)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// hostAlive reports whether h's heartbeat is no older than the agent down
+// time.
+func (s *Service) hostAlive(h *model.Host) bool {
+	beat := heartbeatOf(h)
+	return !beat.IsZero() && s.now().Sub(beat) <= s.agentDownTime
+}
+
+// roleAgent is the agent type whose admin_state_up drains a role: the
+// compute role is the L2 agent's, the network role's routers the L3
+// agent's and its DHCP the DHCP agent's.
+var roleAgent = map[string]string{model.RoleCompute: model.AgentTypeLinuxBridge}
+
+// candidates are the hosts that may take something new of role, through
+// their agent of type typ: alive, with the role, that agent not set down
+// by an admin (a missing record does not count: the daemon registers it
+// again), in one of zones when there are any. Sorted by name.
+func (s *Service) candidates(r store.Reader, hosts map[string]model.Host, role, typ string, zones []string) ([]string, error) {
+	var out []string
+	for name, h := range hosts {
+		if !slices.Contains(h.Roles, role) || !s.hostAlive(&h) {
+			continue
+		}
+		if len(zones) > 0 && !slices.Contains(zones, h.AvailabilityZone) {
+			continue
+		}
+		a, err := store.Get[model.Agent](r, store.Agents, AgentID(name, typ))
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("read %s of %s: %w", typ, name, err)
+		case !a.AdminStateUp:
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// leastLoaded picks among sorted candidates the one load counts least
+// for; the first name on a tie. load is read only when there is a choice.
+func leastLoaded(cands []string, load func() (map[string]int, error)) (string, error) {
+	switch len(cands) {
+	case 0:
+		return "", nil
+	case 1:
+		return cands[0], nil
+	}
+	counts, err := load()
+	if err != nil {
+		return "", err
+	}
+	best := cands[0]
+	for _, c := range cands[1:] {
+		if counts[c] < counts[best] {
+			best = c
+		}
+	}
+	return best, nil
+}
+
+// scheduleInstance chooses the host of a new instance: requested, which
+// must be a registered, alive compute host that an admin has not drained,
+// or else the least loaded such host. Without a registry: this host.
+func (s *Service) scheduleInstance(r store.Reader, requested string) (string, error) {
+	hosts, err := listHosts(r)
+	if err != nil {
+		return "", err
+	}
+	if len(hosts) == 0 {
+		if requested != "" && requested != s.host {
+			return "", invalidInput("host %s is not a compute host of nsnet (no host is registered but %q)", requested, s.host)
+		}
+		return s.host, nil
+	}
+	if requested != "" {
+		h, ok := hosts[requested]
+		switch {
+		case !ok:
+			return "", invalidInput("host %s is not a registered host", requested)
+		case !slices.Contains(h.Roles, model.RoleCompute):
+			return "", invalidInput("host %s has no compute role (roles: %v), it cannot take instances", requested, h.Roles)
+		case !s.hostAlive(&h):
+			return "", conflict("HostNotAlive", "Host %s is not alive (last heartbeat %s): it cannot take instances.", requested, h.Heartbeat)
+		}
+		a, err := store.Get[model.Agent](r, store.Agents, AgentID(requested, model.AgentTypeLinuxBridge))
+		if err == nil && !a.AdminStateUp {
+			return "", conflict("HostDisabled", "Host %s is disabled (its %s is administratively down): it takes no new instances.", requested, model.AgentTypeLinuxBridge)
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return "", err
+		}
+		return requested, nil
+	}
+	cands, err := s.candidates(r, hosts, model.RoleCompute, model.AgentTypeLinuxBridge, nil)
+	if err != nil {
+		return "", err
+	}
+	if len(cands) == 0 {
+		return "", conflict("NoValidHost", "No valid host was found: no compute host is alive and enabled.")
+	}
+	return leastLoaded(cands, func() (map[string]int, error) {
+		all, err := store.List[model.Instance](r, store.Instances)
+		counts := map[string]int{}
+		for _, in := range all {
+			counts[in.Host]++
+		}
+		return counts, err
+	})
+}
+
+// scheduleRouter chooses the L3 host of a router: the alive network node
+// with the fewest routers among those in its zones; ok is false when none
+// may take it (the router stays unscheduled, as in Neutron). Without a
+// registry: this host, unless an admin set its L3 agent down.
+func (s *Service) scheduleRouter(r store.Reader, zones []string) (host string, ok bool, err error) {
+	hosts, err := listHosts(r)
+	if err != nil {
+		return "", false, err
+	}
+	if len(hosts) == 0 {
+		ok, err := s.schedulable(r, model.AgentTypeL3)
+		return s.host, ok, err
+	}
+	cands, err := s.candidates(r, hosts, model.RoleNetwork, model.AgentTypeL3, zones)
+	if err != nil || len(cands) == 0 {
+		return "", false, err
+	}
+	host, err = leastLoaded(cands, func() (map[string]int, error) { return routerLoad(r) })
+	return host, err == nil, err
+}
+
+// routerLoad counts the routers each host's L3 agent hosts.
+func routerLoad(r store.Reader) (map[string]int, error) {
+	all, err := store.List[model.Router](r, store.Routers)
+	counts := map[string]int{}
+	for _, rt := range all {
+		if !rt.L3Unscheduled {
+			counts[rt.L3Host]++
+		}
+	}
+	return counts, err
+}
+
+// scheduleDHCP chooses the DHCP host of a network: the alive network
+// node with the fewest networks among those in its zones; ok is false
+// when none may take it. Without a registry: this host, unless an admin
+// set its DHCP agent down.
+func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok bool, err error) {
+	hosts, err := listHosts(r)
+	if err != nil {
+		return "", false, err
+	}
+	if len(hosts) == 0 {
+		ok, err := s.schedulable(r, model.AgentTypeDHCP)
+		return s.host, ok, err
+	}
+	cands, err := s.candidates(r, hosts, model.RoleNetwork, model.AgentTypeDHCP, zones)
+	if err != nil || len(cands) == 0 {
+		return "", false, err
+	}
+	host, err = leastLoaded(cands, func() (map[string]int, error) {
+		hosted, err := dhcpHostedNetworks(r)
+		if err != nil {
+			return nil, err
+		}
+		nets, err := store.List[model.Network](r, store.Networks)
+		counts := map[string]int{}
+		for _, n := range nets {
+			if hosted[n.ID] {
+				counts[n.DHCPHost]++
+			}
+		}
+		return counts, err
+	})
+	return host, err == nil, err
+}
+
+// HostUUID names a host in DHCP ports' device_ids, as Neutron's DHCP agent
+// does ("dhcp<host uuid>-<network>"): a UUID derived from the host name.
+func HostUUID(host string) string {
+	return uuid.NewSHA1(uuid.NameSpaceDNS, []byte(host)).String()
+}
+
+// dhcpDeviceID is the device_id of the DHCP port of a network served by
+// host: named after the host's UUID, or Config.HostID for this host's.
+func (s *Service) dhcpDeviceID(host, networkID string) string {
+	id := HostUUID(host)
+	if host == s.host && s.hostID != "" {
+		id = s.hostID
+	}
+	return model.DHCPDeviceID(id, networkID)
+}
+
+// Move is one router or network that Failover moved off a dead host.
+type Move struct {
+	Kind     store.Kind // store.Routers or store.Networks (its DHCP)
+	ID       string
+	From, To string
+}
+
+// Failover moves the routers and networks' DHCP of dead network nodes
+// (heartbeat older than the agent down time) to alive ones, chosen as
+// for a new one. Every daemon runs it periodically; the transaction
+// re-reads who is dead, so that when several race, the store's conflict
+// check makes one win and the others find nothing left to move. What a
+// drained host hosts stays there: drained is not dead. A router or
+// network with no alive candidate stays where it is until one comes.
+func (s *Service) Failover(ctx context.Context) ([]Move, error) {
+	var moves []Move
+	_, err := s.store.Update(ctx, func(tx store.Txn) error {
+		moves = nil
+		hosts, err := listHosts(tx)
+		if err != nil || len(hosts) == 0 {
+			return err
+		}
+		dead := map[string]bool{}
+		for name, h := range hosts {
+			if !s.hostAlive(&h) {
+				dead[name] = true
+			}
+		}
+		if len(dead) == 0 {
+			return nil
+		}
+		routers, err := store.List[model.Router](tx, store.Routers)
+		if err != nil {
+			return err
+		}
+		for _, rt := range routers {
+			if rt.L3Unscheduled || !dead[rt.L3Host] {
+				continue
+			}
+			to, ok, err := s.scheduleRouter(tx, rt.AvailabilityZoneHints)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			moves = append(moves, Move{store.Routers, rt.ID, rt.L3Host, to})
+			rt.L3Host = to
+			if err := tx.Put(store.Routers, rt.ID, rt); err != nil {
+				return err
+			}
+		}
+		hosted, err := dhcpHostedNetworks(tx)
+		if err != nil {
+			return err
+		}
+		nets, err := store.List[model.Network](tx, store.Networks)
+		if err != nil {
+			return err
+		}
+		for _, n := range nets {
+			if !hosted[n.ID] || !dead[n.DHCPHost] {
+				continue
+			}
+			to, ok, err := s.scheduleDHCP(tx, n.AvailabilityZoneHints)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			moves = append(moves, Move{store.Networks, n.ID, n.DHCPHost, to})
+			if err := s.moveDHCP(tx, n, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failover: %w", err)
+	}
+	return moves, nil
+}
+
+// moveDHCP gives network n's DHCP to host: the one DHCP port stays (its
+// MAC and addresses, which clients know), named after its new host.
+func (s *Service) moveDHCP(tx store.Txn, n model.Network, host string) error {
+	n.DHCPHost = host
+	if err := tx.Put(store.Networks, n.ID, n); err != nil {
+		return err
+	}
+	port, err := dhcpPortOf(tx, n.ID)
+	if err != nil || port == nil {
+		return err
+	}
+	port.DeviceID = s.dhcpDeviceID(host, n.ID)
+	return tx.Put(store.Ports, port.ID, *port)
+}
+
+// AdoptUnhosted gives the instances, routers and DHCP-hosted networks of a
+// store written before hosts (their host field empty) to this host, when
+// it is the only registered host: the upgrade of a one-box store. It
+// returns how many records it changed; with other hosts registered it
+// changes nothing, and the schedulers' failover and the admin place them.
+func (s *Service) AdoptUnhosted(ctx context.Context) (int, error) {
+	n := 0
+	_, err := s.store.Update(ctx, func(tx store.Txn) error {
+		n = 0
+		hosts, err := listHosts(tx)
+		if err != nil {
+			return err
+		}
+		if _, ok := hosts[s.host]; !ok || len(hosts) != 1 {
+			return nil
+		}
+		insts, err := store.List[model.Instance](tx, store.Instances)
+		if err != nil {
+			return err
+		}
+		for _, in := range insts {
+			if in.Host == "" {
+				in.Host = s.host
+				if err := tx.Put(store.Instances, in.ID, in); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		routers, err := store.List[model.Router](tx, store.Routers)
+		if err != nil {
+			return err
+		}
+		for _, rt := range routers {
+			if rt.L3Host == "" {
+				rt.L3Host = s.host
+				if err := tx.Put(store.Routers, rt.ID, rt); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		hosted, err := dhcpHostedNetworks(tx)
+		if err != nil {
+			return err
+		}
+		nets, err := store.List[model.Network](tx, store.Networks)
+		if err != nil {
+			return err
+		}
+		for _, nw := range nets {
+			if hosted[nw.ID] && nw.DHCPHost == "" {
+				if err := s.moveDHCP(tx, nw, s.host); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// portHost is the host a port is bound to, derived and never stored
+// twice: an instance's port is on the instance's host, a router's on its
+// L3 host, a DHCP port on its network's DHCP host; any other port where
+// an admin bound it (binding:host_id).
+func portHost(r store.Reader, p *model.Port) (string, error) {
+	var err error
+	switch {
+	case p.DeviceOwner == model.DeviceOwnerCompute:
+		var in model.Instance
+		if in, err = store.Get[model.Instance](r, store.Instances, p.DeviceID); err == nil {
+			return in.Host, nil
+		}
+	case p.DeviceOwner == model.DeviceOwnerDHCP:
+		var n model.Network
+		if n, err = store.Get[model.Network](r, store.Networks, p.NetworkID); err == nil {
+			return n.DHCPHost, nil
+		}
+	case isRouterPort(p):
+		var rt model.Router
+		if rt, err = store.Get[model.Router](r, store.Routers, p.DeviceID); err == nil {
+			return rt.L3Host, nil
+		}
+	default:
+		if p.HostID != nil {
+			return *p.HostID, nil
+		}
+		return "", nil
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return "", fmt.Errorf("port %s: its host: %w", p.ID, err)
+}
+
+// knownHost reports whether host has an agent of nsnet: this host, or a
+// registered one.
+func (s *Service) knownHost(r store.Reader, host string) (bool, error) {
+	if host == s.host {
+		return true, nil
+	}
+	_, err := store.Get[model.Host](r, store.Hosts, host)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// zoneOf is the availability zone of host: its registered zone, or the
+// default for an unregistered one (this host of a service without a
+// registry).
+func zoneOf(r store.Reader, host string) (string, error) {
+	h, err := store.Get[model.Host](r, store.Hosts, host)
+	if errors.Is(err, store.ErrNotFound) || err == nil && h.AvailabilityZone == "" {
+		return model.DefaultAvailabilityZone, nil
+	}
+	return h.AvailabilityZone, err
+}
+
+// hostZones are the registered hosts' zones, by name.
+func hostZones(r store.Reader) (map[string]string, error) {
+	hosts, err := listHosts(r)
+	zones := make(map[string]string, len(hosts))
+	for name, h := range hosts {
+		zones[name] = h.AvailabilityZone
+	}
+	return zones, err
+}
