@@ -15,6 +15,7 @@ import (
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/service"
+	"github.com/nsnet/nsnet/internal/store"
 )
 
 const testHost = "host-a"
@@ -24,6 +25,7 @@ const testHost = "host-a"
 type agentWorld struct {
 	*tenants
 	svc     *service.Service
+	st      store.Store
 	now     time.Time
 	beat    time.Time
 	started time.Time
@@ -41,7 +43,7 @@ func newAgentWorld(t *testing.T) *agentWorld {
 		t.Fatal(err)
 	}
 	st := openStore(t, dir)
-	w := &agentWorld{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	w := &agentWorld{now: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), st: st}
 	w.started = w.now.Add(-time.Hour)
 	w.svc = service.New(service.Config{Store: st, NetnsPrefix: "t-", Host: testHost,
 		Heartbeat: service.HeartbeatFunc(func() time.Time { return w.beat }),

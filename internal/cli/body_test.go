@@ -312,3 +312,16 @@ func TestSecurityGroupRuleBody(t *testing.T) {
 		checkBody(t, tt, body, err)
 	}
 }
+
+func TestInstanceCreateBody(t *testing.T) {
+	for _, tt := range []bodyCase{
+		{args: "", want: `{"name":"vm1"}`},
+		{args: "--host host-a --description web --property role=web", want: `{"description":"web","host":"host-a","meta":{"role":"web"},"name":"vm1"}`},
+		{args: "--host=", wantErr: "--host: give a host name, or leave the flag out for the scheduler to choose"},
+	} {
+		var meta metadataFlags
+		cmd := parsed(t, func(c *cobra.Command) { addInstanceCreateFlags(c, &meta) }, tt.args)
+		body, err := instanceCreateBody(cmd, &meta, "vm1")
+		checkBody(t, tt, body, err)
+	}
+}

@@ -44,6 +44,7 @@ See it with:
 					{"STATUS", func(i model.Instance) string { return i.Status }},
 					{"ADDRESSES", func(i model.Instance) string { return strings.Join(addrs[i.ID], ", ") }},
 					{"NETNS", func(i model.Instance) string { return i.Netns }},
+					{"HOST", func(i model.Instance) string { return i.Host }},
 				}, nil
 			},
 		}),
@@ -59,34 +60,35 @@ See it with:
 func (a *app) instanceCreateCommand() *cobra.Command {
 	var out outputFlag
 	var wait waitFlags
-	var description string
 	cmd := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an instance (a named network namespace)",
 		Long: `Create an instance: a network namespace named after it, with lo up. The name
 is fixed for the instance's life: it is part of the namespace's name. Names
 are unique within a project; two projects may each have a red. Plug ports
-into it with nsnet port create --device NAME.`,
+into it with nsnet port create --device NAME.
+
+With several hosts (nsnet daemon --host, --roles), an instance runs on one
+compute host for its life: the one --host names (admin only; it must be
+alive and not drained), or else the least loaded alive compute host. Its
+ports are bound there (binding:host_id).`,
 		Example: `  nsnet instance create red
   nsnet exec red -- ip link
   nsnet instance create web --user-data cloud-init.yaml --property role=web --ssh-key ~/.ssh/id_ed25519.pub
-  nsnet exec web -- curl -s http://169.254.169.254/openstack/latest/meta_data.json`,
+  nsnet exec web -- curl -s http://169.254.169.254/openstack/latest/meta_data.json
+  nsnet instance create vm1 --host host-a`,
 		Args: exactArgs(1, "the new instance's name"),
 	}
 	var meta metadataFlags
-	meta.add(cmd)
-	cmd.Flags().StringVar(&description, "description", "", "free text")
+	addInstanceCreateFlags(cmd, &meta)
 	addOutputFlag(cmd, &out)
 	addWaitFlags(cmd, &wait)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if err := out.check(cmd); err != nil {
 			return err
 		}
-		body := map[string]any{"name": args[0]}
-		if cmd.Flags().Changed("description") {
-			body["description"] = description
-		}
-		if err := meta.put(cmd, body); err != nil {
+		body, err := instanceCreateBody(cmd, &meta, args[0])
+		if err != nil {
 			return err
 		}
 		c, err := a.client(cmd, wait)
@@ -98,6 +100,32 @@ into it with nsnet port create --device NAME.`,
 		})
 	}
 	return cmd
+}
+
+// addInstanceCreateFlags adds the flags of an instance's body.
+func addInstanceCreateFlags(cmd *cobra.Command, meta *metadataFlags) {
+	meta.add(cmd)
+	cmd.Flags().String("description", "", "free text")
+	cmd.Flags().String("host", "", "the compute host to run on (admin); default: the least loaded alive compute host")
+}
+
+// instanceCreateBody is the body of an instance create from the flags of
+// addInstanceCreateFlags.
+func instanceCreateBody(cmd *cobra.Command, meta *metadataFlags, name string) (map[string]any, error) {
+	body := map[string]any{"name": name}
+	for _, f := range []string{"description", "host"} {
+		if cmd.Flags().Changed(f) {
+			v, _ := cmd.Flags().GetString(f)
+			if f == "host" && v == "" {
+				return nil, fmt.Errorf("--host: give a host name, or leave the flag out for the scheduler to choose")
+			}
+			body[f] = v
+		}
+	}
+	if err := meta.put(cmd, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 func (a *app) instanceSetCommand() *cobra.Command {

@@ -135,20 +135,10 @@ func Run(ctx context.Context, cfg Config) error {
 	started := time.Now()
 	resync := cmp.Or(cfg.ResyncInterval, agent.DefaultResyncInterval)
 	beat := cmp.Or(cfg.HeartbeatInterval, service.DefaultHeartbeatInterval)
-	vtep := ""
-	// Multi-host mode: frames between hosts are VXLAN-encapsulated, so a
-	// tenant network's MTU leaves room for the outer headers.
-	overhead := 0
-	if cfg.VTEPAddress.IsValid() {
-		vtep, overhead = cfg.VTEPAddress.String(), model.VXLANOverhead
-	}
-	svc := service.New(service.Config{Store: st, Status: reports, Counters: reports, NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
-		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
-		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
-		// Alive is the host's stored heartbeat, which this daemon
-		// refreshes every heartbeat interval (see service/hosts.go).
-		AgentDownTime: downTime,
-	})
+	scfg := serviceConfig(cfg, host)
+	scfg.Store, scfg.Status, scfg.Counters = st, reports, reports
+	svc := service.New(scfg)
+	vtep := scfg.VTEPAddress
 	// The host's record and its agents' roles are registered before the
 	// API serves; the agents again on every resync, so that a deleted one
 	// comes back as a Neutron agent does at its next state report.
@@ -349,6 +339,25 @@ func publishCounters(ctx context.Context, p *hoststatus.Publisher, ag *agent.Age
 				log.Warn("cannot publish firewall counters", "err", err)
 			}
 		}
+	}
+}
+
+// serviceConfig is what the daemon's flags make of the service's host
+// facts and limits (the store and the agent's sources are the caller's).
+func serviceConfig(cfg Config, host string) service.Config {
+	vtep := ""
+	// Multi-host mode: frames between hosts are VXLAN-encapsulated, so a
+	// tenant network's MTU leaves room for the outer headers.
+	overhead := 0
+	if cfg.VTEPAddress.IsValid() {
+		vtep, overhead = cfg.VTEPAddress.String(), model.VXLANOverhead
+	}
+	return service.Config{NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
+		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
+		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
+		// Alive is the host's stored heartbeat, which this daemon
+		// refreshes every heartbeat interval (see service/hosts.go).
+		AgentDownTime: cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime),
 	}
 }
 

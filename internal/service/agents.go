@@ -383,12 +383,12 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent, h *model.H
 		if err != nil {
 			return nil, err
 		}
-		devices := 0
+		devices, memo := 0, hostMemo{}
 		for _, p := range ports {
 			if !pluggedHere(&p) {
 				continue
 			}
-			host, err := portHost(r, &p)
+			host, err := portHost(r, &p, memo)
 			if err != nil {
 				return nil, err
 			}

@@ -97,7 +97,7 @@ func (s *Service) checkBinding(ctx context.Context, r store.Reader, action strin
 	if !pluggedHere(&p.Port) {
 		return nil
 	}
-	host, err := portHost(r, &p.Port)
+	host, err := portHost(r, &p.Port, nil)
 	if err != nil {
 		return err
 	}
@@ -117,16 +117,17 @@ type binding struct {
 	known bool
 }
 
-// bindingOf reads where p is bound, for an admin (nobody else sees it).
-func (s *Service) bindingOf(ctx context.Context, r store.Reader, p *model.Port) (binding, error) {
+// bindingOf reads where p is bound, for an admin (nobody else sees it);
+// memo serves the ports of one list.
+func (s *Service) bindingOf(ctx context.Context, r store.Reader, p *model.Port, memo hostMemo) (binding, error) {
 	if !caller(ctx).IsAdmin() {
 		return binding{}, nil
 	}
-	host, err := portHost(r, p)
+	host, err := portHost(r, p, memo)
 	if err != nil || host == "" {
 		return binding{host: host}, err
 	}
-	known, err := s.knownHost(r, host)
+	known, err := s.knownHost(r, host, memo)
 	return binding{host, known}, err
 }
 

@@ -118,13 +118,10 @@ func (s *Service) hostAlive(h *model.Host) bool {
 	return !beat.IsZero() && s.now().Sub(beat) <= s.agentDownTime
 }
 
-// roleAgent is the agent type whose admin_state_up drains a role: the
-// compute role is the L2 agent's, the network role's routers the L3
-// agent's and its DHCP the DHCP agent's.
-var roleAgent = map[string]string{model.RoleCompute: model.AgentTypeLinuxBridge}
-
 // candidates are the hosts that may take something new of role, through
-// their agent of type typ: alive, with the role, that agent not set down
+// their agent of type typ (whose admin_state_up drains the role: the
+// compute role's is the Linux bridge agent, a network node's routers the
+// L3 agent's and its DHCP the DHCP agent's): alive, with the role, that agent not set down
 // by an admin (a missing record does not count: the daemon registers it
 // again), in one of zones when there are any. Sorted by name.
 func (s *Service) candidates(r store.Reader, hosts map[string]model.Host, role, typ string, zones []string) ([]string, error) {
@@ -182,7 +179,7 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 	}
 	if len(hosts) == 0 {
 		if requested != "" && requested != s.host {
-			return "", invalidInput("host %s is not a compute host of nsnet (no host is registered but %q)", requested, s.host)
+			return "", invalidInput("host %s is not a registered host", requested)
 		}
 		return s.host, nil
 	}
@@ -438,7 +435,8 @@ func (s *Service) AdoptUnhosted(ctx context.Context) (int, error) {
 			return err
 		}
 		for _, rt := range routers {
-			if rt.L3Host == "" {
+			// One an admin removed from its L3 agent stays on none.
+			if rt.L3Host == "" && !rt.L3Unscheduled {
 				rt.L3Host = s.host
 				if err := tx.Put(store.Routers, rt.ID, rt); err != nil {
 					return err
@@ -467,51 +465,84 @@ func (s *Service) AdoptUnhosted(ctx context.Context) (int, error) {
 	return n, err
 }
 
+// hostMemo remembers, within one read, the hosts of the records ports
+// belong to and which hosts are known, so that a list of many ports of
+// few instances, routers and networks reads each of them once. nil
+// remembers nothing.
+type hostMemo map[string]string
+
+func (m hostMemo) get(key string, read func() (string, error)) (string, error) {
+	if v, ok := m[key]; ok {
+		return v, nil
+	}
+	v, err := read()
+	if err == nil && m != nil {
+		m[key] = v
+	}
+	return v, err
+}
+
 // portHost is the host a port is bound to, derived and never stored
 // twice: an instance's port is on the instance's host, a router's on its
 // L3 host, a DHCP port on its network's DHCP host; any other port where
 // an admin bound it (binding:host_id).
-func portHost(r store.Reader, p *model.Port) (string, error) {
-	var err error
+func portHost(r store.Reader, p *model.Port, memo hostMemo) (string, error) {
+	var kind store.Kind
+	id := p.DeviceID
 	switch {
 	case p.DeviceOwner == model.DeviceOwnerCompute:
-		var in model.Instance
-		if in, err = store.Get[model.Instance](r, store.Instances, p.DeviceID); err == nil {
-			return in.Host, nil
-		}
+		kind = store.Instances
 	case p.DeviceOwner == model.DeviceOwnerDHCP:
-		var n model.Network
-		if n, err = store.Get[model.Network](r, store.Networks, p.NetworkID); err == nil {
-			return n.DHCPHost, nil
-		}
+		kind, id = store.Networks, p.NetworkID
 	case isRouterPort(p):
-		var rt model.Router
-		if rt, err = store.Get[model.Router](r, store.Routers, p.DeviceID); err == nil {
-			return rt.L3Host, nil
-		}
+		kind = store.Routers
 	default:
 		if p.HostID != nil {
 			return *p.HostID, nil
 		}
 		return "", nil
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil
-	}
-	return "", fmt.Errorf("port %s: its host: %w", p.ID, err)
+	return memo.get(string(kind)+"/"+id, func() (string, error) {
+		var host string
+		var err error
+		switch kind {
+		case store.Instances:
+			var in model.Instance
+			in, err = store.Get[model.Instance](r, kind, id)
+			host = in.Host
+		case store.Networks:
+			var n model.Network
+			n, err = store.Get[model.Network](r, kind, id)
+			host = n.DHCPHost
+		default:
+			var rt model.Router
+			rt, err = store.Get[model.Router](r, kind, id)
+			host = rt.L3Host
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("port %s: its host: %w", p.ID, err)
+		}
+		return host, nil
+	})
 }
 
 // knownHost reports whether host has an agent of nsnet: this host, or a
 // registered one.
-func (s *Service) knownHost(r store.Reader, host string) (bool, error) {
+func (s *Service) knownHost(r store.Reader, host string, memo hostMemo) (bool, error) {
 	if host == s.host {
 		return true, nil
 	}
-	_, err := store.Get[model.Host](r, store.Hosts, host)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	v, err := memo.get("hosts/"+host, func() (string, error) {
+		_, err := store.Get[model.Host](r, store.Hosts, host)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", nil
+		}
+		return "known", err
+	})
+	return v != "", err
 }
 
 // zoneOf is the availability zone of host: its registered zone, or the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +157,10 @@ func TestScheduleInstances(t *testing.T) {
 			status: 400, msg: "Invalid input for operation: host n has no compute role (roles: [network]), it cannot take instances."},
 		{name: "requested dead", hosts: []hostSpec{{name: "a", roles: compute, dead: true}, {name: "b", roles: compute}}, requested: "a",
 			status: 409, msg: "Host a is not alive (last heartbeat 2026-12-06T12:00:00Z): it cannot take instances."},
+		// A service with no registry (no daemon) keeps everything on its
+		// own host: here, none.
+		{name: "no registry", want: ""},
+		{name: "no registry, requested", requested: "x", status: 400, msg: "Invalid input for operation: host x is not a registered host."},
 		{name: "requested drained", hosts: []hostSpec{{name: "a", roles: compute, drained: true}}, requested: "a",
 			status: 409, msg: "Host a is disabled (its Linux bridge agent is administratively down): it takes no new instances."},
 	} {
@@ -602,5 +607,58 @@ func TestRetriedInstanceScheduleRechecks(t *testing.T) {
 	in := must[model.Instance](t)(svc.CreateInstance(ctx, attrs(t, map[string]any{"name": "vm"})))
 	if in.Host != "b" {
 		t.Errorf("instance on %q, want b: a took one between the attempts", in.Host)
+	}
+}
+
+// TestConcurrentFailoverMovesOnce: every daemon runs failover; when two
+// race on etcd, each router and network moves once, to one host: the
+// store's conflict check makes one commit, and the other, run again on
+// the new snapshot, finds nothing left to move.
+func TestConcurrentFailoverMovesOnce(t *testing.T) {
+	ctx := context.Background()
+	e := storetest.OpenEtcd(t)
+	c := newCluster(t, e, hostSpec{name: "n1", roles: network}, hostSpec{name: "n2", roles: network}, hostSpec{name: "n3", roles: network})
+	var routers []string
+	for range 4 {
+		r := c.router()
+		if err := c.move(model.AgentTypeL3, r, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		routers = append(routers, r)
+	}
+	c.specs[0].dead = true
+	c.settle()
+	// n2 and n3 run failover at once, each through its own etcd client.
+	peer := func(host string) *service.Service {
+		return service.New(service.Config{Store: storetest.OpenPeer(t, e), NetnsPrefix: "t-", Host: host, Now: func() time.Time { return c.now }})
+	}
+	svcs := []*service.Service{peer("n2"), peer("n3")}
+	results := make([][]service.Move, len(svcs))
+	errs := make([]error, len(svcs))
+	var wg sync.WaitGroup
+	for i, svc := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = svc.Failover(ctx)
+		}()
+	}
+	wg.Wait()
+	moved := map[string]int{}
+	for i := range svcs {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		for _, m := range results[i] {
+			moved[m.ID]++
+		}
+	}
+	for _, r := range routers {
+		if moved[r] != 1 {
+			t.Errorf("router %s reported moved %d times", r, moved[r])
+		}
+		if h := c.l3Host(r); h != "n2" && h != "n3" {
+			t.Errorf("router %s on %q", r, h)
+		}
 	}
 }

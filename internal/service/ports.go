@@ -881,7 +881,7 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 		if err := renderDNSAssignment(r, &p); err != nil {
 			return err
 		}
-		if b, err = s.bindingOf(ctx, r, &p); err != nil {
+		if b, err = s.bindingOf(ctx, r, &p, nil); err != nil {
 			return err
 		}
 		p.TrunkDetails, err = trunkDetails(r, &p)
@@ -997,8 +997,9 @@ func (s *Service) portListing(ctx context.Context) (visible func(store.Reader, *
 		}
 		return own, nil
 	}
+	memo := hostMemo{}
 	render = func(r store.Reader, p *model.Port) error {
-		b, err := s.bindingOf(ctx, r, p)
+		b, err := s.bindingOf(ctx, r, p, memo)
 		if err != nil {
 			return err
 		}
