@@ -8,6 +8,13 @@
 // and the host namespace's nsnet table, with published ports). See
 // docs/NAT.md.
 //
+// It programs its own host's objects only: the instances, routers and
+// DHCP whose host field names its host (Config.Host). With many hosts
+// (Config.VTEPAddress) it has the bridges of the networks present on its
+// host only, each joined to the other hosts that have it by a VXLAN device
+// whose forwarding and neighbour entries it writes from the store (L2
+// population: hosts.go, pass_overlay.go, docs/OVERLAY.md).
+//
 // It owns convergence. It is level-triggered and idempotent: every pass
 // compares what the store asks for with what the kernel has and changes only
 // the difference, so running it twice changes nothing the second time, and a

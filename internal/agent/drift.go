@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -23,8 +25,9 @@ import (
 // repairs it eventually; a driftWatch makes it prompt. It listens to the
 // kernel's notifications in one namespace and reports the deletion of
 // anything the agent still wants — a link carrying the nsnet alias of a
-// wanted object, a wanted address, a table of nsnet's (in a router, also a
-// chain, rule or set of it) — after which the agent runs a full pass. The
+// wanted object, a wanted address, a wanted forwarding entry of a VXLAN
+// device, a table of nsnet's (in a router, also a chain, rule or set of
+// it) — after which the agent runs a full pass. The
 // agent's own deletions do not count: at thousands of objects a full pass
 // costs seconds, and one per deleted port would starve the API's waits.
 // Links and addresses it deletes are ones it no longer wants; nft objects
@@ -57,10 +60,13 @@ var nftDeletions = map[uint16]string{
 type wantedKernel struct {
 	aliases map[string]bool
 	addrs   map[netip.Addr]bool
+	// fdb are the VXLAN devices' forwarding entries, "MAC dst VTEP"
+	// (dataplane.FDBEntry.String).
+	fdb map[string]bool
 }
 
 func wantedOf(d *desired) *wantedKernel {
-	w := &wantedKernel{aliases: map[string]bool{}, addrs: map[netip.Addr]bool{}}
+	w := &wantedKernel{aliases: map[string]bool{}, addrs: map[netip.Addr]bool{}, fdb: map[string]bool{}}
 	for _, n := range d.networks {
 		w.aliases[n.Bridge.Alias] = true
 		for _, g := range n.Gateway {
@@ -72,6 +78,9 @@ func wantedOf(d *desired) *wantedKernel {
 	}
 	for _, o := range d.overlay {
 		w.aliases[o.VXLAN.Alias] = true
+		for _, e := range o.FDB {
+			w.fdb[e.String()] = true
+		}
 	}
 	for _, p := range d.ports {
 		w.aliases[p.Veth.Alias] = true
@@ -116,8 +125,14 @@ func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error)
 	if err != nil {
 		return nil, fmt.Errorf("watch namespace %q for drift: %w", namespace, err)
 	}
+	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR)
+	if namespace == a.cfg.HostNetns && a.cfg.VTEPAddress.IsValid() {
+		// The VXLAN devices' forwarding entries, in multi-host mode
+		// only: the bridges' learning makes these notifications busy.
+		groups |= unix.RTMGRP_NEIGH
+	}
 	err = netns.DoNamed(namespace, func() error {
-		route, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR})
+		route, err := netlink.Dial(unix.NETLINK_ROUTE, &netlink.Config{Groups: groups})
 		if err != nil {
 			return fmt.Errorf("rtnetlink: %w", err)
 		}
@@ -191,6 +206,24 @@ func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
 		}
 		addr, valid := netip.AddrFromSlice(raw)
 		return "address " + addr.String(), ok && valid && w.addrs[addr.Unmap()]
+	case unix.RTM_DELNEIGH:
+		// Only a VXLAN device's forwarding entries have a remote
+		// destination (NDA_DST in the bridge family): the bridges' own
+		// entries, which age all the time, have none, and neither do
+		// the neighbour caches' notifications, which no state tells
+		// from a deletion by hand. A deleted neighbour entry of a
+		// VXLAN device waits for the periodic full pass.
+		if len(m.Data) < unix.SizeofNdMsg || m.Data[0] != unix.AF_BRIDGE {
+			return "", false
+		}
+		mac, ok := msgAttr(m.Data, unix.SizeofNdMsg, unix.NDA_LLADDR)
+		raw, dok := msgAttr(m.Data, unix.SizeofNdMsg, unix.NDA_DST)
+		dst, valid := netip.AddrFromSlice(raw)
+		if !ok || !dok || !valid {
+			return "", false
+		}
+		e := dataplane.FDBEntry{MAC: net.HardwareAddr(mac), Dst: dst.Unmap()}
+		return "forwarding entry " + e.String(), w.fdb[e.String()]
 	}
 	return "", false
 }

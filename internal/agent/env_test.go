@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,10 @@ type env struct {
 	hostNetns string
 	st        *store.Bolt
 	resync    time.Duration
+	// host and vtep are the agent's Config.Host and VTEPAddress (two
+	// hosts' envs share a store: see newHostPair).
+	host string
+	vtep netip.Addr
 
 	agent  *Agent
 	cancel context.CancelFunc
@@ -98,7 +103,7 @@ func (e *env) logger() *slog.Logger {
 
 func (e *env) start() {
 	e.t.Helper()
-	a, err := New(Config{Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger()})
+	a, err := New(Config{Host: e.host, VTEPAddress: e.vtep, Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger()})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -142,7 +147,13 @@ func (e *env) cleanup() {
 	e.converge(e.revision())
 	e.stop()
 	e.st.Close()
+	e.checkLeftovers()
+}
 
+// checkLeftovers fails the test for what survived the agent's cleanup in
+// its host namespace and among its namespaces, and removes it.
+func (e *env) checkLeftovers() {
+	t := e.t
 	if links := linksIn(e.hostNetns); len(links) > 0 {
 		t.Errorf("links left in host namespace: %v", links)
 	}
@@ -236,6 +247,8 @@ func kindAndID(r any) (store.Kind, string) {
 		return store.QosPolicies, v.ID
 	case model.Trunk:
 		return store.Trunks, v.ID
+	case model.Host:
+		return store.Hosts, v.Name
 	}
 	panic(fmt.Sprintf("unknown record %T", r))
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -93,6 +94,9 @@ func (pl placement) portHost(p model.Port) (host string, plugged bool) {
 type networkHosts struct {
 	present map[string]bool
 	remote  []remotePort
+	// meta6 is the port serving the network's IPv6 metadata
+	// (fe80::a9fe:a9fe), when on another host than self.
+	meta6 remotePort
 }
 
 type remotePort struct {
@@ -100,8 +104,9 @@ type remotePort struct {
 	port *model.Port
 }
 
-// hostsOf computes where network n is, from its ports (in id order).
-func (pl placement) hostsOf(n model.Network, ports []*model.Port, self hostView) networkHosts {
+// hostsOf computes where network n is, from its ports (in id order);
+// has6: it has an IPv6 subnet.
+func (pl placement) hostsOf(n model.Network, ports []*model.Port, self hostView, has6 bool) networkHosts {
 	nh := networkHosts{present: map[string]bool{}}
 	if n.HostGateway {
 		nh.present[n.DHCPHost] = true
@@ -115,7 +120,48 @@ func (pl placement) hostsOf(n model.Network, ports []*model.Port, self hostView)
 			nh.remote = append(nh.remote, remotePort{h, p})
 		}
 	}
+	if p := pl.metadata6Port(ports, has6); p != nil {
+		if h, _ := pl.portHost(*p); !self.owns(h) && h != "" {
+			nh.meta6 = remotePort{h, p}
+		}
+	}
 	return nh
+}
+
+// metadata6Port is the port that serves a network's IPv6 metadata, as
+// addMetadata6 picks it on its own host, from the records: a router
+// interface with an IPv6 address (those up first, then by id), else the
+// network's DHCP port. Another host's instances reach it across the
+// overlay, so their VXLAN device's proxy must answer for its address.
+func (pl placement) metadata6Port(ports []*model.Port, has6 bool) *model.Port {
+	if !has6 {
+		return nil
+	}
+	var best, dhcp *model.Port
+	bestUp := false
+	for _, p := range ports {
+		switch p.DeviceOwner {
+		case model.DeviceOwnerRouterInterface:
+			r, ok := pl.routers[p.DeviceID]
+			if !ok || r.L3Unscheduled || !slices.ContainsFunc(p.FixedIPs, func(ip model.FixedIP) bool {
+				a, err := netip.ParseAddr(ip.IPAddress)
+				return err == nil && a.Is6() && !a.IsLinkLocalUnicast()
+			}) {
+				continue
+			}
+			if up := p.AdminStateUp && r.AdminStateUp; best == nil || up && !bestUp {
+				best, bestUp = p, up
+			}
+		case model.DeviceOwnerDHCP:
+			if dhcp == nil {
+				dhcp = p
+			}
+		}
+	}
+	if best != nil {
+		return best
+	}
+	return dhcp
 }
 
 // presentHere reports whether nh has the network on self's host.
@@ -189,6 +235,11 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	for h := range nh.present {
 		if vtep, ok := vteps[h]; ok && !self.owns(h) && vtep != self.vtep {
 			addFDB(dataplane.FloodMAC, vtep)
+		}
+	}
+	if rp := nh.meta6; rp.port != nil {
+		if mac, err := net.ParseMAC(rp.port.MACAddress); err == nil && vteps[rp.host].IsValid() {
+			addNeigh(metadata.Addr6, mac)
 		}
 	}
 	for _, rp := range nh.remote {
@@ -267,13 +318,14 @@ func placeNetworks(d *desired, s *snapshot, pl placement) {
 	for _, sp := range d.subports {
 		d.pinned[sp.NetworkID] = true
 	}
+	has6 := ipv6Networks(s.subnets)
 	byNetwork := map[string][]*model.Port{}
 	for i := range s.ports {
 		p := &s.ports[i]
 		byNetwork[p.NetworkID] = append(byNetwork[p.NetworkID], p)
 	}
 	for _, n := range s.networks {
-		placeNetwork(d, n, pl.hostsOf(n, byNetwork[n.ID], s.self), vteps, s.self, d.networks[n.ID])
+		placeNetwork(d, n, pl.hostsOf(n, byNetwork[n.ID], s.self, has6[n.ID]), vteps, s.self, d.networks[n.ID])
 	}
 }
 
@@ -289,6 +341,17 @@ func placeNetwork(d *desired, n model.Network, nh networkHosts, vteps map[string
 	if o := overlayOf(n, nh, vteps, self); o != nil {
 		d.overlay[n.ID] = *o
 	}
+}
+
+// ipv6Networks are the networks that have an IPv6 subnet.
+func ipv6Networks(subnets []model.Subnet) map[string]bool {
+	out := map[string]bool{}
+	for _, sn := range subnets {
+		if sn.IPVersion == 6 {
+			out[sn.NetworkID] = true
+		}
+	}
+	return out
 }
 
 // canonical is the bytes of a record of kind as the agent compares them

@@ -55,6 +55,7 @@ type incremental struct {
 	bridges map[string]networkSpec
 	routers map[string]model.Router
 	vteps   map[string]netip.Addr
+	has6    map[string]bool // networks with an IPv6 subnet
 
 	// Indexes over the records followed one by one.
 	instances map[string]model.Instance
@@ -321,6 +322,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 		inc.routers[r.ID] = r
 	}
 	inc.vteps = vtepsOf(s.hosts)
+	inc.has6 = ipv6Networks(s.subnets)
 	inc.byDevice, inc.byNetwork = map[string]map[string]bool{}, map[string]map[string]bool{}
 	for _, p := range s.ports {
 		index(inc.byNetwork, p.NetworkID, p.ID)
@@ -419,7 +421,7 @@ func (inc *incremental) placeNetwork(recs *records, id string) {
 	pl := placement{instances: inc.instances, routers: inc.routers, networks: inc.networks}
 	inc.touched[key{store.Networks, id}] = true
 	inc.touched[key{overlayKind, id}] = true
-	placeNetwork(inc.d, n, pl.hostsOf(n, ports, inc.self), inc.vteps, inc.self, inc.bridges[id])
+	placeNetwork(inc.d, n, pl.hostsOf(n, ports, inc.self, inc.has6[id]), inc.vteps, inc.self, inc.bridges[id])
 }
 
 // updateDHCP recomputes the servers' configuration of network id, when
@@ -491,7 +493,7 @@ func (inc *incremental) updateMetadata(recs *records, instances map[string]bool)
 func (inc *incremental) updateRouters(recs *records) {
 	d := inc.d
 	s := &snapshot{routers: recs.routers.sorted(), fips: recs.fips.sorted(), forwards: recs.forwards.sorted(),
-		labels: recs.labels.sorted(), labelRules: recs.labelRules.sorted()}
+		labels: recs.labels.sorted(), labelRules: recs.labelRules.sorted(), self: inc.self}
 	inc.floating = floatingOf(s.fips)
 	rd := &desired{ports: map[string]portSpec{}, routers: map[string]routerSpec{}, adverts: map[string]map[string]advertSpec{},
 		fixed: map[key]status{}}

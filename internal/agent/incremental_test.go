@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -24,12 +25,30 @@ import (
 func TestIncrementalMatchesComputeDesired(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			testIncremental(t, seed, 150)
+			testIncremental(t, seed, 150, []hostView{{}})
 		})
 	}
 }
 
-func testIncremental(t *testing.T, seed uint64, steps int) {
+// TestIncrementalMatchesComputeDesiredHosts is the same with many hosts:
+// the views of hosts a and b (multi-host mode) over one store, where
+// instances are created on either, routers and DHCP move between them,
+// and the host registry changes (heartbeats, which must change nothing
+// the agent follows, and VTEP addresses). Each host's incremental state
+// must equal what computeDesired makes for it.
+func TestIncrementalMatchesComputeDesiredHosts(t *testing.T) {
+	views := []hostView{
+		{name: "a", vtep: netip.MustParseAddr("192.0.2.1")},
+		{name: "b", vtep: netip.MustParseAddr("192.0.2.2")},
+	}
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			testIncremental(t, seed, 150, views)
+		})
+	}
+}
+
+func testIncremental(t *testing.T, seed uint64, steps int, views []hostView) {
 	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -42,11 +61,27 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 	ext := l3network(100, "198.51.100.0/24", "198.51.100.1", true)
 	in := l3network(110, "10.0.0.0/16", "10.0.0.1", false)
 	dh := l3network(120, "10.1.0.0/24", "10.1.0.1", false)
+	multi := len(views) > 1
+	hostNames := []string{"a", "b"}
+	var hosts []any
+	if multi {
+		in.net.SetSegment(model.Segment{NetworkType: model.NetworkTypeVXLAN, SegmentationID: 110})
+		dh.net.SetSegment(model.Segment{NetworkType: model.NetworkTypeVXLAN, SegmentationID: 120})
+		ext.net.SetSegment(model.Segment{NetworkType: model.NetworkTypeFlat, PhysicalNetwork: "ext"})
+		dh.net.DHCPHost = "a"
+		for i, v := range views {
+			hosts = append(hosts, model.Host{Name: v.name, VTEPAddress: v.vtep.String(), Roles: []string{model.RoleCompute, model.RoleNetwork},
+				Heartbeat: fmt.Sprintf("2026-01-01T00:00:0%dZ", i)})
+		}
+	}
 	r := router(200, &ext, true)
+	if multi {
+		r.L3Host = "b"
+	}
 	sgA := model.SecurityGroup{ID: "sg-a", Stateful: true}
 	sgB := model.SecurityGroup{ID: "sg-b"}
 	qos := model.QosPolicy{ID: "qos-1", Rules: []model.QosRule{{Type: model.QosRuleDSCPMarking, DSCPMark: ptr(10)}}}
-	base := append(append(append(ext.records(), in.records()...), dh.records()...), r, sgA, sgB, qos,
+	base := append(append(append(append(ext.records(), in.records()...), dh.records()...), hosts...), r, sgA, sgB, qos,
 		in.port(201, "10.0.0.1", model.DeviceOwnerRouterInterface, r.ID),
 		ext.port(203, "198.51.100.10", model.DeviceOwnerRouterGateway, r.ID),
 		dh.port(204, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+dh.net.ID),
@@ -75,10 +110,13 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 	}
 	write(base, nil)
 
-	var recs records
-	inc := incremental{prefix: prefix, host: host}
+	recs := make([]records, len(views))
+	incs := make([]incremental, len(views))
+	for i, v := range views {
+		incs[i] = incremental{prefix: prefix, host: host, self: v}
+	}
 	var mu sync.Mutex
-	pass := func(full bool) *desired {
+	pass := func(i int, full bool) (*desired, *changes) {
 		t.Helper()
 		var ch *changes
 		if err := st.View(ctx, func(r store.Reader) error {
@@ -89,14 +127,16 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 			if rng.IntN(4) == 0 {
 				log = nil
 			}
-			ch, err = recs.sync(r, log)
+			ch, err = recs[i].sync(r, log)
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
-		return inc.update(&recs, ch, full, &mu)
+		return incs[i].update(&recs[i], ch, full, &mu), ch
 	}
-	pass(true)
+	for i := range views {
+		pass(i, true)
+	}
 
 	instances := map[string]model.Instance{}
 	ports := map[string]model.Port{}
@@ -152,12 +192,21 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 		return p
 	}
 
+	remoteEntries := 0 // forwarding entries seen, over hosts and steps
+	ops := 20
+	if multi {
+		ops = 24
+	}
 	for step := range steps {
 		var put, del []any
-		switch op := rng.IntN(20); {
+		heartbeat := false
+		switch op := rng.IntN(ops); {
 		case op < 3: // instance create
 			id := fmt.Sprintf("inst-%d", rng.IntN(12))
 			inst := model.Instance{ID: id, Name: fmt.Sprintf("vm%d", rng.IntN(14))}
+			if multi {
+				inst.Host = hostNames[rng.IntN(2)]
+			}
 			inst.CreatedAt = fmt.Sprintf("2026-01-01T00:00:%02dZ", step%60)
 			instances[id] = inst
 			put = append(put, inst)
@@ -214,17 +263,32 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 				break
 			}
 			put = append(put, tr)
-		default:
+		case op < 20:
 			rule := model.SecurityGroupRule{ID: fmt.Sprintf("rule-%d", rng.IntN(3)), SecurityGroupID: "sg-b", Direction: "egress", EtherType: "IPv4"}
 			if rng.IntN(2) == 0 {
 				rule.RemoteGroupID = ptr("sg-b")
 			}
 			put = append(put, rule)
+		case op < 21: // a heartbeat: nothing the agents follow
+			h := hosts[rng.IntN(len(hosts))].(model.Host)
+			h.Heartbeat = fmt.Sprintf("2026-01-01T00:%02d:%02dZ", step/60, step%60)
+			put, heartbeat = append(put, h), true
+		case op < 22: // a host's VTEP address changes
+			i := rng.IntN(len(hosts))
+			h := hosts[i].(model.Host)
+			h.VTEPAddress = fmt.Sprintf("192.0.2.%d", 1+rng.IntN(4))
+			hosts[i] = h
+			put = append(put, h)
+		case op < 23: // the router moves
+			r.L3Host = hostNames[rng.IntN(2)]
+			r.L3Unscheduled = rng.IntN(5) == 0
+			put = append(put, r)
+		default: // the DHCP moves
+			dh.net.DHCPHost = hostNames[rng.IntN(2)]
+			put = append(put, dh.net)
 		}
 		write(put, del)
-		got := pass(rng.IntN(25) == 0)
-
-		var want *desired
+		full := rng.IntN(25) == 0
 		var snap *snapshot
 		if err := st.View(ctx, func(r store.Reader) error {
 			var fresh records
@@ -234,21 +298,43 @@ func testIncremental(t *testing.T, seed uint64, steps int) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want = computeDesired(snap, prefix, host)
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("step %d (put %v, del %v): incremental desired state differs from computeDesired:\n%s", step, idsOf(put), idsOf(del), diffDesired(got, want))
-		}
-		gotFW, gotPorts := inc.firewallSpec(&recs)
-		wantFW, wantPorts := firewallSpec(snap, want)
-		if !reflect.DeepEqual(gotFW, wantFW) || !reflect.DeepEqual(gotPorts, wantPorts) {
-			t.Fatalf("step %d: firewall spec differs:\n got %+v\nwant %+v", step, gotFW, wantFW)
+		for i, v := range views {
+			got, ch := pass(i, full)
+			if heartbeat && len(ch.kinds) > 0 {
+				t.Fatalf("step %d: a heartbeat changed %v for host %q", step, ch.kinds, v.name)
+			}
+			snap.self = v
+			want := computeDesired(snap, prefix, host)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d host %q (put %v, del %v): incremental desired state differs from computeDesired:\n%s", step, v.name, idsOf(put), idsOf(del), diffDesired(got, want))
+			}
+			for _, o := range got.overlay {
+				remoteEntries += len(o.FDB)
+			}
+			gotFW, gotPorts := incs[i].firewallSpec(&recs[i])
+			wantFW, wantPorts := firewallSpec(snap, want)
+			if !reflect.DeepEqual(gotFW, wantFW) || !reflect.DeepEqual(gotPorts, wantPorts) {
+				t.Fatalf("step %d host %q: firewall spec differs:\n got %+v\nwant %+v", step, v.name, gotFW, wantFW)
+			}
 		}
 	}
 	// Most steps must have taken the incremental path, or this test
 	// tests computeDesired against itself.
-	t.Logf("%d updates record by record, %d recomputations", inc.updated, inc.recomputed)
-	if inc.updated < steps/2 {
-		t.Errorf("only %d of %d updates were incremental", inc.updated, steps)
+	for i, inc := range incs {
+		t.Logf("host %q: %d updates record by record, %d recomputations", views[i].name, inc.updated, inc.recomputed)
+		if inc.updated < steps/2 {
+			t.Errorf("host %q: only %d of %d updates were incremental", views[i].name, inc.updated, steps)
+		}
+	}
+	if multi && remoteEntries == 0 {
+		t.Error("no host ever had a forwarding entry for another's port")
+	}
+	if multi {
+		// The views differ: each host has its own share.
+		a, b := incs[0].d, incs[1].d
+		if len(a.instances)+len(b.instances) == 0 || reflect.DeepEqual(a.instances, b.instances) && len(a.instances) > 0 {
+			t.Errorf("hosts a and b have instances %v and %v", a.instances, b.instances)
+		}
 	}
 }
 
@@ -274,7 +360,7 @@ func diffDesired(got, want *desired) string {
 		{"hostNAT", got.hostNAT, want.hostNAT}, {"dhcp", got.dhcp, want.dhcp}, {"services", got.services, want.services},
 		{"adverts", got.adverts, want.adverts}, {"trunks", got.trunks, want.trunks}, {"subports", got.subports, want.subports},
 		{"metadata", got.metadata, want.metadata}, {"metadata6", got.metadata6, want.metadata6}, {"fixed", got.fixed, want.fixed},
-		{"names", got.names, want.names},
+		{"names", got.names, want.names}, {"overlay", got.overlay, want.overlay}, {"pinned", got.pinned, want.pinned},
 	} {
 		if reflect.DeepEqual(f.g, f.w) {
 			continue

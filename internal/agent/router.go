@@ -77,7 +77,8 @@ type routerPlan struct {
 // (L3Host, see hostView.owns), its ports and its floating IPs.
 func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 	plans := map[string]*routerPlan{}
-	others := map[string]bool{} // routers of other hosts' L3 agents
+	others := map[string]bool{}      // routers of other hosts' L3 agents
+	unscheduled := map[string]bool{} // this host's, removed from its L3 agent
 	for _, r := range sortedBy(s.routers, func(r model.Router) string { return r.ID }) {
 		if !s.self.owns(r.L3Host) {
 			others[r.ID] = true
@@ -86,6 +87,7 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 		if r.L3Unscheduled {
 			// An admin removed it from this host's L3 agent: no
 			// qrouter here, and its ports get no kernel object.
+			unscheduled[r.ID] = true
 			d.fixed[key{store.Routers, r.ID}] = status{model.StatusDown, "not hosted by any L3 agent"}
 			continue
 		}
@@ -132,7 +134,7 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 			if _, ok := plans[rid]; ok || others[rid] {
 				continue
 			}
-			if !s.self.owns("") {
+			if !s.self.owns("") && !unscheduled[rid] {
 				continue // a port of no router is no host's
 			}
 			for _, p := range ports {
