@@ -91,9 +91,9 @@ type Config struct {
 	// it left objects in error (clean) and whether it failed as a whole.
 	OnPass func(full bool, d time.Duration, clean bool, err error)
 	// Publisher, when set, is given the statuses and the revision of
-	// every pass, which it writes to the store for the API servers
-	// (report.go); a publication that fails is retried as a pass that
-	// left errors is.
+	// every pass, which it writes to the store for the API servers, in a
+	// goroutine of its own that writes the newest (report.go); one that
+	// fails is tried again with backoff.
 	Publisher *hoststatus.Publisher
 	Logger    *slog.Logger
 }
@@ -183,6 +183,8 @@ type Agent struct {
 	metadata6 closers[*metadata6Listener]
 	// adverts are the routers' IPv6 router advertisement servers.
 	adverts closers[*routerAdverts]
+	// pub hands passes to the publisher goroutine (report.go).
+	pub publishing
 }
 
 // Health is the agent's state for the status endpoint.
@@ -251,6 +253,7 @@ func New(cfg Config) (*Agent, error) {
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
 			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap()}},
+		pub: publishing{kick: make(chan struct{}, 1)},
 	}, nil
 }
 
@@ -273,6 +276,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			r.leave()
 		}
 	}()
+
+	if a.cfg.Publisher != nil {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.runPublisher(pctx) }()
+		// Stopped before Run returns: nothing writes to the store after.
+		defer func() { stop(); <-done }()
+	}
 
 	// Watch before the first pass, so that no change slips in between.
 	changes := a.cfg.Store.Watch(ctx)
@@ -304,10 +315,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("pass failed", "full", full, "err", err)
 			a.setPassError(err)
 		default:
-			if perr := a.publish(ctx, full); perr != nil && ctx.Err() == nil {
-				a.log.Warn("cannot publish the pass", "err", perr)
-				clean = false
-			}
+			a.publish(full)
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -68,6 +69,8 @@ type env struct {
 	// hosts' envs share a store: see newHostPair).
 	host string
 	vtep netip.Addr
+	// publisher, when set, is the agent's (Config.Publisher).
+	publisher *hoststatus.Publisher
 
 	agent  *Agent
 	cancel context.CancelFunc
@@ -103,7 +106,7 @@ func (e *env) logger() *slog.Logger {
 
 func (e *env) start() {
 	e.t.Helper()
-	a, err := New(Config{Host: e.host, VTEPAddress: e.vtep, Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger()})
+	a, err := New(Config{Host: e.host, VTEPAddress: e.vtep, Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger(), Publisher: e.publisher})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/hoststatus"
 	"github.com/nsnet/nsnet/internal/model"
@@ -13,25 +15,99 @@ import (
 var reported = map[store.Kind]bool{store.Networks: true, store.Ports: true, store.Instances: true,
 	store.Routers: true, store.FloatingIPs: true, store.Trunks: true}
 
+// publication is what one pass hands the publisher.
+type publication struct {
+	rev      int64
+	statuses map[hoststatus.Object]hoststatus.State
+	// reread: a full pass; the publisher checks what the store holds.
+	reread bool
+}
+
+// publishing hands a pass's results to the publisher goroutine
+// (runPublisher): the newest replaces one not yet written, so that a
+// burst of passes costs one write of the last, and the next pass never
+// waits for a store commit.
+type publishing struct {
+	mu      sync.Mutex
+	pending *publication
+	kick    chan struct{}
+}
+
 // publish hands the statuses and the revision of the pass that just
 // finished to the publisher (Config.Publisher), which writes what changed
 // to the store for the API servers to read; after a full pass, it checks
 // what the store holds first.
-func (a *Agent) publish(ctx context.Context, full bool) error {
+func (a *Agent) publish(full bool) {
 	if a.cfg.Publisher == nil {
-		return nil
+		return
 	}
 	a.mu.Lock()
-	rev := a.converged
-	statuses := make(map[hoststatus.Object]hoststatus.State, len(a.statuses))
+	p := &publication{rev: a.converged, reread: full,
+		statuses: make(map[hoststatus.Object]hoststatus.State, len(a.statuses))}
 	for k := range a.statuses {
 		if reported[k.kind] {
 			s := a.statusLocked(k)
-			statuses[hoststatus.Object{Kind: k.kind, ID: k.id}] = hoststatus.State{Status: s.Status, Reason: s.Reason}
+			p.statuses[hoststatus.Object{Kind: k.kind, ID: k.id}] = hoststatus.State{Status: s.Status, Reason: s.Reason}
 		}
 	}
 	a.mu.Unlock()
-	return a.cfg.Publisher.PublishPass(ctx, rev, statuses, full)
+	a.pub.hand(p)
+}
+
+func (q *publishing) hand(p *publication) {
+	q.mu.Lock()
+	if q.pending != nil {
+		p.reread = p.reread || q.pending.reread
+	}
+	q.pending = p
+	q.mu.Unlock()
+	select {
+	case q.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runPublisher writes what passes hand it until ctx ends. A publication
+// that fails (the store unreachable) is tried again with backoff, unless
+// a newer one replaced it meanwhile.
+func (a *Agent) runPublisher(ctx context.Context) {
+	q := &a.pub
+	retry := time.NewTimer(0)
+	retry.Stop()
+	backoff := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-q.kick:
+		case <-retry.C:
+		}
+		q.mu.Lock()
+		p := q.pending
+		q.pending = nil
+		q.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		err := a.cfg.Publisher.PublishPass(ctx, p.rev, p.statuses, p.reread)
+		if err == nil {
+			backoff = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Warn("cannot publish the pass", "revision", p.rev, "err", err)
+		q.mu.Lock()
+		if q.pending == nil {
+			q.pending = p
+		} else {
+			q.pending.reread = true // what the store holds is unknown
+		}
+		q.mu.Unlock()
+		backoff = min(max(2*backoff, minRetry), a.cfg.ResyncInterval)
+		retry.Reset(backoff)
+	}
 }
 
 // reportsOnly reports whether the revisions after the one the last pass

@@ -35,8 +35,9 @@ type Publisher struct {
 
 // Stats count what a Publisher wrote: records put or deleted, and the
 // transactions they took.
+// Publications counts the PublishPass calls that succeeded.
 type Stats struct {
-	Statuses, Passes, Counters, Txns int64
+	Statuses, Passes, Counters, Txns, Publications int64
 }
 
 // NewPublisher returns the publisher of host's records in st. The host is
@@ -159,6 +160,7 @@ func (p *Publisher) PublishPass(ctx context.Context, rev int64, statuses map[Obj
 		p.stats.Passes++
 	}
 	p.stats.Statuses += int64(nStatuses)
+	p.stats.Publications++
 	return nil
 }
 

@@ -15,6 +15,18 @@
 // or write desired state: report kinds are written blind (never read in
 // the same transaction) so that they never conflict with desired-state
 // transactions, and no agent runs a pass for them (store.ReportKind).
+//
+// What a host writes: after a pass that changed statuses, those records,
+// at most maxOps per transaction, the last with its Pass; after a pass
+// whose revision brought desired-state changes, its Pass (one record);
+// nothing after a pass that changed neither (a converged host's periodic
+// full passes, on a store that can tell report-only revisions apart). Its
+// counters every CounterInterval of the daemon (two seconds), only the
+// ports whose counters moved: nothing on a quiet host, at most one record
+// per port every two seconds under drops. On one host (bbolt) the channel
+// adds one commit to a waited write: BenchmarkPassToWaiter measures about
+// 2 ms from the end of a pass to the waiter's return, what a bare bbolt
+// commit costs on the same machine.
 package hoststatus
 
 import (

@@ -94,30 +94,38 @@ func (v *View) Load(ctx context.Context) error {
 
 // Run keeps the mirror current until ctx ends: on each revision the
 // watch delivers, it reads the report records and hosts that changed
-// (all of them when the store cannot tell which).
+// (all of them when the store cannot tell which). A read that fails (the
+// store unreachable) is tried again a second later, and at the next
+// revision, which covers the missed one: the mirror never skips a change.
 func (v *View) Run(ctx context.Context) error {
 	changes := v.cfg.Store.Watch(ctx)
-	// Anything committed between Load and the watch: caught up once.
-	if err := v.Load(ctx); err != nil && ctx.Err() == nil {
-		return err
-	}
-	for rev := range changes {
-		if err := v.follow(ctx, rev); err != nil {
-			if ctx.Err() != nil {
+	// A full read first: anything committed between Load and the watch.
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	reload := true
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rev, ok := <-changes:
+			if !ok {
 				return nil
 			}
-			// The next revision, or the retry below, reads again.
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
+			if err := v.follow(ctx, rev); err != nil && ctx.Err() == nil {
+				reload = true
+				retry.Reset(time.Second)
 			}
-			if err := v.Load(ctx); err != nil && ctx.Err() == nil {
+		case <-retry.C:
+			if !reload {
 				continue
 			}
+			if err := v.Load(ctx); err != nil {
+				retry.Reset(time.Second)
+				continue
+			}
+			reload = false
 		}
 	}
-	return nil
 }
 
 // follow brings the mirror to rev.
@@ -142,6 +150,14 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 	}
 	var todo []rec
 	done := map[rec]bool{}
+	// Many records of one host and kind (a pass that changed many
+	// statuses) are read in one range rather than one by one: on etcd,
+	// each read is a round trip.
+	type group struct {
+		kind store.Kind
+		host string
+	}
+	many := map[group]int{}
 	for _, c := range changes {
 		r := rec{c.Kind, c.ID}
 		if !slices.Contains(mirrored, c.Kind) || done[r] {
@@ -149,11 +165,27 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 		}
 		done[r] = true
 		todo = append(todo, r)
+		if c.Kind == store.ObjectStatuses || c.Kind == store.PortCounters {
+			many[group{c.Kind, hostOf(c.ID)}]++
+		}
 	}
-	raws := make([][]byte, len(todo))
+	type item struct {
+		id  string
+		raw []byte
+	}
+	ranged := map[group][]item{}
+	var single []rec
+	for _, t := range todo {
+		if g := (group{t.kind, hostOf(t.id)}); many[g] > rangeOver {
+			ranged[g] = nil
+			continue
+		}
+		single = append(single, t)
+	}
+	raws := make([][]byte, len(single))
 	if len(todo) > 0 {
 		err := v.cfg.Store.View(ctx, func(r store.Reader) error {
-			for i, t := range todo {
+			for i, t := range single {
 				var raw json.RawMessage
 				err := r.Get(t.kind, t.id, &raw)
 				if errors.Is(err, store.ErrNotFound) {
@@ -163,6 +195,16 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 					return err
 				}
 				raws[i] = raw
+			}
+			for g := range ranged {
+				ranged[g] = nil
+				from, to := hostRange(g.host)
+				if err := r.Range(g.kind, from, to, func(id string, raw []byte) error {
+					ranged[g] = append(ranged[g], item{id, slices.Clone(raw)})
+					return nil
+				}); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
@@ -175,13 +217,45 @@ func (v *View) follow(ctx context.Context, rev int64) error {
 	if v.seen != seen {
 		return nil // a Load got further meanwhile
 	}
-	for i, t := range todo {
+	for i, t := range single {
 		if err := apply(v.passes, v.statuses, v.counters, v.hosts, t.kind, t.id, raws[i]); err != nil {
 			return err
 		}
 	}
+	for g, items := range ranged {
+		v.forgetLocked(g.kind, g.host)
+		for _, it := range items {
+			if err := apply(v.passes, v.statuses, v.counters, v.hosts, g.kind, it.id, it.raw); err != nil {
+				return err
+			}
+		}
+	}
 	v.moveLocked(rev)
 	return nil
+}
+
+// rangeOver is how many changed records of one host and kind are read
+// by a range of all of the host's rather than one by one.
+const rangeOver = 8
+
+// forgetLocked drops host's records of kind from the mirror.
+func (v *View) forgetLocked(kind store.Kind, host string) {
+	switch kind {
+	case store.ObjectStatuses:
+		for o, byHost := range v.statuses {
+			delete(byHost, host)
+			if len(byHost) == 0 {
+				delete(v.statuses, o)
+			}
+		}
+	case store.PortCounters:
+		for p, byHost := range v.counters {
+			delete(byHost, host)
+			if len(byHost) == 0 {
+				delete(v.counters, p)
+			}
+		}
+	}
 }
 
 // apply sets (raw non-nil) or removes record kind/id in the maps.

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/hoststatus"
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// TestAgentReportsThroughTheStore: with its publisher, the agent's
+// statuses and programmed revision reach a reader only through the store
+// (a hoststatus.View on it): a write is waited for there, the statuses are
+// the agent's, a deleted object's record goes; a restarted agent whose
+// kernel still matches rewrites no status; another host's reports wake no
+// pass, yet count as programmed.
+func TestAgentReportsThroughTheStore(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.stop()
+	const host = "host-a"
+	newPublisher := func() *hoststatus.Publisher {
+		p, err := hoststatus.NewPublisher(e.st, host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	e.publisher = newPublisher()
+	e.start()
+
+	view := hoststatus.NewView(hoststatus.ViewConfig{Store: e.st, Local: host})
+	if err := view.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go view.Run(ctx)
+	waitView := func(rev int64) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := view.WaitConverged(wctx, rev); err != nil {
+			t.Fatalf("waiting through the store for revision %d: %v (agent %+v)", rev, err, e.agent.Health())
+		}
+	}
+
+	redPort := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
+	greenPort := testPort("green", "eth0", "10.9.0.12", "fa:16:3e:00:00:12")
+	waitView(e.put(testNetwork(), testSubnet(), testInstance("red"), testInstance("green"), redPort, greenPort))
+	objects := []hoststatus.Object{{Kind: store.Networks, ID: netID}, {Kind: store.Instances, ID: "inst-red"},
+		{Kind: store.Instances, ID: "inst-green"}, {Kind: store.Ports, ID: redPort.ID}, {Kind: store.Ports, ID: greenPort.ID}}
+	for _, o := range objects {
+		for _, owner := range []string{host, ""} {
+			if got, reason := view.Status(o.Kind, o.ID, owner); got != model.StatusActive {
+				t.Errorf("status of %s/%s through the store (owner %q) = %s %q, want ACTIVE", o.Kind, o.ID, owner, got, reason)
+			}
+		}
+	}
+
+	// A deleted object's status record goes with it.
+	waitView(e.del(greenPort, testInstance("green")))
+	var left []string
+	e.st.View(ctx, func(r store.Reader) error {
+		return r.List(store.ObjectStatuses, func(id string, _ []byte) error { left = append(left, id); return nil })
+	})
+	if len(left) != 3 {
+		t.Errorf("status records after green left: %v, want the network's, red's and its port's", left)
+	}
+	if got, _ := view.Status(store.Instances, "inst-green", host); got != model.StatusBuild {
+		t.Errorf("deleted instance's status = %s, want BUILD (no record)", got)
+	}
+
+	// A restart: the first (full) pass finds the kernel as it was and
+	// publishes no status.
+	e.stop()
+	e.publisher = newPublisher()
+	e.start()
+	eventually(t, 20*time.Second, "the restarted agent's first publication", func() error {
+		if got := e.publisher.Stats(); got.Publications == 0 {
+			return fmt.Errorf("%+v", got)
+		}
+		return nil
+	})
+	if got := e.publisher.Stats(); got.Statuses != 0 {
+		t.Errorf("a restarted agent wrote %d status records, want none (%+v)", got.Statuses, got)
+	}
+
+	// Another host's reports: the agent counts them as programmed
+	// without a pass.
+	other, err := hoststatus.NewPublisher(e.st, "host-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passes := e.agent.Health().Passes
+	if err := other.PublishPass(ctx, e.revision(), map[hoststatus.Object]hoststatus.State{{Kind: store.Networks, ID: netID}: {Status: model.StatusActive}}, false); err != nil {
+		t.Fatal(err)
+	}
+	e.converge(e.revision())
+	if got := e.agent.Health().Passes; got != passes {
+		t.Errorf("another host's reports ran %d passes, want none", got-passes)
+	}
+}
