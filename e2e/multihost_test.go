@@ -387,7 +387,7 @@ func TestMultiHost(t *testing.T) {
 
 	t.Run("agent killed", func(t *testing.T) { m.agentKilled(t, instA, instB, portA, portB) })
 	t.Run("network node lost", func(t *testing.T) {
-		m.networkNodeLost(t, router.ID, tenant.ID, instB, fip.Address, routerGW, lease)
+		m.networkNodeLost(t, router.ID, tenant.ID, instC, fip.Address, routerGW, lease)
 	})
 	t.Run("etcd lost", func(t *testing.T) { m.etcdLost(t, instA, instB, portA, fip.Address) })
 }
@@ -438,9 +438,10 @@ func (m *multiHost) agentKilled(t *testing.T, instA, instB mhInstance, portA, po
 
 // networkNodeLost: the network node holding r1 loses its daemon and its
 // cables. r1 and the tenant's DHCP move to the other network node and
-// traffic resumes; when the node comes back it removes what it no longer
+// traffic resumes: vm-c's SNAT (it has no floating IP), vm-b's floating
+// IP, vm-b's DHCP; when the node comes back it removes what it no longer
 // hosts.
-func (m *multiHost) networkNodeLost(t *testing.T, routerID, networkID string, instB mhInstance, fip, routerGW string, lease func() error) {
+func (m *multiHost) networkNodeLost(t *testing.T, routerID, networkID string, instC mhInstance, fip, routerGW string, lease func() error) {
 	lost := m.Host(m.l3Host(t, routerID))
 	if lost == nil {
 		t.Fatalf("r1 is on no known host")
@@ -466,8 +467,8 @@ func (m *multiHost) networkNodeLost(t *testing.T, routerID, networkID string, in
 		}
 		return nil
 	})
-	measure(t, gone, "vm-b reaches the upstream again", 120*time.Second, func() error {
-		if src := udpSource(t, instB.Netns, lab.UpstreamGateway, "5353"); src != routerGW {
+	measure(t, gone, "vm-c reaches the upstream again through r1's SNAT", 120*time.Second, func() error {
+		if src := udpSource(t, instC.Netns, lab.UpstreamGateway, "5353"); src != routerGW {
 			return fmt.Errorf("upstream saw %q, want %s", src, routerGW)
 		}
 		return nil
@@ -565,11 +566,13 @@ func (m *multiHost) teardown() {
 		if _, err := api.Do(ctx, "GET", "/v2.0/"+collection, nil, &body); err != nil {
 			t.Errorf("teardown: list %s: %v", collection, err)
 		}
-		return body[strings.ReplaceAll(collection, "-", "_")]
+		key, _, _ := strings.Cut(collection, "?")
+		return body[strings.ReplaceAll(key, "-", "_")]
 	}
 	del := func(path string) {
-		if status, err := api.Do(ctx, "DELETE", path, nil, nil); status != 204 {
-			t.Errorf("teardown: DELETE %s: %d %v", path, status, err)
+		var body map[string]any
+		if status, err := api.Do(ctx, "DELETE", path, nil, &body); status != 204 {
+			t.Errorf("teardown: DELETE %s: %d %v %v", path, status, err, body)
 		}
 	}
 	for _, f := range list("floatingips") {
