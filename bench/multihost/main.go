@@ -32,7 +32,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -215,6 +214,15 @@ func run(ctx context.Context) (err error) {
 // the one-box daemon), four clients at a time, and waits until every port
 // is ACTIVE. It returns the networks' ids.
 func fill(ctx context.Context, c *client.Client, networks, perNetwork int, hosts []string) ([]string, error) {
+	// Past Neutron's default quotas (500 ports): unlimited, for the
+	// benchmark's project.
+	project, err := c.Project(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.SetQuota(ctx, project, map[string]int{"port": -1, "network": -1, "subnet": -1}, false); err != nil {
+		return nil, fmt.Errorf("lift the quotas: %w", err)
+	}
 	var netIDs []string
 	for i := range networks {
 		n, _, err := client.Create[model.Network](ctx, c, client.Networks, map[string]any{"name": fmt.Sprintf("bench%d", i)})
@@ -251,13 +259,13 @@ func fill(ctx context.Context, c *client.Client, networks, perNetwork int, hosts
 		return nil, err
 	}
 	for deadline := time.Now().Add(15 * time.Minute); ; time.Sleep(time.Second) {
-		all, err := client.List[port](ctx, c, client.Ports, url.Values{"device_owner": {"compute:nova"}})
+		all, err := client.List[port](ctx, c, client.Ports, nil)
 		if err != nil {
 			return nil, err
 		}
 		active := 0
 		for _, p := range all {
-			if p.Status == "ACTIVE" {
+			if p.DeviceID != "" && p.Owner != "network:dhcp" && p.Status == "ACTIVE" {
 				active++
 			}
 		}
