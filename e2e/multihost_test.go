@@ -540,6 +540,12 @@ func (m *multiHost) etcdLost(t *testing.T, instA, instB mhInstance, portA mhPort
 		_, err := m.nsnet("network", "list")
 		return err
 	})
+	// An outage longer than the agent down time leaves every heartbeat
+	// stale: the hosts are dead until their next beat lands, and a dead
+	// host takes no instance.
+	for _, h := range m.Hosts {
+		measure(t, time.Now(), h.Name+"'s agents alive again with etcd back", 60*time.Second, func() error { return m.hostAlive(t, h.Name, true) })
+	}
 	back := time.Now()
 	instD, _ := m.instance(t, "vm-d", "host-b", "tenant")
 	measure(t, back, "a port made after etcd came back (vm-d on host-b) reaches vm-a", 60*time.Second, func() error {
