@@ -73,6 +73,10 @@ func TestInstanceHost(t *testing.T) {
 			}
 		}
 	}
+	// Lists filter by host, as by any attribute.
+	if got := ids(w.as(admin, "GET", "/v2.0/instances?host=host-b", nil), "instances"); len(got) != 2 {
+		t.Errorf("instances on host-b: %v, want vm2 and vm3", got)
+	}
 	// The host is the instance's for life.
 	vm := ids(w.as(admin, "GET", "/v2.0/instances?name=vm1", nil), "instances")
 	if len(vm) != 1 {
