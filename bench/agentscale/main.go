@@ -120,11 +120,11 @@ func run(ctx context.Context) (err error) {
 	switch *storeFlag {
 	case "bolt":
 	case "etcd":
-		e, err := storetest.Launch(filepath.Join(dir, "etcd"))
+		e, err := storetest.Launch()
 		if err != nil {
 			return err
 		}
-		defer e.Stop()
+		defer e.Remove()
 		w.etcd = e.URL("agentscale")
 	default:
 		return fmt.Errorf("-store %q: want bolt or etcd", *storeFlag)

@@ -20,6 +20,12 @@ type Host struct {
 	// VTEPAddress is the underlay address VXLAN packets for this host's
 	// ports are sent to; empty on a one-box daemon (no overlay).
 	VTEPAddress string `json:"vtep_address,omitempty"`
+	// NetnsPrefix starts the name of every namespace the host's agent
+	// makes (`nsnet daemon --netns-prefix`): an API server names an
+	// instance's namespace with its host's prefix, since several hosts
+	// on one machine each need their own and an agent refuses a
+	// namespace outside it.
+	NetnsPrefix string `json:"netns_prefix,omitempty"`
 	// AvailabilityZone is the host's zone, DefaultAvailabilityZone unless
 	// configured.
 	AvailabilityZone string `json:"availability_zone"`

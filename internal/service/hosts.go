@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -63,7 +64,7 @@ func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, e
 	if s.host == "" {
 		return 0, errors.New("register host: the service has no host name")
 	}
-	h := model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress,
+	h := model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
 		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
 	return s.store.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Hosts, h.Name, h) })
 }
@@ -78,7 +79,7 @@ func (s *Service) Heartbeat(ctx context.Context, started time.Time) (int64, erro
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		h, err := store.Get[model.Host](tx, store.Hosts, s.host)
 		if errors.Is(err, store.ErrNotFound) {
-			h = model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress,
+			h = model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
 				AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime)}
 		} else if err != nil {
 			return fmt.Errorf("read host %s: %w", s.host, err)
@@ -86,6 +87,23 @@ func (s *Service) Heartbeat(ctx context.Context, started time.Time) (int64, erro
 		h.Heartbeat = s.now().UTC().Format(hostTime)
 		return tx.Put(store.Hosts, h.Name, h)
 	})
+}
+
+// netnsPrefixOf is the prefix of the namespaces host's agent makes, as
+// its registry record says; this service's own for a host with no record
+// or none in it (no registry, a record from before the field).
+func (s *Service) netnsPrefixOf(r store.Reader, host string) (string, error) {
+	if host == "" || host == s.host {
+		return s.netnsPrefix, nil
+	}
+	h, err := store.Get[model.Host](r, store.Hosts, host)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return s.netnsPrefix, nil
+	case err != nil:
+		return "", fmt.Errorf("read host %s: %w", host, err)
+	}
+	return cmp.Or(h.NetnsPrefix, s.netnsPrefix), nil
 }
 
 // listHosts reads the registry, by name.

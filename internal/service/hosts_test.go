@@ -182,6 +182,17 @@ func TestScheduleInstances(t *testing.T) {
 			if err != nil || in.Host != tc.want {
 				t.Fatalf("instance on %q, %v; want %q", in.Host, err, tc.want)
 			}
+			// Named by the host it runs on, whose agent makes it: on one
+			// machine each host's daemon has its own prefix (the API
+			// server's is "t-"), and an agent refuses a namespace outside
+			// its own.
+			wantNetns := "t-vm"
+			if tc.want != "" {
+				wantNetns = "t-" + tc.want + "-vm"
+			}
+			if in.Netns != wantNetns {
+				t.Errorf("instance on %q in namespace %q, want %q", in.Host, in.Netns, wantNetns)
+			}
 		})
 	}
 }

@@ -89,7 +89,6 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 		return Result[model.Instance]{}, denied("create_instance", "create_instance:host")
 	}
 	requested := inst.Host
-	inst.Netns = model.InstanceNetnsName(s.netnsPrefix, auth.AdminProjectID, project, inst.Name)
 	inst.Touch(s.now())
 	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		// The requested host, checked, or the least loaded alive
@@ -101,6 +100,12 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 		}
 		inst := inst
 		inst.Host = host
+		// Named with the prefix of the host whose agent makes it.
+		prefix, err := s.netnsPrefixOf(tx, host)
+		if err != nil {
+			return err
+		}
+		inst.Netns = model.InstanceNetnsName(prefix, auth.AdminProjectID, project, inst.Name)
 		// The indexes of names and namespaces (index.go), not a walk
 		// of every instance.
 		if id, err := instanceHolding(tx, instNameKey(inst.ProjectID, inst.Name)); err != nil || id != "" {

@@ -39,6 +39,7 @@ const Binary = "etcd"
 type Etcd struct {
 	dir                string
 	clientURL, peerURL string
+	args               []string // extra flags, as --max-txn-ops 1000
 	cmd                *exec.Cmd
 	log                bytes.Buffer
 	done               chan struct{}
@@ -51,44 +52,49 @@ func (e *Etcd) Endpoint() string { return strings.TrimPrefix(e.clientURL, "http:
 func (e *Etcd) URL(prefix string) string { return "etcd://" + e.Endpoint() + "/" + prefix }
 
 // StartEtcd runs an etcd server for tb, stopped and its data removed when
-// tb ends. It skips tb when the binary is missing (apt-get install
-// etcd-server; scripts/deps.sh installs it).
-func StartEtcd(tb testing.TB) *Etcd {
+// tb ends, with args added to its command line (as "--max-txn-ops",
+// "2000" for bulk creates of many ports). It skips tb when the binary is
+// missing (apt-get install etcd-server; scripts/deps.sh installs it).
+func StartEtcd(tb testing.TB, args ...string) *Etcd {
 	tb.Helper()
 	if _, err := exec.LookPath(Binary); err != nil {
 		tb.Skipf("etcd server binary %q not found (apt-get install etcd-server, as scripts/deps.sh does): %v", Binary, err)
 	}
-	dir, err := os.MkdirTemp("", "nsnet-etcd-")
+	e, err := Launch(args...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := startEtcd(dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		e.Stop()
-		os.RemoveAll(dir)
-	})
+	tb.Cleanup(e.Remove)
 	return e
 }
 
-// Launch runs an etcd server outside a test (a benchmark's) with its data
-// in dir: the caller stops it and removes dir.
-func Launch(dir string) (*Etcd, error) {
-	if _, err := exec.LookPath(Binary); err != nil {
-		return nil, fmt.Errorf("etcd server binary %q not found (apt-get install etcd-server): %w", Binary, err)
+// Launch runs an etcd server outside a test (for a benchmark), with args
+// added to its command line; Remove stops it and deletes its data.
+func Launch(args ...string) (*Etcd, error) {
+	dir, err := os.MkdirTemp("", "nsnet-etcd-")
+	if err != nil {
+		return nil, err
 	}
-	return startEtcd(dir)
+	e, err := startEtcd(dir, args...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return e, nil
 }
 
-func startEtcd(dir string) (*Etcd, error) {
+// Remove stops the server and deletes its data directory.
+func (e *Etcd) Remove() {
+	e.Stop()
+	os.RemoveAll(e.dir)
+}
+
+func startEtcd(dir string, args ...string) (*Etcd, error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, err
 	}
-	e := &Etcd{dir: dir,
+	e := &Etcd{dir: dir, args: args,
 		clientURL: fmt.Sprintf("http://127.0.0.1:%d", ports[0]),
 		peerURL:   fmt.Sprintf("http://127.0.0.1:%d", ports[1])}
 	if err := e.Start(); err != nil {
@@ -122,6 +128,7 @@ func (e *Etcd) Start() error {
 		"--listen-peer-urls", e.peerURL, "--initial-advertise-peer-urls", e.peerURL,
 		"--initial-cluster", "nsnet-test="+e.peerURL,
 		"--log-level", "warn", "--logger", "zap")
+	cmd.Args = append(cmd.Args, e.args...)
 	cmd.Stdout, cmd.Stderr = &e.log, &e.log
 	// If the test binary dies, so does its etcd.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
