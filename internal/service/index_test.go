@@ -269,11 +269,26 @@ func checkIndexesAgainstScan(t *testing.T, seed uint64) {
 			all, port := fips(), fipPort()
 			switch {
 			case (op == 15 || len(pfs) == 0) && len(all) > 0 && port != nil:
-				f := all[rng.IntN(len(all))]
+				// A free floating IP and the port's IPv4 address when
+				// there are (an associated one, or an IPv6 address, is
+				// refused): a sequence that never made a forwarding would
+				// not test their indexes.
+				free := slices.DeleteFunc(slices.Clone(all), func(f model.FloatingIP) bool { return f.PortID != nil })
+				if len(free) == 0 {
+					free = all
+				}
+				f := free[rng.IntN(len(free))]
 				var addr string
 				for _, p := range ports() {
-					if p.ID == port {
-						addr = p.FixedIPs[0].IPAddress
+					if p.ID != port {
+						continue
+					}
+					addr = p.FixedIPs[0].IPAddress
+					for _, ip := range p.FixedIPs {
+						if a, err := netip.ParseAddr(ip.IPAddress); err == nil && a.Is4() {
+							addr = ip.IPAddress
+							break
+						}
 					}
 				}
 				body := map[string]any{"protocol": "tcp", "internal_port_id": port, "internal_ip_address": addr,
