@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -159,9 +158,8 @@ type Etcd struct {
 	// writer is held by the running Update: a channel, so that waiting
 	// for it ends with the caller's context.
 	writer chan struct{}
-	// feed is the changes the watches saw (ChangesBetween).
-	feed etcdFeed
-	// changes is the change log, kept from the first ChangedSince on.
+	// changes is the change log, kept from the first ChangedSince or
+	// ChangesBetween on.
 	changes etcdLog
 }
 
@@ -199,12 +197,10 @@ func OpenEtcd(ctx context.Context, cfg EtcdConfig) (*Etcd, error) {
 		maxOps = DefaultEtcdMaxTxnOps
 	}
 	s := &Etcd{cli: cli, root: root, timeout: timeout, where: strings.Join(cfg.Endpoints, ","), maxOps: maxOps, writer: make(chan struct{}, 1)}
-	rev, err := s.currentRevision(ctx)
-	if err != nil {
+	if _, err := s.currentRevision(ctx); err != nil {
 		cli.Close()
 		return nil, fmt.Errorf("open etcd store: %w", err)
 	}
-	s.feed.from, s.feed.to = rev, rev
 	return s, nil
 }
 
@@ -420,9 +416,6 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 	go func() {
 		defer close(out)
 		missed := false
-		// seen: every event of the prefix up to it went by, so that
-		// what follows extends the feed without a hole.
-		seen := next - 1
 		for ctx.Err() == nil {
 			opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 			if next > 0 {
@@ -443,7 +436,6 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 				}
 				if resp.Created && next == 0 {
 					next = resp.Header.Revision + 1
-					seen = resp.Header.Revision
 					if missed {
 						send(resp.Header.Revision)
 						missed = false
@@ -451,10 +443,6 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 				}
 				if n := len(resp.Events); n > 0 {
 					rev := resp.Events[n-1].Kv.ModRevision
-					// Logged before it is sent: a watcher woken by rev
-					// finds its changes.
-					s.feed.add(seen, rev, s.changesOf(resp.Events))
-					seen = rev
 					send(rev)
 					next = rev + 1
 				}
@@ -473,83 +461,6 @@ func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 
 // Close implements Store.
 func (s *Etcd) Close() error { return s.cli.Close() }
-
-// ChangesBetween implements ChangeFeed, from what the store's watches
-// saw: it knows the changes of the revisions that a Watch channel of
-// this store delivered, back to the oldest of the last maxLog changes
-// (or to the last gap: the store's opening, a compaction that lost
-// events).
-func (s *Etcd) ChangesBetween(from, to int64) ([]Change, bool) {
-	return s.feed.between(from, to)
-}
-
-// changesOf names the records events changed (the kinds' generation keys
-// are none).
-func (s *Etcd) changesOf(events []*clientv3.Event) []Change {
-	out := make([]Change, 0, len(events))
-	for _, ev := range events {
-		rest, ok := strings.CutPrefix(string(ev.Kv.Key), s.root+"/")
-		if !ok {
-			continue
-		}
-		kind, id, ok := strings.Cut(rest, "/")
-		if !ok || kind == "_gen" {
-			continue
-		}
-		out = append(out, Change{Rev: ev.Kv.ModRevision, Kind: Kind(kind), ID: id})
-	}
-	return out
-}
-
-// etcdFeed is the changes of revisions (from, to], oldest first, as the
-// watches of one store saw them. Several watches add the same events:
-// only what extends to is kept.
-type etcdFeed struct {
-	mu       sync.Mutex
-	from, to int64
-	log      []Change
-}
-
-// add records that a watch that had seen every event up to seen then saw
-// changes, up to rev.
-func (f *etcdFeed) add(seen, rev int64, changes []Change) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if rev <= f.to {
-		return // another watch got there first
-	}
-	if seen > f.to {
-		// A hole between what the feed knew and what this watch saw
-		// (it started later, or lost events to a compaction).
-		f.from, f.log = seen, nil
-	}
-	for _, c := range changes {
-		if c.Rev > f.to {
-			f.log = append(f.log, c)
-		}
-	}
-	f.to = rev
-	if len(f.log) > maxLog {
-		// Forget the older half, whole revisions at a time.
-		cut := len(f.log) / 2
-		for cut < len(f.log) && f.log[cut].Rev == f.log[cut-1].Rev {
-			cut++
-		}
-		f.from = f.log[cut-1].Rev
-		f.log = append(f.log[:0:0], f.log[cut:]...)
-	}
-}
-
-func (f *etcdFeed) between(from, to int64) ([]Change, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if from < f.from || to > f.to {
-		return nil, false
-	}
-	i := sort.Search(len(f.log), func(i int) bool { return f.log[i].Rev > from })
-	j := sort.Search(len(f.log), func(i int) bool { return f.log[i].Rev > to })
-	return slices.Clone(f.log[i:j]), true
-}
 
 // etcdTxn is one attempt of View or Update: reads at one revision,
 // recorded for the commit's compares, and writes buffered until it.

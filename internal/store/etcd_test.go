@@ -609,3 +609,28 @@ func TestEtcdChangeLogForgets(t *testing.T) {
 		t.Errorf("ChangedSince(%d) = %v, want the 6 records of the last revision", revs[3], got)
 	}
 }
+
+// TestEtcdChangesBetweenReadsHistory: etcd's change feed is its change
+// log, which reads etcd's history: a process opened after a range of
+// revisions committed (an API server restarted, a host's daemon that
+// joined) still names what they changed, and one watch serves both
+// ChangesBetween and ChangedSince.
+func TestEtcdChangesBetweenReadsHistory(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	base := revision(t, s)
+	r1 := write(t, s, map[store.Kind]map[string]*rec{store.ObjectStatuses: {"h|ports|p": {"p"}}})
+	r2 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"p"}}})
+
+	later := storetest.OpenPeer(t, s)
+	want := []store.Change{{Rev: r1, Kind: store.ObjectStatuses, ID: "h|ports|p"}}
+	if got, ok := later.ChangesBetween(base, r1); !ok || !slices.Equal(got, want) {
+		t.Errorf("ChangesBetween(%d, %d) of a store opened after = %v, %v; want %v, ok", base, r1, got, ok, want)
+	}
+	want = []store.Change{{Rev: r2, Kind: store.Ports, ID: "p"}}
+	if got, ok := later.ChangedSince(r1); !ok || !slices.Equal(got, want) {
+		t.Errorf("ChangedSince(%d) = %v, %v; want %v, ok", r1, got, ok, want)
+	}
+	if got, ok := later.ChangesBetween(r1, r2); !ok || !slices.Equal(got, want) {
+		t.Errorf("ChangesBetween(%d, %d) = %v, %v; want %v, ok", r1, r2, got, ok, want)
+	}
+}

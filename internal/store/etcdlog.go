@@ -21,8 +21,10 @@ import (
 // its unsynced watchers, which it catches up every 100 ms, so each
 // question would wait up to that long — longer than reading a thousand
 // records. A watch caught up once is served as commits happen, and the
-// question costs one small read (see lastCommit). It starts at the first
-// question, so a process that never asks (an API server) never watches.
+// question costs one small read (see lastCommit), or none when the asker
+// names the revision it waits for (ChangesBetween). It starts at the
+// first question, of either kind, so that one watch serves both; a
+// process that never asks keeps no log.
 //
 // Why the log knows when it has caught up: a reader asks about the
 // changes up to its snapshot, which it read before asking; the log must
@@ -59,25 +61,57 @@ type etcdLog struct {
 // time; the reader then reads everything, as it would from bbolt after a
 // restart.
 func (s *Etcd) ChangedSince(rev int64) ([]Change, bool) {
-	l := &s.changes
-	l.mu.Lock()
-	if !l.running {
-		l.running = true
-		l.from, l.upTo = rev, rev
-		l.moved = make(chan struct{})
-		go s.followLog(rev)
-	}
-	l.mu.Unlock()
-
+	s.startLog(rev)
 	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
 	defer cancel()
 	last, err := s.lastCommit(ctx)
 	if err != nil {
 		return nil, false
 	}
+	return s.changes.since(ctx, rev, last)
+}
+
+// ChangesBetween implements ChangeFeed with the change log, as Bolt's
+// does. The caller was woken by a Watch revision to, a commit of the
+// store's keys, so the log only has to catch up to it: no read of the
+// store's last commit. ok is false when the log does not reach back to
+// from, or has not seen to within the store's request timeout.
+func (s *Etcd) ChangesBetween(from, to int64) ([]Change, bool) {
+	s.startLog(from)
+	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
+	defer cancel()
+	changes, ok := s.changes.since(ctx, from, to)
+	if !ok {
+		return nil, false
+	}
+	i := sort.Search(len(changes), func(i int) bool { return changes[i].Rev > to })
+	return changes[:i], true
+}
+
+// startLog starts the change log at revision rev, its first question,
+// unless it runs already.
+func (s *Etcd) startLog(rev int64) {
+	l := &s.changes
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for rev >= l.from && l.upTo < last {
+	if l.running {
+		return
+	}
+	// etcd's revisions start at 1: from 0, the log knows every change.
+	rev = max(rev, 0)
+	l.running = true
+	l.from, l.upTo = rev, rev
+	l.moved = make(chan struct{})
+	go s.followLog(rev)
+}
+
+// since returns the changes of the revisions after rev once the log holds
+// every change up to upTo; ok is false when the log does not reach back
+// to rev, or ctx ends first.
+func (l *etcdLog) since(ctx context.Context, rev, upTo int64) ([]Change, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for rev >= l.from && l.upTo < upTo {
 		moved := l.moved
 		l.mu.Unlock()
 		select {

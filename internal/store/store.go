@@ -20,8 +20,9 @@
 // after outages and asking for a full re-read after a compaction. When etcd
 // cannot be reached, operations fail with ErrUnavailable (the API's 503).
 // A commit larger than the cluster takes (its --max-txn-ops) fails with
-// ErrTooLarge. Etcd's change log (ChangedSince) is etcd's own history of
-// the prefix, followed by a watch from the first question on.
+// ErrTooLarge. Etcd's change log (ChangedSince, and ChangesBetween from
+// it) is etcd's own history of the prefix, followed by a watch from the
+// first question on.
 package store
 
 import (
@@ -240,10 +241,13 @@ type ChangeLog interface {
 // Unlike ChangeLog, it says when it does not know the whole range.
 type ChangeFeed interface {
 	// ChangesBetween returns the changes of the revisions in (from, to],
-	// oldest first. ok is false when the store does not know them all
-	// (too old, or not yet seen); the caller then assumes anything may
-	// have changed. A revision a Watch channel delivered is known up to
-	// it.
+	// oldest first, from the store's change log (ChangeLog). ok is false
+	// when the store does not know them all: the log does not reach back
+	// to from (a bbolt log starts when the file is opened; etcd's from the
+	// first question, reading etcd's history back to its compaction), or
+	// has not seen to (within the store's request timeout, on etcd); the
+	// caller then assumes anything may have changed. A revision a Watch
+	// channel delivered is known up to it, from wherever the log reaches.
 	ChangesBetween(from, to int64) (changes []Change, ok bool)
 }
 
