@@ -242,20 +242,7 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 // may take it (the router stays unscheduled, as in Neutron). Without a
 // registry: this host, unless an admin set its L3 agent down.
 func (s *Service) scheduleRouter(r store.Reader, zones []string) (host string, ok bool, err error) {
-	hosts, err := listHosts(r)
-	if err != nil {
-		return "", false, err
-	}
-	if len(hosts) == 0 {
-		ok, err := s.schedulable(r, model.AgentTypeL3)
-		return s.host, ok, err
-	}
-	cands, err := s.candidates(r, hosts, model.RoleNetwork, model.AgentTypeL3, zones)
-	if err != nil || len(cands) == 0 {
-		return "", false, err
-	}
-	host, err = leastLoaded(cands, func() (map[string]int, error) { return routerLoad(r) })
-	return host, err == nil, err
+	return s.scheduleOnNetworkNode(r, model.AgentTypeL3, zones, func() (map[string]int, error) { return routerLoad(r) })
 }
 
 // routerLoad counts the routers each host's L3 agent hosts.
@@ -275,19 +262,7 @@ func routerLoad(r store.Reader) (map[string]int, error) {
 // when none may take it. Without a registry: this host, unless an admin
 // set its DHCP agent down.
 func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok bool, err error) {
-	hosts, err := listHosts(r)
-	if err != nil {
-		return "", false, err
-	}
-	if len(hosts) == 0 {
-		ok, err := s.schedulable(r, model.AgentTypeDHCP)
-		return s.host, ok, err
-	}
-	cands, err := s.candidates(r, hosts, model.RoleNetwork, model.AgentTypeDHCP, zones)
-	if err != nil || len(cands) == 0 {
-		return "", false, err
-	}
-	host, err = leastLoaded(cands, func() (map[string]int, error) {
+	return s.scheduleOnNetworkNode(r, model.AgentTypeDHCP, zones, func() (map[string]int, error) {
 		hosted, err := dhcpHostedNetworks(r)
 		if err != nil {
 			return nil, err
@@ -301,6 +276,26 @@ func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok 
 		}
 		return counts, err
 	})
+}
+
+// scheduleOnNetworkNode chooses the network node whose agent of type typ
+// takes a router or a network's DHCP: the least loaded (by load) alive
+// one in zones; ok is false when none may. Without a registry: this
+// host, unless an admin set its agent of type typ down.
+func (s *Service) scheduleOnNetworkNode(r store.Reader, typ string, zones []string, load func() (map[string]int, error)) (host string, ok bool, err error) {
+	hosts, err := listHosts(r)
+	if err != nil {
+		return "", false, err
+	}
+	if len(hosts) == 0 {
+		ok, err := s.schedulable(r, typ)
+		return s.host, ok, err
+	}
+	cands, err := s.candidates(r, hosts, model.RoleNetwork, typ, zones)
+	if err != nil || len(cands) == 0 {
+		return "", false, err
+	}
+	host, err = leastLoaded(cands, load)
 	return host, err == nil, err
 }
 
