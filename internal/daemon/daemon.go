@@ -273,18 +273,11 @@ func Run(ctx context.Context, cfg Config) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(resync)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				if _, err := svc.RegisterAgents(ctx, started); err != nil && ctx.Err() == nil {
-					log.Warn("cannot register agents", "err", err)
-				}
+		every(ctx, resync, func() {
+			if _, err := svc.RegisterAgents(ctx, started); err != nil && ctx.Err() == nil {
+				log.Warn("cannot register agents", "err", err)
 			}
-		}
+		})
 	}()
 	for _, s := range servers {
 		s.srv.ReadHeaderTimeout = 10 * time.Second
@@ -328,16 +321,23 @@ const CounterInterval = 2 * time.Second
 // publishCounters publishes the agent's drop counters every
 // CounterInterval until ctx ends.
 func publishCounters(ctx context.Context, p *hoststatus.Publisher, ag *agent.Agent, log *slog.Logger) {
-	tick := time.NewTicker(CounterInterval)
+	every(ctx, CounterInterval, func() {
+		if err := p.PublishCounters(ctx, ag.PortFirewallCounters()); err != nil && ctx.Err() == nil {
+			log.Warn("cannot publish firewall counters", "err", err)
+		}
+	})
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := p.PublishCounters(ctx, ag.PortFirewallCounters()); err != nil && ctx.Err() == nil {
-				log.Warn("cannot publish firewall counters", "err", err)
-			}
+			fn()
 		}
 	}
 }
@@ -381,14 +381,7 @@ func DefaultHost(hostNetns string) string {
 // daemon does both: the first to see a host dead moves its routers and
 // DHCP, and the store's conflict check leaves the others nothing to move.
 func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, interval time.Duration, started time.Time) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, interval, func() {
 		if _, err := svc.Heartbeat(ctx, started); err != nil && ctx.Err() == nil {
 			log.Warn("cannot refresh the host's heartbeat", "err", err)
 		}
@@ -403,7 +396,7 @@ func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, inte
 			}
 			log.Warn("failover: moved "+what+" off a dead host", "id", m.ID, "from", m.From, "to", m.To)
 		}
-	}
+	})
 }
 
 type served struct {
