@@ -541,7 +541,7 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, sh *shown) 
 		}
 		fmt.Fprintf(b, "\tchain %s {\n", name)
 		if def.Hook != nil {
-			fmt.Fprintf(b, "\t\ttype filter hook %s priority %d; policy accept;\n", hookName(*def.Hook), *def.Priority)
+			fmt.Fprintf(b, "\t\ttype filter hook %s priority %d; policy accept;\n", nfsock.HookName(*def.Hook), *def.Priority)
 		}
 		for _, r := range l.Rules[name] {
 			i := slices.IndexFunc(def.Rules, func(e []expr.Any) bool { return nfsock.Fingerprint(e) == nfsock.LiveFingerprint(r) })
@@ -723,20 +723,4 @@ func fieldText(t nftables.SetDatatype, b []byte, interval bool) string {
 		return fmt.Sprint(binaryutil.BigEndian.Uint16(b))
 	}
 	return fmt.Sprintf("0x%x", b)
-}
-
-func hookName(h nftables.ChainHook) string {
-	switch h {
-	case unix.NF_INET_PRE_ROUTING:
-		return "prerouting"
-	case unix.NF_INET_LOCAL_IN:
-		return "input"
-	case unix.NF_INET_FORWARD:
-		return "forward"
-	case unix.NF_INET_LOCAL_OUT:
-		return "output"
-	case unix.NF_INET_POST_ROUTING:
-		return "postrouting"
-	}
-	return fmt.Sprintf("%d", h)
 }

@@ -1,10 +1,7 @@
 package nat
 
 import (
-	"fmt"
-
 	"github.com/google/nftables"
-	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/nfsock"
 )
@@ -128,7 +125,7 @@ func (t *Table) Inspect() (Status, error) {
 func chainStatus(ch *nftables.Chain, rules []*nftables.Rule) ChainStatus {
 	cs := ChainStatus{Name: ch.Name}
 	if ch.Hooknum != nil {
-		cs.Hook = hookName(*ch.Hooknum)
+		cs.Hook = nfsock.HookName(*ch.Hooknum)
 	}
 	if ch.Priority != nil {
 		cs.Priority = int32(*ch.Priority)
@@ -150,20 +147,4 @@ func setStatus(s *nftables.Set, n int) SetStatus {
 		}
 	}
 	return st
-}
-
-func hookName(h nftables.ChainHook) string {
-	switch h {
-	case unix.NF_INET_PRE_ROUTING:
-		return "prerouting"
-	case unix.NF_INET_LOCAL_IN:
-		return "input"
-	case unix.NF_INET_FORWARD:
-		return "forward"
-	case unix.NF_INET_LOCAL_OUT:
-		return "output"
-	case unix.NF_INET_POST_ROUTING:
-		return "postrouting"
-	}
-	return fmt.Sprintf("hook %d", h)
 }

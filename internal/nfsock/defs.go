@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // SetDef is one set or map of a table.
@@ -315,4 +316,22 @@ func (l *Live) Current(def ChainDef) bool {
 		}
 	}
 	return true
+}
+
+// HookName is nft(8)'s name of a netfilter hook of the ip, ip6 and inet
+// families, as both tables' renderers print it; the number for any other.
+func HookName(h nftables.ChainHook) string {
+	switch h {
+	case unix.NF_INET_PRE_ROUTING:
+		return "prerouting"
+	case unix.NF_INET_LOCAL_IN:
+		return "input"
+	case unix.NF_INET_FORWARD:
+		return "forward"
+	case unix.NF_INET_LOCAL_OUT:
+		return "output"
+	case unix.NF_INET_POST_ROUTING:
+		return "postrouting"
+	}
+	return fmt.Sprint(h)
 }
