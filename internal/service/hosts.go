@@ -64,9 +64,14 @@ func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, e
 	if s.host == "" {
 		return 0, errors.New("register host: the service has no host name")
 	}
-	h := model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
-		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
+	h := s.hostRecord(started)
 	return s.store.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Hosts, h.Name, h) })
+}
+
+// hostRecord is this host's registry record, with a heartbeat of now.
+func (s *Service) hostRecord(started time.Time) model.Host {
+	return model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
+		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
 }
 
 // Heartbeat refreshes this host's heartbeat: a write of its record that
@@ -79,8 +84,7 @@ func (s *Service) Heartbeat(ctx context.Context, started time.Time) (int64, erro
 	return s.store.Update(ctx, func(tx store.Txn) error {
 		h, err := store.Get[model.Host](tx, store.Hosts, s.host)
 		if errors.Is(err, store.ErrNotFound) {
-			h = model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
-				AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime)}
+			h = s.hostRecord(started)
 		} else if err != nil {
 			return fmt.Errorf("read host %s: %w", s.host, err)
 		}
