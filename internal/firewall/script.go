@@ -589,34 +589,34 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, sh *shown) 
 // sortedSetNames are the live sets of l: the layout's first, in its
 // order, then the ports' and groups' by name.
 func sortedSetNames(tl tableLayout, l *nfsock.Live) []string {
-	var out []string
+	var layout []string
 	for _, d := range tl.sets {
-		if _, ok := l.Sets[d.Name]; ok {
-			out = append(out, d.Name)
-		}
+		layout = append(layout, d.Name)
 	}
-	var rest []string
-	for name := range l.Sets {
-		if !slices.Contains(out, name) {
-			rest = append(rest, name)
-		}
-	}
-	slices.SortFunc(rest, naturalOrder)
-	return append(out, rest...)
+	return layoutFirst(layout, l.Sets)
 }
 
 // sortedChainNames are the live chains of l: the layout's first, in its
 // order, then the others (tags, zones, ports) by name.
 func sortedChainNames(tl tableLayout, l *nfsock.Live) []string {
-	var out []string
+	var layout []string
 	for _, d := range tl.chains {
-		if _, ok := l.Chains[d.Name]; ok {
-			out = append(out, d.Name)
+		layout = append(layout, d.Name)
+	}
+	return layoutFirst(layout, l.Chains)
+}
+
+// layoutFirst orders the names of live: those of layout first, in its
+// order, then the others by naturalOrder.
+func layoutFirst[V any](layout []string, live map[string]V) []string {
+	var out, rest []string
+	for _, name := range layout {
+		if _, ok := live[name]; ok {
+			out = append(out, name)
 		}
 	}
-	var rest []string
-	for name := range l.Chains {
-		if !slices.Contains(out, name) {
+	for name := range live {
+		if !slices.Contains(layout, name) {
 			rest = append(rest, name)
 		}
 	}
