@@ -107,11 +107,9 @@ func (a *app) conntrackHelperListCommand() *cobra.Command {
 		if out.format != formatTable {
 			return printRawList(cmd.OutOrStdout(), out.format, raws)
 		}
-		items := make([]model.ConntrackHelper, len(raws))
-		for i, raw := range raws {
-			if err := json.Unmarshal(raw, &items[i]); err != nil {
-				return fmt.Errorf("decode conntrack helper: %w", err)
-			}
+		items, err := decodeList[model.ConntrackHelper](raws, "conntrack helper")
+		if err != nil {
+			return err
 		}
 		return printTable(cmd.OutOrStdout(), items, []column[model.ConntrackHelper]{
 			{"ID", func(h model.ConntrackHelper) string { return h.ID }},

@@ -396,11 +396,9 @@ func (a *app) portForwardingListCommand() *cobra.Command {
 		if out.format != formatTable {
 			return printRawList(cmd.OutOrStdout(), out.format, raws)
 		}
-		items := make([]model.PortForwarding, len(raws))
-		for i, raw := range raws {
-			if err := json.Unmarshal(raw, &items[i]); err != nil {
-				return fmt.Errorf("decode port forwarding: %w", err)
-			}
+		items, err := decodeList[model.PortForwarding](raws, "port forwarding")
+		if err != nil {
+			return err
 		}
 		return printTable(cmd.OutOrStdout(), items, []column[model.PortForwarding]{
 			{"ID", func(pf model.PortForwarding) string { return pf.ID }},

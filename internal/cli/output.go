@@ -66,6 +66,18 @@ func printRawList(w io.Writer, format string, raws []json.RawMessage) error {
 	return printRaw(w, format, jsonList(raws))
 }
 
+// decodeList decodes the API objects of a list, named what in errors,
+// for a table.
+func decodeList[T any](raws []json.RawMessage, what string) ([]T, error) {
+	items := make([]T, len(raws))
+	for i, raw := range raws {
+		if err := json.Unmarshal(raw, &items[i]); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", what, err)
+		}
+	}
+	return items, nil
+}
+
 // printObject prints one API object: for json and yaml as it came, for
 // table as FIELD/VALUE rows in alphabetical order, as the OpenStack CLI
 // does, with lists of objects one per line.

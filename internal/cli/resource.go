@@ -76,11 +76,9 @@ func listCommand[T any](a *app, spec listSpec[T]) *cobra.Command {
 		if out.format != formatTable {
 			return printRawList(cmd.OutOrStdout(), out.format, raws)
 		}
-		items := make([]T, len(raws))
-		for i, raw := range raws {
-			if err := json.Unmarshal(raw, &items[i]); err != nil {
-				return fmt.Errorf("decode %s: %w", spec.col.Singular(), err)
-			}
+		items, err := decodeList[T](raws, spec.col.Singular())
+		if err != nil {
+			return err
 		}
 		cols, err := spec.columns(ctx, c, items)
 		if err != nil {
