@@ -156,18 +156,27 @@ func (b *Bolt) notify(rev int64) {
 	}
 }
 
+// forgetOlderHalf drops the older half of a change log, whole revisions
+// at a time: it returns what is kept and the revision after which that
+// knows every change; ok is false when the log is one revision, which
+// cannot be cut.
+func forgetOlderHalf(log []Change) (kept []Change, from int64, ok bool) {
+	cut := max(1, len(log)/2)
+	for cut < len(log) && log[cut].Rev == log[cut-1].Rev {
+		cut++
+	}
+	if cut == len(log) {
+		return log, 0, false
+	}
+	return append(log[:0:0], log[cut:]...), log[cut].Rev - 1, true
+}
+
 func (b *Bolt) logChanges(rev int64, changed []Change) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.log) > 0 && len(b.log)+len(changed) > maxLog {
-		// Forget the older half, whole revisions at a time.
-		cut := max(1, len(b.log)/2)
-		for cut < len(b.log) && b.log[cut].Rev == b.log[cut-1].Rev {
-			cut++
-		}
-		if cut < len(b.log) {
-			b.logFrom = b.log[cut].Rev - 1
-			b.log = append(b.log[:0:0], b.log[cut:]...)
+		if kept, from, ok := forgetOlderHalf(b.log); ok {
+			b.log, b.logFrom = kept, from
 		} else {
 			b.logFrom, b.log = rev-1, nil
 		}

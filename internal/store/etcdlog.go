@@ -231,13 +231,8 @@ func (s *Etcd) changeOf(key string) (Change, bool) {
 // at a time, once it holds maxLog changes (as Bolt's does).
 func (l *etcdLog) append(c Change) {
 	if len(l.log) >= maxLog {
-		cut := max(1, len(l.log)/2)
-		for cut < len(l.log) && l.log[cut].Rev == l.log[cut-1].Rev {
-			cut++
-		}
-		if cut < len(l.log) {
-			l.from = l.log[cut].Rev - 1
-			l.log = append(l.log[:0:0], l.log[cut:]...)
+		if kept, from, ok := forgetOlderHalf(l.log); ok {
+			l.log, l.from = kept, from
 		} else if l.log[len(l.log)-1].Rev != c.Rev {
 			l.from, l.log = c.Rev-1, nil
 		}
