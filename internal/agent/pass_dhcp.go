@@ -34,6 +34,7 @@ func (dhcpReconciler) objects(d *desired, f func(string))  { eachID(d.dhcp, f) }
 func (dhcpReconciler) wanted(d *desired) func(string) bool { return inMap(d.dhcp) }
 func (dhcpReconciler) same(a, b any) bool                  { return sameAs(a, b, equal[dhcpSpec]) }
 func (dhcpReconciler) ensure(ctx context.Context, p *pass) { p.ensureDHCPs(ctx) }
+func (dhcpReconciler) whole() store.Kind                   { return store.Networks }
 
 func (dhcpReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
 	s := spec.(dhcpSpec)

@@ -23,6 +23,7 @@ func (overlayReconciler) objects(d *desired, f func(string))  { eachID(d.overlay
 func (overlayReconciler) wanted(d *desired) func(string) bool { return inMap(d.overlay) }
 func (overlayReconciler) same(a, b any) bool                  { return sameAs(a, b, sameOverlay) }
 func (overlayReconciler) ensure(_ context.Context, p *pass)   { p.ensureOverlays() }
+func (overlayReconciler) whole() store.Kind                   { return store.Networks }
 
 // gone is the deletion of a device programmed before, when its network is
 // no longer here (or no longer has one) or wants another name.

@@ -80,6 +80,27 @@ var reconcilerOf = func() map[store.Kind]reconciler {
 	return m
 }()
 
+// isPart is a reconciler whose objects have no resource of their own in
+// the API: each is part of the object of kind whole with the same id,
+// whose status includes it (a network's DHCP namespace and VXLAN device
+// are the network's).
+type isPart interface {
+	whole() store.Kind
+}
+
+// wholeOf is the whole of each part kind, partsOf the part kinds of each
+// whole, in registry order.
+var wholeOf, partsOf = func() (map[store.Kind]store.Kind, map[store.Kind][]store.Kind) {
+	whole, parts := map[store.Kind]store.Kind{}, map[store.Kind][]store.Kind{}
+	for _, r := range reconcilers {
+		if p, ok := r.(isPart); ok {
+			whole[r.kind()] = p.whole()
+			parts[p.whole()] = append(parts[p.whole()], r.kind())
+		}
+	}
+	return whole, parts
+}()
+
 // holdsNamespaces is a reconciler whose objects are namespaces with the
 // agent's prefix. A full pass reads the marker of each such namespace that
 // no desired object is named after (found.namespaces), for the

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -84,5 +85,43 @@ func TestReconcilerOrder(t *testing.T) {
 	slices.Sort(kinds)
 	if len(slices.Compact(kinds)) != len(reconcilers) {
 		t.Errorf("two reconcilers share a kind: %v", kinds)
+	}
+}
+
+// TestPartErrorsShowAsNetwork: a network's DHCP namespace and VXLAN device
+// have no resource of their own in the API; one in ERROR is its network's
+// error in the health's errors, named as the network, once however many
+// of its parts fail.
+func TestPartErrorsShowAsNetwork(t *testing.T) {
+	errored := status{model.StatusError, "broken"}
+	for _, c := range []struct {
+		name  string
+		parts []store.Kind
+	}{
+		{"dhcp", []store.Kind{dhcpKind}},
+		{"vxlan", []store.Kind{overlayKind}},
+		{"both", []store.Kind{dhcpKind, overlayKind}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			net := key{store.Networks, "n1"}
+			a := &Agent{
+				statuses: map[key]status{net: {Status: model.StatusActive}},
+				errored:  map[key]bool{},
+				names:    map[key]string{net: "blue"},
+			}
+			for _, kind := range c.parts {
+				k := key{kind, "n1"}
+				a.statuses[k] = errored
+				a.markErrorLocked(k, errored)
+			}
+			want := []ObjectError{{Type: "network", ID: "n1", Name: "blue", Reason: "broken"}}
+			if got := a.objectErrorsLocked(); !slices.Equal(got, want) {
+				t.Errorf("errors = %+v, want %+v", got, want)
+			}
+			counts := a.StatusCounts()
+			if len(counts) != 1 || counts[0] != (StatusCount{Kind: "network", Status: model.StatusError, Count: 1}) {
+				t.Errorf("status counts = %+v, want one network in ERROR", counts)
+			}
+		})
 	}
 }
