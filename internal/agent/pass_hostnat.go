@@ -26,6 +26,16 @@ func (networkReconciler) wanted(d *desired) func(string) bool { return inMap(d.n
 func (networkReconciler) same(a, b any) bool                  { return sameAs(a, b, sameNetwork) }
 func (networkReconciler) ensure(_ context.Context, p *pass)   { p.ensureNetworks() }
 
+// watch: a bridge, and the gateway addresses on it.
+func (networkReconciler) watch(d *desired, w *wantedKernel) {
+	for _, n := range d.networks {
+		w.aliases[n.Bridge.Alias] = true
+		for _, g := range n.Gateway {
+			w.addrs[g.Addr()] = true
+		}
+	}
+}
+
 func (networkReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
 	if _, ok := p.d.networks[id]; ok {
 		return deletion{}, false

@@ -67,6 +67,23 @@ func (portReconciler) same(a, b any) bool { return sameAs(a, b, samePort) }
 
 func (portReconciler) ensure(context.Context, *pass) {}
 
+// watch: a veth, and a router port's addresses (instances' are not
+// watched).
+func (portReconciler) watch(d *desired, w *wantedKernel) {
+	for _, p := range d.ports {
+		w.aliases[p.Veth.Alias] = true
+		if p.RouterID == "" {
+			continue
+		}
+		for _, a := range p.Veth.Addrs {
+			w.addrs[a.Addr()] = true
+		}
+		for _, a := range p.Floating {
+			w.addrs[a] = true
+		}
+	}
+}
+
 func (portReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
 	if _, ok := p.d.ports[id]; ok {
 		return deletion{}, false

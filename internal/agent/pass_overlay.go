@@ -25,6 +25,16 @@ func (overlayReconciler) same(a, b any) bool                  { return sameAs(a,
 func (overlayReconciler) ensure(_ context.Context, p *pass)   { p.ensureOverlays() }
 func (overlayReconciler) whole() store.Kind                   { return store.Networks }
 
+// watch: a VXLAN device, and its forwarding entries.
+func (overlayReconciler) watch(d *desired, w *wantedKernel) {
+	for _, o := range d.overlay {
+		w.aliases[o.VXLAN.Alias] = true
+		for _, e := range o.FDB {
+			w.fdb[e.String()] = true
+		}
+	}
+}
+
 // gone is the deletion of a device programmed before, when its network is
 // no longer here (or no longer has one) or wants another name.
 func (overlayReconciler) gone(p *pass, id string, spec any) (deletion, bool) {

@@ -57,6 +57,12 @@ func (subportReconciler) wanted(*desired) func(string) bool {
 func (subportReconciler) same(a, b any) bool                       { return false }
 func (subportReconciler) gone(*pass, string, any) (deletion, bool) { return deletion{}, false }
 
+func (subportReconciler) watch(d *desired, w *wantedKernel) {
+	for _, sp := range d.subports {
+		w.aliases[sp.VLAN.Alias] = true
+	}
+}
+
 func (subportReconciler) ensure(_ context.Context, p *pass) {
 	if p.full {
 		p.sweepSubportFilters()
