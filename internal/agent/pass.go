@@ -45,8 +45,9 @@ type pass struct {
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
-	// sweepFailed: something left over (see leftovers) is still there;
-	// only full passes look for leftovers, so the retry must be one.
+	// sweepFailed: something left over (see reconciler.discover) is
+	// still there; only full passes look for leftovers, so the retry
+	// must be one.
 	sweepFailed bool
 	changes     int
 	errors      int
@@ -169,8 +170,8 @@ type deletion struct {
 	k    key
 	what string // the kernel object: "link tap0123", "namespace red"
 	run  func() (deleted bool, err error)
-	// leftover: found in the kernel by a full pass (leftovers), not
-	// remembered in tried.
+	// leftover: found in the kernel by a full pass (reconciler.discover),
+	// not remembered in tried.
 	leftover bool
 }
 

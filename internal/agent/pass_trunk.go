@@ -147,8 +147,8 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 
 // sweepSubportFilters, in a full pass, deletes the filters of subports
 // that went while the agent was down: their veth pairs are leftovers
-// (see leftovers), but their filters on a parent's tap that stays are
-// not links.
+// (subportReconciler.discover), but their filters on a parent's tap that
+// stays are not links.
 func (p *pass) sweepSubportFilters() {
 	wanted := map[[2]string]bool{} // link, subport alias
 	for _, sp := range p.d.subports {

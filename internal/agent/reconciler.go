@@ -17,6 +17,11 @@ import (
 // last programmed), good (whether that worked) and the statuses. A kind
 // that keeps its own state instead (one table per host: host NAT, the
 // firewall) embeds ownState and only ensures.
+//
+// A kind may also be: part of another (isPart: its status is that
+// object's), made of namespaces (holdsNamespaces), seen by the drift
+// watches (watched, drift.go), or counted in the health otherwise than
+// by good (countsManaged).
 type reconciler interface {
 	// kind keys this kind's objects.
 	kind() store.Kind
@@ -42,7 +47,7 @@ type reconciler interface {
 	// holds of this kind with nsnet's marks that no object of d accounts
 	// for: state of objects deleted while the agent was down, or left by
 	// a crash.
-	discover(p *pass, k *found) []deletion
+	discover(p *pass, f *found) []deletion
 }
 
 // reconcilers is the registry, in the order the pass ensures the kinds:
