@@ -125,3 +125,17 @@ func TestPartErrorsShowAsNetwork(t *testing.T) {
 		})
 	}
 }
+
+// TestReported: the agent publishes the statuses of the kinds the API
+// shows, and folds the parts' into their wholes'.
+func TestReported(t *testing.T) {
+	for kind, want := range map[store.Kind]bool{
+		store.Networks: true, store.Ports: true, store.Instances: true,
+		store.Routers: true, store.FloatingIPs: true, store.Trunks: true,
+		dhcpKind: false, overlayKind: false, store.Subnets: false,
+	} {
+		if got := reported(kind); got != want {
+			t.Errorf("reported(%s) = %v, want %v", kind, got, want)
+		}
+	}
+}
