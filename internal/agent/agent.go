@@ -438,9 +438,9 @@ func (a *Agent) statusLocked(k key) status {
 	if !ok {
 		return status{Status: model.StatusBuild}
 	}
-	if k.kind == store.Networks && s.Status != model.StatusError {
-		// Its VXLAN device and its DHCP are part of it.
-		for _, part := range []store.Kind{overlayKind, dhcpKind} {
+	if s.Status != model.StatusError {
+		// Its parts' (a network's VXLAN device and DHCP) are part of it.
+		for _, part := range partsOf[k.kind] {
 			if st := a.statuses[key{part, k.id}]; st.Status == model.StatusError {
 				return st
 			}
@@ -487,23 +487,25 @@ func (a *Agent) setPassError(err error) {
 }
 
 // objectErrorsLocked lists the objects in ERROR, by type and name: those
-// in errored, and the networks whose services are.
+// in errored, and those whose parts (a network's DHCP or VXLAN device) are.
 func (a *Agent) objectErrorsLocked() []ObjectError {
 	errs := []ObjectError{}
+	added := map[key]bool{}
 	add := func(k key) {
-		if s := a.statusLocked(k); s.Status == model.StatusError {
+		if s := a.statusLocked(k); s.Status == model.StatusError && !added[k] {
+			added[k] = true
 			errs = append(errs, ObjectError{Type: strings.TrimSuffix(string(k.kind), "s"), ID: k.id, Name: a.names[k], Reason: s.Reason})
 		}
 	}
 	for k := range a.errored {
-		switch {
-		case k.kind != dhcpKind:
+		whole, part := wholeOf[k.kind]
+		if !part {
 			add(k)
-		case !a.errored[key{store.Networks, k.id}]:
-			// Shown as its network's status.
-			if _, ok := a.statuses[key{store.Networks, k.id}]; ok {
-				add(key{store.Networks, k.id})
-			}
+			continue
+		}
+		// Shown as its whole's status.
+		if _, ok := a.statuses[key{whole, k.id}]; ok {
+			add(key{whole, k.id})
 		}
 	}
 	slices.SortFunc(errs, func(x, y ObjectError) int {

@@ -31,8 +31,8 @@ func (a *Agent) StatusCounts() []StatusCount {
 	a.mu.Lock()
 	n := map[StatusCount]int{}
 	for k := range a.statuses {
-		if k.kind == dhcpKind || k.kind == overlayKind {
-			continue // shown as its network's status
+		if _, part := wholeOf[k.kind]; part {
+			continue // shown as its whole's status
 		}
 		s := a.statusLocked(k)
 		n[StatusCount{Kind: strings.TrimSuffix(string(k.kind), "s"), Status: s.Status}]++

@@ -89,36 +89,21 @@ type trunkSpec struct {
 	Unwired []string
 }
 
-// sameSpec reports whether two specs ask for the same kernel state. It runs
-// for every object on every pass, hence no reflection.
-func sameSpec(a, b any) bool {
-	switch a := a.(type) {
-	case networkSpec:
-		b, ok := b.(networkSpec)
-		return ok && a.Bridge == b.Bridge && a.Uplink == b.Uplink && a.Bridged == b.Bridged &&
-			a.HostGateway == b.HostGateway && slices.Equal(a.Gateway, b.Gateway)
-	case instanceSpec:
-		b, ok := b.(instanceSpec)
-		return ok && a == b
-	case portSpec:
-		b, ok := b.(portSpec)
-		return ok && a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
-			a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && a.DSCP == b.DSCP && a.Marked == b.Marked && sameVeth(a.Veth, b.Veth) &&
-			slices.Equal(a.Floating, b.Floating)
-	case routerSpec:
-		b, ok := b.(routerSpec)
-		return ok && sameRouter(a, b)
-	case dhcpSpec:
-		b, ok := b.(dhcpSpec)
-		return ok && a == b
-	case overlaySpec:
-		b, ok := b.(overlaySpec)
-		return ok && sameOverlay(a, b)
-	case trunkSpec:
-		b, ok := b.(trunkSpec)
-		return ok && a.ParentID == b.ParentID && slices.Equal(a.VLANs, b.VLANs) && slices.Equal(a.Unwired, b.Unwired)
-	}
-	return false
+// sameNetwork, samePort and sameTrunk report whether two specs ask for
+// the same kernel state (see reconciler.same).
+func sameNetwork(a, b networkSpec) bool {
+	return a.Bridge == b.Bridge && a.Uplink == b.Uplink && a.Bridged == b.Bridged &&
+		a.HostGateway == b.HostGateway && slices.Equal(a.Gateway, b.Gateway)
+}
+
+func samePort(a, b portSpec) bool {
+	return a.InstanceID == b.InstanceID && a.RouterID == b.RouterID && a.NetworkID == b.NetworkID &&
+		a.Netns == b.Netns && a.Gateway == b.Gateway && a.DHCP == b.DHCP && a.Qos == b.Qos && a.DSCP == b.DSCP && a.Marked == b.Marked && sameVeth(a.Veth, b.Veth) &&
+		slices.Equal(a.Floating, b.Floating)
+}
+
+func sameTrunk(a, b trunkSpec) bool {
+	return a.ParentID == b.ParentID && slices.Equal(a.VLANs, b.VLANs) && slices.Equal(a.Unwired, b.Unwired)
 }
 
 func sameVeth(a, b dataplane.PortSpec) bool {

@@ -174,9 +174,9 @@ func TestCompareIfNames(t *testing.T) {
 	}
 }
 
-// TestSameSpecCoversEveryField guards sameSpec against fields added to the
-// specs later: changing any one of them must make the specs differ.
-func TestSameSpecCoversEveryField(t *testing.T) {
+// TestSamePortCoversEveryField guards samePort against fields added to the
+// spec later: changing any one of them must make the specs differ.
+func TestSamePortCoversEveryField(t *testing.T) {
 	base := portSpec{
 		InstanceID: "i", RouterID: "r", NetworkID: "n", Netns: "ns", Gateway: true,
 		Floating: []netip.Addr{netip.MustParseAddr("198.51.100.50")},
@@ -187,7 +187,7 @@ func TestSameSpecCoversEveryField(t *testing.T) {
 			Routes: []dataplane.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("10.0.0.254")}},
 		},
 	}
-	if !sameSpec(base, base) {
+	if !samePort(base, base) {
 		t.Fatal("a spec differs from itself")
 	}
 	v := reflect.ValueOf(&base).Elem()
@@ -200,14 +200,14 @@ func TestSameSpecCoversEveryField(t *testing.T) {
 		changed.Veth.Routes = slices.Clone(base.Veth.Routes)
 		changed.Floating = slices.Clone(base.Floating)
 		mutate(fieldByPath(reflect.ValueOf(&changed).Elem(), name))
-		if sameSpec(base, changed) {
-			t.Errorf("sameSpec ignores %s", name)
+		if samePort(base, changed) {
+			t.Errorf("samePort ignores %s", name)
 		}
 	}, "")
 	if fields < 12 {
 		t.Fatalf("walked %d fields", fields)
 	}
-	if sameSpec(instanceSpec{Netns: "a"}, instanceSpec{Netns: "b"}) || sameSpec(base, instanceSpec{}) {
+	if reconcilerOf[store.Instances].same(instanceSpec{Netns: "a"}, instanceSpec{Netns: "b"}) || reconcilerOf[store.Ports].same(base, instanceSpec{}) {
 		t.Fatal("different specs compare equal")
 	}
 }

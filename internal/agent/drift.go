@@ -67,34 +67,18 @@ type wantedKernel struct {
 
 func wantedOf(d *desired) *wantedKernel {
 	w := &wantedKernel{aliases: map[string]bool{}, addrs: map[netip.Addr]bool{}, fdb: map[string]bool{}}
-	for _, n := range d.networks {
-		w.aliases[n.Bridge.Alias] = true
-		for _, g := range n.Gateway {
-			w.addrs[g.Addr()] = true
-		}
-	}
-	for _, sp := range d.subports {
-		w.aliases[sp.VLAN.Alias] = true
-	}
-	for _, o := range d.overlay {
-		w.aliases[o.VXLAN.Alias] = true
-		for _, e := range o.FDB {
-			w.fdb[e.String()] = true
-		}
-	}
-	for _, p := range d.ports {
-		w.aliases[p.Veth.Alias] = true
-		if p.RouterID == "" {
-			continue // instances' addresses are not watched
-		}
-		for _, a := range p.Veth.Addrs {
-			w.addrs[a.Addr()] = true
-		}
-		for _, a := range p.Floating {
-			w.addrs[a] = true
+	for _, r := range reconcilers {
+		if wr, ok := r.(watched); ok {
+			wr.watch(d, w)
 		}
 	}
 	return w
+}
+
+// watched is a reconciler whose objects the drift watches see: watch adds
+// what d wants of them to w.
+type watched interface {
+	watch(d *desired, w *wantedKernel)
 }
 
 // nftWatch says which nftables deletions in a namespace are drift.

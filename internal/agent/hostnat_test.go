@@ -68,7 +68,7 @@ func TestComputeHostNAT(t *testing.T) {
 	} {
 		got := d.networks[id]
 		got.Bridge = w.Bridge
-		if !sameSpec(got, w) {
+		if !sameNetwork(got, w) {
 			t.Errorf("network %s = %+v, want %+v", id, got, w)
 		}
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -88,6 +89,17 @@ type metadata6Listener struct {
 }
 
 func (m *metadata6Listener) close() { m.l.Close() }
+
+// metadata6Kind names the IPv6 metadata listeners' reconciler.
+const metadata6Kind store.Kind = "metadata6"
+
+// The IPv6 metadata listeners' reconciler: sockets, kept by the agent
+// (Agent.metadata6), on the ports of routers and DHCP namespaces, after
+// which it comes.
+type metadata6Reconciler struct{ ownState }
+
+func (metadata6Reconciler) kind() store.Kind                  { return metadata6Kind }
+func (metadata6Reconciler) ensure(_ context.Context, p *pass) { p.ensureMetadata6() }
 
 // ensureMetadata6 makes the IPv6 metadata listeners those of this pass:
 // one per network of d.metadata6, on its port's link as it is now. It

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/netns"
-	"github.com/nsnet/nsnet/internal/qosmark"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -47,8 +45,9 @@ type pass struct {
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
-	// sweepFailed: something left over (see leftovers) is still there;
-	// only full passes look for leftovers, so the retry must be one.
+	// sweepFailed: something left over (see reconciler.discover) is
+	// still there; only full passes look for leftovers, so the retry
+	// must be one.
 	sweepFailed bool
 	changes     int
 	errors      int
@@ -97,20 +96,9 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
-	if full {
-		p.sweepSubportFilters()
+	for _, r := range reconcilers {
+		r.ensure(ctx, p)
 	}
-	p.ensureHostNAT()
-	p.ensureNetworks()
-	p.ensureOverlays()
-	p.ensureInstances(ctx)
-	p.ensureTrunks()
-	// Who is who first: listeners may start answering in this pass.
-	a.metadata.SetDirectory(p.d.metadata)
-	p.ensureRouters(ctx)
-	p.ensureFirewall()
-	p.ensureDHCPs(ctx)
-	p.ensureMetadata6()
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -120,7 +108,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 
 // needs reports whether object k must be (re)programmed with spec.
 func (p *pass) needs(k key, spec any) bool {
-	return p.full || !p.a.good[k] || !sameSpec(p.a.tried[k], spec)
+	return p.full || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
 }
 
 // isGood reports whether k's kernel state is in place, as of this pass.
@@ -182,26 +170,32 @@ type deletion struct {
 	k    key
 	what string // the kernel object: "link tap0123", "namespace red"
 	run  func() (deleted bool, err error)
-	// leftover: found in the kernel by a full pass (leftovers), not
-	// remembered in tried.
+	// leftover: found in the kernel by a full pass (reconciler.discover),
+	// not remembered in tried.
 	leftover bool
 }
 
-// removeUnwanted deletes the kernel state the store no longer wants.
-// Namespaces go first, side by side: the kernel destroys them, and the veths
-// in them, in batches, whereas deleting veths one by one costs RCU grace
-// periods each. The ports left to delete after that are those unplugged
-// from instances that stay; then bridges.
+// removeUnwanted deletes the kernel state the store no longer wants, kind
+// by kind in the registry's reverse order (see reconcilers), each kind's
+// deletions side by side.
 func (p *pass) removeUnwanted() {
-	dels := p.gone()
+	gone := p.gone()
+	var f *found
 	if p.full {
-		dels = append(dels, p.leftovers()...)
+		f = p.findOwned()
 	}
 	seen := map[string]bool{}
-	for _, kind := range []store.Kind{store.Routers, dhcpKind, store.Trunks, subportKind, store.Instances, store.Ports, overlayKind, store.Networks} {
+	for _, r := range slices.Backward(reconcilers) {
+		dels := gone[r.kind()]
+		if f != nil {
+			for _, d := range r.discover(p, f) {
+				d.leftover = true
+				dels = append(dels, d)
+			}
+		}
 		var jobs []func()
 		for _, d := range dels {
-			if d.k.kind != kind || seen[d.what] {
+			if seen[d.what] {
 				continue
 			}
 			seen[d.what] = true
@@ -214,40 +208,13 @@ func (p *pass) removeUnwanted() {
 	}
 }
 
-// gone lists the deletions of objects programmed before that the store no
-// longer wants, or wants under another name.
-func (p *pass) gone() []deletion {
-	var dels []deletion
+// gone lists, by kind, the deletions of objects programmed before that the
+// store no longer wants, or wants under another name.
+func (p *pass) gone() map[store.Kind][]deletion {
+	dels := map[store.Kind][]deletion{}
 	for k, spec := range p.a.tried {
-		switch s := spec.(type) {
-		case portSpec:
-			if _, ok := p.d.ports[k.id]; !ok {
-				dels = append(dels, p.linkDeletion(k, s.Veth.TapName, s.Veth.Alias))
-			}
-		case instanceSpec:
-			if cur, ok := p.d.instances[k.id]; !ok || cur.Netns != s.Netns {
-				dels = append(dels, p.namespaceDeletion(k, s.Netns, s.Marker))
-			}
-		case networkSpec:
-			if _, ok := p.d.networks[k.id]; !ok {
-				dels = append(dels, p.linkDeletion(k, s.Bridge.Name, s.Bridge.Alias))
-			}
-		case routerSpec:
-			if cur, ok := p.d.routers[k.id]; !ok || cur.Netns != s.Netns {
-				dels = append(dels, p.routerDeletion(k, s))
-			}
-		case dhcpSpec:
-			if cur, ok := p.d.dhcp[k.id]; !ok || cur.Netns != s.Netns {
-				dels = append(dels, p.dhcpDeletion(k, s))
-			}
-		case trunkSpec:
-			if _, ok := p.d.trunks[k.id]; !ok {
-				dels = append(dels, p.trunkDeletion(k, s))
-			}
-		case overlaySpec:
-			if d, ok := p.overlayGone(k, s); ok {
-				dels = append(dels, d)
-			}
+		if d, ok := reconcilerOf[k.kind].gone(p, k.id, spec); ok {
+			dels[k.kind] = append(dels[k.kind], d)
 		}
 	}
 	return dels
@@ -264,59 +231,18 @@ func (p *pass) namespaceDeletion(k key, name, marker string) deletion {
 	}}
 }
 
-// leftovers lists the deletions of what the kernel holds with nsnet's
-// marks that no desired object accounts for: state of objects deleted while
-// the agent was down, or left by a crash. It only looks at links in the
-// host namespace and at namespaces with the agent's prefix and host marker.
-func (p *pass) leftovers() []deletion {
-	var dels []deletion
-	for alias, link := range p.links.Owned() {
-		name := link.Attrs().Name
-		kind, id, _ := dataplane.ParseAlias(alias)
-		switch kind {
-		case "port":
-			if ps, ok := p.d.ports[id]; !ok || ps.Veth.TapName != name {
-				dels = append(dels, p.linkDeletion(key{store.Ports, id}, name, alias))
-			}
-		case "network":
-			if n, ok := p.d.networks[id]; !ok || n.Bridge.Name != name {
-				dels = append(dels, p.linkDeletion(key{store.Networks, id}, name, alias))
-			}
-		case "subport":
-			if v, ok := p.d.subports[id]; !ok || v.VLAN.Name != name && v.VLAN.Peer != name {
-				dels = append(dels, p.linkDeletion(key{subportKind, id}, name, alias))
-			}
-		case "vxlan":
-			if d, ok := p.overlayLeftover(id, name, alias); ok {
-				dels = append(dels, d)
-			}
-		}
-	}
-	dels = append(dels, p.leftoverNamespaces()...)
-	for i := range dels {
-		dels[i].leftover = true
-	}
-	return dels
-}
-
-func (p *pass) leftoverNamespaces() []deletion {
+// markedNamespaces lists the namespaces with the agent's prefix, but those
+// named in wanted, with their markers, for the reconcilers to recognise
+// their leftovers by. It removes the mount points of namespaces whose
+// creation died before it mounted them.
+func (p *pass) markedNamespaces(wanted map[string]bool) []markedNetns {
 	names, err := netns.List()
 	if err != nil {
 		p.sweepFailedOn()
 		p.a.log.Error("list namespaces", "err", err)
 		return nil
 	}
-	wanted := map[string]bool{p.a.cfg.HostNetns: true}
-	for _, inst := range p.d.instances {
-		wanted[inst.Netns] = true
-	}
-	for _, r := range p.d.routers {
-		wanted[r.Netns] = true
-	}
-	for _, s := range p.d.dhcp {
-		wanted[s.Netns] = true
-	}
-	var dels []deletion
+	var marked []markedNetns
 	for _, name := range names {
 		if wanted[name] || !strings.HasPrefix(name, p.a.cfg.NetnsPrefix) {
 			continue
@@ -338,14 +264,18 @@ func (p *pass) leftoverNamespaces() []deletion {
 		if err != nil {
 			continue // vanished, or not something nsnet could have made
 		}
-		if id, host, ok := dataplane.ParseInstanceMarker(marker); ok && host == p.a.markerHost {
-			dels = append(dels, p.namespaceDeletion(key{store.Instances, id}, name, marker))
-		}
-		if id, host, ok := dataplane.ParseRouterMarker(marker); ok && host == p.a.markerHost {
-			dels = append(dels, p.routerDeletion(key{store.Routers, id}, routerSpec{Netns: name, Marker: marker}))
-		}
-		if id, host, ok := dataplane.ParseDHCPMarker(marker); ok && host == p.a.markerHost {
-			dels = append(dels, p.dhcpDeletion(key{dhcpKind, id}, dhcpSpec{Netns: name, Marker: marker}))
+		marked = append(marked, markedNetns{name: name, marker: marker})
+	}
+	return marked
+}
+
+// namespaceLeftovers are the deletions of the namespaces in f whose marker
+// parse recognises as this agent's (del makes each).
+func (p *pass) namespaceLeftovers(f *found, parse func(string) (id, host string, ok bool), del func(id string, ns markedNetns) deletion) []deletion {
+	var dels []deletion
+	for _, ns := range f.namespaces {
+		if id, host, ok := parse(ns.marker); ok && host == p.a.markerHost {
+			dels = append(dels, del(id, ns))
 		}
 	}
 	return dels
@@ -376,135 +306,6 @@ func parallel(n int, jobs []func()) {
 		}()
 	}
 	wg.Wait()
-}
-
-func (p *pass) ensureNetworks() {
-	for _, id := range sortedKeys(p.d.networks) {
-		spec := p.d.networks[id]
-		if !p.needs(key{store.Networks, id}, spec) && !(spec.HostGateway && p.hostNATRan) {
-			continue
-		}
-		p.ensureNetwork(id, spec)
-	}
-}
-
-// instanceWork is one instance and those of its ports that need work.
-type instanceWork struct {
-	id    string
-	spec  instanceSpec
-	ports []string // in interface order
-}
-
-// ensureInstances programs instances and their ports, several instances
-// at once.
-func (p *pass) ensureInstances(ctx context.Context) {
-	var jobs []func()
-	for _, w := range p.instanceWork() {
-		jobs = append(jobs, func() {
-			if ctx.Err() == nil {
-				p.ensureInstance(w)
-			}
-		})
-	}
-	parallel(workers, jobs)
-}
-
-func (p *pass) instanceWork() []instanceWork {
-	ports := map[string][]string{}
-	for id, ps := range p.d.ports {
-		if p.needs(key{store.Ports, id}, ps) {
-			ports[ps.InstanceID] = append(ports[ps.InstanceID], id)
-		}
-	}
-	var work []instanceWork
-	for _, id := range sortedKeys(p.d.instances) {
-		spec := p.d.instances[id]
-		if len(ports[id]) == 0 && !p.needs(key{store.Instances, id}, spec) {
-			continue
-		}
-		ids := ports[id]
-		slices.SortFunc(ids, func(x, y string) int {
-			return compareIfNames(p.d.ports[x].Veth.IfName, p.d.ports[y].Veth.IfName)
-		})
-		work = append(work, instanceWork{id: id, spec: spec, ports: ids})
-	}
-	return work
-}
-
-// ensureInstance programs one instance's namespace, then its ports in it.
-// The namespace is checked even when only a port changed: the port needs
-// it open, and opening it verifies it is still nsnet's.
-func (p *pass) ensureInstance(w instanceWork) {
-	ns, changed, err := p.ensureNetns(w.spec)
-	if err == nil {
-		var c bool
-		c, err = netns.EnsureEtcFile(w.spec.Netns, "resolv.conf", w.spec.ResolvConf, func(cur []byte) bool {
-			// Once a DHCP client wrote it, the file is the client's.
-			return !w.spec.DHCPClient || bytes.HasPrefix(cur, []byte(resolvConfMark))
-		})
-		changed = changed || c
-		if err == nil {
-			// The DSCP marks of its ports' QoS policies (none: no table).
-			c, err = qosmark.Ensure(w.spec.Netns, p.d.dscp[w.id])
-			changed = changed || c
-		}
-		if err != nil {
-			ns.Close()
-		}
-	}
-	p.record(key{store.Instances, w.id}, w.spec, changed, err, status{model.StatusActive, ""})
-	if err != nil {
-		for _, id := range w.ports {
-			p.record(key{store.Ports, id}, p.d.ports[id], false, fmt.Errorf("instance %s: %w", w.spec.Name, err), status{})
-		}
-		return
-	}
-	defer ns.Close()
-	for _, id := range w.ports {
-		spec := p.d.ports[id]
-		k := key{store.Ports, id}
-		if !p.isGood(key{store.Networks, spec.NetworkID}) {
-			p.record(k, spec, false, fmt.Errorf("network %s is not programmed", spec.NetworkID), status{})
-			continue
-		}
-		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
-		if err == nil {
-			var c bool
-			c, err = dataplane.EnsurePortQos(p.links, ns, spec.Veth.TapName, spec.Veth.IfName, spec.Veth.Alias, spec.Qos)
-			changed = changed || c
-		}
-		if old, ok := p.a.tried[k].(portSpec); ok && err == nil && spec.Veth.DHCPClient && !old.Veth.DHCPClient {
-			// Static until now: the addresses nsnet set go, once.
-			var c bool
-			c, err = dataplane.DropPortAddrs(ns, spec.Veth.IfName, spec.Veth.Alias, old.Veth.Addrs)
-			changed = changed || c
-		}
-		ok := status{model.StatusActive, ""}
-		if !spec.Veth.Up {
-			ok = status{model.StatusDown, ""}
-		}
-		p.record(k, spec, changed, err, ok)
-	}
-}
-
-// ensureNetns ensures an instance's namespace. A namespace of that name
-// with this agent's marker for another instance is nsnet's own leftover (an
-// instance deleted, another created under its name): it is replaced.
-func (p *pass) ensureNetns(spec instanceSpec) (*dataplane.Namespace, bool, error) {
-	ns, changed, err := dataplane.EnsureInstanceNetns(spec.Netns, spec.Marker)
-	var no *dataplane.NotOwnedError
-	if !errors.As(err, &no) {
-		return ns, changed, err
-	}
-	if _, host, ok := dataplane.ParseInstanceMarker(no.Mark); !ok || host != p.a.markerHost {
-		return nil, false, err
-	}
-	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
-	if err := dataplane.DeleteInstanceNetns(spec.Netns, no.Mark, p.links); err != nil {
-		return nil, false, err
-	}
-	ns, _, err = dataplane.EnsureInstanceNetns(spec.Netns, spec.Marker)
-	return ns, true, err
 }
 
 // finish publishes a pass: what was programmed, statuses, health, and the
@@ -588,29 +389,9 @@ func (a *Agent) statusesOf(p *pass) map[key]status {
 		}
 		statuses[k] = st
 	}
-	for id := range p.d.networks {
-		keep(key{store.Networks, id})
-	}
-	for id := range p.d.instances {
-		keep(key{store.Instances, id})
-	}
-	for id := range p.d.ports {
-		keep(key{store.Ports, id})
-	}
-	for id := range p.d.dhcp {
-		keep(key{dhcpKind, id})
-	}
-	for id := range p.d.trunks {
-		keep(key{store.Trunks, id})
-	}
-	for id := range p.d.overlay {
-		keep(key{overlayKind, id})
-	}
-	for id, r := range p.d.routers {
-		keep(key{store.Routers, id})
-		for _, f := range r.FloatingIPs {
-			keep(key{store.FloatingIPs, f})
-		}
+	for _, r := range reconcilers {
+		kind := r.kind()
+		r.objects(p.d, func(id string) { keep(key{kind, id}) })
 	}
 	for k, st := range p.d.fixed {
 		statuses[k] = st
@@ -622,42 +403,18 @@ func (a *Agent) statusesOf(p *pass) map[key]status {
 // pass, as statusesOf would compute them: only the keys the desired
 // state's update touched and those p looked at can have changed.
 func (a *Agent) updateStatusesLocked(p *pass, touched map[key]bool) {
-	var floating map[string]bool // floating IPs of routers
+	wanted := map[store.Kind]func(string) bool{}
 	desired := func(k key) bool {
-		switch k.kind {
-		case store.Networks:
-			_, ok := p.d.networks[k.id]
-			return ok
-		case store.Instances:
-			_, ok := p.d.instances[k.id]
-			return ok
-		case store.Ports:
-			_, ok := p.d.ports[k.id]
-			return ok
-		case dhcpKind:
-			_, ok := p.d.dhcp[k.id]
-			return ok
-		case store.Trunks:
-			_, ok := p.d.trunks[k.id]
-			return ok
-		case overlayKind:
-			_, ok := p.d.overlay[k.id]
-			return ok
-		case store.Routers:
-			_, ok := p.d.routers[k.id]
-			return ok
-		case store.FloatingIPs:
-			if floating == nil {
-				floating = map[string]bool{}
-				for _, r := range p.d.routers {
-					for _, f := range r.FloatingIPs {
-						floating[f] = true
-					}
-				}
-			}
-			return floating[k.id]
+		r, ok := reconcilerOf[k.kind]
+		if !ok {
+			return false
 		}
-		return false
+		w, ok := wanted[k.kind]
+		if !ok {
+			w = r.wanted(p.d)
+			wanted[k.kind] = w
+		}
+		return w(k.id)
 	}
 	update := func(k key) {
 		prev, had := a.statuses[k]
@@ -713,36 +470,15 @@ func (a *Agent) managedLocked(d *desired) map[string]int {
 			managed[string(k.kind)]++
 		}
 	}
-	for id := range d.networks {
-		count(key{store.Networks, id})
-	}
-	for id := range d.instances {
-		count(key{store.Instances, id})
-	}
-	for id := range d.ports {
-		count(key{store.Ports, id})
-	}
-	for id := range d.dhcp {
-		count(key{dhcpKind, id})
-	}
-	for id := range d.trunks {
-		count(key{store.Trunks, id})
-	}
-	for id := range d.overlay {
-		count(key{overlayKind, id})
-	}
-	active := map[string]bool{}
-	for id, r := range d.routers {
-		count(key{store.Routers, id})
-		for _, f := range r.FloatingIPs {
-			count(key{store.FloatingIPs, f})
-			if a.statuses[key{store.FloatingIPs, f}].Status == model.StatusActive {
-				active[f] = true
+	for _, r := range reconcilers {
+		kind := r.kind()
+		if c, ok := r.(countsManaged); ok {
+			if n := c.managed(a, d); n > 0 {
+				managed[string(kind)] += n
 			}
+			continue
 		}
-	}
-	if len(active) > 0 {
-		managed[string(store.FloatingIPs)] += len(active)
+		r.objects(d, func(id string) { count(key{kind, id}) })
 	}
 	return managed
 }

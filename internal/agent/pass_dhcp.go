@@ -21,6 +21,41 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
+// The DHCP reconciler: a network's qdhcp namespace holding its DHCP port,
+// with the network's servers (DHCP, DHCPv6, DNS, metadata) on it, keyed
+// dhcpKind/<network id>. Desired: d.dhcp. Ensure: ensureDHCPs. Delete:
+// the namespace, after closing the servers. Discover: namespaces with the
+// agent's prefix and a DHCP marker of this host that no network's DHCP
+// is named after. Its status is part of its network's.
+type dhcpReconciler struct{}
+
+func (dhcpReconciler) kind() store.Kind                    { return dhcpKind }
+func (dhcpReconciler) objects(d *desired, f func(string))  { eachID(d.dhcp, f) }
+func (dhcpReconciler) wanted(d *desired) func(string) bool { return inMap(d.dhcp) }
+func (dhcpReconciler) same(a, b any) bool                  { return sameAs(a, b, equal[dhcpSpec]) }
+func (dhcpReconciler) ensure(ctx context.Context, p *pass) { p.ensureDHCPs(ctx) }
+func (dhcpReconciler) whole() store.Kind                   { return store.Networks }
+
+func (dhcpReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
+	s := spec.(dhcpSpec)
+	if cur, ok := p.d.dhcp[id]; ok && cur.Netns == s.Netns {
+		return deletion{}, false
+	}
+	return p.dhcpDeletion(key{dhcpKind, id}, s), true
+}
+
+func (dhcpReconciler) discover(p *pass, f *found) []deletion {
+	return p.namespaceLeftovers(f, dataplane.ParseDHCPMarker, func(id string, ns markedNetns) deletion {
+		return p.dhcpDeletion(key{dhcpKind, id}, dhcpSpec{Netns: ns.name, Marker: ns.marker})
+	})
+}
+
+func (dhcpReconciler) namespaces(d *desired, f func(string)) {
+	for _, s := range d.dhcp {
+		f(s.Netns)
+	}
+}
+
 // networkServers are the servers of one network, and where their sockets
 // are: a namespace replaced or an interface recreated needs new sockets.
 // Each server starts on its own, so that one that cannot (a socket that

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"reflect"
@@ -38,6 +39,18 @@ func (h *hostFirewall) close() {
 		h.fw, h.applied = nil, nil
 	}
 }
+
+// firewallKind names the firewall's reconciler.
+const firewallKind store.Kind = "firewall"
+
+// The firewall's reconciler: the host's security group tables, whose
+// applied spec the agent keeps (hostFirewall). It comes after every kind
+// with ports (instances, trunks' subports, routers), so that a port's
+// filter and its tap come up in the same pass.
+type firewallReconciler struct{ ownState }
+
+func (firewallReconciler) kind() store.Kind                  { return firewallKind }
+func (firewallReconciler) ensure(_ context.Context, p *pass) { p.ensureFirewall() }
 
 // ensureFirewall programs the security groups of the ports plugged on this
 // host. It runs after the ports exist, so that a port's filter and its tap

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -9,6 +10,56 @@ import (
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/store"
 )
+
+// The networks' reconciler: a network is its bridge, with its gateway
+// addresses when the host is its gateway and its uplink, keyed
+// store.Networks/<id>. Desired: d.networks. Ensure: ensureNetworks, after
+// the host NAT, which a host-gateway network's status follows. Delete:
+// the bridge, last (its ports and VXLAN device go before it). Discover:
+// bridges with a network's alias that no network accounts for under that
+// name.
+type networkReconciler struct{}
+
+func (networkReconciler) kind() store.Kind                    { return store.Networks }
+func (networkReconciler) objects(d *desired, f func(string))  { eachID(d.networks, f) }
+func (networkReconciler) wanted(d *desired) func(string) bool { return inMap(d.networks) }
+func (networkReconciler) same(a, b any) bool                  { return sameAs(a, b, sameNetwork) }
+func (networkReconciler) ensure(_ context.Context, p *pass)   { p.ensureNetworks() }
+
+// watch: a bridge, and the gateway addresses on it.
+func (networkReconciler) watch(d *desired, w *wantedKernel) {
+	for _, n := range d.networks {
+		w.aliases[n.Bridge.Alias] = true
+		for _, g := range n.Gateway {
+			w.addrs[g.Addr()] = true
+		}
+	}
+}
+
+func (networkReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
+	if _, ok := p.d.networks[id]; ok {
+		return deletion{}, false
+	}
+	s := spec.(networkSpec)
+	return p.linkDeletion(key{store.Networks, id}, s.Bridge.Name, s.Bridge.Alias), true
+}
+
+func (networkReconciler) discover(p *pass, f *found) []deletion {
+	return p.linkLeftovers(f, "network", store.Networks, func(id, name string) bool {
+		n, ok := p.d.networks[id]
+		return ok && n.Bridge.Name == name
+	})
+}
+
+func (p *pass) ensureNetworks() {
+	for _, id := range sortedKeys(p.d.networks) {
+		spec := p.d.networks[id]
+		if !p.needs(key{store.Networks, id}, spec) && !(spec.HostGateway && p.hostNATRan) {
+			continue
+		}
+		p.ensureNetwork(id, spec)
+	}
+}
 
 // ensureNetwork programs one network's bridge, its gateway addresses when
 // the host is its gateway, and its uplink.
@@ -72,6 +123,17 @@ func (p *pass) ensureUplink(spec networkSpec) (changed bool, err error) {
 	}
 	return false, err
 }
+
+// hostNATKind names the host NAT's reconciler: the host's one nsnet
+// table, whose applied spec the agent keeps (hostNATApplied).
+const hostNATKind store.Kind = "hostnat"
+
+// The host NAT's reconciler: the host's table, first: it needs nothing,
+// and the host-gateway networks' statuses follow it.
+type hostNATReconciler struct{ ownState }
+
+func (hostNATReconciler) kind() store.Kind                  { return hostNATKind }
+func (hostNATReconciler) ensure(_ context.Context, p *pass) { p.ensureHostNAT() }
 
 // ensureHostNAT programs the host's share of host NAT: forwarding on, and
 // the host's nsnet table, Applied like a router's (ensureNAT); without

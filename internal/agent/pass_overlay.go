@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
@@ -12,9 +13,46 @@ import (
 // and neighbour entries (overlaySpec, computed in hosts.go) is one
 // object, keyed overlayKind/<network id>. Desired: d.overlay. Ensure:
 // ensureOverlays, after the bridges it is a port of. Delete: a device no
-// longer wanted goes with its entries (overlayGone). Discover: a full pass
-// deletes nsnet's VXLAN devices that no desired network accounts for
-// (overlayLeftover). Its status is part of its network's, as DHCP's is.
+// longer wanted goes with its entries. Discover: a full pass deletes
+// nsnet's VXLAN devices that no desired network accounts for. Its status
+// is part of its network's, as DHCP's is.
+type overlayReconciler struct{}
+
+func (overlayReconciler) kind() store.Kind                    { return overlayKind }
+func (overlayReconciler) objects(d *desired, f func(string))  { eachID(d.overlay, f) }
+func (overlayReconciler) wanted(d *desired) func(string) bool { return inMap(d.overlay) }
+func (overlayReconciler) same(a, b any) bool                  { return sameAs(a, b, sameOverlay) }
+func (overlayReconciler) ensure(_ context.Context, p *pass)   { p.ensureOverlays() }
+func (overlayReconciler) whole() store.Kind                   { return store.Networks }
+
+// watch: a VXLAN device, and its forwarding entries.
+func (overlayReconciler) watch(d *desired, w *wantedKernel) {
+	for _, o := range d.overlay {
+		w.aliases[o.VXLAN.Alias] = true
+		for _, e := range o.FDB {
+			w.fdb[e.String()] = true
+		}
+	}
+}
+
+// gone is the deletion of a device programmed before, when its network is
+// no longer here (or no longer has one) or wants another name.
+func (overlayReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
+	s := spec.(overlaySpec)
+	if cur, ok := p.d.overlay[id]; ok && cur.VXLAN.Name == s.VXLAN.Name {
+		return deletion{}, false
+	}
+	return p.linkDeletion(key{overlayKind, id}, s.VXLAN.Name, s.VXLAN.Alias), true
+}
+
+// discover: the VXLAN devices with nsnet's alias that no desired network
+// accounts for.
+func (overlayReconciler) discover(p *pass, f *found) []deletion {
+	return p.linkLeftovers(f, "vxlan", overlayKind, func(id, name string) bool {
+		o, ok := p.d.overlay[id]
+		return ok && o.VXLAN.Name == name
+	})
+}
 
 // overlayKind keys a network's VXLAN device in the agent's bookkeeping.
 const overlayKind store.Kind = "vxlan"
@@ -52,22 +90,4 @@ func (p *pass) ensureOverlay(spec overlaySpec) (changed bool, err error) {
 	changed = changed || c
 	c, err = dataplane.EnsureNeighbours(p.links, v.Name, v.Alias, spec.Neigh)
 	return changed || c, err
-}
-
-// overlayGone is the deletion of a device programmed before, when its
-// network is no longer here (or no longer has one) or wants another name.
-func (p *pass) overlayGone(k key, s overlaySpec) (deletion, bool) {
-	if cur, ok := p.d.overlay[k.id]; ok && cur.VXLAN.Name == s.VXLAN.Name {
-		return deletion{}, false
-	}
-	return p.linkDeletion(k, s.VXLAN.Name, s.VXLAN.Alias), true
-}
-
-// overlayLeftover is the deletion of a VXLAN device found in the kernel
-// with nsnet's alias that no desired network accounts for.
-func (p *pass) overlayLeftover(id, name, alias string) (deletion, bool) {
-	if o, ok := p.d.overlay[id]; ok && o.VXLAN.Name == name {
-		return deletion{}, false
-	}
-	return p.linkDeletion(key{overlayKind, id}, name, alias), true
 }

@@ -16,6 +16,96 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
+// The routers' reconciler: a router is its qrouter namespace with its
+// nsnet NAT and metering tables, its metadata listener and its router
+// advertisements, keyed store.Routers/<id>. Desired: d.routers. Ensure:
+// the namespace, its ports that need work (qr- before qg-), then the
+// rest (ensureRouters). Delete: the namespace, after letting go of the
+// sockets the agent holds in it. Discover: namespaces with the agent's
+// prefix and a router marker of this host that no router is named after.
+type routerReconciler struct{}
+
+func (routerReconciler) kind() store.Kind                    { return store.Routers }
+func (routerReconciler) objects(d *desired, f func(string))  { eachID(d.routers, f) }
+func (routerReconciler) wanted(d *desired) func(string) bool { return inMap(d.routers) }
+func (routerReconciler) same(a, b any) bool                  { return sameAs(a, b, sameRouter) }
+func (routerReconciler) ensure(ctx context.Context, p *pass) { p.ensureRouters(ctx) }
+
+func (routerReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
+	s := spec.(routerSpec)
+	if cur, ok := p.d.routers[id]; ok && cur.Netns == s.Netns {
+		return deletion{}, false
+	}
+	return p.routerDeletion(key{store.Routers, id}, s), true
+}
+
+func (routerReconciler) discover(p *pass, f *found) []deletion {
+	return p.namespaceLeftovers(f, dataplane.ParseRouterMarker, func(id string, ns markedNetns) deletion {
+		return p.routerDeletion(key{store.Routers, id}, routerSpec{Netns: ns.name, Marker: ns.marker})
+	})
+}
+
+func (routerReconciler) namespaces(d *desired, f func(string)) {
+	for _, r := range d.routers {
+		f(r.Netns)
+	}
+}
+
+// The floating IPs' reconciler: a floating IP is addresses on its
+// router's gateway port and elements of its router's NAT maps, which the
+// router programs; its status follows the router's (finishRouter). It
+// has objects, for their statuses, and nothing of its own to program,
+// delete or discover.
+type floatingIPReconciler struct{ ownState }
+
+func (floatingIPReconciler) kind() store.Kind              { return store.FloatingIPs }
+func (floatingIPReconciler) ensure(context.Context, *pass) {}
+
+func (floatingIPReconciler) objects(d *desired, f func(string)) {
+	for _, r := range d.routers {
+		for _, id := range r.FloatingIPs {
+			f(id)
+		}
+	}
+}
+
+func (r floatingIPReconciler) wanted(d *desired) func(string) bool {
+	var ids map[string]bool // made on first use: most passes ask about none
+	return func(id string) bool {
+		if ids == nil {
+			ids = map[string]bool{}
+			r.objects(d, func(id string) { ids[id] = true })
+		}
+		return ids[id]
+	}
+}
+
+// managed counts the floating IPs the routers translate: those ACTIVE.
+func (r floatingIPReconciler) managed(a *Agent, d *desired) int {
+	active := map[string]bool{}
+	r.objects(d, func(id string) {
+		if a.statuses[key{store.FloatingIPs, id}].Status == model.StatusActive {
+			active[id] = true
+		}
+	})
+	return len(active)
+}
+
+// metadataKind names the metadata directory's reconciler.
+const metadataKind store.Kind = "metadata"
+
+// The metadata directory: who is who for the metadata service, handed to
+// it before the routers and DHCP namespaces, whose listeners may start
+// answering in this pass. Not a kernel object, but the state of a service
+// nsnet serves, kept by the service.
+type metadataReconciler struct{ ownState }
+
+func (metadataReconciler) kind() store.Kind { return metadataKind }
+
+func (metadataReconciler) ensure(_ context.Context, p *pass) {
+	p.a.metadata.SetDirectory(p.d.metadata)
+}
+
 // routerNAT is the nsnet table of one router namespace, open across
 // passes, and the spec last applied to it.
 //
@@ -266,7 +356,7 @@ func (p *pass) floatingOnly(k key, spec portSpec) (add, remove []netip.Addr, ok 
 		return nil, nil, false
 	}
 	old.Floating = spec.Floating
-	if !sameSpec(old, spec) {
+	if !samePort(old, spec) {
 		return nil, nil, false
 	}
 	remove, add = listDelta(p.a.tried[k].(portSpec).Floating, spec.Floating)

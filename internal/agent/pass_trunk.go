@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -19,8 +20,64 @@ import (
 // the subport's on the host: the firewall filters it as it filters a tap
 // (firewallSpec).
 
-// subportKind names the deletion of a subport's veth found by a full pass
-// that no wanted subport accounts for.
+// The trunks' reconciler: a trunk whose parent is plugged here is its
+// subports' interfaces and the tagging filters on its parent's tap, keyed
+// store.Trunks/<id>. Desired: d.trunks. Ensure: ensureTrunks, after the
+// instances' ports (the parents). Delete: its subports' interfaces.
+// Discover: the subports' (see subportReconciler).
+type trunkReconciler struct{ noDiscovery }
+
+func (trunkReconciler) kind() store.Kind                    { return store.Trunks }
+func (trunkReconciler) objects(d *desired, f func(string))  { eachID(d.trunks, f) }
+func (trunkReconciler) wanted(d *desired) func(string) bool { return inMap(d.trunks) }
+func (trunkReconciler) same(a, b any) bool                  { return sameAs(a, b, sameTrunk) }
+func (trunkReconciler) ensure(_ context.Context, p *pass)   { p.ensureTrunks() }
+
+func (trunkReconciler) gone(p *pass, id string, spec any) (deletion, bool) {
+	if _, ok := p.d.trunks[id]; ok {
+		return deletion{}, false
+	}
+	return p.trunkDeletion(key{store.Trunks, id}, spec.(trunkSpec)), true
+}
+
+// The subports' reconciler: a wired subport's interface on the host is
+// its trunk's (the trunk programs and deletes it, and its status is the
+// trunk's); what a full pass finds of subports that went while the agent
+// was down is theirs: their veths (discover), and their filters on a
+// parent's tap that stays, which are not links (swept in ensure, after
+// every deletion). It comes before trunks in the registry, so that a
+// trunk's deletion goes before the leftovers'.
+type subportReconciler struct{}
+
+func (subportReconciler) kind() store.Kind               { return subportKind }
+func (subportReconciler) objects(*desired, func(string)) {}
+func (subportReconciler) wanted(*desired) func(string) bool {
+	return func(string) bool { return false }
+}
+func (subportReconciler) same(a, b any) bool                       { return false }
+func (subportReconciler) gone(*pass, string, any) (deletion, bool) { return deletion{}, false }
+
+func (subportReconciler) watch(d *desired, w *wantedKernel) {
+	for _, sp := range d.subports {
+		w.aliases[sp.VLAN.Alias] = true
+	}
+}
+
+func (subportReconciler) ensure(_ context.Context, p *pass) {
+	if p.full {
+		p.sweepSubportFilters()
+	}
+}
+
+func (subportReconciler) discover(p *pass, f *found) []deletion {
+	return p.linkLeftovers(f, "subport", subportKind, func(id, name string) bool {
+		v, ok := p.d.subports[id]
+		return ok && (v.VLAN.Name == name || v.VLAN.Peer == name)
+	})
+}
+
+// subportKind names the subports' reconciler, and the deletion of a
+// subport's veth found by a full pass that no wanted subport accounts for.
 const subportKind store.Kind = "subports"
 
 // subportIface is a wired subport's interface on this host.
@@ -90,8 +147,8 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 
 // sweepSubportFilters, in a full pass, deletes the filters of subports
 // that went while the agent was down: their veth pairs are leftovers
-// (see leftovers), but their filters on a parent's tap that stays are
-// not links.
+// (subportReconciler.discover), but their filters on a parent's tap that
+// stays are not links.
 func (p *pass) sweepSubportFilters() {
 	wanted := map[[2]string]bool{} // link, subport alias
 	for _, sp := range p.d.subports {

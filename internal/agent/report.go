@@ -10,10 +10,14 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// reported are the kinds whose statuses the agent publishes: those the
-// API shows. A network's DHCP service is folded into its network's.
-var reported = map[store.Kind]bool{store.Networks: true, store.Ports: true, store.Instances: true,
-	store.Routers: true, store.FloatingIPs: true, store.Trunks: true}
+// reported reports whether the agent publishes the statuses of kind:
+// the kinds of its reconcilers that the API shows. A part's status (a
+// network's DHCP and VXLAN device) is folded into its whole's.
+func reported(kind store.Kind) bool {
+	_, ours := reconcilerOf[kind]
+	_, part := wholeOf[kind]
+	return ours && !part
+}
 
 // publication is what one pass hands the publisher.
 type publication struct {
@@ -45,7 +49,7 @@ func (a *Agent) publish(full bool) {
 	p := &publication{rev: a.converged, reread: full,
 		statuses: make(map[hoststatus.Object]hoststatus.State, len(a.statuses))}
 	for k := range a.statuses {
-		if reported[k.kind] {
+		if reported(k.kind) {
 			s := a.statusLocked(k)
 			p.statuses[hoststatus.Object{Kind: k.kind, ID: k.id}] = hoststatus.State{Status: s.Status, Reason: s.Reason}
 		}
