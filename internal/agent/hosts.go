@@ -33,6 +33,9 @@ type hostView struct {
 	// vtep is the host's VTEP address; invalid: one-box mode, where
 	// there are no other hosts to reach and no VXLAN device is made.
 	vtep netip.Addr
+	// mappings are the host's physical networks' interfaces
+	// (Config.InterfaceMappings).
+	mappings map[string]string
 }
 
 // multi reports whether this is multi-host mode (a VTEP address given).

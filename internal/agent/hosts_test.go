@@ -310,3 +310,50 @@ func TestStatusesOnlyOfOwned(t *testing.T) {
 		})
 	}
 }
+
+// TestFlatNetworkMappedInterface: a flat network with no nsnet:uplink is
+// bridged, on each host that has it, to the interface that host maps its
+// physical network to (--physical-interface-mappings), whatever its name
+// there; a host that maps it not has the bridge alone, and nsnet:uplink
+// keeps naming the interface itself.
+func TestFlatNetworkMappedInterface(t *testing.T) {
+	vtep := netip.MustParseAddr("192.0.2.2")
+	for _, tc := range []struct {
+		name     string
+		self     hostView
+		uplink   *string // the network's nsnet:uplink
+		external bool
+		want     string // the bridged interface; "" none
+	}{
+		{"mapped on b", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "eth9"}}, nil, false, "eth9"},
+		{"mapped on b, external", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "ext-b"}}, nil, true, "ext-b"},
+		{"another physical network mapped", hostView{name: "b", vtep: vtep, mappings: map[string]string{"other": "eth9"}}, nil, false, ""},
+		{"nothing mapped", hostView{name: "b", vtep: vtep}, nil, false, ""},
+		{"one box, mapped", hostView{mappings: map[string]string{"phys": "eth1"}}, nil, false, "eth1"},
+		{"nsnet:uplink wins", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "eth9"}}, ptr("up0"), true, "up0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hostsSnapshot()
+			for i := range s.networks {
+				if s.networks[i].ID == "flat" {
+					s.networks[i].Uplink, s.networks[i].RouterExternal = tc.uplink, tc.external
+				}
+			}
+			s.self = tc.self
+			d := computeDesired(s, "p-", "h")
+			spec, ok := d.networks["flat"]
+			if !ok {
+				t.Fatalf("host %q has no bridge for the flat network", tc.self.name)
+			}
+			if spec.Uplink != tc.want || spec.Bridged != (tc.want != "") {
+				t.Errorf("flat network's uplink %q (bridged %v), want %q bridged", spec.Uplink, spec.Bridged, tc.want)
+			}
+		})
+	}
+	// A host without the network bridges nothing, mapped or not.
+	s := hostsSnapshot()
+	s.self = hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1"), mappings: map[string]string{"phys": "eth9"}}
+	if spec, ok := computeDesired(s, "p-", "h").networks["flat"]; ok {
+		t.Errorf("host a, where the flat network has no port, has its bridge: %+v", spec)
+	}
+}

@@ -106,16 +106,17 @@ func Run(ctx context.Context, cfg Config) error {
 			return out, err
 		}})
 	ag, err = agent.New(agent.Config{
-		Store:          st,
-		Host:           host,
-		VTEPAddress:    cfg.VTEPAddress,
-		Roles:          cfg.Roles,
-		HostNetns:      cfg.HostNetns,
-		NetnsPrefix:    cfg.NetnsPrefix,
-		ResyncInterval: cfg.ResyncInterval,
-		DHCPLeaseTime:  cfg.DHCPLeaseTime,
-		DNSUpstreams:   cfg.DNSUpstreams,
-		Publisher:      publisher,
+		Store:             st,
+		Host:              host,
+		VTEPAddress:       cfg.VTEPAddress,
+		InterfaceMappings: cfg.InterfaceMappings,
+		Roles:             cfg.Roles,
+		HostNetns:         cfg.HostNetns,
+		NetnsPrefix:       cfg.NetnsPrefix,
+		ResyncInterval:    cfg.ResyncInterval,
+		DHCPLeaseTime:     cfg.DHCPLeaseTime,
+		DNSUpstreams:      cfg.DNSUpstreams,
+		Publisher:         publisher,
 		OnPass: func(full bool, d time.Duration, clean bool, err error) {
 			result := metrics.PassOK
 			switch {
@@ -355,6 +356,7 @@ func serviceConfig(cfg Config, host string) service.Config {
 	return service.Config{NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
 		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
 		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
+		InterfaceMappings: cfg.InterfaceMappings,
 		// Alive is the host's stored heartbeat, which this daemon
 		// refreshes every heartbeat interval (see service/hosts.go).
 		AgentDownTime: cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime),

@@ -404,6 +404,11 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent, h *model.H
 			conf["bridge_mappings"] = map[string]string{}
 			conf["interface_mappings"] = map[string]string{}
 		}
+		if h != nil && len(h.InterfaceMappings) > 0 {
+			// The Linux bridge agent's physical_interface_mappings, as
+			// it reports them.
+			conf["interface_mappings"] = maps.Clone(h.InterfaceMappings)
+		}
 		return conf, nil
 	}
 	return map[string]any{}, nil

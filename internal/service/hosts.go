@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,7 +72,8 @@ func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, e
 // hostRecord is this host's registry record, with a heartbeat of now.
 func (s *Service) hostRecord(started time.Time) model.Host {
 	return model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
-		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
+		InterfaceMappings: maps.Clone(s.ifaceMappings),
+		AvailabilityZone:  s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
 }
 
 // Heartbeat refreshes this host's heartbeat: a write of its record that

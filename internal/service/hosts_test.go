@@ -30,12 +30,14 @@ type cluster struct {
 
 // hostSpec is one host of a cluster.
 type hostSpec struct {
-	name    string
-	roles   []string
-	zone    string
-	vtep    string
-	dead    bool // its heartbeat is older than the agent down time
-	drained bool // an admin set its agents down
+	name  string
+	roles []string
+	zone  string
+	vtep  string
+	// mappings are its --physical-interface-mappings.
+	mappings map[string]string
+	dead     bool // its heartbeat is older than the agent down time
+	drained  bool // an admin set its agents down
 }
 
 // newCluster starts every host's daemon, alive; settle then kills and
@@ -76,7 +78,7 @@ func (c *cluster) settle() {
 func (c *cluster) add(h hostSpec) *service.Service {
 	c.t.Helper()
 	svc := service.New(service.Config{Store: c.st, NetnsPrefix: "t-" + h.name + "-", Host: h.name, Roles: h.roles,
-		AvailabilityZone: h.zone, VTEPAddress: h.vtep, Now: func() time.Time { return c.now }})
+		AvailabilityZone: h.zone, VTEPAddress: h.vtep, InterfaceMappings: h.mappings, Now: func() time.Time { return c.now }})
 	ctx := context.Background()
 	if _, err := svc.RegisterHost(ctx, c.now); err != nil {
 		c.t.Fatal(err)
