@@ -163,6 +163,8 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if n > 0 {
 		log.Info("gave instances, routers and networks stored without a host to this host, the only one registered", "host", host, "records", n)
 	}
+	// A network node that registers takes what waited for one.
+	scheduleWaiting(ctx, svc, log)
 	log.Info("host registered", "host", host, "roles", cfg.Roles, "vtep_address", vtep,
 		"availability_zone", cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone))
 	srv := api.New(api.Config{
@@ -379,7 +381,8 @@ func DefaultHost(hostNetns string) string {
 }
 
 // heartbeat refreshes the host's heartbeat every interval and then moves
-// what dead network nodes hosted (service.Failover), until ctx ends. Every
+// what dead network nodes hosted (service.Failover) and places what waited
+// for a network node (service.ScheduleWaiting), until ctx ends. Every
 // daemon does both: the first to see a host dead moves its routers and
 // DHCP, and the store's conflict check leaves the others nothing to move.
 func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, interval time.Duration, started time.Time) {
@@ -398,7 +401,25 @@ func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, inte
 			}
 			log.Warn("failover: moved "+what+" off a dead host", "id", m.ID, "from", m.From, "to", m.To)
 		}
+		scheduleWaiting(ctx, svc, log)
 	})
+}
+
+// scheduleWaiting places the routers and networks' DHCP that no network
+// node could take when they were made, now that one may (it came back,
+// registered, or an admin set its agent up): see service.ScheduleWaiting.
+func scheduleWaiting(ctx context.Context, svc *service.Service, log *slog.Logger) {
+	moves, err := svc.ScheduleWaiting(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("cannot schedule waiting routers and networks", "err", err)
+	}
+	for _, m := range moves {
+		what := "router"
+		if m.Kind == store.Networks {
+			what = "network DHCP"
+		}
+		log.Info("scheduled a waiting "+what, "id", m.ID, "to", m.To)
+	}
 }
 
 type served struct {
