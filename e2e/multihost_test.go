@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -52,6 +53,9 @@ func startMultiHost(t *testing.T) *multiHost {
 	c, err := lab.NewCluster(context.Background(), lab.ClusterConfig{
 		Bin: nsnetBin, Dir: t.TempDir(), Store: etcd.URL("nsnet-mh-" + lab.RandomHex(4)), Hosts: labHosts,
 		DaemonArgs: []string{"--heartbeat-interval", "1s", "--agent-down-time", "5s", "--log-level", "debug"},
+		// The network nodes reach the upstream by differently named
+		// interfaces, each mapping the physical network to its own.
+		PhysicalNetwork: "upstream",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -286,8 +290,37 @@ func TestMultiHost(t *testing.T) {
 		t.Errorf("tenant network: type %q, VNI %v, MTU %d; want vxlan, a VNI, 1450", tenant.NetworkType, tenant.Segment, tenant.MTU)
 	}
 	m.mustNsnet(t, "subnet", "create", "tenant-v4", "--network", "tenant", "--subnet-range", "10.77.0.0/24")
+	// The public network is flat on the physical network each network
+	// node maps to its own interface (ext2 on net, ext3 on net2).
 	var public mhNetwork
-	m.mustJSON(t, &public, "network", "create", "public", "--external", "--uplink", lab.UplinkName)
+	if status, err := m.rest.Do(context.Background(), "POST", "/v2.0/networks", map[string]any{"network": map[string]any{
+		"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "upstream"}},
+		&struct {
+			Network *mhNetwork `json:"network"`
+		}{&public}); err != nil || status != 201 {
+		t.Fatalf("create the public network: %d %v", status, err)
+	}
+	var agents struct {
+		Agents []struct {
+			Host           string         `json:"host"`
+			AgentType      string         `json:"agent_type"`
+			Configurations map[string]any `json:"configurations"`
+		} `json:"agents"`
+	}
+	m.get(t, "/v2.0/agents?agent_type=Linux+bridge+agent", &agents)
+	for _, a := range agents.Agents {
+		h := m.Host(a.Host)
+		if h == nil {
+			continue
+		}
+		want := map[string]any{}
+		if h.Uplink != "" {
+			want["upstream"] = h.Uplink
+		}
+		if got, _ := a.Configurations["interface_mappings"].(map[string]any); !maps.Equal(got, want) {
+			t.Errorf("%s's Linux bridge agent interface_mappings %v, want %v", a.Host, got, want)
+		}
+	}
 	m.mustNsnet(t, "subnet", "create", "public-v4", "--network", "public", "--subnet-range", lab.UpstreamCIDR,
 		"--gateway", lab.UpstreamGateway, "--no-dhcp")
 	var router mhRouter
@@ -474,6 +507,12 @@ func (m *multiHost) networkNodeLost(t *testing.T, routerID, networkID string, in
 		return nil
 	})
 	measure(t, gone, "the upstream reaches vm-b's floating IP again", 120*time.Second, func() error { return pings(m.Upstream, fip) })
+	// The public network reaches the upstream on the new node by the
+	// interface that node maps the physical network to, not the lost
+	// node's name for it.
+	if out, err := exec.Command("ip", "-n", other.Netns, "-o", "link", "show", other.Uplink).CombinedOutput(); err != nil || !strings.Contains(string(out), " master ") {
+		t.Errorf("after failover, %s's uplink %s is not bridged: %v %s", other.Name, other.Uplink, err, out)
+	}
 	if dhcpWasThere {
 		measure(t, gone, "the tenant's DHCP rescheduled to "+other.Name, 120*time.Second, func() error {
 			if on := m.dhcpHost(t, networkID); on != other.Name {

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -65,6 +66,7 @@ func run(ctx context.Context) (err error) {
 	networks := flag.Int("networks", 20, "networks (each instance has a port on every one)")
 	samples := flag.Int("samples", 40, "ports timed per row")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
+	logsFlag := flag.String("daemon-logs", "", "append the cluster daemons' output to this file, each line behind its host's name (a SIGQUIT's goroutine dump included)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("multihost needs root: its hosts are network namespaces")
@@ -92,8 +94,18 @@ func run(ctx context.Context) (err error) {
 	}
 	defer etcd.Remove()
 
+	var logs io.Writer
+	if *logsFlag != "" {
+		f, err := os.OpenFile(*logsFlag, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		logs = f
+	}
 	cluster, err := lab.NewCluster(ctx, lab.ClusterConfig{
-		Bin: bin, Dir: dir, Store: etcd.URL("nsnet-bench"),
+		Logs: logs,
+		Bin:  bin, Dir: dir, Store: etcd.URL("nsnet-bench"),
 		Hosts: []lab.HostConfig{
 			{Name: "host-a", Roles: []string{model.RoleCompute}},
 			{Name: "host-b", Roles: []string{model.RoleCompute}},

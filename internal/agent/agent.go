@@ -64,6 +64,10 @@ type Config struct {
 	// networks present here and joins them to the other hosts' by VXLAN
 	// (docs/OVERLAY.md).
 	VTEPAddress netip.Addr
+	// InterfaceMappings map physical networks to this host's interfaces
+	// (--physical-interface-mappings): a flat network on a mapped one,
+	// with no nsnet:uplink, has the interface bridged into its bridge.
+	InterfaceMappings map[string]string
 	// Roles are the host's roles (model.RoleCompute, model.RoleNetwork).
 	// The scheduler reads them from the host registry; the agent goes by
 	// the records' host fields.
@@ -252,7 +256,7 @@ func New(cfg Config) (*Agent, error) {
 		drift:       make(chan string, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
-			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap()}},
+			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap(), mappings: cfg.InterfaceMappings}},
 		pub: publishing{kick: make(chan struct{}, 1)},
 	}, nil
 }

@@ -689,7 +689,8 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 }
 
 // bridgeOf is what network n needs on a host that has it: its bridge, its
-// uplink and, for a host-gateway network, the gateway addresses with the
+// uplink (nsnet:uplink, or the interface self maps a flat network's
+// physical network to) and, for a host-gateway network, the gateway addresses with the
 // host NAT of its subnets. With many hosts, a host-gateway network's
 // gateway is on its DHCP host only: two hosts answering for one gateway
 // address would split its traffic.
@@ -703,8 +704,14 @@ func bridgeOf(n model.Network, subnets []model.Subnet, self hostView) (networkSp
 		NoIPv6: true,
 	}}
 	gateway := n.HostGateway && (!self.multi() || self.owns(n.DHCPHost))
-	if n.Uplink != nil && (!n.HostGateway || gateway) {
+	switch seg := n.Segment(); {
+	case n.Uplink != nil && (!n.HostGateway || gateway):
 		spec.Uplink, spec.Bridged = *n.Uplink, !n.HostGateway
+	case n.Uplink == nil && !n.HostGateway && seg.NetworkType == model.NetworkTypeFlat && self.mappings[seg.PhysicalNetwork] != "":
+		// A flat provider network is its physical network untagged: on
+		// this host, the interface the host maps it to (the Linux
+		// bridge agent's physical_interface_mappings).
+		spec.Uplink, spec.Bridged = self.mappings[seg.PhysicalNetwork], true
 	}
 	if !gateway {
 		return spec, nil

@@ -33,6 +33,9 @@ type hostView struct {
 	// vtep is the host's VTEP address; invalid: one-box mode, where
 	// there are no other hosts to reach and no VXLAN device is made.
 	vtep netip.Addr
+	// mappings are the host's physical networks' interfaces
+	// (Config.InterfaceMappings).
+	mappings map[string]string
 }
 
 // multi reports whether this is multi-host mode (a VTEP address given).
@@ -61,14 +64,28 @@ type placement struct {
 	instances map[string]model.Instance
 	routers   map[string]model.Router
 	networks  map[string]model.Network
+	// parents are the parent ports of trunks' subports, by subport id:
+	// a subport is wired where its parent is plugged.
+	parents map[string]model.Port
 }
 
 // portHost is the host a port is on (its binding:host_id, derived): an
 // instance's port is on the instance's host, a router's on the router's L3
 // host (none while unscheduled), a DHCP port on its network's DHCP host, a
-// plain port where an admin bound it. The second result says whether the
+// trunk's subport on its parent's host, a plain port where an admin bound
+// it. The second result says whether the
 // host plugs it: only then is the network present there because of it.
 func (pl placement) portHost(p model.Port) (host string, plugged bool) {
+	if parent, ok := pl.parents[p.ID]; ok {
+		// A trunk's subport is on its parent's host (Neutron binds it
+		// there), and present there as its parent is.
+		return pl.deviceHost(parent)
+	}
+	return pl.deviceHost(p)
+}
+
+// deviceHost is portHost by what the port belongs to.
+func (pl placement) deviceHost(p model.Port) (host string, plugged bool) {
 	switch p.DeviceOwner {
 	case model.DeviceOwnerCompute:
 		if inst, ok := pl.instances[p.DeviceID]; ok {
@@ -395,5 +412,28 @@ func placementOf(s *snapshot) placement {
 	for _, n := range s.networks {
 		pl.networks[n.ID] = n
 	}
+	pl.parents = trunkParents(s.trunks, s.ports)
 	return pl
+}
+
+// trunkParents maps each trunk's subports to its parent port.
+func trunkParents(trunks []model.Trunk, ports []model.Port) map[string]model.Port {
+	if len(trunks) == 0 {
+		return nil
+	}
+	byID := make(map[string]*model.Port, len(ports))
+	for i := range ports {
+		byID[ports[i].ID] = &ports[i]
+	}
+	out := map[string]model.Port{}
+	for _, t := range trunks {
+		parent := byID[t.PortID]
+		if parent == nil {
+			continue
+		}
+		for _, sp := range t.SubPorts {
+			out[sp.PortID] = *parent
+		}
+	}
+	return out
 }

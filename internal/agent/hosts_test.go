@@ -310,3 +310,98 @@ func TestStatusesOnlyOfOwned(t *testing.T) {
 		})
 	}
 }
+
+// TestFlatNetworkMappedInterface: a flat network with no nsnet:uplink is
+// bridged, on each host that has it, to the interface that host maps its
+// physical network to (--physical-interface-mappings), whatever its name
+// there; a host that maps it not has the bridge alone, and nsnet:uplink
+// keeps naming the interface itself.
+func TestFlatNetworkMappedInterface(t *testing.T) {
+	vtep := netip.MustParseAddr("192.0.2.2")
+	for _, tc := range []struct {
+		name     string
+		self     hostView
+		uplink   *string // the network's nsnet:uplink
+		external bool
+		want     string // the bridged interface; "" none
+	}{
+		{"mapped on b", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "eth9"}}, nil, false, "eth9"},
+		{"mapped on b, external", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "ext-b"}}, nil, true, "ext-b"},
+		{"another physical network mapped", hostView{name: "b", vtep: vtep, mappings: map[string]string{"other": "eth9"}}, nil, false, ""},
+		{"nothing mapped", hostView{name: "b", vtep: vtep}, nil, false, ""},
+		{"one box, mapped", hostView{mappings: map[string]string{"phys": "eth1"}}, nil, false, "eth1"},
+		{"nsnet:uplink wins", hostView{name: "b", vtep: vtep, mappings: map[string]string{"phys": "eth9"}}, ptr("up0"), true, "up0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := hostsSnapshot()
+			for i := range s.networks {
+				if s.networks[i].ID == "flat" {
+					s.networks[i].Uplink, s.networks[i].RouterExternal = tc.uplink, tc.external
+				}
+			}
+			s.self = tc.self
+			d := computeDesired(s, "p-", "h")
+			spec, ok := d.networks["flat"]
+			if !ok {
+				t.Fatalf("host %q has no bridge for the flat network", tc.self.name)
+			}
+			if spec.Uplink != tc.want || spec.Bridged != (tc.want != "") {
+				t.Errorf("flat network's uplink %q (bridged %v), want %q bridged", spec.Uplink, spec.Bridged, tc.want)
+			}
+		})
+	}
+	// A host without the network bridges nothing, mapped or not.
+	s := hostsSnapshot()
+	s.self = hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1"), mappings: map[string]string{"phys": "eth9"}}
+	if spec, ok := computeDesired(s, "p-", "h").networks["flat"]; ok {
+		t.Errorf("host a, where the flat network has no port, has its bridge: %+v", spec)
+	}
+}
+
+// TestTrunkSubportHosts: a trunk's subport is on its parent's host, where
+// it is wired to its network's bridge: the other hosts of the subport's
+// network flood to that host and reach the subport's MAC there.
+func TestTrunkSubportHosts(t *testing.T) {
+	withTrunk := func() *snapshot {
+		s := hostsSnapshot()
+		sub := model.Network{ID: "sub", Name: "sub", AdminStateUp: true, MTU: 1450}
+		sub.SetSegment(model.Segment{NetworkType: model.NetworkTypeVXLAN, SegmentationID: 12})
+		s.networks = append(s.networks, sub)
+		s.subnets = append(s.subnets, model.Subnet{ID: "sub-v4", NetworkID: "sub", IPVersion: 4, CIDR: "10.3.0.0/24"})
+		// The parent is i-a2's port on "lonely" (host a); an instance on
+		// b has a port on "sub".
+		s.ports = append(s.ports,
+			model.Port{ID: "p-sub", NetworkID: "sub", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:5b", DeviceID: "trunk1",
+				DeviceOwner: model.DeviceOwnerTrunkSubport, FixedIPs: []model.FixedIP{{SubnetID: "sub-v4", IPAddress: "10.3.0.5"}}},
+			model.Port{ID: "p-b3", NetworkID: "sub", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:b3", DeviceID: "i-b2",
+				DeviceOwner: model.DeviceOwnerCompute, InterfaceName: "eth1", FixedIPs: []model.FixedIP{{SubnetID: "sub-v4", IPAddress: "10.3.0.6"}}})
+		s.trunks = []model.Trunk{{ID: "trunk1", PortID: "p-a2", AdminStateUp: true,
+			SubPorts: []model.SubPort{{PortID: "p-sub", SegmentationType: "vlan", SegmentationID: 100}}}}
+		return s
+	}
+	for _, tc := range []struct {
+		self hostView
+		fdb  []string
+	}{
+		{hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")}, []string{"00:00:00:00:00:00 dst 192.0.2.2", "fa:16:3e:00:00:b3 dst 192.0.2.2"}},
+		{hostView{name: "b", vtep: netip.MustParseAddr("192.0.2.2")}, []string{"00:00:00:00:00:00 dst 192.0.2.1", "fa:16:3e:00:00:5b dst 192.0.2.1"}},
+	} {
+		t.Run(tc.self.name, func(t *testing.T) {
+			s := withTrunk()
+			s.self = tc.self
+			d := computeDesired(s, "p-", "h")
+			o, ok := d.overlay["sub"]
+			if !ok {
+				t.Fatalf("host %s has no VXLAN device on the subport's network", tc.self.name)
+			}
+			var got []string
+			for _, e := range o.FDB {
+				got = append(got, e.String())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.fdb) {
+				t.Errorf("forwarding entries %v, want %v", got, tc.fdb)
+			}
+		})
+	}
+}

@@ -49,6 +49,9 @@ type incremental struct {
 	routed     map[string]bool
 	rin        routerInputs
 	trunkPorts map[string]bool // parents and subports of trunks
+	// parents are the trunks' subports' parent ports (placement.parents):
+	// a change to a trunk or any of its ports is a full update.
+	parents map[string]model.Port
 	// bridges are every network's bridge as bridgeOf computes it, routers
 	// the routers by id and vteps the hosts' VTEP addresses: what
 	// placing a network on hosts reads besides ports and instances.
@@ -302,6 +305,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 			inc.trunkPorts[sp.PortID] = true
 		}
 	}
+	inc.parents = trunkParents(s.trunks, s.ports)
 	inc.instances, inc.netns = map[string]model.Instance{}, map[string]int{}
 	for _, inst := range s.instances {
 		inc.instances[inst.ID] = inst
@@ -418,7 +422,7 @@ func (inc *incremental) placeNetwork(recs *records, id string) {
 			ports = append(ports, &p.val)
 		}
 	}
-	pl := placement{instances: inc.instances, routers: inc.routers, networks: inc.networks}
+	pl := placement{instances: inc.instances, routers: inc.routers, networks: inc.networks, parents: inc.parents}
 	inc.touched[key{store.Networks, id}] = true
 	inc.touched[key{overlayKind, id}] = true
 	placeNetwork(inc.d, n, pl.hostsOf(n, ports, inc.self, inc.has6[id]), inc.vteps, inc.self, inc.bridges[id])

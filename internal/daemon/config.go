@@ -74,6 +74,10 @@ type Config struct {
 	// networks lose model.VXLANOverhead of the physnet MTU. The zero Addr
 	// is one box: no overlay.
 	VTEPAddress netip.Addr
+	// InterfaceMappings map physical networks to this host's interfaces
+	// (--physical-interface-mappings): kept in the host's record and
+	// bridged by its agent into the flat networks on them.
+	InterfaceMappings map[string]string
 	// AvailabilityZone is this host's zone; empty means
 	// model.DefaultAvailabilityZone.
 	AvailabilityZone string

@@ -106,16 +106,17 @@ func Run(ctx context.Context, cfg Config) error {
 			return out, err
 		}})
 	ag, err = agent.New(agent.Config{
-		Store:          st,
-		Host:           host,
-		VTEPAddress:    cfg.VTEPAddress,
-		Roles:          cfg.Roles,
-		HostNetns:      cfg.HostNetns,
-		NetnsPrefix:    cfg.NetnsPrefix,
-		ResyncInterval: cfg.ResyncInterval,
-		DHCPLeaseTime:  cfg.DHCPLeaseTime,
-		DNSUpstreams:   cfg.DNSUpstreams,
-		Publisher:      publisher,
+		Store:             st,
+		Host:              host,
+		VTEPAddress:       cfg.VTEPAddress,
+		InterfaceMappings: cfg.InterfaceMappings,
+		Roles:             cfg.Roles,
+		HostNetns:         cfg.HostNetns,
+		NetnsPrefix:       cfg.NetnsPrefix,
+		ResyncInterval:    cfg.ResyncInterval,
+		DHCPLeaseTime:     cfg.DHCPLeaseTime,
+		DNSUpstreams:      cfg.DNSUpstreams,
+		Publisher:         publisher,
 		OnPass: func(full bool, d time.Duration, clean bool, err error) {
 			result := metrics.PassOK
 			switch {
@@ -162,6 +163,8 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if n > 0 {
 		log.Info("gave instances, routers and networks stored without a host to this host, the only one registered", "host", host, "records", n)
 	}
+	// A network node that registers takes what waited for one.
+	scheduleWaiting(ctx, svc, log)
 	log.Info("host registered", "host", host, "roles", cfg.Roles, "vtep_address", vtep,
 		"availability_zone", cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone))
 	srv := api.New(api.Config{
@@ -355,6 +358,7 @@ func serviceConfig(cfg Config, host string) service.Config {
 	return service.Config{NetnsPrefix: cfg.NetnsPrefix, Quotas: cfg.Quotas,
 		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
 		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
+		InterfaceMappings: cfg.InterfaceMappings,
 		// Alive is the host's stored heartbeat, which this daemon
 		// refreshes every heartbeat interval (see service/hosts.go).
 		AgentDownTime: cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime),
@@ -377,7 +381,8 @@ func DefaultHost(hostNetns string) string {
 }
 
 // heartbeat refreshes the host's heartbeat every interval and then moves
-// what dead network nodes hosted (service.Failover), until ctx ends. Every
+// what dead network nodes hosted (service.Failover) and places what waited
+// for a network node (service.ScheduleWaiting), until ctx ends. Every
 // daemon does both: the first to see a host dead moves its routers and
 // DHCP, and the store's conflict check leaves the others nothing to move.
 func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, interval time.Duration, started time.Time) {
@@ -396,7 +401,25 @@ func heartbeat(ctx context.Context, svc *service.Service, log *slog.Logger, inte
 			}
 			log.Warn("failover: moved "+what+" off a dead host", "id", m.ID, "from", m.From, "to", m.To)
 		}
+		scheduleWaiting(ctx, svc, log)
 	})
+}
+
+// scheduleWaiting places the routers and networks' DHCP that no network
+// node could take when they were made, now that one may (it came back,
+// registered, or an admin set its agent up): see service.ScheduleWaiting.
+func scheduleWaiting(ctx context.Context, svc *service.Service, log *slog.Logger) {
+	moves, err := svc.ScheduleWaiting(ctx)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("cannot schedule waiting routers and networks", "err", err)
+	}
+	for _, m := range moves {
+		what := "router"
+		if m.Kind == store.Networks {
+			what = "network DHCP"
+		}
+		log.Info("scheduled a waiting "+what, "id", m.ID, "to", m.To)
+	}
 }
 
 type served struct {

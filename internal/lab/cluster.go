@@ -30,7 +30,10 @@ import (
 //	upstream  "the internet": a namespace with a bridge holding
 //	          UpstreamGateway, cabled to every network node by a veth
 //	          called UplinkName there (the same name on each, so an
-//	          external network's uplink exists wherever its router moves).
+//	          external network's nsnet:uplink exists wherever its router
+//	          moves) — or, with ClusterConfig.PhysicalNetwork, by a veth
+//	          named after the host (Host.Uplink), which its daemon maps
+//	          that physical network to (--physical-interface-mappings).
 //
 // Every namespace of the cluster, the daemons' included, starts with
 // Prefix. The cluster is built with ip (a test rig, as a user cables
@@ -60,6 +63,11 @@ type ClusterConfig struct {
 	// DaemonArgs are added to every daemon's command line (e.g.
 	// --heartbeat-interval 1s --agent-down-time 5s --log-level debug).
 	DaemonArgs []string
+	// PhysicalNetwork, when set, names the upstream's physical network:
+	// each network node's uplink is then named after the host
+	// (UplinkPrefix + its index), not UplinkName, and its daemon maps
+	// the physical network to it.
+	PhysicalNetwork string
 	// Logs, when set, receives each daemon's output line by line
 	// prefixed with its host's name (a test's log); it is kept in the
 	// host either way.
@@ -87,6 +95,9 @@ const (
 	UpstreamGateway = "198.51.100.1"
 	// UplinkName is the network nodes' interface to the upstream.
 	UplinkName = "uplink0"
+	// UplinkPrefix starts a network node's interface to the upstream
+	// when the cluster maps a physical network to it.
+	UplinkPrefix = "ext"
 	// underlayLink is every host's interface to the underlay.
 	underlayLink = "ul0"
 )
@@ -97,6 +108,9 @@ type Host struct {
 	Roles []string
 	// VTEP is the host's underlay address (its --vtep-address).
 	VTEP string
+	// Uplink is a network node's interface to the upstream ("" on a
+	// compute host).
+	Uplink string
 	// Netns is the namespace that is the host (--host-netns).
 	Netns string
 	// NetnsPrefix starts every namespace its daemon makes.
@@ -153,10 +167,14 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error) 
 		add("-n", h.Netns, "addr", "add", h.VTEP+"/24", "dev", underlayLink)
 		add("-n", h.Netns, "link", "set", underlayLink, "up")
 		if slices.Contains(hc.Roles, "network") {
+			h.Uplink = UplinkName
+			if cfg.PhysicalNetwork != "" {
+				h.Uplink = fmt.Sprintf("%s%d", UplinkPrefix, i)
+			}
 			// The uplink stays down: nsnet brings it up when it
 			// bridges it into the external network.
 			peer := truncate("x-"+hc.Name, 15)
-			add("-n", h.Netns, "link", "add", UplinkName, "type", "veth", "peer", "name", peer, "netns", c.Upstream)
+			add("-n", h.Netns, "link", "add", h.Uplink, "type", "veth", "peer", "name", peer, "netns", c.Upstream)
 			add("-n", c.Upstream, "link", "set", peer, "master", "br0", "up")
 		}
 	}
@@ -179,6 +197,9 @@ func NewCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error) 
 			"--host-netns", h.Netns, "--netns-prefix", h.NetnsPrefix,
 			"--state-dir", filepath.Join(cfg.Dir, h.Name+"-state"), "--socket", h.Socket,
 			"--listen", addr, "--token-file", tokenFile}, cfg.DaemonArgs...)
+		if cfg.PhysicalNetwork != "" && h.Uplink != "" {
+			h.args = append(h.args, "--physical-interface-mappings", cfg.PhysicalNetwork+":"+h.Uplink)
+		}
 		if err := h.Start(ctx); err != nil {
 			return c, err
 		}
@@ -216,7 +237,7 @@ func (c *Cluster) Close() error {
 		}
 		links, _ := linkNames(h.Netns)
 		for _, l := range links {
-			if l != underlayLink && l != UplinkName {
+			if l != underlayLink && l != h.Uplink {
 				left = append(left, fmt.Sprintf("link %s in %s", l, h.Netns))
 			}
 		}

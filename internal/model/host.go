@@ -26,6 +26,13 @@ type Host struct {
 	// on one machine each need their own and an agent refuses a
 	// namespace outside it.
 	NetnsPrefix string `json:"netns_prefix,omitempty"`
+	// InterfaceMappings map physical network names to the host
+	// interface each is reached by on this host (`nsnet daemon
+	// --physical-interface-mappings`, the Linux bridge agent's
+	// physical_interface_mappings): a flat network on a mapped physical
+	// network is bridged to that interface here. Hosts may map one name
+	// to differently named interfaces.
+	InterfaceMappings map[string]string `json:"interface_mappings,omitempty"`
 	// AvailabilityZone is the host's zone, DefaultAvailabilityZone unless
 	// configured.
 	AvailabilityZone string `json:"availability_zone"`

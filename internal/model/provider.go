@@ -136,3 +136,57 @@ func ParseVNIRanges(s string) ([]VNIRange, error) {
 	}
 	return out, nil
 }
+
+// MaxPhysicalNetworkLen is the longest physical network name Neutron
+// takes (provider:physical_network).
+const MaxPhysicalNetworkLen = 64
+
+// ParseInterfaceMappings reads the Linux bridge agent's
+// physical_interface_mappings: "PHYSNET:INTERFACE" pairs (given as
+// separate values or comma-separated), each physical network and each
+// interface named once, as Neutron's parse_mappings with unique values
+// demands (an interface bridged into two networks' bridges would belong
+// to neither). nil for none.
+func ParseInterfaceMappings(values []string) (map[string]string, error) {
+	var out map[string]string
+	ifaces := map[string]string{}
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if part == "" {
+				continue
+			}
+			name, iface, ok := strings.Cut(part, ":")
+			name, iface = strings.TrimSpace(name), strings.TrimSpace(iface)
+			switch {
+			case !ok || name == "" || iface == "":
+				return nil, fmt.Errorf("mapping %q: want PHYSICAL_NETWORK:INTERFACE", part)
+			case len(name) > MaxPhysicalNetworkLen:
+				return nil, fmt.Errorf("mapping %q: a physical network name has at most %d characters", part, MaxPhysicalNetworkLen)
+			case !ValidInterfaceName(iface):
+				return nil, fmt.Errorf("mapping %q: %q is not an interface name (1 to 15 characters, no '/', ':' or space)", part, iface)
+			}
+			if _, dup := out[name]; dup {
+				return nil, fmt.Errorf("mapping %q: physical network %s is mapped twice", part, name)
+			}
+			if other, dup := ifaces[iface]; dup {
+				return nil, fmt.Errorf("mapping %q: interface %s is already physical network %s's", part, iface, other)
+			}
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[name], ifaces[iface] = iface, name
+		}
+	}
+	return out, nil
+}
+
+// ValidInterfaceName reports whether s can name a Linux network
+// interface: 1 to 15 bytes (IFNAMSIZ less its NUL), none of them '/',
+// ':' or white space, and not "." or "..".
+func ValidInterfaceName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/: \t\n\r\v\f")
+}

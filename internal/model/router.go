@@ -54,6 +54,11 @@ type Router struct {
 	// host's L3 agent (l3_agent_scheduler): the agent builds no qrouter
 	// namespace for it until it is added again. Stored, never shown.
 	L3Unscheduled bool `json:"nsnet:l3_unscheduled,omitzero"`
+	// L3Waiting records that no network node could take the router
+	// when it was made (it is L3Unscheduled too): the scheduler places
+	// it when one can (service.ScheduleWaiting), which it does not for
+	// one an admin removed. Stored, never shown.
+	L3Waiting bool `json:"nsnet:l3_waiting,omitzero"`
 	// L3Host is the network node whose L3 agent hosts the router (a
 	// model.Host's name), chosen by the scheduler. Stored, never shown.
 	L3Host string `json:"nsnet:l3_host,omitzero"`

@@ -404,6 +404,11 @@ func (s *Service) agentConfigurations(r store.Reader, a *model.Agent, h *model.H
 			conf["bridge_mappings"] = map[string]string{}
 			conf["interface_mappings"] = map[string]string{}
 		}
+		if h != nil && len(h.InterfaceMappings) > 0 {
+			// The Linux bridge agent's physical_interface_mappings, as
+			// it reports them.
+			conf["interface_mappings"] = maps.Clone(h.InterfaceMappings)
+		}
 		return conf, nil
 	}
 	return map[string]any{}, nil
@@ -662,7 +667,7 @@ func (s *Service) AddRouterToL3Agent(ctx context.Context, agentID, routerID stri
 		if !rt.L3Unscheduled {
 			return conflict("RouterHostedByL3Agent", "The router %s has been already hosted by the L3 Agent %s.", rt.ID, agentID)
 		}
-		rt.L3Unscheduled, rt.L3Host = false, a.Host
+		rt.L3Unscheduled, rt.L3Waiting, rt.L3Host = false, false, a.Host
 		return tx.Put(store.Routers, rt.ID, rt)
 	})
 }
@@ -687,7 +692,7 @@ func (s *Service) RemoveRouterFromL3Agent(ctx context.Context, agentID, routerID
 			return conflict("RouterNotHostedByL3Agent", "The router %s is not hosted by L3 agent %s.", rt.ID, agentID)
 		}
 		// Removed by an admin: on no host until one adds it again.
-		rt.L3Unscheduled, rt.L3Host = true, ""
+		rt.L3Unscheduled, rt.L3Waiting, rt.L3Host = true, false, ""
 		return tx.Put(store.Routers, rt.ID, rt)
 	})
 }

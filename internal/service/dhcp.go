@@ -93,7 +93,15 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 			return err
 		}
 		if !ok {
+			// Waiting for a DHCP host (ScheduleWaiting looks for
+			// networks without one).
 			subnets = nil
+			if network.DHCPHost != "" {
+				network.DHCPHost = ""
+				if err := tx.Put(store.Networks, network.ID, network); err != nil {
+					return err
+				}
+			}
 			break
 		}
 		if network.DHCPHost != host {

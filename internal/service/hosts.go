@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,7 +72,8 @@ func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, e
 // hostRecord is this host's registry record, with a heartbeat of now.
 func (s *Service) hostRecord(started time.Time) model.Host {
 	return model.Host{Name: s.host, Roles: slices.Clone(s.hostRoles()), VTEPAddress: s.vtepAddress, NetnsPrefix: s.netnsPrefix,
-		AvailabilityZone: s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
+		InterfaceMappings: maps.Clone(s.ifaceMappings),
+		AvailabilityZone:  s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
 }
 
 // Heartbeat refreshes this host's heartbeat: a write of its record that
@@ -401,6 +403,134 @@ func (s *Service) Failover(ctx context.Context) ([]Move, error) {
 		return nil, fmt.Errorf("failover: %w", err)
 	}
 	return moves, nil
+}
+
+// ScheduleWaiting places what waits for a network node: the routers that
+// none could take when they were made (model.Router.L3Waiting) and the
+// networks whose DHCP none could serve when their first DHCP subnet came
+// (no DHCP port, no DHCP host, no admin choice), each as a new one would be
+// placed. Every daemon runs it at start and at each heartbeat, so that a
+// network node that comes back or registers takes them, as Neutron's
+// agents' auto-scheduling does; a router or network an admin removed from
+// its agent stays on none. Moves have an empty From.
+//
+// It looks first in a read of its own, and writes only when something
+// waits: every daemon runs it every heartbeat interval.
+func (s *Service) ScheduleWaiting(ctx context.Context) ([]Move, error) {
+	var waiting bool
+	err := s.store.View(ctx, func(r store.Reader) error {
+		var err error
+		waiting, err = s.findWaiting(r, func(store.Kind, string) error { return errFound })
+		if errors.Is(err, errFound) {
+			waiting, err = true, nil
+		}
+		return err
+	})
+	if err != nil || !waiting {
+		return nil, err
+	}
+	var moves []Move
+	_, err = s.store.Update(ctx, func(tx store.Txn) error {
+		moves = nil
+		_, err := s.findWaiting(tx, func(kind store.Kind, id string) error {
+			if kind == store.Routers {
+				rt, err := store.Get[model.Router](tx, store.Routers, id)
+				if err != nil {
+					return err
+				}
+				to, ok, err := s.scheduleRouter(tx, rt.AvailabilityZoneHints)
+				if err != nil || !ok {
+					return err
+				}
+				rt.L3Unscheduled, rt.L3Waiting, rt.L3Host = false, false, to
+				moves = append(moves, Move{Kind: store.Routers, ID: id, To: to})
+				return tx.Put(store.Routers, id, rt)
+			}
+			// syncDHCPPort schedules it as for a first DHCP subnet.
+			if err := s.syncDHCPPort(tx, id); err != nil {
+				return err
+			}
+			n, err := store.Get[model.Network](tx, store.Networks, id)
+			if err != nil {
+				return err
+			}
+			if n.DHCPHost != "" {
+				moves = append(moves, Move{Kind: store.Networks, ID: id, To: n.DHCPHost})
+			}
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("schedule waiting routers and networks: %w", err)
+	}
+	return moves, nil
+}
+
+// errFound stops findWaiting at the first find.
+var errFound = errors.New("found")
+
+// findWaiting calls found for each router and network waiting for a
+// network node (see ScheduleWaiting), routers first, each in id order; it
+// reports whether there was any. Without a registry nothing waits: the
+// host is the only one.
+func (s *Service) findWaiting(r store.Reader, found func(kind store.Kind, id string) error) (bool, error) {
+	hosts, err := listHosts(r)
+	if err != nil || len(hosts) == 0 {
+		return false, err
+	}
+	any := false
+	routers, err := store.List[model.Router](r, store.Routers)
+	if err != nil {
+		return false, err
+	}
+	for _, rt := range routers {
+		if rt.L3Unscheduled && rt.L3Waiting {
+			any = true
+			if err := found(store.Routers, rt.ID); err != nil {
+				return any, err
+			}
+		}
+	}
+	nets, err := store.List[model.Network](r, store.Networks)
+	if err != nil {
+		return any, err
+	}
+	maybe := map[string]bool{}
+	for _, n := range nets {
+		// A network given a DHCP host keeps it (failover moves it); an
+		// admin's choice stands.
+		if n.DHCPHosted == nil && n.DHCPHost == "" {
+			maybe[n.ID] = true
+		}
+	}
+	if len(maybe) == 0 {
+		return any, nil
+	}
+	subnets, err := store.List[model.Subnet](r, store.Subnets)
+	if err != nil {
+		return any, err
+	}
+	dhcp := map[string]bool{}
+	for _, sn := range subnets {
+		if sn.EnableDHCP && maybe[sn.NetworkID] {
+			dhcp[sn.NetworkID] = true
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(dhcp)) {
+		port, err := dhcpPortOf(r, id)
+		if err != nil {
+			return any, err
+		}
+		if port != nil {
+			continue // a store from before hosts: AdoptUnhosted's
+		}
+		any = true
+		if err := found(store.Networks, id); err != nil {
+			return any, err
+		}
+	}
+	return any, nil
 }
 
 // moveDHCP gives network n's DHCP to host: the one DHCP port stays (its

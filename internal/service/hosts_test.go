@@ -30,12 +30,14 @@ type cluster struct {
 
 // hostSpec is one host of a cluster.
 type hostSpec struct {
-	name    string
-	roles   []string
-	zone    string
-	vtep    string
-	dead    bool // its heartbeat is older than the agent down time
-	drained bool // an admin set its agents down
+	name  string
+	roles []string
+	zone  string
+	vtep  string
+	// mappings are its --physical-interface-mappings.
+	mappings map[string]string
+	dead     bool // its heartbeat is older than the agent down time
+	drained  bool // an admin set its agents down
 }
 
 // newCluster starts every host's daemon, alive; settle then kills and
@@ -76,7 +78,7 @@ func (c *cluster) settle() {
 func (c *cluster) add(h hostSpec) *service.Service {
 	c.t.Helper()
 	svc := service.New(service.Config{Store: c.st, NetnsPrefix: "t-" + h.name + "-", Host: h.name, Roles: h.roles,
-		AvailabilityZone: h.zone, VTEPAddress: h.vtep, Now: func() time.Time { return c.now }})
+		AvailabilityZone: h.zone, VTEPAddress: h.vtep, InterfaceMappings: h.mappings, Now: func() time.Time { return c.now }})
 	ctx := context.Background()
 	if _, err := svc.RegisterHost(ctx, c.now); err != nil {
 		c.t.Fatal(err)
@@ -671,5 +673,72 @@ func TestConcurrentFailoverMovesOnce(t *testing.T) {
 		if h := c.l3Host(r); h != "n2" && h != "n3" {
 			t.Errorf("router %s on %q", r, h)
 		}
+	}
+}
+
+// TestScheduleWaiting: a router or a network's DHCP that no network node
+// could take when it was made waits for one: when a network node comes
+// back (its heartbeat again) or registers, the next run places it as for
+// a new one. What an admin removed from its agent stays on none.
+func TestScheduleWaiting(t *testing.T) {
+	for _, retry := range []bool{false, true} {
+		t.Run(fmt.Sprintf("retried=%v", retry), func(t *testing.T) {
+			var st store.Store = storetest.Open(t, t.TempDir())
+			if retry {
+				st = store.NewRetrying(st)
+			}
+			ctx := context.Background()
+			c := newCluster(t, st, hostSpec{name: "n1", roles: network, dead: true}, hostSpec{name: "a", roles: compute})
+			c.settle()
+			// Made while n1 is dead: no candidate.
+			r1, n1 := c.router(), c.network("10.0.0.0/24")
+			removed := c.router()
+			if c.l3Host(r1) != "" || c.dhcpHost(n1) != "" || c.dhcpPort(n1) != nil {
+				t.Fatalf("with no network node alive: r1 on %q, n1's DHCP on %q", c.l3Host(r1), c.dhcpHost(n1))
+			}
+			if moves, err := c.hosts["a"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
+				t.Fatalf("with still no candidate: %v, %v", moves, err)
+			}
+
+			// n1 comes back; an admin had put "removed" on it and off again.
+			if _, err := c.hosts["n1"].Heartbeat(ctx, clock); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.move(model.AgentTypeL3, removed, "n1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.api.RemoveRouterFromL3Agent(ctx, service.AgentID("n1", model.AgentTypeL3), removed); err != nil {
+				t.Fatal(err)
+			}
+			moves, err := c.hosts["a"].ScheduleWaiting(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []service.Move{{Kind: store.Routers, ID: r1, To: "n1"}, {Kind: store.Networks, ID: n1, To: "n1"}}
+			sortMoves(moves)
+			sortMoves(want)
+			if !slices.Equal(moves, want) {
+				t.Errorf("moves %v, want %v", moves, want)
+			}
+			if c.l3Host(r1) != "n1" || c.dhcpHost(n1) != "n1" || c.l3Host(removed) != "" {
+				t.Errorf("r1 on %q, n1's DHCP on %q, the removed router on %q", c.l3Host(r1), c.dhcpHost(n1), c.l3Host(removed))
+			}
+			if p := c.dhcpPort(n1); p == nil || p.DeviceID != model.DHCPDeviceID(service.HostUUID("n1"), n1) {
+				t.Errorf("n1's DHCP port %+v", p)
+			}
+			if moves, err := c.hosts["n1"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
+				t.Errorf("second run: %v, %v", moves, err)
+			}
+
+			// A network node that registers takes what waits.
+			c.specs[0].dead = true
+			c.settle()
+			r2 := c.router()
+			c.add(hostSpec{name: "n2", roles: network})
+			moves, err = c.hosts["n2"].ScheduleWaiting(ctx)
+			if want := []service.Move{{Kind: store.Routers, ID: r2, To: "n2"}}; err != nil || !slices.Equal(moves, want) {
+				t.Errorf("after n2 registered: %v, %v; want %v", moves, err, want)
+			}
+		})
 	}
 }

@@ -157,6 +157,11 @@ func (s *Service) segmentFor(tx store.Reader, n *model.Network, req providerRequ
 		if seg.NetworkType == model.NetworkTypeVXLAN && req.segmentationID == nil {
 			return s.allocateVNI(all, n.ID)
 		}
+		if seg.NetworkType == model.NetworkTypeFlat && n.Uplink == nil {
+			if err := checkPhysicalNetworkMapped(tx, seg.PhysicalNetwork); err != nil {
+				return seg, err
+			}
+		}
 		return seg, checkSegmentFree(all, n.ID, seg)
 	}
 	return s.defaultSegment(all, n)
@@ -196,6 +201,31 @@ func (s *Service) allocateVNI(all []model.Network, id string) (model.Segment, er
 	}
 	return model.Segment{}, typed(http.StatusServiceUnavailable, "NoNetworkAvailable",
 		"Unable to create the network. No tenant network is available for allocation.")
+}
+
+// checkPhysicalNetworkMapped refuses a flat network on a physical network
+// no host maps to an interface (--physical-interface-mappings), once any
+// host maps one: the physical networks the hosts map are nsnet's
+// flat_networks, and ML2's flat type driver refuses one outside them with
+// 400 InvalidInput. With none mapped anywhere any name goes, as with
+// ML2's default flat_networks '*' — one box, or hosts whose external
+// networks name their interface by nsnet:uplink.
+func checkPhysicalNetworkMapped(r store.Reader, physnet string) error {
+	hosts, err := listHosts(r)
+	if err != nil {
+		return err
+	}
+	mapped := false
+	for _, h := range hosts {
+		if _, ok := h.InterfaceMappings[physnet]; ok {
+			return nil
+		}
+		mapped = mapped || len(h.InterfaceMappings) > 0
+	}
+	if mapped {
+		return invalidInput("physical_network '%s' unknown for flat provider network", physnet)
+	}
+	return nil
 }
 
 // checkSegmentFree refuses a segment another network has: a VNI is one

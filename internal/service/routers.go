@@ -196,12 +196,13 @@ func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) 
 		// A new router goes to the least loaded alive network node of
 		// its zones whose L3 agent an admin has not set down
 		// (l3_agent_scheduler; see hosts.go); with none, it stays
-		// unscheduled until an admin adds it to an L3 agent.
+		// unscheduled, waiting for a network node that can take it or
+		// an admin who adds it to an L3 agent.
 		host, ok, err := s.scheduleRouter(tx, r.AvailabilityZoneHints)
 		if err != nil {
 			return err
 		}
-		r.L3Unscheduled, r.L3Host = !ok, ""
+		r.L3Unscheduled, r.L3Waiting, r.L3Host = !ok, !ok, ""
 		if ok {
 			r.L3Host = host
 		}
@@ -591,7 +592,7 @@ func (s *Service) renderRouter(rd store.Reader, r *model.Router) error {
 		r.AvailabilityZones = []string{zone}
 	}
 	r.Status, r.StatusReason = s.statusOf(store.Routers, r.ID, r.L3Host)
-	r.L3Unscheduled, r.L3Host = false, "" // stored, not shown
+	r.L3Unscheduled, r.L3Waiting, r.L3Host = false, false, "" // stored, not shown
 	r.ConntrackHelpers = make([]model.RouterConntrackHelper, len(r.Helpers))
 	for i, h := range r.Helpers {
 		r.ConntrackHelpers[i] = model.RouterConntrackHelper{Protocol: h.Protocol, Port: h.Port, Helper: h.Helper}

@@ -89,6 +89,11 @@ type Config struct {
 	// one box; it is in the host's record and its L2 agent's
 	// configurations (tunneling_ip).
 	VTEPAddress string
+	// InterfaceMappings are this host's physical networks' interfaces
+	// (--physical-interface-mappings), kept in its record: shown as its
+	// Linux bridge agent's interface_mappings, and the physical networks
+	// a flat network may be on (see provider.go).
+	InterfaceMappings map[string]string
 	// AvailabilityZone is this host's zone; empty means
 	// model.DefaultAvailabilityZone.
 	AvailabilityZone string
@@ -119,6 +124,7 @@ type Service struct {
 	heartbeat      HeartbeatSource
 	roles          []string
 	vtepAddress    string
+	ifaceMappings  map[string]string
 	zone           string
 	// agentDownTime: see Config.AgentDownTime.
 	agentDownTime time.Duration
@@ -135,7 +141,7 @@ func New(cfg Config) *Service {
 		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
 		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now,
 		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead,
-		roles: cfg.Roles, vtepAddress: cfg.VTEPAddress, zone: cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone)}
+		roles: cfg.Roles, vtepAddress: cfg.VTEPAddress, ifaceMappings: cfg.InterfaceMappings, zone: cmp.Or(cfg.AvailabilityZone, model.DefaultAvailabilityZone)}
 	if svc.vniRanges == nil {
 		svc.vniRanges = DefaultVNIRanges
 	}

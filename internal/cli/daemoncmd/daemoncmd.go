@@ -46,6 +46,7 @@ type flags struct {
 	host           string
 	roles          []string
 	vtepAddress    string
+	ifaceMappings  []string
 	zone           string
 	agentDownTime  time.Duration
 	heartbeat      time.Duration
@@ -123,7 +124,10 @@ Every daemon serves the API and runs its host's agent. Compute hosts take
 instances (` + "`nsnet instance create vm1 --host NAME`" + `, or the least loaded alive
 compute host); network nodes take routers and DHCP (the least loaded alive
 network node, in the availability_zone_hints' zones; --availability-zone
-names the host's). Each daemon writes its host's record when it starts and
+names the host's). A flat provider network reaches each host's network
+by the interface --physical-interface-mappings maps its
+provider:physical_network to there (names may differ between hosts).
+Each daemon writes its host's record when it starts and
 refreshes its heartbeat every --heartbeat-interval; a host whose heartbeat
 is older than --agent-down-time is dead: its agents show alive=false, and
 its routers and networks' DHCP move to an alive network node (failover,
@@ -171,6 +175,7 @@ management network).`,
 	fs.StringVar(&f.host, "host", "", "this host's name in the registry, its agents (/v2.0/agents) and port bindings (binding:host_id); default: the host name, then /--host-netns if given")
 	fs.StringSliceVar(&f.roles, "roles", []string{model.RoleCompute, model.RoleNetwork}, "what this host takes: compute (instances), network (routers and DHCP), or both")
 	fs.StringVar(&f.vtepAddress, "vtep-address", "", "this host's underlay address for VXLAN to other hosts; given: multi-host mode (tenant MTU = --physnet-mtu − 50); default: one box, no overlay")
+	fs.StringSliceVar(&f.ifaceMappings, "physical-interface-mappings", nil, "PHYSICAL_NETWORK:INTERFACE pairs, comma-separated (the Linux bridge agent's physical_interface_mappings): a flat network with that provider:physical_network is bridged to this host's INTERFACE")
 	fs.StringVar(&f.zone, "availability-zone", model.DefaultAvailabilityZone, "this host's availability zone, which availability_zone_hints name")
 	fs.DurationVar(&f.agentDownTime, "agent-down-time", service.DefaultAgentDownTime, "a host whose heartbeat is older is dead: its agents are not alive and its routers and DHCP fail over (Neutron's agent_down_time)")
 	fs.DurationVar(&f.heartbeat, "heartbeat-interval", service.DefaultHeartbeatInterval, "how often this host's heartbeat is written, and dead hosts looked for (Neutron's report_interval); below --agent-down-time")
@@ -243,6 +248,10 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 			return daemon.Config{}, fmt.Errorf("--vtep-address %q: want this host's unicast IPv4 address on the underlay", f.vtepAddress)
 		}
 	}
+	mappings, err := model.ParseInterfaceMappings(f.ifaceMappings)
+	if err != nil {
+		return daemon.Config{}, fmt.Errorf("--physical-interface-mappings: %w", err)
+	}
 	if strings.Contains(f.host, "\x00") || len(f.host) > 255 || f.host != strings.TrimSpace(f.host) {
 		return daemon.Config{}, fmt.Errorf("--host %q: want a name of at most 255 characters without surrounding spaces", f.host)
 	}
@@ -284,6 +293,7 @@ func (f *flags) config(logw *os.File, getenv func(string) string) (daemon.Config
 		Host:              f.host,
 		Roles:             roles,
 		VTEPAddress:       vtep,
+		InterfaceMappings: mappings,
 		AvailabilityZone:  f.zone,
 		AgentDownTime:     f.agentDownTime,
 		HeartbeatInterval: f.heartbeat,

@@ -103,6 +103,18 @@ func TestConfig(t *testing.T) {
 		{args: "--vtep-address 300.1.1.1", wantErr: `--vtep-address "300.1.1.1": want this host's unicast IPv4 address on the underlay`},
 		{args: "--vtep-address 2001:db8::1", wantErr: `--vtep-address "2001:db8::1": want this host's unicast IPv4 address`},
 		{args: "--vtep-address 224.0.0.1", wantErr: `--vtep-address "224.0.0.1": want this host's unicast IPv4 address`},
+		{
+			// Neutron's physical_interface_mappings, given once or flag by flag.
+			args: "--physical-interface-mappings public:ext-a,lab:eth5 --physical-interface-mappings=extra:eth6",
+			want: daemon.Config{StateDir: daemon.DefaultStateDir, Socket: daemon.DefaultSocket, ResyncInterval: 30 * time.Second, DHCPLeaseTime: day, PhysnetMTU: 1500,
+				InterfaceMappings: map[string]string{"public": "ext-a", "lab": "eth5", "extra": "eth6"}},
+		},
+		{args: "--physical-interface-mappings public", wantErr: `--physical-interface-mappings: mapping "public": want PHYSICAL_NETWORK:INTERFACE`},
+		{args: "--physical-interface-mappings public:", wantErr: `--physical-interface-mappings: mapping "public:": want PHYSICAL_NETWORK:INTERFACE`},
+		{args: "--physical-interface-mappings public:eth1,public:eth2", wantErr: `--physical-interface-mappings: mapping "public:eth2": physical network public is mapped twice`},
+		{args: "--physical-interface-mappings public:eth1,lab:eth1", wantErr: `--physical-interface-mappings: mapping "lab:eth1": interface eth1 is already physical network public's`},
+		{args: "--physical-interface-mappings public:an-interface-name", wantErr: `"an-interface-name" is not an interface name`},
+		{args: "--physical-interface-mappings public:a/b", wantErr: `"a/b" is not an interface name`},
 		{args: "--availability-zone=", wantErr: `--availability-zone "": want a name of 1 to 255 characters`},
 		{args: "--heartbeat-interval 0s", wantErr: "--heartbeat-interval 0s: must be positive"},
 		{args: "--agent-down-time 30s", wantErr: "--agent-down-time 30s: must be longer than --heartbeat-interval 30s"},

@@ -130,8 +130,12 @@ func (e *Etcd) Start() error {
 		"--log-level", "warn", "--logger", "zap")
 	cmd.Args = append(cmd.Args, e.args...)
 	cmd.Stdout, cmd.Stderr = &e.log, &e.log
-	// If the test binary dies, so does its etcd.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// If the test binary dies, so does its etcd. In a process group of
+	// its own, as the lab's daemons are: a Ctrl-C at a benchmark's
+	// terminal signals the whole foreground group, and an etcd taken
+	// with it would leave the benchmark's teardown (deletes through the
+	// daemons' API) waiting out the store's timeout on every request.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start etcd: %w", err)
 	}
