@@ -8,7 +8,9 @@
 //     the kernel's answers, so that a lost acknowledgement fails one batch
 //     instead of stalling the agent forever; the ruleset generation; and
 //     conntrack, to forget the connections of removed translations or
-//     rules (Flow).
+//     rules (Flow, ForgetFlows): nothing read when the namespace tracks
+//     nothing, only the entries of given addresses when those are all
+//     that can match.
 //   - Owner: the proof by the ruleset generation that the kernel still
 //     holds exactly what a table owner last committed, so that it reads
 //     its tables back only when someone committed since.
