@@ -335,11 +335,20 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	a.inc.touched, a.inc.all = nil, false
 	if !p.full && !all {
 		a.updateStatusesLocked(p, touched)
+		// The keys updateStatusesLocked looked at: the publisher's
+		// change.
+		for k := range touched {
+			a.pub.markLocked(k)
+		}
+		for k := range p.results {
+			a.pub.markLocked(k)
+		}
 	} else {
 		a.statuses, a.errored = a.statusesOf(p), nil
 		for k, st := range a.statuses {
 			a.markErrorLocked(k, st)
 		}
+		a.pub.all, a.pub.dirty = true, nil
 	}
 	if verifyStatuses != nil {
 		verifyStatuses(a.statuses, want)

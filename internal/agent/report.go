@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/nsnet/nsnet/internal/hoststatus"
@@ -19,63 +18,95 @@ func reported(kind store.Kind) bool {
 	return ours && !part
 }
 
-// publication is what one pass hands the publisher.
-type publication struct {
-	rev      int64
-	statuses map[hoststatus.Object]hoststatus.State
-	// reread: a full pass; the publisher checks what the store holds.
-	reread bool
-}
-
-// publishing hands a pass's results to the publisher goroutine
-// (runPublisher): the newest replaces one not yet written, so that a
-// burst of passes costs one write of the last, and the next pass never
-// waits for a store commit.
+// publishing is what the passes leave the publisher goroutine
+// (runPublisher) to write: the keys whose statuses changed since its last
+// publication, or all of them. It reads them, with the revision, under
+// Agent.mu when it writes, so that a burst of passes costs one write of
+// the last, and the next pass never waits for a store commit — nor for a
+// copy of every status: a pass after a one-port change hands over one key,
+// at 10,000 ports as at 10.
 type publishing struct {
-	mu      sync.Mutex
-	pending *publication
-	kick    chan struct{}
+	kick chan struct{}
+	// Under Agent.mu.
+	dirty map[key]bool
+	// all: publish every status (after a full pass or recomputation,
+	// or a publication that failed); reread: check what the store holds
+	// first (after a full pass, or a failure).
+	all, reread bool
 }
 
-// publish hands the statuses and the revision of the pass that just
-// finished to the publisher (Config.Publisher), which writes what changed
-// to the store for the API servers to read; after a full pass, it checks
-// what the store holds first.
+// markLocked notes that k's status may have changed since the last
+// publication.
+func (q *publishing) markLocked(k key) {
+	if q.all {
+		return
+	}
+	if q.dirty == nil {
+		q.dirty = map[key]bool{}
+	}
+	q.dirty[k] = true
+}
+
+// publish wakes the publisher after a pass: it writes what changed to the
+// store for the API servers to read (Config.Publisher); after a full pass,
+// everything, checking what the store holds first.
 func (a *Agent) publish(full bool) {
 	if a.cfg.Publisher == nil {
 		return
 	}
-	a.mu.Lock()
-	p := &publication{rev: a.converged, reread: full,
-		statuses: make(map[hoststatus.Object]hoststatus.State, len(a.statuses))}
-	for k := range a.statuses {
-		if reported(k.kind) {
-			s := a.statusLocked(k)
-			p.statuses[hoststatus.Object{Kind: k.kind, ID: k.id}] = hoststatus.State{Status: s.Status, Reason: s.Reason}
-		}
+	if full {
+		a.mu.Lock()
+		a.pub.all, a.pub.reread, a.pub.dirty = true, true, nil
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
-	a.pub.hand(p)
-}
-
-func (q *publishing) hand(p *publication) {
-	q.mu.Lock()
-	if q.pending != nil {
-		p.reread = p.reread || q.pending.reread
-	}
-	q.pending = p
-	q.mu.Unlock()
 	select {
-	case q.kick <- struct{}{}:
+	case a.pub.kick <- struct{}{}:
 	default:
 	}
 }
 
-// runPublisher writes what passes hand it until ctx ends. A publication
-// that fails (the store unreachable) is tried again with backoff, unless
-// a newer one replaced it meanwhile.
-func (a *Agent) runPublisher(ctx context.Context) {
+// takePublication takes what there is to publish: the revision the
+// kernel is programmed for and either every reported status (all) or the
+// changed ones (nil: gone).
+func (a *Agent) takePublication() (rev int64, all map[hoststatus.Object]hoststatus.State, changes map[hoststatus.Object]*hoststatus.State, reread bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	q := &a.pub
+	rev, reread = a.converged, q.reread
+	if q.all {
+		all = make(map[hoststatus.Object]hoststatus.State, len(a.statuses))
+		for k := range a.statuses {
+			if reported(k.kind) {
+				s := a.statusLocked(k)
+				all[hoststatus.Object{Kind: k.kind, ID: k.id}] = hoststatus.State{Status: s.Status, Reason: s.Reason}
+			}
+		}
+	} else {
+		changes = make(map[hoststatus.Object]*hoststatus.State, len(q.dirty))
+		for k := range q.dirty {
+			if whole, part := wholeOf[k.kind]; part {
+				k.kind = whole // shown as its whole's status
+			}
+			if !reported(k.kind) {
+				continue
+			}
+			o := hoststatus.Object{Kind: k.kind, ID: k.id}
+			if _, ok := a.statuses[k]; !ok {
+				changes[o] = nil
+				continue
+			}
+			s := a.statusLocked(k)
+			changes[o] = &hoststatus.State{Status: s.Status, Reason: s.Reason}
+		}
+	}
+	q.dirty, q.all, q.reread = nil, false, false
+	return rev, all, changes, reread
+}
+
+// runPublisher writes what passes leave it until ctx ends. A publication
+// that fails (the store unreachable) is tried again with backoff, in full:
+// what the store took of it is unknown.
+func (a *Agent) runPublisher(ctx context.Context) {
 	retry := time.NewTimer(0)
 	retry.Stop()
 	backoff := time.Duration(0)
@@ -83,17 +114,16 @@ func (a *Agent) runPublisher(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-q.kick:
+		case <-a.pub.kick:
 		case <-retry.C:
 		}
-		q.mu.Lock()
-		p := q.pending
-		q.pending = nil
-		q.mu.Unlock()
-		if p == nil {
-			continue
+		rev, all, changes, reread := a.takePublication()
+		var err error
+		if all != nil {
+			err = a.cfg.Publisher.PublishPass(ctx, rev, all, reread)
+		} else {
+			err = a.cfg.Publisher.PublishChanges(ctx, rev, changes)
 		}
-		err := a.cfg.Publisher.PublishPass(ctx, p.rev, p.statuses, p.reread)
 		if err == nil {
 			backoff = 0
 			continue
@@ -101,14 +131,10 @@ func (a *Agent) runPublisher(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.Warn("cannot publish the pass", "revision", p.rev, "err", err)
-		q.mu.Lock()
-		if q.pending == nil {
-			q.pending = p
-		} else {
-			q.pending.reread = true // what the store holds is unknown
-		}
-		q.mu.Unlock()
+		a.log.Warn("cannot publish the pass", "revision", rev, "err", err)
+		a.mu.Lock()
+		a.pub.all, a.pub.reread, a.pub.dirty = true, true, nil
+		a.mu.Unlock()
 		backoff = min(max(2*backoff, minRetry), a.cfg.ResyncInterval)
 		retry.Reset(backoff)
 	}

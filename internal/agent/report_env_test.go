@@ -103,3 +103,80 @@ func TestAgentReportsThroughTheStore(t *testing.T) {
 		t.Errorf("another host's reports ran %d passes, want none", got-passes)
 	}
 }
+
+// TestAgentPublishesWhatAPassChanged: after a pass that changed one
+// instance and its port, the agent hands its publisher those objects'
+// statuses, not every status it holds — what a waited write costs to
+// publish must not grow with the objects in the store (at 10,000 ports,
+// copying and comparing every status on every pass was the tail of port
+// create → kernel) — and the statuses reach the store all the same; a
+// full pass publishes everything, checking the store.
+func TestAgentPublishesWhatAPassChanged(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.stop()
+	p, err := hoststatus.NewPublisher(e.st, "host-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publisher = p
+	e.start()
+	view := hoststatus.NewView(hoststatus.ViewConfig{Store: e.st, Local: "host-a"})
+	if err := view.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go view.Run(ctx)
+	waitView := func(rev int64) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := view.WaitConverged(wctx, rev); err != nil {
+			t.Fatalf("waiting through the store for revision %d: %v", rev, err)
+		}
+	}
+
+	// Unbound ports: a status each (DOWN), no kernel state.
+	const unbound = 40
+	records := []any{testNetwork(), testSubnet()}
+	for i := range unbound {
+		p := testPort("none", fmt.Sprintf("u%d", i), fmt.Sprintf("10.9.0.%d", 100+i), fmt.Sprintf("fa:16:3e:00:01:%02x", i))
+		p.DeviceID, p.DeviceOwner = "", ""
+		records = append(records, p)
+	}
+	waitView(e.put(records...))
+
+	before := e.publisher.Stats()
+	red := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
+	waitView(e.put(testInstance("red"), red))
+	eventually(t, 20*time.Second, "red's statuses in the store", func() error {
+		for _, o := range []hoststatus.Object{{Kind: store.Instances, ID: "inst-red"}, {Kind: store.Ports, ID: red.ID}} {
+			if got, reason := view.Status(o.Kind, o.ID, "host-a"); got != model.StatusActive {
+				return fmt.Errorf("%s/%s = %s %q, want ACTIVE", o.Kind, o.ID, got, reason)
+			}
+		}
+		return nil
+	})
+	after := e.publisher.Stats()
+	// The instance, its port and the network (whose DHCP the port
+	// changed), in however many passes the change took.
+	if examined, passes := after.Examined-before.Examined, after.Publications-before.Publications; examined > 3*passes || examined > unbound/2 {
+		t.Errorf("publishing one instance and its port examined %d statuses in %d publications, want at most 3 a publication (the store holds %d ports)",
+			examined, passes, unbound+1)
+	}
+	if got, _ := view.Status(store.Ports, "port-none-u7", "host-a"); got != model.StatusDown {
+		t.Errorf("an unbound port's status = %s, want DOWN", got)
+	}
+
+	// A full pass (the first of a restarted agent) publishes every
+	// status.
+	before = e.publisher.Stats()
+	e.stop()
+	e.start()
+	eventually(t, 20*time.Second, "a full pass's publication", func() error {
+		if got := e.publisher.Stats(); got.Examined-before.Examined < unbound {
+			return fmt.Errorf("%+v", got)
+		}
+		return nil
+	})
+}

@@ -76,6 +76,12 @@ type Result struct {
 	// allowed their connections were removed, or their bridge's zone
 	// was.
 	Forgotten uint
+	// Examined counts the conntrack entries read to find those: after
+	// members left a group (the most frequent removal: a port deleted),
+	// only the entries from or to the addresses that left, which the
+	// kernel picks out; after other removals, the namespace's whole
+	// table.
+	Examined uint
 	// Read: the tables were read back, because the ruleset generation
 	// did not prove them unchanged since the last Apply.
 	Read bool
@@ -123,7 +129,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		}
 		f.current = want
 		res.Rebuilt, res.Added = true, want.size()
-		res.Forgotten, err = forget(c, newFlowMatcher(old, want))
+		res.Forgotten, res.Examined, err = forget(c, newFlowMatcher(old, want))
 		return res, err
 	}
 	want := compile(spec, f.current)
@@ -142,7 +148,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		return res, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	old := f.current
-	res.Forgotten, err = forget(c, newFlowMatcher(old, want))
+	res.Forgotten, res.Examined, err = forget(c, newFlowMatcher(old, want))
 	// The deltas were what this update sent; kept, they would hold the
 	// compilation before it.
 	want.deltas = nil
@@ -150,16 +156,17 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 	return res, err
 }
 
-// forget deletes the conntrack entries m matches, if it can match any.
-func forget(c *nfsock.Conn, m *flowMatcher) (uint, error) {
+// forget deletes the conntrack entries m matches, if it can match any,
+// and says how many it deleted and examined.
+func forget(c *nfsock.Conn, m *flowMatcher) (deleted, examined uint, err error) {
 	if len(m.changed) == 0 && len(m.shrunk) == 0 && len(m.released) == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	n, err := c.Forget(m.match)
+	res, err := c.ForgetFlows(m.from(), m.match)
 	if err != nil {
-		return n, fmt.Errorf("forget connections of removed rules and zones: %w", err)
+		return res.Deleted, res.Examined, fmt.Errorf("forget connections of removed rules and zones: %w", err)
 	}
-	return n, nil
+	return res.Deleted, res.Examined, nil
 }
 
 func (c compiled) size() int {
@@ -644,7 +651,7 @@ func (f *Firewall) Delete() error {
 	if err := c.Flush(); err != nil {
 		return f.own.Fail(fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err))
 	}
-	_, err = forget(c, newFlowMatcher(compiled{zones: zones}, compiled{}))
+	_, _, err = forget(c, newFlowMatcher(compiled{zones: zones}, compiled{}))
 	return err
 }
 
@@ -736,6 +743,37 @@ func comparePrefixes(old, next []netip.Prefix, i, j int) int {
 		return 1
 	}
 	return comparePrefix(old[i], next[j])
+}
+
+// from is what the matcher can match, when that is the connections from
+// or to some addresses only: members that left groups, each one address
+// (remote groups' members are), and nothing else removed — no port's
+// rules changed or gone, no zone released. Nil when it may match any
+// entry.
+func (m *flowMatcher) from() []netip.Addr {
+	if len(m.changed) > 0 || len(m.released) > 0 {
+		return nil
+	}
+	var addrs []netip.Addr
+	seen := map[netip.Addr]bool{}
+	for _, g := range slices.Sorted(maps.Keys(m.shrunk)) {
+		if len(m.byGroup[g]) == 0 {
+			continue // no port's rules name the group: nothing to cut
+		}
+		for _, p := range m.shrunk[g] {
+			if !p.IsSingleIP() {
+				return nil // a range: a filter per address would not do
+			}
+			if a := p.Addr(); !seen[a] {
+				seen[a] = true
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	if addrs == nil {
+		addrs = []netip.Addr{} // nothing to look at
+	}
+	return addrs
 }
 
 // match is the matcher as an nfsock.FlowMatch. The rules judged the

@@ -250,14 +250,14 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		first := publisher(t, st, "a")
 		rev := desiredWrite(t, st, "n1")
 		pass(t, first, rev, statuses)
-		if got, want := first.Stats(), (hoststatus.Stats{Statuses: 250, Passes: 1, Txns: 3, Publications: 1}); got != want {
+		if got, want := first.Stats(), (hoststatus.Stats{Statuses: 250, Passes: 1, Txns: 3, Publications: 1, Examined: 250}); got != want {
 			t.Errorf("first publication: %+v, want %+v", got, want)
 		}
 
 		restarted := publisher(t, st, "a")
 		rev = desiredWrite(t, st, "n2")
 		pass(t, restarted, rev, statuses)
-		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 0, Passes: 1, Txns: 1, Publications: 1}); got != want {
+		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 0, Passes: 1, Txns: 1, Publications: 1, Examined: 250}); got != want {
 			t.Errorf("restarted with the same statuses: %+v, want %+v (the pass only)", got, want)
 		}
 
@@ -269,7 +269,7 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		delete(changed, hoststatus.Object{Kind: store.Ports, ID: "p008"})
 		rev = desiredWrite(t, st, "n3")
 		pass(t, restarted, rev, changed)
-		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 2, Passes: 2, Txns: 2, Publications: 2}); got != want {
+		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 2, Passes: 2, Txns: 2, Publications: 2, Examined: 499}); got != want {
 			t.Errorf("one status changed, one object gone: %+v, want %+v", got, want)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -299,6 +299,66 @@ func TestPublisherWritesWhatChanged(t *testing.T) {
 		for _, tc := range []struct{ id, want string }{{"p004", model.StatusDown}, {"p005", model.StatusBuild}, {"p249", model.StatusBuild}} {
 			if s, _ := v.Status(store.Ports, tc.id, "a"); s != tc.want {
 				t.Errorf("port %s after most went: %s, want %s", tc.id, s, tc.want)
+			}
+		}
+	})
+}
+
+// TestPublishChangesExaminesTheChangeOnly: after a pass published in
+// full, a publication of the statuses one pass changed examines those
+// only (what a pass costs to publish does not grow with what the host
+// owns), writes the ones that differ from the store's (a new one, a
+// changed one, a gone one: not one handed again unchanged) with the pass,
+// and leaves the others as they were. A publisher that starts with such a
+// publication (a restarted agent) reads the store's first.
+func TestPublishChangesExaminesTheChangeOnly(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		v := running(t, st, "a", time.Now)
+		port := func(id string) hoststatus.Object { return hoststatus.Object{Kind: store.Ports, ID: id} }
+		statuses := map[hoststatus.Object]hoststatus.State{}
+		for i := range 250 {
+			statuses[port(fmt.Sprintf("p%03d", i))] = hoststatus.State{Status: model.StatusActive}
+		}
+		p := publisher(t, st, "a")
+		pass(t, p, desiredWrite(t, st, "n1"), statuses)
+		before := p.Stats()
+
+		broken := hoststatus.State{Status: model.StatusError, Reason: "tap gone"}
+		active := hoststatus.State{Status: model.StatusActive}
+		rev := desiredWrite(t, st, "n2")
+		if err := p.PublishChanges(context.Background(), rev, map[hoststatus.Object]*hoststatus.State{
+			port("p007"): &broken, port("p008"): nil, port("p300"): &active, port("p009"): &active,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := p.Stats()
+		if d := (hoststatus.Stats{Statuses: got.Statuses - before.Statuses, Passes: got.Passes - before.Passes, Txns: got.Txns - before.Txns,
+			Publications: got.Publications - before.Publications, Examined: got.Examined - before.Examined}); d != (hoststatus.Stats{Statuses: 3, Passes: 1, Txns: 1, Publications: 1, Examined: 4}) {
+			t.Errorf("publishing 4 changes, 3 of them real: %+v more, want 3 statuses, 1 pass in 1 txn, 4 examined", d)
+		}
+
+		// A restarted publisher's first publication is a change.
+		restarted := publisher(t, st, "a")
+		rev = desiredWrite(t, st, "n3")
+		if err := restarted.PublishChanges(context.Background(), rev, map[hoststatus.Object]*hoststatus.State{
+			port("p007"): &broken, port("p010"): nil,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := restarted.Stats(), (hoststatus.Stats{Statuses: 1, Passes: 1, Txns: 1, Publications: 1, Examined: 2}); got != want {
+			t.Errorf("restarted, p007 as stored and p010 gone: %+v, want %+v", got, want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := v.WaitConverged(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ id, want, reason string }{
+			{"p007", model.StatusError, "tap gone"}, {"p008", model.StatusBuild, ""}, {"p009", model.StatusActive, ""},
+			{"p010", model.StatusBuild, ""}, {"p249", model.StatusActive, ""}, {"p300", model.StatusActive, ""},
+		} {
+			if s, r := v.Status(store.Ports, tc.id, "a"); s != tc.want || r != tc.reason {
+				t.Errorf("port %s: %s %q, want %s %q", tc.id, s, r, tc.want, tc.reason)
 			}
 		}
 	})

@@ -3,7 +3,6 @@ package nfsock
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -195,10 +194,9 @@ func (m FlowMatch) MatchConntrackFlow(f *vnl.ConntrackFlow) bool {
 }
 
 // Forget deletes the conntrack entries m matches, IPv4 and IPv6, and
-// returns how many. It reads the namespace's whole conntrack table: its
-// callers ask only when something was removed.
+// returns how many. It reads the namespace's whole conntrack table, when
+// it holds any: its callers ask only when something was removed.
 func (c *Conn) Forget(m FlowMatch) (uint, error) {
-	n4, err4 := c.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET, m)
-	n6, err6 := c.ct.ConntrackDeleteFilters(vnl.ConntrackTable, unix.AF_INET6, m)
-	return n4 + n6, errors.Join(err4, err6)
+	res, err := c.ForgetFlows(nil, m)
+	return res.Deleted, err
 }

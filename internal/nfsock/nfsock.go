@@ -8,7 +8,9 @@
 //     the kernel's answers, so that a lost acknowledgement fails one batch
 //     instead of stalling the agent forever; the ruleset generation; and
 //     conntrack, to forget the connections of removed translations or
-//     rules (Flow).
+//     rules (Flow, ForgetFlows): nothing read when the namespace tracks
+//     nothing, only the entries of given addresses when those are all
+//     that can match.
 //   - Owner: the proof by the ruleset generation that the kernel still
 //     holds exactly what a table owner last committed, so that it reads
 //     its tables back only when someone committed since.
@@ -29,12 +31,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
-	vnl "github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
@@ -44,17 +46,19 @@ import (
 // batch of a thousand ports' rules is committed in well under a second.
 const FlushTimeout = 30 * time.Second
 
-// Conn is a lasting nftables connection, with the two other netfilter
-// sockets of its namespace a table owner needs: one to ask the ruleset
-// generation, and conntrack. A socket keeps the namespace it was created
-// in, whichever thread uses it later.
+// Conn is a lasting nftables connection, with the other netfilter socket
+// of its namespace a table owner needs: it asks the ruleset generation,
+// and speaks to conntrack (conntrack.go). A socket keeps the namespace it
+// was created in, whichever thread uses it later.
 type Conn struct {
 	*nftables.Conn
-	sock  *netlink.Conn
-	id    sockID
-	gen   *netlink.Conn
-	ct    *vnl.Handle
-	setID uint32 // the last set id CreateSet gave
+	sock *netlink.Conn
+	id   sockID
+	gen  *netlink.Conn // the generation, conntrack
+	// ctCount is the namespace's conntrack count (see Tracked); nil when
+	// conntrack was not loaded.
+	ctCount *os.File
+	setID   uint32 // the last set id CreateSet gave
 }
 
 // sockID names a netlink socket: the inode of its network namespace and
@@ -130,13 +134,8 @@ func Open(sndBuf, rcvBuf int) (*Conn, error) {
 		c.Conn.CloseLasting()
 		return nil, fmt.Errorf("netfilter socket: %w", err)
 	}
-	// A handle's sockets are made now, here, for the families it is
-	// given; it never opens one later on whatever thread it runs.
-	if c.ct, err = vnl.NewHandle(unix.NETLINK_NETFILTER); err != nil {
-		c.Conn.CloseLasting()
-		c.gen.Close()
-		return nil, fmt.Errorf("conntrack socket: %w", err)
-	}
+	// Opened here, in the namespace: the file shows the opener's.
+	c.ctCount, _ = os.Open(countFile)
 	ours.Lock()
 	ours.ids[c.id] = time.Time{}
 	ours.Unlock()
@@ -191,7 +190,9 @@ func (c *Conn) Close() error {
 		}
 	}
 	ours.Unlock()
-	c.ct.Close()
+	if c.ctCount != nil {
+		c.ctCount.Close()
+	}
 	return errors.Join(c.gen.Close(), c.Conn.CloseLasting())
 }
 

@@ -1,0 +1,69 @@
+package firewall_test
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/firewall"
+)
+
+// TestMemberLeavingForgetsItsConnectionsOnly: a member leaving a remote
+// group takes the connections the group's rules admitted from it, and
+// only those: another member's, a non-member's and unrelated ones stay.
+// Finding them reads the leaver's entries only (the kernel filters its
+// table), not the namespace's whole table, and an empty table is not read
+// at all.
+func TestMemberLeavingForgetsItsConnectionsOnly(t *testing.T) {
+	l := newLab(t)
+	web := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 80, PortMax: 80, Group: "web"}
+	spec := func(members ...string) firewall.Spec {
+		s := l.spec(web)
+		s.Groups = map[string][]netip.Prefix{"web": {}}
+		for _, m := range members {
+			s.Groups["web"] = append(s.Groups["web"], netip.MustParsePrefix(m))
+		}
+		return s
+	}
+	if _, err := l.fw.Apply(spec("10.9.0.1/32", "10.9.0.5/32", "10.9.0.6/32")); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(src, dst string, sport, dport int) {
+		run(t, "ip", "netns", "exec", l.host, "conntrack", "-I", "-p", "tcp", "-s", src, "-d", dst,
+			"--sport", fmt.Sprint(sport), "--dport", fmt.Sprint(dport), "--state", "ESTABLISHED", "-t", "600", "-u", "ASSURED")
+	}
+	insert("10.9.0.5", "10.9.0.2", 40000, 80) // the leaver's, admitted by web
+	insert("10.9.0.6", "10.9.0.2", 40000, 80) // another member's
+	insert("10.9.0.7", "10.9.0.2", 40000, 80) // never a member
+	for i := range 20 {                       // what else the host tracks
+		insert(fmt.Sprintf("192.0.2.%d", 10+i), "198.51.100.1", 41000+i, 443)
+	}
+
+	res, err := l.fw.Apply(spec("10.9.0.1/32", "10.9.0.6/32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forgotten != 1 || res.Examined != 1 {
+		t.Errorf("10.9.0.5 leaving: forgot %d connections, examining %d, want its one, examining it alone (of 23)", res.Forgotten, res.Examined)
+	}
+	table := run(t, "ip", "netns", "exec", l.host, "conntrack", "-L")
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{{"10.9.0.5", false}, {"10.9.0.6", true}, {"10.9.0.7", true}, {"192.0.2.29", true}} {
+		if got := strings.Contains(table, "src="+tc.src+" "); got != tc.want {
+			t.Errorf("connection from %s tracked: %v, want %v:\n%s", tc.src, got, tc.want, table)
+		}
+	}
+
+	// Nothing tracked: nothing read.
+	run(t, "ip", "netns", "exec", l.host, "conntrack", "-F")
+	res, err = l.fw.Apply(spec("10.9.0.1/32"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Forgotten != 0 || res.Examined != 0 {
+		t.Errorf("10.9.0.6 leaving, nothing tracked: forgot %d, examined %d, want none", res.Forgotten, res.Examined)
+	}
+}
