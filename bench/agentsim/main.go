@@ -3,8 +3,8 @@
 // one underlay, lab.Cluster with no daemon) whose agents run in this
 // process, each with its own etcd client as separate processes would have,
 // beside one real daemon that serves the API (host "api"). This process
-// writes the light hosts' registry records and refreshes their heartbeats
-// every second, as their daemons would.
+// writes the light hosts' registry records and beats for them every second
+// in the store's presence (store.Presence), as their daemons would.
 //
 // One VXLAN network spans every light host (an instance with a port on
 // each). Then, per sample, a port is created on one host for a new
@@ -111,8 +111,10 @@ func run(ctx context.Context) (err error) {
 	}
 	sims := cluster.Hosts[1:]
 
-	// The light hosts' registry and heartbeats, written as their daemons
-	// would, one transaction per beat for all of them.
+	// The light hosts' registry records, written once as their daemons
+	// would when they start, and their heartbeats: a beat each in the
+	// store's presence every second (a lease each, as each daemon has
+	// its own), which writes no record.
 	reg, err := store.OpenEtcd(ctx, storeCfg)
 	if err != nil {
 		cluster.Close()
@@ -120,22 +122,28 @@ func run(ctx context.Context) (err error) {
 	}
 	defer reg.Close()
 	started := time.Now().UTC().Format(time.RFC3339)
-	beat := func(ctx context.Context) error {
-		now := time.Now().UTC().Format(time.RFC3339)
-		_, err := reg.Update(ctx, func(tx store.Txn) error {
-			for _, h := range sims {
-				if err := tx.Put(store.Hosts, h.Name, model.Host{Name: h.Name, Roles: h.Roles, VTEPAddress: h.VTEP,
-					AvailabilityZone: model.DefaultAvailabilityZone, StartedAt: started, Heartbeat: now}); err != nil {
-					return err
-				}
+	if _, err := reg.Update(ctx, func(tx store.Txn) error {
+		for _, h := range sims {
+			if err := tx.Put(store.Hosts, h.Name, model.Host{Name: h.Name, Roles: h.Roles, VTEPAddress: h.VTEP,
+				AvailabilityZone: model.DefaultAvailabilityZone, StartedAt: started, Heartbeat: started}); err != nil {
+				return err
 			}
-			return nil
-		})
-		return err
+		}
+		return nil
+	}); err != nil {
+		cluster.Close()
+		return fmt.Errorf("register the light hosts: %w", err)
+	}
+	beat := func(ctx context.Context) error {
+		var errs []error
+		for _, h := range sims {
+			errs = append(errs, reg.Beat(ctx, h.Name, time.Now(), 5*time.Second))
+		}
+		return errors.Join(errs...)
 	}
 	if err := beat(ctx); err != nil {
 		cluster.Close()
-		return fmt.Errorf("register the light hosts: %w", err)
+		return fmt.Errorf("the light hosts' first beat: %w", err)
 	}
 
 	// The light agents.

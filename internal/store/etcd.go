@@ -161,6 +161,8 @@ type Etcd struct {
 	// changes is the change log, kept from the first ChangedSince or
 	// ChangesBetween on.
 	changes etcdLog
+	// presence are the hosts' leases and beats (Presence).
+	presence etcdPresence
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
