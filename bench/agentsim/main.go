@@ -16,7 +16,7 @@
 //
 // Run as root from the repository root:
 //
-//	sudo go run ./bench/agentsim [-hosts 50] [-samples 30] [-bin path/to/nsnet]
+//	sudo go run ./bench/agentsim [-hosts 50] [-samples 30] [-bin path/to/nsnet] [-cpuprofile file]
 //
 // Everything lives in namespaces under one prefix and is removed at the
 // end, also when the run fails or is interrupted.
@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -62,6 +63,7 @@ func run(ctx context.Context) (err error) {
 	nHosts := flag.Int("hosts", 50, "light hosts")
 	samples := flag.Int("samples", 30, "ports timed")
 	binFlag := flag.String("bin", "", "nsnet binary of the API daemon (default: build ./cmd/nsnet)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the light agents) over the timed port creates to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("agentsim needs root: its hosts are network namespaces")
@@ -253,6 +255,17 @@ func run(ctx context.Context) (err error) {
 	idleFor := time.Since(idleStart)
 
 	var toAll, toEach []time.Duration
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	busyStart := time.Now()
 	for i := range *samples {
 		h := sims[i%len(sims)]
@@ -282,6 +295,9 @@ func run(ctx context.Context) (err error) {
 			last = max(last, d)
 		}
 		toAll = append(toAll, last)
+	}
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
 	}
 	busy1, err := lab.EtcdCounts(etcd.Endpoint())
 	if err != nil {
