@@ -760,3 +760,33 @@ func etcdWatchers(t *testing.T, endpoint string) int {
 	t.Fatal("etcd's metrics have no etcd_debugging_mvcc_watcher_total")
 	return 0
 }
+
+// TestEtcdChangeFeedsPastOtherKeys: a revision of a key outside the
+// store's prefix (a host's beat), which the watch never delivers, is
+// known all the same: no change of the store's records in it, ok — not a
+// wait for a revision the log will never see, ended by the timeout.
+func TestEtcdChangeFeedsPastOtherKeys(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	r1 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"p"}}})
+	if _, ok := s.ChangesBetween(r1-1, r1); !ok {
+		t.Fatalf("ChangesBetween(%d, %d): not ok", r1-1, r1)
+	}
+	if err := s.Beat(ctx, "h", time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r2 := revision(t, s)
+	if r2 <= r1 {
+		t.Fatalf("the beat did not move etcd's revision past %d", r1)
+	}
+	if changes, ok := s.ChangesBetween(r1, r2); !ok || len(changes) != 0 {
+		t.Errorf("ChangesBetween(%d, %d) over a beat = %v, %v; want none, ok", r1, r2, changes, ok)
+	}
+	if changes, ok := s.RecordsBetween(r1, r2); !ok || len(changes) != 0 {
+		t.Errorf("RecordsBetween(%d, %d) over a beat = %v, %v; want none, ok", r1, r2, changes, ok)
+	}
+	r3 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"q": {"q"}}})
+	if changes, ok := s.ChangesBetween(r1, r3); !ok || len(changes) != 1 || changes[0].ID != "q" {
+		t.Errorf("ChangesBetween(%d, %d) = %v, %v; want port q, ok", r1, r3, changes, ok)
+	}
+}

@@ -81,20 +81,43 @@ func (s *Etcd) ChangedSince(rev int64) ([]Change, bool) {
 }
 
 // ChangesBetween implements ChangeFeed with the change log, as Bolt's
-// does. The caller was woken by a Watch revision to, a commit of the
-// store's keys, so the log only has to catch up to it: no read of the
-// store's last commit. ok is false when the log does not reach back to
-// from, or has not seen to within the store's request timeout.
+// does. A caller woken by a Watch revision to, a commit of the store's
+// keys, finds the log there already: no read of the store's last commit
+// (which tells, for a revision the log has not seen, whether it is one
+// of other keys: see reach). ok is false when the log does not reach
+// back to from, or has not seen to within the store's request timeout.
 func (s *Etcd) ChangesBetween(from, to int64) ([]Change, bool) {
 	s.startLog(from)
 	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
 	defer cancel()
-	changes, ok := s.changes.since(ctx, from, to)
+	changes, ok := s.changes.since(ctx, from, s.reach(ctx, to))
 	if !ok {
 		return nil, false
 	}
 	i := sort.Search(len(changes), func(i int) bool { return changes[i].Rev > to })
 	return changes[:i], true
+}
+
+// reach is how far the log must have followed the watch to know every
+// change up to revision to: to itself, unless the log has not seen it
+// yet and the store's last commit is older though etcd has reached to —
+// to is then a revision of keys outside the store's prefix (a host's
+// beat, another deployment's write), which the watch never delivers, and
+// the log knows every change up to to once it has the last commit. A
+// revision etcd has not reached is waited for, as the callers promise.
+func (s *Etcd) reach(ctx context.Context, to int64) int64 {
+	l := &s.changes
+	l.mu.Lock()
+	seen := l.upTo >= to
+	l.mu.Unlock()
+	if seen {
+		return to
+	}
+	last, now, err := s.lastCommitAt(ctx)
+	if err != nil || last >= to || now < to {
+		return to
+	}
+	return last
 }
 
 // startLog starts the change log at revision rev, its first question,
@@ -147,10 +170,11 @@ func (s *Etcd) RecordsBetween(from, to int64) ([]RecordChange, bool) {
 	s.startLog(from)
 	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
 	defer cancel()
+	upTo := s.reach(ctx, to)
 	l := &s.changes
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for from >= l.from && l.upTo < to {
+	for from >= l.from && l.upTo < upTo {
 		moved := l.moved
 		l.mu.Unlock()
 		select {
@@ -179,12 +203,21 @@ func (s *Etcd) RecordsBetween(from, to int64) ([]RecordChange, bool) {
 // mod revision of its generation keys (one per kind, put by every commit
 // that writes the kind). Zero for a store never written.
 func (s *Etcd) lastCommit(ctx context.Context) (int64, error) {
+	last, _, err := s.lastCommitAt(ctx)
+	return last, err
+}
+
+// lastCommitAt is lastCommit and the cluster's revision it was read at.
+func (s *Etcd) lastCommitAt(ctx context.Context) (last, now int64, err error) {
 	resp, err := s.get(ctx, s.root+"/_gen/", clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
-	if err != nil || len(resp.Kvs) == 0 {
-		return 0, err
+	if err != nil {
+		return 0, 0, err
 	}
-	return resp.Kvs[0].ModRevision, nil
+	if len(resp.Kvs) == 0 {
+		return 0, resp.Header.Revision, nil
+	}
+	return resp.Kvs[0].ModRevision, resp.Header.Revision, nil
 }
 
 // followLog watches the store's keys from after revision from and

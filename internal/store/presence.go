@@ -135,6 +135,12 @@ func (s *Etcd) Beat(ctx context.Context, host string, at time.Time, ttl time.Dur
 		}
 		return s.wrap(ctx, "beat for host "+host, err)
 	}
+	// This process's readers see its own beat at once.
+	p.mu.Lock()
+	if p.read != nil && at.After(p.read[host]) {
+		p.read[host] = at
+	}
+	p.mu.Unlock()
 	return nil
 }
 
