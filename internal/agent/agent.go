@@ -149,6 +149,11 @@ type Agent struct {
 	// idle read that the next pass must take.
 	storeWake bool
 	pending   *changes
+	// woke is the revision the store's watch delivered last; fed: the
+	// records were brought to it from the store's feed of changed
+	// records (idle), so the pass that follows reads nothing more.
+	woke int64
+	fed  bool
 	// inc is the desired state, kept between passes (incremental.go).
 	inc incremental
 	// tried is the spec each object was last programmed with, whether or
@@ -388,7 +393,7 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 			if ok && a.reportsOnly(rev) {
 				continue
 			}
-			a.storeWake = true
+			a.storeWake, a.woke = true, rev
 			return !ok
 		case <-resync:
 			a.storeWake = false
@@ -525,35 +530,59 @@ func (a *Agent) objectErrorsLocked() []ObjectError {
 // publishes without a pass. Every host rewrites its heartbeat every few
 // seconds; a pass for each, on every host, would cost O(hosts × objects)
 // for nothing.
+//
+// With a store that feeds the changed records with the revisions its watch
+// delivers (store.RecordFeed: etcd), the records come from there, without
+// a read: with every agent woken by every commit, a read per wake per
+// agent is most of what etcd serves. A change this host has nothing to do
+// with (another host's instance with no ports yet) is taken into the
+// desired state and costs no pass either.
 func (a *Agent) idle(ctx context.Context) bool {
+	a.fed = false
 	if a.inc.d == nil {
 		return false
 	}
 	var ch *changes
-	log, _ := a.cfg.Store.(store.ChangeLog)
-	err := a.cfg.Store.View(ctx, func(r store.Reader) error {
-		var err error
-		ch, err = a.records.sync(r, log)
-		return err
-	})
+	var err error
+	if feed, ok := a.cfg.Store.(store.RecordFeed); ok {
+		ch, a.fed, err = a.records.syncFeed(feed, a.woke)
+	}
+	if !a.fed && err == nil {
+		log, _ := a.cfg.Store.(store.ChangeLog)
+		err = a.cfg.Store.View(ctx, func(r store.Reader) error {
+			var err error
+			ch, err = a.records.sync(r, log)
+			return err
+		})
+	}
 	if err != nil {
 		// The records start over, and the pass that follows reports it.
-		a.inc.d = nil
+		a.inc.d, a.fed = nil, false
 		return false
 	}
+	skipped := false
 	if len(ch.kinds) > 0 {
-		// Read already: the pass that follows finds them in records,
-		// so keep them as its changes.
-		a.pending = ch
-		return false
+		if !a.inc.foreign(&a.records, ch) {
+			// Read already: the pass that follows finds them in
+			// records, so keep them as its changes.
+			a.pending = ch
+			return false
+		}
+		a.inc.update(&a.records, ch, false, &a.mu)
+		skipped = true
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if ch.rev > a.converged {
 		a.converged = ch.rev
 		a.health.Revision = ch.rev
 		close(a.convergedCh)
 		a.convergedCh = make(chan struct{})
+	}
+	a.mu.Unlock()
+	if skipped {
+		// The API servers wait for every alive host to have programmed
+		// a write (hoststatus.View): this one has, without a pass.
+		a.publish(false)
 	}
 	return true
 }

@@ -338,47 +338,91 @@ func (c *records) apply(r store.Reader, ch *changes, changed []store.Change) err
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		switch cg.Kind {
-		case store.Ports:
-			err = applyKind(ch, &c.ports, cg, raw, found, ch.ports)
-		case store.Instances:
-			err = applyKind(ch, &c.instances, cg, raw, found, ch.instances)
-		case store.FloatingIPs:
-			err = applyKind(ch, &c.fips, cg, raw, found, ch.fips)
-		case store.Networks:
-			err = applyKind(ch, &c.networks, cg, raw, found, nil)
-		case store.Subnets:
-			err = applyKind(ch, &c.subnets, cg, raw, found, nil)
-		case store.Routers:
-			err = applyKind(ch, &c.routers, cg, raw, found, nil)
-		case store.PortForwardings:
-			err = applyKind(ch, &c.forwards, cg, raw, found, nil)
-		case store.PublishedPorts:
-			err = applyKind(ch, &c.published, cg, raw, found, nil)
-		case store.SecurityGroups:
-			err = applyKind(ch, &c.groups, cg, raw, found, nil)
-		case store.SecurityGroupRules:
-			err = applyKind(ch, &c.rules, cg, raw, found, nil)
-		case store.SubnetPools:
-			err = applyKind(ch, &c.pools, cg, raw, found, nil)
-		case store.AddressGroups:
-			err = applyKind(ch, &c.addrGroups, cg, raw, found, nil)
-		case store.MeteringLabels:
-			err = applyKind(ch, &c.labels, cg, raw, found, nil)
-		case store.MeteringLabelRules:
-			err = applyKind(ch, &c.labelRules, cg, raw, found, nil)
-		case store.QosPolicies:
-			err = applyKind(ch, &c.qos, cg, raw, found, nil)
-		case store.Trunks:
-			err = applyKind(ch, &c.trunks, cg, raw, found, nil)
-		case store.Hosts:
-			err = applyKind(ch, &c.hosts, cg, raw, found, nil)
-		}
-		if err != nil {
+		if err := c.applyOne(ch, cg, raw, found); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// syncFeed brings the records to revision to from the store's feed of
+// changed records (store.RecordFeed): the values the store's watch
+// delivered, no read of the store. ok is false when the records were
+// never read whole, or the feed does not know every change since their
+// revision: the caller reads the store instead.
+func (c *records) syncFeed(feed store.RecordFeed, to int64) (ch *changes, ok bool, err error) {
+	if !c.synced || to <= c.rev {
+		return nil, false, nil
+	}
+	changed, ok := feed.RecordsBetween(c.rev, to)
+	if !ok {
+		return nil, false, nil
+	}
+	ch = &changes{rev: to, kinds: map[store.Kind]int{},
+		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+	// Each record's last value is the one at to.
+	last := map[store.Change]int{}
+	for i, rc := range changed {
+		cg := rc.Change
+		cg.Rev = 0
+		last[cg] = i
+	}
+	for i, rc := range changed {
+		cg := rc.Change
+		cg.Rev = 0
+		if last[cg] != i || !slices.Contains(followedKinds, cg.Kind) {
+			continue
+		}
+		if err := c.applyOne(ch, cg, rc.Value, rc.Value != nil); err != nil {
+			*c = records{}
+			return nil, false, err
+		}
+	}
+	c.rev = to
+	return ch, true, nil
+}
+
+// applyOne brings the record cg names to raw (found) or its absence,
+// noting in ch whether that changed it.
+func (c *records) applyOne(ch *changes, cg store.Change, raw []byte, found bool) error {
+	var err error
+	switch cg.Kind {
+	case store.Ports:
+		err = applyKind(ch, &c.ports, cg, raw, found, ch.ports)
+	case store.Instances:
+		err = applyKind(ch, &c.instances, cg, raw, found, ch.instances)
+	case store.FloatingIPs:
+		err = applyKind(ch, &c.fips, cg, raw, found, ch.fips)
+	case store.Networks:
+		err = applyKind(ch, &c.networks, cg, raw, found, nil)
+	case store.Subnets:
+		err = applyKind(ch, &c.subnets, cg, raw, found, nil)
+	case store.Routers:
+		err = applyKind(ch, &c.routers, cg, raw, found, nil)
+	case store.PortForwardings:
+		err = applyKind(ch, &c.forwards, cg, raw, found, nil)
+	case store.PublishedPorts:
+		err = applyKind(ch, &c.published, cg, raw, found, nil)
+	case store.SecurityGroups:
+		err = applyKind(ch, &c.groups, cg, raw, found, nil)
+	case store.SecurityGroupRules:
+		err = applyKind(ch, &c.rules, cg, raw, found, nil)
+	case store.SubnetPools:
+		err = applyKind(ch, &c.pools, cg, raw, found, nil)
+	case store.AddressGroups:
+		err = applyKind(ch, &c.addrGroups, cg, raw, found, nil)
+	case store.MeteringLabels:
+		err = applyKind(ch, &c.labels, cg, raw, found, nil)
+	case store.MeteringLabelRules:
+		err = applyKind(ch, &c.labelRules, cg, raw, found, nil)
+	case store.QosPolicies:
+		err = applyKind(ch, &c.qos, cg, raw, found, nil)
+	case store.Trunks:
+		err = applyKind(ch, &c.trunks, cg, raw, found, nil)
+	case store.Hosts:
+		err = applyKind(ch, &c.hosts, cg, raw, found, nil)
+	}
+	return err
 }
 
 func applyKind[T any](ch *changes, c *recordSet[T], cg store.Change, raw []byte, found bool, into map[string]prev[T]) error {

@@ -208,6 +208,28 @@ func TestHeartbeatRunsNoPass(t *testing.T) {
 	}
 }
 
+// TestForeignInstanceRunsNoPass: another host's instance, created,
+// renamed and deleted with no port, changes nothing this host programs:
+// the agent counts itself converged without a pass; its own instance runs
+// one.
+func TestForeignInstanceRunsNoPass(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("red"), testPort("red", "eth0", "10.9.0.2", "fa:16:3e:00:00:01")))
+	passes := e.agent.Health().Passes
+	other := model.Instance{ID: "inst-elsewhere", Name: "elsewhere", Host: "other"}
+	e.converge(e.put(other))
+	other.Name = "renamed"
+	e.converge(e.put(other))
+	e.converge(e.del(other))
+	if got := e.agent.Health().Passes; got != passes {
+		t.Errorf("%d passes after another host's instance came, changed and went, want %d (none)", got, passes)
+	}
+	e.converge(e.put(testInstance("blue")))
+	if got := e.agent.Health().Passes; got != passes+1 {
+		t.Errorf("%d passes after this host's instance came, want %d", got, passes+1)
+	}
+}
+
 // TestMetadata6PortAgrees: the port other hosts take for the server of a
 // network's IPv6 metadata is the one its own host serves it on.
 func TestMetadata6PortAgrees(t *testing.T) {

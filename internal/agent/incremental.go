@@ -228,6 +228,24 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 	return d
 }
 
+// foreign reports whether ch changed nothing this host programs, serves
+// or places: only instances, each another host's before and after, with
+// no port yet (its ports, when they come, are changes of their own).
+// update takes them in all the same, so that the indexes stay whole; no
+// pass need follow.
+func (inc *incremental) foreign(recs *records, ch *changes) bool {
+	if inc.d == nil || !ch.only(store.Instances) {
+		return false
+	}
+	for id, pr := range ch.instances {
+		inst, ok := recs.instances.get(id)
+		if pr.had && inc.self.owns(pr.old.Host) || ok && inc.self.owns(inst.Host) || len(inc.byDevice[id]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // local reports whether ch can be applied record by record: only
 // instances, plain ports and floating IPs changed, and no instance's
 // namespace is contested (computeDesired decides who gets it, oldest

@@ -74,6 +74,22 @@ func TestIncrementalOverEtcd(t *testing.T) {
 			testIncremental(t, st, seed, 100, []hostView{{}})
 		})
 	}
+	// Two hosts: another host's instances come and go, records fed from
+	// the watch are another host's changes most of the time.
+	views := []hostView{
+		{name: "a", vtep: netip.MustParseAddr("192.0.2.1")},
+		{name: "b", vtep: netip.MustParseAddr("192.0.2.2")},
+	}
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint("hosts-", seed), func(t *testing.T) {
+			st, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}, Prefix: fmt.Sprintf("/inc-hosts-%d", seed)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			testIncremental(t, st, seed, 100, views)
+		})
+	}
 }
 
 // testIncremental runs steps random operations on st, which must be
@@ -113,9 +129,11 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 		model.SecurityGroupRule{ID: "rule-a", SecurityGroupID: "sg-a", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg-a")},
 		model.SecurityGroupRule{ID: "rule-b", SecurityGroupID: "sg-b", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg-a")},
 	)
+	var lastRev int64 // of the last write
 	write := func(put []any, del []any) {
 		t.Helper()
-		if _, err := st.Update(ctx, func(tx store.Txn) error {
+		var err error
+		if lastRev, err = st.Update(ctx, func(tx store.Txn) error {
 			for _, rec := range put {
 				kind, id := kindAndID(rec)
 				if err := tx.Put(kind, id, rec); err != nil {
@@ -141,26 +159,49 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 		incs[i] = incremental{prefix: prefix, host: host, self: v}
 	}
 	var mu sync.Mutex
-	pass := func(i int, full bool) (*desired, *changes) {
+	fedUpdates, foreignUpdates := 0, 0
+	// pass brings host i's records and desired state to the store;
+	// foreign: the changes were all foreign to the host (incremental's
+	// foreign), so the agent would run no pass for them.
+	pass := func(i int, full bool) (d *desired, ch *changes, foreign bool) {
 		t.Helper()
-		var ch *changes
-		if err := st.View(ctx, func(r store.Reader) error {
+		// Now and then from the store's feed of changed records (etcd's
+		// watch), as an agent woken by the last write's revision.
+		if feed, ok := st.(store.RecordFeed); ok && !full && rng.IntN(2) == 0 {
+			var fed bool
 			var err error
-			// Now and then without the store's change log: every
-			// record read and compared.
-			var log = st.(store.ChangeLog)
-			if rng.IntN(4) == 0 {
-				log = nil
+			if ch, fed, err = recs[i].syncFeed(feed, lastRev); err != nil {
+				t.Fatal(err)
 			}
-			ch, err = recs[i].sync(r, log)
-			return err
-		}); err != nil {
-			t.Fatal(err)
+			if fed {
+				fedUpdates++
+			}
 		}
-		return incs[i].update(&recs[i], ch, full, &mu), ch
+		if ch == nil {
+			if err := st.View(ctx, func(r store.Reader) error {
+				var err error
+				// Now and then without the store's change log: every
+				// record read and compared.
+				var log = st.(store.ChangeLog)
+				if rng.IntN(4) == 0 {
+					log = nil
+				}
+				ch, err = recs[i].sync(r, log)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		foreign = !full && len(ch.kinds) > 0 && incs[i].foreign(&recs[i], ch)
+		if foreign {
+			foreignUpdates++
+		}
+		return incs[i].update(&recs[i], ch, full, &mu), ch, foreign
 	}
+	prevWant := make([]*desired, len(views))
 	for i := range views {
-		pass(i, true)
+		prevWant[i], _, _ = pass(i, true)
+		prevWant[i] = nil // updated in place: computeDesired's from the next step on
 	}
 
 	instances := map[string]model.Instance{}
@@ -324,12 +365,22 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			t.Fatal(err)
 		}
 		for i, v := range views {
-			got, ch := pass(i, full)
+			got, ch, foreign := pass(i, full)
 			if heartbeat && len(ch.kinds) > 0 {
 				t.Fatalf("step %d: a heartbeat changed %v for host %q", step, ch.kinds, v.name)
 			}
 			snap.self = v
 			want := computeDesired(snap, prefix, host)
+			if foreign && prevWant[i] != nil {
+				// No pass follows: what the host programs must not have
+				// changed (the revision and the names aside).
+				was, is := *prevWant[i], *want
+				was.rev, was.names, is.rev, is.names = 0, nil, 0, nil
+				if !reflect.DeepEqual(&was, &is) {
+					t.Fatalf("step %d host %q (put %v, del %v): changes foreign to the host changed its desired state:\n%s", step, v.name, idsOf(put), idsOf(del), diffDesired(&was, &is))
+				}
+			}
+			prevWant[i] = want
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("step %d host %q (put %v, del %v): incremental desired state differs from computeDesired:\n%s", step, v.name, idsOf(put), idsOf(del), diffDesired(got, want))
 			}
@@ -351,6 +402,13 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			t.Errorf("host %q: only %d of %d updates were incremental", views[i].name, inc.updated, steps)
 		}
 	}
+	if _, ok := st.(store.RecordFeed); ok && fedUpdates == 0 {
+		t.Error("no update came from the store's feed of changed records")
+	}
+	if multi && foreignUpdates == 0 {
+		t.Error("no change was ever foreign to a host")
+	}
+	t.Logf("%d updates from the feed, %d foreign to their host", fedUpdates, foreignUpdates)
 	if multi && remoteEntries == 0 {
 		t.Error("no host ever had a forwarding entry for another's port")
 	}

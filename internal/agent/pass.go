@@ -58,20 +58,27 @@ type pass struct {
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	start := time.Now()
 	var ch *changes
-	log, _ := a.cfg.Store.(store.ChangeLog)
-	err = a.cfg.Store.View(ctx, func(r store.Reader) error {
-		var err error
-		ch, err = a.records.sync(r, log)
-		return err
-	})
-	if err != nil {
-		a.inc.d, a.pending = nil, nil // the records start over: so does the desired state
-		return false, fmt.Errorf("read store: %w", err)
+	if !full && a.fed && a.pending != nil {
+		// idle brought the records to the revision the watch delivered
+		// from the store's feed: the pass programs that one, and a
+		// newer revision wakes the agent again.
+		ch = a.pending
+	} else {
+		log, _ := a.cfg.Store.(store.ChangeLog)
+		err = a.cfg.Store.View(ctx, func(r store.Reader) error {
+			var err error
+			ch, err = a.records.sync(r, log)
+			return err
+		})
+		if err != nil {
+			a.inc.d, a.pending, a.fed = nil, nil, false // the records start over: so does the desired state
+			return false, fmt.Errorf("read store: %w", err)
+		}
+		if a.pending != nil {
+			ch.follow(a.pending)
+		}
 	}
-	if a.pending != nil {
-		ch.follow(a.pending)
-		a.pending = nil
-	}
+	a.pending, a.fed = nil, false
 	d := a.inc.update(&a.records, ch, full, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))

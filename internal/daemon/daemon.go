@@ -359,8 +359,9 @@ func serviceConfig(cfg Config, host string) service.Config {
 		PhysnetMTU: cfg.PhysnetMTU, VNIRanges: cfg.VNIRanges, TunnelOverhead: overhead,
 		HostID: service.HostUUID(host), Host: host, Roles: cfg.Roles, VTEPAddress: vtep, AvailabilityZone: cfg.AvailabilityZone,
 		InterfaceMappings: cfg.InterfaceMappings,
-		// Alive is the host's stored heartbeat, which this daemon
-		// refreshes every heartbeat interval (see service/hosts.go).
+		// Alive is the host's beat in the store's presence, which this
+		// daemon refreshes every heartbeat interval, under a lease of
+		// the down time on etcd (see service/hosts.go).
 		AgentDownTime: cmp.Or(cfg.AgentDownTime, service.DefaultAgentDownTime),
 	}
 }

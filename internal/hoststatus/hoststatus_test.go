@@ -478,3 +478,31 @@ func TestCountersAndRemoveHost(t *testing.T) {
 		}
 	})
 }
+
+// TestViewAliveByPresence: a host whose record's heartbeat is old but
+// that beats in the store's presence (as daemons do: a beat writes no
+// record) is alive, and waited for; one that does neither is not.
+func TestViewAliveByPresence(t *testing.T) {
+	backends(t, func(t *testing.T, st store.Store) {
+		old := time.Now().Add(-time.Hour)
+		register(t, st, "a", old)
+		register(t, st, "b", old)
+		register(t, st, "c", old)
+		if err := st.(store.Presence).Beat(context.Background(), "b", time.Now(), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		v := running(t, st, "a", time.Now)
+		rev := desiredWrite(t, st, "n1")
+		pass(t, publisher(t, st, "a"), rev, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := v.WaitConverged(ctx, rev)
+		cancel()
+		var lagging *hoststatus.LaggingError
+		if !errors.As(err, &lagging) || len(lagging.Hosts) != 1 {
+			t.Fatalf("WaitConverged(%d) with b beating = %v, want a LaggingError naming b only", rev, err)
+		}
+		if _, ok := lagging.Hosts["b"]; !ok {
+			t.Errorf("WaitConverged(%d) = %v, want b named", rev, err)
+		}
+	})
+}

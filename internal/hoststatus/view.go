@@ -22,8 +22,9 @@ type ViewConfig struct {
 	// runs as long as the daemon does: waits wait for it even before it
 	// published anything. "" with no agent in the process.
 	Local string
-	// DownTime is how old a registered host's heartbeat (model.Host) may
-	// be for the host to be alive; zero means DefaultDownTime.
+	// DownTime is how old a registered host's heartbeat (model.Host, or
+	// its beat in the store's Presence when newer) may be for the host
+	// to be alive; zero means DefaultDownTime.
 	DownTime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -47,6 +48,36 @@ type View struct {
 	statuses map[Object]map[string]State                      // by host
 	counters map[string]map[string]model.PortFirewallCounters // by port, by host
 	hosts    map[string]model.Host
+	// beats are the hosts' beats in the store's Presence (nil without
+	// one), read every presenceRefresh: a host's heartbeat is the newer
+	// of its record's and its beat.
+	beats map[string]time.Time
+}
+
+// presenceRefresh is how often the View reads the hosts' beats: a fifth
+// of the down time, so that a host is seen dead (or alive again) within
+// a fraction of it, and at most every 5s.
+func (v *View) presenceRefresh() time.Duration {
+	return min(max(v.cfg.DownTime/5, 100*time.Millisecond), 5*time.Second)
+}
+
+// readBeats reads the hosts' beats, when the store keeps them apart.
+func (v *View) readBeats(ctx context.Context) error {
+	p, ok := v.cfg.Store.(store.Presence)
+	if !ok {
+		return nil
+	}
+	beats, err := p.Beats(ctx)
+	if err != nil {
+		return err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.beats = beats
+	// Waiters look again: a host may have died or come back.
+	close(v.changed)
+	v.changed = make(chan struct{})
+	return nil
 }
 
 // NewView returns an empty View of cfg.Store.
@@ -85,6 +116,9 @@ func (v *View) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read host reports: %w", err)
 	}
+	if err := v.readBeats(ctx); err != nil {
+		return fmt.Errorf("read host reports: %w", err)
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.passes, v.statuses, v.counters, v.hosts = passes, statuses, counters, hosts
@@ -102,11 +136,20 @@ func (v *View) Run(ctx context.Context) error {
 	// A full read first: anything committed between Load and the watch.
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	var beats <-chan time.Time
+	if _, ok := v.cfg.Store.(store.Presence); ok {
+		t := time.NewTicker(v.presenceRefresh())
+		defer t.Stop()
+		beats = t.C
+	}
 	reload := true
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-beats:
+			// Unreachable, the beats stay as they were, and grow old.
+			_ = v.readBeats(ctx)
 		case rev, ok := <-changes:
 			if !ok {
 				return nil
@@ -365,6 +408,9 @@ func (v *View) aliveLocked(host string, now time.Time) (alive bool, until time.T
 		return host == v.cfg.Local || len(v.hosts) == 0, time.Time{}
 	}
 	beat, err := time.Parse(time.RFC3339Nano, h.Heartbeat)
+	if b, ok := v.beats[host]; ok && (err != nil || b.After(beat)) {
+		beat, err = b, nil
+	}
 	if err != nil {
 		return host == v.cfg.Local, time.Time{}
 	}

@@ -8,7 +8,9 @@ const (
 )
 
 // Host is one host of the registry (store.Hosts): written by the daemon
-// running on it when it starts, and its heartbeat refreshed while it runs.
+// running on it when it starts (or its roles, VTEP or zone change); its
+// proof of life while it runs is a beat in the store's presence
+// (store.Presence), no write of the record.
 // Other hosts' agents read it for the VTEP address their overlay sends a
 // remote port's frames to; the service reads it for scheduling and for
 // agents' liveness.
@@ -37,7 +39,9 @@ type Host struct {
 	// configured.
 	AvailabilityZone string `json:"availability_zone"`
 	// StartedAt and Heartbeat are RFC 3339 times (UTC): when the daemon
-	// started, and its last proof of life.
+	// started, and its last proof of life — as stored, when the record
+	// was written; as the service reads it, the newer of that and the
+	// host's beat.
 	StartedAt string `json:"started_at"`
 	Heartbeat string `json:"heartbeat"`
 }

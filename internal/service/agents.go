@@ -278,6 +278,13 @@ func (s *Service) DeleteAgent(ctx context.Context, id string) (int64, error) {
 func (s *Service) renderAgent(r store.Reader, a *model.Agent) error {
 	a.HeartbeatTimestamp, a.Alive = a.StartedAt, false
 	h, err := store.Get[model.Host](r, store.Hosts, a.Host)
+	if err == nil {
+		beats, berr := s.beats()
+		if berr != nil {
+			return berr
+		}
+		withBeat(&h, beats)
+	}
 	switch {
 	case err == nil:
 		if beat := heartbeatOf(&h); !beat.IsZero() {

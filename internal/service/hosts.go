@@ -19,10 +19,18 @@ import (
 // DHCP on them.
 //
 // Every daemon writes its host's record (store.Hosts, model.Host) when it
-// starts and refreshes its Heartbeat every heartbeat interval (Neutron's
-// report_interval); a host is alive while its heartbeat is no older than
-// the agent down time. Its agents' alive and heartbeat_timestamp come from
-// that record, whichever daemon answers the API.
+// starts, and beats every heartbeat interval (Neutron's report_interval);
+// a host is alive while its newest beat is no older than the agent down
+// time. Its agents' alive and heartbeat_timestamp come from that beat,
+// whichever daemon answers the API.
+//
+// A beat is no record: a store that offers store.Presence keeps it apart
+// (etcd: a key under a lease, outside the records' prefix; bbolt: in the
+// process), so that N hosts beating wake none of the N agents that watch
+// the records. The record's own Heartbeat is the time it was written;
+// the service reads a host's heartbeat as the newer of it and the host's
+// presence (listHosts), so a store without Presence, or a record written
+// by hand, still says something.
 //
 // The schedulers are pure functions of the transaction's snapshot, as
 // every transaction is (store.Update may run one twice): an instance goes
@@ -60,13 +68,29 @@ func (s *Service) hostRoles() []string {
 }
 
 // RegisterHost writes this host's record: its roles, VTEP address, zone,
-// start time, and a heartbeat of now.
+// start time, and a heartbeat of now; and beats.
 func (s *Service) RegisterHost(ctx context.Context, started time.Time) (int64, error) {
 	if s.host == "" {
 		return 0, errors.New("register host: the service has no host name")
 	}
 	h := s.hostRecord(started)
-	return s.store.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Hosts, h.Name, h) })
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Hosts, h.Name, h) })
+	if err != nil {
+		return 0, err
+	}
+	return rev, s.beat(ctx)
+}
+
+// beat is this host's proof of life in the store's Presence: good for
+// the agent down time.
+func (s *Service) beat(ctx context.Context) error {
+	if s.presence == nil {
+		return nil
+	}
+	if err := s.presence.Beat(ctx, s.host, s.now(), s.agentDownTime); err != nil {
+		return fmt.Errorf("heartbeat of host %s: %w", s.host, err)
+	}
+	return nil
 }
 
 // hostRecord is this host's registry record, with a heartbeat of now.
@@ -76,23 +100,33 @@ func (s *Service) hostRecord(started time.Time) model.Host {
 		AvailabilityZone:  s.zone, StartedAt: started.UTC().Format(hostTime), Heartbeat: s.now().UTC().Format(hostTime)}
 }
 
-// Heartbeat refreshes this host's heartbeat: a write of its record that
-// changes only Heartbeat, one small transaction. A record an admin or a
+// Heartbeat refreshes this host's heartbeat: a beat in the store's
+// Presence, which writes no record (without Presence, a write of the
+// host's record that changes only Heartbeat). A record an admin or a
 // lost store removed is written again whole.
 func (s *Service) Heartbeat(ctx context.Context, started time.Time) (int64, error) {
 	if s.host == "" {
 		return 0, errors.New("heartbeat: the service has no host name")
 	}
-	return s.store.Update(ctx, func(tx store.Txn) error {
+	present := s.presence != nil
+	rev, err := s.store.Update(ctx, func(tx store.Txn) error {
 		h, err := store.Get[model.Host](tx, store.Hosts, s.host)
-		if errors.Is(err, store.ErrNotFound) {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			h = s.hostRecord(started)
-		} else if err != nil {
+		case err != nil:
 			return fmt.Errorf("read host %s: %w", s.host, err)
+		case present:
+			return nil // the record is there; the beat is apart
+		default:
+			h.Heartbeat = s.now().UTC().Format(hostTime)
 		}
-		h.Heartbeat = s.now().UTC().Format(hostTime)
 		return tx.Put(store.Hosts, h.Name, h)
 	})
+	if err != nil {
+		return 0, err
+	}
+	return rev, s.beat(ctx)
 }
 
 // netnsPrefixOf is the prefix of the namespaces host's agent makes, as
@@ -112,17 +146,46 @@ func (s *Service) netnsPrefixOf(r store.Reader, host string) (string, error) {
 	return cmp.Or(h.NetnsPrefix, s.netnsPrefix), nil
 }
 
-// listHosts reads the registry, by name.
-func listHosts(r store.Reader) (map[string]model.Host, error) {
+// listHosts reads the registry, by name, each host's Heartbeat its
+// newest (see withBeat).
+func (s *Service) listHosts(r store.Reader) (map[string]model.Host, error) {
 	all, err := store.List[model.Host](r, store.Hosts)
 	if err != nil {
 		return nil, fmt.Errorf("read hosts: %w", err)
 	}
+	beats, err := s.beats()
+	if err != nil {
+		return nil, err
+	}
 	out := make(map[string]model.Host, len(all))
 	for _, h := range all {
+		withBeat(&h, beats)
 		out[h.Name] = h
 	}
 	return out, nil
+}
+
+// beats are the hosts' beats from the store's Presence; nil without one.
+// Read outside the transaction (a beat is no record), like the clock that
+// judges them: a function that runs again may see newer ones.
+func (s *Service) beats() (map[string]time.Time, error) {
+	if s.presence == nil {
+		return nil, nil
+	}
+	// The store bounds the read with its own request timeout.
+	beats, err := s.presence.Beats(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("read hosts' heartbeats: %w", err)
+	}
+	return beats, nil
+}
+
+// withBeat sets h's Heartbeat to its beat in beats when that is newer
+// than the record's own.
+func withBeat(h *model.Host, beats map[string]time.Time) {
+	if b, ok := beats[h.Name]; ok && b.After(heartbeatOf(h)) {
+		h.Heartbeat = b.UTC().Format(time.RFC3339Nano)
+	}
 }
 
 // heartbeatOf is a host's last heartbeat; zero when it has none that
@@ -197,7 +260,7 @@ func leastLoaded(cands []string, load func() (map[string]int, error)) (string, e
 // must be a registered, alive compute host that an admin has not drained,
 // or else the least loaded such host. Without a registry: this host.
 func (s *Service) scheduleInstance(r store.Reader, requested string) (string, error) {
-	hosts, err := listHosts(r)
+	hosts, err := s.listHosts(r)
 	if err != nil {
 		return "", err
 	}
@@ -289,7 +352,7 @@ func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok 
 // one in zones; ok is false when none may. Without a registry: this
 // host, unless an admin set its agent of type typ down.
 func (s *Service) scheduleOnNetworkNode(r store.Reader, typ string, zones []string, load func() (map[string]int, error)) (host string, ok bool, err error) {
-	hosts, err := listHosts(r)
+	hosts, err := s.listHosts(r)
 	if err != nil {
 		return "", false, err
 	}
@@ -339,7 +402,7 @@ func (s *Service) Failover(ctx context.Context) ([]Move, error) {
 	var moves []Move
 	_, err := s.store.Update(ctx, func(tx store.Txn) error {
 		moves = nil
-		hosts, err := listHosts(tx)
+		hosts, err := s.listHosts(tx)
 		if err != nil || len(hosts) == 0 {
 			return err
 		}
@@ -475,7 +538,7 @@ var errFound = errors.New("found")
 // reports whether there was any. Without a registry nothing waits: the
 // host is the only one.
 func (s *Service) findWaiting(r store.Reader, found func(kind store.Kind, id string) error) (bool, error) {
-	hosts, err := listHosts(r)
+	hosts, err := store.List[model.Host](r, store.Hosts)
 	if err != nil || len(hosts) == 0 {
 		return false, err
 	}
@@ -557,7 +620,7 @@ func (s *Service) AdoptUnhosted(ctx context.Context) (int, error) {
 	n := 0
 	_, err := s.store.Update(ctx, func(tx store.Txn) error {
 		n = 0
-		hosts, err := listHosts(tx)
+		hosts, err := s.listHosts(tx)
 		if err != nil {
 			return err
 		}
@@ -705,10 +768,10 @@ func zoneOf(r store.Reader, host string) (string, error) {
 
 // hostZones are the registered hosts' zones, by name.
 func hostZones(r store.Reader) (map[string]string, error) {
-	hosts, err := listHosts(r)
+	hosts, err := store.List[model.Host](r, store.Hosts)
 	zones := make(map[string]string, len(hosts))
-	for name, h := range hosts {
-		zones[name] = h.AvailabilityZone
+	for _, h := range hosts {
+		zones[h.Name] = h.AvailabilityZone
 	}
 	return zones, err
 }

@@ -504,7 +504,9 @@ func TestAgentsOverHosts(t *testing.T) {
 }
 
 // TestHostRegistry: a daemon writes its record on start; a heartbeat
-// changes only the heartbeat; a record that went is written again whole.
+// writes no record (it is a beat in the store's presence, which the
+// agents show), and no revision; a record that went is written again
+// whole.
 func TestHostRegistry(t *testing.T) {
 	ctx := context.Background()
 	st := storetest.Open(t, t.TempDir())
@@ -524,12 +526,24 @@ func TestHostRegistry(t *testing.T) {
 		t.Fatalf("registered %+v, %v; want %+v", got, err, want)
 	}
 	c.now = c.now.Add(30 * time.Second)
+	before := revision(t, st)
 	if _, err := c.hosts["h"].Heartbeat(ctx, clock.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	want.Heartbeat = "2026-12-06T12:00:30Z"
 	if got, err := read(); err != nil || !equalHost(got, want) {
-		t.Fatalf("after a heartbeat %+v, %v; want %+v", got, err, want)
+		t.Fatalf("after a heartbeat %+v, %v; want the record unchanged, %+v", got, err, want)
+	}
+	// No record written (etcd's own revision moves with the beat's key,
+	// which lies outside the records).
+	if after := revision(t, st); after != before {
+		if changes, ok := st.(store.ChangeFeed).ChangesBetween(before, after); !ok || len(changes) > 0 {
+			t.Errorf("a heartbeat changed records between revisions %d and %d: %v (known: %v); want none", before, after, changes, ok)
+		}
+	}
+	for typ, a := range c.agentsOf("h") {
+		if !a.Alive || a.HeartbeatTimestamp != "2026-12-06 12:00:30" {
+			t.Errorf("h's %s after a heartbeat: alive %v, heartbeat %s; want alive at 12:00:30", typ, a.Alive, a.HeartbeatTimestamp)
+		}
 	}
 	if _, err := st.Update(ctx, func(tx store.Txn) error { return tx.Delete(store.Hosts, "h") }); err != nil {
 		t.Fatal(err)
@@ -537,6 +551,7 @@ func TestHostRegistry(t *testing.T) {
 	if _, err := c.hosts["h"].Heartbeat(ctx, clock); err != nil {
 		t.Fatal(err)
 	}
+	want.Heartbeat = "2026-12-06T12:00:30Z" // written again, now
 	if got, err := read(); err != nil || !equalHost(got, want) {
 		t.Fatalf("heartbeat of a lost record %+v, %v; want %+v", got, err, want)
 	}

@@ -211,9 +211,9 @@ func (s *Service) allocateVNI(all []model.Network, id string) (model.Segment, er
 // ML2's default flat_networks '*' — one box, or hosts whose external
 // networks name their interface by nsnet:uplink.
 func checkPhysicalNetworkMapped(r store.Reader, physnet string) error {
-	hosts, err := listHosts(r)
+	hosts, err := store.List[model.Host](r, store.Hosts)
 	if err != nil {
-		return err
+		return fmt.Errorf("read hosts: %w", err)
 	}
 	mapped := false
 	for _, h := range hosts {

@@ -110,7 +110,10 @@ type Config struct {
 
 // Service implements the resources of the API.
 type Service struct {
-	store       store.Store
+	store store.Store
+	// presence is the store's Presence, where hosts beat; nil when it
+	// has none (the beat is then a write of the host's record).
+	presence    store.Presence
 	status      StatusSource
 	counters    CounterSource
 	netnsPrefix string
@@ -137,7 +140,8 @@ func New(cfg Config) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	svc := &Service{store: writes{cfg.Store, &indexCheck{netnsPrefix: cfg.NetnsPrefix}}, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
+	presence, _ := cfg.Store.(store.Presence)
+	svc := &Service{store: writes{cfg.Store, &indexCheck{netnsPrefix: cfg.NetnsPrefix}}, presence: presence, status: cfg.Status, counters: cfg.Counters, netnsPrefix: cfg.NetnsPrefix,
 		quotas: DefaultQuotas(cfg.Quotas), physnetMTU: cmp.Or(cfg.PhysnetMTU, model.DefaultMTU), hostID: cfg.HostID, host: cfg.Host, heartbeat: cfg.Heartbeat,
 		agentDownTime: cmp.Or(cfg.AgentDownTime, DefaultAgentDownTime), now: now,
 		vniRanges: cfg.VNIRanges, tunnelOverhead: cfg.TunnelOverhead,

@@ -33,6 +33,8 @@ type Bolt struct {
 	logFrom int64
 	// logTo is the newest revision logged.
 	logTo int64
+
+	presence boltPresence
 }
 
 // maxLog bounds the change log: a reader further behind reads everything.

@@ -161,6 +161,8 @@ type Etcd struct {
 	// changes is the change log, kept from the first ChangedSince or
 	// ChangesBetween on.
 	changes etcdLog
+	// presence are the hosts' leases and beats (Presence).
+	presence etcdPresence
 }
 
 // Endpoints are the cluster's client addresses the store was opened with.
@@ -387,21 +389,12 @@ func (s *Etcd) commit(ctx context.Context, t *etcdTxn) (rev int64, ok bool, err 
 	return resp.Header.Revision, resp.Succeeded, nil
 }
 
-// Watch implements Store: an etcd watch on the prefix, each response's
-// newest revision sent coalesced. After a disconnection the watch resumes
-// where it stopped; when that revision was compacted away, it sends the
-// current revision, so that the watcher re-reads everything.
-func (s *Etcd) Watch(ctx context.Context) <-chan int64 {
-	// Changes from the call on are watched, even those committed before
-	// the stream is established; unreachable, it starts when it can.
-	var next int64 // 0: from the current revision
-	if rev, err := s.currentRevision(ctx); err == nil {
-		next = rev + 1
-	}
-	return s.watchFrom(ctx, next)
-}
-
-// watchFrom is Watch from revision next (0: the current one).
+// watchFrom is an etcd watch of the prefix from revision next (0: the
+// current one), each response's newest revision sent coalesced: Watch
+// when etcd cannot say what its revision is (etcdlog.go). After a
+// disconnection the watch resumes where it stopped; when that revision
+// was compacted away, it sends the current revision, so that the watcher
+// re-reads everything.
 func (s *Etcd) watchFrom(ctx context.Context, next int64) <-chan int64 {
 	out := make(chan int64, 1)
 	send := func(rev int64) {

@@ -2,9 +2,13 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -632,5 +636,157 @@ func TestEtcdChangesBetweenReadsHistory(t *testing.T) {
 	}
 	if got, ok := later.ChangesBetween(r1, r2); !ok || !slices.Equal(got, want) {
 		t.Errorf("ChangesBetween(%d, %d) = %v, %v; want %v, ok", r1, r2, got, ok, want)
+	}
+}
+
+// TestEtcdRecordsBetween: the change feed with values hands each change
+// the record as it left it (nil for a deletion), in revision order, for
+// a process opened after the revisions too; the values stay with their
+// changes when the log forgets its older half.
+func TestEtcdRecordsBetween(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	base := revision(t, s)
+	r1 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"one"}, "q": {"q"}}})
+	r2 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"two"}}})
+	r3 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"q": nil}, store.Networks: {"n": {"n"}}})
+	type got struct {
+		rev   int64
+		kind  store.Kind
+		id    string
+		value string
+	}
+	read := func(s *store.Etcd, from, to int64) []got {
+		t.Helper()
+		changes, ok := s.RecordsBetween(from, to)
+		if !ok {
+			t.Fatalf("RecordsBetween(%d, %d): not ok", from, to)
+		}
+		var out []got
+		for _, c := range changes {
+			v := "<deleted>"
+			if c.Value != nil {
+				var r rec
+				if err := json.Unmarshal(c.Value, &r); err != nil {
+					t.Fatal(err)
+				}
+				v = r.Name
+			}
+			out = append(out, got{c.Rev, c.Kind, c.ID, v})
+		}
+		return out
+	}
+	later := storetest.OpenPeer(t, s)
+	for _, tc := range []struct {
+		from, to int64
+		want     []got
+	}{
+		{base, r1, []got{{r1, store.Ports, "p", "one"}, {r1, store.Ports, "q", "q"}}},
+		{r1, r2, []got{{r2, store.Ports, "p", "two"}}},
+		{base, r3, []got{{r1, store.Ports, "p", "one"}, {r1, store.Ports, "q", "q"}, {r2, store.Ports, "p", "two"},
+			{r3, store.Networks, "n", "n"}, {r3, store.Ports, "q", "<deleted>"}}},
+	} {
+		if g := read(later, tc.from, tc.to); !slices.Equal(g, tc.want) {
+			t.Errorf("RecordsBetween(%d, %d) = %v, want %v", tc.from, tc.to, g, tc.want)
+		}
+	}
+	// A log of 3 changes at most: reading the history, it forgets r1's
+	// two when r3's come, and keeps r2's and r3's with their values.
+	defer store.SetMaxLog(3)()
+	small := storetest.OpenPeer(t, s)
+	if changes, ok := small.RecordsBetween(base, r3); ok {
+		t.Errorf("RecordsBetween(%d, %d) of a log of 3 = %v, ok; want not ok (it forgot r1)", base, r3, changes)
+	}
+	want := []got{{r2, store.Ports, "p", "two"}, {r3, store.Networks, "n", "n"}, {r3, store.Ports, "q", "<deleted>"}}
+	if g := read(small, r1, r3); !slices.Equal(g, want) {
+		t.Errorf("RecordsBetween(%d, %d) of a log of 3 = %v, want %v", r1, r3, g, want)
+	}
+}
+
+// TestEtcdWatchesShareOneWatch: a process's Watches and its change log
+// are served by one etcd watch, so that a commit is one watch message to
+// the process, however many readers follow it; each Watch still receives
+// every commit's revision.
+func TestEtcdWatchesShareOneWatch(t *testing.T) {
+	e := storetest.StartEtcd(t)
+	s, err := store.OpenEtcd(context.Background(), store.EtcdConfig{Endpoints: []string{e.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w1, w2 := s.Watch(ctx), s.Watch(ctx)
+	base := revision(t, s)
+	if _, ok := s.ChangesBetween(base, base); !ok {
+		t.Fatal("ChangesBetween of the current revision: not ok")
+	}
+	rev := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"p"}}})
+	for i, w := range []<-chan int64{w1, w2} {
+		select {
+		case got := <-w:
+			if got != rev {
+				t.Errorf("watch %d delivered %d, want %d", i, got, rev)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("watch %d delivered nothing", i)
+		}
+	}
+	if n := etcdWatchers(t, e.Endpoint()); n != 1 {
+		t.Errorf("etcd has %d watchers for one process's two watches and change log, want 1", n)
+	}
+}
+
+// etcdWatchers is etcd's count of its watchers, from its metrics.
+func etcdWatchers(t *testing.T, endpoint string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "etcd_debugging_mvcc_watcher_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatal("etcd's metrics have no etcd_debugging_mvcc_watcher_total")
+	return 0
+}
+
+// TestEtcdChangeFeedsPastOtherKeys: a revision of a key outside the
+// store's prefix (a host's beat), which the watch never delivers, is
+// known all the same: no change of the store's records in it, ok — not a
+// wait for a revision the log will never see, ended by the timeout.
+func TestEtcdChangeFeedsPastOtherKeys(t *testing.T) {
+	s := storetest.OpenEtcd(t)
+	ctx := context.Background()
+	r1 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"p": {"p"}}})
+	if _, ok := s.ChangesBetween(r1-1, r1); !ok {
+		t.Fatalf("ChangesBetween(%d, %d): not ok", r1-1, r1)
+	}
+	if err := s.Beat(ctx, "h", time.Now(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r2 := revision(t, s)
+	if r2 <= r1 {
+		t.Fatalf("the beat did not move etcd's revision past %d", r1)
+	}
+	if changes, ok := s.ChangesBetween(r1, r2); !ok || len(changes) != 0 {
+		t.Errorf("ChangesBetween(%d, %d) over a beat = %v, %v; want none, ok", r1, r2, changes, ok)
+	}
+	if changes, ok := s.RecordsBetween(r1, r2); !ok || len(changes) != 0 {
+		t.Errorf("RecordsBetween(%d, %d) over a beat = %v, %v; want none, ok", r1, r2, changes, ok)
+	}
+	r3 := write(t, s, map[store.Kind]map[string]*rec{store.Ports: {"q": {"q"}}})
+	if changes, ok := s.ChangesBetween(r1, r3); !ok || len(changes) != 1 || changes[0].ID != "q" {
+		t.Errorf("ChangesBetween(%d, %d) = %v, %v; want port q, ok", r1, r3, changes, ok)
 	}
 }

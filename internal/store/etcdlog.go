@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -44,8 +45,16 @@ type etcdLog struct {
 	// delivered every change up to upTo.
 	from, upTo int64
 	log        []Change
+	// values are the records as each change of log left them, index by
+	// index (nil: deleted): the watch delivers them with the changes,
+	// and RecordsBetween hands them on, so that a watcher learns what
+	// changed without reading it again.
+	values [][]byte
 	// moved is closed, and replaced, whenever upTo or from moves.
 	moved chan struct{}
+	// subs are the channels of Watch, each with the revision it has
+	// (it is sent only newer ones).
+	subs map[chan int64]int64
 	// drop, when set, ends the watch as a lost connection would, so
 	// that the tests see it resume (export_test.go).
 	drop context.CancelFunc
@@ -72,20 +81,43 @@ func (s *Etcd) ChangedSince(rev int64) ([]Change, bool) {
 }
 
 // ChangesBetween implements ChangeFeed with the change log, as Bolt's
-// does. The caller was woken by a Watch revision to, a commit of the
-// store's keys, so the log only has to catch up to it: no read of the
-// store's last commit. ok is false when the log does not reach back to
-// from, or has not seen to within the store's request timeout.
+// does. A caller woken by a Watch revision to, a commit of the store's
+// keys, finds the log there already: no read of the store's last commit
+// (which tells, for a revision the log has not seen, whether it is one
+// of other keys: see reach). ok is false when the log does not reach
+// back to from, or has not seen to within the store's request timeout.
 func (s *Etcd) ChangesBetween(from, to int64) ([]Change, bool) {
 	s.startLog(from)
 	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
 	defer cancel()
-	changes, ok := s.changes.since(ctx, from, to)
+	changes, ok := s.changes.since(ctx, from, s.reach(ctx, to))
 	if !ok {
 		return nil, false
 	}
 	i := sort.Search(len(changes), func(i int) bool { return changes[i].Rev > to })
 	return changes[:i], true
+}
+
+// reach is how far the log must have followed the watch to know every
+// change up to revision to: to itself, unless the log has not seen it
+// yet and the store's last commit is older though etcd has reached to —
+// to is then a revision of keys outside the store's prefix (a host's
+// beat, another deployment's write), which the watch never delivers, and
+// the log knows every change up to to once it has the last commit. A
+// revision etcd has not reached is waited for, as the callers promise.
+func (s *Etcd) reach(ctx context.Context, to int64) int64 {
+	l := &s.changes
+	l.mu.Lock()
+	seen := l.upTo >= to
+	l.mu.Unlock()
+	if seen {
+		return to
+	}
+	last, now, err := s.lastCommitAt(ctx)
+	if err != nil || last >= to || now < to {
+		return to
+	}
+	return last
 }
 
 // startLog starts the change log at revision rev, its first question,
@@ -130,16 +162,62 @@ func (l *etcdLog) since(ctx context.Context, rev, upTo int64) ([]Change, bool) {
 	return slices.Clone(l.log[i:]), true
 }
 
+// RecordsBetween implements RecordFeed from the change log, which holds
+// the values the watch delivered: no read of the store. ok is false when
+// the log does not reach back to from, or has not seen to within the
+// store's request timeout.
+func (s *Etcd) RecordsBetween(from, to int64) ([]RecordChange, bool) {
+	s.startLog(from)
+	ctx, cancel := context.WithTimeout(s.cli.Ctx(), s.timeout)
+	defer cancel()
+	upTo := s.reach(ctx, to)
+	l := &s.changes
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for from >= l.from && l.upTo < upTo {
+		moved := l.moved
+		l.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+		}
+		l.mu.Lock()
+		if ctx.Err() != nil {
+			return nil, false
+		}
+	}
+	if from < l.from {
+		return nil, false
+	}
+	i := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > from })
+	j := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > to })
+	out := make([]RecordChange, 0, j-i)
+	for k := i; k < j; k++ {
+		// The values are never changed in place: sharing them is safe.
+		out = append(out, RecordChange{Change: l.log[k], Value: l.values[k]})
+	}
+	return out, true
+}
+
 // lastCommit is the revision of the store's newest commit: the newest
 // mod revision of its generation keys (one per kind, put by every commit
 // that writes the kind). Zero for a store never written.
 func (s *Etcd) lastCommit(ctx context.Context) (int64, error) {
+	last, _, err := s.lastCommitAt(ctx)
+	return last, err
+}
+
+// lastCommitAt is lastCommit and the cluster's revision it was read at.
+func (s *Etcd) lastCommitAt(ctx context.Context) (last, now int64, err error) {
 	resp, err := s.get(ctx, s.root+"/_gen/", clientv3.WithPrefix(), clientv3.WithKeysOnly(),
 		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend), clientv3.WithLimit(1))
-	if err != nil || len(resp.Kvs) == 0 {
-		return 0, err
+	if err != nil {
+		return 0, 0, err
 	}
-	return resp.Kvs[0].ModRevision, nil
+	if len(resp.Kvs) == 0 {
+		return 0, resp.Header.Revision, nil
+	}
+	return resp.Kvs[0].ModRevision, resp.Header.Revision, nil
 }
 
 // followLog watches the store's keys from after revision from and
@@ -164,8 +242,11 @@ func (s *Etcd) followLog(from int64) {
 				continue
 			}
 			l.mu.Lock()
-			l.log, l.from, l.upTo = nil, rev, rev
+			l.log, l.values, l.from, l.upTo = nil, nil, rev, rev
 			l.signal()
+			// The watchers missed what was compacted: the current
+			// revision tells them to read everything.
+			l.notify(rev)
 			l.mu.Unlock()
 			next = rev + 1
 		}
@@ -187,11 +268,16 @@ func (s *Etcd) followLog(from int64) {
 				for _, ev := range resp.Events {
 					if c, ok := s.changeOf(string(ev.Kv.Key)); ok {
 						c.Rev = ev.Kv.ModRevision
-						l.append(c)
+						var value []byte
+						if ev.Type == mvccpb.PUT {
+							value = ev.Kv.Value
+						}
+						l.append(c, value)
 					}
 				}
 				l.upTo = last
 				l.signal()
+				l.notify(last)
 				l.mu.Unlock()
 				next = last + 1
 			}
@@ -227,17 +313,77 @@ func (s *Etcd) changeOf(key string) (Change, bool) {
 	return Change{Kind: Kind(kind), ID: id}, true
 }
 
-// append adds c, forgetting the older half of the log, whole revisions
-// at a time, once it holds maxLog changes (as Bolt's does).
-func (l *etcdLog) append(c Change) {
+// append adds c, the record it left value, forgetting the older half of
+// the log, whole revisions at a time, once it holds maxLog changes (as
+// Bolt's does).
+func (l *etcdLog) append(c Change, value []byte) {
 	if len(l.log) >= maxLog {
 		if kept, from, ok := forgetOlderHalf(l.log); ok {
 			l.log, l.from = kept, from
+			l.values = append(l.values[:0:0], l.values[len(l.values)-len(kept):]...)
 		} else if l.log[len(l.log)-1].Rev != c.Rev {
-			l.from, l.log = c.Rev-1, nil
+			l.from, l.log, l.values = c.Rev-1, nil, nil
 		}
 	}
 	l.log = append(l.log, c)
+	l.values = append(l.values, value)
+}
+
+// notify sends rev to the watchers that have an older one: the newest
+// only, as Watch promises (a slow watcher sees the latest revision, never
+// a backlog). Only holders of l.mu send, so after taking an unread older
+// revision out, the send cannot block.
+func (l *etcdLog) notify(rev int64) {
+	for ch, had := range l.subs {
+		if rev <= had {
+			continue
+		}
+		select {
+		case <-ch:
+		default:
+		}
+		ch <- rev
+		l.subs[ch] = rev
+	}
+}
+
+// Watch implements Store with the change log's watch: one etcd watch of
+// the prefix serves the log and every Watch of the store (an agent's, the
+// status view's), so that each commit is one watch message to the
+// process, not one per reader. It sends every revision after the current
+// one as the log learns of it (coalesced), and the current revision after
+// a compaction made the log start again, so that the watcher re-reads
+// everything. When etcd cannot be reached to say what the current
+// revision is, it watches on its own from whenever it can.
+func (s *Etcd) Watch(ctx context.Context) <-chan int64 {
+	rev, err := s.currentRevision(ctx)
+	if err != nil {
+		return s.watchFrom(ctx, 0)
+	}
+	s.startLog(rev)
+	out := make(chan int64, 1)
+	l := &s.changes
+	l.mu.Lock()
+	if l.subs == nil {
+		l.subs = map[chan int64]int64{}
+	}
+	l.subs[out] = rev
+	if l.upTo > rev {
+		// Commits since the revision was read.
+		l.notify(l.upTo)
+	}
+	l.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-s.cli.Ctx().Done(): // the store is closed
+		}
+		l.mu.Lock()
+		delete(l.subs, out)
+		close(out)
+		l.mu.Unlock()
+	}()
+	return out
 }
 
 // signal wakes the readers waiting for the log to move.

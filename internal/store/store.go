@@ -16,13 +16,17 @@
 // it read changed since — each key it got, by its mod revision, and each
 // kind it listed, by a per-kind generation key that every write to the
 // kind bumps — else the function runs again (so writers of different kinds
-// never conflict). Watch follows an etcd watch of the prefix, resuming
-// after outages and asking for a full re-read after a compaction. When etcd
-// cannot be reached, operations fail with ErrUnavailable (the API's 503).
-// A commit larger than the cluster takes (its --max-txn-ops) fails with
-// ErrTooLarge. Etcd's change log (ChangedSince, and ChangesBetween from
-// it) is etcd's own history of the prefix, followed by a watch from the
-// first question on.
+// never conflict). Etcd's change log (ChangedSince, ChangesBetween, and
+// RecordsBetween with the records' values) is etcd's own history of the
+// prefix, followed by one watch, which serves the store's Watches too:
+// resuming after outages, and asking for a full re-read after a
+// compaction. When etcd cannot be reached, operations fail with
+// ErrUnavailable (the API's 503). A commit larger than the cluster takes
+// (its --max-txn-ops) fails with ErrTooLarge.
+//
+// Hosts' liveness is no record (Presence): etcd keeps a key per host under
+// a lease outside the records' prefix, bbolt the beats in the process, so
+// that heartbeats wake no watcher.
 package store
 
 import (
@@ -249,6 +253,27 @@ type ChangeFeed interface {
 	// caller then assumes anything may have changed. A revision a Watch
 	// channel delivered is known up to it, from wherever the log reaches.
 	ChangesBetween(from, to int64) (changes []Change, ok bool)
+}
+
+// RecordChange is a Change with the record as the change left it.
+type RecordChange struct {
+	Change
+	// Value is the record's JSON after the change; nil: deleted. Shared
+	// with the store: the reader must not change it.
+	Value []byte
+}
+
+// RecordFeed is what a Store whose change log holds the records' values
+// offers (etcd's: its watch delivers them), so that a watcher woken by
+// revision to learns the records that changed since from without reading
+// the store: with many hosts, every agent woken by every commit, a read
+// per change per agent is what etcd would serve most.
+type RecordFeed interface {
+	// RecordsBetween returns the changes of the revisions in (from, to],
+	// oldest first, each with the record it left. A record changed
+	// twice is there twice: the later value is the one at to. ok is
+	// false when the store does not know them all (as ChangesBetween).
+	RecordsBetween(from, to int64) (changes []RecordChange, ok bool)
 }
 
 // OnlyReports reports whether every change is of a ReportKind.
