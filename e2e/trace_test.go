@@ -205,7 +205,7 @@ func TestTraceRouterNAT(t *testing.T) {
 	run(t, "ip", "netns", "exec", vm2NS, "nft", "add table inet blocker; "+
 		"add chain inet blocker input { type filter hook input priority 0; }; "+
 		`add rule inet blocker input tcp dport 8080 drop comment "vm2 firewall: no 8080"`)
-	r = e.trace("vm1", "vm2", "--tcp", "8080", "--timeout", "1s")
+	r = e.trace("vm1", "vm2", "--tcp", "8080", "--timeout", "3s")
 	reasons := ""
 	if r.Stopped != nil {
 		reasons = strings.Join(r.Stopped.Reasons, "\n")
@@ -241,7 +241,7 @@ func TestTraceRouterNAT(t *testing.T) {
 	run(t, "ip", "netns", "exec", e.HostNetns, "nft", "add table bridge sgtest; "+
 		"add chain bridge sgtest forward { type filter hook forward priority 0; }; "+
 		"add rule bridge sgtest forward ip daddr "+vm2IP+` tcp dport 8081 drop comment "sg:web rule:no-8081"`)
-	r = e.trace("vm1", "vm2", "--tcp", "8081", "--timeout", "1s")
+	r = e.trace("vm1", "vm2", "--tcp", "8081", "--timeout", "3s")
 	run(t, "ip", "netns", "exec", e.HostNetns, "nft", "delete table bridge sgtest")
 	reasons = ""
 	if r.Stopped != nil {
@@ -258,7 +258,10 @@ func TestTraceRouterNAT(t *testing.T) {
 	// IP is DNATed, crosses the bridge's firewall, and is dropped there
 	// for vm1's port; the trace names the port and its group.
 	defaultSG := jsonOf(t, e.MustNsnet("security-group", "show", "default", "-o", "json"))["id"].(string)
-	r = e.trace("--from-external", "public", fip, "--tcp", "22", "--timeout", "1s")
+	// The timeouts of traces that get no answer are the default's
+	// 3 s: on a busy machine the source's ARP answer and the nftables
+	// trace events can take over a second to arrive.
+	r = e.trace("--from-external", "public", fip, "--tcp", "22", "--timeout", "3s")
 	reasons = ""
 	if r.Stopped != nil {
 		reasons = strings.Join(r.Stopped.Reasons, "\n")
@@ -279,7 +282,7 @@ func TestTraceRouterNAT(t *testing.T) {
 
 	// An address of vm1's subnet that no port holds: nobody answers ARP,
 	// so the probe never leaves vm1.
-	r = e.trace("vm1", "10.0.0.77", "--timeout", "1s")
+	r = e.trace("vm1", "10.0.0.77", "--timeout", "3s")
 	if r.Answered || r.Stopped == nil || !strings.Contains(strings.Join(r.Stopped.Reasons, "\n"), "no neighbour answer: instance vm1 has no MAC address for 10.0.0.77") {
 		t.Errorf("trace to an address nobody holds: %+v", r.Stopped)
 	}
