@@ -304,7 +304,7 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	for ip, mac := range neigh {
 		spec.Neigh = append(spec.Neigh, dataplane.NeighEntry{IP: ip, MAC: mac})
 	}
-	slices.SortFunc(spec.Neigh, func(a, b dataplane.NeighEntry) int { return a.IP.Compare(b.IP) })
+	slices.SortFunc(spec.Neigh, dataplane.CompareNeigh)
 	return spec
 }
 

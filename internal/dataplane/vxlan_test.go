@@ -334,3 +334,84 @@ func TestL2PopulationConverges(t *testing.T) {
 		t.Errorf("after removing all: %v, %v", ns, err)
 	}
 }
+
+// TestL2PopulationUpdates: UpdateFDB and UpdateNeighbours apply the
+// difference between what a device was made to hold and what is wanted —
+// an entry added, one removed, a MAC moved to another VTEP, an address
+// given another MAC — and touch nothing else: an entry deleted by hand
+// behind their back stays deleted (they read no table; repairing drift is
+// EnsureFDB's), until EnsureFDB puts it back.
+func TestL2PopulationUpdates(t *testing.T) {
+	o := newOverlay(t)
+	o.ensure()
+	u, f, n := o.remote(0)
+	other := netip.MustParseAddr("192.0.2.9")
+	x, _ := net.ParseMAC("fa:16:3e:00:07:09")
+	y, _ := net.ParseMAC("fa:16:3e:00:07:0a")
+	ip := netip.MustParseAddr
+	wasFDB := []FDBEntry{u, f, {MAC: FloodMAC, Dst: other}, {MAC: x, Dst: other}}
+	wasNeigh := []NeighEntry{n, {IP: ip("10.7.0.8"), MAC: x}, {IP: ip("10.7.0.9"), MAC: x}}
+	wantFDB := []FDBEntry{u, f, {MAC: x, Dst: u.Dst}, {MAC: y, Dst: other}}
+	wantNeigh := []NeighEntry{n, {IP: ip("10.7.0.9"), MAC: y}, {IP: ip("10.7.0.10"), MAC: y}}
+	for _, s := range [][]FDBEntry{wasFDB, wantFDB} {
+		SortFDB(s)
+	}
+	for _, s := range [][]NeighEntry{wasNeigh, wantNeigh} {
+		slices.SortFunc(s, CompareNeigh)
+	}
+	o.populate(0, wasFDB, wasNeigh)
+	h := o.host[0]
+	if out, err := exec.Command("bridge", "-n", h.e.hostName, "fdb", "del", u.MAC.String(), "dev", "nsv-ov",
+		"dst", u.Dst.String(), "self").CombinedOutput(); err != nil {
+		t.Fatalf("bridge fdb del: %v\n%s", err, out)
+	}
+
+	unsorted := []FDBEntry{wantFDB[1], wantFDB[0]}
+	if _, err := UpdateFDB(h.e.links, "nsv-ov", VXLANAlias(overlayNet), wasFDB, unsorted); err == nil {
+		t.Error("UpdateFDB took unsorted entries")
+	}
+	changed, err := UpdateFDB(h.e.links, "nsv-ov", VXLANAlias(overlayNet), wasFDB, wantFDB)
+	if err != nil || !changed {
+		t.Fatalf("UpdateFDB: changed %v, %v", changed, err)
+	}
+	if changed, err = UpdateNeighbours(h.e.links, "nsv-ov", VXLANAlias(overlayNet), wasNeigh, wantNeigh); err != nil || !changed {
+		t.Fatalf("UpdateNeighbours: changed %v, %v", changed, err)
+	}
+	gotFDB, err := FDBEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	SortFDB(gotFDB)
+	drifted := slices.DeleteFunc(slices.Clone(wantFDB), func(e FDBEntry) bool { return e.key() == u.key() })
+	if !slices.EqualFunc(gotFDB, drifted, func(a, b FDBEntry) bool { return a.key() == b.key() }) {
+		t.Errorf("forwarding entries %v, want %v (the one deleted by hand still missing)", gotFDB, drifted)
+	}
+	gotNeigh, err := NeighEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(gotNeigh, CompareNeigh)
+	if !slices.EqualFunc(gotNeigh, wantNeigh, func(a, b NeighEntry) bool { return CompareNeigh(a, b) == 0 }) {
+		t.Errorf("neighbour entries %v, want %v", gotNeigh, wantNeigh)
+	}
+
+	for _, c := range []struct {
+		name string
+		f    func() (bool, error)
+	}{
+		{"UpdateFDB", func() (bool, error) { return UpdateFDB(h.e.links, "nsv-ov", VXLANAlias(overlayNet), wantFDB, wantFDB) }},
+		{"UpdateNeighbours", func() (bool, error) {
+			return UpdateNeighbours(h.e.links, "nsv-ov", VXLANAlias(overlayNet), wantNeigh, wantNeigh)
+		}},
+	} {
+		if changed, err := c.f(); changed || err != nil {
+			t.Errorf("%s with nothing to change: changed %v, %v", c.name, changed, err)
+		}
+	}
+	if !o.populate(0, wantFDB, wantNeigh) {
+		t.Error("EnsureFDB did not repair the entry deleted by hand")
+	}
+	if view := o.kernelView(0); !strings.Contains(view, u.MAC.String()+" dst "+u.Dst.String()) {
+		t.Errorf("entry deleted by hand not repaired:\n%s", view)
+	}
+}
