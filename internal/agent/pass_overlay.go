@@ -64,10 +64,10 @@ const overlayKind store.Kind = "vxlan"
 // A full pass, or an object whose last attempt failed, reads the kernel
 // first (each Ensure dumps the device's tables), so it repairs an entry
 // deleted by hand. An incremental pass whose device was programmed with
-// the spec tried last, and is good, applies only the difference between
-// that spec and the new one: a port joining a network of a thousand costs
-// its own entries, not a dump of the thousand. Drift is the full pass's,
-// as everywhere in the agent.
+// the spec tried last, and is good, on a bridge this pass left alone,
+// applies only the difference between that spec and the new one: a port
+// joining a network of a thousand costs its own entries, not a dump of
+// the thousand. Drift is the full pass's, as everywhere in the agent.
 func (p *pass) ensureOverlays() {
 	for _, id := range sortedKeys(p.d.overlay) {
 		spec := p.d.overlay[id]
@@ -81,7 +81,7 @@ func (p *pass) ensureOverlays() {
 		}
 		var changed bool
 		var err error
-		if was, ok := p.a.tried[k].(overlaySpec); ok && !p.full && p.a.good[k] && was.VXLAN == spec.VXLAN {
+		if was, ok := p.a.tried[k].(overlaySpec); ok && !p.full && p.a.good[k] && was.VXLAN == spec.VXLAN && !p.programmed(key{store.Networks, id}) {
 			if changed, err = p.updateOverlay(was, spec); err != nil {
 				// The device is not what was said it is: read it and
 				// make it right, as a full pass would.
@@ -95,6 +95,16 @@ func (p *pass) ensureOverlays() {
 		}
 		p.record(k, spec, changed, err, status{model.StatusActive, ""})
 	}
+}
+
+// programmed reports whether k was programmed in this pass: a network's
+// bridge made anew has lost its ports, the VXLAN device among them, which
+// only the whole ensure puts back.
+func (p *pass) programmed(k key) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.tried[k]
+	return ok
 }
 
 // ensureOverlay reads the device and its tables and makes them spec.
