@@ -127,10 +127,6 @@ func (p *pass) ensureOverlay(spec overlaySpec) (changed bool, err error) {
 // device itself is the same, to spec's.
 func (p *pass) updateOverlay(was, spec overlaySpec) (changed bool, err error) {
 	v := spec.VXLAN
-	changed, err = dataplane.UpdateFDB(p.links, v.Name, v.Alias, was.FDB, spec.FDB)
-	if err != nil {
-		return changed, err
-	}
-	c, err := dataplane.UpdateNeighbours(p.links, v.Name, v.Alias, was.Neigh, spec.Neigh)
-	return changed || c, err
+	return dataplane.UpdateEntries(p.links, v.Name, v.Alias, dataplane.L2Entries{FDB: was.FDB, Neigh: was.Neigh},
+		dataplane.L2Entries{FDB: spec.FDB, Neigh: spec.Neigh})
 }

@@ -346,7 +346,7 @@ func VXLANDevices(l *Links) map[string]netlink.Link {
 }
 
 // SortFDB orders entries by MAC then destination, for stable output (the
-// order of UpdateFDB's arguments).
+// order of UpdateEntries's arguments).
 func SortFDB(entries []FDBEntry) { slices.SortFunc(entries, CompareFDB) }
 
 // CompareFDB orders forwarding entries by MAC then destination. The MACs
@@ -360,7 +360,7 @@ func CompareFDB(a, b FDBEntry) int {
 }
 
 // CompareNeigh orders neighbour entries by address, then MAC: the order
-// of UpdateNeighbours's arguments.
+// of UpdateEntries's arguments.
 func CompareNeigh(a, b NeighEntry) int {
 	if c := a.IP.Compare(b.IP); c != 0 {
 		return c
@@ -368,19 +368,30 @@ func CompareNeigh(a, b NeighEntry) int {
 	return bytes.Compare(a.MAC, b.MAC)
 }
 
-// UpdateFDB changes the VXLAN device's forwarding entries from was, what
-// it was last made to hold, to want, both sorted by CompareFDB: it removes
-// the entries of was that want lacks, then appends those want adds,
-// without reading the device's table. Its cost is the difference's, where
-// EnsureFDB's is the table's: a caller that knows the device holds was
-// (it programmed it, nothing failed since) applies a change with it, and
-// repairs drift with EnsureFDB.
-func UpdateFDB(l *Links, name, alias string, was, want []FDBEntry) (changed bool, err error) {
-	if !slices.IsSortedFunc(was, CompareFDB) || !slices.IsSortedFunc(want, CompareFDB) {
-		return false, fmt.Errorf("update forwarding entries of %s: entries not sorted", name)
+// L2Entries are what L2 population programs on a VXLAN device:
+// forwarding entries sorted by CompareFDB, neighbour entries sorted by
+// CompareNeigh.
+type L2Entries struct {
+	FDB   []FDBEntry
+	Neigh []NeighEntry
+}
+
+// UpdateEntries changes the VXLAN device's entries from was, what it was
+// last made to hold, to want, without reading its tables: it removes the
+// forwarding entries was has and want lacks, then appends those want
+// adds; it removes the neighbour entries of addresses want no longer
+// has, and sets those it adds or gives another MAC. Its cost is the
+// difference's, where EnsureFDB's and EnsureNeighbours's is the tables':
+// a caller that knows the device holds was (it programmed it, nothing
+// failed since) applies a change with it, and repairs drift with those.
+func UpdateEntries(l *Links, name, alias string, was, want L2Entries) (changed bool, err error) {
+	if !slices.IsSortedFunc(was.FDB, CompareFDB) || !slices.IsSortedFunc(want.FDB, CompareFDB) ||
+		!slices.IsSortedFunc(was.Neigh, CompareNeigh) || !slices.IsSortedFunc(want.Neigh, CompareNeigh) {
+		return false, fmt.Errorf("update entries of %s: entries not sorted", name)
 	}
-	del, add := diffSorted(was, want, CompareFDB)
-	if len(del) == 0 && len(add) == 0 {
+	delFDB, addFDB := diffSorted(was.FDB, want.FDB, CompareFDB)
+	delNeigh, setNeigh := diffSorted(was.Neigh, want.Neigh, CompareNeigh)
+	if len(delFDB)+len(addFDB)+len(delNeigh)+len(setNeigh) == 0 {
 		return false, nil
 	}
 	link, err := vxlanDevice(l, name, alias)
@@ -389,42 +400,23 @@ func UpdateFDB(l *Links, name, alias string, was, want []FDBEntry) (changed bool
 	}
 	// Removals first: a MAC that moved to another host loses its old
 	// destination before it gets the new one (an append would keep both).
-	for _, e := range del {
+	for _, e := range delFDB {
 		if err := l.h.NeighDel(fdbNeigh(link, e)); err != nil && !isNotFound(err) {
 			return changed, fmt.Errorf("remove forwarding entry %s from %s: %w", e, name, err)
 		}
 		changed = true
 	}
-	for _, e := range add {
+	for _, e := range addFDB {
 		if err := l.h.NeighAppend(fdbNeigh(link, e)); err != nil {
 			return changed, fmt.Errorf("add forwarding entry %s to %s: %w", e, name, err)
 		}
 		changed = true
 	}
-	return changed, nil
-}
-
-// UpdateNeighbours changes the VXLAN device's neighbour entries from was
-// to want, both sorted by CompareNeigh, as UpdateFDB does its forwarding
-// entries: an address want no longer has is removed, one it adds or gives
-// another MAC is set.
-func UpdateNeighbours(l *Links, name, alias string, was, want []NeighEntry) (changed bool, err error) {
-	if !slices.IsSortedFunc(was, CompareNeigh) || !slices.IsSortedFunc(want, CompareNeigh) {
-		return false, fmt.Errorf("update neighbour entries of %s: entries not sorted", name)
-	}
-	del, set := diffSorted(was, want, CompareNeigh)
-	if len(del) == 0 && len(set) == 0 {
-		return false, nil
-	}
-	link, err := vxlanDevice(l, name, alias)
-	if err != nil {
-		return false, err
-	}
 	kept := map[netip.Addr]bool{}
-	for _, e := range set {
+	for _, e := range setNeigh {
 		kept[e.IP] = true
 	}
-	for _, e := range del {
+	for _, e := range delNeigh {
 		if kept[e.IP] {
 			continue // another MAC: replaced below
 		}
@@ -433,7 +425,7 @@ func UpdateNeighbours(l *Links, name, alias string, was, want []NeighEntry) (cha
 		}
 		changed = true
 	}
-	for _, e := range set {
+	for _, e := range setNeigh {
 		if err := l.h.NeighSet(ipNeigh(link, e)); err != nil {
 			return changed, fmt.Errorf("set neighbour %s on %s: %w", e, name, err)
 		}
