@@ -264,37 +264,12 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 		if !ok || vtep == self.vtep {
 			continue
 		}
-		p := rp.port
-		mac, err := net.ParseMAC(p.MACAddress)
-		if err != nil {
-			continue
+		fdbs, neighs := remoteEntries(rp.port, vtep)
+		for _, e := range fdbs {
+			addFDB(e.MAC, e.Dst)
 		}
-		addFDB(mac, vtep)
-		v6 := false
-		for _, ip := range p.FixedIPs {
-			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				addNeigh(a.Unmap(), mac)
-				v6 = v6 || a.Is6()
-			}
-		}
-		if v6 {
-			// The port's link-local address, which its kernel makes
-			// from its MAC: routers advertise from theirs, DHCPv6
-			// answers to the client's, and the proxy answers
-			// solicitations only from entries.
-			addNeigh(linkLocal(mac), mac)
-		}
-		for _, pair := range p.AllowedAddressPairs {
-			pfx, ok := pairPrefix(pair)
-			if !ok || !pfx.IsSingleIP() {
-				continue // a range has no neighbour entry
-			}
-			pmac := mac
-			if m, err := net.ParseMAC(pair.MACAddress); err == nil && pair.MACAddress != "" {
-				pmac = m
-				addFDB(pmac, vtep)
-			}
-			addNeigh(pfx.Addr(), pmac)
+		for _, e := range neighs {
+			addNeigh(e.IP, e.MAC)
 		}
 	}
 	for _, e := range fdb {
@@ -304,8 +279,48 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	for ip, mac := range neigh {
 		spec.Neigh = append(spec.Neigh, dataplane.NeighEntry{IP: ip, MAC: mac})
 	}
-	slices.SortFunc(spec.Neigh, func(a, b dataplane.NeighEntry) int { return a.IP.Compare(b.IP) })
+	slices.SortFunc(spec.Neigh, dataplane.CompareNeigh)
 	return spec
+}
+
+// remoteEntries are what another host's port p, at that host's VTEP,
+// adds to an overlay: a forwarding entry for its MAC (and for each MAC of
+// its allowed address pairs), and neighbour entries for its addresses in
+// the order they claim them (an address already claimed, by this port or
+// one before it in id order, keeps its first MAC).
+func remoteEntries(p *model.Port, vtep netip.Addr) (fdb []dataplane.FDBEntry, neigh []dataplane.NeighEntry) {
+	mac, err := net.ParseMAC(p.MACAddress)
+	if err != nil {
+		return nil, nil
+	}
+	fdb = append(fdb, dataplane.FDBEntry{MAC: mac, Dst: vtep})
+	v6 := false
+	for _, ip := range p.FixedIPs {
+		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+			neigh = append(neigh, dataplane.NeighEntry{IP: a.Unmap(), MAC: mac})
+			v6 = v6 || a.Is6()
+		}
+	}
+	if v6 {
+		// The port's link-local address, which its kernel makes
+		// from its MAC: routers advertise from theirs, DHCPv6
+		// answers to the client's, and the proxy answers
+		// solicitations only from entries.
+		neigh = append(neigh, dataplane.NeighEntry{IP: linkLocal(mac), MAC: mac})
+	}
+	for _, pair := range p.AllowedAddressPairs {
+		pfx, ok := pairPrefix(pair)
+		if !ok || !pfx.IsSingleIP() {
+			continue // a range has no neighbour entry
+		}
+		pmac := mac
+		if m, err := net.ParseMAC(pair.MACAddress); err == nil && pair.MACAddress != "" {
+			pmac = m
+			fdb = append(fdb, dataplane.FDBEntry{MAC: pmac, Dst: vtep})
+		}
+		neigh = append(neigh, dataplane.NeighEntry{IP: pfx.Addr(), MAC: pmac})
+	}
+	return fdb, neigh
 }
 
 // linkLocal is the EUI-64 link-local address of mac, the one Linux gives

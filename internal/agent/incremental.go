@@ -59,6 +59,11 @@ type incremental struct {
 	routers map[string]model.Router
 	vteps   map[string]netip.Addr
 	has6    map[string]bool // networks with an IPv6 subnet
+	// placed are the networks' placements on hosts, edited port by port
+	// (incremental_hosts.go), and portNet the network of each port
+	// counted in one.
+	placed  map[string]*netPlacement
+	portNet map[string]string
 
 	// Indexes over the records followed one by one.
 	instances map[string]model.Instance
@@ -220,8 +225,19 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 	}
 	for id := range networks {
 		inc.updateDHCP(recs, id)
-		inc.placeNetwork(recs, id)
 	}
+	// Where the networks are, and their overlays: the changed ports and
+	// the ports of changed instances (whose host is theirs) move.
+	moved := map[string]bool{}
+	for id := range ch.ports {
+		moved[id] = true
+	}
+	for id := range ch.instances {
+		for pid := range inc.byDevice[id] {
+			moved[pid] = true
+		}
+	}
+	inc.placePorts(recs, moved, networks)
 	if len(meta) > 0 {
 		inc.updateMetadata(recs, meta)
 	}
@@ -364,6 +380,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 		}
 	}
 	inc.fw.reset(s)
+	inc.placeAll(s)
 }
 
 func index(m map[string]map[string]bool, by, id string) {
@@ -425,25 +442,6 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 	spec.ResolvConf = resolvConf(plugged, inc.networks, inc.subnets, inc.dhcpAddrs)
 	spec.DHCPClient = slices.ContainsFunc(plugged, func(p model.Port) bool { return p.DHCPClient })
 	d.instances[id] = spec
-}
-
-// placeNetwork recomputes where network id is, with many hosts, as
-// placeNetworks does: whether its bridge is here, and its overlay.
-func (inc *incremental) placeNetwork(recs *records, id string) {
-	n, ok := inc.networks[id]
-	if !ok || !inc.self.multi() {
-		return
-	}
-	var ports []*model.Port
-	for _, pid := range sortedKeys(inc.byNetwork[id]) {
-		if p, ok := recs.ports.m[pid]; ok {
-			ports = append(ports, &p.val)
-		}
-	}
-	pl := placement{instances: inc.instances, routers: inc.routers, networks: inc.networks, parents: inc.parents}
-	inc.touched[key{store.Networks, id}] = true
-	inc.touched[key{overlayKind, id}] = true
-	placeNetwork(inc.d, n, pl.hostsOf(n, ports, inc.self, inc.has6[id]), inc.vteps, inc.self, inc.bridges[id])
 }
 
 // updateDHCP recomputes the servers' configuration of network id, when

@@ -255,6 +255,31 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			p.QosPolicyID = ptr("qos-1")
 		}
 		p.DHCPClient = rng.IntN(6) == 0
+		if multi {
+			// The overlay's entries per port: a plain port bound to a
+			// host by hand, allowed address pairs whose addresses and
+			// MACs come from small pools (so that ports share them: an
+			// address's entry is the first port's in id order, a MAC two
+			// ports add one entry), an IPv6 address (with its
+			// link-local entry).
+			if p.DeviceID == "" && rng.IntN(2) == 0 {
+				p.HostID = ptr(hostNames[rng.IntN(2)])
+			}
+			for range rng.IntN(3) {
+				base := p.FixedIPs[0].IPAddress[:strings.LastIndex(p.FixedIPs[0].IPAddress, ".")]
+				pair := model.AddressPair{IPAddress: fmt.Sprintf("%s.%d", base, 10+rng.IntN(4))}
+				switch rng.IntN(4) {
+				case 0, 1:
+					pair.MACAddress = fmt.Sprintf("fa:16:3e:00:00:%02x", rng.IntN(2))
+				case 2:
+					pair.IPAddress += "/30"
+				}
+				p.AllowedAddressPairs = append(p.AllowedAddressPairs, pair)
+			}
+			if rng.IntN(6) == 0 {
+				p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: p.FixedIPs[0].SubnetID, IPAddress: fmt.Sprintf("2001:db8::%x", addr)})
+			}
+		}
 		return p
 	}
 

@@ -59,8 +59,15 @@ const overlayKind store.Kind = "vxlan"
 
 // ensureOverlays programs the VXLAN devices of the networks present here
 // whose spec changed or whose last attempt failed: the device, then its
-// forwarding entries, then its neighbour entries. Each Ensure reads the
-// kernel first, so a full pass repairs an entry deleted by hand.
+// forwarding entries, then its neighbour entries.
+//
+// A full pass, or an object whose last attempt failed, reads the kernel
+// first (each Ensure dumps the device's tables), so it repairs an entry
+// deleted by hand. An incremental pass whose device was programmed with
+// the spec tried last, and is good, on a bridge this pass left alone,
+// applies only the difference between that spec and the new one: a port
+// joining a network of a thousand costs its own entries, not a dump of
+// the thousand. Drift is the full pass's, as everywhere in the agent.
 func (p *pass) ensureOverlays() {
 	for _, id := range sortedKeys(p.d.overlay) {
 		spec := p.d.overlay[id]
@@ -72,11 +79,35 @@ func (p *pass) ensureOverlays() {
 			p.record(k, spec, false, fmt.Errorf("network %s is not programmed", id), status{})
 			continue
 		}
-		changed, err := p.ensureOverlay(spec)
+		var changed bool
+		var err error
+		if was, ok := p.a.tried[k].(overlaySpec); ok && !p.full && p.a.good[k] && was.VXLAN == spec.VXLAN && !p.programmed(key{store.Networks, id}) {
+			if changed, err = p.updateOverlay(was, spec); err != nil {
+				// The device is not what was said it is: read it and
+				// make it right, as a full pass would.
+				p.a.log.Info("overlay change failed, programming it whole", "network", id, "error", err)
+				var c bool
+				c, err = p.ensureOverlay(spec)
+				changed = changed || c
+			}
+		} else {
+			changed, err = p.ensureOverlay(spec)
+		}
 		p.record(k, spec, changed, err, status{model.StatusActive, ""})
 	}
 }
 
+// programmed reports whether k was programmed in this pass: a network's
+// bridge made anew has lost its ports, the VXLAN device among them, which
+// only the whole ensure puts back.
+func (p *pass) programmed(k key) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.tried[k]
+	return ok
+}
+
+// ensureOverlay reads the device and its tables and makes them spec.
 func (p *pass) ensureOverlay(spec overlaySpec) (changed bool, err error) {
 	v := spec.VXLAN
 	c, err := dataplane.EnsureVXLAN(p.links, v)
@@ -90,4 +121,12 @@ func (p *pass) ensureOverlay(spec overlaySpec) (changed bool, err error) {
 	changed = changed || c
 	c, err = dataplane.EnsureNeighbours(p.links, v.Name, v.Alias, spec.Neigh)
 	return changed || c, err
+}
+
+// updateOverlay changes the entries of a device programmed with was, whose
+// device itself is the same, to spec's.
+func (p *pass) updateOverlay(was, spec overlaySpec) (changed bool, err error) {
+	v := spec.VXLAN
+	return dataplane.UpdateEntries(p.links, v.Name, v.Alias, dataplane.L2Entries{FDB: was.FDB, Neigh: was.Neigh},
+		dataplane.L2Entries{FDB: spec.FDB, Neigh: spec.Neigh})
 }

@@ -55,6 +55,7 @@ var kernelHelpers = map[string]bool{
 	"dataplane.NetworkAlias": true, "dataplane.PortAlias": true, "dataplane.SubportAlias": true, "dataplane.VXLANAlias": true,
 	"dataplane.InstanceMarker": true, "dataplane.RouterMarker": true, "dataplane.DHCPMarker": true,
 	"dataplane.AssignRoutes": true, "dataplane.SortFDB": true, "dataplane.FDBEntry.String": true,
+	"dataplane.CompareFDB": true, "dataplane.CompareNeigh": true,
 	"nat.Host.Spec": true, "nat.ParseProtocol": true, "nat.Port": true,
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -346,12 +345,110 @@ func VXLANDevices(l *Links) map[string]netlink.Link {
 	return out
 }
 
-// SortFDB orders entries by MAC then destination, for stable output.
-func SortFDB(entries []FDBEntry) {
-	slices.SortFunc(entries, func(a, b FDBEntry) int {
-		if c := strings.Compare(a.MAC.String(), b.MAC.String()); c != 0 {
-			return c
+// SortFDB orders entries by MAC then destination, for stable output (the
+// order of UpdateEntries's arguments).
+func SortFDB(entries []FDBEntry) { slices.SortFunc(entries, CompareFDB) }
+
+// CompareFDB orders forwarding entries by MAC then destination. The MACs
+// compare as bytes, which for MACs of one length is the order of their
+// text, without making it.
+func CompareFDB(a, b FDBEntry) int {
+	if c := bytes.Compare(a.MAC, b.MAC); c != 0 {
+		return c
+	}
+	return a.Dst.Compare(b.Dst)
+}
+
+// CompareNeigh orders neighbour entries by address, then MAC: the order
+// of UpdateEntries's arguments.
+func CompareNeigh(a, b NeighEntry) int {
+	if c := a.IP.Compare(b.IP); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.MAC, b.MAC)
+}
+
+// L2Entries are what L2 population programs on a VXLAN device:
+// forwarding entries sorted by CompareFDB, neighbour entries sorted by
+// CompareNeigh.
+type L2Entries struct {
+	FDB   []FDBEntry
+	Neigh []NeighEntry
+}
+
+// UpdateEntries changes the VXLAN device's entries from was, what it was
+// last made to hold, to want, without reading its tables: it removes the
+// forwarding entries was has and want lacks, then appends those want
+// adds; it removes the neighbour entries of addresses want no longer
+// has, and sets those it adds or gives another MAC. Its cost is the
+// difference's, where EnsureFDB's and EnsureNeighbours's is the tables':
+// a caller that knows the device holds was (it programmed it, nothing
+// failed since) applies a change with it, and repairs drift with those.
+func UpdateEntries(l *Links, name, alias string, was, want L2Entries) (changed bool, err error) {
+	if !slices.IsSortedFunc(was.FDB, CompareFDB) || !slices.IsSortedFunc(want.FDB, CompareFDB) ||
+		!slices.IsSortedFunc(was.Neigh, CompareNeigh) || !slices.IsSortedFunc(want.Neigh, CompareNeigh) {
+		return false, fmt.Errorf("update entries of %s: entries not sorted", name)
+	}
+	delFDB, addFDB := diffSorted(was.FDB, want.FDB, CompareFDB)
+	delNeigh, setNeigh := diffSorted(was.Neigh, want.Neigh, CompareNeigh)
+	if len(delFDB)+len(addFDB)+len(delNeigh)+len(setNeigh) == 0 {
+		return false, nil
+	}
+	link, err := vxlanDevice(l, name, alias)
+	if err != nil {
+		return false, err
+	}
+	// Removals first: a MAC that moved to another host loses its old
+	// destination before it gets the new one (an append would keep both).
+	for _, e := range delFDB {
+		if err := l.h.NeighDel(fdbNeigh(link, e)); err != nil && !isNotFound(err) {
+			return changed, fmt.Errorf("remove forwarding entry %s from %s: %w", e, name, err)
 		}
-		return a.Dst.Compare(b.Dst)
-	})
+		changed = true
+	}
+	for _, e := range addFDB {
+		if err := l.h.NeighAppend(fdbNeigh(link, e)); err != nil {
+			return changed, fmt.Errorf("add forwarding entry %s to %s: %w", e, name, err)
+		}
+		changed = true
+	}
+	kept := map[netip.Addr]bool{}
+	for _, e := range setNeigh {
+		kept[e.IP] = true
+	}
+	for _, e := range delNeigh {
+		if kept[e.IP] {
+			continue // another MAC: replaced below
+		}
+		if err := l.h.NeighDel(ipNeigh(link, e)); err != nil && !isNotFound(err) {
+			return changed, fmt.Errorf("remove neighbour %s from %s: %w", e, name, err)
+		}
+		changed = true
+	}
+	for _, e := range setNeigh {
+		if err := l.h.NeighSet(ipNeigh(link, e)); err != nil {
+			return changed, fmt.Errorf("set neighbour %s on %s: %w", e, name, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// diffSorted walks two slices sorted by cmp together: del are the
+// elements of was that want lacks, add those of want that was lacks.
+func diffSorted[E any](was, want []E, cmp func(a, b E) int) (del, add []E) {
+	i, j := 0, 0
+	for i < len(was) && j < len(want) {
+		switch c := cmp(was[i], want[j]); {
+		case c < 0:
+			del = append(del, was[i])
+			i++
+		case c > 0:
+			add = append(add, want[j])
+			j++
+		default:
+			i, j = i+1, j+1
+		}
+	}
+	return append(del, was[i:]...), append(add, want[j:]...)
 }

@@ -334,3 +334,73 @@ func TestL2PopulationConverges(t *testing.T) {
 		t.Errorf("after removing all: %v, %v", ns, err)
 	}
 }
+
+// TestL2PopulationUpdates: UpdateEntries applies the difference between
+// what a device was made to hold and what is wanted — an entry added, one
+// removed, a MAC moved to another VTEP, an address given another MAC —
+// and touches nothing else: an entry deleted by hand behind its back
+// stays deleted (it reads no table; repairing drift is EnsureFDB's),
+// until EnsureFDB puts it back.
+func TestL2PopulationUpdates(t *testing.T) {
+	o := newOverlay(t)
+	o.ensure()
+	u, f, n := o.remote(0)
+	other := netip.MustParseAddr("192.0.2.9")
+	x, _ := net.ParseMAC("fa:16:3e:00:07:09")
+	y, _ := net.ParseMAC("fa:16:3e:00:07:0a")
+	ip := netip.MustParseAddr
+	was := L2Entries{
+		FDB:   []FDBEntry{u, f, {MAC: FloodMAC, Dst: other}, {MAC: x, Dst: other}},
+		Neigh: []NeighEntry{n, {IP: ip("10.7.0.8"), MAC: x}, {IP: ip("10.7.0.9"), MAC: x}},
+	}
+	want := L2Entries{
+		FDB:   []FDBEntry{u, f, {MAC: x, Dst: u.Dst}, {MAC: y, Dst: other}},
+		Neigh: []NeighEntry{n, {IP: ip("10.7.0.9"), MAC: y}, {IP: ip("10.7.0.10"), MAC: y}},
+	}
+	for _, e := range []L2Entries{was, want} {
+		SortFDB(e.FDB)
+		slices.SortFunc(e.Neigh, CompareNeigh)
+	}
+	o.populate(0, was.FDB, was.Neigh)
+	h := o.host[0]
+	if out, err := exec.Command("bridge", "-n", h.e.hostName, "fdb", "del", u.MAC.String(), "dev", "nsv-ov",
+		"dst", u.Dst.String(), "self").CombinedOutput(); err != nil {
+		t.Fatalf("bridge fdb del: %v\n%s", err, out)
+	}
+
+	unsorted := L2Entries{FDB: []FDBEntry{want.FDB[1], want.FDB[0]}}
+	if _, err := UpdateEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet), was, unsorted); err == nil {
+		t.Error("UpdateEntries took unsorted entries")
+	}
+	changed, err := UpdateEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet), was, want)
+	if err != nil || !changed {
+		t.Fatalf("UpdateEntries: changed %v, %v", changed, err)
+	}
+	gotFDB, err := FDBEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	SortFDB(gotFDB)
+	drifted := slices.DeleteFunc(slices.Clone(want.FDB), func(e FDBEntry) bool { return e.key() == u.key() })
+	if !slices.EqualFunc(gotFDB, drifted, func(a, b FDBEntry) bool { return a.key() == b.key() }) {
+		t.Errorf("forwarding entries %v, want %v (the one deleted by hand still missing)", gotFDB, drifted)
+	}
+	gotNeigh, err := NeighEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(gotNeigh, CompareNeigh)
+	if !slices.EqualFunc(gotNeigh, want.Neigh, func(a, b NeighEntry) bool { return CompareNeigh(a, b) == 0 }) {
+		t.Errorf("neighbour entries %v, want %v", gotNeigh, want.Neigh)
+	}
+
+	if changed, err := UpdateEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet), want, want); changed || err != nil {
+		t.Errorf("UpdateEntries with nothing to change: changed %v, %v", changed, err)
+	}
+	if !o.populate(0, want.FDB, want.Neigh) {
+		t.Error("EnsureFDB did not repair the entry deleted by hand")
+	}
+	if view := o.kernelView(0); !strings.Contains(view, u.MAC.String()+" dst "+u.Dst.String()) {
+		t.Errorf("entry deleted by hand not repaired:\n%s", view)
+	}
+}
