@@ -789,12 +789,36 @@ func (m hostMemo) get(key string, read func() (string, error)) (string, error) {
 
 // portHost is the host a port is bound to, derived and never stored
 // twice: an instance's port is on the instance's host, a router's on its
-// L3 host, a DHCP port on its network's DHCP host; any other port where
+// L3 host, a DHCP port on its network's DHCP host, a trunk's subport on
+// its parent's host (Neutron's trunk plugin binds subports where the
+// parent binds, and the agent wires them there); any other port where
 // an admin bound it (binding:host_id).
 func portHost(r store.Reader, p *model.Port, memo hostMemo) (string, error) {
 	var kind store.Kind
 	id := p.DeviceID
 	switch {
+	case p.DeviceOwner == model.DeviceOwnerTrunkSubport:
+		parent, ok, err := subportParent(r, p.ID, memo)
+		switch {
+		case err != nil:
+			return "", err
+		case !ok && p.HostID != nil:
+			// An owner left with no trunk: bound as any port.
+			return *p.HostID, nil
+		case !ok:
+			return "", nil
+		}
+		pp, err := store.Get[model.Port](r, store.Ports, parent)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", nil
+		case err != nil:
+			return "", fmt.Errorf("subport %s: its parent %s: %w", p.ID, parent, err)
+		case pp.DeviceOwner == model.DeviceOwnerTrunkSubport:
+			// A parent is never a subport (addSubPorts); no loop.
+			return "", nil
+		}
+		return portHost(r, &pp, memo)
 	case p.DeviceOwner == model.DeviceOwnerCompute:
 		kind = store.Instances
 	case p.DeviceOwner == model.DeviceOwnerDHCP:
@@ -832,6 +856,33 @@ func portHost(r store.Reader, p *model.Port, memo hostMemo) (string, error) {
 		}
 		return host, nil
 	})
+}
+
+// subportParent is the parent port of the trunk port id is a subport of;
+// ok false when it is none's. With a memo, the trunks are read once for
+// all the ports of a list.
+func subportParent(r store.Reader, id string, memo hostMemo) (parent string, ok bool, err error) {
+	if memo == nil {
+		t, isParent, found, err := trunkOfPort(r, id)
+		if err != nil || !found || isParent {
+			return "", false, err
+		}
+		return t.PortID, true, nil
+	}
+	if _, read := memo["trunks/"]; !read {
+		all, err := store.List[model.Trunk](r, store.Trunks)
+		if err != nil {
+			return "", false, fmt.Errorf("read trunks: %w", err)
+		}
+		for _, t := range all {
+			for _, sp := range t.SubPorts {
+				memo["subport-parent/"+sp.PortID] = t.PortID
+			}
+		}
+		memo["trunks/"] = "read"
+	}
+	parent, ok = memo["subport-parent/"+id]
+	return parent, ok, nil
 }
 
 // knownHost reports whether host has an agent of nsnet: this host, or a
