@@ -335,7 +335,11 @@ func mapsPhysnet(h *model.Host, physnet string) bool {
 // once any of hosts maps one; "" when any host will do (no network, not
 // flat, cabled by nsnet:uplink, nothing mapped anywhere).
 func physnetNeed(r store.Reader, hosts map[string]model.Host, id string) (string, error) {
-	if id == "" || !slices.ContainsFunc(slices.Collect(maps.Values(hosts)), func(h model.Host) bool { return len(h.InterfaceMappings) > 0 }) {
+	mapped := false
+	for _, h := range hosts {
+		mapped = mapped || len(h.InterfaceMappings) > 0
+	}
+	if id == "" || !mapped {
 		return "", nil
 	}
 	n, err := store.Get[model.Network](r, store.Networks, id)
