@@ -372,6 +372,21 @@ func (s *Service) scheduleRouter(r store.Reader, rt *model.Router) (host string,
 		func() (map[string]int, error) { return routerLoad(r) })
 }
 
+// servesGateway reports whether host can serve router rt's gateway: it
+// maps the gateway's physical network, or none is needed (physnetNeed).
+func (s *Service) servesGateway(r store.Reader, host string, rt *model.Router) (bool, error) {
+	hosts, err := s.listHosts(r)
+	if err != nil {
+		return false, err
+	}
+	need, err := physnetNeed(r, hosts, gatewayNetwork(rt))
+	if err != nil || need == "" {
+		return err == nil, err
+	}
+	h, ok := hosts[host]
+	return ok && mapsPhysnet(&h, need), nil
+}
+
 // placeForGateway keeps router rt, whose gateway an update just set, on a
 // host that can serve it, as Neutron's _check_router_needs_rescheduling
 // does when a gateway is set: a router hosted on a network node that does
@@ -389,12 +404,12 @@ func (s *Service) placeForGateway(r store.Reader, rt *model.Router) error {
 	if err != nil || len(hosts) == 0 {
 		return err
 	}
-	need, err := physnetNeed(r, hosts, rt.ExternalGatewayInfo.NetworkID)
-	if err != nil || need == "" {
+	if !rt.L3Unscheduled {
+		if ok, err := s.servesGateway(r, rt.L3Host, rt); err != nil || ok {
+			return err
+		}
+	} else if need, err := physnetNeed(r, hosts, gatewayNetwork(rt)); err != nil || need == "" {
 		return err
-	}
-	if cur, ok := hosts[rt.L3Host]; ok && !rt.L3Unscheduled && mapsPhysnet(&cur, need) {
-		return nil
 	}
 	host, ok, err := s.scheduleRouter(r, rt)
 	switch {

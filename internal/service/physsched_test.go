@@ -15,13 +15,15 @@ import (
 
 // physnetHosts are network nodes mapping different physical networks:
 // n1, first by name and so every tie's winner, maps none that the tests'
-// public network is on.
-var physnetHosts = []hostSpec{
-	{name: "n1", roles: network, mappings: map[string]string{"lab": "eth5"}},
-	{name: "n2", roles: network, mappings: map[string]string{"public": "ext-b"}},
-	{name: "n3", roles: network, mappings: map[string]string{"public": "ext-c"}},
-	// A compute host mapping public takes no router or DHCP.
-	{name: "a", roles: compute, mappings: map[string]string{"public": "eth1"}},
+// public network is on. A new slice each time: tests kill hosts in theirs.
+func physnetHosts() []hostSpec {
+	return []hostSpec{
+		{name: "n1", roles: network, mappings: map[string]string{"lab": "eth5"}},
+		{name: "n2", roles: network, mappings: map[string]string{"public": "ext-b"}},
+		{name: "n3", roles: network, mappings: map[string]string{"public": "ext-c"}},
+		// A compute host mapping public takes no router or DHCP.
+		{name: "a", roles: compute, mappings: map[string]string{"public": "eth1"}},
+	}
 }
 
 // providerNetwork creates a network of in with a DHCP subnet of cidr.
@@ -72,7 +74,7 @@ func TestSchedulePhysicalNetworks(t *testing.T) {
 		{"vxlan", map[string]any{"router:external": true}, "n1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, storetest.Open(t, t.TempDir()), physnetHosts...)
+			c := newCluster(t, storetest.Open(t, t.TempDir()), physnetHosts()...)
 			c.settle()
 			n := c.providerNetwork(tc.network, "203.0.113.0/24")
 			r := c.gatewayRouter(n)
@@ -100,7 +102,7 @@ func TestPhysicalNetworkReschedule(t *testing.T) {
 				st = store.NewRetrying(st)
 			}
 			ctx := context.Background()
-			c := newCluster(t, st, physnetHosts...)
+			c := newCluster(t, st, physnetHosts()...)
 			c.specs[2].dead = true // n3
 			c.settle()
 
@@ -183,7 +185,7 @@ func TestPhysicalNetworkReschedule(t *testing.T) {
 // that does when it comes.
 func TestPhysicalNetworkDHCPWaits(t *testing.T) {
 	ctx := context.Background()
-	c := newCluster(t, storetest.Open(t, t.TempDir()), physnetHosts...)
+	c := newCluster(t, storetest.Open(t, t.TempDir()), physnetHosts()...)
 	c.specs[1].dead, c.specs[2].dead = true, true
 	c.settle()
 	public := c.providerNetwork(publicFlat, "203.0.113.0/24")
@@ -195,5 +197,32 @@ func TestPhysicalNetworkDHCPWaits(t *testing.T) {
 	moves, err := c.hosts["n1"].ScheduleWaiting(ctx)
 	if want := []service.Move{{Kind: store.Networks, ID: public, To: "n3"}}; err != nil || !slices.Equal(moves, want) {
 		t.Errorf("schedule waiting: %v, %v; want %v", moves, err, want)
+	}
+}
+
+// TestAddRouterToAgentMappingPhysnet: an admin adding a router whose
+// gateway is on a flat network to an L3 agent whose host does not map its
+// physical network is refused as Neutron refuses an agent that is no
+// candidate for the router (validate_agent_router_combination: 404
+// InvalidL3Agent); one that maps it takes it.
+func TestAddRouterToAgentMappingPhysnet(t *testing.T) {
+	ctx := context.Background()
+	c := newCluster(t, storetest.Open(t, t.TempDir()), physnetHosts()...)
+	c.settle()
+	r := c.gatewayRouter(c.providerNetwork(publicFlat, "203.0.113.0/24"))
+	if _, err := c.api.RemoveRouterFromL3Agent(ctx, service.AgentID("n2", model.AgentTypeL3), r); err != nil {
+		t.Fatal(err)
+	}
+	n1 := service.AgentID("n1", model.AgentTypeL3)
+	_, err := c.api.AddRouterToL3Agent(ctx, n1, r)
+	errorIs(t, err, http.StatusNotFound, "Agent "+n1+" is not a L3 Agent or has been disabled")
+	if got := c.l3Host(r); got != "" {
+		t.Errorf("refused router on %q, want none", got)
+	}
+	if _, err := c.api.AddRouterToL3Agent(ctx, service.AgentID("n3", model.AgentTypeL3), r); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.l3Host(r); got != "n3" {
+		t.Errorf("router on %q, want n3", got)
 	}
 }
