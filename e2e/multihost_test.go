@@ -293,12 +293,10 @@ func TestMultiHost(t *testing.T) {
 	// The public network is flat on the physical network each network
 	// node maps to its own interface (ext2 on net, ext3 on net2).
 	var public mhNetwork
-	if status, err := m.rest.Do(context.Background(), "POST", "/v2.0/networks", map[string]any{"network": map[string]any{
-		"name": "public", "router:external": true, "provider:network_type": "flat", "provider:physical_network": "upstream"}},
-		&struct {
-			Network *mhNetwork `json:"network"`
-		}{&public}); err != nil || status != 201 {
-		t.Fatalf("create the public network: %d %v", status, err)
+	m.mustJSON(t, &public, "network", "create", "public", "--external",
+		"--provider-network-type", "flat", "--provider-physical-network", "upstream")
+	if public.NetworkType != "flat" {
+		t.Errorf("public network: type %q, want flat", public.NetworkType)
 	}
 	var agents struct {
 		Agents []struct {

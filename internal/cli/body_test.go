@@ -74,6 +74,27 @@ func checkBody(t *testing.T, tt bodyCase, body map[string]any, err error) {
 	}
 }
 
+// TestNetworkProviderBody: network create's provider options are the
+// provider attributes, only those given.
+func TestNetworkProviderBody(t *testing.T) {
+	for _, tt := range []bodyCase{
+		{args: "", want: `{}`},
+		{args: "--external --provider-network-type flat --provider-physical-network public",
+			want: `{"provider:network_type":"flat","provider:physical_network":"public","router:external":true}`},
+		{args: "--provider-network-type vxlan --provider-segment 42", want: `{"provider:network_type":"vxlan","provider:segmentation_id":42}`},
+		{args: "--provider-network-type local", want: `{"provider:network_type":"local"}`},
+	} {
+		var f networkFlags
+		var p providerFlags
+		cmd := parsed(t, func(c *cobra.Command) { f.add(c); p.add(c) }, tt.args)
+		body, err := f.body(cmd)
+		if err == nil {
+			p.set(cmd, body)
+		}
+		checkBody(t, tt, body, err)
+	}
+}
+
 func TestNetworkBody(t *testing.T) {
 	tests := []bodyCase{
 		{args: "", want: `{}`},

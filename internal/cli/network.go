@@ -109,8 +109,38 @@ func (f *networkFlags) body(cmd *cobra.Command) (map[string]any, error) {
 	return body, nil
 }
 
+// providerFlags are network create's provider options, named as the
+// OpenStack CLI names them: the provider attributes are set once, at
+// creation (Neutron refuses to change them), and by an admin.
+type providerFlags struct {
+	networkType     string
+	physicalNetwork string
+	segment         int
+}
+
+func (f *providerFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.networkType, "provider-network-type", "", "the network's type: vxlan (a tenant network, the default), flat (untagged on a physical network) or local (admin)")
+	fs.StringVar(&f.physicalNetwork, "provider-physical-network", "", "with --provider-network-type flat: the physical network, which hosts map to an interface with --physical-interface-mappings (admin)")
+	fs.IntVar(&f.segment, "provider-segment", 0, "with --provider-network-type vxlan: the VNI (default the lowest free one of the configured ranges) (admin)")
+}
+
+// set adds the given provider options to body.
+func (f *providerFlags) set(cmd *cobra.Command, body map[string]any) {
+	if cmd.Flags().Changed("provider-network-type") {
+		body["provider:network_type"] = f.networkType
+	}
+	if cmd.Flags().Changed("provider-physical-network") {
+		body["provider:physical_network"] = f.physicalNetwork
+	}
+	if cmd.Flags().Changed("provider-segment") {
+		body["provider:segmentation_id"] = f.segment
+	}
+}
+
 func (a *app) networkCreateCommand() *cobra.Command {
 	var flags networkFlags
+	var provider providerFlags
 	var out outputFlag
 	var wait waitFlags
 	cmd := &cobra.Command{
@@ -127,12 +157,22 @@ its ports get addresses.`,
   # Connect an external network upstream: eth1 becomes a port of its bridge.
   nsnet network create public --external --uplink eth1
 
+  # Many hosts: a flat network on the physical network "public", bridged
+  # on each host to the interface its daemon maps public to
+  # (--physical-interface-mappings public:eth1).
+  nsnet network create public --external --provider-network-type flat \
+      --provider-physical-network public
+
+  # A tenant network with a chosen VNI.
+  nsnet network create blue-net --provider-network-type vxlan --provider-segment 42
+
   # Host NAT (docker's bridge network): the host is the gateway, and
   # masquerades the network's traffic out of eth0.
   nsnet network create lan --host-gateway --uplink eth0`,
 		Args: exactArgs(1, "the new network's name"),
 	}
 	flags.add(cmd)
+	provider.add(cmd)
 	addOutputFlag(cmd, &out)
 	addWaitFlags(cmd, &wait)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -143,6 +183,7 @@ its ports get addresses.`,
 		if err != nil {
 			return err
 		}
+		provider.set(cmd, body)
 		body["name"] = args[0]
 		c, err := a.client(cmd, wait)
 		if err != nil {

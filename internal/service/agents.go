@@ -671,6 +671,15 @@ func (s *Service) AddRouterToL3Agent(ctx context.Context, agentID, routerID stri
 		if err != nil {
 			return err
 		}
+		// Neutron's validate_agent_router_combination: an agent that is
+		// no candidate for the router (here, whose host does not map its
+		// gateway's physical network, see hosts.go) is refused as one
+		// that is disabled.
+		if ok, err := s.servesGateway(tx, a.Host, &rt); err != nil {
+			return err
+		} else if !ok {
+			return typed(http.StatusNotFound, "InvalidL3Agent", "Agent %s is not a L3 Agent or has been disabled", agentID)
+		}
 		if !rt.L3Unscheduled {
 			return conflict("RouterHostedByL3Agent", "The router %s has been already hosted by the L3 Agent %s.", rt.ID, agentID)
 		}

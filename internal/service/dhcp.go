@@ -82,13 +82,14 @@ func (s *Service) syncDHCPPort(tx store.Txn, networkID string) error {
 	// An admin's dhcp_agent_scheduler choice overrides the subnets: a
 	// network removed from the DHCP agent has no DHCP port; and one not
 	// yet hosted goes to the least loaded alive network node of its
-	// zones whose DHCP agent an admin has not set down (see hosts.go),
+	// zones whose DHCP agent an admin has not set down and that maps
+	// its physical network (see hosts.go),
 	// or, with none, has no DHCP port yet.
 	switch {
 	case network.DHCPHosted != nil && !*network.DHCPHosted:
 		subnets = nil
 	case network.DHCPHosted == nil && port == nil && len(subnets) > 0:
-		host, ok, err := s.scheduleDHCP(tx, network.AvailabilityZoneHints)
+		host, ok, err := s.scheduleDHCP(tx, &network)
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,18 @@ import (
 // for a router or network with availability_zone_hints only in one of
 // those zones.
 //
+// A router whose gateway, or a network whose DHCP, is on a flat network
+// of physical network X goes only to a network node that maps X
+// (--physical-interface-mappings): elsewhere the network's bridge has no
+// uplink, and SNAT or DHCP would serve nobody beyond the host. This is
+// ML2's filter_hosts_with_network_access for DHCP, and for routers what
+// Neutron's L3 scheduler does with agents that can reach only some
+// external networks. It applies once any host maps any physical network;
+// a network cabled by nsnet:uplink names its interface itself, and one
+// box, or hosts that map nothing, schedule as before. Setting a gateway
+// on a router hosted where X is not mapped moves it (see
+// placeForGateway).
+//
 // A service that knows no host at all (its own tests, an API server
 // without a daemon) keeps the one-host behaviour: everything is on
 // Config.Host.
@@ -211,13 +223,18 @@ func (s *Service) hostAlive(h *model.Host) bool {
 // L3 agent's and its DHCP the DHCP agent's): alive, with the role, that agent not set down
 // by an admin (a missing record does not count: the daemon registers it
 // again), in one of zones when there are any. Sorted by name.
-func (s *Service) candidates(r store.Reader, hosts map[string]model.Host, role, typ string, zones []string) ([]string, error) {
+//
+// physnet, when not "", is a physical network the host must map.
+func (s *Service) candidates(r store.Reader, hosts map[string]model.Host, role, typ string, zones []string, physnet string) ([]string, error) {
 	var out []string
 	for name, h := range hosts {
 		if !slices.Contains(h.Roles, role) || !s.hostAlive(&h) {
 			continue
 		}
 		if len(zones) > 0 && !slices.Contains(zones, h.AvailabilityZone) {
+			continue
+		}
+		if physnet != "" && !mapsPhysnet(&h, physnet) {
 			continue
 		}
 		a, err := store.Get[model.Agent](r, store.Agents, AgentID(name, typ))
@@ -289,7 +306,7 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 		}
 		return requested, nil
 	}
-	cands, err := s.candidates(r, hosts, model.RoleCompute, model.AgentTypeLinuxBridge, nil)
+	cands, err := s.candidates(r, hosts, model.RoleCompute, model.AgentTypeLinuxBridge, nil, "")
 	if err != nil {
 		return "", err
 	}
@@ -306,12 +323,104 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 	})
 }
 
-// scheduleRouter chooses the L3 host of a router: the alive network node
-// with the fewest routers among those in its zones; ok is false when none
-// may take it (the router stays unscheduled, as in Neutron). Without a
-// registry: this host, unless an admin set its L3 agent down.
-func (s *Service) scheduleRouter(r store.Reader, zones []string) (host string, ok bool, err error) {
-	return s.scheduleOnNetworkNode(r, model.AgentTypeL3, zones, func() (map[string]int, error) { return routerLoad(r) })
+// mapsPhysnet reports whether host h maps physical network physnet to an
+// interface.
+func mapsPhysnet(h *model.Host, physnet string) bool {
+	_, ok := h.InterfaceMappings[physnet]
+	return ok
+}
+
+// physnetNeed is the physical network a host must map to serve network
+// id (a router's gateway on it, its DHCP): its flat physical network,
+// once any of hosts maps one; "" when any host will do (no network, not
+// flat, cabled by nsnet:uplink, nothing mapped anywhere).
+func physnetNeed(r store.Reader, hosts map[string]model.Host, id string) (string, error) {
+	mapped := false
+	for _, h := range hosts {
+		mapped = mapped || len(h.InterfaceMappings) > 0
+	}
+	if id == "" || !mapped {
+		return "", nil
+	}
+	n, err := store.Get[model.Network](r, store.Networks, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read network %s: %w", id, err)
+	case n.Uplink != nil || n.NetworkType.Get() != model.NetworkTypeFlat:
+		return "", nil
+	}
+	return n.PhysicalNetwork.Get(), nil
+}
+
+// gatewayNetwork is the network of rt's gateway; "" without one.
+func gatewayNetwork(rt *model.Router) string {
+	if rt.ExternalGatewayInfo == nil {
+		return ""
+	}
+	return rt.ExternalGatewayInfo.NetworkID
+}
+
+// scheduleRouter chooses the L3 host of router rt: the alive network node
+// with the fewest routers among those in its zones that map its gateway's
+// physical network; ok is false when none may take it (the router stays
+// unscheduled, as in Neutron). Without a registry: this host, unless an
+// admin set its L3 agent down.
+func (s *Service) scheduleRouter(r store.Reader, rt *model.Router) (host string, ok bool, err error) {
+	return s.scheduleOnNetworkNode(r, model.AgentTypeL3, rt.AvailabilityZoneHints, gatewayNetwork(rt),
+		func() (map[string]int, error) { return routerLoad(r) })
+}
+
+// servesGateway reports whether host can serve router rt's gateway: it
+// maps the gateway's physical network, or none is needed (physnetNeed).
+func (s *Service) servesGateway(r store.Reader, host string, rt *model.Router) (bool, error) {
+	hosts, err := s.listHosts(r)
+	if err != nil {
+		return false, err
+	}
+	need, err := physnetNeed(r, hosts, gatewayNetwork(rt))
+	if err != nil || need == "" {
+		return err == nil, err
+	}
+	h, ok := hosts[host]
+	return ok && mapsPhysnet(&h, need), nil
+}
+
+// placeForGateway keeps router rt, whose gateway an update just set, on a
+// host that can serve it, as Neutron's _check_router_needs_rescheduling
+// does when a gateway is set: a router hosted on a network node that does
+// not map the gateway's physical network moves to the least loaded one
+// that does, and when none can take it the update is refused with
+// Neutron's 400 ("No eligible l3 agent associated with external network
+// …"), rather than leave SNAT dead. A router waiting for a network node
+// is placed if one can now take it, and otherwise waits as a new router
+// would; one an admin removed from its L3 agent stays on none.
+func (s *Service) placeForGateway(r store.Reader, rt *model.Router) error {
+	if rt.ExternalGatewayInfo == nil || rt.L3Unscheduled && !rt.L3Waiting {
+		return nil
+	}
+	hosts, err := s.listHosts(r)
+	if err != nil || len(hosts) == 0 {
+		return err
+	}
+	if !rt.L3Unscheduled {
+		if ok, err := s.servesGateway(r, rt.L3Host, rt); err != nil || ok {
+			return err
+		}
+	} else if need, err := physnetNeed(r, hosts, gatewayNetwork(rt)); err != nil || need == "" {
+		return err
+	}
+	host, ok, err := s.scheduleRouter(r, rt)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		rt.L3Unscheduled, rt.L3Waiting, rt.L3Host = false, false, host
+	case !rt.L3Unscheduled:
+		return badResource("router", "No eligible l3 agent associated with external network %s found", rt.ExternalGatewayInfo.NetworkID)
+	}
+	return nil
 }
 
 // routerLoad counts the routers each host's L3 agent hosts.
@@ -326,12 +435,12 @@ func routerLoad(r store.Reader) (map[string]int, error) {
 	return counts, err
 }
 
-// scheduleDHCP chooses the DHCP host of a network: the alive network
-// node with the fewest networks among those in its zones; ok is false
-// when none may take it. Without a registry: this host, unless an admin
-// set its DHCP agent down.
-func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok bool, err error) {
-	return s.scheduleOnNetworkNode(r, model.AgentTypeDHCP, zones, func() (map[string]int, error) {
+// scheduleDHCP chooses the DHCP host of network n: the alive network
+// node with the fewest networks among those in its zones that map its
+// physical network; ok is false when none may take it. Without a
+// registry: this host, unless an admin set its DHCP agent down.
+func (s *Service) scheduleDHCP(r store.Reader, n *model.Network) (host string, ok bool, err error) {
+	return s.scheduleOnNetworkNode(r, model.AgentTypeDHCP, n.AvailabilityZoneHints, n.ID, func() (map[string]int, error) {
 		hosted, err := dhcpHostedNetworks(r)
 		if err != nil {
 			return nil, err
@@ -349,9 +458,10 @@ func (s *Service) scheduleDHCP(r store.Reader, zones []string) (host string, ok 
 
 // scheduleOnNetworkNode chooses the network node whose agent of type typ
 // takes a router or a network's DHCP: the least loaded (by load) alive
-// one in zones; ok is false when none may. Without a registry: this
-// host, unless an admin set its agent of type typ down.
-func (s *Service) scheduleOnNetworkNode(r store.Reader, typ string, zones []string, load func() (map[string]int, error)) (host string, ok bool, err error) {
+// one in zones that can serve network (the router's gateway's, the
+// DHCP's; see physnetNeed); ok is false when none may. Without a
+// registry: this host, unless an admin set its agent of type typ down.
+func (s *Service) scheduleOnNetworkNode(r store.Reader, typ string, zones []string, network string, load func() (map[string]int, error)) (host string, ok bool, err error) {
 	hosts, err := s.listHosts(r)
 	if err != nil {
 		return "", false, err
@@ -360,7 +470,11 @@ func (s *Service) scheduleOnNetworkNode(r store.Reader, typ string, zones []stri
 		ok, err := s.schedulable(r, typ)
 		return s.host, ok, err
 	}
-	cands, err := s.candidates(r, hosts, model.RoleNetwork, typ, zones)
+	need, err := physnetNeed(r, hosts, network)
+	if err != nil {
+		return "", false, err
+	}
+	cands, err := s.candidates(r, hosts, model.RoleNetwork, typ, zones, need)
 	if err != nil || len(cands) == 0 {
 		return "", false, err
 	}
@@ -423,7 +537,7 @@ func (s *Service) Failover(ctx context.Context) ([]Move, error) {
 			if rt.L3Unscheduled || !dead[rt.L3Host] {
 				continue
 			}
-			to, ok, err := s.scheduleRouter(tx, rt.AvailabilityZoneHints)
+			to, ok, err := s.scheduleRouter(tx, &rt)
 			if err != nil {
 				return err
 			}
@@ -448,7 +562,7 @@ func (s *Service) Failover(ctx context.Context) ([]Move, error) {
 			if !hosted[n.ID] || !dead[n.DHCPHost] {
 				continue
 			}
-			to, ok, err := s.scheduleDHCP(tx, n.AvailabilityZoneHints)
+			to, ok, err := s.scheduleDHCP(tx, &n)
 			if err != nil {
 				return err
 			}
@@ -501,7 +615,7 @@ func (s *Service) ScheduleWaiting(ctx context.Context) ([]Move, error) {
 				if err != nil {
 					return err
 				}
-				to, ok, err := s.scheduleRouter(tx, rt.AvailabilityZoneHints)
+				to, ok, err := s.scheduleRouter(tx, &rt)
 				if err != nil || !ok {
 					return err
 				}
@@ -694,12 +808,36 @@ func (m hostMemo) get(key string, read func() (string, error)) (string, error) {
 
 // portHost is the host a port is bound to, derived and never stored
 // twice: an instance's port is on the instance's host, a router's on its
-// L3 host, a DHCP port on its network's DHCP host; any other port where
+// L3 host, a DHCP port on its network's DHCP host, a trunk's subport on
+// its parent's host (Neutron's trunk plugin binds subports where the
+// parent binds, and the agent wires them there); any other port where
 // an admin bound it (binding:host_id).
 func portHost(r store.Reader, p *model.Port, memo hostMemo) (string, error) {
 	var kind store.Kind
 	id := p.DeviceID
 	switch {
+	case p.DeviceOwner == model.DeviceOwnerTrunkSubport:
+		parent, ok, err := subportParent(r, p.ID, memo)
+		switch {
+		case err != nil:
+			return "", err
+		case !ok && p.HostID != nil:
+			// An owner left with no trunk: bound as any port.
+			return *p.HostID, nil
+		case !ok:
+			return "", nil
+		}
+		pp, err := store.Get[model.Port](r, store.Ports, parent)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return "", nil
+		case err != nil:
+			return "", fmt.Errorf("subport %s: its parent %s: %w", p.ID, parent, err)
+		case pp.DeviceOwner == model.DeviceOwnerTrunkSubport:
+			// A parent is never a subport (addSubPorts); no loop.
+			return "", nil
+		}
+		return portHost(r, &pp, memo)
 	case p.DeviceOwner == model.DeviceOwnerCompute:
 		kind = store.Instances
 	case p.DeviceOwner == model.DeviceOwnerDHCP:
@@ -737,6 +875,33 @@ func portHost(r store.Reader, p *model.Port, memo hostMemo) (string, error) {
 		}
 		return host, nil
 	})
+}
+
+// subportParent is the parent port of the trunk port id is a subport of;
+// ok false when it is none's. With a memo, the trunks are read once for
+// all the ports of a list.
+func subportParent(r store.Reader, id string, memo hostMemo) (parent string, ok bool, err error) {
+	if memo == nil {
+		t, isParent, found, err := trunkOfPort(r, id)
+		if err != nil || !found || isParent {
+			return "", false, err
+		}
+		return t.PortID, true, nil
+	}
+	if _, read := memo["trunks/"]; !read {
+		all, err := store.List[model.Trunk](r, store.Trunks)
+		if err != nil {
+			return "", false, fmt.Errorf("read trunks: %w", err)
+		}
+		for _, t := range all {
+			for _, sp := range t.SubPorts {
+				memo["subport-parent/"+sp.PortID] = t.PortID
+			}
+		}
+		memo["trunks/"] = "read"
+	}
+	parent, ok = memo["subport-parent/"+id]
+	return parent, ok, nil
 }
 
 // knownHost reports whether host has an agent of nsnet: this host, or a

@@ -194,11 +194,12 @@ func (s *Service) prepareRouter(ctx context.Context, in Attrs) (pending, error) 
 			return err
 		}
 		// A new router goes to the least loaded alive network node of
-		// its zones whose L3 agent an admin has not set down
-		// (l3_agent_scheduler; see hosts.go); with none, it stays
+		// its zones whose L3 agent an admin has not set down and that
+		// maps its gateway's physical network (l3_agent_scheduler; see
+		// hosts.go); with none, it stays
 		// unscheduled, waiting for a network node that can take it or
 		// an admin who adds it to an L3 agent.
-		host, ok, err := s.scheduleRouter(tx, r.AvailabilityZoneHints)
+		host, ok, err := s.scheduleRouter(tx, &r.Router)
 		if err != nil {
 			return err
 		}
@@ -228,6 +229,11 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, in Attrs) (Result
 		}
 		if err := s.setGateway(ctx, tx, &r, "update_router"); err != nil {
 			return err
+		}
+		if r.gatewaySet {
+			if err := s.placeForGateway(tx, &r.Router); err != nil {
+				return err
+			}
 		}
 		if err := checkRoutes(tx, &r.Router, r.Routes, ""); err != nil {
 			return err
