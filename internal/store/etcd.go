@@ -123,7 +123,7 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 //
 // Update is optimistic, as etcd's STM: its function runs on a snapshot
 // read at one revision R, lazily (only what it reads is fetched, each
-// read at R), its writes buffered; then one etcd Txn commits the writes
+// read at R, each key once), its writes buffered; then one etcd Txn commits the writes
 // if nothing it read changed since R, else the function runs again on a
 // fresh snapshot. A Get is checked by the mod revision of its key (zero
 // for a missing one, so a record created or deleted since shows too). A
@@ -133,6 +133,10 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // mod revision being at most R. Per-kind generations keep writers of
 // different kinds from conflicting with each other; writers of one kind
 // conflict only when one of them listed it or read what the other wrote.
+// Each read is a round trip, so a function that knows what it will read
+// says so first (Prefetch): one etcd Txn of Gets at R reads it all, and
+// each read then takes its part — checked at the commit as if it had been
+// read alone, and not at all if the function never reads it.
 //
 // One commit is one etcd Txn, so it holds at most the cluster's
 // --max-txn-ops operations (128 by default; EtcdConfig.MaxTxnOps tells
