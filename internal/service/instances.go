@@ -94,6 +94,9 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 		// The requested host, checked, or the least loaded alive
 		// compute host (hosts.go): chosen again on a retry, from the
 		// retry's snapshot.
+		if err := prefetchInstanceCreate(tx, &inst, requested); err != nil {
+			return err
+		}
 		host, err := s.scheduleInstance(tx, requested)
 		if err != nil {
 			return err
@@ -121,6 +124,21 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 		return Result[model.Instance]{}, err
 	}
 	return s.instanceResult(ctx, inst.ID, rev)
+}
+
+// prefetchInstanceCreate reads, in one round trip on etcd, what an
+// instance create reads: the hosts to schedule on (and the requested
+// one's agent), the index of the instance's name, and its id (free).
+func prefetchInstanceCreate(r store.Reader, inst *model.Instance, requested string) error {
+	wants := []store.Want{
+		store.Every(store.Hosts),
+		store.Record(store.Indexes, instNameKey(inst.ProjectID, inst.Name)),
+		store.Record(store.Instances, inst.ID),
+	}
+	if requested != "" {
+		wants = append(wants, store.Record(store.Agents, AgentID(requested, model.AgentTypeLinuxBridge)))
+	}
+	return store.Prefetch(r, wants...)
 }
 
 // UpdateInstance applies the attributes of a PUT. The name is fixed: it is

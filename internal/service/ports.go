@@ -381,6 +381,9 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 	}
 	return pending{id: p.ID, apply: func(tx store.Txn) error {
 		p := p.clone() // a retry starts again from the request
+		if err := prefetchPortCreate(ctx, tx, &p); err != nil {
+			return err
+		}
 		network, acc, err := loadNetwork(ctx, tx, p.NetworkID)
 		if err != nil {
 			return err
@@ -425,6 +428,30 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 		p.Touch(s.now())
 		return tx.Put(store.Ports, p.ID, p.Port)
 	}}, nil
+}
+
+// prefetchPortCreate reads, in one round trip on etcd, what a port
+// create reads before it allocates: its network and who may use it, the
+// project's quota and count, the port's own id (free, normally), the
+// subnets, its instance, and the security groups for the default one.
+// Only what the create goes on to read counts as read for its commit.
+func prefetchPortCreate(ctx context.Context, r store.Reader, p *portInput) error {
+	wants := []store.Want{
+		store.Record(store.Networks, p.NetworkID),
+		store.Every(store.RBACPolicies),
+		store.Record(store.Ports, p.ID),
+		store.Every(store.Subnets),
+	}
+	if project, err := owner(ctx, "create_port", p.ProjectID); err == nil {
+		wants = append(wants, store.Record(store.Quotas, project), store.Record(store.Indexes, idxCount+escapeKey(project)))
+	}
+	if p.DeviceID != "" {
+		wants = append(wants, store.Record(store.Instances, p.DeviceID))
+	}
+	if !p.groupsSet {
+		wants = append(wants, store.Every(store.SecurityGroups))
+	}
+	return store.Prefetch(r, wants...)
 }
 
 // UpdatePort applies the attributes of a PUT.
@@ -493,6 +520,19 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	if err := freePortAddrs(tx, p.ID); err != nil {
 		return err
 	}
+	// A new MAC's first candidate is drawn before the reads, so that its
+	// index entry is read with the rest.
+	var candidate string
+	if p.MACAddress == "" {
+		c, err := ipam.NewMAC(func(string) bool { return false })
+		if err != nil {
+			return err
+		}
+		candidate = c
+	}
+	if err := prefetchPortAddrs(tx, p, candidate); err != nil {
+		return err
+	}
 	var lookupErr error
 	macTaken := func(m string) bool {
 		// A regenerated MAC differs from the one it replaces.
@@ -505,9 +545,16 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 	}
 	switch {
 	case p.MACAddress == "":
-		mac, err := ipam.NewMAC(macTaken)
-		if err := cmp.Or(lookupErr, err); err != nil {
-			return err
+		mac := candidate
+		if macTaken(mac) {
+			var err error
+			mac, err = ipam.NewMAC(macTaken)
+			if err := cmp.Or(lookupErr, err); err != nil {
+				return err
+			}
+		}
+		if lookupErr != nil {
+			return lookupErr
 		}
 		p.MACAddress = mac
 	case p.macSet && macTaken(p.MACAddress):
@@ -528,6 +575,35 @@ func (s *Service) completePort(ctx context.Context, tx store.Txn, p *portInput) 
 		p.FixedIPs = ips
 	}
 	return s.bindDevice(ctx, tx, p)
+}
+
+// prefetchPortAddrs reads, in one round trip on etcd, the index entries
+// completePort reads first: the MAC's (mac, or the one requested), each
+// subnet's count of addresses and first used range at its first pool (the
+// seek of an allocation) when it allocates, and the ports of the port's
+// instance.
+func prefetchPortAddrs(r store.Reader, p *portInput, mac string) error {
+	wants := []store.Want{store.Record(store.Indexes, macKey(p.NetworkID, cmp.Or(mac, p.MACAddress)))}
+	var subnets []model.Subnet
+	if p.fixedIPs != nil || p.FixedIPs == nil {
+		// Addresses to allocate: the subnets are read anyway.
+		var err error
+		if subnets, err = subnetsOn(r, p.NetworkID); err != nil {
+			return err
+		}
+	}
+	for _, sn := range subnets {
+		wants = append(wants, store.Record(store.Indexes, idxIPN+escapeKey(sn.ID)))
+		if ps := pools(&sn); len(ps) > 0 {
+			prefix := usedPrefix(sn.ID)
+			wants = append(wants, store.Span(store.Indexes, prefix+addrKey(ps[0].Start), prefixEnd(prefix)))
+		}
+	}
+	if p.DeviceID != "" {
+		prefix := devPrefix(p.DeviceID)
+		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)))
+	}
+	return store.Prefetch(r, wants...)
 }
 
 // addresses is what assignFixedIPs knows of the addresses of a network:
@@ -876,6 +952,14 @@ func (s *Service) GetPort(ctx context.Context, id string) (model.Port, error) {
 	err := s.store.View(ctx, func(r store.Reader) error {
 		var err error
 		if p, err = loadPort(ctx, r, id); err != nil {
+			return err
+		}
+		// What rendering it reads, in one round trip on etcd.
+		wants := []store.Want{store.Record(store.Networks, p.NetworkID), store.Every(store.Trunks)}
+		if p.DeviceID != "" {
+			wants = append(wants, store.Record(store.Instances, p.DeviceID))
+		}
+		if err := store.Prefetch(r, wants...); err != nil {
 			return err
 		}
 		if err := renderDNSAssignment(r, &p); err != nil {

@@ -67,6 +67,9 @@ type writeTxn struct {
 	ix *indexCheck
 }
 
+// Prefetch passes the hint on to the store's transaction (store.Prefetch).
+func (t writeTxn) Prefetch(wants ...store.Want) error { return store.Prefetch(t.Txn, wants...) }
+
 func (w writes) View(ctx context.Context, fn func(store.Reader) error) error {
 	if err := w.indexes.ensure(ctx, w.Store); err != nil {
 		return err

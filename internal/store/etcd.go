@@ -12,8 +12,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -121,7 +123,7 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 //
 // Update is optimistic, as etcd's STM: its function runs on a snapshot
 // read at one revision R, lazily (only what it reads is fetched, each
-// read at R), its writes buffered; then one etcd Txn commits the writes
+// read at R, each key once), its writes buffered; then one etcd Txn commits the writes
 // if nothing it read changed since R, else the function runs again on a
 // fresh snapshot. A Get is checked by the mod revision of its key (zero
 // for a missing one, so a record created or deleted since shows too). A
@@ -131,6 +133,10 @@ func ParseEtcdURL(s string) (EtcdConfig, error) {
 // mod revision being at most R. Per-kind generations keep writers of
 // different kinds from conflicting with each other; writers of one kind
 // conflict only when one of them listed it or read what the other wrote.
+// Each read is a round trip, so a function that knows what it will read
+// says so first (Prefetch): one etcd Txn of Gets at R reads it all, and
+// each read then takes its part — checked at the commit as if it had been
+// read alone, and not at all if the function never reads it.
 //
 // One commit is one etcd Txn, so it holds at most the cluster's
 // --max-txn-ops operations (128 by default; EtcdConfig.MaxTxnOps tells
@@ -163,7 +169,14 @@ type Etcd struct {
 	changes etcdLog
 	// presence are the hosts' leases and beats (Presence).
 	presence etcdPresence
+	// reads counts the read requests of Views and Updates (ReadRequests).
+	reads atomic.Int64
 }
+
+// ReadRequests is how many read requests the store's Views and Updates
+// have sent to etcd: each is a round trip, which is what a transaction's
+// latency is made of.
+func (s *Etcd) ReadRequests() int64 { return s.reads.Load() }
 
 // Endpoints are the cluster's client addresses the store was opened with.
 func (s *Etcd) Endpoints() []string { return s.cli.Endpoints() }
@@ -468,6 +481,17 @@ type etcdTxn struct {
 	// whole, by their generation, as listed kinds.
 	ranged map[Kind]bool
 	writes map[Kind]map[string][]byte // nil value: deleted
+	// known are the keys read so far (by Get, Range or a prefetch),
+	// with their values at the snapshot (nil: missing): a second read of
+	// one is no second round trip. A key in known is a read as far as
+	// the commit is concerned only once the function has read it (reads).
+	known map[string]*mvccpb.KeyValue
+	// fetched are the kinds a prefetch read whole, not yet listed by
+	// the function.
+	fetched map[Kind][]*mvccpb.KeyValue
+	// ranges are the etcd responses of Range's batches, by their start
+	// and end: index lookups seek to the same place more than once.
+	ranges map[string]*clientv3.GetResponse
 }
 
 type keyRead struct {
@@ -476,7 +500,8 @@ type keyRead struct {
 }
 
 func (s *Etcd) newTxn(ctx context.Context) *etcdTxn {
-	return &etcdTxn{s: s, ctx: ctx, reads: map[string]keyRead{}, listed: map[Kind][]*mvccpb.KeyValue{}, ranged: map[Kind]bool{}, writes: map[Kind]map[string][]byte{}}
+	return &etcdTxn{s: s, ctx: ctx, reads: map[string]keyRead{}, listed: map[Kind][]*mvccpb.KeyValue{}, ranged: map[Kind]bool{},
+		writes: map[Kind]map[string][]byte{}, known: map[string]*mvccpb.KeyValue{}, fetched: map[Kind][]*mvccpb.KeyValue{}, ranges: map[string]*clientv3.GetResponse{}}
 }
 
 // read gets key (or the range of a prefix) at the snapshot's revision,
@@ -488,6 +513,7 @@ func (t *etcdTxn) read(key string, opts ...clientv3.OpOption) (*clientv3.GetResp
 	if t.rev != 0 {
 		opts = append(opts, clientv3.WithRev(t.rev))
 	}
+	t.s.reads.Add(1)
 	resp, err := t.s.get(t.ctx, key, opts...)
 	if err != nil {
 		t.err = err
@@ -544,16 +570,129 @@ func (t *etcdTxn) raw(kind Kind, id string) ([]byte, error) {
 		}
 		return nil, nil
 	}
-	resp, err := t.read(key)
-	if err != nil {
-		return nil, err
+	kv, ok := t.known[key]
+	if !ok {
+		resp, err := t.read(key)
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) > 0 {
+			kv = resp.Kvs[0]
+		}
+		t.known[key] = kv
 	}
-	if len(resp.Kvs) == 0 {
+	if kv == nil {
 		t.reads[key] = keyRead{kind: kind}
 		return nil, nil
 	}
-	t.reads[key] = keyRead{kind: kind, mod: resp.Kvs[0].ModRevision}
-	return resp.Kvs[0].Value, nil
+	t.reads[key] = keyRead{kind: kind, mod: kv.ModRevision}
+	return kv.Value, nil
+}
+
+// Prefetch implements Prefetcher: the wanted records, kinds and spans
+// not read yet, in etcd Txns of Gets at the snapshot's revision, at most
+// the cluster's operations per transaction each. What they read is kept
+// aside (known, fetched, ranges), to be taken by the reads that want it.
+func (t *etcdTxn) Prefetch(wants ...Want) error {
+	if t.err != nil {
+		return t.err
+	}
+	var gets []fetch
+	for _, w := range wants {
+		if err := checkKind(w.Kind); err != nil {
+			return err
+		}
+		if _, ok := t.listed[w.Kind]; ok {
+			continue // at hand already
+		}
+		prefix := t.s.kindPrefix(w.Kind)
+		switch {
+		case w.span:
+			end := rangeEnd(prefix, w.To)
+			if _, ok := t.ranges[w.From+"\x00"+end]; !ok {
+				gets = append(gets, fetch{key: prefix + w.From, end: end, limit: rangeBatch, span: w.From + "\x00" + end})
+			}
+		case w.All:
+			if _, ok := t.fetched[w.Kind]; !ok {
+				gets = append(gets, fetch{key: prefix, end: clientv3.GetPrefixRangeEnd(prefix), kind: w.Kind})
+			}
+		default:
+			if _, ok := t.known[prefix+w.ID]; !ok {
+				gets = append(gets, fetch{key: prefix + w.ID})
+			}
+		}
+	}
+	for len(gets) > 0 {
+		n := min(len(gets), t.s.maxOps)
+		resps, err := t.readMany(gets[:n])
+		if err != nil {
+			return err
+		}
+		for i, r := range resps {
+			switch g := gets[i]; {
+			case g.kind != "":
+				t.fetched[g.kind] = r.Kvs
+			case g.span != "":
+				t.ranges[g.span] = &clientv3.GetResponse{Header: r.Header, Kvs: r.Kvs, More: r.More, Count: r.Count}
+				for _, kv := range r.Kvs {
+					t.known[string(kv.Key)] = kv
+				}
+			default:
+				var kv *mvccpb.KeyValue
+				if len(r.Kvs) > 0 {
+					kv = r.Kvs[0]
+				}
+				t.known[g.key] = kv
+			}
+		}
+		gets = gets[n:]
+	}
+	return nil
+}
+
+// fetch is one read of a prefetch: a key, or keys from key to end (at
+// most limit of them, if not 0), for a whole kind or for a Range's batch
+// (span, its key in ranges).
+type fetch struct {
+	key, end string
+	limit    int64
+	kind     Kind
+	span     string
+}
+
+// readMany reads gets in one etcd Txn at the snapshot's revision, fixing
+// that revision if no read has yet: a Txn's reads all see one revision.
+func (t *etcdTxn) readMany(gets []fetch) ([]*pb.RangeResponse, error) {
+	ops := make([]clientv3.Op, len(gets))
+	for i, g := range gets {
+		var opts []clientv3.OpOption
+		if g.end != "" {
+			opts = append(opts, clientv3.WithRange(g.end))
+		}
+		if g.limit > 0 {
+			opts = append(opts, clientv3.WithLimit(g.limit))
+		}
+		if t.rev != 0 {
+			opts = append(opts, clientv3.WithRev(t.rev))
+		}
+		ops[i] = clientv3.OpGet(g.key, opts...)
+	}
+	t.s.reads.Add(1)
+	rctx, cancel := context.WithTimeout(t.ctx, t.s.timeout)
+	defer cancel()
+	resp, err := t.s.cli.Txn(rctx).Then(ops...).Commit()
+	if err = t.s.wrap(t.ctx, "prefetch", err); err != nil {
+		t.err = err
+		return nil, err
+	}
+	if t.rev == 0 {
+		t.rev = resp.Header.Revision
+	}
+	out := make([]*pb.RangeResponse, len(resp.Responses))
+	for i, r := range resp.Responses {
+		out[i] = r.GetResponseRange()
+	}
+	return out, nil
 }
 
 func (t *etcdTxn) List(kind Kind, fn func(id string, raw []byte) error) error {
@@ -562,12 +701,14 @@ func (t *etcdTxn) List(kind Kind, fn func(id string, raw []byte) error) error {
 	}
 	kvs, ok := t.listed[kind]
 	if !ok {
-		// etcd returns a range sorted by key, which is id order.
-		resp, err := t.read(t.s.kindPrefix(kind), clientv3.WithPrefix())
-		if err != nil {
-			return err
+		if kvs, ok = t.fetched[kind]; !ok {
+			// etcd returns a range sorted by key, which is id order.
+			resp, err := t.read(t.s.kindPrefix(kind), clientv3.WithPrefix())
+			if err != nil {
+				return err
+			}
+			kvs = resp.Kvs
 		}
-		kvs = resp.Kvs
 		t.listed[kind] = kvs
 	}
 	prefix := t.s.kindPrefix(kind)
@@ -642,15 +783,20 @@ func (t *etcdTxn) Range(kind Kind, from, to string, fn func(id string, raw []byt
 		return err
 	}
 	t.ranged[kind] = true
-	end := clientv3.GetPrefixRangeEnd(prefix)
-	if to != "" {
-		end = prefix + to
-	}
+	end := rangeEnd(prefix, to)
 	cursor := from
 	for {
-		resp, err := t.read(prefix+cursor, clientv3.WithRange(end), clientv3.WithLimit(rangeBatch))
-		if err != nil {
-			return err
+		var err error
+		resp, ok := t.ranges[cursor+"\x00"+end]
+		if !ok {
+			resp, err = t.read(prefix+cursor, clientv3.WithRange(end), clientv3.WithLimit(rangeBatch))
+			if err != nil {
+				return err
+			}
+			t.ranges[cursor+"\x00"+end] = resp
+			for _, kv := range resp.Kvs {
+				t.known[string(kv.Key)] = kv
+			}
 		}
 		// This batch holds the snapshot's ids up to its last one; the
 		// last batch, every id to the range's end. Writes merge into
@@ -670,6 +816,14 @@ func (t *etcdTxn) Range(kind Kind, from, to string, fn func(id string, raw []byt
 			return err
 		}
 	}
+}
+
+// rangeEnd is the etcd range end of the ids of a kind below to ("": all).
+func rangeEnd(prefix, to string) string {
+	if to == "" {
+		return clientv3.GetPrefixRangeEnd(prefix)
+	}
+	return prefix + to
 }
 
 // mergeRange calls fn, in id order, for the snapshot's records snap with
