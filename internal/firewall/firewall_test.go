@@ -46,8 +46,12 @@ func newLab(t *testing.T) *lab {
 		if l.fw != nil {
 			l.fw.Close()
 		}
+		// A namespace left behind fails the test: it would hold the
+		// machine's resources, and the next run's names.
 		for _, n := range []string{l.host, l.a, l.b} {
-			exec.Command("ip", "netns", "del", n).Run()
+			if out, err := exec.Command("ip", "netns", "del", n).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such file") {
+				t.Errorf("remove namespace %s: %v\n%s", n, err, out)
+			}
 		}
 	})
 	for _, n := range []string{l.host, l.a, l.b} {
