@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func TestRouterMetering(t *testing.T) {
 	}
 
 	e.mustArriveFrom(vm1, "203.0.113.1:7", topo.gw)
-	c := counts(t, rns)
+	c := settledCounts(t, rns)
 	if c[counted.ID].Packets < 2 || c[counted.ID].Bytes == 0 {
 		t.Errorf("label counted %+v, want the request and its reply", c[counted.ID])
 	}
@@ -123,6 +124,26 @@ func TestRouterMetering(t *testing.T) {
 	if reported, err := e.agent.MeteringCounts(); err != nil || len(reported) != 0 {
 		t.Errorf("MeteringCounts without labels = %+v, %v", reported, err)
 	}
+}
+
+// settledCounts are the counters of ns once an exchange's last packets
+// have passed: whoami returns when it has read the answer, and the
+// connection's closing FIN and ACK cross the router after it (later still
+// on a busy machine), so the counters are read until two reads 100 ms
+// apart agree, for at most ten seconds.
+func settledCounts(t *testing.T, ns string) map[string]meter.Count {
+	t.Helper()
+	last := counts(t, ns)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		c := counts(t, ns)
+		if maps.Equal(c, last) {
+			return c
+		}
+		last = c
+	}
+	t.Fatalf("the counters of %s did not settle in 10s: %+v", ns, last)
+	return nil
 }
 
 func counts(t *testing.T, ns string) map[string]meter.Count {
