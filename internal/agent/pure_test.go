@@ -54,7 +54,7 @@ var kernelPkgs = []string{
 var kernelHelpers = map[string]bool{
 	"dataplane.NetworkAlias": true, "dataplane.PortAlias": true, "dataplane.SubportAlias": true, "dataplane.VXLANAlias": true,
 	"dataplane.InstanceMarker": true, "dataplane.RouterMarker": true, "dataplane.DHCPMarker": true,
-	"dataplane.AssignRoutes": true, "dataplane.SortFDB": true, "dataplane.FDBEntry.String": true,
+	"dataplane.AssignRoutes": true, "dataplane.SortFDB": true,
 	"dataplane.CompareFDB": true, "dataplane.CompareNeigh": true,
 	"nat.Host.Spec": true, "nat.ParseProtocol": true, "nat.Port": true,
 }
