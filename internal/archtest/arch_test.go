@@ -86,7 +86,7 @@ var rules = []rule{
 		deps: []string{"internal/...", "!internal/netns"}},
 	{pkg: "internal/dataplane", why: "know the store or API",
 		deps: []string{"internal/store", "internal/service", "internal/api", "internal/client", "internal/model"}},
-	{pkg: "internal/dataplane/spec", why: "touch the kernel (netlink, namespaces, syscalls) or know anything of nsnet's but itself",
+	{pkg: "internal/dataplane/dpspec", why: "touch the kernel (netlink, namespaces, syscalls) or know anything of nsnet's but itself",
 		direct: []string{"std:syscall", "std:os", "std:os/exec"},
 		deps:   append([]string{"internal/...", "github.com/vishvananda/netns", "golang.org/x/sys/..."}, kernel...)},
 	{pkg: "internal/capture", why: "send packets or change the kernel",

@@ -1,4 +1,4 @@
-// Package spec describes the kernel objects nsnet wants — bridges, veth
+// Package dpspec describes the kernel objects nsnet wants — bridges, veth
 // ports and their routes, bandwidth limits, trunk subports, VXLAN devices
 // with their forwarding and neighbour entries — and names them: the
 // aliases and namespace markers that make a kernel object nsnet's.
@@ -8,7 +8,7 @@
 // what the kernel should hold, like the agent's desired state, uses it
 // without reaching the kernel. internal/dataplane, which programs the
 // kernel, takes these types (as aliases of its own) and names.
-package spec
+package dpspec
 
 import "strings"
 
