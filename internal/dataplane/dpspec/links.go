@@ -18,7 +18,7 @@ type BridgeSpec struct {
 	// Neutron's Linux bridge agent does: the host only switches the
 	// network's IPv6, and never configures an address or a default route
 	// from a tenant router's advertisements, nor announces itself there.
-	// Links must know their namespace (SetNamespace).
+	// dataplane.Links must know their namespace (SetNamespace).
 	NoIPv6 bool
 }
 
@@ -38,7 +38,7 @@ type PortSpec struct {
 	// DHCPClient leaves the instance end's addresses and routes to the
 	// instance (a DHCP client in it): nsnet sets only the link, and
 	// removes only the routes it installed itself (and, through
-	// DropPortAddrs, the addresses it set before).
+	// dataplane.DropPortAddrs, the addresses it set before).
 	DHCPClient bool
 	// Hairpin makes the bridge send frames back out of the tap they came
 	// in by: on a network whose gateway is the host, an instance reaching

@@ -52,7 +52,7 @@ type NeighEntry struct {
 func (e NeighEntry) String() string { return e.IP.String() + " lladdr " + e.MAC.String() }
 
 // SortFDB orders entries by MAC then destination, for stable output (the
-// order of UpdateEntries's arguments).
+// order of dataplane.UpdateEntries's arguments).
 func SortFDB(entries []FDBEntry) { slices.SortFunc(entries, CompareFDB) }
 
 // CompareFDB orders forwarding entries by MAC then destination. The MACs
@@ -66,7 +66,7 @@ func CompareFDB(a, b FDBEntry) int {
 }
 
 // CompareNeigh orders neighbour entries by address, then MAC: the order
-// of UpdateEntries's arguments.
+// of dataplane.UpdateEntries's arguments.
 func CompareNeigh(a, b NeighEntry) int {
 	if c := a.IP.Compare(b.IP); c != 0 {
 		return c
