@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/radv"
 )
@@ -28,7 +28,7 @@ type advertSpec struct {
 // advertFor is the advertisement of qr- port p (its veth as computed),
 // nil when none of its subnets asks for one or the port is down (there is
 // no link to advertise on).
-func advertFor(p model.Port, veth dataplane.PortSpec, n model.Network, subnets map[string]model.Subnet) *advertSpec {
+func advertFor(p model.Port, veth dpspec.PortSpec, n model.Network, subnets map[string]model.Subnet) *advertSpec {
 	if !veth.Up {
 		return nil
 	}

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nat"
@@ -29,7 +29,7 @@ func (k key) String() string { return string(k.kind) + "/" + k.id }
 
 // networkSpec is what the kernel must have for a network on this host.
 type networkSpec struct {
-	Bridge dataplane.BridgeSpec
+	Bridge dpspec.BridgeSpec
 	// Uplink is the host interface the network reaches beyond the host
 	// by (nsnet:uplink): a port of the bridge when Bridged (an external
 	// network), the interface its NATed traffic leaves by otherwise.
@@ -66,14 +66,14 @@ type portSpec struct {
 	RouterID   string
 	NetworkID  string
 	Netns      string
-	Veth       dataplane.PortSpec
+	Veth       dpspec.PortSpec
 	Gateway    bool
 	Floating   []netip.Addr
 	// DHCP marks a network's DHCP port, plugged into its qdhcp namespace.
 	DHCP bool
 	// Qos is an instance port's bandwidth limits, DSCP its DSCP mark
 	// when Marked (see addPortQos).
-	Qos    dataplane.QosSpec
+	Qos    dpspec.QosSpec
 	DSCP   uint8
 	Marked bool
 }
@@ -83,7 +83,7 @@ type portSpec struct {
 // for the parent's tap (see pass_trunk.go).
 type trunkSpec struct {
 	ParentID string
-	VLANs    []dataplane.VLANSpec // by subport, in port id order
+	VLANs    []dpspec.VLANSpec // by subport, in port id order
 	// Unwired are the subports that cannot be wired, with why; the trunk
 	// is DEGRADED while there are any.
 	Unwired []string
@@ -106,7 +106,7 @@ func sameTrunk(a, b trunkSpec) bool {
 	return a.ParentID == b.ParentID && slices.Equal(a.VLANs, b.VLANs) && slices.Equal(a.Unwired, b.Unwired)
 }
 
-func sameVeth(a, b dataplane.PortSpec) bool {
+func sameVeth(a, b dpspec.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
 		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && a.AcceptRA == b.AcceptRA && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
@@ -691,7 +691,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 			continue
 		}
 		byNetns[ns] = inst.ID
-		d.instances[inst.ID] = instanceSpec{Name: inst.Name, Netns: ns, Marker: dataplane.InstanceMarker(inst.ID, host)}
+		d.instances[inst.ID] = instanceSpec{Name: inst.Name, Netns: ns, Marker: dpspec.InstanceMarker(inst.ID, host)}
 	}
 
 	plugged := map[string][]model.Port{} // by instance
@@ -739,9 +739,9 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 // gateway is on its DHCP host only: two hosts answering for one gateway
 // address would split its traffic.
 func bridgeOf(n model.Network, subnets []model.Subnet, self hostView) (networkSpec, []nat.HostNetwork) {
-	spec := networkSpec{Bridge: dataplane.BridgeSpec{
+	spec := networkSpec{Bridge: dpspec.BridgeSpec{
 		Name:  model.BridgeName(n.ID),
-		Alias: dataplane.NetworkAlias(n.ID),
+		Alias: dpspec.NetworkAlias(n.ID),
 		MTU:   networkMTU(n),
 		Up:    n.AdminStateUp,
 		// The host switches tenants' IPv6 and takes no part in it.
@@ -774,12 +774,12 @@ func bridgeOf(n model.Network, subnets []model.Subnet, self hostView) (networkSp
 // A port on a subnet that no router serves also gets metaRoutes' route to
 // the metadata service through the subnet's DHCP port, the one a DHCP
 // client there would get.
-func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, metaRoutes map[string]dataplane.Route) {
+func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, metaRoutes map[string]dpspec.Route) {
 	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
 	type plan struct {
 		id       string
 		spec     portSpec
-		defaults []dataplane.Route
+		defaults []dpspec.Route
 	}
 	var plans []plan
 	taken := map[netip.Prefix]bool{}
@@ -798,7 +798,7 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 			// The router's advertisements give the IPv6 default route,
 			// via its link-local address, as they would to a VM; no
 			// other port gets one from nsnet beside it.
-			defaults = slices.DeleteFunc(defaults, func(r dataplane.Route) bool { return r.Dst.Addr().Is6() })
+			defaults = slices.DeleteFunc(defaults, func(r dpspec.Route) bool { return r.Dst.Addr().Is6() })
 			taken[netip.PrefixFrom(netip.IPv6Unspecified(), 0)] = true
 		}
 		if len(v6.autoconf) > 0 {
@@ -808,7 +808,7 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 			veth.Addrs = slices.DeleteFunc(veth.Addrs, func(a netip.Prefix) bool {
 				return slices.Contains(v6.autoconf, a.Masked())
 			})
-			veth.Routes = slices.DeleteFunc(veth.Routes, func(r dataplane.Route) bool {
+			veth.Routes = slices.DeleteFunc(veth.Routes, func(r dpspec.Route) bool {
 				return !slices.ContainsFunc(veth.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
 			})
 		}
@@ -848,41 +848,41 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 // portVeth derives a port's veth from its records, with the host routes of
 // its subnets that it can reach, and returns separately the default route
 // each of its address families would get from its subnets' gateways.
-func portVeth(p model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) (dataplane.PortSpec, []dataplane.Route, error) {
+func portVeth(p model.Port, networks map[string]model.Network, subnets map[string]model.Subnet) (dpspec.PortSpec, []dpspec.Route, error) {
 	n, ok := networks[p.NetworkID]
 	if !ok {
-		return dataplane.PortSpec{}, nil, fmt.Errorf("network %s does not exist", p.NetworkID)
+		return dpspec.PortSpec{}, nil, fmt.Errorf("network %s does not exist", p.NetworkID)
 	}
 	if p.InterfaceName == "" {
-		return dataplane.PortSpec{}, nil, fmt.Errorf("port has no interface name")
+		return dpspec.PortSpec{}, nil, fmt.Errorf("port has no interface name")
 	}
 	mac, err := net.ParseMAC(p.MACAddress)
 	if err != nil {
-		return dataplane.PortSpec{}, nil, fmt.Errorf("MAC address: %w", err)
+		return dpspec.PortSpec{}, nil, fmt.Errorf("MAC address: %w", err)
 	}
-	spec := dataplane.PortSpec{
+	spec := dpspec.PortSpec{
 		TapName: model.TapName(p.ID),
 		Bridge:  model.BridgeName(p.NetworkID),
-		Alias:   dataplane.PortAlias(p.ID),
+		Alias:   dpspec.PortAlias(p.ID),
 		MTU:     networkMTU(n),
 		Up:      p.AdminStateUp,
 		IfName:  p.InterfaceName,
 		MAC:     mac,
 	}
-	var defaults []dataplane.Route
+	var defaults []dpspec.Route
 	seen := map[string]bool{}
 	for _, ip := range p.FixedIPs {
 		sn, ok := subnets[ip.SubnetID]
 		if !ok {
-			return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s does not exist", ip.SubnetID)
+			return dpspec.PortSpec{}, nil, fmt.Errorf("subnet %s does not exist", ip.SubnetID)
 		}
 		addr, err := netip.ParseAddr(ip.IPAddress)
 		if err != nil {
-			return dataplane.PortSpec{}, nil, fmt.Errorf("fixed IP %q: %w", ip.IPAddress, err)
+			return dpspec.PortSpec{}, nil, fmt.Errorf("fixed IP %q: %w", ip.IPAddress, err)
 		}
 		cidr, err := netip.ParsePrefix(sn.CIDR)
 		if err != nil {
-			return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s CIDR %q: %w", sn.ID, sn.CIDR, err)
+			return dpspec.PortSpec{}, nil, fmt.Errorf("subnet %s CIDR %q: %w", sn.ID, sn.CIDR, err)
 		}
 		spec.Addrs = append(spec.Addrs, netip.PrefixFrom(addr, cidr.Bits()))
 		if seen[sn.ID] {
@@ -892,28 +892,28 @@ func portVeth(p model.Port, networks map[string]model.Network, subnets map[strin
 		for _, hr := range sn.HostRoutes {
 			r, err := parseRoute(hr.Destination, hr.NextHop)
 			if err != nil {
-				return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s host route: %w", sn.ID, err)
+				return dpspec.PortSpec{}, nil, fmt.Errorf("subnet %s host route: %w", sn.ID, err)
 			}
 			spec.Routes = append(spec.Routes, r)
 		}
 		if sn.GatewayIP != nil && *sn.GatewayIP != "" {
 			gw, err := netip.ParseAddr(*sn.GatewayIP)
 			if err != nil {
-				return dataplane.PortSpec{}, nil, fmt.Errorf("subnet %s gateway %q: %w", sn.ID, *sn.GatewayIP, err)
+				return dpspec.PortSpec{}, nil, fmt.Errorf("subnet %s gateway %q: %w", sn.ID, *sn.GatewayIP, err)
 			}
 			dst := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
 			if gw.Is6() {
 				dst = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 			}
-			if !slices.ContainsFunc(defaults, func(r dataplane.Route) bool { return r.Dst == dst }) {
-				defaults = append(defaults, dataplane.Route{Dst: dst, Gw: gw})
+			if !slices.ContainsFunc(defaults, func(r dpspec.Route) bool { return r.Dst == dst }) {
+				defaults = append(defaults, dpspec.Route{Dst: dst, Gw: gw})
 			}
 		}
 	}
 	// A host route whose next hop is on none of the port's subnets
 	// (Neutron accepts one) cannot be a kernel route (ENETUNREACH): it is
 	// left out, as a DHCP client leaves it out.
-	spec.Routes = slices.DeleteFunc(spec.Routes, func(r dataplane.Route) bool {
+	spec.Routes = slices.DeleteFunc(spec.Routes, func(r dpspec.Route) bool {
 		return r.Gw.IsValid() && !slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
 	})
 	return spec, defaults, nil
@@ -971,16 +971,16 @@ func deref(s *string) string {
 	return *s
 }
 
-func parseRoute(dst, nexthop string) (dataplane.Route, error) {
+func parseRoute(dst, nexthop string) (dpspec.Route, error) {
 	d, err := netip.ParsePrefix(dst)
 	if err != nil {
-		return dataplane.Route{}, fmt.Errorf("destination %q: %w", dst, err)
+		return dpspec.Route{}, fmt.Errorf("destination %q: %w", dst, err)
 	}
 	gw, err := netip.ParseAddr(nexthop)
 	if err != nil {
-		return dataplane.Route{}, fmt.Errorf("nexthop %q: %w", nexthop, err)
+		return dpspec.Route{}, fmt.Errorf("nexthop %q: %w", nexthop, err)
 	}
-	return dataplane.Route{Dst: d.Masked(), Gw: gw}, nil
+	return dpspec.Route{Dst: d.Masked(), Gw: gw}, nil
 }
 
 func networkMTU(n model.Network) int {

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/dhcp"
 	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/model"
@@ -102,7 +102,7 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 		// The metadata service's address, for the subnets no router
 		// serves.
 		veth.Addrs = append(veth.Addrs, dhcpMetadataAddr)
-		spec := dhcpSpec{Netns: model.DHCPNetns(prefix, n.ID), Marker: dataplane.DHCPMarker(n.ID, host), PortID: p.ID}
+		spec := dhcpSpec{Netns: model.DHCPNetns(prefix, n.ID), Marker: dpspec.DHCPMarker(n.ID, host), PortID: p.ID}
 		d.dhcp[n.ID] = spec
 		d.ports[p.ID] = portSpec{NetworkID: n.ID, Netns: spec.Netns, Veth: veth, DHCP: true}
 		d.services[n.ID] = svc
@@ -353,8 +353,8 @@ func routedSubnets(ports []model.Port) map[string]bool {
 
 // isolatedMetadataRoutes are, by subnet, the routes to the metadata
 // service through the DHCP port of each DHCP subnet no router serves.
-func isolatedMetadataRoutes(dhcpAddrs map[string]string, routed map[string]bool) map[string]dataplane.Route {
-	out := map[string]dataplane.Route{}
+func isolatedMetadataRoutes(dhcpAddrs map[string]string, routed map[string]bool) map[string]dpspec.Route {
+	out := map[string]dpspec.Route{}
 	for sn, a := range dhcpAddrs {
 		if addr, err := netip.ParseAddr(a); err == nil && addr.Is4() && !routed[sn] {
 			out[sn] = metadataRoute(addr)

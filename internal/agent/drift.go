@@ -13,7 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/nat"
 	"github.com/nsnet/nsnet/internal/netns"
@@ -61,7 +61,7 @@ type wantedKernel struct {
 	aliases map[string]bool
 	addrs   map[netip.Addr]bool
 	// fdb are the VXLAN devices' forwarding entries, "MAC dst VTEP"
-	// (dataplane.FDBEntry.String).
+	// (dpspec.FDBEntry.String).
 	fdb map[string]bool
 }
 
@@ -206,7 +206,7 @@ func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
 		if !ok || !dok || !valid {
 			return "", false
 		}
-		e := dataplane.FDBEntry{MAC: net.HardwareAddr(mac), Dst: dst.Unmap()}
+		e := dpspec.FDBEntry{MAC: net.HardwareAddr(mac), Dst: dst.Unmap()}
 		return "forwarding entry " + e.String(), w.fdb[e.String()]
 	}
 	return "", false

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -193,18 +193,18 @@ func (nh networkHosts) presentHere(self hostView) bool {
 
 // overlaySpec is what the kernel must have to join a network's bridge to
 // the other hosts that have it: its VXLAN device, the device's
-// forwarding entries (sorted, see dataplane.SortFDB) and its neighbour
+// forwarding entries (sorted, see dpspec.SortFDB) and its neighbour
 // entries (by address).
 type overlaySpec struct {
-	VXLAN dataplane.VXLANSpec
-	FDB   []dataplane.FDBEntry
-	Neigh []dataplane.NeighEntry
+	VXLAN dpspec.VXLANSpec
+	FDB   []dpspec.FDBEntry
+	Neigh []dpspec.NeighEntry
 }
 
 func sameOverlay(a, b overlaySpec) bool {
 	return a.VXLAN == b.VXLAN &&
-		slices.EqualFunc(a.FDB, b.FDB, func(x, y dataplane.FDBEntry) bool { return x.Dst == y.Dst && slices.Equal(x.MAC, y.MAC) }) &&
-		slices.EqualFunc(a.Neigh, b.Neigh, func(x, y dataplane.NeighEntry) bool { return x.IP == y.IP && slices.Equal(x.MAC, y.MAC) })
+		slices.EqualFunc(a.FDB, b.FDB, func(x, y dpspec.FDBEntry) bool { return x.Dst == y.Dst && slices.Equal(x.MAC, y.MAC) }) &&
+		slices.EqualFunc(a.Neigh, b.Neigh, func(x, y dpspec.NeighEntry) bool { return x.IP == y.IP && slices.Equal(x.MAC, y.MAC) })
 }
 
 // vteps are the hosts' VTEP addresses, by host name, for the hosts that
@@ -228,19 +228,19 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	if !self.multi() || seg.NetworkType != model.NetworkTypeVXLAN || seg.SegmentationID <= 0 {
 		return nil
 	}
-	spec := &overlaySpec{VXLAN: dataplane.VXLANSpec{
+	spec := &overlaySpec{VXLAN: dpspec.VXLANSpec{
 		Name:        model.VXLANName(n.ID),
-		Alias:       dataplane.VXLANAlias(n.ID),
+		Alias:       dpspec.VXLANAlias(n.ID),
 		VNI:         seg.SegmentationID,
 		Local:       self.vtep,
 		Bridge:      model.BridgeName(n.ID),
-		BridgeAlias: dataplane.NetworkAlias(n.ID),
+		BridgeAlias: dpspec.NetworkAlias(n.ID),
 		MTU:         networkMTU(n),
 		Up:          true,
 	}}
-	fdb := map[string]dataplane.FDBEntry{}
+	fdb := map[string]dpspec.FDBEntry{}
 	addFDB := func(mac net.HardwareAddr, dst netip.Addr) {
-		e := dataplane.FDBEntry{MAC: mac, Dst: dst}
+		e := dpspec.FDBEntry{MAC: mac, Dst: dst}
 		fdb[e.MAC.String()+" "+dst.String()] = e
 	}
 	neigh := map[netip.Addr]net.HardwareAddr{}
@@ -251,7 +251,7 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	}
 	for h := range nh.present {
 		if vtep, ok := vteps[h]; ok && !self.owns(h) && vtep != self.vtep {
-			addFDB(dataplane.FloodMAC, vtep)
+			addFDB(dpspec.FloodMAC, vtep)
 		}
 	}
 	if rp := nh.meta6; rp.port != nil {
@@ -275,11 +275,11 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 	for _, e := range fdb {
 		spec.FDB = append(spec.FDB, e)
 	}
-	dataplane.SortFDB(spec.FDB)
+	dpspec.SortFDB(spec.FDB)
 	for ip, mac := range neigh {
-		spec.Neigh = append(spec.Neigh, dataplane.NeighEntry{IP: ip, MAC: mac})
+		spec.Neigh = append(spec.Neigh, dpspec.NeighEntry{IP: ip, MAC: mac})
 	}
-	slices.SortFunc(spec.Neigh, dataplane.CompareNeigh)
+	slices.SortFunc(spec.Neigh, dpspec.CompareNeigh)
 	return spec
 }
 
@@ -288,16 +288,16 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 // its allowed address pairs), and neighbour entries for its addresses in
 // the order they claim them (an address already claimed, by this port or
 // one before it in id order, keeps its first MAC).
-func remoteEntries(p *model.Port, vtep netip.Addr) (fdb []dataplane.FDBEntry, neigh []dataplane.NeighEntry) {
+func remoteEntries(p *model.Port, vtep netip.Addr) (fdb []dpspec.FDBEntry, neigh []dpspec.NeighEntry) {
 	mac, err := net.ParseMAC(p.MACAddress)
 	if err != nil {
 		return nil, nil
 	}
-	fdb = append(fdb, dataplane.FDBEntry{MAC: mac, Dst: vtep})
+	fdb = append(fdb, dpspec.FDBEntry{MAC: mac, Dst: vtep})
 	v6 := false
 	for _, ip := range p.FixedIPs {
 		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-			neigh = append(neigh, dataplane.NeighEntry{IP: a.Unmap(), MAC: mac})
+			neigh = append(neigh, dpspec.NeighEntry{IP: a.Unmap(), MAC: mac})
 			v6 = v6 || a.Is6()
 		}
 	}
@@ -306,7 +306,7 @@ func remoteEntries(p *model.Port, vtep netip.Addr) (fdb []dataplane.FDBEntry, ne
 		// from its MAC: routers advertise from theirs, DHCPv6
 		// answers to the client's, and the proxy answers
 		// solicitations only from entries.
-		neigh = append(neigh, dataplane.NeighEntry{IP: linkLocal(mac), MAC: mac})
+		neigh = append(neigh, dpspec.NeighEntry{IP: linkLocal(mac), MAC: mac})
 	}
 	for _, pair := range p.AllowedAddressPairs {
 		pfx, ok := pairPrefix(pair)
@@ -316,9 +316,9 @@ func remoteEntries(p *model.Port, vtep netip.Addr) (fdb []dataplane.FDBEntry, ne
 		pmac := mac
 		if m, err := net.ParseMAC(pair.MACAddress); err == nil && pair.MACAddress != "" {
 			pmac = m
-			fdb = append(fdb, dataplane.FDBEntry{MAC: pmac, Dst: vtep})
+			fdb = append(fdb, dpspec.FDBEntry{MAC: pmac, Dst: vtep})
 		}
-		neigh = append(neigh, dataplane.NeighEntry{IP: pfx.Addr(), MAC: pmac})
+		neigh = append(neigh, dpspec.NeighEntry{IP: pfx.Addr(), MAC: pmac})
 	}
 	return fdb, neigh
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
@@ -44,7 +44,7 @@ type incremental struct {
 	networks   map[string]model.Network
 	subnets    map[string]model.Subnet
 	policies   map[string]model.QosPolicy
-	metaRoutes map[string]dataplane.Route
+	metaRoutes map[string]dpspec.Route
 	dhcpAddrs  map[string]string
 	routed     map[string]bool
 	rin        routerInputs
@@ -424,7 +424,7 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 		}
 		return
 	}
-	spec := instanceSpec{Name: inst.Name, Netns: instanceNetns(inc.prefix, &inst), Marker: dataplane.InstanceMarker(inst.ID, inc.host)}
+	spec := instanceSpec{Name: inst.Name, Netns: instanceNetns(inc.prefix, &inst), Marker: dpspec.InstanceMarker(inst.ID, inc.host)}
 	var plugged []model.Port
 	for _, pid := range ids {
 		p, _ := recs.ports.get(pid)

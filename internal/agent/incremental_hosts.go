@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/metadata"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
@@ -57,8 +57,8 @@ type netPlacement struct {
 type portShare struct {
 	host    string
 	plugged bool
-	fdb     []dataplane.FDBEntry
-	neigh   []dataplane.NeighEntry // one per address, the port's first
+	fdb     []dpspec.FDBEntry
+	neigh   []dpspec.NeighEntry // one per address, the port's first
 }
 
 type fdbKey struct {
@@ -66,7 +66,7 @@ type fdbKey struct {
 	dst netip.Addr
 }
 
-func keyOf(e dataplane.FDBEntry) fdbKey { return fdbKey{string(e.MAC), e.Dst} }
+func keyOf(e dpspec.FDBEntry) fdbKey { return fdbKey{string(e.MAC), e.Dst} }
 
 type claim struct {
 	port string
@@ -79,13 +79,13 @@ func newPlacement(n model.Network, self hostView) *netPlacement {
 	np := &netPlacement{present: map[string]int{}, ports: map[string]portShare{}}
 	seg := n.Segment()
 	if self.multi() && seg.NetworkType == model.NetworkTypeVXLAN && seg.SegmentationID > 0 {
-		np.spec = &overlaySpec{VXLAN: dataplane.VXLANSpec{
+		np.spec = &overlaySpec{VXLAN: dpspec.VXLANSpec{
 			Name:        model.VXLANName(n.ID),
-			Alias:       dataplane.VXLANAlias(n.ID),
+			Alias:       dpspec.VXLANAlias(n.ID),
 			VNI:         seg.SegmentationID,
 			Local:       self.vtep,
 			Bridge:      model.BridgeName(n.ID),
-			BridgeAlias: dataplane.NetworkAlias(n.ID),
+			BridgeAlias: dpspec.NetworkAlias(n.ID),
 			MTU:         networkMTU(n),
 			Up:          true,
 		}}
@@ -106,7 +106,7 @@ func (inc *incremental) shareOf(p *model.Port, pl placement, overlay bool) portS
 	if !ok || vtep == inc.self.vtep {
 		return s
 	}
-	var neigh []dataplane.NeighEntry
+	var neigh []dpspec.NeighEntry
 	s.fdb, neigh = remoteEntries(p, vtep)
 	seen := map[netip.Addr]bool{}
 	for _, e := range neigh {
@@ -155,13 +155,13 @@ func (np *netPlacement) hostRef(h string, delta int, vteps map[string]netip.Addr
 		return
 	}
 	if vtep, ok := vteps[h]; ok && !self.owns(h) && vtep != self.vtep {
-		np.fdbRef(dataplane.FDBEntry{MAC: dataplane.FloodMAC, Dst: vtep}, delta)
+		np.fdbRef(dpspec.FDBEntry{MAC: dpspec.FloodMAC, Dst: vtep}, delta)
 	}
 }
 
 // fdbRef counts a reason for forwarding entry e (delta +1 or -1), and
 // adds it to the spec or removes it when the count leaves or reaches zero.
-func (np *netPlacement) fdbRef(e dataplane.FDBEntry, delta int) {
+func (np *netPlacement) fdbRef(e dpspec.FDBEntry, delta int) {
 	k := keyOf(e)
 	before := np.fdb[k]
 	np.fdb[k] = before + delta
@@ -169,7 +169,7 @@ func (np *netPlacement) fdbRef(e dataplane.FDBEntry, delta int) {
 		return
 	}
 	np.edit()
-	i, found := slices.BinarySearchFunc(np.spec.FDB, e, dataplane.CompareFDB)
+	i, found := slices.BinarySearchFunc(np.spec.FDB, e, dpspec.CompareFDB)
 	switch {
 	case np.fdb[k] == 0:
 		delete(np.fdb, k)
@@ -205,16 +205,16 @@ func (np *netPlacement) claim(ip netip.Addr, port string, mac net.HardwareAddr) 
 		return // the first claim, the entry's, is unchanged
 	}
 	np.edit()
-	j, held := slices.BinarySearchFunc(np.spec.Neigh, ip, func(e dataplane.NeighEntry, ip netip.Addr) int { return e.IP.Compare(ip) })
+	j, held := slices.BinarySearchFunc(np.spec.Neigh, ip, func(e dpspec.NeighEntry, ip netip.Addr) int { return e.IP.Compare(ip) })
 	switch {
 	case len(cs) == 0:
 		if held {
 			np.spec.Neigh = slices.Delete(np.spec.Neigh, j, j+1)
 		}
 	case held:
-		np.spec.Neigh[j] = dataplane.NeighEntry{IP: ip, MAC: cs[0].mac}
+		np.spec.Neigh[j] = dpspec.NeighEntry{IP: ip, MAC: cs[0].mac}
 	default:
-		np.spec.Neigh = slices.Insert(np.spec.Neigh, j, dataplane.NeighEntry{IP: ip, MAC: cs[0].mac})
+		np.spec.Neigh = slices.Insert(np.spec.Neigh, j, dpspec.NeighEntry{IP: ip, MAC: cs[0].mac})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -128,13 +129,13 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 				spec.Unwired = append(spec.Unwired, fmt.Sprintf("subport %s: MTU %d of its network exceeds the parent's %d", sp.PortID, mtu, parent.Veth.MTU))
 				continue
 			}
-			v := dataplane.VLANSpec{
+			v := dpspec.VLANSpec{
 				Name:   model.SubportName(sp.PortID),
 				Peer:   model.SubportPeerName(sp.PortID),
 				Parent: parent.Veth.TapName,
 				VID:    sp.SegmentationID,
 				Bridge: n.Bridge.Name,
-				Alias:  dataplane.SubportAlias(sp.PortID),
+				Alias:  dpspec.SubportAlias(sp.PortID),
 				MTU:    networkMTU(networks[p.NetworkID]),
 				Up:     parent.Veth.Up && p.AdminStateUp,
 			}

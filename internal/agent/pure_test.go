@@ -50,12 +50,10 @@ var kernelPkgs = []string{
 
 // kernelHelpers are the functions and methods of kernelPkgs that name
 // or describe kernel objects and touch none, by package-qualified name
-// ("dataplane.NetworkAlias", "nat.Router.Spec").
+// ("nat.Port", "nat.Host.Spec"). dataplane has none: the desired state
+// takes the specs and names of its objects from internal/dataplane/dpspec,
+// which touches no kernel.
 var kernelHelpers = map[string]bool{
-	"dataplane.NetworkAlias": true, "dataplane.PortAlias": true, "dataplane.SubportAlias": true, "dataplane.VXLANAlias": true,
-	"dataplane.InstanceMarker": true, "dataplane.RouterMarker": true, "dataplane.DHCPMarker": true,
-	"dataplane.AssignRoutes": true, "dataplane.SortFDB": true, "dataplane.FDBEntry.String": true,
-	"dataplane.CompareFDB": true, "dataplane.CompareNeigh": true,
 	"nat.Host.Spec": true, "nat.ParseProtocol": true, "nat.Port": true,
 }
 

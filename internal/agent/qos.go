@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/model"
 )
 
@@ -49,8 +49,8 @@ func portQos(d *desired, p model.Port, policies map[string]model.QosPolicy, netw
 }
 
 // qosSpec is what a policy's bandwidth limit rules ask of a port's veth.
-func qosSpec(p model.QosPolicy) dataplane.QosSpec {
-	var q dataplane.QosSpec
+func qosSpec(p model.QosPolicy) dpspec.QosSpec {
+	var q dpspec.QosSpec
 	for _, r := range p.Rules {
 		if r.Type != model.QosRuleBandwidthLimit || r.MaxKbps == nil {
 			continue

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/nsnet/nsnet/internal/dataplane"
+	"github.com/nsnet/nsnet/internal/dataplane/dpspec"
 	"github.com/nsnet/nsnet/internal/meter"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nat"
@@ -93,7 +93,7 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 		}
 		pl := &routerPlan{id: r.ID, router: r, spec: routerSpec{
 			Netns:  model.RouterNetns(prefix, r.ID),
-			Marker: dataplane.RouterMarker(r.ID, host),
+			Marker: dpspec.RouterMarker(r.ID, host),
 			Up:     r.AdminStateUp,
 		}}
 		addRouterPorts(d, pl, in)
@@ -153,9 +153,9 @@ func addRouters(d *desired, s *snapshot, prefix, host string, in routerInputs) {
 // with its ports down: it forwards nothing, and comes back without
 // rebuilding anything.
 func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
-	var specs []dataplane.PortSpec
+	var specs []dpspec.PortSpec
 	var ids, networks []string
-	var defaults []dataplane.Route
+	var defaults []dpspec.Route
 	for _, p := range in.interfaces[pl.id] {
 		veth, _, err := routerVeth(p, model.RouterInterfaceName(p.ID), pl.router.AdminStateUp, in)
 		if err != nil {
@@ -202,7 +202,7 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 		}
 	}
 
-	var routes []dataplane.Route
+	var routes []dpspec.Route
 	var problems []string
 	for _, hr := range pl.router.Routes {
 		r, err := parseRoute(hr.Destination, hr.NextHop)
@@ -218,7 +218,7 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 		}
 		routes = append(routes, r)
 	}
-	assigned, err := dataplane.AssignRoutes(specs, routes)
+	assigned, err := dpspec.AssignRoutes(specs, routes)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -247,8 +247,8 @@ func addRouterPorts(d *desired, pl *routerPlan, in routerInputs) {
 
 // connected reports whether dst is the prefix of an address of one of
 // ports: a destination the kernel routes out of that port by itself.
-func connected(ports []dataplane.PortSpec, dst netip.Prefix) bool {
-	return slices.ContainsFunc(ports, func(p dataplane.PortSpec) bool {
+func connected(ports []dpspec.PortSpec, dst netip.Prefix) bool {
+	return slices.ContainsFunc(ports, func(p dpspec.PortSpec) bool {
 		return slices.ContainsFunc(p.Addrs, func(a netip.Prefix) bool { return a.Masked() == dst })
 	})
 }
@@ -259,7 +259,7 @@ func connected(ports []dataplane.PortSpec, dst netip.Prefix) bool {
 // there is left out (nat cannot hold both in one interval set, and the
 // wider one already covers it); so is a default route, which would make
 // every source internal.
-func appendRouted(internal []nat.Subnet, veth dataplane.PortSpec) []nat.Subnet {
+func appendRouted(internal []nat.Subnet, veth dpspec.PortSpec) []nat.Subnet {
 	for _, r := range veth.Routes {
 		if !r.Dst.Addr().Is4() || r.Dst.Bits() == 0 {
 			continue
@@ -275,7 +275,7 @@ func appendRouted(internal []nat.Subnet, veth dataplane.PortSpec) []nat.Subnet {
 // routerVeth is the veth of a router port: like an instance port's, with
 // the router end named ifname, no host routes (they are for instances),
 // and up only while both the port and the router are.
-func routerVeth(p model.Port, ifname string, routerUp bool, in routerInputs) (dataplane.PortSpec, []dataplane.Route, error) {
+func routerVeth(p model.Port, ifname string, routerUp bool, in routerInputs) (dpspec.PortSpec, []dpspec.Route, error) {
 	p.InterfaceName = ifname
 	veth, defaults, err := portVeth(p, in.networks, in.subnets)
 	if err != nil {

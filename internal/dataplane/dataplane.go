@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
@@ -34,70 +33,6 @@ import (
 // It is not in iproute2's rt_protos, so `ip route` shows it as "proto 78";
 // only routes with it are ever removed.
 const RouteProtocol netlink.RouteProtocol = 0x4e
-
-// aliasPrefix starts the alias of every link nsnet owns.
-const aliasPrefix = "nsnet:"
-
-// NetworkAlias is the alias of the bridge of network id.
-func NetworkAlias(id string) string { return aliasPrefix + "network:" + id }
-
-// PortAlias is the alias of both ends of the veth pair of port id.
-func PortAlias(id string) string { return aliasPrefix + "port:" + id }
-
-// ParseAlias splits an nsnet link alias into its kind ("network", "port")
-// and resource id.
-func ParseAlias(alias string) (kind, id string, ok bool) {
-	rest, ok := strings.CutPrefix(alias, aliasPrefix)
-	if !ok {
-		return "", "", false
-	}
-	kind, id, ok = strings.Cut(rest, ":")
-	if !ok || kind == "" || id == "" {
-		return "", "", false
-	}
-	return kind, id, true
-}
-
-// HostRoot names the host in markers when the host is the namespace the
-// daemon runs in rather than a named one.
-const HostRoot = "root"
-
-const instanceMarkerPrefix = aliasPrefix + "instance:"
-
-// InstanceMarker is the alias of lo in the namespace of instance id, made by
-// the agent whose host namespace is host ("" is the root one). The host part
-// keeps agents that share a machine (tests, the multi-host simulation) from
-// claiming each other's namespaces.
-func InstanceMarker(instanceID, host string) string {
-	return makeMarker(instanceMarkerPrefix, instanceID, host)
-}
-
-// ParseInstanceMarker is the inverse of InstanceMarker.
-func ParseInstanceMarker(marker string) (instanceID, host string, ok bool) {
-	return parseMarker(instanceMarkerPrefix, marker)
-}
-
-// makeMarker is the marker of the namespace of the object id of a kind
-// (prefix), made by the agent of host ("" is the root namespace).
-func makeMarker(prefix, id, host string) string {
-	if host == "" {
-		host = HostRoot
-	}
-	return prefix + id + ":host:" + host
-}
-
-// parseMarker is the inverse of makeMarker.
-func parseMarker(prefix, marker string) (id, host string, ok bool) {
-	rest, ok := strings.CutPrefix(marker, prefix)
-	if !ok {
-		return "", "", false
-	}
-	id, host, ok = strings.Cut(rest, ":host:")
-	if !ok || id == "" || host == "" {
-		return "", "", false
-	}
-	return id, host, true
-}
 
 // ErrNotOwned matches every NotOwnedError.
 var ErrNotOwned = errors.New("not nsnet's")

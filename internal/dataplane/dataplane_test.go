@@ -12,39 +12,6 @@ import (
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
-func TestMarkers(t *testing.T) {
-	for _, tc := range []struct {
-		alias, kind, id string
-		ok              bool
-	}{
-		{NetworkAlias("n1"), "network", "n1", true},
-		{PortAlias("p-1"), "port", "p-1", true},
-		{"nsnet:port:", "", "", false},
-		{"nsnet:", "", "", false},
-		{"someone:port:x", "", "", false},
-		{"", "", "", false},
-	} {
-		kind, id, ok := ParseAlias(tc.alias)
-		if kind != tc.kind || id != tc.id || ok != tc.ok {
-			t.Errorf("ParseAlias(%q) = %q, %q, %v; want %q, %q, %v", tc.alias, kind, id, ok, tc.kind, tc.id, tc.ok)
-		}
-	}
-	for _, tc := range []struct{ id, host, wantHost string }{
-		{"6f1c", "", HostRoot},
-		{"6f1c", "nse01-host", "nse01-host"},
-		{"6f1c", "odd:host:name", "odd:host:name"},
-	} {
-		m := InstanceMarker(tc.id, tc.host)
-		id, host, ok := ParseInstanceMarker(m)
-		if !ok || id != tc.id || host != tc.wantHost {
-			t.Errorf("ParseInstanceMarker(%q) = %q, %q, %v", m, id, host, ok)
-		}
-	}
-	if _, _, ok := ParseInstanceMarker(NetworkAlias("x")); ok {
-		t.Error("a network alias parsed as an instance marker")
-	}
-}
-
 func TestEnsureBridge(t *testing.T) {
 	e := newEnv(t)
 	spec := BridgeSpec{Name: "nsb-test", Alias: NetworkAlias("test"), MTU: 1450, Up: true}

@@ -7,19 +7,6 @@ import "fmt"
 // the network's DHCP port (ns-…), whose addresses nsnet's DHCP, DNS and
 // metadata servers answer on. It does not forward.
 
-const dhcpMarkerPrefix = aliasPrefix + "dhcp:"
-
-// DHCPMarker is the alias of lo in the DHCP namespace of network id, made
-// by the agent whose host namespace is host ("" is the root one).
-func DHCPMarker(networkID, host string) string {
-	return makeMarker(dhcpMarkerPrefix, networkID, host)
-}
-
-// ParseDHCPMarker is the inverse of DHCPMarker.
-func ParseDHCPMarker(marker string) (networkID, host string, ok bool) {
-	return parseMarker(dhcpMarkerPrefix, marker)
-}
-
 // ListDHCPNamespaces returns the namespaces whose names start with prefix
 // and that carry an nsnet DHCP marker (of any host), with their markers.
 func ListDHCPNamespaces(prefix string) (map[string]string, error) {

@@ -234,20 +234,6 @@ func DeleteLink(l *Links, name, alias string) (bool, error) {
 	return true, nil
 }
 
-// BridgeSpec is a Linux bridge as nsnet wants it.
-type BridgeSpec struct {
-	Name  string
-	Alias string
-	MTU   int
-	Up    bool
-	// NoIPv6 turns IPv6 off on the bridge itself (disable_ipv6), as
-	// Neutron's Linux bridge agent does: the host only switches the
-	// network's IPv6, and never configures an address or a default route
-	// from a tenant router's advertisements, nor announces itself there.
-	// Links must know their namespace (SetNamespace).
-	NoIPv6 bool
-}
-
 // EnsureBridge makes the bridge exist as spec says: its alias, MTU,
 // administrative state and IPv6 (NoIPv6).
 func EnsureBridge(l *Links, spec BridgeSpec) (changed bool, err error) {

@@ -13,46 +13,6 @@ import (
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
-// PortSpec is a veth pair as nsnet wants it: the host end (TapName)
-// enslaved to Bridge, the other end (IfName) in an instance namespace with
-// the port's MAC, addresses and routes. Both ends carry Alias.
-type PortSpec struct {
-	TapName string
-	Bridge  string
-	Alias   string
-	MTU     int
-	Up      bool
-	IfName  string
-	MAC     net.HardwareAddr
-	Addrs   []netip.Prefix // address with the prefix length of its subnet
-	Routes  []Route
-	// DHCPClient leaves the instance end's addresses and routes to the
-	// instance (a DHCP client in it): nsnet sets only the link, and
-	// removes only the routes it installed itself (and, through
-	// DropPortAddrs, the addresses it set before).
-	DHCPClient bool
-	// Hairpin makes the bridge send frames back out of the tap they came
-	// in by: on a network whose gateway is the host, an instance reaching
-	// its own published port is translated back to itself.
-	Hairpin bool
-	// AcceptRA leaves IPv6 autoconfiguration to the namespace's kernel, as
-	// a VM's: router advertisements are accepted (accept_ra, autoconf),
-	// so the kernel makes the SLAAC address and the default route, and
-	// nsnet leaves the addresses it made (dynamic ones, with lifetimes)
-	// alone. Off, on a port with IPv6 addresses, both sysctls are off:
-	// nsnet sets every address and route itself, and a router's
-	// interface never takes a route from a neighbour's advertisement.
-	AcceptRA bool
-}
-
-// Route is a route in the instance's main table, out of the port.
-type Route struct {
-	Dst netip.Prefix
-	Gw  netip.Addr
-}
-
-func (r Route) String() string { return r.Dst.String() + " via " + r.Gw.String() }
-
 // EnsureVethPort makes the veth pair of spec exist between the host
 // namespace (host) and inst, as spec says. A pair that lost one end, or
 // whose ends are not each other's peers (the port moved to another

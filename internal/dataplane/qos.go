@@ -18,14 +18,6 @@ import (
 // so their root qdisc is nsnet's: a differing one is replaced, one not
 // wanted is deleted.
 
-// QosSpec is a port's bandwidth limits, in kbit/s and kbit; a zero rate
-// means no limit that way. The directions are Neutron's, seen from the
-// network: Egress is what the instance sends, Ingress what it receives.
-type QosSpec struct {
-	EgressKbps, EgressBurstKbit   int
-	IngressKbps, IngressBurstKbit int
-}
-
 // tbfLatency bounds how long a packet may wait in the ingress shaper
 // (Neutron's tc_lib uses 50 ms), which sizes its queue.
 const tbfLatencyMs = 50

@@ -19,19 +19,6 @@ import (
 // (qg-…): the same pairs as instance ports, built by EnsureVethPort, their
 // host ends (tap…) on the networks' bridges. Its NAT is internal/nat's.
 
-const routerMarkerPrefix = aliasPrefix + "router:"
-
-// RouterMarker is the alias of lo in the namespace of router id, made by
-// the agent whose host namespace is host ("" is the root one).
-func RouterMarker(routerID, host string) string {
-	return makeMarker(routerMarkerPrefix, routerID, host)
-}
-
-// ParseRouterMarker is the inverse of RouterMarker.
-func ParseRouterMarker(marker string) (routerID, host string, ok bool) {
-	return parseMarker(routerMarkerPrefix, marker)
-}
-
 // Sysctl is a network sysctl of a namespace and the value nsnet wants.
 type Sysctl struct{ Key, Value string }
 
@@ -117,41 +104,6 @@ func DeleteRouterNetns(name, marker string, host *Links) error {
 // markers.
 func ListRouterNamespaces(prefix string) (map[string]string, error) {
 	return listMarked(prefix, ParseRouterMarker)
-}
-
-// AssignRoutes returns ports with each of routes added to the port whose
-// addresses' prefixes contain the route's next hop: the interface the
-// kernel would send it out of. A route whose next hop no port reaches is
-// an error, as Neutron refuses it.
-func AssignRoutes(ports []PortSpec, routes []Route) ([]PortSpec, error) {
-	out := make([]PortSpec, len(ports))
-	for i, p := range ports {
-		out[i] = p
-		out[i].Routes = slices.Clone(p.Routes)
-	}
-	var errs []error
-	for _, r := range routes {
-		i := slices.IndexFunc(out, func(p PortSpec) bool {
-			return slices.ContainsFunc(p.Addrs, func(a netip.Prefix) bool { return a.Masked().Contains(r.Gw) })
-		})
-		if i < 0 {
-			errs = append(errs, fmt.Errorf("route %s: no interface reaches the next hop", r))
-			continue
-		}
-		out[i].Routes = append(out[i].Routes, r)
-	}
-	return out, errors.Join(errs...)
-}
-
-// GatewaySpec is a router's gateway port as nsnet wants it.
-type GatewaySpec struct {
-	// Port is the qg- pair on the external network's bridge: its fixed
-	// IPs with their subnet's prefix length, and routes (the default
-	// route via the external gateway).
-	Port PortSpec
-	// FloatingIPs are the floating addresses the router answers for on
-	// qg-, as /32s next to the fixed IPs.
-	FloatingIPs []netip.Addr
 }
 
 // EnsureRouterGateway makes the gateway port of router exist as spec says,

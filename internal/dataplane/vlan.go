@@ -14,32 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SubportAlias is the alias of both ends of trunk subport id's veth pair.
-func SubportAlias(id string) string { return aliasPrefix + "subport:" + id }
-
-// VLANSpec is a trunk subport on the host. Linux bridge's trunk driver
-// makes a VLAN device on the parent's tap; kernels without 802.1Q
-// support (CONFIG_VLAN_8021Q, as on nsnet's reference hosts) have none,
-// so nsnet does the same with what every kernel it runs on has: a veth
-// pair per subport, Name in the subport network's bridge and Peer free,
-// and two tc BPF programs (cls_bpf, direct action) that move frames
-// between Peer and the parent's tap (Parent): frames the instance sends
-// on its link tagged with VID lose the tag and leave by Peer into the
-// bridge; the bridge's frames for the subport arrive on Peer and leave by
-// the tap tagged with VID. Untagged frames go on to the parent's bridge
-// as before. Name is the subport's interface on the host: the firewall
-// filters it as it filters a tap.
-type VLANSpec struct {
-	Name   string
-	Peer   string
-	Parent string
-	VID    int
-	Bridge string
-	Alias  string
-	MTU    int
-	Up     bool
-}
-
 // tcName is what nsnet names its BPF filters: the alias of their
 // subport, then what the program was made for (the VLAN id and the
 // ifindex it sends to), so that a filter for another link or VLAN id is

@@ -31,31 +31,8 @@ import (
 // alias VXLANAlias, and every forwarding and neighbour entry on it is
 // nsnet's to keep or remove.
 
-// VXLANPort is the IANA port of VXLAN (Linux's own default is 8472, the
-// port of its first implementation, so it is always set).
-const VXLANPort = 4789
-
-// VXLANAlias is the alias of the VXLAN device of network id.
-func VXLANAlias(id string) string { return aliasPrefix + "vxlan:" + id }
-
-// VXLANSpec is a network's VXLAN device as nsnet wants it.
-type VXLANSpec struct {
-	Name  string // model.VXLANName
-	Alias string // VXLANAlias
-	VNI   int
-	// Local is this host's VTEP address, the outer source of what the
-	// device sends.
-	Local netip.Addr
-	// Port is the UDP destination port; zero means VXLANPort.
-	Port int
-	// Bridge is the network's bridge the device is a port of, labelled
-	// BridgeAlias.
-	Bridge, BridgeAlias string
-	MTU                 int
-	Up                  bool
-}
-
-func (s VXLANSpec) port() int {
+// vxlanPort is the UDP destination port of s's device.
+func vxlanPort(s VXLANSpec) int {
 	if s.Port == 0 {
 		return VXLANPort
 	}
@@ -105,7 +82,7 @@ func EnsureVXLAN(l *Links, spec VXLANSpec) (changed bool, err error) {
 // sameVXLAN reports whether the device's fixed attributes are spec's.
 func sameVXLAN(vx *netlink.Vxlan, spec VXLANSpec) bool {
 	local, _ := netip.AddrFromSlice(vx.SrcAddr)
-	return vx.VxlanId == spec.VNI && local.Unmap() == spec.Local && vx.Port == spec.port() &&
+	return vx.VxlanId == spec.VNI && local.Unmap() == spec.Local && vx.Port == vxlanPort(spec) &&
 		!vx.Learning && vx.Proxy
 }
 
@@ -118,7 +95,7 @@ func createVXLAN(l *Links, spec VXLANSpec) error {
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	vx := &netlink.Vxlan{LinkAttrs: attrs, VxlanId: spec.VNI, SrcAddr: net.IP(spec.Local.AsSlice()),
-		Port: spec.port(), Learning: false, Proxy: true}
+		Port: vxlanPort(spec), Learning: false, Proxy: true}
 	defer l.forget(spec.Name)
 	if err := l.h.LinkAdd(vx); err != nil {
 		return fmt.Errorf("create VXLAN device %s (VNI %d): %w", spec.Name, spec.VNI, err)
@@ -129,30 +106,8 @@ func createVXLAN(l *Links, spec VXLANSpec) error {
 	return nil
 }
 
-// FDBEntry is a forwarding entry of a VXLAN device: frames to MAC go to
-// the VTEP Dst. The all-zero MAC (FloodMAC) is head-end replication: one
-// entry per remote host that has the network.
-type FDBEntry struct {
-	MAC net.HardwareAddr
-	Dst netip.Addr
-}
-
-// FloodMAC is the MAC of the entries that replicate broadcast, multicast
-// and unknown unicast frames.
-var FloodMAC = net.HardwareAddr{0, 0, 0, 0, 0, 0}
-
-func (e FDBEntry) key() string { return e.MAC.String() + " " + e.Dst.String() }
-
-func (e FDBEntry) String() string { return e.MAC.String() + " dst " + e.Dst.String() }
-
-// NeighEntry is a neighbour entry of a VXLAN device, which its proxy
-// answers ARP requests (IPv4) and neighbour solicitations (IPv6) from.
-type NeighEntry struct {
-	IP  netip.Addr
-	MAC net.HardwareAddr
-}
-
-func (e NeighEntry) String() string { return e.IP.String() + " lladdr " + e.MAC.String() }
+// fdbKey is e as a map key.
+func fdbKey(e FDBEntry) string { return e.MAC.String() + " " + e.Dst.String() }
 
 // vxlanDevice returns the VXLAN device name labelled alias, or an error
 // if it is missing or not nsnet's.
@@ -217,12 +172,12 @@ func EnsureFDB(l *Links, name, alias string, want []FDBEntry) (changed bool, err
 	}
 	wanted := map[string]bool{}
 	for _, e := range want {
-		wanted[e.key()] = true
+		wanted[fdbKey(e)] = true
 	}
 	present := map[string]bool{}
 	for _, e := range have {
-		present[e.key()] = true
-		if wanted[e.key()] {
+		present[fdbKey(e)] = true
+		if wanted[fdbKey(e)] {
 			continue
 		}
 		if err := l.h.NeighDel(fdbNeigh(link, e)); err != nil && !isNotFound(err) {
@@ -231,10 +186,10 @@ func EnsureFDB(l *Links, name, alias string, want []FDBEntry) (changed bool, err
 		changed = true
 	}
 	for _, e := range want {
-		if present[e.key()] {
+		if present[fdbKey(e)] {
 			continue
 		}
-		present[e.key()] = true
+		present[fdbKey(e)] = true
 		// Append: the all-zero MAC has one entry per destination.
 		if err := l.h.NeighAppend(fdbNeigh(link, e)); err != nil {
 			return changed, fmt.Errorf("add forwarding entry %s to %s: %w", e, name, err)
@@ -343,37 +298,6 @@ func VXLANDevices(l *Links) map[string]netlink.Link {
 		}
 	}
 	return out
-}
-
-// SortFDB orders entries by MAC then destination, for stable output (the
-// order of UpdateEntries's arguments).
-func SortFDB(entries []FDBEntry) { slices.SortFunc(entries, CompareFDB) }
-
-// CompareFDB orders forwarding entries by MAC then destination. The MACs
-// compare as bytes, which for MACs of one length is the order of their
-// text, without making it.
-func CompareFDB(a, b FDBEntry) int {
-	if c := bytes.Compare(a.MAC, b.MAC); c != 0 {
-		return c
-	}
-	return a.Dst.Compare(b.Dst)
-}
-
-// CompareNeigh orders neighbour entries by address, then MAC: the order
-// of UpdateEntries's arguments.
-func CompareNeigh(a, b NeighEntry) int {
-	if c := a.IP.Compare(b.IP); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.MAC, b.MAC)
-}
-
-// L2Entries are what L2 population programs on a VXLAN device:
-// forwarding entries sorted by CompareFDB, neighbour entries sorted by
-// CompareNeigh.
-type L2Entries struct {
-	FDB   []FDBEntry
-	Neigh []NeighEntry
 }
 
 // UpdateEntries changes the VXLAN device's entries from was, what it was

@@ -307,7 +307,7 @@ func TestL2PopulationConverges(t *testing.T) {
 	}
 	SortFDB(got)
 	SortFDB(fdb)
-	if !slices.EqualFunc(got, fdb, func(a, b FDBEntry) bool { return a.key() == b.key() }) {
+	if !slices.EqualFunc(got, fdb, func(a, b FDBEntry) bool { return fdbKey(a) == fdbKey(b) }) {
 		t.Errorf("forwarding entries %v, want %v", got, fdb)
 	}
 
@@ -381,8 +381,8 @@ func TestL2PopulationUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	SortFDB(gotFDB)
-	drifted := slices.DeleteFunc(slices.Clone(want.FDB), func(e FDBEntry) bool { return e.key() == u.key() })
-	if !slices.EqualFunc(gotFDB, drifted, func(a, b FDBEntry) bool { return a.key() == b.key() }) {
+	drifted := slices.DeleteFunc(slices.Clone(want.FDB), func(e FDBEntry) bool { return fdbKey(e) == fdbKey(u) })
+	if !slices.EqualFunc(gotFDB, drifted, func(a, b FDBEntry) bool { return fdbKey(a) == fdbKey(b) }) {
 		t.Errorf("forwarding entries %v, want %v (the one deleted by hand still missing)", gotFDB, drifted)
 	}
 	gotNeigh, err := NeighEntries(h.e.links, "nsv-ov", VXLANAlias(overlayNet))
