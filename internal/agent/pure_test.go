@@ -27,7 +27,8 @@ import (
 // functions and methods, may only use
 //   - functions of this package that are not methods of the pass or the
 //     agent (those program the kernel, and hold its state);
-//   - functions of packages that touch no kernel (pureDeps);
+//   - functions of packages that touch no kernel (any package not in
+//     kernelPkgs, internal/dataplane/dpspec among them);
 //   - the functions of the kernel packages that only name or describe
 //     (kernelHelpers): aliases, markers, specs' methods.
 
