@@ -548,12 +548,7 @@ func (a *Agent) idle(ctx context.Context) bool {
 		ch, a.fed, err = a.records.syncFeed(feed, a.woke)
 	}
 	if !a.fed && err == nil {
-		log, _ := a.cfg.Store.(store.ChangeLog)
-		err = a.cfg.Store.View(ctx, func(r store.Reader) error {
-			var err error
-			ch, err = a.records.sync(r, log)
-			return err
-		})
+		ch, err = a.readChanges(ctx)
 	}
 	if err != nil {
 		// The records start over, and the pass that follows reports it.

@@ -219,16 +219,14 @@ func vtepsOf(hosts []model.Host) map[string]netip.Addr {
 	return out
 }
 
-// overlayOf is network n's overlay on self's host, present there: nil
-// when it has none (one-box mode, a network that is not vxlan). Remote
-// ports of hosts without a VTEP address cannot be reached and get no
-// entry.
-func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, self hostView) *overlaySpec {
+// vxlanOf is network n's VXLAN device on self's host; ok is false when
+// it has none (one-box mode, a network that is not vxlan).
+func vxlanOf(n model.Network, self hostView) (dev dpspec.VXLANSpec, ok bool) {
 	seg := n.Segment()
 	if !self.multi() || seg.NetworkType != model.NetworkTypeVXLAN || seg.SegmentationID <= 0 {
-		return nil
+		return dpspec.VXLANSpec{}, false
 	}
-	spec := &overlaySpec{VXLAN: dpspec.VXLANSpec{
+	return dpspec.VXLANSpec{
 		Name:        model.VXLANName(n.ID),
 		Alias:       dpspec.VXLANAlias(n.ID),
 		VNI:         seg.SegmentationID,
@@ -237,7 +235,19 @@ func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, se
 		BridgeAlias: dpspec.NetworkAlias(n.ID),
 		MTU:         networkMTU(n),
 		Up:          true,
-	}}
+	}, true
+}
+
+// overlayOf is network n's overlay on self's host, present there: nil
+// when it has none (one-box mode, a network that is not vxlan). Remote
+// ports of hosts without a VTEP address cannot be reached and get no
+// entry.
+func overlayOf(n model.Network, nh networkHosts, vteps map[string]netip.Addr, self hostView) *overlaySpec {
+	dev, ok := vxlanOf(n, self)
+	if !ok {
+		return nil
+	}
+	spec := &overlaySpec{VXLAN: dev}
 	fdb := map[string]dpspec.FDBEntry{}
 	addFDB := func(mac net.HardwareAddr, dst netip.Addr) {
 		e := dpspec.FDBEntry{MAC: mac, Dst: dst}

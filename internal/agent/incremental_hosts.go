@@ -73,22 +73,12 @@ type claim struct {
 	mac  net.HardwareAddr
 }
 
-// newPlacement is network n's placement with no port yet; overlay: it is
-// a VXLAN network here (overlayOf's conditions).
+// newPlacement is network n's placement with no port yet, with an
+// overlay when it is a VXLAN network here (vxlanOf).
 func newPlacement(n model.Network, self hostView) *netPlacement {
 	np := &netPlacement{present: map[string]int{}, ports: map[string]portShare{}}
-	seg := n.Segment()
-	if self.multi() && seg.NetworkType == model.NetworkTypeVXLAN && seg.SegmentationID > 0 {
-		np.spec = &overlaySpec{VXLAN: dpspec.VXLANSpec{
-			Name:        model.VXLANName(n.ID),
-			Alias:       dpspec.VXLANAlias(n.ID),
-			VNI:         seg.SegmentationID,
-			Local:       self.vtep,
-			Bridge:      model.BridgeName(n.ID),
-			BridgeAlias: dpspec.NetworkAlias(n.ID),
-			MTU:         networkMTU(n),
-			Up:          true,
-		}}
+	if dev, ok := vxlanOf(n, self); ok {
+		np.spec = &overlaySpec{VXLAN: dev}
 		np.own = true
 		np.fdb, np.claims = map[fdbKey]int{}, map[netip.Addr][]claim{}
 	}

@@ -53,6 +53,18 @@ type pass struct {
 	errors      int
 }
 
+// readChanges brings the records to the store's revision by a read: the
+// records its change log names, or all of them.
+func (a *Agent) readChanges(ctx context.Context) (ch *changes, err error) {
+	log, _ := a.cfg.Store.(store.ChangeLog)
+	err = a.cfg.Store.View(ctx, func(r store.Reader) error {
+		var err error
+		ch, err = a.records.sync(r, log)
+		return err
+	})
+	return ch, err
+}
+
 // pass runs one pass and reports whether every object ended without error.
 // An error means the pass as a whole failed and converged nothing.
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
@@ -64,12 +76,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		// newer revision wakes the agent again.
 		ch = a.pending
 	} else {
-		log, _ := a.cfg.Store.(store.ChangeLog)
-		err = a.cfg.Store.View(ctx, func(r store.Reader) error {
-			var err error
-			ch, err = a.records.sync(r, log)
-			return err
-		})
+		ch, err = a.readChanges(ctx)
 		if err != nil {
 			a.inc.d, a.pending, a.fed = nil, nil, false // the records start over: so does the desired state
 			return false, fmt.Errorf("read store: %w", err)

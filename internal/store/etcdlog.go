@@ -143,7 +143,18 @@ func (s *Etcd) startLog(rev int64) {
 func (l *etcdLog) since(ctx context.Context, rev, upTo int64) ([]Change, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for rev >= l.from && l.upTo < upTo {
+	if !l.waitLocked(ctx, rev, upTo) {
+		return nil, false
+	}
+	i := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > rev })
+	return slices.Clone(l.log[i:]), true
+}
+
+// waitLocked waits, with l.mu held (and released while it waits), until
+// the log holds every change up to upTo; false when the log does not
+// reach back to the revisions after from, or ctx ends first.
+func (l *etcdLog) waitLocked(ctx context.Context, from, upTo int64) bool {
+	for from >= l.from && l.upTo < upTo {
 		moved := l.moved
 		l.mu.Unlock()
 		select {
@@ -152,14 +163,10 @@ func (l *etcdLog) since(ctx context.Context, rev, upTo int64) ([]Change, bool) {
 		}
 		l.mu.Lock()
 		if ctx.Err() != nil {
-			return nil, false
+			return false
 		}
 	}
-	if rev < l.from {
-		return nil, false
-	}
-	i := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > rev })
-	return slices.Clone(l.log[i:]), true
+	return from >= l.from
 }
 
 // RecordsBetween implements RecordFeed from the change log, which holds
@@ -174,19 +181,7 @@ func (s *Etcd) RecordsBetween(from, to int64) ([]RecordChange, bool) {
 	l := &s.changes
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for from >= l.from && l.upTo < upTo {
-		moved := l.moved
-		l.mu.Unlock()
-		select {
-		case <-moved:
-		case <-ctx.Done():
-		}
-		l.mu.Lock()
-		if ctx.Err() != nil {
-			return nil, false
-		}
-	}
-	if from < l.from {
+	if !l.waitLocked(ctx, from, upTo) {
 		return nil, false
 	}
 	i := sort.Search(len(l.log), func(i int) bool { return l.log[i].Rev > from })
