@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/firewall/fwtest"
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/model"
 )
@@ -186,8 +187,8 @@ func replay(t *testing.T, e *Env, script string, objects []string, sysctls []str
 		if !strings.Contains(script, "table "+family+" nsnet_fw {") {
 			continue
 		}
-		want := nftCanon(withoutUnwritable(nftDebugList(e.HostNetns, family, "nsnet_fw")))
-		got := nftCanon(nftDebugList(p+"host", family, "nsnet_fw"))
+		want := fwtest.Canon(fwtest.WithoutUnwritable(nftDebugList(e.HostNetns, family, "nsnet_fw")))
+		got := fwtest.Canon(nftDebugList(p+"host", family, "nsnet_fw"))
 		if want = rename(want); want == "" || want != got {
 			t.Errorf("table %s nsnet_fw rebuilt from the explanation differs:\n%s", family, lineDiff(want, got))
 		}
@@ -199,66 +200,6 @@ func replay(t *testing.T, e *Env, script string, objects []string, sysctls []str
 func nftDebugList(ns, family, table string) string {
 	out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "--debug=netlink", "list", "table", family, table).CombinedOutput()
 	return string(out)
-}
-
-// withoutUnwritable drops from an `nft list` of the firewall the two rules
-// of chain nd_target that nft(8) prints and cannot read back (explain
-// names them in comments instead).
-func withoutUnwritable(table string) string {
-	var keep []string
-	for _, l := range strings.Split(table, "\n") {
-		if !strings.Contains(l, "@th,64,128") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
-}
-
-// nftCanon is nftDebugList's output in a form that compares what a table
-// is, not how it came to be: each set's elements as the kernel's bytes
-// (`nft list` prints the marks of sets google/nftables made byte-swapped,
-// since it cannot tell nft their byte order), sorted, the drop counters
-// aside (what traffic did); the sets, maps and chains as `nft list` prints
-// them, without their elements, in name order (the kernel lists them in
-// the order they were made).
-func nftCanon(out string) string {
-	lines := strings.Split(out, "\n")
-	var elems []string
-	set := ""
-	i := 0
-	for ; i < len(lines) && !strings.HasPrefix(lines[i], "table "); i++ {
-		switch l := lines[i]; {
-		case strings.HasPrefix(l, "\telement "):
-			if !strings.HasSuffix(set, "@drops") {
-				elems = append(elems, set+" "+strings.Join(strings.Fields(l), " "))
-			}
-		case l != "":
-			set = l
-		}
-	}
-	slices.Sort(elems)
-	var blocks, block []string
-	inElements := false
-	for _, l := range lines[i:] {
-		t := strings.TrimSpace(l)
-		switch {
-		case inElements:
-			inElements = !strings.HasSuffix(t, "}")
-			continue
-		case strings.HasPrefix(t, "elements = {"):
-			inElements = !strings.HasSuffix(t, "}")
-			continue
-		case t == "" || strings.HasPrefix(l, "table ") || l == "}":
-			continue
-		}
-		block = append(block, l)
-		if l == "\t}" {
-			blocks = append(blocks, strings.Join(block, "\n"))
-			block = nil
-		}
-	}
-	slices.Sort(blocks)
-	return strings.Join(append(elems, blocks...), "\n")
 }
 
 type ipLink struct {

@@ -71,6 +71,8 @@ var rules = []rule{
 		deps: []string{"internal/..."}},
 	{pkg: "internal/store/storetest", why: "be imported by the product",
 		deps: append([]string{"internal/service", "internal/api"}, kernel...)},
+	{pkg: "internal/firewall/fwtest", why: "be imported by the product, or touch the kernel",
+		deps: append([]string{"internal/..."}, kernel...)},
 	{pkg: "internal/agent", why: "validate input or write desired state",
 		direct: []string{"internal/service", "internal/api", "internal/ipam"}},
 	{pkg: "internal/nat", why: "touch any other table",
@@ -226,8 +228,10 @@ func TestImportsKeepTheLayers(t *testing.T) {
 			if slices.Contains(trim(p.Deps), "internal/lab") {
 				t.Errorf("%s depends on internal/lab, which only tests and benchmarks may use", name)
 			}
-			if name != "internal/lab" && slices.Contains(trim(p.Deps), "internal/store/storetest") {
-				t.Errorf("%s depends on internal/store/storetest, which only tests and benchmarks may use", name)
+			for _, tool := range []string{"internal/store/storetest", "internal/firewall/fwtest"} {
+				if name != "internal/lab" && slices.Contains(trim(p.Deps), tool) {
+					t.Errorf("%s depends on %s, which only tests and benchmarks may use", name, tool)
+				}
 			}
 		}
 	}

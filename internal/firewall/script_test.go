@@ -3,11 +3,11 @@ package firewall_test
 import (
 	"net/netip"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/firewall"
+	"github.com/nsnet/nsnet/internal/firewall/fwtest"
 )
 
 // TestScriptRebuildsTables proves Script honest: nft(8), fed the script
@@ -60,8 +60,8 @@ func TestScriptRebuildsTables(t *testing.T) {
 		t.Fatalf("nft -f of the script: %v\n%s\nscript:\n%s", err, out, script)
 	}
 	for _, family := range []string{"bridge", "inet"} {
-		want := nftCanon(withoutUnwritable(run(t, "ip", "netns", "exec", l.host, "nft", "--debug=netlink", "list", "table", family, firewall.TableName)))
-		got := nftCanon(run(t, "ip", "netns", "exec", replayed, "nft", "--debug=netlink", "list", "table", family, firewall.TableName))
+		want := fwtest.Canon(fwtest.WithoutUnwritable(run(t, "ip", "netns", "exec", l.host, "nft", "--debug=netlink", "list", "table", family, firewall.TableName)))
+		got := fwtest.Canon(run(t, "ip", "netns", "exec", replayed, "nft", "--debug=netlink", "list", "table", family, firewall.TableName))
 		if want != got {
 			t.Errorf("replayed table %s differs.\nbuilt by Apply:\n%s\nbuilt by the script:\n%s\nscript:\n%s", family, want, got, script)
 		}
@@ -104,65 +104,4 @@ func TestScriptRebuildsTables(t *testing.T) {
 	if !strings.Contains(script, `("mine") is not nsnet's layout and is left out`) {
 		t.Errorf("a foreign rule is not flagged:\n%s", script)
 	}
-}
-
-// withoutUnwritable drops from an `nft list` of the firewall the two rules
-// of chain nd_target that nft(8) prints and cannot read back (Script
-// names them in comments instead).
-func withoutUnwritable(table string) string {
-	var keep []string
-	for _, l := range strings.Split(table, "\n") {
-		if !strings.Contains(l, "@th,64,128") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
-}
-
-// nftCanon is the output of `nft --debug=netlink list table` in a form
-// that compares what a table is, not how it came to be: each set's
-// elements as the kernel's bytes (`nft list` prints the marks of sets
-// google/nftables made byte-swapped, since it cannot tell nft their byte
-// order), sorted, the drop counters aside (what traffic did); the sets,
-// maps and chains as `nft list` prints them, without their elements, in
-// name order (the kernel lists them in the order they were made).
-func nftCanon(out string) string {
-	lines := strings.Split(out, "\n")
-	var elems []string
-	set := ""
-	i := 0
-	for ; i < len(lines) && !strings.HasPrefix(lines[i], "table "); i++ {
-		switch l := lines[i]; {
-		case strings.HasPrefix(l, "\telement "):
-			if !strings.HasSuffix(set, "@drops") {
-				elems = append(elems, set+" "+strings.Join(strings.Fields(l), " "))
-			}
-		case l != "":
-			set = l
-		}
-	}
-	slices.Sort(elems)
-	var blocks []string
-	var block []string
-	inElements := false
-	for _, l := range lines[i:] {
-		t := strings.TrimSpace(l)
-		switch {
-		case inElements:
-			inElements = !strings.HasSuffix(t, "}")
-			continue
-		case strings.HasPrefix(t, "elements = {"):
-			inElements = !strings.HasSuffix(t, "}")
-			continue
-		case t == "" || strings.HasPrefix(l, "table ") || l == "}":
-			continue
-		}
-		block = append(block, l)
-		if l == "\t}" {
-			blocks = append(blocks, strings.Join(block, "\n"))
-			block = nil
-		}
-	}
-	slices.Sort(blocks)
-	return strings.Join(append(elems, blocks...), "\n")
 }
