@@ -31,21 +31,8 @@ func TestAgentReportsThroughTheStore(t *testing.T) {
 	e.publisher = newPublisher()
 	e.start()
 
-	view := hoststatus.NewView(hoststatus.ViewConfig{Store: e.st, Local: host})
-	if err := view.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go view.Run(ctx)
-	waitView := func(rev int64) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := view.WaitConverged(wctx, rev); err != nil {
-			t.Fatalf("waiting through the store for revision %d: %v (agent %+v)", rev, err, e.agent.Health())
-		}
-	}
+	view, waitView := e.statusView(host)
+	ctx := context.Background()
 
 	redPort := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
 	greenPort := testPort("green", "eth0", "10.9.0.12", "fa:16:3e:00:00:12")
@@ -120,21 +107,7 @@ func TestAgentPublishesWhatAPassChanged(t *testing.T) {
 	}
 	e.publisher = p
 	e.start()
-	view := hoststatus.NewView(hoststatus.ViewConfig{Store: e.st, Local: "host-a"})
-	if err := view.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go view.Run(ctx)
-	waitView := func(rev int64) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		if err := view.WaitConverged(wctx, rev); err != nil {
-			t.Fatalf("waiting through the store for revision %d: %v", rev, err)
-		}
-	}
+	view, waitView := e.statusView("host-a")
 
 	// Unbound ports: a status each (DOWN), no kernel state.
 	const unbound = 40
@@ -179,4 +152,26 @@ func TestAgentPublishesWhatAPassChanged(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// statusView starts an API server's View of the store's reports, for
+// host as the local one, and returns it with a wait until it shows host
+// programmed a revision, as a waited API write does.
+func (e *env) statusView(host string) (*hoststatus.View, func(rev int64)) {
+	e.t.Helper()
+	view := hoststatus.NewView(hoststatus.ViewConfig{Store: e.st, Local: host})
+	if err := view.Load(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.t.Cleanup(cancel)
+	go view.Run(ctx)
+	return view, func(rev int64) {
+		e.t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := view.WaitConverged(wctx, rev); err != nil {
+			e.t.Fatalf("waiting through the store for revision %d: %v (agent %+v)", rev, err, e.agent.Health())
+		}
+	}
 }
