@@ -31,3 +31,23 @@ func SetMaxLog(n int) (restore func()) {
 	maxLog = n
 	return func() { maxLog = old }
 }
+
+// FileTxID is the id of the bbolt transaction the file was last
+// committed by: it grows by one per commit of the file.
+func (b *Bolt) FileTxID(t interface{ Fatal(...any) }) int {
+	tx, err := b.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	return tx.ID()
+}
+
+// Crash closes the file as a power loss would leave it: with what its
+// last commit wrote, and nothing Close would have saved.
+func (b *Bolt) Crash() error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.closed = true
+	return b.db.Close()
+}
