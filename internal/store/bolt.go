@@ -32,11 +32,12 @@ var (
 // no bbolt transaction (no fdatasync, which on one box put two syncs on
 // the path of every write a client waits for: the API's commit, then the
 // agent's report of it), and the reports written since the file's last
-// commit go to the file with the next commit of desired state, or at
-// Close. So the file is, at every instant, the whole store as of its
-// last commit: a crash loses only the reports written since, which the
-// agent derives from the kernel and publishes again in its first pass
-// after the restart (the revisions they took are taken again, by
+// commit go to the file with the next commit of desired state, or
+// fileReportsAfter later in a commit of their own off every writer's
+// path, or at Close. So the file is, at every instant, the whole store
+// as of its last commit: a crash loses only the reports written since
+// (at most about fileReportsAfter's), which the agent derives from the
+// kernel and publishes again in its first pass after the restart (the revisions they took are taken again, by
 // whatever commits next: no record holds a revision across a restart but
 // the reports, which are then as of the file's). Desired state keeps
 // bbolt's full durability, and a clean Close keeps everything.
@@ -52,7 +53,10 @@ type Bolt struct {
 	// unsaved names the reports written after the file's last commit
 	// (Rev unset): what the next commit of the file writes too. Under wmu.
 	unsaved map[Change]struct{}
-	closed  bool // under wmu
+	// filing is the timer that files the unsaved reports; nil: none
+	// pending. Under wmu.
+	filing *time.Timer
+	closed bool // under wmu
 
 	mu       sync.Mutex
 	watchers map[chan int64]struct{}
@@ -76,6 +80,13 @@ type boltReports struct {
 	fileRev int64
 	trees   map[Kind]*memTree
 }
+
+// fileReportsAfter is how long reports may stay unsaved: after a
+// transaction of reports alone, unless a commit of desired state takes
+// them first. Long beside a pass, so that the next write of a client
+// that waits for each usually files them for free; short beside a
+// restart.
+var fileReportsAfter = time.Second
 
 // maxLog bounds the change log: a reader further behind reads everything.
 var maxLog = 1 << 16
@@ -216,10 +227,46 @@ func (b *Bolt) Update(ctx context.Context, fn func(Txn) error) (int64, error) {
 		for _, c := range t.changed {
 			b.unsaved[c] = struct{}{}
 		}
+		if b.filing == nil {
+			b.filing = time.AfterFunc(fileReportsAfter, b.fileReports)
+		}
 	}
 	b.reports.Store(next)
 	b.notify(rev)
 	return rev, nil
+}
+
+// fileReports commits the unsaved reports to the file, and the revision
+// they took, in a commit of their own (the timer's).
+func (b *Bolt) fileReports() {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.filing = nil
+	if b.closed {
+		return
+	}
+	// On failure, the next commit, or Close, tries again.
+	_ = b.fileLocked()
+}
+
+// fileLocked commits the unsaved reports to the file, and the revision
+// they took, in a commit of their own. The caller holds wmu.
+func (b *Bolt) fileLocked() error {
+	r := b.reports.Load()
+	if r.rev == r.fileRev {
+		return nil // a commit of desired state filed them
+	}
+	if err := b.db.Update(func(tx *bolt.Tx) error {
+		if err := b.saveReports(tx, r, nil); err != nil {
+			return err
+		}
+		return tx.Bucket(metaBucket).Put(revisionKey, encodeRevision(r.rev))
+	}); err != nil {
+		return fmt.Errorf("save the reports: %w", err)
+	}
+	clear(b.unsaved)
+	b.reports.Store(&boltReports{rev: r.rev, fileRev: r.rev, trees: r.trees})
+	return nil
 }
 
 // saveReports writes into tx, a commit of the file, the reports of r
@@ -343,19 +390,10 @@ func (b *Bolt) Close() error {
 		return nil
 	}
 	b.closed = true
-	var saveErr error
-	if r := b.reports.Load(); r.rev != r.fileRev {
-		saveErr = b.db.Update(func(tx *bolt.Tx) error {
-			if err := b.saveReports(tx, r, nil); err != nil {
-				return err
-			}
-			return tx.Bucket(metaBucket).Put(revisionKey, encodeRevision(r.rev))
-		})
-		if saveErr != nil {
-			saveErr = fmt.Errorf("save the reports: %w", saveErr)
-		}
+	if b.filing != nil {
+		b.filing.Stop()
 	}
-	return errors.Join(saveErr, b.db.Close())
+	return errors.Join(b.fileLocked(), b.db.Close())
 }
 
 type boltTxn struct {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/store/storetest"
@@ -18,6 +19,7 @@ import (
 // like any other: readers see it, and watchers wake for it. One that
 // writes desired state commits the file, reports with it or not.
 func TestBoltReportsCommitNoFile(t *testing.T) {
+	defer store.SetFileReportsAfter(time.Hour)()
 	for _, tc := range []struct {
 		name      string
 		kinds     []store.Kind
@@ -76,6 +78,7 @@ func TestBoltReportsCommitNoFile(t *testing.T) {
 // file's last commit of desired state, reports written before it
 // included, and the revisions after it are taken again.
 func TestBoltReportsAcrossRestart(t *testing.T) {
+	defer store.SetFileReportsAfter(time.Hour)()
 	type want struct {
 		rev     int64
 		present []string // kind/id
@@ -149,6 +152,48 @@ func TestBoltReportsAcrossRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBoltFilesReportsSoon: reports that no commit of desired state
+// follows are filed in a commit of their own soon after, so that a crash
+// then loses none of them.
+func TestBoltFilesReportsSoon(t *testing.T) {
+	defer store.SetFileReportsAfter(time.Millisecond)()
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := store.OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{"n"}) }); err != nil {
+		t.Fatal(err)
+	}
+	filed := s.FileTxID(t)
+	rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.ObjectStatuses, "s", rec{"s"}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.FileTxID(t) == filed; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reports were never filed")
+		}
+	}
+	if err := s.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = store.OpenBolt(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.View(ctx, func(r store.Reader) error {
+		if r.Revision() != rev {
+			t.Errorf("revision %d after the crash, want %d", r.Revision(), rev)
+		}
+		if got, err := store.Get[rec](r, store.ObjectStatuses, "s"); err != nil || got.Name != "s" {
+			t.Errorf("report after the crash: %v, %v", got, err)
+		}
+		return nil
+	})
 }
 
 func cutKey(key string) (store.Kind, string, bool) {

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // WatchFrom exposes the etcd watch from a given revision to the tests.
 func (s *Etcd) WatchFrom(ctx context.Context, rev int64) <-chan int64 { return s.watchFrom(ctx, rev) }
@@ -49,5 +52,16 @@ func (b *Bolt) Crash() error {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	b.closed = true
+	if b.filing != nil {
+		b.filing.Stop()
+	}
 	return b.db.Close()
+}
+
+// SetFileReportsAfter sets how long a Bolt store's reports may stay out
+// of the file, until restore is called.
+func SetFileReportsAfter(d time.Duration) (restore func()) {
+	old := fileReportsAfter
+	fileReportsAfter = d
+	return func() { fileReportsAfter = old }
 }
