@@ -190,6 +190,9 @@ func (b *Bolt) Update(ctx context.Context, fn func(Txn) error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Should fn panic, the writer's lock goes with the transaction;
+	// after a Commit or a Rollback, this one is a no-op.
+	defer tx.Rollback()
 	t := &boltTxn{tx: tx, rev: cur.rev, trees: cur.trees, writable: true}
 	if err := fn(t); err != nil {
 		tx.Rollback()

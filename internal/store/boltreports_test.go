@@ -267,3 +267,34 @@ func TestBoltSnapshotsSpanFileAndReports(t *testing.T) {
 	wg.Wait()
 	reads.Wait()
 }
+
+// TestBoltUpdateSurvivesAPanic: a transaction function that panics
+// leaves the store writable, with nothing of its writes.
+func TestBoltUpdateSurvivesAPanic(t *testing.T) {
+	s := storetest.OpenBolt(t, t.TempDir())
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic did not reach the caller")
+			}
+		}()
+		s.Update(ctx, func(tx store.Txn) error {
+			tx.Put(store.Networks, "n", rec{"n"})
+			tx.Put(store.ObjectStatuses, "s", rec{"s"})
+			panic("boom")
+		})
+	}()
+	rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Ports, "p", rec{"p"}) })
+	if err != nil || rev != 1 {
+		t.Fatalf("update after a panic: revision %d, %v", rev, err)
+	}
+	s.View(ctx, func(r store.Reader) error {
+		for _, k := range []store.Kind{store.Networks, store.ObjectStatuses} {
+			if _, err := store.Get[rec](r, k, map[store.Kind]string{store.Networks: "n", store.ObjectStatuses: "s"}[k]); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("%s of the panicked transaction: %v, want not found", k, err)
+			}
+		}
+		return nil
+	})
+}
