@@ -37,10 +37,11 @@ var (
 // path, or at Close. So the file is, at every instant, the whole store
 // as of its last commit: a crash loses only the reports written since
 // (at most about fileReportsAfter's), which the agent derives from the
-// kernel and publishes again in its first pass after the restart (the revisions they took are taken again, by
-// whatever commits next: no record holds a revision across a restart but
-// the reports, which are then as of the file's). Desired state keeps
-// bbolt's full durability, and a clean Close keeps everything.
+// kernel and publishes again in its first pass after the restart. The
+// revisions they took are taken again by whatever commits next: no
+// record holds a revision across a restart but the reports, which are
+// then as of the file's. Desired state keeps bbolt's full durability,
+// and a clean Close keeps everything.
 type Bolt struct {
 	db *bolt.DB
 
