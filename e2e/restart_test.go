@@ -408,3 +408,88 @@ func (p *pinger) stop() (answered int, missing []int) {
 	}
 	return len(p.seqs), missing
 }
+
+// TestRestartKeepsStatuses: what the API shows of the objects' statuses
+// right after the daemon starts again is what it showed before, whether
+// it stopped cleanly or was killed after the agent had reported them and
+// the store had committed desired state since (a bbolt store files the
+// agent's reports with the next commit of desired state, not in
+// commits of their own). It logs, too, how long after a start the API
+// shows every port ACTIVE again when the daemon was killed right after
+// its last report, which the store may have lost: the window until the
+// agent's first pass reports again.
+func TestRestartKeepsStatuses(t *testing.T) {
+	const ports = 5
+	e := Start(t)
+	e.MustNsnet("network", "create", "blue")
+	e.MustNsnet("subnet", "create", "blue-v4", "--network", "blue", "--subnet-range", "192.168.24.0/24")
+	statuses := func() map[string]string {
+		t.Helper()
+		code, body := e.API("GET", "/v2.0/ports", nil)
+		if code != 200 {
+			t.Fatalf("list ports: %d %v", code, body)
+		}
+		var list struct {
+			Ports []struct{ Name, Status string } `json:"ports"`
+		}
+		raw, _ := json.Marshal(body)
+		if err := json.Unmarshal(raw, &list); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, p := range list.Ports {
+			if strings.HasPrefix(p.Name, "vm") { // not the DHCP port
+				got[p.Name] = p.Status
+			}
+		}
+		return got
+	}
+	want := map[string]string{}
+	for i := range ports {
+		vm := fmt.Sprintf("vm%d", i)
+		e.MustNsnet("instance", "create", vm)
+		e.MustNsnet("port", "create", vm+"-eth0", "--network", "blue", "--device", vm) // waits until programmed
+		want[vm+"-eth0"] = "ACTIVE"
+	}
+	if got := statuses(); !maps.Equal(got, want) {
+		t.Fatalf("port statuses before the restarts: %v, want %v", got, want)
+	}
+	for _, tc := range []struct {
+		name string
+		stop func()
+	}{
+		{"SIGTERM", e.stopDaemon},
+		{"SIGKILL after a commit", func() {
+			// Desired state committed after the reports; the
+			// agent's reports of it may be lost.
+			e.MustNsnet("network", "set", "blue", "--description", "after the reports")
+			e.Kill()
+		}},
+	} {
+		tc.stop()
+		e.startDaemon()
+		if got := statuses(); !maps.Equal(got, want) {
+			t.Errorf("after %s: port statuses %v right after the start, want %v", tc.name, got, want)
+		}
+		e.waitFirstFullPass()
+	}
+
+	// Killed right after a report: the API may show BUILD until the
+	// agent's first pass reports again. How long, is logged.
+	e.MustNsnet("instance", "create", "vm-last")
+	e.MustNsnet("port", "create", "vm-last-eth0", "--network", "blue", "--device", "vm-last")
+	want["vm-last-eth0"] = "ACTIVE"
+	e.Kill()
+	start := time.Now()
+	e.startDaemon()
+	up := time.Since(start)
+	first := statuses()
+	eventually(t, 60*time.Second, "every port ACTIVE after a kill", func() error {
+		if got := statuses(); !maps.Equal(got, want) {
+			return fmt.Errorf("port statuses %v, want %v", got, want)
+		}
+		return nil
+	})
+	t.Logf("killed right after a report: API up %v after the start, showing %v; every port ACTIVE %v after the start",
+		up.Round(time.Millisecond), first, time.Since(start).Round(time.Millisecond))
+}

@@ -9,6 +9,12 @@
 //
 // -bin measures another build (an older nsnet) in the same way.
 //
+// -profile DIR profiles the daemon of the first round's wait-each shape
+// while it builds (CPU, blocking and lock waits: DIR/1/cpu.pprof,
+// block.pprof, mutex.pprof; go tool pprof reads them); the profiled round
+// counts in the table like the others. It needs a build that has the
+// daemon's hidden --profile-dir flag.
+//
 // Everything is built inside namespaces the benchmark creates (a host
 // namespace per side, a prefix per run) and removed at the end, also when
 // it fails or is interrupted (Ctrl-C).
@@ -25,6 +31,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -40,6 +47,7 @@ func run(ctx context.Context) error {
 	n := flag.Int("n", 100, "instances (each with one port)")
 	rounds := flag.Int("rounds", 3, "rounds per shape; the median is reported")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
+	profile := flag.String("profile", "", "profile the first wait-each run's daemon into this directory")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("create100 needs root: it creates network namespaces")
@@ -73,7 +81,13 @@ func run(ctx context.Context) error {
 		}
 		times["ip-script"] = append(times["ip-script"], took)
 		for _, s := range shapes {
-			took, rss, err := timeNsnet(ctx, bin, dir, *n, s)
+			prof := ""
+			if r == 0 && s.name == "wait-each" && *profile != "" {
+				if prof, err = filepath.Abs(*profile); err != nil {
+					return err
+				}
+			}
+			took, rss, err := timeNsnet(ctx, bin, dir, *n, s, prof)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
@@ -105,11 +119,16 @@ type shape struct {
 // timeNsnet starts a daemon, builds the topology through the API in the
 // given shape, and returns the time until the kernel has all of it, and the
 // daemon's peak RSS in KiB. Whatever happens, it deletes the topology
-// through the API and stops the daemon before it returns.
-func timeNsnet(ctx context.Context, bin, dir string, n int, s shape) (took time.Duration, rss int, err error) {
+// through the API and stops the daemon before it returns. With profile
+// set, the daemon is profiled into that directory while it builds.
+func timeNsnet(ctx context.Context, bin, dir string, n int, s shape, profile string) (took time.Duration, rss int, err error) {
 	prefix := "bn" + lab.RandomHex(3) + "-"
 	defer lab.RemoveNamespaces(prefix)
-	daemon, err := lab.StartDaemon(bin, dir, prefix)
+	var args []string
+	if profile != "" {
+		args = []string{"--profile-dir", profile}
+	}
+	daemon, err := lab.StartDaemon(bin, dir, prefix, args...)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -127,6 +146,15 @@ func timeNsnet(ctx context.Context, bin, dir string, n int, s shape) (took time.
 	c := eager
 	if s.waitEach {
 		c = waiting
+	}
+	toggleProfile := func() error {
+		if profile == "" {
+			return nil
+		}
+		return syscall.Kill(daemon.Pid(), syscall.SIGUSR2)
+	}
+	if err := toggleProfile(); err != nil {
+		return 0, 0, err
 	}
 	start := time.Now()
 	net, _, err := client.Create[model.Network](ctx, c, client.Networks, map[string]any{"name": "bench"})
@@ -184,6 +212,9 @@ func timeNsnet(ctx context.Context, bin, dir string, n int, s shape) (took time.
 		}
 	}
 	took = time.Since(start)
+	if err := toggleProfile(); err != nil {
+		return 0, 0, err
+	}
 
 	last := fmt.Sprintf("10.77.0.%d", 1+n)
 	if out, err := exec.CommandContext(ctx, "ip", "netns", "exec", prefix+"vm0", "ping", "-c1", "-W2", last).CombinedOutput(); err != nil {

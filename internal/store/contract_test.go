@@ -79,6 +79,18 @@ func each(t *testing.T, test func(t *testing.T, b backend, s store.Store)) {
 	}
 }
 
+// eachKind runs test over every backend, once with kind and once with a
+// report kind (store.ReportKind), which a store may keep apart from the
+// records of desired state (bbolt keeps them in memory) but under the
+// same contract.
+func eachKind(t *testing.T, kind store.Kind, test func(t *testing.T, b backend, s store.Store, kind store.Kind)) {
+	for _, k := range []store.Kind{kind, store.ObjectStatuses} {
+		t.Run(string(k), func(t *testing.T) {
+			each(t, func(t *testing.T, b backend, s store.Store) { test(t, b, s, k) })
+		})
+	}
+}
+
 func revision(t *testing.T, s store.Store) int64 {
 	t.Helper()
 	var rev int64
@@ -89,16 +101,16 @@ func revision(t *testing.T, s store.Store) int64 {
 }
 
 func TestUpdateIsAllOrNothing(t *testing.T) {
-	each(t, func(t *testing.T, _ backend, s store.Store) {
+	eachKind(t, store.Networks, func(t *testing.T, _ backend, s store.Store, kind store.Kind) {
 		ctx := context.Background()
 		base := revision(t, s)
-		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Networks, "a", rec{"a"}) })
+		rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(kind, "a", rec{"a"}) })
 		if err != nil || rev <= base {
 			t.Fatalf("first update: rev=%d (before: %d) err=%v", rev, base, err)
 		}
 		boom := errors.New("boom")
 		if _, err := s.Update(ctx, func(tx store.Txn) error {
-			if err := tx.Put(store.Networks, "b", rec{"b"}); err != nil {
+			if err := tx.Put(kind, "b", rec{"b"}); err != nil {
 				return err
 			}
 			return boom
@@ -106,7 +118,7 @@ func TestUpdateIsAllOrNothing(t *testing.T) {
 			t.Fatalf("failed update returned %v", err)
 		}
 		s.View(ctx, func(r store.Reader) error {
-			if _, err := store.Get[rec](r, store.Networks, "b"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := store.Get[rec](r, kind, "b"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("write of a failed transaction is visible: %v", err)
 			}
 			if r.Revision() != rev {
@@ -124,11 +136,11 @@ func TestUpdateIsAllOrNothing(t *testing.T) {
 // TestTxnSeesItsOwnWrites: Get and List inside a transaction show its
 // puts and deletes, List in id order.
 func TestTxnSeesItsOwnWrites(t *testing.T) {
-	each(t, func(t *testing.T, _ backend, s store.Store) {
+	eachKind(t, store.Ports, func(t *testing.T, _ backend, s store.Store, kind store.Kind) {
 		ctx := context.Background()
 		if _, err := s.Update(ctx, func(tx store.Txn) error {
 			for _, id := range []string{"b", "d", "a"} {
-				if err := tx.Put(store.Ports, id, rec{id}); err != nil {
+				if err := tx.Put(kind, id, rec{id}); err != nil {
 					return err
 				}
 			}
@@ -137,22 +149,22 @@ func TestTxnSeesItsOwnWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := s.Update(ctx, func(tx store.Txn) error {
-			if err := tx.Put(store.Ports, "c", rec{"c"}); err != nil {
+			if err := tx.Put(kind, "c", rec{"c"}); err != nil {
 				return err
 			}
-			if err := tx.Put(store.Ports, "a", rec{"A"}); err != nil {
+			if err := tx.Put(kind, "a", rec{"A"}); err != nil {
 				return err
 			}
-			if err := tx.Delete(store.Ports, "d"); err != nil {
+			if err := tx.Delete(kind, "d"); err != nil {
 				return err
 			}
-			if got, err := store.Get[rec](tx, store.Ports, "c"); err != nil || got.Name != "c" {
+			if got, err := store.Get[rec](tx, kind, "c"); err != nil || got.Name != "c" {
 				t.Errorf("Get of own put: %v %v", got, err)
 			}
-			if _, err := store.Get[rec](tx, store.Ports, "d"); !errors.Is(err, store.ErrNotFound) {
+			if _, err := store.Get[rec](tx, kind, "d"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("Get of own delete: %v", err)
 			}
-			got, err := store.List[rec](tx, store.Ports)
+			got, err := store.List[rec](tx, kind)
 			if want := []rec{{"A"}, {"b"}, {"c"}}; err != nil || !slices.Equal(got, want) {
 				t.Errorf("List in the transaction = %v, %v; want %v", got, err, want)
 			}
@@ -161,7 +173,7 @@ func TestTxnSeesItsOwnWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.View(ctx, func(r store.Reader) error {
-			got, err := store.List[rec](r, store.Ports)
+			got, err := store.List[rec](r, kind)
 			if want := []rec{{"A"}, {"b"}, {"c"}}; err != nil || !slices.Equal(got, want) {
 				t.Errorf("List after commit = %v, %v; want %v", got, err, want)
 			}
@@ -174,7 +186,7 @@ func TestTxnSeesItsOwnWrites(t *testing.T) {
 }
 
 func TestWatchSeesEveryCommitCoalesced(t *testing.T) {
-	each(t, func(t *testing.T, _ backend, s store.Store) {
+	eachKind(t, store.Ports, func(t *testing.T, _ backend, s store.Store, kind store.Kind) {
 		ctx, cancel := context.WithCancel(context.Background())
 		ch := s.Watch(ctx)
 		// The first update also proves the watch is established: wait for
@@ -182,7 +194,7 @@ func TestWatchSeesEveryCommitCoalesced(t *testing.T) {
 		// started (bbolt's is at once, etcd's is a stream).
 		var last int64
 		for i := range 5 {
-			rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(store.Ports, "p", rec{fmt.Sprint(i)}) })
+			rev, err := s.Update(ctx, func(tx store.Txn) error { return tx.Put(kind, "p", rec{fmt.Sprint(i)}) })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +222,7 @@ func TestWatchSeesEveryCommitCoalesced(t *testing.T) {
 // the same record and some each its own, through three handles on the
 // store (three processes, on etcd); every increment counts.
 func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
-	each(t, func(t *testing.T, b backend, s store.Store) {
+	eachKind(t, store.Quotas, func(t *testing.T, b backend, s store.Store, kind store.Kind) {
 		handles := []store.Store{s, b.peer(t, s), b.peer(t, s)}
 		type counter struct{ N int }
 		const workers, increments = 6, 15
@@ -222,12 +234,12 @@ func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
 				for range increments {
 					for _, id := range []string{"shared", fmt.Sprintf("own-%d", w)} {
 						if _, err := handles[w%len(handles)].Update(ctx, func(tx store.Txn) error {
-							c, err := store.Get[counter](tx, store.Quotas, id)
+							c, err := store.Get[counter](tx, kind, id)
 							if err != nil && !errors.Is(err, store.ErrNotFound) {
 								return err
 							}
 							c.N++
-							return tx.Put(store.Quotas, id, c)
+							return tx.Put(kind, id, c)
 						}); err != nil {
 							errs <- err
 							return
@@ -247,7 +259,7 @@ func TestConcurrentUpdatesLoseNoWrite(t *testing.T) {
 				want[fmt.Sprintf("own-%d", w)] = increments
 			}
 			for id, n := range want {
-				if c, err := store.Get[counter](r, store.Quotas, id); err != nil || c.N != n {
+				if c, err := store.Get[counter](r, kind, id); err != nil || c.N != n {
 					t.Errorf("counter %s = %d (%v), want %d", id, c.N, err, n)
 				}
 			}
@@ -344,7 +356,7 @@ func listThenPutConflicts(t *testing.T, read func(store.Txn) ([]rec, error)) {
 // nothing of the kinds or ids around the range, a transaction's own writes
 // merged in, and more records than etcd's store reads at a time.
 func TestRange(t *testing.T) {
-	each(t, func(t *testing.T, _ backend, s store.Store) {
+	eachKind(t, store.Indexes, func(t *testing.T, _ backend, s store.Store, kind store.Kind) {
 		ctx := context.Background()
 		many := make([]string, 150)
 		for i := range many {
@@ -354,7 +366,7 @@ func TestRange(t *testing.T) {
 		for ids := range slices.Chunk(append([]string{"a/1", "a/2", "a/3", "ab", "b/1"}, many...), 50) {
 			if _, err := s.Update(ctx, func(tx store.Txn) error {
 				for _, id := range ids {
-					if err := tx.Put(store.Indexes, id, rec{id}); err != nil {
+					if err := tx.Put(kind, id, rec{id}); err != nil {
 						return err
 					}
 				}
@@ -365,7 +377,7 @@ func TestRange(t *testing.T) {
 		}
 		rangeIDs := func(r store.Reader, from, to, stopAt string) ([]string, error) {
 			var got []string
-			err := r.Range(store.Indexes, from, to, func(id string, raw []byte) error {
+			err := r.Range(kind, from, to, func(id string, raw []byte) error {
 				var v rec
 				if err := json.Unmarshal(raw, &v); err != nil || v.Name != id && v.Name != "new "+id {
 					return fmt.Errorf("record %s is %s (%v)", id, raw, err)
@@ -407,9 +419,9 @@ func TestRange(t *testing.T) {
 			}{{"a/25", false}, {"a/3", true}, {"m/000", true}, {"m/0995", false}, {"m/149", false}, {"m/150", false}} {
 				var err error
 				if w.del {
-					err = tx.Delete(store.Indexes, w.id)
+					err = tx.Delete(kind, w.id)
 				} else {
-					err = tx.Put(store.Indexes, w.id, rec{"new " + w.id})
+					err = tx.Put(kind, w.id, rec{"new " + w.id})
 				}
 				if err != nil {
 					return err

@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // WatchFrom exposes the etcd watch from a given revision to the tests.
 func (s *Etcd) WatchFrom(ctx context.Context, rev int64) <-chan int64 { return s.watchFrom(ctx, rev) }
@@ -30,4 +33,35 @@ func SetMaxLog(n int) (restore func()) {
 	old := maxLog
 	maxLog = n
 	return func() { maxLog = old }
+}
+
+// FileTxID is the id of the bbolt transaction the file was last
+// committed by: it grows by one per commit of the file.
+func (b *Bolt) FileTxID(t interface{ Fatal(...any) }) int {
+	tx, err := b.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	return tx.ID()
+}
+
+// Crash closes the file as a power loss would leave it: with what its
+// last commit wrote, and nothing Close would have saved.
+func (b *Bolt) Crash() error {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	b.closed = true
+	if b.filing != nil {
+		b.filing.Stop()
+	}
+	return b.db.Close()
+}
+
+// SetFileReportsAfter sets how long a Bolt store's reports may stay out
+// of the file, until restore is called.
+func SetFileReportsAfter(d time.Duration) (restore func()) {
+	old := fileReportsAfter
+	fileReportsAfter = d
+	return func() { fileReportsAfter = old }
 }

@@ -7,7 +7,11 @@
 // too are records to it, of the Indexes kind, read by Range.
 //
 // Two implementations fill the interface. Bolt is one bbolt file: one host,
-// no server, the default; its writers run one at a time. Etcd keeps the
+// no server, the default; its writers run one at a time. It keeps the
+// report kinds (ReportKind) in memory and writes them to the file with
+// the next commit of desired state, so that an agent's report costs no
+// fdatasync: a crash loses only reports the agent publishes again (see
+// Bolt). Etcd keeps the
 // records in an etcd cluster that many hosts share: keys
 // <prefix>/<kind>/<id> (the prefix, /nsnet by default, lets deployments and
 // tests share a cluster), the store's revision is etcd's, and Update is an

@@ -8,6 +8,7 @@ package daemoncmd
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"math"
@@ -54,6 +55,7 @@ type flags struct {
 	dhcpLeaseTime  time.Duration
 	dnsUpstreams   []string
 	logLevel       string
+	profileDir     string
 }
 
 // keystoneFlags are the service credentials nsnet validates tokens with.
@@ -183,6 +185,9 @@ management network).`,
 	fs.DurationVar(&f.dhcpLeaseTime, "dhcp-lease-time", 24*time.Hour, "lease time DHCP clients are given (they renew at half of it)")
 	fs.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers (address or address:port) that the networks' DNS servers forward other names to; none: such queries are REFUSED")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	// For benchmarks (bench/create100 -profile): not a user's flag.
+	fs.StringVar(&f.profileDir, "profile-dir", "", "profile the daemon between two SIGUSR2s into numbered directories under this one")
+	_ = fs.MarkHidden("profile-dir")
 	_ = cmd.MarkFlagFilename("token-file")
 	_ = cmd.MarkFlagFilename("tokens")
 	_ = cmd.MarkFlagFilename("keystone-password-file")
@@ -212,6 +217,12 @@ management network).`,
 			<-ctx.Done()
 			stop()
 		}()
+		if f.profileDir != "" {
+			pctx, done := context.WithCancel(ctx)
+			profiled := make(chan struct{})
+			go func() { defer close(profiled); profileOnSignal(pctx, f.profileDir) }()
+			defer func() { done(); <-profiled }()
+		}
 		return daemon.Run(ctx, cfg)
 	}
 	return cmd

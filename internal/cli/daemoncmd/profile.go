@@ -1,0 +1,90 @@
+package daemoncmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+)
+
+// profileOnSignal profiles the daemon between two SIGUSR2s, for
+// benchmarks that look at one phase of a run (bench/create100 -profile):
+// the first starts a CPU profile and records blocking and lock waits, the
+// second writes cpu.pprof, block.pprof and mutex.pprof into dir, and so
+// on, each pair into a new numbered directory. It returns when ctx ends,
+// writing a profile still running.
+func profileOnSignal(ctx context.Context, dir string) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR2)
+	defer signal.Stop(sig)
+	var running *os.File
+	n := 0
+	stop := func() {
+		err := stopProfile(running)
+		running = nil
+		if err != nil {
+			slog.Error("profile", "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if running != nil {
+				stop()
+			}
+			return
+		case <-sig:
+		}
+		if running != nil {
+			stop()
+			continue
+		}
+		n++
+		f, err := startProfile(filepath.Join(dir, fmt.Sprint(n)))
+		if err != nil {
+			slog.Error("profile", "err", err)
+			continue
+		}
+		running = f
+	}
+}
+
+func startProfile(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	runtime.SetBlockProfileRate(1000) // a sample per µs blocked
+	runtime.SetMutexProfileFraction(10)
+	return f, nil
+}
+
+func stopProfile(cpu *os.File) error {
+	pprof.StopCPUProfile()
+	errs := []error{cpu.Close()}
+	dir := filepath.Dir(cpu.Name())
+	for _, name := range []string{"block", "mutex"} {
+		f, err := os.Create(filepath.Join(dir, name+".pprof"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		errs = append(errs, pprof.Lookup(name).WriteTo(f, 0), f.Close())
+	}
+	runtime.SetBlockProfileRate(0)
+	runtime.SetMutexProfileFraction(0)
+	return errors.Join(errs...)
+}
