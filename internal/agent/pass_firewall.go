@@ -173,7 +173,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	p.changes++
 	p.mu.Unlock()
 	p.a.log.Info("firewall programmed", "ports", len(spec.Ports), "rebuilt", res.Rebuilt,
-		"added", res.Added, "deleted", res.Deleted, "connections_forgotten", res.Forgotten)
+		"added", res.Added, "deleted", res.Deleted, "connections_forgotten", res.Forgotten, "conntrack_walks", res.ConntrackWalks)
 	return nil
 }
 
