@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -51,7 +52,54 @@ type pass struct {
 	sweepFailed bool
 	changes     int
 	errors      int
+	// stages are where the pass spent its time (the "pass done" log).
+	stages stageTimes
+	// firewallDone delivers the outcome of the firewall begun with the
+	// pass (firewallReconciler.begin).
+	firewallDone chan error
 }
+
+// beginner is a reconciler whose kernel work needs nothing the
+// reconcilers before it create: begin starts it as the pass's ensures
+// start, and its ensure, in its place in the registry, waits for it and
+// records its outcome.
+type beginner interface {
+	begin(p *pass)
+}
+
+// stageTimes are the durations of a pass's stages in order: reading the
+// store, the desired state's update, the deletions, each reconciler's
+// ensure, the publication. They go into the "pass done" debug log, so
+// that an operator sees where a slow pass went (a firewall commit, a
+// namespace's veths, the statuses) without a profiler.
+type stageTimes struct {
+	last  time.Time
+	names []string
+	took  []time.Duration
+}
+
+// mark ends the stage called name, begun at the last mark.
+func (s *stageTimes) mark(name string) {
+	now := time.Now()
+	s.names = append(s.names, name)
+	s.took = append(s.took, now.Sub(s.last))
+	s.last = now
+}
+
+// LogValue lists the stages that took a measurable time (the reconcilers
+// with nothing to do take none).
+func (s *stageTimes) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for i, name := range s.names {
+		if s.took[i] >= stageLogMin {
+			attrs = append(attrs, slog.Duration(name, s.took[i]))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// stageLogMin is the shortest stage the log shows.
+const stageLogMin = 50 * time.Microsecond
 
 // readChanges brings the records to the store's revision by a read: the
 // records its change log names, or all of them.
@@ -69,6 +117,7 @@ func (a *Agent) readChanges(ctx context.Context) (ch *changes, err error) {
 // An error means the pass as a whole failed and converged nothing.
 func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	start := time.Now()
+	stages := stageTimes{last: start}
 	var ch *changes
 	if !full && a.fed && a.pending != nil {
 		// idle brought the records to the revision the watch delivered
@@ -86,6 +135,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		}
 	}
 	a.pending, a.fed = nil, false
+	stages.mark("read")
 	d := a.inc.update(&a.records, ch, full, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
@@ -97,6 +147,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		tried:   map[key]any{},
 		good:    map[key]bool{},
 	}
+	stages.mark("desired")
 	if full {
 		if err := a.openHost(); err != nil {
 			return false, err
@@ -109,9 +160,17 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 	p.links.SetNamespace(a.cfg.HostNetns)
 
+	p.stages = stages
 	p.removeUnwanted()
+	p.stages.mark("delete")
+	for _, r := range reconcilers {
+		if b, ok := r.(beginner); ok {
+			b.begin(p)
+		}
+	}
 	for _, r := range reconcilers {
 		r.ensure(ctx, p)
+		p.stages.mark(string(r.kind()))
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -386,7 +445,8 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	a.converged = p.d.rev
 	close(a.convergedCh)
 	a.convergedCh = make(chan struct{})
-	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors)
+	p.stages.mark("statuses")
+	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors, "stages", &p.stages)
 }
 
 // verifyStatuses, when set (by tests), is given the statuses a pass

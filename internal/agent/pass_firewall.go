@@ -44,32 +44,71 @@ func (h *hostFirewall) close() {
 const firewallKind store.Kind = "firewall"
 
 // The firewall's reconciler: the host's security group tables, whose
-// applied spec the agent keeps (hostFirewall). It comes after every kind
-// with ports (instances, trunks' subports, routers), so that a port's
-// filter and its tap come up in the same pass.
+// applied spec the agent keeps (hostFirewall). Its tables name ports by
+// their taps' names, so they need no tap to exist: the firewall is
+// programmed while the kinds with ports (instances, trunks' subports,
+// routers) create theirs (begin), and its outcome recorded after theirs,
+// in its place in the registry (ensure), so that a port's filter and its
+// tap come up in the same pass and a firewall failure marks the port in
+// error whatever its tap's outcome. The nftables commit and the veths'
+// creation take different kernel locks: side by side, a new port's pass
+// costs the longer of the two, not their sum.
 type firewallReconciler struct{ ownState }
 
-func (firewallReconciler) kind() store.Kind                  { return firewallKind }
-func (firewallReconciler) ensure(_ context.Context, p *pass) { p.ensureFirewall() }
+func (firewallReconciler) kind() store.Kind { return firewallKind }
 
-// ensureFirewall programs the security groups of the ports plugged on this
-// host. It runs after the ports exist, so that a port's filter and its tap
-// come up in the same pass. A failure marks every secured port in error.
-func (p *pass) ensureFirewall() {
+func (firewallReconciler) begin(p *pass) {
+	done := make(chan error, 1)
+	p.firewallDone = done
+	go func() { done <- p.programFirewall() }()
+}
+
+func (firewallReconciler) ensure(_ context.Context, p *pass) {
+	if p.firewallDone == nil {
+		firewallReconciler{}.begin(p)
+	}
+	err := <-p.firewallDone
+	p.firewallDone = nil
+	p.recordFirewall(err)
+}
+
+// programFirewall programs the security groups of the ports plugged on
+// this host. It reads only the desired state and the records, which no one
+// changes during a pass.
+func (p *pass) programFirewall() error {
 	spec, ports := p.a.inc.firewallSpec(&p.a.records)
 	h := &p.a.firewall
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	err := p.applyFirewall(h, spec, ports)
-	if err == nil {
+	if err := p.applyFirewall(h, spec, ports); err != nil {
+		return &firewallError{err: err, ports: ports}
+	}
+	return nil
+}
+
+// firewallError is a failed firewall and the ports it failed.
+type firewallError struct {
+	err   error
+	ports map[string]string
+}
+
+func (e *firewallError) Error() string { return e.err.Error() }
+func (e *firewallError) Unwrap() error { return e.err }
+
+// recordFirewall marks every secured port in error if the firewall
+// failed. It runs after the ports' own outcomes are recorded, which it
+// overrides.
+func (p *pass) recordFirewall(err error) {
+	fe, ok := err.(*firewallError)
+	if !ok {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.errors++
-	p.a.log.Error("firewall", "err", err)
-	for _, id := range ports {
-		p.results[key{store.Ports, id}] = status{model.StatusError, "firewall: " + err.Error()}
+	p.a.log.Error("firewall", "err", fe.err)
+	for _, id := range fe.ports {
+		p.results[key{store.Ports, id}] = status{model.StatusError, "firewall: " + fe.err.Error()}
 		p.good[key{store.Ports, id}] = false
 	}
 }
@@ -134,7 +173,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	p.changes++
 	p.mu.Unlock()
 	p.a.log.Info("firewall programmed", "ports", len(spec.Ports), "rebuilt", res.Rebuilt,
-		"added", res.Added, "deleted", res.Deleted, "connections_forgotten", res.Forgotten)
+		"added", res.Added, "deleted", res.Deleted, "connections_forgotten", res.Forgotten, "conntrack_walks", res.ConntrackWalks)
 	return nil
 }
 

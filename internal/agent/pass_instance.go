@@ -147,7 +147,11 @@ func (p *pass) instanceWork() []instanceWork {
 // it open, and opening it verifies it is still nsnet's.
 func (p *pass) ensureInstance(w instanceWork) {
 	ns, changed, err := p.ensureNetns(w.spec)
-	if err == nil {
+	// An instance programmed as it is, whose marks its ports do not
+	// change, has its resolv.conf and DSCP table: a port plugged into it
+	// needs only its namespace (drift is the full pass's).
+	settled := !p.needs(key{store.Instances, w.id}, w.spec) && !p.marksChange(w)
+	if err == nil && !settled {
 		var c bool
 		c, err = netns.EnsureEtcFile(w.spec.Netns, "resolv.conf", w.spec.ResolvConf, func(cur []byte) bool {
 			// Once a DHCP client wrote it, the file is the client's.
@@ -178,6 +182,9 @@ func (p *pass) ensureInstance(w instanceWork) {
 			p.record(k, spec, false, fmt.Errorf("network %s is not programmed", spec.NetworkID), status{})
 			continue
 		}
+		if plugHook != nil {
+			plugHook(p, spec.Veth.TapName)
+		}
 		changed, err := dataplane.EnsureVethPort(p.links, ns, spec.Veth)
 		if err == nil {
 			var c bool
@@ -197,6 +204,30 @@ func (p *pass) ensureInstance(w instanceWork) {
 		p.record(k, spec, changed, err, ok)
 	}
 }
+
+// marksChange reports whether the ports of w that need work change the
+// instance's DSCP marks (d.dscp) from what was last programmed: a port's
+// mark, or the interface it is on, is not what it was.
+func (p *pass) marksChange(w instanceWork) bool {
+	for _, id := range w.ports {
+		spec := p.d.ports[id]
+		old, ok := p.a.tried[key{store.Ports, id}].(portSpec)
+		if !ok {
+			if spec.Marked {
+				return true
+			}
+			continue
+		}
+		if old.Marked != spec.Marked || old.DSCP != spec.DSCP || old.Marked && old.Veth.IfName != spec.Veth.IfName {
+			return true
+		}
+	}
+	return false
+}
+
+// plugHook, when set (by tests), is called before an instance's port is
+// programmed, with its tap.
+var plugHook func(p *pass, tap string)
 
 // ensureNetns ensures an instance's namespace. A namespace of that name
 // with this agent's marker for another instance is nsnet's own leftover (an

@@ -31,6 +31,29 @@ type Links struct {
 	// dump when first asked.
 	nsName   *string
 	hairpins map[int]bool
+	// made are the veth pairs' host ends this Links created, by name,
+	// whose qdiscs nothing has set since (EnsurePortQos takes the name
+	// out): as the kernel made them, which need no reading back.
+	made map[string]bool
+}
+
+// takeFresh reports whether l created the link called name and its
+// qdiscs were not set since, and forgets it: the caller sets them.
+func (l *Links) takeFresh(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fresh := l.made[name]
+	delete(l.made, name)
+	return fresh
+}
+
+func (l *Links) madeHere(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.made == nil {
+		l.made = map[string]bool{}
+	}
+	l.made[name] = true
 }
 
 // SetNamespace tells l the name of the namespace its handle is bound to
@@ -311,6 +334,9 @@ type linkState struct {
 }
 
 // setLinkAttrs changes what differs between link, as last read, and want.
+// Alias, MTU, MAC and bringing the link up go in one request, which the
+// kernel applies in that order (the MAC before the link comes up);
+// enslaving and taking a link down each take one of their own.
 func setLinkAttrs(l *Links, link netlink.Link, want linkState) (changed bool, err error) {
 	h, a := l.h, link.Attrs()
 	step := func(what string, differs bool, set func() error) {
@@ -323,19 +349,34 @@ func setLinkAttrs(l *Links, link netlink.Link, want linkState) (changed bool, er
 		}
 		changed = true
 	}
-	step("alias", a.Alias != want.Alias, func() error { return h.LinkSetAlias(link, want.Alias) })
-	step("MTU", want.MTU > 0 && a.MTU != want.MTU, func() error { return h.LinkSetMTU(link, want.MTU) })
-	step("MAC", want.MAC != nil && a.HardwareAddr.String() != want.MAC.String(),
-		func() error { return h.LinkSetHardwareAddr(link, want.MAC) })
+	// Enslaved before it comes up, as a bridge port should.
 	step("master", want.Master != 0 && a.MasterIndex != want.Master,
 		func() error { return h.LinkSetMasterByIndex(link, want.Master) })
 	isUp := a.Flags&net.FlagUp != 0
-	step("state", isUp != want.Up, func() error {
-		if want.Up {
-			return h.LinkSetUp(link)
-		}
-		return h.LinkSetDown(link)
+	mod := netlink.LinkAttrs{Index: a.Index, Name: a.Name, TxQLen: -1}
+	var what []string
+	if a.Alias != want.Alias && want.Alias != "" {
+		mod.Alias = want.Alias
+		what = append(what, "alias")
+	}
+	if want.MTU > 0 && a.MTU != want.MTU {
+		mod.MTU = want.MTU
+		what = append(what, "MTU")
+	}
+	if want.MAC != nil && a.HardwareAddr.String() != want.MAC.String() {
+		mod.HardwareAddr = want.MAC
+		what = append(what, "MAC")
+	}
+	if want.Up && !isUp {
+		mod.Flags = net.FlagUp
+		what = append(what, "state")
+	}
+	// An empty alias cannot go in the request (it would say nothing).
+	step("alias", a.Alias != "" && want.Alias == "", func() error { return h.LinkSetAlias(link, "") })
+	step(strings.Join(what, ", "), len(what) > 0, func() error {
+		return h.LinkModify(&netlink.Device{LinkAttrs: mod})
 	})
+	step("state", isUp && !want.Up, func() error { return h.LinkSetDown(link) })
 	if changed && l != nil {
 		l.forget(a.Name)
 	}

@@ -46,6 +46,9 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 		return false, &NotOwnedError{Object: fmt.Sprintf("link %s in namespace %s", spec.IfName, inst.Name), Mark: peer.Attrs().Alias}
 	}
 
+	// fresh: the pair is the one created here, as the kernel makes a
+	// link: no hairpin, no address, which need no reading back.
+	fresh := false
 	if !paired {
 		if err := removeBrokenPair(host, inside, tap, peer, spec); err != nil {
 			return false, err
@@ -53,7 +56,7 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 		if tap, err = createPair(host, inst, br.Attrs().Index, spec); err != nil {
 			return true, err
 		}
-		changed = true
+		changed, fresh = true, true
 		if peer, err = inside.Get(spec.IfName); err == nil && peer == nil {
 			err = fmt.Errorf("link %s in namespace %s vanished after creation", spec.IfName, inst.Name)
 		}
@@ -67,7 +70,10 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 	if err != nil {
 		return changed, err
 	}
-	hairpin, err := host.hairpin(tap)
+	hairpin := false
+	if !fresh {
+		hairpin, err = host.hairpin(tap)
+	}
 	if err == nil && hairpin != spec.Hairpin {
 		err = host.setHairpin(tap, spec.Hairpin)
 		changed = true
@@ -88,7 +94,7 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 		return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
 	}
 	if !spec.DHCPClient {
-		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs, spec.AcceptRA)
+		c, err = ensureAddrs(inst.Handle, peer, spec.Addrs, spec.AcceptRA, fresh)
 		changed = changed || c
 		if err != nil {
 			return changed, fmt.Errorf("in namespace %s: %w", inst.Name, err)
@@ -154,6 +160,7 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 		PeerTxQLen:       -1,
 	}
 	defer host.forget(spec.TapName)
+	host.madeHere(spec.TapName)
 	if err := host.h.LinkAdd(veth); err != nil {
 		if veth.Index != 0 {
 			// Created but not enslaved: don't leave half a port behind.
@@ -200,10 +207,16 @@ func ensureAcceptRA(ns *Namespace, spec PortSpec) (changed bool, err error) {
 // it makes). So a link-local address nsnet asked for (the metadata
 // service's fe80::a9fe:a9fe) goes when no longer wanted, and the kernel's
 // stays.
-func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, autoconf bool) (changed bool, err error) {
-	have, err := listAddrs(h, link)
-	if err != nil {
-		return false, err
+//
+// A fresh link (just created: none of nsnet's yet) is not read: what the
+// kernel may have put on it meanwhile is its own link-local address, kept
+// anyway.
+func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, autoconf, fresh bool) (changed bool, err error) {
+	have := map[netip.Prefix]*netlink.Addr{}
+	if !fresh {
+		if have, err = listAddrs(h, link); err != nil {
+			return false, err
+		}
 	}
 	wanted := make(map[netip.Prefix]bool, len(want))
 	for _, p := range want {
@@ -238,7 +251,13 @@ func ensureAddrs(h *netlink.Handle, link netlink.Link, want []netip.Prefix, auto
 			// the second DAD takes.
 			addr.Flags = unix.IFA_F_NODAD
 		}
-		if err := h.AddrAdd(link, addr); err != nil {
+		err := h.AddrAdd(link, addr)
+		if fresh && errors.Is(err, unix.EEXIST) {
+			// The kernel's meanwhile (autoconfigured): a read would
+			// have found it, and kept it.
+			continue
+		}
+		if err != nil {
 			return changed, fmt.Errorf("add address %s to %s: %w", p, link.Attrs().Name, err)
 		}
 		changed = true

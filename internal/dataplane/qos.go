@@ -44,6 +44,11 @@ func rateBytes(kbps int) uint64 { return uint64(kbps) * 1000 / 8 }
 // its end ifname in the instance's namespace what spec asks for, and
 // reports whether it changed anything.
 func EnsurePortQos(host *Links, inst *Namespace, tap, ifname, alias string, spec QosSpec) (changed bool, err error) {
+	if host.takeFresh(tap) && spec == (QosSpec{}) {
+		// Created in this pass by EnsureVethPort: both ends have
+		// the kernel's default root, no shaper.
+		return false, nil
+	}
 	c1, err := ensureShaper(host, tap, alias, spec.IngressKbps, spec.IngressBurstKbit)
 	if err != nil {
 		return c1, err

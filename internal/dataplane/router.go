@@ -180,7 +180,7 @@ func EnsureLinkAddrs(l *Links, name, alias string, addrs []netip.Prefix) (change
 	if !owns(link, alias) {
 		return false, notOwnedLink(link)
 	}
-	return ensureAddrs(l.h, link, addrs, false)
+	return ensureAddrs(l.h, link, addrs, false, false)
 }
 
 // UpdateGatewayAddrs adds the floating addresses add to, and removes

@@ -67,3 +67,30 @@ func TestMemberLeavingForgetsItsConnectionsOnly(t *testing.T) {
 		t.Errorf("10.9.0.6 leaving, nothing tracked: forgot %d, examined %d, want none", res.Forgotten, res.Examined)
 	}
 }
+
+// TestRuleRemovalWalksConntrackOnce: a removed rule (a port's rules
+// changed, which any connection may have met) has the namespace's whole
+// conntrack table read, IPv4 and IPv6, with one dump: each dump walks the
+// kernel's whole hash, every namespace's buckets, whatever it returns.
+func TestRuleRemovalWalksConntrackOnce(t *testing.T) {
+	l := newLab(t)
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Remote: netip.MustParsePrefix("10.9.0.0/24")}
+	if _, err := l.fw.Apply(l.spec(http)); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "ip", "netns", "exec", l.host, "conntrack", "-I", "-p", "tcp", "-s", "10.9.0.1", "-d", "10.9.0.2",
+		"--sport", "40000", "--dport", "8080", "--state", "ESTABLISHED", "-t", "600", "-u", "ASSURED")
+	run(t, "ip", "netns", "exec", l.host, "conntrack", "-I", "-p", "tcp", "-s", "fd00::1", "-d", "fd00::2",
+		"--sport", "40000", "--dport", "443", "--state", "ESTABLISHED", "-t", "600", "-u", "ASSURED")
+	res, err := l.fw.Apply(l.spec())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ConntrackWalks != 1 || res.Examined != 2 || res.Forgotten != 1 {
+		t.Errorf("rule removed: %d dumps examining %d entries, forgetting %d; want 1 dump examining both (IPv4 and IPv6), forgetting the one the rule admitted", res.ConntrackWalks, res.Examined, res.Forgotten)
+	}
+	table := run(t, "ip", "netns", "exec", l.host, "conntrack", "-L", "-f", "ipv6")
+	if !strings.Contains(table, "fd00::1") {
+		t.Errorf("the IPv6 connection no rule change concerned was forgotten:\n%s", table)
+	}
+}

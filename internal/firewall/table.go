@@ -82,6 +82,9 @@ type Result struct {
 	// kernel picks out; after other removals, the namespace's whole
 	// table.
 	Examined uint
+	// ConntrackWalks counts the dumps of the conntrack table that took:
+	// each walks the kernel's whole hash, every namespace's buckets.
+	ConntrackWalks uint
 	// Read: the tables were read back, because the ruleset generation
 	// did not prove them unchanged since the last Apply.
 	Read bool
@@ -129,7 +132,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		}
 		f.current = want
 		res.Rebuilt, res.Added = true, want.size()
-		res.Forgotten, res.Examined, err = forget(c, newFlowMatcher(old, want))
+		res.Forgotten, res.Examined, res.ConntrackWalks, err = forget(c, newFlowMatcher(old, want))
 		return res, err
 	}
 	want := compile(spec, f.current)
@@ -148,7 +151,7 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		return res, fmt.Errorf("update %s tables in %q: %w", TableName, f.namespace, err)
 	}
 	old := f.current
-	res.Forgotten, res.Examined, err = forget(c, newFlowMatcher(old, want))
+	res.Forgotten, res.Examined, res.ConntrackWalks, err = forget(c, newFlowMatcher(old, want))
 	// The deltas were what this update sent; kept, they would hold the
 	// compilation before it.
 	want.deltas = nil
@@ -158,15 +161,15 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 
 // forget deletes the conntrack entries m matches, if it can match any,
 // and says how many it deleted and examined.
-func forget(c *nfsock.Conn, m *flowMatcher) (deleted, examined uint, err error) {
+func forget(c *nfsock.Conn, m *flowMatcher) (deleted, examined, walks uint, err error) {
 	if len(m.changed) == 0 && len(m.shrunk) == 0 && len(m.released) == 0 {
-		return 0, 0, nil
+		return 0, 0, 0, nil
 	}
 	res, err := c.ForgetFlows(m.from(), m.match)
 	if err != nil {
-		return res.Deleted, res.Examined, fmt.Errorf("forget connections of removed rules and zones: %w", err)
+		return res.Deleted, res.Examined, res.Walks, fmt.Errorf("forget connections of removed rules and zones: %w", err)
 	}
-	return res.Deleted, res.Examined, nil
+	return res.Deleted, res.Examined, res.Walks, nil
 }
 
 func (c compiled) size() int {
@@ -651,7 +654,7 @@ func (f *Firewall) Delete() error {
 	if err := c.Flush(); err != nil {
 		return f.own.Fail(fmt.Errorf("delete %s tables in %q: %w", TableName, f.namespace, err))
 	}
-	_, _, err = forget(c, newFlowMatcher(compiled{zones: zones}, compiled{}))
+	_, _, _, err = forget(c, newFlowMatcher(compiled{zones: zones}, compiled{}))
 	return err
 }
 

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -364,12 +365,21 @@ func NewHandleAt(ns netns.NsHandle) (*netlink.Handle, error) {
 	return h, err
 }
 
+// switches counts the namespace switches of the process (onThread).
+var switches atomic.Int64
+
+// Switches reports how many times this process has moved a thread into a
+// namespace to work there: a cost (a thread locked, two setns calls, a
+// socket opened) that tests of the programming paths count.
+func Switches() int64 { return switches.Load() }
+
 // onThread runs enter and then, if it succeeded, fn on a new goroutine
 // locked to its thread, and moves the thread back to the namespace it
 // started in. If that fails the goroutine exits without unlocking, so the
 // runtime kills the thread instead of letting other goroutines run in the
 // wrong namespace.
 func onThread(enter, fn func() error) error {
+	switches.Add(1)
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

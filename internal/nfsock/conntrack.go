@@ -68,6 +68,10 @@ func (c *Conn) Tracked() (n uint64, ok bool) {
 // kernel sent it to judge (what it cost, besides the kernel's own walk).
 type Forgot struct {
 	Deleted, Examined uint
+	// Walks counts the dumps it asked for: each walks the kernel's
+	// whole conntrack hash, every namespace's buckets (262,144 on a
+	// machine with a few GiB), whatever it returns.
+	Walks uint
 }
 
 // ForgetFlows deletes the conntrack entries m matches and says how many
@@ -91,7 +95,10 @@ func (c *Conn) ForgetFlows(from []netip.Addr, m FlowMatch) (Forgot, error) {
 	}
 	var queries []query
 	if from == nil {
-		queries = []query{{unix.AF_INET, nil}, {unix.AF_INET6, nil}}
+		// One walk for both families: without a filter (AF_UNSPEC and
+		// no attributes) the kernel returns every entry of the
+		// namespace, IPv4 and IPv6, each message naming its family.
+		queries = []query{{unix.AF_UNSPEC, nil}}
 	}
 	for _, a := range from {
 		a = a.Unmap()
@@ -132,6 +139,7 @@ func (c *Conn) ForgetFlows(from []netip.Addr, m FlowMatch) (Forgot, error) {
 	seen := map[string]bool{} // entries both queries of an address return
 	var errs []error
 	for _, q := range queries {
+		res.Walks++
 		msgs, err := c.gen.Execute(ctRequest(ctMsgGet, q.family, netlink.Request|netlink.Dump, q.attrs))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("read conntrack entries: %w", err))

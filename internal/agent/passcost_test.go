@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// TestPortIntoInstanceEntersOnce plugs ports into an instance that is
+// programmed already, and counts the namespaces the agent enters for it:
+// one, the instance's own, opened for the port's peer. Its resolv.conf
+// and DSCP table (the instance did not change), the new tap's hairpin
+// mode (the kernel's default on a link just made) are not read again.
+func TestPortIntoInstanceEntersOnce(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("a")))
+	for i, ifname := range []string{"eth0", "eth1"} {
+		before := netns.Switches()
+		e.converge(e.put(testPort("a", ifname, "10.9.0."+string(rune('5'+i)), "fa:16:3e:00:00:0"+string(rune('1'+i)))))
+		if n := netns.Switches() - before; n != 1 {
+			t.Errorf("plugging %s entered %d namespaces, want 1", ifname, n)
+		}
+	}
+	if err := ping(e.ns("a"), "10.9.0.6"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFirewallBesidePorts checks that a pass programs the firewall while
+// it creates the ports' veths, not after: the filter of a secured port
+// plugged into an instance is in the host's tables before its tap is
+// created (the hook holds the port back until then, or until a minute has
+// passed: a firewall that waits for the ports never comes).
+func TestFirewallBesidePorts(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("a"),
+		model.SecurityGroup{ID: "sg", Stateful: true},
+		model.SecurityGroupRule{ID: "r1", SecurityGroupID: "sg", Direction: model.DirectionIngress, EtherType: model.EtherTypeIPv4}))
+	var waited, filtered bool
+	plugHook = func(p *pass, tap string) {
+		waited = true
+		h := &p.a.firewall
+		for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			h.mu.Lock()
+			_, ok := h.ports[tap]
+			h.mu.Unlock()
+			if ok {
+				filtered = true
+				return
+			}
+		}
+	}
+	defer func() { plugHook = nil }()
+	p := testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01")
+	p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sg"}
+	e.converge(e.put(p))
+	if !waited || !filtered {
+		t.Fatalf("port plugged: %v; its filter in the tables before its tap: %v", waited, filtered)
+	}
+	e.wantStatus(store.Ports, p.ID, model.StatusActive)
+}

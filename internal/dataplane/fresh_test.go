@@ -1,0 +1,76 @@
+package dataplane
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/netns"
+)
+
+// TestNewPairReadsNothingBack creates a port's pair with the Links of an
+// incremental pass (bound to the host namespace by name, so a hairpin read
+// would dump the bridge ports from inside it) and checks that programming
+// it did not read back what it had just made: no namespace entered, yet
+// the pair as wanted, and a second pass finding nothing to change.
+func TestNewPairReadsNothingBack(t *testing.T) {
+	for _, hairpin := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "hairpin"}[hairpin], func(t *testing.T) {
+			e := newEnv(t)
+			tp := newTopology(e)
+			if _, err := EnsureBridge(e.links, tp.bridge); err != nil {
+				t.Fatal(err)
+			}
+			red := e.ns("red")
+			ns, _, err := EnsureInstanceNetns(red, e.marker("i-red"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			spec := tp.ports["p-red"].spec
+			spec.Hairpin = hairpin
+
+			links := NewLinks(e.host.Handle)
+			links.SetNamespace(e.hostName)
+			before := netns.Switches()
+			changed, err := EnsureVethPort(links, ns, spec)
+			if err != nil || !changed {
+				t.Fatalf("create: changed %v, %v", changed, err)
+			}
+			if changed, err := EnsurePortQos(links, ns, spec.TapName, spec.IfName, spec.Alias, QosSpec{}); err != nil || changed {
+				t.Fatalf("qos: changed %v, %v", changed, err)
+			}
+			if n := netns.Switches() - before; n != 0 {
+				t.Errorf("creating a pair entered %d namespaces, want 0", n)
+			}
+
+			if a := e.ip("-n", red, "-o", "addr", "show", "eth0"); !strings.Contains(a, "10.9.0.11/24") {
+				t.Errorf("address missing:\n%s", a)
+			}
+			if l := e.ip("-n", red, "-o", "link", "show", "eth0"); !strings.Contains(l, ",UP") || !strings.Contains(l, spec.Alias) {
+				t.Errorf("peer not up or not labelled:\n%s", l)
+			}
+			if r := e.ip("-n", red, "route", "show", "default"); !strings.Contains(r, "via 10.9.0.1") {
+				t.Errorf("default route missing:\n%s", r)
+			}
+			if l := e.ip("-n", e.hostName, "-d", "-o", "link", "show", spec.TapName); strings.Contains(l, "hairpin on") != hairpin {
+				t.Errorf("hairpin not %v:\n%s", hairpin, l)
+			}
+
+			// A pass over what exists reads it (the hairpin dump enters
+			// the host namespace) and finds nothing to do.
+			links = NewLinks(e.host.Handle)
+			links.SetNamespace(e.hostName)
+			before = netns.Switches()
+			changed, err = EnsureVethPort(links, ns, spec)
+			if err != nil || changed {
+				t.Fatalf("again: changed %v, %v", changed, err)
+			}
+			if changed, err := EnsurePortQos(links, ns, spec.TapName, spec.IfName, spec.Alias, QosSpec{}); err != nil || changed {
+				t.Fatalf("qos again: changed %v, %v", changed, err)
+			}
+			if n := netns.Switches() - before; n != 1 {
+				t.Errorf("a pass over an existing pair entered %d namespaces, want 1 (its hairpin read)", n)
+			}
+		})
+	}
+}
