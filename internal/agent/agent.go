@@ -162,6 +162,15 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// round is the full pass under way (nil: none): a full pass yields to
+	// store changes (see yielding), and the full passes that continue it
+	// skip what it verified already.
+	round *fullRound
+	// newest is the newest revision the store's watch delivered, and
+	// moved is signalled with it: a full pass in progress watches them to
+	// yield (forward).
+	newest atomic.Int64
+	moved  chan struct{}
 	// resweep: the last full pass left leftovers behind (a mount point
 	// too young to tell from a creation under way, a deletion that
 	// failed), so the passes that retry it are full ones.
@@ -259,6 +268,7 @@ func New(cfg Config) (*Agent, error) {
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
+		moved:       make(chan struct{}, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
 			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap(), mappings: cfg.InterfaceMappings}},
@@ -295,7 +305,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// Watch before the first pass, so that no change slips in between.
-	changes := a.cfg.Store.Watch(ctx)
+	changes := a.forward(a.cfg.Store.Watch(ctx))
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
 	retry := time.NewTimer(0)
@@ -324,12 +334,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("pass failed", "full", full, "err", err)
 			a.setPassError(err)
 		default:
-			a.publish(full)
+			// Everything after a full round's end; what changed
+			// after a full pass that yielded (see finish).
+			a.publish(full && a.round == nil)
+		}
+		if full && err != nil {
+			a.round = nil // verified nothing: it starts again
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
 		// revisits exactly those, unless leftovers remain, which only
-		// a full pass looks for.
+		// a full pass looks for. A full pass that yielded to a store
+		// change is continued once the change is programmed (wait).
 		full = full && err != nil || a.resweep
 		if clean && err == nil {
 			backoff = 0
@@ -384,8 +400,39 @@ func (a *Agent) openHost() error {
 // full one. It reports whether the agent is done. Deletions reported by the
 // drift watches schedule a full pass driftSettle later; store changes are
 // not held up meanwhile.
+//
+// A full pass that yielded (a.round) is continued at once unless a store
+// change is waiting: changes go first, so that a write's wait never lasts
+// a full pass over the host.
 func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-chan time.Time, full *bool) (done bool) {
 	for {
+		if a.round != nil {
+			select {
+			case rev, ok := <-changes:
+				if ok && a.reportsOnly(rev) {
+					continue
+				}
+				a.storeWake, a.woke = true, rev
+				return !ok
+			default:
+			}
+			select {
+			case <-ctx.Done():
+				return true
+			case what := <-a.drift:
+				// What the round verified may be what was deleted:
+				// the continuation verifies everything again.
+				a.log.Debug("kernel objects deleted; the full pass under way starts over", "first", what)
+				a.round.restart()
+			case <-a.repair:
+				a.repair = nil
+				a.round.restart()
+			default:
+			}
+			a.storeWake = false
+			*full = true
+			return false
+		}
 		select {
 		case <-ctx.Done():
 			return true

@@ -24,7 +24,9 @@ import (
 // changes, ensures only the objects whose spec changed since they were last
 // programmed or whose last attempt failed, and deletes the objects that
 // left the store: its cost follows the size of the change, not of the host.
-// Drift behind nsnet's back is repaired by the next full pass.
+// Drift behind nsnet's back is repaired by the next full pass. A full pass
+// yields to store changes that arrive while it runs, and is continued by
+// full passes that skip what it verified (yield.go).
 //
 // Neither reads the whole store nor recomputes the whole desired state
 // when it can help it: the records are kept decoded, only those the
@@ -36,12 +38,19 @@ type pass struct {
 	d     *desired
 	links *dataplane.Links
 	full  bool
+	// round is the full round a full pass is part of (yield.go); cut:
+	// the pass yielded to a store change before its end.
+	round *fullRound
+	cut   bool
 
 	mu      sync.Mutex
 	results map[key]status // objects looked at in this pass
 	tried   map[key]any    // merged into Agent.tried at the end
 	good    map[key]bool
-	forget  []key // objects whose kernel state is gone
+	// verified are the objects a full pass programmed without error,
+	// merged into its round at the end.
+	verified map[key]any
+	forget   []key // objects whose kernel state is gone
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
@@ -86,18 +95,26 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		}
 	}
 	a.pending, a.fed = nil, false
-	d := a.inc.update(&a.records, ch, full, &a.mu)
+	// A full round computes the desired state from every record once, at
+	// its start; the passes that continue it update it as incremental
+	// ones do.
+	if full && a.round == nil {
+		a.round = newRound()
+	}
+	d := a.inc.update(&a.records, ch, full && a.round.passes == 0, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
 	p := &pass{
-		a:       a,
-		d:       d,
-		full:    full,
-		results: map[key]status{},
-		tried:   map[key]any{},
-		good:    map[key]bool{},
+		a:        a,
+		d:        d,
+		full:     full,
+		results:  map[key]status{},
+		tried:    map[key]any{},
+		good:     map[key]bool{},
+		verified: map[key]any{},
 	}
 	if full {
+		p.round = a.round
 		if err := a.openHost(); err != nil {
 			return false, err
 		}
@@ -110,19 +127,35 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.links.SetNamespace(a.cfg.HostNetns)
 
 	p.removeUnwanted()
+	ectx := ctx
+	if full && time.Since(p.round.start) < a.cfg.ResyncInterval {
+		// It yields to store changes (yield.go), unless the round has
+		// gone on for a resync interval already: then it ends.
+		yctx, stop := a.yielding(ctx, d.rev)
+		defer stop()
+		ectx = yctx
+	}
+	if full && fullPassStarted != nil {
+		fullPassStarted(a, ectx)
+	}
 	for _, r := range reconcilers {
-		r.ensure(ctx, p)
+		if ectx.Err() != nil {
+			break
+		}
+		r.ensure(ectx, p)
 	}
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	p.cut = ectx.Err() != nil
 	a.finish(p, time.Since(start))
 	return p.errors == 0, nil
 }
 
-// needs reports whether object k must be (re)programmed with spec.
+// needs reports whether object k must be (re)programmed with spec: in a
+// full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
-	return p.full || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+	return p.full && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
 }
 
 // isGood reports whether k's kernel state is in place, as of this pass.
@@ -141,6 +174,9 @@ func (p *pass) record(k key, spec any, changed bool, err error, ok status) {
 	defer p.mu.Unlock()
 	p.tried[k] = spec
 	p.good[k] = err == nil
+	if p.full && err == nil {
+		p.verified[k] = spec
+	}
 	if changed {
 		p.changes++
 		p.a.log.Info("programmed", "object", k.String())
@@ -337,6 +373,13 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	if p.full {
 		a.resweep = p.sweepFailed
+		p.round.passes++
+		for k, spec := range p.verified {
+			p.round.verified[k] = spec
+		}
+		if !p.cut {
+			a.round = nil // the round is complete
+		}
 	}
 
 	a.mu.Lock()
@@ -347,7 +390,10 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	touched, all := a.inc.touched, a.inc.all
 	a.inc.touched, a.inc.all = nil, false
-	if !p.full && !all {
+	// A full pass that yielded looked at part of the host: its statuses
+	// are updated, and published, as an incremental pass's are, unless
+	// the desired state was computed afresh.
+	if (!p.full || p.cut) && !all {
 		a.updateStatusesLocked(p, touched)
 		// The keys updateStatusesLocked looked at: the publisher's
 		// change.
@@ -373,7 +419,7 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	now := time.Now()
 	h := &a.health
 	h.LastPass, h.LastPassDuration, h.LastPassFull = now, took.String(), p.full
-	if p.full {
+	if p.full && !p.cut {
 		h.LastFullPass = now
 		h.FullPasses++
 	}
@@ -386,7 +432,12 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	a.converged = p.d.rev
 	close(a.convergedCh)
 	a.convergedCh = make(chan struct{})
-	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors)
+	if p.full {
+		a.log.Debug("pass done", "full", true, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors,
+			"yielded", p.cut, "round_passes", p.round.passes, "round_verified", len(p.round.verified))
+		return
+	}
+	a.log.Debug("pass done", "full", false, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors)
 }
 
 // verifyStatuses, when set (by tests), is given the statuses a pass
