@@ -341,6 +341,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if full && err != nil {
 			a.round = nil // verified nothing: it starts again
 		}
+		if full && err == nil && a.round == nil {
+			// A round ended: the next is due a resync interval from
+			// now, not at once for a tick that came during this one.
+			resync.Reset(a.cfg.ResyncInterval)
+		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
 		// revisits exactly those, unless leftovers remain, which only

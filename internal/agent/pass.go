@@ -42,6 +42,9 @@ type pass struct {
 	// the pass yielded to a store change before its end.
 	round *fullRound
 	cut   bool
+	// yield, in a full pass that may yield, ends when it must
+	// (Agent.yielding).
+	yield context.Context
 
 	mu      sync.Mutex
 	results map[key]status // objects looked at in this pass
@@ -133,7 +136,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		// gone on for a resync interval already: then it ends.
 		yctx, stop := a.yielding(ctx, d.rev)
 		defer stop()
-		ectx = yctx
+		ectx, p.yield = yctx, yctx
 	}
 	if full && fullPassStarted != nil {
 		fullPassStarted(a, ectx)
@@ -156,6 +159,12 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 // full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
 	return p.full && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+}
+
+// yielded reports whether the full pass yields to a store change: the
+// objects it has not started on are left to the pass that continues it.
+func (p *pass) yielded() bool {
+	return p.yield != nil && p.yield.Err() != nil
 }
 
 // isGood reports whether k's kernel state is in place, as of this pass.

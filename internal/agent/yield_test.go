@@ -2,13 +2,17 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/dataplane"
 	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/netns"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -81,5 +85,79 @@ func TestFullPassYieldsToChange(t *testing.T) {
 	e.wantStatus(store.Ports, red.ID, model.StatusActive)
 	if n := calls.Load(); n < 2 {
 		t.Fatalf("%d full passes started, want the one that yielded and one that continued it", n)
+	}
+}
+
+// TestYieldingFullPassStopsBetweenPorts: a full pass that yields stops
+// between an instance's ports, not after all of them (an instance can have
+// dozens, and the change waits for those begun), and the full pass that
+// continues its round programs the rest without the instance's
+// namespace being verified twice by the round.
+func TestYieldingFullPassStopsBetweenPorts(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	ports := []model.Port{
+		testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11"),
+		testPort("red", "eth1", "10.9.0.12", "fa:16:3e:00:00:12"),
+		testPort("red", "eth2", "10.9.0.13", "fa:16:3e:00:00:13"),
+	}
+	for i := range ports {
+		ports[i].ID = fmt.Sprintf("p%d-%s", i, ports[i].ID) // taps are named after the id's start
+	}
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("red"), ports[0], ports[1], ports[2]))
+	e.stop() // the passes below are the test's, on the agent's state
+	a := e.agent
+	h, err := netns.NewHandle(e.hostNetns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	yielded, cancel := context.WithCancel(context.Background())
+	cancel()
+	round := newRound()
+	newPass := func(yield context.Context) *pass {
+		p := &pass{a: a, d: a.inc.d, full: true, round: round, yield: yield, links: dataplane.NewLinks(h),
+			results: map[key]status{}, tried: map[key]any{}, good: map[key]bool{}, verified: map[key]any{}}
+		p.links.SetNamespace(e.hostNetns)
+		return p
+	}
+	lookedAt := func(p *pass) (instances, ports int) {
+		for k := range p.results {
+			switch k.kind {
+			case store.Instances:
+				instances++
+			case store.Ports:
+				ports++
+			}
+		}
+		return instances, ports
+	}
+
+	p := newPass(yielded)
+	work := p.instanceWork()
+	if len(work) != 1 || len(work[0].ports) != 3 {
+		t.Fatalf("full pass work %+v, want the instance and its 3 ports", work)
+	}
+	p.ensureInstance(work[0])
+	if i, n := lookedAt(p); i != 1 || n != 0 {
+		t.Fatalf("the yielding pass looked at %d instances and %d ports, want the instance and no port", i, n)
+	}
+	maps.Copy(round.verified, p.verified)
+
+	p = newPass(nil)
+	work = p.instanceWork()
+	if len(work) != 1 || len(work[0].ports) != 3 {
+		t.Fatalf("continuing pass work %+v, want the instance's 3 ports", work)
+	}
+	if p.needs(key{store.Instances, work[0].id}, work[0].spec) {
+		t.Error("the continuing pass would verify the instance the round verified")
+	}
+	p.ensureInstance(work[0])
+	if _, n := lookedAt(p); n != 3 {
+		t.Fatalf("the continuing pass looked at %d ports, want 3", n)
+	}
+	for k, st := range p.results {
+		if st.Status != model.StatusActive {
+			t.Errorf("%s: %+v", k, st)
+		}
 	}
 }
