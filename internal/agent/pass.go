@@ -131,9 +131,12 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 
 	p.removeUnwanted()
 	ectx := ctx
-	if full && time.Since(p.round.start) < a.cfg.ResyncInterval {
+	if full && a.health.FullPasses > 0 && time.Since(p.round.start) < a.cfg.ResyncInterval {
 		// It yields to store changes (yield.go), unless the round has
-		// gone on for a resync interval already: then it ends.
+		// gone on for a resync interval already: then it ends. The
+		// first round does not: until it ends no object is known
+		// programmed, and the incremental pass it would yield to
+		// would program them all.
 		yctx, stop := a.yielding(ctx, d.rev)
 		defer stop()
 		ectx, p.yield = yctx, yctx

@@ -23,7 +23,8 @@ import (
 // it was at its verification, as with one long full pass; a deletion the
 // drift watches see starts the round's verification over; and a round
 // that has lasted ResyncInterval stops yielding, so that a busy store
-// cannot keep it from ending.
+// cannot keep it from ending. The agent's first round (at its start)
+// does not yield: nothing is known programmed before it ends.
 
 // fullRound is the full pass under way, over the passes that continue it.
 type fullRound struct {
