@@ -437,13 +437,18 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	h.Passes++
 	h.Changes += int64(p.changes)
-	h.Revision = p.d.rev
 	h.Managed = managed
 	h.Errors = a.objectErrorsLocked()
 
-	a.converged = p.d.rev
-	close(a.convergedCh)
-	a.convergedCh = make(chan struct{})
+	if !p.cut {
+		// A full pass that yielded may have left a change of its
+		// revision unprogrammed: the pass that programs it moves the
+		// revision the kernel is programmed for.
+		h.Revision = p.d.rev
+		a.converged = p.d.rev
+		close(a.convergedCh)
+		a.convergedCh = make(chan struct{})
+	}
 	if p.full {
 		a.log.Debug("pass done", "full", true, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors,
 			"yielded", p.cut, "round_passes", p.round.passes, "round_verified", len(p.round.verified))
