@@ -143,6 +143,7 @@ type Agent struct {
 	drift     chan string
 	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
 	repair    <-chan time.Time             // when the full pass that repairs drift is due
+	resume    <-chan time.Time             // when the full pass that continues a.round is due
 	records   records
 	// storeWake: the agent woke for a store change only, which may be
 	// one it has nothing to do for (see idle); pending are the changes
@@ -323,6 +324,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		if full {
+			a.resume = nil // this one continues the round, if any
+		}
 		clean, err := a.pass(ctx, full)
 		if ctx.Err() == nil && a.cfg.OnPass != nil {
 			a.cfg.OnPass(full, time.Since(start), clean, err)
@@ -340,6 +344,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if full && err != nil {
 			a.round = nil // verified nothing: it starts again
+		}
+		if full && err == nil && a.round != nil {
+			a.resume = time.After(resumeDelay)
 		}
 		if full && err == nil && a.round == nil {
 			// A round ended: the next is due a resync interval from
@@ -406,38 +413,10 @@ func (a *Agent) openHost() error {
 // drift watches schedule a full pass driftSettle later; store changes are
 // not held up meanwhile.
 //
-// A full pass that yielded (a.round) is continued at once unless a store
-// change is waiting: changes go first, so that a write's wait never lasts
-// a full pass over the host.
+// A full pass that yielded (a.round) is continued resumeDelay after it
+// (a.resume), store changes meanwhile programmed first.
 func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-chan time.Time, full *bool) (done bool) {
 	for {
-		if a.round != nil {
-			select {
-			case rev, ok := <-changes:
-				if ok && a.reportsOnly(rev) {
-					continue
-				}
-				a.storeWake, a.woke = true, rev
-				return !ok
-			default:
-			}
-			select {
-			case <-ctx.Done():
-				return true
-			case what := <-a.drift:
-				// What the round verified may be what was deleted:
-				// the continuation verifies everything again.
-				a.log.Debug("kernel objects deleted; the full pass under way starts over", "first", what)
-				a.round.restart()
-			case <-a.repair:
-				a.repair = nil
-				a.round.restart()
-			default:
-			}
-			a.storeWake = false
-			*full = true
-			return false
-		}
 		select {
 		case <-ctx.Done():
 			return true
@@ -458,6 +437,16 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 			}
 		case <-a.repair:
 			a.repair = nil
+			if a.round != nil {
+				// What the round verified may be what was
+				// deleted: it verifies everything again.
+				a.round.restart()
+			}
+			a.storeWake = false
+			*full = true
+			return false
+		case <-a.resume:
+			a.resume = nil
 			a.storeWake = false
 			*full = true
 			return false
@@ -467,6 +456,13 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 		}
 	}
 }
+
+// resumeDelay is how long after a full pass yielded the pass that
+// continues it starts. Continued at once, it would run between every two
+// changes of a busy store (a script creating ports one by one), each
+// continuation reading the host's links and namespaces again before it
+// yields: a pass more per change, for a tenth of a second's head start.
+const resumeDelay = 100 * time.Millisecond
 
 // driftSettle is how long the agent lets a burst of deletions settle
 // before the full pass that repairs them: someone deleting a bridge by

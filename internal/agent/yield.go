@@ -14,8 +14,9 @@ import (
 // pass. So a full pass yields: when a store change arrives that is not the
 // hosts' reports alone, it starts nothing more (the objects being
 // programmed finish), ends, and the agent runs the incremental pass that
-// programs the change; then it continues the full pass with another, which
-// skips the objects the round verified already with the same spec. The
+// programs the change; resumeDelay later (store changes first) it
+// continues the full pass with another, which skips the objects the round
+// verified already with the same spec. The
 // round ends with a full pass that ran to its end; only that counts as a
 // full pass in the health (FullPasses, LastFullPass).
 //
