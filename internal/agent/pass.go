@@ -42,6 +42,9 @@ type pass struct {
 	// the pass yielded to a store change before its end.
 	round *fullRound
 	cut   bool
+	// sweep: the pass reads the host's links in one dump and looks for
+	// leftovers (removeUnwanted).
+	sweep bool
 	// yield, in a full pass that may yield, ends when it must
 	// (Agent.yielding).
 	yield context.Context
@@ -118,6 +121,14 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 	if full {
 		p.round = a.round
+	}
+	// A round reads the kernel whole (the host's links, the namespaces
+	// with their markers, for leftovers) in its first pass, or while a
+	// leftover it found is still there; the passes that continue it look
+	// at the objects they verify, as incremental ones do: on a busy
+	// store they run between changes, and each yields soon.
+	p.sweep = full && (a.round.passes == 0 || a.resweep)
+	if p.sweep {
 		if err := a.openHost(); err != nil {
 			return false, err
 		}
@@ -243,7 +254,7 @@ type deletion struct {
 func (p *pass) removeUnwanted() {
 	gone := p.gone()
 	var f *found
-	if p.full {
+	if p.sweep {
 		f = p.findOwned()
 	}
 	seen := map[string]bool{}
@@ -384,7 +395,9 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 	}
 	if p.full {
-		a.resweep = p.sweepFailed
+		if p.sweep {
+			a.resweep = p.sweepFailed
+		}
 		p.round.passes++
 		for k, spec := range p.verified {
 			p.round.verified[k] = spec

@@ -33,7 +33,8 @@ type fullRound struct {
 	start time.Time
 	// verified is the spec each object was verified with in this round.
 	verified map[key]any
-	// passes counts the round's passes (the last one included).
+	// passes counts the round's passes (the last one included) since it
+	// began or restarted.
 	passes int
 }
 
@@ -41,9 +42,11 @@ func newRound() *fullRound {
 	return &fullRound{start: time.Now(), verified: map[key]any{}}
 }
 
-// restart forgets what the round verified: drift may have undone it.
+// restart forgets what the round verified: drift may have undone it (or
+// replaced the host namespace). Its next pass is as a first one: it reads
+// the kernel whole.
 func (r *fullRound) restart() {
-	r.verified = map[key]any{}
+	r.verified, r.passes = map[key]any{}, 0
 }
 
 // done reports whether the round verified k with spec.
