@@ -130,7 +130,7 @@ func run(ctx context.Context) (err error) {
 		for _, h := range cluster.Hosts {
 			prefixes = append(prefixes, h.NetnsPrefix)
 		}
-		err = errors.Join(err, teardown(api, prefixes), cluster.Close())
+		err = errors.Join(err, teardown(api, prefixes), settle(cluster), cluster.Close())
 	}()
 
 	oneboxPrefix := "nsb" + lab.RandomHex(3) + "-"
@@ -473,6 +473,25 @@ func teardown(c *client.Client, prefixes []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settle waits, after the teardown, until no host namespace of the
+// cluster holds nft tables: the agents remove a host's firewall once its
+// last port is gone, which can come after the namespaces the teardown
+// waits for, and Close counts what is left when it stops the daemons.
+func settle(c *lab.Cluster) error {
+	for _, h := range c.Hosts {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			out, err := exec.Command("ip", "netns", "exec", h.Netns, "nft", "list", "tables").Output()
+			if err == nil && strings.TrimSpace(string(out)) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("host %s: nft tables a minute after the teardown: %s", h.Name, strings.Join(strings.Fields(string(out)), " "))
+			}
+		}
+	}
+	return nil
 }
 
 // made lists the namespaces of a daemon's prefix but its host's.
