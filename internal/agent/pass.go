@@ -48,6 +48,9 @@ type pass struct {
 	// yield, in a full pass that may yield, ends when it must
 	// (Agent.yielding).
 	yield context.Context
+	// kinds are the kinds whose ensure ran to its end in a full pass,
+	// merged into its round.
+	kinds []store.Kind
 
 	mu      sync.Mutex
 	results map[key]status // objects looked at in this pass
@@ -159,8 +162,19 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		if ectx.Err() != nil {
 			break
 		}
+		if full {
+			// Whatever a kind checks whole in a full pass (a
+			// table of its own, a sweep) it checks once a round:
+			// the passes that continue it verify that kind's
+			// objects the round has not.
+			p.full = !p.round.kinds[r.kind()]
+		}
 		r.ensure(ectx, p)
+		if full && ectx.Err() == nil {
+			p.kinds = append(p.kinds, r.kind())
+		}
 	}
+	p.full = full
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -172,7 +186,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 // needs reports whether object k must be (re)programmed with spec: in a
 // full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
-	return p.full && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+	return p.round != nil && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
 }
 
 // yielded reports whether the full pass yields to a store change: the
@@ -197,7 +211,7 @@ func (p *pass) record(k key, spec any, changed bool, err error, ok status) {
 	defer p.mu.Unlock()
 	p.tried[k] = spec
 	p.good[k] = err == nil
-	if p.full && err == nil {
+	if p.round != nil && err == nil {
 		p.verified[k] = spec
 	}
 	if changed {
@@ -395,6 +409,9 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 	}
 	if p.full {
+		for _, k := range p.kinds {
+			p.round.kinds[k] = true
+		}
 		if p.sweep {
 			a.resweep = p.sweepFailed
 		}

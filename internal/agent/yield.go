@@ -31,22 +31,25 @@ import (
 type fullRound struct {
 	// start is when the round began; a restart keeps it.
 	start time.Time
-	// verified is the spec each object was verified with in this round.
+	// verified is the spec each object was verified with in this round;
+	// kinds are those whose whole state (a table of their own, a sweep)
+	// it verified.
 	verified map[key]any
+	kinds    map[store.Kind]bool
 	// passes counts the round's passes (the last one included) since it
 	// began or restarted.
 	passes int
 }
 
 func newRound() *fullRound {
-	return &fullRound{start: time.Now(), verified: map[key]any{}}
+	return &fullRound{start: time.Now(), verified: map[key]any{}, kinds: map[store.Kind]bool{}}
 }
 
 // restart forgets what the round verified: drift may have undone it (or
 // replaced the host namespace). Its next pass is as a first one: it reads
 // the kernel whole.
 func (r *fullRound) restart() {
-	r.verified, r.passes = map[key]any{}, 0
+	r.verified, r.kinds, r.passes = map[key]any{}, map[store.Kind]bool{}, 0
 }
 
 // done reports whether the round verified k with spec.
