@@ -170,7 +170,9 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 			p.full = !p.round.kinds[r.kind()]
 		}
 		r.ensure(ectx, p)
-		if full && ectx.Err() == nil {
+		if full && (ectx.Err() == nil || !stopsWithin[r.kind()]) {
+			// It ran to its end: a kind that ignores the
+			// context finishes whatever it started.
 			p.kinds = append(p.kinds, r.kind())
 		}
 	}

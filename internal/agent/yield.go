@@ -118,6 +118,12 @@ func (a *Agent) programsAny(from, to int64) bool {
 	return !ok || !store.OnlyReports(changes)
 }
 
+// stopsWithin are the kinds whose ensure starts nothing more once its
+// context ends (its objects' jobs check it, an instance's ports too): one
+// that yielded has not verified all its objects. The others' ensure runs
+// to its end once begun.
+var stopsWithin = map[store.Kind]bool{store.Instances: true, store.Routers: true, dhcpKind: true}
+
 // fullPassStarted, when set (by tests), is called by every full pass before
 // it ensures anything, with its agent and the context that ends when the
 // pass yields.
