@@ -43,7 +43,11 @@
 // the first 100 (1.00x: the 10,000th port costs what the first did), each
 // thousand's time, and the daemon's RSS at the end and per port:
 //
-//	sudo go run ./bench/agentscale -onebyone 10000
+//	sudo go run ./bench/agentscale -onebyone 10000 [-dhcp]
+//
+// -dhcp gives the ports' subnet DHCP: its network then has a DHCP port,
+// and every port is an entry of the network's DHCP and DNS servers'
+// configuration, which each create updates.
 //
 // Everything lives in namespaces the benchmark's daemon creates under one prefix; the
 // teardown stops the daemon and deletes them, also when the run fails or
@@ -87,6 +91,7 @@ func run(ctx context.Context) (err error) {
 	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
+	dhcpFlag := flag.Bool("dhcp", false, "the ports' subnet has DHCP (its network a DHCP port, whose servers' configuration every port is part of); without, it has none")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("agentscale needs root: its daemon creates network namespaces")
@@ -116,7 +121,7 @@ func run(ctx context.Context) (err error) {
 			log.Printf("teardown: deleted namespace %s", ns)
 		}
 	}()
-	w := &world{bin: bin, dir: dir, prefix: prefix}
+	w := &world{bin: bin, dir: dir, prefix: prefix, dhcp: *dhcpFlag}
 	switch *storeFlag {
 	case "bolt":
 	case "etcd":
@@ -220,6 +225,8 @@ type world struct {
 	etcd   string
 	filled int
 	next   int // next address to hand out, as an offset in subnet
+	// dhcp: the ports' subnet has DHCP (-dhcp).
+	dhcp bool
 }
 
 // start starts the daemon (again) on the benchmark's state.
@@ -265,7 +272,7 @@ func (w *world) setup(ctx context.Context) error {
 	}
 	w.network = n.ID
 	sn, _, err := client.Create[model.Subnet](ctx, w.wait, client.Subnets, map[string]any{
-		"network_id": n.ID, "cidr": "10.80.0.0/16", "ip_version": 4, "enable_dhcp": false})
+		"network_id": n.ID, "cidr": "10.80.0.0/16", "ip_version": 4, "enable_dhcp": w.dhcp})
 	if err != nil {
 		return err
 	}
@@ -650,7 +657,7 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n%d ports created one by one, each waited (X-Nsnet-Wait), on one network in the default security group\n\n", n)
+	fmt.Printf("\n%d ports created one by one, each waited (X-Nsnet-Wait), on one network (DHCP: %v) in the default security group\n\n", n, w.dhcp)
 	fmt.Printf("total: %s (%.1f ms a port)\n", total.Round(time.Millisecond), float64(total.Microseconds())/1000/float64(n))
 	if first100 > 0 {
 		fmt.Printf("first 100: %s; %d/100 × that: %s; total / (%d/100 × first 100): %.2fx\n", first100.Round(time.Millisecond), n,
@@ -660,6 +667,10 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 		fmt.Printf("ports %5d–%5d: %s\n", i*1000+1, (i+1)*1000, d.Round(time.Millisecond))
 	}
 	fmt.Printf("daemon RSS: %d MiB at the start, %d MiB after (%.1f KiB a port)\n", rssStart/1024, rss/1024, float64(rss-rssStart)/float64(n))
-	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -onebyone %d\n", n)
+	dhcpArg := ""
+	if w.dhcp {
+		dhcpArg = " -dhcp"
+	}
+	fmt.Printf("\nreproduce: sudo go run ./bench/agentscale -onebyone %d%s\n", n, dhcpArg)
 	return nil
 }

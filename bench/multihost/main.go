@@ -66,7 +66,7 @@ func run(ctx context.Context) (err error) {
 	networks := flag.Int("networks", 20, "networks (each instance has a port on every one)")
 	samples := flag.Int("samples", 40, "ports timed per row")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
-	logsFlag := flag.String("daemon-logs", "", "append the cluster daemons' output to this file, each line behind its host's name (a SIGQUIT's goroutine dump included)")
+	logsFlag := flag.String("daemon-logs", "", "append every daemon's output, at --log-level debug (each pass, with its revision and time), to this file, each line behind its host's name (onebox: the one-box daemon), and each timed sample's port, start and time behind \"bench: \"")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("multihost needs root: its hosts are network namespaces")
@@ -94,8 +94,12 @@ func run(ctx context.Context) (err error) {
 	}
 	defer etcd.Remove()
 
+	// At warn a daemon that works says nothing: logs are at debug, which
+	// has a line per pass.
+	logLevel := "warn"
 	var logs io.Writer
 	if *logsFlag != "" {
+		logLevel = "debug"
 		f, err := os.OpenFile(*logsFlag, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
@@ -111,7 +115,7 @@ func run(ctx context.Context) (err error) {
 			{Name: "host-b", Roles: []string{model.RoleCompute}},
 			{Name: "net", Roles: []string{model.RoleNetwork}},
 		},
-		DaemonArgs: []string{"--heartbeat-interval", "1s", "--agent-down-time", "5s", "--log-level", "warn"},
+		DaemonArgs: []string{"--heartbeat-interval", "1s", "--agent-down-time", "5s", "--log-level", logLevel},
 	})
 	if err != nil {
 		return err
@@ -126,12 +130,12 @@ func run(ctx context.Context) (err error) {
 		for _, h := range cluster.Hosts {
 			prefixes = append(prefixes, h.NetnsPrefix)
 		}
-		err = errors.Join(err, teardown(api, prefixes), cluster.Close())
+		err = errors.Join(err, teardown(api, prefixes), settle(cluster), cluster.Close())
 	}()
 
 	oneboxPrefix := "nsb" + lab.RandomHex(3) + "-"
 	defer lab.RemoveNamespaces(oneboxPrefix)
-	onebox, err := lab.StartDaemon(bin, dir, oneboxPrefix)
+	onebox, err := lab.StartDaemonLogging(bin, dir, oneboxPrefix, logs, "--log-level", logLevel)
 	if err != nil {
 		return err
 	}
@@ -171,7 +175,7 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("\nAPI call → port ACTIVE, %d ports per row (p50 / p99, ratio to the one-box)\n\n", *samples)
 	var base [2]time.Duration
 	for i, r := range rows {
-		times, err := timePorts(ctx, r.c, r.host, r.net, *samples, i)
+		times, err := timePorts(ctx, r.c, r.host, r.net, *samples, i, logs)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.name, err)
 		}
@@ -292,8 +296,10 @@ func fill(ctx context.Context, c *client.Client, networks, perNetwork int, hosts
 
 // timePorts times samples ports: for each, an instance on host (untimed),
 // then POST of its port on network and GETs until it is ACTIVE (timed);
-// both are deleted after the sample, untimed.
-func timePorts(ctx context.Context, c *client.Client, host, network string, samples, row int) ([]time.Duration, error) {
+// both are deleted after the sample, untimed. Each sample is written to
+// logs (when not nil) beside the daemons' lines: its port, when its POST
+// was sent and answered, and when it was seen ACTIVE.
+func timePorts(ctx context.Context, c *client.Client, host, network string, samples, row int, logs io.Writer) ([]time.Duration, error) {
 	var times []time.Duration
 	for i := range samples {
 		attrs := map[string]any{"name": fmt.Sprintf("t%d-%d", row, i)}
@@ -309,6 +315,7 @@ func timePorts(ctx context.Context, c *client.Client, host, network string, samp
 		if err != nil {
 			return nil, err
 		}
+		posted := time.Since(start)
 		for p.Status != "ACTIVE" {
 			if time.Since(start) > 2*time.Minute {
 				return nil, fmt.Errorf("port %s not ACTIVE after 2 minutes (%s)", p.ID, p.Status)
@@ -318,7 +325,12 @@ func timePorts(ctx context.Context, c *client.Client, host, network string, samp
 				return nil, err
 			}
 		}
-		times = append(times, time.Since(start))
+		took := time.Since(start)
+		times = append(times, took)
+		if logs != nil {
+			fmt.Fprintf(logs, "bench: time=%s row=%d sample=%d port=%s posted=%s active=%s\n",
+				start.UTC().Format("2006-01-02T15:04:05.000Z"), row, i, p.ID, posted.Round(time.Millisecond), took.Round(time.Millisecond))
+		}
 		if _, err := c.Delete(ctx, client.Ports, p.ID); err != nil {
 			return nil, err
 		}
@@ -461,6 +473,25 @@ func teardown(c *client.Client, prefixes []string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// settle waits, after the teardown, until no host namespace of the
+// cluster holds nft tables: the agents remove a host's firewall once its
+// last port is gone, which can come after the namespaces the teardown
+// waits for, and Close counts what is left when it stops the daemons.
+func settle(c *lab.Cluster) error {
+	for _, h := range c.Hosts {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+			out, err := exec.Command("ip", "netns", "exec", h.Netns, "nft", "list", "tables").Output()
+			if err == nil && strings.TrimSpace(string(out)) == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("host %s: nft tables a minute after the teardown: %s", h.Name, strings.Join(strings.Fields(string(out)), " "))
+			}
+		}
+	}
+	return nil
 }
 
 // made lists the namespaces of a daemon's prefix but its host's.

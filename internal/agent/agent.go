@@ -143,6 +143,7 @@ type Agent struct {
 	drift     chan string
 	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
 	repair    <-chan time.Time             // when the full pass that repairs drift is due
+	resume    <-chan time.Time             // when the full pass that continues a.round is due
 	records   records
 	// storeWake: the agent woke for a store change only, which may be
 	// one it has nothing to do for (see idle); pending are the changes
@@ -162,6 +163,15 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// round is the full pass under way (nil: none): a full pass yields to
+	// store changes (see yielding), and the full passes that continue it
+	// skip what it verified already.
+	round *fullRound
+	// newest is the newest revision the store's watch delivered, and
+	// moved is signalled with it: a full pass in progress watches them to
+	// yield (forward).
+	newest atomic.Int64
+	moved  chan struct{}
 	// resweep: the last full pass left leftovers behind (a mount point
 	// too young to tell from a creation under way, a deletion that
 	// failed), so the passes that retry it are full ones.
@@ -259,6 +269,7 @@ func New(cfg Config) (*Agent, error) {
 		good:        map[key]bool{},
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
+		moved:       make(chan struct{}, 1),
 		metadata:    metadata.NewService(cfg.Logger.With("component", "metadata")),
 		inc: incremental{prefix: cfg.NetnsPrefix, host: cmp.Or(cfg.HostNetns, dataplane.HostRoot),
 			self: hostView{name: cfg.Host, vtep: cfg.VTEPAddress.Unmap(), mappings: cfg.InterfaceMappings}},
@@ -295,7 +306,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// Watch before the first pass, so that no change slips in between.
-	changes := a.cfg.Store.Watch(ctx)
+	changes := a.forward(a.cfg.Store.Watch(ctx))
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
 	retry := time.NewTimer(0)
@@ -313,6 +324,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		if full {
+			a.resume = nil // this one continues the round, if any
+		}
 		clean, err := a.pass(ctx, full)
 		if ctx.Err() == nil && a.cfg.OnPass != nil {
 			a.cfg.OnPass(full, time.Since(start), clean, err)
@@ -324,12 +338,26 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("pass failed", "full", full, "err", err)
 			a.setPassError(err)
 		default:
-			a.publish(full)
+			// Everything after a full round's end; what changed
+			// after a full pass that yielded (see finish).
+			a.publish(full && a.round == nil)
+		}
+		if full && err != nil {
+			a.round = nil // verified nothing: it starts again
+		}
+		if full && err == nil && a.round != nil {
+			a.resume = time.After(resumeDelay)
+		}
+		if full && err == nil && a.round == nil {
+			// A round ended: the next is due a resync interval from
+			// now, not at once for a tick that came during this one.
+			resync.Reset(a.cfg.ResyncInterval)
 		}
 		// A pass that failed as a whole is retried as it was; one that
 		// left objects in error is retried incrementally, which
 		// revisits exactly those, unless leftovers remain, which only
-		// a full pass looks for.
+		// a full pass looks for. A full pass that yielded to a store
+		// change is continued once the change is programmed (wait).
 		full = full && err != nil || a.resweep
 		if clean && err == nil {
 			backoff = 0
@@ -384,6 +412,9 @@ func (a *Agent) openHost() error {
 // full one. It reports whether the agent is done. Deletions reported by the
 // drift watches schedule a full pass driftSettle later; store changes are
 // not held up meanwhile.
+//
+// A full pass that yielded (a.round) is continued resumeDelay after it
+// (a.resume), store changes meanwhile programmed first.
 func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-chan time.Time, full *bool) (done bool) {
 	for {
 		select {
@@ -406,6 +437,16 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 			}
 		case <-a.repair:
 			a.repair = nil
+			if a.round != nil {
+				// What the round verified may be what was
+				// deleted: it verifies everything again.
+				a.round.restart()
+			}
+			a.storeWake = false
+			*full = true
+			return false
+		case <-a.resume:
+			a.resume = nil
 			a.storeWake = false
 			*full = true
 			return false
@@ -415,6 +456,13 @@ func (a *Agent) wait(ctx context.Context, changes <-chan int64, resync, retry <-
 		}
 	}
 }
+
+// resumeDelay is how long after a full pass yielded the pass that
+// continues it starts. Continued at once, it would run between every two
+// changes of a busy store (a script creating ports one by one), each
+// continuation reading the host's links and namespaces again before it
+// yields: a pass more per change, for a tenth of a second's head start.
+const resumeDelay = 100 * time.Millisecond
 
 // driftSettle is how long the agent lets a burst of deletions settle
 // before the full pass that repairs them: someone deleting a bridge by

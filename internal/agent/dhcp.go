@@ -113,19 +113,25 @@ func addDHCP(d *desired, s *snapshot, prefix, host string, networks map[string]m
 // is p (with its interface name) and ports all its ports, in id order.
 // portVeth checked p's addresses and their subnets.
 func dhcpService(n model.Network, p model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) networkService {
-	svc := networkService{
-		DHCP:  dhcpConfig(n, p, ports, subnets, instances, routed),
-		DHCP6: dhcp6Config(n, p, ports, subnets),
-		DNS:   dnsZone(n, ports, subnets, instances),
+	return networkService{
+		DHCP:   dhcpConfig(n, p, ports, subnets, instances, routed),
+		DHCP6:  dhcp6Config(n, p, ports, subnets),
+		DNS:    dnsZone(n, ports, subnets, instances),
+		Listen: dnsListen(p, subnets),
 	}
+}
+
+// dnsListen are the addresses of DHCP port p that DNS answers on.
+func dnsListen(p model.Port, subnets map[string]model.Subnet) []dnsAddr {
+	var listen []dnsAddr
 	for _, ip := range p.FixedIPs {
 		// DNS answers on every address of the port, IPv6 ones too:
 		// DHCPv6 names them as the DNS server, and an instance's
 		// resolv.conf may.
 		a := netip.MustParseAddr(ip.IPAddress)
-		svc.Listen = append(svc.Listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
+		listen = append(listen, dnsAddr{a, subnetLabel(subnets[ip.SubnetID])})
 	}
-	return svc
+	return listen
 }
 
 // subnetLabel names a subnet in status reasons: "name (cidr)", or its id
@@ -140,6 +146,18 @@ func subnetLabel(sn model.Subnet) string {
 // serves (routed lacks them) get a host route to the metadata service
 // through the DHCP port.
 func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) *dhcp.Config {
+	cfg, index := dhcpBase(n, dhcpPort, subnets, routed)
+	for _, p := range ports {
+		if mac, h, ok := dhcpHost(n, dhcpPort, p, index, instances); ok {
+			cfg.Hosts[mac] = h
+		}
+	}
+	return cfg
+}
+
+// dhcpBase is dhcpConfig without hosts, and the index of each served
+// subnet (by id) in its Subnets.
+func dhcpBase(n model.Network, dhcpPort model.Port, subnets map[string]model.Subnet, routed map[string]bool) (*dhcp.Config, map[string]int) {
 	cfg := &dhcp.Config{Hosts: map[string]dhcp.Host{}}
 	index := map[string]int{} // subnet id → index in cfg.Subnets
 	for _, ip := range dhcpPort.FixedIPs {
@@ -173,22 +191,25 @@ func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnet
 		index[sn.ID] = len(cfg.Subnets)
 		cfg.Subnets = append(cfg.Subnets, sub)
 	}
-	for _, p := range ports {
-		if p.ID == dhcpPort.ID || p.MACAddress == "" {
+	return cfg, index
+}
+
+// dhcpHost is port p's static lease, by MAC, in dhcpConfig: none (ok
+// false) for the DHCP port and a port with no address on a served subnet.
+func dhcpHost(n model.Network, dhcpPort, p model.Port, index map[string]int, instances map[string]model.Instance) (mac string, h dhcp.Host, ok bool) {
+	if p.ID == dhcpPort.ID || p.MACAddress == "" {
+		return "", dhcp.Host{}, false
+	}
+	for _, ip := range p.FixedIPs {
+		i, ok := index[ip.SubnetID]
+		addr, err := netip.ParseAddr(ip.IPAddress)
+		if !ok || err != nil {
 			continue
 		}
-		for _, ip := range p.FixedIPs {
-			i, ok := index[ip.SubnetID]
-			addr, err := netip.ParseAddr(ip.IPAddress)
-			if !ok || err != nil {
-				continue
-			}
-			cfg.Hosts[strings.ToLower(p.MACAddress)] = dhcp.Host{IP: addr, Hostname: hostnameOf(n, p, addr, instances), Subnet: i,
-				Options: extraDHCPOptions(p)}
-			break
-		}
+		return strings.ToLower(p.MACAddress), dhcp.Host{IP: addr, Hostname: hostnameOf(n, p, addr, instances), Subnet: i,
+			Options: extraDHCPOptions(p)}, true
 	}
-	return cfg
+	return "", dhcp.Host{}, false
 }
 
 // extraDHCPOptions are port p's extra DHCP options for DHCPv4 (Neutron's
@@ -229,6 +250,21 @@ func dhcpv6Mode(sn model.Subnet) string {
 // subnets, with its addresses on the stateful ones. nil when no subnet is
 // served.
 func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet) *dhcp6.Config {
+	cfg, stateful := dhcp6Base(n, dhcpPort, subnets)
+	if cfg == nil {
+		return nil
+	}
+	for _, p := range ports {
+		if mac, h, ok := dhcp6Host(dhcpPort, p, stateful); ok {
+			cfg.Hosts[mac] = h
+		}
+	}
+	return cfg
+}
+
+// dhcp6Base is dhcp6Config without hosts (nil when no subnet is served),
+// and whether each served subnet (by id) hands out addresses.
+func dhcp6Base(n model.Network, dhcpPort model.Port, subnets map[string]model.Subnet) (*dhcp6.Config, map[string]bool) {
 	cfg := &dhcp6.Config{Domain: strings.TrimSuffix(model.DNSDomain(n), "."), Hosts: map[string]dhcp6.Host{}}
 	stateful := map[string]bool{} // served subnets → whether they hand out addresses
 	for _, ip := range dhcpPort.FixedIPs {
@@ -252,32 +288,41 @@ func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subne
 		cfg.Subnets = append(cfg.Subnets, sub)
 	}
 	if len(cfg.Subnets) == 0 {
-		return nil
+		return nil, nil
 	}
-	for _, p := range ports {
-		mac, err := net.ParseMAC(p.MACAddress)
-		if p.ID == dhcpPort.ID || err != nil {
-			continue
-		}
-		var h dhcp6.Host
-		served := false
-		for _, ip := range p.FixedIPs {
-			full, ok := stateful[ip.SubnetID]
-			served = served || ok
-			if addr, err := netip.ParseAddr(ip.IPAddress); full && err == nil {
-				h.Addrs = append(h.Addrs, addr)
-			}
-		}
-		if served {
-			cfg.Hosts[mac.String()] = h
+	return cfg, stateful
+}
+
+// dhcp6Host is port p's binding, by MAC, in dhcp6Config: none (ok false)
+// for the DHCP port and a port on no served subnet.
+func dhcp6Host(dhcpPort, p model.Port, stateful map[string]bool) (mac string, h dhcp6.Host, ok bool) {
+	hw, err := net.ParseMAC(p.MACAddress)
+	if p.ID == dhcpPort.ID || err != nil {
+		return "", dhcp6.Host{}, false
+	}
+	served := false
+	for _, ip := range p.FixedIPs {
+		full, ok := stateful[ip.SubnetID]
+		served = served || ok
+		if addr, err := netip.ParseAddr(ip.IPAddress); full && err == nil {
+			h.Addrs = append(h.Addrs, addr)
 		}
 	}
-	return cfg
+	return hw.String(), h, served
 }
 
 // dnsZone is the DNS server's view of network n: a name for every
 // address of its ports, IPv4 (A, in-addr.arpa) and IPv6 (AAAA, ip6.arpa).
 func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance) *nameserver.Zone {
+	z := zoneBase(n, subnets)
+	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
+		zoneAdd(z, n, p, instances)
+	}
+	return z
+}
+
+// zoneBase is dnsZone without names.
+func zoneBase(n model.Network, subnets map[string]model.Subnet) *nameserver.Zone {
 	z := nameserver.NewZone(model.DNSDomain(n))
 	for _, sn := range subnets {
 		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && sn.NetworkID == n.ID {
@@ -285,18 +330,20 @@ func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subne
 		}
 	}
 	slices.SortFunc(z.Subnets, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
-		for _, ip := range p.FixedIPs {
-			if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				host := hostnameOf(n, p, addr, instances)
-				z.Add(host, addr)
-				if p.DNSName != "" && p.DNSDomain != "" {
-					z.AddName(host+"."+p.DNSDomain, addr)
-				}
+	return z
+}
+
+// zoneAdd adds port p's names to z, as dnsZone does.
+func zoneAdd(z *nameserver.Zone, n model.Network, p model.Port, instances map[string]model.Instance) {
+	for _, ip := range p.FixedIPs {
+		if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
+			host := hostnameOf(n, p, addr, instances)
+			z.Add(host, addr)
+			if p.DNSName != "" && p.DNSDomain != "" {
+				z.AddName(host+"."+p.DNSDomain, addr)
 			}
 		}
 	}
-	return z
 }
 
 // hostnameOf is the name a port's DHCP lease and DNS records carry on

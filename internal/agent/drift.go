@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,12 +122,22 @@ func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error)
 			return fmt.Errorf("rtnetlink: %w", err)
 		}
 		w.conns = append(w.conns, route)
+		if err := onlyTypes(route, unix.RTM_DELLINK, unix.RTM_DELADDR, unix.RTM_DELNEIGH); err != nil {
+			return fmt.Errorf("rtnetlink: %w", err)
+		}
 		if nft != nil {
 			c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{Groups: 1 << (nfnlgrpNftables - 1)})
 			if err != nil {
 				return fmt.Errorf("nftables notifications: %w", err)
 			}
 			w.conns = append(w.conns, c)
+			var dels []uint16
+			for msg := range nftDeletions {
+				dels = append(dels, unix.NFNL_SUBSYS_NFTABLES<<8|msg)
+			}
+			if err := onlyTypes(c, dels...); err != nil {
+				return fmt.Errorf("nftables notifications: %w", err)
+			}
 		}
 		return nil
 	})
@@ -148,6 +159,54 @@ func (a *Agent) watchDrift(namespace string, nft *nftWatch) (*driftWatch, error)
 	}
 	return w, nil
 }
+
+// onlyTypes makes the kernel queue on c, a notification socket, only the
+// messages of the types accept: the deletions the watch looks at. The
+// others (every link created or changed, every entry a bridge learns,
+// every set element added) are most of the traffic while ports come and
+// go; queued, they filled the socket's buffer on a busy host, the kernel
+// dropped notifications, and each overrun cost a full pass (listen) —
+// seconds at a thousand ports. It also gives the socket a receive buffer
+// of driftBuffer, past the system's default limit (the agent runs as
+// root; without the privilege the default stays).
+func onlyTypes(c *netlink.Conn, accept ...uint16) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	// Classic BPF, over the message: accept the types below, drop the
+	// rest. nlmsg_type is the 16 bits at offset 4, in the host's byte
+	// order; BPF loads them in network order.
+	typ := func(t uint16) uint32 {
+		var b [2]byte
+		binary.NativeEndian.PutUint16(b[:], t)
+		return uint32(binary.BigEndian.Uint16(b[:]))
+	}
+	prog := []unix.SockFilter{{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 4}}
+	for i, t := range accept {
+		// Jump to the accepting return, past the other tests.
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: typ(t), Jt: uint8(len(accept) - i)})
+	}
+	prog = append(prog,
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0},
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff})
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+		if serr == nil {
+			// Best effort: the filter is what matters.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, driftBuffer)
+		}
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return fmt.Errorf("filter notifications: %w", err)
+	}
+	return nil
+}
+
+// driftBuffer is the receive buffer of a drift watch's route socket.
+const driftBuffer = 4 << 20
 
 // listen reads notifications until c is closed. A receive error other than
 // the close (an overrun: the kernel dropped notifications for us) counts as

@@ -64,6 +64,9 @@ type incremental struct {
 	// counted in one.
 	placed  map[string]*netPlacement
 	portNet map[string]string
+	// svc are the networks' DHCP and DNS configurations, kept port by
+	// port (incremental_dhcp.go); a full computation starts them over.
+	svc map[string]*svcCache
 
 	// Indexes over the records followed one by one.
 	instances map[string]model.Instance
@@ -123,9 +126,17 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 	}
 
 	// What the changes reach.
-	touched := map[string]bool{}  // instances to recompute
-	networks := map[string]bool{} // networks whose DHCP service to recompute
-	meta := map[string]bool{}     // instances whose metadata to recompute
+	touched := map[string]bool{} // instances to recompute
+	// networks whose DHCP service to update, with the ports that changed
+	// there
+	networks := map[string]map[string]bool{}
+	changedIn := func(network, port string) {
+		if networks[network] == nil {
+			networks[network] = map[string]bool{}
+		}
+		networks[network][port] = true
+	}
+	meta := map[string]bool{} // instances whose metadata to recompute
 	for id, pr := range ch.instances {
 		touched[id], meta[id] = true, true
 		inst, ok := recs.instances.get(id)
@@ -138,7 +149,7 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 			}
 			for pid := range inc.byDevice[i.v.ID] {
 				p, _ := recs.ports.get(pid)
-				networks[p.NetworkID] = true
+				changedIn(p.NetworkID, pid)
 			}
 		}
 		if pr.had && inc.self.owns(pr.old.Host) {
@@ -164,7 +175,7 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 			if !v.ok {
 				continue
 			}
-			networks[v.p.NetworkID] = true
+			changedIn(v.p.NetworkID, id)
 			if _, isInst := inc.instances[v.p.DeviceID]; isInst {
 				touched[v.p.DeviceID], meta[v.p.DeviceID] = true, true
 			}
@@ -223,8 +234,8 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 			}
 		}
 	}
-	for id := range networks {
-		inc.updateDHCP(recs, id)
+	for id, ports := range networks {
+		inc.updateDHCP(recs, id, ports)
 	}
 	// Where the networks are, and their overlays: the changed ports and
 	// the ports of changed instances (whose host is theirs) move.
@@ -237,7 +248,11 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 			moved[pid] = true
 		}
 	}
-	inc.placePorts(recs, moved, networks)
+	nets := make(map[string]bool, len(networks))
+	for id := range networks {
+		nets[id] = true
+	}
+	inc.placePorts(recs, moved, nets)
 	if len(meta) > 0 {
 		inc.updateMetadata(recs, meta)
 	}
@@ -316,6 +331,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 	s := recs.snapshot(rev)
 	s.self = inc.self
 	inc.d = computeDesired(s, inc.prefix, inc.host)
+	inc.svc = nil
 	inc.networks, inc.subnets = map[string]model.Network{}, map[string]model.Subnet{}
 	for _, n := range s.networks {
 		inc.networks[n.ID] = n
@@ -442,28 +458,6 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 	spec.ResolvConf = resolvConf(plugged, inc.networks, inc.subnets, inc.dhcpAddrs)
 	spec.DHCPClient = slices.ContainsFunc(plugged, func(p model.Port) bool { return p.DHCPClient })
 	d.instances[id] = spec
-}
-
-// updateDHCP recomputes the servers' configuration of network id, when
-// it has a DHCP port, as addDHCP does.
-func (inc *incremental) updateDHCP(recs *records, id string) {
-	d := inc.d
-	spec, ok := d.dhcp[id]
-	if !ok {
-		return
-	}
-	p, ok := recs.ports.get(spec.PortID)
-	n, nok := inc.networks[id]
-	if !ok || !nok {
-		return
-	}
-	p.InterfaceName = model.DHCPInterfaceName(p.ID)
-	var ports []model.Port
-	for _, pid := range sortedKeys(inc.byNetwork[id]) {
-		q, _ := recs.ports.get(pid)
-		ports = append(ports, q)
-	}
-	d.services[id] = dhcpService(n, p, ports, inc.subnets, inc.instances, inc.routed)
 }
 
 // updateMetadata recomputes the metadata entries of instances, as

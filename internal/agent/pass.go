@@ -25,7 +25,9 @@ import (
 // changes, ensures only the objects whose spec changed since they were last
 // programmed or whose last attempt failed, and deletes the objects that
 // left the store: its cost follows the size of the change, not of the host.
-// Drift behind nsnet's back is repaired by the next full pass.
+// Drift behind nsnet's back is repaired by the next full pass. A full pass
+// yields to store changes that arrive while it runs, and is continued by
+// full passes that skip what it verified (yield.go).
 //
 // Neither reads the whole store nor recomputes the whole desired state
 // when it can help it: the records are kept decoded, only those the
@@ -37,12 +39,28 @@ type pass struct {
 	d     *desired
 	links *dataplane.Links
 	full  bool
+	// round is the full round a full pass is part of (yield.go); cut:
+	// the pass yielded to a store change before its end.
+	round *fullRound
+	cut   bool
+	// sweep: the pass reads the host's links in one dump and looks for
+	// leftovers (removeUnwanted).
+	sweep bool
+	// yield, in a full pass that may yield, ends when it must
+	// (Agent.yielding).
+	yield context.Context
+	// kinds are the kinds whose ensure ran to its end in a full pass,
+	// merged into its round.
+	kinds []store.Kind
 
 	mu      sync.Mutex
 	results map[key]status // objects looked at in this pass
 	tried   map[key]any    // merged into Agent.tried at the end
 	good    map[key]bool
-	forget  []key // objects whose kernel state is gone
+	// verified are the objects a full pass programmed without error,
+	// merged into its round at the end.
+	verified map[key]any
+	forget   []key // objects whose kernel state is gone
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
@@ -136,19 +154,35 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 	a.pending, a.fed = nil, false
 	stages.mark("read")
-	d := a.inc.update(&a.records, ch, full, &a.mu)
+	// A full round computes the desired state from every record once, at
+	// its start; the passes that continue it update it as incremental
+	// ones do.
+	if full && a.round == nil {
+		a.round = newRound()
+	}
+	d := a.inc.update(&a.records, ch, full && a.round.passes == 0, &a.mu)
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
 	p := &pass{
-		a:       a,
-		d:       d,
-		full:    full,
-		results: map[key]status{},
-		tried:   map[key]any{},
-		good:    map[key]bool{},
+		a:        a,
+		d:        d,
+		full:     full,
+		results:  map[key]status{},
+		tried:    map[key]any{},
+		good:     map[key]bool{},
+		verified: map[key]any{},
 	}
 	stages.mark("desired")
 	if full {
+		p.round = a.round
+	}
+	// A round reads the kernel whole (the host's links, the namespaces
+	// with their markers, for leftovers) in its first pass, or while a
+	// leftover it found is still there; the passes that continue it look
+	// at the objects they verify, as incremental ones do: on a busy
+	// store they run between changes, and each yields soon.
+	p.sweep = full && (a.round.passes == 0 || a.resweep)
+	if p.sweep {
 		if err := a.openHost(); err != nil {
 			return false, err
 		}
@@ -163,25 +197,68 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.stages = stages
 	p.removeUnwanted()
 	p.stages.mark("delete")
-	for _, r := range reconcilers {
-		if b, ok := r.(beginner); ok {
-			b.begin(p)
+	ectx := ctx
+	if full && a.health.FullPasses > 0 && time.Since(p.round.start) < a.cfg.ResyncInterval {
+		// It yields to store changes (yield.go), unless the round has
+		// gone on for a resync interval already: then it ends. The
+		// first round does not: until it ends no object is known
+		// programmed, and the incremental pass it would yield to
+		// would program them all.
+		yctx, stop := a.yielding(ctx, d.rev)
+		defer stop()
+		ectx, p.yield = yctx, yctx
+	} else if !full {
+		// An incremental pass runs every kind to its end and keeps
+		// p.full: what works beside the ports (the firewall) starts
+		// now. A full pass, which may yield before a kind and sets
+		// p.full kind by kind, runs each in its place.
+		for _, r := range reconcilers {
+			if b, ok := r.(beginner); ok {
+				b.begin(p)
+			}
 		}
 	}
-	for _, r := range reconcilers {
-		r.ensure(ctx, p)
-		p.stages.mark(string(r.kind()))
+	if full && fullPassStarted != nil {
+		fullPassStarted(a, ectx)
 	}
+	for _, r := range reconcilers {
+		if ectx.Err() != nil {
+			break
+		}
+		if full {
+			// Whatever a kind checks whole in a full pass (a
+			// table of its own, a sweep) it checks once a round:
+			// the passes that continue it verify that kind's
+			// objects the round has not.
+			p.full = !p.round.kinds[r.kind()]
+		}
+		r.ensure(ectx, p)
+		p.stages.mark(string(r.kind()))
+		if full && (ectx.Err() == nil || !stopsWithin[r.kind()]) {
+			// It ran to its end: a kind that ignores the
+			// context finishes whatever it started.
+			p.kinds = append(p.kinds, r.kind())
+		}
+	}
+	p.full = full
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
+	p.cut = ectx.Err() != nil
 	a.finish(p, time.Since(start))
 	return p.errors == 0, nil
 }
 
-// needs reports whether object k must be (re)programmed with spec.
+// needs reports whether object k must be (re)programmed with spec: in a
+// full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
-	return p.full || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+	return p.round != nil && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+}
+
+// yielded reports whether the full pass yields to a store change: the
+// objects it has not started on are left to the pass that continues it.
+func (p *pass) yielded() bool {
+	return p.yield != nil && p.yield.Err() != nil
 }
 
 // isGood reports whether k's kernel state is in place, as of this pass.
@@ -200,6 +277,9 @@ func (p *pass) record(k key, spec any, changed bool, err error, ok status) {
 	defer p.mu.Unlock()
 	p.tried[k] = spec
 	p.good[k] = err == nil
+	if p.round != nil && err == nil {
+		p.verified[k] = spec
+	}
 	if changed {
 		p.changes++
 		p.a.log.Info("programmed", "object", k.String())
@@ -254,7 +334,7 @@ type deletion struct {
 func (p *pass) removeUnwanted() {
 	gone := p.gone()
 	var f *found
-	if p.full {
+	if p.sweep {
 		f = p.findOwned()
 	}
 	seen := map[string]bool{}
@@ -395,7 +475,19 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 	}
 	if p.full {
-		a.resweep = p.sweepFailed
+		for _, k := range p.kinds {
+			p.round.kinds[k] = true
+		}
+		if p.sweep {
+			a.resweep = p.sweepFailed
+		}
+		p.round.passes++
+		for k, spec := range p.verified {
+			p.round.verified[k] = spec
+		}
+		if !p.cut {
+			a.round = nil // the round is complete
+		}
 	}
 
 	a.mu.Lock()
@@ -406,7 +498,10 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	}
 	touched, all := a.inc.touched, a.inc.all
 	a.inc.touched, a.inc.all = nil, false
-	if !p.full && !all {
+	// A full pass that yielded looked at part of the host: its statuses
+	// are updated, and published, as an incremental pass's are, unless
+	// the desired state was computed afresh.
+	if (!p.full || p.cut) && !all {
 		a.updateStatusesLocked(p, touched)
 		// The keys updateStatusesLocked looked at: the publisher's
 		// change.
@@ -432,21 +527,31 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	now := time.Now()
 	h := &a.health
 	h.LastPass, h.LastPassDuration, h.LastPassFull = now, took.String(), p.full
-	if p.full {
+	if p.full && !p.cut {
 		h.LastFullPass = now
 		h.FullPasses++
 	}
 	h.Passes++
 	h.Changes += int64(p.changes)
-	h.Revision = p.d.rev
 	h.Managed = managed
 	h.Errors = a.objectErrorsLocked()
 
-	a.converged = p.d.rev
-	close(a.convergedCh)
-	a.convergedCh = make(chan struct{})
+	if !p.cut {
+		// A full pass that yielded may have left a change of its
+		// revision unprogrammed: the pass that programs it moves the
+		// revision the kernel is programmed for.
+		h.Revision = p.d.rev
+		a.converged = p.d.rev
+		close(a.convergedCh)
+		a.convergedCh = make(chan struct{})
+	}
 	p.stages.mark("statuses")
-	a.log.Debug("pass done", "full", p.full, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors, "stages", &p.stages)
+	if p.full {
+		a.log.Debug("pass done", "full", true, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors,
+			"yielded", p.cut, "round_passes", p.round.passes, "round_verified", len(p.round.verified), "stages", &p.stages)
+		return
+	}
+	a.log.Debug("pass done", "full", false, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors, "stages", &p.stages)
 }
 
 // verifyStatuses, when set (by tests), is given the statuses a pass

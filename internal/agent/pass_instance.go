@@ -176,6 +176,11 @@ func (p *pass) ensureInstance(w instanceWork) {
 	}
 	defer ns.Close()
 	for _, id := range w.ports {
+		if p.yielded() {
+			// An instance can have dozens of ports: the rest, in
+			// order, are the continuing pass's (yield.go).
+			return
+		}
 		spec := p.d.ports[id]
 		k := key{store.Ports, id}
 		if !p.isGood(key{store.Networks, spec.NetworkID}) {

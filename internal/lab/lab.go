@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/exec"
@@ -140,10 +141,23 @@ type Daemon struct {
 // (several daemons may share it: the names carry prefix), with args added
 // to its command line (say --store), and waits until its API answers.
 func StartDaemon(bin, dir, prefix string, args ...string) (*Daemon, error) {
+	return StartDaemonLogging(bin, dir, prefix, nil, args...)
+}
+
+// StartDaemonLogging is StartDaemon with the daemon's output also copied
+// to logs (when not nil), line by line behind "onebox: ". The daemon logs
+// at warn unless args say otherwise (a later --log-level wins), and at
+// warn it says nothing while things work: a caller that wants its passes
+// in the log passes --log-level debug.
+func StartDaemonLogging(bin, dir, prefix string, logs io.Writer, args ...string) (*Daemon, error) {
 	d := &Daemon{Socket: filepath.Join(dir, prefix+"sock"), Prefix: prefix}
 	d.cmd = exec.Command(bin, append([]string{"daemon", "--state-dir", filepath.Join(dir, prefix+"state"), "--socket", d.Socket,
 		"--host-netns", prefix + "host", "--netns-prefix", prefix, "--log-level", "warn"}, args...)...)
-	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	var out io.Writer = &d.logs
+	if logs != nil {
+		out = io.MultiWriter(&d.logs, &linePrefixer{w: logs, prefix: "onebox: "})
+	}
+	d.cmd.Stdout, d.cmd.Stderr = out, out
 	// A process group of its own: a Ctrl-C at the terminal goes to the
 	// benchmark alone, which still needs the daemon for its teardown.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -1,0 +1,153 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/nsnet/nsnet/internal/model"
+	"github.com/nsnet/nsnet/internal/store"
+)
+
+// TestServiceUpdateMatchesDHCPService: the networks' DHCP, DHCPv6 and DNS
+// configurations that update keeps port by port (svcCache) are, after
+// every random change of ports and instances, those computeDesired makes
+// from every record — with ports sharing MACs, addresses and DNS names
+// (keys with several contributors), dns_name in a dns_domain, extra DHCP
+// options, ports moving between networks, instances renamed (their
+// ports' host names) and a dual-stack network served by DHCPv6.
+func TestServiceUpdateMatchesDHCPService(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			testServiceUpdate(t, seed, 300)
+		})
+	}
+}
+
+func testServiceUpdate(t *testing.T, seed uint64, steps int) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(seed, 61))
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	v4 := l3network(10, "10.1.0.0/24", "10.1.0.1", false)
+	v4.subnet.EnableDHCP = true
+	ds := l3network(20, "10.2.0.0/24", "10.2.0.1", false)
+	ds.subnet.EnableDHCP = true
+	v6 := model.Subnet{ID: rid(22), NetworkID: ds.net.ID, IPVersion: 6, CIDR: "2001:db8:2::/64", EnableDHCP: true,
+		IPv6AddressMode: ptr(model.IPv6DHCPv6Stateful), IPv6RAMode: ptr(model.IPv6DHCPv6Stateful)}
+	ds.net.Subnets = append(ds.net.Subnets, v6.ID)
+	dhcp4 := v4.port(30, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+v4.net.ID)
+	dhcpDS := ds.port(31, "10.2.0.2", model.DeviceOwnerDHCP, "dhcp-"+ds.net.ID)
+	dhcpDS.FixedIPs = append(dhcpDS.FixedIPs, model.FixedIP{SubnetID: v6.ID, IPAddress: "2001:db8:2::2"})
+	write := func(put, del []any) {
+		t.Helper()
+		if _, err := st.Update(ctx, func(tx store.Txn) error {
+			for _, rec := range put {
+				kind, id := kindAndID(rec)
+				if err := tx.Put(kind, id, rec); err != nil {
+					return err
+				}
+			}
+			for _, rec := range del {
+				kind, id := kindAndID(rec)
+				if err := tx.Delete(kind, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write([]any{v4.net, v4.subnet, ds.net, ds.subnet, v6, dhcp4, dhcpDS}, nil)
+
+	var recs records
+	inc := incremental{prefix: "svc-", host: "hostx"}
+	var mu sync.Mutex
+	pass := func(full bool) *desired {
+		t.Helper()
+		var ch *changes
+		if err := st.View(ctx, func(r store.Reader) error {
+			var err error
+			ch, err = recs.sync(r, st)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return inc.update(&recs, ch, full, &mu)
+	}
+	pass(true)
+
+	nets := []l3net{v4, ds}
+	ports := map[string]model.Port{}
+	newPort := func(id string) model.Port {
+		n := nets[rng.IntN(len(nets))]
+		// Small pools: ports share MACs, addresses and names.
+		p := n.port(100+rng.IntN(3), fmt.Sprintf("%s.%d", n.subnet.CIDR[:len(n.subnet.CIDR)-5], 10+rng.IntN(4)), model.DeviceOwnerCompute, "")
+		p.ID = id
+		if n.net.ID == ds.net.ID && rng.IntN(2) == 0 {
+			p.FixedIPs = append(p.FixedIPs, model.FixedIP{SubnetID: v6.ID, IPAddress: fmt.Sprintf("2001:db8:2::%x", 10+rng.IntN(4))})
+		}
+		switch rng.IntN(3) {
+		case 0:
+			p.DeviceID, p.DeviceOwner = "", ""
+		default:
+			p.DeviceID = fmt.Sprintf("inst-%d", rng.IntN(4)) // maybe missing
+		}
+		if rng.IntN(3) == 0 {
+			p.DNSName = []string{"web", "db"}[rng.IntN(2)]
+			if rng.IntN(2) == 0 {
+				p.DNSDomain = "example.org."
+			}
+		}
+		if rng.IntN(4) == 0 {
+			p.ExtraDHCPOpts = []model.ExtraDHCPOpt{{OptName: "mtu", OptValue: "1400", IPVersion: 4}}
+		}
+		if rng.IntN(5) == 0 {
+			p.MACAddress = "" // no lease
+		}
+		return p
+	}
+	for step := range steps {
+		var put, del []any
+		switch op := rng.IntN(10); {
+		case op < 2: // instance created or renamed
+			put = append(put, model.Instance{ID: fmt.Sprintf("inst-%d", rng.IntN(4)), Name: fmt.Sprintf("vm%d", rng.IntN(3))})
+		case op < 3: // instance deleted
+			del = append(del, model.Instance{ID: fmt.Sprintf("inst-%d", rng.IntN(4))})
+		case op < 8: // port created or changed (maybe to the other network)
+			p := newPort(fmt.Sprintf("port-%d", rng.IntN(12)))
+			ports[p.ID] = p
+			put = append(put, p)
+		default: // port deleted
+			for id, p := range ports {
+				del = append(del, p)
+				delete(ports, id)
+				break
+			}
+		}
+		if len(put)+len(del) == 0 {
+			continue
+		}
+		write(put, del)
+		got := pass(false)
+		want := computeDesired(recs.snapshot(got.rev), inc.prefix, inc.host)
+		for id, w := range want.services {
+			if g := got.services[id]; !reflect.DeepEqual(g, w) {
+				t.Fatalf("step %d: network %s:\nupdated port by port: %+v\n%+v\n%+v\nfrom every record:    %+v\n%+v\n%+v",
+					step, id, g.DHCP, g.DHCP6, g.DNS, w.DHCP, w.DHCP6, w.DNS)
+			}
+		}
+		if len(got.services) != len(want.services) {
+			t.Fatalf("step %d: %d services, want %d", step, len(got.services), len(want.services))
+		}
+	}
+}
