@@ -107,45 +107,43 @@ type dirtyKeys struct {
 
 func (c *svcCache) add(pid string, sp *svcPort, dirty *dirtyKeys) {
 	c.ports[pid] = sp
+	c.file(pid, sp, dirty, true)
+}
+
+func (c *svcCache) remove(pid string, dirty *dirtyKeys) {
+	if sp, ok := c.ports[pid]; ok {
+		delete(c.ports, pid)
+		c.file(pid, sp, dirty, false)
+	}
+}
+
+// file files port pid under the keys of its contribution sp (in), or
+// takes it out, and marks those keys dirty.
+func (c *svcCache) file(pid string, sp *svcPort, dirty *dirtyKeys, in bool) {
 	if sp.ok4 {
-		insertSorted(c.mac4, sp.mac4, pid)
+		fileSorted(c.mac4, sp.mac4, pid, in)
 		dirty.markMAC4(sp.mac4)
 	}
 	if sp.ok6 {
-		insertSorted(c.mac6, sp.mac6, pid)
+		fileSorted(c.mac6, sp.mac6, pid, in)
 		dirty.markMAC6(sp.mac6)
 	}
 	for _, na := range sp.names {
-		insertSorted(c.names, na.name, pid)
+		fileSorted(c.names, na.name, pid, in)
 		dirty.markName(na.name)
 	}
 	for _, an := range sp.reverses {
-		insertSorted(c.addrs, an.addr, pid)
+		fileSorted(c.addrs, an.addr, pid, in)
 		dirty.markAddr(an.addr)
 	}
 }
 
-func (c *svcCache) remove(pid string, dirty *dirtyKeys) {
-	sp, ok := c.ports[pid]
-	if !ok {
-		return
-	}
-	delete(c.ports, pid)
-	if sp.ok4 {
-		removeSorted(c.mac4, sp.mac4, pid)
-		dirty.markMAC4(sp.mac4)
-	}
-	if sp.ok6 {
-		removeSorted(c.mac6, sp.mac6, pid)
-		dirty.markMAC6(sp.mac6)
-	}
-	for _, na := range sp.names {
-		removeSorted(c.names, na.name, pid)
-		dirty.markName(na.name)
-	}
-	for _, an := range sp.reverses {
-		removeSorted(c.addrs, an.addr, pid)
-		dirty.markAddr(an.addr)
+// fileSorted inserts id into k's sorted ids (in), or removes it.
+func fileSorted[K comparable](m map[K][]string, k K, id string, in bool) {
+	if in {
+		insertSorted(m, k, id)
+	} else {
+		removeSorted(m, k, id)
 	}
 }
 
