@@ -132,10 +132,11 @@ func (a *Agent) readChanges(ctx context.Context) (ch *changes, err error) {
 }
 
 // pass runs one pass and reports whether every object ended without error.
-// An error means the pass as a whole failed and converged nothing.
-func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
-	start := time.Now()
-	stages := stageTimes{last: start}
+// An error means the pass as a whole failed and converged nothing. A full
+// pass may run an incremental one first (yield.go), which it reports to
+// OnPass itself; *start, when the pass began, then moves to its end.
+func (a *Agent) pass(ctx context.Context, full bool, start *time.Time) (clean bool, err error) {
+	stages := stageTimes{last: *start}
 	if full && fullPassReads != nil {
 		fullPassReads(a)
 	}
@@ -167,9 +168,9 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		// pass to reach its instance, seconds on a big host. An
 		// incremental pass on the same snapshot programs them first,
 		// as it would have had the change come a moment later.
-		clean, err := a.run(ctx, a.inc.update(&a.records, ch, false, &a.mu), false, start, stages)
+		clean, err := a.run(ctx, a.inc.update(&a.records, ch, false, &a.mu), false, *start, stages)
 		if ctx.Err() == nil && a.cfg.OnPass != nil {
-			a.cfg.OnPass(false, time.Since(start), clean, err)
+			a.cfg.OnPass(false, time.Since(*start), clean, err)
 		}
 		if err != nil {
 			return false, err
@@ -177,14 +178,14 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 		a.publish(false)
 		// The full pass reads nothing more: the same snapshot.
 		ch = noChanges(ch.rev)
-		start = time.Now()
-		stages = stageTimes{last: start}
+		*start = time.Now()
+		stages = stageTimes{last: *start}
 	}
 	// A full round computes the desired state from every record once, at
 	// its start; the passes that continue it update it as incremental
 	// ones do.
 	d := a.inc.update(&a.records, ch, full && a.round.passes == 0, &a.mu)
-	return a.run(ctx, d, full, start, stages)
+	return a.run(ctx, d, full, *start, stages)
 }
 
 // run runs the pass that began at start (its stages so far: the read) on
