@@ -327,7 +327,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if full {
 			a.resume = nil // this one continues the round, if any
 		}
-		clean, err := a.pass(ctx, full)
+		clean, err := a.pass(ctx, full, &start)
 		if ctx.Err() == nil && a.cfg.OnPass != nil {
 			a.cfg.OnPass(full, time.Since(start), clean, err)
 		}

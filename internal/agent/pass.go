@@ -132,10 +132,14 @@ func (a *Agent) readChanges(ctx context.Context) (ch *changes, err error) {
 }
 
 // pass runs one pass and reports whether every object ended without error.
-// An error means the pass as a whole failed and converged nothing.
-func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
-	start := time.Now()
-	stages := stageTimes{last: start}
+// An error means the pass as a whole failed and converged nothing. A full
+// pass may run an incremental one first (yield.go), which it reports to
+// OnPass itself; *start, when the pass began, then moves to its end.
+func (a *Agent) pass(ctx context.Context, full bool, start *time.Time) (clean bool, err error) {
+	stages := stageTimes{last: *start}
+	if full && fullPassReads != nil {
+		fullPassReads(a)
+	}
 	var ch *changes
 	if !full && a.fed && a.pending != nil {
 		// idle brought the records to the revision the watch delivered
@@ -154,13 +158,39 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	}
 	a.pending, a.fed = nil, false
 	stages.mark("read")
-	// A full round computes the desired state from every record once, at
-	// its start; the passes that continue it update it as incremental
-	// ones do.
 	if full && a.round == nil {
 		a.round = newRound()
 	}
+	if full && a.yields() && a.unprogrammed(ch.rev) {
+		// The snapshot holds changes no pass has programmed (a port
+		// created just before the read): no later change comes for
+		// the full pass to yield to, and the port would wait for the
+		// pass to reach its instance, seconds on a big host. An
+		// incremental pass on the same snapshot programs them first,
+		// as it would have had the change come a moment later.
+		clean, err := a.run(ctx, a.inc.update(&a.records, ch, false, &a.mu), false, *start, stages)
+		if ctx.Err() == nil && a.cfg.OnPass != nil {
+			a.cfg.OnPass(false, time.Since(*start), clean, err)
+		}
+		if err != nil {
+			return false, err
+		}
+		a.publish(false)
+		// The full pass reads nothing more: the same snapshot.
+		ch = noChanges(ch.rev)
+		*start = time.Now()
+		stages = stageTimes{last: *start}
+	}
+	// A full round computes the desired state from every record once, at
+	// its start; the passes that continue it update it as incremental
+	// ones do.
 	d := a.inc.update(&a.records, ch, full && a.round.passes == 0, &a.mu)
+	return a.run(ctx, d, full, *start, stages)
+}
+
+// run runs the pass that began at start (its stages so far: the read) on
+// desired state d.
+func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time, stages stageTimes) (clean bool, err error) {
 	// Before any deletion of this pass: what it deletes is not drift.
 	a.wanted.Store(wantedOf(d))
 	p := &pass{
@@ -198,7 +228,7 @@ func (a *Agent) pass(ctx context.Context, full bool) (clean bool, err error) {
 	p.removeUnwanted()
 	p.stages.mark("delete")
 	ectx := ctx
-	if full && a.health.FullPasses > 0 && time.Since(p.round.start) < a.cfg.ResyncInterval {
+	if full && a.yields() {
 		// It yields to store changes (yield.go), unless the round has
 		// gone on for a resync interval already: then it ends. The
 		// first round does not: until it ends no object is known

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -19,6 +20,11 @@ import (
 // verified already with the same spec. The
 // round ends with a full pass that ran to its end; only that counts as a
 // full pass in the health (FullPasses, LastFullPass).
+//
+// A full pass whose store read holds changes no pass programmed yet (a
+// port created just before it read) has no later change to yield to: it
+// runs an incremental pass on its snapshot first (see unprogrammed), then
+// goes on as a full pass on the same snapshot.
 //
 // Drift repair keeps its guarantee: an object verified by the round is as
 // it was at its verification, as with one long full pass; a deletion the
@@ -56,6 +62,30 @@ func (r *fullRound) restart() {
 func (r *fullRound) done(k key, spec any) bool {
 	v, ok := r.verified[k]
 	return ok && reconcilerOf[k.kind].same(v, spec)
+}
+
+// yields reports whether the full passes of the round under way yield to
+// store changes: not in the agent's first round, nor once the round has
+// lasted a resync interval.
+func (a *Agent) yields() bool {
+	return a.round != nil && a.health.FullPasses > 0 && time.Since(a.round.start) < a.cfg.ResyncInterval
+}
+
+// unprogrammed reports whether the store at revision rev may hold a change
+// the kernel is not programmed for: one after the revision the last
+// finished pass read that is not the hosts' reports only.
+func (a *Agent) unprogrammed(rev int64) bool {
+	a.mu.Lock()
+	converged := a.converged
+	a.mu.Unlock()
+	return rev > converged && a.programsAny(converged, rev)
+}
+
+// noChanges are the changes of a pass that reads nothing more than the
+// one before it, at revision rev.
+func noChanges(rev int64) *changes {
+	return &changes{rev: rev, kinds: map[store.Kind]int{},
+		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
 }
 
 // forward relays the store's watch to the Run loop, coalescing as the
@@ -128,3 +158,7 @@ var stopsWithin = map[store.Kind]bool{store.Instances: true, store.Routers: true
 // it ensures anything, with its agent and the context that ends when the
 // pass yields.
 var fullPassStarted func(a *Agent, ctx context.Context)
+
+// fullPassReads, when set (by tests), is called by every full pass before
+// it reads the store, with its agent.
+var fullPassReads func(a *Agent)

@@ -88,6 +88,91 @@ func TestFullPassYieldsToChange(t *testing.T) {
 	}
 }
 
+// TestFullPassProgramsItsChangesFirst: a port created just before a full
+// pass reads the store is in that pass's snapshot, so no later change comes
+// for the pass to yield to; it is programmed (ACTIVE, its revision
+// converged) before the full pass goes over the host's other objects, not
+// when the pass reaches its instance. The full pass then repairs the
+// drift it was for and counts as one. The test holds the order: the full
+// pass waits before its read until the port is in the store, and its
+// other objects wait for nothing.
+func TestFullPassProgramsItsChangesFirst(t *testing.T) {
+	var target atomic.Pointer[Agent]
+	reading := make(chan struct{})
+	written := make(chan struct{})
+	var armedRead, armedStart atomic.Bool
+	type seen struct {
+		status    string
+		converged int64
+	}
+	atStart := make(chan seen, 1)
+	green := testPort("green", "eth0", "10.9.0.12", "fa:16:3e:00:00:12")
+	fullPassReads = func(a *Agent) {
+		if target.Load() != a || !armedRead.CompareAndSwap(true, false) {
+			return
+		}
+		close(reading)
+		// Bounded, so that a test that fails does not hang the agent.
+		select {
+		case <-written:
+		case <-time.After(30 * time.Second):
+		}
+	}
+	fullPassStarted = func(a *Agent, ctx context.Context) {
+		if target.Load() != a || !armedStart.CompareAndSwap(true, false) {
+			return
+		}
+		st, _ := a.Status(store.Ports, green.ID)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		atStart <- seen{st, a.converged}
+	}
+	e := newEnv(t, time.Hour)
+	t.Cleanup(func() { fullPassReads, fullPassStarted = nil, nil })
+
+	red := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
+	e.converge(e.put(testNetwork(), testSubnet(), testInstance("red"), red))
+	fullBefore := e.agent.Health().FullPasses
+	armedStart.Store(true)
+	armedRead.Store(true)
+	target.Store(e.agent)
+
+	// A full pass to repair drift; it waits before its read.
+	e.ip("-n", e.hostNetns, "link", "del", model.TapName(red.ID))
+	select {
+	case <-reading:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no full pass after the drift")
+	}
+	rev := e.put(testInstance("green"), green)
+	close(written)
+	var got seen
+	select {
+	case got = <-atStart:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the full pass did not start")
+	}
+	if got.status != model.StatusActive || got.converged < rev {
+		t.Fatalf("as the full pass that read it started: port %s, revision %d programmed; want ACTIVE, revision %d", got.status, got.converged, rev)
+	}
+
+	eventually(t, 20*time.Second, "the full pass's end", func() error {
+		if n := e.agent.Health().FullPasses; n <= fullBefore {
+			return fmt.Errorf("%d full passes, want more than %d", n, fullBefore)
+		}
+		return nil
+	})
+	if l := strings.Join(linksIn(e.hostNetns), " "); !strings.Contains(l, model.TapName(red.ID)) {
+		t.Fatalf("the full pass did not repair the drift: %s", l)
+	}
+	e.converge(rev)
+	e.wantStatus(store.Ports, green.ID, model.StatusActive)
+	e.wantStatus(store.Ports, red.ID, model.StatusActive)
+	if err := ping(e.ns("red"), "10.9.0.12"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestYieldingFullPassStopsBetweenPorts: a full pass that yields stops
 // between an instance's ports, not after all of them (an instance can have
 // dozens, and the change waits for those begun), and the full pass that
