@@ -254,6 +254,13 @@ func (c *changes) only(kinds ...store.Kind) bool {
 	return true
 }
 
+// newChanges is an empty change set at revision rev: what a sync fills,
+// or what a pass that reads nothing more than the one before it has.
+func newChanges(rev int64) *changes {
+	return &changes{rev: rev, kinds: map[store.Kind]int{},
+		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+}
+
 // sync reads the store and updates the records to it, returning what
 // changed since the last read. After an error the records are empty, so
 // that the next read starts over.
@@ -261,8 +268,7 @@ func (c *changes) only(kinds ...store.Kind) bool {
 // With log, a store's change log, it reads only the records changed since
 // the last read, when the log still knows them all.
 func (c *records) sync(r store.Reader, log store.ChangeLog) (*changes, error) {
-	ch := &changes{rev: r.Revision(), kinds: map[store.Kind]int{},
-		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+	ch := newChanges(r.Revision())
 	if log != nil && c.synced {
 		if changed, ok := log.ChangedSince(c.rev); ok {
 			if err := c.apply(r, ch, changed); err != nil {
@@ -358,8 +364,7 @@ func (c *records) syncFeed(feed store.RecordFeed, to int64) (ch *changes, ok boo
 	if !ok {
 		return nil, false, nil
 	}
-	ch = &changes{rev: to, kinds: map[store.Kind]int{},
-		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
+	ch = newChanges(to)
 	// Each record's last value is the one at to.
 	last := map[store.Change]int{}
 	for i, rc := range changed {

@@ -177,7 +177,7 @@ func (a *Agent) pass(ctx context.Context, full bool, start *time.Time) (clean bo
 		}
 		a.publish(false)
 		// The full pass reads nothing more: the same snapshot.
-		ch = noChanges(ch.rev)
+		ch = newChanges(ch.rev)
 		*start = time.Now()
 		stages = stageTimes{last: *start}
 	}

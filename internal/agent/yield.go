@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -79,13 +78,6 @@ func (a *Agent) unprogrammed(rev int64) bool {
 	converged := a.converged
 	a.mu.Unlock()
 	return rev > converged && a.programsAny(converged, rev)
-}
-
-// noChanges are the changes of a pass that reads nothing more than the
-// one before it, at revision rev.
-func noChanges(rev int64) *changes {
-	return &changes{rev: rev, kinds: map[store.Kind]int{},
-		ports: map[string]prev[model.Port]{}, instances: map[string]prev[model.Instance]{}, fips: map[string]prev[model.FloatingIP]{}}
 }
 
 // forward relays the store's watch to the Run loop, coalescing as the
