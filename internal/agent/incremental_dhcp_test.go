@@ -21,7 +21,8 @@ import (
 // from every record — with ports sharing MACs, addresses and DNS names
 // (keys with several contributors), dns_name in a dns_domain, extra DHCP
 // options, ports moving between networks, instances renamed (their
-// ports' host names) and a dual-stack network served by DHCPv6.
+// ports' host names) and a dual-stack network served by DHCPv6; and the
+// configuration the servers had before an update is left as it was.
 func TestServiceUpdateMatchesDHCPService(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -140,7 +141,21 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 			continue
 		}
 		write(put, del)
+		// What the servers read now, which the update must leave as it
+		// is: they may be answering from it while it runs.
+		before := map[string]networkService{}
+		seen := map[string]any{}
+		if inc.d != nil {
+			for id, svc := range inc.d.services {
+				before[id], seen[id] = svc, serviceEntries(svc)
+			}
+		}
 		got := pass(false)
+		for id, svc := range before {
+			if now := serviceEntries(svc); !reflect.DeepEqual(now, seen[id]) {
+				t.Fatalf("step %d: network %s: the configuration the servers had changed under them:\n%+v\nwas %+v", step, id, now, seen[id])
+			}
+		}
 		want := computeDesired(recs.snapshot(got.rev), inc.prefix, inc.host)
 		for id, w := range want.services {
 			if g := got.services[id]; !reflect.DeepEqual(g, w) {
@@ -152,6 +167,15 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("step %d: %d services, want %d", step, len(got.services), len(want.services))
 		}
 	}
+}
+
+// serviceEntries are the entries of svc's maps, copied.
+func serviceEntries(svc networkService) []any {
+	out := []any{svc.DHCP.Hosts.Collect(), svc.DNS.A.Collect(), svc.DNS.PTR.Collect()}
+	if svc.DHCP6 != nil {
+		out = append(out, svc.DHCP6.Hosts.Collect())
+	}
+	return out
 }
 
 // TestServiceUpdateAllocatesPerChange: the configuration of a network
