@@ -13,6 +13,7 @@ import (
 	"github.com/nsnet/nsnet/internal/dhcp6"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/nameserver"
+	"github.com/nsnet/nsnet/internal/pmap"
 	"github.com/nsnet/nsnet/internal/store"
 )
 
@@ -147,18 +148,20 @@ func subnetLabel(sn model.Subnet) string {
 // through the DHCP port.
 func dhcpConfig(n model.Network, dhcpPort model.Port, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance, routed map[string]bool) *dhcp.Config {
 	cfg, index := dhcpBase(n, dhcpPort, subnets, routed)
+	hosts := map[string]dhcp.Host{}
 	for _, p := range ports {
 		if mac, h, ok := dhcpHost(n, dhcpPort, p, index, instances); ok {
-			cfg.Hosts[mac] = h
+			hosts[mac] = h
 		}
 	}
+	cfg.Hosts = pmap.From(hosts)
 	return cfg
 }
 
 // dhcpBase is dhcpConfig without hosts, and the index of each served
 // subnet (by id) in its Subnets.
 func dhcpBase(n model.Network, dhcpPort model.Port, subnets map[string]model.Subnet, routed map[string]bool) (*dhcp.Config, map[string]int) {
-	cfg := &dhcp.Config{Hosts: map[string]dhcp.Host{}}
+	cfg := &dhcp.Config{}
 	index := map[string]int{} // subnet id → index in cfg.Subnets
 	for _, ip := range dhcpPort.FixedIPs {
 		sn, ok := subnets[ip.SubnetID]
@@ -254,18 +257,20 @@ func dhcp6Config(n model.Network, dhcpPort model.Port, ports []model.Port, subne
 	if cfg == nil {
 		return nil
 	}
+	hosts := map[string]dhcp6.Host{}
 	for _, p := range ports {
 		if mac, h, ok := dhcp6Host(dhcpPort, p, stateful); ok {
-			cfg.Hosts[mac] = h
+			hosts[mac] = h
 		}
 	}
+	cfg.Hosts = pmap.From(hosts)
 	return cfg
 }
 
 // dhcp6Base is dhcp6Config without hosts (nil when no subnet is served),
 // and whether each served subnet (by id) hands out addresses.
 func dhcp6Base(n model.Network, dhcpPort model.Port, subnets map[string]model.Subnet) (*dhcp6.Config, map[string]bool) {
-	cfg := &dhcp6.Config{Domain: strings.TrimSuffix(model.DNSDomain(n), "."), Hosts: map[string]dhcp6.Host{}}
+	cfg := &dhcp6.Config{Domain: strings.TrimSuffix(model.DNSDomain(n), ".")}
 	stateful := map[string]bool{} // served subnets → whether they hand out addresses
 	for _, ip := range dhcpPort.FixedIPs {
 		sn, ok := subnets[ip.SubnetID]
@@ -314,27 +319,27 @@ func dhcp6Host(dhcpPort, p model.Port, stateful map[string]bool) (mac string, h 
 // dnsZone is the DNS server's view of network n: a name for every
 // address of its ports, IPv4 (A, in-addr.arpa) and IPv6 (AAAA, ip6.arpa).
 func dnsZone(n model.Network, ports []model.Port, subnets map[string]model.Subnet, instances map[string]model.Instance) *nameserver.Zone {
-	z := zoneBase(n, subnets)
+	z := nameserver.NewDraft(model.DNSDomain(n))
 	for _, p := range sortedBy(ports, func(p model.Port) string { return p.ID }) {
 		zoneAdd(z, n, p, instances)
 	}
-	return z
+	return z.Zone(zoneSubnets(n, subnets))
 }
 
-// zoneBase is dnsZone without names.
-func zoneBase(n model.Network, subnets map[string]model.Subnet) *nameserver.Zone {
-	z := nameserver.NewZone(model.DNSDomain(n))
+// zoneSubnets are the subnets of network n, as a zone has them.
+func zoneSubnets(n model.Network, subnets map[string]model.Subnet) []netip.Prefix {
+	var out []netip.Prefix
 	for _, sn := range subnets {
 		if p, err := netip.ParsePrefix(sn.CIDR); err == nil && sn.NetworkID == n.ID {
-			z.Subnets = append(z.Subnets, p.Masked())
+			out = append(out, p.Masked())
 		}
 	}
-	slices.SortFunc(z.Subnets, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return z
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return out
 }
 
 // zoneAdd adds port p's names to z, as dnsZone does.
-func zoneAdd(z *nameserver.Zone, n model.Network, p model.Port, instances map[string]model.Instance) {
+func zoneAdd(z *nameserver.Draft, n model.Network, p model.Port, instances map[string]model.Instance) {
 	for _, ip := range p.FixedIPs {
 		if addr, err := netip.ParseAddr(ip.IPAddress); err == nil {
 			host := hostnameOf(n, p, addr, instances)

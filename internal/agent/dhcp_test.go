@@ -58,7 +58,7 @@ func TestDesiredNetworkServices(t *testing.T) {
 
 	// DHCP: a lease per port (MACs in canonical form), the metadata
 	// route only where no router is.
-	hosts := svc.DHCP.Hosts
+	hosts := svc.DHCP.Hosts.Collect()
 	if h := hosts["fa:16:3e:00:00:02"]; h.IP != netip.MustParseAddr("10.1.0.6") || h.Hostname != "db" {
 		t.Errorf("lease of the DHCP client: %+v (hosts %v)", h, hosts)
 	}
@@ -85,11 +85,11 @@ func TestDesiredNetworkServices(t *testing.T) {
 	}
 
 	// DNS: names of every port.
-	if a := svc.DNS.A["web.lab.example."]; !slices.Equal(a, []netip.Addr{netip.MustParseAddr("10.2.0.5")}) {
-		t.Errorf("web's A %v (zone %v)", a, svc.DNS.A)
+	if a, _ := svc.DNS.A.Get("web.lab.example."); !slices.Equal(a, []netip.Addr{netip.MustParseAddr("10.2.0.5")}) {
+		t.Errorf("web's A %v (zone %v)", a, svc.DNS.A.Collect())
 	}
-	if a := svc.DNS.A["host-10-1-0-1.lab.example."]; len(a) != 1 {
-		t.Errorf("router port's name missing: %v", svc.DNS.A)
+	if a, _ := svc.DNS.A.Get("host-10-1-0-1.lab.example."); len(a) != 1 {
+		t.Errorf("router port's name missing: %v", svc.DNS.A.Collect())
 	}
 
 	// Instance ports: the DHCP client gets its link only, the static

@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -19,7 +21,8 @@ import (
 // from every record — with ports sharing MACs, addresses and DNS names
 // (keys with several contributors), dns_name in a dns_domain, extra DHCP
 // options, ports moving between networks, instances renamed (their
-// ports' host names) and a dual-stack network served by DHCPv6.
+// ports' host names) and a dual-stack network served by DHCPv6; and the
+// configuration the servers had before an update is left as it was.
 func TestServiceUpdateMatchesDHCPService(t *testing.T) {
 	for seed := range uint64(8) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -138,7 +141,21 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 			continue
 		}
 		write(put, del)
+		// What the servers read now, which the update must leave as it
+		// is: they may be answering from it while it runs.
+		before := map[string]networkService{}
+		seen := map[string]any{}
+		if inc.d != nil {
+			for id, svc := range inc.d.services {
+				before[id], seen[id] = svc, serviceEntries(svc)
+			}
+		}
 		got := pass(false)
+		for id, svc := range before {
+			if now := serviceEntries(svc); !reflect.DeepEqual(now, seen[id]) {
+				t.Fatalf("step %d: network %s: the configuration the servers had changed under them:\n%+v\nwas %+v", step, id, now, seen[id])
+			}
+		}
 		want := computeDesired(recs.snapshot(got.rev), inc.prefix, inc.host)
 		for id, w := range want.services {
 			if g := got.services[id]; !reflect.DeepEqual(g, w) {
@@ -150,4 +167,91 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 			t.Fatalf("step %d: %d services, want %d", step, len(got.services), len(want.services))
 		}
 	}
+}
+
+// serviceEntries are the entries of svc's maps, copied.
+func serviceEntries(svc networkService) []any {
+	out := []any{svc.DHCP.Hosts.Collect(), svc.DNS.A.Collect(), svc.DNS.PTR.Collect()}
+	if svc.DHCP6 != nil {
+		out = append(out, svc.DHCP6.Hosts.Collect())
+	}
+	return out
+}
+
+// TestServiceUpdateAllocatesPerChange: the configuration of a network
+// with a port created is the old one with that port's keys set: the bytes
+// the agent's update allocates for it at 10,000 ports are those at 100
+// but for a path one node deeper in the configuration's maps (a node has
+// up to 32 entries: log32 of the ports), where copying the maps whole
+// made them grow with the ports (28 kB at 100, 3.3 MB at 10,000). Bytes,
+// not time: counted, not raced.
+func TestServiceUpdateAllocatesPerChange(t *testing.T) {
+	small, big := serviceUpdateBytes(t, 100), serviceUpdateBytes(t, 10000)
+	t.Logf("bytes allocated by the update of one port create: %d at 100 ports, %d at 10,000", small, big)
+	if big > 3*small {
+		t.Errorf("a port create at 10,000 ports allocates %d bytes, %d at 100: the configuration is copied, not patched", big, small)
+	}
+}
+
+// serviceUpdateBytes are the bytes inc.update allocates for a port
+// created in a network of n ports served by DHCP (the least of three
+// creates, which a GC cycle's own allocations do not inflate).
+func serviceUpdateBytes(t *testing.T, n int) uint64 {
+	ctx := context.Background()
+	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	v4 := l3network(10, "10.1.0.0/16", "10.1.0.1", false)
+	v4.subnet.EnableDHCP = true
+	put := func(recs ...any) {
+		t.Helper()
+		if _, err := st.Update(ctx, func(tx store.Txn) error {
+			for _, rec := range recs {
+				kind, id := kindAndID(rec)
+				if err := tx.Put(kind, id, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := []any{v4.net, v4.subnet, v4.port(30, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+v4.net.ID)}
+	for i := range n {
+		all = append(all, v4.port(1000+i, fmt.Sprintf("10.1.%d.%d", 1+i/250, 1+i%250), "", ""))
+	}
+	put(all...)
+	var recs records
+	inc := incremental{prefix: "svc-", host: "hostx"}
+	var mu sync.Mutex
+	sync := func() *changes {
+		t.Helper()
+		var ch *changes
+		if err := st.View(ctx, func(r store.Reader) error {
+			var err error
+			ch, err = recs.sync(r, st)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	inc.update(&recs, sync(), true, &mu)
+	least := uint64(math.MaxUint64)
+	for i := range 3 {
+		put(v4.port(20000+i, fmt.Sprintf("10.1.200.%d", 1+i), model.DeviceOwnerCompute, "inst-a"))
+		ch := sync()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		d := inc.update(&recs, ch, false, &mu)
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+		if _, ok := d.services[v4.net.ID].DHCP.Hosts.Get(fmt.Sprintf("fa:16:3e:00:%02x:%02x", (20000+i)>>8&0xff, (20000+i)&0xff)); !ok {
+			t.Fatalf("port %d has no lease", i)
+		}
+	}
+	return least
 }

@@ -138,8 +138,8 @@ func TestDesiredDHCPv6(t *testing.T) {
 		t.Errorf("subnets = %+v, want %+v", cfg.Subnets, wantSubnets)
 	}
 	wantHosts := map[string]dhcp6.Host{"fa:16:3e:00:00:11": {Addrs: []netip.Addr{a("2001:db8:1::11"), a("2001:db8:4::11")}}}
-	if !reflect.DeepEqual(cfg.Hosts, wantHosts) {
-		t.Errorf("hosts = %+v, want %+v", cfg.Hosts, wantHosts)
+	if got := cfg.Hosts.Collect(); !reflect.DeepEqual(got, wantHosts) {
+		t.Errorf("hosts = %+v, want %+v", got, wantHosts)
 	}
 	if cfg.Domain != "nsnet.internal" {
 		t.Errorf("domain = %q", cfg.Domain)

@@ -111,6 +111,8 @@ var rules = []rule{
 	{pkg: "internal/nameserver", why: "read the store or program the kernel",
 		deps:   []string{"internal/store", "internal/dataplane", "internal/firewall", "internal/nat", nftables + "/..."},
 		direct: []string{netlink}},
+	{pkg: "internal/pmap", why: "import any other nsnet package",
+		deps: []string{"internal/..."}},
 	{pkg: "internal/metrics", why: "import the agent, service, API or store",
 		deps: []string{"internal/..."}},
 	// explain reads nat's and the firewall's tables, through their

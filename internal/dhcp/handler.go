@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 // DefaultLeaseTime is Neutron's dhcp_lease_duration.
@@ -62,8 +64,10 @@ type Host struct {
 type Config struct {
 	LeaseTime time.Duration
 	Subnets   []Subnet
-	// Hosts are the static leases by MAC, in net.HardwareAddr.String form.
-	Hosts map[string]Host
+	// Hosts are the static leases by MAC, in net.HardwareAddr.String form:
+	// immutable, so that the agent makes the next configuration, sharing
+	// all but what changed, while the server reads this one.
+	Hosts pmap.Map[string, Host]
 }
 
 // Reply returns the answer to req, or nil when the server must stay silent:
@@ -73,7 +77,7 @@ func (c *Config) Reply(req *dhcpv4.DHCPv4) *dhcpv4.DHCPv4 {
 	if req == nil || req.OpCode != dhcpv4.OpcodeBootRequest || len(req.ClientHWAddr) != 6 {
 		return nil
 	}
-	host, known := c.Hosts[req.ClientHWAddr.String()]
+	host, known := c.Hosts.Get(req.ClientHWAddr.String())
 	if known && (host.Subnet < 0 || host.Subnet >= len(c.Subnets)) {
 		return nil
 	}

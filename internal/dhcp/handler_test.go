@@ -8,6 +8,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 var (
@@ -28,7 +30,7 @@ func testConfig() *Config {
 			Routes:   []Route{{netip.MustParsePrefix("192.168.50.0/24"), netip.MustParseAddr("10.0.0.10")}},
 			MTU:      1400,
 		}},
-		Hosts: map[string]Host{knownMAC.String(): {IP: netip.MustParseAddr("10.0.0.5"), Hostname: "vm1", Subnet: 0}},
+		Hosts: pmap.From(map[string]Host{knownMAC.String(): {IP: netip.MustParseAddr("10.0.0.5"), Hostname: "vm1", Subnet: 0}}),
 	}
 }
 

@@ -38,9 +38,9 @@ func TestExtraOptions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
-			h := cfg.Hosts[knownMAC.String()]
+			h, _ := cfg.Hosts.Get(knownMAC.String())
 			h.Options = []Option{tc.opt}
-			cfg.Hosts[knownMAC.String()] = h
+			cfg.Hosts = cfg.Hosts.Set(knownMAC.String(), h)
 			reply := cfg.Reply(packet(t, dhcpv4.MessageTypeDiscover, knownMAC))
 			if reply == nil {
 				t.Fatal("no offer")
@@ -58,7 +58,7 @@ func TestExtraOptions(t *testing.T) {
 // dnsmasq would not take are left out, the others still sent.
 func TestExtraOptionsHeader(t *testing.T) {
 	cfg := testConfig()
-	h := cfg.Hosts[knownMAC.String()]
+	h, _ := cfg.Hosts.Get(knownMAC.String())
 	h.Options = []Option{
 		{"server-ip-address", "123.123.123.45"},
 		{"bootfile-name", "pxelinux.0"},
@@ -67,7 +67,7 @@ func TestExtraOptionsHeader(t *testing.T) {
 		{"mtu", "not a number"},
 		{"0", "1"},
 	}
-	cfg.Hosts[knownMAC.String()] = h
+	cfg.Hosts = cfg.Hosts.Set(knownMAC.String(), h)
 	reply := cfg.Reply(packet(t, dhcpv4.MessageTypeDiscover, knownMAC))
 	if reply == nil {
 		t.Fatal("no offer")

@@ -15,7 +15,7 @@
 // The public API, for the agent's wiring (the same shape as internal/dhcp):
 //
 //	srv, err := dhcp6.Listen(ns, "ns-1234", log) // UDP [::]:547 on the interface, in ff02::1:2
-//	srv.SetConfig(&dhcp6.Config{Subnets: ..., Hosts: map[mac]dhcp6.Host{...}})
+//	srv.SetConfig(&dhcp6.Config{Subnets: ..., Hosts: pmap.From(map[mac]dhcp6.Host{...})})
 //	srv.Close()
 //
 // Replies, after RFC 8415 section 18.3:
@@ -51,6 +51,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 // DefaultLeaseTime is Neutron's dhcp_lease_duration: the valid and
@@ -83,8 +85,8 @@ type Config struct {
 	// trailing dot; empty for none.
 	Domain string
 	// Hosts are the static bindings by MAC, in net.HardwareAddr.String
-	// form.
-	Hosts map[string]Host
+	// form: immutable, as dhcp.Config.Hosts.
+	Hosts pmap.Map[string, Host]
 	// RapidCommit lets a Solicit with the Rapid Commit option be answered
 	// with a Reply at once (RFC 8415 18.3.1). dnsmasq, as Neutron runs it,
 	// does not: off unless asked.
@@ -175,7 +177,7 @@ func (c *Config) Reply(req *dhcpv6.Message, src netip.Addr, server dhcpv6.DUID) 
 // address (see clientMACs); ok is false for a client that has none.
 func (c *Config) host(req *dhcpv6.Message, src netip.Addr) (Host, bool) {
 	for _, mac := range clientMACs(req, src) {
-		if h, ok := c.Hosts[mac.String()]; ok {
+		if h, ok := c.Hosts.Get(mac.String()); ok {
 			return h, true
 		}
 	}

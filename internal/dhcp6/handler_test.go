@@ -9,6 +9,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv6"
 	"github.com/insomniacslk/dhcp/iana"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 var (
@@ -32,10 +34,10 @@ func testConfig() *Config {
 			{Prefix: netip.MustParsePrefix("2001:db8:2::/64"), DNS: []netip.Addr{netip.MustParseAddr("2001:db8:2::53"), dnsAddr}},
 		},
 		Domain: "nsnet.test.",
-		Hosts: map[string]Host{
+		Hosts: pmap.From(map[string]Host{
 			knownMAC.String(): {Addrs: []netip.Addr{portAddr}},
 			infoMAC.String():  {},
-		},
+		}),
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nsnet/nsnet/internal/lab"
 	"github.com/nsnet/nsnet/internal/netns"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 // allPrefix starts every namespace of this test binary.
@@ -264,11 +266,11 @@ func TestDHClientStateful(t *testing.T) {
 		LeaseTime: time.Hour,
 		Subnets:   []Subnet{{Prefix: p, DNS: []netip.Addr{dns}}},
 		Domain:    "nsnet.test.",
-		Hosts: map[string]Host{
+		Hosts: pmap.From(map[string]Host{
 			l.cliMAC.String(): {Addrs: []netip.Addr{addr}},
 			// Another port: its address must not be handed out.
 			"fa:16:3e:00:00:99": {Addrs: []netip.Addr{addr.Next()}},
-		},
+		}),
 	})
 	c := l.startDHClient(t)
 	bound := c.waitCalls(t, "BOUND6")
@@ -319,7 +321,6 @@ func TestDHClientStateless(t *testing.T) {
 	srv.SetConfig(&Config{
 		Subnets: []Subnet{{Prefix: p, DNS: []netip.Addr{dns}}},
 		Domain:  "nsnet.test",
-		Hosts:   map[string]Host{},
 	})
 	c := l.startDHClient(t, "-S")
 	// dhclient 4.4 runs its script with RENEW6 for an answered
@@ -360,7 +361,7 @@ func TestDHClientRenews(t *testing.T) {
 		return &Config{
 			LeaseTime: 8 * time.Second, // T1 4 s
 			Subnets:   []Subnet{{Prefix: p}},
-			Hosts:     map[string]Host{l.cliMAC.String(): {Addrs: []netip.Addr{a}}},
+			Hosts:     pmap.From(map[string]Host{l.cliMAC.String(): {Addrs: []netip.Addr{a}}}),
 		}
 	}
 	srv.SetConfig(cfg(addr))

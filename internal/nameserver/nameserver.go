@@ -17,24 +17,29 @@ package nameserver
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/nsnet/nsnet/internal/pmap"
 )
 
 // TTL of the answers nsnet is authoritative for: short, since ports come
 // and go.
 const TTL = 30
 
-// Zone is what one network's server knows.
+// Zone is what one network's server knows. A server reads it while the
+// agent makes the next one: its maps are immutable (pmap), so that the
+// next zone shares all but what changed with this one.
 type Zone struct {
 	// Domain is the network's DNS domain, fully qualified, lower case.
 	Domain string
 	// A holds the addresses of each fully qualified, lower-case name:
 	// IPv4 ones are its A records, IPv6 ones its AAAA records.
-	A map[string][]netip.Addr
+	A pmap.Map[string, []netip.Addr]
 	// PTR holds the names of each address.
-	PTR map[netip.Addr][]string
+	PTR pmap.Map[netip.Addr, []string]
 	// Subnets are the network's subnets, IPv4 and IPv6: reverse names in
 	// them are nsnet's to answer (NXDOMAIN when unknown), never
 	// forwarded.
@@ -43,16 +48,18 @@ type Zone struct {
 
 // NewZone returns an empty zone for domain.
 func NewZone(domain string) *Zone {
-	return &Zone{Domain: dns.Fqdn(strings.ToLower(domain)), A: map[string][]netip.Addr{}, PTR: map[netip.Addr][]string{}}
+	return &Zone{Domain: dns.Fqdn(strings.ToLower(domain))}
 }
 
 // Add records that host (a single label) in the zone's domain has addr,
-// an IPv4 address (answered as A) or an IPv6 one (AAAA).
+// an IPv4 address (answered as A) or an IPv6 one (AAAA). It changes z in
+// place: only for a zone no server has yet (a Draft builds big ones).
 func (z *Zone) Add(host string, addr netip.Addr) {
-	addr = addr.Unmap().WithZone("")
-	name := strings.ToLower(host) + "." + z.Domain
-	z.A[name] = append(z.A[name], addr)
-	z.PTR[addr] = append(z.PTR[addr], name)
+	name, addr := z.hostName(host), addr.Unmap().WithZone("")
+	as, _ := z.A.Get(name)
+	z.A = z.A.Set(name, append(slices.Clip(as), addr))
+	ns, _ := z.PTR.Get(addr)
+	z.PTR = z.PTR.Set(addr, append(slices.Clip(ns), name))
 }
 
 // AddName records that fqdn, a name outside the zone's domain, has addr:
@@ -60,7 +67,43 @@ func (z *Zone) Add(host string, addr netip.Addr) {
 // not the rest of its domain, and gives addr no PTR of it.
 func (z *Zone) AddName(fqdn string, addr netip.Addr) {
 	name := dns.Fqdn(strings.ToLower(fqdn))
-	z.A[name] = append(z.A[name], addr.Unmap().WithZone(""))
+	as, _ := z.A.Get(name)
+	z.A = z.A.Set(name, append(slices.Clip(as), addr.Unmap().WithZone("")))
+}
+
+func (z *Zone) hostName(host string) string { return strings.ToLower(host) + "." + z.Domain }
+
+// Draft is a zone being built, in Go maps: adding every port of a network
+// to a Zone would copy a path of its maps per name.
+type Draft struct {
+	Domain string
+	// A and PTR are Zone's, as Add and AddName fill them.
+	A   map[string][]netip.Addr
+	PTR map[netip.Addr][]string
+}
+
+// NewDraft returns an empty draft of a zone for domain.
+func NewDraft(domain string) *Draft {
+	return &Draft{Domain: dns.Fqdn(strings.ToLower(domain)), A: map[string][]netip.Addr{}, PTR: map[netip.Addr][]string{}}
+}
+
+// Add is Zone.Add.
+func (d *Draft) Add(host string, addr netip.Addr) {
+	addr = addr.Unmap().WithZone("")
+	name := strings.ToLower(host) + "." + d.Domain
+	d.A[name] = append(d.A[name], addr)
+	d.PTR[addr] = append(d.PTR[addr], name)
+}
+
+// AddName is Zone.AddName.
+func (d *Draft) AddName(fqdn string, addr netip.Addr) {
+	name := dns.Fqdn(strings.ToLower(fqdn))
+	d.A[name] = append(d.A[name], addr.Unmap().WithZone(""))
+}
+
+// Zone is the zone d drafted, with subnets; d must not be used after.
+func (d *Draft) Zone(subnets []netip.Prefix) *Zone {
+	return &Zone{Domain: d.Domain, A: pmap.From(d.A), PTR: pmap.From(d.PTR), Subnets: subnets}
 }
 
 // Answer returns the reply to req, or nil when the question is not the
@@ -81,12 +124,12 @@ func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
 	if addr, ok := reverseAddr(name); ok {
 		return z.answerPTR(req, q, addr)
 	}
-	if _, named := z.A[name]; !named && name != z.Domain && !strings.HasSuffix(name, "."+z.Domain) {
+	if _, named := z.A.Get(name); !named && name != z.Domain && !strings.HasSuffix(name, "."+z.Domain) {
 		return nil
 	}
 	reply.SetReply(req)
 	reply.Authoritative = true
-	addrs, exists := z.A[name]
+	addrs, exists := z.A.Get(name)
 	if !exists && name != z.Domain {
 		reply.Rcode = dns.RcodeNameError
 		return reply
@@ -109,7 +152,7 @@ func (z *Zone) Answer(req *dns.Msg) *dns.Msg {
 }
 
 func (z *Zone) answerPTR(req *dns.Msg, q dns.Question, addr netip.Addr) *dns.Msg {
-	names, ok := z.PTR[addr]
+	names, ok := z.PTR.Get(addr)
 	if !ok {
 		inside := false
 		for _, p := range z.Subnets {
