@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/miekg/dns"
 )
@@ -106,9 +105,7 @@ func (f *fastZone) fastAnswer(req, out []byte) ([]byte, bool) {
 		return out, false
 	}
 
-	// The name's bytes as a string without a copy: Get keeps no key it
-	// is asked for, and name is not modified while it looks.
-	addrs, exists := f.zone.A.Get(unsafe.String(unsafe.SliceData(name), len(name)))
+	addrs, exists := f.zone.A.Get(string(name))
 	rcode := byte(dns.RcodeSuccess)
 	if !exists && string(name) != d {
 		rcode = dns.RcodeNameError
