@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"runtime"
 	"sync"
@@ -34,11 +33,7 @@ func TestServiceUpdateMatchesDHCPService(t *testing.T) {
 func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 61))
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 
 	v4 := l3network(10, "10.1.0.0/24", "10.1.0.1", false)
 	v4.subnet.EnableDHCP = true
@@ -77,14 +72,7 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 	var mu sync.Mutex
 	pass := func(full bool) *desired {
 		t.Helper()
-		var ch *changes
-		if err := st.View(ctx, func(r store.Reader) error {
-			var err error
-			ch, err = recs.sync(r, st)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		ch := syncRecords(t, st, &recs)
 		return inc.update(&recs, ch, full, &mu)
 	}
 	pass(true)
@@ -198,11 +186,7 @@ func TestServiceUpdateAllocatesPerChange(t *testing.T) {
 // creates, which a GC cycle's own allocations do not inflate).
 func serviceUpdateBytes(t *testing.T, n int) uint64 {
 	ctx := context.Background()
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(t)
 	v4 := l3network(10, "10.1.0.0/16", "10.1.0.1", false)
 	v4.subnet.EnableDHCP = true
 	put := func(recs ...any) {
@@ -229,14 +213,7 @@ func serviceUpdateBytes(t *testing.T, n int) uint64 {
 	var mu sync.Mutex
 	sync := func() *changes {
 		t.Helper()
-		var ch *changes
-		if err := st.View(ctx, func(r store.Reader) error {
-			var err error
-			ch, err = recs.sync(r, st)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		ch := syncRecords(t, st, &recs)
 		return ch
 	}
 	inc.update(&recs, sync(), true, &mu)

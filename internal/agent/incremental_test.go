@@ -26,11 +26,7 @@ import (
 func TestIncrementalMatchesComputeDesired(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := tempStore(t)
 			testIncremental(t, st, seed, 150, []hostView{{}})
 		})
 	}
@@ -49,11 +45,7 @@ func TestIncrementalMatchesComputeDesiredHosts(t *testing.T) {
 	}
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			st, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
+			st := tempStore(t)
 			testIncremental(t, st, seed, 150, views)
 		})
 	}
@@ -511,4 +503,30 @@ func TestFollowedKinds(t *testing.T) {
 	if sets != len(followedKinds) {
 		t.Errorf("records keeps %d kinds, followedKinds lists %d", sets, len(followedKinds))
 	}
+}
+
+// tempStore opens a bbolt store in tb's temporary directory, closed when
+// tb ends.
+func tempStore(tb testing.TB) *store.Bolt {
+	tb.Helper()
+	st, err := store.OpenBolt(filepath.Join(tb.TempDir(), "state.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
+}
+
+// syncRecords brings recs to st's revision and returns what changed.
+func syncRecords(tb testing.TB, st *store.Bolt, recs *records) *changes {
+	tb.Helper()
+	var ch *changes
+	if err := st.View(context.Background(), func(r store.Reader) error {
+		var err error
+		ch, err = recs.sync(r, st)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return ch
 }

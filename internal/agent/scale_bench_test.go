@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -29,11 +28,7 @@ func BenchmarkDesiredUpdate(b *testing.B) {
 }
 
 func benchmarkDesiredUpdate(b *testing.B, n int, recompute bool) {
-	st, err := store.OpenBolt(filepath.Join(b.TempDir(), "state.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
+	st := tempStore(b)
 	ctx := context.Background()
 	member := func(id, ip string) model.Port {
 		p := testPort("x", "eth0", ip, "fa:16:3e:00:00:01")
@@ -63,14 +58,7 @@ func benchmarkDesiredUpdate(b *testing.B, n int, recompute bool) {
 	inc := incremental{prefix: "pre-", host: "host"}
 	var mu sync.Mutex
 	pass := func() {
-		var ch *changes
-		if err := st.View(ctx, func(r store.Reader) error {
-			var err error
-			ch, err = recs.sync(r, st)
-			return err
-		}); err != nil {
-			b.Fatal(err)
-		}
+		ch := syncRecords(b, st, &recs)
 		inc.update(&recs, ch, recompute, &mu)
 		inc.firewallSpec(&recs)
 	}
