@@ -356,59 +356,53 @@ func (c *cluster) move(typ, id, host string) error {
 // DHCP port stays (its MAC and address) under its new host's name. A
 // second run finds nothing to move, and a drained host is not dead.
 func TestFailover(t *testing.T) {
-	for _, retry := range []bool{false, true} {
-		t.Run(fmt.Sprintf("retried=%v", retry), func(t *testing.T) {
-			var st store.Store = storetest.Open(t, t.TempDir())
-			if retry {
-				st = store.NewRetrying(st)
+	onStores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		c := newCluster(t, st, hostSpec{name: "n1", roles: network}, hostSpec{name: "n2", roles: network, drained: true},
+			hostSpec{name: "n3", roles: network}, hostSpec{name: "a", roles: compute})
+		// Both on n1 (the first name) while n2 is not drained yet.
+		r1, r2 := c.router(), c.router()
+		if err := c.move(model.AgentTypeL3, r2, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		n1 := c.network("10.0.0.0/24")
+		n2 := c.network("10.0.1.0/24")
+		if err := c.move(model.AgentTypeDHCP, n2, "n2"); err != nil {
+			t.Fatal(err)
+		}
+		before := *c.dhcpPort(n1)
+		c.specs[0].dead = true // n1
+		c.settle()
+		moves, err := c.hosts["n3"].Failover(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []service.Move{{Kind: store.Routers, ID: r1, From: "n1", To: "n3"}, {Kind: store.Routers, ID: r2, From: "n1", To: "n3"},
+			{Kind: store.Networks, ID: n1, From: "n1", To: "n3"}}
+		sortMoves(moves)
+		sortMoves(want)
+		if !slices.Equal(moves, want) {
+			t.Errorf("moves %v, want %v", moves, want)
+		}
+		check := func() {
+			t.Helper()
+			if c.l3Host(r1) != "n3" || c.l3Host(r2) != "n3" || c.dhcpHost(n1) != "n3" || c.dhcpHost(n2) != "n2" {
+				t.Errorf("routers on %s, %s; networks' DHCP on %s, %s", c.l3Host(r1), c.l3Host(r2), c.dhcpHost(n1), c.dhcpHost(n2))
 			}
-			ctx := context.Background()
-			c := newCluster(t, st, hostSpec{name: "n1", roles: network}, hostSpec{name: "n2", roles: network, drained: true},
-				hostSpec{name: "n3", roles: network}, hostSpec{name: "a", roles: compute})
-			// Both on n1 (the first name) while n2 is not drained yet.
-			r1, r2 := c.router(), c.router()
-			if err := c.move(model.AgentTypeL3, r2, "n1"); err != nil {
-				t.Fatal(err)
+			after := c.dhcpPort(n1)
+			if after == nil || after.ID != before.ID || after.MACAddress != before.MACAddress ||
+				!slices.Equal(after.FixedIPs, before.FixedIPs) || after.DeviceID != model.DHCPDeviceID(service.HostUUID("n3"), n1) ||
+				*after.HostID != "n3" {
+				t.Errorf("DHCP port before %+v, after %+v", before, after)
 			}
-			n1 := c.network("10.0.0.0/24")
-			n2 := c.network("10.0.1.0/24")
-			if err := c.move(model.AgentTypeDHCP, n2, "n2"); err != nil {
-				t.Fatal(err)
-			}
-			before := *c.dhcpPort(n1)
-			c.specs[0].dead = true // n1
-			c.settle()
-			moves, err := c.hosts["n3"].Failover(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []service.Move{{Kind: store.Routers, ID: r1, From: "n1", To: "n3"}, {Kind: store.Routers, ID: r2, From: "n1", To: "n3"},
-				{Kind: store.Networks, ID: n1, From: "n1", To: "n3"}}
-			sortMoves(moves)
-			sortMoves(want)
-			if !slices.Equal(moves, want) {
-				t.Errorf("moves %v, want %v", moves, want)
-			}
-			check := func() {
-				t.Helper()
-				if c.l3Host(r1) != "n3" || c.l3Host(r2) != "n3" || c.dhcpHost(n1) != "n3" || c.dhcpHost(n2) != "n2" {
-					t.Errorf("routers on %s, %s; networks' DHCP on %s, %s", c.l3Host(r1), c.l3Host(r2), c.dhcpHost(n1), c.dhcpHost(n2))
-				}
-				after := c.dhcpPort(n1)
-				if after == nil || after.ID != before.ID || after.MACAddress != before.MACAddress ||
-					!slices.Equal(after.FixedIPs, before.FixedIPs) || after.DeviceID != model.DHCPDeviceID(service.HostUUID("n3"), n1) ||
-					*after.HostID != "n3" {
-					t.Errorf("DHCP port before %+v, after %+v", before, after)
-				}
-			}
-			check()
-			// Another daemon, or this one's next tick: nothing to move.
-			if moves, err := c.hosts["a"].Failover(ctx); err != nil || len(moves) != 0 {
-				t.Errorf("second failover: %v, %v", moves, err)
-			}
-			check()
-		})
-	}
+		}
+		check()
+		// Another daemon, or this one's next tick: nothing to move.
+		if moves, err := c.hosts["a"].Failover(ctx); err != nil || len(moves) != 0 {
+			t.Errorf("second failover: %v, %v", moves, err)
+		}
+		check()
+	})
 }
 
 func sortMoves(m []service.Move) {
@@ -696,64 +690,73 @@ func TestConcurrentFailoverMovesOnce(t *testing.T) {
 // back (its heartbeat again) or registers, the next run places it as for
 // a new one. What an admin removed from its agent stays on none.
 func TestScheduleWaiting(t *testing.T) {
+	onStores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		c := newCluster(t, st, hostSpec{name: "n1", roles: network, dead: true}, hostSpec{name: "a", roles: compute})
+		c.settle()
+		// Made while n1 is dead: no candidate.
+		r1, n1 := c.router(), c.network("10.0.0.0/24")
+		removed := c.router()
+		if c.l3Host(r1) != "" || c.dhcpHost(n1) != "" || c.dhcpPort(n1) != nil {
+			t.Fatalf("with no network node alive: r1 on %q, n1's DHCP on %q", c.l3Host(r1), c.dhcpHost(n1))
+		}
+		if moves, err := c.hosts["a"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
+			t.Fatalf("with still no candidate: %v, %v", moves, err)
+		}
+
+		// n1 comes back; an admin had put "removed" on it and off again.
+		if _, err := c.hosts["n1"].Heartbeat(ctx, clock); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.move(model.AgentTypeL3, removed, "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.api.RemoveRouterFromL3Agent(ctx, service.AgentID("n1", model.AgentTypeL3), removed); err != nil {
+			t.Fatal(err)
+		}
+		moves, err := c.hosts["a"].ScheduleWaiting(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []service.Move{{Kind: store.Routers, ID: r1, To: "n1"}, {Kind: store.Networks, ID: n1, To: "n1"}}
+		sortMoves(moves)
+		sortMoves(want)
+		if !slices.Equal(moves, want) {
+			t.Errorf("moves %v, want %v", moves, want)
+		}
+		if c.l3Host(r1) != "n1" || c.dhcpHost(n1) != "n1" || c.l3Host(removed) != "" {
+			t.Errorf("r1 on %q, n1's DHCP on %q, the removed router on %q", c.l3Host(r1), c.dhcpHost(n1), c.l3Host(removed))
+		}
+		if p := c.dhcpPort(n1); p == nil || p.DeviceID != model.DHCPDeviceID(service.HostUUID("n1"), n1) {
+			t.Errorf("n1's DHCP port %+v", p)
+		}
+		if moves, err := c.hosts["n1"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
+			t.Errorf("second run: %v, %v", moves, err)
+		}
+
+		// A network node that registers takes what waits.
+		c.specs[0].dead = true
+		c.settle()
+		r2 := c.router()
+		c.add(hostSpec{name: "n2", roles: network})
+		moves, err = c.hosts["n2"].ScheduleWaiting(ctx)
+		if want := []service.Move{{Kind: store.Routers, ID: r2, To: "n2"}}; err != nil || !slices.Equal(moves, want) {
+			t.Errorf("after n2 registered: %v, %v; want %v", moves, err, want)
+		}
+	})
+}
+
+// onStores runs test on a store and, as "retried=true", on one that runs
+// every write twice (store.NewRetrying): scheduling's transactions must
+// be pure functions of their snapshot.
+func onStores(t *testing.T, test func(t *testing.T, st store.Store)) {
 	for _, retry := range []bool{false, true} {
 		t.Run(fmt.Sprintf("retried=%v", retry), func(t *testing.T) {
 			var st store.Store = storetest.Open(t, t.TempDir())
 			if retry {
 				st = store.NewRetrying(st)
 			}
-			ctx := context.Background()
-			c := newCluster(t, st, hostSpec{name: "n1", roles: network, dead: true}, hostSpec{name: "a", roles: compute})
-			c.settle()
-			// Made while n1 is dead: no candidate.
-			r1, n1 := c.router(), c.network("10.0.0.0/24")
-			removed := c.router()
-			if c.l3Host(r1) != "" || c.dhcpHost(n1) != "" || c.dhcpPort(n1) != nil {
-				t.Fatalf("with no network node alive: r1 on %q, n1's DHCP on %q", c.l3Host(r1), c.dhcpHost(n1))
-			}
-			if moves, err := c.hosts["a"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
-				t.Fatalf("with still no candidate: %v, %v", moves, err)
-			}
-
-			// n1 comes back; an admin had put "removed" on it and off again.
-			if _, err := c.hosts["n1"].Heartbeat(ctx, clock); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.move(model.AgentTypeL3, removed, "n1"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.api.RemoveRouterFromL3Agent(ctx, service.AgentID("n1", model.AgentTypeL3), removed); err != nil {
-				t.Fatal(err)
-			}
-			moves, err := c.hosts["a"].ScheduleWaiting(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []service.Move{{Kind: store.Routers, ID: r1, To: "n1"}, {Kind: store.Networks, ID: n1, To: "n1"}}
-			sortMoves(moves)
-			sortMoves(want)
-			if !slices.Equal(moves, want) {
-				t.Errorf("moves %v, want %v", moves, want)
-			}
-			if c.l3Host(r1) != "n1" || c.dhcpHost(n1) != "n1" || c.l3Host(removed) != "" {
-				t.Errorf("r1 on %q, n1's DHCP on %q, the removed router on %q", c.l3Host(r1), c.dhcpHost(n1), c.l3Host(removed))
-			}
-			if p := c.dhcpPort(n1); p == nil || p.DeviceID != model.DHCPDeviceID(service.HostUUID("n1"), n1) {
-				t.Errorf("n1's DHCP port %+v", p)
-			}
-			if moves, err := c.hosts["n1"].ScheduleWaiting(ctx); err != nil || len(moves) != 0 {
-				t.Errorf("second run: %v, %v", moves, err)
-			}
-
-			// A network node that registers takes what waits.
-			c.specs[0].dead = true
-			c.settle()
-			r2 := c.router()
-			c.add(hostSpec{name: "n2", roles: network})
-			moves, err = c.hosts["n2"].ScheduleWaiting(ctx)
-			if want := []service.Move{{Kind: store.Routers, ID: r2, To: "n2"}}; err != nil || !slices.Equal(moves, want) {
-				t.Errorf("after n2 registered: %v, %v; want %v", moves, err, want)
-			}
+			test(t, st)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 	"testing"
@@ -95,89 +94,83 @@ func TestSchedulePhysicalNetworks(t *testing.T) {
 // DHCP choose among the network nodes that map it. Every write runs twice
 // in the retried variant.
 func TestPhysicalNetworkReschedule(t *testing.T) {
-	for _, retry := range []bool{false, true} {
-		t.Run(fmt.Sprintf("retried=%v", retry), func(t *testing.T) {
-			var st store.Store = storetest.Open(t, t.TempDir())
-			if retry {
-				st = store.NewRetrying(st)
-			}
-			ctx := context.Background()
-			c := newCluster(t, st, physnetHosts()...)
-			c.specs[2].dead = true // n3
-			c.settle()
+	onStores(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		c := newCluster(t, st, physnetHosts()...)
+		c.specs[2].dead = true // n3
+		c.settle()
 
-			public := c.providerNetwork(publicFlat, "203.0.113.0/24")
-			r1 := c.router()
-			if got := c.l3Host(r1); got != "n1" {
-				t.Fatalf("router without a gateway on %q, want n1", got)
-			}
-			rt, err := c.setGateway(r1, public)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := c.l3Host(r1); got != "n2" || rt.ExternalGatewayInfo == nil {
-				t.Errorf("after its gateway was set on public: router on %q (gateway %+v), want n2", got, rt.ExternalGatewayInfo)
-			}
+		public := c.providerNetwork(publicFlat, "203.0.113.0/24")
+		r1 := c.router()
+		if got := c.l3Host(r1); got != "n1" {
+			t.Fatalf("router without a gateway on %q, want n1", got)
+		}
+		rt, err := c.setGateway(r1, public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.l3Host(r1); got != "n2" || rt.ExternalGatewayInfo == nil {
+			t.Errorf("after its gateway was set on public: router on %q (gateway %+v), want n2", got, rt.ExternalGatewayInfo)
+		}
 
-			// n2 dies, n3 comes back: failover moves to n3, never n1.
-			c.specs[1].dead, c.specs[2].dead = true, false
-			c.settle()
-			moves, err := c.hosts["n1"].Failover(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := []service.Move{{Kind: store.Routers, ID: r1, From: "n2", To: "n3"}, {Kind: store.Networks, ID: public, From: "n2", To: "n3"}}
-			sortMoves(moves)
-			sortMoves(want)
-			if !slices.Equal(moves, want) {
-				t.Errorf("failover moves %v, want %v", moves, want)
-			}
+		// n2 dies, n3 comes back: failover moves to n3, never n1.
+		c.specs[1].dead, c.specs[2].dead = true, false
+		c.settle()
+		moves, err := c.hosts["n1"].Failover(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []service.Move{{Kind: store.Routers, ID: r1, From: "n2", To: "n3"}, {Kind: store.Networks, ID: public, From: "n2", To: "n3"}}
+		sortMoves(moves)
+		sortMoves(want)
+		if !slices.Equal(moves, want) {
+			t.Errorf("failover moves %v, want %v", moves, want)
+		}
 
-			// With no network node mapping public alive: a new router
-			// with a gateway there waits, and a gateway set on a hosted
-			// router is refused, the router unchanged.
-			c.specs[2].dead = true
-			c.settle()
-			waiting := c.gatewayRouter(public)
-			if got := c.l3Host(waiting); got != "" {
-				t.Errorf("router created with no eligible host on %q, want none", got)
+		// With no network node mapping public alive: a new router
+		// with a gateway there waits, and a gateway set on a hosted
+		// router is refused, the router unchanged.
+		c.specs[2].dead = true
+		c.settle()
+		waiting := c.gatewayRouter(public)
+		if got := c.l3Host(waiting); got != "" {
+			t.Errorf("router created with no eligible host on %q, want none", got)
+		}
+		r2 := c.router()
+		_, err = c.setGateway(r2, public)
+		errorIs(t, err, http.StatusBadRequest, "Bad router request: No eligible l3 agent associated with external network "+public+" found.")
+		got, err := c.api.GetRouter(ctx, r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ExternalGatewayInfo != nil || c.l3Host(r2) != "n1" {
+			t.Errorf("refused router's gateway %+v, on %q; want none, on n1", got.ExternalGatewayInfo, c.l3Host(r2))
+		}
+		ports, err := c.api.ListPorts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ports {
+			if p.DeviceID == r2 {
+				t.Errorf("refused router has port %+v", p)
 			}
-			r2 := c.router()
-			_, err = c.setGateway(r2, public)
-			errorIs(t, err, http.StatusBadRequest, "Bad router request: No eligible l3 agent associated with external network "+public+" found.")
-			got, err := c.api.GetRouter(ctx, r2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.ExternalGatewayInfo != nil || c.l3Host(r2) != "n1" {
-				t.Errorf("refused router's gateway %+v, on %q; want none, on n1", got.ExternalGatewayInfo, c.l3Host(r2))
-			}
-			ports, err := c.api.ListPorts(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range ports {
-				if p.DeviceID == r2 {
-					t.Errorf("refused router has port %+v", p)
-				}
-			}
+		}
 
-			// n2 comes back: the waiting router goes there.
-			c.specs[1].dead = false
-			c.settle()
-			moves, err = c.hosts["n1"].ScheduleWaiting(ctx)
-			if want := []service.Move{{Kind: store.Routers, ID: waiting, To: "n2"}}; err != nil || !slices.Equal(moves, want) {
-				t.Errorf("schedule waiting: %v, %v; want %v", moves, err, want)
-			}
-			// And a gateway set now moves r2 off n1.
-			if _, err := c.setGateway(r2, public); err != nil {
-				t.Fatal(err)
-			}
-			if got := c.l3Host(r2); got != "n2" {
-				t.Errorf("r2 on %q after its gateway was set, want n2", got)
-			}
-		})
-	}
+		// n2 comes back: the waiting router goes there.
+		c.specs[1].dead = false
+		c.settle()
+		moves, err = c.hosts["n1"].ScheduleWaiting(ctx)
+		if want := []service.Move{{Kind: store.Routers, ID: waiting, To: "n2"}}; err != nil || !slices.Equal(moves, want) {
+			t.Errorf("schedule waiting: %v, %v; want %v", moves, err, want)
+		}
+		// And a gateway set now moves r2 off n1.
+		if _, err := c.setGateway(r2, public); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.l3Host(r2); got != "n2" {
+			t.Errorf("r2 on %q after its gateway was set, want n2", got)
+		}
+	})
 }
 
 // TestPhysicalNetworkDHCPWaits: a flat network's DHCP waits while no
