@@ -45,6 +45,12 @@
 //
 //	sudo go run ./bench/agentscale -onebyone 10000 [-dhcp]
 //
+// -persample prints a line per timed port create: its time, and what the
+// daemon did from its instance's create to the answer (passes by kind and
+// their total time, garbage collections and their pauses; /metrics read
+// before and after, untimed) and the passes' "pass done" lines, with their
+// stages (the daemon then logs at debug): the evidence for a row's tail.
+//
 // -dhcp gives the ports' subnet DHCP: its network then has a DHCP port,
 // and every port is an entry of the network's DHCP and DNS servers'
 // configuration, which each create updates.
@@ -56,10 +62,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"maps"
 	"math"
@@ -70,6 +78,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -91,6 +100,7 @@ func run(ctx context.Context) (err error) {
 	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
+	perSample := flag.Bool("persample", false, "print a line per timed port create: its time and what the daemon did meanwhile (passes by kind and their time, garbage collections and their pauses, from /metrics read before and after, untimed)")
 	dhcpFlag := flag.Bool("dhcp", false, "the ports' subnet has DHCP (its network a DHCP port, whose servers' configuration every port is part of); without, it has none")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -121,7 +131,7 @@ func run(ctx context.Context) (err error) {
 			log.Printf("teardown: deleted namespace %s", ns)
 		}
 	}()
-	w := &world{bin: bin, dir: dir, prefix: prefix, dhcp: *dhcpFlag}
+	w := &world{bin: bin, dir: dir, prefix: prefix, dhcp: *dhcpFlag, perSample: *perSample}
 	switch *storeFlag {
 	case "bolt":
 	case "etcd":
@@ -227,6 +237,42 @@ type world struct {
 	next   int // next address to hand out, as an offset in subnet
 	// dhcp: the ports' subnet has DHCP (-dhcp).
 	dhcp bool
+	// perSample: print what the daemon did during each timed port
+	// create (-persample), its passes' log lines collected in passLog.
+	perSample bool
+	passLog   *passLog
+}
+
+// passLog keeps the daemon's "pass done" log lines until taken.
+type passLog struct {
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (l *passLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if line := string(l.partial[:i]); strings.Contains(line, "pass done") {
+			l.lines = append(l.lines, line)
+		}
+		l.partial = l.partial[i+1:]
+	}
+}
+
+// take returns the lines kept since the last take.
+func (l *passLog) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lines := l.lines
+	l.lines = nil
+	return lines
 }
 
 // start starts the daemon (again) on the benchmark's state.
@@ -235,7 +281,14 @@ func (w *world) start() (err error) {
 	if w.etcd != "" {
 		args = []string{"--store", w.etcd}
 	}
-	if w.daemon, err = lab.StartDaemon(w.bin, w.dir, w.prefix, args...); err != nil {
+	var logs io.Writer
+	if w.perSample {
+		// The passes' stages are in their "pass done" debug lines.
+		args = append(args, "--log-level", "debug")
+		w.passLog = &passLog{}
+		logs = w.passLog
+	}
+	if w.daemon, err = lab.StartDaemonLogging(w.bin, w.dir, w.prefix, logs, args...); err != nil {
 		return err
 	}
 	socket := w.daemon.Socket
@@ -439,6 +492,13 @@ func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Du
 // sample times one port creation and one floating IP creation until each
 // is programmed, then deletes both and the port's instance (waited).
 func (w *world) sample(ctx context.Context, name string) (port, fip time.Duration, err error) {
+	var before passCounts
+	if w.perSample {
+		if before, err = w.passes(ctx); err != nil {
+			return 0, 0, err
+		}
+		w.passLog.take()
+	}
 	inst, _, err := client.Create[model.Instance](ctx, w.eager, client.Instances, map[string]any{"name": name})
 	if err != nil {
 		return 0, 0, err
@@ -449,6 +509,16 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 	port = time.Since(start)
 	if err != nil {
 		return 0, 0, err
+	}
+	if w.perSample {
+		after, err := w.passes(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		fmt.Printf("sample %s: port→kernel %s; meanwhile (from the instance's create on): %s\n", name, ms(port), after.since(before))
+		for _, line := range w.passLog.take() {
+			fmt.Printf("\t%s\n", line)
+		}
 	}
 	if meta.Converged == nil || !*meta.Converged {
 		return 0, 0, fmt.Errorf("port %s not programmed in time", name)
@@ -550,7 +620,31 @@ func (c passCounts) mean(kind string, before passCounts) (time.Duration, int) {
 	return time.Duration((c.sum[kind] - before.sum[kind]) / n * float64(time.Second)), int(n)
 }
 
-// passes reads the pass durations from the daemon's /metrics.
+// since says what the daemon did between before and c: passes by kind,
+// with their total time, and garbage collections with their pauses.
+func (c passCounts) since(before passCounts) string {
+	var parts []string
+	for _, kind := range slices.Sorted(maps.Keys(c.count)) {
+		n := c.count[kind] - before.count[kind]
+		if kind == gcKind || n <= 0 {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%d %s passes (%s)", int(n), kind, ms(time.Duration((c.sum[kind]-before.sum[kind])*float64(time.Second)))))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "no pass")
+	}
+	gcs := int(c.count[gcKind] - before.count[gcKind])
+	pause := time.Duration((c.sum[gcKind] - before.sum[gcKind]) * float64(time.Second))
+	return strings.Join(parts, ", ") + fmt.Sprintf(", %d GCs (pauses %s)", gcs, ms(pause))
+}
+
+// gcKind holds the daemon's garbage collections (go_gc_duration_seconds)
+// in passCounts, beside the pass kinds.
+const gcKind = "gc"
+
+// passes reads the pass durations from the daemon's /metrics, and its
+// garbage collections (as gcKind).
 func (w *world) passes(ctx context.Context) (passCounts, error) {
 	c := passCounts{sum: map[string]float64{}, count: map[string]float64{}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nsnet/metrics", nil)
@@ -570,6 +664,13 @@ func (w *world) passes(ctx context.Context) (passCounts, error) {
 	for sc.Scan() {
 		line := sc.Text()
 		for suffix, into := range map[string]map[string]float64{"_sum": c.sum, "_count": c.count} {
+			if rest, ok := strings.CutPrefix(line, "go_gc_duration_seconds"+suffix+" "); ok {
+				v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+				if err != nil {
+					return c, fmt.Errorf("metrics line %q: %w", line, err)
+				}
+				into[gcKind] = v
+			}
 			rest, ok := strings.CutPrefix(line, "nsnet_agent_pass_duration_seconds"+suffix+`{kind="`)
 			if !ok {
 				continue

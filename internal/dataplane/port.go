@@ -143,6 +143,13 @@ func removeBrokenPair(host, inside *Links, tap, peer netlink.Link, spec PortSpec
 // host namespace and the peer directly in inst under its final name and
 // MAC, so no half-named link is ever visible inside the instance. It
 // returns the host end as created (enslaved, labelled, up as asked).
+//
+// It costs four requests (the library's create, its read of the new
+// index, enslaving, the label); one RTM_NEWLINK carrying IFLA_MASTER
+// and NLM_F_ECHO, then the label (the kernel ignores IFLA_IFALIAS on
+// create), would be two. Measured on 6.18 in a test namespace, both take
+// the same 1.4 ms: the kernel's creation of the pair is the cost, not
+// the round trips, so the library's way stays.
 func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = spec.TapName
