@@ -42,15 +42,23 @@
 // answered once the agent programmed it), as a user's script would; it
 // prints the total, the time of the first 100, their ratio to N/100 times
 // the first 100 (1.00x: the 10,000th port costs what the first did), each
-// thousand's time, and the daemon's RSS at the end and per port:
+// thousand's time and the daemon's CPU time in it (user and system, from
+// /proc: on a busy machine the elapsed times follow the other work, the
+// CPU time what the daemon did), and the daemon's RSS at the end and per
+// port:
 //
 //	sudo go run ./bench/agentscale -onebyone 10000 [-dhcp]
 //
 // -persample prints a line per timed port create: its time, and what the
-// daemon did from its instance's create to the answer (passes by kind and
+// daemon did from the port's create to the answer (passes by kind and
 // their total time, garbage collections and their pauses; /metrics read
 // before and after, untimed) and the passes' "pass done" lines, with their
 // stages (the daemon then logs at debug): the evidence for a row's tail.
+//
+// -profile DIR (with -onebyone) profiles the daemon, through its hidden
+// --profile-dir flag, over the second thousand of ports (DIR/1) and the
+// second to last (DIR/2): CPU, blocking, lock waits and the heap, to
+// compare what a create costs at both sizes (go tool pprof -diff_base).
 //
 // -dhcp gives the ports' subnet DHCP: its network then has a DHCP port,
 // and every port is an entry of the network's DHCP and DNS servers'
@@ -80,6 +88,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -102,6 +111,7 @@ func run(ctx context.Context) (err error) {
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
 	perSample := flag.Bool("persample", false, "print a line per timed port create: its time and what the daemon did meanwhile (passes by kind and their time, garbage collections and their pauses, from /metrics read before and after, untimed)")
+	profileFlag := flag.String("profile", "", "with -onebyone: profile the daemon over the second thousand of ports and the second to last, into DIR/1 and DIR/2")
 	dhcpFlag := flag.Bool("dhcp", false, "the ports' subnet has DHCP (its network a DHCP port, whose servers' configuration every port is part of); without, it has none")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -132,7 +142,7 @@ func run(ctx context.Context) (err error) {
 			log.Printf("teardown: deleted namespace %s", ns)
 		}
 	}()
-	w := &world{bin: bin, dir: dir, prefix: prefix, dhcp: *dhcpFlag, perSample: *perSample}
+	w := &world{bin: bin, dir: dir, prefix: prefix, dhcp: *dhcpFlag, perSample: *perSample, profile: *profileFlag}
 	switch *storeFlag {
 	case "bolt":
 	case "etcd":
@@ -242,6 +252,8 @@ type world struct {
 	// create (-persample), its passes' log lines collected in passLog.
 	perSample bool
 	passLog   *passLog
+	// profile is the daemon's --profile-dir (-profile).
+	profile string
 }
 
 // passLog keeps the daemon's "pass done" log lines until taken.
@@ -281,6 +293,9 @@ func (w *world) start() (err error) {
 	var args []string
 	if w.etcd != "" {
 		args = []string{"--store", w.etcd}
+	}
+	if w.profile != "" {
+		args = append(args, "--profile-dir", w.profile)
 	}
 	var logs io.Writer
 	if w.perSample {
@@ -721,6 +736,34 @@ func rssKiB(pid int) (int, error) {
 	return 0, errors.New("no VmRSS")
 }
 
+// cpuTime is the CPU time process pid has used (user and system, from
+// /proc/<pid>/stat): what the daemon did for a thousand ports, which the
+// machine's other work slows but does not add to.
+func cpuTime(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command (in parentheses, which may hold
+	// spaces): state is the 3rd field, utime and stime the 14th and 15th.
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	// USER_HZ is 100 on every Linux this runs on.
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
 func ms(d time.Duration) string {
 	if d == 0 {
 		return "—"
@@ -736,11 +779,25 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	cpuStart, err := cpuTime(w.daemon.Pid())
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var first100 time.Duration
-	var thousands []time.Duration
-	lap := start
+	var thousands, cpus []time.Duration
+	lap, cpuLap := start, cpuStart
+	// The profiled thousands: the second, and the second to last.
+	toggles := map[int]bool{}
+	if w.profile != "" && n >= 4000 {
+		toggles = map[int]bool{1000: true, 2000: true, n - 2000: true, n - 1000: true}
+	}
 	for i := range n {
+		if toggles[i] {
+			if err := syscall.Kill(w.daemon.Pid(), syscall.SIGUSR2); err != nil {
+				return fmt.Errorf("toggle the daemon's profile: %w", err)
+			}
+		}
 		_, meta, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": w.network,
 			"name": fmt.Sprintf("one%d", i), "fixed_ips": []any{map[string]any{"subnet_id": w.subnet, "ip_address": w.addr()}}})
 		if err != nil {
@@ -755,6 +812,11 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 		if (i+1)%1000 == 0 {
 			thousands = append(thousands, time.Since(lap))
 			lap = time.Now()
+			cpu, err := cpuTime(w.daemon.Pid())
+			if err != nil {
+				return err
+			}
+			cpus, cpuLap = append(cpus, cpu-cpuLap), cpu
 			log.Printf("%d ports created one by one in %s", i+1, time.Since(start).Round(time.Millisecond))
 		}
 	}
@@ -770,7 +832,12 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 			(first100 * time.Duration(n) / 100).Round(time.Millisecond), n, float64(total)/(float64(first100)*float64(n)/100))
 	}
 	for i, d := range thousands {
-		fmt.Printf("ports %5d–%5d: %s\n", i*1000+1, (i+1)*1000, d.Round(time.Millisecond))
+		fmt.Printf("ports %5d–%5d: %s (daemon CPU %s)\n", i*1000+1, (i+1)*1000, d.Round(time.Millisecond), cpus[i].Round(10*time.Millisecond))
+	}
+	if len(cpus) >= 3 {
+		// The first thousand holds the caches' warming: the second is
+		// the base, as in the profiles (-profile).
+		fmt.Printf("daemon CPU: last thousand / second thousand: %.2fx\n", float64(cpus[len(cpus)-1])/float64(cpus[1]))
 	}
 	fmt.Printf("daemon RSS: %d MiB at the start, %d MiB after (%.1f KiB a port)\n", rssStart/1024, rss/1024, float64(rss-rssStart)/float64(n))
 	dhcpArg := ""

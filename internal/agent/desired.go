@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"slices"
@@ -495,9 +496,24 @@ type recordSet[T any] struct {
 }
 
 type record[T any] struct {
-	raw []byte
+	// sum stands for the record's bytes, which a sync compares with
+	// the store's to decode only what changed: the bytes themselves
+	// would double what the agent keeps per record (a port's are a
+	// kilobyte, as much as its decoded value).
+	sum digest
 	val T
 	gen uint64 // the last sync that saw it
+}
+
+// digest is a 128-bit hash of a record's bytes, under seeds random per
+// process: two different records' agreeing by chance is a 2⁻¹²⁸ event,
+// and no one who writes records can aim at it without the seeds.
+type digest [2]uint64
+
+var digestSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func digestOf(b []byte) digest {
+	return digest{maphash.Bytes(digestSeeds[0], b), maphash.Bytes(digestSeeds[1], b)}
 }
 
 // prev is a changed record's previous value; !had: it is new.
@@ -517,9 +533,9 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 	seen := 0
 	err := r.List(kind, func(id string, b []byte) error {
 		seen++
-		b = canonical(kind, b)
+		sum := digestOf(canonical(kind, b))
 		cur, ok := c.m[id]
-		if ok && bytes.Equal(cur.raw, b) {
+		if ok && cur.sum == sum {
 			cur.gen = c.gen
 			return nil
 		}
@@ -532,8 +548,7 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 		} else {
 			changed[id] = prev[T]{}
 		}
-		// The store's bytes are only valid during the transaction.
-		c.m[id] = &record[T]{raw: bytes.Clone(b), val: v, gen: c.gen}
+		c.m[id] = &record[T]{sum: sum, val: v, gen: c.gen}
 		return nil
 	})
 	if err != nil {
@@ -558,8 +573,10 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 		c.m = map[string]*record[T]{}
 	}
 	cur, had := c.m[id]
+	var sum digest
 	if found {
 		raw = canonical(kind, raw)
+		sum = digestOf(raw)
 	}
 	switch {
 	case !found && !had:
@@ -567,14 +584,14 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 	case !found:
 		delete(c.m, id)
 		return prev[T]{cur.val, true}, true, nil
-	case had && bytes.Equal(cur.raw, raw):
+	case had && cur.sum == sum:
 		return prev[T]{}, false, nil
 	}
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return prev[T]{}, false, fmt.Errorf("decode %s/%s: %w", kind, id, err)
 	}
-	c.m[id] = &record[T]{raw: raw, val: v, gen: c.gen}
+	c.m[id] = &record[T]{sum: sum, val: v, gen: c.gen}
 	if had {
 		return prev[T]{cur.val, true}, true, nil
 	}

@@ -171,7 +171,7 @@ func TestFirewallMembersAcrossHosts(t *testing.T) {
 	s.self = hostView{name: "a", vtep: netip.MustParseAddr("192.0.2.1")}
 	d := computeDesired(s, "p-", "h")
 	spec, _ := firewallSpec(s, d)
-	if !slices.Contains(spec.Groups["sgsg"], netip.MustParsePrefix("10.0.0.11/32")) {
+	if !spec.Groups["sgsg"].Has(netip.MustParsePrefix("10.0.0.11/32")) {
 		t.Errorf("members of sg %v lack b's port 10.0.0.11", spec.Groups["sgsg"])
 	}
 	for _, p := range spec.Ports {

@@ -545,59 +545,62 @@ func (inc *incremental) updateRouters(recs *records) {
 }
 
 // memberSets are the remote groups' members, what each group's ports may
-// send from (firewallSpec's members), kept per port.
+// send from (firewallSpec's members), kept port by port.
 type memberSets struct {
 	groups map[string]*memberSet
 	in     firewallInputs
 }
 
-// memberSet is one group's members: its ports' addresses, in port id
-// order, and all of them in the order the firewall keeps a group's
-// members (by address, then length; see firewall's canonical), so that a
-// member's coming or going is an insertion or a deletion in a sorted list
-// and the firewall finds the list it is given already in order.
+// memberSet is one group's members: the firewall's persistent set of
+// them, which a member joining or leaving changes along one path (the
+// spec handed to the firewall holds the set as it was), and the
+// addresses more than one member holds, counted beyond the first, so
+// that an address stays a member until its last holder goes.
 type memberSet struct {
-	members []member       // by port id
-	sorted  []netip.Prefix // every member's addresses, masked, repeats kept
-	// cache is a copy of sorted, made (never changed in place: the
-	// applied spec holds it) when a member changed.
-	cache []netip.Prefix
-	valid bool
-}
-
-type member struct {
-	id    string
-	addrs []netip.Prefix
+	members firewall.Members
+	extra   map[netip.Prefix]int
 }
 
 func (m *memberSets) reset(s *snapshot) {
 	m.groups = map[string]*memberSet{}
 	m.in = firewallInputsOf(s)
 	m.in.members = m.of
+	// Counted first, then each group built at once rather than a path
+	// copy per address.
+	counts := map[string]map[netip.Prefix]int{}
 	for i := range s.ports {
-		m.add(&s.ports[i], false)
+		p := &s.ports[i]
+		if !p.PortSecurityEnabled {
+			continue
+		}
+		for _, g := range p.SecurityGroups {
+			if counts[g] == nil {
+				counts[g] = map[netip.Prefix]int{}
+			}
+			for _, a := range portAddresses(p) {
+				counts[g][a.Masked()]++
+			}
+		}
 	}
-	// One sort per group, not an insertion per address.
-	for _, set := range m.groups {
-		slices.SortFunc(set.sorted, comparePrefix)
+	for g, c := range counts {
+		set := &memberSet{}
+		addrs := make([]netip.Prefix, 0, len(c))
+		for a, n := range c {
+			addrs = append(addrs, a)
+			if n > 1 {
+				if set.extra == nil {
+					set.extra = map[netip.Prefix]int{}
+				}
+				set.extra[a] = n - 1
+			}
+		}
+		set.members = firewall.MembersOf(addrs...)
+		m.groups[g] = set
 	}
 }
 
-// comparePrefix orders prefixes by address, then by length.
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return a.Bits() - b.Bits()
-}
-
-func (set *memberSet) find(id string) (int, bool) {
-	return slices.BinarySearchFunc(set.members, id, func(m member, id string) int { return strings.Compare(m.id, id) })
-}
-
-// add adds p's addresses to its groups; in order: each where it sorts,
-// else (reset sorts after) at the end.
-func (m *memberSets) add(p *model.Port, inOrder bool) {
+// add adds p's addresses to its groups.
+func (m *memberSets) add(p *model.Port) {
 	if !p.PortSecurityEnabled {
 		return
 	}
@@ -607,27 +610,21 @@ func (m *memberSets) add(p *model.Port, inOrder bool) {
 			set = &memberSet{}
 			m.groups[g] = set
 		}
-		addrs := portAddresses(p)
-		i, found := set.find(p.ID)
-		if found {
-			// The group is listed twice: so are the addresses.
-			set.members[i].addrs = append(set.members[i].addrs, addrs...)
-		} else {
-			set.members = slices.Insert(set.members, i, member{p.ID, addrs})
-		}
-		for _, a := range addrs {
+		for _, a := range portAddresses(p) {
 			a = a.Masked()
-			if !inOrder {
-				set.sorted = append(set.sorted, a)
+			if !set.members.Has(a) {
+				set.members = set.members.With(a)
 				continue
 			}
-			j, _ := slices.BinarySearchFunc(set.sorted, a, comparePrefix)
-			set.sorted = slices.Insert(set.sorted, j, a)
+			if set.extra == nil {
+				set.extra = map[netip.Prefix]int{}
+			}
+			set.extra[a]++
 		}
-		set.valid = false
 	}
 }
 
+// remove takes p's addresses out of its groups: each one add added.
 func (m *memberSets) remove(p *model.Port) {
 	if !p.PortSecurityEnabled {
 		return
@@ -637,16 +634,19 @@ func (m *memberSets) remove(p *model.Port) {
 		if set == nil {
 			continue
 		}
-		if i, found := set.find(p.ID); found {
-			for _, a := range set.members[i].addrs {
-				if j, ok := slices.BinarySearchFunc(set.sorted, a.Masked(), comparePrefix); ok {
-					set.sorted = slices.Delete(set.sorted, j, j+1)
+		for _, a := range portAddresses(p) {
+			a = a.Masked()
+			if n := set.extra[a]; n > 0 {
+				if n == 1 {
+					delete(set.extra, a)
+				} else {
+					set.extra[a] = n - 1
 				}
+				continue
 			}
-			set.members = slices.Delete(set.members, i, i+1)
+			set.members = set.members.Without(a)
 		}
-		set.valid = false
-		if len(set.members) == 0 {
+		if set.members.Len() == 0 {
 			delete(m.groups, g)
 		}
 	}
@@ -657,20 +657,16 @@ func (m *memberSets) update(pr prev[model.Port], p model.Port, ok bool) {
 		m.remove(&pr.old)
 	}
 	if ok {
-		m.add(&p, true)
+		m.add(&p)
 	}
 }
 
-// of is group g's members; nil when it has none.
-func (m *memberSets) of(g string) []netip.Prefix {
-	set := m.groups[g]
-	if set == nil || len(set.sorted) == 0 {
-		return nil
+// of is group g's members: the set itself, which no change alters.
+func (m *memberSets) of(g string) firewall.Members {
+	if set := m.groups[g]; set != nil {
+		return set.members
 	}
-	if !set.valid {
-		set.cache, set.valid = slices.Clone(set.sorted), true
-	}
-	return set.cache
+	return firewall.Members{}
 }
 
 // firewallSpec is firewallSpec's result for the current records, from the

@@ -237,11 +237,32 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 		p.Name = "p" + id
 		p.AdminStateUp = rng.IntN(5) != 0
 		p.PortSecurityEnabled = rng.IntN(3) != 0
-		switch rng.IntN(3) {
-		case 0:
+		// The groups' members (remote groups of the rules): a port
+		// in none, one, both, or one listed twice (its addresses count
+		// twice, and leave once).
+		switch rng.IntN(6) {
+		case 0, 1:
 			p.SecurityGroups = []string{"sg-a"}
-		case 1:
+		case 2:
 			p.SecurityGroups = []string{"sg-b"}
+		case 3:
+			p.SecurityGroups = []string{"sg-b", "sg-a"}
+		case 4:
+			p.SecurityGroups = []string{"sg-a", "sg-a"}
+		}
+		if !multi && rng.IntN(4) == 0 {
+			// Members sharing addresses: a pair from a small pool that
+			// other ports hold too, as an address or a CIDR, or a
+			// port's own address again; the address stays a member
+			// until its last holder leaves.
+			pair := model.AddressPair{IPAddress: fmt.Sprintf("10.7.0.%d", rng.IntN(3))}
+			switch rng.IntN(3) {
+			case 0:
+				pair.IPAddress = "10.7.0.0/30"
+			case 1:
+				pair.IPAddress = p.FixedIPs[0].IPAddress
+			}
+			p.AllowedAddressPairs = append(p.AllowedAddressPairs, pair)
 		}
 		if rng.IntN(5) == 0 {
 			p.QosPolicyID = ptr("qos-1")

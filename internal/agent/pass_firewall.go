@@ -198,21 +198,15 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 }
 
 // sameFirewall reports whether two specs are equal. The groups' members
-// are compared element by element only when they are not the same slice:
-// a group of 10,000 members, unchanged, is the slice memberSets keeps.
+// are compared at the cost of what differs between them: memberSets
+// hands the firewall versions of one set.
 func sameFirewall(a, b firewall.Spec) bool {
 	if !slices.Equal(a.Zoned, b.Zoned) || len(a.Groups) != len(b.Groups) || !reflect.DeepEqual(a.Ports, b.Ports) {
 		return false
 	}
 	for g, x := range a.Groups {
 		y, ok := b.Groups[g]
-		if !ok || (x == nil) != (y == nil) || len(x) != len(y) {
-			return false
-		}
-		if len(x) > 0 && &x[0] == &y[0] {
-			continue
-		}
-		if !slices.Equal(x, y) {
+		if !ok || !x.Equal(y) {
 			return false
 		}
 	}
@@ -225,8 +219,8 @@ func sameFirewall(a, b firewall.Spec) bool {
 // statefulness.
 type firewallInputs struct {
 	rulesOf   map[string][]*model.SecurityGroupRule
-	members   func(group string) []netip.Prefix
-	addresses map[string][]netip.Prefix
+	members   func(group string) firewall.Members
+	addresses map[string]firewall.Members
 	stateless map[string]bool
 }
 
@@ -237,14 +231,15 @@ func firewallInputsOf(snap *snapshot) firewallInputs {
 		r := &snap.rules[i]
 		rulesOf[r.SecurityGroupID] = append(rulesOf[r.SecurityGroupID], r)
 	}
-	addresses := map[string][]netip.Prefix{} // address group → its CIDRs
+	addresses := map[string]firewall.Members{} // address group → its CIDRs
 	for _, g := range snap.addrGroups {
-		addresses[g.ID] = []netip.Prefix{}
+		var cidrs []netip.Prefix
 		for _, a := range g.Addresses {
 			if p, err := netip.ParsePrefix(a); err == nil {
-				addresses[g.ID] = append(addresses[g.ID], p.Masked())
+				cidrs = append(cidrs, p.Masked())
 			}
 		}
+		addresses[g.ID] = firewall.MembersOf(cidrs...)
 	}
 	stateless := map[string]bool{}
 	for _, g := range snap.groups {
@@ -257,7 +252,7 @@ func firewallInputsOf(snap *snapshot) firewallInputs {
 // plugged here (every port, or fewer that include the plugged ones).
 func (in firewallInputs) spec(candidates []*model.Port, d *desired) (firewall.Spec, map[string]string) {
 	rulesOf, addresses, stateless := in.rulesOf, in.addresses, in.stateless
-	spec := firewall.Spec{Groups: map[string][]netip.Prefix{}}
+	spec := firewall.Spec{Groups: map[string]firewall.Members{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
 	for _, port := range candidates {

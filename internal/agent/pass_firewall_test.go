@@ -3,7 +3,6 @@ package agent
 import (
 	"net/netip"
 	"reflect"
-	"slices"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
@@ -105,7 +104,7 @@ func TestFirewallSpec(t *testing.T) {
 		t.Fatalf("web's rules %+v, want one naming g-admins", web.Rules)
 	}
 	var remotes []string
-	for _, r := range spec.Groups[web.Rules[0].Group] {
+	for _, r := range spec.Groups[web.Rules[0].Group].Sorted() {
 		remotes = append(remotes, r.String())
 	}
 	// Members of g-admins on any host, admin here (its fixed IP and
@@ -233,20 +232,25 @@ func TestFirewallSpecGroups(t *testing.T) {
 		netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("10.0.0.11/32"), netip.MustParsePrefix("10.0.8.0/29"),
 		netip.MustParsePrefix("10.9.0.12/32"),
 	}, "agoffice": {netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
-	if !reflect.DeepEqual(spec.Groups, want) {
-		t.Errorf("groups %v, want %v", spec.Groups, want)
+	got := map[string][]netip.Prefix{}
+	for g, m := range spec.Groups {
+		got[g] = m.Sorted()
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("groups %v, want %v", got, want)
 	}
 }
 
 // TestSameFirewall: sameFirewall tells the specs reflect.DeepEqual tells
-// apart, shared member slices or not.
+// apart, member sets shared, derived or built apart.
 func TestSameFirewall(t *testing.T) {
-	members := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32")}
+	one, two, three := netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.2/32"), netip.MustParsePrefix("10.0.0.3/32")
+	members := firewall.MembersOf(one, two)
 	base := func() firewall.Spec {
 		return firewall.Spec{
 			Ports:  []firewall.Port{{Interface: "tap1", Bridge: "br1"}},
 			Zoned:  []string{"br1"},
-			Groups: map[string][]netip.Prefix{"sga": members, "sgb": nil},
+			Groups: map[string]firewall.Members{"sga": members, "sgb": {}},
 		}
 	}
 	for _, tc := range []struct {
@@ -254,13 +258,13 @@ func TestSameFirewall(t *testing.T) {
 		change func(*firewall.Spec)
 	}{
 		{"same", func(*firewall.Spec) {}},
-		{"members copied", func(s *firewall.Spec) { s.Groups["sga"] = slices.Clone(members) }},
-		{"member changed", func(s *firewall.Spec) {
-			s.Groups["sga"] = []netip.Prefix{members[0], netip.MustParsePrefix("10.0.0.3/32")}
-		}},
-		{"member added", func(s *firewall.Spec) { s.Groups["sga"] = append(slices.Clone(members), members[0]) }},
-		{"prefix of the same slice", func(s *firewall.Spec) { s.Groups["sga"] = members[:1] }},
-		{"empty, not nil", func(s *firewall.Spec) { s.Groups["sgb"] = []netip.Prefix{} }},
+		{"members built apart", func(s *firewall.Spec) { s.Groups["sga"] = firewall.MembersOf(two, one) }},
+		{"member changed", func(s *firewall.Spec) { s.Groups["sga"] = members.Without(two).With(three) }},
+		{"member added and removed", func(s *firewall.Spec) { s.Groups["sga"] = members.With(three).Without(three) }},
+		{"member added twice", func(s *firewall.Spec) { s.Groups["sga"] = members.With(one) }},
+		{"member added", func(s *firewall.Spec) { s.Groups["sga"] = members.With(three) }},
+		{"member removed", func(s *firewall.Spec) { s.Groups["sga"] = members.Without(one) }},
+		{"empty group gains one", func(s *firewall.Spec) { s.Groups["sgb"] = s.Groups["sgb"].With(one) }},
 		{"group renamed", func(s *firewall.Spec) { s.Groups["sgc"] = s.Groups["sgb"]; delete(s.Groups, "sgb") }},
 		{"port changed", func(s *firewall.Spec) { s.Ports[0].Stateless = true }},
 		{"zone added", func(s *firewall.Spec) { s.Zoned = append(s.Zoned, "br2") }},

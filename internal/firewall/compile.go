@@ -51,7 +51,7 @@ func compile(spec Spec, prev compiled) compiled {
 			if c.groups[g] != nil {
 				continue
 			}
-			members := canonical(spec.Groups[g])
+			members := spec.Groups[g]
 			old := prev.groups[g]
 			if old == nil {
 				c.groups[g] = compileGroup(g, members)
@@ -71,29 +71,8 @@ func compile(spec Spec, prev compiled) compiled {
 	return c
 }
 
-// canonical is members sorted, masked and each once: two specs listing
-// the same members in another order compile alike. A list already in
-// order (as the agent keeps its groups) is copied, not sorted again.
-func canonical(members []netip.Prefix) []netip.Prefix {
-	ok := true
-	for i, m := range members {
-		if m != m.Masked() || i > 0 && comparePrefix(members[i-1], m) > 0 {
-			ok = false
-			break
-		}
-	}
-	if ok {
-		return slices.Compact(slices.Clone(members))
-	}
-	out := make([]netip.Prefix, 0, len(members))
-	for _, m := range members {
-		out = append(out, m.Masked())
-	}
-	slices.SortFunc(out, comparePrefix)
-	return slices.Compact(out)
-}
-
-// comparePrefix is canonical's order: by address, then by length.
+// comparePrefix is the members' order (Members.Sorted): by address, then
+// by length.
 func comparePrefix(a, b netip.Prefix) int {
 	if c := a.Addr().Compare(b.Addr()); c != 0 {
 		return c
@@ -108,7 +87,7 @@ func comparePrefix(a, b netip.Prefix) int {
 // members that changes costs a compilation of what changed.
 type groupElements struct {
 	name    string
-	members []netip.Prefix // canonical; never changed in place
+	members Members
 	// ranges are the members that are not single addresses, and
 	// rangeElems the elements of the interval sets they make.
 	ranges     []netip.Prefix
@@ -124,15 +103,23 @@ type groupDelta struct {
 	added, delete map[setKey][]nfsock.Element
 }
 
-func compileGroup(name string, members []netip.Prefix) *groupElements {
+func compileGroup(name string, members Members) *groupElements {
 	ge := &groupElements{name: name, members: members}
-	for _, m := range members {
-		if !m.IsSingleIP() {
-			ge.ranges = append(ge.ranges, m)
-		}
-	}
+	ge.ranges = rangesOf(members)
 	ge.rangeElems = rangeElements(name, ge.ranges)
 	return ge
+}
+
+// rangesOf are the members that are not single addresses, in order.
+func rangesOf(members Members) []netip.Prefix {
+	var out []netip.Prefix
+	for m := range members.All() {
+		if !m.IsSingleIP() {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, comparePrefix)
+	return out
 }
 
 // rangeElements are the interval sets' elements of a group's ranges.
@@ -165,7 +152,7 @@ func (ge *groupElements) singleElement(m netip.Prefix) (setKey, nfsock.Element) 
 // elems are every element of the group's sets, by set.
 func (ge *groupElements) elems() map[setKey][]nfsock.Element {
 	out := maps.Clone(ge.rangeElems)
-	for _, m := range ge.members {
+	for _, m := range ge.members.Sorted() {
 		if m.IsSingleIP() {
 			k, e := ge.singleElement(m)
 			out[k] = append(out[k], e)
@@ -177,7 +164,7 @@ func (ge *groupElements) elems() map[setKey][]nfsock.Element {
 // derive compiles members, which differ from ge's by lost and gained, as
 // a change of ge: single addresses are an element each; the interval
 // sets are cut again only when a range came or went.
-func (ge *groupElements) derive(name string, members, lost, gained []netip.Prefix) (*groupElements, *groupDelta) {
+func (ge *groupElements) derive(name string, members Members, lost, gained []netip.Prefix) (*groupElements, *groupDelta) {
 	next := &groupElements{name: name, members: members, ranges: ge.ranges, rangeElems: ge.rangeElems}
 	d := &groupDelta{base: ge, lost: lost, added: map[setKey][]nfsock.Element{}, delete: map[setKey][]nfsock.Element{}}
 	rangesMoved := false
@@ -198,12 +185,7 @@ func (ge *groupElements) derive(name string, members, lost, gained []netip.Prefi
 		d.added[k] = append(d.added[k], e)
 	}
 	if rangesMoved {
-		next.ranges = nil
-		for _, m := range members {
-			if !m.IsSingleIP() {
-				next.ranges = append(next.ranges, m)
-			}
-		}
+		next.ranges = rangesOf(members)
 		next.rangeElems = rangeElements(name, next.ranges)
 		keys := map[setKey]bool{}
 		for k := range ge.rangeElems {
@@ -225,7 +207,7 @@ func (ge *groupElements) holds(a netip.Addr) bool {
 	if ge == nil {
 		return false
 	}
-	if _, ok := slices.BinarySearchFunc(ge.members, netip.PrefixFrom(a, a.BitLen()), comparePrefix); ok {
+	if ge.members.Has(netip.PrefixFrom(a, a.BitLen())) {
 		return true
 	}
 	return slices.ContainsFunc(ge.ranges, func(p netip.Prefix) bool { return p.Contains(a) })

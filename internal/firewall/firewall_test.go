@@ -663,10 +663,11 @@ func TestRemoteGroupSharedSets(t *testing.T) {
 	icmp6 := firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Group: "web"}
 	spec := func(members ...string) firewall.Spec {
 		s := l.spec(http, icmp, icmp6)
-		s.Groups = map[string][]netip.Prefix{"web": {}}
+		var web firewall.Members
 		for _, m := range members {
-			s.Groups["web"] = append(s.Groups["web"], netip.MustParsePrefix(m))
+			web = web.With(netip.MustParsePrefix(m))
 		}
+		s.Groups = map[string]firewall.Members{"web": web}
 		return s
 	}
 	if _, err := l.fw.Apply(spec("10.9.0.77/32", "2001:db8::1/128")); err != nil {

@@ -20,10 +20,11 @@ func TestMemberLeavingForgetsItsConnectionsOnly(t *testing.T) {
 	web := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 80, PortMax: 80, Group: "web"}
 	spec := func(members ...string) firewall.Spec {
 		s := l.spec(web)
-		s.Groups = map[string][]netip.Prefix{"web": {}}
+		var web firewall.Members
 		for _, m := range members {
-			s.Groups["web"] = append(s.Groups["web"], netip.MustParsePrefix(m))
+			web = web.With(netip.MustParsePrefix(m))
 		}
+		s.Groups = map[string]firewall.Members{"web": web}
 		return s
 	}
 	if _, err := l.fw.Apply(spec("10.9.0.1/32", "10.9.0.5/32", "10.9.0.6/32")); err != nil {

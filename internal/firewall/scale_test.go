@@ -37,7 +37,7 @@ func scaleSpec(n int) firewall.Spec {
 			},
 		}
 	}
-	return firewall.Spec{Ports: ports, Zoned: []string{"nsb-scale"}, Groups: map[string][]netip.Prefix{"sg": members}}
+	return firewall.Spec{Ports: ports, Zoned: []string{"nsb-scale"}, Groups: map[string]firewall.Members{"sg": firewall.MembersOf(members...)}}
 }
 
 // BenchmarkPortAdd times the Apply that adds one port (and member of its

@@ -26,9 +26,9 @@ func TestScriptRebuildsTables(t *testing.T) {
 	icmp6 := firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: 58, ProtoMax: 58, PortMax: 65535, Remote: netip.MustParsePrefix("2001:db8::/64")}
 	ssh := firewall.Rule{Direction: firewall.Egress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Group: "admins"}
 	s := l.spec(http, icmp6, ssh)
-	s.Groups = map[string][]netip.Prefix{
-		"web":    {netip.MustParsePrefix("10.9.0.77/32"), netip.MustParsePrefix("10.9.1.0/24"), netip.MustParsePrefix("2001:db8::1/128")},
-		"admins": {netip.MustParsePrefix("2001:db8:1::/48")},
+	s.Groups = map[string]firewall.Members{
+		"web":    firewall.MembersOf(netip.MustParsePrefix("10.9.0.77/32"), netip.MustParsePrefix("10.9.1.0/24"), netip.MustParsePrefix("2001:db8::1/128")),
+		"admins": firewall.MembersOf(netip.MustParsePrefix("2001:db8:1::/48")),
 	}
 	s.Zoned = []string{"br0"}
 	s.Ports[0].Bridge, s.Ports[0].Stateless = "br0", true

@@ -132,8 +132,10 @@ type Spec struct {
 	// Groups are the remote groups that rules name (Rule.Group): the
 	// addresses and prefixes their members may send from, both families
 	// mixed. A group no rule names is left out of the tables. Names are 1
-	// to maxGroupName letters, digits and underscores.
-	Groups map[string][]netip.Prefix
+	// to maxGroupName letters, digits and underscores. Members made from
+	// those of the last Apply by changes (With, Without) are compared with
+	// them at the cost of the changes.
+	Groups map[string]Members
 }
 
 // maxGroupName bounds a group's name: it is part of set names.
@@ -174,10 +176,8 @@ func (s Spec) Validate() error {
 		if !validGroupName(name) {
 			return fmt.Errorf("group name %q: want 1 to %d letters, digits or underscores", name, maxGroupName)
 		}
-		for _, m := range members {
-			if !m.IsValid() {
-				return fmt.Errorf("group %s: member %v is not a prefix", name, m)
-			}
+		if members.invalid > 0 {
+			return fmt.Errorf("group %s: member %v is not a prefix", name, netip.Prefix{})
 		}
 	}
 	seen := map[string]bool{}

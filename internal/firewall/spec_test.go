@@ -39,3 +39,27 @@ func TestValidateZoned(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateGroupMembers: a group whose members include something that
+// is not a prefix is refused, however it got there (built at once or
+// added), and accepted again once it is taken out.
+func TestValidateGroupMembers(t *testing.T) {
+	good := MembersOf(netip.MustParsePrefix("10.0.0.1/32"))
+	for _, tt := range []struct {
+		name    string
+		members Members
+		want    string // "" for valid
+	}{
+		{"prefixes", good.With(netip.MustParsePrefix("2001:db8::/64")), ""},
+		{"none", Members{}, ""},
+		{"built with an invalid one", MembersOf(netip.MustParsePrefix("10.0.0.1/32"), netip.Prefix{}), "group web: member invalid Prefix is not a prefix"},
+		{"an invalid one added", good.With(netip.Prefix{}), "group web: member invalid Prefix is not a prefix"},
+		{"added twice, removed once", good.With(netip.Prefix{}).With(netip.Prefix{}).Without(netip.Prefix{}), ""},
+		{"added, then removed", good.With(netip.Prefix{}).Without(netip.Prefix{}), ""},
+	} {
+		err := Spec{Groups: map[string]Members{"web": tt.members}}.Validate()
+		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("%s: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}

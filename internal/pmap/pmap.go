@@ -276,3 +276,104 @@ func del[K comparable, V any](n *node[K, V], shift uint, h uint64, k K) (*node[K
 	}
 	return &node[K, V]{bitmap: n.bitmap &^ bit, entries: slices.Delete(slices.Clone(n.entries), i, i+1)}, true
 }
+
+// DiffKeys calls gone with each key of old that next lacks and came with
+// each key of next that old lacks, values aside. The subtrees the two
+// maps share — next made from old by changes, or old from next — are
+// skipped without a look inside, so that comparing two versions of a map
+// of 10,000 keys that differ by one costs a path, not 10,000 lookups.
+// Maps built apart (From, or other chains of changes) share nothing and
+// are compared entry by entry. The order of the calls depends on the
+// hash seed.
+func DiffKeys[K comparable, V any](old, next Map[K, V], gone, came func(K)) {
+	diffNodes(old.root, next.root, 0, gone, came)
+}
+
+func diffNodes[K comparable, V any](a, b *node[K, V], shift uint, gone, came func(K)) {
+	switch {
+	case a == b:
+		return
+	case a == nil:
+		walkKeys(b, came)
+		return
+	case b == nil:
+		walkKeys(a, gone)
+		return
+	case shift >= 64:
+		// Collision nodes: a few keys of one hash.
+		has := func(n *node[K, V], k K) bool {
+			return slices.ContainsFunc(n.entries, func(e entry[K, V]) bool { return e.key == k })
+		}
+		for _, e := range a.entries {
+			if !has(b, e.key) {
+				gone(e.key)
+			}
+		}
+		for _, e := range b.entries {
+			if !has(a, e.key) {
+				came(e.key)
+			}
+		}
+		return
+	}
+	for present := a.bitmap | b.bitmap; present != 0; present &= present - 1 {
+		bit := present & -present
+		ea, eb := entryAt(a, bit), entryAt(b, bit)
+		switch {
+		case ea == nil:
+			walkEntry(eb, came)
+		case eb == nil:
+			walkEntry(ea, gone)
+		case ea.sub != nil && eb.sub != nil:
+			diffNodes(ea.sub, eb.sub, shift+bitsPerLevel, gone, came)
+		case ea.sub == nil && eb.sub == nil:
+			if ea.hash != eb.hash || ea.key != eb.key {
+				gone(ea.key)
+				came(eb.key)
+			}
+		case ea.sub != nil:
+			diffLeaf(ea.sub, eb.key, gone, came)
+		default:
+			diffLeaf(eb.sub, ea.key, came, gone)
+		}
+	}
+}
+
+// diffLeaf compares subtree n of one map with the single key k the other
+// holds in its place: every key of n but k is only n's.
+func diffLeaf[K comparable, V any](n *node[K, V], k K, onlyN, onlyK func(K)) {
+	found := false
+	walkKeys(n, func(key K) {
+		if key == k {
+			found = true
+		} else {
+			onlyN(key)
+		}
+	})
+	if !found {
+		onlyK(k)
+	}
+}
+
+// entryAt is n's entry for the chunk bit, nil when n has none.
+func entryAt[K comparable, V any](n *node[K, V], bit uint32) *entry[K, V] {
+	if n.bitmap&bit == 0 {
+		return nil
+	}
+	return &n.entries[bits.OnesCount32(n.bitmap&(bit-1))]
+}
+
+func walkEntry[K comparable, V any](e *entry[K, V], f func(K)) {
+	if e.sub != nil {
+		walkKeys(e.sub, f)
+	} else {
+		f(e.key)
+	}
+}
+
+func walkKeys[K comparable, V any](n *node[K, V], f func(K)) {
+	walk(n, func(k K, _ V) bool {
+		f(k)
+		return true
+	})
+}

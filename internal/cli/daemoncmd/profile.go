@@ -16,7 +16,7 @@ import (
 // profileOnSignal profiles the daemon between two SIGUSR2s, for
 // benchmarks that look at one phase of a run (bench/create100 -profile):
 // the first starts a CPU profile and records blocking and lock waits, the
-// second writes cpu.pprof, block.pprof and mutex.pprof into dir, and so
+// second writes cpu.pprof, block.pprof, mutex.pprof and heap.pprof into dir, and so
 // on, each pair into a new numbered directory. It returns when ctx ends,
 // writing a profile still running.
 func profileOnSignal(ctx context.Context, dir string) {
@@ -76,7 +76,7 @@ func stopProfile(cpu *os.File) error {
 	pprof.StopCPUProfile()
 	errs := []error{cpu.Close()}
 	dir := filepath.Dir(cpu.Name())
-	for _, name := range []string{"block", "mutex"} {
+	for _, name := range []string{"block", "mutex", "heap"} {
 		f, err := os.Create(filepath.Join(dir, name+".pprof"))
 		if err != nil {
 			errs = append(errs, err)
