@@ -239,8 +239,17 @@ func usedIPs(r store.Reader, subnet string) (int, error) { return countOf(r, idx
 // escapeKey makes s safe as one part of an index key: "/" cannot appear
 // in it, so "dev/a" and "dev" never share a prefix.
 func escapeKey(s string) string {
-	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(s)
+	// Ids are UUIDs and project ids hex: nearly every call has nothing
+	// to escape, and returns s without building or allocating anything.
+	if !strings.ContainsAny(s, "%/") {
+		return s
+	}
+	return keyEscaper.Replace(s)
 }
+
+// keyEscaper is built once: a Replacer builds its lookup tables on first
+// use, which cost more than the rest of a port create's index keys.
+var keyEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
 
 // addrKey is a fixed-width, byte-ordered form of an address, so that ids
 // sort as the addresses do.
