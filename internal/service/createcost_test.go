@@ -212,3 +212,37 @@ func TestEscapeKey(t *testing.T) {
 		t.Errorf("escapeKey of a UUID: %v allocations, want 0", n)
 	}
 }
+
+// TestPortCreateReadsNoOtherProject: what a port create reads does not
+// grow with the other projects' networks, subnets and security groups.
+// It read every subnet (to find its network's) and every security group
+// (to find its project's default one): 2 more records per other project.
+func TestPortCreateReadsNoOtherProject(t *testing.T) {
+	w := newCreateWorld(t, 10)
+	reads := func() (int, string) {
+		w.createPort(t, 0) // the first of a series may differ
+		w.st.reset()
+		w.createPort(t, 1)
+		return w.st.total()
+	}
+	alone, aloneKinds := reads()
+
+	for i := range 30 {
+		project := fmt.Sprint("other", i)
+		ctx := auth.WithCaller(context.Background(), auth.Caller{ProjectID: project, ProjectName: project, UserID: "u" + project, Roles: []string{auth.RoleMember}})
+		net, err := w.svc.CreateNetwork(ctx, jsonAttrs(t, map[string]any{"name": "n"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.svc.CreateSubnet(ctx, jsonAttrs(t, map[string]any{"network_id": net.Object.ID, "cidr": fmt.Sprintf("10.%d.0.0/24", 100+i), "ip_version": 4})); err != nil {
+			t.Fatal(err)
+		}
+		// Its default group comes with its first port.
+		if _, err := w.svc.CreatePort(ctx, jsonAttrs(t, map[string]any{"network_id": net.Object.ID})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if many, manyKinds := reads(); many != alone {
+		t.Errorf("a port create read %d records (%s) beside 30 other projects, %d (%s) alone", many, manyKinds, alone, aloneKinds)
+	}
+}

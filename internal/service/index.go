@@ -87,6 +87,9 @@ const (
 	idxRouterGW = "router.gw/" // <external network>/<router> → router id
 	idxRuleSG   = "sgr.group/" // <security group>/<rule> → rule id
 	idxRuleAG   = "sgr.ag/"    // <remote address group>/<rule> → rule id
+
+	idxSubnetNet = "subnet.net/" // <network>/<subnet> → subnet id
+	idxSGDefault = "sg.default/" // <project>/<group> → its default group's id
 )
 
 // keyedKinds are the kinds whose entries are keys alone (each entry's
@@ -96,7 +99,41 @@ var keyedKinds = map[store.Kind]func(id string, raw []byte) ([]string, error){
 	store.PortForwardings:    forwardingKeys,
 	store.Routers:            routerKeys,
 	store.SecurityGroupRules: ruleKeys,
+	store.Subnets:            subnetKeys,
+	store.SecurityGroups:     groupKeys,
 }
+
+// subnetKeys are the entries of a subnet: under its network, so that a
+// port create reads its network's subnets, not every network's.
+func subnetKeys(id string, raw []byte) ([]string, error) {
+	var sn struct {
+		NetworkID string `json:"network_id"`
+	}
+	if err := json.Unmarshal(raw, &sn); err != nil {
+		return nil, err
+	}
+	return []string{subnetsPrefix(sn.NetworkID) + id}, nil
+}
+
+// groupKeys are the entries of a security group: a project's default
+// group under its project, so that a port create finds it without
+// reading every project's groups.
+func groupKeys(id string, raw []byte) ([]string, error) {
+	var g struct {
+		Name      string `json:"name"`
+		ProjectID string `json:"project_id"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, err
+	}
+	if g.Name != model.DefaultSecurityGroupName {
+		return nil, nil
+	}
+	return []string{defaultGroupPrefix(g.ProjectID) + id}, nil
+}
+
+func subnetsPrefix(network string) string      { return idxSubnetNet + escapeKey(network) + "/" }
+func defaultGroupPrefix(project string) string { return idxSGDefault + escapeKey(project) + "/" }
 
 // forwardingKeys are the entries of a port forwarding: under its floating
 // IP and under its internal port.
@@ -630,6 +667,16 @@ func indexed[T any](r store.Reader, kind store.Kind, prefix string) ([]T, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(ids) > 1 {
+		// On etcd, the records in one round trip rather than one each.
+		wants := make([]store.Want, len(ids))
+		for i, id := range ids {
+			wants[i] = store.Record(kind, id)
+		}
+		if err := store.Prefetch(r, wants...); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]T, 0, len(ids))
 	for _, id := range ids {
 		v, err := store.Get[T](r, kind, id)
@@ -1009,7 +1056,7 @@ func indexDiff(r store.Reader, netnsPrefix string) (put map[string]json.RawMessa
 
 // indexSources are the kinds index entries derive from: only a write of
 // one of them changes what the indexes should hold.
-var indexSources = []store.Kind{store.Ports, store.FloatingIPs, store.Instances, store.PortForwardings}
+var indexSources = slices.Concat([]store.Kind{store.Ports, store.FloatingIPs, store.Instances}, slices.Sorted(maps.Keys(keyedKinds)))
 
 // errSourcesMoved ends a batch of rebuildIndexes whose diff is out of
 // date: a record the indexes derive from changed since it was computed.

@@ -335,14 +335,14 @@ func (s *Service) ensureDefaultGroup(tx store.Txn, project string) (string, erro
 	return g.ID, s.putGroup(tx, &g, true)
 }
 
+// defaultGroupOf is the id of project's default group, "" if it has none
+// yet, found through the index of default groups: no other group is read.
 func defaultGroupOf(r store.Reader, project string) (string, error) {
-	groups, err := store.List[model.SecurityGroup](r, store.SecurityGroups)
-	for _, g := range groups {
-		if g.ProjectID == project && g.Name == model.DefaultSecurityGroupName {
-			return g.ID, err
-		}
+	ids, err := indexedIDs(r, defaultGroupPrefix(project))
+	if err != nil || len(ids) == 0 {
+		return "", err
 	}
-	return "", err
+	return ids[0], nil
 }
 
 // UpdateSecurityGroup renames or redescribes a group; the default group
