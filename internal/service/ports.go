@@ -442,6 +442,14 @@ func prefetchPortCreate(ctx context.Context, r store.Reader, p *portInput) error
 		store.Every(store.RBACPolicies),
 		store.Record(store.Ports, p.ID),
 		store.Span(store.Indexes, subnetsPrefix(p.NetworkID), prefixEnd(subnetsPrefix(p.NetworkID))),
+		// The subnets and (below) the security groups whole as well:
+		// their ids come from the index entries of this same round
+		// trip, and a second one for the records would cost more than
+		// the bytes of the others. Nothing but the network's subnets
+		// and the project's default group is decoded, nor counts as
+		// read for the commit. Stores that read locally (bbolt) read
+		// none of this.
+		store.Every(store.Subnets),
 	}
 	project, err := owner(ctx, "create_port", p.ProjectID)
 	if err == nil {
@@ -452,7 +460,7 @@ func prefetchPortCreate(ctx context.Context, r store.Reader, p *portInput) error
 	}
 	if !p.groupsSet && err == nil {
 		prefix := defaultGroupPrefix(project)
-		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)))
+		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)), store.Every(store.SecurityGroups))
 	}
 	return store.Prefetch(r, wants...)
 }
@@ -604,7 +612,7 @@ func prefetchPortAddrs(r store.Reader, p *portInput, mac string) error {
 	}
 	if p.DeviceID != "" {
 		prefix := devPrefix(p.DeviceID)
-		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)))
+		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)), store.Every(store.SecurityGroups))
 	}
 	return store.Prefetch(r, wants...)
 }
