@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nsnet/nsnet/internal/auth"
 	"github.com/nsnet/nsnet/internal/model"
@@ -245,4 +246,61 @@ func TestPortCreateReadsNoOtherProject(t *testing.T) {
 	if many, manyKinds := reads(); many != alone {
 		t.Errorf("a port create read %d records (%s) beside 30 other projects, %d (%s) alone", many, manyKinds, alone, aloneKinds)
 	}
+}
+
+// TestInstanceCreateReadsNoOtherInstance: scheduling an instance on the
+// least loaded of two compute hosts reads each host's count, not every
+// instance (it read them all to count them), so that what a create
+// reads does not grow with the instances.
+func TestInstanceCreateReadsNoOtherInstance(t *testing.T) {
+	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st := &counting{Store: b}
+	ctx := context.Background()
+	var svc *Service
+	for _, h := range []string{"c1", "c2"} {
+		svc = New(Config{Store: st, NetnsPrefix: "t-" + h + "-", Host: h, Roles: []string{model.RoleCompute}})
+		if _, err := svc.RegisterHost(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.RegisterAgents(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	made := 0
+	create := func(n int) (int, string, map[string]int) {
+		perHost := map[string]int{}
+		for ; made < n; made++ {
+			in, err := svc.CreateInstance(ctx, jsonAttrs(t, map[string]any{"name": fmt.Sprint("vm", made)}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			perHost[in.Object.Host]++
+		}
+		st.reset()
+		in, err := svc.CreateInstance(ctx, jsonAttrs(t, map[string]any{"name": fmt.Sprint("vm", made)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		made++
+		perHost[in.Object.Host]++
+		reads, kinds := st.total()
+		return reads, kinds, perHost
+	}
+	balanced := func(perHost map[string]int) {
+		t.Helper()
+		if d := perHost["c1"] - perHost["c2"]; d < -1 || d > 1 {
+			t.Errorf("instances per host %v: the least loaded host takes the next", perHost)
+		}
+	}
+	few, fewKinds, perHost := create(4)
+	balanced(perHost)
+	many, manyKinds, perHost := create(60)
+	if many != few {
+		t.Errorf("an instance create read %d records (%s) beside 60 instances, %d (%s) beside 5", many, manyKinds, few, fewKinds)
+	}
+	balanced(perHost)
 }

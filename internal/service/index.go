@@ -10,9 +10,11 @@ package service
 // against its quota; of floating IPs, those of a port, of a router and on
 // an external network, and each project's count; of port forwardings,
 // those of a floating IP and to a port; of instances, the one holding a
-// name in a project and the one holding a namespace; of routers, those
+// name in a project, the one holding a namespace, and the number on
+// each host (for scheduling); of routers, those
 // whose gateway is on a network; of security group rules, those of a
-// group and those naming an address group.
+// group and those naming an address group; of subnets, those of a
+// network; of security groups, each project's default one.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -80,6 +82,7 @@ const (
 
 	idxInstName  = "inst.name/"  // <project>/<name> → instance id
 	idxInstNetns = "inst.netns/" // <namespace> → instance id
+	idxInstHost  = "inst.host/"  // <host> → instances on it
 
 	idxPFFIP  = "pf.fip/"  // <floating IP>/<port forwarding> → its id
 	idxPFPort = "pf.port/" // <internal port>/<port forwarding> → its id
@@ -808,15 +811,16 @@ type indexedInstance struct {
 	ProjectID string `json:"project_id"`
 	Name      string `json:"name"`
 	Netns     string `json:"nsnet:netns"`
+	Host      string `json:"host"`
 }
 
 func instanceIndexedOf(v any, netnsPrefix string) (indexedInstance, error) {
 	var in indexedInstance
 	switch v := v.(type) {
 	case model.Instance:
-		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns, Host: v.Host}
 	case *model.Instance:
-		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns, Host: v.Host}
 	default:
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -859,9 +863,20 @@ func storedInstance(r store.Reader, id, netnsPrefix string) (*indexedInstance, e
 }
 
 // indexPutInstance moves the entries of an instance from old (nil: none)
-// to new (nil: deleted). An entry naming another instance is that one's
-// (two instances never share one: creates check them).
+// to new (nil: deleted), and its count from its old host to its new one.
+// An entry naming another instance is that one's (two instances never
+// share one: creates check them).
 func indexPutInstance(tx store.Txn, old, new *indexedInstance) error {
+	delta := map[string]int{}
+	if old != nil && old.Host != "" {
+		delta[old.Host]--
+	}
+	if new != nil && new.Host != "" {
+		delta[new.Host]++
+	}
+	if err := addCounts(tx, idxInstHost, delta); err != nil {
+		return err
+	}
 	if old != nil {
 		for _, key := range old.entries() {
 			if holder, ok, err := getIndex(tx, key); err != nil {
@@ -968,6 +983,7 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 	if err != nil {
 		return nil, err
 	}
+	hostCounts := map[string]int{}
 	err = r.List(store.Instances, func(id string, raw []byte) error {
 		in, err := instanceIndexedOf(json.RawMessage(raw), netnsPrefix)
 		if err != nil {
@@ -978,6 +994,9 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 			if err := put(key, in.ID); err != nil {
 				return err
 			}
+		}
+		if in.Host != "" {
+			hostCounts[in.Host]++
 		}
 		return nil
 	})
@@ -998,6 +1017,11 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 			return nil
 		})
 		if err != nil {
+			return nil, err
+		}
+	}
+	for host, n := range hostCounts {
+		if err := put(idxInstHost+escapeKey(host), n); err != nil {
 			return nil, err
 		}
 	}
