@@ -215,9 +215,10 @@ func TestEscapeKey(t *testing.T) {
 }
 
 // TestPortCreateReadsNoOtherProject: what a port create reads does not
-// grow with the other projects' networks, subnets and security groups.
-// It read every subnet (to find its network's) and every security group
-// (to find its project's default one): 2 more records per other project.
+// grow with the other projects' networks, subnets, RBAC policies and
+// security groups. It read every subnet (to find its network's), every
+// security group (to find its project's default one) and every policy,
+// twice (who may use its network, who may use its groups).
 func TestPortCreateReadsNoOtherProject(t *testing.T) {
 	w := newCreateWorld(t, 10)
 	reads := func() (int, string) {
@@ -236,6 +237,11 @@ func TestPortCreateReadsNoOtherProject(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := w.svc.CreateSubnet(ctx, jsonAttrs(t, map[string]any{"network_id": net.Object.ID, "cidr": fmt.Sprintf("10.%d.0.0/24", 100+i), "ip_version": 4})); err != nil {
+			t.Fatal(err)
+		}
+		// Shared with one more project: a policy of its own.
+		if _, err := w.svc.CreateRBACPolicy(ctx, jsonAttrs(t, map[string]any{"object_type": "network", "object_id": net.Object.ID,
+			"action": "access_as_shared", "target_tenant": "friend" + project})); err != nil {
 			t.Fatal(err)
 		}
 		// Its default group comes with its first port.

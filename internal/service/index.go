@@ -14,7 +14,8 @@ package service
 // each host (for scheduling); of routers, those
 // whose gateway is on a network; of security group rules, those of a
 // group and those naming an address group; of subnets, those of a
-// network; of security groups, each project's default one.
+// network; of security groups, each project's default one; of RBAC
+// policies, those of an object.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -93,6 +94,7 @@ const (
 
 	idxSubnetNet = "subnet.net/" // <network>/<subnet> → subnet id
 	idxSGDefault = "sg.default/" // <project>/<group> → its default group's id
+	idxRBACObj   = "rbac.obj/"   // <object>/<policy> → policy id
 )
 
 // keyedKinds are the kinds whose entries are keys alone (each entry's
@@ -104,7 +106,23 @@ var keyedKinds = map[store.Kind]func(id string, raw []byte) ([]string, error){
 	store.SecurityGroupRules: ruleKeys,
 	store.Subnets:            subnetKeys,
 	store.SecurityGroups:     groupKeys,
+	store.RBACPolicies:       policyKeys,
 }
+
+// policyKeys are the entries of an RBAC policy: under the object it
+// shares, so that a request about one network reads that network's
+// policies, not every object's.
+func policyKeys(id string, raw []byte) ([]string, error) {
+	var p struct {
+		ObjectID string `json:"object_id"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return []string{policiesPrefix(p.ObjectID) + id}, nil
+}
+
+func policiesPrefix(object string) string { return idxRBACObj + escapeKey(object) + "/" }
 
 // subnetKeys are the entries of a subnet: under its network, so that a
 // port create reads its network's subnets, not every network's.

@@ -498,7 +498,8 @@ func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network,
 	if err != nil {
 		return n, nil, fmt.Errorf("read network %s: %w", id, err)
 	}
-	acc, err := readAccess(r)
+	// Its own policies: the access is the network's alone.
+	acc, err := readAccessTo(r, id)
 	if err != nil {
 		return n, nil, err
 	}

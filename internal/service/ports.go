@@ -439,16 +439,17 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 func prefetchPortCreate(ctx context.Context, r store.Reader, p *portInput) error {
 	wants := []store.Want{
 		store.Record(store.Networks, p.NetworkID),
-		store.Every(store.RBACPolicies),
+		store.Span(store.Indexes, policiesPrefix(p.NetworkID), prefixEnd(policiesPrefix(p.NetworkID))),
 		store.Record(store.Ports, p.ID),
 		store.Span(store.Indexes, subnetsPrefix(p.NetworkID), prefixEnd(subnetsPrefix(p.NetworkID))),
-		// The subnets and (below) the security groups whole as well:
-		// their ids come from the index entries of this same round
-		// trip, and a second one for the records would cost more than
-		// the bytes of the others. Nothing but the network's subnets
-		// and the project's default group is decoded, nor counts as
-		// read for the commit. Stores that read locally (bbolt) read
-		// none of this.
+		// The policies, the subnets and (below) the security groups
+		// whole as well: their ids come from the index entries of this
+		// same round trip, and a second one for the records would cost
+		// more than the bytes of the others. Nothing but the network's
+		// policies and subnets and the project's default group is
+		// decoded, nor counts as read for the commit. Stores that read
+		// locally (bbolt) read none of this.
+		store.Every(store.RBACPolicies),
 		store.Every(store.Subnets),
 	}
 	project, err := owner(ctx, "create_port", p.ProjectID)
