@@ -314,12 +314,17 @@ func (s *Service) scheduleInstance(r store.Reader, requested string) (string, er
 		return "", conflict("NoValidHost", "No valid host was found: no compute host is alive and enabled.")
 	}
 	return leastLoaded(cands, func() (map[string]int, error) {
-		all, err := store.List[model.Instance](r, store.Instances)
+		// The count of each candidate's instances (index.go), not a
+		// walk of every instance.
 		counts := map[string]int{}
-		for _, in := range all {
-			counts[in.Host]++
+		for _, h := range cands {
+			n, err := countOf(r, idxInstHost, h)
+			if err != nil {
+				return nil, err
+			}
+			counts[h] = n
 		}
-		return counts, err
+		return counts, nil
 	})
 }
 

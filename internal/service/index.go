@@ -10,9 +10,12 @@ package service
 // against its quota; of floating IPs, those of a port, of a router and on
 // an external network, and each project's count; of port forwardings,
 // those of a floating IP and to a port; of instances, the one holding a
-// name in a project and the one holding a namespace; of routers, those
+// name in a project, the one holding a namespace, and the number on
+// each host (for scheduling); of routers, those
 // whose gateway is on a network; of security group rules, those of a
-// group and those naming an address group.
+// group and those naming an address group; of subnets, those of a
+// network; of security groups, each project's default one; of RBAC
+// policies, those of an object.
 //
 // An index entry is a record of kind store.Indexes whose id is the key
 // (say "port.mac/<network>/<mac>") and whose value is the indexed port's
@@ -80,6 +83,7 @@ const (
 
 	idxInstName  = "inst.name/"  // <project>/<name> → instance id
 	idxInstNetns = "inst.netns/" // <namespace> → instance id
+	idxInstHost  = "inst.host/"  // <host> → instances on it
 
 	idxPFFIP  = "pf.fip/"  // <floating IP>/<port forwarding> → its id
 	idxPFPort = "pf.port/" // <internal port>/<port forwarding> → its id
@@ -87,6 +91,10 @@ const (
 	idxRouterGW = "router.gw/" // <external network>/<router> → router id
 	idxRuleSG   = "sgr.group/" // <security group>/<rule> → rule id
 	idxRuleAG   = "sgr.ag/"    // <remote address group>/<rule> → rule id
+
+	idxSubnetNet = "subnet.net/" // <network>/<subnet> → subnet id
+	idxSGDefault = "sg.default/" // <project>/<group> → its default group's id
+	idxRBACObj   = "rbac.obj/"   // <object>/<policy> → policy id
 )
 
 // keyedKinds are the kinds whose entries are keys alone (each entry's
@@ -96,7 +104,57 @@ var keyedKinds = map[store.Kind]func(id string, raw []byte) ([]string, error){
 	store.PortForwardings:    forwardingKeys,
 	store.Routers:            routerKeys,
 	store.SecurityGroupRules: ruleKeys,
+	store.Subnets:            subnetKeys,
+	store.SecurityGroups:     groupKeys,
+	store.RBACPolicies:       policyKeys,
 }
+
+// policyKeys are the entries of an RBAC policy: under the object it
+// shares, so that a request about one network reads that network's
+// policies, not every object's.
+func policyKeys(id string, raw []byte) ([]string, error) {
+	var p struct {
+		ObjectID string `json:"object_id"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, err
+	}
+	return []string{policiesPrefix(p.ObjectID) + id}, nil
+}
+
+func policiesPrefix(object string) string { return idxRBACObj + escapeKey(object) + "/" }
+
+// subnetKeys are the entries of a subnet: under its network, so that a
+// port create reads its network's subnets, not every network's.
+func subnetKeys(id string, raw []byte) ([]string, error) {
+	var sn struct {
+		NetworkID string `json:"network_id"`
+	}
+	if err := json.Unmarshal(raw, &sn); err != nil {
+		return nil, err
+	}
+	return []string{subnetsPrefix(sn.NetworkID) + id}, nil
+}
+
+// groupKeys are the entries of a security group: a project's default
+// group under its project, so that a port create finds it without
+// reading every project's groups.
+func groupKeys(id string, raw []byte) ([]string, error) {
+	var g struct {
+		Name      string `json:"name"`
+		ProjectID string `json:"project_id"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		return nil, err
+	}
+	if g.Name != model.DefaultSecurityGroupName {
+		return nil, nil
+	}
+	return []string{defaultGroupPrefix(g.ProjectID) + id}, nil
+}
+
+func subnetsPrefix(network string) string      { return idxSubnetNet + escapeKey(network) + "/" }
+func defaultGroupPrefix(project string) string { return idxSGDefault + escapeKey(project) + "/" }
 
 // forwardingKeys are the entries of a port forwarding: under its floating
 // IP and under its internal port.
@@ -239,8 +297,17 @@ func usedIPs(r store.Reader, subnet string) (int, error) { return countOf(r, idx
 // escapeKey makes s safe as one part of an index key: "/" cannot appear
 // in it, so "dev/a" and "dev" never share a prefix.
 func escapeKey(s string) string {
-	return strings.NewReplacer("%", "%25", "/", "%2F").Replace(s)
+	// Ids are UUIDs and project ids hex: nearly every call has nothing
+	// to escape, and returns s without building or allocating anything.
+	if !strings.ContainsAny(s, "%/") {
+		return s
+	}
+	return keyEscaper.Replace(s)
 }
+
+// keyEscaper is built once: a Replacer builds its lookup tables on first
+// use, which cost more than the rest of a port create's index keys.
+var keyEscaper = strings.NewReplacer("%", "%25", "/", "%2F")
 
 // addrKey is a fixed-width, byte-ordered form of an address, so that ids
 // sort as the addresses do.
@@ -621,6 +688,16 @@ func indexed[T any](r store.Reader, kind store.Kind, prefix string) ([]T, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(ids) > 1 {
+		// On etcd, the records in one round trip rather than one each.
+		wants := make([]store.Want, len(ids))
+		for i, id := range ids {
+			wants[i] = store.Record(kind, id)
+		}
+		if err := store.Prefetch(r, wants...); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]T, 0, len(ids))
 	for _, id := range ids {
 		v, err := store.Get[T](r, kind, id)
@@ -752,15 +829,16 @@ type indexedInstance struct {
 	ProjectID string `json:"project_id"`
 	Name      string `json:"name"`
 	Netns     string `json:"nsnet:netns"`
+	Host      string `json:"host"`
 }
 
 func instanceIndexedOf(v any, netnsPrefix string) (indexedInstance, error) {
 	var in indexedInstance
 	switch v := v.(type) {
 	case model.Instance:
-		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns, Host: v.Host}
 	case *model.Instance:
-		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns}
+		in = indexedInstance{ID: v.ID, ProjectID: v.ProjectID, Name: v.Name, Netns: v.Netns, Host: v.Host}
 	default:
 		raw, err := json.Marshal(v)
 		if err != nil {
@@ -803,9 +881,20 @@ func storedInstance(r store.Reader, id, netnsPrefix string) (*indexedInstance, e
 }
 
 // indexPutInstance moves the entries of an instance from old (nil: none)
-// to new (nil: deleted). An entry naming another instance is that one's
-// (two instances never share one: creates check them).
+// to new (nil: deleted), and its count from its old host to its new one.
+// An entry naming another instance is that one's (two instances never
+// share one: creates check them).
 func indexPutInstance(tx store.Txn, old, new *indexedInstance) error {
+	delta := map[string]int{}
+	if old != nil && old.Host != "" {
+		delta[old.Host]--
+	}
+	if new != nil && new.Host != "" {
+		delta[new.Host]++
+	}
+	if err := addCounts(tx, idxInstHost, delta); err != nil {
+		return err
+	}
 	if old != nil {
 		for _, key := range old.entries() {
 			if holder, ok, err := getIndex(tx, key); err != nil {
@@ -912,6 +1001,7 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 	if err != nil {
 		return nil, err
 	}
+	hostCounts := map[string]int{}
 	err = r.List(store.Instances, func(id string, raw []byte) error {
 		in, err := instanceIndexedOf(json.RawMessage(raw), netnsPrefix)
 		if err != nil {
@@ -922,6 +1012,9 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 			if err := put(key, in.ID); err != nil {
 				return err
 			}
+		}
+		if in.Host != "" {
+			hostCounts[in.Host]++
 		}
 		return nil
 	})
@@ -942,6 +1035,11 @@ func wantIndexes(r store.Reader, netnsPrefix string) (map[string]json.RawMessage
 			return nil
 		})
 		if err != nil {
+			return nil, err
+		}
+	}
+	for host, n := range hostCounts {
+		if err := put(idxInstHost+escapeKey(host), n); err != nil {
 			return nil, err
 		}
 	}
@@ -1000,7 +1098,7 @@ func indexDiff(r store.Reader, netnsPrefix string) (put map[string]json.RawMessa
 
 // indexSources are the kinds index entries derive from: only a write of
 // one of them changes what the indexes should hold.
-var indexSources = []store.Kind{store.Ports, store.FloatingIPs, store.Instances, store.PortForwardings}
+var indexSources = slices.Concat([]store.Kind{store.Ports, store.FloatingIPs, store.Instances}, slices.Sorted(maps.Keys(keyedKinds)))
 
 // errSourcesMoved ends a batch of rebuildIndexes whose diff is out of
 // date: a record the indexes derive from changed since it was computed.

@@ -128,10 +128,13 @@ func (s *Service) CreateInstance(ctx context.Context, in Attrs) (Result[model.In
 
 // prefetchInstanceCreate reads, in one round trip on etcd, what an
 // instance create reads: the hosts to schedule on (and the requested
-// one's agent), the index of the instance's name, and its id (free).
+// one's agent) and their counts of instances, the index of the
+// instance's name, and its id (free).
 func prefetchInstanceCreate(r store.Reader, inst *model.Instance, requested string) error {
 	wants := []store.Want{
 		store.Every(store.Hosts),
+		// The hosts' counts of instances, for the least loaded one.
+		store.Span(store.Indexes, idxInstHost, prefixEnd(idxInstHost)),
 		store.Record(store.Indexes, instNameKey(inst.ProjectID, inst.Name)),
 		store.Record(store.Instances, inst.ID),
 	}

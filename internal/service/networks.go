@@ -498,7 +498,8 @@ func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network,
 	if err != nil {
 		return n, nil, fmt.Errorf("read network %s: %w", id, err)
 	}
-	acc, err := readAccess(r)
+	// Its own policies: the access is the network's alone.
+	acc, err := readAccessTo(r, id)
 	if err != nil {
 		return n, nil, err
 	}
@@ -508,18 +509,14 @@ func loadNetwork(ctx context.Context, r store.Reader, id string) (model.Network,
 	return n, acc, checkRevision(ctx, r, id, &n)
 }
 
+// subnetsOn reads the subnets of a network, in id order, through the
+// index of subnets by network: the other networks' are not read.
 func subnetsOn(r store.Reader, networkID string) ([]model.Subnet, error) {
-	all, err := store.List[model.Subnet](r, store.Subnets)
-	if err != nil {
-		return nil, err
+	out, err := indexed[model.Subnet](r, store.Subnets, subnetsPrefix(networkID))
+	if len(out) == 0 {
+		out = nil // as before: callers test for nil
 	}
-	var out []model.Subnet
-	for _, sn := range all {
-		if sn.NetworkID == networkID {
-			out = append(out, sn)
-		}
-	}
-	return out, nil
+	return out, err
 }
 
 // portsOn reads the ports of a network, in id order, through the index

@@ -433,23 +433,35 @@ func (s *Service) preparePort(ctx context.Context, in Attrs) (pending, error) {
 // prefetchPortCreate reads, in one round trip on etcd, what a port
 // create reads before it allocates: its network and who may use it, the
 // project's quota and count, the port's own id (free, normally), the
-// subnets, its instance, and the security groups for the default one.
+// index entries of the network's subnets, its instance, and the index
+// entry of the project's default security group.
 // Only what the create goes on to read counts as read for its commit.
 func prefetchPortCreate(ctx context.Context, r store.Reader, p *portInput) error {
 	wants := []store.Want{
 		store.Record(store.Networks, p.NetworkID),
-		store.Every(store.RBACPolicies),
+		store.Span(store.Indexes, policiesPrefix(p.NetworkID), prefixEnd(policiesPrefix(p.NetworkID))),
 		store.Record(store.Ports, p.ID),
+		store.Span(store.Indexes, subnetsPrefix(p.NetworkID), prefixEnd(subnetsPrefix(p.NetworkID))),
+		// The policies, the subnets and (below) the security groups
+		// whole as well: their ids come from the index entries of this
+		// same round trip, and a second one for the records would cost
+		// more than the bytes of the others. Nothing but the network's
+		// policies and subnets and the project's default group is
+		// decoded, nor counts as read for the commit. Stores that read
+		// locally (bbolt) read none of this.
+		store.Every(store.RBACPolicies),
 		store.Every(store.Subnets),
 	}
-	if project, err := owner(ctx, "create_port", p.ProjectID); err == nil {
+	project, err := owner(ctx, "create_port", p.ProjectID)
+	if err == nil {
 		wants = append(wants, store.Record(store.Quotas, project), store.Record(store.Indexes, idxCount+escapeKey(project)))
 	}
 	if p.DeviceID != "" {
 		wants = append(wants, store.Record(store.Instances, p.DeviceID))
 	}
-	if !p.groupsSet {
-		wants = append(wants, store.Every(store.SecurityGroups))
+	if !p.groupsSet && err == nil {
+		prefix := defaultGroupPrefix(project)
+		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)), store.Every(store.SecurityGroups))
 	}
 	return store.Prefetch(r, wants...)
 }
@@ -601,7 +613,7 @@ func prefetchPortAddrs(r store.Reader, p *portInput, mac string) error {
 	}
 	if p.DeviceID != "" {
 		prefix := devPrefix(p.DeviceID)
-		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)))
+		wants = append(wants, store.Span(store.Indexes, prefix, prefixEnd(prefix)), store.Every(store.SecurityGroups))
 	}
 	return store.Prefetch(r, wants...)
 }

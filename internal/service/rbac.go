@@ -30,6 +30,22 @@ var rbacObjectTypes = []string{model.RBACObjectAddressGroup, model.RBACObjectAdd
 // access is every RBAC policy, by network, as one transaction read them.
 type access map[string][]model.RBACPolicy
 
+// readAccessTo reads the policies of the objects ids alone, through the
+// index of policies by object: an access that knows nothing of others.
+func readAccessTo(r store.Reader, ids ...string) (access, error) {
+	a := access{}
+	for _, id := range ids {
+		ps, err := indexed[model.RBACPolicy](r, store.RBACPolicies, policiesPrefix(id))
+		if err != nil {
+			return nil, err
+		}
+		if len(ps) > 0 {
+			a[id] = ps
+		}
+	}
+	return a, nil
+}
+
 func readAccess(r store.Reader) (access, error) {
 	all, err := store.List[model.RBACPolicy](r, store.RBACPolicies)
 	if err != nil {

@@ -335,14 +335,14 @@ func (s *Service) ensureDefaultGroup(tx store.Txn, project string) (string, erro
 	return g.ID, s.putGroup(tx, &g, true)
 }
 
+// defaultGroupOf is the id of project's default group, "" if it has none
+// yet, found through the index of default groups: no other group is read.
 func defaultGroupOf(r store.Reader, project string) (string, error) {
-	groups, err := store.List[model.SecurityGroup](r, store.SecurityGroups)
-	for _, g := range groups {
-		if g.ProjectID == project && g.Name == model.DefaultSecurityGroupName {
-			return g.ID, err
-		}
+	ids, err := indexedIDs(r, defaultGroupPrefix(project))
+	if err != nil || len(ids) == 0 {
+		return "", err
 	}
-	return "", err
+	return ids[0], nil
 }
 
 // UpdateSecurityGroup renames or redescribes a group; the default group
@@ -745,16 +745,21 @@ func (s *Service) checkPortSecurity(ctx context.Context, tx store.Txn, p *portIn
 	// A group is usable on the port's project's ports when it is the
 	// project's or shared with it (rbac-security-groups); an admin may use
 	// any.
-	acc, err := readAccess(tx)
-	if err != nil {
-		return err
-	}
 	kinds := map[bool]bool{} // stateful → seen
 	for _, id := range p.SecurityGroups {
 		g, err := store.Get[model.SecurityGroup](tx, store.SecurityGroups, id)
-		if err != nil || g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() &&
-			!acc.grants(g.ID, model.ActionAccessAsShared, p.ProjectID) {
+		if err != nil {
 			return notFound("SecurityGroup", id)
+		}
+		if g.ProjectID != p.ProjectID && !caller(ctx).IsAdmin() {
+			// Another project's group: usable if shared with this one.
+			acc, err := readAccessTo(tx, g.ID)
+			if err != nil {
+				return err
+			}
+			if !acc.grants(g.ID, model.ActionAccessAsShared, p.ProjectID) {
+				return notFound("SecurityGroup", id)
+			}
 		}
 		kinds[g.Stateful] = true
 	}

@@ -571,6 +571,15 @@ func (t *etcdTxn) raw(kind Kind, id string) ([]byte, error) {
 		return nil, nil
 	}
 	kv, ok := t.known[key]
+	if kvs, fetched := t.fetched[kind]; !ok && fetched {
+		// The kind prefetched whole, at the snapshot: the record is
+		// there, or there is none. Only this key counts as read.
+		i := sort.Search(len(kvs), func(i int) bool { return string(kvs[i].Key) >= key })
+		if i < len(kvs) && string(kvs[i].Key) == key {
+			kv = kvs[i]
+		}
+		t.known[key], ok = kv, true
+	}
 	if !ok {
 		resp, err := t.read(key)
 		if err != nil {
@@ -617,7 +626,8 @@ func (t *etcdTxn) Prefetch(wants ...Want) error {
 				gets = append(gets, fetch{key: prefix, end: clientv3.GetPrefixRangeEnd(prefix), kind: w.Kind})
 			}
 		default:
-			if _, ok := t.known[prefix+w.ID]; !ok {
+			_, fetched := t.fetched[w.Kind]
+			if _, ok := t.known[prefix+w.ID]; !ok && !fetched {
 				gets = append(gets, fetch{key: prefix + w.ID})
 			}
 		}

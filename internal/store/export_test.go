@@ -65,3 +65,10 @@ func SetFileReportsAfter(d time.Duration) (restore func()) {
 	fileReportsAfter = d
 	return func() { fileReportsAfter = old }
 }
+
+// PagesAllocated is how many pages the file's commits allocated so far:
+// what they wrote, free-page list included.
+func (b *Bolt) PagesAllocated() int {
+	st := b.db.Stats()
+	return int(st.TxStats.GetPageCount())
+}

@@ -65,6 +65,14 @@ func TestEtcdPrefetchReadsTheSnapshotInOneRequest(t *testing.T) {
 			if _, err := store.Get[rec](r, store.Routers, "missing"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("router missing: %v, want not found at the snapshot", err)
 			}
+			// A record of a kind prefetched whole comes from the
+			// prefetch: no request of its own.
+			if got, err := store.Get[rec](r, store.Networks, "n1"); err != nil || got.Name != "old" {
+				t.Errorf("network n1: %v, %v; want the snapshot's, old", got, err)
+			}
+			if _, err := store.Get[rec](r, store.Networks, "n2"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("network n2: %v, want not found at the snapshot", err)
+			}
 			if got, err := store.List[rec](r, store.Networks); err != nil || !slices.Equal(got, []rec{{"old"}}) {
 				t.Errorf("networks: %v, %v; want the snapshot's [old]", got, err)
 			}
@@ -120,6 +128,10 @@ func TestEtcdPrefetchChecksOnlyWhatIsRead(t *testing.T) {
 			func(tx store.Txn) error { return tx.Put(store.Networks, "n2", rec{"added"}) }, 1},
 		{"a kind prefetched and listed", func(tx store.Txn) error { _, err := store.List[rec](tx, store.Networks); return err },
 			func(tx store.Txn) error { return tx.Put(store.Networks, "n3", rec{"added"}) }, 2},
+		{"a record of a kind prefetched whole, got", func(tx store.Txn) error { _, err := store.Get[rec](tx, store.Networks, "n"); return err },
+			func(tx store.Txn) error { return tx.Put(store.Networks, "n", rec{"changed"}) }, 2},
+		{"a record of a kind prefetched whole, another got", func(tx store.Txn) error { _, err := store.Get[rec](tx, store.Networks, "n"); return err },
+			func(tx store.Txn) error { return tx.Put(store.Networks, "n4", rec{"added"}) }, 1},
 		{"a span prefetched, not ranged", nil,
 			func(tx store.Txn) error { return tx.Put(store.Indexes, "a/2", "added") }, 1},
 		{"a span prefetched and ranged", func(tx store.Txn) error {
