@@ -98,9 +98,10 @@ var maxLog = 1 << 16
 // own. A file whose records are rewritten keeps thousands of free pages
 // (1,400 at 10,000 ports), and bbolt otherwise writes their whole list
 // with every commit — pages of ids beside the one port a create writes —
-// and allocates from it by a walk of that list. Without it, bbolt finds
-// the free pages at open, by a walk of the file's page tree: milliseconds
-// at 10,000 ports, once. Files written either way open either way.
+// and allocates from it by a walk of that list. With no list in the
+// file, bbolt finds the free pages at open, by a walk of the file's page
+// tree: milliseconds at 10,000 ports, once. Files written either way
+// open either way.
 var boltOptions = &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
 
 // OpenBolt opens (creating if needed) the store file at path.
