@@ -551,3 +551,73 @@ func TestL3Requests(t *testing.T) {
 		t.Errorf("add interface: %+v %v; request %+v", info, err, got)
 	}
 }
+
+// TestConnectionReused: one client's requests share one connection to
+// the daemon, whatever the answer's framing (a length, or chunks as the
+// API streams a body past its buffer) or status, so that a script of
+// waited writes pays no connection per write.
+func TestConnectionReused(t *testing.T) {
+	big := `{"port": {"id": "p1", "description": "` + strings.Repeat("x", 8<<10) + `"}}` + "\n"
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   string
+		chunks bool
+	}{
+		{"small", 201, `{"port": {"id": "p1"}}` + "\n", false},
+		{"chunked", 201, big, true},
+		{"error", 409, `{"NeutronError": {"type": "IpAddressAlreadyAllocated", "message": "taken", "detail": ""}}` + "\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "nsnet.sock")
+			ln, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			conns := 0
+			srv := &http.Server{
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.Copy(io.Discard, r.Body)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(tc.status)
+					if tc.chunks {
+						half := len(tc.body) / 2
+						_, _ = io.WriteString(w, tc.body[:half])
+						w.(http.Flusher).Flush()
+						_, _ = io.WriteString(w, tc.body[half:])
+						return
+					}
+					_, _ = io.WriteString(w, tc.body)
+				}),
+				ConnState: func(_ net.Conn, s http.ConnState) {
+					if s == http.StateNew {
+						mu.Lock()
+						conns++
+						mu.Unlock()
+					}
+				},
+			}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Close() })
+			c, err := New(Config{Socket: sock, Wait: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 5 {
+				p, _, err := Create[map[string]any](context.Background(), c, Ports, map[string]any{"name": "p"})
+				if tc.status < 300 && (err != nil || p["id"] != "p1") {
+					t.Fatalf("Create = %v, %v", p, err)
+				}
+				if tc.status >= 300 && err == nil {
+					t.Fatalf("Create answered %d: no error", tc.status)
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if conns != 1 {
+				t.Errorf("5 requests took %d connections, want 1", conns)
+			}
+		})
+	}
+}
