@@ -51,8 +51,10 @@ func compile(spec Spec, prev compiled) compiled {
 	c.zones = zones(spec.Zoned, prev.zones)
 	c.groups = map[string]*groupElements{}
 	c.deltas = map[string]*groupDelta{}
-	for _, pe := range c.ports {
-		for _, g := range pe.groups() {
+	// The groups the signatures' rules name: as many signatures as
+	// distinct rules, not as many as ports.
+	for _, sg := range c.sigs {
+		for _, g := range sg.groups() {
 			if c.groups[g] != nil {
 				continue
 			}
@@ -124,7 +126,10 @@ func newSigNumbers(prev compiled, spec Spec) *sigNumbers {
 		if pe == nil || pe.sig == nil {
 			continue
 		}
-		key := sigKey(p.Rules)
+		key := pe.sig.key
+		if !slices.Equal(pe.port.Rules, p.Rules) {
+			key = sigKey(p.Rules) // a key per changed port only: Sprintf is dear
+		}
 		if m, ok := n.moves[pe.sig.num]; ok && m != key {
 			n.moves[pe.sig.num] = split
 			continue
