@@ -3,8 +3,10 @@ package firewall_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/firewall"
@@ -103,5 +105,48 @@ func TestPortAddIsElementsOnly(t *testing.T) {
 	}
 	if seen[0] != seen[1] {
 		t.Errorf("one port added to 2 ports: %+v; to 40 ports: %+v; want the same", seen[0], seen[1])
+	}
+}
+
+// TestUpgradesPerPortLayout: a daemon that finds the tables of the
+// per-port layout (a chain pair and rule sets per port, the verdict maps
+// going to them) replaces them, leaving none of the old chains or sets,
+// and the next daemon adopts the new ones without writing anything.
+func TestUpgradesPerPortLayout(t *testing.T) {
+	l := newLab(t)
+	old := fmt.Sprintf(`table bridge nsnet_fw {
+	map tag_out { type ifname : mark; elements = { "%s" : 0x00000001, "%s" : 0x00000002 } }
+	chain tag_1 { meta mark set meta mark & 0x8000ffff | 0x00010000; }
+}
+table inet nsnet_fw {
+	set rules4_1 { type mark . inet_proto . inet_service . ipv4_addr; flags interval; }
+	chain egress_1 { meta mark & 0x7fff0000 . meta l4proto . th dport . ip daddr @rules4_1 return; }
+	chain ingress_1 { counter; }
+	map egress_ports { type mark : verdict; elements = { 0x00010000 : goto egress_1 } }
+	map ingress_ports { type mark : verdict; elements = { 0x00000001 : goto ingress_1 } }
+}
+`, l.tapA, l.tapB)
+	cmd := exec.Command("ip", "netns", "exec", l.host, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(old)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f of the per-port layout: %v\n%s", err, out)
+	}
+	icmp := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 1, ProtoMax: 1, PortMax: 65535, Remote: netip.MustParsePrefix("10.9.0.0/24")}
+	spec := l.spec(icmp)
+	if res, err := l.fw.Apply(spec); err != nil || !res.Rebuilt {
+		t.Fatalf("Apply over the per-port layout: %+v, %v; want the tables rebuilt", res, err)
+	}
+	listing := run(t, "ip", "netns", "exec", l.host, "nft", "list", "ruleset")
+	for _, gone := range []string{"chain egress_1 ", "chain ingress_1 ", "set rules4_1 "} {
+		if strings.Contains(listing, gone) {
+			t.Errorf("%q of the per-port layout left behind:\n%s", gone, listing)
+		}
+	}
+	if !l.ping(l.a, "10.9.0.2") {
+		t.Error("ping a→b blocked after the upgrade")
+	}
+	l.reopen()
+	if res, err := l.fw.Apply(spec); err != nil || !res.Adopted || res.Added+res.Deleted != 0 {
+		t.Errorf("Apply by the next daemon: %+v, %v; want the tables adopted, nothing written", res, err)
 	}
 }
