@@ -21,7 +21,7 @@ import (
 // to its compilation in prev reuses it (the same pointer), which is how an
 // update skips the ports that did not change.
 func compile(spec Spec, prev compiled) compiled {
-	c := compiled{tags: map[string]uint16{}, ports: map[uint16]*portElements{},
+	c := compiled{tags: make(map[string]uint16, len(spec.Ports)), ports: make(map[uint16]*portElements, len(spec.Ports)),
 		sigs: map[uint16]*signature{}, sigByKey: map[string]*signature{}}
 	sigs := newSigNumbers(prev, spec)
 	used := map[uint16]bool{}
@@ -87,8 +87,9 @@ type signature struct {
 	num   uint16
 	key   string                      // the rules, canonical: see sigKey
 	elems map[setKey][]nfsock.Element // its rule sets' elements
-	// The remote groups the rules name, by direction, sorted.
-	ingress, egress []string
+	// The remote groups the rules name, by direction, sorted, and both
+	// (see groups).
+	ingress, egress, named []string
 }
 
 // sigKey identifies a port's rules whatever their order: ports of the
@@ -395,10 +396,9 @@ type portElements struct {
 // groups are the remote groups the port's rules name, sorted.
 func (pe *portElements) groups() []string { return pe.sig.groups() }
 
-// groups are the remote groups the signature's rules name, sorted.
-func (s *signature) groups() []string {
-	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(s.ingress), s.egress...))))
-}
+// groups are the remote groups the signature's rules name, sorted:
+// computed once, asked for every port.
+func (s *signature) groups() []string { return s.named }
 
 // chains are the signature's chains of the inet table.
 func (s *signature) chains() []nfsock.ChainDef { return sigChains(s.num, s.ingress, s.egress) }
@@ -577,6 +577,7 @@ func compileSignature(rules []Rule, num uint16, key string) *signature {
 	slices.Sort(s.ingress)
 	slices.Sort(s.egress)
 	s.ingress, s.egress = slices.Compact(s.ingress), slices.Compact(s.egress)
+	s.named = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(s.ingress), s.egress...))))
 	return s
 }
 
