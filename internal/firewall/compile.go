@@ -154,6 +154,11 @@ func (n *sigNumbers) of(c *compiled, prev compiled, p *Port, tag uint16) *signat
 		return s
 	}
 	s := prev.sigByKey[key]
+	if s != nil && c.sigs[s.num] != nil {
+		// Its number went to the rules its ports moved to (a new port
+		// has the rules they left): these get another.
+		s = nil
+	}
 	if s == nil {
 		num, ok := prev.kernelSigs[tag]
 		if pe := prev.ports[prev.tags[p.Interface]]; pe != nil && pe.sig != nil && n.moves[pe.sig.num] == key {
