@@ -23,7 +23,11 @@ func (f *Firewall) adopt(c *nfsock.Conn, spec Spec, kernelZones map[string]uint1
 	if err != nil {
 		return compiled{}, false
 	}
-	want = compile(spec, compiled{tags: tags, zones: kernelZones})
+	sigs, err := f.kernelSigs(c)
+	if err != nil {
+		return compiled{}, false // another layout: rebuilt
+	}
+	want = compile(spec, compiled{tags: tags, zones: kernelZones, kernelSigs: sigs})
 	if same, err := f.matches(c, want); err != nil || !same {
 		f.log.Debug("existing firewall tables not adopted", "err", err)
 		return compiled{}, false
@@ -84,6 +88,33 @@ func (f *Firewall) kernelTags(c *nfsock.Conn) (map[string]uint16, error) {
 	return tags, nil
 }
 
+// kernelSigs reads the signature of each port's tag from the inet
+// table's ingress_ports map: the number of the chain its element goes to.
+// A chain of another layout is no signature's: matches then finds the
+// tables differ.
+func (f *Firewall) kernelSigs(c *nfsock.Conn) (map[uint16]uint16, error) {
+	_, inet := tables()
+	set, err := c.GetSetByName(inet, setIngressPorts)
+	if err != nil {
+		return nil, err
+	}
+	els, err := c.Elements(set)
+	if err != nil {
+		return nil, err
+	}
+	sigs := map[uint16]uint16{}
+	for _, e := range els {
+		if len(e.Key) != 4 {
+			return nil, fmt.Errorf("tag of an ingress_ports element: %d bytes", len(e.Key))
+		}
+		tag := binary.NativeEndian.Uint32(e.Key)
+		if sig, ok := SigChain(e.Chain); ok && tag <= maxTag {
+			sigs[uint16(tag)] = sig
+		}
+	}
+	return sigs, nil
+}
+
 // kernelZones reads the zone of each bridge from the inet table's zones
 // map: the number of the chain its element jumps to.
 func (f *Firewall) kernelZones(c *nfsock.Conn) (map[string]uint16, error) {
@@ -111,10 +142,11 @@ func (f *Firewall) kernelZones(c *nfsock.Conn) (map[string]uint16, error) {
 }
 
 // matches compares the kernel's tables with want: their chains and sets
-// (names, types, hooks), the rules of the fixed chains, of one port's
-// chains (every port's are made alike but for the remote groups they
-// look in: another layout, of another nsnet version, shows there) and of
-// the chains of every port whose rules name remote groups, and the
+// (names, types, hooks), the rules of the fixed chains, of one port's and
+// one signature's chains (every signature's are made alike but for the
+// remote groups they look in: another layout, of another nsnet version,
+// shows there) and of the chains of every signature whose rules name
+// remote groups, and the
 // elements of every set but the drop counters. Reading every port's
 // rules would cost a dump per chain, each as long as the table.
 func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
@@ -127,9 +159,9 @@ func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 			read[def.Name] = true
 		}
 		if tbl.t.Family == nftables.TableFamilyINet {
-			for _, pe := range want.ports {
-				if len(pe.ingress)+len(pe.egress) > 0 {
-					for _, def := range pe.chains() {
+			for _, sg := range want.sigs {
+				if len(sg.ingress)+len(sg.egress) > 0 {
+					for _, def := range sg.chains() {
 						sample = append(sample, def)
 						read[def.Name] = true
 					}
@@ -163,12 +195,15 @@ func (f *Firewall) matches(c *nfsock.Conn, want compiled) (bool, error) {
 	return true, nil
 }
 
-// sample is c with one port and one zone at most: the chains whose rules
-// matches reads.
+// sample is c with one port, one signature and one zone at most: the
+// chains whose rules matches reads.
 func (c compiled) sample() compiled {
-	s := compiled{ports: map[uint16]*portElements{}, zones: map[string]uint16{}}
+	s := compiled{ports: map[uint16]*portElements{}, sigs: map[uint16]*signature{}, zones: map[string]uint16{}}
 	if tags := slices.Sorted(maps.Keys(c.ports)); len(tags) > 0 {
 		s.ports[tags[0]] = c.ports[tags[0]]
+	}
+	if nums := slices.Sorted(maps.Keys(c.sigs)); len(nums) > 0 {
+		s.sigs[nums[0]] = c.sigs[nums[0]]
 	}
 	if bridges := slices.Sorted(maps.Keys(c.zones)); len(bridges) > 0 {
 		s.zones[bridges[0]] = c.zones[bridges[0]]

@@ -2,10 +2,12 @@ package firewall
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
@@ -19,7 +21,9 @@ import (
 // to its compilation in prev reuses it (the same pointer), which is how an
 // update skips the ports that did not change.
 func compile(spec Spec, prev compiled) compiled {
-	c := compiled{tags: map[string]uint16{}, ports: map[uint16]*portElements{}}
+	c := compiled{tags: make(map[string]uint16, len(spec.Ports)), ports: make(map[uint16]*portElements, len(spec.Ports)),
+		sigs: map[uint16]*signature{}, sigByKey: map[string]*signature{}}
+	sigs := newSigNumbers(prev, spec)
 	used := map[uint16]bool{}
 	for _, t := range prev.tags {
 		used[t] = true
@@ -31,6 +35,7 @@ func compile(spec Spec, prev compiled) compiled {
 		if ok {
 			if old := prev.ports[tag]; old != nil && samePort(&old.port, p) {
 				c.tags[p.Interface], c.ports[tag] = tag, old
+				c.sigs[old.sig.num], c.sigByKey[old.sig.key] = old.sig, old.sig
 				continue
 			}
 		} else {
@@ -41,13 +46,15 @@ func compile(spec Spec, prev compiled) compiled {
 			used[tag] = true
 		}
 		c.tags[p.Interface] = tag
-		c.ports[tag] = compilePort(p, tag)
+		c.ports[tag] = compilePort(p, tag, sigs.of(&c, prev, p, tag))
 	}
 	c.zones = zones(spec.Zoned, prev.zones)
 	c.groups = map[string]*groupElements{}
 	c.deltas = map[string]*groupDelta{}
-	for _, pe := range c.ports {
-		for _, g := range pe.groups() {
+	// The groups the signatures' rules name: as many signatures as
+	// distinct rules, not as many as ports.
+	for _, sg := range c.sigs {
+		for _, g := range sg.groups() {
 			if c.groups[g] != nil {
 				continue
 			}
@@ -69,6 +76,105 @@ func compile(spec Spec, prev compiled) compiled {
 		}
 	}
 	return c
+}
+
+// signature is the compiled rules that every port with the same rules
+// shares: its chains and rule sets are the rules' only copy in the
+// kernel. Its number, like a port's tag, stays as long as some port has
+// it; its content never changes (a port whose rules change moves to
+// another signature).
+type signature struct {
+	num   uint16
+	key   string                      // the rules, canonical: see sigKey
+	elems map[setKey][]nfsock.Element // its rule sets' elements
+	// The remote groups the rules name, by direction, sorted, and both
+	// (see groups).
+	ingress, egress, named []string
+}
+
+// sigKey identifies a port's rules whatever their order: ports of the
+// same security groups share a signature.
+func sigKey(rules []Rule) string {
+	keys := make([]string, 0, len(rules))
+	for _, r := range rules {
+		keys = append(keys, fmt.Sprintf("%d/%t/%d-%d/%d-%d/%s/%s", r.Direction, r.IPv6, r.ProtoMin, r.ProtoMax, r.PortMin, r.PortMax, r.Remote, r.Group))
+	}
+	slices.Sort(keys)
+	return strings.Join(slices.Compact(keys), ";")
+}
+
+// sigNumbers hands out signature numbers: a signature keeps the number it
+// had in prev (or, adopting, the one the kernel gave the port's: hint), a
+// new one takes the lowest number no signature of prev held, so that a
+// number is never handed over within one batch.
+type sigNumbers struct {
+	used map[uint16]bool
+	next uint16
+	// moves are, per signature of prev, the rules all its ports have now.
+	moves map[uint16]string
+}
+
+func newSigNumbers(prev compiled, spec Spec) *sigNumbers {
+	n := &sigNumbers{used: map[uint16]bool{}, next: 1, moves: map[uint16]string{}}
+	// A signature all of whose ports (those still there) move to the same
+	// rules — a rule added to or removed from their security group —
+	// changes in place: it keeps its number, and the change is its
+	// elements', not a verdict-map element per port.
+	const split = "\x00"
+	for i := range spec.Ports {
+		p := &spec.Ports[i]
+		pe := prev.ports[prev.tags[p.Interface]]
+		if pe == nil || pe.sig == nil {
+			continue
+		}
+		key := pe.sig.key
+		if !slices.Equal(pe.port.Rules, p.Rules) {
+			key = sigKey(p.Rules) // a key per changed port only: Sprintf is dear
+		}
+		if m, ok := n.moves[pe.sig.num]; ok && m != key {
+			n.moves[pe.sig.num] = split
+			continue
+		}
+		n.moves[pe.sig.num] = key
+	}
+	for num := range prev.sigs {
+		n.used[num] = true
+	}
+	for _, num := range prev.kernelSigs {
+		n.used[num] = true
+	}
+	return n
+}
+
+// of returns the signature of port p (with tag) in c: one c already has,
+// prev's, or a new one.
+func (n *sigNumbers) of(c *compiled, prev compiled, p *Port, tag uint16) *signature {
+	key := sigKey(p.Rules)
+	if s := c.sigByKey[key]; s != nil {
+		return s
+	}
+	s := prev.sigByKey[key]
+	if s != nil && c.sigs[s.num] != nil {
+		// Its number went to the rules its ports moved to (a new port
+		// has the rules they left): these get another.
+		s = nil
+	}
+	if s == nil {
+		num, ok := prev.kernelSigs[tag]
+		if pe := prev.ports[prev.tags[p.Interface]]; pe != nil && pe.sig != nil && n.moves[pe.sig.num] == key {
+			num, ok = pe.sig.num, true
+		}
+		if !ok || c.sigs[num] != nil {
+			for n.used[n.next] {
+				n.next++
+			}
+			num = n.next
+			n.used[num] = true
+		}
+		s = compileSignature(p.Rules, num, key)
+	}
+	c.sigs[s.num], c.sigByKey[key] = s, s
+	return s
 }
 
 // comparePrefix is the members' order (Members.Sorted): by address, then
@@ -250,6 +356,11 @@ func (c compiled) zoneElements() []nfsock.Element {
 // elements are every element of both tables, by set.
 func (c compiled) elements() map[setKey][]nfsock.Element {
 	out := bySet(c.ports)
+	for _, num := range slices.Sorted(maps.Keys(c.sigs)) {
+		for k, es := range c.sigs[num].elems {
+			out[k] = append(out[k], es...)
+		}
+	}
 	for _, g := range slices.Sorted(maps.Keys(c.groups)) {
 		for k, es := range c.groups[g].elems() {
 			out[k] = append(out[k], es...)
@@ -265,29 +376,36 @@ func (c compiled) elements() map[setKey][]nfsock.Element {
 type portElements struct {
 	port  Port
 	tag   uint16
+	sig   *signature
 	elems map[setKey][]nfsock.Element
-	// The remote groups the port's rules name, by direction, sorted.
-	ingress, egress []string
 }
 
 // groups are the remote groups the port's rules name, sorted.
-func (pe *portElements) groups() []string {
-	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(pe.ingress), pe.egress...))))
-}
+func (pe *portElements) groups() []string { return pe.sig.groups() }
 
-// chains are the port's chains of the inet table.
-func (pe *portElements) chains() []nfsock.ChainDef { return portChains(pe.tag, pe.ingress, pe.egress) }
+// groups are the remote groups the signature's rules name, sorted:
+// computed once, asked for every port.
+func (s *signature) groups() []string { return s.named }
 
-// sets are the port's own sets of the inet table.
-func (pe *portElements) sets() []nfsock.SetDef {
+// chains are the signature's chains of the inet table.
+func (s *signature) chains() []nfsock.ChainDef { return sigChains(s.num, s.ingress, s.egress) }
+
+// sets are the signature's rule sets.
+func (s *signature) sets() []nfsock.SetDef {
 	var out []nfsock.SetDef
-	names := []string{rulesSet4(pe.tag), rulesSet6(pe.tag)}
-	for _, g := range pe.groups() {
-		names = append(names, groupRulesSet(pe.tag, g, false), groupRulesSet(pe.tag, g, true))
+	for _, dir := range []Direction{Ingress, Egress} {
+		for _, v6 := range []bool{false, true} {
+			d, _ := rulesSetDef(rulesSet(s.num, dir, v6))
+			out = append(out, d)
+		}
 	}
-	for _, name := range names {
-		d, _ := rulesSetDef(name)
-		out = append(out, d)
+	for _, g := range s.groups() {
+		for _, dir := range []Direction{Ingress, Egress} {
+			for _, v6 := range []bool{false, true} {
+				d, _ := rulesSetDef(groupRulesSet(s.num, g, dir, v6))
+				out = append(out, d)
+			}
+		}
 	}
 	return out
 }
@@ -305,8 +423,8 @@ func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.El
 	pe.elems[k] = append(pe.elems[k], e)
 }
 
-func compilePort(p *Port, tag uint16) *portElements {
-	pe := &portElements{port: *p, tag: tag, elems: map[setKey][]nfsock.Element{}}
+func compilePort(p *Port, tag uint16, sig *signature) *portElements {
+	pe := &portElements{port: *p, tag: tag, sig: sig, elems: map[setKey][]nfsock.Element{}}
 	pe.port.Addresses = slices.Clone(p.Addresses)
 	pe.port.Networks = slices.Clone(p.Networks)
 	pe.port.MACs = slices.Clone(p.MACs)
@@ -377,44 +495,55 @@ func compilePort(p *Port, tag uint16) *portElements {
 		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag) << 16)})
 		pe.add(inet, setStatelessTags, nfsock.Element{Key: u32(uint32(tag))})
 	}
-	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(tag), GoTo: true})
-	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(tag), GoTo: true})
+	pe.add(inet, setEgressPorts, nfsock.Element{Key: u32(uint32(tag) << 16), Chain: egressChainName(sig.num), GoTo: true})
+	pe.add(inet, setIngressPorts, nfsock.Element{Key: u32(uint32(tag)), Chain: ingressChainName(sig.num), GoTo: true})
+	return pe
+}
+
+// compileSignature compiles rules as signature num's sets' elements.
+func compileSignature(rules []Rule, num uint16, key string) *signature {
+	s := &signature{num: num, key: key, elems: map[setKey][]nfsock.Element{}}
+	inet := nftables.TableFamilyINet
+	add := func(set string, e nfsock.Element) {
+		k := setKey{inet, set}
+		s.elems[k] = append(s.elems[k], e)
+	}
 	for _, v6 := range []bool{false, true} {
-		set, addr := rulesSet4(tag), 4
+		addr := 4
 		if v6 {
-			set, addr = rulesSet6(tag), 16
+			addr = 16
 		}
 		for _, dir := range []Direction{Ingress, Egress} {
 			var boxes []nfsock.Box
 			byGroup := map[string][]nfsock.Box{}
-			for _, r := range p.Rules {
-				if r.IPv6 == v6 && r.Direction == dir && r.Group != "" {
+			for _, r := range rules {
+				if r.IPv6 != v6 || r.Direction != dir {
+					continue
+				}
+				if r.Group != "" {
 					byGroup[r.Group] = append(byGroup[r.Group], nfsock.Box{
 						{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
 						{Lo: n16(r.PortMin), Hi: n16(r.PortMax)},
 					})
 					continue
 				}
-				if r.IPv6 == v6 && r.Direction == dir {
-					boxes = append(boxes, nfsock.Box{
-						{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
-						{Lo: n16(r.PortMin), Hi: n16(r.PortMax)},
-						nfsock.PrefixSpan(r.Remote),
-					})
-				}
+				boxes = append(boxes, nfsock.Box{
+					{Lo: n8(r.ProtoMin), Hi: n8(r.ProtoMax)},
+					{Lo: n16(r.PortMin), Hi: n16(r.PortMax)},
+					nfsock.PrefixSpan(r.Remote),
+				})
 			}
-			t := u32(ruleTag(tag, dir))
 			for _, b := range nfsock.Disjoint(boxes, ruleFields(addr)) {
-				pe.add(inet, set, nfsock.Element{
-					Key:    nfsock.Concat(t, b[0].Lo.Bytes(1), b[1].Lo.Bytes(2), b[2].Lo.Bytes(addr)),
-					KeyEnd: nfsock.Concat(t, b[0].Hi.Bytes(1), b[1].Hi.Bytes(2), b[2].Hi.Bytes(addr)),
+				add(rulesSet(num, dir, v6), nfsock.Element{
+					Key:    nfsock.Concat(b[0].Lo.Bytes(1), b[1].Lo.Bytes(2), b[2].Lo.Bytes(addr)),
+					KeyEnd: nfsock.Concat(b[0].Hi.Bytes(1), b[1].Hi.Bytes(2), b[2].Hi.Bytes(addr)),
 				})
 			}
 			for g, boxes := range byGroup {
 				for _, b := range nfsock.Disjoint(boxes, []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2)}) {
-					pe.add(inet, groupRulesSet(tag, g, v6), nfsock.Element{
-						Key:    nfsock.Concat(t, b[0].Lo.Bytes(1), b[1].Lo.Bytes(2)),
-						KeyEnd: nfsock.Concat(t, b[0].Hi.Bytes(1), b[1].Hi.Bytes(2)),
+					add(groupRulesSet(num, g, dir, v6), nfsock.Element{
+						Key:    nfsock.Concat(b[0].Lo.Bytes(1), b[1].Lo.Bytes(2)),
+						KeyEnd: nfsock.Concat(b[0].Hi.Bytes(1), b[1].Hi.Bytes(2)),
 					})
 				}
 			}
@@ -422,33 +551,25 @@ func compilePort(p *Port, tag uint16) *portElements {
 	}
 	// The groups named, by direction, whatever the family: the chains
 	// look in both families' sets.
-	for _, r := range p.Rules {
+	for _, r := range rules {
 		if r.Group == "" {
 			continue
 		}
 		if r.Direction == Ingress {
-			pe.ingress = append(pe.ingress, r.Group)
+			s.ingress = append(s.ingress, r.Group)
 		} else {
-			pe.egress = append(pe.egress, r.Group)
+			s.egress = append(s.egress, r.Group)
 		}
 	}
-	slices.Sort(pe.ingress)
-	slices.Sort(pe.egress)
-	pe.ingress, pe.egress = slices.Compact(pe.ingress), slices.Compact(pe.egress)
-	return pe
+	slices.Sort(s.ingress)
+	slices.Sort(s.egress)
+	s.ingress, s.egress = slices.Compact(s.ingress), slices.Compact(s.egress)
+	s.named = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(s.ingress), s.egress...))))
+	return s
 }
 
-// ruleTag is the first field of a rule element's key: egress rules are
-// keyed by the tag in the mark's high half, ingress ones by the tag.
-func ruleTag(tag uint16, dir Direction) uint32 {
-	if dir == Egress {
-		return uint32(tag) << 16
-	}
-	return uint32(tag)
-}
-
-// ruleFields are the largest values of a rule element's fields after the
-// tag: protocol, port, peer address of addr bytes.
+// ruleFields are the largest values of a rule element's fields:
+// protocol, port, peer address of addr bytes.
 func ruleFields(addr int) []nfsock.Num {
 	return []nfsock.Num{nfsock.MaxOf(1), nfsock.MaxOf(2), nfsock.MaxOf(addr)}
 }

@@ -6,25 +6,38 @@ import (
 	"strings"
 )
 
-// PortChain reports whether chain is one port's chain of the inet table —
-// its ingress_<tag> or egress_<tag> — and which: a packet dropped there
-// matched none of that port's security group rules in that direction.
-func PortChain(chain string) (dir Direction, tag uint16, ok bool) {
-	for _, c := range []struct {
-		prefix string
-		dir    Direction
-	}{{"ingress_", Ingress}, {"egress_", Egress}} {
-		rest, found := strings.CutPrefix(chain, c.prefix)
+// PortChain reports whether chain is a signature's chain of the inet
+// table — its ingress_s<sig> or egress_s<sig> — and which, and the tag of
+// the port whose rules it judged a packet with mark by: a packet dropped
+// there matched none of that port's security group rules in that
+// direction.
+func PortChain(chain string, mark uint32) (dir Direction, tag uint16, ok bool) {
+	sig, ok := SigChain(chain)
+	if !ok {
+		return 0, 0, false
+	}
+	dir, tag = Ingress, uint16(mark&maskOut)
+	if chain == egressChainName(sig) {
+		dir, tag = Egress, uint16((mark&maskIn)>>16)
+	}
+	return dir, tag, tag != 0
+}
+
+// SigChain reports whether chain is a signature's chain of the inet table,
+// and the signature's number.
+func SigChain(chain string) (sig uint16, ok bool) {
+	for _, prefix := range []string{"ingress_s", "egress_s"} {
+		rest, found := strings.CutPrefix(chain, prefix)
 		if !found {
 			continue
 		}
 		n, err := strconv.ParseUint(rest, 10, 16)
-		if err != nil || n == 0 {
-			return 0, 0, false
+		if err != nil || n == 0 || fmt.Sprint(n) != rest {
+			return 0, false
 		}
-		return c.dir, uint16(n), true
+		return uint16(n), true
 	}
-	return 0, 0, false
+	return 0, false
 }
 
 // InterfaceOfTag returns the port interface the kernel's firewall in the

@@ -121,9 +121,14 @@ func (l *lab) ping(from, to string) bool {
 
 func (l *lab) spec(rulesB ...firewall.Rule) firewall.Spec {
 	egressAll := firewall.Rule{Direction: firewall.Egress, ProtoMax: 255, PortMax: 65535, Remote: netip.MustParsePrefix("0.0.0.0/0")}
+	// b has a rule that egressAll covers, which changes nothing a packet
+	// meets but makes b's rules a signature of their own: a rule added to
+	// b changes that signature in place, as a rule added to a security
+	// group changes its ports' (a's rules, shared with b, would be split).
+	egressTCP := firewall.Rule{Direction: firewall.Egress, ProtoMin: 6, ProtoMax: 6, PortMax: 65535, Remote: netip.MustParsePrefix("0.0.0.0/0")}
 	return firewall.Spec{Ports: []firewall.Port{
 		{Interface: l.tapA, MAC: l.macA, Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.1")}, Rules: []firewall.Rule{egressAll}},
-		{Interface: l.tapB, MAC: l.macB, Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.2")}, Rules: append([]firewall.Rule{egressAll}, rulesB...)},
+		{Interface: l.tapB, MAC: l.macB, Addresses: []netip.Addr{netip.MustParseAddr("10.9.0.2")}, Rules: append([]firewall.Rule{egressAll, egressTCP}, rulesB...)},
 	}}
 }
 

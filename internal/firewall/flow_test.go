@@ -29,7 +29,8 @@ func TestFlowMatcherTranslated(t *testing.T) {
 	zoned := []string{"nsb-other", "nsb-web"}
 	c := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}, Rules: []Rule{http}}}}, compiled{})
 	// The rule is removed: the port's rules allow nothing now.
-	if removed := c.ports[c.tags["tapweb"]].elems[setKey{family: nftables.TableFamilyINet, name: rulesSet4(c.tags["tapweb"])}]; len(removed) != 1 {
+	sig := c.ports[c.tags["tapweb"]].sig
+	if removed := sig.elems[setKey{family: nftables.TableFamilyINet, name: rulesSet(sig.num, Ingress, false)}]; len(removed) != 1 {
 		t.Fatalf("want the rule's one element, got %d", len(removed))
 	}
 	next := compile(Spec{Zoned: zoned, Ports: []Port{{Interface: "tapweb", MAC: mac, Bridge: "nsb-web", Addresses: []netip.Addr{web}}}}, c)

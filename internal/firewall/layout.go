@@ -29,13 +29,22 @@ const (
 	setDrops   = "drops"   // bridge: ifname . reason; inet: tag . reason — counters
 )
 
-// Sets of the inet table: two verdict maps from a port's tag to its
-// chains, and per port two sets of its rules (tag . proto . port . peer
-// address, ranges), so that changing one port's rules rewrites (the
-// kernel's pipapo sets are copied on commit) only that port's small sets.
+// Sets of the inet table. A port's rules are those of its signature:
+// ports whose compiled rules are the same (ports of the same security
+// groups) share one signature, numbered like tags, whose chains and rule
+// sets are the rules' only copy in the kernel. A port added with the
+// rules of an existing signature creates no chain, rule or set: it is
+// elements of hash sets and maps, among them the two of the verdict maps
+// from its tag to its signature's chains.
+//
+// (Two steps — a data map tag → signature number, then a verdict map
+// number → chain — would spare a port's elements their jump, whose commit
+// validates the table through every element of the verdict maps. The
+// kernel takes it, but nft(8) 1.0.6 cannot print a rule whose verdict
+// map key is a map's result: `nft list` aborts in netlink_parse_concat_expr.)
 const (
-	setEgressPorts  = "egress_ports"  // mark (tag<<16) : jump egress_<tag>
-	setIngressPorts = "ingress_ports" // mark (tag) : jump ingress_<tag>
+	setEgressPorts  = "egress_ports"  // mark (tag<<16) : goto egress_s<sig>
+	setIngressPorts = "ingress_ports" // mark (tag) : goto ingress_s<sig>
 	// The port the host routes an IPv4 destination to, through a bridge
 	// (Port.Routed): bridge . address : mark (the port's tag), single
 	// addresses in dest4 and ranges in dest4_net, which is asked only
@@ -59,8 +68,25 @@ const (
 // but the zoned bridges'.
 const maxZone = 0xffff
 
-func rulesSet4(tag uint16) string { return fmt.Sprintf("rules4_%d", tag) }
-func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
+// A signature's rule sets, per direction and family: protocol . port
+// (or ICMP type and code) . peer address, ranges.
+func rulesSet(sig uint16, dir Direction, v6 bool) string {
+	return fmt.Sprintf("r%s%s_%d", famLetter(v6), dirLetter(dir), sig)
+}
+
+func famLetter(v6 bool) string {
+	if v6 {
+		return "6"
+	}
+	return "4"
+}
+
+func dirLetter(dir Direction) string {
+	if dir == Egress {
+		return "e"
+	}
+	return "i"
+}
 
 // Remote groups (Spec.Groups) have sets of their own in the inet table,
 // shared by every port whose rules name them: per family, a hash set of
@@ -69,11 +95,10 @@ func rulesSet6(tag uint16) string { return fmt.Sprintf("rules6_%d", tag) }
 // kernel's interval sets are) and an interval set of the prefixes members
 // hold as allowed address pairs (m4r_<group>, m6r_<group>, keyed 0 .
 // address: a concatenation, so that the kernel keeps it in a pipapo set,
-// whose elements carry their interval's end as nfsock sends it). A port
-// whose rules name a group has, per family, a set of what those rules
-// allow from or to the group's members (g4_<tag>_<group>, g6_…: tag with
-// direction . protocol . port), and its chains look up the peer in the
-// group's sets, then the protocol and port in its own.
+// whose elements carry their interval's end as nfsock sends it). A signature whose rules name a group has, per direction and family, a
+// set of what those rules allow from or to the group's members
+// (g4e_<sig>_<group>, g6i_…: protocol . port), and its chains look up the
+// peer in the group's sets, then the protocol and port in its own.
 func memberSet(group string, v6, ranges bool) string {
 	f := "m4"
 	if v6 {
@@ -85,22 +110,23 @@ func memberSet(group string, v6, ranges bool) string {
 	return f + "_" + group
 }
 
-func groupRulesSet(tag uint16, group string, v6 bool) string {
-	if v6 {
-		return fmt.Sprintf("g6_%d_%s", tag, group)
-	}
-	return fmt.Sprintf("g4_%d_%s", tag, group)
+func groupRulesSet(sig uint16, group string, dir Direction, v6 bool) string {
+	return fmt.Sprintf("g%s%s_%d_%s", famLetter(v6), dirLetter(dir), sig, group)
 }
 
-// rulesSetDef is the definition of a port's rule sets (rules4_, rules6_,
-// and the remote groups' g4_, g6_), by name.
+// rulesSetDef is the definition of a signature's rule sets (r4e_, r6i_…,
+// and the remote groups' g4e_, g6i_…), by name.
 func rulesSetDef(name string) (nfsock.SetDef, bool) {
-	switch {
-	case strings.HasPrefix(name, "rules4_"):
+	prefix, _, ok := strings.Cut(name, "_")
+	if !ok || len(prefix) != 3 || prefix[2] != 'e' && prefix[2] != 'i' {
+		return nfsock.SetDef{}, false
+	}
+	switch prefix[:2] {
+	case "r4":
 		return nfsock.SetDef{Name: name, Key: typeRule4, Interval: true}, true
-	case strings.HasPrefix(name, "rules6_"):
+	case "r6":
 		return nfsock.SetDef{Name: name, Key: typeRule6, Interval: true}, true
-	case strings.HasPrefix(name, "g4_"), strings.HasPrefix(name, "g6_"):
+	case "g4", "g6":
 		return nfsock.SetDef{Name: name, Key: typeGroupRule, Interval: true}, true
 	}
 	return nfsock.SetDef{}, false
@@ -160,9 +186,9 @@ var (
 	typeIfAddr6   = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeIP6Addr)
 	typeIfReason  = nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeMark)
 	typeTagDrop   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeMark)
-	typeRule4     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIPAddr)
-	typeRule6     = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIP6Addr)
-	typeGroupRule = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeInetProto, nftables.TypeInetService)
+	typeRule4     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIPAddr)
+	typeRule6     = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService, nftables.TypeIP6Addr)
+	typeGroupRule = nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
 	typeMember4   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeIPAddr)
 	typeMember6   = nftables.MustConcatSetType(nftables.TypeMark, nftables.TypeIP6Addr)
 )
@@ -439,41 +465,34 @@ func tagChain(tag uint16) nfsock.ChainDef {
 
 func tagChainName(tag uint16) string { return fmt.Sprintf("tag_%d", tag) }
 
-// tagged loads meta mark & mask into the first key register.
-func tagged(mask uint32) []expr.Any {
-	return []expr.Any{
-		meta(expr.MetaKeyMARK, reg32At),
-		&expr.Bitwise{SourceRegister: reg32At, DestRegister: reg32At, Len: 4, Mask: u32(mask), Xor: u32(0)},
-	}
-}
-
 func nfproto(p byte) []expr.Any {
 	return []expr.Any{meta(expr.MetaKeyNFPROTO, reg1), cmpEq(reg1, []byte{p})}
 }
 
-// portChains are the chains of the port with tag in the inet table,
-// reached by goto from the egress and ingress chains: one lookup in the
-// port's rule sets per family and kind of protocol (the key is tag .
-// l4proto . destination port, or ICMP type and code . peer address), then
-// for each remote group its rules of that direction name (ingress,
-// egress: sorted names), the peer in the group's member sets and the
-// rest of the key in the port's set for the group; a match returns to
-// the forward chain, no match counts and drops.
-func portChains(tag uint16, ingress, egress []string) []nfsock.ChainDef {
+// sigChains are the chains of signature sig in the inet table, reached by
+// goto from the egress and ingress chains: one lookup in the signature's
+// rule sets per family and kind of protocol (the key is l4proto .
+// destination port, or ICMP type and code . peer address), then for each
+// remote group its rules of that direction name (ingress, egress: sorted
+// names), the peer in the group's member sets and the rest of the key in
+// the signature's set for the group; a match returns to the forward
+// chain, no match counts (against the port's tag, still in the mark) and
+// drops.
+func sigChains(sig uint16, ingress, egress []string) []nfsock.ChainDef {
 	return []nfsock.ChainDef{
-		{Name: egressChainName(tag), Rules: all2(ruleLookups(tag, maskIn, 16, 24),
-			groupLookups(tag, egress, maskIn, 16, 24), [][]expr.Any{inetDrop(maskIn, reasonEgress)})},
-		{Name: ingressChainName(tag), Rules: all2(ruleLookups(tag, maskOut, 12, 8),
-			groupLookups(tag, ingress, maskOut, 12, 8), [][]expr.Any{inetDrop(maskOut, reasonIngress)})},
+		{Name: egressChainName(sig), Rules: all2(ruleLookups(sig, Egress, 16, 24),
+			groupLookups(sig, egress, Egress, 16, 24), [][]expr.Any{inetDrop(maskIn, reasonEgress)})},
+		{Name: ingressChainName(sig), Rules: all2(ruleLookups(sig, Ingress, 12, 8),
+			groupLookups(sig, ingress, Ingress, 12, 8), [][]expr.Any{inetDrop(maskOut, reasonIngress)})},
 	}
 }
 
-// groupLookups are the rules of one port chain for the remote groups it
-// names: per group, family and kind of protocol, the peer (at peer4 or
+// groupLookups are the rules of one signature chain for the remote groups
+// it names: per group, family and kind of protocol, the peer (at peer4 or
 // peer6 in the network header) among the group's single addresses, or
-// among its ranges, and then tag . l4proto . port in the port's set of
-// the group's rules.
-func groupLookups(tag uint16, groups []string, mask uint32, peer4, peer6 uint32) [][]expr.Any {
+// among its ranges, and then l4proto . port in the signature's set of the
+// group's rules.
+func groupLookups(sig uint16, groups []string, dir Direction, peer4, peer6 uint32) [][]expr.Any {
 	var out [][]expr.Any
 	for _, g := range groups {
 		for _, fam := range []struct {
@@ -504,12 +523,12 @@ func groupLookups(tag uint16, groups []string, mask uint32, peer4, peer6 uint32)
 				}
 			}
 			key := func(portOffset uint32) []expr.Any {
-				return all(tagged(mask), []expr.Any{
-					meta(expr.MetaKeyL4PROTO, reg32At+1),
-					payload(expr.PayloadBaseTransportHeader, portOffset, 2, reg32At+2),
-					&expr.Lookup{SourceRegister: reg32At, SetName: groupRulesSet(tag, g, fam.v6)},
+				return []expr.Any{
+					meta(expr.MetaKeyL4PROTO, reg32At),
+					payload(expr.PayloadBaseTransportHeader, portOffset, 2, reg32At+1),
+					&expr.Lookup{SourceRegister: reg32At, SetName: groupRulesSet(sig, g, dir, fam.v6)},
 					verdict(expr.VerdictReturn),
-				})
+				}
 			}
 			notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), cmpNeq(reg1, []byte{fam.icmp})}
 			for _, ranges := range []bool{false, true} {
@@ -523,12 +542,12 @@ func groupLookups(tag uint16, groups []string, mask uint32, peer4, peer6 uint32)
 	return out
 }
 
-func egressChainName(tag uint16) string  { return fmt.Sprintf("egress_%d", tag) }
-func ingressChainName(tag uint16) string { return fmt.Sprintf("ingress_%d", tag) }
+func egressChainName(sig uint16) string  { return fmt.Sprintf("egress_s%d", sig) }
+func ingressChainName(sig uint16) string { return fmt.Sprintf("ingress_s%d", sig) }
 
-// ruleLookups are the lookups of one port's chain of one direction: the
-// peer is at peer4 (IPv4) or peer6 (IPv6) in the network header.
-func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
+// ruleLookups are the lookups of one signature chain of direction dir:
+// the peer is at peer4 (IPv4) or peer6 (IPv6) in the network header.
+func ruleLookups(sig uint16, dir Direction, peer4, peer6 uint32) [][]expr.Any {
 	var out [][]expr.Any
 	for _, fam := range []struct {
 		proto   byte
@@ -537,17 +556,17 @@ func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
 		addrLen uint32
 		set     string
 	}{
-		{unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, peer4, 4, rulesSet4(tag)},
-		{unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, peer6, 16, rulesSet6(tag)},
+		{unix.NFPROTO_IPV4, unix.IPPROTO_ICMP, peer4, 4, rulesSet(sig, dir, false)},
+		{unix.NFPROTO_IPV6, unix.IPPROTO_ICMPV6, peer6, 16, rulesSet(sig, dir, true)},
 	} {
 		key := func(portOffset uint32) []expr.Any {
-			return all(tagged(mask), []expr.Any{
-				meta(expr.MetaKeyL4PROTO, reg32At+1),
-				payload(expr.PayloadBaseTransportHeader, portOffset, 2, reg32At+2),
-				payload(expr.PayloadBaseNetworkHeader, fam.addrOff, fam.addrLen, reg32At+3),
+			return []expr.Any{
+				meta(expr.MetaKeyL4PROTO, reg32At),
+				payload(expr.PayloadBaseTransportHeader, portOffset, 2, reg32At+1),
+				payload(expr.PayloadBaseNetworkHeader, fam.addrOff, fam.addrLen, reg32At+2),
 				&expr.Lookup{SourceRegister: reg32At, SetName: fam.set},
 				verdict(expr.VerdictReturn),
-			})
+			}
 		}
 		notICMP := []expr.Any{meta(expr.MetaKeyL4PROTO, reg1), cmpNeq(reg1, []byte{fam.icmp})}
 		out = append(out,
@@ -558,10 +577,10 @@ func ruleLookups(tag uint16, mask uint32, peer4, peer6 uint32) [][]expr.Any {
 	return out
 }
 
-// toPort goes to the chain of the port whose tag is mark & mask, through
-// the verdict map ports. A goto: the port chain's return goes back to the
-// forward chain.
-func toPort(mask uint32, ports string) []expr.Any {
+// toSig goes to the chain of the signature of the port whose tag is mark
+// & mask, through the verdict map ports. A goto: the chain's return goes
+// back to the forward chain.
+func toSig(mask uint32, ports string) []expr.Any {
 	return []expr.Any{
 		meta(expr.MetaKeyMARK, reg1),
 		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: u32(mask), Xor: u32(0)},
@@ -752,9 +771,9 @@ var inetChains = []nfsock.ChainDef{
 		inetDrop(maskIn, reasonInvalid),
 	}},
 	// egress: the peer is the destination (IPv4 daddr at 16, IPv6 at 24)
-	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toPort(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
+	{Name: "egress", Rules: all2(always(Egress), [][]expr.Any{toSig(maskIn, setEgressPorts), inetDrop(maskIn, reasonEgress)})},
 	// ingress: the peer is the source (IPv4 saddr at 12, IPv6 at 8)
-	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toPort(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
+	{Name: "ingress", Rules: all2(always(Ingress), [][]expr.Any{toSig(maskOut, setIngressPorts), inetDrop(maskOut, reasonIngress)})},
 }
 
 // etherDevice matches a packet from an Ethernet device (meta iiftype

@@ -179,22 +179,22 @@ func alwaysText(dir Direction) []string {
 	}
 }
 
-// portChainText is the text of the rules of portChains(tag, ingress,
+// sigChainText is the text of the rules of sigChains(sig, ingress,
 // egress)'s chain name, in order.
-func portChainText(tag uint16, name string, groups []string) []string {
-	mask, peer, reason := uint32(maskIn), "daddr", reasonEgress
-	if name == ingressChainName(tag) {
-		mask, peer, reason = maskOut, "saddr", reasonIngress
+func sigChainText(sig uint16, name string, groups []string) []string {
+	dir, mask, peer, reason := Egress, uint32(maskIn), "daddr", reasonEgress
+	if name == ingressChainName(sig) {
+		dir, mask, peer, reason = Ingress, maskOut, "saddr", reasonIngress
 	}
 	var out []string
 	fams := []struct{ nfproto, icmp, ip, rules string }{
-		{"ipv4", "icmp", "ip", rulesSet4(tag)},
-		{"ipv6", "ipv6-icmp", "ip6", rulesSet6(tag)},
+		{"ipv4", "icmp", "ip", rulesSet(sig, dir, false)},
+		{"ipv6", "ipv6-icmp", "ip6", rulesSet(sig, dir, true)},
 	}
 	for _, f := range fams {
 		out = append(out,
-			fmt.Sprintf("meta nfproto %s meta l4proto != %s %s . meta l4proto . th dport . %s %s @%s return", f.nfproto, f.icmp, markText(mask), f.ip, peer, f.rules),
-			fmt.Sprintf("meta nfproto %s meta l4proto %s %s . meta l4proto . th sport . %s %s @%s return", f.nfproto, f.icmp, markText(mask), f.ip, peer, f.rules))
+			fmt.Sprintf("meta nfproto %s meta l4proto != %s meta l4proto . th dport . %s %s @%s return", f.nfproto, f.icmp, f.ip, peer, f.rules),
+			fmt.Sprintf("meta nfproto %s meta l4proto %s meta l4proto . th sport . %s %s @%s return", f.nfproto, f.icmp, f.ip, peer, f.rules))
 	}
 	for _, g := range groups {
 		for i, f := range fams {
@@ -205,7 +205,7 @@ func portChainText(tag uint16, name string, groups []string) []string {
 					member = fmt.Sprintf("%s . %s %s @%s", markText(0), f.ip, peer, memberSet(g, v6, true))
 				}
 				key := func(port string) string {
-					return fmt.Sprintf("%s . meta l4proto . th %s @%s return", markText(mask), port, groupRulesSet(tag, g, v6))
+					return fmt.Sprintf("meta l4proto . th %s @%s return", port, groupRulesSet(sig, g, dir, v6))
 				}
 				out = append(out,
 					fmt.Sprintf("meta nfproto %s meta l4proto != %s %s %s", f.nfproto, f.icmp, member, key("dport")),
@@ -271,12 +271,13 @@ type shown struct {
 	macs   map[string]bool   // the MACs of the ports shown
 	bridge func(string) bool
 	groups map[string]bool // remote groups the rules of shown ports name
+	sigs   map[uint16]bool // signatures of shown ports
 	hid    bool            // something was left out
 }
 
 func newShown(v Visible, bridge, inet *nfsock.Live) *shown {
 	sh := &shown{all: v.Port == nil && v.Bridge == nil, tags: map[uint16]string{}, port: map[string]bool{},
-		macs: map[string]bool{}, bridge: v.Bridge, groups: map[string]bool{}}
+		macs: map[string]bool{}, bridge: v.Bridge, groups: map[string]bool{}, sigs: map[uint16]bool{}}
 	if sh.bridge == nil {
 		sh.bridge = func(string) bool { return true }
 	}
@@ -293,9 +294,16 @@ func newShown(v Visible, bridge, inet *nfsock.Live) *shown {
 			sh.macs[string(e.Key[16:22])] = true
 		}
 	}
+	for _, e := range inet.Elements[setIngressPorts] {
+		if len(e.Key) == 4 && sh.tag(uint16(binaryutil.NativeEndian.Uint32(e.Key))) {
+			if sig, ok := SigChain(e.Chain); ok {
+				sh.sigs[sig] = true
+			}
+		}
+	}
 	for name := range inet.Sets {
 		parts := strings.SplitN(name, "_", 3)
-		if len(parts) == 3 && (parts[0] == "g4" || parts[0] == "g6") && sh.tagName(parts[1]) {
+		if len(parts) == 3 && isGroupRulesPrefix(parts[0]) && sh.sigName(parts[1]) {
 			sh.groups[parts[2]] = true
 		}
 	}
@@ -305,10 +313,26 @@ func newShown(v Visible, bridge, inet *nfsock.Live) *shown {
 // tag reports whether the port with tag is shown.
 func (sh *shown) tag(tag uint16) bool { return sh.all || sh.port[sh.tags[tag]] }
 
-// tagName is tag for a tag in a set or chain name.
+// tagName is tag for a tag in a chain name.
 func (sh *shown) tagName(s string) bool {
 	n, err := strconv.ParseUint(s, 10, 16)
 	return err == nil && sh.tag(uint16(n))
+}
+
+// sigName reports whether the signature numbered s (in a set or chain
+// name) is a shown port's: a signature is only rules, which every port
+// that has it has.
+func (sh *shown) sigName(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 16)
+	return err == nil && (sh.all || sh.sigs[uint16(n)])
+}
+
+func isRulesPrefix(p string) bool {
+	return len(p) == 3 && (p[:2] == "r4" || p[:2] == "r6") && (p[2] == 'e' || p[2] == 'i')
+}
+
+func isGroupRulesPrefix(p string) bool {
+	return len(p) == 3 && (p[:2] == "g4" || p[:2] == "g6") && (p[2] == 'e' || p[2] == 'i')
 }
 
 // mark is tag for a mark that holds a port's tag in either half.
@@ -336,9 +360,11 @@ func (sh *shown) setShown(name string) bool {
 		return true
 	}
 	parts := strings.SplitN(name, "_", 3)
+	switch {
+	case isRulesPrefix(parts[0]) || isGroupRulesPrefix(parts[0]):
+		return len(parts) >= 2 && sh.sigName(parts[1])
+	}
 	switch parts[0] {
-	case "rules4", "rules6", "g4", "g6":
-		return len(parts) >= 2 && sh.tagName(parts[1])
 	case "m4", "m6", "m4r", "m6r":
 		return sh.groups[strings.TrimPrefix(name, parts[0]+"_")]
 	}
@@ -356,9 +382,12 @@ func (sh *shown) chainShown(name string) bool {
 	if sh.all {
 		return true
 	}
-	for _, p := range []string{"tag_", "egress_", "ingress_"} {
+	if rest, ok := strings.CutPrefix(name, "tag_"); ok {
+		return sh.tagName(rest)
+	}
+	for _, p := range []string{"egress_s", "ingress_s"} {
 		if rest, ok := strings.CutPrefix(name, p); ok {
-			return sh.tagName(rest)
+			return sh.sigName(rest)
 		}
 	}
 	return true
@@ -407,8 +436,8 @@ var setComments = map[string]string{
 	setNet6:          "the IPv6 prefixes each port may send from (address pairs)",
 	setTagOut:        "each port's tag, put in the mark when a frame goes out to it",
 	setTagIn:         "each port's tagging chain, when a frame comes in from it",
-	setEgressPorts:   "each port's tag (as the input port) → the chain of its egress rules",
-	setIngressPorts:  "each port's tag (as the output port) → the chain of its ingress rules",
+	setEgressPorts:   "each port's tag (as the input port) → the egress chain of its signature (the rules it shares with the ports of the same security groups)",
+	setIngressPorts:  "each port's tag (as the output port) → the ingress chain of its signature",
 	setDest4:         "the port the host routes an IPv4 address to, by bridge",
 	setDest4Net:      "the port the host routes an IPv4 prefix to, by bridge",
 	setZones:         "each bridged-only network's bridge → its conntrack zone",
@@ -416,25 +445,23 @@ var setComments = map[string]string{
 	setStatelessTags: "the tags of stateless ports",
 }
 
-// setComment says what set name holds, naming ports by interface.
-func setComment(name string, tags map[uint16]string) string {
+// setComment says what set name holds.
+func setComment(name string) string {
 	if c, ok := setComments[name]; ok {
 		return c
 	}
-	port := func(tag string) string {
-		var n uint16
-		fmt.Sscan(tag, &n)
-		if ifname, ok := tags[n]; ok {
-			return fmt.Sprintf("port %s (tag %d)", ifname, n)
+	dir := func(prefix string) string {
+		if prefix[2] == 'e' {
+			return "egress"
 		}
-		return "the port with tag " + tag
+		return "ingress"
 	}
 	parts := strings.SplitN(name, "_", 3)
 	switch {
-	case len(parts) == 2 && (parts[0] == "rules4" || parts[0] == "rules6"):
-		return fmt.Sprintf("the rules of %s: direction and tag . protocol . port or ICMP type and code . peer", port(parts[1]))
-	case len(parts) == 3 && (parts[0] == "g4" || parts[0] == "g6"):
-		return fmt.Sprintf("the rules of %s whose peer is remote group %s: direction and tag . protocol . port", port(parts[1]), parts[2])
+	case len(parts) == 2 && isRulesPrefix(parts[0]):
+		return fmt.Sprintf("the %s rules of signature %s: protocol . port or ICMP type and code . peer", dir(parts[0]), parts[1])
+	case len(parts) == 3 && isGroupRulesPrefix(parts[0]):
+		return fmt.Sprintf("the %s rules of signature %s whose peer is remote group %s: protocol . port", dir(parts[0]), parts[1], parts[2])
 	case len(parts) >= 2 && (parts[0] == "m4" || parts[0] == "m6"):
 		return "the addresses of remote group " + strings.TrimPrefix(name, parts[0]+"_")
 	case len(parts) >= 2 && (parts[0] == "m4r" || parts[0] == "m6r"):
@@ -475,7 +502,7 @@ func chainDef(tl tableLayout, name string, rules []*nftables.Rule) (nfsock.Chain
 	if _, err := fmt.Sscanf(name, "zone_%d", &zone); err == nil && name == zoneChainName(zone) {
 		return zoneChain(zone), []string{fmt.Sprintf("ct zone set %d", zone)}, true
 	}
-	dir, tag, ok := PortChain(name)
+	sig, ok := SigChain(name)
 	if !ok {
 		return nfsock.ChainDef{}, nil, false
 	}
@@ -490,12 +517,12 @@ func chainDef(tl tableLayout, name string, rules []*nftables.Rule) (nfsock.Chain
 		}
 	}
 	ingress, egress := groups, []string(nil)
-	if dir == Egress {
+	if name == egressChainName(sig) {
 		ingress, egress = nil, groups
 	}
-	for _, def := range portChains(tag, ingress, egress) {
+	for _, def := range sigChains(sig, ingress, egress) {
 		if def.Name == name {
-			return def, portChainText(tag, name, groups), true
+			return def, sigChainText(sig, name, groups), true
 		}
 	}
 	return nfsock.ChainDef{}, nil, false
@@ -579,7 +606,7 @@ func renderTable(b *strings.Builder, tl tableLayout, l *nfsock.Live, sh *shown) 
 			continue
 		}
 		slices.Sort(texts)
-		if c := setComment(name, sh.tags); c != "" {
+		if c := setComment(name); c != "" {
 			fmt.Fprintf(b, "# %s: %s\n", name, c)
 		}
 		fmt.Fprintf(b, "add element %s %s %s {\n\t%s\n}\n", family, TableName, name, strings.Join(texts, ",\n\t"))

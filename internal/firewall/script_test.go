@@ -46,8 +46,8 @@ func TestScriptRebuildsTables(t *testing.T) {
 		t.Errorf("script of nsnet's own tables leaves something out:\n%s", script)
 	}
 	for _, want := range []string{
-		"# rules4_2: the rules of port " + l.tapB + " (tag 2)",
-		"# g4_2_web: the rules of port " + l.tapB + " (tag 2) whose peer is remote group web",
+		"# r4e_2: the egress rules of signature 2: protocol . port or ICMP type and code . peer",
+		"# g4i_2_web: the ingress rules of signature 2 whose peer is remote group web: protocol . port",
 		"# m4r_web: the prefixes of remote group web",
 	} {
 		if !strings.Contains(script, want) {
@@ -75,12 +75,12 @@ func TestScriptRebuildsTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, hidden := range []string{l.tapB, "10.9.0.2", "fa:16:3e:00:00:02", "rules4_2", "egress_2", "tag_2", "m4_web", "g4_2_web", "br1", "0x00020000"} {
+	for _, hidden := range []string{l.tapB, "10.9.0.2", "fa:16:3e:00:00:02", "r4e_2", "egress_s2", "tag_2", "m4_web", "g4i_2_web", "br1", "0x00020000"} {
 		if strings.Contains(partial, hidden) {
 			t.Errorf("a caller who cannot see port b is shown %q:\n%s", hidden, partial)
 		}
 	}
-	for _, shown := range []string{l.tapA, "10.9.0.1", "rules4_1", "egress_1", `"br0" : jump zone_1`, "# ports and networks this caller cannot see are left out"} {
+	for _, shown := range []string{l.tapA, "10.9.0.1", "r4e_1", "egress_s1", `"br0" : jump zone_1`, "# ports and networks this caller cannot see are left out"} {
 		if !strings.Contains(partial, shown) {
 			t.Errorf("a caller who sees port a is not shown %q:\n%s", shown, partial)
 		}

@@ -35,6 +35,12 @@ type compiled struct {
 	tags  map[string]uint16        // interface → tag
 	ports map[uint16]*portElements // tag → the port's elements
 	zones map[string]uint16        // zoned bridge → conntrack zone
+	// sigs are the signatures of the ports' rules, by number and by key;
+	// kernelSigs, when adopting, the signature the kernel gives each tag
+	// (a hint: compile keeps the numbers where it can).
+	sigs       map[uint16]*signature
+	sigByKey   map[string]*signature
+	kernelSigs map[uint16]uint16
 	// groups are the remote groups the ports' rules name; deltas, those
 	// compiled as a change of the compilation before (see compile),
 	// which is what an update sends for them.
@@ -179,6 +185,11 @@ func (c compiled) size() int {
 			n += len(es)
 		}
 	}
+	for _, sg := range c.sigs {
+		for _, es := range sg.elems {
+			n += len(es)
+		}
+	}
 	for _, g := range c.groups {
 		for _, es := range g.rangeElems {
 			n += len(es)
@@ -218,8 +229,8 @@ func layouts() []tableLayout {
 
 // with is the table's sets and chains once c's ports, groups and zones
 // are in it: a tagging chain per port in the bridge table; two chains and
-// two rule sets per port (and two per remote group it names), four member
-// sets per remote group, and a chain per zone, in the inet table.
+// four rule sets per signature (and four per remote group it names), four
+// member sets per remote group, and a chain per zone, in the inet table.
 func (l tableLayout) with(c compiled) (sets []nfsock.SetDef, chains []nfsock.ChainDef) {
 	sets, chains = slices.Clone(l.sets), slices.Clone(l.chains)
 	if l.t.Family == nftables.TableFamilyINet {
@@ -230,14 +241,16 @@ func (l tableLayout) with(c compiled) (sets []nfsock.SetDef, chains []nfsock.Cha
 			sets = append(sets, memberSetDefs(g)...)
 		}
 	}
-	for _, tag := range slices.Sorted(maps.Keys(c.ports)) {
-		if l.t.Family == nftables.TableFamilyBridge {
+	if l.t.Family == nftables.TableFamilyBridge {
+		for _, tag := range slices.Sorted(maps.Keys(c.ports)) {
 			chains = append(chains, tagChain(tag))
-			continue
 		}
-		pe := c.ports[tag]
-		chains = append(chains, pe.chains()...)
-		sets = append(sets, pe.sets()...)
+		return sets, chains
+	}
+	for _, num := range slices.Sorted(maps.Keys(c.sigs)) {
+		sg := c.sigs[num]
+		chains = append(chains, sg.chains()...)
+		sets = append(sets, sg.sets()...)
 	}
 	return sets, chains
 }
@@ -279,12 +292,11 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 	for _, d := range inetSets {
 		defs[setKey{inet.Family, d.Name}] = d
 	}
-	// Sets that come and go whole: a port's rule sets, a group's member
-	// sets. They are created first, deleted last (after the rules that
+	// Sets that come and go whole: a signature's rule sets, a group's
+	// member sets. They are created first, deleted last (after the rules that
 	// look in them), and their elements go with them.
 	created, deleted := map[string]nfsock.SetDef{}, map[string]bool{}
 	var newChains []nfsock.ChainDef // created whole
-	var rewritten []nfsock.ChainDef // flushed and filled again
 	var goneChains []*nftables.Chain
 	var gone []uint16
 	for _, g := range slices.Sorted(maps.Keys(want.groups)) {
@@ -301,59 +313,81 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 			}
 		}
 	}
-	for tag, old := range f.current.ports {
+	for tag := range f.current.ports {
 		if _, ok := want.ports[tag]; ok {
 			continue
 		}
 		gone = append(gone, tag)
-		for _, d := range old.sets() {
-			deleted[d.Name] = true
-		}
 		goneChains = append(goneChains, &nftables.Chain{Table: bridge, Name: tagChainName(tag)})
-		for _, ch := range old.chains() {
-			goneChains = append(goneChains, &nftables.Chain{Table: inet, Name: ch.Name})
-		}
 	}
 	slices.Sort(gone)
 	var changed []uint16
 	for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
-		next, old := want.ports[tag], f.current.ports[tag]
-		if next == old {
-			continue
+		if want.ports[tag] != f.current.ports[tag] {
+			changed = append(changed, tag)
 		}
-		changed = append(changed, tag)
-		if old == nil {
+	}
+	// Signatures come and go whole: a new one's sets and chains, a gone
+	// one's after the elements that refer to them. A signature never
+	// changes: a port whose rules change moves to another.
+	// A signature changed in place (see sigNumbers) keeps its sets, but
+	// those of remote groups it no longer names, and gets its chains
+	// rewritten if the groups it names changed.
+	var newSigs, goneSigs, changedSigs []uint16
+	var rewritten []nfsock.ChainDef
+	for _, num := range slices.Sorted(maps.Keys(want.sigs)) {
+		old, next := f.current.sigs[num], want.sigs[num]
+		switch {
+		case old == next:
+		case old == nil:
+			newSigs = append(newSigs, num)
+		default:
+			changedSigs = append(changedSigs, num)
+			was := map[string]bool{}
+			for _, d := range old.sets() {
+				was[d.Name] = true
+			}
 			for _, d := range next.sets() {
-				created[d.Name] = d
+				if !was[d.Name] {
+					created[d.Name] = d
+				}
+				delete(was, d.Name)
 			}
-			newChains = append(newChains, next.chains()...)
-			continue
+			for name := range was {
+				deleted[name] = true
+			}
+			if !slices.Equal(old.ingress, next.ingress) || !slices.Equal(old.egress, next.egress) {
+				rewritten = append(rewritten, next.chains()...)
+			}
 		}
-		was := map[string]bool{}
+	}
+	for _, num := range slices.Sorted(maps.Keys(f.current.sigs)) {
+		if want.sigs[num] == nil {
+			goneSigs = append(goneSigs, num)
+		}
+	}
+	for _, num := range goneSigs {
+		old := f.current.sigs[num]
 		for _, d := range old.sets() {
-			was[d.Name] = true
+			deleted[d.Name] = true
 		}
-		for _, d := range next.sets() {
-			if !was[d.Name] {
-				created[d.Name] = d
-			}
-			delete(was, d.Name)
+		for _, ch := range old.chains() {
+			goneChains = append(goneChains, &nftables.Chain{Table: inet, Name: ch.Name})
 		}
-		for name := range was {
-			deleted[name] = true
+	}
+	for _, num := range newSigs {
+		for _, d := range want.sigs[num].sets() {
+			created[d.Name] = d
 		}
-		if !slices.Equal(old.ingress, next.ingress) || !slices.Equal(old.egress, next.egress) {
-			rewritten = append(rewritten, next.chains()...)
-		}
+		newChains = append(newChains, want.sigs[num].chains()...)
 	}
 	for _, name := range slices.Sorted(maps.Keys(created)) {
 		if err := c.CreateSet(created[name], inet); err != nil {
 			return false, err
 		}
 	}
-	// A new port's chains, and the chains of a port whose rules name
-	// other remote groups, after the sets they look in and before the
-	// elements that refer to them.
+	// A new port's tagging chain and a new signature's chains, after the
+	// sets they look in and before the elements that refer to them.
 	for _, tag := range changed {
 		if f.current.ports[tag] == nil {
 			c.AddChains(bridge, []nfsock.ChainDef{tagChain(tag)})
@@ -389,6 +423,15 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 			old = pe.elems
 		}
 		diff(old, want.ports[tag].elems)
+	}
+	for _, num := range goneSigs {
+		diff(f.current.sigs[num].elems, nil)
+	}
+	for _, num := range newSigs {
+		diff(nil, want.sigs[num].elems)
+	}
+	for _, num := range changedSigs {
+		diff(f.current.sigs[num].elems, want.sigs[num].elems)
 	}
 	for g, next := range want.groups {
 		old := f.current.groups[g]
@@ -446,10 +489,11 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 		}
 		res.Added += len(add[k])
 	}
-	// Ports gone: their chains and sets, after the map elements that
+	// Ports gone: their tagging chains, after the map elements that
 	// referred to them, and their drop counters (a tag or an interface
-	// name may come back for another port). Sets no rule looks in any
-	// more: after the chains that did are flushed or deleted.
+	// name may come back for another port); signatures gone: their chains,
+	// then their sets. Member sets no rule looks in any more: after the
+	// chains that did are deleted.
 	for _, ch := range goneChains {
 		c.DelChain(ch)
 	}

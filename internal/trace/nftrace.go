@@ -59,6 +59,10 @@ type NFTEvent struct {
 	Comment string `json:"comment,omitempty"`
 	Verdict string `json:"verdict"`
 	Policy  bool   `json:"policy,omitempty"` // the chain's policy decided, not a rule
+	// Mark is the packet's mark when the verdict was given: the
+	// firewall's chains are a signature's, shared by ports, and the mark
+	// says whose tag the packet carried.
+	Mark uint32 `json:"-"`
 	// Port and SecurityGroups are set when the verdict is a port's
 	// security groups': its name (or id) and direction, and its groups as
 	// "name (id)".
@@ -291,6 +295,8 @@ func decodeTrace(family byte, data []byte) (NFTEvent, bool) {
 			ev.Handle = binary.BigEndian.Uint64(ad.Bytes())
 		case unix.NFTA_TRACE_TYPE:
 			typ = binary.BigEndian.Uint32(ad.Bytes())
+		case unix.NFTA_TRACE_MARK:
+			ev.Mark = binary.BigEndian.Uint32(ad.Bytes())
 		case unix.NFTA_TRACE_POLICY:
 			verdict = int32(binary.BigEndian.Uint32(ad.Bytes()))
 		case unix.NFTA_TRACE_VERDICT:

@@ -160,6 +160,9 @@ func TestDecodeTrace(t *testing.T) {
 		ae.String(unix.NFTA_TRACE_CHAIN, "port-1")
 		ae.Bytes(unix.NFTA_TRACE_RULE_HANDLE, binary.BigEndian.AppendUint64(nil, 42))
 		ae.Bytes(unix.NFTA_TRACE_TYPE, u32(typ))
+		// The packet's mark: a security group chain is shared by the
+		// ports of a signature, the mark says whose tags the packet has.
+		ae.Bytes(unix.NFTA_TRACE_MARK, u32(0x00030002))
 		if policy {
 			ae.Bytes(unix.NFTA_TRACE_POLICY, u32(uint32(verdict)))
 		} else {
@@ -181,11 +184,11 @@ func TestDecodeTrace(t *testing.T) {
 		want NFTEvent
 	}{
 		{"rule drops", msg(unix.NFT_TRACETYPE_RULE, nfDrop, false), true,
-			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "drop"}},
+			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "drop", Mark: 0x00030002}},
 		{"policy drops", msg(unix.NFT_TRACETYPE_POLICY, nfDrop, true), true,
-			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "drop", Policy: true}},
+			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "drop", Policy: true, Mark: 0x00030002}},
 		{"rule accepts", msg(unix.NFT_TRACETYPE_RULE, nfAccept, false), true,
-			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "accept"}},
+			NFTEvent{Family: "inet", Table: "sg", Chain: "port-1", Handle: 42, Verdict: "accept", Mark: 0x00030002}},
 		{"a jump is no verdict", msg(unix.NFT_TRACETYPE_RULE, -3, false), false, NFTEvent{}},
 		{"a continue is no verdict", msg(unix.NFT_TRACETYPE_RULE, -1, false), false, NFTEvent{}},
 		{"a return is no verdict", msg(unix.NFT_TRACETYPE_RETURN, -5, false), false, NFTEvent{}},

@@ -8,17 +8,18 @@ import (
 )
 
 // nameSecurityGroups names, in each event that a port's security group
-// chain decided, the port and its groups. The chain carries only the
-// port's tag, which the firewall assigns as ports come and go, so the tag
-// is read back from the live table (and so a port deleted since is not
-// named).
+// chain decided, the port and its groups. The chain is the port's
+// signature's (shared by the ports with the same rules); the packet's
+// mark carries the port's tag, which the firewall assigns as ports come
+// and go, so the tag is read back from the live table (and so a port
+// deleted since is not named).
 func (m *Model) nameSecurityGroups(events []NFTEvent) {
 	for i := range events {
 		ev := &events[i]
 		if ev.Table != firewall.TableName || ev.Family != "inet" {
 			continue
 		}
-		dir, tag, ok := firewall.PortChain(ev.Chain)
+		dir, tag, ok := firewall.PortChain(ev.Chain, ev.Mark)
 		if !ok {
 			continue
 		}
