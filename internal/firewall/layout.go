@@ -95,8 +95,9 @@ func dirLetter(dir Direction) string {
 // kernel's interval sets are) and an interval set of the prefixes members
 // hold as allowed address pairs (m4r_<group>, m6r_<group>, keyed 0 .
 // address: a concatenation, so that the kernel keeps it in a pipapo set,
-// whose elements carry their interval's end as nfsock sends it). A signature whose rules name a group has, per direction and family, a
-// set of what those rules allow from or to the group's members
+// whose elements carry their interval's end as nfsock sends it). A
+// signature whose rules name a group has, per direction and family, a set
+// of what those rules allow from or to the group's members
 // (g4e_<sig>_<group>, g6i_…: protocol . port), and its chains look up the
 // peer in the group's sets, then the protocol and port in its own.
 func memberSet(group string, v6, ranges bool) string {
