@@ -93,6 +93,10 @@ type Config struct {
 	// OnPass, when set, is told of every pass that ran (not one cut short
 	// by the agent stopping): full or partial, how long it took, whether
 	// it left objects in error (clean) and whether it failed as a whole.
+	// A full pass that yielded to store changes is told of once, when its
+	// round ends: one full pass, its time that of its pieces together
+	// (what ran between them not counted), so that the metrics' full
+	// passes are whole ones.
 	OnPass func(full bool, d time.Duration, clean bool, err error)
 	// Publisher, when set, is given the statuses and the revision of
 	// every pass, which it writes to the store for the API servers, in a
@@ -167,6 +171,11 @@ type Agent struct {
 	// store changes (see yielding), and the full passes that continue it
 	// skip what it verified already.
 	round *fullRound
+	// roundTook and roundDirty are what the round's pieces so far took
+	// and whether one left objects in error: OnPass is told of the round
+	// whole, when it ends.
+	roundTook  time.Duration
+	roundDirty bool
 	// newest is the newest revision the store's watch delivered, and
 	// moved is signalled with it: a full pass in progress watches them to
 	// yield (forward).
@@ -328,9 +337,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.resume = nil // this one continues the round, if any
 		}
 		clean, err := a.pass(ctx, full, &start)
-		if ctx.Err() == nil && a.cfg.OnPass != nil {
-			a.cfg.OnPass(full, time.Since(start), clean, err)
-		}
+		a.onPass(ctx, full, time.Since(start), clean, err)
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -369,6 +376,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		if done := a.wait(ctx, changes, resync.C, retry.C, &full); done {
 			return nil
 		}
+	}
+}
+
+// onPass tells Config.OnPass of a pass that ended; of a full pass that
+// yielded, once its round has ended (see Config.OnPass).
+func (a *Agent) onPass(ctx context.Context, full bool, took time.Duration, clean bool, err error) {
+	if full {
+		if err == nil && a.round != nil {
+			a.roundTook += took
+			a.roundDirty = a.roundDirty || !clean
+			return
+		}
+		took, clean = took+a.roundTook, clean && !a.roundDirty
+		a.roundTook, a.roundDirty = 0, false
+	}
+	if ctx.Err() == nil && a.cfg.OnPass != nil {
+		a.cfg.OnPass(full, took, clean, err)
 	}
 }
 

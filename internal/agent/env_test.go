@@ -71,6 +71,8 @@ type env struct {
 	vtep netip.Addr
 	// publisher, when set, is the agent's (Config.Publisher).
 	publisher *hoststatus.Publisher
+	// onPass, when set, is the agent's Config.OnPass.
+	onPass func(full bool, d time.Duration, clean bool, err error)
 
 	agent  *Agent
 	cancel context.CancelFunc
@@ -106,7 +108,7 @@ func (e *env) logger() *slog.Logger {
 
 func (e *env) start() {
 	e.t.Helper()
-	a, err := New(Config{Host: e.host, VTEPAddress: e.vtep, Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger(), Publisher: e.publisher})
+	a, err := New(Config{Host: e.host, VTEPAddress: e.vtep, Store: e.st, HostNetns: e.hostNetns, NetnsPrefix: e.prefix, ResyncInterval: e.resync, Logger: e.logger(), Publisher: e.publisher, OnPass: e.onPass})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -48,12 +48,23 @@ func TestFullPassYieldsToChange(t *testing.T) {
 	let := func() { once.Do(func() { close(release) }) }
 	e := newEnv(t, time.Hour)
 	t.Cleanup(func() { let(); fullPassStarted = nil })
+	// What the metrics are told: a round that yielded is one full pass,
+	// however many pieces it took.
+	var fullReported atomic.Int32
+	e.stop()
+	e.onPass = func(full bool, _ time.Duration, _ bool, _ error) {
+		if full {
+			fullReported.Add(1)
+		}
+	}
+	e.start()
 
 	red := testPort("red", "eth0", "10.9.0.11", "fa:16:3e:00:00:11")
 	green := testPort("green", "eth0", "10.9.0.12", "fa:16:3e:00:00:12")
 	e.converge(e.put(testNetwork(), testSubnet(), testInstance("red"), red))
 	target.Store(e.agent)
 	fullBefore := e.agent.Health().FullPasses
+	reportedBefore := fullReported.Load()
 
 	e.ip("-n", e.hostNetns, "link", "del", model.TapName(red.ID))
 	var ctx context.Context
@@ -73,6 +84,9 @@ func TestFullPassYieldsToChange(t *testing.T) {
 	if got := e.agent.Health().FullPasses; got != fullBefore {
 		t.Fatalf("%d full passes counted while the one under way yielded, want %d", got, fullBefore)
 	}
+	if got := fullReported.Load(); got != reportedBefore {
+		t.Fatalf("%d full passes reported to OnPass while the one under way yielded, want %d", got, reportedBefore)
+	}
 
 	let()
 	e.waitFullPasses(1)
@@ -85,6 +99,9 @@ func TestFullPassYieldsToChange(t *testing.T) {
 	e.wantStatus(store.Ports, red.ID, model.StatusActive)
 	if n := calls.Load(); n < 2 {
 		t.Fatalf("%d full passes started, want the one that yielded and one that continued it", n)
+	}
+	if got := fullReported.Load() - reportedBefore; got != 1 {
+		t.Fatalf("the round that yielded was reported to OnPass as %d full passes, want 1", got)
 	}
 }
 
