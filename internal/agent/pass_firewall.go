@@ -361,10 +361,20 @@ func (in firewallInputs) assemble(candidates []*model.Port, compiled []*fwPort, 
 	spec := firewall.Spec{Groups: map[string]firewall.Members{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
+	// Sorted as indexes: a firewall.Port is large, and moving them costs
+	// more than comparing their names.
+	order := make([]int, 0, len(compiled))
 	for i, c := range compiled {
-		if !c.secured {
-			continue
+		if c.secured {
+			order = append(order, i)
 		}
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(compiled[a].fp.Interface, compiled[b].fp.Interface) })
+	if len(order) > 0 {
+		spec.Ports = make([]firewall.Port, 0, len(order))
+	}
+	for _, i := range order {
+		c := compiled[i]
 		for _, ref := range c.refs {
 			if _, ok := spec.Groups[ref.key]; ok {
 				continue
@@ -379,7 +389,6 @@ func (in firewallInputs) assemble(candidates []*model.Port, compiled []*fwPort, 
 		ports[c.fp.Interface] = candidates[i].ID
 		secured[c.fp.Interface] = candidates[i]
 	}
-	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int { return strings.Compare(a.Interface, b.Interface) })
 	addRouted(spec.Ports, secured, d)
 	// Every bridge the host does not route for gets a conntrack zone, not
 	// only those with secured ports: a network without any still must
