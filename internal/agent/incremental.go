@@ -78,6 +78,11 @@ type incremental struct {
 	fipFixed  map[string]bool            // floating IPs in d.fixed
 
 	fw memberSets
+	// fwPorts are the plugged ports compiled for the firewall (see
+	// firewallSpec), by port id; an update drops those of the ports it
+	// touches, a recomputation all. fwCompiled counts compilations.
+	fwPorts    map[string]*fwPort
+	fwCompiled int
 
 	// touched are the keys whose status the updates since the last
 	// finished pass may have changed (see Agent.updateStatusesLocked);
@@ -197,6 +202,7 @@ func (inc *incremental) update(recs *records, ch *changes, full bool, mu sync.Lo
 			setName(key{store.Ports, id}, nil)
 		}
 		inc.fw.update(pr, p, ok)
+		inc.fwTouched(id)
 	}
 	if len(ch.fips) > 0 {
 		for id, pr := range ch.fips {
@@ -396,6 +402,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 		}
 	}
 	inc.fw.reset(s)
+	inc.fwPorts = nil // the groups' rules, or the networks, may have changed
 	inc.placeAll(s)
 }
 
@@ -686,5 +693,31 @@ func (inc *incremental) firewallSpec(recs *records) (firewall.Spec, map[string]s
 			add(id)
 		}
 	}
-	return inc.fw.in.spec(candidates, inc.d)
+	if inc.fwPorts == nil {
+		inc.fwPorts = map[string]*fwPort{}
+	}
+	compiled := make([]*fwPort, len(candidates))
+	for i, p := range candidates {
+		// A port's compilation holds while its record is the same (an
+		// update drops it when not, see fwTouched) and so is what it read
+		// from the desired state, which instances and the placement of
+		// networks change: checked here, it costs a few lookups.
+		c := inc.fwPorts[p.ID]
+		if c == nil || c.env != envOf(inc.d, p.ID) {
+			fp := inc.fw.in.port(p, inc.d)
+			c = &fp
+			inc.fwPorts[p.ID] = c
+			inc.fwCompiled++
+		}
+		compiled[i] = c
+	}
+	return inc.fw.in.assemble(candidates, compiled, inc.d)
+}
+
+// fwTouched drops the firewall compilation of port id, whose record
+// changed. What an instance's change does to its ports' compilations
+// (plugged or not, their bridges) is their fwEnv, which firewallSpec
+// checks.
+func (inc *incremental) fwTouched(id string) {
+	delete(inc.fwPorts, id)
 }

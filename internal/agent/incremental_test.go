@@ -304,7 +304,47 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 	for step := range steps {
 		var put, del []any
 		heartbeat := false
-		switch op := rng.IntN(ops); {
+		switch op := rng.IntN(ops + 5); {
+		case op >= ops:
+			// What a port's firewall is compiled from: the port alone
+			// (port security, allowed address pairs), followed record
+			// by record, or its groups and networks, by recomputation.
+			switch op - ops {
+			case 0: // port security toggled, nothing else
+				for id, p := range ports {
+					p.PortSecurityEnabled = !p.PortSecurityEnabled
+					ports[id] = p
+					put = append(put, p)
+					break
+				}
+			case 1: // allowed address pairs only
+				for id, p := range ports {
+					p.AllowedAddressPairs = nil
+					if rng.IntN(3) != 0 {
+						p.AllowedAddressPairs = []model.AddressPair{{IPAddress: fmt.Sprintf("10.7.0.%d", rng.IntN(3)), MACAddress: fmt.Sprintf("fa:16:3e:00:00:%02x", rng.IntN(2))}}
+						if rng.IntN(2) == 0 {
+							p.AllowedAddressPairs[0].IPAddress = "10.7.0.0/30"
+						}
+					}
+					ports[id] = p
+					put = append(put, p)
+					break
+				}
+			case 2: // a rule of the members' group, changed or deleted
+				rule := model.SecurityGroupRule{ID: "rule-a2", SecurityGroupID: "sg-a", Direction: "ingress", EtherType: "IPv4",
+					Protocol: ptr("tcp"), PortRangeMin: ptr(22 + rng.IntN(3)), PortRangeMax: ptr(30)}
+				if rng.IntN(3) == 0 {
+					del = append(del, rule)
+				} else {
+					put = append(put, rule)
+				}
+			case 3: // a group turns stateless or stateful
+				sgB.Stateful = !sgB.Stateful
+				put = append(put, sgB)
+			default: // a network the host routes for, or only bridges
+				dh.net.HostGateway = !multi && !dh.net.HostGateway
+				put = append(put, dh.net)
+			}
 		case op < 3: // instance create
 			id := fmt.Sprintf("inst-%d", rng.IntN(12))
 			inst := model.Instance{ID: id, Name: fmt.Sprintf("vm%d", rng.IntN(14))}
@@ -550,4 +590,81 @@ func syncRecords(tb testing.TB, st *store.Bolt, recs *records) *changes {
 		tb.Fatal(err)
 	}
 	return ch
+}
+
+// TestFirewallSpecCompilesChangedPorts counts the ports the incremental
+// firewall spec compiles: after one port is created, changed or deleted
+// among many plugged ones, only that port; after a change the state does
+// not follow record by record (a group's rule), every plugged port again.
+func TestFirewallSpecCompilesChangedPorts(t *testing.T) {
+	const n = 30
+	st := tempStore(t)
+	ctx := context.Background()
+	put := func(recs ...any) {
+		t.Helper()
+		if _, err := st.Update(ctx, func(tx store.Txn) error {
+			for _, rec := range recs {
+				kind, id := kindAndID(rec)
+				if err := tx.Put(kind, id, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	member := func(i int) model.Port {
+		p := testPort("a", fmt.Sprintf("eth%d", i), fmt.Sprintf("10.0.0.%d", 10+i), fmt.Sprintf("fa:16:3e:00:01:%02x", i))
+		p.ID = fmt.Sprintf("port-%03d", i)
+		p.PortSecurityEnabled, p.SecurityGroups = true, []string{"sg"}
+		return p
+	}
+	recs := []any{testNetwork(), testSubnet(), testInstance("a"),
+		model.SecurityGroup{ID: "sg", Stateful: true},
+		model.SecurityGroupRule{ID: "r1", SecurityGroupID: "sg", Direction: "ingress", EtherType: "IPv4", RemoteGroupID: ptr("sg")}}
+	for i := range n {
+		recs = append(recs, member(i))
+	}
+	put(recs...)
+
+	var rs records
+	inc := incremental{prefix: "pre-", host: "host"}
+	var mu sync.Mutex
+	// pass updates the state and returns how many ports the firewall's
+	// spec compiled, after checking the spec against a computation from
+	// scratch.
+	pass := func() int {
+		t.Helper()
+		ch := syncRecords(t, st, &rs)
+		d := inc.update(&rs, ch, false, &mu)
+		before := inc.fwCompiled
+		got, _ := inc.firewallSpec(&rs)
+		want, _ := firewallSpec(rs.snapshot(ch.rev), d)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("firewall spec differs:\n got %+v\nwant %+v", got, want)
+		}
+		return inc.fwCompiled - before
+	}
+	if got := pass(); got != n {
+		t.Fatalf("first pass compiled %d ports, want %d", got, n)
+	}
+	changed := member(0)
+	changed.AllowedAddressPairs = []model.AddressPair{{IPAddress: "10.0.9.0/24"}}
+	for _, step := range []struct {
+		name string
+		recs []any
+		want int
+	}{
+		{"create", []any{member(n)}, 1},
+		{"nothing", nil, 0},
+		{"pairs", []any{changed}, 1},
+		{"rule", []any{model.SecurityGroupRule{ID: "r2", SecurityGroupID: "sg", Direction: "egress", EtherType: "IPv4"}}, n + 1},
+		{"after rule", []any{member(n + 1)}, 1},
+	} {
+		put(step.recs...)
+		if got := pass(); got != step.want {
+			t.Errorf("%s: compiled %d ports, want %d", step.name, got, step.want)
+		}
+	}
 }

@@ -249,63 +249,146 @@ func firewallInputsOf(snap *snapshot) firewallInputs {
 }
 
 // spec is the firewall's spec for candidates, the ports that may be
-// plugged here (every port, or fewer that include the plugged ones).
+// plugged here (every port, or fewer that include the plugged ones),
+// each compiled afresh.
 func (in firewallInputs) spec(candidates []*model.Port, d *desired) (firewall.Spec, map[string]string) {
-	rulesOf, addresses, stateless := in.rulesOf, in.addresses, in.stateless
+	compiled := make([]*fwPort, len(candidates))
+	for i, port := range candidates {
+		fp := in.port(port, d)
+		compiled[i] = &fp
+	}
+	return in.assemble(candidates, compiled, d)
+}
+
+// fwPort is one candidate port compiled: its firewall.Port but the
+// routed destinations (which depend on the other ports of its bridge),
+// the remote groups its rules name, and what it was compiled from besides
+// the port's record and the inputs (fwEnv), so that the incremental
+// state can tell whether it still holds.
+type fwPort struct {
+	env     fwEnv
+	secured bool // plugged, with port security, not trusted
+	fp      firewall.Port
+	refs    []groupRef
+}
+
+// fwEnv is what a port's compilation reads from the desired state: its
+// interface, bridge and network (hostInterface), and that network's
+// gateway and bridge.
+type fwEnv struct {
+	iface, bridge, network string
+	plugged                bool
+	netOK, hostGateway     bool
+	netBridge              string
+}
+
+// groupRef is a rule's remote group: the firewall's key for it and the
+// security group (or, address, the address group) whose members it
+// stands for.
+type groupRef struct {
+	key, group string
+	address    bool
+}
+
+// envOf is port id's fwEnv in d.
+func envOf(d *desired, id string) fwEnv {
+	var e fwEnv
+	e.iface, e.bridge, e.network, e.plugged = hostInterface(d, id)
+	if n, ok := d.networks[e.network]; ok {
+		e.netOK, e.hostGateway, e.netBridge = true, n.HostGateway, n.Bridge.Name
+	}
+	return e
+}
+
+// port compiles one candidate port.
+func (in firewallInputs) port(port *model.Port, d *desired) fwPort {
+	out := fwPort{env: envOf(d, port.ID)}
+	e := out.env
+	if !e.plugged || !port.PortSecurityEnabled || port.IsTrusted() {
+		return out
+	}
+	mac, err := net.ParseMAC(port.MACAddress)
+	if err != nil {
+		return out // validated by the service
+	}
+	out.secured = true
+	fp := firewall.Port{Interface: e.iface, MAC: mac, Bridge: e.bridge}
+	for _, ip := range port.FixedIPs {
+		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
+			fp.Addresses = append(fp.Addresses, a)
+		}
+	}
+	for _, pair := range port.AllowedAddressPairs {
+		if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
+			fp.Addresses = append(fp.Addresses, a)
+		} else if pr, err := netip.ParsePrefix(pair.IPAddress); err == nil {
+			fp.Networks = append(fp.Networks, pr.Masked())
+		}
+		if m, err := net.ParseMAC(pair.MACAddress); err == nil && m.String() != mac.String() {
+			fp.MACs = append(fp.MACs, m)
+		}
+	}
+	for _, g := range port.SecurityGroups {
+		for _, r := range in.rulesOf[g] {
+			fr := compileRule(r)
+			fp.Rules = append(fp.Rules, fr)
+			switch {
+			case r.RemoteGroupID != nil:
+				out.refs = append(out.refs, groupRef{key: fr.Group, group: *r.RemoteGroupID})
+			case r.RemoteAddressGroupID != nil:
+				out.refs = append(out.refs, groupRef{key: fr.Group, group: *r.RemoteAddressGroupID, address: true})
+			}
+		}
+	}
+	// Stateless when its groups are (the service refuses a port mixing
+	// kinds), on a network the host only bridges: on a host-gateway
+	// network the host's routing and NAT need its connections tracked,
+	// so they stay stateful there.
+	fp.Stateless = len(port.SecurityGroups) > 0 && e.netOK && !e.hostGateway && e.netBridge == fp.Bridge
+	for _, g := range port.SecurityGroups {
+		fp.Stateless = fp.Stateless && in.stateless[g]
+	}
+	out.fp = fp
+	return out
+}
+
+// assemble makes the spec of the candidates, compiled[i] being
+// candidates[i] compiled: the secured ones sorted by interface (as
+// compile expects), their routed destinations, the members of the
+// remote groups they name, and the bridges' zones. compiled's
+// firewall.Ports are copied, not changed.
+func (in firewallInputs) assemble(candidates []*model.Port, compiled []*fwPort, d *desired) (firewall.Spec, map[string]string) {
 	spec := firewall.Spec{Groups: map[string]firewall.Members{}}
 	ports := map[string]string{}
 	secured := map[string]*model.Port{} // by tap
-	for _, port := range candidates {
-		iface, bridge, network, plugged := hostInterface(d, port.ID)
-		if !plugged || !port.PortSecurityEnabled || port.IsTrusted() {
-			continue
+	// Sorted as indexes: a firewall.Port is large, and moving them costs
+	// more than comparing their names.
+	order := make([]int, 0, len(compiled))
+	for i, c := range compiled {
+		if c.secured {
+			order = append(order, i)
 		}
-		mac, err := net.ParseMAC(port.MACAddress)
-		if err != nil {
-			continue // validated by the service
-		}
-		fp := firewall.Port{Interface: iface, MAC: mac, Bridge: bridge}
-		for _, ip := range port.FixedIPs {
-			if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
-				fp.Addresses = append(fp.Addresses, a)
-			}
-		}
-		for _, pair := range port.AllowedAddressPairs {
-			if a, err := netip.ParseAddr(pair.IPAddress); err == nil {
-				fp.Addresses = append(fp.Addresses, a)
-			} else if pr, err := netip.ParsePrefix(pair.IPAddress); err == nil {
-				fp.Networks = append(fp.Networks, pr.Masked())
-			}
-			if m, err := net.ParseMAC(pair.MACAddress); err == nil && m.String() != mac.String() {
-				fp.MACs = append(fp.MACs, m)
-			}
-		}
-		for _, g := range port.SecurityGroups {
-			for _, r := range rulesOf[g] {
-				fr := compileRule(r)
-				fp.Rules = append(fp.Rules, fr)
-				switch {
-				case r.RemoteGroupID != nil:
-					spec.Groups[fr.Group] = in.members(*r.RemoteGroupID)
-				case r.RemoteAddressGroupID != nil:
-					spec.Groups[fr.Group] = addresses[*r.RemoteAddressGroupID]
-				}
-			}
-		}
-		// Stateless when its groups are (the service refuses a port
-		// mixing kinds), on a network the host only bridges: on a
-		// host-gateway network the host's routing and NAT need its
-		// connections tracked, so they stay stateful there.
-		n, ok := d.networks[network]
-		fp.Stateless = len(port.SecurityGroups) > 0 && ok && !n.HostGateway && n.Bridge.Name == fp.Bridge
-		for _, g := range port.SecurityGroups {
-			fp.Stateless = fp.Stateless && stateless[g]
-		}
-		spec.Ports = append(spec.Ports, fp)
-		ports[fp.Interface] = port.ID
-		secured[fp.Interface] = port
 	}
-	slices.SortFunc(spec.Ports, func(a, b firewall.Port) int { return strings.Compare(a.Interface, b.Interface) })
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(compiled[a].fp.Interface, compiled[b].fp.Interface) })
+	if len(order) > 0 {
+		spec.Ports = make([]firewall.Port, 0, len(order))
+	}
+	for _, i := range order {
+		c := compiled[i]
+		for _, ref := range c.refs {
+			if _, ok := spec.Groups[ref.key]; ok {
+				continue
+			}
+			if ref.address {
+				spec.Groups[ref.key] = in.addresses[ref.group]
+			} else {
+				spec.Groups[ref.key] = in.members(ref.group)
+			}
+		}
+		spec.Ports = append(spec.Ports, c.fp)
+		ports[c.fp.Interface] = candidates[i].ID
+		secured[c.fp.Interface] = candidates[i]
+	}
 	addRouted(spec.Ports, secured, d)
 	// Every bridge the host does not route for gets a conntrack zone, not
 	// only those with secured ports: a network without any still must
