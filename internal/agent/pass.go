@@ -282,7 +282,34 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 // needs reports whether object k must be (re)programmed with spec: in a
 // full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
+	p.a.compared.Add(1)
 	return p.round != nil && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+}
+
+// candidates lists the objects of kind that may need work in this pass,
+// by id: in an incremental pass after updates record by record, those
+// the updates touched (incremental.touched: every object whose spec they
+// changed, put or took away) and the unsettled ones (Agent.unsettled);
+// the others were programmed with the spec they have. every: the pass
+// must look at every object of the kind, as a full pass does, or any pass
+// after the desired state was computed afresh (incremental.all), when
+// any spec may have changed.
+func (p *pass) candidates(kind store.Kind) (ids map[string]bool, every bool) {
+	if p.round != nil || p.a.inc.all {
+		return nil, true
+	}
+	ids = map[string]bool{}
+	for k := range p.a.inc.touched {
+		if k.kind == kind {
+			ids[k.id] = true
+		}
+	}
+	for k := range p.a.unsettled {
+		if k.kind == kind {
+			ids[k.id] = true
+		}
+	}
+	return ids, false
 }
 
 // yielded reports whether the full pass yields to a store change: the
@@ -497,11 +524,21 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	for k, spec := range p.tried {
 		a.tried[k] = spec
 		a.good[k] = p.good[k]
+		a.unsettle(k, !p.good[k])
 	}
 	for _, k := range p.forget {
 		if _, still := p.tried[k]; !still {
 			delete(a.tried, k)
 			delete(a.good, k)
+			a.unsettle(k, true)
+		}
+	}
+	// A forgotten object the store no longer wants is settled for good.
+	for k := range a.unsettled {
+		if _, tried := a.tried[k]; !tried {
+			if r, ok := reconcilerOf[k.kind]; !ok || !r.wanted(p.d)(k.id) {
+				delete(a.unsettled, k)
+			}
 		}
 	}
 	if p.full {
@@ -582,6 +619,18 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		return
 	}
 	a.log.Debug("pass done", "full", false, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors, "stages", &p.stages)
+}
+
+// unsettle marks k unsettled (on) or settled (see Agent.unsettled).
+func (a *Agent) unsettle(k key, on bool) {
+	if !on {
+		delete(a.unsettled, k)
+		return
+	}
+	if a.unsettled == nil {
+		a.unsettled = map[key]bool{}
+	}
+	a.unsettled[k] = true
 }
 
 // verifyStatuses, when set (by tests), is given the statuses a pass
