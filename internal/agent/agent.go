@@ -174,6 +174,10 @@ type Agent struct {
 	// (incremental.touched): a pass after a change looks at what the
 	// change reached and these, not at every object of the host.
 	unsettled map[key]bool
+	// triedOf indexes tried by kind: an incremental pass looks for the
+	// objects to delete among the few kinds' whole and the changed
+	// objects of the many's (pass.gone).
+	triedOf map[store.Kind]map[string]bool
 	// compared counts the objects passes asked whether they need work
 	// (pass.needs): what a pass's walk costs, for tests.
 	compared atomic.Int64

@@ -514,8 +514,9 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 
 // untouchedChanges lists the instances and the instances' ports whose
 // spec differs between was, what the last pass programmed, and is, the
-// desired state now, that inc's updates since did not touch: those an
-// incremental pass would leave as they were (pass.candidates). After a
+// desired state now, that inc's updates since did not touch, and the
+// other ports that came or went untouched: those an incremental pass would
+// leave as they were (pass.candidates, pass.gone). After a
 // recomputation (inc.all) the pass looks at every one.
 func untouchedChanges(was, is *desired, inc *incremental) []key {
 	if was == nil || inc.all {
@@ -537,7 +538,12 @@ func untouchedChanges(was, is *desired, inc *incremental) []key {
 		a, hadA := was.ports[id]
 		b, hasB := is.ports[id]
 		if a.InstanceID == "" && b.InstanceID == "" {
-			continue // a router's or a DHCP port: not the instances' work
+			// A router's or a DHCP port: not the instances' work,
+			// but a pass deletes it when it goes (pass.gone).
+			if hadA != hasB && !inc.touched[key{store.Ports, id}] {
+				missed = append(missed, key{store.Ports, id})
+			}
+			continue
 		}
 		check(key{store.Ports, id}, a, b, hadA, hasB)
 	}

@@ -420,15 +420,39 @@ func (p *pass) removeUnwanted() {
 
 // gone lists, by kind, the deletions of objects programmed before that the
 // store no longer wants, or wants under another name.
+//
+// An object leaves the store, or changes its name, only by a change of its
+// spec: an incremental pass looks at the instances and ports among its
+// candidates, and at every programmed object of the other kinds, which
+// are few (networks, routers, their services).
 func (p *pass) gone() map[store.Kind][]deletion {
 	dels := map[store.Kind][]deletion{}
-	for k, spec := range p.a.tried {
+	look := func(k key) {
+		spec, ok := p.a.tried[k]
+		if !ok {
+			return
+		}
+		p.a.compared.Add(1)
 		if d, ok := reconcilerOf[k.kind].gone(p, k.id, spec); ok {
 			dels[k.kind] = append(dels[k.kind], d)
 		}
 	}
+	for kind, ids := range p.a.triedOf {
+		if perChange[kind] {
+			if changed, every := p.candidates(kind); !every {
+				ids = changed
+			}
+		}
+		for id := range ids {
+			look(key{kind, id})
+		}
+	}
 	return dels
 }
+
+// perChange are the kinds of which a host has many objects, whose
+// candidates an incremental pass looks at rather than every one.
+var perChange = map[store.Kind]bool{store.Ports: true, store.Instances: true}
 
 func (p *pass) linkDeletion(k key, name, alias string) deletion {
 	return deletion{k: k, what: "link " + name, run: func() (bool, error) { return dataplane.DeleteLink(p.links, name, alias) }}
@@ -525,11 +549,19 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		a.tried[k] = spec
 		a.good[k] = p.good[k]
 		a.unsettle(k, !p.good[k])
+		if a.triedOf == nil {
+			a.triedOf = map[store.Kind]map[string]bool{}
+		}
+		if a.triedOf[k.kind] == nil {
+			a.triedOf[k.kind] = map[string]bool{}
+		}
+		a.triedOf[k.kind][k.id] = true
 	}
 	for _, k := range p.forget {
 		if _, still := p.tried[k]; !still {
 			delete(a.tried, k)
 			delete(a.good, k)
+			delete(a.triedOf[k.kind], k.id)
 			a.unsettle(k, true)
 		}
 	}

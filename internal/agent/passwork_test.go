@@ -24,12 +24,18 @@ func TestPassWorkFollowsChange(t *testing.T) {
 	const n = 200
 	st := tempStore(t)
 	ctx := context.Background()
-	put := func(recs ...any) {
+	write := func(put, del []any) {
 		t.Helper()
 		if _, err := st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range recs {
+			for _, rec := range put {
 				kind, id := kindAndID(rec)
 				if err := tx.Put(kind, id, rec); err != nil {
+					return err
+				}
+			}
+			for _, rec := range del {
+				kind, id := kindAndID(rec)
+				if err := tx.Delete(kind, id); err != nil {
 					return err
 				}
 			}
@@ -38,6 +44,7 @@ func TestPassWorkFollowsChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	put := func(recs ...any) { write(recs, nil) }
 	plugged := func(i int) []any {
 		name := fmt.Sprintf("vm%03d", i)
 		return []any{testInstance(name), testPort(name, "eth0", fmt.Sprintf("10.9.%d.%d", i/250, 2+i%250), fmt.Sprintf("fa:16:3e:00:%02x:%02x", i/256, i%256))}
@@ -51,10 +58,11 @@ func TestPassWorkFollowsChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pass brings the desired state to the store, lists the instances'
-	// work as a pass does and records it done (but the ports in fail),
-	// and returns how many objects it compared and the ports it listed.
-	pass := func(full bool, fail ...string) (int64, []string) {
+	// pass brings the desired state to the store, lists what to delete
+	// and the instances' work as a pass does and records it done (but
+	// the ports in fail), and returns how many objects it compared, the
+	// ports it programmed and those it deleted.
+	pass := func(full bool, fail ...string) (compared int64, ports, deleted []string) {
 		t.Helper()
 		ch, err := a.readChanges(ctx)
 		if err != nil {
@@ -63,12 +71,15 @@ func TestPassWorkFollowsChange(t *testing.T) {
 		d := a.inc.update(&a.records, ch, full, &a.mu)
 		p := &pass{a: a, d: d, results: map[key]status{}, tried: map[key]any{}, good: map[key]bool{}, verified: map[key]any{}}
 		before := a.compared.Load()
+		for _, d := range p.gone()[store.Ports] {
+			deleted = append(deleted, d.k.id)
+			p.forget = append(p.forget, d.k)
+		}
 		work := p.instanceWork()
 		// The network is what every port needs: programmed once.
 		if nk := (key{store.Networks, netID}); p.needs(nk, d.networks[netID]) {
 			p.record(nk, d.networks[netID], true, nil, status{Status: model.StatusActive})
 		}
-		var ports []string
 		for _, w := range work {
 			p.record(key{store.Instances, w.id}, w.spec, true, nil, status{Status: model.StatusActive})
 			for _, id := range w.ports {
@@ -80,36 +91,45 @@ func TestPassWorkFollowsChange(t *testing.T) {
 				ports = append(ports, id)
 			}
 		}
-		compared := a.compared.Load() - before
+		compared = a.compared.Load() - before
 		a.finish(p, 0)
-		return compared, ports
+		return compared, ports, deleted
 	}
-	if _, ports := pass(true); len(ports) != n {
+	if _, ports, _ := pass(true); len(ports) != n {
 		t.Fatalf("the first pass programmed %d ports, want %d", len(ports), n)
 	}
 	failing := testPort("vm999", "eth0", "10.9.3.2", "fa:16:3e:00:09:99").ID
+	last := plugged(n)[1].(model.Port)
+	renamed := testNetwork()
+	renamed.Name = "renamed"
+	// Besides the objects a change reaches, each pass compares the
+	// network twice: for deletion, and for the ports' need of it.
 	for _, step := range []struct {
-		name     string
-		recs     []any
-		fail     []string
-		compared [2]int64 // at least, at most
-		ports    []string
+		name        string
+		put, del    []any
+		fail        []string
+		compared    [2]int64 // at least, at most
+		ports, gone []string
 	}{
-		{"nothing changed", nil, nil, [2]int64{0, 1}, nil},
-		{"instance and port created", plugged(n), nil, [2]int64{2, 3}, []string{testPort(fmt.Sprintf("vm%03d", n), "eth0", "", "").ID}},
-		{"port fails", plugged(999), []string{failing}, [2]int64{2, 3}, []string{failing}},
-		{"retried", nil, []string{failing}, [2]int64{1, 3}, []string{failing}},
-		{"works", nil, nil, [2]int64{1, 3}, []string{failing}},
-		{"settled", nil, nil, [2]int64{0, 1}, nil},
-		{"network changed", []any{func() model.Network { nw := testNetwork(); nw.Name = "renamed"; return nw }()}, nil, [2]int64{2 * n, 2*n + 10}, nil},
+		{"nothing changed", nil, nil, nil, [2]int64{2, 2}, nil, nil},
+		{"instance and port created", plugged(n), nil, nil, [2]int64{3, 3}, []string{last.ID}, nil},
+		{"port fails", plugged(999), nil, []string{failing}, [2]int64{3, 3}, []string{failing}, nil},
+		{"retried", nil, nil, []string{failing}, [2]int64{4, 4}, []string{failing}, nil},
+		{"works", nil, nil, nil, [2]int64{4, 4}, []string{failing}, nil},
+		{"settled", nil, nil, nil, [2]int64{2, 2}, nil, nil},
+		{"port deleted", nil, []any{last}, nil, [2]int64{5, 5}, nil, []string{last.ID}},
+		{"network changed", []any{renamed}, nil, nil, [2]int64{4 * n, 4*n + 10}, nil, nil},
 	} {
-		put(step.recs...)
-		compared, ports := pass(false, step.fail...)
+		write(step.put, step.del)
+		compared, ports, deleted := pass(false, step.fail...)
 		if compared < step.compared[0] || compared > step.compared[1] {
 			t.Errorf("%s: the pass compared %d objects, want %d to %d", step.name, compared, step.compared[0], step.compared[1])
 		}
 		if !slices.Equal(ports, step.ports) {
 			t.Errorf("%s: the pass programmed ports %v, want %v", step.name, ports, step.ports)
+		}
+		if !slices.Equal(deleted, step.gone) {
+			t.Errorf("%s: the pass deleted ports %v, want %v", step.name, deleted, step.gone)
 		}
 	}
 }
