@@ -178,6 +178,10 @@ type Agent struct {
 	// objects to delete among the few kinds' whole and the changed
 	// objects of the many's (pass.gone).
 	triedOf map[store.Kind]map[string]bool
+	// counted are the instances and ports the health counts managed
+	// (desired, programmed without error), kept as passes change them
+	// (managedLocked).
+	counted map[store.Kind]map[string]bool
 	// compared counts the objects passes asked whether they need work
 	// (pass.needs): what a pass's walk costs, for tests.
 	compared atomic.Int64

@@ -620,7 +620,10 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	if verifyStatuses != nil {
 		verifyStatuses(a.statuses, want)
 	}
-	managed := a.managedLocked(p.d)
+	managed := a.managedLocked(p, touched, p.full || all)
+	if verifyManaged != nil {
+		verifyManaged(managed, a.managedFromScratchLocked(p.d))
+	}
 	a.names = p.d.names
 
 	now := time.Now()
@@ -759,16 +762,15 @@ func (a *Agent) markErrorLocked(k key, st status) {
 	}
 }
 
-// managedLocked counts the objects the kernel has, per kind: the desired
-// ones programmed without error, and the floating IPs their routers
-// translate.
-func (a *Agent) managedLocked(d *desired) map[string]int {
+// verifyManaged, when set (by tests), is given the objects a pass counted
+// managed, kept count of, and those counted from scratch, which must be
+// equal.
+var verifyManaged func(got, want map[string]int)
+
+// managedFromScratchLocked is what managedLocked counts, from every
+// desired object.
+func (a *Agent) managedFromScratchLocked(d *desired) map[string]int {
 	managed := map[string]int{}
-	count := func(k key) {
-		if a.good[k] {
-			managed[string(k.kind)]++
-		}
-	}
 	for _, r := range reconcilers {
 		kind := r.kind()
 		if c, ok := r.(countsManaged); ok {
@@ -777,7 +779,78 @@ func (a *Agent) managedLocked(d *desired) map[string]int {
 			}
 			continue
 		}
-		r.objects(d, func(id string) { count(key{kind, id}) })
+		r.objects(d, func(id string) {
+			if a.good[key{kind, id}] {
+				managed[string(kind)]++
+			}
+		})
+	}
+	return managed
+}
+
+// managedLocked counts the objects the kernel has, per kind, after pass p:
+// the desired ones programmed without error, and the floating IPs their
+// routers translate. The instances and ports are counted once (every: a
+// full pass, or one after a recomputation) and then kept counted
+// (Agent.counted) as passes change them: an object becomes desired or
+// stops being so only by an update that touched it, and is programmed
+// well or not only by a pass that tried or forgot it.
+func (a *Agent) managedLocked(p *pass, touched map[key]bool, every bool) map[string]int {
+	d := p.d
+	managed := map[string]int{}
+	for _, r := range reconcilers {
+		kind := r.kind()
+		if c, ok := r.(countsManaged); ok {
+			if n := c.managed(a, d); n > 0 {
+				managed[string(kind)] += n
+			}
+			continue
+		}
+		if !perChange[kind] {
+			r.objects(d, func(id string) {
+				if a.good[key{kind, id}] {
+					managed[string(kind)]++
+				}
+			})
+			continue
+		}
+		if a.counted == nil {
+			a.counted = map[store.Kind]map[string]bool{}
+		}
+		counted := a.counted[kind]
+		if every || counted == nil {
+			counted = map[string]bool{}
+			r.objects(d, func(id string) {
+				if a.good[key{kind, id}] {
+					counted[id] = true
+				}
+			})
+			a.counted[kind] = counted
+		} else {
+			wanted := r.wanted(d)
+			recount := func(k key) {
+				if k.kind != kind {
+					return
+				}
+				if a.good[k] && wanted(k.id) {
+					counted[k.id] = true
+				} else {
+					delete(counted, k.id)
+				}
+			}
+			for k := range touched {
+				recount(k)
+			}
+			for k := range p.tried {
+				recount(k)
+			}
+			for _, k := range p.forget {
+				recount(k)
+			}
+		}
+		if len(counted) > 0 {
+			managed[string(kind)] += len(counted)
+		}
 	}
 	return managed
 }

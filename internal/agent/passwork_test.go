@@ -58,42 +58,9 @@ func TestPassWorkFollowsChange(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// pass brings the desired state to the store, lists what to delete
-	// and the instances' work as a pass does and records it done (but
-	// the ports in fail), and returns how many objects it compared, the
-	// ports it programmed and those it deleted.
 	pass := func(full bool, fail ...string) (compared int64, ports, deleted []string) {
 		t.Helper()
-		ch, err := a.readChanges(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := a.inc.update(&a.records, ch, full, &a.mu)
-		p := &pass{a: a, d: d, results: map[key]status{}, tried: map[key]any{}, good: map[key]bool{}, verified: map[key]any{}}
-		before := a.compared.Load()
-		for _, d := range p.gone()[store.Ports] {
-			deleted = append(deleted, d.k.id)
-			p.forget = append(p.forget, d.k)
-		}
-		work := p.instanceWork()
-		// The network is what every port needs: programmed once.
-		if nk := (key{store.Networks, netID}); p.needs(nk, d.networks[netID]) {
-			p.record(nk, d.networks[netID], true, nil, status{Status: model.StatusActive})
-		}
-		for _, w := range work {
-			p.record(key{store.Instances, w.id}, w.spec, true, nil, status{Status: model.StatusActive})
-			for _, id := range w.ports {
-				var err error
-				if slices.Contains(fail, id) {
-					err = errors.New("refused")
-				}
-				p.record(key{store.Ports, id}, d.ports[id], true, err, status{Status: model.StatusActive})
-				ports = append(ports, id)
-			}
-		}
-		compared = a.compared.Load() - before
-		a.finish(p, 0)
-		return compared, ports, deleted
+		return simulatePass(t, a, full, fail...)
 	}
 	if _, ports, _ := pass(true); len(ports) != n {
 		t.Fatalf("the first pass programmed %d ports, want %d", len(ports), n)
@@ -132,4 +99,45 @@ func TestPassWorkFollowsChange(t *testing.T) {
 			t.Errorf("%s: the pass deleted ports %v, want %v", step.name, deleted, step.gone)
 		}
 	}
+}
+
+// simulatePass runs a pass of a as far as the kernel: it brings the
+// desired state to the store, lists what to delete and the instances'
+// work as a pass does and records it done (but the ports in fail), as
+// the pass's deletions and ensures would, and ends it. It returns how many
+// objects the pass compared, the ports it programmed and those it
+// deleted.
+func simulatePass(tb testing.TB, a *Agent, full bool, fail ...string) (compared int64, ports, deleted []string) {
+	tb.Helper()
+	ch, err := a.readChanges(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d := a.inc.update(&a.records, ch, full, &a.mu)
+	a.wanted.Store(wantedOf(d))
+	p := &pass{a: a, d: d, results: map[key]status{}, tried: map[key]any{}, good: map[key]bool{}, verified: map[key]any{}}
+	before := a.compared.Load()
+	for _, d := range p.gone()[store.Ports] {
+		deleted = append(deleted, d.k.id)
+		p.forget = append(p.forget, d.k)
+	}
+	work := p.instanceWork()
+	// The network is what every port needs: programmed once.
+	if nk := (key{store.Networks, netID}); p.needs(nk, d.networks[netID]) {
+		p.record(nk, d.networks[netID], true, nil, status{Status: model.StatusActive})
+	}
+	for _, w := range work {
+		p.record(key{store.Instances, w.id}, w.spec, true, nil, status{Status: model.StatusActive})
+		for _, id := range w.ports {
+			var err error
+			if slices.Contains(fail, id) {
+				err = errors.New("refused")
+			}
+			p.record(key{store.Ports, id}, d.ports[id], true, err, status{Status: model.StatusActive})
+			ports = append(ports, id)
+		}
+	}
+	compared = a.compared.Load() - before
+	a.finish(p, 0)
+	return compared, ports, deleted
 }
