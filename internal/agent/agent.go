@@ -167,6 +167,24 @@ type Agent struct {
 	// incremental passes retry the others.
 	tried map[key]any
 	good  map[key]bool
+	// unsettled are the objects an incremental pass looks at whatever
+	// changed: those whose last programming failed and those whose
+	// kernel state was forgotten (deleted, or found not nsnet's). The
+	// others need work only when the desired state's update touched them
+	// (incremental.touched): a pass after a change looks at what the
+	// change reached and these, not at every object of the host.
+	unsettled map[key]bool
+	// triedOf indexes tried by kind: an incremental pass looks for the
+	// objects to delete among the few kinds' whole and the changed
+	// objects of the many's (pass.gone).
+	triedOf map[store.Kind]map[string]bool
+	// counted are the instances and ports the health counts managed
+	// (desired, programmed without error), kept as passes change them
+	// (managedLocked).
+	counted map[store.Kind]map[string]bool
+	// compared counts the objects passes asked whether they need work
+	// (pass.needs): what a pass's walk costs, for tests.
+	compared atomic.Int64
 	// round is the full pass under way (nil: none): a full pass yields to
 	// store changes (see yielding), and the full passes that continue it
 	// skip what it verified already.

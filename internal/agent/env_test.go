@@ -49,6 +49,16 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
+	// And that the objects it counted managed are those counted from
+	// scratch.
+	verifyManaged = func(got, want map[string]int) {
+		if maps.Equal(got, want) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		wrong = append(wrong, fmt.Sprintf("verifyManaged: counted %v, from scratch %v", got, want))
+	}
 	code := lab.RunTests(m, "agent", allPrefix)
 	for _, w := range wrong {
 		fmt.Println(w)

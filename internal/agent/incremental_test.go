@@ -191,6 +191,10 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 		return incs[i].update(&recs[i], ch, full, &mu), ch, foreign
 	}
 	prevWant := make([]*desired, len(views))
+	// programmed is, per host, the desired state the agent's last pass
+	// would have programmed: what an incremental pass compares with
+	// only for the objects the updates since touched (pass.candidates).
+	programmed := make([]*desired, len(views))
 	for i := range views {
 		prevWant[i], _, _ = pass(i, true)
 		prevWant[i] = nil // updated in place: computeDesired's from the next step on
@@ -462,6 +466,15 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("step %d host %q (put %v, del %v): incremental desired state differs from computeDesired:\n%s", step, v.name, idsOf(put), idsOf(del), diffDesired(got, want))
 			}
+			if !foreign {
+				// A pass follows: the objects whose spec changed since
+				// the last one must be among those it looks at.
+				if missed := untouchedChanges(programmed[i], want, &incs[i]); len(missed) > 0 {
+					t.Fatalf("step %d host %q (put %v, del %v): specs changed but not touched: %v", step, v.name, idsOf(put), idsOf(del), missed)
+				}
+				programmed[i] = want
+				incs[i].touched, incs[i].all = nil, false // as the pass's end (Agent.finish)
+			}
 			for _, o := range got.overlay {
 				remoteEntries += len(o.FDB)
 			}
@@ -497,6 +510,55 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			t.Errorf("hosts a and b have instances %v and %v", a.instances, b.instances)
 		}
 	}
+}
+
+// untouchedChanges lists the instances and the instances' ports whose
+// spec differs between was, what the last pass programmed, and is, the
+// desired state now, that inc's updates since did not touch, and the
+// other ports that came or went untouched: those an incremental pass would
+// leave as they were (pass.candidates, pass.gone). After a
+// recomputation (inc.all) the pass looks at every one.
+func untouchedChanges(was, is *desired, inc *incremental) []key {
+	if was == nil || inc.all {
+		return nil
+	}
+	var missed []key
+	check := func(k key, a, b any, hadA, hasB bool) {
+		if inc.touched[k] || !hadA && !hasB || hadA && hasB && reconcilerOf[k.kind].same(a, b) {
+			return
+		}
+		missed = append(missed, k)
+	}
+	for id := range mergedKeys(was.instances, is.instances) {
+		a, hadA := was.instances[id]
+		b, hasB := is.instances[id]
+		check(key{store.Instances, id}, a, b, hadA, hasB)
+	}
+	for id := range mergedKeys(was.ports, is.ports) {
+		a, hadA := was.ports[id]
+		b, hasB := is.ports[id]
+		if a.InstanceID == "" && b.InstanceID == "" {
+			// A router's or a DHCP port: not the instances' work,
+			// but a pass deletes it when it goes (pass.gone).
+			if hadA != hasB && !inc.touched[key{store.Ports, id}] {
+				missed = append(missed, key{store.Ports, id})
+			}
+			continue
+		}
+		check(key{store.Ports, id}, a, b, hadA, hasB)
+	}
+	return missed
+}
+
+func mergedKeys[V any](a, b map[string]V) map[string]bool {
+	out := map[string]bool{}
+	for k := range a {
+		out[k] = true
+	}
+	for k := range b {
+		out[k] = true
+	}
+	return out
 }
 
 func idsOf(recs []any) []string {

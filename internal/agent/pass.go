@@ -282,7 +282,34 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 // needs reports whether object k must be (re)programmed with spec: in a
 // full pass, unless its round verified it with spec already.
 func (p *pass) needs(k key, spec any) bool {
+	p.a.compared.Add(1)
 	return p.round != nil && !p.round.done(k, spec) || !p.a.good[k] || !reconcilerOf[k.kind].same(p.a.tried[k], spec)
+}
+
+// candidates lists the objects of kind that may need work in this pass,
+// by id: in an incremental pass after updates record by record, those
+// the updates touched (incremental.touched: every object whose spec they
+// changed, put or took away) and the unsettled ones (Agent.unsettled);
+// the others were programmed with the spec they have. every: the pass
+// must look at every object of the kind, as a full pass does, or any pass
+// after the desired state was computed afresh (incremental.all), when
+// any spec may have changed.
+func (p *pass) candidates(kind store.Kind) (ids map[string]bool, every bool) {
+	if p.round != nil || p.a.inc.all {
+		return nil, true
+	}
+	ids = map[string]bool{}
+	for k := range p.a.inc.touched {
+		if k.kind == kind {
+			ids[k.id] = true
+		}
+	}
+	for k := range p.a.unsettled {
+		if k.kind == kind {
+			ids[k.id] = true
+		}
+	}
+	return ids, false
 }
 
 // yielded reports whether the full pass yields to a store change: the
@@ -393,15 +420,39 @@ func (p *pass) removeUnwanted() {
 
 // gone lists, by kind, the deletions of objects programmed before that the
 // store no longer wants, or wants under another name.
+//
+// An object leaves the store, or changes its name, only by a change of its
+// spec: an incremental pass looks at the instances and ports among its
+// candidates, and at every programmed object of the other kinds, which
+// are few (networks, routers, their services).
 func (p *pass) gone() map[store.Kind][]deletion {
 	dels := map[store.Kind][]deletion{}
-	for k, spec := range p.a.tried {
+	look := func(k key) {
+		spec, ok := p.a.tried[k]
+		if !ok {
+			return
+		}
+		p.a.compared.Add(1)
 		if d, ok := reconcilerOf[k.kind].gone(p, k.id, spec); ok {
 			dels[k.kind] = append(dels[k.kind], d)
 		}
 	}
+	for kind, ids := range p.a.triedOf {
+		if perChange[kind] {
+			if changed, every := p.candidates(kind); !every {
+				ids = changed
+			}
+		}
+		for id := range ids {
+			look(key{kind, id})
+		}
+	}
 	return dels
 }
+
+// perChange are the kinds of which a host has many objects, whose
+// candidates an incremental pass looks at rather than every one.
+var perChange = map[store.Kind]bool{store.Ports: true, store.Instances: true}
 
 func (p *pass) linkDeletion(k key, name, alias string) deletion {
 	return deletion{k: k, what: "link " + name, run: func() (bool, error) { return dataplane.DeleteLink(p.links, name, alias) }}
@@ -497,11 +548,29 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	for k, spec := range p.tried {
 		a.tried[k] = spec
 		a.good[k] = p.good[k]
+		a.unsettle(k, !p.good[k])
+		if a.triedOf == nil {
+			a.triedOf = map[store.Kind]map[string]bool{}
+		}
+		if a.triedOf[k.kind] == nil {
+			a.triedOf[k.kind] = map[string]bool{}
+		}
+		a.triedOf[k.kind][k.id] = true
 	}
 	for _, k := range p.forget {
 		if _, still := p.tried[k]; !still {
 			delete(a.tried, k)
 			delete(a.good, k)
+			delete(a.triedOf[k.kind], k.id)
+			a.unsettle(k, true)
+		}
+	}
+	// A forgotten object the store no longer wants is settled for good.
+	for k := range a.unsettled {
+		if _, tried := a.tried[k]; !tried {
+			if r, ok := reconcilerOf[k.kind]; !ok || !r.wanted(p.d)(k.id) {
+				delete(a.unsettled, k)
+			}
 		}
 	}
 	if p.full {
@@ -551,7 +620,10 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 	if verifyStatuses != nil {
 		verifyStatuses(a.statuses, want)
 	}
-	managed := a.managedLocked(p.d)
+	managed := a.managedLocked(p, touched, p.full || all)
+	if verifyManaged != nil {
+		verifyManaged(managed, a.managedFromScratchLocked(p.d))
+	}
 	a.names = p.d.names
 
 	now := time.Now()
@@ -582,6 +654,18 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		return
 	}
 	a.log.Debug("pass done", "full", false, "revision", p.d.rev, "took", took, "changes", p.changes, "errors", p.errors, "stages", &p.stages)
+}
+
+// unsettle marks k unsettled (on) or settled (see Agent.unsettled).
+func (a *Agent) unsettle(k key, on bool) {
+	if !on {
+		delete(a.unsettled, k)
+		return
+	}
+	if a.unsettled == nil {
+		a.unsettled = map[key]bool{}
+	}
+	a.unsettled[k] = true
 }
 
 // verifyStatuses, when set (by tests), is given the statuses a pass
@@ -678,16 +762,15 @@ func (a *Agent) markErrorLocked(k key, st status) {
 	}
 }
 
-// managedLocked counts the objects the kernel has, per kind: the desired
-// ones programmed without error, and the floating IPs their routers
-// translate.
-func (a *Agent) managedLocked(d *desired) map[string]int {
+// verifyManaged, when set (by tests), is given the objects a pass counted
+// managed, kept count of, and those counted from scratch, which must be
+// equal.
+var verifyManaged func(got, want map[string]int)
+
+// managedFromScratchLocked is what managedLocked counts, from every
+// desired object.
+func (a *Agent) managedFromScratchLocked(d *desired) map[string]int {
 	managed := map[string]int{}
-	count := func(k key) {
-		if a.good[k] {
-			managed[string(k.kind)]++
-		}
-	}
 	for _, r := range reconcilers {
 		kind := r.kind()
 		if c, ok := r.(countsManaged); ok {
@@ -696,7 +779,78 @@ func (a *Agent) managedLocked(d *desired) map[string]int {
 			}
 			continue
 		}
-		r.objects(d, func(id string) { count(key{kind, id}) })
+		r.objects(d, func(id string) {
+			if a.good[key{kind, id}] {
+				managed[string(kind)]++
+			}
+		})
+	}
+	return managed
+}
+
+// managedLocked counts the objects the kernel has, per kind, after pass p:
+// the desired ones programmed without error, and the floating IPs their
+// routers translate. The instances and ports are counted once (every: a
+// full pass, or one after a recomputation) and then kept counted
+// (Agent.counted) as passes change them: an object becomes desired or
+// stops being so only by an update that touched it, and is programmed
+// well or not only by a pass that tried or forgot it.
+func (a *Agent) managedLocked(p *pass, touched map[key]bool, every bool) map[string]int {
+	d := p.d
+	managed := map[string]int{}
+	for _, r := range reconcilers {
+		kind := r.kind()
+		if c, ok := r.(countsManaged); ok {
+			if n := c.managed(a, d); n > 0 {
+				managed[string(kind)] += n
+			}
+			continue
+		}
+		if !perChange[kind] {
+			r.objects(d, func(id string) {
+				if a.good[key{kind, id}] {
+					managed[string(kind)]++
+				}
+			})
+			continue
+		}
+		if a.counted == nil {
+			a.counted = map[store.Kind]map[string]bool{}
+		}
+		counted := a.counted[kind]
+		if every || counted == nil {
+			counted = map[string]bool{}
+			r.objects(d, func(id string) {
+				if a.good[key{kind, id}] {
+					counted[id] = true
+				}
+			})
+			a.counted[kind] = counted
+		} else {
+			wanted := r.wanted(d)
+			recount := func(k key) {
+				if k.kind != kind {
+					return
+				}
+				if a.good[k] && wanted(k.id) {
+					counted[k.id] = true
+				} else {
+					delete(counted, k.id)
+				}
+			}
+			for k := range touched {
+				recount(k)
+			}
+			for k := range p.tried {
+				recount(k)
+			}
+			for _, k := range p.forget {
+				recount(k)
+			}
+		}
+		if len(counted) > 0 {
+			managed[string(kind)] += len(counted)
+		}
 	}
 	return managed
 }

@@ -120,17 +120,33 @@ func (p *pass) ensureInstances(ctx context.Context) {
 	parallel(workers, jobs)
 }
 
+// instanceWork lists the instances to program, in id order, each with
+// its ports that need work. After a change it looks at the instances and
+// ports the change reached (pass.candidates), not at every one the host
+// has.
 func (p *pass) instanceWork() []instanceWork {
 	ports := map[string][]string{}
-	for id, ps := range p.d.ports {
-		if p.needs(key{store.Ports, id}, ps) {
+	portIDs, every := p.candidates(store.Ports)
+	instanceIDs, _ := p.candidates(store.Instances)
+	if every {
+		portIDs, instanceIDs = make(map[string]bool, len(p.d.ports)), make(map[string]bool, len(p.d.instances))
+		for id := range p.d.ports {
+			portIDs[id] = true
+		}
+		for id := range p.d.instances {
+			instanceIDs[id] = true
+		}
+	}
+	for id := range portIDs {
+		if ps, ok := p.d.ports[id]; ok && ps.InstanceID != "" && p.needs(key{store.Ports, id}, ps) {
 			ports[ps.InstanceID] = append(ports[ps.InstanceID], id)
+			instanceIDs[ps.InstanceID] = true
 		}
 	}
 	var work []instanceWork
-	for _, id := range sortedKeys(p.d.instances) {
-		spec := p.d.instances[id]
-		if len(ports[id]) == 0 && !p.needs(key{store.Instances, id}, spec) {
+	for _, id := range sortedKeys(instanceIDs) {
+		spec, ok := p.d.instances[id]
+		if !ok || len(ports[id]) == 0 && !p.needs(key{store.Instances, id}, spec) {
 			continue
 		}
 		ids := ports[id]

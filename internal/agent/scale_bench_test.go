@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -168,6 +169,70 @@ func BenchmarkFirewallSpecPlugged(b *testing.B) {
 				put(plugged(n+i, fmt.Sprintf("10.10.%d.%d", i/250%250, 1+i%250))...)
 				b.StartTimer()
 				pass()
+			}
+		})
+	}
+}
+
+// BenchmarkPassWorkBound times what an incremental pass does besides the
+// kernel (the desired state's update, the drift watches' wants, the
+// deletions and the instances' work listed, the end: statuses, health)
+// after an instance and its port are created among 10 and 1,000 others,
+// each plugged into an instance of its own (simulatePass).
+func BenchmarkPassWorkBound(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			st := tempStore(b)
+			ctx := context.Background()
+			plugged := func(i int) []any {
+				name := fmt.Sprintf("vm%05d", i)
+				return []any{testInstance(name), testPort(name, "eth0", fmt.Sprintf("10.9.%d.%d", i/250, 2+i%250), fmt.Sprintf("fa:16:3e:00:%02x:%02x", i/256, i%256))}
+			}
+			write := func(put, del []any) {
+				if _, err := st.Update(ctx, func(t store.Txn) error {
+					for _, rec := range put {
+						kind, id := kindAndID(rec)
+						if err := t.Put(kind, id, rec); err != nil {
+							return err
+						}
+					}
+					for _, rec := range del {
+						kind, id := kindAndID(rec)
+						if err := t.Delete(kind, id); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			recs := []any{testNetwork(), testSubnet()}
+			for i := range n {
+				recs = append(recs, plugged(i)...)
+			}
+			write(recs, nil)
+			a, err := New(Config{Store: st, NetnsPrefix: "pw-", Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			// What tests check after every pass is not a pass's work.
+			defer func(v func(got, want map[key]status), m func(got, want map[string]int)) {
+				verifyStatuses, verifyManaged = v, m
+			}(verifyStatuses, verifyManaged)
+			verifyStatuses, verifyManaged = nil, nil
+			simulatePass(b, a, true)
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				probe := plugged(n + 1)
+				write(probe, nil)
+				b.StartTimer()
+				simulatePass(b, a, false)
+				b.StopTimer()
+				write(nil, probe)
+				simulatePass(b, a, false)
+				b.StartTimer()
 			}
 		})
 	}

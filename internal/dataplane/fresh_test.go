@@ -56,8 +56,9 @@ func TestNewPairReadsNothingBack(t *testing.T) {
 				t.Errorf("hairpin not %v:\n%s", hairpin, l)
 			}
 
-			// A pass over what exists reads it (the hairpin dump enters
-			// the host namespace) and finds nothing to do.
+			// A pass over what exists reads it (the hairpin dump and the
+			// get of the tap's root qdisc enter the host namespace) and
+			// finds nothing to do.
 			links = NewLinks(e.host.Handle)
 			links.SetNamespace(e.hostName)
 			before = netns.Switches()
@@ -68,8 +69,8 @@ func TestNewPairReadsNothingBack(t *testing.T) {
 			if changed, err := EnsurePortQos(links, ns, spec.TapName, spec.IfName, spec.Alias, QosSpec{}); err != nil || changed {
 				t.Fatalf("qos again: changed %v, %v", changed, err)
 			}
-			if n := netns.Switches() - before; n != 1 {
-				t.Errorf("a pass over an existing pair entered %d namespaces, want 1 (its hairpin read)", n)
+			if n := netns.Switches() - before; n != 2 {
+				t.Errorf("a pass over an existing pair entered %d namespaces, want 2 (its hairpin and root qdisc reads)", n)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -26,11 +27,8 @@ type Links struct {
 	dumped bool                    // answer from known, except stale names
 	known  map[string]netlink.Link // the dump, by name
 	stale  map[string]bool         // changed since the dump: ask the kernel
-	// nsName is the namespace h is bound to, if known (SetNamespace);
-	// hairpins its bridge ports' hairpin mode by ifindex, read with one
-	// dump when first asked.
-	nsName   *string
-	hairpins map[int]bool
+	// nsName is the namespace h is bound to, if known (SetNamespace).
+	nsName *string
 	// made are the veth pairs' host ends this Links created, by name,
 	// whose qdiscs nothing has set since (EnsurePortQos takes the name
 	// out): as the kernel made them, which need no reading back.
@@ -57,9 +55,10 @@ func (l *Links) madeHere(name string) {
 }
 
 // SetNamespace tells l the name of the namespace its handle is bound to
-// ("" the process's). l then reads the flags of all the namespace's bridge
-// ports with one dump, when first asked, rather than one dump per port
-// (the handle can only ask about one).
+// ("" the process's). l then reads a bridge port's flags, and a link's
+// root qdisc, with a get of that one from inside the namespace, rather
+// than with a dump of the whole namespace's, which is all the handle can
+// ask for (a host's thousand ports' taps for one).
 func (l *Links) SetNamespace(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -70,38 +69,92 @@ func (l *Links) SetNamespace(name string) {
 // the port they came in by (IFLA_BRPORT_MODE).
 func (l *Links) hairpin(link netlink.Link) (bool, error) {
 	l.mu.Lock()
-	ns, modes := l.nsName, l.hairpins
+	ns := l.nsName
 	l.mu.Unlock()
-	switch {
-	case modes != nil:
-		return modes[link.Attrs().Index], nil
-	case ns == nil:
+	if ns == nil {
 		pi, err := l.h.LinkGetProtinfo(link)
 		if err != nil {
 			return false, fmt.Errorf("read bridge port flags of %s: %w", link.Attrs().Name, err)
 		}
 		return pi.Hairpin, nil
 	}
-	modes, err := BridgePortHairpins(*ns)
+	on, err := bridgePortHairpin(*ns, link.Attrs().Index)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("read bridge port flags of %s: %w", link.Attrs().Name, err)
 	}
-	l.mu.Lock()
-	l.hairpins = modes
-	l.mu.Unlock()
-	return modes[link.Attrs().Index], nil
+	return on, nil
 }
 
 func (l *Links) setHairpin(link netlink.Link, on bool) error {
 	if err := l.h.LinkSetHairpin(link, on); err != nil {
 		return fmt.Errorf("set hairpin mode of %s: %w", link.Attrs().Name, err)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.hairpins != nil {
-		l.hairpins[link.Attrs().Index] = on
-	}
 	return nil
+}
+
+// bridgeLinksRead counts the links bridgePortHairpin read from the
+// kernel: what reading one port's flags costs, for tests.
+var bridgeLinksRead atomic.Int64
+
+// bridgePortHairpin reads the hairpin mode of the bridge port with ifindex
+// index in the named namespace with a get of that link, whose answer
+// carries its flags as the bridge's port (IFLA_INFO_SLAVE_DATA, what ip
+// -d link shows), which netlink.Handle does not decode.
+func bridgePortHairpin(name string, index int) (bool, error) {
+	var msgs [][]byte
+	err := netns.DoNamed(name, func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+		msg.Index = int32(index)
+		req.AddData(msg)
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		return err
+	})
+	bridgeLinksRead.Add(int64(len(msgs)))
+	if err != nil {
+		return false, err
+	}
+	for _, m := range msgs {
+		ifi := nl.DeserializeIfInfomsg(m)
+		if int(ifi.Index) != index {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[ifi.Len():])
+		if err != nil {
+			return false, err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type&nl.NLA_TYPE_MASK != unix.IFLA_LINKINFO {
+				continue
+			}
+			info, err := nl.ParseRouteAttr(a.Value)
+			if err != nil {
+				return false, err
+			}
+			bridge := false
+			for _, i := range info {
+				switch i.Attr.Type & nl.NLA_TYPE_MASK {
+				case unix.IFLA_INFO_SLAVE_KIND:
+					bridge = unix.ByteSliceToString(i.Value) == "bridge"
+				case unix.IFLA_INFO_SLAVE_DATA:
+					if !bridge {
+						continue
+					}
+					flags, err := nl.ParseRouteAttr(i.Value)
+					if err != nil {
+						return false, err
+					}
+					for _, f := range flags {
+						if f.Attr.Type&nl.NLA_TYPE_MASK == nl.IFLA_BRPORT_MODE && len(f.Value) > 0 {
+							return f.Value[0] != 0, nil
+						}
+					}
+				}
+			}
+		}
+	}
+	return false, nil // not a bridge's port (yet): no hairpin
 }
 
 // BridgePortHairpins reads the hairpin mode of every bridge port of the

@@ -3,9 +3,13 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // A port's bandwidth limits are token bucket filters on the two ends of
@@ -70,15 +74,9 @@ func ensureShaper(l *Links, name, alias string, kbps, burstKbit int) (bool, erro
 		return false, notOwnedLink(link)
 	}
 	h := l.Handle()
-	qdiscs, err := h.QdiscList(link)
+	root, err := l.rootQdisc(link)
 	if err != nil {
-		return false, fmt.Errorf("list qdiscs of %s: %w", name, err)
-	}
-	var root netlink.Qdisc
-	for _, q := range qdiscs {
-		if q.Attrs().Parent == netlink.HANDLE_ROOT {
-			root = q
-		}
+		return false, fmt.Errorf("read the root qdisc of %s: %w", name, err)
 	}
 	if kbps == 0 {
 		// The kernel's default root (noqueue on a veth) has no handle.
@@ -106,4 +104,110 @@ func ensureShaper(l *Links, name, alias string, kbps, burstKbit int) (bool, erro
 		return false, fmt.Errorf("shape %s to %d kbit/s: %w", name, kbps, err)
 	}
 	return true, nil
+}
+
+// qdiscsRead counts the qdiscs rootQdisc read from the kernel: what
+// reading one link's root costs, for tests.
+var qdiscsRead atomic.Int64
+
+// rootQdisc reads the root qdisc of link in l's namespace (nil: none).
+// netlink's QdiscList dumps every qdisc of the namespace to keep one
+// link's, and the host namespace has one per port: in a namespace it
+// knows the name of (SetNamespace), it asks the kernel for that link's
+// root alone. A root the kernel answers no get for (a built-in one) is
+// looked for in the dump, as elsewhere.
+func (l *Links) rootQdisc(link netlink.Link) (netlink.Qdisc, error) {
+	l.mu.Lock()
+	ns := l.nsName
+	l.mu.Unlock()
+	if ns == nil {
+		qdiscs, err := l.h.QdiscList(link)
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range qdiscs {
+			if q.Attrs().Parent == netlink.HANDLE_ROOT {
+				return q, nil
+			}
+		}
+		return nil, nil
+	}
+	index := link.Attrs().Index
+	var msgs [][]byte
+	err := netns.DoNamed(*ns, func() error {
+		// The kernel sends its answer to a get of a qdisc to the
+		// listeners of tc's changes, and to the asker only when asked
+		// to echo it; acknowledged, a get it answers with no qdisc ends
+		// rather than waits for the socket's timeout.
+		req := nl.NewNetlinkRequest(unix.RTM_GETQDISC, unix.NLM_F_ACK|unix.NLM_F_ECHO)
+		req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(index), Parent: netlink.HANDLE_ROOT})
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWQDISC)
+		if len(msgs) > 0 || err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		// A dump interrupted by a concurrent change may be incomplete.
+		for range 5 {
+			req := nl.NewNetlinkRequest(unix.RTM_GETQDISC, unix.NLM_F_DUMP)
+			req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(index)})
+			msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWQDISC)
+			if !errors.Is(err, nl.ErrDumpInterrupted) {
+				break
+			}
+		}
+		return err
+	})
+	qdiscsRead.Add(int64(len(msgs)))
+	if err != nil {
+		return nil, err
+	}
+	return parseRootQdisc(msgs, index)
+}
+
+// parseRootQdisc finds the root qdisc of link index among msgs, as
+// QdiscList decodes it: a tbf with its parameters, any other generic.
+func parseRootQdisc(msgs [][]byte, index int) (netlink.Qdisc, error) {
+	for _, m := range msgs {
+		tc := nl.DeserializeTcMsg(m)
+		if int(tc.Ifindex) != index || tc.Parent != netlink.HANDLE_ROOT {
+			continue
+		}
+		attrs, err := nl.ParseRouteAttr(m[tc.Len():])
+		if err != nil {
+			return nil, err
+		}
+		base := netlink.QdiscAttrs{LinkIndex: index, Handle: tc.Handle, Parent: tc.Parent, Refcnt: tc.Info}
+		var kind string
+		var options []byte
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case nl.TCA_KIND:
+				kind = unix.ByteSliceToString(a.Value)
+			case nl.TCA_OPTIONS:
+				options = a.Value
+			}
+		}
+		if kind != "tbf" {
+			return &netlink.GenericQdisc{QdiscAttrs: base, QdiscType: kind}, nil
+		}
+		tbf := &netlink.Tbf{QdiscAttrs: base}
+		params, err := nl.ParseRouteAttr(options)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range params {
+			switch {
+			case p.Attr.Type == nl.TCA_TBF_PARMS && len(p.Value) >= nl.SizeofTcTbfQopt:
+				opt := nl.DeserializeTcTbfQopt(p.Value)
+				tbf.Rate, tbf.Peakrate = uint64(opt.Rate.Rate), uint64(opt.Peakrate.Rate)
+				tbf.Limit, tbf.Buffer = opt.Limit, opt.Buffer
+			case p.Attr.Type == nl.TCA_TBF_RATE64 && len(p.Value) >= 8:
+				tbf.Rate = nl.NativeEndian().Uint64(p.Value)
+			case p.Attr.Type == nl.TCA_TBF_PRATE64 && len(p.Value) >= 8:
+				tbf.Peakrate = nl.NativeEndian().Uint64(p.Value)
+			}
+		}
+		return tbf, nil
+	}
+	return nil, nil
 }

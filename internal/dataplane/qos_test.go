@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -179,5 +181,59 @@ func TestPortBandwidthLimits(t *testing.T) {
 	}
 	if ensure(QosSpec{}) {
 		t.Fatal("after removal: changed something")
+	}
+}
+
+// TestRootQdiscReadsOneLink checks what checking a port's shaper reads in
+// a host namespace with many other links (a host's other ports): the
+// tap's root qdisc alone, not every link's, whether the tap has the
+// kernel's default root or a shaper; and that the shaper read so is the
+// one programmed (a second ensure changes nothing).
+func TestRootQdiscReadsOneLink(t *testing.T) {
+	const others = 40
+	e := newEnv(t)
+	tp := newTopology(e)
+	tp.ensure(t)
+	for i := range others {
+		name, peer := fmt.Sprintf("nsq-o%d", i), fmt.Sprintf("nsq-p%d", i)
+		t.Cleanup(func() { e.ip("-n", e.hostName, "link", "del", name) })
+		e.ip("-n", e.hostName, "link", "add", name, "type", "veth", "peer", "name", peer)
+		e.ip("-n", e.hostName, "link", "set", name, "up")
+		e.ip("-n", e.hostName, "link", "set", peer, "up")
+	}
+	redNs, err := OpenNamespace(e.ns("red"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer redNs.Close()
+	tap, alias := "tapp-red", PortAlias("p-red")
+	for _, spec := range []QosSpec{{}, {IngressKbps: 1000}, {IngressKbps: 1000}, {IngressKbps: 8000, IngressBurstKbit: 100}, {}} {
+		links := NewLinks(e.host.Handle)
+		links.SetNamespace(e.hostName)
+		link, err := links.Get(tap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := qdiscsRead.Load()
+		root, err := links.rootQdisc(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := qdiscsRead.Load() - before; n > 1 {
+			t.Errorf("%+v: reading the tap's root qdisc read %d qdiscs, want at most 1", spec, n)
+		}
+		if _, err := EnsurePortQos(links, redNs, tap, "eth0", alias, spec); err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := EnsurePortQos(links, redNs, tap, "eth0", alias, spec); err != nil || changed {
+			t.Errorf("%+v: a second ensure changed %v, %v (root was %+v)", spec, changed, err, root)
+		}
+	}
+	link, err := e.host.Handle.LinkByName(tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if qs, err := e.host.Handle.QdiscList(link); err != nil || slices.ContainsFunc(qs, func(q netlink.Qdisc) bool { return q.Type() == "tbf" }) {
+		t.Errorf("the shaper was not removed: %v, %v", qs, err)
 	}
 }
