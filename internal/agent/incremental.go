@@ -741,7 +741,7 @@ func (inc *incremental) firewallSpecAll(recs *records) (firewall.Spec, map[strin
 	inc.fwDirty = nil
 	spec, taps := inc.fw.in.assemble(candidates, compiled, inc.d)
 	inc.fwSpec.reset(spec, taps, candidates, compiled)
-	return spec, taps
+	return inc.fwSpec.spec, taps
 }
 
 // fwCompile is port id's compilation, nil when it is not a candidate (no

@@ -655,6 +655,7 @@ type fwAssembled struct {
 
 // reset makes a the spec assembled from every candidate.
 func (a *fwAssembled) reset(spec firewall.Spec, taps map[string]string, candidates []*model.Port, compiled []*fwPort) {
+	spec.Version = a.gen + 1
 	*a = fwAssembled{spec: spec, taps: taps, entries: map[string]*fwPort{}, onBridge: map[string]map[string]bool{},
 		refs: map[string]int{}, refOf: map[string]groupRef{}, routed: map[string]bool{}, gen: a.gen + 1,
 		placed: a.placed + len(spec.Ports)}
@@ -766,6 +767,7 @@ func (a *fwAssembled) update(in firewallInputs, dirty map[string]bool, now []*fw
 
 	// Routed destinations, bridge by bridge: the ports of a bridge the
 	// host routes for claim them in interface order (addRouted).
+	var rerouted []int
 	for b := range bridges {
 		if !a.routed[b] && !a.hostRouted(d, taps, b) {
 			continue
@@ -784,6 +786,7 @@ func (a *fwAssembled) update(in firewallInputs, dirty map[string]bool, now []*fw
 		}
 		slices.Sort(on)
 		a.placed += len(on)
+		rerouted = append(rerouted, on...)
 		sub := make([]firewall.Port, len(on))
 		for j, i := range on {
 			sub[j] = ports[i]
@@ -818,7 +821,17 @@ func (a *fwAssembled) update(in firewallInputs, dirty map[string]bool, now []*fw
 	if len(bridges) == 0 && slices.Equal(zoned, a.spec.Zoned) && sameGroups(groups, a.spec.Groups) {
 		return // the same spec: no port came or went, no member
 	}
-	a.spec = firewall.Spec{Ports: ports, Zoned: zoned, Groups: groups}
+	// The firewall compiles the ports that came, went or were re-routed
+	// (firewall.Spec.Base).
+	var changed []string
+	changed = append(changed, gone...)
+	for _, c := range now {
+		changed = append(changed, c.fp.Interface)
+	}
+	for _, i := range rerouted {
+		changed = append(changed, ports[i].Interface)
+	}
+	a.spec = firewall.Spec{Ports: ports, Zoned: zoned, Groups: groups, Version: a.gen + 1, Base: a.gen, Changed: changed}
 	a.taps = taps
 	a.gen++
 }
