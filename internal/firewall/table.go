@@ -769,6 +769,7 @@ func (f *Firewall) Delete() error {
 		return err
 	}
 	f.own.Forget()
+	f.version = 0 // the next spec is no change of the tables gone
 	zones, err := f.kernelZones(c)
 	if err != nil {
 		zones = nil // no inet table: no zones either
