@@ -29,6 +29,7 @@ func compile(spec Spec, prev compiled) compiled {
 		used[t] = true
 	}
 	next := uint16(1)
+	c.looked = len(spec.Ports)
 	for i := range spec.Ports {
 		p := &spec.Ports[i]
 		tag, ok := prev.tags[p.Interface]
@@ -90,6 +91,7 @@ func compileChanged(spec Spec, prev compiled) (c compiled, ok bool) {
 	// removed, whose signature a port added may take (as compile would:
 	// it is prev's).
 	slices.Sort(present)
+	c.looked = len(present) + len(removed)
 	for _, i := range present {
 		p := &spec.Ports[i]
 		if tag, had := prev.tags[p.Interface]; had {

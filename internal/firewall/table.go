@@ -57,6 +57,9 @@ type compiled struct {
 	// changes, when compileChanged made this compilation, are the tags
 	// it changed from the one before, which is what an update sends.
 	changes *portChanges
+	// looked counts the ports of the spec the compilation looked at (a
+	// cost, for tests).
+	looked int
 }
 
 // portChanges are the ports a compilation of a change added or altered

@@ -179,3 +179,34 @@ func TestCompileChangedMatchesCompile(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileChangedLooksAtChanges: adding a port to n, or changing or
+// removing one, the compilation of the change looks at that port only,
+// whatever n.
+func TestCompileChangedLooksAtChanges(t *testing.T) {
+	for _, n := range []int{10, 1000} {
+		base, more := benchSpec(n)
+		prev := compile(base, compiled{})
+		changedPort := Spec{Ports: slices.Clone(base.Ports), Zoned: base.Zoned, Groups: base.Groups}
+		changedPort.Ports[n/2].Addresses = []netip.Addr{netip.MustParseAddr("10.99.0.1")}
+		fewer := Spec{Ports: slices.Delete(slices.Clone(base.Ports), n/2, n/2+1), Zoned: base.Zoned, Groups: base.Groups}
+		for _, tc := range []struct {
+			name string
+			spec Spec
+			port string
+		}{
+			{"added", more, more.Ports[n].Interface},
+			{"changed", changedPort, base.Ports[n/2].Interface},
+			{"removed", fewer, base.Ports[n/2].Interface},
+		} {
+			tc.spec.Base, tc.spec.Changed = 1, []string{tc.port}
+			c, ok := compileChanged(tc.spec, prev)
+			if !ok {
+				t.Fatalf("%d ports, %s: not compiled as a change", n, tc.name)
+			}
+			if c.looked != 1 {
+				t.Errorf("%d ports, %s: looked at %d ports, want 1", n, tc.name, c.looked)
+			}
+		}
+	}
+}
