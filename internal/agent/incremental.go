@@ -83,6 +83,10 @@ type incremental struct {
 	// touches, a recomputation all. fwCompiled counts compilations.
 	fwPorts    map[string]*fwPort
 	fwCompiled int
+	// fwSpec is the spec of the last firewallSpec, and fwDirty the ports
+	// whose part in it the updates since may have changed (fwMark).
+	fwSpec  fwAssembled
+	fwDirty map[string]bool
 
 	// touched are the keys whose status the updates since the last
 	// finished pass may have changed (see Agent.updateStatusesLocked);
@@ -403,6 +407,7 @@ func (inc *incremental) recompute(recs *records, rev int64) {
 	}
 	inc.fw.reset(s)
 	inc.fwPorts = nil // the groups' rules, or the networks, may have changed
+	inc.fwSpec.taps, inc.fwDirty = nil, nil
 	inc.placeAll(s)
 }
 
@@ -429,6 +434,7 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 	inc.touched[key{store.Instances, id}] = true
 	for _, pid := range ids {
 		inc.touched[key{store.Ports, pid}] = true
+		inc.fwMark(pid) // plugged or not, and where
 		delete(d.ports, pid)
 		delete(d.fixed, key{store.Ports, pid})
 	}
@@ -677,8 +683,40 @@ func (m *memberSets) of(g string) firewall.Members {
 }
 
 // firewallSpec is firewallSpec's result for the current records, from the
-// plugged ports only.
+// plugged ports only. After a recomputation it compiles and assembles every
+// plugged port; after an update, only the ports the update marked (see
+// fwTouched): the rest of the spec is the last one's (fwAssembled).
 func (inc *incremental) firewallSpec(recs *records) (firewall.Spec, map[string]string) {
+	if inc.fwPorts == nil || inc.fwSpec.taps == nil {
+		return inc.firewallSpecAll(recs)
+	}
+	if len(inc.fwDirty) == 0 && !inc.fwSpec.zonesStale {
+		return inc.fwSpec.spec, inc.fwSpec.taps
+	}
+	dirty := inc.fwDirty
+	inc.fwDirty = nil
+	var now []*fwPort
+	var records []*model.Port
+	for id := range dirty {
+		c, p := inc.fwCompile(recs, id)
+		if c != nil && c == inc.fwSpec.entries[id] {
+			// The same compilation, of the same record: in the spec
+			// as it is (a port of a changed instance, still where it
+			// was).
+			delete(dirty, id)
+			continue
+		}
+		if c != nil && c.secured {
+			now, records = append(now, c), append(records, p)
+		}
+	}
+	inc.fwSpec.update(inc.fw.in, dirty, now, records, recs, inc.d)
+	return inc.fwSpec.spec, inc.fwSpec.taps
+}
+
+// firewallSpecAll assembles the spec of every plugged port, compiling
+// those whose compilation the updates dropped.
+func (inc *incremental) firewallSpecAll(recs *records) (firewall.Spec, map[string]string) {
 	var candidates []*model.Port
 	add := func(id string) {
 		if p, ok := recs.ports.m[id]; ok {
@@ -698,26 +736,70 @@ func (inc *incremental) firewallSpec(recs *records) (firewall.Spec, map[string]s
 	}
 	compiled := make([]*fwPort, len(candidates))
 	for i, p := range candidates {
-		// A port's compilation holds while its record is the same (an
-		// update drops it when not, see fwTouched) and so is what it read
-		// from the desired state, which instances and the placement of
-		// networks change: checked here, it costs a few lookups.
-		c := inc.fwPorts[p.ID]
-		if c == nil || c.env != envOf(inc.d, p.ID) {
-			fp := inc.fw.in.port(p, inc.d)
-			c = &fp
-			inc.fwPorts[p.ID] = c
-			inc.fwCompiled++
-		}
-		compiled[i] = c
+		compiled[i], _ = inc.fwCompile(recs, p.ID)
 	}
-	return inc.fw.in.assemble(candidates, compiled, inc.d)
+	inc.fwDirty = nil
+	spec, taps := inc.fw.in.assemble(candidates, compiled, inc.d)
+	inc.fwSpec.reset(spec, taps, candidates, compiled)
+	return inc.fwSpec.spec, taps
+}
+
+// fwCompile is port id's compilation, nil when it is not a candidate (no
+// record, or neither plugged here nor a subport here), and its record.
+func (inc *incremental) fwCompile(recs *records, id string) (*fwPort, *model.Port) {
+	r, ok := recs.ports.m[id]
+	if !ok {
+		delete(inc.fwPorts, id)
+		return nil, nil
+	}
+	p := &r.val
+	_, plugged := inc.d.ports[id]
+	_, sub := inc.d.subports[id]
+	if !plugged && !sub {
+		delete(inc.fwPorts, id)
+		return nil, nil
+	}
+	// A port's compilation holds while its record is the same (an
+	// update drops it when not, see fwTouched) and so is what it read
+	// from the desired state, which instances and the placement of
+	// networks change.
+	c := inc.fwPorts[id]
+	if c == nil || c.env != envOf(inc.d, id) {
+		fp := inc.fw.in.port(p, inc.d)
+		c = &fp
+		inc.fwPorts[id] = c
+		inc.fwCompiled++
+	}
+	return c, p
 }
 
 // fwTouched drops the firewall compilation of port id, whose record
-// changed. What an instance's change does to its ports' compilations
-// (plugged or not, their bridges) is their fwEnv, which firewallSpec
-// checks.
+// changed, and marks it for the next spec.
 func (inc *incremental) fwTouched(id string) {
 	delete(inc.fwPorts, id)
+	inc.fwMark(id)
+}
+
+// fwMark marks port id for the next spec: what it contributes may have
+// changed (its record, whether and where it is plugged, its network's
+// placement, the members of its groups).
+func (inc *incremental) fwMark(id string) {
+	if inc.fwDirty == nil {
+		inc.fwDirty = map[string]bool{}
+	}
+	inc.fwDirty[id] = true
+}
+
+// fwNetwork is told that network id's place on this host may have changed
+// from was (ok: it was placed here): its ports are marked for the next
+// spec when what their compilation reads of it, or the zones, changed.
+func (inc *incremental) fwNetwork(id string, was networkSpec, ok bool) {
+	now, placed := inc.d.networks[id]
+	if ok == placed && was.HostGateway == now.HostGateway && was.Bridge.Name == now.Bridge.Name {
+		return
+	}
+	inc.fwSpec.zonesStale = true
+	for pid := range inc.byNetwork[id] {
+		inc.fwMark(pid)
+	}
 }

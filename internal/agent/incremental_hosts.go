@@ -330,6 +330,8 @@ func (inc *incremental) placeNetwork(id string) {
 	}
 	np.settle()
 	d := inc.d
+	was, wasPlaced := d.networks[id]
+	defer inc.fwNetwork(id, was, wasPlaced)
 	inc.touched[key{store.Networks, id}] = true
 	inc.touched[key{overlayKind, id}] = true
 	delete(d.overlay, id)

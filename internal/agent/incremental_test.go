@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nsnet/nsnet/internal/firewall"
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 	"github.com/nsnet/nsnet/internal/store/storetest"
@@ -308,7 +309,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 	for step := range steps {
 		var put, del []any
 		heartbeat := false
-		switch op := rng.IntN(ops + 5); {
+		switch op := rng.IntN(ops + 6); {
 		case op >= ops:
 			// What a port's firewall is compiled from: the port alone
 			// (port security, allowed address pairs), followed record
@@ -345,9 +346,28 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			case 3: // a group turns stateless or stateful
 				sgB.Stateful = !sgB.Stateful
 				put = append(put, sgB)
-			default: // a network the host routes for, or only bridges
+			case 4: // a network the host routes for, or only bridges
 				dh.net.HostGateway = !multi && !dh.net.HostGateway
 				put = append(put, dh.net)
+			default:
+				// Two ports plugged on a network the host routes for,
+				// holding one address (a pair each from a pool of 4,
+				// which fixed IPs are in now and then): the host
+				// routes it to one of them (addRouted), to the other
+				// once that one goes or changes.
+				inst := pick(keys(0))
+				if inst == "" || multi {
+					break
+				}
+				for range 2 {
+					p := newPort(fmt.Sprintf("port-%d", rng.IntN(40)))
+					p.NetworkID, p.DeviceID, p.DeviceOwner = dh.net.ID, inst, model.DeviceOwnerCompute
+					p.FixedIPs = []model.FixedIP{{SubnetID: dh.subnet.ID, IPAddress: fmt.Sprintf("10.1.0.%d", 10+addr%200)}}
+					p.PortSecurityEnabled = true
+					p.AllowedAddressPairs = []model.AddressPair{{IPAddress: fmt.Sprintf("10.1.0.%d", 100+rng.IntN(4))}}
+					ports[p.ID] = p
+					put = append(put, p)
+				}
 			}
 		case op < 3: // instance create
 			id := fmt.Sprintf("inst-%d", rng.IntN(12))
@@ -479,6 +499,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 				remoteEntries += len(o.FDB)
 			}
 			gotFW, gotPorts := incs[i].firewallSpec(&recs[i])
+			gotFW = specOnly(gotFW)
 			wantFW, wantPorts := firewallSpec(snap, want)
 			if !reflect.DeepEqual(gotFW, wantFW) || !reflect.DeepEqual(gotPorts, wantPorts) {
 				t.Fatalf("step %d host %q: firewall spec differs:\n got %+v\nwant %+v", step, v.name, gotFW, wantFW)
@@ -694,39 +715,50 @@ func TestFirewallSpecCompilesChangedPorts(t *testing.T) {
 	inc := incremental{prefix: "pre-", host: "host"}
 	var mu sync.Mutex
 	// pass updates the state and returns how many ports the firewall's
-	// spec compiled, after checking the spec against a computation from
-	// scratch.
-	pass := func() int {
+	// spec compiled and how many it assembled, after checking the spec
+	// against a computation from scratch.
+	pass := func() (compiled, placed int) {
 		t.Helper()
 		ch := syncRecords(t, st, &rs)
 		d := inc.update(&rs, ch, false, &mu)
-		before := inc.fwCompiled
+		before, placedBefore := inc.fwCompiled, inc.fwSpec.placed
 		got, _ := inc.firewallSpec(&rs)
+		got = specOnly(got)
 		want, _ := firewallSpec(rs.snapshot(ch.rev), d)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("firewall spec differs:\n got %+v\nwant %+v", got, want)
 		}
-		return inc.fwCompiled - before
+		return inc.fwCompiled - before, inc.fwSpec.placed - placedBefore
 	}
-	if got := pass(); got != n {
+	if got, _ := pass(); got != n {
 		t.Fatalf("first pass compiled %d ports, want %d", got, n)
 	}
 	changed := member(0)
 	changed.AllowedAddressPairs = []model.AddressPair{{IPAddress: "10.0.9.0/24"}}
+	// A change recompiles and assembles the ports it touched, but for a
+	// recomputation (a rule), which does every port.
 	for _, step := range []struct {
-		name string
-		recs []any
-		want int
+		name         string
+		recs         []any
+		want, placed int
 	}{
-		{"create", []any{member(n)}, 1},
-		{"nothing", nil, 0},
-		{"pairs", []any{changed}, 1},
-		{"rule", []any{model.SecurityGroupRule{ID: "r2", SecurityGroupID: "sg", Direction: "egress", EtherType: "IPv4"}}, n + 1},
-		{"after rule", []any{member(n + 1)}, 1},
+		{"create", []any{member(n)}, 1, 1},
+		{"nothing", nil, 0, 0},
+		{"pairs", []any{changed}, 1, 1},
+		{"rule", []any{model.SecurityGroupRule{ID: "r2", SecurityGroupID: "sg", Direction: "egress", EtherType: "IPv4"}}, n + 1, n + 1},
+		{"after rule", []any{member(n + 1)}, 1, 1},
 	} {
 		put(step.recs...)
-		if got := pass(); got != step.want {
-			t.Errorf("%s: compiled %d ports, want %d", step.name, got, step.want)
+		if got, placed := pass(); got != step.want || placed != step.placed {
+			t.Errorf("%s: compiled %d ports and assembled %d, want %d and %d", step.name, got, placed, step.want, step.placed)
 		}
 	}
+}
+
+// specOnly is spec without what names it to the firewall as a change of
+// another (Version, Base, Changed), which a computation from scratch
+// lacks.
+func specOnly(spec firewall.Spec) firewall.Spec {
+	spec.Version, spec.Base, spec.Changed = 0, 0, nil
+	return spec
 }

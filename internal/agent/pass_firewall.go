@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/netip"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -24,7 +24,10 @@ type hostFirewall struct {
 	fw      *firewall.Firewall
 	ino     uint64 // the host namespace the firewall's sockets are in
 	applied *firewall.Spec
-	ports   map[string]string // tap → port id, of applied
+	// gen is applied's generation in the incremental state
+	// (fwAssembled.gen): the same generation is the same spec.
+	gen   uint64
+	ports map[string]string // tap → port id, of applied
 
 	// counters caches the last read of the drop counters, by port id.
 	counters     map[string]model.PortFirewallCounters
@@ -77,10 +80,11 @@ func (firewallReconciler) ensure(_ context.Context, p *pass) {
 // changes during a pass.
 func (p *pass) programFirewall() error {
 	spec, ports := p.a.inc.firewallSpec(&p.a.records)
+	gen := p.a.inc.fwSpec.gen
 	h := &p.a.firewall
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if err := p.applyFirewall(h, spec, ports); err != nil {
+	if err := p.applyFirewall(h, spec, ports, gen); err != nil {
 		return &firewallError{err: err, ports: ports}
 	}
 	return nil
@@ -113,7 +117,9 @@ func (p *pass) recordFirewall(err error) {
 	}
 }
 
-func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[string]string) error {
+// applyFirewall applies spec, generation gen of the incremental state's
+// (0: of no generation), unless it is the one applied.
+func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[string]string, gen uint64) error {
 	if h.fw != nil && h.ino != p.a.hostIno {
 		h.fw.Close()
 		h.fw, h.applied = nil, nil
@@ -152,7 +158,8 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 	// A full pass applies even an unchanged spec: Apply reads the tables
 	// back when the ruleset generation moved (someone committed), and
 	// repairs them.
-	if !p.full && h.applied != nil && sameFirewall(*h.applied, spec) {
+	if !p.full && h.applied != nil && (gen != 0 && gen == h.gen || sameFirewall(*h.applied, spec)) {
+		h.gen = gen
 		return nil
 	}
 	res, err := h.fw.Apply(spec)
@@ -160,7 +167,7 @@ func (p *pass) applyFirewall(h *hostFirewall, spec firewall.Spec, ports map[stri
 		h.applied = nil
 		return err
 	}
-	h.applied, h.ports = &spec, ports
+	h.applied, h.ports, h.gen = &spec, ports, gen
 	h.counters = nil
 	if res.Adopted {
 		p.a.log.Info("firewall adopted as found", "ports", len(spec.Ports))
@@ -199,18 +206,45 @@ func firewallSpec(snap *snapshot, d *desired) (firewall.Spec, map[string]string)
 
 // sameFirewall reports whether two specs are equal. The groups' members
 // are compared at the cost of what differs between them: memberSets
-// hands the firewall versions of one set.
+// hands the firewall versions of one set. Ports are compared field by
+// field, a slice that is the same slice (a port's compilation kept from
+// one spec to the next) without a walk of its elements.
 func sameFirewall(a, b firewall.Spec) bool {
-	if !slices.Equal(a.Zoned, b.Zoned) || len(a.Groups) != len(b.Groups) || !reflect.DeepEqual(a.Ports, b.Ports) {
+	if !slices.Equal(a.Zoned, b.Zoned) || len(a.Groups) != len(b.Groups) || len(a.Ports) != len(b.Ports) ||
+		(a.Ports == nil) != (b.Ports == nil) {
 		return false
 	}
-	for g, x := range a.Groups {
-		y, ok := b.Groups[g]
-		if !ok || !x.Equal(y) {
+	for i := range a.Ports {
+		if !sameFirewallPort(&a.Ports[i], &b.Ports[i]) {
 			return false
 		}
 	}
-	return true
+	return sameGroups(a.Groups, b.Groups)
+}
+
+// sameFirewallPort reports whether two ports are equal, as reflect.DeepEqual
+// tells.
+func sameFirewallPort(a, b *firewall.Port) bool {
+	return a.Interface == b.Interface && a.Bridge == b.Bridge && a.Stateless == b.Stateless &&
+		sameSlice(a.MAC, b.MAC, slices.Equal) &&
+		sameSlice(a.Addresses, b.Addresses, slices.Equal) && sameSlice(a.Networks, b.Networks, slices.Equal) &&
+		sameSlice(a.MACs, b.MACs, func(x, y []net.HardwareAddr) bool {
+			return slices.EqualFunc(x, y, func(m, n net.HardwareAddr) bool { return sameSlice(m, n, slices.Equal) })
+		}) &&
+		sameSlice(a.Rules, b.Rules, slices.Equal) && sameSlice(a.Routed, b.Routed, slices.Equal)
+}
+
+// sameSlice reports whether a and b are equal as reflect.DeepEqual tells
+// (nil differs from empty), by their elements (equal) unless they are
+// the same slice.
+func sameSlice[S ~[]E, E any](a, b S, equal func(S, S) bool) bool {
+	switch {
+	case (a == nil) != (b == nil) || len(a) != len(b):
+		return false
+	case len(a) == 0 || &a[0] == &b[0]:
+		return true
+	}
+	return equal(a, b)
 }
 
 // firewallInputs are what the firewall's spec is made of besides the
@@ -390,15 +424,7 @@ func (in firewallInputs) assemble(candidates []*model.Port, compiled []*fwPort, 
 		secured[c.fp.Interface] = candidates[i]
 	}
 	addRouted(spec.Ports, secured, d)
-	// Every bridge the host does not route for gets a conntrack zone, not
-	// only those with secured ports: a network without any still must
-	// not share connections with one that has some and the same CIDR.
-	for _, n := range d.networks {
-		if !n.HostGateway {
-			spec.Zoned = append(spec.Zoned, n.Bridge.Name)
-		}
-	}
-	slices.Sort(spec.Zoned)
+	spec.Zoned = zonedOf(d)
 	return spec, ports
 }
 
@@ -595,4 +621,258 @@ func hostInterface(d *desired, id string) (iface, bridge, network string, ok boo
 		return sp.VLAN.Name, sp.VLAN.Bridge, sp.NetworkID, true
 	}
 	return "", "", "", false
+}
+
+// fwAssembled is the firewall's spec as the incremental state keeps it
+// from one pass to the next, with what updating it port by port needs:
+// a change of k ports costs k compilations, k binary searches and one copy
+// of the sorted ports (the spec handed to the firewall is never changed
+// after), not a walk, a sort and maps of every plugged port.
+type fwAssembled struct {
+	spec firewall.Spec
+	// taps is the port id of each tap of spec, handed out with it: a
+	// change makes a new map.
+	taps map[string]string
+	// entries are the compilations of spec's ports, by port id, and
+	// onBridge the taps of spec's ports by bridge (for their routed
+	// destinations, which depend on the bridge's other ports).
+	entries  map[string]*fwPort
+	onBridge map[string]map[string]bool
+	// refs count the secured ports' references to each remote group
+	// (one per rule naming it): spec.Groups has the groups counted.
+	refs   map[string]int
+	refOf  map[string]groupRef
+	routed map[string]bool // bridges whose ports have routed destinations
+	// zonesStale: a network's placement changed, spec.Zoned with it.
+	zonesStale bool
+	// gen counts the specs: a spec handed out again is the same one.
+	gen uint64
+	// placed counts the ports assembled into a spec: every secured one
+	// by reset, those that came or whose routed destinations were
+	// redone by update.
+	placed int
+}
+
+// reset makes a the spec assembled from every candidate.
+func (a *fwAssembled) reset(spec firewall.Spec, taps map[string]string, candidates []*model.Port, compiled []*fwPort) {
+	spec.Version = a.gen + 1
+	*a = fwAssembled{spec: spec, taps: taps, entries: map[string]*fwPort{}, onBridge: map[string]map[string]bool{},
+		refs: map[string]int{}, refOf: map[string]groupRef{}, routed: map[string]bool{}, gen: a.gen + 1,
+		placed: a.placed + len(spec.Ports)}
+	for i, c := range compiled {
+		if c.secured {
+			a.add(candidates[i].ID, c)
+		}
+	}
+	for i := range spec.Ports {
+		if fp := &spec.Ports[i]; len(fp.Routed) > 0 {
+			a.routed[fp.Bridge] = true
+		}
+	}
+}
+
+// add counts c, port id's compilation, in a's indexes.
+func (a *fwAssembled) add(id string, c *fwPort) {
+	a.entries[id] = c
+	index(a.onBridge, c.fp.Bridge, c.fp.Interface)
+	for _, ref := range c.refs {
+		a.refs[ref.key]++
+		a.refOf[ref.key] = ref
+	}
+}
+
+// remove takes what add counted out.
+func (a *fwAssembled) remove(id string) *fwPort {
+	c := a.entries[id]
+	if c == nil {
+		return nil
+	}
+	delete(a.entries, id)
+	unindex(a.onBridge, c.fp.Bridge, c.fp.Interface)
+	for _, ref := range c.refs {
+		if a.refs[ref.key]--; a.refs[ref.key] == 0 {
+			delete(a.refs, ref.key)
+			delete(a.refOf, ref.key)
+		}
+	}
+	return c
+}
+
+// update makes the next spec: the ports dirty are taken out of it, and
+// the secured ones among them (now, compiled from records) put in again.
+// The bridges of the ports that came or went get their routed
+// destinations anew; the groups and zones are made again (as many as
+// there are groups and networks, not ports).
+func (a *fwAssembled) update(in firewallInputs, dirty map[string]bool, now []*fwPort, records []*model.Port, recs *records, d *desired) {
+	bridges := map[string]bool{}
+	var gone []string // taps
+	for id := range dirty {
+		if c := a.remove(id); c != nil {
+			gone = append(gone, c.fp.Interface)
+			bridges[c.fp.Bridge] = true
+		}
+	}
+	taps := maps.Clone(a.taps)
+	for _, tap := range gone {
+		delete(taps, tap)
+	}
+	order := make([]int, len(now))
+	a.placed += len(now)
+	for i, c := range now {
+		order[i] = i
+		a.add(records[i].ID, c)
+		taps[c.fp.Interface] = records[i].ID
+		bridges[c.fp.Bridge] = true
+	}
+	slices.SortFunc(order, func(x, y int) int { return strings.Compare(now[x].fp.Interface, now[y].fp.Interface) })
+	slices.Sort(gone)
+
+	// The next ports: the last ones but those gone, merged with those
+	// that came, in one pass of copies between the places found by
+	// binary search.
+	old := a.spec.Ports
+	ports := old
+	if len(gone) > 0 || len(now) > 0 {
+		ports = nil
+	}
+	if n := len(old) - len(gone) + len(now); n > 0 && ports == nil {
+		ports = make([]firewall.Port, 0, n)
+	}
+	cmp := func(p firewall.Port, tap string) int { return strings.Compare(p.Interface, tap) }
+	from, gi, ni := 0, 0, 0
+	for gi < len(gone) || ni < len(order) {
+		// The next event in interface order: a port gone (skipped) or
+		// one that came (inserted).
+		takeGone := ni == len(order) || gi < len(gone) && gone[gi] <= now[order[ni]].fp.Interface
+		var tap string
+		if takeGone {
+			tap = gone[gi]
+		} else {
+			tap = now[order[ni]].fp.Interface
+		}
+		at, _ := slices.BinarySearchFunc(old[from:], tap, cmp)
+		ports = append(ports, old[from:from+at]...)
+		from += at
+		if takeGone {
+			from++ // the port itself
+			gi++
+		} else {
+			ports = append(ports, now[order[ni]].fp)
+			ni++
+		}
+	}
+	if len(gone) > 0 || len(now) > 0 {
+		ports = append(ports, old[from:]...)
+	}
+
+	// Routed destinations, bridge by bridge: the ports of a bridge the
+	// host routes for claim them in interface order (addRouted).
+	var rerouted []int
+	for b := range bridges {
+		if !a.routed[b] && !a.hostRouted(d, taps, b) {
+			continue
+		}
+		var on []int
+		byTap := map[string]*model.Port{}
+		for tap := range a.onBridge[b] {
+			i, ok := slices.BinarySearchFunc(ports, tap, cmp)
+			if !ok {
+				continue
+			}
+			if r, ok := recs.ports.m[taps[tap]]; ok {
+				byTap[tap] = &r.val
+			}
+			on = append(on, i)
+		}
+		slices.Sort(on)
+		a.placed += len(on)
+		rerouted = append(rerouted, on...)
+		sub := make([]firewall.Port, len(on))
+		for j, i := range on {
+			sub[j] = ports[i]
+			sub[j].Routed = nil
+		}
+		addRouted(sub, byTap, d)
+		routed := false
+		for j, i := range on {
+			ports[i] = sub[j]
+			routed = routed || len(sub[j].Routed) > 0
+		}
+		if routed {
+			a.routed[b] = true
+		} else {
+			delete(a.routed, b)
+		}
+	}
+
+	groups := make(map[string]firewall.Members, len(a.refOf))
+	for k, ref := range a.refOf {
+		if ref.address {
+			groups[k] = in.addresses[ref.group]
+		} else {
+			groups[k] = in.members(ref.group)
+		}
+	}
+	zoned := a.spec.Zoned
+	if a.zonesStale {
+		zoned = zonedOf(d)
+		a.zonesStale = false
+	}
+	if len(bridges) == 0 && slices.Equal(zoned, a.spec.Zoned) && sameGroups(groups, a.spec.Groups) {
+		return // the same spec: no port came or went, no member
+	}
+	// The firewall compiles the ports that came, went or were re-routed
+	// (firewall.Spec.Base).
+	var changed []string
+	changed = append(changed, gone...)
+	for _, c := range now {
+		changed = append(changed, c.fp.Interface)
+	}
+	for _, i := range rerouted {
+		changed = append(changed, ports[i].Interface)
+	}
+	a.spec = firewall.Spec{Ports: ports, Zoned: zoned, Groups: groups, Version: a.gen + 1, Base: a.gen, Changed: changed}
+	a.taps = taps
+	a.gen++
+}
+
+// sameGroups reports whether a and b have the same members for the same
+// groups, at the cost of the members that differ (see firewall.Members).
+func sameGroups(a, b map[string]firewall.Members) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for g, x := range a {
+		y, ok := b[g]
+		if !ok || !x.Equal(y) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostRouted reports whether the host routes for the network of the
+// ports of bridge b (they get routed destinations), as addRouted tells
+// it from one of them.
+func (a *fwAssembled) hostRouted(d *desired, taps map[string]string, b string) bool {
+	for tap := range a.onBridge[b] {
+		_, _, network, _ := hostInterface(d, taps[tap])
+		return d.networks[network].HostGateway
+	}
+	return false
+}
+
+// zonedOf are the bridges of d's networks the host does not route for:
+// every one gets a conntrack zone, not only those with secured ports: a
+// network without any still must not share connections with one that has
+// some and the same CIDR.
+func zonedOf(d *desired) []string {
+	var zoned []string
+	for _, n := range d.networks {
+		if !n.HostGateway {
+			zoned = append(zoned, n.Bridge.Name)
+		}
+	}
+	slices.Sort(zoned)
+	return zoned
 }

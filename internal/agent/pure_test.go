@@ -58,7 +58,7 @@ var kernelHelpers = map[string]bool{
 	"nat.Host.Spec": true, "nat.ParseProtocol": true, "nat.Port": true,
 	// A remote group's members: a persistent set, values only.
 	"firewall.MembersOf": true, "firewall.Members.With": true, "firewall.Members.Without": true,
-	"firewall.Members.Has": true, "firewall.Members.Len": true,
+	"firewall.Members.Has": true, "firewall.Members.Len": true, "firewall.Members.Equal": true,
 }
 
 func TestDesiredStateIsPure(t *testing.T) {

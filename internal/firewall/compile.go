@@ -29,6 +29,7 @@ func compile(spec Spec, prev compiled) compiled {
 		used[t] = true
 	}
 	next := uint16(1)
+	c.looked = len(spec.Ports)
 	for i := range spec.Ports {
 		p := &spec.Ports[i]
 		tag, ok := prev.tags[p.Interface]
@@ -48,6 +49,119 @@ func compile(spec Spec, prev compiled) compiled {
 		c.tags[p.Interface] = tag
 		c.ports[tag] = compilePort(p, tag, sigs.of(&c, prev, p, tag))
 	}
+	c.sigPorts, c.used = map[uint16]int{}, &tagSet{}
+	for tag, pe := range c.ports {
+		c.sigPorts[pe.sig.num]++
+		c.used.add(tag)
+	}
+	c.finish(spec, prev)
+	return c
+}
+
+// compileChanged compiles spec as a change of prev, the compilation of the
+// spec spec.Base names (see Spec.Base): only the ports of spec.Changed,
+// each as compile would. ok is false when the change is one it does not
+// compile that way — a port whose rules changed (its signature may change
+// in place, see sigNumbers), a compilation that adopted the kernel's
+// numbers, too many tags — which compile does.
+func compileChanged(spec Spec, prev compiled) (c compiled, ok bool) {
+	if prev.used == nil || len(prev.kernelSigs) > 0 {
+		return compiled{}, false
+	}
+	c = compiled{tags: maps.Clone(prev.tags), ports: maps.Clone(prev.ports), sigs: maps.Clone(prev.sigs),
+		sigByKey: maps.Clone(prev.sigByKey), sigPorts: maps.Clone(prev.sigPorts), used: new(tagSet)}
+	*c.used = *prev.used
+	changes := &portChanges{}
+	cmp := func(p Port, name string) int { return strings.Compare(p.Interface, name) }
+	var present []int // in spec.Ports
+	var removed []string
+	seen := make(map[string]bool, len(spec.Changed))
+	for _, name := range spec.Changed {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		if i, found := slices.BinarySearchFunc(spec.Ports, name, cmp); found {
+			present = append(present, i)
+		} else if _, had := prev.tags[name]; had {
+			removed = append(removed, name)
+		}
+	}
+	// In the spec's order, as compile hands out tags; before the ports
+	// removed, whose signature a port added may take (as compile would:
+	// it is prev's).
+	slices.Sort(present)
+	c.looked = len(present) + len(removed)
+	for _, i := range present {
+		p := &spec.Ports[i]
+		if tag, had := prev.tags[p.Interface]; had {
+			old := prev.ports[tag]
+			if samePort(&old.port, p) {
+				continue
+			}
+			if !slices.Equal(old.port.Rules, p.Rules) {
+				return compiled{}, false
+			}
+			c.ports[tag] = compilePort(p, tag, old.sig)
+			changes.changed = append(changes.changed, tag)
+			continue
+		}
+		tag := c.used.firstFree()
+		if tag > maxTag {
+			return compiled{}, false
+		}
+		c.used.add(tag)
+		sig := c.signatureOf(prev, p)
+		c.tags[p.Interface], c.ports[tag] = tag, compilePort(p, tag, sig)
+		c.sigPorts[sig.num]++
+		changes.changed = append(changes.changed, tag)
+	}
+	for _, name := range removed {
+		tag := prev.tags[name]
+		pe := prev.ports[tag]
+		delete(c.tags, name)
+		delete(c.ports, tag)
+		c.used.remove(tag)
+		changes.gone = append(changes.gone, tag)
+		if c.sigPorts[pe.sig.num]--; c.sigPorts[pe.sig.num] == 0 {
+			delete(c.sigPorts, pe.sig.num)
+			delete(c.sigs, pe.sig.num)
+			if c.sigByKey[pe.sig.key] == pe.sig {
+				delete(c.sigByKey, pe.sig.key)
+			}
+		}
+	}
+	slices.Sort(changes.changed)
+	slices.Sort(changes.gone)
+	c.changes = changes
+	c.finish(spec, prev)
+	return c, true
+}
+
+// signatureOf is the signature of a port new to c, compileChanged's: one
+// c has, or a new one numbered as sigNumbers numbers it (the lowest
+// number neither prev nor c holds).
+func (c *compiled) signatureOf(prev compiled, p *Port) *signature {
+	key := sigKey(p.Rules)
+	if s := c.sigByKey[key]; s != nil {
+		return s
+	}
+	if s := prev.sigByKey[key]; s != nil && c.sigs[s.num] == nil {
+		c.sigs[s.num], c.sigByKey[key] = s, s
+		return s
+	}
+	num := uint16(1)
+	for prev.sigs[num] != nil || c.sigs[num] != nil {
+		num++
+	}
+	s := compileSignature(p.Rules, num, key)
+	c.sigs[num], c.sigByKey[key] = s, s
+	return s
+}
+
+// finish compiles the zones and the groups of c, whose ports are
+// compiled, against prev.
+func (c *compiled) finish(spec Spec, prev compiled) {
 	c.zones = zones(spec.Zoned, prev.zones)
 	c.groups = map[string]*groupElements{}
 	c.deltas = map[string]*groupDelta{}
@@ -75,7 +189,6 @@ func compile(spec Spec, prev compiled) compiled {
 			c.groups[g], c.deltas[g] = old.derive(g, members, lost, gained)
 		}
 	}
-	return c
 }
 
 // signature is the compiled rules that every port with the same rules

@@ -47,6 +47,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 )
 
 // Direction is the side of a port a rule guards.
@@ -136,6 +138,18 @@ type Spec struct {
 	// those of the last Apply by changes (With, Without) are compared with
 	// them at the cost of the changes.
 	Groups map[string]Members
+
+	// Version, Base and Changed let Apply validate and compile a spec at
+	// the cost of its change from the last one: Version names this spec
+	// (0: none). When Base is the Version of the spec the last Apply
+	// applied, this spec is that one but for the ports whose interfaces
+	// Changed lists (added, removed or altered; any other port the same
+	// Port, its slices unchanged) and for Groups; Zoned is the same, and
+	// Ports are sorted by Interface. Apply then looks at those ports
+	// only. A spec changed otherwise (another Base, other zones, a port
+	// whose rules changed) is compiled whole, as one without a Base.
+	Version, Base uint64
+	Changed       []string
 }
 
 // maxGroupName bounds a group's name: it is part of set names.
@@ -229,6 +243,36 @@ func (s Spec) Validate() error {
 		routed[p.Bridge] = append(routed[p.Bridge], p.Routed...)
 	}
 	return nil
+}
+
+// validateChanged is Validate for a spec that changes the one applied
+// last, valid, by its Changed ports (see Spec.Base): the checks of those
+// ports, of the groups and zones (as many as there are groups and
+// bridges), and a whole Validate when a changed port has routed
+// destinations (which the other ports' on its bridge must not overlap).
+func (s Spec) validateChanged() error {
+	if len(s.Ports) > maxTag {
+		return fmt.Errorf("%d ports: at most %d can be secured", len(s.Ports), maxTag)
+	}
+	cmp := func(p Port, name string) int { return strings.Compare(p.Interface, name) }
+	var ports []Port
+	seen := make(map[string]bool, len(s.Changed))
+	for _, name := range s.Changed {
+		i, found := slices.BinarySearchFunc(s.Ports, name, cmp)
+		if !found || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if len(s.Ports[i].Routed) > 0 {
+			return s.Validate()
+		}
+		// A second port of that interface is next to it.
+		if i > 0 && s.Ports[i-1].Interface == name || i+1 < len(s.Ports) && s.Ports[i+1].Interface == name {
+			return fmt.Errorf("port interface %s appears twice", name)
+		}
+		ports = append(ports, s.Ports[i])
+	}
+	return Spec{Ports: ports, Zoned: s.Zoned, Groups: s.Groups}.Validate()
 }
 
 // Counters are the packets dropped for one port, by reason.

@@ -25,8 +25,11 @@ type Firewall struct {
 	mu  sync.Mutex
 	own *nfsock.Owner // proves (by the generation) the kernel holds current
 	// current is what the last successful Apply programmed or adopted
-	// (no tags before the first).
+	// (no tags before the first), and version its spec's Version (0:
+	// none, or the last Apply failed).
 	current compiled
+	version uint64
+	zoned   []string // current's Spec.Zoned
 }
 
 // compiled is a Spec as set elements, port by port, with the tags it
@@ -46,6 +49,44 @@ type compiled struct {
 	// which is what an update sends for them.
 	groups map[string]*groupElements
 	deltas map[string]*groupDelta
+	// sigPorts count the ports of each signature, and used the tags of
+	// ports: what a compilation of a change (compileChanged) updates
+	// instead of walking every port.
+	sigPorts map[uint16]int
+	used     *tagSet
+	// changes, when compileChanged made this compilation, are the tags
+	// it changed from the one before, which is what an update sends.
+	changes *portChanges
+	// looked counts the ports of the spec the compilation looked at (a
+	// cost, for tests).
+	looked int
+}
+
+// portChanges are the ports a compilation of a change added or altered
+// (changed) and removed (gone), by tag, sorted.
+type portChanges struct {
+	changed, gone []uint16
+}
+
+// tagSet is a set of port tags.
+type tagSet [maxTag/64 + 1]uint64
+
+func (t *tagSet) has(tag uint16) bool { return t[tag/64]&(1<<(tag%64)) != 0 }
+func (t *tagSet) add(tag uint16)      { t[tag/64] |= 1 << (tag % 64) }
+func (t *tagSet) remove(tag uint16)   { t[tag/64] &^= 1 << (tag % 64) }
+
+// firstFree is the lowest tag from 1 the set lacks (maxTag+1: none).
+func (t *tagSet) firstFree() uint16 {
+	for i, w := range t {
+		if w != ^uint64(0) {
+			for b := range uint16(64) {
+				if tag := uint16(i)*64 + b; tag > 0 && w&(1<<b) == 0 {
+					return tag
+				}
+			}
+		}
+	}
+	return maxTag + 1
 }
 
 type setKey struct {
@@ -106,11 +147,45 @@ type Result struct {
 // connections' conntrack entries with them, and a bridge's zone going
 // takes its entries (a later bridge may get the number).
 func (f *Firewall) Apply(spec Spec) (Result, error) {
-	if err := spec.Validate(); err != nil {
-		return Result{}, fmt.Errorf("firewall spec: %w", err)
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// A change of the spec applied: validated and compiled port by
+	// changed port (see Spec.Base), unless it changes more than ports.
+	var changed *compiled
+	if spec.Base != 0 && spec.Base == f.version && slices.Equal(spec.Zoned, f.zoned) && f.namesGroups(spec) {
+		if c, ok := compileChanged(spec, f.current); ok {
+			changed = &c
+		}
+	}
+	if changed != nil {
+		if err := spec.validateChanged(); err != nil {
+			return Result{}, fmt.Errorf("firewall spec: %w", err)
+		}
+	} else if err := spec.Validate(); err != nil {
+		return Result{}, fmt.Errorf("firewall spec: %w", err)
+	}
+	f.version = 0 // until this Apply succeeds
+	res, err := f.apply(spec, changed)
+	if err == nil {
+		f.version, f.zoned = spec.Version, spec.Zoned
+	}
+	return res, err
+}
+
+// namesGroups reports whether spec has every group the rules applied
+// name (a port spec does not change may name them).
+func (f *Firewall) namesGroups(spec Spec) bool {
+	for g := range f.current.groups {
+		if _, ok := spec.Groups[g]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// apply is Apply on a valid spec, and its compilation against current
+// when compileChanged made one.
+func (f *Firewall) apply(spec Spec, changed *compiled) (Result, error) {
 	gen, proven, intact, err := f.intact()
 	if err != nil {
 		return Result{}, f.own.Fail(err)
@@ -141,7 +216,12 @@ func (f *Firewall) Apply(spec Spec) (Result, error) {
 		res.Forgotten, res.Examined, res.ConntrackWalks, err = forget(c, newFlowMatcher(old, want))
 		return res, err
 	}
-	want := compile(spec, f.current)
+	var want compiled
+	if changed != nil {
+		want = *changed
+	} else {
+		want = compile(spec, f.current)
+	}
 	rewrote, err := f.update(c, want, &res)
 	if err != nil {
 		return res, f.own.Fail(err)
@@ -313,18 +393,26 @@ func (f *Firewall) update(c *nfsock.Conn, want compiled, res *Result) (rewrote b
 			}
 		}
 	}
-	for tag := range f.current.ports {
-		if _, ok := want.ports[tag]; ok {
-			continue
-		}
-		gone = append(gone, tag)
-		goneChains = append(goneChains, &nftables.Chain{Table: bridge, Name: tagChainName(tag)})
-	}
-	slices.Sort(gone)
 	var changed []uint16
-	for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
-		if want.ports[tag] != f.current.ports[tag] {
-			changed = append(changed, tag)
+	if want.changes != nil {
+		// Compiled as a change of current: the ports it names.
+		gone, changed = want.changes.gone, want.changes.changed
+		for _, tag := range gone {
+			goneChains = append(goneChains, &nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		}
+	} else {
+		for tag := range f.current.ports {
+			if _, ok := want.ports[tag]; ok {
+				continue
+			}
+			gone = append(gone, tag)
+			goneChains = append(goneChains, &nftables.Chain{Table: bridge, Name: tagChainName(tag)})
+		}
+		slices.Sort(gone)
+		for _, tag := range slices.Sorted(maps.Keys(want.ports)) {
+			if want.ports[tag] != f.current.ports[tag] {
+				changed = append(changed, tag)
+			}
 		}
 	}
 	// Signatures come and go whole: a new one's sets and chains, a gone
@@ -684,6 +772,7 @@ func (f *Firewall) Delete() error {
 		return err
 	}
 	f.own.Forget()
+	f.version = 0 // the next spec is no change of the tables gone
 	zones, err := f.kernelZones(c)
 	if err != nil {
 		zones = nil // no inet table: no zones either
@@ -742,6 +831,13 @@ func newFlowMatcher(old, next compiled) *flowMatcher {
 		if len(lost) > 0 {
 			m.shrunk[g] = lost
 		}
+	}
+	if next.changes != nil && len(m.shrunk) == 0 {
+		// Compiled as a change of old (compileChanged): the ports
+		// it altered kept their rules, and no group lost a member,
+		// so the ports gone are all that changed.
+		m.changed = next.changes.gone
+		return m
 	}
 	for _, tag := range slices.Sorted(maps.Keys(old.ports)) {
 		pe := old.ports[tag]
