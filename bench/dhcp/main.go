@@ -18,7 +18,7 @@
 // (dnsmasq time / nsnet time, nsnet qps / dnsmasq qps: above 1 means
 // nsnet is faster) are printed. Run as root from the repository root:
 //
-//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16]
+//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16] [-bin nsnet]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
@@ -70,6 +70,7 @@ func run(ctx context.Context) (err error) {
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
 	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
+	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -87,9 +88,11 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := lab.BuildNsnet(dir)
-	if err != nil {
-		return err
+	bin := *binFlag
+	if bin == "" {
+		if bin, err = lab.BuildNsnet(dir); err != nil {
+			return err
+		}
 	}
 
 	w := &world{dir: dir, prefix: "bd" + lab.RandomHex(3) + "-"}
