@@ -1,8 +1,10 @@
 package nameserver
 
 import (
+	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -148,5 +150,75 @@ func TestOneGoroutinePerSocket(t *testing.T) {
 	}
 	if got := runtime.NumGoroutine() - before; got != 2 {
 		t.Errorf("server runs %d goroutines, want 2 (one per socket)", got)
+	}
+}
+
+// TestFastPathAllocations: the fast path allocates nothing per query.
+// Queries of the fast path are sent, then one of the general path's,
+// and the server's reader runs until it hands that one on: the
+// allocations of a round must not grow with the number of fast queries
+// in it (the general query's copy and address are the same in every
+// round).
+func TestFastPathAllocations(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	ns := loopbackNamespace(t, testPrefix+"alloc")
+	var pc net.PacketConn
+	var client net.Conn
+	if err := netns.Do(ns, func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		client, err = net.Dial("udp", pc.LocalAddr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	defer client.Close()
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	z := NewZone("nsnet.internal.")
+	z.Add("vm1", netip.MustParseAddr("10.0.0.5"))
+	z.Subnets = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24")}
+	s.SetZone(z)
+	r := &fastReader{s: s}
+	fast, err := new(dns.Msg).SetQuestion("vm1.nsnet.internal.", dns.TypeA).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptr, _ := dns.ReverseAddr("10.0.0.5")
+	general, err := new(dns.Msg).SetQuestion(ptr, dns.TypePTR).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	round := func(queries int) {
+		for range queries {
+			if _, err := client.Write(fast); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := client.Write(general); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := r.ReadPacketConn(pc, 0)
+		if err != nil || !bytes.Equal(got, general) {
+			t.Fatalf("read %x, %v: want the general query", got, err)
+		}
+		for range queries {
+			client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if n, err := client.Read(buf); err != nil || n < 12 || buf[7] != 1 {
+				t.Fatalf("answer %x: %v", buf[:n], err)
+			}
+		}
+	}
+	round(1) // the reader's buffers are made at its first read
+	one := testing.AllocsPerRun(20, func() { round(1) })
+	many := testing.AllocsPerRun(20, func() { round(16) })
+	if many > one {
+		t.Errorf("a round of 16 fast queries allocates %.0f times, of 1 %.0f: %.1f allocations per query, want none",
+			many, one, (many-one)/15)
 	}
 }
