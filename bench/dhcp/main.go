@@ -105,6 +105,7 @@ func run(ctx context.Context) (err error) {
 	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
 	qps, perf := map[string][]float64{}, map[string][]float64{}
 	cpuPerQuery, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
+	exMedian, exP90 := map[string][]time.Duration{}, map[string][]time.Duration{}
 	_, noDnsperf := exec.LookPath("dnsperf")
 	var floor []time.Duration
 	for r := range *rounds {
@@ -134,8 +135,11 @@ func run(ctx context.Context) (err error) {
 			perf[server] = append(perf[server], perfRate)
 			cpuPerQuery[server] = append(cpuPerQuery[server], c.cpuPerQuery)
 			cpu[server] = append(cpu[server], c.cpu)
-			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
-				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
+			exMedian[server] = append(exMedian[server], percentile(c.exchanges, 50))
+			exP90[server] = append(exP90[server], percentile(c.exchanges, 90))
+			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops; %d exchanges, server time median %v, p90 %v), DNS %.0f queries/s, dnsperf %.0f",
+				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops,
+				len(c.exchanges), percentile(c.exchanges, 50).Round(time.Microsecond), percentile(c.exchanges, 90).Round(time.Microsecond), rate, perfRate)
 		}
 	}
 
@@ -148,6 +152,9 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
 	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
 	fmt.Printf("%-34s %12s %12s  (the daemon, all of it, or dnsmasq)\n", "server CPU time meanwhile", ms(lab.Median(cpu["nsnet"])), ms(lab.Median(cpu["dnsmasq"])))
+	en, ed := lab.Median(exMedian["nsnet"]), lab.Median(exMedian["dnsmasq"])
+	fmt.Printf("%-34s %12s %12s %9.2fx  (request in to reply out, at the server's interfaces)\n", "server time per exchange, median", us(en), us(ed), float64(ed)/float64(en))
+	fmt.Printf("%-34s %12s %12s\n", "  p90", us(lab.Median(exP90["nsnet"])), us(lab.Median(exP90["dnsmasq"])))
 	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
@@ -431,6 +438,9 @@ type clients struct {
 	sockDrops, softnetDrops int64
 	// cpu is the server process's CPU time while the clients start.
 	cpu time.Duration
+	// exchanges are the server's times from a request's arrival to its
+	// reply's departure, sorted.
+	exchanges []time.Duration
 	// cpuPerQuery is the server process's CPU time per query answered
 	// under dnsperf's load.
 	cpuPerQuery time.Duration
@@ -447,6 +457,10 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 		return c, err
 	}
 	soft0 := softnetDrops()
+	watch, err := watchTurnaround(serverNS)
+	if err != nil {
+		return c, fmt.Errorf("watch the server: %w", err)
+	}
 	cpu0 := processCPU(w.serverPid)
 	stopBusy := spin(busy)
 	var mu sync.Mutex
@@ -473,6 +487,7 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 	wg.Wait()
 	stopBusy()
 	c.cpu = processCPU(w.serverPid) - cpu0
+	c.exchanges = watch.stop()
 	sock1, err := udpRcvbufErrors(serverNS)
 	if err != nil {
 		return c, err
