@@ -487,7 +487,9 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 	wg.Wait()
 	stopBusy()
 	c.cpu = processCPU(w.serverPid) - cpu0
-	c.exchanges = watch.stop()
+	if c.exchanges = watch.stop(); len(c.exchanges) == 0 && c.bound > 0 {
+		return c, errors.New("no exchange seen at the server's interfaces")
+	}
 	sock1, err := udpRcvbufErrors(serverNS)
 	if err != nil {
 		return c, err

@@ -16,8 +16,9 @@ import (
 
 // turnaround watches a server's namespace while clients start: every
 // DHCP request that arrives and every reply that leaves, with the
-// kernel's timestamps (a packet socket on all its interfaces sees both
-// directions), so that the server's time per exchange (request in to its
+// kernel's timestamps (a packet socket on all its interfaces, of every
+// protocol: only those see the frames that leave as well as those that
+// arrive), so that the server's time per exchange (request in to its
 // reply out, DISCOVER to OFFER and REQUEST to ACK) is measured alike for
 // both servers, whatever the clients cost.
 type turnaround struct {
@@ -47,7 +48,7 @@ const (
 func watchTurnaround(ns string) (*turnaround, error) {
 	t := &turnaround{done: make(chan struct{}), requests: map[exchange]time.Time{}}
 	err := netns.DoNamed(ns, func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			return err
 		}
