@@ -153,8 +153,8 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
 	fmt.Printf("%-34s %12s %12s  (the daemon, all of it, or dnsmasq)\n", "server CPU time meanwhile", ms(lab.Median(cpu["nsnet"])), ms(lab.Median(cpu["dnsmasq"])))
 	en, ed := lab.Median(exMedian["nsnet"]), lab.Median(exMedian["dnsmasq"])
-	fmt.Printf("%-34s %12s %12s %9.2fx  (request in to reply out, at the server's interfaces)\n", "server time per exchange, median", us(en), us(ed), float64(ed)/float64(en))
-	fmt.Printf("%-34s %12s %12s\n", "  p90", us(lab.Median(exP90["nsnet"])), us(lab.Median(exP90["dnsmasq"])))
+	fmt.Printf("%-34s %12s %12s %9.2fx  (request in to reply out, at the server's interfaces)\n", "server time per exchange, median", short(en), short(ed), float64(ed)/float64(en))
+	fmt.Printf("%-34s %12s %12s\n", "  p90", short(lab.Median(exP90["nsnet"])), short(lab.Median(exP90["dnsmasq"])))
 	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
@@ -712,5 +712,13 @@ func (s step) then(name string, args ...string) step {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
+
+// short is d in µs below a millisecond, else in ms.
+func short(d time.Duration) string {
+	if d < time.Millisecond {
+		return us(d)
+	}
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
