@@ -71,8 +71,9 @@ func Listen(ns vnetns.NsHandle, addr netip.Addr, upstreams []string, log *slog.L
 		// system calls. Several readers of one socket cost more than
 		// they gain: each read and each write takes the socket's lock,
 		// and every release hands it to a reader waiting for it, a
-		// goroutine (often a thread) woken per batch. Under dnsperf,
-		// four readers took 1.5-2 times the CPU per query of one.
+		// goroutine (often a thread) woken per batch. Under dnsperf on
+		// a 2-CPU machine, two readers (one per CPU, as it was) took
+		// 1.3-1.7 times the CPU per query of one.
 		s.servers = append(s.servers, &dns.Server{PacketConn: &udpConn{pc}, Handler: s, DecorateReader: s.fastReader})
 		ln, err := lc.Listen(context.Background(), "tcp", ap)
 		if err != nil {
