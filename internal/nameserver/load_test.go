@@ -126,14 +126,16 @@ func loopbackNamespace(tb testing.TB, name string) vnetns.NsHandle {
 
 // TestOneGoroutinePerSocket: a server runs one goroutine per socket (UDP
 // and TCP), none per query on the fast path: the UDP socket's readers
-// would take turns at its lock, each turn a goroutine woken.
+// would take turns at its lock, each turn a goroutine woken. Serving
+// goroutines are told by their stacks; those of servers that other tests
+// closed may take a moment to end, so the count is read until it is
+// right or a few seconds have passed.
 func TestOneGoroutinePerSocket(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
 	name := testPrefix + "gor"
 	ns := loopbackNamespace(t, name)
-	before := runtime.NumGoroutine()
 	server := netip.MustParseAddr("127.0.0.1")
 	s, err := Listen(ns, server, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -148,9 +150,27 @@ func TestOneGoroutinePerSocket(t *testing.T) {
 			t.Fatalf("answer %q", got)
 		}
 	}
-	if got := runtime.NumGoroutine() - before; got != 2 {
-		t.Errorf("server runs %d goroutines, want 2 (one per socket)", got)
+	var got int
+	for start := time.Now(); time.Since(start) < 5*time.Second; time.Sleep(10 * time.Millisecond) {
+		if got = servingGoroutines(); got == 2 {
+			return
+		}
 	}
+	t.Errorf("%d goroutines serve DNS, want 2 (one per socket)", got)
+}
+
+// servingGoroutines counts the goroutines in miekg/dns's server loops or
+// answering a query there.
+func servingGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "miekg/dns.(*Server).serve") {
+			n++
+		}
+	}
+	return n
 }
 
 // TestFastPathAllocations: the fast path allocates nothing per query.
@@ -217,8 +237,10 @@ func TestFastPathAllocations(t *testing.T) {
 	round(1) // the reader's buffers are made at its first read
 	one := testing.AllocsPerRun(20, func() { round(1) })
 	many := testing.AllocsPerRun(20, func() { round(16) })
-	if many > one {
+	// Allocations are counted process-wide: a goroutine of another
+	// test's server, still ending, may add a few to a round.
+	if perQuery := (many - one) / 15; perQuery >= 0.5 {
 		t.Errorf("a round of 16 fast queries allocates %.0f times, of 1 %.0f: %.1f allocations per query, want none",
-			many, one, (many-one)/15)
+			many, one, perQuery)
 	}
 }
