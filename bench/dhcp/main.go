@@ -18,7 +18,7 @@
 // (dnsmasq time / nsnet time, nsnet qps / dnsmasq qps: above 1 means
 // nsnet is faster) are printed. Run as root from the repository root:
 //
-//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16]
+//	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16] [-bin nsnet]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
@@ -70,6 +70,7 @@ func run(ctx context.Context) (err error) {
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
 	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
+	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -87,9 +88,11 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin, err := lab.BuildNsnet(dir)
-	if err != nil {
-		return err
+	bin := *binFlag
+	if bin == "" {
+		if bin, err = lab.BuildNsnet(dir); err != nil {
+			return err
+		}
 	}
 
 	w := &world{dir: dir, prefix: "bd" + lab.RandomHex(3) + "-"}
@@ -102,6 +105,7 @@ func run(ctx context.Context) (err error) {
 	bound, resent, sockDrops, softDrops := map[string][]int{}, map[string][]int{}, map[string][]int64{}, map[string][]int64{}
 	qps, perf := map[string][]float64{}, map[string][]float64{}
 	cpuPerQuery, cpu := map[string][]time.Duration{}, map[string][]time.Duration{}
+	exMedian, exP90 := map[string][]time.Duration{}, map[string][]time.Duration{}
 	_, noDnsperf := exec.LookPath("dnsperf")
 	var floor []time.Duration
 	for r := range *rounds {
@@ -131,8 +135,11 @@ func run(ctx context.Context) (err error) {
 			perf[server] = append(perf[server], perfRate)
 			cpuPerQuery[server] = append(cpuPerQuery[server], c.cpuPerQuery)
 			cpu[server] = append(cpu[server], c.cpu)
-			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops), DNS %.0f queries/s, dnsperf %.0f",
-				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops, rate, perfRate)
+			exMedian[server] = append(exMedian[server], percentile(c.exchanges, 50))
+			exP90[server] = append(exP90[server], percentile(c.exchanges, 90))
+			log.Printf("round %d: %-7s %d/%d bound in %v (%d resent, %d socket drops, %d softnet drops; %d exchanges, server time median %v, p90 %v), DNS %.0f queries/s, dnsperf %.0f",
+				r+1, server, c.bound, *n, c.took.Round(time.Millisecond), c.resent, c.sockDrops, c.softnetDrops,
+				len(c.exchanges), percentile(c.exchanges, 50).Round(time.Microsecond), percentile(c.exchanges, 90).Round(time.Microsecond), rate, perfRate)
 		}
 	}
 
@@ -145,6 +152,9 @@ func run(ctx context.Context) (err error) {
 	fmt.Printf("%-34s %12s %12s %9.2fx  (dnsmasq time / nsnet time)\n", "time until all bound (or gave up)", ms(tn), ms(td), float64(td)/float64(tn))
 	fmt.Printf("%-34s %12s  (nsenter /bin/true in every instance, the same for both: the floor)\n", "  of which starting processes", ms(lab.Median(floor)))
 	fmt.Printf("%-34s %12s %12s  (the daemon, all of it, or dnsmasq)\n", "server CPU time meanwhile", ms(lab.Median(cpu["nsnet"])), ms(lab.Median(cpu["dnsmasq"])))
+	en, ed := lab.Median(exMedian["nsnet"]), lab.Median(exMedian["dnsmasq"])
+	fmt.Printf("%-34s %12s %12s %9.2fx  (request in to reply out, at the server's interfaces)\n", "server time per exchange, median", short(en), short(ed), float64(ed)/float64(en))
+	fmt.Printf("%-34s %12s %12s\n", "  p90", short(lab.Median(exP90["nsnet"])), short(lab.Median(exP90["dnsmasq"])))
 	fmt.Printf("%-34s %12d %12d\n", "DISCOVER/REQUEST resent", lab.Median(resent["nsnet"]), lab.Median(resent["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d\n", "server socket drops (RcvbufErrors)", lab.Median(sockDrops["nsnet"]), lab.Median(sockDrops["dnsmasq"]))
 	fmt.Printf("%-34s %12d %12d  (the machine's backlog)\n", "softnet drops", lab.Median(softDrops["nsnet"]), lab.Median(softDrops["dnsmasq"]))
@@ -428,6 +438,9 @@ type clients struct {
 	sockDrops, softnetDrops int64
 	// cpu is the server process's CPU time while the clients start.
 	cpu time.Duration
+	// exchanges are the server's times from a request's arrival to its
+	// reply's departure, sorted.
+	exchanges []time.Duration
 	// cpuPerQuery is the server process's CPU time per query answered
 	// under dnsperf's load.
 	cpuPerQuery time.Duration
@@ -444,6 +457,10 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 		return c, err
 	}
 	soft0 := softnetDrops()
+	watch, err := watchTurnaround(serverNS)
+	if err != nil {
+		return c, fmt.Errorf("watch the server: %w", err)
+	}
 	cpu0 := processCPU(w.serverPid)
 	stopBusy := spin(busy)
 	var mu sync.Mutex
@@ -470,6 +487,9 @@ func (w *world) timeClients(serverNS string, busy int) (clients, error) {
 	wg.Wait()
 	stopBusy()
 	c.cpu = processCPU(w.serverPid) - cpu0
+	if c.exchanges = watch.stop(); len(c.exchanges) == 0 && c.bound > 0 {
+		return c, errors.New("no exchange seen at the server's interfaces")
+	}
 	sock1, err := udpRcvbufErrors(serverNS)
 	if err != nil {
 		return c, err
@@ -692,5 +712,13 @@ func (s step) then(name string, args ...string) step {
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
+
+// short is d in µs below a millisecond, else in ms.
+func short(d time.Duration) string {
+	if d < time.Millisecond {
+		return us(d)
+	}
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }

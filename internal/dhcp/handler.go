@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/iana"
 
 	"github.com/nsnet/nsnet/internal/pmap"
 )
@@ -144,10 +145,7 @@ func (c *Config) lease(req *dhcpv4.DHCPv4, host Host, typ dhcpv4.MessageType) *d
 	if typ == dhcpv4.MessageTypeAck {
 		mods = append(mods, dhcpv4.WithClientIP(req.ClientIPAddr))
 	}
-	reply, err := dhcpv4.NewReplyFromRequest(req, mods...)
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req, mods...)
 	sn := c.Subnets[host.Subnet]
 	lease := c.LeaseTime
 	if lease <= 0 {
@@ -162,19 +160,13 @@ func (c *Config) lease(req *dhcpv4.DHCPv4, host Host, typ dhcpv4.MessageType) *d
 
 // inform answers DHCPINFORM: the options, no address or lease.
 func (c *Config) inform(req *dhcpv4.DHCPv4, host Host) *dhcpv4.DHCPv4 {
-	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeAck))
 	c.options(reply, c.Subnets[host.Subnet], host)
 	return reply
 }
 
 func (c *Config) nak(req *dhcpv4.DHCPv4, host Host, known bool) *dhcpv4.DHCPv4 {
-	reply, err := dhcpv4.NewReplyFromRequest(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak))
-	if err != nil {
-		return nil
-	}
+	reply := newReply(req, dhcpv4.WithMessageType(dhcpv4.MessageTypeNak))
 	i := c.subnetOf(addrOf(req.ClientIPAddr))
 	if i < 0 {
 		i = c.subnetOf(addrOf(req.RequestedIPAddress()))
@@ -189,6 +181,36 @@ func (c *Config) nak(req *dhcpv4.DHCPv4, host Host, known bool) *dhcpv4.DHCPv4 {
 	// RFC 2131 4.3.2: a NAK goes to the broadcast address.
 	reply.SetBroadcast()
 	return reply
+}
+
+// newReply is dhcpv4.NewReplyFromRequest without its transaction ID:
+// that draws a random number (crypto/rand) for every reply, only for the
+// request's ID to replace it. The same fields and options, in the same
+// order.
+func newReply(req *dhcpv4.DHCPv4, mods ...dhcpv4.Modifier) *dhcpv4.DHCPv4 {
+	d := &dhcpv4.DHCPv4{
+		OpCode:        dhcpv4.OpcodeBootRequest,
+		HWType:        iana.HWTypeEthernet,
+		ClientHWAddr:  make(net.HardwareAddr, 6),
+		ClientIPAddr:  net.IPv4zero,
+		YourIPAddr:    net.IPv4zero,
+		ServerIPAddr:  net.IPv4zero,
+		GatewayIPAddr: net.IPv4zero,
+		Options:       make(dhcpv4.Options),
+	}
+	for _, mod := range [...]dhcpv4.Modifier{
+		dhcpv4.WithReply(req),
+		dhcpv4.WithGatewayIP(req.GatewayIPAddr),
+		dhcpv4.WithOptionCopied(req, dhcpv4.OptionRelayAgentInformation),
+		// RFC 6842: the client identifier is copied to the reply.
+		dhcpv4.WithOptionCopied(req, dhcpv4.OptionClientIdentifier),
+	} {
+		mod(d)
+	}
+	for _, mod := range mods {
+		mod(d)
+	}
+	return d
 }
 
 // options adds the subnet's configuration to a reply.

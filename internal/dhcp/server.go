@@ -13,6 +13,7 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/insomniacslk/dhcp/iana"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
@@ -35,6 +36,8 @@ type Server struct {
 	log      *slog.Logger
 	done     chan struct{}
 	once     sync.Once
+	// reads counts the system calls that read requests.
+	reads atomic.Uint64
 }
 
 // receiveBuffer is the server's socket receive buffer. Every client of a
@@ -49,6 +52,16 @@ const receiveBuffer = 4 << 20
 // serving: UDP port 67, and a packet socket for replies to clients that
 // have no address yet.
 func Listen(ns vnetns.NsHandle, ifname string, log *slog.Logger) (*Server, error) {
+	s, err := listen(ns, ifname, log)
+	if err != nil {
+		return nil, err
+	}
+	go s.serve()
+	return s, nil
+}
+
+// listen opens the server's sockets; serve serves them.
+func listen(ns vnetns.NsHandle, ifname string, log *slog.Logger) (*Server, error) {
 	var conn *net.UDPConn
 	var link *linkSender
 	var linkErr error
@@ -70,9 +83,7 @@ func Listen(ns vnetns.NsHandle, ifname string, log *slog.Logger) (*Server, error
 	if err := setReceiveBuffer(conn, receiveBuffer); err != nil {
 		log.Warn("DHCP socket receive buffer", "interface", ifname, "err", err)
 	}
-	s := &Server{conn: conn, link: link, ifname: ifname, log: log, done: make(chan struct{})}
-	go s.serve()
-	return s, nil
+	return &Server{conn: conn, link: link, ifname: ifname, log: log, done: make(chan struct{})}, nil
 }
 
 // setReceiveBuffer sets conn's receive buffer to size: beyond the
@@ -107,11 +118,28 @@ func (s *Server) Close() {
 	}
 }
 
+// batch is how many datagrams one read takes, and maxRequest the
+// largest request read whole: a DHCP request fits an Ethernet frame
+// (RFC 2131 requires clients to accept 576 bytes, and asks no more of
+// servers), and a longer one is dropped as truncated.
+const (
+	batch      = 16
+	maxRequest = 4096
+)
+
+// serve reads requests in batches (recvmmsg) and answers each: when many
+// clients start at once their requests queue while the server waits for
+// a CPU, and it then takes up to a batch of them per system call rather
+// than one.
 func (s *Server) serve() {
 	defer close(s.done)
-	buf := make([]byte, 65536)
+	pc := ipv4.NewPacketConn(s.conn)
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, maxRequest)}
+	}
 	for {
-		n, _, err := s.conn.ReadFromUDP(buf)
+		n, err := pc.ReadBatch(msgs, 0)
 		if errors.Is(err, net.ErrClosed) {
 			return
 		}
@@ -119,16 +147,28 @@ func (s *Server) serve() {
 			s.log.Warn("DHCP read", "interface", s.ifname, "err", err)
 			continue
 		}
-		req, reply := s.handle(buf[:n])
-		if reply == nil {
-			continue
+		s.reads.Add(1)
+		for _, m := range msgs[:n] {
+			if m.Flags&unix.MSG_TRUNC != 0 {
+				s.log.Debug("DHCP request too long, dropped", "interface", s.ifname, "from", m.Addr)
+				continue
+			}
+			s.serveOne(m.Buffers[0][:m.N])
 		}
-		if err := s.send(req, reply); err != nil {
-			s.log.Warn("DHCP reply", "interface", s.ifname, "err", err)
-			continue
-		}
-		s.counters.Load().sent(reply)
 	}
+}
+
+// serveOne answers one request.
+func (s *Server) serveOne(packet []byte) {
+	req, reply := s.handle(packet)
+	if reply == nil {
+		return
+	}
+	if err := s.send(req, reply); err != nil {
+		s.log.Warn("DHCP reply", "interface", s.ifname, "err", err)
+		return
+	}
+	s.counters.Load().sent(reply)
 }
 
 // send sends reply where destination says, broadcasting a reply meant for

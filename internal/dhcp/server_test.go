@@ -36,65 +36,7 @@ func TestServeUnicast(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
-	srvNS, cliNS := testPrefix+"srv", testPrefix+"cli"
-	for _, name := range []string{srvNS, cliNS} {
-		if err := netns.Create(name); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := netns.Delete(name); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	cli, err := netns.Open(cliNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	h, err := netns.NewHandle(srvNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "srv0"}, PeerName: "cli0",
-		PeerHardwareAddr: knownMAC, PeerNamespace: netlink.NsFd(int(cli))}
-	if err := h.LinkAdd(veth); err != nil {
-		t.Fatal(err)
-	}
-	link, err := h.LinkByName("srv0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: server.AsSlice(), Mask: net.CIDRMask(24, 32)}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(link); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := netns.NewHandle(cliNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ch.Close()
-	peer, err := ch.LinkByName("cli0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ch.LinkSetUp(peer); err != nil {
-		t.Fatal(err)
-	}
-
-	sns, err := netns.Open(srvNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sns.Close()
-	s, err := Listen(sns, "srv0", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, peer, fd := serverPair(t, true)
 	var counters Counters
 	s.CountInto(&counters)
 	s.SetConfig(testConfig())
@@ -109,25 +51,6 @@ func TestServeUnicast(t *testing.T) {
 	raw.Control(func(fd uintptr) { rcvbuf, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
 	if err != nil || rcvbuf < receiveBuffer {
 		t.Errorf("receive buffer %d (%v), want at least %d", rcvbuf, err, receiveBuffer)
-	}
-
-	// The client: a packet socket on cli0 that sends and sees every IPv4
-	// frame.
-	var fd int
-	if err := netns.Do(cli, func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
-		if err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: peer.Attrs().Index})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
 	}
 
 	tests := []struct {
@@ -189,6 +112,98 @@ func TestServeUnicast(t *testing.T) {
 	}
 }
 
+// serverPair makes a server namespace and a client namespace joined by a
+// veth pair (srv0 holding the server's address, cli0 with knownMAC), and
+// a server on srv0, serving unless serving is false (the test starts
+// s.serve itself); it returns the server, the client's end, and a packet
+// socket on it that sends and sees every IPv4 frame (reads time out
+// after 200 ms).
+func serverPair(t *testing.T, serving bool) (*Server, netlink.Link, int) {
+	t.Helper()
+	srvNS, cliNS := testPrefix+"srv", testPrefix+"cli"
+	for _, name := range []string{srvNS, cliNS} {
+		if err := netns.Create(name); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := netns.Delete(name); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	cli, err := netns.Open(cliNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	h, err := netns.NewHandle(srvNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "srv0"}, PeerName: "cli0",
+		PeerHardwareAddr: knownMAC, PeerNamespace: netlink.NsFd(int(cli))}
+	if err := h.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	link, err := h.LinkByName("srv0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: server.AsSlice(), Mask: net.CIDRMask(24, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := netns.NewHandle(cliNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ch.Close() })
+	peer, err := ch.LinkByName("cli0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.LinkSetUp(peer); err != nil {
+		t.Fatal(err)
+	}
+
+	sns, err := netns.Open(srvNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sns.Close() })
+	s, err := listen(sns, "srv0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close) // waits for serve: a test serving itself must have started it
+	if serving {
+		go s.serve()
+	}
+	// The client: a packet socket on cli0 that sends and sees every IPv4
+	// frame.
+	var fd int
+	if err := netns.Do(cli, func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_IP)))
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: peer.Attrs().Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	tv := unix.NsecToTimeval(int64(200 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+
+	return s, peer, fd
+}
+
 // discoverFrame is a client's DISCOVER as an Ethernet frame from
 // knownMAC and 0.0.0.0:68 to the broadcast addresses.
 func discoverFrame(payload []byte) []byte {
@@ -226,4 +241,59 @@ func udpChecksumOK(ip, udp []byte) bool {
 	pseudo[9] = unix.IPPROTO_UDP
 	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(udp)))
 	return checksum(sum16(0, pseudo[:]), udp) == 0
+}
+
+// TestServeBurstBatched: requests that queued while the server was not
+// running (as when many clients start at once on a busy machine) are
+// read several per system call, and every one is answered.
+func TestServeBurstBatched(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	s, peer, fd := serverPair(t, false)
+	s.SetConfig(testConfig())
+	const n = 3 * batch / 2
+	open := map[dhcpv4.TransactionID][]byte{}
+	for range n {
+		discover := packet(t, dhcpv4.MessageTypeDiscover, knownMAC)
+		open[discover.TransactionID] = discoverFrame(discover.ToBytes())
+	}
+	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: peer.Attrs().Index, Halen: 6}
+	copy(to.Addr[:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	sendAll := func() {
+		for _, frame := range open {
+			if err := unix.Sendto(fd, frame, 0, to); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}
+	sendAll()
+	go s.serve()
+	if t.Failed() {
+		return
+	}
+	buf := make([]byte, 2048)
+	for try := 0; len(open) > 0 && try < 20; try++ {
+		if try > 0 {
+			sendAll() // as a client does: ask again what is unanswered
+		}
+		for len(open) > 0 {
+			nr, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				break // timeout
+			}
+			if f := buf[:nr]; len(f) > 14+20+8 && f[14+9] == unix.IPPROTO_UDP && binary.BigEndian.Uint16(f[14+20+2:]) == 68 {
+				if m, err := dhcpv4.FromBytes(f[14+20+8:]); err == nil && m.MessageType() == dhcpv4.MessageTypeOffer {
+					delete(open, m.TransactionID)
+				}
+			}
+		}
+	}
+	if len(open) > 0 {
+		t.Fatalf("%d of %d DISCOVERs unanswered", len(open), n)
+	}
+	if reads := s.reads.Load(); reads > n/2 {
+		t.Errorf("%d requests read in %d system calls, want several per call", n, reads)
+	}
 }
