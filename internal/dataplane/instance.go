@@ -58,32 +58,20 @@ func checkMarked(ns *Namespace, marker string) (changed bool, err error) {
 	return true, nil
 }
 
-// createMarked creates the namespace, marking it from inside before it is
-// mounted. It returns nil, nil if the namespace appeared meanwhile.
+// createMarked creates the namespace, marking it through a handle bound
+// to it before it is mounted. It returns nil, nil if the namespace
+// appeared meanwhile.
 func createMarked(name, marker string) (*Namespace, error) {
-	var h *netlink.Handle
-	created, err := netns.CreateWith(name, func() error {
-		var err error
-		// The handle made here stays bound to the new namespace.
-		if h, err = netns.NewHandle(""); err != nil {
-			return err
-		}
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("read lo: %w", err)
-		}
-		if err := h.LinkSetAlias(lo, marker); err != nil {
-			return fmt.Errorf("mark lo: %w", err)
-		}
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("bring lo up: %w", err)
+	h, created, err := netns.CreateBound(name, func(h *netlink.Handle) error {
+		// lo is the same in every new namespace (ifindex 1, down, no
+		// alias): label it and bring it up with one request.
+		lo := netlink.LinkAttrs{Index: loopbackIndex, Name: "lo", TxQLen: -1, Alias: marker, Flags: net.FlagUp}
+		if err := h.LinkModify(&netlink.Device{LinkAttrs: lo}); err != nil {
+			return fmt.Errorf("mark lo and bring it up: %w", err)
 		}
 		return nil
 	})
 	if err != nil || !created {
-		if h != nil {
-			h.Close()
-		}
 		return nil, err
 	}
 	fd, err := netns.Open(name)
@@ -91,8 +79,12 @@ func createMarked(name, marker string) (*Namespace, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Namespace{Name: name, Handle: h, fd: fd}, nil
+	return &Namespace{Name: name, Handle: h, Fresh: true, fd: fd}, nil
 }
+
+// loopbackIndex is lo's ifindex in every network namespace: the kernel
+// registers it first, with this index.
+const loopbackIndex = 1
 
 // ReadMarker returns the alias of lo in the named namespace: the marker of
 // an nsnet instance namespace, or whatever else is there.
