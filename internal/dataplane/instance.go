@@ -58,11 +58,16 @@ func checkMarked(ns *Namespace, marker string) (changed bool, err error) {
 	return true, nil
 }
 
-// createMarked creates the namespace, marking it through a handle bound
-// to it before it is mounted. It returns nil, nil if the namespace
-// appeared meanwhile.
+// createMarked creates the namespace, marking it from inside before it is
+// mounted. It returns nil, nil if the namespace appeared meanwhile.
 func createMarked(name, marker string) (*Namespace, error) {
-	h, created, err := netns.CreateBound(name, func(h *netlink.Handle) error {
+	var h *netlink.Handle
+	created, err := netns.CreateWith(name, func() error {
+		var err error
+		// The handle made here stays bound to the new namespace.
+		if h, err = netns.NewHandle(""); err != nil {
+			return err
+		}
 		// lo is the same in every new namespace (ifindex 1, down, no
 		// alias): label it and bring it up with one request.
 		lo := netlink.LinkAttrs{Index: loopbackIndex, Name: "lo", TxQLen: -1, Alias: marker, Flags: net.FlagUp}
@@ -72,6 +77,9 @@ func createMarked(name, marker string) (*Namespace, error) {
 		return nil
 	})
 	if err != nil || !created {
+		if h != nil {
+			h.Close()
+		}
 		return nil, err
 	}
 	fd, err := netns.Open(name)

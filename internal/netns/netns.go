@@ -58,71 +58,6 @@ func Create(name string) error {
 //
 // The calling goroutine's thread never changes namespace.
 func CreateWith(name string, setup func() error) (created bool, err error) {
-	return create(name, func(path string) error {
-		sp, ok := takeSpare()
-		enter := func() error {
-			onDemand.Add(1)
-			return unix.Unshare(unix.CLONE_NEWNET)
-		}
-		if ok {
-			// Nobody else holds it: once mounted, the mount does; if
-			// setup fails, it goes with the descriptor.
-			defer sp.close()
-			enter = func() error { return netns.Set(sp.fd) }
-		}
-		return onThread(
-			enter,
-			func() error {
-				if setup != nil {
-					if err := setup(); err != nil {
-						return fmt.Errorf("set up namespace %s: %w", name, err)
-					}
-				}
-				self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-				if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-					return fmt.Errorf("bind-mount namespace onto %s: %w", path, err)
-				}
-				return nil
-			})
-	})
-}
-
-// CreateBound is CreateWith for a setup that works through a netlink
-// handle bound to the new namespace rather than from inside it: setup gets
-// the handle, which CreateBound returns when it created the namespace (the
-// caller closes it; nil otherwise). Given a spare, it enters no namespace
-// at all: the spare comes with its handle, and is mounted from its
-// descriptor.
-func CreateBound(name string, setup func(h *netlink.Handle) error) (h *netlink.Handle, created bool, err error) {
-	created, err = create(name, func(path string) error {
-		sp, ok := takeSpare()
-		if !ok {
-			onDemand.Add(1)
-			switches.Add(1) // made on the spot: entered to open its handle
-			var err error
-			if sp, err = makeSpare(); err != nil {
-				return err
-			}
-		}
-		if err := setup(sp.h); err != nil {
-			sp.close()
-			return fmt.Errorf("set up namespace %s: %w", name, err)
-		}
-		self := fmt.Sprintf("/proc/self/fd/%d", int(sp.fd))
-		if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
-			sp.close()
-			return fmt.Errorf("bind-mount namespace onto %s: %w", path, err)
-		}
-		sp.fd.Close()
-		h = sp.h
-		return nil
-	})
-	return h, created, err
-}
-
-// create makes the named namespace with build, which mounts a new
-// namespace on path, unless it exists already, and reports whether it did.
-func create(name string, build func(path string) error) (created bool, err error) {
 	if err := validName(name); err != nil {
 		return false, err
 	}
@@ -148,9 +83,21 @@ func create(name string, build func(path string) error) (created bool, err error
 	// The lock on the placeholder says "creation under way" until the
 	// namespace is mounted over it, or until this process dies.
 	defer placeholder.Close()
-	// Whatever happens here, the next creation finds a spare ready.
-	defer refillSpare()
-	if err := build(path); err != nil {
+	err = onThread(
+		func() error { return unix.Unshare(unix.CLONE_NEWNET) },
+		func() error {
+			if setup != nil {
+				if err := setup(); err != nil {
+					return fmt.Errorf("set up namespace %s: %w", name, err)
+				}
+			}
+			self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+			if err := unix.Mount(self, path, "none", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("bind-mount namespace onto %s: %w", path, err)
+			}
+			return nil
+		})
+	if err != nil {
 		os.Remove(path)
 		return false, fmt.Errorf("create namespace %s: %w", name, err)
 	}
@@ -158,114 +105,6 @@ func create(name string, build func(path string) error) (created bool, err error
 }
 
 var createMu sync.Mutex
-
-// Making a network namespace is the kernel's most expensive step of an
-// instance's creation: unshare(CLONE_NEWNET) runs every subsystem's
-// per-namespace setup, over a millisecond, where entering an existing
-// namespace costs microseconds. So the creations keep one namespace made
-// ahead of need, a spare, with a netlink handle opened inside it:
-// anonymous, held only by descriptors of this process (it dies with the
-// process, leaving nothing behind, and nobody else can see or enter it).
-// The next creation takes it instead of making one while its caller
-// waits. The spare is made on a thread of its own once a creation has
-// used it (or made its namespace itself): a process that creates no
-// namespace keeps none.
-var spare struct {
-	mu     sync.Mutex
-	ns     *spareNS   // nil: there is none (yet)
-	making bool       // a goroutine is making one
-	made   *sync.Cond // signalled when making ends
-}
-
-// spareNS is a namespace no name mounts yet, and a netlink handle in it.
-type spareNS struct {
-	fd netns.NsHandle
-	h  *netlink.Handle
-}
-
-func (s *spareNS) close() {
-	s.h.Close()
-	s.fd.Close()
-}
-
-func init() {
-	spare.made = sync.NewCond(&spare.mu)
-}
-
-// onDemand counts the namespaces made while a creation's caller waited,
-// without a spare.
-var onDemand atomic.Int64
-
-// OnDemand reports how many namespaces creations have had to make on the
-// spot, without a spare made ahead: a cost that tests of the creation
-// path count.
-func OnDemand() int64 { return onDemand.Load() }
-
-// takeSpare returns the spare, if there is one, which is then the
-// caller's.
-func takeSpare() (*spareNS, bool) {
-	spare.mu.Lock()
-	defer spare.mu.Unlock()
-	sp := spare.ns
-	spare.ns = nil
-	return sp, sp != nil
-}
-
-// refillSpare starts making a spare unless there is one or one is being
-// made.
-func refillSpare() {
-	spare.mu.Lock()
-	defer spare.mu.Unlock()
-	if spare.ns != nil || spare.making {
-		return
-	}
-	spare.making = true
-	go func() {
-		sp, err := makeSpare()
-		spare.mu.Lock()
-		defer spare.mu.Unlock()
-		if err == nil {
-			spare.ns = sp
-		}
-		// Failing, the next creation makes its namespace itself, and
-		// tries again after.
-		spare.making = false
-		spare.made.Broadcast()
-	}()
-}
-
-// makeSpare makes a new, anonymous network namespace, with a handle in
-// it, held by a descriptor.
-func makeSpare() (*spareNS, error) {
-	sp := &spareNS{fd: netns.None()}
-	err := onThreadUncounted(
-		func() error { return unix.Unshare(unix.CLONE_NEWNET) },
-		func() error {
-			var err error
-			if sp.fd, err = netns.Get(); err != nil {
-				return err
-			}
-			if sp.h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
-				sp.fd.Close()
-				return fmt.Errorf("netlink handle: %w", err)
-			}
-			return nil
-		})
-	if err != nil {
-		return nil, fmt.Errorf("make a namespace: %w", err)
-	}
-	return sp, nil
-}
-
-// AwaitSpare waits until the spare namespace being made, if one is, is
-// ready; until then, a thread of the process is inside it.
-func AwaitSpare() {
-	spare.mu.Lock()
-	defer spare.mu.Unlock()
-	for spare.making {
-		spare.made.Wait()
-	}
-}
 
 // createMountPoint creates the empty file a namespace is bind-mounted onto,
 // and returns it open and locked (flock): the lock tells other processes
@@ -541,12 +380,6 @@ func Switches() int64 { return switches.Load() }
 // wrong namespace.
 func onThread(enter, fn func() error) error {
 	switches.Add(1)
-	return onThreadUncounted(enter, fn)
-}
-
-// onThreadUncounted is onThread for work that is nobody's request (a
-// spare namespace made ahead of need): it does not count as a switch.
-func onThreadUncounted(enter, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -66,8 +66,6 @@ func testName(t *testing.T, suffix string) string {
 // threads: after any call here there must be exactly one, the original.
 func threadNamespaces(t *testing.T) []string {
 	t.Helper()
-	// The thread making the next spare is in it until it is made.
-	AwaitSpare()
 	links, err := filepath.Glob("/proc/self/task/*/ns/net")
 	if err != nil {
 		t.Fatal(err)
@@ -399,117 +397,6 @@ func TestConcurrentCreate(t *testing.T) {
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	if c := strings.Count(string(mounts), Path(name)+" "); c != 1 {
 		t.Fatalf("namespace mounted %d times", c)
-	}
-	assertThreadsHome(t, home)
-}
-
-// TestCreateTakesSpare checks that a creation takes the namespace made
-// ahead of it, rather than making one while its caller waits (and
-// CreateBound, given one, enters no namespace), and that every creation
-// gets a namespace of its own: a spare is never handed out twice, also
-// when the setup that took it failed.
-func TestCreateTakesSpare(t *testing.T) {
-	home := threadNamespaces(t)
-	hostIno, err := Inode("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[uint64]string{hostIno: "the process's namespace"}
-	// inside records the namespace setup runs in.
-	inside := func(name string, fail error) func() error {
-		return func() error {
-			var st unix.Stat_t
-			if err := unix.Stat(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), &st); err != nil {
-				return err
-			}
-			if other, dup := seen[st.Ino]; dup {
-				t.Errorf("setup of %s ran in %s", name, other)
-			}
-			seen[st.Ino] = name
-			return fail
-		}
-	}
-	// bound labels lo with the namespace's name through the handle.
-	bound := func(name string, fail error) func(h *netlink.Handle) error {
-		return func(h *netlink.Handle) error {
-			lo, err := h.LinkByName("lo")
-			if err != nil {
-				return err
-			}
-			if lo.Attrs().Alias != "" {
-				t.Errorf("setup of %s got a namespace used before (lo %q)", name, lo.Attrs().Alias)
-			}
-			if err := h.LinkSetAlias(lo, name); err != nil {
-				return err
-			}
-			return fail
-		}
-	}
-	failing := errors.New("setup failed")
-	for i, step := range []struct {
-		suffix string
-		bound  bool
-		fail   error
-	}{
-		{"spare0", false, nil}, // may have made its own: the first of the process
-		{"spare1", false, nil},
-		{"spare2", false, failing},
-		{"spare3", true, nil},
-		{"spare4", true, failing},
-		{"spare5", true, nil},
-		{"spare6", false, nil},
-	} {
-		name := testName(t, step.suffix)
-		defer Delete(name)
-		AwaitSpare()
-		made, switched := OnDemand(), Switches()
-		var created bool
-		var err error
-		if step.bound {
-			var h *netlink.Handle
-			h, created, err = CreateBound(name, bound(name, step.fail))
-			if h != nil {
-				h.Close()
-			}
-			if created == (h == nil) {
-				t.Errorf("%s: CreateBound created %v, returned handle %v", name, created, h)
-			}
-		} else {
-			created, err = CreateWith(name, inside(name, step.fail))
-		}
-		if step.fail != nil {
-			if !errors.Is(err, step.fail) || created || Exists(name) {
-				t.Fatalf("%s: creation with failing setup = %v, %v; exists: %v", name, created, err, Exists(name))
-			}
-			continue
-		}
-		if err != nil || !created {
-			t.Fatalf("%s: creation = %v, %v", name, created, err)
-		}
-		if n := OnDemand() - made; i > 0 && n != 0 {
-			t.Errorf("%s: made %d namespaces while the caller waited, want 0 (a spare was ready)", name, n)
-		}
-		if n := Switches() - switched; step.bound && n != 0 {
-			t.Errorf("%s: CreateBound entered %d namespaces, want 0", name, n)
-		}
-		ino, err := Inode(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if step.bound {
-			out, err := exec.Command("ip", "-n", name, "link", "show", "lo").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "alias "+name) {
-				t.Errorf("%s is not the namespace its setup labelled: %v\n%s", name, err, out)
-			}
-			if other, dup := seen[ino]; dup {
-				t.Errorf("%s is mounted on %s", name, other)
-			}
-			seen[ino] = name
-			continue
-		}
-		if seen[ino] != name {
-			t.Errorf("%s is mounted on the namespace %q set up", name, seen[ino])
-		}
 	}
 	assertThreadsHome(t, home)
 }
