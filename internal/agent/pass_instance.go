@@ -144,8 +144,10 @@ func (p *pass) instanceWork() []instanceWork {
 }
 
 // ensureInstance programs one instance's namespace, then its ports in it.
-// The namespace is checked even when only a port changed: the port needs
-// it open, and opening it verifies it is still nsnet's.
+// The namespace is looked at even when only a port changed: the port
+// needs it open. Opening it verifies it is still nsnet's; one the agent
+// keeps open from an earlier pass is still the same namespace under its
+// name, verified again by full passes (ensureNetns).
 func (p *pass) ensureInstance(w instanceWork) {
 	ns, changed, err := p.ensureNetns(w.spec)
 	// An instance programmed as it is, whose marks its ports do not
