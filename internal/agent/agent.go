@@ -185,6 +185,14 @@ type Agent struct {
 	// compared counts the objects passes asked whether they need work
 	// (pass.needs): what a pass's walk costs, for tests.
 	compared atomic.Int64
+	// dscpTables are the DSCP marks each instance's namespace was last
+	// given (qosmark), by instance: an incremental pass that programs
+	// the same ones again does not read the table back.
+	dscpTables map[string]map[string]uint8
+	// instanceNS keeps the instance namespaces passes opened open for
+	// the passes after them: a port plugged into an instance just made
+	// needs no namespace switch for its handle.
+	instanceNS *dataplane.InstanceNamespaces
 	// round is the full pass under way (nil: none): a full pass yields to
 	// store changes (see yielding), and the full passes that continue it
 	// skip what it verified already.
@@ -265,6 +273,11 @@ type ObjectError struct {
 	Reason string `json:"reason"`
 }
 
+// keptNamespaces bounds the instance namespaces the agent keeps open
+// between passes (two descriptors each): those of the instances being
+// created and plugged now, not every instance of a large host.
+const keptNamespaces = 64
+
 // New checks cfg and prepares the host namespace; Run does the work.
 func New(cfg Config) (*Agent, error) {
 	if cfg.Store == nil {
@@ -294,6 +307,8 @@ func New(cfg Config) (*Agent, error) {
 		health:      Health{Managed: map[string]int{}, Errors: []ObjectError{}},
 		tried:       map[key]any{},
 		good:        map[key]bool{},
+		dscpTables:  map[string]map[string]uint8{},
+		instanceNS:  dataplane.NewInstanceNamespaces(keptNamespaces),
 		nat:         natTables{m: map[string]*routerNAT{}},
 		drift:       make(chan string, 1),
 		moved:       make(chan struct{}, 1),
@@ -313,6 +328,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	defer func() { a.host.Close(); a.hostDrift.Close() }()
+	defer a.instanceNS.Close()
 	defer a.nat.closeAll()
 	defer a.firewall.close()
 	defer a.servers.closeAll()

@@ -61,6 +61,9 @@ type pass struct {
 	// merged into its round at the end.
 	verified map[key]any
 	forget   []key // objects whose kernel state is gone
+	// dscpTables are the instances' DSCP tables this pass programmed
+	// (nil: it tried and failed), merged into Agent.dscpTables.
+	dscpTables map[string]map[string]uint8
 	// hostNATRan: the host's table was programmed in this pass, so the
 	// host-gateway networks, whose status follows it, are visited.
 	hostNATRan bool
@@ -213,6 +216,9 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 	// store they run between changes, and each yields soon.
 	p.sweep = full && (a.round.passes == 0 || a.resweep)
 	if p.sweep {
+		// Namespaces deleted behind the agent's back stay alive while
+		// it keeps them open: they go now.
+		a.instanceNS.Prune()
 		if err := a.openHost(); err != nil {
 			return false, err
 		}
@@ -460,6 +466,8 @@ func (p *pass) linkDeletion(k key, name, alias string) deletion {
 
 func (p *pass) namespaceDeletion(k key, name, marker string) deletion {
 	return deletion{k: k, what: "namespace " + name, run: func() (bool, error) {
+		// A namespace kept open would outlive its deletion.
+		p.a.instanceNS.Forget(name)
 		err := dataplane.DeleteInstanceNetns(name, marker, p.links)
 		return err == nil, err
 	}}
@@ -557,12 +565,22 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		}
 		a.triedOf[k.kind][k.id] = true
 	}
+	for id, marks := range p.dscpTables {
+		if marks == nil {
+			delete(a.dscpTables, id)
+			continue
+		}
+		a.dscpTables[id] = marks
+	}
 	for _, k := range p.forget {
 		if _, still := p.tried[k]; !still {
 			delete(a.tried, k)
 			delete(a.good, k)
 			delete(a.triedOf[k.kind], k.id)
 			a.unsettle(k, true)
+			if k.kind == store.Instances {
+				delete(a.dscpTables, k.id)
+			}
 		}
 	}
 	// A forgotten object the store no longer wants is settled for good.

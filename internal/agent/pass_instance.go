@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/nsnet/nsnet/internal/dataplane"
@@ -159,8 +160,10 @@ func (p *pass) instanceWork() []instanceWork {
 }
 
 // ensureInstance programs one instance's namespace, then its ports in it.
-// The namespace is checked even when only a port changed: the port needs
-// it open, and opening it verifies it is still nsnet's.
+// The namespace is looked at even when only a port changed: the port
+// needs it open. Opening it verifies it is still nsnet's; one the agent
+// keeps open from an earlier pass is still the same namespace under its
+// name, verified again by full passes (ensureNetns).
 func (p *pass) ensureInstance(w instanceWork) {
 	ns, changed, err := p.ensureNetns(w.spec)
 	// An instance programmed as it is, whose marks its ports do not
@@ -176,7 +179,7 @@ func (p *pass) ensureInstance(w instanceWork) {
 		changed = changed || c
 		if err == nil {
 			// The DSCP marks of its ports' QoS policies (none: no table).
-			c, err = qosmark.Ensure(w.spec.Netns, p.d.dscp[w.id])
+			c, err = p.ensureDSCP(w.id, w.spec.Netns, ns)
 			changed = changed || c
 		}
 		if err != nil {
@@ -226,6 +229,42 @@ func (p *pass) ensureInstance(w instanceWork) {
 	}
 }
 
+// ensureDSCP makes the DSCP table of instance id's namespace ns (named
+// netns) hold the marks of its ports (none: no table). The table is read
+// back only when it may differ: in a full pass (drift), or when the marks
+// are not those this agent last gave it. A namespace just made has none.
+func (p *pass) ensureDSCP(id, netns string, ns *dataplane.Namespace) (changed bool, err error) {
+	want := p.d.dscp[id]
+	last, known := p.a.dscpTables[id]
+	if ns.Fresh {
+		last, known = nil, true
+	}
+	if known && maps.Equal(last, want) && (ns.Fresh || !p.full) {
+		if ns.Fresh {
+			p.noteDSCP(id, want, true)
+		}
+		return false, nil
+	}
+	changed, err = qosmark.Ensure(netns, want)
+	p.noteDSCP(id, want, err == nil)
+	return changed, err
+}
+
+// noteDSCP records the DSCP marks instance id's table holds now, if
+// known: its programming did not fail.
+func (p *pass) noteDSCP(id string, marks map[string]uint8, known bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.dscpTables == nil {
+		p.dscpTables = map[string]map[string]uint8{}
+	}
+	p.dscpTables[id] = nil
+	if known {
+		p.dscpTables[id] = map[string]uint8{}
+		maps.Copy(p.dscpTables[id], marks)
+	}
+}
+
 // marksChange reports whether the ports of w that need work change the
 // instance's DSCP marks (d.dscp) from what was last programmed: a port's
 // mark, or the interface it is on, is not what it was.
@@ -254,7 +293,9 @@ var plugHook func(p *pass, tap string)
 // with this agent's marker for another instance is nsnet's own leftover (an
 // instance deleted, another created under its name): it is replaced.
 func (p *pass) ensureNetns(spec instanceSpec) (*dataplane.Namespace, bool, error) {
-	ns, changed, err := dataplane.EnsureInstanceNetns(spec.Netns, spec.Marker)
+	// A full pass checks a namespace kept open from an earlier pass as
+	// it would one it opens (drift); an incremental one knows it nsnet's.
+	ns, changed, err := p.a.instanceNS.EnsureInstance(spec.Netns, spec.Marker, p.full)
 	var no *dataplane.NotOwnedError
 	if !errors.As(err, &no) {
 		return ns, changed, err
@@ -263,9 +304,10 @@ func (p *pass) ensureNetns(spec instanceSpec) (*dataplane.Namespace, bool, error
 		return nil, false, err
 	}
 	p.a.log.Info("replacing leftover namespace", "namespace", spec.Netns, "marker", no.Mark)
+	p.a.instanceNS.Forget(spec.Netns)
 	if err := dataplane.DeleteInstanceNetns(spec.Netns, no.Mark, p.links); err != nil {
 		return nil, false, err
 	}
-	ns, _, err = dataplane.EnsureInstanceNetns(spec.Netns, spec.Marker)
+	ns, _, err = p.a.instanceNS.EnsureInstance(spec.Netns, spec.Marker, p.full)
 	return ns, true, err
 }

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,19 +12,20 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// TestPortIntoInstanceEntersOnce plugs ports into an instance that is
+// TestPortIntoInstanceEntersNone plugs ports into an instance that is
 // programmed already, and counts the namespaces the agent enters for it:
-// one, the instance's own, opened for the port's peer. Its resolv.conf
-// and DSCP table (the instance did not change), the new tap's hairpin
-// mode (the kernel's default on a link just made) are not read again.
-func TestPortIntoInstanceEntersOnce(t *testing.T) {
+// none. The instance's own stays open from its creation for the port's
+// peer; its resolv.conf and DSCP table (the instance did not change), the
+// new tap's hairpin mode (the kernel's default on a link just made) are
+// not read again.
+func TestPortIntoInstanceEntersNone(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.converge(e.put(testNetwork(), testSubnet(), testInstance("a")))
 	for i, ifname := range []string{"eth0", "eth1"} {
 		before := netns.Switches()
 		e.converge(e.put(testPort("a", ifname, "10.9.0."+string(rune('5'+i)), "fa:16:3e:00:00:0"+string(rune('1'+i)))))
-		if n := netns.Switches() - before; n != 1 {
-			t.Errorf("plugging %s entered %d namespaces, want 1", ifname, n)
+		if n := netns.Switches() - before; n != 0 {
+			t.Errorf("plugging %s entered %d namespaces, want 0", ifname, n)
 		}
 	}
 	if err := ping(e.ns("a"), "10.9.0.6"); err != nil {
@@ -61,4 +65,34 @@ func TestFirewallBesidePorts(t *testing.T) {
 		t.Fatalf("port plugged: %v; its filter in the tables before its tap: %v", waited, filtered)
 	}
 	e.wantStatus(store.Ports, p.ID, model.StatusActive)
+}
+
+// TestInstanceWritesEnterOnce counts the namespaces the agent enters to
+// create an instance (one, to create it) and to plug a port that changes
+// its resolv.conf, the first port on a subnet with a DNS server (none:
+// the namespace stays open from its creation). The instance's DSCP table,
+// which neither changes and a new namespace does not have, is not read.
+func TestInstanceWritesEnterOnce(t *testing.T) {
+	e := newEnv(t, time.Hour)
+	sn := testSubnet()
+	sn.DNSNameservers = []string{"10.9.0.53"}
+	e.converge(e.put(testNetwork(), sn))
+	for _, step := range []struct {
+		what   string
+		record any
+		enters int64
+	}{
+		{"creating the instance", testInstance("a"), 1},
+		{"plugging a port that gives it a DNS server", testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01"), 0},
+	} {
+		before := netns.Switches()
+		e.converge(e.put(step.record))
+		if n := netns.Switches() - before; n != step.enters {
+			t.Errorf("%s entered %d namespaces, want %d", step.what, n, step.enters)
+		}
+	}
+	resolv, err := os.ReadFile(filepath.Join(netns.EtcDir, e.ns("a"), "resolv.conf"))
+	if err != nil || !strings.Contains(string(resolv), "nameserver 10.9.0.53\n") {
+		t.Fatalf("resolv.conf of a (%v):\n%s", err, resolv)
+	}
 }

@@ -83,7 +83,13 @@ func notOwnedLink(link netlink.Link) error {
 type Namespace struct {
 	Name   string
 	Handle *netlink.Handle
-	fd     vnetns.NsHandle
+	// Fresh: EnsureInstanceNetns created it, and it holds nothing but
+	// what its creation put there (a marked lo).
+	Fresh bool
+	fd    vnetns.NsHandle
+	// release, when set, gives Handle and fd back to the
+	// InstanceNamespaces that keeps them, instead of closing them.
+	release func()
 }
 
 // OpenNamespace opens the named namespace ("" is the process's own).
@@ -103,6 +109,10 @@ func OpenNamespace(name string) (*Namespace, error) {
 // Close releases the handle and the descriptor; the namespace itself stays.
 func (n *Namespace) Close() {
 	if n == nil {
+		return
+	}
+	if n.release != nil {
+		n.release()
 		return
 	}
 	if n.Handle != nil {

@@ -68,15 +68,11 @@ func createMarked(name, marker string) (*Namespace, error) {
 		if h, err = netns.NewHandle(""); err != nil {
 			return err
 		}
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("read lo: %w", err)
-		}
-		if err := h.LinkSetAlias(lo, marker); err != nil {
-			return fmt.Errorf("mark lo: %w", err)
-		}
-		if err := h.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("bring lo up: %w", err)
+		// lo is the same in every new namespace (ifindex 1, down, no
+		// alias): label it and bring it up with one request.
+		lo := netlink.LinkAttrs{Index: loopbackIndex, Name: "lo", TxQLen: -1, Alias: marker, Flags: net.FlagUp}
+		if err := h.LinkModify(&netlink.Device{LinkAttrs: lo}); err != nil {
+			return fmt.Errorf("mark lo and bring it up: %w", err)
 		}
 		return nil
 	})
@@ -91,8 +87,12 @@ func createMarked(name, marker string) (*Namespace, error) {
 		h.Close()
 		return nil, err
 	}
-	return &Namespace{Name: name, Handle: h, fd: fd}, nil
+	return &Namespace{Name: name, Handle: h, Fresh: true, fd: fd}, nil
 }
+
+// loopbackIndex is lo's ifindex in every network namespace: the kernel
+// registers it first, with this index.
+const loopbackIndex = 1
 
 // ReadMarker returns the alias of lo in the named namespace: the marker of
 // an nsnet instance namespace, or whatever else is there.
