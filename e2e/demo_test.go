@@ -73,10 +73,10 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("scripts/demo.sh down: %v\n%s", err, out)
 	}
 	if left := lab.Namespaces(name + "-"); len(left) > 0 {
-		t.Errorf("namespaces left behind: %v", left)
+		t.Errorf("namespaces left behind: %v\nscripts/demo.sh down said:\n%s", left, out)
 	}
 	if left := lab.EtcEntries(name + "-"); len(left) > 0 {
-		t.Errorf("/etc/netns entries left behind: %v", left)
+		t.Errorf("/etc/netns entries left behind: %v\nscripts/demo.sh down said:\n%s", left, out)
 	}
 	if now := rootLinks(t); !slices.Equal(now, links) {
 		t.Errorf("links of this namespace changed: %v, were %v", now, links)

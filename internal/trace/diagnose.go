@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -37,7 +38,15 @@ func (r *Result) diagnose(plan *Plan) {
 			nh = k
 		}
 		if nh.IsValid() {
-			if state, ok := neighbourState(src.Netns, src.Interface, nh); ok && unanswered(state) {
+			state, ok := neighbourState(src.Netns, src.Interface, nh)
+			if (!ok || !unanswered(state)) && r.srcNeighbour.hop == nh {
+				// Gone since (the kernel's neighbour tables are
+				// shared by all namespaces, and a busy host's garbage
+				// collection drops failed entries within seconds):
+				// as it was while the trace waited.
+				state, ok = r.srcNeighbour.state, r.srcNeighbour.state != ""
+			}
+			if ok && unanswered(state) {
 				reasons = append(reasons, fmt.Sprintf("%s: %s has no MAC address for %s on %s (%s %s): nothing on its network answers for it", noNeighbour(nh), src.Node, nh, src.Interface, resolution(nh), state))
 			}
 		}
@@ -248,6 +257,37 @@ func (r *Result) addDrops() {
 	for _, ev := range r.NFTrace {
 		if ev.Verdict == "drop" || ev.Verdict == "reject" {
 			r.Stopped.Reasons = append(r.Stopped.Reasons, "dropped by nftables: "+ev.String())
+		}
+	}
+}
+
+// neighbourSamples is how often watchNeighbour looks.
+const neighbourSamples = 200 * time.Millisecond
+
+// watchNeighbour looks at the source's neighbour entry for its next hop
+// until stop closes, and returns the last state it saw unanswered
+// (INCOMPLETE, FAILED), if any: what diagnose says when the entry is gone
+// by the time the trace ends.
+func watchNeighbour(plan *Plan, stop <-chan struct{}) neighbourSeen {
+	var seen neighbourSeen
+	src := plan.Hops[0]
+	tick := time.NewTicker(neighbourSamples)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return seen
+		case <-tick.C:
+		}
+		nh := plan.SourceNextHop
+		if k, ok := kernelNextHop(src.Netns, plan.Src, plan.Dst); ok {
+			nh = k
+		}
+		if !nh.IsValid() {
+			continue
+		}
+		if state, ok := neighbourState(src.Netns, src.Interface, nh); ok && unanswered(state) {
+			seen = neighbourSeen{hop: nh, state: state}
 		}
 	}
 }

@@ -39,6 +39,15 @@ type Result struct {
 	// nd is, per hop, the IPv6 neighbour discovery seen there: how often
 	// each target was solicited, and which were advertised.
 	nd []ndSeen
+	// srcNeighbour is the source's neighbour entry for its next hop, as
+	// last seen unanswered while the trace waited (see watchNeighbour).
+	srcNeighbour neighbourSeen
+}
+
+// neighbourSeen is a next hop's neighbour entry in an unanswered state.
+type neighbourSeen struct {
+	hop   netip.Addr
+	state string // "": none seen
 }
 
 // ndSeen is the neighbour discovery one interface carried during a trace.
@@ -247,6 +256,9 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 	}
 	sendErr := probe.Send(src.Netns, src.Addr, plan.Dst)
 	if sendErr == nil {
+		watched := make(chan neighbourSeen, 1)
+		stopWatch := make(chan struct{})
+		go func() { watched <- watchNeighbour(plan, stopWatch) }()
 		timer := time.NewTimer(opts.Timeout)
 		select {
 		case <-answered:
@@ -255,6 +267,8 @@ func Run(ctx context.Context, m *Model, plan *Plan, src Source, probe *Probe, op
 		case <-ctx.Done():
 		}
 		timer.Stop()
+		close(stopWatch)
+		res.srcNeighbour = <-watched
 	}
 	if tracer != nil {
 		res.NFTrace = tracer.stop()

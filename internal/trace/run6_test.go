@@ -152,6 +152,10 @@ func TestRunIPv6(t *testing.T) {
 		reason   string   // the first reason starts so; "" for none
 		also     []string // other reasons start so
 		drop     string   // a reason holds this nftables drop
+		// collect deletes the source's neighbour entry for this
+		// address while the trace waits, as a busy host's garbage
+		// collection of failed entries does.
+		collect string
 	}{
 		{name: "ICMPv6 echo answered", proto: capture.ProtoICMPv6, plan: l.plan("2001:db8:2::6", 4, EndInstance),
 			answered: true, seenOut: 4},
@@ -168,6 +172,9 @@ func TestRunIPv6(t *testing.T) {
 		{name: "the source's own neighbour discovery fails", proto: capture.ProtoICMPv6, plan: l.plan("2001:db8:1::77", 1, EndNobody),
 			timeout: 4 * time.Second, seenOut: 0, reason: "the probe was not seen anywhere",
 			also: []string{"neighbour discovery failed: instance vm1 has no MAC address for 2001:db8:1::77 on eth0 (ND "}},
+		{name: "the source's own neighbour discovery fails, its entry collected before the end", proto: capture.ProtoICMPv6, plan: l.plan("2001:db8:1::77", 1, EndNobody),
+			timeout: 4 * time.Second, seenOut: 0, reason: "the probe was not seen anywhere", collect: "2001:db8:1::77",
+			also: []string{"neighbour discovery failed: instance vm1 has no MAC address for 2001:db8:1::77 on eth0 (ND "}},
 		{name: "dropped by an ip6 table", proto: capture.ProtoTCP, port: 8082, plan: l.plan("2001:db8:2::6", 4, EndInstance),
 			timeout: 1500 * time.Millisecond, seenOut: 4, reason: "the probe reached",
 			drop: `dropped by nftables: drop by rule handle 2 of chain input in table ip6 blocker, instance vm2 (comment "vm2 firewall")`},
@@ -179,7 +186,27 @@ func TestRunIPv6(t *testing.T) {
 				timeout = 3 * time.Second
 			}
 			probe := NewProbe(tc.proto, tc.port)
-			res, err := Run(context.Background(), m, tc.plan, l.source(), probe, Options{Timeout: timeout})
+			opts := Options{Timeout: timeout}
+			collected := make(chan struct{})
+			if tc.collect != "" {
+				opts.Ready = func() {
+					go func() {
+						defer close(collected)
+						time.Sleep(timeout - time.Second)
+						// Deleted, or never made: either way gone.
+						exec.Command("ip", "-n", l.vm1, "-6", "neigh", "del", tc.collect, "dev", "eth0").Run()
+					}()
+				}
+			} else {
+				close(collected)
+			}
+			res, err := Run(context.Background(), m, tc.plan, l.source(), probe, opts)
+			<-collected
+			if tc.collect != "" {
+				if state, ok := neighbourState(l.vm1, "eth0", netip.MustParseAddr(tc.collect)); ok {
+					t.Fatalf("the neighbour entry for %s is still there (%s): the case tests nothing", tc.collect, state)
+				}
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -215,7 +242,7 @@ func TestRunIPv6(t *testing.T) {
 				}
 			}
 			// The wire's word: the solicitations the capture saw.
-			if tc.name == "the source's own neighbour discovery fails" && !strings.Contains(out.String(), " neighbour solicitation(s) for 2001:db8:1::77 on "+l.vm1+"/eth0 (instance vm1), and no advertisement") {
+			if strings.HasPrefix(tc.name, "the source's own neighbour discovery fails") && !strings.Contains(out.String(), " neighbour solicitation(s) for 2001:db8:1::77 on "+l.vm1+"/eth0 (instance vm1), and no advertisement") {
 				t.Errorf("the unanswered solicitations are not named\n%s", out.String())
 			}
 			if tc.drop != "" && (res.Stopped == nil || !slices.Contains(res.Stopped.Reasons, tc.drop)) {
