@@ -62,8 +62,11 @@ func run(ctx context.Context) (err error) {
 	if os.Geteuid() != 0 {
 		return errors.New("sgmembers needs root: it creates network namespaces")
 	}
-	if *small < 1 || *nPorts <= *small || *nPorts > 4000 {
-		return errors.New("-small 1.. and -ports above it, at most 4000")
+	// Every port is on one network, so on one bridge, and a Linux bridge
+	// takes at most 1,023 ports (the 1,024th enslaving fails with
+	// EXFULL); each sample adds one more.
+	if *small < 1 || *nPorts <= *small || *nPorts > 1022 {
+		return errors.New("-small 1.. and -ports above it, at most 1022 (a bridge takes 1023 ports, the samples one)")
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-")
 	if err != nil {
