@@ -230,6 +230,31 @@ func (e *env) del(records ...any) int64 {
 	return rev
 }
 
+// writeRecords puts put and deletes del, records of the model, in one
+// store transaction, and returns its revision.
+func writeRecords(tb testing.TB, st store.Store, put, del []any) int64 {
+	tb.Helper()
+	rev, err := st.Update(context.Background(), func(tx store.Txn) error {
+		for _, rec := range put {
+			kind, id := kindAndID(rec)
+			if err := tx.Put(kind, id, rec); err != nil {
+				return err
+			}
+		}
+		for _, rec := range del {
+			kind, id := kindAndID(rec)
+			if err := tx.Delete(kind, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return rev
+}
+
 func kindAndID(r any) (store.Kind, string) {
 	switch v := r.(type) {
 	case model.Network:

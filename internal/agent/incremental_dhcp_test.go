@@ -31,7 +31,6 @@ func TestServiceUpdateMatchesDHCPService(t *testing.T) {
 }
 
 func testServiceUpdate(t *testing.T, seed uint64, steps int) {
-	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 61))
 	st := tempStore(t)
 
@@ -45,26 +44,7 @@ func testServiceUpdate(t *testing.T, seed uint64, steps int) {
 	dhcp4 := v4.port(30, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+v4.net.ID)
 	dhcpDS := ds.port(31, "10.2.0.2", model.DeviceOwnerDHCP, "dhcp-"+ds.net.ID)
 	dhcpDS.FixedIPs = append(dhcpDS.FixedIPs, model.FixedIP{SubnetID: v6.ID, IPAddress: "2001:db8:2::2"})
-	write := func(put, del []any) {
-		t.Helper()
-		if _, err := st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range put {
-				kind, id := kindAndID(rec)
-				if err := tx.Put(kind, id, rec); err != nil {
-					return err
-				}
-			}
-			for _, rec := range del {
-				kind, id := kindAndID(rec)
-				if err := tx.Delete(kind, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(put, del []any) { writeRecords(t, st, put, del) }
 	write([]any{v4.net, v4.subnet, ds.net, ds.subnet, v6, dhcp4, dhcpDS}, nil)
 
 	var recs records

@@ -125,24 +125,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 	var lastRev int64 // of the last write
 	write := func(put []any, del []any) {
 		t.Helper()
-		var err error
-		if lastRev, err = st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range put {
-				kind, id := kindAndID(rec)
-				if err := tx.Put(kind, id, rec); err != nil {
-					return err
-				}
-			}
-			for _, rec := range del {
-				kind, id := kindAndID(rec)
-				if err := tx.Delete(kind, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		lastRev = writeRecords(t, st, put, del)
 	}
 	write(base, nil)
 

@@ -790,20 +790,25 @@ var verifyManaged func(got, want map[string]int)
 func (a *Agent) managedFromScratchLocked(d *desired) map[string]int {
 	managed := map[string]int{}
 	for _, r := range reconcilers {
-		kind := r.kind()
-		if c, ok := r.(countsManaged); ok {
-			if n := c.managed(a, d); n > 0 {
-				managed[string(kind)] += n
-			}
-			continue
+		if n := a.managedOf(r, d); n > 0 {
+			managed[string(r.kind())] += n
 		}
-		r.objects(d, func(id string) {
-			if a.good[key{kind, id}] {
-				managed[string(kind)]++
-			}
-		})
 	}
 	return managed
+}
+
+// managedOf counts r's objects the kernel has, from every desired one.
+func (a *Agent) managedOf(r reconciler, d *desired) int {
+	if c, ok := r.(countsManaged); ok {
+		return c.managed(a, d)
+	}
+	n := 0
+	r.objects(d, func(id string) {
+		if a.good[key{r.kind(), id}] {
+			n++
+		}
+	})
+	return n
 }
 
 // managedLocked counts the objects the kernel has, per kind, after pass p:
@@ -818,18 +823,10 @@ func (a *Agent) managedLocked(p *pass, touched map[key]bool, every bool) map[str
 	managed := map[string]int{}
 	for _, r := range reconcilers {
 		kind := r.kind()
-		if c, ok := r.(countsManaged); ok {
-			if n := c.managed(a, d); n > 0 {
+		if _, ok := r.(countsManaged); ok || !perChange[kind] {
+			if n := a.managedOf(r, d); n > 0 {
 				managed[string(kind)] += n
 			}
-			continue
-		}
-		if !perChange[kind] {
-			r.objects(d, func(id string) {
-				if a.good[key{kind, id}] {
-					managed[string(kind)]++
-				}
-			})
 			continue
 		}
 		if a.counted == nil {

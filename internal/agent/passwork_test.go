@@ -23,27 +23,7 @@ import (
 func TestPassWorkFollowsChange(t *testing.T) {
 	const n = 200
 	st := tempStore(t)
-	ctx := context.Background()
-	write := func(put, del []any) {
-		t.Helper()
-		if _, err := st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range put {
-				kind, id := kindAndID(rec)
-				if err := tx.Put(kind, id, rec); err != nil {
-					return err
-				}
-			}
-			for _, rec := range del {
-				kind, id := kindAndID(rec)
-				if err := tx.Delete(kind, id); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(put, del []any) { writeRecords(t, st, put, del) }
 	put := func(recs ...any) { write(recs, nil) }
 	plugged := func(i int) []any {
 		name := fmt.Sprintf("vm%03d", i)

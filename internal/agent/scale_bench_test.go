@@ -183,30 +183,11 @@ func BenchmarkPassWorkBound(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			st := tempStore(b)
-			ctx := context.Background()
 			plugged := func(i int) []any {
 				name := fmt.Sprintf("vm%05d", i)
 				return []any{testInstance(name), testPort(name, "eth0", fmt.Sprintf("10.9.%d.%d", i/250, 2+i%250), fmt.Sprintf("fa:16:3e:00:%02x:%02x", i/256, i%256))}
 			}
-			write := func(put, del []any) {
-				if _, err := st.Update(ctx, func(t store.Txn) error {
-					for _, rec := range put {
-						kind, id := kindAndID(rec)
-						if err := t.Put(kind, id, rec); err != nil {
-							return err
-						}
-					}
-					for _, rec := range del {
-						kind, id := kindAndID(rec)
-						if err := t.Delete(kind, id); err != nil {
-							return err
-						}
-					}
-					return nil
-				}); err != nil {
-					b.Fatal(err)
-				}
-			}
+			write := func(put, del []any) { writeRecords(b, st, put, del) }
 			recs := []any{testNetwork(), testSubnet()}
 			for i := range n {
 				recs = append(recs, plugged(i)...)

@@ -137,32 +137,7 @@ func BenchmarkServeUDP(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root (network namespaces)")
 	}
-	name := testPrefix + "bench"
-	if err := netns.Create(name); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := netns.Delete(name); err != nil {
-			b.Error(err)
-		}
-	})
-	h, err := netns.NewHandle(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		b.Fatal(err)
-	}
-	ns, err := netns.Open(name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Close()
+	ns := loopbackNamespace(b, testPrefix+"bench")
 	server := netip.MustParseAddr("127.0.0.1")
 	s, err := Listen(ns, server, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
