@@ -208,32 +208,7 @@ func TestServeBurst(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
-	name := testPrefix + "burst"
-	if err := netns.Create(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Delete(name); err != nil {
-			t.Error(err)
-		}
-	})
-	h, err := netns.NewHandle(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
-	}
-	ns, err := netns.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := loopbackNamespace(t, testPrefix+"burst")
 	server := netip.MustParseAddr("127.0.0.1")
 	s, err := Listen(ns, server, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
