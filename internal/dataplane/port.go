@@ -139,6 +139,10 @@ func removeBrokenPair(host, inside *Links, tap, peer netlink.Link, spec PortSpec
 	return nil
 }
 
+// maxBridgePorts is how many ports a Linux bridge holds (BR_MAX_PORTS
+// less port 0, which it does not use).
+const maxBridgePorts = 1023
+
 // createPair creates both ends with one RTM_NEWLINK: the host end in the
 // host namespace and the peer directly in inst under its final name and
 // MAC, so no half-named link is ever visible inside the instance. It
@@ -172,6 +176,11 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 		if veth.Index != 0 {
 			// Created but not enslaved: don't leave half a port behind.
 			host.h.LinkDel(veth)
+		}
+		if errors.Is(err, unix.EXFULL) {
+			// The kernel's bare "exchange full": its bridges number
+			// their ports in 10 bits.
+			err = fmt.Errorf("its network's bridge (ifindex %d) is full: a Linux bridge holds at most %d ports, so a network can have no more bound on one host: %w", bridgeIndex, maxBridgePorts, err)
 		}
 		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", spec.TapName, spec.IfName, inst.Name, err)
 	}
