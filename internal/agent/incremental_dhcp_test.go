@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/nsnet/nsnet/internal/model"
-	"github.com/nsnet/nsnet/internal/store"
 )
 
 // TestServiceUpdateMatchesDHCPService: the networks' DHCP, DHCPv6 and DNS
@@ -165,24 +163,10 @@ func TestServiceUpdateAllocatesPerChange(t *testing.T) {
 // created in a network of n ports served by DHCP (the least of three
 // creates, which a GC cycle's own allocations do not inflate).
 func serviceUpdateBytes(t *testing.T, n int) uint64 {
-	ctx := context.Background()
 	st := tempStore(t)
 	v4 := l3network(10, "10.1.0.0/16", "10.1.0.1", false)
 	v4.subnet.EnableDHCP = true
-	put := func(recs ...any) {
-		t.Helper()
-		if _, err := st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range recs {
-				kind, id := kindAndID(rec)
-				if err := tx.Put(kind, id, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(recs ...any) { writeRecords(t, st, recs, nil) }
 	all := []any{v4.net, v4.subnet, v4.port(30, "10.1.0.2", model.DeviceOwnerDHCP, "dhcp-"+v4.net.ID)}
 	for i := range n {
 		all = append(all, v4.port(1000+i, fmt.Sprintf("10.1.%d.%d", 1+i/250, 1+i%250), "", ""))

@@ -665,21 +665,7 @@ func syncRecords(tb testing.TB, st *store.Bolt, recs *records) *changes {
 func TestFirewallSpecCompilesChangedPorts(t *testing.T) {
 	const n = 30
 	st := tempStore(t)
-	ctx := context.Background()
-	put := func(recs ...any) {
-		t.Helper()
-		if _, err := st.Update(ctx, func(tx store.Txn) error {
-			for _, rec := range recs {
-				kind, id := kindAndID(rec)
-				if err := tx.Put(kind, id, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	put := func(recs ...any) { writeRecords(t, st, recs, nil) }
 	member := func(i int) model.Port {
 		p := testPort("a", fmt.Sprintf("eth%d", i), fmt.Sprintf("10.0.0.%d", 10+i), fmt.Sprintf("fa:16:3e:00:01:%02x", i))
 		p.ID = fmt.Sprintf("port-%03d", i)
