@@ -18,6 +18,7 @@ import (
 
 	"github.com/miekg/dns"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/nsnet/nsnet/internal/netns"
 )
@@ -242,5 +243,68 @@ func TestFastPathAllocations(t *testing.T) {
 	if perQuery := (many - one) / 15; perQuery >= 0.5 {
 		t.Errorf("a round of 16 fast queries allocates %.0f times, of 1 %.0f: %.1f allocations per query, want none",
 			many, one, perQuery)
+	}
+}
+
+// TestReadErrorKeepsServing: an error the kernel reports on a read — here
+// ECONNREFUSED, from the ICMP port unreachable a reply to a client gone
+// drew back (the socket asks for such errors with IP_RECVERR) — is one
+// datagram's, not the socket's: the reader goes on to the queries queued
+// behind it. Returned, it would stop miekg/dns's server, and the
+// network's DNS with it.
+func TestReadErrorKeepsServing(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	ns := loopbackNamespace(t, testPrefix+"recverr")
+	var pc *net.UDPConn
+	var client net.Conn
+	var gone *net.UDPAddr
+	if err := netns.Do(ns, func() error {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		pc = c.(*net.UDPConn)
+		closed, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		gone = closed.LocalAddr().(*net.UDPAddr)
+		closed.Close()
+		client, err = net.Dial("udp", pc.LocalAddr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	defer client.Close()
+	raw, err := pc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_RECVERR, 1)
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	// A reply to a client whose socket is closed: the kernel's port
+	// unreachable comes back as the socket's pending error.
+	if _, err := pc.WriteTo([]byte("late answer"), gone); err != nil {
+		t.Fatal(err)
+	}
+	query, err := new(dns.Msg).SetQuestion("vm1.nsnet.internal.", dns.TypeA).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write(query); err != nil {
+		t.Fatal(err)
+	}
+	// No zone: the fast path hands every query on.
+	r := &fastReader{s: &Server{log: slog.New(slog.DiscardHandler)}}
+	got, _, err := r.ReadPacketConn(pc, 0)
+	if err != nil || !bytes.Equal(got, query) {
+		t.Fatalf("read %x, %v: want the query queued behind the error", got, err)
 	}
 }

@@ -192,6 +192,8 @@ type fastReader struct {
 	// general path, next is the first not handed yet.
 	pending []int
 	next    int
+	// failed counts the reads in a row the kernel refused.
+	failed int
 }
 
 // ReadPacketConn returns the next datagram the fast path does not answer.
@@ -219,8 +221,23 @@ func (r *fastReader) ReadPacketConn(conn net.PacketConn, _ time.Duration) ([]byt
 			data, _ := r.conn.datagram(i)
 			return bytes.Clone(data), r.conn.source(i), nil
 		}
-		if err := r.serveBatch(); err != nil {
-			return nil, nil, err
+		err := r.serveBatch()
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			if err != nil {
+				return nil, nil, err // the socket is closed
+			}
+			r.failed = 0
+			continue
+		}
+		// An error recvmmsg reports is one datagram's or the moment's
+		// (an ICMP error queued on the socket, memory), not the
+		// socket's: returned, it would stop miekg/dns's server and the
+		// network's DNS with it. One that repeats is paced.
+		r.failed++
+		r.s.log.Warn("DNS read", "err", err, "in_a_row", r.failed)
+		if r.failed > 1 {
+			time.Sleep(min(time.Duration(r.failed)*time.Millisecond, 100*time.Millisecond))
 		}
 	}
 }
