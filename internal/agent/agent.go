@@ -145,10 +145,12 @@ type Agent struct {
 	// watched by their routerNAT. Both send to drift.
 	hostDrift *driftWatch
 	drift     chan string
-	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
-	repair    <-chan time.Time             // when the full pass that repairs drift is due
-	resume    <-chan time.Time             // when the full pass that continues a.round is due
-	records   records
+	wanted    atomic.Pointer[wantedOn] // what drift is, as of the running pass
+	// wantedBuilt counts the wanted sets built (wantedOf), for tests.
+	wantedBuilt atomic.Int64
+	repair      <-chan time.Time // when the full pass that repairs drift is due
+	resume      <-chan time.Time // when the full pass that continues a.round is due
+	records     records
 	// storeWake: the agent woke for a store change only, which may be
 	// one it has nothing to do for (see idle); pending are the changes
 	// idle read that the next pass must take.
