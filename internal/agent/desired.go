@@ -498,8 +498,8 @@ type recordSet[T any] struct {
 	// deleted drops them. all is every record in that order, as sorted
 	// last returned it, nil once one changed: a full pass's snapshot
 	// costs what changed since the last, not a sort and a copy of every
-	// record. Both are never written once made, so that snapshots may
-	// share them.
+	// record. all is never written once made, so that snapshots may
+	// share it.
 	ids []string
 	all []T
 	// sorts counts the sorts of the ids (sorted), for tests.
@@ -615,23 +615,24 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 	return prev[T]{}, true, nil
 }
 
-// with is the sorted ids with id, a new slice (snapshots' records may
-// be in order of the old one); nil stays nil (not known).
+// with is the sorted ids with id, in place (nothing but the recordSet
+// holds its ids: sorted hands out a copy of the records); nil stays nil
+// (not known).
 func with(ids []string, id string) []string {
 	if ids == nil {
 		return nil
 	}
 	i, _ := slices.BinarySearch(ids, id)
-	return slices.Insert(slices.Clip(ids), i, id)
+	return slices.Insert(ids, i, id)
 }
 
-// without is the sorted ids without id, a new slice, as with.
+// without is the sorted ids without id, in place, as with.
 func without(ids []string, id string) []string {
 	i, ok := slices.BinarySearch(ids, id)
 	if !ok {
 		return ids
 	}
-	return slices.Concat(ids[:i], ids[i+1:])
+	return slices.Delete(ids, i, i+1)
 }
 
 // get returns the record id.
