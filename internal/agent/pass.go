@@ -228,7 +228,7 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 	} else {
 		p.links = dataplane.NewLinks(a.host)
 	}
-	p.links.SetNamespace(a.cfg.HostNetns)
+	p.links.SetSocket(a.cfg.HostNetns, a.hostSock)
 
 	p.stages = stages
 	p.removeUnwanted()
