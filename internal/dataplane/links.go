@@ -155,9 +155,9 @@ var bridgeLinksRead atomic.Int64
 
 // bridgePortHairpin reads the hairpin mode of the bridge port with ifindex
 // index in the named namespace (through l's kept socket, if any) with a
-// get of that link, whose answer
-// carries its flags as the bridge's port (IFLA_INFO_SLAVE_DATA, what ip
-// -d link shows), which netlink.Handle does not decode.
+// get of that link, whose answer carries its flags as the bridge's port
+// (IFLA_INFO_SLAVE_DATA, what ip -d link shows), which netlink.Handle does
+// not decode.
 func (l *Links) bridgePortHairpin(name string, index int) (bool, error) {
 	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
 	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
