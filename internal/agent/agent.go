@@ -141,14 +141,19 @@ type Agent struct {
 	// Owned by the Run goroutine.
 	host    *netlink.Handle
 	hostIno uint64 // inode of the host namespace host is bound to
+	// hostSock is a socket kept in the host namespace, for the gets of
+	// one port's link or qdisc a pass makes per port (dataplane.Links).
+	hostSock *dataplane.RouteSocket
 	// hostDrift watches the host namespace; routers' namespaces are
 	// watched by their routerNAT. Both send to drift.
 	hostDrift *driftWatch
 	drift     chan string
-	wanted    atomic.Pointer[wantedKernel] // what drift is, as of the running pass
-	repair    <-chan time.Time             // when the full pass that repairs drift is due
-	resume    <-chan time.Time             // when the full pass that continues a.round is due
-	records   records
+	wanted    atomic.Pointer[wantedOn] // what drift is, as of the running pass
+	// wantedBuilt counts the wanted sets built (wantedOf), for tests.
+	wantedBuilt atomic.Int64
+	repair      <-chan time.Time // when the full pass that repairs drift is due
+	resume      <-chan time.Time // when the full pass that continues a.round is due
+	records     records
 	// storeWake: the agent woke for a store change only, which may be
 	// one it has nothing to do for (see idle); pending are the changes
 	// idle read that the next pass must take.
@@ -327,7 +332,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.openHost(); err != nil {
 		return err
 	}
-	defer func() { a.host.Close(); a.hostDrift.Close() }()
+	defer func() { a.host.Close(); a.hostSock.Close(); a.hostDrift.Close() }()
 	defer a.instanceNS.Close()
 	defer a.nat.closeAll()
 	defer a.firewall.close()
@@ -452,17 +457,24 @@ func (a *Agent) openHost() error {
 	if err != nil {
 		return fmt.Errorf("open host namespace %q: %w", name, err)
 	}
+	sock, err := dataplane.OpenRouteSocket(name)
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("open host namespace %q: %w", name, err)
+	}
 	w, err := a.watchDrift(name, hostTables)
 	if err != nil {
 		h.Close()
+		sock.Close()
 		return err
 	}
 	if a.host != nil {
 		a.log.Warn("host namespace was replaced; programming the new one", "netns", name)
 		a.host.Close()
+		a.hostSock.Close()
 		a.hostDrift.Close()
 	}
-	a.host, a.hostIno, a.hostDrift = h, ino, w
+	a.host, a.hostIno, a.hostSock, a.hostDrift = h, ino, sock, w
 	return nil
 }
 

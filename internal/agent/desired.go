@@ -493,6 +493,17 @@ func (c *records) read(r store.Reader) (*snapshot, error) {
 type recordSet[T any] struct {
 	m   map[string]*record[T]
 	gen uint64 // of the last sync
+	// ids are m's keys in order, nil when not known: a record added or
+	// deleted one by one (apply) keeps them, a sync that added or
+	// deleted drops them. all is every record in that order, as sorted
+	// last returned it, nil once one changed: a full pass's snapshot
+	// costs what changed since the last, not a sort and a copy of every
+	// record. all is never written once made, so that snapshots may
+	// share it.
+	ids []string
+	all []T
+	// sorts counts the sorts of the ids (sorted), for tests.
+	sorts int
 }
 
 type record[T any] struct {
@@ -547,12 +558,14 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 			changed[id] = prev[T]{cur.val, true}
 		} else {
 			changed[id] = prev[T]{}
+			c.ids = nil
 		}
 		c.m[id] = &record[T]{sum: sum, val: v, gen: c.gen}
+		c.all = nil
 		return nil
 	})
 	if err != nil {
-		c.m = nil
+		c.m, c.ids, c.all = nil, nil, nil
 		return nil, err
 	}
 	if seen != len(c.m) {
@@ -560,6 +573,7 @@ func (c *recordSet[T]) sync(r store.Reader, kind store.Kind) (map[string]prev[T]
 			if cur.gen != c.gen {
 				changed[id] = prev[T]{cur.val, true}
 				delete(c.m, id)
+				c.ids, c.all = nil, nil
 			}
 		}
 	}
@@ -583,6 +597,7 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 		return prev[T]{}, false, nil
 	case !found:
 		delete(c.m, id)
+		c.ids, c.all = without(c.ids, id), nil
 		return prev[T]{cur.val, true}, true, nil
 	case had && cur.sum == sum:
 		return prev[T]{}, false, nil
@@ -592,10 +607,32 @@ func (c *recordSet[T]) apply(kind store.Kind, id string, raw []byte, found bool)
 		return prev[T]{}, false, fmt.Errorf("decode %s/%s: %w", kind, id, err)
 	}
 	c.m[id] = &record[T]{sum: sum, val: v, gen: c.gen}
+	c.all = nil
 	if had {
 		return prev[T]{cur.val, true}, true, nil
 	}
+	c.ids = with(c.ids, id)
 	return prev[T]{}, true, nil
+}
+
+// with is the sorted ids with id, in place (nothing but the recordSet
+// holds its ids: sorted hands out a copy of the records); nil stays nil
+// (not known).
+func with(ids []string, id string) []string {
+	if ids == nil {
+		return nil
+	}
+	i, _ := slices.BinarySearch(ids, id)
+	return slices.Insert(ids, i, id)
+}
+
+// without is the sorted ids without id, in place, as with.
+func without(ids []string, id string) []string {
+	i, ok := slices.BinarySearch(ids, id)
+	if !ok {
+		return ids
+	}
+	return slices.Delete(ids, i, i+1)
 }
 
 // get returns the record id.
@@ -607,11 +644,23 @@ func (c *recordSet[T]) get(id string) (T, bool) {
 	return zero, false
 }
 
-// sorted returns every record, in id order.
+// sorted returns every record, in id order. The caller must not write
+// to the slice: the next call returns the same one while no record
+// changed.
 func (c *recordSet[T]) sorted() []T {
-	out := make([]T, 0, len(c.m))
-	for _, id := range sortedKeys(c.m) {
-		out = append(out, c.m[id].val)
+	if c.all != nil {
+		return c.all
+	}
+	if c.ids == nil {
+		c.sorts++
+		c.ids = sortedKeys(c.m)
+	}
+	out := make([]T, len(c.ids))
+	for i, id := range c.ids {
+		out[i] = c.m[id].val
+	}
+	if len(out) > 0 {
+		c.all = out
 	}
 	return out
 }

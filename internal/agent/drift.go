@@ -66,6 +66,35 @@ type wantedKernel struct {
 	fdb map[string]bool
 }
 
+// wantedOn is what one pass's desired state wants of the objects the
+// drift watches see, built when a watch first asks: most passes hear of
+// no deletion, and the set is a walk of every object the host has, which
+// a pass per change would otherwise pay for a change of one.
+type wantedOn struct {
+	d    *desired
+	once sync.Once
+	w    *wantedKernel
+}
+
+// setWanted makes d's wants what the drift watches compare deletions with.
+func (a *Agent) setWanted(d *desired) {
+	a.wanted.Store(&wantedOn{d: d})
+}
+
+// wantedNow is the set of o, built under a.mu: the next pass's update
+// changes its desired state in place under a.mu too. A set built after
+// that update holds what the next pass wants, which is as good: what that
+// pass deletes it no longer wants either.
+func (a *Agent) wantedNow(o *wantedOn) *wantedKernel {
+	o.once.Do(func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.wantedBuilt.Add(1)
+		o.w = wantedOf(o.d)
+	})
+	return o.w
+}
+
 func wantedOf(d *desired) *wantedKernel {
 	w := &wantedKernel{aliases: map[string]bool{}, addrs: map[netip.Addr]bool{}, fdb: map[string]bool{}}
 	for _, r := range reconcilers {
@@ -233,10 +262,11 @@ func listen(c *netlink.Conn, classify func(netlink.Message) (string, bool), log 
 
 // deletedLinkOrAddr reports the deletion of a wanted link or address.
 func (a *Agent) deletedLinkOrAddr(m netlink.Message) (string, bool) {
-	w := a.wanted.Load()
-	if w == nil {
+	o := a.wanted.Load()
+	if o == nil {
 		return "", false
 	}
+	w := a.wantedNow(o)
 	switch m.Header.Type {
 	case unix.RTM_DELLINK:
 		alias, ok := msgAttr(m.Data, unix.SizeofIfInfomsg, unix.IFLA_IFALIAS)

@@ -562,6 +562,8 @@ func (inc *incremental) updateRouters(recs *records) {
 type memberSets struct {
 	groups map[string]*memberSet
 	in     firewallInputs
+	// built counts the groups' sets reset built, for tests.
+	built int
 }
 
 // memberSet is one group's members: the firewall's persistent set of
@@ -575,6 +577,7 @@ type memberSet struct {
 }
 
 func (m *memberSets) reset(s *snapshot) {
+	old := m.groups
 	m.groups = map[string]*memberSet{}
 	m.in = firewallInputsOf(s)
 	m.in.members = m.of
@@ -597,9 +600,7 @@ func (m *memberSets) reset(s *snapshot) {
 	}
 	for g, c := range counts {
 		set := &memberSet{}
-		addrs := make([]netip.Prefix, 0, len(c))
 		for a, n := range c {
-			addrs = append(addrs, a)
 			if n > 1 {
 				if set.extra == nil {
 					set.extra = map[netip.Prefix]int{}
@@ -607,9 +608,34 @@ func (m *memberSets) reset(s *snapshot) {
 				set.extra[a] = n - 1
 			}
 		}
-		set.members = firewall.MembersOf(addrs...)
+		set.members = m.build(old[g], c)
 		m.groups[g] = set
 	}
+}
+
+// build is the members counted in c: was, the set kept before, when it
+// holds them all (what a full pass with no change finds, or the agent
+// kept port by port), so that the firewall, given the set it applied,
+// finds no difference without a walk; else a set built at once.
+func (m *memberSets) build(was *memberSet, c map[netip.Prefix]int) firewall.Members {
+	if was != nil && was.members.Len() == len(c) {
+		same := true
+		for a := range c {
+			if !was.members.Has(a) {
+				same = false
+				break
+			}
+		}
+		if same {
+			return was.members
+		}
+	}
+	m.built++
+	addrs := make([]netip.Prefix, 0, len(c))
+	for a := range c {
+		addrs = append(addrs, a)
+	}
+	return firewall.MembersOf(addrs...)
 }
 
 // add adds p's addresses to its groups.

@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -730,4 +732,108 @@ func TestFirewallSpecCompilesChangedPorts(t *testing.T) {
 func specOnly(spec firewall.Spec) firewall.Spec {
 	spec.Version, spec.Base, spec.Changed = 0, 0, nil
 	return spec
+}
+
+// TestSnapshotFollowsChange: a snapshot after records changed sorts no
+// kind's ids again but after a sync that read the kind whole, shares the
+// slice of every kind no change touched with the snapshot before, and
+// equals the records sorted from scratch.
+func TestSnapshotFollowsChange(t *testing.T) {
+	st := tempStore(t)
+	write := func(put, del []any) { writeRecords(t, st, put, del) }
+	port := func(i int) model.Port {
+		p := testPort(fmt.Sprintf("vm%03d", i), "eth0", fmt.Sprintf("10.9.0.%d", 2+i), fmt.Sprintf("fa:16:3e:00:00:%02x", i))
+		p.ID = fmt.Sprintf("port-%03d", i)
+		return p
+	}
+	recs := []any{testNetwork(), testSubnet(), testInstance("a")}
+	for i := 0; i < 100; i += 2 {
+		recs = append(recs, port(i))
+	}
+	write(recs, nil)
+	var rs records
+	syncRecords(t, st, &rs) // whole: the first read
+	before := rs.snapshot(1)
+	sorts := rs.ports.sorts + rs.networks.sorts + rs.instances.sorts
+	changed := port(2)
+	changed.Name = "renamed"
+	for _, step := range []struct {
+		name     string
+		put, del []any
+	}{
+		{"nothing changed", nil, nil},
+		{"port created", []any{port(7)}, nil},
+		{"port changed", []any{changed}, nil},
+		{"port deleted", nil, []any{port(4)}},
+		{"first and last created", []any{port(1), port(99)}, nil},
+	} {
+		write(step.put, step.del)
+		syncRecords(t, st, &rs)
+		s := rs.snapshot(2)
+		if n := rs.ports.sorts + rs.networks.sorts + rs.instances.sorts; n != sorts {
+			t.Errorf("%s: the snapshot sorted ids %d times, want none", step.name, n-sorts)
+		}
+		want := slices.Collect(maps.Values(rs.ports.m))
+		slices.SortFunc(want, func(a, b *record[model.Port]) int { return strings.Compare(a.val.ID, b.val.ID) })
+		if got := s.ports; len(got) != len(want) || !slices.EqualFunc(got, want, func(p model.Port, r *record[model.Port]) bool { return p.ID == r.val.ID && p.Name == r.val.Name }) {
+			t.Errorf("%s: the snapshot's ports are not the records in id order", step.name)
+		}
+		if &s.networks[0] != &before.networks[0] || &s.instances[0] != &before.instances[0] {
+			t.Errorf("%s: the snapshot copied kinds no change touched", step.name)
+		}
+		before = s
+	}
+}
+
+// TestRecomputeKeepsMembers: a computation from scratch (a full pass's)
+// keeps each group's member set the agent had when it holds the same
+// members, so that the firewall finds no difference without a walk, and
+// builds afresh only the set of a group whose members changed.
+func TestRecomputeKeepsMembers(t *testing.T) {
+	st := tempStore(t)
+	member := func(i int, group string) model.Port {
+		p := testPort("x", "eth0", fmt.Sprintf("10.9.%d.%d", i/250, 1+i%250), "fa:16:3e:00:00:01")
+		p.ID, p.DeviceID, p.DeviceOwner = fmt.Sprintf("fill-%04d", i), "", ""
+		p.PortSecurityEnabled, p.SecurityGroups = true, []string{group}
+		return p
+	}
+	recs := []any{testNetwork(), testSubnet()}
+	for i := range 300 {
+		recs = append(recs, member(i, []string{"sg-a", "sg-b"}[i%2]))
+	}
+	writeRecords(t, st, recs, nil)
+	var rs records
+	inc := incremental{prefix: "pre-", host: "host"}
+	var mu sync.Mutex
+	recompute := func() (built int) {
+		t.Helper()
+		before := inc.fw.built
+		inc.update(&rs, syncRecords(t, st, &rs), true, &mu)
+		for _, g := range []string{"sg-a", "sg-b"} {
+			var want []netip.Prefix
+			for _, p := range rs.ports.sorted() {
+				if p.SecurityGroups[0] == g {
+					want = append(want, netip.MustParsePrefix(p.FixedIPs[0].IPAddress+"/32"))
+				}
+			}
+			if got := inc.fw.of(g); !got.Equal(firewall.MembersOf(want...)) {
+				t.Errorf("group %s: members %v, want %v", g, got, want)
+			}
+		}
+		return inc.fw.built - before
+	}
+	if n := recompute(); n != 2 {
+		t.Errorf("the first computation built %d member sets, want 2", n)
+	}
+	if n := recompute(); n != 0 {
+		t.Errorf("a computation with no change built %d member sets, want 0", n)
+	}
+	writeRecords(t, st, []any{member(1000, "sg-b")}, nil)
+	if n := recompute(); n != 1 {
+		t.Errorf("a computation after one group gained a member built %d member sets, want 1", n)
+	}
+	writeRecords(t, st, []any{member(1000, "sg-a")}, nil)
+	if n := recompute(); n != 2 {
+		t.Errorf("a computation after a member moved built %d member sets, want 2", n)
+	}
 }

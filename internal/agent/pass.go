@@ -195,7 +195,7 @@ func (a *Agent) pass(ctx context.Context, full bool, start *time.Time) (clean bo
 // desired state d.
 func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time, stages stageTimes) (clean bool, err error) {
 	// Before any deletion of this pass: what it deletes is not drift.
-	a.wanted.Store(wantedOf(d))
+	a.setWanted(d)
 	p := &pass{
 		a:        a,
 		d:        d,
@@ -228,7 +228,7 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 	} else {
 		p.links = dataplane.NewLinks(a.host)
 	}
-	p.links.SetNamespace(a.cfg.HostNetns)
+	p.links.SetSocket(a.cfg.HostNetns, a.hostSock)
 
 	p.stages = stages
 	p.removeUnwanted()

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/nsnet/nsnet/internal/model"
 	"github.com/nsnet/nsnet/internal/store"
 )
@@ -94,7 +97,7 @@ func simulatePass(tb testing.TB, a *Agent, full bool, fail ...string) (compared 
 		tb.Fatal(err)
 	}
 	d := a.inc.update(&a.records, ch, full, &a.mu)
-	a.wanted.Store(wantedOf(d))
+	a.setWanted(d)
 	p := &pass{a: a, d: d, results: map[key]status{}, tried: map[key]any{}, good: map[key]bool{}, verified: map[key]any{}}
 	before := a.compared.Load()
 	for _, d := range p.gone()[store.Ports] {
@@ -120,4 +123,59 @@ func simulatePass(tb testing.TB, a *Agent, full bool, fail ...string) (compared 
 	compared = a.compared.Load() - before
 	a.finish(p, 0)
 	return compared, ports, deleted
+}
+
+// TestWantedBuiltOnDemand: a pass builds no set of what the drift watches
+// want (a walk of every object of the host, per change); the first
+// deletion a watch hears of after the pass does, once.
+func TestWantedBuiltOnDemand(t *testing.T) {
+	st := tempStore(t)
+	recs := []any{testNetwork(), testSubnet()}
+	for i := range 50 {
+		name := fmt.Sprintf("vm%03d", i)
+		recs = append(recs, testInstance(name), testPort(name, "eth0", fmt.Sprintf("10.9.0.%d", 2+i), fmt.Sprintf("fa:16:3e:00:00:%02x", i)))
+	}
+	writeRecords(t, st, recs, nil)
+	a, err := New(Config{Store: st, NetnsPrefix: "pw-", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	simulatePass(t, a, true)
+	base := a.wantedBuilt.Load()
+	port := a.inc.d.ports[testPort("vm007", "eth0", "", "").ID]
+	deleted := func(alias string) bool {
+		ae := netlink.NewAttributeEncoder()
+		ae.String(unix.IFLA_IFALIAS, alias)
+		attrs, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := netlink.Message{Header: netlink.Header{Type: unix.RTM_DELLINK}, Data: append(make([]byte, unix.SizeofIfInfomsg), attrs...)}
+		_, ok := a.deletedLinkOrAddr(m)
+		return ok
+	}
+	for _, step := range []struct {
+		name   string
+		pass   bool
+		alias  string
+		wanted bool
+		built  int64
+	}{
+		{"passes", true, "", false, 0},
+		{"wanted link deleted", false, port.Veth.Alias, true, 1},
+		{"again", false, port.Veth.Alias, true, 1},
+		{"unknown link deleted", false, "nsnet:port:nosuch", false, 1},
+		{"another pass", true, "", false, 1},
+		{"deleted after it", false, port.Veth.Alias, true, 2},
+	} {
+		if step.pass {
+			simulatePass(t, a, false)
+			simulatePass(t, a, false)
+		} else if got := deleted(step.alias); got != step.wanted {
+			t.Errorf("%s: the deletion of %q was drift %v, want %v", step.name, step.alias, got, step.wanted)
+		}
+		if got := a.wantedBuilt.Load() - base; got != step.built {
+			t.Errorf("%s: %d wanted sets built since the first pass, want %d", step.name, got, step.built)
+		}
+	}
 }

@@ -27,8 +27,10 @@ type Links struct {
 	dumped bool                    // answer from known, except stale names
 	known  map[string]netlink.Link // the dump, by name
 	stale  map[string]bool         // changed since the dump: ask the kernel
-	// nsName is the namespace h is bound to, if known (SetNamespace).
+	// nsName is the namespace h is bound to, if known (SetNamespace),
+	// and sock a socket kept there (SetSocket).
 	nsName *string
+	sock   *RouteSocket
 	// made are the veth pairs' host ends this Links created, by name,
 	// whose qdiscs nothing has set since (EnsurePortQos takes the name
 	// out): as the kernel made them, which need no reading back.
@@ -65,6 +67,61 @@ func (l *Links) SetNamespace(name string) {
 	l.nsName = &name
 }
 
+// RouteSocket is an rtnetlink socket opened in one namespace and kept
+// open: the gets netlink.Handle cannot make (one link's bridge port flags,
+// one link's root qdisc: it dumps every link's or qdisc's) go through it
+// from any thread, where a socket opened for each would move a thread to
+// the namespace and back per get — per port, in every full pass. Safe
+// for concurrent use: netlink serializes the requests on a socket.
+type RouteSocket struct {
+	socks map[int]*nl.SocketHandle
+}
+
+// OpenRouteSocket opens a RouteSocket in the named namespace ("" is the
+// process's).
+func OpenRouteSocket(name string) (*RouteSocket, error) {
+	s, err := netns.RouteSocket(name)
+	if err != nil {
+		return nil, err
+	}
+	return &RouteSocket{socks: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
+}
+
+// Close closes s; nil is closed.
+func (s *RouteSocket) Close() {
+	if s != nil {
+		s.socks[unix.NETLINK_ROUTE].Close()
+	}
+}
+
+// SetSocket tells l the name of the namespace its handle is bound to, as
+// SetNamespace, and a socket kept open there, through which l makes its
+// single gets without entering the namespace.
+func (l *Links) SetSocket(name string, s *RouteSocket) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nsName, l.sock = &name, s
+}
+
+// execute sends req in namespace ns through l's kept socket, if any, or
+// from inside ns, and returns the kernel's answers of type res.
+func (l *Links) execute(ns string, req *nl.NetlinkRequest, res uint16) ([][]byte, error) {
+	l.mu.Lock()
+	sock := l.sock
+	l.mu.Unlock()
+	if sock != nil {
+		req.Sockets = sock.socks
+		return req.Execute(unix.NETLINK_ROUTE, res)
+	}
+	var msgs [][]byte
+	err := netns.DoNamed(ns, func() error {
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, res)
+		return err
+	})
+	return msgs, err
+}
+
 // hairpin reports whether the bridge port link sends frames back out of
 // the port they came in by (IFLA_BRPORT_MODE).
 func (l *Links) hairpin(link netlink.Link) (bool, error) {
@@ -78,7 +135,7 @@ func (l *Links) hairpin(link netlink.Link) (bool, error) {
 		}
 		return pi.Hairpin, nil
 	}
-	on, err := bridgePortHairpin(*ns, link.Attrs().Index)
+	on, err := l.bridgePortHairpin(*ns, link.Attrs().Index)
 	if err != nil {
 		return false, fmt.Errorf("read bridge port flags of %s: %w", link.Attrs().Name, err)
 	}
@@ -97,20 +154,16 @@ func (l *Links) setHairpin(link netlink.Link, on bool) error {
 var bridgeLinksRead atomic.Int64
 
 // bridgePortHairpin reads the hairpin mode of the bridge port with ifindex
-// index in the named namespace with a get of that link, whose answer
-// carries its flags as the bridge's port (IFLA_INFO_SLAVE_DATA, what ip
-// -d link shows), which netlink.Handle does not decode.
-func bridgePortHairpin(name string, index int) (bool, error) {
-	var msgs [][]byte
-	err := netns.DoNamed(name, func() error {
-		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
-		msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-		msg.Index = int32(index)
-		req.AddData(msg)
-		var err error
-		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-		return err
-	})
+// index in the named namespace (through l's kept socket, if any) with a
+// get of that link, whose answer carries its flags as the bridge's port
+// (IFLA_INFO_SLAVE_DATA, what ip -d link shows), which netlink.Handle does
+// not decode.
+func (l *Links) bridgePortHairpin(name string, index int) (bool, error) {
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	msgs, err := l.execute(name, req, unix.RTM_NEWLINK)
 	bridgeLinksRead.Add(int64(len(msgs)))
 	if err != nil {
 		return false, err

@@ -8,8 +8,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
-
-	"github.com/nsnet/nsnet/internal/netns"
 )
 
 // A port's bandwidth limits are token bucket filters on the two ends of
@@ -133,30 +131,24 @@ func (l *Links) rootQdisc(link netlink.Link) (netlink.Qdisc, error) {
 		return nil, nil
 	}
 	index := link.Attrs().Index
-	var msgs [][]byte
-	err := netns.DoNamed(*ns, func() error {
-		// The kernel sends its answer to a get of a qdisc to the
-		// listeners of tc's changes, and to the asker only when asked
-		// to echo it; acknowledged, a get it answers with no qdisc ends
-		// rather than waits for the socket's timeout.
-		req := nl.NewNetlinkRequest(unix.RTM_GETQDISC, unix.NLM_F_ACK|unix.NLM_F_ECHO)
-		req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(index), Parent: netlink.HANDLE_ROOT})
-		var err error
-		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWQDISC)
-		if len(msgs) > 0 || err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			return err
-		}
+	// The kernel sends its answer to a get of a qdisc to the listeners
+	// of tc's changes, and to the asker only when asked to echo it;
+	// acknowledged, a get it answers with no qdisc ends rather than waits
+	// for the socket's timeout.
+	req := nl.NewNetlinkRequest(unix.RTM_GETQDISC, unix.NLM_F_ACK|unix.NLM_F_ECHO)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(index), Parent: netlink.HANDLE_ROOT})
+	msgs, err := l.execute(*ns, req, unix.RTM_NEWQDISC)
+	if len(msgs) == 0 && (err == nil || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT)) {
 		// A dump interrupted by a concurrent change may be incomplete.
 		for range 5 {
 			req := nl.NewNetlinkRequest(unix.RTM_GETQDISC, unix.NLM_F_DUMP)
 			req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(index)})
-			msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWQDISC)
+			msgs, err = l.execute(*ns, req, unix.RTM_NEWQDISC)
 			if !errors.Is(err, nl.ErrDumpInterrupted) {
 				break
 			}
 		}
-		return err
-	})
+	}
 	qdiscsRead.Add(int64(len(msgs)))
 	if err != nil {
 		return nil, err

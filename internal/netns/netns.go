@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -363,6 +364,29 @@ func NewHandleAt(ns netns.NsHandle) (*netlink.Handle, error) {
 		return err
 	})
 	return h, err
+}
+
+// RouteSocket opens an rtnetlink socket in the named namespace ("" is the
+// process's): it stays there, wherever it is used from, and must be
+// closed. Its requests wait for the kernel's answers as long as
+// netlink's own sockets do.
+func RouteSocket(name string) (*nl.NetlinkSocket, error) {
+	var s *nl.NetlinkSocket
+	err := DoNamed(name, func() error {
+		var err error
+		// Neither namespace given: the socket is made where the thread
+		// is, which Do moved.
+		s, err = nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rtnetlink socket in namespace %q: %w", name, err)
+	}
+	if err := errors.Join(s.SetSendTimeout(&nl.SocketTimeoutTv), s.SetReceiveTimeout(&nl.SocketTimeoutTv)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("rtnetlink socket in namespace %q: %w", name, err)
+	}
+	return s, nil
 }
 
 // switches counts the namespace switches of the process (onThread).
