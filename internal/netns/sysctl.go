@@ -47,26 +47,47 @@ type Sysctl struct{ Key, Value string }
 // it, in order, and reports whether it wrote any. It enters ns once for
 // all of them: switching namespaces costs far more than the files.
 func EnsureSysctls(ns netns.NsHandle, list ...Sysctl) (changed bool, err error) {
+	paths, err := sysctlPaths(list)
+	if err != nil {
+		return false, err
+	}
+	err = Do(ns, func() error {
+		changed, err = ensureFiles(paths, list)
+		return err
+	})
+	return changed, err
+}
+
+// EnsureSysctlsHere is EnsureSysctls in the namespace of the calling
+// thread, without a switch: only for a function that runs inside the
+// namespace it means, as CreateWith's setup does.
+func EnsureSysctlsHere(list ...Sysctl) (changed bool, err error) {
+	paths, err := sysctlPaths(list)
+	if err != nil {
+		return false, err
+	}
+	return ensureFiles(paths, list)
+}
+
+func sysctlPaths(list []Sysctl) ([]string, error) {
 	paths := make([]string, len(list))
 	for i, s := range list {
+		var err error
 		if paths[i], err = sysctlPath(s.Key); err != nil {
-			return false, err
+			return nil, err
 		}
 	}
-	var failed Sysctl
-	err = Do(ns, func() error {
-		for i, s := range list {
-			c, err := ensureFile(paths[i], s.Value)
-			changed = changed || c
-			if err != nil {
-				failed = s
-				return err
-			}
+	return paths, nil
+}
+
+// ensureFiles sets each sysctl of list, at its path, in order.
+func ensureFiles(paths []string, list []Sysctl) (changed bool, err error) {
+	for i, s := range list {
+		c, err := ensureFile(paths[i], s.Value)
+		changed = changed || c
+		if err != nil {
+			return changed, fmt.Errorf("set sysctl %s=%s: %w", s.Key, s.Value, err)
 		}
-		return nil
-	})
-	if err != nil {
-		return changed, fmt.Errorf("set sysctl %s=%s: %w", failed.Key, failed.Value, err)
 	}
 	return changed, nil
 }
