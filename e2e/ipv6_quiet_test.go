@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -25,19 +24,6 @@ func ipv6Sysctls(t *testing.T, e *Env, vm string) string {
 	return strings.Join(v, "/")
 }
 
-// linkLocalOf is the EUI-64 link-local address the kernel gives port's
-// MAC.
-func linkLocalOf(t *testing.T, e *Env, port string) string {
-	t.Helper()
-	var p model.Port
-	decodeJSON(t, e.MustNsnet("port", "show", port, "-o", "json"), &p)
-	mac, err := net.ParseMAC(p.MACAddress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("fe80::%x:%xff:fe%x:%x", uint16(mac[0]^2)<<8|uint16(mac[1]), mac[2], mac[3], uint16(mac[4])<<8|uint16(mac[5]))
-}
-
 // TestIPv4OnlyInstancesLinkLocal: instances on an IPv4-only network send
 // no router solicitations and check no address (nothing there answers),
 // yet keep their link-local addresses, as Neutron instances do, and reach
@@ -56,7 +42,9 @@ func TestIPv4OnlyInstancesLinkLocal(t *testing.T) {
 			t.Errorf("%s eth0 router_solicitations/dad_transmits = %s, want 0/0", vm, got)
 		}
 	}
-	lla2 := linkLocalOf(t, e, "vm2-eth0")
+	var p2 model.Port
+	decodeJSON(t, e.MustNsnet("port", "show", "vm2-eth0", "-o", "json"), &p2)
+	lla2 := eui64(t, p2.MACAddress)
 	eventually(t, 10*time.Second, "vm2's link-local address", func() error {
 		out, _ := e.In("vm2", "ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link")
 		if !strings.Contains(out, " "+lla2+"/64 ") || strings.Contains(out, "tentative") {
