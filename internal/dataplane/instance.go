@@ -79,8 +79,7 @@ func createMarked(name, marker string) (*Namespace, error) {
 		}
 		// Here, on the new namespace's own thread, the defaults cost no
 		// switch; every link made in the namespace later inherits them.
-		_, err = netns.EnsureSysctlsHere(instanceSysctls...)
-		return err
+		return netns.WriteSysctlsHere(instanceSysctls...)
 	})
 	if err != nil || !created {
 		if h != nil {
@@ -112,7 +111,10 @@ func createMarked(name, marker string) (*Namespace, error) {
 // before it comes up (PortSpec.NetworkIPv6, IPv6PortSysctls).
 //
 // Only namespaces created with them have them: one made before keeps the
-// kernel's defaults, so a restart changes nothing.
+// kernel's defaults, so a restart changes nothing. They cost the
+// namespace's creation two sysctl writes, about 0.15 ms (0.83 against
+// 0.68 ms, measured on 6.18): /proc/sys files are slow to open in a new
+// namespace, and there is no netlink request for them.
 var InstanceSysctls = []Sysctl{
 	{"net.ipv6.conf.default.router_solicitations", "0"},
 	{"net.ipv6.conf.default.dad_transmits", "0"},

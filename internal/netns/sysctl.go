@@ -51,22 +51,45 @@ func EnsureSysctls(ns netns.NsHandle, list ...Sysctl) (changed bool, err error) 
 	if err != nil {
 		return false, err
 	}
+	var failed Sysctl
 	err = Do(ns, func() error {
-		changed, err = ensureFiles(paths, list)
-		return err
+		for i, s := range list {
+			c, err := ensureFile(paths[i], s.Value)
+			changed = changed || c
+			if err != nil {
+				failed = s
+				return err
+			}
+		}
+		return nil
 	})
-	return changed, err
+	if err != nil {
+		return changed, fmt.Errorf("set sysctl %s=%s: %w", failed.Key, failed.Value, err)
+	}
+	return changed, nil
 }
 
-// EnsureSysctlsHere is EnsureSysctls in the namespace of the calling
-// thread, without a switch: only for a function that runs inside the
-// namespace it means, as CreateWith's setup does.
-func EnsureSysctlsHere(list ...Sysctl) (changed bool, err error) {
+// WriteSysctlsHere writes each sysctl of list in the namespace of the
+// calling thread, without a switch and without reading it first: only
+// for a function that runs inside a namespace it knows the values of,
+// as CreateWith's setup does in a new one (a sysctl file costs its open
+// there, each one of a fresh namespace some tens of microseconds).
+func WriteSysctlsHere(list ...Sysctl) error {
 	paths, err := sysctlPaths(list)
 	if err != nil {
-		return false, err
+		return err
 	}
-	return ensureFiles(paths, list)
+	for i, s := range list {
+		f, err := os.OpenFile(paths[i], os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString(s.Value + "\n")
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			return fmt.Errorf("set sysctl %s=%s: %w", s.Key, s.Value, err)
+		}
+	}
+	return nil
 }
 
 func sysctlPaths(list []Sysctl) ([]string, error) {
@@ -78,18 +101,6 @@ func sysctlPaths(list []Sysctl) ([]string, error) {
 		}
 	}
 	return paths, nil
-}
-
-// ensureFiles sets each sysctl of list, at its path, in order.
-func ensureFiles(paths []string, list []Sysctl) (changed bool, err error) {
-	for i, s := range list {
-		c, err := ensureFile(paths[i], s.Value)
-		changed = changed || c
-		if err != nil {
-			return changed, fmt.Errorf("set sysctl %s=%s: %w", s.Key, s.Value, err)
-		}
-	}
-	return changed, nil
 }
 
 // ensureFile writes value to the sysctl file at path unless it holds it.

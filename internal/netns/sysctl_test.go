@@ -88,9 +88,9 @@ func TestEnsureSysctls(t *testing.T) {
 	assertThreadsHome(t, home)
 }
 
-// TestEnsureSysctlsHere sets a sysctl from a CreateWith setup, on the new
+// TestWriteSysctlsHere sets a sysctl from a CreateWith setup, on the new
 // namespace's thread: the new namespace has it, the process's does not.
-func TestEnsureSysctlsHere(t *testing.T) {
+func TestWriteSysctlsHere(t *testing.T) {
 	home := threadNamespaces(t)
 	name := testName(t, "here")
 	const key, file = "net.ipv6.conf.default.dad_transmits", "/proc/sys/net/ipv6/conf/default/dad_transmits"
@@ -102,12 +102,8 @@ func TestEnsureSysctlsHere(t *testing.T) {
 	if strings.TrimSpace(string(own)) == "0" {
 		want = "2"
 	}
-	var changed bool
-	if _, err := CreateWith(name, func() (err error) {
-		changed, err = EnsureSysctlsHere(Sysctl{key, want})
-		return err
-	}); err != nil || !changed {
-		t.Fatalf("create: changed %v, %v", changed, err)
+	if _, err := CreateWith(name, func() error { return WriteSysctlsHere(Sysctl{key, want}) }); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	defer Delete(name)
 	ns, err := Open(name)
@@ -122,7 +118,7 @@ func TestEnsureSysctlsHere(t *testing.T) {
 		t.Fatalf("the process's namespace changed: %q, was %q", now, own)
 	}
 	assertThreadsHome(t, home)
-	if _, err := EnsureSysctlsHere(Sysctl{"kernel.hostname", "x"}); err == nil {
-		t.Error("EnsureSysctlsHere accepted a key outside net")
+	if err := WriteSysctlsHere(Sysctl{"kernel.hostname", "x"}); err == nil {
+		t.Error("WriteSysctlsHere accepted a key outside net")
 	}
 }
