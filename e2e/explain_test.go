@@ -31,6 +31,9 @@ func TestExplainReplays(t *testing.T) {
 		e.MustNsnet("network", "create", net)
 		e.MustNsnet("subnet", "create", net+"-v4", "--network", net, "--subnet-range", fmt.Sprintf("10.0.%d.0/24", i))
 	}
+	// green is dual-stack: its instance ends solicit and check their
+	// addresses, blue's (IPv4-only) do not.
+	e.MustNsnet("subnet", "create", "green-v6", "--network", "green", "--subnet-range", "2001:db8:7::/64", "--no-dhcp")
 	e.MustNsnet("router", "create", "r1")
 	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
 	e.MustNsnet("router", "add", "subnet", "r1", "blue-v4")
@@ -72,7 +75,7 @@ func TestExplainReplays(t *testing.T) {
 		t.Errorf("explain network blue does not name the router's port:\n%s", script)
 	}
 	blue := jsonOf(t, e.MustNsnet("network", "show", "blue", "-o", "json"))["id"].(string)
-	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2"), e.Prefix + "qdhcp-" + blue}, nil, hostReplay{})
+	replay(t, e, script, []string{e.Netns("vm1"), e.Netns("vm2"), e.Prefix + "qdhcp-" + blue}, instanceSysctls, hostReplay{})
 
 	// The external network: its bridge, the router's gateway port named,
 	// and the uplink, the host's own interface, named and left alone.
@@ -103,8 +106,17 @@ func TestExplainReplays(t *testing.T) {
 	for _, s := range x.Steps {
 		cmds = append(cmds, s.Commands...)
 	}
-	replay(t, e, strings.Join(cmds, "\n"), []string{e.Netns("vm3")}, nil, hostReplay{})
+	script = strings.Join(cmds, "\n")
+	if !strings.Contains(script, "net.ipv6.conf.eth0.router_solicitations=-1") {
+		t.Errorf("explain instance vm3 (dual-stack) does not give eth0 its router solicitations back:\n%s", script)
+	}
+	replay(t, e, script, []string{e.Netns("vm3")}, instanceSysctls, hostReplay{})
 }
+
+// instanceSysctls are the IPv6 sysctls an instance namespace's links are
+// born with (dataplane.InstanceSysctls), and those of its eth0.
+var instanceSysctls = []string{"net.ipv6.conf.default.router_solicitations", "net.ipv6.conf.default.dad_transmits",
+	"net.ipv6.conf.eth0.router_solicitations", "net.ipv6.conf.eth0.dad_transmits"}
 
 var routerSysctls = []string{"net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
 	"net.ipv4.conf.default.rp_filter", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.default.send_redirects"}
@@ -424,7 +436,7 @@ func TestExplainReplaysSeeds(t *testing.T) {
 						t.Errorf("explain instance %s has a secured port and no security group tables:\n%s", in.Name, script)
 					}
 				}
-				replay(t, e, script, []string{instanceNS[in.ID]}, nil, hostReplay{})
+				replay(t, e, script, []string{instanceNS[in.ID]}, instanceSysctls, hostReplay{})
 			}
 		})
 	}

@@ -109,7 +109,7 @@ func sameTrunk(a, b trunkSpec) bool {
 
 func sameVeth(a, b dpspec.PortSpec) bool {
 	return a.TapName == b.TapName && a.Bridge == b.Bridge && a.Alias == b.Alias && a.MTU == b.MTU &&
-		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && a.AcceptRA == b.AcceptRA && bytes.Equal(a.MAC, b.MAC) &&
+		a.Up == b.Up && a.IfName == b.IfName && a.DHCPClient == b.DHCPClient && a.Hairpin == b.Hairpin && a.AcceptRA == b.AcceptRA && a.NetworkIPv6 == b.NetworkIPv6 && bytes.Equal(a.MAC, b.MAC) &&
 		slices.Equal(a.Addrs, b.Addrs) && slices.Equal(a.Routes, b.Routes)
 }
 
@@ -781,8 +781,9 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 	}
 	dhcpAddrs := dhcpAddrsOf(s.ports)
 	metaRoutes := isolatedMetadataRoutes(dhcpAddrs, routedSubnets(s.ports))
+	has6 := ipv6Networks(s.subnets)
 	for instID, ports := range plugged {
-		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, metaRoutes)
+		addInstancePorts(d, d.instances[instID], instID, ports, networks, subnets, has6, metaRoutes)
 	}
 	addPortQos(d, s, networks)
 	for id, inst := range d.instances {
@@ -845,7 +846,7 @@ func bridgeOf(n model.Network, subnets []model.Subnet, self hostView) (networkSp
 // A port on a subnet that no router serves also gets metaRoutes' route to
 // the metadata service through the subnet's DHCP port, the one a DHCP
 // client there would get.
-func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, metaRoutes map[string]dpspec.Route) {
+func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []model.Port, networks map[string]model.Network, subnets map[string]model.Subnet, has6 map[string]bool, metaRoutes map[string]dpspec.Route) {
 	slices.SortFunc(ports, func(a, b model.Port) int { return compareIfNames(a.InterfaceName, b.InterfaceName) })
 	type plan struct {
 		id       string
@@ -865,6 +866,7 @@ func addInstancePorts(d *desired, inst instanceSpec, instID string, ports []mode
 		veth.Hairpin = networks[p.NetworkID].HostGateway
 		v6 := ipv6Config(p, subnets)
 		veth.AcceptRA = v6.acceptRA
+		veth.NetworkIPv6 = has6[p.NetworkID]
 		if v6.raDefault {
 			// The router's advertisements give the IPv6 default route,
 			// via its link-local address, as they would to a VM; no

@@ -463,7 +463,7 @@ func (inc *incremental) updateInstance(recs *records, id string) {
 		}
 		plugged = append(plugged, p)
 	}
-	addInstancePorts(d, spec, id, slices.Clone(plugged), inc.networks, inc.subnets, inc.metaRoutes)
+	addInstancePorts(d, spec, id, slices.Clone(plugged), inc.networks, inc.subnets, inc.has6, inc.metaRoutes)
 	for _, p := range plugged {
 		portQos(d, p, inc.policies, inc.networks)
 	}

@@ -80,6 +80,41 @@ func TestDesiredIPv6Modes(t *testing.T) {
 	}
 }
 
+// TestDesiredNetworkIPv6: an instance's port says whether its network has
+// an IPv6 subnet, also when the port has no address there; router and
+// DHCP namespaces are not born quiet, so their ports do not say it.
+func TestDesiredNetworkIPv6(t *testing.T) {
+	sn4 := model.Subnet{ID: "sub-4", NetworkID: "net-1", IPVersion: 4, CIDR: "10.8.0.0/24", GatewayIP: ptr("10.8.0.1")}
+	sn6 := model.Subnet{ID: "sub-6", NetworkID: "net-1", IPVersion: 6, CIDR: "2001:db8::/64", GatewayIP: ptr("2001:db8::1")}
+	other4 := model.Subnet{ID: "sub-o4", NetworkID: "net-2", IPVersion: 4, CIDR: "10.9.0.0/24"}
+	for _, tc := range []struct {
+		name    string
+		subnets []model.Subnet
+		ips     []model.FixedIP
+		want    bool
+	}{
+		{name: "IPv4-only network", subnets: []model.Subnet{sn4, other4}, ips: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}}},
+		{name: "dual-stack port", subnets: []model.Subnet{sn4, sn6}, want: true,
+			ips: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}, {SubnetID: sn6.ID, IPAddress: "2001:db8::5"}}},
+		{name: "IPv4 port on a dual-stack network", subnets: []model.Subnet{sn4, sn6}, want: true, ips: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}}},
+		{name: "another network's IPv6", subnets: []model.Subnet{sn4, {ID: "sub-o6", NetworkID: "net-2", IPVersion: 6, CIDR: "2001:db8:9::/64"}},
+			ips: []model.FixedIP{{SubnetID: sn4.ID, IPAddress: "10.8.0.5"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := computeDesired(&snapshot{
+				networks:  []model.Network{{ID: "net-1", AdminStateUp: true}, {ID: "net-2", AdminStateUp: true}},
+				subnets:   tc.subnets,
+				instances: []model.Instance{{ID: "inst-red", Name: "red"}},
+				ports: []model.Port{{ID: "p1", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01",
+					DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: "eth0", FixedIPs: tc.ips}},
+			}, "t-", "")
+			if got := d.ports["p1"].Veth.NetworkIPv6; got != tc.want {
+				t.Errorf("NetworkIPv6 = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestDesiredDHCPv6: which subnets the network's DHCPv6 server serves and
 // how, as Neutron's dnsmasq: stateful and mode-less subnets with
 // addresses, stateless ones with options only, SLAAC ones not at all;

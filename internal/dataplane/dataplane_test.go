@@ -522,3 +522,57 @@ func TestLinkLocalAddrOfNsnet(t *testing.T) {
 		t.Fatal("pass after the removal changed something")
 	}
 }
+
+// TestInstanceEndIPv6Quiet checks that an instance namespace's links are
+// born without router solicitations and duplicate address detection, and
+// that a port whose network has IPv6 gets the kernel's defaults back:
+// before it comes up, and when its network gains IPv6 later.
+func TestInstanceEndIPv6Quiet(t *testing.T) {
+	e := newEnv(t)
+	tp := newTopology(e)
+	red, green := tp.ports["p-red"], tp.ports["p-green"]
+	green.spec.NetworkIPv6 = true
+	tp.ports["p-green"] = green
+	tp.ensure(t)
+	quiet := map[string]string{"router_solicitations": "0", "dad_transmits": "0"}
+	kernel := map[string]string{"router_solicitations": "-1", "dad_transmits": "1"}
+	check := func(ns, conf string, want map[string]string) {
+		t.Helper()
+		for k, v := range want {
+			if got := sysctl(t, ns, "net/ipv6/conf/"+conf+"/"+k); got != v {
+				t.Errorf("%s: %s/%s = %s, want %s", ns, conf, k, got, v)
+			}
+		}
+	}
+	check(e.ns("red"), "default", quiet)
+	check(e.ns("red"), "eth0", quiet)
+	check(e.ns("green"), "eth0", kernel)
+	// The host namespace is none of this' business.
+	check(e.hostName, "default", kernel)
+	if tp.ensure(t) {
+		t.Fatal("second pass changed something")
+	}
+
+	// red's network gains an IPv6 subnet, red's end already up.
+	red.spec.NetworkIPv6 = true
+	tp.ports["p-red"] = red
+	if !tp.ensure(t) {
+		t.Error("the network's IPv6 reported no change")
+	}
+	check(e.ns("red"), "eth0", kernel)
+	if tp.ensure(t) {
+		t.Fatal("pass after the change changed something")
+	}
+
+	// A router's namespace keeps the kernel's defaults.
+	name := e.ns("qrouter-r1")
+	ns, _, err := EnsureRouterNetns(name, RouterMarker("r1", e.hostName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	check(name, "default", kernel)
+	if err := DeleteRouterNetns(name, RouterMarker("r1", e.hostName), e.links); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -191,21 +191,33 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	return veth, nil
 }
 
-// ensureAcceptRA sets the IPv6 autoconfiguration sysctls of link ifname
-// in ns (see PortSpec.AcceptRA), for a port that has IPv6: an IPv4-only
-// port's are left as the kernel made them, nothing advertising to it (and
-// entering the namespace for them would cost every port of a large host).
+// ensureAcceptRA sets the IPv6 sysctls of the instance end of spec in ns:
+// for a port that has IPv6, its autoconfiguration (see PortSpec.AcceptRA);
+// for a port whose network has IPv6, the kernel's defaults of router
+// solicitations and duplicate address detection, which the links of an
+// instance namespace are born without (InstanceSysctls). An IPv4-only
+// port's are left as the kernel made them: entering the namespace for
+// them would cost every port of a large host.
 func ensureAcceptRA(ns *Namespace, spec PortSpec) (changed bool, err error) {
-	if !spec.AcceptRA && !slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Addr().Is6() }) {
-		return false, nil
-	}
-	v := "0"
-	if spec.AcceptRA {
-		v = "1"
-	}
 	// Slashed keys: an interface name may hold dots.
 	conf := "net/ipv6/conf/" + spec.IfName + "/"
-	changed, err = netns.EnsureSysctls(ns.fd, netns.Sysctl{Key: conf + "accept_ra", Value: v}, netns.Sysctl{Key: conf + "autoconf", Value: v})
+	var want []netns.Sysctl
+	if spec.AcceptRA || slices.ContainsFunc(spec.Addrs, func(a netip.Prefix) bool { return a.Addr().Is6() }) {
+		v := "0"
+		if spec.AcceptRA {
+			v = "1"
+		}
+		want = append(want, netns.Sysctl{Key: conf + "accept_ra", Value: v}, netns.Sysctl{Key: conf + "autoconf", Value: v})
+	}
+	if spec.NetworkIPv6 {
+		for _, s := range IPv6PortSysctls {
+			want = append(want, netns.Sysctl{Key: conf + s.Key, Value: s.Value})
+		}
+	}
+	if len(want) == 0 {
+		return false, nil
+	}
+	changed, err = netns.EnsureSysctls(ns.fd, want...)
 	if err != nil {
 		return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
 	}

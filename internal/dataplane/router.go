@@ -58,11 +58,7 @@ var HostNATSysctls = []Sysctl{{"net.ipv4.ip_forward", "1"}}
 // EnsureSysctls gives each sysctl of list its value in ns, and reports
 // whether it wrote any.
 func EnsureSysctls(ns *Namespace, list []Sysctl) (changed bool, err error) {
-	kv := make([]netns.Sysctl, len(list))
-	for i, s := range list {
-		kv[i] = netns.Sysctl{Key: s.Key, Value: s.Value}
-	}
-	changed, err = netns.EnsureSysctls(ns.fd, kv...)
+	changed, err = netns.EnsureSysctls(ns.fd, toNetns(list)...)
 	if err != nil {
 		return changed, fmt.Errorf("in namespace %s: %w", ns.Name, err)
 	}

@@ -241,13 +241,62 @@ func (b *build) bridgesOf(ns *namespace) error {
 	return nil
 }
 
-// space adds the step creating ns, once.
-func (b *build) space(ns *namespace, object, comment string) {
+// space adds the step creating ns, once, and reports whether it did.
+func (b *build) space(ns *namespace, object, comment string) bool {
 	if b.spaces[ns.name] {
-		return
+		return false
 	}
 	b.spaces[ns.name] = true
 	b.add(Step{Object: object, Comment: comment, Commands: b.namespaceCommands(ns)})
+	return true
+}
+
+// quietDefaults adds the step giving instance namespace ns the IPv6
+// defaults nsnet gave it at its creation (dataplane.InstanceSysctls), if
+// it has them (one made by an older nsnet has the kernel's): before any
+// link is made in it, as they are the links' defaults.
+func (b *build) quietDefaults(ns *namespace) error {
+	keys := make([]string, len(dataplane.InstanceSysctls))
+	for i, s := range dataplane.InstanceSysctls {
+		keys[i] = s.Key
+	}
+	values, err := readSysctls(ns.name, keys)
+	if err != nil {
+		return err
+	}
+	var cmds []string
+	for _, s := range dataplane.InstanceSysctls {
+		if values[s.Key] != s.Value {
+			return nil
+		}
+		cmds = append(cmds, inNamespace(ns.name, "sysctl", "-qw", s.Key+"="+s.Value))
+	}
+	b.add(Step{Object: "sysctls of " + ns.name,
+		Comment:  "the IPv6 defaults of the links made in it: no router solicitations, no duplicate address detection (on an IPv4-only network nothing would answer; a port on a network with IPv6 gets the kernel's back)",
+		Commands: cmds})
+	return nil
+}
+
+// linkIPv6Defaults are the commands giving link l of ns the IPv6 sysctls
+// of dataplane.IPv6PortSysctls where they differ from ns's defaults: an
+// instance's port on a network with IPv6, which solicits router
+// advertisements and checks its addresses as on any host.
+func linkIPv6Defaults(ns *namespace, l netlink.Link) ([]string, error) {
+	var keys []string
+	for _, s := range dataplane.IPv6PortSysctls {
+		keys = append(keys, "net.ipv6.conf.default."+s.Key, "net.ipv6.conf."+l.Attrs().Name+"."+s.Key)
+	}
+	values, err := readSysctls(ns.name, keys)
+	if err != nil {
+		return nil, err
+	}
+	var cmds []string
+	for i := 0; i < len(keys); i += 2 {
+		if v := values[keys[i+1]]; v != values[keys[i]] {
+			cmds = append(cmds, inNamespace(ns.name, "sysctl", "-qw", keys[i+1]+"="+v))
+		}
+	}
+	return cmds, nil
 }
 
 // port adds the step of the veth pair whose inside end is l, in ns,
@@ -261,8 +310,14 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	cmds := []string{
 		ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name),
 		ip(b.host.name, linkSettings(b.host, tap, true)...),
-		ip(ns.name, linkSettings(ns, l, true)...),
 	}
+	// Before the link comes up, as nsnet sets them.
+	v6, err := linkIPv6Defaults(ns, l)
+	if err != nil {
+		return err
+	}
+	cmds = append(cmds, v6...)
+	cmds = append(cmds, ip(ns.name, linkSettings(ns, l, true)...))
 	if b.host.hairpin[tap.Attrs().Index] {
 		// A host-gateway network's port: its instance reaches its own
 		// published port through the host.
@@ -481,7 +536,11 @@ func (x *Explainer) Instance(ctx context.Context, ref string) (Explanation, erro
 // only keepPort accepts, all with nil) and their routes, and its nft
 // table if it has one.
 func (b *build) instance(ns *namespace, inst model.Instance, keepPort func(netlink.Link) bool) error {
-	b.space(ns, "instance "+inst.Name, "its namespace: the stand-in for a VM")
+	if b.space(ns, "instance "+inst.Name, "its namespace: the stand-in for a VM") {
+		if err := b.quietDefaults(ns); err != nil {
+			return err
+		}
+	}
 	ports, foreign := portLinks(ns)
 	devs := map[int]bool{}
 	for _, l := range ports {

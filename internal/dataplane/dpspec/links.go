@@ -52,6 +52,13 @@ type PortSpec struct {
 	// nsnet sets every address and route itself, and a router's
 	// interface never takes a route from a neighbour's advertisement.
 	AcceptRA bool
+	// NetworkIPv6 says an instance's port is on a network with an IPv6
+	// subnet: its instance end sends router solicitations and checks its
+	// addresses for duplicates, as on any host. On an IPv4-only network
+	// it does neither (see dataplane.InstanceSysctls), nothing there
+	// answering. Router and DHCP namespaces keep the kernel's defaults:
+	// their ports leave it unset.
+	NetworkIPv6 bool
 }
 
 // Route is a route in the instance's main table, out of the port.
