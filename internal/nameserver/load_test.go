@@ -184,21 +184,7 @@ func TestFastPathAllocations(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (network namespaces)")
 	}
-	ns := loopbackNamespace(t, testPrefix+"alloc")
-	var pc net.PacketConn
-	var client net.Conn
-	if err := netns.Do(ns, func() error {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			return err
-		}
-		client, err = net.Dial("udp", pc.LocalAddr().String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	defer client.Close()
+	pc, client := serverAndClient(t, loopbackNamespace(t, testPrefix+"alloc"))
 	s := &Server{log: slog.New(slog.DiscardHandler)}
 	z := NewZone("nsnet.internal.")
 	z.Add("vm1", netip.MustParseAddr("10.0.0.5"))
@@ -257,28 +243,18 @@ func TestReadErrorKeepsServing(t *testing.T) {
 		t.Skip("needs root (network namespaces)")
 	}
 	ns := loopbackNamespace(t, testPrefix+"recverr")
-	var pc *net.UDPConn
-	var client net.Conn
-	var gone *net.UDPAddr
+	pc, client := serverAndClient(t, ns)
+	var gone net.Addr
 	if err := netns.Do(ns, func() error {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		pc = c.(*net.UDPConn)
 		closed, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		gone = closed.LocalAddr().(*net.UDPAddr)
-		closed.Close()
-		client, err = net.Dial("udp", pc.LocalAddr().String())
-		return err
+		gone = closed.LocalAddr()
+		return closed.Close()
 	}); err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	defer client.Close()
 	raw, err := pc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -307,4 +283,27 @@ func TestReadErrorKeepsServing(t *testing.T) {
 	if err != nil || !bytes.Equal(got, query) {
 		t.Fatalf("read %x, %v: want the query queued behind the error", got, err)
 	}
+}
+
+// serverAndClient opens a UDP socket on the loopback of ns, as a server's,
+// and a client's socket connected to it, both closed when the test ends.
+func serverAndClient(t *testing.T, ns vnetns.NsHandle) (*net.UDPConn, net.Conn) {
+	t.Helper()
+	var pc net.PacketConn
+	var client net.Conn
+	if err := netns.Do(ns, func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		client, err = net.Dial("udp", pc.LocalAddr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		pc.Close()
+	})
+	return pc.(*net.UDPConn), client
 }
