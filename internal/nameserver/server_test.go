@@ -35,19 +35,7 @@ func TestListenIPv6(t *testing.T) {
 		t.Skip("needs root (network namespaces)")
 	}
 	name := testPrefix + "qdhcp"
-	if err := netns.Create(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Delete(name); err != nil {
-			t.Error(err)
-		}
-	})
-	ns, err := netns.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := loopbackNamespace(t, name)
 	server := netip.MustParseAddr("2001:db8:1::2")
 	s, err := Listen(ns, server, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -70,9 +58,6 @@ func TestListenIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := h.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: server.AsSlice(), Mask: net.CIDRMask(128, 128)}, Flags: unix.IFA_F_NODAD}); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
 		t.Fatal(err)
 	}
 	ptr, _ := dns.ReverseAddr("2001:db8:1::5")
