@@ -92,6 +92,10 @@ func TestIncrementalOverEtcd(t *testing.T) {
 func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views []hostView) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(seed, 16))
+	// How each pass reads the store (the feed, the change log or every
+	// record) draws from its own source: whether the feed has delivered
+	// depends on timing, and the operations must not.
+	paths := rand.New(rand.NewPCG(seed, 17))
 	const prefix, host = "inc-", "hostx"
 
 	ext := l3network(100, "198.51.100.0/24", "198.51.100.1", true)
@@ -145,7 +149,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 		t.Helper()
 		// Now and then from the store's feed of changed records (etcd's
 		// watch), as an agent woken by the last write's revision.
-		if feed, ok := st.(store.RecordFeed); ok && !full && rng.IntN(2) == 0 {
+		if feed, ok := st.(store.RecordFeed); ok && !full && paths.IntN(2) == 0 {
 			var fed bool
 			var err error
 			if ch, fed, err = recs[i].syncFeed(feed, lastRev); err != nil {
@@ -161,7 +165,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 				// Now and then without the store's change log: every
 				// record read and compared.
 				var log = st.(store.ChangeLog)
-				if rng.IntN(4) == 0 {
+				if paths.IntN(4) == 0 {
 					log = nil
 				}
 				ch, err = recs[i].sync(r, log)
@@ -491,11 +495,17 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			}
 		}
 	}
-	// Most steps must have taken the incremental path, or this test
-	// tests computeDesired against itself.
+	// Many steps must have taken the incremental path, or this test
+	// tests computeDesired against itself. How many does depends on
+	// timing over etcd: a pass whose feed has not caught up reads the
+	// store, now and then without the change log, and a pass that reads
+	// a later revision sees more kinds changed at once: 59 to 76 of 101
+	// here, quiet or with both cores busy (once 49, under load, when the
+	// reads still drew from the operations' source). Two in five is
+	// below that and far above a path that never runs.
 	for i, inc := range incs {
 		t.Logf("host %q: %d updates record by record, %d recomputations", views[i].name, inc.updated, inc.recomputed)
-		if inc.updated < steps/2 {
+		if inc.updated < steps*2/5 {
 			t.Errorf("host %q: only %d of %d updates were incremental", views[i].name, inc.updated, steps)
 		}
 	}
