@@ -422,6 +422,32 @@ func arrives(t *testing.T, from, to *rawPort, frame []byte) bool {
 	return false
 }
 
+// fromA sends f from a to b. With counted nil it must arrive; else it
+// must be dropped, known lost once a's echo sent after it arrived, and
+// counted: counted reads the counter of its reason from a's.
+func (l *lab) fromA(t *testing.T, rawA, rawB *rawPort, name string, f frame6, counted func(firewall.Counters) uint64) {
+	t.Helper()
+	before := l.counters(l.tapA)
+	frame := f.bytes()
+	if counted == nil {
+		if !arrives(t, rawA, rawB, frame) {
+			t.Errorf("%s: did not arrive; a's drops %+v", name, l.counters(l.tapA))
+		}
+		return
+	}
+	rawA.send(t, frame)
+	sentinel := frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6("after " + name)}.bytes()
+	if !arrives(t, rawA, rawB, sentinel) {
+		t.Fatalf("%s: a's echo sent after it did not arrive", name)
+	}
+	if rawB.seen(frame) {
+		t.Errorf("%s: arrived", name)
+	}
+	if after := l.counters(l.tapA); counted(after) == counted(before) {
+		t.Errorf("%s: dropped but not counted under its reason: before %+v, after %+v", name, before, after)
+	}
+}
+
 // TestIPv6AntiSpoofing: what an instance sends over IPv6 is checked as
 // Neutron's firewalls check it. Frames from a to b, which b's rules
 // would all admit, arrive if a may send them; if not they are dropped at
@@ -482,25 +508,7 @@ func TestIPv6AntiSpoofing(t *testing.T) {
 		{"DHCPv6 server reply", frame6{l.macB, l.macA, llA, llB, unix.IPPROTO_UDP, udpMsg(547, 546, "reply")}, dhcp},
 		{"DHCPv6 client solicit", frame6{mcastMAC(dhcpServers), l.macA, llA, dhcpServers, unix.IPPROTO_UDP, udpMsg(546, 547, "solicit")}, nil},
 	} {
-		before := l.counters(l.tapA)
-		frame := tt.frame.bytes()
-		if tt.drop == nil {
-			if !arrives(t, rawA, rawB, frame) {
-				t.Errorf("%s: did not arrive; a's drops %+v", tt.name, l.counters(l.tapA))
-			}
-			continue
-		}
-		rawA.send(t, frame)
-		sentinel := frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6("after " + tt.name)}.bytes()
-		if !arrives(t, rawA, rawB, sentinel) {
-			t.Fatalf("%s: a's echo sent after it did not arrive", tt.name)
-		}
-		if rawB.seen(frame) {
-			t.Errorf("%s: arrived", tt.name)
-		}
-		if after := l.counters(l.tapA); tt.drop(after) == tt.drop(before) {
-			t.Errorf("%s: dropped but not counted under its reason: before %+v, after %+v", tt.name, before, after)
-		}
+		l.fromA(t, rawA, rawB, tt.name, tt.frame, tt.drop)
 	}
 	// nsnet trace shows the comment of the rule a packet died at.
 	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "chain", "bridge", firewall.TableName, "nd_target"); !strings.Contains(out, `comment "spoofed_nd: `) {
@@ -648,25 +656,11 @@ func TestIPv4OnlySolicitations(t *testing.T) {
 		if _, err := l.fw.Apply(spec); err != nil {
 			t.Fatal(err)
 		}
-		before := l.counters(l.tapA)
-		frame := tt.frame.bytes()
-		if !tt.drop {
-			if !arrives(t, rawA, rawB, frame) {
-				t.Errorf("%s: did not arrive; a's drops %+v", tt.name, l.counters(l.tapA))
-			}
-			continue
+		var counted func(firewall.Counters) uint64
+		if tt.drop {
+			counted = func(c firewall.Counters) uint64 { return c.IPv6Off }
 		}
-		rawA.send(t, frame)
-		sentinel := frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6("after " + tt.name)}.bytes()
-		if !arrives(t, rawA, rawB, sentinel) {
-			t.Fatalf("%s: a's echo sent after it did not arrive", tt.name)
-		}
-		if rawB.seen(frame) {
-			t.Errorf("%s: arrived", tt.name)
-		}
-		if after := l.counters(l.tapA); after.IPv6Off == before.IPv6Off {
-			t.Errorf("%s: dropped but not counted as ipv6_off: before %+v, after %+v", tt.name, before, after)
-		}
+		l.fromA(t, rawA, rawB, tt.name, tt.frame, counted)
 	}
 	// nsnet trace shows the comment of the rule a packet died at.
 	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "chain", "bridge", firewall.TableName, "antispoof_ip6"); strings.Count(out, `comment "ipv6_off: `) != 2 {

@@ -324,13 +324,13 @@ const (
 	dhcp4ServerPort = 67
 )
 
-// unspecified are the rules of the antispoof_ip6 chain for a packet from ::, which
-// only duplicate address detection sends: an MLD report or a neighbour
-// solicitation to a link-scope multicast group (ff02::/16) passes, any
-// other packet from :: is a spoofed source.
+// unspecified are the rules of the antispoof_ip6 chain for a packet from
+// ::, which only duplicate address detection sends: its neighbour
+// solicitation from a port of a network without IPv6 is dropped
+// (ipv6Off); an MLD report or a neighbour solicitation to a link-scope
+// multicast group (ff02::/16) passes; any other packet from :: is a
+// spoofed source.
 func unspecified() [][]expr.Any {
-	// Duplicate address detection's probe from a port of a network
-	// without IPv6 (Port.IPv4Only): dropped first, see ipv6Off.
 	out := [][]expr.Any{all(fromUnspecified(), l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6NS}), ipv6Off())}
 	for _, t := range []byte{icmp6MLDReport, icmp6NS, icmp6MLD2Report} {
 		out = append(out, all(
