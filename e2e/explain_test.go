@@ -32,7 +32,7 @@ func TestExplainReplays(t *testing.T) {
 		e.MustNsnet("subnet", "create", net+"-v4", "--network", net, "--subnet-range", fmt.Sprintf("10.0.%d.0/24", i))
 	}
 	// green is dual-stack: its instance ends solicit and check their
-	// addresses, blue's (IPv4-only) do not.
+	// addresses; blue's (IPv4-only) do too, and their firewall drops it.
 	e.MustNsnet("subnet", "create", "green-v6", "--network", "green", "--subnet-range", "2001:db8:7::/64", "--no-dhcp")
 	e.MustNsnet("router", "create", "r1")
 	e.MustNsnet("router", "set", "r1", "--external-gateway", "public")
@@ -107,14 +107,29 @@ func TestExplainReplays(t *testing.T) {
 		cmds = append(cmds, s.Commands...)
 	}
 	script = strings.Join(cmds, "\n")
-	if !strings.Contains(script, "net.ipv6.conf.eth0.router_solicitations=-1") {
-		t.Errorf("explain instance vm3 (dual-stack) does not give eth0 its router solicitations back:\n%s", script)
+	if strings.Contains(script, "router_solicitations") {
+		t.Errorf("explain instance vm3 sets IPv6 sysctls, which a namespace made now has as the kernel made them:\n%s", script)
+	}
+	replay(t, e, script, []string{e.Netns("vm3")}, instanceSysctls, hostReplay{})
+
+	// vm3's namespace as the previous nsnet made it: its links' IPv6
+	// defaults quiet (dataplane.LegacyInstanceSysctls), its dual-stack
+	// eth0 given the kernel's back.
+	for _, s := range []string{"net.ipv6.conf.default.router_solicitations=0", "net.ipv6.conf.default.dad_transmits=0"} {
+		if out, err := exec.Command("ip", "netns", "exec", e.Netns("vm3"), "sysctl", "-qw", s).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	script = e.MustNsnet("explain", "instance", "vm3")
+	if !strings.Contains(script, "net.ipv6.conf.default.dad_transmits=0") || !strings.Contains(script, "net.ipv6.conf.eth0.router_solicitations=-1") {
+		t.Errorf("explain instance vm3, made quiet by the previous nsnet, does not replay its defaults and eth0's:\n%s", script)
 	}
 	replay(t, e, script, []string{e.Netns("vm3")}, instanceSysctls, hostReplay{})
 }
 
 // instanceSysctls are the IPv6 sysctls an instance namespace's links are
-// born with (dataplane.InstanceSysctls), and those of its eth0.
+// born with (the kernel's, or dataplane.LegacyInstanceSysctls in one the
+// previous nsnet made), and those of its eth0.
 var instanceSysctls = []string{"net.ipv6.conf.default.router_solicitations", "net.ipv6.conf.default.dad_transmits",
 	"net.ipv6.conf.eth0.router_solicitations", "net.ipv6.conf.eth0.dad_transmits"}
 

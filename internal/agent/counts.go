@@ -109,7 +109,7 @@ func (a *Agent) PortDrops() map[string]map[string]uint64 {
 	for id, c := range h.counters {
 		out[id] = map[string]uint64{
 			"spoofed_mac": c.SpoofedMAC, "spoofed_ip": c.SpoofedIP, "spoofed_arp": c.SpoofedARP,
-			"spoofed_nd": c.SpoofedND, "dhcp_server": c.DHCPServer, "router_advertisement": c.RouterAdvert,
+			"spoofed_nd": c.SpoofedND, "dhcp_server": c.DHCPServer, "router_advertisement": c.RouterAdvert, "ipv6_off": c.IPv6Off,
 			"ingress_denied": c.Ingress, "egress_denied": c.Egress, "invalid": c.Invalid,
 		}
 	}

@@ -793,7 +793,7 @@ func computeDesired(s *snapshot, prefix, host string) *desired {
 		inst.DHCPClient = slices.ContainsFunc(ports, func(p model.Port) bool { return p.DHCPClient })
 		d.instances[id] = inst
 	}
-	addTrunks(d, s, networks)
+	addTrunks(d, s, networks, has6)
 	addDHCP(d, s, prefix, host, networks, subnets)
 	d.metadata = metadataDirectory(s, networks, subnets)
 	interfaces, gateways := routerPortsOf(s.ports)

@@ -298,7 +298,7 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 	for step := range steps {
 		var put, del []any
 		heartbeat := false
-		switch op := rng.IntN(ops + 6); {
+		switch op := rng.IntN(ops + 7); {
 		case op >= ops:
 			// What a port's firewall is compiled from: the port alone
 			// (port security, allowed address pairs), followed record
@@ -338,6 +338,14 @@ func testIncremental(t *testing.T, st store.Store, seed uint64, steps int, views
 			case 4: // a network the host routes for, or only bridges
 				dh.net.HostGateway = !multi && !dh.net.HostGateway
 				put = append(put, dh.net)
+			case 5: // a network gains or loses its IPv6 subnet: its
+				// ports' solicitations pass the firewall or stop there
+				sn6 := model.Subnet{ID: "subnet-in6", NetworkID: in.net.ID, IPVersion: 6, CIDR: "2001:db8:6::/64"}
+				if rng.IntN(2) == 0 {
+					del = append(del, sn6)
+				} else {
+					put = append(put, sn6)
+				}
 			default:
 				// Two ports plugged on a network the host routes for,
 				// holding one address (a pair each from a pool of 4,

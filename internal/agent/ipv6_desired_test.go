@@ -303,3 +303,48 @@ func TestDesiredMetadata6(t *testing.T) {
 		})
 	}
 }
+
+// TestDesiredFirewallIPv4Only: the firewall drops the router and
+// duplicate address detection solicitations of a secured port, and of a
+// trunk's subport, whose network has no IPv6 subnet (firewall.Port's
+// IPv4Only), and only those: a network gaining an IPv6 subnet clears it
+// for its ports, whatever addresses they have.
+func TestDesiredFirewallIPv4Only(t *testing.T) {
+	net4 := model.Subnet{ID: "sub-4", NetworkID: "net-1", IPVersion: 4, CIDR: "10.8.0.0/24", GatewayIP: ptr("10.8.0.1")}
+	net6 := model.Subnet{ID: "sub-6", NetworkID: "net-1", IPVersion: 6, CIDR: "2001:db8::/64", GatewayIP: ptr("2001:db8::1")}
+	trunk4 := model.Subnet{ID: "sub-t4", NetworkID: "net-2", IPVersion: 4, CIDR: "10.9.0.0/24"}
+	trunk6 := model.Subnet{ID: "sub-t6", NetworkID: "net-2", IPVersion: 6, CIDR: "2001:db8:9::/64"}
+	parent := model.Port{ID: "p1", NetworkID: "net-1", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:01", PortSecurityEnabled: true,
+		DeviceOwner: model.DeviceOwnerCompute, DeviceID: "inst-red", InterfaceName: "eth0", FixedIPs: []model.FixedIP{{SubnetID: net4.ID, IPAddress: "10.8.0.5"}}}
+	sub := model.Port{ID: "p2", NetworkID: "net-2", AdminStateUp: true, MACAddress: "fa:16:3e:00:00:02", PortSecurityEnabled: true,
+		DeviceOwner: model.DeviceOwnerTrunkSubport, FixedIPs: []model.FixedIP{{SubnetID: trunk4.ID, IPAddress: "10.9.0.5"}}}
+	trunk := model.Trunk{ID: "trunk-1", PortID: parent.ID, SubPorts: []model.SubPort{{PortID: sub.ID, SegmentationType: "vlan", SegmentationID: 10}}}
+	for _, tc := range []struct {
+		name                string
+		subnets             []model.Subnet
+		wantParent, wantSub bool // IPv4Only
+	}{
+		{"IPv4-only networks", []model.Subnet{net4, trunk4}, true, true},
+		{"the parent's network dual-stack, its port IPv4 only", []model.Subnet{net4, net6, trunk4}, false, true},
+		{"the subport's network dual-stack", []model.Subnet{net4, trunk4, trunk6}, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := &snapshot{
+				networks:  []model.Network{{ID: "net-1", AdminStateUp: true}, {ID: "net-2", AdminStateUp: true}},
+				subnets:   tc.subnets,
+				instances: []model.Instance{{ID: "inst-red", Name: "red"}},
+				ports:     []model.Port{parent, sub},
+				trunks:    []model.Trunk{trunk},
+			}
+			spec, _ := firewallSpec(snap, computeDesired(snap, "t-", ""))
+			got := map[string]bool{}
+			for _, p := range spec.Ports {
+				got[p.Interface] = p.IPv4Only
+			}
+			want := map[string]bool{model.TapName(parent.ID): tc.wantParent, model.SubportName(sub.ID): tc.wantSub}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("IPv4Only by interface = %v, want %v", got, want)
+			}
+		})
+	}
+}

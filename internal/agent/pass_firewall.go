@@ -307,13 +307,14 @@ type fwPort struct {
 }
 
 // fwEnv is what a port's compilation reads from the desired state: its
-// interface, bridge and network (hostInterface), and that network's
-// gateway and bridge.
+// interface, bridge and network (hostInterface), that network's gateway
+// and bridge, and whether it has an IPv6 subnet.
 type fwEnv struct {
 	iface, bridge, network string
 	plugged                bool
 	netOK, hostGateway     bool
 	netBridge              string
+	ipv6                   bool
 }
 
 // groupRef is a rule's remote group: the firewall's key for it and the
@@ -331,6 +332,11 @@ func envOf(d *desired, id string) fwEnv {
 	if n, ok := d.networks[e.network]; ok {
 		e.netOK, e.hostGateway, e.netBridge = true, n.HostGateway, n.Bridge.Name
 	}
+	if ps, ok := d.ports[id]; ok {
+		e.ipv6 = ps.Veth.NetworkIPv6
+	} else if sp, ok := d.subports[id]; ok {
+		e.ipv6 = sp.NetworkIPv6
+	}
 	return e
 }
 
@@ -346,7 +352,9 @@ func (in firewallInputs) port(port *model.Port, d *desired) fwPort {
 		return out // validated by the service
 	}
 	out.secured = true
-	fp := firewall.Port{Interface: e.iface, MAC: mac, Bridge: e.bridge}
+	// On a network without IPv6, the instance's router and duplicate
+	// address detection solicitations stop at its port.
+	fp := firewall.Port{Interface: e.iface, MAC: mac, Bridge: e.bridge, IPv4Only: !e.ipv6}
 	for _, ip := range port.FixedIPs {
 		if a, err := netip.ParseAddr(ip.IPAddress); err == nil {
 			fp.Addresses = append(fp.Addresses, a)
@@ -596,7 +604,7 @@ func (a *Agent) FirewallCounters(portID string) *model.PortFirewallCounters {
 			if id, ok := h.ports[tap]; ok {
 				h.counters[id] = model.PortFirewallCounters{
 					SpoofedMAC: c.SpoofedMAC, SpoofedIP: c.SpoofedIP, SpoofedARP: c.SpoofedARP,
-					SpoofedND: c.SpoofedND, DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert,
+					SpoofedND: c.SpoofedND, DHCPServer: c.DHCPServer, RouterAdvert: c.RouterAdvert, IPv6Off: c.IPv6Off,
 					Ingress: c.Ingress, Egress: c.Egress, Invalid: c.Invalid,
 				}
 			}

@@ -85,11 +85,14 @@ const subportKind store.Kind = "subports"
 type subportIface struct {
 	VLAN      dataplane.VLANSpec
 	NetworkID string
+	// NetworkIPv6: its network has an IPv6 subnet (see
+	// dpspec.PortSpec.NetworkIPv6).
+	NetworkIPv6 bool
 }
 
 // addTrunks adds the specs of the trunks whose parent is plugged into an
 // instance on this host. It is pure, as computeDesired.
-func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
+func addTrunks(d *desired, s *snapshot, networks map[string]model.Network, has6 map[string]bool) {
 	ports := make(map[string]*model.Port, len(s.ports))
 	for i := range s.ports {
 		ports[s.ports[i].ID] = &s.ports[i]
@@ -140,7 +143,7 @@ func addTrunks(d *desired, s *snapshot, networks map[string]model.Network) {
 				Up:     parent.Veth.Up && p.AdminStateUp,
 			}
 			spec.VLANs = append(spec.VLANs, v)
-			d.subports[sp.PortID] = subportIface{VLAN: v, NetworkID: p.NetworkID}
+			d.subports[sp.PortID] = subportIface{VLAN: v, NetworkID: p.NetworkID, NetworkIPv6: has6[p.NetworkID]}
 		}
 		d.trunks[t.ID] = spec
 	}

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"net"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -523,17 +524,16 @@ func TestLinkLocalAddrOfNsnet(t *testing.T) {
 	}
 }
 
-// TestInstanceEndIPv6Quiet checks that an instance namespace's links are
-// born without router solicitations and duplicate address detection, and
-// that a port whose network has IPv6 gets the kernel's defaults back:
-// before it comes up, and when its network gains IPv6 later.
-func TestInstanceEndIPv6Quiet(t *testing.T) {
+// TestInstanceEndIPv6Defaults checks that an instance namespace keeps
+// the kernel's IPv6 defaults (router solicitations, duplicate address
+// detection: an IPv4-only network's firewall stops them), and that in a
+// namespace the previous nsnet made quiet (LegacyInstanceSysctls) a port
+// whose network has IPv6 gets the kernel's defaults back, before it comes
+// up or when its network gains IPv6 later, while an IPv4-only port is
+// left as it is.
+func TestInstanceEndIPv6Defaults(t *testing.T) {
 	e := newEnv(t)
 	tp := newTopology(e)
-	red, green := tp.ports["p-red"], tp.ports["p-green"]
-	green.spec.NetworkIPv6 = true
-	tp.ports["p-green"] = green
-	tp.ensure(t)
 	quiet := map[string]string{"router_solicitations": "0", "dad_transmits": "0"}
 	kernel := map[string]string{"router_solicitations": "-1", "dad_transmits": "1"}
 	check := func(ns, conf string, want map[string]string) {
@@ -544,9 +544,23 @@ func TestInstanceEndIPv6Quiet(t *testing.T) {
 			}
 		}
 	}
+	// red's namespace as the previous nsnet made it.
+	ns, _, err := EnsureInstanceNetns(e.ns("red"), e.marker("i-red"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Close()
+	for _, s := range LegacyInstanceSysctls {
+		if out, err := exec.Command("ip", "netns", "exec", e.ns("red"), "sysctl", "-qw", s.Key+"="+s.Value).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	red := tp.ports["p-red"]
+	tp.ensure(t)
+	check(e.ns("green"), "default", kernel)
+	check(e.ns("green"), "eth0", kernel)
 	check(e.ns("red"), "default", quiet)
 	check(e.ns("red"), "eth0", quiet)
-	check(e.ns("green"), "eth0", kernel)
 	// The host namespace is none of this' business.
 	check(e.hostName, "default", kernel)
 	if tp.ensure(t) {
@@ -566,7 +580,7 @@ func TestInstanceEndIPv6Quiet(t *testing.T) {
 
 	// A router's namespace keeps the kernel's defaults.
 	name := e.ns("qrouter-r1")
-	ns, _, err := EnsureRouterNetns(name, RouterMarker("r1", e.hostName))
+	ns, _, err = EnsureRouterNetns(name, RouterMarker("r1", e.hostName))
 	if err != nil {
 		t.Fatal(err)
 	}

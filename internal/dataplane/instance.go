@@ -74,12 +74,7 @@ func createMarked(name, marker string) (*Namespace, error) {
 		if err := h.LinkModify(&netlink.Device{LinkAttrs: lo}); err != nil {
 			return fmt.Errorf("mark lo and bring it up: %w", err)
 		}
-		if _, _, ok := ParseInstanceMarker(marker); !ok {
-			return nil
-		}
-		// Here, on the new namespace's own thread, the defaults cost no
-		// switch; every link made in the namespace later inherits them.
-		return netns.WriteSysctlsHere(instanceSysctls...)
+		return nil
 	})
 	if err != nil || !created {
 		if h != nil {
@@ -95,37 +90,28 @@ func createMarked(name, marker string) (*Namespace, error) {
 	return &Namespace{Name: name, Handle: h, Fresh: true, fd: fd}, nil
 }
 
-// InstanceSysctls are the sysctls of an instance namespace nsnet creates:
-// the defaults of the links made in it later, its ports' instance ends.
+// LegacyInstanceSysctls are the IPv6 defaults the previous nsnet gave
+// every instance namespace it created, which the links made in it later
+// inherit: no router solicitations, no duplicate address detection.
 //
-// Such a link sends no router solicitations and runs no duplicate address
-// detection. It keeps its link-local address, as a Neutron instance
-// does, but on an IPv4-only network nothing would answer either: the
-// solicitations, repeated forever with backoff, and the check are
-// multicast that the network's bridge (no MLD querier) copies to every
-// one of its ports, through the firewall, into every other instance's
-// IPv6 input — most of two cores for seconds when many instances come up
-// together (docs/SCALE.md). MACs are unique per network and port
-// security stops spoofing, so the check finds nothing either. A port on a
-// network with IPv6 gets the kernel's defaults back on its own link
-// before it comes up (PortSpec.NetworkIPv6, IPv6PortSysctls).
-//
-// Only namespaces created with them have them: one made before keeps the
-// kernel's defaults, so a restart changes nothing. They cost the
-// namespace's creation two sysctl writes, about 0.15 ms (0.83 against
-// 0.68 ms, measured on 6.18): /proc/sys files are slow to open in a new
-// namespace, and there is no netlink request for them.
-var InstanceSysctls = []Sysctl{
+// nsnet no longer writes them. Writing them cost every instance
+// namespace's creation a /proc/sys lookup that walks one dentry per
+// namespace of the host (1.4 to 1.7 ms of CPU with 1,000 instances, and
+// growing); an instance now keeps its kernel's defaults, as a VM does,
+// and its port's firewall drops the solicitations of a network without
+// IPv6 (firewall.Port.IPv4Only). A namespace the previous nsnet made
+// keeps them, so that a restart recreates nothing: its ports on a
+// network with IPv6 get the kernel's defaults back on their own link
+// (IPv6PortSysctls), and explain replays them where it finds them.
+var LegacyInstanceSysctls = []Sysctl{
 	{"net.ipv6.conf.default.router_solicitations", "0"},
 	{"net.ipv6.conf.default.dad_transmits", "0"},
 }
 
-var instanceSysctls = toNetns(InstanceSysctls)
-
-// IPv6PortSysctls are the kernel's defaults that InstanceSysctls change,
-// under conf/<link>/: what the instance end of a port on a network with
-// IPv6 has, so that it solicits the router's advertisements and checks
-// its addresses, as on any host.
+// IPv6PortSysctls are the kernel's defaults that LegacyInstanceSysctls
+// change, under conf/<link>/: what the instance end of a port on a
+// network with IPv6 has, so that it solicits the router's advertisements
+// and checks its addresses, as on any host.
 var IPv6PortSysctls = []Sysctl{
 	{"router_solicitations", "-1"},
 	{"dad_transmits", "1"},

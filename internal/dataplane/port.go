@@ -194,10 +194,15 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 // ensureAcceptRA sets the IPv6 sysctls of the instance end of spec in ns:
 // for a port that has IPv6, its autoconfiguration (see PortSpec.AcceptRA);
 // for a port whose network has IPv6, the kernel's defaults of router
-// solicitations and duplicate address detection, which the links of an
-// instance namespace are born without (InstanceSysctls). An IPv4-only
-// port's are left as the kernel made them: entering the namespace for
-// them would cost every port of a large host.
+// solicitations and duplicate address detection, which the links of a
+// namespace the previous nsnet made are born without
+// (LegacyInstanceSysctls). In a namespace made since they are what the
+// link has, so they cost two reads, in the switch that such a port's
+// accept_ra settings already pay; without them, a port plugged into an
+// old instance on a network with IPv6, or whose network gains it, would
+// never solicit the router nor check its addresses. An IPv4-only port's
+// are left as they are: entering the namespace for them would cost every
+// port of a large host, and its firewall drops its solicitations.
 func ensureAcceptRA(ns *Namespace, spec PortSpec) (changed bool, err error) {
 	// Slashed keys: an interface name may hold dots.
 	conf := "net/ipv6/conf/" + spec.IfName + "/"

@@ -252,12 +252,13 @@ func (b *build) space(ns *namespace, object, comment string) bool {
 }
 
 // quietDefaults adds the step giving instance namespace ns the IPv6
-// defaults nsnet gave it at its creation (dataplane.InstanceSysctls), if
-// it has them (one made by an older nsnet has the kernel's): before any
-// link is made in it, as they are the links' defaults.
+// defaults the previous nsnet gave it at its creation
+// (dataplane.LegacyInstanceSysctls), if it has them (one made before or
+// since has the kernel's): before any link is made in it, as they are the
+// links' defaults.
 func (b *build) quietDefaults(ns *namespace) error {
-	keys := make([]string, len(dataplane.InstanceSysctls))
-	for i, s := range dataplane.InstanceSysctls {
+	keys := make([]string, len(dataplane.LegacyInstanceSysctls))
+	for i, s := range dataplane.LegacyInstanceSysctls {
 		keys[i] = s.Key
 	}
 	values, err := readSysctls(ns.name, keys)
@@ -265,22 +266,23 @@ func (b *build) quietDefaults(ns *namespace) error {
 		return err
 	}
 	var cmds []string
-	for _, s := range dataplane.InstanceSysctls {
+	for _, s := range dataplane.LegacyInstanceSysctls {
 		if values[s.Key] != s.Value {
 			return nil
 		}
 		cmds = append(cmds, inNamespace(ns.name, "sysctl", "-qw", s.Key+"="+s.Value))
 	}
 	b.add(Step{Object: "sysctls of " + ns.name,
-		Comment:  "the IPv6 defaults of the links made in it: no router solicitations, no duplicate address detection (on an IPv4-only network nothing would answer; a port on a network with IPv6 gets the kernel's back)",
+		Comment:  "the IPv6 defaults of the links made in it, as an older nsnet made it: no router solicitations, no duplicate address detection (a port on a network with IPv6 gets the kernel's back)",
 		Commands: cmds})
 	return nil
 }
 
 // linkIPv6Defaults are the commands giving link l of ns the IPv6 sysctls
 // of dataplane.IPv6PortSysctls where they differ from ns's defaults: an
-// instance's port on a network with IPv6, which solicits router
-// advertisements and checks its addresses as on any host.
+// instance's port on a network with IPv6 in a namespace an older nsnet
+// made quiet (quietDefaults), which solicits router advertisements and
+// checks its addresses as on any host.
 func linkIPv6Defaults(ns *namespace, l netlink.Link) ([]string, error) {
 	var keys []string
 	for _, s := range dataplane.IPv6PortSysctls {

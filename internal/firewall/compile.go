@@ -528,7 +528,7 @@ func samePort(a, b *Port) bool {
 		slices.Equal(a.Addresses, b.Addresses) && slices.Equal(a.Networks, b.Networks) &&
 		slices.EqualFunc(a.MACs, b.MACs, func(x, y net.HardwareAddr) bool { return bytes.Equal(x, y) }) &&
 		slices.Equal(a.Rules, b.Rules) && a.Bridge == b.Bridge && slices.Equal(a.Routed, b.Routed) &&
-		a.Stateless == b.Stateless
+		a.Stateless == b.Stateless && a.IPv4Only == b.IPv4Only
 }
 
 func (pe *portElements) add(family nftables.TableFamily, set string, e nfsock.Element) {
@@ -548,6 +548,9 @@ func compilePort(p *Port, tag uint16, sig *signature) *portElements {
 	pe.add(br, setSecured, nfsock.Element{Key: name})
 	pe.add(br, setTagOut, nfsock.Element{Key: name, Val: u32(uint32(tag))})
 	pe.add(br, setTagIn, nfsock.Element{Key: name, Chain: tagChainName(tag)})
+	if p.IPv4Only {
+		pe.add(br, setIPv6Off, nfsock.Element{Key: name})
+	}
 	// The hash sets: each key once (a pair may repeat the port's MAC or
 	// a fixed IP, or name a MAC twice).
 	seen := map[string]bool{}

@@ -422,6 +422,32 @@ func arrives(t *testing.T, from, to *rawPort, frame []byte) bool {
 	return false
 }
 
+// fromA sends f from a to b. With counted nil it must arrive; else it
+// must be dropped, known lost once a's echo sent after it arrived, and
+// counted: counted reads the counter of its reason from a's.
+func (l *lab) fromA(t *testing.T, rawA, rawB *rawPort, name string, f frame6, counted func(firewall.Counters) uint64) {
+	t.Helper()
+	before := l.counters(l.tapA)
+	frame := f.bytes()
+	if counted == nil {
+		if !arrives(t, rawA, rawB, frame) {
+			t.Errorf("%s: did not arrive; a's drops %+v", name, l.counters(l.tapA))
+		}
+		return
+	}
+	rawA.send(t, frame)
+	sentinel := frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6("after " + name)}.bytes()
+	if !arrives(t, rawA, rawB, sentinel) {
+		t.Fatalf("%s: a's echo sent after it did not arrive", name)
+	}
+	if rawB.seen(frame) {
+		t.Errorf("%s: arrived", name)
+	}
+	if after := l.counters(l.tapA); counted(after) == counted(before) {
+		t.Errorf("%s: dropped but not counted under its reason: before %+v, after %+v", name, before, after)
+	}
+}
+
 // TestIPv6AntiSpoofing: what an instance sends over IPv6 is checked as
 // Neutron's firewalls check it. Frames from a to b, which b's rules
 // would all admit, arrive if a may send them; if not they are dropped at
@@ -482,25 +508,7 @@ func TestIPv6AntiSpoofing(t *testing.T) {
 		{"DHCPv6 server reply", frame6{l.macB, l.macA, llA, llB, unix.IPPROTO_UDP, udpMsg(547, 546, "reply")}, dhcp},
 		{"DHCPv6 client solicit", frame6{mcastMAC(dhcpServers), l.macA, llA, dhcpServers, unix.IPPROTO_UDP, udpMsg(546, 547, "solicit")}, nil},
 	} {
-		before := l.counters(l.tapA)
-		frame := tt.frame.bytes()
-		if tt.drop == nil {
-			if !arrives(t, rawA, rawB, frame) {
-				t.Errorf("%s: did not arrive; a's drops %+v", tt.name, l.counters(l.tapA))
-			}
-			continue
-		}
-		rawA.send(t, frame)
-		sentinel := frame6{l.macB, l.macA, v6A, v6B, unix.IPPROTO_ICMPV6, echo6("after " + tt.name)}.bytes()
-		if !arrives(t, rawA, rawB, sentinel) {
-			t.Fatalf("%s: a's echo sent after it did not arrive", tt.name)
-		}
-		if rawB.seen(frame) {
-			t.Errorf("%s: arrived", tt.name)
-		}
-		if after := l.counters(l.tapA); tt.drop(after) == tt.drop(before) {
-			t.Errorf("%s: dropped but not counted under its reason: before %+v, after %+v", tt.name, before, after)
-		}
+		l.fromA(t, rawA, rawB, tt.name, tt.frame, tt.drop)
 	}
 	// nsnet trace shows the comment of the rule a packet died at.
 	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "chain", "bridge", firewall.TableName, "nd_target"); !strings.Contains(out, `comment "spoofed_nd: `) {
@@ -603,5 +611,59 @@ func TestIPv6RogueRouterAndNeighbour(t *testing.T) {
 		if !took {
 			t.Errorf("from an unsecured port, %s did not take effect in b: the forgery is not one", c.what)
 		}
+	}
+}
+
+// TestIPv4OnlySolicitations: the port of a network without IPv6
+// (Port.IPv4Only) has its router solicitations and duplicate address
+// detection's neighbour solicitations dropped at its ingress and counted,
+// which nothing on its network would answer and its bridge would copy to
+// every port; the same from a port of a dual-stack network pass, and so
+// does the rest of its IPv6: neighbour solicitations between link-local
+// addresses, MLD reports.
+func TestIPv4OnlySolicitations(t *testing.T) {
+	l := newLab6(t)
+	rawA, rawB := openRaw(t, l.a), openRaw(t, l.b)
+	llA, llB := eui64(l.macA), eui64(l.macB)
+	routers := netip.MustParseAddr("ff02::2")
+	mldRouters := netip.MustParseAddr("ff02::16")
+	dadGroup, dadMAC := solicitedNode(llA)
+	nsGroup, nsMAC := solicitedNode(llB)
+	rs := frame6{mcastMAC(routers), l.macA, llA, routers, unix.IPPROTO_ICMPV6, icmp6Msg(133, make([]byte, 4), []byte{1, 1}, l.macA)}
+	rsUnspecified := frame6{mcastMAC(routers), l.macA, netip.IPv6Unspecified(), routers, unix.IPPROTO_ICMPV6, icmp6Msg(133, make([]byte, 4))}
+	dad := frame6{dadMAC, l.macA, netip.IPv6Unspecified(), dadGroup, unix.IPPROTO_ICMPV6, icmp6Msg(135, make([]byte, 4), llA.AsSlice())}
+	ns := frame6{nsMAC, l.macA, llA, nsGroup, unix.IPPROTO_ICMPV6, icmp6Msg(135, make([]byte, 4), llB.AsSlice(), []byte{1, 1}, l.macA)}
+	nsUnicast := frame6{l.macB, l.macA, llA, llB, unix.IPPROTO_ICMPV6, icmp6Msg(135, make([]byte, 4), llB.AsSlice(), []byte{1, 1}, l.macA)}
+	mld := hbh(frame6{mcastMAC(mldRouters), l.macA, netip.IPv6Unspecified(), mldRouters, unix.IPPROTO_ICMPV6, icmp6Msg(143, make([]byte, 4))})
+	for _, tt := range []struct {
+		name     string
+		ipv4Only bool
+		frame    frame6
+		drop     bool
+	}{
+		{"router solicitation, IPv4-only network", true, rs, true},
+		{"router solicitation from ::, IPv4-only network", true, rsUnspecified, true},
+		{"duplicate address detection, IPv4-only network", true, dad, true},
+		{"neighbour solicitation between link-local addresses, IPv4-only network", true, ns, false},
+		{"unicast neighbour solicitation, IPv4-only network", true, nsUnicast, false},
+		{"MLDv2 report from ::, IPv4-only network", true, mld, false},
+		{"router solicitation, dual-stack network", false, rs, false},
+		{"duplicate address detection, dual-stack network", false, dad, false},
+		{"neighbour solicitation between link-local addresses, dual-stack network", false, ns, false},
+	} {
+		spec := l.spec6(firewall.Rule{Direction: firewall.Ingress, IPv6: true, ProtoMin: unix.IPPROTO_ICMPV6, ProtoMax: unix.IPPROTO_ICMPV6, PortMax: 65535, Remote: any6})
+		spec.Ports[0].IPv4Only = tt.ipv4Only
+		if _, err := l.fw.Apply(spec); err != nil {
+			t.Fatal(err)
+		}
+		var counted func(firewall.Counters) uint64
+		if tt.drop {
+			counted = func(c firewall.Counters) uint64 { return c.IPv6Off }
+		}
+		l.fromA(t, rawA, rawB, tt.name, tt.frame, counted)
+	}
+	// nsnet trace shows the comment of the rule a packet died at.
+	if out := run(t, "ip", "netns", "exec", l.host, "nft", "list", "chain", "bridge", firewall.TableName, "antispoof_ip6"); strings.Count(out, `comment "ipv6_off: `) != 2 {
+		t.Errorf("the solicitations' drop rules are not named for trace:\n%s", out)
 	}
 }

@@ -18,15 +18,16 @@ const TableName = "nsnet_fw"
 
 // Sets of the bridge table.
 const (
-	setSecured = "secured" // ifname: ports that are checked
-	setMAC     = "mac_ok"  // ifname . ether_addr
-	setIP4     = "ip4_ok"  // ifname . ipv4_addr
-	setNet4    = "ip4_net" // ifname . ipv4_addr, ranges
-	setIP6     = "ip6_ok"  // ifname . ipv6_addr
-	setNet6    = "ip6_net" // ifname . ipv6_addr, ranges
-	setTagOut  = "tag_out" // ifname : mark (the port's tag)
-	setTagIn   = "tag_in"  // ifname : verdict (jump to the port's tagging chain)
-	setDrops   = "drops"   // bridge: ifname . reason; inet: tag . reason — counters
+	setSecured = "secured"  // ifname: ports that are checked
+	setMAC     = "mac_ok"   // ifname . ether_addr
+	setIP4     = "ip4_ok"   // ifname . ipv4_addr
+	setNet4    = "ip4_net"  // ifname . ipv4_addr, ranges
+	setIP6     = "ip6_ok"   // ifname . ipv6_addr
+	setNet6    = "ip6_net"  // ifname . ipv6_addr, ranges
+	setTagOut  = "tag_out"  // ifname : mark (the port's tag)
+	setTagIn   = "tag_in"   // ifname : verdict (jump to the port's tagging chain)
+	setIPv6Off = "ipv6_off" // ifname: ports of networks without IPv6 (Port.IPv4Only)
+	setDrops   = "drops"    // bridge: ifname . reason; inet: tag . reason — counters
 )
 
 // Sets of the inet table. A port's rules are those of its signature:
@@ -203,6 +204,7 @@ var bridgeSets = []nfsock.SetDef{
 	{Name: setNet6, Key: typeIfAddr6, Interval: true},
 	{Name: setTagOut, Key: nftables.TypeIFName, Data: &nftables.TypeMark},
 	{Name: setTagIn, Key: nftables.TypeIFName, Data: &nftables.TypeVerdict},
+	{Name: setIPv6Off, Key: nftables.TypeIFName},
 	{Name: setDrops, Key: typeIfReason, Counters: true},
 }
 
@@ -311,6 +313,7 @@ const (
 // ICMPv6 types the firewall names.
 const (
 	icmp6MLDReport  = 131
+	icmp6RS         = 133
 	icmp6RA         = 134
 	icmp6NS         = 135
 	icmp6NA         = 136
@@ -321,19 +324,40 @@ const (
 	dhcp4ServerPort = 67
 )
 
-// unspecified are the rules of the antispoof_ip6 chain for a packet from ::, which
-// only duplicate address detection sends: an MLD report or a neighbour
-// solicitation to a link-scope multicast group (ff02::/16) passes, any
-// other packet from :: is a spoofed source.
+// unspecified are the rules of the antispoof_ip6 chain for a packet from
+// ::, which only duplicate address detection sends: its neighbour
+// solicitation from a port of a network without IPv6 is dropped
+// (ipv6Off); an MLD report or a neighbour solicitation to a link-scope
+// multicast group (ff02::/16) passes; any other packet from :: is a
+// spoofed source.
 func unspecified() [][]expr.Any {
-	var out [][]expr.Any
+	out := [][]expr.Any{all(fromUnspecified(), l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6NS}), ipv6Off())}
 	for _, t := range []byte{icmp6MLDReport, icmp6NS, icmp6MLD2Report} {
 		out = append(out, all(
-			[]expr.Any{payload(expr.PayloadBaseNetworkHeader, 8, 16, reg1), cmpEq(reg1, make([]byte, 16))},
+			fromUnspecified(),
 			[]expr.Any{payload(expr.PayloadBaseNetworkHeader, 24, 2, reg1), cmpEq(reg1, be16(0xff02))},
 			l4(unix.IPPROTO_ICMPV6), transport(0, []byte{t}), []expr.Any{verdict(expr.VerdictReturn)}))
 	}
 	return out
+}
+
+// fromUnspecified matches an IPv6 packet from ::.
+func fromUnspecified() []expr.Any {
+	return []expr.Any{payload(expr.PayloadBaseNetworkHeader, 8, 16, reg1), cmpEq(reg1, make([]byte, 16))}
+}
+
+// ipv6Off counts and drops a packet whose input port is in the ipv6_off
+// set, a port of a network without IPv6: its router solicitations and
+// duplicate address detection's probes, which nothing there answers and
+// the bridge would copy to every port (no MLD querier, so no snooping
+// keeps multicast to its listeners). Per port, not per bridge: the set
+// is keyed like the others of a port, so a port's elements come and go
+// together, and a bridge's router and DHCP ports, unsecured, never reach
+// this chain anyway. The lookup comes last in its rules, so that only
+// those two kinds of packet pay it; the count is an update of the drops
+// set on the drop path only, as for the other reasons.
+func ipv6Off() []expr.Any {
+	return all([]expr.Any{meta(expr.MetaKeyIIFNAME, reg1), lookup(setIPv6Off, false)}, bridgeDrop(reasonIPv6Off))
 }
 
 var bridgeChains = []nfsock.ChainDef{
@@ -381,14 +405,15 @@ var bridgeChains = []nfsock.ChainDef{
 	// EUI-64 link-local address of one of its MACs.
 	{Name: "antispoof_ip6", Rules: all2([][]expr.Any{
 		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6RA}), bridgeDrop(reasonRA)),
+		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6RS}), ipv6Off()),
 		all(l4(unix.IPPROTO_UDP), transport(0, be16(dhcp6ServerPort)), bridgeDrop(reasonDHCP)),
 		all(l4(unix.IPPROTO_ICMPV6), transport(0, []byte{icmp6NA}), []expr.Any{jump("nd_target")}),
 	}, unspecified(), [][]expr.Any{
 		all(etherType(ethIPv6), ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setIP6, false), verdict(expr.VerdictReturn)}),
 		all(etherType(ethIPv6), ifAnd(expr.PayloadBaseNetworkHeader, 8, 16), []expr.Any{lookup(setNet6, false), verdict(expr.VerdictReturn)}),
 		bridgeDrop(reasonIP),
-	}), Comments: []string{"router_advertisement: RA from an instance (RA guard)", "dhcp_server: DHCPv6 server traffic from an instance",
-		"", "", "", "", "", "", "spoofed_ip: source address not the port's"}},
+	}), Comments: []string{"router_advertisement: RA from an instance (RA guard)", ipv6OffComment, "dhcp_server: DHCPv6 server traffic from an instance",
+		"", ipv6OffComment, "", "", "", "", "", "spoofed_ip: source address not the port's"}},
 	// nd_target: the target address of a neighbour advertisement (at
 	// offset 8 of the ICMPv6 header) is one the port may send from.
 	{Name: "nd_target", Rules: [][]expr.Any{
@@ -434,6 +459,8 @@ var bridgeChains = []nfsock.ChainDef{
 		countDrop([]expr.Any{meta(expr.MetaKeyOIFNAME, reg1)}, reg2, reasonIngress),
 	}, Comments: []string{"", "", "", "ingress_denied: from the host, not admitted by the port's rules"}},
 }
+
+const ipv6OffComment = "ipv6_off: router/DAD solicitation from a port of a network without IPv6"
 
 // setMark sets the packet mark to v.
 func setMark(v uint32) []expr.Any {

@@ -45,8 +45,10 @@ var bridgeRuleText = map[string][]string{
 	},
 	"antispoof_ip6": {
 		fmt.Sprintf("meta l4proto ipv6-icmp @th,0,8 %d %s", icmp6RA, dropText("iifname", reasonRA)),
+		fmt.Sprintf("meta l4proto ipv6-icmp @th,0,8 %d iifname @%s %s", icmp6RS, setIPv6Off, dropText("iifname", reasonIPv6Off)),
 		fmt.Sprintf("meta l4proto udp th sport %d %s", dhcp6ServerPort, dropText("iifname", reasonDHCP)),
 		fmt.Sprintf("meta l4proto ipv6-icmp @th,0,8 %d jump nd_target", icmp6NA),
+		fmt.Sprintf("@nh,64,128 0x0 meta l4proto ipv6-icmp @th,0,8 %d iifname @%s %s", icmp6NS, setIPv6Off, dropText("iifname", reasonIPv6Off)),
 		fmt.Sprintf("@nh,64,128 0x0 @nh,192,16 0xff02 meta l4proto ipv6-icmp @th,0,8 %d return", icmp6MLDReport),
 		fmt.Sprintf("@nh,64,128 0x0 @nh,192,16 0xff02 meta l4proto ipv6-icmp @th,0,8 %d return", icmp6NS),
 		fmt.Sprintf("@nh,64,128 0x0 @nh,192,16 0xff02 meta l4proto ipv6-icmp @th,0,8 %d return", icmp6MLD2Report),
@@ -436,6 +438,7 @@ var setComments = map[string]string{
 	setNet6:          "the IPv6 prefixes each port may send from (address pairs)",
 	setTagOut:        "each port's tag, put in the mark when a frame goes out to it",
 	setTagIn:         "each port's tagging chain, when a frame comes in from it",
+	setIPv6Off:       "the ports of networks without IPv6: their router solicitations and duplicate address detection's probes are dropped",
 	setEgressPorts:   "each port's tag (as the input port) → the egress chain of its signature (the rules it shares with the ports of the same security groups)",
 	setIngressPorts:  "each port's tag (as the output port) → the ingress chain of its signature",
 	setDest4:         "the port the host routes an IPv4 address to, by bridge",

@@ -115,6 +115,15 @@ type Port struct {
 	// bridge of Spec.Zoned: the host's routing and NAT on a bridge it
 	// routes for need connections tracked.
 	Stateless bool
+	// IPv4Only: the port's network has no IPv6 subnet. Its router
+	// solicitations and duplicate address detection's neighbour
+	// solicitations (from ::) are dropped as it sends them: nothing on
+	// its network would answer, and its bridge would copy them to every
+	// other port (Neutron's OVS would flood them as well), into every
+	// instance's IPv6 input. The instance keeps its kernel's defaults,
+	// as a VM does; the rest of its IPv6 (its link-local address,
+	// neighbour discovery between link-local addresses, MLD) passes.
+	IPv4Only bool
 }
 
 // Spec is every secured port of the namespace. Ports not in it (routers'
@@ -280,7 +289,10 @@ type Counters struct {
 	SpoofedMAC, SpoofedIP, SpoofedARP, DHCPServer, RouterAdvert uint64
 	// SpoofedND are neighbour advertisements for an address the port
 	// does not own: IPv6's forged ARP.
-	SpoofedND       uint64
+	SpoofedND uint64
+	// IPv6Off are router solicitations and duplicate address detection's
+	// probes from a port of a network without IPv6 (Port.IPv4Only).
+	IPv6Off         uint64
 	Ingress, Egress uint64
 	// Invalid are packets conntrack found invalid, counted against the
 	// destination port (or the source port when only it is secured).
@@ -298,6 +310,7 @@ const (
 	reasonEgress
 	reasonInvalid
 	reasonND
+	reasonIPv6Off
 )
 
 func (c *Counters) add(reason uint32, packets uint64) {
@@ -320,6 +333,8 @@ func (c *Counters) add(reason uint32, packets uint64) {
 		c.Invalid += packets
 	case reasonND:
 		c.SpoofedND += packets
+	case reasonIPv6Off:
+		c.IPv6Off += packets
 	}
 }
 

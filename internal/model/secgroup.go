@@ -108,7 +108,11 @@ type PortFirewallCounters struct {
 	SpoofedND    uint64 `json:"spoofed_nd"`
 	DHCPServer   uint64 `json:"dhcp_server"`
 	RouterAdvert uint64 `json:"router_advertisement"`
-	Ingress      uint64 `json:"ingress_denied"`
-	Egress       uint64 `json:"egress_denied"`
-	Invalid      uint64 `json:"invalid"`
+	// IPv6Off are router solicitations and duplicate address
+	// detection's probes from a port of a network without IPv6, which
+	// its bridge would copy to every port.
+	IPv6Off uint64 `json:"ipv6_off"`
+	Ingress uint64 `json:"ingress_denied"`
+	Egress  uint64 `json:"egress_denied"`
+	Invalid uint64 `json:"invalid"`
 }

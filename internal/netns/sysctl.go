@@ -69,29 +69,6 @@ func EnsureSysctls(ns netns.NsHandle, list ...Sysctl) (changed bool, err error) 
 	return changed, nil
 }
 
-// WriteSysctlsHere writes each sysctl of list in the namespace of the
-// calling thread, without a switch and without reading it first: only
-// for a function that runs inside a namespace it knows the values of,
-// as CreateWith's setup does in a new one (a sysctl file costs its open
-// there, each one of a fresh namespace some tens of microseconds).
-func WriteSysctlsHere(list ...Sysctl) error {
-	paths, err := sysctlPaths(list)
-	if err != nil {
-		return err
-	}
-	for i, s := range list {
-		f, err := os.OpenFile(paths[i], os.O_WRONLY, 0)
-		if err == nil {
-			_, err = f.WriteString(s.Value + "\n")
-			err = errors.Join(err, f.Close())
-		}
-		if err != nil {
-			return fmt.Errorf("set sysctl %s=%s: %w", s.Key, s.Value, err)
-		}
-	}
-	return nil
-}
-
 func sysctlPaths(list []Sysctl) ([]string, error) {
 	paths := make([]string, len(list))
 	for i, s := range list {

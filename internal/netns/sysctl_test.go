@@ -87,38 +87,3 @@ func TestEnsureSysctls(t *testing.T) {
 	}
 	assertThreadsHome(t, home)
 }
-
-// TestWriteSysctlsHere sets a sysctl from a CreateWith setup, on the new
-// namespace's thread: the new namespace has it, the process's does not.
-func TestWriteSysctlsHere(t *testing.T) {
-	home := threadNamespaces(t)
-	name := testName(t, "here")
-	const key, file = "net.ipv6.conf.default.dad_transmits", "/proc/sys/net/ipv6/conf/default/dad_transmits"
-	own, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "0"
-	if strings.TrimSpace(string(own)) == "0" {
-		want = "2"
-	}
-	if _, err := CreateWith(name, func() error { return WriteSysctlsHere(Sysctl{key, want}) }); err != nil {
-		t.Fatalf("create: %v", err)
-	}
-	defer Delete(name)
-	ns, err := Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if got, err := ReadSysctl(ns, key); err != nil || got != want {
-		t.Fatalf("read back %q, %v; want %q", got, err, want)
-	}
-	if now, _ := os.ReadFile(file); string(now) != string(own) {
-		t.Fatalf("the process's namespace changed: %q, was %q", now, own)
-	}
-	assertThreadsHome(t, home)
-	if err := WriteSysctlsHere(Sysctl{"kernel.hostname", "x"}); err == nil {
-		t.Error("WriteSysctlsHere accepted a key outside net")
-	}
-}

@@ -460,7 +460,7 @@ func (b *builder) ports() {
 			c.Drops = map[string]uint64{}
 			for reason, v := range map[string]uint64{"spoofed_mac": d.SpoofedMAC, "spoofed_ip": d.SpoofedIP,
 				"spoofed_arp": d.SpoofedARP, "spoofed_nd": d.SpoofedND, "dhcp_server": d.DHCPServer,
-				"router_advertisement": d.RouterAdvert, "ingress_denied": d.Ingress, "egress_denied": d.Egress,
+				"router_advertisement": d.RouterAdvert, "ipv6_off": d.IPv6Off, "ingress_denied": d.Ingress, "egress_denied": d.Egress,
 				"invalid": d.Invalid} {
 				if v > 0 {
 					c.Drops[reason] = v

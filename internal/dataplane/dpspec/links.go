@@ -54,10 +54,11 @@ type PortSpec struct {
 	AcceptRA bool
 	// NetworkIPv6 says an instance's port is on a network with an IPv6
 	// subnet: its instance end sends router solicitations and checks its
-	// addresses for duplicates, as on any host. On an IPv4-only network
-	// it does neither (see dataplane.InstanceSysctls), nothing there
-	// answering. Router and DHCP namespaces keep the kernel's defaults:
-	// their ports leave it unset.
+	// addresses for duplicates, as on any host, also in a namespace the
+	// previous nsnet made without (dataplane.LegacyInstanceSysctls). On
+	// an IPv4-only network its firewall drops both (firewall.Port's
+	// IPv4Only), nothing there answering. Router and DHCP namespaces
+	// keep the kernel's defaults: their ports leave it unset.
 	NetworkIPv6 bool
 }
 
