@@ -396,19 +396,34 @@ func (l *Links) ensureNoIPv6(spec BridgeSpec) (changed bool, err error) {
 	if !spec.NoIPv6 {
 		return false, nil
 	}
+	return l.disableIPv6(spec.Name)
+}
+
+// disableIPv6 turns IPv6 off on the links called names (disable_ipv6=1),
+// and reports whether it was on on any. Only those links': the namespace
+// may be the machine's own, whose defaults (conf/all, conf/default) are
+// not nsnet's. Done before a link first comes up, the kernel never gives
+// it a link-local address nor its routes (fe80::/64, the address's,
+// ff00::/8), which every later up, down or carrier change of any link in
+// the namespace would walk (see docs/SCALE.md).
+func (l *Links) disableIPv6(names ...string) (changed bool, err error) {
 	l.mu.Lock()
-	name := l.nsName
+	ns := l.nsName
 	l.mu.Unlock()
-	if name == nil {
-		return false, fmt.Errorf("bridge %s: IPv6 off needs the links' namespace", spec.Name)
+	if ns == nil {
+		return false, fmt.Errorf("links %s: IPv6 off needs the links' namespace", strings.Join(names, ", "))
 	}
-	fd, err := netns.Open(*name)
+	fd, err := netns.Open(*ns)
 	if err != nil {
 		return false, err
 	}
 	defer fd.Close()
-	// A slashed key: a bridge name may hold dots.
-	return netns.EnsureSysctl(fd, "net/ipv6/conf/"+spec.Name+"/disable_ipv6", "1")
+	want := make([]netns.Sysctl, len(names))
+	for i, name := range names {
+		// A slashed key: a link name may hold dots.
+		want[i] = netns.Sysctl{Key: "net/ipv6/conf/" + name + "/disable_ipv6", Value: "1"}
+	}
+	return netns.EnsureSysctls(fd, want...)
 }
 
 func createBridge(l *Links, spec BridgeSpec) error {

@@ -146,7 +146,15 @@ const maxBridgePorts = 1023
 // createPair creates both ends with one RTM_NEWLINK: the host end in the
 // host namespace and the peer directly in inst under its final name and
 // MAC, so no half-named link is ever visible inside the instance. It
-// returns the host end as created (enslaved, labelled, up as asked).
+// returns the host end as created: enslaved, labelled, down and with its
+// IPv6 off (setLinkAttrs brings it up).
+//
+// The host end is created down so that its IPv6 is off before it first
+// comes up (disableIPv6): a bridge port is never addressed, and the
+// kernel's IPv6 on it (a link-local address, its routes) is what every
+// later up, down or carrier change of a link in the host namespace would
+// walk, the whole host's worth, holding the RTNL lock the next port's
+// creation waits for.
 //
 // It costs four requests (the library's create, its read of the new
 // index, enslaving, the label); one RTM_NEWLINK carrying IFLA_MASTER
@@ -160,9 +168,6 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
-	if spec.Up {
-		attrs.Flags = net.FlagUp
-	}
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,
 		PeerName:         spec.IfName,
@@ -184,10 +189,17 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 		}
 		return nil, fmt.Errorf("create veth %s (peer %s in %s): %w", spec.TapName, spec.IfName, inst.Name, err)
 	}
+	// Labelled right after, so that a failure leaves nothing that is not
+	// nsnet's. The label goes first: a pass that failed in between finds
+	// its own link (and disable_ipv6 at 0, which EnsureVethPort does not
+	// read back: the port keeps its IPv6 until it is made again).
 	if err := host.h.LinkSetAlias(veth, spec.Alias); err != nil {
 		return nil, fmt.Errorf("label %s: %w", spec.TapName, err)
 	}
 	veth.Alias = spec.Alias
+	if _, err := host.disableIPv6(spec.TapName); err != nil {
+		return nil, fmt.Errorf("port %s: %w", spec.TapName, err)
+	}
 	return veth, nil
 }
 

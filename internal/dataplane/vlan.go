@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -137,9 +136,8 @@ func createSubportPair(l *Links, spec VLANSpec, bridgeIndex int) error {
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
-	if spec.Up {
-		attrs.Flags = net.FlagUp
-	}
+	// Both ends down until their IPv6 is off (see createPair): neither is
+	// ever addressed. EnsureVLAN brings them up.
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: spec.Peer, PeerTxQLen: -1}
 	defer l.forget(spec.Name)
 	defer l.forget(spec.Peer)
@@ -157,6 +155,9 @@ func createSubportPair(l *Links, spec VLANSpec, bridgeIndex int) error {
 		if err != nil {
 			return fmt.Errorf("label %s: %w", name, err)
 		}
+	}
+	if _, err := l.disableIPv6(spec.Name, spec.Peer); err != nil {
+		return fmt.Errorf("subport %s: %w", spec.Alias, err)
 	}
 	return nil
 }
