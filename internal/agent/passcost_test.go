@@ -69,8 +69,9 @@ func TestFirewallBesidePorts(t *testing.T) {
 
 // TestInstanceWritesEnterOnce counts the namespaces the agent enters to
 // create an instance (one, to create it) and to plug a port that changes
-// its resolv.conf, the first port on a subnet with a DNS server (none:
-// the namespace stays open from its creation). The instance's DSCP table,
+// its resolv.conf, the first port on a subnet with a DNS server (none for
+// the instance: the namespace stays open from its creation; one, the host
+// namespace, to turn the port's tap's IPv6 off before it is up). The instance's DSCP table,
 // which neither changes and a new namespace does not have, is not read.
 func TestInstanceWritesEnterOnce(t *testing.T) {
 	e := newEnv(t, time.Hour)
@@ -83,7 +84,7 @@ func TestInstanceWritesEnterOnce(t *testing.T) {
 		enters int64
 	}{
 		{"creating the instance", testInstance("a"), 1},
-		{"plugging a port that gives it a DNS server", testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01"), 0},
+		{"plugging a port that gives it a DNS server", testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01"), 1},
 	} {
 		before := netns.Switches()
 		e.converge(e.put(step.record))

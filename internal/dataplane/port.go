@@ -65,7 +65,13 @@ func EnsureVethPort(host *Links, inst *Namespace, spec PortSpec) (changed bool, 
 		}
 	}
 
-	c, err := setLinkAttrs(host, tap, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
+	// Read before setLinkAttrs, which makes the dump's answer stale.
+	c, err := host.keepIPv6Off(spec.TapName)
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("port %s: %w", spec.TapName, err)
+	}
+	c, err = setLinkAttrs(host, tap, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
 	changed = changed || c
 	if err != nil {
 		return changed, err

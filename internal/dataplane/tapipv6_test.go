@@ -73,3 +73,65 @@ func TestPortHostEndHasNoIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestPortHostEndIPv6Repaired turns a port's host end's IPv6 back on
+// behind nsnet's back: a pass over a Links of DumpLinksVia (a full pass)
+// sees it in the dump and turns it off again, reporting a change, and the
+// next finds nothing to do; a pass that does not dump (incremental)
+// neither reads nor touches it.
+func TestPortHostEndIPv6Repaired(t *testing.T) {
+	e := newEnv(t)
+	tp := newTopology(e)
+	tp.ensure(t)
+	sock, err := OpenRouteSocket(e.hostName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	ns, err := OpenNamespace(e.ns("red"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	spec := tp.ports["p-red"].spec
+	key := "net/ipv6/conf/" + spec.TapName + "/disable_ipv6"
+	hostFd, err := netns.Open(e.hostName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostFd.Close()
+	if _, err := netns.EnsureSysctl(hostFd, key, "0"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, pass := range []struct {
+		name       string
+		links      func() (*Links, error)
+		wantChange bool
+		wantValue  string
+	}{
+		{"incremental", func() (*Links, error) {
+			l := NewLinks(e.host.Handle)
+			l.SetSocket(e.hostName, sock)
+			return l, nil
+		}, false, "0"},
+		{"full", func() (*Links, error) { return DumpLinksVia(e.host.Handle, e.hostName, sock) }, true, "1"},
+		{"full again", func() (*Links, error) { return DumpLinksVia(e.host.Handle, e.hostName, sock) }, false, "1"},
+	} {
+		links, err := pass.links()
+		if err != nil {
+			t.Fatal(err)
+		}
+		changed, err := EnsureVethPort(links, ns, spec)
+		if err != nil {
+			t.Fatalf("%s: %v", pass.name, err)
+		}
+		if changed != pass.wantChange {
+			t.Errorf("%s pass: changed %v, want %v", pass.name, changed, pass.wantChange)
+		}
+		if v, err := netns.ReadSysctl(hostFd, key); err != nil || v != pass.wantValue {
+			t.Errorf("after the %s pass: disable_ipv6 = %q (%v), want %s", pass.name, v, err, pass.wantValue)
+		}
+	}
+	tp.pingAll(t)
+}

@@ -71,7 +71,13 @@ func EnsureVLAN(l *Links, spec VLANSpec) (changed bool, err error) {
 			return true, err
 		}
 	}
-	c, err := setLinkAttrs(l, end, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
+	// Read before setLinkAttrs, which makes the dump's answer stale.
+	c, err := l.keepIPv6Off(spec.Name, spec.Peer)
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("subport %s: %w", spec.Alias, err)
+	}
+	c, err = setLinkAttrs(l, end, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
 	changed = changed || c
 	if err != nil {
 		return changed, err
