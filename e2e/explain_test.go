@@ -240,8 +240,8 @@ func ipLinks(t *testing.T, ns string) []ipLink {
 }
 
 // kernelState is a sorted, line-per-fact dump of ns: its links (only
-// those in only, when given) with their disable_ipv6, their addresses, the routes through them,
-// the sysctls named and the nft table.
+// those in only, when given) with their disable_ipv6, their addresses,
+// the routes through them, the sysctls named and the nft table.
 func kernelState(ns string, sysctls []string, only map[string]bool) string {
 	var lines []string
 	keep := func(dev string) bool { return only == nil || only[dev] }

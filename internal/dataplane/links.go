@@ -336,6 +336,9 @@ const devconfDisableIPv6 = 26
 // sysctls, and disable_ipv6 is 0. A link without IPv6 (none reported)
 // has it off.
 func hasIPv6On(m []byte) (bool, error) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return false, fmt.Errorf("link message of %d bytes", len(m))
+	}
 	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
 	if err != nil {
 		return false, err

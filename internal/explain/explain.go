@@ -318,7 +318,7 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	}
 	cmds := []string{ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name)}
 	// nsnet turns IPv6 off on the host end, a bridge port never addressed
-	// (a port made by an nsnet before it kept its IPv6).
+	// (one made by an older nsnet has it on until the next full pass).
 	off, err := noIPv6(b.host.name, tap.Attrs().Name)
 	if err != nil {
 		return err
