@@ -255,8 +255,8 @@ func ipLinks(t *testing.T, ns string) []ipLink {
 }
 
 // kernelState is a sorted, line-per-fact dump of ns: its links (only
-// those in only, when given), their addresses, the routes through them,
-// the sysctls named and the nft table.
+// those in only, when given) with their disable_ipv6, their addresses,
+// the routes through them, the sysctls named and the nft table.
 func kernelState(ns string, sysctls []string, only map[string]bool) string {
 	var lines []string
 	keep := func(dev string) bool { return only == nil || only[dev] }
@@ -268,8 +268,10 @@ func kernelState(ns string, sysctls []string, only map[string]bool) string {
 			continue
 		}
 		up := slices.Contains(l.Flags, "UP")
-		lines = append(lines, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d master=%s up=%v alias=%s",
-			l.Name, l.LinkInfo.Kind, l.Address, l.MTU, l.Master, up, l.Alias))
+		// A slashed path: a link name may hold dots.
+		v6off, _ := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv6/conf/"+l.Name+"/disable_ipv6").Output()
+		lines = append(lines, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d master=%s up=%v alias=%s disable_ipv6=%s",
+			l.Name, l.LinkInfo.Kind, l.Address, l.MTU, l.Master, up, l.Alias, strings.TrimSpace(string(v6off))))
 	}
 	out, _ = exec.Command("ip", "-n", ns, "-j", "addr", "show").Output()
 	var addrs []struct {

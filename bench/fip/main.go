@@ -439,6 +439,7 @@ func newWorld(prefix string) (w *world, err error) {
 		return nil, err
 	}
 	w.links = dataplane.NewLinks(w.hostNS.Handle)
+	w.links.SetNamespace(w.host)
 	for _, br := range []string{"ext", "far", "int0", "int1"} {
 		if _, err := dataplane.EnsureBridge(w.links, dataplane.BridgeSpec{Name: "nsb-" + br, Alias: dataplane.NetworkAlias(br), MTU: 1500, Up: true}); err != nil {
 			return nil, err

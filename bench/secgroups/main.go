@@ -439,6 +439,7 @@ func newHost(name string) (h *host, err error) {
 		return nil, err
 	}
 	links := dataplane.NewLinks(h.ns.Handle)
+	links.SetNamespace(name)
 	if _, err := dataplane.EnsureBridge(links, dataplane.BridgeSpec{Name: "nsb-bench", Alias: dataplane.NetworkAlias("bench"), MTU: 1500, Up: true}); err != nil {
 		return nil, err
 	}

@@ -222,13 +222,13 @@ func (a *Agent) run(ctx context.Context, d *desired, full bool, start time.Time,
 		if err := a.openHost(); err != nil {
 			return false, err
 		}
-		if p.links, err = dataplane.DumpLinks(a.host); err != nil {
+		if p.links, err = dataplane.DumpLinksVia(a.host, a.cfg.HostNetns, a.hostSock); err != nil {
 			return false, fmt.Errorf("read host links: %w", err)
 		}
 	} else {
 		p.links = dataplane.NewLinks(a.host)
+		p.links.SetSocket(a.cfg.HostNetns, a.hostSock)
 	}
-	p.links.SetSocket(a.cfg.HostNetns, a.hostSock)
 
 	p.stages = stages
 	p.removeUnwanted()

@@ -12,20 +12,21 @@ import (
 	"github.com/nsnet/nsnet/internal/store"
 )
 
-// TestPortIntoInstanceEntersNone plugs ports into an instance that is
+// TestPortIntoInstanceEntersHostOnce plugs ports into an instance that is
 // programmed already, and counts the namespaces the agent enters for it:
-// none. The instance's own stays open from its creation for the port's
+// one, the host namespace, to turn the new tap's IPv6 off before it is
+// up. The instance's own stays open from its creation for the port's
 // peer; its resolv.conf and DSCP table (the instance did not change), the
 // new tap's hairpin mode (the kernel's default on a link just made) are
 // not read again.
-func TestPortIntoInstanceEntersNone(t *testing.T) {
+func TestPortIntoInstanceEntersHostOnce(t *testing.T) {
 	e := newEnv(t, time.Hour)
 	e.converge(e.put(testNetwork(), testSubnet(), testInstance("a")))
 	for i, ifname := range []string{"eth0", "eth1"} {
 		before := netns.Switches()
 		e.converge(e.put(testPort("a", ifname, "10.9.0."+string(rune('5'+i)), "fa:16:3e:00:00:0"+string(rune('1'+i)))))
-		if n := netns.Switches() - before; n != 0 {
-			t.Errorf("plugging %s entered %d namespaces, want 0", ifname, n)
+		if n := netns.Switches() - before; n != 1 {
+			t.Errorf("plugging %s entered %d namespaces, want 1 (its tap's disable_ipv6)", ifname, n)
 		}
 	}
 	if err := ping(e.ns("a"), "10.9.0.6"); err != nil {
@@ -69,8 +70,9 @@ func TestFirewallBesidePorts(t *testing.T) {
 
 // TestInstanceWritesEnterOnce counts the namespaces the agent enters to
 // create an instance (one, to create it) and to plug a port that changes
-// its resolv.conf, the first port on a subnet with a DNS server (none:
-// the namespace stays open from its creation). The instance's DSCP table,
+// its resolv.conf, the first port on a subnet with a DNS server (none for
+// the instance: the namespace stays open from its creation; one, the host
+// namespace, to turn the port's tap's IPv6 off before it is up). The instance's DSCP table,
 // which neither changes and a new namespace does not have, is not read.
 func TestInstanceWritesEnterOnce(t *testing.T) {
 	e := newEnv(t, time.Hour)
@@ -83,7 +85,7 @@ func TestInstanceWritesEnterOnce(t *testing.T) {
 		enters int64
 	}{
 		{"creating the instance", testInstance("a"), 1},
-		{"plugging a port that gives it a DNS server", testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01"), 0},
+		{"plugging a port that gives it a DNS server", testPort("a", "eth0", "10.9.0.5", "fa:16:3e:00:00:01"), 1},
 	} {
 		before := netns.Switches()
 		e.converge(e.put(step.record))

@@ -16,7 +16,8 @@ import (
 // through it: red's parent port is on net1, its subport (VLAN 100) on
 // net2, where blue is. Red tags its subport traffic on eth0 (an
 // eth0.100 VLAN link with the subport's MAC and address, as a guest
-// configures it from trunk_details) and reaches blue. The subport's
+// configures it from trunk_details) and reaches blue. The subport's two
+// ends in the host namespace, like the parent's tap, have IPv6 off. The subport's
 // security groups filter it on its VLAN device; a restart changes
 // nothing; removing the subport and deleting the trunk remove the VLAN
 // device.
@@ -57,6 +58,16 @@ func TestAgentTrunk(t *testing.T) {
 	// Another VLAN id is no subport's: nothing answers.
 	if _, err := vlanARP(red, "eth0", 101, subMAC, subIP, blueIP); err == nil {
 		t.Fatal("VLAN 101, which no subport has, reaches blue")
+	}
+	// The host namespace's ends, never addressed, have no IPv6.
+	for _, name := range []string{vlan, model.SubportPeerName(sub.ID), model.TapName(parent.ID)} {
+		off, err := exec.Command("ip", "netns", "exec", e.hostNetns, "cat", "/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6").Output()
+		if err != nil || strings.TrimSpace(string(off)) != "1" {
+			t.Errorf("%s: disable_ipv6 %q (%v), want 1", name, off, err)
+		}
+		if a := e.ip("-6", "-n", e.hostNetns, "addr", "show", "dev", name); strings.TrimSpace(a) != "" {
+			t.Errorf("%s has IPv6 addresses:\n%s", name, a)
+		}
 	}
 
 	// A restart touches nothing.

@@ -19,7 +19,7 @@ type testEnv struct {
 	t      *testing.T
 	prefix string
 	host   *Namespace
-	links  *Links // NewLinks over host: always reads the kernel
+	links  *Links // NewLinks over host (SetNamespace): always reads the kernel
 	// hostName is the marker host of this test's instance namespaces.
 	hostName string
 }
@@ -56,6 +56,7 @@ func newEnv(t *testing.T) *testEnv {
 		t.Fatal(err)
 	}
 	e.host, e.links = host, NewLinks(host.Handle)
+	e.links.SetNamespace(e.hostName)
 	t.Cleanup(e.cleanup)
 	return e
 }

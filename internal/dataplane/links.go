@@ -35,6 +35,8 @@ type Links struct {
 	// whose qdiscs nothing has set since (EnsurePortQos takes the name
 	// out): as the kernel made them, which need no reading back.
 	made map[string]bool
+	// ipv6On are the links with IPv6 on, by name, in DumpLinksVia's dump.
+	ipv6On map[string]bool
 }
 
 // takeFresh reports whether l created the link called name and its
@@ -283,6 +285,116 @@ func DumpLinks(h *netlink.Handle) (*Links, error) {
 	return l, nil
 }
 
+// DumpLinksVia is DumpLinks through sock, a socket kept in the named
+// namespace h is bound to, which the Links then uses as SetSocket says.
+// Its dump is the same request, parsed here rather than by the library,
+// which drops what this keeps as well: which links have IPv6 on, from
+// the per-link IPv6 sysctls the kernel reports in every link message
+// (IFLA_AF_SPEC, AF_INET6, IFLA_INET6_CONF). So a full pass sees a
+// bridge port whose IPv6 someone turned on without a read of /proc per
+// link (see EnsureVethPort).
+func DumpLinksVia(h *netlink.Handle, ns string, sock *RouteSocket) (*Links, error) {
+	l := NewLinks(h)
+	l.SetSocket(ns, sock)
+	var msgs [][]byte
+	var err error
+	for range 5 {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		msgs, err = l.execute(ns, req, unix.RTM_NEWLINK)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	l.dumped, l.ipv6On = true, map[string]bool{}
+	for _, m := range msgs {
+		link, err := netlink.LinkDeserialize(nil, m)
+		if err != nil {
+			return nil, fmt.Errorf("list links: %w", err)
+		}
+		name := link.Attrs().Name
+		l.known[name] = link
+		if on, err := hasIPv6On(m); err != nil {
+			return nil, fmt.Errorf("list links: %s: %w", name, err)
+		} else if on {
+			l.ipv6On[name] = true
+		}
+	}
+	return l, nil
+}
+
+// devconfDisableIPv6 is DEVCONF_DISABLE_IPV6, the index of disable_ipv6
+// in IFLA_INET6_CONF, an array of the link's IPv6 sysctls as 32-bit
+// integers (include/uapi/linux/ipv6.h: 26).
+const devconfDisableIPv6 = 26
+
+// hasIPv6On reports whether the link of the RTM_NEWLINK payload m (its
+// ifinfomsg and attributes) has IPv6 on: the kernel reports its IPv6
+// sysctls, and disable_ipv6 is 0. A link without IPv6 (none reported)
+// has it off.
+func hasIPv6On(m []byte) (bool, error) {
+	if len(m) < unix.SizeofIfInfomsg {
+		return false, fmt.Errorf("link message of %d bytes", len(m))
+	}
+	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
+	if err != nil {
+		return false, err
+	}
+	for _, a := range attrs {
+		if a.Attr.Type != unix.IFLA_AF_SPEC {
+			continue
+		}
+		families, err := nl.ParseRouteAttr(a.Value)
+		if err != nil {
+			return false, fmt.Errorf("IFLA_AF_SPEC: %w", err)
+		}
+		for _, f := range families {
+			if f.Attr.Type != unix.AF_INET6 {
+				continue
+			}
+			inet6, err := nl.ParseRouteAttr(f.Value)
+			if err != nil {
+				return false, fmt.Errorf("IFLA_AF_SPEC AF_INET6: %w", err)
+			}
+			for _, c := range inet6 {
+				if c.Attr.Type == unix.IFLA_INET6_CONF && len(c.Value) >= 4*(devconfDisableIPv6+1) {
+					return nl.NativeEndian().Uint32(c.Value[4*devconfDisableIPv6:]) == 0, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// keepIPv6Off turns IPv6 off again on those of names whose IPv6 DumpLinksVia
+// saw on (someone turned it on, or an older nsnet made the link with
+// it), and reports whether there were any. Writing disable_ipv6 on a link
+// that is up removes its IPv6 addresses and routes.
+func (l *Links) keepIPv6Off(names ...string) (changed bool, err error) {
+	var on []string
+	for _, name := range names {
+		if l.hasIPv6(name) {
+			on = append(on, name)
+		}
+	}
+	if len(on) == 0 {
+		return false, nil
+	}
+	return l.disableIPv6(on...)
+}
+
+// hasIPv6 reports whether the link called name had IPv6 on in the dump
+// of DumpLinksVia and has not changed since. Any other Links knows
+// nothing of it, and says false.
+func (l *Links) hasIPv6(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ipv6On[name] && !l.stale[name]
+}
+
 // Handle is the netlink handle the links are read and changed through.
 func (l *Links) Handle() *netlink.Handle { return l.h }
 
@@ -396,19 +508,34 @@ func (l *Links) ensureNoIPv6(spec BridgeSpec) (changed bool, err error) {
 	if !spec.NoIPv6 {
 		return false, nil
 	}
+	return l.disableIPv6(spec.Name)
+}
+
+// disableIPv6 turns IPv6 off on the links called names (disable_ipv6=1),
+// and reports whether it was on on any. Only those links': the namespace
+// may be the machine's own, whose defaults (conf/all, conf/default) are
+// not nsnet's. Done before a link first comes up, the kernel never gives
+// it a link-local address nor its routes (fe80::/64, the address's,
+// ff00::/8), which every later up, down or carrier change of any link in
+// the namespace would walk (see docs/SCALE.md).
+func (l *Links) disableIPv6(names ...string) (changed bool, err error) {
 	l.mu.Lock()
-	name := l.nsName
+	ns := l.nsName
 	l.mu.Unlock()
-	if name == nil {
-		return false, fmt.Errorf("bridge %s: IPv6 off needs the links' namespace", spec.Name)
+	if ns == nil {
+		return false, fmt.Errorf("links %s: IPv6 off needs the links' namespace", strings.Join(names, ", "))
 	}
-	fd, err := netns.Open(*name)
+	fd, err := netns.Open(*ns)
 	if err != nil {
 		return false, err
 	}
 	defer fd.Close()
-	// A slashed key: a bridge name may hold dots.
-	return netns.EnsureSysctl(fd, "net/ipv6/conf/"+spec.Name+"/disable_ipv6", "1")
+	want := make([]netns.Sysctl, len(names))
+	for i, name := range names {
+		// A slashed key: a link name may hold dots.
+		want[i] = netns.Sysctl{Key: "net/ipv6/conf/" + name + "/disable_ipv6", Value: "1"}
+	}
+	return netns.EnsureSysctls(fd, want...)
 }
 
 func createBridge(l *Links, spec BridgeSpec) error {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"strings"
@@ -72,7 +71,13 @@ func EnsureVLAN(l *Links, spec VLANSpec) (changed bool, err error) {
 			return true, err
 		}
 	}
-	c, err := setLinkAttrs(l, end, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
+	// Read before setLinkAttrs, which makes the dump's answer stale.
+	c, err := l.keepIPv6Off(spec.Name, spec.Peer)
+	changed = changed || c
+	if err != nil {
+		return changed, fmt.Errorf("subport %s: %w", spec.Alias, err)
+	}
+	c, err = setLinkAttrs(l, end, linkState{Alias: spec.Alias, MTU: spec.MTU, Master: br.Attrs().Index, Up: spec.Up})
 	changed = changed || c
 	if err != nil {
 		return changed, err
@@ -137,9 +142,8 @@ func createSubportPair(l *Links, spec VLANSpec, bridgeIndex int) error {
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
-	if spec.Up {
-		attrs.Flags = net.FlagUp
-	}
+	// Both ends down until their IPv6 is off (see createPair): neither is
+	// ever addressed. EnsureVLAN brings them up.
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: spec.Peer, PeerTxQLen: -1}
 	defer l.forget(spec.Name)
 	defer l.forget(spec.Peer)
@@ -157,6 +161,9 @@ func createSubportPair(l *Links, spec VLANSpec, bridgeIndex int) error {
 		if err != nil {
 			return fmt.Errorf("label %s: %w", name, err)
 		}
+	}
+	if _, err := l.disableIPv6(spec.Name, spec.Peer); err != nil {
+		return fmt.Errorf("subport %s: %w", spec.Alias, err)
 	}
 	return nil
 }

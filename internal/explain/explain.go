@@ -181,16 +181,12 @@ func (b *build) bridge(networkID string) error {
 	name := br.Attrs().Name
 	cmds := []string{ip(b.host.name, "link", "add", name, "type", br.Type())}
 	// nsnet turns IPv6 off on its bridges (the host must not take
-	// addresses from tenants' router advertisements); before the bridge
-	// is up, so it never gets any.
-	key := "net.ipv6.conf." + name + ".disable_ipv6"
-	values, err := readSysctls(b.host.name, []string{key})
+	// addresses from tenants' router advertisements).
+	off, err := noIPv6(b.host.name, name)
 	if err != nil {
 		return err
 	}
-	if values[key] == "1" {
-		cmds = append(cmds, inNamespace(b.host.name, "sysctl", "-qw", key+"=1"))
-	}
+	cmds = append(cmds, off...)
 	cmds = append(cmds, ip(b.host.name, linkSettings(b.host, br, true)...))
 	cmds = append(cmds, addrCommands(b.host, br, nil)...)
 	b.add(Step{Object: "network " + b.names.network(networkID),
@@ -204,6 +200,19 @@ func (b *build) bridge(networkID string) error {
 		Comment:  "its VXLAN device joins the bridge to the other hosts that have the network: learning off, remote ports' MACs and flooding by static entries, ARP/ND answered by the device's proxy (see docs/OVERLAY.md)",
 		Commands: vx})
 	return nil
+}
+
+// noIPv6 is the command that turns IPv6 off on the link called name in
+// namespace ns if it is off (disable_ipv6), none if it is on. It goes
+// before the command that brings the link up, where nsnet writes it: a
+// link that never had IPv6 on never got a link-local address or routes.
+func noIPv6(ns, name string) ([]string, error) {
+	key := "net.ipv6.conf." + name + ".disable_ipv6"
+	values, err := readSysctls(ns, []string{key})
+	if err != nil || values[key] != "1" {
+		return nil, err
+	}
+	return []string{inNamespace(ns, "sysctl", "-qw", key+"=1")}, nil
 }
 
 // portLinks are the links of ns that are nsnet ports, in index order.
@@ -309,10 +318,15 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	if tap == nil || tap.Type() != "veth" {
 		return fmt.Errorf("port %s: %s has no host end in %s", id, l.Attrs().Name, nsLabel(b.host.name))
 	}
-	cmds := []string{
-		ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name),
-		ip(b.host.name, linkSettings(b.host, tap, true)...),
+	cmds := []string{ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name)}
+	// nsnet turns IPv6 off on the host end, a bridge port never addressed
+	// (one made by an older nsnet has it on until the next full pass).
+	off, err := noIPv6(b.host.name, tap.Attrs().Name)
+	if err != nil {
+		return err
 	}
+	cmds = append(cmds, off...)
+	cmds = append(cmds, ip(b.host.name, linkSettings(b.host, tap, true)...))
 	// Before the link comes up, as nsnet sets them.
 	v6, err := linkIPv6Defaults(ns, l)
 	if err != nil {

@@ -66,6 +66,7 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	l.hostNS, l.links = ns, dataplane.NewLinks(ns.Handle)
+	l.links.SetNamespace(l.host)
 	t.Cleanup(l.cleanup)
 	return l
 }
