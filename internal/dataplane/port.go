@@ -166,9 +166,10 @@ const maxBridgePorts = 1023
 // index, enslaving, the label) and the write of disable_ipv6 in the host
 // namespace (a switch there, about 0.25 ms). One RTM_NEWLINK carrying
 // IFLA_MASTER and NLM_F_ECHO, then the label (the kernel ignores
-// IFLA_IFALIAS on create), would be two requests rather than four. Measured on 6.18 in a test namespace, both take
-// the same 1.4 ms: the kernel's creation of the pair is the cost, not
-// the round trips, so the library's way stays.
+// IFLA_IFALIAS on create), would be two requests rather than four.
+// Measured on 6.18 in a test namespace, both take the same 1.4 ms: the
+// kernel's creation of the pair is the cost, not the round trips, so the
+// library's way stays.
 func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = spec.TapName
