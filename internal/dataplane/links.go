@@ -339,34 +339,33 @@ func hasIPv6On(m []byte) (bool, error) {
 	if len(m) < unix.SizeofIfInfomsg {
 		return false, fmt.Errorf("link message of %d bytes", len(m))
 	}
-	attrs, err := nl.ParseRouteAttr(m[unix.SizeofIfInfomsg:])
-	if err != nil {
+	conf, err := nestedAttr(m[unix.SizeofIfInfomsg:], unix.IFLA_AF_SPEC, unix.AF_INET6, unix.IFLA_INET6_CONF)
+	if err != nil || len(conf) < 4*(devconfDisableIPv6+1) {
 		return false, err
 	}
-	for _, a := range attrs {
-		if a.Attr.Type != unix.IFLA_AF_SPEC {
-			continue
-		}
-		families, err := nl.ParseRouteAttr(a.Value)
+	return nl.NativeEndian().Uint32(conf[4*devconfDisableIPv6:]) == 0, nil
+}
+
+// nestedAttr is the value of the attribute reached from the attributes b
+// by types, each nested in the one before; nil when one is missing.
+func nestedAttr(b []byte, types ...uint16) ([]byte, error) {
+	for i, t := range types {
+		attrs, err := nl.ParseRouteAttr(b)
 		if err != nil {
-			return false, fmt.Errorf("IFLA_AF_SPEC: %w", err)
+			return nil, fmt.Errorf("attributes inside %v: %w", types[:i], err)
 		}
-		for _, f := range families {
-			if f.Attr.Type != unix.AF_INET6 {
-				continue
+		b = nil
+		for _, a := range attrs {
+			if a.Attr.Type == t {
+				b = a.Value
+				break
 			}
-			inet6, err := nl.ParseRouteAttr(f.Value)
-			if err != nil {
-				return false, fmt.Errorf("IFLA_AF_SPEC AF_INET6: %w", err)
-			}
-			for _, c := range inet6 {
-				if c.Attr.Type == unix.IFLA_INET6_CONF && len(c.Value) >= 4*(devconfDisableIPv6+1) {
-					return nl.NativeEndian().Uint32(c.Value[4*devconfDisableIPv6:]) == 0, nil
-				}
-			}
+		}
+		if b == nil {
+			return nil, nil
 		}
 	}
-	return false, nil
+	return b, nil
 }
 
 // keepIPv6Off turns IPv6 off again on those of names whose IPv6 DumpLinksVia
