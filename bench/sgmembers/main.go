@@ -15,13 +15,23 @@
 // sets of their own (internal/firewall), a new member is one element
 // whatever the number of ports; before, it was an element in every
 // member port's rule set. (b)/(a) is what the number of ports costs the
-// rest of the way (the agent's pass over the store), not the firewall.
+// rest of the way, not the firewall: the agent's pass over the store, the
+// kernel's over the host's links and over the bridge's ports (see
+// -networks).
 //
 // Run as root from the repository root:
 //
 //	sudo go run ./bench/sgmembers [-ports 1000] [-small 10] [-samples 15] [-bin path/to/nsnet]
 //
 // -bin measures another build (an older nsnet) in the same way.
+//
+// -networks K spreads the large shapes' ports round-robin over K networks
+// (K bridges on the host) instead of one; (a)'s ports and every timed
+// port stay on the first. A project's default group spans all its
+// networks, and one network's bridge holding all 1,000 ports is the
+// extreme: a Linux bridge walks its ports when one joins (features,
+// headroom, promiscuity, bridge id), so with K = 1 (b)/(a) holds that
+// walk, which with K = 10 is over 100 ports.
 //
 // -settle pauses before each shape's samples. Every port added comes with
 // an instance whose kernel sends IPv6 multicast (MLD reports, duplicate
@@ -58,15 +68,21 @@ func run(ctx context.Context) (err error) {
 	samples := flag.Int("samples", 15, "port creations timed per shape; median and max reported")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	settle := flag.Duration("settle", 0, "pause before each shape's samples, for the kernel's work after the ports added before it (their IPv6 multicast, flooded to every bridge port) to end")
+	nNets := flag.Int("networks", 1, "networks the large shapes' ports are spread over, round-robin (the timed ports are on the first)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("sgmembers needs root: it creates network namespaces")
 	}
-	// Every port is on one network, so on one bridge, and a Linux bridge
-	// takes at most 1,023 ports (the 1,024th enslaving fails with
-	// EXFULL); each sample adds one more.
-	if *small < 1 || *nPorts <= *small || *nPorts > 1022 {
-		return errors.New("-small 1.. and -ports above it, at most 1022 (a bridge takes 1023 ports, the samples one)")
+	if *nNets < 1 || *nNets > 50 {
+		return errors.New("-networks must be 1..50")
+	}
+	// A network is one bridge on the host, and a Linux bridge takes at
+	// most 1,023 ports (the 1,024th enslaving fails with EXFULL); the
+	// first network holds (a)'s ports, its share of the rest, and each
+	// sample adds one more.
+	firstNet := *small + (*nPorts-*small+*nNets-1)/(*nNets)
+	if *small < 1 || *nPorts <= *small || firstNet > 1022 {
+		return errors.New("-small 1.. and -ports above it, at most 1022 on one network (a bridge takes 1023 ports, the samples one): raise -networks")
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-")
 	if err != nil {
@@ -94,7 +110,7 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, w.teardown(prefix)) }()
-	if err := w.setup(ctx); err != nil {
+	if err := w.setup(ctx, *nNets); err != nil {
 		return err
 	}
 
@@ -125,13 +141,13 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	if err := w.grow(ctx, *small, ""); err != nil {
+	if err := w.grow(ctx, *small, 1, ""); err != nil {
 		return err
 	}
 	if err := measure("(a)", *small, *small); err != nil {
 		return err
 	}
-	if err := w.grow(ctx, *nPorts-*small, w.other); err != nil {
+	if err := w.grow(ctx, *nPorts-*small, *nNets, w.other); err != nil {
 		return err
 	}
 	if err := measure("(b)", *nPorts, *small); err != nil {
@@ -144,47 +160,56 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	fmt.Printf("\nport create → kernel (POST /v2.0/ports, answered once programmed), a port in the default group; %d samples per shape\n\n", *samples)
+	fmt.Printf("\nport create → kernel (POST /v2.0/ports, answered once programmed), a port in the default group; %d samples per shape; the large shapes' ports over %d network(s)\n\n", *samples, *nNets)
 	fmt.Printf("%-4s %7s %18s %10s %10s %12s\n", "", "ports", "default members", "median", "max", "daemon RSS")
 	for _, r := range rows {
 		fmt.Printf("%-4s %7d %18d %10s %10s %9d KiB\n", r.name, r.ports, r.membs, ms(lab.Median(r.times)), ms(slices.Max(r.times)), r.rssKiB)
 	}
 	a, b, c := lab.Median(rows[0].times), lab.Median(rows[1].times), lab.Median(rows[2].times)
 	fmt.Printf("\n%d vs %d members at %d ports, (c)/(b): %.2fx (target ≤ 1.5x)\n", *nPorts, *small, *nPorts, float64(c)/float64(b))
-	fmt.Printf("%d ports vs %d, same members, (b)/(a): %.2fx (the agent's pass over the store, not the firewall)\n", *nPorts, *small, float64(b)/float64(a))
+	fmt.Printf("%d ports vs %d, same members, (b)/(a): %.2fx (the rest of the way: the agent's pass, the host's and the bridge's ports; not the firewall)\n", *nPorts, *small, float64(b)/float64(a))
 	fmt.Printf("%d ports and members vs %d, (c)/(a): %.2fx\n", *nPorts, *small, float64(c)/float64(a))
 	fmt.Printf("daemon RSS per port, (c) over (a): %.1f KiB\n", float64(rows[2].rssKiB-rows[0].rssKiB)/float64(*nPorts-*small))
-	fmt.Printf("reproduce: sudo go run ./bench/sgmembers -ports %d -small %d -samples %d -settle %s\n", *nPorts, *small, *samples, *settle)
+	fmt.Printf("reproduce: sudo go run ./bench/sgmembers -ports %d -small %d -samples %d -settle %s -networks %d\n", *nPorts, *small, *samples, *settle, *nNets)
 	return nil
 }
 
 type world struct {
 	wait, eager   *client.Client
-	network, sub  string
-	other         string   // a group whose rules name no remote group
-	grown         []string // ports of the population, in other
-	next          int      // next address
+	nets          []network // the first holds (a)'s ports and the timed ones
+	other         string    // a group whose rules name no remote group
+	grown         []string  // ports of the population, in other
 	instances     []string
 	defaultGroups []string
 }
 
-func (w *world) setup(ctx context.Context) error {
+// network is one of the benchmark's networks, with its one subnet.
+type network struct {
+	id, sub string
+	cidr    int // 10.<cidr>.0.0/20
+	next    int // next address
+}
+
+func (w *world) setup(ctx context.Context, nNets int) error {
 	// The project the daemon's local caller acts as: room for every port.
 	if _, err := w.wait.SetQuota(ctx, "admin", map[string]int{"port": -1, "network": -1, "subnet": -1,
 		"security_group": -1, "security_group_rule": -1}, false); err != nil {
 		return err
 	}
-	n, _, err := client.Create[model.Network](ctx, w.wait, client.Networks, map[string]any{"name": "sgbench"})
-	if err != nil {
-		return err
+	for i := range nNets {
+		n, _, err := client.Create[model.Network](ctx, w.wait, client.Networks, map[string]any{"name": fmt.Sprintf("sgbench%d", i)})
+		if err != nil {
+			return err
+		}
+		nw := network{id: n.ID, cidr: 80 + i}
+		w.nets = append(w.nets, nw)
+		sn, _, err := client.Create[model.Subnet](ctx, w.wait, client.Subnets, map[string]any{
+			"network_id": n.ID, "cidr": fmt.Sprintf("10.%d.0.0/20", nw.cidr), "ip_version": 4, "enable_dhcp": false})
+		if err != nil {
+			return err
+		}
+		w.nets[i].sub = sn.ID
 	}
-	w.network = n.ID
-	sn, _, err := client.Create[model.Subnet](ctx, w.wait, client.Subnets, map[string]any{
-		"network_id": n.ID, "cidr": "10.80.0.0/20", "ip_version": 4, "enable_dhcp": false})
-	if err != nil {
-		return err
-	}
-	w.sub = sn.ID
 	g, _, err := client.Create[model.SecurityGroup](ctx, w.wait, client.SecurityGroups, map[string]any{"name": "no-remote"})
 	if err != nil {
 		return err
@@ -193,21 +218,23 @@ func (w *world) setup(ctx context.Context) error {
 	return nil
 }
 
-func (w *world) addr() string {
-	w.next++
-	return fmt.Sprintf("10.80.%d.%d", (w.next+1)/256, (w.next+1)%256)
+// addr is the next free address of network i.
+func (w *world) addr(i int) string {
+	nw := &w.nets[i]
+	nw.next++
+	return fmt.Sprintf("10.%d.%d.%d", nw.cidr, (nw.next+1)/256, (nw.next+1)%256)
 }
 
-// port creates an instance and a port plugged into it, with c, in group
-// (the default group when ""), and returns the port's id.
-func (w *world) port(ctx context.Context, c *client.Client, name, group string) (string, time.Duration, error) {
+// port creates an instance and a port on network net plugged into it,
+// with c, in group (the default group when ""), and returns the port's id.
+func (w *world) port(ctx context.Context, c *client.Client, net int, name, group string) (string, time.Duration, error) {
 	inst, _, err := client.Create[model.Instance](ctx, w.eager, client.Instances, map[string]any{"name": name})
 	if err != nil {
 		return "", 0, err
 	}
 	w.instances = append(w.instances, inst.ID)
-	body := map[string]any{"network_id": w.network, "device_id": inst.ID,
-		"fixed_ips": []any{map[string]any{"subnet_id": w.sub, "ip_address": w.addr()}}}
+	body := map[string]any{"network_id": w.nets[net].id, "device_id": inst.ID,
+		"fixed_ips": []any{map[string]any{"subnet_id": w.nets[net].sub, "ip_address": w.addr(net)}}}
 	if group != "" {
 		body["security_groups"] = []string{group}
 	}
@@ -223,10 +250,11 @@ func (w *world) port(ctx context.Context, c *client.Client, name, group string) 
 	return p.ID, took, nil
 }
 
-// grow adds n ports in group, back to back, and waits for the agent.
-func (w *world) grow(ctx context.Context, n int, group string) error {
-	for range n {
-		id, _, err := w.port(ctx, w.eager, fmt.Sprintf("m%d", len(w.grown)+len(w.defaultGroups)), group)
+// grow adds n ports in group, back to back, round-robin over the first
+// nets networks, and waits for the agent.
+func (w *world) grow(ctx context.Context, n, nets int, group string) error {
+	for i := range n {
+		id, _, err := w.port(ctx, w.eager, i%nets, fmt.Sprintf("m%d", len(w.grown)+len(w.defaultGroups)), group)
 		if err != nil {
 			return err
 		}
@@ -265,7 +293,7 @@ func (w *world) joinDefault(ctx context.Context) error {
 // converge makes one waited write: the server answers once the agent has
 // programmed its revision, which covers every write before it.
 func (w *world) converge(ctx context.Context) error {
-	_, meta, err := client.Update[model.Network](ctx, w.wait, client.Networks, w.network, map[string]any{"description": lab.RandomHex(4)})
+	_, meta, err := client.Update[model.Network](ctx, w.wait, client.Networks, w.nets[0].id, map[string]any{"description": lab.RandomHex(4)})
 	if err != nil {
 		return err
 	}
@@ -278,7 +306,7 @@ func (w *world) converge(ctx context.Context) error {
 // timedPort times the creation of one port in the default group until it
 // is programmed, then deletes it and its instance (untimed, waited).
 func (w *world) timedPort(ctx context.Context, name string) (time.Duration, error) {
-	id, took, err := w.port(ctx, w.wait, name, "")
+	id, took, err := w.port(ctx, w.wait, 0, name, "")
 	if err != nil {
 		return 0, err
 	}
@@ -310,8 +338,8 @@ func (w *world) teardown(prefix string) error {
 		_, err := w.eager.Delete(ctx, client.Instances, id)
 		errs = append(errs, err)
 	}
-	if w.network != "" {
-		_, err := w.wait.Delete(ctx, client.Networks, w.network)
+	for _, nw := range w.nets {
+		_, err := w.wait.Delete(ctx, client.Networks, nw.id)
 		errs = append(errs, err)
 	}
 	for _, ns := range lab.Namespaces(prefix) {

@@ -65,6 +65,18 @@ func (e *testEnv) ns(name string) string { return e.prefix + name }
 
 func (e *testEnv) marker(instanceID string) string { return InstanceMarker(instanceID, e.hostName) }
 
+// routeSocket is a route socket kept in the host namespace, as the agent
+// keeps one for its full passes, closed when the test ends.
+func (e *testEnv) routeSocket(t *testing.T) *RouteSocket {
+	t.Helper()
+	sock, err := OpenRouteSocket(e.hostName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sock.Close() })
+	return sock
+}
+
 // cleanup removes what the test made through the package's own delete
 // functions, then fails the test if any namespace with its prefix (other
 // than the host) or any link in its host namespace survived, and finally

@@ -56,11 +56,7 @@ func TestReadsThroughKeptSocket(t *testing.T) {
 	e := newEnv(t)
 	tp := newTopology(e)
 	tp.ensure(t)
-	sock, err := OpenRouteSocket(e.hostName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
+	sock := e.routeSocket(t)
 	const tap = "tapp-red"
 	for _, on := range []bool{true, false} {
 		inside := NewLinks(e.host.Handle)

@@ -83,11 +83,7 @@ func TestPortHostEndIPv6Repaired(t *testing.T) {
 	e := newEnv(t)
 	tp := newTopology(e)
 	tp.ensure(t)
-	sock, err := OpenRouteSocket(e.hostName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sock.Close()
+	sock := e.routeSocket(t)
 	ns, err := OpenNamespace(e.ns("red"))
 	if err != nil {
 		t.Fatal(err)
