@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nsnet/nsnet/internal/model"
+)
+
+// The perfdhcp mode measures the servers rather than their clients: ISC's
+// perfdhcp (Debian's kea-admin) runs DHCP exchanges (DISCOVER, OFFER,
+// REQUEST, ACK) from the client namespace, a process of its own, against
+// each server in turn, with the MACs of the network's static hosts (both
+// servers answer only those). It acts as a relay agent, as perfdhcp
+// always does for DHCPv4: requests go to the server's address with giaddr
+// set to the client's, and replies come back to that address, port 67.
+// So both servers take the same way, their UDP sockets, to and from one
+// veth on the network's bridge: no broadcast flooded to the instances,
+// no reply to a hardware address that is not the client's.
+//
+// Both servers serve the network at once (each only sees what is sent to
+// its address), and every step runs one then the other, alternating which
+// goes first, so that the shared machine's moments fall on both alike.
+
+// perfdhcpRates is the ladder of exchange rates (4-way exchanges per
+// second) tried, until each server loses exchanges.
+var perfdhcpRates = []int{250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000, 24000, 32000}
+
+// perfStats is one of perfdhcp's "Statistics for" blocks: one half of the
+// exchange (DISCOVER-OFFER or REQUEST-ACK).
+type perfStats struct {
+	sent, received, drops, orphans, rejected int
+	min, avg, max                            time.Duration
+}
+
+// perfRun is what one perfdhcp run reported.
+type perfRun struct {
+	do, ra perfStats
+	// rate is perfdhcp's "Rate:" line, exchanges per second over its
+	// whole run.
+	rate float64
+	// took and resent are the avalanche's: the time to provision every
+	// client, and the requests sent again.
+	took   time.Duration
+	resent int
+	// cpu is the server process's CPU time during the run.
+	cpu time.Duration
+	// clientDrops and serverDrops are the UDP receive-buffer drops in
+	// the client's and the server's namespace during the run, softnet
+	// the machine's backlog drops: where lost exchanges were lost.
+	clientDrops, serverDrops, softnet int64
+}
+
+// lost is the exchanges perfdhcp gave up on (no reply within its 1 s
+// drop time), either half.
+func (r perfRun) lost() int { return r.do.sent - r.do.received + r.ra.sent - r.ra.received }
+
+// where is where datagrams were dropped during the run.
+func (r perfRun) where() string {
+	return fmt.Sprintf("drops: client socket %d, server socket %d, softnet %d", r.clientDrops, r.serverDrops, r.softnet)
+}
+
+// completed is the 4-way exchanges completed: ACKs received.
+func (r perfRun) completed() int { return r.ra.received }
+
+var (
+	perfBlock = regexp.MustCompile(`\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*`)
+	perfField = regexp.MustCompile(`^(sent packets|received packets|drops|orphans|rejected leases|min delay|avg delay|max delay): ([0-9.]+)`)
+	perfRate  = regexp.MustCompile(`^Rate: ([0-9.]+)`)
+	perfTook  = regexp.MustCompile(`^It took (\d+):(\d+):([0-9.]+) to provision (\d+) clients`)
+	perfResnt = regexp.MustCompile(`^Requests resent: (\d+)`)
+)
+
+// parsePerfdhcp reads perfdhcp's final report.
+func parsePerfdhcp(out string) (perfRun, error) {
+	var r perfRun
+	var cur *perfStats
+	blocks := 0
+	for line := range strings.Lines(out) {
+		line = strings.TrimSpace(line)
+		if m := perfBlock.FindStringSubmatch(line); m != nil {
+			cur = &r.do
+			if m[1] == "REQUEST-ACK" {
+				cur = &r.ra
+			}
+			blocks++
+			continue
+		}
+		if m := perfRate.FindStringSubmatch(line); m != nil {
+			r.rate, _ = strconv.ParseFloat(m[1], 64)
+			continue
+		}
+		if m := perfTook.FindStringSubmatch(line); m != nil {
+			h, _ := strconv.Atoi(m[1])
+			mi, _ := strconv.Atoi(m[2])
+			s, _ := strconv.ParseFloat(m[3], 64)
+			r.took = time.Duration((float64(h*3600+mi*60) + s) * float64(time.Second))
+			continue
+		}
+		if m := perfResnt.FindStringSubmatch(line); m != nil {
+			r.resent, _ = strconv.Atoi(m[1])
+			continue
+		}
+		m := perfField.FindStringSubmatch(line)
+		if m == nil || cur == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			return r, fmt.Errorf("perfdhcp: %q: %w", line, err)
+		}
+		ms := time.Duration(v * float64(time.Millisecond))
+		switch m[1] {
+		case "sent packets":
+			cur.sent = int(v)
+		case "received packets":
+			cur.received = int(v)
+		case "drops":
+			cur.drops = int(v)
+		case "orphans":
+			cur.orphans = int(v)
+		case "rejected leases":
+			cur.rejected = int(v)
+		case "min delay":
+			cur.min = ms
+		case "avg delay":
+			cur.avg = ms
+		case "max delay":
+			cur.max = ms
+		}
+	}
+	if blocks != 2 {
+		return r, fmt.Errorf("perfdhcp: %d statistics blocks, want DISCOVER-OFFER and REQUEST-ACK:\n%s", blocks, out)
+	}
+	return r, nil
+}
+
+// perfdhcp runs perfdhcp from the client namespace against server at
+// addr with args (a rate and period, or a scenario), while busy loops
+// spin, and returns its report. Exit status 3 (some exchanges not
+// completed) is a result, not an error.
+func (w *world) perfdhcp(s *perfServer, busy int, args ...string) (perfRun, error) {
+	macs := filepath.Join(w.dir, "perfdhcp-macs")
+	if _, err := os.Stat(macs); err != nil {
+		var b strings.Builder
+		for _, in := range w.instances {
+			b.WriteString(in.mac + "\n")
+		}
+		if err := os.WriteFile(macs, []byte(b.String()), 0o644); err != nil {
+			return perfRun{}, err
+		}
+	}
+	argv := append([]string{"netns", "exec", w.prefix + "client", "perfdhcp", "-4", "-l", "bv0",
+		"-M", macs, "-R", strconv.Itoa(len(w.instances))}, args...)
+	argv = append(argv, s.addr.String())
+	client0, err := udpRcvbufErrors(w.prefix + "client")
+	if err != nil {
+		return perfRun{}, err
+	}
+	server0, err := udpRcvbufErrors(s.netns)
+	if err != nil {
+		return perfRun{}, err
+	}
+	soft0 := softnetDrops()
+	stopBusy := spin(busy)
+	cpu0 := processCPU(s.pid)
+	out, err := exec.Command("ip", argv...).CombinedOutput()
+	cpu := processCPU(s.pid) - cpu0
+	stopBusy()
+	soft := softnetDrops() - soft0
+	client1, cerr := udpRcvbufErrors(w.prefix + "client")
+	server1, serr := udpRcvbufErrors(s.netns)
+	if err := errors.Join(cerr, serr); err != nil {
+		return perfRun{}, err
+	}
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 3) {
+		return perfRun{}, fmt.Errorf("perfdhcp %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	r, err := parsePerfdhcp(string(out))
+	r.cpu, r.clientDrops, r.serverDrops, r.softnet = cpu, client1-client0, server1-server0, soft
+	if err == nil && (r.do.rejected > 0 || r.ra.rejected > 0) {
+		err = fmt.Errorf("perfdhcp %s: rejected leases:\n%s", strings.Join(args, " "), out)
+	}
+	return r, err
+}
+
+// perfServer is one server as the perfdhcp mode drives it.
+type perfServer struct {
+	name, netns string
+	addr        netip.Addr
+	pid         int
+	// steps are the ladder's runs, one per rate tried; sustained is
+	// the highest rate with no exchange lost, failed the first with
+	// losses (0: none).
+	steps             []perfRun
+	sustained, failed int
+	avalanche         perfRun
+	unlimited         perfRun
+}
+
+// perfdhcpMode serves the network with both servers at once and measures
+// each with perfdhcp: an avalanche of every client at once, the ladder of
+// rates, and sending as fast as perfdhcp can; then prints the table.
+func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int) (err error) {
+	var servers []*perfServer
+	for _, name := range []string{"nsnet", "dnsmasq"} {
+		addr, stop, err := w.serve(name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+		ns := w.prefix + "dnsmasq"
+		if name == "nsnet" {
+			ns = model.DHCPNetns(w.prefix, w.networkID)
+		}
+		servers = append(servers, &perfServer{name: name, netns: ns, addr: addr, pid: w.serverPid})
+	}
+	secs := strconv.FormatFloat(period.Seconds(), 'f', -1, 64)
+	// Each step alternates which server goes first.
+	each := func(step int, f func(s *perfServer) error) error {
+		order := []*perfServer{servers[0], servers[1]}
+		if step%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, s := range order {
+			if err := f(s); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+		}
+		return nil
+	}
+	// The avalanche: every client's DISCOVER at once, each resent with
+	// backoff until answered; the time until all are bound.
+	if err := each(0, func(s *perfServer) (err error) {
+		s.avalanche, err = w.perfdhcp(s, busy, "--scenario", "avalanche")
+		log.Printf("perfdhcp avalanche: %-7s %d clients in %v, %d resent; %s", s.name, s.avalanche.ra.received, s.avalanche.took, s.avalanche.resent, s.avalanche.where())
+		return err
+	}); err != nil {
+		return err
+	}
+	for i, rate := range perfdhcpRates {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if servers[0].failed != 0 && servers[1].failed != 0 {
+			break
+		}
+		if err := each(i, func(s *perfServer) error {
+			if s.failed != 0 {
+				return nil
+			}
+			// A loss is tried again once: one stall of the shared
+			// machine is not the server's capacity.
+			var r perfRun
+			for try := 0; try < 2; try++ {
+				var err error
+				// -W: wait a second at the end for the replies still
+				// on their way, which are not lost.
+				if r, err = w.perfdhcp(s, busy, "-r", strconv.Itoa(rate), "-p", secs, "-W", "1000000"); err != nil {
+					return err
+				}
+				log.Printf("perfdhcp %5d/s: %-7s %d exchanges, %d lost, delay avg %v+%v max %v/%v; %s", rate, s.name,
+					r.completed(), r.lost(), r.do.avg, r.ra.avg, r.do.max, r.ra.max, r.where())
+				if r.lost() == 0 {
+					break
+				}
+			}
+			s.steps = append(s.steps, r)
+			if r.lost() == 0 {
+				s.sustained = rate
+			} else {
+				s.failed = rate
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	// As fast as perfdhcp sends (no -r): what each server completes
+	// when offered more than it can take.
+	if err := each(1, func(s *perfServer) (err error) {
+		s.unlimited, err = w.perfdhcp(s, busy, "-p", secs, "-W", "1000000")
+		log.Printf("perfdhcp unlimited: %-7s %d exchanges in %s s, %d lost; %s", s.name, s.unlimited.completed(), secs, s.unlimited.lost(), s.unlimited.where())
+		return err
+	}); err != nil {
+		return err
+	}
+	printPerfdhcp(servers[0], servers[1], len(w.instances), period, busy)
+	return nil
+}
+
+// printPerfdhcp prints the perfdhcp mode's table.
+func printPerfdhcp(n, d *perfServer, clients int, period time.Duration, busy int) {
+	fmt.Printf("\nperfdhcp (ISC, Debian's kea-admin) against each server, as a relay on the network's bridge, %d static hosts' MACs, %d busy loops\n\n", clients, busy)
+	fmt.Printf("%-44s %14s %14s %9s\n", "", "nsnet", "dnsmasq", "ratio")
+	fmt.Printf("%-44s %14s %14s %8.2fx  (dnsmasq / nsnet)\n", fmt.Sprintf("avalanche: %d clients at once, all bound in", clients),
+		short(n.avalanche.took), short(d.avalanche.took), float64(d.avalanche.took)/float64(n.avalanche.took))
+	fmt.Printf("%-44s %14d %14d\n", "  requests resent", n.avalanche.resent, d.avalanche.resent)
+	fmt.Printf("%-44s %14s %14s  (UDP receive-buffer drops)\n", "  dropped at perfdhcp's socket / server's",
+		fmt.Sprintf("%d / %d", n.avalanche.clientDrops, n.avalanche.serverDrops), fmt.Sprintf("%d / %d", d.avalanche.clientDrops, d.avalanche.serverDrops))
+	fmt.Printf("\n%-10s %-44s %-44s\n", "rate /s", "nsnet: done, lost, delay avg (max) D-O + R-A", "dnsmasq")
+	for i, rate := range perfdhcpRates {
+		if i >= len(n.steps) && i >= len(d.steps) {
+			break
+		}
+		fmt.Printf("%-10d %-44s %-44s\n", rate, perfStep(n.steps, i), perfStep(d.steps, i))
+	}
+	fmt.Println()
+	top := min(n.sustained, d.sustained)
+	fmt.Printf("%-44s %14s %14s %8.2fx  (nsnet / dnsmasq)\n", fmt.Sprintf("highest rate with no exchange lost (%ss)", strconv.FormatFloat(period.Seconds(), 'f', -1, 64)),
+		sustained(n), sustained(d), float64(n.sustained)/float64(max(1, d.sustained)))
+	for _, s := range []*perfServer{n, d} {
+		if s.failed == 0 {
+			continue
+		}
+		// Where the first losses were: a server that dropped nothing
+		// itself was not at its limit, perfdhcp's receiving was.
+		r := s.steps[len(s.steps)-1]
+		if r.serverDrops == 0 && r.clientDrops > 0 {
+			fmt.Printf("  %s at %d/s: %d dropped at perfdhcp's socket, none at the server's: the load generator's limit, a lower bound for the server\n",
+				s.name, s.failed, r.clientDrops)
+		} else {
+			fmt.Printf("  %s at %d/s: %d dropped at the server's socket, %d at perfdhcp's\n", s.name, s.failed, r.serverDrops, r.clientDrops)
+		}
+	}
+	if top > 0 {
+		i := slices.Index(perfdhcpRates, top)
+		na, da := n.steps[i].do.avg+n.steps[i].ra.avg, d.steps[i].do.avg+d.steps[i].ra.avg
+		fmt.Printf("%-44s %14s %14s %8.2fx  (dnsmasq / nsnet)\n", fmt.Sprintf("exchange delay at %d/s, avg (D-O + R-A)", top), short(na), short(da), float64(da)/float64(na))
+		fmt.Printf("%-44s %14s %14s\n", "  max (D-O, R-A)", short(max(n.steps[i].do.max, n.steps[i].ra.max)), short(max(d.steps[i].do.max, d.steps[i].ra.max)))
+	}
+	nu, du := float64(n.unlimited.completed())/period.Seconds(), float64(d.unlimited.completed())/period.Seconds()
+	fmt.Printf("%-44s %14.0f %14.0f %8.2fx  (nsnet / dnsmasq)\n", "exchanges/s, perfdhcp sending unlimited", nu, du, nu/du)
+	fmt.Printf("%-44s %14s %14s  (UDP receive-buffer drops)\n", "  dropped at perfdhcp's socket / server's",
+		fmt.Sprintf("%d / %d", n.unlimited.clientDrops, n.unlimited.serverDrops), fmt.Sprintf("%d / %d", d.unlimited.clientDrops, d.unlimited.serverDrops))
+	nc, dc := cpuPerExchange(n), cpuPerExchange(d)
+	fmt.Printf("%-44s %14s %14s %8.2fx  (dnsmasq / nsnet; the daemon, all of it, or dnsmasq)\n", "server CPU per exchange, over the ladder", us(nc), us(dc), float64(dc)/float64(nc))
+}
+
+// perfStep is one server's cell of the ladder's table: step i, or blank.
+func perfStep(steps []perfRun, i int) string {
+	if i >= len(steps) {
+		return ""
+	}
+	r := steps[i]
+	return fmt.Sprintf("%6d %5d %s (%s) + %s (%s)", r.completed(), r.lost(), short(r.do.avg), short(r.do.max), short(r.ra.avg), short(r.ra.max))
+}
+
+// sustained is a server's highest rate without loss, marked when it
+// never lost one (the ladder's top, not the server's).
+func sustained(s *perfServer) string {
+	if s.failed == 0 {
+		return fmt.Sprintf("≥ %d", s.sustained)
+	}
+	return strconv.Itoa(s.sustained)
+}
+
+// cpuPerExchange is the server's CPU time per completed exchange over the
+// whole ladder.
+func cpuPerExchange(s *perfServer) time.Duration {
+	var cpu time.Duration
+	var done int
+	for _, r := range s.steps {
+		cpu += r.cpu
+		done += r.completed()
+	}
+	return cpu / time.Duration(max(1, done))
+}
