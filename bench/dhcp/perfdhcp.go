@@ -350,8 +350,12 @@ func printPerfdhcp(n, d *perfServer, clients int, period time.Duration, busy int
 	}
 	fmt.Println()
 	top := min(n.sustained, d.sustained)
-	fmt.Printf("%-44s %14s %14s %8.2fx  (nsnet / dnsmasq)\n", fmt.Sprintf("highest rate with no exchange lost (%ss)", strconv.FormatFloat(period.Seconds(), 'f', -1, 64)),
-		sustained(n), sustained(d), float64(n.sustained)/float64(max(1, d.sustained)))
+	ratio := "      -  "
+	if d.sustained > 0 {
+		ratio = fmt.Sprintf("%8.2fx", float64(n.sustained)/float64(d.sustained))
+	}
+	fmt.Printf("%-44s %14s %14s %s  (nsnet / dnsmasq)\n", fmt.Sprintf("highest rate with no exchange lost (%ss)", strconv.FormatFloat(period.Seconds(), 'f', -1, 64)),
+		sustained(n), sustained(d), ratio)
 	for _, s := range []*perfServer{n, d} {
 		if s.failed == 0 {
 			continue
