@@ -76,7 +76,7 @@ func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
-	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
+	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start, or perfdhcp runs: the busy machine they start on")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	perfMode := flag.Bool("perfdhcp", false, "measure the servers with perfdhcp (kea-admin) instead of starting udhcpc: avalanche, rate ladder, unlimited")
 	perfFor := flag.Duration("perfdhcp-for", 2*time.Second, "duration of one perfdhcp rate step")

@@ -76,7 +76,7 @@ func (r perfRun) where() string {
 func (r perfRun) completed() int { return r.ra.received }
 
 var (
-	perfBlock = regexp.MustCompile(`\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*`)
+	perfBlock = regexp.MustCompile(`^\*\*\*Statistics for: (DISCOVER-OFFER|REQUEST-ACK)\*\*\*$`)
 	perfField = regexp.MustCompile(`^(sent packets|received packets|drops|orphans|rejected leases|min delay|avg delay|max delay): ([0-9.]+)`)
 	perfRate  = regexp.MustCompile(`^Rate: ([0-9.]+)`)
 	perfTook  = regexp.MustCompile(`^It took (\d+):(\d+):([0-9.]+) to provision (\d+) clients`)
@@ -90,12 +90,17 @@ func parsePerfdhcp(out string) (perfRun, error) {
 	blocks := 0
 	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
-		if m := perfBlock.FindStringSubmatch(line); m != nil {
-			cur = &r.do
-			if m[1] == "REQUEST-ACK" {
-				cur = &r.ra
+		if strings.HasPrefix(line, "***Statistics for:") {
+			// Renewals and releases (-f, -F) have blocks of their
+			// own, which are not the exchange's.
+			cur = nil
+			if m := perfBlock.FindStringSubmatch(line); m != nil {
+				cur = &r.do
+				if m[1] == "REQUEST-ACK" {
+					cur = &r.ra
+				}
+				blocks++
 			}
-			blocks++
 			continue
 		}
 		if m := perfRate.FindStringSubmatch(line); m != nil {
@@ -237,9 +242,9 @@ func (s *perfServer) avalanche() perfRun {
 func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int) (err error) {
 	var servers []*perfServer
 	for _, name := range []string{"nsnet", "dnsmasq"} {
-		addr, stop, err := w.serve(name)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+		addr, stop, serr := w.serve(name)
+		if serr != nil {
+			return fmt.Errorf("%s: %w", name, serr)
 		}
 		defer func() { err = errors.Join(err, stop()) }()
 		ns := w.prefix + "dnsmasq"
@@ -273,9 +278,12 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 	for i := range avalanches {
 		if err := each(i, func(s *perfServer) error {
 			r, err := w.perfdhcp(s, busy, "--scenario", "avalanche")
+			if err != nil {
+				return err
+			}
 			log.Printf("perfdhcp avalanche: %-7s %d clients in %v, %d resent; %s", s.name, r.ra.received, r.took, r.resent, r.where())
 			s.avalanches = append(s.avalanches, r)
-			return err
+			return nil
 		}); err != nil {
 			return err
 		}
@@ -321,9 +329,11 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 	// As fast as perfdhcp sends (no -r): what each server completes
 	// when offered more than it can take.
 	if err := each(1, func(s *perfServer) (err error) {
-		s.unlimited, err = w.perfdhcp(s, busy, "-p", secs, "-W", "1000000")
+		if s.unlimited, err = w.perfdhcp(s, busy, "-p", secs, "-W", "1000000"); err != nil {
+			return err
+		}
 		log.Printf("perfdhcp unlimited: %-7s %d exchanges in %s s, %d lost; %s", s.name, s.unlimited.completed(), secs, s.unlimited.lost(), s.unlimited.where())
-		return err
+		return nil
 	}); err != nil {
 		return err
 	}

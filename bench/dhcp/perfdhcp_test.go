@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// perfdhcp 2.2's final report of a rate run (trimmed) and of an
+// perfdhcp 2.2's final report of a rate run (trimmed; with -f and -F,
+// the renewal and release blocks, which are not the exchange's) and of an
 // avalanche.
 const (
 	perfRateOut = `Running: perfdhcp -4 -l bv0 -M macs -R 200 -r 1000 -p 2 -W 1000000 10.60.0.2
@@ -45,6 +46,19 @@ avg delay: 3.259 ms
 max delay: 6.039 ms
 std deviation: 1.606 ms
 collected packets: 0
+
+***Statistics for: REQUEST-ACK (renewal)***
+sent packets: 198
+received packets: 198
+drops: 0
+orphans: 0
+avg delay: 0.136 ms
+***Statistics for: RELEASE***
+sent packets: 98
+received packets: 0
+drops: 98
+min delay: inf ms
+avg delay: min delay: n/a
 `
 	perfAvalancheOut = `Scenario: avalanche.
 ***Rate statistics***
