@@ -152,23 +152,17 @@ func parsePerfdhcp(out string) (perfRun, error) {
 	return r, nil
 }
 
-// perfdhcp runs perfdhcp from the client namespace against server at
-// addr with args (a rate and period, or a scenario), while busy loops
-// spin, and returns its report. Exit status 3 (some exchanges not
-// completed) is a result, not an error.
+// macsFile is the list of the instances' MACs perfdhcp takes its clients
+// from (-M), one a line.
+func (w *world) macsFile() string { return filepath.Join(w.dir, "perfdhcp-macs") }
+
+// perfdhcp runs perfdhcp from the client namespace against server s with
+// args (a rate and period, or a scenario), while busy loops spin, and
+// returns its report. Exit status 3 (some exchanges not completed) is a
+// result, not an error.
 func (w *world) perfdhcp(s *perfServer, busy int, args ...string) (perfRun, error) {
-	macs := filepath.Join(w.dir, "perfdhcp-macs")
-	if _, err := os.Stat(macs); err != nil {
-		var b strings.Builder
-		for _, in := range w.instances {
-			b.WriteString(in.mac + "\n")
-		}
-		if err := os.WriteFile(macs, []byte(b.String()), 0o644); err != nil {
-			return perfRun{}, err
-		}
-	}
 	argv := append([]string{"netns", "exec", w.prefix + "client", "perfdhcp", "-4", "-l", "bv0",
-		"-M", macs, "-R", strconv.Itoa(len(w.instances))}, args...)
+		"-M", w.macsFile(), "-R", strconv.Itoa(len(w.instances))}, args...)
 	argv = append(argv, s.addr.String())
 	client0, err := udpRcvbufErrors(w.prefix + "client")
 	if err != nil {
@@ -240,6 +234,13 @@ func (s *perfServer) avalanche() perfRun {
 // each with perfdhcp: an avalanche of every client at once, the ladder of
 // rates, and sending as fast as perfdhcp can; then prints the table.
 func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int) (err error) {
+	var macs strings.Builder
+	for _, in := range w.instances {
+		macs.WriteString(in.mac + "\n")
+	}
+	if err := os.WriteFile(w.macsFile(), []byte(macs.String()), 0o644); err != nil {
+		return err
+	}
 	var servers []*perfServer
 	for _, name := range []string{"nsnet", "dnsmasq"} {
 		addr, stop, serr := w.serve(name)
