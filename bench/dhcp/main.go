@@ -80,6 +80,7 @@ func run(ctx context.Context) (err error) {
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
 	perfMode := flag.Bool("perfdhcp", false, "measure the servers with perfdhcp (kea-admin) instead of starting udhcpc: avalanche, rate ladder, unlimited")
 	perfFor := flag.Duration("perfdhcp-for", 2*time.Second, "duration of one perfdhcp rate step")
+	perfGens := flag.Int("perfdhcp-clients", 4, "perfdhcp processes run at once, sharing the clients and the rate")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -114,10 +115,13 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	if *perfMode {
-		if err := w.perfdhcpMode(ctx, *perfFor, *busy); err != nil {
+		if *perfGens < 1 || *perfGens > 50 {
+			return errors.New("-perfdhcp-clients must be 1..50")
+		}
+		if err := w.perfdhcpMode(ctx, *perfGens, *perfFor, *busy); err != nil {
 			return err
 		}
-		fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -perfdhcp -n %d -busy %d -perfdhcp-for %s\n", *n, *busy, *perfFor)
+		fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -perfdhcp -perfdhcp-clients %d -n %d -busy %d -perfdhcp-for %s\n", *perfGens, *n, *busy, *perfFor)
 		return nil
 	}
 

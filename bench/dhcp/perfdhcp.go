@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -152,18 +153,58 @@ func parsePerfdhcp(out string) (perfRun, error) {
 	return r, nil
 }
 
-// macsFile is the list of the instances' MACs perfdhcp takes its clients
-// from (-M), one a line.
-func (w *world) macsFile() string { return filepath.Join(w.dir, "perfdhcp-macs") }
+// generator is one perfdhcp process: its local address on the client's
+// veth (a relay's address, where its replies come back) and its share of
+// the clients. perfdhcp reads replies into one socket with the machine's
+// default receive buffer (net.core.rmem_default, read-only in a namespace)
+// from one thread: a server that answers faster than that thread reads
+// loses replies there. Several processes, each with its own socket and a
+// share of the clients and of the rate, read more.
+type generator struct {
+	addr netip.Addr
+	macs string // file of its clients' MACs, one a line
+	n    int
+}
 
-// perfdhcp runs perfdhcp from the client namespace against server s with
-// args (a rate and period, or a scenario), while busy loops spin, and
-// returns its report. Exit status 3 (some exchanges not completed) is a
-// result, not an error.
-func (w *world) perfdhcp(s *perfServer, busy int, args ...string) (perfRun, error) {
-	argv := append([]string{"netns", "exec", w.prefix + "client", "perfdhcp", "-4", "-l", "bv0",
-		"-M", w.macsFile(), "-R", strconv.Itoa(len(w.instances))}, args...)
-	argv = append(argv, s.addr.String())
+// generators makes k generators on the client's veth, the first on its
+// address and the others on addresses added below it, each with every
+// k-th instance's MAC.
+func (w *world) generators(k int) ([]generator, error) {
+	gens := make([]generator, k)
+	addr := netip.MustParseAddr(clientAddr)
+	for g := range gens {
+		var macs strings.Builder
+		for i := g; i < len(w.instances); i += k {
+			macs.WriteString(w.instances[i].mac + "\n")
+			gens[g].n++
+		}
+		gens[g].addr, gens[g].macs = addr, filepath.Join(w.dir, fmt.Sprintf("perfdhcp-macs-%d", g))
+		if err := os.WriteFile(gens[g].macs, []byte(macs.String()), 0o644); err != nil {
+			return nil, err
+		}
+		if g > 0 {
+			if err := command("ip", "-n", w.prefix+"client", "addr", "add", addr.String()+"/16", "dev", "bv0").err; err != nil {
+				return nil, err
+			}
+		}
+		addr = addr.Prev()
+	}
+	return gens, nil
+}
+
+// perfdhcp runs every generator at once against server s, generator g
+// with args(g) (a rate and period, or a scenario), while busy loops spin,
+// and returns their reports merged. Exit status 3 (some exchanges not
+// completed) is a result, not an error.
+func (w *world) perfdhcp(s *perfServer, gens []generator, busy int, args func(g int) []string) (perfRun, error) {
+	cmds := make([]*exec.Cmd, len(gens))
+	outs := make([]bytes.Buffer, len(gens))
+	for g, gen := range gens {
+		argv := append([]string{"netns", "exec", w.prefix + "client", "perfdhcp", "-4", "-l", gen.addr.String(),
+			"-M", gen.macs, "-R", strconv.Itoa(gen.n)}, args(g)...)
+		cmds[g] = exec.Command("ip", append(argv, s.addr.String())...)
+		cmds[g].Stdout, cmds[g].Stderr = &outs[g], &outs[g]
+	}
 	client0, err := udpRcvbufErrors(w.prefix + "client")
 	if err != nil {
 		return perfRun{}, err
@@ -175,7 +216,15 @@ func (w *world) perfdhcp(s *perfServer, busy int, args ...string) (perfRun, erro
 	soft0 := softnetDrops()
 	stopBusy := spin(busy)
 	cpu0 := processCPU(s.pid)
-	out, err := exec.Command("ip", argv...).CombinedOutput()
+	errs := make([]error, len(cmds))
+	for g, cmd := range cmds {
+		errs[g] = cmd.Start()
+	}
+	for g, cmd := range cmds {
+		if errs[g] == nil {
+			errs[g] = cmd.Wait()
+		}
+	}
 	cpu := processCPU(s.pid) - cpu0
 	stopBusy()
 	soft := softnetDrops() - soft0
@@ -184,16 +233,62 @@ func (w *world) perfdhcp(s *perfServer, busy int, args ...string) (perfRun, erro
 	if err := errors.Join(cerr, serr); err != nil {
 		return perfRun{}, err
 	}
-	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 3) {
-		return perfRun{}, fmt.Errorf("perfdhcp %s: %v\n%s", strings.Join(args, " "), err, out)
+	var runs []perfRun
+	for g, err := range errs {
+		var exit *exec.ExitError
+		if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 3) {
+			return perfRun{}, fmt.Errorf("perfdhcp %s: %v\n%s", strings.Join(args(g), " "), err, outs[g].String())
+		}
+		r, err := parsePerfdhcp(outs[g].String())
+		if err == nil && (r.do.rejected > 0 || r.ra.rejected > 0) {
+			err = fmt.Errorf("perfdhcp %s: rejected leases:\n%s", strings.Join(args(g), " "), outs[g].String())
+		}
+		if err != nil {
+			return perfRun{}, err
+		}
+		runs = append(runs, r)
 	}
-	r, err := parsePerfdhcp(string(out))
+	r := mergePerf(runs)
 	r.cpu, r.clientDrops, r.serverDrops, r.softnet = cpu, client1-client0, server1-server0, soft
-	if err == nil && (r.do.rejected > 0 || r.ra.rejected > 0) {
-		err = fmt.Errorf("perfdhcp %s: rejected leases:\n%s", strings.Join(args, " "), out)
+	return r, nil
+}
+
+// mergePerf is the reports of generators that ran at once as one: counts
+// and rates added, average delays weighted by the replies received, the
+// longest time to provision.
+func mergePerf(runs []perfRun) perfRun {
+	var m perfRun
+	merge := func(to *perfStats, from perfStats) {
+		if from.received > 0 && (to.received == 0 || from.min < to.min) {
+			to.min = from.min
+		}
+		if to.received+from.received > 0 {
+			to.avg = (to.avg*time.Duration(to.received) + from.avg*time.Duration(from.received)) / time.Duration(to.received+from.received)
+		}
+		to.max = max(to.max, from.max)
+		to.sent += from.sent
+		to.received += from.received
+		to.drops += from.drops
+		to.orphans += from.orphans
+		to.rejected += from.rejected
 	}
-	return r, err
+	for _, r := range runs {
+		merge(&m.do, r.do)
+		merge(&m.ra, r.ra)
+		m.rate += r.rate
+		m.took = max(m.took, r.took)
+		m.resent += r.resent
+	}
+	return m
+}
+
+// split is generator g's share of rate, of k generators.
+func split(rate, g, k int) int {
+	share := rate / k
+	if g < rate%k {
+		share++
+	}
+	return share
 }
 
 // perfServer is one server as the perfdhcp mode drives it.
@@ -233,12 +328,9 @@ func (s *perfServer) avalanche() perfRun {
 // perfdhcpMode serves the network with both servers at once and measures
 // each with perfdhcp: an avalanche of every client at once, the ladder of
 // rates, and sending as fast as perfdhcp can; then prints the table.
-func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int) (err error) {
-	var macs strings.Builder
-	for _, in := range w.instances {
-		macs.WriteString(in.mac + "\n")
-	}
-	if err := os.WriteFile(w.macsFile(), []byte(macs.String()), 0o644); err != nil {
+func (w *world) perfdhcpMode(ctx context.Context, generators int, period time.Duration, busy int) (err error) {
+	gens, err := w.generators(generators)
+	if err != nil {
 		return err
 	}
 	var servers []*perfServer
@@ -278,7 +370,7 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 	// bound. One lost datagram costs a backoff, so it is run a few times.
 	for i := range avalanches {
 		if err := each(i, func(s *perfServer) error {
-			r, err := w.perfdhcp(s, busy, "--scenario", "avalanche")
+			r, err := w.perfdhcp(s, gens, busy, func(int) []string { return []string{"--scenario", "avalanche"} })
 			if err != nil {
 				return err
 			}
@@ -307,7 +399,9 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 				var err error
 				// -W: wait a second at the end for the replies still
 				// on their way, which are not lost.
-				if r, err = w.perfdhcp(s, busy, "-r", strconv.Itoa(rate), "-p", secs, "-W", "1000000"); err != nil {
+				if r, err = w.perfdhcp(s, gens, busy, func(g int) []string {
+					return []string{"-r", strconv.Itoa(split(rate, g, len(gens))), "-p", secs, "-W", "1000000"}
+				}); err != nil {
 					return err
 				}
 				log.Printf("perfdhcp %5d/s: %-7s %d exchanges, %d lost, delay avg %v+%v max %v/%v; %s", rate, s.name,
@@ -330,7 +424,7 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 	// As fast as perfdhcp sends (no -r): what each server completes
 	// when offered more than it can take.
 	if err := each(1, func(s *perfServer) (err error) {
-		if s.unlimited, err = w.perfdhcp(s, busy, "-p", secs, "-W", "1000000"); err != nil {
+		if s.unlimited, err = w.perfdhcp(s, gens, busy, func(int) []string { return []string{"-p", secs, "-W", "1000000"} }); err != nil {
 			return err
 		}
 		log.Printf("perfdhcp unlimited: %-7s %d exchanges in %s s, %d lost; %s", s.name, s.unlimited.completed(), secs, s.unlimited.lost(), s.unlimited.where())
@@ -338,13 +432,13 @@ func (w *world) perfdhcpMode(ctx context.Context, period time.Duration, busy int
 	}); err != nil {
 		return err
 	}
-	printPerfdhcp(servers[0], servers[1], len(w.instances), period, busy)
+	printPerfdhcp(servers[0], servers[1], len(w.instances), len(gens), period, busy)
 	return nil
 }
 
 // printPerfdhcp prints the perfdhcp mode's table.
-func printPerfdhcp(n, d *perfServer, clients int, period time.Duration, busy int) {
-	fmt.Printf("\nperfdhcp (ISC, Debian's kea-admin) against each server, as a relay on the network's bridge, %d static hosts' MACs, %d busy loops\n\n", clients, busy)
+func printPerfdhcp(n, d *perfServer, clients, gens int, period time.Duration, busy int) {
+	fmt.Printf("\nperfdhcp (ISC, Debian's kea-admin) against each server, %d processes at once as relays on the network's bridge, %d static hosts' MACs, %d busy loops\n\n", gens, clients, busy)
 	fmt.Printf("%-44s %14s %14s %9s\n", "", "nsnet", "dnsmasq", "ratio")
 	na, da := n.avalanche(), d.avalanche()
 	fmt.Printf("%-44s %14s %14s %8.2fx  (dnsmasq / nsnet; median of %d)\n", fmt.Sprintf("avalanche: %d clients at once, all bound in", clients),

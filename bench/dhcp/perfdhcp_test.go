@@ -118,3 +118,29 @@ func TestParsePerfdhcp(t *testing.T) {
 		t.Error("a report without statistics parsed")
 	}
 }
+
+func TestMergePerf(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	got := mergePerf([]perfRun{
+		{do: perfStats{sent: 10, received: 10, min: ms(2), avg: ms(4), max: ms(9)}, ra: perfStats{sent: 10, received: 9, drops: 1, avg: ms(1)}, rate: 100, took: ms(300), resent: 1},
+		{do: perfStats{sent: 30, received: 30, min: ms(1), avg: ms(8), max: ms(5)}, ra: perfStats{sent: 30, received: 27, drops: 3, avg: ms(5)}, rate: 50, took: ms(200), resent: 2},
+		{}, // a generator that received nothing does not set the minimum
+	})
+	want := perfRun{
+		do:   perfStats{sent: 40, received: 40, min: ms(1), avg: ms(7), max: ms(9)},
+		ra:   perfStats{sent: 40, received: 36, drops: 4, avg: ms(4)},
+		rate: 150, took: ms(300), resent: 3,
+	}
+	if got != want {
+		t.Errorf("mergePerf:\n got %+v\nwant %+v", got, want)
+	}
+	for _, tc := range []struct{ rate, k int }{{250, 4}, {1000, 4}, {3, 4}, {1500, 7}} {
+		sum := 0
+		for g := range tc.k {
+			sum += split(tc.rate, g, tc.k)
+		}
+		if sum != tc.rate {
+			t.Errorf("split(%d) over %d: shares add up to %d", tc.rate, tc.k, sum)
+		}
+	}
+}
