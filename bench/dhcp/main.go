@@ -25,7 +25,7 @@
 // exchanges against each server with the static hosts' MACs, all of them
 // at once (avalanche) and at a ladder of rates, until exchanges are lost:
 //
-//	sudo go run ./bench/dhcp -perfdhcp [-n 200] [-busy 0] [-perfdhcp-for 2s] [-bin nsnet]
+//	sudo go run ./bench/dhcp -perfdhcp [-perfdhcp-clients 4] [-n 200] [-busy 0] [-perfdhcp-for 2s] [-bin nsnet]
 //
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,

@@ -22,11 +22,12 @@ import (
 
 // The perfdhcp mode measures the servers rather than their clients: ISC's
 // perfdhcp (Debian's kea-admin) runs DHCP exchanges (DISCOVER, OFFER,
-// REQUEST, ACK) from the client namespace, a process of its own, against
-// each server in turn, with the MACs of the network's static hosts (both
-// servers answer only those). It acts as a relay agent, as perfdhcp
-// always does for DHCPv4: requests go to the server's address with giaddr
-// set to the client's, and replies come back to that address, port 67.
+// REQUEST, ACK) from the client namespace, processes of their own (see
+// generator), against each server in turn, with the MACs of the network's
+// static hosts (both servers answer only those). It acts as a relay agent,
+// as perfdhcp always does for DHCPv4: requests go to the server's address
+// with giaddr set to the client's, and replies come back to that address,
+// port 67.
 // So both servers take the same way, their UDP sockets, to and from one
 // veth on the network's bridge: no broadcast flooded to the instances,
 // no reply to a hardware address that is not the client's.
