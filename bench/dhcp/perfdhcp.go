@@ -439,7 +439,7 @@ func (w *world) perfdhcpMode(ctx context.Context, generators int, period time.Du
 
 // printPerfdhcp prints the perfdhcp mode's table.
 func printPerfdhcp(n, d *perfServer, clients, gens int, period time.Duration, busy int) {
-	fmt.Printf("\nperfdhcp (ISC, Debian's kea-admin) against each server, %d processes at once as relays on the network's bridge, %d static hosts' MACs, %d busy loops\n\n", gens, clients, busy)
+	fmt.Printf("\nperfdhcp (ISC, Debian's kea-admin) against each server: relays on the network's bridge, %d at once, %d static hosts' MACs, %d busy loops\n\n", gens, clients, busy)
 	fmt.Printf("%-44s %14s %14s %9s\n", "", "nsnet", "dnsmasq", "ratio")
 	na, da := n.avalanche(), d.avalanche()
 	fmt.Printf("%-44s %14s %14s %8.2fx  (dnsmasq / nsnet; median of %d)\n", fmt.Sprintf("avalanche: %d clients at once, all bound in", clients),
