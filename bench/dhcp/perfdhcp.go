@@ -169,13 +169,14 @@ type generator struct {
 
 // generators makes k generators on the client's veth, the first on its
 // address and the others on addresses added below it, each with every
-// k-th instance's MAC.
+// k-th instance's MAC (no more generators than instances: perfdhcp needs
+// a client).
 func (w *world) generators(k int) ([]generator, error) {
-	gens := make([]generator, k)
+	gens := make([]generator, min(k, len(w.instances)))
 	addr := netip.MustParseAddr(clientAddr)
 	for g := range gens {
 		var macs strings.Builder
-		for i := g; i < len(w.instances); i += k {
+		for i := g; i < len(w.instances); i += len(gens) {
 			macs.WriteString(w.instances[i].mac + "\n")
 			gens[g].n++
 		}
