@@ -31,6 +31,7 @@ NSNET_PACKAGES=(
   dig:bind9-dnsutils
   dnsmasq:dnsmasq-base
   dnsperf:dnsperf
+  /usr/sbin/perfdhcp:kea-admin
   conntrack:conntrack
   /usr/bin/prometheus:prometheus
   /usr/bin/chromium:chromium

@@ -20,6 +20,13 @@
 //
 //	sudo go run ./bench/dhcp [-n 200] [-rounds 3] [-busy 4] [-qps-for 2s] [-workers 16] [-bin nsnet]
 //
+// The bind time is the clients' more than the servers'. With -perfdhcp,
+// the servers' capacity instead (perfdhcp.go): ISC's perfdhcp runs DHCP
+// exchanges against each server with the static hosts' MACs, all of them
+// at once (avalanche) and at a ladder of rates, until exchanges are lost:
+//
+//	sudo go run ./bench/dhcp -perfdhcp [-perfdhcp-clients 4] [-n 200] [-busy 0] [-perfdhcp-for 2s] [-bin nsnet]
+//
 // Everything lives in namespaces the benchmark creates under one prefix
 // (the daemon's host namespace, its instances and qdhcp namespace,
 // dnsmasq's namespace, the client) and is removed at the end, also when it
@@ -69,8 +76,11 @@ func run(ctx context.Context) (err error) {
 	rounds := flag.Int("rounds", 3, "rounds (each times both servers); medians are reported")
 	qpsFor := flag.Duration("qps-for", 2*time.Second, "duration of one DNS load run")
 	workers := flag.Int("workers", 16, "DNS load generator workers, each with one query in flight")
-	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start: the busy machine they start on")
+	busy := flag.Int("busy", 4, "busy loops (processes) running while the clients start, or perfdhcp runs: the busy machine they start on")
 	binFlag := flag.String("bin", "", "nsnet binary to measure (default: build ./cmd/nsnet)")
+	perfMode := flag.Bool("perfdhcp", false, "measure the servers with perfdhcp (kea-admin) instead of starting udhcpc: avalanche, rate ladder, unlimited")
+	perfFor := flag.Duration("perfdhcp-for", 2*time.Second, "duration of one perfdhcp rate step")
+	perfGens := flag.Int("perfdhcp-clients", 4, "perfdhcp processes run at once, sharing the clients and the rate")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		return errors.New("dhcp needs root: it creates network namespaces")
@@ -78,9 +88,13 @@ func run(ctx context.Context) (err error) {
 	if *n < 1 || *n > 1000 {
 		return errors.New("-n must be 1..1000")
 	}
-	for _, tool := range []string{"udhcpc", "dnsmasq", "nsenter", "ip"} {
+	tools := []string{"udhcpc", "dnsmasq", "nsenter", "ip"}
+	if *perfMode {
+		tools = append(tools, "perfdhcp")
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base; dnsperf optional)", tool)
+			return fmt.Errorf("%s not found: run scripts/deps.sh's ensure_packages (udhcpc, dnsmasq-base, kea-admin for perfdhcp; dnsperf optional)", tool)
 		}
 	}
 	dir, err := os.MkdirTemp("", "nsnet-bench-dhcp-")
@@ -99,6 +113,16 @@ func run(ctx context.Context) (err error) {
 	defer func() { err = errors.Join(err, w.teardown()) }()
 	if err := w.start(ctx, bin, *n); err != nil {
 		return err
+	}
+	if *perfMode {
+		if *perfGens < 1 || *perfGens > 50 {
+			return errors.New("-perfdhcp-clients must be 1..50")
+		}
+		if err := w.perfdhcpMode(ctx, *perfGens, *perfFor, *busy); err != nil {
+			return err
+		}
+		fmt.Printf("\nreproduce: sudo go run ./bench/dhcp -perfdhcp -perfdhcp-clients %d -n %d -busy %d -perfdhcp-for %s\n", *perfGens, *n, *busy, *perfFor)
+		return nil
 	}
 
 	took := map[string][]time.Duration{}
