@@ -176,6 +176,14 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
+	// One queue each way, at both ends (the peer takes the same counts):
+	// what the kernel leaves a veth with anyway, but asked for it makes
+	// no queue per possible CPU that the kernel then trims after
+	// registering the end, which waits for an expedited RCU grace period
+	// with the RTNL held, once per end — the slowest part of a port's
+	// create, and much slower while the kernel tears down a deleted
+	// namespace (docs/SCALE.md, "port create → kernel at 10,000 ports").
+	attrs.NumTxQueues, attrs.NumRxQueues = 1, 1
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,
 		PeerName:         spec.IfName,
