@@ -182,7 +182,7 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	// registering the end, which waits for an expedited RCU grace period
 	// with the RTNL held, once per end — the slowest part of a port's
 	// create, and much slower while the kernel tears down a deleted
-	// namespace (docs/SCALE.md, "port create → kernel at 10,000 ports").
+	// namespace (docs/SCALE.md, "Port create → kernel's p99 at 10,000 ports").
 	attrs.NumTxQueues, attrs.NumRxQueues = 1, 1
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,

@@ -322,7 +322,9 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	// With the ends' queue counts: nsnet asks for one each way (an older
 	// nsnet's pairs have the kernel's one per possible CPU).
 	add := append([]string{"link", "add", "name", tap.Attrs().Name}, queues(tap)...)
-	add = append(append(append(add, "type", "veth", "peer", "name", l.Attrs().Name), queues(l)...), "netns", ns.name)
+	add = append(add, "type", "veth", "peer", "name", l.Attrs().Name)
+	add = append(add, queues(l)...)
+	add = append(add, "netns", ns.name)
 	cmds := []string{ip(b.host.name, add...)}
 	// nsnet turns IPv6 off on the host end, a bridge port never addressed
 	// (one made by an older nsnet has it on until the next full pass).
