@@ -239,6 +239,10 @@ type ipLink struct {
 	LinkInfo struct {
 		Kind string `json:"info_kind"`
 	} `json:"linkinfo"`
+	// nsnet makes its veths with one queue each way (not the kernel's
+	// one per possible CPU): the replay must too.
+	TxQueues int `json:"num_tx_queues"`
+	RxQueues int `json:"num_rx_queues"`
 }
 
 func ipLinks(t *testing.T, ns string) []ipLink {
@@ -270,8 +274,8 @@ func kernelState(ns string, sysctls []string, only map[string]bool) string {
 		up := slices.Contains(l.Flags, "UP")
 		// A slashed path: a link name may hold dots.
 		v6off, _ := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/sys/net/ipv6/conf/"+l.Name+"/disable_ipv6").Output()
-		lines = append(lines, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d master=%s up=%v alias=%s disable_ipv6=%s",
-			l.Name, l.LinkInfo.Kind, l.Address, l.MTU, l.Master, up, l.Alias, strings.TrimSpace(string(v6off))))
+		lines = append(lines, fmt.Sprintf("link %s kind=%s mac=%s mtu=%d master=%s up=%v alias=%s disable_ipv6=%s queues=%d/%d",
+			l.Name, l.LinkInfo.Kind, l.Address, l.MTU, l.Master, up, l.Alias, strings.TrimSpace(string(v6off)), l.TxQueues, l.RxQueues))
 	}
 	out, _ = exec.Command("ip", "-n", ns, "-j", "addr", "show").Output()
 	var addrs []struct {

@@ -49,11 +49,13 @@
 //
 //	sudo go run ./bench/agentscale -onebyone 10000 [-dhcp]
 //
-// -persample prints a line per timed port create: its time, and what the
-// daemon did from the port's create to the answer (passes by kind and
-// their total time, garbage collections and their pauses; /metrics read
-// before and after, untimed) and the passes' "pass done" lines, with their
-// stages (the daemon then logs at debug): the evidence for a row's tail.
+// -persample prints a line per timed port create: its start (UTC) and
+// time, and what the daemon did from the port's create to the answer
+// (passes by kind and their total time, garbage collections and their
+// pauses; /metrics read before and after, untimed), the passes' "pass
+// done" lines, with their stages, and the requests' lines (the daemon then
+// logs at debug; each line's time is its end): the evidence for a row's
+// tail — the API's share (start to the pass's start), the pass, the answer.
 //
 // -profile DIR (with -onebyone) profiles the daemon, through its hidden
 // --profile-dir flag, over the second thousand of ports (DIR/1) and the
@@ -256,7 +258,9 @@ type world struct {
 	profile string
 }
 
-// passLog keeps the daemon's "pass done" log lines until taken.
+// passLog keeps the daemon's "pass done" and "request" log lines until
+// taken: with the sample's start, they place its create's API share, the
+// pass that programmed it and the answer.
 type passLog struct {
 	mu      sync.Mutex
 	partial []byte
@@ -272,7 +276,7 @@ func (l *passLog) Write(b []byte) (int, error) {
 		if i < 0 {
 			return len(b), nil
 		}
-		if line := string(l.partial[:i]); strings.Contains(line, "pass done") {
+		if line := string(l.partial[:i]); strings.Contains(line, "pass done") || strings.Contains(line, "msg=request") {
 			l.lines = append(l.lines, line)
 		}
 		l.partial = l.partial[i+1:]
@@ -535,7 +539,7 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 		if err != nil {
 			return 0, 0, err
 		}
-		fmt.Printf("sample %s: port→kernel %s; meanwhile (from the instance's create on): %s\n", name, ms(port), after.since(before))
+		fmt.Printf("sample %s: start %s port→kernel %s; meanwhile (from the instance's create on): %s\n", name, start.UTC().Format("15:04:05.000000"), ms(port), after.since(before))
 		for _, line := range w.passLog.take() {
 			fmt.Printf("\t%s\n", line)
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -67,6 +68,18 @@ func TestAgentTrunk(t *testing.T) {
 		}
 		if a := e.ip("-6", "-n", e.hostNetns, "addr", "show", "dev", name); strings.TrimSpace(a) != "" {
 			t.Errorf("%s has IPv6 addresses:\n%s", name, a)
+		}
+		// One queue each way, as a port's pair (dataplane's
+		// TestPairHasOneQueueEachWay says why).
+		var links []struct {
+			TxQueues int `json:"num_tx_queues"`
+			RxQueues int `json:"num_rx_queues"`
+		}
+		if err := json.Unmarshal([]byte(e.ip("-n", e.hostNetns, "-d", "-j", "link", "show", "dev", name)), &links); err != nil || len(links) != 1 {
+			t.Fatalf("%s: %v (%d links)", name, err, len(links))
+		}
+		if l := links[0]; l.TxQueues != 1 || l.RxQueues != 1 {
+			t.Errorf("%s: %d transmit and %d receive queues, want 1 and 1", name, l.TxQueues, l.RxQueues)
 		}
 	}
 

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/nsnet/nsnet/internal/netns"
 )
 
@@ -74,5 +76,44 @@ func TestNewPairReadsNothingBack(t *testing.T) {
 				t.Errorf("a pass over an existing pair entered %d namespaces, want 2 (its hairpin and root qdisc reads)", n)
 			}
 		})
+	}
+}
+
+// TestPairHasOneQueueEachWay checks that a port's pair is made with one
+// transmit and one receive queue at both ends. Without them asked for,
+// the kernel gives a veth end a queue per possible CPU and then trims
+// the real ones to one after registering it (veth_init_queues), which
+// waits for an expedited RCU grace period with the RTNL held, once per
+// end: a port create's slowest kernel call, slower still while the
+// kernel tears down a deleted namespace (agentscale's tail, docs/SCALE.md).
+func TestPairHasOneQueueEachWay(t *testing.T) {
+	e := newEnv(t)
+	tp := newTopology(e)
+	if _, err := EnsureBridge(e.links, tp.bridge); err != nil {
+		t.Fatal(err)
+	}
+	ns, _, err := EnsureInstanceNetns(e.ns("red"), e.marker("i-red"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	spec := tp.ports["p-red"].spec
+	if _, err := EnsureVethPort(e.links, ns, spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []struct {
+		where string
+		get   func() (netlink.Link, error)
+	}{
+		{"tap " + spec.TapName, func() (netlink.Link, error) { return e.host.Handle.LinkByName(spec.TapName) }},
+		{"instance end " + spec.IfName, func() (netlink.Link, error) { return ns.Handle.LinkByName(spec.IfName) }},
+	} {
+		l, err := end.get()
+		if err != nil {
+			t.Fatalf("%s: %v", end.where, err)
+		}
+		if tx, rx := l.Attrs().NumTxQueues, l.Attrs().NumRxQueues; tx != 1 || rx != 1 {
+			t.Errorf("%s: %d transmit and %d receive queues, want 1 and 1", end.where, tx, rx)
+		}
 	}
 }

@@ -176,6 +176,7 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
+	oneQueueEachWay(&attrs)
 	veth := &netlink.Veth{
 		LinkAttrs:        attrs,
 		PeerName:         spec.IfName,
@@ -209,6 +210,18 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 		return nil, fmt.Errorf("port %s: %w", spec.TapName, err)
 	}
 	return veth, nil
+}
+
+// oneQueueEachWay asks for one transmit and one receive queue at both
+// ends of the veth pair made of attrs (the peer takes the same counts):
+// what the kernel leaves a veth with anyway, but asked for it makes no
+// queue per possible CPU that the kernel then trims after registering the
+// end, which waits for an expedited RCU grace period with the RTNL held,
+// once per end — the slowest part of a port's create, and much slower
+// while the kernel tears down a deleted namespace (docs/SCALE.md, "Port
+// create → kernel's p99 at 10,000 ports").
+func oneQueueEachWay(attrs *netlink.LinkAttrs) {
+	attrs.NumTxQueues, attrs.NumRxQueues = 1, 1
 }
 
 // ensureAcceptRA sets the IPv6 sysctls of the instance end of spec in ns:

@@ -142,6 +142,7 @@ func createSubportPair(l *Links, spec VLANSpec, bridgeIndex int) error {
 	attrs.MTU = spec.MTU
 	attrs.HardwareAddr = birthMAC(spec.Alias)
 	attrs.MasterIndex = bridgeIndex
+	oneQueueEachWay(&attrs)
 	// Both ends down until their IPv6 is off (see createPair): neither is
 	// ever addressed. EnsureVLAN brings them up.
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: spec.Peer, PeerTxQLen: -1}

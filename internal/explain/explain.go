@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -318,7 +319,13 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	if tap == nil || tap.Type() != "veth" {
 		return fmt.Errorf("port %s: %s has no host end in %s", id, l.Attrs().Name, nsLabel(b.host.name))
 	}
-	cmds := []string{ip(b.host.name, "link", "add", tap.Attrs().Name, "type", "veth", "peer", "name", l.Attrs().Name, "netns", ns.name)}
+	// With the ends' queue counts: nsnet asks for one each way (an older
+	// nsnet's pairs have the kernel's one per possible CPU).
+	add := append([]string{"link", "add", "name", tap.Attrs().Name}, queues(tap)...)
+	add = append(add, "type", "veth", "peer", "name", l.Attrs().Name)
+	add = append(add, queues(l)...)
+	add = append(add, "netns", ns.name)
+	cmds := []string{ip(b.host.name, add...)}
 	// nsnet turns IPv6 off on the host end, a bridge port never addressed
 	// (one made by an older nsnet has it on until the next full pass).
 	off, err := noIPv6(b.host.name, tap.Attrs().Name)
@@ -358,6 +365,19 @@ func (b *build) port(ns *namespace, l netlink.Link, comment string, keep func(ne
 	}
 	b.add(Step{Object: "port " + cmp.Or(b.names.ports[id].Name, id), Comment: comment, Commands: cmds})
 	return nil
+}
+
+// queues is the ip link arguments of l's transmit and receive queue
+// counts, as the kernel has them (none when it did not say).
+func queues(l netlink.Link) []string {
+	var args []string
+	if n := l.Attrs().NumTxQueues; n > 0 {
+		args = append(args, "numtxqueues", strconv.Itoa(n))
+	}
+	if n := l.Attrs().NumRxQueues; n > 0 {
+		args = append(args, "numrxqueues", strconv.Itoa(n))
+	}
+	return args
 }
 
 // hasIPv6 reports whether p has an IPv6 fixed address.
