@@ -214,12 +214,13 @@ func createPair(host *Links, inst *Namespace, bridgeIndex int, spec PortSpec) (n
 
 // oneQueueEachWay asks for one transmit and one receive queue at both
 // ends of the veth pair made of attrs (the peer takes the same counts):
-// what the kernel leaves a veth with anyway, but asked for it makes no
-// queue per possible CPU that the kernel then trims after registering the
-// end, which waits for an expedited RCU grace period with the RTNL held,
-// once per end — the slowest part of a port's create, and much slower
-// while the kernel tears down a deleted namespace (docs/SCALE.md, "Port
-// create → kernel's p99 at 10,000 ports").
+// the real counts the kernel leaves a veth with anyway, but asked for,
+// the kernel makes no queue per possible CPU that it then trims after
+// registering the end, which waits for an expedited RCU grace period
+// with the RTNL held, once per end: the slowest part of a port's
+// create, and much slower while the kernel tears down a deleted
+// namespace (docs/SCALE.md, "Port create → kernel's p99 at 10,000
+// ports").
 func oneQueueEachWay(attrs *netlink.LinkAttrs) {
 	attrs.NumTxQueues, attrs.NumRxQueues = 1, 1
 }
