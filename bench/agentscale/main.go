@@ -49,8 +49,9 @@
 //
 //	sudo go run ./bench/agentscale -onebyone 10000 [-dhcp]
 //
-// -persample prints a line per timed port create: its start (UTC) and
-// time, and what the daemon did from the port's create to the answer
+// -persample prints a line per timed port create and floating IP create:
+// its start (UTC) and time, and what the daemon did from the create to
+// the answer
 // (passes by kind and their total time, garbage collections and their
 // pauses; /metrics read before and after, untimed), the passes' "pass
 // done" lines, with their stages, and the requests' lines (the daemon then
@@ -112,7 +113,7 @@ func run(ctx context.Context) (err error) {
 	fullWait := flag.Duration("full-wait", 70*time.Second, "longest wait for a periodic full pass per row (the daemon's resync is 30s)")
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
-	perSample := flag.Bool("persample", false, "print a line per timed port create: its time and what the daemon did meanwhile (passes by kind and their time, garbage collections and their pauses, from /metrics read before and after, untimed)")
+	perSample := flag.Bool("persample", false, "print a line per timed port and floating IP create: its time and what the daemon did meanwhile (passes by kind and their time, garbage collections and their pauses, from /metrics read before and after, untimed)")
 	profileFlag := flag.String("profile", "", "with -onebyone: profile the daemon over the second thousand of ports and the second to last, into DIR/1 and DIR/2")
 	dhcpFlag := flag.Bool("dhcp", false, "the ports' subnet has DHCP (its network a DHCP port, whose servers' configuration every port is part of); without, it has none")
 	flag.Parse()
@@ -520,12 +521,9 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 	if err != nil {
 		return 0, 0, err
 	}
-	var before passCounts
-	if w.perSample {
-		if before, err = w.passes(ctx); err != nil {
-			return 0, 0, err
-		}
-		w.passLog.take()
+	before, err := w.sampleStart(ctx)
+	if err != nil {
+		return 0, 0, err
 	}
 	start := time.Now()
 	p, meta, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": w.network, "device_id": inst.ID,
@@ -534,23 +532,22 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 	if err != nil {
 		return 0, 0, err
 	}
-	if w.perSample {
-		after, err := w.passes(ctx)
-		if err != nil {
-			return 0, 0, err
-		}
-		fmt.Printf("sample %s: start %s port→kernel %s; meanwhile (from the instance's create on): %s\n", name, start.UTC().Format("15:04:05.000000"), ms(port), after.since(before))
-		for _, line := range w.passLog.take() {
-			fmt.Printf("\t%s\n", line)
-		}
+	if err := w.sampleEnd(ctx, name, "port→kernel", start, port, before); err != nil {
+		return 0, 0, err
 	}
 	if meta.Converged == nil || !*meta.Converged {
 		return 0, 0, fmt.Errorf("port %s not programmed in time", name)
+	}
+	if before, err = w.sampleStart(ctx); err != nil {
+		return 0, 0, err
 	}
 	start = time.Now()
 	f, meta, err := client.Create[model.FloatingIP](ctx, w.wait, client.FloatingIPs, map[string]any{"floating_network_id": w.public, "port_id": p.ID})
 	fip = time.Since(start)
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := w.sampleEnd(ctx, name, "FIP→kernel", start, fip, before); err != nil {
 		return 0, 0, err
 	}
 	if meta.Converged == nil || !*meta.Converged {
@@ -565,6 +562,34 @@ func (w *world) sample(ctx context.Context, name string) (port, fip time.Duratio
 		}
 	}
 	return port, fip, nil
+}
+
+// sampleStart, with -persample, reads the daemon's pass and collection
+// counts and drops the pass log so far, before a timed create.
+func (w *world) sampleStart(ctx context.Context) (passCounts, error) {
+	if !w.perSample {
+		return passCounts{}, nil
+	}
+	w.passLog.take()
+	return w.passes(ctx)
+}
+
+// sampleEnd, with -persample, prints what the daemon did since
+// sampleStart during a timed create (what, from start, took): its passes
+// and collections, and the passes' and requests' log lines.
+func (w *world) sampleEnd(ctx context.Context, name, what string, start time.Time, took time.Duration, before passCounts) error {
+	if !w.perSample {
+		return nil
+	}
+	after, err := w.passes(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sample %s: start %s %s %s; meanwhile: %s\n", name, start.UTC().Format("15:04:05.000000"), what, ms(took), after.since(before))
+	for _, line := range w.passLog.take() {
+		fmt.Printf("\t%s\n", line)
+	}
+	return nil
 }
 
 // apiOnly times the creation of an unbound port, answered without
