@@ -55,13 +55,16 @@
 // (passes by kind and their total time, garbage collections and their
 // pauses; /metrics read before and after, untimed), the passes' "pass
 // done" lines, with their stages, and the requests' lines (the daemon then
-// logs at debug; each line's time is its end): the evidence for a row's
-// tail — the API's share (start to the pass's start), the pass, the answer.
+// logs at debug; each line's time is its end, and a request's "waited" is
+// the part of its duration spent for the agent to program it): the
+// evidence for a row's tail — the API's share (start to the pass's
+// start, and the request's duration less its wait), the pass, the answer.
 //
-// -profile DIR (with -onebyone) profiles the daemon, through its hidden
-// --profile-dir flag, over the second thousand of ports (DIR/1) and the
-// second to last (DIR/2): CPU, blocking, lock waits and the heap, to
-// compare what a create costs at both sizes (go tool pprof -diff_base).
+// -profile DIR profiles the daemon, through its hidden --profile-dir
+// flag: CPU, blocking, lock waits and the heap (its allocations too), to
+// compare what a create costs at two sizes (go tool pprof -diff_base).
+// With the rows, each row's samples, into DIR/1, DIR/2…; with -onebyone,
+// the second thousand of ports (DIR/1) and the second to last (DIR/2).
 //
 // -dhcp gives the ports' subnet DHCP: its network then has a DHCP port,
 // and every port is an entry of the network's DHCP and DNS servers'
@@ -114,7 +117,7 @@ func run(ctx context.Context) (err error) {
 	storeFlag := flag.String("store", "bolt", "the daemon's store: bolt (its file) or etcd (one the benchmark starts)")
 	oneByOne := flag.Int("onebyone", 0, "instead of the rows: create this many ports one by one (waited) on a fresh daemon, and compare the total with the first 100's time")
 	perSample := flag.Bool("persample", false, "print a line per timed port and floating IP create: its time and what the daemon did meanwhile (passes by kind and their time, garbage collections and their pauses, from /metrics read before and after, untimed)")
-	profileFlag := flag.String("profile", "", "with -onebyone: profile the daemon over the second thousand of ports and the second to last, into DIR/1 and DIR/2")
+	profileFlag := flag.String("profile", "", "profile the daemon over each row's samples, into DIR/1, DIR/2…; with -onebyone over the second thousand of ports and the second to last")
 	dhcpFlag := flag.Bool("dhcp", false, "the ports' subnet has DHCP (its network a DHCP port, whose servers' configuration every port is part of); without, it has none")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -472,6 +475,9 @@ func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Du
 	if err != nil {
 		return r, err
 	}
+	if err := w.toggleProfile(); err != nil {
+		return r, err
+	}
 	for i := range samples {
 		p, f, err := w.sample(ctx, fmt.Sprintf("probe%d-%d", size, i))
 		if err != nil {
@@ -488,6 +494,9 @@ func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Du
 			return r, err
 		}
 		r.tap = append(r.tap, tp)
+	}
+	if err := w.toggleProfile(); err != nil {
+		return r, err
 	}
 	after, err := w.passes(ctx)
 	if err != nil {
@@ -508,6 +517,18 @@ func (w *world) measure(ctx context.Context, size, samples int, fullWait time.Du
 	}
 	r.rssKiB, err = rssKiB(w.daemon.Pid())
 	return r, err
+}
+
+// toggleProfile, with -profile, starts the daemon's profile or writes
+// the running one (its SIGUSR2).
+func (w *world) toggleProfile() error {
+	if w.profile == "" {
+		return nil
+	}
+	if err := syscall.Kill(w.daemon.Pid(), syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("toggle the daemon's profile: %w", err)
+	}
+	return nil
 }
 
 // sample times one port creation and one floating IP creation until each
@@ -823,8 +844,8 @@ func (w *world) createOneByOne(ctx context.Context, n int) error {
 	}
 	for i := range n {
 		if toggles[i] {
-			if err := syscall.Kill(w.daemon.Pid(), syscall.SIGUSR2); err != nil {
-				return fmt.Errorf("toggle the daemon's profile: %w", err)
+			if err := w.toggleProfile(); err != nil {
+				return err
 			}
 		}
 		_, meta, err := client.Create[model.Port](ctx, w.wait, client.Ports, map[string]any{"network_id": w.network,

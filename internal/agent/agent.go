@@ -130,6 +130,10 @@ type Agent struct {
 
 	mu       sync.Mutex
 	statuses map[key]status
+	// counts counts the statuses as StatusCounts shows them, kept with
+	// them (countStatusLocked) so that a metrics scrape does not walk
+	// every status with the lock held.
+	counts map[statusCountKey]int
 	// errored are the keys of statuses in ERROR.
 	errored map[key]bool
 	// names are what the API calls the objects, for Health.Errors.
@@ -307,6 +311,7 @@ func New(cfg Config) (*Agent, error) {
 		log:         cfg.Logger,
 		markerHost:  cmp.Or(cfg.HostNetns, dataplane.HostRoot),
 		statuses:    map[key]status{},
+		counts:      map[statusCountKey]int{},
 		converged:   -1,
 		convergedCh: make(chan struct{}),
 		health:      Health{Managed: map[string]int{}, Errors: []ObjectError{}},

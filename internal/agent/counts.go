@@ -25,28 +25,70 @@ type StatusCount struct {
 
 // StatusCounts counts the objects the agent has looked at by kind and
 // status, as the API shows them (a network's includes its DHCP services).
-// It is cheap enough to call on every metrics scrape: one walk of the
-// agent's status table under its lock, no store read, no kernel read.
+// It is cheap enough to call on every metrics scrape: the counts are kept
+// as the statuses change, so it copies a few numbers under the agent's
+// lock, whatever the number of objects.
 func (a *Agent) StatusCounts() []StatusCount {
 	a.mu.Lock()
-	n := map[StatusCount]int{}
-	for k := range a.statuses {
-		if _, part := wholeOf[k.kind]; part {
-			continue // shown as its whole's status
-		}
-		s := a.statusLocked(k)
-		n[StatusCount{Kind: strings.TrimSuffix(string(k.kind), "s"), Status: s.Status}]++
+	out := make([]StatusCount, 0, len(a.counts))
+	for c, n := range a.counts {
+		out = append(out, StatusCount{Kind: c.kind, Status: c.status, Count: n})
 	}
 	a.mu.Unlock()
-	out := make([]StatusCount, 0, len(n))
-	for c, count := range n {
-		c.Count = count
-		out = append(out, c)
-	}
 	slices.SortFunc(out, func(x, y StatusCount) int {
 		return cmp.Or(cmp.Compare(x.Kind, y.Kind), cmp.Compare(x.Status, y.Status))
 	})
 	return out
+}
+
+// statusCountKey is one line of StatusCounts: a kind as the API names its
+// resources, in the singular, and a status.
+type statusCountKey struct{ kind, status string }
+
+// countKeyLocked is what k counts as in StatusCounts: its whole's status
+// (a part, such as a network's DHCP, is shown as its network's), false
+// when that whole has no status.
+func (a *Agent) countKeyLocked(k key) (statusCountKey, bool) {
+	if whole, part := wholeOf[k.kind]; part {
+		k.kind = whole
+	}
+	if _, ok := a.statuses[k]; !ok {
+		return statusCountKey{}, false
+	}
+	return statusCountKey{strings.TrimSuffix(string(k.kind), "s"), a.statusLocked(k).Status}, true
+}
+
+// setStatusLocked sets k's status (deletes it when st is nil), keeping
+// the counts: k's whole counts once, as statusLocked shows it, before and
+// after.
+func (a *Agent) setStatusLocked(k key, st *status) {
+	if c, ok := a.countKeyLocked(k); ok {
+		if a.counts[c]--; a.counts[c] == 0 {
+			delete(a.counts, c)
+		}
+	}
+	if st == nil {
+		delete(a.statuses, k)
+	} else {
+		a.statuses[k] = *st
+	}
+	if c, ok := a.countKeyLocked(k); ok {
+		a.counts[c]++
+	}
+}
+
+// countStatusesLocked counts the statuses from scratch: after a pass
+// that replaced them all, and to check the counts kept in place.
+func (a *Agent) countStatusesLocked() map[statusCountKey]int {
+	n := map[statusCountKey]int{}
+	for k := range a.statuses {
+		if _, part := wholeOf[k.kind]; part {
+			continue // counted in its whole
+		}
+		c, _ := a.countKeyLocked(k)
+		n[c]++
+	}
+	return n
 }
 
 // ServerCounts returns the replies of the networks' DHCP and DHCPv6

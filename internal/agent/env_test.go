@@ -59,6 +59,16 @@ func TestMain(m *testing.M) {
 		defer mu.Unlock()
 		wrong = append(wrong, fmt.Sprintf("verifyManaged: counted %v, from scratch %v", got, want))
 	}
+	// And that the status counts kept in place (StatusCounts) are
+	// those counted from scratch.
+	verifyCounts = func(got, want map[statusCountKey]int) {
+		if maps.Equal(got, want) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		wrong = append(wrong, fmt.Sprintf("verifyCounts: kept %v, from scratch %v", got, want))
+	}
 	code := lab.RunTests(m, "agent", allPrefix)
 	for _, w := range wrong {
 		fmt.Println(w)

@@ -633,10 +633,14 @@ func (a *Agent) finish(p *pass, took time.Duration) {
 		for k, st := range a.statuses {
 			a.markErrorLocked(k, st)
 		}
+		a.counts = a.countStatusesLocked()
 		a.pub.all, a.pub.dirty = true, nil
 	}
 	if verifyStatuses != nil {
 		verifyStatuses(a.statuses, want)
+	}
+	if verifyCounts != nil {
+		verifyCounts(a.counts, a.countStatusesLocked())
 	}
 	managed := a.managedLocked(p, touched, p.full || all)
 	if verifyManaged != nil {
@@ -739,7 +743,7 @@ func (a *Agent) updateStatusesLocked(p *pass, touched map[key]bool) {
 	update := func(k key) {
 		prev, had := a.statuses[k]
 		if st, ok := p.d.fixed[k]; ok {
-			a.statuses[k] = st
+			a.setStatusLocked(k, &st)
 		} else if desired(k) {
 			st, ok := p.results[k]
 			if !ok {
@@ -751,9 +755,9 @@ func (a *Agent) updateStatusesLocked(p *pass, touched map[key]bool) {
 			if st.Status == model.StatusError && prev != st && verifyStatuses == nil {
 				a.log.Warn("object in error", "object", k.String(), "reason", st.Reason)
 			}
-			a.statuses[k] = st
+			a.setStatusLocked(k, &st)
 		} else {
-			delete(a.statuses, k)
+			a.setStatusLocked(k, nil)
 		}
 		a.markErrorLocked(k, a.statuses[k])
 	}
@@ -779,6 +783,10 @@ func (a *Agent) markErrorLocked(k key, st status) {
 		delete(a.errored, k)
 	}
 }
+
+// verifyCounts, when set (by tests), is given the status counts a pass
+// kept in place and those counted from scratch, which must be equal.
+var verifyCounts func(got, want map[statusCountKey]int)
 
 // verifyManaged, when set (by tests), is given the objects a pass counted
 // managed, kept count of, and those counted from scratch, which must be

@@ -105,13 +105,15 @@ func TestPartErrorsShowAsNetwork(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			net := key{store.Networks, "n1"}
 			a := &Agent{
-				statuses: map[key]status{net: {Status: model.StatusActive}},
+				statuses: map[key]status{},
+				counts:   map[statusCountKey]int{},
 				errored:  map[key]bool{},
 				names:    map[key]string{net: "blue"},
 			}
+			a.setStatusLocked(net, &status{Status: model.StatusActive})
 			for _, kind := range c.parts {
 				k := key{kind, "n1"}
-				a.statuses[k] = errored
+				a.setStatusLocked(k, &errored)
 				a.markErrorLocked(k, errored)
 			}
 			want := []ObjectError{{Type: "network", ID: "n1", Name: "blue", Reason: "broken"}}

@@ -100,9 +100,7 @@ func BenchmarkPlugAtScale(b *testing.B) {
 				recs = append(recs, p)
 			}
 			e.converge(e.put(recs...))
-			// Not the test hook's work: statuses computed twice.
-			defer func(v func(got, want map[key]status)) { verifyStatuses = v }(verifyStatuses)
-			verifyStatuses = nil
+			withoutVerifiers(b)
 			b.ResetTimer()
 			for i := range b.N {
 				// Plugged and unplugged in turn: the group gains and
@@ -198,11 +196,7 @@ func BenchmarkPassWorkBound(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			// What tests check after every pass is not a pass's work.
-			defer func(v func(got, want map[key]status), m func(got, want map[string]int)) {
-				verifyStatuses, verifyManaged = v, m
-			}(verifyStatuses, verifyManaged)
-			verifyStatuses, verifyManaged = nil, nil
+			withoutVerifiers(b)
 			simulatePass(b, a, true)
 			b.ResetTimer()
 			for range b.N {
@@ -264,11 +258,7 @@ func BenchmarkFullPassAtScale(b *testing.B) {
 				recs = append(recs, p)
 			}
 			writeRecords(b, st, recs, nil)
-			// What tests check after every pass is not a pass's work.
-			defer func(v func(got, want map[key]status), m func(got, want map[string]int)) {
-				verifyStatuses, verifyManaged = v, m
-			}(verifyStatuses, verifyManaged)
-			verifyStatuses, verifyManaged = nil, nil
+			withoutVerifiers(b)
 			e.start()
 			e.converge(e.revision())
 			e.waitFullPasses(2)
@@ -291,4 +281,13 @@ func BenchmarkFullPassAtScale(b *testing.B) {
 			}
 		})
 	}
+}
+
+// withoutVerifiers turns off, until tb ends, what tests check after every
+// pass (verifyStatuses, verifyManaged, verifyCounts): computing it all
+// again from scratch is not a pass's work.
+func withoutVerifiers(tb testing.TB) {
+	s, m, c := verifyStatuses, verifyManaged, verifyCounts
+	verifyStatuses, verifyManaged, verifyCounts = nil, nil, nil
+	tb.Cleanup(func() { verifyStatuses, verifyManaged, verifyCounts = s, m, c })
 }

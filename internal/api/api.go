@@ -128,8 +128,10 @@ func (s *Server) wrap(authenticate func(*http.Request) (auth.Caller, error)) htt
 					Message: "Request Failed: internal server error while processing your request."})
 			}
 			d := time.Since(start)
+			// waited: the part of the duration spent for the
+			// agents to program the write (HeaderWait).
 			s.cfg.Logger.Debug("request", "method", r.Method, "path", r.URL.Path,
-				"status", rec.status, "duration", d)
+				"status", rec.status, "duration", d, "waited", rec.waited)
 			if s.cfg.Observe != nil {
 				s.cfg.Observe(methodLabel(r.Method), s.route(r), rec.status, d)
 			}
@@ -195,6 +197,7 @@ func (s *Server) authError(r *http.Request, err error) *service.Error {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	waited time.Duration // in waitFor
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -401,7 +404,11 @@ func (s *Server) waitFor(w http.ResponseWriter, r *http.Request, rev int64, sett
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), min(d, maxWait))
 	defer cancel()
+	start := time.Now()
 	err := s.cfg.Converger.WaitConverged(ctx, rev)
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.waited += time.Since(start)
+	}
 	if err != nil {
 		s.cfg.Logger.Info("write not programmed in time", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

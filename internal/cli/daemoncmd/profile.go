@@ -17,7 +17,11 @@ import (
 // benchmarks that look at one phase of a run (bench/create100 -profile):
 // the first starts a CPU profile and records blocking and lock waits, the
 // second writes cpu.pprof, block.pprof, mutex.pprof and heap.pprof into dir, and so
-// on, each pair into a new numbered directory. It returns when ctx ends,
+// on, each pair into a new numbered directory (the next number not yet in
+// dir, so that a restarted daemon adds to the earlier ones). The heap as the
+// first found it is heap0.pprof: the allocations between the two are
+// heap.pprof's less heap0.pprof's (go tool pprof -sample_index=alloc_space
+// -diff_base heap0.pprof heap.pprof). It returns when ctx ends,
 // writing a profile still running.
 func profileOnSignal(ctx context.Context, dir string) {
 	sig := make(chan os.Signal, 1)
@@ -46,6 +50,9 @@ func profileOnSignal(ctx context.Context, dir string) {
 			continue
 		}
 		n++
+		for exists(filepath.Join(dir, fmt.Sprint(n))) {
+			n++
+		}
 		f, err := startProfile(filepath.Join(dir, fmt.Sprint(n)))
 		if err != nil {
 			slog.Error("profile", "err", err)
@@ -55,8 +62,16 @@ func profileOnSignal(ctx context.Context, dir string) {
 	}
 }
 
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 func startProfile(dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writeProfile(filepath.Join(dir, "heap0.pprof"), "heap"); err != nil {
 		return nil, err
 	}
 	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
@@ -77,14 +92,18 @@ func stopProfile(cpu *os.File) error {
 	errs := []error{cpu.Close()}
 	dir := filepath.Dir(cpu.Name())
 	for _, name := range []string{"block", "mutex", "heap"} {
-		f, err := os.Create(filepath.Join(dir, name+".pprof"))
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		errs = append(errs, pprof.Lookup(name).WriteTo(f, 0), f.Close())
+		errs = append(errs, writeProfile(filepath.Join(dir, name+".pprof"), name))
 	}
 	runtime.SetBlockProfileRate(0)
 	runtime.SetMutexProfileFraction(0)
 	return errors.Join(errs...)
+}
+
+// writeProfile writes the runtime's profile name into path.
+func writeProfile(path, name string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	return errors.Join(pprof.Lookup(name).WriteTo(f, 0), f.Close())
 }
