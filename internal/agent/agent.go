@@ -131,7 +131,7 @@ type Agent struct {
 	mu       sync.Mutex
 	statuses map[key]status
 	// counts counts the statuses as StatusCounts shows them, kept with
-	// them (countStatusLocked) so that a metrics scrape does not walk
+	// them (setStatusLocked) so that a metrics scrape does not walk
 	// every status with the lock held.
 	counts map[statusCountKey]int
 	// errored are the keys of statuses in ERROR.
