@@ -95,3 +95,47 @@ func TestRuleRemovalWalksConntrackOnce(t *testing.T) {
 		t.Errorf("the IPv6 connection no rule change concerned was forgotten:\n%s", table)
 	}
 }
+
+// TestRulesGainedWalkNoConntrack: a port whose rules only gained (a rule
+// added to its group, a group added to it) cuts no connection — its
+// rules only allow, and every one it had is still there — so its change
+// reads no conntrack table: each read walks the kernel's whole hash. A
+// change that takes a rule away, even beside one it adds, still reads
+// the table once and forgets what the removed rule admitted.
+func TestRulesGainedWalkNoConntrack(t *testing.T) {
+	prefix := func(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+	http := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 8080, PortMax: 8080, Remote: prefix("10.9.0.0/24")}
+	ssh := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 6, ProtoMax: 6, PortMin: 22, PortMax: 22, Remote: prefix("10.9.0.0/24")}
+	dns := firewall.Rule{Direction: firewall.Ingress, ProtoMin: 17, ProtoMax: 17, PortMin: 53, PortMax: 53, Remote: prefix("10.9.0.0/24")}
+	for _, tc := range []struct {
+		name             string
+		before, after    []firewall.Rule
+		walks, forgets   uint
+		httpStillTracked bool
+	}{
+		{"rule added", []firewall.Rule{http}, []firewall.Rule{http, ssh}, 0, 0, true},
+		{"rules added", []firewall.Rule{http}, []firewall.Rule{dns, http, ssh}, 0, 0, true},
+		{"rule replaced", []firewall.Rule{http}, []firewall.Rule{ssh}, 1, 1, false},
+		{"rule removed beside one added", []firewall.Rule{http, ssh}, []firewall.Rule{ssh, dns}, 1, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLab(t)
+			if _, err := l.fw.Apply(l.spec(tc.before...)); err != nil {
+				t.Fatal(err)
+			}
+			run(t, "ip", "netns", "exec", l.host, "conntrack", "-I", "-p", "tcp", "-s", "10.9.0.1", "-d", "10.9.0.2",
+				"--sport", "40000", "--dport", "8080", "--state", "ESTABLISHED", "-t", "600", "-u", "ASSURED")
+			res, err := l.fw.Apply(l.spec(tc.after...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ConntrackWalks != tc.walks || res.Forgotten != tc.forgets {
+				t.Errorf("%d conntrack dumps, %d connections forgotten; want %d, %d", res.ConntrackWalks, res.Forgotten, tc.walks, tc.forgets)
+			}
+			table := run(t, "ip", "netns", "exec", l.host, "conntrack", "-L")
+			if got := strings.Contains(table, "dport=8080 "); got != tc.httpStillTracked {
+				t.Errorf("the connection to :8080 tracked: %v, want %v:\n%s", got, tc.httpStillTracked, table)
+			}
+		})
+	}
+}

@@ -799,7 +799,8 @@ func (f *Firewall) Delete() error {
 type flowMatcher struct {
 	old, next compiled
 	// changed are the ports of old whose compilation next did not reuse
-	// (changed or gone).
+	// and whose rules next does not all keep (see covers), or that are
+	// gone.
 	changed []uint16
 	// shrunk are the members each remote group lost, and byGroup the
 	// other ports of old that name the group.
@@ -841,7 +842,7 @@ func newFlowMatcher(old, next compiled) *flowMatcher {
 	}
 	for _, tag := range slices.Sorted(maps.Keys(old.ports)) {
 		pe := old.ports[tag]
-		if np := next.ports[tag]; np != pe && (np == nil || !slices.Equal(np.port.Rules, pe.port.Rules)) {
+		if np := next.ports[tag]; np != pe && (np == nil || np.port.Interface != pe.port.Interface || !covers(np.port.Rules, pe.port.Rules)) {
 			m.changed = append(m.changed, tag)
 			continue
 		}
@@ -852,6 +853,27 @@ func newFlowMatcher(old, next compiled) *flowMatcher {
 		}
 	}
 	return m
+}
+
+// covers reports whether rules holds every rule of old. Rules only
+// allow (a port admits what any of its rules admits), so a port whose
+// rules cover its old ones — a rule added to its group, a group added to
+// it — cuts no connection by its rules: only its remote groups' lost
+// members may (flowMatcher.shrunk), and it is not changed.
+func covers(rules, old []Rule) bool {
+	if len(old) > len(rules) {
+		return false
+	}
+	have := make(map[Rule]bool, len(rules))
+	for _, r := range rules {
+		have[r] = true
+	}
+	for _, r := range old {
+		if !have[r] {
+			return false
+		}
+	}
+	return true
 }
 
 // from is what the matcher can match, when that is the connections from
