@@ -87,7 +87,11 @@ func TestRuleRemovalWalksConntrackOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.ConntrackWalks != 1 || res.Examined != 2 || res.Forgotten != 1 {
+	// At least the two inserted are examined: the lab's instances may
+	// have had an IPv6 packet of their own tracked meanwhile (a router
+	// solicitation or a multicast listener report, which the bridge
+	// tracks), whose entry the dump returns too.
+	if res.ConntrackWalks != 1 || res.Examined < 2 || res.Forgotten != 1 {
 		t.Errorf("rule removed: %d dumps examining %d entries, forgetting %d; want 1 dump examining both (IPv4 and IPv6), forgetting the one the rule admitted", res.ConntrackWalks, res.Examined, res.Forgotten)
 	}
 	table := run(t, "ip", "netns", "exec", l.host, "conntrack", "-L", "-f", "ipv6")
