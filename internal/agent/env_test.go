@@ -49,32 +49,29 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	// And that the objects it counted managed are those counted from
-	// scratch.
-	verifyManaged = func(got, want map[string]int) {
-		if maps.Equal(got, want) {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		wrong = append(wrong, fmt.Sprintf("verifyManaged: counted %v, from scratch %v", got, want))
-	}
-	// And that the status counts kept in place (StatusCounts) are
-	// those counted from scratch.
-	verifyCounts = func(got, want map[statusCountKey]int) {
-		if maps.Equal(got, want) {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		wrong = append(wrong, fmt.Sprintf("verifyCounts: kept %v, from scratch %v", got, want))
-	}
+	// And that the objects it counted managed, and the status counts it
+	// kept in place (StatusCounts), are those counted from scratch.
+	verifyManaged = countsAgree[string](&mu, &wrong, "verifyManaged")
+	verifyCounts = countsAgree[statusCountKey](&mu, &wrong, "verifyCounts")
 	code := lab.RunTests(m, "agent", allPrefix)
 	for _, w := range wrong {
 		fmt.Println(w)
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// countsAgree returns a check of counts kept in place against counts from
+// scratch that notes, under mu, what differs in wrong.
+func countsAgree[K comparable](mu *sync.Mutex, wrong *[]string, name string) func(got, want map[K]int) {
+	return func(got, want map[K]int) {
+		if maps.Equal(got, want) {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		*wrong = append(*wrong, fmt.Sprintf("%s: kept %v, from scratch %v", name, got, want))
+	}
 }
 
 // env is one test's host: its own host namespace, namespace prefix, store
