@@ -51,10 +51,9 @@
 //
 // -persample prints a line per timed port create and floating IP create:
 // its start (UTC) and time, and what the daemon did from the create to
-// the answer
-// (passes by kind and their total time, garbage collections and their
-// pauses; /metrics read before and after, untimed), the passes' "pass
-// done" lines, with their stages, and the requests' lines (the daemon then
+// the answer (passes by kind and their total time, garbage collections
+// and their pauses; /metrics read before and after, untimed), the
+// passes' "pass done" lines, with their stages, and the requests' lines (the daemon then
 // logs at debug; each line's time is its end, and a request's "waited" is
 // the part of its duration spent for the agent to program it): the
 // evidence for a row's tail — the API's share (start to the pass's

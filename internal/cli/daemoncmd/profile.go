@@ -62,6 +62,8 @@ func profileOnSignal(ctx context.Context, dir string) {
 	}
 }
 
+// exists reports whether path names something (a profile directory
+// taken).
 func exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
