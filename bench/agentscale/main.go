@@ -20,15 +20,15 @@
 // row's port and FIP creates took over 10 ms, and the slowest.
 //
 // The ports that fill the store are unbound (no instance: no kernel
-// state, the store's size only). They are
-// written straight into the daemon's store while it is stopped, each a copy
-// of one port the API created with its own id, name, MAC and address:
-// creating 10,000 ports through the API takes the better part of an hour
-// today, which is the service's cost, not the agent's. The daemon then
-// starts again on the bigger store (its first pass is a full one, as after
-// any restart) before the row is measured. Every timed port is plugged into an instance of its own, behind
-// a router with a gateway, and deleted with its instance and floating IP
-// after its sample (untimed, waited).
+// state, the store's size only). They are written straight into the
+// daemon's store while it is stopped, each a copy of one port the API
+// created with its own id, name, MAC and address: creating 10,000 ports
+// through the API takes the better part of an hour today, which is the
+// service's cost, not the agent's. The daemon then starts again on the
+// bigger store (its first pass is a full one, as after any restart)
+// before the row is measured. Every timed port is plugged into an
+// instance of its own, behind a router with a gateway, and deleted with
+// its instance and floating IP after its sample (untimed, waited).
 //
 // Run as root from the repository root:
 //
