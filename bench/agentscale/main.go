@@ -56,11 +56,12 @@
 // its start (UTC) and time, and what the daemon did from the create to
 // the answer (passes by kind and their total time, garbage collections
 // and their pauses; /metrics read before and after, untimed), the
-// passes' "pass done" lines, with their stages, and the requests' lines (the daemon then
-// logs at debug; each line's time is its end, and a request's "waited" is
-// the part of its duration spent for the agent to program it): the
-// evidence for a row's tail — the API's share (start to the pass's
-// start, and the request's duration less its wait), the pass, the answer.
+// passes' "pass done" lines, with their stages, and the requests' lines
+// (the daemon then logs at debug; each line's time is its end, and a
+// request's "waited" is the part of its duration spent for the agent to
+// program it): the evidence for a row's tail — the API's share (start to
+// the pass's start, and the request's duration less its wait), the pass,
+// the answer.
 //
 // -profile DIR profiles the daemon, through its hidden --profile-dir
 // flag: CPU, blocking, lock waits and the heap (its allocations too), to
@@ -258,7 +259,7 @@ func tail(xs []time.Duration) string {
 			n++
 		}
 	}
-	return fmt.Sprintf("%d (%s)", n, ms(slices.Max(xs)))
+	return fmt.Sprintf("%d (%s)", n, ms(pct(xs, 100)))
 }
 
 type world struct {
